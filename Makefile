@@ -1,0 +1,63 @@
+# tablium: a thin layer over CMake. `make demo` runs the platform demo, `make test` the suite.
+# Each target installs the Debian packages it needs (scripts/deps.sh) when they are missing.
+
+MAKEFLAGS += --no-print-directory
+PYTHON   := /usr/bin/python3
+BUILD    ?= build
+ASAN     ?= build-asan
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+GEN      := $(PYTHON) generator/tablium-gen
+
+.PHONY: all deps build build-asan regen check-gen test test-fast test-asan test-generator demo bench clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTB_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DTB_WERROR=ON -DTB_SANITIZE=ON -DTB_WITH_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS)
+
+# Regenerates gen/ from schemas/ (and, later, openapi/).
+regen: deps
+	@bash scripts/regen.sh gen
+
+# Fails when the committed gen/ differs from what the generator produces now.
+check-gen: deps
+	@rm -rf $(BUILD)/gen-check && mkdir -p $(BUILD)/gen-check
+	@bash scripts/regen.sh $(BUILD)/gen-check
+	@if ! diff -ru gen $(BUILD)/gen-check; then \
+	  echo "check-gen: gen/ is stale: run 'make regen' and commit the result" >&2; exit 1; \
+	else echo "check-gen: gen/ is up to date"; fi
+
+test-generator: deps
+	@$(PYTHON) -m unittest discover -s tests/generator -t . -q
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@grep -h '^jsonschema-suite:' $(BUILD)/Testing/Temporary/LastTest.log || true
+
+test-asan: build-asan
+	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+	@grep -h '^jsonschema-suite: [0-9]' $(ASAN)/Testing/Temporary/LastTest.log | sed 's/^/asan: /' || true
+
+# The whole suite: generated code fresh, generator tests, the C suites, then the C suites again
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps check-gen test-generator test-fast test-asan
+	@echo "make test: all passed"
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+bench: build
+	@bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

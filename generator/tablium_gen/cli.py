@@ -1,0 +1,94 @@
+"""Command line: tablium-gen schemas FILE_OR_DIR... -o OUTDIR [--name NAME]."""
+import argparse
+import os
+import sys
+
+from . import VERSION
+from .errors import GenError
+from .ir import cnames
+from .ir.types import TypeBuilder
+from .ir.validators import ValidatorCompiler
+from .load import Loader
+from .render import render
+
+SCHEMA_EXT = (".json", ".yaml", ".yml")
+
+
+def expand(paths):
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, names in os.walk(p):
+                dirs.sort()
+                for n in sorted(names):
+                    if n.endswith(SCHEMA_EXT):
+                        files.append(os.path.join(root, n))
+        else:
+            files.append(p)
+    return files
+
+
+def compile_schemas(paths, name, dialect="2020-12"):
+    """Compiles schema files into (header text, source text). Raises GenError."""
+    loader = Loader(dialect=dialect)
+    vcomp = ValidatorCompiler(loader, prefix="%s__v" % name)
+    types = TypeBuilder(loader, vcomp)
+    files = expand(paths)
+    if not files:
+        raise GenError([])
+    for path in files:
+        root = loader.load_file(path)
+        stem = os.path.basename(path).rsplit(".", 1)[0]
+        if isinstance(root, dict) and isinstance(root.get("x-tablium-name"), str):
+            stem = root["x-tablium-name"]
+        where = cnames.short_path(path)
+        types.named(root, stem, where)
+        defs = root.get("$defs") if isinstance(root, dict) else None
+        if isinstance(defs, dict):
+            for dname, d in defs.items():
+                types.named(d, dname, "%s#/$defs/%s" % (where, dname))
+    unit = vcomp.finish()
+    source = " ".join(cnames.short_path(p) for p in paths)
+    header = "%s.h" % name
+    ctx = dict(source=source, types=types.types, unit=unit, header=header,
+               guard="TB_GEN_%s_H" % cnames.upper(name))
+    return render("schemas.h.j2", **ctx), render("schemas.c.j2", **ctx)
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="tablium-gen",
+                                 description="Compile JSON Schemas / OpenAPI specs into C.")
+    ap.add_argument("--version", action="version", version="tablium-gen " + VERSION)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("schemas", help="JSON Schemas -> C types, validators, codecs")
+    sp.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR")
+    sp.add_argument("-o", "--out", required=True, metavar="OUTDIR")
+    sp.add_argument("--name", help="base name of the .h/.c (default: OUTDIR's name)")
+    sp.add_argument("--dialect", choices=("2020-12", "oas30"), default="2020-12",
+                    help="JSON Schema 2020-12 (default) or the OpenAPI 3.0 schema dialect")
+    args = ap.parse_args(argv)
+
+    if args.cmd == "schemas":
+        name = cnames.snake(args.name or os.path.basename(os.path.normpath(args.out)))
+        try:
+            h, c = compile_schemas(args.inputs, name, args.dialect)
+        except GenError as e:
+            if not e.diags:
+                print("tablium-gen: no schema files in %s" % " ".join(args.inputs),
+                      file=sys.stderr)
+            for d in e.diags:
+                print(d, file=sys.stderr)
+            print("tablium-gen: nothing written", file=sys.stderr)
+            return 1
+        write(os.path.join(args.out, name + ".h"), h)
+        write(os.path.join(args.out, name + ".c"), c)
+        return 0
+    return 2

@@ -1,0 +1,1 @@
+"""Stage 2: the intermediate representation (validators, C types, names)."""

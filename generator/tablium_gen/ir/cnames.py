@@ -1,0 +1,54 @@
+"""C naming, decided once here: snake_case identifiers, keyword and collision handling."""
+import os
+import re
+
+C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
+for goto if inline int long register restrict return short signed sizeof static struct switch
+typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic
+_Generic _Noreturn _Static_assert _Thread_local bool true false NULL errno""".split())
+
+
+def snake(name):
+    """'userId' -> 'user_id', 'user.registered' -> 'user_registered', '2fa' -> '_2fa'."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
+    s = re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_").lower()
+    if not s:
+        s = "x"
+    if s[0].isdigit():
+        s = "_" + s
+    if s in C_KEYWORDS:
+        s += "_"
+    return s
+
+
+def upper(name):
+    return snake(name).upper().lstrip("_") or "X"
+
+
+class Namer:
+    """Hands out unique C names within one scope."""
+
+    def __init__(self, reserved=()):
+        self.used = set(reserved)
+
+    def take(self, want):
+        name = want
+        i = 2
+        while name in self.used:
+            name = "%s_%d" % (want, i)
+            i += 1
+        self.used.add(name)
+        return name
+
+
+def short_path(path):
+    """A path as shown in generated comments: relative to the current directory when inside it
+    (stable across machines), else the file name."""
+    if path is None:
+        return "?"
+    ap = os.path.abspath(path)
+    cwd = os.getcwd()
+    if ap.startswith(cwd + os.sep):
+        return os.path.relpath(ap, cwd)
+    return os.path.basename(ap)

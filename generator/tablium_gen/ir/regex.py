@@ -1,0 +1,165 @@
+"""ECMA-262 regular expressions to PCRE2 syntax, and a compile check with the real PCRE2.
+
+JSON Schema patterns use ECMA-262 semantics. PCRE2 (compiled with PCRE2_UTF and
+PCRE2_DOLLAR_ENDONLY, without PCRE2_UCP) already matches ECMA for \\d, \\w, \\b and $; this
+rewrites the few spellings that differ: \\uXXXX and \\u{...} escapes, \\s/\\S (ECMA counts Unicode
+spaces), [^] (any character) and [] (nothing).
+"""
+import ctypes
+import ctypes.util
+
+_ECMA_SPACE = "\\t\\n\\x{0b}\\f\\r \\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}" \
+              "\\x{205f}\\x{3000}\\x{feff}"
+
+
+# ECMA-262 accepts long General_Category names; PCRE2 10.42 only the short ones.
+_GC_LONG = {
+    "Letter": "L", "Cased_Letter": "LC", "Uppercase_Letter": "Lu", "Lowercase_Letter": "Ll",
+    "Titlecase_Letter": "Lt", "Modifier_Letter": "Lm", "Other_Letter": "Lo", "Mark": "M",
+    "Nonspacing_Mark": "Mn", "Spacing_Mark": "Mc", "Enclosing_Mark": "Me", "Number": "N",
+    "Decimal_Number": "Nd", "digit": "Nd", "Letter_Number": "Nl", "Other_Number": "No",
+    "Punctuation": "P", "punct": "P", "Connector_Punctuation": "Pc", "Dash_Punctuation": "Pd",
+    "Open_Punctuation": "Ps", "Close_Punctuation": "Pe", "Initial_Punctuation": "Pi",
+    "Final_Punctuation": "Pf", "Other_Punctuation": "Po", "Symbol": "S", "Math_Symbol": "Sm",
+    "Currency_Symbol": "Sc", "Modifier_Symbol": "Sk", "Other_Symbol": "So", "Separator": "Z",
+    "Space_Separator": "Zs", "Line_Separator": "Zl", "Paragraph_Separator": "Zp", "Other": "C",
+    "Control": "Cc", "cntrl": "Cc", "Format": "Cf", "Surrogate": "Cs", "Private_Use": "Co",
+    "Unassigned": "Cn",
+}
+
+
+def _property(name):
+    for prefix in ("General_Category=", "gc=", "Script=", "sc=", "Script_Extensions=", "scx="):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return _GC_LONG.get(name, name)
+
+
+def ecma_to_pcre2(p):
+    out = []
+    i = 0
+    n = len(p)
+    in_class = False
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise ValueError("trailing backslash")
+            d = p[i + 1]
+            if d == "u":
+                if i + 2 < n and p[i + 2] == "{":
+                    j = p.find("}", i + 3)
+                    if j < 0:
+                        raise ValueError("unterminated \\u{")
+                    out.append("\\x{%s}" % p[i + 3:j])
+                    i = j + 1
+                    continue
+                hexd = p[i + 2:i + 6]
+                if len(hexd) == 4 and all(h in "0123456789abcdefABCDEF" for h in hexd):
+                    cp = int(hexd, 16)
+                    low = p[i + 8:i + 12] if p.startswith("\\u", i + 6) else ""
+                    if (0xD800 <= cp < 0xDC00 and len(low) == 4
+                            and all(h in "0123456789abcdefABCDEF" for h in low)
+                            and 0xDC00 <= int(low, 16) < 0xE000):
+                        # a UTF-16 surrogate pair names one code point
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (int(low, 16) - 0xDC00)
+                        out.append("\\x{%X}" % cp)
+                        i += 12
+                        continue
+                    out.append("\\x{%s}" % hexd)
+                    i += 6
+                    continue
+                out.append("u")
+                i += 2
+                continue
+            if d in "pP" and i + 2 < n and p[i + 2] == "{":
+                j = p.find("}", i + 3)
+                if j < 0:
+                    raise ValueError("unterminated \\%s{" % d)
+                out.append("\\%s{%s}" % (d, _property(p[i + 3:j])))
+                i = j + 1
+                continue
+            if d == "s":
+                out.append(_ECMA_SPACE if in_class else "[" + _ECMA_SPACE + "]")
+                i += 2
+                continue
+            if d == "S" and not in_class:
+                out.append("[^" + _ECMA_SPACE + "]")
+                i += 2
+                continue
+            out.append(p[i:i + 2])
+            i += 2
+            continue
+        if not in_class and c == "[":
+            if p.startswith("[^]", i):
+                out.append("[\\s\\S]")
+                i += 3
+                continue
+            if p.startswith("[]", i):
+                out.append("(?!)")
+                i += 2
+                continue
+            in_class = True
+            out.append(c)
+            i += 1
+            if i < n and p[i] == "^":
+                out.append("^")
+                i += 1
+            continue
+        if not in_class and c == ".":
+            out.append("[^\\n\\r\\x{2028}\\x{2029}]")  # ECMA: any but line terminators
+            i += 1
+            continue
+        if in_class and c == "]":
+            in_class = False
+        elif in_class and c == "[":
+            out.append("\\[")  # a literal '[' in an ECMA class; PCRE2 would read POSIX [:x:]
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+_pcre = None
+
+
+def _lib():
+    global _pcre
+    if _pcre is None:
+        name = ctypes.util.find_library("pcre2-8") or "libpcre2-8.so.0"
+        try:
+            lib = ctypes.CDLL(name)
+            lib.pcre2_compile_8.restype = ctypes.c_void_p
+            lib.pcre2_compile_8.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint32,
+                                            ctypes.POINTER(ctypes.c_int),
+                                            ctypes.POINTER(ctypes.c_size_t), ctypes.c_void_p]
+            lib.pcre2_code_free_8.argtypes = [ctypes.c_void_p]
+            lib.pcre2_get_error_message_8.argtypes = [ctypes.c_int, ctypes.c_char_p,
+                                                      ctypes.c_size_t]
+            _pcre = lib
+        except OSError:
+            _pcre = False
+    return _pcre
+
+
+PCRE2_UTF = 0x00080000
+PCRE2_DOLLAR_ENDONLY = 0x00000010
+
+
+def check_pcre2(pattern):
+    """None when PCRE2 compiles the pattern (or PCRE2 is not available here), else the reason."""
+    lib = _lib()
+    if not lib:
+        return None
+    b = pattern.encode("utf-8")
+    err = ctypes.c_int(0)
+    off = ctypes.c_size_t(0)
+    code = lib.pcre2_compile_8(b, len(b), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, ctypes.byref(err),
+                               ctypes.byref(off), None)
+    if code:
+        lib.pcre2_code_free_8(code)
+        return None
+    buf = ctypes.create_string_buffer(256)
+    lib.pcre2_get_error_message_8(err.value, buf, 256)
+    return "%s at offset %d" % (buf.value.decode(), off.value)

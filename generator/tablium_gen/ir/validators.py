@@ -1,0 +1,587 @@
+"""IR of validators: one C function per distinct subschema, each a list of checks.
+
+The compiler walks schemas reachable from the requested entry points, following $ref and
+$dynamicRef, and produces a ValidatorUnit: functions, regex and constant tables, key matchers and
+the dynamic-scope tables. Every decision about the generated C (names, literals, messages) is
+taken here; the templates only print it.
+"""
+import json
+import math
+
+from ..errors import Diagnostic, GenError
+from ..load.uri import pointer_escape
+from . import cnames
+from .regex import ecma_to_pcre2, check_pcre2
+
+TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
+TYPE_TEST = {
+    "null": "json_is_null(j)",
+    "boolean": "json_is_boolean(j)",
+    "object": "json_is_object(j)",
+    "array": "json_is_array(j)",
+    "number": "json_is_number(j)",
+    "string": "json_is_string(j)",
+    "integer": "tb_json_is_integer(j)",
+}
+FORMATS = {
+    "date-time": "tb_format_date_time", "date": "tb_format_date", "time": "tb_format_time",
+    "email": "tb_format_email", "uuid": "tb_format_uuid", "ipv4": "tb_format_ipv4",
+    "ipv6": "tb_format_ipv6", "uri": "tb_format_uri", "uri-reference": "tb_format_uri_reference",
+    "hostname": "tb_format_hostname",
+}
+
+
+class Sub:
+    """A reference to a subschema from a check: always true, always false, or a function."""
+
+    def __init__(self, kind, func=None):
+        self.kind = kind  # "true" | "false" | "fn"
+        self.func = func
+
+    @property
+    def fn(self):
+        return self.func.name
+
+
+class Check:
+    def __init__(self, kind, **kw):
+        self.kind = kind
+        self.__dict__.update(kw)
+
+
+class VFunc:
+    def __init__(self, name, where, resource):
+        self.name = name
+        self.where = where
+        self.resource = resource
+        self.checks = []
+        self.has_uneval = False
+        self.calls = False
+        self.description = None
+
+
+class KeyMatcher:
+    """Maps a member name to its index in a `properties` list: a switch on length + memcmp."""
+
+    def __init__(self, name, keys):
+        self.name = name
+        self.keys = keys  # list of str
+        by_len = {}
+        for i, k in enumerate(keys):
+            b = k.encode("utf-8")
+            by_len.setdefault(len(b), []).append((cstr_bytes(b), i))
+        self.by_len = sorted(by_len.items())
+
+
+class ValidatorUnit:
+    def __init__(self):
+        self.funcs = []
+        self.regexes = []   # (pcre2 C literal, original pattern comment)
+        self.consts = []    # C literals of JSON text
+        self.keymatchers = []
+        self.resources = []  # URIs, index = resource id
+        self.dyn_tables = []  # (table name, [(resource id, func name)])
+        self.uses_dynamic = False
+        self.uses_uneval = False  # annotations are tracked only when some schema needs them
+        self.entries = []   # (public name, Sub)
+
+
+def _subs_of(obj):
+    """Every function Sub referenced from a check tree."""
+    if isinstance(obj, Sub):
+        if obj.kind == "fn":
+            yield obj
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _subs_of(x)
+    elif isinstance(obj, Check):
+        for v in obj.__dict__.values():
+            yield from _subs_of(v)
+
+
+def cstr_bytes(b):
+    """C string literal for bytes (octal escapes; '?' escaped against trigraphs)."""
+    out = ['"']
+    for ch in b:
+        c = chr(ch)
+        if c == '"' or c == "\\":
+            out.append("\\" + c)
+        elif c == "?":
+            out.append("\\?")
+        elif 0x20 <= ch < 0x7F:
+            out.append(c)
+        else:
+            out.append("\\%03o" % ch)
+    out.append('"')
+    return "".join(out)
+
+
+def comment_safe(s):
+    """Text that can sit inside a C block comment."""
+    return s.replace("*/", "*\\/").replace("\0", "\\u0000").replace("\n", " ")
+
+
+def cstr(s):
+    return cstr_bytes(s.encode("utf-8"))
+
+
+def cmsg(s):
+    """C literal usable as a printf format with no arguments."""
+    return cstr(s.replace("%", "%%").replace("\0", "\\u0000"))
+
+
+def num_literal(v):
+    if isinstance(v, bool):
+        raise TypeError
+    if isinstance(v, int):
+        if abs(v) < 2 ** 63:
+            return "%d.0L" % v
+        return "%sL" % repr(float(v))
+    if math.isinf(v) or math.isnan(v):
+        raise ValueError("non-finite number")
+    r = repr(v)
+    if "e" not in r and "." not in r:
+        r += ".0"
+    # a double, like the instance: 1.1 must equal the 1.1 the JSON parser produced
+    return "(long double)" + r
+
+
+def num_text(v):
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+        return str(int(v))
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def short_json(v, limit=60):
+    s = json.dumps(v, ensure_ascii=False)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+class ValidatorCompiler:
+    """Compiles schema nodes into a ValidatorUnit. `loader` resolves references; `prefix`
+    names the static functions; `dialect` is "2020-12" or "oas30" (OpenAPI 3.0 nullable and
+    boolean exclusiveMinimum/Maximum)."""
+
+    def __init__(self, loader, prefix="v"):
+        self.loader = loader
+        self.prefix = prefix
+        self.unit = ValidatorUnit()
+        self.memo = {}
+        self.res_ids = {}
+        self.regex_ids = {}
+        self.const_ids = {}
+        self.dyn_used = {}  # anchor name -> table name
+        self.errors = []
+
+    # ---- public ----
+
+    def add_entry(self, public_name, node):
+        sub = self.sub(node)
+        self.unit.entries.append((public_name, sub))
+        return sub
+
+    def finish(self):
+        """Completes the dynamic-scope tables (compiling what they name) and returns the unit."""
+        if self.errors:
+            raise GenError(self.errors)
+        done = False
+        while not done:
+            done = True
+            for name in list(self.dyn_used):
+                for (res, anchor), node in list(self.loader.dyn_anchors.items()):
+                    if anchor == name and res in self.res_ids and id(node) not in self.memo:
+                        self.sub(node)
+                        done = False
+        if self.errors:
+            raise GenError(self.errors)
+        for name, table in sorted(self.dyn_used.items(), key=lambda kv: kv[1]):
+            rows = []
+            for (res, anchor), node in self.loader.dyn_anchors.items():
+                if anchor == name and res in self.res_ids:
+                    rows.append((self.res_ids[res], self.memo[id(node)].name))
+            self.unit.dyn_tables.append((table, sorted(rows)))
+        self.unit.uses_dynamic = bool(self.dyn_used)
+        self._prune()
+        self.unit.uses_uneval = any(f.has_uneval for f in self.unit.funcs)
+        return self.unit
+
+    def _prune(self):
+        """Drops functions no entry point can reach (left by schemas that failed to compile)."""
+        seen = set()
+        stack = [s.func for _, s in self.unit.entries if s.kind == "fn"]
+        stack += [self._by_name(fn) for _, rows in self.unit.dyn_tables for _, fn in rows]
+        while stack:
+            f = stack.pop()
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            for s in _subs_of(f.checks):
+                if s.func.name not in seen:
+                    stack.append(s.func)
+        self.unit.funcs = [f for f in self.unit.funcs if f.name in seen]
+        used_km = {c.matcher for f in self.unit.funcs for c in f.checks
+                   if c.kind == "object" and c.matcher}
+        self.unit.keymatchers = [k for k in self.unit.keymatchers if k.name in used_km]
+
+    def _by_name(self, name):
+        for f in self.unit.funcs:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    # ---- helpers ----
+
+    def err(self, node, kw, reason):
+        info = self.loader.info(node)
+        ptr = (info.pointer if info else "") + ("/" + pointer_escape(kw) if kw else "")
+        self.errors.append(Diagnostic(info.file if info else None, ptr, reason))
+
+    def resource_id(self, uri):
+        if uri not in self.res_ids:
+            self.res_ids[uri] = len(self.unit.resources)
+            self.unit.resources.append(uri)
+        return self.res_ids[uri]
+
+    def regex(self, node, kw, pattern):
+        if pattern in self.regex_ids:
+            return self.regex_ids[pattern]
+        try:
+            pcre = ecma_to_pcre2(pattern)
+        except ValueError as e:
+            self.err(node, kw, "cannot compile pattern %r: %s" % (pattern, e))
+            return 0
+        problem = check_pcre2(pcre)
+        if problem:
+            self.err(node, kw, "cannot compile pattern %r: %s" % (pattern, problem))
+            return 0
+        idx = len(self.unit.regexes)
+        self.unit.regexes.append((cstr(pcre), comment_safe(pattern)))
+        self.regex_ids[pattern] = idx
+        return idx
+
+    def const(self, value):
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        if text not in self.const_ids:
+            self.const_ids[text] = len(self.unit.consts)
+            self.unit.consts.append(cstr(text))
+        return self.const_ids[text]
+
+    def eq_expr(self, v):
+        if v is None:
+            return "json_is_null(j)"
+        if v is True:
+            return "json_is_true(j)"
+        if v is False:
+            return "json_is_false(j)"
+        if isinstance(v, (int, float)):
+            return "(json_is_number(j) && tb_json_num(j) == %s)" % num_literal(v)
+        if isinstance(v, str):
+            b = v.encode("utf-8")
+            return "tb_json_str_eq(j, %s, %d)" % (cstr_bytes(b), len(b))
+        return "tb_vconst_eq(j, &K[%d])" % self.const(v)
+
+    def sub(self, node):
+        if node is True:
+            return Sub("true")
+        if node is False:
+            return Sub("false")
+        if not isinstance(node, dict):
+            return None
+        f = self.memo.get(id(node))
+        if f is None:
+            f = self.compile(node)
+        return Sub("fn", f)
+
+    def child(self, node, kw, value, what="a schema"):
+        if isinstance(value, bool) or isinstance(value, dict):
+            if isinstance(value, dict) and self.loader.info(value) is None:
+                info = self.loader.info(node)
+                self.loader.index(value, info.base, info.resource, info.file,
+                                  info.pointer + "/" + kw, info.dialect)
+            return self.sub(value)
+        self.err(node, kw, "must be %s (object or boolean), got %s" % (what, short_json(value)))
+        return Sub("true")
+
+    # ---- compile one schema object ----
+
+    def compile(self, node):
+        info = self.loader.info(node)
+        name = "%s%d" % (self.prefix, len(self.unit.funcs))
+        where = "%s#%s" % (cnames.short_path(info.file) if info and info.file else "?",
+                           info.pointer if info else "")
+        f = VFunc(name, where.replace("*/", "*\\/"),
+                  self.resource_id(info.resource) if info else 0)
+        if isinstance(node.get("description"), str):
+            f.description = node["description"].replace("*/", "*\\/")
+        self.memo[id(node)] = f
+        self.unit.funcs.append(f)
+        dialect = info.dialect if info else "2020-12"
+        checks = f.checks
+        n = node
+
+        def want(kw, types, what):
+            v = n.get(kw)
+            if v is None and kw not in n:
+                return None
+            if not isinstance(v, types) or (isinstance(v, bool) and bool not in (
+                    types if isinstance(types, tuple) else (types,))):
+                self.err(n, kw, "%s must be %s, got %s" % (kw, what, short_json(v)))
+                return None
+            return v
+
+        def nonneg(kw):
+            v = want(kw, (int, float), "a non-negative integer")
+            if v is None:
+                return None
+            if v < 0 or (isinstance(v, float) and not v.is_integer()):
+                self.err(n, kw, "%s must be a non-negative integer, got %s" % (kw, short_json(v)))
+                return None
+            if int(v) == 0 and kw.startswith("min"):
+                return None  # always satisfied
+            return int(v)
+
+        # -- type, const, enum --
+        t = n.get("type")
+        if "type" in n:
+            types = [t] if isinstance(t, str) else t
+            if not isinstance(types, list) or not all(isinstance(x, str) and x in TYPES
+                                                       for x in types):
+                self.err(n, "type", "type must be one of %s or an array of them, got %s"
+                         % ("/".join(TYPES), short_json(t)))
+                types = []
+            types = list(dict.fromkeys(types))
+            if dialect == "oas30" and n.get("nullable") is True and "null" not in types:
+                types.append("null")
+            if types:
+                if "number" in types and "integer" in types:
+                    types.remove("integer")
+                checks.append(Check("type", test=" || ".join(TYPE_TEST[x] for x in types),
+                                    msg=cmsg("must be " + " or ".join(types))))
+        if "const" in n:
+            checks.append(Check("const", test=self.eq_expr(n["const"]),
+                                msg=cmsg("must be equal to " + short_json(n["const"]))))
+        if "enum" in n:
+            e = n["enum"]
+            if not isinstance(e, list):
+                self.err(n, "enum", "enum must be an array, got %s" % short_json(e))
+            else:
+                vals = list(e)
+                if dialect == "oas30" and n.get("nullable") is True and None not in vals:
+                    vals.append(None)
+                test = " || ".join(self.eq_expr(v) for v in vals) or "false"
+                checks.append(Check("enum", test=test,
+                                    msg=cmsg("must be one of " + short_json(vals, 120))))
+
+        # -- numbers --
+        num = []
+        for kw, op, word in (("minimum", ">=", ">="), ("maximum", "<=", "<=")):
+            v = want(kw, (int, float), "a number")
+            if v is not None:
+                excl = "exclusiveM" + kw[1:]
+                if dialect == "oas30" and n.get(excl) is True:
+                    op = op[0]
+                    word = word[0]
+                    kw = excl
+                num.append((kw, "x %s %s" % (op, num_literal(v)),
+                            cmsg("must be %s %s" % (word, num_text(v)))))
+        for kw, op in (("exclusiveMinimum", ">"), ("exclusiveMaximum", "<")):
+            if kw in n and isinstance(n[kw], bool) and dialect == "oas30":
+                continue
+            v = want(kw, (int, float), "a number")
+            if v is not None:
+                num.append((kw, "x %s %s" % (op, num_literal(v)),
+                            cmsg("must be %s %s" % (op, num_text(v)))))
+        mult = want("multipleOf", (int, float), "a number > 0")
+        if mult is not None and mult <= 0:
+            self.err(n, "multipleOf", "multipleOf must be > 0, got %s" % short_json(mult))
+            mult = None
+        if num or mult is not None:
+            checks.append(Check("number", limits=num,
+                                mult=repr(float(mult)) if mult is not None else None,
+                                mult_msg=cmsg("must be a multiple of %s" % num_text(mult))
+                                if mult is not None else None))
+
+        # -- strings --
+        minl, maxl = nonneg("minLength"), nonneg("maxLength")
+        pat = want("pattern", str, "a string (ECMA-262 regular expression)")
+        fmt = want("format", str, "a string")
+        if minl is not None or maxl is not None or pat is not None or (fmt in FORMATS):
+            checks.append(Check(
+                "string", min=minl, max=maxl,
+                min_msg=cmsg("must have at least %s characters" % minl),
+                max_msg=cmsg("must have at most %s characters" % maxl),
+                regex=self.regex(n, "pattern", pat) if pat is not None else None,
+                regex_msg=cmsg("must match pattern %s" % pat) if pat is not None else None,
+                format_fn=FORMATS.get(fmt),
+                format_msg=cmsg("must be a valid %s" % fmt) if fmt else None))
+
+        # -- arrays --
+        arr = Check("array", min=nonneg("minItems"), max=nonneg("maxItems"),
+                    unique=n.get("uniqueItems") is True, prefix=[], items=None,
+                    contains=None)
+        if "uniqueItems" in n and not isinstance(n["uniqueItems"], bool):
+            self.err(n, "uniqueItems", "uniqueItems must be a boolean")
+        arr.min_msg = cmsg("must have at least %s items" % arr.min)
+        arr.max_msg = cmsg("must have at most %s items" % arr.max)
+        prefix = n.get("prefixItems")
+        items = n.get("items")
+        if dialect == "oas30" and isinstance(items, list):
+            self.err(n, "items", "items must be a schema in OpenAPI 3.0")
+            items = None
+        if "prefixItems" in n:
+            if not isinstance(prefix, list):
+                self.err(n, "prefixItems", "prefixItems must be an array of schemas")
+            else:
+                arr.prefix = [self.child(n, "prefixItems/%d" % i, s)
+                              for i, s in enumerate(prefix)]
+        if "items" in n and items is not None:
+            arr.items = self.child(n, "items", items)
+        if "contains" in n:
+            mn = nonneg("minContains")
+            if mn is None and "minContains" in n:
+                mn = 0
+            mx = nonneg("maxContains")
+            arr.contains = self.child(n, "contains", n["contains"])
+            arr.cmin = 1 if mn is None else mn
+            arr.cmax = mx
+            arr.cmin_msg = cmsg("must contain at least %d matching items" % arr.cmin)
+            arr.cmax_msg = cmsg("must contain at most %s matching items" % mx)
+            arr.cmin_rule = "contains" if mn is None else "minContains"
+        if (arr.min is not None or arr.max is not None or arr.unique or arr.prefix
+                or arr.items is not None or arr.contains is not None):
+            checks.append(arr)
+
+        # -- objects --
+        obj = Check("object", props=[], required=[], patterns=[], additional=None,
+                    names=None, min=nonneg("minProperties"), max=nonneg("maxProperties"),
+                    dep_required=[], dep_schemas=[], matcher=None)
+        obj.min_msg = cmsg("must have at least %s properties" % obj.min)
+        obj.max_msg = cmsg("must have at most %s properties" % obj.max)
+        props = want("properties", dict, "an object of schemas") or {}
+        for k, s in props.items():
+            b = k.encode("utf-8")
+            obj.props.append(Check("prop", name=comment_safe(k), lit=cstr_bytes(b), len=len(b),
+                                   sub=self.child(n, "properties/" + pointer_escape(k), s),
+                                   bit=None))
+        req = want("required", list, "an array of strings") or []
+        if not all(isinstance(x, str) for x in req):
+            self.err(n, "required", "required must be an array of strings")
+            req = []
+        prop_index = {p.name: i for i, p in enumerate(obj.props)}
+        nbits = 0
+        for r in dict.fromkeys(req):
+            b = r.encode("utf-8")
+            entry = Check("req", name=r, lit=cstr_bytes(b), len=len(b), bit=None,
+                          msg=cmsg("is required"))
+            i = prop_index.get(r)
+            if i is not None and nbits < 64:
+                p = obj.props[i]
+                if p.bit is None:
+                    p.bit = nbits
+                    nbits += 1
+                entry.bit = p.bit
+            obj.required.append(entry)
+        pp = want("patternProperties", dict, "an object of schemas") or {}
+        for k, s in pp.items():
+            obj.patterns.append(Check("pattern", regex=self.regex(n, "patternProperties", k),
+                                      src=comment_safe(k),
+                                      sub=self.child(n, "patternProperties/" + pointer_escape(k),
+                                                     s)))
+        if "additionalProperties" in n:
+            obj.additional = self.child(n, "additionalProperties", n["additionalProperties"])
+            if obj.additional.kind == "true" and not obj.props and not obj.patterns:
+                obj.additional_all = True
+        if "propertyNames" in n:
+            obj.names = self.child(n, "propertyNames", n["propertyNames"])
+        dr = want("dependentRequired", dict, "an object of string arrays") or {}
+        for k, lst in dr.items():
+            if not isinstance(lst, list) or not all(isinstance(x, str) for x in lst):
+                self.err(n, "dependentRequired/" + pointer_escape(k), "must be an array of strings")
+                continue
+            b = k.encode("utf-8")
+            obj.dep_required.append(Check(
+                "depreq", lit=cstr_bytes(b), len=len(b),
+                needs=[(cstr(x), len(x.encode("utf-8")), x, cmsg("is required when %s is present"
+                                                                  % k)) for x in lst]))
+        ds = want("dependentSchemas", dict, "an object of schemas") or {}
+        for k, s in ds.items():
+            b = k.encode("utf-8")
+            obj.dep_schemas.append(Check("depschema", lit=cstr_bytes(b), len=len(b),
+                                         sub=self.child(n, "dependentSchemas/" + pointer_escape(k),
+                                                        s)))
+        obj.iterate = bool(obj.props or obj.patterns or obj.additional is not None
+                           or obj.names is not None)
+        if obj.props and obj.iterate:
+            km = KeyMatcher("km%s_%d" % (self.prefix, len(self.unit.keymatchers)),
+                            [p.name for p in obj.props])
+            self.unit.keymatchers.append(km)
+            obj.matcher = km.name
+        obj.nbits = nbits
+        if (obj.iterate or obj.required or obj.min is not None or obj.max is not None
+                or obj.dep_required or obj.dep_schemas):
+            checks.append(obj)
+
+        # -- in-place applicators --
+        if "$ref" in n:
+            ref = n["$ref"]
+            if not isinstance(ref, str):
+                self.err(n, "$ref", "$ref must be a string")
+            else:
+                try:
+                    target = self.loader.resolve(ref, n)
+                    checks.append(Check("ref", sub=self.child(n, "$ref", target), ref=ref))
+                except GenError as e:
+                    self.errors.extend(e.diags)
+        if "$dynamicRef" in n and dialect != "oas30":
+            ref = n["$dynamicRef"]
+            if not isinstance(ref, str):
+                self.err(n, "$dynamicRef", "$dynamicRef must be a string")
+            else:
+                try:
+                    target = self.loader.resolve(ref, n)
+                    sub = self.child(n, "$dynamicRef", target)
+                    frag = ref.split("#", 1)[1] if "#" in ref else ""
+                    table = None
+                    if (frag and not frag.startswith("/") and isinstance(target, dict)
+                            and target.get("$dynamicAnchor") == frag):
+                        table = self.dyn_used.setdefault(frag, "DYN_%d" % len(self.dyn_used))
+                    checks.append(Check("dynref", sub=sub, table=table, ref=ref))
+                except GenError as e:
+                    self.errors.extend(e.diags)
+        for kw in ("allOf", "anyOf", "oneOf"):
+            if kw in n:
+                v = n[kw]
+                if not isinstance(v, list) or not v:
+                    self.err(n, kw, "%s must be a non-empty array of schemas" % kw)
+                    continue
+                subs = [self.child(n, "%s/%d" % (kw, i), s) for i, s in enumerate(v)]
+                msg = {"allOf": "must match all schemas in allOf",
+                       "anyOf": "must match at least one schema in anyOf",
+                       "oneOf": "must match exactly one schema in oneOf"}[kw]
+                checks.append(Check(kw, subs=subs, msg=cmsg(msg)))
+        if "not" in n:
+            checks.append(Check("not", sub=self.child(n, "not", n["not"]),
+                                msg=cmsg("must not match the schema in not")))
+        if "if" in n and ("then" in n or "else" in n):
+            checks.append(Check(
+                "if", cond=self.child(n, "if", n["if"]),
+                then=self.child(n, "then", n["then"]) if "then" in n else None,
+                els=self.child(n, "else", n["else"]) if "else" in n else None))
+        elif "if" in n:
+            # `if` alone still produces annotations when it passes
+            checks.append(Check("if", cond=self.child(n, "if", n["if"]), then=None, els=None))
+        if obj.dep_schemas:
+            pass  # rendered inside the object block, after the members
+
+        # -- unevaluated --
+        if "unevaluatedItems" in n:
+            checks.append(Check("uneval_items", sub=self.child(n, "unevaluatedItems",
+                                                               n["unevaluatedItems"])))
+            f.has_uneval = True
+        if "unevaluatedProperties" in n:
+            checks.append(Check("uneval_props", sub=self.child(n, "unevaluatedProperties",
+                                                               n["unevaluatedProperties"])))
+            f.has_uneval = True
+        f.calls = any(c.kind in ("array", "object", "ref", "dynref", "allOf", "anyOf", "oneOf",
+                                 "not", "if", "uneval_items", "uneval_props") for c in checks)
+        return f

@@ -1,0 +1,29 @@
+/*
+ * tablium: JSON helpers shared by generated codecs (parse with positions, arena-held values).
+ */
+#ifndef TABLIUM_JSON_H
+#define TABLIUM_JSON_H
+
+#include "tablium/arena.h"
+#include "tablium/buf.h"
+#include "tablium/error.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+/**
+ * Parses JSON text buf[0..len). Any JSON value is accepted at the top; duplicate object keys
+ * and invalid UTF-8 are rejected; "\u0000" inside strings is allowed.
+ * Returns a new reference (caller owns; json_decref), or NULL with err set to TB_EPARSE and the
+ * line, column (1-based) and byte position of the problem.
+ */
+json_t *tb_json_loadb(const char *buf, size_t len, tb_error *err);
+
+/** Keeps a reference to j until the arena is reset or freed. Returns 0 or TB_ENOMEM (then no
+ *  reference is taken). */
+int tb_arena_hold_json(tb_arena *a, json_t *j);
+
+/** Appends j as compact JSON text. Returns 0 or TB_ENOMEM. */
+int tb_buf_json_value(tb_buf *b, const json_t *j);
+
+#endif

@@ -1,0 +1,45 @@
+#include "tablium/json.h"
+
+#include <string.h>
+
+json_t *tb_json_loadb(const char *buf, size_t len, tb_error *err)
+{
+    json_error_t je;
+    tb_error_reset(err);
+    json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                           &je);
+    if (!j && err) {
+        tb_error_set(err, TB_EPARSE, "malformed JSON at line %d, column %d: %s", je.line,
+                     je.column, je.text);
+        err->line = je.line;
+        err->column = je.column;
+        err->position = je.position;
+    }
+    return j;
+}
+
+static void decref(void *p)
+{
+    json_decref(p);
+}
+
+int tb_arena_hold_json(tb_arena *a, json_t *j)
+{
+    int rc = tb_arena_on_free(a, decref, j);
+    if (rc == 0)
+        json_incref(j);
+    return rc;
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    tb_buf *b = data;
+    tb_buf_append(b, buffer, size);
+    return b->oom ? -1 : 0;
+}
+
+int tb_buf_json_value(tb_buf *b, const json_t *j)
+{
+    int rc = json_dump_callback(j, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+    return rc == 0 && !b->oom ? 0 : TB_ENOMEM;
+}

@@ -1,0 +1,167 @@
+/* Unit tests of runtime/core: error codes and details, arena, byte buffer. */
+#include "tablium/arena.h"
+#include "tablium/buf.h"
+#include "tablium/error.h"
+#include "tablium/json.h"
+
+#include <check.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+START_TEST(strerror_names_every_code_and_unknown)
+{
+    ck_assert_str_eq(tb_strerror(TB_OK), "success");
+    ck_assert_str_eq(tb_strerror(TB_EPARSE), "malformed JSON");
+    ck_assert_str_eq(tb_err_name(TB_EVALIDATION), "TB_EVALIDATION");
+    ck_assert_str_eq(tb_strerror(-9999), "unknown error");
+    ck_assert_str_eq(tb_err_name(12345), "TB_UNKNOWN");
+}
+END_TEST
+
+START_TEST(error_details_are_copied_and_reset)
+{
+    tb_error e = TB_ERROR_INIT;
+    char path[] = "/a";
+    ck_assert_int_eq(tb_error_add_detail(&e, path, "type", "must be string"), 0);
+    path[1] = 'b'; /* the detail owns its copy */
+    ck_assert_int_eq(tb_error_set(&e, TB_EVALIDATION, "x=%d", 7), TB_EVALIDATION);
+    ck_assert_str_eq(e.message, "x=7");
+    ck_assert_uint_eq(e.n_details, 1);
+    ck_assert_str_eq(e.details[0].path, "/a");
+    tb_error_reset(&e);
+    ck_assert_uint_eq(e.n_details, 0);
+    ck_assert_int_eq(e.code, 0);
+    tb_error_deinit(&e);
+    tb_error_deinit(NULL);
+    ck_assert_int_eq(tb_error_set(NULL, TB_EINVAL, "ignored"), TB_EINVAL);
+}
+END_TEST
+
+static int cleanup_log[8];
+static int cleanup_n;
+static void log_cleanup(void *p)
+{
+    cleanup_log[cleanup_n++] = *(int *)p;
+}
+
+START_TEST(arena_aligns_grows_and_runs_cleanups_newest_first)
+{
+    tb_arena *a = tb_arena_new(64);
+    ck_assert_ptr_nonnull(a);
+    for (int i = 0; i < 1000; i++) {
+        void *p = tb_arena_alloc(a, (size_t)(i % 37) + 1);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % alignof(max_align_t), 0);
+        memset(p, 0xAB, (size_t)(i % 37) + 1);
+    }
+    char *big = tb_arena_alloc(a, 1 << 20); /* larger than any block so far */
+    ck_assert_ptr_nonnull(big);
+    memset(big, 1, 1 << 20);
+    ck_assert_ptr_null(tb_arena_calloc(a, SIZE_MAX / 2, 4)); /* overflow refused */
+    ck_assert_str_eq(tb_arena_strndup(a, "hello world", 5), "hello");
+    ck_assert_ptr_null(tb_arena_strdup(a, NULL));
+    static int one = 1, two = 2;
+    cleanup_n = 0;
+    ck_assert_int_eq(tb_arena_on_free(a, log_cleanup, &one), 0);
+    ck_assert_int_eq(tb_arena_on_free(a, log_cleanup, &two), 0);
+    tb_arena_reset(a);
+    ck_assert_int_eq(cleanup_n, 2);
+    ck_assert_int_eq(cleanup_log[0], 2);
+    ck_assert_int_eq(cleanup_log[1], 1);
+    ck_assert_uint_eq(tb_arena_used(a), 0);
+    ck_assert_ptr_nonnull(tb_arena_alloc(a, 10)); /* usable after reset */
+    tb_arena_free(a);
+    tb_arena_free(NULL);
+}
+END_TEST
+
+START_TEST(arena_holds_json_until_freed)
+{
+    tb_arena *a = tb_arena_new(0);
+    json_t *j = json_string("kept");
+    ck_assert_int_eq(tb_arena_hold_json(a, j), 0);
+    ck_assert_int_eq(j->refcount, 2);
+    json_decref(j);
+    ck_assert_str_eq(json_string_value(j), "kept"); /* still alive: the arena holds it */
+    tb_arena_free(a);                               /* ASan reports a leak if it did not drop it */
+}
+END_TEST
+
+START_TEST(buf_escapes_json_strings)
+{
+    tb_buf b = TB_BUF_INIT;
+    const char s[] = "a\"b\\c\n\t\x01\xc3\xa9";
+    tb_buf_json_string(&b, s, sizeof s - 1);
+    ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\n\\t\\u0001\xc3\xa9\"");
+    tb_buf_reset(&b);
+    tb_buf_json_string(&b, "nul\0x", 5);
+    ck_assert_str_eq(b.data, "\"nul\\u0000x\"");
+    tb_buf_deinit(&b);
+}
+END_TEST
+
+START_TEST(buf_numbers_round_trip)
+{
+    tb_buf b = TB_BUF_INIT;
+    double vals[] = {0.1, 1.0 / 3.0, 1e308, -2.5e-300, 12345678.0, 0.0};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        tb_buf_reset(&b);
+        tb_buf_json_double(&b, vals[i]);
+        json_t *j = tb_json_loadb(b.data, b.len, NULL);
+        ck_assert_ptr_nonnull(j);
+        ck_assert_msg(json_is_real(j), "%s should read back as a real", b.data);
+        ck_assert_msg(json_real_value(j) == vals[i], "%s != %.17g", b.data, vals[i]);
+        json_decref(j);
+    }
+    tb_buf_reset(&b);
+    tb_buf_json_int(&b, INT64_MIN);
+    ck_assert_str_eq(b.data, "-9223372036854775808");
+    tb_buf_reset(&b);
+    tb_buf_printf(&b, "%s-%0200d", "long", 7); /* longer than the printf fast path */
+    ck_assert_uint_eq(b.len, 205);
+    size_t n;
+    char *d = tb_buf_steal(&b, &n);
+    ck_assert_uint_eq(n, 205);
+    ck_assert_ptr_null(b.data);
+    free(d);
+}
+END_TEST
+
+START_TEST(json_loadb_reports_line_and_column)
+{
+    tb_error e = TB_ERROR_INIT;
+    const char *bad = "{\n  \"a\": 1,\n  \"b\": tru\n}";
+    ck_assert_ptr_null(tb_json_loadb(bad, strlen(bad), &e));
+    ck_assert_int_eq(e.code, TB_EPARSE);
+    ck_assert_int_eq(e.line, 3);
+    ck_assert_int_gt(e.column, 0);
+    ck_assert_int_gt(e.position, 0);
+    const char *dup = "{\"a\":1,\"a\":2}";
+    ck_assert_ptr_null(tb_json_loadb(dup, strlen(dup), &e));
+    ck_assert_int_eq(e.code, TB_EPARSE);
+    const char *bad_utf8 = "\"\xff\"";
+    ck_assert_ptr_null(tb_json_loadb(bad_utf8, strlen(bad_utf8), &e));
+    tb_error_deinit(&e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, strerror_names_every_code_and_unknown);
+    tcase_add_test(tc, error_details_are_copied_and_reset);
+    tcase_add_test(tc, arena_aligns_grows_and_runs_cleanups_newest_first);
+    tcase_add_test(tc, arena_holds_json_until_freed);
+    tcase_add_test(tc, buf_escapes_json_strings);
+    tcase_add_test(tc, buf_numbers_round_trip);
+    tcase_add_test(tc, json_loadb_reports_line_and_column);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
