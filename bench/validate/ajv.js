@@ -2,7 +2,8 @@
 // ajv side of the validate benchmark: documents per second of ajv on the shared corpus.
 //
 //   node ajv.js --schemas DIR --corpus FILE [--seconds S] [--warmup S] [--runs N]
-//               [--verdicts FILE] [--results FILE] [--formats] [--by-schema]
+//               [--verdicts FILE] [--results FILE] [--formats] [--by-schema] [--no-header]
+//               [--only validate|parse+validate]
 //
 // Same protocol as bench_validate.c: every schema file under DIR is added with addSchema (so the
 // events' relative $refs resolve against their https $id), each event schema is compiled once,
@@ -15,6 +16,7 @@
 // Options as our defaults: first error only, formats as annotations (--formats: asserted,
 // with ajv-formats), no coercion, no removeAdditional, no useDefaults.
 // --by-schema: also the validate figure of each event schema alone (shorter runs).
+// --only MODE: measure one mode only (for profiling).
 'use strict';
 
 const fs = require('fs');
@@ -23,7 +25,7 @@ const Ajv2020 = require('ajv/dist/2020').default;
 const addFormats = require('ajv-formats').default;
 
 function parseArgs(argv) {
-  const o = { seconds: 2, warmup: 1, runs: 3, formats: false };
+  const o = { seconds: 2, warmup: 1, runs: 3, formats: false, noHeader: false };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -39,6 +41,11 @@ function parseArgs(argv) {
     else if (a === '--results') o.results = v();
     else if (a === '--formats') o.formats = true;
     else if (a === '--by-schema') o.bySchema = true;
+    else if (a === '--no-header') o.noHeader = true;
+    else if (a === '--only') {
+      o.only = v();
+      if (o.only !== 'validate' && o.only !== 'parse+validate') throw new Error('--only: validate or parse+validate');
+    }
     else throw new Error(`unknown argument ${a}`);
   }
   if (!o.schemas || !o.corpus) throw new Error('usage: ajv.js --schemas DIR --corpus FILE [options]');
@@ -139,10 +146,11 @@ function main() {
 
   const ajvVersion = require('ajv/package.json').version;
   const fmtVersion = require('ajv-formats/package.json').version;
-  console.log(`ajv ${ajvVersion} (ajv-formats ${fmtVersion}, node ${process.version}): ${compiled.size} schemas ` +
+  if (!o.noHeader) console.log(`ajv ${ajvVersion} (ajv-formats ${fmtVersion}, node ${process.version}): ${compiled.size} schemas ` +
     `compiled in ${compileMs.toFixed(0)} ms; ${N} docs, ${nvalid} valid; formats ${o.formats ? 'asserted' : 'annotation'}`);
   const results = [];
   for (const [name, pass] of [['validate', passValidate], ['parse+validate', passParse]]) {
+    if (o.only && o.only !== name) continue;
     timed(pass, N, o.warmup);
     const runs = [];
     for (let r = 0; r < o.runs; r++) runs.push(timed(pass, N, o.seconds));

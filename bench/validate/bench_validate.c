@@ -3,8 +3,8 @@
  * (gen/events) on the shared corpus (bench/validate/gen-corpus.js).
  *
  *   bench_validate --corpus FILE [--seconds S] [--warmup S] [--runs N] [--verdicts FILE]
- *                  [--results FILE] [--formats] [--by-schema] [--only validate|parse+validate]
- *                  [--passes N]
+ *                  [--results FILE] [--formats] [--by-schema] [--no-header]
+ *                  [--only validate|parse+validate] [--passes N]
  *
  * Same protocol as ajv.js:
  *   validate        <type>_validate(doc, flags, NULL) on documents parsed once, before timing;
@@ -156,7 +156,8 @@ int main(int argc, char **argv)
 {
     const char *corpus_path = NULL, *verdicts_path = NULL, *results_path = NULL;
     double seconds = 2, warmup = 1;
-    int runs = 3, by_schema = 0, only = 0; /* only: 1 validate, 2 parse+validate (profiling) */
+    int runs = 3, by_schema = 0, header = 1;
+    int only = 0; /* --only: 1 validate, 2 parse+validate */
     unsigned flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -184,10 +185,12 @@ int main(int argc, char **argv)
                 die("--only %s: validate or parse+validate", m);
         } else if (!strcmp(a, "--by-schema"))
             by_schema = 1;
+        else if (!strcmp(a, "--no-header"))
+            header = 0;
         else
             die("unknown or incomplete argument %s (usage: bench_validate --corpus FILE [--seconds S] "
                 "[--warmup S] [--runs N] [--verdicts FILE] [--results FILE] [--formats] [--by-schema] "
-                "[--only validate|parse+validate] [--passes N])",
+                "[--no-header] [--only validate|parse+validate] [--passes N])",
                 a);
     }
     if (!corpus_path)
@@ -254,9 +257,10 @@ int main(int argc, char **argv)
     }
     free(verdicts);
 
-    printf("tablium (jansson %s, %s): %zu schemas; %zu docs, %zu valid; formats %s\n",
-           JANSSON_VERSION, TB_BENCH_BUILD, NEVENTS, c.n, c.nvalid,
-           (flags & TB_VALIDATE_FORMATS) ? "asserted" : "annotation");
+    if (header)
+        printf("tablium (jansson %s, %s): %zu schemas; %zu docs, %zu valid; formats %s\n",
+               JANSSON_VERSION, TB_BENCH_BUILD, NEVENTS, c.n, c.nvalid,
+               (flags & TB_VALIDATE_FORMATS) ? "asserted" : "annotation");
     fflush(stdout);
 
     double each[100], v = 0, pv = 0;
@@ -296,7 +300,8 @@ int main(int argc, char **argv)
 
     if (results_path) {
         FILE *f = fopen(results_path, "w");
-        if (!f || fprintf(f, "validate %.3f\nparse+validate %.3f\n", v, pv) < 0 || fclose(f) != 0)
+        if (!f || (only != 2 && fprintf(f, "validate %.3f\n", v) < 0) ||
+            (only != 1 && fprintf(f, "parse+validate %.3f\n", pv) < 0) || fclose(f) != 0)
             die("cannot write %s", results_path);
     }
     for (size_t i = 0; i < c.n; i++) {

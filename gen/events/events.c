@@ -10,11 +10,9 @@
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static bool events__v0(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v1(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v2(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v3(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v4(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v5(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v6(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v7(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v8(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -25,116 +23,241 @@ static bool events__v12(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v13(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v14(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v15(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v16(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v17(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v18(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v19(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v20(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v21(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v22(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v23(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v24(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v25(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v26(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v27(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v28(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v29(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v30(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v31(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v32(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v33(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v34(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v35(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v36(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v37(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v38(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v39(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v40(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v41(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v42(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v43(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v44(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v45(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v46(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v47(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v48(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v49(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v50(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v51(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v52(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v53(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v54(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v55(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v56(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v57(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v58(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v59(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v60(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v61(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v62(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v63(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v64(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v65(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v66(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v67(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v68(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v69(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v70(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v71(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v72(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v73(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v74(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v75(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v76(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v77(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v78(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v79(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v80(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v81(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v82(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v83(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v84(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v85(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v86(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v87(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v89(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v90(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v91(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v92(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v93(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v94(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v95(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v97(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v98(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v99(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v100(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v102(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v103(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v104(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v105(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v106(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v107(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v108(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v109(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v110(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__v111(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__v112(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static tb_regex RE[10] = {
-    TB_REGEX("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"), /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
+static tb_regex RE[3] = {
     TB_REGEX("^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$"), /* ^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*)+$ */
     TB_REGEX("^[0-9]+\\.[0-9]+$"), /* ^[0-9]+\.[0-9]+$ */
-    TB_REGEX("^[0-9a-f]{32}$"), /* ^[0-9a-f]{32}$ */
-    TB_REGEX("^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"), /* ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$ */
-    TB_REGEX("^[A-Z]{3}$"), /* ^[A-Z]{3}$ */
-    TB_REGEX("^[a-z0-9_.-]{1,64}$"), /* ^[a-z0-9_.-]{1,64}$ */
-    TB_REGEX("^[A-Z]{2}$"), /* ^[A-Z]{2}$ */
-    TB_REGEX("^[A-Za-z0-9_][A-Za-z0-9_.-]*$"), /* ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ */
     TB_REGEX("^[a-z]{2}(-[A-Z]{2})\?$"), /* ^[a-z]{2}(-[A-Z]{2})?$ */
 };
+
+/* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
+static bool events__v_rx0(const char *s, size_t n)
+{
+    if (n != 36)
+        return false;
+    size_t i = 0;
+    for (size_t e = i + 8; i < e; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (size_t e = i + 4; i < e; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (size_t e = i + 4; i < e; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (size_t e = i + 4; i < e; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* ^[0-9a-f]{32}$ */
+static bool events__v_rx1(const char *s, size_t n)
+{
+    if (n != 32)
+        return false;
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$ */
+static bool events__v_rx2(const char *s, size_t n)
+{
+    if (n != 55)
+        return false;
+    size_t i = 0;
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '0'))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '0'))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (size_t e = i + 32; i < e; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (size_t e = i + 16; i < e; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!(ch == '-'))
+            return false;
+    }
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* ^[A-Z]{3}$ */
+static bool events__v_rx3(const char *s, size_t n)
+{
+    if (n != 3)
+        return false;
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'A' && ch <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
+/* ^[a-z0-9_.-]{1,64}$ */
+static bool events__v_rx4(const char *s, size_t n)
+{
+    if (n < 1 || n > 64)
+        return false;
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '-' && ch <= '.') || (ch >= '0' && ch <= '9') || ch == '_' || (ch >= 'a' && ch <= 'z')))
+            return false;
+    }
+    return true;
+}
+
+/* ^[A-Z]{2}$ */
+static bool events__v_rx5(const char *s, size_t n)
+{
+    if (n != 2)
+        return false;
+    size_t i = 0;
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'A' && ch <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
+/* ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ */
+static bool events__v_rx6(const char *s, size_t n)
+{
+    if (n < 1)
+        return false;
+    size_t i = 0;
+    {
+        unsigned char ch = (unsigned char)s[i++];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (ch >= 'a' && ch <= 'z')))
+            return false;
+    }
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '-' && ch <= '.') || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (ch >= 'a' && ch <= 'z')))
+            return false;
+    }
+    return true;
+}
 
 static int kmevents__v_0(const char *k, size_t n)
 {
@@ -646,7 +769,7 @@ static bool events__v0(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v1(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -676,7 +799,7 @@ static bool events__v0(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 3;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v5(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -748,27 +871,6 @@ out:
     return ok;
 }
 
-/* schemas/events/envelope.json#/properties/id: Unique event id; consumers deduplicate on it. */
-static bool events__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/common/types.json#/$defs/uuid: A UUID in its canonical 8-4-4-4-12 text form. */
 static bool events__v2(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -785,7 +887,7 @@ static bool events__v2(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[0], s, n) != 1)
+        if (!events__v_rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
@@ -811,10 +913,9 @@ static bool events__v3(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 128)
+        if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
-        if (tb_regex_search(&RE[1], s, n) != 1)
+        if (tb_regex_search(&RE[0], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$");
     }
     goto out;
@@ -838,32 +939,11 @@ static bool events__v4(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[2], s, n) != 1)
+        if (tb_regex_search(&RE[1], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/envelope.json#/properties/timestamp: When the producer created the event. */
-static bool events__v5(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -883,10 +963,10 @@ static bool events__v6(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 20)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 80 && tb_utf8_len(s, n) < 20)
             TB_V_FAIL("minLength", "must have at least 20 characters");
-        if (cp > 40)
+        if (n > 40 && tb_utf8_len(s, n) > 40)
             TB_V_FAIL("maxLength", "must have at most 40 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
@@ -912,10 +992,10 @@ static bool events__v7(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 64)
+        if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     goto out;
@@ -1041,10 +1121,10 @@ static bool events__v10(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 128)
+        if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     goto out;
@@ -1068,7 +1148,7 @@ static bool events__v11(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[3], s, n) != 1)
+        if (!events__v_rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-f]{32}$");
     }
     goto out;
@@ -1092,7 +1172,7 @@ static bool events__v12(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[4], s, n) != 1)
+        if (!events__v_rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
     }
     goto out;
@@ -1116,8 +1196,7 @@ static bool events__v13(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 128)
+        if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     goto out;
@@ -1141,8 +1220,7 @@ static bool events__v14(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 1024)
+        if (n > 1024 && tb_utf8_len(s, n) > 1024)
             TB_V_FAIL("maxLength", "must have at most 1024 characters");
     }
     goto out;
@@ -1180,7 +1258,7 @@ static bool events__v15(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v16(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1230,7 +1308,7 @@ static bool events__v15(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 5;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v24(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1263,27 +1341,6 @@ static bool events__v15(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 5)))
             TB_V_FAIL_MEMBER("completedAt", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.completed.v1.json#/properties/gameId */
-static bool events__v16(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -1397,7 +1454,7 @@ static bool events__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v21(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1432,27 +1489,6 @@ static bool events__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("score", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.completed.v1.json#/properties/scores/items/properties/playerId */
-static bool events__v21(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -1497,27 +1533,6 @@ out:
     return ok;
 }
 
-/* schemas/events/game.completed.v1.json#/properties/completedAt */
-static bool events__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/events/game.created.v1.json#: A game was created and waits for players. */
 static bool events__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -1548,7 +1563,7 @@ static bool events__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v26(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1568,7 +1583,7 @@ static bool events__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v28(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1607,7 +1622,7 @@ static bool events__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 5;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v39(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1647,27 +1662,6 @@ out:
     return ok;
 }
 
-/* schemas/events/game.created.v1.json#/properties/gameId */
-static bool events__v26(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/events/game.created.v1.json#/properties/gameType */
 static bool events__v27(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -1683,27 +1677,6 @@ static bool events__v27(const json_t *j, tb_vctx *c, tb_eval *ev)
         TB_V_FAIL("enum", "must be one of [\"chess\", \"checkers\", \"tictactoe\", \"connect4\"]");
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#/properties/createdBy */
-static bool events__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -1733,34 +1706,13 @@ static bool events__v29(const json_t *j, tb_vctx *c, tb_eval *ev)
         for (size_t i = 0; i < n; i++) {
             {
                 tb_v_push_index(c, i);
-                bool r = events__v30(json_array_get(j, i), c, NULL);
+                bool r = events__v2(json_array_get(j, i), c, NULL);
                 tb_v_pop(c);
                 if (!r)
                     TB_V_FAILED();
             }
         }
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#/properties/players/items */
-static bool events__v30(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -1909,7 +1861,7 @@ static bool events__v34(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v35(v, c, NULL);
+                    bool r = events__v36(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1919,7 +1871,7 @@ static bool events__v34(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v37(v, c, NULL);
+                    bool r = events__v38(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1951,27 +1903,6 @@ out:
     return ok;
 }
 
-/* schemas/events/game.created.v1.json#/properties/stake/properties/amount */
-static bool events__v35(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v36(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/common/types.json#/$defs/amount: An amount in minor units (cents, chips): integers only, never floating point. */
 static bool events__v36(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -1995,27 +1926,6 @@ out:
     return ok;
 }
 
-/* schemas/events/game.created.v1.json#/properties/stake/properties/currency */
-static bool events__v37(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v38(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/common/types.json#/$defs/currency: ISO 4217 currency code, or a platform code such as CHP (chips). */
 static bool events__v38(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -2032,32 +1942,11 @@ static bool events__v38(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[5], s, n) != 1)
+        if (!events__v_rx3(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#/properties/createdAt */
-static bool events__v39(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -2091,7 +1980,7 @@ static bool events__v40(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v41(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2101,7 +1990,7 @@ static bool events__v40(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v42(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2140,7 +2029,7 @@ static bool events__v40(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 4;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v49(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2171,48 +2060,6 @@ static bool events__v40(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 4)))
             TB_V_FAIL_MEMBER("madeAt", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/gameId */
-static bool events__v41(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/playerId */
-static bool events__v42(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -2335,10 +2182,10 @@ static bool events__v45(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 32)
+        if (n > 32 && tb_utf8_len(s, n) > 32)
             TB_V_FAIL("maxLength", "must have at most 32 characters");
     }
     goto out;
@@ -2362,8 +2209,7 @@ static bool events__v46(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 8)
+        if (n > 8 && tb_utf8_len(s, n) > 8)
             TB_V_FAIL("maxLength", "must have at most 8 characters");
     }
     goto out;
@@ -2387,8 +2233,7 @@ static bool events__v47(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 8)
+        if (n > 8 && tb_utf8_len(s, n) > 8)
             TB_V_FAIL("maxLength", "must have at most 8 characters");
     }
     goto out;
@@ -2414,27 +2259,6 @@ static bool events__v48(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/madeAt */
-static bool events__v49(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -2468,7 +2292,7 @@ static bool events__v50(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v51(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2488,7 +2312,7 @@ static bool events__v50(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v54(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2498,7 +2322,7 @@ static bool events__v50(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 3;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v55(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2534,27 +2358,6 @@ out:
     return ok;
 }
 
-/* schemas/events/game.started.v1.json#/properties/gameId */
-static bool events__v51(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/events/game.started.v1.json#/properties/players */
 static bool events__v52(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -2581,76 +2384,13 @@ static bool events__v52(const json_t *j, tb_vctx *c, tb_eval *ev)
         for (size_t i = 0; i < n; i++) {
             {
                 tb_v_push_index(c, i);
-                bool r = events__v53(json_array_get(j, i), c, NULL);
+                bool r = events__v2(json_array_get(j, i), c, NULL);
                 tb_v_pop(c);
                 if (!r)
                     TB_V_FAILED();
             }
         }
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.started.v1.json#/properties/players/items */
-static bool events__v53(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.started.v1.json#/properties/firstTurn */
-static bool events__v54(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/game.started.v1.json#/properties/startedAt */
-static bool events__v55(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -2688,7 +2428,7 @@ static bool events__v56(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v57(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2708,7 +2448,7 @@ static bool events__v56(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v63(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -2735,27 +2475,6 @@ static bool events__v56(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("earnedAt", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/user.achievements.earned.v1.json#/properties/userId */
-static bool events__v57(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -2901,7 +2620,7 @@ static bool events__v60(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[6], s, n) != 1)
+        if (!events__v_rx4(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[a-z0-9_.-]{1,64}$");
     }
     goto out;
@@ -2925,10 +2644,10 @@ static bool events__v61(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 128)
+        if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     goto out;
@@ -2956,27 +2675,6 @@ static bool events__v62(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/user.achievements.earned.v1.json#/properties/earnedAt */
-static bool events__v63(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -3010,7 +2708,7 @@ static bool events__v64(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v65(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3030,7 +2728,7 @@ static bool events__v64(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v71(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3057,27 +2755,6 @@ static bool events__v64(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("updatedAt", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/user.profile.updated.v1.json#/properties/userId */
-static bool events__v65(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -3186,10 +2863,10 @@ static bool events__v67(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 64)
+        if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     goto out;
@@ -3213,8 +2890,7 @@ static bool events__v68(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 2048)
+        if (n > 2048 && tb_utf8_len(s, n) > 2048)
             TB_V_FAIL("maxLength", "must have at most 2048 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uri(s, n))
             TB_V_FAIL("format", "must be a valid uri");
@@ -3240,8 +2916,7 @@ static bool events__v69(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 500)
+        if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
     goto out;
@@ -3265,32 +2940,11 @@ static bool events__v70(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[7], s, n) != 1)
+        if (!events__v_rx5(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/user.profile.updated.v1.json#/properties/updatedAt */
-static bool events__v71(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -3324,7 +2978,7 @@ static bool events__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v73(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3334,7 +2988,7 @@ static bool events__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v74(v, c, NULL);
+                    bool r = events__v75(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3344,7 +2998,7 @@ static bool events__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v76(v, c, NULL);
+                    bool r = events__v77(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3363,7 +3017,7 @@ static bool events__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 3;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v79(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3399,48 +3053,6 @@ out:
     return ok;
 }
 
-/* schemas/events/user.registered.v1.json#/properties/userId */
-static bool events__v73(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/user.registered.v1.json#/properties/email */
-static bool events__v74(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v75(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/common/types.json#/$defs/email */
 static bool events__v75(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -3457,37 +3069,16 @@ static bool events__v75(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 3)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 12 && tb_utf8_len(s, n) < 3)
             TB_V_FAIL("minLength", "must have at least 3 characters");
-        if (cp > 254)
+        if (n > 254 && tb_utf8_len(s, n) > 254)
             TB_V_FAIL("maxLength", "must have at most 254 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/user.registered.v1.json#/properties/username */
-static bool events__v76(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v77(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -3507,12 +3098,12 @@ static bool events__v77(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 3)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 12 && tb_utf8_len(s, n) < 3)
             TB_V_FAIL("minLength", "must have at least 3 characters");
-        if (cp > 32)
+        if (n > 32 && tb_utf8_len(s, n) > 32)
             TB_V_FAIL("maxLength", "must have at most 32 characters");
-        if (tb_regex_search(&RE[8], s, n) != 1)
+        if (!events__v_rx6(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
     }
     goto out;
@@ -3536,35 +3127,14 @@ static bool events__v78(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 64)
+        if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/user.registered.v1.json#/properties/registeredAt */
-static bool events__v79(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -3598,7 +3168,7 @@ static bool events__v80(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v81(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3608,7 +3178,7 @@ static bool events__v80(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v82(v, c, NULL);
+                    bool r = events__v75(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3618,7 +3188,7 @@ static bool events__v80(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v83(v, c, NULL);
+                    bool r = events__v77(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3658,7 +3228,7 @@ static bool events__v80(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 6;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v87(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3700,69 +3270,6 @@ out:
     return ok;
 }
 
-/* schemas/events/user.registered.v2.json#/properties/userId */
-static bool events__v81(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/user.registered.v2.json#/properties/email */
-static bool events__v82(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v75(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/user.registered.v2.json#/properties/username */
-static bool events__v83(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v77(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/events/user.registered.v2.json#/properties/displayName */
 static bool events__v84(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -3779,10 +3286,10 @@ static bool events__v84(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 64)
+        if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     goto out;
@@ -3806,7 +3313,7 @@ static bool events__v85(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        if (tb_regex_search(&RE[9], s, n) != 1)
+        if (tb_regex_search(&RE[2], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z]{2}(-[A-Z]{2})\?$");
     }
     goto out;
@@ -3827,27 +3334,6 @@ static bool events__v86(const json_t *j, tb_vctx *c, tb_eval *ev)
         TB_V_FAIL("type", "must be boolean");
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/user.registered.v2.json#/properties/registeredAt */
-static bool events__v87(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -3881,7 +3367,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v89(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3891,7 +3377,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v90(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3901,7 +3387,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v91(v, c, NULL);
+                    bool r = events__v38(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3911,7 +3397,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 3;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v92(v, c, NULL);
+                    bool r = events__v36(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3921,7 +3407,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 4;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v93(v, c, NULL);
+                    bool r = events__v36(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3930,7 +3416,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
             case 5: /* transactionId */
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v94(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3940,7 +3426,7 @@ static bool events__v88(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 5;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v95(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -3980,153 +3466,6 @@ out:
     return ok;
 }
 
-/* schemas/events/wallet.balance.updated.v1.json#/properties/walletId */
-static bool events__v89(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.balance.updated.v1.json#/properties/userId */
-static bool events__v90(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.balance.updated.v1.json#/properties/currency */
-static bool events__v91(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v38(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.balance.updated.v1.json#/properties/previousBalance */
-static bool events__v92(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v36(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.balance.updated.v1.json#/properties/balance */
-static bool events__v93(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v36(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.balance.updated.v1.json#/properties/transactionId */
-static bool events__v94(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.balance.updated.v1.json#/properties/updatedAt */
-static bool events__v95(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* schemas/events/wallet.created.v1.json#: A wallet was opened for a user. */
 static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -4157,7 +3496,7 @@ static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v97(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4167,7 +3506,7 @@ static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v98(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4177,7 +3516,7 @@ static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v99(v, c, NULL);
+                    bool r = events__v38(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4187,7 +3526,7 @@ static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 3;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v100(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4216,90 +3555,6 @@ static bool events__v96(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.created.v1.json#/properties/walletId */
-static bool events__v97(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.created.v1.json#/properties/userId */
-static bool events__v98(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.created.v1.json#/properties/currency */
-static bool events__v99(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v38(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.created.v1.json#/properties/createdAt */
-static bool events__v100(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -4337,7 +3592,7 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v102(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4347,7 +3602,7 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v103(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4357,7 +3612,7 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v104(v, c, NULL);
+                    bool r = events__v2(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4387,7 +3642,7 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 5;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v108(v, c, NULL);
+                    bool r = events__v38(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4397,7 +3652,7 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 6;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v109(v, c, NULL);
+                    bool r = events__v36(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4425,7 +3680,7 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 7;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = events__v112(v, c, NULL);
+                    bool r = events__v6(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -4462,69 +3717,6 @@ static bool events__v101(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 7)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/transactionId */
-static bool events__v102(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/walletId */
-static bool events__v103(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/userId */
-static bool events__v104(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v2(j, c, E))
-        TB_V_FAILED();
     goto out;
 out:
     c->npath = np;
@@ -4569,69 +3761,6 @@ static bool events__v106(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(x > 0.0L))
             TB_V_FAIL("exclusiveMinimum", "must be > 0");
     }
-    if (!events__v107(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/amount/allOf/0 */
-static bool events__v107(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v36(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/currency */
-static bool events__v108(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v38(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/balanceAfter */
-static bool events__v109(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
     if (!events__v36(j, c, E))
         TB_V_FAILED();
     goto out;
@@ -4657,8 +3786,7 @@ static bool events__v110(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp > 256)
+        if (n > 256 && tb_utf8_len(s, n) > 256)
             TB_V_FAIL("maxLength", "must have at most 256 characters");
     }
     goto out;
@@ -4682,35 +3810,14 @@ static bool events__v111(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t n = json_string_length(j);
         (void)s;
         (void)n;
-        size_t cp = tb_utf8_len(s, n);
-        if (cp < 1)
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (cp > 128)
+        if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     goto out;
 out:
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/createdAt */
-static bool events__v112(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
-    if (!events__v6(j, c, E))
-        TB_V_FAILED();
-    goto out;
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 

@@ -115,9 +115,23 @@ def main():
     cflags = args.cflags.split() + ["-I", os.path.join(ROOT, "runtime", "include")]
     objs = []
 
+    # Objects are reused between runs only when neither their source, the runtime headers nor
+    # the compiler flags changed.
+    inc = os.path.join(ROOT, "runtime", "include", "tablium")
+    newest_header = max(os.path.getmtime(os.path.join(inc, h)) for h in os.listdir(inc))
+    stamp = os.path.join(args.out, "cflags.stamp")
+    flags_text = " ".join([args.cc] + cflags)
+    if not os.path.exists(stamp) or open(stamp).read() != flags_text:
+        for f in os.listdir(args.out):
+            if f.endswith(".o"):
+                os.remove(os.path.join(args.out, f))
+        with open(stamp, "w") as f:
+            f.write(flags_text)
+
     def cc(src):
         obj = os.path.join(args.out, os.path.basename(src)[:-2] + ".o")
-        if os.path.exists(obj) and os.path.getmtime(obj) >= os.path.getmtime(src):
+        if os.path.exists(obj) and os.path.getmtime(obj) >= max(os.path.getmtime(src),
+                                                                 newest_header):
             return obj
         subprocess.run([args.cc, "-c", src, "-o", obj] + cflags, check=True)
         return obj

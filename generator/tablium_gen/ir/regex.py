@@ -163,3 +163,87 @@ def check_pcre2(pattern):
     buf = ctypes.create_string_buffer(256)
     lib.pcre2_get_error_message_8(err.value, buf, 256)
     return "%s at offset %d" % (buf.value.decode(), off.value)
+
+
+def simple_matcher(p):
+    """A C expression plan for patterns simple enough to match without a regex engine:
+    ^ ATOM... $ where every atom is an ASCII literal or a non-negated ASCII class with an
+    optional {n}, {n,m}, ?, * or + quantifier, and only the last atom may vary in length (so
+    greedy matching needs no backtracking). Returns a list of (byte set, min, max or None), or
+    None when the pattern is not that simple."""
+    if not (p.startswith("^") and p.endswith("$")) or p.endswith("\\$"):
+        return None
+    body = p[1:-1]
+    atoms = []
+    i = 0
+    n = len(body)
+    while i < n:
+        c = body[i]
+        if c == "[":
+            j = i + 1
+            if j < n and body[j] == "^":
+                return None
+            chars = set()
+            first = True
+            while j < n and (body[j] != "]" or first):
+                first = False
+                ch = body[j]
+                if ch == "\\":
+                    if j + 1 >= n or body[j + 1] not in ".-[]\\/^$":
+                        return None
+                    ch = body[j + 1]
+                    j += 2
+                else:
+                    j += 1
+                if j + 1 < n and body[j] == "-" and body[j + 1] != "]":
+                    hi = body[j + 1]
+                    if hi == "\\" or ord(hi) < ord(ch):
+                        return None
+                    chars.update(chr(x) for x in range(ord(ch), ord(hi) + 1))
+                    j += 2
+                else:
+                    chars.add(ch)
+            if j >= n:
+                return None
+            i = j + 1
+        elif c == "\\":
+            if i + 1 >= n or body[i + 1] not in ".-[]\\/^$(){}*+?|":
+                return None
+            chars = {body[i + 1]}
+            i += 2
+        elif c in "().*+?{}|$^":
+            return None
+        else:
+            chars = {c}
+            i += 1
+        if any(ord(ch) > 126 or ord(ch) < 32 for ch in chars):
+            return None
+        lo, hi = 1, 1
+        if i < n and body[i] in "?*+{":
+            q = body[i]
+            if q == "?":
+                lo, hi, i = 0, 1, i + 1
+            elif q == "*":
+                lo, hi, i = 0, None, i + 1
+            elif q == "+":
+                lo, hi, i = 1, None, i + 1
+            else:
+                j = body.find("}", i)
+                if j < 0:
+                    return None
+                spec = body[i + 1:j]
+                try:
+                    if "," in spec:
+                        a, b = spec.split(",", 1)
+                        lo, hi = int(a), (int(b) if b else None)
+                    else:
+                        lo = hi = int(spec)
+                except ValueError:
+                    return None
+                i = j + 1
+            if i < n and body[i] in "?+":
+                return None  # lazy / possessive quantifiers
+        atoms.append((frozenset(chars), lo, hi))
+    if not atoms or any(lo != hi for _, lo, hi in atoms[:-1]):
+        return None
+    return atoms

@@ -11,7 +11,7 @@ import math
 from ..errors import Diagnostic, GenError
 from ..load.uri import pointer_escape
 from . import cnames
-from .regex import ecma_to_pcre2, check_pcre2
+from .regex import check_pcre2, ecma_to_pcre2, simple_matcher
 
 TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
 TYPE_TEST = {
@@ -79,6 +79,7 @@ class ValidatorUnit:
         self.regexes = []   # (pcre2 C literal, original pattern comment)
         self.consts = []    # C literals of JSON text
         self.keymatchers = []
+        self.matchers = []  # (name, comment, fixed, [(cond, count)], last) simple patterns in C
         self.resources = []  # URIs, index = resource id
         self.dyn_tables = []  # (table name, [(resource id, func name)])
         self.uses_dynamic = False
@@ -97,6 +98,28 @@ def _subs_of(obj):
     elif isinstance(obj, Check):
         for v in obj.__dict__.values():
             yield from _subs_of(v)
+
+
+def _char_lit(ch):
+    return "'\\''" if ch == "'" else "'\\\\'" if ch == "\\" else "'%s'" % ch
+
+
+def _char_cond(chars):
+    """C condition on `ch` (unsigned char) for membership in an ASCII set, as ranges."""
+    codes = sorted(ord(c) for c in chars)
+    ranges = []
+    for c in codes:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    parts = []
+    for lo, hi in ranges:
+        if lo == hi:
+            parts.append("ch == %s" % _char_lit(chr(lo)))
+        else:
+            parts.append("(ch >= %s && ch <= %s)" % (_char_lit(chr(lo)), _char_lit(chr(hi))))
+    return " || ".join(parts)
 
 
 def cstr_bytes(b):
@@ -201,9 +224,41 @@ class ValidatorCompiler:
                     rows.append((self.res_ids[res], self.memo[id(node)].name))
             self.unit.dyn_tables.append((table, sorted(rows)))
         self.unit.uses_dynamic = bool(self.dyn_used)
+        if not self.unit.uses_dynamic:
+            self._skip_ref_only()
         self._prune()
         self.unit.uses_uneval = any(f.has_uneval for f in self.unit.funcs)
         return self.unit
+
+    def _skip_ref_only(self):
+        """A function whose only check is a $ref (`{"$ref": ...}` plus annotations) is skipped:
+        its callers call the target directly. Not done when $dynamicRef is in use, since then
+        entering a function can change the dynamic scope."""
+        def target(sub, depth=0):
+            f = sub.func if sub.kind == "fn" else None
+            if (f is not None and depth < 64 and len(f.checks) == 1
+                    and f.checks[0].kind == "ref" and not f.has_uneval):
+                return target(f.checks[0].sub, depth + 1)
+            return sub
+
+        def retarget(sub):
+            t = target(sub)
+            sub.kind, sub.func = t.kind, t.func
+
+        def rewrite(obj):
+            if isinstance(obj, Sub):
+                retarget(obj)
+            elif isinstance(obj, (list, tuple)):
+                for x in obj:
+                    rewrite(x)
+            elif isinstance(obj, Check):
+                for v in obj.__dict__.values():
+                    rewrite(v)
+
+        for f in self.unit.funcs:
+            rewrite(f.checks)
+        for _, sub in self.unit.entries:
+            retarget(sub)
 
     def _prune(self):
         """Drops functions no entry point can reach (left by schemas that failed to compile)."""
@@ -258,6 +313,23 @@ class ValidatorCompiler:
         self.unit.regexes.append((cstr(pcre), comment_safe(pattern)))
         self.regex_ids[pattern] = idx
         return idx
+
+    def matcher(self, pattern):
+        """Name of a generated C matcher for a simple anchored pattern, or None."""
+        atoms = simple_matcher(pattern)
+        if atoms is None:
+            return None
+        key = ("m", pattern)
+        if key in self.regex_ids:
+            return self.regex_ids[key]
+        name = "%s_rx%d" % (self.prefix, len(self.unit.matchers))
+        fixed = [(_char_cond(chars), lo) for chars, lo, hi in atoms[:-1]]
+        lchars, llo, lhi = atoms[-1]
+        nfixed = sum(cnt for _, cnt in fixed)
+        last = (_char_cond(lchars), llo, lhi)
+        self.unit.matchers.append((name, comment_safe(pattern), nfixed, fixed, last))
+        self.regex_ids[key] = name
+        return name
 
     def const(self, value):
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -405,12 +477,14 @@ class ValidatorCompiler:
         minl, maxl = nonneg("minLength"), nonneg("maxLength")
         pat = want("pattern", str, "a string (ECMA-262 regular expression)")
         fmt = want("format", str, "a string")
+        matcher = self.matcher(pat) if pat is not None else None
         if minl is not None or maxl is not None or pat is not None or (fmt in FORMATS):
             checks.append(Check(
                 "string", min=minl, max=maxl,
                 min_msg=cmsg("must have at least %s characters" % minl),
                 max_msg=cmsg("must have at most %s characters" % maxl),
-                regex=self.regex(n, "pattern", pat) if pat is not None else None,
+                matcher=matcher,
+                regex=self.regex(n, "pattern", pat) if pat is not None and not matcher else None,
                 regex_msg=cmsg("must match pattern %s" % pat) if pat is not None else None,
                 format_fn=FORMATS.get(fmt),
                 format_msg=cmsg("must be a valid %s" % fmt) if fmt else None))
