@@ -84,178 +84,258 @@ static tb_regex RE[3] = {
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool events__v_rx0(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 36)
         return false;
     size_t i = 0;
-    for (size_t e = i + 8; i < e; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+    for (size_t e = i + 8; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (size_t e = i + 4; i < e; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+    for (size_t e = i + 4; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (size_t e = i + 4; i < e; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+    for (size_t e = i + 4; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (size_t e = i + 4; i < e; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+    for (size_t e = i + 4; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'F') || (ch >= 'a' && ch <= 'f')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
     return true;
 }
 
 /* ^[0-9a-f]{32}$ */
 static bool events__v_rx1(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 32)
         return false;
     size_t i = 0;
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
     return true;
 }
 
 /* ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$ */
 static bool events__v_rx2(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
+        5, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 55)
         return false;
     size_t i = 0;
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '0'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '0'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (size_t e = i + 32; i < e; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+    for (size_t e = i + 32; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 4))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (size_t e = i + 16; i < e; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+    for (size_t e = i + 16; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 4))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 4))
             return false;
-    }
     return true;
 }
 
 /* ^[A-Z]{3}$ */
 static bool events__v_rx3(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 3)
         return false;
     size_t i = 0;
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= 'A' && ch <= 'Z')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
     return true;
 }
 
 /* ^[a-z0-9_.-]{1,64}$ */
 static bool events__v_rx4(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n < 1 || n > 64)
         return false;
     size_t i = 0;
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '-' && ch <= '.') || (ch >= '0' && ch <= '9') || ch == '_' || (ch >= 'a' && ch <= 'z')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
     return true;
 }
 
 /* ^[A-Z]{2}$ */
 static bool events__v_rx5(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 2)
         return false;
     size_t i = 0;
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= 'A' && ch <= 'Z')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
     return true;
 }
 
 /* ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ */
 static bool events__v_rx6(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
+        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
+        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n < 1)
         return false;
     size_t i = 0;
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (ch >= 'a' && ch <= 'z')))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '-' && ch <= '.') || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || ch == '_' || (ch >= 'a' && ch <= 'z')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
     return true;
 }
 

@@ -24,29 +24,39 @@ static bool library__v12(const json_t *j, tb_vctx *c, tb_eval *ev);
 /* ^97[89][0-9]{10}$ */
 static bool library__v_rx0(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        8, 8, 8, 8, 8, 8, 8, 10, 12, 13, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 13)
         return false;
     size_t i = 0;
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '9'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '7'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!((ch >= '8' && ch <= '9')))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 4))
             return false;
-    }
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 8))
             return false;
-    }
     return true;
 }
 

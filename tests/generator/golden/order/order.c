@@ -30,34 +30,42 @@ static bool order__v18(const json_t *j, tb_vctx *c, tb_eval *ev);
 /* ^ORD-[0-9]{6}$ */
 static bool order__v_rx0(const char *s, size_t n)
 {
+    static const unsigned char cls[256] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0,
+        16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
     if (n != 10)
         return false;
     size_t i = 0;
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == 'O'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 1))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == 'R'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 2))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == 'D'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 4))
             return false;
-    }
-    {
-        unsigned char ch = (unsigned char)s[i++];
-        if (!(ch == '-'))
+    for (size_t e = i + 1; i < e; i++)
+        if (!(cls[(unsigned char)s[i]] & 8))
             return false;
-    }
-    for (; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!((ch >= '0' && ch <= '9')))
+    for (; i < n; i++)
+        if (!(cls[(unsigned char)s[i]] & 16))
             return false;
-    }
     return true;
 }
 
