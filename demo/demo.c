@@ -22,7 +22,7 @@ int main(void)
 {
     tb_arena *a = tb_arena_new(0);
     tb_error err = TB_ERROR_INIT;
-    tb_buf data = TB_BUF_INIT, out = TB_BUF_INIT;
+    tb_buf out = TB_BUF_INIT;
     int rc = 1;
 
     printf("== 1. Auth service builds a typed user.registered 1.0 event\n");
@@ -85,7 +85,6 @@ int main(void)
     printf("== demo: ok\n");
     rc = 0;
 fail:
-    tb_buf_deinit(&data);
     tb_buf_deinit(&out);
     tb_error_deinit(&err);
     tb_arena_free(a);
