@@ -6,3 +6,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-gen}
 GEN="/usr/bin/python3 generator/tablium-gen"
 $GEN schemas schemas/events -o "$OUT/events"
+for spec in openapi/*.yaml; do
+  name=$(basename "$spec" .yaml)
+  $GEN openapi "$spec" -o "$OUT/$name"
+done

@@ -55,6 +55,30 @@ def compile_schemas(paths, name, dialect="2020-12"):
     return render("schemas.h.j2", **ctx), render("schemas.c.j2", **ctx)
 
 
+def compile_openapi(path, name=None):
+    """Compiles one OpenAPI spec into {file name: text} (NAME.h, NAME.c, NAME_server.c)."""
+    from .ir.openapi import build_service
+    loader = Loader()
+    svc = build_service(path, loader, name)
+    header = "%s.h" % svc.name
+    ctx = dict(source=cnames.short_path(path), svc=svc, types=svc.types.types, unit=svc.unit,
+               header=header, guard="TB_GEN_%s_H" % cnames.upper(svc.name))
+    return svc.name, {
+        header: render("service.h.j2", **ctx),
+        svc.name + ".c": render("service.c.j2", **ctx),
+        svc.name + "_server.c": render("service_server.c.j2", **ctx),
+    }
+
+
+def report(e, what):
+    if not e.diags:
+        print("tablium-gen: no input in %s" % what, file=sys.stderr)
+    for d in e.diags:
+        print(d, file=sys.stderr)
+    print("tablium-gen: nothing written", file=sys.stderr)
+    return 1
+
+
 def write(path, text):
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
@@ -74,7 +98,21 @@ def main(argv=None):
     sp.add_argument("--name", help="base name of the .h/.c (default: OUTDIR's name)")
     sp.add_argument("--dialect", choices=("2020-12", "oas30"), default="2020-12",
                     help="JSON Schema 2020-12 (default) or the OpenAPI 3.0 schema dialect")
+    op = sub.add_parser("openapi", help="OpenAPI 3.0/3.1 spec -> C types, server, client")
+    op.add_argument("spec", metavar="SPEC")
+    op.add_argument("-o", "--out", required=True, metavar="OUTDIR",
+                    help="folder for NAME.h, NAME.c and NAME_server.c")
+    op.add_argument("--name", help="service name (default: x-tablium-service, else the file name)")
     args = ap.parse_args(argv)
+
+    if args.cmd == "openapi":
+        try:
+            name, files = compile_openapi(args.spec, args.name)
+        except GenError as e:
+            return report(e, args.spec)
+        for fname, text in files.items():
+            write(os.path.join(args.out, fname), text)
+        return 0
 
     if args.cmd == "schemas":
         name = cnames.snake(args.name or os.path.basename(os.path.normpath(args.out)))

@@ -79,12 +79,13 @@ class TypeBuilder:
         self.types = []  # in dependency order (dependencies first)
         self._building = set()
 
-    def named(self, node, name, where, public=True):
+    def named(self, node, name, where, public=True, prefixed=False):
         """Registers `node` as a named type. Returns the NamedType, or None for schemas whose C
-        type is not a struct or an enum (those are still validated under their name)."""
+        type is not a struct or an enum (those are still validated under their name).
+        `prefixed`: name already carries the prefix (hints built from another type's name)."""
         if id(node) in self.by_node:
             return self.by_node[id(node)]
-        cname = self.namer.take(self.prefix + cnames.snake(name))
+        cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
         kind = self._kind(node)
         if kind not in ("struct", "enum"):
             nt = NamedType("alias", cname, node, where)
@@ -156,10 +157,12 @@ class TypeBuilder:
                 info = self.loader.info(target)
                 is_named_ref = target is not node
                 name = name_hint
-                if is_named_ref and info is not None:
-                    name = info.pointer.rsplit("/", 1)[-1] or name_hint
+                prefixed = True
+                if is_named_ref and info is not None and info.pointer.rsplit("/", 1)[-1]:
+                    name = info.pointer.rsplit("/", 1)[-1]
+                    prefixed = False
                 where = "%s#%s" % (cnames.short_path(info.file), info.pointer) if info else ""
-                nt = self.named(target, name, where, public=is_named_ref)
+                nt = self.named(target, name, where, public=is_named_ref, prefixed=prefixed)
             return CType(kind, ref=nt)
         if kind == "array":
             items = target.get("items")

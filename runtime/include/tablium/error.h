@@ -24,7 +24,8 @@
     X(ETIMEDOUT, -8, "timed out")                                                \
     X(ECONN, -9, "connection failed")                                            \
     X(EPROTO, -10, "protocol error")                                             \
-    X(ESTATE, -11, "invalid state")
+    X(ESTATE, -11, "invalid state")                                              \
+    X(EUPSTREAM, -12, "upstream answered outside its contract")
 
 typedef enum tb_errno {
 #define TB__ERRNO_ENUM(name, value, text) TB_##name = value,

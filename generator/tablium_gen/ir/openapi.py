@@ -1,0 +1,510 @@
+"""IR of an OpenAPI 3.0 / 3.1 service: operations, parameters, bodies, responses, routes.
+
+Builds on the schema IR: every schema the spec uses (components, parameters, bodies, responses)
+is compiled by the same ValidatorCompiler and TypeBuilder as plain JSON Schemas, so request
+decoding and response encoding reuse the generated validators and codecs.
+
+Conventions (documented in README "Writing a service"):
+- A response schema that is an object with a required `data` member is the success envelope:
+  the handler fills the type of `data`, the runtime writes `{"data": ...}`.
+- A response schema with an `error` member (and no `data`) is the error envelope: the handler
+  fills a tb_api_error, the runtime writes `{"error": {code, message, requestId, details}}`.
+- Any other schema is the whole body (kind "raw"); no content is kind "none".
+"""
+import json
+import os
+import re
+
+from ..errors import Diagnostic, GenError
+from ..load.loader import parse_text
+from ..load.uri import pointer_escape
+from . import cnames
+from .types import CType, TypeBuilder
+from .validators import ValidatorCompiler, comment_safe, cstr
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+METHOD_ENUM = {m: "TB_HTTP_" + m.upper() for m in METHODS}
+PARAM_IN = ("path", "query", "header", "cookie")
+SCALAR_KIND = {"string": "TB_PARAM_STRING", "integer": "TB_PARAM_INTEGER",
+               "number": "TB_PARAM_NUMBER", "boolean": "TB_PARAM_BOOLEAN",
+               "enum": "TB_PARAM_STRING"}
+
+
+class Param:
+    pass
+
+
+class Body:
+    pass
+
+
+class Response:
+    pass
+
+
+class Operation:
+    pass
+
+
+class Example:
+    pass
+
+
+def _pct(s):
+    from urllib.parse import quote
+    return quote(s, safe="-._~")
+
+
+def _c_comment(s):
+    return comment_safe(s.strip()) if isinstance(s, str) and s.strip() else None
+
+
+class ServiceBuilder:
+    def __init__(self, path, loader, name=None):
+        self.path = path
+        self.loader = loader
+        self.where = cnames.short_path(path)
+        self.errors = []
+        try:
+            with open(path, encoding="utf-8") as f:
+                peek = parse_text(f.read(), path)
+        except OSError as e:
+            raise GenError(Diagnostic(path, None, "cannot read: %s" % e.strerror))
+        if not isinstance(peek, dict) or not isinstance(peek.get("openapi"), str):
+            raise GenError(Diagnostic(path, "", "not an OpenAPI document (no 'openapi' version)"))
+        ver = peek["openapi"]
+        if re.match(r"^3\.0\.\d+", ver):
+            self.dialect = "oas30"
+        elif re.match(r"^3\.1\.\d+", ver):
+            self.dialect = "2020-12"
+        else:
+            raise GenError(Diagnostic(path, "/openapi",
+                                      "unsupported OpenAPI version %r (3.0.x and 3.1.x are)" % ver))
+        loader.dialect = self.dialect
+        self.root = loader.load_file(path)
+        info = self.loader.info(self.root)
+        self.base = info.base
+        svc = self.root.get("x-tablium-service")
+        self.name = cnames.snake(name or (svc if isinstance(svc, str) else None) or
+                                 os.path.basename(path).rsplit(".", 1)[0])
+        self.prefix = self.name + "_"
+        self.vcomp = ValidatorCompiler(loader, prefix="%s__v" % self.name)
+        self.types = TypeBuilder(loader, self.vcomp, prefix=self.prefix)
+        self.fnames = cnames.Namer(reserved=set(cnames.C_KEYWORDS))
+        self.ops = []
+        self.examples = []
+        self.vnames = cnames.Namer()
+
+    # ---- helpers ----
+
+    def err(self, pointer, reason):
+        self.errors.append(Diagnostic(self.path, pointer, reason))
+
+    def deref(self, node, pointer):
+        """Follows a non-schema $ref (parameter, response, requestBody, path item)."""
+        seen = 0
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+            ref = node["$ref"]
+            if not ref.startswith("#"):
+                self.err(pointer + "/$ref", "only local $refs are supported here (got %r)" % ref)
+                return None, pointer
+            try:
+                pointer = ref[1:]
+                node = self.loader.resolve(ref, self.root)
+            except GenError as e:
+                self.errors.extend(e.diags)
+                return None, pointer
+            seen += 1
+            if seen > 16:
+                self.err(pointer, "$ref cycle")
+                return None, pointer
+        return node, pointer
+
+    def schema_at(self, node, pointer):
+        """Indexes an inline schema so $refs inside it resolve against the spec."""
+        if isinstance(node, dict) and self.loader.info(node) is None:
+            self.loader.index(node, self.base, self.base, self.loader.info(self.root).file,
+                              pointer, self.dialect)
+        return node
+
+    def validator(self, node, hint):
+        return self.vcomp.add_entry(self.vnames.take(hint), node)
+
+    def example_of(self, op, where, name, value, sub):
+        ex = Example()
+        ex.op = op
+        ex.where = where
+        ex.name = name
+        ex.name_lit = cstr(name)
+        ex.where_lit = cstr(where)
+        ex.json = cstr(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        ex.sub = sub
+        self.examples.append(ex)
+
+    # ---- build ----
+
+    def build(self):
+        comps = self.root.get("components") or {}
+        schemas = comps.get("schemas") or {}
+        for sname, snode in schemas.items():
+            self.schema_at(snode, "/components/schemas/" + pointer_escape(sname))
+            self.types.named(snode, sname, "%s#/components/schemas/%s" % (self.where, sname))
+        paths = self.root.get("paths") or {}
+        if not isinstance(paths, dict):
+            self.err("/paths", "must be an object")
+            paths = {}
+        for tmpl, item in paths.items():
+            ptr = "/paths/" + pointer_escape(tmpl)
+            item, iptr = self.deref(item, ptr)
+            if not isinstance(item, dict):
+                continue
+            if not tmpl.startswith("/"):
+                self.err(ptr, "a path must start with '/'")
+                continue
+            common = item.get("parameters") or []
+            for m in METHODS:
+                if m in item:
+                    self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr)
+        if self.errors:
+            raise GenError(self.errors)
+        self.routes = self.build_routes()
+        self.unit = self.vcomp.finish()
+        deps = self.root.get("x-tablium-depends") or []
+        self.deps = [cnames.snake(d) for d in deps if isinstance(d, str)]
+        info = self.root.get("info") or {}
+        self.title = cstr(str(info.get("title", self.name)))
+        self.version = cstr(str(info.get("version", "")))
+        self.description = _c_comment(info.get("description"))
+        return self
+
+    def op_name(self, tmpl, method, node):
+        oid = node.get("operationId")
+        if isinstance(oid, str) and oid:
+            return oid, cnames.snake(oid)
+        parts = [method]
+        for seg in tmpl.strip("/").split("/"):
+            if seg.startswith("{") and seg.endswith("}"):
+                parts.append("by_" + seg[1:-1])
+            elif seg:
+                parts.append(seg)
+        return None, cnames.snake("_".join(parts))
+
+    def operation(self, tmpl, method, node, common, ptr, iptr):
+        if not isinstance(node, dict):
+            self.err(ptr, "an operation must be an object")
+            return
+        op = Operation()
+        op.operation_id, base = self.op_name(tmpl, method, node)
+        cname = self.fnames.take(self.prefix + base)
+        for suffix in ("_req", "_resp", "_call", "_status"):
+            if cname + suffix in self.types.namer.used:
+                cname = self.fnames.take(cname + "_op")
+        self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
+        op.cname = cname
+        op.id_lit = cstr(op.operation_id or base)
+        op.method = method.upper()
+        op.method_enum = METHOD_ENUM[method]
+        op.path = tmpl
+        op.path_lit = cstr(tmpl)
+        op.summary = _c_comment(node.get("summary"))
+        op.description = _c_comment(node.get("description"))
+        op.ptr = ptr
+        # parameters: path-level ones, overridden by operation-level ones (name, in)
+        plist = {}
+        for src, sptr in ((common, iptr + "/parameters"), (node.get("parameters") or [],
+                                                           ptr + "/parameters")):
+            for i, p in enumerate(src):
+                pp, pptr = self.deref(p, "%s/%d" % (sptr, i))
+                if not isinstance(pp, dict):
+                    continue
+                key = (pp.get("name"), pp.get("in"))
+                plist[key] = (pp, pptr)
+        op.params = []
+        fnamer = cnames.Namer(reserved={"body", "has_body", "n"})
+        seg_names = re.findall(r"\{([^}/]+)\}", tmpl)
+        for (pname, pin), (pp, pptr) in plist.items():
+            prm = self.param(op, pp, pptr, fnamer)
+            if prm:
+                op.params.append(prm)
+        order = {n: i for i, n in enumerate(seg_names)}
+        path_params = [p for p in op.params if p.in_ == "path"]
+        for n in seg_names:
+            if n not in [p.name for p in path_params]:
+                self.err(ptr, "path parameter {%s} of %s is not declared" % (n, tmpl))
+        for p in path_params:
+            if p.name not in order:
+                self.err(p.ptr, "path parameter %r is not in the path %s" % (p.name, tmpl))
+            else:
+                p.index = order[p.name]
+        op.params.sort(key=lambda p: (PARAM_IN.index(p.in_), getattr(p, "index", 0)))
+        op.body = self.body(op, node.get("requestBody"), ptr + "/requestBody")
+        op.responses = []
+        resps = node.get("responses")
+        if not isinstance(resps, dict) or not resps:
+            self.err(ptr + "/responses", "an operation needs at least one response")
+            return
+        hnamer = cnames.Namer()
+        op.headers = []
+        seen_h = {}
+        for status, r in resps.items():
+            rr = self.response(op, str(status), r, ptr + "/responses/" + pointer_escape(str(status)))
+            if rr is None:
+                continue
+            for h in rr.headers:
+                key = h.name.lower()
+                if key not in seen_h:
+                    h.cname = hnamer.take(cnames.snake(h.name))
+                    seen_h[key] = h
+                    op.headers.append(h)
+                else:
+                    h.cname = seen_h[key].cname
+            op.responses.append(rr)
+        op.responses.sort(key=lambda r: (r.code == 0, r.code))
+        op.default = next((r for r in op.responses if r.code == 0), None)
+        op.flags = " | ".join(f for f, on in (("TB_OP_BODY", op.body is not None),
+                                               ("TB_OP_BODY_REQUIRED",
+                                                op.body is not None and op.body.required)) if on) or "0"
+        op.upper = cnames.upper(op.cname)
+        by_name = {p.name: p for p in op.params if p.in_ == "path"}
+        op.url_parts = []
+        lit = ""
+        for piece in re.split(r"(\{[^}/]+\})", tmpl):
+            if piece.startswith("{") and piece.endswith("}") and piece[1:-1] in by_name:
+                if lit:
+                    op.url_parts.append({"lit": cstr(lit), "len": len(lit.encode("utf-8"))})
+                    lit = ""
+                op.url_parts.append({"lit": None, "param": by_name[piece[1:-1]]})
+            else:
+                lit += piece
+        if lit:
+            op.url_parts.append({"lit": cstr(lit), "len": len(lit.encode("utf-8"))})
+        self.ops.append(op)
+
+    def param(self, op, pp, pptr, fnamer):
+        p = Param()
+        p.name = pp.get("name")
+        p.in_ = pp.get("in")
+        p.ptr = pptr
+        if not isinstance(p.name, str) or p.in_ not in PARAM_IN:
+            self.err(pptr, "a parameter needs a name and 'in' (path, query, header or cookie)")
+            return None
+        if p.in_ == "header" and p.name.lower() in ("accept", "content-type", "authorization"):
+            return None  # OpenAPI: ignored
+        p.required = bool(pp.get("required")) or p.in_ == "path"
+        schema = pp.get("schema")
+        if schema is None and isinstance(pp.get("content"), dict):
+            self.err(pptr, "parameters with 'content' are not supported; use 'schema'")
+            return None
+        if schema is None:
+            schema = {}
+        self.schema_at(schema, pptr + "/schema")
+        p.style = pp.get("style") or ("form" if p.in_ in ("query", "cookie") else "simple")
+        p.explode = pp.get("explode", p.style == "form")
+        if p.style not in ("form", "simple"):
+            self.err(pptr + "/style", "style %r is not supported (form and simple are)" % p.style)
+            return None
+        kind = self.types._kind(schema)
+        ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
+        p.kind = ct.kind
+        if ct.kind == "array":
+            item = ct.item
+            if item.kind not in SCALAR_KIND:
+                self.err(pptr + "/schema", "array parameters need scalar items")
+                return None
+            p.item_kind = SCALAR_KIND[item.kind]
+        elif ct.kind in SCALAR_KIND:
+            p.item_kind = SCALAR_KIND[ct.kind]
+        else:
+            self.err(pptr + "/schema", "parameter %r: only scalar, enum and array schemas are "
+                     "supported (got %s)" % (p.name, kind))
+            return None
+        p.ctype = ct
+        p.cname = TypeBuilder._field_name(fnamer, cnames.snake(p.name), not p.required, False,
+                                          ct.kind == "array")
+        p.lit = cstr(p.name)
+        q = _pct(p.name) + "="
+        p.qlit = cstr(q)
+        p.qlen = len(q)
+        p.in_lit = cstr(p.in_)
+        p.len = len(p.name.encode("utf-8"))
+        p.description = _c_comment(pp.get("description"))
+        p.validator = self.validator(schema, "%s__%s_%s" % (op.cname, p.in_, cnames.snake(p.name)))
+        d = schema.get("default") if isinstance(schema, dict) else None
+        p.default = None
+        if d is not None and not p.required:
+            if ct.kind == "integer" and isinstance(d, int) and not isinstance(d, bool):
+                p.default = "%d" % d
+            elif ct.kind == "number" and isinstance(d, (int, float)) and not isinstance(d, bool):
+                p.default = repr(float(d))
+            elif ct.kind == "boolean" and isinstance(d, bool):
+                p.default = "true" if d else "false"
+            elif ct.kind == "string" and isinstance(d, str):
+                p.default = "(char *)" + cstr(d)
+            elif ct.kind == "enum" and isinstance(d, str):
+                for v, const, _, _, _ in ct.ref.values:
+                    if v == d:
+                        p.default = const
+        for ename, ev in self.examples_in(pp):
+            self.example_of(op, "parameter %s %s" % (p.in_, p.name), ename, ev, p.validator)
+        return p
+
+    def examples_in(self, node):
+        out = []
+        if "example" in node:
+            out.append(("example", node["example"]))
+        exs = node.get("examples")
+        if isinstance(exs, dict):
+            for k, v in exs.items():
+                v, _ = self.deref(v, "")
+                if isinstance(v, dict) and "value" in v:
+                    out.append((k, v["value"]))
+        return out
+
+    def json_media(self, content, ptr):
+        """The application/json (or +json) media type object of a content map, or None."""
+        if not isinstance(content, dict):
+            return None
+        for mt, media in content.items():
+            base = mt.split(";")[0].strip().lower()
+            if base == "application/json" or (base.startswith("application/") and
+                                              base.endswith("+json")):
+                return media if isinstance(media, dict) else {}
+        if content:
+            self.err(ptr, "only application/json content is supported (got %s)"
+                     % ", ".join(sorted(content)))
+        return None
+
+    def body(self, op, rb, ptr):
+        if rb is None:
+            return None
+        rb, ptr = self.deref(rb, ptr)
+        if not isinstance(rb, dict):
+            return None
+        media = self.json_media(rb.get("content"), ptr + "/content")
+        if media is None:
+            return None
+        b = Body()
+        b.required = bool(rb.get("required"))
+        schema = media.get("schema", {})
+        self.schema_at(schema, ptr + "/content/application~1json/schema")
+        b.ctype = self.types.ctype(schema, op.cname + "_body")
+        b.validator = self.validator(schema, op.cname + "__body")
+        b.description = _c_comment(rb.get("description"))
+        for ename, ev in self.examples_in(media):
+            self.example_of(op, "request body", ename, ev, b.validator)
+        return b
+
+    def response(self, op, status, r, ptr):
+        r, rptr = self.deref(r, ptr)
+        if not isinstance(r, dict):
+            return None
+        rr = Response()
+        if status == "default":
+            rr.code = 0
+            rr.member = "sdefault"
+        elif re.match(r"^[1-5][0-9][0-9]$", status):
+            rr.code = int(status)
+            rr.member = "s" + status
+        else:
+            self.err(ptr, "response status %r is not supported (use NNN or default)" % status)
+            return None
+        rr.description = _c_comment(r.get("description"))
+        rr.headers = []
+        hdrs = r.get("headers") or {}
+        for hname, h in hdrs.items():
+            if hname.lower() in ("content-type", "x-request-id"):
+                continue
+            hh = Param()
+            hh.name = hname
+            hh.lit = cstr(hname)
+            h, _ = self.deref(h, rptr + "/headers/" + pointer_escape(hname))
+            hh.description = _c_comment(h.get("description")) if isinstance(h, dict) else None
+            rr.headers.append(hh)
+        media = self.json_media(r.get("content"), rptr + "/content")
+        rr.kind = "none"
+        rr.validator = None
+        rr.ctype = None
+        if media is not None and "schema" in media:
+            schema = media["schema"]
+            self.schema_at(schema, rptr + "/content/application~1json/schema")
+            rr.validator = self.validator(schema, "%s__r%s" % (op.cname, status))
+            target = self.types._deref(schema)
+            props = target.get("properties") if isinstance(target, dict) else None
+            req = target.get("required") if isinstance(target, dict) else None
+            if isinstance(props, dict) and "data" in props and isinstance(req, list) and \
+                    "data" in req:
+                rr.kind = "data"
+                self.schema_at(props["data"], "")
+                rr.ctype = self.types.ctype(props["data"], op.cname + "_" + rr.member)
+            elif isinstance(props, dict) and "error" in props:
+                rr.kind = "error"
+            else:
+                rr.kind = "raw"
+                rr.ctype = self.types.ctype(schema, op.cname + "_" + rr.member)
+            for ename, ev in self.examples_in(media):
+                self.example_of(op, "response %s" % status, ename, ev, rr.validator)
+        elif media is not None:
+            rr.kind = "raw"
+            rr.ctype = CType("json")
+        if rr.kind in ("data", "raw") and rr.ctype.kind == "array" and rr.ctype.item.kind == "array":
+            rr.ctype = CType("json")
+        return rr
+
+    # ---- routing ----
+
+    def build_routes(self):
+        """Routes (one per path template) and the segment trie the matcher is generated from."""
+        routes = {}
+        for op in self.ops:
+            rt = routes.get(op.path)
+            if rt is None:
+                rt = {"path": op.path, "ops": {}, "index": len(routes)}
+                routes[op.path] = rt
+            rt["ops"][op.method_enum] = op
+        for i, op in enumerate(self.ops):
+            op.index = i
+        order = sorted(routes.values(), key=lambda r: r["index"])
+        for rt in order:
+            rt["cells"] = []
+            for m in METHODS:
+                op = rt["ops"].get(METHOD_ENUM[m])
+                rt["cells"].append(str(op.index) if op else "-1")
+            rt["lit"] = cstr(rt["path"])
+        # trie of segments: literal children, one parameter child
+        nodes = [{"lits": {}, "param": None, "route": None}]
+        for rt in order:
+            n = 0
+            segs = rt["path"].strip("/").split("/") if rt["path"] != "/" else []
+            for seg in segs:
+                if seg.startswith("{") and seg.endswith("}"):
+                    if nodes[n]["param"] is None:
+                        nodes.append({"lits": {}, "param": None, "route": None})
+                        nodes[n]["param"] = len(nodes) - 1
+                    n = nodes[n]["param"]
+                else:
+                    if "{" in seg:
+                        self.err("/paths/" + pointer_escape(rt["path"]),
+                                 "a segment must be a literal or one whole {parameter}")
+                        raise GenError(self.errors)
+                    if seg not in nodes[n]["lits"]:
+                        nodes.append({"lits": {}, "param": None, "route": None})
+                        nodes[n]["lits"][seg] = len(nodes) - 1
+                    n = nodes[n]["lits"][seg]
+            if nodes[n]["route"] is not None:
+                self.err("/paths/" + pointer_escape(rt["path"]),
+                         "path %s matches the same requests as another path" % rt["path"])
+                raise GenError(self.errors)
+            nodes[n]["route"] = rt["index"]
+        for nd in nodes:
+            by_len = {}
+            for seg, child in sorted(nd["lits"].items()):
+                b = seg.encode("utf-8")
+                by_len.setdefault(len(b), []).append((cstr(seg), len(b), child))
+            nd["by_len"] = sorted(by_len.items())
+        self.trie = nodes
+        self.max_segments = max([len(r["path"].strip("/").split("/")) for r in order] or [1])
+        return order
+
+
+def build_service(path, loader, name=None):
+    return ServiceBuilder(path, loader, name).build()

@@ -1,0 +1,383 @@
+/*
+ * User service handlers (openapi/user.yaml). State: SQLite ($USER_DB, default ./user.db).
+ * Wallet operations go to the Wallet service through its generated client (ctx->deps).
+ */
+#include "user/user.h"
+
+#include "tablium/ids.h"
+#include "tablium/log.h"
+#include "tablium/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct user_state {
+    sqlite3 *db;
+} user_state;
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS users ("
+    "  id TEXT PRIMARY KEY,"
+    "  username TEXT NOT NULL UNIQUE,"
+    "  email TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS profiles ("
+    "  user_id TEXT PRIMARY KEY REFERENCES users (id),"
+    "  display_name TEXT NOT NULL,"
+    "  bio TEXT,"
+    "  country TEXT,"
+    "  games_played INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at TEXT NOT NULL);";
+
+int user_service_init(void **state, tb_error *err)
+{
+    user_state *s = calloc(1, sizeof *s);
+    char *path = tb_store_path("user");
+    if (!s || !path) {
+        free(s);
+        free(path);
+        return tb_error_set(err, TB_ENOMEM, "user: out of memory");
+    }
+    s->db = tb_store_open(path, SCHEMA, err);
+    if (!s->db) {
+        free(path);
+        free(s);
+        return TB_EIO;
+    }
+    tb_log_info(NULL, "user: database %s", path);
+    free(path);
+    *state = s;
+    return 0;
+}
+
+void user_service_fini(void *state)
+{
+    user_state *s = state;
+    if (!s)
+        return;
+    tb_store_close(s->db);
+    free(s);
+}
+
+static sqlite3 *db_of(tb_ctx *ctx)
+{
+    return ((user_state *)ctx->state)->db;
+}
+
+static char *col_text(tb_ctx *ctx, sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? tb_arena_strndup(ctx->arena, (const char *)t, (size_t)sqlite3_column_bytes(st, i))
+             : NULL;
+}
+
+static int db_fail(tb_ctx *ctx, sqlite3 *db, const char *what)
+{
+    tb_log_error(ctx, "user: %s: %s", what, sqlite3_errmsg(db));
+    return TB_EIO;
+}
+
+int user_get_health(tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *resp)
+{
+    (void)req;
+    if (sqlite3_exec(db_of(ctx), "SELECT 1", NULL, NULL, NULL) != SQLITE_OK) {
+        resp->status = USER_GET_HEALTH_503;
+        tb_api_error_set(&resp->s503, ctx, "unavailable", "the database does not answer");
+        return 0;
+    }
+    resp->status = USER_GET_HEALTH_200;
+    resp->s200.status = USER_HEALTH_STATUS_OK;
+    return 0;
+}
+
+int user_create_user(tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *resp)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    const user_create_user_request *b = &req->body;
+    char id[37], now[25];
+    int rc = 0;
+    tb_uuid_new(id);
+    tb_time_rfc3339(now);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "begin");
+    if (sqlite3_prepare_v2(db, "INSERT INTO users (id, username, email, created_at) VALUES (?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(ctx, db, "prepare insert user");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b->username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, b->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    int ext = sqlite3_extended_errcode(db);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (step != SQLITE_DONE) {
+        if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            resp->status = USER_CREATE_USER_409;
+            tb_api_error_set(&resp->s409, ctx, "username_taken", "username %s is taken",
+                             b->username);
+            return 0;
+        }
+        rc = db_fail(ctx, db, "insert user");
+        goto rollback;
+    }
+    if (sqlite3_prepare_v2(db, "INSERT INTO profiles (user_id, display_name, updated_at) VALUES (?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(ctx, db, "prepare insert profile");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, b->has_display_name ? b->display_name : b->username, -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        rc = db_fail(ctx, db, "insert profile");
+        goto rollback;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(ctx, db, "commit");
+        goto rollback;
+    }
+    user_user *u = &resp->s201;
+    u->id = tb_arena_strdup(ctx->arena, id);
+    u->username = b->username;
+    u->email = b->email;
+    u->created_at = tb_arena_strdup(ctx->arena, now);
+    char *loc = tb_arena_alloc(ctx->arena, 64);
+    if (!u->id || !u->created_at || !loc)
+        return TB_ENOMEM;
+    snprintf(loc, 64, "/users/%s", id);
+    resp->headers.location = loc;
+    resp->status = USER_CREATE_USER_201;
+    return 0;
+rollback:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int load_user(tb_ctx *ctx, const char *id, user_user *u, bool *found)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(db, "SELECT id, username, email, created_at FROM users WHERE id = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare select user");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        u->id = col_text(ctx, st, 0);
+        u->username = col_text(ctx, st, 1);
+        u->email = col_text(ctx, st, 2);
+        u->created_at = col_text(ctx, st, 3);
+        if (!u->id || !u->username || !u->email || !u->created_at)
+            out = TB_ENOMEM;
+    } else if (rc != SQLITE_DONE) {
+        out = db_fail(ctx, db, "select user");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int user_get_user(tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *resp)
+{
+    bool found;
+    int rc = load_user(ctx, req->user_id, &resp->s200, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        resp->status = USER_GET_USER_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no user %s", req->user_id);
+        return 0;
+    }
+    resp->status = USER_GET_USER_200;
+    return 0;
+}
+
+static int load_profile(tb_ctx *ctx, const char *id, user_profile *p, bool *found)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(db, "SELECT user_id, display_name, bio, country, games_played, updated_at"
+                               " FROM profiles WHERE user_id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare select profile");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        p->user_id = col_text(ctx, st, 0);
+        p->display_name = col_text(ctx, st, 1);
+        p->bio_is_null = sqlite3_column_type(st, 2) == SQLITE_NULL;
+        p->bio = p->bio_is_null ? NULL : col_text(ctx, st, 2);
+        p->country_is_null = sqlite3_column_type(st, 3) == SQLITE_NULL;
+        p->country = p->country_is_null ? NULL : col_text(ctx, st, 3);
+        p->has_games_played = true;
+        p->games_played = sqlite3_column_int64(st, 4);
+        p->updated_at = col_text(ctx, st, 5);
+        if (!p->user_id || !p->display_name || !p->updated_at)
+            out = TB_ENOMEM;
+    } else if (rc != SQLITE_DONE) {
+        out = db_fail(ctx, db, "select profile");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int user_get_profile(tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *resp)
+{
+    bool found;
+    int rc = load_profile(ctx, req->user_id, &resp->s200, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        resp->status = USER_GET_PROFILE_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no user %s", req->user_id);
+        return 0;
+    }
+    resp->status = USER_GET_PROFILE_200;
+    return 0;
+}
+
+/* Binds a nullable text member: absent keeps the column (?N IS NULL flag), null clears it. */
+int user_update_profile(tb_ctx *ctx, const user_update_profile_req *req,
+                        user_update_profile_resp *resp)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    const user_update_profile_request *b = &req->body;
+    char now[25];
+    tb_time_rfc3339(now);
+    if (sqlite3_prepare_v2(db,
+                           "UPDATE profiles SET"
+                           " display_name = CASE WHEN ?1 THEN ?2 ELSE display_name END,"
+                           " bio = CASE WHEN ?3 THEN ?4 ELSE bio END,"
+                           " country = CASE WHEN ?5 THEN ?6 ELSE country END,"
+                           " updated_at = ?7 WHERE user_id = ?8",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare update profile");
+    sqlite3_bind_int(st, 1, b->has_display_name);
+    if (b->has_display_name)
+        sqlite3_bind_text(st, 2, b->display_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, b->has_bio);
+    if (b->has_bio && !b->bio_is_null)
+        sqlite3_bind_text(st, 4, b->bio, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, b->has_country);
+    if (b->has_country && !b->country_is_null)
+        sqlite3_bind_text(st, 6, b->country, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, req->user_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return db_fail(ctx, db, "update profile");
+    if (sqlite3_changes(db) == 0) {
+        resp->status = USER_UPDATE_PROFILE_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no user %s", req->user_id);
+        return 0;
+    }
+    bool found;
+    int rc = load_profile(ctx, req->user_id, &resp->s200, &found);
+    if (rc)
+        return rc;
+    resp->status = found ? USER_UPDATE_PROFILE_200 : USER_UPDATE_PROFILE_404;
+    if (!found)
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no user %s", req->user_id);
+    return 0;
+}
+
+static void to_user_wallet(const wallet_wallet *w, user_wallet *out)
+{
+    out->id = w->id;
+    out->currency = w->currency;
+    out->balance = w->balance;
+}
+
+/* The Wallet service failed: 502 for our caller, the reason in our log only. */
+static void bad_gateway(tb_ctx *ctx, tb_api_error *e, int rc, const tb_error *err)
+{
+    tb_log_warn(ctx, "user: wallet service call failed: %s: %s", tb_err_name(rc), err->message);
+    tb_api_error_set(e, ctx, "upstream_failed", "the wallet service did not answer as expected");
+}
+
+int user_get_user_wallets(tb_ctx *ctx, const user_get_user_wallets_req *req,
+                          user_get_user_wallets_resp *resp)
+{
+    user_user u;
+    bool found;
+    int rc = load_user(ctx, req->user_id, &u, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        resp->status = USER_GET_USER_WALLETS_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no user %s", req->user_id);
+        return 0;
+    }
+    tb_error err = TB_ERROR_INIT;
+    wallet_get_user_wallets_req wreq = {.user_id = req->user_id};
+    wallet_get_user_wallets_resp wresp;
+    rc = wallet_get_user_wallets_call(user_deps_of(ctx)->wallet, ctx, &wreq, &wresp, &err);
+    if (rc || wresp.status != WALLET_GET_USER_WALLETS_200) {
+        if (!rc)
+            tb_error_set(&err, TB_EUPSTREAM, "status %d: %s", wresp.status,
+                         wresp.s400.message ? wresp.s400.message : "");
+        resp->status = USER_GET_USER_WALLETS_502;
+        bad_gateway(ctx, &resp->s502, rc ? rc : TB_EUPSTREAM, &err);
+        tb_error_deinit(&err);
+        return 0;
+    }
+    tb_error_deinit(&err);
+    user_wallet *items = tb_arena_calloc(ctx->arena, wresp.s200.n ? wresp.s200.n : 1, sizeof *items);
+    if (!items)
+        return TB_ENOMEM;
+    for (size_t i = 0; i < wresp.s200.n; i++)
+        to_user_wallet(&wresp.s200.items[i], &items[i]);
+    resp->status = USER_GET_USER_WALLETS_200;
+    resp->s200.items = items;
+    resp->s200.n = wresp.s200.n;
+    return 0;
+}
+
+int user_open_wallet(tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *resp)
+{
+    user_user u;
+    bool found;
+    int rc = load_user(ctx, req->user_id, &u, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        resp->status = USER_OPEN_WALLET_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no user %s", req->user_id);
+        return 0;
+    }
+    tb_error err = TB_ERROR_INIT;
+    wallet_create_wallet_req wreq = {
+        .body = {.user_id = req->user_id, .currency = req->body.currency},
+    };
+    wallet_create_wallet_resp wresp;
+    rc = wallet_create_wallet_call(user_deps_of(ctx)->wallet, ctx, &wreq, &wresp, &err);
+    if (rc == 0 && wresp.status == WALLET_CREATE_WALLET_201) {
+        to_user_wallet(&wresp.s201, &resp->s201);
+        resp->status = USER_OPEN_WALLET_201;
+    } else if (rc == 0 && wresp.status == WALLET_CREATE_WALLET_409) {
+        resp->status = USER_OPEN_WALLET_409;
+        resp->s409 = wresp.s409;
+        resp->s409.request_id = NULL;
+    } else {
+        if (!rc)
+            tb_error_set(&err, TB_EUPSTREAM, "status %d", wresp.status);
+        resp->status = USER_OPEN_WALLET_502;
+        bad_gateway(ctx, &resp->s502, rc ? rc : TB_EUPSTREAM, &err);
+    }
+    tb_error_deinit(&err);
+    return 0;
+}

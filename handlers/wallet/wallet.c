@@ -1,0 +1,488 @@
+/*
+ * Wallet service handlers (openapi/wallet.yaml). State: SQLite ($WALLET_DB, default
+ * ./wallet.db). A transaction and its balance change commit together; an Idempotency-Key is
+ * stored with the transaction so a retry finds it.
+ */
+#include "wallet/wallet.h"
+
+#include "tablium/ids.h"
+#include "tablium/log.h"
+#include "tablium/store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct wallet_state {
+    sqlite3 *db;
+} wallet_state;
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS wallets ("
+    "  id TEXT PRIMARY KEY,"
+    "  user_id TEXT NOT NULL,"
+    "  currency TEXT NOT NULL,"
+    "  balance INTEGER NOT NULL CHECK (balance >= 0),"
+    "  created_at TEXT NOT NULL,"
+    "  UNIQUE (user_id, currency));"
+    "CREATE INDEX IF NOT EXISTS wallets_user ON wallets (user_id);"
+    "CREATE TABLE IF NOT EXISTS transactions ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  wallet_id TEXT NOT NULL REFERENCES wallets (id),"
+    "  type TEXT NOT NULL CHECK (type IN ('credit', 'debit')),"
+    "  amount INTEGER NOT NULL CHECK (amount > 0),"
+    "  balance_after INTEGER NOT NULL CHECK (balance_after >= 0),"
+    "  reference TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  idem_key TEXT,"
+    "  UNIQUE (wallet_id, idem_key));";
+
+int wallet_service_init(void **state, tb_error *err)
+{
+    wallet_state *s = calloc(1, sizeof *s);
+    char *path = tb_store_path("wallet");
+    if (!s || !path) {
+        free(s);
+        free(path);
+        return tb_error_set(err, TB_ENOMEM, "wallet: out of memory");
+    }
+    s->db = tb_store_open(path, SCHEMA, err);
+    if (!s->db) {
+        free(path);
+        free(s);
+        return TB_EIO;
+    }
+    tb_log_info(NULL, "wallet: database %s", path);
+    free(path);
+    *state = s;
+    return 0;
+}
+
+void wallet_service_fini(void *state)
+{
+    wallet_state *s = state;
+    if (!s)
+        return;
+    tb_store_close(s->db);
+    free(s);
+}
+
+static sqlite3 *db_of(tb_ctx *ctx)
+{
+    return ((wallet_state *)ctx->state)->db;
+}
+
+static char *col_text(tb_ctx *ctx, sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? tb_arena_strndup(ctx->arena, (const char *)t, (size_t)sqlite3_column_bytes(st, i))
+             : NULL;
+}
+
+static int db_fail(tb_ctx *ctx, sqlite3 *db, const char *what)
+{
+    tb_log_error(ctx, "wallet: %s: %s", what, sqlite3_errmsg(db));
+    return TB_EIO;
+}
+
+/* Columns: id, user_id, currency, balance, created_at */
+#define WALLET_COLS "id, user_id, currency, balance, created_at"
+
+static int read_wallet(tb_ctx *ctx, sqlite3_stmt *st, wallet_wallet *w)
+{
+    w->id = col_text(ctx, st, 0);
+    w->user_id = col_text(ctx, st, 1);
+    w->currency = col_text(ctx, st, 2);
+    w->balance = sqlite3_column_int64(st, 3);
+    w->created_at = col_text(ctx, st, 4);
+    return w->id && w->user_id && w->currency && w->created_at ? 0 : TB_ENOMEM;
+}
+
+/* Columns: id, wallet_id, type, amount, balance_after, reference, created_at */
+#define TX_COLS "id, wallet_id, type, amount, balance_after, reference, created_at"
+
+static int read_tx(tb_ctx *ctx, sqlite3_stmt *st, wallet_transaction *t)
+{
+    const char *type = (const char *)sqlite3_column_text(st, 2);
+    t->id = col_text(ctx, st, 0);
+    t->wallet_id = col_text(ctx, st, 1);
+    if (!type || wallet_transaction_type_from_string(type, strlen(type), &t->type))
+        return TB_EIO;
+    t->amount = sqlite3_column_int64(st, 3);
+    t->balance_after = sqlite3_column_int64(st, 4);
+    t->has_reference = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    t->reference = t->has_reference ? col_text(ctx, st, 5) : NULL;
+    t->created_at = col_text(ctx, st, 6);
+    return t->id && t->wallet_id && t->created_at ? 0 : TB_ENOMEM;
+}
+
+int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *resp)
+{
+    (void)req;
+    if (sqlite3_exec(db_of(ctx), "SELECT 1", NULL, NULL, NULL) != SQLITE_OK) {
+        resp->status = WALLET_GET_HEALTH_503;
+        tb_api_error_set(&resp->s503, ctx, "unavailable", "the database does not answer");
+        return 0;
+    }
+    resp->status = WALLET_GET_HEALTH_200;
+    resp->s200.status = WALLET_HEALTH_STATUS_OK;
+    return 0;
+}
+
+int wallet_create_wallet(tb_ctx *ctx, const wallet_create_wallet_req *req,
+                         wallet_create_wallet_resp *resp)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    char id[37], now[25];
+    tb_uuid_new(id);
+    tb_time_rfc3339(now);
+    if (sqlite3_prepare_v2(db, "INSERT INTO wallets (" WALLET_COLS ") VALUES (?, ?, ?, 0, ?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare insert wallet");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, req->body.user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, req->body.currency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, now, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int ext = sqlite3_extended_errcode(db);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+            resp->status = WALLET_CREATE_WALLET_409;
+            tb_api_error_set(&resp->s409, ctx, "wallet_exists",
+                             "user %s already has a %s wallet", req->body.user_id,
+                             req->body.currency);
+            return 0;
+        }
+        return db_fail(ctx, db, "insert wallet");
+    }
+    wallet_wallet *w = &resp->s201;
+    w->id = tb_arena_strdup(ctx->arena, id);
+    w->user_id = req->body.user_id;
+    w->currency = req->body.currency;
+    w->balance = 0;
+    w->created_at = tb_arena_strdup(ctx->arena, now);
+    char *loc = tb_arena_alloc(ctx->arena, 64);
+    if (!w->id || !w->created_at || !loc)
+        return TB_ENOMEM;
+    snprintf(loc, 64, "/wallets/%s", id);
+    resp->headers.location = loc;
+    resp->status = WALLET_CREATE_WALLET_201;
+    return 0;
+}
+
+/* 0 and *found, or a TB_E code. */
+static int load_wallet(tb_ctx *ctx, const char *id, wallet_wallet *w, bool *found)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(db, "SELECT " WALLET_COLS " FROM wallets WHERE id = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare select wallet");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int out = 0;
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        out = read_wallet(ctx, st, w);
+    } else if (rc != SQLITE_DONE) {
+        out = db_fail(ctx, db, "select wallet");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int wallet_get_wallet(tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *resp)
+{
+    bool found;
+    int rc = load_wallet(ctx, req->wallet_id, &resp->s200, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        resp->status = WALLET_GET_WALLET_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no wallet %s", req->wallet_id);
+        return 0;
+    }
+    resp->status = WALLET_GET_WALLET_200;
+    return 0;
+}
+
+static bool currency_wanted(const wallet_get_user_wallets_req *req, const char *cur)
+{
+    if (!req->has_currency)
+        return true;
+    for (size_t i = 0; i < req->n_currency; i++)
+        if (strcmp(req->currency[i], cur) == 0)
+            return true;
+    return false;
+}
+
+int wallet_get_user_wallets(tb_ctx *ctx, const wallet_get_user_wallets_req *req,
+                            wallet_get_user_wallets_resp *resp)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT " WALLET_COLS " FROM wallets WHERE user_id = ? ORDER BY rowid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare select wallets");
+    sqlite3_bind_text(st, 1, req->user_id, -1, SQLITE_STATIC);
+    size_t cap = 8, n = 0;
+    wallet_wallet *items = tb_arena_calloc(ctx->arena, cap, sizeof *items);
+    int rc, out = 0;
+    while (items && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *cur = (const char *)sqlite3_column_text(st, 2);
+        if (!cur || !currency_wanted(req, cur))
+            continue;
+        if (n == cap) {
+            wallet_wallet *bigger = tb_arena_calloc(ctx->arena, cap * 2, sizeof *bigger);
+            if (!bigger) {
+                items = NULL;
+                break;
+            }
+            memcpy(bigger, items, n * sizeof *items);
+            items = bigger;
+            cap *= 2;
+        }
+        if ((out = read_wallet(ctx, st, &items[n++])) != 0)
+            break;
+    }
+    sqlite3_finalize(st);
+    if (!items)
+        return TB_ENOMEM;
+    if (out)
+        return out;
+    resp->status = WALLET_GET_USER_WALLETS_200;
+    resp->s200.items = items;
+    resp->s200.n = n;
+    return 0;
+}
+
+static int tx_by_key(tb_ctx *ctx, const char *wallet_id, const char *key, wallet_transaction *t,
+                     bool *found)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(db, "SELECT " TX_COLS " FROM transactions WHERE wallet_id = ? AND idem_key = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare select by key");
+    sqlite3_bind_text(st, 1, wallet_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        out = read_tx(ctx, st, t);
+    } else if (rc != SQLITE_DONE) {
+        out = db_fail(ctx, db, "select by key");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static bool same_request(const wallet_transaction *t, const wallet_create_transaction_request *b)
+{
+    if (t->type != b->type || t->amount != b->amount || t->has_reference != b->has_reference)
+        return false;
+    return !b->has_reference || strcmp(t->reference, b->reference) == 0;
+}
+
+/* Answers a request whose Idempotency-Key is already stored: the first result, or 422. */
+static void replay(tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_transaction *t,
+                   wallet_create_transaction_resp *resp)
+{
+    if (same_request(t, &req->body)) {
+        resp->status = WALLET_CREATE_TRANSACTION_201;
+        resp->s201 = *t;
+        resp->headers.idempotent_replayed = "true";
+    } else {
+        resp->status = WALLET_CREATE_TRANSACTION_422;
+        tb_api_error_set(&resp->s422, ctx, "idempotency_key_reused",
+                         "Idempotency-Key %s was used for a different request",
+                         req->idempotency_key);
+    }
+}
+
+int wallet_create_transaction(tb_ctx *ctx, const wallet_create_transaction_req *req,
+                              wallet_create_transaction_resp *resp)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    const wallet_create_transaction_request *b = &req->body;
+    const char *key = req->has_idempotency_key ? req->idempotency_key : NULL;
+    wallet_transaction *t = &resp->s201;
+    bool found;
+    int rc = 0;
+
+    if (key) {
+        if ((rc = tx_by_key(ctx, req->wallet_id, key, t, &found)) != 0)
+            return rc;
+        if (found) {
+            replay(ctx, req, t, resp);
+            return 0;
+        }
+    }
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "begin");
+    if (key) { /* a concurrent retry may have committed since the check above */
+        if ((rc = tx_by_key(ctx, req->wallet_id, key, t, &found)) != 0)
+            goto rollback;
+        if (found) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            replay(ctx, req, t, resp);
+            return 0;
+        }
+    }
+    wallet_wallet w;
+    if ((rc = load_wallet(ctx, req->wallet_id, &w, &found)) != 0)
+        goto rollback;
+    if (!found) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        resp->status = WALLET_CREATE_TRANSACTION_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no wallet %s", req->wallet_id);
+        return 0;
+    }
+    int64_t balance = w.balance;
+    if (b->type == WALLET_TRANSACTION_TYPE_DEBIT) {
+        if (b->amount > balance) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            resp->status = WALLET_CREATE_TRANSACTION_409;
+            tb_api_error_set(&resp->s409, ctx, "insufficient_funds",
+                             "a debit of %" PRId64 " exceeds the balance of %" PRId64, b->amount,
+                             balance);
+            return 0;
+        }
+        balance -= b->amount;
+    } else {
+        if (b->amount > INT64_C(9007199254740991) - balance) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            resp->status = WALLET_CREATE_TRANSACTION_409;
+            tb_api_error_set(&resp->s409, ctx, "balance_limit",
+                             "a credit of %" PRId64 " would exceed the largest balance", b->amount);
+            return 0;
+        }
+        balance += b->amount;
+    }
+    char id[37], now[25];
+    tb_uuid_new(id);
+    tb_time_rfc3339(now);
+    if (sqlite3_prepare_v2(db, "INSERT INTO transactions (" TX_COLS ", idem_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(ctx, db, "prepare insert transaction");
+        goto rollback;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, req->wallet_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, wallet_transaction_type_to_string(b->type), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, b->amount);
+    sqlite3_bind_int64(st, 5, balance);
+    if (b->has_reference)
+        sqlite3_bind_text(st, 6, b->reference, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
+    if (key)
+        sqlite3_bind_text(st, 8, key, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (step != SQLITE_DONE) {
+        rc = db_fail(ctx, db, "insert transaction");
+        goto rollback;
+    }
+    if (sqlite3_prepare_v2(db, "UPDATE wallets SET balance = ? WHERE id = ?", -1, &st, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(ctx, db, "prepare update balance");
+        goto rollback;
+    }
+    sqlite3_bind_int64(st, 1, balance);
+    sqlite3_bind_text(st, 2, req->wallet_id, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        rc = db_fail(ctx, db, "update balance");
+        goto rollback;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(ctx, db, "commit");
+        goto rollback;
+    }
+    t->id = tb_arena_strdup(ctx->arena, id);
+    t->wallet_id = req->wallet_id;
+    t->type = b->type;
+    t->amount = b->amount;
+    t->balance_after = balance;
+    t->has_reference = b->has_reference;
+    t->reference = b->reference;
+    t->created_at = tb_arena_strdup(ctx->arena, now);
+    if (!t->id || !t->created_at)
+        return TB_ENOMEM;
+    resp->status = WALLET_CREATE_TRANSACTION_201;
+    return 0;
+rollback:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *req,
+                             wallet_list_transactions_resp *resp)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    wallet_wallet w;
+    bool found;
+    int rc = load_wallet(ctx, req->wallet_id, &w, &found);
+    if (rc)
+        return rc;
+    if (!found) {
+        resp->status = WALLET_LIST_TRANSACTIONS_404;
+        tb_api_error_set(&resp->s404, ctx, "not_found", "no wallet %s", req->wallet_id);
+        return 0;
+    }
+    int64_t limit = req->limit; /* the spec's default (20) when absent */
+    int64_t cursor = req->has_cursor ? strtoll(req->cursor, NULL, 10) : INT64_MAX;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT " TX_COLS ", seq FROM transactions WHERE wallet_id = ?1 AND seq < ?2"
+                           " AND (?3 IS NULL OR type = ?3) ORDER BY seq DESC LIMIT ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare list");
+    sqlite3_bind_text(st, 1, req->wallet_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cursor);
+    if (req->has_type)
+        sqlite3_bind_text(st, 3, wallet_transaction_type_to_string(req->type), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, limit + 1);
+    wallet_transaction *items = tb_arena_calloc(ctx->arena, (size_t)limit + 1, sizeof *items);
+    size_t n = 0;
+    int64_t last_seq = 0;
+    bool more = false;
+    int step;
+    while (items && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((int64_t)n == limit) {
+            more = true;
+            break;
+        }
+        if ((rc = read_tx(ctx, st, &items[n++])) != 0)
+            break;
+        last_seq = sqlite3_column_int64(st, 7);
+    }
+    sqlite3_finalize(st);
+    if (!items)
+        return TB_ENOMEM;
+    if (rc)
+        return rc;
+    wallet_transaction_page *page = &resp->s200;
+    page->items = items;
+    page->n_items = n;
+    if (more) {
+        char *c = tb_arena_alloc(ctx->arena, 24);
+        if (!c)
+            return TB_ENOMEM;
+        snprintf(c, 24, "%" PRId64, last_seq);
+        page->next_cursor = c;
+    } else {
+        page->next_cursor_is_null = true;
+    }
+    resp->status = WALLET_LIST_TRANSACTIONS_200;
+    return 0;
+}

@@ -1,0 +1,59 @@
+#include "tablium/ctx.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->arena = a;
+    ctx->request_id = request_id;
+}
+
+/* xoshiro256** per thread, seeded from getrandom: request ids need uniqueness, not secrecy,
+ * and a syscall per request would show in the benchmarks. */
+static _Thread_local uint64_t rng_s[4];
+static _Thread_local int rng_seeded;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(void)
+{
+    if (!rng_seeded) {
+        if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            rng_s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
+            rng_s[1] = (uint64_t)(uintptr_t)&rng_s ^ 0x9e3779b97f4a7c15ull;
+            rng_s[2] = rng_s[0] * 0xbf58476d1ce4e5b9ull + 1;
+            rng_s[3] = rng_s[1] * 0x94d049bb133111ebull + 7;
+        }
+        rng_seeded = 1;
+    }
+    uint64_t *s = rng_s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+void tb_request_id_new(char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rng_next(), b = rng_next();
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
+        out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
+    }
+    out[32] = '\0';
+}

@@ -1,0 +1,230 @@
+#include "tablium/http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const method_names[TB_HTTP_N_METHODS] = {
+    "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+};
+
+const char *tb_http_method_name(int m)
+{
+    return m >= 0 && m < TB_HTTP_N_METHODS ? method_names[m] : NULL;
+}
+
+int tb_http_method_parse(const char *s, size_t len)
+{
+    /* Method names are case-sensitive (RFC 9110 9.1). */
+    for (int m = 0; m < TB_HTTP_N_METHODS; m++) {
+        if (strlen(method_names[m]) == len && memcmp(method_names[m], s, len) == 0)
+            return m;
+    }
+    return -1;
+}
+
+const char *tb_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 423: return "Locked";
+    case 424: return "Failed Dependency";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 451: return "Unavailable For Legal Reasons";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
+    case 511: return "Network Authentication Required";
+    }
+    return "Unknown";
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad)
+{
+    if (bad)
+        *bad = false;
+    char *out = tb_arena_alloc(a, len + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (len - i < 3)
+                goto malformed;
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0)
+                goto malformed;
+            c = (char)(h << 4 | l);
+            i += 2;
+        }
+        if (c == '\0')
+            goto malformed;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return out;
+
+malformed:
+    if (bad)
+        *bad = true;
+    return NULL;
+}
+
+void tb_api_error_set(tb_api_error *e, tb_ctx *ctx, const char *code, const char *fmt, ...)
+{
+    e->code = code;
+    e->request_id = ctx ? ctx->request_id : NULL;
+    e->details = NULL;
+    e->n_details = 0;
+    e->message = "out of memory";
+
+    va_list ap;
+    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n >= 0 && ctx && ctx->arena) {
+        char *m = tb_arena_alloc(ctx->arena, (size_t)n + 1);
+        if (m) {
+            vsnprintf(m, (size_t)n + 1, fmt, ap);
+            e->message = m;
+        }
+    }
+    va_end(ap);
+}
+
+int tb_http_res_header(tb_http_res *res, const char *name, const char *value)
+{
+    if (!name || !value || res->n_headers >= TB_HTTP_MAX_RES_HEADERS)
+        return TB_EINVAL;
+    res->headers[res->n_headers][0] = name;
+    res->headers[res->n_headers][1] = value;
+    res->n_headers++;
+    return 0;
+}
+
+static void put_string(tb_buf *b, const char *s)
+{
+    if (!s)
+        s = "";
+    tb_buf_json_string(b, s, strlen(s));
+}
+
+int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e)
+{
+    tb_buf *b = &res->body;
+    tb_buf_reset(b);
+    res->status = status;
+    tb_buf_puts(b, "{\"error\":{\"code\":");
+    put_string(b, e && e->code ? e->code : "error");
+    tb_buf_puts(b, ",\"message\":");
+    put_string(b, e && e->message ? e->message : tb_http_reason(status));
+    const char *rid = ctx && ctx->request_id ? ctx->request_id : e ? e->request_id : NULL;
+    if (rid) {
+        tb_buf_puts(b, ",\"requestId\":");
+        put_string(b, rid);
+    }
+    if (e && e->n_details > 0 && e->details) {
+        tb_buf_puts(b, ",\"details\":[");
+        for (size_t i = 0; i < e->n_details; i++) {
+            const tb_error_detail *d = &e->details[i];
+            tb_buf_puts(b, i ? ",{\"path\":" : "{\"path\":");
+            put_string(b, d->path);
+            tb_buf_puts(b, ",\"rule\":");
+            put_string(b, d->rule);
+            tb_buf_puts(b, ",\"message\":");
+            put_string(b, d->message);
+            tb_buf_putc(b, '}');
+        }
+        tb_buf_putc(b, ']');
+    }
+    tb_buf_puts(b, "}}");
+    return b->oom ? TB_ENOMEM : 0;
+}
+
+int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, const char *code,
+                           const tb_error *err)
+{
+    /* The envelope is written before this returns, so the message can live on the stack. */
+    char msg[384];
+    tb_api_error e = {code, NULL, NULL, NULL, 0};
+    if (!err) {
+        e.message = tb_http_reason(status);
+    } else if (err->code == TB_EVALIDATION) {
+        e.code = "validation_failed";
+        e.message = "the request does not match its schema";
+        e.details = err->details;
+        e.n_details = err->n_details;
+    } else if (err->code == TB_EPARSE) {
+        e.code = "malformed_json";
+        /* tb_json_loadb's message already starts with the line and column; keep only the
+         * parser's reason after them so the location is said once. */
+        const char *why = err->message;
+        const char *colon = strstr(why, ": ");
+        if (colon && strstr(why, "line"))
+            why = colon + 2;
+        snprintf(msg, sizeof msg, "malformed JSON at line %d, column %d, position %ld%s%s",
+                 err->line, err->column, err->position, *why ? ": " : "", why);
+        e.message = msg;
+    } else {
+        e.message = err->message[0] ? err->message : tb_http_reason(status);
+    }
+    return tb_http_res_error(res, ctx, status, &e);
+}

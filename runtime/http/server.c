@@ -1,0 +1,863 @@
+#include "tablium/http.h"
+#include "tablium/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define TB__MAX_MIDDLEWARES 16
+/* Once a chunked body is over the limit, this much more is read and thrown away so the client
+ * still gets its 413 (libmicrohttpd cannot answer in the middle of an upload); beyond it the
+ * connection is closed. */
+#define TB__DRAIN_MIN (64u * 1024u)
+/* A connection keeps its buffers between requests unless one grew past this. */
+#define TB__KEEP_BUF (64u * 1024u)
+
+struct tb_server {
+    const tb_http_api *api;
+    tb_server_opts opts;
+    char *host;
+    bool validate;
+    void *state;
+    void *deps;
+    tb_middleware mw[TB__MAX_MIDDLEWARES];
+    size_t n_mw;
+    pthread_mutex_t lock; /* serializes start and stop */
+    struct MHD_Daemon *daemon;
+    atomic_uint_least16_t port;
+    atomic_uint in_flight;
+    atomic_bool stopping;
+    int wake_fd; /* eventfd: tb_server_shutdown -> tb_server_run */
+};
+
+typedef enum conn_phase {
+    CONN_IDLE,
+    CONN_READING,
+    CONN_TOO_BIG,
+    CONN_NO_MEMORY,
+    CONN_ANSWERED,
+} conn_phase;
+
+/* Per TCP connection, reused by every request on it. */
+typedef struct tb__conn {
+    tb_server *srv;
+    struct MHD_Connection *mhd;
+    tb_arena *arena;
+    tb_buf body;    /* request body */
+    tb_buf out;     /* response body storage, lent to tb_http_res for each request */
+    tb_buf scratch; /* access log fields */
+    conn_phase phase;
+    size_t drained;
+    struct timespec t0;
+    char rid[33];
+} tb__conn;
+
+static const char internal_body[] =
+    "{\"error\":{\"code\":\"internal\",\"message\":\"internal error\"}}";
+
+/* ---- request accessors ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Query keys and values arrive raw (the unescape callback keeps the path raw and libmicrohttpd
+ * applies it to arguments too), so they are decoded here. */
+static bool query_key_equals(const char *raw, const char *name)
+{
+    while (*raw) {
+        char ch = *raw;
+        if (ch == '%' && hexval(raw[1]) >= 0 && hexval(raw[2]) >= 0) {
+            ch = (char)(hexval(raw[1]) << 4 | hexval(raw[2]));
+            raw += 3;
+        } else {
+            raw++;
+        }
+        if (ch == '\0' || ch != *name)
+            return false;
+        name++;
+    }
+    return *name == '\0';
+}
+
+/* Lenient like libmicrohttpd's own decoder: a malformed escape (or %00, which would cut the C
+ * string) stays as written. */
+static const char *query_value(tb__conn *c, const char *raw)
+{
+    if (!raw || !strchr(raw, '%'))
+        return raw;
+    char *out = tb_arena_alloc(c->arena, strlen(raw) + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (const char *p = raw; *p;) {
+        int h, l;
+        if (p[0] == '%' && (h = hexval(p[1])) >= 0 && (l = hexval(p[2])) >= 0 && (h | l) != 0) {
+            *o++ = (char)(h << 4 | l);
+            p += 3;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+typedef struct query_find {
+    tb__conn *c;
+    const char *name;
+    const char **vals;
+    size_t max;
+    size_t n;
+    bool all;
+    bool found;
+    const char *first;
+} query_find;
+
+static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    query_find *f = cls;
+    if (!key || !query_key_equals(key, f->name))
+        return MHD_YES;
+    if (!f->all) {
+        f->found = true;
+        f->first = query_value(f->c, value);
+        return MHD_NO;
+    }
+    if (f->n < f->max)
+        f->vals[f->n] = value ? query_value(f->c, value) : "";
+    f->n++;
+    return MHD_YES;
+}
+
+const char *tb_http_req_header(const tb_http_req *r, const char *name)
+{
+    const tb__conn *c = r->impl;
+    return MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, name);
+}
+
+const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present)
+{
+    query_find f = {r->impl, name, NULL, 0, 0, false, false, NULL};
+    MHD_get_connection_values(f.c->mhd, MHD_GET_ARGUMENT_KIND, query_iter, &f);
+    if (present)
+        *present = f.found;
+    return f.first;
+}
+
+size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char **vals,
+                             size_t max)
+{
+    query_find f = {r->impl, name, vals, max, 0, true, false, NULL};
+    MHD_get_connection_values(f.c->mhd, MHD_GET_ARGUMENT_KIND, query_iter, &f);
+    return f.n;
+}
+
+const char *tb_http_req_cookie(const tb_http_req *r, const char *name)
+{
+    const tb__conn *c = r->impl;
+    return MHD_lookup_connection_value(c->mhd, MHD_COOKIE_KIND, name);
+}
+
+/* ---- options ---- */
+
+static unsigned long long env_ull(const char *name, unsigned long long max, bool *ok)
+{
+    *ok = false;
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || n > max) {
+        tb_log_warn(NULL, "ignoring %s=%s: not a number in 0..%llu", name, v, max);
+        return 0;
+    }
+    *ok = true;
+    return n;
+}
+
+void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
+{
+    char name[128];
+    size_t n = 0;
+    for (const char *p = service_name ? service_name : ""; *p && n < sizeof name - 8; p++)
+        name[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+
+    bool ok;
+    const char *v;
+    memcpy(name + n, "_HOST", 6);
+    if ((n && (v = getenv(name)) && *v) || ((v = getenv("HOST")) && *v))
+        o->host = v;
+
+    memcpy(name + n, "_PORT", 6);
+    const char *port_var = n && getenv(name) ? name : "PORT";
+    unsigned long long port = env_ull(port_var, 65535, &ok);
+    if (ok)
+        o->port = (uint16_t)port;
+
+    unsigned long long threads = env_ull("TB_THREADS", 1024, &ok);
+    if (ok)
+        o->threads = (unsigned)threads;
+    unsigned long long max_body = env_ull("TB_MAX_BODY", SIZE_MAX / 4, &ok);
+    if (ok)
+        o->max_body = (size_t)max_body;
+    unsigned long long validate = env_ull("TB_VALIDATE_RESPONSES", 1, &ok);
+    if (ok)
+        o->validate_responses = (int)validate;
+    unsigned long long access = env_ull("TB_ACCESS_LOG", 1, &ok);
+    if (ok)
+        o->access_log = access != 0;
+}
+
+static bool resolve_validation(int opt)
+{
+    if (opt >= 0)
+        return opt != 0;
+    const char *v = getenv("TB_VALIDATE_RESPONSES");
+    if (v && strcmp(v, "1") == 0)
+        return true;
+    if (v && strcmp(v, "0") == 0)
+        return false;
+#ifdef NDEBUG
+    return false;
+#else
+    return true;
+#endif
+}
+
+/* ---- lifecycle ---- */
+
+tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_error *err)
+{
+    tb_server *s = NULL;
+    if (!api || !api->match || !api->routes || (api->n_ops && !api->ops)) {
+        tb_error_set(err, TB_EINVAL, "the service description is incomplete");
+        return NULL;
+    }
+    tb_server_opts defaults = TB_SERVER_OPTS_INIT;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        goto oom;
+    s->wake_fd = -1;
+    s->api = api;
+    s->opts = opts ? *opts : defaults;
+    s->host = strdup(s->opts.host && *s->opts.host ? s->opts.host : defaults.host);
+    if (!s->host)
+        goto oom;
+    s->opts.host = s->host;
+    s->validate = resolve_validation(s->opts.validate_responses);
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0) {
+        tb_error_set(err, TB_EIO, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        tb_error_set(err, TB_EIO, "cannot create a mutex");
+        goto fail;
+    }
+    return s;
+
+oom:
+    tb_error_set(err, TB_ENOMEM, "out of memory");
+fail:
+    if (s) {
+        if (s->wake_fd >= 0)
+            close(s->wake_fd);
+        free(s->host);
+        free(s);
+    }
+    return NULL;
+}
+
+void tb_server_set_state(tb_server *s, void *state, void *deps)
+{
+    s->state = state;
+    s->deps = deps;
+}
+
+int tb_server_use(tb_server *s, const tb_middleware *mw)
+{
+    if (!mw || s->n_mw >= TB__MAX_MIDDLEWARES)
+        return TB_EINVAL;
+    s->mw[s->n_mw++] = *mw;
+    return 0;
+}
+
+uint16_t tb_server_port(const tb_server *s)
+{
+    return (uint16_t)atomic_load(&s->port);
+}
+
+bool tb_server_validates_responses(const tb_server *s)
+{
+    return s->validate;
+}
+
+unsigned tb_server_in_flight(const tb_server *s)
+{
+    return atomic_load(&s->in_flight);
+}
+
+/* ---- per-connection state ---- */
+
+static void conn_free(tb__conn *c)
+{
+    if (!c)
+        return;
+    tb_arena_free(c->arena);
+    tb_buf_deinit(&c->body);
+    tb_buf_deinit(&c->out);
+    tb_buf_deinit(&c->scratch);
+    free(c);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        tb__conn *c = calloc(1, sizeof *c);
+        if (c && !(c->arena = tb_arena_new(8192))) {
+            free(c);
+            c = NULL;
+        }
+        if (c) {
+            c->srv = cls;
+            c->mhd = mc;
+            tb_buf init = TB_BUF_INIT;
+            c->body = c->out = c->scratch = init;
+        }
+        *socket_context = c; /* NULL: the access handler refuses the connection */
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+static void buf_trim(tb_buf *b)
+{
+    if (b->cap > TB__KEEP_BUF)
+        tb_buf_deinit(b);
+    else
+        tb_buf_reset(b);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)mc;
+    (void)toe;
+    tb_server *s = cls;
+    tb__conn *c = *req_cls;
+    if (!c)
+        return;
+    *req_cls = NULL;
+    tb_arena_reset(c->arena);
+    buf_trim(&c->body);
+    buf_trim(&c->out);
+    c->phase = CONN_IDLE;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+/* The path reaches the access handler raw; generated matchers decode parameters themselves. */
+static size_t keep_raw(void *cls, struct MHD_Connection *mc, char *s)
+{
+    (void)cls;
+    (void)mc;
+    return strlen(s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    tb_log_warn(NULL, "libmicrohttpd: %s", msg);
+}
+
+/* ---- one request ---- */
+
+static bool valid_request_id(const char *v)
+{
+    size_t n = 0;
+    for (; v[n]; n++) {
+        if (n >= 128 || (unsigned char)v[n] <= 0x20 || (unsigned char)v[n] >= 0x7f)
+            return false;
+    }
+    return n > 0;
+}
+
+static bool is_json_media_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           memchr(ct + 12, '/', n - 12) == NULL && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static bool content_length(struct MHD_Connection *mc, uint64_t *out)
+{
+    const char *v = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!v || *v < '0' || *v > '9')
+        return false;
+    uint64_t n = 0;
+    for (; *v >= '0' && *v <= '9'; v++) {
+        unsigned d = (unsigned)(*v - '0');
+        n = n > (UINT64_MAX - d) / 10 ? UINT64_MAX : n * 10 + d;
+    }
+    *out = n;
+    return true;
+}
+
+static void answer_error(tb_http_res *res, tb_ctx *ctx, int status, const char *code,
+                         const char *msg)
+{
+    tb_api_error e = {code, msg, ctx->request_id, NULL, 0};
+    tb_http_res_error(res, ctx, status, &e);
+}
+
+static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const int16_t *row)
+{
+    char allow[96];
+    size_t n = 0;
+    for (int m = 0; m < TB_HTTP_N_METHODS; m++) {
+        bool has = row[m] >= 0 || (m == TB_HTTP_HEAD && row[TB_HTTP_GET] >= 0);
+        if (!has)
+            continue;
+        n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
+                              tb_http_method_name(m));
+    }
+    const char *v = tb_arena_strndup(c->arena, allow, n);
+    if (v)
+        tb_http_res_header(res, "Allow", v);
+    answer_error(res, ctx, 405, "method_not_allowed",
+                 "the method is not allowed on this resource");
+}
+
+/* Routes, checks the body and runs the operation; leaves the response in res and the matched
+ * operation (or NULL) in *op_out. */
+static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *res,
+                     const tb_http_op **op_out)
+{
+    tb_server *s = c->srv;
+    const tb_http_api *api = s->api;
+    *op_out = NULL;
+
+    int ri = api->match(req->path, req->path_len, req->params, &req->n_params);
+    if (ri < 0 || (size_t)ri >= api->n_routes) {
+        answer_error(res, ctx, 404, "not_found", "no resource at this path");
+        return;
+    }
+    const int16_t *row = api->routes[ri];
+    int oi = req->method >= 0 ? row[req->method] : -1;
+    if (oi < 0 && req->method == TB_HTTP_HEAD)
+        oi = row[TB_HTTP_GET]; /* HEAD is GET without the body (libmicrohttpd drops it) */
+    if (oi < 0 || (size_t)oi >= api->n_ops) {
+        answer_405(c, res, ctx, row);
+        return;
+    }
+    const tb_http_op *op = &api->ops[oi];
+    *op_out = op;
+
+    if ((op->flags & TB_OP_BODY) && req->body_len > 0 && !is_json_media_type(req->content_type)) {
+        answer_error(res, ctx, 415, "unsupported_media_type",
+                     "the request body must be application/json");
+        return;
+    }
+    if ((op->flags & TB_OP_BODY_REQUIRED) && req->body_len == 0) {
+        tb_error_detail d = {"/body", "required", "a JSON body is required"};
+        tb_api_error e = {"validation_failed", "the request does not match its schema",
+                          ctx->request_id, &d, 1};
+        tb_http_res_error(res, ctx, 400, &e);
+        return;
+    }
+
+    for (size_t i = 0; i < s->n_mw; i++) {
+        const tb_middleware *mw = &s->mw[i];
+        if (mw->on_request && mw->on_request(mw->self, ctx, req, op, res) != 0)
+            return;
+    }
+
+    int rc = op->invoke(ctx, req, res);
+    if (rc != 0) {
+        tb_buf *f = &c->scratch;
+        tb_buf_reset(f);
+        tb_buf_puts(f, "\"operation\":");
+        tb_buf_json_string(f, op->operation_id, strlen(op->operation_id));
+        tb_buf_puts(f, ",\"rc\":");
+        tb_buf_json_string(f, tb_err_name(rc), strlen(tb_err_name(rc)));
+        tb_log_fields(TB_LOG_ERROR, ctx, f->oom ? NULL : f->data, "operation failed: %s",
+                      tb_strerror(rc));
+        res->n_headers = 0;
+        answer_error(res, ctx, 500, "internal", "internal error");
+    }
+}
+
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void access_log(tb__conn *c, const tb_ctx *ctx, const char *method, const char *path,
+                       int status)
+{
+    tb_buf *f = &c->scratch;
+    tb_buf_reset(f);
+    tb_buf_puts(f, "\"method\":");
+    tb_buf_json_string(f, method, strlen(method));
+    tb_buf_puts(f, ",\"path\":");
+    tb_buf_json_string(f, path, strlen(path));
+    tb_buf_printf(f, ",\"status\":%d,\"ms\":%.3f", status, ms_since(&c->t0));
+    if (!f->oom)
+        tb_log_fields(TB_LOG_INFO, ctx, f->data, "request");
+}
+
+/* Builds and queues the response of the current request. */
+static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const char *url,
+                               const char *method)
+{
+    tb_server *s = c->srv;
+    tb_ctx ctx;
+    tb_http_req req;
+    tb_http_res res;
+    memset(&ctx, 0, sizeof ctx);
+    memset(&req, 0, sizeof req);
+    memset(&res, 0, sizeof res);
+    res.body = c->out;
+    tb_buf_reset(&res.body);
+    const tb_http_op *op = NULL;
+
+    req.method = tb_http_method_parse(method, strlen(method));
+    req.path = url;
+    req.path_len = strlen(url);
+    if (c->phase == CONN_READING && c->body.len > 0) {
+        req.body = c->body.data;
+        req.body_len = c->body.len;
+    }
+    req.content_type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
+    req.impl = c;
+
+    const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-ID");
+    if (!rid || !valid_request_id(rid)) {
+        tb_request_id_new(c->rid);
+        rid = c->rid;
+    }
+    ctx.request_id = rid;
+    ctx.arena = c->arena;
+    ctx.traceparent = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "traceparent");
+    ctx.service = s->api->name;
+    ctx.state = s->state;
+    ctx.deps = s->deps;
+    if (s->validate)
+        ctx.flags |= TB_CTX_VALIDATE_RESPONSES;
+
+    if (c->phase == CONN_TOO_BIG) {
+        tb_api_error e;
+        tb_api_error_set(&e, &ctx, "payload_too_large",
+                         "the request body is larger than the limit of %zu bytes",
+                         s->opts.max_body);
+        tb_http_res_error(&res, &ctx, 413, &e);
+    } else if (c->phase == CONN_NO_MEMORY) {
+        answer_error(&res, &ctx, 500, "internal", "internal error");
+    } else {
+        dispatch(c, &ctx, &req, &res, &op);
+    }
+    c->phase = CONN_ANSWERED;
+
+    for (size_t i = s->n_mw; i-- > 0;) {
+        const tb_middleware *mw = &s->mw[i];
+        if (mw->on_response)
+            mw->on_response(mw->self, &ctx, &req, op, &res);
+    }
+
+    const char *data = res.body.data ? res.body.data : "";
+    size_t len = res.body.len;
+    int status = res.status;
+    if (res.body.oom || status < 100 || status > 599) {
+        tb_log_error(&ctx, "%s: response %s", op ? op->operation_id : "runtime",
+                     res.body.oom ? "out of memory" : "has no valid status");
+        data = internal_body;
+        len = sizeof internal_body - 1;
+        status = 500;
+    }
+
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
+                                                             MHD_RESPMEM_PERSISTENT);
+    c->out = res.body; /* the response borrows it until the request completes */
+    if (!r)
+        return MHD_NO;
+    if (len > 0)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, "X-Request-ID", rid);
+    for (size_t i = 0; i < res.n_headers; i++) {
+        if (MHD_add_response_header(r, res.headers[i][0], res.headers[i][1]) != MHD_YES)
+            tb_log_warn(&ctx, "dropped invalid response header %s", res.headers[i][0]);
+    }
+    if (atomic_load(&s->stopping))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result q = MHD_queue_response(mc, (unsigned)status, r);
+    MHD_destroy_response(r);
+
+    if (s->opts.access_log && tb_log_enabled(TB_LOG_INFO))
+        access_log(c, &ctx, method, url, status);
+    return q;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload, size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    tb_server *s = cls;
+    tb__conn *c = *req_cls;
+
+    if (!c) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        c = ci ? ci->socket_context : NULL;
+        if (!c)
+            return MHD_NO;
+        *req_cls = c;
+        atomic_fetch_add(&s->in_flight, 1);
+        clock_gettime(CLOCK_MONOTONIC, &c->t0);
+        c->phase = CONN_READING;
+        c->drained = 0;
+        tb_buf_reset(&c->body);
+        uint64_t cl;
+        if (content_length(mc, &cl)) {
+            if (cl > s->opts.max_body) {
+                /* Answered before the body is read: libmicrohttpd closes the connection
+                 * instead of reading it. */
+                c->phase = CONN_TOO_BIG;
+                return respond(c, mc, url, method);
+            }
+            if (cl > 0 && tb_buf_reserve(&c->body, (size_t)cl) != 0)
+                c->phase = CONN_NO_MEMORY;
+        }
+        /* Answering only on a later call keeps the connection alive. */
+        return MHD_YES;
+    }
+
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (c->phase == CONN_READING) {
+            if (n > s->opts.max_body - c->body.len) {
+                c->phase = CONN_TOO_BIG;
+                c->drained = c->body.len;
+                tb_buf_reset(&c->body);
+            } else {
+                tb_buf_append(&c->body, upload, n);
+                if (c->body.oom)
+                    c->phase = CONN_NO_MEMORY;
+                return MHD_YES;
+            }
+        }
+        if (c->phase == CONN_ANSWERED)
+            return MHD_YES;
+        c->drained += n;
+        size_t budget = s->opts.max_body > TB__DRAIN_MIN ? s->opts.max_body : TB__DRAIN_MIN;
+        return c->drained > budget && c->drained - budget > s->opts.max_body ? MHD_NO : MHD_YES;
+    }
+
+    if (c->phase == CONN_ANSWERED)
+        return MHD_YES;
+    return respond(c, mc, url, method);
+}
+
+/* ---- start / stop ---- */
+
+int tb_server_start(tb_server *s, tb_error *err)
+{
+    int rc = 0;
+    struct addrinfo *ai = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->daemon) {
+        rc = tb_error_set(err, TB_ESTATE, "the server is already running");
+        goto fail;
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    int gai = getaddrinfo(s->host, NULL, &hints, &ai);
+    if (gai != 0 || !ai) {
+        rc = tb_error_set(err, TB_EIO, "cannot resolve %s: %s", s->host, gai_strerror(gai));
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons(s->opts.port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        ((struct sockaddr_in *)&ss)->sin_port = htons(s->opts.port);
+    }
+    unsigned threads = s->opts.threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1;
+    }
+
+    atomic_store(&s->stopping, false);
+    errno = 0;
+    s->daemon = MHD_start_daemon(
+        flags, s->opts.port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, s->opts.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
+    if (!s->daemon) {
+        rc = tb_error_set(err, TB_EIO, "cannot listen on %s:%u: %s", s->host,
+                          (unsigned)s->opts.port, errno ? strerror(errno) : "unknown error");
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    atomic_store(&s->port, di && di->port ? di->port : s->opts.port);
+
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int tb_server_stop(tb_server *s)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (!s->daemon)
+        goto out;
+    /* Responses sent from now on close their connection, so keep-alive clients move on. */
+    atomic_store(&s->stopping, true);
+    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned left;
+    while ((left = atomic_load(&s->in_flight)) > 0) {
+        if (ms_since(&t0) >= (double)s->opts.shutdown_grace_ms) {
+            tb_log_warn(NULL, "stopping with %u requests still in flight", left);
+            rc = TB_ETIMEDOUT;
+            break;
+        }
+        struct timespec nap = {0, 2 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    MHD_stop_daemon(s->daemon);
+    s->daemon = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void tb_server_free(tb_server *s)
+{
+    if (!s)
+        return;
+    tb_server_stop(s);
+    pthread_mutex_destroy(&s->lock);
+    close(s->wake_fd);
+    free(s->host);
+    free(s);
+}
+
+void tb_server_shutdown(tb_server *s)
+{
+    uint64_t one = 1;
+    ssize_t w = write(s->wake_fd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is already set, which is all that matters */
+}
+
+int tb_server_run(tb_server *s, tb_error *err)
+{
+    int rc = 0;
+    int sfd = -1;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) {
+        rc = tb_error_set(err, TB_EIO, "signalfd: %s", strerror(errno));
+        goto fail;
+    }
+    rc = tb_server_start(s, err);
+    if (rc != 0)
+        goto fail;
+
+    tb_ctx lctx;
+    memset(&lctx, 0, sizeof lctx);
+    lctx.service = s->api->name;
+    tb_log_info(&lctx, "listening on %s:%u", s->host, (unsigned)tb_server_port(s));
+
+    struct pollfd pf[2] = {{sfd, POLLIN, 0}, {s->wake_fd, POLLIN, 0}};
+    while (poll(pf, 2, -1) < 0) {
+        if (errno != EINTR) {
+            tb_log_error(&lctx, "poll: %s", strerror(errno));
+            break;
+        }
+    }
+    if (pf[0].revents & POLLIN) {
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+            tb_log_info(&lctx, "received SIG%s, stopping", sigabbrev_np((int)si.ssi_signo));
+    }
+    if (pf[1].revents & POLLIN) {
+        uint64_t v;
+        if (read(s->wake_fd, &v, sizeof v) == (ssize_t)sizeof v)
+            tb_log_info(&lctx, "shutdown requested, stopping");
+    }
+    rc = tb_server_stop(s);
+    tb_log_info(&lctx, "stopped");
+
+fail:
+    if (sfd >= 0)
+        close(sfd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/*
+ * tablium: the per-request context a handler (and a client call) works in.
+ *
+ * The server fills one tb_ctx per request and hands it to the handler; its arena is reset when
+ * the response has been sent. Code that calls services outside a request (tests, tools, the
+ * demo) makes its own with tb_ctx_init.
+ */
+#ifndef TABLIUM_CTX_H
+#define TABLIUM_CTX_H
+
+#include "tablium/arena.h"
+
+#include <jansson.h>
+
+typedef struct tb_ctx {
+    /** X-Request-ID of the request (taken from the caller or generated). Borrowed: valid
+     *  during the request. Propagated on every outgoing client call. */
+    const char *request_id;
+    /** Per-request memory; everything a handler allocates here is released after the response
+     *  has been sent. */
+    tb_arena *arena;
+    /** Verified JWT claims of the caller; NULL when the operation needs no auth (filled by the
+     *  auth middleware). Borrowed. */
+    const json_t *claims;
+    /** Incoming W3C traceparent header, or NULL. Borrowed. */
+    const char *traceparent;
+    /** Name of the service serving the request ("wallet"), for logs. */
+    const char *service;
+    /** The service's state, as returned by its <service>_service_init. */
+    void *state;
+    /** The generated <service>_deps struct: one client per upstream service. */
+    void *deps;
+    /** TB_CTX_* flags set by the runtime. */
+    unsigned flags;
+} tb_ctx;
+
+/** Generated code validates each response against its spec before sending it. */
+#define TB_CTX_VALIDATE_RESPONSES 0x1u
+
+/** A context for calls made outside a request: `a` is used for response memory (borrowed, must
+ *  outlive the calls), request_id may be NULL (each call then gets a fresh one). */
+void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id);
+
+/** A new request id (32 lowercase hex digits, NUL-terminated) into out[33]. Thread-safe. */
+void tb_request_id_new(char out[33]);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * tablium: the HTTP server (libmicrohttpd) that runs generated services.
+ *
+ * A service is a tb_http_api (generated from its OpenAPI spec: operations, a path matcher and
+ * one invoke function per operation) served by a tb_server. The runtime owns transport and
+ * envelope; the generated invoke functions own parameter parsing, body validation, the call to
+ * the handler and response serialization.
+ *
+ * Every response is JSON in the standard envelope:
+ *   success  {"data": ...}
+ *   failure  {"error": {"code", "message", "requestId", "details": [{"path", "rule", "message"}]}}
+ * and carries X-Request-ID (taken from the request, or generated).
+ *
+ * Errors the runtime answers by itself: unknown path 404 (code "not_found"), wrong method 405
+ * with Allow ("method_not_allowed"), body over the limit 413 ("payload_too_large", decided from
+ * Content-Length or while reading, never buffering past the limit), wrong content type 415
+ * ("unsupported_media_type"), malformed JSON 400 ("malformed_json", message with line/column/
+ * position), handler failure 500 ("internal", no internals in the message).
+ */
+#ifndef TABLIUM_HTTP_H
+#define TABLIUM_HTTP_H
+
+#include "tablium/arena.h"
+#include "tablium/buf.h"
+#include "tablium/ctx.h"
+#include "tablium/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- methods ---- */
+
+typedef enum tb_http_method {
+    TB_HTTP_GET = 0,
+    TB_HTTP_PUT,
+    TB_HTTP_POST,
+    TB_HTTP_DELETE,
+    TB_HTTP_OPTIONS,
+    TB_HTTP_HEAD,
+    TB_HTTP_PATCH,
+    TB_HTTP_TRACE,
+    TB_HTTP_N_METHODS
+} tb_http_method;
+
+/** "GET" ... ; NULL outside the enum. */
+const char *tb_http_method_name(int m);
+/** The method of s[0..len), or -1 when unknown. */
+int tb_http_method_parse(const char *s, size_t len);
+/** Reason phrase of a status ("Not Found"); "Unknown" when it does not know it. */
+const char *tb_http_reason(int status);
+
+/** A borrowed byte range. */
+typedef struct tb_str {
+    const char *p;
+    size_t n;
+} tb_str;
+
+#define TB_HTTP_MAX_PATH_PARAMS 16
+
+/* ---- the request as the generated code sees it ---- */
+
+/** One incoming request. Everything is borrowed and valid during the request. */
+typedef struct tb_http_req {
+    int method;               /* tb_http_method */
+    const char *path;         /* the raw (still percent-encoded) path, without the query */
+    size_t path_len;
+    tb_str params[TB_HTTP_MAX_PATH_PARAMS]; /* raw path parameters, in template order */
+    size_t n_params;
+    const char *body;         /* request body, NULL when none */
+    size_t body_len;
+    const char *content_type; /* Content-Type header or NULL */
+    void *impl;               /* runtime internals (the connection) */
+} tb_http_req;
+
+/** First value of a request header (case-insensitive name), or NULL. */
+const char *tb_http_req_header(const tb_http_req *r, const char *name);
+/** First value of a query parameter (percent-decoded), or NULL. `*present` (may be NULL) tells
+ *  a parameter given without value ("?flag") from an absent one. */
+const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present);
+/** Every value of a repeated query parameter (?id=1&id=2), in order, into vals[0..max).
+ *  Returns how many there are (may be more than max). */
+size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char **vals,
+                             size_t max);
+/** Value of a cookie, or NULL. */
+const char *tb_http_req_cookie(const tb_http_req *r, const char *name);
+
+/** Percent-decodes s[0..len) into the arena ('+' is kept as '+'). NULL on OOM or when the
+ *  result would contain a NUL byte or a malformed escape (then *bad is set when not NULL). */
+char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad);
+
+/* ---- the response the generated code fills ---- */
+
+#define TB_HTTP_MAX_RES_HEADERS 16
+
+/** Response under construction. `body` is the JSON text sent as application/json. */
+typedef struct tb_http_res {
+    int status;
+    tb_buf body;
+    const char *headers[TB_HTTP_MAX_RES_HEADERS][2]; /* name, value: arena or static strings */
+    size_t n_headers;
+} tb_http_res;
+
+/** Adds a response header (strings must outlive the request: static or ctx->arena).
+ *  0, or TB_EINVAL when there are too many. */
+int tb_http_res_header(tb_http_res *res, const char *name, const char *value);
+
+/** An error response as a handler (or a client, decoding one) sees it. All strings are borrowed
+ *  from the request arena or static storage. */
+typedef struct tb_api_error {
+    const char *code;       /* machine-readable, snake_case: "not_found", "insufficient_funds" */
+    const char *message;    /* human-readable, safe to show to the caller */
+    const char *request_id; /* filled by the runtime on the server; decoded on the client */
+    const tb_error_detail *details; /* optional: violations, each {path, rule, message} */
+    size_t n_details;
+} tb_api_error;
+
+/** Fills e with code and a printf-style message allocated in ctx->arena. */
+void tb_api_error_set(tb_api_error *e, tb_ctx *ctx, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** Writes the error envelope for `status`: {"error":{"code","message","requestId","details"}}.
+ *  requestId comes from ctx. Resets whatever the body held. 0 or TB_ENOMEM. */
+int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e);
+/** Same from a tb_error: code "validation_failed" (TB_EVALIDATION, with each detail),
+ *  "malformed_json" (TB_EPARSE, message with line/column/position) or the given fallback
+ *  code; `status` is normally 400. */
+int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, const char *code,
+                           const tb_error *err);
+
+/* ---- the service description the generator emits ---- */
+
+#define TB_OP_BODY 0x1u          /* the operation takes an application/json body */
+#define TB_OP_BODY_REQUIRED 0x2u /* ... and it is required */
+
+typedef struct tb_http_op {
+    const char *operation_id; /* "getUserWallets" */
+    int method;               /* tb_http_method */
+    const char *path;         /* template, "/users/{userId}/wallets" */
+    unsigned flags;           /* TB_OP_* */
+    /** Parses and validates the request, calls the handler, serializes the response into res.
+     *  Returns 0 when res holds the response to send (any status), or a TB_E... code for an
+     *  internal failure (the runtime then answers 500 and logs it). */
+    int (*invoke)(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res);
+} tb_http_op;
+
+typedef struct tb_http_api {
+    const char *name;    /* service name, "wallet" */
+    const char *title;   /* info.title */
+    const char *version; /* info.version */
+    const tb_http_op *ops;
+    size_t n_ops;
+    /** The generated matcher: route index of path[0..len) (raw) with its parameters in
+     *  params[0..*n_params), or -1 when no path template matches. No linear scan of compares. */
+    int (*match)(const char *path, size_t len, tb_str *params, size_t *n_params);
+    /** routes[i][method]: index into ops, or -1 when route i has no such method (405). */
+    const int16_t (*routes)[TB_HTTP_N_METHODS];
+    size_t n_routes;
+} tb_http_api;
+
+/* ---- middleware ---- */
+
+/**
+ * A middleware sees each request before routing to the operation and each response before it is
+ * sent. Hooks run in registration order (on_response in reverse). Called on the server's worker
+ * threads, concurrently: `self` must be thread-safe. Auth, rate limiting and tracing plug in here.
+ */
+typedef struct tb_middleware {
+    const char *name;
+    /** 0 to continue; nonzero to answer now with what it put in res (e.g. tb_http_res_error
+     *  with 401 or 429). May set ctx->claims. NULL: skipped. */
+    int (*on_request)(void *self, tb_ctx *ctx, const tb_http_req *req, const tb_http_op *op,
+                      tb_http_res *res);
+    /** After the response is built (also for runtime errors); may add headers. NULL: skipped. */
+    void (*on_response)(void *self, tb_ctx *ctx, const tb_http_req *req, const tb_http_op *op,
+                        tb_http_res *res);
+    void *self;
+} tb_middleware;
+
+/* ---- the server ---- */
+
+typedef struct tb_server tb_server;
+
+typedef struct tb_server_opts {
+    const char *host;          /* address to bind, default "127.0.0.1" */
+    uint16_t port;             /* 0: an ephemeral port (see tb_server_port) */
+    unsigned threads;          /* worker threads; 0: one per CPU */
+    size_t max_body;           /* bytes; larger bodies get 413. Default 1 MiB */
+    unsigned conn_timeout_s;   /* idle keep-alive connections closed after this; default 60 */
+    unsigned shutdown_grace_ms; /* in-flight requests get this long on stop; default 10000 */
+    /** Validate every response against its spec before sending (500 when it does not match):
+     *  1 on, 0 off, -1 default = on in debug builds (NDEBUG unset) or when TB_VALIDATE_RESPONSES=1. */
+    int validate_responses;
+    bool access_log;           /* one info line per request; default true */
+} tb_server_opts;
+
+#define TB_SERVER_OPTS_INIT {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true}
+
+/** Options from the environment on top of defaults: <NAME>_HOST / HOST, <NAME>_PORT / PORT,
+ *  TB_THREADS, TB_MAX_BODY, TB_VALIDATE_RESPONSES, TB_ACCESS_LOG (0/1). */
+void tb_server_opts_from_env(tb_server_opts *o, const char *service_name);
+
+/** A server for `api` (borrowed: must outlive the server). Not started. Caller owns; free with
+ *  tb_server_free. NULL on failure (err says why). */
+tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_error *err);
+/** State and dependencies every request's ctx carries (ctx->state, ctx->deps). Before start. */
+void tb_server_set_state(tb_server *s, void *state, void *deps);
+/** Appends a middleware (copied; `self` borrowed). Before start. 0 or TB_EINVAL when full. */
+int tb_server_use(tb_server *s, const tb_middleware *mw);
+/** Binds and starts serving on worker threads. 0, or TB_EIO with err filled. */
+int tb_server_start(tb_server *s, tb_error *err);
+/** The bound port (after start). */
+uint16_t tb_server_port(const tb_server *s);
+/** Whether response validation is on (resolved from the options). */
+bool tb_server_validates_responses(const tb_server *s);
+/** Graceful stop: stops accepting, lets in-flight requests finish (up to the grace period),
+ *  then closes everything. Idempotent. Returns 0, or TB_ETIMEDOUT when requests were cut. */
+int tb_server_stop(tb_server *s);
+/** Stops (if running) and frees. NULL-safe. */
+void tb_server_free(tb_server *s);
+/** Starts, blocks until SIGTERM or SIGINT (or tb_server_shutdown), then stops gracefully.
+ *  Prints "listening on HOST:PORT" to the log. Returns 0 on a clean stop. Call from the main
+ *  thread; it blocks SIGTERM/SIGINT in the calling thread (inherited by the workers). */
+int tb_server_run(tb_server *s, tb_error *err);
+/** Makes tb_server_run return (async-signal-safe). */
+void tb_server_shutdown(tb_server *s);
+
+/** Requests currently being handled (for tests and health). */
+unsigned tb_server_in_flight(const tb_server *s);
+
+#endif

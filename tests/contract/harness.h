@@ -1,0 +1,71 @@
+/*
+ * Contract-test harness: starts real service processes (build/<name>_service) on free loopback
+ * ports with their database in a temporary folder, optionally behind a Stoplight Prism proxy
+ * (TB_CONTRACT_PRISM=1), and talks plain HTTP to them with libcurl.
+ */
+#ifndef TB_TEST_HARNESS_H
+#define TB_TEST_HARNESS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct th_service {
+    const char *name;  /* "wallet" */
+    pid_t pid;
+    int port;          /* the service's own port */
+    char url[64];      /* what tests talk to: the service, or Prism in front of it */
+    char direct[64];   /* the service itself */
+    char dir[256];     /* temporary data folder */
+    pid_t prism_pid;
+    int prism_port;
+    char log[300];     /* the service's stderr */
+} th_service;
+
+/** A free TCP port on 127.0.0.1. */
+int th_free_port(void);
+/** Makes a fresh temporary folder into out (mkdtemp). */
+void th_tmpdir(char *out, size_t cap);
+
+/** Starts the service with extra "NAME=value" environment entries (NULL-terminated, may be NULL),
+ *  keeping svc->dir (created when empty) and svc->port (chosen when 0). Waits until GET /health
+ *  answers 200 (10 s at most; aborts the test otherwise). Starts Prism too when
+ *  TB_CONTRACT_PRISM=1 and svc->prism_port is -1 is not set. */
+void th_start(th_service *svc, const char *const *env);
+/** SIGTERM, waits; returns the exit status (or 128 + signal). Stops Prism too. */
+int th_stop(th_service *svc);
+/** SIGKILL, waits (no cleanup by the service). */
+void th_kill(th_service *svc);
+/** Removes the data folder. */
+void th_cleanup(th_service *svc);
+/** True when the tests run behind Prism. */
+bool th_via_prism(void);
+
+/** One plain HTTP exchange. */
+typedef struct th_resp {
+    long status;
+    char *body;          /* malloc'd, NUL-terminated */
+    size_t len;
+    char headers[4096];  /* raw response header block */
+    json_t *json;        /* parsed body or NULL */
+} th_resp;
+
+/** method, url (absolute), body (may be NULL), content type (NULL: application/json when a
+ *  body is given; "" for none), extra header lines (NULL-terminated, may be NULL). */
+void th_http(th_resp *r, const char *method, const char *url, const char *body,
+             const char *content_type, const char *const *headers);
+/** The value of a response header (case-insensitive) into out; false when absent. */
+bool th_header(const th_resp *r, const char *name, char *out, size_t cap);
+void th_resp_free(th_resp *r);
+
+/** Fails the test when Prism reported a violation of the response (sl-violations header with a
+ *  location starting at "response"). No-op when not behind Prism. */
+void th_assert_no_response_violation(const th_resp *r);
+
+/** Asserts r is the error envelope with this code, a requestId, and (when path is not NULL) a
+ *  detail with this path and rule. */
+void th_assert_error(const th_resp *r, long status, const char *code, const char *path,
+                     const char *rule);
+
+#endif

@@ -1,0 +1,652 @@
+/*
+ * Contract tests of the Wallet service (openapi/wallet.yaml): the real wallet_service process,
+ * driven through its generated client (every operation), with every example of the spec, and
+ * with bad input through plain HTTP. With TB_CONTRACT_PRISM=1 all traffic goes through a
+ * Stoplight Prism validating proxy, and any response violation fails the test.
+ */
+#include "harness.h"
+#include "wallet/wallet.h"
+
+#include "tablium/client.h"
+#include "tablium/ctx.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static th_service svc = {.name = "wallet"};
+static wallet_client *wc;
+static tb_arena *arena;
+static tb_ctx ctx;
+
+static const char *const SVC_ENV[] = {"TB_MAX_BODY=16384", NULL};
+
+static void url(char *out, size_t cap, const char *path)
+{
+    snprintf(out, cap, "%s%s", svc.url, path);
+}
+
+static char *new_uuid(char *out)
+{
+    static unsigned n;
+    snprintf(out, 37, "6f1c2a9e-4b3d-4c8e-9a7f-%012x", ++n + (unsigned)getpid() * 4096u);
+    return out;
+}
+
+static wallet_wallet make_wallet(const char *user, const char *cur)
+{
+    tb_error err = TB_ERROR_INIT;
+    wallet_create_wallet_req req = {.body = {.user_id = (char *)user, .currency = (char *)cur}};
+    wallet_create_wallet_resp out;
+    int rc = wallet_create_wallet_call(wc, &ctx, &req, &out, &err);
+    ck_assert_msg(rc == 0, "createWallet: %s", err.message);
+    ck_assert_int_eq(out.status, WALLET_CREATE_WALLET_201);
+    tb_error_deinit(&err);
+    return out.s201;
+}
+
+static wallet_create_transaction_resp post_tx(const char *wallet, wallet_transaction_type type,
+                                              int64_t amount, const char *key, int *rc_out)
+{
+    tb_error err = TB_ERROR_INIT;
+    wallet_create_transaction_req req = {
+        .wallet_id = (char *)wallet,
+        .has_idempotency_key = key != NULL,
+        .idempotency_key = (char *)key,
+        .body = {.type = type, .amount = amount},
+    };
+    wallet_create_transaction_resp out;
+    int rc = wallet_create_transaction_call(wc, &ctx, &req, &out, &err);
+    if (rc_out)
+        *rc_out = rc;
+    else
+        ck_assert_msg(rc == 0, "createTransaction: %s", err.message);
+    tb_error_deinit(&err);
+    return out;
+}
+
+/* ---- every operation through the generated client ---- */
+
+START_TEST(health_answers_ok_through_the_client)
+{
+    wallet_get_health_req req = {0};
+    wallet_get_health_resp out;
+    ck_assert_int_eq(wallet_get_health_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_int_eq(out.s200.status, WALLET_HEALTH_STATUS_OK);
+}
+END_TEST
+
+START_TEST(create_wallet_returns_201_location_and_zero_balance)
+{
+    char user[37];
+    tb_error err = TB_ERROR_INIT;
+    wallet_create_wallet_req req = {.body = {.user_id = new_uuid(user), .currency = "CHP"}};
+    wallet_create_wallet_resp out;
+    ck_assert_int_eq(wallet_create_wallet_call(wc, &ctx, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 201);
+    ck_assert_str_eq(out.s201.user_id, user);
+    ck_assert_str_eq(out.s201.currency, "CHP");
+    ck_assert_int_eq(out.s201.balance, 0); /* 0 is sent, not dropped */
+    ck_assert_ptr_nonnull(out.headers.location);
+    ck_assert(strstr(out.headers.location, out.s201.id) != NULL);
+    /* the same user and currency again: 409, a declared error, decoded */
+    ck_assert_int_eq(wallet_create_wallet_call(wc, &ctx, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 409);
+    ck_assert_str_eq(out.s409.code, "wallet_exists");
+    ck_assert_ptr_nonnull(out.s409.request_id);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(get_wallet_and_unknown_wallet_404)
+{
+    char user[37], other[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "EUR");
+    wallet_get_wallet_req req = {.wallet_id = w.id};
+    wallet_get_wallet_resp out;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_str_eq(out.s200.id, w.id);
+    ck_assert_str_eq(out.s200.created_at, w.created_at);
+    req.wallet_id = new_uuid(other);
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 404);
+    ck_assert_str_eq(out.s404.code, "not_found");
+}
+END_TEST
+
+START_TEST(user_wallets_lists_all_filters_by_currency_and_is_empty_for_strangers)
+{
+    char user[37], stranger[37];
+    new_uuid(user);
+    make_wallet(user, "CHP");
+    make_wallet(user, "EUR");
+    make_wallet(user, "USD");
+    wallet_get_user_wallets_req req = {.user_id = user};
+    wallet_get_user_wallets_resp out;
+    ck_assert_int_eq(wallet_get_user_wallets_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_uint_eq(out.s200.n, 3);
+    ck_assert_str_eq(out.s200.items[0].currency, "CHP"); /* oldest first */
+    char *curs[] = {"USD", "CHP"};
+    req.has_currency = true;
+    req.currency = curs;
+    req.n_currency = 2;
+    ck_assert_int_eq(wallet_get_user_wallets_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_uint_eq(out.s200.n, 2);
+    wallet_get_user_wallets_req none = {.user_id = new_uuid(stranger)};
+    ck_assert_int_eq(wallet_get_user_wallets_call(wc, &ctx, &none, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_uint_eq(out.s200.n, 0);
+}
+END_TEST
+
+START_TEST(credit_debit_and_never_below_zero)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    wallet_create_transaction_resp r = post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 500, NULL, NULL);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_int_eq(r.s201.balance_after, 500);
+    ck_assert(!r.s201.has_reference);
+    r = post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 200, NULL, NULL);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_int_eq(r.s201.balance_after, 300);
+    r = post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 301, NULL, NULL);
+    ck_assert_int_eq(r.status, 409);
+    ck_assert_str_eq(r.s409.code, "insufficient_funds");
+    r = post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 300, NULL, NULL);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_int_eq(r.s201.balance_after, 0);
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 0);
+    char unknown[37];
+    r = post_tx(new_uuid(unknown), WALLET_TRANSACTION_TYPE_CREDIT, 1, NULL, NULL);
+    ck_assert_int_eq(r.status, 404);
+}
+END_TEST
+
+START_TEST(empty_reference_is_sent_and_kept)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    wallet_create_transaction_req req = {
+        .wallet_id = w.id,
+        .body = {.type = WALLET_TRANSACTION_TYPE_CREDIT, .amount = 1, .has_reference = true, .reference = ""},
+    };
+    wallet_create_transaction_resp out;
+    ck_assert_int_eq(wallet_create_transaction_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 201);
+    ck_assert(out.s201.has_reference);
+    ck_assert_str_eq(out.s201.reference, "");
+}
+END_TEST
+
+START_TEST(idempotency_key_replays_the_first_result_and_refuses_a_different_request)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    wallet_create_transaction_resp a = post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 70, "key-1", NULL);
+    ck_assert_int_eq(a.status, 201);
+    ck_assert_ptr_null(a.headers.idempotent_replayed);
+    wallet_create_transaction_resp b = post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 70, "key-1", NULL);
+    ck_assert_int_eq(b.status, 201);
+    ck_assert_str_eq(b.s201.id, a.s201.id);
+    ck_assert_str_eq(b.headers.idempotent_replayed, "true");
+    wallet_create_transaction_resp c = post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 71, "key-1", NULL);
+    ck_assert_int_eq(c.status, 422);
+    ck_assert_str_eq(c.s422.code, "idempotency_key_reused");
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 70); /* applied once */
+}
+END_TEST
+
+START_TEST(transactions_page_newest_first_with_cursor_and_type_filter)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    for (int i = 1; i <= 5; i++)
+        post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, i * 10, NULL, NULL);
+    post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 5, NULL, NULL);
+    wallet_list_transactions_req req = {.wallet_id = w.id, .has_limit = true, .limit = 4};
+    wallet_list_transactions_resp out;
+    ck_assert_int_eq(wallet_list_transactions_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_uint_eq(out.s200.n_items, 4);
+    ck_assert_int_eq(out.s200.items[0].type, WALLET_TRANSACTION_TYPE_DEBIT);
+    ck_assert_int_eq(out.s200.items[1].amount, 50);
+    ck_assert(!out.s200.next_cursor_is_null);
+    req.has_cursor = true;
+    req.cursor = out.s200.next_cursor;
+    ck_assert_int_eq(wallet_list_transactions_call(wc, &ctx, &req, &out, NULL), 0);
+    ck_assert_uint_eq(out.s200.n_items, 2);
+    ck_assert_int_eq(out.s200.items[1].amount, 10);
+    ck_assert(out.s200.next_cursor_is_null);
+    wallet_list_transactions_req deb = {.wallet_id = w.id, .has_type = true,
+                                        .type = WALLET_TRANSACTION_TYPE_DEBIT};
+    ck_assert_int_eq(wallet_list_transactions_call(wc, &ctx, &deb, &out, NULL), 0);
+    ck_assert_uint_eq(out.s200.n_items, 1); /* the default limit applies */
+}
+END_TEST
+
+START_TEST(request_id_is_propagated_by_the_client)
+{
+    tb_ctx c2;
+    tb_ctx_init(&c2, arena, "contract-req-0001");
+    char user[37];
+    tb_error err = TB_ERROR_INIT;
+    wallet_get_wallet_req req = {.wallet_id = new_uuid(user)};
+    wallet_get_wallet_resp out;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &c2, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 404);
+    ck_assert_str_eq(out.s404.request_id, "contract-req-0001");
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(client_reports_transport_failure_apart_from_answers)
+{
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", th_free_port());
+    tb_client_opts o = TB_CLIENT_OPTS_INIT;
+    o.connect_timeout_ms = 1000;
+    wallet_client *dead = wallet_client_new(base, &o, NULL);
+    ck_assert_ptr_nonnull(dead);
+    tb_error err = TB_ERROR_INIT;
+    wallet_get_health_req req = {0};
+    wallet_get_health_resp out;
+    ck_assert_int_eq(wallet_get_health_call(dead, &ctx, &req, &out, &err), TB_ECONN);
+    ck_assert(strstr(err.message, base) != NULL);
+    tb_error_deinit(&err);
+    wallet_client_free(dead);
+}
+END_TEST
+
+/* ---- the spec's examples ---- */
+
+START_TEST(every_example_matches_its_schema)
+{
+    ck_assert_uint_ge(wallet_n_examples, 5);
+    for (size_t i = 0; i < wallet_n_examples; i++) {
+        const tb_api_example *ex = &wallet_examples[i];
+        json_t *j = json_loads(ex->json, JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(j);
+        tb_error err = TB_ERROR_INIT;
+        int rc = ex->validate(j, &err);
+        ck_assert_msg(rc == 0, "%s %s %s: %s", ex->operation_id, ex->where, ex->name,
+                      err.n_details ? err.details[0].message : err.message);
+        tb_error_deinit(&err);
+        json_decref(j);
+    }
+}
+END_TEST
+
+START_TEST(every_request_body_example_is_accepted_by_the_service)
+{
+    char user[37], path[128], u[256];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 1000, NULL, NULL);
+    int sent = 0;
+    for (size_t i = 0; i < wallet_n_examples; i++) {
+        const tb_api_example *ex = &wallet_examples[i];
+        if (strcmp(ex->where, "request body") != 0)
+            continue;
+        if (strcmp(ex->operation_id, "createTransaction") == 0)
+            snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+        else if (strcmp(ex->operation_id, "createWallet") == 0)
+            snprintf(path, sizeof path, "/wallets");
+        else
+            ck_abort_msg("no route for the example of %s", ex->operation_id);
+        url(u, sizeof u, path);
+        th_resp r;
+        th_http(&r, "POST", u, ex->json, NULL, NULL);
+        ck_assert_msg(r.status == 201 || r.status == 409, "%s example %s: %ld %s",
+                      ex->operation_id, ex->name, r.status, r.body);
+        th_assert_no_response_violation(&r);
+        th_resp_free(&r);
+        sent++;
+    }
+    ck_assert_int_ge(sent, 3);
+}
+END_TEST
+
+/* ---- bad input through plain HTTP ---- */
+
+START_TEST(malformed_json_is_400_with_position)
+{
+    char user[37], u[256], path[128];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+    url(u, sizeof u, path);
+    th_resp r;
+    th_http(&r, "POST", u, "{\"type\": \"credit\",\n \"amount\": 12,,}", NULL, NULL);
+    th_assert_error(&r, 400, "malformed_json", NULL, NULL);
+    const char *msg = json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    ck_assert_msg(strstr(msg, "line 2") != NULL, "no line in %s", msg);
+    ck_assert_msg(strstr(msg, "column") != NULL, "no column in %s", msg);
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(schema_violations_are_400_naming_each_path_and_rule)
+{
+    char user[37], u[256], path[128];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+    url(u, sizeof u, path);
+    th_resp r;
+    th_http(&r, "POST", u, "{\"type\":\"gift\",\"amount\":0,\"memo\":1}", NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/type", "enum");
+    th_assert_error(&r, 400, "validation_failed", "/body/amount", "minimum");
+    th_assert_error(&r, 400, "validation_failed", "/body/memo", "additionalProperties");
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "{\"amount\":1.5}", NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/type", "required");
+    th_assert_error(&r, 400, "validation_failed", "/body/amount", "type");
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "[]", NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body", "type");
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(bad_parameters_are_400_naming_the_parameter)
+{
+    char u[256], user[37], path[160];
+    th_resp r;
+    url(u, sizeof u, "/wallets/not-a-uuid");
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/path/walletId", "pattern");
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    snprintf(path, sizeof path, "/wallets/%s/transactions?limit=abc&type=gift", w.id);
+    url(u, sizeof u, path);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/query/limit", "type");
+    th_assert_error(&r, 400, "validation_failed", "/query/type", "enum");
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/wallets/%s/transactions?limit=1000", w.id);
+    url(u, sizeof u, path);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/query/limit", "maximum");
+    th_resp_free(&r);
+    snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+    url(u, sizeof u, path);
+    const char *hdr[] = {"Idempotency-Key: has spaces", NULL};
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1}", NULL, hdr);
+    th_assert_error(&r, 400, "validation_failed", "/header/Idempotency-Key", "pattern");
+    th_resp_free(&r);
+    url(u, sizeof u, "/wallets/6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c%2F34");
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/path/walletId", "pattern");
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(wrong_content_type_is_415)
+{
+    char u[256];
+    url(u, sizeof u, "/wallets");
+    th_resp r;
+    th_http(&r, "POST", u, "userId=1", "application/x-www-form-urlencoded", NULL);
+    th_assert_error(&r, 415, "unsupported_media_type", NULL, NULL);
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(missing_body_is_400)
+{
+    char u[256];
+    url(u, sizeof u, "/wallets");
+    th_resp r;
+    th_http(&r, "POST", u, NULL, NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body", "required");
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(body_over_the_limit_is_413)
+{
+    char u[256];
+    url(u, sizeof u, "/wallets");
+    size_t n = 64 * 1024;
+    char *big = malloc(n + 64);
+    snprintf(big, 64, "{\"userId\":\"");
+    size_t o = strlen(big);
+    memset(big + o, 'a', n);
+    strcpy(big + o + n, "\"}");
+    th_resp r;
+    th_http(&r, "POST", u, big, NULL, NULL);
+    th_assert_error(&r, 413, "payload_too_large", NULL, NULL);
+    th_resp_free(&r);
+    free(big);
+}
+END_TEST
+
+START_TEST(unknown_path_is_404_and_wrong_method_is_405_with_allow)
+{
+    char u[256], allow[128];
+    th_resp r;
+    url(u, sizeof u, "/nothing/here");
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 404, "not_found", NULL, NULL);
+    th_resp_free(&r);
+    url(u, sizeof u, "/wallets/");
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 404, "not_found", NULL, NULL);
+    th_resp_free(&r);
+    url(u, sizeof u, "/wallets");
+    th_http(&r, "DELETE", u, NULL, NULL, NULL);
+    th_assert_error(&r, 405, "method_not_allowed", NULL, NULL);
+    ck_assert(th_header(&r, "Allow", allow, sizeof allow));
+    ck_assert_str_eq(allow, "POST");
+    th_resp_free(&r);
+    url(u, sizeof u, "/wallets/6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34/transactions");
+    th_http(&r, "PUT", u, "{}", NULL, NULL);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert(th_header(&r, "Allow", allow, sizeof allow));
+    ck_assert(strstr(allow, "GET") && strstr(allow, "POST"));
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(x_request_id_is_echoed_or_generated)
+{
+    char u[256], rid[128];
+    url(u, sizeof u, "/health");
+    th_resp r;
+    const char *hdr[] = {"X-Request-ID: abc-123", NULL};
+    th_http(&r, "GET", u, NULL, NULL, hdr);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(th_header(&r, "X-Request-ID", rid, sizeof rid));
+    ck_assert_str_eq(rid, "abc-123");
+    ck_assert_ptr_nonnull(json_object_get(r.json, "data"));
+    th_resp_free(&r);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    ck_assert(th_header(&r, "X-Request-ID", rid, sizeof rid));
+    ck_assert_uint_eq(strlen(rid), 32);
+    th_resp_free(&r);
+}
+END_TEST
+
+/* ---- restart: SIGKILL mid-stream loses no acknowledged transaction, applies none twice ---- */
+
+#define RESTART_N 300
+
+typedef struct poster {
+    th_service *s;
+    const char *wallet;
+    int acked[RESTART_N]; /* 1 when a 201 came back */
+    volatile int done;
+} poster;
+
+static void *post_loop(void *arg)
+{
+    poster *p = arg;
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx c;
+    tb_ctx_init(&c, a, NULL);
+    wallet_client *cl = wallet_client_new(p->s->direct, NULL, NULL);
+    for (int i = 0; i < RESTART_N; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "restart-%d", i);
+        wallet_create_transaction_req req = {
+            .wallet_id = (char *)p->wallet, .has_idempotency_key = true, .idempotency_key = key,
+            .body = {.type = WALLET_TRANSACTION_TYPE_CREDIT, .amount = i + 1},
+        };
+        wallet_create_transaction_resp out;
+        if (wallet_create_transaction_call(cl, &c, &req, &out, NULL) == 0 && out.status == 201)
+            p->acked[i] = 1;
+        tb_arena_reset(a);
+    }
+    wallet_client_free(cl);
+    tb_arena_free(a);
+    p->done = 1;
+    return NULL;
+}
+
+START_TEST(sigkill_mid_stream_keeps_every_acknowledged_transaction_once)
+{
+    th_service s = {.name = "wallet"};
+    th_start(&s, NULL);
+    wallet_client *cl = wallet_client_new(s.direct, NULL, NULL);
+    char user[37];
+    wallet_create_wallet_req wr = {.body = {.user_id = new_uuid(user), .currency = "CHP"}};
+    wallet_create_wallet_resp wo;
+    ck_assert_int_eq(wallet_create_wallet_call(cl, &ctx, &wr, &wo, NULL), 0);
+    poster p = {.s = &s, .wallet = wo.s201.id};
+    pthread_t t;
+    pthread_create(&t, NULL, post_loop, &p);
+    int acked_before = 0;
+    while (acked_before < RESTART_N / 3 && !p.done) {
+        usleep(2000);
+        acked_before = 0;
+        for (int i = 0; i < RESTART_N; i++)
+            acked_before += p.acked[i];
+    }
+    th_kill(&s); /* mid-stream */
+    pthread_join(t, NULL);
+    th_start(&s, NULL); /* same folder, same port */
+    /* retry everything with the same keys: acknowledged ones must replay, not apply twice */
+    int64_t want = 0;
+    for (int i = 0; i < RESTART_N; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "restart-%d", i);
+        wallet_create_transaction_req req = {
+            .wallet_id = wo.s201.id, .has_idempotency_key = true, .idempotency_key = key,
+            .body = {.type = WALLET_TRANSACTION_TYPE_CREDIT, .amount = i + 1},
+        };
+        wallet_create_transaction_resp out;
+        ck_assert_int_eq(wallet_create_transaction_call(cl, &ctx, &req, &out, NULL), 0);
+        ck_assert_int_eq(out.status, 201);
+        if (p.acked[i])
+            ck_assert_msg(out.headers.idempotent_replayed != NULL,
+                          "acknowledged transaction %d was lost", i);
+        want += i + 1;
+    }
+    wallet_get_wallet_req g = {.wallet_id = wo.s201.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(cl, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, want);
+    /* every transaction exactly once */
+    int seen = 0;
+    wallet_list_transactions_req lr = {.wallet_id = wo.s201.id, .has_limit = true, .limit = 100};
+    for (;;) {
+        wallet_list_transactions_resp lo;
+        ck_assert_int_eq(wallet_list_transactions_call(cl, &ctx, &lr, &lo, NULL), 0);
+        seen += (int)lo.s200.n_items;
+        if (lo.s200.next_cursor_is_null)
+            break;
+        lr.has_cursor = true;
+        lr.cursor = lo.s200.next_cursor;
+    }
+    ck_assert_int_eq(seen, RESTART_N);
+    fprintf(stderr, "restart: %d acknowledged before SIGKILL, %d after retry, balance %lld\n",
+            acked_before, seen, (long long)gw.s200.balance);
+    wallet_client_free(cl);
+    ck_assert_int_eq(th_stop(&s), 0);
+    th_cleanup(&s);
+}
+END_TEST
+
+START_TEST(sigterm_stops_gracefully_with_exit_0)
+{
+    th_service s = {.name = "wallet"};
+    th_start(&s, NULL);
+    ck_assert_int_eq(th_stop(&s), 0);
+    th_cleanup(&s);
+}
+END_TEST
+
+static void setup(void)
+{
+    th_start(&svc, SVC_ENV);
+    arena = tb_arena_new(0);
+    tb_ctx_init(&ctx, arena, NULL);
+    wc = wallet_client_new(svc.url, NULL, NULL);
+    ck_assert_ptr_nonnull(wc);
+}
+
+static void teardown(void)
+{
+    wallet_client_free(wc);
+    tb_arena_free(arena);
+    int st = th_stop(&svc);
+    ck_assert_msg(st == 0, "wallet_service exited with %d on SIGTERM (log %s)", st, svc.log);
+    th_cleanup(&svc);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    tb_global_init();
+    Suite *s = suite_create("contract-wallet");
+    TCase *tc = tcase_create("wallet");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, health_answers_ok_through_the_client);
+    tcase_add_test(tc, create_wallet_returns_201_location_and_zero_balance);
+    tcase_add_test(tc, get_wallet_and_unknown_wallet_404);
+    tcase_add_test(tc, user_wallets_lists_all_filters_by_currency_and_is_empty_for_strangers);
+    tcase_add_test(tc, credit_debit_and_never_below_zero);
+    tcase_add_test(tc, empty_reference_is_sent_and_kept);
+    tcase_add_test(tc, idempotency_key_replays_the_first_result_and_refuses_a_different_request);
+    tcase_add_test(tc, transactions_page_newest_first_with_cursor_and_type_filter);
+    tcase_add_test(tc, request_id_is_propagated_by_the_client);
+    tcase_add_test(tc, client_reports_transport_failure_apart_from_answers);
+    tcase_add_test(tc, every_example_matches_its_schema);
+    tcase_add_test(tc, every_request_body_example_is_accepted_by_the_service);
+    tcase_add_test(tc, malformed_json_is_400_with_position);
+    tcase_add_test(tc, schema_violations_are_400_naming_each_path_and_rule);
+    tcase_add_test(tc, bad_parameters_are_400_naming_the_parameter);
+    tcase_add_test(tc, wrong_content_type_is_415);
+    tcase_add_test(tc, missing_body_is_400);
+    tcase_add_test(tc, body_over_the_limit_is_413);
+    tcase_add_test(tc, unknown_path_is_404_and_wrong_method_is_405_with_allow);
+    tcase_add_test(tc, x_request_id_is_echoed_or_generated);
+    if (!th_via_prism()) {
+        tcase_add_test(tc, sigkill_mid_stream_keeps_every_acknowledged_transaction_once);
+        tcase_add_test(tc, sigterm_stops_gracefully_with_exit_0);
+    }
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
