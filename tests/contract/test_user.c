@@ -1,0 +1,242 @@
+/*
+ * Contract tests of the User service (openapi/user.yaml, OpenAPI 3.0): the real user_service
+ * process calling the real wallet_service through the generated Wallet client.
+ */
+#include "harness.h"
+#include "user/user.h"
+
+#include "tablium/client.h"
+#include "tablium/ctx.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static th_service wallet_svc = {.name = "wallet"};
+static th_service user_svc = {.name = "user"};
+static user_client *uc;
+static tb_arena *arena;
+static tb_ctx ctx;
+static char wallet_env[96];
+
+static void url(char *out, size_t cap, const char *path)
+{
+    snprintf(out, cap, "%s%s", user_svc.url, path);
+}
+
+static user_user make_user(const char *name)
+{
+    char uname[40];
+    snprintf(uname, sizeof uname, "%s_%d", name, (int)getpid() % 100000);
+    char email[80];
+    snprintf(email, sizeof email, "%s@example.com", uname);
+    user_create_user_req req = {.body = {.username = uname, .email = email}};
+    user_create_user_resp out;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(user_create_user_call(uc, &ctx, &req, &out, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(out.status, 201);
+    tb_error_deinit(&err);
+    return out.s201;
+}
+
+START_TEST(create_and_get_user_and_taken_username_409)
+{
+    user_user u = make_user("ada");
+    user_get_user_req g = {.user_id = u.id};
+    user_get_user_resp out;
+    ck_assert_int_eq(user_get_user_call(uc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_str_eq(out.s200.username, u.username);
+    user_create_user_req again = {.body = {.username = u.username, .email = "x@example.com"}};
+    user_create_user_resp o2;
+    ck_assert_int_eq(user_create_user_call(uc, &ctx, &again, &o2, NULL), 0);
+    ck_assert_int_eq(o2.status, 409);
+    ck_assert_str_eq(o2.s409.code, "username_taken");
+}
+END_TEST
+
+START_TEST(profile_update_sets_and_clears_nullable_fields)
+{
+    user_user u = make_user("grace");
+    user_get_profile_req g = {.user_id = u.id};
+    user_get_profile_resp p;
+    ck_assert_int_eq(user_get_profile_call(uc, &ctx, &g, &p, NULL), 0);
+    ck_assert_int_eq(p.status, 200);
+    ck_assert_str_eq(p.s200.display_name, u.username);
+    ck_assert(p.s200.bio_is_null);
+    ck_assert_int_eq(p.s200.games_played, 0);
+    user_update_profile_req up = {.user_id = u.id,
+                                  .body = {.has_bio = true, .bio = "", .has_country = true, .country = "GB"}};
+    user_update_profile_resp o;
+    ck_assert_int_eq(user_update_profile_call(uc, &ctx, &up, &o, NULL), 0);
+    ck_assert_int_eq(o.status, 200);
+    ck_assert(!o.s200.bio_is_null);
+    ck_assert_str_eq(o.s200.bio, ""); /* "" is a value, not "unset" */
+    ck_assert_str_eq(o.s200.country, "GB");
+    user_update_profile_req clear = {.user_id = u.id,
+                                     .body = {.has_country = true, .country_is_null = true}};
+    ck_assert_int_eq(user_update_profile_call(uc, &ctx, &clear, &o, NULL), 0);
+    ck_assert_int_eq(o.status, 200);
+    ck_assert(o.s200.country_is_null);
+    ck_assert_str_eq(o.s200.bio, ""); /* untouched */
+}
+END_TEST
+
+START_TEST(empty_profile_update_is_400)
+{
+    user_user u = make_user("linus");
+    char path[128], u2[256];
+    snprintf(path, sizeof path, "/users/%s/profile", u.id);
+    url(u2, sizeof u2, path);
+    th_resp r;
+    th_http(&r, "PATCH", u2, "{}", NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body", "minProperties");
+    th_resp_free(&r);
+    th_http(&r, "PATCH", u2, "{\"country\":\"gb\",\"bio\":5}", NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/country", "pattern");
+    th_assert_error(&r, 400, "validation_failed", "/body/bio", "type");
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(user_wallets_come_from_the_wallet_service)
+{
+    user_user u = make_user("barbara");
+    user_open_wallet_req ow = {.user_id = u.id, .body = {.currency = "CHP"}};
+    user_open_wallet_resp oo;
+    ck_assert_int_eq(user_open_wallet_call(uc, &ctx, &ow, &oo, NULL), 0);
+    ck_assert_int_eq(oo.status, 201);
+    ck_assert_int_eq(oo.s201.balance, 0);
+    ck_assert_str_eq(oo.s201.currency, "CHP");
+    ck_assert_int_eq(user_open_wallet_call(uc, &ctx, &ow, &oo, NULL), 0);
+    ck_assert_int_eq(oo.status, 409); /* the Wallet service's 409, passed on */
+    ck_assert_str_eq(oo.s409.code, "wallet_exists");
+    ow.body.currency = "EUR";
+    ck_assert_int_eq(user_open_wallet_call(uc, &ctx, &ow, &oo, NULL), 0);
+    user_get_user_wallets_req g = {.user_id = u.id};
+    user_get_user_wallets_resp out;
+    ck_assert_int_eq(user_get_user_wallets_call(uc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    ck_assert_uint_eq(out.s200.n, 2);
+    ck_assert_str_eq(out.s200.items[1].currency, "EUR");
+}
+END_TEST
+
+START_TEST(request_id_travels_user_to_wallet_and_back)
+{
+    user_user u = make_user("margaret");
+    char path[128], u2[256], rid[64];
+    snprintf(path, sizeof path, "/users/%s/wallets", u.id);
+    url(u2, sizeof u2, path);
+    th_resp r;
+    const char *hdr[] = {"X-Request-ID: trace-me-42", NULL};
+    th_http(&r, "GET", u2, NULL, NULL, hdr);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(th_header(&r, "X-Request-ID", rid, sizeof rid));
+    ck_assert_str_eq(rid, "trace-me-42");
+    th_resp_free(&r);
+    /* the wallet service logged the same id: it came through the generated client */
+    FILE *f = fopen(wallet_svc.log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[2048];
+    bool seen = false;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "\"requestId\":\"trace-me-42\""))
+            seen = true;
+    fclose(f);
+    ck_assert_msg(seen, "wallet log has no line with requestId trace-me-42");
+}
+END_TEST
+
+START_TEST(unknown_user_is_404_before_any_wallet_call)
+{
+    user_get_user_wallets_req g = {.user_id = "6f1c2a9e-4b3d-4c8e-9a7f-000000000000"};
+    user_get_user_wallets_resp out;
+    ck_assert_int_eq(user_get_user_wallets_call(uc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 404);
+}
+END_TEST
+
+START_TEST(wallet_down_is_502_without_internals)
+{
+    user_user u = make_user("dennis");
+    th_stop(&wallet_svc);
+    user_get_user_wallets_req g = {.user_id = u.id};
+    user_get_user_wallets_resp out;
+    ck_assert_int_eq(user_get_user_wallets_call(uc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 502);
+    ck_assert_str_eq(out.s502.code, "upstream_failed");
+    ck_assert(strstr(out.s502.message, "127.0.0.1") == NULL); /* no URL leaked */
+    th_start(&wallet_svc, NULL); /* same port, same data */
+    ck_assert_int_eq(user_get_user_wallets_call(uc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+}
+END_TEST
+
+START_TEST(every_example_matches_its_schema)
+{
+    ck_assert_uint_ge(user_n_examples, 4);
+    for (size_t i = 0; i < user_n_examples; i++) {
+        const tb_api_example *ex = &user_examples[i];
+        json_t *j = json_loads(ex->json, JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(j);
+        tb_error err = TB_ERROR_INIT;
+        ck_assert_msg(ex->validate(j, &err) == 0, "%s %s %s: %s", ex->operation_id, ex->where,
+                      ex->name, err.message);
+        tb_error_deinit(&err);
+        json_decref(j);
+    }
+}
+END_TEST
+
+static void setup(void)
+{
+    th_start(&wallet_svc, NULL);
+    snprintf(wallet_env, sizeof wallet_env, "WALLET_SERVICE_URL=%s", wallet_svc.direct);
+    const char *env[] = {wallet_env, NULL};
+    th_start(&user_svc, env);
+    arena = tb_arena_new(0);
+    tb_ctx_init(&ctx, arena, NULL);
+    uc = user_client_new(user_svc.url, NULL, NULL);
+    ck_assert_ptr_nonnull(uc);
+}
+
+static void teardown(void)
+{
+    user_client_free(uc);
+    tb_arena_free(arena);
+    int su = th_stop(&user_svc), sw = th_stop(&wallet_svc);
+    ck_assert_msg(su == 0, "user_service exited with %d (log %s)", su, user_svc.log);
+    ck_assert_msg(sw == 0, "wallet_service exited with %d (log %s)", sw, wallet_svc.log);
+    th_cleanup(&user_svc);
+    th_cleanup(&wallet_svc);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    tb_global_init();
+    Suite *s = suite_create("contract-user");
+    TCase *tc = tcase_create("user");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, create_and_get_user_and_taken_username_409);
+    tcase_add_test(tc, profile_update_sets_and_clears_nullable_fields);
+    tcase_add_test(tc, empty_profile_update_is_400);
+    tcase_add_test(tc, user_wallets_come_from_the_wallet_service);
+    tcase_add_test(tc, request_id_travels_user_to_wallet_and_back);
+    tcase_add_test(tc, unknown_user_is_404_before_any_wallet_call);
+    tcase_add_test(tc, every_example_matches_its_schema);
+    if (!th_via_prism())
+        tcase_add_test(tc, wallet_down_is_502_without_internals);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
