@@ -4168,6 +4168,8 @@ static int user_get_health__check(tb_ctx *ctx, int status, const char *body, siz
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -4179,7 +4181,8 @@ static int user_get_health__check(tb_ctx *ctx, int status, const char *body, siz
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -4401,6 +4404,8 @@ static int user_create_user__check(tb_ctx *ctx, int status, const char *body, si
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 201:
@@ -4416,7 +4421,8 @@ static int user_create_user__check(tb_ctx *ctx, int status, const char *body, si
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -4691,6 +4697,8 @@ static int user_get_user__check(tb_ctx *ctx, int status, const char *body, size_
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -4706,7 +4714,8 @@ static int user_get_user__check(tb_ctx *ctx, int status, const char *body, size_
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -4970,6 +4979,8 @@ static int user_get_profile__check(tb_ctx *ctx, int status, const char *body, si
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -4985,7 +4996,8 @@ static int user_get_profile__check(tb_ctx *ctx, int status, const char *body, si
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -5287,6 +5299,8 @@ static int user_update_profile__check(tb_ctx *ctx, int status, const char *body,
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -5302,7 +5316,8 @@ static int user_update_profile__check(tb_ctx *ctx, int status, const char *body,
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -5577,6 +5592,8 @@ static int user_get_user_wallets__check(tb_ctx *ctx, int status, const char *bod
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -5596,7 +5613,8 @@ static int user_get_user_wallets__check(tb_ctx *ctx, int status, const char *bod
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -5939,6 +5957,8 @@ static int user_open_wallet__check(tb_ctx *ctx, int status, const char *body, si
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 201:
@@ -5962,7 +5982,8 @@ static int user_open_wallet__check(tb_ctx *ctx, int status, const char *body, si
         ok = j && user__v52(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {

@@ -4029,6 +4029,8 @@ static int wallet_get_health__check(tb_ctx *ctx, int status, const char *body, s
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -4040,7 +4042,8 @@ static int wallet_get_health__check(tb_ctx *ctx, int status, const char *body, s
         ok = j && wallet__v53(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -4262,6 +4265,8 @@ static int wallet_create_wallet__check(tb_ctx *ctx, int status, const char *body
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 201:
@@ -4277,7 +4282,8 @@ static int wallet_create_wallet__check(tb_ctx *ctx, int status, const char *body
         ok = j && wallet__v53(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -4552,6 +4558,8 @@ static int wallet_get_wallet__check(tb_ctx *ctx, int status, const char *body, s
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -4567,7 +4575,8 @@ static int wallet_get_wallet__check(tb_ctx *ctx, int status, const char *body, s
         ok = j && wallet__v53(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -4888,6 +4897,8 @@ static int wallet_get_user_wallets__check(tb_ctx *ctx, int status, const char *b
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -4899,7 +4910,8 @@ static int wallet_get_user_wallets__check(tb_ctx *ctx, int status, const char *b
         ok = j && wallet__v53(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -5295,6 +5307,8 @@ static int wallet_list_transactions__check(tb_ctx *ctx, int status, const char *
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 200:
@@ -5310,7 +5324,8 @@ static int wallet_list_transactions__check(tb_ctx *ctx, int status, const char *
         ok = j && wallet__v53(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {
@@ -5678,6 +5693,8 @@ static int wallet_create_transaction__check(tb_ctx *ctx, int status, const char 
     tb_vctx *c = &vc;
     bool ok = true;
     json_t *j = NULL;
+    (void)body;
+    (void)len;
     tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
     switch (status) {
     case 201:
@@ -5701,7 +5718,8 @@ static int wallet_create_transaction__check(tb_ctx *ctx, int status, const char 
         ok = j && wallet__v53(j, c, NULL);
         break;
     default:
-        break;
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
     }
     int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
     if (rc) {

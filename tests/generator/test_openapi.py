@@ -1,0 +1,328 @@
+"""tablium-gen openapi: a fixture spec using most features (both OpenAPI versions) generates C
+that compiles with the strict flags, with the expected names and shapes; specs it cannot
+compile fail with the file, the JSON pointer and the reason, and nothing is written."""
+import os
+import re
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "generator"))
+
+import tablium_gen.cli  # noqa: E402,F401
+
+try:
+    from . import support
+except ImportError:  # run as a script from tests/generator
+    import support
+
+SPEC = """\
+openapi: {version}
+info: {{title: Shop, version: 2.1.0, description: "A fixture with */ in it."}}
+x-tablium-service: shop
+paths:
+  /items:
+    get:
+      operationId: listItems
+      parameters:
+        - {{name: limit, in: query, schema: {{type: integer, minimum: 1, maximum: 50, default: 10}}}}
+        - {{name: ratio, in: query, schema: {{type: number}}}}
+        - {{name: fresh, in: query, schema: {{type: boolean, default: false}}}}
+        - {{name: tag, in: query, schema: {{type: array, items: {{type: string}}}}}}
+        - {{name: ids, in: query, explode: false, schema: {{type: array, items: {{type: integer}}}}}}
+        - {{name: sort, in: query, schema: {{type: string, enum: [asc, desc], default: asc}}}}
+        - {{name: X-Trace-Level, in: header, schema: {{type: integer}}}}
+        - {{name: session, in: cookie, schema: {{type: string}}}}
+      responses:
+        '200':
+          description: A page.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [data]
+                properties:
+                  data: {{type: array, items: {{$ref: '#/components/schemas/Item'}}}}
+        default:
+          description: Anything else.
+          content:
+            application/json:
+              schema: {{$ref: '#/components/schemas/ErrorResponse'}}
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {{$ref: '#/components/schemas/Item'}}
+            example: {{sku: A-1, price: 0, active: false, name: ""}}
+      responses:
+        '201':
+          description: Created.
+          headers:
+            Location: {{schema: {{type: string}}}}
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [data]
+                properties:
+                  data: {{$ref: '#/components/schemas/Item'}}
+        '204': {{description: Nothing to say.}}
+        '400': {{$ref: '#/components/responses/Bad'}}
+  /items/{{sku}}:
+    parameters:
+      - {{name: sku, in: path, required: true, schema: {{type: string, pattern: '^[A-Z]-[0-9]+$'}}}}
+    get:
+      operationId: getItem
+      responses:
+        '200':
+          description: The raw item, no envelope.
+          content:
+            application/json:
+              schema: {{$ref: '#/components/schemas/Item'}}
+        '404': {{$ref: '#/components/responses/Bad'}}
+    delete:
+      operationId: deleteItem
+      responses:
+        '204': {{description: Gone.}}
+  /items/{{sku}}/parts/{{n}}:
+    get:
+      operationId: getPart
+      parameters:
+        - {{name: sku, in: path, required: true, schema: {{type: string}}}}
+        - {{name: n, in: path, required: true, schema: {{type: integer, minimum: 0}}}}
+      responses:
+        '200':
+          description: A part.
+          content:
+            application/json:
+              schema: {{type: object, required: [data], properties: {{data: {{type: string}}}}}}
+  /:
+    get:
+      operationId: root
+      responses:
+        '200': {{description: Root.}}
+components:
+  responses:
+    Bad:
+      description: An error.
+      content:
+        application/json:
+          schema: {{$ref: '#/components/schemas/ErrorResponse'}}
+  schemas:
+    Item:
+      type: object
+      required: [sku, price]
+      properties:
+        sku: {{type: string}}
+        price: {{type: integer, minimum: 0}}
+        active: {{type: boolean}}
+        name: {{type: string}}
+        note: {nullable}
+    ErrorResponse:
+      type: object
+      required: [error]
+      properties:
+        error:
+          type: object
+          required: [code, message]
+          properties:
+            code: {{type: string}}
+            message: {{type: string}}
+"""
+
+
+def spec(version):
+    nullable = ("{type: string, nullable: true}" if version.startswith("3.0")
+                else "{type: [string, 'null']}")
+    return SPEC.format(version=version, nullable=nullable)
+
+
+class OpenApiCase(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tablium-oas-test-")
+        self.tmp = os.path.abspath(self._tmp.name)
+        self.out = os.path.join(self.tmp, "out")
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def gen(self, text, name="shop.yaml"):
+        path = support.write_file(os.path.join(self.tmp, name), text)
+        with support.cwd(support.REPO):
+            return support.run_cli(["openapi", path, "-o", self.out])
+
+    def read(self, fname):
+        with open(os.path.join(self.out, fname), encoding="utf-8") as f:
+            return f.read()
+
+
+class Generates(OpenApiCase):
+    def check_version(self, version):
+        rc, err = self.gen(spec(version))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(sorted(os.listdir(self.out)), ["shop.c", "shop.h", "shop_server.c"])
+        h = self.read("shop.h")
+        # handlers, named by operationId, or derived from method and path
+        for fn in ("shop_list_items", "shop_post_items", "shop_get_item", "shop_delete_item",
+                   "shop_get_part", "shop_root"):
+            self.assertRegex(h, r"int %s\(tb_ctx \*ctx, const %s_req \*req, %s_resp \*resp\);"
+                             % (fn, fn, fn))
+            self.assertIn("int %s_call(shop_client *c" % fn, h)
+        # parameters with their C types, presence flags and defaults
+        self.assertIn("int64_t limit; /* query \"limit\", default 10 */", h)
+        self.assertIn("bool has_fresh;", h)
+        self.assertIn("size_t n_tag;", h)
+        self.assertIn("int64_t *ids;", h)
+        self.assertIn("int64_t x_trace_level; /* header \"X-Trace-Level\" */", h)
+        self.assertIn("char *session; /* cookie \"session\" */", h)
+        self.assertIn("bool has_body;", h)  # optional request body
+        # responses: the tagged union of declared statuses
+        self.assertIn("SHOP_POST_ITEMS_201 = 201,", h)
+        self.assertIn("SHOP_POST_ITEMS_204 = 204,", h)
+        self.assertIn("tb_api_error s400;", h)
+        self.assertIn("tb_api_error sdefault;", h)
+        self.assertRegex(h, r"struct \{\s+size_t n;\s+shop_item \*items;\s+\} s200;")
+        self.assertIn("const char *location;", h)
+        self.assertIn("or any other for the default response", h)
+        # nullable member in both dialects
+        self.assertIn("bool note_is_null;", h)
+        srv = self.read("shop_server.c")
+        self.assertIn("if (memcmp(s.p, \"items\", 5) == 0)", srv)  # the trie
+        self.assertNotIn("strcmp(path", srv)
+        self.assertIn("/* /items/{sku}/parts/{n} */", srv)
+        for cfile in ("shop.c", "shop_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))
+            self.assertEqual(out.strip(), "", out)
+
+    def test_openapi_30(self):
+        if not support.gcc():
+            self.skipTest("gcc not found")
+        self.check_version("3.0.3")
+
+    def test_openapi_31(self):
+        if not support.gcc():
+            self.skipTest("gcc not found")
+        self.check_version("3.1.0")
+
+    def test_output_is_stable(self):
+        rc, err = self.gen(spec("3.1.0"))
+        self.assertEqual(rc, 0, err)
+        first = {n: self.read(n) for n in os.listdir(self.out)}
+        rc, err = self.gen(spec("3.1.0"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(first, {n: self.read(n) for n in os.listdir(self.out)})
+        self.assertTrue(first["shop.h"].startswith(
+            "/* Generated by tablium-gen from shop.yaml. DO NOT EDIT. */"))
+        self.assertNotRegex(first["shop.c"], r"20\d\d-\d\d-\d\dT")  # no timestamps
+
+    def test_examples_are_tabled(self):
+        rc, err = self.gen(spec("3.1.0"))
+        self.assertEqual(rc, 0, err)
+        c = self.read("shop.c")
+        self.assertIn('"request body", "example"', c)
+        self.assertIn('"{\\"sku\\":\\"A-1\\",\\"price\\":0,\\"active\\":false,\\"name\\":\\"\\"}"', c)
+        self.assertIn("const size_t shop_n_examples = 1;", c)
+
+
+class Errors(OpenApiCase):
+    def assertFails(self, text, *fragments):
+        rc, err = self.gen(text)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("tablium-gen: nothing written", err)
+        self.assertFalse(os.path.exists(self.out), "files written despite the error")
+        for f in fragments:
+            self.assertIn(f, err)
+        return err
+
+    def minimal(self, paths, version="3.1.0"):
+        return "openapi: %s\ninfo: {title: t, version: '1'}\npaths:\n%s" % (version, paths)
+
+    def test_not_openapi(self):
+        self.assertFails("type: object\n", "not an OpenAPI document")
+
+    def test_swagger_2_is_refused(self):
+        self.assertFails("openapi: 2.0.0\ninfo: {title: t, version: '1'}\npaths: {}\n",
+                         "unsupported OpenAPI version '2.0.0'")
+
+    def test_undeclared_path_parameter(self):
+        self.assertFails(self.minimal("""\
+  /a/{x}:
+    get:
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a~1{x}/get", "path parameter {x} of /a/{x} is not declared")
+
+    def test_parameter_not_in_path(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    get:
+      parameters: [{name: y, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a/get/parameters/0", "path parameter 'y' is not in the path /a")
+
+    def test_unsupported_style(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    get:
+      parameters: [{name: f, in: query, style: deepObject, schema: {type: object}}]
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a/get/parameters/0/style", "style 'deepObject' is not supported")
+
+    def test_object_parameter(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    get:
+      parameters: [{name: f, in: query, schema: {type: object, properties: {a: {type: string}}}}]
+      responses: {'200': {description: ok}}
+"""), "only scalar, enum and array schemas are supported")
+
+    def test_non_json_body(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    post:
+      requestBody: {content: {text/plain: {schema: {type: string}}}}
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a/post/requestBody/content", "only application/json content is supported")
+
+    def test_ambiguous_paths(self):
+        self.assertFails(self.minimal("""\
+  /a/{x}:
+    get:
+      parameters: [{name: x, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /a/{y}:
+    get:
+      parameters: [{name: y, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+"""), "matches the same requests as another path")
+
+    def test_no_responses(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    get:
+      responses: {}
+"""), "/paths/~1a/get/responses", "needs at least one response")
+
+    def test_unresolvable_ref(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    get:
+      parameters: [{$ref: '#/components/parameters/Nope'}]
+      responses: {'200': {description: ok}}
+"""), "cannot resolve $ref", "Nope")
+
+    def test_schema_error_names_the_pointer(self):
+        err = self.assertFails(self.minimal("""\
+  /a:
+    post:
+      requestBody:
+        content: {application/json: {schema: {type: object, minProperties: -1}}}
+      responses: {'200': {description: ok}}
+"""), "minProperties")
+        self.assertTrue(re.search(r"/paths/~1a/post/requestBody/content/application~1json/schema", err),
+                        err)
+
+
+if __name__ == "__main__":
+    unittest.main()
