@@ -24,7 +24,7 @@ static void log_read_env(void)
         const char *name;
         tb_log_level level;
     } names[] = {
-        {"debug", TB_LOG_DEBUG}, {"info", TB_LOG_INFO},   {"warn", TB_LOG_WARN},
+        {"debug", TB_LOG_DEBUG},  {"info", TB_LOG_INFO},   {"warn", TB_LOG_WARN},
         {"warning", TB_LOG_WARN}, {"error", TB_LOG_ERROR}, {"off", TB_LOG_OFF},
         {"none", TB_LOG_OFF},
     };
@@ -219,8 +219,7 @@ void tb_log(tb_log_level level, const tb_ctx *ctx, const char *fmt, ...)
     va_end(ap);
 }
 
-void tb_log_fields(tb_log_level level, const tb_ctx *ctx, const char *fields, const char *fmt,
-                   ...)
+void tb_log_fields(tb_log_level level, const tb_ctx *ctx, const char *fields, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

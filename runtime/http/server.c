@@ -169,8 +169,7 @@ const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *pres
     return f.first;
 }
 
-size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char **vals,
-                             size_t max)
+size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char **vals, size_t max)
 {
     query_find f = {r->impl, name, vals, max, 0, true, false, NULL};
     MHD_get_connection_values(f.c->mhd, MHD_GET_ARGUMENT_KIND, query_iter, &f);
@@ -430,8 +429,8 @@ static bool is_json_media_type(const char *ct)
 
 static bool content_length(struct MHD_Connection *mc, uint64_t *out)
 {
-    const char *v = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *v =
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (!v || *v < '0' || *v > '9')
         return false;
     uint64_t n = 0;
@@ -464,8 +463,7 @@ static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const int16_t
     const char *v = tb_arena_strndup(c->arena, allow, n);
     if (v)
         tb_http_res_header(res, "Allow", v);
-    answer_error(res, ctx, 405, "method_not_allowed",
-                 "the method is not allowed on this resource");
+    answer_error(res, ctx, 405, "method_not_allowed", "the method is not allowed on this resource");
 }
 
 /* Routes, checks the body and runs the operation; leaves the response in res and the matched
@@ -570,8 +568,8 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
         req.body = c->body.data;
         req.body_len = c->body.len;
     }
-    req.content_type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
-                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
+    req.content_type =
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     req.impl = c;
 
     const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-ID");
@@ -618,18 +616,21 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
         status = 500;
     }
 
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
-                                                             MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
     c->out = res.body; /* the response borrows it until the request completes */
     if (!r)
         return MHD_NO;
-    if (len > 0)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(r, "X-Request-ID", rid);
+    bool typed = false;
     for (size_t i = 0; i < res.n_headers; i++) {
         if (MHD_add_response_header(r, res.headers[i][0], res.headers[i][1]) != MHD_YES)
             tb_log_warn(&ctx, "dropped invalid response header %s", res.headers[i][0]);
+        else if (strcasecmp(res.headers[i][0], MHD_HTTP_HEADER_CONTENT_TYPE) == 0)
+            typed = true;
     }
+    if (len > 0 && !typed)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, "X-Request-ID", rid);
     if (atomic_load(&s->stopping))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result q = MHD_queue_response(mc, (unsigned)status, r);
@@ -641,8 +642,8 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload, size_t *upload_size, void **req_cls)
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **req_cls)
 {
     (void)version;
     tb_server *s = cls;
@@ -694,7 +695,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
             return MHD_YES;
         c->drained += n;
         size_t budget = s->opts.max_body > TB__DRAIN_MIN ? s->opts.max_body : TB__DRAIN_MIN;
-        return c->drained > budget && c->drained - budget > s->opts.max_body ? MHD_NO : MHD_YES;
+        if (c->drained > budget && c->drained - budget > s->opts.max_body) {
+            tb_log_warn(NULL, "closing a connection whose %s body keeps going past %zu bytes",
+                        method, s->opts.max_body);
+            return MHD_NO;
+        }
+        return MHD_YES;
     }
 
     if (c->phase == CONN_ANSWERED)
@@ -726,8 +732,8 @@ int tb_server_start(tb_server *s, tb_error *err)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) {
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons(s->opts.port);
         flags |= MHD_USE_IPv6;

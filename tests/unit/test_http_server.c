@@ -48,8 +48,8 @@ static int get_item(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
                          bad ? "bad escape" : "oom");
         return tb_http_res_error(res, ctx, 400, &e);
     }
-    return put_data(res, 200, json_pack("{s:s, s:s%}", "id", id, "raw", req->params[0].p,
-                                        req->params[0].n));
+    return put_data(res, 200,
+                    json_pack("{s:s, s:s%}", "id", id, "raw", req->params[0].p, req->params[0].n));
 }
 
 static int create_item(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
@@ -162,8 +162,14 @@ static int test_match(const char *path, size_t len, tb_str *params, size_t *n_pa
 }
 
 static const tb_http_api test_api = {
-    "items", "Items", "1.0", test_ops, sizeof test_ops / sizeof test_ops[0], test_match,
-    test_routes, sizeof test_routes / sizeof test_routes[0],
+    "items",
+    "Items",
+    "1.0",
+    test_ops,
+    sizeof test_ops / sizeof test_ops[0],
+    test_match,
+    test_routes,
+    sizeof test_routes / sizeof test_routes[0],
 };
 
 /* ---- middlewares ---- */
@@ -175,14 +181,13 @@ static int deny_on_request(void *self, tb_ctx *ctx, const tb_http_req *req, cons
     if (!tb_http_req_header(req, "X-Deny"))
         return 0;
     tb_api_error e;
-    tb_api_error_set(&e, ctx, "unauthorized", "credentials are required for %s",
-                     op->operation_id);
+    tb_api_error_set(&e, ctx, "unauthorized", "credentials are required for %s", op->operation_id);
     tb_http_res_error(res, ctx, 401, &e);
     return 1;
 }
 
-static void tag_on_response(void *self, tb_ctx *ctx, const tb_http_req *req,
-                            const tb_http_op *op, tb_http_res *res)
+static void tag_on_response(void *self, tb_ctx *ctx, const tb_http_req *req, const tb_http_op *op,
+                            tb_http_res *res)
 {
     (void)ctx, (void)req;
     tb_http_res_header(res, "X-Served-By", self);
@@ -410,7 +415,8 @@ START_TEST(pct_decode_rejects_bad_escapes_and_nul_keeps_plus)
 {
     tb_arena *a = tb_arena_new(0);
     bool bad = true;
-    ck_assert_str_eq(tb_http_pct_decode(a, "a%2Fb%20c+d%e2%82%AC", 20, &bad), "a/b c+d\xe2\x82\xac");
+    ck_assert_str_eq(tb_http_pct_decode(a, "a%2Fb%20c+d%e2%82%AC", 20, &bad),
+                     "a/b c+d\xe2\x82\xac");
     ck_assert(!bad);
     ck_assert_str_eq(tb_http_pct_decode(a, "abc%41zzz", 6, NULL), "abcA");
     ck_assert_ptr_null(tb_http_pct_decode(a, "x%4", 3, &bad));
@@ -586,8 +592,8 @@ START_TEST(opts_from_env_reads_service_prefixed_then_generic_names)
     ck_assert(tb_server_validates_responses(s));
     tb_server_free(s);
 
-    const char *vars[] = {"PORT", "HOST", "TB_THREADS", "TB_MAX_BODY", "TB_VALIDATE_RESPONSES",
-                          "TB_ACCESS_LOG"};
+    const char *vars[] = {
+        "PORT", "HOST", "TB_THREADS", "TB_MAX_BODY", "TB_VALIDATE_RESPONSES", "TB_ACCESS_LOG"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -859,7 +865,8 @@ START_TEST(query_header_cookie_and_ctx_values_reach_the_op)
     reply r = {0};
     struct curl_slist *h = curl_slist_append(NULL, "X-Tenant: acme");
     h = curl_slist_append(h, "Cookie: theme=dark; session=s3cr3t");
-    h = curl_slist_append(h, "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    h = curl_slist_append(h,
+                          "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     send_req(NULL, "/items?q=hello%20world&id=1&id=2&id=%33&flag&plus=a+b%2Bc", NULL, h, &r);
     curl_slist_free_all(h);
     ck_assert_int_eq(r.status, 200);
@@ -940,6 +947,30 @@ START_TEST(stop_lets_in_flight_request_finish_then_refuses_connections)
     tb_server_free(s);
     reply_clear(&slow);
     reply_clear(&r);
+    memcpy(base_url, shared_url, sizeof shared_url);
+}
+END_TEST
+
+START_TEST(stop_reports_timedout_when_grace_period_ends_first)
+{
+    char shared_url[64];
+    memcpy(shared_url, base_url, sizeof shared_url);
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    o.threads = 1;
+    o.shutdown_grace_ms = 20;
+    tb_server *s = tb_server_new(&test_api, &o, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(tb_server_start(s, NULL), 0);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", (unsigned)tb_server_port(s));
+    reply slow = {0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, request_in_thread, &slow), 0);
+    for (int i = 0; i < 2000 && tb_server_in_flight(s) == 0; i++)
+        usleep(1000);
+    ck_assert_int_eq(tb_server_stop(s), TB_ETIMEDOUT);
+    pthread_join(t, NULL);
+    tb_server_free(s);
+    reply_clear(&slow);
     memcpy(base_url, shared_url, sizeof shared_url);
 }
 END_TEST
@@ -1056,9 +1087,9 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     if (getenv("TB_LOG_LEVEL"))
-        suite_level = tb_log_enabled(TB_LOG_DEBUG)  ? TB_LOG_DEBUG
-                      : tb_log_enabled(TB_LOG_INFO) ? TB_LOG_INFO
-                      : tb_log_enabled(TB_LOG_WARN) ? TB_LOG_WARN
+        suite_level = tb_log_enabled(TB_LOG_DEBUG)   ? TB_LOG_DEBUG
+                      : tb_log_enabled(TB_LOG_INFO)  ? TB_LOG_INFO
+                      : tb_log_enabled(TB_LOG_WARN)  ? TB_LOG_WARN
                       : tb_log_enabled(TB_LOG_ERROR) ? TB_LOG_ERROR
                                                      : TB_LOG_OFF;
     tb_log_set_level(suite_level);
@@ -1094,6 +1125,7 @@ int main(void)
     tcase_add_test(server, query_header_cookie_and_ctx_values_reach_the_op);
     tcase_add_test(server, head_is_served_by_get_without_body);
     tcase_add_test(server, stop_lets_in_flight_request_finish_then_refuses_connections);
+    tcase_add_test(server, stop_reports_timedout_when_grace_period_ends_first);
     tcase_add_test(server, run_returns_0_after_shutdown_from_another_thread);
     tcase_add_test(server, run_returns_0_after_sigterm_to_the_running_thread);
     tcase_add_test(server, access_log_has_method_path_status_and_ms);

@@ -171,7 +171,9 @@ typedef struct tb_middleware {
      *  with 401 or 429). May set ctx->claims. NULL: skipped. */
     int (*on_request)(void *self, tb_ctx *ctx, const tb_http_req *req, const tb_http_op *op,
                       tb_http_res *res);
-    /** After the response is built (also for runtime errors); may add headers. NULL: skipped. */
+    /** After the response is built (also for runtime errors); may add headers. Every
+     *  middleware's hook runs, whichever on_request answered. `op` is NULL when the request was
+     *  not routed to an operation (404, 405, 413). NULL: skipped. */
     void (*on_response)(void *self, tb_ctx *ctx, const tb_http_req *req, const tb_http_op *op,
                         tb_http_res *res);
     void *self;
