@@ -10,7 +10,7 @@
 #include <time.h>
 
 #define TB__USER_AGENT "tablium/0.1.0"
-#define TB__MAX_EXTRA (sizeof ((tb_client_call *)0)->headers / sizeof(const char *))
+#define TB__MAX_EXTRA (sizeof((tb_client_call *)0)->headers / sizeof(const char *))
 /* Accept, Content-Type, Expect and X-Request-ID, then the call's own lines. */
 #define TB__MAX_LINES (4 + TB__MAX_EXTRA)
 /* A pooled handle keeps its body buffer between calls; one that grew past this (a rare large
@@ -213,12 +213,6 @@ static tb__handle *handle_new(const tb_client *c)
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
         goto fail;
-    /* Lets curl refuse a declared Content-Length over the bound before reading the body; the
-     * write callback still enforces it for chunked responses. 0 means "no limit" to curl. */
-    if (c->opts.max_response > 0 && c->opts.max_response <= (size_t)INT64_MAX &&
-        curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opts.max_response) !=
-            CURLE_OK)
-        goto fail;
     return h;
 fail:
     handle_free(h);
@@ -338,16 +332,23 @@ static bool is_tchar(unsigned char ch)
     return is_alnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* A method or header name: a non-empty RFC 9110 token (nothing that could split a line). */
+static bool is_token(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
 int tb_client_call_header(tb_client_call *call, tb_arena *a, const char *name, const char *value)
 {
-    if (!call || !a || !name || !*name || !value || call->n_headers >= TB__MAX_EXTRA)
+    if (!call || !a || !is_token(name) || !value || strpbrk(value, "\r\n") ||
+        call->n_headers >= TB__MAX_EXTRA)
         return TB_EINVAL;
     size_t n = strlen(name), m = strlen(value);
-    for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)name[i]))
-            return TB_EINVAL;
-    if (strpbrk(value, "\r\n"))
-        return TB_EINVAL;
     char *line = tb_arena_alloc(a, n + 2 + m + 1);
     if (!line)
         return TB_ENOMEM;
@@ -397,14 +398,22 @@ static double ms_since(const struct timespec *t0)
 }
 
 /* The handle carries the previous call's method, so every call sets all of them. */
-static CURLcode set_method(CURL *e, const tb_client_call *call)
+static CURLcode set_method(CURL *e, const tb_client_call *call, size_t c_max)
 {
     const char *m = call->method;
-    bool get = strcmp(m, "GET") == 0, head = strcmp(m, "HEAD") == 0;
-    /* Bodiless POST/PUT/PATCH still send Content-Length: 0, which some servers insist on. */
-    bool with_body = call->body || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
-                     strcmp(m, "PATCH") == 0;
     CURLcode cc;
+    bool get = strcmp(m, "GET") == 0, head = strcmp(m, "HEAD") == 0;
+    /* Lets curl refuse a declared Content-Length over the bound before reading the body (the
+     * write callback still enforces it for chunked bodies). Not for HEAD: its Content-Length
+     * describes a body that never comes. 0 means "no limit" to curl. */
+    curl_off_t max_file = 0;
+    if (!head && c_max > 0 && c_max <= (size_t)INT64_MAX)
+        max_file = (curl_off_t)c_max;
+    if ((cc = curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, max_file)) != CURLE_OK)
+        return cc;
+    /* Bodiless POST/PUT/PATCH still send Content-Length: 0, which some servers insist on. */
+    bool with_body =
+        call->body || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
     if (with_body) {
         if ((cc = curl_easy_setopt(e, CURLOPT_NOBODY, 0L)) != CURLE_OK ||
             (cc = curl_easy_setopt(e, CURLOPT_POSTFIELDS, call->body ? call->body : "")) !=
@@ -470,7 +479,8 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
     if (!call_has_header(call, "Content-Type"))
         lines[n++].data = call->body ? (char *)"Content-Type: application/json"
                                      : (char *)"Content-Type:"; /* no form type on empty POST */
-    /* curl 7.88 waits up to 1 s for "100 Continue" before sending a large body. */
+    /* Over 1 MiB curl 7.88 asks for "100 Continue" and waits for it (up to 1 s) before sending
+     * the body: a round trip a JSON API never needs. */
     lines[n++].data = (char *)"Expect:";
     if (!call_has_header(call, "X-Request-ID"))
         lines[n++].data = rid;
@@ -494,7 +504,7 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
         (cc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, lines)) != CURLE_OK ||
         (cc = curl_easy_setopt(e, CURLOPT_WRITEDATA, &x)) != CURLE_OK ||
         (cc = curl_easy_setopt(e, CURLOPT_HEADERDATA, &x)) != CURLE_OK ||
-        (cc = set_method(e, call)) != CURLE_OK) {
+        (cc = set_method(e, call, c->opts.max_response)) != CURLE_OK) {
         rc = map_curl(cc, &x);
         tb_error_set(err, rc, "%s %s: %s", call->method, url, curl_easy_strerror(cc));
         goto done;
@@ -554,18 +564,23 @@ int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_re
         memset(res, 0, sizeof *res);
         res->body = tb__empty;
     }
-    if (!c || !ctx || !ctx->arena || !call || !res || !call->method || !*call->method ||
-        !call->path || call->path[0] != '/')
-        return tb_error_set(err, TB_EINVAL, "client call: missing client, ctx, arena, method, "
-                                            "response or a path starting with '/'");
+    if (!c || !ctx || !ctx->arena || !call || !res || !is_token(call->method) || !call->path ||
+        call->path[0] != '/')
+        return tb_error_set(err, TB_EINVAL,
+                            "client call: missing client, ctx, arena or response, "
+                            "or a bad method, or a path not starting with '/'");
     if (!ctx->request_id) {
         char id[33];
         tb_request_id_new(id);
         ctx->request_id = tb_arena_strdup(ctx->arena, id);
         if (!ctx->request_id)
-            return tb_error_set(err, TB_ENOMEM, "%s %s%s: out of memory", call->method,
-                                c->base_url, call->path);
+            return tb_error_set(err, TB_ENOMEM, "%s %s%s: out of memory", call->method, c->base_url,
+                                call->path);
     }
+    /* It may have come from an incoming request's header; it goes into ours verbatim. */
+    if (strpbrk(ctx->request_id, "\r\n"))
+        return tb_error_set(err, TB_EINVAL, "%s %s%s: CR/LF in ctx->request_id", call->method,
+                            c->base_url, call->path);
     const tb_client_hook *hooks = c->opts.hooks;
     for (; ran < c->opts.n_hooks; ran++) {
         if (!hooks[ran].before)
