@@ -9,7 +9,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 GEN      := $(PYTHON) generator/tablium-gen
 
-.PHONY: all deps build build-asan regen check-gen test test-fast test-asan test-generator demo bench clean
+.PHONY: all deps build build-asan regen check-gen test test-fast test-asan test-generator test-referee demo bench clean
 
 all: build
 
@@ -50,7 +50,13 @@ test-asan: build-asan
 
 # The whole suite: generated code fresh, generator tests, the C suites, then the C suites again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.
-test: deps check-gen test-generator test-fast test-asan
+# The independent referee: Spectral lints the specs, then the contract suites run again with
+# every request through a Stoplight Prism validating proxy (tests/contract/referee).
+test-referee: build
+	@bash tests/contract/referee/lint.sh openapi/*.yaml
+	@cd $(BUILD) && TB_CONTRACT_PRISM=1 ctest --output-on-failure -R '^contract_'
+
+test: deps check-gen test-generator test-fast test-referee test-asan
 	@echo "make test: all passed"
 
 demo: build

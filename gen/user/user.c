@@ -4420,6 +4420,14 @@ static int user_create_user__check(tb_ctx *ctx, int status, const char *body, si
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v52(j, c, NULL);
         break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v52(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v52(j, c, NULL);
+        break;
     default:
         tb_error_deinit(&err);
         return 0; /* no content to check */
@@ -4452,6 +4460,12 @@ int user_create_user__write(tb_ctx *ctx, const user_create_user_resp *resp, tb_h
         break;
     case 409:
         rc = tb_http_res_error(res, ctx, 409, &resp->s409);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
         break;
     default:
         tb_log_error(ctx, "user_create_user: the handler answered status %d, which the spec does not declare",
@@ -4556,6 +4570,46 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
         if (rc) {
             tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;
@@ -5315,6 +5369,14 @@ static int user_update_profile__check(tb_ctx *ctx, int status, const char *body,
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v52(j, c, NULL);
         break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v52(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v52(j, c, NULL);
+        break;
     default:
         tb_error_deinit(&err);
         return 0; /* no content to check */
@@ -5347,6 +5409,12 @@ int user_update_profile__write(tb_ctx *ctx, const user_update_profile_resp *resp
         break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
         break;
     default:
         tb_log_error(ctx, "user_update_profile: the handler answered status %d, which the spec does not declare",
@@ -5449,6 +5517,46 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
+        if (rc) {
+            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
         if (rc) {
             tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;
@@ -5977,6 +6085,14 @@ static int user_open_wallet__check(tb_ctx *ctx, int status, const char *body, si
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v52(j, c, NULL);
         break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v52(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v52(j, c, NULL);
+        break;
     case 502:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v52(j, c, NULL);
@@ -6016,6 +6132,12 @@ int user_open_wallet__write(tb_ctx *ctx, const user_open_wallet_resp *resp, tb_h
         break;
     case 409:
         rc = tb_http_res_error(res, ctx, 409, &resp->s409);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
         break;
     case 502:
         rc = tb_http_res_error(res, ctx, 502, &resp->s502);
@@ -6141,6 +6263,46 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
         if (rc) {
             tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;

@@ -284,6 +284,8 @@ enum {
     USER_CREATE_USER_201 = 201,
     USER_CREATE_USER_400 = 400,
     USER_CREATE_USER_409 = 409,
+    USER_CREATE_USER_413 = 413,
+    USER_CREATE_USER_415 = 415,
 };
 
 typedef struct user_create_user_resp {
@@ -296,6 +298,10 @@ typedef struct user_create_user_resp {
         tb_api_error s400;
         /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
         tb_api_error s409;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
         char none_; /* statuses without content */
     };
     /** Response headers the spec declares: NULL = not sent. */
@@ -385,6 +391,8 @@ enum {
     USER_UPDATE_PROFILE_200 = 200,
     USER_UPDATE_PROFILE_400 = 400,
     USER_UPDATE_PROFILE_404 = 404,
+    USER_UPDATE_PROFILE_413 = 413,
+    USER_UPDATE_PROFILE_415 = 415,
 };
 
 typedef struct user_update_profile_resp {
@@ -397,6 +405,10 @@ typedef struct user_update_profile_resp {
         tb_api_error s400;
         /* 404: No such resource. */
         tb_api_error s404;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
         char none_; /* statuses without content */
     };
 } user_update_profile_resp;
@@ -457,6 +469,8 @@ enum {
     USER_OPEN_WALLET_400 = 400,
     USER_OPEN_WALLET_404 = 404,
     USER_OPEN_WALLET_409 = 409,
+    USER_OPEN_WALLET_413 = 413,
+    USER_OPEN_WALLET_415 = 415,
     USER_OPEN_WALLET_502 = 502,
 };
 
@@ -472,6 +486,10 @@ typedef struct user_open_wallet_resp {
         tb_api_error s404;
         /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
         tb_api_error s409;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
         /* 502: The Wallet service failed or answered outside its contract. */
         tb_api_error s502;
         char none_; /* statuses without content */

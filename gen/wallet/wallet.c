@@ -50,10 +50,10 @@ static bool wallet__v49(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v50(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v51(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v53(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v65(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v68(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v69(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v72(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v67(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v70(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool wallet__v_rx0(const char *s, size_t n)
@@ -1936,7 +1936,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1users~1{userId}~1wallets/get/parameters/1/schema */
-static bool wallet__v65(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v67(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -1972,7 +1972,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/0/schema */
-static bool wallet__v68(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v70(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1995,7 +1995,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/1/schema */
-static bool wallet__v69(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -2019,7 +2019,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/parameters/IdempotencyKey/schema */
-static bool wallet__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -4281,6 +4281,14 @@ static int wallet_create_wallet__check(tb_ctx *ctx, int status, const char *body
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v53(j, c, NULL);
         break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v53(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v53(j, c, NULL);
+        break;
     default:
         tb_error_deinit(&err);
         return 0; /* no content to check */
@@ -4313,6 +4321,12 @@ int wallet_create_wallet__write(tb_ctx *ctx, const wallet_create_wallet_resp *re
         break;
     case 409:
         rc = tb_http_res_error(res, ctx, 409, &resp->s409);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
         break;
     default:
         tb_log_error(ctx, "wallet_create_wallet: the handler answered status %d, which the spec does not declare",
@@ -4417,6 +4431,46 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
         if (rc) {
             tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;
@@ -4858,7 +4912,7 @@ int wallet_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_ge
                 goto out;
             }
             tb_v_push_key(c, "currency", 8);
-            bool r = wallet__v65(j, c, NULL);
+            bool r = wallet__v67(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_get_user_wallets__dec_currency(j, a, req);
@@ -5202,7 +5256,7 @@ int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_l
                 goto out;
             }
             tb_v_push_key(c, "limit", 5);
-            bool r = wallet__v68(j, c, NULL);
+            bool r = wallet__v70(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_list_transactions__dec_limit(j, a, req);
@@ -5236,7 +5290,7 @@ int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_l
                 goto out;
             }
             tb_v_push_key(c, "cursor", 6);
-            bool r = wallet__v69(j, c, NULL);
+            bool r = wallet__v71(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_list_transactions__dec_cursor(j, a, req);
@@ -5628,7 +5682,7 @@ int wallet_create_transaction__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_
                 goto out;
             }
             tb_v_push_key(c, "Idempotency-Key", 15);
-            bool r = wallet__v72(j, c, NULL);
+            bool r = wallet__v74(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_create_transaction__dec_idempotency_key(j, a, req);
@@ -5713,6 +5767,14 @@ static int wallet_create_transaction__check(tb_ctx *ctx, int status, const char 
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v53(j, c, NULL);
         break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v53(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v53(j, c, NULL);
+        break;
     case 422:
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v53(j, c, NULL);
@@ -5752,6 +5814,12 @@ int wallet_create_transaction__write(tb_ctx *ctx, const wallet_create_transactio
         break;
     case 409:
         rc = tb_http_res_error(res, ctx, 409, &resp->s409);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
         break;
     case 422:
         rc = tb_http_res_error(res, ctx, 422, &resp->s422);
@@ -5879,6 +5947,46 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
+            for (size_t i = 0; err && i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
         if (rc) {
             tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;
@@ -6112,7 +6220,7 @@ static int wallet__example_11(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v72(j, c, NULL);
+    bool ok = wallet__v74(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 

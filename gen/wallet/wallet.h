@@ -289,6 +289,8 @@ enum {
     WALLET_CREATE_WALLET_201 = 201,
     WALLET_CREATE_WALLET_400 = 400,
     WALLET_CREATE_WALLET_409 = 409,
+    WALLET_CREATE_WALLET_413 = 413,
+    WALLET_CREATE_WALLET_415 = 415,
 };
 
 typedef struct wallet_create_wallet_resp {
@@ -301,6 +303,10 @@ typedef struct wallet_create_wallet_resp {
         tb_api_error s400;
         /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
         tb_api_error s409;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
         char none_; /* statuses without content */
     };
     /** Response headers the spec declares: NULL = not sent. */
@@ -439,6 +445,8 @@ enum {
     WALLET_CREATE_TRANSACTION_400 = 400,
     WALLET_CREATE_TRANSACTION_404 = 404,
     WALLET_CREATE_TRANSACTION_409 = 409,
+    WALLET_CREATE_TRANSACTION_413 = 413,
+    WALLET_CREATE_TRANSACTION_415 = 415,
     WALLET_CREATE_TRANSACTION_422 = 422,
 };
 
@@ -454,6 +462,10 @@ typedef struct wallet_create_transaction_resp {
         tb_api_error s404;
         /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
         tb_api_error s409;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
         /* 422: The Idempotency-Key was already used for a different request. */
         tb_api_error s422;
         char none_; /* statuses without content */

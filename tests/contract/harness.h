@@ -6,6 +6,8 @@
 #ifndef TB_TEST_HARNESS_H
 #define TB_TEST_HARNESS_H
 
+#include "tablium/client.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,7 +49,7 @@ typedef struct th_resp {
     long status;
     char *body;          /* malloc'd, NUL-terminated */
     size_t len;
-    char headers[4096];  /* raw response header block */
+    char headers[16384]; /* raw response header block */
     json_t *json;        /* parsed body or NULL */
 } th_resp;
 
@@ -59,9 +61,14 @@ void th_http(th_resp *r, const char *method, const char *url, const char *body,
 bool th_header(const th_resp *r, const char *name, char *out, size_t cap);
 void th_resp_free(th_resp *r);
 
-/** Fails the test when Prism reported a violation of the response (sl-violations header with a
- *  location starting at "response"). No-op when not behind Prism. */
+/** Fails the test when Prism reported a violation of the response (an sl-violations entry at a
+ *  "response" location with severity Error, or a response status the spec does not declare).
+ *  No-op when not behind Prism. */
 void th_assert_no_response_violation(const th_resp *r);
+
+/** Client options for generated clients in contract tests: behind Prism, a hook fails the test
+ *  on any response violation Prism reports. */
+tb_client_opts th_client_opts(void);
 
 /** Asserts r is the error envelope with this code, a requestId, and (when path is not NULL) a
  *  detail with this path and rule. */

@@ -200,7 +200,8 @@ static void setup(void)
     th_start(&user_svc, env);
     arena = tb_arena_new(0);
     tb_ctx_init(&ctx, arena, NULL);
-    uc = user_client_new(user_svc.url, NULL, NULL);
+    tb_client_opts copts = th_client_opts();
+    uc = user_client_new(user_svc.url, &copts, NULL);
     ck_assert_ptr_nonnull(uc);
 }
 

@@ -432,6 +432,7 @@ START_TEST(body_over_the_limit_is_413)
     th_resp r;
     th_http(&r, "POST", u, big, NULL, NULL);
     th_assert_error(&r, 413, "payload_too_large", NULL, NULL);
+    th_assert_no_response_violation(&r);
     th_resp_free(&r);
     free(big);
 }
@@ -597,7 +598,8 @@ static void setup(void)
     th_start(&svc, SVC_ENV);
     arena = tb_arena_new(0);
     tb_ctx_init(&ctx, arena, NULL);
-    wc = wallet_client_new(svc.url, NULL, NULL);
+    tb_client_opts copts = th_client_opts();
+    wc = wallet_client_new(svc.url, &copts, NULL);
     ck_assert_ptr_nonnull(wc);
 }
 
@@ -630,7 +632,8 @@ int main(void)
     tcase_add_test(tc, client_reports_transport_failure_apart_from_answers);
     tcase_add_test(tc, every_example_matches_its_schema);
     tcase_add_test(tc, every_request_body_example_is_accepted_by_the_service);
-    tcase_add_test(tc, malformed_json_is_400_with_position);
+    if (!th_via_prism()) /* Prism answers malformed JSON itself */
+        tcase_add_test(tc, malformed_json_is_400_with_position);
     tcase_add_test(tc, schema_violations_are_400_naming_each_path_and_rule);
     tcase_add_test(tc, bad_parameters_are_400_naming_the_parameter);
     tcase_add_test(tc, wrong_content_type_is_415);
