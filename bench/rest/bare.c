@@ -33,7 +33,7 @@
 #include <time.h>
 
 #define MAX_BODY (1u << 20) /* the runtime's default limit; larger bodies get 413 */
-#define INLINE_BODY 512      /* bodies up to this size need no second allocation */
+#define INLINE_BODY 512     /* bodies up to this size need no second allocation */
 #define UUID_LEN 36
 #define UUID_PATTERN "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 #define AMOUNT_MAX 1000000000000LL
@@ -70,7 +70,8 @@ static _Thread_local uint64_t rid_s[2];
 static uint64_t rid_next(void)
 {
     if (rid_s[0] == 0 && rid_s[1] == 0) {
-        if (getrandom(rid_s, sizeof rid_s, 0) != (ssize_t)sizeof rid_s || (rid_s[0] | rid_s[1]) == 0) {
+        if (getrandom(rid_s, sizeof rid_s, 0) != (ssize_t)sizeof rid_s ||
+            (rid_s[0] | rid_s[1]) == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             rid_s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ 0x9e3779b97f4a7c15ull;
@@ -133,8 +134,8 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 
 /* The error envelope; v (may be NULL) becomes the single detail. */
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *code,
-                                  const char *message, const char *rid,
-                                  const struct violation *v, const char *allow)
+                                  const char *message, const char *rid, const struct violation *v,
+                                  const char *allow)
 {
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(code));
@@ -303,8 +304,8 @@ static enum MHD_Result create_transaction(struct MHD_Connection *c, const char *
     if (r->too_large)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                           "the request body is larger than 1048576 bytes", rid, NULL, NULL);
-    if (!is_json_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_CONTENT_TYPE)))
+    if (!is_json_type(
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
         return send_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
                           "the request body must be application/json", rid, NULL, NULL);
 
@@ -312,8 +313,8 @@ static enum MHD_Result create_transaction(struct MHD_Connection *c, const char *
     json_t *doc = json_loadb(r->body ? r->body : "", r->len, JSON_DECODE_ANY, &jerr);
     if (doc == NULL) {
         char msg[256 + JSON_ERROR_TEXT_LENGTH];
-        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (position %d): %s",
-                 jerr.line, jerr.column, jerr.position, jerr.text);
+        snprintf(msg, sizeof msg, "invalid JSON at line %d, column %d (position %d): %s", jerr.line,
+                 jerr.column, jerr.position, jerr.text);
         return send_error(c, MHD_HTTP_BAD_REQUEST, "malformed_json", msg, rid, NULL, NULL);
     }
 
@@ -326,13 +327,14 @@ static enum MHD_Result create_transaction(struct MHD_Connection *c, const char *
     struct tx_request tx;
     if (v.rule != NULL || !validate_tx(doc, &tx, &v)) {
         json_decref(doc);
-        enum MHD_Result ret =
-            send_error(c, MHD_HTTP_BAD_REQUEST, "validation_failed", SCHEMA_MISMATCH, rid, &v, NULL);
+        enum MHD_Result ret = send_error(c, MHD_HTTP_BAD_REQUEST, "validation_failed",
+                                         SCHEMA_MISMATCH, rid, &v, NULL);
         free(v.path);
         return ret;
     }
 
-    json_int_t after = tx.credit ? BALANCE + tx.amount : (tx.amount <= BALANCE ? BALANCE - tx.amount : 0);
+    json_int_t after =
+        tx.credit ? BALANCE + tx.amount : (tx.amount <= BALANCE ? BALANCE - tx.amount : 0);
     json_t *t = json_object();
     json_object_set_new(t, "id", json_string(TX_ID));
     json_object_set_new(t, "walletId", json_stringn(wallet_id, id_len));
@@ -354,8 +356,8 @@ static enum MHD_Result get_wallet(struct MHD_Connection *c, const char *wallet_i
     if (!is_uuid(wallet_id, id_len)) {
         struct violation v = {strdup("/path/walletId"), "pattern",
                               "must match pattern " UUID_PATTERN};
-        enum MHD_Result ret =
-            send_error(c, MHD_HTTP_BAD_REQUEST, "validation_failed", SCHEMA_MISMATCH, rid, &v, NULL);
+        enum MHD_Result ret = send_error(c, MHD_HTTP_BAD_REQUEST, "validation_failed",
+                                         SCHEMA_MISMATCH, rid, &v, NULL);
         free(v.path);
         return ret;
     }
@@ -400,9 +402,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, const char *url, const
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -419,8 +420,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->len = 0;
         r->cap = sizeof r->inline_buf;
         r->too_large = false;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl != NULL && strtoull(cl, NULL, 10) > MAX_BODY)
             r->too_large = true;
         *con_cls = r;

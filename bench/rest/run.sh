@@ -103,10 +103,10 @@ URL=
 
 stop_server() {
   [ -n "$SERVER_PID" ] || return 0
-  local pid=$SERVER_PID i
+  local pid=$SERVER_PID _
   SERVER_PID=
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -122,7 +122,7 @@ free_port() {
 
 # start_server NAME: starts it on a free port (sets SERVER_PID and URL) and waits until it answers.
 start_server() {
-  local name=$1 port i cmd
+  local name=$1 port _ cmd
   case "$name" in
     bare) cmd=("$BARE") ;;
     ours) cmd=("$OURS") ;;
@@ -133,7 +133,7 @@ start_server() {
   env -u WALLET_PORT -u WALLET_HOST PORT="$port" HOST=127.0.0.1 TB_THREADS=2 TB_ACCESS_LOG=0 \
     TB_VALIDATE_RESPONSES=0 "${cmd[@]}" >"$OUT/$name.log" 2>&1 &
   SERVER_PID=$!
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       echo "bench rest: $name exited before answering; its output ($OUT/$name.log):" >&2
       sed 's/^/    /' "$OUT/$name.log" >&2
@@ -242,6 +242,7 @@ to_ms() {
 
 RESULTS=$OUT/results.txt
 : >"$RESULTS"
+rm -f "$OUT"/wrk.*.txt
 
 # measure ROUND ROUTE SERVER: one run, appended to RESULTS as "route server round rps p50 p99".
 measure() {
