@@ -8,12 +8,16 @@
 #include "tablium/log.h"
 #include "tablium/store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* One connection, used by one request at a time: SQLite transactions belong to a
+ * connection, so two requests interleaving on it would see (and nest in) each other's. */
 typedef struct user_state {
     sqlite3 *db;
+    pthread_mutex_t mu;
 } user_state;
 
 static const char SCHEMA[] =
@@ -47,6 +51,7 @@ int user_service_init(void **state, tb_error *err)
     }
     tb_log_info(NULL, "user: database %s", path);
     free(path);
+    pthread_mutex_init(&s->mu, NULL);
     *state = s;
     return 0;
 }
@@ -57,6 +62,7 @@ void user_service_fini(void *state)
     if (!s)
         return;
     tb_store_close(s->db);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
@@ -78,7 +84,9 @@ static int db_fail(tb_ctx *ctx, sqlite3 *db, const char *what)
     return TB_EIO;
 }
 
-int user_get_health(tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *resp)
+static int load_user_locked(tb_ctx *ctx, const char *id, user_user *u, bool *found);
+
+static int user_get_health_locked(tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *resp)
 {
     (void)req;
     if (sqlite3_exec(db_of(ctx), "SELECT 1", NULL, NULL, NULL) != SQLITE_OK) {
@@ -91,7 +99,7 @@ int user_get_health(tb_ctx *ctx, const user_get_health_req *req, user_get_health
     return 0;
 }
 
-int user_create_user(tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *resp)
+static int user_create_user_locked(tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *resp)
 {
     sqlite3 *db = db_of(ctx);
     sqlite3_stmt *st = NULL;
@@ -187,7 +195,7 @@ static int load_user(tb_ctx *ctx, const char *id, user_user *u, bool *found)
     return out;
 }
 
-int user_get_user(tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *resp)
+static int user_get_user_locked(tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *resp)
 {
     bool found;
     int rc = load_user(ctx, req->user_id, &resp->s200, &found);
@@ -233,7 +241,7 @@ static int load_profile(tb_ctx *ctx, const char *id, user_profile *p, bool *foun
     return out;
 }
 
-int user_get_profile(tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *resp)
+static int user_get_profile_locked(tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *resp)
 {
     bool found;
     int rc = load_profile(ctx, req->user_id, &resp->s200, &found);
@@ -249,7 +257,7 @@ int user_get_profile(tb_ctx *ctx, const user_get_profile_req *req, user_get_prof
 }
 
 /* Binds a nullable text member: absent keeps the column (?N IS NULL flag), null clears it. */
-int user_update_profile(tb_ctx *ctx, const user_update_profile_req *req,
+static int user_update_profile_locked(tb_ctx *ctx, const user_update_profile_req *req,
                         user_update_profile_resp *resp)
 {
     sqlite3 *db = db_of(ctx);
@@ -309,12 +317,12 @@ static void bad_gateway(tb_ctx *ctx, tb_api_error *e, int rc, const tb_error *er
     tb_api_error_set(e, ctx, "upstream_failed", "the wallet service did not answer as expected");
 }
 
-int user_get_user_wallets(tb_ctx *ctx, const user_get_user_wallets_req *req,
+static int user_get_user_wallets_unlocked(tb_ctx *ctx, const user_get_user_wallets_req *req,
                           user_get_user_wallets_resp *resp)
 {
     user_user u;
     bool found;
-    int rc = load_user(ctx, req->user_id, &u, &found);
+    int rc = load_user_locked(ctx, req->user_id, &u, &found);
     if (rc)
         return rc;
     if (!found) {
@@ -347,11 +355,11 @@ int user_get_user_wallets(tb_ctx *ctx, const user_get_user_wallets_req *req,
     return 0;
 }
 
-int user_open_wallet(tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *resp)
+static int user_open_wallet_unlocked(tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *resp)
 {
     user_user u;
     bool found;
-    int rc = load_user(ctx, req->user_id, &u, &found);
+    int rc = load_user_locked(ctx, req->user_id, &u, &found);
     if (rc)
         return rc;
     if (!found) {
@@ -380,4 +388,71 @@ int user_open_wallet(tb_ctx *ctx, const user_open_wallet_req *req, user_open_wal
     }
     tb_error_deinit(&err);
     return 0;
+}
+
+/* ---- handlers: each runs with the state's connection to itself ---- */
+
+int user_get_health(tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *resp)
+{
+    user_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = user_get_health_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int user_create_user(tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *resp)
+{
+    user_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = user_create_user_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+/* load_user for handlers that do not hold the lock (they call the Wallet service after). */
+static int load_user_locked(tb_ctx *ctx, const char *id, user_user *u, bool *found)
+{
+    user_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = load_user(ctx, id, u, found);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int user_get_user(tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *resp)
+{
+    user_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = user_get_user_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int user_get_profile(tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *resp)
+{
+    user_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = user_get_profile_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int user_update_profile(tb_ctx *ctx, const user_update_profile_req *req, user_update_profile_resp *resp)
+{
+    user_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = user_update_profile_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int user_get_user_wallets(tb_ctx *ctx, const user_get_user_wallets_req *req, user_get_user_wallets_resp *resp)
+{
+    return user_get_user_wallets_unlocked(ctx, req, resp); /* locks only around its own database reads */
+}
+
+int user_open_wallet(tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *resp)
+{
+    return user_open_wallet_unlocked(ctx, req, resp); /* locks only around its own database reads */
 }

@@ -10,12 +10,16 @@
 #include "tablium/store.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* One connection, used by one request at a time: SQLite transactions belong to a
+ * connection, so two requests interleaving on it would see (and nest in) each other's. */
 typedef struct wallet_state {
     sqlite3 *db;
+    pthread_mutex_t mu;
 } wallet_state;
 
 static const char SCHEMA[] =
@@ -37,7 +41,8 @@ static const char SCHEMA[] =
     "  reference TEXT,"
     "  created_at TEXT NOT NULL,"
     "  idem_key TEXT,"
-    "  UNIQUE (wallet_id, idem_key));";
+    "  UNIQUE (wallet_id, idem_key));"
+    "CREATE INDEX IF NOT EXISTS transactions_wallet ON transactions (wallet_id, seq);";
 
 int wallet_service_init(void **state, tb_error *err)
 {
@@ -56,6 +61,7 @@ int wallet_service_init(void **state, tb_error *err)
     }
     tb_log_info(NULL, "wallet: database %s", path);
     free(path);
+    pthread_mutex_init(&s->mu, NULL);
     *state = s;
     return 0;
 }
@@ -66,6 +72,7 @@ void wallet_service_fini(void *state)
     if (!s)
         return;
     tb_store_close(s->db);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
@@ -118,7 +125,7 @@ static int read_tx(tb_ctx *ctx, sqlite3_stmt *st, wallet_transaction *t)
     return t->id && t->wallet_id && t->created_at ? 0 : TB_ENOMEM;
 }
 
-int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *resp)
+static int wallet_get_health_locked(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *resp)
 {
     (void)req;
     if (sqlite3_exec(db_of(ctx), "SELECT 1", NULL, NULL, NULL) != SQLITE_OK) {
@@ -131,7 +138,7 @@ int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_
     return 0;
 }
 
-int wallet_create_wallet(tb_ctx *ctx, const wallet_create_wallet_req *req,
+static int wallet_create_wallet_locked(tb_ctx *ctx, const wallet_create_wallet_req *req,
                          wallet_create_wallet_resp *resp)
 {
     sqlite3 *db = db_of(ctx);
@@ -196,7 +203,7 @@ static int load_wallet(tb_ctx *ctx, const char *id, wallet_wallet *w, bool *foun
     return out;
 }
 
-int wallet_get_wallet(tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *resp)
+static int wallet_get_wallet_locked(tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *resp)
 {
     bool found;
     int rc = load_wallet(ctx, req->wallet_id, &resp->s200, &found);
@@ -221,7 +228,7 @@ static bool currency_wanted(const wallet_get_user_wallets_req *req, const char *
     return false;
 }
 
-int wallet_get_user_wallets(tb_ctx *ctx, const wallet_get_user_wallets_req *req,
+static int wallet_get_user_wallets_locked(tb_ctx *ctx, const wallet_get_user_wallets_req *req,
                             wallet_get_user_wallets_resp *resp)
 {
     sqlite3 *db = db_of(ctx);
@@ -306,7 +313,7 @@ static void replay(tb_ctx *ctx, const wallet_create_transaction_req *req, wallet
     }
 }
 
-int wallet_create_transaction(tb_ctx *ctx, const wallet_create_transaction_req *req,
+static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_transaction_req *req,
                               wallet_create_transaction_resp *resp)
 {
     sqlite3 *db = db_of(ctx);
@@ -425,7 +432,7 @@ rollback:
     return rc;
 }
 
-int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *req,
+static int wallet_list_transactions_locked(tb_ctx *ctx, const wallet_list_transactions_req *req,
                              wallet_list_transactions_resp *resp)
 {
     sqlite3 *db = db_of(ctx);
@@ -485,4 +492,60 @@ int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *re
     }
     resp->status = WALLET_LIST_TRANSACTIONS_200;
     return 0;
+}
+
+/* ---- handlers: each runs with the state's connection to itself ---- */
+
+int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *resp)
+{
+    wallet_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = wallet_get_health_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int wallet_create_wallet(tb_ctx *ctx, const wallet_create_wallet_req *req, wallet_create_wallet_resp *resp)
+{
+    wallet_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = wallet_create_wallet_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int wallet_get_wallet(tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *resp)
+{
+    wallet_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = wallet_get_wallet_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int wallet_get_user_wallets(tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *resp)
+{
+    wallet_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = wallet_get_user_wallets_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int wallet_create_transaction(tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *resp)
+{
+    wallet_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = wallet_create_transaction_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *resp)
+{
+    wallet_state *st = ctx->state;
+    pthread_mutex_lock(&st->mu);
+    int rc = wallet_list_transactions_locked(ctx, req, resp);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
 }

@@ -192,6 +192,39 @@ START_TEST(every_example_matches_its_schema)
 }
 END_TEST
 
+START_TEST(every_request_body_example_is_accepted_by_the_service)
+{
+    user_user u = make_user("examples");
+    char path[160], u2[256];
+    int sent = 0;
+    for (size_t i = 0; i < user_n_examples; i++) {
+        const tb_api_example *ex = &user_examples[i];
+        if (strcmp(ex->where, "request body") != 0)
+            continue;
+        const char *method = "POST";
+        if (strcmp(ex->operation_id, "createUser") == 0) {
+            snprintf(path, sizeof path, "/users");
+        } else if (strcmp(ex->operation_id, "updateProfile") == 0) {
+            snprintf(path, sizeof path, "/users/%s/profile", u.id);
+            method = "PATCH";
+        } else if (strcmp(ex->operation_id, "openWallet") == 0) {
+            snprintf(path, sizeof path, "/users/%s/wallets", u.id);
+        } else {
+            ck_abort_msg("no route for the example of %s", ex->operation_id);
+        }
+        url(u2, sizeof u2, path);
+        th_resp r;
+        th_http(&r, method, u2, ex->json, NULL, NULL);
+        ck_assert_msg(r.status == 200 || r.status == 201 || r.status == 409, "%s example %s: %ld %s",
+                      ex->operation_id, ex->name, r.status, r.body);
+        th_assert_no_response_violation(&r);
+        th_resp_free(&r);
+        sent++;
+    }
+    ck_assert_int_ge(sent, 4);
+}
+END_TEST
+
 static void setup(void)
 {
     th_start(&wallet_svc, NULL);
@@ -231,6 +264,7 @@ int main(void)
     tcase_add_test(tc, request_id_travels_user_to_wallet_and_back);
     tcase_add_test(tc, unknown_user_is_404_before_any_wallet_call);
     tcase_add_test(tc, every_example_matches_its_schema);
+    tcase_add_test(tc, every_request_body_example_is_accepted_by_the_service);
     if (!th_via_prism())
         tcase_add_test(tc, wallet_down_is_502_without_internals);
     suite_add_tcase(s, tc);

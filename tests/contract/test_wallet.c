@@ -484,6 +484,68 @@ START_TEST(x_request_id_is_echoed_or_generated)
 }
 END_TEST
 
+/* ---- concurrency: many clients on one wallet ---- */
+
+#define CONC_THREADS 8
+#define CONC_EACH 150
+
+typedef struct conc {
+    const char *wallet;
+    int ok, other;
+} conc;
+
+static void *conc_loop(void *arg)
+{
+    conc *c = arg;
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx cx;
+    tb_ctx_init(&cx, a, NULL);
+    tb_client_opts o = th_client_opts();
+    wallet_client *cl = wallet_client_new(svc.url, &o, NULL);
+    for (int i = 0; i < CONC_EACH; i++) {
+        wallet_create_transaction_req req = {
+            .wallet_id = (char *)c->wallet,
+            .body = {.type = i % 2 ? WALLET_TRANSACTION_TYPE_DEBIT : WALLET_TRANSACTION_TYPE_CREDIT,
+                     .amount = 5},
+        };
+        wallet_create_transaction_resp out;
+        if (wallet_create_transaction_call(cl, &cx, &req, &out, NULL) == 0 && out.status == 201)
+            c->ok++;
+        else
+            c->other++;
+        tb_arena_reset(a);
+    }
+    wallet_client_free(cl);
+    tb_arena_free(a);
+    return NULL;
+}
+
+START_TEST(concurrent_transactions_on_one_wallet_all_apply_and_balance_adds_up)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 1000, NULL, NULL);
+    pthread_t t[CONC_THREADS];
+    conc c[CONC_THREADS];
+    for (int i = 0; i < CONC_THREADS; i++) {
+        c[i] = (conc){.wallet = w.id};
+        pthread_create(&t[i], NULL, conc_loop, &c[i]);
+    }
+    int ok = 0, other = 0;
+    for (int i = 0; i < CONC_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += c[i].ok;
+        other += c[i].other;
+    }
+    ck_assert_int_eq(other, 0); /* no 500 from requests interleaving on the database */
+    ck_assert_int_eq(ok, CONC_THREADS * CONC_EACH);
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 1000); /* as many credits as debits of 5 */
+}
+END_TEST
+
 /* ---- restart: SIGKILL mid-stream loses no acknowledged transaction, applies none twice ---- */
 
 #define RESTART_N 300
@@ -641,6 +703,7 @@ int main(void)
     tcase_add_test(tc, body_over_the_limit_is_413);
     tcase_add_test(tc, unknown_path_is_404_and_wrong_method_is_405_with_allow);
     tcase_add_test(tc, x_request_id_is_echoed_or_generated);
+    tcase_add_test(tc, concurrent_transactions_on_one_wallet_all_apply_and_balance_adds_up);
     if (!th_via_prism()) {
         tcase_add_test(tc, sigkill_mid_stream_keeps_every_acknowledged_transaction_once);
         tcase_add_test(tc, sigterm_stops_gracefully_with_exit_0);

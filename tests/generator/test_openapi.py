@@ -3,6 +3,7 @@ that compiles with the strict flags, with the expected names and shapes; specs i
 compile fail with the file, the JSON pointer and the reason, and nothing is written."""
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -205,6 +206,30 @@ class Generates(OpenApiCase):
         if not support.gcc():
             self.skipTest("gcc not found")
         self.check_version("3.1.0")
+
+    def test_missing_handlers_fail_at_link_time(self):
+        """The server object references every handler: an operation without one is an
+        undefined symbol when the service links, not a run-time 501."""
+        if not support.gcc():
+            self.skipTest("gcc not found")
+        rc, err = self.gen(spec("3.1.0"))
+        self.assertEqual(rc, 0, err)
+        srv = os.path.join(self.out, "shop_server.c")
+        rc, out = support.compile_c(srv, self.out)
+        self.assertEqual(rc, 0, out)
+        nm = subprocess.run(["nm", "-u", os.path.splitext(srv)[0] + ".o"],
+                            stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+        undefined = set(line.split()[-1] for line in nm.splitlines() if line.strip())
+        for fn in ("shop_list_items", "shop_post_items", "shop_get_item", "shop_delete_item",
+                   "shop_get_part", "shop_root", "shop_service_init", "shop_service_fini"):
+            self.assertIn(fn, undefined)
+        # and the client library (shop.c) does not need them: callers link without handlers
+        rc, out = support.compile_c(os.path.join(self.out, "shop.c"), self.out)
+        self.assertEqual(rc, 0, out)
+        nm = subprocess.run(["nm", "-u", os.path.join(self.out, "shop.o")],
+                            stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout
+        self.assertNotIn("shop_list_items\n", nm + "\n")
+        self.assertNotIn("shop_service_init", nm)
 
     def test_output_is_stable(self):
         rc, err = self.gen(spec("3.1.0"))
