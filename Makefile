@@ -9,7 +9,7 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 GEN      := $(PYTHON) generator/tablium-gen
 
-.PHONY: all deps build build-asan regen check-gen test test-fast test-asan test-generator test-referee demo bench clean
+.PHONY: all deps build build-asan regen check-gen test test-fast test-asan test-generator test-referee test-valgrind demo bench clean
 
 all: build
 
@@ -56,7 +56,11 @@ test-referee: build
 	@bash tests/contract/referee/lint.sh openapi/*.yaml
 	@cd $(BUILD) && TB_CONTRACT_PRISM=1 ctest --output-on-failure -R '^contract_'
 
-test: deps check-gen test-generator test-fast test-referee test-asan
+# A bounded valgrind run of wallet_service under wrk load (no errors, no leaks, exit 0).
+test-valgrind: build
+	@bash tests/contract/valgrind.sh $(BUILD)
+
+test: deps check-gen test-generator test-fast test-referee test-asan test-valgrind
 	@echo "make test: all passed"
 
 demo: build

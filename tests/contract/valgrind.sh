@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A bounded valgrind run of a real service under load: wallet_service under memcheck, wrk
+# posting transactions, listing them and sending invalid requests, then SIGTERM. Fails on any
+# memcheck error or leak (definite, indirect, possible), on a non-zero exit, or when a valid
+# request got anything but 2xx.
+#   bash tests/contract/valgrind.sh [BUILD_DIR]     (VG_SECONDS: seconds per load phase, 5)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build}
+SECS=${VG_SECONDS:-5}
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/tablium-vg-XXXXXX")
+PID=
+cleanup() {
+  [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null || true
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+WALLET_PORT=$PORT WALLET_DB=$DATA/w.db TB_ACCESS_LOG=0 TB_THREADS=2 TB_VALIDATE_RESPONSES=1 \
+  valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
+  "$BUILD/wallet_service" 2>"$DATA/vg.log" &
+PID=$!
+for _ in $(seq 200); do curl -fsS "$URL/health" >/dev/null 2>&1 && break; sleep 0.1; done
+W=$(curl -fsS -XPOST -H 'Content-Type: application/json' \
+  -d '{"userId":"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34","currency":"CHP"}' "$URL/wallets" |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])')
+cat >"$DATA/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"type":"credit","amount":3,"reference":"vg"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+fail=0
+run() { # NAME EXPECT_2XX wrk-args...
+  local name=$1 ok=$2 out
+  shift 2
+  out=$(wrk "$@")
+  echo "   $name: $(grep -o '[0-9]* requests in [0-9.]*s' <<<"$out"), $(grep -o 'Non-2xx or 3xx responses: [0-9]*' <<<"$out" || echo 'all 2xx')"
+  if [ "$ok" = 1 ] && grep -q 'Non-2xx' <<<"$out"; then fail=1; fi
+}
+echo "valgrind: wallet_service under memcheck, $SECS s per phase"
+run "POST transactions" 1 -t2 -c16 -d"${SECS}s" -s "$DATA/post.lua" "$URL/wallets/$W/transactions"
+run "GET transactions" 1 -t2 -c16 -d"${SECS}s" "$URL/wallets/$W/transactions?limit=5"
+run "invalid POSTs (400)" 0 -t1 -c4 -d"${SECS}s" -s "$DATA/post.lua" "$URL/wallets/not-a-uuid/transactions"
+kill -TERM "$PID"
+rc=0
+wait "$PID" || rc=$?
+PID=
+if [ "$rc" -ne 0 ] || grep -q '^==[0-9]*==' "$DATA/vg.log"; then
+  echo "valgrind: FAILED (exit $rc)"; cat "$DATA/vg.log"; exit 1
+fi
+if [ "$fail" -ne 0 ]; then
+  echo "valgrind: FAILED: valid requests got non-2xx answers"; grep -v '"level":"info"' "$DATA/vg.log" | head; exit 1
+fi
+echo "valgrind: clean (no errors, no leaks, exit 0)"
