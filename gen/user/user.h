@@ -503,8 +503,12 @@ int user_open_wallet(tb_ctx *ctx, const user_open_wallet_req *req, user_open_wal
 
 typedef struct user_client user_client;
 
-/** A client of the user service at base_url (e.g. from tb_service_url("user", NULL),
- *  which reads USER_SERVICE_URL). opts may be NULL. Caller owns; free with
+/** The spec's first server: the URL clients use when USER_SERVICE_URL is not set, and
+ *  the port the service listens on when neither USER_PORT nor PORT is set. */
+#define USER_DEFAULT_URL "http://127.0.0.1:8082"
+
+/** A client of the user service at base_url (e.g. from tb_service_url("user",
+ *  USER_DEFAULT_URL), which reads USER_SERVICE_URL). opts may be NULL. Caller owns; free with
  *  user_client_free. Thread-safe. */
 user_client *user_client_new(const char *base_url, const tb_client_opts *opts, tb_error *err);
 /** NULL-safe. */

@@ -241,9 +241,14 @@ int user_service_main(int argc, char **argv)
         tb_log_error(NULL, "user: libcurl initialisation failed");
         return 1;
     }
+    opts.port = 8082; /* servers[0] of the spec */
     tb_server_opts_from_env(&opts, "user");
     {
+#ifdef WALLET_DEFAULT_URL
+        char *url = tb_service_url("wallet", WALLET_DEFAULT_URL);
+#else
         char *url = tb_service_url("wallet", NULL);
+#endif
         deps.wallet = url ? wallet_client_new(url, NULL, &err) : NULL;
         free(url);
         if (!deps.wallet) {

@@ -483,8 +483,12 @@ int wallet_create_transaction(tb_ctx *ctx, const wallet_create_transaction_req *
 
 typedef struct wallet_client wallet_client;
 
-/** A client of the wallet service at base_url (e.g. from tb_service_url("wallet", NULL),
- *  which reads WALLET_SERVICE_URL). opts may be NULL. Caller owns; free with
+/** The spec's first server: the URL clients use when WALLET_SERVICE_URL is not set, and
+ *  the port the service listens on when neither WALLET_PORT nor PORT is set. */
+#define WALLET_DEFAULT_URL "http://127.0.0.1:8083"
+
+/** A client of the wallet service at base_url (e.g. from tb_service_url("wallet",
+ *  WALLET_DEFAULT_URL), which reads WALLET_SERVICE_URL). opts may be NULL. Caller owns; free with
  *  wallet_client_free. Thread-safe. */
 wallet_client *wallet_client_new(const char *base_url, const tb_client_opts *opts, tb_error *err);
 /** NULL-safe. */

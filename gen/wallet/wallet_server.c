@@ -249,6 +249,7 @@ int wallet_service_main(int argc, char **argv)
         tb_log_error(NULL, "wallet: libcurl initialisation failed");
         return 1;
     }
+    opts.port = 8083; /* servers[0] of the spec */
     tb_server_opts_from_env(&opts, "wallet");
     if (wallet_service_init(&state, &err)) {
         tb_log_error(NULL, "wallet: init failed: %s", err.message);

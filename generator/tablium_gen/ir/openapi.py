@@ -171,6 +171,16 @@ class ServiceBuilder:
         self.unit = self.vcomp.finish()
         deps = self.root.get("x-tablium-depends") or []
         self.deps = [cnames.snake(d) for d in deps if isinstance(d, str)]
+        # servers[0]: the documented default URL of the service (clients) and its default port
+        self.default_url = None
+        self.default_port = 0
+        servers = self.root.get("servers")
+        if isinstance(servers, list) and servers and isinstance(servers[0], dict):
+            u = servers[0].get("url")
+            m = re.match(r"^(https?)://([^/:]+)(?::(\d+))?/?$", u) if isinstance(u, str) else None
+            if m:
+                self.default_url = cstr(u.rstrip("/"))
+                self.default_port = int(m.group(3) or (443 if m.group(1) == "https" else 80))
         info = self.root.get("info") or {}
         self.title = cstr(str(info.get("title", self.name)))
         self.version = cstr(str(info.get("version", "")))
