@@ -71,13 +71,6 @@ static sqlite3 *db_of(tb_ctx *ctx)
     return ((user_state *)ctx->state)->db;
 }
 
-static char *col_text(tb_ctx *ctx, sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? tb_arena_strndup(ctx->arena, (const char *)t, (size_t)sqlite3_column_bytes(st, i))
-             : NULL;
-}
-
 static int db_fail(tb_ctx *ctx, sqlite3 *db, const char *what)
 {
     tb_log_error(ctx, "user: %s: %s", what, sqlite3_errmsg(db));
@@ -182,10 +175,10 @@ static int load_user(tb_ctx *ctx, const char *id, user_user *u, bool *found)
     int rc = sqlite3_step(st), out = 0;
     if (rc == SQLITE_ROW) {
         *found = true;
-        u->id = col_text(ctx, st, 0);
-        u->username = col_text(ctx, st, 1);
-        u->email = col_text(ctx, st, 2);
-        u->created_at = col_text(ctx, st, 3);
+        u->id = tb_store_text(ctx->arena, st, 0);
+        u->username = tb_store_text(ctx->arena, st, 1);
+        u->email = tb_store_text(ctx->arena, st, 2);
+        u->created_at = tb_store_text(ctx->arena, st, 3);
         if (!u->id || !u->username || !u->email || !u->created_at)
             out = TB_ENOMEM;
     } else if (rc != SQLITE_DONE) {
@@ -223,15 +216,15 @@ static int load_profile(tb_ctx *ctx, const char *id, user_profile *p, bool *foun
     int rc = sqlite3_step(st), out = 0;
     if (rc == SQLITE_ROW) {
         *found = true;
-        p->user_id = col_text(ctx, st, 0);
-        p->display_name = col_text(ctx, st, 1);
+        p->user_id = tb_store_text(ctx->arena, st, 0);
+        p->display_name = tb_store_text(ctx->arena, st, 1);
         p->bio_is_null = sqlite3_column_type(st, 2) == SQLITE_NULL;
-        p->bio = p->bio_is_null ? NULL : col_text(ctx, st, 2);
+        p->bio = p->bio_is_null ? NULL : tb_store_text(ctx->arena, st, 2);
         p->country_is_null = sqlite3_column_type(st, 3) == SQLITE_NULL;
-        p->country = p->country_is_null ? NULL : col_text(ctx, st, 3);
+        p->country = p->country_is_null ? NULL : tb_store_text(ctx->arena, st, 3);
         p->has_games_played = true;
         p->games_played = sqlite3_column_int64(st, 4);
-        p->updated_at = col_text(ctx, st, 5);
+        p->updated_at = tb_store_text(ctx->arena, st, 5);
         if (!p->user_id || !p->display_name || !p->updated_at)
             out = TB_ENOMEM;
     } else if (rc != SQLITE_DONE) {

@@ -81,13 +81,6 @@ static sqlite3 *db_of(tb_ctx *ctx)
     return ((wallet_state *)ctx->state)->db;
 }
 
-static char *col_text(tb_ctx *ctx, sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? tb_arena_strndup(ctx->arena, (const char *)t, (size_t)sqlite3_column_bytes(st, i))
-             : NULL;
-}
-
 static int db_fail(tb_ctx *ctx, sqlite3 *db, const char *what)
 {
     tb_log_error(ctx, "wallet: %s: %s", what, sqlite3_errmsg(db));
@@ -99,11 +92,11 @@ static int db_fail(tb_ctx *ctx, sqlite3 *db, const char *what)
 
 static int read_wallet(tb_ctx *ctx, sqlite3_stmt *st, wallet_wallet *w)
 {
-    w->id = col_text(ctx, st, 0);
-    w->user_id = col_text(ctx, st, 1);
-    w->currency = col_text(ctx, st, 2);
+    w->id = tb_store_text(ctx->arena, st, 0);
+    w->user_id = tb_store_text(ctx->arena, st, 1);
+    w->currency = tb_store_text(ctx->arena, st, 2);
     w->balance = sqlite3_column_int64(st, 3);
-    w->created_at = col_text(ctx, st, 4);
+    w->created_at = tb_store_text(ctx->arena, st, 4);
     return w->id && w->user_id && w->currency && w->created_at ? 0 : TB_ENOMEM;
 }
 
@@ -113,15 +106,15 @@ static int read_wallet(tb_ctx *ctx, sqlite3_stmt *st, wallet_wallet *w)
 static int read_tx(tb_ctx *ctx, sqlite3_stmt *st, wallet_transaction *t)
 {
     const char *type = (const char *)sqlite3_column_text(st, 2);
-    t->id = col_text(ctx, st, 0);
-    t->wallet_id = col_text(ctx, st, 1);
+    t->id = tb_store_text(ctx->arena, st, 0);
+    t->wallet_id = tb_store_text(ctx->arena, st, 1);
     if (!type || wallet_transaction_type_from_string(type, strlen(type), &t->type))
         return TB_EIO;
     t->amount = sqlite3_column_int64(st, 3);
     t->balance_after = sqlite3_column_int64(st, 4);
     t->has_reference = sqlite3_column_type(st, 5) != SQLITE_NULL;
-    t->reference = t->has_reference ? col_text(ctx, st, 5) : NULL;
-    t->created_at = col_text(ctx, st, 6);
+    t->reference = t->has_reference ? tb_store_text(ctx->arena, st, 5) : NULL;
+    t->created_at = tb_store_text(ctx->arena, st, 6);
     return t->id && t->wallet_id && t->created_at ? 0 : TB_ENOMEM;
 }
 

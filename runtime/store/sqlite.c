@@ -38,6 +38,12 @@ void tb_store_close(sqlite3 *db)
         sqlite3_close(db);
 }
 
+char *tb_store_text(tb_arena *a, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? tb_arena_strndup(a, (const char *)t, (size_t)sqlite3_column_bytes(st, col)) : NULL;
+}
+
 char *tb_store_path(const char *name)
 {
     char var[128];

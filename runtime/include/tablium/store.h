@@ -5,6 +5,7 @@
 #ifndef TABLIUM_STORE_H
 #define TABLIUM_STORE_H
 
+#include "tablium/arena.h"
 #include "tablium/error.h"
 
 #include <sqlite3.h>
@@ -19,6 +20,9 @@
 sqlite3 *tb_store_open(const char *path, const char *schema, tb_error *err);
 /** NULL-safe. */
 void tb_store_close(sqlite3 *db);
+/** Column `col` of the current row as a NUL-terminated copy in `a`; NULL for SQL NULL or when
+ *  out of memory (tell them apart with sqlite3_column_type). */
+char *tb_store_text(tb_arena *a, sqlite3_stmt *st, int col);
 /** The database path of service `name`: $<NAME>_DB, else "<name>.db" in $TB_DATA_DIR (default
  *  the current directory). Caller owns; free(). */
 char *tb_store_path(const char *name);
