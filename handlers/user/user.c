@@ -37,20 +37,13 @@ static const char SCHEMA[] =
 int user_service_init(void **state, tb_error *err)
 {
     user_state *s = calloc(1, sizeof *s);
-    char *path = tb_store_path("user");
-    if (!s || !path) {
-        free(s);
-        free(path);
+    if (!s)
         return tb_error_set(err, TB_ENOMEM, "user: out of memory");
-    }
-    s->db = tb_store_open(path, SCHEMA, err);
+    s->db = tb_store_open_service("user", SCHEMA, err);
     if (!s->db) {
-        free(path);
         free(s);
         return TB_EIO;
     }
-    tb_log_info(NULL, "user: database %s", path);
-    free(path);
     pthread_mutex_init(&s->mu, NULL);
     *state = s;
     return 0;

@@ -47,20 +47,13 @@ static const char SCHEMA[] =
 int wallet_service_init(void **state, tb_error *err)
 {
     wallet_state *s = calloc(1, sizeof *s);
-    char *path = tb_store_path("wallet");
-    if (!s || !path) {
-        free(s);
-        free(path);
+    if (!s)
         return tb_error_set(err, TB_ENOMEM, "wallet: out of memory");
-    }
-    s->db = tb_store_open(path, SCHEMA, err);
+    s->db = tb_store_open_service("wallet", SCHEMA, err);
     if (!s->db) {
-        free(path);
         free(s);
         return TB_EIO;
     }
-    tb_log_info(NULL, "wallet: database %s", path);
-    free(path);
     pthread_mutex_init(&s->mu, NULL);
     *state = s;
     return 0;
@@ -317,17 +310,9 @@ static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_tra
     bool found;
     int rc = 0;
 
-    if (key) {
-        if ((rc = tx_by_key(ctx, req->wallet_id, key, t, &found)) != 0)
-            return rc;
-        if (found) {
-            replay(ctx, req, t, resp);
-            return 0;
-        }
-    }
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(ctx, db, "begin");
-    if (key) { /* a concurrent retry may have committed since the check above */
+    if (key) { /* a retry with the same key gets the stored result */
         if ((rc = tx_by_key(ctx, req->wallet_id, key, t, &found)) != 0)
             goto rollback;
         if (found) {

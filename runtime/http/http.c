@@ -1,5 +1,7 @@
 #include "tablium/http.h"
 
+#include "internal.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,17 +85,6 @@ const char *tb_http_reason(int status)
     return "Unknown";
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad)
 {
     if (bad)
@@ -107,7 +98,7 @@ char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad)
         if (c == '%') {
             if (len - i < 3)
                 goto malformed;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            int h = tb__hexval(s[i + 1]), l = tb__hexval(s[i + 2]);
             if (h < 0 || l < 0)
                 goto malformed;
             c = (char)(h << 4 | l);

@@ -1,6 +1,8 @@
 #include "tablium/http.h"
 #include "tablium/log.h"
 
+#include "internal.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
@@ -72,25 +74,14 @@ static const char internal_body[] =
 
 /* ---- request accessors ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Query keys and values arrive raw (the unescape callback keeps the path raw and libmicrohttpd
  * applies it to arguments too), so they are decoded here. */
 static bool query_key_equals(const char *raw, const char *name)
 {
     while (*raw) {
         char ch = *raw;
-        if (ch == '%' && hexval(raw[1]) >= 0 && hexval(raw[2]) >= 0) {
-            ch = (char)(hexval(raw[1]) << 4 | hexval(raw[2]));
+        if (ch == '%' && tb__hexval(raw[1]) >= 0 && tb__hexval(raw[2]) >= 0) {
+            ch = (char)(tb__hexval(raw[1]) << 4 | tb__hexval(raw[2]));
             raw += 3;
         } else {
             raw++;
@@ -114,7 +105,7 @@ static const char *query_value(tb__conn *c, const char *raw)
     char *o = out;
     for (const char *p = raw; *p;) {
         int h, l;
-        if (p[0] == '%' && (h = hexval(p[1])) >= 0 && (l = hexval(p[2])) >= 0 && (h | l) != 0) {
+        if (p[0] == '%' && (h = tb__hexval(p[1])) >= 0 && (l = tb__hexval(p[2])) >= 0 && (h | l) != 0) {
             *o++ = (char)(h << 4 | l);
             p += 3;
         } else {

@@ -1,5 +1,7 @@
 #include "tablium/store.h"
 
+#include "tablium/log.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,20 @@ fail:
     sqlite3_free(msg);
     sqlite3_close(db);
     return NULL;
+}
+
+sqlite3 *tb_store_open_service(const char *name, const char *schema, tb_error *err)
+{
+    char *path = tb_store_path(name);
+    if (!path) {
+        tb_error_set(err, TB_ENOMEM, "%s: out of memory", name);
+        return NULL;
+    }
+    sqlite3 *db = tb_store_open(path, schema, err);
+    if (db)
+        tb_log_info(NULL, "%s: database %s", name, path);
+    free(path);
+    return db;
 }
 
 void tb_store_close(sqlite3 *db)

@@ -18,6 +18,9 @@
  * statement at a time. Caller owns; close with tb_store_close. NULL on failure (err says why).
  */
 sqlite3 *tb_store_open(const char *path, const char *schema, tb_error *err);
+/** tb_store_open on tb_store_path(name), logging which file it opened: what a service's init
+ *  calls. Caller owns; close with tb_store_close. NULL on failure (err says why). */
+sqlite3 *tb_store_open_service(const char *name, const char *schema, tb_error *err);
 /** NULL-safe. */
 void tb_store_close(sqlite3 *db);
 /** Column `col` of the current row as a NUL-terminated copy in `a`; NULL for SQL NULL or when
