@@ -39,13 +39,14 @@ check-gen: deps
 test-generator: deps
 	@$(PYTHON) -m unittest discover -s tests/generator -t . -q
 
+# Suites that need brokers get a private Redis and RabbitMQ (scripts/with-brokers.sh).
 test-fast: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD) && bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
 	@grep -h '^jsonschema-suite:' $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-asan: build-asan
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS)
+	  bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
 	@grep -h '^jsonschema-suite: [0-9]' $(ASAN)/Testing/Temporary/LastTest.log | sed 's/^/asan: /' || true
 
 # The whole suite: generated code fresh, generator tests, the C suites, then the C suites again
@@ -54,7 +55,7 @@ test-asan: build-asan
 # every request through a Stoplight Prism validating proxy (tests/contract/referee).
 test-referee: build
 	@bash tests/contract/referee/lint.sh openapi/*.yaml
-	@cd $(BUILD) && TB_CONTRACT_PRISM=1 ctest --output-on-failure -R '^contract_'
+	@cd $(BUILD) && TB_CONTRACT_PRISM=1 bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -R '^contract_'
 
 # A bounded valgrind run of wallet_service under wrk load (no errors, no leaks, exit 0).
 test-valgrind: build

@@ -25,6 +25,8 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  bash scripts/redis.sh stop "$DATA/redis" >/dev/null 2>&1 || true
+  bash scripts/rabbitmq.sh stop "$DATA/rabbitmq" >/dev/null 2>&1 || true
   rm -rf "$DATA"
 }
 trap cleanup EXIT
@@ -36,14 +38,41 @@ wait_health() {
   done
   echo "demo: $1 did not come up" >&2; return 1
 }
-WPORT=$(free_port); UPORT=$(free_port)
-export WALLET_SERVICE_URL=http://127.0.0.1:$WPORT USER_SERVICE_URL=http://127.0.0.1:$UPORT
 echo
-echo "== starting wallet_service on :$WPORT and user_service on :$UPORT (logs in $DATA)"
+echo "== starting a private Redis and RabbitMQ (scripts/redis.sh, scripts/rabbitmq.sh; ~5 s)"
+export TB_REDIS_URL TB_AMQP_URL
+TB_REDIS_URL=$(bash scripts/redis.sh start "$DATA/redis")
+TB_AMQP_URL=$(bash scripts/rabbitmq.sh start "$DATA/rabbitmq")
+echo "   redis $TB_REDIS_URL, rabbitmq $TB_AMQP_URL"
+WPORT=$(free_port); UPORT=$(free_port); APORT=$(free_port)
+export WALLET_SERVICE_URL=http://127.0.0.1:$WPORT USER_SERVICE_URL=http://127.0.0.1:$UPORT
+export AUTH_SERVICE_URL=http://127.0.0.1:$APORT
+echo "== starting wallet_service on :$WPORT, user_service on :$UPORT, auth_service on :$APORT (logs in $DATA)"
 WALLET_PORT=$WPORT WALLET_DB=$DATA/wallet.db "$BUILD/wallet_service" 2>"$DATA/wallet.log" & PIDS+=($!)
 USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" 2>"$DATA/user.log" & PIDS+=($!)
+AUTH_PORT=$APORT AUTH_DB=$DATA/auth.db "$BUILD/auth_service" 2>"$DATA/auth.log" & PIDS+=($!)
 wait_health "$WALLET_SERVICE_URL"
 wait_health "$USER_SERVICE_URL"
+wait_health "$AUTH_SERVICE_URL"
+
+# ---- events: Auth -> user.registered (outbox, RabbitMQ) -> User creates the profile ----
+echo
+echo "== POST $AUTH_SERVICE_URL/auth/register  (the account and user.registered commit together)"
+REG=$(curl -sS -H 'Content-Type: application/json' -H 'X-Request-ID: demo-events-1' \
+  -d '{"email":"grace@example.com","username":"grace_h","password":"correct horse battery","displayName":"Grace Hopper"}' \
+  "$AUTH_SERVICE_URL/auth/register")
+echo "   $REG"
+UID_=$(printf '%s' "$REG" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["userId"])')
+echo "== GET $USER_SERVICE_URL/users/$UID_/profile until the User service has consumed the event"
+for _ in $(seq 100); do
+  PROFILE=$(curl -sS "$USER_SERVICE_URL/users/$UID_/profile")
+  case $PROFILE in *'"data"'*) break ;; esac
+  sleep 0.05
+done
+echo "   $PROFILE"
+echo "== the event's trip, from the logs (same correlation id demo-events-1):"
+grep -h 'user.registered' "$DATA/auth.log" "$DATA/user.log" | grep -v '"level":"debug"' | head -4 | sed 's/^/   /'
+echo
 "$BUILD/tablium_rest_demo"
 echo
 echo "== what the wallet service logged for request demo-0001 (it came through the user service):"

@@ -7751,3 +7751,581 @@ int wallet_transaction_created_v1_serialize(const wallet_transaction_created_v1 
     wallet_transaction_created_v1__write(v, out);
     return out->oom ? TB_ENOMEM : 0;
 }
+
+/* ---- events ---- */
+
+const tb_event_type game_completed_v1_event = {
+    "game.completed", "1.0", TB_TRANSPORT_RABBITMQ,
+"gameId", "game-engine",
+    "schemas/events/game.completed.v1.json", game_completed_v1_validate, event_envelope_validate,
+};
+
+int game_completed_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err)
+{
+    json_t *j = game_completed_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &game_completed_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_completed_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = game_completed_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &game_completed_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_completed_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err)
+{
+    json_t *j = game_completed_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &game_completed_v1_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int game_completed_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    game_completed_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = game_completed_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "game.completed 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((game_completed_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int game_completed_v1_subscribe(tb_bus *bus, game_completed_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &game_completed_v1_event, game_completed_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type game_created_v1_event = {
+    "game.created", "1.0", TB_TRANSPORT_RABBITMQ,
+"gameId", "game-engine",
+    "schemas/events/game.created.v1.json", game_created_v1_validate, event_envelope_validate,
+};
+
+int game_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err)
+{
+    json_t *j = game_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &game_created_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = game_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &game_created_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err)
+{
+    json_t *j = game_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &game_created_v1_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int game_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    game_created_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = game_created_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "game.created 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((game_created_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int game_created_v1_subscribe(tb_bus *bus, game_created_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &game_created_v1_event, game_created_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type game_move_made_v1_event = {
+    "game.move.made", "1.0", TB_TRANSPORT_REDIS,
+"gameId", "game-engine",
+    "schemas/events/game.move.made.v1.json", game_move_made_v1_validate, event_envelope_validate,
+};
+
+int game_move_made_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data, tb_error *err)
+{
+    json_t *j = game_move_made_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.move.made: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &game_move_made_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_move_made_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = game_move_made_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.move.made: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &game_move_made_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+static int game_move_made_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    game_move_made_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = game_move_made_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "game.move.made 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((game_move_made_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int game_move_made_v1_subscribe(tb_bus *bus, game_move_made_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &game_move_made_v1_event, game_move_made_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type game_started_v1_event = {
+    "game.started", "1.0", TB_TRANSPORT_RABBITMQ,
+"gameId", "game-engine",
+    "schemas/events/game.started.v1.json", game_started_v1_validate, event_envelope_validate,
+};
+
+int game_started_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err)
+{
+    json_t *j = game_started_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &game_started_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_started_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = game_started_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &game_started_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int game_started_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err)
+{
+    json_t *j = game_started_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &game_started_v1_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int game_started_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    game_started_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = game_started_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "game.started 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((game_started_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int game_started_v1_subscribe(tb_bus *bus, game_started_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &game_started_v1_event, game_started_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type user_achievements_earned_v1_event = {
+    "user.achievements.earned", "1.0", TB_TRANSPORT_REDIS,
+"userId", "user-service",
+    "schemas/events/user.achievements.earned.v1.json", user_achievements_earned_v1_validate, event_envelope_validate,
+};
+
+int user_achievements_earned_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data, tb_error *err)
+{
+    json_t *j = user_achievements_earned_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.achievements.earned: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &user_achievements_earned_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int user_achievements_earned_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = user_achievements_earned_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.achievements.earned: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &user_achievements_earned_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+static int user_achievements_earned_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    user_achievements_earned_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = user_achievements_earned_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "user.achievements.earned 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((user_achievements_earned_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int user_achievements_earned_v1_subscribe(tb_bus *bus, user_achievements_earned_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &user_achievements_earned_v1_event, user_achievements_earned_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type user_profile_updated_v1_event = {
+    "user.profile.updated", "1.0", TB_TRANSPORT_REDIS,
+"userId", "user-service",
+    "schemas/events/user.profile.updated.v1.json", user_profile_updated_v1_validate, event_envelope_validate,
+};
+
+int user_profile_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data, tb_error *err)
+{
+    json_t *j = user_profile_updated_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.profile.updated: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &user_profile_updated_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int user_profile_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = user_profile_updated_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.profile.updated: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &user_profile_updated_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+static int user_profile_updated_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    user_profile_updated_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = user_profile_updated_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "user.profile.updated 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((user_profile_updated_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int user_profile_updated_v1_subscribe(tb_bus *bus, user_profile_updated_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &user_profile_updated_v1_event, user_profile_updated_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type user_registered_v1_event = {
+    "user.registered", "1.0", TB_TRANSPORT_RABBITMQ,
+"userId", "auth-service",
+    "schemas/events/user.registered.v1.json", user_registered_v1_validate, event_envelope_validate,
+};
+
+int user_registered_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err)
+{
+    json_t *j = user_registered_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &user_registered_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int user_registered_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = user_registered_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &user_registered_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int user_registered_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err)
+{
+    json_t *j = user_registered_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &user_registered_v1_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int user_registered_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    user_registered_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = user_registered_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "user.registered 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((user_registered_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int user_registered_v1_subscribe(tb_bus *bus, user_registered_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &user_registered_v1_event, user_registered_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type user_registered_v2_event = {
+    "user.registered", "2.0", TB_TRANSPORT_RABBITMQ,
+"userId", "auth-service",
+    "schemas/events/user.registered.v2.json", user_registered_v2_validate, event_envelope_validate,
+};
+
+int user_registered_v2_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err)
+{
+    json_t *j = user_registered_v2_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &user_registered_v2_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int user_registered_v2_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = user_registered_v2_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &user_registered_v2_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int user_registered_v2_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err)
+{
+    json_t *j = user_registered_v2_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &user_registered_v2_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int user_registered_v2__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    user_registered_v2 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = user_registered_v2_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "user.registered 2.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((user_registered_v2_handler)fn)(ctx, ev, &data, user);
+}
+
+int user_registered_v2_subscribe(tb_bus *bus, user_registered_v2_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &user_registered_v2_event, user_registered_v2__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type wallet_balance_updated_v1_event = {
+    "wallet.balance.updated", "1.0", TB_TRANSPORT_REDIS,
+"walletId", "wallet-service",
+    "schemas/events/wallet.balance.updated.v1.json", wallet_balance_updated_v1_validate, event_envelope_validate,
+};
+
+int wallet_balance_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data, tb_error *err)
+{
+    json_t *j = wallet_balance_updated_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.balance.updated: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &wallet_balance_updated_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int wallet_balance_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = wallet_balance_updated_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.balance.updated: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &wallet_balance_updated_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+static int wallet_balance_updated_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    wallet_balance_updated_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = wallet_balance_updated_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "wallet.balance.updated 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((wallet_balance_updated_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int wallet_balance_updated_v1_subscribe(tb_bus *bus, wallet_balance_updated_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &wallet_balance_updated_v1_event, wallet_balance_updated_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type wallet_created_v1_event = {
+    "wallet.created", "1.0", TB_TRANSPORT_RABBITMQ,
+"walletId", "wallet-service",
+    "schemas/events/wallet.created.v1.json", wallet_created_v1_validate, event_envelope_validate,
+};
+
+int wallet_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err)
+{
+    json_t *j = wallet_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &wallet_created_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int wallet_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = wallet_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &wallet_created_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int wallet_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err)
+{
+    json_t *j = wallet_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &wallet_created_v1_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int wallet_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    wallet_created_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = wallet_created_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "wallet.created 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((wallet_created_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int wallet_created_v1_subscribe(tb_bus *bus, wallet_created_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &wallet_created_v1_event, wallet_created_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}
+
+const tb_event_type wallet_transaction_created_v1_event = {
+    "wallet.transaction.created", "1.0", TB_TRANSPORT_RABBITMQ,
+"walletId", "wallet-service",
+    "schemas/events/wallet.transaction.created.v1.json", wallet_transaction_created_v1_validate, event_envelope_validate,
+};
+
+int wallet_transaction_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err)
+{
+    json_t *j = wallet_transaction_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
+    int rc = tb_bus_publish_json(bus, ctx, &wallet_transaction_created_v1_event, j, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int wallet_transaction_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err)
+{
+    json_t *j = wallet_transaction_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
+    int rc = tb_bus_publish_json_async(bus, ctx, &wallet_transaction_created_v1_event, j, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int wallet_transaction_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err)
+{
+    json_t *j = wallet_transaction_created_v1_to_json(data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
+    int rc = tb_outbox_add_json(db, ctx, &wallet_transaction_created_v1_event, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+static int wallet_transaction_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
+{
+    wallet_transaction_created_v1 data;
+    tb_error err = TB_ERROR_INIT;
+    int rc = wallet_transaction_created_v1_from_json(ev->data, ctx->arena, &data, &err);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "wallet.transaction.created 1.0: cannot decode data: %s", err.message);
+        tb_error_deinit(&err);
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return ((wallet_transaction_created_v1_handler)fn)(ctx, ev, &data, user);
+}
+
+int wallet_transaction_created_v1_subscribe(tb_bus *bus, wallet_transaction_created_v1_handler handler, void *user, tb_error *err)
+{
+    return tb_bus_subscribe_typed(bus, &wallet_transaction_created_v1_event, wallet_transaction_created_v1__invoke,
+                                  (void (*)(void))handler, user, err);
+}

@@ -5,6 +5,7 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/error.h"
+#include "tablium/events.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -380,6 +381,125 @@ int wallet_transaction_created_v1_parse(const char *buf, size_t len, tb_arena *a
 int wallet_transaction_created_v1_from_json(const json_t *j, tb_arena *a, wallet_transaction_created_v1 *out, tb_error *err);
 int wallet_transaction_created_v1_serialize(const wallet_transaction_created_v1 *v, tb_buf *out);
 json_t *wallet_transaction_created_v1_to_json(const wallet_transaction_created_v1 *v);
+/*
+ * Events. For every event type E declared by a schema's x-tablium-event (see tablium/events.h):
+ *   E_event                                the tb_event_type: type, version, transport, key
+ *   E_publish(bus, ctx, &data, err)        validates, wraps in the envelope and publishes; returns
+ *                                          once the broker confirmed it (RabbitMQ) or Redis took it
+ *   E_publish_async(bus, ctx, &data, done, user, err)
+ *                                          the same without waiting (shares the confirm window)
+ *   E_outbox(db, ctx, &data, err)          (durable events) writes it to the outbox in the
+ *                                          caller's SQLite transaction; relayed after commit
+ *   E_subscribe(bus, handler, user, err)   handler(ctx, ev, &data, user) gets the validated data,
+ *                                          the envelope and the attempt; answers TB_EVENT_ACK,
+ *                                          TB_EVENT_RETRY or TB_EVENT_DEAD (negative: retry)
+ */
+
+/* ---- game.completed 1.0 over rabbitmq, ordered by gameId: schemas/events/game.completed.v1.json ---- */
+extern const tb_event_type game_completed_v1_event;
+int game_completed_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err);
+int game_completed_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int game_completed_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err);
+typedef int (*game_completed_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_completed_v1 *data,
+    void *user);
+int game_completed_v1_subscribe(tb_bus *bus, game_completed_v1_handler handler, void *user, tb_error *err);
+
+/* ---- game.created 1.0 over rabbitmq, ordered by gameId: schemas/events/game.created.v1.json ---- */
+extern const tb_event_type game_created_v1_event;
+int game_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err);
+int game_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int game_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err);
+typedef int (*game_created_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_created_v1 *data,
+    void *user);
+int game_created_v1_subscribe(tb_bus *bus, game_created_v1_handler handler, void *user, tb_error *err);
+
+/* ---- game.move.made 1.0 over redis, ordered by gameId: schemas/events/game.move.made.v1.json ---- */
+extern const tb_event_type game_move_made_v1_event;
+int game_move_made_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data, tb_error *err);
+int game_move_made_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+typedef int (*game_move_made_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_move_made_v1 *data,
+    void *user);
+int game_move_made_v1_subscribe(tb_bus *bus, game_move_made_v1_handler handler, void *user, tb_error *err);
+
+/* ---- game.started 1.0 over rabbitmq, ordered by gameId: schemas/events/game.started.v1.json ---- */
+extern const tb_event_type game_started_v1_event;
+int game_started_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err);
+int game_started_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int game_started_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err);
+typedef int (*game_started_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_started_v1 *data,
+    void *user);
+int game_started_v1_subscribe(tb_bus *bus, game_started_v1_handler handler, void *user, tb_error *err);
+
+/* ---- user.achievements.earned 1.0 over redis, ordered by userId: schemas/events/user.achievements.earned.v1.json ---- */
+extern const tb_event_type user_achievements_earned_v1_event;
+int user_achievements_earned_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data, tb_error *err);
+int user_achievements_earned_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+typedef int (*user_achievements_earned_v1_handler)(tb_ctx *ctx, const tb_event *ev, const user_achievements_earned_v1 *data,
+    void *user);
+int user_achievements_earned_v1_subscribe(tb_bus *bus, user_achievements_earned_v1_handler handler, void *user, tb_error *err);
+
+/* ---- user.profile.updated 1.0 over redis, ordered by userId: schemas/events/user.profile.updated.v1.json ---- */
+extern const tb_event_type user_profile_updated_v1_event;
+int user_profile_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data, tb_error *err);
+int user_profile_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+typedef int (*user_profile_updated_v1_handler)(tb_ctx *ctx, const tb_event *ev, const user_profile_updated_v1 *data,
+    void *user);
+int user_profile_updated_v1_subscribe(tb_bus *bus, user_profile_updated_v1_handler handler, void *user, tb_error *err);
+
+/* ---- user.registered 1.0 over rabbitmq, ordered by userId: schemas/events/user.registered.v1.json ---- */
+extern const tb_event_type user_registered_v1_event;
+int user_registered_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err);
+int user_registered_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int user_registered_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err);
+typedef int (*user_registered_v1_handler)(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *data,
+    void *user);
+int user_registered_v1_subscribe(tb_bus *bus, user_registered_v1_handler handler, void *user, tb_error *err);
+
+/* ---- user.registered 2.0 over rabbitmq, ordered by userId: schemas/events/user.registered.v2.json ---- */
+extern const tb_event_type user_registered_v2_event;
+int user_registered_v2_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err);
+int user_registered_v2_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int user_registered_v2_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err);
+typedef int (*user_registered_v2_handler)(tb_ctx *ctx, const tb_event *ev, const user_registered_v2 *data,
+    void *user);
+int user_registered_v2_subscribe(tb_bus *bus, user_registered_v2_handler handler, void *user, tb_error *err);
+
+/* ---- wallet.balance.updated 1.0 over redis, ordered by walletId: schemas/events/wallet.balance.updated.v1.json ---- */
+extern const tb_event_type wallet_balance_updated_v1_event;
+int wallet_balance_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data, tb_error *err);
+int wallet_balance_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+typedef int (*wallet_balance_updated_v1_handler)(tb_ctx *ctx, const tb_event *ev, const wallet_balance_updated_v1 *data,
+    void *user);
+int wallet_balance_updated_v1_subscribe(tb_bus *bus, wallet_balance_updated_v1_handler handler, void *user, tb_error *err);
+
+/* ---- wallet.created 1.0 over rabbitmq, ordered by walletId: schemas/events/wallet.created.v1.json ---- */
+extern const tb_event_type wallet_created_v1_event;
+int wallet_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err);
+int wallet_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int wallet_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err);
+typedef int (*wallet_created_v1_handler)(tb_ctx *ctx, const tb_event *ev, const wallet_created_v1 *data,
+    void *user);
+int wallet_created_v1_subscribe(tb_bus *bus, wallet_created_v1_handler handler, void *user, tb_error *err);
+
+/* ---- wallet.transaction.created 1.0 over rabbitmq, ordered by walletId: schemas/events/wallet.transaction.created.v1.json ---- */
+extern const tb_event_type wallet_transaction_created_v1_event;
+int wallet_transaction_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err);
+int wallet_transaction_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data,
+    tb_publish_fn done, void *user, tb_error *err);
+int wallet_transaction_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err);
+typedef int (*wallet_transaction_created_v1_handler)(tb_ctx *ctx, const tb_event *ev, const wallet_transaction_created_v1 *data,
+    void *user);
+int wallet_transaction_created_v1_subscribe(tb_bus *bus, wallet_transaction_created_v1_handler handler, void *user, tb_error *err);
 
 #ifdef __cplusplus
 }

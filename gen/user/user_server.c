@@ -5,6 +5,8 @@
 
 #include "tablium/log.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,13 @@ int user_service_main(int argc, char **argv)
             return 0;
         }
     }
+    /* SIGTERM/SIGINT are taken by the server's signalfd: block them before init starts any
+     * thread (event consumers, relays), so none of those threads is killed by them */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     if (tb_global_init()) {
         tb_log_error(NULL, "user: libcurl initialisation failed");
         return 1;

@@ -4,8 +4,9 @@ import os
 import sys
 
 from . import VERSION
-from .errors import GenError
+from .errors import Diagnostic, GenError
 from .ir import cnames
+from .ir.events import check_unique, event_of
 from .ir.types import TypeBuilder
 from .ir.validators import ValidatorCompiler
 from .load import Loader
@@ -36,22 +37,36 @@ def compile_schemas(paths, name, dialect="2020-12"):
     files = expand(paths)
     if not files:
         raise GenError([])
+    events, event_paths, diags, envelope = [], [], [], None
     for path in files:
         root = loader.load_file(path)
         stem = os.path.basename(path).rsplit(".", 1)[0]
         if isinstance(root, dict) and isinstance(root.get("x-tablium-name"), str):
             stem = root["x-tablium-name"]
         where = cnames.short_path(path)
-        types.named(root, stem, where)
+        nt = types.named(root, stem, where)
+        if stem == "event_envelope":
+            envelope = nt
+        ev = event_of(root, nt, path, where, diags)
+        if ev is not None:
+            events.append(ev)
+            event_paths.append(path)
         defs = root.get("$defs") if isinstance(root, dict) else None
         if isinstance(defs, dict):
             for dname, d in defs.items():
                 types.named(d, dname, "%s#/$defs/%s" % (where, dname))
+    check_unique(events, event_paths, diags)
+    if events and envelope is None:
+        diags.append(Diagnostic(event_paths[0], "/x-tablium-event",
+                                "event schemas need the envelope schema among the inputs (a schema "
+                                "with \"x-tablium-name\": \"event_envelope\")"))
+    if diags:
+        raise GenError(diags)
     unit = vcomp.finish()
     source = " ".join(cnames.short_path(p) for p in paths)
     header = "%s.h" % name
-    ctx = dict(source=source, types=types.types, unit=unit, header=header,
-               guard="TB_GEN_%s_H" % cnames.upper(name))
+    ctx = dict(source=source, types=types.types, unit=unit, header=header, events=events,
+               envelope=envelope, guard="TB_GEN_%s_H" % cnames.upper(name))
     return render("schemas.h.j2", **ctx), render("schemas.c.j2", **ctx)
 
 

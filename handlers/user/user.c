@@ -3,7 +3,9 @@
  * Wallet operations go to the Wallet service through its generated client (ctx->deps).
  */
 #include "user/user.h"
+#include "events/events.h"
 
+#include "tablium/events.h"
 #include "tablium/ids.h"
 #include "tablium/log.h"
 #include "tablium/store.h"
@@ -18,6 +20,7 @@
 typedef struct user_state {
     sqlite3 *db;
     pthread_mutex_t mu;
+    tb_bus *bus; /* consumes user.registered (TB_AMQP_URL); NULL when events are off */
 } user_state;
 
 static const char SCHEMA[] =
@@ -34,6 +37,67 @@ static const char SCHEMA[] =
     "  games_played INTEGER NOT NULL DEFAULT 0,"
     "  updated_at TEXT NOT NULL);";
 
+/*
+ * user.registered (Auth): creates the user and their profile. Runs inside the bus's
+ * transaction on s->db (with the dedupe record), under s->mu: a redelivered event is acked
+ * without coming here, and this is idempotent on its own as well (the same user id again is a
+ * no-op).
+ */
+static int on_user_registered(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *d,
+                              void *user)
+{
+    (void)user;
+    user_state *s = ctx->state;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO users (id, username, email, created_at) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (id) DO NOTHING",
+                           -1, &st, NULL) != SQLITE_OK) {
+        tb_event_set_reason(ev, "prepare: %s", sqlite3_errmsg(s->db));
+        return TB_EVENT_RETRY;
+    }
+    sqlite3_bind_text(st, 1, d->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->email, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->registered_at, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    int ext = sqlite3_extended_errcode(s->db);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        if (ext == SQLITE_CONSTRAINT_UNIQUE) {
+            tb_event_set_reason(ev, "username %s belongs to another user", d->username);
+            return TB_EVENT_DEAD;
+        }
+        tb_event_set_reason(ev, "insert user: %s", sqlite3_errmsg(s->db));
+        return TB_EVENT_RETRY;
+    }
+    if (sqlite3_changes(s->db) == 0) {
+        tb_log_info(ctx, "user: %s already exists (event %s)", d->user_id, ev->id);
+        return TB_EVENT_ACK;
+    }
+    char now[25];
+    tb_time_rfc3339(now);
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO profiles (user_id, display_name, updated_at) VALUES (?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        tb_event_set_reason(ev, "prepare: %s", sqlite3_errmsg(s->db));
+        return TB_EVENT_RETRY;
+    }
+    sqlite3_bind_text(st, 1, d->user_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, d->has_display_name ? d->display_name : d->username, -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE) {
+        tb_event_set_reason(ev, "insert profile: %s", sqlite3_errmsg(s->db));
+        return TB_EVENT_RETRY;
+    }
+    tb_log_info(ctx, "user: profile of %s (%s) created from user.registered %s (attempt %d)",
+                d->username, d->user_id, ev->id, ev->attempt);
+    return TB_EVENT_ACK;
+}
+
 int user_service_init(void **state, tb_error *err)
 {
     user_state *s = calloc(1, sizeof *s);
@@ -46,7 +110,23 @@ int user_service_init(void **state, tb_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     *state = s;
-    return 0;
+    const char *amqp = getenv("TB_AMQP_URL");
+    if (!amqp || !*amqp) {
+        tb_log_warn(NULL, "user: TB_AMQP_URL is not set: not consuming user.registered");
+        return 0;
+    }
+    /* the dedupe record and the handler's writes share one transaction on s->db */
+    tb_bus_opts bo = {.service = "user", .store = s->db, .store_lock = &s->mu, .state = s};
+    int rc = (s->bus = tb_bus_new(&bo, err)) ? 0 : TB_ENOMEM;
+    if (rc == 0)
+        rc = user_registered_v1_subscribe(s->bus, on_user_registered, NULL, err);
+    if (rc == 0)
+        rc = tb_bus_start(s->bus, err);
+    if (rc != 0) {
+        user_service_fini(s);
+        *state = NULL;
+    }
+    return rc;
 }
 
 void user_service_fini(void *state)
@@ -54,6 +134,7 @@ void user_service_fini(void *state)
     user_state *s = state;
     if (!s)
         return;
+    tb_bus_free(s->bus); /* first: its handlers use the database */
     tb_store_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -1,10 +1,19 @@
 /*
  * Wallet service handlers (openapi/wallet.yaml). State: SQLite ($WALLET_DB, default
- * ./wallet.db). A transaction and its balance change commit together; an Idempotency-Key is
- * stored with the transaction so a retry finds it.
+ * ./wallet.db).
+ *
+ * Event-sourced: each wallet is a stream "wallet-<id>" in the event store (wallet.created, then
+ * one wallet.transaction.created per credit or debit, appended with the expected version). The
+ * balances in `wallets` and the rows of `transactions` (paging, Idempotency-Key lookups) are
+ * projections, written in the same transaction as the event; balances are rebuilt from the
+ * events on every start. The events go to RabbitMQ through the outbox (TB_AMQP_URL), and
+ * wallet.balance.updated to Redis after the commit (TB_REDIS_URL; at-most-once).
  */
 #include "wallet/wallet.h"
+#include "events/events.h"
 
+#include "tablium/events.h"
+#include "tablium/evstore.h"
 #include "tablium/ids.h"
 #include "tablium/log.h"
 #include "tablium/store.h"
@@ -20,6 +29,8 @@
 typedef struct wallet_state {
     sqlite3 *db;
     pthread_mutex_t mu;
+    tb_bus *bus;     /* relays the outbox; publishes wallet.balance.updated */
+    bool redis;      /* TB_REDIS_URL is set */
 } wallet_state;
 
 static const char SCHEMA[] =
@@ -44,6 +55,102 @@ static const char SCHEMA[] =
     "  UNIQUE (wallet_id, idem_key));"
     "CREATE INDEX IF NOT EXISTS transactions_wallet ON transactions (wallet_id, seq);";
 
+/* ---- the balance projection, rebuilt from the events ---- */
+
+typedef struct replayed {
+    char wallet_id[37];
+    int64_t delta;
+    int64_t balance_after;
+    char id[37];
+} replayed;
+
+typedef struct replay_acc {
+    replayed *v;
+    size_t n, cap;
+    int bad;
+} replay_acc;
+
+static int collect_tx(void *user, const tb_stored_event *ev)
+{
+    replay_acc *acc = user;
+    json_t *d = json_loads(ev->data, 0, NULL);
+    const char *w = json_string_value(json_object_get(d, "walletId"));
+    const char *type = json_string_value(json_object_get(d, "type"));
+    json_t *amount = json_object_get(d, "amount"), *after = json_object_get(d, "balanceAfter");
+    if (!w || strlen(w) != 36 || !type || !json_is_integer(amount) || !json_is_integer(after)) {
+        tb_log_error(NULL, "wallet: event %s is not a wallet.transaction.created I can apply",
+                     ev->id);
+        acc->bad++;
+        json_decref(d);
+        return 0;
+    }
+    if (acc->n == acc->cap) {
+        size_t cap = acc->cap ? acc->cap * 2 : 256;
+        replayed *nv = realloc(acc->v, cap * sizeof *nv);
+        if (!nv) {
+            json_decref(d);
+            return TB_ENOMEM;
+        }
+        acc->v = nv;
+        acc->cap = cap;
+    }
+    replayed *r = &acc->v[acc->n++];
+    memcpy(r->wallet_id, w, 37);
+    snprintf(r->id, sizeof r->id, "%s", ev->id);
+    r->delta = strcmp(type, "debit") == 0 ? -json_integer_value(amount) : json_integer_value(amount);
+    r->balance_after = json_integer_value(after);
+    json_decref(d);
+    return 0;
+}
+
+/* Every balance from the wallet.transaction.created events, in one transaction. */
+static int rebuild_balances(sqlite3 *db, tb_error *err)
+{
+    replay_acc acc = {0};
+    int rc = tb_evstore_replay(db, 0, "wallet.transaction.created", collect_tx, &acc, err);
+    if (rc != 0) {
+        free(acc.v);
+        return rc;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE wallets SET balance = 0;", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(db, "UPDATE wallets SET balance = balance + ? WHERE id = ? "
+                               "RETURNING balance",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = tb_error_set(err, TB_EIO, "wallet: rebuild: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    for (size_t i = 0; i < acc.n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, acc.v[i].delta);
+        sqlite3_bind_text(st, 2, acc.v[i].wallet_id, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW && sqlite3_column_int64(st, 0) != acc.v[i].balance_after)
+            tb_log_error(NULL, "wallet: event %s says balanceAfter %lld, the events before it "
+                               "sum to %lld; keeping the sum",
+                         acc.v[i].id, (long long)acc.v[i].balance_after,
+                         (long long)sqlite3_column_int64(st, 0));
+        while (step == SQLITE_ROW)
+            step = sqlite3_step(st);
+        if (step != SQLITE_DONE) {
+            rc = tb_error_set(err, TB_EIO, "wallet: rebuild: %s", sqlite3_errmsg(db));
+            goto out;
+        }
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        rc = tb_error_set(err, TB_EIO, "wallet: rebuild commit: %s", sqlite3_errmsg(db));
+    else
+        tb_log_info(NULL, "wallet: balances rebuilt from %zu wallet.transaction.created events",
+                    acc.n);
+out:
+    sqlite3_finalize(st);
+    if (rc != 0)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    free(acc.v);
+    return rc;
+}
+
 int wallet_service_init(void **state, tb_error *err)
 {
     wallet_state *s = calloc(1, sizeof *s);
@@ -56,7 +163,25 @@ int wallet_service_init(void **state, tb_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     *state = s;
-    return 0;
+    int rc = tb_evstore_init(s->db, err);
+    if (rc == 0)
+        rc = tb_outbox_init(s->db, err);
+    if (rc == 0)
+        rc = rebuild_balances(s->db, err);
+    const char *redis = getenv("TB_REDIS_URL");
+    s->redis = redis && *redis;
+    tb_bus_opts bo = {.service = "wallet", .producer = "wallet-service"};
+    if (rc == 0 && !(s->bus = tb_bus_new(&bo, err)))
+        rc = TB_ENOMEM;
+    char *path = rc == 0 ? tb_store_path("wallet") : NULL;
+    if (rc == 0)
+        rc = path ? tb_bus_relay_outbox(s->bus, path, err) : TB_ENOMEM;
+    free(path);
+    if (rc != 0) {
+        wallet_service_fini(s);
+        *state = NULL;
+    }
+    return rc;
 }
 
 void wallet_service_fini(void *state)
@@ -64,6 +189,7 @@ void wallet_service_fini(void *state)
     wallet_state *s = state;
     if (!s)
         return;
+    tb_bus_free(s->bus);
     tb_store_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -124,6 +250,31 @@ static int wallet_get_health_locked(tb_ctx *ctx, const wallet_get_health_req *re
     return 0;
 }
 
+/* Appends one event to the wallet's stream (checking its version) and to the outbox, inside
+ * the open transaction: one id for both. 0, TB_ECONFLICT (a concurrent writer) or a TB_E code. */
+static int record_event(tb_ctx *ctx, const char *wallet_id, int64_t expected_version,
+                        const tb_event_type *t, json_t *data)
+{
+    sqlite3 *db = db_of(ctx);
+    tb_error err = TB_ERROR_INIT;
+    char stream[48], id[37];
+    snprintf(stream, sizeof stream, "wallet-%s", wallet_id);
+    int rc = data ? tb_outbox_add_json(db, ctx, t, data, "wallet-service", id, &err) : TB_ENOMEM;
+    char *text = rc == 0 ? json_dumps(data, JSON_COMPACT) : NULL;
+    if (rc == 0 && !text)
+        rc = TB_ENOMEM;
+    if (rc == 0) {
+        tb_new_event ev = {.id = id, .type = t->type, .schema_version = t->version, .data = text};
+        rc = tb_evstore_append(db, stream, expected_version, &ev, 1, NULL, &err);
+    }
+    if (rc != 0)
+        tb_log_error(ctx, "wallet: cannot record %s: %s", t->type, err.message);
+    free(text);
+    json_decref(data);
+    tb_error_deinit(&err);
+    return rc;
+}
+
 static int wallet_create_wallet_locked(tb_ctx *ctx, const wallet_create_wallet_req *req,
                          wallet_create_wallet_resp *resp)
 {
@@ -132,9 +283,13 @@ static int wallet_create_wallet_locked(tb_ctx *ctx, const wallet_create_wallet_r
     char id[37], now[25];
     tb_uuid_new(id);
     tb_time_rfc3339(now);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "begin");
     if (sqlite3_prepare_v2(db, "INSERT INTO wallets (" WALLET_COLS ") VALUES (?, ?, ?, 0, ?)", -1,
-                           &st, NULL) != SQLITE_OK)
+                           &st, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return db_fail(ctx, db, "prepare insert wallet");
+    }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, req->body.user_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, req->body.currency, -1, SQLITE_STATIC);
@@ -143,6 +298,7 @@ static int wallet_create_wallet_locked(tb_ctx *ctx, const wallet_create_wallet_r
     int ext = sqlite3_extended_errcode(db);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         if (ext == SQLITE_CONSTRAINT_UNIQUE) {
             resp->status = WALLET_CREATE_WALLET_409;
             tb_api_error_set(&resp->s409, ctx, "wallet_exists",
@@ -152,6 +308,15 @@ static int wallet_create_wallet_locked(tb_ctx *ctx, const wallet_create_wallet_r
         }
         return db_fail(ctx, db, "insert wallet");
     }
+    wallet_created_v1 ev = {.wallet_id = id, .user_id = req->body.user_id,
+                            .currency = req->body.currency, .created_at = now};
+    if ((rc = record_event(ctx, id, TB_EVSTORE_NO_STREAM, &wallet_created_v1_event,
+                           wallet_created_v1_to_json(&ev))) != 0 ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc ? rc : db_fail(ctx, db, "commit");
+    }
+    tb_bus_outbox_kick(((wallet_state *)ctx->state)->bus);
     wallet_wallet *w = &resp->s201;
     w->id = tb_arena_strdup(ctx->arena, id);
     w->user_id = req->body.user_id;
@@ -389,9 +554,38 @@ static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_tra
         rc = db_fail(ctx, db, "update balance");
         goto rollback;
     }
+    /* the event the balance is a projection of, appended at the stream's current version */
+    char stream[48];
+    snprintf(stream, sizeof stream, "wallet-%s", req->wallet_id);
+    int64_t version = tb_evstore_version(db, stream, NULL);
+    wallet_transaction_created_v1 ev = {
+        .transaction_id = id, .wallet_id = req->wallet_id, .user_id = w.user_id,
+        .type = b->type == WALLET_TRANSACTION_TYPE_DEBIT ? WALLET_TRANSACTION_CREATED_V1_TYPE_DEBIT
+                                                         : WALLET_TRANSACTION_CREATED_V1_TYPE_CREDIT,
+        .amount = b->amount, .currency = w.currency, .balance_after = balance,
+        .has_reference = b->has_reference, .reference = b->reference,
+        .has_idempotency_key = key != NULL, .idempotency_key = (char *)key, .created_at = now};
+    if (version < 0 ||
+        (rc = record_event(ctx, req->wallet_id, version, &wallet_transaction_created_v1_event,
+                           wallet_transaction_created_v1_to_json(&ev))) != 0) {
+        rc = rc ? rc : TB_EIO;
+        goto rollback;
+    }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(ctx, db, "commit");
         goto rollback;
+    }
+    wallet_state *ws = ctx->state;
+    tb_bus_outbox_kick(ws->bus);
+    if (ws->redis) { /* light, at-most-once: after the commit, never inside it */
+        wallet_balance_updated_v1 bu = {.wallet_id = req->wallet_id, .user_id = w.user_id,
+                                        .currency = w.currency, .previous_balance = w.balance,
+                                        .balance = balance, .has_transaction_id = true,
+                                        .transaction_id = id, .updated_at = now};
+        tb_error perr = TB_ERROR_INIT;
+        if (wallet_balance_updated_v1_publish_async(ws->bus, ctx, &bu, NULL, NULL, &perr) != 0)
+            tb_log_warn(ctx, "wallet: wallet.balance.updated not published: %s", perr.message);
+        tb_error_deinit(&perr);
     }
     t->id = tb_arena_strdup(ctx->arena, id);
     t->wallet_id = req->wallet_id;

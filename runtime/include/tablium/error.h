@@ -25,7 +25,8 @@
     X(ECONN, -9, "connection failed")                                            \
     X(EPROTO, -10, "protocol error")                                             \
     X(ESTATE, -11, "invalid state")                                              \
-    X(EUPSTREAM, -12, "upstream answered outside its contract")
+    X(EUPSTREAM, -12, "upstream answered outside its contract")                  \
+    X(ECONFLICT, -13, "conflict with the current state")
 
 typedef enum tb_errno {
 #define TB__ERRNO_ENUM(name, value, text) TB_##name = value,

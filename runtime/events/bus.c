@@ -1,0 +1,1319 @@
+/*
+ * The event bus: envelopes, validation, dispatch by key to worker threads, idempotent durable
+ * consumers, the outbox relay. Transports: runtime/events/amqp.c (RabbitMQ) and
+ * runtime/events/redis.c (Redis Pub/Sub); storage: runtime/events/store.c.
+ */
+#include "tablium/events.h"
+
+#include "amqp.h"
+#include "redis.h"
+#include "tablium/arena.h"
+#include "tablium/buf.h"
+#include "tablium/evstore.h"
+#include "tablium/ids.h"
+#include "tablium/json.h"
+#include "tablium/log.h"
+#include "tablium/store.h"
+#include "tablium/validate.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BUS_REASON_MAX 1024
+
+typedef struct bus_sub {
+    const tb_event_type *type;
+    tb_event_handler handler;  /* generic, or NULL */
+    tb_event_invoke invoke;    /* typed trampoline, or NULL */
+    void (*fn)(void);
+    void *user;
+} bus_sub;
+
+/* One delivery on its way through a worker. */
+typedef struct bus_msg {
+    struct bus_msg *next;
+    tb_event_transport transport;
+    tb_amqp_delivery *d; /* RabbitMQ: owned by the transport until settled */
+    char *body;          /* Redis: our copy */
+    size_t len;
+    json_t *root;        /* parsed envelope */
+} bus_msg;
+
+typedef struct bus_worker {
+    struct tb_bus *bus;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bus_msg *head, *tail;
+    bool stop;
+    tb_arena *arena;
+} bus_worker;
+
+/* A handler's view of the event plus the reason it may set. */
+typedef struct bus_event {
+    tb_event ev;
+    char reason[BUS_REASON_MAX];
+} bus_event;
+
+struct tb_bus {
+    char *service, *producer, *amqp_url, *redis_url, *exchange, *dedupe_consumer;
+    unsigned window, prefetch, n_workers;
+    int max_attempts, retry_base_ms, retry_max_ms, publish_timeout_ms;
+    bool dlq;
+    sqlite3 *store;
+    pthread_mutex_t *store_lock;
+    sqlite3 *own_dedupe; /* when no store was given */
+    pthread_mutex_t own_dedupe_mu;
+    size_t dedupe_keep;
+    void *state, *deps;
+
+    bus_sub *subs;
+    size_t n_subs, cap_subs;
+    const tb_event_type *any_type; /* for the envelope validator */
+
+    pthread_mutex_t pub_mu; /* creating the publishers lazily */
+    tb_amqp_pub *amqp_pub;
+    tb_redis_pub *redis_pub;
+
+    tb_amqp_consumer *amqp_sub;
+    tb_redis_sub *redis_sub;
+    bus_worker *workers;
+    bool started;
+
+    /* outbox relay */
+    char *relay_path;
+    pthread_t relay_thread;
+    bool relay_running;
+    pthread_mutex_t relay_mu;
+    pthread_cond_t relay_cv;
+    bool relay_kicked, relay_stop;
+
+    atomic_bool stopping;
+    atomic_uint_fast64_t published, publish_failed, handled, retried, dead, invalid, duplicates,
+        skipped, relayed;
+};
+
+/* ---------------------------------------------------------------- helpers ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        return dflt;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return (*end == '\0' && n > 0 && n < 1000000000) ? (int)n : dflt;
+}
+
+static bool name_ok(const char *s)
+{
+    if (s == NULL || *s == '\0' || strlen(s) > 64)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
+static bool hex_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int tb_traceparent_parse(const char *tp, char trace_id[33], char span_id[17])
+{
+    /* 00-<32 hex>-<16 hex>-<2 hex> */
+    if (tp == NULL || strlen(tp) != 55 || tp[0] != '0' || tp[1] != '0' || tp[2] != '-' ||
+        tp[35] != '-' || tp[52] != '-' || !hex_ok(tp + 3, 32) || !hex_ok(tp + 36, 16) ||
+        !hex_ok(tp + 53, 2))
+        return 0;
+    static const char zeros[32] = "00000000000000000000000000000000";
+    if (memcmp(tp + 3, zeros, 32) == 0 || memcmp(tp + 36, zeros, 16) == 0)
+        return 0;
+    memcpy(trace_id, tp + 3, 32);
+    trace_id[32] = '\0';
+    memcpy(span_id, tp + 36, 16);
+    span_id[16] = '\0';
+    return 1;
+}
+
+/* The reason text of a validation failure: "what: /data/x (rule) message; ..." */
+static void reason_from_error(char *out, size_t cap, const char *what, const char *prefix,
+                              const tb_error *e)
+{
+    size_t n = (size_t)snprintf(out, cap, "%s", what);
+    if (e->n_details == 0 && n < cap)
+        n += (size_t)snprintf(out + n, cap - n, ": %s", e->message);
+    for (size_t i = 0; i < e->n_details && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s %s%s (%s) %s", i ? ";" : ":", prefix,
+                              e->details[i].path, e->details[i].rule, e->details[i].message);
+}
+
+void tb_event_set_reason(const tb_event *ev, const char *fmt, ...)
+{
+    if (ev == NULL)
+        return;
+    bus_event *be = (bus_event *)(void *)ev; /* tb_event is the first member */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(be->reason, sizeof be->reason, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------- envelope ---- */
+
+/* Builds the envelope of one event into b. id_out gets the event id. */
+static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *data,
+                          const char *producer, tb_buf *b, char id[37], tb_error *err)
+{
+    if (t == NULL || data == NULL || t->validate == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: missing event type or data");
+    tb_error verr = TB_ERROR_INIT;
+    if (t->validate(data, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, &verr) != 0) {
+        if (err) {
+            tb_error_set(err, TB_EVALIDATION, "%s %s: data fails %s", t->type, t->version,
+                         t->schema ? t->schema : "its schema");
+            for (size_t i = 0; i < verr.n_details; i++)
+                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule,
+                                    verr.details[i].message);
+        }
+        tb_error_deinit(&verr);
+        return TB_EVALIDATION;
+    }
+    tb_error_deinit(&verr);
+
+    char ts[25], trace_id[33], span_id[17], parent_span[17], corr[33];
+    tb_uuid_new(id);
+    tb_time_rfc3339(ts);
+    char rnd[33];
+    if (!(ctx && tb_traceparent_parse(ctx->traceparent, trace_id, parent_span)))
+        tb_request_id_new(trace_id);
+    tb_request_id_new(rnd);
+    memcpy(span_id, rnd, 16);
+    span_id[16] = '\0';
+    const char *correlation = ctx ? ctx->request_id : NULL;
+    if (correlation == NULL || *correlation == '\0' || strlen(correlation) > 128) {
+        tb_request_id_new(corr);
+        correlation = corr;
+    }
+
+    tb_buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"version\":\"%s\",\"timestamp\":\"%s\","
+                     "\"producer\":",
+                  id, t->type, t->version, ts);
+    tb_buf_json_string(b, producer, strlen(producer));
+    tb_buf_puts(b, ",\"data\":");
+    if (tb_buf_json_value(b, data) != 0)
+        return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
+    tb_buf_puts(b, ",\"metadata\":{\"correlationId\":");
+    tb_buf_json_string(b, correlation, strlen(correlation));
+    tb_buf_printf(b, ",\"traceId\":\"%s\",\"traceparent\":\"00-%s-%s-01\"}}", trace_id, trace_id,
+                  span_id);
+    if (b->oom)
+        return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
+    return 0;
+}
+
+/* ---------------------------------------------------------------- bus ---- */
+
+tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
+{
+    if (o == NULL || !name_ok(o->service)) {
+        tb_error_set(err, TB_EINVAL, "bus: service must be a name of letters, digits, '-', '_' "
+                                     "or '.' (1-64)");
+        return NULL;
+    }
+    tb_bus *b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        return NULL;
+    }
+    b->service = strdup(o->service);
+    if (o->producer) {
+        b->producer = strdup(o->producer);
+    } else if (asprintf(&b->producer, "%s-service", o->service) < 0) {
+        b->producer = NULL;
+    }
+    const char *amqp = o->amqp_url ? o->amqp_url : getenv("TB_AMQP_URL");
+    const char *redis = o->redis_url ? o->redis_url : getenv("TB_REDIS_URL");
+    b->amqp_url = (amqp && *amqp) ? strdup(amqp) : NULL;
+    b->redis_url = (redis && *redis) ? strdup(redis) : NULL;
+    b->exchange = strdup(o->exchange ? o->exchange : "tablium.events");
+    b->dedupe_consumer = strdup(o->service);
+    b->window = o->window ? o->window : 1000;
+    b->prefetch = o->prefetch ? o->prefetch : 1000;
+    b->n_workers = o->workers ? o->workers : 4;
+    if (b->n_workers > 64)
+        b->n_workers = 64;
+    b->max_attempts = o->max_attempts > 0 ? o->max_attempts : env_int("TB_EVENTS_MAX_ATTEMPTS", 5);
+    b->retry_base_ms =
+        o->retry_base_ms > 0 ? o->retry_base_ms : env_int("TB_EVENTS_RETRY_MS", 1000);
+    b->retry_max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 60000;
+    b->publish_timeout_ms = o->publish_timeout_ms > 0 ? o->publish_timeout_ms : 30000;
+    b->dlq = !o->no_dlq;
+    b->store = o->store;
+    b->store_lock = o->store_lock;
+    b->dedupe_keep = o->dedupe_keep ? o->dedupe_keep : 100000;
+    b->state = o->state;
+    b->deps = o->deps;
+    pthread_mutex_init(&b->pub_mu, NULL);
+    pthread_mutex_init(&b->own_dedupe_mu, NULL);
+    pthread_mutex_init(&b->relay_mu, NULL);
+    pthread_cond_init(&b->relay_cv, NULL);
+    if (b->service == NULL || b->producer == NULL || b->exchange == NULL ||
+        b->dedupe_consumer == NULL || (amqp && *amqp && !b->amqp_url) ||
+        (redis && *redis && !b->redis_url)) {
+        tb_bus_free(b);
+        tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        return NULL;
+    }
+    return b;
+}
+
+static int add_sub(tb_bus *b, const tb_event_type *t, tb_event_handler h, tb_event_invoke inv,
+                   void (*fn)(void), void *user, tb_error *err)
+{
+    if (b == NULL || t == NULL || (h == NULL && (inv == NULL || fn == NULL)))
+        return tb_error_set(err, TB_EINVAL, "subscribe: missing bus, type or handler");
+    if (b->started)
+        return tb_error_set(err, TB_ESTATE, "subscribe %s %s: the bus is already started",
+                            t->type, t->version);
+    for (size_t i = 0; i < b->n_subs; i++)
+        if (strcmp(b->subs[i].type->type, t->type) == 0 &&
+            strcmp(b->subs[i].type->version, t->version) == 0)
+            return tb_error_set(err, TB_ESTATE, "subscribe %s %s: already subscribed", t->type,
+                                t->version);
+    if (b->n_subs == b->cap_subs) {
+        size_t cap = b->cap_subs ? b->cap_subs * 2 : 8;
+        bus_sub *ns = realloc(b->subs, cap * sizeof *ns);
+        if (ns == NULL)
+            return tb_error_set(err, TB_ENOMEM, "subscribe: out of memory");
+        b->subs = ns;
+        b->cap_subs = cap;
+    }
+    b->subs[b->n_subs++] = (bus_sub){t, h, inv, fn, user};
+    b->any_type = t;
+    return 0;
+}
+
+int tb_bus_subscribe(tb_bus *bus, const tb_event_type *t, tb_event_handler h, void *user,
+                     tb_error *err)
+{
+    return add_sub(bus, t, h, NULL, NULL, user, err);
+}
+
+int tb_bus_subscribe_typed(tb_bus *bus, const tb_event_type *t, tb_event_invoke invoke,
+                           void (*fn)(void), void *user, tb_error *err)
+{
+    return add_sub(bus, t, NULL, invoke, fn, user, err);
+}
+
+static const bus_sub *find_sub(const tb_bus *b, const char *type, const char *version,
+                               bool *type_known)
+{
+    *type_known = false;
+    if (type == NULL)
+        return NULL;
+    for (size_t i = 0; i < b->n_subs; i++) {
+        if (strcmp(b->subs[i].type->type, type) != 0)
+            continue;
+        *type_known = true;
+        if (version && strcmp(b->subs[i].type->version, version) == 0)
+            return &b->subs[i];
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- publishing ---- */
+
+static tb_amqp_pub *amqp_pub(tb_bus *b, tb_error *err)
+{
+    pthread_mutex_lock(&b->pub_mu);
+    if (b->amqp_pub == NULL && b->amqp_url) {
+        tb_amqp_opts ao = {.url = b->amqp_url, .exchange = b->exchange, .window = b->window,
+                           .publish_timeout_ms = b->publish_timeout_ms};
+        b->amqp_pub = tb_amqp_pub_new(&ao, err);
+    } else if (b->amqp_url == NULL) {
+        tb_error_set(err, TB_ESTATE, "no RabbitMQ configured for durable events: set TB_AMQP_URL");
+    }
+    tb_amqp_pub *p = b->amqp_pub;
+    pthread_mutex_unlock(&b->pub_mu);
+    return p;
+}
+
+static tb_redis_pub *redis_pub(tb_bus *b, tb_error *err)
+{
+    pthread_mutex_lock(&b->pub_mu);
+    if (b->redis_pub == NULL && b->redis_url) {
+        tb_redis_opts ro = {.url = b->redis_url};
+        b->redis_pub = tb_redis_pub_new(&ro, err);
+    } else if (b->redis_url == NULL) {
+        tb_error_set(err, TB_ESTATE, "no Redis configured for light events: set TB_REDIS_URL");
+    }
+    tb_redis_pub *p = b->redis_pub;
+    pthread_mutex_unlock(&b->pub_mu);
+    return p;
+}
+
+typedef struct pub_done {
+    tb_bus *bus;
+    tb_publish_fn fn;
+    void *user;
+} pub_done;
+
+static void on_confirm(void *user, int rc)
+{
+    pub_done *pd = user;
+    atomic_fetch_add(rc == 0 ? &pd->bus->published : &pd->bus->publish_failed, 1);
+    if (pd->fn)
+        pd->fn(pd->user, rc);
+    free(pd);
+}
+
+typedef struct pub_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+} pub_wait;
+
+static void on_wait_done(void *user, int rc)
+{
+    pub_wait *w = user;
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static int publish_bytes(tb_bus *b, const tb_event_type *t, const char *id, const char *body,
+                         size_t len, tb_publish_fn done, void *user, tb_error *err)
+{
+    if (t->transport == TB_TRANSPORT_REDIS) {
+        tb_redis_pub *p = redis_pub(b, err);
+        if (p == NULL)
+            return err && err->code ? err->code : TB_ESTATE;
+        char channel[256];
+        snprintf(channel, sizeof channel, "%s:%s", b->exchange, t->type);
+        int rc = tb_redis_publish(p, channel, body, len);
+        atomic_fetch_add(rc == 0 ? &b->published : &b->publish_failed, 1);
+        if (rc != 0)
+            tb_error_set(err, rc, "publish %s %s to Redis: %s", t->type, t->version,
+                         tb_strerror(rc));
+        if (done)
+            done(user, rc);
+        return rc;
+    }
+    tb_amqp_pub *p = amqp_pub(b, err);
+    if (p == NULL)
+        return err && err->code ? err->code : TB_ESTATE;
+    pub_done *pd = malloc(sizeof *pd);
+    if (pd == NULL)
+        return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
+    *pd = (pub_done){b, done, user};
+    tb_amqp_props props = {.message_id = id, .type = t->type, .version = t->version};
+    int rc = tb_amqp_publish(p, NULL, t->type, &props, body, len, on_confirm, pd);
+    if (rc != 0) {
+        free(pd);
+        atomic_fetch_add(&b->publish_failed, 1);
+        return tb_error_set(err, rc, "publish %s %s to RabbitMQ: %s", t->type, t->version,
+                            tb_strerror(rc));
+    }
+    return 0;
+}
+
+int tb_bus_publish_json_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                              json_t *data, tb_publish_fn done, void *user, tb_error *err)
+{
+    if (bus == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: no bus");
+    tb_buf b = TB_BUF_INIT;
+    char id[37];
+    int rc = build_envelope(ctx, t, data, bus->producer, &b, id, err);
+    if (rc == 0)
+        rc = publish_bytes(bus, t, id, b.data, b.len, done, user, err);
+    tb_buf_deinit(&b);
+    return rc;
+}
+
+int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
+                        char *id_out, tb_error *err)
+{
+    if (bus == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: no bus");
+    tb_buf b = TB_BUF_INIT;
+    char id[37];
+    int rc = build_envelope(ctx, t, data, bus->producer, &b, id, err);
+    if (rc != 0) {
+        tb_buf_deinit(&b);
+        return rc;
+    }
+    if (id_out)
+        memcpy(id_out, id, 37);
+    pub_wait w = {.done = false, .rc = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    rc = publish_bytes(bus, t, id, b.data, b.len, on_wait_done, &w, err);
+    tb_buf_deinit(&b);
+    if (rc == 0 || t->transport == TB_TRANSPORT_REDIS) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &w.mu);
+        pthread_mutex_unlock(&w.mu);
+        if (rc == 0 && w.rc != 0)
+            rc = tb_error_set(err, w.rc, "publish %s %s: %s", t->type, t->version,
+                              w.rc == TB_ENOTFOUND ? "no queue is bound to it (unroutable)"
+                                                   : tb_strerror(w.rc));
+    }
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
+
+int tb_bus_flush(tb_bus *bus, int timeout_ms)
+{
+    if (bus == NULL)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&bus->pub_mu);
+    tb_amqp_pub *ap = bus->amqp_pub;
+    tb_redis_pub *rp = bus->redis_pub;
+    pthread_mutex_unlock(&bus->pub_mu);
+    if (rp && tb_redis_pub_flush(rp) != 0)
+        rc = TB_ECONN;
+    if (ap && tb_amqp_pub_flush(ap, timeout_ms) != 0)
+        rc = TB_ETIMEDOUT;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- outbox ---- */
+
+int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
+                       const char *producer, char *id_out, tb_error *err)
+{
+    if (db == NULL || t == NULL)
+        return tb_error_set(err, TB_EINVAL, "outbox: missing database or event type");
+    if (t->transport != TB_TRANSPORT_RABBITMQ)
+        return tb_error_set(err, TB_EINVAL,
+                            "outbox: %s %s travels on Redis (at-most-once); the outbox is for "
+                            "durable (rabbitmq) events",
+                            t->type, t->version);
+    char dflt[80];
+    if (producer == NULL) {
+        producer = t->producer ? t->producer : (ctx && ctx->service ? ctx->service : NULL);
+        if (producer == NULL)
+            return tb_error_set(err, TB_EINVAL, "outbox: no producer name");
+        if (!t->producer && ctx && ctx->service) {
+            snprintf(dflt, sizeof dflt, "%s-service", ctx->service);
+            producer = dflt;
+        }
+    }
+    tb_buf b = TB_BUF_INIT;
+    char id[37];
+    int rc = build_envelope(ctx, t, data, producer, &b, id, err);
+    if (rc == 0)
+        rc = tb_outbox_init(db, err);
+    if (rc == 0)
+        rc = tb_outbox_put(db, id, t->type, t->type, b.data, b.len, err);
+    if (rc == 0 && id_out)
+        memcpy(id_out, id, 37);
+    tb_buf_deinit(&b);
+    return rc;
+}
+
+typedef struct relay_row {
+    int64_t seq;
+    char *id, *type, *routing_key;
+    char *body;
+    size_t len;
+} relay_row;
+
+typedef struct relay_batch {
+    relay_row rows[256];
+    size_t n;
+    int rc[256];
+    size_t pending;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} relay_batch;
+
+typedef struct relay_ticket {
+    relay_batch *batch;
+    size_t i;
+} relay_ticket;
+
+static int relay_collect(void *user, const tb_outbox_row *r)
+{
+    relay_batch *rb = user;
+    relay_row *x = &rb->rows[rb->n];
+    x->seq = r->seq;
+    x->id = dup_or_null(r->id);
+    x->type = dup_or_null(r->type);
+    x->routing_key = dup_or_null(r->routing_key);
+    x->body = malloc(r->len ? r->len : 1);
+    if (x->body)
+        memcpy(x->body, r->body, r->len);
+    x->len = r->len;
+    rb->n++;
+    return rb->n == sizeof rb->rows / sizeof rb->rows[0] ? 1 : 0;
+}
+
+static void relay_confirmed(void *user, int rc)
+{
+    relay_ticket *t = user;
+    relay_batch *rb = t->batch;
+    pthread_mutex_lock(&rb->mu);
+    rb->rc[t->i] = rc;
+    rb->pending--;
+    pthread_cond_signal(&rb->cv);
+    pthread_mutex_unlock(&rb->mu);
+    free(t);
+}
+
+static void relay_wait(tb_bus *b, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&b->relay_mu);
+    while (!b->relay_kicked && !b->relay_stop)
+        if (pthread_cond_timedwait(&b->relay_cv, &b->relay_mu, &ts) == ETIMEDOUT)
+            break;
+    b->relay_kicked = false;
+    pthread_mutex_unlock(&b->relay_mu);
+}
+
+static bool relay_stopping(tb_bus *b)
+{
+    pthread_mutex_lock(&b->relay_mu);
+    bool s = b->relay_stop;
+    pthread_mutex_unlock(&b->relay_mu);
+    return s;
+}
+
+static void *relay_main(void *arg)
+{
+    tb_bus *b = arg;
+    tb_error err = TB_ERROR_INIT;
+    sqlite3 *db = NULL;
+    int backoff = 100;
+    const char *fault = getenv("TB_FAULT");
+    bool crash_before_publish = fault && strcmp(fault, "outbox-crash-before-publish") == 0;
+    relay_batch *rb = calloc(1, sizeof *rb);
+    if (rb == NULL)
+        return NULL;
+    pthread_mutex_init(&rb->mu, NULL);
+    pthread_cond_init(&rb->cv, NULL);
+    while (!relay_stopping(b)) {
+        if (db == NULL) {
+            db = tb_store_open(b->relay_path, NULL, &err);
+            if (db == NULL || tb_outbox_init(db, &err) != 0) {
+                tb_log_error(NULL, "outbox relay: cannot open %s: %s", b->relay_path,
+                             err.message);
+                tb_store_close(db);
+                db = NULL;
+                relay_wait(b, 1000);
+                continue;
+            }
+        }
+        rb->n = 0;
+        long n = tb_outbox_scan(db, 0, sizeof rb->rows / sizeof rb->rows[0], relay_collect, rb,
+                                &err);
+        if (n < 0) {
+            tb_log_error(NULL, "outbox relay: scan failed: %s", err.message);
+            relay_wait(b, 1000);
+            continue;
+        }
+        if (rb->n == 0) {
+            relay_wait(b, 500);
+            continue;
+        }
+        if (crash_before_publish) {
+            tb_log_warn(NULL, "fault hook TB_FAULT=outbox-crash-before-publish: SIGKILL with %zu "
+                              "committed event(s) not yet published",
+                        rb->n);
+            raise(SIGKILL);
+        }
+        tb_amqp_pub *p = amqp_pub(b, &err);
+        size_t sent = 0;
+        rb->pending = 0;
+        for (size_t i = 0; p && i < rb->n; i++) {
+            relay_row *r = &rb->rows[i];
+            relay_ticket *t = malloc(sizeof *t);
+            rb->rc[i] = TB_ENOMEM;
+            if (t == NULL || r->body == NULL) {
+                free(t);
+                break;
+            }
+            *t = (relay_ticket){rb, i};
+            tb_amqp_props props = {.message_id = r->id, .type = r->type};
+            pthread_mutex_lock(&rb->mu);
+            rb->pending++;
+            pthread_mutex_unlock(&rb->mu);
+            int rc = tb_amqp_publish(p, NULL, r->routing_key, &props, r->body, r->len,
+                                     relay_confirmed, t);
+            if (rc != 0) {
+                pthread_mutex_lock(&rb->mu);
+                rb->pending--;
+                pthread_mutex_unlock(&rb->mu);
+                rb->rc[i] = rc;
+                free(t);
+                break;
+            }
+            sent++;
+        }
+        pthread_mutex_lock(&rb->mu);
+        while (rb->pending > 0)
+            pthread_cond_wait(&rb->cv, &rb->mu);
+        pthread_mutex_unlock(&rb->mu);
+        /* delete the confirmed prefix (order: a failed row stops the batch) */
+        size_t ok = 0;
+        while (ok < sent && rb->rc[ok] == 0)
+            ok++;
+        if (ok > 0) {
+            sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+            for (size_t i = 0; i < ok; i++)
+                tb_outbox_delete(db, rb->rows[i].seq, &err);
+            if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+                tb_log_error(NULL, "outbox relay: cannot delete relayed rows: %s",
+                             sqlite3_errmsg(db));
+            } else {
+                atomic_fetch_add(&b->relayed, ok);
+            }
+        }
+        if (ok < rb->n) {
+            int rc = ok < sent ? rb->rc[ok] : (p ? rb->rc[ok] : TB_ESTATE);
+            tb_log_warn(NULL, "outbox relay: event %s not confirmed (%s); retrying in %d ms",
+                        rb->rows[ok].id ? rb->rows[ok].id : "?", tb_strerror(rc), backoff);
+            relay_wait(b, backoff);
+            backoff = backoff < 5000 ? backoff * 2 : 5000;
+        } else {
+            backoff = 100;
+        }
+        for (size_t i = 0; i < rb->n; i++) {
+            free(rb->rows[i].id);
+            free(rb->rows[i].type);
+            free(rb->rows[i].routing_key);
+            free(rb->rows[i].body);
+        }
+    }
+    pthread_mutex_destroy(&rb->mu);
+    pthread_cond_destroy(&rb->cv);
+    free(rb);
+    tb_store_close(db);
+    tb_error_deinit(&err);
+    return NULL;
+}
+
+int tb_bus_relay_outbox(tb_bus *bus, const char *path, tb_error *err)
+{
+    if (bus == NULL || path == NULL)
+        return tb_error_set(err, TB_EINVAL, "outbox relay: missing bus or path");
+    if (bus->relay_running)
+        return tb_error_set(err, TB_ESTATE, "outbox relay: already running");
+    if (bus->amqp_url == NULL)
+        tb_log_warn(NULL, "outbox relay: TB_AMQP_URL is not set; events stay in the outbox of %s",
+                    path);
+    bus->relay_path = strdup(path);
+    if (bus->relay_path == NULL)
+        return tb_error_set(err, TB_ENOMEM, "outbox relay: out of memory");
+    bus->relay_stop = false;
+    if (pthread_create(&bus->relay_thread, NULL, relay_main, bus) != 0)
+        return tb_error_set(err, TB_ENOMEM, "outbox relay: cannot start a thread");
+    bus->relay_running = true;
+    return 0;
+}
+
+void tb_bus_outbox_kick(tb_bus *bus)
+{
+    if (bus == NULL)
+        return;
+    pthread_mutex_lock(&bus->relay_mu);
+    bus->relay_kicked = true;
+    pthread_cond_signal(&bus->relay_cv);
+    pthread_mutex_unlock(&bus->relay_mu);
+}
+
+/* ---------------------------------------------------------------- consuming ---- */
+
+static void msg_free(bus_msg *m)
+{
+    if (m == NULL)
+        return;
+    json_decref(m->root);
+    free(m->body);
+    free(m);
+}
+
+static void settle(tb_bus *b, bus_msg *m, tb_event_result r, const char *reason)
+{
+    if (m->transport == TB_TRANSPORT_RABBITMQ) {
+        tb_amqp_action a = r == TB_EVENT_ACK ? TB_AMQP_ACK
+                                             : (r == TB_EVENT_RETRY ? TB_AMQP_RETRY : TB_AMQP_DEAD);
+        tb_amqp_settle(b->amqp_sub, m->d, a, reason);
+        m->d = NULL;
+    }
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* The key value of an event as text ("" when none): strings as they are, other scalars in JSON. */
+static const char *key_of(const tb_event_type *t, const json_t *data, char *buf, size_t cap)
+{
+    if (t == NULL || t->key == NULL || !json_is_object(data))
+        return NULL;
+    const json_t *v = json_object_get(data, t->key);
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    return NULL;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void enqueue(tb_bus *b, bus_msg *m)
+{
+    /* route by key: the same key always goes to the same worker, so it keeps its order */
+    unsigned w = 0;
+    if (m->root) {
+        const json_t *data = json_object_get(m->root, "data");
+        bool known;
+        const bus_sub *s = find_sub(b, jstr(m->root, "type"), jstr(m->root, "version"), &known);
+        char kb[32];
+        const char *key = s ? key_of(s->type, data, kb, sizeof kb) : NULL;
+        if (key)
+            w = (unsigned)(fnv1a(key) % b->n_workers);
+    }
+    bus_worker *wk = &b->workers[w];
+    pthread_mutex_lock(&wk->mu);
+    if (wk->tail)
+        wk->tail->next = m;
+    else
+        wk->head = m;
+    wk->tail = m;
+    pthread_cond_signal(&wk->cv);
+    pthread_mutex_unlock(&wk->mu);
+}
+
+static void on_amqp(void *user, tb_amqp_delivery *d)
+{
+    tb_bus *b = user;
+    if (atomic_load(&b->stopping))
+        return; /* left unsettled: the broker redelivers it after tb_amqp_consumer_free */
+    bus_msg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        tb_amqp_settle(b->amqp_sub, d, TB_AMQP_RETRY, "out of memory");
+        return;
+    }
+    m->transport = TB_TRANSPORT_RABBITMQ;
+    m->d = d;
+    tb_error err = TB_ERROR_INIT;
+    m->root = tb_json_loadb(d->body, d->len, &err);
+    if (m->root == NULL || !json_is_object(m->root)) {
+        char reason[BUS_REASON_MAX];
+        if (m->root == NULL)
+            snprintf(reason, sizeof reason, "%s", err.message); /* has line and column */
+        else
+            snprintf(reason, sizeof reason, "invalid envelope: (type) must be an object");
+        tb_log_warn(NULL, "event %s on %s dead-lettered: %s",
+                    d->message_id ? d->message_id : "(no id)", b->service, reason);
+        atomic_fetch_add(&b->invalid, 1);
+        atomic_fetch_add(&b->dead, 1);
+        settle(b, m, TB_EVENT_DEAD, reason);
+        msg_free(m);
+    } else {
+        enqueue(b, m);
+    }
+    tb_error_deinit(&err);
+}
+
+static void on_redis(void *user, const char *channel, const void *body, size_t len)
+{
+    tb_bus *b = user;
+    if (atomic_load(&b->stopping))
+        return;
+    tb_error err = TB_ERROR_INIT;
+    json_t *root = tb_json_loadb(body, len, &err);
+    if (root == NULL || !json_is_object(root)) {
+        tb_log_warn(NULL, "event on Redis channel %s dropped: %s%s", channel,
+                    root ? "invalid envelope: " : "",
+                    root ? "(type) must be an object" : err.message);
+        atomic_fetch_add(&b->invalid, 1);
+        json_decref(root);
+        tb_error_deinit(&err);
+        return;
+    }
+    tb_error_deinit(&err);
+    bus_msg *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        json_decref(root);
+        return;
+    }
+    m->transport = TB_TRANSPORT_REDIS;
+    m->root = root;
+    enqueue(b, m);
+}
+
+/* Handler call with ctx; returns the result (negative codes mapped to RETRY). */
+static tb_event_result run_handler(tb_bus *b, bus_worker *w, const bus_sub *s, bus_event *be)
+{
+    tb_ctx ctx;
+    tb_ctx_init(&ctx, w->arena, be->ev.correlation_id);
+    ctx.traceparent = be->ev.traceparent;
+    ctx.service = b->service;
+    ctx.state = b->state;
+    ctx.deps = b->deps;
+    int r = s->handler ? s->handler(&ctx, &be->ev, s->user)
+                       : s->invoke(&ctx, &be->ev, s->fn, s->user);
+    if (r < 0) {
+        if (be->reason[0] == '\0')
+            snprintf(be->reason, sizeof be->reason, "handler failed: %s", tb_strerror(r));
+        return TB_EVENT_RETRY;
+    }
+    if (r != TB_EVENT_ACK && r != TB_EVENT_RETRY && r != TB_EVENT_DEAD) {
+        snprintf(be->reason, sizeof be->reason, "handler answered %d (not ack, retry or dead)",
+                 r);
+        return TB_EVENT_RETRY;
+    }
+    if (r != TB_EVENT_ACK && be->reason[0] == '\0')
+        snprintf(be->reason, sizeof be->reason, "handler answered %s",
+                 r == TB_EVENT_RETRY ? "retry" : "dead");
+    return (tb_event_result)r;
+}
+
+static sqlite3 *dedupe_db(tb_bus *b, pthread_mutex_t **lock)
+{
+    if (b->store) { /* without the caller's lock, still one worker at a time on it */
+        *lock = b->store_lock ? b->store_lock : &b->own_dedupe_mu;
+        return b->store;
+    }
+    *lock = &b->own_dedupe_mu;
+    return b->own_dedupe;
+}
+
+/* A durable event: dedupe, handler and dedupe record in one transaction. */
+static tb_event_result handle_durable(tb_bus *b, bus_worker *w, const bus_sub *s, bus_event *be,
+                                      bool *duplicate)
+{
+    pthread_mutex_t *lock;
+    sqlite3 *db = dedupe_db(b, &lock);
+    tb_error err = TB_ERROR_INIT;
+    *duplicate = false;
+    if (lock)
+        pthread_mutex_lock(lock);
+    bool own_txn = b->store != NULL;
+    tb_event_result r;
+    if (own_txn && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(be->reason, sizeof be->reason, "dedupe store: %s", sqlite3_errmsg(db));
+        r = TB_EVENT_RETRY;
+        goto out;
+    }
+    int seen = tb_dedupe_seen(db, b->dedupe_consumer, be->ev.id, &err);
+    if (seen < 0) {
+        snprintf(be->reason, sizeof be->reason, "dedupe store: %s", err.message);
+        r = TB_EVENT_RETRY;
+    } else if (seen) {
+        *duplicate = true;
+        r = TB_EVENT_ACK;
+    } else {
+        if (!own_txn && lock)
+            pthread_mutex_unlock(lock); /* the handler runs without the bus's own lock */
+        r = run_handler(b, w, s, be);
+        if (!own_txn && lock)
+            pthread_mutex_lock(lock);
+        if (r == TB_EVENT_ACK &&
+            tb_dedupe_mark(db, b->dedupe_consumer, be->ev.id, b->dedupe_keep, &err) < 0) {
+            snprintf(be->reason, sizeof be->reason, "dedupe store: %s", err.message);
+            r = TB_EVENT_RETRY;
+        }
+    }
+    if (own_txn) {
+        const char *end = (r == TB_EVENT_ACK) ? "COMMIT" : "ROLLBACK";
+        if (sqlite3_exec(db, end, NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(be->reason, sizeof be->reason, "store %s failed: %s", end,
+                     sqlite3_errmsg(db));
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            r = TB_EVENT_RETRY;
+        }
+    }
+out:
+    if (lock)
+        pthread_mutex_unlock(lock);
+    tb_error_deinit(&err);
+    return r;
+}
+
+static void process(tb_bus *b, bus_worker *w, bus_msg *m)
+{
+    bus_event be;
+    memset(&be, 0, sizeof be);
+    json_t *root = m->root;
+    const bool durable = m->transport == TB_TRANSPORT_RABBITMQ;
+    const char *where = durable ? "dead-lettered" : "dropped";
+    tb_error err = TB_ERROR_INIT;
+    bool known;
+    const char *type = jstr(root, "type"), *version = jstr(root, "version");
+    const bus_sub *s = find_sub(b, type, version, &known);
+
+    /* the envelope */
+    const tb_event_type *vt = s ? s->type : b->any_type;
+    if (vt && vt->validate_envelope &&
+        vt->validate_envelope(root, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, &err) != 0) {
+        reason_from_error(be.reason, sizeof be.reason, "invalid envelope", "", &err);
+        goto invalid;
+    }
+    if (s == NULL) {
+        /* a version (or type) nobody here reads */
+        tb_log_debug(NULL, "event %s %s %s: no handler here for this version; skipped",
+                     type ? type : "?", version ? version : "?", jstr(root, "id"));
+        atomic_fetch_add(&b->skipped, 1);
+        settle(b, m, TB_EVENT_ACK, NULL);
+        goto done;
+    }
+    const json_t *data = json_object_get(root, "data");
+    tb_error_reset(&err);
+    if (s->type->validate(data, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, &err) != 0) {
+        char what[200];
+        snprintf(what, sizeof what, "invalid data for %s %s", s->type->type, s->type->version);
+        reason_from_error(be.reason, sizeof be.reason, what, "/data", &err);
+        goto invalid;
+    }
+    const json_t *meta = json_object_get(root, "metadata");
+    char kb[32];
+    be.ev = (tb_event){
+        .id = jstr(root, "id"),
+        .type = type,
+        .version = version,
+        .timestamp = jstr(root, "timestamp"),
+        .producer = jstr(root, "producer"),
+        .correlation_id = jstr(meta, "correlationId"),
+        .trace_id = jstr(meta, "traceId"),
+        .traceparent = jstr(meta, "traceparent"),
+        .causation_id = jstr(meta, "causationId"),
+        .key = key_of(s->type, data, kb, sizeof kb),
+        .data = data,
+        .envelope = root,
+        .attempt = durable && m->d ? m->d->attempt : 1,
+        .max_attempts = b->max_attempts,
+        .redelivered = durable && m->d ? m->d->redelivered : false,
+    };
+    tb_event_result r;
+    if (durable) {
+        bool dup = false;
+        r = handle_durable(b, w, s, &be, &dup);
+        if (dup) {
+            atomic_fetch_add(&b->duplicates, 1);
+            tb_log_debug(NULL, "event %s already handled by %s; acked again", be.ev.id,
+                         b->service);
+        }
+        else if (r == TB_EVENT_ACK)
+            atomic_fetch_add(&b->handled, 1);
+    } else {
+        /* Redis: at-most-once; a retry is tried again here, at once, up to max_attempts */
+        r = run_handler(b, w, s, &be);
+        for (int a = 2; r == TB_EVENT_RETRY && a <= b->max_attempts; a++) {
+            be.ev.attempt = a;
+            tb_arena_reset(w->arena);
+            r = run_handler(b, w, s, &be);
+        }
+        if (r == TB_EVENT_ACK)
+            atomic_fetch_add(&b->handled, 1);
+        else
+            r = TB_EVENT_DEAD;
+    }
+    if (r == TB_EVENT_RETRY) {
+        if (be.ev.attempt >= b->max_attempts) {
+            atomic_fetch_add(&b->dead, 1);
+            char tmp[BUS_REASON_MAX + 64];
+            snprintf(tmp, sizeof tmp, "gave up after %d attempts: %s", be.ev.attempt, be.reason);
+            memcpy(be.reason, tmp, sizeof be.reason - 1);
+            be.reason[sizeof be.reason - 1] = '\0';
+            tb_log_warn(NULL, "event %s %s %s %s: %s", be.ev.id, type, version, where,
+                        be.reason);
+        } else {
+            atomic_fetch_add(&b->retried, 1);
+            tb_log_info(NULL, "event %s %s attempt %d/%d will be retried: %s", be.ev.id, type,
+                        be.ev.attempt, b->max_attempts, be.reason);
+        }
+    } else if (r == TB_EVENT_DEAD) {
+        atomic_fetch_add(&b->dead, 1);
+        tb_log_warn(NULL, "event %s %s %s %s: %s", be.ev.id, type, version, where, be.reason);
+    }
+    settle(b, m, r, be.reason[0] ? be.reason : NULL);
+    goto done;
+
+invalid:
+    atomic_fetch_add(&b->invalid, 1);
+    atomic_fetch_add(&b->dead, 1);
+    tb_log_warn(NULL, "event %s %s %s on %s %s: %s", jstr(root, "id") ? jstr(root, "id") : "?",
+                type ? type : "?", version ? version : "?", b->service, where, be.reason);
+    settle(b, m, TB_EVENT_DEAD, be.reason);
+done:
+    tb_error_deinit(&err);
+    tb_arena_reset(w->arena);
+}
+
+static void *worker_main(void *arg)
+{
+    bus_worker *w = arg;
+    for (;;) {
+        pthread_mutex_lock(&w->mu);
+        while (w->head == NULL && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        bus_msg *m = w->head;
+        if (m == NULL) { /* stopping and drained */
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        w->head = m->next;
+        if (w->head == NULL)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+        process(w->bus, w, m);
+        msg_free(m);
+    }
+    return NULL;
+}
+
+int tb_bus_start(tb_bus *b, tb_error *err)
+{
+    if (b == NULL)
+        return tb_error_set(err, TB_EINVAL, "bus: NULL");
+    if (b->started)
+        return tb_error_set(err, TB_ESTATE, "bus: already started");
+    size_t n_amqp = 0, n_redis = 0;
+    for (size_t i = 0; i < b->n_subs; i++)
+        *(b->subs[i].type->transport == TB_TRANSPORT_REDIS ? &n_redis : &n_amqp) += 1;
+    if (n_amqp && b->amqp_url == NULL)
+        return tb_error_set(err, TB_ESTATE, "bus %s: subscribes to durable events but no "
+                                            "RabbitMQ is configured (set TB_AMQP_URL)",
+                            b->service);
+    if (n_redis && b->redis_url == NULL)
+        return tb_error_set(err, TB_ESTATE, "bus %s: subscribes to light events but no Redis "
+                                            "is configured (set TB_REDIS_URL)",
+                            b->service);
+    if (n_amqp && b->store == NULL) {
+        char name[96];
+        snprintf(name, sizeof name, "%s-events", b->service);
+        char *path = tb_store_path(name);
+        b->own_dedupe = path ? tb_store_open(path, NULL, err) : NULL;
+        free(path);
+        if (b->own_dedupe == NULL)
+            return err && err->code ? err->code : TB_ENOMEM;
+    }
+    if (n_amqp) {
+        pthread_mutex_t *lock;
+        sqlite3 *db = dedupe_db(b, &lock);
+        if (lock)
+            pthread_mutex_lock(lock);
+        int rc = tb_dedupe_init(db, err);
+        if (lock)
+            pthread_mutex_unlock(lock);
+        if (rc != 0)
+            return rc;
+    }
+    b->workers = calloc(b->n_workers, sizeof *b->workers);
+    if (b->workers == NULL)
+        return tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+    for (unsigned i = 0; i < b->n_workers; i++) {
+        bus_worker *w = &b->workers[i];
+        w->bus = b;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        w->arena = tb_arena_new(0);
+        if (w->arena == NULL || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            tb_arena_free(w->arena);
+            w->arena = NULL;
+            b->n_workers = i; /* the ones started are stopped by tb_bus_free */
+            return tb_error_set(err, TB_ENOMEM, "bus: cannot start the workers");
+        }
+    }
+    b->started = true;
+    if (n_amqp) {
+        const char **keys = calloc(n_amqp, sizeof *keys);
+        if (keys == NULL)
+            return tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        size_t nk = 0;
+        for (size_t i = 0; i < b->n_subs; i++) {
+            if (b->subs[i].type->transport != TB_TRANSPORT_RABBITMQ)
+                continue;
+            bool dup = false;
+            for (size_t k = 0; k < nk; k++)
+                dup = dup || strcmp(keys[k], b->subs[i].type->type) == 0;
+            if (!dup)
+                keys[nk++] = b->subs[i].type->type;
+        }
+        tb_amqp_consumer_opts co = {
+            .conn = {.url = b->amqp_url, .exchange = b->exchange,
+                     .publish_timeout_ms = b->publish_timeout_ms},
+            .queue = b->service,
+            .bindings = keys,
+            .n_bindings = nk,
+            .prefetch = b->prefetch,
+            .max_attempts = b->max_attempts,
+            .retry_base_ms = b->retry_base_ms,
+            .retry_max_ms = b->retry_max_ms,
+            .dlq = b->dlq,
+        };
+        b->amqp_sub = tb_amqp_consumer_new(&co, on_amqp, b, err);
+        free(keys);
+        if (b->amqp_sub == NULL)
+            return err && err->code ? err->code : TB_ECONN;
+    }
+    if (n_redis) {
+        char **chans = calloc(n_redis, sizeof *chans);
+        if (chans == NULL)
+            return tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        size_t nc = 0;
+        int rc = 0;
+        for (size_t i = 0; i < b->n_subs && rc == 0; i++) {
+            if (b->subs[i].type->transport != TB_TRANSPORT_REDIS)
+                continue;
+            char *c;
+            if (asprintf(&c, "%s:%s", b->exchange, b->subs[i].type->type) < 0) {
+                rc = tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+                break;
+            }
+            bool dup = false;
+            for (size_t k = 0; k < nc; k++)
+                dup = dup || strcmp(chans[k], c) == 0;
+            if (dup)
+                free(c);
+            else
+                chans[nc++] = c;
+        }
+        if (rc == 0) {
+            tb_redis_opts ro = {.url = b->redis_url};
+            b->redis_sub = tb_redis_sub_new(&ro, (const char *const *)chans, nc, on_redis, b, err);
+            if (b->redis_sub == NULL)
+                rc = err && err->code ? err->code : TB_ECONN;
+        }
+        for (size_t k = 0; k < nc; k++)
+            free(chans[k]);
+        free(chans);
+        if (rc != 0)
+            return rc;
+    }
+    tb_log_info(NULL, "bus %s: consuming %zu durable and %zu light event type(s) with %u "
+                      "worker(s), max %d attempts",
+                b->service, n_amqp, n_redis, b->n_workers, b->max_attempts);
+    return 0;
+}
+
+void tb_bus_stats_get(tb_bus *b, tb_bus_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (b == NULL)
+        return;
+    out->published = atomic_load(&b->published);
+    out->publish_failed = atomic_load(&b->publish_failed);
+    out->handled = atomic_load(&b->handled);
+    out->retried = atomic_load(&b->retried);
+    out->dead = atomic_load(&b->dead);
+    out->invalid = atomic_load(&b->invalid);
+    out->duplicates = atomic_load(&b->duplicates);
+    out->skipped = atomic_load(&b->skipped);
+    out->relayed = atomic_load(&b->relayed);
+    if (b->redis_sub) {
+        tb_redis_sub_stats rs;
+        tb_redis_sub_stats_get(b->redis_sub, &rs);
+        out->redis_reconnects = rs.reconnects;
+        out->redis_last_gap_ms = rs.last_gap_ms;
+    }
+    if (b->amqp_sub)
+        out->amqp_connects = tb_amqp_consumer_connects(b->amqp_sub);
+}
+
+void tb_bus_free(tb_bus *b)
+{
+    if (b == NULL)
+        return;
+    /* 1. no new deliveries reach the workers; they finish what they hold (their settles need
+     *    the consumer), then the consumer goes (unsettled deliveries return to the broker) */
+    atomic_store(&b->stopping, true);
+    if (b->workers) {
+        for (unsigned i = 0; i < b->n_workers; i++) {
+            bus_worker *w = &b->workers[i];
+            pthread_mutex_lock(&w->mu);
+            w->stop = true;
+            pthread_cond_signal(&w->cv);
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    tb_redis_sub_free(b->redis_sub);
+    b->redis_sub = NULL;
+    if (b->workers) {
+        for (unsigned i = 0; i < b->n_workers; i++) {
+            bus_worker *w = &b->workers[i];
+            pthread_join(w->thread, NULL);
+            tb_arena_free(w->arena);
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+        }
+        free(b->workers);
+        b->workers = NULL;
+    }
+    tb_amqp_consumer_free(b->amqp_sub);
+    b->amqp_sub = NULL;
+    /* 2. the relay */
+    if (b->relay_running) {
+        pthread_mutex_lock(&b->relay_mu);
+        b->relay_stop = true;
+        pthread_cond_signal(&b->relay_cv);
+        pthread_mutex_unlock(&b->relay_mu);
+        pthread_join(b->relay_thread, NULL);
+    }
+    /* 3. the publishers (they flush, bounded) */
+    if (b->amqp_pub)
+        tb_amqp_pub_flush(b->amqp_pub, b->publish_timeout_ms);
+    tb_amqp_pub_free(b->amqp_pub);
+    tb_redis_pub_free(b->redis_pub);
+    tb_store_close(b->own_dedupe);
+    pthread_mutex_destroy(&b->pub_mu);
+    pthread_mutex_destroy(&b->own_dedupe_mu);
+    pthread_mutex_destroy(&b->relay_mu);
+    pthread_cond_destroy(&b->relay_cv);
+    free(b->subs);
+    free(b->relay_path);
+    free(b->service);
+    free(b->producer);
+    free(b->amqp_url);
+    free(b->redis_url);
+    free(b->exchange);
+    free(b->dedupe_consumer);
+    free(b);
+}

@@ -1,0 +1,1088 @@
+/*
+ * The event bus against real brokers: typed publish/subscribe over RabbitMQ and Redis, the
+ * envelope, validation on both ends, versions side by side, retries and the DLQ with replay,
+ * ordering by key, idempotent consumers, the outbox, and broker restarts.
+ *
+ * Needs TB_TEST_AMQP_URL, TB_TEST_REDIS_URL, TB_TEST_RABBITMQ_DIR and TB_TEST_REDIS_DIR
+ * (scripts/with-brokers.sh sets them). Each test uses its own exchange and service names.
+ */
+#include "events/events.h"
+#include "amqp.h"
+#include "redis.h"
+#include "tablium/evstore.h"
+#include "tablium/ids.h"
+#include "tablium/store.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define UID1 "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+#define TS "2026-11-24T10:00:00Z"
+
+static const char *need(const char *name)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0') {
+        fprintf(stderr, "test_bus: %s is not set; run under scripts/with-brokers.sh\n", name);
+        ck_abort_msg("%s is not set", name);
+    }
+    return v;
+}
+
+static void uniq(char *out, size_t cap, const char *prefix)
+{
+    char id[33];
+    tb_request_id_new(id);
+    snprintf(out, cap, "%s-%.10s", prefix, id);
+}
+
+static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
+
+/* Waits until *v >= want (5 s per 1000 wanted, at least 10 s). */
+static bool wait_count(atomic_int *v, int want)
+{
+    int limit_ms = want * 5 > 10000 ? want * 5 : 10000;
+    for (int t = 0; t < limit_ms; t += 10) {
+        if (atomic_load(v) >= want)
+            return true;
+        sleep_ms(10);
+    }
+    return atomic_load(v) >= want;
+}
+
+static char DATA_DIR[256];
+
+static void data_dir(void)
+{
+    snprintf(DATA_DIR, sizeof DATA_DIR, "/tmp/tb-bus-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(DATA_DIR));
+    setenv("TB_DATA_DIR", DATA_DIR, 1);
+}
+
+static tb_bus *new_bus(const char *service, const char *exchange, tb_bus_opts *extra)
+{
+    tb_bus_opts o = extra ? *extra : (tb_bus_opts){0};
+    o.service = service;
+    o.exchange = exchange;
+    o.amqp_url = need("TB_TEST_AMQP_URL");
+    o.redis_url = need("TB_TEST_REDIS_URL");
+    if (o.retry_base_ms == 0)
+        o.retry_base_ms = 50;
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *b = tb_bus_new(&o, &err);
+    ck_assert_msg(b != NULL, "tb_bus_new: %s", err.message);
+    tb_error_deinit(&err);
+    return b;
+}
+
+static void start(tb_bus *b)
+{
+    tb_error err = TB_ERROR_INIT;
+    int rc = tb_bus_start(b, &err);
+    ck_assert_msg(rc == 0, "tb_bus_start: %s", err.message);
+    tb_error_deinit(&err);
+}
+
+static user_registered_v1 registered(const char *id, const char *name)
+{
+    return (user_registered_v1){.user_id = (char *)id, .email = "ada@example.com",
+                                .username = (char *)name, .registered_at = TS};
+}
+
+/* ---------------------------------------------------------------- typed round trip ---- */
+
+typedef struct seen {
+    atomic_int n;
+    pthread_mutex_t mu;
+    char id[64], type[64], version[16], producer[64], corr[130], traceparent[64], username[64];
+    char display[64];
+    bool has_display;
+    int attempt;
+} seen;
+
+static int on_registered_v1(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *d,
+                            void *user)
+{
+    seen *s = user;
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->id, sizeof s->id, "%s", ev->id);
+    snprintf(s->type, sizeof s->type, "%s", ev->type);
+    snprintf(s->version, sizeof s->version, "%s", ev->version);
+    snprintf(s->producer, sizeof s->producer, "%s", ev->producer);
+    snprintf(s->corr, sizeof s->corr, "%s", ctx->request_id ? ctx->request_id : "");
+    snprintf(s->traceparent, sizeof s->traceparent, "%s", ev->traceparent ? ev->traceparent : "");
+    snprintf(s->username, sizeof s->username, "%s", d->username);
+    s->has_display = d->has_display_name;
+    if (d->has_display_name)
+        snprintf(s->display, sizeof s->display, "%s", d->display_name);
+    s->attempt = ev->attempt;
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(&s->n, 1);
+    return TB_EVENT_ACK;
+}
+
+static void round_trip(tb_event_transport tr)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "consumer");
+    data_dir();
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    tb_error err = TB_ERROR_INIT;
+    if (tr == TB_TRANSPORT_RABBITMQ)
+        ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    tb_bus_opts po = {.producer = "auth-service"};
+    tb_bus *prod = new_bus("producer", ex, &po);
+
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx ctx;
+    tb_ctx_init(&ctx, a, "req-42");
+    ctx.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    user_registered_v1 d = registered(UID1, "ada_l");
+    d.has_display_name = true;
+    d.display_name = "Ada";
+    ck_assert_int_eq(user_registered_v1_publish(prod, &ctx, &d, &err), 0);
+    ck_assert(wait_count(&s.n, 1));
+    ck_assert_str_eq(s.type, "user.registered");
+    ck_assert_str_eq(s.version, "1.0");
+    ck_assert_str_eq(s.producer, "auth-service");
+    ck_assert_str_eq(s.corr, "req-42");
+    ck_assert_str_eq(s.username, "ada_l");
+    ck_assert(s.has_display);
+    ck_assert_str_eq(s.display, "Ada");
+    ck_assert_int_eq(s.attempt, 1);
+    ck_assert_int_eq((int)strlen(s.id), 36);
+    /* the consumer's trace continues the producer's: same trace id, a new span */
+    char trace[33], span[17];
+    ck_assert(tb_traceparent_parse(s.traceparent, trace, span));
+    ck_assert_str_eq(trace, "0af7651916cd43dd8448eb211c80319c");
+    ck_assert_str_ne(span, "b7ad6b7169203331");
+    tb_bus_stats st;
+    tb_bus_stats_get(cons, &st);
+    ck_assert_int_eq((int)st.handled, 1);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_arena_free(a);
+    tb_error_deinit(&err);
+}
+
+START_TEST(rabbitmq_typed_round_trip_carries_the_envelope)
+{
+    round_trip(TB_TRANSPORT_RABBITMQ);
+}
+END_TEST
+
+/* game.move.made travels on Redis (declared in its schema) */
+typedef struct moves {
+    atomic_int n;
+    atomic_int bad_order;
+    int64_t last[8];
+    pthread_mutex_t mu;
+} moves;
+
+static int on_move(tb_ctx *ctx, const tb_event *ev, const game_move_made_v1 *d, void *user)
+{
+    (void)ctx;
+    moves *m = user;
+    int g = d->game_id[35] - '0';
+    pthread_mutex_lock(&m->mu);
+    if (g >= 0 && g < 8) {
+        if (d->move_number <= m->last[g])
+            atomic_fetch_add(&m->bad_order, 1);
+        m->last[g] = d->move_number;
+    }
+    pthread_mutex_unlock(&m->mu);
+    ck_assert_str_eq(ev->type, "game.move.made");
+    atomic_fetch_add(&m->n, 1);
+    return TB_EVENT_ACK;
+}
+
+static game_move_made_v1 a_move(char *game_id, int64_t n)
+{
+    game_move_made_v1 mv = {.game_id = game_id, .player_id = UID1, .move_number = n,
+                            .made_at = TS};
+    mv.move.notation = "e2e4";
+    return mv;
+}
+
+START_TEST(redis_typed_events_arrive_in_order_per_key)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "moves");
+    data_dir();
+    moves m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_int_eq(game_move_made_v1_subscribe(cons, on_move, &m, &err), 0);
+    start(cons);
+    tb_bus *prod = new_bus("game-engine", ex, NULL);
+    char games[8][37];
+    for (int g = 0; g < 8; g++)
+        snprintf(games[g], sizeof games[g], "7c9e6679-7425-40de-944b-e07fc1f90ae%d", g);
+    const int per_game = 500;
+    for (int i = 1; i <= per_game; i++)
+        for (int g = 0; g < 8; g++) {
+            game_move_made_v1 mv = a_move(games[g], i);
+            ck_assert_int_eq(game_move_made_v1_publish_async(prod, NULL, &mv, NULL, NULL, &err),
+                             0);
+        }
+    tb_bus_flush(prod, 5000);
+    ck_assert_msg(wait_count(&m.n, 8 * per_game), "%d of %d arrived", atomic_load(&m.n),
+                  8 * per_game);
+    ck_assert_int_eq(atomic_load(&m.bad_order), 0);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(invalid_data_is_refused_on_publish_with_every_error)
+{
+    char ex[64];
+    uniq(ex, sizeof ex, "ex");
+    tb_bus *prod = new_bus("auth", ex, NULL);
+    tb_error err = TB_ERROR_INIT;
+    user_registered_v1 d = registered("not-a-uuid", "x"); /* bad id, username too short */
+    d.email = "not an email";
+    ck_assert_int_eq(user_registered_v1_publish(prod, NULL, &d, &err), TB_EVALIDATION);
+    bool id = false, email = false, name = false;
+    for (size_t i = 0; i < err.n_details; i++) {
+        id = id || strcmp(err.details[i].path, "/userId") == 0;
+        email = email || (strcmp(err.details[i].path, "/email") == 0 &&
+                          strcmp(err.details[i].rule, "format") == 0);
+        name = name || (strcmp(err.details[i].path, "/username") == 0 &&
+                        strcmp(err.details[i].rule, "minLength") == 0);
+    }
+    ck_assert_msg(id && email && name, "details: %zu (%s)", err.n_details, err.message);
+    tb_bus_stats st;
+    tb_bus_stats_get(prod, &st);
+    ck_assert_int_eq((int)st.published, 0);
+    /* Redis events are checked the same way */
+    game_move_made_v1 mv = a_move("nope", 0);
+    ck_assert_int_eq(game_move_made_v1_publish(prod, NULL, &mv, &err), TB_EVALIDATION);
+    tb_bus_free(prod);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- versions ---- */
+
+static int on_registered_v2(tb_ctx *ctx, const tb_event *ev, const user_registered_v2 *d,
+                            void *user)
+{
+    (void)ctx;
+    (void)ev;
+    seen *s = user;
+    ck_assert_str_eq(d->locale, "en-GB");
+    atomic_fetch_add(&s->n, 1);
+    return TB_EVENT_ACK;
+}
+
+START_TEST(versions_coexist_and_consumers_read_what_they_declare)
+{
+    char ex[64], svc1[64], svc2[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc1, sizeof svc1, "v1-only");
+    uniq(svc2, sizeof svc2, "both");
+    data_dir();
+    seen only1 = {.mu = PTHREAD_MUTEX_INITIALIZER}, both1 = {.mu = PTHREAD_MUTEX_INITIALIZER},
+         both2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *c1 = new_bus(svc1, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(c1, on_registered_v1, &only1, &err), 0);
+    start(c1);
+    tb_bus *c2 = new_bus(svc2, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(c2, on_registered_v1, &both1, &err), 0);
+    ck_assert_int_eq(user_registered_v2_subscribe(c2, on_registered_v2, &both2, &err), 0);
+    start(c2);
+    tb_bus *prod = new_bus("auth", ex, NULL);
+    user_registered_v1 d1 = registered(UID1, "ada_l");
+    user_registered_v2 d2 = {.user_id = UID1, .email = "ada@example.com", .username = "ada_l",
+                             .display_name = "Ada", .locale = "en-GB",
+                             .marketing_opt_in = false, .registered_at = TS};
+    ck_assert_int_eq(user_registered_v2_publish(prod, NULL, &d2, &err), 0);
+    ck_assert_int_eq(user_registered_v1_publish(prod, NULL, &d1, &err), 0);
+    ck_assert(wait_count(&only1.n, 1));
+    ck_assert(wait_count(&both1.n, 1));
+    ck_assert(wait_count(&both2.n, 1));
+    tb_bus_stats st;
+    for (int t = 0; t < 500; t++) { /* the v2 one reaches c1 too: acked and skipped */
+        tb_bus_stats_get(c1, &st);
+        if (st.skipped == 1)
+            break;
+        sleep_ms(10);
+    }
+    ck_assert_int_eq((int)st.skipped, 1);
+    ck_assert_int_eq(atomic_load(&only1.n), 1);
+    tb_bus_free(prod);
+    tb_bus_free(c1);
+    tb_bus_free(c2);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- bad input on consume ---- */
+
+typedef struct deads {
+    pthread_mutex_t mu;
+    char reasons[8][1024];
+    int n;
+} deads;
+
+static void collect_dead(void *user, const tb_amqp_dead *d)
+{
+    deads *x = user;
+    pthread_mutex_lock(&x->mu);
+    if (x->n < 8)
+        snprintf(x->reasons[x->n++], sizeof x->reasons[0], "%s", d->reason ? d->reason : "");
+    pthread_mutex_unlock(&x->mu);
+}
+
+static long dlq_depth(const char *queue)
+{
+    tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL")};
+    char q[128];
+    snprintf(q, sizeof q, "%s.dlq", queue);
+    tb_error err = TB_ERROR_INIT;
+    long n = tb_amqp_queue_depth(&o, q, &err);
+    tb_error_deinit(&err);
+    return n;
+}
+
+static bool wait_dlq(const char *queue, long want)
+{
+    for (int t = 0; t < 1000; t++) {
+        if (dlq_depth(queue) >= want)
+            return true;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+static void raw_publish(tb_amqp_pub *p, const char *key, const char *body)
+{
+    char id[37];
+    tb_uuid_new(id);
+    tb_amqp_props props = {.message_id = id, .type = key};
+    ck_assert_int_eq(tb_amqp_publish(p, NULL, key, &props, body, strlen(body), NULL, NULL), 0);
+}
+
+START_TEST(foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "strict");
+    data_dir();
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    raw_publish(p, "user.registered", "\x01\x02 not json at all \xff");
+    raw_publish(p, "user.registered", "{\"id\": 5}");
+    raw_publish(p, "user.registered",
+                "{\"id\":\"" UID1 "\",\"type\":\"user.registered\",\"version\":\"1.0\","
+                "\"timestamp\":\"" TS "\",\"producer\":\"rogue\",\"data\":{\"userId\":\"" UID1
+                "\",\"email\":\"nope\",\"username\":\"ada_l\",\"registeredAt\":\"" TS "\"},"
+                "\"metadata\":{\"correlationId\":\"c1\"}}");
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    ck_assert(wait_dlq(svc, 3));
+    deads x = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_amqp_opts co = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    ck_assert_int_eq(tb_amqp_dlq_list(&co, svc, collect_dead, &x, &err), 3);
+    /* in any order: different keys are handled in parallel */
+    bool garbage = false, envelope = false, data = false;
+    for (int i = 0; i < 3; i++) {
+        garbage = garbage || strstr(x.reasons[i], "malformed JSON") != NULL;
+        envelope = envelope || (strstr(x.reasons[i], "invalid envelope") != NULL &&
+                                strstr(x.reasons[i], "/id (type)") != NULL);
+        data = data || (strstr(x.reasons[i], "/data/email") != NULL &&
+                        strstr(x.reasons[i], "(format)") != NULL);
+    }
+    ck_assert_msg(garbage && envelope && data, "reasons: [%s] [%s] [%s]", x.reasons[0],
+                  x.reasons[1], x.reasons[2]);
+    ck_assert_int_eq(atomic_load(&s.n), 0);
+    tb_bus_stats st;
+    tb_bus_stats_get(cons, &st);
+    ck_assert_int_eq((int)st.invalid, 3);
+    tb_amqp_pub_free(p);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(garbage_on_a_redis_channel_is_dropped_with_a_log_line)
+{
+    char ex[64], svc[64], chan[128];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "moves");
+    data_dir();
+    moves m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(game_move_made_v1_subscribe(cons, on_move, &m, &err), 0);
+    start(cons);
+    tb_redis_opts ro = {.url = need("TB_TEST_REDIS_URL")};
+    tb_redis_pub *rp = tb_redis_pub_new(&ro, &err);
+    ck_assert_ptr_nonnull(rp);
+    snprintf(chan, sizeof chan, "%s:game.move.made", ex);
+    ck_assert_int_eq(tb_redis_publish(rp, chan, "\0\1garbage", 9), 0);
+    ck_assert_int_eq(tb_redis_publish(rp, chan, "{\"type\":\"game.move.made\"}", 25), 0);
+    ck_assert_int_eq(tb_redis_pub_flush(rp), 0);
+    /* a valid one after them still arrives */
+    tb_bus *prod = new_bus("game-engine", ex, NULL);
+    game_move_made_v1 mv = a_move(UID1, 1);
+    ck_assert_int_eq(game_move_made_v1_publish(prod, NULL, &mv, &err), 0);
+    ck_assert(wait_count(&m.n, 1));
+    tb_bus_stats st;
+    tb_bus_stats_get(cons, &st);
+    ck_assert_int_eq((int)st.invalid, 2);
+    ck_assert_int_eq(atomic_load(&m.n), 1);
+    tb_redis_pub_free(rp);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- retries, DLQ, replay ---- */
+
+typedef struct flaky {
+    atomic_int calls;
+    atomic_int healed; /* once set, the handler acks */
+    atomic_int acked;
+    int attempts[16];
+    bool use_error_code;
+} flaky;
+
+static int on_flaky(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *d, void *user)
+{
+    (void)ctx;
+    (void)d;
+    flaky *f = user;
+    int c = atomic_fetch_add(&f->calls, 1);
+    if (c < 16)
+        f->attempts[c] = ev->attempt;
+    if (atomic_load(&f->healed)) {
+        atomic_fetch_add(&f->acked, 1);
+        return TB_EVENT_ACK;
+    }
+    if (f->use_error_code)
+        return TB_EIO; /* an error counts as a retry */
+    tb_event_set_reason(ev, "profile store is read-only");
+    return TB_EVENT_RETRY;
+}
+
+static bool pick_all(void *user, const tb_amqp_dead *d)
+{
+    (void)user;
+    (void)d;
+    return true;
+}
+
+static void poison(bool use_error_code)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "flaky");
+    data_dir();
+    flaky f = {.use_error_code = use_error_code};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus_opts bo = {.max_attempts = 3, .retry_base_ms = 100};
+    tb_bus *cons = new_bus(svc, ex, &bo);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_flaky, &f, &err), 0);
+    start(cons);
+    tb_bus *prod = new_bus("auth", ex, NULL);
+    user_registered_v1 d = registered(UID1, "ada_l");
+    ck_assert_int_eq(user_registered_v1_publish(prod, NULL, &d, &err), 0);
+    ck_assert(wait_dlq(svc, 1));
+    ck_assert_int_eq(atomic_load(&f.calls), 3);
+    ck_assert_int_eq(f.attempts[0], 1);
+    ck_assert_int_eq(f.attempts[1], 2);
+    ck_assert_int_eq(f.attempts[2], 3);
+    deads x = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_amqp_opts co = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    ck_assert_int_eq(tb_amqp_dlq_list(&co, svc, collect_dead, &x, &err), 1);
+    ck_assert_msg(strstr(x.reasons[0], "gave up after 3 attempts") != NULL, "%s", x.reasons[0]);
+    ck_assert_msg(strstr(x.reasons[0], use_error_code ? "input/output error"
+                                                      : "profile store is read-only") != NULL,
+                  "%s", x.reasons[0]);
+    /* fixed: replay it from the DLQ, and it is handled (attempt 1 again) */
+    atomic_store(&f.healed, 1);
+    if (use_error_code) {
+        ck_assert_int_eq(tb_amqp_dlq_replay(&co, svc, pick_all, NULL, &err), 1);
+    } else { /* through the command-line tool, by event id */
+        char cmd[1024], out[4096] = "";
+        snprintf(cmd, sizeof cmd, "TB_AMQP_URL='%s' %s/tablium-dlq list %s --exchange %s",
+                 need("TB_TEST_AMQP_URL"), TB_BUILD_DIR, svc, ex);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        size_t got = fread(out, 1, sizeof out - 1, p);
+        out[got] = '\0';
+        ck_assert_int_eq(pclose(p), 0);
+        ck_assert_msg(strstr(out, "user.registered") && strstr(out, "attempt 3") &&
+                          strstr(out, "profile store is read-only"),
+                      "tablium-dlq list printed: %s", out);
+        char id[37];
+        ck_assert_int_eq(sscanf(out, "%*s %36s", id), 1);
+        snprintf(cmd, sizeof cmd,
+                 "TB_AMQP_URL='%s' %s/tablium-dlq replay %s --exchange %s %s >/dev/null",
+                 need("TB_TEST_AMQP_URL"), TB_BUILD_DIR, svc, ex, id);
+        ck_assert_int_eq(system(cmd), 0);
+        /* an id that is not there: exit status 3, and nothing else moves */
+        snprintf(cmd, sizeof cmd,
+                 "TB_AMQP_URL='%s' %s/tablium-dlq replay %s %s 2>/dev/null >/dev/null",
+                 need("TB_TEST_AMQP_URL"), TB_BUILD_DIR, svc, UID1);
+        int st = system(cmd);
+        ck_assert_int_eq(WEXITSTATUS(st), 3);
+    }
+    ck_assert(wait_count(&f.acked, 1));
+    ck_assert_int_eq(f.attempts[3], 1);
+    ck_assert_int_eq(dlq_depth(svc), 0);
+    tb_bus_stats st;
+    tb_bus_stats_get(cons, &st);
+    ck_assert_int_eq((int)st.retried, 2);
+    ck_assert_int_eq((int)st.handled, 1);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+
+START_TEST(a_poison_message_reaches_the_dlq_after_max_attempts_and_replays)
+{
+    poison(false);
+}
+END_TEST
+
+START_TEST(a_handler_error_counts_as_a_retry)
+{
+    poison(true);
+}
+END_TEST
+
+static int on_dead(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *d, void *user)
+{
+    (void)ctx;
+    (void)d;
+    atomic_fetch_add((atomic_int *)user, 1);
+    tb_event_set_reason(ev, "user %s is banned", d->user_id);
+    return TB_EVENT_DEAD;
+}
+
+START_TEST(max_attempts_holds_without_a_dlq_and_dead_goes_at_once)
+{
+    char ex[64], svc[64], svc2[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "nodlq");
+    uniq(svc2, sizeof svc2, "dead");
+    data_dir();
+    flaky f = {0};
+    atomic_int dead_calls = 0;
+    tb_error err = TB_ERROR_INIT;
+    tb_bus_opts bo = {.max_attempts = 2, .retry_base_ms = 50, .no_dlq = true};
+    tb_bus *c1 = new_bus(svc, ex, &bo);
+    ck_assert_int_eq(user_registered_v1_subscribe(c1, on_flaky, &f, &err), 0);
+    start(c1);
+    tb_bus *c2 = new_bus(svc2, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(c2, on_dead, &dead_calls, &err), 0);
+    start(c2);
+    tb_bus *prod = new_bus("auth", ex, NULL);
+    user_registered_v1 d = registered(UID1, "ada_l");
+    ck_assert_int_eq(user_registered_v1_publish(prod, NULL, &d, &err), 0);
+    ck_assert(wait_dlq(svc2, 1));
+    ck_assert_int_eq(atomic_load(&dead_calls), 1); /* no retry for DEAD */
+    tb_bus_stats st;
+    for (int t = 0; t < 500; t++) {
+        tb_bus_stats_get(c1, &st);
+        if (st.dead == 1)
+            break;
+        sleep_ms(10);
+    }
+    ck_assert_int_eq((int)st.dead, 1);
+    sleep_ms(300); /* and nothing more comes */
+    ck_assert_int_eq(atomic_load(&f.calls), 2);
+    tb_bus_free(prod);
+    tb_bus_free(c1);
+    tb_bus_free(c2);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- ordering, dedupe ---- */
+
+typedef struct ordered {
+    pthread_mutex_t mu;
+    int64_t last[10];
+    int bad;
+    atomic_int n;
+    pthread_t threads[16];
+    int n_threads;
+} ordered;
+
+static int on_ordered_tx(tb_ctx *ctx, const tb_event *ev, const wallet_transaction_created_v1 *d,
+                         void *user)
+{
+    (void)ctx;
+    (void)ev;
+    ordered *o = user;
+    int k = d->wallet_id[35] - '0';
+    usleep(50); /* some work, so that parallel keys overlap */
+    pthread_mutex_lock(&o->mu);
+    if (d->balance_after != o->last[k] + 1)
+        o->bad++;
+    o->last[k] = d->balance_after;
+    bool known = false;
+    for (int i = 0; i < o->n_threads; i++)
+        known = known || pthread_equal(o->threads[i], pthread_self());
+    if (!known && o->n_threads < 16)
+        o->threads[o->n_threads++] = pthread_self();
+    pthread_mutex_unlock(&o->mu);
+    atomic_fetch_add(&o->n, 1);
+    return TB_EVENT_ACK;
+}
+
+static wallet_transaction_created_v1 a_tx(char *tx_id, char *wallet_id, int64_t seq)
+{
+    return (wallet_transaction_created_v1){
+        .transaction_id = tx_id, .wallet_id = wallet_id, .user_id = UID1,
+        .type = WALLET_TRANSACTION_CREATED_V1_TYPE_CREDIT, .amount = 1, .currency = "EUR",
+        .balance_after = seq, .created_at = TS};
+}
+
+START_TEST(same_key_in_order_different_keys_in_parallel)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "ordered");
+    data_dir();
+    ordered o = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus_opts bo = {.workers = 4};
+    tb_bus *cons = new_bus(svc, ex, &bo);
+    ck_assert_int_eq(wallet_transaction_created_v1_subscribe(cons, on_ordered_tx, &o, &err), 0);
+    start(cons);
+    tb_bus *prod = new_bus("wallet", ex, NULL);
+    char wallets[10][37], tx[37];
+    for (int k = 0; k < 10; k++)
+        snprintf(wallets[k], sizeof wallets[k], "0b6f3b7e-93a1-4f1e-9a55-3e0a4c1f2b1%d", k);
+    const int per_key = 200;
+    for (int i = 1; i <= per_key; i++)
+        for (int k = 0; k < 10; k++) {
+            tb_uuid_new(tx);
+            wallet_transaction_created_v1 t = a_tx(tx, wallets[k], i);
+            ck_assert_int_eq(
+                wallet_transaction_created_v1_publish_async(prod, NULL, &t, NULL, NULL, &err), 0);
+        }
+    ck_assert_int_eq(tb_bus_flush(prod, 30000), 0);
+    ck_assert_msg(wait_count(&o.n, 10 * per_key), "%d handled", atomic_load(&o.n));
+    ck_assert_int_eq(o.bad, 0);
+    for (int k = 0; k < 10; k++)
+        ck_assert_int_eq((int)o.last[k], per_key);
+    ck_assert_msg(o.n_threads >= 2, "all keys on %d thread(s)", o.n_threads);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(a_redelivered_event_is_handled_once)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "dedupe");
+    data_dir();
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    /* the same envelope (same event id) three times, as a redelivery would bring it */
+    tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
+    const char *env =
+        "{\"id\":\"" UID1 "\",\"type\":\"user.registered\",\"version\":\"1.0\","
+        "\"timestamp\":\"" TS "\",\"producer\":\"auth-service\",\"data\":{\"userId\":\"" UID1
+        "\",\"email\":\"ada@example.com\",\"username\":\"ada_l\",\"registeredAt\":\"" TS "\"},"
+        "\"metadata\":{\"correlationId\":\"c1\"}}";
+    for (int i = 0; i < 3; i++)
+        raw_publish(p, "user.registered", env);
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    tb_bus_stats st;
+    for (int t = 0; t < 1000; t++) {
+        tb_bus_stats_get(cons, &st);
+        if (st.duplicates == 2)
+            break;
+        sleep_ms(10);
+    }
+    ck_assert_int_eq((int)st.duplicates, 2);
+    ck_assert_int_eq(atomic_load(&s.n), 1);
+    ck_assert_str_eq(s.id, UID1);
+    tb_amqp_pub_free(p);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- outbox ---- */
+
+START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
+{
+    char ex[64], svc[64], path[300];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "profiles");
+    data_dir();
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    snprintf(path, sizeof path, "%s/producer.db", DATA_DIR);
+    sqlite3 *db = tb_store_open(path, "CREATE TABLE IF NOT EXISTS t (x);", &err);
+    ck_assert_ptr_nonnull(db);
+    user_registered_v1 gone = registered(UID1, "rolled_back");
+    user_registered_v1 kept = registered(UID1, "committed");
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(user_registered_v1_outbox(db, NULL, &gone, &err), 0);
+    ck_assert_int_eq(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO t VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(user_registered_v1_outbox(db, NULL, &kept, &err), 0);
+    ck_assert_int_eq(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(tb_outbox_pending(db, &err), 1);
+    /* a Redis event cannot go through the outbox */
+    game_move_made_v1 mv = a_move(UID1, 1);
+    json_t *j = game_move_made_v1_to_json(&mv);
+    ck_assert_int_eq(tb_outbox_add_json(db, NULL, &game_move_made_v1_event, j, "x", NULL, &err),
+                     TB_EINVAL);
+    json_decref(j);
+
+    tb_bus *relay = new_bus("auth", ex, NULL);
+    ck_assert_int_eq(tb_bus_relay_outbox(relay, path, &err), 0);
+    tb_bus_outbox_kick(relay);
+    ck_assert(wait_count(&s.n, 1));
+    ck_assert_str_eq(s.username, "committed");
+    ck_assert_str_eq(s.producer, "auth-service"); /* the declared producer */
+    for (int t = 0; t < 500 && tb_outbox_pending(db, &err) != 0; t++)
+        sleep_ms(10);
+    ck_assert_int_eq(tb_outbox_pending(db, &err), 0);
+    sleep_ms(200);
+    ck_assert_int_eq(atomic_load(&s.n), 1);
+    tb_store_close(db);
+    tb_bus_free(relay);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- broker restarts ---- */
+
+static void broker(const char *script, const char *verb, const char *dir_env)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bash scripts/%s %s '%s' >/dev/null", script, verb, need(dir_env));
+    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+START_TEST(redis_restart_subscribers_come_back_and_say_how_long_they_were_gone)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "moves");
+    data_dir();
+    moves m = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(game_move_made_v1_subscribe(cons, on_move, &m, &err), 0);
+    start(cons);
+    tb_bus *prod = new_bus("game-engine", ex, NULL);
+    game_move_made_v1 mv = a_move(UID1, 1);
+    ck_assert_int_eq(game_move_made_v1_publish(prod, NULL, &mv, &err), 0);
+    ck_assert(wait_count(&m.n, 1));
+    broker("redis.sh", "restart", "TB_TEST_REDIS_DIR");
+    /* back within seconds: publish until one arrives */
+    int64_t t0 = tb_time_ms();
+    int sent = 1;
+    while (atomic_load(&m.n) < 2 && tb_time_ms() - t0 < 10000) {
+        mv.move_number = ++sent;
+        game_move_made_v1_publish(prod, NULL, &mv, &err); /* may fail while Redis is away */
+        sleep_ms(50);
+    }
+    ck_assert_msg(atomic_load(&m.n) >= 2, "no event after the Redis restart");
+    tb_bus_stats st;
+    tb_bus_stats_get(cons, &st);
+    ck_assert_int_ge((int)st.redis_reconnects, 1);
+    ck_assert_int_gt((int)st.redis_last_gap_ms, 0);
+    ck_assert_int_lt((int)st.redis_last_gap_ms, 10000);
+    fprintf(stderr, "redis-restart: subscriber back after %lld ms\n",
+            (long long)st.redis_last_gap_ms);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+typedef struct restart_run {
+    sqlite3 *db; /* the consumer's store: its own table + the dedupe record */
+    pthread_mutex_t mu;
+    atomic_int calls;
+    atomic_int confirmed, failed;
+} restart_run;
+
+static int on_counted(tb_ctx *ctx, const tb_event *ev, const wallet_transaction_created_v1 *d,
+                      void *user)
+{
+    (void)ctx;
+    (void)d;
+    restart_run *r = user;
+    atomic_fetch_add(&r->calls, 1);
+    /* runs inside the bus's transaction on r->db: n > 1 would mean handled twice */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db,
+                           "INSERT INTO handled (id, n) VALUES (?, 1) "
+                           "ON CONFLICT (id) DO UPDATE SET n = n + 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return TB_EIO;
+    sqlite3_bind_text(st, 1, ev->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? TB_EVENT_ACK : TB_EIO;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void on_confirmed(void *user, int rc)
+{
+    restart_run *r = user;
+    atomic_fetch_add(rc == 0 ? &r->confirmed : &r->failed, 1);
+}
+
+static int count_sql(sqlite3 *db, pthread_mutex_t *mu, const char *sql)
+{
+    pthread_mutex_lock(mu);
+    sqlite3_stmt *st;
+    int n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(mu);
+    return n;
+}
+
+START_TEST(rabbitmq_restart_under_load_loses_and_duplicates_nothing)
+{
+    char ex[64], svc[64], path[300];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "restart");
+    data_dir();
+    restart_run r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    snprintf(path, sizeof path, "%s/consumer.db", DATA_DIR);
+    r.db = tb_store_open(path, "CREATE TABLE IF NOT EXISTS handled (id TEXT PRIMARY KEY, n INT);",
+                         &err);
+    ck_assert_ptr_nonnull(r.db);
+    tb_bus_opts bo = {.store = r.db, .store_lock = &r.mu, .publish_timeout_ms = 60000};
+    tb_bus *cons = new_bus(svc, ex, &bo);
+    ck_assert_int_eq(wallet_transaction_created_v1_subscribe(cons, on_counted, &r, &err), 0);
+    start(cons);
+    tb_bus_opts po = {.publish_timeout_ms = 60000};
+    tb_bus *prod = new_bus("wallet", ex, &po);
+    const int N = 10000;
+    char tx[37], wallet[37];
+    tb_uuid_new(wallet);
+    for (int i = 1; i <= N; i++) {
+        if (i == N / 3)
+            broker("rabbitmq.sh", "restart", "TB_TEST_RABBITMQ_DIR"); /* mid-stream */
+        tb_uuid_new(tx);
+        wallet_transaction_created_v1 t = a_tx(tx, wallet, i);
+        int rc = wallet_transaction_created_v1_publish_async(prod, NULL, &t, on_confirmed, &r,
+                                                              &err);
+        ck_assert_msg(rc == 0, "publish %d: %s", i, err.message);
+    }
+    ck_assert_int_eq(tb_bus_flush(prod, 60000), 0);
+    int published = atomic_load(&r.confirmed);
+    int handled = 0;
+    for (int t = 0; t < 1200; t++) { /* 120 s at most */
+        handled = count_sql(r.db, &r.mu, "SELECT COUNT(*) FROM handled");
+        if (handled >= published)
+            break;
+        sleep_ms(100);
+    }
+    sleep_ms(500); /* late duplicates would show now */
+    handled = count_sql(r.db, &r.mu, "SELECT COUNT(*) FROM handled");
+    int dup = count_sql(r.db, &r.mu, "SELECT COALESCE(SUM(n - 1), 0) FROM handled");
+    int lost = published - handled;
+    printf("events-restart: %d published, %d handled, %d lost, %d duplicated "
+           "(%d failed to publish, %d handler calls)\n",
+           published, handled, lost, dup, atomic_load(&r.failed), atomic_load(&r.calls));
+    fflush(stdout);
+    ck_assert_int_eq(atomic_load(&r.failed), 0);
+    ck_assert_int_eq(published, N);
+    ck_assert_int_eq(handled, N);
+    ck_assert_int_eq(dup, 0);
+    tb_bus_stats st;
+    tb_bus_stats_get(cons, &st);
+    ck_assert_int_ge((int)st.amqp_connects, 2);
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_store_close(r.db);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- consumer killed ---- */
+
+static int on_counted_slow(tb_ctx *ctx, const tb_event *ev,
+                           const wallet_transaction_created_v1 *d, void *user)
+{
+    usleep(300);
+    return on_counted(ctx, ev, d, user);
+}
+
+/* The consumer process: never returns (killed by the test). */
+static void sink_process(const char *svc, const char *ex, const char *path)
+{
+    static restart_run r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    r.db = tb_store_open(path, NULL, &err);
+    if (!r.db)
+        _exit(10);
+    tb_bus_opts o = {.service = svc, .exchange = ex, .amqp_url = getenv("TB_TEST_AMQP_URL"),
+                     .redis_url = "", .store = r.db, .store_lock = &r.mu, .retry_base_ms = 50};
+    tb_bus *b = tb_bus_new(&o, &err);
+    if (!b || wallet_transaction_created_v1_subscribe(b, on_counted_slow, &r, &err) != 0 ||
+        tb_bus_start(b, &err) != 0) {
+        fprintf(stderr, "sink: %s\n", err.message);
+        _exit(11);
+    }
+    for (;;)
+        pause();
+}
+
+static int handled_in(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 2000);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return n;
+}
+
+START_TEST(a_consumer_killed_mid_stream_loses_and_repeats_nothing)
+{
+    char ex[64], svc[64], path[300];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "killed");
+    data_dir();
+    tb_error err = TB_ERROR_INIT;
+    snprintf(path, sizeof path, "%s/sink.db", DATA_DIR);
+    sqlite3 *db = tb_store_open(path, "CREATE TABLE IF NOT EXISTS handled (id TEXT PRIMARY KEY, "
+                                      "n INT);",
+                                &err);
+    ck_assert_ptr_nonnull(db);
+    tb_store_close(db);
+    /* the queue and its binding exist before anything is published */
+    restart_run none = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *decl = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(wallet_transaction_created_v1_subscribe(decl, on_counted, &none, &err), 0);
+    start(decl);
+    tb_bus_free(decl);
+    const int N = 3000;
+    tb_bus *prod = new_bus("wallet", ex, NULL);
+    char tx[37], wallet[37];
+    tb_uuid_new(wallet);
+    for (int i = 1; i <= N; i++) {
+        tb_uuid_new(tx);
+        wallet_transaction_created_v1 t = a_tx(tx, wallet, i);
+        ck_assert_int_eq(
+            wallet_transaction_created_v1_publish_async(prod, NULL, &t, NULL, NULL, &err), 0);
+    }
+    ck_assert_int_eq(tb_bus_flush(prod, 30000), 0);
+    tb_bus_free(prod); /* no thread left in this process: fork is safe */
+
+    pid_t c1 = fork();
+    ck_assert_int_ge(c1, 0);
+    if (c1 == 0)
+        sink_process(svc, ex, path);
+    int n1 = 0;
+    for (int t = 0; t < 3000 && n1 < N / 5; t++) {
+        n1 = handled_in(path, "SELECT COUNT(*) FROM handled");
+        usleep(2000);
+    }
+    int cst = 0;
+    pid_t gone = waitpid(c1, &cst, WNOHANG);
+    ck_assert_msg(gone == 0, "the consumer process exited early (status %d)", cst);
+    kill(c1, SIGKILL);
+    waitpid(c1, NULL, 0);
+    n1 = handled_in(path, "SELECT COUNT(*) FROM handled");
+    ck_assert_msg(n1 > 0 && n1 < N, "killed after %d of %d: not mid-stream", n1, N);
+
+    pid_t c2 = fork();
+    ck_assert_int_ge(c2, 0);
+    if (c2 == 0)
+        sink_process(svc, ex, path);
+    int n2 = 0;
+    for (int t = 0; t < 600 && n2 < N; t++) {
+        n2 = handled_in(path, "SELECT COUNT(*) FROM handled");
+        if (n2 < N)
+            usleep(100000);
+    }
+    usleep(300000);
+    kill(c2, SIGKILL);
+    waitpid(c2, NULL, 0);
+    n2 = handled_in(path, "SELECT COUNT(*) FROM handled");
+    int dup = handled_in(path, "SELECT COALESCE(SUM(n - 1), 0) FROM handled");
+    printf("events-consumer-kill: %d published, killed after %d, %d handled, %d lost, "
+           "%d duplicated\n",
+           N, n1, n2, N - n2, dup);
+    fflush(stdout);
+    ck_assert_int_eq(n2, N);
+    ck_assert_int_eq(dup, 0);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("bus");
+    TCase *tc = tcase_create("bus");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, rabbitmq_typed_round_trip_carries_the_envelope);
+    tcase_add_test(tc, redis_typed_events_arrive_in_order_per_key);
+    tcase_add_test(tc, invalid_data_is_refused_on_publish_with_every_error);
+    tcase_add_test(tc, versions_coexist_and_consumers_read_what_they_declare);
+    tcase_add_test(tc, foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler);
+    tcase_add_test(tc, garbage_on_a_redis_channel_is_dropped_with_a_log_line);
+    tcase_add_test(tc, a_poison_message_reaches_the_dlq_after_max_attempts_and_replays);
+    tcase_add_test(tc, a_handler_error_counts_as_a_retry);
+    tcase_add_test(tc, max_attempts_holds_without_a_dlq_and_dead_goes_at_once);
+    tcase_add_test(tc, same_key_in_order_different_keys_in_parallel);
+    tcase_add_test(tc, a_redelivered_event_is_handled_once);
+    tcase_add_test(tc, the_outbox_publishes_what_commits_and_nothing_that_rolls_back);
+    tcase_add_test(tc, redis_restart_subscribers_come_back_and_say_how_long_they_were_gone);
+    tcase_add_test(tc, a_consumer_killed_mid_stream_loses_and_repeats_nothing);
+    tcase_add_test(tc, rabbitmq_restart_under_load_loses_and_duplicates_nothing);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
