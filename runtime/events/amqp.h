@@ -94,7 +94,7 @@ typedef struct tb_amqp_consumer tb_amqp_consumer;
  *  each exactly once (from any thread); the memory stays valid until then. */
 typedef struct tb_amqp_delivery {
     const char *routing_key;
-    const void *body;
+    const void *body;           /* followed by a NUL byte (not counted in len) */
     size_t len;
     const char *message_id;     /* NULL when absent */
     const char *type;           /* NULL when absent */
@@ -164,8 +164,8 @@ int tb_amqp_declare(const tb_amqp_consumer_opts *o, tb_error *err);
 typedef struct tb_amqp_dead {
     uint64_t index;          /* 1-based position in the DLQ at listing time */
     const tb_amqp_delivery *msg;
-    const char *reason;      /* x-tablium-reason */
-    const char *dead_at;     /* x-tablium-dead-at */
+    const char *reason;      /* x-tablium-reason (NULL when absent) */
+    const char *dead_at;     /* x-tablium-dead-at (NULL when absent) */
     const char *routing_key; /* x-tablium-routing-key */
 } tb_amqp_dead;
 /** Lists <queue>.dlq without consuming it (basic.get then requeue): cb once per message, in

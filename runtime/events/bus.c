@@ -46,6 +46,15 @@ typedef struct bus_msg {
     json_t *root;        /* parsed envelope */
 } bus_msg;
 
+/* A handler's view of the event plus the reason it may set. */
+typedef struct bus_event {
+    tb_event ev;
+    char reason[BUS_REASON_MAX];
+    char key_buf[32];
+} bus_event;
+
+typedef struct seen_set seen_set;
+
 typedef struct bus_worker {
     struct tb_bus *bus;
     pthread_t thread;
@@ -54,13 +63,8 @@ typedef struct bus_worker {
     bus_msg *head, *tail;
     bool stop;
     tb_arena *arena;
+    bus_event *batch; /* BATCH_MAX of them */
 } bus_worker;
-
-/* A handler's view of the event plus the reason it may set. */
-typedef struct bus_event {
-    tb_event ev;
-    char reason[BUS_REASON_MAX];
-} bus_event;
 
 struct tb_bus {
     char *service, *producer, *amqp_url, *redis_url, *exchange, *dedupe_consumer;
@@ -72,6 +76,8 @@ struct tb_bus {
     sqlite3 *own_dedupe; /* when no store was given */
     pthread_mutex_t own_dedupe_mu;
     size_t dedupe_keep;
+    seen_set *seen; /* the ids handled lately (durable consumers) */
+    pthread_mutex_t seen_mu;
     void *state, *deps;
 
     bus_sub *subs;
@@ -270,6 +276,7 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     b->deps = o->deps;
     pthread_mutex_init(&b->pub_mu, NULL);
     pthread_mutex_init(&b->own_dedupe_mu, NULL);
+    pthread_mutex_init(&b->seen_mu, NULL);
     pthread_mutex_init(&b->relay_mu, NULL);
     pthread_cond_init(&b->relay_cv, NULL);
     if (b->service == NULL || b->producer == NULL || b->exchange == NULL ||
@@ -634,6 +641,10 @@ static void *relay_main(void *arg)
                 continue;
             }
         }
+        if (b->amqp_url == NULL) { /* nowhere to relay to: the rows wait (warned at start) */
+            relay_wait(b, 1000);
+            continue;
+        }
         rb->n = 0;
         long n = tb_outbox_scan(db, 0, sizeof rb->rows / sizeof rb->rows[0], relay_collect, rb,
                                 &err);
@@ -925,62 +936,95 @@ static sqlite3 *dedupe_db(tb_bus *b, pthread_mutex_t **lock)
     return b->own_dedupe;
 }
 
-/* A durable event: dedupe, handler and dedupe record in one transaction. */
-static tb_event_result handle_durable(tb_bus *b, bus_worker *w, const bus_sub *s, bus_event *be,
-                                      bool *duplicate)
+/* ---- the ids handled lately, in memory: the dedupe check costs a hash lookup ----
+ * A FIFO ring of `cap` ids with a chained hash index; the oldest is forgotten first, as in the
+ * SQLite record it mirrors (loaded from it at start, added to only after a commit). */
+
+#define SEEN_ID_MAX 40
+
+typedef struct seen_entry {
+    char id[SEEN_ID_MAX];
+    uint32_t next; /* next in the bucket, UINT32_MAX at the end */
+    bool used;
+} seen_entry;
+
+struct seen_set {
+    seen_entry *ring;
+    uint32_t *buckets;
+    uint32_t cap, n_buckets, head, count;
+};
+
+static void seen_free(seen_set *s)
 {
-    pthread_mutex_t *lock;
-    sqlite3 *db = dedupe_db(b, &lock);
-    tb_error err = TB_ERROR_INIT;
-    *duplicate = false;
-    if (lock)
-        pthread_mutex_lock(lock);
-    bool own_txn = b->store != NULL;
-    tb_event_result r;
-    if (own_txn && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        snprintf(be->reason, sizeof be->reason, "dedupe store: %s", sqlite3_errmsg(db));
-        r = TB_EVENT_RETRY;
-        goto out;
-    }
-    int seen = tb_dedupe_seen(db, b->dedupe_consumer, be->ev.id, &err);
-    if (seen < 0) {
-        snprintf(be->reason, sizeof be->reason, "dedupe store: %s", err.message);
-        r = TB_EVENT_RETRY;
-    } else if (seen) {
-        *duplicate = true;
-        r = TB_EVENT_ACK;
-    } else {
-        if (!own_txn && lock)
-            pthread_mutex_unlock(lock); /* the handler runs without the bus's own lock */
-        r = run_handler(b, w, s, be);
-        if (!own_txn && lock)
-            pthread_mutex_lock(lock);
-        if (r == TB_EVENT_ACK &&
-            tb_dedupe_mark(db, b->dedupe_consumer, be->ev.id, b->dedupe_keep, &err) < 0) {
-            snprintf(be->reason, sizeof be->reason, "dedupe store: %s", err.message);
-            r = TB_EVENT_RETRY;
-        }
-    }
-    if (own_txn) {
-        const char *end = (r == TB_EVENT_ACK) ? "COMMIT" : "ROLLBACK";
-        if (sqlite3_exec(db, end, NULL, NULL, NULL) != SQLITE_OK) {
-            snprintf(be->reason, sizeof be->reason, "store %s failed: %s", end,
-                     sqlite3_errmsg(db));
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            r = TB_EVENT_RETRY;
-        }
-    }
-out:
-    if (lock)
-        pthread_mutex_unlock(lock);
-    tb_error_deinit(&err);
-    return r;
+    if (s == NULL)
+        return;
+    free(s->ring);
+    free(s->buckets);
+    free(s);
 }
 
-static void process(tb_bus *b, bus_worker *w, bus_msg *m)
+static seen_set *seen_new(size_t cap)
 {
-    bus_event be;
-    memset(&be, 0, sizeof be);
+    seen_set *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->cap = (uint32_t)(cap < 16 ? 16 : cap);
+    s->n_buckets = 1;
+    while (s->n_buckets < s->cap * 2)
+        s->n_buckets <<= 1;
+    s->ring = calloc(s->cap, sizeof *s->ring);
+    s->buckets = malloc((size_t)s->n_buckets * sizeof *s->buckets);
+    if (s->ring == NULL || s->buckets == NULL) {
+        seen_free(s);
+        return NULL;
+    }
+    memset(s->buckets, 0xff, (size_t)s->n_buckets * sizeof *s->buckets);
+    return s;
+}
+
+static bool seen_has(const seen_set *s, const char *id)
+{
+    for (uint32_t i = s->buckets[fnv1a(id) & (s->n_buckets - 1)]; i != UINT32_MAX;
+         i = s->ring[i].next)
+        if (strcmp(s->ring[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+static void seen_add(seen_set *s, const char *id)
+{
+    if (strlen(id) >= SEEN_ID_MAX || seen_has(s, id))
+        return;
+    seen_entry *e = &s->ring[s->head];
+    if (e->used) { /* forget the oldest: unlink it from its bucket */
+        uint32_t *p = &s->buckets[fnv1a(e->id) & (s->n_buckets - 1)];
+        while (*p != UINT32_MAX && *p != s->head)
+            p = &s->ring[*p].next;
+        if (*p == s->head)
+            *p = e->next;
+    } else {
+        s->count++;
+    }
+    snprintf(e->id, sizeof e->id, "%s", id);
+    e->used = true;
+    uint32_t *bucket = &s->buckets[fnv1a(id) & (s->n_buckets - 1)];
+    e->next = *bucket;
+    *bucket = s->head;
+    s->head = (s->head + 1) % s->cap;
+}
+
+static void seen_load_one(void *user, const char *id) { seen_add(user, id); }
+
+/* ---- consuming, in batches ---- */
+
+#define BATCH_MAX 64
+
+/* Validates a delivery and finds its handler. Returns the subscription and fills be, or NULL
+ * when the message was settled here (invalid: dead-lettered or dropped; a version nobody here
+ * reads: acked). */
+static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be)
+{
+    memset(be, 0, sizeof *be);
     json_t *root = m->root;
     const bool durable = m->transport == TB_TRANSPORT_RABBITMQ;
     const char *where = durable ? "dead-lettered" : "dropped";
@@ -988,33 +1032,31 @@ static void process(tb_bus *b, bus_worker *w, bus_msg *m)
     bool known;
     const char *type = jstr(root, "type"), *version = jstr(root, "version");
     const bus_sub *s = find_sub(b, type, version, &known);
-
-    /* the envelope */
     const tb_event_type *vt = s ? s->type : b->any_type;
     if (vt && vt->validate_envelope &&
         vt->validate_envelope(root, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, &err) != 0) {
-        reason_from_error(be.reason, sizeof be.reason, "invalid envelope", "", &err);
+        reason_from_error(be->reason, sizeof be->reason, "invalid envelope", "", &err);
         goto invalid;
     }
     if (s == NULL) {
-        /* a version (or type) nobody here reads */
         tb_log_debug(NULL, "event %s %s %s: no handler here for this version; skipped",
                      type ? type : "?", version ? version : "?", jstr(root, "id"));
         atomic_fetch_add(&b->skipped, 1);
         settle(b, m, TB_EVENT_ACK, NULL);
-        goto done;
+        tb_error_deinit(&err);
+        return NULL;
     }
     const json_t *data = json_object_get(root, "data");
     tb_error_reset(&err);
     if (s->type->validate(data, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, &err) != 0) {
         char what[200];
         snprintf(what, sizeof what, "invalid data for %s %s", s->type->type, s->type->version);
-        reason_from_error(be.reason, sizeof be.reason, what, "/data", &err);
+        reason_from_error(be->reason, sizeof be->reason, what, "/data", &err);
         goto invalid;
     }
+    tb_error_deinit(&err);
     const json_t *meta = json_object_get(root, "metadata");
-    char kb[32];
-    be.ev = (tb_event){
+    be->ev = (tb_event){
         .id = jstr(root, "id"),
         .type = type,
         .version = version,
@@ -1024,87 +1066,197 @@ static void process(tb_bus *b, bus_worker *w, bus_msg *m)
         .trace_id = jstr(meta, "traceId"),
         .traceparent = jstr(meta, "traceparent"),
         .causation_id = jstr(meta, "causationId"),
-        .key = key_of(s->type, data, kb, sizeof kb),
+        .key = key_of(s->type, data, be->key_buf, sizeof be->key_buf),
         .data = data,
         .envelope = root,
         .attempt = durable && m->d ? m->d->attempt : 1,
         .max_attempts = b->max_attempts,
         .redelivered = durable && m->d ? m->d->redelivered : false,
     };
-    tb_event_result r;
-    if (durable) {
-        bool dup = false;
-        r = handle_durable(b, w, s, &be, &dup);
-        if (dup) {
-            atomic_fetch_add(&b->duplicates, 1);
-            tb_log_debug(NULL, "event %s already handled by %s; acked again", be.ev.id,
-                         b->service);
-        }
-        else if (r == TB_EVENT_ACK)
-            atomic_fetch_add(&b->handled, 1);
-    } else {
-        /* Redis: at-most-once; a retry is tried again here, at once, up to max_attempts */
-        r = run_handler(b, w, s, &be);
-        for (int a = 2; r == TB_EVENT_RETRY && a <= b->max_attempts; a++) {
-            be.ev.attempt = a;
-            tb_arena_reset(w->arena);
-            r = run_handler(b, w, s, &be);
-        }
-        if (r == TB_EVENT_ACK)
-            atomic_fetch_add(&b->handled, 1);
-        else
-            r = TB_EVENT_DEAD;
-    }
-    if (r == TB_EVENT_RETRY) {
-        if (be.ev.attempt >= b->max_attempts) {
-            atomic_fetch_add(&b->dead, 1);
-            char tmp[BUS_REASON_MAX + 64];
-            snprintf(tmp, sizeof tmp, "gave up after %d attempts: %s", be.ev.attempt, be.reason);
-            memcpy(be.reason, tmp, sizeof be.reason - 1);
-            be.reason[sizeof be.reason - 1] = '\0';
-            tb_log_warn(NULL, "event %s %s %s %s: %s", be.ev.id, type, version, where,
-                        be.reason);
-        } else {
-            atomic_fetch_add(&b->retried, 1);
-            tb_log_info(NULL, "event %s %s attempt %d/%d will be retried: %s", be.ev.id, type,
-                        be.ev.attempt, b->max_attempts, be.reason);
-        }
-    } else if (r == TB_EVENT_DEAD) {
-        atomic_fetch_add(&b->dead, 1);
-        tb_log_warn(NULL, "event %s %s %s %s: %s", be.ev.id, type, version, where, be.reason);
-    }
-    settle(b, m, r, be.reason[0] ? be.reason : NULL);
-    goto done;
-
+    return s;
 invalid:
     atomic_fetch_add(&b->invalid, 1);
     atomic_fetch_add(&b->dead, 1);
     tb_log_warn(NULL, "event %s %s %s on %s %s: %s", jstr(root, "id") ? jstr(root, "id") : "?",
-                type ? type : "?", version ? version : "?", b->service, where, be.reason);
-    settle(b, m, TB_EVENT_DEAD, be.reason);
-done:
+                type ? type : "?", version ? version : "?", b->service, where, be->reason);
+    settle(b, m, TB_EVENT_DEAD, be->reason);
     tb_error_deinit(&err);
+    return NULL;
+}
+
+/* Logs and counts the outcome of a handled event, then settles it. */
+static void finish(tb_bus *b, bus_msg *m, bus_event *be, tb_event_result r)
+{
+    const char *where = m->transport == TB_TRANSPORT_RABBITMQ ? "dead-lettered" : "dropped";
+    if (r == TB_EVENT_ACK) {
+        atomic_fetch_add(&b->handled, 1);
+    } else if (r == TB_EVENT_RETRY && be->ev.attempt < b->max_attempts) {
+        atomic_fetch_add(&b->retried, 1);
+        tb_log_info(NULL, "event %s %s attempt %d/%d will be retried: %s", be->ev.id,
+                    be->ev.type, be->ev.attempt, b->max_attempts, be->reason);
+    } else {
+        if (r == TB_EVENT_RETRY) {
+            char tmp[BUS_REASON_MAX + 64];
+            snprintf(tmp, sizeof tmp, "gave up after %d attempts: %s", be->ev.attempt,
+                     be->reason);
+            memcpy(be->reason, tmp, sizeof be->reason - 1);
+            be->reason[sizeof be->reason - 1] = '\0';
+        }
+        atomic_fetch_add(&b->dead, 1);
+        tb_log_warn(NULL, "event %s %s %s %s: %s", be->ev.id, be->ev.type, be->ev.version, where,
+                    be->reason);
+    }
+    settle(b, m, r, be->reason[0] ? be->reason : NULL);
+}
+
+/*
+ * Durable events, a batch at a time, exactly once per event id:
+ *   - ids handled before are known from memory (mirroring the SQLite record): acked at once;
+ *   - with opts.store, one transaction on the service's database holds the whole batch, each
+ *     event in its own SAVEPOINT (handler writes + its dedupe record, or nothing);
+ *   - without, handlers run unlocked and the records go to the bus's own file in one transaction;
+ *   - acks go out only after that COMMIT (group commit), so a crash before it redelivers.
+ */
+static void durable_batch(tb_bus *b, bus_worker *w, bus_msg **ms, bus_event *bes,
+                          const bus_sub **subs, int n)
+{
+    tb_event_result res[BATCH_MAX];
+    bool skip[BATCH_MAX];
+    pthread_mutex_lock(&b->seen_mu);
+    for (int i = 0; i < n; i++) {
+        res[i] = TB_EVENT_ACK;
+        skip[i] = seen_has(b->seen, bes[i].ev.id);
+        for (int j = 0; j < i && !skip[i]; j++)
+            if (!skip[j] && strcmp(bes[j].ev.id, bes[i].ev.id) == 0) {
+                /* the same id twice in one batch: settle it once the first is recorded */
+                skip[i] = true;
+                res[i] = TB_EVENT_RETRY;
+                snprintf(bes[i].reason, sizeof bes[i].reason, "a copy is being handled");
+            }
+    }
+    pthread_mutex_unlock(&b->seen_mu);
+
+    pthread_mutex_t *lock;
+    sqlite3 *db = dedupe_db(b, &lock);
+    tb_error err = TB_ERROR_INIT;
+    bool store = b->store != NULL, committed = false;
+    if (!store) /* handlers first, without any lock of ours */
+        for (int i = 0; i < n; i++)
+            if (!skip[i]) {
+                res[i] = run_handler(b, w, subs[i], &bes[i]);
+                tb_arena_reset(w->arena);
+            }
+    pthread_mutex_lock(lock);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        for (int i = 0; i < n; i++)
+            if (!skip[i]) {
+                res[i] = TB_EVENT_RETRY;
+                snprintf(bes[i].reason, sizeof bes[i].reason, "dedupe store: %s",
+                         sqlite3_errmsg(db));
+            }
+        goto unlock;
+    }
+    for (int i = 0; i < n; i++) {
+        if (skip[i])
+            continue;
+        if (store) {
+            sqlite3_exec(db, "SAVEPOINT tb_event", NULL, NULL, NULL);
+            res[i] = run_handler(b, w, subs[i], &bes[i]);
+            tb_arena_reset(w->arena);
+        }
+        if (res[i] == TB_EVENT_ACK &&
+            tb_dedupe_mark(db, b->dedupe_consumer, bes[i].ev.id, b->dedupe_keep, &err) < 0) {
+            snprintf(bes[i].reason, sizeof bes[i].reason, "dedupe store: %s", err.message);
+            res[i] = TB_EVENT_RETRY;
+        }
+        if (store) {
+            if (res[i] != TB_EVENT_ACK)
+                sqlite3_exec(db, "ROLLBACK TO tb_event", NULL, NULL, NULL);
+            sqlite3_exec(db, "RELEASE tb_event", NULL, NULL, NULL);
+        }
+    }
+    committed = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!committed) {
+        tb_log_error(NULL, "bus %s: commit of %d event(s) failed: %s", b->service, n,
+                     sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        for (int i = 0; i < n; i++)
+            if (!skip[i] && res[i] == TB_EVENT_ACK) {
+                res[i] = TB_EVENT_RETRY;
+                snprintf(bes[i].reason, sizeof bes[i].reason, "store commit failed");
+            }
+    }
+unlock:
+    pthread_mutex_unlock(lock);
+    tb_error_deinit(&err);
+    if (committed) {
+        pthread_mutex_lock(&b->seen_mu);
+        for (int i = 0; i < n; i++)
+            if (!skip[i] && res[i] == TB_EVENT_ACK)
+                seen_add(b->seen, bes[i].ev.id);
+        pthread_mutex_unlock(&b->seen_mu);
+    }
+    for (int i = 0; i < n; i++) {
+        if (skip[i] && res[i] == TB_EVENT_ACK) {
+            atomic_fetch_add(&b->duplicates, 1);
+            tb_log_debug(NULL, "event %s already handled by %s; acked again", bes[i].ev.id,
+                         b->service);
+            settle(b, ms[i], TB_EVENT_ACK, NULL);
+        } else {
+            finish(b, ms[i], &bes[i], res[i]);
+        }
+    }
+}
+
+/* Redis: at-most-once; a retry is tried again here, at once, up to max_attempts. */
+static void light_one(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be, const bus_sub *s)
+{
+    tb_event_result r = run_handler(b, w, s, be);
     tb_arena_reset(w->arena);
+    for (int a = 2; r == TB_EVENT_RETRY && a <= b->max_attempts; a++) {
+        be->ev.attempt = a;
+        r = run_handler(b, w, s, be);
+        tb_arena_reset(w->arena);
+    }
+    finish(b, m, be, r == TB_EVENT_ACK ? TB_EVENT_ACK : TB_EVENT_DEAD);
 }
 
 static void *worker_main(void *arg)
 {
     bus_worker *w = arg;
+    tb_bus *b = w->bus;
+    bus_msg *ms[BATCH_MAX];
+    const bus_sub *subs[BATCH_MAX];
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (w->head == NULL && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        bus_msg *m = w->head;
-        if (m == NULL) { /* stopping and drained */
-            pthread_mutex_unlock(&w->mu);
-            break;
-        }
-        w->head = m->next;
-        if (w->head == NULL)
-            w->tail = NULL;
+        bus_msg *list = w->head;
+        w->head = w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
-        process(w->bus, w, m);
-        msg_free(m);
+        if (list == NULL) /* stopping and drained */
+            break;
+        while (list) {
+            int n = 0;
+            while (list && n < BATCH_MAX) {
+                bus_msg *m = list;
+                list = m->next;
+                const bus_sub *s = prepare(b, m, &w->batch[n]);
+                if (s == NULL) {
+                    msg_free(m);
+                } else if (m->transport == TB_TRANSPORT_REDIS) {
+                    light_one(b, w, m, &w->batch[n], s);
+                    msg_free(m);
+                } else {
+                    ms[n] = m;
+                    subs[n++] = s;
+                }
+            }
+            if (n > 0)
+                durable_batch(b, w, ms, w->batch, subs, n);
+            for (int i = 0; i < n; i++)
+                msg_free(ms[i]);
+        }
     }
     return NULL;
 }
@@ -1140,7 +1292,11 @@ int tb_bus_start(tb_bus *b, tb_error *err)
         sqlite3 *db = dedupe_db(b, &lock);
         if (lock)
             pthread_mutex_lock(lock);
-        int rc = tb_dedupe_init(db, err);
+        b->seen = seen_new(b->dedupe_keep);
+        int rc = b->seen ? tb_dedupe_init(db, err) : tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        if (rc == 0)
+            rc = tb_dedupe_recent(db, b->dedupe_consumer, b->dedupe_keep, seen_load_one, b->seen,
+                                  err);
         if (lock)
             pthread_mutex_unlock(lock);
         if (rc != 0)
@@ -1155,8 +1311,11 @@ int tb_bus_start(tb_bus *b, tb_error *err)
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
         w->arena = tb_arena_new(0);
-        if (w->arena == NULL || pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+        w->batch = calloc(BATCH_MAX, sizeof *w->batch);
+        if (w->arena == NULL || w->batch == NULL ||
+            pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             tb_arena_free(w->arena);
+            free(w->batch);
             w->arena = NULL;
             b->n_workers = i; /* the ones started are stopped by tb_bus_free */
             return tb_error_set(err, TB_ENOMEM, "bus: cannot start the workers");
@@ -1281,6 +1440,7 @@ void tb_bus_free(tb_bus *b)
             bus_worker *w = &b->workers[i];
             pthread_join(w->thread, NULL);
             tb_arena_free(w->arena);
+            free(w->batch);
             pthread_mutex_destroy(&w->mu);
             pthread_cond_destroy(&w->cv);
         }
@@ -1305,6 +1465,8 @@ void tb_bus_free(tb_bus *b)
     tb_store_close(b->own_dedupe);
     pthread_mutex_destroy(&b->pub_mu);
     pthread_mutex_destroy(&b->own_dedupe_mu);
+    pthread_mutex_destroy(&b->seen_mu);
+    seen_free(b->seen);
     pthread_mutex_destroy(&b->relay_mu);
     pthread_cond_destroy(&b->relay_cv);
     free(b->subs);

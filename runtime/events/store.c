@@ -588,3 +588,24 @@ int tb_dedupe_mark(sqlite3 *db, const char *consumer, const char *id, size_t kee
     }
     return 0;
 }
+
+int tb_dedupe_recent(sqlite3 *db, const char *consumer, size_t keep,
+                     void (*fn)(void *user, const char *id), void *user, tb_error *err)
+{
+    if (!db || missing(consumer) || !fn)
+        return tb_error_set(err, TB_EINVAL, "tb_dedupe_recent: db, consumer and fn are required");
+    sqlite3_stmt *st;
+    if (prepare(db,
+                "SELECT id FROM (SELECT id, seq FROM tb_dedupe WHERE consumer = ?1 "
+                "ORDER BY seq DESC LIMIT ?2) ORDER BY seq ASC",
+                &st, err, "tb_dedupe_recent") != 0)
+        return TB_EIO;
+    sqlite3_bind_text(st, 1, consumer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, keep ? (sqlite3_int64)keep : 100000);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(user, (const char *)sqlite3_column_text(st, 0));
+    int ret = rc == SQLITE_DONE ? 0 : sql_error(db, err, "tb_dedupe_recent");
+    sqlite3_finalize(st);
+    return ret;
+}

@@ -119,7 +119,7 @@ void th_start(th_service *svc, const char *const *env)
     ck_assert_msg(up, "%s did not answer /health within 10 s; log: %s", svc->name, svc->log);
     snprintf(svc->url, sizeof svc->url, "%s", svc->direct);
 
-    if (th_via_prism()) {
+    if (th_via_prism() && svc->prism_port != -1) { /* -1: this one never behind Prism */
         char cmd[1024], pidf[300], logf[300];
         svc->prism_port = th_free_port();
         snprintf(pidf, sizeof pidf, "%s/prism.pid", svc->dir);

@@ -31,6 +31,7 @@ int th_free_port(void);
 void th_tmpdir(char *out, size_t cap);
 
 /** Starts the service with extra "NAME=value" environment entries (NULL-terminated, may be NULL),
+ *  (never behind Prism when svc->prism_port is -1)
  *  keeping svc->dir (created when empty) and svc->port (chosen when 0). Waits until GET /health
  *  answers 200 (10 s at most; aborts the test otherwise). Starts Prism too when
  *  TB_CONTRACT_PRISM=1 and svc->prism_port is -1 is not set. */

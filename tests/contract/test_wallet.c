@@ -5,6 +5,8 @@
  * Stoplight Prism validating proxy, and any response violation fails the test.
  */
 #include "harness.h"
+#include "events/events.h"
+#include "tablium/ids.h"
 #include "wallet/wallet.h"
 
 #include "tablium/client.h"
@@ -655,6 +657,174 @@ START_TEST(sigterm_stops_gracefully_with_exit_0)
 }
 END_TEST
 
+/* ---- event sourcing: balances are a projection of the events, rebuilt on start ---- */
+
+static int64_t balance_of(const char *wallet_id)
+{
+    wallet_get_wallet_req g = {.wallet_id = (char *)wallet_id};
+    wallet_get_wallet_resp out;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 200);
+    return out.s200.balance;
+}
+
+static int sql_int(sqlite3 *db, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (arg)
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+START_TEST(balances_are_rebuilt_from_the_events_on_start)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "EUR");
+    post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 100, NULL, NULL);
+    post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 30, NULL, NULL);
+    ck_assert_int_eq((int)balance_of(w.id), 70);
+    ck_assert_int_eq(th_stop(&svc), 0);
+    /* the stream holds the events; damage the projection while the service is down */
+    char path[300], stream[64];
+    snprintf(path, sizeof path, "%s/wallet.db", svc.dir);
+    snprintf(stream, sizeof stream, "wallet-%s", w.id);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sql_int(db, "SELECT COUNT(*) FROM tb_events WHERE stream = ?", stream), 3);
+    ck_assert_int_eq(sql_int(db, "SELECT MAX(version) FROM tb_events WHERE stream = ?", stream),
+                     3);
+    ck_assert_int_eq(sql_int(db, "SELECT COUNT(*) FROM tb_events WHERE stream = ? AND type = "
+                                 "'wallet.created'",
+                             stream),
+                     1);
+    ck_assert_int_eq(sqlite3_exec(db, "UPDATE wallets SET balance = 999999", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    th_start(&svc, SVC_ENV);
+    ck_assert_int_eq((int)balance_of(w.id), 70);
+    post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 5, NULL, NULL);
+    ck_assert_int_eq((int)balance_of(w.id), 75);
+}
+END_TEST
+
+/* ---- wallet events reach RabbitMQ (outbox) and Redis ---- */
+
+typedef struct got_events {
+    pthread_mutex_t mu;
+    int created, tx, balance;
+    int64_t last_after, last_balance;
+    char wallet[37];
+} got_events;
+
+static int on_wallet_created(tb_ctx *c, const tb_event *ev, const wallet_created_v1 *d, void *u)
+{
+    (void)c;
+    (void)ev;
+    got_events *g = u;
+    pthread_mutex_lock(&g->mu);
+    if (strcmp(d->wallet_id, g->wallet) == 0)
+        g->created++;
+    pthread_mutex_unlock(&g->mu);
+    return TB_EVENT_ACK;
+}
+
+static int on_wallet_tx(tb_ctx *c, const tb_event *ev, const wallet_transaction_created_v1 *d,
+                        void *u)
+{
+    (void)c;
+    (void)ev;
+    got_events *g = u;
+    pthread_mutex_lock(&g->mu);
+    if (strcmp(d->wallet_id, g->wallet) == 0) {
+        g->tx++;
+        g->last_after = d->balance_after;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return TB_EVENT_ACK;
+}
+
+static int on_balance(tb_ctx *c, const tb_event *ev, const wallet_balance_updated_v1 *d, void *u)
+{
+    (void)c;
+    (void)ev;
+    got_events *g = u;
+    pthread_mutex_lock(&g->mu);
+    if (strcmp(d->wallet_id, g->wallet) == 0) {
+        g->balance++;
+        g->last_balance = d->balance;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return TB_EVENT_ACK;
+}
+
+START_TEST(wallet_changes_are_published_as_events)
+{
+    const char *amqp = getenv("TB_TEST_AMQP_URL"), *redis = getenv("TB_TEST_REDIS_URL");
+    ck_assert_msg(amqp && redis, "TB_TEST_AMQP_URL/TB_TEST_REDIS_URL are not set: run under "
+                                 "scripts/with-brokers.sh");
+    char data[256], svcname[64], id[33];
+    th_tmpdir(data, sizeof data);
+    setenv("TB_DATA_DIR", data, 1);
+    tb_request_id_new(id);
+    snprintf(svcname, sizeof svcname, "wallet-watcher-%.8s", id);
+    got_events g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus_opts bo = {.service = svcname, .amqp_url = amqp, .redis_url = redis};
+    tb_bus *bus = tb_bus_new(&bo, &err);
+    ck_assert_ptr_nonnull(bus);
+    ck_assert_int_eq(wallet_created_v1_subscribe(bus, on_wallet_created, &g, &err), 0);
+    ck_assert_int_eq(wallet_transaction_created_v1_subscribe(bus, on_wallet_tx, &g, &err), 0);
+    ck_assert_int_eq(wallet_balance_updated_v1_subscribe(bus, on_balance, &g, &err), 0);
+    ck_assert_msg(tb_bus_start(bus, &err) == 0, "%s", err.message);
+
+    th_service ws = {.name = "wallet"};
+    static char amqp_env[300], redis_env[300];
+    snprintf(amqp_env, sizeof amqp_env, "TB_AMQP_URL=%s", amqp);
+    snprintf(redis_env, sizeof redis_env, "TB_REDIS_URL=%s", redis);
+    const char *env[] = {amqp_env, redis_env, NULL};
+    th_start(&ws, env);
+    tb_client_opts copts = th_client_opts();
+    wallet_client *c2 = wallet_client_new(ws.url, &copts, NULL);
+    char user[37];
+    wallet_create_wallet_req req = {.body = {.user_id = new_uuid(user), .currency = "GBP"}};
+    wallet_create_wallet_resp out;
+    ck_assert_int_eq(wallet_create_wallet_call(c2, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 201);
+    pthread_mutex_lock(&g.mu);
+    snprintf(g.wallet, sizeof g.wallet, "%s", out.s201.id);
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 1; i <= 3; i++) {
+        wallet_create_transaction_req t = {.wallet_id = out.s201.id,
+                                           .body = {.type = WALLET_TRANSACTION_TYPE_CREDIT,
+                                                    .amount = 10 * i}};
+        wallet_create_transaction_resp to;
+        ck_assert_int_eq(wallet_create_transaction_call(c2, &ctx, &t, &to, NULL), 0);
+        ck_assert_int_eq(to.status, 201);
+    }
+    bool done = false;
+    for (int t = 0; t < 500 && !done; t++) {
+        pthread_mutex_lock(&g.mu);
+        done = g.created == 1 && g.tx == 3 && g.balance == 3;
+        pthread_mutex_unlock(&g.mu);
+        if (!done)
+            usleep(20000);
+    }
+    ck_assert_msg(done, "created %d, transactions %d, balance updates %d", g.created, g.tx,
+                  g.balance);
+    ck_assert_int_eq((int)g.last_after, 60);
+    ck_assert_int_eq((int)g.last_balance, 60);
+    wallet_client_free(c2);
+    ck_assert_int_eq(th_stop(&ws), 0);
+    th_cleanup(&ws);
+    tb_bus_free(bus);
+    tb_error_deinit(&err);
+}
+END_TEST
+
 static void setup(void)
 {
     th_start(&svc, SVC_ENV);
@@ -683,6 +853,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, health_answers_ok_through_the_client);
+    tcase_add_test(tc, balances_are_rebuilt_from_the_events_on_start);
+    tcase_add_test(tc, wallet_changes_are_published_as_events);
     tcase_add_test(tc, create_wallet_returns_201_location_and_zero_balance);
     tcase_add_test(tc, get_wallet_and_unknown_wallet_404);
     tcase_add_test(tc, user_wallets_lists_all_filters_by_currency_and_is_empty_for_strangers);

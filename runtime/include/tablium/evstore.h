@@ -147,4 +147,8 @@ int tb_dedupe_seen(sqlite3 *db, const char *consumer, const char *id, tb_error *
  * transaction when the record must go with the handler's writes.
  */
 int tb_dedupe_mark(sqlite3 *db, const char *consumer, const char *id, size_t keep, tb_error *err);
+/** Calls fn with the ids of the newest `keep` records of `consumer` (0: 100000), oldest first:
+ *  what a consumer loads into memory at start so that its dedupe check needs no query. */
+int tb_dedupe_recent(sqlite3 *db, const char *consumer, size_t keep,
+                     void (*fn)(void *user, const char *id), void *user, tb_error *err);
 #endif
