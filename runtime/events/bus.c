@@ -1122,16 +1122,17 @@ static void durable_batch(tb_bus *b, bus_worker *w, bus_msg **ms, bus_event *bes
 {
     tb_event_result res[BATCH_MAX];
     bool skip[BATCH_MAX];
+    int copy_of[BATCH_MAX];
     pthread_mutex_lock(&b->seen_mu);
     for (int i = 0; i < n; i++) {
         res[i] = TB_EVENT_ACK;
+        copy_of[i] = -1;
         skip[i] = seen_has(b->seen, bes[i].ev.id);
         for (int j = 0; j < i && !skip[i]; j++)
             if (!skip[j] && strcmp(bes[j].ev.id, bes[i].ev.id) == 0) {
-                /* the same id twice in one batch: settle it once the first is recorded */
+                /* the same id twice in one batch: it shares the first one's outcome */
                 skip[i] = true;
-                res[i] = TB_EVENT_RETRY;
-                snprintf(bes[i].reason, sizeof bes[i].reason, "a copy is being handled");
+                copy_of[i] = j;
             }
     }
     pthread_mutex_unlock(&b->seen_mu);
@@ -1197,6 +1198,10 @@ unlock:
         pthread_mutex_unlock(&b->seen_mu);
     }
     for (int i = 0; i < n; i++) {
+        if (copy_of[i] >= 0 && !(committed && res[copy_of[i]] == TB_EVENT_ACK)) {
+            res[i] = TB_EVENT_RETRY; /* the first copy failed: this one tries again later */
+            snprintf(bes[i].reason, sizeof bes[i].reason, "%s", bes[copy_of[i]].reason);
+        }
         if (skip[i] && res[i] == TB_EVENT_ACK) {
             atomic_fetch_add(&b->duplicates, 1);
             tb_log_debug(NULL, "event %s already handled by %s; acked again", bes[i].ev.id,

@@ -57,6 +57,18 @@ static bool wait_count(atomic_int *v, int want)
     return atomic_load(v) >= want;
 }
 
+/* Polls the bus's counters until `cond` holds (5 s at most): counters move after the handler
+ * returned, when the batch has committed. */
+#define WAIT_STATS(bus, st, cond)                                                           \
+    do {                                                                                    \
+        for (int t_ = 0; t_ < 500; t_++) {                                                  \
+            tb_bus_stats_get((bus), &(st));                                                 \
+            if (cond)                                                                       \
+                break;                                                                      \
+            sleep_ms(10);                                                                   \
+        }                                                                                   \
+    } while (0)
+
 static char DATA_DIR[256];
 
 static void data_dir(void)
@@ -167,7 +179,7 @@ static void round_trip(tb_event_transport tr)
     ck_assert_str_eq(trace, "0af7651916cd43dd8448eb211c80319c");
     ck_assert_str_ne(span, "b7ad6b7169203331");
     tb_bus_stats st;
-    tb_bus_stats_get(cons, &st);
+    WAIT_STATS(cons, st, st.handled == 1);
     ck_assert_int_eq((int)st.handled, 1);
     tb_bus_free(prod);
     tb_bus_free(cons);
@@ -416,7 +428,7 @@ START_TEST(foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler)
                   x.reasons[1], x.reasons[2]);
     ck_assert_int_eq(atomic_load(&s.n), 0);
     tb_bus_stats st;
-    tb_bus_stats_get(cons, &st);
+    WAIT_STATS(cons, st, st.invalid == 3);
     ck_assert_int_eq((int)st.invalid, 3);
     tb_amqp_pub_free(p);
     tb_bus_free(cons);
@@ -448,7 +460,7 @@ START_TEST(garbage_on_a_redis_channel_is_dropped_with_a_log_line)
     ck_assert_int_eq(game_move_made_v1_publish(prod, NULL, &mv, &err), 0);
     ck_assert(wait_count(&m.n, 1));
     tb_bus_stats st;
-    tb_bus_stats_get(cons, &st);
+    WAIT_STATS(cons, st, st.invalid == 2);
     ck_assert_int_eq((int)st.invalid, 2);
     ck_assert_int_eq(atomic_load(&m.n), 1);
     tb_redis_pub_free(rp);
@@ -553,7 +565,7 @@ static void poison(bool use_error_code)
     ck_assert_int_eq(f.attempts[3], 1);
     ck_assert_int_eq(dlq_depth(svc), 0);
     tb_bus_stats st;
-    tb_bus_stats_get(cons, &st);
+    WAIT_STATS(cons, st, st.retried == 2 && st.handled == 1);
     ck_assert_int_eq((int)st.retried, 2);
     ck_assert_int_eq((int)st.handled, 1);
     tb_bus_free(prod);
