@@ -181,10 +181,18 @@ void tb_event_set_reason(const tb_event *ev, const char *fmt, ...)
 
 /* ---------------------------------------------------------------- envelope ---- */
 
-/* Builds the envelope of one event into b. id_out gets the event id. */
+/* What a publish also carries outside the envelope (AMQP properties and headers). */
+typedef struct env_ids {
+    char id[37];
+    char traceparent[56];
+    char correlation[129];
+} env_ids;
+
+/* Builds the envelope of one event into b; ids gets its id, traceparent and correlation id. */
 static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *data,
-                          const char *producer, tb_buf *b, char id[37], tb_error *err)
+                          const char *producer, tb_buf *b, env_ids *ids, tb_error *err)
 {
+    char *id = ids->id;
     if (t == NULL || data == NULL || t->validate == NULL)
         return tb_error_set(err, TB_EINVAL, "publish: missing event type or data");
     tb_error verr = TB_ERROR_INIT;
@@ -227,6 +235,8 @@ static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *dat
     tb_buf_json_string(b, correlation, strlen(correlation));
     tb_buf_printf(b, ",\"traceId\":\"%s\",\"traceparent\":\"00-%s-%s-01\"}}", trace_id, trace_id,
                   span_id);
+    snprintf(ids->traceparent, sizeof ids->traceparent, "00-%s-%s-01", trace_id, span_id);
+    snprintf(ids->correlation, sizeof ids->correlation, "%s", correlation);
     if (b->oom)
         return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
     return 0;
@@ -406,7 +416,7 @@ static void on_wait_done(void *user, int rc)
     pthread_mutex_unlock(&w->mu);
 }
 
-static int publish_bytes(tb_bus *b, const tb_event_type *t, const char *id, const char *body,
+static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, const char *body,
                          size_t len, tb_publish_fn done, void *user, tb_error *err)
 {
     if (t->transport == TB_TRANSPORT_REDIS) {
@@ -431,7 +441,8 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const char *id, cons
     if (pd == NULL)
         return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
     *pd = (pub_done){b, done, user};
-    tb_amqp_props props = {.message_id = id, .type = t->type, .version = t->version};
+    tb_amqp_props props = {.message_id = ids->id, .type = t->type, .version = t->version,
+                           .correlation_id = ids->correlation, .traceparent = ids->traceparent};
     int rc = tb_amqp_publish(p, NULL, t->type, &props, body, len, on_confirm, pd);
     if (rc != 0) {
         free(pd);
@@ -448,10 +459,10 @@ int tb_bus_publish_json_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_typ
     if (bus == NULL)
         return tb_error_set(err, TB_EINVAL, "publish: no bus");
     tb_buf b = TB_BUF_INIT;
-    char id[37];
-    int rc = build_envelope(ctx, t, data, bus->producer, &b, id, err);
+    env_ids ids;
+    int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
     if (rc == 0)
-        rc = publish_bytes(bus, t, id, b.data, b.len, done, user, err);
+        rc = publish_bytes(bus, t, &ids, b.data, b.len, done, user, err);
     tb_buf_deinit(&b);
     return rc;
 }
@@ -462,18 +473,18 @@ int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, 
     if (bus == NULL)
         return tb_error_set(err, TB_EINVAL, "publish: no bus");
     tb_buf b = TB_BUF_INIT;
-    char id[37];
-    int rc = build_envelope(ctx, t, data, bus->producer, &b, id, err);
+    env_ids ids;
+    int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
     if (rc != 0) {
         tb_buf_deinit(&b);
         return rc;
     }
     if (id_out)
-        memcpy(id_out, id, 37);
+        memcpy(id_out, ids.id, 37);
     pub_wait w = {.done = false, .rc = 0};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
-    rc = publish_bytes(bus, t, id, b.data, b.len, on_wait_done, &w, err);
+    rc = publish_bytes(bus, t, &ids, b.data, b.len, on_wait_done, &w, err);
     tb_buf_deinit(&b);
     if (rc == 0 || t->transport == TB_TRANSPORT_REDIS) {
         pthread_mutex_lock(&w.mu);
@@ -529,14 +540,14 @@ int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, j
         }
     }
     tb_buf b = TB_BUF_INIT;
-    char id[37];
-    int rc = build_envelope(ctx, t, data, producer, &b, id, err);
+    env_ids ids;
+    int rc = build_envelope(ctx, t, data, producer, &b, &ids, err);
     if (rc == 0)
         rc = tb_outbox_init(db, err);
     if (rc == 0)
-        rc = tb_outbox_put(db, id, t->type, t->type, b.data, b.len, err);
+        rc = tb_outbox_put(db, ids.id, t->type, t->type, b.data, b.len, err);
     if (rc == 0 && id_out)
-        memcpy(id_out, id, 37);
+        memcpy(id_out, ids.id, 37);
     tb_buf_deinit(&b);
     return rc;
 }

@@ -659,13 +659,23 @@ END_TEST
 
 /* ---- event sourcing: balances are a projection of the events, rebuilt on start ---- */
 
-static int64_t balance_of(const char *wallet_id)
+static int64_t balance_of(wallet_client *c, const char *wallet_id)
 {
     wallet_get_wallet_req g = {.wallet_id = (char *)wallet_id};
     wallet_get_wallet_resp out;
-    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &out, NULL), 0);
+    ck_assert_int_eq(wallet_get_wallet_call(c, &ctx, &g, &out, NULL), 0);
     ck_assert_int_eq(out.status, 200);
     return out.s200.balance;
+}
+
+static void tx_on(wallet_client *c, const char *wallet_id, wallet_transaction_type type,
+                  int64_t amount)
+{
+    wallet_create_transaction_req t = {.wallet_id = (char *)wallet_id,
+                                       .body = {.type = type, .amount = amount}};
+    wallet_create_transaction_resp out;
+    ck_assert_int_eq(wallet_create_transaction_call(c, &ctx, &t, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 201);
 }
 
 static int sql_int(sqlite3 *db, const char *sql, const char *arg)
@@ -682,16 +692,23 @@ static int sql_int(sqlite3 *db, const char *sql, const char *arg)
 
 START_TEST(balances_are_rebuilt_from_the_events_on_start)
 {
+    th_service s = {.name = "wallet", .prism_port = -1}; /* restarted: not a contract check */
+    th_start(&s, NULL);
+    wallet_client *c = wallet_client_new(s.url, NULL, NULL);
     char user[37];
-    wallet_wallet w = make_wallet(new_uuid(user), "EUR");
-    post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 100, NULL, NULL);
-    post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 30, NULL, NULL);
-    ck_assert_int_eq((int)balance_of(w.id), 70);
-    ck_assert_int_eq(th_stop(&svc), 0);
+    wallet_create_wallet_req req = {.body = {.user_id = new_uuid(user), .currency = "EUR"}};
+    wallet_create_wallet_resp w;
+    ck_assert_int_eq(wallet_create_wallet_call(c, &ctx, &req, &w, NULL), 0);
+    ck_assert_int_eq(w.status, 201);
+    const char *id = w.s201.id;
+    tx_on(c, id, WALLET_TRANSACTION_TYPE_CREDIT, 100);
+    tx_on(c, id, WALLET_TRANSACTION_TYPE_DEBIT, 30);
+    ck_assert_int_eq((int)balance_of(c, id), 70);
+    ck_assert_int_eq(th_stop(&s), 0);
     /* the stream holds the events; damage the projection while the service is down */
     char path[300], stream[64];
-    snprintf(path, sizeof path, "%s/wallet.db", svc.dir);
-    snprintf(stream, sizeof stream, "wallet-%s", w.id);
+    snprintf(path, sizeof path, "%s/wallet.db", s.dir);
+    snprintf(stream, sizeof stream, "wallet-%s", id);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
     ck_assert_int_eq(sql_int(db, "SELECT COUNT(*) FROM tb_events WHERE stream = ?", stream), 3);
@@ -704,10 +721,13 @@ START_TEST(balances_are_rebuilt_from_the_events_on_start)
     ck_assert_int_eq(sqlite3_exec(db, "UPDATE wallets SET balance = 999999", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    th_start(&svc, SVC_ENV);
-    ck_assert_int_eq((int)balance_of(w.id), 70);
-    post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 5, NULL, NULL);
-    ck_assert_int_eq((int)balance_of(w.id), 75);
+    th_start(&s, NULL); /* same folder, same port */
+    ck_assert_int_eq((int)balance_of(c, id), 70);
+    tx_on(c, id, WALLET_TRANSACTION_TYPE_CREDIT, 5);
+    ck_assert_int_eq((int)balance_of(c, id), 75);
+    wallet_client_free(c);
+    ck_assert_int_eq(th_stop(&s), 0);
+    th_cleanup(&s);
 }
 END_TEST
 
@@ -717,7 +737,7 @@ typedef struct got_events {
     pthread_mutex_t mu;
     int created, tx, balance;
     int64_t last_after, last_balance;
-    char wallet[37];
+    char user[37]; /* the wallet owner the test creates: set before anything is published */
 } got_events;
 
 static int on_wallet_created(tb_ctx *c, const tb_event *ev, const wallet_created_v1 *d, void *u)
@@ -726,7 +746,7 @@ static int on_wallet_created(tb_ctx *c, const tb_event *ev, const wallet_created
     (void)ev;
     got_events *g = u;
     pthread_mutex_lock(&g->mu);
-    if (strcmp(d->wallet_id, g->wallet) == 0)
+    if (strcmp(d->user_id, g->user) == 0)
         g->created++;
     pthread_mutex_unlock(&g->mu);
     return TB_EVENT_ACK;
@@ -739,7 +759,7 @@ static int on_wallet_tx(tb_ctx *c, const tb_event *ev, const wallet_transaction_
     (void)ev;
     got_events *g = u;
     pthread_mutex_lock(&g->mu);
-    if (strcmp(d->wallet_id, g->wallet) == 0) {
+    if (strcmp(d->user_id, g->user) == 0) {
         g->tx++;
         g->last_after = d->balance_after;
     }
@@ -753,7 +773,7 @@ static int on_balance(tb_ctx *c, const tb_event *ev, const wallet_balance_update
     (void)ev;
     got_events *g = u;
     pthread_mutex_lock(&g->mu);
-    if (strcmp(d->wallet_id, g->wallet) == 0) {
+    if (strcmp(d->user_id, g->user) == 0) {
         g->balance++;
         g->last_balance = d->balance;
     }
@@ -789,14 +809,13 @@ START_TEST(wallet_changes_are_published_as_events)
     th_start(&ws, env);
     tb_client_opts copts = th_client_opts();
     wallet_client *c2 = wallet_client_new(ws.url, &copts, NULL);
-    char user[37];
-    wallet_create_wallet_req req = {.body = {.user_id = new_uuid(user), .currency = "GBP"}};
+    pthread_mutex_lock(&g.mu);
+    new_uuid(g.user);
+    pthread_mutex_unlock(&g.mu);
+    wallet_create_wallet_req req = {.body = {.user_id = g.user, .currency = "GBP"}};
     wallet_create_wallet_resp out;
     ck_assert_int_eq(wallet_create_wallet_call(c2, &ctx, &req, &out, NULL), 0);
     ck_assert_int_eq(out.status, 201);
-    pthread_mutex_lock(&g.mu);
-    snprintf(g.wallet, sizeof g.wallet, "%s", out.s201.id);
-    pthread_mutex_unlock(&g.mu);
     for (int i = 1; i <= 3; i++) {
         wallet_create_transaction_req t = {.wallet_id = out.s201.id,
                                            .body = {.type = WALLET_TRANSACTION_TYPE_CREDIT,
