@@ -495,15 +495,6 @@ static amqp_table_entry_t entry_i32(const char *key, int32_t val)
     return e;
 }
 
-static amqp_table_entry_t entry_i64(const char *key, int64_t val)
-{
-    amqp_table_entry_t e;
-    memset(&e, 0, sizeof e);
-    e.key = amqp_cstring_bytes(key);
-    e.value.kind = AMQP_FIELD_KIND_I64;
-    e.value.value.i64 = val;
-    return e;
-}
 
 /* ---------------------------------------------------------- deliveries ---- */
 
@@ -646,6 +637,7 @@ typedef struct repub_spec {
     bool dead;
     const char *reason; /* dead only */
     const char *queue;  /* dead only: x-tablium-queue */
+    int64_t expire_ms;  /* retry only: how long the copy waits in the retry queue */
 } repub_spec;
 
 /* Publishes a copy of w (persistent, mandatory) to the default exchange. AMQP status. */
@@ -720,6 +712,12 @@ static int republish(amqp_connection_state_t conn, amqp_channel_t ch, const cdel
     if (w->has_priority) {
         props._flags |= AMQP_BASIC_PRIORITY_FLAG;
         props.priority = w->priority;
+    }
+    char expiration[24];
+    if (s->expire_ms > 0) { /* per message, so a changed delay never conflicts with the queue */
+        snprintf(expiration, sizeof expiration, "%lld", (long long)s->expire_ms);
+        props._flags |= AMQP_BASIC_EXPIRATION_FLAG;
+        props.expiration = amqp_cstring_bytes(expiration);
     }
     amqp_bytes_t body = {w->d.len, (void *)w->d.body};
     int st = amqp_basic_publish(conn, ch, amqp_empty_bytes, amqp_cstring_bytes(s->routing_key), 1,
@@ -1570,12 +1568,13 @@ static int topo_declare(amqp_connection_state_t conn, amqp_channel_t ch, const t
     char name[SHORTSTR_MAX + 1];
     for (int n = 1; n < t->max_attempts; n++) {
         snprintf(name, sizeof name, "%s.retry.%d", t->queue, n);
-        amqp_table_entry_t e[3] = {
-            entry_i64("x-message-ttl", retry_ttl(t, n)),
+        /* no x-message-ttl: each copy carries its delay (expiration), so changing the retry
+         * delays of a service never makes this declaration conflict with the queue's */
+        amqp_table_entry_t e[2] = {
             entry_str("x-dead-letter-exchange", ""),
             entry_str("x-dead-letter-routing-key", t->queue),
         };
-        amqp_table_t args = {3, e};
+        amqp_table_t args = {2, e};
         amqp_queue_declare(conn, ch, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
         if ((rc = rpc_check(conn, ch, "queue.declare (retry)", why, cap, permanent, NULL)) != 0)
             return rc;
@@ -1723,10 +1722,11 @@ static int cons_settle_one(tb_amqp_consumer *c, cdeliv *w)
         return st == AMQP_STATUS_OK ? 0 : TB_ECONN;
     }
     char rk[SHORTSTR_MAX + 1];
-    repub_spec s = {rk, 0, false, NULL, NULL};
+    repub_spec s = {rk, 0, false, NULL, NULL, 0};
     if (a == TB_AMQP_RETRY) {
         snprintf(rk, sizeof rk, "%s.retry.%d", c->t.queue, w->d.attempt);
         s.attempt = w->d.attempt + 1;
+        s.expire_ms = retry_ttl(&c->t, w->d.attempt);
     } else {
         snprintf(rk, sizeof rk, "%s.dlq", c->t.queue);
         s.attempt = w->d.attempt;
@@ -2500,7 +2500,7 @@ long tb_amqp_dlq_replay(const tb_amqp_opts *o, const char *queue,
             free(w); /* stays unacked: back in the DLQ at the end */
             continue;
         }
-        repub_spec spec = {queue, 1, false, NULL, NULL};
+        repub_spec spec = {queue, 1, false, NULL, NULL, 0};
         int st = republish(s.conn, 1, w, &spec);
         if (st != AMQP_STATUS_OK) {
             rc =

@@ -5,10 +5,11 @@
  * Topology (all durable, declared idempotently on every (re)connect):
  *   exchange  <exchange>            topic; routing key = event type ("user.registered")
  *   queue     <queue>               one per consuming service, bound to each routing key it reads
- *   queue     <queue>.retry.<n>     n = 1 .. max_attempts-1; x-message-ttl = retry delay of attempt
- *                                   n+1, x-dead-letter-exchange "" and x-dead-letter-routing-key
- *                                   <queue>, no consumer: a message parked there goes back to
- *                                   <queue> (and only to it) when its TTL expires
+ *   queue     <queue>.retry.<n>     n = 1 .. max_attempts-1; x-dead-letter-exchange "" and
+ *                                   x-dead-letter-routing-key <queue>, no consumer: a copy parked
+ *                                   there with its delay as per-message expiration (the retry
+ *                                   delay of attempt n+1) goes back to <queue>, and only to it;
+ *                                   no queue-level TTL, so changing the delays never conflicts
  *   queue     <queue>.dlq           the service's dead letters (when dlq is on)
  *
  * The attempt count has one owner: the header x-tablium-attempt (integer, 1 on first delivery),

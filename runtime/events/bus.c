@@ -1211,7 +1211,7 @@ unlock:
     for (int i = 0; i < n; i++) {
         if (copy_of[i] >= 0 && !(committed && res[copy_of[i]] == TB_EVENT_ACK)) {
             res[i] = TB_EVENT_RETRY; /* the first copy failed: this one tries again later */
-            snprintf(bes[i].reason, sizeof bes[i].reason, "%s", bes[copy_of[i]].reason);
+            memmove(bes[i].reason, bes[copy_of[i]].reason, sizeof bes[i].reason);
         }
         if (skip[i] && res[i] == TB_EVENT_ACK) {
             atomic_fetch_add(&b->duplicates, 1);

@@ -970,7 +970,9 @@ static void sink_process(const char *svc, const char *ex, const char *path)
     if (!r.db)
         _exit(10);
     tb_bus_opts o = {.service = svc, .exchange = ex, .amqp_url = getenv("TB_TEST_AMQP_URL"),
-                     .redis_url = "", .store = r.db, .store_lock = &r.mu, .retry_base_ms = 50};
+                     .redis_url = "", .store = r.db, .store_lock = &r.mu};
+    /* (the default retry delay, where the test declared the queues with 50 ms: changing the
+     * delays of a service is allowed) */
     tb_bus *b = tb_bus_new(&o, &err);
     if (!b || wallet_transaction_created_v1_subscribe(b, on_counted_slow, &r, &err) != 0 ||
         tb_bus_start(b, &err) != 0) {
