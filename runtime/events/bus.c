@@ -55,6 +55,16 @@ typedef struct bus_event {
 
 typedef struct seen_set seen_set;
 
+/* One worker's batch waiting for the group commit of the dedupe records. */
+typedef struct gc_batch {
+    struct gc_batch *next;
+    bus_event *bes;
+    tb_event_result *res;
+    const bool *skip;
+    int n;
+    bool done, committed;
+} gc_batch;
+
 typedef struct bus_worker {
     struct tb_bus *bus;
     pthread_t thread;
@@ -77,6 +87,11 @@ struct tb_bus {
     pthread_mutex_t own_dedupe_mu;
     size_t dedupe_keep;
     seen_set *seen; /* the ids handled lately (durable consumers) */
+    tb_dedupe_marker *marker; /* records them in the dedupe db (under its lock) */
+    pthread_mutex_t gc_mu;    /* the group commit of the bus's own dedupe file */
+    pthread_cond_t gc_cv;
+    gc_batch *gc_head;
+    bool gc_busy;
     pthread_mutex_t seen_mu;
     void *state, *deps;
 
@@ -270,7 +285,9 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     b->dedupe_consumer = strdup(o->service);
     b->window = o->window ? o->window : 1000;
     b->prefetch = o->prefetch ? o->prefetch : 1000;
-    b->n_workers = o->workers ? o->workers : 4;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    b->n_workers = o->workers ? o->workers
+                              : (unsigned)env_int("TB_EVENTS_WORKERS", cpus > 2 ? (int)cpus : 2);
     if (b->n_workers > 64)
         b->n_workers = 64;
     b->max_attempts = o->max_attempts > 0 ? o->max_attempts : env_int("TB_EVENTS_MAX_ATTEMPTS", 5);
@@ -287,6 +304,8 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     pthread_mutex_init(&b->pub_mu, NULL);
     pthread_mutex_init(&b->own_dedupe_mu, NULL);
     pthread_mutex_init(&b->seen_mu, NULL);
+    pthread_mutex_init(&b->gc_mu, NULL);
+    pthread_cond_init(&b->gc_cv, NULL);
     pthread_mutex_init(&b->relay_mu, NULL);
     pthread_cond_init(&b->relay_cv, NULL);
     if (b->service == NULL || b->producer == NULL || b->exchange == NULL ||
@@ -708,8 +727,16 @@ static void *relay_main(void *arg)
         pthread_mutex_unlock(&rb->mu);
         /* delete the confirmed prefix (order: a failed row stops the batch) */
         size_t ok = 0;
-        while (ok < sent && rb->rc[ok] == 0)
+        while (ok < sent && (rb->rc[ok] == 0 || rb->rc[ok] == TB_ENOTFOUND)) {
+            /* unroutable: the broker took it and no service subscribes to that type (yet);
+             * that is delivery to nobody, as RabbitMQ defines it, not a failure to retry */
+            if (rb->rc[ok] == TB_ENOTFOUND)
+                tb_log_info(NULL, "outbox relay: no queue is bound to %s; event %s reached "
+                                  "nobody",
+                            rb->rows[ok].type ? rb->rows[ok].type : "?",
+                            rb->rows[ok].id ? rb->rows[ok].id : "?");
             ok++;
+        }
         if (ok > 0) {
             sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
             for (size_t i = 0; i < ok; i++)
@@ -1128,6 +1155,32 @@ static void finish(tb_bus *b, bus_msg *m, bus_event *be, tb_event_result r)
  *   - without, handlers run unlocked and the records go to the bus's own file in one transaction;
  *   - acks go out only after that COMMIT (group commit), so a crash before it redelivers.
  */
+/* Records the ids of the handled events of every batch in `list` in one transaction on the
+ * bus's own dedupe file. True when it committed. */
+static bool commit_marks(tb_bus *b, sqlite3 *db, pthread_mutex_t *lock, gc_batch *list)
+{
+    tb_error err = TB_ERROR_INIT;
+    pthread_mutex_lock(lock);
+    bool ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+    for (gc_batch *x = list; ok && x; x = x->next)
+        for (int i = 0; i < x->n; i++)
+            if (!x->skip[i] && x->res[i] == TB_EVENT_ACK &&
+                tb_dedupe_marker_mark(b->marker, x->bes[i].ev.id, &err) < 0) {
+                snprintf(x->bes[i].reason, sizeof x->bes[i].reason, "dedupe store: %s",
+                         err.message);
+                x->res[i] = TB_EVENT_RETRY;
+            }
+    if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        tb_log_error(NULL, "bus %s: commit of the dedupe records failed: %s", b->service,
+                     sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        ok = false;
+    }
+    pthread_mutex_unlock(lock);
+    tb_error_deinit(&err);
+    return ok;
+}
+
 static void durable_batch(tb_bus *b, bus_worker *w, bus_msg **ms, bus_event *bes,
                           const bus_sub **subs, int n)
 {
@@ -1151,56 +1204,77 @@ static void durable_batch(tb_bus *b, bus_worker *w, bus_msg **ms, bus_event *bes
     pthread_mutex_t *lock;
     sqlite3 *db = dedupe_db(b, &lock);
     tb_error err = TB_ERROR_INIT;
-    bool store = b->store != NULL, committed = false;
-    if (!store) /* handlers first, without any lock of ours */
+    bool committed = false;
+    if (b->store == NULL) {
+        /* handlers first, without any lock of ours; then the records of every worker's batch
+         * that is ready go in one transaction (group commit: one worker commits for all) */
         for (int i = 0; i < n; i++)
             if (!skip[i]) {
                 res[i] = run_handler(b, w, subs[i], &bes[i]);
                 tb_arena_reset(w->arena);
             }
+        gc_batch me = {.bes = bes, .res = res, .skip = skip, .n = n};
+        pthread_mutex_lock(&b->gc_mu);
+        me.next = b->gc_head;
+        b->gc_head = &me;
+        while (!me.done) {
+            if (b->gc_busy) {
+                pthread_cond_wait(&b->gc_cv, &b->gc_mu);
+                continue;
+            }
+            b->gc_busy = true;
+            gc_batch *list = b->gc_head;
+            b->gc_head = NULL;
+            pthread_mutex_unlock(&b->gc_mu);
+            bool ok = commit_marks(b, db, lock, list);
+            pthread_mutex_lock(&b->gc_mu);
+            for (gc_batch *x = list; x; x = x->next) {
+                x->committed = ok;
+                x->done = true;
+            }
+            b->gc_busy = false;
+            pthread_cond_broadcast(&b->gc_cv);
+        }
+        pthread_mutex_unlock(&b->gc_mu);
+        committed = me.committed;
+        goto settled;
+    }
+    /* with the service's store: the handlers write in the transaction, a SAVEPOINT each */
     pthread_mutex_lock(lock);
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        for (int i = 0; i < n; i++)
-            if (!skip[i]) {
-                res[i] = TB_EVENT_RETRY;
-                snprintf(bes[i].reason, sizeof bes[i].reason, "dedupe store: %s",
-                         sqlite3_errmsg(db));
-            }
-        goto unlock;
+        tb_log_error(NULL, "bus %s: BEGIN failed: %s", b->service, sqlite3_errmsg(db));
+        pthread_mutex_unlock(lock);
+        goto settled;
     }
     for (int i = 0; i < n; i++) {
         if (skip[i])
             continue;
-        if (store) {
-            sqlite3_exec(db, "SAVEPOINT tb_event", NULL, NULL, NULL);
-            res[i] = run_handler(b, w, subs[i], &bes[i]);
-            tb_arena_reset(w->arena);
-        }
-        if (res[i] == TB_EVENT_ACK &&
-            tb_dedupe_mark(db, b->dedupe_consumer, bes[i].ev.id, b->dedupe_keep, &err) < 0) {
+        sqlite3_exec(db, "SAVEPOINT tb_event", NULL, NULL, NULL);
+        res[i] = run_handler(b, w, subs[i], &bes[i]);
+        tb_arena_reset(w->arena);
+        if (res[i] == TB_EVENT_ACK && tb_dedupe_marker_mark(b->marker, bes[i].ev.id, &err) < 0) {
             snprintf(bes[i].reason, sizeof bes[i].reason, "dedupe store: %s", err.message);
             res[i] = TB_EVENT_RETRY;
         }
-        if (store) {
-            if (res[i] != TB_EVENT_ACK)
-                sqlite3_exec(db, "ROLLBACK TO tb_event", NULL, NULL, NULL);
-            sqlite3_exec(db, "RELEASE tb_event", NULL, NULL, NULL);
-        }
+        if (res[i] != TB_EVENT_ACK)
+            sqlite3_exec(db, "ROLLBACK TO tb_event", NULL, NULL, NULL);
+        sqlite3_exec(db, "RELEASE tb_event", NULL, NULL, NULL);
     }
     committed = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
     if (!committed) {
         tb_log_error(NULL, "bus %s: commit of %d event(s) failed: %s", b->service, n,
                      sqlite3_errmsg(db));
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(lock);
+settled:
+    tb_error_deinit(&err);
+    if (!committed)
         for (int i = 0; i < n; i++)
             if (!skip[i] && res[i] == TB_EVENT_ACK) {
                 res[i] = TB_EVENT_RETRY;
                 snprintf(bes[i].reason, sizeof bes[i].reason, "store commit failed");
             }
-    }
-unlock:
-    pthread_mutex_unlock(lock);
-    tb_error_deinit(&err);
     if (committed) {
         pthread_mutex_lock(&b->seen_mu);
         for (int i = 0; i < n; i++)
@@ -1313,6 +1387,9 @@ int tb_bus_start(tb_bus *b, tb_error *err)
         if (rc == 0)
             rc = tb_dedupe_recent(db, b->dedupe_consumer, b->dedupe_keep, seen_load_one, b->seen,
                                   err);
+        if (rc == 0 && !(b->marker = tb_dedupe_marker_new(db, b->dedupe_consumer, b->dedupe_keep,
+                                                          err)))
+            rc = err && err->code ? err->code : TB_ENOMEM;
         if (lock)
             pthread_mutex_unlock(lock);
         if (rc != 0)
@@ -1478,10 +1555,19 @@ void tb_bus_free(tb_bus *b)
         tb_amqp_pub_flush(b->amqp_pub, b->publish_timeout_ms);
     tb_amqp_pub_free(b->amqp_pub);
     tb_redis_pub_free(b->redis_pub);
+    if (b->marker) { /* its statement belongs to the dedupe db: finalize it under the db's lock */
+        pthread_mutex_t *lock;
+        dedupe_db(b, &lock);
+        pthread_mutex_lock(lock);
+        tb_dedupe_marker_free(b->marker);
+        pthread_mutex_unlock(lock);
+    }
     tb_store_close(b->own_dedupe);
     pthread_mutex_destroy(&b->pub_mu);
     pthread_mutex_destroy(&b->own_dedupe_mu);
     pthread_mutex_destroy(&b->seen_mu);
+    pthread_mutex_destroy(&b->gc_mu);
+    pthread_cond_destroy(&b->gc_cv);
     seen_free(b->seen);
     pthread_mutex_destroy(&b->relay_mu);
     pthread_cond_destroy(&b->relay_cv);

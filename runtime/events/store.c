@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ISO 8601 UTC with milliseconds, e.g. 2026-11-24T10:00:00.123Z */
@@ -608,4 +609,79 @@ int tb_dedupe_recent(sqlite3 *db, const char *consumer, size_t keep,
     int ret = rc == SQLITE_DONE ? 0 : sql_error(db, err, "tb_dedupe_recent");
     sqlite3_finalize(st);
     return ret;
+}
+
+/* ---- a consumer's dedupe marker: tb_dedupe_mark with its statement prepared once ---- */
+
+struct tb_dedupe_marker {
+    sqlite3 *db;
+    char *consumer;
+    size_t keep;
+    sqlite3_stmt *insert;
+    unsigned since_prune;
+};
+
+tb_dedupe_marker *tb_dedupe_marker_new(sqlite3 *db, const char *consumer, size_t keep,
+                                       tb_error *err)
+{
+    if (!db || missing(consumer)) {
+        tb_error_set(err, TB_EINVAL, "tb_dedupe_marker_new: db and consumer are required");
+        return NULL;
+    }
+    tb_dedupe_marker *m = calloc(1, sizeof *m);
+    if (!m || !(m->consumer = strdup(consumer))) {
+        free(m);
+        tb_error_set(err, TB_ENOMEM, "tb_dedupe_marker_new: out of memory");
+        return NULL;
+    }
+    m->db = db;
+    m->keep = keep ? keep : DEDUPE_DEFAULT_KEEP;
+    if (sqlite3_prepare_v3(db,
+                           "INSERT OR IGNORE INTO tb_dedupe(consumer, id, seq) VALUES (?1, ?2, "
+                           "COALESCE((SELECT seq FROM tb_dedupe WHERE consumer = ?1 ORDER BY seq "
+                           "DESC LIMIT 1), 0) + 1) RETURNING seq",
+                           -1, SQLITE_PREPARE_PERSISTENT, &m->insert, NULL) != SQLITE_OK) {
+        sql_error(db, err, "tb_dedupe_marker_new");
+        tb_dedupe_marker_free(m);
+        return NULL;
+    }
+    sqlite3_bind_text(m->insert, 1, m->consumer, -1, SQLITE_STATIC);
+    return m;
+}
+
+int tb_dedupe_marker_mark(tb_dedupe_marker *m, const char *id, tb_error *err)
+{
+    if (!m || missing(id))
+        return tb_error_set(err, TB_EINVAL, "tb_dedupe_marker_mark: id is required");
+    sqlite3_reset(m->insert);
+    sqlite3_bind_text(m->insert, 2, id, -1, SQLITE_STATIC);
+    int64_t seq = 0;
+    int rc = sqlite3_step(m->insert);
+    if (rc == SQLITE_ROW) {
+        seq = sqlite3_column_int64(m->insert, 0);
+        rc = sqlite3_step(m->insert);
+    }
+    int ret = rc == SQLITE_DONE ? 0 : sql_error(m->db, err, "tb_dedupe_marker_mark");
+    sqlite3_reset(m->insert);
+    sqlite3_clear_bindings(m->insert);
+    sqlite3_bind_text(m->insert, 1, m->consumer, -1, SQLITE_STATIC);
+    if (ret != 0)
+        return ret;
+    if (seq == 0)
+        return 1;
+    /* pruning looks at the table only every so often: the bound stays keep + slack + 64 */
+    if (++m->since_prune >= 64 && m->keep < (size_t)(INT64_MAX / 2)) {
+        m->since_prune = 0;
+        return dedupe_prune(m->db, m->consumer, seq, (int64_t)m->keep, err);
+    }
+    return 0;
+}
+
+void tb_dedupe_marker_free(tb_dedupe_marker *m)
+{
+    if (!m)
+        return;
+    sqlite3_finalize(m->insert);
+    free(m->consumer);
+    free(m);
 }

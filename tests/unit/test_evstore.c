@@ -700,6 +700,56 @@ START_TEST(dedupe_seen_and_mark)
 }
 END_TEST
 
+START_TEST(dedupe_marker_answers_like_mark_and_stays_bounded)
+{
+    tb_dedupe_marker *m = tb_dedupe_marker_new(DB, "svc", 100, &E);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(tb_dedupe_marker_mark(m, "e1", &E), 0);
+    ck_assert_int_eq(tb_dedupe_marker_mark(m, "e1", &E), 1); /* already there */
+    ck_assert_int_eq(tb_dedupe_seen(DB, "svc", "e1", &E), 1);
+    ck_assert_int_eq(tb_dedupe_mark(DB, "svc", "e1", 100, &E), 1); /* one record for both */
+    for (int i = 0; i < 1000; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%04d", i);
+        ck_assert_int_eq(tb_dedupe_marker_mark(m, id, &E), 0);
+        long long rows = query_int(DB, "SELECT COUNT(*) FROM tb_dedupe WHERE consumer='svc'");
+        ck_assert_int_le(rows, 100 + 64 + 64 + 1); /* keep + slack + the marks between prunes */
+    }
+    ck_assert_int_eq(tb_dedupe_seen(DB, "svc", "m0999", &E), 1);
+    ck_assert_int_eq(tb_dedupe_seen(DB, "svc", "m0000", &E), 0);
+    ck_assert_int_eq(tb_dedupe_marker_mark(m, "", &E), TB_EINVAL);
+    tb_dedupe_marker_free(m);
+}
+END_TEST
+
+static int n_recent;
+static char first_recent[16];
+
+static void count_recent(void *user, const char *id)
+{
+    char *last = user;
+    if (n_recent++ == 0)
+        snprintf(first_recent, sizeof first_recent, "%s", id);
+    ck_assert_msg(strcmp(last, id) < 0, "%s after %s: not oldest first", id, last);
+    snprintf(last, 16, "%s", id);
+}
+
+START_TEST(dedupe_recent_lists_the_newest_oldest_first)
+{
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%04d", i);
+        ck_assert_int_eq(tb_dedupe_mark(DB, "svc", id, 0, &E), 0);
+    }
+    char last[16] = "";
+    n_recent = 0;
+    ck_assert_int_eq(tb_dedupe_recent(DB, "svc", 10, count_recent, last, &E), 0);
+    ck_assert_int_eq(n_recent, 10);
+    ck_assert_str_eq(first_recent, "r0040");
+    ck_assert_str_eq(last, "r0049");
+}
+END_TEST
+
 START_TEST(dedupe_keeps_the_newest_within_bounds)
 {
     /* another consumer's records are not touched by this one's pruning */
@@ -789,6 +839,8 @@ int main(void)
     tcase_add_test(tc, outbox_scan_callback_may_delete_across_chunks);
     tcase_add_test(tc, dedupe_seen_and_mark);
     tcase_add_test(tc, dedupe_keeps_the_newest_within_bounds);
+    tcase_add_test(tc, dedupe_marker_answers_like_mark_and_stays_bounded);
+    tcase_add_test(tc, dedupe_recent_lists_the_newest_oldest_first);
     tcase_add_test(tc, data_survives_close_and_reopen);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

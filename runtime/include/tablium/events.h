@@ -119,7 +119,8 @@ typedef struct tb_bus_opts {
     const char *exchange;
     /** Unconfirmed publishes in flight (0: 1000) and the prefetch of the consumer (0: 1000). */
     unsigned window, prefetch;
-    /** Handler threads; events are spread over them by key (0: 4). */
+    /** Handler threads; events are spread over them by key (0: $TB_EVENTS_WORKERS, else the
+     *  number of CPUs, at least 2). */
     unsigned workers;
     /** Deliveries of one event at most (0: $TB_EVENTS_MAX_ATTEMPTS, else 5). */
     int max_attempts;

@@ -151,4 +151,12 @@ int tb_dedupe_mark(sqlite3 *db, const char *consumer, const char *id, size_t kee
  *  what a consumer loads into memory at start so that its dedupe check needs no query. */
 int tb_dedupe_recent(sqlite3 *db, const char *consumer, size_t keep,
                      void (*fn)(void *user, const char *id), void *user, tb_error *err);
+/** tb_dedupe_mark for one consumer with its statement prepared once (what a busy consumer
+ *  uses): same answers; it prunes every 64 marks, so the bound is keep + slack + 64 records.
+ *  Free it before closing db. */
+typedef struct tb_dedupe_marker tb_dedupe_marker;
+tb_dedupe_marker *tb_dedupe_marker_new(sqlite3 *db, const char *consumer, size_t keep,
+                                       tb_error *err);
+int tb_dedupe_marker_mark(tb_dedupe_marker *m, const char *id, tb_error *err);
+void tb_dedupe_marker_free(tb_dedupe_marker *m);
 #endif
