@@ -106,6 +106,8 @@ struct tb_bus {
     tb_amqp_consumer *amqp_sub;
     tb_redis_sub *redis_sub;
     bus_worker *workers;
+    bool light_inline;  /* Redis events handled on the subscriber's thread */
+    bus_worker *light;  /* its arena and event storage */
     bool started;
 
     /* outbox relay */
@@ -296,6 +298,8 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     b->retry_max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 60000;
     b->publish_timeout_ms = o->publish_timeout_ms > 0 ? o->publish_timeout_ms : 30000;
     b->dlq = !o->no_dlq;
+    const char *lp = getenv("TB_EVENTS_LIGHT_PARALLEL");
+    b->light_inline = !(o->light_parallel || (lp && strcmp(lp, "1") == 0));
     b->store = o->store;
     b->store_lock = o->store_lock;
     b->dedupe_keep = o->dedupe_keep ? o->dedupe_keep : 100000;
@@ -910,6 +914,9 @@ static void on_amqp(void *user, tb_amqp_delivery *d)
     tb_error_deinit(&err);
 }
 
+static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be);
+static void light_one(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be, const bus_sub *s);
+
 static void on_redis(void *user, const char *channel, const void *body, size_t len)
 {
     tb_bus *b = user;
@@ -934,6 +941,13 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
     }
     m->transport = TB_TRANSPORT_REDIS;
     m->root = root;
+    if (b->light_inline) { /* handled here, on the subscriber's thread, in channel order */
+        const bus_sub *s = prepare(b, m, b->light->batch);
+        if (s != NULL)
+            light_one(b, b->light, m, b->light->batch, s);
+        msg_free(m);
+        return;
+    }
     enqueue(b, m);
 }
 
@@ -1468,6 +1482,16 @@ int tb_bus_start(tb_bus *b, tb_error *err)
             else
                 chans[nc++] = c;
         }
+        if (rc == 0 && b->light_inline) {
+            b->light = calloc(1, sizeof *b->light);
+            if (b->light) {
+                b->light->bus = b;
+                b->light->arena = tb_arena_new(0);
+                b->light->batch = calloc(1, sizeof *b->light->batch);
+            }
+            if (!b->light || !b->light->arena || !b->light->batch)
+                rc = tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        }
         if (rc == 0) {
             tb_redis_opts ro = {.url = b->redis_url};
             b->redis_sub = tb_redis_sub_new(&ro, (const char *const *)chans, nc, on_redis, b, err);
@@ -1528,6 +1552,12 @@ void tb_bus_free(tb_bus *b)
     }
     tb_redis_sub_free(b->redis_sub);
     b->redis_sub = NULL;
+    if (b->light) {
+        tb_arena_free(b->light->arena);
+        free(b->light->batch);
+        free(b->light);
+        b->light = NULL;
+    }
     if (b->workers) {
         for (unsigned i = 0; i < b->n_workers; i++) {
             bus_worker *w = &b->workers[i];

@@ -226,14 +226,15 @@ static game_move_made_v1 a_move(char *game_id, int64_t n)
     return mv;
 }
 
-START_TEST(redis_typed_events_arrive_in_order_per_key)
+static void redis_in_order(bool parallel)
 {
     char ex[64], svc[64];
     uniq(ex, sizeof ex, "ex");
     uniq(svc, sizeof svc, "moves");
     data_dir();
     moves m = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    tb_bus *cons = new_bus(svc, ex, NULL);
+    tb_bus_opts bo = {.light_parallel = parallel, .workers = 4};
+    tb_bus *cons = new_bus(svc, ex, &bo);
     tb_error err = TB_ERROR_INIT;
     ck_assert_int_eq(game_move_made_v1_subscribe(cons, on_move, &m, &err), 0);
     start(cons);
@@ -255,6 +256,17 @@ START_TEST(redis_typed_events_arrive_in_order_per_key)
     tb_bus_free(prod);
     tb_bus_free(cons);
     tb_error_deinit(&err);
+}
+
+START_TEST(redis_typed_events_arrive_in_order)
+{
+    redis_in_order(false); /* on the subscriber's thread */
+}
+END_TEST
+
+START_TEST(redis_typed_events_spread_over_workers_keep_order_per_key)
+{
+    redis_in_order(true);
 }
 END_TEST
 
@@ -1079,7 +1091,8 @@ int main(void)
     TCase *tc = tcase_create("bus");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, rabbitmq_typed_round_trip_carries_the_envelope);
-    tcase_add_test(tc, redis_typed_events_arrive_in_order_per_key);
+    tcase_add_test(tc, redis_typed_events_arrive_in_order);
+    tcase_add_test(tc, redis_typed_events_spread_over_workers_keep_order_per_key);
     tcase_add_test(tc, invalid_data_is_refused_on_publish_with_every_error);
     tcase_add_test(tc, versions_coexist_and_consumers_read_what_they_declare);
     tcase_add_test(tc, foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler);

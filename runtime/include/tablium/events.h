@@ -23,8 +23,9 @@
  *
  * Consuming: a delivery is parsed and its envelope and data validated before any handler runs;
  * one that fails (a foreign producer, garbage bytes) goes straight to the DLQ with the errors
- * (dropped with a log line on Redis). Events with the same key (declared with the type: a wallet
- * id, a game id) are handled in publish order by one worker; different keys in parallel. A
+ * (dropped with a log line on Redis). Durable events with the same key (declared with the type:
+ * a wallet id, a game id) are handled in publish order by one worker, different keys in
+ * parallel; light events in the order Redis delivers them (see light_parallel). A
  * handler answers TB_EVENT_ACK, TB_EVENT_RETRY or TB_EVENT_DEAD; a negative TB_E code counts as
  * a retry. The attempt count is kept by the framework (header x-tablium-attempt) and
  * max_attempts holds with or without a DLQ. Durable consumers are idempotent: the ids of handled
@@ -129,6 +130,11 @@ typedef struct tb_bus_opts {
     int retry_base_ms, retry_max_ms;
     /** Bound on one publish (window room, confirm, broker outage); 0 means 30000. */
     int publish_timeout_ms;
+    /** Light (Redis) events are handled on the subscriber's thread, in the order Redis delivers
+     *  them (one ordered stream): no hand-off, twice the throughput. Set light_parallel (or
+     *  TB_EVENTS_LIGHT_PARALLEL=1) to spread them over the workers by key like durable events,
+     *  for handlers that block. */
+    bool light_parallel;
     /** Dead-letter queue on (the default); set no_dlq to drop after max_attempts instead. */
     bool no_dlq;
     /**
