@@ -12,7 +12,7 @@
  * and leaves the DLQ only once the broker confirmed the copy. Exit status: 0, 1 on an error,
  * 2 on bad usage, 3 when some requested ids were not found.
  */
-#include "amqp.h"
+#include "tb_amqp.h"
 #include "tablium/error.h"
 
 #include <jansson.h>

@@ -1,5 +1,5 @@
 /*
- * The RabbitMQ transport of the event bus (rabbitmq-c 0.11); contract in amqp.h.
+ * The RabbitMQ transport of the event bus (rabbitmq-c 0.11); contract in tb_amqp.h.
  *
  * rabbitmq-c is not thread-safe, so every publisher and every consumer owns one connection and
  * one I/O thread that alone calls into the library. Other threads talk to it through a
@@ -20,7 +20,7 @@
  * retry and dead-letter copies; a delivery is acked on channel 1 only once its copy was
  * confirmed on channel 2. Deliveries carry the connection generation they came from.
  */
-#include "amqp.h"
+#include "tb_amqp.h"
 
 #include "tablium/log.h"
 

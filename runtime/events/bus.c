@@ -5,8 +5,8 @@
  */
 #include "tablium/events.h"
 
-#include "amqp.h"
-#include "redis.h"
+#include "tb_amqp.h"
+#include "tb_redis.h"
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/evstore.h"

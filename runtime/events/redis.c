@@ -1,5 +1,5 @@
 /*
- * The Redis Pub/Sub transport (contract in redis.h). Why it is built this way:
+ * The Redis Pub/Sub transport (contract in tb_redis.h). Why it is built this way:
  *
  * - hiredis 0.14 serves for connecting (resolution, connect timeout, TCP_NODELAY) and, in the
  *   subscriber, for parsing. Its own write path uses write(2), which raises SIGPIPE on a socket
@@ -14,7 +14,7 @@
  *   No PING and no UNSUBSCRIBE/SUBSCRIBE churn while subscribed (PROTOCOLS.md, section 7): a dead
  *   peer shows as EOF or a reset, and TCP keepalive covers a silent one.
  */
-#include "redis.h"
+#include "tb_redis.h"
 
 #include "tablium/log.h"
 

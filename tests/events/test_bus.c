@@ -7,8 +7,8 @@
  * (scripts/with-brokers.sh sets them). Each test uses its own exchange and service names.
  */
 #include "events/events.h"
-#include "amqp.h"
-#include "redis.h"
+#include "tb_amqp.h"
+#include "tb_redis.h"
 #include "tablium/evstore.h"
 #include "tablium/ids.h"
 #include "tablium/store.h"

@@ -7,7 +7,7 @@
  * Both variables are required (the suite fails without them). Every test uses its own queue and
  * routing keys, so the tests can share one broker; one of them restarts it.
  */
-#include "../../runtime/events/amqp.h"
+#include "../../runtime/events/tb_amqp.h"
 
 #include <amqp.h>
 #include <amqp_framing.h>

@@ -9,7 +9,7 @@
  * (TB_TEST_REDIS_SCRIPT overrides the script's path), so that Redis must not be shared with
  * suites running at the same time. Each test leaves Redis running. A fake server covers the
  * replies a real Redis never sends. */
-#include "../../runtime/events/redis.h"
+#include "../../runtime/events/tb_redis.h"
 
 #include <arpa/inet.h>
 #include <check.h>

@@ -21,8 +21,8 @@
  * Threads: rabbitmq-c is not thread-safe, so each publisher and each consumer owns one
  * connection and one I/O thread; every function below is safe to call from any thread.
  */
-#ifndef TABLIUM_EVENTS_AMQP_H
-#define TABLIUM_EVENTS_AMQP_H
+#ifndef TABLIUM_EVENTS_TB_AMQP_H
+#define TABLIUM_EVENTS_TB_AMQP_H
 #include "tablium/error.h"
 #include <stdbool.h>
 #include <stddef.h>

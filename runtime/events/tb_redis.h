@@ -7,8 +7,8 @@
  * subscribers that reconnect with backoff and resubscribe by themselves after a Redis restart,
  * logging (warn, fields "gapMs" and "reconnects") and counting how long they were gone.
  */
-#ifndef TABLIUM_EVENTS_REDIS_H
-#define TABLIUM_EVENTS_REDIS_H
+#ifndef TABLIUM_EVENTS_TB_REDIS_H
+#define TABLIUM_EVENTS_TB_REDIS_H
 #include "tablium/error.h"
 #include <stddef.h>
 #include <stdint.h>
