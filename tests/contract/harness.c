@@ -66,6 +66,41 @@ static bool healthy(const char *base)
     return ok;
 }
 
+/* Every process a test started and has not stopped yet: killed when the test program exits, so
+ * a failing test (Check jumps out of it) leaves no server behind. */
+#define TH_LIVE_MAX 64
+static pid_t th_live[TH_LIVE_MAX];
+static size_t th_n_live;
+
+static void kill_live(void)
+{
+    for (size_t i = 0; i < th_n_live; i++) {
+        kill(th_live[i], SIGKILL);
+        waitpid(th_live[i], NULL, 0); /* a Prism is not our child: then this just returns */
+    }
+    th_n_live = 0;
+}
+
+static void live_add(pid_t p)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(kill_live);
+        registered = true;
+    }
+    if (p > 0 && th_n_live < TH_LIVE_MAX)
+        th_live[th_n_live++] = p;
+}
+
+static void live_del(pid_t p)
+{
+    for (size_t i = 0; i < th_n_live; i++)
+        if (th_live[i] == p) {
+            th_live[i] = th_live[--th_n_live];
+            return;
+        }
+}
+
 void th_start(th_service *svc, const char *const *env)
 {
     char bin[512], upper[32], portvar[48], dbpath[300];
@@ -105,10 +140,12 @@ void th_start(th_service *svc, const char *const *env)
         _exit(127);
     }
     svc->pid = pid;
+    live_add(pid);
     bool up = false;
     for (int t = 0; t < 200 && !up; t++) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
+            live_del(pid);
             svc->pid = 0;
             ck_abort_msg("%s exited at start (status %d); log: %s", svc->name, st, svc->log);
         }
@@ -134,6 +171,7 @@ void th_start(th_service *svc, const char *const *env)
         ck_assert_int_eq(fscanf(f, "%d", &pp), 1);
         fclose(f);
         svc->prism_pid = pp;
+        live_add(pp);
         snprintf(svc->url, sizeof svc->url, "http://127.0.0.1:%d", svc->prism_port);
     }
 }
@@ -146,6 +184,7 @@ static void stop_prism(th_service *svc)
     snprintf(cmd, sizeof cmd, "bash tests/contract/referee/prism.sh stop %s/prism.pid", svc->dir);
     if (system(cmd) != 0)
         kill(svc->prism_pid, SIGKILL);
+    live_del(svc->prism_pid);
     svc->prism_pid = 0;
 }
 
@@ -158,6 +197,7 @@ int th_stop(th_service *svc)
     int st = 0;
     for (int t = 0; t < 300; t++) { /* 15 s */
         if (waitpid(svc->pid, &st, WNOHANG) == svc->pid) {
+            live_del(svc->pid);
             svc->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -165,6 +205,7 @@ int th_stop(th_service *svc)
     }
     kill(svc->pid, SIGKILL);
     waitpid(svc->pid, &st, 0);
+    live_del(svc->pid);
     svc->pid = 0;
     return 255;
 }
@@ -177,7 +218,21 @@ void th_kill(th_service *svc)
     kill(svc->pid, SIGKILL);
     int st;
     waitpid(svc->pid, &st, 0);
+    live_del(svc->pid);
     svc->pid = 0;
+}
+
+bool th_wait_exit(th_service *svc, int timeout_ms, int *status)
+{
+    for (int t = 0; svc->pid && t <= timeout_ms; t += 50) {
+        if (waitpid(svc->pid, status, WNOHANG) == svc->pid) {
+            live_del(svc->pid);
+            svc->pid = 0;
+            return true;
+        }
+        sleep_ms(50);
+    }
+    return false;
 }
 
 void th_cleanup(th_service *svc)

@@ -1,7 +1,8 @@
 /*
  * Contract-test harness: starts real service processes (build/<name>_service) on free loopback
  * ports with their database in a temporary folder, optionally behind a Stoplight Prism proxy
- * (TB_CONTRACT_PRISM=1), and talks plain HTTP to them with libcurl.
+ * (TB_CONTRACT_PRISM=1), and talks plain HTTP to them with libcurl. Whatever a test started
+ * and did not stop is killed when the test program exits.
  */
 #ifndef TB_TEST_HARNESS_H
 #define TB_TEST_HARNESS_H
@@ -40,6 +41,9 @@ void th_start(th_service *svc, const char *const *env);
 int th_stop(th_service *svc);
 /** SIGKILL, waits (no cleanup by the service). */
 void th_kill(th_service *svc);
+/** Waits (timeout_ms at most) for the service to exit by itself; true, with its wait status in
+ *  *status, when it did. */
+bool th_wait_exit(th_service *svc, int timeout_ms, int *status);
 /** Removes the data folder. */
 void th_cleanup(th_service *svc);
 /** True when the tests run behind Prism. */

@@ -191,15 +191,8 @@ START_TEST(killed_between_commit_and_publish_the_outbox_relays_on_restart)
     th_http(&r, "POST", u, body, NULL, NULL); /* 201, or the connection drops: both are fine */
     th_resp_free(&r);
     int st = 0;
-    pid_t w = 0;
-    for (int t = 0; t < 200 && w != faulty.pid; t++) {
-        w = waitpid(faulty.pid, &st, WNOHANG);
-        if (w != faulty.pid)
-            sleep_ms(50);
-    }
-    ck_assert_msg(w == faulty.pid && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+    ck_assert_msg(th_wait_exit(&faulty, 10000, &st) && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
                   "the fault hook did not kill auth (log %s)", faulty.log);
-    faulty.pid = 0;
     ck_assert_int_eq(count_in_log(faulty.log, "outbox-crash-before-publish"), 1);
     /* nothing was published: the user does not exist yet */
     ck_assert_int_eq(count_in_log(user_svc.log, uname), 0);

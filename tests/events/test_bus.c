@@ -973,6 +973,19 @@ static int on_counted_slow(tb_ctx *ctx, const tb_event *ev,
     return on_counted(ctx, ev, d, user);
 }
 
+/* Consumer processes still running: killed at exit when a failing test jumps past its kill. */
+static pid_t live_sinks[2];
+
+static void kill_sinks(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (live_sinks[i] > 0) {
+            kill(live_sinks[i], SIGKILL);
+            waitpid(live_sinks[i], NULL, 0);
+            live_sinks[i] = 0;
+        }
+}
+
 /* The consumer process: never returns (killed by the test). */
 static void sink_process(const char *svc, const char *ex, const char *path)
 {
@@ -1043,10 +1056,12 @@ START_TEST(a_consumer_killed_mid_stream_loses_and_repeats_nothing)
     ck_assert_int_eq(tb_bus_flush(prod, 30000), 0);
     tb_bus_free(prod); /* no thread left in this process: fork is safe */
 
+    atexit(kill_sinks);
     pid_t c1 = fork();
     ck_assert_int_ge(c1, 0);
     if (c1 == 0)
         sink_process(svc, ex, path);
+    live_sinks[0] = c1;
     int n1 = 0;
     for (int t = 0; t < 3000 && n1 < N / 5; t++) {
         n1 = handled_in(path, "SELECT COUNT(*) FROM handled");
@@ -1057,6 +1072,7 @@ START_TEST(a_consumer_killed_mid_stream_loses_and_repeats_nothing)
     ck_assert_msg(gone == 0, "the consumer process exited early (status %d)", cst);
     kill(c1, SIGKILL);
     waitpid(c1, NULL, 0);
+    live_sinks[0] = 0;
     n1 = handled_in(path, "SELECT COUNT(*) FROM handled");
     ck_assert_msg(n1 > 0 && n1 < N, "killed after %d of %d: not mid-stream", n1, N);
 
@@ -1064,6 +1080,7 @@ START_TEST(a_consumer_killed_mid_stream_loses_and_repeats_nothing)
     ck_assert_int_ge(c2, 0);
     if (c2 == 0)
         sink_process(svc, ex, path);
+    live_sinks[1] = c2;
     int n2 = 0;
     for (int t = 0; t < 600 && n2 < N; t++) {
         n2 = handled_in(path, "SELECT COUNT(*) FROM handled");
@@ -1073,6 +1090,7 @@ START_TEST(a_consumer_killed_mid_stream_loses_and_repeats_nothing)
     usleep(300000);
     kill(c2, SIGKILL);
     waitpid(c2, NULL, 0);
+    live_sinks[1] = 0;
     n2 = handled_in(path, "SELECT COUNT(*) FROM handled");
     int dup = handled_in(path, "SELECT COALESCE(SUM(n - 1), 0) FROM handled");
     printf("events-consumer-kill: %d published, killed after %d, %d handled, %d lost, "
