@@ -509,7 +509,7 @@ int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, 
     pthread_cond_init(&w.cv, NULL);
     rc = publish_bytes(bus, t, &ids, b.data, b.len, on_wait_done, &w, err);
     tb_buf_deinit(&b);
-    if (rc == 0 || t->transport == TB_TRANSPORT_REDIS) {
+    if (rc == 0) { /* (Redis: done has run already) */
         pthread_mutex_lock(&w.mu);
         while (!w.done)
             pthread_cond_wait(&w.cv, &w.mu);

@@ -295,6 +295,17 @@ START_TEST(invalid_data_is_refused_on_publish_with_every_error)
     game_move_made_v1 mv = a_move("nope", 0);
     ck_assert_int_eq(game_move_made_v1_publish(prod, NULL, &mv, &err), TB_EVALIDATION);
     tb_bus_free(prod);
+    /* a transport that is not configured is a clear error at once, for either kind */
+    tb_bus *bare = tb_bus_new(&(tb_bus_opts){.service = "nowhere", .amqp_url = "", .redis_url = ""},
+                              &err);
+    ck_assert_ptr_nonnull(bare);
+    game_move_made_v1 ok = a_move(UID1, 1);
+    ck_assert_int_eq(game_move_made_v1_publish(bare, NULL, &ok, &err), TB_ESTATE);
+    ck_assert_msg(strstr(err.message, "TB_REDIS_URL") != NULL, "%s", err.message);
+    user_registered_v1 d2 = registered(UID1, "ada_l");
+    ck_assert_int_eq(user_registered_v1_publish(bare, NULL, &d2, &err), TB_ESTATE);
+    ck_assert_msg(strstr(err.message, "TB_AMQP_URL") != NULL, "%s", err.message);
+    tb_bus_free(bare);
     tb_error_deinit(&err);
 }
 END_TEST
