@@ -1397,7 +1397,8 @@ int tb_bus_start(tb_bus *b, tb_error *err)
         if (lock)
             pthread_mutex_lock(lock);
         b->seen = seen_new(b->dedupe_keep);
-        int rc = b->seen ? tb_dedupe_init(db, err) : tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+        int rc = b->seen ? tb_dedupe_init(db, err)
+                         : tb_error_set(err, TB_ENOMEM, "bus: out of memory");
         if (rc == 0)
             rc = tb_dedupe_recent(db, b->dedupe_consumer, b->dedupe_keep, seen_load_one, b->seen,
                                   err);

@@ -138,12 +138,14 @@ typedef struct tb_bus_opts {
     /** Dead-letter queue on (the default); set no_dlq to drop after max_attempts instead. */
     bool no_dlq;
     /**
-     * The service's database for the dedupe record of durable consumers. With it, each durable
-     * delivery runs as BEGIN IMMEDIATE; already handled? -> ack; handler; record its id;
-     * COMMIT, under store_lock (NULL: a lock of the bus, when nothing else uses the connection), so a
-     * handler that writes through the same connection changes state exactly once per event.
-     * Handlers must then not BEGIN themselves (SAVEPOINT is fine). NULL: the bus keeps the
-     * record in its own file, tb_store_path("<service>-events").
+     * The service's database for the dedupe record of durable consumers. With it, a worker
+     * handles what it has queued in one transaction on it (BEGIN IMMEDIATE ... COMMIT, under
+     * store_lock; NULL: a lock of the bus, when nothing else uses the connection): for each
+     * event a SAVEPOINT holds the handler's writes and the record of its id, or nothing when it
+     * does not ack; acks go out after the COMMIT. A handler that writes through the same
+     * connection thus changes state exactly once per event. Handlers must not BEGIN themselves
+     * (SAVEPOINT is fine), and the bus must be freed before the connection is closed. NULL: the
+     * bus keeps the record in its own file, tb_store_path("<service>-events").
      */
     sqlite3 *store;
     pthread_mutex_t *store_lock;
