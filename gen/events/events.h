@@ -389,7 +389,8 @@ json_t *wallet_transaction_created_v1_to_json(const wallet_transaction_created_v
  *   E_publish_async(bus, ctx, &data, done, user, err)
  *                                          the same without waiting (shares the confirm window)
  *   E_outbox(db, ctx, &data, err)          (durable events) writes it to the outbox in the
- *                                          caller's SQLite transaction; relayed after commit
+ *                                          caller's SQLite transaction (table made once by
+ *                                          tb_outbox_init); relayed after commit
  *   E_subscribe(bus, handler, user, err)   handler(ctx, ev, &data, user) gets the validated data,
  *                                          the envelope and the attempt; answers TB_EVENT_ACK,
  *                                          TB_EVENT_RETRY or TB_EVENT_DEAD (negative: retry)

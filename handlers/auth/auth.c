@@ -10,6 +10,7 @@
 #include "events/events.h"
 
 #include "tablium/events.h"
+#include "tablium/evstore.h"
 #include "tablium/ids.h"
 #include "tablium/log.h"
 #include "tablium/store.h"
@@ -50,10 +51,11 @@ int auth_service_init(void **state, tb_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     tb_bus_opts bo = {.service = "auth", .producer = "auth-service"};
-    s->bus = tb_bus_new(&bo, err);
-    char *path = tb_store_path("auth");
-    int rc = s->bus && path ? tb_bus_relay_outbox(s->bus, path, err) : TB_ENOMEM;
-    free(path);
+    int rc = tb_outbox_init(s->db, err);
+    if (rc == 0 && !(s->bus = tb_bus_new(&bo, err)))
+        rc = TB_ENOMEM;
+    if (rc == 0)
+        rc = tb_bus_relay_outbox(s->bus, NULL, err); /* the service's own database */
     if (rc != 0) {
         tb_bus_free(s->bus);
         tb_store_close(s->db);

@@ -173,10 +173,8 @@ int wallet_service_init(void **state, tb_error *err)
     tb_bus_opts bo = {.service = "wallet", .producer = "wallet-service"};
     if (rc == 0 && !(s->bus = tb_bus_new(&bo, err)))
         rc = TB_ENOMEM;
-    char *path = rc == 0 ? tb_store_path("wallet") : NULL;
     if (rc == 0)
-        rc = path ? tb_bus_relay_outbox(s->bus, path, err) : TB_ENOMEM;
-    free(path);
+        rc = tb_bus_relay_outbox(s->bus, NULL, err); /* the service's own database */
     if (rc != 0) {
         wallet_service_fini(s);
         *state = NULL;

@@ -125,8 +125,6 @@ struct tb_bus {
 
 /* ---------------------------------------------------------------- helpers ---- */
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
 static int env_int(const char *name, int dflt)
 {
     const char *v = getenv(name);
@@ -566,8 +564,6 @@ int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, j
     env_ids ids;
     int rc = build_envelope(ctx, t, data, producer, &b, &ids, err);
     if (rc == 0)
-        rc = tb_outbox_init(db, err);
-    if (rc == 0)
         rc = tb_outbox_put(db, ids.id, t->type, t->type, b.data, b.len, err);
     if (rc == 0 && id_out)
         memcpy(id_out, ids.id, 37);
@@ -575,53 +571,71 @@ int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, j
     return rc;
 }
 
+typedef struct relay_batch relay_batch;
+
+/* One outbox row in flight: what the confirm and the logs need (the broker has the bytes). */
 typedef struct relay_row {
+    relay_batch *rb;
     int64_t seq;
-    char *id, *type, *routing_key;
-    char *body;
-    size_t len;
+    int rc;
+    char id[40];
+    char type[129];
 } relay_row;
 
-typedef struct relay_batch {
+struct relay_batch {
+    tb_bus *bus;
+    tb_amqp_pub *pub;
     relay_row rows[256];
-    size_t n;
-    int rc[256];
-    size_t pending;
+    size_t n;       /* rows handed to the publisher */
+    size_t pending; /* of them, not yet confirmed */
+    int stop_rc;    /* why the scan stopped early (0: it did not) */
+    char stop_id[40]; /* the event it stopped at */
+    bool crash_before_publish;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-} relay_batch;
-
-typedef struct relay_ticket {
-    relay_batch *batch;
-    size_t i;
-} relay_ticket;
-
-static int relay_collect(void *user, const tb_outbox_row *r)
-{
-    relay_batch *rb = user;
-    relay_row *x = &rb->rows[rb->n];
-    x->seq = r->seq;
-    x->id = dup_or_null(r->id);
-    x->type = dup_or_null(r->type);
-    x->routing_key = dup_or_null(r->routing_key);
-    x->body = malloc(r->len ? r->len : 1);
-    if (x->body)
-        memcpy(x->body, r->body, r->len);
-    x->len = r->len;
-    rb->n++;
-    return rb->n == sizeof rb->rows / sizeof rb->rows[0] ? 1 : 0;
-}
+};
 
 static void relay_confirmed(void *user, int rc)
 {
-    relay_ticket *t = user;
-    relay_batch *rb = t->batch;
+    relay_row *r = user;
+    relay_batch *rb = r->rb;
     pthread_mutex_lock(&rb->mu);
-    rb->rc[t->i] = rc;
+    r->rc = rc;
     rb->pending--;
     pthread_cond_signal(&rb->cv);
     pthread_mutex_unlock(&rb->mu);
-    free(t);
+}
+
+/* tb_outbox_scan callback: publishes the row at once (the publisher copies it). */
+static int relay_publish(void *user, const tb_outbox_row *row)
+{
+    relay_batch *rb = user;
+    if (rb->crash_before_publish) {
+        tb_log_warn(NULL, "fault hook TB_FAULT=outbox-crash-before-publish: SIGKILL with "
+                          "committed event %s not yet published",
+                    row->id ? row->id : "?");
+        raise(SIGKILL);
+    }
+    relay_row *r = &rb->rows[rb->n];
+    *r = (relay_row){.rb = rb, .seq = row->seq, .rc = 0};
+    snprintf(r->id, sizeof r->id, "%s", row->id ? row->id : "?");
+    snprintf(r->type, sizeof r->type, "%s", row->type ? row->type : "?");
+    pthread_mutex_lock(&rb->mu);
+    rb->pending++;
+    pthread_mutex_unlock(&rb->mu);
+    tb_amqp_props props = {.message_id = row->id, .type = row->type};
+    int rc = tb_amqp_publish(rb->pub, NULL, row->routing_key, &props, row->body, row->len,
+                             relay_confirmed, r);
+    if (rc != 0) {
+        pthread_mutex_lock(&rb->mu);
+        rb->pending--;
+        pthread_mutex_unlock(&rb->mu);
+        rb->stop_rc = rc;
+        memcpy(rb->stop_id, r->id, sizeof rb->stop_id);
+        return 1; /* stop: the rest keeps its order for the next round */
+    }
+    rb->n++;
+    return rb->n == sizeof rb->rows / sizeof rb->rows[0] ? 1 : 0;
 }
 
 static void relay_wait(tb_bus *b, int ms)
@@ -657,10 +671,11 @@ static void *relay_main(void *arg)
     sqlite3 *db = NULL;
     int backoff = 100;
     const char *fault = getenv("TB_FAULT");
-    bool crash_before_publish = fault && strcmp(fault, "outbox-crash-before-publish") == 0;
     relay_batch *rb = calloc(1, sizeof *rb);
     if (rb == NULL)
         return NULL;
+    rb->bus = b;
+    rb->crash_before_publish = fault && strcmp(fault, "outbox-crash-before-publish") == 0;
     pthread_mutex_init(&rb->mu, NULL);
     pthread_cond_init(&rb->cv, NULL);
     while (!relay_stopping(b)) {
@@ -675,70 +690,30 @@ static void *relay_main(void *arg)
                 continue;
             }
         }
-        if (b->amqp_url == NULL) { /* nowhere to relay to: the rows wait (warned at start) */
-            relay_wait(b, 1000);
+        if (b->amqp_url == NULL || (rb->pub = amqp_pub(b, &err)) == NULL) {
+            relay_wait(b, 1000); /* nowhere to relay to: the rows wait (warned at start) */
             continue;
         }
         rb->n = 0;
-        long n = tb_outbox_scan(db, 0, sizeof rb->rows / sizeof rb->rows[0], relay_collect, rb,
+        rb->stop_rc = 0;
+        snprintf(rb->stop_id, sizeof rb->stop_id, "?");
+        long n = tb_outbox_scan(db, 0, sizeof rb->rows / sizeof rb->rows[0], relay_publish, rb,
                                 &err);
-        if (n < 0) {
-            tb_log_error(NULL, "outbox relay: scan failed: %s", err.message);
-            relay_wait(b, 1000);
-            continue;
-        }
-        if (rb->n == 0) {
-            relay_wait(b, 500);
-            continue;
-        }
-        if (crash_before_publish) {
-            tb_log_warn(NULL, "fault hook TB_FAULT=outbox-crash-before-publish: SIGKILL with %zu "
-                              "committed event(s) not yet published",
-                        rb->n);
-            raise(SIGKILL);
-        }
-        tb_amqp_pub *p = amqp_pub(b, &err);
-        size_t sent = 0;
-        rb->pending = 0;
-        for (size_t i = 0; p && i < rb->n; i++) {
-            relay_row *r = &rb->rows[i];
-            relay_ticket *t = malloc(sizeof *t);
-            rb->rc[i] = TB_ENOMEM;
-            if (t == NULL || r->body == NULL) {
-                free(t);
-                break;
-            }
-            *t = (relay_ticket){rb, i};
-            tb_amqp_props props = {.message_id = r->id, .type = r->type};
-            pthread_mutex_lock(&rb->mu);
-            rb->pending++;
-            pthread_mutex_unlock(&rb->mu);
-            int rc = tb_amqp_publish(p, NULL, r->routing_key, &props, r->body, r->len,
-                                     relay_confirmed, t);
-            if (rc != 0) {
-                pthread_mutex_lock(&rb->mu);
-                rb->pending--;
-                pthread_mutex_unlock(&rb->mu);
-                rb->rc[i] = rc;
-                free(t);
-                break;
-            }
-            sent++;
-        }
         pthread_mutex_lock(&rb->mu);
         while (rb->pending > 0)
             pthread_cond_wait(&rb->cv, &rb->mu);
         pthread_mutex_unlock(&rb->mu);
-        /* delete the confirmed prefix (order: a failed row stops the batch) */
+        if (n < 0)
+            tb_log_error(NULL, "outbox relay: scan failed: %s", err.message);
+        /* delete the confirmed prefix: a failed row stops it, so the order holds */
         size_t ok = 0;
-        while (ok < sent && (rb->rc[ok] == 0 || rb->rc[ok] == TB_ENOTFOUND)) {
+        while (ok < rb->n && (rb->rows[ok].rc == 0 || rb->rows[ok].rc == TB_ENOTFOUND)) {
             /* unroutable: the broker took it and no service subscribes to that type (yet);
              * that is delivery to nobody, as RabbitMQ defines it, not a failure to retry */
-            if (rb->rc[ok] == TB_ENOTFOUND)
+            if (rb->rows[ok].rc == TB_ENOTFOUND)
                 tb_log_info(NULL, "outbox relay: no queue is bound to %s; event %s reached "
                                   "nobody",
-                            rb->rows[ok].type ? rb->rows[ok].type : "?",
-                            rb->rows[ok].id ? rb->rows[ok].id : "?");
+                            rb->rows[ok].type, rb->rows[ok].id);
             ok++;
         }
         if (ok > 0) {
@@ -753,20 +728,17 @@ static void *relay_main(void *arg)
                 atomic_fetch_add(&b->relayed, ok);
             }
         }
-        if (ok < rb->n) {
-            int rc = ok < sent ? rb->rc[ok] : (p ? rb->rc[ok] : TB_ESTATE);
+        if (ok < rb->n || rb->stop_rc != 0 || n < 0) {
+            int rc = ok < rb->n ? rb->rows[ok].rc : rb->stop_rc ? rb->stop_rc : TB_EIO;
             tb_log_warn(NULL, "outbox relay: event %s not confirmed (%s); retrying in %d ms",
-                        rb->rows[ok].id ? rb->rows[ok].id : "?", tb_strerror(rc), backoff);
+                        ok < rb->n ? rb->rows[ok].id : rb->stop_id, tb_strerror(rc),
+                        backoff);
             relay_wait(b, backoff);
             backoff = backoff < 5000 ? backoff * 2 : 5000;
         } else {
             backoff = 100;
-        }
-        for (size_t i = 0; i < rb->n; i++) {
-            free(rb->rows[i].id);
-            free(rb->rows[i].type);
-            free(rb->rows[i].routing_key);
-            free(rb->rows[i].body);
+            if (rb->n == 0)
+                relay_wait(b, 500); /* empty: until a kick or the next poll */
         }
     }
     pthread_mutex_destroy(&rb->mu);
@@ -779,16 +751,16 @@ static void *relay_main(void *arg)
 
 int tb_bus_relay_outbox(tb_bus *bus, const char *path, tb_error *err)
 {
-    if (bus == NULL || path == NULL)
-        return tb_error_set(err, TB_EINVAL, "outbox relay: missing bus or path");
+    if (bus == NULL)
+        return tb_error_set(err, TB_EINVAL, "outbox relay: missing bus");
     if (bus->relay_running)
         return tb_error_set(err, TB_ESTATE, "outbox relay: already running");
-    if (bus->amqp_url == NULL)
-        tb_log_warn(NULL, "outbox relay: TB_AMQP_URL is not set; events stay in the outbox of %s",
-                    path);
-    bus->relay_path = strdup(path);
+    bus->relay_path = path ? strdup(path) : tb_store_path(bus->service);
     if (bus->relay_path == NULL)
         return tb_error_set(err, TB_ENOMEM, "outbox relay: out of memory");
+    if (bus->amqp_url == NULL)
+        tb_log_warn(NULL, "outbox relay: TB_AMQP_URL is not set; events stay in the outbox of %s",
+                    bus->relay_path);
     bus->relay_stop = false;
     if (pthread_create(&bus->relay_thread, NULL, relay_main, bus) != 0)
         return tb_error_set(err, TB_ENOMEM, "outbox relay: cannot start a thread");

@@ -787,6 +787,7 @@ START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
     snprintf(path, sizeof path, "%s/producer.db", DATA_DIR);
     sqlite3 *db = tb_store_open(path, "CREATE TABLE IF NOT EXISTS t (x);", &err);
     ck_assert_ptr_nonnull(db);
+    ck_assert_int_eq(tb_outbox_init(db, &err), 0);
     user_registered_v1 gone = registered(UID1, "rolled_back");
     user_registered_v1 kept = registered(UID1, "committed");
     ck_assert_int_eq(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);

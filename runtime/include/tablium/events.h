@@ -192,15 +192,16 @@ int tb_bus_flush(tb_bus *bus, int timeout_ms);
 /* ---- transactional outbox (durable events only) ---- */
 /**
  * Validates and wraps the event like tb_bus_publish_json, then writes it into the outbox table
- * of `db` (creating it if needed) inside the caller's open transaction: the event exists if and
- * only if the transaction commits. The bus that relays that database publishes it after the
- * commit. `producer` may be NULL ("<service>-service" of no bus is known here: pass it).
+ * of `db` inside the caller's open transaction: the event exists if and only if the
+ * transaction commits. The table is made once with tb_outbox_init (tablium/evstore.h), e.g. in
+ * the service's init. The bus that relays that database publishes it after the commit.
+ * `producer` NULL: the type's declared producer, else "<ctx->service>-service".
  */
 int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
                        const char *producer, char *id_out, tb_error *err);
-/** Starts relaying the outbox of the database file `path` (its own connection): rows are
- *  published in order, deleted once confirmed, kept and retried when not. Rows left by a crash
- *  are relayed at once. */
+/** Starts relaying the outbox of the database file `path` (NULL: the service's own,
+ *  tb_store_path(opts.service)) on its own connection: rows are published in order, deleted
+ *  once confirmed, kept and retried when not. Rows left by a crash are relayed at once. */
 int tb_bus_relay_outbox(tb_bus *bus, const char *path, tb_error *err);
 /** Wakes the relay after a commit that added events (else it polls every 500 ms). */
 void tb_bus_outbox_kick(tb_bus *bus);
