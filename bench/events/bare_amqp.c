@@ -2,12 +2,16 @@
  * bench_events_bare_amqp: a bare rabbitmq-c 0.11 publisher and consumer, the RabbitMQ reference
  * of bench/events/run.sh. It does not use libtablium.
  *
- *   bench_events_bare_amqp publish URL QUEUE N WINDOW [BYTES]
+ *   bench_events_bare_amqp publish URL QUEUE N WINDOW [BYTES [plain|tablium]]
  *       Declares QUEUE durable, confirm.select, then publishes N persistent messages of BYTES
- *       (default 200) bytes to it through the default exchange (mandatory), keeping at most
- *       WINDOW unconfirmed. basic.ack with `multiple` confirms every tag up to it; nacks and
- *       returns are counted (and make the exit status 1). Timed from the first publish to the
- *       last confirm.
+ *       (default 200) bytes, mandatory, keeping at most WINDOW unconfirmed. basic.ack with
+ *       `multiple` confirms every tag up to it; nacks and returns are counted (and make the exit
+ *       status 1). Timed from the first publish to the last confirm.
+ *       plain (the default): through the default exchange, content-type the only property.
+ *       tablium: shaped like a tablium event, so that the broker does the same work as for
+ *       one: through a durable topic exchange QUEUE.x to which QUEUE is bound with the
+ *       message's routing key, with a message_id unique per message, type, correlation_id and
+ *       the headers x-tablium-version and traceparent, as libtablium sends them.
  *   bench_events_bare_amqp consume URL QUEUE N PREFETCH
  *       basic.qos(prefetch) then basic.consume with manual acks: each message is acked on its
  *       own (multiple = 0) as soon as it is read, until N were received. Timed from the first
@@ -221,10 +225,24 @@ static void pub_poll(amqp_connection_state_t conn, pub_state *s, bool block)
     }
 }
 
-static int run_publish(const char *url, const char *queue, long n, long window, long bytes)
+static int run_publish(const char *url, const char *queue, long n, long window, long bytes,
+                       bool shaped)
 {
     amqp_connection_state_t conn = connect_url(url);
     declare_queue(conn, queue);
+    char exchange[300];
+    snprintf(exchange, sizeof exchange, "%s.x", queue);
+    amqp_bytes_t exch = amqp_empty_bytes;
+    amqp_bytes_t rkey = amqp_cstring_bytes(queue);
+    if (shaped) {
+        exch = amqp_cstring_bytes(exchange);
+        rkey = amqp_cstring_bytes("wallet.transaction.created");
+        amqp_exchange_declare(conn, CHANNEL, exch, amqp_cstring_bytes("topic"), 0, 1, 0, 0,
+                              amqp_empty_table);
+        check_reply(amqp_get_rpc_reply(conn), "exchange.declare");
+        amqp_queue_bind(conn, CHANNEL, amqp_cstring_bytes(queue), exch, rkey, amqp_empty_table);
+        check_reply(amqp_get_rpc_reply(conn), "queue.bind");
+    }
     amqp_confirm_select(conn, CHANNEL);
     check_reply(amqp_get_rpc_reply(conn), "confirm.select");
 
@@ -241,16 +259,37 @@ static int run_publish(const char *url, const char *queue, long n, long window, 
     amqp_bytes_t payload = {.len = (size_t)bytes, .bytes = body};
 
     amqp_basic_properties_t props = {0};
-    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-    amqp_bytes_t rkey = amqp_cstring_bytes(queue);
+    char message_id[64];
+    amqp_table_entry_t headers[2];
+    if (shaped) {
+        props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
+                       AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
+                       AMQP_BASIC_HEADERS_FLAG;
+        props.message_id = (amqp_bytes_t){.len = 36, .bytes = message_id};
+        props.type = rkey;
+        props.correlation_id = amqp_cstring_bytes("bench-correlation-0000000000000001");
+        headers[0].key = amqp_cstring_bytes("x-tablium-version");
+        headers[0].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[0].value.value.bytes = amqp_cstring_bytes("1.0");
+        headers[1].key = amqp_cstring_bytes("traceparent");
+        headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[1].value.value.bytes =
+            amqp_cstring_bytes("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        props.headers.num_entries = 2;
+        props.headers.entries = headers;
+    } else {
+        props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+        props.content_type = amqp_cstring_bytes("application/json");
+    }
 
     double t0 = now_s();
     while (s.confirmed < s.n) {
         if (s.sent < s.n && s.sent - s.confirmed < (uint64_t)window) {
-            int rc =
-                amqp_basic_publish(conn, CHANNEL, amqp_empty_bytes, rkey, 1, 0, &props, payload);
+            if (shaped) /* unique per message, in the form of a UUID */
+                snprintf(message_id, sizeof message_id, "6f1c2a9e-4b3d-4c8e-9a7f-%012llx",
+                         (unsigned long long)(s.sent & 0xffffffffffffull));
+            int rc = amqp_basic_publish(conn, CHANNEL, exch, rkey, 1, 0, &props, payload);
             if (rc != AMQP_STATUS_OK)
                 die("basic.publish: %s", amqp_error_string2(rc));
             s.sent++;
@@ -368,7 +407,7 @@ static int run_depth(const char *url, const char *queue)
 
 _Noreturn static void usage(void)
 {
-    fprintf(stderr, "usage: bench_events_bare_amqp publish URL QUEUE N WINDOW [BYTES]\n"
+    fprintf(stderr, "usage: bench_events_bare_amqp publish URL QUEUE N WINDOW [BYTES [plain|tablium]]\n"
                     "       bench_events_bare_amqp consume URL QUEUE N PREFETCH\n"
                     "       bench_events_bare_amqp purge|depth URL QUEUE\n");
     exit(2);
@@ -381,10 +420,17 @@ int main(int argc, char **argv)
     const char *mode = argv[1], *url = argv[2], *queue = argv[3];
     const char *t = getenv("BENCH_TIMEOUT_S");
     deadline = now_s() + (t && *t ? (double)parse_count(t, "BENCH_TIMEOUT_S", 1) : 120.0);
-    if (strcmp(mode, "publish") == 0 && (argc == 6 || argc == 7)) {
+    if (strcmp(mode, "publish") == 0 && argc >= 6 && argc <= 8) {
         long n = parse_count(argv[4], "N", 1), w = parse_count(argv[5], "WINDOW", 1);
-        long bytes = argc == 7 ? parse_count(argv[6], "BYTES", 1) : 200;
-        return run_publish(url, queue, n, w, bytes);
+        long bytes = argc >= 7 ? parse_count(argv[6], "BYTES", 1) : 200;
+        bool shaped = false;
+        if (argc == 8) {
+            if (strcmp(argv[7], "tablium") == 0)
+                shaped = true;
+            else if (strcmp(argv[7], "plain") != 0)
+                usage();
+        }
+        return run_publish(url, queue, n, w, bytes, shaped);
     }
     if (strcmp(mode, "consume") == 0 && argc == 6) {
         long n = parse_count(argv[4], "N", 1), p = parse_count(argv[5], "PREFETCH", 1);
