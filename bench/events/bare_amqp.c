@@ -11,7 +11,7 @@
  *       tablium: shaped like a tablium event, so that the broker does the same work as for
  *       one: through a durable topic exchange QUEUE.x to which QUEUE is bound with the
  *       message's routing key, with a message_id unique per message, type, correlation_id and
- *       the headers x-tablium-version and traceparent, as libtablium sends them.
+ *       the headers x-tablium-version, traceparent and x-tablium-key, as libtablium sends them.
  *   bench_events_bare_amqp consume URL QUEUE N PREFETCH
  *       basic.qos(prefetch) then basic.consume with manual acks: each message is acked on its
  *       own (multiple = 0) as soon as it is read, until N were received. Timed from the first
@@ -261,7 +261,7 @@ static int run_publish(const char *url, const char *queue, long n, long window, 
     amqp_basic_properties_t props = {0};
     props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
     char message_id[64];
-    amqp_table_entry_t headers[2];
+    amqp_table_entry_t headers[3];
     if (shaped) {
         props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |
                        AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG |
@@ -276,7 +276,10 @@ static int run_publish(const char *url, const char *queue, long n, long window, 
         headers[1].value.kind = AMQP_FIELD_KIND_UTF8;
         headers[1].value.value.bytes =
             amqp_cstring_bytes("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        props.headers.num_entries = 2;
+        headers[2].key = amqp_cstring_bytes("x-tablium-key");
+        headers[2].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[2].value.value.bytes = amqp_cstring_bytes("0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b");
+        props.headers.num_entries = 3;
         props.headers.entries = headers;
     } else {
         props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;

@@ -26,10 +26,10 @@
  *   bench_events_ours amqp-consume URL N PREFETCH [file|memory]
  *       A bus "bench-sink" (prefetch PREFETCH, the default 4 workers, DLQ on) subscribed to
  *       wallet.transaction.created consumes N events: envelope and data validated, typed
- *       handler, dedupe record in SQLite, ack. Timed from the first handler call to the N-th.
- *       file (the default): the bus's own dedupe file under $TB_DATA_DIR (a temporary folder
- *       when unset); memory: an in-memory database given as opts.store, to show what the file
- *       costs.
+ *       handler, dedupe record, ack. Timed from the first handler call to the N-th.
+ *       file (the default): the bus's own dedupe log under $TB_DATA_DIR (a temporary folder
+ *       when unset); memory: an in-memory SQLite database given as opts.store (store mode: a
+ *       transaction per batch, a SAVEPOINT per event), to compare.
  *
  * Each mode ends with one line on stdout:
  *   result mode=redis|redis-paced n=N received=R secs=S msgs_per_s=X p50_ms=A p99_ms=B bytes=E
@@ -517,7 +517,7 @@ int main(int argc, char **argv)
     const char *fl = getenv("BENCH_EVENTS_INFLIGHT");
     long inflight = fl && *fl ? parse_count(fl, "BENCH_EVENTS_INFLIGHT", 0) : 2000;
 
-    /* the dedupe record of a durable consumer is a SQLite file under $TB_DATA_DIR */
+    /* the dedupe record of a durable consumer is a file under $TB_DATA_DIR */
     char tmpdir[] = "/tmp/bench-events-XXXXXX";
     bool own_dir = false;
     const char *dd = getenv("TB_DATA_DIR");
@@ -544,8 +544,8 @@ int main(int argc, char **argv)
         usage();
 
     if (own_dir) {
-        static const char *const files[] = {"bench-sink-events.db", "bench-sink-events.db-wal",
-                                            "bench-sink-events.db-shm"};
+        static const char *const files[] = {"bench-sink-events.dedupe", "bench-sink-events.db",
+                                            "bench-sink-events.db-wal", "bench-sink-events.db-shm"};
         char p[256];
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             snprintf(p, sizeof p, "%s/%s", tmpdir, files[i]);

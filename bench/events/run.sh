@@ -15,13 +15,13 @@
 #                         broker does the same work for both: as many bytes as ours' envelope
 #                         (640), through a durable topic exchange and one binding to a durable
 #                         queue (mandatory), with a message_id per message, type, correlation_id
-#                         and the headers x-tablium-version and traceparent; the same confirm
+#                         and the headers x-tablium-version, traceparent and x-tablium-key; the same confirm
 #                         window. (The broker's own cost depends on that shape: a bare client
 #                         reading 200-byte messages with no properties consumes 1.3-3x faster
 #                         than the same client reading tablium-shaped ones, which made the
 #                         earlier comparison one of message shapes, not of clients.)
 #   events-amqp-consume   the N events consumed by a bus with prefetch PREFETCH (4 workers,
-#                         validation, typed handler, dedupe record in SQLite under TB_DATA_DIR,
+#                         validation, typed handler, dedupe record in the bus's log under TB_DATA_DIR,
 #                         ack); against the bare consumer: basic.qos PREFETCH, one basic.ack per
 #                         message
 #
@@ -35,8 +35,8 @@
 # redis-benchmark, ours over Redis, bare publish, ours publish, bare consume, ours consume
 # (interleaved so that this VM's slow phases spread over all), plus one paced Redis run (2000
 # events at 1000/s) for the latency without queueing, and, for information, ours consuming N
-# more events with its dedupe record in an in-memory database instead of the SQLite file
-# (events-amqp-consume-memdedupe: what the file costs; not compared). Queues are purged before
+# more events in store mode, with an in-memory SQLite database as the store
+# (events-amqp-consume-memdedupe: a transaction per batch and a SAVEPOINT per event; not compared). Queues are purged before
 # each publish and ours' dedupe file is removed before each consume, so every round starts
 # alike. Ours over Redis keeps at most BENCH_EVENTS_INFLIGHT events published and not yet
 # handled (ours.c says why). Our RabbitMQ runs are timed like the bare ones: publish from the
@@ -257,8 +257,8 @@ purge() {
 }
 
 fresh_dedupe() {
-  rm -f "$TB_DATA_DIR/$SINK-events.db" "$TB_DATA_DIR/$SINK-events.db-wal" \
-    "$TB_DATA_DIR/$SINK-events.db-shm"
+  rm -f "$TB_DATA_DIR/$SINK-events.dedupe" "$TB_DATA_DIR/$SINK-events.db" \
+    "$TB_DATA_DIR/$SINK-events.db-wal" "$TB_DATA_DIR/$SINK-events.db-shm"
 }
 
 # ---- correctness checks ----
@@ -434,7 +434,7 @@ measure_ours_consume() {
 }
 
 # info: the same consume with the dedupe record in memory (opts.store), after an unrecorded
-# publish of N more events; shows what the SQLite file costs, compared to nothing
+# publish of N more events; store mode on an in-memory SQLite database
 measure_ours_consume_memory() {
   local round=$1 d
   purge "$SINK"
@@ -452,7 +452,7 @@ measure_ours_consume_memory() {
   if run "ours amqp-consume memory" "$OUT/round.$round.ours-consume-memory.log" \
     "$OURS" amqp-consume "$AMQP_URL" "$N_AMQP" "$PREFETCH" memory; then
     record events-amqp-consume-memdedupe ours "$round" "$(kv msgs_per_s)" - - "$(kv bytes)" \
-      "(info: dedupe record in an in-memory database)"
+      "(info: store mode, in-memory SQLite store)"
   else
     status=1
   fi

@@ -59,6 +59,7 @@
 #define H_ATTEMPT "x-tablium-attempt"
 #define H_VERSION "x-tablium-version"
 #define H_TRACEPARENT "traceparent"
+#define H_KEY "x-tablium-key"
 #define H_REASON "x-tablium-reason"
 #define H_DEAD_AT "x-tablium-dead-at"
 #define H_ROUTING_KEY "x-tablium-routing-key"
@@ -539,9 +540,9 @@ static cdeliv *deliv_build(uint64_t tag, bool redelivered, amqp_bytes_t rk, cons
 {
     const amqp_basic_properties_t *p = &m->properties;
     amqp_bytes_t version = amqp_empty_bytes, trace = amqp_empty_bytes, orig_rk = amqp_empty_bytes,
-                 reason = amqp_empty_bytes, dead_at = amqp_empty_bytes;
+                 reason = amqp_empty_bytes, dead_at = amqp_empty_bytes, key = amqp_empty_bytes;
     bool has_version = false, has_trace = false, has_orig_rk = false, has_reason = false,
-         has_dead_at = false;
+         has_dead_at = false, has_key = false;
     int attempt = 1;
     size_t hdr_len = 0;
     if ((p->_flags & AMQP_BASIC_HEADERS_FLAG) && p->headers.num_entries > 0 && p->headers.entries) {
@@ -555,6 +556,8 @@ static cdeliv *deliv_build(uint64_t tag, bool redelivered, amqp_bytes_t rk, cons
                 has_version = field_str(&e->value, &version);
             } else if (bytes_is(e->key, H_TRACEPARENT)) {
                 has_trace = field_str(&e->value, &trace);
+            } else if (bytes_is(e->key, H_KEY)) {
+                has_key = field_str(&e->value, &key);
             } else if (bytes_is(e->key, H_ROUTING_KEY)) {
                 has_orig_rk = field_str(&e->value, &orig_rk);
             } else if (bytes_is(e->key, H_REASON)) {
@@ -579,6 +582,7 @@ static cdeliv *deliv_build(uint64_t tag, bool redelivered, amqp_bytes_t rk, cons
         {p->correlation_id, (p->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) != 0,
          &tmp.d.correlation_id},
         {trace, has_trace, &tmp.d.traceparent},
+        {key, has_key, &tmp.d.key},
         {p->content_type, (p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) != 0, &tmp.content_type},
         {p->content_encoding, (p->_flags & AMQP_BASIC_CONTENT_ENCODING_FLAG) != 0,
          &tmp.content_encoding},
@@ -738,7 +742,7 @@ typedef struct pub_rec {
     bool returned;
     amqp_bytes_t exchange, routing_key, body;
     amqp_basic_properties_t props;
-    amqp_table_entry_t hdr[3];
+    amqp_table_entry_t hdr[4];
     char data[];
 } pub_rec;
 
@@ -808,11 +812,12 @@ static pub_rec *rec_new(const char *ex, const char *rk, const tb_amqp_props *pp,
     tb_amqp_props none = {0};
     if (pp == NULL)
         pp = &none;
-    const char *strs[] = {
-        ex, rk, pp->message_id, pp->type, pp->version, pp->correlation_id, pp->traceparent};
-    size_t lens[7];
+    const char *strs[] = {ex,          rk, pp->message_id, pp->type, pp->version, pp->correlation_id,
+                          pp->traceparent, pp->key};
+    enum { NSTR = sizeof strs / sizeof strs[0] };
+    size_t lens[NSTR];
     size_t total = len;
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < NSTR; i++) {
         lens[i] = strs[i] ? strlen(strs[i]) : 0;
         total += strs[i] ? lens[i] + 1 : 0;
     }
@@ -820,9 +825,9 @@ static pub_rec *rec_new(const char *ex, const char *rk, const tb_amqp_props *pp,
     if (r == NULL)
         return NULL;
     memset(r, 0, sizeof *r);
-    amqp_bytes_t b[7];
+    amqp_bytes_t b[NSTR];
     char *cur = r->data;
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 0; i < NSTR; i++) {
         b[i] = amqp_empty_bytes;
         if (strs[i] == NULL)
             continue;
@@ -859,6 +864,10 @@ static pub_rec *rec_new(const char *ex, const char *rk, const tb_amqp_props *pp,
     if (pp->traceparent) {
         r->hdr[n] = entry_str(H_TRACEPARENT, NULL);
         r->hdr[n++].value.value.bytes = b[6];
+    }
+    if (pp->key) {
+        r->hdr[n] = entry_str(H_KEY, NULL);
+        r->hdr[n++].value.value.bytes = b[7];
     }
     if (pp->attempt > 0)
         r->hdr[n++] = entry_i32(H_ATTEMPT, pp->attempt);

@@ -7,6 +7,7 @@
 
 #include "tb_amqp.h"
 #include "tb_redis.h"
+#include "tb_dlog.h"
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/evstore.h"
@@ -83,7 +84,7 @@ struct tb_bus {
     bool dlq;
     sqlite3 *store;
     pthread_mutex_t *store_lock;
-    sqlite3 *own_dedupe; /* when no store was given */
+    tb_dlog *own_log; /* the dedupe record when no store was given */
     pthread_mutex_t own_dedupe_mu;
     size_t dedupe_keep;
     seen_set *seen; /* the ids handled lately (durable consumers) */
@@ -201,7 +202,10 @@ typedef struct env_ids {
     char id[37];
     char traceparent[56];
     char correlation[129];
+    char key[129]; /* the ordering key (AMQP header x-tablium-key), "" when none */
 } env_ids;
+
+static const char *key_of(const tb_event_type *t, const json_t *data, char *buf, size_t cap);
 
 /* Builds the envelope of one event into b; ids gets its id, traceparent and correlation id. */
 static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *data,
@@ -223,6 +227,11 @@ static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *dat
         return TB_EVALIDATION;
     }
     tb_error_deinit(&verr);
+    char kb[32];
+    const char *key = key_of(t, data, kb, sizeof kb);
+    ids->key[0] = '\0';
+    if (key && strlen(key) < sizeof ids->key)
+        memcpy(ids->key, key, strlen(key) + 1);
 
     char ts[25], trace_id[33], span_id[17], parent_span[17], corr[33];
     tb_uuid_new(id);
@@ -463,7 +472,8 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, 
         return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
     *pd = (pub_done){b, done, user};
     tb_amqp_props props = {.message_id = ids->id, .type = t->type, .version = t->version,
-                           .correlation_id = ids->correlation, .traceparent = ids->traceparent};
+                           .correlation_id = ids->correlation, .traceparent = ids->traceparent,
+                           .key = ids->key[0] ? ids->key : NULL};
     int rc = tb_amqp_publish(p, NULL, t->type, &props, body, len, on_confirm, pd);
     if (rc != 0) {
         free(pd);
@@ -834,7 +844,9 @@ static void enqueue(tb_bus *b, bus_msg *m)
 {
     /* route by key: the same key always goes to the same worker, so it keeps its order */
     unsigned w = 0;
-    if (m->root) {
+    if (m->root == NULL && m->d && m->d->key) { /* not parsed yet: the key from its header */
+        w = (unsigned)(fnv1a(m->d->key) % b->n_workers);
+    } else if (m->root) {
         const json_t *data = json_object_get(m->root, "data");
         bool known;
         const bus_sub *s = find_sub(b, jstr(m->root, "type"), jstr(m->root, "version"), &known);
@@ -854,6 +866,30 @@ static void enqueue(tb_bus *b, bus_msg *m)
     pthread_mutex_unlock(&wk->mu);
 }
 
+/* Parses a durable delivery's envelope into m->root. false when it is not a JSON object: then
+ * it was dead-lettered with the parser's reason (line and column). */
+static bool parse_durable(tb_bus *b, bus_msg *m)
+{
+    tb_error err = TB_ERROR_INIT;
+    m->root = tb_json_loadb(m->d->body, m->d->len, &err);
+    if (m->root != NULL && json_is_object(m->root)) {
+        tb_error_deinit(&err);
+        return true;
+    }
+    char reason[BUS_REASON_MAX];
+    if (m->root == NULL)
+        snprintf(reason, sizeof reason, "%s", err.message); /* has line and column */
+    else
+        snprintf(reason, sizeof reason, "invalid envelope: (type) must be an object");
+    tb_log_warn(NULL, "event %s on %s dead-lettered: %s",
+                m->d->message_id ? m->d->message_id : "(no id)", b->service, reason);
+    atomic_fetch_add(&b->invalid, 1);
+    atomic_fetch_add(&b->dead, 1);
+    settle(b, m, TB_EVENT_DEAD, reason);
+    tb_error_deinit(&err);
+    return false;
+}
+
 static void on_amqp(void *user, tb_amqp_delivery *d)
 {
     tb_bus *b = user;
@@ -866,24 +902,12 @@ static void on_amqp(void *user, tb_amqp_delivery *d)
     }
     m->transport = TB_TRANSPORT_RABBITMQ;
     m->d = d;
-    tb_error err = TB_ERROR_INIT;
-    m->root = tb_json_loadb(d->body, d->len, &err);
-    if (m->root == NULL || !json_is_object(m->root)) {
-        char reason[BUS_REASON_MAX];
-        if (m->root == NULL)
-            snprintf(reason, sizeof reason, "%s", err.message); /* has line and column */
-        else
-            snprintf(reason, sizeof reason, "invalid envelope: (type) must be an object");
-        tb_log_warn(NULL, "event %s on %s dead-lettered: %s",
-                    d->message_id ? d->message_id : "(no id)", b->service, reason);
-        atomic_fetch_add(&b->invalid, 1);
-        atomic_fetch_add(&b->dead, 1);
-        settle(b, m, TB_EVENT_DEAD, reason);
-        msg_free(m);
-    } else {
+    /* With the ordering key in its header (our publishers send it), the JSON is parsed by the
+     * worker the key picks; otherwise here, to find the key in the data. */
+    if (d->key || parse_durable(b, m))
         enqueue(b, m);
-    }
-    tb_error_deinit(&err);
+    else
+        msg_free(m);
 }
 
 static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be);
@@ -950,14 +974,12 @@ static tb_event_result run_handler(tb_bus *b, bus_worker *w, const bus_sub *s, b
     return (tb_event_result)r;
 }
 
+/* The store's connection and the lock to hold on it (store mode only). */
 static sqlite3 *dedupe_db(tb_bus *b, pthread_mutex_t **lock)
 {
-    if (b->store) { /* without the caller's lock, still one worker at a time on it */
-        *lock = b->store_lock ? b->store_lock : &b->own_dedupe_mu;
-        return b->store;
-    }
-    *lock = &b->own_dedupe_mu;
-    return b->own_dedupe;
+    /* without the caller's lock, still one worker at a time on it */
+    *lock = b->store_lock ? b->store_lock : &b->own_dedupe_mu;
+    return b->store;
 }
 
 /* ---- the ids handled lately, in memory: the dedupe check costs a hash lookup ----
@@ -1039,6 +1061,80 @@ static void seen_add(seen_set *s, const char *id)
 
 static void seen_load_one(void *user, const char *id) { seen_add(user, id); }
 
+typedef struct {
+    seen_set *seen;
+    const char **ids;
+    size_t n, cap;
+} carry_over;
+
+static void carry_one(void *user, const char *id)
+{
+    carry_over *c = user;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        const char **ids = realloc(c->ids, cap * sizeof *ids);
+        if (!ids)
+            return;
+        c->ids = ids;
+        c->cap = cap;
+    }
+    char *copy = strdup(id);
+    if (copy)
+        c->ids[c->n++] = copy;
+}
+
+/* The bus's own dedupe record: the log tb_store_path("<service>-events") names with .dedupe
+ * for .db. Ids recorded by an earlier version in the SQLite file of that name are carried over
+ * into a new, empty log once. */
+static int open_own_log(tb_bus *b, tb_error *err)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s-events", b->service);
+    char *db_path = tb_store_path(name);
+    if (!db_path)
+        return tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+    size_t len = strlen(db_path);
+    char *path = malloc(len + 8);
+    if (!path) {
+        free(db_path);
+        return tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+    }
+    if (len > 3 && strcmp(db_path + len - 3, ".db") == 0)
+        snprintf(path, len + 8, "%.*s.dedupe", (int)(len - 3), db_path);
+    else
+        snprintf(path, len + 8, "%s.dedupe", db_path);
+    int rc = 0;
+    b->seen = seen_new(b->dedupe_keep);
+    if (!b->seen)
+        rc = tb_error_set(err, TB_ENOMEM, "bus: out of memory");
+    if (rc == 0 && !(b->own_log = tb_dlog_open(path, b->dedupe_keep, seen_load_one, b->seen, err)))
+        rc = err && err->code ? err->code : TB_EIO;
+    if (rc == 0 && tb_dlog_records(b->own_log) == 0 && access(db_path, F_OK) == 0) {
+        carry_over c = {.seen = b->seen};
+        tb_error e2 = TB_ERROR_INIT;
+        sqlite3 *old = tb_store_open(db_path, NULL, &e2);
+        if (old && tb_dedupe_recent(old, b->dedupe_consumer, b->dedupe_keep, carry_one, &c,
+                                    &e2) == 0) {
+            for (size_t i = 0; i < c.n; i++)
+                seen_add(b->seen, c.ids[i]);
+            if (tb_dlog_append(b->own_log, c.ids, c.n, &e2) == 0 && c.n > 0)
+                tb_log_info(NULL, "bus %s: %zu dedupe records carried over from %s into %s",
+                            b->service, c.n, db_path, path);
+        }
+        if (e2.code)
+            tb_log_warn(NULL, "bus %s: the dedupe records of %s were not carried over: %s",
+                        b->service, db_path, e2.message);
+        tb_store_close(old);
+        tb_error_deinit(&e2);
+        for (size_t i = 0; i < c.n; i++)
+            free((char *)c.ids[i]);
+        free(c.ids);
+    }
+    free(path);
+    free(db_path);
+    return rc;
+}
+
 /* ---- consuming, in batches ---- */
 
 #define BATCH_MAX 64
@@ -1049,8 +1145,10 @@ static void seen_load_one(void *user, const char *id) { seen_add(user, id); }
 static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be)
 {
     memset(be, 0, sizeof *be);
-    json_t *root = m->root;
     const bool durable = m->transport == TB_TRANSPORT_RABBITMQ;
+    if (m->root == NULL && !(durable && m->d && parse_durable(b, m)))
+        return NULL;
+    json_t *root = m->root;
     const char *where = durable ? "dead-lettered" : "dropped";
     tb_error err = TB_ERROR_INIT;
     bool known;
@@ -1097,6 +1195,14 @@ static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be)
         .max_attempts = b->max_attempts,
         .redelivered = durable && m->d ? m->d->redelivered : false,
     };
+    if (durable && m->d && m->d->key && be->ev.key && strcmp(m->d->key, be->ev.key) != 0) {
+        /* it was queued by the header's key: a different one would break the order of both */
+        snprintf(be->reason, sizeof be->reason,
+                 "invalid envelope: header x-tablium-key \"%.64s\" is not data.%s \"%.64s\"",
+                 m->d->key, s->type->key, be->ev.key);
+        tb_error_init(&err);
+        goto invalid;
+    }
     return s;
 invalid:
     atomic_fetch_add(&b->invalid, 1);
@@ -1143,27 +1249,29 @@ static void finish(tb_bus *b, bus_msg *m, bus_event *be, tb_event_result r)
  */
 /* Records the ids of the handled events of every batch in `list` in one transaction on the
  * bus's own dedupe file. True when it committed. */
-static bool commit_marks(tb_bus *b, sqlite3 *db, pthread_mutex_t *lock, gc_batch *list)
+/* Records the acked ids of every batch in the list in the bus's dedupe log: one write. */
+static bool commit_marks(tb_bus *b, gc_batch *list)
 {
-    tb_error err = TB_ERROR_INIT;
-    pthread_mutex_lock(lock);
-    bool ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-    for (gc_batch *x = list; ok && x; x = x->next)
+    const char *stack[4 * BATCH_MAX], **ids = stack;
+    size_t n = 0, cap = sizeof stack / sizeof *stack, total = 0;
+    for (gc_batch *x = list; x; x = x->next)
+        total += (size_t)x->n;
+    if (total > cap && !(ids = malloc(total * sizeof *ids)))
+        return false;
+    for (gc_batch *x = list; x; x = x->next)
         for (int i = 0; i < x->n; i++)
-            if (!x->skip[i] && x->res[i] == TB_EVENT_ACK &&
-                tb_dedupe_marker_mark(b->marker, x->bes[i].ev.id, &err) < 0) {
-                snprintf(x->bes[i].reason, sizeof x->bes[i].reason, "dedupe store: %s",
-                         err.message);
-                x->res[i] = TB_EVENT_RETRY;
-            }
-    if (ok && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        tb_log_error(NULL, "bus %s: commit of the dedupe records failed: %s", b->service,
-                     sqlite3_errmsg(db));
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        ok = false;
-    }
-    pthread_mutex_unlock(lock);
+            if (!x->skip[i] && x->res[i] == TB_EVENT_ACK)
+                ids[n++] = x->bes[i].ev.id;
+    tb_error err = TB_ERROR_INIT;
+    pthread_mutex_lock(&b->own_dedupe_mu);
+    bool ok = tb_dlog_append(b->own_log, ids, n, &err) == 0;
+    pthread_mutex_unlock(&b->own_dedupe_mu);
+    if (!ok)
+        tb_log_error(NULL, "bus %s: the dedupe records were not written: %s", b->service,
+                     err.message);
     tb_error_deinit(&err);
+    if (ids != stack)
+        free(ids);
     return ok;
 }
 
@@ -1212,7 +1320,7 @@ static void durable_batch(tb_bus *b, bus_worker *w, bus_msg **ms, bus_event *bes
             gc_batch *list = b->gc_head;
             b->gc_head = NULL;
             pthread_mutex_unlock(&b->gc_mu);
-            bool ok = commit_marks(b, db, lock, list);
+            bool ok = commit_marks(b, list);
             pthread_mutex_lock(&b->gc_mu);
             for (gc_batch *x = list; x; x = x->next) {
                 x->committed = ok;
@@ -1355,15 +1463,11 @@ int tb_bus_start(tb_bus *b, tb_error *err)
                                             "is configured (set TB_REDIS_URL)",
                             b->service);
     if (n_amqp && b->store == NULL) {
-        char name[96];
-        snprintf(name, sizeof name, "%s-events", b->service);
-        char *path = tb_store_path(name);
-        b->own_dedupe = path ? tb_store_open(path, NULL, err) : NULL;
-        free(path);
-        if (b->own_dedupe == NULL)
-            return err && err->code ? err->code : TB_ENOMEM;
+        int rc = open_own_log(b, err);
+        if (rc != 0)
+            return rc;
     }
-    if (n_amqp) {
+    if (n_amqp && b->store) {
         pthread_mutex_t *lock;
         sqlite3 *db = dedupe_db(b, &lock);
         if (lock)
@@ -1565,7 +1669,7 @@ void tb_bus_free(tb_bus *b)
         tb_dedupe_marker_free(b->marker);
         pthread_mutex_unlock(lock);
     }
-    tb_store_close(b->own_dedupe);
+    tb_dlog_close(b->own_log);
     pthread_mutex_destroy(&b->pub_mu);
     pthread_mutex_destroy(&b->own_dedupe_mu);
     pthread_mutex_destroy(&b->seen_mu);

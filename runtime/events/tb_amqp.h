@@ -53,6 +53,7 @@ typedef struct tb_amqp_props {
     const char *version;        /* header x-tablium-version */
     const char *correlation_id; /* basic.properties correlation_id */
     const char *traceparent;    /* header traceparent (W3C) */
+    const char *key;            /* header x-tablium-key: the event's ordering key */
     int attempt;                /* header x-tablium-attempt when > 0 */
 } tb_amqp_props;
 
@@ -102,6 +103,7 @@ typedef struct tb_amqp_delivery {
     const char *version;        /* header x-tablium-version; NULL when absent */
     const char *correlation_id; /* NULL when absent */
     const char *traceparent;    /* NULL when absent */
+    const char *key;            /* x-tablium-key (the ordering key); NULL when absent */
     int attempt;                /* x-tablium-attempt, 1 when absent */
     bool redelivered;           /* the broker's redelivered flag */
 } tb_amqp_delivery;

@@ -771,6 +771,156 @@ START_TEST(a_redelivered_event_is_handled_once)
 }
 END_TEST
 
+#define UID2 "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+#define UID3 "9a2f1c3e-5b7d-4e8f-a1b2-c3d4e5f60718"
+
+static const char *registered_env(char *out, size_t cap, const char *event_id, const char *user_id)
+{
+    snprintf(out, cap,
+             "{\"id\":\"%s\",\"type\":\"user.registered\",\"version\":\"1.0\","
+             "\"timestamp\":\"" TS "\",\"producer\":\"auth-service\",\"data\":{\"userId\":\"%s\","
+             "\"email\":\"ada@example.com\",\"username\":\"ada_l\",\"registeredAt\":\"" TS "\"},"
+             "\"metadata\":{\"correlationId\":\"c1\"}}",
+             event_id, user_id);
+    return out;
+}
+
+static void keyed_publish(tb_amqp_pub *p, const char *key, const char *body)
+{
+    char id[37];
+    tb_uuid_new(id);
+    tb_amqp_props props = {.message_id = id, .type = "user.registered", .key = key};
+    ck_assert_int_eq(
+        tb_amqp_publish(p, NULL, "user.registered", &props, body, strlen(body), NULL, NULL), 0);
+}
+
+/* Deliveries with the ordering key in header x-tablium-key are queued by it and parsed by their
+ * worker; a header that names another key than the data's would put the event out of order,
+ * so it goes to the DLQ. Without the header (foreign producers, the outbox relay) the consumer
+ * parses on its I/O thread and the event is handled as usual. */
+START_TEST(a_key_header_that_is_not_the_events_key_goes_to_the_dlq)
+{
+    char ex[64], svc[64], body[1024];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "keyhdr");
+    data_dir();
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    keyed_publish(p, UID3, registered_env(body, sizeof body, UID1, UID2)); /* lies */
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID2, UID2)); /* right */
+    keyed_publish(p, UID2, "{\"id\": not json"); /* garbage, parsed by the worker */
+    raw_publish(p, "user.registered", registered_env(body, sizeof body, UID3, UID1)); /* none */
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    ck_assert(wait_dlq(svc, 2));
+    tb_bus_stats st;
+    WAIT_STATS(cons, st, st.handled == 2);
+    ck_assert_int_eq((int)st.handled, 2);
+    ck_assert_int_eq(atomic_load(&s.n), 2);
+    deads x = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_amqp_opts co = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    ck_assert_int_eq(tb_amqp_dlq_list(&co, svc, collect_dead, &x, &err), 2);
+    bool mismatch = false, garbage = false;
+    for (int i = 0; i < 2; i++) {
+        mismatch = mismatch || (strstr(x.reasons[i], "x-tablium-key") != NULL &&
+                                strstr(x.reasons[i], UID3) != NULL &&
+                                strstr(x.reasons[i], "data.userId") != NULL);
+        garbage = garbage || strstr(x.reasons[i], "malformed JSON") != NULL;
+    }
+    ck_assert_msg(mismatch && garbage, "reasons: [%s] [%s]", x.reasons[0], x.reasons[1]);
+    ck_assert_int_eq((int)st.invalid, 2);
+    tb_amqp_pub_free(p);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* The bus's own dedupe record (a log file under TB_DATA_DIR) outlives the bus: a consumer
+ * started again skips an event it handled before. */
+START_TEST(a_restarted_consumer_remembers_what_it_handled)
+{
+    char ex[64], svc[64], body[1024], path[512];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "remember");
+    data_dir();
+    tb_error err = TB_ERROR_INIT;
+    tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2));
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    tb_bus_stats st;
+    WAIT_STATS(cons, st, st.handled == 1);
+    ck_assert_int_eq((int)st.handled, 1);
+    tb_bus_free(cons);
+    snprintf(path, sizeof path, "%s/%s-events.dedupe", DATA_DIR, svc);
+    ck_assert_int_eq(access(path, F_OK), 0);
+
+    cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2)); /* the same event */
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID3, UID2)); /* a new one */
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    WAIT_STATS(cons, st, st.handled + st.duplicates == 2);
+    ck_assert_int_eq((int)st.duplicates, 1);
+    ck_assert_int_eq((int)st.handled, 1);
+    ck_assert_int_eq(atomic_load(&s.n), 2);
+    ck_assert_str_eq(s.id, UID3);
+    tb_amqp_pub_free(p);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+/* Ids recorded by an earlier version in the SQLite file <service>-events.db are carried over
+ * into the new log once, so an upgrade does not handle those events again. */
+START_TEST(dedupe_records_of_the_old_sqlite_file_are_carried_over)
+{
+    char ex[64], svc[64], body[1024], path[512];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "upgrade");
+    data_dir();
+    tb_error err = TB_ERROR_INIT;
+    snprintf(path, sizeof path, "%s/%s-events.db", DATA_DIR, svc);
+    sqlite3 *old = tb_store_open(path, NULL, &err);
+    ck_assert_ptr_nonnull(old);
+    ck_assert_int_eq(tb_dedupe_init(old, &err), 0);
+    ck_assert_int_eq(tb_dedupe_mark(old, svc, UID1, 100, &err), 0);
+    tb_store_close(old);
+
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
+    start(cons);
+    tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
+    tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
+    ck_assert_ptr_nonnull(p);
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2));
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID3, UID2));
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    tb_bus_stats st;
+    WAIT_STATS(cons, st, st.handled + st.duplicates == 2);
+    ck_assert_int_eq((int)st.duplicates, 1);
+    ck_assert_int_eq(atomic_load(&s.n), 1);
+    ck_assert_str_eq(s.id, UID3);
+    tb_amqp_pub_free(p);
+    tb_bus_free(cons);
+    snprintf(path, sizeof path, "%s/%s-events.dedupe", DATA_DIR, svc);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    tb_error_deinit(&err);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- outbox ---- */
 
 START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
@@ -1132,6 +1282,9 @@ int main(void)
     tcase_add_test(tc, max_attempts_holds_without_a_dlq_and_dead_goes_at_once);
     tcase_add_test(tc, same_key_in_order_different_keys_in_parallel);
     tcase_add_test(tc, a_redelivered_event_is_handled_once);
+    tcase_add_test(tc, a_key_header_that_is_not_the_events_key_goes_to_the_dlq);
+    tcase_add_test(tc, a_restarted_consumer_remembers_what_it_handled);
+    tcase_add_test(tc, dedupe_records_of_the_old_sqlite_file_are_carried_over);
     tcase_add_test(tc, the_outbox_publishes_what_commits_and_nothing_that_rolls_back);
     tcase_add_test(tc, redis_restart_subscribers_come_back_and_say_how_long_they_were_gone);
     tcase_add_test(tc, a_consumer_killed_mid_stream_loses_and_repeats_nothing);
