@@ -145,7 +145,11 @@ typedef struct tb_bus_opts {
      * does not ack; acks go out after the COMMIT. A handler that writes through the same
      * connection thus changes state exactly once per event. Handlers must not BEGIN themselves
      * (SAVEPOINT is fine), and the bus must be freed before the connection is closed. NULL: the
-     * bus keeps the record in its own file, tb_store_path("<service>-events").
+     * bus keeps the record in its own append-only log, tb_store_path("<service>-events") with
+     * .dedupe for .db: handlers run first, then the ids of every worker's finished batch go out
+     * in one write, then the acks. A record survives the process being killed; an operating
+     * system crash may lose the last ones, as with SQLite's synchronous=NORMAL. Ids that an
+     * earlier version kept in the SQLite file of that name are carried over once.
      */
     sqlite3 *store;
     pthread_mutex_t *store_lock;
