@@ -51,7 +51,7 @@
 # Exit status 1 when a check or a run fails (Redis losing more than 1% of ours' events counts);
 # goals are reported, not enforced, unless BENCH_ENFORCE=1.
 #
-# Environment: BENCH_RUNS (1) rounds; BENCH_EVENTS_N (200000) Redis events per run;
+# Environment: BENCH_RUNS (3) rounds; BENCH_EVENTS_N (200000) Redis events per run;
 # BENCH_EVENTS_AMQP_N (BENCH_EVENTS_N / 4, i.e. 50000) RabbitMQ messages per run;
 # BENCH_EVENTS_WINDOW (1000) confirm window; BENCH_EVENTS_PREFETCH (1000); BENCH_EVENTS_INFLIGHT
 # (2000); BENCH_EVENTS_KEYS (16) distinct ordering keys (gameId, walletId);
@@ -75,7 +75,7 @@ OUT=$BUILD/bench/events
 BARE=$OUT/bench_events_bare_amqp
 OURS=$OUT/bench_events_ours
 
-ROUNDS=${BENCH_RUNS:-1}
+ROUNDS=${BENCH_RUNS:-3}
 N_REDIS=${BENCH_EVENTS_N:-200000}
 WINDOW=${BENCH_EVENTS_WINDOW:-1000}
 PREFETCH=${BENCH_EVENTS_PREFETCH:-1000}
