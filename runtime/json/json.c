@@ -1,4 +1,5 @@
 #include "tablium/json.h"
+#include "tb_fastjson.h"
 
 #include <string.h>
 
@@ -6,7 +7,10 @@ json_t *tb_json_loadb(const char *buf, size_t len, tb_error *err)
 {
     json_error_t je;
     tb_error_reset(err);
-    json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+    json_t *j = tb__json_fast_loadb(buf, len); /* NULL when unsure: jansson decides */
+    if (j)
+        return j;
+    j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                            &je);
     if (!j && err) {
         tb_error_set(err, TB_EPARSE, "malformed JSON at line %d, column %d: %s", je.line,

@@ -1,0 +1,418 @@
+/*
+ * tablium: a fast JSON reader building jansson values; see tb_fastjson.h. Every path that is
+ * not plainly valid returns NULL so that json_loadb decides.
+ */
+#include "tb_fastjson.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 2000 /* below jansson's 2048: anything deeper is left to it */
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+    char *scratch; /* unescaped strings */
+    size_t scratch_cap;
+} reader;
+
+static json_t *value(reader *r);
+
+static inline void ws(reader *r)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\n' || *r->p == '\r' || *r->p == '\t'))
+        r->p++;
+}
+
+/* The length of a valid UTF-8 sequence at p (jansson's rules: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), 0 when invalid or cut off. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t n;
+    uint32_t v;
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return 0;
+    if (c < 0xE0) {
+        n = 2;
+        v = c & 0x1F;
+    } else if (c < 0xF0) {
+        n = 3;
+        v = c & 0x0F;
+    } else if (c < 0xF5) {
+        n = 4;
+        v = c & 0x07;
+    } else {
+        return 0;
+    }
+    if ((size_t)(end - p) < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) ||
+        v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static int hex4(const unsigned char *p, const unsigned char *end, uint32_t *out)
+{
+    if (end - p < 4)
+        return -1;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static bool scratch_room(reader *r, size_t need)
+{
+    if (need <= r->scratch_cap)
+        return true;
+    size_t cap = r->scratch_cap ? r->scratch_cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *s = realloc(r->scratch, cap);
+    if (!s)
+        return false;
+    r->scratch = s;
+    r->scratch_cap = cap;
+    return true;
+}
+
+/* Reads a string at r->p (on its opening quote). Sets *s and *n to its UTF-8 bytes: in the
+ * input when it has no escapes, else in r->scratch. false when invalid. */
+static bool string(reader *r, const char **s, size_t *n)
+{
+    const unsigned char *start = ++r->p, *p = start, *end = r->end;
+    /* the common case: no escapes */
+    while (p < end) {
+        unsigned c = *p;
+        if (c == '"') {
+            *s = (const char *)start;
+            *n = (size_t)(p - start);
+            r->p = p + 1;
+            return true;
+        }
+        if (c == '\\')
+            break;
+        if (c < 0x20)
+            return false;
+        if (c < 0x80) {
+            p++;
+        } else {
+            size_t k = utf8_len(p, end);
+            if (k == 0)
+                return false;
+            p += k;
+        }
+    }
+    if (p >= end)
+        return false;
+    /* with escapes: the plain prefix, then decode into the scratch buffer */
+    size_t len = (size_t)(p - start);
+    if (!scratch_room(r, len + 64))
+        return false;
+    memcpy(r->scratch, start, len);
+    while (p < end) {
+        unsigned c = *p;
+        if (!scratch_room(r, len + 8))
+            return false;
+        if (c == '"') {
+            *s = r->scratch;
+            *n = len;
+            r->p = p + 1;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c != '\\') {
+            size_t k = c < 0x80 ? 1 : utf8_len(p, end);
+            if (k == 0)
+                return false;
+            memcpy(r->scratch + len, p, k);
+            len += k;
+            p += k;
+            continue;
+        }
+        if (++p >= end)
+            return false;
+        char *o = r->scratch + len;
+        switch (*p++) {
+        case '"': *o = '"'; len++; break;
+        case '\\': *o = '\\'; len++; break;
+        case '/': *o = '/'; len++; break;
+        case 'b': *o = '\b'; len++; break;
+        case 'f': *o = '\f'; len++; break;
+        case 'n': *o = '\n'; len++; break;
+        case 'r': *o = '\r'; len++; break;
+        case 't': *o = '\t'; len++; break;
+        case 'u': {
+            uint32_t v, lo;
+            if (hex4(p, end, &v) != 0)
+                return false;
+            p += 4;
+            if (v >= 0xDC00 && v <= 0xDFFF)
+                return false; /* a lone low surrogate */
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, end, &lo) != 0 ||
+                    lo < 0xDC00 || lo > 0xDFFF)
+                    return false;
+                p += 6;
+                v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            unsigned char *u = (unsigned char *)o;
+            if (v < 0x80) {
+                u[0] = (unsigned char)v;
+                len += 1;
+            } else if (v < 0x800) {
+                u[0] = (unsigned char)(0xC0 | (v >> 6));
+                u[1] = (unsigned char)(0x80 | (v & 0x3F));
+                len += 2;
+            } else if (v < 0x10000) {
+                u[0] = (unsigned char)(0xE0 | (v >> 12));
+                u[1] = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
+                u[2] = (unsigned char)(0x80 | (v & 0x3F));
+                len += 3;
+            } else {
+                u[0] = (unsigned char)(0xF0 | (v >> 18));
+                u[1] = (unsigned char)(0x80 | ((v >> 12) & 0x3F));
+                u[2] = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
+                u[3] = (unsigned char)(0x80 | (v & 0x3F));
+                len += 4;
+            }
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+static locale_t g_c_locale;
+static pthread_once_t g_c_locale_once = PTHREAD_ONCE_INIT;
+static void make_c_locale(void) { g_c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
+
+static json_t *number(reader *r)
+{
+    const unsigned char *start = r->p, *p = r->p, *end = r->end;
+    bool real = false;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end)
+        return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    } else {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        real = true;
+        p++;
+        if (p >= end || !(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        real = true;
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || !(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    size_t n = (size_t)(p - start);
+    char buf[64];
+    if (n >= sizeof buf)
+        return NULL; /* long numbers: jansson decides */
+    memcpy(buf, start, n);
+    buf[n] = '\0';
+    r->p = p;
+    errno = 0;
+    if (!real) {
+        long long v = strtoll(buf, NULL, 10);
+        if (errno == ERANGE)
+            return NULL;
+        return json_integer((json_int_t)v);
+    }
+    pthread_once(&g_c_locale_once, make_c_locale);
+    if (g_c_locale == (locale_t)0)
+        return NULL;
+    double d = strtod_l(buf, NULL, g_c_locale);
+    if (errno == ERANGE && isinf(d))
+        return NULL;
+    return json_real(d);
+}
+
+static json_t *object(reader *r)
+{
+    r->p++; /* { */
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    ws(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return o;
+    }
+    for (;;) {
+        if (r->p >= r->end || *r->p != '"')
+            goto fail;
+        const char *k;
+        size_t kn;
+        if (!string(r, &k, &kn))
+            goto fail;
+        if (memchr(k, '\0', kn) != NULL || json_object_getn(o, k, kn) != NULL)
+            goto fail; /* a NUL in a key (jansson refuses it) or a duplicate key */
+        /* the key may live in the scratch buffer, which the value's strings reuse */
+        char kbuf[128], *key = kbuf;
+        if (kn >= sizeof kbuf && !(key = malloc(kn + 1)))
+            goto fail;
+        memcpy(key, k, kn);
+        ws(r);
+        if (r->p >= r->end || *r->p != ':') {
+            if (key != kbuf)
+                free(key);
+            goto fail;
+        }
+        r->p++;
+        ws(r);
+        json_t *v = value(r);
+        int rc = v ? json_object_setn_new_nocheck(o, key, kn, v) : -1;
+        if (key != kbuf)
+            free(key);
+        if (rc != 0)
+            goto fail;
+        ws(r);
+        if (r->p >= r->end)
+            goto fail;
+        if (*r->p == ',') {
+            r->p++;
+            ws(r);
+            continue;
+        }
+        if (*r->p == '}') {
+            r->p++;
+            return o;
+        }
+        goto fail;
+    }
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *array(reader *r)
+{
+    r->p++; /* [ */
+    json_t *a = json_array();
+    if (!a)
+        return NULL;
+    ws(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return a;
+    }
+    for (;;) {
+        json_t *v = value(r);
+        if (!v || json_array_append_new(a, v) != 0)
+            goto fail;
+        ws(r);
+        if (r->p >= r->end)
+            goto fail;
+        if (*r->p == ',') {
+            r->p++;
+            ws(r);
+            continue;
+        }
+        if (*r->p == ']') {
+            r->p++;
+            return a;
+        }
+        goto fail;
+    }
+fail:
+    json_decref(a);
+    return NULL;
+}
+
+static bool literal(reader *r, const char *word, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n || memcmp(r->p, word, n) != 0)
+        return false;
+    r->p += n;
+    return true;
+}
+
+static json_t *value(reader *r)
+{
+    if (r->p >= r->end)
+        return NULL;
+    switch (*r->p) {
+    case '{':
+    case '[': {
+        if (++r->depth > MAX_DEPTH)
+            return NULL;
+        json_t *v = *r->p == '{' ? object(r) : array(r);
+        r->depth--;
+        return v;
+    }
+    case '"': {
+        const char *s;
+        size_t n;
+        return string(r, &s, &n) ? json_stringn_nocheck(s, n) : NULL;
+    }
+    case 't': return literal(r, "true", 4) ? json_true() : NULL;
+    case 'f': return literal(r, "false", 5) ? json_false() : NULL;
+    case 'n': return literal(r, "null", 4) ? json_null() : NULL;
+    default: return number(r);
+    }
+}
+
+json_t *tb__json_fast_loadb(const char *buf, size_t len)
+{
+    if (buf == NULL)
+        return NULL;
+    reader r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len};
+    ws(&r);
+    json_t *v = value(&r);
+    if (v) {
+        ws(&r);
+        if (r.p != r.end) { /* something after the value */
+            json_decref(v);
+            v = NULL;
+        }
+    }
+    free(r.scratch);
+    return v;
+}

@@ -1,0 +1,25 @@
+/*
+ * tablium (internal): a fast JSON reader that builds jansson values.
+ *
+ * tb_json_loadb tries it first. Any input it is not sure of gives NULL, and tb_json_loadb then
+ * asks json_loadb, which decides and words the error. That covers malformed JSON, invalid UTF-8,
+ * bad escapes, duplicate keys, integers beyond long long, real overflow, nesting deeper than
+ * 2000 and out of memory.
+ *
+ * So the result is always the one json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
+ * JSON_ALLOW_NUL) gives, reached faster. The differential tests in tests/unit/test_fastjson.c
+ * hold it to that.
+ *
+ * Where the time goes: jansson reads through a character stream with a callback per byte and
+ * copies every string twice. This reader scans the buffer in place, and makes one copy per
+ * string, none of it escaped.
+ */
+#ifndef TB_FASTJSON_H
+#define TB_FASTJSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+json_t *tb__json_fast_loadb(const char *buf, size_t len);
+
+#endif

@@ -1,0 +1,321 @@
+/* Differential tests of runtime/json/fastjson.c against jansson's json_loadb (the flags
+ * tb_json_loadb uses): whatever the fast reader accepts, jansson accepts too and reads to the
+ * same values, in the same key order; whatever jansson rejects, the fast reader rejects. The
+ * inputs: crafted edge cases, every file of the JSON Schema Test Suite (it must read all of them
+ * itself, without falling back), random cuts of them and random byte mutations of them. */
+#include "../../runtime/json/tb_fastjson.h"
+#include "tablium/json.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
+static char *dump(const json_t *j)
+{
+    return json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+/* 1: the fast reader read it (and agreed), 0: it left it to jansson (which may accept or
+ * reject it). Fails the test on any disagreement. */
+static int agree(const char *buf, size_t len, const char *what)
+{
+    json_error_t je;
+    json_t *f = tb__json_fast_loadb(buf, len);
+    json_t *j = json_loadb(buf, len, FLAGS, &je);
+    int used = f != NULL;
+    if (f) {
+        ck_assert_msg(j != NULL, "%s: the fast reader accepted what jansson rejects (%s)", what,
+                      je.text);
+        ck_assert_msg(json_equal(f, j), "%s: different values", what);
+        char *a = dump(f), *b = dump(j);
+        ck_assert_msg(a && b && strcmp(a, b) == 0, "%s: different order or form:\n%s\n%s", what,
+                      a ? a : "?", b ? b : "?");
+        free(a);
+        free(b);
+    }
+    json_decref(f);
+    json_decref(j);
+    return used;
+}
+
+static void both_read(const char *buf, size_t len)
+{
+    ck_assert_msg(agree(buf, len, buf) == 1, "the fast reader left valid input to jansson: %.*s",
+                  (int)(len > 80 ? 80 : len), buf);
+}
+
+static void both_reject(const char *buf, size_t len)
+{
+    json_error_t je;
+    json_t *f = tb__json_fast_loadb(buf, len);
+    json_t *j = json_loadb(buf, len, FLAGS, &je);
+    ck_assert_msg(f == NULL, "the fast reader accepted: %.*s", (int)(len > 80 ? 80 : len), buf);
+    ck_assert_msg(j == NULL, "jansson accepted (this case is wrong): %.*s",
+                  (int)(len > 80 ? 80 : len), buf);
+    json_decref(f);
+    json_decref(j);
+}
+
+#define OK(s) both_read(s, sizeof(s) - 1)
+#define BAD(s) both_reject(s, sizeof(s) - 1)
+
+START_TEST(valid_edge_cases_are_read_alike)
+{
+    OK("{\"a\":\"\\u00e9\\ud83d\\ude00\\n\\t\\\"\\\\\\/\\b\\f\\r\"}");
+    OK("\"\\u0000x\"");
+    OK("{\"\":2}");
+    OK("-0");
+    OK("0");
+    OK("0.5e-3");
+    OK("1E+2");
+    OK("-1.25E-2");
+    OK("1e-400");
+    OK("9223372036854775807");
+    OK("-9223372036854775808");
+    OK("[[[]],{},[{}]]");
+    OK(" \r\n 1 \t");
+    OK("\"\xc3\xbcn\xc3\xaf \xe2\x82\xac \xf0\x9f\x98\x80\"");
+    OK("{\"z\":1,\"a\":2,\"m\":[true,false,null]}");
+    OK("\"\\uFFFF\\u0800\\u07FF\\u0080\\u007F\"");
+    /* a key longer than the reader's stack buffer, escaped and plain */
+    char big[600];
+    int n = snprintf(big, sizeof big, "{\"");
+    for (int i = 0; i < 300; i++)
+        big[n++] = (char)('a' + i % 26);
+    n += snprintf(big + n, sizeof big - (size_t)n, "\\n\":{\"k\\\"\":\"v\"}}");
+    both_read(big, (size_t)n);
+}
+END_TEST
+
+START_TEST(invalid_input_is_left_to_jansson_which_rejects_it)
+{
+    BAD("9223372036854775808");
+    BAD("-9223372036854775809");
+    BAD("1e400");
+    BAD("-1e400");
+    BAD("01");
+    BAD("-");
+    BAD("1.");
+    BAD(".5");
+    BAD("+1");
+    BAD("1e");
+    BAD("1e+");
+    BAD("{\"a\":1,\"a\":2}");
+    BAD("\"\\ud800\"");
+    BAD("\"\\udc00\"");
+    BAD("\"\\ud800\\u0041\"");
+    BAD("\"\x01\"");
+    BAD("\"\xc0\x80\"");
+    BAD("\"\xed\xa0\x80\"");
+    BAD("\"\xf4\x90\x80\x80\"");
+    BAD("\"\xe2\x82\"");
+    BAD("\"\xff\"");
+    BAD("[1,]");
+    BAD("{\"a\":1,}");
+    BAD("[1 2]");
+    BAD("{\"a\" 1}");
+    BAD("{a:1}");
+    BAD("tru");
+    BAD("nul");
+    BAD("1 2");
+    BAD("");
+    BAD("   ");
+    BAD("\"abc");
+    BAD("\"\\q\"");
+    BAD("\"\\u12\"");
+    BAD("[\"a\"");
+    BAD("{\"a\":");
+    BAD("'a'");
+    BAD("{\"a\\u0000b\":1}"); /* jansson: NUL byte in object key not supported */
+    both_reject("[1,\0 2]", 7);
+    /* jansson stops at a NUL after the value and accepts this; the fast reader leaves any
+     * trailing byte to it */
+    ck_assert_ptr_null(tb__json_fast_loadb("1\0", 2));
+    agree("1\0", 2, "NUL after the value");
+}
+END_TEST
+
+START_TEST(nesting_deeper_than_the_reader_goes_is_left_to_jansson)
+{
+    size_t depths[] = {10, 1999, 2000, 2001, 2048, 2049, 3000};
+    for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+        size_t k = depths[d];
+        char *s = malloc(2 * k);
+        memset(s, '[', k);
+        memset(s + k, ']', k);
+        int used = agree(s, 2 * k, "nesting");
+        ck_assert_int_eq(used, k <= 2000);
+        json_error_t je;
+        json_t *j = json_loadb(s, 2 * k, FLAGS, &je);
+        ck_assert_int_eq(j != NULL, k <= 2048); /* jansson's own limit, for the record */
+        json_decref(j);
+        free(s);
+    }
+}
+END_TEST
+
+/* ---- the JSON Schema Test Suite's files as a corpus ---- */
+
+typedef struct {
+    char *data;
+    size_t len;
+    char name[256];
+} doc;
+
+static doc corpus[512];
+static int n_corpus;
+
+static void load_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) && n_corpus < (int)(sizeof corpus / sizeof corpus[0])) {
+        size_t nl = strlen(e->d_name);
+        if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0)
+            continue;
+        char path[2048];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        char *buf = malloc((size_t)size + 1);
+        if (buf && fread(buf, 1, (size_t)size, f) == (size_t)size) {
+            corpus[n_corpus].data = buf;
+            snprintf(corpus[n_corpus].name, sizeof corpus[0].name, "%s", e->d_name);
+            corpus[n_corpus++].len = (size_t)size;
+        } else {
+            free(buf);
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
+
+static void load_corpus(void)
+{
+    if (n_corpus)
+        return;
+    const char *root = getenv("TB_JSON_SCHEMA_SUITE");
+    char def[] = "../shared/testdata/json-schema-test-suite";
+    if (!root || !*root)
+        root = def;
+    const char *subs[] = {"tests/draft2020-12", "tests/draft2020-12/optional",
+                          "tests/draft2020-12/optional/format", "tests/draft7"};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/%s", root, subs[i]);
+        load_dir(dir);
+    }
+    ck_assert_msg(n_corpus >= 50, "the JSON Schema Test Suite was not found under %s (%d files)",
+                  root, n_corpus);
+}
+
+START_TEST(every_suite_file_is_read_by_the_fast_reader_alike)
+{
+    load_corpus();
+    int read = 0;
+    for (int i = 0; i < n_corpus; i++) {
+        json_error_t je;
+        json_t *j = json_loadb(corpus[i].data, corpus[i].len, FLAGS, &je);
+        int used = agree(corpus[i].data, corpus[i].len, corpus[i].name);
+        /* jansson cannot read bignum.json (integers beyond long long): left to it, refused */
+        ck_assert_msg(used == (j != NULL), "suite file %s was left to jansson", corpus[i].name);
+        read += used;
+        json_decref(j);
+    }
+    ck_assert_int_ge(read, n_corpus - 2);
+}
+END_TEST
+
+static unsigned long long rng = 0x9e3779b97f4a7c15ull;
+static unsigned next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng >> 11);
+}
+
+START_TEST(cut_and_mutated_files_never_disagree)
+{
+    load_corpus();
+    static const unsigned char bytes[] = {'"', '\\', '{', '}', '[', ']', ',', ':', '0', '9', '-',
+                                          'e', '.', 'u', ' ', 'a', 0x00, 0x1f, 0x7f, 0x80,
+                                          0xC0, 0xC3, 0xE0, 0xED, 0xF0, 0xF4, 0xF5, 0xFF};
+    long fast = 0, total = 0;
+    for (int i = 0; i < n_corpus; i++) {
+        const doc *d = &corpus[i];
+        char *m = malloc(d->len);
+        for (int t = 0; t < 40; t++) { /* cuts */
+            size_t cut = next_rand() % d->len;
+            fast += agree(d->data, cut, "cut");
+            total++;
+        }
+        for (int t = 0; t < 250; t++) { /* one, two or three bytes changed */
+            memcpy(m, d->data, d->len);
+            int k = 1 + (int)(next_rand() % 3);
+            for (int q = 0; q < k; q++)
+                m[next_rand() % d->len] = (char)bytes[next_rand() % sizeof bytes];
+            fast += agree(m, d->len, "mutation");
+            total++;
+        }
+        free(m);
+    }
+    /* most variants are invalid: what matters is that none disagreed; some were read fast */
+    ck_assert_int_gt(fast, 0);
+    ck_assert_int_gt(total, 1000);
+}
+END_TEST
+
+START_TEST(tb_json_loadb_still_words_jansson_errors)
+{
+    tb_error err = TB_ERROR_INIT;
+    const char *s = "{\"a\": [1, 2,, 3]}";
+    ck_assert_ptr_null(tb_json_loadb(s, strlen(s), &err));
+    ck_assert_int_eq(err.code, TB_EPARSE);
+    ck_assert_int_eq(err.line, 1);
+    ck_assert_int_eq(err.column, 13);
+    ck_assert_ptr_nonnull(strstr(err.message, "malformed JSON at line 1, column 13"));
+    tb_error_deinit(&err);
+    const char *dup = "{\"a\": 1, \"a\": 2}";
+    ck_assert_ptr_null(tb_json_loadb(dup, strlen(dup), &err));
+    ck_assert_ptr_nonnull(strstr(err.message, "duplicate object key"));
+    tb_error_deinit(&err);
+    json_t *j = tb_json_loadb("{\"b\": 2}", 8, &err);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "b")), 2);
+    json_decref(j);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("fastjson");
+    TCase *tc = tcase_create("fastjson");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, valid_edge_cases_are_read_alike);
+    tcase_add_test(tc, invalid_input_is_left_to_jansson_which_rejects_it);
+    tcase_add_test(tc, nesting_deeper_than_the_reader_goes_is_left_to_jansson);
+    tcase_add_test(tc, every_suite_file_is_read_by_the_fast_reader_alike);
+    tcase_add_test(tc, cut_and_mutated_files_never_disagree);
+    tcase_add_test(tc, tb_json_loadb_still_words_jansson_errors);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    for (int i = 0; i < n_corpus; i++)
+        free(corpus[i].data);
+    return failed ? 1 : 0;
+}
