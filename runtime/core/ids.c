@@ -1,21 +1,57 @@
 #include "tablium/ids.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
+/* Random bytes come from getrandom(2) 512 at a time into a per-thread pool (one system call
+ * per 32 UUIDs instead of one each); the bytes are wiped as they are used. A fork starts a new
+ * generation, so a child never reuses its parent's pool. */
+#define POOL 512
+static atomic_uint g_fork_gen;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { atomic_fetch_add(&g_fork_gen, 1); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+static size_t random_bytes(unsigned char *out, size_t n)
+{
+    static __thread unsigned char pool[POOL];
+    static __thread size_t left;
+    static __thread unsigned gen;
+    pthread_once(&g_atfork_once, register_atfork);
+    unsigned now = atomic_load(&g_fork_gen);
+    if (gen != now) {
+        left = 0;
+        gen = now;
+    }
+    if (left < n) {
+        size_t got = 0;
+        while (got < POOL) {
+            ssize_t r = getrandom(pool + got, POOL - got, 0);
+            if (r <= 0)
+                break;
+            got += (size_t)r;
+        }
+        if (got < POOL) { /* no entropy source */
+            left = 0;
+            return 0;
+        }
+        left = POOL;
+    }
+    left -= n;
+    memcpy(out, pool + left, n);
+    memset(pool + left, 0, n);
+    return n;
+}
+
 void tb_uuid_new(char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t n = getrandom(b + got, sizeof b - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
+    size_t got = random_bytes(b, sizeof b);
     if (got < sizeof b) { /* no entropy source: fall back to time and address bits */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

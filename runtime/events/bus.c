@@ -248,18 +248,34 @@ static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *dat
         correlation = corr;
     }
 
-    tb_buf_printf(b, "{\"id\":\"%s\",\"type\":\"%s\",\"version\":\"%s\",\"timestamp\":\"%s\","
-                     "\"producer\":",
-                  id, t->type, t->version, ts);
+    /* (type and version are the generator's checked names: nothing to escape) */
+    tb_buf_puts(b, "{\"id\":\"");
+    tb_buf_append(b, id, 36);
+    tb_buf_puts(b, "\",\"type\":\"");
+    tb_buf_puts(b, t->type);
+    tb_buf_puts(b, "\",\"version\":\"");
+    tb_buf_puts(b, t->version);
+    tb_buf_puts(b, "\",\"timestamp\":\"");
+    tb_buf_append(b, ts, 24);
+    tb_buf_puts(b, "\",\"producer\":");
     tb_buf_json_string(b, producer, strlen(producer));
     tb_buf_puts(b, ",\"data\":");
     if (tb_buf_json_value(b, data) != 0)
         return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
     tb_buf_puts(b, ",\"metadata\":{\"correlationId\":");
     tb_buf_json_string(b, correlation, strlen(correlation));
-    tb_buf_printf(b, ",\"traceId\":\"%s\",\"traceparent\":\"00-%s-%s-01\"}}", trace_id, trace_id,
-                  span_id);
-    snprintf(ids->traceparent, sizeof ids->traceparent, "00-%s-%s-01", trace_id, span_id);
+    /* 00-<trace id>-<span id>-01 */
+    char *tp = ids->traceparent;
+    memcpy(tp, "00-", 3);
+    memcpy(tp + 3, trace_id, 32);
+    tp[35] = '-';
+    memcpy(tp + 36, span_id, 16);
+    memcpy(tp + 52, "-01", 4);
+    tb_buf_puts(b, ",\"traceId\":\"");
+    tb_buf_append(b, trace_id, 32);
+    tb_buf_puts(b, "\",\"traceparent\":\"");
+    tb_buf_append(b, tp, 55);
+    tb_buf_puts(b, "\"}}");
     snprintf(ids->correlation, sizeof ids->correlation, "%s", correlation);
     if (b->oom)
         return tb_error_set(err, TB_ENOMEM, "publish: out of memory");

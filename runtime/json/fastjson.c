@@ -416,3 +416,153 @@ json_t *tb__json_fast_loadb(const char *buf, size_t len)
     free(r.scratch);
     return v;
 }
+
+/* ---------------------------------------------------------------- writing ---- */
+
+static bool put_string(tb_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    if (tb_buf_reserve(b, n + 2) != 0)
+        return false;
+    tb_buf_putc(b, '"');
+    const unsigned char *run = p;
+    while (p < end) {
+        unsigned c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t k = utf8_len(p, end);
+            if (k == 0)
+                return false; /* jansson refuses to write invalid UTF-8: let it say so */
+            p += k;
+            continue;
+        }
+        tb_buf_append(b, run, (size_t)(p - run));
+        char esc[7] = {'\\', 0};
+        size_t en = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            en = 6;
+        }
+        tb_buf_append(b, esc, en);
+        run = ++p;
+    }
+    tb_buf_append(b, run, (size_t)(p - run));
+    tb_buf_putc(b, '"');
+    return true;
+}
+
+static void put_int(tb_buf *b, json_int_t v)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *p = e;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    tb_buf_append(b, p, (size_t)(e - p));
+}
+
+/* jansson's jsonp_dtostr with precision 17: %.17g, a ".0" when it would read as an integer, no
+ * '+' and no leading zeros in the exponent. */
+static bool put_real(tb_buf *b, double d)
+{
+    if (!isfinite(d))
+        return false;
+    char tmp[64];
+    int n = snprintf(tmp, sizeof tmp, "%.17g", d);
+    if (n < 0 || (size_t)n + 3 >= sizeof tmp)
+        return false;
+    size_t len = (size_t)n;
+    for (size_t i = 0; i < len; i++)
+        if (tmp[i] == ',')
+            tmp[i] = '.'; /* a locale's decimal comma */
+    if (!memchr(tmp, '.', len) && !memchr(tmp, 'e', len)) {
+        tmp[len++] = '.';
+        tmp[len++] = '0';
+        tmp[len] = '\0';
+    }
+    char *e = memchr(tmp, 'e', len);
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - tmp) + 1);
+            len -= (size_t)(end - start);
+        }
+    }
+    tb_buf_append(b, tmp, len);
+    return true;
+}
+
+static bool put_value(tb_buf *b, const json_t *j, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return false; /* deep, or a cycle: jansson detects those */
+    switch (json_typeof(j)) {
+    case JSON_NULL: tb_buf_append(b, "null", 4); return true;
+    case JSON_TRUE: tb_buf_append(b, "true", 4); return true;
+    case JSON_FALSE: tb_buf_append(b, "false", 5); return true;
+    case JSON_INTEGER: put_int(b, json_integer_value(j)); return true;
+    case JSON_REAL: return put_real(b, json_real_value(j));
+    case JSON_STRING: return put_string(b, json_string_value(j), json_string_length(j));
+    case JSON_ARRAY: {
+        tb_buf_putc(b, '[');
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                tb_buf_putc(b, ',');
+            if (!put_value(b, json_array_get(j, i), depth + 1))
+                return false;
+        }
+        tb_buf_putc(b, ']');
+        return true;
+    }
+    case JSON_OBJECT: {
+        tb_buf_putc(b, '{');
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it)) {
+            if (!first)
+                tb_buf_putc(b, ',');
+            first = false;
+            if (!put_string(b, json_object_iter_key(it), json_object_iter_key_len(it)))
+                return false;
+            tb_buf_putc(b, ':');
+            if (!put_value(b, json_object_iter_value(it), depth + 1))
+                return false;
+        }
+        tb_buf_putc(b, '}');
+        return true;
+    }
+    }
+    return false;
+}
+
+bool tb__json_fast_dump(tb_buf *b, const json_t *j)
+{
+    size_t mark = b->len;
+    if (j && put_value(b, j, 0) && !b->oom)
+        return true;
+    if (!b->oom)
+        b->len = mark;
+    return false;
+}

@@ -44,6 +44,10 @@ static int dump_cb(const char *buffer, size_t size, void *data)
 
 int tb_buf_json_value(tb_buf *b, const json_t *j)
 {
+    if (tb__json_fast_dump(b, j))
+        return 0;
+    if (b->oom)
+        return TB_ENOMEM;
     int rc = json_dump_callback(j, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
     return rc == 0 && !b->oom ? 0 : TB_ENOMEM;
 }

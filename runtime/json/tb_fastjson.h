@@ -17,9 +17,18 @@
 #ifndef TB_FASTJSON_H
 #define TB_FASTJSON_H
 
+#include "tablium/buf.h"
+
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 json_t *tb__json_fast_loadb(const char *buf, size_t len);
+
+/* Appends j as json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) writes it, byte for byte (keys in
+ * insertion order, reals as %.17g with ".0" for integral ones, control characters as \u00XX),
+ * without jansson's callback per fragment. false, with b as it was, when jansson should decide:
+ * invalid UTF-8 in a string, NaN or infinity, nesting deeper than 2000 (or a cycle). */
+bool tb__json_fast_dump(tb_buf *b, const json_t *j);
 
 #endif

@@ -2,6 +2,7 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/error.h"
+#include "tablium/ids.h"
 #include "tablium/json.h"
 
 #include <check.h>
@@ -9,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 START_TEST(strerror_names_every_code_and_unknown)
 {
@@ -147,6 +150,64 @@ START_TEST(json_loadb_reports_line_and_column)
 }
 END_TEST
 
+static void assert_uuid_v4(const char *u)
+{
+    ck_assert_uint_eq(strlen(u), 36);
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            ck_assert_int_eq(u[i], '-');
+        else
+            ck_assert_msg(strchr("0123456789abcdef", u[i]) != NULL, "%s", u);
+    }
+    ck_assert_int_eq(u[14], '4');
+    ck_assert_msg(strchr("89ab", u[19]) != NULL, "%s", u);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(a, b); }
+
+START_TEST(uuids_are_v4_and_distinct)
+{
+    enum { N = 5000 };
+    char(*ids)[37] = malloc(sizeof *ids * N);
+    for (int i = 0; i < N; i++) {
+        tb_uuid_new(ids[i]);
+        assert_uuid_v4(ids[i]);
+    }
+    qsort(ids, N, sizeof *ids, cmp_str);
+    for (int i = 1; i < N; i++)
+        ck_assert_str_ne(ids[i - 1], ids[i]);
+    free(ids);
+}
+END_TEST
+
+/* The random bytes are pooled per thread: a forked child must not hand out the UUIDs its parent
+ * is about to. */
+START_TEST(a_forked_child_does_not_repeat_its_parents_uuids)
+{
+    char first[37], parent_next[37], child_next[37] = {0};
+    tb_uuid_new(first); /* fills the pool */
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char u[37];
+        tb_uuid_new(u);
+        _exit(write(fd[1], u, 37) == 37 ? 0 : 1);
+    }
+    close(fd[1]);
+    ck_assert_int_eq((int)read(fd[0], child_next, 37), 37);
+    close(fd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tb_uuid_new(parent_next);
+    assert_uuid_v4(child_next);
+    ck_assert_str_ne(child_next, parent_next);
+    ck_assert_str_ne(child_next, first);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -158,6 +219,8 @@ int main(void)
     tcase_add_test(tc, buf_escapes_json_strings);
     tcase_add_test(tc, buf_numbers_round_trip);
     tcase_add_test(tc, json_loadb_reports_line_and_column);
+    tcase_add_test(tc, uuids_are_v4_and_distinct);
+    tcase_add_test(tc, a_forked_child_does_not_repeat_its_parents_uuids);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

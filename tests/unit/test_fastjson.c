@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,77 @@ START_TEST(cut_and_mutated_files_never_disagree)
 }
 END_TEST
 
+/* ---- writing: byte for byte what json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes ---- */
+
+static void same_dump(const json_t *j, const char *what)
+{
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_puts(&b, "prefix:");
+    ck_assert_msg(tb__json_fast_dump(&b, j), "%s: left to jansson", what);
+    char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_msg(b.len == 7 + strlen(want) && memcmp(b.data + 7, want, strlen(want)) == 0,
+                  "%s:\nours:    %.*s\njansson: %s", what, (int)b.len - 7, b.data + 7, want);
+    free(want);
+    tb_buf_deinit(&b);
+}
+
+START_TEST(values_are_written_as_jansson_writes_them)
+{
+    double reals[] = {0.0,     -0.0,    0.1,      1.0,        -2.5,     1e300,   1e-300,
+                      1.5e-7,  1e21,    1e22,     123456789.0, 9007199254740993.0,
+                      3.14159, 1e-5,    5e-324,   1.7976931348623157e308, 100.0, 1e16};
+    for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++) {
+        json_t *r = json_real(reals[i]);
+        same_dump(r, "real");
+        json_decref(r);
+    }
+    json_int_t ints[] = {0, 1, -1, 42, INT64_MAX, INT64_MIN, 1000000007, -9999999999LL};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        json_t *v = json_integer(ints[i]);
+        same_dump(v, "integer");
+        json_decref(v);
+    }
+    char all[160];
+    for (int i = 0; i < 128; i++)
+        all[i] = (char)i;
+    memcpy(all + 128, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80/", 11);
+    json_t *s = json_stringn(all, 139);
+    ck_assert_ptr_nonnull(s);
+    same_dump(s, "every ASCII byte and some UTF-8");
+    json_t *o = json_pack("{s:o, s:[i, f, b, n, s], s:{}, s:[]}", "z", s, "a", 1, 2.5, 1, "x",
+                          "k\"ey", "", "");
+    ck_assert_ptr_nonnull(o);
+    same_dump(o, "object in insertion order");
+    json_decref(o);
+    json_t *bad = json_stringn_nocheck("\xff", 1);
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_puts(&b, "kept");
+    ck_assert(!tb__json_fast_dump(&b, bad)); /* jansson's to refuse */
+    ck_assert_uint_eq(b.len, 4);
+    ck_assert_int_eq(tb_buf_json_value(&b, bad), TB_ENOMEM);
+    tb_buf_deinit(&b);
+    json_decref(bad);
+}
+END_TEST
+
+START_TEST(every_suite_file_is_written_as_jansson_writes_it)
+{
+    load_corpus();
+    int n = 0;
+    for (int i = 0; i < n_corpus; i++) {
+        json_error_t je;
+        json_t *j = json_loadb(corpus[i].data, corpus[i].len, FLAGS, &je);
+        if (!j)
+            continue;
+        same_dump(j, corpus[i].name);
+        n++;
+        json_decref(j);
+    }
+    ck_assert_int_ge(n, n_corpus - 2);
+}
+END_TEST
+
 START_TEST(tb_json_loadb_still_words_jansson_errors)
 {
     tb_error err = TB_ERROR_INIT;
@@ -309,6 +381,8 @@ int main(void)
     tcase_add_test(tc, nesting_deeper_than_the_reader_goes_is_left_to_jansson);
     tcase_add_test(tc, every_suite_file_is_read_by_the_fast_reader_alike);
     tcase_add_test(tc, cut_and_mutated_files_never_disagree);
+    tcase_add_test(tc, values_are_written_as_jansson_writes_them);
+    tcase_add_test(tc, every_suite_file_is_written_as_jansson_writes_it);
     tcase_add_test(tc, tb_json_loadb_still_words_jansson_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
