@@ -75,15 +75,27 @@ void tb_uuid_new(char out[37])
 
 void tb_time_rfc3339(char out[25])
 {
+    /* the "YYYY-MM-DDTHH:MM:SS." part is made once per second and thread */
+    static __thread time_t cached_sec = -1;
+    static __thread char cached[21];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (tm.tm_year + 1900) % 10000,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(ts.tv_nsec / 1000000));
-    memcpy(out, tmp, 24);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.",
+                 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                 tm.tm_sec);
+        memcpy(cached, tmp, 20);
+        cached_sec = ts.tv_sec;
+    }
+    memcpy(out, cached, 20);
+    int ms = (int)(ts.tv_nsec / 1000000);
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
     out[24] = '\0';
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 START_TEST(strerror_names_every_code_and_unknown)
@@ -208,6 +209,29 @@ START_TEST(a_forked_child_does_not_repeat_its_parents_uuids)
 }
 END_TEST
 
+START_TEST(rfc3339_timestamps_are_utc_with_milliseconds)
+{
+    for (int round = 0; round < 3; round++) {
+        char t[25];
+        time_t before = time(NULL);
+        tb_time_rfc3339(t);
+        time_t after = time(NULL);
+        ck_assert_uint_eq(strlen(t), 24);
+        for (int i = 0; i < 24; i++) {
+            const char *want = i == 4 || i == 7 ? "-" : i == 10 ? "T" : i == 13 || i == 16 ? ":"
+                             : i == 19 ? "." : i == 23 ? "Z" : "0123456789";
+            ck_assert_msg(strchr(want, t[i]) != NULL, "%s at %d", t, i);
+        }
+        struct tm tm = {0};
+        ck_assert_ptr_nonnull(strptime(t, "%Y-%m-%dT%H:%M:%S", &tm));
+        time_t got = timegm(&tm);
+        ck_assert_msg(got >= before && got <= after, "%s is not now (%lld..%lld)", t,
+                      (long long)before, (long long)after);
+        usleep(400000); /* the next round crosses into another second at least once */
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("core");
@@ -220,6 +244,7 @@ int main(void)
     tcase_add_test(tc, buf_numbers_round_trip);
     tcase_add_test(tc, json_loadb_reports_line_and_column);
     tcase_add_test(tc, uuids_are_v4_and_distinct);
+    tcase_add_test(tc, rfc3339_timestamps_are_utc_with_milliseconds);
     tcase_add_test(tc, a_forked_child_does_not_repeat_its_parents_uuids);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
