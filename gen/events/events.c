@@ -7791,14 +7791,13 @@ int game_completed_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_complete
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int game_completed_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     game_completed_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = game_completed_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = game_completed_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "game.completed 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "game.completed 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((game_completed_v1_handler)fn)(ctx, ev, &data, user);
@@ -7847,14 +7846,13 @@ int game_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_created_v1
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int game_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     game_created_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = game_created_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = game_created_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "game.created 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "game.created 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((game_created_v1_handler)fn)(ctx, ev, &data, user);
@@ -7893,14 +7891,13 @@ int game_move_made_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_m
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int game_move_made_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     game_move_made_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = game_move_made_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = game_move_made_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "game.move.made 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "game.move.made 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((game_move_made_v1_handler)fn)(ctx, ev, &data, user);
@@ -7949,14 +7946,13 @@ int game_started_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_started_v1
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int game_started_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     game_started_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = game_started_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = game_started_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "game.started 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "game.started 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((game_started_v1_handler)fn)(ctx, ev, &data, user);
@@ -7995,14 +7991,13 @@ int user_achievements_earned_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, co
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int user_achievements_earned_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     user_achievements_earned_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = user_achievements_earned_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = user_achievements_earned_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "user.achievements.earned 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "user.achievements.earned 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((user_achievements_earned_v1_handler)fn)(ctx, ev, &data, user);
@@ -8041,14 +8036,13 @@ int user_profile_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const 
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int user_profile_updated_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     user_profile_updated_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = user_profile_updated_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = user_profile_updated_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "user.profile.updated 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "user.profile.updated 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((user_profile_updated_v1_handler)fn)(ctx, ev, &data, user);
@@ -8097,14 +8091,13 @@ int user_registered_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registe
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int user_registered_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     user_registered_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = user_registered_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = user_registered_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "user.registered 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "user.registered 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((user_registered_v1_handler)fn)(ctx, ev, &data, user);
@@ -8153,14 +8146,13 @@ int user_registered_v2_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registe
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int user_registered_v2__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     user_registered_v2 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = user_registered_v2_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = user_registered_v2__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "user.registered 2.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "user.registered 2.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((user_registered_v2_handler)fn)(ctx, ev, &data, user);
@@ -8199,14 +8191,13 @@ int wallet_balance_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, cons
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int wallet_balance_updated_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     wallet_balance_updated_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = wallet_balance_updated_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = wallet_balance_updated_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "wallet.balance.updated 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "wallet.balance.updated 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((wallet_balance_updated_v1_handler)fn)(ctx, ev, &data, user);
@@ -8255,14 +8246,13 @@ int wallet_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_create
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int wallet_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     wallet_created_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = wallet_created_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = wallet_created_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "wallet.created 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "wallet.created 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((wallet_created_v1_handler)fn)(ctx, ev, &data, user);
@@ -8311,14 +8301,13 @@ int wallet_transaction_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const w
     return rc;
 }
 
+/* The bus validated ev->data against this schema before calling: decode only. */
 static int wallet_transaction_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
 {
     wallet_transaction_created_v1 data;
-    tb_error err = TB_ERROR_INIT;
-    int rc = wallet_transaction_created_v1_from_json(ev->data, ctx->arena, &data, &err);
+    int rc = wallet_transaction_created_v1__decode(ev->data, ctx->arena, &data);
     if (rc != 0) {
-        tb_event_set_reason(ev, "wallet.transaction.created 1.0: cannot decode data: %s", err.message);
-        tb_error_deinit(&err);
+        tb_event_set_reason(ev, "wallet.transaction.created 1.0: cannot decode data: %s", tb_strerror(rc));
         return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
     }
     return ((wallet_transaction_created_v1_handler)fn)(ctx, ev, &data, user);
