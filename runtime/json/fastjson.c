@@ -108,7 +108,21 @@ static bool scratch_room(reader *r, size_t need)
 static bool string(reader *r, const char **s, size_t *n)
 {
     const unsigned char *start = ++r->p, *p = start, *end = r->end;
-    /* the common case: no escapes */
+    /* the common case: no escapes. Eight bytes at a time while none is a quote, a backslash, a
+     * control character or non-ASCII (SWAR: a byte's high bit marks a hit). */
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t quote = x ^ (ones * '"'), bslash = x ^ (ones * '\\');
+        uint64_t hit = ((x - ones * 0x20) | (quote - ones) | (bslash - ones)) & ~x & highs;
+        hit |= x & highs; /* non-ASCII */
+        /* (quote - ones) & ~quote flags a zero byte of quote; ~x stands in for ~quote here
+         * because x and quote agree on the high bit, which is all the mask keeps) */
+        if (hit)
+            break;
+        p += 8;
+    }
     while (p < end) {
         unsigned c = *p;
         if (c == '"') {

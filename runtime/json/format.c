@@ -174,19 +174,20 @@ bool tb_format_date_time(const char *s, size_t len)
 
 bool tb_format_uuid(const char *s, size_t len)
 {
-    if (s == NULL || len != 36) {
+    /* 1 for the hex digits: the validators call this for every id of every event */
+    static const unsigned char hex[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1};
+    if (s == NULL || len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') {
         return false;
     }
-    for (size_t i = 0; i < len; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') {
-                return false;
-            }
-        } else if (!is_hex(s[i])) {
-            return false;
-        }
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned ok = 1;
+    for (size_t i = 0; i < 36; i++) {
+        ok &= hex[u[i]] | (i == 8 || i == 13 || i == 18 || i == 23);
     }
-    return true;
+    return ok != 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
