@@ -506,6 +506,7 @@ int tb_bus_publish_json_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_typ
     if (bus == NULL)
         return tb_error_set(err, TB_EINVAL, "publish: no bus");
     tb_buf b = TB_BUF_INIT;
+    tb_buf_reserve(&b, 1024); /* an envelope's size: one allocation instead of a chain */
     env_ids ids;
     int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
     if (rc == 0)
