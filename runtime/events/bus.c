@@ -591,7 +591,8 @@ int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, j
     env_ids ids;
     int rc = build_envelope(ctx, t, data, producer, &b, &ids, err);
     if (rc == 0)
-        rc = tb_outbox_put(db, ids.id, t->type, t->type, b.data, b.len, err);
+        rc = tb_outbox_put_keyed(db, ids.id, t->type, t->type, ids.key[0] ? ids.key : NULL,
+                                 b.data, b.len, err);
     if (rc == 0 && id_out)
         memcpy(id_out, ids.id, 37);
     tb_buf_deinit(&b);
@@ -650,7 +651,7 @@ static int relay_publish(void *user, const tb_outbox_row *row)
     pthread_mutex_lock(&rb->mu);
     rb->pending++;
     pthread_mutex_unlock(&rb->mu);
-    tb_amqp_props props = {.message_id = row->id, .type = row->type};
+    tb_amqp_props props = {.message_id = row->id, .type = row->type, .key = row->key};
     int rc = tb_amqp_publish(rb->pub, NULL, row->routing_key, &props, row->body, row->len,
                              relay_confirmed, r);
     if (rc != 0) {

@@ -332,32 +332,57 @@ int tb_evstore_replay(sqlite3 *db, int64_t after_seq, const char *type, tb_store
 
 /* ---- transactional outbox ---- */
 
+/* Tables made before the ordering key was kept get its column (NULL in the old rows). */
+static int outbox_add_key_column(sqlite3 *db, tb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT key FROM tb_outbox LIMIT 0", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    sqlite3_finalize(st);
+    return exec_sql(db, "ALTER TABLE tb_outbox ADD COLUMN key TEXT;", err, "tb_outbox_init");
+}
+
 int tb_outbox_init(sqlite3 *db, tb_error *err)
 {
     if (!db)
         return tb_error_set(err, TB_EINVAL, "tb_outbox_init: db is NULL");
-    return exec_sql(db,
+    int rc = exec_sql(db,
                     "CREATE TABLE IF NOT EXISTS tb_outbox ("
                     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                     " id TEXT NOT NULL,"
                     " type TEXT NOT NULL,"
                     " routing_key TEXT,"
                     " body BLOB NOT NULL,"
-                    " created_at TEXT NOT NULL DEFAULT " TB__NOW ");",
+                    " created_at TEXT NOT NULL DEFAULT " TB__NOW ","
+                    " key TEXT);",
                     err, "tb_outbox_init");
+    return rc != 0 ? rc : outbox_add_key_column(db, err);
 }
 
 int tb_outbox_put(sqlite3 *db, const char *id, const char *type, const char *routing_key,
                   const void *body, size_t len, tb_error *err)
+{
+    return tb_outbox_put_keyed(db, id, type, routing_key, NULL, body, len, err);
+}
+
+int tb_outbox_put_keyed(sqlite3 *db, const char *id, const char *type, const char *routing_key,
+                        const char *key, const void *body, size_t len, tb_error *err)
 {
     const char *field = !db ? "db" : missing(id) ? "id" : missing(type) ? "type"
                                                   : (!body && len) ? "body" : NULL;
     if (field)
         return tb_error_set(err, TB_EINVAL, "tb_outbox_put: %s is required", field);
     sqlite3_stmt *st;
-    if (prepare(db, "INSERT INTO tb_outbox(id, type, routing_key, body) VALUES (?1, ?2, ?3, ?4)",
+    if (prepare(db,
+                "INSERT INTO tb_outbox(id, type, routing_key, body, key) VALUES (?1, ?2, ?3, ?4, ?5)",
                 &st, err, "tb_outbox_put") != 0)
         return TB_EIO;
+    if (key)
+        sqlite3_bind_text(st, 5, key, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 5);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
     if (routing_key)
@@ -382,7 +407,7 @@ long tb_outbox_scan(sqlite3 *db, int64_t after_seq, size_t max,
         return 0;
     sqlite3_stmt *st;
     if (prepare(db,
-                "SELECT seq, id, type, routing_key, body FROM tb_outbox WHERE seq > ?1"
+                "SELECT seq, id, type, routing_key, body, key FROM tb_outbox WHERE seq > ?1"
                 " ORDER BY seq LIMIT ?2",
                 &st, err, "tb_outbox_scan") != 0)
         return TB_EIO;
@@ -412,10 +437,13 @@ long tb_outbox_scan(sqlite3 *db, int64_t after_seq, size_t max,
             r->id = tb_arena_strdup(a, col_text(st, 1, 0));
             r->type = tb_arena_strdup(a, col_text(st, 2, 0));
             r->routing_key = tb_arena_strdup(a, col_text(st, 3, 1));
+            int okey_null = sqlite3_column_type(st, 5) == SQLITE_NULL;
+            r->key = okey_null ? NULL : tb_arena_strdup(a, col_text(st, 5, 0));
             const void *b = sqlite3_column_blob(st, 4);
             r->len = (size_t)sqlite3_column_bytes(st, 4);
             char *copy = tb_arena_alloc(a, r->len + 1);
-            if (!r->id || !r->type || (!r->routing_key && !key_null) || !copy) {
+            if (!r->id || !r->type || (!r->routing_key && !key_null) || (!r->key && !okey_null) ||
+                !copy) {
                 chunk = NULL;
                 break;
             }

@@ -923,6 +923,26 @@ END_TEST
 
 /* ---------------------------------------------------------------- outbox ---- */
 
+/* A raw consumer's record of the x-tablium-key headers it saw. */
+typedef struct keys_seen {
+    pthread_mutex_t mu;
+    tb_amqp_consumer *c;
+    int n;
+    char key[4][64];
+} keys_seen;
+
+static void on_raw(void *user, tb_amqp_delivery *d)
+{
+    keys_seen *k = user;
+    pthread_mutex_lock(&k->mu);
+    if (k->n < 4)
+        snprintf(k->key[k->n], sizeof k->key[0], "%s", d->key ? d->key : "(none)");
+    k->n++;
+    tb_amqp_consumer *c = k->c;
+    pthread_mutex_unlock(&k->mu);
+    tb_amqp_settle(c, d, TB_AMQP_ACK, NULL);
+}
+
 START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
 {
     char ex[64], svc[64], path[300];
@@ -934,6 +954,18 @@ START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
     tb_bus *cons = new_bus(svc, ex, NULL);
     ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
     start(cons);
+    /* a raw consumer beside it: the relay sends the ordering key in header x-tablium-key */
+    char raw_q[80];
+    snprintf(raw_q, sizeof raw_q, "%s-raw", svc);
+    const char *const raw_keys[] = {"user.registered"};
+    tb_amqp_consumer_opts rco = {.conn = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex},
+                                 .queue = raw_q, .bindings = raw_keys, .n_bindings = 1};
+    keys_seen ks = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_mutex_lock(&ks.mu);
+    ks.c = tb_amqp_consumer_new(&rco, on_raw, &ks, &err);
+    pthread_mutex_unlock(&ks.mu);
+    ck_assert_msg(ks.c != NULL, "raw consumer: %s", err.message);
+    ck_assert_int_eq(tb_amqp_declare(&rco, &err), 0);
     snprintf(path, sizeof path, "%s/producer.db", DATA_DIR);
     sqlite3 *db = tb_store_open(path, "CREATE TABLE IF NOT EXISTS t (x);", &err);
     ck_assert_ptr_nonnull(db);
@@ -966,6 +998,19 @@ START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
     ck_assert_int_eq(tb_outbox_pending(db, &err), 0);
     sleep_ms(200);
     ck_assert_int_eq(atomic_load(&s.n), 1);
+    for (int t = 0; t < 500; t++) {
+        pthread_mutex_lock(&ks.mu);
+        int n = ks.n;
+        pthread_mutex_unlock(&ks.mu);
+        if (n >= 1)
+            break;
+        sleep_ms(10);
+    }
+    pthread_mutex_lock(&ks.mu);
+    ck_assert_int_eq(ks.n, 1);
+    ck_assert_str_eq(ks.key[0], UID1); /* user.registered is keyed by userId */
+    pthread_mutex_unlock(&ks.mu);
+    tb_amqp_consumer_free(ks.c);
     tb_store_close(db);
     tb_bus_free(relay);
     tb_bus_free(cons);

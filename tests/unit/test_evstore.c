@@ -571,6 +571,7 @@ typedef struct outrows {
     int64_t seq[512];
     char id[512][32];
     char key[512][32];
+    char okey[512][48]; /* the ordering key, "(null)" when none */
     char body[512][32];
     size_t len[512];
 } outrows;
@@ -583,6 +584,7 @@ static int collect_row(void *user, const tb_outbox_row *r)
     o->seq[i] = r->seq;
     snprintf(o->id[i], sizeof o->id[i], "%s", r->id);
     snprintf(o->key[i], sizeof o->key[i], "%s", r->routing_key ? r->routing_key : "(null)");
+    snprintf(o->okey[i], sizeof o->okey[i], "%s", r->key ? r->key : "(null)");
     ck_assert_ptr_nonnull(r->body);
     ck_assert_uint_le(r->len, sizeof o->body[i]);
     memcpy(o->body[i], r->body, r->len);
@@ -596,6 +598,45 @@ static int collect_row(void *user, const tb_outbox_row *r)
         return o->stop_value;
     return 0;
 }
+
+/* The ordering key travels with the row (the relay sends it in header x-tablium-key). */
+START_TEST(outbox_rows_keep_their_ordering_key)
+{
+    ck_assert_int_eq(tb_outbox_put_keyed(DB, "k1", "wallet.created", "wallet.created",
+                                         "0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b", "{}", 2, &E),
+                     0);
+    ck_assert_int_eq(tb_outbox_put(DB, "k2", "t", "t", "{}", 2, &E), 0);
+    outrows *o = calloc(1, sizeof *o);
+    ck_assert_int_eq(tb_outbox_scan(DB, 0, 10, collect_row, o, &E), 2);
+    ck_assert_str_eq(o->okey[0], "0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b");
+    ck_assert_str_eq(o->okey[1], "(null)");
+    free(o);
+}
+END_TEST
+
+/* An outbox table made before the key column existed gets it; its rows scan with no key. */
+START_TEST(an_old_outbox_table_gets_the_key_column)
+{
+    sqlite3_exec(DB, "DROP TABLE tb_outbox", NULL, NULL, NULL);
+    ck_assert_int_eq(sqlite3_exec(DB,
+                                  "CREATE TABLE tb_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                  " id TEXT NOT NULL, type TEXT NOT NULL, routing_key TEXT,"
+                                  " body BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT 'x');"
+                                  "INSERT INTO tb_outbox(id, type, routing_key, body)"
+                                  " VALUES ('old', 't', 't', '{}');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(tb_outbox_init(DB, &E), 0);
+    ck_assert_int_eq(tb_outbox_init(DB, &E), 0); /* idempotent */
+    ck_assert_int_eq(tb_outbox_put_keyed(DB, "new", "t", "t", "k-1", "{}", 2, &E), 0);
+    outrows *o = calloc(1, sizeof *o);
+    ck_assert_int_eq(tb_outbox_scan(DB, 0, 10, collect_row, o, &E), 2);
+    ck_assert_str_eq(o->id[0], "old");
+    ck_assert_str_eq(o->okey[0], "(null)");
+    ck_assert_str_eq(o->okey[1], "k-1");
+    free(o);
+}
+END_TEST
 
 START_TEST(outbox_put_scan_delete_pending)
 {
@@ -842,6 +883,8 @@ int main(void)
     tcase_add_test(tc, dedupe_marker_answers_like_mark_and_stays_bounded);
     tcase_add_test(tc, dedupe_recent_lists_the_newest_oldest_first);
     tcase_add_test(tc, data_survives_close_and_reopen);
+    tcase_add_test(tc, outbox_rows_keep_their_ordering_key);
+    tcase_add_test(tc, an_old_outbox_table_gets_the_key_column);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

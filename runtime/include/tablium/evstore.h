@@ -97,13 +97,18 @@ int tb_evstore_replay(sqlite3 *db, int64_t after_seq, const char *type, tb_store
 
 /* ---- transactional outbox ---- */
 /** Creates table tb_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id, type, routing_key
- *  (nullable), body BLOB, created_at). */
+ *  (nullable), body BLOB, created_at, key (nullable)); a table made by an earlier version gets
+ *  the key column. */
 int tb_outbox_init(sqlite3 *db, tb_error *err);
 /** Inserts one event (its whole envelope, already serialized) in the caller's transaction. id and
  *  type are required; routing_key may be NULL (scanned back as NULL); body is binary-safe and
  *  may be NULL when len is 0 (an empty body). */
 int tb_outbox_put(sqlite3 *db, const char *id, const char *type, const char *routing_key,
                   const void *body, size_t len, tb_error *err);
+/** The same with the event's ordering key (NULL: none), which the relay sends in header
+ *  x-tablium-key so that consumers can queue the event before parsing it. */
+int tb_outbox_put_keyed(sqlite3 *db, const char *id, const char *type, const char *routing_key,
+                        const char *key, const void *body, size_t len, tb_error *err);
 typedef struct tb_outbox_row {
     int64_t seq;
     const char *id;
@@ -111,6 +116,7 @@ typedef struct tb_outbox_row {
     const char *routing_key;
     const void *body;
     size_t len;
+    const char *key; /* the ordering key, NULL when none */
 } tb_outbox_row;
 /**
  * Calls fn for up to `max` rows with seq > after_seq, oldest first (max 0: none; SIZE_MAX: all).
