@@ -1,8 +1,8 @@
 #include "tablium/ctx.h"
+#include "tb_forkgen.h"
 
 #include <stdint.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id)
@@ -16,6 +16,7 @@ void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id)
  * and a syscall per request would show in the benchmarks. */
 static _Thread_local uint64_t rng_s[4];
 static _Thread_local int rng_seeded;
+static _Thread_local unsigned rng_gen; /* reseeded in a forked child (tb_forkgen.h) */
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -24,8 +25,10 @@ static uint64_t rotl(uint64_t x, int k)
 
 static uint64_t rng_next(void)
 {
-    if (!rng_seeded) {
-        if (getrandom(rng_s, sizeof rng_s, 0) != (ssize_t)sizeof rng_s) {
+    unsigned gen = tb__fork_generation();
+    if (!rng_seeded || rng_gen != gen) {
+        rng_gen = gen;
+        if (tb__getrandom(rng_s, sizeof rng_s) != sizeof rng_s) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             rng_s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);

@@ -1,7 +1,12 @@
 #include "tablium/ids.h"
+#include "tablium/log.h"
+#include "tb_forkgen.h"
+
+#include <errno.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -16,26 +21,39 @@ static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 static void on_fork_child(void) { atomic_fetch_add(&g_fork_gen, 1); }
 static void register_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
 
+unsigned tb__fork_generation(void)
+{
+    pthread_once(&g_atfork_once, register_atfork);
+    return atomic_load(&g_fork_gen);
+}
+
+/* getrandom(2) until n bytes or a real failure (EINTR is retried). */
+size_t tb__getrandom(void *out, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom((unsigned char *)out + got, n - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
 static size_t random_bytes(unsigned char *out, size_t n)
 {
     static __thread unsigned char pool[POOL];
     static __thread size_t left;
     static __thread unsigned gen;
-    pthread_once(&g_atfork_once, register_atfork);
-    unsigned now = atomic_load(&g_fork_gen);
+    unsigned now = tb__fork_generation();
     if (gen != now) {
         left = 0;
         gen = now;
     }
     if (left < n) {
-        size_t got = 0;
-        while (got < POOL) {
-            ssize_t r = getrandom(pool + got, POOL - got, 0);
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (got < POOL) { /* no entropy source */
+        if (tb__getrandom(pool, POOL) < POOL) { /* no entropy source */
             left = 0;
             return 0;
         }
@@ -53,6 +71,11 @@ void tb_uuid_new(char out[37])
     unsigned char b[16];
     size_t got = random_bytes(b, sizeof b);
     if (got < sizeof b) { /* no entropy source: fall back to time and address bits */
+        static atomic_bool warned;
+        if (!atomic_exchange(&warned, true))
+            tb_log_warn(NULL, "getrandom failed (%s): UUIDs fall back to clock-based bits, "
+                              "which may repeat across hosts",
+                        strerror(errno));
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)(uintptr_t)b;

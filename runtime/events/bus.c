@@ -260,8 +260,12 @@ static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *dat
     tb_buf_puts(b, "\",\"producer\":");
     tb_buf_json_string(b, producer, strlen(producer));
     tb_buf_puts(b, ",\"data\":");
-    if (tb_buf_json_value(b, data) != 0)
-        return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
+    int jrc = tb_buf_json_value(b, data);
+    if (jrc != 0)
+        return tb_error_set(err, jrc,
+                            jrc == TB_ENOMEM ? "publish: out of memory"
+                                             : "publish: the data is not JSON text (a string "
+                                               "that is not UTF-8, NaN or infinity, or a cycle)");
     tb_buf_puts(b, ",\"metadata\":{\"correlationId\":");
     tb_buf_json_string(b, correlation, strlen(correlation));
     /* 00-<trace id>-<span id>-01 */

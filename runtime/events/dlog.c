@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@ struct tb_dlog {
     size_t records; /* in the file */
     unsigned char *buf; /* for appends */
     size_t buf_cap;
+    bool broken; /* a failed append could not be cut back: no more appends */
 };
 
 /* the check byte: an 8-bit sum over length and id that is never 0, so a zeroed tail fails */
@@ -52,6 +55,20 @@ static bool valid(const unsigned char *rec)
     return rec[0] > 0 && rec[0] <= TB_DLOG_ID_MAX && rec[REC - 1] == check_of(rec);
 }
 
+/* fsyncs the folder holding path (a rename's durability); best effort */
+static void sync_dir(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(copy);
+}
+
 static int io_error(tb_error *err, const char *what, const char *path)
 {
     return tb_error_set(err, TB_EIO, "dedupe log %s: %s: %s", path, what, strerror(errno));
@@ -72,8 +89,9 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
-/* Rewrites the log as its newest `keep` records (taken from data, n records): PATH.tmp, then
- * rename. */
+/* Rewrites the log as its newest `keep` records (taken from data, n records): PATH.tmp,
+ * written, locked and fsynced, then renamed over PATH (and the folder fsynced), and kept open as
+ * the log: at any moment PATH is the old or the new whole log, also across an OS crash. */
 static int compact(tb_dlog *l, const unsigned char *data, size_t n, tb_error *err)
 {
     size_t from = n > l->keep ? n - l->keep : 0;
@@ -82,26 +100,42 @@ static int compact(tb_dlog *l, const unsigned char *data, size_t n, tb_error *er
     if (!tmp)
         return tb_error_set(err, TB_ENOMEM, "dedupe log: out of memory");
     snprintf(tmp, len, "%s.tmp", l->path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int rc = 0;
-    if (fd < 0 || write_all(fd, data + from * REC, (n - from) * REC) != 0 ||
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 ||
+        write_all(fd, data + from * REC, (n - from) * REC) != 0 || fsync(fd) != 0 ||
         rename(tmp, l->path) != 0) {
-        rc = io_error(err, "compaction", tmp);
+        int rc = io_error(err, "compaction", tmp);
         if (fd >= 0)
             close(fd);
         unlink(tmp);
         free(tmp);
         return rc;
     }
-    close(fd);
     free(tmp);
-    int nfd = open(l->path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (nfd < 0)
-        return io_error(err, "reopen after compaction", l->path);
+    sync_dir(l->path);
     if (l->fd >= 0)
-        close(l->fd);
-    l->fd = nfd;
+        close(l->fd); /* (its lock goes with it; the new file holds its own) */
+    l->fd = fd;
     l->records = n - from;
+    return 0;
+}
+
+/* Reads the whole file at fd into *out (size bytes). 0, or -1 with errno. */
+static int read_all(int fd, unsigned char *out, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(fd, out + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            errno = EIO; /* shorter than fstat said */
+            return -1;
+        }
+        got += (size_t)r;
+    }
     return 0;
 }
 
@@ -116,16 +150,25 @@ tb_dlog *tb_dlog_open(const char *path, size_t keep, void (*fn)(void *user, cons
     }
     l->fd = -1;
     l->keep = keep ? keep : 1;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        io_error(err, "open", path);
-        tb_dlog_close(l);
-        return NULL;
-    }
-    struct stat st;
     unsigned char *data = NULL;
     size_t n = 0;
-    if (fstat(fd, &st) != 0) {
+    l->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (l->fd < 0) {
+        io_error(err, "open", path);
+        goto fail;
+    }
+    if (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            tb_error_set(err, TB_ESTATE,
+                         "dedupe log %s is in use by another process (two consumers of one "
+                         "service sharing a data folder?)",
+                         path);
+        else
+            io_error(err, "lock", path);
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(l->fd, &st) != 0) {
         io_error(err, "stat", path);
         goto fail;
     }
@@ -136,31 +179,17 @@ tb_dlog *tb_dlog_open(const char *path, size_t keep, void (*fn)(void *user, cons
             tb_error_set(err, TB_ENOMEM, "dedupe log: out of memory");
             goto fail;
         }
-        size_t got = 0;
-        while (got < size) {
-            ssize_t r = pread(fd, data + got, size - got, (off_t)got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
+        if (read_all(l->fd, data, size) != 0) { /* never cut what could not be read */
+            io_error(err, "read", path);
+            goto fail;
         }
         /* the valid prefix: a torn or garbled record ends it */
-        while ((n + 1) * REC <= got && valid(data + n * REC))
+        while ((n + 1) * REC <= size && valid(data + n * REC))
             n++;
-        if (n * REC != size) {
-            if (ftruncate(fd, (off_t)(n * REC)) != 0) {
-                io_error(err, "cutting off a torn record", path);
-                goto fail;
-            }
+        if (n * REC != size && ftruncate(l->fd, (off_t)(n * REC)) != 0) {
+            io_error(err, "cutting off a torn record", path);
+            goto fail;
         }
-    }
-    close(fd);
-    fd = -1;
-    l->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (l->fd < 0) {
-        io_error(err, "open", path);
-        goto fail;
     }
     l->records = n;
     if (fn) {
@@ -172,13 +201,15 @@ tb_dlog *tb_dlog_open(const char *path, size_t keep, void (*fn)(void *user, cons
             fn(user, id);
         }
     }
-    if (n > 2 * l->keep && compact(l, data, n, err) != 0)
-        goto fail;
+    if (n > 2 * l->keep) {
+        tb_error cerr = TB_ERROR_INIT; /* a longer file is no reason not to start */
+        if (compact(l, data, n, &cerr) != 0)
+            tb_log_warn(NULL, "%s", cerr.message);
+        tb_error_deinit(&cerr);
+    }
     free(data);
     return l;
 fail:
-    if (fd >= 0)
-        close(fd);
     free(data);
     tb_dlog_close(l);
     return NULL;
@@ -188,8 +219,13 @@ int tb_dlog_append(tb_dlog *l, const char *const *ids, size_t n, tb_error *err)
 {
     if (n == 0)
         return 0;
+    if (l->broken)
+        return tb_error_set(err, TB_EIO,
+                            "dedupe log %s: an earlier failed write could not be undone; "
+                            "restart the service",
+                            l->path);
     if (n * REC > l->buf_cap) {
-        size_t cap = n * REC * 2;
+        size_t cap = n * REC;
         unsigned char *b = realloc(l->buf, cap);
         if (!b)
             return tb_error_set(err, TB_ENOMEM, "dedupe log: out of memory");
@@ -202,16 +238,27 @@ int tb_dlog_append(tb_dlog *l, const char *const *ids, size_t n, tb_error *err)
             k++;
     if (k == 0)
         return 0;
-    if (write_all(l->fd, l->buf, k * REC) != 0)
-        return io_error(err, "append", l->path);
+    if (write_all(l->fd, l->buf, k * REC) != 0) {
+        int rc = io_error(err, "append", l->path);
+        /* none of the batch counts: cut a partial write back to whole records, or stop */
+        if (ftruncate(l->fd, (off_t)(l->records * REC)) != 0)
+            l->broken = true;
+        return rc;
+    }
     l->records += k;
+    if (l->buf_cap > 64 * REC * 1024) { /* a one-off big batch (the carry-over): let it go */
+        free(l->buf);
+        l->buf = NULL;
+        l->buf_cap = 0;
+    }
     if (l->records > 2 * l->keep) {
-        /* read back the newest keep records and rewrite the file with them */
+        /* read back the newest keep records and rewrite the file with them; the ids are
+         * recorded whatever happens here: a failed compaction only leaves the file longer, and
+         * is tried again at the next append */
+        tb_error cerr = TB_ERROR_INIT;
         size_t bytes = l->keep * REC;
         unsigned char *data = malloc(bytes);
-        if (!data)
-            return tb_error_set(err, TB_ENOMEM, "dedupe log: out of memory");
-        int fd = open(l->path, O_RDONLY | O_CLOEXEC);
+        int fd = data ? open(l->path, O_RDONLY | O_CLOEXEC) : -1;
         off_t at = (off_t)((l->records - l->keep) * REC);
         size_t got = 0;
         while (fd >= 0 && got < bytes) {
@@ -224,11 +271,13 @@ int tb_dlog_append(tb_dlog *l, const char *const *ids, size_t n, tb_error *err)
         }
         if (fd >= 0)
             close(fd);
-        /* the ids are recorded whatever happens here: a failed compaction only leaves the
-         * file longer, and is tried again at the next append */
-        tb_error cerr = TB_ERROR_INIT;
-        if (got == bytes ? compact(l, data, l->keep, &cerr) != 0
-                         : io_error(&cerr, "reading back for compaction", l->path) != 0)
+        if (!data)
+            tb_error_set(&cerr, TB_ENOMEM, "dedupe log %s: no memory for compaction", l->path);
+        else if (got != bytes)
+            io_error(&cerr, "reading back for compaction", l->path);
+        else
+            compact(l, data, l->keep, &cerr);
+        if (cerr.code)
             tb_log_warn(NULL, "%s", cerr.message);
         tb_error_deinit(&cerr);
         free(data);

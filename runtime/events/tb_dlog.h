@@ -14,9 +14,15 @@
  * A torn last record, from a process killed during the write, fails its check byte. It is cut
  * off when the log is opened, and the ids before it are kept.
  *
- * When the file holds twice `keep` records, the newest `keep` are written to PATH.tmp, which
- * is then renamed over PATH. The file stays bounded, and at any moment it is either the old or
- * the new whole log.
+ * When the file holds more than twice `keep` records, the newest `keep` are written to
+ * PATH.tmp, fsynced, and renamed over PATH (then the folder is fsynced). The file stays
+ * bounded, and at any moment it is either the old or the new whole log.
+ *
+ * A failed append (disk full) is cut back to whole records, so the log stays aligned and none of
+ * that batch counts. If even that fails, the log refuses further appends: the events are then
+ * retried, never forgotten.
+ *
+ * The file is locked (flock) while open: a second process opening it gets TB_ESTATE.
  */
 #ifndef TB_DLOG_H
 #define TB_DLOG_H
@@ -30,7 +36,8 @@
 typedef struct tb_dlog tb_dlog;
 
 /* Opens (creating) the log at path and calls fn(user, id) for its newest `keep` ids, oldest
- * first. NULL on failure (err says why: TB_EIO with the path and errno text). */
+ * first. NULL on failure (err says why: TB_EIO with the path and errno text, TB_ESTATE when
+ * another process holds it). */
 tb_dlog *tb_dlog_open(const char *path, size_t keep, void (*fn)(void *user, const char *id),
                       void *user, tb_error *err);
 /* Appends the ids in one write. Ids longer than TB_DLOG_ID_MAX are skipped (the envelope's id

@@ -4,6 +4,8 @@
  */
 #include "tb_fastjson.h"
 
+#include "tablium/error.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <locale.h>
@@ -433,7 +435,9 @@ json_t *tb__json_fast_loadb(const char *buf, size_t len)
 
 /* ---------------------------------------------------------------- writing ---- */
 
-static bool put_string(tb_buf *b, const char *s, size_t n)
+enum { DUMP_INVALID = 1, DUMP_DEEP = 2 };
+
+static bool put_string(tb_buf *b, const char *s, size_t n, int *why)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
@@ -449,8 +453,10 @@ static bool put_string(tb_buf *b, const char *s, size_t n)
         }
         if (c >= 0x80) {
             size_t k = utf8_len(p, end);
-            if (k == 0)
-                return false; /* jansson refuses to write invalid UTF-8: let it say so */
+            if (k == 0) {
+                *why = DUMP_INVALID; /* not JSON text (jansson would refuse it too) */
+                return false;
+            }
             p += k;
             continue;
         }
@@ -494,14 +500,18 @@ static void put_int(tb_buf *b, json_int_t v)
 
 /* jansson's jsonp_dtostr with precision 17: %.17g, a ".0" when it would read as an integer, no
  * '+' and no leading zeros in the exponent. */
-static bool put_real(tb_buf *b, double d)
+static bool put_real(tb_buf *b, double d, int *why)
 {
-    if (!isfinite(d))
+    if (!isfinite(d)) {
+        *why = DUMP_INVALID;
         return false;
+    }
     char tmp[64];
     int n = snprintf(tmp, sizeof tmp, "%.17g", d);
-    if (n < 0 || (size_t)n + 3 >= sizeof tmp)
+    if (n < 0 || (size_t)n + 3 >= sizeof tmp) {
+        *why = DUMP_DEEP; /* (cannot happen with %.17g: jansson decides) */
         return false;
+    }
     size_t len = (size_t)n;
     for (size_t i = 0; i < len; i++)
         if (tmp[i] == ',')
@@ -527,24 +537,26 @@ static bool put_real(tb_buf *b, double d)
     return true;
 }
 
-static bool put_value(tb_buf *b, const json_t *j, int depth)
+static bool put_value(tb_buf *b, const json_t *j, int depth, int *why)
 {
-    if (depth > MAX_DEPTH)
-        return false; /* deep, or a cycle: jansson detects those */
+    if (depth > MAX_DEPTH) {
+        *why = DUMP_DEEP; /* deep, or a cycle: jansson detects those */
+        return false;
+    }
     switch (json_typeof(j)) {
     case JSON_NULL: tb_buf_append(b, "null", 4); return true;
     case JSON_TRUE: tb_buf_append(b, "true", 4); return true;
     case JSON_FALSE: tb_buf_append(b, "false", 5); return true;
     case JSON_INTEGER: put_int(b, json_integer_value(j)); return true;
-    case JSON_REAL: return put_real(b, json_real_value(j));
-    case JSON_STRING: return put_string(b, json_string_value(j), json_string_length(j));
+    case JSON_REAL: return put_real(b, json_real_value(j), why);
+    case JSON_STRING: return put_string(b, json_string_value(j), json_string_length(j), why);
     case JSON_ARRAY: {
         tb_buf_putc(b, '[');
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
             if (i)
                 tb_buf_putc(b, ',');
-            if (!put_value(b, json_array_get(j, i), depth + 1))
+            if (!put_value(b, json_array_get(j, i), depth + 1, why))
                 return false;
         }
         tb_buf_putc(b, ']');
@@ -558,10 +570,10 @@ static bool put_value(tb_buf *b, const json_t *j, int depth)
             if (!first)
                 tb_buf_putc(b, ',');
             first = false;
-            if (!put_string(b, json_object_iter_key(it), json_object_iter_key_len(it)))
+            if (!put_string(b, json_object_iter_key(it), json_object_iter_key_len(it), why))
                 return false;
             tb_buf_putc(b, ':');
-            if (!put_value(b, json_object_iter_value(it), depth + 1))
+            if (!put_value(b, json_object_iter_value(it), depth + 1, why))
                 return false;
         }
         tb_buf_putc(b, '}');
@@ -571,12 +583,13 @@ static bool put_value(tb_buf *b, const json_t *j, int depth)
     return false;
 }
 
-bool tb__json_fast_dump(tb_buf *b, const json_t *j)
+int tb__json_fast_dump(tb_buf *b, const json_t *j)
 {
     size_t mark = b->len;
-    if (j && put_value(b, j, 0) && !b->oom)
-        return true;
-    if (!b->oom)
+    int why = 0;
+    if (j && put_value(b, j, 0, &why) && !b->oom)
+        return 0;
+    if (b->len > mark)
         b->len = mark;
-    return false;
+    return b->oom ? TB_ENOMEM : why == DUMP_INVALID || !j ? TB_EINVAL : 1;
 }

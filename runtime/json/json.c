@@ -44,10 +44,13 @@ static int dump_cb(const char *buffer, size_t size, void *data)
 
 int tb_buf_json_value(tb_buf *b, const json_t *j)
 {
-    if (tb__json_fast_dump(b, j))
+    int rc = tb__json_fast_dump(b, j);
+    if (rc <= 0)
+        return rc;
+    size_t mark = b->len; /* deep values: jansson decides (and detects cycles) */
+    rc = json_dump_callback(j, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (rc == 0 && !b->oom)
         return 0;
-    if (b->oom)
-        return TB_ENOMEM;
-    int rc = json_dump_callback(j, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
-    return rc == 0 && !b->oom ? 0 : TB_ENOMEM;
+    b->len = mark;
+    return b->oom ? TB_ENOMEM : TB_EINVAL;
 }

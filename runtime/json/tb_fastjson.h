@@ -27,8 +27,10 @@ json_t *tb__json_fast_loadb(const char *buf, size_t len);
 
 /* Appends j as json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) writes it, byte for byte (keys in
  * insertion order, reals as %.17g with ".0" for integral ones, control characters as \u00XX),
- * without jansson's callback per fragment. false, with b as it was, when jansson should decide:
- * invalid UTF-8 in a string, NaN or infinity, nesting deeper than 2000 (or a cycle). */
-bool tb__json_fast_dump(tb_buf *b, const json_t *j);
+ * without jansson's callback per fragment. 0 when written; otherwise b is left as it was and the
+ * result says why: TB_EINVAL for what is not JSON text (a string or key that is not UTF-8, NaN
+ * or infinity: jansson would refuse it too, or for a key write it garbled), TB_ENOMEM, or 1 when
+ * jansson should decide (nesting deeper than 2000, or a cycle). */
+int tb__json_fast_dump(tb_buf *b, const json_t *j);
 
 #endif

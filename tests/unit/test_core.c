@@ -1,6 +1,7 @@
 /* Unit tests of runtime/core: error codes and details, arena, byte buffer. */
 #include "tablium/arena.h"
 #include "tablium/buf.h"
+#include "tablium/ctx.h"
 #include "tablium/error.h"
 #include "tablium/ids.h"
 #include "tablium/json.h"
@@ -209,6 +210,33 @@ START_TEST(a_forked_child_does_not_repeat_its_parents_uuids)
 }
 END_TEST
 
+/* The request and trace id generator is per thread too: a forked child must not repeat its
+ * parent's next ids. */
+START_TEST(a_forked_child_does_not_repeat_its_parents_request_ids)
+{
+    char first[33], parent_next[33], child_next[33] = {0};
+    tb_request_id_new(first); /* seeds this thread's generator */
+    int fd[2];
+    ck_assert_int_eq(pipe(fd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char u[33];
+        tb_request_id_new(u);
+        _exit(write(fd[1], u, 33) == 33 ? 0 : 1);
+    }
+    close(fd[1]);
+    ck_assert_int_eq((int)read(fd[0], child_next, 33), 33);
+    close(fd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    tb_request_id_new(parent_next);
+    ck_assert_uint_eq(strlen(child_next), 32);
+    ck_assert_str_ne(child_next, parent_next);
+}
+END_TEST
+
 START_TEST(rfc3339_timestamps_are_utc_with_milliseconds)
 {
     for (int round = 0; round < 3; round++) {
@@ -245,6 +273,7 @@ int main(void)
     tcase_add_test(tc, json_loadb_reports_line_and_column);
     tcase_add_test(tc, uuids_are_v4_and_distinct);
     tcase_add_test(tc, rfc3339_timestamps_are_utc_with_milliseconds);
+    tcase_add_test(tc, a_forked_child_does_not_repeat_its_parents_request_ids);
     tcase_add_test(tc, a_forked_child_does_not_repeat_its_parents_uuids);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -4,6 +4,8 @@
 
 #include <check.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +233,57 @@ START_TEST(an_unusable_path_is_a_clear_error)
 }
 END_TEST
 
+/* A write cut short (here by RLIMIT_FSIZE, as a full disk would) is undone to whole records:
+ * the batch does not count, and the log stays aligned for the next appends. */
+START_TEST(a_failed_append_leaves_the_log_aligned)
+{
+    loaded l = {0};
+    tb_dlog *d = open_log(100, &l);
+    const char *ab[] = {"id-a", "id-b"};
+    append(d, ab, 2);
+    struct rlimit old, small;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 2 * 48 + 20;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    const char *cd[] = {"id-c", "id-d"};
+    tb_error err = TB_ERROR_INIT;
+    int rc = tb_dlog_append(d, cd, 2, &err);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    ck_assert_int_eq(rc, TB_EIO);
+    ck_assert_ptr_nonnull(strstr(err.message, "append"));
+    tb_error_deinit(&err);
+    ck_assert_int_eq((int)file_size(), 2 * 48);
+    const char *ef[] = {"id-e", "id-f"};
+    append(d, ef, 2);
+    tb_dlog_close(d);
+    loaded again = {0};
+    d = open_log(100, &again);
+    ck_assert_int_eq(again.n, 4);
+    ck_assert_str_eq(again.ids[1], "id-b");
+    ck_assert_str_eq(again.ids[2], "id-e");
+    ck_assert_str_eq(again.ids[3], "id-f");
+    tb_dlog_close(d);
+}
+END_TEST
+
+START_TEST(a_log_in_use_is_refused)
+{
+    loaded l = {0};
+    tb_dlog *d = open_log(10, &l);
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_ptr_null(tb_dlog_open(PATH, 10, NULL, NULL, &err));
+    ck_assert_int_eq(err.code, TB_ESTATE);
+    ck_assert_ptr_nonnull(strstr(err.message, "in use"));
+    tb_error_deinit(&err);
+    tb_dlog_close(d);
+    d = open_log(10, &l); /* free again once closed */
+    tb_dlog_close(d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dlog");
@@ -244,6 +297,8 @@ int main(void)
     tcase_add_test(tc, a_big_file_is_compacted_when_opened);
     tcase_add_test(tc, ids_too_long_are_skipped_not_truncated);
     tcase_add_test(tc, an_unusable_path_is_a_clear_error);
+    tcase_add_test(tc, a_failed_append_leaves_the_log_aligned);
+    tcase_add_test(tc, a_log_in_use_is_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

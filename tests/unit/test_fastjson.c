@@ -140,6 +140,87 @@ START_TEST(invalid_input_is_left_to_jansson_which_rejects_it)
 }
 END_TEST
 
+/* More edges (from review): either both read it alike, or the fast reader leaves it to jansson;
+ * the ones that are plainly valid must be read by the fast reader itself. */
+START_TEST(more_edges_agree)
+{
+    /* UTF-8 boundaries */
+    OK("\"\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"");
+    BAD("\"\xe0\x9f\xbf\"");
+    BAD("\"\xf0\x8f\xbf\xbf\"");
+    BAD("\"\xc1\xbf\"");
+    BAD("\"\xf5\x80\x80\x80\"");
+    BAD("\"\xf0\x9f\x98");
+    /* surrogates */
+    OK("\"\\uD83D\\uDE00\"");
+    BAD("\"\\ud800\\ud800\"");
+    BAD("\"\\ud800\\u0000\"");
+    BAD("\"\\ud83d\\u\"");
+    BAD("\"\\ud83dx\"");
+    /* duplicate keys, one escaped */
+    BAD("{\"a\":1,\"\\u0061\":2}");
+    BAD("{\"k\\n\":1,\"k\\u000a\":2}");
+    /* numbers */
+    OK("-0.0");
+    OK("0e0");
+    OK("4.9e-324");
+    OK("2.2250738585072011e-308");
+    OK("9223372036854775807.0");
+    BAD("1E400");
+    BAD("-01");
+    BAD("00");
+    BAD("1.5e+");
+    char num[80];
+    for (int len = 62; len <= 66; len++) { /* around the reader's 64-byte number buffer */
+        memset(num, '1', (size_t)len);
+        num[0] = '0';
+        num[1] = '.';
+        agree(num, (size_t)len, "long number");
+    }
+    /* literals */
+    BAD("truex");
+    BAD("nulll");
+    BAD("[true1]");
+    BAD("True");
+    /* jansson stops at a NUL after a scalar; the fast reader leaves such input to it */
+    agree("[1\0]", 4, "NUL in an array");
+    agree("true\0", 5, "NUL after a literal");
+    ck_assert_ptr_null(tb__json_fast_loadb("true\0", 5));
+    /* a quote, backslash, control character or multi-byte character at every offset of
+     * strings around the eight-byte scan */
+    static const char *const specials[] = {"\\\"", "\\\\", "\x1f", "\xc3\xa9", "\xe2\x82\xac",
+                                           "\xf0\x9f\x98\x80"};
+    for (int n = 6; n <= 18; n++)
+        for (int at = 0; at < n; at++)
+            for (size_t k = 0; k < sizeof specials / sizeof specials[0]; k++) {
+                char doc[64];
+                size_t o = 0;
+                doc[o++] = '"';
+                for (int i = 0; i < n; i++) {
+                    if (i == at) {
+                        memcpy(doc + o, specials[k], strlen(specials[k]));
+                        o += strlen(specials[k]);
+                    } else {
+                        doc[o++] = 'a';
+                    }
+                }
+                doc[o++] = '"';
+                int used = agree(doc, o, "scan boundary");
+                if (strcmp(specials[k], "\x1f") != 0)
+                    ck_assert_msg(used, "left to jansson: %.*s", (int)o, doc);
+            }
+    /* an escaped key, then a value whose escapes grow the scratch buffer */
+    char big[4096];
+    size_t o = (size_t)snprintf(big, sizeof big, "{\"k\\n\":\"");
+    for (int i = 0; i < 600; i++) {
+        memcpy(big + o, "\\t", 2);
+        o += 2;
+    }
+    o += (size_t)snprintf(big + o, sizeof big - o, "\",\"k\\t\":1}");
+    both_read(big, o);
+}
+END_TEST
+
 START_TEST(nesting_deeper_than_the_reader_goes_is_left_to_jansson)
 {
     size_t depths[] = {10, 1999, 2000, 2001, 2048, 2049, 3000};
@@ -284,7 +365,7 @@ static void same_dump(const json_t *j, const char *what)
 {
     tb_buf b = TB_BUF_INIT;
     tb_buf_puts(&b, "prefix:");
-    ck_assert_msg(tb__json_fast_dump(&b, j), "%s: left to jansson", what);
+    ck_assert_msg(tb__json_fast_dump(&b, j) == 0, "%s: left to jansson", what);
     char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     ck_assert_ptr_nonnull(want);
     ck_assert_msg(b.len == 7 + strlen(want) && memcmp(b.data + 7, want, strlen(want)) == 0,
@@ -321,13 +402,35 @@ START_TEST(values_are_written_as_jansson_writes_them)
     ck_assert_ptr_nonnull(o);
     same_dump(o, "object in insertion order");
     json_decref(o);
+    /* not JSON text: refused, the buffer as it was (jansson would write a bad key garbled) */
     json_t *bad = json_stringn_nocheck("\xff", 1);
+    json_t *bad_key = json_object();
+    json_object_set_new_nocheck(bad_key, "a\xff" "b", json_integer(1));
+    json_t *in_array = json_pack("[i, O]", 1, bad);
     tb_buf b = TB_BUF_INIT;
     tb_buf_puts(&b, "kept");
-    ck_assert(!tb__json_fast_dump(&b, bad)); /* jansson's to refuse */
+    json_t *bads[] = {bad, bad_key, in_array};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tb__json_fast_dump(&b, bads[i]), TB_EINVAL);
+        ck_assert_uint_eq(b.len, 4);
+        ck_assert_int_eq(tb_buf_json_value(&b, bads[i]), TB_EINVAL);
+        ck_assert_uint_eq(b.len, 4);
+    }
+    /* deeper than the fast writer goes: jansson writes it, identically */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < 2100; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    ck_assert_int_eq(tb__json_fast_dump(&b, deep), 1);
     ck_assert_uint_eq(b.len, 4);
-    ck_assert_int_eq(tb_buf_json_value(&b, bad), TB_ENOMEM);
+    ck_assert_int_eq(tb_buf_json_value(&b, deep), 0);
+    ck_assert_uint_eq(b.len, 4 + 2 * 2101);
+    json_decref(deep);
     tb_buf_deinit(&b);
+    json_decref(in_array);
+    json_decref(bad_key);
     json_decref(bad);
 }
 END_TEST
@@ -379,6 +482,7 @@ int main(void)
     tcase_add_test(tc, valid_edge_cases_are_read_alike);
     tcase_add_test(tc, invalid_input_is_left_to_jansson_which_rejects_it);
     tcase_add_test(tc, nesting_deeper_than_the_reader_goes_is_left_to_jansson);
+    tcase_add_test(tc, more_edges_agree);
     tcase_add_test(tc, every_suite_file_is_read_by_the_fast_reader_alike);
     tcase_add_test(tc, cut_and_mutated_files_never_disagree);
     tcase_add_test(tc, values_are_written_as_jansson_writes_them);

@@ -23,7 +23,9 @@ json_t *tb_json_loadb(const char *buf, size_t len, tb_error *err);
  *  reference is taken). */
 int tb_arena_hold_json(tb_arena *a, json_t *j);
 
-/** Appends j as compact JSON text. Returns 0 or TB_ENOMEM. */
+/** Appends j as compact JSON text (what json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes).
+ *  Returns 0, TB_ENOMEM, or TB_EINVAL when j is not JSON text (a string or key that is not
+ *  UTF-8, NaN or infinity, a cycle); on error b is left as it was. */
 int tb_buf_json_value(tb_buf *b, const json_t *j);
 
 #endif
