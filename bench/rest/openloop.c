@@ -21,11 +21,15 @@
  * request that is due while all of its thread's connections are busy waits for one, and that wait
  * counts in its latency. Requests due during the first WARMUP seconds are sent but not measured.
  *
+ * When the time is up, answers still in flight get 2 s more; any still missing then, and any
+ * request that was due but never sent, count with the latency they had reached (a lower bound),
+ * so a stall at the end is not left out of the percentiles.
+ *
  * Prints one line:
  *   openloop: rate R/s sent S done D errors E non2xx N behind B p50 X p90 X p99 X p999 X max X (ms)
- * behind: requests still unsent when the run ended. More than 1% of the total means the server
- * (or this tool) could not keep up with RATE, and the exit status is 2. Exit status 1: bad usage
- * or no connection.
+ * behind: requests due but never sent. More than 1% of the total means the server (or this
+ * tool) could not keep up with RATE, and the exit status is 2. Exit status 1: bad usage, no
+ * connection, a connection closed mid-run, or a malformed answer.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -35,6 +39,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +47,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,6 +139,8 @@ static int parse_response(conn *c, int *status)
                 close_it = 1;
         }
     }
+    if (len < 0 && (*status == 204 || *status == 304))
+        len = 0; /* no body by definition */
     if (len < 0 || close_it)
         return -1; /* the servers measured here always send Content-Length and keep the connection */
     if (c->have < head + (size_t)len)
@@ -186,11 +194,20 @@ static void *run(void *arg)
     uint64_t start = w->start + (uint64_t)(interval * w->id / w->nthreads);
     uint64_t k = 0; /* requests sent; request k is due at start + k * interval */
     struct epoll_event evs[64];
+    const uint64_t drain_end = w->end + 2000000000u; /* in-flight answers get 2 s more */
     for (;;) {
         uint64_t t = now_ns();
-        if (t >= w->end)
+        bool sending = t < w->end;
+        if (!sending && nidle == w->nconn)
+            break; /* everything sent was answered */
+        if (!sending && t >= drain_end) {
+            /* still unanswered: counted as answered now, a lower bound of their latency */
+            for (int i = 0; i < w->nconn; i++)
+                if (w->conns[i].busy)
+                    record(w, w->conns[i].due, t);
             break;
-        while (nidle > 0) {
+        }
+        while (sending && nidle > 0) {
             uint64_t due = start + (uint64_t)(interval * (double)k);
             if (due > t)
                 break;
@@ -206,13 +223,13 @@ static void *run(void *arg)
             k++;
             w->sent++;
         }
-        if (nidle > 0) {
+        if (sending && nidle > 0) {
             uint64_t due = start + (uint64_t)(interval * (double)k);
             struct itimerspec its = {.it_value = {.tv_sec = (time_t)(due / 1000000000u),
                                                   .tv_nsec = (long)(due % 1000000000u)}};
             timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
         }
-        uint64_t left = (w->end - t) / 1000000u + 1;
+        uint64_t left = ((sending ? w->end : drain_end) - t) / 1000000u + 1;
         int timeout = left > 1000 ? 1000 : (int)left;
         int n = epoll_wait(ep, evs, 64, timeout);
         uint64_t got = now_ns();
@@ -253,8 +270,14 @@ static void *run(void *arg)
         }
     }
     {
-        uint64_t due_total = (uint64_t)((double)(w->end - start) / interval);
+        /* requests due before the end but never sent (no connection was free): they count too,
+         * with the time they had waited by the end (a lower bound), so a stall at the end
+         * cannot hide from the percentiles */
+        uint64_t due_total =
+            start < w->end ? (uint64_t)((double)(w->end - start - 1) / interval) + 1 : 0;
         w->behind = due_total > k ? due_total - k : 0;
+        for (uint64_t q = k; q < due_total; q++)
+            record(w, start + (uint64_t)(interval * (double)q), w->end);
     }
 out:
     for (int i = 0; i < w->nconn; i++)
@@ -303,6 +326,10 @@ int main(int argc, char **argv)
     }
     if (optind != argc - 1 || rate <= 0 || seconds <= 0 || warmup < 0 || nthreads < 1 || nconn < nthreads)
         usage();
+    if (strcmp(method, "HEAD") == 0) {
+        fprintf(stderr, "bench_openloop: HEAD is not supported (its answers have no body to wait for)\n");
+        return 1;
+    }
     const char *url = argv[optind];
     if (strncmp(url, "http://", 7) != 0)
         usage();
@@ -335,21 +362,39 @@ int main(int argc, char **argv)
             perror(body_file);
             return 1;
         }
-        body = malloc(1 << 20);
-        body_len = fread(body, 1, 1 << 20, f);
+        struct stat st;
+        if (fstat(fileno(f), &st) != 0 || !(body = malloc((size_t)st.st_size + 1)) ||
+            fread(body, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+            fprintf(stderr, "bench_openloop: cannot read %s\n", body_file);
+            fclose(f);
+            return 1;
+        }
+        body_len = (size_t)st.st_size;
         fclose(f);
     }
-    size_t cap = 4096 + body_len;
-    g_req = malloc(cap);
-    int n = snprintf(g_req, cap, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n", method, path, host, port);
+    /* the request, sized exactly: request line, Host, the -H headers, Content-Length, body */
+    size_t cap = strlen(method) + strlen(path) + strlen(host) + strlen(port) + 64 + body_len;
     for (int i = 0; i < nh; i++)
-        n += snprintf(g_req + n, cap - (size_t)n, "%s\r\n", headers[i]);
+        cap += strlen(headers[i]) + 2;
+    g_req = malloc(cap);
+    if (!g_req) {
+        fprintf(stderr, "bench_openloop: out of memory\n");
+        return 1;
+    }
+    size_t n = (size_t)snprintf(g_req, cap, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n", method, path,
+                                host, port);
+    for (int i = 0; i < nh; i++)
+        n += (size_t)snprintf(g_req + n, cap - n, "%s\r\n", headers[i]);
     if (body_file)
-        n += snprintf(g_req + n, cap - (size_t)n, "Content-Length: %zu\r\n", body_len);
-    n += snprintf(g_req + n, cap - (size_t)n, "\r\n");
+        n += (size_t)snprintf(g_req + n, cap - n, "Content-Length: %zu\r\n", body_len);
+    n += (size_t)snprintf(g_req + n, cap - n, "\r\n");
+    if (n + body_len > cap) {
+        fprintf(stderr, "bench_openloop: request sizing error\n");
+        return 1;
+    }
     if (body_len)
         memcpy(g_req + n, body, body_len);
-    g_req_len = (size_t)n + body_len;
+    g_req_len = n + body_len;
     free(body);
 
     worker *ws = calloc((size_t)nthreads, sizeof *ws);
