@@ -837,7 +837,7 @@ static const char *jstr(const json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* The key value of an event as text ("" when none): strings as they are, other scalars in JSON. */
+/* The key value of an event as text (NULL when none): a string as it is, an integer in decimal. */
 static const char *key_of(const tb_event_type *t, const json_t *data, char *buf, size_t cap)
 {
     if (t == NULL || t->key == NULL || !json_is_object(data))
@@ -1263,15 +1263,16 @@ static void finish(tb_bus *b, bus_msg *m, bus_event *be, tb_event_result r)
 
 /*
  * Durable events, a batch at a time, exactly once per event id:
- *   - ids handled before are known from memory (mirroring the SQLite record): acked at once;
+ *   - ids handled before are known from memory (mirroring the dedupe record): acked at once;
  *   - with opts.store, one transaction on the service's database holds the whole batch, each
  *     event in its own SAVEPOINT (handler writes + its dedupe record, or nothing);
- *   - without, handlers run unlocked and the records go to the bus's own file in one transaction;
- *   - acks go out only after that COMMIT (group commit), so a crash before it redelivers.
+ *   - without, handlers run unlocked and the ids of every worker's finished batch go to the
+ *     bus's own dedupe log in one write (group commit);
+ *   - acks go out only after that COMMIT or write, so a crash before it redelivers.
  */
-/* Records the ids of the handled events of every batch in `list` in one transaction on the
- * bus's own dedupe file. True when it committed. */
-/* Records the acked ids of every batch in the list in the bus's dedupe log: one write. */
+
+/* Records the acked ids of every batch in the list in the bus's dedupe log: one write. True
+ * when written. */
 static bool commit_marks(tb_bus *b, gc_batch *list)
 {
     const char *stack[4 * BATCH_MAX], **ids = stack;
