@@ -130,9 +130,16 @@ void tb_buf_json_string(tb_buf *b, const char *s, size_t n)
 
 void tb_buf_json_int(tb_buf *b, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
-    tb_buf_append(b, tmp, (size_t)n);
+    /* digits from the end, no printf: every generated writer and event passes here */
+    char tmp[24], *e = tmp + sizeof tmp, *p = e;
+    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    tb_buf_append(b, p, (size_t)(e - p));
 }
 
 void tb_buf_json_double(tb_buf *b, double v)

@@ -120,12 +120,13 @@ static int compact(tb_dlog *l, const unsigned char *data, size_t n, tb_error *er
     return 0;
 }
 
-/* Reads the whole file at fd into *out (size bytes). 0, or -1 with errno. */
-static int read_all(int fd, unsigned char *out, size_t size)
+/* Reads size bytes at offset `at` of fd into out. 0, or -1 with errno (EIO when the file is
+ * shorter). */
+static int read_all(int fd, unsigned char *out, size_t size, off_t at)
 {
     size_t got = 0;
     while (got < size) {
-        ssize_t r = pread(fd, out + got, size - got, (off_t)got);
+        ssize_t r = pread(fd, out + got, size - got, at + (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -179,7 +180,7 @@ tb_dlog *tb_dlog_open(const char *path, size_t keep, void (*fn)(void *user, cons
             tb_error_set(err, TB_ENOMEM, "dedupe log: out of memory");
             goto fail;
         }
-        if (read_all(l->fd, data, size) != 0) { /* never cut what could not be read */
+        if (read_all(l->fd, data, size, 0) != 0) { /* never cut what could not be read */
             io_error(err, "read", path);
             goto fail;
         }
@@ -258,22 +259,9 @@ int tb_dlog_append(tb_dlog *l, const char *const *ids, size_t n, tb_error *err)
         tb_error cerr = TB_ERROR_INIT;
         size_t bytes = l->keep * REC;
         unsigned char *data = malloc(bytes);
-        int fd = data ? open(l->path, O_RDONLY | O_CLOEXEC) : -1;
-        off_t at = (off_t)((l->records - l->keep) * REC);
-        size_t got = 0;
-        while (fd >= 0 && got < bytes) {
-            ssize_t r = pread(fd, data + got, bytes - got, at + (off_t)got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (fd >= 0)
-            close(fd);
         if (!data)
             tb_error_set(&cerr, TB_ENOMEM, "dedupe log %s: no memory for compaction", l->path);
-        else if (got != bytes)
+        else if (read_all(l->fd, data, bytes, (off_t)((l->records - l->keep) * REC)) != 0)
             io_error(&cerr, "reading back for compaction", l->path);
         else
             compact(l, data, l->keep, &cerr);

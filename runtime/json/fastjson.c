@@ -485,19 +485,6 @@ static bool put_string(tb_buf *b, const char *s, size_t n, int *why)
     return true;
 }
 
-static void put_int(tb_buf *b, json_int_t v)
-{
-    char tmp[24], *e = tmp + sizeof tmp, *p = e;
-    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    tb_buf_append(b, p, (size_t)(e - p));
-}
-
 /* jansson's jsonp_dtostr with precision 17: %.17g, a ".0" when it would read as an integer, no
  * '+' and no leading zeros in the exponent. */
 static bool put_real(tb_buf *b, double d, int *why)
@@ -547,7 +534,7 @@ static bool put_value(tb_buf *b, const json_t *j, int depth, int *why)
     case JSON_NULL: tb_buf_append(b, "null", 4); return true;
     case JSON_TRUE: tb_buf_append(b, "true", 4); return true;
     case JSON_FALSE: tb_buf_append(b, "false", 5); return true;
-    case JSON_INTEGER: put_int(b, json_integer_value(j)); return true;
+    case JSON_INTEGER: tb_buf_json_int(b, (int64_t)json_integer_value(j)); return true;
     case JSON_REAL: return put_real(b, json_real_value(j), why);
     case JSON_STRING: return put_string(b, json_string_value(j), json_string_length(j), why);
     case JSON_ARRAY: {

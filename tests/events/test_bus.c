@@ -140,6 +140,17 @@ static int on_registered_v1(tb_ctx *ctx, const tb_event *ev, const user_register
     return TB_EVENT_ACK;
 }
 
+/* A started bus for `svc` whose handler of user.registered 1.0 records into s. */
+static tb_bus *registered_consumer(const char *svc, const char *ex, seen *s)
+{
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *b = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(user_registered_v1_subscribe(b, on_registered_v1, s, &err), 0);
+    start(b);
+    tb_error_deinit(&err);
+    return b;
+}
+
 static void round_trip(tb_event_transport tr)
 {
     char ex[64], svc[64];
@@ -420,9 +431,7 @@ START_TEST(foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler)
     data_dir();
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     tb_error err = TB_ERROR_INIT;
-    tb_bus *cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
+    tb_bus *cons = registered_consumer(svc, ex, &s);
     tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
     tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
     ck_assert_ptr_nonnull(p);
@@ -741,9 +750,7 @@ START_TEST(a_redelivered_event_is_handled_once)
     data_dir();
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     tb_error err = TB_ERROR_INIT;
-    tb_bus *cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
+    tb_bus *cons = registered_consumer(svc, ex, &s);
     /* the same envelope (same event id) three times, as a redelivery would bring it */
     tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
     tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
@@ -806,9 +813,7 @@ START_TEST(a_key_header_that_is_not_the_events_key_goes_to_the_dlq)
     data_dir();
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     tb_error err = TB_ERROR_INIT;
-    tb_bus *cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
+    tb_bus *cons = registered_consumer(svc, ex, &s);
     tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
     tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
     ck_assert_ptr_nonnull(p);
@@ -840,6 +845,24 @@ START_TEST(a_key_header_that_is_not_the_events_key_goes_to_the_dlq)
 }
 END_TEST
 
+/* Publishes event UID1 (already handled by cons) and then UID3 (new), both keyed UID2: the
+ * first must be acked as a duplicate without the handler, the second handled. */
+static void expect_known_then_new(tb_bus *cons, tb_amqp_pub *p, seen *s)
+{
+    char body[1024];
+    tb_bus_stats before, st;
+    tb_bus_stats_get(cons, &before);
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2)); /* the same event */
+    keyed_publish(p, UID2, registered_env(body, sizeof body, UID3, UID2)); /* a new one */
+    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
+    WAIT_STATS(cons, st, st.handled + st.duplicates == before.handled + before.duplicates + 2);
+    ck_assert_int_eq((int)(st.duplicates - before.duplicates), 1);
+    ck_assert_int_eq((int)(st.handled - before.handled), 1);
+    pthread_mutex_lock(&s->mu);
+    ck_assert_str_eq(s->id, UID3);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The bus's own dedupe record (a log file under TB_DATA_DIR) outlives the bus: a consumer
  * started again skips an event it handled before. */
 START_TEST(a_restarted_consumer_remembers_what_it_handled)
@@ -853,9 +876,7 @@ START_TEST(a_restarted_consumer_remembers_what_it_handled)
     tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
     ck_assert_ptr_nonnull(p);
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    tb_bus *cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
+    tb_bus *cons = registered_consumer(svc, ex, &s);
     keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2));
     ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
     tb_bus_stats st;
@@ -865,17 +886,9 @@ START_TEST(a_restarted_consumer_remembers_what_it_handled)
     snprintf(path, sizeof path, "%s/%s-events.dedupe", DATA_DIR, svc);
     ck_assert_int_eq(access(path, F_OK), 0);
 
-    cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
-    keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2)); /* the same event */
-    keyed_publish(p, UID2, registered_env(body, sizeof body, UID3, UID2)); /* a new one */
-    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
-    WAIT_STATS(cons, st, st.handled + st.duplicates == 2);
-    ck_assert_int_eq((int)st.duplicates, 1);
-    ck_assert_int_eq((int)st.handled, 1);
+    cons = registered_consumer(svc, ex, &s);
+    expect_known_then_new(cons, p, &s);
     ck_assert_int_eq(atomic_load(&s.n), 2);
-    ck_assert_str_eq(s.id, UID3);
     tb_amqp_pub_free(p);
     tb_bus_free(cons);
     tb_error_deinit(&err);
@@ -886,7 +899,7 @@ END_TEST
  * into the new log once, so an upgrade does not handle those events again. */
 START_TEST(dedupe_records_of_the_old_sqlite_file_are_carried_over)
 {
-    char ex[64], svc[64], body[1024], path[512];
+    char ex[64], svc[64], path[512];
     uniq(ex, sizeof ex, "ex");
     uniq(svc, sizeof svc, "upgrade");
     data_dir();
@@ -899,20 +912,12 @@ START_TEST(dedupe_records_of_the_old_sqlite_file_are_carried_over)
     tb_store_close(old);
 
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    tb_bus *cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
+    tb_bus *cons = registered_consumer(svc, ex, &s);
     tb_amqp_opts o = {.url = need("TB_TEST_AMQP_URL"), .exchange = ex};
     tb_amqp_pub *p = tb_amqp_pub_new(&o, &err);
     ck_assert_ptr_nonnull(p);
-    keyed_publish(p, UID2, registered_env(body, sizeof body, UID1, UID2));
-    keyed_publish(p, UID2, registered_env(body, sizeof body, UID3, UID2));
-    ck_assert_int_eq(tb_amqp_pub_flush(p, 10000), 0);
-    tb_bus_stats st;
-    WAIT_STATS(cons, st, st.handled + st.duplicates == 2);
-    ck_assert_int_eq((int)st.duplicates, 1);
+    expect_known_then_new(cons, p, &s);
     ck_assert_int_eq(atomic_load(&s.n), 1);
-    ck_assert_str_eq(s.id, UID3);
     tb_amqp_pub_free(p);
     tb_bus_free(cons);
     snprintf(path, sizeof path, "%s/%s-events.dedupe", DATA_DIR, svc);
@@ -951,9 +956,7 @@ START_TEST(the_outbox_publishes_what_commits_and_nothing_that_rolls_back)
     data_dir();
     seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
     tb_error err = TB_ERROR_INIT;
-    tb_bus *cons = new_bus(svc, ex, NULL);
-    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_v1, &s, &err), 0);
-    start(cons);
+    tb_bus *cons = registered_consumer(svc, ex, &s);
     /* a raw consumer beside it: the relay sends the ordering key in header x-tablium-key */
     char raw_q[80];
     snprintf(raw_q, sizeof raw_q, "%s-raw", svc);

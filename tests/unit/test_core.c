@@ -182,58 +182,52 @@ START_TEST(uuids_are_v4_and_distinct)
 }
 END_TEST
 
-/* The random bytes are pooled per thread: a forked child must not hand out the UUIDs its parent
- * is about to. */
-START_TEST(a_forked_child_does_not_repeat_its_parents_uuids)
+/* Calls gen (which writes an id of len characters) once to seed this thread's state, then
+ * once in a forked child and once more in the parent: the two must differ, as a child must
+ * never repeat its parent's next ids. child_next gets the child's id. */
+static void child_differs_from_parent(void (*gen)(char *), size_t len, char child_next[64])
 {
-    char first[37], parent_next[37], child_next[37] = {0};
-    tb_uuid_new(first); /* fills the pool */
+    char first[64], parent_next[64];
+    memset(child_next, 0, 64);
+    gen(first);
     int fd[2];
     ck_assert_int_eq(pipe(fd), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        char u[37];
-        tb_uuid_new(u);
-        _exit(write(fd[1], u, 37) == 37 ? 0 : 1);
+        char u[64];
+        gen(u);
+        _exit(write(fd[1], u, len + 1) == (ssize_t)(len + 1) ? 0 : 1);
     }
     close(fd[1]);
-    ck_assert_int_eq((int)read(fd[0], child_next, 37), 37);
+    ck_assert_int_eq((int)read(fd[0], child_next, len + 1), (int)(len + 1));
     close(fd[0]);
     int st;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    tb_uuid_new(parent_next);
-    assert_uuid_v4(child_next);
+    gen(parent_next);
+    ck_assert_uint_eq(strlen(child_next), len);
     ck_assert_str_ne(child_next, parent_next);
     ck_assert_str_ne(child_next, first);
 }
+
+static void uuid_gen(char *out) { tb_uuid_new(out); }
+static void request_id_gen(char *out) { tb_request_id_new(out); }
+
+/* The random bytes are pooled per thread. */
+START_TEST(a_forked_child_does_not_repeat_its_parents_uuids)
+{
+    char child[64];
+    child_differs_from_parent(uuid_gen, 36, child);
+    assert_uuid_v4(child);
+}
 END_TEST
 
-/* The request and trace id generator is per thread too: a forked child must not repeat its
- * parent's next ids. */
+/* The request and trace id generator is per thread too. */
 START_TEST(a_forked_child_does_not_repeat_its_parents_request_ids)
 {
-    char first[33], parent_next[33], child_next[33] = {0};
-    tb_request_id_new(first); /* seeds this thread's generator */
-    int fd[2];
-    ck_assert_int_eq(pipe(fd), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        char u[33];
-        tb_request_id_new(u);
-        _exit(write(fd[1], u, 33) == 33 ? 0 : 1);
-    }
-    close(fd[1]);
-    ck_assert_int_eq((int)read(fd[0], child_next, 33), 33);
-    close(fd[0]);
-    int st;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    tb_request_id_new(parent_next);
-    ck_assert_uint_eq(strlen(child_next), 32);
-    ck_assert_str_ne(child_next, parent_next);
+    char child[64];
+    child_differs_from_parent(request_id_gen, 32, child);
 }
 END_TEST
 
