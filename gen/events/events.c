@@ -4,7 +4,9 @@
 #include "tablium/json.h"
 #include "tablium/validate.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -7752,6 +7754,1091 @@ int wallet_transaction_created_v1_serialize(const wallet_transaction_created_v1 
     return out->oom ? TB_ENOMEM : 0;
 }
 
+/* ---- struct checks: true only when the struct's JSON is valid for the schema ---- */
+static bool events__sc1(const game_completed_v1_scores_item *v) __attribute__((unused));
+static bool events__sc0(const game_completed_v1 *v) __attribute__((unused));
+static bool events__sc3(const game_created_v1_settings *v) __attribute__((unused));
+static bool events__sc4(const game_created_v1_stake *v) __attribute__((unused));
+static bool events__sc2(const game_created_v1 *v) __attribute__((unused));
+static bool events__sc6(const game_move_made_v1_move *v) __attribute__((unused));
+static bool events__sc5(const game_move_made_v1 *v) __attribute__((unused));
+static bool events__sc7(const game_started_v1 *v) __attribute__((unused));
+static bool events__sc9(const user_achievements_earned_v1_achievements_item *v) __attribute__((unused));
+static bool events__sc8(const user_achievements_earned_v1 *v) __attribute__((unused));
+static bool events__sc11(const user_profile_updated_v1_changes *v) __attribute__((unused));
+static bool events__sc10(const user_profile_updated_v1 *v) __attribute__((unused));
+static bool events__sc12(const user_registered_v1 *v) __attribute__((unused));
+static bool events__sc13(const user_registered_v2 *v) __attribute__((unused));
+static bool events__sc14(const wallet_balance_updated_v1 *v) __attribute__((unused));
+static bool events__sc15(const wallet_created_v1 *v) __attribute__((unused));
+static bool events__sc16(const wallet_transaction_created_v1 *v) __attribute__((unused));
+
+static bool events__sc1(const game_completed_v1_scores_item *v)
+{
+    {
+        {
+            const char *s = v->player_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc0(const game_completed_v1 *v)
+{
+    {
+        {
+            const char *s = v->game_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        if (game_completed_v1_outcome_to_string(v->outcome) == NULL)
+            return false;
+    }
+    {
+        if (v->winner_id_is_null)
+            return false;
+        {
+            const char *s = v->winner_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            size_t an = v->n_scores;
+            for (size_t i = 0; i < an; i++) {
+                if (!events__sc1(&v->scores[i]))
+                    return false;
+            }
+        }
+    }
+    {
+        {
+            long double x = (long double)(v->duration_ms);
+            if (!(x >= 0.0L))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->completed_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc3(const game_created_v1_settings *v)
+{
+    {
+        {
+            long double x = (long double)(v->time_control_seconds);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 86400.0L))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc4(const game_created_v1_stake *v)
+{
+    {
+        {
+            long double x = (long double)(v->amount);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 9007199254740991.0L))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->currency;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx3(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc2(const game_created_v1 *v)
+{
+    {
+        {
+            const char *s = v->game_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        if (game_created_v1_game_type_to_string(v->game_type) == NULL)
+            return false;
+    }
+    {
+        {
+            const char *s = v->created_by;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            size_t an = v->n_players;
+            for (size_t i = 1; i < an; i++)
+                for (size_t m = 0; m < i; m++)
+                    if (v->players[i] && v->players[m] && strcmp(v->players[i], v->players[m]) == 0)
+                        return false;
+            if (an < 1)
+                return false;
+            if (an > 8)
+                return false;
+            for (size_t i = 0; i < an; i++) {
+                {
+                    const char *s = v->players[i];
+                    if (s == NULL)
+                        return false;
+                    size_t sn = strlen(s);
+                    if (!tb_utf8_valid(s, sn))
+                        return false;
+                    if (!events__v_rx0(s, sn))
+                        return false;
+                    if (!tb_format_uuid(s, sn))
+                        return false;
+                }
+            }
+        }
+    }
+    {
+        if (!events__sc3(&v->settings))
+            return false;
+    }
+    if (v->has_stake) {
+        if (!events__sc4(&v->stake))
+            return false;
+    }
+    {
+        {
+            const char *s = v->created_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc6(const game_move_made_v1_move *v)
+{
+    {
+        {
+            const char *s = v->notation;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 4 && tb_utf8_len(s, sn) < 1)
+                return false;
+            if (sn > 32 && tb_utf8_len(s, sn) > 32)
+                return false;
+        }
+    }
+    if (v->has_from) {
+        {
+            const char *s = v->from;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn > 8 && tb_utf8_len(s, sn) > 8)
+                return false;
+        }
+    }
+    if (v->has_to) {
+        {
+            const char *s = v->to;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn > 8 && tb_utf8_len(s, sn) > 8)
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc5(const game_move_made_v1 *v)
+{
+    {
+        {
+            const char *s = v->game_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->player_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            long double x = (long double)(v->move_number);
+            if (!(x >= 1.0L))
+                return false;
+        }
+    }
+    {
+        if (!events__sc6(&v->move))
+            return false;
+    }
+    if (v->has_state_version) {
+        {
+            long double x = (long double)(v->state_version);
+            if (!(x >= 0.0L))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->made_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc7(const game_started_v1 *v)
+{
+    {
+        {
+            const char *s = v->game_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            size_t an = v->n_players;
+            for (size_t i = 1; i < an; i++)
+                for (size_t m = 0; m < i; m++)
+                    if (v->players[i] && v->players[m] && strcmp(v->players[i], v->players[m]) == 0)
+                        return false;
+            if (an < 2)
+                return false;
+            if (an > 8)
+                return false;
+            for (size_t i = 0; i < an; i++) {
+                {
+                    const char *s = v->players[i];
+                    if (s == NULL)
+                        return false;
+                    size_t sn = strlen(s);
+                    if (!tb_utf8_valid(s, sn))
+                        return false;
+                    if (!events__v_rx0(s, sn))
+                        return false;
+                    if (!tb_format_uuid(s, sn))
+                        return false;
+                }
+            }
+        }
+    }
+    {
+        {
+            const char *s = v->first_turn;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->started_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc9(const user_achievements_earned_v1_achievements_item *v)
+{
+    {
+        {
+            const char *s = v->id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx4(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->name;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 4 && tb_utf8_len(s, sn) < 1)
+                return false;
+            if (sn > 128 && tb_utf8_len(s, sn) > 128)
+                return false;
+        }
+    }
+    {
+        {
+            long double x = (long double)(v->points);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 100000.0L))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc8(const user_achievements_earned_v1 *v)
+{
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            size_t an = v->n_achievements;
+            if (an < 1)
+                return false;
+            if (an > 100)
+                return false;
+            for (size_t i = 0; i < an; i++) {
+                if (!events__sc9(&v->achievements[i]))
+                    return false;
+            }
+        }
+    }
+    {
+        {
+            const char *s = v->earned_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc11(const user_profile_updated_v1_changes *v)
+{
+    {
+        size_t np = 0 + (size_t)v->has_display_name + (size_t)v->has_avatar_url + (size_t)v->has_bio + (size_t)v->has_country;
+        if (np < 1)
+            return false;
+    }
+    if (v->has_display_name) {
+        {
+            const char *s = v->display_name;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 4 && tb_utf8_len(s, sn) < 1)
+                return false;
+            if (sn > 64 && tb_utf8_len(s, sn) > 64)
+                return false;
+        }
+    }
+    if (v->has_avatar_url) {
+        if (v->avatar_url_is_null)
+            return false;
+        {
+            const char *s = v->avatar_url;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn > 2048 && tb_utf8_len(s, sn) > 2048)
+                return false;
+            if (!tb_format_uri(s, sn))
+                return false;
+        }
+    }
+    if (v->has_bio) {
+        {
+            const char *s = v->bio;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn > 500 && tb_utf8_len(s, sn) > 500)
+                return false;
+        }
+    }
+    if (v->has_country) {
+        {
+            const char *s = v->country;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx5(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc10(const user_profile_updated_v1 *v)
+{
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        if (!events__sc11(&v->changes))
+            return false;
+    }
+    {
+        {
+            const char *s = v->updated_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc12(const user_registered_v1 *v)
+{
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->email;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 12 && tb_utf8_len(s, sn) < 3)
+                return false;
+            if (sn > 254 && tb_utf8_len(s, sn) > 254)
+                return false;
+            if (!tb_format_email(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->username;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 12 && tb_utf8_len(s, sn) < 3)
+                return false;
+            if (sn > 32 && tb_utf8_len(s, sn) > 32)
+                return false;
+            if (!events__v_rx6(s, sn))
+                return false;
+        }
+    }
+    if (v->has_display_name) {
+        {
+            const char *s = v->display_name;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 4 && tb_utf8_len(s, sn) < 1)
+                return false;
+            if (sn > 64 && tb_utf8_len(s, sn) > 64)
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->registered_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc13(const user_registered_v2 *v)
+{
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->email;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 12 && tb_utf8_len(s, sn) < 3)
+                return false;
+            if (sn > 254 && tb_utf8_len(s, sn) > 254)
+                return false;
+            if (!tb_format_email(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->username;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 12 && tb_utf8_len(s, sn) < 3)
+                return false;
+            if (sn > 32 && tb_utf8_len(s, sn) > 32)
+                return false;
+            if (!events__v_rx6(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->display_name;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 4 && tb_utf8_len(s, sn) < 1)
+                return false;
+            if (sn > 64 && tb_utf8_len(s, sn) > 64)
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->locale;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (tb_regex_search(&RE[2], s, sn) != 1)
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->registered_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc14(const wallet_balance_updated_v1 *v)
+{
+    {
+        {
+            const char *s = v->wallet_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->currency;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx3(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            long double x = (long double)(v->previous_balance);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 9007199254740991.0L))
+                return false;
+        }
+    }
+    {
+        {
+            long double x = (long double)(v->balance);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 9007199254740991.0L))
+                return false;
+        }
+    }
+    if (v->has_transaction_id) {
+        {
+            const char *s = v->transaction_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->updated_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc15(const wallet_created_v1 *v)
+{
+    {
+        {
+            const char *s = v->wallet_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->currency;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx3(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->created_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
+static bool events__sc16(const wallet_transaction_created_v1 *v)
+{
+    {
+        {
+            const char *s = v->transaction_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->wallet_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->user_id;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx0(s, sn))
+                return false;
+            if (!tb_format_uuid(s, sn))
+                return false;
+        }
+    }
+    {
+        if (wallet_transaction_created_v1_type_to_string(v->type) == NULL)
+            return false;
+    }
+    {
+        {
+            long double x = (long double)(v->amount);
+            if (!(x > 0.0L))
+                return false;
+        }
+        {
+            long double x = (long double)(v->amount);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 9007199254740991.0L))
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->currency;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (!events__v_rx3(s, sn))
+                return false;
+        }
+    }
+    {
+        {
+            long double x = (long double)(v->balance_after);
+            if (!(x >= 0.0L))
+                return false;
+            if (!(x <= 9007199254740991.0L))
+                return false;
+        }
+    }
+    if (v->has_reference) {
+        {
+            const char *s = v->reference;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn > 256 && tb_utf8_len(s, sn) > 256)
+                return false;
+        }
+    }
+    if (v->has_idempotency_key) {
+        {
+            const char *s = v->idempotency_key;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 4 && tb_utf8_len(s, sn) < 1)
+                return false;
+            if (sn > 128 && tb_utf8_len(s, sn) > 128)
+                return false;
+        }
+    }
+    {
+        {
+            const char *s = v->created_at;
+            if (s == NULL)
+                return false;
+            size_t sn = strlen(s);
+            if (!tb_utf8_valid(s, sn))
+                return false;
+            if (sn < 80 && tb_utf8_len(s, sn) < 20)
+                return false;
+            if (sn > 40 && tb_utf8_len(s, sn) > 40)
+                return false;
+            if (!tb_format_date_time(s, sn))
+                return false;
+        }
+    }
+    (void)v;
+    return true;
+}
+
 /* ---- events ---- */
 
 const tb_event_type game_completed_v1_event = {
@@ -7760,8 +8847,23 @@ const tb_event_type game_completed_v1_event = {
     "schemas/events/game.completed.v1.json", game_completed_v1_validate, event_envelope_validate,
 };
 
+bool game_completed_v1__fast_valid(const game_completed_v1 *data)
+{
+    return events__sc0(data);
+}
+
+static void game_completed_v1__write_data(const void *data, tb_buf *b)
+{
+    game_completed_v1__write(data, b);
+}
+
 int game_completed_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err)
 {
+    if (data && events__sc0(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked(bus, ctx, &game_completed_v1_event,
+            game_completed_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = game_completed_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
@@ -7773,6 +8875,11 @@ int game_completed_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_complet
 int game_completed_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc0(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked_async(bus, ctx, &game_completed_v1_event,
+            game_completed_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = game_completed_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
@@ -7815,8 +8922,23 @@ const tb_event_type game_created_v1_event = {
     "schemas/events/game.created.v1.json", game_created_v1_validate, event_envelope_validate,
 };
 
+bool game_created_v1__fast_valid(const game_created_v1 *data)
+{
+    return events__sc2(data);
+}
+
+static void game_created_v1__write_data(const void *data, tb_buf *b)
+{
+    game_created_v1__write(data, b);
+}
+
 int game_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err)
 {
+    if (data && events__sc2(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked(bus, ctx, &game_created_v1_event,
+            game_created_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = game_created_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
@@ -7828,6 +8950,11 @@ int game_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_created_v
 int game_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc2(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked_async(bus, ctx, &game_created_v1_event,
+            game_created_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = game_created_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
@@ -7870,8 +8997,23 @@ const tb_event_type game_move_made_v1_event = {
     "schemas/events/game.move.made.v1.json", game_move_made_v1_validate, event_envelope_validate,
 };
 
+bool game_move_made_v1__fast_valid(const game_move_made_v1 *data)
+{
+    return events__sc5(data);
+}
+
+static void game_move_made_v1__write_data(const void *data, tb_buf *b)
+{
+    game_move_made_v1__write(data, b);
+}
+
 int game_move_made_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data, tb_error *err)
 {
+    if (data && events__sc5(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked(bus, ctx, &game_move_made_v1_event,
+            game_move_made_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = game_move_made_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.move.made: out of memory");
@@ -7883,6 +9025,11 @@ int game_move_made_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_move_ma
 int game_move_made_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc5(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked_async(bus, ctx, &game_move_made_v1_event,
+            game_move_made_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = game_move_made_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.move.made: out of memory");
@@ -7915,8 +9062,23 @@ const tb_event_type game_started_v1_event = {
     "schemas/events/game.started.v1.json", game_started_v1_validate, event_envelope_validate,
 };
 
+bool game_started_v1__fast_valid(const game_started_v1 *data)
+{
+    return events__sc7(data);
+}
+
+static void game_started_v1__write_data(const void *data, tb_buf *b)
+{
+    game_started_v1__write(data, b);
+}
+
 int game_started_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err)
 {
+    if (data && events__sc7(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked(bus, ctx, &game_started_v1_event,
+            game_started_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = game_started_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
@@ -7928,6 +9090,11 @@ int game_started_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_started_v
 int game_started_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc7(data)) {
+        const char *key = data->game_id;
+        return tb_bus_publish_checked_async(bus, ctx, &game_started_v1_event,
+            game_started_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = game_started_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
@@ -7970,8 +9137,23 @@ const tb_event_type user_achievements_earned_v1_event = {
     "schemas/events/user.achievements.earned.v1.json", user_achievements_earned_v1_validate, event_envelope_validate,
 };
 
+bool user_achievements_earned_v1__fast_valid(const user_achievements_earned_v1 *data)
+{
+    return events__sc8(data);
+}
+
+static void user_achievements_earned_v1__write_data(const void *data, tb_buf *b)
+{
+    user_achievements_earned_v1__write(data, b);
+}
+
 int user_achievements_earned_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data, tb_error *err)
 {
+    if (data && events__sc8(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked(bus, ctx, &user_achievements_earned_v1_event,
+            user_achievements_earned_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = user_achievements_earned_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.achievements.earned: out of memory");
@@ -7983,6 +9165,11 @@ int user_achievements_earned_v1_publish(tb_bus *bus, const tb_ctx *ctx, const us
 int user_achievements_earned_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc8(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked_async(bus, ctx, &user_achievements_earned_v1_event,
+            user_achievements_earned_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = user_achievements_earned_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.achievements.earned: out of memory");
@@ -8015,8 +9202,23 @@ const tb_event_type user_profile_updated_v1_event = {
     "schemas/events/user.profile.updated.v1.json", user_profile_updated_v1_validate, event_envelope_validate,
 };
 
+bool user_profile_updated_v1__fast_valid(const user_profile_updated_v1 *data)
+{
+    return events__sc10(data);
+}
+
+static void user_profile_updated_v1__write_data(const void *data, tb_buf *b)
+{
+    user_profile_updated_v1__write(data, b);
+}
+
 int user_profile_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data, tb_error *err)
 {
+    if (data && events__sc10(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked(bus, ctx, &user_profile_updated_v1_event,
+            user_profile_updated_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = user_profile_updated_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.profile.updated: out of memory");
@@ -8028,6 +9230,11 @@ int user_profile_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_p
 int user_profile_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc10(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked_async(bus, ctx, &user_profile_updated_v1_event,
+            user_profile_updated_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = user_profile_updated_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.profile.updated: out of memory");
@@ -8060,8 +9267,23 @@ const tb_event_type user_registered_v1_event = {
     "schemas/events/user.registered.v1.json", user_registered_v1_validate, event_envelope_validate,
 };
 
+bool user_registered_v1__fast_valid(const user_registered_v1 *data)
+{
+    return events__sc12(data);
+}
+
+static void user_registered_v1__write_data(const void *data, tb_buf *b)
+{
+    user_registered_v1__write(data, b);
+}
+
 int user_registered_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err)
 {
+    if (data && events__sc12(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked(bus, ctx, &user_registered_v1_event,
+            user_registered_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = user_registered_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
@@ -8073,6 +9295,11 @@ int user_registered_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_regist
 int user_registered_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc12(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked_async(bus, ctx, &user_registered_v1_event,
+            user_registered_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = user_registered_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
@@ -8115,8 +9342,23 @@ const tb_event_type user_registered_v2_event = {
     "schemas/events/user.registered.v2.json", user_registered_v2_validate, event_envelope_validate,
 };
 
+bool user_registered_v2__fast_valid(const user_registered_v2 *data)
+{
+    return events__sc13(data);
+}
+
+static void user_registered_v2__write_data(const void *data, tb_buf *b)
+{
+    user_registered_v2__write(data, b);
+}
+
 int user_registered_v2_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err)
 {
+    if (data && events__sc13(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked(bus, ctx, &user_registered_v2_event,
+            user_registered_v2__write_data, data, key, NULL, err);
+    }
     json_t *j = user_registered_v2_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
@@ -8128,6 +9370,11 @@ int user_registered_v2_publish(tb_bus *bus, const tb_ctx *ctx, const user_regist
 int user_registered_v2_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc13(data)) {
+        const char *key = data->user_id;
+        return tb_bus_publish_checked_async(bus, ctx, &user_registered_v2_event,
+            user_registered_v2__write_data, data, key, done, user, err);
+    }
     json_t *j = user_registered_v2_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
@@ -8170,8 +9417,23 @@ const tb_event_type wallet_balance_updated_v1_event = {
     "schemas/events/wallet.balance.updated.v1.json", wallet_balance_updated_v1_validate, event_envelope_validate,
 };
 
+bool wallet_balance_updated_v1__fast_valid(const wallet_balance_updated_v1 *data)
+{
+    return events__sc14(data);
+}
+
+static void wallet_balance_updated_v1__write_data(const void *data, tb_buf *b)
+{
+    wallet_balance_updated_v1__write(data, b);
+}
+
 int wallet_balance_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data, tb_error *err)
 {
+    if (data && events__sc14(data)) {
+        const char *key = data->wallet_id;
+        return tb_bus_publish_checked(bus, ctx, &wallet_balance_updated_v1_event,
+            wallet_balance_updated_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = wallet_balance_updated_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "wallet.balance.updated: out of memory");
@@ -8183,6 +9445,11 @@ int wallet_balance_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wall
 int wallet_balance_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc14(data)) {
+        const char *key = data->wallet_id;
+        return tb_bus_publish_checked_async(bus, ctx, &wallet_balance_updated_v1_event,
+            wallet_balance_updated_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = wallet_balance_updated_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "wallet.balance.updated: out of memory");
@@ -8215,8 +9482,23 @@ const tb_event_type wallet_created_v1_event = {
     "schemas/events/wallet.created.v1.json", wallet_created_v1_validate, event_envelope_validate,
 };
 
+bool wallet_created_v1__fast_valid(const wallet_created_v1 *data)
+{
+    return events__sc15(data);
+}
+
+static void wallet_created_v1__write_data(const void *data, tb_buf *b)
+{
+    wallet_created_v1__write(data, b);
+}
+
 int wallet_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err)
 {
+    if (data && events__sc15(data)) {
+        const char *key = data->wallet_id;
+        return tb_bus_publish_checked(bus, ctx, &wallet_created_v1_event,
+            wallet_created_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = wallet_created_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
@@ -8228,6 +9510,11 @@ int wallet_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_creat
 int wallet_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc15(data)) {
+        const char *key = data->wallet_id;
+        return tb_bus_publish_checked_async(bus, ctx, &wallet_created_v1_event,
+            wallet_created_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = wallet_created_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
@@ -8270,8 +9557,23 @@ const tb_event_type wallet_transaction_created_v1_event = {
     "schemas/events/wallet.transaction.created.v1.json", wallet_transaction_created_v1_validate, event_envelope_validate,
 };
 
+bool wallet_transaction_created_v1__fast_valid(const wallet_transaction_created_v1 *data)
+{
+    return events__sc16(data);
+}
+
+static void wallet_transaction_created_v1__write_data(const void *data, tb_buf *b)
+{
+    wallet_transaction_created_v1__write(data, b);
+}
+
 int wallet_transaction_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err)
 {
+    if (data && events__sc16(data)) {
+        const char *key = data->wallet_id;
+        return tb_bus_publish_checked(bus, ctx, &wallet_transaction_created_v1_event,
+            wallet_transaction_created_v1__write_data, data, key, NULL, err);
+    }
     json_t *j = wallet_transaction_created_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
@@ -8283,6 +9585,11 @@ int wallet_transaction_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const 
 int wallet_transaction_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data,
     tb_publish_fn done, void *user, tb_error *err)
 {
+    if (data && events__sc16(data)) {
+        const char *key = data->wallet_id;
+        return tb_bus_publish_checked_async(bus, ctx, &wallet_transaction_created_v1_event,
+            wallet_transaction_created_v1__write_data, data, key, done, user, err);
+    }
     json_t *j = wallet_transaction_created_v1_to_json(data);
     if (j == NULL)
         return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");

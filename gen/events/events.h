@@ -405,6 +405,9 @@ int game_completed_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_complete
 typedef int (*game_completed_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_completed_v1 *data,
     void *user);
 int game_completed_v1_subscribe(tb_bus *bus, game_completed_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only game_completed_v1_validate can tell (a null, a string not UTF-8) */
+bool game_completed_v1__fast_valid(const game_completed_v1 *data);
 
 /* ---- game.created 1.0 over rabbitmq, ordered by gameId: schemas/events/game.created.v1.json ---- */
 extern const tb_event_type game_created_v1_event;
@@ -415,6 +418,9 @@ int game_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_created_v1
 typedef int (*game_created_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_created_v1 *data,
     void *user);
 int game_created_v1_subscribe(tb_bus *bus, game_created_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only game_created_v1_validate can tell (a null, a string not UTF-8) */
+bool game_created_v1__fast_valid(const game_created_v1 *data);
 
 /* ---- game.move.made 1.0 over redis, ordered by gameId: schemas/events/game.move.made.v1.json ---- */
 extern const tb_event_type game_move_made_v1_event;
@@ -424,6 +430,9 @@ int game_move_made_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_m
 typedef int (*game_move_made_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_move_made_v1 *data,
     void *user);
 int game_move_made_v1_subscribe(tb_bus *bus, game_move_made_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only game_move_made_v1_validate can tell (a null, a string not UTF-8) */
+bool game_move_made_v1__fast_valid(const game_move_made_v1 *data);
 
 /* ---- game.started 1.0 over rabbitmq, ordered by gameId: schemas/events/game.started.v1.json ---- */
 extern const tb_event_type game_started_v1_event;
@@ -434,6 +443,9 @@ int game_started_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_started_v1
 typedef int (*game_started_v1_handler)(tb_ctx *ctx, const tb_event *ev, const game_started_v1 *data,
     void *user);
 int game_started_v1_subscribe(tb_bus *bus, game_started_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only game_started_v1_validate can tell (a null, a string not UTF-8) */
+bool game_started_v1__fast_valid(const game_started_v1 *data);
 
 /* ---- user.achievements.earned 1.0 over redis, ordered by userId: schemas/events/user.achievements.earned.v1.json ---- */
 extern const tb_event_type user_achievements_earned_v1_event;
@@ -443,6 +455,9 @@ int user_achievements_earned_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, co
 typedef int (*user_achievements_earned_v1_handler)(tb_ctx *ctx, const tb_event *ev, const user_achievements_earned_v1 *data,
     void *user);
 int user_achievements_earned_v1_subscribe(tb_bus *bus, user_achievements_earned_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only user_achievements_earned_v1_validate can tell (a null, a string not UTF-8) */
+bool user_achievements_earned_v1__fast_valid(const user_achievements_earned_v1 *data);
 
 /* ---- user.profile.updated 1.0 over redis, ordered by userId: schemas/events/user.profile.updated.v1.json ---- */
 extern const tb_event_type user_profile_updated_v1_event;
@@ -452,6 +467,9 @@ int user_profile_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const 
 typedef int (*user_profile_updated_v1_handler)(tb_ctx *ctx, const tb_event *ev, const user_profile_updated_v1 *data,
     void *user);
 int user_profile_updated_v1_subscribe(tb_bus *bus, user_profile_updated_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only user_profile_updated_v1_validate can tell (a null, a string not UTF-8) */
+bool user_profile_updated_v1__fast_valid(const user_profile_updated_v1 *data);
 
 /* ---- user.registered 1.0 over rabbitmq, ordered by userId: schemas/events/user.registered.v1.json ---- */
 extern const tb_event_type user_registered_v1_event;
@@ -462,6 +480,9 @@ int user_registered_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registe
 typedef int (*user_registered_v1_handler)(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *data,
     void *user);
 int user_registered_v1_subscribe(tb_bus *bus, user_registered_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only user_registered_v1_validate can tell (a null, a string not UTF-8) */
+bool user_registered_v1__fast_valid(const user_registered_v1 *data);
 
 /* ---- user.registered 2.0 over rabbitmq, ordered by userId: schemas/events/user.registered.v2.json ---- */
 extern const tb_event_type user_registered_v2_event;
@@ -472,6 +493,9 @@ int user_registered_v2_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registe
 typedef int (*user_registered_v2_handler)(tb_ctx *ctx, const tb_event *ev, const user_registered_v2 *data,
     void *user);
 int user_registered_v2_subscribe(tb_bus *bus, user_registered_v2_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only user_registered_v2_validate can tell (a null, a string not UTF-8) */
+bool user_registered_v2__fast_valid(const user_registered_v2 *data);
 
 /* ---- wallet.balance.updated 1.0 over redis, ordered by walletId: schemas/events/wallet.balance.updated.v1.json ---- */
 extern const tb_event_type wallet_balance_updated_v1_event;
@@ -481,6 +505,9 @@ int wallet_balance_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, cons
 typedef int (*wallet_balance_updated_v1_handler)(tb_ctx *ctx, const tb_event *ev, const wallet_balance_updated_v1 *data,
     void *user);
 int wallet_balance_updated_v1_subscribe(tb_bus *bus, wallet_balance_updated_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only wallet_balance_updated_v1_validate can tell (a null, a string not UTF-8) */
+bool wallet_balance_updated_v1__fast_valid(const wallet_balance_updated_v1 *data);
 
 /* ---- wallet.created 1.0 over rabbitmq, ordered by walletId: schemas/events/wallet.created.v1.json ---- */
 extern const tb_event_type wallet_created_v1_event;
@@ -491,6 +518,9 @@ int wallet_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_create
 typedef int (*wallet_created_v1_handler)(tb_ctx *ctx, const tb_event *ev, const wallet_created_v1 *data,
     void *user);
 int wallet_created_v1_subscribe(tb_bus *bus, wallet_created_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only wallet_created_v1_validate can tell (a null, a string not UTF-8) */
+bool wallet_created_v1__fast_valid(const wallet_created_v1 *data);
 
 /* ---- wallet.transaction.created 1.0 over rabbitmq, ordered by walletId: schemas/events/wallet.transaction.created.v1.json ---- */
 extern const tb_event_type wallet_transaction_created_v1_event;
@@ -501,6 +531,9 @@ int wallet_transaction_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const w
 typedef int (*wallet_transaction_created_v1_handler)(tb_ctx *ctx, const tb_event *ev, const wallet_transaction_created_v1 *data,
     void *user);
 int wallet_transaction_created_v1_subscribe(tb_bus *bus, wallet_transaction_created_v1_handler handler, void *user, tb_error *err);
+/* internal (publishers, tests): true only if data's JSON is valid for the schema, decided on the
+ * struct; false also when only wallet_transaction_created_v1_validate can tell (a null, a string not UTF-8) */
+bool wallet_transaction_created_v1__fast_valid(const wallet_transaction_created_v1 *data);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@ from . import VERSION
 from .errors import Diagnostic, GenError
 from .ir import cnames
 from .ir.events import check_unique, event_of
+from .ir.structcheck import StructChecks
 from .ir.types import TypeBuilder
 from .ir.validators import ValidatorCompiler
 from .load import Loader
@@ -63,10 +64,15 @@ def compile_schemas(paths, name, dialect="2020-12"):
     if diags:
         raise GenError(diags)
     unit = vcomp.finish()
+    checks = StructChecks(name)
+    by_cname = {t.cname: t for t in types.types}
+    for ev in events:
+        ev.attach_struct_check(by_cname[ev.cname], checks)
     source = " ".join(cnames.short_path(p) for p in paths)
     header = "%s.h" % name
     ctx = dict(source=source, types=types.types, unit=unit, header=header, events=events,
-               envelope=envelope, guard="TB_GEN_%s_H" % cnames.upper(name))
+               envelope=envelope, struct_checks=checks.funcs,
+               guard="TB_GEN_%s_H" % cnames.upper(name))
     return render("schemas.h.j2", **ctx), render("schemas.c.j2", **ctx)
 
 

@@ -207,11 +207,76 @@ typedef struct env_ids {
 
 static const char *key_of(const tb_event_type *t, const json_t *data, char *buf, size_t cap);
 
+/* The envelope up to "data": of an event whose data is valid: fills ids (a new id, the trace
+ * continued from ctx or started, the correlation id of ctx or a new one, the key). */
+static void envelope_head(const tb_ctx *ctx, const tb_event_type *t, const char *key,
+                          const char *producer, tb_buf *b, env_ids *ids)
+{
+    char *id = ids->id;
+    ids->key[0] = '\0';
+    if (key) {
+        size_t kl = strlen(key);
+        if (kl < sizeof ids->key)
+            memcpy(ids->key, key, kl + 1);
+    }
+    char ts[25], trace_id[33], span_id[17], parent_span[17], corr[33];
+    tb_uuid_new(id);
+    tb_time_rfc3339(ts);
+    char rnd[33];
+    if (!(ctx && tb_traceparent_parse(ctx->traceparent, trace_id, parent_span)))
+        tb_request_id_new(trace_id);
+    tb_request_id_new(rnd);
+    memcpy(span_id, rnd, 16);
+    span_id[16] = '\0';
+    const char *correlation = ctx ? ctx->request_id : NULL;
+    size_t cl = correlation ? strlen(correlation) : 0;
+    if (cl == 0 || cl > 128) {
+        tb_request_id_new(corr);
+        correlation = corr;
+        cl = 32;
+    }
+    memcpy(ids->correlation, correlation, cl + 1);
+    /* 00-<trace id>-<span id>-01 */
+    char *tp = ids->traceparent;
+    memcpy(tp, "00-", 3);
+    memcpy(tp + 3, trace_id, 32);
+    tp[35] = '-';
+    memcpy(tp + 36, span_id, 16);
+    memcpy(tp + 52, "-01", 4);
+
+    /* (type and version are the generator's checked names: nothing to escape) */
+    tb_buf_puts(b, "{\"id\":\"");
+    tb_buf_append(b, id, 36);
+    tb_buf_puts(b, "\",\"type\":\"");
+    tb_buf_puts(b, t->type);
+    tb_buf_puts(b, "\",\"version\":\"");
+    tb_buf_puts(b, t->version);
+    tb_buf_puts(b, "\",\"timestamp\":\"");
+    tb_buf_append(b, ts, 24);
+    tb_buf_puts(b, "\",\"producer\":");
+    tb_buf_json_string(b, producer, strlen(producer));
+    tb_buf_puts(b, ",\"data\":");
+}
+
+/* The rest of the envelope after its data. */
+static int envelope_tail(tb_buf *b, const env_ids *ids, tb_error *err)
+{
+    tb_buf_puts(b, ",\"metadata\":{\"correlationId\":");
+    tb_buf_json_string(b, ids->correlation, strlen(ids->correlation));
+    tb_buf_puts(b, ",\"traceId\":\"");
+    tb_buf_append(b, ids->traceparent + 3, 32);
+    tb_buf_puts(b, "\",\"traceparent\":\"");
+    tb_buf_append(b, ids->traceparent, 55);
+    tb_buf_puts(b, "\"}}");
+    if (b->oom)
+        return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
+    return 0;
+}
+
 /* Builds the envelope of one event into b; ids gets its id, traceparent and correlation id. */
 static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *data,
                           const char *producer, tb_buf *b, env_ids *ids, tb_error *err)
 {
-    char *id = ids->id;
     if (t == NULL || data == NULL || t->validate == NULL)
         return tb_error_set(err, TB_EINVAL, "publish: missing event type or data");
     tb_error verr = TB_ERROR_INIT;
@@ -228,62 +293,26 @@ static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *dat
     }
     tb_error_deinit(&verr);
     char kb[32];
-    const char *key = key_of(t, data, kb, sizeof kb);
-    ids->key[0] = '\0';
-    if (key && strlen(key) < sizeof ids->key)
-        memcpy(ids->key, key, strlen(key) + 1);
-
-    char ts[25], trace_id[33], span_id[17], parent_span[17], corr[33];
-    tb_uuid_new(id);
-    tb_time_rfc3339(ts);
-    char rnd[33];
-    if (!(ctx && tb_traceparent_parse(ctx->traceparent, trace_id, parent_span)))
-        tb_request_id_new(trace_id);
-    tb_request_id_new(rnd);
-    memcpy(span_id, rnd, 16);
-    span_id[16] = '\0';
-    const char *correlation = ctx ? ctx->request_id : NULL;
-    if (correlation == NULL || *correlation == '\0' || strlen(correlation) > 128) {
-        tb_request_id_new(corr);
-        correlation = corr;
-    }
-
-    /* (type and version are the generator's checked names: nothing to escape) */
-    tb_buf_puts(b, "{\"id\":\"");
-    tb_buf_append(b, id, 36);
-    tb_buf_puts(b, "\",\"type\":\"");
-    tb_buf_puts(b, t->type);
-    tb_buf_puts(b, "\",\"version\":\"");
-    tb_buf_puts(b, t->version);
-    tb_buf_puts(b, "\",\"timestamp\":\"");
-    tb_buf_append(b, ts, 24);
-    tb_buf_puts(b, "\",\"producer\":");
-    tb_buf_json_string(b, producer, strlen(producer));
-    tb_buf_puts(b, ",\"data\":");
+    envelope_head(ctx, t, key_of(t, data, kb, sizeof kb), producer, b, ids);
     int jrc = tb_buf_json_value(b, data);
     if (jrc != 0)
         return tb_error_set(err, jrc,
                             jrc == TB_ENOMEM ? "publish: out of memory"
                                              : "publish: the data is not JSON text (a string "
                                                "that is not UTF-8, NaN or infinity, or a cycle)");
-    tb_buf_puts(b, ",\"metadata\":{\"correlationId\":");
-    tb_buf_json_string(b, correlation, strlen(correlation));
-    /* 00-<trace id>-<span id>-01 */
-    char *tp = ids->traceparent;
-    memcpy(tp, "00-", 3);
-    memcpy(tp + 3, trace_id, 32);
-    tp[35] = '-';
-    memcpy(tp + 36, span_id, 16);
-    memcpy(tp + 52, "-01", 4);
-    tb_buf_puts(b, ",\"traceId\":\"");
-    tb_buf_append(b, trace_id, 32);
-    tb_buf_puts(b, "\",\"traceparent\":\"");
-    tb_buf_append(b, tp, 55);
-    tb_buf_puts(b, "\"}}");
-    snprintf(ids->correlation, sizeof ids->correlation, "%s", correlation);
-    if (b->oom)
-        return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
-    return 0;
+    return envelope_tail(b, ids, err);
+}
+
+/* The same for data a generated struct check found valid, written by `write`. */
+static int build_envelope_checked(const tb_ctx *ctx, const tb_event_type *t,
+                                  tb_event_write_fn write, const void *data, const char *key,
+                                  const char *producer, tb_buf *b, env_ids *ids, tb_error *err)
+{
+    if (t == NULL || write == NULL || data == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: missing event type or data");
+    envelope_head(ctx, t, key, producer, b, ids);
+    write(data, b);
+    return envelope_tail(b, ids, err);
 }
 
 /* ---------------------------------------------------------------- bus ---- */
@@ -504,46 +533,28 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, 
     return 0;
 }
 
-int tb_bus_publish_json_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
-                              json_t *data, tb_publish_fn done, void *user, tb_error *err)
+/* Publishes a built envelope: sync waits for the outcome; id_out gets the event id. */
+static int publish_built(tb_bus *bus, const tb_event_type *t, const env_ids *ids, tb_buf *b,
+                         bool sync, char *id_out, tb_publish_fn done, void *user, tb_error *err)
 {
-    if (bus == NULL)
-        return tb_error_set(err, TB_EINVAL, "publish: no bus");
-    tb_buf b = TB_BUF_INIT;
-    tb_buf_reserve(&b, 1024); /* an envelope's size: one allocation instead of a chain */
-    env_ids ids;
-    int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
-    if (rc == 0)
-        rc = publish_bytes(bus, t, &ids, b.data, b.len, done, user, err);
-    tb_buf_deinit(&b);
-    return rc;
-}
-
-int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
-                        char *id_out, tb_error *err)
-{
-    if (bus == NULL)
-        return tb_error_set(err, TB_EINVAL, "publish: no bus");
-    tb_buf b = TB_BUF_INIT;
-    env_ids ids;
-    int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
-    if (rc != 0) {
-        tb_buf_deinit(&b);
+    if (!sync) {
+        int rc = publish_bytes(bus, t, ids, b->data, b->len, done, user, err);
+        tb_buf_deinit(b);
         return rc;
     }
     if (id_out)
-        memcpy(id_out, ids.id, 37);
+        memcpy(id_out, ids->id, 37);
     pub_wait w = {.done = false, .rc = 0};
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
-    rc = publish_bytes(bus, t, &ids, b.data, b.len, on_wait_done, &w, err);
-    tb_buf_deinit(&b);
+    int rc = publish_bytes(bus, t, ids, b->data, b->len, on_wait_done, &w, err);
+    tb_buf_deinit(b);
     if (rc == 0) { /* (Redis: done has run already) */
         pthread_mutex_lock(&w.mu);
         while (!w.done)
             pthread_cond_wait(&w.cv, &w.mu);
         pthread_mutex_unlock(&w.mu);
-        if (rc == 0 && w.rc != 0)
+        if (w.rc != 0)
             rc = tb_error_set(err, w.rc, "publish %s %s: %s", t->type, t->version,
                               w.rc == TB_ENOTFOUND ? "no queue is bound to it (unroutable)"
                                                    : tb_strerror(w.rc));
@@ -551,6 +562,65 @@ int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, 
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
     return rc;
+}
+
+static int publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
+                        bool sync, char *id_out, tb_publish_fn done, void *user, tb_error *err)
+{
+    if (bus == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: no bus");
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_reserve(&b, 1024); /* an envelope's size: one allocation instead of a chain */
+    env_ids ids;
+    int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
+    if (rc != 0) {
+        tb_buf_deinit(&b);
+        return rc;
+    }
+    return publish_built(bus, t, &ids, &b, sync, id_out, done, user, err);
+}
+
+static int publish_checked(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                           tb_event_write_fn write, const void *data, const char *key, bool sync,
+                           char *id_out, tb_publish_fn done, void *user, tb_error *err)
+{
+    if (bus == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: no bus");
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_reserve(&b, 1024);
+    env_ids ids;
+    int rc = build_envelope_checked(ctx, t, write, data, key, bus->producer, &b, &ids, err);
+    if (rc != 0) {
+        tb_buf_deinit(&b);
+        return rc;
+    }
+    return publish_built(bus, t, &ids, &b, sync, id_out, done, user, err);
+}
+
+int tb_bus_publish_json_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                              json_t *data, tb_publish_fn done, void *user, tb_error *err)
+{
+    return publish_json(bus, ctx, t, data, false, NULL, done, user, err);
+}
+
+int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
+                        char *id_out, tb_error *err)
+{
+    return publish_json(bus, ctx, t, data, true, id_out, NULL, NULL, err);
+}
+
+int tb_bus_publish_checked_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                                 tb_event_write_fn write, const void *data, const char *key,
+                                 tb_publish_fn done, void *user, tb_error *err)
+{
+    return publish_checked(bus, ctx, t, write, data, key, false, NULL, done, user, err);
+}
+
+int tb_bus_publish_checked(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                           tb_event_write_fn write, const void *data, const char *key,
+                           char *id_out, tb_error *err)
+{
+    return publish_checked(bus, ctx, t, write, data, key, true, id_out, NULL, NULL, err);
 }
 
 int tb_bus_flush(tb_bus *bus, int timeout_ms)

@@ -9,8 +9,9 @@
  *   are counted by a small scanner. Replies are read without blocking after each write, so a
  *   publisher never waits for Redis to answer; only flush and free wait.
  * - Subscriber: hiredis 0.14 turns a read timeout into a fatal REDIS_ERR_IO on the context, so the
- *   thread poll()s the fd itself and feeds a redisReader whose object functions copy the parts of
- *   a reply into reusable buffers instead of building a redisReply tree (8 mallocs per message).
+ *   thread poll()s the fd itself and parses the replies with its own RESP2 reader, in place in its
+ *   receive buffer: a message reaches the bus as pointers into that buffer (no copy, no malloc),
+ *   and the buffer is compacted once per read, not once per reply as hiredis's reader does.
  *   No PING and no UNSUBSCRIBE/SUBSCRIBE churn while subscribed (PROTOCOLS.md, section 7): a dead
  *   peer shows as EOF or a reset, and TCP keepalive covers a silent one.
  */
@@ -43,8 +44,9 @@
 #define PUB_IDLE_CHECK_MS 20   /* after this long without I/O, check the socket first */
 #define PUB_BIG_BUF (4u << 20) /* output buffers larger than this are released when empty */
 #define SUB_POLL_MS 200        /* how soon the subscriber notices a stop request */
-#define SUB_RECV 65536         /* subscriber read size */
-#define SUB_BIG_STR (1u << 20) /* payload buffers larger than this are released after use */
+#define SUB_RECV 65536         /* subscriber read size (and its buffer's usual capacity) */
+#define SUB_MAX_BULK (512u << 20) /* Redis's own limit of a string */
+#define SUB_MAX_DEPTH 8        /* nesting of arrays the reader accepts */
 
 /* ---- shared helpers ---- */
 
@@ -648,12 +650,14 @@ void tb_redis_pub_free(tb_redis_pub *p)
 
 /* ---- subscriber ---- */
 
+/* A part of a reply, in the receive buffer; NUL-terminated in place (over its CR) once the
+ * reply is whole. */
 typedef struct sub_str {
-    char *s; /* NUL-terminated copy */
-    size_t len, cap;
+    char *s;
+    size_t len;
 } sub_str;
 
-/* The reply being parsed: its type, and for an array its first three elements. */
+/* The reply being handled: its type, and for an array its first three elements. */
 typedef struct sub_reply {
     int type;
     long long elements;
@@ -683,96 +687,144 @@ struct tb_redis_sub {
 
     /* the thread's own */
     redisContext *c;
-    redisReader *rd;
     sub_reply cur;
-    bool undispatched; /* the reader may hold complete replies not handled yet */
-    char *rbuf;
+    bool undispatched;   /* the buffer may hold complete replies not handled yet */
+    char *rbuf;          /* received bytes: [rpos, rlen) not parsed yet */
+    size_t rpos, rlen, rcap;
     int64_t lost_at_ms;
     int backoff_ms;
 };
 
-static char sub_token; /* the reader wants non-NULL objects; the data lives in sub_reply */
+enum { RESP_MORE = 0, RESP_BAD = -1 };
 
-/* Slot of a task in sub_reply: 0..2 for the first elements of a top-level array, or 0 for a
- * top-level scalar (after resetting the reply); -1 when not kept. */
-static int sub_slot(const redisReadTask *t, sub_reply *r)
+/* A CRLF-terminated line at p: the byte after its LF, or NULL when incomplete. *eol gets the
+ * position of its CR. */
+static char *resp_line(char *p, char *end, char **eol)
 {
-    if (!t->parent) {
-        r->type = t->type;
+    char *cr = memchr(p, '\r', (size_t)(end - p));
+    if (cr == NULL || cr + 1 >= end)
+        return NULL;
+    *eol = cr;
+    return cr + 2;
+}
+
+/* The integer of a header line [p, eol): -1..LLONG_MAX; false when it is not one. */
+static bool resp_int(const char *p, const char *eol, long long *out)
+{
+    bool neg = p < eol && *p == '-';
+    if (neg)
+        p++;
+    if (p == eol || eol - p > 18)
+        return false;
+    long long v = 0;
+    for (; p < eol; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+/* Parses one RESP2 value at *pp. 1: complete (*pp past it; with r at depth 0 the reply, at
+ * depth 1 its element idx is kept); RESP_MORE: incomplete; RESP_BAD (why set): not RESP2. */
+static int resp_value(char **pp, char *end, int depth, sub_reply *r, long long idx, char *why,
+                      size_t n)
+{
+    char *p = *pp, *eol;
+    if (p >= end)
+        return RESP_MORE;
+    char t = *p;
+    char *next = resp_line(p + 1, end, &eol);
+    if (next == NULL) {
+        if (end - p > 65536) { /* no header line is that long */
+            snprintf(why, n, "bad reply: a header line without an end");
+            return RESP_BAD;
+        }
+        return RESP_MORE;
+    }
+    sub_str *keep = NULL;
+    int *keep_type = NULL;
+    if (depth == 0) {
         r->elements = 0;
         for (int i = 0; i < 3; i++) {
             r->el_type[i] = 0;
-            r->el[i].len = 0;
+            r->el[i] = (sub_str){NULL, 0};
         }
-        return 0;
+        keep = &r->el[0];
+        keep_type = &r->type;
+    } else if (depth == 1 && idx < 3) {
+        keep = &r->el[idx];
+        keep_type = &r->el_type[idx];
     }
-    if (!t->parent->parent && t->idx >= 0 && t->idx < 3)
-        return t->idx;
-    return -1;
-}
-
-static void *sub_create_string(const redisReadTask *t, char *str, size_t len)
-{
-    sub_reply *r = t->privdata;
-    int i = sub_slot(t, r);
-    if (i < 0)
-        return &sub_token;
-    sub_str *d = &r->el[i];
-    if (len + 1 > d->cap) {
-        size_t cap = d->cap ? d->cap : 64;
-        while (cap < len + 1)
-            cap *= 2;
-        char *np = realloc(d->s, cap);
-        if (!np)
-            return NULL; /* the reader reports out of memory; the connection is redone */
-        d->s = np;
-        d->cap = cap;
+    long long v;
+    switch (t) {
+    case '+':
+    case '-':
+        if (keep) {
+            *keep_type = t == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR;
+            *keep = (sub_str){p + 1, (size_t)(eol - (p + 1))};
+        }
+        *pp = next;
+        return 1;
+    case ':':
+        if (!resp_int(p + 1, eol, &v)) {
+            snprintf(why, n, "bad reply: an integer that is not one");
+            return RESP_BAD;
+        }
+        if (keep_type)
+            *keep_type = REDIS_REPLY_INTEGER;
+        *pp = next;
+        return 1;
+    case '$':
+        if (!resp_int(p + 1, eol, &v) || v < -1 || v > (long long)SUB_MAX_BULK) {
+            snprintf(why, n, "bad reply: a string length that is not one (or past 512 MB)");
+            return RESP_BAD;
+        }
+        if (v == -1) {
+            if (keep_type)
+                *keep_type = REDIS_REPLY_NIL;
+            *pp = next;
+            return 1;
+        }
+        if (end - next < v + 2)
+            return RESP_MORE;
+        if (next[v] != '\r' || next[v + 1] != '\n') {
+            snprintf(why, n, "bad reply: a string not followed by CRLF");
+            return RESP_BAD;
+        }
+        if (keep) {
+            *keep_type = REDIS_REPLY_STRING;
+            *keep = (sub_str){next, (size_t)v};
+        }
+        *pp = next + v + 2;
+        return 1;
+    case '*':
+        if (!resp_int(p + 1, eol, &v) || v < -1) {
+            snprintf(why, n, "bad reply: an array length that is not one");
+            return RESP_BAD;
+        }
+        if (depth >= SUB_MAX_DEPTH) {
+            snprintf(why, n, "bad reply: arrays nested deeper than %d", SUB_MAX_DEPTH);
+            return RESP_BAD;
+        }
+        if (depth == 0)
+            r->elements = v < 0 ? 0 : v;
+        if (keep_type)
+            *keep_type = v < 0 ? REDIS_REPLY_NIL : REDIS_REPLY_ARRAY;
+        p = next;
+        for (long long i = 0; i < v; i++) {
+            int rc = resp_value(&p, end, depth + 1, r, i, why, n);
+            if (rc != 1)
+                return rc;
+        }
+        *pp = p;
+        return 1;
+    default:
+        snprintf(why, n, "bad reply: type byte 0x%02x is not RESP2", (unsigned char)t);
+        return RESP_BAD;
     }
-    memcpy(d->s, str, len);
-    d->s[len] = '\0';
-    d->len = len;
-    r->el_type[i] = t->type;
-    return &sub_token;
 }
-
-static void *sub_create_array(const redisReadTask *t, int elements)
-{
-    sub_reply *r = t->privdata;
-    int i = sub_slot(t, r);
-    if (!t->parent)
-        r->elements = elements;
-    else if (i >= 0)
-        r->el_type[i] = REDIS_REPLY_ARRAY;
-    return &sub_token;
-}
-
-static void *sub_create_integer(const redisReadTask *t, long long v)
-{
-    (void)v;
-    sub_reply *r = t->privdata;
-    int i = sub_slot(t, r);
-    if (i >= 0)
-        r->el_type[i] = REDIS_REPLY_INTEGER;
-    return &sub_token;
-}
-
-static void *sub_create_nil(const redisReadTask *t)
-{
-    sub_reply *r = t->privdata;
-    int i = sub_slot(t, r);
-    if (i >= 0)
-        r->el_type[i] = REDIS_REPLY_NIL;
-    return &sub_token;
-}
-
-static void sub_free_object(void *obj)
-{
-    (void)obj;
-}
-
-static redisReplyObjectFunctions sub_fns = {
-    sub_create_string, sub_create_array, sub_create_integer, sub_create_nil, sub_free_object,
-};
 
 static bool el_is(const sub_reply *r, int i, const char *word)
 {
@@ -797,11 +849,6 @@ static int sub_handle(tb_redis_sub *s, size_t *confirmed, char *why, size_t n)
             atomic_store_explicit(&s->messages,
                                   atomic_load_explicit(&s->messages, memory_order_relaxed) + 1,
                                   memory_order_relaxed);
-            if (r->el[2].cap > SUB_BIG_STR) {
-                free(r->el[2].s);
-                r->el[2].s = NULL;
-                r->el[2].cap = 0;
-            }
         } else if (el_is(r, 0, "subscribe")) {
             if (confirmed)
                 (*confirmed)++;
@@ -815,7 +862,7 @@ static int sub_handle(tb_redis_sub *s, size_t *confirmed, char *why, size_t n)
     return 0;
 }
 
-/* Handles every complete reply the reader holds. During the handshake (confirmed given) it
+/* Handles every complete reply in the buffer. During the handshake (confirmed given) it
  * stops after the last SUBSCRIBE confirmation: what follows is the running thread's business
  * (an error there is a loss after a success, not a failed subscribe). */
 static int sub_dispatch(tb_redis_sub *s, size_t *confirmed, char *why, size_t n)
@@ -826,31 +873,60 @@ static int sub_dispatch(tb_redis_sub *s, size_t *confirmed, char *why, size_t n)
             s->undispatched = true;
             return 0;
         }
-        void *rep = NULL;
-        if (redisReaderGetReply(s->rd, &rep) != REDIS_OK) {
-            snprintf(why, n, "bad reply: %s", s->rd->errstr);
+        char *p = s->rbuf + s->rpos;
+        int rc = resp_value(&p, s->rbuf + s->rlen, 0, &s->cur, 0, why, n);
+        if (rc == RESP_BAD)
             return -1;
-        }
-        if (!rep)
+        if (rc == RESP_MORE)
             return 0;
+        s->rpos = (size_t)(p - s->rbuf);
+        /* whole: each kept part ends in its CR, which becomes its NUL (an incomplete reply is
+         * parsed again from the start, so nothing is written before) */
+        for (int i = 0; i < 3; i++)
+            if (s->cur.el[i].s)
+                s->cur.el[i].s[s->cur.el[i].len] = '\0';
         if (sub_handle(s, confirmed, why, n) < 0)
             return -1;
     }
 }
 
-/* One bounded step: handle what the handshake left in the reader, or read what arrived and
+/* Room for the next read: the unparsed rest moved to the front, the buffer grown when a reply
+ * does not fit, and shrunk back after a big one. */
+static int sub_make_room(tb_redis_sub *s)
+{
+    size_t rest = s->rlen - s->rpos;
+    if (s->rpos > 0) {
+        if (rest)
+            memmove(s->rbuf, s->rbuf + s->rpos, rest);
+        s->rpos = 0;
+        s->rlen = rest;
+    }
+    size_t want = rest + SUB_RECV;
+    if (want > s->rcap || (s->rcap > 4 * SUB_RECV && want <= SUB_RECV * 2)) {
+        size_t cap = want > s->rcap ? (s->rcap * 2 > want ? s->rcap * 2 : want) : SUB_RECV * 2;
+        char *np = realloc(s->rbuf, cap);
+        if (np == NULL)
+            return -1;
+        s->rbuf = np;
+        s->rcap = cap;
+    }
+    return 0;
+}
+
+/* One bounded step: handle what the handshake left in the buffer, or read what arrived and
  * handle every complete reply, or wait up to wait_ms for more. -1 (why set) when the connection
  * is gone. */
 static int sub_pump(tb_redis_sub *s, size_t *confirmed, int wait_ms, char *why, size_t n)
 {
     if (s->undispatched && !confirmed)
         return sub_dispatch(s, NULL, why, n);
-    ssize_t got = recv(s->c->fd, s->rbuf, SUB_RECV, MSG_DONTWAIT);
+    if (sub_make_room(s) != 0) {
+        snprintf(why, n, "out of memory for a reply of %zu bytes", s->rlen - s->rpos);
+        return -1;
+    }
+    ssize_t got = recv(s->c->fd, s->rbuf + s->rlen, s->rcap - s->rlen - 1, MSG_DONTWAIT);
     if (got > 0) {
-        if (redisReaderFeed(s->rd, s->rbuf, (size_t)got) != REDIS_OK) {
-            snprintf(why, n, "reader: %s", s->rd->errstr);
-            return -1;
-        }
+        s->rlen += (size_t)got;
         return sub_dispatch(s, confirmed, why, n);
     }
     if (got == 0) {
@@ -876,9 +952,7 @@ static void sub_close(tb_redis_sub *s)
     if (s->c)
         redisFree(s->c);
     s->c = NULL;
-    if (s->rd)
-        redisReaderFree(s->rd);
-    s->rd = NULL;
+    s->rpos = s->rlen = 0;
     s->undispatched = false;
 }
 
@@ -892,12 +966,6 @@ static int sub_connect(tb_redis_sub *s, char *why, size_t n)
     s->c = conf_connect(&s->cf, why, n);
     if (!s->c)
         return -1;
-    s->rd = redisReaderCreateWithFunctions(&sub_fns);
-    if (!s->rd) {
-        snprintf(why, n, "out of memory");
-        goto fail;
-    }
-    s->rd->privdata = &s->cur;
     if (send_all(s->c->fd, s->subcmd, s->subcmd_len) < 0) {
         snprintf(why, n, "sending SUBSCRIBE: %s", strerror(errno));
         goto fail;
@@ -1003,8 +1071,6 @@ static void *sub_main(void *arg)
 static void sub_destroy(tb_redis_sub *s)
 {
     sub_close(s);
-    for (int i = 0; i < 3; i++)
-        free(s->cur.el[i].s);
     free(s->rbuf);
     free(s->subcmd);
     pthread_cond_destroy(&s->cv);
@@ -1079,10 +1145,11 @@ tb_redis_sub *tb_redis_sub_new(const tb_redis_opts *o, const char *const *channe
     s->state = SUB_STARTING;
     atomic_init(&s->stop, false);
     atomic_init(&s->messages, 0);
-    if (sub_format_subscribe(s, channels, n_channels) != 0 || !(s->rbuf = malloc(SUB_RECV))) {
+    if (sub_format_subscribe(s, channels, n_channels) != 0 || !(s->rbuf = malloc(2 * SUB_RECV))) {
         sub_destroy(s);
         goto oom;
     }
+    s->rcap = 2 * SUB_RECV;
     if (pthread_create(&s->thread, NULL, sub_main, s) != 0) {
         tb_error_set(err, TB_ENOMEM, "redis: cannot start the subscriber thread");
         sub_destroy(s);

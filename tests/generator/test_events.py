@@ -49,6 +49,35 @@ class EventsCase(CliCase):
         self.assertIn('"shop.order.placed", "1.0", TB_TRANSPORT_RABBITMQ,', c)
         self.assertIn('"orderId", "shop-service",', c)
 
+    def test_modelled_keywords_get_a_struct_check(self):
+        # string, integer, nested object and array keywords map onto the C struct: the
+        # publishers write valid data straight from it, keyed by the member
+        doc = copy.deepcopy(EVENT)
+        doc["properties"]["total"].update(minimum=0, maximum=100)
+        doc["properties"]["orderId"].update(pattern="^o[0-9]+$", maxLength=20)
+        doc["properties"]["lines"] = {"type": "array", "maxItems": 3, "uniqueItems": True,
+                                      "items": {"type": "string", "minLength": 1}}
+        h, c = self.assertOk(ENVELOPE, self.write("shop.order.placed.v1.json", doc))
+        self.assertIn("bool shop_order_placed_v1__fast_valid(const shop_order_placed_v1 *data);", h)
+        self.assertIn("const char *key = data->order_id;\n"
+                      "        return tb_bus_publish_checked_async(bus, ctx, "
+                      "&shop_order_placed_v1_event,\n"
+                      "            shop_order_placed_v1__write_data, data, key, done, user, err);", c)
+        for check in ("if (!(x >= 0.0L))", "if (!(x <= 100.0L))", "if (sn > 20 &&",
+                      "if (an > 3)", "if (v->lines[i] && v->lines[m] && strcmp("):
+            self.assertIn(check, c)
+
+    def test_unmodelled_keywords_keep_the_json_path(self):
+        # anyOf, const, multipleOf: no struct check; publish validates the JSON as before
+        for change in ({"anyOf": [{"minimum": 1}, {"maximum": -1}]}, {"const": 5},
+                       {"multipleOf": 5}):
+            doc = copy.deepcopy(EVENT)
+            doc["properties"]["total"].update(change)
+            h, c = self.assertOk(ENVELOPE, self.write("shop.order.placed.v1.json", doc))
+            self.assertNotIn("__fast_valid", h, change)
+            self.assertNotIn("tb_bus_publish_checked", c, change)
+            self.assertIn("tb_bus_publish_json_async(bus, ctx, &shop_order_placed_v1_event", c)
+
     def test_a_redis_event_has_no_outbox(self):
         h, _ = self.assertOk(ENVELOPE, self.event(transport="redis"))
         self.assertIn("shop_order_placed_v1_publish(", h)

@@ -28,6 +28,20 @@ class Event:
         self.transport_c = TRANSPORTS[transport]
         self.key = key
         self.producer = producer
+        self.check_fn = None   # struct check of the data (ir/structcheck.py), or None
+        self.key_field = None  # C member holding the key
+        self.key_kind = None   # "string" | "integer"
+
+    def attach_struct_check(self, nt, checks):
+        """Publishers with a struct check write the data straight from the struct (no jansson
+        value) when the check passes; they need the key as a string or an integer member."""
+        if self.key is not None:
+            f = next((f for f in nt.fields if f.json_name == self.key), None)
+            if f is None or not f.required or f.nullable or f.ctype.kind not in ("string",
+                                                                                  "integer"):
+                return
+            self.key_field, self.key_kind = f.cname, f.ctype.kind
+        self.check_fn = checks.for_type(nt)
 
 
 def event_of(root, nt, path, where, diags):

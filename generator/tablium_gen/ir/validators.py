@@ -416,7 +416,7 @@ class ValidatorCompiler:
                 if "number" in types and "integer" in types:
                     types.remove("integer")
                 checks.append(Check("type", test=" || ".join(TYPE_TEST[x] for x in types),
-                                    msg=cmsg("must be " + " or ".join(types))))
+                                    msg=cmsg("must be " + " or ".join(types)), types=types))
         if "const" in n:
             checks.append(Check("const", test=self.eq_expr(n["const"]),
                                 msg=cmsg("must be equal to " + short_json(n["const"]))))
@@ -430,7 +430,8 @@ class ValidatorCompiler:
                     vals.append(None)
                 test = " || ".join(self.eq_expr(v) for v in vals) or "false"
                 checks.append(Check("enum", test=test,
-                                    msg=cmsg("must be one of " + short_json(vals, 120))))
+                                    msg=cmsg("must be one of " + short_json(vals, 120)),
+                                    values=vals))
 
         # -- numbers --
         num = []

@@ -39,6 +39,7 @@
  */
 #ifndef TABLIUM_EVENTS_H
 #define TABLIUM_EVENTS_H
+#include "tablium/buf.h"
 #include "tablium/ctx.h"
 #include "tablium/error.h"
 #include <jansson.h>
@@ -190,6 +191,16 @@ int tb_bus_publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, 
  *  outcome. Many publishes then share the confirm window. */
 int tb_bus_publish_json_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
                               json_t *data, tb_publish_fn done, void *user, tb_error *err);
+/** For the generated typed publishers only: `data` is a struct its generated check found valid
+ *  for t's schema (nothing validates it here); `write` appends it as JSON to the envelope; `key`
+ *  is the value of t's key member (NULL when t has none). Otherwise as tb_bus_publish_json. */
+typedef void (*tb_event_write_fn)(const void *data, tb_buf *b);
+int tb_bus_publish_checked(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                           tb_event_write_fn write, const void *data, const char *key,
+                           char *id_out, tb_error *err);
+int tb_bus_publish_checked_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                                 tb_event_write_fn write, const void *data, const char *key,
+                                 tb_publish_fn done, void *user, tb_error *err);
 /** Waits until every publish so far is confirmed or failed; 0 or TB_ETIMEDOUT. */
 int tb_bus_flush(tb_bus *bus, int timeout_ms);
 

@@ -130,6 +130,9 @@ bool tb_json_unique(const json_t *arr);
 bool tb_json_multiple_of(const json_t *j, double m);
 /** Number of Unicode code points in UTF-8 s[0..n). */
 size_t tb_utf8_len(const char *s, size_t n);
+/** Is s[0..n) well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF),
+ *  as jansson requires of a string? */
+bool tb_utf8_valid(const char *s, size_t n);
 /** Is j a string equal to s[0..n)? */
 static inline bool tb_json_str_eq(const json_t *j, const char *s, size_t n)
 {
