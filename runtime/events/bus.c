@@ -8,6 +8,7 @@
 #include "tb_amqp.h"
 #include "tb_redis.h"
 #include "tb_dlog.h"
+#include "../json/tb_fastjson.h"
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/evstore.h"
@@ -75,6 +76,7 @@ typedef struct bus_worker {
     bool stop;
     tb_arena *arena;
     bus_event *batch; /* BATCH_MAX of them */
+    json_t *spare;    /* light: the last envelope's tree, refilled by the next one in place */
 } bus_worker;
 
 struct tb_bus {
@@ -1011,7 +1013,19 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
     if (atomic_load(&b->stopping))
         return;
     tb_error err = TB_ERROR_INIT;
-    json_t *root = tb_json_loadb(body, len, &err);
+    json_t *root = NULL;
+    if (b->light_inline && b->light->spare) {
+        /* the envelopes of a channel share their shape: the last one's tree is refilled in
+         * place unless this one differs (or a handler kept a part of it) */
+        root = b->light->spare;
+        b->light->spare = NULL;
+        if (!tb__json_fast_reload(root, body, len)) {
+            json_decref(root);
+            root = NULL;
+        }
+    }
+    if (root == NULL)
+        root = tb_json_loadb(body, len, &err);
     if (root == NULL || !json_is_object(root)) {
         tb_log_warn(NULL, "event on Redis channel %s dropped: %s%s", channel,
                     root ? "invalid envelope: " : "",
@@ -1033,6 +1047,10 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
         const bus_sub *s = prepare(b, m, b->light->batch);
         if (s != NULL)
             light_one(b, b->light, m, b->light->batch, s);
+        if (root->refcount == 1) { /* kept for the next event; else a handler holds it */
+            b->light->spare = root;
+            m->root = NULL;
+        }
         msg_free(m);
         return;
     }
@@ -1723,6 +1741,7 @@ void tb_bus_free(tb_bus *b)
     tb_redis_sub_free(b->redis_sub);
     b->redis_sub = NULL;
     if (b->light) {
+        json_decref(b->light->spare);
         tb_arena_free(b->light->arena);
         free(b->light->batch);
         free(b->light);

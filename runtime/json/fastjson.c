@@ -433,6 +433,144 @@ json_t *tb__json_fast_loadb(const char *buf, size_t len)
     return v;
 }
 
+/* ---------------------------------------------------------------- reloading ---- */
+
+static bool revalue(reader *r, json_t *old);
+
+/* A node the reload may change: nobody else holds it. */
+static inline bool unshared(const json_t *j)
+{
+    return j->refcount == 1;
+}
+
+static bool reobject(reader *r, json_t *o)
+{
+    r->p++; /* { */
+    void *it = json_object_iter(o);
+    ws(r);
+    if (r->p < r->end && *r->p == '}') {
+        r->p++;
+        return it == NULL;
+    }
+    for (;;) {
+        if (it == NULL || r->p >= r->end || *r->p != '"')
+            return false;
+        const char *k;
+        size_t kn;
+        if (!string(r, &k, &kn))
+            return false;
+        /* the same key in the same place: old has no duplicates, so neither has the text */
+        if (json_object_iter_key_len(it) != kn || memcmp(json_object_iter_key(it), k, kn) != 0)
+            return false;
+        ws(r);
+        if (r->p >= r->end || *r->p != ':')
+            return false;
+        r->p++;
+        ws(r);
+        if (!revalue(r, json_object_iter_value(it)))
+            return false;
+        it = json_object_iter_next(o, it);
+        ws(r);
+        if (r->p >= r->end)
+            return false;
+        if (*r->p == ',') {
+            r->p++;
+            ws(r);
+            continue;
+        }
+        if (*r->p == '}') {
+            r->p++;
+            return it == NULL;
+        }
+        return false;
+    }
+}
+
+static bool rearray(reader *r, json_t *a)
+{
+    r->p++; /* [ */
+    size_t n = json_array_size(a), i = 0;
+    ws(r);
+    if (r->p < r->end && *r->p == ']') {
+        r->p++;
+        return n == 0;
+    }
+    for (;;) {
+        if (i >= n || !revalue(r, json_array_get(a, i)))
+            return false;
+        i++;
+        ws(r);
+        if (r->p >= r->end)
+            return false;
+        if (*r->p == ',') {
+            r->p++;
+            ws(r);
+            continue;
+        }
+        if (*r->p == ']') {
+            r->p++;
+            return i == n;
+        }
+        return false;
+    }
+}
+
+/* The value at r written into old, which must have its shape. */
+static bool revalue(reader *r, json_t *old)
+{
+    if (r->p >= r->end)
+        return false;
+    switch (*r->p) {
+    case '{':
+    case '[': {
+        bool obj = *r->p == '{';
+        if (!unshared(old) || (obj ? !json_is_object(old) : !json_is_array(old)) ||
+            ++r->depth > MAX_DEPTH)
+            return false;
+        bool ok = obj ? reobject(r, old) : rearray(r, old);
+        r->depth--;
+        return ok;
+    }
+    case '"': {
+        const char *s;
+        size_t n;
+        return json_is_string(old) && unshared(old) && string(r, &s, &n) &&
+               json_string_setn_nocheck(old, s, n) == 0;
+    }
+    /* jansson's true, false and null are shared constants: only the same one fits */
+    case 't': return json_is_true(old) && literal(r, "true", 4);
+    case 'f': return json_is_false(old) && literal(r, "false", 5);
+    case 'n': return json_is_null(old) && literal(r, "null", 4);
+    default: {
+        if (!unshared(old) || !json_is_number(old))
+            return false;
+        json_t *v = number(r);
+        bool ok = false;
+        if (v && json_is_integer(v) && json_is_integer(old))
+            ok = json_integer_set(old, json_integer_value(v)) == 0;
+        else if (v && json_is_real(v) && json_is_real(old))
+            ok = json_real_set(old, json_real_value(v)) == 0;
+        json_decref(v);
+        return ok;
+    }
+    }
+}
+
+bool tb__json_fast_reload(json_t *old, const char *buf, size_t len)
+{
+    if (old == NULL || buf == NULL)
+        return false;
+    reader r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len};
+    ws(&r);
+    bool ok = (json_is_object(old) || json_is_array(old)) && revalue(&r, old);
+    if (ok) {
+        ws(&r);
+        ok = r.p == r.end;
+    }
+    free(r.scratch);
+    return ok;
+}
+
 /* ---------------------------------------------------------------- writing ---- */
 
 enum { DUMP_INVALID = 1, DUMP_DEEP = 2 };

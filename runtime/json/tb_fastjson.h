@@ -24,6 +24,13 @@
 #include <stddef.h>
 
 json_t *tb__json_fast_loadb(const char *buf, size_t len);
+/* Reads buf into `old`, an object or array that nobody else holds, reusing its nodes: for a
+ * stream of messages of one shape (an event type's envelopes) that saves building and freeing
+ * the tree, which is most of the cost of reading one. True when buf has old's shape (the same
+ * kinds of values, objects with the same keys in the same order, arrays of the same lengths,
+ * every node unshared): old then equals what tb__json_fast_loadb(buf) would give. False
+ * otherwise, old then being partly overwritten: the caller frees it and reads buf afresh. */
+bool tb__json_fast_reload(json_t *old, const char *buf, size_t len);
 
 /* Appends j as json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) writes it, byte for byte (keys in
  * insertion order, reals as %.17g with ".0" for integral ones, control characters as \u00XX),

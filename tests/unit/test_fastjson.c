@@ -359,6 +359,110 @@ START_TEST(cut_and_mutated_files_never_disagree)
 }
 END_TEST
 
+/* ---- reloading a tree in place (the Redis subscriber's envelopes) ---- */
+
+/* Reloads `old` (a fresh read of a) with b: when that succeeds the tree must be exactly what a
+ * fresh read of b gives (same values, same key order). 1 when it succeeded. */
+static int reload_agrees(const char *a, size_t an, const char *b, size_t bn, const char *what)
+{
+    json_t *old = tb__json_fast_loadb(a, an);
+    if (old == NULL || !(json_is_object(old) || json_is_array(old))) {
+        json_decref(old);
+        return 0;
+    }
+    int ok = tb__json_fast_reload(old, b, bn);
+    if (ok) {
+        json_error_t je;
+        json_t *j = json_loadb(b, bn, FLAGS, &je);
+        ck_assert_msg(j != NULL, "%s: reloaded what jansson rejects: %s", what, je.text);
+        char *x = dump(old), *y = dump(j);
+        ck_assert_msg(strcmp(x, y) == 0, "%s: reloaded %s\nfresh    %s", what, x, y);
+        free(x);
+        free(y);
+        json_decref(j);
+    }
+    json_decref(old);
+    return ok;
+}
+
+START_TEST(a_tree_is_reloaded_only_with_its_shape)
+{
+    const char *base = "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,"
+                       "\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}";
+    const char *same[] = {
+        "{\"id\":\"a longer string \\u00e9\\n\",\"n\":-7,\"r\":2e3,\"t\":true,\"z\":null,"
+        "\"d\":{\"k\":[99,\"\",{\"q\":false}]}}",
+        " { \"id\" : \"\" , \"n\":0,\"r\":-0.0,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]} } ",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+        ck_assert_msg(reload_agrees(base, strlen(base), same[i], strlen(same[i]), "same shape"),
+                      "same shape %zu was not reloaded", i);
+    const char *other[] = {
+        "{\"n\":1,\"id\":\"a\",\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]},"
+        "\"e\":1}",
+        "{\"id\":\"a\",\"n\":1.0,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":1,\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":false,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":0,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\"]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false},2]}}",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}} x",
+        "{\"id\":\"a\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}",
+        "{\"id\":\"a\",\"id\":\"b\",\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "{\"id\":\"\xff\",\"n\":1,\"r\":1.5,\"t\":true,\"z\":null,\"d\":{\"k\":[1,\"x\",{\"q\":false}]}}",
+        "[1]",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        ck_assert_msg(!reload_agrees(base, strlen(base), other[i], strlen(other[i]), "other"),
+                      "other shape %zu was reloaded", i);
+
+    /* a node somebody else holds is never written */
+    json_t *old = tb__json_fast_loadb(base, strlen(base));
+    json_t *d = json_incref(json_object_get(old, "d"));
+    const char *next = "{\"id\":\"b\",\"n\":2,\"r\":2.5,\"t\":true,\"z\":null,"
+                       "\"d\":{\"k\":[5,\"y\",{\"q\":false}]}}";
+    ck_assert(!tb__json_fast_reload(old, next, strlen(next)));
+    char *held = dump(d);
+    ck_assert_str_eq(held, "{\"k\":[1,\"x\",{\"q\":false}]}");
+    free(held);
+    json_decref(d);
+    json_decref(old);
+}
+END_TEST
+
+START_TEST(suite_files_reload_into_their_own_trees_alike)
+{
+    load_corpus();
+    long reloaded = 0, tried = 0;
+    for (int i = 0; i < n_corpus; i++) {
+        const doc *d = &corpus[i];
+        if (reload_agrees(d->data, d->len, d->data, d->len, d->name))
+            reloaded++;
+        char *m = malloc(d->len);
+        for (int t = 0; t < 200; t++) {
+            /* a digit or a letter changed for another: mostly a new value of the same shape,
+             * sometimes a new key or a broken literal, which must be refused */
+            memcpy(m, d->data, d->len);
+            size_t at = next_rand() % d->len;
+            unsigned char c = (unsigned char)m[at];
+            if (c >= '0' && c <= '9')
+                m[at] = (char)('0' + next_rand() % 10);
+            else if (c >= 'a' && c <= 'z')
+                m[at] = (char)('a' + next_rand() % 26);
+            else
+                m[at] = (char)"0a\"{}[],:. "[next_rand() % 12];
+            reloaded += reload_agrees(d->data, d->len, m, d->len, "mutation");
+            tried++;
+        }
+        free(m);
+    }
+    ck_assert_int_ge(reloaded, tried / 4); /* the success path was reached, and agreed */
+}
+END_TEST
+
 /* ---- writing: byte for byte what json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes ---- */
 
 static void same_dump(const json_t *j, const char *what)
@@ -488,6 +592,8 @@ int main(void)
     tcase_add_test(tc, values_are_written_as_jansson_writes_them);
     tcase_add_test(tc, every_suite_file_is_written_as_jansson_writes_it);
     tcase_add_test(tc, tb_json_loadb_still_words_jansson_errors);
+    tcase_add_test(tc, a_tree_is_reloaded_only_with_its_shape);
+    tcase_add_test(tc, suite_files_reload_into_their_own_trees_alike);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
