@@ -67,6 +67,8 @@ typedef struct gc_batch {
     bool done, committed;
 } gc_batch;
 
+#define SPARES_MAX 64 /* = BATCH_MAX: a batch's trees */
+
 typedef struct bus_worker {
     struct tb_bus *bus;
     pthread_t thread;
@@ -76,8 +78,33 @@ typedef struct bus_worker {
     bool stop;
     tb_arena *arena;
     bus_event *batch; /* BATCH_MAX of them */
-    json_t *spare;    /* light: the last envelope's tree, refilled by the next one in place */
+    /* trees of handled envelopes, refilled in place by the next ones of the same shape */
+    json_t *spares[SPARES_MAX];
+    int n_spares;
 } bus_worker;
+
+/* A tree for the envelope in body: a spare of w refilled in place (the envelopes of one type
+ * share their shape; a spare some handler still holds a part of is not used), else a new one.
+ * NULL with err set when body is not JSON. */
+static json_t *worker_parse(bus_worker *w, const char *body, size_t len, tb_error *err)
+{
+    if (w && w->n_spares > 0) { /* one try: a different shape is read afresh */
+        json_t *root = w->spares[--w->n_spares];
+        if (tb__json_fast_reload(root, body, len))
+            return root;
+        json_decref(root);
+    }
+    return tb_json_loadb(body, len, err);
+}
+
+/* Keeps a handled envelope's tree for the next one, unless something else holds it. */
+static void worker_keep(bus_worker *w, json_t **root)
+{
+    if (w && *root && (*root)->refcount == 1 && w->n_spares < SPARES_MAX) {
+        w->spares[w->n_spares++] = *root;
+        *root = NULL;
+    }
+}
 
 struct tb_bus {
     char *service, *producer, *amqp_url, *redis_url, *exchange, *dedupe_consumer;
@@ -962,10 +989,10 @@ static void enqueue(tb_bus *b, bus_msg *m)
 
 /* Parses a durable delivery's envelope into m->root. false when it is not a JSON object: then
  * it was dead-lettered with the parser's reason (line and column). */
-static bool parse_durable(tb_bus *b, bus_msg *m)
+static bool parse_durable(tb_bus *b, bus_msg *m, bus_worker *w)
 {
     tb_error err = TB_ERROR_INIT;
-    m->root = tb_json_loadb(m->d->body, m->d->len, &err);
+    m->root = worker_parse(w, m->d->body, m->d->len, &err);
     if (m->root != NULL && json_is_object(m->root)) {
         tb_error_deinit(&err);
         return true;
@@ -998,13 +1025,13 @@ static void on_amqp(void *user, tb_amqp_delivery *d)
     m->d = d;
     /* With the ordering key in its header (our publishers send it), the JSON is parsed by the
      * worker the key picks; otherwise here, to find the key in the data. */
-    if (d->key || parse_durable(b, m))
+    if (d->key || parse_durable(b, m, NULL))
         enqueue(b, m);
     else
         msg_free(m);
 }
 
-static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be);
+static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be);
 static void light_one(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be, const bus_sub *s);
 
 static void on_redis(void *user, const char *channel, const void *body, size_t len)
@@ -1013,19 +1040,7 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
     if (atomic_load(&b->stopping))
         return;
     tb_error err = TB_ERROR_INIT;
-    json_t *root = NULL;
-    if (b->light_inline && b->light->spare) {
-        /* the envelopes of a channel share their shape: the last one's tree is refilled in
-         * place unless this one differs (or a handler kept a part of it) */
-        root = b->light->spare;
-        b->light->spare = NULL;
-        if (!tb__json_fast_reload(root, body, len)) {
-            json_decref(root);
-            root = NULL;
-        }
-    }
-    if (root == NULL)
-        root = tb_json_loadb(body, len, &err);
+    json_t *root = worker_parse(b->light_inline ? b->light : NULL, body, len, &err);
     if (root == NULL || !json_is_object(root)) {
         tb_log_warn(NULL, "event on Redis channel %s dropped: %s%s", channel,
                     root ? "invalid envelope: " : "",
@@ -1044,13 +1059,10 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
     m->transport = TB_TRANSPORT_REDIS;
     m->root = root;
     if (b->light_inline) { /* handled here, on the subscriber's thread, in channel order */
-        const bus_sub *s = prepare(b, m, b->light->batch);
+        const bus_sub *s = prepare(b, b->light, m, b->light->batch);
         if (s != NULL)
             light_one(b, b->light, m, b->light->batch, s);
-        if (root->refcount == 1) { /* kept for the next event; else a handler holds it */
-            b->light->spare = root;
-            m->root = NULL;
-        }
+        worker_keep(b->light, &m->root);
         msg_free(m);
         return;
     }
@@ -1252,11 +1264,11 @@ static int open_own_log(tb_bus *b, tb_error *err)
 /* Validates a delivery and finds its handler. Returns the subscription and fills be, or NULL
  * when the message was settled here (invalid: dead-lettered or dropped; a version nobody here
  * reads: acked). */
-static const bus_sub *prepare(tb_bus *b, bus_msg *m, bus_event *be)
+static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be)
 {
     memset(be, 0, sizeof *be);
     const bool durable = m->transport == TB_TRANSPORT_RABBITMQ;
-    if (m->root == NULL && !(durable && m->d && parse_durable(b, m)))
+    if (m->root == NULL && !(durable && m->d && parse_durable(b, m, w)))
         return NULL;
     json_t *root = m->root;
     const char *where = durable ? "dead-lettered" : "dropped";
@@ -1536,7 +1548,7 @@ static void *worker_main(void *arg)
             while (list && n < BATCH_MAX) {
                 bus_msg *m = list;
                 list = m->next;
-                const bus_sub *s = prepare(b, m, &w->batch[n]);
+                const bus_sub *s = prepare(b, w, m, &w->batch[n]);
                 if (s == NULL) {
                     msg_free(m);
                 } else if (m->transport == TB_TRANSPORT_REDIS) {
@@ -1549,8 +1561,10 @@ static void *worker_main(void *arg)
             }
             if (n > 0)
                 durable_batch(b, w, ms, w->batch, subs, n);
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
+                worker_keep(w, &ms[i]->root);
                 msg_free(ms[i]);
+            }
         }
     }
     return NULL;
@@ -1741,7 +1755,8 @@ void tb_bus_free(tb_bus *b)
     tb_redis_sub_free(b->redis_sub);
     b->redis_sub = NULL;
     if (b->light) {
-        json_decref(b->light->spare);
+        for (int i = 0; i < b->light->n_spares; i++)
+            json_decref(b->light->spares[i]);
         tb_arena_free(b->light->arena);
         free(b->light->batch);
         free(b->light);
@@ -1751,6 +1766,8 @@ void tb_bus_free(tb_bus *b)
         for (unsigned i = 0; i < b->n_workers; i++) {
             bus_worker *w = &b->workers[i];
             pthread_join(w->thread, NULL);
+            for (int k = 0; k < w->n_spares; k++)
+                json_decref(w->spares[k]);
             tb_arena_free(w->arena);
             free(w->batch);
             pthread_mutex_destroy(&w->mu);

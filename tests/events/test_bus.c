@@ -281,6 +281,114 @@ START_TEST(redis_typed_events_spread_over_workers_keep_order_per_key)
 }
 END_TEST
 
+/* The bus refills a handled envelope's tree in place with the next one of the same shape; a
+ * handler that keeps a part of an envelope (json_incref) must find it unchanged later. */
+typedef struct kept_env {
+    atomic_int n;
+    pthread_mutex_t mu;
+    json_t *held[400];
+    char want[400][64];
+    int n_held;
+    atomic_int wrong; /* typed data that disagreed with its own envelope */
+} kept_env;
+
+static void keep_some(kept_env *k, const tb_event *ev, const char *member, const char *typed)
+{
+    const char *in_env = json_string_value(json_object_get(ev->data, member));
+    if (in_env == NULL || strcmp(in_env, typed) != 0)
+        atomic_fetch_add(&k->wrong, 1);
+    pthread_mutex_lock(&k->mu);
+    if (atomic_load(&k->n) % 3 == 0 && k->n_held < 400) {
+        /* every third: the data object itself, or its envelope */
+        k->held[k->n_held] = json_incref((json_t *)(k->n_held % 2 ? ev->data : ev->envelope));
+        snprintf(k->want[k->n_held], sizeof k->want[0], "%s", typed);
+        k->n_held++;
+    }
+    pthread_mutex_unlock(&k->mu);
+    atomic_fetch_add(&k->n, 1);
+}
+
+static int on_move_keep(tb_ctx *ctx, const tb_event *ev, const game_move_made_v1 *d, void *user)
+{
+    (void)ctx;
+    keep_some(user, ev, "gameId", d->game_id);
+    return TB_EVENT_ACK;
+}
+
+static int on_registered_keep(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *d,
+                              void *user)
+{
+    (void)ctx;
+    keep_some(user, ev, "username", d->username);
+    return TB_EVENT_ACK;
+}
+
+static void check_kept(kept_env *k, const char *member)
+{
+    ck_assert_int_gt(k->n_held, 10);
+    ck_assert_int_eq(atomic_load(&k->wrong), 0);
+    for (int i = 0; i < k->n_held; i++) {
+        json_t *data = json_object_get(k->held[i], "data");
+        if (data == NULL) /* a held data object */
+            data = k->held[i];
+        const char *v = json_string_value(json_object_get(data, member));
+        ck_assert_msg(v && strcmp(v, k->want[i]) == 0, "kept %d: %s is %s, was %s", i, member,
+                      v ? v : "(gone)", k->want[i]);
+        json_decref(k->held[i]);
+    }
+}
+
+START_TEST(a_handler_keeping_an_envelope_finds_it_unchanged)
+{
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    data_dir();
+    tb_error err = TB_ERROR_INIT;
+    enum { n = 300 };
+
+    /* Redis: on the subscriber's thread */
+    uniq(svc, sizeof svc, "keep-light");
+    kept_env kl = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *cons = new_bus(svc, ex, NULL);
+    ck_assert_int_eq(game_move_made_v1_subscribe(cons, on_move_keep, &kl, &err), 0);
+    start(cons);
+    tb_bus *prod = new_bus("game-engine", ex, NULL);
+    char games[n][37];
+    for (int i = 0; i < n; i++) {
+        snprintf(games[i], sizeof games[i], "7c9e6679-7425-40de-944b-%012d", i);
+        game_move_made_v1 mv = a_move(games[i], i + 1);
+        ck_assert_int_eq(game_move_made_v1_publish_async(prod, NULL, &mv, NULL, NULL, &err), 0);
+    }
+    tb_bus_flush(prod, 5000);
+    ck_assert(wait_count(&kl.n, n));
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    check_kept(&kl, "gameId");
+
+    /* RabbitMQ: on the workers, in batches */
+    uniq(svc, sizeof svc, "keep-durable");
+    kept_env kd = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus_opts bo = {.workers = 2};
+    cons = new_bus(svc, ex, &bo);
+    ck_assert_int_eq(user_registered_v1_subscribe(cons, on_registered_keep, &kd, &err), 0);
+    start(cons);
+    prod = new_bus("auth", ex, NULL);
+    char names[n][32], ids[n][37];
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof names[i], "user_%d", i);
+        snprintf(ids[i], sizeof ids[i], "0b6f3b7e-93a1-4f1e-9a55-%012d", i % 7);
+        user_registered_v1 d = registered(ids[i], names[i]);
+        ck_assert_int_eq(user_registered_v1_publish_async(prod, NULL, &d, NULL, NULL, &err), 0);
+    }
+    ck_assert_int_eq(tb_bus_flush(prod, 10000), 0);
+    ck_assert(wait_count(&kd.n, n));
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    check_kept(&kd, "username");
+    tb_error_deinit(&err);
+}
+END_TEST
+
 START_TEST(invalid_data_is_refused_on_publish_with_every_error)
 {
     char ex[64];
@@ -1321,6 +1429,7 @@ int main(void)
     tcase_add_test(tc, rabbitmq_typed_round_trip_carries_the_envelope);
     tcase_add_test(tc, redis_typed_events_arrive_in_order);
     tcase_add_test(tc, redis_typed_events_spread_over_workers_keep_order_per_key);
+    tcase_add_test(tc, a_handler_keeping_an_envelope_finds_it_unchanged);
     tcase_add_test(tc, invalid_data_is_refused_on_publish_with_every_error);
     tcase_add_test(tc, versions_coexist_and_consumers_read_what_they_declare);
     tcase_add_test(tc, foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler);
