@@ -155,6 +155,9 @@ void tb_buf_json_double(tb_buf *b, double v)
         if (strtod(tmp, NULL) == v)
             break;
     }
+    for (int i = 0; i < n; i++)
+        if (tmp[i] == ',')
+            tmp[i] = '.'; /* a locale's decimal comma (printf and strtod both follow it) */
     /* Keep it a JSON real so it reads back as a number of the same kind. */
     if (!strpbrk(tmp, ".eEn"))
         tmp[n++] = '.', tmp[n++] = '0', tmp[n] = '\0';

@@ -46,6 +46,7 @@ typedef struct bus_msg {
     char *body;          /* Redis: our copy */
     size_t len;
     json_t *root;        /* parsed envelope */
+    bool keyed;          /* RabbitMQ: key header, so parsed by its worker (len: body bytes) */
 } bus_msg;
 
 /* A handler's view of the event plus the reason it may set. */
@@ -68,6 +69,7 @@ typedef struct gc_batch {
 } gc_batch;
 
 #define SPARES_MAX 64 /* = BATCH_MAX: a batch's trees */
+#define SPARE_MAX_BYTES 16384 /* trees of bigger envelopes are not kept */
 
 typedef struct bus_worker {
     struct tb_bus *bus;
@@ -97,10 +99,12 @@ static json_t *worker_parse(bus_worker *w, const char *body, size_t len, tb_erro
     return tb_json_loadb(body, len, err);
 }
 
-/* Keeps a handled envelope's tree for the next one, unless something else holds it. */
-static void worker_keep(bus_worker *w, json_t **root)
+/* Keeps a handled envelope's tree for the next one, unless something else holds it or it
+ * came from a big one (len: its size in bytes). */
+static void worker_keep(bus_worker *w, json_t **root, size_t len)
 {
-    if (w && *root && (*root)->refcount == 1 && w->n_spares < SPARES_MAX) {
+    if (w && *root && (*root)->refcount == 1 && len <= SPARE_MAX_BYTES &&
+        w->n_spares < SPARES_MAX) {
         w->spares[w->n_spares++] = *root;
         *root = NULL;
     }
@@ -1023,6 +1027,8 @@ static void on_amqp(void *user, tb_amqp_delivery *d)
     }
     m->transport = TB_TRANSPORT_RABBITMQ;
     m->d = d;
+    m->keyed = d->key != NULL;
+    m->len = d->len;
     /* With the ordering key in its header (our publishers send it), the JSON is parsed by the
      * worker the key picks; otherwise here, to find the key in the data. */
     if (d->key || parse_durable(b, m, NULL))
@@ -1062,7 +1068,7 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
         const bus_sub *s = prepare(b, b->light, m, b->light->batch);
         if (s != NULL)
             light_one(b, b->light, m, b->light->batch, s);
-        worker_keep(b->light, &m->root);
+        worker_keep(b->light, &m->root, len);
         msg_free(m);
         return;
     }
@@ -1562,7 +1568,9 @@ static void *worker_main(void *arg)
             if (n > 0)
                 durable_batch(b, w, ms, w->batch, subs, n);
             for (int i = 0; i < n; i++) {
-                worker_keep(w, &ms[i]->root);
+                /* only trees this worker read (keyed by header) come back to it to refill */
+                if (ms[i]->keyed)
+                    worker_keep(w, &ms[i]->root, ms[i]->len);
                 msg_free(ms[i]);
             }
         }

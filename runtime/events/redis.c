@@ -23,6 +23,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,6 +48,8 @@
 #define SUB_RECV 65536         /* subscriber read size (and its buffer's usual capacity) */
 #define SUB_MAX_BULK (512u << 20) /* Redis's own limit of a string */
 #define SUB_MAX_DEPTH 8        /* nesting of arrays the reader accepts */
+#define SUB_MAX_ELEMENTS 1024  /* elements of one array (a message has 3) */
+#define SUB_MAX_REPLY (SUB_MAX_BULK + (1u << 20)) /* bytes of one reply, buffered whole */
 
 /* ---- shared helpers ---- */
 
@@ -708,21 +711,23 @@ static char *resp_line(char *p, char *end, char **eol)
     return cr + 2;
 }
 
-/* The integer of a header line [p, eol): -1..LLONG_MAX; false when it is not one. */
+/* The integer of a header line [p, eol): LLONG_MIN + 1..LLONG_MAX; false when it is not one. */
 static bool resp_int(const char *p, const char *eol, long long *out)
 {
     bool neg = p < eol && *p == '-';
     if (neg)
         p++;
-    if (p == eol || eol - p > 18)
+    if (p == eol || eol - p > 19)
         return false;
-    long long v = 0;
+    unsigned long long v = 0;
     for (; p < eol; p++) {
         if (*p < '0' || *p > '9')
             return false;
-        v = v * 10 + (*p - '0');
+        v = v * 10 + (unsigned long long)(*p - '0'); /* 19 digits fit in 64 bits */
     }
-    *out = neg ? -v : v;
+    if (v > (unsigned long long)LLONG_MAX)
+        return false;
+    *out = neg ? -(long long)v : (long long)v;
     return true;
 }
 
@@ -742,6 +747,10 @@ static int resp_value(char **pp, char *end, int depth, sub_reply *r, long long i
             return RESP_BAD;
         }
         return RESP_MORE;
+    }
+    if (eol[1] != '\n') {
+        snprintf(why, n, "bad reply: a CR not followed by LF");
+        return RESP_BAD;
     }
     sub_str *keep = NULL;
     int *keep_type = NULL;
@@ -800,8 +809,9 @@ static int resp_value(char **pp, char *end, int depth, sub_reply *r, long long i
         *pp = next + v + 2;
         return 1;
     case '*':
-        if (!resp_int(p + 1, eol, &v) || v < -1) {
-            snprintf(why, n, "bad reply: an array length that is not one");
+        if (!resp_int(p + 1, eol, &v) || v < -1 || v > SUB_MAX_ELEMENTS) {
+            snprintf(why, n, "bad reply: an array length that is not one (or past %d)",
+                     SUB_MAX_ELEMENTS);
             return RESP_BAD;
         }
         if (depth >= SUB_MAX_DEPTH) {
@@ -877,8 +887,14 @@ static int sub_dispatch(tb_redis_sub *s, size_t *confirmed, char *why, size_t n)
         int rc = resp_value(&p, s->rbuf + s->rlen, 0, &s->cur, 0, why, n);
         if (rc == RESP_BAD)
             return -1;
-        if (rc == RESP_MORE)
+        if (rc == RESP_MORE) {
+            if (s->rlen - s->rpos > SUB_MAX_REPLY) {
+                snprintf(why, n, "bad reply: more than %u bytes without an end",
+                         (unsigned)SUB_MAX_REPLY);
+                return -1;
+            }
             return 0;
+        }
         s->rpos = (size_t)(p - s->rbuf);
         /* whole: each kept part ends in its CR, which becomes its NUL (an incomplete reply is
          * parsed again from the start, so nothing is written before) */
@@ -902,13 +918,19 @@ static int sub_make_room(tb_redis_sub *s)
         s->rlen = rest;
     }
     size_t want = rest + SUB_RECV;
-    if (want > s->rcap || (s->rcap > 4 * SUB_RECV && want <= SUB_RECV * 2)) {
-        size_t cap = want > s->rcap ? (s->rcap * 2 > want ? s->rcap * 2 : want) : SUB_RECV * 2;
+    if (want > s->rcap) {
+        size_t cap = s->rcap * 2 > want ? s->rcap * 2 : want;
         char *np = realloc(s->rbuf, cap);
         if (np == NULL)
             return -1;
         s->rbuf = np;
         s->rcap = cap;
+    } else if (s->rcap > 4 * SUB_RECV && want <= SUB_RECV * 2) {
+        char *np = realloc(s->rbuf, SUB_RECV * 2); /* after a big reply; failing keeps it */
+        if (np != NULL) {
+            s->rbuf = np;
+            s->rcap = SUB_RECV * 2;
+        }
     }
     return 0;
 }

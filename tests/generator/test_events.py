@@ -78,6 +78,17 @@ class EventsCase(CliCase):
             self.assertNotIn("tb_bus_publish_checked", c, change)
             self.assertIn("tb_bus_publish_json_async(bus, ctx, &shop_order_placed_v1_event", c)
 
+    def test_unique_items_of_an_enum_listing_a_value_twice_keep_the_json_path(self):
+        # two C constants write "a": comparing the constants would miss a duplicate
+        doc = copy.deepcopy(EVENT)
+        doc["properties"]["tags"] = {"type": "array", "uniqueItems": True,
+                                     "items": {"enum": ["a", "a", "b"]}}
+        h, _ = self.assertOk(ENVELOPE, self.write("shop.order.placed.v1.json", doc))
+        self.assertNotIn("__fast_valid", h)
+        doc["properties"]["tags"]["items"]["enum"] = ["a", "b"]
+        h, _ = self.assertOk(ENVELOPE, self.write("shop.order.placed.v1.json", doc))
+        self.assertIn("__fast_valid", h)
+
     def test_a_redis_event_has_no_outbox(self):
         h, _ = self.assertOk(ENVELOPE, self.event(transport="redis"))
         self.assertIn("shop_order_placed_v1_publish(", h)

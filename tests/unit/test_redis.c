@@ -833,6 +833,40 @@ START_TEST(odd_replies_are_ignored_or_end_the_connection_without_crashing)
 }
 END_TEST
 
+/* Replies no subscriber can need end the connection at once, before they are buffered whole:
+ * an array longer than 1024 elements (a message has 3), a CR without its LF. */
+START_TEST(hostile_replies_end_the_connection_before_they_are_buffered)
+{
+    static const char *const scripts[] = {
+        CONFIRM "*99999999\r\n$1\r\nx\r\n",
+        CONFIRM "+OK\rX\r\n",
+        CONFIRM "*3\r\n$7\r\nmessage\r\n$3\r\nodd\r\n$4\r\nfine\r\n",
+    };
+    fake_server f;
+    fake_start(&f, scripts, 3);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
+    tb_redis_opts o = {
+        .url = url, .reconnect_min_ms = 10, .reconnect_max_ms = 50, .timeout_ms = 1000};
+    tb_error e = TB_ERROR_INIT;
+    rec r;
+    rec_init(&r, 1);
+    const char *chs[] = {"odd"};
+    tb_redis_sub *s = tb_redis_sub_new(&o, chs, 1, rec_deliver, &r, &e);
+    ck_assert_msg(s != NULL, "%s", e.message);
+    ck_assert(rec_wait(&r, 1, 5000));
+    tb_redis_sub_stats ss;
+    tb_redis_sub_stats_get(s, &ss);
+    ck_assert_uint_eq(ss.reconnects, 2);
+    ck_assert_uint_eq(ss.messages, 1);
+    assert_msg(&r, 0, "odd", "fine", 4);
+    tb_redis_sub_free(s);
+    rec_deinit(&r);
+    fake_stop(&f);
+    tb_error_deinit(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("redis");
@@ -842,6 +876,7 @@ int main(void)
     tcase_add_test(tc, twenty_thousand_from_two_threads_arrive_complete_in_order_and_intact);
     tcase_add_test(tc, channels_route_to_the_subscribers_and_callback_args_that_asked);
     tcase_add_test(tc, odd_replies_are_ignored_or_end_the_connection_without_crashing);
+    tcase_add_test(tc, hostile_replies_end_the_connection_before_they_are_buffered);
     tcase_add_test(tc, publish_while_redis_is_down_fails_fast_and_recovers_after_restart);
     tcase_add_test(tc, subscriber_comes_back_by_itself_after_a_restart_and_counts_the_gap);
     tcase_add_test(tc, free_while_disconnected_does_not_hang);
