@@ -33,6 +33,36 @@ static inline void ws(reader *r)
         r->p++;
 }
 
+/* After an opening bracket (consumed): true when the container closes at once (consumed). */
+static inline bool closes_at_once(reader *r, char close)
+{
+    ws(r);
+    if (r->p < r->end && *r->p == close) {
+        r->p++;
+        return true;
+    }
+    return false;
+}
+
+/* After a member or item: 1 when another follows (the comma consumed), 0 when the container
+ * closes (consumed), -1 on anything else. */
+static inline int next_member(reader *r, char close)
+{
+    ws(r);
+    if (r->p >= r->end)
+        return -1;
+    if (*r->p == ',') {
+        r->p++;
+        ws(r);
+        return 1;
+    }
+    if (*r->p == close) {
+        r->p++;
+        return 0;
+    }
+    return -1;
+}
+
 /* The length of a valid UTF-8 sequence at p (jansson's rules: no overlong forms, no
  * surrogates, nothing above U+10FFFF), 0 when invalid or cut off. */
 static size_t utf8_len(const unsigned char *p, const unsigned char *end)
@@ -296,11 +326,8 @@ static json_t *object(reader *r)
     json_t *o = json_object();
     if (!o)
         return NULL;
-    ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (closes_at_once(r, '}'))
         return o;
-    }
     for (;;) {
         if (r->p >= r->end || *r->p != '"')
             goto fail;
@@ -329,19 +356,11 @@ static json_t *object(reader *r)
             free(key);
         if (rc != 0)
             goto fail;
-        ws(r);
-        if (r->p >= r->end)
-            goto fail;
-        if (*r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (*r->p == '}') {
-            r->p++;
+        int more = next_member(r, '}');
+        if (more == 0)
             return o;
-        }
-        goto fail;
+        if (more < 0)
+            goto fail;
     }
 fail:
     json_decref(o);
@@ -354,28 +373,17 @@ static json_t *array(reader *r)
     json_t *a = json_array();
     if (!a)
         return NULL;
-    ws(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (closes_at_once(r, ']'))
         return a;
-    }
     for (;;) {
         json_t *v = value(r);
         if (!v || json_array_append_new(a, v) != 0)
             goto fail;
-        ws(r);
-        if (r->p >= r->end)
-            goto fail;
-        if (*r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (*r->p == ']') {
-            r->p++;
+        int more = next_member(r, ']');
+        if (more == 0)
             return a;
-        }
-        goto fail;
+        if (more < 0)
+            goto fail;
     }
 fail:
     json_decref(a);
@@ -447,11 +455,8 @@ static bool reobject(reader *r, json_t *o)
 {
     r->p++; /* { */
     void *it = json_object_iter(o);
-    ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (closes_at_once(r, '}'))
         return it == NULL;
-    }
     for (;;) {
         if (it == NULL || r->p >= r->end || *r->p != '"')
             return false;
@@ -470,19 +475,9 @@ static bool reobject(reader *r, json_t *o)
         if (!revalue(r, json_object_iter_value(it)))
             return false;
         it = json_object_iter_next(o, it);
-        ws(r);
-        if (r->p >= r->end)
-            return false;
-        if (*r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (*r->p == '}') {
-            r->p++;
-            return it == NULL;
-        }
-        return false;
+        int more = next_member(r, '}');
+        if (more <= 0)
+            return more == 0 && it == NULL;
     }
 }
 
@@ -490,28 +485,15 @@ static bool rearray(reader *r, json_t *a)
 {
     r->p++; /* [ */
     size_t n = json_array_size(a), i = 0;
-    ws(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (closes_at_once(r, ']'))
         return n == 0;
-    }
     for (;;) {
         if (i >= n || !revalue(r, json_array_get(a, i)))
             return false;
         i++;
-        ws(r);
-        if (r->p >= r->end)
-            return false;
-        if (*r->p == ',') {
-            r->p++;
-            ws(r);
-            continue;
-        }
-        if (*r->p == ']') {
-            r->p++;
-            return i == n;
-        }
-        return false;
+        int more = next_member(r, ']');
+        if (more <= 0)
+            return more == 0 && i == n;
     }
 }
 

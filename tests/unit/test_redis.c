@@ -758,6 +758,22 @@ static void fake_stop(fake_server *f)
 
 #define CONFIRM "*3\r\n$9\r\nsubscribe\r\n$3\r\nodd\r\n:1\r\n"
 
+/* A subscriber of channel "odd" recording into r, on a fake server playing scripts (one per
+ * connection); o gets quick reconnects. */
+static tb_redis_sub *sub_on_fake(fake_server *f, const char *const *scripts, size_t n,
+                                 char url[64], tb_redis_opts *o, rec *r, tb_error *e)
+{
+    fake_start(f, scripts, n);
+    snprintf(url, 64, "redis://127.0.0.1:%d", f->port);
+    *o = (tb_redis_opts){
+        .url = url, .reconnect_min_ms = 10, .reconnect_max_ms = 50, .timeout_ms = 1000};
+    rec_init(r, 1);
+    const char *chs[] = {"odd"};
+    tb_redis_sub *s = tb_redis_sub_new(o, chs, 1, rec_deliver, r, e);
+    ck_assert_msg(s != NULL, "%s", e->message);
+    return s;
+}
+
 START_TEST(odd_replies_are_ignored_or_end_the_connection_without_crashing)
 {
     static const char *const scripts[] = {
@@ -774,17 +790,11 @@ START_TEST(odd_replies_are_ignored_or_end_the_connection_without_crashing)
         CONFIRM "*3\r\n$7\r\nmessage\r\n$3\r\nodd\r\n$5\r\nthird\r\n",
     };
     fake_server f;
-    fake_start(&f, scripts, 3);
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
-    tb_redis_opts o = {
-        .url = url, .reconnect_min_ms = 10, .reconnect_max_ms = 50, .timeout_ms = 1000};
+    tb_redis_opts o;
     tb_error e = TB_ERROR_INIT;
     rec r;
-    rec_init(&r, 1);
-    const char *chs[] = {"odd"};
-    tb_redis_sub *s = tb_redis_sub_new(&o, chs, 1, rec_deliver, &r, &e);
-    ck_assert_msg(s != NULL, "%s", e.message);
+    tb_redis_sub *s = sub_on_fake(&f, scripts, 3, url, &o, &r, &e);
     ck_assert(rec_wait(&r, 3, 5000));
     tb_redis_sub_stats ss;
     int64_t until = now_ms() + 3000;
@@ -824,7 +834,7 @@ START_TEST(odd_replies_are_ignored_or_end_the_connection_without_crashing)
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
     o.timeout_ms = 300;
     int64_t t0 = now_ms();
-    ck_assert_ptr_null(tb_redis_sub_new(&o, chs, 1, rec_deliver, &r, &e));
+    ck_assert_ptr_null(tb_redis_sub_new(&o, (const char *[]){"odd"}, 1, rec_deliver, &r, &e));
     ck_assert_int_eq(e.code, TB_ECONN);
     ck_assert_msg(strstr(e.message, "confirmation") != NULL, "%s", e.message);
     ck_assert_int_lt(now_ms() - t0, 1500);
@@ -843,17 +853,11 @@ START_TEST(hostile_replies_end_the_connection_before_they_are_buffered)
         CONFIRM "*3\r\n$7\r\nmessage\r\n$3\r\nodd\r\n$4\r\nfine\r\n",
     };
     fake_server f;
-    fake_start(&f, scripts, 3);
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", f.port);
-    tb_redis_opts o = {
-        .url = url, .reconnect_min_ms = 10, .reconnect_max_ms = 50, .timeout_ms = 1000};
+    tb_redis_opts o;
     tb_error e = TB_ERROR_INIT;
     rec r;
-    rec_init(&r, 1);
-    const char *chs[] = {"odd"};
-    tb_redis_sub *s = tb_redis_sub_new(&o, chs, 1, rec_deliver, &r, &e);
-    ck_assert_msg(s != NULL, "%s", e.message);
+    tb_redis_sub *s = sub_on_fake(&f, scripts, 3, url, &o, &r, &e);
     ck_assert(rec_wait(&r, 1, 5000));
     tb_redis_sub_stats ss;
     tb_redis_sub_stats_get(s, &ss);
