@@ -7776,18 +7776,16 @@ static bool events__sc16(const wallet_transaction_created_v1 *v) __attribute__((
 static bool events__sc1(const game_completed_v1_scores_item *v)
 {
     {
-        {
-            const char *s = v->player_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->player_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -7796,68 +7794,56 @@ static bool events__sc1(const game_completed_v1_scores_item *v)
 static bool events__sc0(const game_completed_v1 *v)
 {
     {
-        {
-            const char *s = v->game_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->game_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
+    if (game_completed_v1_outcome_to_string(v->outcome) == NULL)
+        return false;
+    if (v->winner_id_is_null)
+        return false;
     {
-        if (game_completed_v1_outcome_to_string(v->outcome) == NULL)
+        const char *s = v->winner_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
             return false;
     }
     {
-        if (v->winner_id_is_null)
+        size_t an = v->n_scores;
+        for (size_t i = 0; i < an; i++) {
+            if (!events__sc1(&v->scores[i]))
+                return false;
+        }
+    }
+    {
+        long double x = (long double)(v->duration_ms);
+        if (!(x >= 0.0L))
             return false;
-        {
-            const char *s = v->winner_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
     }
     {
-        {
-            size_t an = v->n_scores;
-            for (size_t i = 0; i < an; i++) {
-                if (!events__sc1(&v->scores[i]))
-                    return false;
-            }
-        }
-    }
-    {
-        {
-            long double x = (long double)(v->duration_ms);
-            if (!(x >= 0.0L))
-                return false;
-        }
-    }
-    {
-        {
-            const char *s = v->completed_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->completed_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -7866,13 +7852,11 @@ static bool events__sc0(const game_completed_v1 *v)
 static bool events__sc3(const game_created_v1_settings *v)
 {
     {
-        {
-            long double x = (long double)(v->time_control_seconds);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 86400.0L))
-                return false;
-        }
+        long double x = (long double)(v->time_control_seconds);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 86400.0L))
+            return false;
     }
     (void)v;
     return true;
@@ -7881,25 +7865,21 @@ static bool events__sc3(const game_created_v1_settings *v)
 static bool events__sc4(const game_created_v1_stake *v)
 {
     {
-        {
-            long double x = (long double)(v->amount);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 9007199254740991.0L))
-                return false;
-        }
+        long double x = (long double)(v->amount);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 9007199254740991.0L))
+            return false;
     }
     {
-        {
-            const char *s = v->currency;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx3(s, sn))
-                return false;
-        }
+        const char *s = v->currency;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx3(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -7908,87 +7888,75 @@ static bool events__sc4(const game_created_v1_stake *v)
 static bool events__sc2(const game_created_v1 *v)
 {
     {
-        {
-            const char *s = v->game_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->game_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
+    if (game_created_v1_game_type_to_string(v->game_type) == NULL)
+        return false;
     {
-        if (game_created_v1_game_type_to_string(v->game_type) == NULL)
+        const char *s = v->created_by;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
             return false;
     }
     {
-        {
-            const char *s = v->created_by;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        {
-            size_t an = v->n_players;
-            for (size_t i = 1; i < an; i++)
-                for (size_t m = 0; m < i; m++)
-                    if (v->players[i] && v->players[m] && strcmp(v->players[i], v->players[m]) == 0)
-                        return false;
-            if (an < 1)
-                return false;
-            if (an > 8)
-                return false;
-            for (size_t i = 0; i < an; i++) {
-                {
-                    const char *s = v->players[i];
-                    if (s == NULL)
-                        return false;
-                    size_t sn = strlen(s);
-                    if (!tb_utf8_valid(s, sn))
-                        return false;
-                    if (!events__v_rx0(s, sn))
-                        return false;
-                    if (!tb_format_uuid(s, sn))
-                        return false;
-                }
+        size_t an = v->n_players;
+        for (size_t i = 1; i < an; i++)
+            for (size_t m = 0; m < i; m++)
+                if (v->players[i] && v->players[m] && strcmp(v->players[i], v->players[m]) == 0)
+                    return false;
+        if (an < 1)
+            return false;
+        if (an > 8)
+            return false;
+        for (size_t i = 0; i < an; i++) {
+            {
+                const char *s = v->players[i];
+                if (s == NULL)
+                    return false;
+                size_t sn = strlen(s);
+                if (!tb_utf8_valid(s, sn))
+                    return false;
+                if (!events__v_rx0(s, sn))
+                    return false;
+                if (!tb_format_uuid(s, sn))
+                    return false;
             }
         }
     }
-    {
-        if (!events__sc3(&v->settings))
-            return false;
-    }
+    if (!events__sc3(&v->settings))
+        return false;
     if (v->has_stake) {
         if (!events__sc4(&v->stake))
             return false;
     }
     {
-        {
-            const char *s = v->created_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->created_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -7997,18 +7965,16 @@ static bool events__sc2(const game_created_v1 *v)
 static bool events__sc6(const game_move_made_v1_move *v)
 {
     {
-        {
-            const char *s = v->notation;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 4 && tb_utf8_len(s, sn) < 1)
-                return false;
-            if (sn > 32 && tb_utf8_len(s, sn) > 32)
-                return false;
-        }
+        const char *s = v->notation;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 4 && tb_utf8_len(s, sn) < 1)
+            return false;
+        if (sn > 32 && tb_utf8_len(s, sn) > 32)
+            return false;
     }
     if (v->has_from) {
         {
@@ -8041,44 +8007,36 @@ static bool events__sc6(const game_move_made_v1_move *v)
 static bool events__sc5(const game_move_made_v1 *v)
 {
     {
-        {
-            const char *s = v->game_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        {
-            const char *s = v->player_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        {
-            long double x = (long double)(v->move_number);
-            if (!(x >= 1.0L))
-                return false;
-        }
-    }
-    {
-        if (!events__sc6(&v->move))
+        const char *s = v->game_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
             return false;
     }
+    {
+        const char *s = v->player_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
+    }
+    {
+        long double x = (long double)(v->move_number);
+        if (!(x >= 1.0L))
+            return false;
+    }
+    if (!events__sc6(&v->move))
+        return false;
     if (v->has_state_version) {
         {
             long double x = (long double)(v->state_version);
@@ -8087,20 +8045,18 @@ static bool events__sc5(const game_move_made_v1 *v)
         }
     }
     {
-        {
-            const char *s = v->made_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->made_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8109,75 +8065,67 @@ static bool events__sc5(const game_move_made_v1 *v)
 static bool events__sc7(const game_started_v1 *v)
 {
     {
-        {
-            const char *s = v->game_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->game_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            size_t an = v->n_players;
-            for (size_t i = 1; i < an; i++)
-                for (size_t m = 0; m < i; m++)
-                    if (v->players[i] && v->players[m] && strcmp(v->players[i], v->players[m]) == 0)
-                        return false;
-            if (an < 2)
-                return false;
-            if (an > 8)
-                return false;
-            for (size_t i = 0; i < an; i++) {
-                {
-                    const char *s = v->players[i];
-                    if (s == NULL)
-                        return false;
-                    size_t sn = strlen(s);
-                    if (!tb_utf8_valid(s, sn))
-                        return false;
-                    if (!events__v_rx0(s, sn))
-                        return false;
-                    if (!tb_format_uuid(s, sn))
-                        return false;
-                }
+        size_t an = v->n_players;
+        for (size_t i = 1; i < an; i++)
+            for (size_t m = 0; m < i; m++)
+                if (v->players[i] && v->players[m] && strcmp(v->players[i], v->players[m]) == 0)
+                    return false;
+        if (an < 2)
+            return false;
+        if (an > 8)
+            return false;
+        for (size_t i = 0; i < an; i++) {
+            {
+                const char *s = v->players[i];
+                if (s == NULL)
+                    return false;
+                size_t sn = strlen(s);
+                if (!tb_utf8_valid(s, sn))
+                    return false;
+                if (!events__v_rx0(s, sn))
+                    return false;
+                if (!tb_format_uuid(s, sn))
+                    return false;
             }
         }
     }
     {
-        {
-            const char *s = v->first_turn;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->first_turn;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->started_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->started_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8186,39 +8134,33 @@ static bool events__sc7(const game_started_v1 *v)
 static bool events__sc9(const user_achievements_earned_v1_achievements_item *v)
 {
     {
-        {
-            const char *s = v->id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx4(s, sn))
-                return false;
-        }
+        const char *s = v->id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx4(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->name;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 4 && tb_utf8_len(s, sn) < 1)
-                return false;
-            if (sn > 128 && tb_utf8_len(s, sn) > 128)
-                return false;
-        }
+        const char *s = v->name;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 4 && tb_utf8_len(s, sn) < 1)
+            return false;
+        if (sn > 128 && tb_utf8_len(s, sn) > 128)
+            return false;
     }
     {
-        {
-            long double x = (long double)(v->points);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 100000.0L))
-                return false;
-        }
+        long double x = (long double)(v->points);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 100000.0L))
+            return false;
     }
     (void)v;
     return true;
@@ -8227,47 +8169,41 @@ static bool events__sc9(const user_achievements_earned_v1_achievements_item *v)
 static bool events__sc8(const user_achievements_earned_v1 *v)
 {
     {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
+    }
+    {
+        size_t an = v->n_achievements;
+        if (an < 1)
+            return false;
+        if (an > 100)
+            return false;
+        for (size_t i = 0; i < an; i++) {
+            if (!events__sc9(&v->achievements[i]))
                 return false;
         }
     }
     {
-        {
-            size_t an = v->n_achievements;
-            if (an < 1)
-                return false;
-            if (an > 100)
-                return false;
-            for (size_t i = 0; i < an; i++) {
-                if (!events__sc9(&v->achievements[i]))
-                    return false;
-            }
-        }
-    }
-    {
-        {
-            const char *s = v->earned_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->earned_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8341,38 +8277,32 @@ static bool events__sc11(const user_profile_updated_v1_changes *v)
 static bool events__sc10(const user_profile_updated_v1 *v)
 {
     {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        if (!events__sc11(&v->changes))
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
             return false;
     }
+    if (!events__sc11(&v->changes))
+        return false;
     {
-        {
-            const char *s = v->updated_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->updated_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8381,50 +8311,44 @@ static bool events__sc10(const user_profile_updated_v1 *v)
 static bool events__sc12(const user_registered_v1 *v)
 {
     {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->email;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 12 && tb_utf8_len(s, sn) < 3)
-                return false;
-            if (sn > 254 && tb_utf8_len(s, sn) > 254)
-                return false;
-            if (!tb_format_email(s, sn))
-                return false;
-        }
+        const char *s = v->email;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 12 && tb_utf8_len(s, sn) < 3)
+            return false;
+        if (sn > 254 && tb_utf8_len(s, sn) > 254)
+            return false;
+        if (!tb_format_email(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->username;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 12 && tb_utf8_len(s, sn) < 3)
-                return false;
-            if (sn > 32 && tb_utf8_len(s, sn) > 32)
-                return false;
-            if (!events__v_rx6(s, sn))
-                return false;
-        }
+        const char *s = v->username;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 12 && tb_utf8_len(s, sn) < 3)
+            return false;
+        if (sn > 32 && tb_utf8_len(s, sn) > 32)
+            return false;
+        if (!events__v_rx6(s, sn))
+            return false;
     }
     if (v->has_display_name) {
         {
@@ -8441,20 +8365,18 @@ static bool events__sc12(const user_registered_v1 *v)
         }
     }
     {
-        {
-            const char *s = v->registered_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->registered_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8463,92 +8385,80 @@ static bool events__sc12(const user_registered_v1 *v)
 static bool events__sc13(const user_registered_v2 *v)
 {
     {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->email;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 12 && tb_utf8_len(s, sn) < 3)
-                return false;
-            if (sn > 254 && tb_utf8_len(s, sn) > 254)
-                return false;
-            if (!tb_format_email(s, sn))
-                return false;
-        }
+        const char *s = v->email;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 12 && tb_utf8_len(s, sn) < 3)
+            return false;
+        if (sn > 254 && tb_utf8_len(s, sn) > 254)
+            return false;
+        if (!tb_format_email(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->username;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 12 && tb_utf8_len(s, sn) < 3)
-                return false;
-            if (sn > 32 && tb_utf8_len(s, sn) > 32)
-                return false;
-            if (!events__v_rx6(s, sn))
-                return false;
-        }
+        const char *s = v->username;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 12 && tb_utf8_len(s, sn) < 3)
+            return false;
+        if (sn > 32 && tb_utf8_len(s, sn) > 32)
+            return false;
+        if (!events__v_rx6(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->display_name;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 4 && tb_utf8_len(s, sn) < 1)
-                return false;
-            if (sn > 64 && tb_utf8_len(s, sn) > 64)
-                return false;
-        }
+        const char *s = v->display_name;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 4 && tb_utf8_len(s, sn) < 1)
+            return false;
+        if (sn > 64 && tb_utf8_len(s, sn) > 64)
+            return false;
     }
     {
-        {
-            const char *s = v->locale;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (tb_regex_search(&RE[2], s, sn) != 1)
-                return false;
-        }
+        const char *s = v->locale;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (tb_regex_search(&RE[2], s, sn) != 1)
+            return false;
     }
     {
-        {
-            const char *s = v->registered_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->registered_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8557,62 +8467,52 @@ static bool events__sc13(const user_registered_v2 *v)
 static bool events__sc14(const wallet_balance_updated_v1 *v)
 {
     {
-        {
-            const char *s = v->wallet_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->wallet_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->currency;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx3(s, sn))
-                return false;
-        }
+        const char *s = v->currency;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx3(s, sn))
+            return false;
     }
     {
-        {
-            long double x = (long double)(v->previous_balance);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 9007199254740991.0L))
-                return false;
-        }
+        long double x = (long double)(v->previous_balance);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 9007199254740991.0L))
+            return false;
     }
     {
-        {
-            long double x = (long double)(v->balance);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 9007199254740991.0L))
-                return false;
-        }
+        long double x = (long double)(v->balance);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 9007199254740991.0L))
+            return false;
     }
     if (v->has_transaction_id) {
         {
@@ -8629,20 +8529,18 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
         }
     }
     {
-        {
-            const char *s = v->updated_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->updated_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8651,60 +8549,52 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
 static bool events__sc15(const wallet_created_v1 *v)
 {
     {
-        {
-            const char *s = v->wallet_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->wallet_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->currency;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx3(s, sn))
-                return false;
-        }
+        const char *s = v->currency;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx3(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->created_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->created_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;
@@ -8713,85 +8603,71 @@ static bool events__sc15(const wallet_created_v1 *v)
 static bool events__sc16(const wallet_transaction_created_v1 *v)
 {
     {
-        {
-            const char *s = v->transaction_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        {
-            const char *s = v->wallet_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        {
-            const char *s = v->user_id;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx0(s, sn))
-                return false;
-            if (!tb_format_uuid(s, sn))
-                return false;
-        }
-    }
-    {
-        if (wallet_transaction_created_v1_type_to_string(v->type) == NULL)
+        const char *s = v->transaction_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
             return false;
     }
     {
-        {
-            long double x = (long double)(v->amount);
-            if (!(x > 0.0L))
-                return false;
-        }
-        {
-            long double x = (long double)(v->amount);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 9007199254740991.0L))
-                return false;
-        }
+        const char *s = v->wallet_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
     }
     {
-        {
-            const char *s = v->currency;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (!events__v_rx3(s, sn))
-                return false;
-        }
+        const char *s = v->user_id;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx0(s, sn))
+            return false;
+        if (!tb_format_uuid(s, sn))
+            return false;
+    }
+    if (wallet_transaction_created_v1_type_to_string(v->type) == NULL)
+        return false;
+    {
+        long double x = (long double)(v->amount);
+        if (!(x > 0.0L))
+            return false;
     }
     {
-        {
-            long double x = (long double)(v->balance_after);
-            if (!(x >= 0.0L))
-                return false;
-            if (!(x <= 9007199254740991.0L))
-                return false;
-        }
+        long double x = (long double)(v->amount);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 9007199254740991.0L))
+            return false;
+    }
+    {
+        const char *s = v->currency;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (!events__v_rx3(s, sn))
+            return false;
+    }
+    {
+        long double x = (long double)(v->balance_after);
+        if (!(x >= 0.0L))
+            return false;
+        if (!(x <= 9007199254740991.0L))
+            return false;
     }
     if (v->has_reference) {
         {
@@ -8820,20 +8696,18 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
         }
     }
     {
-        {
-            const char *s = v->created_at;
-            if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
-                return false;
-            if (sn < 80 && tb_utf8_len(s, sn) < 20)
-                return false;
-            if (sn > 40 && tb_utf8_len(s, sn) > 40)
-                return false;
-            if (!tb_format_date_time(s, sn))
-                return false;
-        }
+        const char *s = v->created_at;
+        if (s == NULL)
+            return false;
+        size_t sn = strlen(s);
+        if (!tb_utf8_valid(s, sn))
+            return false;
+        if (sn < 80 && tb_utf8_len(s, sn) < 20)
+            return false;
+        if (sn > 40 && tb_utf8_len(s, sn) > 40)
+            return false;
+        if (!tb_format_date_time(s, sn))
+            return false;
     }
     (void)v;
     return true;

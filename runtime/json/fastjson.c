@@ -3,6 +3,7 @@
  * not plainly valid returns NULL so that json_loadb decides.
  */
 #include "tb_fastjson.h"
+#include "tb_utf8.h"
 
 #include "tablium/error.h"
 
@@ -61,42 +62,6 @@ static inline int next_member(reader *r, char close)
         return 0;
     }
     return -1;
-}
-
-/* The length of a valid UTF-8 sequence at p (jansson's rules: no overlong forms, no
- * surrogates, nothing above U+10FFFF), 0 when invalid or cut off. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    size_t n;
-    uint32_t v;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return 0;
-    if (c < 0xE0) {
-        n = 2;
-        v = c & 0x1F;
-    } else if (c < 0xF0) {
-        n = 3;
-        v = c & 0x0F;
-    } else if (c < 0xF5) {
-        n = 4;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) ||
-        v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    return n;
 }
 
 static int hex4(const unsigned char *p, const unsigned char *end, uint32_t *out)
@@ -170,7 +135,7 @@ static bool string(reader *r, const char **s, size_t *n)
         if (c < 0x80) {
             p++;
         } else {
-            size_t k = utf8_len(p, end);
+            size_t k = tb__utf8_seq(p, end);
             if (k == 0)
                 return false;
             p += k;
@@ -196,7 +161,7 @@ static bool string(reader *r, const char **s, size_t *n)
         if (c < 0x20)
             return false;
         if (c != '\\') {
-            size_t k = c < 0x80 ? 1 : utf8_len(p, end);
+            size_t k = c < 0x80 ? 1 : tb__utf8_seq(p, end);
             if (k == 0)
                 return false;
             memcpy(r->scratch + len, p, k);
@@ -572,7 +537,7 @@ static bool put_string(tb_buf *b, const char *s, size_t n, int *why)
             continue;
         }
         if (c >= 0x80) {
-            size_t k = utf8_len(p, end);
+            size_t k = tb__utf8_seq(p, end);
             if (k == 0) {
                 *why = DUMP_INVALID; /* not JSON text (jansson would refuse it too) */
                 return false;

@@ -291,8 +291,10 @@ class StructChecks:
                 out.append(ind + "if (v->has_%s)" % f.cname)
                 out.append(ind + "    return false;")
                 continue
+            # a required member's checks stand at this level (each value opens its own block
+            # where it declares locals); an optional one's go inside `if (v->has_x)`
             body = []
-            i2 = ind + "    "
+            i2 = ind if f.required else ind + "    "
             if f.nullable:
                 body.append(i2 + "if (v->%s_is_null)" % f.cname)
                 body.append(i2 + "    return false;")
@@ -303,11 +305,11 @@ class StructChecks:
             if not body:
                 continue
             if f.required:
-                out.append(ind + "{")
+                out.extend(body)
             else:
                 out.append(ind + "if (v->has_%s) {" % f.cname)
-            out.extend(body)
-            out.append(ind + "}")
+                out.extend(body)
+                out.append(ind + "}")
 
 
 class _True:
