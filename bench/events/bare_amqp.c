@@ -17,6 +17,7 @@
  *       own (multiple = 0) as soon as it is read, until N were received. Timed from the first
  *       delivery to the N-th ack written.
  *   bench_events_bare_amqp purge URL QUEUE     declares QUEUE durable and purges it
+ *   bench_events_bare_amqp delete URL QUEUE    deletes QUEUE (a fresh queue for the next run)
  *   bench_events_bare_amqp depth URL QUEUE     prints the number of ready messages (passive
  *                                              declare; -1 when the queue does not exist)
  *
@@ -375,7 +376,7 @@ static int run_consume(const char *url, const char *queue, long n, long prefetch
     return 0;
 }
 
-/* ---- purge, depth ---- */
+/* ---- purge, delete, depth ---- */
 
 static int run_purge(const char *url, const char *queue)
 {
@@ -384,6 +385,18 @@ static int run_purge(const char *url, const char *queue)
     amqp_queue_purge_ok_t *ok = amqp_queue_purge(conn, CHANNEL, amqp_cstring_bytes(queue));
     check_reply(amqp_get_rpc_reply(conn), "queue.purge");
     printf("purged %u\n", ok ? ok->message_count : 0);
+    close_conn(conn);
+    return 0;
+}
+
+/* Deletes the queue with its messages (none when it does not exist): the next run gets a new
+ * queue, not one whose store still holds the last run's acked messages. */
+static int run_delete(const char *url, const char *queue)
+{
+    amqp_connection_state_t conn = connect_url(url);
+    amqp_queue_delete_ok_t *ok = amqp_queue_delete(conn, CHANNEL, amqp_cstring_bytes(queue), 0, 0);
+    check_reply(amqp_get_rpc_reply(conn), "queue.delete");
+    printf("deleted %u\n", ok ? ok->message_count : 0);
     close_conn(conn);
     return 0;
 }
@@ -412,7 +425,7 @@ _Noreturn static void usage(void)
 {
     fprintf(stderr, "usage: bench_events_bare_amqp publish URL QUEUE N WINDOW [BYTES [plain|tablium]]\n"
                     "       bench_events_bare_amqp consume URL QUEUE N PREFETCH\n"
-                    "       bench_events_bare_amqp purge|depth URL QUEUE\n");
+                    "       bench_events_bare_amqp purge|delete|depth URL QUEUE\n");
     exit(2);
 }
 
@@ -443,6 +456,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "purge") == 0 && argc == 4)
         return run_purge(url, queue);
+    if (strcmp(mode, "delete") == 0 && argc == 4)
+        return run_delete(url, queue);
     if (strcmp(mode, "depth") == 0 && argc == 4)
         return run_depth(url, queue);
     usage();

@@ -20,10 +20,10 @@
 #                         reading 200-byte messages with no properties consumes 1.3-3x faster
 #                         than the same client reading tablium-shaped ones, which made the
 #                         earlier comparison one of message shapes, not of clients.)
-#   events-amqp-consume   the N events consumed by a bus with prefetch PREFETCH (4 workers,
-#                         validation, typed handler, dedupe record in the bus's log under TB_DATA_DIR,
-#                         ack); against the bare consumer: basic.qos PREFETCH, one basic.ack per
-#                         message
+#   events-amqp-consume   the N events consumed by a bus with prefetch PREFETCH (the default
+#                         workers, validation, typed handler, dedupe record in the bus's log
+#                         under TB_DATA_DIR, ack); against the bare consumer: basic.qos
+#                         PREFETCH, one basic.ack per message
 #
 #   bash bench/events/run.sh [BUILD_DIR]    (BUILD_DIR: default build; bench_events_bare_amqp
 #                                            is built there when missing)
@@ -36,12 +36,20 @@
 # (interleaved so that this VM's slow phases spread over all), plus one paced Redis run (2000
 # events at 1000/s) for the latency without queueing, and, for information, ours consuming N
 # more events in store mode, with an in-memory SQLite database as the store
-# (events-amqp-consume-memdedupe: a transaction per batch and a SAVEPOINT per event; not compared). Queues are purged before
-# each publish and ours' dedupe file is removed before each consume, so every round starts
-# alike. Ours over Redis keeps at most BENCH_EVENTS_INFLIGHT events published and not yet
-# handled (ours.c says why). Our RabbitMQ runs are timed like the bare ones: publish from the
-# first publish (connection already up) to the last confirm, consume from the first delivery
-# handled to the N-th.
+# (events-amqp-consume-memdedupe: a transaction per batch and a SAVEPOINT per event; not compared).
+# Every round starts alike for both:
+#   - each publish goes to a new queue: it is deleted first, not purged. Of one binary's
+#     consumes from a purged queue, the later runs of a round on it read slower (27k against
+#     41k msgs/s by position alone), and ours ran twice per round on bench-sink;
+#   - before each consume the broker gets BENCH_EVENTS_SETTLE_S (2) seconds after the publish.
+#     A queue consumed straight after its publish read at ~25k msgs/s where one left idle for
+#     a few seconds read at ~40k (bare consumer, 4 rounds each); the bare queue used to sit
+#     idle through ours' publish, and ours' queue never did;
+#   - ours' dedupe file is removed before each consume.
+# Ours over Redis keeps at most BENCH_EVENTS_INFLIGHT events published and not yet handled
+# (ours.c says why). Our RabbitMQ runs are timed like the bare ones: publish from the first
+# publish (connection already up) to the last confirm, consume from the first delivery handled
+# to the N-th.
 # The best msgs/s of each counts (of the paced runs: the lowest p99).
 # Prints a table, then (only when ours ran):
 #   bench events-redis: OURS msgs/s vs redis-benchmark THEIRS msgs/s = RATIOx (goal 0.5x)
@@ -59,8 +67,8 @@
 # shown in the table); BENCH_EVENTS_AMQP_BYTES (640) the size of the bare RabbitMQ messages
 # (ours' wallet.transaction.created envelope; a warning is printed when ours' differs);
 # BENCH_EVENTS_BARE_SHAPE (tablium) or plain: the bare messages without exchange, properties or
-# headers, as before; BENCH_TIMEOUT_S (180) bound of each program; BENCH_ENFORCE=1 fails when a
-# goal is missed.
+# headers, as before; BENCH_TIMEOUT_S (180) bound of each program; BENCH_EVENTS_SETTLE_S (2) the
+# pause before each consume; BENCH_ENFORCE=1 fails when a goal is missed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -81,6 +89,7 @@ WINDOW=${BENCH_EVENTS_WINDOW:-1000}
 PREFETCH=${BENCH_EVENTS_PREFETCH:-1000}
 INFLIGHT=${BENCH_EVENTS_INFLIGHT:-2000}
 KEYS=${BENCH_EVENTS_KEYS:-16}
+SETTLE_S=${BENCH_EVENTS_SETTLE_S:-2}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-180}
 GOAL_REDIS=0.5
 GOAL_AMQP=0.9
@@ -249,9 +258,10 @@ queue_depth() {
   "$BARE" depth "$AMQP_URL" "$1" 2>/dev/null || echo "?"
 }
 
-purge() {
-  if ! "$BARE" purge "$AMQP_URL" "$1" >/dev/null; then
-    echo "bench events: cannot purge queue $1" >&2
+# a new, empty queue for the next publish (the publishers declare it again)
+fresh_queue() {
+  if ! "$BARE" delete "$AMQP_URL" "$1" >/dev/null; then
+    echo "bench events: cannot delete queue $1" >&2
     status=1
   fi
 }
@@ -269,7 +279,7 @@ check_fail() {
 }
 
 CHECK_N=1000
-purge "$BARE_QUEUE"
+fresh_queue "$BARE_QUEUE"
 if run "bare publish (check)" "$OUT/check-bare-publish.log" \
   "$BARE" publish "$AMQP_URL" "$BARE_QUEUE" "$CHECK_N" "$WINDOW" "$AMQP_BYTES" "$BARE_SHAPE"; then
   d=$(queue_depth "$BARE_QUEUE")
@@ -293,7 +303,7 @@ if [ "$HAVE_OURS" = 1 ]; then
   else
     HAVE_OURS=0
   fi
-  purge "$SINK"
+  fresh_queue "$SINK"
   if [ "$HAVE_OURS" = 1 ] && run "ours amqp-publish (check)" "$OUT/check-ours-publish.log" \
     "$OURS" amqp-publish "$AMQP_URL" "$CHECK_N" "$WINDOW"; then
     d=$(queue_depth "$SINK")
@@ -376,7 +386,7 @@ measure_ours_paced() {
 
 measure_bare_publish() {
   local round=$1
-  purge "$BARE_QUEUE"
+  fresh_queue "$BARE_QUEUE"
   if run "bare publish" "$OUT/round.$round.bare-publish.log" \
     "$BARE" publish "$AMQP_URL" "$BARE_QUEUE" "$N_AMQP" "$WINDOW" "$AMQP_BYTES" "$BARE_SHAPE"; then
     record events-amqp-publish bare-rabbitmq-c "$round" "$(kv msgs_per_s)" - - "$(kv bytes)" "$BARE_SHAPE"
@@ -387,7 +397,7 @@ measure_bare_publish() {
 
 measure_ours_publish() {
   local round=$1
-  purge "$SINK"
+  fresh_queue "$SINK"
   if run "ours amqp-publish" "$OUT/round.$round.ours-publish.log" \
     "$OURS" amqp-publish "$AMQP_URL" "$N_AMQP" "$WINDOW"; then
     record events-amqp-publish ours "$round" "$(kv msgs_per_s)" - - -
@@ -404,6 +414,7 @@ measure_bare_consume() {
     status=1
     return
   fi
+  sleep "$SETTLE_S"
   if run "bare consume" "$OUT/round.$round.bare-consume.log" \
     "$BARE" consume "$AMQP_URL" "$BARE_QUEUE" "$N_AMQP" "$PREFETCH"; then
     record events-amqp-consume bare-rabbitmq-c "$round" "$(kv msgs_per_s)" - - "$(kv bytes)" "$BARE_SHAPE"
@@ -421,6 +432,7 @@ measure_ours_consume() {
     return
   fi
   fresh_dedupe
+  sleep "$SETTLE_S"
   if run "ours amqp-consume" "$OUT/round.$round.ours-consume.log" \
     "$OURS" amqp-consume "$AMQP_URL" "$N_AMQP" "$PREFETCH"; then
     record events-amqp-consume ours "$round" "$(kv msgs_per_s)" - - "$(kv bytes)"
@@ -437,7 +449,7 @@ measure_ours_consume() {
 # publish of N more events; store mode on an in-memory SQLite database
 measure_ours_consume_memory() {
   local round=$1 d
-  purge "$SINK"
+  fresh_queue "$SINK"
   if ! run "ours amqp-publish (for the memory-dedupe consume)" "$OUT/round.$round.ours-publish-2.log" \
     "$OURS" amqp-publish "$AMQP_URL" "$N_AMQP" "$WINDOW"; then
     status=1
@@ -449,6 +461,7 @@ measure_ours_consume_memory() {
     status=1
     return
   fi
+  sleep "$SETTLE_S"
   if run "ours amqp-consume memory" "$OUT/round.$round.ours-consume-memory.log" \
     "$OURS" amqp-consume "$AMQP_URL" "$N_AMQP" "$PREFETCH" memory; then
     record events-amqp-consume-memdedupe ours "$round" "$(kv msgs_per_s)" - - "$(kv bytes)" \

@@ -376,9 +376,11 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     b->dedupe_consumer = strdup(o->service);
     b->window = o->window ? o->window : 1000;
     b->prefetch = o->prefetch ? o->prefetch : 1000;
+    /* one CPU is left to the consumer's I/O thread (and, on a small machine, to the broker):
+     * a worker more than that only adds hand-offs; handlers that block want more (the option) */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     b->n_workers = o->workers ? o->workers
-                              : (unsigned)env_int("TB_EVENTS_WORKERS", cpus > 2 ? (int)cpus : 2);
+                              : (unsigned)env_int("TB_EVENTS_WORKERS", cpus > 2 ? (int)cpus - 1 : 1);
     if (b->n_workers > 64)
         b->n_workers = 64;
     b->max_attempts = o->max_attempts > 0 ? o->max_attempts : env_int("TB_EVENTS_MAX_ATTEMPTS", 5);
@@ -1734,6 +1736,7 @@ void tb_bus_stats_get(tb_bus *b, tb_bus_stats *out)
     out->duplicates = atomic_load(&b->duplicates);
     out->skipped = atomic_load(&b->skipped);
     out->relayed = atomic_load(&b->relayed);
+    out->workers = b->n_workers;
     if (b->redis_sub) {
         tb_redis_sub_stats rs;
         tb_redis_sub_stats_get(b->redis_sub, &rs);

@@ -850,6 +850,39 @@ START_TEST(same_key_in_order_different_keys_in_parallel)
 }
 END_TEST
 
+/* One CPU is left to the consumer's I/O thread: CPUs - 1 workers, at least 1; the option and
+ * TB_EVENTS_WORKERS say otherwise (and the option wins). */
+START_TEST(the_default_worker_count_leaves_a_cpu_to_the_io_thread)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned want = cpus > 2 ? (unsigned)cpus - 1 : 1;
+    tb_error err = TB_ERROR_INIT;
+    tb_bus_stats st;
+    unsetenv("TB_EVENTS_WORKERS");
+    tb_bus *b = tb_bus_new(&(tb_bus_opts){.service = "workers-default", .amqp_url = "",
+                                          .redis_url = ""},
+                           &err);
+    ck_assert_ptr_nonnull(b);
+    tb_bus_stats_get(b, &st);
+    ck_assert_uint_eq(st.workers, want);
+    tb_bus_free(b);
+
+    setenv("TB_EVENTS_WORKERS", "3", 1);
+    b = tb_bus_new(&(tb_bus_opts){.service = "workers-env", .amqp_url = "", .redis_url = ""},
+                   &err);
+    tb_bus_stats_get(b, &st);
+    ck_assert_uint_eq(st.workers, 3);
+    tb_bus_free(b);
+    b = tb_bus_new(&(tb_bus_opts){.service = "workers-opt", .amqp_url = "", .redis_url = "",
+                                  .workers = 5},
+                   &err);
+    tb_bus_stats_get(b, &st);
+    ck_assert_uint_eq(st.workers, 5);
+    tb_bus_free(b);
+    unsetenv("TB_EVENTS_WORKERS");
+}
+END_TEST
+
 START_TEST(a_redelivered_event_is_handled_once)
 {
     char ex[64], svc[64];
@@ -1438,6 +1471,7 @@ int main(void)
     tcase_add_test(tc, a_handler_error_counts_as_a_retry);
     tcase_add_test(tc, max_attempts_holds_without_a_dlq_and_dead_goes_at_once);
     tcase_add_test(tc, same_key_in_order_different_keys_in_parallel);
+    tcase_add_test(tc, the_default_worker_count_leaves_a_cpu_to_the_io_thread);
     tcase_add_test(tc, a_redelivered_event_is_handled_once);
     tcase_add_test(tc, a_key_header_that_is_not_the_events_key_goes_to_the_dlq);
     tcase_add_test(tc, a_restarted_consumer_remembers_what_it_handled);

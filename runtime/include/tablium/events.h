@@ -122,7 +122,8 @@ typedef struct tb_bus_opts {
     /** Unconfirmed publishes in flight (0: 1000) and the prefetch of the consumer (0: 1000). */
     unsigned window, prefetch;
     /** Handler threads; events are spread over them by key (0: $TB_EVENTS_WORKERS, else the
-     *  number of CPUs, at least 2). */
+     *  number of CPUs less one, at least 1: one CPU is left to the consumer's I/O thread).
+     *  Handlers that block (a call to another service, a slow disk) want more. */
     unsigned workers;
     /** Deliveries of one event at most (0: $TB_EVENTS_MAX_ATTEMPTS, else 5). */
     int max_attempts;
@@ -234,6 +235,7 @@ typedef struct tb_bus_stats {
     unsigned redis_reconnects;
     int64_t redis_last_gap_ms;
     unsigned amqp_connects;   /* consumer connections so far */
+    unsigned workers;         /* handler threads (opts.workers or its default) */
 } tb_bus_stats;
 void tb_bus_stats_get(tb_bus *bus, tb_bus_stats *out);
 
