@@ -723,7 +723,14 @@ int tb_server_start(tb_server *s, tb_error *err)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ITC |
+    /* poll(), not epoll: with an epoll worker pool, MHD_quiesce_daemon() (tb_server_stop) marks
+     * each worker quiesced and then removes the listen socket from that worker's epoll set,
+     * while the worker, if it is awake, removes it too (neither under a lock). When the worker
+     * wins, the quiesce's epoll_ctl(DEL) fails with ENOENT and libmicrohttpd MHD_PANICs
+     * ("Failed to remove listen FD from epoll set", daemon.c:5531 in 0.9.75): abort(), exit
+     * status 134 on SIGTERM. poll() workers are quiesced through their ITC instead, which
+     * cannot fail that way (tests/unit/test_http_stop_race.c). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6) {
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons(s->opts.port);

@@ -246,6 +246,24 @@ void th_cleanup(th_service *svc)
     svc->dir[0] = '\0';
 }
 
+static int teardown_failures;
+
+void th_stop_in_teardown(th_service *svc, const char *name)
+{
+    int st = th_stop(svc);
+    if (st != 0) { /* the folder stays: its log says why */
+        fprintf(stderr, "%s exited with %d on SIGTERM (log %s)\n", name, st, svc->log);
+        teardown_failures++;
+        return;
+    }
+    th_cleanup(svc);
+}
+
+int th_teardown_failures(void)
+{
+    return teardown_failures;
+}
+
 /* ---- plain HTTP ---- */
 
 typedef struct sink {

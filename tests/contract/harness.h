@@ -46,6 +46,12 @@ void th_kill(th_service *svc);
 bool th_wait_exit(th_service *svc, int timeout_ms, int *status);
 /** Removes the data folder. */
 void th_cleanup(th_service *svc);
+/** For a fixture's teardown, where Check (CK_FORK=no) ignores a failed assertion: stops svc
+ *  (named name in the message); an exit status other than 0 is printed with the log's path,
+ *  the folder is kept and th_teardown_failures() counts it; else the folder is removed. */
+void th_stop_in_teardown(th_service *svc, const char *name);
+/** Services that th_stop_in_teardown saw fail; main() fails the run when not 0. */
+int th_teardown_failures(void);
 /** True when the tests run behind Prism. */
 bool th_via_prism(void);
 

@@ -229,11 +229,8 @@ static void teardown(void)
 {
     auth_client_free(ac);
     tb_arena_free(arena);
-    int sa = th_stop(&auth_svc), su = th_stop(&user_svc);
-    ck_assert_msg(sa == 0, "auth_service exited with %d (log %s)", sa, auth_svc.log);
-    ck_assert_msg(su == 0, "user_service exited with %d (log %s)", su, user_svc.log);
-    th_cleanup(&auth_svc);
-    th_cleanup(&user_svc);
+    th_stop_in_teardown(&auth_svc, "auth_service");
+    th_stop_in_teardown(&user_svc, "user_service");
 }
 
 int main(void)
@@ -255,5 +252,5 @@ int main(void)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     curl_global_cleanup();
-    return failed ? 1 : 0;
+    return failed || th_teardown_failures() ? 1 : 0;
 }

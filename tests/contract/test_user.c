@@ -242,11 +242,8 @@ static void teardown(void)
 {
     user_client_free(uc);
     tb_arena_free(arena);
-    int su = th_stop(&user_svc), sw = th_stop(&wallet_svc);
-    ck_assert_msg(su == 0, "user_service exited with %d (log %s)", su, user_svc.log);
-    ck_assert_msg(sw == 0, "wallet_service exited with %d (log %s)", sw, wallet_svc.log);
-    th_cleanup(&user_svc);
-    th_cleanup(&wallet_svc);
+    th_stop_in_teardown(&user_svc, "user_service");
+    th_stop_in_teardown(&wallet_svc, "wallet_service");
 }
 
 int main(void)
@@ -273,5 +270,5 @@ int main(void)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     curl_global_cleanup();
-    return failed ? 1 : 0;
+    return failed || th_teardown_failures() ? 1 : 0;
 }

@@ -858,9 +858,7 @@ static void teardown(void)
 {
     wallet_client_free(wc);
     tb_arena_free(arena);
-    int st = th_stop(&svc);
-    ck_assert_msg(st == 0, "wallet_service exited with %d on SIGTERM (log %s)", st, svc.log);
-    th_cleanup(&svc);
+    th_stop_in_teardown(&svc, "wallet_service");
 }
 
 int main(void)
@@ -905,5 +903,5 @@ int main(void)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     curl_global_cleanup();
-    return failed ? 1 : 0;
+    return failed || th_teardown_failures() ? 1 : 0;
 }
