@@ -2373,21 +2373,32 @@ static int dlq_name(const char *queue, char *buf, size_t cap, tb_error *err)
     return 0;
 }
 
+/* The DLQ's name, a frame buffer for dlq_get (*enc) and a connection: 0, or an error with
+ * nothing left open. */
+static int dlq_open(const tb_amqp_opts *o, const char *queue, const char *what,
+                    char dlq[SHORTSTR_MAX + 1], unsigned char **enc, sync_conn *s, tb_error *err)
+{
+    int rc = dlq_name(queue, dlq, SHORTSTR_MAX + 1, err);
+    if (rc != 0)
+        return rc;
+    if ((*enc = malloc(AMQP_DEFAULT_FRAME_SIZE)) == NULL)
+        return tb_error_set(err, TB_ENOMEM, "amqp dlq: out of memory");
+    if ((rc = sync_open(s, o, what, err)) != 0) {
+        free(*enc);
+        *enc = NULL;
+    }
+    return rc;
+}
+
 long tb_amqp_dlq_list(const tb_amqp_opts *o, const char *queue,
                       void (*cb)(void *user, const tb_amqp_dead *d), void *user, tb_error *err)
 {
     char dlq[SHORTSTR_MAX + 1];
-    int rc = dlq_name(queue, dlq, sizeof dlq, err);
+    unsigned char *enc;
+    sync_conn s;
+    int rc = dlq_open(o, queue, "amqp dlq list", dlq, &enc, &s, err);
     if (rc != 0)
         return rc;
-    unsigned char *enc = malloc(AMQP_DEFAULT_FRAME_SIZE);
-    if (enc == NULL)
-        return tb_error_set(err, TB_ENOMEM, "amqp dlq: out of memory");
-    sync_conn s;
-    if ((rc = sync_open(&s, o, "amqp dlq list", err)) != 0) {
-        free(enc);
-        return rc;
-    }
     long n = 0;
     for (;;) {
         cdeliv *w;
@@ -2476,17 +2487,11 @@ long tb_amqp_dlq_replay(const tb_amqp_opts *o, const char *queue,
                         bool (*pick)(void *user, const tb_amqp_dead *d), void *user, tb_error *err)
 {
     char dlq[SHORTSTR_MAX + 1];
-    int rc = dlq_name(queue, dlq, sizeof dlq, err);
+    unsigned char *enc;
+    sync_conn s;
+    int rc = dlq_open(o, queue, "amqp dlq replay", dlq, &enc, &s, err);
     if (rc != 0)
         return rc;
-    unsigned char *enc = malloc(AMQP_DEFAULT_FRAME_SIZE);
-    if (enc == NULL)
-        return tb_error_set(err, TB_ENOMEM, "amqp dlq: out of memory");
-    sync_conn s;
-    if ((rc = sync_open(&s, o, "amqp dlq replay", err)) != 0) {
-        free(enc);
-        return rc;
-    }
     amqp_confirm_select(s.conn, 1);
     if ((rc = rpc_check(s.conn, 1, "confirm.select", s.why, sizeof s.why, NULL, NULL)) != 0) {
         tb_error_set(err, rc, "amqp dlq replay: %s", s.why);
