@@ -26,7 +26,8 @@
  *   bench_events_ours amqp-consume URL N PREFETCH [file|memory]
  *       A bus "bench-sink" (prefetch PREFETCH, the default workers: CPUs less one, DLQ on)
  *       subscribed to wallet.transaction.created consumes N events: envelope and data
- *       validated, typed handler, dedupe record, ack. Timed from the first handler call to the N-th.
+ *       validated, typed handler, dedupe record, ack. Timed from the first handler call to the
+ *       N-th.
  *       file (the default): the bus's own dedupe log under $TB_DATA_DIR (a temporary folder
  *       when unset); memory: an in-memory SQLite database given as opts.store (store mode: a
  *       transaction per batch, a SAVEPOINT per event), to compare.

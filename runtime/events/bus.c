@@ -379,8 +379,8 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     /* one CPU is left to the consumer's I/O thread (and, on a small machine, to the broker):
      * a worker more than that only adds hand-offs; handlers that block want more (the option) */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    b->n_workers = o->workers ? o->workers
-                              : (unsigned)env_int("TB_EVENTS_WORKERS", cpus > 2 ? (int)cpus - 1 : 1);
+    int dflt_workers = cpus > 2 ? (int)cpus - 1 : 1;
+    b->n_workers = o->workers ? o->workers : (unsigned)env_int("TB_EVENTS_WORKERS", dflt_workers);
     if (b->n_workers > 64)
         b->n_workers = 64;
     b->max_attempts = o->max_attempts > 0 ? o->max_attempts : env_int("TB_EVENTS_MAX_ATTEMPTS", 5);
