@@ -2,6 +2,8 @@
 
 #include "tablium/error.h"
 
+#include "../json/tb_utf8.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -100,10 +102,25 @@ void tb_buf_json_string(tb_buf *b, const char *s, size_t n)
         return;
     char *o = b->data + b->len;
     *o++ = '"';
+    const unsigned char *end = (const unsigned char *)s + n;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             *o++ = (char)c;
+            continue;
+        }
+        if (c >= 0x80) {
+            /* JSON text is UTF-8: a byte that starts no valid sequence becomes U+FFFD, so a
+             * response, error or log line stays valid JSON whatever bytes it quotes. */
+            size_t k = tb__utf8_seq((const unsigned char *)s + i, end);
+            if (k) {
+                memcpy(o, s + i, k);
+                o += k;
+                i += k - 1;
+            } else {
+                memcpy(o, "\xEF\xBF\xBD", 3);
+                o += 3;
+            }
             continue;
         }
         *o++ = '\\';

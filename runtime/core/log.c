@@ -1,5 +1,7 @@
 #include "tablium/log.h"
 
+#include "../json/tb_utf8.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -97,10 +99,23 @@ static void line_json_string(line *l, const char *s, size_t n)
     static const char hex[] = "0123456789abcdef";
     line_put(l, "\"", 1);
     size_t run = 0; /* bytes that need no escape, copied in one go */
+    const unsigned char *end = (const unsigned char *)s + n;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\')
             continue;
+        if (c >= 0x80) {
+            /* a log line is JSON text: invalid UTF-8 (a raw path, a peer's bytes) becomes U+FFFD */
+            size_t k = tb__utf8_seq((const unsigned char *)s + i, end);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            line_put(l, s + run, i - run);
+            run = i + 1;
+            line_put(l, "\xEF\xBF\xBD", 3);
+            continue;
+        }
         line_put(l, s + run, i - run);
         run = i + 1;
         char esc[6] = {'\\', 0, 0, 0, 0, 0};

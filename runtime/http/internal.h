@@ -14,4 +14,61 @@ static inline int tb__hexval(char c)
     return -1;
 }
 
+/* ---- door.c: the front door of tb_server (accept, first head, caps, deadlines) ---- */
+
+#include "tablium/error.h"
+#include "tablium/http.h"
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct MHD_Daemon;
+typedef struct tb__door tb__door;
+
+typedef struct tb__door_opts {
+    const char *service;
+    unsigned header_timeout_ms;
+    unsigned max_connections;
+    unsigned max_per_addr;
+} tb__door_opts;
+
+/* A connection libmicrohttpd owns, as the door sees it (the first member of server.c's
+ * per-connection state). */
+typedef struct tb__door_conn {
+    struct tb__door_conn *prev, *next;
+    int fd;
+    struct sockaddr_storage ss;
+    _Atomic uint64_t deadline; /* CLOCK_MONOTONIC ms when it is cut; 0: none */
+    atomic_bool reading_body;  /* counts a cut as a body timeout */
+} tb__door_conn;
+
+uint64_t tb__now_ms(void);
+tb__door *tb__door_new(const tb__door_opts *o, tb_error *err);
+/* Accepts on listen_fd (non-blocking, listening; the caller closes it after tb__door_free)
+ * and hands complete heads to mhd. */
+int tb__door_start(tb__door *d, int listen_fd, struct MHD_Daemon *mhd, tb_error *err);
+void tb__door_stop_accepting(tb__door *d);
+void tb__door_free(tb__door *d);
+void tb__door_track(tb__door *d, tb__door_conn *c, int fd, const struct sockaddr *sa);
+void tb__door_untrack(tb__door *d, tb__door_conn *c);
+/* Gives back the count of a connection that could not be tracked. */
+void tb__door_release(tb__door *d, const struct sockaddr *sa);
+void tb__door_stats(tb__door *d, tb_server_stats *out);
+void tb__door_count_cut_at_stop(tb__door *d, unsigned n);
+
+/* Request framing (RFC 9112 section 6): one Content-Length value, Transfer-Encoding chunked
+ * only and never with Content-Length, one Host (required in HTTP/1.1). */
+typedef struct tb__framing {
+    bool http10, has_cl, has_te, has_host;
+    uint64_t cl;
+    int status;      /* 0, or what refuses the request: 400, 501 */
+    const char *why;
+} tb__framing;
+void tb__framing_init(tb__framing *f, bool http10);
+bool tb__framing_field(tb__framing *f, const char *name, size_t nn, const char *v, size_t vn);
+bool tb__framing_end(tb__framing *f);
+
 #endif

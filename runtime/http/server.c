@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -45,6 +47,9 @@ struct tb_server {
     atomic_uint in_flight;
     atomic_bool stopping;
     int wake_fd; /* eventfd: tb_server_shutdown -> tb_server_run */
+    int listen_fd;
+    tb__door *door; /* accepts, checks first heads, enforces caps and deadlines (door.c) */
+    tb_server_stats last_stats; /* the door's counters when it last stopped */
 };
 
 typedef enum conn_phase {
@@ -52,11 +57,13 @@ typedef enum conn_phase {
     CONN_READING,
     CONN_TOO_BIG,
     CONN_NO_MEMORY,
+    CONN_BAD_FRAMING,
     CONN_ANSWERED,
 } conn_phase;
 
 /* Per TCP connection, reused by every request on it. */
 typedef struct tb__conn {
+    tb__door_conn door; /* first: the front door's view (deadline, address) */
     tb_server *srv;
     struct MHD_Connection *mhd;
     tb_arena *arena;
@@ -65,6 +72,9 @@ typedef struct tb__conn {
     tb_buf scratch; /* access log fields */
     conn_phase phase;
     size_t drained;
+    unsigned long long requests; /* completed on this connection */
+    int bad_status;              /* CONN_BAD_FRAMING: 400 or 501, and why */
+    const char *bad_why;
     struct timespec t0;
     char rid[33];
 } tb__conn;
@@ -223,6 +233,21 @@ void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
     unsigned long long access = env_ull("TB_ACCESS_LOG", 1, &ok);
     if (ok)
         o->access_log = access != 0;
+    unsigned long long ms = env_ull("TB_HEADER_TIMEOUT_MS", 3600000, &ok);
+    if (ok && ms > 0)
+        o->header_timeout_ms = (unsigned)ms;
+    ms = env_ull("TB_BODY_TIMEOUT_MS", 3600000, &ok);
+    if (ok && ms > 0)
+        o->body_timeout_ms = (unsigned)ms;
+    ms = env_ull("TB_SHUTDOWN_GRACE_MS", 3600000, &ok);
+    if (ok)
+        o->shutdown_grace_ms = (unsigned)ms;
+    unsigned long long cap = env_ull("TB_MAX_CONNECTIONS", 1000000, &ok);
+    if (ok)
+        o->max_connections = (unsigned)cap;
+    cap = env_ull("TB_MAX_CONNECTIONS_PER_ADDR", 1000000, &ok);
+    if (ok)
+        o->max_connections_per_addr = (unsigned)cap;
 }
 
 static bool resolve_validation(int opt)
@@ -255,6 +280,7 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
     if (!s)
         goto oom;
     s->wake_fd = -1;
+    s->listen_fd = -1;
     s->api = api;
     s->opts = opts ? *opts : defaults;
     s->host = strdup(s->opts.host && *s->opts.host ? s->opts.host : defaults.host);
@@ -314,6 +340,18 @@ unsigned tb_server_in_flight(const tb_server *s)
     return atomic_load(&s->in_flight);
 }
 
+void tb_server_stats_get(const tb_server *s, tb_server_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    tb_server *m = (tb_server *)s; /* the lock, not the server, changes */
+    pthread_mutex_lock(&m->lock);
+    if (m->door)
+        tb__door_stats(m->door, out);
+    else
+        *out = m->last_stats;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- per-connection state ---- */
 
 static void conn_free(tb__conn *c)
@@ -336,15 +374,27 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             free(c);
             c = NULL;
         }
+        tb_server *s = cls;
+        const union MHD_ConnectionInfo *fi =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ai =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ai ? ai->client_addr : NULL;
         if (c) {
-            c->srv = cls;
+            c->srv = s;
             c->mhd = mc;
             tb_buf init = TB_BUF_INIT;
             c->body = c->out = c->scratch = init;
+            tb__door_track(s->door, &c->door, fi ? fi->connect_fd : -1, sa);
+        } else {
+            tb__door_release(s->door, sa);
         }
         *socket_context = c; /* NULL: the access handler refuses the connection */
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-        conn_free(*socket_context);
+        tb__conn *c = *socket_context;
+        if (c)
+            tb__door_untrack(c->srv->door, &c->door);
+        conn_free(c);
         *socket_context = NULL;
     }
 }
@@ -371,6 +421,11 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
     buf_trim(&c->body);
     buf_trim(&c->out);
     c->phase = CONN_IDLE;
+    c->requests++;
+    /* The next request's head must be complete within the keep-alive timeout: an idle timeout
+     * alone would let a client trickling a byte at a time hold the connection forever. */
+    atomic_store(&c->door.reading_body, false);
+    atomic_store(&c->door.deadline, tb__now_ms() + (uint64_t)s->opts.conn_timeout_s * 1000u);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -455,6 +510,34 @@ static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const int16_t
     if (v)
         tb_http_res_header(res, "Allow", v);
     answer_error(res, ctx, 405, "method_not_allowed", "the method is not allowed on this resource");
+}
+
+typedef struct framing_walk {
+    tb__framing f;
+} framing_walk;
+
+static enum MHD_Result framing_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    framing_walk *w = cls;
+    if (!key)
+        return MHD_YES;
+    const char *v = value ? value : "";
+    return tb__framing_field(&w->f, key, strlen(key), v, strlen(v)) ? MHD_YES : MHD_NO;
+}
+
+/* Content-Length and Transfer-Encoding of a request libmicrohttpd parsed: one reading only. */
+static bool framing_ok(tb__conn *c, struct MHD_Connection *mc, const char *version)
+{
+    framing_walk w;
+    tb__framing_init(&w.f, version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, framing_iter, &w);
+    if (tb__framing_end(&w.f))
+        return true;
+    c->bad_status = w.f.status;
+    c->bad_why = w.f.why;
+    return false;
 }
 
 /* Routes, checks the body and runs the operation; leaves the response in res and the matched
@@ -577,6 +660,7 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     if (s->validate)
         ctx.flags |= TB_CTX_VALIDATE_RESPONSES;
 
+    bool close_after = c->phase == CONN_BAD_FRAMING;
     if (c->phase == CONN_TOO_BIG) {
         tb_api_error e;
         tb_api_error_set(&e, &ctx, "payload_too_large",
@@ -585,6 +669,9 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
         tb_http_res_error(&res, &ctx, 413, &e);
     } else if (c->phase == CONN_NO_MEMORY) {
         answer_error(&res, &ctx, 500, "internal", "internal error");
+    } else if (c->phase == CONN_BAD_FRAMING) {
+        answer_error(&res, &ctx, c->bad_status,
+                     c->bad_status == 501 ? "not_implemented" : "bad_request", c->bad_why);
     } else {
         dispatch(c, &ctx, &req, &res, &op);
     }
@@ -622,7 +709,7 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     if (len > 0 && !typed)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(r, "X-Request-ID", rid);
-    if (atomic_load(&s->stopping))
+    if (atomic_load(&s->stopping) || close_after)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result q = MHD_queue_response(mc, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -636,7 +723,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **req_cls)
 {
-    (void)version;
     tb_server *s = cls;
     tb__conn *c = *req_cls;
 
@@ -652,7 +738,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         c->phase = CONN_READING;
         c->drained = 0;
         tb_buf_reset(&c->body);
+        /* The front door checked the first head's framing; later ones on the connection come
+         * straight from libmicrohttpd and are checked here. */
+        if (c->requests > 0 && !framing_ok(c, mc, version)) {
+            c->phase = CONN_BAD_FRAMING;
+            return respond(c, mc, url, method);
+        }
+        bool has_body = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
         uint64_t cl;
+        if (content_length(mc, &cl))
+            has_body = cl > 0;
+        /* The body must be complete within body_timeout_ms of the head. */
+        atomic_store(&c->door.reading_body, has_body);
+        atomic_store(&c->door.deadline,
+                     has_body ? tb__now_ms() + s->opts.body_timeout_ms : (uint64_t)0);
         if (content_length(mc, &cl)) {
             if (cl > s->opts.max_body) {
                 /* Answered before the body is read: libmicrohttpd closes the connection
@@ -696,48 +796,117 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
 
     if (c->phase == CONN_ANSWERED)
         return MHD_YES;
+    atomic_store(&c->door.deadline, 0);
+    atomic_store(&c->door.reading_body, false);
     return respond(c, mc, url, method);
 }
 
 /* ---- start / stop ---- */
 
-int tb_server_start(tb_server *s, tb_error *err)
+/* Raises the soft open-file limit to the hard one (as Go does at start): every connection is
+ * a descriptor, and the usual soft limit of 1024 is what let ~1,020 slow clients lock everyone
+ * out. Returns the limit now in force. */
+static unsigned long raise_nofile(void)
 {
-    int rc = 0;
-    struct addrinfo *ai = NULL;
-    pthread_mutex_lock(&s->lock);
-    if (s->daemon) {
-        rc = tb_error_set(err, TB_ESTATE, "the server is already running");
-        goto fail;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = rl.rlim_max;
     }
+    return rl.rlim_cur == RLIM_INFINITY ? (unsigned long)1 << 20 : (unsigned long)rl.rlim_cur;
+}
+
+/* Descriptors kept for everything but client connections (stores, brokers, logs, clients). */
+#define TB__FD_RESERVE 128u
+#define TB__DEFAULT_MAX_CONNS 10000u
+#define TB__DEFAULT_MAX_PER_ADDR 1000u
+
+static int listen_on(tb_server *s, tb_error *err, bool *ipv6)
+{
+    struct addrinfo *ai = NULL;
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE;
     int gai = getaddrinfo(s->host, NULL, &hints, &ai);
-    if (gai != 0 || !ai) {
-        rc = tb_error_set(err, TB_EIO, "cannot resolve %s: %s", s->host, gai_strerror(gai));
-        goto fail;
-    }
+    if (gai != 0 || !ai)
+        return tb_error_set(err, TB_EIO, "cannot resolve %s: %s", s->host, gai_strerror(gai));
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    /* poll(), not epoll: with an epoll worker pool, MHD_quiesce_daemon() (tb_server_stop) marks
-     * each worker quiesced and then removes the listen socket from that worker's epoll set,
-     * while the worker, if it is awake, removes it too (neither under a lock). When the worker
-     * wins, the quiesce's epoll_ctl(DEL) fails with ENOENT and libmicrohttpd MHD_PANICs
-     * ("Failed to remove listen FD from epoll set", daemon.c:5531 in 0.9.75): abort(), exit
-     * status 134 on SIGTERM. poll() workers are quiesced through their ITC instead, which
-     * cannot fail that way (tests/unit/test_http_stop_race.c). */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6) {
+    socklen_t len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    *ipv6 = ss.ss_family == AF_INET6;
+    if (*ipv6)
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons(s->opts.port);
-        flags |= MHD_USE_IPv6;
-    } else {
+    else
         ((struct sockaddr_in *)&ss)->sin_port = htons(s->opts.port);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return tb_error_set(err, TB_EIO, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
+        close(fd);
+        return tb_error_set(err, TB_EIO, "cannot listen on %s:%u: %s", s->host,
+                            (unsigned)s->opts.port, strerror(e));
     }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    uint16_t port = s->opts.port;
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+        port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    atomic_store(&s->port, port);
+    s->listen_fd = fd;
+    return 0;
+}
+
+int tb_server_start(tb_server *s, tb_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->daemon) {
+        rc = tb_error_set(err, TB_ESTATE, "the server is already running");
+        goto fail;
+    }
+    unsigned long nofile = raise_nofile();
+    unsigned max_conns = s->opts.max_connections ? s->opts.max_connections
+                                                 : TB__DEFAULT_MAX_CONNS;
+    unsigned long fit = nofile > 2 * TB__FD_RESERVE ? nofile - TB__FD_RESERVE : nofile / 2;
+    if (max_conns > fit) {
+        if (s->opts.max_connections)
+            tb_log_warn(NULL, "max_connections %u lowered to %lu to fit the open-file limit %lu",
+                        max_conns, fit, nofile);
+        max_conns = (unsigned)fit;
+    }
+    unsigned per_addr = s->opts.max_connections_per_addr ? s->opts.max_connections_per_addr
+                                                         : TB__DEFAULT_MAX_PER_ADDR;
+    tb__door_opts dopts = {s->api->name, s->opts.header_timeout_ms ? s->opts.header_timeout_ms
+                                                                    : 10000,
+                           max_conns, per_addr};
+    bool ipv6 = false;
+    rc = listen_on(s, err, &ipv6);
+    if (rc != 0)
+        goto fail;
+    s->door = tb__door_new(&dopts, err);
+    if (!s->door) {
+        rc = TB_ENOMEM;
+        goto fail;
+    }
+    /* The front door accepts (door.c) and hands sockets over with MHD_add_connection.
+     * poll(), not epoll: with an epoll worker pool, libmicrohttpd 0.9.75 raced its quiesce
+     * against a waking worker and MHD_PANICked (tests/unit/test_http_stop_race.c); poll()
+     * workers also take any number of descriptors, unlike select(). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_TURBO | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
+    if (ipv6)
+        flags |= MHD_USE_IPv6;
     unsigned threads = s->opts.threads;
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -746,43 +915,58 @@ int tb_server_start(tb_server *s, tb_error *err)
 
     atomic_store(&s->stopping, false);
     errno = 0;
+    /* libmicrohttpd's own cap sits above the door's, which answers first (503). */
+    unsigned mhd_limit = max_conns + 16 * threads;
     s->daemon = MHD_start_daemon(
-        flags, s->opts.port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, s->opts.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
     if (!s->daemon) {
-        rc = tb_error_set(err, TB_EIO, "cannot listen on %s:%u: %s", s->host,
+        rc = tb_error_set(err, TB_EIO, "cannot start the HTTP server on %s:%u: %s", s->host,
                           (unsigned)s->opts.port, errno ? strerror(errno) : "unknown error");
         goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    atomic_store(&s->port, di && di->port ? di->port : s->opts.port);
+    rc = tb__door_start(s->door, s->listen_fd, s->daemon, err);
+    if (rc != 0) {
+        MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
+        goto fail;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 
 fail:
-    if (ai)
-        freeaddrinfo(ai);
+    tb__door_free(s->door);
+    s->door = NULL;
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 int tb_server_stop(tb_server *s)
 {
-    int rc = 0;
     pthread_mutex_lock(&s->lock);
     if (!s->daemon)
         goto out;
     /* Responses sent from now on close their connection, so keep-alive clients move on. */
     atomic_store(&s->stopping, true);
-    MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+    tb__door_stop_accepting(s->door);
+    close(s->listen_fd); /* new clients are refused by the kernel now, not queued */
+    s->listen_fd = -1;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned left;
     while ((left = atomic_load(&s->in_flight)) > 0) {
         if (ms_since(&t0) >= (double)s->opts.shutdown_grace_ms) {
-            tb_log_warn(NULL, "stopping with %u requests still in flight", left);
-            rc = TB_ETIMEDOUT;
+            /* A client still sending its request (or a handler past the grace) must not turn
+             * a clean stop into a failure: its connection is cut, which is what the grace
+             * period promises. Handlers already running finish before the workers stop. */
+            tb_log_warn(NULL, "grace period over: cutting %u requests still in flight", left);
+            tb__door_count_cut_at_stop(s->door, left);
             break;
         }
         struct timespec nap = {0, 2 * 1000 * 1000};
@@ -790,11 +974,12 @@ int tb_server_stop(tb_server *s)
     }
     MHD_stop_daemon(s->daemon);
     s->daemon = NULL;
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+    tb__door_stats(s->door, &s->last_stats);
+    tb__door_free(s->door);
+    s->door = NULL;
 out:
     pthread_mutex_unlock(&s->lock);
-    return rc;
+    return 0;
 }
 
 void tb_server_free(tb_server *s)

@@ -18,6 +18,7 @@ trap cleanup EXIT
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 WALLET_PORT=$PORT WALLET_DB=$DATA/w.db TB_ACCESS_LOG=0 TB_THREADS=2 TB_VALIDATE_RESPONSES=1 \
+  TB_HEADER_TIMEOUT_MS=3000 TB_BODY_TIMEOUT_MS=3000 \
   valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
   "$BUILD/wallet_service" 2>"$DATA/vg.log" &
@@ -43,6 +44,56 @@ echo "valgrind: wallet_service under memcheck, $SECS s per phase"
 run "POST transactions" 1 -t2 -c16 -d"${SECS}s" -s "$DATA/post.lua" "$URL/wallets/$W/transactions"
 run "GET transactions" 1 -t2 -c16 -d"${SECS}s" "$URL/wallets/$W/transactions?limit=5"
 run "invalid POSTs (400)" 0 -t1 -c4 -d"${SECS}s" -s "$DATA/post.lua" "$URL/wallets/not-a-uuid/transactions"
+# Hostile clients (issue 12) through the front door under memcheck: ambiguous framing,
+# garbage, a head cut short by EOF, a head and a body trickled past their deadlines.
+/usr/bin/python3 - "$PORT" <<'PY' || fail=1
+import socket, sys, time
+port = int(sys.argv[1])
+def ask(data, half_close=False):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(data)
+    if half_close:
+        s.shutdown(socket.SHUT_WR)
+    s.settimeout(10)
+    out = b""
+    try:
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            out += b
+    except OSError:
+        pass
+    s.close()
+    return out
+H = b"Host: x\r\nContent-Type: application/json\r\n"
+bad = [b"POST /wallets HTTP/1.1\r\n" + H + b"Content-Length: 2\r\nContent-Length: 9\r\n\r\n{}",
+       b"POST /wallets HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n{}",
+       b"POST /wallets HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n{}",
+       b"GARBAGE\r\n\r\n"]
+for b in bad:
+    r = ask(b)
+    if not (r.startswith(b"HTTP/1.1 400 ") or r.startswith(b"HTTP/1.1 501 ")):
+        sys.exit("hostile: %r got %r" % (b[:40], r[:60]))
+ask(b"GET /health HTTP/1.1\r\nHo", half_close=True)
+slow = []
+for i in range(20):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /health HTTP/1.1\r\nHo" if i % 2 == 0 else
+              b"POST /wallets HTTP/1.1\r\n" + H + b"Content-Length: 50\r\n\r\n{")
+    slow.append(s)
+t0 = time.time()
+while slow and time.time() - t0 < 20:
+    for s in list(slow):
+        try:
+            s.sendall(b"s" if s.fileno() % 2 else b" ")
+        except OSError:
+            slow.remove(s)
+    time.sleep(0.5)
+if slow:
+    sys.exit("hostile: %d slow connections were never cut" % len(slow))
+print("   hostile clients: 4 refused, 20 slow connections cut")
+PY
 kill -TERM "$PID"
 rc=0
 wait "$PID" || rc=$?

@@ -115,14 +115,22 @@ typedef struct tb_api_error {
     size_t n_details;
 } tb_api_error;
 
+/** An error body lists at most TB_ERROR_MAX_DETAILS details, and stops adding details once the
+ *  body holds this many bytes; the rest are counted in "detailsOmitted". */
+#define TB_HTTP_ERROR_DETAILS_MAX_BYTES 32768
+
 /** Fills e with code and a printf-style message allocated in ctx->arena. */
 void tb_api_error_set(tb_api_error *e, tb_ctx *ctx, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/** Writes the error envelope for `status`: {"error":{"code","message","requestId","details"}}.
- *  requestId comes from ctx. Resets whatever the body held. 0 or TB_ENOMEM. */
+/** Writes the error envelope for `status`:
+ *  {"error":{"code","message","requestId","details","detailsOmitted"}}. requestId comes from
+ *  ctx. details holds at most TB_ERROR_MAX_DETAILS entries and stops at
+ *  TB_HTTP_ERROR_DETAILS_MAX_BYTES; detailsOmitted (present only when not 0) counts the
+ *  details not listed. Resets whatever the body held. 0 or TB_ENOMEM. */
 int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e);
-/** Same from a tb_error: code "validation_failed" (TB_EVALIDATION, with each detail),
+/** Same from a tb_error: code "validation_failed" (TB_EVALIDATION, with each detail;
+ *  err->n_omitted adds to detailsOmitted),
  *  "malformed_json" (TB_EPARSE, message with line/column/position) or the given fallback
  *  code; `status` is normally 400. */
 int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, const char *code,
@@ -194,12 +202,36 @@ typedef struct tb_server_opts {
      *  1 on, 0 off, -1 default = on in debug builds (NDEBUG unset) or when TB_VALIDATE_RESPONSES=1. */
     int validate_responses;
     bool access_log;           /* one info line per request; default true */
+    /* Slow and greedy clients. A request's head must be complete this long after the
+     * connection opened (a kept-alive connection: after its previous response, within
+     * conn_timeout_s instead); its body this long after the head. Past either the connection
+     * is cut. Defaults 10000 and 30000. */
+    unsigned header_timeout_ms;
+    unsigned body_timeout_ms;
+    /* Open connections at most: past it a new one gets 503 + Retry-After and is closed.
+     * 0: 10000, lowered to fit the open-file limit (raised to its hard limit at start). */
+    unsigned max_connections;
+    /* Open connections per client address at most: past it 429 + Retry-After. 0: 1000. */
+    unsigned max_connections_per_addr;
 } tb_server_opts;
 
-#define TB_SERVER_OPTS_INIT {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true}
+#define TB_SERVER_OPTS_INIT {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0}
+
+/** What the front door refused or cut since start (tb_server_stats). */
+typedef struct tb_server_stats {
+    unsigned long long accepted;         /* connections accepted */
+    unsigned long long open;             /* connections open now */
+    unsigned long long refused_framing;  /* 400/501/505/431 before the request reached a route */
+    unsigned long long refused_overload; /* 503: at max_connections */
+    unsigned long long refused_per_addr; /* 429: at max_connections_per_addr */
+    unsigned long long header_timeouts;  /* cut: the head was not complete in time */
+    unsigned long long body_timeouts;    /* cut: the body was not complete in time */
+    unsigned long long cut_at_stop;      /* cut: still reading when the stop's grace ran out */
+} tb_server_stats;
 
 /** Options from the environment on top of defaults: <NAME>_HOST / HOST, <NAME>_PORT / PORT,
- *  TB_THREADS, TB_MAX_BODY, TB_VALIDATE_RESPONSES, TB_ACCESS_LOG (0/1). */
+ *  TB_THREADS, TB_MAX_BODY, TB_VALIDATE_RESPONSES, TB_ACCESS_LOG (0/1), TB_HEADER_TIMEOUT_MS,
+ *  TB_BODY_TIMEOUT_MS, TB_MAX_CONNECTIONS, TB_MAX_CONNECTIONS_PER_ADDR, TB_SHUTDOWN_GRACE_MS. */
 void tb_server_opts_from_env(tb_server_opts *o, const char *service_name);
 
 /** A server for `api` (borrowed: must outlive the server). Not started. Caller owns; free with
@@ -216,7 +248,8 @@ uint16_t tb_server_port(const tb_server *s);
 /** Whether response validation is on (resolved from the options). */
 bool tb_server_validates_responses(const tb_server *s);
 /** Graceful stop: stops accepting, lets in-flight requests finish (up to the grace period),
- *  then closes everything. Idempotent. Returns 0, or TB_ETIMEDOUT when requests were cut. */
+ *  then cuts what is left (a client still sending its request, counted in cut_at_stop) and
+ *  closes everything. Idempotent. Returns 0. */
 int tb_server_stop(tb_server *s);
 /** Stops (if running) and frees. NULL-safe. */
 void tb_server_free(tb_server *s);
@@ -229,5 +262,7 @@ void tb_server_shutdown(tb_server *s);
 
 /** Requests currently being handled (for tests and health). */
 unsigned tb_server_in_flight(const tb_server *s);
+/** Counters of the front door (connections refused, cut, open). */
+void tb_server_stats_get(const tb_server *s, tb_server_stats *out);
 
 #endif
