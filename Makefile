@@ -57,11 +57,17 @@ test-referee: build
 	@bash tests/contract/referee/lint.sh openapi/*.yaml
 	@cd $(BUILD) && TB_CONTRACT_PRISM=1 bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -R '^contract_'
 
+# libFuzzer over the wallet request path (tests/fuzz/run.sh: clang, ASan + UBSan, build-fuzz/),
+# TB_FUZZ_SECONDS (default 60) from the committed corpus; a finding not in known-findings fails.
+.PHONY: test-fuzz
+test-fuzz: deps
+	@bash tests/fuzz/run.sh
+
 # A bounded valgrind run of wallet_service under wrk load (no errors, no leaks, exit 0).
 test-valgrind: build
 	@bash tests/contract/valgrind.sh $(BUILD)
 
-test: deps check-gen test-generator test-fast test-referee test-asan test-valgrind
+test: deps check-gen test-generator test-fast test-referee test-asan test-fuzz test-valgrind
 	@echo "make test: all passed"
 
 demo: build
@@ -71,4 +77,4 @@ bench: build
 	@bash bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) build-fuzz

@@ -10,6 +10,7 @@ PKGS=(
   libcurl4-openssl-dev libssl-dev libpcre2-dev libsqlite3-dev check libsubunit-dev
   python3 python3-jinja2 python3-yaml
   redis-server rabbitmq-server wrk nodejs curl valgrind
+  clang libclang-rt-14-dev
 )
 
 missing=()
