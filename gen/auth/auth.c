@@ -39,6 +39,7 @@ static bool auth__v26(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v27(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v30(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool auth__v_rx0(const char *s, size_t n)
@@ -248,6 +249,10 @@ static int kmauth__v_6(const char *k, size_t n)
         if (memcmp(k, "requestId", 9) == 0)
             return 2;
         return -1;
+    case 14:
+        if (memcmp(k, "detailsOmitted", 14) == 0)
+            return 4;
+        return -1;
     default:
         return -1;
     }
@@ -286,6 +291,8 @@ static bool auth__v0(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -310,6 +317,8 @@ static bool auth__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -339,6 +348,8 @@ static bool auth__v2(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!auth__v_rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -596,6 +607,8 @@ static bool auth__v8(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -623,6 +636,8 @@ static bool auth__v10(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 256 && tb_utf8_len(s, n) > 256)
             TB_V_FAIL("maxLength", "must have at most 256 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -650,6 +665,8 @@ static bool auth__v11(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -779,6 +796,8 @@ static bool auth__v14(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -939,6 +958,8 @@ static bool auth__v21(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -955,6 +976,8 @@ static bool auth__v22(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -971,6 +994,8 @@ static bool auth__v23(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1041,6 +1066,15 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
                         TB_V_FAILED();
                 }
                 break;
+            case 4: /* detailsOmitted */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v30(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
             default:
                 break;
             }
@@ -1080,6 +1114,8 @@ static bool auth__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1096,6 +1132,8 @@ static bool auth__v26(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1112,12 +1150,14 @@ static bool auth__v27(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Error/properties/details */
+/* openapi/auth.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
 static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
@@ -1134,6 +1174,8 @@ static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
         (void)n;
+        if (n > 100)
+            TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
             {
                 tb_v_push_index(c, i);
@@ -1151,8 +1193,29 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/ErrorResponse */
+/* openapi/auth.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
 static bool auth__v30(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+    }
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/ErrorResponse */
+static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -2120,6 +2183,13 @@ static int auth_error__decode(const json_t *j, tb_arena *a, auth_error *out)
             }
         }
     }
+    x = json_object_getn(j, "detailsOmitted", 14);
+    out->has_details_omitted = x != NULL;
+    if (x) {
+        if (!json_is_number(x))
+            return TB_EVALIDATION;
+        out->details_omitted = json_is_integer(x) ? (int64_t)json_integer_value(x) : (int64_t)json_real_value(x);
+    }
     return 0;
 }
 
@@ -2173,6 +2243,14 @@ static void auth_error__write(const auth_error *v, tb_buf *b)
             tb_buf_putc(b, ']');
         }
     }
+    if (v->has_details_omitted) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"detailsOmitted\":", 17);
+        {
+            tb_buf_json_int(b, v->details_omitted);
+        }
+    }
     if (sep == '{')
         tb_buf_putc(b, '{');
     tb_buf_putc(b, '}');
@@ -2216,6 +2294,13 @@ json_t *auth_error_to_json(const auth_error *v)
             }
         }
         if (!x || json_object_setn_new_nocheck(o, "details", 7, x))
+            goto fail;
+    }
+    if (v->has_details_omitted) {
+        {
+            x = json_integer((json_int_t)v->details_omitted);
+        }
+        if (!x || json_object_setn_new_nocheck(o, "detailsOmitted", 14, x))
             goto fail;
     }
     return o;
@@ -2318,7 +2403,7 @@ int auth_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
 {
     tb_vctx c;
     tb_vctx_init(&c, err, flags);
-    bool ok = auth__v30(j, &c, NULL);
+    bool ok = auth__v31(j, &c, NULL);
     return tb_vctx_finish(&c, ok);
 }
 
@@ -2390,7 +2475,7 @@ static int auth_get_health__check(tb_ctx *ctx, int status, const char *body, siz
         break;
     case 503:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -2475,8 +2560,7 @@ static int auth_get_health__decode(tb_ctx *ctx, const tb_client_res *r, auth_get
         ok = auth__v5(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -2495,11 +2579,10 @@ static int auth_get_health__decode(tb_ctx *ctx, const tb_client_res *r, auth_get
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s503);
@@ -2626,19 +2709,19 @@ static int auth_register_account__check(tb_ctx *ctx, int status, const char *bod
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     case 409:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -2732,8 +2815,7 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
         ok = auth__v18(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -2752,11 +2834,10 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -2772,11 +2853,10 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
@@ -2792,11 +2872,10 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
@@ -2812,11 +2891,10 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
@@ -2970,11 +3048,11 @@ static int auth_get_account__check(tb_ctx *ctx, int status, const char *body, si
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v30(j, c, NULL);
+        ok = j && auth__v31(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -3062,8 +3140,7 @@ static int auth_get_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_ge
         ok = auth__v18(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -3082,11 +3159,10 @@ static int auth_get_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_ge
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -3102,11 +3178,10 @@ static int auth_get_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_ge
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v30(j, c, NULL);
+        ok = auth__v31(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);

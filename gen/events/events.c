@@ -974,6 +974,8 @@ static bool events__v2(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1000,6 +1002,8 @@ static bool events__v3(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (tb_regex_search(&RE[0], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1024,6 +1028,8 @@ static bool events__v4(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (tb_regex_search(&RE[1], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1053,6 +1059,8 @@ static bool events__v6(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1080,6 +1088,8 @@ static bool events__v7(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1209,6 +1219,8 @@ static bool events__v10(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1233,6 +1245,8 @@ static bool events__v11(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!events__v_rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-f]{32}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1257,6 +1271,8 @@ static bool events__v12(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!events__v_rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1281,6 +1297,8 @@ static bool events__v13(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1467,6 +1485,8 @@ static bool events__v18(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2027,6 +2047,8 @@ static bool events__v38(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!events__v_rx3(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2270,6 +2292,8 @@ static bool events__v45(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 32 && tb_utf8_len(s, n) > 32)
             TB_V_FAIL("maxLength", "must have at most 32 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2294,6 +2318,8 @@ static bool events__v46(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 8 && tb_utf8_len(s, n) > 8)
             TB_V_FAIL("maxLength", "must have at most 8 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2318,6 +2344,8 @@ static bool events__v47(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 8 && tb_utf8_len(s, n) > 8)
             TB_V_FAIL("maxLength", "must have at most 8 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2705,6 +2733,8 @@ static bool events__v60(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!events__v_rx4(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[a-z0-9_.-]{1,64}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2732,6 +2762,8 @@ static bool events__v61(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2951,6 +2983,8 @@ static bool events__v67(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2977,6 +3011,8 @@ static bool events__v68(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uri(s, n))
             TB_V_FAIL("format", "must be a valid uri");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3001,6 +3037,8 @@ static bool events__v69(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3025,6 +3063,8 @@ static bool events__v70(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!events__v_rx5(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3159,6 +3199,8 @@ static bool events__v75(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3188,6 +3230,8 @@ static bool events__v77(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!events__v_rx6(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3215,6 +3259,8 @@ static bool events__v78(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3374,6 +3420,8 @@ static bool events__v84(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3398,6 +3446,8 @@ static bool events__v85(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (tb_regex_search(&RE[2], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z]{2}(-[A-Z]{2})\?$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3871,6 +3921,8 @@ static bool events__v110(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 256 && tb_utf8_len(s, n) > 256)
             TB_V_FAIL("maxLength", "must have at most 256 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3898,6 +3950,8 @@ static bool events__v111(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;

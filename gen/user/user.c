@@ -56,6 +56,7 @@ static bool user__v48(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__v49(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__v50(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__v52(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool user__v53(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool user__v_rx0(const char *s, size_t n)
@@ -437,6 +438,10 @@ static int kmuser__v_13(const char *k, size_t n)
         if (memcmp(k, "requestId", 9) == 0)
             return 2;
         return -1;
+    case 14:
+        if (memcmp(k, "detailsOmitted", 14) == 0)
+            return 4;
+        return -1;
     default:
         return -1;
     }
@@ -475,6 +480,8 @@ static bool user__v0(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -499,6 +506,8 @@ static bool user__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -528,6 +537,8 @@ static bool user__v2(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!user__v_rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -773,6 +784,8 @@ static bool user__v9(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -800,6 +813,8 @@ static bool user__v10(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -920,6 +935,8 @@ static bool user__v14(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1121,6 +1138,8 @@ static bool user__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1145,6 +1164,8 @@ static bool user__v21(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1169,6 +1190,8 @@ static bool user__v22(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!user__v_rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1353,6 +1376,8 @@ static bool user__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1377,6 +1402,8 @@ static bool user__v29(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1401,6 +1428,8 @@ static bool user__v30(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!user__v_rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1485,6 +1514,8 @@ static bool user__v32(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!user__v_rx3(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1585,6 +1616,8 @@ static bool user__v35(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1860,6 +1893,8 @@ static bool user__v43(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1876,6 +1911,8 @@ static bool user__v44(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1892,6 +1929,8 @@ static bool user__v45(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1962,6 +2001,15 @@ static bool user__v46(const json_t *j, tb_vctx *c, tb_eval *ev)
                         TB_V_FAILED();
                 }
                 break;
+            case 4: /* detailsOmitted */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = user__v52(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
             default:
                 break;
             }
@@ -2001,6 +2049,8 @@ static bool user__v47(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2017,6 +2067,8 @@ static bool user__v48(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -2033,12 +2085,14 @@ static bool user__v49(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Error/properties/details */
+/* openapi/user.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
 static bool user__v50(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
@@ -2055,6 +2109,8 @@ static bool user__v50(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
         (void)n;
+        if (n > 100)
+            TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
             {
                 tb_v_push_index(c, i);
@@ -2072,8 +2128,29 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/ErrorResponse */
+/* openapi/user.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
 static bool user__v52(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+    }
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/ErrorResponse */
+static bool user__v53(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -3908,6 +3985,13 @@ static int user_error__decode(const json_t *j, tb_arena *a, user_error *out)
             }
         }
     }
+    x = json_object_getn(j, "detailsOmitted", 14);
+    out->has_details_omitted = x != NULL;
+    if (x) {
+        if (!json_is_number(x))
+            return TB_EVALIDATION;
+        out->details_omitted = json_is_integer(x) ? (int64_t)json_integer_value(x) : (int64_t)json_real_value(x);
+    }
     return 0;
 }
 
@@ -3961,6 +4045,14 @@ static void user_error__write(const user_error *v, tb_buf *b)
             tb_buf_putc(b, ']');
         }
     }
+    if (v->has_details_omitted) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"detailsOmitted\":", 17);
+        {
+            tb_buf_json_int(b, v->details_omitted);
+        }
+    }
     if (sep == '{')
         tb_buf_putc(b, '{');
     tb_buf_putc(b, '}');
@@ -4004,6 +4096,13 @@ json_t *user_error_to_json(const user_error *v)
             }
         }
         if (!x || json_object_setn_new_nocheck(o, "details", 7, x))
+            goto fail;
+    }
+    if (v->has_details_omitted) {
+        {
+            x = json_integer((json_int_t)v->details_omitted);
+        }
+        if (!x || json_object_setn_new_nocheck(o, "detailsOmitted", 14, x))
             goto fail;
     }
     return o;
@@ -4106,7 +4205,7 @@ int user_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
 {
     tb_vctx c;
     tb_vctx_init(&c, err, flags);
-    bool ok = user__v52(j, &c, NULL);
+    bool ok = user__v53(j, &c, NULL);
     return tb_vctx_finish(&c, ok);
 }
 
@@ -4178,7 +4277,7 @@ static int user_get_health__check(tb_ctx *ctx, int status, const char *body, siz
         break;
     case 503:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -4263,8 +4362,7 @@ static int user_get_health__decode(tb_ctx *ctx, const tb_client_res *r, user_get
         ok = user__v5(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -4283,11 +4381,10 @@ static int user_get_health__decode(tb_ctx *ctx, const tb_client_res *r, user_get
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s503);
@@ -4414,19 +4511,19 @@ static int user_create_user__check(tb_ctx *ctx, int status, const char *body, si
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 409:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -4522,8 +4619,7 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
         ok = user__v16(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -4542,11 +4638,10 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -4562,11 +4657,10 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
@@ -4582,11 +4676,10 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
@@ -4602,11 +4695,10 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
@@ -4761,11 +4853,11 @@ static int user_get_user__check(tb_ctx *ctx, int status, const char *body, size_
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -4853,8 +4945,7 @@ static int user_get_user__decode(tb_ctx *ctx, const tb_client_res *r, user_get_u
         ok = user__v16(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -4873,11 +4964,10 @@ static int user_get_user__decode(tb_ctx *ctx, const tb_client_res *r, user_get_u
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -4893,11 +4983,10 @@ static int user_get_user__decode(tb_ctx *ctx, const tb_client_res *r, user_get_u
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -5043,11 +5132,11 @@ static int user_get_profile__check(tb_ctx *ctx, int status, const char *body, si
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -5135,8 +5224,7 @@ static int user_get_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_ge
         ok = user__v25(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -5155,11 +5243,10 @@ static int user_get_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_ge
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -5175,11 +5262,10 @@ static int user_get_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_ge
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -5363,19 +5449,19 @@ static int user_update_profile__check(tb_ctx *ctx, int status, const char *body,
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -5469,8 +5555,7 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
         ok = user__v25(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -5489,11 +5574,10 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -5509,11 +5593,10 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -5529,11 +5612,10 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
@@ -5549,11 +5631,10 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
@@ -5710,15 +5791,15 @@ static int user_get_user_wallets__check(tb_ctx *ctx, int status, const char *bod
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 502:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -5827,8 +5908,7 @@ static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, us
         ok = user__v39(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -5847,11 +5927,10 @@ static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, us
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -5867,11 +5946,10 @@ static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, us
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -5887,11 +5965,10 @@ static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, us
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s502);
@@ -6075,27 +6152,27 @@ static int user_open_wallet__check(tb_ctx *ctx, int status, const char *body, si
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 409:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     case 502:
         j = tb_json_loadb(body, len, &err);
-        ok = j && user__v52(j, c, NULL);
+        ok = j && user__v53(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -6195,8 +6272,7 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
         ok = user__v37(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -6215,11 +6291,10 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -6235,11 +6310,10 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -6255,11 +6329,10 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
@@ -6275,11 +6348,10 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
@@ -6295,11 +6367,10 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
@@ -6315,11 +6386,10 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__v52(j, c, NULL);
+        ok = user__v53(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s502);

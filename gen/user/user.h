@@ -224,9 +224,13 @@ typedef struct user_error {
     char *code; /* "code", required */
     char *message; /* "message", required */
     char *request_id; /* "requestId", required */
+    /** The first violations (100 at most, fewer when their text is long). */
     bool has_details;
     size_t n_details;
     user_error_detail *details; /* "details" */
+    /** How many more violations there were than details lists (absent when none were left out). */
+    bool has_details_omitted;
+    int64_t details_omitted; /* "detailsOmitted" */
 } user_error;
 int user_error_validate(const json_t *j, unsigned flags, tb_error *err);
 int user_error_parse(const char *buf, size_t len, tb_arena *a, user_error *out, tb_error *err);

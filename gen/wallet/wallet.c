@@ -50,10 +50,11 @@ static bool wallet__v49(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v50(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v51(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v53(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v67(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v70(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v54(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v68(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v72(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v75(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool wallet__v_rx0(const char *s, size_t n)
@@ -420,6 +421,10 @@ static int kmwallet__v_12(const char *k, size_t n)
         if (memcmp(k, "requestId", 9) == 0)
             return 2;
         return -1;
+    case 14:
+        if (memcmp(k, "detailsOmitted", 14) == 0)
+            return 4;
+        return -1;
     default:
         return -1;
     }
@@ -458,6 +463,8 @@ static bool wallet__v0(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -482,6 +489,8 @@ static bool wallet__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!wallet__v_rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -529,6 +538,8 @@ static bool wallet__v3(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1147,6 +1158,8 @@ static bool wallet__v26(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1321,6 +1334,8 @@ static bool wallet__v33(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1503,6 +1518,8 @@ static bool wallet__v40(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1663,6 +1680,8 @@ static bool wallet__v44(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1679,6 +1698,8 @@ static bool wallet__v45(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1695,6 +1716,8 @@ static bool wallet__v46(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1765,6 +1788,15 @@ static bool wallet__v47(const json_t *j, tb_vctx *c, tb_eval *ev)
                         TB_V_FAILED();
                 }
                 break;
+            case 4: /* detailsOmitted */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = wallet__v53(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
             default:
                 break;
             }
@@ -1804,6 +1836,8 @@ static bool wallet__v48(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1820,6 +1854,8 @@ static bool wallet__v49(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -1836,12 +1872,14 @@ static bool wallet__v50(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/Error/properties/details */
+/* openapi/wallet.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
 static bool wallet__v51(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
@@ -1858,6 +1896,8 @@ static bool wallet__v51(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
         (void)n;
+        if (n > 100)
+            TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
             {
                 tb_v_push_index(c, i);
@@ -1875,8 +1915,29 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/ErrorResponse */
+/* openapi/wallet.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
 static bool wallet__v53(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+    }
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/wallet.yaml#/components/schemas/ErrorResponse */
+static bool wallet__v54(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -1936,7 +1997,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1users~1{userId}~1wallets/get/parameters/1/schema */
-static bool wallet__v67(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v68(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -1972,7 +2033,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/0/schema */
-static bool wallet__v70(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1995,7 +2056,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/1/schema */
-static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -2013,13 +2074,15 @@ static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!wallet__v_rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9]{1,19}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
 }
 
 /* openapi/wallet.yaml#/components/parameters/IdempotencyKey/schema */
-static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v75(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -2042,6 +2105,8 @@ static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!wallet__v_rx3(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[!-~]+$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -3769,6 +3834,13 @@ static int wallet_error__decode(const json_t *j, tb_arena *a, wallet_error *out)
             }
         }
     }
+    x = json_object_getn(j, "detailsOmitted", 14);
+    out->has_details_omitted = x != NULL;
+    if (x) {
+        if (!json_is_number(x))
+            return TB_EVALIDATION;
+        out->details_omitted = json_is_integer(x) ? (int64_t)json_integer_value(x) : (int64_t)json_real_value(x);
+    }
     return 0;
 }
 
@@ -3822,6 +3894,14 @@ static void wallet_error__write(const wallet_error *v, tb_buf *b)
             tb_buf_putc(b, ']');
         }
     }
+    if (v->has_details_omitted) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"detailsOmitted\":", 17);
+        {
+            tb_buf_json_int(b, v->details_omitted);
+        }
+    }
     if (sep == '{')
         tb_buf_putc(b, '{');
     tb_buf_putc(b, '}');
@@ -3865,6 +3945,13 @@ json_t *wallet_error_to_json(const wallet_error *v)
             }
         }
         if (!x || json_object_setn_new_nocheck(o, "details", 7, x))
+            goto fail;
+    }
+    if (v->has_details_omitted) {
+        {
+            x = json_integer((json_int_t)v->details_omitted);
+        }
+        if (!x || json_object_setn_new_nocheck(o, "detailsOmitted", 14, x))
             goto fail;
     }
     return o;
@@ -3967,7 +4054,7 @@ int wallet_error_response_validate(const json_t *j, unsigned flags, tb_error *er
 {
     tb_vctx c;
     tb_vctx_init(&c, err, flags);
-    bool ok = wallet__v53(j, &c, NULL);
+    bool ok = wallet__v54(j, &c, NULL);
     return tb_vctx_finish(&c, ok);
 }
 
@@ -4039,7 +4126,7 @@ static int wallet_get_health__check(tb_ctx *ctx, int status, const char *body, s
         break;
     case 503:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -4124,8 +4211,7 @@ static int wallet_get_health__decode(tb_ctx *ctx, const tb_client_res *r, wallet
         ok = wallet__v7(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -4144,11 +4230,10 @@ static int wallet_get_health__decode(tb_ctx *ctx, const tb_client_res *r, wallet
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s503);
@@ -4275,19 +4360,19 @@ static int wallet_create_wallet__check(tb_ctx *ctx, int status, const char *body
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 409:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -4383,8 +4468,7 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
         ok = wallet__v18(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -4403,11 +4487,10 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -4423,11 +4506,10 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
@@ -4443,11 +4525,10 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
@@ -4463,11 +4544,10 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
@@ -4622,11 +4702,11 @@ static int wallet_get_wallet__check(tb_ctx *ctx, int status, const char *body, s
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -4714,8 +4794,7 @@ static int wallet_get_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet
         ok = wallet__v18(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -4734,11 +4813,10 @@ static int wallet_get_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -4754,11 +4832,10 @@ static int wallet_get_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -4912,7 +4989,7 @@ int wallet_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_ge
                 goto out;
             }
             tb_v_push_key(c, "currency", 8);
-            bool r = wallet__v67(j, c, NULL);
+            bool r = wallet__v68(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_get_user_wallets__dec_currency(j, a, req);
@@ -4961,7 +5038,7 @@ static int wallet_get_user_wallets__check(tb_ctx *ctx, int status, const char *b
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -5064,8 +5141,7 @@ static int wallet_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, 
         ok = wallet__v20(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -5084,11 +5160,10 @@ static int wallet_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, 
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -5256,7 +5331,7 @@ int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_l
                 goto out;
             }
             tb_v_push_key(c, "limit", 5);
-            bool r = wallet__v70(j, c, NULL);
+            bool r = wallet__v71(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_list_transactions__dec_limit(j, a, req);
@@ -5290,7 +5365,7 @@ int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_l
                 goto out;
             }
             tb_v_push_key(c, "cursor", 6);
-            bool r = wallet__v71(j, c, NULL);
+            bool r = wallet__v72(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_list_transactions__dec_cursor(j, a, req);
@@ -5371,11 +5446,11 @@ static int wallet_list_transactions__check(tb_ctx *ctx, int status, const char *
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -5463,8 +5538,7 @@ static int wallet_list_transactions__decode(tb_ctx *ctx, const tb_client_res *r,
         ok = wallet__v41(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -5483,11 +5557,10 @@ static int wallet_list_transactions__decode(tb_ctx *ctx, const tb_client_res *r,
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -5503,11 +5576,10 @@ static int wallet_list_transactions__decode(tb_ctx *ctx, const tb_client_res *r,
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -5682,7 +5754,7 @@ int wallet_create_transaction__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_
                 goto out;
             }
             tb_v_push_key(c, "Idempotency-Key", 15);
-            bool r = wallet__v74(j, c, NULL);
+            bool r = wallet__v75(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_create_transaction__dec_idempotency_key(j, a, req);
@@ -5757,27 +5829,27 @@ static int wallet_create_transaction__check(tb_ctx *ctx, int status, const char 
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 409:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     case 422:
         j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__v53(j, c, NULL);
+        ok = j && wallet__v54(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -5879,8 +5951,7 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
         ok = wallet__v35(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         {
@@ -5899,11 +5970,10 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
@@ -5919,11 +5989,10 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
@@ -5939,11 +6008,10 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
@@ -5959,11 +6027,10 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
@@ -5979,11 +6046,10 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
@@ -5999,11 +6065,10 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__v53(j, c, NULL);
+        ok = wallet__v54(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            for (size_t i = 0; err && i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule, verr.details[i].message);
+            tb_error_add_details(err, &verr);
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s422);
@@ -6148,7 +6213,7 @@ static int wallet__example_3(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v53(j, c, NULL);
+    bool ok = wallet__v54(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 
@@ -6166,7 +6231,7 @@ static int wallet__example_5(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v53(j, c, NULL);
+    bool ok = wallet__v54(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 
@@ -6184,7 +6249,7 @@ static int wallet__example_7(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v53(j, c, NULL);
+    bool ok = wallet__v54(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 
@@ -6202,7 +6267,7 @@ static int wallet__example_9(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v53(j, c, NULL);
+    bool ok = wallet__v54(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 
@@ -6220,7 +6285,7 @@ static int wallet__example_11(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v74(j, c, NULL);
+    bool ok = wallet__v75(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 
@@ -6247,7 +6312,7 @@ static int wallet__example_14(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v53(j, c, NULL);
+    bool ok = wallet__v54(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 

@@ -223,9 +223,10 @@ static int read_wallet(tb_ctx *ctx, sqlite3_stmt *st, wallet_wallet *w)
 static int read_tx(tb_ctx *ctx, sqlite3_stmt *st, wallet_transaction *t)
 {
     const char *type = (const char *)sqlite3_column_text(st, 2);
+    size_t type_len = (size_t)sqlite3_column_bytes(st, 2);
     t->id = tb_store_text(ctx->arena, st, 0);
     t->wallet_id = tb_store_text(ctx->arena, st, 1);
-    if (!type || wallet_transaction_type_from_string(type, strlen(type), &t->type))
+    if (!type || wallet_transaction_type_from_string(type, type_len, &t->type))
         return TB_EIO;
     t->amount = sqlite3_column_int64(st, 3);
     t->balance_after = sqlite3_column_int64(st, 4);
@@ -417,8 +418,10 @@ static int wallet_get_user_wallets_locked(tb_ctx *ctx, const wallet_get_user_wal
     return 0;
 }
 
+/* The transaction stored under (wallet_id, key); *ref_len gets the stored reference's length
+ * in bytes, so that the comparison with a retry sees all of it. */
 static int tx_by_key(tb_ctx *ctx, const char *wallet_id, const char *key, wallet_transaction *t,
-                     bool *found)
+                     size_t *ref_len, bool *found)
 {
     sqlite3 *db = db_of(ctx);
     sqlite3_stmt *st = NULL;
@@ -432,6 +435,7 @@ static int tx_by_key(tb_ctx *ctx, const char *wallet_id, const char *key, wallet
     if (rc == SQLITE_ROW) {
         *found = true;
         out = read_tx(ctx, st, t);
+        *ref_len = (size_t)sqlite3_column_bytes(st, 5);
     } else if (rc != SQLITE_DONE) {
         out = db_fail(ctx, db, "select by key");
     }
@@ -439,18 +443,23 @@ static int tx_by_key(tb_ctx *ctx, const char *wallet_id, const char *key, wallet
     return out;
 }
 
-static bool same_request(const wallet_transaction *t, const wallet_create_transaction_request *b)
+/* The idempotency fingerprint: type, amount and reference, compared over their whole length
+ * (a stored reference is ref_len bytes; the request's cannot hold a NUL: the validator refuses
+ * U+0000 in strings that become C strings). */
+static bool same_request(const wallet_transaction *t, size_t ref_len,
+                         const wallet_create_transaction_request *b)
 {
     if (t->type != b->type || t->amount != b->amount || t->has_reference != b->has_reference)
         return false;
-    return !b->has_reference || strcmp(t->reference, b->reference) == 0;
+    return !b->has_reference ||
+           (ref_len == strlen(b->reference) && memcmp(t->reference, b->reference, ref_len) == 0);
 }
 
 /* Answers a request whose Idempotency-Key is already stored: the first result, or 422. */
 static void replay(tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_transaction *t,
-                   wallet_create_transaction_resp *resp)
+                   size_t ref_len, wallet_create_transaction_resp *resp)
 {
-    if (same_request(t, &req->body)) {
+    if (same_request(t, ref_len, &req->body)) {
         resp->status = WALLET_CREATE_TRANSACTION_201;
         resp->s201 = *t;
         resp->headers.idempotent_replayed = "true";
@@ -471,16 +480,17 @@ static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_tra
     const char *key = req->has_idempotency_key ? req->idempotency_key : NULL;
     wallet_transaction *t = &resp->s201;
     bool found;
+    size_t ref_len = 0;
     int rc = 0;
 
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(ctx, db, "begin");
     if (key) { /* a retry with the same key gets the stored result */
-        if ((rc = tx_by_key(ctx, req->wallet_id, key, t, &found)) != 0)
+        if ((rc = tx_by_key(ctx, req->wallet_id, key, t, &ref_len, &found)) != 0)
             goto rollback;
         if (found) {
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            replay(ctx, req, t, resp);
+            replay(ctx, req, t, ref_len, resp);
             return 0;
         }
     }
@@ -527,8 +537,8 @@ static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_tra
     sqlite3_bind_text(st, 3, wallet_transaction_type_to_string(b->type), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, b->amount);
     sqlite3_bind_int64(st, 5, balance);
-    if (b->has_reference)
-        sqlite3_bind_text(st, 6, b->reference, -1, SQLITE_STATIC);
+    if (b->has_reference) /* its whole length, as the fingerprint compares it */
+        sqlite3_bind_text(st, 6, b->reference, (int)strlen(b->reference), SQLITE_STATIC);
     sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
     if (key)
         sqlite3_bind_text(st, 8, key, -1, SQLITE_STATIC);

@@ -45,6 +45,7 @@ void tb_error_reset(tb_error *e)
         free(e->details[i].message);
     }
     e->n_details = 0;
+    e->n_omitted = 0;
     e->code = 0;
     e->message[0] = '\0';
     e->line = e->column = 0;
@@ -73,12 +74,36 @@ int tb_error_set(tb_error *e, int code, const char *fmt, ...)
     return code;
 }
 
+/* A copy of s cut to TB_ERROR_MAX_DETAIL_TEXT bytes: at a character boundary (never inside a
+ * UTF-8 sequence), ending with "...". */
+static char *text_copy(const char *s)
+{
+    size_t n = strlen(s);
+    if (n <= TB_ERROR_MAX_DETAIL_TEXT)
+        return strdup(s);
+    size_t cut = TB_ERROR_MAX_DETAIL_TEXT - 3;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    char *out = malloc(cut + 4);
+    if (out) {
+        memcpy(out, s, cut);
+        memcpy(out + cut, "...", 4);
+    }
+    return out;
+}
+
 int tb_error_add_detail(tb_error *e, const char *path, const char *rule, const char *message)
 {
     if (!e)
         return 0;
+    if (e->n_details >= TB_ERROR_MAX_DETAILS) {
+        e->n_omitted++;
+        return 0;
+    }
     if (e->n_details == e->cap_details) {
         size_t cap = e->cap_details ? e->cap_details * 2 : 4;
+        if (cap > TB_ERROR_MAX_DETAILS)
+            cap = TB_ERROR_MAX_DETAILS;
         tb_error_detail *d = realloc(e->details, cap * sizeof *d);
         if (!d)
             return TB_ENOMEM;
@@ -86,9 +111,9 @@ int tb_error_add_detail(tb_error *e, const char *path, const char *rule, const c
         e->cap_details = cap;
     }
     tb_error_detail *d = &e->details[e->n_details];
-    d->path = strdup(path ? path : "");
-    d->rule = strdup(rule ? rule : "");
-    d->message = strdup(message ? message : "");
+    d->path = text_copy(path ? path : "");
+    d->rule = text_copy(rule ? rule : "");
+    d->message = text_copy(message ? message : "");
     if (!d->path || !d->rule || !d->message) {
         free(d->path);
         free(d->rule);
@@ -96,5 +121,19 @@ int tb_error_add_detail(tb_error *e, const char *path, const char *rule, const c
         return TB_ENOMEM;
     }
     e->n_details++;
+    return 0;
+}
+
+int tb_error_add_details(tb_error *dst, const tb_error *src)
+{
+    if (!dst || !src)
+        return 0;
+    for (size_t i = 0; i < src->n_details; i++) {
+        int rc = tb_error_add_detail(dst, src->details[i].path, src->details[i].rule,
+                                     src->details[i].message);
+        if (rc)
+            return rc;
+    }
+    dst->n_omitted += src->n_omitted;
     return 0;
 }

@@ -215,6 +215,8 @@ static void reason_from_error(char *out, size_t cap, const char *what, const cha
     for (size_t i = 0; i < e->n_details && n < cap; i++)
         n += (size_t)snprintf(out + n, cap - n, "%s %s%s (%s) %s", i ? ";" : ":", prefix,
                               e->details[i].path, e->details[i].rule, e->details[i].message);
+    if (e->n_omitted && n < cap)
+        snprintf(out + n, cap - n, "; and %zu more", e->n_omitted);
 }
 
 void tb_event_set_reason(const tb_event *ev, const char *fmt, ...)
@@ -317,9 +319,7 @@ static int build_envelope(const tb_ctx *ctx, const tb_event_type *t, json_t *dat
         if (err) {
             tb_error_set(err, TB_EVALIDATION, "%s %s: data fails %s", t->type, t->version,
                          t->schema ? t->schema : "its schema");
-            for (size_t i = 0; i < verr.n_details; i++)
-                tb_error_add_detail(err, verr.details[i].path, verr.details[i].rule,
-                                    verr.details[i].message);
+            tb_error_add_details(err, &verr);
         }
         tb_error_deinit(&verr);
         return TB_EVALIDATION;

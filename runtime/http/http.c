@@ -158,7 +158,9 @@ static void put_string(tb_buf *b, const char *s)
     tb_buf_json_string(b, s, strlen(s));
 }
 
-int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e)
+/* The error envelope; `omitted` details were dropped before e was made (tb_error's cap). */
+static int write_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e,
+                       size_t omitted)
 {
     tb_buf *b = &res->body;
     tb_buf_reset(b);
@@ -174,7 +176,10 @@ int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_
     }
     if (e && e->n_details > 0 && e->details) {
         tb_buf_puts(b, ",\"details\":[");
-        for (size_t i = 0; i < e->n_details; i++) {
+        size_t i = 0;
+        for (; i < e->n_details && i < TB_ERROR_MAX_DETAILS; i++) {
+            if (b->len >= TB_HTTP_ERROR_DETAILS_MAX_BYTES)
+                break;
             const tb_error_detail *d = &e->details[i];
             tb_buf_puts(b, i ? ",{\"path\":" : "{\"path\":");
             put_string(b, d->path);
@@ -185,9 +190,19 @@ int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_
             tb_buf_putc(b, '}');
         }
         tb_buf_putc(b, ']');
+        omitted += e->n_details - i;
+    }
+    if (omitted) {
+        tb_buf_puts(b, ",\"detailsOmitted\":");
+        tb_buf_json_int(b, (int64_t)omitted);
     }
     tb_buf_puts(b, "}}");
     return b->oom ? TB_ENOMEM : 0;
+}
+
+int tb_http_res_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e)
+{
+    return write_error(res, ctx, status, e, 0);
 }
 
 int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, const char *code,
@@ -196,6 +211,7 @@ int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, cons
     /* The envelope is written before this returns, so the message can live on the stack. */
     char msg[384];
     tb_api_error e = {code, NULL, NULL, NULL, 0};
+    size_t omitted = 0;
     if (!err) {
         e.message = tb_http_reason(status);
     } else if (err->code == TB_EVALIDATION) {
@@ -203,6 +219,7 @@ int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, cons
         e.message = "the request does not match its schema";
         e.details = err->details;
         e.n_details = err->n_details;
+        omitted = err->n_omitted;
     } else if (err->code == TB_EPARSE) {
         e.code = "malformed_json";
         /* tb_json_loadb's message already starts with the line and column; keep only the
@@ -217,5 +234,5 @@ int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, cons
     } else {
         e.message = err->message[0] ? err->message : tb_http_reason(status);
     }
-    return tb_http_res_error(res, ctx, status, &e);
+    return write_error(res, ctx, status, &e, omitted);
 }

@@ -228,6 +228,66 @@ static locale_t g_c_locale;
 static pthread_once_t g_c_locale_once = PTHREAD_ONCE_INIT;
 static void make_c_locale(void) { g_c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0); }
 
+/* JSON Schema counts a number as an integer when it has no fractional part. The double nearest
+ * to a decimal with a fraction can be whole (0.99999999999999999999 -> 1.0), and "type":
+ * "integer" would then accept it. So such a number is read as the other double bracketing it,
+ * the one on the fraction's side (0.9999999999999999): still a faithful reading, never whole.
+ * From 2^53 on every double is whole and nothing changes: there the text's fraction is lost (a
+ * documented limit). s[0..n) is the number's text, d its nearest double. */
+static double keep_fraction(const unsigned char *s, size_t n, double d)
+{
+    if (!isfinite(d) || floor(d) != d || fabs(d) >= 9007199254740992.0)
+        return d;
+    size_t i = 0;
+    bool neg = s[0] == '-';
+    if (neg)
+        i++;
+    const unsigned char *ip = s + i; /* integer digits */
+    size_t ni = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++, ni++;
+    const unsigned char *fp = s + i + (i < n && s[i] == '.'); /* fraction digits */
+    size_t nf = 0;
+    if (i < n && s[i] == '.')
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            nf++;
+    long e = 0;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool eneg = i < n && s[i] == '-';
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        for (; i < n; i++)
+            if (e < 100000000)
+                e = e * 10 + (s[i] - '0');
+        if (eneg)
+            e = -e;
+    }
+    /* digit k of integer then fraction digits has weight 10^(point - 1 - k) */
+    long nd = (long)(ni + nf), point = (long)ni + e;
+#define DIGIT(k) ((size_t)(k) < ni ? ip[(k)] : fp[(size_t)(k) - ni])
+    bool whole = true;
+    for (long k = point < 0 ? 0 : point; k < nd; k++)
+        if (DIGIT(k) != '0') {
+            whole = false;
+            break;
+        }
+    if (whole)
+        return d;
+    /* |v| = t + f with t its whole part and 0 < f < 1: it lies above the whole double |d|
+     * when |d| <= t, below it otherwise. t saturates: past 2^60 it is above |d| anyway. */
+    uint64_t t = 0;
+    for (long k = 0; k < point && k < nd; k++) {
+        t = t * 10 + (uint64_t)(DIGIT(k) - '0');
+        if (t > (UINT64_C(1) << 60))
+            break;
+    }
+#undef DIGIT
+    bool above = (uint64_t)fabs(d) <= t;
+    double away = neg ? -INFINITY : INFINITY;
+    return nextafter(d, above ? away : -away);
+}
+
 static json_t *number(reader *r)
 {
     const unsigned char *start = r->p, *p = r->p, *end = r->end;
@@ -263,26 +323,32 @@ static json_t *number(reader *r)
             p++;
     }
     size_t n = (size_t)(p - start);
-    char buf[64];
-    if (n >= sizeof buf)
-        return NULL; /* long numbers: jansson decides */
+    char small[64];
+    if (n >= sizeof small && !real)
+        return NULL; /* long integers: jansson decides */
+    /* long reals are read here, so that keep_fraction sees every number's text */
+    char *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf)
+        return NULL;
     memcpy(buf, start, n);
     buf[n] = '\0';
-    r->p = p;
     errno = 0;
     if (!real) {
         long long v = strtoll(buf, NULL, 10);
         if (errno == ERANGE)
             return NULL;
+        r->p = p;
         return json_integer((json_int_t)v);
     }
     pthread_once(&g_c_locale_once, make_c_locale);
-    if (g_c_locale == (locale_t)0)
+    double d = g_c_locale == (locale_t)0 ? NAN : strtod_l(buf, NULL, g_c_locale);
+    bool overflow = errno == ERANGE && isinf(d);
+    if (buf != small)
+        free(buf);
+    if (isnan(d) || overflow)
         return NULL;
-    double d = strtod_l(buf, NULL, g_c_locale);
-    if (errno == ERANGE && isinf(d))
-        return NULL;
-    return json_real(d);
+    r->p = p;
+    return json_real(keep_fraction(start, n, d));
 }
 
 static json_t *object(reader *r)

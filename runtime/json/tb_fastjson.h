@@ -7,8 +7,11 @@
  * 2000 and out of memory.
  *
  * So the result is always the one json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
- * JSON_ALLOW_NUL) gives, reached faster. The differential tests in tests/unit/test_fastjson.c
- * hold it to that.
+ * JSON_ALLOW_NUL) gives, reached faster, with one exception: a number whose decimal text has a
+ * fraction but whose nearest double is whole (0.99999999999999999999 -> 1.0) is read as the
+ * double on the other side of it (0.9999999999999999), so that "type": "integer" refuses it
+ * as JSON Schema says (up to 2^53; beyond it every double is whole). The differential tests in
+ * tests/unit/test_fastjson.c hold it to that.
  *
  * Where the time goes: jansson reads through a character stream with a callback per byte and
  * copies every string twice. This reader scans the buffer in place, and makes one copy per

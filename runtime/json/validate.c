@@ -33,7 +33,8 @@ int tb_vctx_finish(tb_vctx *c, bool valid)
             tb_error_add_detail(c->err, "", "schema", "does not match the schema");
         const tb_error_detail *d = &c->err->details[0];
         tb_error_set(c->err, TB_EVALIDATION, "%s: %s (%s)%s", d->path[0] ? d->path : "/",
-                     d->message, d->rule, c->err->n_details > 1 ? " and more" : "");
+                     d->message, d->rule,
+                     c->err->n_details > 1 || c->err->n_omitted ? " and more" : "");
     }
     return TB_EVALIDATION;
 }
@@ -85,8 +86,12 @@ static bool vfail(tb_vctx *c, const char *member, const char *rule, const char *
     if (c->quiet)
         return false;
     c->nerrors++;
-    if (c->err) {
-        char path[1024], msg[512];
+    if (c->err && tb_error_details_full(c->err)) {
+        /* Past the cap a violation is only counted: no path, no message, no allocation, so
+         * a body with 100,000 violations costs a counter, not 100,000 details. */
+        c->err->n_omitted++;
+    } else if (c->err) {
+        char path[1024], msg[1024]; /* cut to TB_ERROR_MAX_DETAIL_TEXT by the copy */
         render_path(c, member, path, sizeof path);
         vsnprintf(msg, sizeof msg, fmt, ap);
         tb_error_add_detail(c->err, path, rule, msg);

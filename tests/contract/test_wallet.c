@@ -9,9 +9,12 @@
 #include "tablium/ids.h"
 #include "wallet/wallet.h"
 
+#include "tablium/buf.h"
 #include "tablium/client.h"
 #include "tablium/ctx.h"
+#include "tablium/validate.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
 #include <pthread.h>
@@ -19,6 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static th_service svc = {.name = "wallet"};
@@ -364,6 +370,167 @@ START_TEST(schema_violations_are_400_naming_each_path_and_rule)
 }
 END_TEST
 
+/* Regression (issue 12): "a\u0000b" was decoded into the C string "a", stored and published as
+ * "a". A string that becomes a char * refuses U+0000. */
+START_TEST(nul_in_a_reference_is_400_naming_body_reference)
+{
+    char user[37], u[256], path[128];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+    url(u, sizeof u, path);
+    th_resp r;
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1,\"reference\":\"a\\u0000b\"}",
+            NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/reference", "nul");
+    json_t *d = json_array_get(json_object_get(json_object_get(r.json, "error"), "details"), 0);
+    const char *msg = json_string_value(json_object_get(d, "message"));
+    ck_assert_msg(msg && strstr(msg, "NUL"), "message: %s", r.body);
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 0); /* nothing stored */
+}
+END_TEST
+
+/* Regression (issue 12): with the reference cut at its NUL, "a\u0000c" under the key of
+ * "a\u0000b" looked like the same request and was replayed instead of refused. */
+START_TEST(idempotency_key_is_not_replayed_for_a_request_that_differs_after_a_nul)
+{
+    char user[37], u[256], path[128], replayed[16];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+    url(u, sizeof u, path);
+    const char *key[] = {"Idempotency-Key: nul-1", NULL};
+    th_resp r;
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1,\"reference\":\"a\\u0000b\"}",
+            NULL, key);
+    th_assert_error(&r, 400, "validation_failed", "/body/reference", "nul");
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1,\"reference\":\"a\\u0000c\"}",
+            NULL, key);
+    th_assert_error(&r, 400, "validation_failed", "/body/reference", "nul");
+    ck_assert(!th_header(&r, "Idempotent-Replayed", replayed, sizeof replayed));
+    th_resp_free(&r);
+    /* the key is still free: the first valid request under it is applied, not replayed */
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1,\"reference\":\"a\"}", NULL, key);
+    ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+    ck_assert(!th_header(&r, "Idempotent-Replayed", replayed, sizeof replayed));
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1,\"reference\":\"ab\"}", NULL, key);
+    th_assert_error(&r, 422, "idempotency_key_reused", NULL, NULL);
+    th_resp_free(&r);
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 1);
+}
+END_TEST
+
+/* JSON Schema: an integer is a number without a fractional part. 0.99999999999999999999 has
+ * one, though its nearest double is 1.0 (it was accepted as 1); 1.0 and 1e0 have none. */
+START_TEST(integer_amount_with_a_fraction_is_400_even_when_it_rounds_to_a_whole_double)
+{
+    char user[37], u[256];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    /* Straight to the service: Prism reads numbers as JavaScript doubles and would pass the
+     * rounded amount on. */
+    snprintf(u, sizeof u, "%s/wallets/%s/transactions", svc.direct, w.id);
+    th_resp r;
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":0.99999999999999999999}", NULL,
+            NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/amount", "type");
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1.00000000000000000001}", NULL,
+            NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/amount", "type");
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":1.0}", NULL, NULL);
+    ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r.json, "data"), "amount")),
+                     1);
+    th_resp_free(&r);
+    th_http(&r, "POST", u, "{\"type\":\"credit\",\"amount\":2e0}", NULL, NULL);
+    ck_assert_msg(r.status == 201, "status %ld: %s", r.status, r.body);
+    th_resp_free(&r);
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 3);
+}
+END_TEST
+
+/* A body of n unknown keys (plus a valid type and amount), malloc'd. */
+static char *unknown_keys_body(int n)
+{
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_puts(&b, "{\"type\":\"credit\",\"amount\":1");
+    for (int i = 0; i < n; i++)
+        tb_buf_printf(&b, ",\"k%d\":0", i);
+    tb_buf_putc(&b, '}');
+    ck_assert(!b.oom);
+    return b.data;
+}
+
+/* The 400 of a body with n_keys unknown keys: 100 details, the rest counted, a small body that
+ * matches the spec's ErrorResponse. */
+static void assert_capped_details(const th_resp *r, int n_keys)
+{
+    th_assert_error(r, 400, "validation_failed", "/body/k0", "additionalProperties");
+    ck_assert_msg(r->len < 64 * 1024, "error body of %zu bytes", r->len);
+    json_t *e = json_object_get(r->json, "error");
+    ck_assert_uint_eq(json_array_size(json_object_get(e, "details")), 100);
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "detailsOmitted")), n_keys - 100);
+    tb_error verr = TB_ERROR_INIT;
+    ck_assert_msg(wallet_error_response_validate(r->json, TB_VALIDATE_ALL_ERRORS, &verr) == 0,
+                  "the error body fails the spec: %s", verr.message);
+    tb_error_deinit(&verr);
+}
+
+/* Regression (issue 12): 110,000 unknown keys (877 KB) answered 110,002 details, 8.6 MB. */
+START_TEST(a_body_of_110000_unknown_keys_gets_100_details_and_the_count_of_the_rest)
+{
+    th_service s = {.name = "wallet", .prism_port = -1};
+    const char *env[] = {"TB_MAX_BODY=2097152", NULL};
+    th_start(&s, env);
+    wallet_client *cl = wallet_client_new(s.direct, NULL, NULL);
+    char user[37], u[256];
+    wallet_create_wallet_req wr = {.body = {.user_id = new_uuid(user), .currency = "CHP"}};
+    wallet_create_wallet_resp wo;
+    ck_assert_int_eq(wallet_create_wallet_call(cl, &ctx, &wr, &wo, NULL), 0);
+    snprintf(u, sizeof u, "%s/wallets/%s/transactions", s.direct, wo.s201.id);
+    char *body = unknown_keys_body(110000);
+    th_resp r;
+    th_http(&r, "POST", u, body, NULL, NULL);
+    assert_capped_details(&r, 110000);
+    th_resp_free(&r);
+    free(body);
+    wallet_client_free(cl);
+    ck_assert_int_eq(th_stop(&s), 0);
+    th_cleanup(&s);
+}
+END_TEST
+
+/* The same cap on the shared service, through Prism when it runs: the answer with
+ * "detailsOmitted" matches the spec. */
+START_TEST(many_unknown_keys_get_100_details_and_a_count_the_spec_allows)
+{
+    char user[37], u[256], path[128];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
+    url(u, sizeof u, path);
+    char *body = unknown_keys_body(1200); /* under the suite's TB_MAX_BODY */
+    th_resp r;
+    th_http(&r, "POST", u, body, NULL, NULL);
+    assert_capped_details(&r, 1200);
+    th_assert_no_response_violation(&r);
+    th_resp_free(&r);
+    free(body);
+}
+END_TEST
+
 START_TEST(bad_parameters_are_400_naming_the_parameter)
 {
     char u[256], user[37], path[160];
@@ -657,6 +824,37 @@ START_TEST(sigterm_stops_gracefully_with_exit_0)
 }
 END_TEST
 
+/* Regression (issue 12, item 7): one client trickling a body made SIGTERM exit 1 after the
+ * grace period. The stop cuts it at the deadline and exits 0. */
+START_TEST(sigterm_with_a_body_still_trickling_exits_0)
+{
+    th_service s = {.name = "wallet", .prism_port = -1};
+    const char *env[] = {"TB_SHUTDOWN_GRACE_MS=1000", NULL};
+    th_start(&s, env);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const char head[] = "POST /wallets HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
+    ck_assert_int_eq(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+    struct timespec nap = {0, 300 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    kill(s.pid, SIGTERM);
+    /* keep trickling through the grace period and past it */
+    int status = -1;
+    bool exited = false;
+    for (int i = 0; i < 40 && !exited; i++) {
+        send(fd, " ", 1, MSG_NOSIGNAL);
+        exited = th_wait_exit(&s, 100, &status);
+    }
+    close(fd);
+    ck_assert_msg(exited, "wallet_service did not exit within 4 s of SIGTERM");
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+    th_cleanup(&s);
+}
+END_TEST
+
 /* ---- event sourcing: balances are a projection of the events, rebuilt on start ---- */
 
 static int64_t balance_of(wallet_client *c, const char *wallet_id)
@@ -887,6 +1085,11 @@ int main(void)
         tcase_add_test(tc, malformed_json_is_400_with_position);
     tcase_add_test(tc, schema_violations_are_400_naming_each_path_and_rule);
     tcase_add_test(tc, bad_parameters_are_400_naming_the_parameter);
+    tcase_add_test(tc, nul_in_a_reference_is_400_naming_body_reference);
+    tcase_add_test(tc, idempotency_key_is_not_replayed_for_a_request_that_differs_after_a_nul);
+    tcase_add_test(tc, integer_amount_with_a_fraction_is_400_even_when_it_rounds_to_a_whole_double);
+    tcase_add_test(tc, many_unknown_keys_get_100_details_and_a_count_the_spec_allows);
+    tcase_add_test(tc, a_body_of_110000_unknown_keys_gets_100_details_and_the_count_of_the_rest);
     tcase_add_test(tc, wrong_content_type_is_415);
     tcase_add_test(tc, missing_body_is_400);
     tcase_add_test(tc, body_over_the_limit_is_413);
@@ -896,6 +1099,7 @@ int main(void)
     if (!th_via_prism()) {
         tcase_add_test(tc, sigkill_mid_stream_keeps_every_acknowledged_transaction_once);
         tcase_add_test(tc, sigterm_stops_gracefully_with_exit_0);
+        tcase_add_test(tc, sigterm_with_a_body_still_trickling_exits_0);
     }
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1,14 +1,18 @@
-/* Unit tests of runtime/core: error codes and details, arena, byte buffer. */
+/* Unit tests of runtime/core: error codes and details (and their cap, through the validators
+ * and the 400 envelope), arena, byte buffer. */
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/ctx.h"
 #include "tablium/error.h"
+#include "tablium/http.h"
 #include "tablium/ids.h"
 #include "tablium/json.h"
+#include "tablium/validate.h"
 
 #include <check.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -41,6 +45,110 @@ START_TEST(error_details_are_copied_and_reset)
     tb_error_deinit(&e);
     tb_error_deinit(NULL);
     ck_assert_int_eq(tb_error_set(NULL, TB_EINVAL, "ignored"), TB_EINVAL);
+}
+END_TEST
+
+/* Regression (issue 12): 110,000 unknown keys gave 110,002 details, an 8.6 MB answer. */
+START_TEST(error_details_stop_at_the_cap_and_count_the_rest)
+{
+    tb_error e = TB_ERROR_INIT, all = TB_ERROR_INIT;
+    for (int i = 0; i < TB_ERROR_MAX_DETAILS + 50; i++)
+        ck_assert_int_eq(tb_error_add_detail(&e, "/x", "type", "must be string"), 0);
+    ck_assert_uint_eq(e.n_details, TB_ERROR_MAX_DETAILS);
+    ck_assert_uint_eq(e.n_omitted, 50);
+    ck_assert(tb_error_details_full(&e));
+    /* merging keeps the cap and adds up what was dropped */
+    ck_assert_int_eq(tb_error_add_detail(&all, "/y", "minimum", "must be >= 1"), 0);
+    ck_assert_int_eq(tb_error_add_details(&all, &e), 0);
+    ck_assert_uint_eq(all.n_details, TB_ERROR_MAX_DETAILS);
+    ck_assert_str_eq(all.details[0].path, "/y");
+    ck_assert_uint_eq(all.n_omitted, 1 + 50);
+    tb_error_reset(&e);
+    ck_assert_uint_eq(e.n_details, 0);
+    ck_assert_uint_eq(e.n_omitted, 0);
+    ck_assert(!tb_error_details_full(&e));
+    tb_error_deinit(&e);
+    tb_error_deinit(&all);
+}
+END_TEST
+
+START_TEST(error_detail_text_is_cut_at_a_character_boundary)
+{
+    char path[2048];
+    path[0] = '/';
+    size_t n = 1;
+    while (n + 2 < sizeof path) { /* "é" is 2 bytes: a cut at an odd offset would split one */
+        path[n++] = '\xc3';
+        path[n++] = '\xa9';
+    }
+    path[n] = '\0';
+    tb_error e = TB_ERROR_INIT;
+    ck_assert_int_eq(tb_error_add_detail(&e, path, "additionalProperties", path), 0);
+    const char *p = e.details[0].path;
+    size_t len = strlen(p);
+    ck_assert_uint_le(len, TB_ERROR_MAX_DETAIL_TEXT);
+    ck_assert_str_eq(p + len - 3, "...");
+    ck_assert_uint_eq((len - 3 - 1) % 2, 0); /* whole characters after the '/' */
+    ck_assert_mem_eq(p, path, len - 3);
+    ck_assert_uint_le(strlen(e.details[0].message), TB_ERROR_MAX_DETAIL_TEXT);
+    ck_assert_str_eq(e.details[0].rule, "additionalProperties");
+    tb_error_deinit(&e);
+}
+END_TEST
+
+/* The validators record the first TB_ERROR_MAX_DETAILS violations and only count the rest. */
+START_TEST(validation_keeps_the_first_violations_and_counts_the_others)
+{
+    tb_error e = TB_ERROR_INIT;
+    tb_vctx c;
+    tb_vctx_init(&c, &e, TB_VALIDATE_ALL_ERRORS);
+    char key[16];
+    for (int i = 0; i < 110000; i++) {
+        int kn = snprintf(key, sizeof key, "k%d", i);
+        tb_v_push_key(&c, key, (size_t)kn);
+        ck_assert(tb_v_fail(&c, "additionalProperties", "is not allowed"));
+        tb_v_pop(&c);
+    }
+    ck_assert_int_eq(tb_vctx_finish(&c, false), TB_EVALIDATION);
+    ck_assert_uint_eq(c.nerrors, 110000);
+    ck_assert_uint_eq(e.n_details, TB_ERROR_MAX_DETAILS);
+    ck_assert_uint_eq(e.n_omitted, 110000 - TB_ERROR_MAX_DETAILS);
+    ck_assert_str_eq(e.details[99].path, "/k99");
+    ck_assert_ptr_nonnull(strstr(e.message, "and more"));
+
+    /* the 400 envelope: 100 details, then "detailsOmitted" */
+    tb_http_res res = {0};
+    ck_assert_int_eq(tb_http_res_error_from(&res, NULL, 400, "bad_request", &e), 0);
+    ck_assert_uint_lt(res.body.len, 64 * 1024);
+    json_t *j = tb_json_loadb(res.body.data, res.body.len, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *err = json_object_get(j, "error");
+    ck_assert_str_eq(json_string_value(json_object_get(err, "code")), "validation_failed");
+    ck_assert_uint_eq(json_array_size(json_object_get(err, "details")), TB_ERROR_MAX_DETAILS);
+    ck_assert_int_eq(json_integer_value(json_object_get(err, "detailsOmitted")),
+                     110000 - TB_ERROR_MAX_DETAILS);
+    json_decref(j);
+
+    /* long details: the body stops listing them at TB_HTTP_ERROR_DETAILS_MAX_BYTES */
+    tb_error_reset(&e);
+    char big[TB_ERROR_MAX_DETAIL_TEXT + 1];
+    memset(big, '\x01', sizeof big - 1); /* escaped as \u0001: 6 bytes each */
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < TB_ERROR_MAX_DETAILS; i++)
+        tb_error_add_detail(&e, big, "pattern", big);
+    e.code = TB_EVALIDATION;
+    ck_assert_int_eq(tb_http_res_error_from(&res, NULL, 400, "bad_request", &e), 0);
+    ck_assert_uint_lt(res.body.len, 64 * 1024);
+    j = tb_json_loadb(res.body.data, res.body.len, NULL);
+    ck_assert_ptr_nonnull(j);
+    err = json_object_get(j, "error");
+    size_t listed = json_array_size(json_object_get(err, "details"));
+    ck_assert_uint_gt(listed, 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(err, "detailsOmitted")),
+                     TB_ERROR_MAX_DETAILS - (json_int_t)listed);
+    json_decref(j);
+    tb_buf_deinit(&res.body);
+    tb_error_deinit(&e);
 }
 END_TEST
 
@@ -264,6 +372,9 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, strerror_names_every_code_and_unknown);
     tcase_add_test(tc, error_details_are_copied_and_reset);
+    tcase_add_test(tc, error_details_stop_at_the_cap_and_count_the_rest);
+    tcase_add_test(tc, error_detail_text_is_cut_at_a_character_boundary);
+    tcase_add_test(tc, validation_keeps_the_first_violations_and_counts_the_others);
     tcase_add_test(tc, arena_aligns_grows_and_runs_cleanups_newest_first);
     tcase_add_test(tc, arena_holds_json_until_freed);
     tcase_add_test(tc, buf_escapes_json_strings);

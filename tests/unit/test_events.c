@@ -194,6 +194,35 @@ START_TEST(each_rule_names_its_path)
 }
 END_TEST
 
+/* Regression: a string member is a char *, which ends at its first NUL, so "a\u0000b" was
+ * decoded as "a". A string that becomes a C string refuses U+0000 (rule "nul"); free-form
+ * JSON (json_t *) keeps it as data. */
+START_TEST(nul_in_a_string_that_becomes_a_c_string_is_refused_naming_its_path)
+{
+#define BASE_OK "\"userId\":\"" UID "\",\"registeredAt\":\"" TS "\""
+    assert_violation("{" BASE_OK ",\"email\":\"a@b.co\",\"username\":\"ada\","
+                     "\"displayName\":\"a\\u0000b\"}", "/displayName", "nul");
+    ck_assert_ptr_nonnull(strstr(detail_at(&E, "/displayName")->message, "NUL"));
+    /* a member typed by a shared $ref'd definition (whose pattern refuses the NUL as well) */
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s#}", "userId", UID, "registeredAt", TS, "email",
+                          "a@b.co", "username", "ad\0a", (size_t)4);
+    ck_assert_int_eq(user_registered_v1_validate(j, TB_VALIDATE_ALL_ERRORS, &E), TB_EVALIDATION);
+    bool nul = false;
+    for (size_t i = 0; i < E.n_details; i++)
+        nul |= strcmp(E.details[i].path, "/username") == 0 && strcmp(E.details[i].rule, "nul") == 0;
+    ck_assert_msg(nul, "no nul detail at /username");
+    json_decref(j);
+#undef BASE_OK
+    /* free-form data is not a C string: a NUL in it is data */
+    const char *doc = "{\"id\":\"" UID "\",\"type\":\"user.registered\",\"version\":\"1.0\","
+                      "\"timestamp\":\"" TS "\",\"producer\":\"auth-service\","
+                      "\"data\":{\"note\":\"a\\u0000b\"},\"metadata\":{\"correlationId\":\"c\"}}";
+    event_envelope env;
+    ck_assert_msg(event_envelope_parse(doc, strlen(doc), A, &env, &E) == 0, "%s", E.message);
+    ck_assert_uint_eq(json_string_length(json_object_get(env.data, "note")), 3);
+}
+END_TEST
+
 START_TEST(numbers_enums_arrays_and_nesting)
 {
     const char *tx = "{\"transactionId\":\"" UID "\",\"walletId\":\"" UID "\",\"userId\":\"" UID
@@ -300,6 +329,7 @@ int main(void)
     TCase *tc = tcase_create("events");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, user_registered_round_trip);
+    tcase_add_test(tc, nul_in_a_string_that_becomes_a_c_string_is_refused_naming_its_path);
     tcase_add_test(tc, zero_false_and_empty_are_sent_not_dropped);
     tcase_add_test(tc, nullable_member_keeps_null);
     tcase_add_test(tc, envelope_carries_free_form_data);

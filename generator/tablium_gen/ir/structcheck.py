@@ -240,6 +240,8 @@ class StructChecks:
                     out.append(ind + "    return false;")
                 else:
                     self._items(ct, k.items, ptr, out, ind)
+        elif kind == "nul":
+            return  # a C string holds no NUL
         elif kind == "object":
             if ct.kind != "struct":
                 return

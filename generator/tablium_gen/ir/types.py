@@ -148,6 +148,8 @@ class TypeBuilder:
         target = self._deref(node)
         kind = self._kind(node)
         if kind in ("string", "integer", "number", "boolean"):
+            if kind == "string":
+                self.vcomp.no_nul(target)  # a char *: U+0000 would cut it
             return CType(kind)
         if kind in ("struct", "enum"):
             if id(target) in self._building:

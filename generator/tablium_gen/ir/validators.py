@@ -158,6 +158,10 @@ def short_json(v, limit=60):
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+def nul_check():
+    return Check("nul", msg=cmsg("must not contain NUL characters (U+0000)"))
+
+
 class ValidatorCompiler:
     """Compiles schema nodes into a ValidatorUnit. `loader` resolves references; `prefix`
     names the static functions; `dialect` is "2020-12" or "oas30" (OpenAPI 3.0 nullable and
@@ -173,6 +177,7 @@ class ValidatorCompiler:
         self.const_ids = {}
         self.dyn_used = {}  # anchor name -> table name
         self.errors = []
+        self.nul_nodes = {}  # id -> node: strings that become C strings (no_nul)
 
     # ---- public ----
 
@@ -180,6 +185,17 @@ class ValidatorCompiler:
         sub = self.sub(node)
         self.unit.entries.append((public_name, sub))
         return sub
+
+    def no_nul(self, node):
+        """The strings `node` accepts become C strings (char *), which end at the first NUL: a
+        U+0000 would silently cut them, so it is refused (rule "nul"). The generated code's
+        rule; plain JSON Schema validation (no C type) keeps the standard meaning."""
+        if not isinstance(node, dict) or id(node) in self.nul_nodes:
+            return
+        self.nul_nodes[id(node)] = node
+        f = self.memo.get(id(node))
+        if f is not None:
+            f.checks.append(nul_check())
 
     def finish(self):
         """Completes the dynamic-scope tables (compiling what they name) and returns the unit."""
@@ -645,6 +661,8 @@ class ValidatorCompiler:
             checks.append(Check("uneval_props", sub=self.child(n, "unevaluatedProperties",
                                                                n["unevaluatedProperties"])))
             f.has_uneval = True
+        if id(node) in self.nul_nodes:
+            checks.append(nul_check())
         f.calls = any(c.kind in ("array", "object", "ref", "dynref", "allOf", "anyOf", "oneOf",
                                  "not", "if", "uneval_items", "uneval_props") for c in checks)
         return f

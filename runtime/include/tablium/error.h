@@ -9,6 +9,7 @@
 #ifndef TABLIUM_ERROR_H
 #define TABLIUM_ERROR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* X(name, value, text). Append-only: codes never change meaning or value. */
@@ -47,6 +48,14 @@ typedef struct tb_error_detail {
     char *message; /* readable, e.g. "must be >= 0" */
 } tb_error_detail;
 
+/** At most this many details are kept in a tb_error; further ones are only counted
+ *  (tb_error.n_omitted). A hostile request with 100,000 violations then costs 100 details, not
+ *  100,000, in memory and in the 400 answer. */
+#define TB_ERROR_MAX_DETAILS 100
+/** A detail's path and message are cut to at most this many bytes (at a UTF-8 character
+ *  boundary, ending with "..."); rule names are short. */
+#define TB_ERROR_MAX_DETAIL_TEXT 512
+
 /**
  * Error details. Caller's storage: initialise with TB_ERROR_INIT (or tb_error_init), release
  * with tb_error_deinit. A tb_error may be reused: each call that fills it resets it first.
@@ -60,9 +69,10 @@ typedef struct tb_error {
     tb_error_detail *details;
     size_t n_details;
     size_t cap_details;
+    size_t n_omitted;  /* details dropped past TB_ERROR_MAX_DETAILS (counted, not kept) */
 } tb_error;
 
-#define TB_ERROR_INIT {0, {0}, 0, 0, -1, NULL, 0, 0}
+#define TB_ERROR_INIT {0, {0}, 0, 0, -1, NULL, 0, 0, 0}
 
 void tb_error_init(tb_error *e);
 /** Frees the details. NULL-safe. The struct can be reused afterwards. */
@@ -72,7 +82,18 @@ void tb_error_reset(tb_error *e);
 /** Sets code and printf-style message; returns code. NULL-safe (then only returns code). */
 int tb_error_set(tb_error *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/** Appends a detail (copies the strings). Returns 0 or TB_ENOMEM. NULL-safe. */
+/** Appends a detail (copies the strings, cutting path and message to
+ *  TB_ERROR_MAX_DETAIL_TEXT bytes). Past TB_ERROR_MAX_DETAILS details it only counts the detail
+ *  in e->n_omitted. Returns 0 or TB_ENOMEM. NULL-safe. */
 int tb_error_add_detail(tb_error *e, const char *path, const char *rule, const char *message);
+/** True when e keeps no more details (the next one would only be counted). NULL-safe: a NULL
+ *  e keeps nothing. */
+static inline bool tb_error_details_full(const tb_error *e)
+{
+    return e == NULL || e->n_details >= TB_ERROR_MAX_DETAILS;
+}
+/** Appends src's details to dst (same cap) and adds src's omitted count to dst's. 0 or
+ *  TB_ENOMEM. NULL-safe. */
+int tb_error_add_details(tb_error *dst, const tb_error *src);
 
 #endif

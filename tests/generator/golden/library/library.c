@@ -194,6 +194,8 @@ static bool library__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -402,6 +404,8 @@ static bool library__v7(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!library__v_rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^97[89][0-9]{10}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -429,6 +433,8 @@ static bool library__v8(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 300 && tb_utf8_len(s, n) > 300)
             TB_V_FAIL("maxLength", "must have at most 300 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -489,6 +495,8 @@ static bool library__v11(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date(s, n))
             TB_V_FAIL("format", "must be a valid date");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;

@@ -304,6 +304,8 @@ static bool order__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!order__v_rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^ORD-[0-9]{6}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -351,6 +353,8 @@ static bool order__v3(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n > 200 && tb_utf8_len(s, n) > 200)
             TB_V_FAIL("maxLength", "must have at most 200 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -511,6 +515,8 @@ static bool order__v7(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -602,6 +608,8 @@ static bool order__v12(const json_t *j, tb_vctx *c, tb_eval *ev)
     (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -685,6 +693,8 @@ static bool order__v15(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;

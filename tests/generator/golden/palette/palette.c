@@ -179,6 +179,8 @@ static bool palette__v1(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (tb_regex_search(&RE[0], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[\\p{Letter} _-]+$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
@@ -484,6 +486,8 @@ static bool palette__v11(const json_t *j, tb_vctx *c, tb_eval *ev)
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
     goto out;
 out:
     return ok;
