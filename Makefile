@@ -42,7 +42,8 @@ test-generator: deps
 # Suites that need brokers get a private Redis and RabbitMQ (scripts/with-brokers.sh).
 test-fast: build
 	@cd $(BUILD) && bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
-	@grep -h '^jsonschema-suite:\|^http-slow:' $(BUILD)/Testing/Temporary/LastTest.log || true
+	@grep -h '^jsonschema-suite:\|^http-slow:\|^rate-limit:\|^auth-negative:' \
+	  $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-asan: build-asan
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -3240,7 +3240,13 @@ auth_client *auth_client_new(const char *base_url, const tb_client_opts *opts, t
         tb_error_set(err, TB_ENOMEM, "auth_client_new: out of memory");
         return NULL;
     }
-    c->http = tb_client_new(base_url, opts, err);
+    /* named after the upstream, so TB_AUTH_* tunes it and logs say which */
+    tb_client_opts named = TB_CLIENT_OPTS_INIT;
+    if (opts)
+        named = *opts;
+    if (!named.name)
+        named.name = "auth";
+    c->http = tb_client_new(base_url, &named, err);
     if (!c->http) {
         free(c);
         return NULL;

@@ -6158,7 +6158,13 @@ wallet_client *wallet_client_new(const char *base_url, const tb_client_opts *opt
         tb_error_set(err, TB_ENOMEM, "wallet_client_new: out of memory");
         return NULL;
     }
-    c->http = tb_client_new(base_url, opts, err);
+    /* named after the upstream, so TB_WALLET_* tunes it and logs say which */
+    tb_client_opts named = TB_CLIENT_OPTS_INIT;
+    if (opts)
+        named = *opts;
+    if (!named.name)
+        named.name = "wallet";
+    c->http = tb_client_new(base_url, &named, err);
     if (!c->http) {
         free(c);
         return NULL;

@@ -1,8 +1,15 @@
 #include "tablium/client.h"
+#include "tablium/log.h"
+
+#include "resilience.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +18,8 @@
 
 #define TB__USER_AGENT "tablium/0.1.0"
 #define TB__MAX_EXTRA (sizeof((tb_client_call *)0)->headers / sizeof(const char *))
-/* Accept, Content-Type, Expect and X-Request-ID, then the call's own lines. */
-#define TB__MAX_LINES (4 + TB__MAX_EXTRA)
+/* Accept, Content-Type, Expect, X-Request-ID and X-Request-Timeout-Ms, then the call's own. */
+#define TB__MAX_LINES (5 + TB__MAX_EXTRA)
 /* A pooled handle keeps its body buffer between calls; one that grew past this (a rare large
  * response) gives the memory back instead of pinning it for the client's lifetime. */
 #define TB__BODY_KEEP ((size_t)64 << 10)
@@ -77,9 +84,19 @@ struct tb_client {
     char *base_url;
     size_t base_len;
     char *user_agent;
+    char *name;
+    char *fault_spec;
+    const char *label; /* name, else base_url: how logs call this upstream */
     tb_client_opts opts;
     pthread_mutex_t mu;
     tb__handle *idle; /* LIFO: the most recently used handle has the warmest connection */
+    tb__fault fault;
+    pthread_mutex_t pmu; /* guards budget and breaker */
+    tb__budget budget;
+    tb__breaker breaker;
+    atomic_int in_flight;
+    _Atomic uint64_t n_calls, n_attempts, n_retries, n_budget_refusals, n_fast_fails,
+        n_bulkhead_rejections, n_deadline_exceeded, n_faults, n_fallbacks;
 };
 
 /* What the curl callbacks of one transfer write into. */
@@ -89,6 +106,8 @@ typedef struct tb__xfer {
     size_t max;
     bool too_big;
     bool oom;
+    bool once; /* the request may be sent only once (not idempotent) */
+    int sends; /* times libcurl was about to send it */
     const char *(*hdrs)[2];
     size_t n_hdrs;
     size_t cap_hdrs;
@@ -108,6 +127,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         return 0;
     }
     return len;
+}
+
+/* libcurl silently re-sends a request, on a fresh connection, when a reused one closes before
+ * any byte of an answer: right for a GET on a stale keep-alive connection, but a POST may have
+ * been received and acted on. A call that must not be repeated aborts the second send. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    tb__xfer *x = ud;
+    return ++x->sends > 1 && x->once ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 static bool is_ows(char ch)
@@ -204,13 +237,13 @@ static tb__handle *handle_new(const tb_client *c)
     CURL *e = h->curl;
     if (curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->opts.connect_timeout_ms) != CURLE_OK ||
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->opts.timeout_ms) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
         goto fail;
     return h;
@@ -247,7 +280,9 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     static const tb_client_opts defaults = TB_CLIENT_OPTS_INIT;
     tb_client *c = NULL;
     tb__handle *h = NULL;
-    bool mu_ok = false;
+    bool mu_ok = false, pmu_ok = false;
+    tb_client_opts o;
+    tb__fault fault;
     tb_error_reset(err);
     if (!opts)
         opts = &defaults;
@@ -261,6 +296,10 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
                      base_url);
         return NULL;
     }
+    o = *opts;
+    if (tb__opts_resolve(&o, o.name, base_url, err) != 0 ||
+        tb__fault_parse(o.fault, &fault, err) != 0)
+        return NULL;
     if (tb_global_init() != 0) {
         tb_error_set(err, TB_EIO, "curl_global_init failed");
         return NULL;
@@ -268,18 +307,30 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     c = calloc(1, sizeof *c);
     if (!c)
         goto fail;
-    c->opts = *opts;
+    c->opts = o;
+    c->fault = fault;
     c->base_len = strlen(base_url);
     while (c->base_len > 0 && base_url[c->base_len - 1] == '/')
         c->base_len--;
     c->base_url = strndup(base_url, c->base_len);
-    c->user_agent = strdup(opts->user_agent ? opts->user_agent : TB__USER_AGENT);
-    if (!c->base_url || !c->user_agent)
+    c->user_agent = strdup(o.user_agent ? o.user_agent : TB__USER_AGENT);
+    c->name = o.name ? strdup(o.name) : NULL;
+    c->fault_spec = o.fault ? strdup(o.fault) : NULL;
+    if (!c->base_url || !c->user_agent || (o.name && !c->name) || (o.fault && !c->fault_spec))
         goto fail;
     c->opts.user_agent = c->user_agent;
+    c->opts.name = c->name;
+    c->opts.fault = c->fault_spec;
+    c->label = c->name ? c->name : c->base_url;
     if (pthread_mutex_init(&c->mu, NULL) != 0)
         goto fail;
     mu_ok = true;
+    if (pthread_mutex_init(&c->pmu, NULL) != 0)
+        goto fail;
+    pmu_ok = true;
+    tb__budget_init(&c->budget, &c->opts.retry_budget);
+    if (tb__breaker_init(&c->breaker, &c->opts.breaker) != 0)
+        goto fail;
     /* One handle up front: a broken libcurl shows here rather than on the first call. */
     h = handle_new(c);
     if (!h)
@@ -288,8 +339,13 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     return c;
 fail:
     if (c) {
+        tb__breaker_deinit(&c->breaker);
+        if (pmu_ok)
+            pthread_mutex_destroy(&c->pmu);
         if (mu_ok)
             pthread_mutex_destroy(&c->mu);
+        free(c->fault_spec);
+        free(c->name);
         free(c->user_agent);
         free(c->base_url);
         free(c);
@@ -308,7 +364,11 @@ void tb_client_free(tb_client *c)
         handle_free(h);
         h = next;
     }
+    tb__breaker_deinit(&c->breaker);
+    pthread_mutex_destroy(&c->pmu);
     pthread_mutex_destroy(&c->mu);
+    free(c->fault_spec);
+    free(c->name);
     free(c->user_agent);
     free(c->base_url);
     free(c);
@@ -317,6 +377,36 @@ void tb_client_free(tb_client *c)
 const char *tb_client_base_url(const tb_client *c)
 {
     return c ? c->base_url : NULL;
+}
+
+const tb_client_opts *tb_client_options(const tb_client *c)
+{
+    return c ? &c->opts : NULL;
+}
+
+void tb_client_stats_get(tb_client *c, tb_client_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    out->calls = atomic_load(&c->n_calls);
+    out->attempts = atomic_load(&c->n_attempts);
+    out->retries = atomic_load(&c->n_retries);
+    out->budget_refusals = atomic_load(&c->n_budget_refusals);
+    out->fast_fails = atomic_load(&c->n_fast_fails);
+    out->bulkhead_rejections = atomic_load(&c->n_bulkhead_rejections);
+    out->deadline_exceeded = atomic_load(&c->n_deadline_exceeded);
+    out->faults_injected = atomic_load(&c->n_faults);
+    out->fallbacks = atomic_load(&c->n_fallbacks);
+    out->in_flight = atomic_load(&c->in_flight);
+    int64_t now = tb_clock_ms();
+    pthread_mutex_lock(&c->pmu);
+    out->breaker_opens = c->breaker.opens;
+    out->breaker_state = c->breaker.state;
+    out->window_calls = c->breaker.n;
+    tb__breaker_rates(&c->breaker, &out->failure_rate, &out->slow_call_rate);
+    out->retry_budget_left = tb__budget_left(&c->budget, now);
+    pthread_mutex_unlock(&c->pmu);
 }
 
 /* ---- headers ---- */
@@ -452,8 +542,11 @@ static int map_curl(CURLcode cc, const tb__xfer *x)
     }
 }
 
+static bool is_idempotent(const tb_client_call *call);
+
+/* One attempt: try_ms bounds it (0: no bound); *ccp gets curl's code. */
 static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_client_res *res,
-                   tb_error *err)
+                   long try_ms, CURLcode *ccp, tb_error *err)
 {
     tb_arena *a = ctx->arena;
     struct curl_slist lines[TB__MAX_LINES];
@@ -484,6 +577,11 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
     lines[n++].data = (char *)"Expect:";
     if (!call_has_header(call, "X-Request-ID"))
         lines[n++].data = rid;
+    char budget[sizeof TB_DEADLINE_HEADER ": " + 24];
+    if (try_ms > 0 && !call_has_header(call, TB_DEADLINE_HEADER)) {
+        snprintf(budget, sizeof budget, "%s: %ld", TB_DEADLINE_HEADER, try_ms);
+        lines[n++].data = budget;
+    }
     for (size_t i = 0; i < call->n_headers; i++)
         lines[n++].data = (char *)call->headers[i];
     for (size_t i = 0; i < n; i++)
@@ -498,13 +596,17 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
     x.h = h;
     x.arena = a;
     x.max = c->opts.max_response;
+    x.once = !is_idempotent(call);
 
     CURLcode cc;
     if ((cc = curl_easy_setopt(e, CURLOPT_URL, url)) != CURLE_OK ||
         (cc = curl_easy_setopt(e, CURLOPT_HTTPHEADER, lines)) != CURLE_OK ||
         (cc = curl_easy_setopt(e, CURLOPT_WRITEDATA, &x)) != CURLE_OK ||
         (cc = curl_easy_setopt(e, CURLOPT_HEADERDATA, &x)) != CURLE_OK ||
+        (cc = curl_easy_setopt(e, CURLOPT_PREREQDATA, &x)) != CURLE_OK ||
+        (cc = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, try_ms)) != CURLE_OK ||
         (cc = set_method(e, call, c->opts.max_response)) != CURLE_OK) {
+        *ccp = cc;
         rc = map_curl(cc, &x);
         tb_error_set(err, rc, "%s %s: %s", call->method, url, curl_easy_strerror(cc));
         goto done;
@@ -514,6 +616,16 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
     clock_gettime(CLOCK_MONOTONIC, &t0);
     cc = curl_easy_perform(e);
     res->elapsed_ms = ms_since(&t0);
+    *ccp = cc;
+    if (cc == CURLE_ABORTED_BY_CALLBACK && x.sends > 1) {
+        /* As the connection broke: a reset, which this call is never retried for. */
+        *ccp = CURLE_RECV_ERROR;
+        rc = tb_error_set(err, TB_ECONN,
+                          "%s %s: connection closed without an answer; not sent again (not "
+                          "idempotent: no Idempotency-Key)",
+                          call->method, url);
+        goto done;
+    }
     if (cc != CURLE_OK) {
         rc = map_curl(cc, &x);
         if (rc == TB_ETOOBIG)
@@ -547,11 +659,248 @@ done:
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     if (h->body.cap > TB__BODY_KEEP)
         tb_buf_deinit(&h->body);
     pool_put(c, h);
     return rc;
+}
+
+/* ---- policies around the attempts ---- */
+
+static bool is_idempotent(const tb_client_call *call)
+{
+    static const char *const safe[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"};
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        if (strcmp(call->method, safe[i]) == 0)
+            return true;
+    return call_has_header(call, "Idempotency-Key");
+}
+
+static bool connect_failed(CURLcode cc)
+{
+    return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+           cc == CURLE_COULDNT_RESOLVE_PROXY;
+}
+
+/* The TB_RETRY_ON_* reason an attempt's result matches (0: none). */
+static unsigned retry_reason(int rc, CURLcode cc, const tb_client_res *res)
+{
+    if (rc == TB_ECONN)
+        return connect_failed(cc) ? TB_RETRY_ON_CONNECT_FAILURE : TB_RETRY_ON_RESET;
+    if (rc == TB_ETIMEDOUT)
+        return TB_RETRY_ON_TIMEOUT;
+    if (rc != 0)
+        return 0;
+    switch (res->status) {
+    case 429: return TB_RETRY_ON_429;
+    case 502: return TB_RETRY_ON_502 | TB_RETRY_ON_5XX;
+    case 503: return TB_RETRY_ON_503 | TB_RETRY_ON_5XX;
+    case 504: return TB_RETRY_ON_504 | TB_RETRY_ON_5XX;
+    default: return res->status >= 500 && res->status <= 599 ? TB_RETRY_ON_5XX : 0;
+    }
+}
+
+static int breaker_outcome(const tb_client *c, int rc, const tb_client_res *res, double ms)
+{
+    unsigned rec = c->opts.breaker.record;
+    bool fail;
+    if (rc == TB_ECONN || rc == TB_EIO)
+        fail = rec & TB_BREAKER_RECORD_TRANSPORT;
+    else if (rc == TB_ETIMEDOUT)
+        fail = rec & TB_BREAKER_RECORD_TIMEOUT;
+    else if (rc == 0 || rc == TB_ETOOBIG)
+        fail = (res->status >= 500 && res->status <= 599 && (rec & TB_BREAKER_RECORD_5XX)) ||
+               (res->status == 429 && (rec & TB_BREAKER_RECORD_429));
+    else
+        return TB__OUTCOME_IGNORE;
+    bool slow = ms >= (double)c->opts.breaker.slow_call_duration_threshold_ms;
+    return (fail ? TB__OUTCOME_FAIL : 0) | (slow ? TB__OUTCOME_SLOW : 0);
+}
+
+static void log_transition(const tb_client *c, const tb_ctx *ctx, const tb__transition *t)
+{
+    if (!t->changed)
+        return;
+    /* The label goes into JSON unescaped only when it needs no escaping. */
+    bool plain = true;
+    for (const char *p = c->label; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            plain = false;
+    char fields[384];
+    snprintf(fields, sizeof fields,
+             "\"upstream\":\"%.200s\",\"breaker\":\"%s\",\"from\":\"%s\",\"calls\":%d,"
+             "\"failureRate\":%.1f,\"slowCallRate\":%.1f",
+             plain ? c->label : "?", tb_breaker_state_name(t->to), tb_breaker_state_name(t->from),
+             t->calls, t->failure_rate, t->slow_rate);
+    if (t->to == TB_BREAKER_OPEN)
+        tb_log_fields(TB_LOG_WARN, ctx, fields,
+                      "circuit breaker of %s opened (%s, failure rate %.0f%%, slow %.0f%% over %d "
+                      "calls): failing fast for %ld ms",
+                      c->label, tb_breaker_state_name(t->from), t->failure_rate, t->slow_rate,
+                      t->calls, c->opts.breaker.wait_duration_in_open_state_ms);
+    else
+        tb_log_fields(TB_LOG_INFO, ctx, fields, "circuit breaker of %s %s (was %s)", c->label,
+                      tb_breaker_state_name(t->to), tb_breaker_state_name(t->from));
+}
+
+static void sleep_ms(long ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static const char tb__fault_body[] =
+    "{\"error\":{\"code\":\"fault_injected\",\"message\":\"fault injected by the client\"}}";
+
+/* One attempt with the fault knob applied: may sleep, answer or drop instead of sending. */
+static int attempt(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_client_res *res,
+                   long try_ms, CURLcode *cc, tb_error *err)
+{
+    *cc = CURLE_OK;
+    if (!c->fault.on)
+        return perform(c, ctx, call, res, try_ms, cc, err);
+    const tb__fault *f = &c->fault;
+    if (f->delay_ms > 0 && tb__rand_unit() * 100.0 < f->delay_pct) {
+        atomic_fetch_add(&c->n_faults, 1);
+        tb_log_debug(ctx, "fault injected on %s: delay %ld ms", c->label, f->delay_ms);
+        if (try_ms > 0 && f->delay_ms >= try_ms) {
+            sleep_ms(try_ms);
+            *cc = CURLE_OPERATION_TIMEDOUT;
+            return tb_error_set(err, TB_ETIMEDOUT,
+                                "%s %s%s: timed out after %ld ms (injected delay of %ld ms)",
+                                call->method, c->base_url, call->path, try_ms, f->delay_ms);
+        }
+        sleep_ms(f->delay_ms);
+        if (try_ms > 0)
+            try_ms -= f->delay_ms;
+    }
+    double draw = tb__rand_unit() * 100.0;
+    if (draw < f->abort_pct) {
+        atomic_fetch_add(&c->n_faults, 1);
+        tb_log_debug(ctx, "fault injected on %s: abort %d", c->label, f->abort_status);
+        char *body = tb_arena_strndup(ctx->arena, tb__fault_body, sizeof tb__fault_body - 1);
+        if (!body)
+            return tb_error_set(err, TB_ENOMEM, "%s %s%s: out of memory", call->method, c->base_url,
+                                call->path);
+        res->status = f->abort_status;
+        res->body = body;
+        res->body_len = sizeof tb__fault_body - 1;
+        return 0;
+    }
+    if (draw < f->abort_pct + f->drop_pct) {
+        atomic_fetch_add(&c->n_faults, 1);
+        tb_log_debug(ctx, "fault injected on %s: drop", c->label);
+        *cc = CURLE_RECV_ERROR;
+        return tb_error_set(err, TB_ECONN, "%s %s%s: connection dropped (fault injected)",
+                            call->method, c->base_url, call->path);
+    }
+    return perform(c, ctx, call, res, try_ms, cc, err);
+}
+
+static void reset_res(tb_client_res *res)
+{
+    memset(res, 0, sizeof *res);
+    res->body = tb__empty;
+}
+
+/* Bulkhead, breaker, attempts, retries and backoff; deadline is 0 (none) or monotonic ms. */
+static int send_with_policies(tb_client *c, tb_ctx *ctx, const tb_client_call *call,
+                              tb_client_res *res, int64_t deadline, tb_error *err)
+{
+    const tb_retry_policy *rp = &c->opts.retry;
+    int cap = c->opts.max_concurrent_calls;
+    int rc = 0, n = 0;
+    if (atomic_fetch_add(&c->in_flight, 1) >= cap && cap > 0) {
+        atomic_fetch_sub(&c->in_flight, 1);
+        atomic_fetch_add(&c->n_bulkhead_rejections, 1);
+        return tb_error_set(err, TB_EBUSY,
+                            "%s %s%s: %d calls to %s already in flight (max_concurrent_calls)",
+                            call->method, c->base_url, call->path, cap, c->label);
+    }
+    bool idempotent = is_idempotent(call);
+    tb__transition t;
+    pthread_mutex_lock(&c->pmu);
+    tb__budget_deposit(&c->budget, tb_clock_ms());
+    pthread_mutex_unlock(&c->pmu);
+    for (;;) {
+        int64_t now = tb_clock_ms();
+        long left = deadline ? (long)(deadline - now) : 0;
+        if (deadline && left <= 0) {
+            if (n == 0)
+                rc = tb_error_set(err, TB_ETIMEDOUT, "%s %s%s: no time left before sending",
+                                  call->method, c->base_url, call->path);
+            break; /* after a wait: the last attempt's result stands */
+        }
+        uint64_t ticket;
+        pthread_mutex_lock(&c->pmu);
+        int brc = tb__breaker_acquire(&c->breaker, now, &ticket, &t);
+        pthread_mutex_unlock(&c->pmu);
+        log_transition(c, ctx, &t);
+        if (brc != 0) {
+            if (n == 0) {
+                atomic_fetch_add(&c->n_fast_fails, 1);
+                rc = tb_error_set(err, TB_EOPEN, "%s %s%s: circuit breaker of %s is open",
+                                  call->method, c->base_url, call->path, c->label);
+            }
+            break;
+        }
+        long try_ms = left;
+        if (rp->per_try_timeout_ms > 0 && (try_ms == 0 || rp->per_try_timeout_ms < try_ms))
+            try_ms = rp->per_try_timeout_ms;
+        reset_res(res);
+        tb_error_reset(err);
+        n++;
+        atomic_fetch_add(&c->n_attempts, 1);
+        CURLcode cc;
+        int64_t t0 = tb_clock_ms();
+        rc = attempt(c, ctx, call, res, try_ms, &cc, err);
+        now = tb_clock_ms();
+        pthread_mutex_lock(&c->pmu);
+        tb__breaker_record(&c->breaker, ticket, breaker_outcome(c, rc, res, (double)(now - t0)),
+                           now, &t);
+        pthread_mutex_unlock(&c->pmu);
+        log_transition(c, ctx, &t);
+
+        if (!idempotent || n >= rp->max_attempts || !(retry_reason(rc, cc, res) & rp->retry_on))
+            break;
+        long wait = tb__backoff_ms(rp, n);
+        const char *ra = rc == 0 ? tb_client_res_header(res, "Retry-After") : NULL;
+        if (ra) {
+            long ms = tb__retry_after_ms(ra);
+            if (ms >= 0)
+                wait = ms;
+        }
+        if (deadline && now + wait >= deadline)
+            break;
+        pthread_mutex_lock(&c->pmu);
+        bool granted = tb__budget_withdraw(&c->budget, now);
+        pthread_mutex_unlock(&c->pmu);
+        if (!granted) {
+            atomic_fetch_add(&c->n_budget_refusals, 1);
+            break;
+        }
+        atomic_fetch_add(&c->n_retries, 1);
+        sleep_ms(wait);
+    }
+    atomic_fetch_sub(&c->in_flight, 1);
+    res->attempts = n;
+    if (rc != 0 && n > 1 && err) {
+        size_t len = strlen(err->message);
+        snprintf(err->message + len, sizeof err->message - len, " (after %d attempts)", n);
+    }
+    return rc;
+}
+
+static bool failed(int rc, const tb_client_res *res)
+{
+    if (rc == 0)
+        return res->status >= 500 && res->status <= 599;
+    return rc == TB_EOPEN || rc == TB_EBUSY || rc == TB_ECONN || rc == TB_ETIMEDOUT || rc == TB_EIO;
 }
 
 int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_res *res,
@@ -560,10 +909,8 @@ int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_re
     size_t ran = 0;
     int rc = 0;
     tb_error_reset(err);
-    if (res) {
-        memset(res, 0, sizeof *res);
-        res->body = tb__empty;
-    }
+    if (res)
+        reset_res(res);
     if (!c || !ctx || !ctx->arena || !call || !res || !is_token(call->method) || !call->path ||
         call->path[0] != '/')
         return tb_error_set(err, TB_EINVAL,
@@ -581,6 +928,20 @@ int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_re
     if (strpbrk(ctx->request_id, "\r\n"))
         return tb_error_set(err, TB_EINVAL, "%s %s%s: CR/LF in ctx->request_id", call->method,
                             c->base_url, call->path);
+    atomic_fetch_add(&c->n_calls, 1);
+    int64_t now = tb_clock_ms();
+    int64_t deadline = c->opts.timeout_ms > 0 ? now + c->opts.timeout_ms : 0;
+    if (ctx->deadline_ms > 0) {
+        if (ctx->deadline_ms <= now) {
+            atomic_fetch_add(&c->n_deadline_exceeded, 1);
+            return tb_error_set(err, TB_ETIMEDOUT,
+                                "%s %s%s: the request's deadline passed %" PRId64
+                                " ms ago; not sent",
+                                call->method, c->base_url, call->path, now - ctx->deadline_ms);
+        }
+        if (deadline == 0 || ctx->deadline_ms < deadline)
+            deadline = ctx->deadline_ms;
+    }
     const tb_client_hook *hooks = c->opts.hooks;
     for (; ran < c->opts.n_hooks; ran++) {
         if (!hooks[ran].before)
@@ -606,7 +967,24 @@ int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_re
             goto after;
         }
     }
-    rc = perform(c, ctx, call, res, err);
+    rc = send_with_policies(c, ctx, call, res, deadline, err);
+    const tb_client_fallback *fb = call->fallback.fn ? &call->fallback : &c->opts.fallback;
+    if (fb->fn && failed(rc, res)) {
+        int attempts = res->attempts;
+        if (rc != 0)
+            reset_res(res);
+        int frc = fb->fn(fb->self, ctx, call, rc, res);
+        res->attempts = attempts;
+        if (frc == 0) {
+            atomic_fetch_add(&c->n_fallbacks, 1);
+            tb_error_reset(err);
+        } else if (frc != rc) {
+            tb_error_set(err, frc, "%s %s%s: fallback failed (%s) after %s", call->method,
+                         c->base_url, call->path, tb_err_name(frc),
+                         rc ? tb_err_name(rc) : "a 5xx answer");
+        }
+        rc = frc;
+    }
 after:
     while (ran-- > 0)
         if (hooks[ran].after)

@@ -483,7 +483,7 @@ static void answer(tb__door *d, int fd, int status, const char *why)
         mh.msg_iov = iov;
         mh.msg_iovlen = 2;
         ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w; /* a small answer on a fresh socket: the send buffer takes it or the peer is gone */
+        (void)w; /* small, on a fresh socket: the send buffer takes it or the peer is gone */
     }
     tb_buf_deinit(&body);
     shutdown(fd, SHUT_WR);

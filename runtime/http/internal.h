@@ -67,6 +67,20 @@ typedef struct tb__framing {
     int status;      /* 0, or what refuses the request: 400, 501 */
     const char *why;
 } tb__framing;
+/* ---- policy.c: allowlist, rate limits, fault injection ---- */
+typedef struct tb__policy tb__policy;
+tb__policy *tb__policy_new(size_t n_ops, tb_error *err);
+int tb__policy_configure(tb__policy *p, const tb_policy_opts *o, tb_error *err);
+int tb__policy_set_limit(tb__policy *p, size_t op, const tb_rate_limit *l);
+void tb__policy_free(tb__policy *p);
+void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer, const char *xff,
+                            unsigned char out[16]);
+bool tb__policy_allows_addr(const tb__policy *p, const unsigned char addr[16]);
+bool tb__policy_limits(const tb__policy *p, size_t op);
+int tb__policy_rate(tb__policy *p, size_t op, const char *op_id, const char *identity,
+                    tb_rate_result *out);
+int tb__policy_fault(const tb__policy *p, const char *op_id);
+
 void tb__framing_init(tb__framing *f, bool http10);
 bool tb__framing_field(tb__framing *f, const char *name, size_t nn, const char *v, size_t vn);
 bool tb__framing_end(tb__framing *f);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -50,6 +51,8 @@ struct tb_server {
     int listen_fd;
     tb__door *door; /* accepts, checks first heads, enforces caps and deadlines (door.c) */
     tb_server_stats last_stats; /* the door's counters when it last stopped */
+    tb__policy *policy;         /* allowlist, rate limits, fault injection (policy.c) */
+    atomic_ullong refused_in_flight, refused_addr, rate_limited, deadline_expired;
 };
 
 typedef enum conn_phase {
@@ -248,6 +251,35 @@ void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
     cap = env_ull("TB_MAX_CONNECTIONS_PER_ADDR", 1000000, &ok);
     if (ok)
         o->max_connections_per_addr = (unsigned)cap;
+    cap = env_ull("TB_MAX_IN_FLIGHT", 1000000, &ok);
+    if (ok)
+        o->max_in_flight = (unsigned)cap;
+    ms = env_ull("TB_REQUEST_TIMEOUT_MS", 3600000, &ok);
+    if (ok)
+        o->request_timeout_ms = (unsigned)ms;
+    tb_policy_opts *po = &o->policy;
+    if ((v = getenv("TB_ALLOWLIST")) && *v)
+        po->allow = v;
+    if ((v = getenv("TB_TRUSTED_PROXIES")) && *v)
+        po->trusted_proxies = v;
+    if ((v = getenv("TB_RATE_LIMIT")) && *v)
+        po->rate_limit = v;
+    if ((v = getenv("TB_RATE_LIMIT_REDIS")) && *v)
+        po->rate_redis = v;
+    if ((v = getenv("TB_FAULT_OPS")) && *v)
+        po->fault_ops = v;
+    cap = env_ull("TB_RATE_LIMIT_BURST", 100000000, &ok);
+    if (ok)
+        po->rate_burst = (unsigned)cap;
+    ms = env_ull("TB_FAULT_DELAY_MS", 600000, &ok);
+    if (ok)
+        po->fault_delay_ms = (unsigned)ms;
+    cap = env_ull("TB_FAULT_STATUS", 599, &ok);
+    if (ok)
+        po->fault_status = (int)cap;
+    cap = env_ull("TB_FAULT_PERCENT", 100, &ok);
+    if (ok)
+        po->fault_percent = (unsigned)cap;
 }
 
 static bool resolve_validation(int opt)
@@ -293,6 +325,13 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
         tb_error_set(err, TB_EIO, "eventfd: %s", strerror(errno));
         goto fail;
     }
+    s->policy = tb__policy_new(api->n_ops, err);
+    if (!s->policy)
+        goto fail;
+    if (tb__policy_configure(s->policy, &s->opts.policy, err) != 0)
+        goto fail;
+    /* the strings were parsed into the policy; none is kept */
+    memset(&s->opts.policy, 0, sizeof s->opts.policy);
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
         tb_error_set(err, TB_EIO, "cannot create a mutex");
         goto fail;
@@ -303,6 +342,7 @@ oom:
     tb_error_set(err, TB_ENOMEM, "out of memory");
 fail:
     if (s) {
+        tb__policy_free(s->policy);
         if (s->wake_fd >= 0)
             close(s->wake_fd);
         free(s->host);
@@ -349,6 +389,10 @@ void tb_server_stats_get(const tb_server *s, tb_server_stats *out)
         tb__door_stats(m->door, out);
     else
         *out = m->last_stats;
+    out->refused_in_flight = atomic_load(&m->refused_in_flight);
+    out->refused_addr = atomic_load(&m->refused_addr);
+    out->rate_limited = atomic_load(&m->rate_limited);
+    out->deadline_expired = atomic_load(&m->deadline_expired);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -540,6 +584,52 @@ static bool framing_ok(tb__conn *c, struct MHD_Connection *mc, const char *versi
     return false;
 }
 
+/* RateLimit-Policy and RateLimit (IETF httpapi ratelimit-headers draft): the policy's quota
+ * and window in seconds, what is left and when it is whole again. */
+static void rate_headers(tb__conn *c, tb_http_res *res, const tb_http_op *op,
+                         const tb_rate_result *rl)
+{
+    char v[192];
+    unsigned long long w = (rl->period_ms + 999) / 1000;
+    int n = snprintf(v, sizeof v, "\"%s\";q=%u;w=%llu", op->operation_id, rl->limit, w ? w : 1);
+    const char *pol = n > 0 ? tb_arena_strndup(c->arena, v, (size_t)n) : NULL;
+    long long t = (long long)((rl->allowed ? rl->reset_ms : rl->retry_after_ms) + 999) / 1000;
+    n = snprintf(v, sizeof v, "\"%s\";r=%u;t=%lld", op->operation_id, rl->remaining, t);
+    const char *cur = n > 0 ? tb_arena_strndup(c->arena, v, (size_t)n) : NULL;
+    if (pol)
+        tb_http_res_header(res, "RateLimit-Policy", pol);
+    if (cur)
+        tb_http_res_header(res, "RateLimit", cur);
+}
+
+/* The rate limit of the caller (the verified token's sub, else its address) on op: true when
+ * it may go on; false with a 429 in res. */
+static bool rate_check(tb__conn *c, tb_server *s, tb_ctx *ctx, size_t oi, const tb_http_op *op,
+                       const unsigned char addr[16], tb_rate_result *rl, tb_http_res *res)
+{
+    char ident[160];
+    const json_t *sub = ctx->claims ? json_object_get(ctx->claims, "sub") : NULL;
+    if (json_is_string(sub) && json_string_length(sub) < 120) {
+        snprintf(ident, sizeof ident, "sub:%s", json_string_value(sub));
+    } else {
+        char txt[INET6_ADDRSTRLEN];
+        bool v4 = memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+        inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? addr + 12 : addr, txt, sizeof txt);
+        snprintf(ident, sizeof ident, "ip:%s", txt);
+    }
+    if (tb__policy_rate(s->policy, oi, op->operation_id, ident, rl) != 0 || rl->allowed)
+        return true;
+    atomic_fetch_add(&s->rate_limited, 1);
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", (long long)(rl->retry_after_ms + 999) / 1000);
+    const char *rav = tb_arena_strndup(c->arena, ra, strlen(ra));
+    if (rav)
+        tb_http_res_header(res, "Retry-After", rav);
+    rate_headers(c, res, op, rl);
+    answer_error(res, ctx, 429, "rate_limited", "too many requests; retry later");
+    return false;
+}
+
 /* Routes, checks the body and runs the operation; leaves the response in res and the matched
  * operation (or NULL) in *op_out. */
 static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *res,
@@ -548,6 +638,21 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     tb_server *s = c->srv;
     const tb_http_api *api = s->api;
     *op_out = NULL;
+
+    unsigned char addr[16];
+    tb__policy_client_addr(s->policy, (const struct sockaddr *)&c->door.ss,
+                           tb_http_req_header(req, "X-Forwarded-For"), addr);
+    if (!tb__policy_allows_addr(s->policy, addr)) {
+        atomic_fetch_add(&s->refused_addr, 1);
+        answer_error(res, ctx, 403, "forbidden", "this client address is not allowed");
+        return;
+    }
+    if (s->opts.max_in_flight && atomic_load(&s->in_flight) > s->opts.max_in_flight) {
+        atomic_fetch_add(&s->refused_in_flight, 1);
+        tb_http_res_header(res, "Retry-After", "1");
+        answer_error(res, ctx, 503, "overloaded", "too many requests in flight; retry later");
+        return;
+    }
 
     int ri = api->match(req->path, req->path_len, req->params, &req->n_params);
     if (ri < 0 || (size_t)ri >= api->n_routes) {
@@ -564,6 +669,27 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     }
     const tb_http_op *op = &api->ops[oi];
     *op_out = op;
+
+    /* The caller's budget (TB_DEADLINE_HEADER, whole ms from when it sent the request) and the
+     * server's own, from when the head arrived; past it the handler does not run. */
+    uint64_t t0 = (uint64_t)c->t0.tv_sec * 1000u + (uint64_t)c->t0.tv_nsec / 1000000u;
+    uint64_t deadline = s->opts.request_timeout_ms ? t0 + s->opts.request_timeout_ms : 0;
+    const char *budget = tb_http_req_header(req, TB_DEADLINE_HEADER);
+    if (budget) {
+        char *end;
+        errno = 0;
+        unsigned long long ms = strtoull(budget, &end, 10);
+        if (!errno && end != budget && *end == '\0' && budget[0] != '-' &&
+            ms <= 86400000ull && (!deadline || t0 + ms < deadline))
+            deadline = t0 + ms;
+    }
+    ctx->deadline_ms = (int64_t)deadline;
+    if (deadline && tb__now_ms() >= deadline) {
+        atomic_fetch_add(&s->deadline_expired, 1);
+        answer_error(res, ctx, 504, "deadline_exceeded",
+                     "the request's deadline passed before it could be handled");
+        return;
+    }
 
     if ((op->flags & TB_OP_BODY) && req->body_len > 0 && !is_json_media_type(req->content_type)) {
         answer_error(res, ctx, 415, "unsupported_media_type",
@@ -584,7 +710,19 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
             return;
     }
 
+    tb_rate_result rl;
+    bool limited = tb__policy_limits(s->policy, (size_t)oi);
+    if (limited && !rate_check(c, s, ctx, (size_t)oi, op, addr, &rl, res))
+        return;
+    int fault = tb__policy_fault(s->policy, op->operation_id);
+    if (fault) {
+        answer_error(res, ctx, fault, "fault_injected", "fault injected (TB_FAULT_STATUS)");
+        return;
+    }
+
     int rc = op->invoke(ctx, req, res);
+    if (rc == 0 && limited)
+        rate_headers(c, res, op, &rl);
     if (rc != 0) {
         tb_buf *f = &c->scratch;
         tb_buf_reset(f);
@@ -989,8 +1127,18 @@ void tb_server_free(tb_server *s)
     tb_server_stop(s);
     pthread_mutex_destroy(&s->lock);
     close(s->wake_fd);
+    tb__policy_free(s->policy);
     free(s->host);
     free(s);
+}
+
+int tb_server_set_rate_limit(tb_server *s, const char *operation_id, const tb_rate_limit *l)
+{
+    for (size_t i = 0; operation_id && i < s->api->n_ops; i++) {
+        if (strcmp(s->api->ops[i].operation_id, operation_id) == 0)
+            return tb__policy_set_limit(s->policy, i, l);
+    }
+    return TB_EINVAL;
 }
 
 void tb_server_shutdown(tb_server *s)

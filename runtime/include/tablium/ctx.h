@@ -11,6 +11,11 @@
 #include "tablium/arena.h"
 
 #include <jansson.h>
+#include <stdint.h>
+
+/** Header that carries a call's remaining budget downstream, in whole milliseconds (decimal).
+ *  A server that reads it sets ctx->deadline_ms = tb_clock_ms() + value. */
+#define TB_DEADLINE_HEADER "X-Request-Timeout-Ms"
 
 typedef struct tb_ctx {
     /** X-Request-ID of the request (taken from the caller or generated). Borrowed: valid
@@ -32,6 +37,11 @@ typedef struct tb_ctx {
     void *deps;
     /** TB_CTX_* flags set by the runtime. */
     unsigned flags;
+    /** When the work on this request must be done: CLOCK_MONOTONIC milliseconds (tb_clock_ms()
+     *  in tablium/client.h), 0 for none. Outgoing client calls get at most the time left and
+     *  send it on in TB_DEADLINE_HEADER; a call made after it has passed fails fast with
+     *  TB_ETIMEDOUT. Monotonic, so a wall-clock step never moves it. */
+    int64_t deadline_ms;
 } tb_ctx;
 
 /** Generated code validates each response against its spec before sending it. */

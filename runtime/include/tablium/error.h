@@ -27,7 +27,9 @@
     X(EPROTO, -10, "protocol error")                                             \
     X(ESTATE, -11, "invalid state")                                              \
     X(EUPSTREAM, -12, "upstream answered outside its contract")                  \
-    X(ECONFLICT, -13, "conflict with the current state")
+    X(ECONFLICT, -13, "conflict with the current state")                         \
+    X(EOPEN, -14, "circuit breaker open")                                        \
+    X(EBUSY, -15, "too many concurrent calls")
 
 typedef enum tb_errno {
 #define TB__ERRNO_ENUM(name, value, text) TB_##name = value,

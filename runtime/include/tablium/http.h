@@ -191,6 +191,39 @@ typedef struct tb_middleware {
 
 typedef struct tb_server tb_server;
 
+/** A rate limit: `limit` requests per `period_ms`, bursts of `burst` (0: limit). */
+typedef struct tb_rate_limit {
+    unsigned limit;
+    unsigned long long period_ms;
+    unsigned burst;
+} tb_rate_limit;
+
+/** "N/PERIOD" (100/s, 600/1m, 10/30s, 5000/1h) into out; false when it is not that. */
+bool tb_rate_limit_parse(const char *spec, tb_rate_limit *out);
+
+/** One rate-limit decision (what the RateLimit headers say). */
+typedef struct tb_rate_result {
+    bool allowed;
+    unsigned limit;
+    unsigned long long period_ms;
+    unsigned remaining;     /* requests left in the current burst */
+    int64_t retry_after_ms; /* refused: when the next one would pass */
+    int64_t reset_ms;       /* until the quota is whole again */
+} tb_rate_result;
+
+/** Policies applied before a handler runs. Strings are borrowed until tb_server_new returns. */
+typedef struct tb_policy_opts {
+    const char *allow;           /* IPs/CIDRs allowed ("10.0.0.0/8,::1"); NULL: everyone (403) */
+    const char *trusted_proxies; /* peers whose X-Forwarded-For names the client */
+    const char *rate_limit;      /* default per identity and operation, "100/s"; NULL: none */
+    unsigned rate_burst;         /* 0: the limit */
+    const char *rate_redis;      /* redis://HOST:PORT: one limit shared by every replica */
+    unsigned fault_delay_ms;     /* fault injection: delay before the handler */
+    int fault_status;            /* fault injection: answer this status instead (400..599) */
+    unsigned fault_percent;      /* of requests (0: 100) */
+    const char *fault_ops;       /* comma-separated operationIds; NULL or "*": all */
+} tb_policy_opts;
+
 typedef struct tb_server_opts {
     const char *host;          /* address to bind, default "127.0.0.1" */
     uint16_t port;             /* 0: an ephemeral port (see tb_server_port) */
@@ -213,9 +246,17 @@ typedef struct tb_server_opts {
     unsigned max_connections;
     /* Open connections per client address at most: past it 429 + Retry-After. 0: 1000. */
     unsigned max_connections_per_addr;
+    /* Requests in flight at most: past it 503 + Retry-After. 0: no cap. Default 1024. */
+    unsigned max_in_flight;
+    /* A request's budget when its caller sent none (TB_DEADLINE_HEADER); 0: none. A request
+     * already past its deadline answers 504 without running its handler. */
+    unsigned request_timeout_ms;
+    tb_policy_opts policy;
 } tb_server_opts;
 
-#define TB_SERVER_OPTS_INIT {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0}
+#define TB_SERVER_OPTS_INIT                                                                     \
+    {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0, 1024, 0,             \
+     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}}
 
 /** What the front door refused or cut since start (tb_server_stats). */
 typedef struct tb_server_stats {
@@ -227,11 +268,18 @@ typedef struct tb_server_stats {
     unsigned long long header_timeouts;  /* cut: the head was not complete in time */
     unsigned long long body_timeouts;    /* cut: the body was not complete in time */
     unsigned long long cut_at_stop;      /* cut: still reading when the stop's grace ran out */
+    unsigned long long refused_in_flight; /* 503: at max_in_flight */
+    unsigned long long refused_addr;     /* 403: not on the allowlist */
+    unsigned long long rate_limited;     /* 429: over a rate limit */
+    unsigned long long deadline_expired; /* 504: past the deadline before the handler */
 } tb_server_stats;
 
 /** Options from the environment on top of defaults: <NAME>_HOST / HOST, <NAME>_PORT / PORT,
  *  TB_THREADS, TB_MAX_BODY, TB_VALIDATE_RESPONSES, TB_ACCESS_LOG (0/1), TB_HEADER_TIMEOUT_MS,
- *  TB_BODY_TIMEOUT_MS, TB_MAX_CONNECTIONS, TB_MAX_CONNECTIONS_PER_ADDR, TB_SHUTDOWN_GRACE_MS. */
+ *  TB_BODY_TIMEOUT_MS, TB_MAX_CONNECTIONS, TB_MAX_CONNECTIONS_PER_ADDR, TB_SHUTDOWN_GRACE_MS,
+ *  TB_MAX_IN_FLIGHT, TB_REQUEST_TIMEOUT_MS, TB_ALLOWLIST, TB_TRUSTED_PROXIES, TB_RATE_LIMIT,
+ *  TB_RATE_LIMIT_BURST, TB_RATE_LIMIT_REDIS, TB_FAULT_DELAY_MS, TB_FAULT_STATUS,
+ *  TB_FAULT_PERCENT, TB_FAULT_OPS. The strings stay the environment's. */
 void tb_server_opts_from_env(tb_server_opts *o, const char *service_name);
 
 /** A server for `api` (borrowed: must outlive the server). Not started. Caller owns; free with
@@ -262,7 +310,10 @@ void tb_server_shutdown(tb_server *s);
 
 /** Requests currently being handled (for tests and health). */
 unsigned tb_server_in_flight(const tb_server *s);
-/** Counters of the front door (connections refused, cut, open). */
+/** Counters of the front door (connections refused, cut, open) and of the policies. */
 void tb_server_stats_get(const tb_server *s, tb_server_stats *out);
+/** The rate limit of one operation (by operationId), over the default; NULL removes it.
+ *  Before start. 0, or TB_EINVAL (no such operation, or a limit without a period). */
+int tb_server_set_rate_limit(tb_server *s, const char *operation_id, const tb_rate_limit *l);
 
 #endif
