@@ -47,9 +47,15 @@ echo "   redis $TB_REDIS_URL, rabbitmq $TB_AMQP_URL"
 WPORT=$(free_port); UPORT=$(free_port); APORT=$(free_port)
 export WALLET_SERVICE_URL=http://127.0.0.1:$WPORT USER_SERVICE_URL=http://127.0.0.1:$UPORT
 export AUTH_SERVICE_URL=http://127.0.0.1:$APORT
+# Wallet needs a service token (its spec's security): the services share a demo HS256 secret,
+# and User calls Wallet with a token made from it.
+export TB_JWT_SECRET=demo-hs256-secret-0123456789abcdef0123 TB_JWT_ISSUER=tablium-auth
+export TB_JWT_AUDIENCE=tablium
+SERVICE_TOKEN=$(/usr/bin/python3 scripts/mint-token.py "$TB_JWT_SECRET" --sub user \
+  --scope "wallet.read wallet.write")
 echo "== starting wallet_service on :$WPORT, user_service on :$UPORT, auth_service on :$APORT (logs in $DATA)"
 WALLET_PORT=$WPORT WALLET_DB=$DATA/wallet.db "$BUILD/wallet_service" 2>"$DATA/wallet.log" & PIDS+=($!)
-USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" 2>"$DATA/user.log" & PIDS+=($!)
+SERVICE_AUTH_TOKEN=$SERVICE_TOKEN USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" 2>"$DATA/user.log" & PIDS+=($!)
 AUTH_PORT=$APORT AUTH_DB=$DATA/auth.db "$BUILD/auth_service" 2>"$DATA/auth.log" & PIDS+=($!)
 wait_health "$WALLET_SERVICE_URL"
 wait_health "$USER_SERVICE_URL"

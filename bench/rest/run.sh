@@ -66,6 +66,11 @@ GOAL_BARE=0.85
 GOAL_FASTIFY=2.2
 GOAL_P99=1.2
 WALLET=0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b
+# The wallet's operations need a service token (its spec's security): every server gets the
+# same Authorization header (the peers ignore it), ours verifies it (HS256, cached).
+JWT_SECRET=bench-rest-hs256-secret-0123456789abcdef
+TOKEN=$(/usr/bin/python3 "$HERE/../../scripts/mint-token.py" "$JWT_SECRET" --sub bench --ttl 86400)
+AUTH="Authorization: Bearer $TOKEN"
 # wrk takes whole seconds only
 int_at_least() {
   if ! [[ $2 =~ ^[0-9]+$ ]] || [ "$2" -lt "$3" ]; then
@@ -159,6 +164,7 @@ start_server() {
   port=$(free_port)
   URL=http://127.0.0.1:$port
   env -u WALLET_PORT -u WALLET_HOST PORT="$port" HOST=127.0.0.1 TB_THREADS=2 TB_ACCESS_LOG=0 \
+    TB_JWT_SECRET="$JWT_SECRET" TB_JWT_ISSUER=tablium-auth TB_JWT_AUDIENCE=tablium \
     TB_VALIDATE_RESPONSES=0 "${cmd[@]}" >"$OUT/$name.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
@@ -186,7 +192,7 @@ POST_BODY=$(sed -n '/^wrk.body = \[\[$/,/^\]\]$/p' "$HERE/post.lua" | sed '1d;$d
 # lost is recorded in RCLOSE.
 request() {
   local args=(-s --max-time 5 -o "$OUT/check.body" -D "$OUT/check.headers" -w '%{http_code}'
-    -X "$1" -H "X-Request-ID: $CHECK_RID")
+    -X "$1" -H "X-Request-ID: $CHECK_RID" -H "$AUTH")
   [ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
   STATUS=$(curl "${args[@]}" "$URL$2") || STATUS=000
   RBODY=$(cat "$OUT/check.body" 2>/dev/null || true)
@@ -276,8 +282,8 @@ rm -f "$OUT"/wrk.*.txt
 measure() {
   local round=$1 route=$2 name=$3 target args wout rps p50 p99 non2xx errors
   case "$route" in
-    rest-post) args=(-s "$HERE/post.lua") target=$URL$TX ;;
-    rest-get) args=() target=$URL/wallets/$WALLET ;;
+    rest-post) args=(-s "$HERE/post.lua" -H "$AUTH") target=$URL$TX ;;
+    rest-get) args=(-H "$AUTH") target=$URL/wallets/$WALLET ;;
   esac
   if [ "$WARMUP" != 0 ]; then
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "${args[@]}" "$target" >/dev/null || true
@@ -350,8 +356,9 @@ ol_rate() {
 ol_measure() {
   local run=$1 route=$2 name=$3 rate=$4 args out line rc=0
   case "$route" in
-    rest-post) args=(-m POST -b "$OUT/post.body" -H 'Content-Type: application/json' "$URL$TX") ;;
-    rest-get) args=("$URL/wallets/$WALLET") ;;
+    rest-post) args=(-m POST -b "$OUT/post.body" -H 'Content-Type: application/json' -H "$AUTH"
+      "$URL$TX") ;;
+    rest-get) args=(-H "$AUTH" "$URL/wallets/$WALLET") ;;
   esac
   out=$OUT/openloop.$route.$name.$run.txt
   "$OPENLOOP" -R "$rate" -d "$OL_SECONDS" -w 1 -c "$CONNECTIONS" -t "$WRK_THREADS" "${args[@]}" >"$out" 2>&1 || rc=$?

@@ -3,6 +3,7 @@
 
 #include "tablium/json.h"
 #include "tablium/log.h"
+#include "tablium/token.h"
 #include "tablium/validate.h"
 
 #include <stdint.h>
@@ -38,8 +39,37 @@ static bool auth__v25(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v26(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v27(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v29(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v30(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v32(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v33(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v34(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v35(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v36(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v37(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v38(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v39(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v40(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v41(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v42(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v43(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v44(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v46(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v47(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v48(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v52(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v54(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v55(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v56(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v57(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v58(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v59(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v60(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v61(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v62(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v64(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool auth__v65(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool auth__v_rx0(const char *s, size_t n)
@@ -217,6 +247,146 @@ static int kmauth__v_4(const char *k, size_t n)
 static int kmauth__v_5(const char *k, size_t n)
 {
     switch (n) {
+    case 8:
+        if (memcmp(k, "username", 8) == 0)
+            return 0;
+        if (memcmp(k, "password", 8) == 0)
+            return 1;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_6(const char *k, size_t n)
+{
+    switch (n) {
+    case 5:
+        if (memcmp(k, "scope", 5) == 0)
+            return 3;
+        return -1;
+    case 9:
+        if (memcmp(k, "client_id", 9) == 0)
+            return 1;
+        return -1;
+    case 10:
+        if (memcmp(k, "grant_type", 10) == 0)
+            return 0;
+        return -1;
+    case 13:
+        if (memcmp(k, "client_secret", 13) == 0)
+            return 2;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_7(const char *k, size_t n)
+{
+    switch (n) {
+    case 5:
+        if (memcmp(k, "scope", 5) == 0)
+            return 3;
+        return -1;
+    case 10:
+        if (memcmp(k, "token_type", 10) == 0)
+            return 1;
+        if (memcmp(k, "expires_in", 10) == 0)
+            return 2;
+        return -1;
+    case 12:
+        if (memcmp(k, "access_token", 12) == 0)
+            return 0;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_8(const char *k, size_t n)
+{
+    switch (n) {
+    case 1:
+        if (memcmp(k, "x", 1) == 0)
+            return 5;
+        if (memcmp(k, "y", 1) == 0)
+            return 6;
+        if (memcmp(k, "n", 1) == 0)
+            return 7;
+        if (memcmp(k, "e", 1) == 0)
+            return 8;
+        return -1;
+    case 3:
+        if (memcmp(k, "kty", 3) == 0)
+            return 0;
+        if (memcmp(k, "kid", 3) == 0)
+            return 1;
+        if (memcmp(k, "use", 3) == 0)
+            return 2;
+        if (memcmp(k, "alg", 3) == 0)
+            return 3;
+        if (memcmp(k, "crv", 3) == 0)
+            return 4;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_9(const char *k, size_t n)
+{
+    switch (n) {
+    case 4:
+        if (memcmp(k, "keys", 4) == 0)
+            return 0;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_10(const char *k, size_t n)
+{
+    switch (n) {
+    case 3:
+        if (memcmp(k, "kid", 3) == 0)
+            return 0;
+        if (memcmp(k, "alg", 3) == 0)
+            return 1;
+        return -1;
+    case 9:
+        if (memcmp(k, "createdAt", 9) == 0)
+            return 2;
+        return -1;
+    case 10:
+        if (memcmp(k, "activeFrom", 10) == 0)
+            return 3;
+        return -1;
+    case 17:
+        if (memcmp(k, "previousRetiresAt", 17) == 0)
+            return 4;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_11(const char *k, size_t n)
+{
+    switch (n) {
+    case 4:
+        if (memcmp(k, "data", 4) == 0)
+            return 0;
+        return -1;
+    default:
+        return -1;
+    }
+}
+
+static int kmauth__v_12(const char *k, size_t n)
+{
+    switch (n) {
     case 4:
         if (memcmp(k, "path", 4) == 0)
             return 0;
@@ -232,7 +402,7 @@ static int kmauth__v_5(const char *k, size_t n)
     }
 }
 
-static int kmauth__v_6(const char *k, size_t n)
+static int kmauth__v_13(const char *k, size_t n)
 {
     switch (n) {
     case 4:
@@ -258,7 +428,7 @@ static int kmauth__v_6(const char *k, size_t n)
     }
 }
 
-static int kmauth__v_7(const char *k, size_t n)
+static int kmauth__v_14(const char *k, size_t n)
 {
     switch (n) {
     case 5:
@@ -863,7 +1033,7 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/ErrorDetail */
+/* openapi/auth.yaml#/components/schemas/LoginRequest */
 static bool auth__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
@@ -889,7 +1059,7 @@ static bool auth__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
-            case 0: /* path */
+            case 0: /* username */
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
@@ -899,7 +1069,7 @@ static bool auth__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
                         TB_V_FAILED();
                 }
                 break;
-            case 1: /* rule */
+            case 1: /* password */
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
@@ -909,11 +1079,1131 @@ static bool auth__v20(const json_t *j, tb_vctx *c, tb_eval *ev)
                         TB_V_FAILED();
                 }
                 break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("username", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("password", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/LoginRequest/properties/username: The account's username or email. */
+static bool auth__v21(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 254 && tb_utf8_len(s, n) > 254)
+            TB_V_FAIL("maxLength", "must have at most 254 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/LoginRequest/properties/password */
+static bool auth__v22(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 256 && tb_utf8_len(s, n) > 256)
+            TB_V_FAIL("maxLength", "must have at most 256 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest */
+static bool auth__v23(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_6(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* grant_type */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v24(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 1: /* client_id */
+                seen |= UINT64_C(1) << 1;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v25(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 2: /* client_secret */
+                seen |= UINT64_C(1) << 2;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v26(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 3: /* scope */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v27(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("grant_type", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("client_id", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 2)))
+            TB_V_FAIL_MEMBER("client_secret", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/grant_type: client_credentials (anything else is unsupported_grant_type). */
+static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/client_id */
+static bool auth__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/client_secret */
+static bool auth__v26(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 512 && tb_utf8_len(s, n) > 512)
+            TB_V_FAIL("maxLength", "must have at most 512 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/scope: Space-separated scopes requested (RFC 6749 section 3.3). */
+static bool auth__v27(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        if (n > 1024 && tb_utf8_len(s, n) > 1024)
+            TB_V_FAIL("maxLength", "must have at most 1024 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenResponse */
+static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_7(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* access_token */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v29(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 1: /* token_type */
+                seen |= UINT64_C(1) << 1;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v30(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 2: /* expires_in */
+                seen |= UINT64_C(1) << 2;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v31(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 3: /* scope */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v32(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("access_token", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("token_type", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 2)))
+            TB_V_FAIL_MEMBER("expires_in", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/access_token: A compact JWS (RFC 7515) with kid in its header. */
+static bool auth__v29(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/token_type */
+static bool auth__v30(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "Bearer", 6)))
+        TB_V_FAIL("enum", "must be one of [\"Bearer\"]");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/expires_in: Seconds until the token expires. */
+static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+    }
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope: The granted scopes, space-separated. */
+static bool auth__v32(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk: A public signing key (RFC 7517, RFC 7518 section 6, RFC 8037). */
+static bool auth__v33(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_8(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* kty */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v34(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 1: /* kid */
+                seen |= UINT64_C(1) << 1;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v35(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 2: /* use */
+                seen |= UINT64_C(1) << 2;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v36(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 3: /* alg */
+                seen |= UINT64_C(1) << 3;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v37(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 4: /* crv */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v38(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 5: /* x */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v39(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 6: /* y */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v40(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 7: /* n */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v41(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 8: /* e */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v42(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("kty", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("kid", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 2)))
+            TB_V_FAIL_MEMBER("use", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 3)))
+            TB_V_FAIL_MEMBER("alg", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/kty */
+static bool auth__v34(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "RSA", 3) || tb_json_str_eq(j, "EC", 2) || tb_json_str_eq(j, "OKP", 3)))
+        TB_V_FAIL("enum", "must be one of [\"RSA\", \"EC\", \"OKP\"]");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/kid */
+static bool auth__v35(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        (void)s;
+        (void)n;
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/use */
+static bool auth__v36(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "sig", 3)))
+        TB_V_FAIL("enum", "must be one of [\"sig\"]");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/alg */
+static bool auth__v37(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
+        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/crv */
+static bool auth__v38(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "P-256", 5) || tb_json_str_eq(j, "Ed25519", 7)))
+        TB_V_FAIL("enum", "must be one of [\"P-256\", \"Ed25519\"]");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/x */
+static bool auth__v39(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/y */
+static bool auth__v40(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/n */
+static bool auth__v41(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/e */
+static bool auth__v42(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/JwkSet */
+static bool auth__v43(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_9(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* keys */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v44(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("keys", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/JwkSet/properties/keys */
+static bool auth__v44(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        (void)n;
+        for (size_t i = 0; i < n; i++) {
+            {
+                tb_v_push_index(c, i);
+                bool r = auth__v33(json_array_get(j, i), c, NULL);
+                tb_v_pop(c);
+                if (!r)
+                    TB_V_FAILED();
+            }
+        }
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Rotation */
+static bool auth__v46(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_10(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* kid */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v47(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 1: /* alg */
+                seen |= UINT64_C(1) << 1;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v48(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 2: /* createdAt */
+                seen |= UINT64_C(1) << 2;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v1(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 3: /* activeFrom */
+                seen |= UINT64_C(1) << 3;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v1(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 4: /* previousRetiresAt */
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v1(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("kid", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("alg", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 2)))
+            TB_V_FAIL_MEMBER("createdAt", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 3)))
+            TB_V_FAIL_MEMBER("activeFrom", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Rotation/properties/kid: The new key's kid. */
+static bool auth__v47(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Rotation/properties/alg */
+static bool auth__v48(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
+        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
+    goto out;
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/RotationResponse */
+static bool auth__v52(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_11(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* data */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v46(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                {
+                    tb_v_push_key(c, k, kl);
+                    ok = false;
+                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
+                    tb_v_pop(c);
+                    if (!go)
+                        goto out;
+                }
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("data", "required", "is required");
+    }
+    goto out;
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/ErrorDetail */
+static bool auth__v54(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    (void)E;
+    (void)ev;
+    (void)j;
+    (void)c;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            (void)v;
+            (void)kl;
+            int m = kmauth__v_12(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* path */
+                seen |= UINT64_C(1) << 0;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v55(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
+            case 1: /* rule */
+                seen |= UINT64_C(1) << 1;
+                {
+                    tb_v_push_key(c, k, kl);
+                    bool r = auth__v56(v, c, NULL);
+                    tb_v_pop(c);
+                    if (!r)
+                        TB_V_FAILED();
+                }
+                break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v23(v, c, NULL);
+                    bool r = auth__v57(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -948,7 +2238,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/ErrorDetail/properties/path */
-static bool auth__v21(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v55(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -966,7 +2256,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/ErrorDetail/properties/rule */
-static bool auth__v22(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v56(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -984,7 +2274,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/ErrorDetail/properties/message */
-static bool auth__v23(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v57(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1002,7 +2292,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Error */
-static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v58(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -1023,7 +2313,7 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             (void)v;
             (void)kl;
-            int m = kmauth__v_6(k, kl);
+            int m = kmauth__v_13(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
@@ -1031,7 +2321,7 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v25(v, c, NULL);
+                    bool r = auth__v59(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1041,7 +2331,7 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 1;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v26(v, c, NULL);
+                    bool r = auth__v60(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1051,7 +2341,7 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 2;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v27(v, c, NULL);
+                    bool r = auth__v61(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1060,7 +2350,7 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
             case 3: /* details */
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v28(v, c, NULL);
+                    bool r = auth__v62(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1069,7 +2359,7 @@ static bool auth__v24(const json_t *j, tb_vctx *c, tb_eval *ev)
             case 4: /* detailsOmitted */
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v30(v, c, NULL);
+                    bool r = auth__v64(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1104,7 +2394,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Error/properties/code */
-static bool auth__v25(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v59(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1122,7 +2412,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Error/properties/message */
-static bool auth__v26(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v60(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1140,7 +2430,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Error/properties/requestId */
-static bool auth__v27(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v61(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1158,7 +2448,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
-static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v62(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -1179,7 +2469,7 @@ static bool auth__v28(const json_t *j, tb_vctx *c, tb_eval *ev)
         for (size_t i = 0; i < n; i++) {
             {
                 tb_v_push_index(c, i);
-                bool r = auth__v20(json_array_get(j, i), c, NULL);
+                bool r = auth__v54(json_array_get(j, i), c, NULL);
                 tb_v_pop(c);
                 if (!r)
                     TB_V_FAILED();
@@ -1194,7 +2484,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
-static bool auth__v30(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v64(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -1215,7 +2505,7 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/ErrorResponse */
-static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__v65(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -1236,7 +2526,7 @@ static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev)
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             (void)v;
             (void)kl;
-            int m = kmauth__v_7(k, kl);
+            int m = kmauth__v_14(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
@@ -1244,7 +2534,7 @@ static bool auth__v31(const json_t *j, tb_vctx *c, tb_eval *ev)
                 seen |= UINT64_C(1) << 0;
                 {
                     tb_v_push_key(c, k, kl);
-                    bool r = auth__v24(v, c, NULL);
+                    bool r = auth__v58(v, c, NULL);
                     tb_v_pop(c);
                     if (!r)
                         TB_V_FAILED();
@@ -1978,6 +3268,1396 @@ int auth_account_response_serialize(const auth_account_response *v, tb_buf *out)
     return out->oom ? TB_ENOMEM : 0;
 }
 
+static int auth_login_request__decode(const json_t *j, tb_arena *a, auth_login_request *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "username", 8);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->username = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->username)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "password", 8);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->password = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->password)
+            return TB_ENOMEM;
+    }
+    return 0;
+}
+
+static void auth_login_request__write(const auth_login_request *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"username\":", 11);
+        {
+            if (v->username)
+                tb_buf_json_string(b, v->username, strlen(v->username));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"password\":", 11);
+        {
+            if (v->password)
+                tb_buf_json_string(b, v->password, strlen(v->password));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_login_request_to_json(const auth_login_request *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = v->username ? json_string(v->username) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "username", 8, x))
+            goto fail;
+    }
+    {
+        {
+            x = v->password ? json_string(v->password) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "password", 8, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_login_request_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v20(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_login_request_from_json(const json_t *j, tb_arena *a, auth_login_request *out, tb_error *err)
+{
+    int rc = auth_login_request_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_login_request__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_login_request: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_login_request_parse(const char *buf, size_t len, tb_arena *a, auth_login_request *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_login_request_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_login_request_serialize(const auth_login_request *v, tb_buf *out)
+{
+    auth_login_request__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+static int auth_token_request__decode(const json_t *j, tb_arena *a, auth_token_request *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "grant_type", 10);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->grant_type = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->grant_type)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "client_id", 9);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->client_id = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->client_id)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "client_secret", 13);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->client_secret = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->client_secret)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "scope", 5);
+    out->has_scope = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->scope = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->scope)
+            return TB_ENOMEM;
+    }
+    return 0;
+}
+
+static void auth_token_request__write(const auth_token_request *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"grant_type\":", 13);
+        {
+            if (v->grant_type)
+                tb_buf_json_string(b, v->grant_type, strlen(v->grant_type));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"client_id\":", 12);
+        {
+            if (v->client_id)
+                tb_buf_json_string(b, v->client_id, strlen(v->client_id));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"client_secret\":", 16);
+        {
+            if (v->client_secret)
+                tb_buf_json_string(b, v->client_secret, strlen(v->client_secret));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (v->has_scope) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"scope\":", 8);
+        {
+            if (v->scope)
+                tb_buf_json_string(b, v->scope, strlen(v->scope));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_token_request_to_json(const auth_token_request *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = v->grant_type ? json_string(v->grant_type) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "grant_type", 10, x))
+            goto fail;
+    }
+    {
+        {
+            x = v->client_id ? json_string(v->client_id) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "client_id", 9, x))
+            goto fail;
+    }
+    {
+        {
+            x = v->client_secret ? json_string(v->client_secret) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "client_secret", 13, x))
+            goto fail;
+    }
+    if (v->has_scope) {
+        {
+            x = v->scope ? json_string(v->scope) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "scope", 5, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_token_request_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v23(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_token_request_from_json(const json_t *j, tb_arena *a, auth_token_request *out, tb_error *err)
+{
+    int rc = auth_token_request_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_token_request__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_token_request: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_token_request_parse(const char *buf, size_t len, tb_arena *a, auth_token_request *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_token_request_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_token_request_serialize(const auth_token_request *v, tb_buf *out)
+{
+    auth_token_request__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+const char *auth_token_response_token_type_to_string(auth_token_response_token_type v)
+{
+    switch (v) {
+    case AUTH_TOKEN_RESPONSE_TOKEN_TYPE_BEARER:
+        return "Bearer";
+    }
+    return NULL;
+}
+
+int auth_token_response_token_type_from_string(const char *s, size_t len, auth_token_response_token_type *out)
+{
+    if (len == 6 && memcmp(s, "Bearer", 6) == 0) {
+        *out = AUTH_TOKEN_RESPONSE_TOKEN_TYPE_BEARER;
+        return 0;
+    }
+    return TB_EINVAL;
+}
+
+int auth_token_response_token_type_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v30(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+static int auth_token_response__decode(const json_t *j, tb_arena *a, auth_token_response *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "access_token", 12);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->access_token = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->access_token)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "token_type", 10);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x) ||
+            auth_token_response_token_type_from_string(json_string_value(x), json_string_length(x), &out->token_type))
+            return TB_EVALIDATION;
+    }
+    x = json_object_getn(j, "expires_in", 10);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_number(x))
+            return TB_EVALIDATION;
+        out->expires_in = json_is_integer(x) ? (int64_t)json_integer_value(x) : (int64_t)json_real_value(x);
+    }
+    x = json_object_getn(j, "scope", 5);
+    out->has_scope = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->scope = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->scope)
+            return TB_ENOMEM;
+    }
+    return 0;
+}
+
+static void auth_token_response__write(const auth_token_response *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"access_token\":", 15);
+        {
+            if (v->access_token)
+                tb_buf_json_string(b, v->access_token, strlen(v->access_token));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"token_type\":", 13);
+        {
+            {
+                const char *s = auth_token_response_token_type_to_string(v->token_type);
+                if (s)
+                    tb_buf_json_string(b, s, strlen(s));
+                else
+                    tb_buf_append(b, "null", 4);
+            }
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"expires_in\":", 13);
+        {
+            tb_buf_json_int(b, v->expires_in);
+        }
+    }
+    if (v->has_scope) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"scope\":", 8);
+        {
+            if (v->scope)
+                tb_buf_json_string(b, v->scope, strlen(v->scope));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_token_response_to_json(const auth_token_response *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = v->access_token ? json_string(v->access_token) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "access_token", 12, x))
+            goto fail;
+    }
+    {
+        {
+            x = auth_token_response_token_type_to_string(v->token_type) ? json_string(auth_token_response_token_type_to_string(v->token_type)) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "token_type", 10, x))
+            goto fail;
+    }
+    {
+        {
+            x = json_integer((json_int_t)v->expires_in);
+        }
+        if (!x || json_object_setn_new_nocheck(o, "expires_in", 10, x))
+            goto fail;
+    }
+    if (v->has_scope) {
+        {
+            x = v->scope ? json_string(v->scope) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "scope", 5, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_token_response_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v28(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_token_response_from_json(const json_t *j, tb_arena *a, auth_token_response *out, tb_error *err)
+{
+    int rc = auth_token_response_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_token_response__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_token_response: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_token_response_parse(const char *buf, size_t len, tb_arena *a, auth_token_response *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_token_response_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_token_response_serialize(const auth_token_response *v, tb_buf *out)
+{
+    auth_token_response__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+const char *auth_jwk_kty_to_string(auth_jwk_kty v)
+{
+    switch (v) {
+    case AUTH_JWK_KTY_RSA:
+        return "RSA";
+    case AUTH_JWK_KTY_EC:
+        return "EC";
+    case AUTH_JWK_KTY_OKP:
+        return "OKP";
+    }
+    return NULL;
+}
+
+int auth_jwk_kty_from_string(const char *s, size_t len, auth_jwk_kty *out)
+{
+    if (len == 3 && memcmp(s, "RSA", 3) == 0) {
+        *out = AUTH_JWK_KTY_RSA;
+        return 0;
+    }
+    if (len == 2 && memcmp(s, "EC", 2) == 0) {
+        *out = AUTH_JWK_KTY_EC;
+        return 0;
+    }
+    if (len == 3 && memcmp(s, "OKP", 3) == 0) {
+        *out = AUTH_JWK_KTY_OKP;
+        return 0;
+    }
+    return TB_EINVAL;
+}
+
+int auth_jwk_kty_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v34(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+const char *auth_jwk_use_to_string(auth_jwk_use v)
+{
+    switch (v) {
+    case AUTH_JWK_USE_SIG:
+        return "sig";
+    }
+    return NULL;
+}
+
+int auth_jwk_use_from_string(const char *s, size_t len, auth_jwk_use *out)
+{
+    if (len == 3 && memcmp(s, "sig", 3) == 0) {
+        *out = AUTH_JWK_USE_SIG;
+        return 0;
+    }
+    return TB_EINVAL;
+}
+
+int auth_jwk_use_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v36(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+const char *auth_jwk_alg_to_string(auth_jwk_alg v)
+{
+    switch (v) {
+    case AUTH_JWK_ALG_RS256:
+        return "RS256";
+    case AUTH_JWK_ALG_ES256:
+        return "ES256";
+    case AUTH_JWK_ALG_ED_DSA:
+        return "EdDSA";
+    }
+    return NULL;
+}
+
+int auth_jwk_alg_from_string(const char *s, size_t len, auth_jwk_alg *out)
+{
+    if (len == 5 && memcmp(s, "RS256", 5) == 0) {
+        *out = AUTH_JWK_ALG_RS256;
+        return 0;
+    }
+    if (len == 5 && memcmp(s, "ES256", 5) == 0) {
+        *out = AUTH_JWK_ALG_ES256;
+        return 0;
+    }
+    if (len == 5 && memcmp(s, "EdDSA", 5) == 0) {
+        *out = AUTH_JWK_ALG_ED_DSA;
+        return 0;
+    }
+    return TB_EINVAL;
+}
+
+int auth_jwk_alg_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v37(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+const char *auth_jwk_crv_to_string(auth_jwk_crv v)
+{
+    switch (v) {
+    case AUTH_JWK_CRV_P_256:
+        return "P-256";
+    case AUTH_JWK_CRV_ED25519:
+        return "Ed25519";
+    }
+    return NULL;
+}
+
+int auth_jwk_crv_from_string(const char *s, size_t len, auth_jwk_crv *out)
+{
+    if (len == 5 && memcmp(s, "P-256", 5) == 0) {
+        *out = AUTH_JWK_CRV_P_256;
+        return 0;
+    }
+    if (len == 7 && memcmp(s, "Ed25519", 7) == 0) {
+        *out = AUTH_JWK_CRV_ED25519;
+        return 0;
+    }
+    return TB_EINVAL;
+}
+
+int auth_jwk_crv_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v38(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+static int auth_jwk__decode(const json_t *j, tb_arena *a, auth_jwk *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "kty", 3);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x) ||
+            auth_jwk_kty_from_string(json_string_value(x), json_string_length(x), &out->kty))
+            return TB_EVALIDATION;
+    }
+    x = json_object_getn(j, "kid", 3);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->kid = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->kid)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "use", 3);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x) ||
+            auth_jwk_use_from_string(json_string_value(x), json_string_length(x), &out->use))
+            return TB_EVALIDATION;
+    }
+    x = json_object_getn(j, "alg", 3);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x) ||
+            auth_jwk_alg_from_string(json_string_value(x), json_string_length(x), &out->alg))
+            return TB_EVALIDATION;
+    }
+    x = json_object_getn(j, "crv", 3);
+    out->has_crv = x != NULL;
+    if (x) {
+        if (!json_is_string(x) ||
+            auth_jwk_crv_from_string(json_string_value(x), json_string_length(x), &out->crv))
+            return TB_EVALIDATION;
+    }
+    x = json_object_getn(j, "x", 1);
+    out->has_x = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->x = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->x)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "y", 1);
+    out->has_y = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->y = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->y)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "n", 1);
+    out->has_n_2 = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->n_2 = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->n_2)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "e", 1);
+    out->has_e = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->e = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->e)
+            return TB_ENOMEM;
+    }
+    return 0;
+}
+
+static void auth_jwk__write(const auth_jwk *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"kty\":", 6);
+        {
+            {
+                const char *s = auth_jwk_kty_to_string(v->kty);
+                if (s)
+                    tb_buf_json_string(b, s, strlen(s));
+                else
+                    tb_buf_append(b, "null", 4);
+            }
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"kid\":", 6);
+        {
+            if (v->kid)
+                tb_buf_json_string(b, v->kid, strlen(v->kid));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"use\":", 6);
+        {
+            {
+                const char *s = auth_jwk_use_to_string(v->use);
+                if (s)
+                    tb_buf_json_string(b, s, strlen(s));
+                else
+                    tb_buf_append(b, "null", 4);
+            }
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"alg\":", 6);
+        {
+            {
+                const char *s = auth_jwk_alg_to_string(v->alg);
+                if (s)
+                    tb_buf_json_string(b, s, strlen(s));
+                else
+                    tb_buf_append(b, "null", 4);
+            }
+        }
+    }
+    if (v->has_crv) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"crv\":", 6);
+        {
+            {
+                const char *s = auth_jwk_crv_to_string(v->crv);
+                if (s)
+                    tb_buf_json_string(b, s, strlen(s));
+                else
+                    tb_buf_append(b, "null", 4);
+            }
+        }
+    }
+    if (v->has_x) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"x\":", 4);
+        {
+            if (v->x)
+                tb_buf_json_string(b, v->x, strlen(v->x));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (v->has_y) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"y\":", 4);
+        {
+            if (v->y)
+                tb_buf_json_string(b, v->y, strlen(v->y));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (v->has_n_2) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"n\":", 4);
+        {
+            if (v->n_2)
+                tb_buf_json_string(b, v->n_2, strlen(v->n_2));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (v->has_e) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"e\":", 4);
+        {
+            if (v->e)
+                tb_buf_json_string(b, v->e, strlen(v->e));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_jwk_to_json(const auth_jwk *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = auth_jwk_kty_to_string(v->kty) ? json_string(auth_jwk_kty_to_string(v->kty)) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "kty", 3, x))
+            goto fail;
+    }
+    {
+        {
+            x = v->kid ? json_string(v->kid) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "kid", 3, x))
+            goto fail;
+    }
+    {
+        {
+            x = auth_jwk_use_to_string(v->use) ? json_string(auth_jwk_use_to_string(v->use)) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "use", 3, x))
+            goto fail;
+    }
+    {
+        {
+            x = auth_jwk_alg_to_string(v->alg) ? json_string(auth_jwk_alg_to_string(v->alg)) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "alg", 3, x))
+            goto fail;
+    }
+    if (v->has_crv) {
+        {
+            x = auth_jwk_crv_to_string(v->crv) ? json_string(auth_jwk_crv_to_string(v->crv)) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "crv", 3, x))
+            goto fail;
+    }
+    if (v->has_x) {
+        {
+            x = v->x ? json_string(v->x) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "x", 1, x))
+            goto fail;
+    }
+    if (v->has_y) {
+        {
+            x = v->y ? json_string(v->y) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "y", 1, x))
+            goto fail;
+    }
+    if (v->has_n_2) {
+        {
+            x = v->n_2 ? json_string(v->n_2) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "n", 1, x))
+            goto fail;
+    }
+    if (v->has_e) {
+        {
+            x = v->e ? json_string(v->e) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "e", 1, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_jwk_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v33(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_jwk_from_json(const json_t *j, tb_arena *a, auth_jwk *out, tb_error *err)
+{
+    int rc = auth_jwk_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_jwk__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_jwk: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_jwk_parse(const char *buf, size_t len, tb_arena *a, auth_jwk *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_jwk_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_jwk_serialize(const auth_jwk *v, tb_buf *out)
+{
+    auth_jwk__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+static int auth_jwk_set__decode(const json_t *j, tb_arena *a, auth_jwk_set *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "keys", 4);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_array(x))
+            return TB_EVALIDATION;
+        size_t n = json_array_size(x);
+        out->keys = tb_arena_calloc(a, n ? n : 1, sizeof *out->keys);
+        if (!out->keys)
+            return TB_ENOMEM;
+        out->n_keys = n;
+        for (size_t i = 0; i < n; i++) {
+            json_t *y = json_array_get(x, i);
+            {
+                int rc = auth_jwk__decode(y, a, &out->keys[i]);
+                if (rc)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+static void auth_jwk_set__write(const auth_jwk_set *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"keys\":", 7);
+        {
+            tb_buf_putc(b, '[');
+            for (size_t i = 0; i < v->n_keys; i++) {
+                if (i)
+                    tb_buf_putc(b, ',');
+                auth_jwk__write(&v->keys[i], b);
+            }
+            tb_buf_putc(b, ']');
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_jwk_set_to_json(const auth_jwk_set *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = json_array();
+            for (size_t i = 0; x && i < v->n_keys; i++) {
+                if (json_array_append_new(x, auth_jwk_to_json(&v->keys[i]))) {
+                    json_decref(x);
+                    x = NULL;
+                }
+            }
+        }
+        if (!x || json_object_setn_new_nocheck(o, "keys", 4, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_jwk_set_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v43(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_jwk_set_from_json(const json_t *j, tb_arena *a, auth_jwk_set *out, tb_error *err)
+{
+    int rc = auth_jwk_set_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_jwk_set__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_jwk_set: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_jwk_set_parse(const char *buf, size_t len, tb_arena *a, auth_jwk_set *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_jwk_set_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_jwk_set_serialize(const auth_jwk_set *v, tb_buf *out)
+{
+    auth_jwk_set__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+const char *auth_rotation_alg_to_string(auth_rotation_alg v)
+{
+    switch (v) {
+    case AUTH_ROTATION_ALG_RS256:
+        return "RS256";
+    case AUTH_ROTATION_ALG_ES256:
+        return "ES256";
+    case AUTH_ROTATION_ALG_ED_DSA:
+        return "EdDSA";
+    }
+    return NULL;
+}
+
+int auth_rotation_alg_from_string(const char *s, size_t len, auth_rotation_alg *out)
+{
+    if (len == 5 && memcmp(s, "RS256", 5) == 0) {
+        *out = AUTH_ROTATION_ALG_RS256;
+        return 0;
+    }
+    if (len == 5 && memcmp(s, "ES256", 5) == 0) {
+        *out = AUTH_ROTATION_ALG_ES256;
+        return 0;
+    }
+    if (len == 5 && memcmp(s, "EdDSA", 5) == 0) {
+        *out = AUTH_ROTATION_ALG_ED_DSA;
+        return 0;
+    }
+    return TB_EINVAL;
+}
+
+int auth_rotation_alg_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v48(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+static int auth_rotation__decode(const json_t *j, tb_arena *a, auth_rotation *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "kid", 3);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->kid = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->kid)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "alg", 3);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x) ||
+            auth_rotation_alg_from_string(json_string_value(x), json_string_length(x), &out->alg))
+            return TB_EVALIDATION;
+    }
+    x = json_object_getn(j, "createdAt", 9);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->created_at = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->created_at)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "activeFrom", 10);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->active_from = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->active_from)
+            return TB_ENOMEM;
+    }
+    x = json_object_getn(j, "previousRetiresAt", 17);
+    out->has_previous_retires_at = x != NULL;
+    if (x) {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        out->previous_retires_at = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!out->previous_retires_at)
+            return TB_ENOMEM;
+    }
+    return 0;
+}
+
+static void auth_rotation__write(const auth_rotation *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"kid\":", 6);
+        {
+            if (v->kid)
+                tb_buf_json_string(b, v->kid, strlen(v->kid));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"alg\":", 6);
+        {
+            {
+                const char *s = auth_rotation_alg_to_string(v->alg);
+                if (s)
+                    tb_buf_json_string(b, s, strlen(s));
+                else
+                    tb_buf_append(b, "null", 4);
+            }
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"createdAt\":", 12);
+        {
+            if (v->created_at)
+                tb_buf_json_string(b, v->created_at, strlen(v->created_at));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"activeFrom\":", 13);
+        {
+            if (v->active_from)
+                tb_buf_json_string(b, v->active_from, strlen(v->active_from));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (v->has_previous_retires_at) {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"previousRetiresAt\":", 20);
+        {
+            if (v->previous_retires_at)
+                tb_buf_json_string(b, v->previous_retires_at, strlen(v->previous_retires_at));
+            else
+                tb_buf_append(b, "null", 4);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_rotation_to_json(const auth_rotation *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = v->kid ? json_string(v->kid) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "kid", 3, x))
+            goto fail;
+    }
+    {
+        {
+            x = auth_rotation_alg_to_string(v->alg) ? json_string(auth_rotation_alg_to_string(v->alg)) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "alg", 3, x))
+            goto fail;
+    }
+    {
+        {
+            x = v->created_at ? json_string(v->created_at) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "createdAt", 9, x))
+            goto fail;
+    }
+    {
+        {
+            x = v->active_from ? json_string(v->active_from) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "activeFrom", 10, x))
+            goto fail;
+    }
+    if (v->has_previous_retires_at) {
+        {
+            x = v->previous_retires_at ? json_string(v->previous_retires_at) : json_null();
+        }
+        if (!x || json_object_setn_new_nocheck(o, "previousRetiresAt", 17, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_rotation_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v46(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_rotation_from_json(const json_t *j, tb_arena *a, auth_rotation *out, tb_error *err)
+{
+    int rc = auth_rotation_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_rotation__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_rotation: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_rotation_parse(const char *buf, size_t len, tb_arena *a, auth_rotation *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_rotation_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_rotation_serialize(const auth_rotation *v, tb_buf *out)
+{
+    auth_rotation__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+static int auth_rotation_response__decode(const json_t *j, tb_arena *a, auth_rotation_response *out)
+{
+    (void)a;
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    json_t *x;
+    x = json_object_getn(j, "data", 4);
+    if (!x)
+        return TB_EVALIDATION;
+    {
+        {
+            int rc = auth_rotation__decode(x, a, &out->data);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static void auth_rotation_response__write(const auth_rotation_response *v, tb_buf *b)
+{
+    char sep = '{';
+    {
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, "\"data\":", 7);
+        {
+            auth_rotation__write(&v->data, b);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+json_t *auth_rotation_response_to_json(const auth_rotation_response *v)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_t *x;
+    {
+        {
+            x = auth_rotation_to_json(&v->data);
+        }
+        if (!x || json_object_setn_new_nocheck(o, "data", 4, x))
+            goto fail;
+    }
+    return o;
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+int auth_rotation_response_validate(const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = auth__v52(j, &c, NULL);
+    return tb_vctx_finish(&c, ok);
+}
+
+int auth_rotation_response_from_json(const json_t *j, tb_arena *a, auth_rotation_response *out, tb_error *err)
+{
+    int rc = auth_rotation_response_validate(j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = auth_rotation_response__decode(j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "auth_rotation_response: %s", tb_strerror(rc));
+    return 0;
+}
+
+int auth_rotation_response_parse(const char *buf, size_t len, tb_arena *a, auth_rotation_response *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = auth_rotation_response_from_json(j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+int auth_rotation_response_serialize(const auth_rotation_response *v, tb_buf *out)
+{
+    auth_rotation_response__write(v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
 static int auth_error_detail__decode(const json_t *j, tb_arena *a, auth_error_detail *out)
 {
     (void)a;
@@ -2096,7 +4776,7 @@ int auth_error_detail_validate(const json_t *j, unsigned flags, tb_error *err)
 {
     tb_vctx c;
     tb_vctx_init(&c, err, flags);
-    bool ok = auth__v20(j, &c, NULL);
+    bool ok = auth__v54(j, &c, NULL);
     return tb_vctx_finish(&c, ok);
 }
 
@@ -2313,7 +4993,7 @@ int auth_error_validate(const json_t *j, unsigned flags, tb_error *err)
 {
     tb_vctx c;
     tb_vctx_init(&c, err, flags);
-    bool ok = auth__v24(j, &c, NULL);
+    bool ok = auth__v58(j, &c, NULL);
     return tb_vctx_finish(&c, ok);
 }
 
@@ -2403,7 +5083,7 @@ int auth_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
 {
     tb_vctx c;
     tb_vctx_init(&c, err, flags);
-    bool ok = auth__v31(j, &c, NULL);
+    bool ok = auth__v65(j, &c, NULL);
     return tb_vctx_finish(&c, ok);
 }
 
@@ -2475,7 +5155,7 @@ static int auth_get_health__check(tb_ctx *ctx, int status, const char *body, siz
         break;
     case 503:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -2579,7 +5259,7 @@ static int auth_get_health__decode(tb_ctx *ctx, const tb_client_res *r, auth_get
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -2709,19 +5389,19 @@ static int auth_register_account__check(tb_ctx *ctx, int status, const char *bod
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     case 409:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     case 413:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     case 415:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -2834,7 +5514,7 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -2853,7 +5533,7 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -2872,7 +5552,7 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -2891,7 +5571,7 @@ static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, au
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -3048,11 +5728,11 @@ static int auth_get_account__check(tb_ctx *ctx, int status, const char *body, si
         break;
     case 400:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     case 404:
         j = tb_json_loadb(body, len, &err);
-        ok = j && auth__v31(j, c, NULL);
+        ok = j && auth__v65(j, c, NULL);
         break;
     default:
         tb_error_deinit(&err);
@@ -3159,7 +5839,7 @@ static int auth_get_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_ge
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -3178,7 +5858,7 @@ static int auth_get_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_ge
             goto out;
         }
         tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__v31(j, c, NULL);
+        ok = auth__v65(j, c, NULL);
         if (tb_vctx_finish(c, ok)) {
             rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
             tb_error_add_details(err, &verr);
@@ -3231,6 +5911,1051 @@ out:
     return rc;
 }
 
+/* ======== POST /auth/login ======== */
+
+static int auth_login__dec_body(const json_t *x, tb_arena *a, auth_login_req *req)
+{
+    (void)a;
+    {
+        int rc = auth_login_request__decode(x, a, &req->body);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int auth_login__parse(tb_ctx *ctx, const tb_http_req *hr, auth_login_req *req, tb_http_res *res)
+{
+    tb_arena *a = ctx->arena;
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    int rc = 0;
+    (void)a;
+    (void)hr;
+    memset(req, 0, sizeof *req);
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    if (hr->body_len) {
+        tb_error perr = TB_ERROR_INIT;
+        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
+        if (!j) {
+            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
+            tb_error_deinit(&perr);
+            if (rc == 0)
+                rc = 1;
+            goto out;
+        }
+        tb_error_deinit(&perr);
+        tb_v_push_key(c, "body", 4);
+        bool r = auth__v20(j, c, NULL);
+        tb_v_pop(c);
+        if (r && ok) {
+            rc = auth_login__dec_body(j, a, req);
+        }
+        json_decref(j);
+        if (rc)
+            goto out;
+        if (!r)
+            ok = false;
+    } else {
+        ok = false;
+        tb_v_fail_member(c, "body", "required", "a JSON body is required");
+    }
+    if (tb_vctx_finish(c, ok)) {
+        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
+        if (rc == 0)
+            rc = 1;
+    }
+out:
+    tb_error_deinit(&err);
+    return rc;
+}
+
+/* Validates a response body against the schema of its status (debug and tests). */
+static int auth_login__check(tb_ctx *ctx, int status, const char *body, size_t len)
+{
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    json_t *j = NULL;
+    (void)body;
+    (void)len;
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    switch (status) {
+    case 200:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v28(j, c, NULL);
+        break;
+    case 400:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    default:
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
+    }
+    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
+    if (rc) {
+        tb_log_error(ctx, "auth_login: the %d response does not match the spec: %s%s%s%s",
+                     status, err.message, err.n_details ? " (" : "",
+                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
+        rc = TB_EVALIDATION;
+    }
+    json_decref(j);
+    tb_error_deinit(&err);
+    return rc;
+}
+
+int auth_login__write(tb_ctx *ctx, const auth_login_resp *resp, tb_http_res *res)
+{
+    tb_buf *b = &res->body;
+    int rc = 0;
+    tb_buf_reset(b);
+    switch (resp->status) {
+    case 200:
+        auth_token_response__write(&resp->s200, b);
+        break;
+    case 400:
+        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
+        break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
+        break;
+    default:
+        tb_log_error(ctx, "auth_login: the handler answered status %d, which the spec does not declare",
+                     resp->status);
+        return TB_ESTATE;
+    }
+    if (rc)
+        return rc;
+    res->status = resp->status;
+    if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
+        return TB_EINVAL;
+    if (resp->headers.pragma && tb_http_res_header(res, "Pragma", resp->headers.pragma))
+        return TB_EINVAL;
+    if (b->oom)
+        return TB_ENOMEM;
+    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
+        return auth_login__check(ctx, res->status, b->data ? b->data : "", b->len);
+    return 0;
+}
+
+/* ---- client ---- */
+
+static int auth_login__dec_s200(const json_t *x, tb_arena *a, auth_login_resp *out)
+{
+    (void)a;
+    {
+        int rc = auth_token_response__decode(x, a, &out->s200);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int auth_login__decode(tb_ctx *ctx, const tb_client_res *r, auth_login_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    json_t *j = NULL;
+    int rc = 0;
+    tb_error verr = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    (void)a;
+    (void)c;
+    (void)ok;
+    memset(out, 0, sizeof *out);
+    out->status = r->status;
+    switch (r->status) {
+    case 200:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v28(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        {
+            const json_t *x = j;
+            rc = auth_login__dec_s200(x, a, out);
+        }
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 400:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    default:
+        rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: status %d is not declared by the spec: %.200s", r->status, r->body);
+        goto out;
+    }
+    out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
+    out->headers.pragma = tb_client_res_header(r, "Pragma");
+out:
+    json_decref(j);
+    tb_error_deinit(&verr);
+    return rc;
+}
+
+int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    tb_buf u = TB_BUF_INIT;
+    tb_buf body = TB_BUF_INIT;
+    tb_client_call call;
+    tb_client_res r;
+    int rc;
+    char sep = '?';
+    (void)a;
+    (void)req;
+    (void)sep;
+    memset(&call, 0, sizeof call);
+    call.method = "POST";
+    tb_buf_append(&u, "/auth/login", 11);
+    if (u.oom) {
+        rc = tb_error_set(err, TB_ENOMEM, "auth_login: out of memory");
+        goto out;
+    }
+    call.path = u.data;
+    {
+        tb_buf *b = &body;
+        auth_login_request__write(&req->body, b);
+        if (b->oom) {
+            rc = tb_error_set(err, TB_ENOMEM, "auth_login: out of memory");
+            goto out;
+        }
+        call.body = b->data;
+        call.body_len = b->len;
+    }
+    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    if (rc == 0)
+        rc = auth_login__decode(ctx, &r, out, err);
+out:
+    tb_buf_deinit(&u);
+    tb_buf_deinit(&body);
+    return rc;
+}
+
+/* ======== POST /oauth/token ======== */
+
+static int auth_issue_token__dec_body(const json_t *x, tb_arena *a, auth_issue_token_req *req)
+{
+    (void)a;
+    {
+        int rc = auth_token_request__decode(x, a, &req->body);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int auth_issue_token__parse(tb_ctx *ctx, const tb_http_req *hr, auth_issue_token_req *req, tb_http_res *res)
+{
+    tb_arena *a = ctx->arena;
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    int rc = 0;
+    (void)a;
+    (void)hr;
+    memset(req, 0, sizeof *req);
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    if (hr->body_len) {
+        tb_error perr = TB_ERROR_INIT;
+        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
+        if (!j) {
+            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
+            tb_error_deinit(&perr);
+            if (rc == 0)
+                rc = 1;
+            goto out;
+        }
+        tb_error_deinit(&perr);
+        tb_v_push_key(c, "body", 4);
+        bool r = auth__v23(j, c, NULL);
+        tb_v_pop(c);
+        if (r && ok) {
+            rc = auth_issue_token__dec_body(j, a, req);
+        }
+        json_decref(j);
+        if (rc)
+            goto out;
+        if (!r)
+            ok = false;
+    } else {
+        ok = false;
+        tb_v_fail_member(c, "body", "required", "a JSON body is required");
+    }
+    if (tb_vctx_finish(c, ok)) {
+        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
+        if (rc == 0)
+            rc = 1;
+    }
+out:
+    tb_error_deinit(&err);
+    return rc;
+}
+
+/* Validates a response body against the schema of its status (debug and tests). */
+static int auth_issue_token__check(tb_ctx *ctx, int status, const char *body, size_t len)
+{
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    json_t *j = NULL;
+    (void)body;
+    (void)len;
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    switch (status) {
+    case 200:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v28(j, c, NULL);
+        break;
+    case 400:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 413:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 415:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    default:
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
+    }
+    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
+    if (rc) {
+        tb_log_error(ctx, "auth_issue_token: the %d response does not match the spec: %s%s%s%s",
+                     status, err.message, err.n_details ? " (" : "",
+                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
+        rc = TB_EVALIDATION;
+    }
+    json_decref(j);
+    tb_error_deinit(&err);
+    return rc;
+}
+
+int auth_issue_token__write(tb_ctx *ctx, const auth_issue_token_resp *resp, tb_http_res *res)
+{
+    tb_buf *b = &res->body;
+    int rc = 0;
+    tb_buf_reset(b);
+    switch (resp->status) {
+    case 200:
+        auth_token_response__write(&resp->s200, b);
+        break;
+    case 400:
+        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
+        break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 413:
+        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
+        break;
+    case 415:
+        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
+        break;
+    default:
+        tb_log_error(ctx, "auth_issue_token: the handler answered status %d, which the spec does not declare",
+                     resp->status);
+        return TB_ESTATE;
+    }
+    if (rc)
+        return rc;
+    res->status = resp->status;
+    if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
+        return TB_EINVAL;
+    if (resp->headers.pragma && tb_http_res_header(res, "Pragma", resp->headers.pragma))
+        return TB_EINVAL;
+    if (b->oom)
+        return TB_ENOMEM;
+    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
+        return auth_issue_token__check(ctx, res->status, b->data ? b->data : "", b->len);
+    return 0;
+}
+
+/* ---- client ---- */
+
+static int auth_issue_token__dec_s200(const json_t *x, tb_arena *a, auth_issue_token_resp *out)
+{
+    (void)a;
+    {
+        int rc = auth_token_response__decode(x, a, &out->s200);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int auth_issue_token__decode(tb_ctx *ctx, const tb_client_res *r, auth_issue_token_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    json_t *j = NULL;
+    int rc = 0;
+    tb_error verr = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    (void)a;
+    (void)c;
+    (void)ok;
+    memset(out, 0, sizeof *out);
+    out->status = r->status;
+    switch (r->status) {
+    case 200:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v28(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        {
+            const json_t *x = j;
+            rc = auth_issue_token__dec_s200(x, a, out);
+        }
+        if (rc) {
+            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 400:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
+        if (rc) {
+            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 413:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
+        if (rc) {
+            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 415:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
+        if (rc) {
+            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    default:
+        rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: status %d is not declared by the spec: %.200s", r->status, r->body);
+        goto out;
+    }
+    out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
+    out->headers.pragma = tb_client_res_header(r, "Pragma");
+out:
+    json_decref(j);
+    tb_error_deinit(&verr);
+    return rc;
+}
+
+int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    tb_buf u = TB_BUF_INIT;
+    tb_buf body = TB_BUF_INIT;
+    tb_client_call call;
+    tb_client_res r;
+    int rc;
+    char sep = '?';
+    (void)a;
+    (void)req;
+    (void)sep;
+    memset(&call, 0, sizeof call);
+    call.method = "POST";
+    tb_buf_append(&u, "/oauth/token", 12);
+    if (u.oom) {
+        rc = tb_error_set(err, TB_ENOMEM, "auth_issue_token: out of memory");
+        goto out;
+    }
+    call.path = u.data;
+    {
+        tb_buf *b = &body;
+        auth_token_request__write(&req->body, b);
+        if (b->oom) {
+            rc = tb_error_set(err, TB_ENOMEM, "auth_issue_token: out of memory");
+            goto out;
+        }
+        call.body = b->data;
+        call.body_len = b->len;
+    }
+    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    if (rc == 0)
+        rc = auth_issue_token__decode(ctx, &r, out, err);
+out:
+    tb_buf_deinit(&u);
+    tb_buf_deinit(&body);
+    return rc;
+}
+
+/* ======== GET /.well-known/jwks.json ======== */
+
+int auth_get_jwks__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_jwks_req *req, tb_http_res *res)
+{
+    tb_arena *a = ctx->arena;
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    int rc = 0;
+    (void)a;
+    (void)hr;
+    memset(req, 0, sizeof *req);
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    if (tb_vctx_finish(c, ok)) {
+        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
+        if (rc == 0)
+            rc = 1;
+    }
+    tb_error_deinit(&err);
+    return rc;
+}
+
+/* Validates a response body against the schema of its status (debug and tests). */
+static int auth_get_jwks__check(tb_ctx *ctx, int status, const char *body, size_t len)
+{
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    json_t *j = NULL;
+    (void)body;
+    (void)len;
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    switch (status) {
+    case 200:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v43(j, c, NULL);
+        break;
+    default:
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
+    }
+    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
+    if (rc) {
+        tb_log_error(ctx, "auth_get_jwks: the %d response does not match the spec: %s%s%s%s",
+                     status, err.message, err.n_details ? " (" : "",
+                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
+        rc = TB_EVALIDATION;
+    }
+    json_decref(j);
+    tb_error_deinit(&err);
+    return rc;
+}
+
+int auth_get_jwks__write(tb_ctx *ctx, const auth_get_jwks_resp *resp, tb_http_res *res)
+{
+    tb_buf *b = &res->body;
+    int rc = 0;
+    tb_buf_reset(b);
+    switch (resp->status) {
+    case 200:
+        auth_jwk_set__write(&resp->s200, b);
+        break;
+    default:
+        tb_log_error(ctx, "auth_get_jwks: the handler answered status %d, which the spec does not declare",
+                     resp->status);
+        return TB_ESTATE;
+    }
+    if (rc)
+        return rc;
+    res->status = resp->status;
+    if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
+        return TB_EINVAL;
+    if (b->oom)
+        return TB_ENOMEM;
+    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
+        return auth_get_jwks__check(ctx, res->status, b->data ? b->data : "", b->len);
+    return 0;
+}
+
+/* ---- client ---- */
+
+static int auth_get_jwks__dec_s200(const json_t *x, tb_arena *a, auth_get_jwks_resp *out)
+{
+    (void)a;
+    {
+        int rc = auth_jwk_set__decode(x, a, &out->s200);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int auth_get_jwks__decode(tb_ctx *ctx, const tb_client_res *r, auth_get_jwks_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    json_t *j = NULL;
+    int rc = 0;
+    tb_error verr = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    (void)a;
+    (void)c;
+    (void)ok;
+    memset(out, 0, sizeof *out);
+    out->status = r->status;
+    switch (r->status) {
+    case 200:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /.well-known/jwks.json: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v43(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /.well-known/jwks.json: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        {
+            const json_t *x = j;
+            rc = auth_get_jwks__dec_s200(x, a, out);
+        }
+        if (rc) {
+            tb_error_set(err, rc, "GET /.well-known/jwks.json: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    default:
+        rc = tb_error_set(err, TB_EUPSTREAM, "GET /.well-known/jwks.json: status %d is not declared by the spec: %.200s", r->status, r->body);
+        goto out;
+    }
+    out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
+out:
+    json_decref(j);
+    tb_error_deinit(&verr);
+    return rc;
+}
+
+int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    tb_buf u = TB_BUF_INIT;
+    tb_buf body = TB_BUF_INIT;
+    tb_client_call call;
+    tb_client_res r;
+    int rc;
+    char sep = '?';
+    (void)a;
+    (void)req;
+    (void)sep;
+    memset(&call, 0, sizeof call);
+    call.method = "GET";
+    tb_buf_append(&u, "/.well-known/jwks.json", 22);
+    if (u.oom) {
+        rc = tb_error_set(err, TB_ENOMEM, "auth_get_jwks: out of memory");
+        goto out;
+    }
+    call.path = u.data;
+    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    if (rc == 0)
+        rc = auth_get_jwks__decode(ctx, &r, out, err);
+out:
+    tb_buf_deinit(&u);
+    tb_buf_deinit(&body);
+    return rc;
+}
+
+/* ======== POST /auth/keys/rotate ======== */
+
+int auth_rotate_signing_key__parse(tb_ctx *ctx, const tb_http_req *hr, auth_rotate_signing_key_req *req, tb_http_res *res)
+{
+    tb_arena *a = ctx->arena;
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    int rc = 0;
+    (void)a;
+    (void)hr;
+    memset(req, 0, sizeof *req);
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    if (tb_vctx_finish(c, ok)) {
+        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
+        if (rc == 0)
+            rc = 1;
+    }
+    tb_error_deinit(&err);
+    return rc;
+}
+
+/* Validates a response body against the schema of its status (debug and tests). */
+static int auth_rotate_signing_key__check(tb_ctx *ctx, int status, const char *body, size_t len)
+{
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    json_t *j = NULL;
+    (void)body;
+    (void)len;
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    switch (status) {
+    case 200:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v52(j, c, NULL);
+        break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
+    default:
+        tb_error_deinit(&err);
+        return 0; /* no content to check */
+    }
+    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
+    if (rc) {
+        tb_log_error(ctx, "auth_rotate_signing_key: the %d response does not match the spec: %s%s%s%s",
+                     status, err.message, err.n_details ? " (" : "",
+                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
+        rc = TB_EVALIDATION;
+    }
+    json_decref(j);
+    tb_error_deinit(&err);
+    return rc;
+}
+
+int auth_rotate_signing_key__write(tb_ctx *ctx, const auth_rotate_signing_key_resp *resp, tb_http_res *res)
+{
+    tb_buf *b = &res->body;
+    int rc = 0;
+    tb_buf_reset(b);
+    switch (resp->status) {
+    case 200:
+        tb_buf_append(b, "{\"data\":", 8);
+        auth_rotation__write(&resp->s200, b);
+        tb_buf_putc(b, '}');
+        break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
+    default:
+        tb_log_error(ctx, "auth_rotate_signing_key: the handler answered status %d, which the spec does not declare",
+                     resp->status);
+        return TB_ESTATE;
+    }
+    if (rc)
+        return rc;
+    res->status = resp->status;
+    if (b->oom)
+        return TB_ENOMEM;
+    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
+        return auth_rotate_signing_key__check(ctx, res->status, b->data ? b->data : "", b->len);
+    return 0;
+}
+
+/* ---- client ---- */
+
+static int auth_rotate_signing_key__dec_s200(const json_t *x, tb_arena *a, auth_rotate_signing_key_resp *out)
+{
+    (void)a;
+    {
+        int rc = auth_rotation__decode(x, a, &out->s200);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int auth_rotate_signing_key__decode(tb_ctx *ctx, const tb_client_res *r, auth_rotate_signing_key_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    json_t *j = NULL;
+    int rc = 0;
+    tb_error verr = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    (void)a;
+    (void)c;
+    (void)ok;
+    memset(out, 0, sizeof *out);
+    out->status = r->status;
+    switch (r->status) {
+    case 200:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v52(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        {
+            const json_t *x = json_object_get(j, "data");
+            rc = auth_rotate_signing_key__dec_s200(x, a, out);
+        }
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/keys/rotate: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/keys/rotate: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/keys/rotate: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    default:
+        rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: status %d is not declared by the spec: %.200s", r->status, r->body);
+        goto out;
+    }
+out:
+    json_decref(j);
+    tb_error_deinit(&verr);
+    return rc;
+}
+
+int auth_rotate_signing_key_call(auth_client *cl, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    tb_buf u = TB_BUF_INIT;
+    tb_buf body = TB_BUF_INIT;
+    tb_client_call call;
+    tb_client_res r;
+    int rc;
+    char sep = '?';
+    (void)a;
+    (void)req;
+    (void)sep;
+    memset(&call, 0, sizeof call);
+    call.method = "POST";
+    tb_buf_append(&u, "/auth/keys/rotate", 17);
+    if (u.oom) {
+        rc = tb_error_set(err, TB_ENOMEM, "auth_rotate_signing_key: out of memory");
+        goto out;
+    }
+    call.path = u.data;
+    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    if (rc == 0)
+        rc = auth_rotate_signing_key__decode(ctx, &r, out, err);
+out:
+    tb_buf_deinit(&u);
+    tb_buf_deinit(&body);
+    return rc;
+}
+
 /* ======== client object ======== */
 
 auth_client *auth_client_new(const char *base_url, const tb_client_opts *opts, tb_error *err)
@@ -3246,6 +6971,12 @@ auth_client *auth_client_new(const char *base_url, const tb_client_opts *opts, t
         named = *opts;
     if (!named.name)
         named.name = "auth";
+    /* the service's own token (tablium/token.h) on every call, unless the caller set hooks */
+    const tb_client_hook *token = tb_service_token_hook();
+    if (!named.n_hooks && token) {
+        named.hooks = token;
+        named.n_hooks = 1;
+    }
     c->http = tb_client_new(base_url, &named, err);
     if (!c->http) {
         free(c);
@@ -3305,6 +7036,60 @@ static int auth__example_3(const json_t *j, tb_error *err)
     return tb_vctx_finish(c, ok);
 }
 
+static int auth__example_4(const json_t *j, tb_error *err)
+{
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    bool ok = auth__v20(j, c, NULL);
+    return tb_vctx_finish(c, ok);
+}
+
+static int auth__example_5(const json_t *j, tb_error *err)
+{
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    bool ok = auth__v28(j, c, NULL);
+    return tb_vctx_finish(c, ok);
+}
+
+static int auth__example_6(const json_t *j, tb_error *err)
+{
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    bool ok = auth__v23(j, c, NULL);
+    return tb_vctx_finish(c, ok);
+}
+
+static int auth__example_7(const json_t *j, tb_error *err)
+{
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    bool ok = auth__v28(j, c, NULL);
+    return tb_vctx_finish(c, ok);
+}
+
+static int auth__example_8(const json_t *j, tb_error *err)
+{
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    bool ok = auth__v43(j, c, NULL);
+    return tb_vctx_finish(c, ok);
+}
+
+static int auth__example_9(const json_t *j, tb_error *err)
+{
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    bool ok = auth__v52(j, c, NULL);
+    return tb_vctx_finish(c, ok);
+}
+
 const tb_api_example auth_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
@@ -3318,6 +7103,24 @@ const tb_api_example auth_examples[] = {
     {"getAccount", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
      auth__example_3},
+    {"login", "request body", "example",
+     "{\"username\":\"ada_l\",\"password\":\"correct horse battery staple\"}",
+     auth__example_4},
+    {"login", "response 200", "example",
+     "{\"access_token\":\"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1In0.c2ln\",\"token_type\":\"Bearer\",\"expires_in\":900,\"scope\":\"user\"}",
+     auth__example_5},
+    {"issueToken", "request body", "example",
+     "{\"grant_type\":\"client_credentials\",\"client_id\":\"user\",\"client_secret\":\"s3cret-of-the-user-service\",\"scope\":\"wallet.read\"}",
+     auth__example_6},
+    {"issueToken", "response 200", "example",
+     "{\"access_token\":\"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1In0.c2ln\",\"token_type\":\"Bearer\",\"expires_in\":900,\"scope\":\"user\"}",
+     auth__example_7},
+    {"getJwks", "response 200", "example",
+     "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"3f1b2c4d5e6f708192a3b4c5d6e7f801\",\"use\":\"sig\",\"alg\":\"ES256\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}",
+     auth__example_8},
+    {"rotateSigningKey", "response 200", "example",
+     "{\"data\":{\"kid\":\"3f1b2c4d5e6f708192a3b4c5d6e7f801\",\"alg\":\"ES256\",\"createdAt\":\"2026-11-24T10:00:00Z\",\"activeFrom\":\"2026-11-24T10:00:30Z\",\"previousRetiresAt\":\"2026-11-24T10:16:30Z\"}}",
+     auth__example_9},
     {NULL, NULL, NULL, NULL, NULL},
 };
-const size_t auth_n_examples = 4;
+const size_t auth_n_examples = 10;

@@ -22,7 +22,7 @@ extern "C" {
 /*
  * auth: Auth Service 1.0.0
  *
- * Accounts and credentials. Registering an account publishes user.registered (1.0) over RabbitMQ through the transactional outbox: the account row and the event are written in one SQLite transaction and the event is relayed after the commit, so the User service creates the profile exactly when the account exists. Tokens come with the auth work.
+ * Accounts and credentials. Registering an account publishes user.registered (1.0) over RabbitMQ through the transactional outbox: the account row and the event are written in one SQLite transaction and the event is relayed after the commit, so the User service creates the profile exactly when the account exists.  Auth is also the platform's token issuer: user tokens (`POST /auth/login`) and service tokens (OAuth2 client credentials, `POST /oauth/token`), signed JWTs (RFC 7519) whose public keys are published at `/.well-known/jwks.json` (RFC 7517). Signing keys live in the service's database and rotate without a restart (`POST /auth/keys/rotate`, or every AUTH_KEY_ROTATE_S seconds): a new key is published before it signs, and an old key stays published until every token it signed has expired. Every token carries `kid`.
  *
  * Server side: the service implements one handler per operation (below, "Handler") plus
  * auth_service_init/_fini; gen/auth/auth_server.c routes requests to them.
@@ -120,6 +120,185 @@ int auth_account_response_parse(const char *buf, size_t len, tb_arena *a, auth_a
 int auth_account_response_from_json(const json_t *j, tb_arena *a, auth_account_response *out, tb_error *err);
 int auth_account_response_serialize(const auth_account_response *v, tb_buf *out);
 json_t *auth_account_response_to_json(const auth_account_response *v);
+
+/* ---- auth_login_request: openapi/auth.yaml#/components/schemas/LoginRequest ---- */
+typedef struct auth_login_request {
+    /** The account's username or email. */
+    char *username; /* "username", required */
+    char *password; /* "password", required */
+} auth_login_request;
+int auth_login_request_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_login_request_parse(const char *buf, size_t len, tb_arena *a, auth_login_request *out, tb_error *err);
+int auth_login_request_from_json(const json_t *j, tb_arena *a, auth_login_request *out, tb_error *err);
+int auth_login_request_serialize(const auth_login_request *v, tb_buf *out);
+json_t *auth_login_request_to_json(const auth_login_request *v);
+
+/* ---- auth_token_request: openapi/auth.yaml#/components/schemas/TokenRequest ---- */
+typedef struct auth_token_request {
+    /** client_credentials (anything else is unsupported_grant_type). */
+    char *grant_type; /* "grant_type", required */
+    char *client_id; /* "client_id", required */
+    char *client_secret; /* "client_secret", required */
+    /** Space-separated scopes requested (RFC 6749 section 3.3). */
+    bool has_scope;
+    char *scope; /* "scope" */
+} auth_token_request;
+int auth_token_request_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_token_request_parse(const char *buf, size_t len, tb_arena *a, auth_token_request *out, tb_error *err);
+int auth_token_request_from_json(const json_t *j, tb_arena *a, auth_token_request *out, tb_error *err);
+int auth_token_request_serialize(const auth_token_request *v, tb_buf *out);
+json_t *auth_token_request_to_json(const auth_token_request *v);
+
+/* ---- auth_token_response_token_type: openapi/auth.yaml#/components/schemas/TokenResponse/properties/token_type ---- */
+typedef enum auth_token_response_token_type {
+    AUTH_TOKEN_RESPONSE_TOKEN_TYPE_BEARER = 0, /* "Bearer" */
+} auth_token_response_token_type;
+#define AUTH_TOKEN_RESPONSE_TOKEN_TYPE__COUNT 1
+/** The JSON string of v; NULL for a value outside the enum. */
+const char *auth_token_response_token_type_to_string(auth_token_response_token_type v);
+/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
+int auth_token_response_token_type_from_string(const char *s, size_t len, auth_token_response_token_type *out);
+int auth_token_response_token_type_validate(const json_t *j, unsigned flags, tb_error *err);
+
+/* ---- auth_token_response: openapi/auth.yaml#/components/schemas/TokenResponse ---- */
+typedef struct auth_token_response {
+    /** A compact JWS (RFC 7515) with kid in its header. */
+    char *access_token; /* "access_token", required */
+    auth_token_response_token_type token_type; /* "token_type", required */
+    /** Seconds until the token expires. */
+    int64_t expires_in; /* "expires_in", required */
+    /** The granted scopes, space-separated. */
+    bool has_scope;
+    char *scope; /* "scope" */
+} auth_token_response;
+int auth_token_response_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_token_response_parse(const char *buf, size_t len, tb_arena *a, auth_token_response *out, tb_error *err);
+int auth_token_response_from_json(const json_t *j, tb_arena *a, auth_token_response *out, tb_error *err);
+int auth_token_response_serialize(const auth_token_response *v, tb_buf *out);
+json_t *auth_token_response_to_json(const auth_token_response *v);
+
+/* ---- auth_jwk_kty: openapi/auth.yaml#/components/schemas/Jwk/properties/kty ---- */
+typedef enum auth_jwk_kty {
+    AUTH_JWK_KTY_RSA = 0, /* "RSA" */
+    AUTH_JWK_KTY_EC = 1, /* "EC" */
+    AUTH_JWK_KTY_OKP = 2, /* "OKP" */
+} auth_jwk_kty;
+#define AUTH_JWK_KTY__COUNT 3
+/** The JSON string of v; NULL for a value outside the enum. */
+const char *auth_jwk_kty_to_string(auth_jwk_kty v);
+/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
+int auth_jwk_kty_from_string(const char *s, size_t len, auth_jwk_kty *out);
+int auth_jwk_kty_validate(const json_t *j, unsigned flags, tb_error *err);
+
+/* ---- auth_jwk_use: openapi/auth.yaml#/components/schemas/Jwk/properties/use ---- */
+typedef enum auth_jwk_use {
+    AUTH_JWK_USE_SIG = 0, /* "sig" */
+} auth_jwk_use;
+#define AUTH_JWK_USE__COUNT 1
+/** The JSON string of v; NULL for a value outside the enum. */
+const char *auth_jwk_use_to_string(auth_jwk_use v);
+/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
+int auth_jwk_use_from_string(const char *s, size_t len, auth_jwk_use *out);
+int auth_jwk_use_validate(const json_t *j, unsigned flags, tb_error *err);
+
+/* ---- auth_jwk_alg: openapi/auth.yaml#/components/schemas/Jwk/properties/alg ---- */
+typedef enum auth_jwk_alg {
+    AUTH_JWK_ALG_RS256 = 0, /* "RS256" */
+    AUTH_JWK_ALG_ES256 = 1, /* "ES256" */
+    AUTH_JWK_ALG_ED_DSA = 2, /* "EdDSA" */
+} auth_jwk_alg;
+#define AUTH_JWK_ALG__COUNT 3
+/** The JSON string of v; NULL for a value outside the enum. */
+const char *auth_jwk_alg_to_string(auth_jwk_alg v);
+/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
+int auth_jwk_alg_from_string(const char *s, size_t len, auth_jwk_alg *out);
+int auth_jwk_alg_validate(const json_t *j, unsigned flags, tb_error *err);
+
+/* ---- auth_jwk_crv: openapi/auth.yaml#/components/schemas/Jwk/properties/crv ---- */
+typedef enum auth_jwk_crv {
+    AUTH_JWK_CRV_P_256 = 0, /* "P-256" */
+    AUTH_JWK_CRV_ED25519 = 1, /* "Ed25519" */
+} auth_jwk_crv;
+#define AUTH_JWK_CRV__COUNT 2
+/** The JSON string of v; NULL for a value outside the enum. */
+const char *auth_jwk_crv_to_string(auth_jwk_crv v);
+/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
+int auth_jwk_crv_from_string(const char *s, size_t len, auth_jwk_crv *out);
+int auth_jwk_crv_validate(const json_t *j, unsigned flags, tb_error *err);
+
+/* ---- auth_jwk: openapi/auth.yaml#/components/schemas/Jwk ---- */
+/** A public signing key (RFC 7517, RFC 7518 section 6, RFC 8037). */
+typedef struct auth_jwk {
+    auth_jwk_kty kty; /* "kty", required */
+    char *kid; /* "kid", required */
+    auth_jwk_use use; /* "use", required */
+    auth_jwk_alg alg; /* "alg", required */
+    bool has_crv;
+    auth_jwk_crv crv; /* "crv" */
+    bool has_x;
+    char *x; /* "x" */
+    bool has_y;
+    char *y; /* "y" */
+    bool has_n_2;
+    char *n_2; /* "n" */
+    bool has_e;
+    char *e; /* "e" */
+} auth_jwk;
+int auth_jwk_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_jwk_parse(const char *buf, size_t len, tb_arena *a, auth_jwk *out, tb_error *err);
+int auth_jwk_from_json(const json_t *j, tb_arena *a, auth_jwk *out, tb_error *err);
+int auth_jwk_serialize(const auth_jwk *v, tb_buf *out);
+json_t *auth_jwk_to_json(const auth_jwk *v);
+
+/* ---- auth_jwk_set: openapi/auth.yaml#/components/schemas/JwkSet ---- */
+typedef struct auth_jwk_set {
+    size_t n_keys;
+    auth_jwk *keys; /* "keys", required */
+} auth_jwk_set;
+int auth_jwk_set_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_jwk_set_parse(const char *buf, size_t len, tb_arena *a, auth_jwk_set *out, tb_error *err);
+int auth_jwk_set_from_json(const json_t *j, tb_arena *a, auth_jwk_set *out, tb_error *err);
+int auth_jwk_set_serialize(const auth_jwk_set *v, tb_buf *out);
+json_t *auth_jwk_set_to_json(const auth_jwk_set *v);
+
+/* ---- auth_rotation_alg: openapi/auth.yaml#/components/schemas/Rotation/properties/alg ---- */
+typedef enum auth_rotation_alg {
+    AUTH_ROTATION_ALG_RS256 = 0, /* "RS256" */
+    AUTH_ROTATION_ALG_ES256 = 1, /* "ES256" */
+    AUTH_ROTATION_ALG_ED_DSA = 2, /* "EdDSA" */
+} auth_rotation_alg;
+#define AUTH_ROTATION_ALG__COUNT 3
+/** The JSON string of v; NULL for a value outside the enum. */
+const char *auth_rotation_alg_to_string(auth_rotation_alg v);
+/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
+int auth_rotation_alg_from_string(const char *s, size_t len, auth_rotation_alg *out);
+int auth_rotation_alg_validate(const json_t *j, unsigned flags, tb_error *err);
+
+/* ---- auth_rotation: openapi/auth.yaml#/components/schemas/Rotation ---- */
+typedef struct auth_rotation {
+    /** The new key's kid. */
+    char *kid; /* "kid", required */
+    auth_rotation_alg alg; /* "alg", required */
+    char *created_at; /* "createdAt", required */
+    char *active_from; /* "activeFrom", required */
+    bool has_previous_retires_at;
+    char *previous_retires_at; /* "previousRetiresAt" */
+} auth_rotation;
+int auth_rotation_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_rotation_parse(const char *buf, size_t len, tb_arena *a, auth_rotation *out, tb_error *err);
+int auth_rotation_from_json(const json_t *j, tb_arena *a, auth_rotation *out, tb_error *err);
+int auth_rotation_serialize(const auth_rotation *v, tb_buf *out);
+json_t *auth_rotation_to_json(const auth_rotation *v);
+
+/* ---- auth_rotation_response: openapi/auth.yaml#/components/schemas/RotationResponse ---- */
+typedef struct auth_rotation_response {
+    auth_rotation data; /* "data", required */
+} auth_rotation_response;
+int auth_rotation_response_validate(const json_t *j, unsigned flags, tb_error *err);
+int auth_rotation_response_parse(const char *buf, size_t len, tb_arena *a, auth_rotation_response *out, tb_error *err);
+int auth_rotation_response_from_json(const json_t *j, tb_arena *a, auth_rotation_response *out, tb_error *err);
+int auth_rotation_response_serialize(const auth_rotation_response *v, tb_buf *out);
+json_t *auth_rotation_response_to_json(const auth_rotation_response *v);
 
 /* ---- auth_error_detail: openapi/auth.yaml#/components/schemas/ErrorDetail ---- */
 typedef struct auth_error_detail {
@@ -259,6 +438,150 @@ typedef struct auth_get_account_resp {
 /** Handler: One account (without its credentials). Implemented by the service. */
 int auth_get_account(tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *resp);
 
+/* ======== POST /auth/login (login) ======== */
+/* Exchanges an account's credentials for a user access token (a JWT). */
+
+typedef struct auth_login_req {
+    auth_login_request body; /* application/json, required */
+} auth_login_req;
+
+/* Statuses of auth_login_resp. */
+enum {
+    AUTH_LOGIN_200 = 200,
+    AUTH_LOGIN_400 = 400,
+    AUTH_LOGIN_401 = 401,
+    AUTH_LOGIN_413 = 413,
+    AUTH_LOGIN_415 = 415,
+};
+
+typedef struct auth_login_resp {
+    /** HTTP status: one of AUTH_LOGIN_*. */
+    int status;
+    union {
+        /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
+        auth_token_response s200;
+        /* 400: Malformed JSON, a parameter or body that fails its schema. */
+        tb_api_error s400;
+        /* 401: Unknown account or wrong password (invalid_credentials; the same answer for both). */
+        tb_api_error s401;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
+        char none_; /* statuses without content */
+    };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
+        const char *pragma; /* "Pragma": no-cache (RFC 6749 section 5.1). */
+    } headers;
+} auth_login_resp;
+
+/** Handler: Exchanges an account's credentials for a user access token (a JWT). Implemented by the service. */
+int auth_login(tb_ctx *ctx, const auth_login_req *req, auth_login_resp *resp);
+
+/* ======== POST /oauth/token (issueToken) ======== */
+/* OAuth2 token endpoint, client credentials grant (RFC 6749 section 4.4). */
+
+typedef struct auth_issue_token_req {
+    auth_token_request body; /* application/json, required */
+} auth_issue_token_req;
+
+/* Statuses of auth_issue_token_resp. */
+enum {
+    AUTH_ISSUE_TOKEN_200 = 200,
+    AUTH_ISSUE_TOKEN_400 = 400,
+    AUTH_ISSUE_TOKEN_401 = 401,
+    AUTH_ISSUE_TOKEN_413 = 413,
+    AUTH_ISSUE_TOKEN_415 = 415,
+};
+
+typedef struct auth_issue_token_resp {
+    /** HTTP status: one of AUTH_ISSUE_TOKEN_*. */
+    int status;
+    union {
+        /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
+        auth_token_response s200;
+        /* 400: A body that fails its schema (validation_failed), a grant type other than client_credentials (unsupported_grant_type) or a scope the client may not have (invalid_scope). */
+        tb_api_error s400;
+        /* 401: Unknown client or wrong secret (invalid_client). */
+        tb_api_error s401;
+        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+        tb_api_error s413;
+        /* 415: The body is not application/json. */
+        tb_api_error s415;
+        char none_; /* statuses without content */
+    };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
+        const char *pragma; /* "Pragma": no-cache (RFC 6749 section 5.1). */
+    } headers;
+} auth_issue_token_resp;
+
+/** Handler: OAuth2 token endpoint, client credentials grant (RFC 6749 section 4.4). Implemented by the service. */
+int auth_issue_token(tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *resp);
+
+/* ======== GET /.well-known/jwks.json (getJwks) ======== */
+/* The public keys that verify the tokens this service signs (RFC 7517 JWK Set). */
+
+typedef struct auth_get_jwks_req {
+    char unused_; /* no parameters */
+} auth_get_jwks_req;
+
+/* Statuses of auth_get_jwks_resp. */
+enum {
+    AUTH_GET_JWKS_200 = 200,
+};
+
+typedef struct auth_get_jwks_resp {
+    /** HTTP status: one of AUTH_GET_JWKS_*. */
+    int status;
+    union {
+        /* 200: The JWK Set (a bare RFC 7517 document, not the data envelope). */
+        auth_jwk_set s200;
+        char none_; /* statuses without content */
+    };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *cache_control; /* "Cache-Control": How long the set may be cached (`public, max-age=60`). */
+    } headers;
+} auth_get_jwks_resp;
+
+/** Handler: The public keys that verify the tokens this service signs (RFC 7517 JWK Set). Implemented by the service. */
+int auth_get_jwks(tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *resp);
+
+/* ======== POST /auth/keys/rotate (rotateSigningKey) ======== */
+/* Starts a signing key rotation (a new key, published now, signing soon). */
+
+typedef struct auth_rotate_signing_key_req {
+    char unused_; /* no parameters */
+} auth_rotate_signing_key_req;
+
+/* Statuses of auth_rotate_signing_key_resp. */
+enum {
+    AUTH_ROTATE_SIGNING_KEY_200 = 200,
+    AUTH_ROTATE_SIGNING_KEY_401 = 401,
+    AUTH_ROTATE_SIGNING_KEY_403 = 403,
+};
+
+typedef struct auth_rotate_signing_key_resp {
+    /** HTTP status: one of AUTH_ROTATE_SIGNING_KEY_*. */
+    int status;
+    union {
+        /* 200: The new key. */
+        auth_rotation s200;
+        /* 401: No token, or one that does not verify. */
+        tb_api_error s401;
+        /* 403: A token without the scope auth.keys.rotate. */
+        tb_api_error s403;
+        char none_; /* statuses without content */
+    };
+} auth_rotate_signing_key_resp;
+
+/** Handler: Starts a signing key rotation (a new key, published now, signing soon). Implemented by the service. */
+int auth_rotate_signing_key(tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *resp);
+
 /* ======== client ======== */
 
 typedef struct auth_client auth_client;
@@ -281,6 +604,14 @@ int auth_get_health_call(auth_client *c, tb_ctx *ctx, const auth_get_health_req 
 int auth_register_account_call(auth_client *c, tb_ctx *ctx, const auth_register_account_req *req, auth_register_account_resp *out, tb_error *err);
 /** GET /auth/accounts/{userId}. */
 int auth_get_account_call(auth_client *c, tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *out, tb_error *err);
+/** POST /auth/login. */
+int auth_login_call(auth_client *c, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err);
+/** POST /oauth/token. */
+int auth_issue_token_call(auth_client *c, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err);
+/** GET /.well-known/jwks.json. */
+int auth_get_jwks_call(auth_client *c, tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *out, tb_error *err);
+/** POST /auth/keys/rotate. */
+int auth_rotate_signing_key_call(auth_client *c, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err);
 
 /* ======== server ======== */
 
@@ -307,6 +638,14 @@ int auth_register_account__parse(tb_ctx *ctx, const tb_http_req *hr, auth_regist
 int auth_register_account__write(tb_ctx *ctx, const auth_register_account_resp *resp, tb_http_res *res);
 int auth_get_account__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_account_req *req, tb_http_res *res);
 int auth_get_account__write(tb_ctx *ctx, const auth_get_account_resp *resp, tb_http_res *res);
+int auth_login__parse(tb_ctx *ctx, const tb_http_req *hr, auth_login_req *req, tb_http_res *res);
+int auth_login__write(tb_ctx *ctx, const auth_login_resp *resp, tb_http_res *res);
+int auth_issue_token__parse(tb_ctx *ctx, const tb_http_req *hr, auth_issue_token_req *req, tb_http_res *res);
+int auth_issue_token__write(tb_ctx *ctx, const auth_issue_token_resp *resp, tb_http_res *res);
+int auth_get_jwks__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_jwks_req *req, tb_http_res *res);
+int auth_get_jwks__write(tb_ctx *ctx, const auth_get_jwks_resp *resp, tb_http_res *res);
+int auth_rotate_signing_key__parse(tb_ctx *ctx, const tb_http_req *hr, auth_rotate_signing_key_req *req, tb_http_res *res);
+int auth_rotate_signing_key__write(tb_ctx *ctx, const auth_rotate_signing_key_resp *resp, tb_http_res *res);
 
 #ifdef __cplusplus
 }

@@ -4,12 +4,18 @@
 #include "auth.h"
 
 #include "tablium/log.h"
+#include "tablium/token.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* components.securitySchemes */
+static const tb_security_scheme auth__schemes[] = {
+    {"serviceToken", TB_SEC_OAUTH2, NULL},
+};
 
 static int auth_get_health__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
@@ -53,10 +59,82 @@ static int auth_get_account__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_
     return auth_get_account__write(ctx, &resp, res);
 }
 
+static int auth_login__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    auth_login_req req;
+    auth_login_resp resp;
+    int rc = auth_login__parse(ctx, hr, &req, res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    memset(&resp, 0, sizeof resp);
+    rc = auth_login(ctx, &req, &resp);
+    if (rc)
+        return rc;
+    return auth_login__write(ctx, &resp, res);
+}
+
+static int auth_issue_token__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    auth_issue_token_req req;
+    auth_issue_token_resp resp;
+    int rc = auth_issue_token__parse(ctx, hr, &req, res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    memset(&resp, 0, sizeof resp);
+    rc = auth_issue_token(ctx, &req, &resp);
+    if (rc)
+        return rc;
+    return auth_issue_token__write(ctx, &resp, res);
+}
+
+static int auth_get_jwks__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    auth_get_jwks_req req;
+    auth_get_jwks_resp resp;
+    int rc = auth_get_jwks__parse(ctx, hr, &req, res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    memset(&resp, 0, sizeof resp);
+    rc = auth_get_jwks(ctx, &req, &resp);
+    if (rc)
+        return rc;
+    return auth_get_jwks__write(ctx, &resp, res);
+}
+
+/* auth_rotate_signing_key: security (any alternative; all of its requirements) */
+static const char *const auth_rotate_signing_key__scopes_0_0[] = {"auth.keys.rotate"};
+static const tb_security_req auth_rotate_signing_key__sec_0[] = {
+    {&auth__schemes[0], auth_rotate_signing_key__scopes_0_0, 1},
+};
+static const tb_security_alt auth_rotate_signing_key__security[] = {
+    {auth_rotate_signing_key__sec_0, 1},
+};
+
+static int auth_rotate_signing_key__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    auth_rotate_signing_key_req req;
+    auth_rotate_signing_key_resp resp;
+    int rc = tb_http_authorize(ctx, hr, res, auth_rotate_signing_key__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = auth_rotate_signing_key__parse(ctx, hr, &req, res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    memset(&resp, 0, sizeof resp);
+    rc = auth_rotate_signing_key(ctx, &req, &resp);
+    if (rc)
+        return rc;
+    return auth_rotate_signing_key__write(ctx, &resp, res);
+}
+
 static const tb_http_op auth__ops[] = {
     {"getHealth", TB_HTTP_GET, "/health", 0, auth_get_health__invoke},
     {"registerAccount", TB_HTTP_POST, "/auth/register", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_register_account__invoke},
     {"getAccount", TB_HTTP_GET, "/auth/accounts/{userId}", 0, auth_get_account__invoke},
+    {"login", TB_HTTP_POST, "/auth/login", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_login__invoke},
+    {"issueToken", TB_HTTP_POST, "/oauth/token", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_issue_token__invoke},
+    {"getJwks", TB_HTTP_GET, "/.well-known/jwks.json", 0, auth_get_jwks__invoke},
+    {"rotateSigningKey", TB_HTTP_POST, "/auth/keys/rotate", 0, auth_rotate_signing_key__invoke},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */
@@ -64,6 +142,10 @@ static const int16_t auth__routes[][TB_HTTP_N_METHODS] = {
     {0, -1, -1, -1, -1, -1, -1, -1}, /* /health */
     {-1, -1, 1, -1, -1, -1, -1, -1}, /* /auth/register */
     {2, -1, -1, -1, -1, -1, -1, -1}, /* /auth/accounts/{userId} */
+    {-1, -1, 3, -1, -1, -1, -1, -1}, /* /auth/login */
+    {-1, -1, 4, -1, -1, -1, -1, -1}, /* /oauth/token */
+    {5, -1, -1, -1, -1, -1, -1, -1}, /* /.well-known/jwks.json */
+    {-1, -1, 6, -1, -1, -1, -1, -1}, /* /auth/keys/rotate */
 };
 
 /* A segment trie of the path templates: literal segments first, then a {parameter}. */
@@ -96,9 +178,17 @@ static int auth__match(const char *p, size_t n, tb_str *params, size_t *n_params
         if (memcmp(s.p, "auth", 4) == 0)
             goto n2;
         break;
+    case 5:
+        if (memcmp(s.p, "oauth", 5) == 0)
+            goto n7;
+        break;
     case 6:
         if (memcmp(s.p, "health", 6) == 0)
             goto n1;
+        break;
+    case 11:
+        if (memcmp(s.p, ".well-known", 11) == 0)
+            goto n9;
         break;
     }
     return -1;
@@ -115,6 +205,14 @@ n2:
     }
     s = seg[i++];
     switch (s.n) {
+    case 4:
+        if (memcmp(s.p, "keys", 4) == 0)
+            goto n11;
+        break;
+    case 5:
+        if (memcmp(s.p, "login", 5) == 0)
+            goto n6;
+        break;
     case 8:
         if (memcmp(s.p, "accounts", 8) == 0)
             goto n4;
@@ -145,6 +243,69 @@ n5:
         return 2;
     }
     return -1;
+n6:
+    if (i == ns) {
+        *n_params = k;
+        return 3;
+    }
+    return -1;
+n7:
+    if (i == ns) {
+        *n_params = k;
+        return -1;
+    }
+    s = seg[i++];
+    switch (s.n) {
+    case 5:
+        if (memcmp(s.p, "token", 5) == 0)
+            goto n8;
+        break;
+    }
+    return -1;
+n8:
+    if (i == ns) {
+        *n_params = k;
+        return 4;
+    }
+    return -1;
+n9:
+    if (i == ns) {
+        *n_params = k;
+        return -1;
+    }
+    s = seg[i++];
+    switch (s.n) {
+    case 9:
+        if (memcmp(s.p, "jwks.json", 9) == 0)
+            goto n10;
+        break;
+    }
+    return -1;
+n10:
+    if (i == ns) {
+        *n_params = k;
+        return 5;
+    }
+    return -1;
+n11:
+    if (i == ns) {
+        *n_params = k;
+        return -1;
+    }
+    s = seg[i++];
+    switch (s.n) {
+    case 6:
+        if (memcmp(s.p, "rotate", 6) == 0)
+            goto n12;
+        break;
+    }
+    return -1;
+n12:
+    if (i == ns) {
+        *n_params = k;
+        return 6;
+    }
+    return -1;
 }
 
 const tb_http_api auth_api = {
@@ -152,10 +313,10 @@ const tb_http_api auth_api = {
     "Auth Service",
     "1.0.0",
     auth__ops,
-    3,
+    7,
     auth__match,
     auth__routes,
-    3,
+    7,
 };
 
 int auth_service_main(int argc, char **argv)

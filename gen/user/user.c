@@ -3,6 +3,7 @@
 
 #include "tablium/json.h"
 #include "tablium/log.h"
+#include "tablium/token.h"
 #include "tablium/validate.h"
 
 #include <stdint.h>
@@ -6465,6 +6466,12 @@ user_client *user_client_new(const char *base_url, const tb_client_opts *opts, t
         named = *opts;
     if (!named.name)
         named.name = "user";
+    /* the service's own token (tablium/token.h) on every call, unless the caller set hooks */
+    const tb_client_hook *token = tb_service_token_hook();
+    if (!named.n_hooks && token) {
+        named.hooks = token;
+        named.n_hooks = 1;
+    }
     c->http = tb_client_new(base_url, &named, err);
     if (!c->http) {
         free(c);

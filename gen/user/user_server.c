@@ -4,6 +4,7 @@
 #include "user.h"
 
 #include "tablium/log.h"
+#include "tablium/token.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -252,6 +253,10 @@ int user_service_main(int argc, char **argv)
     }
     opts.port = 8082; /* servers[0] of the spec */
     tb_server_opts_from_env(&opts, "user");
+    if (tb_service_token_init("user", &err)) {
+        tb_log_error(NULL, "user: %s", err.message);
+        return 1;
+    }
     {
 #ifdef WALLET_DEFAULT_URL
         char *url = tb_service_url("wallet", WALLET_DEFAULT_URL);
@@ -286,6 +291,7 @@ out:
     if (inited)
         user_service_fini(state);
     wallet_client_free(deps.wallet);
+    tb_service_token_shutdown();
     tb_error_deinit(&err);
     return status;
 }

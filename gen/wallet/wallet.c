@@ -3,6 +3,7 @@
 
 #include "tablium/json.h"
 #include "tablium/log.h"
+#include "tablium/token.h"
 #include "tablium/validate.h"
 
 #include <stdint.h>
@@ -51,10 +52,10 @@ static bool wallet__v50(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v51(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v53(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__v54(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v68(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v72(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__v75(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v70(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v73(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool wallet__v77(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool wallet__v_rx0(const char *s, size_t n)
@@ -1997,7 +1998,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1users~1{userId}~1wallets/get/parameters/1/schema */
-static bool wallet__v68(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v70(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
@@ -2033,7 +2034,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/0/schema */
-static bool wallet__v71(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v73(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -2056,7 +2057,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/1/schema */
-static bool wallet__v72(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v74(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -2082,7 +2083,7 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/parameters/IdempotencyKey/schema */
-static bool wallet__v75(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__v77(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     tb_eval *E = ev;
@@ -4362,6 +4363,14 @@ static int wallet_create_wallet__check(tb_ctx *ctx, int status, const char *body
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
     case 409:
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
@@ -4404,6 +4413,12 @@ int wallet_create_wallet__write(tb_ctx *ctx, const wallet_create_wallet_resp *re
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 409:
         rc = tb_http_res_error(res, ctx, 409, &resp->s409);
         break;
@@ -4421,6 +4436,8 @@ int wallet_create_wallet__write(tb_ctx *ctx, const wallet_create_wallet_resp *re
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (resp->headers.location && tb_http_res_header(res, "Location", resp->headers.location))
         return TB_EINVAL;
     if (b->oom)
@@ -4499,6 +4516,44 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 409:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -4560,6 +4615,7 @@ static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wal
         rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
     out->headers.location = tb_client_res_header(r, "Location");
 out:
     json_decref(j);
@@ -4704,6 +4760,14 @@ static int wallet_get_wallet__check(tb_ctx *ctx, int status, const char *body, s
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
@@ -4738,6 +4802,12 @@ int wallet_get_wallet__write(tb_ctx *ctx, const wallet_get_wallet_resp *resp, tb
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -4749,6 +4819,8 @@ int wallet_get_wallet__write(tb_ctx *ctx, const wallet_get_wallet_resp *resp, tb
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -4825,6 +4897,44 @@ static int wallet_get_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 404:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -4848,6 +4958,7 @@ static int wallet_get_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet
         rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -4989,7 +5100,7 @@ int wallet_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_ge
                 goto out;
             }
             tb_v_push_key(c, "currency", 8);
-            bool r = wallet__v68(j, c, NULL);
+            bool r = wallet__v70(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_get_user_wallets__dec_currency(j, a, req);
@@ -5040,6 +5151,14 @@ static int wallet_get_user_wallets__check(tb_ctx *ctx, int status, const char *b
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
     default:
         tb_error_deinit(&err);
         return 0; /* no content to check */
@@ -5076,6 +5195,12 @@ int wallet_get_user_wallets__write(tb_ctx *ctx, const wallet_get_user_wallets_re
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     default:
         tb_log_error(ctx, "wallet_get_user_wallets: the handler answered status %d, which the spec does not declare",
                      resp->status);
@@ -5084,6 +5209,8 @@ int wallet_get_user_wallets__write(tb_ctx *ctx, const wallet_get_user_wallets_re
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -5172,10 +5299,49 @@ static int wallet_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, 
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     default:
         rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -5331,7 +5497,7 @@ int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_l
                 goto out;
             }
             tb_v_push_key(c, "limit", 5);
-            bool r = wallet__v71(j, c, NULL);
+            bool r = wallet__v73(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_list_transactions__dec_limit(j, a, req);
@@ -5365,7 +5531,7 @@ int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_l
                 goto out;
             }
             tb_v_push_key(c, "cursor", 6);
-            bool r = wallet__v72(j, c, NULL);
+            bool r = wallet__v74(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_list_transactions__dec_cursor(j, a, req);
@@ -5448,6 +5614,14 @@ static int wallet_list_transactions__check(tb_ctx *ctx, int status, const char *
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
@@ -5482,6 +5656,12 @@ int wallet_list_transactions__write(tb_ctx *ctx, const wallet_list_transactions_
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -5493,6 +5673,8 @@ int wallet_list_transactions__write(tb_ctx *ctx, const wallet_list_transactions_
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -5569,6 +5751,44 @@ static int wallet_list_transactions__decode(tb_ctx *ctx, const tb_client_res *r,
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 404:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -5592,6 +5812,7 @@ static int wallet_list_transactions__decode(tb_ctx *ctx, const tb_client_res *r,
         rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -5754,7 +5975,7 @@ int wallet_create_transaction__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_
                 goto out;
             }
             tb_v_push_key(c, "Idempotency-Key", 15);
-            bool r = wallet__v75(j, c, NULL);
+            bool r = wallet__v77(j, c, NULL);
             tb_v_pop(c);
             if (r && ok) {
                 rc = wallet_create_transaction__dec_idempotency_key(j, a, req);
@@ -5831,6 +6052,14 @@ static int wallet_create_transaction__check(tb_ctx *ctx, int status, const char 
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && wallet__v54(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && wallet__v54(j, c, NULL);
@@ -5881,6 +6110,12 @@ int wallet_create_transaction__write(tb_ctx *ctx, const wallet_create_transactio
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -5904,6 +6139,8 @@ int wallet_create_transaction__write(tb_ctx *ctx, const wallet_create_transactio
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (resp->headers.idempotent_replayed && tb_http_res_header(res, "Idempotent-Replayed", resp->headers.idempotent_replayed))
         return TB_EINVAL;
     if (b->oom)
@@ -5977,6 +6214,44 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = wallet__v54(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
         if (rc) {
             tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;
@@ -6081,6 +6356,7 @@ static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r
         rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
     out->headers.idempotent_replayed = tb_client_res_header(r, "Idempotent-Replayed");
 out:
     json_decref(j);
@@ -6164,6 +6440,12 @@ wallet_client *wallet_client_new(const char *base_url, const tb_client_opts *opt
         named = *opts;
     if (!named.name)
         named.name = "wallet";
+    /* the service's own token (tablium/token.h) on every call, unless the caller set hooks */
+    const tb_client_hook *token = tb_service_token_hook();
+    if (!named.n_hooks && token) {
+        named.hooks = token;
+        named.n_hooks = 1;
+    }
     c->http = tb_client_new(base_url, &named, err);
     if (!c->http) {
         free(c);
@@ -6291,7 +6573,7 @@ static int wallet__example_11(const json_t *j, tb_error *err)
     tb_vctx vc;
     tb_vctx *c = &vc;
     tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__v75(j, c, NULL);
+    bool ok = wallet__v77(j, c, NULL);
     return tb_vctx_finish(c, ok);
 }
 

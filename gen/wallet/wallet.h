@@ -292,6 +292,8 @@ typedef struct wallet_create_wallet_req {
 enum {
     WALLET_CREATE_WALLET_201 = 201,
     WALLET_CREATE_WALLET_400 = 400,
+    WALLET_CREATE_WALLET_401 = 401,
+    WALLET_CREATE_WALLET_403 = 403,
     WALLET_CREATE_WALLET_409 = 409,
     WALLET_CREATE_WALLET_413 = 413,
     WALLET_CREATE_WALLET_415 = 415,
@@ -305,6 +307,10 @@ typedef struct wallet_create_wallet_resp {
         wallet_wallet s201;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
         tb_api_error s409;
         /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
@@ -315,6 +321,7 @@ typedef struct wallet_create_wallet_resp {
     };
     /** Response headers the spec declares: NULL = not sent. */
     struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
         const char *location; /* "Location": Path of the new wallet. */
     } headers;
 } wallet_create_wallet_resp;
@@ -334,6 +341,8 @@ typedef struct wallet_get_wallet_req {
 enum {
     WALLET_GET_WALLET_200 = 200,
     WALLET_GET_WALLET_400 = 400,
+    WALLET_GET_WALLET_401 = 401,
+    WALLET_GET_WALLET_403 = 403,
     WALLET_GET_WALLET_404 = 404,
 };
 
@@ -345,10 +354,18 @@ typedef struct wallet_get_wallet_resp {
         wallet_wallet s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } wallet_get_wallet_resp;
 
 /** Handler: One wallet with its current balance. Implemented by the service. */
@@ -370,6 +387,8 @@ typedef struct wallet_get_user_wallets_req {
 enum {
     WALLET_GET_USER_WALLETS_200 = 200,
     WALLET_GET_USER_WALLETS_400 = 400,
+    WALLET_GET_USER_WALLETS_401 = 401,
+    WALLET_GET_USER_WALLETS_403 = 403,
 };
 
 typedef struct wallet_get_user_wallets_resp {
@@ -383,8 +402,16 @@ typedef struct wallet_get_user_wallets_resp {
         } s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } wallet_get_user_wallets_resp;
 
 /** Handler: Every wallet of a user (an empty list when there is none). Implemented by the service. */
@@ -411,6 +438,8 @@ typedef struct wallet_list_transactions_req {
 enum {
     WALLET_LIST_TRANSACTIONS_200 = 200,
     WALLET_LIST_TRANSACTIONS_400 = 400,
+    WALLET_LIST_TRANSACTIONS_401 = 401,
+    WALLET_LIST_TRANSACTIONS_403 = 403,
     WALLET_LIST_TRANSACTIONS_404 = 404,
 };
 
@@ -422,10 +451,18 @@ typedef struct wallet_list_transactions_resp {
         wallet_transaction_page s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } wallet_list_transactions_resp;
 
 /** Handler: The wallet's transactions, newest first, a page at a time. Implemented by the service. */
@@ -447,6 +484,8 @@ typedef struct wallet_create_transaction_req {
 enum {
     WALLET_CREATE_TRANSACTION_201 = 201,
     WALLET_CREATE_TRANSACTION_400 = 400,
+    WALLET_CREATE_TRANSACTION_401 = 401,
+    WALLET_CREATE_TRANSACTION_403 = 403,
     WALLET_CREATE_TRANSACTION_404 = 404,
     WALLET_CREATE_TRANSACTION_409 = 409,
     WALLET_CREATE_TRANSACTION_413 = 413,
@@ -462,6 +501,10 @@ typedef struct wallet_create_transaction_resp {
         wallet_transaction s201;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
@@ -476,6 +519,7 @@ typedef struct wallet_create_transaction_resp {
     };
     /** Response headers the spec declares: NULL = not sent. */
     struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
         const char *idempotent_replayed; /* "Idempotent-Replayed": "true" when this is the stored result of an earlier request with the same Idempotency-Key. */
     } headers;
 } wallet_create_transaction_resp;

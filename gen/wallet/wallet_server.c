@@ -4,12 +4,18 @@
 #include "wallet.h"
 
 #include "tablium/log.h"
+#include "tablium/token.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* components.securitySchemes */
+static const tb_security_scheme wallet__schemes[] = {
+    {"serviceToken", TB_SEC_OAUTH2, NULL},
+};
 
 static int wallet_get_health__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
@@ -25,11 +31,23 @@ static int wallet_get_health__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http
     return wallet_get_health__write(ctx, &resp, res);
 }
 
+/* wallet_create_wallet: security (any alternative; all of its requirements) */
+static const char *const wallet_create_wallet__scopes_0_0[] = {"wallet.write"};
+static const tb_security_req wallet_create_wallet__sec_0[] = {
+    {&wallet__schemes[0], wallet_create_wallet__scopes_0_0, 1},
+};
+static const tb_security_alt wallet_create_wallet__security[] = {
+    {wallet_create_wallet__sec_0, 1},
+};
+
 static int wallet_create_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     wallet_create_wallet_req req;
     wallet_create_wallet_resp resp;
-    int rc = wallet_create_wallet__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, wallet_create_wallet__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = wallet_create_wallet__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -39,11 +57,23 @@ static int wallet_create_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_h
     return wallet_create_wallet__write(ctx, &resp, res);
 }
 
+/* wallet_get_wallet: security (any alternative; all of its requirements) */
+static const char *const wallet_get_wallet__scopes_0_0[] = {"wallet.read"};
+static const tb_security_req wallet_get_wallet__sec_0[] = {
+    {&wallet__schemes[0], wallet_get_wallet__scopes_0_0, 1},
+};
+static const tb_security_alt wallet_get_wallet__security[] = {
+    {wallet_get_wallet__sec_0, 1},
+};
+
 static int wallet_get_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     wallet_get_wallet_req req;
     wallet_get_wallet_resp resp;
-    int rc = wallet_get_wallet__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, wallet_get_wallet__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = wallet_get_wallet__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -53,11 +83,23 @@ static int wallet_get_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http
     return wallet_get_wallet__write(ctx, &resp, res);
 }
 
+/* wallet_get_user_wallets: security (any alternative; all of its requirements) */
+static const char *const wallet_get_user_wallets__scopes_0_0[] = {"wallet.read"};
+static const tb_security_req wallet_get_user_wallets__sec_0[] = {
+    {&wallet__schemes[0], wallet_get_user_wallets__scopes_0_0, 1},
+};
+static const tb_security_alt wallet_get_user_wallets__security[] = {
+    {wallet_get_user_wallets__sec_0, 1},
+};
+
 static int wallet_get_user_wallets__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     wallet_get_user_wallets_req req;
     wallet_get_user_wallets_resp resp;
-    int rc = wallet_get_user_wallets__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, wallet_get_user_wallets__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = wallet_get_user_wallets__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -67,11 +109,23 @@ static int wallet_get_user_wallets__invoke(tb_ctx *ctx, const tb_http_req *hr, t
     return wallet_get_user_wallets__write(ctx, &resp, res);
 }
 
+/* wallet_list_transactions: security (any alternative; all of its requirements) */
+static const char *const wallet_list_transactions__scopes_0_0[] = {"wallet.read"};
+static const tb_security_req wallet_list_transactions__sec_0[] = {
+    {&wallet__schemes[0], wallet_list_transactions__scopes_0_0, 1},
+};
+static const tb_security_alt wallet_list_transactions__security[] = {
+    {wallet_list_transactions__sec_0, 1},
+};
+
 static int wallet_list_transactions__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     wallet_list_transactions_req req;
     wallet_list_transactions_resp resp;
-    int rc = wallet_list_transactions__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, wallet_list_transactions__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = wallet_list_transactions__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -81,11 +135,23 @@ static int wallet_list_transactions__invoke(tb_ctx *ctx, const tb_http_req *hr, 
     return wallet_list_transactions__write(ctx, &resp, res);
 }
 
+/* wallet_create_transaction: security (any alternative; all of its requirements) */
+static const char *const wallet_create_transaction__scopes_0_0[] = {"wallet.write"};
+static const tb_security_req wallet_create_transaction__sec_0[] = {
+    {&wallet__schemes[0], wallet_create_transaction__scopes_0_0, 1},
+};
+static const tb_security_alt wallet_create_transaction__security[] = {
+    {wallet_create_transaction__sec_0, 1},
+};
+
 static int wallet_create_transaction__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     wallet_create_transaction_req req;
     wallet_create_transaction_resp resp;
-    int rc = wallet_create_transaction__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, wallet_create_transaction__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = wallet_create_transaction__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);

@@ -5,8 +5,10 @@
  * the bus relays the event to RabbitMQ after the commit (TB_AMQP_URL). A crash between the
  * commit and the publish loses nothing: the relay publishes what the outbox still holds when
  * the service starts again (TB_FAULT=outbox-crash-before-publish makes that moment reachable).
+ * Tokens and signing keys: tokens.c.
  */
 #include "auth/auth.h"
+#include "auth_state.h"
 #include "events/events.h"
 
 #include "tablium/events.h"
@@ -15,19 +17,13 @@
 #include "tablium/log.h"
 #include "tablium/store.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct auth_state {
-    sqlite3 *db;
-    pthread_mutex_t mu; /* one transaction at a time on the connection */
-    tb_bus *bus;
-    int pbkdf2_iterations;
-} auth_state;
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS accounts ("
@@ -55,8 +51,11 @@ int auth_service_init(void **state, tb_error *err)
     if (rc == 0 && !(s->bus = tb_bus_new(&bo, err)))
         rc = TB_ENOMEM;
     if (rc == 0)
+        rc = auth_tokens_init(s, err);
+    if (rc == 0)
         rc = tb_bus_relay_outbox(s->bus, NULL, err); /* the service's own database */
     if (rc != 0) {
+        auth_tokens_fini(s);
         tb_bus_free(s->bus);
         tb_store_close(s->db);
         pthread_mutex_destroy(&s->mu);
@@ -73,6 +72,7 @@ void auth_service_fini(void *state)
     if (!s)
         return;
     tb_bus_free(s->bus);
+    auth_tokens_fini(s);
     tb_store_close(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -103,8 +103,7 @@ int auth_get_health(tb_ctx *ctx, const auth_get_health_req *req, auth_get_health
     return 0;
 }
 
-/* "pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>" */
-static int hash_password(const char *pw, int iterations, char out[160])
+int auth_password_hash(const char *pw, int iterations, char out[160])
 {
     unsigned char salt[16], dk[32];
     if (RAND_bytes(salt, sizeof salt) != 1)
@@ -121,6 +120,44 @@ static int hash_password(const char *pw, int iterations, char out[160])
     return 0;
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static size_t unhex(const char *h, size_t n, unsigned char *out, size_t cap)
+{
+    if (n % 2 || n / 2 > cap)
+        return 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return n / 2;
+}
+
+bool auth_password_check(const char *pw, const char *stored)
+{
+    unsigned char salt[64], want[64], got[64];
+    const char *p1 = NULL, *p2 = NULL, *p3 = NULL;
+    if (strncmp(stored, "pbkdf2-sha256$", 14) == 0) {
+        p1 = stored + 14;
+        p2 = strchr(p1, '$');
+        p3 = p2 ? strchr(p2 + 1, '$') : NULL;
+    }
+    long it = p3 ? strtol(p1, NULL, 10) : 0;
+    size_t ns = p3 ? unhex(p2 + 1, (size_t)(p3 - p2 - 1), salt, sizeof salt) : 0;
+    size_t nw = p3 ? unhex(p3 + 1, strlen(p3 + 1), want, sizeof want) : 0;
+    if (it < 1 || it > 10000000 || ns == 0 || nw == 0)
+        return false;
+    if (PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), salt, (int)ns, (int)it, EVP_sha256(), (int)nw,
+                          got) != 1)
+        return false;
+    return CRYPTO_memcmp(got, want, nw) == 0;
+}
+
 int auth_register_account(tb_ctx *ctx, const auth_register_account_req *req,
                           auth_register_account_resp *resp)
 {
@@ -129,7 +166,7 @@ int auth_register_account(tb_ctx *ctx, const auth_register_account_req *req,
     char id[37], now[25], hash[160], event_id[37];
     tb_uuid_new(id);
     tb_time_rfc3339(now);
-    if (hash_password(b->password, s->pbkdf2_iterations, hash) != 0) /* outside the lock */
+    if (auth_password_hash(b->password, s->pbkdf2_iterations, hash) != 0) /* outside the lock */
         return TB_EIO;
 
     sqlite3_stmt *st = NULL;

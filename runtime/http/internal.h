@@ -67,6 +67,9 @@ typedef struct tb__framing {
     int status;      /* 0, or what refuses the request: 400, 501 */
     const char *why;
 } tb__framing;
+/* The server's verifier of the request's connection (server.c), for auth.c. */
+struct tb_jwt_verifier *tb__req_verifier(const tb_http_req *r);
+
 /* ---- policy.c: allowlist, rate limits, fault injection ---- */
 typedef struct tb__policy tb__policy;
 tb__policy *tb__policy_new(size_t n_ops, tb_error *err);

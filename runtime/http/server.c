@@ -1,4 +1,5 @@
 #include "tablium/http.h"
+#include "tablium/jwt.h"
 #include "tablium/log.h"
 
 #include "internal.h"
@@ -52,6 +53,8 @@ struct tb_server {
     tb__door *door; /* accepts, checks first heads, enforces caps and deadlines (door.c) */
     tb_server_stats last_stats; /* the door's counters when it last stopped */
     tb__policy *policy;         /* allowlist, rate limits, fault injection (policy.c) */
+    tb_jwt_verifier *verifier;  /* bearer tokens of secured operations (auth.c) */
+    tb_jwt_verifier *own_verifier; /* the one made from TB_JWT_*, freed with the server */
     atomic_ullong refused_in_flight, refused_addr, rate_limited, deadline_expired;
 };
 
@@ -300,6 +303,57 @@ static bool resolve_validation(int opt)
 
 /* ---- lifecycle ---- */
 
+/* A verifier from TB_JWT_*: keys from a JWKS URL, file or text, or a shared secret. None of
+ * them set: no verifier (secured operations then answer 401 and log why). */
+static int verifier_from_env(tb_server *s, tb_error *err)
+{
+    const char *url = getenv("TB_JWT_JWKS_URL"), *file = getenv("TB_JWT_JWKS_FILE"),
+               *json = getenv("TB_JWT_JWKS"), *secret = getenv("TB_JWT_SECRET");
+    url = url && *url ? url : NULL;
+    file = file && *file ? file : NULL;
+    json = json && *json ? json : NULL;
+    secret = secret && *secret ? secret : NULL;
+    if (!url && !file && !json && !secret)
+        return 0;
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_url = url;
+    o.jwks_file = file;
+    o.jwks_json = json;
+    const char *iss = getenv("TB_JWT_ISSUER"), *aud = getenv("TB_JWT_AUDIENCE");
+    o.issuer = iss && *iss ? iss : NULL;
+    o.audience = aud && *aud ? aud : NULL;
+    bool ok;
+    unsigned long long leeway = env_ull("TB_JWT_LEEWAY_S", 3600, &ok);
+    if (ok)
+        o.leeway_s = (int)leeway;
+    tb_jwt_key *key = NULL;
+    if (secret) {
+        const char *an = getenv("TB_JWT_ALG");
+        tb_jwt_alg alg = tb_jwt_alg_parse(an && *an ? an : "HS256");
+        int rc = tb_jwt_key_from_secret(secret, strlen(secret), alg, NULL, &key, err);
+        if (rc != 0)
+            return rc;
+        o.keys = &key;
+        o.n_keys = 1;
+    }
+    int rc = tb_jwt_verifier_new(&o, &s->own_verifier, err);
+    tb_jwt_key_free(key);
+    if (rc == 0)
+        s->verifier = s->own_verifier;
+    return rc;
+}
+
+void tb_server_set_jwt_verifier(tb_server *s, tb_jwt_verifier *v)
+{
+    s->verifier = v;
+}
+
+tb_jwt_verifier *tb__req_verifier(const tb_http_req *r)
+{
+    const tb__conn *c = r->impl;
+    return c && c->srv ? c->srv->verifier : NULL;
+}
+
 tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_error *err)
 {
     tb_server *s = NULL;
@@ -330,6 +384,8 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
         goto fail;
     if (tb__policy_configure(s->policy, &s->opts.policy, err) != 0)
         goto fail;
+    if (verifier_from_env(s, err) != 0)
+        goto fail;
     /* the strings were parsed into the policy; none is kept */
     memset(&s->opts.policy, 0, sizeof s->opts.policy);
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
@@ -342,6 +398,7 @@ oom:
     tb_error_set(err, TB_ENOMEM, "out of memory");
 fail:
     if (s) {
+        tb_jwt_verifier_free(s->own_verifier);
         tb__policy_free(s->policy);
         if (s->wake_fd >= 0)
             close(s->wake_fd);
@@ -1127,6 +1184,7 @@ void tb_server_free(tb_server *s)
     tb_server_stop(s);
     pthread_mutex_destroy(&s->lock);
     close(s->wake_fd);
+    tb_jwt_verifier_free(s->own_verifier);
     tb__policy_free(s->policy);
     free(s->host);
     free(s);

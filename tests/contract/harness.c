@@ -1,10 +1,14 @@
 /* Contract-test harness: real service processes, plain libcurl. See harness.h. */
 #include "harness.h"
 
+#include "tablium/jwt.h"
+#include "tablium/token.h"
+
 #include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -101,8 +105,50 @@ static void live_del(pid_t p)
         }
 }
 
+/* ---- tokens: the services verify HS256 tokens made with this secret ---- */
+
+static const char th_secret[] = "tablium-contract-tests-hs256-secret-0123456789abcdef";
+static pthread_once_t auth_once = PTHREAD_ONCE_INIT;
+static char *default_token;
+
+char *th_token(const char *sub, const char *scope, long ttl_s, const char *secret)
+{
+    tb_jwt_key *k = NULL;
+    const char *sec = secret ? secret : th_secret;
+    ck_assert_int_eq(tb_jwt_key_from_secret(sec, strlen(sec), TB_JWT_HS256, NULL, &k, NULL), 0);
+    long now = (long)time(NULL);
+    json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", TH_JWT_ISSUER, "aud",
+                          TH_JWT_AUDIENCE, "sub", sub, "iat", (json_int_t)now, "exp",
+                          (json_int_t)(now + ttl_s));
+    if (scope)
+        json_object_set_new(c, "scope", json_string(scope));
+    char *t = NULL;
+    ck_assert_int_eq(tb_jwt_sign(k, c, NULL, &t, NULL), 0);
+    json_decref(c);
+    tb_jwt_key_free(k);
+    return t;
+}
+
+/* The services started from here verify tokens of th_secret (their environment is inherited),
+ * and they, the test's generated clients and th_http carry a token with every scope. */
+static void auth_init(void)
+{
+    default_token = th_token("contract-tests", TH_ALL_SCOPES, 24 * 3600, NULL);
+    setenv("TB_JWT_SECRET", th_secret, 0);
+    setenv("TB_JWT_ISSUER", TH_JWT_ISSUER, 0);
+    setenv("TB_JWT_AUDIENCE", TH_JWT_AUDIENCE, 0);
+    setenv("SERVICE_AUTH_TOKEN", default_token, 0);
+    tb_service_token_init("contract-tests", NULL);
+}
+
+void th_auth_init(void)
+{
+    pthread_once(&auth_once, auth_init);
+}
+
 void th_start(th_service *svc, const char *const *env)
 {
+    th_auth_init();
     char bin[512], upper[32], portvar[48], dbpath[300];
     if (!svc->dir[0])
         th_tmpdir(svc->dir, sizeof svc->dir);
@@ -315,8 +361,17 @@ void th_http(th_resp *r, const char *method, const char *url, const char *body,
         h = curl_slist_append(h, "Content-Type:");
     }
     h = curl_slist_append(h, "Expect:");
-    for (size_t i = 0; headers && headers[i]; i++)
+    bool auth = false;
+    for (size_t i = 0; headers && headers[i]; i++) {
         h = curl_slist_append(h, headers[i]);
+        auth |= strncasecmp(headers[i], "Authorization:", 14) == 0;
+    }
+    char bearer[2048];
+    th_auth_init();
+    if (!auth) { /* "Authorization:" in headers sends none */
+        snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", default_token);
+        h = curl_slist_append(h, bearer);
+    }
     sink s = {NULL, 0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -421,11 +476,16 @@ static const tb_client_hook prism_hook = {"prism-referee", NULL, prism_after, NU
 
 tb_client_opts th_client_opts(void)
 {
+    static tb_client_hook hooks[2];
+    th_auth_init();
     tb_client_opts o = TB_CLIENT_OPTS_INIT;
-    if (th_via_prism()) {
-        o.hooks = &prism_hook;
-        o.n_hooks = 1;
-    }
+    size_t n = 0;
+    if (tb_service_token_hook())
+        hooks[n++] = *tb_service_token_hook();
+    if (th_via_prism())
+        hooks[n++] = prism_hook;
+    o.hooks = n ? hooks : NULL;
+    o.n_hooks = n;
     return o;
 }
 

@@ -26,6 +26,18 @@ typedef struct th_service {
     char log[300];     /* the service's stderr */
 } th_service;
 
+/* Tokens: every service started by th_start verifies HS256 tokens of the harness's secret
+ * (TB_JWT_SECRET, issuer and audience below, inherited), and uses one with every scope as its
+ * service token (SERVICE_AUTH_TOKEN); th_http and the test's generated clients send it too. */
+#define TH_JWT_ISSUER "tablium-auth"
+#define TH_JWT_AUDIENCE "tablium"
+#define TH_ALL_SCOPES "wallet.read wallet.write user.read user.write"
+/** Sets the environment up (once; th_start, th_http and th_client_opts call it). */
+void th_auth_init(void);
+/** A token for sub with scope (NULL: none), valid ttl_s from now (negative: expired), signed
+ *  with secret (NULL: the harness's). malloc'd. */
+char *th_token(const char *sub, const char *scope, long ttl_s, const char *secret);
+
 /** A free TCP port on 127.0.0.1. */
 int th_free_port(void);
 /** Makes a fresh temporary folder into out (mkdtemp). */

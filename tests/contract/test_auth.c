@@ -2,15 +2,21 @@
  * Contract tests of the Auth service (openapi/auth.yaml), and the seed's event flow: Auth
  * registers an account and publishes user.registered through its outbox over RabbitMQ; the User
  * service consumes it and creates the profile. Needs TB_TEST_AMQP_URL (scripts/with-brokers.sh).
+ *
+ * Auth as the token issuer: its JWK Set, user tokens (login) and service tokens (client
+ * credentials) verified by a tb_jwt_verifier that fetches the JWK Set from the running service,
+ * key rotation without restarts, keys kept across a restart, periodic rotation and retirement.
  */
 #include "harness.h"
 #include "auth/auth.h"
 
 #include "tablium/client.h"
 #include "tablium/ctx.h"
+#include "tablium/jwt.h"
 
 #include <check.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +33,20 @@ static char amqp_env[300];
 static const char *env_list[] = {amqp_env, "AUTH_PBKDF2_ITERATIONS=1000", "TB_LOG_LEVEL=info",
                                  NULL};
 static int serial;
+/* the Auth under test also verifies the tokens of its own secured operation (key rotation):
+ * it writes its JWK Set to a file the runtime's verifier reads */
+static char jwks_file_env[400], runtime_jwks_env[400];
+static const char *auth_env[] = {amqp_env,
+                                 "AUTH_PBKDF2_ITERATIONS=1000",
+                                 "TB_LOG_LEVEL=info",
+                                 "AUTH_CLIENTS=user:s3cret-user:wallet.read wallet.write,"
+                                 "ops:s3cret-ops:auth.keys.rotate,gw:s3cret-gw:*",
+                                 "AUTH_KEY_PUBLISH_AHEAD_S=1",
+                                 jwks_file_env,
+                                 runtime_jwks_env,
+                                 "TB_JWT_ISSUER=tablium-auth",
+                                 "TB_JWT_AUDIENCE=tablium",
+                                 NULL};
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
 
@@ -211,13 +231,411 @@ START_TEST(killed_between_commit_and_publish_the_outbox_relays_on_restart)
 }
 END_TEST
 
+
+/* ---- the token issuer ---- */
+
+static const char PASSWORD[] = "correct horse battery";
+
+/* POST body to svc's path; asserts 200 and returns the access_token (caller frees). */
+static char *token_from(const th_service *svc, const char *path, const char *body,
+                        const char *want_scope)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s%s", svc->url, path);
+    th_resp r;
+    th_http(&r, "POST", u, body, NULL, NULL);
+    ck_assert_msg(r.status == 200, "%s: %ld %s", path, r.status, r.body);
+    th_assert_no_response_violation(&r);
+    char cc[64];
+    ck_assert(th_header(&r, "Cache-Control", cc, sizeof cc));
+    ck_assert_str_eq(cc, "no-store");
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "token_type")), "Bearer");
+    ck_assert_int_gt(json_integer_value(json_object_get(r.json, "expires_in")), 0);
+    if (want_scope)
+        ck_assert_str_eq(json_string_value(json_object_get(r.json, "scope")), want_scope);
+    char *tok = strdup(json_string_value(json_object_get(r.json, "access_token")));
+    th_resp_free(&r);
+    return tok;
+}
+
+static char *login_token(const th_service *svc, const char *who)
+{
+    char body[300];
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", who, PASSWORD);
+    return token_from(svc, "/auth/login", body, "user");
+}
+
+static char *client_token(const th_service *svc, const char *id, const char *secret,
+                          const char *scope, const char *want_scope)
+{
+    char body[400];
+    snprintf(body, sizeof body,
+             "{\"grant_type\":\"client_credentials\",\"client_id\":\"%s\",\"client_secret\":"
+             "\"%s\"%s%s%s}",
+             id, secret, scope ? ",\"scope\":\"" : "", scope ? scope : "", scope ? "\"" : "");
+    return token_from(svc, "/oauth/token", body, want_scope);
+}
+
+/* The kid of a token's header into out. */
+static void token_kid(const char *tok, char *out, size_t cap)
+{
+    const char *dot = strchr(tok, '.');
+    ck_assert_ptr_nonnull(dot);
+    size_t n = (size_t)(dot - tok);
+    char b64[1024];
+    unsigned char raw[1024];
+    ck_assert_uint_lt(n + 4, sizeof b64);
+    for (size_t i = 0; i < n; i++)
+        b64[i] = tok[i] == '-' ? '+' : tok[i] == '_' ? '/' : tok[i];
+    int pad = 0;
+    for (; n % 4; pad++)
+        b64[n++] = '=';
+    int len = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+    ck_assert_int_gt(len, pad);
+    json_t *h = json_loadb((const char *)raw, (size_t)(len - pad), 0, NULL);
+    ck_assert_ptr_nonnull(h);
+    const char *kid = json_string_value(json_object_get(h, "kid"));
+    ck_assert_msg(kid != NULL, "no kid in the token's header");
+    snprintf(out, cap, "%s", kid);
+    json_decref(h);
+}
+
+/* GET the JWK Set: asserts 200, the Cache-Control and that tb_jwks_parse takes all of it. */
+static tb_jwks *fetch_jwks(const th_service *svc)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/.well-known/jwks.json", svc->url);
+    th_resp r;
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    ck_assert_msg(r.status == 200, "jwks: %ld %s", r.status, r.body);
+    th_assert_no_response_violation(&r);
+    ck_assert_ptr_null(json_object_get(r.json, "data")); /* a bare RFC 7517 document */
+    char cc[64];
+    ck_assert(th_header(&r, "Cache-Control", cc, sizeof cc));
+    ck_assert_ptr_nonnull(strstr(cc, "max-age=60"));
+    tb_jwks *ks = NULL;
+    size_t skipped = 9;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(tb_jwks_parse(r.body, r.len, TB_JWT_ALG_UNKNOWN, &ks, &skipped, &err) == 0,
+                  "%s", err.message);
+    ck_assert_uint_eq(skipped, 0);
+    ck_assert_uint_ge(tb_jwks_count(ks), 1);
+    tb_error_deinit(&err);
+    th_resp_free(&r);
+    return ks;
+}
+
+static bool jwks_has(const th_service *svc, const char *kid)
+{
+    tb_jwks *ks = fetch_jwks(svc);
+    bool has = tb_jwks_find(ks, kid) != NULL;
+    tb_jwks_free(ks);
+    return has;
+}
+
+/* A verifier of svc's tokens that fetches its JWK Set by URL, issuer and audience checked. */
+static tb_jwt_verifier *verifier_of(const th_service *svc, int refetch_interval_s)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/.well-known/jwks.json", svc->url);
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_url = u;
+    o.issuer = "tablium-auth";
+    o.audience = "tablium";
+    o.refetch_interval_s = refetch_interval_s;
+    o.alg_mask = 1u << TB_JWT_ES256;
+    tb_jwt_verifier *v = NULL;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(tb_jwt_verifier_new(&o, &v, &err) == 0, "%s", err.message);
+    tb_error_deinit(&err);
+    return v;
+}
+
+/* Verifies tok with v; returns the claims (caller frees). */
+static tb_jwt_claims *verify_ok(tb_jwt_verifier *v, const char *tok)
+{
+    tb_jwt_claims *c = NULL;
+    tb_error err = TB_ERROR_INIT;
+    int rc = tb_jwt_verify(v, tok, strlen(tok), &c, &err);
+    ck_assert_msg(rc == 0, "%s: %s", tb_jwt_err_name(rc), err.message);
+    tb_error_deinit(&err);
+    return c;
+}
+
+START_TEST(jwks_is_served_bare_and_parses)
+{
+    tb_jwks *ks = fetch_jwks(&auth_svc);
+    for (size_t i = 0; i < tb_jwks_count(ks); i++) {
+        ck_assert_ptr_nonnull(tb_jwt_key_kid(tb_jwks_get(ks, i)));
+        ck_assert_int_eq(tb_jwt_key_alg(tb_jwks_get(ks, i)), TB_JWT_ES256); /* the default */
+        ck_assert(!tb_jwt_key_can_sign(tb_jwks_get(ks, i)));
+    }
+    tb_jwks_free(ks);
+}
+END_TEST
+
+START_TEST(a_login_token_verifies_over_the_jwks_url_with_sub_and_scope)
+{
+    auth_account a = do_register("lin", NULL);
+    tb_jwt_verifier *v = verifier_of(&auth_svc, 10);
+    const char *logins[] = {a.username, a.email};
+    for (int i = 0; i < 2; i++) { /* by username and by email */
+        char *tok = login_token(&auth_svc, logins[i]);
+        char kid[64];
+        token_kid(tok, kid, sizeof kid);
+        ck_assert(jwks_has(&auth_svc, kid));
+        tb_jwt_claims *c = verify_ok(v, tok);
+        ck_assert_str_eq(tb_jwt_claims_sub(c), a.user_id);
+        ck_assert(tb_jwt_claims_has_scope(c, "user"));
+        ck_assert_str_eq(tb_jwt_claims_string(c, "iss"), "tablium-auth");
+        ck_assert_ptr_nonnull(tb_jwt_claims_string(c, "jti"));
+        int64_t exp = tb_jwt_claims_exp(c);
+        int64_t iat = (int64_t)json_integer_value(tb_jwt_claims_get(c, "iat"));
+        ck_assert_int_eq(exp - iat, 900);
+        tb_jwt_claims_free(c);
+        free(tok);
+    }
+    tb_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(wrong_password_and_unknown_account_are_the_same_401)
+{
+    auth_account a = do_register("pat", NULL);
+    char u[256], body[300];
+    snprintf(u, sizeof u, "%s/auth/login", auth_svc.url);
+    const char *bodies[][2] = {{a.username, "not the password"},
+                               {"nobody_here_at_all", PASSWORD}};
+    char first[200] = "";
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", bodies[i][0],
+                 bodies[i][1]);
+        th_resp r;
+        th_http(&r, "POST", u, body, NULL, NULL);
+        th_assert_error(&r, 401, "invalid_credentials", NULL, NULL);
+        const char *msg = json_string_value(json_object_get(json_object_get(r.json, "error"),
+                                                            "message"));
+        if (i == 0)
+            snprintf(first, sizeof first, "%s", msg);
+        else
+            ck_assert_str_eq(msg, first);
+        th_resp_free(&r);
+    }
+}
+END_TEST
+
+START_TEST(client_credentials_give_a_service_token_with_the_granted_scopes)
+{
+    tb_jwt_verifier *v = verifier_of(&auth_svc, 10);
+    struct {
+        const char *id, *secret, *scope, *granted;
+    } cases[] = {
+        {"user", "s3cret-user", "wallet.read", "wallet.read"},
+        {"user", "s3cret-user", NULL, "wallet.read wallet.write"}, /* all it is allowed */
+        {"user", "s3cret-user", "wallet.write wallet.read wallet.write",
+         "wallet.write wallet.read"},
+        {"gw", "s3cret-gw", "anything.at all", "anything.at all"}, /* "*" */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *tok = client_token(&auth_svc, cases[i].id, cases[i].secret, cases[i].scope,
+                                 cases[i].granted);
+        tb_jwt_claims *c = verify_ok(v, tok);
+        ck_assert_str_eq(tb_jwt_claims_sub(c), cases[i].id);
+        ck_assert_str_eq(tb_jwt_claims_string(c, "scope"), cases[i].granted);
+        tb_jwt_claims_free(c);
+        free(tok);
+    }
+    tb_jwt_verifier_free(v);
+}
+END_TEST
+
+START_TEST(bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/oauth/token", auth_svc.url);
+    struct {
+        const char *body, *code;
+        long status;
+    } cases[] = {
+        {"{\"grant_type\":\"client_credentials\",\"client_id\":\"user\","
+         "\"client_secret\":\"s3cret-user\",\"scope\":\"wallet.read wallet.admin\"}",
+         "invalid_scope", 400},
+        {"{\"grant_type\":\"client_credentials\",\"client_id\":\"user\","
+         "\"client_secret\":\"s3cret-ops\"}",
+         "invalid_client", 401},
+        {"{\"grant_type\":\"client_credentials\",\"client_id\":\"nobody\","
+         "\"client_secret\":\"s3cret-user\"}",
+         "invalid_client", 401},
+        {"{\"grant_type\":\"password\",\"client_id\":\"user\",\"client_secret\":\"s3cret-user\"}",
+         "unsupported_grant_type", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        th_resp r;
+        th_http(&r, "POST", u, cases[i].body, NULL, NULL);
+        th_assert_error(&r, cases[i].status, cases[i].code, NULL, NULL);
+        th_resp_free(&r);
+    }
+    th_resp r;
+    th_http(&r, "POST", u, "{\"grant_type\":\"client_credentials\",\"client_id\":\"user\"}", NULL,
+            NULL);
+    th_assert_error(&r, 400, "validation_failed", "/body/client_secret", "required");
+    th_resp_free(&r);
+}
+END_TEST
+
+/* POST /auth/keys/rotate with `token` (may be NULL); returns the response (caller frees). */
+static void rotate(th_resp *r, const char *token)
+{
+    char u[256], auth[2048];
+    snprintf(u, sizeof u, "%s/auth/keys/rotate", auth_svc.url);
+    if (token)
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    else
+        snprintf(auth, sizeof auth, "Authorization:"); /* none, not the harness's token */
+    const char *hdrs[] = {auth, NULL};
+    th_http(r, "POST", u, NULL, NULL, hdrs);
+}
+
+START_TEST(rotation_keeps_old_tokens_valid_and_verifiers_refetch_the_new_kid)
+{
+    auth_account a = do_register("rot", NULL);
+    tb_jwt_verifier *v = verifier_of(&auth_svc, 1);
+    char *before = login_token(&auth_svc, a.username);
+    char kid_before[64], kid_after[64];
+    token_kid(before, kid_before, sizeof kid_before);
+    tb_jwt_claims_free(verify_ok(v, before));
+    tb_jwt_stats st0;
+    tb_jwt_verifier_stats(v, &st0);
+
+    /* only a service token with auth.keys.rotate may rotate */
+    th_resp r;
+    rotate(&r, NULL);
+    th_assert_error(&r, 401, "unauthorized", NULL, NULL);
+    th_resp_free(&r);
+    rotate(&r, before);
+    th_assert_error(&r, 403, "insufficient_scope", NULL, NULL);
+    th_resp_free(&r);
+    char *ops = client_token(&auth_svc, "ops", "s3cret-ops", NULL, "auth.keys.rotate");
+    rotate(&r, ops);
+    ck_assert_msg(r.status == 200, "rotate: %ld %s", r.status, r.body);
+    th_assert_no_response_violation(&r);
+    json_t *d = json_object_get(r.json, "data");
+    char new_kid[64];
+    snprintf(new_kid, sizeof new_kid, "%s", json_string_value(json_object_get(d, "kid")));
+    ck_assert_str_ne(new_kid, kid_before);
+    ck_assert_ptr_nonnull(json_object_get(d, "previousRetiresAt"));
+    th_resp_free(&r);
+
+    /* published at once, next to the old key */
+    ck_assert(jwks_has(&auth_svc, new_kid));
+    ck_assert(jwks_has(&auth_svc, kid_before));
+
+    /* it signs from activeFrom on (AUTH_KEY_PUBLISH_AHEAD_S=1) */
+    char *after = NULL;
+    for (int t = 0; t < 50; t++) {
+        free(after);
+        after = login_token(&auth_svc, a.username);
+        token_kid(after, kid_after, sizeof kid_after);
+        if (strcmp(kid_after, kid_before) != 0)
+            break;
+        sleep_ms(100);
+    }
+    ck_assert_str_eq(kid_after, new_kid);
+
+    /* the verifier meets an unknown kid, refetches the JWK Set and takes the token */
+    tb_jwt_claims *c = verify_ok(v, after);
+    ck_assert_str_eq(tb_jwt_claims_sub(c), a.user_id);
+    tb_jwt_claims_free(c);
+    tb_jwt_stats st1;
+    tb_jwt_verifier_stats(v, &st1);
+    ck_assert_uint_gt(st1.fetches, st0.fetches);
+    /* the token signed before the rotation still verifies, also for a new verifier */
+    tb_jwt_claims_free(verify_ok(v, before));
+    tb_jwt_verifier *fresh = verifier_of(&auth_svc, 10);
+    tb_jwt_claims_free(verify_ok(fresh, before));
+    tb_jwt_claims_free(verify_ok(fresh, after));
+    tb_jwt_verifier_free(fresh);
+    tb_jwt_verifier_free(v);
+    free(ops);
+    free(before);
+    free(after);
+}
+END_TEST
+
+START_TEST(a_restarted_auth_keeps_its_keys)
+{
+    auth_account a = do_register("rst", NULL);
+    char *before = login_token(&auth_svc, a.username);
+    char kid_before[64], kid_after[64];
+    token_kid(before, kid_before, sizeof kid_before);
+    tb_jwks *ks0 = fetch_jwks(&auth_svc);
+
+    auth_client_free(ac);
+    ck_assert_int_eq(th_stop(&auth_svc), 0);
+    th_start(&auth_svc, auth_env);
+    tb_client_opts copts = th_client_opts();
+    ac = auth_client_new(auth_svc.url, &copts, NULL);
+    ck_assert_ptr_nonnull(ac);
+
+    tb_jwks *ks1 = fetch_jwks(&auth_svc);
+    ck_assert_uint_eq(tb_jwks_count(ks1), tb_jwks_count(ks0));
+    for (size_t i = 0; i < tb_jwks_count(ks0); i++)
+        ck_assert_ptr_nonnull(tb_jwks_find(ks1, tb_jwt_key_kid(tb_jwks_get(ks0, i))));
+    tb_jwt_verifier *v = verifier_of(&auth_svc, 10);
+    tb_jwt_claims_free(verify_ok(v, before));
+    char *after = login_token(&auth_svc, a.username);
+    token_kid(after, kid_after, sizeof kid_after);
+    ck_assert_str_eq(kid_after, kid_before); /* the same signing key, not a new one */
+    tb_jwt_claims_free(verify_ok(v, after));
+    tb_jwt_verifier_free(v);
+    tb_jwks_free(ks0);
+    tb_jwks_free(ks1);
+    free(before);
+    free(after);
+}
+END_TEST
+
+START_TEST(periodic_rotation_and_retired_keys_leave_the_jwks)
+{
+    /* a second Auth: EdDSA keys rotated every second, 1 s tokens, no grace, no publish-ahead */
+    th_service auth2 = {.name = "auth"};
+    static char amqp2[300];
+    snprintf(amqp2, sizeof amqp2, "%s", amqp_env);
+    const char *env2[] = {amqp2, "AUTH_CLIENTS=gw:s3cret-gw:*", "AUTH_SIGNING_ALG=EdDSA",
+                          "AUTH_KEY_ROTATE_S=1", "AUTH_TOKEN_TTL_S=1",
+                          "AUTH_KEY_RETIRE_GRACE_S=0", "AUTH_KEY_PUBLISH_AHEAD_S=0", NULL};
+    th_start(&auth2, env2);
+    char *t1 = client_token(&auth2, "gw", "s3cret-gw", "a", "a");
+    char k1[64], k2[64];
+    token_kid(t1, k1, sizeof k1);
+    sleep_ms(1100);
+    char *t2 = client_token(&auth2, "gw", "s3cret-gw", "a", "a");
+    token_kid(t2, k2, sizeof k2);
+    ck_assert_str_ne(k1, k2); /* rotated without being asked */
+    tb_jwks *ks = fetch_jwks(&auth2);
+    ck_assert_ptr_nonnull(tb_jwks_find(ks, k1)); /* t1 may still be valid */
+    ck_assert_int_eq(tb_jwt_key_alg(tb_jwks_find(ks, k2)), TB_JWT_EDDSA);
+    tb_jwks_free(ks);
+    sleep_ms(2200); /* t1 has expired: its key is gone */
+    ck_assert(!jwks_has(&auth2, k1));
+    ck_assert_int_eq(th_stop(&auth2), 0);
+    th_cleanup(&auth2);
+    free(t1);
+    free(t2);
+}
+END_TEST
+
 static void setup(void)
 {
     const char *amqp = getenv("TB_TEST_AMQP_URL");
     ck_assert_msg(amqp && *amqp, "TB_TEST_AMQP_URL is not set: run under scripts/with-brokers.sh");
     snprintf(amqp_env, sizeof amqp_env, "TB_AMQP_URL=%s", amqp);
     th_start(&user_svc, env_list);
-    th_start(&auth_svc, env_list);
+    th_tmpdir(auth_svc.dir, sizeof auth_svc.dir);
+    snprintf(jwks_file_env, sizeof jwks_file_env, "AUTH_JWKS_FILE=%s/jwks.json", auth_svc.dir);
+    snprintf(runtime_jwks_env, sizeof runtime_jwks_env, "TB_JWT_JWKS_FILE=%s/jwks.json",
+             auth_svc.dir);
+    th_start(&auth_svc, auth_env);
     arena = tb_arena_new(0);
     tb_ctx_init(&ctx, arena, NULL);
     tb_client_opts copts = th_client_opts();
@@ -246,6 +664,14 @@ int main(void)
     tcase_add_test(tc, every_example_matches_its_schema);
     tcase_add_test(tc, a_registration_becomes_a_profile_in_the_user_service);
     tcase_add_test(tc, killed_between_commit_and_publish_the_outbox_relays_on_restart);
+    tcase_add_test(tc, jwks_is_served_bare_and_parses);
+    tcase_add_test(tc, a_login_token_verifies_over_the_jwks_url_with_sub_and_scope);
+    tcase_add_test(tc, wrong_password_and_unknown_account_are_the_same_401);
+    tcase_add_test(tc, client_credentials_give_a_service_token_with_the_granted_scopes);
+    tcase_add_test(tc, bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope);
+    tcase_add_test(tc, rotation_keeps_old_tokens_valid_and_verifiers_refetch_the_new_kid);
+    tcase_add_test(tc, a_restarted_auth_keeps_its_keys);
+    tcase_add_test(tc, periodic_rotation_and_retired_keys_leave_the_jwks);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -824,6 +824,56 @@ START_TEST(sigterm_stops_gracefully_with_exit_0)
 }
 END_TEST
 
+/* Security from the spec (issue 13): every operation but /health needs a service token with
+ * its scope. Straight to the service: Prism would answer a missing token itself. */
+START_TEST(operations_need_a_valid_token_with_their_scope)
+{
+    char u[256];
+    snprintf(u, sizeof u, "%s/users/6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34/wallets", svc.direct);
+    th_resp r;
+    const char *none[] = {"Authorization:", NULL};
+    th_http(&r, "GET", u, NULL, NULL, none);
+    th_assert_error(&r, 401, "unauthorized", NULL, NULL);
+    char ch[512];
+    ck_assert(th_header(&r, "WWW-Authenticate", ch, sizeof ch));
+    ck_assert_str_eq(ch, "Bearer realm=\"wallet\"");
+    th_resp_free(&r);
+
+    struct {
+        char *token;
+        long status;
+        const char *code;
+    } cases[] = {
+        {th_token("svc", "wallet.read", 300, NULL), 200, NULL},
+        {th_token("svc", "wallet.write", 300, NULL), 403, "insufficient_scope"},
+        {th_token("svc", "wallet.read", -3600, NULL), 401, "token_expired"},
+        {th_token("svc", "wallet.read", 300, "another-secret-another-secret-12"), 401,
+         "bad_signature"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char h[2048];
+        snprintf(h, sizeof h, "Authorization: Bearer %s", cases[i].token);
+        const char *hs[] = {h, NULL};
+        th_http(&r, "GET", u, NULL, NULL, hs);
+        if (cases[i].code) {
+            th_assert_error(&r, cases[i].status, cases[i].code, NULL, NULL);
+            ck_assert(th_header(&r, "WWW-Authenticate", ch, sizeof ch));
+            ck_assert_ptr_nonnull(strstr(ch, cases[i].status == 403 ? "insufficient_scope"
+                                                                     : "invalid_token"));
+        } else {
+            ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body);
+        }
+        th_resp_free(&r);
+        free(cases[i].token);
+    }
+    /* /health stays open */
+    snprintf(u, sizeof u, "%s/health", svc.direct);
+    th_http(&r, "GET", u, NULL, NULL, none);
+    ck_assert_int_eq(r.status, 200);
+    th_resp_free(&r);
+}
+END_TEST
+
 /* Regression (issue 12, item 7): one client trickling a body made SIGTERM exit 1 after the
  * grace period. The stop cuts it at the deadline and exits 0. */
 START_TEST(sigterm_with_a_body_still_trickling_exits_0)
@@ -1068,6 +1118,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, health_answers_ok_through_the_client);
+    tcase_add_test(tc, operations_need_a_valid_token_with_their_scope);
     tcase_add_test(tc, balances_are_rebuilt_from_the_events_on_start);
     tcase_add_test(tc, wallet_changes_are_published_as_events);
     tcase_add_test(tc, create_wallet_returns_201_location_and_zero_balance);

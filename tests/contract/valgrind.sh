@@ -15,22 +15,30 @@ cleanup() {
   rm -rf "$DATA"
 }
 trap cleanup EXIT
+SECRET=valgrind-run-hs256-secret-0123456789abcdef
+export TOKEN
+TOKEN=$(/usr/bin/python3 scripts/mint-token.py "$SECRET" --sub valgrind)
+FORGED=$(/usr/bin/python3 scripts/mint-token.py "another-secret-0123456789abcdef0123" --sub x)
+EXPIRED=$(/usr/bin/python3 scripts/mint-token.py "$SECRET" --sub valgrind --ttl -3600)
+AUTH="Authorization: Bearer $TOKEN"
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 WALLET_PORT=$PORT WALLET_DB=$DATA/w.db TB_ACCESS_LOG=0 TB_THREADS=2 TB_VALIDATE_RESPONSES=1 \
   TB_HEADER_TIMEOUT_MS=3000 TB_BODY_TIMEOUT_MS=3000 \
+  TB_JWT_SECRET=$SECRET TB_JWT_ISSUER=tablium-auth TB_JWT_AUDIENCE=tablium \
   valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
   "$BUILD/wallet_service" 2>"$DATA/vg.log" &
 PID=$!
 for _ in $(seq 200); do curl -fsS "$URL/health" >/dev/null 2>&1 && break; sleep 0.1; done
-W=$(curl -fsS -XPOST -H 'Content-Type: application/json' \
+W=$(curl -fsS -XPOST -H 'Content-Type: application/json' -H "$AUTH" \
   -d '{"userId":"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34","currency":"CHP"}' "$URL/wallets" |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])')
 cat >"$DATA/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"type":"credit","amount":3,"reference":"vg"}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
 LUA
 fail=0
 run() { # NAME EXPECT_2XX wrk-args...
@@ -42,7 +50,12 @@ run() { # NAME EXPECT_2XX wrk-args...
 }
 echo "valgrind: wallet_service under memcheck, $SECS s per phase"
 run "POST transactions" 1 -t2 -c16 -d"${SECS}s" -s "$DATA/post.lua" "$URL/wallets/$W/transactions"
-run "GET transactions" 1 -t2 -c16 -d"${SECS}s" "$URL/wallets/$W/transactions?limit=5"
+run "GET transactions" 1 -t2 -c16 -d"${SECS}s" -H "$AUTH" "$URL/wallets/$W/transactions?limit=5"
+run "no token (401)" 0 -t1 -c4 -d"${SECS}s" "$URL/wallets/$W/transactions?limit=5"
+run "forged token (401)" 0 -t1 -c4 -d"${SECS}s" -H "Authorization: Bearer $FORGED" \
+  "$URL/wallets/$W/transactions?limit=5"
+run "expired token (401)" 0 -t1 -c4 -d"${SECS}s" -H "Authorization: Bearer $EXPIRED" \
+  "$URL/wallets/$W/transactions?limit=5"
 run "invalid POSTs (400)" 0 -t1 -c4 -d"${SECS}s" -s "$DATA/post.lua" "$URL/wallets/not-a-uuid/transactions"
 # Hostile clients (issue 12) through the front door under memcheck: ambiguous framing,
 # garbage, a head cut short by EOF, a head and a body trickled past their deadlines.

@@ -9,6 +9,10 @@
  * Each input is one connection's bytes: written raw (head + body, pipelining allowed), the
  * write side half-closed, the reply read until the server closes. The spec's example wallet id
  * (FIXTURE_ID below, 36 bytes) in an input is replaced by the fixture wallet's id, same length.
+ * The wallet's operations need a service token (its spec's security): an input whose first
+ * head has no Authorization header gets one with every scope after its request line, so the
+ * inputs reach the decoders; an input with its own keeps it (the dictionary has the word), so
+ * the token checks are fuzzed too.
  *
  * Invariants (a violation abort()s, which libFuzzer records with the input), by finding code:
  *   not-http   the reply is a sequence of HTTP/1.1 responses, each "HTTP/1.1 NNN " + headers +
@@ -29,6 +33,7 @@
 
 #include "tablium/client.h"
 #include "tablium/http.h"
+#include "tablium/jwt.h"
 #include "tablium/log.h"
 
 #include <jansson.h>
@@ -357,11 +362,39 @@ static bool check_reply(const uint8_t *req, size_t req_n, const reply *r)
 }
 
 /* Sends one request during setup and returns the reply's body (static storage). */
-static const char *setup_request(const char *req, int want_status)
+#define FUZZ_SECRET "fuzz-http-hs256-secret-0123456789abcdef0123"
+static char g_auth_line[1024]; /* "Authorization: Bearer <token>\r\n" */
+
+/* The input with g_auth_line after its first line when its first head has no Authorization
+ * header; malloc'd, its length in *n. */
+static uint8_t *with_token(const uint8_t *in, size_t size, size_t *n)
+{
+    const uint8_t *eol = memmem(in, size, "\r\n", 2);
+    const uint8_t *end = memmem(in, size, "\r\n\r\n", 4);
+    bool has = false;
+    for (const uint8_t *p = in; end && p + 16 <= end; p++)
+        has |= p[0] == '\n' && strncasecmp((const char *)p + 1, "Authorization:", 14) == 0;
+    size_t add = eol && !has ? strlen(g_auth_line) : 0;
+    uint8_t *out = malloc(size + add + 1);
+    if (!out)
+        return NULL;
+    size_t k = eol ? (size_t)(eol - in) + 2 : size;
+    memcpy(out, in, k);
+    memcpy(out + k, g_auth_line, add);
+    memcpy(out + k + add, in + k, size - k);
+    *n = size + add;
+    return out;
+}
+
+static const char *setup_request(const char *text, int want_status)
 {
     static reply r;
-    if (exchange((const uint8_t *)req, strlen(req), &r, false) != 0 || r.n < 13) {
-        fprintf(stderr, "fuzz_http: setup request got no answer:\n%s\n", req);
+    size_t len;
+    uint8_t *req = with_token((const uint8_t *)text, strlen(text), &len);
+    int rc = req ? exchange(req, len, &r, false) : -1;
+    free(req);
+    if (rc != 0 || r.n < 13) {
+        fprintf(stderr, "fuzz_http: setup request got no answer:\n%s\n", text);
         exit(2);
     }
     if (atoi(r.p + 9) != want_status) {
@@ -414,6 +447,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     unsetenv("TB_AMQP_URL"); /* no brokers: events stay in the outbox */
     unsetenv("TB_REDIS_URL");
     setenv("TB_LOG_LEVEL", "error", 0);
+    setenv("TB_JWT_SECRET", FUZZ_SECRET, 1);
+    setenv("TB_JWT_ISSUER", "tablium-auth", 1);
+    setenv("TB_JWT_AUDIENCE", "tablium", 1);
+    {
+        tb_jwt_key *k = NULL;
+        char *tok = NULL;
+        long now = (long)time(NULL);
+        json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:s}", "iss", "tablium-auth", "aud",
+                              "tablium", "sub", "fuzz", "exp", (json_int_t)(now + 7 * 86400),
+                              "scope", "wallet.read wallet.write");
+        if (tb_jwt_key_from_secret(FUZZ_SECRET, strlen(FUZZ_SECRET), TB_JWT_HS256, NULL, &k,
+                                   NULL) != 0 ||
+            tb_jwt_sign(k, c, NULL, &tok, NULL) != 0) {
+            fprintf(stderr, "fuzz_http: cannot make a token\n");
+            exit(2);
+        }
+        snprintf(g_auth_line, sizeof g_auth_line, "Authorization: Bearer %s\r\n", tok);
+        free(tok);
+        json_decref(c);
+        tb_jwt_key_free(k);
+    }
     const char *ms = getenv("TB_FUZZ_REPLY_MS");
     if (ms && atoi(ms) > 0)
         g_reply_ms = atoi(ms);
@@ -482,10 +536,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static reply r;
-    uint8_t *req = malloc(size ? size : 1);
+    uint8_t *req = with_token(data, size, &size);
     if (!req)
         return 0;
-    memcpy(req, data, size);
     for (uint8_t *p = req; size >= ID_LEN && p <= req + size - ID_LEN;) {
         uint8_t *hit = memmem(p, size - (size_t)(p - req), FIXTURE_ID, ID_LEN);
         if (!hit)

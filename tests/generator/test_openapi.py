@@ -351,3 +351,69 @@ class Errors(OpenApiCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+SECURE = """\
+openapi: 3.1.0
+info: {title: Vault, version: '1'}
+x-tablium-service: vault
+security: [{bearer: []}]
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer, bearerFormat: JWT}
+    key: {type: apiKey, in: header, name: X-API-Key}
+    oauth:
+      type: oauth2
+      flows: {clientCredentials: {tokenUrl: /oauth/token, scopes: {vault.write: write}}}
+paths:
+  /open:
+    get:
+      security: []
+      responses: {'204': {description: open to anyone}}
+  /read:
+    get:
+      responses: {'204': {description: the default, a bearer token}}
+  /write:
+    post:
+      security: [{oauth: [vault.write, vault.audit]}, {key: [], bearer: []}]
+      responses: {'204': {description: a scoped token, or a key and a token}}
+"""
+
+
+class Security(OpenApiCase):
+    def test_security_is_compiled_into_the_server(self):
+        if not support.gcc():
+            self.skipTest("gcc not found")
+        rc, err = self.gen(SECURE, "vault.yaml")
+        self.assertEqual(rc, 0, err)
+        srv = self.read("vault_server.c")
+        self.assertIn('{"bearer", TB_SEC_HTTP_BEARER, NULL},', srv)
+        self.assertIn('{"key", TB_SEC_API_KEY_HEADER, "X-API-Key"},', srv)
+        self.assertIn('{"oauth", TB_SEC_OAUTH2, NULL},', srv)
+        # the default applies to /read, `security: []` opens /open, /write has two alternatives
+        self.assertIn("tb_http_authorize(ctx, hr, res, vault_get_read__security, 1)", srv)
+        self.assertNotIn("vault_get_open__security", srv)
+        self.assertIn("tb_http_authorize(ctx, hr, res, vault_post_write__security, 2)", srv)
+        self.assertIn('vault_post_write__scopes_0_0[] = {"vault.write", "vault.audit"};', srv)
+        self.assertIn("{&vault__schemes[1], NULL, 0},", srv)
+        self.assertIn("{vault_post_write__sec_1, 2},", srv)
+        rc, out = support.compile_c(os.path.join(self.out, "vault_server.c"), self.out)
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(out.strip(), "", out)
+
+    def test_unknown_scheme_and_unsupported_types_are_spec_errors(self):
+        text = SECURE.replace("{key: [], bearer: []}", "{nokey: []}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("/paths/~1write/post/security/1/nokey", err)
+        self.assertIn("no security scheme 'nokey'", err)
+        text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
+                              "{type: http, scheme: basic}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("/components/securitySchemes/bearer/scheme", err)
+        self.assertIn("HTTP scheme 'basic' is not supported", err)
+        text = SECURE.replace("{type: apiKey, in: header, name: X-API-Key}", "{type: apiKey}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("an apiKey scheme needs 'in'", err)

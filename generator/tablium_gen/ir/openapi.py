@@ -46,6 +46,10 @@ class Operation:
     pass
 
 
+class Scheme:
+    pass
+
+
 class Example:
     pass
 
@@ -143,8 +147,86 @@ class ServiceBuilder:
 
     # ---- build ----
 
+    # ---- security ----
+
+    def security_schemes(self, comps):
+        """components.securitySchemes -> self.schemes: name -> scheme (C kind, param)."""
+        self.schemes = {}
+        self.scheme_list = []
+        raw = comps.get("securitySchemes") or {}
+        if not isinstance(raw, dict):
+            self.err("/components/securitySchemes", "must be an object")
+            return
+        for name, node in raw.items():
+            ptr = "/components/securitySchemes/" + pointer_escape(name)
+            node, ptr = self.deref(node, ptr)
+            if not isinstance(node, dict):
+                continue
+            t = node.get("type")
+            sch = Scheme()
+            sch.name = name
+            sch.name_lit = cstr(name)
+            sch.param_lit = "NULL"
+            if t == "http" and str(node.get("scheme", "")).lower() == "bearer":
+                sch.kind = "TB_SEC_HTTP_BEARER"
+            elif t == "apiKey":
+                where = node.get("in")
+                kinds = {"header": "TB_SEC_API_KEY_HEADER", "query": "TB_SEC_API_KEY_QUERY",
+                         "cookie": "TB_SEC_API_KEY_COOKIE"}
+                if where not in kinds or not isinstance(node.get("name"), str) \
+                        or not node["name"]:
+                    self.err(ptr, "an apiKey scheme needs 'in' (header, query or cookie) and "
+                                  "a 'name'")
+                    continue
+                sch.kind = kinds[where]
+                sch.param_lit = cstr(node["name"])
+            elif t == "oauth2":
+                sch.kind = "TB_SEC_OAUTH2"
+            elif t == "openIdConnect":
+                sch.kind = "TB_SEC_OPENID"
+            elif t == "http":
+                self.err(ptr + "/scheme", "HTTP scheme %r is not supported (bearer is: a JWT)"
+                         % node.get("scheme"))
+                continue
+            else:
+                self.err(ptr + "/type", "security scheme type %r is not supported (http bearer, "
+                                        "apiKey, oauth2 and openIdConnect are)" % t)
+                continue
+            sch.index = len(self.scheme_list)
+            self.schemes[name] = sch
+            self.scheme_list.append(sch)
+
+    def security(self, node, ptr):
+        """A security requirement list -> alternatives [[(scheme, [scope])]], or None when
+        absent; [] (open) stays []."""
+        if node is None:
+            return None
+        if not isinstance(node, list):
+            self.err(ptr, "security must be an array of requirement objects")
+            return None
+        alts = []
+        for i, req in enumerate(node):
+            rptr = "%s/%d" % (ptr, i)
+            if not isinstance(req, dict):
+                self.err(rptr, "a security requirement must be an object")
+                continue
+            alt = []
+            for name, scopes in req.items():
+                if name not in self.schemes:
+                    self.err(rptr + "/" + pointer_escape(name),
+                             "no security scheme %r in components.securitySchemes" % name)
+                    continue
+                if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+                    self.err(rptr + "/" + pointer_escape(name), "scopes must be strings")
+                    continue
+                alt.append((self.schemes[name], [cstr(x) for x in scopes]))
+            alts.append(alt)
+        return alts
+
     def build(self):
         comps = self.root.get("components") or {}
+        self.security_schemes(comps)
+        self.default_security = self.security(self.root.get("security"), "/security")
         schemas = comps.get("schemas") or {}
         for sname, snode in schemas.items():
             self.schema_at(snode, "/components/schemas/" + pointer_escape(sname))
@@ -216,6 +298,10 @@ class ServiceBuilder:
         op.method_enum = METHOD_ENUM[method]
         op.path = tmpl
         op.path_lit = cstr(tmpl)
+        sec = self.security(node.get("security"), ptr + "/security") \
+            if "security" in node else self.default_security
+        # an empty list, or a list with an empty alternative ({}), lets anyone in
+        op.security = sec if sec and all(sec) else None
         op.summary = _c_comment(node.get("summary"))
         op.description = _c_comment(node.get("description"))
         op.ptr = ptr

@@ -187,6 +187,50 @@ typedef struct tb_middleware {
     void *self;
 } tb_middleware;
 
+/* ---- OpenAPI security (the generated server passes each operation's) ---- */
+
+typedef enum tb_security_kind {
+    TB_SEC_HTTP_BEARER,    /* type: http, scheme: bearer (a JWT) */
+    TB_SEC_API_KEY_HEADER, /* type: apiKey, in: header */
+    TB_SEC_API_KEY_QUERY,  /* type: apiKey, in: query */
+    TB_SEC_API_KEY_COOKIE, /* type: apiKey, in: cookie */
+    TB_SEC_OAUTH2,         /* type: oauth2: a bearer JWT whose scope/scp carries the scopes */
+    TB_SEC_OPENID,         /* type: openIdConnect: the same */
+} tb_security_kind;
+
+typedef struct tb_security_scheme {
+    const char *name;  /* the components.securitySchemes key */
+    tb_security_kind kind;
+    const char *param; /* apiKey: the header, query or cookie name */
+} tb_security_scheme;
+
+/** One requirement: the scheme, and the scopes the token must all carry. */
+typedef struct tb_security_req {
+    const tb_security_scheme *scheme;
+    const char *const *scopes;
+    size_t n_scopes;
+} tb_security_req;
+
+/** One alternative of an operation's `security`: all its requirements must pass (none: the
+ *  operation is open to anyone, as `{}` in the spec). */
+typedef struct tb_security_alt {
+    const tb_security_req *reqs;
+    size_t n;
+} tb_security_alt;
+
+struct tb_jwt_verifier;
+
+/**
+ * Checks a request against an operation's security alternatives (any one may pass). 0 when it
+ * passes (ctx->claims then holds a verified token's claims, valid until the response is
+ * sent); 1 when it answered in res: 401 `unauthorized` (or the token's fault: token_expired,
+ * bad_signature...) with WWW-Authenticate, or 403 `insufficient_scope`; or a TB_E... error.
+ * Bearer tokens are verified with the server's verifier (tb_server_set_jwt_verifier, or one
+ * from TB_JWT_* at tb_server_new); API keys against TB_API_KEYS_<SCHEME> (comma-separated).
+ */
+int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
+                      const tb_security_alt *alts, size_t n);
+
 /* ---- the server ---- */
 
 typedef struct tb_server tb_server;
@@ -279,7 +323,9 @@ typedef struct tb_server_stats {
  *  TB_BODY_TIMEOUT_MS, TB_MAX_CONNECTIONS, TB_MAX_CONNECTIONS_PER_ADDR, TB_SHUTDOWN_GRACE_MS,
  *  TB_MAX_IN_FLIGHT, TB_REQUEST_TIMEOUT_MS, TB_ALLOWLIST, TB_TRUSTED_PROXIES, TB_RATE_LIMIT,
  *  TB_RATE_LIMIT_BURST, TB_RATE_LIMIT_REDIS, TB_FAULT_DELAY_MS, TB_FAULT_STATUS,
- *  TB_FAULT_PERCENT, TB_FAULT_OPS. The strings stay the environment's. */
+ *  TB_FAULT_PERCENT, TB_FAULT_OPS. The strings stay the environment's. tb_server_new also
+ *  reads TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS (a JWK Set), TB_JWT_SECRET with
+ *  TB_JWT_ALG (HS256), TB_JWT_ISSUER, TB_JWT_AUDIENCE and TB_JWT_LEEWAY_S for its verifier. */
 void tb_server_opts_from_env(tb_server_opts *o, const char *service_name);
 
 /** A server for `api` (borrowed: must outlive the server). Not started. Caller owns; free with
@@ -312,6 +358,9 @@ void tb_server_shutdown(tb_server *s);
 unsigned tb_server_in_flight(const tb_server *s);
 /** Counters of the front door (connections refused, cut, open) and of the policies. */
 void tb_server_stats_get(const tb_server *s, tb_server_stats *out);
+/** The verifier of bearer tokens (borrowed: must outlive the server), replacing one made from
+ *  the environment. Before start. */
+void tb_server_set_jwt_verifier(tb_server *s, struct tb_jwt_verifier *v);
 /** The rate limit of one operation (by operationId), over the default; NULL removes it.
  *  Before start. 0, or TB_EINVAL (no such operation, or a limit without a period). */
 int tb_server_set_rate_limit(tb_server *s, const char *operation_id, const tb_rate_limit *l);

@@ -1,0 +1,203 @@
+/*
+ * The service's own token (tablium/token.h): a fixed SERVICE_AUTH_TOKEN, or OAuth2 client
+ * credentials exchanged at AUTH_SERVICE_URL/oauth/token and renewed before expiry.
+ */
+#include "tablium/token.h"
+
+#include "tablium/log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef struct token_state {
+    pthread_mutex_t lock;
+    bool on;
+    char service[64];
+    char *fixed;       /* SERVICE_AUTH_TOKEN */
+    tb_client *auth;   /* client of the Auth service, for renewals */
+    char *client_id, *client_secret, *scope;
+    char *token;       /* current token (fetched) */
+    int64_t renew_at;  /* monotonic ms: renew from here */
+    int64_t expires;   /* monotonic ms: unusable from here */
+    int64_t next_try;  /* monotonic ms: no fetch before (after a failure) */
+} token_state;
+
+static token_state g = {PTHREAD_MUTEX_INITIALIZER, false, "", NULL, NULL, NULL,
+                        NULL, NULL, NULL, 0, 0, 0};
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/* Exchanges the client credentials for a token. Under g.lock. 0 or a TB_E... code. */
+static int fetch(tb_error *err)
+{
+    int64_t now = mono_ms();
+    if (now < g.next_try)
+        return tb_error_set(err, TB_EUPSTREAM, "token fetch failed recently; retrying later");
+    g.next_try = now + 1000;
+    json_t *req = json_pack("{s:s, s:s, s:s}", "grant_type", "client_credentials", "client_id",
+                            g.client_id, "client_secret", g.client_secret);
+    if (req && g.scope)
+        json_object_set_new(req, "scope", json_string(g.scope));
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!body)
+        return tb_error_set(err, TB_ENOMEM, "out of memory");
+    tb_arena *a = tb_arena_new(4096);
+    if (!a) {
+        free(body);
+        return tb_error_set(err, TB_ENOMEM, "out of memory");
+    }
+    tb_ctx ctx;
+    tb_ctx_init(&ctx, a, NULL);
+    int rc;
+    tb_client_call call = {.method = "POST", .path = "/oauth/token", .body = body,
+                           .body_len = strlen(body)};
+    tb_client_res res;
+    rc = tb_client_send(g.auth, &ctx, &call, &res, err);
+    free(body);
+    if (rc == 0 && res.status != 200)
+        rc = tb_error_set(err, TB_EUPSTREAM, "Auth answered %d to the token request: %.200s",
+                          res.status, res.body);
+    json_t *j = rc == 0 ? json_loadb(res.body, res.body_len, 0, NULL) : NULL;
+    if (rc == 0 && !j)
+        rc = tb_error_set(err, TB_EUPSTREAM, "Auth's token answer is not JSON");
+    /* the token object, bare (RFC 6749 section 5.1) or in the data envelope */
+    const json_t *t = j && json_is_object(json_object_get(j, "data")) ? json_object_get(j, "data")
+                                                                        : j;
+    const char *tok = json_string_value(json_object_get(t, "access_token"));
+    json_int_t ttl = json_integer_value(json_object_get(t, "expires_in"));
+    if (rc == 0 && (!tok || !*tok || ttl <= 0))
+        rc = tb_error_set(err, TB_EUPSTREAM, "Auth's token answer has no access_token and "
+                                             "expires_in");
+    if (rc == 0) {
+        char *copy = strdup(tok);
+        if (!copy) {
+            rc = tb_error_set(err, TB_ENOMEM, "out of memory");
+        } else {
+            free(g.token);
+            g.token = copy;
+            g.expires = now + (int64_t)ttl * 1000;
+            g.renew_at = now + (int64_t)ttl * 800;
+            g.next_try = 0;
+        }
+    }
+    json_decref(j);
+    tb_arena_free(a);
+    return rc;
+}
+
+int tb_service_token_init(const char *service, tb_error *err)
+{
+    tb_service_token_shutdown();
+    pthread_mutex_lock(&g.lock);
+    snprintf(g.service, sizeof g.service, "%s", service ? service : "service");
+    int rc = 0;
+    const char *fixed = env("SERVICE_AUTH_TOKEN"), *url = env("AUTH_SERVICE_URL"),
+               *id = env("TB_SERVICE_CLIENT_ID"), *secret = env("TB_SERVICE_CLIENT_SECRET");
+    if (fixed) {
+        g.fixed = strdup(fixed);
+        g.on = g.fixed != NULL;
+        if (!g.on)
+            rc = tb_error_set(err, TB_ENOMEM, "out of memory");
+    } else if (id || secret) {
+        if (!url || !id || !secret) {
+            rc = tb_error_set(err, TB_EINVAL, "service token: AUTH_SERVICE_URL, "
+                                              "TB_SERVICE_CLIENT_ID and TB_SERVICE_CLIENT_SECRET "
+                                              "go together");
+        } else {
+            g.auth = tb_client_new(url, NULL, err);
+            g.client_id = strdup(id);
+            g.client_secret = strdup(secret);
+            g.scope = env("TB_SERVICE_SCOPE") ? strdup(env("TB_SERVICE_SCOPE")) : NULL;
+            if (!g.auth || !g.client_id || !g.client_secret)
+                rc = err && err->code ? err->code : tb_error_set(err, TB_ENOMEM, "no memory");
+            g.on = rc == 0;
+            tb_error ferr = TB_ERROR_INIT;
+            if (g.on && fetch(&ferr) != 0)
+                tb_log_warn(NULL, "%s: no service token yet (%s); the next call tries again",
+                            g.service, ferr.message);
+            tb_error_deinit(&ferr);
+        }
+    }
+    pthread_mutex_unlock(&g.lock);
+    if (rc)
+        tb_service_token_shutdown();
+    return rc;
+}
+
+static int before(void *self, tb_ctx *ctx, tb_client_call *call)
+{
+    (void)self;
+    for (size_t i = 0; i < call->n_headers; i++) {
+        if (strncasecmp(call->headers[i], "Authorization:", 14) == 0)
+            return 0; /* the caller's own credentials win */
+    }
+    char *value = NULL;
+    pthread_mutex_lock(&g.lock);
+    const char *tok = g.fixed;
+    if (!tok) {
+        int64_t now = mono_ms();
+        if (!g.token || now >= g.renew_at) {
+            tb_error err = TB_ERROR_INIT;
+            if (fetch(&err) != 0 && (!g.token || now >= g.expires))
+                tb_log_warn(ctx, "%s: no service token: %s", g.service, err.message);
+            tb_error_deinit(&err);
+        }
+        tok = g.token && mono_ms() < g.expires ? g.token : NULL;
+    }
+    if (tok) {
+        size_t n = strlen(tok);
+        value = tb_arena_alloc(ctx->arena, n + 8);
+        if (value) {
+            memcpy(value, "Bearer ", 7);
+            memcpy(value + 7, tok, n + 1);
+        }
+    }
+    pthread_mutex_unlock(&g.lock);
+    if (!tok)
+        return 0; /* sent without: the upstream answers 401, which says what is wrong */
+    return value ? tb_client_call_header(call, ctx->arena, "Authorization", value) : TB_ENOMEM;
+}
+
+static const tb_client_hook hook = {"service-token", before, NULL, NULL};
+
+const tb_client_hook *tb_service_token_hook(void)
+{
+    pthread_mutex_lock(&g.lock);
+    bool on = g.on;
+    pthread_mutex_unlock(&g.lock);
+    return on ? &hook : NULL;
+}
+
+void tb_service_token_shutdown(void)
+{
+    pthread_mutex_lock(&g.lock);
+    g.on = false;
+    free(g.fixed);
+    free(g.token);
+    free(g.client_id);
+    free(g.client_secret);
+    free(g.scope);
+    tb_client *c = g.auth;
+    g.fixed = g.token = g.client_id = g.client_secret = g.scope = NULL;
+    g.auth = NULL;
+    g.renew_at = g.expires = g.next_try = 0;
+    pthread_mutex_unlock(&g.lock);
+    tb_client_free(c);
+}

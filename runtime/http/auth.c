@@ -1,0 +1,202 @@
+/*
+ * OpenAPI security, enforced per operation (issue 13). The generated server hands each
+ * operation's `security` to tb_http_authorize as alternatives (any one may pass) of
+ * requirements (all must pass): HTTP bearer JWTs and OAuth2 / OpenID Connect tokens verified
+ * with the server's tb_jwt_verifier, scopes checked against the token's `scope` / `scp`, and
+ * API keys in a header, the query or a cookie checked against TB_API_KEYS_<SCHEME>.
+ *
+ * Missing or invalid credentials: 401 with WWW-Authenticate (RFC 6750 for bearer schemes);
+ * valid credentials without the scopes: 403 insufficient_scope. The handler finds the verified
+ * claims in ctx->claims, valid until the response is sent.
+ */
+#include "tablium/http.h"
+#include "tablium/jwt.h"
+#include "tablium/log.h"
+
+#include "internal.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What one request presented, worked out once however many alternatives look at it. */
+typedef struct presented {
+    bool bearer_done;
+    int bearer_rc;            /* 0: verified; else a TB_JWT_E... code */
+    tb_jwt_claims *claims;    /* verified claims (owned until handed to the arena) */
+    char why[256];            /* the verifier's message when it refused */
+} presented;
+
+static void free_claims(void *p)
+{
+    tb_jwt_claims_free(p);
+}
+
+static int check_bearer(const tb_http_req *req, tb_jwt_verifier *v, presented *pr)
+{
+    if (pr->bearer_done)
+        return pr->bearer_rc;
+    pr->bearer_done = true;
+    size_t len = 0;
+    const char *tok = tb_jwt_bearer(tb_http_req_header(req, "Authorization"), &len);
+    if (!tok) {
+        pr->bearer_rc = TB_JWT_EMISSING;
+        return pr->bearer_rc;
+    }
+    if (!v) {
+        pr->bearer_rc = TB_JWT_ENOKEY;
+        snprintf(pr->why, sizeof pr->why, "this service has no keys to verify tokens with");
+        return pr->bearer_rc;
+    }
+    tb_error err = TB_ERROR_INIT;
+    pr->bearer_rc = tb_jwt_verify(v, tok, len, &pr->claims, &err);
+    if (pr->bearer_rc)
+        snprintf(pr->why, sizeof pr->why, "%s", err.message);
+    tb_error_deinit(&err);
+    return pr->bearer_rc;
+}
+
+/* The API key the scheme names, or NULL. */
+static const char *api_key_value(const tb_http_req *req, const tb_security_scheme *s)
+{
+    switch (s->kind) {
+    case TB_SEC_API_KEY_HEADER:
+        return tb_http_req_header(req, s->param);
+    case TB_SEC_API_KEY_QUERY:
+        return tb_http_req_query(req, s->param, NULL);
+    case TB_SEC_API_KEY_COOKIE:
+        return tb_http_req_cookie(req, s->param);
+    default:
+        return NULL;
+    }
+}
+
+/* TB_API_KEYS_<SCHEME> (scheme name upper-cased, other characters '_'): comma-separated keys.
+ * Every configured key is compared in constant time. */
+static bool api_key_ok(const tb_security_scheme *s, const char *key)
+{
+    char var[160] = "TB_API_KEYS_";
+    size_t n = strlen(var);
+    for (const char *p = s->name; *p && n < sizeof var - 1; p++)
+        var[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    var[n] = '\0';
+    const char *keys = getenv(var);
+    if (!keys || !key || !*key)
+        return false;
+    size_t kl = strlen(key);
+    bool ok = false;
+    for (const char *p = keys; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == kl && l > 0)
+            ok |= CRYPTO_memcmp(p, key, l) == 0;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    return ok;
+}
+
+/* 0: the requirement passes; 401 or 403 with *code the reason (a TB_JWT_E... code). */
+static int check_req(const tb_http_req *req, tb_jwt_verifier *v, const tb_security_req *r,
+                     presented *pr, int *code, const char **missing_scope)
+{
+    const tb_security_scheme *s = r->scheme;
+    if (s->kind == TB_SEC_API_KEY_HEADER || s->kind == TB_SEC_API_KEY_QUERY ||
+        s->kind == TB_SEC_API_KEY_COOKIE) {
+        const char *key = api_key_value(req, s);
+        *code = key ? TB_JWT_EARG : TB_JWT_EMISSING;
+        return api_key_ok(s, key) ? 0 : 401;
+    }
+    int rc = check_bearer(req, v, pr);
+    if (rc) {
+        *code = rc;
+        return 401;
+    }
+    for (size_t i = 0; i < r->n_scopes; i++) {
+        if (!tb_jwt_claims_has_scope(pr->claims, r->scopes[i])) {
+            *code = TB_JWT_ESCOPE;
+            *missing_scope = r->scopes[i];
+            return 403;
+        }
+    }
+    return 0;
+}
+
+int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
+                      const tb_security_alt *alts, size_t n)
+{
+    if (!alts || n == 0)
+        return 0;
+    tb_jwt_verifier *v = tb__req_verifier(req);
+    presented pr;
+    memset(&pr, 0, sizeof pr);
+    int best = 0, best_code = TB_JWT_EMISSING;
+    const char *scope = NULL;
+    bool bearer = false;
+    for (size_t a = 0; a < n; a++) {
+        int status = 0, code = 0;
+        const char *miss = NULL;
+        for (size_t i = 0; i < alts[a].n && status == 0; i++) {
+            tb_security_kind k = alts[a].reqs[i].scheme->kind;
+            bearer |= k == TB_SEC_HTTP_BEARER || k == TB_SEC_OAUTH2 || k == TB_SEC_OPENID;
+            status = check_req(req, v, &alts[a].reqs[i], &pr, &code, &miss);
+        }
+        if (status == 0) {
+            if (pr.claims) {
+                if (tb_arena_on_free(ctx->arena, free_claims, pr.claims) != 0) {
+                    tb_jwt_claims_free(pr.claims);
+                    return TB_ENOMEM;
+                }
+                ctx->claims = tb_jwt_claims_json(pr.claims);
+            }
+            return 0;
+        }
+        /* The answer names the most telling failure: a valid token without the scope (403)
+         * over bad credentials over none at all. */
+        int rank = status == 403 ? 3 : code != TB_JWT_EMISSING ? 2 : 1;
+        int best_rank = best == 403 ? 3 : best && best_code != TB_JWT_EMISSING ? 2 : best ? 1 : 0;
+        if (rank > best_rank) {
+            best = status;
+            best_code = code;
+            scope = miss;
+        }
+    }
+    tb_jwt_claims_free(pr.claims);
+
+    const char *realm = ctx->service ? ctx->service : "tablium";
+    char chal[400];
+    size_t cl = 0;
+    if (bearer)
+        cl = tb_jwt_www_authenticate(chal, sizeof chal, realm, best_code,
+                                     best_code == TB_JWT_EARG ? NULL : pr.why[0] ? pr.why
+                                                                                        : NULL,
+                                     scope);
+    if (!bearer || best_code == TB_JWT_EARG)
+        cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sApiKey realm=\"%s\"",
+                               cl ? ", " : "", realm);
+    const char *hv = tb_arena_strndup(ctx->arena, chal, cl < sizeof chal ? cl : sizeof chal - 1);
+    if (hv)
+        tb_http_res_header(res, "WWW-Authenticate", hv);
+    char msg[256];
+    tb_api_error e = {NULL, msg, ctx->request_id, NULL, 0};
+    if (best == 403) {
+        e.code = "insufficient_scope";
+        snprintf(msg, sizeof msg, "the token lacks the scope %s", scope ? scope : "required");
+    } else if (best_code == TB_JWT_EMISSING) {
+        e.code = "unauthorized";
+        snprintf(msg, sizeof msg, "credentials are required");
+    } else if (best_code == TB_JWT_EARG) {
+        e.code = "unauthorized";
+        snprintf(msg, sizeof msg, "the API key is not valid");
+    } else {
+        e.code = tb_jwt_err_name(best_code);
+        snprintf(msg, sizeof msg, "%s", pr.why[0] ? pr.why : tb_jwt_strerror(best_code));
+        if (best_code == TB_JWT_ENOKEY)
+            tb_log_error(ctx, "a secured operation was called but no JWT keys are configured "
+                              "(TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS or TB_JWT_SECRET)");
+    }
+    int rc = tb_http_res_error(res, ctx, best == 403 ? 403 : 401, &e);
+    return rc ? rc : 1;
+}

@@ -1,0 +1,34 @@
+/*
+ * tablium: the service's own token, attached to every call its generated clients make.
+ *
+ * A service that calls others authenticates with a service token (a JWT from the Auth
+ * service, OAuth2 client credentials). tb_service_token_init reads, in this order:
+ *   SERVICE_AUTH_TOKEN          a token to use as is (the seed's way; never renewed), or
+ *   AUTH_SERVICE_URL + TB_SERVICE_CLIENT_ID + TB_SERVICE_CLIENT_SECRET [+ TB_SERVICE_SCOPE]
+ *                               a token fetched from AUTH_SERVICE_URL/oauth/token and renewed
+ *                               before it expires (at 80% of its lifetime), in the calling
+ *                               thread of the call that finds it due; a failed renewal keeps
+ *                               the current token while it is valid and is retried at most
+ *                               once a second.
+ * Neither set: no token (calls go out without Authorization).
+ */
+#ifndef TABLIUM_TOKEN_H
+#define TABLIUM_TOKEN_H
+
+#include "tablium/client.h"
+#include "tablium/error.h"
+
+/** Configures the process's service token from the environment (above); `service` names it in
+ *  logs. Fetches a first token now when it comes from Auth (a failure is logged, not fatal: the
+ *  next call tries again). 0, or TB_EINVAL when the variables are half set. Call once, from
+ *  main, before clients are made. */
+int tb_service_token_init(const char *service, tb_error *err);
+
+/** The client hook that adds "Authorization: Bearer <token>" to calls without one, or NULL
+ *  when no token is configured. Generated clients install it. */
+const tb_client_hook *tb_service_token_hook(void);
+
+/** Forgets the token and its configuration (tests; the end of main). */
+void tb_service_token_shutdown(void);
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * OpenAPI security enforced by the server (tb_http_authorize, issue 13), on a real tb_server
+ * with the tables the generator emits for this spec (see tests/generator/test_openapi.py,
+ * Security):
+ *   security: [{bearer: []}]                        (the default)
+ *   GET  /open   security: []
+ *   GET  /read   the default: a bearer token; the handler echoes the claims' sub
+ *   POST /write  security: [{oauth: [vault.write]}, {key: [], bearer: []}]
+ * Tokens are signed here with an ES256 key; the verifier knows its public half only.
+ */
+#include "tablium/http.h"
+#include "tablium/jwt.h"
+#include "tablium/log.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const tb_security_scheme schemes[] = {
+    {"bearer", TB_SEC_HTTP_BEARER, NULL},
+    {"key", TB_SEC_API_KEY_HEADER, "X-API-Key"},
+    {"oauth", TB_SEC_OAUTH2, NULL},
+};
+static const tb_security_req read_sec_0[] = {{&schemes[0], NULL, 0}};
+static const tb_security_alt read_security[] = {{read_sec_0, 1}};
+static const char *const write_scopes_0_0[] = {"vault.write"};
+static const tb_security_req write_sec_0[] = {{&schemes[2], write_scopes_0_0, 1}};
+static const tb_security_req write_sec_1[] = {{&schemes[1], NULL, 0}, {&schemes[0], NULL, 0}};
+static const tb_security_alt write_security[] = {{write_sec_0, 1}, {write_sec_1, 2}};
+
+static int answer(tb_ctx *ctx, tb_http_res *res)
+{
+    const json_t *sub = ctx->claims ? json_object_get(ctx->claims, "sub") : NULL;
+    res->status = 200;
+    tb_buf_puts(&res->body, "{\"data\":{\"sub\":");
+    if (json_is_string(sub))
+        tb_buf_json_string(&res->body, json_string_value(sub), json_string_length(sub));
+    else
+        tb_buf_puts(&res->body, "null");
+    tb_buf_puts(&res->body, "}}");
+    return 0;
+}
+
+static int open_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    (void)req;
+    return answer(ctx, res);
+}
+
+static int read_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    int rc = tb_http_authorize(ctx, req, res, read_security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return answer(ctx, res);
+}
+
+static int write_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    int rc = tb_http_authorize(ctx, req, res, write_security, 2);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return answer(ctx, res);
+}
+
+static const tb_http_op ops[] = {
+    {"open", TB_HTTP_GET, "/open", 0, open_op},
+    {"read", TB_HTTP_GET, "/read", 0, read_op},
+    {"write", TB_HTTP_POST, "/write", 0, write_op},
+};
+
+/* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
+static const int16_t routes[][TB_HTTP_N_METHODS] = {
+    {0, -1, -1, -1, -1, -1, -1, -1},
+    {1, -1, -1, -1, -1, -1, -1, -1},
+    {-1, -1, 2, -1, -1, -1, -1, -1},
+};
+
+static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
+{
+    (void)params;
+    *n_params = 0;
+    static const char *const paths[] = {"/open", "/read", "/write"};
+    for (int i = 0; i < 3; i++) {
+        if (strlen(paths[i]) == len && memcmp(path, paths[i], len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static const tb_http_api api = {"vault", "Vault", "1.0", ops, 3, match, routes, 3};
+
+/* ---- fixture: the server, a signing key and another ---- */
+
+static tb_server *srv;
+static tb_jwt_verifier *ver;
+static tb_jwt_key *key, *stranger;
+
+static void setup(void)
+{
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_ES256, "k1", &key, &err), 0);
+    ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_ES256, "k1", &stranger, &err), 0);
+    json_t *jwk = tb_jwt_key_to_jwk(key); /* the public half only */
+    json_t *set = json_pack("{s:[o]}", "keys", jwk);
+    char *text = json_dumps(set, JSON_COMPACT);
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_json = text;
+    o.issuer = "tablium-auth";
+    o.audience = "vault";
+    ck_assert_msg(tb_jwt_verifier_new(&o, &ver, &err) == 0, "%s", err.message);
+    free(text);
+    json_decref(set);
+    tb_server_opts so = TB_SERVER_OPTS_INIT;
+    so.threads = 2;
+    so.access_log = false;
+    srv = tb_server_new(&api, &so, &err);
+    ck_assert_ptr_nonnull(srv);
+    tb_server_set_jwt_verifier(srv, ver);
+    ck_assert_int_eq(tb_server_start(srv, &err), 0);
+    tb_error_deinit(&err);
+    setenv("TB_API_KEYS_KEY", "k-one,k-two", 1);
+}
+
+static void teardown(void)
+{
+    tb_server_free(srv);
+    tb_jwt_verifier_free(ver);
+    tb_jwt_key_free(key);
+    tb_jwt_key_free(stranger);
+}
+
+/* A token signed by k (iss, aud, sub, exp from now + ttl, scope). malloc'd. */
+static char *token(const tb_jwt_key *k, const char *aud, long ttl, const char *scope)
+{
+    long now = (long)time(NULL);
+    json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", "tablium-auth", "aud", aud, "sub",
+                          "svc-user", "iat", (json_int_t)now, "exp", (json_int_t)(now + ttl));
+    if (scope)
+        json_object_set_new(c, "scope", json_string(scope));
+    char *t = NULL;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(tb_jwt_sign(k, c, NULL, &t, &err) == 0, "%s", err.message);
+    tb_error_deinit(&err);
+    json_decref(c);
+    return t;
+}
+
+typedef struct reply {
+    long status;
+    char body[2048];
+    size_t len;
+    char headers[4096];
+    size_t hlen;
+} reply;
+
+static size_t collect(char *p, size_t sz, size_t n, void *u, char *dst, size_t cap, size_t *len)
+{
+    (void)u;
+    size_t k = sz * n, room = cap - 1 - *len;
+    memcpy(dst + *len, p, k < room ? k : room);
+    *len += k < room ? k : room;
+    dst[*len] = '\0';
+    return k;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *u)
+{
+    reply *r = u;
+    return collect(p, sz, n, u, r->body, sizeof r->body, &r->len);
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *u)
+{
+    reply *r = u;
+    return collect(p, sz, n, u, r->headers, sizeof r->headers, &r->hlen);
+}
+
+/* method on path with an optional bearer token and API key. */
+static long call(const char *method, const char *path, const char *tok, const char *api_key,
+                 reply *r)
+{
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    char url[128], auth[4096], kh[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)tb_server_port(srv), path);
+    struct curl_slist *hl = NULL;
+    if (tok) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+        hl = curl_slist_append(hl, auth);
+    }
+    if (api_key) {
+        snprintf(kh, sizeof kh, "X-API-Key: %s", api_key);
+        hl = curl_slist_append(hl, kh);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    return r->status;
+}
+
+static void expect_error(reply *r, long status, const char *code, const char *challenge)
+{
+    ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status, status, r->body);
+    json_t *j = json_loads(r->body, 0, NULL);
+    const char *c = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+    ck_assert_msg(c && strcmp(c, code) == 0, "code %s, want %s", c ? c : "(none)", code);
+    json_decref(j);
+    if (challenge)
+        ck_assert_msg(strcasestr(r->headers, challenge) != NULL, "want %s in\n%s", challenge,
+                      r->headers);
+}
+
+static void expect_sub(reply *r, const char *sub)
+{
+    ck_assert_msg(r->status == 200, "status %ld: %s", r->status, r->body);
+    json_t *j = json_loads(r->body, 0, NULL);
+    const json_t *s = json_object_get(json_object_get(j, "data"), "sub");
+    if (sub)
+        ck_assert_str_eq(json_string_value(s), sub);
+    else
+        ck_assert(json_is_null(s));
+    json_decref(j);
+}
+
+START_TEST(an_open_operation_needs_nothing)
+{
+    reply r;
+    call("GET", "/open", NULL, NULL, &r);
+    expect_sub(&r, NULL);
+}
+END_TEST
+
+START_TEST(a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims)
+{
+    reply r;
+    call("GET", "/read", NULL, NULL, &r);
+    expect_error(&r, 401, "unauthorized", "WWW-Authenticate: Bearer realm=\"vault\"");
+    ck_assert_ptr_null(strstr(r.headers, "error=")); /* RFC 6750 3.1: no error without creds */
+
+    char *good = token(key, "vault", 300, NULL);
+    call("GET", "/read", good, NULL, &r);
+    expect_sub(&r, "svc-user");
+    call("GET", "/read", good, NULL, &r); /* the cached verification */
+    expect_sub(&r, "svc-user");
+
+    char *expired = token(key, "vault", -3600, NULL);
+    call("GET", "/read", expired, NULL, &r);
+    expect_error(&r, 401, "token_expired", "error=\"invalid_token\"");
+    char *forged = token(stranger, "vault", 300, NULL);
+    call("GET", "/read", forged, NULL, &r);
+    expect_error(&r, 401, "bad_signature", "error=\"invalid_token\"");
+    char *elsewhere = token(key, "wallet", 300, NULL);
+    call("GET", "/read", elsewhere, NULL, &r);
+    expect_error(&r, 401, "wrong_audience", "error=\"invalid_token\"");
+    call("GET", "/read", "not.a.token", NULL, &r);
+    expect_error(&r, 401, "bad_base64url", "WWW-Authenticate: Bearer");
+    free(good);
+    free(expired);
+    free(forged);
+    free(elsewhere);
+}
+END_TEST
+
+START_TEST(a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn)
+{
+    reply r;
+    char *plain = token(key, "vault", 300, "vault.read");
+    char *scoped = token(key, "vault", 300, "vault.read vault.write");
+    /* a valid token without vault.write, and no key: 403 insufficient_scope */
+    call("POST", "/write", plain, NULL, &r);
+    expect_error(&r, 403, "insufficient_scope", "error=\"insufficient_scope\"");
+    ck_assert_ptr_nonnull(strcasestr(r.headers, "scope=\"vault.write\""));
+    /* the first alternative: the scope */
+    call("POST", "/write", scoped, NULL, &r);
+    expect_sub(&r, "svc-user");
+    /* the second: a key and any valid token, both */
+    call("POST", "/write", plain, "k-two", &r);
+    expect_sub(&r, "svc-user");
+    call("POST", "/write", NULL, "k-two", &r);
+    expect_error(&r, 401, "unauthorized", "WWW-Authenticate:");
+    call("POST", "/write", plain, "k-three", &r);
+    expect_error(&r, 403, "insufficient_scope", NULL); /* the most telling failure */
+    call("POST", "/write", NULL, NULL, &r);
+    expect_error(&r, 401, "unauthorized", "Bearer realm=\"vault\"");
+    free(plain);
+    free(scoped);
+}
+END_TEST
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    tb_log_set_level(TB_LOG_OFF);
+    Suite *suite = suite_create("http_auth");
+    TCase *tc = tcase_create("auth");
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, an_open_operation_needs_nothing);
+    tcase_add_test(tc, a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims);
+    tcase_add_test(tc, a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn);
+    suite_add_tcase(suite, tc);
+    SRunner *sr = srunner_create(suite);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
