@@ -4,6 +4,7 @@
  * The User service's wallet operations call the Wallet service through its generated client.
  */
 #include "user/user.h"
+#include "tablium/token.h"
 #include "wallet/wallet.h"
 
 #include "tablium/client.h"
@@ -24,6 +25,9 @@ static void show_error(const char *what, int rc, const tb_error *err)
 int main(void)
 {
     tb_global_init();
+    /* Wallet wants a service token (SERVICE_AUTH_TOKEN, scripts/demo.sh): generated clients
+     * attach it */
+    tb_service_token_init("rest-demo", NULL);
     char *uurl = tb_service_url("user", NULL), *wurl = tb_service_url("wallet", NULL);
     tb_error err = TB_ERROR_INIT;
     user_client *uc = user_client_new(uurl, NULL, &err);

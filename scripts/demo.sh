@@ -27,7 +27,7 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   bash scripts/redis.sh stop "$DATA/redis" >/dev/null 2>&1 || true
   bash scripts/rabbitmq.sh stop "$DATA/rabbitmq" >/dev/null 2>&1 || true
-  rm -rf "$DATA"
+  [ -n "${TB_DEMO_KEEP:-}" ] || rm -rf "$DATA"
 }
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -47,19 +47,21 @@ echo "   redis $TB_REDIS_URL, rabbitmq $TB_AMQP_URL"
 WPORT=$(free_port); UPORT=$(free_port); APORT=$(free_port)
 export WALLET_SERVICE_URL=http://127.0.0.1:$WPORT USER_SERVICE_URL=http://127.0.0.1:$UPORT
 export AUTH_SERVICE_URL=http://127.0.0.1:$APORT
-# Wallet needs a service token (its spec's security): the services share a demo HS256 secret,
-# and User calls Wallet with a token made from it.
-export TB_JWT_SECRET=demo-hs256-secret-0123456789abcdef0123 TB_JWT_ISSUER=tablium-auth
-export TB_JWT_AUDIENCE=tablium
-SERVICE_TOKEN=$(/usr/bin/python3 scripts/mint-token.py "$TB_JWT_SECRET" --sub user \
-  --scope "wallet.read wallet.write")
+# Auth issues the tokens (ES256, its keys at /.well-known/jwks.json); Wallet verifies them over
+# that URL and limits each caller to 20 requests/s; User gets its service token from Auth with
+# client credentials, and so does the REST demo client.
+AUTH_CLIENTS="user:user-secret:wallet.read wallet.write,demo:demo-secret:wallet.read"
+export TB_SERVICE_CLIENT_ID=user TB_SERVICE_CLIENT_SECRET=user-secret
 echo "== starting wallet_service on :$WPORT, user_service on :$UPORT, auth_service on :$APORT (logs in $DATA)"
-WALLET_PORT=$WPORT WALLET_DB=$DATA/wallet.db "$BUILD/wallet_service" 2>"$DATA/wallet.log" & PIDS+=($!)
-SERVICE_AUTH_TOKEN=$SERVICE_TOKEN USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" 2>"$DATA/user.log" & PIDS+=($!)
-AUTH_PORT=$APORT AUTH_DB=$DATA/auth.db "$BUILD/auth_service" 2>"$DATA/auth.log" & PIDS+=($!)
+AUTH_CLIENTS=$AUTH_CLIENTS AUTH_PORT=$APORT AUTH_DB=$DATA/auth.db "$BUILD/auth_service" \
+  2>"$DATA/auth.log" & PIDS+=($!)
+wait_health "$AUTH_SERVICE_URL"
+TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-auth \
+  TB_JWT_AUDIENCE=tablium TB_RATE_LIMIT=20/s WALLET_PORT=$WPORT WALLET_DB=$DATA/wallet.db \
+  "$BUILD/wallet_service" 2>"$DATA/wallet.log" & PIDS+=($!)
+USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" 2>"$DATA/user.log" & PIDS+=($!)
 wait_health "$WALLET_SERVICE_URL"
 wait_health "$USER_SERVICE_URL"
-wait_health "$AUTH_SERVICE_URL"
 
 # ---- events: Auth -> user.registered (outbox, RabbitMQ) -> User creates the profile ----
 echo
@@ -81,8 +83,41 @@ grep -h 'user.registered' "$DATA/auth.log" "$DATA/user.log" | grep -v '"level":"
 echo
 "$BUILD/tablium_rest_demo"
 echo
+sleep 0.3 # the access log line is written just after the answer goes out
 echo "== what the wallet service logged for request demo-0001 (it came through the user service):"
 grep '"requestId":"demo-0001"' "$DATA/wallet.log" | head -4 | sed 's/^/   /'
+# ---- auth: a token issued and used, a 401, a 403, a 429 ----
+echo
+echo "== POST $AUTH_SERVICE_URL/oauth/token  (client credentials: client demo, scope wallet.read)"
+TOK=$(curl -sS -H 'Content-Type: application/json' \
+  -d '{"grant_type":"client_credentials","client_id":"demo","client_secret":"demo-secret"}' \
+  "$AUTH_SERVICE_URL/oauth/token")
+echo "   $(printf '%s' "$TOK" | cut -c1-60)..."
+TOKEN=$(printf '%s' "$TOK" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+WID=$(grep -o '"path":"/wallets/[0-9a-f-]*/transactions"' "$DATA/wallet.log" | head -1 | cut -d/ -f3)
+show() { # WHAT curl-args...: prints the status, the WWW-Authenticate/Retry-After and error code
+  local what=$1 out
+  shift
+  out=$(curl -sS -D - -o "$DATA/body" "$@")
+  printf '   %-44s -> %s' "$what" "$(printf '%s' "$out" | head -1 | tr -d '\r' | cut -d' ' -f2)"
+  printf '%s' "$out" | { grep -i '^www-authenticate:\|^retry-after:' || true; } | tr -d '\r' |
+    sed 's/^/, /' | tr -d '\n'
+  /usr/bin/python3 -c 'import json,sys
+d=json.load(open(sys.argv[1]))
+print(", " + d["error"]["code"] if "error" in d else ", balance %s" % d["data"]["balance"])' "$DATA/body"
+}
+show "GET /wallets/{id} with the token" -H "Authorization: Bearer $TOKEN" \
+  "$WALLET_SERVICE_URL/wallets/$WID"
+show "GET /wallets/{id} without a token" "$WALLET_SERVICE_URL/wallets/$WID"
+show "POST a transaction with the read-only token" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d '{"type":"credit","amount":1}' \
+  "$WALLET_SERVICE_URL/wallets/$WID/transactions"
+URLS=()
+for _ in $(seq 60); do URLS+=("$WALLET_SERVICE_URL/wallets/$WID"); done
+curl -s -o /dev/null -o /dev/null -H "Authorization: Bearer $TOKEN" "${URLS[@]}" >/dev/null
+show "62nd GET in well under a second (20/s)" -H "Authorization: Bearer $TOKEN" \
+  "$WALLET_SERVICE_URL/wallets/$WID"
+echo
 echo "== stopping the services (SIGTERM: finish in-flight requests, exit 0)"
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done
 for p in "${PIDS[@]}"; do wait "$p"; echo "   pid $p exited with $?"; done
