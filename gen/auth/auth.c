@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 
 struct auth_client {
@@ -6004,6 +6005,10 @@ static int auth_login__check(tb_ctx *ctx, int status, const char *body, size_t l
         j = tb_json_loadb(body, len, &err);
         ok = j && auth__v65(j, c, NULL);
         break;
+    case 429:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && auth__v65(j, c, NULL);
+        break;
     default:
         tb_error_deinit(&err);
         return 0; /* no content to check */
@@ -6041,6 +6046,9 @@ int auth_login__write(tb_ctx *ctx, const auth_login_resp *resp, tb_http_res *res
     case 415:
         rc = tb_http_res_error(res, ctx, 415, &resp->s415);
         break;
+    case 429:
+        rc = tb_http_res_error(res, ctx, 429, &resp->s429);
+        break;
     default:
         tb_log_error(ctx, "auth_login: the handler answered status %d, which the spec does not declare",
                      resp->status);
@@ -6052,6 +6060,8 @@ int auth_login__write(tb_ctx *ctx, const auth_login_resp *resp, tb_http_res *res
     if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
         return TB_EINVAL;
     if (resp->headers.pragma && tb_http_res_header(res, "Pragma", resp->headers.pragma))
+        return TB_EINVAL;
+    if (resp->headers.retry_after && tb_http_res_header(res, "Retry-After", resp->headers.retry_after))
         return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
@@ -6186,12 +6196,32 @@ static int auth_login__decode(tb_ctx *ctx, const tb_client_res *r, auth_login_re
             goto out;
         }
         break;
+    case 429:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = auth__v65(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s429);
+        if (rc) {
+            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     default:
         rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
     out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
     out->headers.pragma = tb_client_res_header(r, "Pragma");
+    out->headers.retry_after = tb_client_res_header(r, "Retry-After");
 out:
     json_decref(j);
     tb_error_deinit(&verr);

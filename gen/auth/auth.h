@@ -452,6 +452,7 @@ enum {
     AUTH_LOGIN_401 = 401,
     AUTH_LOGIN_413 = 413,
     AUTH_LOGIN_415 = 415,
+    AUTH_LOGIN_429 = 429,
 };
 
 typedef struct auth_login_resp {
@@ -468,12 +469,15 @@ typedef struct auth_login_resp {
         tb_api_error s413;
         /* 415: The body is not application/json. */
         tb_api_error s415;
+        /* 429: Too many attempts from this client; Retry-After says when to try again. */
+        tb_api_error s429;
         char none_; /* statuses without content */
     };
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
         const char *pragma; /* "Pragma": no-cache (RFC 6749 section 5.1). */
+        const char *retry_after; /* "Retry-After": Seconds until the next attempt is allowed. */
     } headers;
 } auth_login_resp;
 

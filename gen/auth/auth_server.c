@@ -360,6 +360,16 @@ int auth_service_main(int argc, char **argv)
         goto out;
     }
     tb_server_set_state(srv, state, NULL);
+    { /* auth_login: x-tablium-rate-limit; TB_RATE_LIMIT_AUTH_LOGIN wins ("off": none) */
+        tb_rate_limit l = {30u, 60000ull, 10u};
+        const char *ov = getenv("TB_RATE_LIMIT_AUTH_LOGIN");
+        bool off = ov && strcmp(ov, "off") == 0;
+        if (ov && *ov && !off && !tb_rate_limit_parse(ov, &l)) {
+            tb_log_error(NULL, "auth: TB_RATE_LIMIT_AUTH_LOGIN=%s: want N/PERIOD or off", ov);
+            goto out;
+        }
+        tb_server_set_rate_limit(srv, "login", off ? NULL : &l);
+    }
     if (tb_server_run(srv, &err)) {
         tb_log_error(NULL, "auth: %s", err.message);
         goto out;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 
 struct wallet_client {
@@ -4273,7 +4274,13 @@ int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_heal
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = wallet_get_health__decode(ctx, &r, out, err);
 out:
@@ -4653,7 +4660,13 @@ int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_creat
         call.body = b->data;
         call.body_len = b->len;
     }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = wallet_create_wallet__decode(ctx, &r, out, err);
 out:
@@ -4987,7 +5000,13 @@ int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wall
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = wallet_get_wallet__decode(ctx, &r, out, err);
 out:
@@ -5380,7 +5399,13 @@ int wallet_get_user_wallets_call(wallet_client *cl, tb_ctx *ctx, const wallet_ge
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = wallet_get_user_wallets__decode(ctx, &r, out, err);
 out:
@@ -5865,7 +5890,13 @@ int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_l
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = wallet_list_transactions__decode(ctx, &r, out, err);
 out:
@@ -6416,7 +6447,27 @@ int wallet_create_transaction_call(wallet_client *cl, tb_ctx *ctx, const wallet_
         call.body = b->data;
         call.body_len = b->len;
     }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-idempotent: a key of its own unless the caller set one, so retries are safe */
+        bool keyed = false;
+        for (size_t i = 0; i < call.n_headers; i++)
+            keyed |= strncasecmp(call.headers[i], "Idempotency-Key:", 16) == 0;
+        if (!keyed) {
+            char key[33];
+            tb_request_id_new(key);
+            rc = tb_client_call_header(&call, a, "Idempotency-Key", key);
+            if (rc) {
+                tb_error_set(err, rc, "wallet_create_transaction: Idempotency-Key: %s", tb_strerror(rc));
+                goto out;
+            }
+        }
+    }
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = wallet_create_transaction__decode(ctx, &r, out, err);
 out:

@@ -325,6 +325,7 @@ int wallet_service_main(int argc, char **argv)
         return 1;
     }
     opts.port = 8083; /* servers[0] of the spec */
+    opts.request_timeout_ms = 5000; /* x-tablium-timeout (TB_REQUEST_TIMEOUT_MS wins) */
     tb_server_opts_from_env(&opts, "wallet");
     if (wallet_service_init(&state, &err)) {
         tb_log_error(NULL, "wallet: init failed: %s", err.message);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TB__USER_AGENT "tablium/0.1.0"
 #define TB__MAX_EXTRA (sizeof((tb_client_call *)0)->headers / sizeof(const char *))
@@ -86,6 +87,7 @@ struct tb_client {
     char *user_agent;
     char *name;
     char *fault_spec;
+    char *tls_ca, *tls_cert, *tls_key; /* copies of the opts' paths */
     const char *label; /* name, else base_url: how logs call this upstream */
     tb_client_opts opts;
     pthread_mutex_t mu;
@@ -246,6 +248,20 @@ static tb__handle *handle_new(const tb_client *c)
         curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
         goto fail;
+    /* Verification is libcurl's default; said here so that it never depends on a build. */
+    if (curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+        curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK)
+        goto fail;
+    /* A CA file replaces the system's trust (CAPATH NULL drops the default directory). */
+    if (c->tls_ca && (curl_easy_setopt(e, CURLOPT_CAINFO, c->tls_ca) != CURLE_OK ||
+                      curl_easy_setopt(e, CURLOPT_CAPATH, NULL) != CURLE_OK))
+        goto fail;
+    if (c->tls_cert && (curl_easy_setopt(e, CURLOPT_SSLCERT, c->tls_cert) != CURLE_OK ||
+                        curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK))
+        goto fail;
+    if (c->tls_key && curl_easy_setopt(e, CURLOPT_SSLKEY, c->tls_key) != CURLE_OK)
+        goto fail;
     return h;
 fail:
     handle_free(h);
@@ -300,6 +316,22 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     if (tb__opts_resolve(&o, o.name, base_url, err) != 0 ||
         tb__fault_parse(o.fault, &fault, err) != 0)
         return NULL;
+    const char *const tls_files[3][2] = {{"CA", o.tls_ca_file},
+                                         {"certificate", o.tls_cert_file},
+                                         {"key", o.tls_key_file}};
+    for (int i = 0; i < 3; i++) {
+        const char *f = tls_files[i][1];
+        if (f && *f && access(f, R_OK) != 0) {
+            tb_error_set(err, TB_EINVAL, "client for %s: TLS %s file %s: %s", base_url,
+                         tls_files[i][0], f, strerror(errno));
+            return NULL;
+        }
+    }
+    if ((!o.tls_cert_file || !*o.tls_cert_file) && o.tls_key_file && *o.tls_key_file) {
+        tb_error_set(err, TB_EINVAL, "client for %s: a TLS key file without a certificate file",
+                     base_url);
+        return NULL;
+    }
     if (tb_global_init() != 0) {
         tb_error_set(err, TB_EIO, "curl_global_init failed");
         return NULL;
@@ -318,6 +350,15 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     c->fault_spec = o.fault ? strdup(o.fault) : NULL;
     if (!c->base_url || !c->user_agent || (o.name && !c->name) || (o.fault && !c->fault_spec))
         goto fail;
+    const char *tls_src[3] = {o.tls_ca_file, o.tls_cert_file, o.tls_key_file};
+    char **tls_dst[3] = {&c->tls_ca, &c->tls_cert, &c->tls_key};
+    for (int i = 0; i < 3; i++) {
+        if (tls_src[i] && *tls_src[i] && !(*tls_dst[i] = strdup(tls_src[i])))
+            goto fail;
+    }
+    c->opts.tls_ca_file = c->tls_ca;
+    c->opts.tls_cert_file = c->tls_cert;
+    c->opts.tls_key_file = c->tls_key;
     c->opts.user_agent = c->user_agent;
     c->opts.name = c->name;
     c->opts.fault = c->fault_spec;
@@ -344,6 +385,9 @@ fail:
             pthread_mutex_destroy(&c->pmu);
         if (mu_ok)
             pthread_mutex_destroy(&c->mu);
+        free(c->tls_key);
+        free(c->tls_cert);
+        free(c->tls_ca);
         free(c->fault_spec);
         free(c->name);
         free(c->user_agent);
@@ -367,6 +411,9 @@ void tb_client_free(tb_client *c)
     tb__breaker_deinit(&c->breaker);
     pthread_mutex_destroy(&c->pmu);
     pthread_mutex_destroy(&c->mu);
+    free(c->tls_key);
+    free(c->tls_cert);
+    free(c->tls_ca);
     free(c->fault_spec);
     free(c->name);
     free(c->user_agent);
@@ -534,7 +581,13 @@ static int map_curl(CURLcode cc, const tb__xfer *x)
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR: return TB_ECONN;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return TB_ECONN;
     case CURLE_OPERATION_TIMEDOUT: return TB_ETIMEDOUT;
     case CURLE_FILESIZE_EXCEEDED: return TB_ETOOBIG;
     case CURLE_OUT_OF_MEMORY: return TB_ENOMEM;
@@ -543,6 +596,30 @@ static int map_curl(CURLcode cc, const tb__xfer *x)
 }
 
 static bool is_idempotent(const tb_client_call *call);
+
+/* The server's certificate was refused, or ours could not be used: trying again cannot help. */
+static bool tls_verify_failed(CURLcode cc)
+{
+    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+           cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR ||
+           cc == CURLE_SSL_INVALIDCERTSTATUS || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+}
+
+/* What a TLS failure is called in the error message ("" for others). */
+static const char *tls_failure(CURLcode cc, bool https, bool answered)
+{
+    if (tls_verify_failed(cc))
+        return "TLS: certificate verify failed: ";
+    if (cc == CURLE_SSL_CONNECT_ERROR)
+        return "TLS: handshake failed: ";
+    /* TLS 1.3 ends the client's handshake before the server has checked the client's
+     * certificate: a refusal (an alert, then a close that often overtakes it as a reset)
+     * shows on the first send or read. */
+    if (https && !answered && (cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR))
+        return "TLS: closed by the server before any answer (does it require a client "
+               "certificate it trusts?): ";
+    return "";
+}
 
 /* One attempt: try_ms bounds it (0: no bound); *ccp gets curl's code. */
 static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_client_res *res,
@@ -631,9 +708,12 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
         if (rc == TB_ETOOBIG)
             tb_error_set(err, rc, "%s %s: response larger than max_response (%zu bytes)",
                          call->method, url, c->opts.max_response);
-        else
-            tb_error_set(err, rc, "%s %s: %s", call->method, url,
-                         h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc));
+        else {
+            const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
+            bool https = has_prefix_ci(c->base_url, "https://");
+            tb_error_set(err, rc, "%s %s: %s%s", call->method, url,
+                         tls_failure(cc, https, x.n_hdrs > 0), detail);
+        }
         goto done;
     }
 
@@ -687,6 +767,8 @@ static bool connect_failed(CURLcode cc)
 /* The TB_RETRY_ON_* reason an attempt's result matches (0: none). */
 static unsigned retry_reason(int rc, CURLcode cc, const tb_client_res *res)
 {
+    if (rc == TB_ECONN && tls_verify_failed(cc))
+        return 0;
     if (rc == TB_ECONN)
         return connect_failed(cc) ? TB_RETRY_ON_CONNECT_FAILURE : TB_RETRY_ON_RESET;
     if (rc == TB_ETIMEDOUT)

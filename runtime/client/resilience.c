@@ -383,6 +383,9 @@ static const knob knobs[] = {
     K("BREAKER_RECORD", breaker.record, K_RECORD, 0, 0),
     K("MAX_CONCURRENT_CALLS", max_concurrent_calls, K_INT, 0, 1000000),
     K("FAULT", fault, K_STR, 0, 0),
+    K("TLS_CA_FILE", tls_ca_file, K_STR, 0, 0),
+    K("TLS_CERT_FILE", tls_cert_file, K_STR, 0, 0),
+    K("TLS_KEY_FILE", tls_key_file, K_STR, 0, 0),
 };
 
 #undef K

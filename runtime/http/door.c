@@ -14,6 +14,14 @@
  *
  * The head is read with MSG_PEEK, so libmicrohttpd still reads it from the socket; SO_RCVLOWAT
  * makes poll() wait for bytes beyond those already peeked instead of spinning on them.
+ *
+ * On a TLS port the head is encrypted, so the door only peeks the first byte: a TLS handshake
+ * record (0x16) is handed over at once, anything else is plain HTTP sent to the HTTPS port and
+ * gets a plain 400 (as nginx does) instead of a handshake error the client cannot show. The
+ * handshake and the first head are then bounded by the tracked deadline (tb__door_track:
+ * header_timeout_ms from when libmicrohttpd starts the connection). A plaintext 503/429 on a
+ * TLS socket would be garbage to the client, so at a cap a TLS connection is only counted and
+ * closed (half-closed, then drained: the client sees the end of the stream, not a reset).
  */
 #include "tablium/http.h"
 #include "tablium/ctx.h"
@@ -195,7 +203,9 @@ void tb__door_track(tb__door *d, tb__door_conn *c, int fd, const struct sockaddr
     if (sa)
         memcpy(&c->ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                      : sizeof(struct sockaddr_in));
-    atomic_store(&c->deadline, 0);
+    /* Until the first head arrives (on_access clears or replaces it): the TLS handshake and,
+     * on a plaintext port, the moment between the hand-over and the access handler. */
+    atomic_store(&c->deadline, tb__now_ms() + d->o.header_timeout_ms);
     atomic_store(&c->reading_body, false);
     pthread_mutex_lock(&d->lock);
     c->next = d->tracked.next;
@@ -568,6 +578,26 @@ static void refuse(tb__door *d, size_t i, int status, const char *why, size_t co
     p->deadline = tb__now_ms() + DOOR_LINGER_MS;
 }
 
+/* Pending i goes to libmicrohttpd, which owns the socket and its count from now on
+ * (tb__door_track on its start notification, tb__door_untrack on its close notification). */
+static void hand_over(tb__door *d, size_t i)
+{
+    pend *p = &d->pend[i];
+    if (p->lowat) {
+        int one = 1;
+        setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    }
+    int fd = p->fd;
+    struct sockaddr_storage ss = p->ss;
+    socklen_t len = p->sslen;
+    d->pend[i] = d->pend[--d->n_pend];
+    if (MHD_add_connection(d->mhd, fd, (const struct sockaddr *)&ss, len) != MHD_YES) {
+        /* libmicrohttpd closed the socket; its start notification did not run */
+        tb_log_warn(NULL, "libmicrohttpd refused a connection: %s", strerror(errno));
+        release(d, (const struct sockaddr *)&ss);
+    }
+}
+
 /* Pending i is readable: the head is complete (hand it over), refused, or still partial. */
 static void pend_read(tb__door *d, size_t i, short revents)
 {
@@ -587,6 +617,20 @@ static void pend_read(tb__door *d, size_t i, short revents)
         return;
     }
     size_t n = (size_t)r;
+    if (d->o.tls) {
+        /* A TLS record of type handshake (RFC 8446 section 5.1) opens every TLS connection. */
+        if ((unsigned char)d->peek[0] == 0x16)
+            hand_over(d, i);
+        else
+            refuse(d, i, 400, "this port speaks HTTPS: plain HTTP was sent to it", n);
+        return;
+    }
+    if ((unsigned char)d->peek[0] == 0x16) {
+        /* A TLS handshake on a plaintext port never completes a head: refused at once, so
+         * that the client fails its handshake now rather than at the header deadline. */
+        refuse(d, i, 400, "this port speaks plain HTTP: a TLS handshake was sent to it", n);
+        return;
+    }
     size_t he = head_end(d->peek, n);
     if (he == 0) {
         if (revents & (POLLRDHUP | POLLHUP | POLLERR)) {
@@ -613,21 +657,7 @@ static void pend_read(tb__door *d, size_t i, short revents)
         refuse(d, i, status, why, he);
         return;
     }
-    if (p->lowat) {
-        int one = 1;
-        setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    }
-    int fd = p->fd;
-    struct sockaddr_storage ss = p->ss;
-    socklen_t len = p->sslen;
-    /* Handed over: libmicrohttpd owns the socket and its count from now (tb__door_track on
-     * its start notification, tb__door_untrack on its close notification). */
-    d->pend[i] = d->pend[--d->n_pend];
-    if (MHD_add_connection(d->mhd, fd, (const struct sockaddr *)&ss, len) != MHD_YES) {
-        /* libmicrohttpd closed the socket; its start notification did not run */
-        tb_log_warn(NULL, "libmicrohttpd refused a connection: %s", strerror(errno));
-        release(d, (const struct sockaddr *)&ss);
-    }
+    hand_over(d, i);
 }
 
 static void accept_some(tb__door *d)
@@ -654,9 +684,12 @@ static void accept_some(tb__door *d)
         }
         int status = admit(d, (const struct sockaddr *)&ss);
         if (status) {
-            answer(d, fd, status,
-                   status == 503 ? "the server is at its connection limit"
-                                 : "too many connections from this address");
+            if (d->o.tls)
+                shutdown(fd, SHUT_WR); /* counted by admit; no plaintext answer on TLS */
+            else
+                answer(d, fd, status,
+                       status == 503 ? "the server is at its connection limit"
+                                     : "too many connections from this address");
             if (!pend_add(d, fd, &ss, len, true, now + DOOR_LINGER_MS))
                 close(fd);
             continue;

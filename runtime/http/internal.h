@@ -33,6 +33,10 @@ typedef struct tb__door_opts {
     unsigned header_timeout_ms;
     unsigned max_connections;
     unsigned max_per_addr;
+    /* The port speaks TLS: the door cannot read heads. It waits for the first byte only (a
+     * TLS record, else plain HTTP gets a plain 400), hands the socket over, and at a cap
+     * closes without an answer. */
+    bool tls;
 } tb__door_opts;
 
 /* A connection libmicrohttpd owns, as the door sees it (the first member of server.c's
@@ -52,6 +56,8 @@ tb__door *tb__door_new(const tb__door_opts *o, tb_error *err);
 int tb__door_start(tb__door *d, int listen_fd, struct MHD_Daemon *mhd, tb_error *err);
 void tb__door_stop_accepting(tb__door *d);
 void tb__door_free(tb__door *d);
+/* Tracks a connection libmicrohttpd started; it is cut unless its first head is complete
+ * within header_timeout_ms (the TLS handshake included), unless the deadline is reset first. */
 void tb__door_track(tb__door *d, tb__door_conn *c, int fd, const struct sockaddr *sa);
 void tb__door_untrack(tb__door *d, tb__door_conn *c);
 /* Gives back the count of a connection that could not be tracked. */
@@ -75,6 +81,8 @@ typedef struct tb__policy tb__policy;
 tb__policy *tb__policy_new(size_t n_ops, tb_error *err);
 int tb__policy_configure(tb__policy *p, const tb_policy_opts *o, tb_error *err);
 int tb__policy_set_limit(tb__policy *p, size_t op, const tb_rate_limit *l);
+int tb__policy_set_timeout(tb__policy *p, size_t op, unsigned ms);
+unsigned tb__policy_timeout(const tb__policy *p, size_t op);
 void tb__policy_free(tb__policy *p);
 void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer, const char *xff,
                             unsigned char out[16]);

@@ -167,6 +167,7 @@ struct tb__policy {
     cidr_list proxies; /* whose X-Forwarded-For is believed */
     tb_rate_limit def_limit;
     tb_rate_limit *op_limits; /* per operation index; limit 0: the default */
+    unsigned *op_timeouts;    /* per operation index, ms; 0: the server's */
     size_t n_ops;
     rl_stripe *stripes;
     /* shared mode */
@@ -403,9 +404,11 @@ tb__policy *tb__policy_new(size_t n_ops, tb_error *err)
     }
     p->n_ops = n_ops;
     p->op_limits = calloc(n_ops ? n_ops : 1, sizeof *p->op_limits);
+    p->op_timeouts = calloc(n_ops ? n_ops : 1, sizeof *p->op_timeouts);
     p->stripes = calloc(RL_STRIPES, sizeof *p->stripes);
-    if (!p->op_limits || !p->stripes) {
+    if (!p->op_limits || !p->op_timeouts || !p->stripes) {
         free(p->op_limits);
+        free(p->op_timeouts);
         free(p->stripes);
         free(p);
         tb_error_set(err, TB_ENOMEM, "out of memory");
@@ -471,6 +474,19 @@ int tb__policy_set_limit(tb__policy *p, size_t op, const tb_rate_limit *l)
     return 0;
 }
 
+int tb__policy_set_timeout(tb__policy *p, size_t op, unsigned ms)
+{
+    if (op >= p->n_ops)
+        return TB_EINVAL;
+    p->op_timeouts[op] = ms;
+    return 0;
+}
+
+unsigned tb__policy_timeout(const tb__policy *p, size_t op)
+{
+    return op < p->n_ops ? p->op_timeouts[op] : 0;
+}
+
 void tb__policy_free(tb__policy *p)
 {
     if (!p)
@@ -491,6 +507,7 @@ void tb__policy_free(tb__policy *p)
     free(p->redis_host);
     free(p->stripes);
     free(p->op_limits);
+    free(p->op_timeouts);
     free(p->allow.v);
     free(p->proxies.v);
     free(p->fault_ops);

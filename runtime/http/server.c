@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -25,6 +26,9 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #define TB__MAX_MIDDLEWARES 16
 /* Once a chunked body is over the limit, this much more is read and thrown away so the client
@@ -56,6 +60,11 @@ struct tb_server {
     tb_jwt_verifier *verifier;  /* bearer tokens of secured operations (auth.c) */
     tb_jwt_verifier *own_verifier; /* the one made from TB_JWT_*, freed with the server */
     atomic_ullong refused_in_flight, refused_addr, rate_limited, deadline_expired;
+    /* HTTPS: the PEM texts read by tb_server_new (NULL: plain HTTP), and for mutual TLS the
+     * two GnuTLS calls that make a session require a verified client certificate. */
+    char *tls_cert, *tls_key, *tls_ca, *tls_prio;
+    void (*tls_require)(void *session, int req);
+    void (*tls_verify)(void *session, const char *hostname, unsigned flags);
 };
 
 typedef enum conn_phase {
@@ -283,6 +292,14 @@ void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
     cap = env_ull("TB_FAULT_PERCENT", 100, &ok);
     if (ok)
         po->fault_percent = (unsigned)cap;
+    if ((v = getenv("TB_TLS_CERT_FILE")) && *v)
+        o->tls_cert_file = v;
+    if ((v = getenv("TB_TLS_KEY_FILE")) && *v)
+        o->tls_key_file = v;
+    if ((v = getenv("TB_TLS_CLIENT_CA_FILE")) && *v)
+        o->tls_client_ca_file = v;
+    if ((v = getenv("TB_TLS_PRIORITIES")) && *v)
+        o->tls_priorities = v;
 }
 
 static bool resolve_validation(int opt)
@@ -343,6 +360,142 @@ static int verifier_from_env(tb_server *s, tb_error *err)
     return rc;
 }
 
+/* ---- TLS ---- */
+
+#define TB__PEM_MAX (1u << 20)
+
+/* The whole of a PEM file, NUL-terminated (libmicrohttpd takes PEM text); caller frees. */
+static char *pem_read(const char *path, const char *what, tb_error *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        tb_error_set(err, TB_EINVAL, "TLS %s file %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(TB__PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, TB__PEM_MAX + 1, f) : 0;
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (!buf || bad || n > TB__PEM_MAX) {
+        tb_error_set(err, buf ? TB_EINVAL : TB_ENOMEM, "TLS %s file %s: %s", what, path,
+                     !buf ? "out of memory" : bad ? "cannot be read" : "larger than 1 MiB");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* OpenSSL must not ask a terminal for the passphrase of an encrypted key. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return -1;
+}
+
+/* The first certificate of a PEM text, or NULL. */
+static X509 *pem_cert(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(b);
+    return x;
+}
+
+static void tls_free(tb_server *s)
+{
+    free(s->tls_cert);
+    if (s->tls_key)
+        OPENSSL_cleanse(s->tls_key, strlen(s->tls_key));
+    free(s->tls_key);
+    free(s->tls_ca);
+    free(s->tls_prio);
+    s->tls_cert = s->tls_key = s->tls_ca = s->tls_prio = NULL;
+}
+
+/* Reads and checks the files of o (cert and key both or neither) into s, so that a typo is a
+ * clear error at tb_server_new rather than a libmicrohttpd log line at start. */
+static int tls_load(tb_server *s, const tb_server_opts *o, tb_error *err)
+{
+    const char *cf = o->tls_cert_file && *o->tls_cert_file ? o->tls_cert_file : NULL;
+    const char *kf = o->tls_key_file && *o->tls_key_file ? o->tls_key_file : NULL;
+    const char *af = o->tls_client_ca_file && *o->tls_client_ca_file ? o->tls_client_ca_file
+                                                                       : NULL;
+    X509 *cert = NULL, *ca = NULL;
+    EVP_PKEY *key = NULL;
+    BIO *b = NULL;
+    int rc = 0;
+    if (!cf && !kf && !af)
+        return 0;
+    if (!cf || !kf)
+        return tb_error_set(err, TB_EINVAL, "TLS needs both a certificate and a key file "
+                            "(TB_TLS_CERT_FILE, TB_TLS_KEY_FILE)%s",
+                            af ? "; a client CA alone does not enable it" : "");
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return tb_error_set(err, TB_EINVAL, "this libmicrohttpd was built without TLS");
+    ERR_clear_error();
+    if (!(s->tls_cert = pem_read(cf, "certificate", err)) ||
+        !(s->tls_key = pem_read(kf, "key", err)) ||
+        (af && !(s->tls_ca = pem_read(af, "client CA", err)))) {
+        rc = err ? err->code : TB_EINVAL;
+        goto fail;
+    }
+    if (!(cert = pem_cert(s->tls_cert))) {
+        rc = tb_error_set(err, TB_EINVAL, "TLS certificate file %s: no PEM certificate in it",
+                          cf);
+        goto fail;
+    }
+    b = BIO_new_mem_buf(s->tls_key, -1);
+    if (!b || !(key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL))) {
+        rc = tb_error_set(err, TB_EINVAL, "TLS key file %s: no unencrypted PEM private key in it",
+                          kf);
+        goto fail;
+    }
+    if (X509_check_private_key(cert, key) != 1) {
+        rc = tb_error_set(err, TB_EINVAL, "TLS key file %s does not match the certificate in %s",
+                          kf, cf);
+        goto fail;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        tb_log_warn(NULL, "TLS certificate %s has expired: clients will refuse it", cf);
+    else if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+        tb_log_warn(NULL, "TLS certificate %s is not valid yet: clients will refuse it", cf);
+    if (af) {
+        if (!(ca = pem_cert(s->tls_ca))) {
+            rc = tb_error_set(err, TB_EINVAL, "TLS client CA file %s: no PEM certificate in it",
+                              af);
+            goto fail;
+        }
+        /* libmicrohttpd 0.9.75 only asks for a client certificate (GNUTLS_CERT_REQUEST) and
+         * never checks it. Two GnuTLS calls on each session make the handshake require one
+         * and verify it against the trust list; GnuTLS is loaded already (libmicrohttpd's
+         * dependency), so they are looked up there rather than linked. */
+        *(void **)&s->tls_require = dlsym(RTLD_DEFAULT, "gnutls_certificate_server_set_request");
+        *(void **)&s->tls_verify = dlsym(RTLD_DEFAULT, "gnutls_session_set_verify_cert");
+        if (!s->tls_require || !s->tls_verify) {
+            rc = tb_error_set(err, TB_EINVAL, "mutual TLS needs GnuTLS >= 3.4.6 under "
+                              "libmicrohttpd: gnutls_session_set_verify_cert not found");
+            goto fail;
+        }
+    }
+    const char *prio = o->tls_priorities && *o->tls_priorities ? o->tls_priorities
+                                                               : TB_TLS_DEFAULT_PRIORITIES;
+    if (!(s->tls_prio = strdup(prio))) {
+        rc = tb_error_set(err, TB_ENOMEM, "out of memory");
+        goto fail;
+    }
+    goto out;
+fail:
+    tls_free(s);
+out:
+    ERR_clear_error();
+    X509_free(ca);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    BIO_free(b);
+    return rc;
+}
+
 void tb_server_set_jwt_verifier(tb_server *s, tb_jwt_verifier *v)
 {
     s->verifier = v;
@@ -386,6 +539,10 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
         goto fail;
     if (verifier_from_env(s, err) != 0)
         goto fail;
+    if (tls_load(s, &s->opts, err) != 0)
+        goto fail;
+    s->opts.tls_cert_file = s->opts.tls_key_file = NULL; /* borrowed; read */
+    s->opts.tls_client_ca_file = s->opts.tls_priorities = NULL;
     /* the strings were parsed into the policy; none is kept */
     memset(&s->opts.policy, 0, sizeof s->opts.policy);
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
@@ -402,6 +559,7 @@ fail:
         tb__policy_free(s->policy);
         if (s->wake_fd >= 0)
             close(s->wake_fd);
+        tls_free(s);
         free(s->host);
         free(s);
     }
@@ -487,6 +645,23 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             tb_buf init = TB_BUF_INIT;
             c->body = c->out = c->scratch = init;
             tb__door_track(s->door, &c->door, fi ? fi->connect_fd : -1, sa);
+            if (s->tls_ca) {
+                /* Before the handshake, which runs on the first read: a client certificate
+                 * is required and verified against tls_client_ca_file, so a client without
+                 * one fails the handshake (TLS alert certificate_required / bad_certificate),
+                 * never reaching the access handler. */
+                const union MHD_ConnectionInfo *ti =
+                    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+                if (ti && ti->tls_session) {
+                    s->tls_require(ti->tls_session, 2 /* GNUTLS_CERT_REQUIRE */);
+                    s->tls_verify(ti->tls_session, NULL, 0);
+                } else {
+                    tb_log_error(NULL, "mutual TLS: no TLS session; closing the connection");
+                    tb__door_untrack(s->door, &c->door);
+                    conn_free(c);
+                    c = NULL;
+                }
+            }
         } else {
             tb__door_release(s->door, sa);
         }
@@ -730,7 +905,9 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     /* The caller's budget (TB_DEADLINE_HEADER, whole ms from when it sent the request) and the
      * server's own, from when the head arrived; past it the handler does not run. */
     uint64_t t0 = (uint64_t)c->t0.tv_sec * 1000u + (uint64_t)c->t0.tv_nsec / 1000000u;
-    uint64_t deadline = s->opts.request_timeout_ms ? t0 + s->opts.request_timeout_ms : 0;
+    unsigned own = tb__policy_timeout(s->policy, (size_t)oi);
+    unsigned cap = own ? own : s->opts.request_timeout_ms;
+    uint64_t deadline = cap ? t0 + cap : 0;
     const char *budget = tb_http_req_header(req, TB_DEADLINE_HEADER);
     if (budget) {
         char *end;
@@ -933,9 +1110,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         c->phase = CONN_READING;
         c->drained = 0;
         tb_buf_reset(&c->body);
-        /* The front door checked the first head's framing; later ones on the connection come
-         * straight from libmicrohttpd and are checked here. */
-        if (c->requests > 0 && !framing_ok(c, mc, version)) {
+        /* The front door checked the first head's framing (not on a TLS port: it cannot read
+         * it); later ones on the connection come straight from libmicrohttpd and are checked
+         * here. */
+        if ((c->requests > 0 || s->tls_cert) && !framing_ok(c, mc, version)) {
             c->phase = CONN_BAD_FRAMING;
             return respond(c, mc, url, method);
         }
@@ -1084,7 +1262,7 @@ int tb_server_start(tb_server *s, tb_error *err)
                                                          : TB__DEFAULT_MAX_PER_ADDR;
     tb__door_opts dopts = {s->api->name, s->opts.header_timeout_ms ? s->opts.header_timeout_ms
                                                                     : 10000,
-                           max_conns, per_addr};
+                           max_conns, per_addr, s->tls_cert != NULL};
     bool ipv6 = false;
     rc = listen_on(s, err, &ipv6);
     if (rc != 0)
@@ -1102,6 +1280,17 @@ int tb_server_start(tb_server *s, tb_error *err)
                      MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
     if (ipv6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls[5];
+    size_t nt = 0;
+    if (s->tls_cert) {
+        flags |= MHD_USE_TLS;
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, s->tls_prio};
+        if (s->tls_ca)
+            tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca};
+    }
+    tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     unsigned threads = s->opts.threads;
     if (threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1117,7 +1306,7 @@ int tb_server_start(tb_server *s, tb_error *err)
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, s->opts.conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!s->daemon) {
         rc = tb_error_set(err, TB_EIO, "cannot start the HTTP server on %s:%u: %s", s->host,
                           (unsigned)s->opts.port, errno ? strerror(errno) : "unknown error");
@@ -1186,8 +1375,18 @@ void tb_server_free(tb_server *s)
     close(s->wake_fd);
     tb_jwt_verifier_free(s->own_verifier);
     tb__policy_free(s->policy);
+    tls_free(s);
     free(s->host);
     free(s);
+}
+
+int tb_server_set_op_timeout(tb_server *s, const char *operation_id, unsigned ms)
+{
+    for (size_t i = 0; operation_id && i < s->api->n_ops; i++) {
+        if (strcmp(s->api->ops[i].operation_id, operation_id) == 0)
+            return tb__policy_set_timeout(s->policy, i, ms);
+    }
+    return TB_EINVAL;
 }
 
 int tb_server_set_rate_limit(tb_server *s, const char *operation_id, const tb_rate_limit *l)

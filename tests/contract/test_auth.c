@@ -46,6 +46,8 @@ static const char *auth_env[] = {amqp_env,
                                  runtime_jwks_env,
                                  "TB_JWT_ISSUER=tablium-auth",
                                  "TB_JWT_AUDIENCE=tablium",
+                                 /* the spec's login limit (30/1m) has its own test */
+                                 "TB_RATE_LIMIT_AUTH_LOGIN=off",
                                  NULL};
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
@@ -399,6 +401,38 @@ START_TEST(a_login_token_verifies_over_the_jwks_url_with_sub_and_scope)
 }
 END_TEST
 
+/* x-tablium-rate-limit on login (30/1m, bursts of 10), compiled into the server from the spec:
+ * the 11th quick attempt from one address is 429 with Retry-After, before any password work. */
+START_TEST(login_attempts_are_rate_limited_as_the_spec_declares)
+{
+    th_service s = {.name = "auth", .prism_port = -1};
+    const char *env[] = {amqp_env, "AUTH_PBKDF2_ITERATIONS=1000", NULL};
+    th_start(&s, env);
+    char u[256];
+    snprintf(u, sizeof u, "%s/auth/login", s.direct);
+    int refused = 0, other = 0;
+    th_resp r;
+    for (int i = 0; i < 11; i++) {
+        th_http(&r, "POST", u, "{\"username\":\"nobody_here\",\"password\":\"x-x-x-x-x\"}",
+                NULL, NULL);
+        if (r.status == 429) {
+            refused++;
+            char ra[32];
+            ck_assert(th_header(&r, "Retry-After", ra, sizeof ra));
+            ck_assert_int_ge(atoi(ra), 1);
+            th_assert_error(&r, 429, "rate_limited", NULL, NULL);
+        } else {
+            other += r.status != 401;
+        }
+        th_resp_free(&r);
+    }
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_eq(refused, 1); /* 10 in the burst, the 11th refused */
+    ck_assert_int_eq(th_stop(&s), 0);
+    th_cleanup(&s);
+}
+END_TEST
+
 START_TEST(wrong_password_and_unknown_account_are_the_same_401)
 {
     auth_account a = do_register("pat", NULL);
@@ -667,6 +701,7 @@ int main(void)
     tcase_add_test(tc, jwks_is_served_bare_and_parses);
     tcase_add_test(tc, a_login_token_verifies_over_the_jwks_url_with_sub_and_scope);
     tcase_add_test(tc, wrong_password_and_unknown_account_are_the_same_401);
+    tcase_add_test(tc, login_attempts_are_rate_limited_as_the_spec_declares);
     tcase_add_test(tc, client_credentials_give_a_service_token_with_the_granted_scopes);
     tcase_add_test(tc, bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope);
     tcase_add_test(tc, rotation_keeps_old_tokens_valid_and_verifiers_refetch_the_new_kid);

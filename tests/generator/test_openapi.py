@@ -417,3 +417,62 @@ class Security(OpenApiCase):
         rc, err = self.gen(text, "vault.yaml")
         self.assertEqual(rc, 1, err)
         self.assertIn("an apiKey scheme needs 'in'", err)
+
+
+POLICIES = """\
+openapi: 3.1.0
+info: {title: Till, version: '1'}
+x-tablium-service: till
+x-tablium-timeout: 5s
+x-tablium-rate-limit: 100/s
+paths:
+  /pay:
+    post:
+      operationId: pay
+      x-tablium-idempotent: true
+      x-tablium-timeout: 800
+      x-tablium-rate-limit: {limit: 10/30s, burst: 4}
+      responses: {'204': {description: paid}}
+  /look:
+    get:
+      operationId: look
+      responses: {'204': {description: seen}}
+"""
+
+
+class Policies(OpenApiCase):
+    def test_policies_are_compiled_into_server_and_client(self):
+        if not support.gcc():
+            self.skipTest("gcc not found")
+        rc, err = self.gen(POLICIES, "till.yaml")
+        self.assertEqual(rc, 0, err)
+        srv = self.read("till_server.c")
+        self.assertIn("opts.request_timeout_ms = 5000;", srv)
+        self.assertIn('opts.policy.rate_limit = "100/1000ms";', srv)
+        self.assertIn("tb_rate_limit l = {10u, 30000ull, 4u};", srv)
+        self.assertIn('getenv("TB_RATE_LIMIT_TILL_PAY")', srv)
+        self.assertIn('tb_server_set_op_timeout(srv, "pay", 800);', srv)
+        self.assertNotIn('tb_server_set_op_timeout(srv, "look"', srv)
+        c = self.read("till.c")
+        self.assertIn('tb_client_call_header(&call, a, "Idempotency-Key", key)', c)
+        self.assertEqual(c.count("Idempotency-Key\", key"), 1)  # POST /pay only
+        self.assertIn("x-tablium-timeout: 800 ms at most", c)
+        self.assertIn("x-tablium-timeout: 5000 ms at most", c)  # /look: the default
+        for cfile in ("till.c", "till_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out.strip(), "", out)
+
+    def test_bad_policy_values_name_their_pointer(self):
+        for old, new, pointer in (
+                ("x-tablium-timeout: 800", "x-tablium-timeout: 0",
+                 "/paths/~1pay/post/x-tablium-timeout"),
+                ("x-tablium-timeout: 5s", "x-tablium-timeout: soon", "/x-tablium-timeout"),
+                ("x-tablium-rate-limit: 100/s", "x-tablium-rate-limit: 100 per s",
+                 "/x-tablium-rate-limit"),
+                ("burst: 4}", "burst: -1}", "/paths/~1pay/post/x-tablium-rate-limit/burst"),
+                ("x-tablium-idempotent: true", "x-tablium-idempotent: yes please",
+                 "/paths/~1pay/post/x-tablium-idempotent")):
+            rc, err = self.gen(POLICIES.replace(old, new), "till.yaml")
+            self.assertEqual(rc, 1, err)
+            self.assertIn(pointer, err)

@@ -223,8 +223,63 @@ class ServiceBuilder:
             alts.append(alt)
         return alts
 
+    # ---- x-tablium-* policies ----
+
+    def timeout_ext(self, node, ptr):
+        """x-tablium-timeout: milliseconds (1..600000) or "500ms" / "2s"; None when absent."""
+        v = node.get("x-tablium-timeout")
+        if v is None:
+            return None
+        ms = None
+        if isinstance(v, int) and not isinstance(v, bool):
+            ms = v
+        elif isinstance(v, str):
+            m = re.match(r"^(\d+)(ms|s)$", v.strip())
+            if m:
+                ms = int(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+        if ms is None or not 1 <= ms <= 600000:
+            self.err(ptr + "/x-tablium-timeout", "want milliseconds in 1..600000 or a string such "
+                                                  "as \"500ms\" or \"2s\" (got %r)" % (v,))
+            return None
+        return ms
+
+    def rate_ext(self, node, ptr):
+        """x-tablium-rate-limit: "N/PERIOD" or {limit: "N/PERIOD", burst: B}; None when absent;
+        else (limit, period_ms, burst)."""
+        v = node.get("x-tablium-rate-limit")
+        if v is None:
+            return None
+        eptr = ptr + "/x-tablium-rate-limit"
+        burst = 0
+        if isinstance(v, dict):
+            extra = set(v) - {"limit", "burst"}
+            if extra:
+                self.err(eptr, "unknown member(s) %s (limit and burst are known)"
+                         % ", ".join(sorted(extra)))
+                return None
+            burst = v.get("burst", 0)
+            if isinstance(burst, bool) or not isinstance(burst, int) or not 0 <= burst <= 10 ** 8:
+                self.err(eptr + "/burst", "want an integer in 0..100000000 (got %r)" % (burst,))
+                return None
+            v = v.get("limit")
+        m = re.match(r"^(\d+)/(\d*)(ms|s|m|h)$", v.strip()) if isinstance(v, str) else None
+        n = int(m.group(1)) if m else 0
+        k = int(m.group(2) or 1) if m else 0
+        if not m or not 1 <= n <= 10 ** 8 or not 1 <= k <= 86400 * 365:
+            self.err(eptr, "want \"N/PERIOD\" such as \"100/s\", \"600/1m\", \"10/30s\" "
+                           "(got %r)" % (v,))
+            return None
+        unit = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}[m.group(3)]
+        return (n, k * unit, burst)
+
     def build(self):
         comps = self.root.get("components") or {}
+        self.timeout_ms = self.timeout_ext(self.root, "")
+        self.rate = self.rate_ext(self.root, "")
+        if self.rate:
+            n, per, b = self.rate
+            self.rate_spec = cstr("%d/%dms" % (n, per))
+            self.rate_burst = b
         self.security_schemes(comps)
         self.default_security = self.security(self.root.get("security"), "/security")
         schemas = comps.get("schemas") or {}
@@ -298,6 +353,13 @@ class ServiceBuilder:
         op.method_enum = METHOD_ENUM[method]
         op.path = tmpl
         op.path_lit = cstr(tmpl)
+        op.timeout_ms = self.timeout_ext(node, ptr)
+        op.rate = self.rate_ext(node, ptr)
+        idem = node.get("x-tablium-idempotent", False)
+        if not isinstance(idem, bool):
+            self.err(ptr + "/x-tablium-idempotent", "want true or false (got %r)" % (idem,))
+            idem = False
+        op.idempotent = idem and method in ("post", "patch")
         sec = self.security(node.get("security"), ptr + "/security") \
             if "security" in node else self.default_security
         # an empty list, or a list with an empty alternative ({}), lets anyone in

@@ -228,6 +228,15 @@ typedef struct tb_client_opts {
     const char *fault;
     /** Fallback of calls that bring none (tb_client_call.fallback). Default none. */
     tb_client_fallback fallback;
+    /** TLS of an https:// base URL. The server's certificate is always verified, chain and
+     *  host name (no option turns that off), TLS 1.2 at least. tls_ca_file: a PEM bundle
+     *  trusted instead of the system's CAs; NULL: the system's. tls_cert_file and
+     *  tls_key_file: the client's own PEM certificate (chain) and key for mutual TLS; NULL:
+     *  none (a NULL key is looked for in the certificate file). Paths, copied; tb_client_new
+     *  fails with TB_EINVAL naming a file it cannot read. */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 } tb_client_opts;
 
 #define TB_CLIENT_OPTS_INIT                                                                      \
@@ -272,6 +281,9 @@ typedef struct tb_client_opts {
  *                    5xx, 429; or none                        transport,timeout,5xx
  *   MAX_CONCURRENT_CALLS             0: no cap            max_concurrent_calls         64
  *   FAULT            fault injection, see below           fault                        none
+ *   TLS_CA_FILE      PEM bundle trusted for https://      tls_ca_file                  system CAs
+ *   TLS_CERT_FILE    PEM client certificate (mTLS)        tls_cert_file                none
+ *   TLS_KEY_FILE     its PEM private key                  tls_key_file                 none
  *
  * Fault injection (client side, per attempt, nothing reaches the upstream when it aborts or
  * drops): a comma list of
@@ -336,7 +348,10 @@ void tb_client_stats_get(tb_client *c, tb_client_stats *out);
  * followed. Adds X-Request-Timeout-Ms when the attempt has a bound (see "Deadlines" above).
  * Thread-safe; backoff waits sleep the calling thread.
  * Returns 0 when a response arrived (whatever its status: after retries, the last one), or
- * TB_ECONN (could not connect or the connection broke), TB_ETIMEDOUT (the deadline passed,
+ * TB_ECONN (could not connect or the connection broke; also every TLS failure, the message
+ * then starting "TLS: certificate verify failed: ..." (untrusted CA, expired, wrong host name:
+ * never retried) or "TLS: handshake failed: ..." (no common protocol, a refused client
+ * certificate, plain HTTP on the other end)), TB_ETIMEDOUT (the deadline passed,
  * before or during the call), TB_EOPEN (circuit breaker open: nothing sent), TB_EBUSY (bulkhead
  * full: nothing sent), TB_ETOOBIG (response over max_response), TB_ENOMEM, TB_EINVAL (bad call:
  * method not a token, path not starting with '/', CR/LF in a header line or in

@@ -296,11 +296,28 @@ typedef struct tb_server_opts {
      * already past its deadline answers 504 without running its handler. */
     unsigned request_timeout_ms;
     tb_policy_opts policy;
+    /* HTTPS. tls_cert_file and tls_key_file (PEM; the certificate file may hold the chain)
+     * both set: the port speaks only TLS 1.2 and 1.3, and plain HTTP sent to it gets a plain
+     * 400. tls_client_ca_file (PEM) also set: mutual TLS, the handshake fails for a client
+     * whose certificate that CA did not sign, or that sends none. tls_priorities: a GnuTLS
+     * priority string; NULL: TB_TLS_DEFAULT_PRIORITIES. The files are read and checked by
+     * tb_server_new (TB_EINVAL naming the file); the strings are borrowed until it returns. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
+    const char *tls_priorities;
 } tb_server_opts;
+
+/* TLS 1.3 and 1.2 only, and in 1.2 only forward-secret (ECDHE) AEAD suites: Mozilla's
+ * "intermediate" profile in GnuTLS terms, on top of GnuTLS's NORMAL (which keeps following
+ * the system's crypto policy for signatures, groups and key sizes). */
+#define TB_TLS_DEFAULT_PRIORITIES                                                              \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+CHACHA20-POLY1305:+AES-256-GCM:"   \
+    "+AES-128-GCM:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
 #define TB_SERVER_OPTS_INIT                                                                     \
     {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0, 1024, 0,             \
-     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}}
+     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL}
 
 /** What the front door refused or cut since start (tb_server_stats). */
 typedef struct tb_server_stats {
@@ -323,7 +340,8 @@ typedef struct tb_server_stats {
  *  TB_BODY_TIMEOUT_MS, TB_MAX_CONNECTIONS, TB_MAX_CONNECTIONS_PER_ADDR, TB_SHUTDOWN_GRACE_MS,
  *  TB_MAX_IN_FLIGHT, TB_REQUEST_TIMEOUT_MS, TB_ALLOWLIST, TB_TRUSTED_PROXIES, TB_RATE_LIMIT,
  *  TB_RATE_LIMIT_BURST, TB_RATE_LIMIT_REDIS, TB_FAULT_DELAY_MS, TB_FAULT_STATUS,
- *  TB_FAULT_PERCENT, TB_FAULT_OPS. The strings stay the environment's. tb_server_new also
+ *  TB_FAULT_PERCENT, TB_FAULT_OPS, TB_TLS_CERT_FILE, TB_TLS_KEY_FILE, TB_TLS_CLIENT_CA_FILE,
+ *  TB_TLS_PRIORITIES. The strings stay the environment's. tb_server_new also
  *  reads TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS (a JWK Set), TB_JWT_SECRET with
  *  TB_JWT_ALG (HS256), TB_JWT_ISSUER, TB_JWT_AUDIENCE and TB_JWT_LEEWAY_S for its verifier. */
 void tb_server_opts_from_env(tb_server_opts *o, const char *service_name);
@@ -361,6 +379,9 @@ void tb_server_stats_get(const tb_server *s, tb_server_stats *out);
 /** The verifier of bearer tokens (borrowed: must outlive the server), replacing one made from
  *  the environment. Before start. */
 void tb_server_set_jwt_verifier(tb_server *s, struct tb_jwt_verifier *v);
+/** The budget of one operation (by operationId), in ms, over request_timeout_ms (0: that
+ *  again); the caller's X-Request-Timeout-Ms still shortens it. Before start. 0 or TB_EINVAL. */
+int tb_server_set_op_timeout(tb_server *s, const char *operation_id, unsigned ms);
 /** The rate limit of one operation (by operationId), over the default; NULL removes it.
  *  Before start. 0, or TB_EINVAL (no such operation, or a limit without a period). */
 int tb_server_set_rate_limit(tb_server *s, const char *operation_id, const tb_rate_limit *l);
