@@ -761,16 +761,19 @@ static int check_signature(tb_jwt_verifier *v, tb_jwt_alg alg, const char *kid, 
 again:;
     tb_jwt_key *cand[MAX_CANDIDATES];
     size_t n = 0;
-    bool kid_seen = false;
+    bool kid_seen = false, kid_exact = false;
     for (size_t i = 0; i < ks->n && n < MAX_CANDIDATES; i++) {
         tb_jwt_key *k = ks->keys[i];
         if (kid && k->kid && strcmp(k->kid, kid) != 0) /* a key without kid fits any */
             continue;
         kid_seen = true;
+        /* only a key of that very kid stops a refetch: a kid-less key (a configured secret or
+         * PEM) beside a JWKS must not keep a rotated-in kid from being fetched */
+        kid_exact = kid_exact || (kid && k->kid);
         if (k->alg == alg)
             cand[n++] = k;
     }
-    if (!n && !refetched && (ks->n == 0 || (kid && !kid_seen)) && maybe_refetch(v)) {
+    if (!n && !refetched && (ks->n == 0 || (kid && !kid_exact)) && maybe_refetch(v)) {
         refetched = true;
         tb_jwks_free(ks);
         ks = current_keys(v);

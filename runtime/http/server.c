@@ -343,6 +343,9 @@ static int verifier_from_env(tb_server *s, tb_error *err)
     unsigned long long leeway = env_ull("TB_JWT_LEEWAY_S", 3600, &ok);
     if (ok)
         o.leeway_s = (int)leeway;
+    unsigned long long refetch = env_ull("TB_JWT_REFETCH_S", 86400, &ok);
+    if (ok)
+        o.refetch_interval_s = (int)refetch;
     tb_jwt_key *key = NULL;
     if (secret) {
         const char *an = getenv("TB_JWT_ALG");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static th_service wallet_svc = {.name = "wallet"};
@@ -237,6 +238,87 @@ START_TEST(every_request_body_example_is_accepted_by_the_service)
 }
 END_TEST
 
+/* Key rotation while clients keep calling (issue 13): Auth issues the service tokens (ES256,
+ * a new key every 2 s, tokens of 3 s), User gets its own from Auth with client credentials and
+ * renews it, Wallet verifies over Auth's JWKS URL and refetches it on an unknown kid. For 10 s
+ * the test calls User, which calls Wallet; no call may fail. */
+START_TEST(key_rotation_under_calls_fails_none)
+{
+    th_service auth = {.name = "auth", .prism_port = -1};
+    th_service wallet = {.name = "wallet", .prism_port = -1};
+    th_service user = {.name = "user", .prism_port = -1};
+    const char *aenv[] = {"AUTH_PBKDF2_ITERATIONS=1000", "AUTH_CLIENTS=user:user-pw:wallet.read "
+                          "wallet.write", "AUTH_KEY_ROTATE_S=2", "AUTH_TOKEN_TTL_S=3",
+                          "AUTH_KEY_PUBLISH_AHEAD_S=1", "AUTH_KEY_RETIRE_GRACE_S=2", NULL};
+    th_start(&auth, aenv);
+    char jwks[160], auth_url[120], wurl[120];
+    snprintf(jwks, sizeof jwks, "TB_JWT_JWKS_URL=%s/.well-known/jwks.json", auth.direct);
+    const char *wenv[] = {jwks, "TB_JWT_REFETCH_S=1", NULL};
+    th_start(&wallet, wenv);
+    snprintf(auth_url, sizeof auth_url, "AUTH_SERVICE_URL=%s", auth.direct);
+    snprintf(wurl, sizeof wurl, "WALLET_SERVICE_URL=%s", wallet.direct);
+    const char *uenv[] = {auth_url, wurl, "SERVICE_AUTH_TOKEN=", "TB_SERVICE_CLIENT_ID=user",
+                          "TB_SERVICE_CLIENT_SECRET=user-pw", NULL};
+    th_start(&user, uenv);
+
+    char upath[200], jpath[200], kids[16][64];
+    size_t n_kids = 0;
+    user_client *cl = user_client_new(user.direct, NULL, NULL);
+    user_create_user_req cu = {.body = {.username = "rota_tion", .email = "rota@example.com"}};
+    user_create_user_resp co;
+    ck_assert_int_eq(user_create_user_call(cl, &ctx, &cu, &co, NULL), 0);
+    ck_assert_int_eq(co.status, 201);
+    snprintf(upath, sizeof upath, "%s/users/%s/wallets", user.direct, co.s201.id);
+    snprintf(jpath, sizeof jpath, "%s/.well-known/jwks.json", auth.direct);
+    int calls = 0, failed = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+        if (el >= 10)
+            break;
+        th_resp r;
+        th_http(&r, calls % 2 ? "GET" : "POST", upath, calls % 2 ? NULL : "{\"currency\":\"CHP\"}",
+                NULL, NULL);
+        calls++;
+        if (r.status != 200 && r.status != 201 && !(calls % 2 == 1 && r.status == 409)) {
+            failed++;
+            fprintf(stderr, "key rotation: call %d at %.1f s: %ld %s\n", calls, el, r.status,
+                    r.body);
+        }
+        th_resp_free(&r);
+        if (calls % 10 == 0) { /* the signing keys published meanwhile */
+            th_http(&r, "GET", jpath, NULL, NULL, NULL);
+            size_t i;
+            json_t *k;
+            json_array_foreach(json_object_get(r.json, "keys"), i, k) {
+                const char *kid = json_string_value(json_object_get(k, "kid"));
+                bool seen = false;
+                for (size_t j = 0; kid && j < n_kids; j++)
+                    seen |= strcmp(kids[j], kid) == 0;
+                if (kid && !seen && n_kids < 16)
+                    snprintf(kids[n_kids++], sizeof kids[0], "%s", kid);
+            }
+            th_resp_free(&r);
+        }
+        usleep(20 * 1000);
+    }
+    printf("key-rotation: %d calls through User to Wallet in 10 s, %d failed, %zu signing keys "
+           "seen\n", calls, failed, n_kids);
+    fflush(stdout);
+    user_client_free(cl);
+    ck_assert_int_eq(failed, 0);
+    ck_assert_uint_ge(n_kids, 3); /* at least two rotations happened */
+    ck_assert_int_eq(th_stop(&user), 0);
+    ck_assert_int_eq(th_stop(&wallet), 0);
+    ck_assert_int_eq(th_stop(&auth), 0);
+    th_cleanup(&user);
+    th_cleanup(&wallet);
+    th_cleanup(&auth);
+}
+END_TEST
+
 static void setup(void)
 {
     th_start(&wallet_svc, NULL);
@@ -276,6 +358,7 @@ int main(void)
     tcase_add_test(tc, every_request_body_example_is_accepted_by_the_service);
     if (!th_via_prism())
         tcase_add_test(tc, wallet_down_is_502_without_internals);
+    tcase_add_test(tc, key_rotation_under_calls_fails_none);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -343,7 +343,8 @@ typedef struct tb_server_stats {
  *  TB_FAULT_PERCENT, TB_FAULT_OPS, TB_TLS_CERT_FILE, TB_TLS_KEY_FILE, TB_TLS_CLIENT_CA_FILE,
  *  TB_TLS_PRIORITIES. The strings stay the environment's. tb_server_new also
  *  reads TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS (a JWK Set), TB_JWT_SECRET with
- *  TB_JWT_ALG (HS256), TB_JWT_ISSUER, TB_JWT_AUDIENCE and TB_JWT_LEEWAY_S for its verifier. */
+ *  TB_JWT_ALG (HS256), TB_JWT_ISSUER, TB_JWT_AUDIENCE, TB_JWT_LEEWAY_S and TB_JWT_REFETCH_S (an
+ *  unknown kid refetches the JWKS at most this often; 10) for its verifier. */
 void tb_server_opts_from_env(tb_server_opts *o, const char *service_name);
 
 /** A server for `api` (borrowed: must outlive the server). Not started. Caller owns; free with
