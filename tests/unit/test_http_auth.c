@@ -12,6 +12,8 @@
 #include "tablium/jwt.h"
 #include "tablium/log.h"
 
+#include "tb_test_http.h"
+
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -87,11 +89,7 @@ static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
     (void)params;
     *n_params = 0;
     static const char *const paths[] = {"/open", "/read", "/write"};
-    for (int i = 0; i < 3; i++) {
-        if (strlen(paths[i]) == len && memcmp(path, paths[i], len) == 0)
-            return i;
-    }
-    return -1;
+    return tht_match(paths, 3, path, len);
 }
 
 static const tb_http_api api = {"vault", "Vault", "1.0", ops, 3, match, routes, 3};
@@ -152,42 +150,12 @@ static char *token(const tb_jwt_key *k, const char *aud, long ttl, const char *s
     return t;
 }
 
-typedef struct reply {
-    long status;
-    char body[2048];
-    size_t len;
-    char headers[4096];
-    size_t hlen;
-} reply;
-
-static size_t collect(char *p, size_t sz, size_t n, void *u, char *dst, size_t cap, size_t *len)
-{
-    (void)u;
-    size_t k = sz * n, room = cap - 1 - *len;
-    memcpy(dst + *len, p, k < room ? k : room);
-    *len += k < room ? k : room;
-    dst[*len] = '\0';
-    return k;
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *u)
-{
-    reply *r = u;
-    return collect(p, sz, n, u, r->body, sizeof r->body, &r->len);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *u)
-{
-    reply *r = u;
-    return collect(p, sz, n, u, r->headers, sizeof r->headers, &r->hlen);
-}
+typedef tht_reply reply;
 
 /* method on path with an optional bearer token and API key. */
 static long call(const char *method, const char *path, const char *tok, const char *api_key,
                  reply *r)
 {
-    memset(r, 0, sizeof *r);
-    CURL *c = curl_easy_init();
     char url[128], auth[4096], kh[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)tb_server_port(srv), path);
     struct curl_slist *hl = NULL;
@@ -199,18 +167,8 @@ static long call(const char *method, const char *path, const char *tok, const ch
         snprintf(kh, sizeof kh, "X-API-Key: %s", api_key);
         hl = curl_slist_append(hl, kh);
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    tht_request(NULL, method, url, 0, hl, r);
     curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
     return r->status;
 }
 

@@ -10,6 +10,8 @@
 #include "tablium/http.h"
 #include "tablium/log.h"
 
+#include "tb_test_http.h"
+
 #include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
@@ -27,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- the service: GET /ping, GET /slow (300 ms), GET /left (ms left to the deadline) ---- */
+/* ---- the service: GET /ping, GET /left (ms left to the deadline) ---- */
 
 static atomic_int handled;
 
@@ -38,13 +40,6 @@ static int ping(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     res->status = 200;
     tb_buf_puts(&res->body, "{\"data\":{\"pong\":true}}");
     return 0;
-}
-
-static int slow(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
-{
-    struct timespec t = {0, 300 * 1000 * 1000};
-    nanosleep(&t, NULL);
-    return ping(ctx, req, res);
 }
 
 static int left(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
@@ -62,7 +57,6 @@ static int left(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 
 static const tb_http_op ops[] = {
     {"ping", TB_HTTP_GET, "/ping", 0, ping},
-    {"slow", TB_HTTP_GET, "/slow", 0, slow},
     {"left", TB_HTTP_GET, "/left", 0, left},
 };
 
@@ -70,22 +64,17 @@ static const tb_http_op ops[] = {
 static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {0, -1, -1, -1, -1, -1, -1, -1},
     {1, -1, -1, -1, -1, -1, -1, -1},
-    {2, -1, -1, -1, -1, -1, -1, -1},
 };
 
 static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
 {
     (void)params;
     *n_params = 0;
-    static const char *const paths[] = {"/ping", "/slow", "/left"};
-    for (int i = 0; i < 3; i++) {
-        if (strlen(paths[i]) == len && memcmp(path, paths[i], len) == 0)
-            return i;
-    }
-    return -1;
+    static const char *const paths[] = {"/ping", "/left"};
+    return tht_match(paths, 2, path, len);
 }
 
-static const tb_http_api api = {"policy", "Policy", "1.0", ops, 3, match, routes, 3};
+static const tb_http_api api = {"policy", "Policy", "1.0", ops, 2, match, routes, 2};
 
 static tb_server *start(tb_server_opts *o)
 {
@@ -107,60 +96,17 @@ static void run(tb_server *s)
 
 /* ---- a client ---- */
 
-typedef struct reply {
-    long status;
-    char body[2048];
-    size_t len;
-    char headers[4096];
-    size_t hlen;
-} reply;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *u)
-{
-    reply *r = u;
-    size_t k = sz * n;
-    size_t room = sizeof r->body - 1 - r->len;
-    memcpy(r->body + r->len, p, k < room ? k : room);
-    r->len += k < room ? k : room;
-    r->body[r->len] = '\0';
-    return k;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *u)
-{
-    reply *r = u;
-    size_t k = sz * n;
-    size_t room = sizeof r->headers - 1 - r->hlen;
-    memcpy(r->headers + r->hlen, p, k < room ? k : room);
-    r->hlen += k < room ? k : room;
-    r->headers[r->hlen] = '\0';
-    return k;
-}
+typedef tht_reply reply;
 
 /* GET path from 127.0.0.<host> on curl handle h (NULL: a one-off), extra header or NULL. */
 static long get(CURL *h, const tb_server *s, int host, const char *path, const char *hdr,
                 reply *r)
 {
-    CURL *c = h ? h : curl_easy_init();
-    char url[128], src[32];
+    char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)tb_server_port(s), path);
-    snprintf(src, sizeof src, "127.0.0.%d", host);
-    memset(r, 0, sizeof *r);
     struct curl_slist *hl = hdr ? curl_slist_append(NULL, hdr) : NULL;
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_INTERFACE, src);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    tht_request(h, "GET", url, host, hl, r);
     curl_slist_free_all(hl);
-    if (!h)
-        curl_easy_cleanup(c);
     return r->status;
 }
 
