@@ -30,13 +30,6 @@ typedef struct token_state {
 static token_state g = {PTHREAD_MUTEX_INITIALIZER, false, "", NULL, NULL, NULL,
                         NULL, NULL, NULL, 0, 0, 0};
 
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static const char *env(const char *name)
 {
     const char *v = getenv(name);
@@ -46,7 +39,7 @@ static const char *env(const char *name)
 /* Exchanges the client credentials for a token. Under g.lock. 0 or a TB_E... code. */
 static int fetch(tb_error *err)
 {
-    int64_t now = mono_ms();
+    int64_t now = tb_clock_ms();
     if (now < g.next_try)
         return tb_error_set(err, TB_EUPSTREAM, "token fetch failed recently; retrying later");
     g.next_try = now + 1000;
@@ -152,14 +145,14 @@ static int before(void *self, tb_ctx *ctx, tb_client_call *call)
     pthread_mutex_lock(&g.lock);
     const char *tok = g.fixed;
     if (!tok) {
-        int64_t now = mono_ms();
+        int64_t now = tb_clock_ms();
         if (!g.token || now >= g.renew_at) {
             tb_error err = TB_ERROR_INIT;
             if (fetch(&err) != 0 && (!g.token || now >= g.expires))
                 tb_log_warn(ctx, "%s: no service token: %s", g.service, err.message);
             tb_error_deinit(&err);
         }
-        tok = g.token && mono_ms() < g.expires ? g.token : NULL;
+        tok = g.token && tb_clock_ms() < g.expires ? g.token : NULL;
     }
     if (tok) {
         size_t n = strlen(tok);

@@ -5,6 +5,26 @@
 #include <string.h>
 #include <time.h>
 
+int64_t tb_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t tb_deadline_in(long ms)
+{
+    return tb_clock_ms() + ms;
+}
+
+long tb_deadline_left_ms(const tb_ctx *ctx)
+{
+    if (!ctx || ctx->deadline_ms <= 0)
+        return -1;
+    int64_t left = ctx->deadline_ms - tb_clock_ms();
+    return left > 0 ? (long)left : 0;
+}
+
 void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id)
 {
     memset(ctx, 0, sizeof *ctx);

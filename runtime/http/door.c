@@ -95,24 +95,12 @@ struct tb__door {
     tb_server_stats stats;
 };
 
-uint64_t tb__now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
 /* ---- per-address counts (under lock) ---- */
 
 static void addr_key(const struct sockaddr *sa, uint64_t key[2])
 {
-    unsigned char b[16] = {0};
-    if (sa && sa->sa_family == AF_INET6) {
-        memcpy(b, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-    } else if (sa && sa->sa_family == AF_INET) {
-        b[10] = b[11] = 0xff;
-        memcpy(b + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    }
+    unsigned char b[16];
+    tb__addr_v6(sa, b);
     memcpy(key, b, 16);
     key[1] |= 1; /* never all zero: the table's empty marker is count 0, the key is free */
 }
@@ -205,7 +193,7 @@ void tb__door_track(tb__door *d, tb__door_conn *c, int fd, const struct sockaddr
                                                      : sizeof(struct sockaddr_in));
     /* Until the first head arrives (on_access clears or replaces it): the TLS handshake and,
      * on a plaintext port, the moment between the hand-over and the access handler. */
-    atomic_store(&c->deadline, tb__now_ms() + d->o.header_timeout_ms);
+    atomic_store(&c->deadline, (uint64_t)tb_clock_ms() + d->o.header_timeout_ms);
     atomic_store(&c->reading_body, false);
     pthread_mutex_lock(&d->lock);
     c->next = d->tracked.next;
@@ -575,7 +563,7 @@ static void refuse(tb__door *d, size_t i, int status, const char *why, size_t co
     }
     d->n_linger++;
     p->linger = true;
-    p->deadline = tb__now_ms() + DOOR_LINGER_MS;
+    p->deadline = (uint64_t)tb_clock_ms() + DOOR_LINGER_MS;
 }
 
 /* Pending i goes to libmicrohttpd, which owns the socket and its count from now on
@@ -666,7 +654,7 @@ static void accept_some(tb__door *d)
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = accept4(d->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        uint64_t now = tb__now_ms();
+        uint64_t now = (uint64_t)tb_clock_ms();
         if (fd < 0) {
             if (errno != EMFILE && errno != ENFILE)
                 return;
@@ -728,7 +716,7 @@ static void *door_main(void *arg)
         }
         pf[0] = (struct pollfd){d->wake_fd, POLLIN, 0};
         pf[1] = (struct pollfd){listening ? d->listen_fd : -1, POLLIN, 0};
-        uint64_t now = tb__now_ms();
+        uint64_t now = (uint64_t)tb_clock_ms();
         int timeout = DOOR_TICK_MS;
         for (size_t i = 0; i < d->n_pend; i++) {
             pf[i + 2] = (struct pollfd){d->pend[i].fd, POLLIN | POLLRDHUP, 0};
@@ -753,7 +741,7 @@ static void *door_main(void *arg)
         }
         if (rc > 0 && listening && (pf[1].revents & POLLIN))
             accept_some(d);
-        now = tb__now_ms();
+        now = (uint64_t)tb_clock_ms();
         for (size_t i = d->n_pend; i-- > 0;) {
             if (d->pend[i].deadline > now)
                 continue;

@@ -23,10 +23,24 @@ static inline int tb__hexval(char c)
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 struct MHD_Daemon;
 typedef struct tb__door tb__door;
+
+/* A client address as 16 bytes (IPv4 as ::ffff:a.b.c.d; anything else or NULL: zeros), the
+ * key of the per-address connection counts and of the allowlist and rate-limit checks. */
+static inline void tb__addr_v6(const struct sockaddr *sa, unsigned char out[16])
+{
+    memset(out, 0, 16);
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    } else if (sa && sa->sa_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    }
+}
 
 typedef struct tb__door_opts {
     const char *service;
@@ -49,7 +63,6 @@ typedef struct tb__door_conn {
     atomic_bool reading_body;  /* counts a cut as a body timeout */
 } tb__door_conn;
 
-uint64_t tb__now_ms(void);
 tb__door *tb__door_new(const tb__door_opts *o, tb_error *err);
 /* Accepts on listen_fd (non-blocking, listening; the caller closes it after tb__door_free)
  * and hands complete heads to mhd. */
@@ -84,8 +97,10 @@ int tb__policy_set_limit(tb__policy *p, size_t op, const tb_rate_limit *l);
 int tb__policy_set_timeout(tb__policy *p, size_t op, unsigned ms);
 unsigned tb__policy_timeout(const tb__policy *p, size_t op);
 void tb__policy_free(tb__policy *p);
-void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer, const char *xff,
-                            unsigned char out[16]);
+/* Whether any policy needs the client's address (an allowlist, a rate limit). */
+bool tb__policy_needs_addr(const tb__policy *p);
+void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer,
+                            const tb_http_req *req, unsigned char out[16]);
 bool tb__policy_allows_addr(const tb__policy *p, const unsigned char addr[16]);
 bool tb__policy_limits(const tb__policy *p, size_t op);
 int tb__policy_rate(tb__policy *p, size_t op, const char *op_id, const char *identity,

@@ -38,17 +38,6 @@ typedef struct cidr_list {
     size_t n;
 } cidr_list;
 
-static void to_v6(const struct sockaddr *sa, unsigned char out[16])
-{
-    memset(out, 0, 16);
-    if (sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-    } else if (sa->sa_family == AF_INET) {
-        out[10] = out[11] = 0xff;
-        memcpy(out + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    }
-}
-
 /* "a.b.c.d", "a.b.c.d/n", "x::y", "x::y/n" into c; false when not an address. */
 static bool parse_addr(const char *s, size_t n, unsigned char out[16], unsigned *bits)
 {
@@ -168,6 +157,7 @@ struct tb__policy {
     tb_rate_limit def_limit;
     tb_rate_limit *op_limits; /* per operation index; limit 0: the default */
     unsigned *op_timeouts;    /* per operation index, ms; 0: the server's */
+    bool any_op_limit;        /* some op_limits[i].limit is set */
     size_t n_ops;
     rl_stripe *stripes;
     /* shared mode */
@@ -471,6 +461,9 @@ int tb__policy_set_limit(tb__policy *p, size_t op, const tb_rate_limit *l)
         p->op_limits[op] = *l;
     else
         memset(&p->op_limits[op], 0, sizeof p->op_limits[op]);
+    p->any_op_limit = false;
+    for (size_t i = 0; i < p->n_ops; i++)
+        p->any_op_limit |= p->op_limits[i].limit != 0;
     return 0;
 }
 
@@ -518,11 +511,14 @@ void tb__policy_free(tb__policy *p)
 
 /* The client: the peer, or the right-most X-Forwarded-For entry that is not a trusted proxy
  * when the peer is one (the entries a client wrote itself sit to the left). */
-void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer, const char *xff,
-                            unsigned char out[16])
+void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer,
+                            const tb_http_req *req, unsigned char out[16])
 {
-    to_v6(peer, out);
-    if (!xff || p->proxies.n == 0 || !list_has(&p->proxies, out))
+    tb__addr_v6(peer, out);
+    if (p->proxies.n == 0 || !list_has(&p->proxies, out))
+        return;
+    const char *xff = tb_http_req_header(req, "X-Forwarded-For");
+    if (!xff)
         return;
     const char *end = xff + strlen(xff);
     while (end > xff) {
@@ -543,6 +539,11 @@ void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer, co
             return;
         end = start > xff ? start - 1 : xff;
     }
+}
+
+bool tb__policy_needs_addr(const tb__policy *p)
+{
+    return p->allow.n > 0 || p->def_limit.limit || p->any_op_limit;
 }
 
 bool tb__policy_allows_addr(const tb__policy *p, const unsigned char addr[16])
@@ -569,8 +570,8 @@ int tb__policy_rate(tb__policy *p, size_t op, const char *op_id, const char *ide
     int kn = snprintf(key, sizeof key, "tb:rl:%s:%s", op_id, identity);
     if (kn < 0 || (size_t)kn >= sizeof key)
         kn = (int)sizeof key - 1;
-    int rc = p->redis_host ? shared_check(p, l, key, (size_t)kn, (int64_t)tb__now_ms(), out)
-                           : local_check(p, l, key, (size_t)kn, (int64_t)tb__now_ms(), out);
+    int rc = p->redis_host ? shared_check(p, l, key, (size_t)kn, tb_clock_ms(), out)
+                           : local_check(p, l, key, (size_t)kn, tb_clock_ms(), out);
     return rc;
 }
 

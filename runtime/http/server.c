@@ -704,7 +704,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
     /* The next request's head must be complete within the keep-alive timeout: an idle timeout
      * alone would let a client trickling a byte at a time hold the connection forever. */
     atomic_store(&c->door.reading_body, false);
-    atomic_store(&c->door.deadline, tb__now_ms() + (uint64_t)s->opts.conn_timeout_s * 1000u);
+    atomic_store(&c->door.deadline, (uint64_t)tb_clock_ms() + (uint64_t)s->opts.conn_timeout_s * 1000u);
     atomic_fetch_sub(&s->in_flight, 1);
 }
 
@@ -874,10 +874,12 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     const tb_http_api *api = s->api;
     *op_out = NULL;
 
+    /* the client's address, only when a policy looks at it (the allowlist, rate limits) */
     unsigned char addr[16];
-    tb__policy_client_addr(s->policy, (const struct sockaddr *)&c->door.ss,
-                           tb_http_req_header(req, "X-Forwarded-For"), addr);
-    if (!tb__policy_allows_addr(s->policy, addr)) {
+    bool by_addr = tb__policy_needs_addr(s->policy);
+    if (by_addr)
+        tb__policy_client_addr(s->policy, (const struct sockaddr *)&c->door.ss, req, addr);
+    if (by_addr && !tb__policy_allows_addr(s->policy, addr)) {
         atomic_fetch_add(&s->refused_addr, 1);
         answer_error(res, ctx, 403, "forbidden", "this client address is not allowed");
         return;
@@ -921,7 +923,7 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
             deadline = t0 + ms;
     }
     ctx->deadline_ms = (int64_t)deadline;
-    if (deadline && tb__now_ms() >= deadline) {
+    if (deadline && (uint64_t)tb_clock_ms() >= deadline) {
         atomic_fetch_add(&s->deadline_expired, 1);
         answer_error(res, ctx, 504, "deadline_exceeded",
                      "the request's deadline passed before it could be handled");
@@ -1123,13 +1125,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         bool has_body = MHD_lookup_connection_value(mc, MHD_HEADER_KIND,
                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
         uint64_t cl;
-        if (content_length(mc, &cl))
+        bool has_cl = content_length(mc, &cl);
+        if (has_cl)
             has_body = cl > 0;
         /* The body must be complete within body_timeout_ms of the head. */
         atomic_store(&c->door.reading_body, has_body);
         atomic_store(&c->door.deadline,
-                     has_body ? tb__now_ms() + s->opts.body_timeout_ms : (uint64_t)0);
-        if (content_length(mc, &cl)) {
+                     has_body ? (uint64_t)tb_clock_ms() + s->opts.body_timeout_ms : (uint64_t)0);
+        if (has_cl) {
             if (cl > s->opts.max_body) {
                 /* Answered before the body is read: libmicrohttpd closes the connection
                  * instead of reading it. */

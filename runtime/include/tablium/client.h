@@ -30,12 +30,6 @@ int tb_global_init(void);
  *  `fallback`, else "http://127.0.0.1:8080". Trailing '/' removed. Caller owns; free(). */
 char *tb_service_url(const char *name, const char *fallback);
 
-/** Now on CLOCK_MONOTONIC, in milliseconds: the clock of tb_ctx.deadline_ms. */
-int64_t tb_clock_ms(void);
-/** The deadline `ms` milliseconds from now (tb_clock_ms() + ms), for tb_ctx.deadline_ms. */
-int64_t tb_deadline_in(long ms);
-/** Milliseconds left before ctx->deadline_ms (0 once it has passed), or -1 when ctx has none. */
-long tb_deadline_left_ms(const tb_ctx *ctx);
 
 typedef struct tb_client tb_client;
 struct tb_client_call;

@@ -37,8 +37,8 @@ typedef struct tb_ctx {
     void *deps;
     /** TB_CTX_* flags set by the runtime. */
     unsigned flags;
-    /** When the work on this request must be done: CLOCK_MONOTONIC milliseconds (tb_clock_ms()
-     *  in tablium/client.h), 0 for none. Outgoing client calls get at most the time left and
+    /** When the work on this request must be done: CLOCK_MONOTONIC milliseconds (tb_clock_ms(),
+     *  below), 0 for none. Outgoing client calls get at most the time left and
      *  send it on in TB_DEADLINE_HEADER; a call made after it has passed fails fast with
      *  TB_ETIMEDOUT. Monotonic, so a wall-clock step never moves it. */
     int64_t deadline_ms;
@@ -50,6 +50,13 @@ typedef struct tb_ctx {
 /** A context for calls made outside a request: `a` is used for response memory (borrowed, must
  *  outlive the calls), request_id may be NULL (each call then gets a fresh one). */
 void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id);
+
+/** Now on CLOCK_MONOTONIC, in milliseconds: the clock of tb_ctx.deadline_ms. */
+int64_t tb_clock_ms(void);
+/** The deadline `ms` milliseconds from now (tb_clock_ms() + ms), for tb_ctx.deadline_ms. */
+int64_t tb_deadline_in(long ms);
+/** Milliseconds left before ctx->deadline_ms (0 once it has passed), or -1 when ctx has none. */
+long tb_deadline_left_ms(const tb_ctx *ctx);
 
 /** A new request id (32 lowercase hex digits, NUL-terminated) into out[33]. Thread-safe. */
 void tb_request_id_new(char out[33]);
