@@ -25,10 +25,14 @@ typedef struct token_state {
     int64_t renew_at;  /* monotonic ms: renew from here */
     int64_t expires;   /* monotonic ms: unusable from here */
     int64_t next_try;  /* monotonic ms: no fetch before (after a failure) */
+    bool renewing;     /* one caller fetches; the others go on with the current token */
 } token_state;
 
+/* Under lock: token, renew_at, expires, next_try, renewing. The configuration (fixed, auth,
+ * client_id, client_secret, scope, service) is set by tb_service_token_init before any client
+ * exists and stays until tb_service_token_shutdown, so calls read it without the lock. */
 static token_state g = {PTHREAD_MUTEX_INITIALIZER, false, "", NULL, NULL, NULL,
-                        NULL, NULL, NULL, 0, 0, 0};
+                        NULL, NULL, NULL, 0, 0, 0, false};
 
 static const char *env(const char *name)
 {
@@ -36,13 +40,12 @@ static const char *env(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* Exchanges the client credentials for a token. Under g.lock. 0 or a TB_E... code. */
+/* Exchanges the client credentials for a token and installs it; a failure holds the next try
+ * back a second. Not under g.lock (the exchange may take the whole call budget): one caller at
+ * a time, by g.renewing. 0 or a TB_E... code. */
 static int fetch(tb_error *err)
 {
     int64_t now = tb_clock_ms();
-    if (now < g.next_try)
-        return tb_error_set(err, TB_EUPSTREAM, "token fetch failed recently; retrying later");
-    g.next_try = now + 1000;
     json_t *req = json_pack("{s:s, s:s, s:s}", "grant_type", "client_credentials", "client_id",
                             g.client_id, "client_secret", g.client_secret);
     if (req && g.scope)
@@ -78,18 +81,20 @@ static int fetch(tb_error *err)
     if (rc == 0 && (!tok || !*tok || ttl <= 0))
         rc = tb_error_set(err, TB_EUPSTREAM, "Auth's token answer has no access_token and "
                                              "expires_in");
-    if (rc == 0) {
-        char *copy = strdup(tok);
-        if (!copy) {
-            rc = tb_error_set(err, TB_ENOMEM, "out of memory");
-        } else {
-            free(g.token);
-            g.token = copy;
-            g.expires = now + (int64_t)ttl * 1000;
-            g.renew_at = now + (int64_t)ttl * 800;
-            g.next_try = 0;
-        }
+    char *copy = rc == 0 ? strdup(tok) : NULL;
+    if (rc == 0 && !copy)
+        rc = tb_error_set(err, TB_ENOMEM, "out of memory");
+    pthread_mutex_lock(&g.lock);
+    if (copy) {
+        free(g.token);
+        g.token = copy;
+        g.expires = now + (int64_t)ttl * 1000;
+        g.renew_at = now + (int64_t)ttl * 800;
+        g.next_try = 0;
+    } else {
+        g.next_try = now + 1000;
     }
+    pthread_mutex_unlock(&g.lock);
     json_decref(j);
     tb_arena_free(a);
     return rc;
@@ -117,18 +122,19 @@ int tb_service_token_init(const char *service, tb_error *err)
             g.auth = tb_client_new(url, NULL, err);
             g.client_id = strdup(id);
             g.client_secret = strdup(secret);
-            g.scope = env("TB_SERVICE_SCOPE") ? strdup(env("TB_SERVICE_SCOPE")) : NULL;
+            const char *scope = env("TB_SERVICE_SCOPE");
+            g.scope = scope ? strdup(scope) : NULL;
             if (!g.auth || !g.client_id || !g.client_secret)
                 rc = err && err->code ? err->code : tb_error_set(err, TB_ENOMEM, "no memory");
             g.on = rc == 0;
-            tb_error ferr = TB_ERROR_INIT;
-            if (g.on && fetch(&ferr) != 0)
-                tb_log_warn(NULL, "%s: no service token yet (%s); the next call tries again",
-                            g.service, ferr.message);
-            tb_error_deinit(&ferr);
         }
     }
     pthread_mutex_unlock(&g.lock);
+    tb_error ferr = TB_ERROR_INIT;
+    if (rc == 0 && g.auth && fetch(&ferr) != 0)
+        tb_log_warn(NULL, "%s: no service token yet (%s); the next call tries again", g.service,
+                    ferr.message);
+    tb_error_deinit(&ferr);
     if (rc)
         tb_service_token_shutdown();
     return rc;
@@ -141,31 +147,39 @@ static int before(void *self, tb_ctx *ctx, tb_client_call *call)
         if (strncasecmp(call->headers[i], "Authorization:", 14) == 0)
             return 0; /* the caller's own credentials win */
     }
+    const char *tok = g.fixed; /* fixed: read without the lock (see g) */
     char *value = NULL;
-    pthread_mutex_lock(&g.lock);
-    const char *tok = g.fixed;
     if (!tok) {
         int64_t now = tb_clock_ms();
-        if (!g.token || now >= g.renew_at) {
+        pthread_mutex_lock(&g.lock);
+        bool renew = (!g.token || now >= g.renew_at) && !g.renewing && now >= g.next_try;
+        g.renewing |= renew;
+        pthread_mutex_unlock(&g.lock);
+        if (renew) {
             tb_error err = TB_ERROR_INIT;
-            if (fetch(&err) != 0 && (!g.token || now >= g.expires))
-                tb_log_warn(ctx, "%s: no service token: %s", g.service, err.message);
+            if (fetch(&err) != 0)
+                tb_log_warn(ctx, "%s: service token not renewed: %s", g.service, err.message);
             tb_error_deinit(&err);
+            pthread_mutex_lock(&g.lock);
+            g.renewing = false;
+            pthread_mutex_unlock(&g.lock);
         }
-        tok = g.token && tb_clock_ms() < g.expires ? g.token : NULL;
+        pthread_mutex_lock(&g.lock);
+        bool valid = g.token && tb_clock_ms() < g.expires;
+        tok = valid ? tb_arena_strdup(ctx->arena, g.token) : NULL; /* renewals free g.token */
+        pthread_mutex_unlock(&g.lock);
+        if (valid && !tok)
+            return TB_ENOMEM;
     }
-    if (tok) {
-        size_t n = strlen(tok);
-        value = tb_arena_alloc(ctx->arena, n + 8);
-        if (value) {
-            memcpy(value, "Bearer ", 7);
-            memcpy(value + 7, tok, n + 1);
-        }
-    }
-    pthread_mutex_unlock(&g.lock);
     if (!tok)
         return 0; /* sent without: the upstream answers 401, which says what is wrong */
-    return value ? tb_client_call_header(call, ctx->arena, "Authorization", value) : TB_ENOMEM;
+    size_t n = strlen(tok);
+    value = tb_arena_alloc(ctx->arena, n + 8);
+    if (!value)
+        return TB_ENOMEM;
+    memcpy(value, "Bearer ", 7);
+    memcpy(value + 7, tok, n + 1);
+    return tb_client_call_header(call, ctx->arena, "Authorization", value);
 }
 
 static const tb_client_hook hook = {"service-token", before, NULL, NULL};

@@ -53,8 +53,7 @@
 #define DOOR_LINGER_MAX 1024u
 /* The longest the thread sleeps: deadlines are checked at least this often. */
 #define DOOR_TICK_MS 100
-/* Per-address counts: open addressing, sized for max_connections (power of two). */
-#define ADDR_EMPTY 0u
+/* Per-address counts: open addressing, 2 x max_connections slots (a power of two). */
 
 typedef struct pend {
     int fd;
@@ -67,7 +66,7 @@ typedef struct pend {
 
 typedef struct addr_slot {
     uint64_t key[2]; /* the address, 16 bytes (IPv4 mapped) */
-    unsigned count;  /* 0: empty */
+    unsigned count;  /* open connections from it */
 } addr_slot;
 
 struct tb__door {
@@ -102,33 +101,54 @@ static void addr_key(const struct sockaddr *sa, uint64_t key[2])
     unsigned char b[16];
     tb__addr_v6(sa, b);
     memcpy(key, b, 16);
-    key[1] |= 1; /* never all zero: the table's empty marker is count 0, the key is free */
+    key[1] |= 1; /* never all zero: a slot whose key is zero is free */
 }
 
-static addr_slot *addr_find(tb__door *d, const uint64_t key[2], bool insert)
+static size_t addr_home(const tb__door *d, const uint64_t key[2])
 {
     uint64_t h = (key[0] * 0x9E3779B97F4A7C15ull) ^ (key[1] * 0xC2B2AE3D27D4EB4Full);
-    size_t i = (size_t)(h >> 17) & d->addr_mask;
-    addr_slot *free_slot = NULL;
-    for (size_t probes = 0; probes <= d->addr_mask; probes++, i = (i + 1) & d->addr_mask) {
+    return (size_t)(h >> 17) & d->addr_mask;
+}
+
+static bool slot_free(const addr_slot *s)
+{
+    return s->key[0] == 0 && s->key[1] == 0;
+}
+
+/* Linear probing over a table at most half full (it has 2 x max_connections slots), so a free
+ * slot ends every probe; addresses leave by backward-shift deletion (addr_drop), which keeps
+ * no tombstones however many different clients come and go. */
+static addr_slot *addr_find(tb__door *d, const uint64_t key[2], bool insert)
+{
+    for (size_t i = addr_home(d, key);; i = (i + 1) & d->addr_mask) {
         addr_slot *s = &d->addrs[i];
-        if (s->count == ADDR_EMPTY) {
-            if (!free_slot)
-                free_slot = s;
-            /* Deleted slots keep their key with count 0, so probing cannot stop at one: stop
-             * only at a slot that never held a key. */
-            if (s->key[0] == 0 && s->key[1] == 0)
-                break;
-            continue;
+        if (slot_free(s)) {
+            if (!insert)
+                return NULL;
+            s->key[0] = key[0];
+            s->key[1] = key[1];
+            s->count = 0;
+            return s;
         }
         if (s->key[0] == key[0] && s->key[1] == key[1])
             return s;
     }
-    if (!insert || !free_slot)
-        return NULL;
-    free_slot->key[0] = key[0];
-    free_slot->key[1] = key[1];
-    return free_slot;
+}
+
+static void addr_drop(tb__door *d, addr_slot *gone)
+{
+    size_t i = (size_t)(gone - d->addrs);
+    for (size_t j = (i + 1) & d->addr_mask; !slot_free(&d->addrs[j]);
+         j = (j + 1) & d->addr_mask) {
+        size_t k = addr_home(d, d->addrs[j].key);
+        /* j's entry may move back to i unless its home lies cyclically in (i, j] */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        d->addrs[i] = d->addrs[j];
+        i = j;
+    }
+    memset(&d->addrs[i], 0, sizeof d->addrs[i]);
 }
 
 /* Counts a new connection from sa: 0, or the status that refuses it (503, 429). */
@@ -144,12 +164,11 @@ static int admit(tb__door *d, const struct sockaddr *sa)
         status = 503;
     } else {
         addr_slot *s = addr_find(d, key, true);
-        if (!s) {
-            d->stats.refused_overload++;
-            status = 503;
-        } else if (s->count >= d->o.max_per_addr) {
+        if (s->count >= d->o.max_per_addr) {
             d->stats.refused_per_addr++;
             status = 429;
+            if (s->count == 0)
+                addr_drop(d, s);
         } else {
             s->count++;
             d->open++;
@@ -164,22 +183,17 @@ static void release_locked(tb__door *d, const struct sockaddr *sa)
     uint64_t key[2];
     addr_key(sa, key);
     addr_slot *s = addr_find(d, key, false);
-    if (s && s->count > 0)
-        s->count--;
+    if (s && s->count > 0 && --s->count == 0)
+        addr_drop(d, s);
     if (d->open > 0)
         d->open--;
 }
 
-static void release(tb__door *d, const struct sockaddr *sa)
+void tb__door_release(tb__door *d, const struct sockaddr *sa)
 {
     pthread_mutex_lock(&d->lock);
     release_locked(d, sa);
     pthread_mutex_unlock(&d->lock);
-}
-
-void tb__door_release(tb__door *d, const struct sockaddr *sa)
-{
-    release(d, sa);
 }
 
 /* ---- connections libmicrohttpd owns ---- */
@@ -427,20 +441,6 @@ static int head_check(const char *p, size_t n, const char **why)
 
 /* ---- answers written by the door ---- */
 
-static const char *status_text(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 408: return "Request Timeout";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-    }
-}
-
 static const char *status_code(int status)
 {
     switch (status) {
@@ -472,7 +472,7 @@ static void answer(tb__door *d, int fd, int status, const char *why)
     int hn = snprintf(head, sizeof head,
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %zu\r\nConnection: close\r\nX-Request-ID: %s\r\n%s\r\n",
-                      status, status_text(status), body.len, rid,
+                      status, tb_http_reason(status), body.len, rid,
                       retry ? "Retry-After: 1\r\n" : "");
     if (!body.oom && hn > 0 && (size_t)hn < sizeof head) {
         struct iovec iov[2] = {{head, (size_t)hn}, {body.data, body.len}};
@@ -529,10 +529,20 @@ static void pend_drop(tb__door *d, size_t i, bool close_fd)
     if (close_fd)
         close(p->fd);
     if (!p->linger)
-        release(d, (const struct sockaddr *)&p->ss);
+        tb__door_release(d, (const struct sockaddr *)&p->ss);
     else
         d->n_linger--;
     d->pend[i] = d->pend[--d->n_pend];
+}
+
+/* Back to the default, before the socket is answered or handed over. */
+static void lowat_reset(pend *p)
+{
+    if (!p->lowat)
+        return;
+    int one = 1;
+    setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    p->lowat = false;
 }
 
 static void refuse(tb__door *d, size_t i, int status, const char *why, size_t consume)
@@ -546,16 +556,12 @@ static void refuse(tb__door *d, size_t i, int status, const char *why, size_t co
             break;
         consume -= (size_t)r;
     }
-    if (p->lowat) {
-        int one = 1;
-        setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-        p->lowat = false;
-    }
+    lowat_reset(p);
     pthread_mutex_lock(&d->lock);
     d->stats.refused_framing++;
     pthread_mutex_unlock(&d->lock);
     answer(d, p->fd, status, why);
-    release(d, (const struct sockaddr *)&p->ss);
+    tb__door_release(d, (const struct sockaddr *)&p->ss);
     if (d->n_linger >= DOOR_LINGER_MAX) {
         close(p->fd);
         d->pend[i] = d->pend[--d->n_pend];
@@ -571,10 +577,7 @@ static void refuse(tb__door *d, size_t i, int status, const char *why, size_t co
 static void hand_over(tb__door *d, size_t i)
 {
     pend *p = &d->pend[i];
-    if (p->lowat) {
-        int one = 1;
-        setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-    }
+    lowat_reset(p);
     int fd = p->fd;
     struct sockaddr_storage ss = p->ss;
     socklen_t len = p->sslen;
@@ -582,7 +585,7 @@ static void hand_over(tb__door *d, size_t i)
     if (MHD_add_connection(d->mhd, fd, (const struct sockaddr *)&ss, len) != MHD_YES) {
         /* libmicrohttpd closed the socket; its start notification did not run */
         tb_log_warn(NULL, "libmicrohttpd refused a connection: %s", strerror(errno));
-        release(d, (const struct sockaddr *)&ss);
+        tb__door_release(d, (const struct sockaddr *)&ss);
     }
 }
 
@@ -683,7 +686,7 @@ static void accept_some(tb__door *d)
             continue;
         }
         if (!pend_add(d, fd, &ss, len, false, now + d->o.header_timeout_ms)) {
-            release(d, (const struct sockaddr *)&ss);
+            tb__door_release(d, (const struct sockaddr *)&ss);
             close(fd);
         }
     }
@@ -691,6 +694,7 @@ static void accept_some(tb__door *d)
 
 static void *door_main(void *arg)
 {
+    uint64_t next_sweep = 0;
     tb__door *d = arg;
     struct pollfd *pf = NULL;
     size_t cap_pf = 0;
@@ -752,7 +756,12 @@ static void *door_main(void *arg)
             }
             pend_drop(d, i, true);
         }
-        cut_expired(d, now);
+        /* the tracked connections are walked (under the lock their threads take too) once a
+         * tick, not on every wake: accept bursts and trickled bytes wake the thread often */
+        if (now >= next_sweep) {
+            cut_expired(d, now);
+            next_sweep = now + DOOR_TICK_MS;
+        }
     }
     while (d->n_pend > 0)
         pend_drop(d, d->n_pend - 1, true);

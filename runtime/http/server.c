@@ -791,31 +791,27 @@ static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const int16_t
     answer_error(res, ctx, 405, "method_not_allowed", "the method is not allowed on this resource");
 }
 
-typedef struct framing_walk {
-    tb__framing f;
-} framing_walk;
-
 static enum MHD_Result framing_iter(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
 {
     (void)kind;
-    framing_walk *w = cls;
+    tb__framing *f = cls;
     if (!key)
         return MHD_YES;
     const char *v = value ? value : "";
-    return tb__framing_field(&w->f, key, strlen(key), v, strlen(v)) ? MHD_YES : MHD_NO;
+    return tb__framing_field(f, key, strlen(key), v, strlen(v)) ? MHD_YES : MHD_NO;
 }
 
 /* Content-Length and Transfer-Encoding of a request libmicrohttpd parsed: one reading only. */
 static bool framing_ok(tb__conn *c, struct MHD_Connection *mc, const char *version)
 {
-    framing_walk w;
-    tb__framing_init(&w.f, version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
-    MHD_get_connection_values(mc, MHD_HEADER_KIND, framing_iter, &w);
-    if (tb__framing_end(&w.f))
+    tb__framing f;
+    tb__framing_init(&f, version && strcmp(version, MHD_HTTP_VERSION_1_0) == 0);
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, framing_iter, &f);
+    if (tb__framing_end(&f))
         return true;
-    c->bad_status = w.f.status;
-    c->bad_why = w.f.why;
+    c->bad_status = f.status;
+    c->bad_why = f.why;
     return false;
 }
 
@@ -1386,22 +1382,23 @@ void tb_server_free(tb_server *s)
     free(s);
 }
 
+/* The index of the operation with this operationId, or n_ops. */
+static size_t op_index(const tb_server *s, const char *operation_id)
+{
+    size_t i = 0;
+    while (operation_id && i < s->api->n_ops && strcmp(s->api->ops[i].operation_id, operation_id))
+        i++;
+    return operation_id ? i : s->api->n_ops;
+}
+
 int tb_server_set_op_timeout(tb_server *s, const char *operation_id, unsigned ms)
 {
-    for (size_t i = 0; operation_id && i < s->api->n_ops; i++) {
-        if (strcmp(s->api->ops[i].operation_id, operation_id) == 0)
-            return tb__policy_set_timeout(s->policy, i, ms);
-    }
-    return TB_EINVAL;
+    return tb__policy_set_timeout(s->policy, op_index(s, operation_id), ms);
 }
 
 int tb_server_set_rate_limit(tb_server *s, const char *operation_id, const tb_rate_limit *l)
 {
-    for (size_t i = 0; operation_id && i < s->api->n_ops; i++) {
-        if (strcmp(s->api->ops[i].operation_id, operation_id) == 0)
-            return tb__policy_set_limit(s->policy, i, l);
-    }
-    return TB_EINVAL;
+    return tb__policy_set_limit(s->policy, op_index(s, operation_id), l);
 }
 
 void tb_server_shutdown(tb_server *s)
