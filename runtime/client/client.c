@@ -567,12 +567,22 @@ static CURLcode set_method(CURL *e, const tb_client_call *call, size_t c_max)
     return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, get || head ? NULL : m);
 }
 
+/* The server's certificate was refused, or ours could not be used: trying again cannot help. */
+static bool tls_verify_failed(CURLcode cc)
+{
+    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+           cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR ||
+           cc == CURLE_SSL_INVALIDCERTSTATUS || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
+}
+
 static int map_curl(CURLcode cc, const tb__xfer *x)
 {
     if (x->oom)
         return TB_ENOMEM;
     if (x->too_big)
         return TB_ETOOBIG;
+    if (tls_verify_failed(cc))
+        return TB_ECONN;
     switch (cc) {
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -581,13 +591,7 @@ static int map_curl(CURLcode cc, const tb__xfer *x)
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return TB_ECONN;
+    case CURLE_SSL_CONNECT_ERROR: return TB_ECONN;
     case CURLE_OPERATION_TIMEDOUT: return TB_ETIMEDOUT;
     case CURLE_FILESIZE_EXCEEDED: return TB_ETOOBIG;
     case CURLE_OUT_OF_MEMORY: return TB_ENOMEM;
@@ -595,15 +599,6 @@ static int map_curl(CURLcode cc, const tb__xfer *x)
     }
 }
 
-static bool is_idempotent(const tb_client_call *call);
-
-/* The server's certificate was refused, or ours could not be used: trying again cannot help. */
-static bool tls_verify_failed(CURLcode cc)
-{
-    return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
-           cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR ||
-           cc == CURLE_SSL_INVALIDCERTSTATUS || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
-}
 
 /* What a TLS failure is called in the error message ("" for others). */
 static const char *tls_failure(CURLcode cc, bool https, bool answered)
@@ -622,8 +617,8 @@ static const char *tls_failure(CURLcode cc, bool https, bool answered)
 }
 
 /* One attempt: try_ms bounds it (0: no bound); *ccp gets curl's code. */
-static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_client_res *res,
-                   long try_ms, CURLcode *ccp, tb_error *err)
+static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, bool idempotent,
+                   tb_client_res *res, long try_ms, CURLcode *ccp, tb_error *err)
 {
     tb_arena *a = ctx->arena;
     struct curl_slist lines[TB__MAX_LINES];
@@ -673,7 +668,7 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
     x.h = h;
     x.arena = a;
     x.max = c->opts.max_response;
-    x.once = !is_idempotent(call);
+    x.once = !idempotent;
 
     CURLcode cc;
     if ((cc = curl_easy_setopt(e, CURLOPT_URL, url)) != CURLE_OK ||
@@ -840,12 +835,12 @@ static const char tb__fault_body[] =
     "{\"error\":{\"code\":\"fault_injected\",\"message\":\"fault injected by the client\"}}";
 
 /* One attempt with the fault knob applied: may sleep, answer or drop instead of sending. */
-static int attempt(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_client_res *res,
-                   long try_ms, CURLcode *cc, tb_error *err)
+static int attempt(tb_client *c, tb_ctx *ctx, const tb_client_call *call, bool idempotent,
+                   tb_client_res *res, long try_ms, CURLcode *cc, tb_error *err)
 {
     *cc = CURLE_OK;
     if (!c->fault.on)
-        return perform(c, ctx, call, res, try_ms, cc, err);
+        return perform(c, ctx, call, idempotent, res, try_ms, cc, err);
     const tb__fault *f = &c->fault;
     if (f->delay_ms > 0 && tb__rand_unit() * 100.0 < f->delay_pct) {
         atomic_fetch_add(&c->n_faults, 1);
@@ -881,7 +876,7 @@ static int attempt(tb_client *c, tb_ctx *ctx, const tb_client_call *call, tb_cli
         return tb_error_set(err, TB_ECONN, "%s %s%s: connection dropped (fault injected)",
                             call->method, c->base_url, call->path);
     }
-    return perform(c, ctx, call, res, try_ms, cc, err);
+    return perform(c, ctx, call, idempotent, res, try_ms, cc, err);
 }
 
 static void reset_res(tb_client_res *res)
@@ -940,7 +935,7 @@ static int send_with_policies(tb_client *c, tb_ctx *ctx, const tb_client_call *c
         atomic_fetch_add(&c->n_attempts, 1);
         CURLcode cc;
         int64_t t0 = tb_clock_ms();
-        rc = attempt(c, ctx, call, res, try_ms, &cc, err);
+        rc = attempt(c, ctx, call, idempotent, res, try_ms, &cc, err);
         now = tb_clock_ms();
         pthread_mutex_lock(&c->pmu);
         tb__breaker_record(&c->breaker, ticket, breaker_outcome(c, rc, res, (double)(now - t0)),
