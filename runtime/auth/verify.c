@@ -172,10 +172,10 @@ struct tb_jwt_verifier {
     void *clock_ctx;
 
     tb_jwks *fixed;       /* keys given directly and from jwks_json */
-    pthread_mutex_t lock; /* guards keys, last_fetch, fetched */
+    pthread_mutex_t lock; /* guards keys, last_fetch */
     tb_jwks *keys;        /* fixed + fetched */
-    int64_t last_fetch;
-    bool fetched;
+    int64_t last_fetch;   /* seconds; the refetch rate limit counts from it */
+    atomic_uint_fast64_t n_loads; /* key sets installed: a waiter sees another's fetch */
     pthread_mutex_t fetch_lock; /* one fetch at a time */
     atomic_uint_fast64_t generation;
 
@@ -411,8 +411,8 @@ static int load_sources(tb_jwt_verifier *v, tb_error *err)
     pthread_mutex_lock(&v->lock);
     old = v->keys;
     v->keys = ks;
-    v->fetched = true;
     pthread_mutex_unlock(&v->lock);
+    atomic_fetch_add(&v->n_loads, 1);
     for (size_t i = 0; old && i < old->n; i++) {
         bool kept = false;
         for (size_t j = 0; !kept && j < ks->n; j++)
@@ -431,15 +431,22 @@ fail:
     return rc;
 }
 
-/* Refetches when the rate limit allows; true when it did (whatever the outcome). */
+/* Refetches when the rate limit allows; true when it did (whatever the outcome) or when
+ * another thread installed new keys while this one waited for the fetch lock: either way the
+ * caller looks at the keys again. */
 static bool maybe_refetch(tb_jwt_verifier *v)
 {
     if (!v->jwks_file && !v->jwks_url)
         return false;
+    uint_fast64_t loads = atomic_load(&v->n_loads);
     pthread_mutex_lock(&v->fetch_lock);
+    if (atomic_load(&v->n_loads) != loads) {
+        pthread_mutex_unlock(&v->fetch_lock);
+        return true;
+    }
     int64_t now = now_s(v);
     pthread_mutex_lock(&v->lock);
-    bool due = !v->fetched || now - v->last_fetch >= v->refetch_interval_s ||
+    bool due = now - v->last_fetch >= v->refetch_interval_s ||
                now < v->last_fetch; /* the clock went back */
     if (due)
         v->last_fetch = now;
@@ -560,6 +567,8 @@ int tb_jwt_verifier_new(const tb_jwt_verifier_opts *opts, tb_jwt_verifier **out,
         rc = load_sources(v, err);
         if (rc && !(v->jwks_url && rc == TB_JWT_EFETCH && !v->jwks_file))
             goto fail;
+        if (rc) /* the first use fetches again, then the rate limit holds */
+            v->last_fetch -= v->refetch_interval_s;
         rc = 0;
     }
     free(fixed);

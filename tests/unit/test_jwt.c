@@ -632,6 +632,13 @@ START_TEST(test_jwks_url_source_and_rotation)
     o.fetch_timeout_ms = 1000;
     ck_assert_int_eq(tb_jwt_verifier_new(&o, &v, NULL), 0);
     ck_assert_int_eq(verify_str(v, ta, NULL, NULL), TB_JWT_ENOKEY);
+    /* and the rate limit holds while it stays down: one fetch per window, not one per token
+     * (each cost a blocking fetch up to fetch_timeout_ms) */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(verify_str(v, ta, NULL, NULL), TB_JWT_ENOKEY);
+    tb_jwt_stats js;
+    tb_jwt_verifier_stats(v, &js);
+    ck_assert_uint_eq(js.fetches, 1);
     tb_jwt_verifier_free(v);
     free(ta);
     free(tb);
