@@ -49,6 +49,8 @@ int main(void)
     user_create_user_resp cur;
     int rc = user_create_user_call(uc, &ctx, &cu, &cur, &err);
     if (rc || cur.status != 201) {
+        if (!rc)
+            tb_error_set(&err, TB_EUPSTREAM, "status %d", cur.status);
         show_error("createUser", rc, &err);
         return 1;
     }

@@ -22,7 +22,9 @@ done
 # ---- REST: the wallet and user services as their own processes ----
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/tablium-demo-XXXXXX")
 PIDS=()
+OTLP_PID=
 cleanup() {
+  [ -z "$OTLP_PID" ] || kill -TERM "$OTLP_PID" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   bash scripts/redis.sh stop "$DATA/redis" >/dev/null 2>&1 || true
@@ -44,24 +46,39 @@ export TB_REDIS_URL TB_AMQP_URL
 TB_REDIS_URL=$(bash scripts/redis.sh start "$DATA/redis")
 TB_AMQP_URL=$(bash scripts/rabbitmq.sh start "$DATA/rabbitmq")
 echo "   redis $TB_REDIS_URL, rabbitmq $TB_AMQP_URL"
+# A stand-in OTLP collector: tests/trace/otlp-decoder decodes what the services export with the
+# official OpenTelemetry protobuf definitions (npm @opentelemetry/otlp-transformer).
+[ -d tests/trace/otlp-decoder/node_modules/@opentelemetry/otlp-transformer ] ||
+  npm ci --prefix tests/trace/otlp-decoder --no-audit --no-fund --loglevel=error >/dev/null
+node tests/trace/otlp-decoder/receiver.js >"$DATA/otlp.port" 2>"$DATA/otlp.log" & OTLP_PID=$!
+for _ in $(seq 100); do [ -s "$DATA/otlp.port" ] && break; sleep 0.05; done
+OTLP_PORT=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$DATA/otlp.port")
+export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$OTLP_PORT OTEL_BSP_SCHEDULE_DELAY=200
+echo "   OTLP collector (test receiver) on $OTEL_EXPORTER_OTLP_ENDPOINT"
 WPORT=$(free_port); UPORT=$(free_port); APORT=$(free_port)
 export WALLET_SERVICE_URL=http://127.0.0.1:$WPORT USER_SERVICE_URL=http://127.0.0.1:$UPORT
 export AUTH_SERVICE_URL=http://127.0.0.1:$APORT
-# Auth issues the tokens (ES256, its keys at /.well-known/jwks.json); Wallet verifies them over
-# that URL and limits each caller to 20 requests/s; User gets its service token from Auth with
-# client credentials, and so does the REST demo client.
-AUTH_CLIENTS="user:user-secret:wallet.read wallet.write,demo:demo-secret:wallet.read"
+# Auth issues the tokens (ES256, its keys at /.well-known/jwks.json); Wallet and User verify them
+# over that URL, and Wallet limits each caller (the token's sub) to 40 requests a minute. User
+# gets its service token from Auth with client credentials; so does the REST demo client, which
+# acts as a gateway would (client "gateway": read and write users and wallets).
+AUTH_CLIENTS="user:user-secret:wallet.read wallet.write,demo:demo-secret:wallet.read,gateway:gateway-secret:user.read user.write wallet.read wallet.write"
 export TB_SERVICE_CLIENT_ID=user TB_SERVICE_CLIENT_SECRET=user-secret
 echo "== starting wallet_service on :$WPORT, user_service on :$UPORT, auth_service on :$APORT (logs in $DATA)"
 AUTH_CLIENTS=$AUTH_CLIENTS AUTH_PORT=$APORT AUTH_DB=$DATA/auth.db "$BUILD/auth_service" \
   2>"$DATA/auth.log" & PIDS+=($!)
 wait_health "$AUTH_SERVICE_URL"
 TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-auth \
-  TB_JWT_AUDIENCE=tablium TB_RATE_LIMIT=20/s WALLET_PORT=$WPORT WALLET_DB=$DATA/wallet.db \
+  TB_JWT_AUDIENCE=tablium TB_RATE_LIMIT=40/1m WALLET_PORT=$WPORT WALLET_DB=$DATA/wallet.db \
   "$BUILD/wallet_service" 2>"$DATA/wallet.log" & PIDS+=($!)
-USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" 2>"$DATA/user.log" & PIDS+=($!)
+TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-auth \
+  TB_JWT_AUDIENCE=tablium USER_PORT=$UPORT USER_DB=$DATA/user.db "$BUILD/user_service" \
+  2>"$DATA/user.log" & PIDS+=($!)
 wait_health "$WALLET_SERVICE_URL"
 wait_health "$USER_SERVICE_URL"
+GW_TOKEN=$(curl -sS -H 'Content-Type: application/json' \
+  -d '{"grant_type":"client_credentials","client_id":"gateway","client_secret":"gateway-secret"}' \
+  "$AUTH_SERVICE_URL/oauth/token" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 # ---- events: Auth -> user.registered (outbox, RabbitMQ) -> User creates the profile ----
 echo
@@ -73,15 +90,41 @@ echo "   $REG"
 UID_=$(printf '%s' "$REG" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["userId"])')
 echo "== GET $USER_SERVICE_URL/users/$UID_/profile until the User service has consumed the event"
 for _ in $(seq 100); do
-  PROFILE=$(curl -sS "$USER_SERVICE_URL/users/$UID_/profile")
+  PROFILE=$(curl -sS -H "Authorization: Bearer $GW_TOKEN" "$USER_SERVICE_URL/users/$UID_/profile")
   case $PROFILE in *'"data"'*) break ;; esac
   sleep 0.05
 done
 echo "   $PROFILE"
 echo "== the event's trip, from the logs (same correlation id demo-events-1):"
-grep -h 'user.registered' "$DATA/auth.log" "$DATA/user.log" | grep -v '"level":"debug"' | head -4 | sed 's/^/   /'
+grep -h 'user.registered\|welcome wallet' "$DATA/auth.log" "$DATA/user.log" | grep -v '"level":"debug"' | head -5 | sed 's/^/   /'
+# ---- one trace: Auth -> RabbitMQ -> User -> Wallet ----
+TRACE=$(grep '"requestId":"demo-events-1"' "$DATA/auth.log" | grep -o '"traceId":"[0-9a-f]*"' | head -1 | cut -d'"' -f4)
+echo "== trace $TRACE: the spans the three services exported (OTLP/HTTP JSON, decoded by the collector)"
+sleep 0.6 # one export round
+curl -sS "http://127.0.0.1:$OTLP_PORT/received" | /usr/bin/python3 -c '
+import json, sys
+trace = sys.argv[1]
+spans = [s for s in json.load(sys.stdin)["spans"] if s["span"]["traceId"] == trace]
+svc = lambda s: next((a["value"]["stringValue"] for a in s["resource"].get("attributes", [])
+                      if a["key"] == "service.name"), "?")
+kinds = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+byid = {s["span"]["spanId"]: s for s in spans}
+def depth(s):
+    d, p = 0, s["span"].get("parentSpanId")
+    while p in byid:
+        d, p = d + 1, byid[p]["span"].get("parentSpanId")
+    return d
+for s in sorted(spans, key=lambda s: int(s["span"]["startTimeUnixNano"])):
+    ms = (int(s["span"]["endTimeUnixNano"]) - int(s["span"]["startTimeUnixNano"])) / 1e6
+    print("   %s%-30s %-8s %-6s %7.2f ms" % ("  " * depth(s), s["span"]["name"], kinds[s["span"]["kind"]], svc(s), ms))
+print("   (%d spans; with a real collector set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. Jaeger or the OpenTelemetry Collector on :4318)" % len(spans))
+' "$TRACE"
+echo "== the same trace id in the services' log lines:"
+for s in auth user wallet; do
+  printf '   %-7s %s lines\n' "$s" "$(grep -c "\"traceId\":\"$TRACE\"" "$DATA/$s.log" || true)"
+done
 echo
-"$BUILD/tablium_rest_demo"
+TB_SERVICE_CLIENT_ID=gateway TB_SERVICE_CLIENT_SECRET=gateway-secret "$BUILD/tablium_rest_demo"
 echo
 sleep 0.3 # the access log line is written just after the answer goes out
 echo "== what the wallet service logged for request demo-0001 (it came through the user service):"
@@ -115,8 +158,15 @@ show "POST a transaction with the read-only token" -H "Authorization: Bearer $TO
 URLS=()
 for _ in $(seq 60); do URLS+=("$WALLET_SERVICE_URL/wallets/$WID"); done
 curl -s -o /dev/null -o /dev/null -H "Authorization: Bearer $TOKEN" "${URLS[@]}" >/dev/null
-show "62nd GET in well under a second (20/s)" -H "Authorization: Bearer $TOKEN" \
+show "62nd GET within a minute (40/min)" -H "Authorization: Bearer $TOKEN" \
   "$WALLET_SERVICE_URL/wallets/$WID"
+# ---- metrics and health ----
+echo
+echo "== GET $WALLET_SERVICE_URL/metrics  (Prometheus text format; a few of its lines)"
+curl -sS "$WALLET_SERVICE_URL/metrics" | grep -E '^http_server_requests_total|^tablium_server_refused_total|^process_resident' | head -8 | sed 's/^/   /'
+echo "   (scrape it with Prometheus; alert rules in deploy/prometheus/alerts.yml)"
+echo "== GET $USER_SERVICE_URL/health/ready"
+echo "   $(curl -sS "$USER_SERVICE_URL/health/ready")"
 echo
 echo "== stopping the services (SIGTERM: finish in-flight requests, exit 0)"
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done

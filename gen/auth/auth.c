@@ -5296,6 +5296,8 @@ int auth_get_health_call(auth_client *cl, tb_ctx *ctx, const auth_get_health_req
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getHealth";
+    call.route = "/health";
     tb_buf_append(&u, "/health", 7);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "auth_get_health: out of memory");
@@ -5608,6 +5610,8 @@ int auth_register_account_call(auth_client *cl, tb_ctx *ctx, const auth_register
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "registerAccount";
+    call.route = "/auth/register";
     tb_buf_append(&u, "/auth/register", 14);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "auth_register_account: out of memory");
@@ -5895,6 +5899,8 @@ int auth_get_account_call(auth_client *cl, tb_ctx *ctx, const auth_get_account_r
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getAccount";
+    call.route = "/auth/accounts/{userId}";
     tb_buf_append(&u, "/auth/accounts/", 15);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -6242,6 +6248,8 @@ int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, aut
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "login";
+    call.route = "/auth/login";
     tb_buf_append(&u, "/auth/login", 11);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "auth_login: out of memory");
@@ -6568,6 +6576,8 @@ int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_r
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "issueToken";
+    call.route = "/oauth/token";
     tb_buf_append(&u, "/oauth/token", 12);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "auth_issue_token: out of memory");
@@ -6749,6 +6759,8 @@ int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *re
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getJwks";
+    call.route = "/.well-known/jwks.json";
     tb_buf_append(&u, "/.well-known/jwks.json", 22);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "auth_get_jwks: out of memory");
@@ -6971,6 +6983,8 @@ int auth_rotate_signing_key_call(auth_client *cl, tb_ctx *ctx, const auth_rotate
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "rotateSigningKey";
+    call.route = "/auth/keys/rotate";
     tb_buf_append(&u, "/auth/keys/rotate", 17);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "auth_rotate_signing_key: out of memory");

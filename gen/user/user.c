@@ -4419,13 +4419,21 @@ int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getHealth";
+    call.route = "/health";
     tb_buf_append(&u, "/health", 7);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "user_get_health: out of memory");
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_get_health__decode(ctx, &r, out, err);
 out:
@@ -4515,6 +4523,14 @@ static int user_create_user__check(tb_ctx *ctx, int status, const char *body, si
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
     case 409:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
@@ -4557,6 +4573,12 @@ int user_create_user__write(tb_ctx *ctx, const user_create_user_resp *resp, tb_h
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 409:
         rc = tb_http_res_error(res, ctx, 409, &resp->s409);
         break;
@@ -4574,6 +4596,8 @@ int user_create_user__write(tb_ctx *ctx, const user_create_user_resp *resp, tb_h
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (resp->headers.location && tb_http_res_header(res, "Location", resp->headers.location))
         return TB_EINVAL;
     if (b->oom)
@@ -4652,6 +4676,44 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 409:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -4713,6 +4775,7 @@ static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_cr
         rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
     out->headers.location = tb_client_res_header(r, "Location");
 out:
     json_decref(j);
@@ -4734,6 +4797,8 @@ int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_r
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "createUser";
+    call.route = "/users";
     tb_buf_append(&u, "/users", 6);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "user_create_user: out of memory");
@@ -4750,7 +4815,13 @@ int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_r
         call.body = b->data;
         call.body_len = b->len;
     }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_create_user__decode(ctx, &r, out, err);
 out:
@@ -4857,6 +4928,14 @@ static int user_get_user__check(tb_ctx *ctx, int status, const char *body, size_
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
@@ -4891,6 +4970,12 @@ int user_get_user__write(tb_ctx *ctx, const user_get_user_resp *resp, tb_http_re
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -4902,6 +4987,8 @@ int user_get_user__write(tb_ctx *ctx, const user_get_user_resp *resp, tb_http_re
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -4978,6 +5065,44 @@ static int user_get_user__decode(tb_ctx *ctx, const tb_client_res *r, user_get_u
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 404:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -5001,6 +5126,7 @@ static int user_get_user__decode(tb_ctx *ctx, const tb_client_res *r, user_get_u
         rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -5021,6 +5147,8 @@ int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *re
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getUser";
+    call.route = "/users/{userId}";
     tb_buf_append(&u, "/users/", 7);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -5029,7 +5157,13 @@ int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *re
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_get_user__decode(ctx, &r, out, err);
 out:
@@ -5136,6 +5270,14 @@ static int user_get_profile__check(tb_ctx *ctx, int status, const char *body, si
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
@@ -5170,6 +5312,12 @@ int user_get_profile__write(tb_ctx *ctx, const user_get_profile_resp *resp, tb_h
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -5181,6 +5329,8 @@ int user_get_profile__write(tb_ctx *ctx, const user_get_profile_resp *resp, tb_h
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -5257,6 +5407,44 @@ static int user_get_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_ge
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 404:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -5280,6 +5468,7 @@ static int user_get_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_ge
         rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -5300,6 +5489,8 @@ int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_r
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getProfile";
+    call.route = "/users/{userId}/profile";
     tb_buf_append(&u, "/users/", 7);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -5309,7 +5500,13 @@ int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_r
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_get_profile__decode(ctx, &r, out, err);
 out:
@@ -5453,6 +5650,14 @@ static int user_update_profile__check(tb_ctx *ctx, int status, const char *body,
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
@@ -5495,6 +5700,12 @@ int user_update_profile__write(tb_ctx *ctx, const user_update_profile_resp *resp
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -5512,6 +5723,8 @@ int user_update_profile__write(tb_ctx *ctx, const user_update_profile_resp *resp
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -5588,6 +5801,44 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 404:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -5649,6 +5900,7 @@ static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user
         rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -5669,6 +5921,8 @@ int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_pro
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "PATCH";
+    call.operation_id = "updateProfile";
+    call.route = "/users/{userId}/profile";
     tb_buf_append(&u, "/users/", 7);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -5688,7 +5942,13 @@ int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_pro
         call.body = b->data;
         call.body_len = b->len;
     }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_update_profile__decode(ctx, &r, out, err);
 out:
@@ -5795,6 +6055,14 @@ static int user_get_user_wallets__check(tb_ctx *ctx, int status, const char *bod
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
@@ -5839,6 +6107,12 @@ int user_get_user_wallets__write(tb_ctx *ctx, const user_get_user_wallets_resp *
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -5853,6 +6127,8 @@ int user_get_user_wallets__write(tb_ctx *ctx, const user_get_user_wallets_resp *
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -5941,6 +6217,44 @@ static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, us
             goto out;
         }
         break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
+        if (rc) {
+            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
     case 404:
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
@@ -5983,6 +6297,7 @@ static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, us
         rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -6003,6 +6318,8 @@ int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getUserWallets";
+    call.route = "/users/{userId}/wallets";
     tb_buf_append(&u, "/users/", 7);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -6012,7 +6329,13 @@ int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user
         goto out;
     }
     call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_get_user_wallets__decode(ctx, &r, out, err);
 out:
@@ -6156,6 +6479,14 @@ static int user_open_wallet__check(tb_ctx *ctx, int status, const char *body, si
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
         break;
+    case 401:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
+    case 403:
+        j = tb_json_loadb(body, len, &err);
+        ok = j && user__v53(j, c, NULL);
+        break;
     case 404:
         j = tb_json_loadb(body, len, &err);
         ok = j && user__v53(j, c, NULL);
@@ -6206,6 +6537,12 @@ int user_open_wallet__write(tb_ctx *ctx, const user_open_wallet_resp *resp, tb_h
     case 400:
         rc = tb_http_res_error(res, ctx, 400, &resp->s400);
         break;
+    case 401:
+        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
+        break;
+    case 403:
+        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
+        break;
     case 404:
         rc = tb_http_res_error(res, ctx, 404, &resp->s404);
         break;
@@ -6229,6 +6566,8 @@ int user_open_wallet__write(tb_ctx *ctx, const user_open_wallet_resp *resp, tb_h
     if (rc)
         return rc;
     res->status = resp->status;
+    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
+        return TB_EINVAL;
     if (b->oom)
         return TB_ENOMEM;
     if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
@@ -6300,6 +6639,44 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
             goto out;
         }
         rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 401:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
+        if (rc) {
+            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
+            goto out;
+        }
+        break;
+    case 403:
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
+            goto out;
+        }
+        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+        ok = user__v53(j, c, NULL);
+        if (tb_vctx_finish(c, ok)) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
+            tb_error_add_details(err, &verr);
+            goto out;
+        }
+        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
         if (rc) {
             tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
             goto out;
@@ -6404,6 +6781,7 @@ static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_op
         rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
         goto out;
     }
+    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
 out:
     json_decref(j);
     tb_error_deinit(&verr);
@@ -6424,6 +6802,8 @@ int user_open_wallet_call(user_client *cl, tb_ctx *ctx, const user_open_wallet_r
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "openWallet";
+    call.route = "/users/{userId}/wallets";
     tb_buf_append(&u, "/users/", 7);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -6443,7 +6823,13 @@ int user_open_wallet_call(user_client *cl, tb_ctx *ctx, const user_open_wallet_r
         call.body = b->data;
         call.body_len = b->len;
     }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
+    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(cl->http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    }
     if (rc == 0)
         rc = user_open_wallet__decode(ctx, &r, out, err);
 out:

@@ -287,6 +287,8 @@ typedef struct user_create_user_req {
 enum {
     USER_CREATE_USER_201 = 201,
     USER_CREATE_USER_400 = 400,
+    USER_CREATE_USER_401 = 401,
+    USER_CREATE_USER_403 = 403,
     USER_CREATE_USER_409 = 409,
     USER_CREATE_USER_413 = 413,
     USER_CREATE_USER_415 = 415,
@@ -300,6 +302,10 @@ typedef struct user_create_user_resp {
         user_user s201;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
         tb_api_error s409;
         /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
@@ -310,6 +316,7 @@ typedef struct user_create_user_resp {
     };
     /** Response headers the spec declares: NULL = not sent. */
     struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
         const char *location; /* "Location": Path of the new user. */
     } headers;
 } user_create_user_resp;
@@ -329,6 +336,8 @@ typedef struct user_get_user_req {
 enum {
     USER_GET_USER_200 = 200,
     USER_GET_USER_400 = 400,
+    USER_GET_USER_401 = 401,
+    USER_GET_USER_403 = 403,
     USER_GET_USER_404 = 404,
 };
 
@@ -340,10 +349,18 @@ typedef struct user_get_user_resp {
         user_user s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } user_get_user_resp;
 
 /** Handler: One user. Implemented by the service. */
@@ -361,6 +378,8 @@ typedef struct user_get_profile_req {
 enum {
     USER_GET_PROFILE_200 = 200,
     USER_GET_PROFILE_400 = 400,
+    USER_GET_PROFILE_401 = 401,
+    USER_GET_PROFILE_403 = 403,
     USER_GET_PROFILE_404 = 404,
 };
 
@@ -372,10 +391,18 @@ typedef struct user_get_profile_resp {
         user_profile s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } user_get_profile_resp;
 
 /** Handler: The user's profile. Implemented by the service. */
@@ -394,6 +421,8 @@ typedef struct user_update_profile_req {
 enum {
     USER_UPDATE_PROFILE_200 = 200,
     USER_UPDATE_PROFILE_400 = 400,
+    USER_UPDATE_PROFILE_401 = 401,
+    USER_UPDATE_PROFILE_403 = 403,
     USER_UPDATE_PROFILE_404 = 404,
     USER_UPDATE_PROFILE_413 = 413,
     USER_UPDATE_PROFILE_415 = 415,
@@ -407,6 +436,10 @@ typedef struct user_update_profile_resp {
         user_profile s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
@@ -415,6 +448,10 @@ typedef struct user_update_profile_resp {
         tb_api_error s415;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } user_update_profile_resp;
 
 /** Handler: Changes some profile fields; null clears a nullable one. Implemented by the service. */
@@ -432,6 +469,8 @@ typedef struct user_get_user_wallets_req {
 enum {
     USER_GET_USER_WALLETS_200 = 200,
     USER_GET_USER_WALLETS_400 = 400,
+    USER_GET_USER_WALLETS_401 = 401,
+    USER_GET_USER_WALLETS_403 = 403,
     USER_GET_USER_WALLETS_404 = 404,
     USER_GET_USER_WALLETS_502 = 502,
 };
@@ -447,12 +486,20 @@ typedef struct user_get_user_wallets_resp {
         } s200;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         /* 502: The Wallet service failed or answered outside its contract. */
         tb_api_error s502;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } user_get_user_wallets_resp;
 
 /** Handler: The user's wallets, as the Wallet service reports them. Implemented by the service. */
@@ -471,6 +518,8 @@ typedef struct user_open_wallet_req {
 enum {
     USER_OPEN_WALLET_201 = 201,
     USER_OPEN_WALLET_400 = 400,
+    USER_OPEN_WALLET_401 = 401,
+    USER_OPEN_WALLET_403 = 403,
     USER_OPEN_WALLET_404 = 404,
     USER_OPEN_WALLET_409 = 409,
     USER_OPEN_WALLET_413 = 413,
@@ -486,6 +535,10 @@ typedef struct user_open_wallet_resp {
         user_wallet s201;
         /* 400: Malformed JSON, a parameter or body that fails its schema. */
         tb_api_error s400;
+        /* 401: No token, or one that is not valid (expired, forged, another audience). */
+        tb_api_error s401;
+        /* 403: A valid token without the scope the operation needs. */
+        tb_api_error s403;
         /* 404: No such resource. */
         tb_api_error s404;
         /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
@@ -498,6 +551,10 @@ typedef struct user_open_wallet_resp {
         tb_api_error s502;
         char none_; /* statuses without content */
     };
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
+    } headers;
 } user_open_wallet_resp;
 
 /** Handler: Opens a wallet for the user in the Wallet service. Implemented by the service. */

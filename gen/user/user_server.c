@@ -8,9 +8,15 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* components.securitySchemes */
+static const tb_security_scheme user__schemes[] = {
+    {"serviceToken", TB_SEC_OAUTH2, NULL},
+};
 
 static int user_get_health__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
@@ -26,11 +32,23 @@ static int user_get_health__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_r
     return user_get_health__write(ctx, &resp, res);
 }
 
+/* user_create_user: security (any alternative; all of its requirements) */
+static const char *const user_create_user__scopes_0_0[] = {"user.write"};
+static const tb_security_req user_create_user__sec_0[] = {
+    {&user__schemes[0], user_create_user__scopes_0_0, 1},
+};
+static const tb_security_alt user_create_user__security[] = {
+    {user_create_user__sec_0, 1},
+};
+
 static int user_create_user__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     user_create_user_req req;
     user_create_user_resp resp;
-    int rc = user_create_user__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, user_create_user__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = user_create_user__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -40,11 +58,23 @@ static int user_create_user__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_
     return user_create_user__write(ctx, &resp, res);
 }
 
+/* user_get_user: security (any alternative; all of its requirements) */
+static const char *const user_get_user__scopes_0_0[] = {"user.read"};
+static const tb_security_req user_get_user__sec_0[] = {
+    {&user__schemes[0], user_get_user__scopes_0_0, 1},
+};
+static const tb_security_alt user_get_user__security[] = {
+    {user_get_user__sec_0, 1},
+};
+
 static int user_get_user__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     user_get_user_req req;
     user_get_user_resp resp;
-    int rc = user_get_user__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, user_get_user__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = user_get_user__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -54,11 +84,23 @@ static int user_get_user__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res
     return user_get_user__write(ctx, &resp, res);
 }
 
+/* user_get_profile: security (any alternative; all of its requirements) */
+static const char *const user_get_profile__scopes_0_0[] = {"user.read"};
+static const tb_security_req user_get_profile__sec_0[] = {
+    {&user__schemes[0], user_get_profile__scopes_0_0, 1},
+};
+static const tb_security_alt user_get_profile__security[] = {
+    {user_get_profile__sec_0, 1},
+};
+
 static int user_get_profile__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     user_get_profile_req req;
     user_get_profile_resp resp;
-    int rc = user_get_profile__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, user_get_profile__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = user_get_profile__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -68,11 +110,23 @@ static int user_get_profile__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_
     return user_get_profile__write(ctx, &resp, res);
 }
 
+/* user_update_profile: security (any alternative; all of its requirements) */
+static const char *const user_update_profile__scopes_0_0[] = {"user.write"};
+static const tb_security_req user_update_profile__sec_0[] = {
+    {&user__schemes[0], user_update_profile__scopes_0_0, 1},
+};
+static const tb_security_alt user_update_profile__security[] = {
+    {user_update_profile__sec_0, 1},
+};
+
 static int user_update_profile__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     user_update_profile_req req;
     user_update_profile_resp resp;
-    int rc = user_update_profile__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, user_update_profile__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = user_update_profile__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -82,11 +136,23 @@ static int user_update_profile__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_ht
     return user_update_profile__write(ctx, &resp, res);
 }
 
+/* user_get_user_wallets: security (any alternative; all of its requirements) */
+static const char *const user_get_user_wallets__scopes_0_0[] = {"user.read"};
+static const tb_security_req user_get_user_wallets__sec_0[] = {
+    {&user__schemes[0], user_get_user_wallets__scopes_0_0, 1},
+};
+static const tb_security_alt user_get_user_wallets__security[] = {
+    {user_get_user_wallets__sec_0, 1},
+};
+
 static int user_get_user_wallets__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     user_get_user_wallets_req req;
     user_get_user_wallets_resp resp;
-    int rc = user_get_user_wallets__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, user_get_user_wallets__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = user_get_user_wallets__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -96,11 +162,23 @@ static int user_get_user_wallets__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_
     return user_get_user_wallets__write(ctx, &resp, res);
 }
 
+/* user_open_wallet: security (any alternative; all of its requirements) */
+static const char *const user_open_wallet__scopes_0_0[] = {"user.write"};
+static const tb_security_req user_open_wallet__sec_0[] = {
+    {&user__schemes[0], user_open_wallet__scopes_0_0, 1},
+};
+static const tb_security_alt user_open_wallet__security[] = {
+    {user_open_wallet__sec_0, 1},
+};
+
 static int user_open_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     user_open_wallet_req req;
     user_open_wallet_resp resp;
-    int rc = user_open_wallet__parse(ctx, hr, &req, res);
+    int rc = tb_http_authorize(ctx, hr, res, user_open_wallet__security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = user_open_wallet__parse(ctx, hr, &req, res);
     if (rc)
         return rc > 0 ? 0 : rc;
     memset(&resp, 0, sizeof resp);
@@ -112,12 +190,12 @@ static int user_open_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_
 
 static const tb_http_op user__ops[] = {
     {"getHealth", TB_HTTP_GET, "/health", 0, user_get_health__invoke},
-    {"createUser", TB_HTTP_POST, "/users", TB_OP_BODY | TB_OP_BODY_REQUIRED, user_create_user__invoke},
-    {"getUser", TB_HTTP_GET, "/users/{userId}", 0, user_get_user__invoke},
-    {"getProfile", TB_HTTP_GET, "/users/{userId}/profile", 0, user_get_profile__invoke},
-    {"updateProfile", TB_HTTP_PATCH, "/users/{userId}/profile", TB_OP_BODY | TB_OP_BODY_REQUIRED, user_update_profile__invoke},
-    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", 0, user_get_user_wallets__invoke},
-    {"openWallet", TB_HTTP_POST, "/users/{userId}/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED, user_open_wallet__invoke},
+    {"createUser", TB_HTTP_POST, "/users", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, user_create_user__invoke},
+    {"getUser", TB_HTTP_GET, "/users/{userId}", TB_OP_SECURED, user_get_user__invoke},
+    {"getProfile", TB_HTTP_GET, "/users/{userId}/profile", TB_OP_SECURED, user_get_profile__invoke},
+    {"updateProfile", TB_HTTP_PATCH, "/users/{userId}/profile", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, user_update_profile__invoke},
+    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", TB_OP_SECURED, user_get_user_wallets__invoke},
+    {"openWallet", TB_HTTP_POST, "/users/{userId}/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, user_open_wallet__invoke},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */
@@ -221,6 +299,37 @@ const tb_http_api user_api = {
     5,
 };
 
+/* x-tablium-depends: the readiness check "upstream:<name>" of each client, down while its
+ * circuit breaker refuses calls. Read from the client's state, never a request of its own: a
+ * fleet's probes add no load to an upstream that is struggling. A breaker leaves OPEN only on
+ * a call, and an instance the load balancer took out gets none: once the open wait is over the
+ * check is up again, traffic returns, and its first calls are the breaker's probes. */
+typedef struct user__upstream {
+    tb_client *http;
+    _Atomic uint64_t opens;       /* breaker_opens when it was last seen open */
+    _Atomic int64_t open_seen_ms; /* when that opening was first seen */
+} user__upstream;
+
+static user__upstream user__upstreams[1]; /* wallet */
+
+static int user__upstream_ready(void *user, char *why, size_t cap)
+{
+    user__upstream *u = user;
+    tb_client_stats st;
+    tb_client_stats_get(u->http, &st);
+    if (st.breaker_state != TB_BREAKER_OPEN)
+        return 0;
+    int64_t now = tb_clock_ms();
+    if (atomic_exchange(&u->opens, st.breaker_opens) != st.breaker_opens)
+        atomic_store(&u->open_seen_ms, now);
+    int64_t left = atomic_load(&u->open_seen_ms) +
+                   tb_client_options(u->http)->breaker.wait_duration_in_open_state_ms - now;
+    if (left <= 0)
+        return 0; /* the next call may go through as a probe */
+    snprintf(why, cap, "circuit breaker open: calls fail fast for %lld ms more", (long long)left);
+    return TB_EOPEN;
+}
+
 int user_service_main(int argc, char **argv)
 {
     tb_error err = TB_ERROR_INIT;
@@ -252,6 +361,7 @@ int user_service_main(int argc, char **argv)
         return 1;
     }
     opts.port = 8082; /* servers[0] of the spec */
+    opts.request_timeout_ms = 5000; /* x-tablium-timeout (TB_REQUEST_TIMEOUT_MS wins) */
     tb_server_opts_from_env(&opts, "user");
     if (tb_service_token_init("user", &err)) {
         tb_log_error(NULL, "user: %s", err.message);
@@ -269,7 +379,13 @@ int user_service_main(int argc, char **argv)
             tb_log_error(NULL, "user: wallet client: %s", err.message);
             goto out;
         }
+        user__upstreams[0].http = wallet_client_http(deps.wallet);
+        if (tb_ready_check_add("upstream:wallet", user__upstream_ready, &user__upstreams[0])) {
+            tb_log_error(NULL, "user: cannot register the readiness check upstream:wallet");
+            goto out;
+        }
     }
+    tb_service_set_deps(&deps); /* what event handlers find in ctx->deps too */
     if (user_service_init(&state, &err)) {
         tb_log_error(NULL, "user: init failed: %s", err.message);
         goto out;
@@ -290,6 +406,7 @@ out:
     tb_server_free(srv);
     if (inited)
         user_service_fini(state);
+    tb_ready_check_remove(&user__upstreams[0]);
     wallet_client_free(deps.wallet);
     tb_service_token_shutdown();
     tb_error_deinit(&err);

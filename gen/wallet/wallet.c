@@ -4268,6 +4268,12 @@ int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_heal
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getHealth";
+    call.route = "/health";
+    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
+        call.retry = &retry;
+    }
     tb_buf_append(&u, "/health", 7);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "wallet_get_health: out of memory");
@@ -4644,6 +4650,12 @@ int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_creat
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "createWallet";
+    call.route = "/wallets";
+    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
+        call.retry = &retry;
+    }
     tb_buf_append(&u, "/wallets", 8);
     if (u.oom) {
         rc = tb_error_set(err, TB_ENOMEM, "wallet_create_wallet: out of memory");
@@ -4992,6 +5004,12 @@ int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wall
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getWallet";
+    call.route = "/wallets/{walletId}";
+    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
+        call.retry = &retry;
+    }
     tb_buf_append(&u, "/wallets/", 9);
     if (req->wallet_id)
         tb_url_encode(&u, req->wallet_id, strlen(req->wallet_id), false);
@@ -5381,6 +5399,12 @@ int wallet_get_user_wallets_call(wallet_client *cl, tb_ctx *ctx, const wallet_ge
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "getUserWallets";
+    call.route = "/users/{userId}/wallets";
+    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
+        call.retry = &retry;
+    }
     tb_buf_append(&u, "/users/", 7);
     if (req->user_id)
         tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
@@ -5858,6 +5882,12 @@ int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_l
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "GET";
+    call.operation_id = "listTransactions";
+    call.route = "/wallets/{walletId}/transactions";
+    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
+        call.retry = &retry;
+    }
     tb_buf_append(&u, "/wallets/", 9);
     if (req->wallet_id)
         tb_url_encode(&u, req->wallet_id, strlen(req->wallet_id), false);
@@ -6409,6 +6439,12 @@ int wallet_create_transaction_call(wallet_client *cl, tb_ctx *ctx, const wallet_
     (void)sep;
     memset(&call, 0, sizeof call);
     call.method = "POST";
+    call.operation_id = "createTransaction";
+    call.route = "/wallets/{walletId}/transactions";
+    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try 2000 ms, on connect-failure, reset, timeout, 429, gateway-error */
+        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 2000, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
+        call.retry = &retry;
+    }
     tb_buf_append(&u, "/wallets/", 9);
     if (req->wallet_id)
         tb_url_encode(&u, req->wallet_id, strlen(req->wallet_id), false);

@@ -163,11 +163,11 @@ static int wallet_create_transaction__invoke(tb_ctx *ctx, const tb_http_req *hr,
 
 static const tb_http_op wallet__ops[] = {
     {"getHealth", TB_HTTP_GET, "/health", 0, wallet_get_health__invoke},
-    {"createWallet", TB_HTTP_POST, "/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED, wallet_create_wallet__invoke},
-    {"getWallet", TB_HTTP_GET, "/wallets/{walletId}", 0, wallet_get_wallet__invoke},
-    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", 0, wallet_get_user_wallets__invoke},
-    {"listTransactions", TB_HTTP_GET, "/wallets/{walletId}/transactions", 0, wallet_list_transactions__invoke},
-    {"createTransaction", TB_HTTP_POST, "/wallets/{walletId}/transactions", TB_OP_BODY | TB_OP_BODY_REQUIRED, wallet_create_transaction__invoke},
+    {"createWallet", TB_HTTP_POST, "/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, wallet_create_wallet__invoke},
+    {"getWallet", TB_HTTP_GET, "/wallets/{walletId}", TB_OP_SECURED, wallet_get_wallet__invoke},
+    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", TB_OP_SECURED, wallet_get_user_wallets__invoke},
+    {"listTransactions", TB_HTTP_GET, "/wallets/{walletId}/transactions", TB_OP_SECURED, wallet_list_transactions__invoke},
+    {"createTransaction", TB_HTTP_POST, "/wallets/{walletId}/transactions", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, wallet_create_transaction__invoke},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */

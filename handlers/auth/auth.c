@@ -47,7 +47,11 @@ int auth_service_init(void **state, tb_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     tb_bus_opts bo = {.service = "auth", .producer = "auth-service"};
-    int rc = tb_outbox_init(s->db, err);
+    int rc = (s->probe = tb_store_probe_new(s->db, err)) ? 0 : TB_EIO;
+    if (rc == 0 && tb_ready_check_add("database", tb_store_probe_ready, s->probe))
+        rc = tb_error_set(err, TB_EINVAL, "auth: cannot register the readiness check");
+    if (rc == 0)
+        rc = tb_outbox_init(s->db, err);
     if (rc == 0 && !(s->bus = tb_bus_new(&bo, err)))
         rc = TB_ENOMEM;
     if (rc == 0)
@@ -55,6 +59,9 @@ int auth_service_init(void **state, tb_error *err)
     if (rc == 0)
         rc = tb_bus_relay_outbox(s->bus, NULL, err); /* the service's own database */
     if (rc != 0) {
+        if (s->probe)
+            tb_ready_check_remove(s->probe);
+        tb_store_probe_free(s->probe);
         auth_tokens_fini(s);
         tb_bus_free(s->bus);
         tb_store_close(s->db);
@@ -71,6 +78,9 @@ void auth_service_fini(void *state)
     auth_state *s = state;
     if (!s)
         return;
+    if (s->probe) /* the check first: it reads the database file */
+        tb_ready_check_remove(s->probe);
+    tb_store_probe_free(s->probe);
     tb_bus_free(s->bus);
     auth_tokens_fini(s);
     tb_store_close(s->db);

@@ -8,6 +8,7 @@
 #include "keyring.h"
 
 #include "tablium/events.h"
+#include "tablium/store.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -27,6 +28,7 @@ typedef struct auth_state {
     sqlite3 *db;
     pthread_mutex_t mu; /* one transaction at a time on the connection */
     tb_bus *bus;
+    tb_store_probe *probe; /* the readiness check "database" */
     int pbkdf2_iterations;
     char dummy_hash[160]; /* checked for unknown accounts, so they cost what others do */
     auth_keyring *keys;

@@ -21,6 +21,7 @@ typedef struct user_state {
     sqlite3 *db;
     pthread_mutex_t mu;
     tb_bus *bus; /* consumes user.registered (TB_AMQP_URL); NULL when events are off */
+    tb_store_probe *probe; /* the readiness check "database" */
 } user_state;
 
 static const char SCHEMA[] =
@@ -43,6 +44,42 @@ static const char SCHEMA[] =
  * without coming here, and this is idempotent on its own as well (the same user id again is a
  * no-op).
  */
+/* The seed's welcome: a new user gets a wallet in USER_WELCOME_CURRENCY (default CHP; empty:
+ * none) from the Wallet service. Inside the event's transaction: when Wallet cannot be reached
+ * the event is retried (the user rows roll back with it); a 409 means an earlier delivery made
+ * the wallet already. */
+static int open_welcome_wallet(tb_ctx *ctx, const tb_event *ev, const char *user_id)
+{
+    const char *cur = getenv("USER_WELCOME_CURRENCY");
+    if (cur && !*cur)
+        return TB_EVENT_ACK;
+    user_deps *deps = user_deps_of(ctx);
+    if (!deps || !deps->wallet)
+        return TB_EVENT_ACK;
+    wallet_create_wallet_req wreq = {
+        .body = {.user_id = (char *)user_id, .currency = (char *)(cur ? cur : "CHP")},
+    };
+    wallet_create_wallet_resp wresp;
+    tb_error err = TB_ERROR_INIT;
+    /* the user's requests wait on this transaction: a short budget */
+    ctx->deadline_ms = tb_deadline_in(2000);
+    int rc = wallet_create_wallet_call(deps->wallet, ctx, &wreq, &wresp, &err);
+    int r = TB_EVENT_ACK;
+    if (rc != 0) {
+        tb_event_set_reason(ev, "welcome wallet: %s", err.message);
+        r = TB_EVENT_RETRY;
+    } else if (wresp.status == WALLET_CREATE_WALLET_201 ||
+               wresp.status == WALLET_CREATE_WALLET_409) {
+        tb_log_info(ctx, "user: welcome wallet of %s %s", user_id,
+                    wresp.status == WALLET_CREATE_WALLET_201 ? "opened" : "was there already");
+    } else {
+        tb_event_set_reason(ev, "welcome wallet: Wallet answered %d", wresp.status);
+        r = wresp.status >= 500 ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    tb_error_deinit(&err);
+    return r;
+}
+
 static int on_user_registered(tb_ctx *ctx, const tb_event *ev, const user_registered_v1 *d,
                               void *user)
 {
@@ -95,7 +132,7 @@ static int on_user_registered(tb_ctx *ctx, const tb_event *ev, const user_regist
     }
     tb_log_info(ctx, "user: profile of %s (%s) created from user.registered %s (attempt %d)",
                 d->username, d->user_id, ev->id, ev->attempt);
-    return TB_EVENT_ACK;
+    return open_welcome_wallet(ctx, ev, d->user_id);
 }
 
 int user_service_init(void **state, tb_error *err)
@@ -110,14 +147,18 @@ int user_service_init(void **state, tb_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     *state = s;
+    int rc = (s->probe = tb_store_probe_new(s->db, err)) ? 0 : TB_EIO;
+    if (rc == 0 && tb_ready_check_add("database", tb_store_probe_ready, s->probe))
+        rc = tb_error_set(err, TB_EINVAL, "user: cannot register the readiness check");
     const char *amqp = getenv("TB_AMQP_URL");
-    if (!amqp || !*amqp) {
+    if (rc == 0 && (!amqp || !*amqp)) {
         tb_log_warn(NULL, "user: TB_AMQP_URL is not set: not consuming user.registered");
         return 0;
     }
     /* the dedupe record and the handler's writes share one transaction on s->db */
     tb_bus_opts bo = {.service = "user", .store = s->db, .store_lock = &s->mu, .state = s};
-    int rc = (s->bus = tb_bus_new(&bo, err)) ? 0 : TB_ENOMEM;
+    if (rc == 0)
+        rc = (s->bus = tb_bus_new(&bo, err)) ? 0 : TB_ENOMEM;
     if (rc == 0)
         rc = user_registered_v1_subscribe(s->bus, on_user_registered, NULL, err);
     if (rc == 0)
@@ -134,6 +175,9 @@ void user_service_fini(void *state)
     user_state *s = state;
     if (!s)
         return;
+    if (s->probe) /* the check first: it reads the database file */
+        tb_ready_check_remove(s->probe);
+    tb_store_probe_free(s->probe);
     tb_bus_free(s->bus); /* first: its handlers use the database */
     tb_store_close(s->db);
     pthread_mutex_destroy(&s->mu);

@@ -29,8 +29,9 @@
 typedef struct wallet_state {
     sqlite3 *db;
     pthread_mutex_t mu;
-    tb_bus *bus;     /* relays the outbox; publishes wallet.balance.updated */
-    bool redis;      /* TB_REDIS_URL is set */
+    tb_bus *bus;           /* relays the outbox; publishes wallet.balance.updated */
+    bool redis;            /* TB_REDIS_URL is set */
+    tb_store_probe *probe; /* the readiness check "database" */
 } wallet_state;
 
 static const char SCHEMA[] =
@@ -163,7 +164,11 @@ int wallet_service_init(void **state, tb_error *err)
     }
     pthread_mutex_init(&s->mu, NULL);
     *state = s;
-    int rc = tb_evstore_init(s->db, err);
+    int rc = (s->probe = tb_store_probe_new(s->db, err)) ? 0 : TB_EIO;
+    if (rc == 0 && tb_ready_check_add("database", tb_store_probe_ready, s->probe))
+        rc = tb_error_set(err, TB_EINVAL, "wallet: cannot register the readiness check");
+    if (rc == 0)
+        rc = tb_evstore_init(s->db, err);
     if (rc == 0)
         rc = tb_outbox_init(s->db, err);
     if (rc == 0)
@@ -187,6 +192,9 @@ void wallet_service_fini(void *state)
     wallet_state *s = state;
     if (!s)
         return;
+    if (s->probe) /* the check first: it reads the database file */
+        tb_ready_check_remove(s->probe);
+    tb_store_probe_free(s->probe);
     tb_bus_free(s->bus);
     tb_store_close(s->db);
     pthread_mutex_destroy(&s->mu);

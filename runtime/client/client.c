@@ -1,5 +1,7 @@
 #include "tablium/client.h"
 #include "tablium/log.h"
+#include "tablium/metrics.h"
+#include "tablium/trace.h"
 
 #include "resilience.h"
 
@@ -19,8 +21,9 @@
 
 #define TB__USER_AGENT "tablium/0.1.0"
 #define TB__MAX_EXTRA (sizeof((tb_client_call *)0)->headers / sizeof(const char *))
-/* Accept, Content-Type, Expect, X-Request-ID and X-Request-Timeout-Ms, then the call's own. */
-#define TB__MAX_LINES (5 + TB__MAX_EXTRA)
+/* Accept, Content-Type, Expect, X-Request-ID, X-Request-Timeout-Ms, traceparent and tracestate,
+ * then the call's own. */
+#define TB__MAX_LINES (7 + TB__MAX_EXTRA)
 /* A pooled handle keeps its body buffer between calls; one that grew past this (a rare large
  * response) gives the memory back instead of pinning it for the client's lifetime. */
 #define TB__BODY_KEEP ((size_t)64 << 10)
@@ -43,32 +46,79 @@ int tb_global_init(void)
 
 /* ---- service discovery ---- */
 
+/* getenv of PREFIX<NAME>SUFFIX (name upper-cased, '-' and '.' -> '_'); NULL when unset or
+ * empty (an exported-but-empty variable is how compose files unset things). */
+static const char *env_of(const char *name, const char *suffix, char *var, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = name; *p && n + 1 < cap; p++) {
+        char ch = (char)toupper((unsigned char)*p);
+        var[n++] = ch == '-' || ch == '.' ? '_' : ch;
+    }
+    snprintf(var + n, cap - n, "%s", suffix);
+    const char *v = getenv(var);
+    return v && *v ? v : NULL;
+}
+
+/* The port of an http(s) URL (its explicit one, else the scheme's), or 0. */
+static int url_port(const char *url);
+/* Whether a URL's host is this machine (localhost, 127.x, ::1) or missing. */
+static bool local_url(const char *url);
+static bool has_prefix_ci(const char *s, const char *prefix);
+
 char *tb_service_url(const char *name, const char *fallback)
 {
-    static const char suffix[] = "_SERVICE_URL";
-    const char *url = NULL;
-    if (name && *name) {
-        size_t n = strlen(name);
-        char *var = malloc(n + sizeof suffix);
-        if (!var)
-            return NULL;
-        for (size_t i = 0; i < n; i++) {
-            char ch = (char)toupper((unsigned char)name[i]);
-            var[i] = ch == '-' ? '_' : ch;
+    char var[160], var2[160], made[512];
+    const char *url = NULL, *from = NULL;
+    if (name && *name && strlen(name) < 100) {
+        const char *host, *port;
+        if ((url = env_of(name, "_SERVICE_URL", var, sizeof var))) {
+            from = var;
+        } else if ((host = env_of(name, "_SERVICE_HOST", var, sizeof var)) &&
+                   (port = env_of(name, "_SERVICE_PORT", var2, sizeof var2))) {
+            /* what Kubernetes injects for each service of the pod's namespace */
+            snprintf(made, sizeof made, strchr(host, ':') ? "http://[%s]:%s" : "http://%s:%s",
+                     host, port);
+            url = made;
+            from = "<NAME>_SERVICE_HOST and _PORT (Kubernetes)";
+        } else if (getenv("KUBERNETES_SERVICE_HOST") && (!fallback || local_url(fallback))) {
+            /* in a pod, for a spec whose servers name this machine: the service's DNS name,
+             * with the spec's scheme, port and base path (an external URL stays as it is) */
+            const char *ns = getenv("TB_K8S_NAMESPACE");
+            int spec_port = fallback ? url_port(fallback) : 0;
+            bool https = fallback && has_prefix_ci(fallback, "https://");
+            const char *path = "";
+            if (fallback) {
+                const char *hp = strstr(fallback, "://");
+                hp = hp ? hp + 3 : fallback;
+                path = hp + strcspn(hp, "/?#");
+            }
+            int n = snprintf(made, sizeof made, "%s://%s", https ? "https" : "http", name);
+            if (ns && *ns)
+                n += snprintf(made + n, sizeof made - (size_t)n, ".%s.svc.cluster.local", ns);
+            if (spec_port > 0 && spec_port != (https ? 443 : 80))
+                n += snprintf(made + n, sizeof made - (size_t)n, ":%d", spec_port);
+            snprintf(made + n, sizeof made - (size_t)n, "%s", path);
+            url = made;
+            from = "the Kubernetes service name (KUBERNETES_SERVICE_HOST is set)";
         }
-        memcpy(var + n, suffix, sizeof suffix);
-        url = getenv(var);
-        free(var);
     }
-    /* An exported-but-empty variable (FOO_SERVICE_URL=) is how shells unset things in
-     * compose files; treat it as absent rather than as a URL. */
-    if (!url || !*url)
+    if (!url && fallback && *fallback) {
         url = fallback;
-    if (!url || !*url)
+        from = "the spec's servers";
+    }
+    if (!url) {
         url = "http://127.0.0.1:8080";
+        from = "the default";
+    }
     size_t len = strlen(url);
     while (len > 1 && url[len - 1] == '/')
         len--;
+    if (name && *name)
+        tb_log_info(NULL, "upstream %s: %.*s (from %s; the order: <NAME>_SERVICE_URL, "
+                          "<NAME>_SERVICE_HOST + _PORT, the Kubernetes DNS name in a pod, the "
+                          "spec's servers, http://127.0.0.1:8080)",
+                    name, (int)len, url, from);
     return strndup(url, len);
 }
 
@@ -89,6 +139,14 @@ struct tb_client {
     char *fault_spec;
     char *tls_ca, *tls_cert, *tls_key; /* copies of the opts' paths */
     const char *label; /* name, else base_url: how logs call this upstream */
+    char *host;        /* server.address and server.port of the spans, from base_url */
+    char *safe_base;   /* base_url without user:password@ (for spans, labels and logs) */
+    int port;
+    unsigned env_retry; /* retry fields the environment set: they win over a call's policy */
+    struct breaker_probe {
+        struct tb_client *c;
+        tb_breaker_state state;
+    } probes[3]; /* tablium_client_breaker_state{state=...}, read at scrape */
     tb_client_opts opts;
     pthread_mutex_t mu;
     tb__handle *idle; /* LIFO: the most recently used handle has the warmest connection */
@@ -286,9 +344,90 @@ static void pool_put(tb_client *c, tb__handle *h)
     pthread_mutex_unlock(&c->mu);
 }
 
+static bool has_prefix_ci(const char *s, const char *prefix);
+
+/* Host (without brackets) and port of an http(s) URL, for the spans' server.address and
+ * server.port: a malloc'd host ("" when it has none), *port the explicit or the scheme's one. */
+static char *url_host(const char *url, int *port)
+{
+    bool https = has_prefix_ci(url, "https://");
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *at = p + strcspn(p, "/?#");
+    const char *userinfo = memchr(p, '@', (size_t)(at - p));
+    if (userinfo)
+        p = userinfo + 1;
+    const char *h = p, *he;
+    if (*p == '[') {
+        h = p + 1;
+        he = memchr(h, ']', (size_t)(at - h));
+        if (!he)
+            he = at;
+        p = he < at ? he + 1 : at;
+    } else {
+        he = memchr(p, ':', (size_t)(at - p));
+        if (!he)
+            he = at;
+        p = he;
+    }
+    *port = https ? 443 : 80;
+    if (p < at && *p == ':') {
+        int v = 0;
+        for (const char *d = p + 1; d < at && *d >= '0' && *d <= '9' && v < 70000; d++)
+            v = v * 10 + (*d - '0');
+        if (v > 0 && v < 65536)
+            *port = v;
+    }
+    return strndup(h, (size_t)(he - h));
+}
+
+static bool local_url(const char *url)
+{
+    int port;
+    char *h = url_host(url, &port);
+    bool local = !h || !*h || strcasecmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 ||
+                 strcmp(h, "::1") == 0;
+    free(h);
+    return local;
+}
+
+/* A copy of url without its "user:password@" part. */
+static char *without_userinfo(const char *url)
+{
+    const char *hp = strstr(url, "://");
+    hp = hp ? hp + 3 : url;
+    size_t auth_len = strcspn(hp, "/?#");
+    const char *at = memchr(hp, '@', auth_len);
+    if (!at)
+        return strdup(url);
+    size_t pre = (size_t)(hp - url), rest = strlen(at + 1);
+    char *out = malloc(pre + rest + 1);
+    if (out) {
+        memcpy(out, url, pre);
+        memcpy(out + pre, at + 1, rest + 1);
+    }
+    return out;
+}
+
+static int url_port(const char *url)
+{
+    int port = 0;
+    char *h = url_host(url, &port);
+    free(h);
+    return h ? port : 0;
+}
+
 static bool has_prefix_ci(const char *s, const char *prefix)
 {
     return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static double breaker_probe_read(void *user)
+{
+    struct breaker_probe *p = user;
+    tb_client_stats st;
+    tb_client_stats_get(p->c, &st);
+    return st.breaker_state == p->state ? 1.0 : 0.0;
 }
 
 tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_error *err)
@@ -362,7 +501,12 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     c->opts.user_agent = c->user_agent;
     c->opts.name = c->name;
     c->opts.fault = c->fault_spec;
-    c->label = c->name ? c->name : c->base_url;
+    if (!(c->safe_base = without_userinfo(c->base_url)))
+        goto fail;
+    c->label = c->name ? c->name : c->safe_base;
+    c->env_retry = tb__opts_env_retry(c->name);
+    if (!(c->host = url_host(c->base_url, &c->port)))
+        goto fail;
     if (pthread_mutex_init(&c->mu, NULL) != 0)
         goto fail;
     mu_ok = true;
@@ -377,6 +521,21 @@ tb_client *tb_client_new(const char *base_url, const tb_client_opts *opts, tb_er
     if (!h)
         goto fail;
     c->idle = h;
+    if (c->opts.breaker.enabled) {
+        static const char *const labels[] = {"upstream", "state", NULL};
+        tb_metric_family *f = tb_metrics_gauge(
+            NULL, "tablium_client_breaker_state",
+            "1 for the circuit breaker's current state per upstream, 0 for the others.", labels);
+        static const tb_breaker_state states[3] = {TB_BREAKER_CLOSED, TB_BREAKER_OPEN,
+                                                   TB_BREAKER_HALF_OPEN};
+        for (int i = 0; f && i < 3; i++) {
+            c->probes[i].c = c;
+            c->probes[i].state = states[i];
+            static const char *const names[3] = {"closed", "open", "half_open"};
+            const char *vals[] = {c->label, names[i]};
+            tb_metric_on_collect(f, vals, breaker_probe_read, &c->probes[i]);
+        }
+    }
     return c;
 fail:
     if (c) {
@@ -385,6 +544,8 @@ fail:
             pthread_mutex_destroy(&c->pmu);
         if (mu_ok)
             pthread_mutex_destroy(&c->mu);
+        free(c->host);
+        free(c->safe_base);
         free(c->tls_key);
         free(c->tls_cert);
         free(c->tls_ca);
@@ -402,6 +563,8 @@ void tb_client_free(tb_client *c)
 {
     if (!c)
         return;
+    for (int i = 0; i < 3; i++)
+        tb_metrics_fn_remove(NULL, &c->probes[i]);
     tb__handle *h = c->idle;
     while (h) {
         tb__handle *next = h->next;
@@ -411,6 +574,8 @@ void tb_client_free(tb_client *c)
     tb__breaker_deinit(&c->breaker);
     pthread_mutex_destroy(&c->pmu);
     pthread_mutex_destroy(&c->mu);
+    free(c->host);
+    free(c->safe_base);
     free(c->tls_key);
     free(c->tls_cert);
     free(c->tls_ca);
@@ -617,8 +782,61 @@ static const char *tls_failure(CURLcode cc, bool https, bool answered)
 }
 
 /* One attempt: try_ms bounds it (0: no bound); *ccp gets curl's code. */
+/* The client span of one attempt: OpenTelemetry's HTTP client conventions. */
+static tb_span *client_span(tb_client *c, tb_ctx *ctx, const tb_client_call *call, int resend,
+                            const char *url)
+{
+    tb_span *sp = tb_span_start(ctx, NULL, TB_SPAN_CLIENT);
+    if (!sp->sampled)
+        return sp;
+    if (call->route) {
+        char name[128];
+        snprintf(name, sizeof name, "%s %s", call->method, call->route);
+        tb_span_set_name(sp, name);
+        tb_span_set_str(sp, "url.template", call->route);
+    } else {
+        tb_span_set_name(sp, call->method);
+    }
+    tb_span_set_str(sp, "http.request.method", call->method);
+    tb_span_set_str(sp, "server.address", c->host);
+    tb_span_set_int(sp, "server.port", c->port);
+    /* url.full without credentials and query (either may hold secrets: OpenTelemetry says to
+     * redact them) */
+    (void)url;
+    char full[512];
+    snprintf(full, sizeof full, "%s%.*s", c->safe_base, (int)strcspn(call->path, "?#"),
+             call->path);
+    tb_span_set_str(sp, "url.full", full);
+    if (resend > 0)
+        tb_span_set_int(sp, "http.request.resend_count", resend);
+    if (c->name)
+        tb_span_set_str(sp, "peer.service", c->name);
+    if (call->operation_id)
+        tb_span_set_str(sp, "tablium.operation_id", call->operation_id);
+    return sp;
+}
+
+static void client_span_end(tb_span *sp, int rc, const tb_client_res *res, const tb_error *err)
+{
+    if (sp->sampled) {
+        if (rc == 0) {
+            tb_span_set_int(sp, "http.response.status_code", res->status);
+            if (res->status >= 400) {
+                char code[16];
+                snprintf(code, sizeof code, "%d", res->status);
+                tb_span_set_str(sp, "error.type", code);
+                tb_span_set_status(sp, TB_STATUS_ERROR, NULL);
+            }
+        } else {
+            tb_span_set_str(sp, "error.type", tb_err_name(rc));
+            tb_span_set_status(sp, TB_STATUS_ERROR, err ? err->message : NULL);
+        }
+    }
+    tb_span_end(sp);
+}
+
 static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, bool idempotent,
-                   tb_client_res *res, long try_ms, CURLcode *ccp, tb_error *err)
+                   tb_client_res *res, long try_ms, int resend, CURLcode *ccp, tb_error *err)
 {
     tb_arena *a = ctx->arena;
     struct curl_slist lines[TB__MAX_LINES];
@@ -654,14 +872,34 @@ static int perform(tb_client *c, tb_ctx *ctx, const tb_client_call *call, bool i
         snprintf(budget, sizeof budget, "%s: %ld", TB_DEADLINE_HEADER, try_ms);
         lines[n++].data = budget;
     }
+    /* W3C trace context: this attempt's span is the callee's parent. */
+    tb_span *sp = client_span(c, ctx, call, resend, url);
+    char tp[sizeof "traceparent: " + TB_TRACEPARENT_LEN];
+    if (tb_span_context_valid(&sp->sc) && !call_has_header(call, "traceparent")) {
+        memcpy(tp, "traceparent: ", sizeof "traceparent: " - 1);
+        tb_traceparent_encode(&sp->sc, tp + sizeof "traceparent: " - 1);
+        lines[n++].data = tp;
+        if (sp->tracestate[0] && !call_has_header(call, "tracestate")) {
+            size_t tl = strlen(sp->tracestate);
+            char *ts = tb_arena_alloc(a, sizeof "tracestate: " + tl);
+            if (ts) {
+                memcpy(ts, "tracestate: ", sizeof "tracestate: " - 1);
+                memcpy(ts + sizeof "tracestate: " - 1, sp->tracestate, tl + 1);
+                lines[n++].data = ts;
+            }
+        }
+    }
     for (size_t i = 0; i < call->n_headers; i++)
         lines[n++].data = (char *)call->headers[i];
     for (size_t i = 0; i < n; i++)
         lines[i].next = i + 1 < n ? &lines[i + 1] : NULL;
 
     h = pool_get(c);
-    if (!h)
-        return tb_error_set(err, TB_ENOMEM, "%s %s: out of memory", call->method, url);
+    if (!h) {
+        rc = tb_error_set(err, TB_ENOMEM, "%s %s: out of memory", call->method, url);
+        client_span_end(sp, rc, res, err);
+        return rc;
+    }
     CURL *e = h->curl;
     h->errbuf[0] = '\0';
     tb_buf_reset(&h->body);
@@ -739,6 +977,7 @@ done:
     if (h->body.cap > TB__BODY_KEEP)
         tb_buf_deinit(&h->body);
     pool_put(c, h);
+    client_span_end(sp, rc, res, err);
     return rc;
 }
 
@@ -836,11 +1075,11 @@ static const char tb__fault_body[] =
 
 /* One attempt with the fault knob applied: may sleep, answer or drop instead of sending. */
 static int attempt(tb_client *c, tb_ctx *ctx, const tb_client_call *call, bool idempotent,
-                   tb_client_res *res, long try_ms, CURLcode *cc, tb_error *err)
+                   tb_client_res *res, long try_ms, int resend, CURLcode *cc, tb_error *err)
 {
     *cc = CURLE_OK;
     if (!c->fault.on)
-        return perform(c, ctx, call, idempotent, res, try_ms, cc, err);
+        return perform(c, ctx, call, idempotent, res, try_ms, resend, cc, err);
     const tb__fault *f = &c->fault;
     if (f->delay_ms > 0 && tb__rand_unit() * 100.0 < f->delay_pct) {
         atomic_fetch_add(&c->n_faults, 1);
@@ -876,7 +1115,7 @@ static int attempt(tb_client *c, tb_ctx *ctx, const tb_client_call *call, bool i
         return tb_error_set(err, TB_ECONN, "%s %s%s: connection dropped (fault injected)",
                             call->method, c->base_url, call->path);
     }
-    return perform(c, ctx, call, idempotent, res, try_ms, cc, err);
+    return perform(c, ctx, call, idempotent, res, try_ms, resend, cc, err);
 }
 
 static void reset_res(tb_client_res *res)
@@ -890,6 +1129,12 @@ static int send_with_policies(tb_client *c, tb_ctx *ctx, const tb_client_call *c
                               tb_client_res *res, int64_t deadline, tb_error *err)
 {
     const tb_retry_policy *rp = &c->opts.retry;
+    tb_retry_policy own;
+    if (call->retry) { /* the operation's (x-tablium-retry), under the environment's knobs */
+        own = *call->retry;
+        tb__retry_overlay(&own, &c->opts.retry, c->env_retry);
+        rp = &own;
+    }
     int cap = c->opts.max_concurrent_calls;
     int rc = 0, n = 0;
     if (atomic_fetch_add(&c->in_flight, 1) >= cap && cap > 0) {
@@ -935,7 +1180,7 @@ static int send_with_policies(tb_client *c, tb_ctx *ctx, const tb_client_call *c
         atomic_fetch_add(&c->n_attempts, 1);
         CURLcode cc;
         int64_t t0 = tb_clock_ms();
-        rc = attempt(c, ctx, call, idempotent, res, try_ms, &cc, err);
+        rc = attempt(c, ctx, call, idempotent, res, try_ms, n - 1, &cc, err);
         now = tb_clock_ms();
         pthread_mutex_lock(&c->pmu);
         tb__breaker_record(&c->breaker, ticket, breaker_outcome(c, rc, res, (double)(now - t0)),
@@ -1006,6 +1251,8 @@ int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_re
         return tb_error_set(err, TB_EINVAL, "%s %s%s: CR/LF in ctx->request_id", call->method,
                             c->base_url, call->path);
     atomic_fetch_add(&c->n_calls, 1);
+    struct timespec call_t0;
+    clock_gettime(CLOCK_MONOTONIC, &call_t0);
     int64_t now = tb_clock_ms();
     int64_t deadline = c->opts.timeout_ms > 0 ? now + c->opts.timeout_ms : 0;
     if (ctx->deadline_ms > 0) {
@@ -1044,7 +1291,25 @@ int tb_client_send(tb_client *c, tb_ctx *ctx, tb_client_call *call, tb_client_re
             goto after;
         }
     }
+    /* Outside a span (a job, a CLI, a test): one span for the call, so its attempts share a
+     * trace, continuing ctx->traceparent when it has one. */
+    tb_span *call_span = NULL;
+    if (!ctx->span) {
+        tb_span_context parent;
+        bool has = ctx->traceparent &&
+                   tb_traceparent_decode(ctx->traceparent, strlen(ctx->traceparent), &parent);
+        char name[128];
+        snprintf(name, sizeof name, "%s %s", call->method, call->route ? call->route : c->label);
+        call_span = tb_span_start_with(name, TB_SPAN_INTERNAL, has ? &parent : NULL, NULL);
+        ctx->span = call_span;
+    }
     rc = send_with_policies(c, ctx, call, res, deadline, err);
+    if (call_span) {
+        ctx->span = NULL;
+        if (call_span->sampled && (rc != 0 || res->status >= 500))
+            tb_span_set_status(call_span, TB_STATUS_ERROR, rc && err ? err->message : NULL);
+        tb_span_end(call_span);
+    }
     const tb_client_fallback *fb = call->fallback.fn ? &call->fallback : &c->opts.fallback;
     if (fb->fn && failed(rc, res)) {
         int attempts = res->attempts;
@@ -1066,6 +1331,16 @@ after:
     while (ran-- > 0)
         if (hooks[ran].after)
             hooks[ran].after(hooks[ran].self, ctx, call, rc, res);
+    {
+        const char *outcome = rc == 0 ? (res->status >= 500 ? "error" : "ok")
+                              : rc == TB_ETIMEDOUT ? "timeout"
+                              : rc == TB_EOPEN     ? "open"
+                              : rc == TB_EBUSY     ? "busy"
+                                                   : "error";
+        tb_metrics_http_client(c->label, call->operation_id ? call->operation_id : "",
+                               call->method, rc == 0 ? res->status : 0, outcome,
+                               ms_since(&call_t0) / 1e3, res->attempts > 1 ? res->attempts - 1 : 0);
+    }
     return rc;
 }
 

@@ -469,21 +469,75 @@ static bool in_range(const knob *k, const void *field)
     }
 }
 
+static void env_prefix(const char *name, char *prefix, size_t cap)
+{
+    prefix[0] = '\0';
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > cap - 5)
+        return;
+    strcpy(prefix, "TB_");
+    for (size_t i = 0; i < n; i++) {
+        char ch = (char)toupper((unsigned char)name[i]);
+        prefix[3 + i] = ch == '-' ? '_' : ch;
+    }
+    prefix[3 + n] = '_';
+    prefix[4 + n] = '\0';
+}
+
+unsigned tb__opts_env_retry(const char *name)
+{
+    static const struct {
+        const char *env;
+        unsigned bit;
+    } f[] = {
+        {"RETRY_MAX_ATTEMPTS", TB__ENV_RETRY_MAX_ATTEMPTS},
+        {"RETRY_INITIAL_BACKOFF_MS", TB__ENV_RETRY_INITIAL},
+        {"RETRY_MAX_BACKOFF_MS", TB__ENV_RETRY_MAX_BACKOFF},
+        {"RETRY_BACKOFF_MULTIPLIER", TB__ENV_RETRY_MULTIPLIER},
+        {"RETRY_PER_TRY_TIMEOUT_MS", TB__ENV_RETRY_PER_TRY},
+        {"RETRY_ON", TB__ENV_RETRY_ON},
+    };
+    char prefix[96], var[160];
+    env_prefix(name, prefix, sizeof prefix);
+    unsigned mask = 0;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        const char *pre[2] = {"TB_CLIENT_", prefix[0] ? prefix : NULL};
+        for (int j = 0; j < 2; j++) {
+            if (!pre[j])
+                continue;
+            snprintf(var, sizeof var, "%s%s", pre[j], f[i].env);
+            const char *v = getenv(var);
+            if (v && *v)
+                mask |= f[i].bit;
+        }
+    }
+    return mask;
+}
+
+void tb__retry_overlay(tb_retry_policy *p, const tb_retry_policy *env, unsigned mask)
+{
+    if (mask & TB__ENV_RETRY_MAX_ATTEMPTS)
+        p->max_attempts = env->max_attempts;
+    if (mask & TB__ENV_RETRY_INITIAL)
+        p->initial_backoff_ms = env->initial_backoff_ms;
+    if (mask & TB__ENV_RETRY_MAX_BACKOFF)
+        p->max_backoff_ms = env->max_backoff_ms;
+    if (mask & TB__ENV_RETRY_MULTIPLIER)
+        p->backoff_multiplier = env->backoff_multiplier;
+    if (mask & TB__ENV_RETRY_PER_TRY)
+        p->per_try_timeout_ms = env->per_try_timeout_ms;
+    if (mask & TB__ENV_RETRY_ON)
+        p->retry_on = env->retry_on;
+    if (p->max_backoff_ms < p->initial_backoff_ms)
+        p->max_backoff_ms = p->initial_backoff_ms;
+}
+
 int tb__opts_resolve(tb_client_opts *o, const char *name, const char *base_url, tb_error *err)
 {
-    char var[160], prefix[96] = "";
-    if (name && *name) {
-        size_t n = strlen(name);
-        if (n > sizeof prefix - 5)
-            return tb_error_set(err, TB_EINVAL, "client name too long: %s", name);
-        strcpy(prefix, "TB_");
-        for (size_t i = 0; i < n; i++) {
-            char ch = (char)toupper((unsigned char)name[i]);
-            prefix[3 + i] = ch == '-' ? '_' : ch;
-        }
-        prefix[3 + n] = '_';
-        prefix[4 + n] = '\0';
-    }
+    char var[160], prefix[96];
+    if (name && strlen(name) > sizeof prefix - 5)
+        return tb_error_set(err, TB_EINVAL, "client name too long: %s", name);
+    env_prefix(name, prefix, sizeof prefix);
     const char *prefixes[2] = {"TB_CLIENT_", prefix[0] ? prefix : NULL};
     for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
         const knob *k = &knobs[i];

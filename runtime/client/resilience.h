@@ -97,4 +97,16 @@ void tb__breaker_rates(const tb__breaker *b, double *failure, double *slow);
  *  then checks every field's range. 0 or TB_EINVAL naming the variable or field. */
 int tb__opts_resolve(tb_client_opts *o, const char *name, const char *base_url, tb_error *err);
 
+/* Which retry fields the environment set (tb__opts_resolve's *env_retry): they win over a
+ * call's own policy (the spec's x-tablium-retry) as well. */
+#define TB__ENV_RETRY_MAX_ATTEMPTS 0x01u
+#define TB__ENV_RETRY_INITIAL 0x02u
+#define TB__ENV_RETRY_MAX_BACKOFF 0x04u
+#define TB__ENV_RETRY_MULTIPLIER 0x08u
+#define TB__ENV_RETRY_PER_TRY 0x10u
+#define TB__ENV_RETRY_ON 0x20u
+unsigned tb__opts_env_retry(const char *name);
+/* p with the fields the environment set (mask) taken from env instead. */
+void tb__retry_overlay(tb_retry_policy *p, const tb_retry_policy *env, unsigned mask);
+
 #endif

@@ -1,4 +1,6 @@
 #include "tablium/ctx.h"
+
+#include <stdatomic.h>
 #include "tb_forkgen.h"
 
 #include <stdint.h>
@@ -79,4 +81,16 @@ void tb_request_id_new(char out[33])
         out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
     }
     out[32] = '\0';
+}
+
+static void *_Atomic service_deps;
+
+void tb_service_set_deps(void *deps)
+{
+    atomic_store(&service_deps, deps);
+}
+
+void *tb_service_deps(void)
+{
+    return atomic_load(&service_deps);
 }

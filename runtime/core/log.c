@@ -1,4 +1,5 @@
 #include "tablium/log.h"
+#include "tablium/trace.h"
 
 #include "../json/tb_utf8.h"
 
@@ -192,6 +193,23 @@ static void log_v(tb_log_level level, const tb_ctx *ctx, const char *fields, con
     if (ctx && ctx->request_id) {
         line_puts(&l, ",\"requestId\":");
         line_json_string(&l, ctx->request_id, strlen(ctx->request_id));
+    }
+    /* the trace this line belongs to: the current span, else a traceparent the ctx carries */
+    if (ctx && (ctx->span || ctx->traceparent)) {
+        tb_span_context sc;
+        bool ok = ctx->span ? tb_span_context_valid(&ctx->span->sc)
+                            : tb_traceparent_decode(ctx->traceparent, strlen(ctx->traceparent), &sc);
+        if (ok) {
+            const tb_span_context *p = ctx->span ? &ctx->span->sc : &sc;
+            char hex[33];
+            tb_trace_hex(p->trace_id, 16, hex);
+            line_puts(&l, ",\"traceId\":\"");
+            line_put(&l, hex, 32);
+            tb_trace_hex(p->span_id, 8, hex);
+            line_puts(&l, "\",\"spanId\":\"");
+            line_put(&l, hex, 16);
+            line_puts(&l, "\"");
+        }
     }
     if (fields && *fields) {
         line_puts(&l, ",");

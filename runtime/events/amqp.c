@@ -21,6 +21,7 @@
  * confirmed on channel 2. Deliveries carry the connection generation they came from.
  */
 #include "tb_amqp.h"
+#include "tb_link.h"
 
 #include "tablium/log.h"
 
@@ -768,6 +769,7 @@ struct tb_amqp_pub {
     unsigned waiting;  /* publishers blocked on a full window */
     unsigned flushing; /* threads in tb_amqp_pub_flush */
     atomic_uint connects;
+    tb__link link; /* for readiness */
     /* I/O thread only */
     uint64_t *tag_abs;
     amqp_connection_state_t conn;
@@ -1112,11 +1114,13 @@ static int pub_on_frame(tb_amqp_pub *p, amqp_frame_t *f, char *why, size_t cap)
     }
     case AMQP_CONNECTION_BLOCKED_METHOD:
         p->blocked = true;
+        tb__link_blocked(&p->link, true);
         log_conn(TB_LOG_WARN, "publisher", p->exchange, &p->tgt, atomic_load(&p->connects), -1,
                  NULL, "amqp publisher blocked by the broker (resource alarm)");
         return 0;
     case AMQP_CONNECTION_UNBLOCKED_METHOD:
         p->blocked = false;
+        tb__link_blocked(&p->link, false);
         log_conn(TB_LOG_INFO, "publisher", p->exchange, &p->tgt, atomic_load(&p->connects), -1,
                  NULL, "amqp publisher unblocked");
         return 0;
@@ -1239,6 +1243,7 @@ static void *pub_main(void *arg)
         if (p->conn == NULL) {
             why[0] = '\0';
             if (pub_connect(p, why, sizeof why) != 0) {
+                tb__link_down(&p->link, why);
                 if (failures++ == 0)
                     log_conn(TB_LOG_WARN, "publisher", p->exchange, &p->tgt,
                              atomic_load(&p->connects), -1, why,
@@ -1247,6 +1252,7 @@ static void *pub_main(void *arg)
                 backoff = next_backoff(backoff, p->o.reconnect_max_ms);
                 continue;
             }
+            tb__link_up(&p->link);
             unsigned n = atomic_fetch_add(&p->connects, 1) + 1;
             if (n == 1)
                 log_conn(TB_LOG_INFO, "publisher", p->exchange, &p->tgt, n, -1, NULL,
@@ -1263,6 +1269,7 @@ static void *pub_main(void *arg)
         if (pub_step(p, why, sizeof why) != 0) {
             log_conn(TB_LOG_WARN, "publisher", p->exchange, &p->tgt, atomic_load(&p->connects), -1,
                      why, "amqp publisher lost its connection");
+            tb__link_down(&p->link, why);
             amqp_destroy_connection(p->conn);
             p->conn = NULL;
             down_since = now_ms();
@@ -1338,7 +1345,9 @@ tb_amqp_pub *tb_amqp_pub_new(const tb_amqp_opts *o, tb_error *err)
         goto fail;
     }
     atomic_init(&p->connects, 0);
+    tb__link_init(&p->link);
     if (pthread_create(&p->thread, NULL, pub_main, p) != 0) {
+        tb__link_destroy(&p->link);
         pthread_cond_destroy(&p->room);
         pthread_mutex_destroy(&p->mu);
         tb_error_set(err, TB_ENOMEM, "amqp publisher: cannot start its thread");
@@ -1432,6 +1441,7 @@ void tb_amqp_pub_free(tb_amqp_pub *p)
     pthread_mutex_unlock(&p->mu);
     efd_signal(p->efd);
     pthread_join(p->thread, NULL);
+    tb__link_destroy(&p->link);
     pthread_cond_destroy(&p->room);
     pthread_mutex_destroy(&p->mu);
     close(p->efd);
@@ -1447,6 +1457,11 @@ void tb_amqp_pub_free(tb_amqp_pub *p)
 unsigned tb_amqp_pub_connects(const tb_amqp_pub *p)
 {
     return p ? atomic_load(&((tb_amqp_pub *)p)->connects) : 0;
+}
+
+bool tb_amqp_pub_up(tb_amqp_pub *p, char *why, size_t cap)
+{
+    return p == NULL || tb__link_get(&p->link, "publisher", why, cap);
 }
 
 /* ================================================================ consumer ==== */
@@ -1480,6 +1495,7 @@ struct tb_amqp_consumer {
     bool stop;
     bool idle; /* the I/O thread is (about to be) in poll(): signal the eventfd */
     atomic_uint connects;
+    tb__link link; /* for readiness */
     /* I/O thread only (and consumer_new before the thread starts) */
     amqp_connection_state_t conn;
     unsigned gen;
@@ -1933,10 +1949,14 @@ static int cons_on_frame(tb_amqp_consumer *c, amqp_frame_t *f, bool deliver, cha
     }
     case AMQP_CONNECTION_BLOCKED_METHOD:
         c->blocked = true;
+        tb__link_blocked(&c->link, true);
         log_conn(TB_LOG_WARN, "consumer", c->t.queue, &c->tgt, atomic_load(&c->connects), -1, NULL,
                  "amqp consumer blocked by the broker (resource alarm)");
         return 0;
-    case AMQP_CONNECTION_UNBLOCKED_METHOD: c->blocked = false; return 0;
+    case AMQP_CONNECTION_UNBLOCKED_METHOD:
+        c->blocked = false;
+        tb__link_blocked(&c->link, false);
+        return 0;
     default: return 0;
     }
 }
@@ -2060,6 +2080,7 @@ static void *cons_main(void *arg)
             why[0] = '\0';
             bool permanent = false;
             if (cons_connect(c, why, sizeof why, &permanent) != 0) {
+                tb__link_down(&c->link, why);
                 if (failures++ == 0 || permanent)
                     log_conn(permanent ? TB_LOG_ERROR : TB_LOG_WARN, "consumer", c->t.queue,
                              &c->tgt, atomic_load(&c->connects), -1, why,
@@ -2068,6 +2089,7 @@ static void *cons_main(void *arg)
                 backoff = next_backoff(backoff, c->o.reconnect_max_ms);
                 continue;
             }
+            tb__link_up(&c->link);
             unsigned n = atomic_fetch_add(&c->connects, 1) + 1;
             log_conn(TB_LOG_WARN, "consumer", c->t.queue, &c->tgt, n, (long)(now_ms() - down_since),
                      NULL, "amqp consumer reconnected; unacked deliveries will be redelivered");
@@ -2079,6 +2101,7 @@ static void *cons_main(void *arg)
         if (cons_step(c, why, sizeof why) != 0) {
             log_conn(TB_LOG_WARN, "consumer", c->t.queue, &c->tgt, atomic_load(&c->connects), -1,
                      why, "amqp consumer lost its connection");
+            tb__link_down(&c->link, why);
             cons_lost(c);
             down_since = now_ms();
             failures = 1;
@@ -2090,6 +2113,7 @@ static void *cons_main(void *arg)
 
 static void consumer_destroy(tb_amqp_consumer *c)
 {
+    tb__link_destroy(&c->link);
     if (c->efd >= 0)
         close(c->efd);
     free(c->rp);
@@ -2107,11 +2131,13 @@ tb_amqp_consumer *tb_amqp_consumer_new(const tb_amqp_consumer_opts *o, tb_amqp_d
     tb_amqp_consumer *c = calloc(1, sizeof *c);
     if (c == NULL)
         return tb_error_set(err, TB_ENOMEM, "amqp consumer: out of memory"), NULL;
+    tb__link_init(&c->link);
     c->efd = -1;
     c->live.next = c->live.prev = &c->live;
     c->o = o->conn;
     apply_conn_defaults(&c->o);
     if (target_parse(&c->tgt, o->conn.url, err) != 0) {
+        tb__link_destroy(&c->link);
         free(c);
         return NULL;
     }
@@ -2153,6 +2179,7 @@ tb_amqp_consumer *tb_amqp_consumer_new(const tb_amqp_consumer_opts *o, tb_amqp_d
         backoff = next_backoff(backoff, c->o.reconnect_max_ms);
     }
     atomic_store(&c->connects, 1);
+    tb__link_up(&c->link);
     log_conn(TB_LOG_INFO, "consumer", c->t.queue, &c->tgt, 1, -1, NULL, "amqp consumer connected");
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         conn_close(c->conn);
@@ -2215,6 +2242,11 @@ void tb_amqp_consumer_free(tb_amqp_consumer *c)
 unsigned tb_amqp_consumer_connects(const tb_amqp_consumer *c)
 {
     return c ? atomic_load(&((tb_amqp_consumer *)c)->connects) : 0;
+}
+
+bool tb_amqp_consumer_up(tb_amqp_consumer *c, char *why, size_t cap)
+{
+    return c == NULL || tb__link_get(&c->link, "consumer", why, cap);
 }
 
 /* ================================================================ one-shot tools ==== */

@@ -4,6 +4,8 @@
  * runtime/events/redis.c (Redis Pub/Sub); storage: runtime/events/store.c.
  */
 #include "tablium/events.h"
+#include "tablium/metrics.h"
+#include "tablium/trace.h"
 
 #include "tb_amqp.h"
 #include "tb_redis.h"
@@ -12,6 +14,7 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/evstore.h"
+#include "tablium/http.h"
 #include "tablium/ids.h"
 #include "tablium/json.h"
 #include "tablium/log.h"
@@ -133,12 +136,18 @@ struct tb_bus {
     size_t n_subs, cap_subs;
     const tb_event_type *any_type; /* for the envelope validator */
 
-    pthread_mutex_t pub_mu; /* creating the publishers lazily */
+    pthread_mutex_t pub_mu; /* creating the publishers lazily; set under it: the four below */
     tb_amqp_pub *amqp_pub;
     tb_redis_pub *redis_pub;
 
     tb_amqp_consumer *amqp_sub;
     tb_redis_sub *redis_sub;
+
+    /* the readiness checks "rabbitmq" and "redis", registered once the bus holds a connection
+     * on that transport (bit 1 << transport); ready_gone: tb_bus_free has removed them */
+    pthread_mutex_t ready_mu;
+    unsigned ready_on;
+    bool ready_gone;
     bus_worker *workers;
     bool light_inline;  /* Redis events handled on the subscriber's thread */
     bus_worker *light;  /* its arena and event storage */
@@ -238,7 +247,22 @@ typedef struct env_ids {
     char traceparent[56];
     char correlation[129];
     char key[129]; /* the ordering key (AMQP header x-tablium-key), "" when none */
+    tb_span *span; /* the producer span whose context the envelope carries; NULL before one */
 } env_ids;
+
+/* Ends the producer span of a publish (rc: its outcome). */
+static void ids_end(env_ids *ids, int rc, const tb_error *err)
+{
+    tb_span *sp = ids->span;
+    ids->span = NULL;
+    if (!sp)
+        return;
+    if (rc != 0 && sp->sampled) {
+        tb_span_set_str(sp, "error.type", tb_err_name(rc));
+        tb_span_set_status(sp, TB_STATUS_ERROR, err && err->code ? err->message : NULL);
+    }
+    tb_span_end(sp);
+}
 
 static const char *key_of(const tb_event_type *t, const json_t *data, char *buf, size_t cap);
 
@@ -254,15 +278,32 @@ static void envelope_head(const tb_ctx *ctx, const tb_event_type *t, const char 
         if (kl < sizeof ids->key)
             memcpy(ids->key, key, kl + 1);
     }
-    char ts[25], trace_id[33], span_id[17], parent_span[17], corr[33];
+    char ts[25], corr[33];
     tb_uuid_new(id);
     tb_time_rfc3339(ts);
-    char rnd[33];
-    if (!(ctx && tb_traceparent_parse(ctx->traceparent, trace_id, parent_span)))
-        tb_request_id_new(trace_id);
-    tb_request_id_new(rnd);
-    memcpy(span_id, rnd, 16);
-    span_id[16] = '\0';
+    /* The producer span: a child of the ctx's span (or of its traceparent), else a new trace;
+     * its context is what the envelope and the AMQP headers carry. */
+    tb_span_context parent;
+    const tb_span_context *pp = NULL;
+    if (ctx && ctx->span && tb_span_context_valid(&ctx->span->sc))
+        pp = &ctx->span->sc;
+    else if (ctx && ctx->traceparent &&
+             tb_traceparent_decode(ctx->traceparent, strlen(ctx->traceparent), &parent))
+        pp = &parent;
+    tb_span *sp = tb_span_start_with(NULL, TB_SPAN_PRODUCER, pp,
+                                     ctx && ctx->span ? ctx->span->tracestate : NULL);
+    ids->span = sp;
+    if (sp->sampled) {
+        char name[160];
+        snprintf(name, sizeof name, "send %s", t->type);
+        tb_span_set_name(sp, name);
+        tb_span_set_str(sp, "messaging.system",
+                        t->transport == TB_TRANSPORT_REDIS ? "redis" : "rabbitmq");
+        tb_span_set_str(sp, "messaging.operation.type", "send");
+        tb_span_set_str(sp, "messaging.operation.name", "publish");
+        tb_span_set_str(sp, "messaging.message.id", id);
+        tb_span_set_str(sp, "tablium.event.version", t->version);
+    }
     const char *correlation = ctx ? ctx->request_id : NULL;
     size_t cl = correlation ? strlen(correlation) : 0;
     if (cl == 0 || cl > 128) {
@@ -271,13 +312,9 @@ static void envelope_head(const tb_ctx *ctx, const tb_event_type *t, const char 
         cl = 32;
     }
     memcpy(ids->correlation, correlation, cl + 1);
-    /* 00-<trace id>-<span id>-01 */
-    char *tp = ids->traceparent;
-    memcpy(tp, "00-", 3);
-    memcpy(tp + 3, trace_id, 32);
-    tp[35] = '-';
-    memcpy(tp + 36, span_id, 16);
-    memcpy(tp + 52, "-01", 4);
+    if (sp->sampled)
+        tb_span_set_str(sp, "messaging.message.conversation_id", ids->correlation);
+    tb_traceparent_encode(&sp->sc, ids->traceparent);
 
     /* (type and version are the generator's checked names: nothing to escape) */
     tb_buf_puts(b, "{\"id\":\"");
@@ -397,6 +434,7 @@ tb_bus *tb_bus_new(const tb_bus_opts *o, tb_error *err)
     b->state = o->state;
     b->deps = o->deps;
     pthread_mutex_init(&b->pub_mu, NULL);
+    pthread_mutex_init(&b->ready_mu, NULL);
     pthread_mutex_init(&b->own_dedupe_mu, NULL);
     pthread_mutex_init(&b->seen_mu, NULL);
     pthread_mutex_init(&b->gc_mu, NULL);
@@ -439,16 +477,31 @@ static int add_sub(tb_bus *b, const tb_event_type *t, tb_event_handler h, tb_eve
     return 0;
 }
 
+/* The type's consumer counters exist at 0 from the start, so increase() sees the first one. */
+static void declare_metrics(const tb_bus *bus, const tb_event_type *t)
+{
+    if (bus && t && t->type)
+        tb_metrics_event_declare(bus->service, t->type,
+                                 t->transport == TB_TRANSPORT_REDIS ? "redis" : "rabbitmq", false,
+                                 true);
+}
+
 int tb_bus_subscribe(tb_bus *bus, const tb_event_type *t, tb_event_handler h, void *user,
                      tb_error *err)
 {
-    return add_sub(bus, t, h, NULL, NULL, user, err);
+    int rc = add_sub(bus, t, h, NULL, NULL, user, err);
+    if (rc == 0)
+        declare_metrics(bus, t);
+    return rc;
 }
 
 int tb_bus_subscribe_typed(tb_bus *bus, const tb_event_type *t, tb_event_invoke invoke,
                            void (*fn)(void), void *user, tb_error *err)
 {
-    return add_sub(bus, t, NULL, invoke, fn, user, err);
+    int rc = add_sub(bus, t, NULL, invoke, fn, user, err);
+    if (rc == 0)
+        declare_metrics(bus, t);
+    return rc;
 }
 
 static const bus_sub *find_sub(const tb_bus *b, const char *type, const char *version,
@@ -467,34 +520,109 @@ static const bus_sub *find_sub(const tb_bus *b, const char *type, const char *ve
     return NULL;
 }
 
+/* ---------------------------------------------------------------- readiness ---- */
+
+/* The connections the bus holds on transport t: 0 when each is usable, else TB_ECONN with why
+ * ("publisher disconnected for 3.2 s: ..."). Reads states the transports keep (no I/O). */
+static int transport_ready(tb_bus *b, tb_event_transport t, char *why, size_t cap)
+{
+    char sub[256] = "", pub[256] = "";
+    bool sub_ok, pub_ok;
+    pthread_mutex_lock(&b->pub_mu);
+    if (t == TB_TRANSPORT_RABBITMQ) {
+        sub_ok = tb_amqp_consumer_up(b->amqp_sub, sub, sizeof sub);
+        pub_ok = tb_amqp_pub_up(b->amqp_pub, pub, sizeof pub);
+    } else {
+        sub_ok = tb_redis_sub_up(b->redis_sub, sub, sizeof sub);
+        pub_ok = tb_redis_pub_up(b->redis_pub, pub, sizeof pub);
+    }
+    pthread_mutex_unlock(&b->pub_mu);
+    if (sub_ok && pub_ok)
+        return 0;
+    if (cap > 0)
+        snprintf(why, cap, "%s%s%s", sub_ok ? "" : sub, !sub_ok && !pub_ok ? "; " : "",
+                 pub_ok ? "" : pub);
+    return TB_ECONN;
+}
+
+static int ready_rabbitmq(void *user, char *why, size_t cap)
+{
+    return transport_ready(user, TB_TRANSPORT_RABBITMQ, why, cap);
+}
+
+static int ready_redis(void *user, char *why, size_t cap)
+{
+    return transport_ready(user, TB_TRANSPORT_REDIS, why, cap);
+}
+
+/* Registers the process-wide readiness check of transport t, once: called (not under pub_mu,
+ * which the checks take under the registry's lock) when the bus first holds a connection on
+ * it. ready_mu orders this against the removal in tb_bus_free. */
+static void ready_note(tb_bus *b, tb_event_transport t)
+{
+    unsigned bit = 1u << t;
+    const char *name = t == TB_TRANSPORT_REDIS ? "redis" : "rabbitmq";
+    pthread_mutex_lock(&b->ready_mu);
+    if (!b->ready_gone && !(b->ready_on & bit)) {
+        b->ready_on |= bit;
+        if (tb_ready_check_add(name, t == TB_TRANSPORT_REDIS ? ready_redis : ready_rabbitmq, b))
+            tb_log_warn(NULL, "bus %s: cannot register the readiness check %s (too many)",
+                        b->service, name);
+    }
+    pthread_mutex_unlock(&b->ready_mu);
+}
+
+int tb_bus_ready(tb_bus *b, char *why, size_t cap)
+{
+    if (b == NULL)
+        return TB_EINVAL;
+    char amqp[520] = "", redis[520] = "";
+    int ra = transport_ready(b, TB_TRANSPORT_RABBITMQ, amqp, sizeof amqp);
+    int rr = transport_ready(b, TB_TRANSPORT_REDIS, redis, sizeof redis);
+    if (ra == 0 && rr == 0)
+        return 0;
+    if (cap > 0)
+        snprintf(why, cap, "%s%s%s%s%s", ra ? "rabbitmq: " : "", ra ? amqp : "",
+                 ra && rr ? "; " : "", rr ? "redis: " : "", rr ? redis : "");
+    return TB_ECONN;
+}
+
 /* ---------------------------------------------------------------- publishing ---- */
 
 static tb_amqp_pub *amqp_pub(tb_bus *b, tb_error *err)
 {
+    bool made = false;
     pthread_mutex_lock(&b->pub_mu);
     if (b->amqp_pub == NULL && b->amqp_url) {
         tb_amqp_opts ao = {.url = b->amqp_url, .exchange = b->exchange, .window = b->window,
                            .publish_timeout_ms = b->publish_timeout_ms};
         b->amqp_pub = tb_amqp_pub_new(&ao, err);
+        made = b->amqp_pub != NULL;
     } else if (b->amqp_url == NULL) {
         tb_error_set(err, TB_ESTATE, "no RabbitMQ configured for durable events: set TB_AMQP_URL");
     }
     tb_amqp_pub *p = b->amqp_pub;
     pthread_mutex_unlock(&b->pub_mu);
+    if (made)
+        ready_note(b, TB_TRANSPORT_RABBITMQ);
     return p;
 }
 
 static tb_redis_pub *redis_pub(tb_bus *b, tb_error *err)
 {
+    bool made = false;
     pthread_mutex_lock(&b->pub_mu);
     if (b->redis_pub == NULL && b->redis_url) {
         tb_redis_opts ro = {.url = b->redis_url};
         b->redis_pub = tb_redis_pub_new(&ro, err);
+        made = b->redis_pub != NULL;
     } else if (b->redis_url == NULL) {
         tb_error_set(err, TB_ESTATE, "no Redis configured for light events: set TB_REDIS_URL");
     }
     tb_redis_pub *p = b->redis_pub;
     pthread_mutex_unlock(&b->pub_mu);
+    if (made)
+        ready_note(b, TB_TRANSPORT_REDIS);
     return p;
 }
 
@@ -502,12 +630,14 @@ typedef struct pub_done {
     tb_bus *bus;
     tb_publish_fn fn;
     void *user;
+    const char *type; /* the event type (static: the generator's tables) */
 } pub_done;
 
 static void on_confirm(void *user, int rc)
 {
     pub_done *pd = user;
     atomic_fetch_add(rc == 0 ? &pd->bus->published : &pd->bus->publish_failed, 1);
+    tb_metrics_event_published(pd->bus->service, pd->type, "rabbitmq", rc == 0);
     if (pd->fn)
         pd->fn(pd->user, rc);
     free(pd);
@@ -533,6 +663,17 @@ static void on_wait_done(void *user, int rc)
 static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, const char *body,
                          size_t len, tb_publish_fn done, void *user, tb_error *err)
 {
+    if (ids->span && ids->span->sampled) {
+        if (t->transport == TB_TRANSPORT_REDIS) {
+            char channel[256];
+            snprintf(channel, sizeof channel, "%s:%s", b->exchange, t->type);
+            tb_span_set_str(ids->span, "messaging.destination.name", channel);
+        } else {
+            tb_span_set_str(ids->span, "messaging.destination.name", b->exchange);
+            tb_span_set_str(ids->span, "messaging.rabbitmq.destination.routing_key", t->type);
+        }
+        tb_span_set_int(ids->span, "messaging.message.body.size", (int64_t)len);
+    }
     if (t->transport == TB_TRANSPORT_REDIS) {
         tb_redis_pub *p = redis_pub(b, err);
         if (p == NULL)
@@ -541,6 +682,7 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, 
         snprintf(channel, sizeof channel, "%s:%s", b->exchange, t->type);
         int rc = tb_redis_publish(p, channel, body, len);
         atomic_fetch_add(rc == 0 ? &b->published : &b->publish_failed, 1);
+        tb_metrics_event_published(b->service, t->type, "redis", rc == 0);
         if (rc != 0)
             tb_error_set(err, rc, "publish %s %s to Redis: %s", t->type, t->version,
                          tb_strerror(rc));
@@ -554,7 +696,7 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, 
     pub_done *pd = malloc(sizeof *pd);
     if (pd == NULL)
         return tb_error_set(err, TB_ENOMEM, "publish: out of memory");
-    *pd = (pub_done){b, done, user};
+    *pd = (pub_done){b, done, user, t->type};
     tb_amqp_props props = {.message_id = ids->id, .type = t->type, .version = t->version,
                            .correlation_id = ids->correlation, .traceparent = ids->traceparent,
                            .key = ids->key[0] ? ids->key : NULL};
@@ -562,6 +704,7 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, 
     if (rc != 0) {
         free(pd);
         atomic_fetch_add(&b->publish_failed, 1);
+        tb_metrics_event_published(b->service, t->type, "rabbitmq", false);
         return tb_error_set(err, rc, "publish %s %s to RabbitMQ: %s", t->type, t->version,
                             tb_strerror(rc));
     }
@@ -569,12 +712,13 @@ static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, 
 }
 
 /* Publishes a built envelope: sync waits for the outcome; id_out gets the event id. */
-static int publish_built(tb_bus *bus, const tb_event_type *t, const env_ids *ids, tb_buf *b,
+static int publish_built(tb_bus *bus, const tb_event_type *t, env_ids *ids, tb_buf *b,
                          bool sync, char *id_out, tb_publish_fn done, void *user, tb_error *err)
 {
-    if (!sync) {
+    if (!sync) { /* the span ends when the message is handed over, not at the confirm */
         int rc = publish_bytes(bus, t, ids, b->data, b->len, done, user, err);
         tb_buf_deinit(b);
+        ids_end(ids, rc, err);
         return rc;
     }
     if (id_out)
@@ -596,6 +740,7 @@ static int publish_built(tb_bus *bus, const tb_event_type *t, const env_ids *ids
     }
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
+    ids_end(ids, rc, err);
     return rc;
 }
 
@@ -607,9 +752,11 @@ static int publish_json(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, 
     tb_buf b = TB_BUF_INIT;
     tb_buf_reserve(&b, 1024); /* an envelope's size: one allocation instead of a chain */
     env_ids ids;
+    ids.span = NULL;
     int rc = build_envelope(ctx, t, data, bus->producer, &b, &ids, err);
     if (rc != 0) {
         tb_buf_deinit(&b);
+        ids_end(&ids, rc, err);
         return rc;
     }
     return publish_built(bus, t, &ids, &b, sync, id_out, done, user, err);
@@ -624,9 +771,11 @@ static int publish_checked(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *
     tb_buf b = TB_BUF_INIT;
     tb_buf_reserve(&b, 1024);
     env_ids ids;
+    ids.span = NULL;
     int rc = build_envelope_checked(ctx, t, write, data, key, bus->producer, &b, &ids, err);
     if (rc != 0) {
         tb_buf_deinit(&b);
+        ids_end(&ids, rc, err);
         return rc;
     }
     return publish_built(bus, t, &ids, &b, sync, id_out, done, user, err);
@@ -698,13 +847,23 @@ int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, j
     }
     tb_buf b = TB_BUF_INIT;
     env_ids ids;
+    ids.span = NULL;
     int rc = build_envelope(ctx, t, data, producer, &b, &ids, err);
+    if (ids.span && ids.span->sampled) { /* written to the outbox, sent later by the relay */
+        char name[160];
+        snprintf(name, sizeof name, "create %s", t->type);
+        tb_span_set_name(ids.span, name);
+        tb_span_set_str(ids.span, "messaging.operation.type", "create");
+        tb_span_set_str(ids.span, "messaging.operation.name", "outbox");
+        tb_span_set_str(ids.span, "messaging.rabbitmq.destination.routing_key", t->type);
+    }
     if (rc == 0)
         rc = tb_outbox_put_keyed(db, ids.id, t->type, t->type, ids.key[0] ? ids.key : NULL,
                                  b.data, b.len, err);
     if (rc == 0 && id_out)
         memcpy(id_out, ids.id, 37);
     tb_buf_deinit(&b);
+    ids_end(&ids, rc, err);
     return rc;
 }
 
@@ -1012,6 +1171,8 @@ static bool parse_durable(tb_bus *b, bus_msg *m, bus_worker *w)
                 m->d->message_id ? m->d->message_id : "(no id)", b->service, reason);
     atomic_fetch_add(&b->invalid, 1);
     atomic_fetch_add(&b->dead, 1);
+    tb_metrics_event_consumed(b->service, "_invalid", "rabbitmq", "invalid");
+    tb_metrics_event_dead_lettered(b->service, "_invalid", "rabbitmq");
     settle(b, m, TB_EVENT_DEAD, reason);
     tb_error_deinit(&err);
     return false;
@@ -1040,6 +1201,35 @@ static void on_amqp(void *user, tb_amqp_delivery *d)
 }
 
 static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be);
+
+static const char *transport_name(const bus_msg *m)
+{
+    return m->transport == TB_TRANSPORT_REDIS ? "redis" : "rabbitmq";
+}
+
+/* Seconds since an envelope's RFC 3339 UTC timestamp ("2026-11-24T10:00:00.123Z"), or -1. */
+static double age_seconds(const char *ts)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (!ts || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+        return -1;
+    const char *frac = strchr(ts, '.');
+    if (frac)
+        for (int i = 1, scale = 100; i <= 3 && frac[i] >= '0' && frac[i] <= '9'; i++, scale /= 10)
+            ms += (frac[i] - '0') * scale;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double age = (double)(now.tv_sec - t) + (double)now.tv_nsec / 1e9 - ms / 1e3;
+    return age < 0 ? 0 : age;
+}
 static void light_one(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *be, const bus_sub *s);
 
 static void on_redis(void *user, const char *channel, const void *body, size_t len)
@@ -1054,6 +1244,7 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
                     root ? "invalid envelope: " : "",
                     root ? "(type) must be an object" : err.message);
         atomic_fetch_add(&b->invalid, 1);
+        tb_metrics_event_consumed(b->service, "_invalid", "redis", "invalid");
         json_decref(root);
         tb_error_deinit(&err);
         return;
@@ -1082,12 +1273,50 @@ static tb_event_result run_handler(tb_bus *b, bus_worker *w, const bus_sub *s, b
 {
     tb_ctx ctx;
     tb_ctx_init(&ctx, w->arena, be->ev.correlation_id);
-    ctx.traceparent = be->ev.traceparent;
     ctx.service = b->service;
     ctx.state = b->state;
-    ctx.deps = b->deps;
+    ctx.deps = b->deps ? b->deps : tb_service_deps();
+    /* the consumer span: a child of the producer's (the envelope's traceparent) */
+    tb_span_context parent;
+    const char *tp = be->ev.traceparent;
+    bool linked = tp && tb_traceparent_decode(tp, strlen(tp), &parent);
+    tb_span *sp = tb_span_start_with(NULL, TB_SPAN_CONSUMER, linked ? &parent : NULL, NULL);
+    char tpbuf[TB_TRACEPARENT_LEN + 1];
+    tb_traceparent_encode(&sp->sc, tpbuf);
+    ctx.span = sp;
+    ctx.traceparent = tpbuf;
+    if (sp->sampled) {
+        char name[160];
+        snprintf(name, sizeof name, "process %s", be->ev.type ? be->ev.type : "event");
+        tb_span_set_name(sp, name);
+        bool redis = s->type && s->type->transport == TB_TRANSPORT_REDIS;
+        tb_span_set_str(sp, "messaging.system", redis ? "redis" : "rabbitmq");
+        tb_span_set_str(sp, "messaging.operation.type", "process");
+        tb_span_set_str(sp, "messaging.operation.name", "consume");
+        if (be->ev.id)
+            tb_span_set_str(sp, "messaging.message.id", be->ev.id);
+        if (be->ev.correlation_id)
+            tb_span_set_str(sp, "messaging.message.conversation_id", be->ev.correlation_id);
+        if (be->ev.type)
+            tb_span_set_str(sp, "messaging.destination.name", be->ev.type);
+        if (b->service)
+            tb_span_set_str(sp, "messaging.consumer.group.name", b->service);
+        if (be->ev.attempt > 1)
+            tb_span_set_int(sp, "tablium.event.attempt", be->ev.attempt);
+    }
+    double lag = age_seconds(be->ev.timestamp);
+    if (lag >= 0)
+        tb_metrics_consumer_lag_seconds(
+            b->service, s->type && s->type->transport == TB_TRANSPORT_REDIS ? "redis" : "rabbitmq",
+            lag);
     int r = s->handler ? s->handler(&ctx, &be->ev, s->user)
                        : s->invoke(&ctx, &be->ev, s->fn, s->user);
+    if (sp->sampled && r != TB_EVENT_ACK) {
+        tb_span_set_str(sp, "error.type", r < 0 ? tb_err_name(r)
+                                          : r == TB_EVENT_RETRY ? "retry" : "dead");
+        tb_span_set_status(sp, TB_STATUS_ERROR, be->reason[0] ? be->reason : NULL);
+    }
+    tb_span_end(sp);
     if (r < 0) {
         if (be->reason[0] == '\0')
             snprintf(be->reason, sizeof be->reason, "handler failed: %s", tb_strerror(r));
@@ -1294,6 +1523,7 @@ static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *b
         tb_log_debug(NULL, "event %s %s %s: no handler here for this version; skipped",
                      type ? type : "?", version ? version : "?", jstr(root, "id"));
         atomic_fetch_add(&b->skipped, 1);
+        tb_metrics_event_consumed(b->service, "_unsubscribed", transport_name(m), "skipped");
         settle(b, m, TB_EVENT_ACK, NULL);
         tb_error_deinit(&err);
         return NULL;
@@ -1337,6 +1567,11 @@ static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *b
 invalid:
     atomic_fetch_add(&b->invalid, 1);
     atomic_fetch_add(&b->dead, 1);
+    /* the type label only when the subscription knows it (a bounded set) */
+    tb_metrics_event_consumed(b->service, s ? s->type->type : "_unknown", transport_name(m),
+                              "invalid");
+    if (m->transport == TB_TRANSPORT_RABBITMQ)
+        tb_metrics_event_dead_lettered(b->service, s ? s->type->type : "_unknown", "rabbitmq");
     tb_log_warn(NULL, "event %s %s %s on %s %s: %s", jstr(root, "id") ? jstr(root, "id") : "?",
                 type ? type : "?", version ? version : "?", b->service, where, be->reason);
     settle(b, m, TB_EVENT_DEAD, be->reason);
@@ -1348,9 +1583,13 @@ invalid:
 static void finish(tb_bus *b, bus_msg *m, bus_event *be, tb_event_result r)
 {
     const char *where = m->transport == TB_TRANSPORT_RABBITMQ ? "dead-lettered" : "dropped";
+    const char *tr = transport_name(m);
+    tb_metrics_event_consumed(b->service, be->ev.type, tr,
+                              r == TB_EVENT_ACK ? "ack" : r == TB_EVENT_RETRY ? "retry" : "dead");
     if (r == TB_EVENT_ACK) {
         atomic_fetch_add(&b->handled, 1);
     } else if (r == TB_EVENT_RETRY && be->ev.attempt < b->max_attempts) {
+        tb_metrics_event_retried(b->service, be->ev.type, tr);
         atomic_fetch_add(&b->retried, 1);
         tb_log_info(NULL, "event %s %s attempt %d/%d will be retried: %s", be->ev.id,
                     be->ev.type, be->ev.attempt, b->max_attempts, be->reason);
@@ -1363,6 +1602,8 @@ static void finish(tb_bus *b, bus_msg *m, bus_event *be, tb_event_result r)
             be->reason[sizeof be->reason - 1] = '\0';
         }
         atomic_fetch_add(&b->dead, 1);
+        if (m->transport == TB_TRANSPORT_RABBITMQ)
+            tb_metrics_event_dead_lettered(b->service, be->ev.type, tr);
         tb_log_warn(NULL, "event %s %s %s %s: %s", be->ev.id, be->ev.type, be->ev.version, where,
                     be->reason);
     }
@@ -1514,6 +1755,7 @@ settled:
         }
         if (skip[i] && res[i] == TB_EVENT_ACK) {
             atomic_fetch_add(&b->duplicates, 1);
+            tb_metrics_event_consumed(b->service, bes[i].ev.type, "rabbitmq", "duplicate");
             tb_log_debug(NULL, "event %s already handled by %s; acked again", bes[i].ev.id,
                          b->service);
             settle(b, ms[i], TB_EVENT_ACK, NULL);
@@ -1667,10 +1909,14 @@ int tb_bus_start(tb_bus *b, tb_error *err)
             .retry_max_ms = b->retry_max_ms,
             .dlq = b->dlq,
         };
-        b->amqp_sub = tb_amqp_consumer_new(&co, on_amqp, b, err);
+        tb_amqp_consumer *c = tb_amqp_consumer_new(&co, on_amqp, b, err);
         free(keys);
-        if (b->amqp_sub == NULL)
+        if (c == NULL)
             return err && err->code ? err->code : TB_ECONN;
+        pthread_mutex_lock(&b->pub_mu);
+        b->amqp_sub = c;
+        pthread_mutex_unlock(&b->pub_mu);
+        ready_note(b, TB_TRANSPORT_RABBITMQ);
     }
     if (n_redis) {
         char **chans = calloc(n_redis, sizeof *chans);
@@ -1706,9 +1952,15 @@ int tb_bus_start(tb_bus *b, tb_error *err)
         }
         if (rc == 0) {
             tb_redis_opts ro = {.url = b->redis_url};
-            b->redis_sub = tb_redis_sub_new(&ro, (const char *const *)chans, nc, on_redis, b, err);
-            if (b->redis_sub == NULL)
+            tb_redis_sub *rs =
+                tb_redis_sub_new(&ro, (const char *const *)chans, nc, on_redis, b, err);
+            if (rs == NULL)
                 rc = err && err->code ? err->code : TB_ECONN;
+            pthread_mutex_lock(&b->pub_mu);
+            b->redis_sub = rs;
+            pthread_mutex_unlock(&b->pub_mu);
+            if (rs)
+                ready_note(b, TB_TRANSPORT_REDIS);
         }
         for (size_t k = 0; k < nc; k++)
             free(chans[k]);
@@ -1751,6 +2003,12 @@ void tb_bus_free(tb_bus *b)
 {
     if (b == NULL)
         return;
+    /* 0. out of readiness before anything its checks read goes */
+    pthread_mutex_lock(&b->ready_mu);
+    b->ready_gone = true;
+    if (b->ready_on)
+        tb_ready_check_remove(b);
+    pthread_mutex_unlock(&b->ready_mu);
     /* 1. no new deliveries reach the workers; they finish what they hold (their settles need
      *    the consumer), then the consumer goes (unsettled deliveries return to the broker) */
     atomic_store(&b->stopping, true);
@@ -1811,6 +2069,7 @@ void tb_bus_free(tb_bus *b)
     }
     tb_dlog_close(b->own_log);
     pthread_mutex_destroy(&b->pub_mu);
+    pthread_mutex_destroy(&b->ready_mu);
     pthread_mutex_destroy(&b->own_dedupe_mu);
     pthread_mutex_destroy(&b->seen_mu);
     pthread_mutex_destroy(&b->gc_mu);

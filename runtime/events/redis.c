@@ -16,6 +16,7 @@
  *   peer shows as EOF or a reset, and TCP keepalive covers a silent one.
  */
 #include "tb_redis.h"
+#include "tb_link.h"
 
 #include "tablium/log.h"
 
@@ -269,6 +270,8 @@ struct tb_redis_pub {
     int64_t next_attempt_ms;
     int backoff_ms;
     bool down_logged;
+    bool retrying; /* a connection failed or was lost: the flusher reconnects by itself */
+    tb__link link; /* for readiness */
 
     int rs_state; /* reply scanner */
     char rs_err[160];
@@ -288,6 +291,9 @@ static void pub_drop(tb_redis_pub *p, const char *why)
     p->unread = 0;
     p->rs_state = RS_START;
     int64_t now = mono_ms();
+    p->retrying = true; /* the flusher takes it from here */
+    pthread_cond_signal(&p->wake);
+    tb__link_down(&p->link, why);
     if (p->had_reply) {
         /* It was working: try again at once (a restarted Redis may already be back). */
         p->next_attempt_ms = now;
@@ -447,6 +453,36 @@ static void pub_check_idle(tb_redis_pub *p)
         p->last_io_ms = now;
 }
 
+/* Takes the outcome of a connection attempt begun at `at` (c NULL: it failed, why says why).
+ * 0 with the connection in place, or TB_ECONN. */
+static int pub_connected(tb_redis_pub *p, redisContext *c, int64_t at, const char *why)
+{
+    if (!c) {
+        p->next_attempt_ms = at + p->backoff_ms;
+        p->backoff_ms = backoff_next(&p->cf, p->backoff_ms);
+        p->retrying = true;
+        pthread_cond_signal(&p->wake);
+        tb__link_down(&p->link, why);
+        if (!p->down_logged) {
+            tb_log_warn(NULL, "redis publisher cannot connect to %s:%d (%s); retrying with backoff",
+                        p->cf.host, p->cf.port, why);
+            p->down_logged = true;
+        }
+        return TB_ECONN;
+    }
+    p->c = c;
+    p->had_reply = false;
+    p->rs_state = RS_START;
+    p->last_io_ms = mono_ms();
+    p->retrying = false;
+    tb__link_up(&p->link);
+    if (p->down_logged) {
+        tb_log_warn(NULL, "redis publisher connected again to %s:%d", p->cf.host, p->cf.port);
+        p->down_logged = false;
+    }
+    return 0;
+}
+
 /* 0 with a connection, or TB_ECONN (no connection attempt before next_attempt_ms). */
 static int pub_ensure(tb_redis_pub *p)
 {
@@ -459,25 +495,7 @@ static int pub_ensure(tb_redis_pub *p)
         return TB_ECONN;
     char why[160];
     redisContext *c = conf_connect(&p->cf, why, sizeof why);
-    if (!c) {
-        p->next_attempt_ms = now + p->backoff_ms;
-        p->backoff_ms = backoff_next(&p->cf, p->backoff_ms);
-        if (!p->down_logged) {
-            tb_log_warn(NULL, "redis publisher cannot connect to %s:%d (%s); retrying with backoff",
-                        p->cf.host, p->cf.port, why);
-            p->down_logged = true;
-        }
-        return TB_ECONN;
-    }
-    p->c = c;
-    p->had_reply = false;
-    p->rs_state = RS_START;
-    p->last_io_ms = mono_ms();
-    if (p->down_logged) {
-        tb_log_warn(NULL, "redis publisher connected again to %s:%d", p->cf.host, p->cf.port);
-        p->down_logged = false;
-    }
-    return 0;
+    return pub_connected(p, c, now, why);
 }
 
 static char *put_uint(char *d, size_t v)
@@ -539,12 +557,29 @@ static int pub_append(tb_redis_pub *p, const char *ch, size_t chlen, const void 
 }
 
 /* Writes partial batches within PUB_LINGER_NS, and keeps reading replies while some are
- * outstanding, so they never pile up and a Redis that stopped answering gets noticed. */
+ * outstanding, so they never pile up and a Redis that stopped answering gets noticed. After a
+ * failure it reconnects by itself (with the backoff), so that a publisher with no traffic
+ * comes back too: its state is what readiness reports. The attempt is made without the lock,
+ * publishers meanwhile failing fast as they do during the backoff. */
 static void *pub_flusher_main(void *arg)
 {
     tb_redis_pub *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
+        if (!p->c && p->retrying) {
+            int64_t now = mono_ms();
+            if (now < p->next_attempt_ms) {
+                cond_wait_until(&p->wake, &p->mu, p->next_attempt_ms * 1000000);
+                continue;
+            }
+            p->next_attempt_ms = INT64_MAX; /* this attempt is ours */
+            pthread_mutex_unlock(&p->mu);
+            char why[160];
+            redisContext *c = conf_connect(&p->cf, why, sizeof why);
+            pthread_mutex_lock(&p->mu);
+            (void)pub_connected(p, c, now, why);
+            continue;
+        }
         if (p->c && p->pending > 0) {
             int64_t due = p->pending_since_ns + PUB_LINGER_NS;
             if (mono_ns() >= due)
@@ -581,7 +616,9 @@ tb_redis_pub *tb_redis_pub_new(const tb_redis_opts *o, tb_error *err)
     }
     p->cf = cf;
     p->backoff_ms = cf.min_ms;
+    tb__link_init(&p->link);
     if (sync_init(&p->mu, &p->wake) != 0) {
+        tb__link_destroy(&p->link);
         free(p);
         tb_error_set(err, TB_ENOMEM, "redis: cannot create a mutex");
         return NULL;
@@ -589,6 +626,7 @@ tb_redis_pub *tb_redis_pub_new(const tb_redis_opts *o, tb_error *err)
     if (pthread_create(&p->flusher, NULL, pub_flusher_main, p) != 0) {
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->mu);
+        tb__link_destroy(&p->link);
         free(p);
         tb_error_set(err, TB_ENOMEM, "redis: cannot start the flusher thread");
         return NULL;
@@ -647,8 +685,16 @@ void tb_redis_pub_free(tb_redis_pub *p)
         redisFree(p->c);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
+    tb__link_destroy(&p->link);
     free(p->out);
     free(p);
+}
+
+bool tb_redis_pub_up(tb_redis_pub *p, char *why, size_t cap)
+{
+    /* it connects lazily: "connecting" means no attempt yet, or one a publisher is making */
+    return !p || atomic_load(&p->link.state) == TB__LINK_CONNECTING ||
+           tb__link_get(&p->link, "publisher", why, cap);
 }
 
 /* ---- subscriber ---- */
@@ -687,6 +733,7 @@ struct tb_redis_sub {
     int64_t last_gap_ms, total_gap_ms;
     int connected;
     _Atomic uint64_t messages;
+    tb__link link; /* for readiness */
 
     /* the thread's own */
     redisContext *c;
@@ -1026,6 +1073,7 @@ static bool sub_sleep(tb_redis_sub *s, int ms)
 
 static void sub_lost(tb_redis_sub *s, const char *why)
 {
+    tb__link_down(&s->link, why);
     sub_close(s);
     s->lost_at_ms = mono_ms();
     s->backoff_ms = s->cf.min_ms;
@@ -1053,6 +1101,7 @@ static void sub_back(tb_redis_sub *s)
     s->total_gap_ms += gap;
     s->connected = 1;
     pthread_mutex_unlock(&s->mu);
+    tb__link_up(&s->link);
     s->backoff_ms = s->cf.min_ms;
 }
 
@@ -1061,6 +1110,8 @@ static void *sub_main(void *arg)
     tb_redis_sub *s = arg;
     char why[200];
     int rc = sub_connect(s, why, sizeof why);
+    if (rc == 0)
+        tb__link_up(&s->link);
     pthread_mutex_lock(&s->mu);
     s->state = rc == 0 ? SUB_RUNNING : SUB_FAILED;
     s->connected = rc == 0;
@@ -1081,6 +1132,7 @@ static void *sub_main(void *arg)
         if (sub_connect(s, why, sizeof why) == 0) {
             sub_back(s);
         } else {
+            tb__link_down(&s->link, why);
             if (tb_log_enabled(TB_LOG_DEBUG))
                 tb_log_debug(NULL, "redis subscriber: reconnect to %s:%d failed (%s)", s->cf.host,
                              s->cf.port, why);
@@ -1092,6 +1144,7 @@ static void *sub_main(void *arg)
 
 static void sub_destroy(tb_redis_sub *s)
 {
+    tb__link_destroy(&s->link);
     sub_close(s);
     free(s->rbuf);
     free(s->subcmd);
@@ -1159,6 +1212,7 @@ tb_redis_sub *tb_redis_sub_new(const tb_redis_opts *o, const char *const *channe
         free(s);
         goto oom;
     }
+    tb__link_init(&s->link);
     s->cf = cf;
     s->fn = fn;
     s->user = user;
@@ -1209,6 +1263,11 @@ void tb_redis_sub_stats_get(tb_redis_sub *s, tb_redis_sub_stats *out)
     out->connected = s->connected;
     pthread_mutex_unlock(&s->mu);
     out->messages = atomic_load(&s->messages);
+}
+
+bool tb_redis_sub_up(tb_redis_sub *s, char *why, size_t cap)
+{
+    return !s || tb__link_get(&s->link, "subscriber", why, cap);
 }
 
 void tb_redis_sub_free(tb_redis_sub *s)

@@ -89,6 +89,11 @@ int tb_amqp_pub_flush(tb_amqp_pub *p, int timeout_ms);
 void tb_amqp_pub_free(tb_amqp_pub *p);
 /** Connection count so far (1 after the first connect; grows with each reconnect). */
 unsigned tb_amqp_pub_connects(const tb_amqp_pub *p);
+/** true when the publisher's connection is established and not blocked by the broker (NULL:
+ *  true); else false with why ("publisher disconnected for 3.2 s: connect to host:5672: a socket
+ *  error occurred", "publisher connecting for 0.1 s", "publisher blocked by the broker (resource
+ *  alarm) for 2.0 s"). Any thread; reads a state kept by the I/O thread (no I/O, no wait). */
+bool tb_amqp_pub_up(tb_amqp_pub *p, char *why, size_t cap);
 
 /* ---- consumer ---- */
 typedef struct tb_amqp_consumer tb_amqp_consumer;
@@ -157,6 +162,8 @@ void tb_amqp_settle(tb_amqp_consumer *c, tb_amqp_delivery *d, tb_amqp_action act
  *  used or settled after this returns. NULL-safe; not from the deliver callback. */
 void tb_amqp_consumer_free(tb_amqp_consumer *c);
 unsigned tb_amqp_consumer_connects(const tb_amqp_consumer *c);
+/** As tb_amqp_pub_up, for the consumer's connection ("consumer disconnected for ..."). */
+bool tb_amqp_consumer_up(tb_amqp_consumer *c, char *why, size_t cap);
 
 /** Declares the consumer's topology (exchange, queue, bindings, retry queues, DLQ) once,
  *  without consuming, e.g. so that publishes that precede the first consumer are routable.

@@ -10,6 +10,7 @@
 #ifndef TABLIUM_EVENTS_TB_REDIS_H
 #define TABLIUM_EVENTS_TB_REDIS_H
 #include "tablium/error.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,12 @@ int tb_redis_pub_flush(tb_redis_pub *p);
 /** Flushes (bounded by timeout_ms; no wait when disconnected), then closes. NULL-safe. Call it
  *  after every other call on p has returned. */
 void tb_redis_pub_free(tb_redis_pub *p);
+/** true when the publisher is connected, or has not needed a connection yet, or NULL; false
+ *  after a failed attempt or a lost connection until it connects again, with why ("publisher
+ *  disconnected for 3.2 s: Connection refused"). A publisher that failed reconnects by itself
+ *  (its flusher thread, with the backoff) whether or not anything is published. Any thread;
+ *  no I/O and no wait (not even for a connection attempt under way). */
+bool tb_redis_pub_up(tb_redis_pub *p, char *why, size_t cap);
 
 /* ---- subscriber ---- */
 typedef struct tb_redis_sub tb_redis_sub;
@@ -78,6 +85,9 @@ typedef struct tb_redis_sub_stats {
 } tb_redis_sub_stats;
 /** Thread-safe; fills out with zeros when s is NULL. */
 void tb_redis_sub_stats_get(tb_redis_sub *s, tb_redis_sub_stats *out);
+/** As tb_redis_pub_up, for the subscriber ("subscriber disconnected for 3.2 s: ..."): true while
+ *  subscribed (or NULL). */
+bool tb_redis_sub_up(tb_redis_sub *s, char *why, size_t cap);
 /** Stops the thread and closes; returns within ~200 ms (or timeout_ms when a connection attempt
  *  is under way). No callback runs after it returns. NULL-safe. */
 void tb_redis_sub_free(tb_redis_sub *s);

@@ -10,6 +10,7 @@
  * claims in ctx->claims, valid until the response is sent.
  */
 #include "tablium/http.h"
+#include "tablium/metrics.h"
 #include "tablium/jwt.h"
 #include "tablium/log.h"
 
@@ -151,7 +152,7 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
                 }
                 ctx->claims = tb_jwt_claims_json(pr.claims);
             }
-            return 0;
+            return tb__rate_after_auth(ctx, req, res) ? 0 : 1;
         }
         /* The answer names the most telling failure: a valid token without the scope (403)
          * over bad credentials over none at all. */
@@ -164,6 +165,10 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         }
     }
     tb_jwt_claims_free(pr.claims);
+    /* A failed attempt spends the address's budget of a rate-limited operation (no claims:
+     * keyed by the client address), so credentials cannot be guessed at full speed. */
+    if (!tb__rate_after_auth(ctx, req, res))
+        return 1;
 
     const char *realm = ctx->service ? ctx->service : "tablium";
     char chal[400];
@@ -197,6 +202,7 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
             tb_log_error(ctx, "a secured operation was called but no JWT keys are configured "
                               "(TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS or TB_JWT_SECRET)");
     }
+    tb_metrics_refused(ctx->service, best == 403 ? "forbidden" : "unauthorized");
     int rc = tb_http_res_error(res, ctx, best == 403 ? 403 : 401, &e);
     return rc ? rc : 1;
 }

@@ -26,6 +26,7 @@
 #include "tablium/http.h"
 #include "tablium/ctx.h"
 #include "tablium/log.h"
+#include "tablium/metrics.h"
 
 #include "internal.h"
 
@@ -560,6 +561,7 @@ static void refuse(tb__door *d, size_t i, int status, const char *why, size_t co
     pthread_mutex_lock(&d->lock);
     d->stats.refused_framing++;
     pthread_mutex_unlock(&d->lock);
+    tb_metrics_refused(d->o.service, "invalid");
     answer(d, p->fd, status, why);
     tb__door_release(d, (const struct sockaddr *)&p->ss);
     if (d->n_linger >= DOOR_LINGER_MAX) {
@@ -675,6 +677,7 @@ static void accept_some(tb__door *d)
         }
         int status = admit(d, (const struct sockaddr *)&ss);
         if (status) {
+            tb_metrics_refused(d->o.service, status == 503 ? "overloaded" : "rate_limited");
             if (d->o.tls)
                 shutdown(fd, SHUT_WR); /* counted by admit; no plaintext answer on TLS */
             else

@@ -1,6 +1,8 @@
 #include "tablium/http.h"
 #include "tablium/jwt.h"
 #include "tablium/log.h"
+#include "tablium/metrics.h"
+#include "tablium/trace.h"
 
 #include "internal.h"
 
@@ -65,6 +67,14 @@ struct tb_server {
     char *tls_cert, *tls_key, *tls_ca, *tls_prio;
     void (*tls_require)(void *session, int req);
     void (*tls_verify)(void *session, const char *hostname, unsigned flags);
+    const char *metrics_path; /* NULL: not served */
+    atomic_bool draining;     /* /health/ready answers 503 */
+    struct {
+        char *name;
+        tb_ready_check_fn fn;
+        void *user;
+    } ready[16];
+    size_t n_ready;
 };
 
 typedef enum conn_phase {
@@ -91,7 +101,15 @@ typedef struct tb__conn {
     int bad_status;              /* CONN_BAD_FRAMING: 400 or 501, and why */
     const char *bad_why;
     struct timespec t0;
+    bool runtime_path; /* /metrics or a /health path: not in the request metrics */
+    /* a secured operation's rate limit, checked after its credentials (tb__rate_after_auth) */
+    bool rate_pending, rate_limited_op;
+    size_t rate_oi;
+    unsigned char rate_addr[16];
+    tb_rate_result rate_rl;
     char rid[33];
+    char tp[TB_TRACEPARENT_LEN + 1];   /* the server span's traceparent (ctx.traceparent) */
+    char tstate[TB_TRACESTATE_MAX + 1]; /* the incoming tracestate, normalized */
 } tb__conn;
 
 static const char internal_body[] =
@@ -269,6 +287,11 @@ void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
     ms = env_ull("TB_REQUEST_TIMEOUT_MS", 3600000, &ok);
     if (ok)
         o->request_timeout_ms = (unsigned)ms;
+    ms = env_ull("TB_DRAIN_DELAY_MS", 3600000, &ok);
+    if (ok)
+        o->drain_delay_ms = (unsigned)ms;
+    if ((v = getenv("TB_METRICS_PATH")))
+        o->metrics_path = v;
     tb_policy_opts *po = &o->policy;
     if ((v = getenv("TB_ALLOWLIST")) && *v)
         po->allow = v;
@@ -504,6 +527,24 @@ void tb_server_set_jwt_verifier(tb_server *s, tb_jwt_verifier *v)
     s->verifier = v;
 }
 
+static bool rate_check(tb__conn *c, tb_server *s, tb_ctx *ctx, size_t oi, const tb_http_op *op,
+                       const unsigned char addr[16], tb_rate_result *rl, tb_http_res *res);
+
+bool tb__rate_after_auth(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    tb__conn *c = req->impl;
+    if (!c || !c->rate_pending)
+        return true;
+    c->rate_pending = false;
+    c->rate_limited_op = true; /* dispatch adds the RateLimit headers of c->rate_rl */
+    tb_server *s = c->srv;
+    const tb_http_op *op = &s->api->ops[c->rate_oi];
+    if (rate_check(c, s, ctx, c->rate_oi, op, c->rate_addr, &c->rate_rl, res))
+        return true;
+    c->rate_limited_op = false; /* rate_check added them to the 429 */
+    return false;
+}
+
 tb_jwt_verifier *tb__req_verifier(const tb_http_req *r)
 {
     const tb__conn *c = r->impl;
@@ -529,6 +570,19 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
     if (!s->host)
         goto oom;
     s->opts.host = s->host;
+    {
+        const char *mp = s->opts.metrics_path ? s->opts.metrics_path : "/metrics";
+        if (*mp && strcmp(mp, "off") != 0) {
+            if (mp[0] != '/') {
+                tb_error_set(err, TB_EINVAL, "metrics path \"%s\" must start with '/' "
+                             "(TB_METRICS_PATH; \"off\" turns /metrics off)", mp);
+                goto fail;
+            }
+            if (!(s->metrics_path = strdup(mp)))
+                goto oom;
+        }
+        s->opts.metrics_path = NULL;
+    }
     s->validate = resolve_validation(s->opts.validate_responses);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake_fd < 0) {
@@ -563,6 +617,7 @@ fail:
         if (s->wake_fd >= 0)
             close(s->wake_fd);
         tls_free(s);
+        free((char *)s->metrics_path);
         free(s->host);
         free(s);
     }
@@ -729,6 +784,129 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- one request ---- */
 
+/* W3C Trace Context of a request: more than one traceparent header is invalid (the trace
+ * restarts); several tracestate headers are one list, in order. */
+typedef struct trace_in {
+    const char *tp;
+    unsigned n_tp;
+    const char *ts[32];
+    size_t n_ts;
+    bool ts_over;
+} trace_in;
+
+static enum MHD_Result collect_trace(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    trace_in *t = cls;
+    if (strcasecmp(key, "traceparent") == 0) {
+        t->n_tp++;
+        t->tp = value;
+    } else if (strcasecmp(key, "tracestate") == 0) {
+        if (t->n_ts < sizeof t->ts / sizeof t->ts[0])
+            t->ts[t->n_ts++] = value;
+        else
+            t->ts_over = true;
+    }
+    return MHD_YES;
+}
+
+/* Starts the request's server span, continuing the caller's trace when its traceparent is
+ * valid; fills ctx->span and ctx->traceparent. */
+static void start_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
+                              const char *method)
+{
+    tb_span_context parent;
+    bool has_parent = false;
+    c->tstate[0] = '\0';
+    if (MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "traceparent")) {
+        trace_in t = {0};
+        MHD_get_connection_values(mc, MHD_HEADER_KIND, collect_trace, &t);
+        has_parent = t.n_tp == 1 && tb_traceparent_decode(t.tp, strlen(t.tp), &parent);
+        if (has_parent && t.n_ts && !t.ts_over)
+            tb_tracestate_normalize(t.ts, t.n_ts, c->tstate, sizeof c->tstate);
+    }
+    tb_span *sp = tb_span_start_with(NULL, TB_SPAN_SERVER, has_parent ? &parent : NULL,
+                                     c->tstate);
+    if (sp->sampled) {
+        /* the span began when the request's head arrived, not now */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t waited = (uint64_t)(now.tv_sec - c->t0.tv_sec) * 1000000000u +
+                          (uint64_t)(now.tv_nsec - c->t0.tv_nsec);
+        if (waited < sp->start_unix_nano)
+            sp->start_unix_nano -= waited;
+        tb_span_set_name(sp, method);
+    }
+    ctx->span = sp;
+    if (tb_span_context_valid(&sp->sc)) {
+        tb_traceparent_encode(&sp->sc, c->tp);
+        ctx->traceparent = c->tp;
+    }
+}
+
+/* Ends the server span with OpenTelemetry's HTTP server attributes. */
+static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
+                            const tb_http_req *req, const tb_http_op *op, const char *method,
+                            int status)
+{
+    tb_span *sp = ctx->span;
+    ctx->span = NULL;
+    if (!sp)
+        return;
+    if (c->runtime_path)
+        sp->sampled = false; /* probes and scrapes: not worth a span each */
+    if (sp->sampled) {
+        tb_server *s = c->srv;
+        const char *m = req->method >= 0 ? method : "_OTHER";
+        if (op) {
+            char name[128];
+            snprintf(name, sizeof name, "%s %s", m, op->path);
+            tb_span_set_name(sp, name);
+            tb_span_set_str(sp, "http.route", op->path);
+            tb_span_set_str(sp, "tablium.operation_id", op->operation_id);
+        } else {
+            tb_span_set_name(sp, m);
+        }
+        tb_span_set_str(sp, "http.request.method", m);
+        if (req->method < 0)
+            tb_span_set_str(sp, "http.request.method_original", method);
+        tb_span_set_strn(sp, "url.path", req->path, req->path_len);
+        tb_span_set_str(sp, "url.scheme", s->tls_cert ? "https" : "http");
+        tb_span_set_str(sp, "network.protocol.version", "1.1");
+        tb_span_set_int(sp, "http.response.status_code", status);
+        const char *host = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Host");
+        if (host) { /* name[:port], [v6][:port] */
+            const char *h = host, *end = NULL, *port = NULL;
+            if (host[0] == '[') {
+                h = host + 1;
+                end = strchr(h, ']');
+                if (end && end[1] == ':')
+                    port = end + 2;
+            } else {
+                end = strrchr(host, ':');
+                port = end ? end + 1 : NULL;
+            }
+            if (!end)
+                end = host + strlen(host);
+            tb_span_set_strn(sp, "server.address", h, (size_t)(end - h));
+            long pn = port ? strtol(port, NULL, 10) : 0;
+            if (pn > 0 && pn < 65536)
+                tb_span_set_int(sp, "server.port", pn);
+        }
+        const char *ua = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "User-Agent");
+        if (ua)
+            tb_span_set_str(sp, "user_agent.original", ua);
+        if (status >= 500) {
+            char code[16];
+            snprintf(code, sizeof code, "%d", status);
+            tb_span_set_str(sp, "error.type", code);
+            tb_span_set_status(sp, TB_STATUS_ERROR, NULL);
+        }
+    }
+    tb_span_end(sp);
+}
+
 static bool valid_request_id(const char *v)
 {
     size_t n = 0;
@@ -857,8 +1035,158 @@ static bool rate_check(tb__conn *c, tb_server *s, tb_ctx *ctx, size_t oi, const 
     if (rav)
         tb_http_res_header(res, "Retry-After", rav);
     rate_headers(c, res, op, rl);
+    tb_metrics_refused(s->api->name, "rate_limited");
     answer_error(res, ctx, 429, "rate_limited", "too many requests; retry later");
     return false;
+}
+
+/* ---- the runtime's own endpoints: /metrics, /health/live, /health/ready ---- */
+
+/* http_server_active_requests, read at scrape */
+static double active_requests(void *user)
+{
+    return (double)atomic_load(&((tb_server *)user)->in_flight);
+}
+
+static bool path_is(const tb_http_req *req, const char *p)
+{
+    size_t n = strlen(p);
+    return req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        char *name;
+        tb_ready_check_fn fn;
+        void *user;
+    } c[32];
+    size_t n;
+} g_ready = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+int tb_ready_check_add(const char *name, tb_ready_check_fn fn, void *user)
+{
+    if (!name || !fn)
+        return TB_EINVAL;
+    char *copy = strdup(name);
+    if (!copy)
+        return TB_ENOMEM;
+    pthread_mutex_lock(&g_ready.mu);
+    int rc = 0;
+    if (g_ready.n == sizeof g_ready.c / sizeof g_ready.c[0]) {
+        rc = TB_EINVAL;
+        free(copy);
+    } else {
+        g_ready.c[g_ready.n].name = copy;
+        g_ready.c[g_ready.n].fn = fn;
+        g_ready.c[g_ready.n].user = user;
+        g_ready.n++;
+    }
+    pthread_mutex_unlock(&g_ready.mu);
+    return rc;
+}
+
+void tb_ready_check_remove(void *user)
+{
+    pthread_mutex_lock(&g_ready.mu);
+    size_t k = 0;
+    for (size_t i = 0; i < g_ready.n; i++) {
+        if (g_ready.c[i].user == user)
+            free(g_ready.c[i].name);
+        else
+            g_ready.c[k++] = g_ready.c[i];
+    }
+    g_ready.n = k;
+    pthread_mutex_unlock(&g_ready.mu);
+}
+
+/* One check into the ready body; true when it passed. */
+static bool run_check(tb_buf *b, size_t i, const char *name, tb_ready_check_fn fn, void *user)
+{
+    char why[256] = "";
+    int rc = fn(user, why, sizeof why);
+    why[sizeof why - 1] = '\0';
+    if (i)
+        tb_buf_puts(b, ",");
+    tb_buf_json_string(b, name, strlen(name));
+    tb_buf_puts(b, rc == 0 ? ":{\"status\":\"up\"" : ":{\"status\":\"down\"");
+    if (rc != 0) {
+        tb_buf_puts(b, ",\"reason\":");
+        tb_buf_json_string(b, why[0] ? why : "check failed", strlen(why[0] ? why : "check failed"));
+    }
+    tb_buf_puts(b, "}");
+    return rc == 0;
+}
+
+static void ready_body(tb_server *s, tb_http_res *res)
+{
+    tb_buf *b = &res->body;
+    tb_buf_reset(b);
+    if (atomic_load(&s->draining) || atomic_load(&s->stopping)) {
+        res->status = 503;
+        tb_buf_puts(b, "{\"status\":\"draining\"}");
+        return;
+    }
+    bool ok = true;
+    size_t n = 0;
+    tb_buf_puts(b, "{\"checks\":{");
+    for (size_t i = 0; i < s->n_ready; i++)
+        ok &= run_check(b, n++, s->ready[i].name, s->ready[i].fn, s->ready[i].user);
+    /* the process-wide ones; the lock keeps tb_ready_check_remove from returning meanwhile */
+    pthread_mutex_lock(&g_ready.mu);
+    for (size_t i = 0; i < g_ready.n; i++)
+        ok &= run_check(b, n++, g_ready.c[i].name, g_ready.c[i].fn, g_ready.c[i].user);
+    pthread_mutex_unlock(&g_ready.mu);
+    tb_buf_puts(b, ok ? "},\"status\":\"ready\"}" : "},\"status\":\"not_ready\"}");
+    res->status = ok ? 200 : 503;
+}
+
+/* Serves GET /metrics, /health/live and /health/ready unless the spec has a route there.
+ * true when it answered. */
+static bool runtime_endpoint(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *res)
+{
+    tb_server *s = c->srv;
+    bool metrics = s->metrics_path && path_is(req, s->metrics_path);
+    bool live = !metrics && path_is(req, "/health/live");
+    bool ready = !metrics && !live && path_is(req, "/health/ready");
+    if (!metrics && !live && !ready)
+        return false;
+    tb_str params[TB_HTTP_MAX_PATH_PARAMS];
+    size_t np;
+    if (s->api->match(req->path, req->path_len, params, &np) >= 0)
+        return false; /* the spec's own */
+    c->runtime_path = true;
+    if (metrics) {
+        tb_buf_reset(&res->body);
+        if (tb_metrics_render(&res->body) != 0) {
+            answer_error(res, ctx, 500, "internal", "internal error");
+            return true;
+        }
+        res->status = 200;
+        tb_http_res_header(res, "Content-Type", TB_METRICS_CONTENT_TYPE);
+    } else if (live) {
+        tb_buf_reset(&res->body);
+        tb_buf_puts(&res->body, "{\"status\":\"live\"}");
+        res->status = 200;
+    } else {
+        ready_body(s, res);
+    }
+    tb_http_res_header(res, "Cache-Control", "no-store");
+    return true;
+}
+
+int tb_server_add_ready_check(tb_server *s, const char *name, tb_ready_check_fn fn, void *user)
+{
+    if (!s || !name || !fn || s->n_ready == sizeof s->ready / sizeof s->ready[0])
+        return TB_EINVAL;
+    char *n = strdup(name);
+    if (!n)
+        return TB_ENOMEM;
+    s->ready[s->n_ready].name = n;
+    s->ready[s->n_ready].fn = fn;
+    s->ready[s->n_ready].user = user;
+    s->n_ready++;
+    return 0;
 }
 
 /* Routes, checks the body and runs the operation; leaves the response in res and the matched
@@ -877,10 +1205,15 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
         tb__policy_client_addr(s->policy, (const struct sockaddr *)&c->door.ss, req, addr);
     if (by_addr && !tb__policy_allows_addr(s->policy, addr)) {
         atomic_fetch_add(&s->refused_addr, 1);
+        tb_metrics_refused(s->api->name, "forbidden");
         answer_error(res, ctx, 403, "forbidden", "this client address is not allowed");
         return;
     }
+    if ((req->method == TB_HTTP_GET || req->method == TB_HTTP_HEAD) &&
+        runtime_endpoint(c, ctx, req, res))
+        return;
     if (s->opts.max_in_flight && atomic_load(&s->in_flight) > s->opts.max_in_flight) {
+        tb_metrics_refused(s->api->name, "overloaded");
         atomic_fetch_add(&s->refused_in_flight, 1);
         tb_http_res_header(res, "Retry-After", "1");
         answer_error(res, ctx, 503, "overloaded", "too many requests in flight; retry later");
@@ -921,6 +1254,7 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     ctx->deadline_ms = (int64_t)deadline;
     if (deadline && (uint64_t)tb_clock_ms() >= deadline) {
         atomic_fetch_add(&s->deadline_expired, 1);
+        tb_metrics_refused(s->api->name, "deadline_exceeded");
         answer_error(res, ctx, 504, "deadline_exceeded",
                      "the request's deadline passed before it could be handled");
         return;
@@ -947,8 +1281,16 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
 
     tb_rate_result rl;
     bool limited = tb__policy_limits(s->policy, (size_t)oi);
-    if (limited && !rate_check(c, s, ctx, (size_t)oi, op, addr, &rl, res))
+    c->rate_pending = false;
+    c->rate_limited_op = false;
+    if (limited && (op->flags & TB_OP_SECURED)) {
+        /* after the credentials: a caller is limited by its token's sub, not its address */
+        c->rate_pending = true;
+        c->rate_oi = (size_t)oi;
+        memcpy(c->rate_addr, addr, sizeof c->rate_addr);
+    } else if (limited && !rate_check(c, s, ctx, (size_t)oi, op, addr, &rl, res)) {
         return;
+    }
     int fault = tb__policy_fault(s->policy, op->operation_id);
     if (fault) {
         answer_error(res, ctx, fault, "fault_injected", "fault injected (TB_FAULT_STATUS)");
@@ -956,8 +1298,11 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     }
 
     int rc = op->invoke(ctx, req, res);
-    if (rc == 0 && limited)
+    if (rc == 0 && limited && !(op->flags & TB_OP_SECURED))
         rate_headers(c, res, op, &rl);
+    else if (rc == 0 && c->rate_limited_op) /* passed after the credentials */
+        rate_headers(c, res, op, &c->rate_rl);
+    c->rate_pending = c->rate_limited_op = false;
     if (rc != 0) {
         tb_buf *f = &c->scratch;
         tb_buf_reset(f);
@@ -967,6 +1312,8 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
         tb_buf_json_string(f, tb_err_name(rc), strlen(tb_err_name(rc)));
         tb_log_fields(TB_LOG_ERROR, ctx, f->oom ? NULL : f->data, "operation failed: %s",
                       tb_strerror(rc));
+        if (ctx->span) /* an "exception" event on the server span, which ends as Error (500) */
+            tb_span_record_error(ctx->span, tb_err_name(rc), tb_strerror(rc));
         res->n_headers = 0;
         answer_error(res, ctx, 500, "internal", "internal error");
     }
@@ -1026,15 +1373,17 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     }
     ctx.request_id = rid;
     ctx.arena = c->arena;
-    ctx.traceparent = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "traceparent");
     ctx.service = s->api->name;
+    start_server_span(c, mc, &ctx, method);
     ctx.state = s->state;
     ctx.deps = s->deps;
     if (s->validate)
         ctx.flags |= TB_CTX_VALIDATE_RESPONSES;
 
     bool close_after = c->phase == CONN_BAD_FRAMING;
+    c->runtime_path = false;
     if (c->phase == CONN_TOO_BIG) {
+        tb_metrics_refused(s->api->name, "too_large");
         tb_api_error e;
         tb_api_error_set(&e, &ctx, "payload_too_large",
                          "the request body is larger than the limit of %zu bytes",
@@ -1043,6 +1392,7 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     } else if (c->phase == CONN_NO_MEMORY) {
         answer_error(&res, &ctx, 500, "internal", "internal error");
     } else if (c->phase == CONN_BAD_FRAMING) {
+        tb_metrics_refused(s->api->name, "invalid");
         answer_error(&res, &ctx, c->bad_status,
                      c->bad_status == 501 ? "not_implemented" : "bad_request", c->bad_why);
     } else {
@@ -1070,8 +1420,10 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
     c->out = res.body; /* the response borrows it until the request completes */
-    if (!r)
+    if (!r) {
+        end_server_span(c, mc, &ctx, &req, op, method, 500);
         return MHD_NO;
+    }
     bool typed = false;
     for (size_t i = 0; i < res.n_headers; i++) {
         if (MHD_add_response_header(r, res.headers[i][0], res.headers[i][1]) != MHD_YES)
@@ -1089,6 +1441,11 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
 
     if (s->opts.access_log && tb_log_enabled(TB_LOG_INFO))
         access_log(c, &ctx, method, url, status);
+    if (!c->runtime_path)
+        tb_metrics_http_server(s->api->name, op ? op->operation_id : "_unmatched",
+                               req.method >= 0 ? method : "_OTHER", status,
+                               ms_since(&c->t0) / 1e3);
+    end_server_span(c, mc, &ctx, &req, op, method, status);
     return q;
 }
 
@@ -1250,6 +1607,16 @@ int tb_server_start(tb_server *s, tb_error *err)
         rc = tb_error_set(err, TB_ESTATE, "the server is already running");
         goto fail;
     }
+    tb_trace_set_default_service(s->api->name);
+    atomic_store(&s->draining, false);
+    {
+        static const char *const labels[] = {"service", NULL};
+        tb_metric_family *f = tb_metrics_gauge(NULL, "http_server_active_requests",
+                                               "Requests being handled now.", labels);
+        const char *vals[] = {s->api->name};
+        if (f)
+            tb_metric_on_collect(f, vals, active_requests, s);
+    }
     unsigned long nofile = raise_nofile();
     unsigned max_conns = s->opts.max_connections ? s->opts.max_connections
                                                  : TB__DEFAULT_MAX_CONNS;
@@ -1363,6 +1730,8 @@ int tb_server_stop(tb_server *s)
     tb__door_stats(s->door, &s->last_stats);
     tb__door_free(s->door);
     s->door = NULL;
+    /* the spans of the last requests go out before the process goes */
+    tb_trace_flush(s->opts.shutdown_grace_ms > 2000 ? 2000 : (long)s->opts.shutdown_grace_ms);
 out:
     pthread_mutex_unlock(&s->lock);
     return 0;
@@ -1378,9 +1747,14 @@ void tb_server_free(tb_server *s)
     tb_jwt_verifier_free(s->own_verifier);
     tb__policy_free(s->policy);
     tls_free(s);
+    tb_metrics_fn_remove(NULL, s);
+    for (size_t i = 0; i < s->n_ready; i++)
+        free(s->ready[i].name);
+    free((char *)s->metrics_path);
     free(s->host);
     free(s);
 }
+
 
 /* The index of the operation with this operationId, or n_ops. */
 static size_t op_index(const tb_server *s, const char *operation_id)
@@ -1448,6 +1822,16 @@ int tb_server_run(tb_server *s, tb_error *err)
         uint64_t v;
         if (read(s->wake_fd, &v, sizeof v) == (ssize_t)sizeof v)
             tb_log_info(&lctx, "shutdown requested, stopping");
+    }
+    /* not ready from now on; keep serving while load balancers notice */
+    atomic_store(&s->draining, true);
+    if (s->opts.drain_delay_ms) {
+        tb_log_info(&lctx, "draining: /health/ready answers 503; still serving for %u ms",
+                    s->opts.drain_delay_ms);
+        struct timespec nap = {(time_t)(s->opts.drain_delay_ms / 1000),
+                               (long)(s->opts.drain_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&nap, &nap) != 0 && errno == EINTR)
+            ;
     }
     rc = tb_server_stop(s);
     tb_log_info(&lctx, "stopped");

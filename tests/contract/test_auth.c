@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,8 +31,9 @@ static auth_client *ac;
 static tb_arena *arena;
 static tb_ctx ctx;
 static char amqp_env[300];
+/* (no Wallet runs with this User: no welcome wallet) */
 static const char *env_list[] = {amqp_env, "AUTH_PBKDF2_ITERATIONS=1000", "TB_LOG_LEVEL=info",
-                                 NULL};
+                                 "USER_WELCOME_CURRENCY=", NULL};
 static int serial;
 /* the Auth under test also verifies the tokens of its own secured operation (key rotation):
  * it writes its JWK Set to a file the runtime's verifier reads */
@@ -659,6 +661,214 @@ START_TEST(periodic_rotation_and_retired_keys_leave_the_jwks)
 }
 END_TEST
 
+/* ---- one trace across the seed's chain (issue 14) ---- */
+
+/* The OTLP receiver of tests/trace/otlp-decoder (node; decodes with the protobufjs code that
+ * @opentelemetry/otlp-transformer generated from opentelemetry-proto). Its npm packages come
+ * from the lock file when missing. Returns its pid; *port its port. */
+static pid_t start_receiver(int *port)
+{
+    struct stat st;
+    if (stat("tests/trace/otlp-decoder/node_modules/@opentelemetry/otlp-transformer", &st) != 0)
+        ck_assert_int_eq(system("npm ci --prefix tests/trace/otlp-decoder --no-audit --no-fund "
+                                "--loglevel=error >/dev/null 2>&1"), 0);
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("node", "node", "tests/trace/otlp-decoder/receiver.js", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[128] = "";
+    size_t n = 0;
+    while (n < sizeof buf - 1) { /* {"port": N}\n */
+        ssize_t r = read(fds[0], buf + n, 1);
+        if (r <= 0 || buf[n] == '\n')
+            break;
+        n++;
+    }
+    close(fds[0]);
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\"port\"");
+    *port = p ? atoi(strchr(p, ':') + 1) : 0;
+    ck_assert_msg(*port > 0, "the OTLP receiver did not start: %s", buf);
+    return pid;
+}
+
+/* The spans the receiver decoded (the "spans" array of GET /received), or NULL. */
+static json_t *received_spans(int port)
+{
+    char u[96];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/received", port);
+    th_resp r;
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    json_t *spans = r.status == 200 ? json_incref(json_object_get(r.json, "spans")) : NULL;
+    json_t *errors = json_object_get(r.json, "errors");
+    ck_assert_msg(json_array_size(errors) == 0, "the OTLP receiver refused requests: %s",
+                  r.body);
+    th_resp_free(&r);
+    return spans;
+}
+
+/* A string member ("" when absent); for a received span (the receiver's {resource, scope,
+ * span} entries) the member of its span. */
+static const char *sstr(const json_t *o, const char *k)
+{
+    const json_t *in = json_object_get(o, "span") ? json_object_get(o, "span") : o;
+    const char *v = json_string_value(json_object_get(in, k));
+    return v ? v : "";
+}
+
+/* service.name of a received span (its resource's attribute) */
+static const char *span_service(const json_t *sp)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(json_object_get(sp, "resource"), "attributes"), i, a) {
+        if (strcmp(sstr(a, "key"), "service.name") == 0)
+            return sstr(json_object_get(a, "value"), "stringValue");
+    }
+    return "";
+}
+
+/* The span of trace `trace` named `name` (kind k), or NULL. */
+static const json_t *find_span(const json_t *spans, const char *trace, const char *name, int k)
+{
+    size_t i;
+    json_t *sp;
+    json_array_foreach(spans, i, sp) {
+        const json_t *kind = json_object_get(json_object_get(sp, "span"), "kind");
+        if (strcmp(sstr(sp, "traceId"), trace) == 0 && strcmp(sstr(sp, "name"), name) == 0 &&
+            json_integer_value(kind) == k)
+            return sp;
+    }
+    return NULL;
+}
+
+/* Auth (register) -> user.registered over RabbitMQ -> User (profile, then a welcome wallet
+ * from Wallet): the spans the three services export reach an independent OTLP receiver as one
+ * trace with the right parents, and that trace id is in every service's log lines. */
+START_TEST(one_trace_from_a_registration_through_user_to_wallet)
+{
+    int rport;
+    pid_t rpid = start_receiver(&rport);
+    static char otel[96];
+    snprintf(otel, sizeof otel, "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:%d", rport);
+    th_service wallet = {.name = "wallet", .prism_port = -1};
+    th_service user = {.name = "user", .prism_port = -1};
+    th_service auth = {.name = "auth", .prism_port = -1};
+    const char *wenv[] = {otel, "OTEL_BSP_SCHEDULE_DELAY=100", "TB_LOG_LEVEL=info", NULL};
+    th_start(&wallet, wenv);
+    static char wurl[120];
+    snprintf(wurl, sizeof wurl, "WALLET_SERVICE_URL=%s", wallet.direct);
+    const char *uenv[] = {otel, "OTEL_BSP_SCHEDULE_DELAY=100", "TB_LOG_LEVEL=info", amqp_env,
+                          wurl, NULL};
+    th_start(&user, uenv);
+    const char *aenv[] = {otel, "OTEL_BSP_SCHEDULE_DELAY=100", "TB_LOG_LEVEL=info", amqp_env,
+                          "AUTH_PBKDF2_ITERATIONS=1000", NULL};
+    th_start(&auth, aenv);
+
+    char body[256], uname[64], email[96], url[160];
+    names(uname, sizeof uname, email, sizeof email, "traced");
+    snprintf(body, sizeof body,
+             "{\"email\":\"%s\",\"username\":\"%s\",\"password\":\"correct horse battery\"}",
+             email, uname);
+    snprintf(url, sizeof url, "%s/auth/register", auth.direct);
+    th_resp r;
+    th_http(&r, "POST", url, body, "application/json", NULL);
+    ck_assert_msg(r.status == 201, "register: %ld %s", r.status, r.body);
+    char user_id[64];
+    snprintf(user_id, sizeof user_id, "%s", json_string_value(json_object_get(
+                                                 json_object_get(r.json, "data"), "userId")));
+    th_resp_free(&r);
+
+    /* the welcome wallet shows the chain went all the way */
+    snprintf(url, sizeof url, "%s/users/%s/wallets", wallet.direct, user_id);
+    bool opened = false;
+    for (int t = 0; t < 200 && !opened; t++) {
+        th_http(&r, "GET", url, NULL, NULL, NULL);
+        opened = r.status == 200 && json_array_size(json_object_get(r.json, "data")) == 1;
+        th_resp_free(&r);
+        if (!opened)
+            sleep_ms(50);
+    }
+    ck_assert_msg(opened, "no welcome wallet for %s; user log %s", user_id, user.log);
+
+    /* the five spans of the chain, within a few export rounds */
+    const json_t *srv = NULL, *prod = NULL, *cons = NULL, *cli = NULL, *wsrv = NULL;
+    json_t *spans = NULL;
+    char trace[40] = "";
+    for (int t = 0; t < 100; t++) {
+        json_decref(spans);
+        spans = received_spans(rport);
+        size_t i;
+        json_t *sp;
+        srv = NULL;
+        json_array_foreach(spans, i, sp) {
+            if (strcmp(sstr(sp, "name"), "POST /auth/register") == 0 &&
+                strcmp(span_service(sp), "auth") == 0)
+                srv = sp;
+        }
+        if (srv) {
+            snprintf(trace, sizeof trace, "%s", sstr(srv, "traceId"));
+            prod = find_span(spans, trace, "create user.registered", 4);
+            cons = find_span(spans, trace, "process user.registered", 5);
+            cli = find_span(spans, trace, "POST /wallets", 3);
+            wsrv = find_span(spans, trace, "POST /wallets", 2);
+            if (prod && cons && cli && wsrv)
+                break;
+        }
+        sleep_ms(100);
+    }
+    ck_assert_msg(srv && prod && cons && cli && wsrv,
+                  "spans missing: server %p producer %p consumer %p client %p wallet %p", srv,
+                  prod, cons, cli, wsrv);
+    /* parents: server <- producer <- consumer <- client <- wallet's server */
+    ck_assert_str_eq(sstr(prod, "parentSpanId"), sstr(srv, "spanId"));
+    ck_assert_str_eq(sstr(cons, "parentSpanId"), sstr(prod, "spanId"));
+    ck_assert_str_eq(sstr(cli, "parentSpanId"), sstr(cons, "spanId"));
+    ck_assert_str_eq(sstr(wsrv, "parentSpanId"), sstr(cli, "spanId"));
+    ck_assert_str_eq(span_service(prod), "auth");
+    ck_assert_str_eq(span_service(cons), "user");
+    ck_assert_str_eq(span_service(cli), "user");
+    ck_assert_str_eq(span_service(wsrv), "wallet");
+    /* the same trace id in every service's log lines */
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"traceId\":\"%s\"", trace);
+    int la = count_in_log(auth.log, needle), lu = count_in_log(user.log, needle),
+        lw = count_in_log(wallet.log, needle);
+    size_t in_trace = 0;
+    {
+        size_t i;
+        json_t *sp;
+        json_array_foreach(spans, i, sp) in_trace += strcmp(sstr(sp, "traceId"), trace) == 0;
+    }
+    printf("trace-chain: trace %s: %zu spans across auth, user, wallet (register -> "
+           "create user.registered -> process user.registered -> POST /wallets -> wallet), "
+           "parents all right; log lines with its id: auth %d, user %d, wallet %d\n",
+           trace, in_trace, la, lu, lw);
+    fflush(stdout);
+    ck_assert_int_gt(la, 0);
+    ck_assert_int_gt(lu, 0);
+    ck_assert_int_gt(lw, 0);
+    json_decref(spans);
+
+    ck_assert_int_eq(th_stop(&auth), 0);
+    ck_assert_int_eq(th_stop(&user), 0);
+    ck_assert_int_eq(th_stop(&wallet), 0);
+    th_cleanup(&auth);
+    th_cleanup(&user);
+    th_cleanup(&wallet);
+    kill(rpid, SIGTERM);
+    waitpid(rpid, NULL, 0);
+}
+END_TEST
+
 static void setup(void)
 {
     const char *amqp = getenv("TB_TEST_AMQP_URL");
@@ -675,6 +885,13 @@ static void setup(void)
     tb_client_opts copts = th_client_opts();
     ac = auth_client_new(auth_svc.url, &copts, NULL);
     ck_assert_ptr_nonnull(ac);
+}
+
+static void chain_setup(void)
+{
+    const char *amqp = getenv("TB_TEST_AMQP_URL");
+    ck_assert_msg(amqp && *amqp, "TB_TEST_AMQP_URL is not set: run under scripts/with-brokers.sh");
+    snprintf(amqp_env, sizeof amqp_env, "TB_AMQP_URL=%s", amqp);
 }
 
 static void teardown(void)
@@ -708,6 +925,12 @@ int main(void)
     tcase_add_test(tc, a_restarted_auth_keeps_its_keys);
     tcase_add_test(tc, periodic_rotation_and_retired_keys_leave_the_jwks);
     suite_add_tcase(s, tc);
+    /* its own three services: none of the fixture's may consume its event */
+    TCase *chain = tcase_create("chain");
+    tcase_set_timeout(chain, 120);
+    tcase_add_unchecked_fixture(chain, chain_setup, NULL);
+    tcase_add_test(chain, one_trace_from_a_registration_through_user_to_wallet);
+    suite_add_tcase(s, chain);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

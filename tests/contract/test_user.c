@@ -189,6 +189,81 @@ START_TEST(wallet_down_is_502_without_internals)
 }
 END_TEST
 
+/* checks.<name>.status (or .reason) of a /health/ready answer; NULL when absent. */
+static const char *check_field(const th_resp *r, const char *name, const char *field)
+{
+    json_t *c = json_object_get(json_object_get(r->json, "checks"), name);
+    return json_string_value(json_object_get(c, field));
+}
+
+/* Readiness follows the Wallet client's breaker: up while closed, down while open (without
+ * a request of its own to Wallet), and up again once the open wait is over although nothing
+ * calls Wallet meanwhile (a load balancer sends no traffic to an instance that is not ready). */
+START_TEST(ready_names_upstream_wallet_down_while_its_breaker_is_open_then_up_after_the_wait)
+{
+    static char wenv[96];
+    snprintf(wenv, sizeof wenv, "WALLET_SERVICE_URL=http://127.0.0.1:%d", th_free_port());
+    const char *env[] = {wenv,
+                         "TB_WALLET_RETRY_MAX_ATTEMPTS=1",
+                         "TB_WALLET_BREAKER_SLIDING_WINDOW_SIZE=2",
+                         "TB_WALLET_BREAKER_MINIMUM_NUMBER_OF_CALLS=2",
+                         "TB_WALLET_BREAKER_WAIT_DURATION_IN_OPEN_STATE_MS=1500",
+                         NULL};
+    th_service us = {.name = "user", .prism_port = -1};
+    th_start(&us, env);
+    char u[256];
+    th_resp r;
+    snprintf(u, sizeof u, "%s/health/ready", us.direct);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(check_field(&r, "upstream:wallet", "status"), "up");
+    ck_assert_str_eq(check_field(&r, "database", "status"), "up");
+    th_resp_free(&r);
+
+    /* Wallet is not there: two failed calls open the breaker */
+    char uname[40], body[160];
+    snprintf(uname, sizeof uname, "breaker_%d", (int)getpid() % 100000);
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"email\":\"%s@example.com\"}", uname, uname);
+    snprintf(u, sizeof u, "%s/users", us.direct);
+    th_http(&r, "POST", u, body, NULL, NULL);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    char wallets[256];
+    snprintf(wallets, sizeof wallets, "%s/users/%s/wallets", us.direct,
+             json_string_value(json_object_get(json_object_get(r.json, "data"), "id")));
+    th_resp_free(&r);
+    for (int i = 0; i < 2; i++) {
+        th_http(&r, "GET", wallets, NULL, NULL, NULL);
+        ck_assert_msg(r.status == 502, "%ld %s", r.status, r.body);
+        th_resp_free(&r);
+    }
+    snprintf(u, sizeof u, "%s/health/ready", us.direct);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(check_field(&r, "upstream:wallet", "status"), "down");
+    const char *why = check_field(&r, "upstream:wallet", "reason");
+    ck_assert_msg(why && strstr(why, "circuit breaker open"), "reason: %s", why ? why : "-");
+    ck_assert_str_eq(check_field(&r, "database", "status"), "up");
+    th_resp_free(&r);
+    snprintf(u, sizeof u, "%s/health/live", us.direct);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    th_resp_free(&r);
+
+    /* no call meanwhile: ready again once the 1.5 s wait is over */
+    snprintf(u, sizeof u, "%s/health/ready", us.direct);
+    long status = 0;
+    for (int i = 0; i < 60 && status != 200; i++) {
+        usleep(100 * 1000);
+        th_http(&r, "GET", u, NULL, NULL, NULL);
+        status = r.status;
+        th_resp_free(&r);
+    }
+    ck_assert_int_eq(status, 200);
+    ck_assert_int_eq(th_stop(&us), 0);
+    th_cleanup(&us);
+}
+END_TEST
+
 START_TEST(every_example_matches_its_schema)
 {
     ck_assert_uint_ge(user_n_examples, 4);
@@ -354,6 +429,7 @@ int main(void)
     tcase_add_test(tc, user_wallets_come_from_the_wallet_service);
     tcase_add_test(tc, request_id_travels_user_to_wallet_and_back);
     tcase_add_test(tc, unknown_user_is_404_before_any_wallet_call);
+    tcase_add_test(tc, ready_names_upstream_wallet_down_while_its_breaker_is_open_then_up_after_the_wait);
     tcase_add_test(tc, every_example_matches_its_schema);
     tcase_add_test(tc, every_request_body_example_is_accepted_by_the_service);
     if (!th_via_prism())

@@ -90,6 +90,132 @@ START_TEST(health_answers_ok_through_the_client)
 }
 END_TEST
 
+/* ---- the runtime's /health/live and /health/ready (not in the spec: straight to the
+ * service, never through Prism) ---- */
+
+/* GET base + path into r. */
+static void get_health(th_resp *r, const th_service *s, const char *path)
+{
+    char u[128];
+    snprintf(u, sizeof u, "%s%s", s->direct, path);
+    th_http(r, "GET", u, NULL, NULL, NULL);
+}
+
+/* checks.<name>.status of a /health/ready body, or NULL when that check is not there. */
+static const char *check_status(const th_resp *r, const char *name)
+{
+    json_t *c = json_object_get(json_object_get(r->json, "checks"), name);
+    return json_string_value(json_object_get(c, "status"));
+}
+
+static const char *check_reason(const th_resp *r, const char *name)
+{
+    json_t *c = json_object_get(json_object_get(r->json, "checks"), name);
+    return json_string_value(json_object_get(c, "reason"));
+}
+
+/* Polls /health/ready (timeout_ms at most) until it answers `status` with check `name` in
+ * state `state`; r keeps the last answer (the caller frees it). */
+static bool ready_until(th_resp *r, const th_service *s, long status, const char *name,
+                        const char *state, int timeout_ms)
+{
+    for (int waited = 0;; waited += 50) {
+        get_health(r, s, "/health/ready");
+        const char *st = check_status(r, name);
+        if (r->status == status && st && strcmp(st, state) == 0)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        th_resp_free(r);
+        usleep(50 * 1000);
+    }
+}
+
+START_TEST(health_live_is_200_and_ready_checks_the_database_without_brokers)
+{
+    th_resp r;
+    get_health(&r, &svc, "/health/live");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "live");
+    th_resp_free(&r);
+    get_health(&r, &svc, "/health/ready");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ready");
+    ck_assert_str_eq(check_status(&r, "database"), "up");
+    /* no TB_AMQP_URL nor TB_REDIS_URL here: no broker connection, no broker check */
+    if (!getenv("TB_AMQP_URL") && !getenv("TB_REDIS_URL")) {
+        ck_assert_ptr_null(check_status(&r, "rabbitmq"));
+        ck_assert_ptr_null(check_status(&r, "redis"));
+    }
+    th_resp_free(&r);
+}
+END_TEST
+
+START_TEST(ready_is_200_with_database_rabbitmq_and_redis_up)
+{
+    const char *amqp = getenv("TB_TEST_AMQP_URL"), *redis = getenv("TB_TEST_REDIS_URL");
+    ck_assert_msg(amqp && redis, "TB_TEST_AMQP_URL/TB_TEST_REDIS_URL are not set: run under "
+                                 "scripts/with-brokers.sh");
+    static char amqp_env[300], redis_env[300];
+    snprintf(amqp_env, sizeof amqp_env, "TB_AMQP_URL=%s", amqp);
+    snprintf(redis_env, sizeof redis_env, "TB_REDIS_URL=%s", redis);
+    const char *env[] = {amqp_env, redis_env, NULL};
+    th_service ws = {.name = "wallet", .prism_port = -1};
+    th_start(&ws, env);
+    th_resp r;
+    /* the outbox relay's publisher connects in the background */
+    ck_assert_msg(ready_until(&r, &ws, 200, "rabbitmq", "up", 5000), "%ld %s", r.status, r.body);
+    ck_assert_str_eq(check_status(&r, "database"), "up");
+    th_resp_free(&r);
+    /* a transaction publishes wallet.balance.updated: the Redis publisher joins the checks */
+    tb_client_opts copts = th_client_opts();
+    wallet_client *c2 = wallet_client_new(ws.direct, &copts, NULL);
+    char user[37];
+    wallet_create_wallet_req req = {.body = {.user_id = new_uuid(user), .currency = "GBP"}};
+    wallet_create_wallet_resp out;
+    ck_assert_int_eq(wallet_create_wallet_call(c2, &ctx, &req, &out, NULL), 0);
+    ck_assert_int_eq(out.status, 201);
+    wallet_create_transaction_req t = {
+        .wallet_id = out.s201.id, .body = {.type = WALLET_TRANSACTION_TYPE_CREDIT, .amount = 5}};
+    wallet_create_transaction_resp to;
+    ck_assert_int_eq(wallet_create_transaction_call(c2, &ctx, &t, &to, NULL), 0);
+    ck_assert_int_eq(to.status, 201);
+    ck_assert_msg(ready_until(&r, &ws, 200, "redis", "up", 5000), "%ld %s", r.status, r.body);
+    ck_assert_str_eq(check_status(&r, "rabbitmq"), "up");
+    ck_assert_str_eq(check_status(&r, "database"), "up");
+    th_resp_free(&r);
+    wallet_client_free(c2);
+    ck_assert_int_eq(th_stop(&ws), 0);
+    th_cleanup(&ws);
+}
+END_TEST
+
+START_TEST(ready_is_503_naming_rabbitmq_while_the_broker_is_unreachable_and_live_stays_200)
+{
+    static char amqp_env[128];
+    snprintf(amqp_env, sizeof amqp_env, "TB_AMQP_URL=amqp://guest:guest@127.0.0.1:%d/",
+             th_free_port()); /* nothing listens there */
+    const char *env[] = {amqp_env, NULL};
+    th_service ws = {.name = "wallet", .prism_port = -1};
+    th_start(&ws, env); /* serves: the outbox keeps the events meanwhile */
+    th_resp r;
+    ck_assert_msg(ready_until(&r, &ws, 503, "rabbitmq", "down", 5000), "%ld %s", r.status, r.body);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "not_ready");
+    const char *why = check_reason(&r, "rabbitmq");
+    ck_assert_ptr_nonnull(why);
+    ck_assert_msg(strstr(why, "publisher") && strstr(why, " s: connect to 127.0.0.1:"),
+                  "reason: %s", why);
+    ck_assert_str_eq(check_status(&r, "database"), "up");
+    ck_assert_ptr_null(check_reason(&r, "database"));
+    th_resp_free(&r);
+    get_health(&r, &ws, "/health/live");
+    ck_assert_int_eq(r.status, 200);
+    th_resp_free(&r);
+    ck_assert_int_eq(th_stop(&ws), 0);
+    th_cleanup(&ws);
+}
+END_TEST
+
 START_TEST(create_wallet_returns_201_location_and_zero_balance)
 {
     char user[37];
@@ -1118,6 +1244,9 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, health_answers_ok_through_the_client);
+    tcase_add_test(tc, health_live_is_200_and_ready_checks_the_database_without_brokers);
+    tcase_add_test(tc, ready_is_200_with_database_rabbitmq_and_redis_up);
+    tcase_add_test(tc, ready_is_503_naming_rabbitmq_while_the_broker_is_unreachable_and_live_stays_200);
     tcase_add_test(tc, operations_need_a_valid_token_with_their_scope);
     tcase_add_test(tc, balances_are_rebuilt_from_the_events_on_start);
     tcase_add_test(tc, wallet_changes_are_published_as_events);

@@ -13,6 +13,7 @@
 #include "tablium/ids.h"
 #include "tablium/store.h"
 
+#include <arpa/inet.h>
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -883,6 +885,86 @@ START_TEST(the_default_worker_count_leaves_a_cpu_to_the_io_thread)
 }
 END_TEST
 
+/* A loopback port nothing listens on (bound, then closed). */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* Polls tb_bus_ready (5 s at most) until its answer is rc with `part` in why. */
+static bool ready_says(tb_bus *b, int rc, const char *part, char *why, size_t cap)
+{
+    for (int t = 0; t < 500; t++) {
+        why[0] = '\0';
+        if (tb_bus_ready(b, why, cap) == rc && (!part || strstr(why, part)))
+            return true;
+        sleep_ms(10);
+    }
+    return false;
+}
+
+static void count_done(void *user, int rc)
+{
+    (void)rc;
+    atomic_fetch_add((atomic_int *)user, 1);
+}
+
+START_TEST(bus_ready_reports_each_connection_it_holds_and_why_one_is_down)
+{
+    char why[1024];
+    ck_assert_int_eq(tb_bus_ready(NULL, why, sizeof why), TB_EINVAL);
+    data_dir();
+    /* brokers that are not there: ready while the bus holds no connection, then not */
+    char amqp[128], redis[64];
+    snprintf(amqp, sizeof amqp, "amqp://guest:guest@127.0.0.1:%d/", closed_port());
+    snprintf(redis, sizeof redis, "redis://127.0.0.1:%d", closed_port());
+    tb_error err = TB_ERROR_INIT;
+    tb_bus *gone = tb_bus_new(&(tb_bus_opts){.service = "ready-gone", .amqp_url = amqp,
+                                             .redis_url = redis, .publish_timeout_ms = 300},
+                              &err);
+    ck_assert_ptr_nonnull(gone);
+    ck_assert_int_eq(tb_bus_ready(gone, why, sizeof why), 0);
+    game_move_made_v1 mv = a_move(UID1, 1);
+    ck_assert_int_eq(game_move_made_v1_publish(gone, NULL, &mv, &err), TB_ECONN);
+    ck_assert_msg(ready_says(gone, TB_ECONN, "redis: publisher cannot connect for ", why,
+                             sizeof why),
+                  "why: %s", why);
+    ck_assert_ptr_null(strstr(why, "rabbitmq"));
+    atomic_int done = 0;
+    user_registered_v1 d = registered(UID1, "ada_r");
+    ck_assert_int_eq(user_registered_v1_publish_async(gone, NULL, &d, count_done, &done, &err), 0);
+    ck_assert_msg(ready_says(gone, TB_ECONN, "rabbitmq: publisher cannot connect for ", why,
+                             sizeof why),
+                  "why: %s", why);
+    ck_assert_msg(strstr(why, "; redis: publisher cannot connect for "), "why: %s", why);
+    tb_bus_free(gone);
+    ck_assert_int_eq(atomic_load(&done), 1);
+
+    /* the brokers of the run: a started consumer and a producer that used both are ready */
+    char ex[64], svc[64];
+    uniq(ex, sizeof ex, "ex");
+    uniq(svc, sizeof svc, "ready");
+    seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    tb_bus *cons = registered_consumer(svc, ex, &s);
+    ck_assert_msg(tb_bus_ready(cons, why, sizeof why) == 0, "why: %s", why);
+    tb_bus *prod = new_bus("producer", ex, NULL);
+    ck_assert_int_eq(user_registered_v1_publish(prod, NULL, &d, &err), 0);
+    ck_assert_int_eq(game_move_made_v1_publish(prod, NULL, &mv, &err), 0);
+    ck_assert_msg(tb_bus_ready(prod, why, sizeof why) == 0, "why: %s", why);
+    ck_assert(wait_count(&s.n, 1));
+    tb_bus_free(prod);
+    tb_bus_free(cons);
+    tb_error_deinit(&err);
+}
+END_TEST
+
 START_TEST(a_redelivered_event_is_handled_once)
 {
     char ex[64], svc[64];
@@ -1472,6 +1554,7 @@ int main(void)
     tcase_add_test(tc, max_attempts_holds_without_a_dlq_and_dead_goes_at_once);
     tcase_add_test(tc, same_key_in_order_different_keys_in_parallel);
     tcase_add_test(tc, the_default_worker_count_leaves_a_cpu_to_the_io_thread);
+    tcase_add_test(tc, bus_ready_reports_each_connection_it_holds_and_why_one_is_down);
     tcase_add_test(tc, a_redelivered_event_is_handled_once);
     tcase_add_test(tc, a_key_header_that_is_not_the_events_key_goes_to_the_dlq);
     tcase_add_test(tc, a_restarted_consumer_remembers_what_it_handled);

@@ -425,12 +425,14 @@ info: {title: Till, version: '1'}
 x-tablium-service: till
 x-tablium-timeout: 5s
 x-tablium-rate-limit: 100/s
+x-tablium-retry: {maxAttempts: 4, initialBackoff: 20ms, retryOn: [reset, "503"]}
 paths:
   /pay:
     post:
       operationId: pay
       x-tablium-idempotent: true
       x-tablium-timeout: 800
+      x-tablium-retry: {perTryTimeout: 300ms, backoffMultiplier: 3}
       x-tablium-rate-limit: {limit: 10/30s, burst: 4}
       responses: {'204': {description: paid}}
   /look:
@@ -458,6 +460,9 @@ class Policies(OpenApiCase):
         self.assertEqual(c.count("Idempotency-Key\", key"), 1)  # POST /pay only
         self.assertIn("x-tablium-timeout: 800 ms at most", c)
         self.assertIn("x-tablium-timeout: 5000 ms at most", c)  # /look: the default
+        # /pay: its own fields over the top level's, over gRPC's defaults
+        self.assertIn("retry = {4, 20, 1000, 3.0, 300, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
+        self.assertIn("retry = {4, 20, 1000, 2.0, 0, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
         for cfile in ("till.c", "till_server.c"):
             rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
             self.assertEqual(rc, 0, out)
@@ -472,7 +477,15 @@ class Policies(OpenApiCase):
                  "/x-tablium-rate-limit"),
                 ("burst: 4}", "burst: -1}", "/paths/~1pay/post/x-tablium-rate-limit/burst"),
                 ("x-tablium-idempotent: true", "x-tablium-idempotent: yes please",
-                 "/paths/~1pay/post/x-tablium-idempotent")):
+                 "/paths/~1pay/post/x-tablium-idempotent"),
+                ("maxAttempts: 4", "maxAttempts: 11", "/x-tablium-retry/maxAttempts"),
+                ("retryOn: [reset", "retryOn: [sometimes", "/x-tablium-retry/retryOn"),
+                ("perTryTimeout: 300ms", "perTryTimeout: a while",
+                 "/paths/~1pay/post/x-tablium-retry/perTryTimeout"),
+                ("backoffMultiplier: 3}", "backoffMultiplier: 3, jitter: none}",
+                 "/paths/~1pay/post/x-tablium-retry"),
+                ("initialBackoff: 20ms", "initialBackoff: 5s",
+                 "/x-tablium-retry/maxBackoff")):
             rc, err = self.gen(POLICIES.replace(old, new), "till.yaml")
             self.assertEqual(rc, 1, err)
             self.assertIn(pointer, err)

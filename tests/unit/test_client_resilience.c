@@ -233,6 +233,10 @@ typedef struct call_out {
     char message[256];
 } call_out;
 
+/* The retry policy of the calls do_call makes (a generated client's x-tablium-retry); NULL:
+ * the client's. */
+static const tb_retry_policy *call_retry;
+
 /* One call with a fresh arena; headers: NULL-terminated name, value pairs. */
 static call_out do_call(tb_client *c, const char *method, const char *const *headers,
                         int64_t deadline)
@@ -244,6 +248,7 @@ static call_out do_call(tb_client *c, const char *method, const char *const *hea
     tb_client_call call = {0};
     call.method = method;
     call.path = "/thing";
+    call.retry = call_retry;
     if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0) {
         call.body = "{}";
         call.body_len = 2;
@@ -351,6 +356,41 @@ START_TEST(post_is_retried_only_with_an_idempotency_key)
     int keyless = 2, keyed = 6;
     printf("retry: server saw %d POSTs: %d keyless (never retried), %d with Idempotency-Key\n",
            cfg.posts, keyless, keyed);
+    tb_client_free(c);
+}
+END_TEST
+
+/* x-tablium-retry compiles to the call's own policy; the environment's knobs still win, field by
+ * field. */
+START_TEST(a_calls_own_retry_policy_applies_under_the_environments_knobs)
+{
+    tb_client_opts o = quick_opts(); /* the client's own: 3 attempts */
+    tb_client *c = client_new(&o);
+    static const tb_retry_policy five = {5, 1, 5, 2.0, 0, TB_RETRY_ON_503};
+    static const tb_retry_policy one = {1, 1, 5, 2.0, 0, TB_RETRY_ON_DEFAULT};
+    static const tb_retry_policy no_503 = {5, 1, 5, 2.0, 0, TB_RETRY_ON_RESET};
+    cfg.fail_next = -1;
+    call_retry = &five;
+    ck_assert_int_eq(do_call(c, "GET", NULL, 0).attempts, 5);
+    call_retry = &one;
+    ck_assert_int_eq(do_call(c, "GET", NULL, 0).attempts, 1);
+    call_retry = &no_503; /* 503 is not among its conditions */
+    ck_assert_int_eq(do_call(c, "GET", NULL, 0).attempts, 1);
+    call_retry = NULL;
+    ck_assert_int_eq(do_call(c, "GET", NULL, 0).attempts, 3);
+    tb_client_free(c);
+
+    /* an operator's TB_<NAME>_RETRY_MAX_ATTEMPTS wins over the spec's 5; retryOn stays the
+     * call's */
+    setenv("TB_RETRYSPEC_RETRY_MAX_ATTEMPTS", "2", 1);
+    o.name = "retryspec";
+    c = client_new(&o);
+    call_retry = &five;
+    ck_assert_int_eq(do_call(c, "GET", NULL, 0).attempts, 2);
+    call_retry = &no_503;
+    ck_assert_int_eq(do_call(c, "GET", NULL, 0).attempts, 1);
+    call_retry = NULL;
+    unsetenv("TB_RETRYSPEC_RETRY_MAX_ATTEMPTS");
     tb_client_free(c);
 }
 END_TEST
@@ -941,6 +981,7 @@ int main(void)
     tcase_add_test(t, get_is_retried_with_backoff_until_it_succeeds);
     tcase_add_test(t, post_is_retried_only_with_an_idempotency_key);
     tcase_add_test(t, other_4xx_are_never_retried_but_429_is);
+    tcase_add_test(t, a_calls_own_retry_policy_applies_under_the_environments_knobs);
     tcase_add_test(t, retry_after_seconds_and_http_date_are_honoured_within_the_budget);
     tcase_add_test(t, retry_budget_bounds_retries_under_50pct_errors);
     tcase_add_test(t, deadline_header_carries_the_time_left_and_expired_deadlines_fail_fast);

@@ -261,6 +261,74 @@ START_TEST(a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn)
 }
 END_TEST
 
+/* Secured operations (TB_OP_SECURED) are rate limited by the verified token's sub, checked
+ * after the credentials: two callers behind one address each get their own budget. */
+static const tb_http_op sec_ops[] = {
+    {"open", TB_HTTP_GET, "/open", 0, open_op},
+    {"read", TB_HTTP_GET, "/read", TB_OP_SECURED, read_op},
+    {"write", TB_HTTP_POST, "/write", TB_OP_SECURED, write_op},
+};
+static const tb_http_api sec_api = {"vault", "Vault", "1.0", sec_ops, 3, match, routes, 3};
+
+static char *token_for(const tb_jwt_key *k, const char *sub)
+{
+    long now = (long)time(NULL);
+    json_t *c = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "iss", "tablium-auth", "aud", "vault",
+                          "sub", sub, "iat", (json_int_t)now, "exp", (json_int_t)(now + 300),
+                          "scope", "vault.read");
+    char *t = NULL;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(tb_jwt_sign(k, c, NULL, &t, &err) == 0, "%s", err.message);
+    tb_error_deinit(&err);
+    json_decref(c);
+    return t;
+}
+
+START_TEST(secured_operations_are_rate_limited_by_the_tokens_sub)
+{
+    tb_server *plain = srv; /* the fixture's; this test runs its own */
+    tb_server_opts so = TB_SERVER_OPTS_INIT;
+    so.threads = 2;
+    so.access_log = false;
+    tb_error err = TB_ERROR_INIT;
+    srv = tb_server_new(&sec_api, &so, &err);
+    ck_assert_ptr_nonnull(srv);
+    tb_server_set_jwt_verifier(srv, ver);
+    tb_rate_limit l = {3, 60000, 0};
+    ck_assert_int_eq(tb_server_set_rate_limit(srv, "read", &l), 0);
+    ck_assert_int_eq(tb_server_start(srv, &err), 0);
+    char *alice = token_for(key, "alice"), *bob = token_for(key, "bob");
+    reply r;
+    for (int i = 0; i < 3; i++) {
+        call("GET", "/read", alice, NULL, &r);
+        expect_sub(&r, "alice");
+        ck_assert_msg(strcasestr(r.headers, "RateLimit-Policy:") != NULL, "%s", r.headers);
+    }
+    call("GET", "/read", alice, NULL, &r);
+    expect_error(&r, 429, "rate_limited", "Retry-After:");
+    for (int i = 0; i < 3; i++) { /* the same address, another sub: a budget of its own */
+        call("GET", "/read", bob, NULL, &r);
+        expect_sub(&r, "bob");
+    }
+    call("GET", "/read", bob, NULL, &r);
+    ck_assert_int_eq(r.status, 429);
+    /* failed attempts spend the address's budget: 3 answers 401, then 429 (no guessing
+     * credentials at full speed); the callers with tokens keep theirs */
+    for (int i = 0; i < 3; i++) {
+        call("GET", "/read", NULL, NULL, &r);
+        expect_error(&r, 401, "unauthorized", NULL);
+    }
+    call("GET", "/read", "not-a-token", NULL, &r);
+    expect_error(&r, 429, "rate_limited", "Retry-After:");
+    ck_assert_ptr_null(strcasestr(r.headers, "WWW-Authenticate"));
+    free(alice);
+    free(bob);
+    tb_server_free(srv);
+    srv = plain;
+    tb_error_deinit(&err);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -272,6 +340,7 @@ int main(void)
     tcase_add_test(tc, an_open_operation_needs_nothing);
     tcase_add_test(tc, a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims);
     tcase_add_test(tc, a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn);
+    tcase_add_test(tc, secured_operations_are_rate_limited_by_the_tokens_sub);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);
     srunner_run_all(sr, CK_NORMAL);

@@ -871,6 +871,60 @@ START_TEST(hostile_replies_end_the_connection_before_they_are_buffered)
 }
 END_TEST
 
+/* Readiness (tb_redis_pub_up, tb_redis_sub_up): a publisher that has not connected yet counts as
+ * up; after Redis goes away both say so and for how long; both come back by themselves when
+ * Redis does, the publisher without anything being published. */
+START_TEST(up_follows_the_connections_and_comes_back_without_traffic)
+{
+    tb_error e = TB_ERROR_INIT;
+    tb_redis_opts o = test_opts();
+    char why[256] = "";
+    tb_redis_pub *p = tb_redis_pub_new(&o, &e);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(tb_redis_pub_up(p, why, sizeof why)); /* lazy: no attempt yet */
+    ck_assert(tb_redis_pub_up(NULL, why, sizeof why));
+    const char *c = chan("up");
+    ck_assert_int_eq(tb_redis_publish(p, c, "x", 1), 0);
+    ck_assert_int_eq(tb_redis_pub_flush(p), 0);
+    ck_assert(tb_redis_pub_up(p, why, sizeof why));
+    rec r;
+    rec_init(&r, 1);
+    const char *chs[] = {c};
+    tb_redis_sub *s = tb_redis_sub_new(&o, chs, 1, rec_deliver, &r, &e);
+    ck_assert_msg(s != NULL, "%s", e.message);
+    ck_assert(tb_redis_sub_up(s, why, sizeof why));
+
+    redis_ctl("kill");
+    int rc = 0;
+    for (int64_t t0 = now_ms(); rc == 0 && now_ms() - t0 < 2000; sleep_ms(5))
+        if ((rc = tb_redis_publish(p, c, "y", 1)) == 0)
+            rc = tb_redis_pub_flush(p);
+    ck_assert_int_eq(rc, TB_ECONN);
+    why[0] = '\0';
+    ck_assert(!tb_redis_pub_up(p, why, sizeof why));
+    ck_assert_msg(strstr(why, "publisher disconnected for "), "why: %s", why);
+    bool sub_down = false;
+    for (int64_t t0 = now_ms(); !sub_down && now_ms() - t0 < 2000; sleep_ms(10))
+        sub_down = !tb_redis_sub_up(s, why, sizeof why);
+    ck_assert(sub_down);
+    ck_assert_msg(strstr(why, "subscriber disconnected for "), "why: %s", why);
+
+    redis_ctl("restart");
+    bool pub_up = false, sub_up = false;
+    for (int64_t t0 = now_ms(); !(pub_up && sub_up) && now_ms() - t0 < 3000; sleep_ms(10)) {
+        pub_up = tb_redis_pub_up(p, why, sizeof why);
+        sub_up = tb_redis_sub_up(s, why, sizeof why);
+    }
+    ck_assert_msg(pub_up && sub_up, "publisher %d, subscriber %d: %s", pub_up, sub_up, why);
+    ck_assert_int_eq(tb_redis_publish(p, c, "z", 1), 0); /* no failed call first */
+    ck_assert_int_eq(tb_redis_pub_flush(p), 0);
+    tb_redis_sub_free(s);
+    tb_redis_pub_free(p);
+    rec_deinit(&r);
+    tb_error_deinit(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("redis");
@@ -884,6 +938,7 @@ int main(void)
     tcase_add_test(tc, publish_while_redis_is_down_fails_fast_and_recovers_after_restart);
     tcase_add_test(tc, subscriber_comes_back_by_itself_after_a_restart_and_counts_the_gap);
     tcase_add_test(tc, free_while_disconnected_does_not_hang);
+    tcase_add_test(tc, up_follows_the_connections_and_comes_back_without_traffic);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -243,6 +243,95 @@ class ServiceBuilder:
             return None
         return ms
 
+    RETRY_ON = {"connect-failure": "TB_RETRY_ON_CONNECT_FAILURE", "reset": "TB_RETRY_ON_RESET",
+                "timeout": "TB_RETRY_ON_TIMEOUT", "429": "TB_RETRY_ON_429",
+                "502": "TB_RETRY_ON_502", "503": "TB_RETRY_ON_503", "504": "TB_RETRY_ON_504",
+                "gateway-error": "TB_RETRY_ON_GATEWAY_ERROR", "5xx": "TB_RETRY_ON_5XX"}
+    RETRY_DEFAULT = {"maxAttempts": 3, "initialBackoff": 100, "maxBackoff": 1000,
+                     "backoffMultiplier": 2.0, "perTryTimeout": 0,
+                     "retryOn": ["connect-failure", "reset", "timeout", "429", "gateway-error"]}
+
+    def _duration_ms(self, v, eptr, lo, hi):
+        ms = None
+        if isinstance(v, int) and not isinstance(v, bool):
+            ms = v
+        elif isinstance(v, str):
+            m = re.match(r"^(\d+)(ms|s)$", v.strip())
+            if m:
+                ms = int(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+        if ms is None or not lo <= ms <= hi:
+            self.err(eptr, "want milliseconds in %d..%d or a string such as \"100ms\" or \"2s\" "
+                           "(got %r)" % (lo, hi, v))
+            return None
+        return ms
+
+    def retry_ext(self, node, ptr, base=None):
+        """x-tablium-retry: false / "off" (one attempt) or {maxAttempts, initialBackoff,
+        maxBackoff, backoffMultiplier, perTryTimeout, retryOn}, the fields not given taken from
+        `base` (the top level's) or gRPC's defaults. None when absent; else a dict with those
+        keys plus "c" (the C initializer of a tb_retry_policy)."""
+        v = node.get("x-tablium-retry")
+        if v is None:
+            return None
+        eptr = ptr + "/x-tablium-retry"
+        pol = dict(base or self.RETRY_DEFAULT)
+        if v is False or v == "off":
+            pol["maxAttempts"] = 1
+        elif not isinstance(v, dict):
+            self.err(eptr, "want an object {maxAttempts, initialBackoff, maxBackoff, "
+                           "backoffMultiplier, perTryTimeout, retryOn} or false (got %r)" % (v,))
+            return None
+        else:
+            extra = set(v) - set(self.RETRY_DEFAULT)
+            if extra:
+                self.err(eptr, "unknown member(s) %s (known: %s)"
+                         % (", ".join(sorted(extra)), ", ".join(self.RETRY_DEFAULT)))
+                return None
+            if "maxAttempts" in v:
+                n = v["maxAttempts"]
+                if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10:
+                    self.err(eptr + "/maxAttempts", "want an integer in 1..10 (got %r)" % (n,))
+                    return None
+                pol["maxAttempts"] = n
+            for k, lo, hi in (("initialBackoff", 0, 3600000), ("maxBackoff", 0, 3600000),
+                              ("perTryTimeout", 0, 86400000)):
+                if k in v:
+                    ms = self._duration_ms(v[k], eptr + "/" + k, lo, hi)
+                    if ms is None:
+                        return None
+                    pol[k] = ms
+            if "backoffMultiplier" in v:
+                m = v["backoffMultiplier"]
+                if isinstance(m, bool) or not isinstance(m, (int, float)) or not 1 <= m <= 100:
+                    self.err(eptr + "/backoffMultiplier", "want a number in 1..100 (got %r)" % (m,))
+                    return None
+                pol["backoffMultiplier"] = float(m)
+            if "retryOn" in v:
+                ro = v["retryOn"]
+                names = [x.strip() for x in ro.split(",")] if isinstance(ro, str) else ro
+                if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+                    self.err(eptr + "/retryOn", "want a list of names (got %r)" % (ro,))
+                    return None
+                bad = [x for x in names if x not in self.RETRY_ON]
+                if bad:
+                    self.err(eptr + "/retryOn", "unknown condition(s) %s (known: %s)"
+                             % (", ".join(bad), ", ".join(self.RETRY_ON)))
+                    return None
+                pol["retryOn"] = names
+            if pol["maxBackoff"] < pol["initialBackoff"]:
+                self.err(eptr + "/maxBackoff", "is under initialBackoff (%d < %d ms)"
+                         % (pol["maxBackoff"], pol["initialBackoff"]))
+                return None
+        on = " | ".join(self.RETRY_ON[x] for x in pol["retryOn"]) or "0u"
+        pol["c"] = "{%d, %d, %d, %r, %d, %s}" % (pol["maxAttempts"], pol["initialBackoff"],
+                                                 pol["maxBackoff"], pol["backoffMultiplier"],
+                                                 pol["perTryTimeout"], on)
+        pol["doc"] = "%d attempts, backoff %d..%d ms x%g, per try %s, on %s" % (
+            pol["maxAttempts"], pol["initialBackoff"], pol["maxBackoff"],
+            pol["backoffMultiplier"], ("%d ms" % pol["perTryTimeout"]) if pol["perTryTimeout"]
+            else "the call's budget", ", ".join(pol["retryOn"]) or "nothing")
+        return pol
+
     def rate_ext(self, node, ptr):
         """x-tablium-rate-limit: "N/PERIOD" or {limit: "N/PERIOD", burst: B}; None when absent;
         else (limit, period_ms, burst)."""
@@ -275,6 +364,7 @@ class ServiceBuilder:
     def build(self):
         comps = self.root.get("components") or {}
         self.timeout_ms = self.timeout_ext(self.root, "")
+        self.retry = self.retry_ext(self.root, "")
         self.rate = self.rate_ext(self.root, "")
         if self.rate:
             n, per, b = self.rate
@@ -354,6 +444,7 @@ class ServiceBuilder:
         op.path = tmpl
         op.path_lit = cstr(tmpl)
         op.timeout_ms = self.timeout_ext(node, ptr)
+        op.retry = self.retry_ext(node, ptr, self.retry)
         op.rate = self.rate_ext(node, ptr)
         idem = node.get("x-tablium-idempotent", False)
         if not isinstance(idem, bool):
@@ -421,7 +512,9 @@ class ServiceBuilder:
         op.default = next((r for r in op.responses if r.code == 0), None)
         op.flags = " | ".join(f for f, on in (("TB_OP_BODY", op.body is not None),
                                                ("TB_OP_BODY_REQUIRED",
-                                                op.body is not None and op.body.required)) if on) or "0"
+                                                op.body is not None and op.body.required),
+                                               ("TB_OP_SECURED", op.security is not None))
+                              if on) or "0"
         op.upper = cnames.upper(op.cname)
         by_name = {p.name: p for p in op.params if p.in_ == "path"}
         op.url_parts = []

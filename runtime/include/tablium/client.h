@@ -26,8 +26,11 @@
 /** curl_global_init once per process (pthread_once). 0 or TB_EIO. */
 int tb_global_init(void);
 
-/** Base URL of service `name`: $<NAME>_SERVICE_URL (name upper-cased, '-' -> '_'), else
- *  `fallback`, else "http://127.0.0.1:8080". Trailing '/' removed. Caller owns; free(). */
+/** Base URL of service `name`, the first of: $<NAME>_SERVICE_URL (name upper-cased, '-' and
+ *  '.' -> '_'); http://$<NAME>_SERVICE_HOST:$<NAME>_SERVICE_PORT (the variables Kubernetes
+ *  injects); in a Kubernetes pod (KUBERNETES_SERVICE_HOST set) http://<name>[.$TB_K8S_NAMESPACE
+ *  .svc.cluster.local][:<the fallback's port>]; `fallback` (the spec's servers); else
+ *  "http://127.0.0.1:8080". Trailing '/' removed. Logs which one it took. Caller owns; free(). */
 char *tb_service_url(const char *name, const char *fallback);
 
 
@@ -60,6 +63,15 @@ typedef struct tb_client_call {
     size_t n_headers;
     /** This call's fallback; when fn is NULL the client's (tb_client_opts.fallback) applies. */
     tb_client_fallback fallback;
+    /** The spec's operationId and path template ("/wallets/{walletId}"), static strings, set by
+     *  generated clients (NULL for hand-made calls): they name the client span
+     *  ("GET /wallets/{walletId}") and label the metrics, never the raw path. */
+    const char *operation_id;
+    const char *route;
+    /** This call's retry policy (generated from the spec's x-tablium-retry), or NULL for the
+     *  client's. The environment's TB_CLIENT_RETRY_* / TB_<NAME>_RETRY_* knobs still win, field
+     *  by field. Borrowed. */
+    const struct tb_retry_policy *retry;
 } tb_client_call;
 
 /** Adds a "Name: value" header line built in `a` (an empty value is sent as an empty header).

@@ -27,7 +27,8 @@ typedef struct tb_ctx {
     /** Verified JWT claims of the caller; NULL when the operation needs no auth (filled by the
      *  auth middleware). Borrowed. */
     const json_t *claims;
-    /** Incoming W3C traceparent header, or NULL. Borrowed. */
+    /** The W3C traceparent of the work this context does (on a server: of its server span, so
+     *  events published from the handler continue it), or NULL. Borrowed. */
     const char *traceparent;
     /** Name of the service serving the request ("wallet"), for logs. */
     const char *service;
@@ -42,6 +43,10 @@ typedef struct tb_ctx {
      *  send it on in TB_DEADLINE_HEADER; a call made after it has passed fails fast with
      *  TB_ETIMEDOUT. Monotonic, so a wall-clock step never moves it. */
     int64_t deadline_ms;
+    /** The current span (tablium/trace.h): the server span of a request, the consumer span of
+     *  an event; NULL outside them. Spans started with tb_span_start(ctx, ...) and outgoing
+     *  calls and events are its children. Borrowed. */
+    struct tb_span *span;
 } tb_ctx;
 
 /** Generated code validates each response against its spec before sending it. */
@@ -57,6 +62,12 @@ int64_t tb_clock_ms(void);
 int64_t tb_deadline_in(long ms);
 /** Milliseconds left before ctx->deadline_ms (0 once it has passed), or -1 when ctx has none. */
 long tb_deadline_left_ms(const tb_ctx *ctx);
+
+/** The process's generated <service>_deps (its clients of other services): the generated main
+ *  sets it before <service>_service_init, so event handlers (whose ctx the bus makes) find it
+ *  in ctx->deps as request handlers do. Borrowed; NULL when the service has no upstreams. */
+void tb_service_set_deps(void *deps);
+void *tb_service_deps(void);
 
 /** A new request id (32 lowercase hex digits, NUL-terminated) into out[33]. Thread-safe. */
 void tb_request_id_new(char out[33]);

@@ -239,6 +239,21 @@ typedef struct tb_bus_stats {
 } tb_bus_stats;
 void tb_bus_stats_get(tb_bus *bus, tb_bus_stats *out);
 
+/**
+ * Readiness of the bus's broker connections: 0 when every connection it holds is established
+ * (the RabbitMQ consumer and publisher, the Redis subscriber and publisher, each when it has
+ * one), else TB_ECONN with why ("rabbitmq: publisher disconnected for 3.2 s: connect to
+ * 127.0.0.1:5672: a socket error occurred; redis: ..."). TB_EINVAL for NULL. Reads states the
+ * transports keep (no I/O): any thread, at once.
+ *
+ * The bus also registers this, per transport, as the process-wide readiness checks "rabbitmq"
+ * and "redis" (tb_ready_check_add, tablium/http.h) from the moment it holds a connection on
+ * the transport (tb_bus_start for a consumer; the first publish or tb_bus_relay_outbox for a
+ * publisher), so /health/ready of the process's servers answers 503 while one is down.
+ * tb_bus_free removes them first.
+ */
+int tb_bus_ready(tb_bus *bus, char *why, size_t cap);
+
 /** Stops consuming (unacked deliveries go back to the broker), finishes running handlers,
  *  flushes publishes (bounded), stops the relay and frees. NULL-safe. */
 void tb_bus_free(tb_bus *bus);

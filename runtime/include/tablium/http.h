@@ -140,6 +140,8 @@ int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, cons
 
 #define TB_OP_BODY 0x1u          /* the operation takes an application/json body */
 #define TB_OP_BODY_REQUIRED 0x2u /* ... and it is required */
+#define TB_OP_SECURED 0x4u       /* its invoke calls tb_http_authorize: rate limits by the
+                                    verified `sub` are checked there, after the credentials */
 
 typedef struct tb_http_op {
     const char *operation_id; /* "getUserWallets" */
@@ -306,6 +308,13 @@ typedef struct tb_server_opts {
     const char *tls_key_file;
     const char *tls_client_ca_file;
     const char *tls_priorities;
+    /* Where the runtime serves the Prometheus metrics (GET, text format 0.0.4; not in the spec,
+     * no auth, the allowlist applies). NULL: "/metrics"; "" or "off": not served. */
+    const char *metrics_path;
+    /* On SIGTERM / tb_server_shutdown, /health/ready answers 503 at once and the server keeps
+     * serving this long before it stops accepting, so load balancers see it leave first. The
+     * grace period for in-flight requests follows. Default 0. */
+    unsigned drain_delay_ms;
 } tb_server_opts;
 
 /* TLS 1.3 and 1.2 only, and in 1.2 only forward-secret (ECDHE) AEAD suites: Mozilla's
@@ -317,7 +326,7 @@ typedef struct tb_server_opts {
 
 #define TB_SERVER_OPTS_INIT                                                                     \
     {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0, 1024, 0,             \
-     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL}
+     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL, NULL, 0}
 
 /** What the front door refused or cut since start (tb_server_stats). */
 typedef struct tb_server_stats {
@@ -341,7 +350,7 @@ typedef struct tb_server_stats {
  *  TB_MAX_IN_FLIGHT, TB_REQUEST_TIMEOUT_MS, TB_ALLOWLIST, TB_TRUSTED_PROXIES, TB_RATE_LIMIT,
  *  TB_RATE_LIMIT_BURST, TB_RATE_LIMIT_REDIS, TB_FAULT_DELAY_MS, TB_FAULT_STATUS,
  *  TB_FAULT_PERCENT, TB_FAULT_OPS, TB_TLS_CERT_FILE, TB_TLS_KEY_FILE, TB_TLS_CLIENT_CA_FILE,
- *  TB_TLS_PRIORITIES. The strings stay the environment's. tb_server_new also
+ *  TB_TLS_PRIORITIES, TB_METRICS_PATH, TB_DRAIN_DELAY_MS. The strings stay the environment's. tb_server_new also
  *  reads TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS (a JWK Set), TB_JWT_SECRET with
  *  TB_JWT_ALG (HS256), TB_JWT_ISSUER, TB_JWT_AUDIENCE, TB_JWT_LEEWAY_S and TB_JWT_REFETCH_S (an
  *  unknown kid refetches the JWKS at most this often; 10) for its verifier. */
@@ -372,6 +381,29 @@ void tb_server_free(tb_server *s);
 int tb_server_run(tb_server *s, tb_error *err);
 /** Makes tb_server_run return (async-signal-safe). */
 void tb_server_shutdown(tb_server *s);
+
+/* ---- health ----
+ * Every server answers, outside its spec and without auth (the allowlist applies):
+ *   GET /health/live   200 {"status":"live"} while the process serves requests
+ *   GET /health/ready  200 {"status":"ready","checks":{...}} when every readiness check passes,
+ *                      else 503 {"status":"not_ready","checks":{"database":{"status":"down",
+ *                      "reason":"..."},...}}; 503 {"status":"draining"} from SIGTERM on
+ * (a route of the spec at the same path wins). */
+
+/** A readiness check: 0 when `name` is usable; otherwise nonzero with a short reason written to
+ *  why (cap bytes). Called on the worker thread that serves /health/ready: keep it quick (a
+ *  cached state, a ping with a small timeout). */
+typedef int (*tb_ready_check_fn)(void *user, char *why, size_t cap);
+/** Adds a readiness check (name copied, user borrowed). Before start. 0, TB_EINVAL when full
+ *  (16), TB_ENOMEM. */
+int tb_server_add_ready_check(tb_server *s, const char *name, tb_ready_check_fn fn, void *user);
+/** A process-wide readiness check, consulted by every server of the process after its own:
+ *  what a service's init registers (its database) and what the runtime registers for the event
+ *  bus. Any thread, any time. 0, TB_EINVAL when full (32) or TB_ENOMEM. */
+int tb_ready_check_add(const char *name, tb_ready_check_fn fn, void *user);
+/** Removes the process-wide checks registered with `user`; once it returns none of them runs
+ *  (so user may be freed). */
+void tb_ready_check_remove(void *user);
 
 /** Requests currently being handled (for tests and health). */
 unsigned tb_server_in_flight(const tb_server *s);

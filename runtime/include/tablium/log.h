@@ -1,7 +1,11 @@
 /*
  * tablium: structured logs, one JSON object per line on stderr.
  *
- *   {"ts":"2026-11-24T10:00:00.123Z","level":"info","service":"wallet","requestId":"...","msg":"..."}
+ *   {"ts":"2026-11-24T10:00:00.123Z","level":"info","service":"wallet","requestId":"...",
+ *    "traceId":"<32 hex>","spanId":"<16 hex>","msg":"..."}
+ *
+ * traceId and spanId are those of ctx->span (the request's server span, an event's consumer
+ * span), else of ctx->traceparent, so every line of one request or event joins its trace.
  *
  * The level comes from TB_LOG_LEVEL (debug|info|warn|error|off, default info), read once.
  * Thread-safe: each line is written with a single write(2).

@@ -30,4 +30,32 @@ char *tb_store_text(tb_arena *a, sqlite3_stmt *st, int col);
  *  the current directory). Caller owns; free(). */
 char *tb_store_path(const char *name);
 
+/**
+ * A readiness probe of a database file, for /health/ready (tablium/http.h): what a service's
+ * init registers as its "database" check, and its fini removes before closing the database:
+ *
+ *     s->probe = tb_store_probe_new(s->db, err);
+ *     tb_ready_check_add("database", tb_store_probe_ready, s->probe);
+ *     ...
+ *     tb_ready_check_remove(s->probe);
+ *     tb_store_probe_free(s->probe);
+ *
+ * It checks, on its own connection (so never inside a handler's transaction, never waiting on
+ * the service's lock) with a 100 ms busy timeout: the file is still the one the service opened
+ * (not removed or replaced), it is readable and writable, its file system has room (1 MiB at
+ * least), and SQLite reads its schema. No write: a busy service's write lock does not make it
+ * flap. A few stat calls and one page read: cheap enough for every probe.
+ */
+typedef struct tb_store_probe tb_store_probe;
+/** A probe of the main database file of db (borrowed: only its file name is read, now). Caller
+ *  owns; free with tb_store_probe_free. NULL on failure (err says why; TB_EINVAL for an
+ *  in-memory or temporary database). */
+tb_store_probe *tb_store_probe_new(sqlite3 *db, tb_error *err);
+/** A tb_ready_check_fn (user: a tb_store_probe): 0 when the database is usable, else nonzero
+ *  with why ("database file /data/wallet.db was removed", "no space left on the file system of
+ *  /data/wallet.db (12 KiB free)", "database /data/wallet.db: disk I/O error"). Thread-safe. */
+int tb_store_probe_ready(void *probe, char *why, size_t cap);
+/** NULL-safe. No tb_store_probe_ready may be running (remove the check first). */
+void tb_store_probe_free(tb_store_probe *p);
+
 #endif

@@ -1,0 +1,32 @@
+/* tablium runtime internals shared by the files of runtime/trace (not installed). */
+#ifndef TB_TRACE_INTERNAL_H
+#define TB_TRACE_INTERNAL_H
+#include "tablium/trace.h"
+
+#include <stdatomic.h>
+
+/** Counters kept by trace.c (the span side); the exporter keeps the rest of tb_trace_stats. */
+extern _Atomic uint64_t tb__spans_started, tb__spans_sampled;
+
+/** Hands an ended, sampled span to the exporter (otlp.c). true: the exporter owns it now and
+ *  frees it with tb__span_free after export; false: not taken (the queue is full, export is off
+ *  or shut down; the drop is already counted when it is full), the caller frees it. Never
+ *  blocks. */
+bool tb__otlp_enqueue(tb_span *s);
+
+/** True when spans are exported (an endpoint is configured, the exporter is otlp, the SDK is
+ *  not disabled). Without it spans are not recorded, only propagated (otlp.c). */
+bool tb__otlp_enabled(void);
+
+/** Frees a span made by tb_span_start* (trace.c). */
+void tb__span_free(tb_span *s);
+
+/** True when OTEL_SDK_DISABLED is true (read once). */
+bool tb__trace_disabled(void);
+
+/** The service.name of this process: OTEL_SERVICE_NAME, else service.name in
+ *  OTEL_RESOURCE_ATTRIBUTES, else tb_trace_set_default_service's name, else
+ *  "unknown_service:<executable>" (otlp.c). */
+const char *tb__trace_service_name(void);
+
+#endif

@@ -1,0 +1,1279 @@
+/*
+ * tablium: the OTLP/HTTP JSON span exporter (trace.h, "the export pipeline").
+ *
+ * tb_span_end hands a sampled span to tb__otlp_enqueue, which puts the pointer into a bounded
+ * lock-free ring and returns: the span's thread never waits for the exporter or for I/O, and a
+ * span that finds the ring full is dropped and counted. One background thread,
+ * started at the first span, takes batches out (OTEL_BSP_MAX_EXPORT_BATCH_SIZE when that many
+ * wait, else whatever waits after OTEL_BSP_SCHEDULE_DELAY, at once on tb_trace_flush), writes
+ * them as OTLP JSON with tb_buf and POSTs them with a curl handle of its own (not tb_client,
+ * which makes spans itself), then frees them.
+ *
+ * Retries: connection errors, timeouts, 429, 502, 503 and 504, with exponential backoff and
+ * jitter or the server's Retry-After, within the export timeout and at most TB__TRIES tries;
+ * then the batch is dropped and counted. Any other status drops the batch at once. A 2xx with
+ * partialSuccess.rejectedSpans counts those as dropped.
+ */
+#include "internal.h"
+
+#include "tablium/buf.h"
+#include "tablium/client.h"
+#include "tablium/error.h"
+#include "tablium/log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TB__SDK_NAME "tablium"
+#define TB__SDK_VERSION "0.1.0"
+#define TB__USER_AGENT "tablium-otlp/" TB__SDK_VERSION
+#define TB__TRIES 5        /* POSTs of one batch at most */
+#define TB__BACKOFF_MS 500 /* first retry after 250..500 ms, then doubling */
+#define TB__BACKOFF_MAX_MS 5000
+#define TB__WARN_EVERY_NS (60 * 1000000000ull) /* one warning a minute per kind of failure */
+#define TB__RESPONSE_MAX (64 * 1024) /* response body kept for partialSuccess and warnings */
+#define TB__QUEUE_LIMIT (1u << 24)   /* ring slots we are willing to allocate */
+
+/* ---- configuration (the OTEL_* variables, read once) ---- */
+
+typedef struct kv {
+    char *key, *val;
+} kv;
+
+static struct {
+    bool enabled; /* an endpoint, OTEL_TRACES_EXPORTER otlp, OTEL_SDK_DISABLED not true */
+    char *url;
+    struct curl_slist *headers;
+    long timeout_ms; /* one batch, all its tries; 0 = no limit */
+    long delay_ms;
+    size_t queue_max, batch_max;
+    char *ca_file, *client_cert, *client_key;
+    char *service_name;     /* OTEL_SERVICE_NAME */
+    char *res_service_name; /* service.name in OTEL_RESOURCE_ATTRIBUTES */
+    char *unknown_service;  /* "unknown_service:<executable>" */
+    kv *res;                /* OTEL_RESOURCE_ATTRIBUTES, first-seen order, later value wins */
+    size_t n_res;
+} cfg;
+static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL; /* the spec: empty is the same as unset */
+}
+
+/* The signal's own variable wins over the generic one; *used names the one taken. */
+static const char *env_sig(const char *generic, const char *traces, const char **used)
+{
+    const char *v = env(traces);
+    *used = traces;
+    if (!v) {
+        v = env(generic);
+        *used = generic;
+    }
+    return v;
+}
+
+/* A non-negative decimal integer up to INT32_MAX; anything else: a warning and def. */
+static long env_int(const char *name, const char *v, long def, long min)
+{
+    if (!v)
+        return def;
+    const char *p = v;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    long long n = 0;
+    const char *digits = p;
+    while (*p >= '0' && *p <= '9' && n <= INT32_MAX)
+        n = n * 10 + (*p++ - '0');
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (p == digits || *p || n > INT32_MAX || n < min) {
+        tb_log_warn(NULL, "%s=%s is not %s integer up to 2147483647: using %ld", name, v,
+                    min > 0 ? "a positive" : "a non-negative", def);
+        return def;
+    }
+    return (long)n;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static bool tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void kv_free(kv *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(l[i].key);
+        free(l[i].val);
+    }
+    free(l);
+}
+
+/* "k=v,k2=v2" as W3C Baggage without properties, the format of OTEL_RESOURCE_ATTRIBUTES and
+ * OTEL_EXPORTER_OTLP_HEADERS: members and their key and value trimmed of spaces, keys tokens,
+ * values percent-decoded, no control characters. A key seen twice keeps the later value. false
+ * (and a warning naming `name`) when a member breaks that: the spec has the whole list ignored. */
+static bool parse_kv_list(const char *name, const char *s, kv **out, size_t *n_out)
+{
+    kv *l = NULL;
+    size_t n = 0;
+    char *key = NULL, *val = NULL;
+    const char *why = "no memory";
+    *out = NULL;
+    *n_out = 0;
+    for (const char *p = s; *p;) {
+        const char *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        const char *a = p, *b = end;
+        p = *end ? end + 1 : end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (a == b)
+            continue; /* an empty member */
+        const char *eq = memchr(a, '=', (size_t)(b - a));
+        if (!eq) {
+            why = "a member without '='";
+            goto fail;
+        }
+        const char *ke = eq, *vs = eq + 1;
+        while (ke > a && (ke[-1] == ' ' || ke[-1] == '\t'))
+            ke--;
+        while (vs < b && (*vs == ' ' || *vs == '\t'))
+            vs++;
+        if (ke == a) {
+            why = "an empty key";
+            goto fail;
+        }
+        for (const char *k = a; k < ke; k++)
+            if (!tchar((unsigned char)*k)) {
+                why = "a key with a character outside the HTTP token set";
+                goto fail;
+            }
+        if (!(key = strndup(a, (size_t)(ke - a))) || !(val = malloc((size_t)(b - vs) + 1)))
+            goto fail;
+        char *o = val;
+        for (const char *v = vs; v < b; v++) {
+            unsigned char c = (unsigned char)*v;
+            if (c == '%') {
+                int hi = v + 2 < b ? hexval(v[1]) : -1, lo = v + 2 < b ? hexval(v[2]) : -1;
+                if (hi < 0 || lo < 0) {
+                    why = "a '%' not followed by two hex digits";
+                    goto fail;
+                }
+                c = (unsigned char)(hi << 4 | lo);
+                v += 2;
+            }
+            if (c < 0x20 || c == 0x7f) {
+                why = "a control character in a value";
+                goto fail;
+            }
+            *o++ = (char)c;
+        }
+        *o = '\0';
+        size_t i;
+        for (i = 0; i < n && strcmp(l[i].key, key) != 0; i++)
+            ;
+        if (i == n) {
+            kv *nl = realloc(l, (n + 1) * sizeof *l);
+            if (!nl)
+                goto fail;
+            l = nl;
+            l[n++] = (kv){key, NULL};
+            key = NULL;
+        }
+        free(l[i].val);
+        l[i].val = val;
+        val = NULL;
+        free(key);
+        key = NULL;
+    }
+    *out = l;
+    *n_out = n;
+    return true;
+fail:
+    tb_log_warn(NULL, "%s ignored: %s (the format is k=v,k2=v2 with percent-encoded values)", name,
+                why);
+    free(val);
+    free(key);
+    kv_free(l, n);
+    return false;
+}
+
+static void add_header(const kv *h)
+{
+    if (strcasecmp(h->key, "Content-Type") == 0)
+        return; /* the body is JSON whatever the variable says */
+    size_t len = strlen(h->key) + strlen(h->val) + 3;
+    char *line = malloc(len);
+    if (!line)
+        return;
+    snprintf(line, len, "%s: %s", h->key, h->val);
+    struct curl_slist *l = curl_slist_append(cfg.headers, line);
+    if (l)
+        cfg.headers = l;
+    free(line);
+}
+
+/* OTEL_EXPORTER_OTLP_HEADERS, then OTEL_EXPORTER_OTLP_TRACES_HEADERS, whose headers replace
+ * the generic ones of the same name. */
+static void read_headers(void)
+{
+    kv *g = NULL, *t = NULL;
+    size_t ng = 0, nt = 0;
+    const char *gv = env("OTEL_EXPORTER_OTLP_HEADERS"),
+               *tv = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+    if (gv)
+        parse_kv_list("OTEL_EXPORTER_OTLP_HEADERS", gv, &g, &ng);
+    if (tv)
+        parse_kv_list("OTEL_EXPORTER_OTLP_TRACES_HEADERS", tv, &t, &nt);
+    for (size_t i = 0; i < ng; i++) {
+        size_t j = 0;
+        while (j < nt && strcasecmp(g[i].key, t[j].key) != 0)
+            j++;
+        if (j == nt)
+            add_header(&g[i]);
+    }
+    for (size_t j = 0; j < nt; j++)
+        add_header(&t[j]);
+    kv_free(g, ng);
+    kv_free(t, nt);
+}
+
+static bool url_ok(const char *u)
+{
+    size_t skip = strncasecmp(u, "http://", 7) == 0    ? 7
+                  : strncasecmp(u, "https://", 8) == 0 ? 8
+                                                       : 0;
+    return skip && u[skip] && u[skip] != '/';
+}
+
+static void warn_if_unsupported(void)
+{
+    const char *name;
+    const char *p =
+        env_sig("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &name);
+    if (p && strcasecmp(p, "http/json") != 0)
+        tb_log_warn(NULL,
+                    "%s=%s: tablium exports OTLP as http/json only (a collector's "
+                    "OTLP/HTTP receiver takes it on the same port as http/protobuf)",
+                    name, p);
+    const char *c =
+        env_sig("OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", &name);
+    if (c && strcasecmp(c, "none") != 0)
+        tb_log_warn(NULL, "%s=%s is not supported: spans are sent uncompressed", name, c);
+}
+
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+static void queue_init_sync(void);
+
+static void read_config(void)
+{
+    queue_init_sync();
+    const char *sn = env("OTEL_SERVICE_NAME");
+    cfg.service_name = xstrdup(sn);
+    const char *ra = env("OTEL_RESOURCE_ATTRIBUTES");
+    if (ra && parse_kv_list("OTEL_RESOURCE_ATTRIBUTES", ra, &cfg.res, &cfg.n_res))
+        for (size_t i = 0; i < cfg.n_res; i++)
+            if (strcmp(cfg.res[i].key, "service.name") == 0 && cfg.res[i].val[0])
+                cfg.res_service_name = cfg.res[i].val;
+    /* The spec's fallback: unknown_service:<process.executable.name>. */
+    const char *exe = program_invocation_short_name;
+    size_t ul = sizeof "unknown_service:" + (exe ? strlen(exe) : 0);
+    if ((cfg.unknown_service = malloc(ul)))
+        snprintf(cfg.unknown_service, ul, exe && *exe ? "unknown_service:%s" : "unknown_service",
+                 exe);
+
+    /* A list; values other than otlp and none are warned about and ignored (the setting as a
+     * whole when nothing in it is known: the default, otlp). */
+    bool otlp = true;
+    const char *ex = env("OTEL_TRACES_EXPORTER");
+    if (ex) {
+        bool known = false, has_otlp = false;
+        for (const char *p = ex; *p;) {
+            size_t n = strcspn(p, ",");
+            const char *a = p, *b = p + n;
+            p = *b ? b + 1 : b;
+            while (a < b && *a == ' ')
+                a++;
+            while (b > a && b[-1] == ' ')
+                b--;
+            bool is_otlp = b - a == 4 && strncasecmp(a, "otlp", 4) == 0;
+            bool is_none = b - a == 4 && strncasecmp(a, "none", 4) == 0;
+            known |= is_otlp || is_none;
+            has_otlp |= is_otlp;
+            if (b > a && !is_otlp && !is_none)
+                tb_log_warn(NULL,
+                            "OTEL_TRACES_EXPORTER: \"%.*s\" is not an exporter tablium "
+                            "has (otlp, none): ignored",
+                            (int)(b - a), a);
+        }
+        otlp = known ? has_otlp : true;
+    }
+
+    const char *name;
+    const char *ep = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    if (ep) {
+        if (url_ok(ep))
+            cfg.url = strdup(ep);
+        else
+            tb_log_warn(NULL,
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=%s is not an http(s) URL: "
+                        "spans are not exported",
+                        ep);
+    } else if ((ep = env("OTEL_EXPORTER_OTLP_ENDPOINT"))) {
+        if (url_ok(ep)) {
+            size_t n = strlen(ep);
+            bool slash = ep[n - 1] == '/';
+            if ((cfg.url = malloc(n + sizeof "/v1/traces")))
+                snprintf(cfg.url, n + sizeof "/v1/traces", "%s%s", ep,
+                         slash ? "v1/traces" : "/v1/traces");
+        } else {
+            tb_log_warn(NULL,
+                        "OTEL_EXPORTER_OTLP_ENDPOINT=%s is not an http(s) URL: spans are "
+                        "not exported",
+                        ep);
+        }
+    }
+    cfg.enabled = otlp && cfg.url && !tb__trace_disabled();
+    if (!cfg.enabled)
+        return;
+
+    warn_if_unsupported();
+    read_headers();
+    const char *t =
+        env_sig("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", &name);
+    cfg.timeout_ms = env_int(name, t, 10000, 0);
+    cfg.delay_ms = env_int("OTEL_BSP_SCHEDULE_DELAY", env("OTEL_BSP_SCHEDULE_DELAY"), 5000, 0);
+    long qmax = env_int("OTEL_BSP_MAX_QUEUE_SIZE", env("OTEL_BSP_MAX_QUEUE_SIZE"), 2048, 1);
+    if (qmax > (long)TB__QUEUE_LIMIT) {
+        tb_log_warn(NULL, "OTEL_BSP_MAX_QUEUE_SIZE=%ld is more than tablium keeps: using %u", qmax,
+                    TB__QUEUE_LIMIT);
+        qmax = TB__QUEUE_LIMIT;
+    }
+    long bmax =
+        env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE"), 512, 1);
+    if (bmax > qmax) {
+        tb_log_warn(NULL,
+                    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=%ld is more than OTEL_BSP_MAX_QUEUE_SIZE: "
+                    "using %ld",
+                    bmax, qmax);
+        bmax = qmax;
+    }
+    cfg.queue_max = (size_t)qmax;
+    cfg.batch_max = (size_t)bmax;
+    cfg.ca_file = xstrdup(
+        env_sig("OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", &name));
+    cfg.client_cert = xstrdup(env_sig("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                                      "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", &name));
+    cfg.client_key = xstrdup(
+        env_sig("OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", &name));
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- service name ---- */
+
+static char default_service[128];
+static atomic_int default_state; /* 0 unset, 1 being written, 2 set */
+
+void tb_trace_set_default_service(const char *name)
+{
+    int expect = 0;
+    if (!name || !*name || !atomic_compare_exchange_strong(&default_state, &expect, 1))
+        return;
+    snprintf(default_service, sizeof default_service, "%s", name);
+    atomic_store(&default_state, 2);
+}
+
+const char *tb__trace_service_name(void)
+{
+    pthread_once(&cfg_once, read_config);
+    if (cfg.service_name)
+        return cfg.service_name;
+    if (cfg.res_service_name)
+        return cfg.res_service_name;
+    if (atomic_load(&default_state) == 2)
+        return default_service;
+    return cfg.unknown_service ? cfg.unknown_service : "unknown_service";
+}
+
+/* ---- the queue ----
+ *
+ * A bounded ring of span pointers that many threads fill and the exporter empties (Vyukov's
+ * bounded queue: a cell's sequence number says whose turn it is). A span's thread claims a
+ * position with one compare-and-swap and never takes a lock, so it cannot wait behind the
+ * exporter, or behind another thread descheduled in a critical section. The mutex is the
+ * exporter's: it sleeps under it, and a span's thread takes it only to wake it (when the first
+ * span arrives or a batch is ready, and only while it sleeps). */
+
+typedef struct cell {
+    _Atomic uint64_t seq; /* pos: free for position pos; pos+1: holds position pos's span */
+    tb_span *span;
+} cell;
+
+static struct {
+    cell *ring;            /* cfg.queue_max cells, made when the exporter starts */
+    _Atomic uint64_t tail; /* positions claimed: spans ever accepted */
+    _Atomic uint64_t head; /* positions taken by the exporter */
+    _Atomic int producers; /* enqueues under way (shutdown waits for them) */
+    atomic_bool closed;    /* shutting down: enqueue refuses */
+    atomic_bool started;
+    _Atomic uint64_t wake_at; /* the exporter sleeps until this many spans wait; max: awake */
+    /* under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* the exporter sleeps here */
+    pthread_cond_t idle; /* flushes wait here for finished batches */
+    bool asleep, shutting, stopping, stopped;
+    pthread_t thread;
+    uint64_t finished; /* positions taken and then exported or dropped */
+    uint64_t flush_to; /* take at once while head < flush_to */
+} q = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake_at = UINT64_MAX};
+static atomic_bool q_abort; /* stop: the transfer under way gives up */
+
+static _Atomic uint64_t n_queued, n_dropped, n_exported, n_requests, n_failures;
+
+static void queue_init_sync(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q.wake, &ca);
+    pthread_cond_init(&q.idle, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct timespec ts_of(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    return ts;
+}
+
+/* The span at position pos once its thread has stored it; NULL before. */
+static tb_span *cell_take(uint64_t pos)
+{
+    cell *c = &q.ring[pos % cfg.queue_max];
+    if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1)
+        return NULL;
+    tb_span *s = c->span;
+    atomic_store_explicit(&c->seq, pos + cfg.queue_max, memory_order_release);
+    return s;
+}
+
+/* Frees what the ring holds (no thread may be adding); the count. */
+static uint64_t ring_drain(void)
+{
+    uint64_t n = 0, tail = atomic_load(&q.tail);
+    for (uint64_t pos = atomic_load(&q.head); q.ring && pos < tail; pos++) {
+        tb_span *s = cell_take(pos);
+        if (s) {
+            tb__span_free(s);
+            n++;
+        }
+    }
+    atomic_store(&q.head, tail);
+    return n;
+}
+
+/* A fork copies the ring but not the thread: the child drops the copies it got and starts
+ * its own exporter at its first span. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&q.mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&q.mu);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&q.mu, NULL);
+    queue_init_sync();
+    if (atomic_load(&q.started) && !q.stopped) {
+        ring_drain();
+        free(q.ring);
+        q.ring = NULL;
+    }
+    atomic_store(&q.tail, 0);
+    atomic_store(&q.head, 0);
+    atomic_store(&q.producers, 0);
+    atomic_store(&q.closed, false);
+    atomic_store(&q.started, false);
+    atomic_store(&q.wake_at, UINT64_MAX);
+    q.asleep = q.shutting = q.stopping = q.stopped = false;
+    q.finished = q.flush_to = 0;
+    atomic_store(&q_abort, false);
+}
+
+static void *exporter_main(void *arg);
+
+/* Makes the ring and starts the exporter, once (per process). */
+static bool start_exporter(void)
+{
+    bool ok = true;
+    pthread_mutex_lock(&q.mu);
+    if (!atomic_load_explicit(&q.started, memory_order_acquire) && !q.shutting) {
+        ok = false;
+        cell *ring = calloc(cfg.queue_max, sizeof *ring);
+        tb_span **batch = malloc(cfg.batch_max * sizeof *batch);
+        if (ring && batch) {
+            for (size_t i = 0; i < cfg.queue_max; i++)
+                atomic_init(&ring[i].seq, i);
+            q.ring = ring;
+            int rc = pthread_create(&q.thread, NULL, exporter_main, batch);
+            if (rc == 0) {
+                atomic_store_explicit(&q.started, true, memory_order_release);
+                ok = true;
+                ring = NULL;
+                batch = NULL;
+            } else {
+                tb_log_warn(NULL, "trace export: cannot start the exporter thread (%s)",
+                            strerror(rc));
+                q.ring = NULL;
+            }
+        }
+        free(ring);
+        free(batch);
+    }
+    pthread_mutex_unlock(&q.mu);
+    return ok && atomic_load(&q.started);
+}
+
+bool tb__otlp_enabled(void)
+{
+    pthread_once(&cfg_once, read_config);
+    return cfg.enabled;
+}
+
+bool tb__otlp_enqueue(tb_span *s)
+{
+    if (!s)
+        return false;
+    pthread_once(&cfg_once, read_config);
+    if (!cfg.enabled)
+        return false;
+    /* seq_cst, against tb_trace_shutdown: it sets closed, then waits for producers == 0 */
+    atomic_fetch_add(&q.producers, 1);
+    if (atomic_load(&q.closed) ||
+        (!atomic_load_explicit(&q.started, memory_order_acquire) && !start_exporter())) {
+        atomic_fetch_sub(&q.producers, 1);
+        return false;
+    }
+    uint64_t pos = atomic_load_explicit(&q.tail, memory_order_relaxed);
+    cell *c;
+    for (;;) {
+        c = &q.ring[pos % cfg.queue_max];
+        uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        int64_t dif = (int64_t)(seq - pos);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&q.tail, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed))
+                break;
+        } else if (dif < 0) { /* the cell still holds the span of a lap ago: full */
+            atomic_fetch_sub(&q.producers, 1);
+            atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
+            return false;
+        } else {
+            pos = atomic_load_explicit(&q.tail, memory_order_relaxed);
+        }
+    }
+    c->span = s;
+    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    atomic_fetch_sub_explicit(&q.producers, 1, memory_order_release);
+    atomic_fetch_add_explicit(&n_queued, 1, memory_order_relaxed);
+    /* Wake the exporter when it sleeps and now has what it waits for. The fence pairs with
+     * the one in exporter_main: either it sees this span, or this sees its wake_at. */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t len = pos + 1 - atomic_load_explicit(&q.head, memory_order_relaxed);
+    if (len >= atomic_load_explicit(&q.wake_at, memory_order_relaxed)) {
+        pthread_mutex_lock(&q.mu);
+        if (q.asleep) {
+            q.asleep = false;
+            atomic_store_explicit(&q.wake_at, UINT64_MAX, memory_order_relaxed);
+            pthread_cond_signal(&q.wake);
+        }
+        pthread_mutex_unlock(&q.mu);
+    }
+    return true;
+}
+
+void tb_trace_stats_get(tb_trace_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    out->spans_started = atomic_load_explicit(&tb__spans_started, memory_order_relaxed);
+    out->spans_sampled = atomic_load_explicit(&tb__spans_sampled, memory_order_relaxed);
+    out->spans_queued = atomic_load_explicit(&n_queued, memory_order_relaxed);
+    out->spans_dropped = atomic_load_explicit(&n_dropped, memory_order_relaxed);
+    out->spans_exported = atomic_load_explicit(&n_exported, memory_order_relaxed);
+    out->export_requests = atomic_load_explicit(&n_requests, memory_order_relaxed);
+    out->export_failures = atomic_load_explicit(&n_failures, memory_order_relaxed);
+    uint64_t head = atomic_load(&q.head), tail = atomic_load(&q.tail);
+    out->queue_len = tail > head ? (size_t)(tail - head) : 0;
+}
+
+/* Under q.mu: has the exporter take everything up to `target` at once, and waits (until the
+ * deadline) for it to finish with it. */
+static bool wait_finished(uint64_t target, uint64_t deadline)
+{
+    if (q.flush_to < target)
+        q.flush_to = target;
+    if (q.asleep) {
+        q.asleep = false;
+        atomic_store(&q.wake_at, UINT64_MAX);
+        pthread_cond_signal(&q.wake);
+    }
+    struct timespec ts = ts_of(deadline);
+    while (q.finished < target && !q.stopped)
+        if (pthread_cond_timedwait(&q.idle, &q.mu, &ts) == ETIMEDOUT)
+            break;
+    return q.finished >= target || q.stopped;
+}
+
+int tb_trace_flush(long timeout_ms)
+{
+    pthread_once(&cfg_once, read_config);
+    if (!cfg.enabled || !atomic_load(&q.started))
+        return 0;
+    uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    pthread_mutex_lock(&q.mu);
+    bool done = wait_finished(atomic_load(&q.tail), deadline);
+    pthread_mutex_unlock(&q.mu);
+    return done ? 0 : TB_ETIMEDOUT;
+}
+
+void tb_trace_shutdown(long timeout_ms)
+{
+    pthread_once(&cfg_once, read_config);
+    uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    pthread_mutex_lock(&q.mu);
+    if (q.shutting) {
+        pthread_mutex_unlock(&q.mu);
+        return;
+    }
+    q.shutting = true;
+    atomic_store(&q.closed, true); /* spans ended from now on are not taken */
+    if (!atomic_load(&q.started)) {
+        q.stopped = true;
+        pthread_mutex_unlock(&q.mu);
+        return;
+    }
+    pthread_mutex_unlock(&q.mu);
+    while (atomic_load(&q.producers)) /* enqueues that got past `closed`: a few ns each */
+        sched_yield();
+    pthread_mutex_lock(&q.mu);
+    wait_finished(atomic_load(&q.tail), deadline);
+    q.stopping = true;
+    atomic_store(&q_abort, true);
+    pthread_cond_signal(&q.wake);
+    pthread_mutex_unlock(&q.mu);
+    pthread_join(q.thread, NULL);
+
+    pthread_mutex_lock(&q.mu);
+    uint64_t left = ring_drain();
+    free(q.ring);
+    q.ring = NULL;
+    q.finished = atomic_load(&q.tail);
+    q.stopped = true;
+    pthread_cond_broadcast(&q.idle);
+    pthread_mutex_unlock(&q.mu);
+    if (left) {
+        atomic_fetch_add_explicit(&n_dropped, left, memory_order_relaxed);
+        tb_log_warn(NULL, "trace export: shut down with %" PRIu64 " spans not sent (dropped)",
+                    left);
+    }
+}
+
+/* ---- OTLP JSON ---- */
+
+#define PUTL(b, lit) tb_buf_append((b), (lit), sizeof(lit) - 1)
+
+static void put_hex(tb_buf *b, const uint8_t *id, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (tb_buf_reserve(b, 2 * n + 2))
+        return;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        *o++ = hex[id[i] >> 4];
+        *o++ = hex[id[i] & 15];
+    }
+    *o++ = '"';
+    *o = '\0';
+    b->len += 2 * n + 2;
+}
+
+/* int64 and fixed64 are JSON strings in proto3's mapping. */
+static void put_u64_str(tb_buf *b, uint64_t v, bool neg)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    *--p = '"';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        *--p = '-';
+    *--p = '"';
+    tb_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* A small unsigned JSON number (counts, enums, flags), without printf's cost. */
+static void put_uint(tb_buf *b, uint64_t v)
+{
+    char tmp[24], *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    tb_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static void put_i64_str(tb_buf *b, int64_t v)
+{
+    put_u64_str(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
+}
+
+static void put_str(tb_buf *b, const char *s)
+{
+    tb_buf_json_string(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void put_kv_str(tb_buf *b, const char *key, const char *val)
+{
+    PUTL(b, "{\"key\":");
+    put_str(b, key);
+    PUTL(b, ",\"value\":{\"stringValue\":");
+    put_str(b, val);
+    PUTL(b, "}}");
+}
+
+static void put_attr(tb_buf *b, const tb_span_attr *a)
+{
+    PUTL(b, "{\"key\":");
+    put_str(b, a->key);
+    switch (a->type) {
+    case TB_ATTR_INT:
+        PUTL(b, ",\"value\":{\"intValue\":");
+        put_i64_str(b, a->v.i);
+        break;
+    case TB_ATTR_DOUBLE:
+        PUTL(b, ",\"value\":{\"doubleValue\":");
+        if (isnan(a->v.d))
+            PUTL(b, "\"NaN\""); /* proto3 JSON's names for what JSON numbers cannot say */
+        else if (isinf(a->v.d))
+            tb_buf_puts(b, a->v.d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+        else
+            tb_buf_json_double(b, a->v.d);
+        break;
+    case TB_ATTR_BOOL:
+        PUTL(b, ",\"value\":{\"boolValue\":");
+        tb_buf_puts(b, a->v.b ? "true" : "false");
+        break;
+    case TB_ATTR_STRING:
+    default:
+        PUTL(b, ",\"value\":{\"stringValue\":");
+        put_str(b, a->v.s);
+        break;
+    }
+    PUTL(b, "}}");
+}
+
+static void put_span(tb_buf *b, const tb_span *s)
+{
+    PUTL(b, "{\"traceId\":");
+    put_hex(b, s->sc.trace_id, 16);
+    PUTL(b, ",\"spanId\":");
+    put_hex(b, s->sc.span_id, 8);
+    if (s->tracestate[0]) {
+        PUTL(b, ",\"traceState\":");
+        put_str(b, s->tracestate);
+    }
+    if (s->has_parent) {
+        PUTL(b, ",\"parentSpanId\":");
+        put_hex(b, s->parent_span_id, 8);
+    }
+    /* flags: the W3C trace flags in bits 0-7; whether the parent is remote (bits 8-9) is not
+     * known here, so those stay 0 ("unknown"), as the proto says. */
+    PUTL(b, ",\"flags\":");
+    put_uint(b, s->sc.flags);
+    PUTL(b, ",\"name\":");
+    put_str(b, s->name);
+    int kind = s->kind >= TB_SPAN_INTERNAL && s->kind <= TB_SPAN_CONSUMER ? (int)s->kind : 0;
+    PUTL(b, ",\"kind\":");
+    put_uint(b, (uint64_t)kind);
+    PUTL(b, ",\"startTimeUnixNano\":");
+    put_u64_str(b, s->start_unix_nano, false);
+    PUTL(b, ",\"endTimeUnixNano\":");
+    put_u64_str(b, s->end_unix_nano, false);
+    PUTL(b, ",\"attributes\":[");
+    size_t n_attrs = s->n_attrs < TB_SPAN_MAX_ATTRS ? s->n_attrs : TB_SPAN_MAX_ATTRS;
+    size_t written = 0;
+    for (size_t i = 0; i < n_attrs; i++) {
+        if (!s->attrs[i].key)
+            continue;
+        if (written++)
+            tb_buf_putc(b, ',');
+        put_attr(b, &s->attrs[i]);
+    }
+    tb_buf_putc(b, ']');
+    if (s->dropped_attrs) {
+        PUTL(b, ",\"droppedAttributesCount\":");
+        put_uint(b, s->dropped_attrs);
+    }
+    size_t n_events = s->n_events < TB_SPAN_MAX_EVENTS ? s->n_events : TB_SPAN_MAX_EVENTS;
+    if (n_events) {
+        PUTL(b, ",\"events\":[");
+        for (size_t i = 0; i < n_events; i++) {
+            const tb_span_event *e = &s->events[i];
+            if (i)
+                tb_buf_putc(b, ',');
+            PUTL(b, "{\"timeUnixNano\":");
+            put_u64_str(b, e->time_unix_nano, false);
+            PUTL(b, ",\"name\":");
+            put_str(b, e->name);
+            PUTL(b, ",\"attributes\":[");
+            if (e->type)
+                put_kv_str(b, "exception.type", e->type);
+            if (e->message) {
+                if (e->type)
+                    tb_buf_putc(b, ',');
+                put_kv_str(b, "exception.message", e->message);
+            }
+            PUTL(b, "]}");
+        }
+        tb_buf_putc(b, ']');
+    }
+    size_t n_links = s->n_links < TB_SPAN_MAX_LINKS ? s->n_links : TB_SPAN_MAX_LINKS;
+    if (n_links) {
+        PUTL(b, ",\"links\":[");
+        for (size_t i = 0; i < n_links; i++) {
+            if (i)
+                tb_buf_putc(b, ',');
+            PUTL(b, "{\"traceId\":");
+            put_hex(b, s->links[i].trace_id, 16);
+            PUTL(b, ",\"spanId\":");
+            put_hex(b, s->links[i].span_id, 8);
+            PUTL(b, ",\"flags\":");
+            put_uint(b, s->links[i].flags);
+            tb_buf_putc(b, '}');
+        }
+        tb_buf_putc(b, ']');
+    }
+    int code = s->status == TB_STATUS_OK ? 1 : s->status == TB_STATUS_ERROR ? 2 : 0;
+    PUTL(b, ",\"status\":{\"code\":");
+    put_uint(b, (uint64_t)code);
+    if (code == 2 && s->status_message && *s->status_message) {
+        PUTL(b, ",\"message\":");
+        put_str(b, s->status_message);
+    }
+    PUTL(b, "}}");
+}
+
+/* Everything before the first span: the resource and the scope. Made at the first export, so
+ * the service's default name (set before its first span) is in. */
+static void put_head(tb_buf *b)
+{
+    PUTL(b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    put_kv_str(b, "service.name", tb__trace_service_name());
+    static const char *const sdk[][2] = {
+        {"telemetry.sdk.name", TB__SDK_NAME},
+        /* semconv's list of languages has no C; a custom value is what it allows then */
+        {"telemetry.sdk.language", "c"},
+        {"telemetry.sdk.version", TB__SDK_VERSION},
+    };
+    for (size_t i = 0; i < sizeof sdk / sizeof sdk[0]; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < cfg.n_res && !overridden; j++)
+            overridden = strcmp(cfg.res[j].key, sdk[i][0]) == 0;
+        if (!overridden) {
+            tb_buf_putc(b, ',');
+            put_kv_str(b, sdk[i][0], sdk[i][1]);
+        }
+    }
+    for (size_t j = 0; j < cfg.n_res; j++) {
+        if (strcmp(cfg.res[j].key, "service.name") == 0)
+            continue;
+        tb_buf_putc(b, ',');
+        put_kv_str(b, cfg.res[j].key, cfg.res[j].val);
+    }
+    PUTL(b, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"" TB__SDK_NAME
+            "\",\"version\":\"" TB__SDK_VERSION "\"},\"spans\":[");
+}
+
+/* ---- the exporter thread ---- */
+
+typedef struct exporter {
+    CURL *curl;
+    tb_buf head;         /* put_head's text, made once */
+    tb_buf body;         /* the request */
+    tb_buf resp;         /* the response body, up to TB__RESPONSE_MAX */
+    long retry_after_ms; /* -1: none in the last response */
+    char errbuf[CURL_ERROR_SIZE];
+    uint64_t rng;
+    tb_span **batch;
+} exporter;
+
+/* One warning per kind and minute: a collector that is down must not flood the logs. */
+enum { W_DOWN, W_REJECTED, W_PARTIAL, W_OOM, W__N };
+static void warn_limited(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn_limited(int kind, const char *fmt, ...)
+{
+    static _Atomic uint64_t last[W__N];
+    static _Atomic uint64_t quiet[W__N];
+    uint64_t now = mono_ns(), prev = atomic_load(&last[kind]);
+    if (prev && now - prev < TB__WARN_EVERY_NS) {
+        atomic_fetch_add(&quiet[kind], 1);
+        return;
+    }
+    atomic_store(&last[kind], now);
+    char msg[640];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    uint64_t q_n = atomic_exchange(&quiet[kind], 0);
+    if (q_n)
+        tb_log_warn(NULL, "%s (and %" PRIu64 " more like it in the last minute)", msg, q_n);
+    else
+        tb_log_warn(NULL, "%s", msg);
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    exporter *x = ud;
+    size_t len = size * n;
+    if (x->resp.len + len <= TB__RESPONSE_MAX)
+        tb_buf_append(&x->resp, p, len);
+    return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    exporter *x = ud;
+    size_t len = size * n;
+    if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new response (after a redirect) */
+        x->retry_after_ms = -1;
+        x->resp.len = 0;
+    } else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+        char v[64];
+        size_t vl = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
+        memcpy(v, p + 12, vl);
+        v[vl] = '\0';
+        char *s = v + strspn(v, " \t"), *end;
+        s[strcspn(s, "\r\n")] = '\0';
+        long secs = strtol(s, &end, 10);
+        if (end != s && *end == '\0' && secs >= 0) {
+            x->retry_after_ms = secs > 3600 ? 3600000 : secs * 1000;
+        } else {
+            time_t at = curl_getdate(s, NULL); /* an HTTP-date */
+            if (at >= 0) {
+                time_t now = time(NULL);
+                x->retry_after_ms = at > now ? (long)(at - now > 3600 ? 3600 : at - now) * 1000 : 0;
+            }
+        }
+    }
+    return len;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)ud, (void)a, (void)b, (void)c, (void)d;
+    return atomic_load_explicit(&q_abort, memory_order_relaxed) ? 1 : 0;
+}
+
+static CURL *make_curl(exporter *x)
+{
+    if (tb_global_init() != 0)
+        return NULL;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_URL, cfg.url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* OTLP/HTTP: follow redirects */
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, TB__USER_AGENT);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (cfg.ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file);
+    if (cfg.client_cert)
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cfg.client_cert);
+    if (cfg.client_key)
+        curl_easy_setopt(c, CURLOPT_SSLKEY, cfg.client_key);
+    return c;
+}
+
+/* One POST of x->body. Returns the HTTP status, or 0 with *cc set when there was none. */
+static long post(exporter *x, struct curl_slist *headers, long timeout_ms, CURLcode *cc)
+{
+    tb_buf_reset(&x->resp);
+    x->retry_after_ms = -1;
+    x->errbuf[0] = '\0';
+    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, x->body.data);
+    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+    curl_easy_setopt(x->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    *cc = curl_easy_perform(x->curl);
+    atomic_fetch_add_explicit(&n_requests, 1, memory_order_relaxed);
+    if (*cc != CURLE_OK)
+        return 0;
+    long status = 0;
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+/* Waits ms, or less when the exporter is stopped. true when it was stopped. */
+static bool pause_ms(long ms)
+{
+    uint64_t until = mono_ns() + (uint64_t)ms * 1000000u;
+    struct timespec ts = ts_of(until);
+    pthread_mutex_lock(&q.mu);
+    while (!q.stopping && mono_ns() < until)
+        if (pthread_cond_timedwait(&q.wake, &q.mu, &ts) == ETIMEDOUT)
+            break;
+    bool stop = q.stopping;
+    pthread_mutex_unlock(&q.mu);
+    return stop;
+}
+
+static uint64_t rng_next(exporter *x)
+{
+    x->rng ^= x->rng << 13;
+    x->rng ^= x->rng >> 7;
+    x->rng ^= x->rng << 17;
+    return x->rng;
+}
+
+/* What a 2xx says: partialSuccess.rejectedSpans (an int64, a string in JSON) are dropped. */
+static void on_success(exporter *x, size_t n)
+{
+    uint64_t rejected = 0;
+    const char *msg = NULL;
+    json_t *j = x->resp.len ? json_loadb(x->resp.data, x->resp.len, 0, NULL) : NULL;
+    json_t *ps = j ? json_object_get(j, "partialSuccess") : NULL;
+    if (ps) {
+        json_t *r = json_object_get(ps, "rejectedSpans");
+        if (json_is_string(r))
+            rejected = strtoull(json_string_value(r), NULL, 10);
+        else if (json_is_integer(r) && json_integer_value(r) > 0)
+            rejected = (uint64_t)json_integer_value(r);
+        msg = json_string_value(json_object_get(ps, "errorMessage"));
+    }
+    if (rejected > n)
+        rejected = n;
+    atomic_fetch_add_explicit(&n_exported, n - rejected, memory_order_relaxed);
+    if (rejected)
+        atomic_fetch_add_explicit(&n_dropped, rejected, memory_order_relaxed);
+    if (rejected || (msg && *msg))
+        warn_limited(W_PARTIAL, "trace export: the collector rejected %" PRIu64 " of %zu spans: %s",
+                     rejected, n, msg && *msg ? msg : "(no message)");
+    json_decref(j);
+}
+
+static void export_batch(exporter *x, tb_span **spans, size_t n)
+{
+    if (!x->head.len)
+        put_head(&x->head);
+    tb_buf_reset(&x->body);
+    tb_buf_append(&x->body, x->head.data, x->head.len);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            tb_buf_putc(&x->body, ',');
+        put_span(&x->body, spans[i]);
+    }
+    PUTL(&x->body, "]}]}]}");
+    if (x->body.oom || x->head.oom || (!x->curl && !(x->curl = make_curl(x)))) {
+        atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
+        warn_limited(W_OOM, "trace export: %zu spans dropped (%s)", n,
+                     x->curl ? "no memory for the request" : "no curl handle");
+        if (x->head.oom)
+            tb_buf_reset(&x->head);
+        return;
+    }
+    /* Content-Type, no "Expect: 100-continue" (a wasted round trip), then the user's. */
+    struct curl_slist ct[2] = {{(char *)"Content-Type: application/json", &ct[1]},
+                               {(char *)"Expect:", cfg.headers}};
+
+    uint64_t t0 = mono_ns();
+    uint64_t deadline = cfg.timeout_ms ? t0 + (uint64_t)cfg.timeout_ms * 1000000u : UINT64_MAX;
+    long status = 0;
+    CURLcode cc = CURLE_OK;
+    int tries = 0;
+    for (;;) {
+        uint64_t now = mono_ns();
+        long left = deadline == UINT64_MAX ? 0 : (long)((deadline - now) / 1000000u);
+        if (deadline != UINT64_MAX && left < 1)
+            left = 1;
+        status = post(x, ct, left, &cc);
+        tries++;
+        if (status >= 200 && status < 300) {
+            on_success(x, n);
+            return;
+        }
+        atomic_fetch_add_explicit(&n_failures, 1, memory_order_relaxed);
+        if (cc == CURLE_ABORTED_BY_CALLBACK)
+            break; /* shutting down */
+        bool retry =
+            status == 0 || status == 429 || status == 502 || status == 503 || status == 504;
+        if (!retry) {
+            tb_buf_putc(&x->resp, '\0');
+            warn_limited(W_REJECTED, "trace export: %s answered %ld, %zu spans dropped: %.200s",
+                         cfg.url, status, n, x->resp.len ? x->resp.data : "");
+            atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
+            return;
+        }
+        if (tries >= TB__TRIES)
+            break;
+        long wait;
+        if (x->retry_after_ms >= 0) {
+            wait = x->retry_after_ms;
+        } else {
+            long base = TB__BACKOFF_MS << (tries - 1);
+            if (base > TB__BACKOFF_MAX_MS)
+                base = TB__BACKOFF_MAX_MS;
+            wait = base / 2 + (long)(rng_next(x) % (uint64_t)(base / 2 + 1));
+        }
+        if (deadline != UINT64_MAX && mono_ns() + (uint64_t)wait * 1000000u >= deadline)
+            break;
+        if (pause_ms(wait))
+            break;
+    }
+    atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
+    if (status)
+        warn_limited(W_DOWN, "trace export: %s answered %ld after %d tries, %zu spans dropped",
+                     cfg.url, status, tries, n);
+    else
+        warn_limited(W_DOWN, "trace export: %s unreachable after %d tries (%s), %zu spans dropped",
+                     cfg.url, tries, x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc), n);
+}
+
+static void *exporter_main(void *arg)
+{
+    exporter x = {.head = TB_BUF_INIT, .body = TB_BUF_INIT, .resp = TB_BUF_INIT, .batch = arg};
+    pthread_setname_np(pthread_self(), "tb-otlp");
+    x.rng = mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+    uint64_t delay = (uint64_t)cfg.delay_ms * 1000000u;
+
+    pthread_mutex_lock(&q.mu);
+    uint64_t t0 = mono_ns(); /* the schedule delay runs from here */
+    for (;;) {
+        uint64_t head = atomic_load_explicit(&q.head, memory_order_relaxed); /* ours alone */
+        for (;;) {
+            if (q.stopping)
+                goto out;
+            uint64_t len = atomic_load(&q.tail) - head;
+            if (len >= cfg.batch_max || (len && head < q.flush_to) ||
+                (len && mono_ns() >= t0 + delay))
+                break;
+            /* Sleep until a span arrives (empty), or the delay passes or a batch fills. The
+             * fence pairs with tb__otlp_enqueue's: a span added meanwhile is seen here, or
+             * its thread sees wake_at and wakes us. */
+            uint64_t want = len ? cfg.batch_max : 1;
+            q.asleep = true;
+            atomic_store_explicit(&q.wake_at, want, memory_order_relaxed);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (atomic_load_explicit(&q.tail, memory_order_relaxed) - head < want) {
+                if (len) {
+                    struct timespec ts = ts_of(t0 + delay);
+                    pthread_cond_timedwait(&q.wake, &q.mu, &ts);
+                } else {
+                    pthread_cond_wait(&q.wake, &q.mu);
+                }
+            }
+            q.asleep = false;
+            atomic_store_explicit(&q.wake_at, UINT64_MAX, memory_order_relaxed);
+            if (!len)
+                t0 = mono_ns();
+        }
+        pthread_mutex_unlock(&q.mu);
+        size_t n = 0;
+        tb_span *s;
+        while (n < cfg.batch_max && (s = cell_take(head))) {
+            x.batch[n++] = s;
+            head++;
+        }
+        atomic_store_explicit(&q.head, head, memory_order_release);
+        if (n) {
+            export_batch(&x, x.batch, n);
+            for (size_t i = 0; i < n; i++)
+                tb__span_free(x.batch[i]);
+        } else { /* the next position is claimed, its span not yet stored: a moment */
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&q.mu);
+        if (n) {
+            q.finished += n;
+            pthread_cond_broadcast(&q.idle);
+            t0 = mono_ns();
+        }
+    }
+out:
+    pthread_mutex_unlock(&q.mu);
+    if (x.curl)
+        curl_easy_cleanup(x.curl);
+    tb_buf_deinit(&x.head);
+    tb_buf_deinit(&x.body);
+    tb_buf_deinit(&x.resp);
+    free(x.batch);
+    return NULL;
+}
