@@ -3,9 +3,11 @@
  * validation, serialization, the libmicrohttpd runtime) with benchmark handlers that answer from
  * the request instead of SQLite, so bench/rest measures the framework, as the bare and Fastify
  * peers do. Started by bench/rest/run.sh with PORT, TB_THREADS, TB_ACCESS_LOG=0.
+ * Also the main of bench_rest_noauth, the same server without authorization (noauth.c).
  */
 #include "wallet/wallet.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static char fixed_user[] = "6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34";
@@ -92,5 +94,8 @@ int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *re
 
 int main(int argc, char **argv)
 {
+#ifdef tb_http_authorize /* bench_rest_noauth (noauth.c) */
+    fputs("bench_rest_noauth: authorization is OFF (a benchmark reference only)\n", stderr);
+#endif
     return wallet_service_main(argc, argv);
 }
