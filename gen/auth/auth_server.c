@@ -5,6 +5,7 @@
 
 #include "tablium/log.h"
 #include "tablium/token.h"
+#include "tablium/trace.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -379,6 +380,8 @@ out:
     tb_server_free(srv);
     if (inited)
         auth_service_fini(state);
+    /* the spans of the last requests and events, then the exporter thread, before exit */
+    tb_trace_shutdown(2000);
     tb_error_deinit(&err);
     return status;
 }

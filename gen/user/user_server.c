@@ -5,6 +5,7 @@
 
 #include "tablium/log.h"
 #include "tablium/token.h"
+#include "tablium/trace.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -409,6 +410,8 @@ out:
     tb_ready_check_remove(&user__upstreams[0]);
     wallet_client_free(deps.wallet);
     tb_service_token_shutdown();
+    /* the spans of the last requests and events, then the exporter thread, before exit */
+    tb_trace_shutdown(2000);
     tb_error_deinit(&err);
     return status;
 }

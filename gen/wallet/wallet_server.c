@@ -5,6 +5,7 @@
 
 #include "tablium/log.h"
 #include "tablium/token.h"
+#include "tablium/trace.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -347,6 +348,8 @@ out:
     tb_server_free(srv);
     if (inited)
         wallet_service_fini(state);
+    /* the spans of the last requests and events, then the exporter thread, before exit */
+    tb_trace_shutdown(2000);
     tb_error_deinit(&err);
     return status;
 }

@@ -425,7 +425,11 @@ static void to_user_wallet(const wallet_wallet *w, user_wallet *out)
 static void bad_gateway(tb_ctx *ctx, tb_api_error *e, int rc, const tb_error *err)
 {
     tb_log_warn(ctx, "user: wallet service call failed: %s: %s", tb_err_name(rc), err->message);
-    tb_api_error_set(e, ctx, "upstream_failed", "the wallet service did not answer as expected");
+    if (rc == TB_EOPEN) /* failing fast: the breaker on Wallet is open */
+        tb_api_error_set(e, ctx, "upstream_unavailable",
+                         "the wallet service is failing; calls to it are paused");
+    else
+        tb_api_error_set(e, ctx, "upstream_failed", "the wallet service did not answer as expected");
 }
 
 static int user_get_user_wallets_unlocked(tb_ctx *ctx, const user_get_user_wallets_req *req,

@@ -169,7 +169,10 @@ START_TEST(wallet_down_is_502_without_internals)
     user_get_user_wallets_resp out;
     ck_assert_int_eq(user_get_user_wallets_call(uc, &ctx, &g, &out, NULL), 0);
     ck_assert_int_eq(out.status, 502);
-    ck_assert_str_eq(out.s502.code, "upstream_failed");
+    /* upstream_unavailable when the breaker an earlier test opened has not closed yet */
+    ck_assert_msg(strcmp(out.s502.code, "upstream_failed") == 0 ||
+                      strcmp(out.s502.code, "upstream_unavailable") == 0,
+                  "%s", out.s502.code);
     ck_assert(strstr(out.s502.message, "127.0.0.1") == NULL); /* no URL leaked */
     th_start(&wallet_svc, NULL); /* same port, same data */
     /* User's breaker on Wallet opened while it was down, and so may the test's own breaker
@@ -186,6 +189,122 @@ START_TEST(wallet_down_is_502_without_internals)
         }
     }
     ck_assert_int_eq(status, 200);
+}
+END_TEST
+
+/* The value of User's tablium_client_breaker_state{upstream="wallet",state=...} gauge that is
+ * 1 (the breaker's state), from its /metrics; "?" when it cannot be read. */
+static const char *breaker_state_of(const th_service *user)
+{
+    char u[120];
+    snprintf(u, sizeof u, "%s/metrics", user->direct);
+    th_resp r;
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    static const char *const states[] = {"closed", "open", "half_open"};
+    const char *st = "?";
+    for (int i = 0; i < 3 && r.status == 200; i++) {
+        char line[160];
+        snprintf(line, sizeof line,
+                 "tablium_client_breaker_state{upstream=\"wallet\",state=\"%s\"} 1\n", states[i]);
+        if (strstr(r.body, line))
+            st = states[i];
+    }
+    th_resp_free(&r);
+    return st;
+}
+
+/* Wallet SIGKILLed under User's calls (issue 13): User's breaker on Wallet opens within its
+ * window, calls fail fast while it is open, then half-open probes close it once Wallet is back.
+ * Printed as a timeline. */
+START_TEST(wallet_killed_under_calls_the_breaker_opens_fails_fast_and_closes)
+{
+    th_service wallet = {.name = "wallet", .prism_port = -1};
+    th_service user = {.name = "user", .prism_port = -1};
+    th_start(&wallet, NULL);
+    static char wurl[120];
+    snprintf(wurl, sizeof wurl, "WALLET_SERVICE_URL=%s", wallet.direct);
+    const char *uenv[] = {wurl,
+                          "TB_WALLET_RETRY_MAX_ATTEMPTS=1", /* one attempt, one breaker call */
+                          "TB_WALLET_BREAKER_SLIDING_WINDOW_SIZE=10",
+                          "TB_WALLET_BREAKER_MINIMUM_NUMBER_OF_CALLS=5",
+                          "TB_WALLET_BREAKER_FAILURE_RATE_THRESHOLD=50",
+                          "TB_WALLET_BREAKER_WAIT_DURATION_IN_OPEN_STATE_MS=1500",
+                          "TB_WALLET_BREAKER_PERMITTED_NUMBER_OF_CALLS_IN_HALF_OPEN_STATE=2",
+                          NULL};
+    th_start(&user, uenv);
+    char url[200], body[160];
+    snprintf(url, sizeof url, "%s/users", user.direct);
+    snprintf(body, sizeof body, "{\"username\":\"breaker_%d\",\"email\":\"b%d@example.com\"}",
+             (int)getpid() % 100000, (int)getpid() % 100000);
+    th_resp r;
+    th_http(&r, "POST", url, body, "application/json", NULL);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    snprintf(url, sizeof url, "%s/users/%s/wallets", user.direct,
+             json_string_value(json_object_get(json_object_get(r.json, "data"), "id")));
+    th_resp_free(&r);
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int n = 0, failed_before_open = 0, fast = 0, after_back = 0;
+    bool opened = false, closed_again = false, killed = false, back = false;
+    char code[64];
+    while (n < 200 && !closed_again) {
+        if (n == 5) { /* five good calls, then Wallet dies */
+            th_kill(&wallet);
+            killed = true;
+        }
+        if (opened && !back && fast >= 5) { /* Wallet returns, same port and data */
+            th_start(&wallet, NULL);
+            back = true;
+        }
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        th_http(&r, "GET", url, NULL, NULL, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+        double at = (double)(a.tv_sec - t0.tv_sec) * 1e3 + (double)(a.tv_nsec - t0.tv_nsec) / 1e6;
+        const char *c = json_string_value(json_object_get(json_object_get(r.json, "error"),
+                                                          "code"));
+        snprintf(code, sizeof code, "%s", c ? c : "-");
+        long status = r.status;
+        th_resp_free(&r);
+        n++;
+        const char *state = breaker_state_of(&user);
+        printf("breaker-timeline: +%6.0f ms call %3d: %ld %-20s %7.2f ms  breaker %s%s\n", at, n,
+               status, code, ms, state,
+               n == 5 ? "  (wallet killed now)" : back && after_back == 0 ? "  (wallet is back)"
+                                                                           : "");
+        if (killed && !opened) {
+            if (strcmp(code, "upstream_unavailable") == 0) {
+                opened = true;
+                fast++;
+            } else {
+                ck_assert_msg(status == 502, "call %d: %ld %s", n, status, code);
+                failed_before_open++;
+            }
+        } else if (opened && !back) {
+            ck_assert_msg(strcmp(code, "upstream_unavailable") == 0, "call %d: %ld %s", n,
+                          status, code);
+            fast++;
+        } else if (back) {
+            after_back++;
+            closed_again = status == 200 && strcmp(state, "closed") == 0;
+            if (!closed_again)
+                usleep(100 * 1000);
+        }
+    }
+    fflush(stdout);
+    printf("breaker: opened after %d failed calls (window 10, at least 5 calls, 50%%), %d calls "
+           "failed fast while open, closed again %d calls after Wallet came back\n",
+           failed_before_open, fast, after_back);
+    ck_assert(opened);
+    ck_assert_int_le(failed_before_open, 10);
+    ck_assert_int_ge(fast, 5);
+    ck_assert(closed_again);
+    ck_assert_int_eq(th_stop(&user), 0);
+    ck_assert_int_eq(th_stop(&wallet), 0);
+    th_cleanup(&user);
+    th_cleanup(&wallet);
 }
 END_TEST
 
@@ -435,6 +554,7 @@ int main(void)
     if (!th_via_prism())
         tcase_add_test(tc, wallet_down_is_502_without_internals);
     tcase_add_test(tc, key_rotation_under_calls_fails_none);
+    tcase_add_test(tc, wallet_killed_under_calls_the_breaker_opens_fails_fast_and_closes);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
