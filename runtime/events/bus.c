@@ -113,7 +113,20 @@ static void worker_keep(bus_worker *w, json_t **root, size_t len)
     }
 }
 
+/* Messages waiting in the service's RabbitMQ queues, polled for
+ * tablium_events_consumer_lag_messages (a passive queue.declare on a connection of its own). */
+typedef struct lag_poller {
+    pthread_t th;
+    bool started, stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long poll_ms;
+    _Atomic long long depth[2]; /* <service>, <service>.dlq; -1 until known */
+    char *queue[2];
+} lag_poller;
+
 struct tb_bus {
+    lag_poller lag;
     char *service, *producer, *amqp_url, *redis_url, *exchange, *dedupe_consumer;
     unsigned window, prefetch, n_workers;
     int max_attempts, retry_base_ms, retry_max_ms, publish_timeout_ms;
@@ -1822,6 +1835,100 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static void *lag_main(void *arg)
+{
+    tb_bus *b = arg;
+    lag_poller *l = &b->lag;
+    tb_amqp_opts ao = {.url = b->amqp_url, .exchange = b->exchange,
+                       .publish_timeout_ms = b->publish_timeout_ms};
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        pthread_mutex_unlock(&l->mu);
+        for (int i = 0; i < 2; i++) {
+            if (!l->queue[i])
+                continue;
+            long n = tb_amqp_queue_depth(&ao, l->queue[i], NULL);
+            if (n >= 0) /* errors are negative TB_E... codes: keep the last value */
+                atomic_store(&l->depth[i], n);
+        }
+        pthread_mutex_lock(&l->mu);
+        struct timespec due;
+        clock_gettime(CLOCK_REALTIME, &due);
+        due.tv_sec += l->poll_ms / 1000;
+        due.tv_nsec += (l->poll_ms % 1000) * 1000000L;
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_sec++;
+            due.tv_nsec -= 1000000000L;
+        }
+        while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &due) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+static double lag_read(void *user)
+{
+    long long v = atomic_load((_Atomic long long *)user);
+    return v < 0 ? 0 : (double)v;
+}
+
+/* Starts the queue-depth poller (TB_EVENTS_LAG_POLL_MS, default 5000; 0: none) and its gauges. */
+static void lag_start(tb_bus *b)
+{
+    lag_poller *l = &b->lag;
+    if (l->started)
+        return;
+    const char *v = getenv("TB_EVENTS_LAG_POLL_MS");
+    l->poll_ms = v && *v ? strtol(v, NULL, 10) : 5000;
+    if (l->poll_ms <= 0)
+        return;
+    if (l->poll_ms < 100)
+        l->poll_ms = 100;
+    l->queue[0] = strdup(b->service);
+    l->queue[1] = NULL;
+    if (b->dlq && asprintf(&l->queue[1], "%s.dlq", b->service) < 0)
+        l->queue[1] = NULL;
+    atomic_store(&l->depth[0], -1);
+    atomic_store(&l->depth[1], -1);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->stop = false;
+    if (!l->queue[0] || pthread_create(&l->th, NULL, lag_main, b) != 0) {
+        pthread_cond_destroy(&l->cv);
+        pthread_mutex_destroy(&l->mu);
+        free(l->queue[0]);
+        free(l->queue[1]);
+        l->queue[0] = l->queue[1] = NULL;
+        return;
+    }
+    l->started = true;
+    for (int i = 0; i < 2; i++)
+        if (l->queue[i])
+            tb_metrics_consumer_lag_messages_fn(b->service, "rabbitmq", l->queue[i], lag_read,
+                                                (void *)&l->depth[i]);
+}
+
+static void lag_stop(tb_bus *b)
+{
+    lag_poller *l = &b->lag;
+    if (!l->started)
+        return;
+    for (int i = 0; i < 2; i++)
+        tb_metrics_fn_remove(NULL, (void *)&l->depth[i]);
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->th, NULL);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+    free(l->queue[0]);
+    free(l->queue[1]);
+    l->queue[0] = l->queue[1] = NULL;
+    l->started = false;
+}
+
 int tb_bus_start(tb_bus *b, tb_error *err)
 {
     if (b == NULL)
@@ -1917,6 +2024,7 @@ int tb_bus_start(tb_bus *b, tb_error *err)
         b->amqp_sub = c;
         pthread_mutex_unlock(&b->pub_mu);
         ready_note(b, TB_TRANSPORT_RABBITMQ);
+        lag_start(b);
     }
     if (n_redis) {
         char **chans = calloc(n_redis, sizeof *chans);
@@ -2003,6 +2111,7 @@ void tb_bus_free(tb_bus *b)
 {
     if (b == NULL)
         return;
+    lag_stop(b);
     /* 0. out of readiness before anything its checks read goes */
     pthread_mutex_lock(&b->ready_mu);
     b->ready_gone = true;
