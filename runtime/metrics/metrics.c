@@ -1045,9 +1045,12 @@ static tb_metric_family **fams(void)
     return f;
 }
 
+static void srv_cache_clear(void);
+
 void tb_metrics_reset(void)
 {
     pthread_mutex_lock(&fams_mu);
+    srv_cache_clear();
     pthread_mutex_lock(&default_mu);
     atomic_store_explicit(&fams_ready, NULL, memory_order_relaxed);
     memset(fams_store, 0, sizeof fams_store);
@@ -1115,19 +1118,102 @@ static bool instruments_off(void)
     return off_flag;
 }
 
+/* tb_metrics_http_server's two series by (service, operation, method, status), so that a request
+ * costs no hashing of four label values twice. The caller's service and operation pointers pick
+ * the slot (the runtime passes the same static strings every time); a hit also compares their
+ * text with the entry's copies, so a pointer reused for other text only misses. Entries are
+ * added (never changed) by whichever thread misses, and freed by tb_metrics_reset. A series
+ * that is its family's overflow series is not cached: each of its lookups must count. */
+#define SRV_CACHE 256 /* slots, a power of 2 */
+#define SRV_PROBES 8
+
+typedef struct srv_entry {
+    const char *service_p, *operation_p, *method; /* the key; method: method_name's */
+    int status;
+    tb_metric *duration, *requests;
+    const char *service, *operation; /* copies of the key's text, in the same block */
+} srv_entry;
+
+static _Atomic(srv_entry *) srv_cache[SRV_CACHE];
+
+static void srv_cache_clear(void)
+{
+    for (size_t i = 0; i < SRV_CACHE; i++)
+        free(atomic_exchange(&srv_cache[i], NULL));
+}
+
+static size_t srv_slot(const char *service, const char *operation, const char *m, int status)
+{
+    uint64_t h = (uint64_t)(uintptr_t)service * 0x9e3779b97f4a7c15ull;
+    h ^= (uint64_t)(uintptr_t)operation * 0xc2b2ae3d27d4eb4full;
+    h ^= (uint64_t)(uintptr_t)m * 0x165667b19e3779f9ull;
+    h ^= (uint64_t)(unsigned)status * 0x27d4eb2f165667c5ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return (size_t)(h >> 40);
+}
+
+static bool srv_hit(const srv_entry *e, const char *service, const char *operation, const char *m,
+                    int status)
+{
+    return e->operation_p == operation && e->service_p == service && e->status == status &&
+           e->method == m && strcmp(e->operation, operation) == 0 &&
+           strcmp(e->service, service) == 0;
+}
+
+static bool is_overflow(tb_metric_family *f, const tb_metric *m)
+{
+    return atomic_load_explicit(&f->overflow, memory_order_acquire) == m;
+}
+
 void tb_metrics_http_server(const char *service, const char *operation, const char *method,
                             int status, double seconds)
 {
     if (instruments_off())
         return;
+    if (!service)
+        service = "";
+    if (!operation)
+        operation = "";
+    const char *m = method_name(method);
+    size_t h = srv_slot(service, operation, m, status);
+    size_t free_slot = SIZE_MAX;
+    for (size_t k = 0; k < SRV_PROBES; k++) {
+        size_t i = (h + k) & (SRV_CACHE - 1);
+        const srv_entry *e = atomic_load_explicit(&srv_cache[i], memory_order_acquire);
+        if (!e) {
+            free_slot = i;
+            break;
+        }
+        if (srv_hit(e, service, operation, m, status)) {
+            tb_metric_observe(e->duration, seconds);
+            tb_metric_inc(e->requests);
+            return;
+        }
+    }
     tb_metric_family **f = fams();
     char code[4];
-    const char *m = method_name(method);
-    tb_metric_observe(tb_metric_get(f[F_SRV_DURATION],
-                                    (const char *[]){service, operation, m, status_class(status)}),
-                      seconds);
-    tb_metric_inc(tb_metric_get(
-        f[F_SRV_REQUESTS], (const char *[]){service, operation, m, status_code(status, code)}));
+    tb_metric *d = tb_metric_get(f[F_SRV_DURATION],
+                                 (const char *[]){service, operation, m, status_class(status)});
+    tb_metric *r = tb_metric_get(f[F_SRV_REQUESTS],
+                                 (const char *[]){service, operation, m, status_code(status, code)});
+    tb_metric_observe(d, seconds);
+    tb_metric_inc(r);
+    if (free_slot == SIZE_MAX || !d || !r || is_overflow(f[F_SRV_DURATION], d) ||
+        is_overflow(f[F_SRV_REQUESTS], r))
+        return;
+    size_t sl = strlen(service) + 1, ol = strlen(operation) + 1;
+    srv_entry *e = malloc(sizeof *e + sl + ol);
+    if (!e)
+        return;
+    char *text = (char *)(e + 1);
+    memcpy(text, service, sl);
+    memcpy(text + sl, operation, ol);
+    *e = (srv_entry){service, operation, m, status, d, r, text, text + sl};
+    srv_entry *none = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&srv_cache[free_slot], &none, e,
+                                                 memory_order_release, memory_order_relaxed))
+        free(e); /* another thread filled the slot first: the next miss tries again */
 }
 
 void tb_metrics_http_server_active(const char *service, int delta)

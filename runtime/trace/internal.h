@@ -5,8 +5,10 @@
 
 #include <stdatomic.h>
 
-/** Counters kept by trace.c (the span side); the exporter keeps the rest of tb_trace_stats. */
-extern _Atomic uint64_t tb__spans_started, tb__spans_sampled;
+/** Spans started and ended sampled so far, for tb_trace_stats (trace.c; the exporter keeps the
+ *  rest). Exact once the threads making spans are quiet; while they run, a sum of per-thread
+ *  counts read one after another. */
+void tb__trace_counts(uint64_t *started, uint64_t *sampled);
 
 /** Hands an ended, sampled span to the exporter (otlp.c). true: the exporter owns it now and
  *  frees it with tb__span_free after export; false: not taken (the queue is full, export is off

@@ -440,7 +440,15 @@ const char *tb__trace_service_name(void)
  * position with one compare-and-swap and never takes a lock, so it cannot wait behind the
  * exporter, or behind another thread descheduled in a critical section. The mutex is the
  * exporter's: it sleeps under it, and a span's thread takes it only to wake it (when the first
- * span arrives or a batch is ready, and only while it sleeps). */
+ * span arrives or a batch is ready, and only while it sleeps).
+ *
+ * That claim is the only atomic read-modify-write of an enqueue. Shutdown closes the ring by
+ * setting CLOSED in the tail, so a claim either happened before the close (and shutdown waits
+ * for its span) or fails on the changed tail. The ring is therefore kept after shutdown (until
+ * a fork's child drops it): a span's thread that read the tail before the close may still read
+ * a cell. Spans queued = the tail (plus what a fork's parent had queued). */
+
+#define CLOSED (1ull << 63) /* in q.tail: shut down, nothing more is taken */
 
 typedef struct cell {
     _Atomic uint64_t seq; /* pos: free for position pos; pos+1: holds position pos's span */
@@ -449,10 +457,8 @@ typedef struct cell {
 
 static struct {
     cell *ring;            /* cfg.queue_max cells, made when the exporter starts */
-    _Atomic uint64_t tail; /* positions claimed: spans ever accepted */
+    _Atomic uint64_t tail; /* positions claimed: spans ever accepted; | CLOSED once shut down */
     _Atomic uint64_t head; /* positions taken by the exporter */
-    _Atomic int producers; /* enqueues under way (shutdown waits for them) */
-    atomic_bool closed;    /* shutting down: enqueue refuses */
     atomic_bool started;
     _Atomic uint64_t wake_at; /* the exporter sleeps until this many spans wait; max: awake */
     /* under mu */
@@ -466,7 +472,14 @@ static struct {
 } q = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake_at = UINT64_MAX};
 static atomic_bool q_abort; /* stop: the transfer under way gives up */
 
-static _Atomic uint64_t n_queued, n_dropped, n_exported, n_requests, n_failures;
+static _Atomic uint64_t n_dropped, n_exported, n_requests, n_failures;
+static uint64_t queued_before_fork; /* spans the parent had queued, in a fork's child */
+
+/* Positions claimed (the tail without CLOSED). */
+static uint64_t tail_pos(void)
+{
+    return atomic_load(&q.tail) & ~CLOSED;
+}
 
 static void queue_init_sync(void)
 {
@@ -502,12 +515,16 @@ static tb_span *cell_take(uint64_t pos)
     return s;
 }
 
-/* Frees what the ring holds (no thread may be adding); the count. */
-static uint64_t ring_drain(void)
+/* Frees what the ring holds (the ring closed, or no other thread left); the count. A claimed
+ * position whose span is not stored yet is waited for: its thread is between its claim and its
+ * store. */
+static uint64_t ring_drain(bool wait)
 {
-    uint64_t n = 0, tail = atomic_load(&q.tail);
+    uint64_t n = 0, tail = tail_pos();
     for (uint64_t pos = atomic_load(&q.head); q.ring && pos < tail; pos++) {
-        tb_span *s = cell_take(pos);
+        tb_span *s;
+        while (!(s = cell_take(pos)) && wait)
+            sched_yield();
         if (s) {
             tb__span_free(s);
             n++;
@@ -533,15 +550,13 @@ static void fork_child(void)
 {
     pthread_mutex_init(&q.mu, NULL);
     queue_init_sync();
-    if (atomic_load(&q.started) && !q.stopped) {
-        ring_drain();
-        free(q.ring);
-        q.ring = NULL;
-    }
+    if (atomic_load(&q.started) && !q.stopped)
+        ring_drain(false); /* a span another thread was storing is lost with that thread */
+    free(q.ring);
+    q.ring = NULL;
+    queued_before_fork += tail_pos();
     atomic_store(&q.tail, 0);
     atomic_store(&q.head, 0);
-    atomic_store(&q.producers, 0);
-    atomic_store(&q.closed, false);
     atomic_store(&q.started, false);
     atomic_store(&q.wake_at, UINT64_MAX);
     q.asleep = q.shutting = q.stopping = q.stopped = false;
@@ -596,25 +611,22 @@ bool tb__otlp_enqueue(tb_span *s)
     pthread_once(&cfg_once, read_config);
     if (!cfg.enabled)
         return false;
-    /* seq_cst, against tb_trace_shutdown: it sets closed, then waits for producers == 0 */
-    atomic_fetch_add(&q.producers, 1);
-    if (atomic_load(&q.closed) ||
-        (!atomic_load_explicit(&q.started, memory_order_acquire) && !start_exporter())) {
-        atomic_fetch_sub(&q.producers, 1);
+    if (!atomic_load_explicit(&q.started, memory_order_acquire) && !start_exporter())
         return false;
-    }
     uint64_t pos = atomic_load_explicit(&q.tail, memory_order_relaxed);
     cell *c;
     for (;;) {
+        if (pos & CLOSED)
+            return false;
         c = &q.ring[pos % cfg.queue_max];
         uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
         int64_t dif = (int64_t)(seq - pos);
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(&q.tail, &pos, pos + 1, memory_order_relaxed,
+            /* seq_cst: pairs with the exporter's store of wake_at and load of the tail */
+            if (atomic_compare_exchange_weak_explicit(&q.tail, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed))
                 break;
         } else if (dif < 0) { /* the cell still holds the span of a lap ago: full */
-            atomic_fetch_sub(&q.producers, 1);
             atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
             return false;
         } else {
@@ -623,13 +635,11 @@ bool tb__otlp_enqueue(tb_span *s)
     }
     c->span = s;
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
-    atomic_fetch_sub_explicit(&q.producers, 1, memory_order_release);
-    atomic_fetch_add_explicit(&n_queued, 1, memory_order_relaxed);
-    /* Wake the exporter when it sleeps and now has what it waits for. The fence pairs with
-     * the one in exporter_main: either it sees this span, or this sees its wake_at. */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* Wake the exporter when it sleeps and now has what it waits for. The claim above and this
+     * load are seq_cst, as are the exporter's store of wake_at and its load of the tail: either
+     * it sees this span, or this sees its wake_at. */
     uint64_t len = pos + 1 - atomic_load_explicit(&q.head, memory_order_relaxed);
-    if (len >= atomic_load_explicit(&q.wake_at, memory_order_relaxed)) {
+    if (len >= atomic_load_explicit(&q.wake_at, memory_order_seq_cst)) {
         pthread_mutex_lock(&q.mu);
         if (q.asleep) {
             q.asleep = false;
@@ -646,14 +656,13 @@ void tb_trace_stats_get(tb_trace_stats *out)
     if (!out)
         return;
     memset(out, 0, sizeof *out);
-    out->spans_started = atomic_load_explicit(&tb__spans_started, memory_order_relaxed);
-    out->spans_sampled = atomic_load_explicit(&tb__spans_sampled, memory_order_relaxed);
-    out->spans_queued = atomic_load_explicit(&n_queued, memory_order_relaxed);
+    tb__trace_counts(&out->spans_started, &out->spans_sampled);
+    out->spans_queued = queued_before_fork + tail_pos();
     out->spans_dropped = atomic_load_explicit(&n_dropped, memory_order_relaxed);
     out->spans_exported = atomic_load_explicit(&n_exported, memory_order_relaxed);
     out->export_requests = atomic_load_explicit(&n_requests, memory_order_relaxed);
     out->export_failures = atomic_load_explicit(&n_failures, memory_order_relaxed);
-    uint64_t head = atomic_load(&q.head), tail = atomic_load(&q.tail);
+    uint64_t head = atomic_load(&q.head), tail = tail_pos();
     out->queue_len = tail > head ? (size_t)(tail - head) : 0;
 }
 
@@ -682,7 +691,7 @@ int tb_trace_flush(long timeout_ms)
         return 0;
     uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     pthread_mutex_lock(&q.mu);
-    bool done = wait_finished(atomic_load(&q.tail), deadline);
+    bool done = wait_finished(tail_pos(), deadline);
     pthread_mutex_unlock(&q.mu);
     return done ? 0 : TB_ETIMEDOUT;
 }
@@ -697,17 +706,14 @@ void tb_trace_shutdown(long timeout_ms)
         return;
     }
     q.shutting = true;
-    atomic_store(&q.closed, true); /* spans ended from now on are not taken */
+    /* spans ended from now on are not taken; those claimed before are in the final tail */
+    uint64_t tail = atomic_fetch_or(&q.tail, CLOSED) & ~CLOSED;
     if (!atomic_load(&q.started)) {
         q.stopped = true;
         pthread_mutex_unlock(&q.mu);
         return;
     }
-    pthread_mutex_unlock(&q.mu);
-    while (atomic_load(&q.producers)) /* enqueues that got past `closed`: a few ns each */
-        sched_yield();
-    pthread_mutex_lock(&q.mu);
-    wait_finished(atomic_load(&q.tail), deadline);
+    wait_finished(tail, deadline);
     q.stopping = true;
     atomic_store(&q_abort, true);
     pthread_cond_signal(&q.wake);
@@ -715,10 +721,8 @@ void tb_trace_shutdown(long timeout_ms)
     pthread_join(q.thread, NULL);
 
     pthread_mutex_lock(&q.mu);
-    uint64_t left = ring_drain();
-    free(q.ring);
-    q.ring = NULL;
-    q.finished = atomic_load(&q.tail);
+    uint64_t left = ring_drain(true); /* the ring stays: see "the queue" */
+    q.finished = tail;
     q.stopped = true;
     pthread_cond_broadcast(&q.idle);
     pthread_mutex_unlock(&q.mu);
@@ -1160,7 +1164,10 @@ static void export_batch(exporter *x, tb_span **spans, size_t n)
     int tries = 0;
     for (;;) {
         uint64_t now = mono_ns();
-        long left = deadline == UINT64_MAX ? 0 : (long)((deadline - now) / 1000000u);
+        /* signed: a pause that overshot the deadline must not wrap into "no timeout" */
+        long left = deadline == UINT64_MAX ? 0
+                    : now >= deadline      ? 1
+                                           : (long)((deadline - now) / 1000000u);
         if (deadline != UINT64_MAX && left < 1)
             left = 1;
         status = post(x, ct, left, &cc);
@@ -1220,18 +1227,17 @@ static void *exporter_main(void *arg)
         for (;;) {
             if (q.stopping)
                 goto out;
-            uint64_t len = atomic_load(&q.tail) - head;
+            uint64_t len = tail_pos() - head;
             if (len >= cfg.batch_max || (len && head < q.flush_to) ||
                 (len && mono_ns() >= t0 + delay))
                 break;
             /* Sleep until a span arrives (empty), or the delay passes or a batch fills. The
-             * fence pairs with tb__otlp_enqueue's: a span added meanwhile is seen here, or
-             * its thread sees wake_at and wakes us. */
+             * seq_cst store and load pair with tb__otlp_enqueue's claim and load of wake_at:
+             * a span added meanwhile is seen here, or its thread sees wake_at and wakes us. */
             uint64_t want = len ? cfg.batch_max : 1;
             q.asleep = true;
-            atomic_store_explicit(&q.wake_at, want, memory_order_relaxed);
-            atomic_thread_fence(memory_order_seq_cst);
-            if (atomic_load_explicit(&q.tail, memory_order_relaxed) - head < want) {
+            atomic_store_explicit(&q.wake_at, want, memory_order_seq_cst);
+            if ((atomic_load_explicit(&q.tail, memory_order_seq_cst) & ~CLOSED) - head < want) {
                 if (len) {
                     struct timespec ts = ts_of(t0 + delay);
                     pthread_cond_timedwait(&q.wake, &q.mu, &ts);

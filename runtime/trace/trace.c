@@ -21,7 +21,8 @@
 #include <strings.h>
 #include <time.h>
 
-_Atomic uint64_t tb__spans_started, tb__spans_sampled;
+/* spans of exited threads and of threads without a cache (see span_cache) */
+static _Atomic uint64_t gone_started, gone_sampled;
 
 /* ---- configuration: OTEL_SDK_DISABLED, OTEL_TRACES_SAMPLER(_ARG) ---- */
 
@@ -175,14 +176,27 @@ static struct {
     size_t n;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* A thread's spans: its free cache and its counts of spans started and sampled. The counts are
+ * written only by their thread (a plain load and store: a shared atomic add on every span had
+ * the request threads fight over one cache line) and summed by tb__trace_counts; a thread that
+ * exits adds its counts to gone_started/_sampled, which also count the spans of a thread
+ * without a cache. */
 typedef struct span_cache {
     tb_span *v[CACHE];
     size_t n;
+    _Atomic uint64_t started, sampled;
+    struct span_cache *prev, *next; /* in `threads` while registered */
+    bool registered;
+    bool exited; /* its destructor ran: no cache from now on */
 } span_cache;
 static __thread span_cache cache;
 static pthread_key_t cache_key; /* its destructor frees a thread's cache when the thread exits */
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 static bool cache_key_ok;
+static struct {
+    pthread_mutex_t mu;
+    span_cache *head;
+} threads = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void cache_free(void *p)
 {
@@ -190,33 +204,105 @@ static void cache_free(void *p)
     for (size_t i = 0; i < c->n; i++)
         free(c->v[i]);
     c->n = 0;
+    pthread_mutex_lock(&threads.mu);
+    atomic_fetch_add_explicit(&gone_started, atomic_load(&c->started), memory_order_relaxed);
+    atomic_fetch_add_explicit(&gone_sampled, atomic_load(&c->sampled), memory_order_relaxed);
+    atomic_store(&c->started, 0);
+    atomic_store(&c->sampled, 0);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        threads.head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->registered = false;
+    c->exited = true;
+    pthread_mutex_unlock(&threads.mu);
+}
+
+static void threads_before_fork(void)
+{
+    pthread_mutex_lock(&threads.mu);
+}
+
+static void threads_after_fork_parent(void)
+{
+    pthread_mutex_unlock(&threads.mu);
 }
 
 static void pool_after_fork(void)
 {
     pthread_mutex_init(&pool.mu, NULL); /* a thread of the parent may have held it */
+    /* The other threads are gone and their storage may be reused for new threads: keep their
+     * counts, drop them from the list. */
+    for (span_cache *c = threads.head; c; c = c->next) {
+        if (c == &cache)
+            continue;
+        atomic_fetch_add_explicit(&gone_started, atomic_load(&c->started),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&gone_sampled, atomic_load(&c->sampled),
+                                  memory_order_relaxed);
+    }
+    threads.head = cache.registered ? &cache : NULL;
+    cache.prev = cache.next = NULL;
+    pthread_mutex_init(&threads.mu, NULL);
 }
 
 static void cache_key_init(void)
 {
     cache_key_ok = pthread_key_create(&cache_key, cache_free) == 0;
-    pthread_atfork(NULL, NULL, pool_after_fork);
+    pthread_atfork(threads_before_fork, threads_after_fork_parent, pool_after_fork);
 }
 
-/* The calling thread's cache, registered for its exit; NULL when that cannot be done. */
-static span_cache *my_cache(void)
+static span_cache *cache_register(void)
 {
     pthread_once(&cache_once, cache_key_init);
-    if (!cache_key_ok)
+    if (!cache_key_ok || cache.exited || pthread_setspecific(cache_key, &cache) != 0)
         return NULL;
-    if (pthread_getspecific(cache_key) != &cache && pthread_setspecific(cache_key, &cache) != 0)
-        return NULL;
+    pthread_mutex_lock(&threads.mu);
+    cache.prev = NULL;
+    cache.next = threads.head;
+    if (threads.head)
+        threads.head->prev = &cache;
+    threads.head = &cache;
+    cache.registered = true;
+    pthread_mutex_unlock(&threads.mu);
     return &cache;
 }
 
-static tb_span *span_alloc(void)
+/* The calling thread's cache, registered for its exit; NULL when that cannot be done. */
+static inline span_cache *my_cache(void)
 {
-    span_cache *c = my_cache();
+    return cache.registered ? &cache : cache_register();
+}
+
+/* One more in a counter of the calling thread (c: its cache, or NULL for the shared one). */
+static inline void count(span_cache *c, _Atomic uint64_t *mine, _Atomic uint64_t *shared)
+{
+    if (c)
+        atomic_store_explicit(mine, atomic_load_explicit(mine, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(shared, 1, memory_order_relaxed);
+}
+
+void tb__trace_counts(uint64_t *started, uint64_t *sampled)
+{
+    pthread_mutex_lock(&threads.mu);
+    uint64_t st = atomic_load_explicit(&gone_started, memory_order_relaxed);
+    uint64_t sa = atomic_load_explicit(&gone_sampled, memory_order_relaxed);
+    for (const span_cache *c = threads.head; c; c = c->next) {
+        st += atomic_load_explicit(&c->started, memory_order_relaxed);
+        sa += atomic_load_explicit(&c->sampled, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&threads.mu);
+    *started = st;
+    *sampled = sa;
+}
+
+static tb_span *span_alloc(span_cache *c)
+{
     tb_span *s = NULL;
     if (c && c->n == 0) {
         pthread_mutex_lock(&pool.mu);
@@ -228,8 +314,18 @@ static tb_span *span_alloc(void)
         s = c->v[--c->n];
     else if (!(s = malloc(sizeof *s)))
         return NULL;
-    /* everything but the big inline buffers */
-    memset(s, 0, offsetof(tb_span, tracestate));
+    /* The scalars only: the attribute, event and link arrays are read only below their
+     * counts, and every entry is written before its count covers it. */
+    memset(&s->sc, 0, sizeof s->sc);
+    memset(s->parent_span_id, 0, sizeof s->parent_span_id);
+    s->has_parent = false;
+    s->sampled = false;
+    s->kind = 0;
+    s->name[0] = '\0';
+    s->start_unix_nano = s->end_unix_nano = 0;
+    s->status = TB_STATUS_UNSET;
+    s->status_message = NULL;
+    s->n_attrs = s->dropped_attrs = s->n_events = s->n_links = 0;
     s->tracestate[0] = '\0';
     s->strings_used = 0;
     s->spill = NULL;
@@ -320,10 +416,11 @@ tb_span *tb_span_start_with(const char *name, tb_span_kind kind, const tb_span_c
 {
     pthread_once(&cfg_once, read_config);
     pthread_once(&rec_once, read_recording);
-    tb_span *s = span_alloc();
+    span_cache *c = my_cache();
+    tb_span *s = span_alloc(c);
     if (!s)
         return &noop_span;
-    atomic_fetch_add_explicit(&tb__spans_started, 1, memory_order_relaxed);
+    count(c, c ? &c->started : NULL, &gone_started);
     bool remote_ok = parent && tb_span_context_valid(parent);
     if (remote_ok) {
         memcpy(s->sc.trace_id, parent->trace_id, 16);
@@ -379,7 +476,8 @@ void tb_span_end(tb_span *s)
         return;
     }
     s->end_unix_nano = tb_unix_nano();
-    atomic_fetch_add_explicit(&tb__spans_sampled, 1, memory_order_relaxed);
+    span_cache *c = my_cache();
+    count(c, c ? &c->sampled : NULL, &gone_sampled);
     if (!tb__otlp_enqueue(s))
         tb__span_free(s);
 }
@@ -390,9 +488,11 @@ static tb_span_attr *attr_slot(tb_span *s, const char *key)
 {
     if (!s || s == &noop_span || !s->sampled || !key)
         return NULL;
-    for (size_t i = 0; i < s->n_attrs; i++)
-        if (strcmp(s->attrs[i].key, key) == 0)
+    for (size_t i = 0; i < s->n_attrs; i++) {
+        const char *k = s->attrs[i].key; /* keys are mostly the same static strings */
+        if (k == key || (k[0] == key[0] && strcmp(k, key) == 0))
             return &s->attrs[i]; /* a key set twice keeps the last value */
+    }
     if (s->n_attrs == TB_SPAN_MAX_ATTRS) {
         s->dropped_attrs++;
         return NULL;
