@@ -69,9 +69,9 @@
 #               OTEL_BSP_* are the SDK's defaults unless set by the caller (passed through)
 #   unobserved  OTEL_SDK_DISABLED=true and TB_METRICS=off: nothing recorded
 #   metrics     OTEL_SDK_DISABLED=true, metrics on: splits the two costs
-# (the `ours` row above is the runtime's default: spans recorded but, with no endpoint, not
-# exported; metrics on.) For each observed run the server's own count of requests (the sum of
-# http_server_requests_total, scraped from /metrics after the load, +1 for that scrape's span)
+# (the `ours` row above is the runtime's default: with no endpoint spans only carry ids, not
+# recorded nor exported; metrics on.) For each observed run the server's own count of requests (the sum of
+# http_server_requests_total, scraped from /metrics after the load; scrapes make no span)
 # is checked against the spans the sink received over the server's life and the spans the
 # server counted as dropped (tablium_trace_spans_dropped_total): a span neither received nor
 # counted as dropped fails the bench; dropped spans are reported (a warning when more than
@@ -561,7 +561,8 @@ OBS_RUN=
 
 # obs_before / obs_after: around the measured run of the observed row; obs_after leaves in
 # OBS_RUN "requests dropped export_ns export_spans sink_ns" (requests: the server's own count,
-# the sum of http_server_requests_total, +1 for the span of the /metrics scrape that reads it;
+# the sum of http_server_requests_total (/metrics and /health requests make no span and are not
+# counted there);
 # export_ns: the tb-otlp thread's CPU during the run; export_spans: the spans the sink received
 # meanwhile; sink_ns: the sink's CPU meanwhile).
 obs_before() {
@@ -587,7 +588,7 @@ obs_after() {
     status=1
     return
   fi
-  OBS_RUN="$((req + 1)) $dropped $((e1 - OBS_E0)) $((s1 - OBS_S0)) $((k1 - OBS_K0))"
+  OBS_RUN="$req $dropped $((e1 - OBS_E0)) $((s1 - OBS_S0)) $((k1 - OBS_K0))"
 }
 
 # obs_account ROUND SPANS: after the observed server stopped (its last spans flushed), checks that

@@ -1088,6 +1088,8 @@ int tb_ready_check_add(const char *name, tb_ready_check_fn fn, void *user)
 
 void tb_ready_check_remove(void *user)
 {
+    if (!user) /* checks registered without a user are never removed by accident */
+        return;
     pthread_mutex_lock(&g_ready.mu);
     size_t k = 0;
     for (size_t i = 0; i < g_ready.n; i++) {

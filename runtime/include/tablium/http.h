@@ -401,8 +401,8 @@ int tb_server_add_ready_check(tb_server *s, const char *name, tb_ready_check_fn 
  *  what a service's init registers (its database) and what the runtime registers for the event
  *  bus. Any thread, any time. 0, TB_EINVAL when full (32) or TB_ENOMEM. */
 int tb_ready_check_add(const char *name, tb_ready_check_fn fn, void *user);
-/** Removes the process-wide checks registered with `user`; once it returns none of them runs
- *  (so user may be freed). */
+/** Removes the process-wide checks registered with `user` (NULL: none); once it returns none
+ *  of them runs (so user may be freed). */
 void tb_ready_check_remove(void *user);
 
 /** Requests currently being handled (for tests and health). */
