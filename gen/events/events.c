@@ -4192,9 +4192,9 @@ static int event_envelope__decode(const json_t *j, tb_arena *a, event_envelope *
     if (!x)
         return TB_EVALIDATION;
     {
-        if (tb_arena_hold_json(a, x))
+        if (tb_arena_hold_json(a, (json_t *)(x)))
             return TB_ENOMEM;
-        out->data = x;
+        out->data = (json_t *)(x);
     }
     x = json_object_getn(j, "metadata", 8);
     if (!x)

@@ -1197,9 +1197,9 @@ static int order__decode(const json_t *j, tb_arena *a, order *out)
     x = json_object_getn(j, "extra", 5);
     out->has_extra = x != NULL;
     if (x) {
-        if (tb_arena_hold_json(a, x))
+        if (tb_arena_hold_json(a, (json_t *)(x)))
             return TB_ENOMEM;
-        out->extra = x;
+        out->extra = (json_t *)(x);
     }
     return 0;
 }

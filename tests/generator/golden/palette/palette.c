@@ -531,17 +531,17 @@ static int palette__decode(const json_t *j, tb_arena *a, palette *out)
     x = json_object_getn(j, "kind", 4);
     out->has_kind = x != NULL;
     if (x) {
-        if (tb_arena_hold_json(a, x))
+        if (tb_arena_hold_json(a, (json_t *)(x)))
             return TB_ENOMEM;
-        out->kind = x;
+        out->kind = (json_t *)(x);
     }
     x = json_object_getn(j, "colours", 7);
     if (!x)
         return TB_EVALIDATION;
     {
-        if (tb_arena_hold_json(a, x))
+        if (tb_arena_hold_json(a, (json_t *)(x)))
             return TB_ENOMEM;
-        out->colours = x;
+        out->colours = (json_t *)(x);
     }
     x = json_object_getn(j, "created", 7);
     out->has_created = x != NULL;
