@@ -34,8 +34,8 @@ void tb_ctx_init(tb_ctx *ctx, tb_arena *a, const char *request_id)
     ctx->request_id = request_id;
 }
 
-/* xoshiro256** per thread, seeded from getrandom: request ids need uniqueness, not secrecy,
- * and a syscall per request would show in the benchmarks. */
+/* xoshiro256** per thread, seeded from getrandom: request, trace and span ids need uniqueness,
+ * not secrecy, and a syscall per request would show in the benchmarks. */
 static _Thread_local uint64_t rng_s[4];
 static _Thread_local int rng_seeded;
 static _Thread_local unsigned rng_gen; /* reseeded in a forked child (tb_forkgen.h) */
@@ -45,7 +45,7 @@ static uint64_t rotl(uint64_t x, int k)
     return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t rng_next(void)
+uint64_t tb__rng_next(void)
 {
     unsigned gen = tb__fork_generation();
     if (!rng_seeded || rng_gen != gen) {
@@ -75,7 +75,7 @@ static uint64_t rng_next(void)
 void tb_request_id_new(char out[33])
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t a = rng_next(), b = rng_next();
+    uint64_t a = tb__rng_next(), b = tb__rng_next();
     for (int i = 0; i < 16; i++) {
         out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
         out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];

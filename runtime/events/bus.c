@@ -202,28 +202,15 @@ static bool name_ok(const char *s)
     return true;
 }
 
-static bool hex_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
-}
 
 int tb_traceparent_parse(const char *tp, char trace_id[33], char span_id[17])
 {
-    /* 00-<32 hex>-<16 hex>-<2 hex> */
-    if (tp == NULL || strlen(tp) != 55 || tp[0] != '0' || tp[1] != '0' || tp[2] != '-' ||
-        tp[35] != '-' || tp[52] != '-' || !hex_ok(tp + 3, 32) || !hex_ok(tp + 36, 16) ||
-        !hex_ok(tp + 53, 2))
+    /* the W3C rules of tablium/trace.h (a later version's extra fields included) */
+    tb_span_context sc;
+    if (tp == NULL || !tb_traceparent_decode(tp, strlen(tp), &sc))
         return 0;
-    static const char zeros[32] = "00000000000000000000000000000000";
-    if (memcmp(tp + 3, zeros, 32) == 0 || memcmp(tp + 36, zeros, 16) == 0)
-        return 0;
-    memcpy(trace_id, tp + 3, 32);
-    trace_id[32] = '\0';
-    memcpy(span_id, tp + 36, 16);
-    span_id[16] = '\0';
+    tb_trace_hex(sc.trace_id, 16, trace_id);
+    tb_trace_hex(sc.span_id, 8, span_id);
     return 1;
 }
 

@@ -230,45 +230,6 @@ size_t tb_tracestate_normalize(const char *const *vals, size_t n, char *out, siz
 
 /* ---- ids ---- */
 
-/* xoshiro256** per thread, seeded from getrandom, as tb_request_id_new (runtime/core/ctx.c):
- * ids must be unique, not secret, and a system call per span would show. A forked child
- * reseeds (tb_forkgen.h) so it never repeats its parent's ids. */
-static _Thread_local uint64_t rng_s[4];
-static _Thread_local bool rng_seeded;
-static _Thread_local unsigned rng_gen;
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(void)
-{
-    unsigned gen = tb__fork_generation();
-    if (!rng_seeded || rng_gen != gen) {
-        rng_gen = gen;
-        if (tb__getrandom(rng_s, sizeof rng_s) != sizeof rng_s) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            rng_s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32);
-            rng_s[1] = (uint64_t)(uintptr_t)&rng_s ^ 0x9e3779b97f4a7c15ull;
-            rng_s[2] = rng_s[0] * 0xbf58476d1ce4e5b9ull + 1;
-            rng_s[3] = rng_s[1] * 0x94d049bb133111ebull + 7;
-        }
-        rng_seeded = true;
-    }
-    uint64_t *s = rng_s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
 static void put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -279,14 +240,14 @@ static void put64(uint8_t *p, uint64_t v)
 void tb_trace_id_new(uint8_t id[16])
 {
     do {
-        put64(id, rng_next());
-        put64(id + 8, rng_next());
+        put64(id, tb__rng_next());
+        put64(id + 8, tb__rng_next());
     } while (all_zero(id, 16));
 }
 
 void tb_span_id_new(uint8_t id[8])
 {
     do
-        put64(id, rng_next());
+        put64(id, tb__rng_next());
     while (all_zero(id, 8));
 }
