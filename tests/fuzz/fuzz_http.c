@@ -316,9 +316,10 @@ static bool check_reply(const uint8_t *req, size_t req_n, const reply *r)
             FINDING("dup-head", "libmicrohttpd's error head spliced into the reply: " what);   \
         FINDING("not-http", what);                                                             \
     } while (0)
-    /* the input may hold a HEAD request: at its start or after a line feed */
-    bool has_head = req_n >= 5 && (memcmp(req, "HEAD ", 5) == 0 ||
-                                   memfind((const char *)req, req_n, "\nHEAD ") != NULL);
+    /* the input may hold a HEAD request: at its start, after a line feed, or right after the
+     * body of a pipelined request (CI's fuzz run found "...\"referencHEAD /wallets/..." after a
+     * 45-byte body: its 401 rightly came without the body its Content-Length counts) */
+    bool has_head = req_n >= 5 && memfind((const char *)req, req_n, "HEAD ") != NULL;
     while (p < end) {
         size_t left = (size_t)(end - p);
         if (left < 13 || memcmp(p, "HTTP/1.1 ", 9) != 0 || p[9] < '1' || p[9] > '5' ||
