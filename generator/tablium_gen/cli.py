@@ -33,7 +33,7 @@ def expand(paths):
 def compile_schemas(paths, name, dialect="2020-12"):
     """Compiles schema files into (header text, source text). Raises GenError."""
     loader = Loader(dialect=dialect)
-    vcomp = ValidatorCompiler(loader, prefix="%s__v" % name)
+    vcomp = ValidatorCompiler(loader, prefix="%s__" % name)
     types = TypeBuilder(loader, vcomp)
     files = expand(paths)
     if not files:

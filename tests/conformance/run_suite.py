@@ -66,7 +66,7 @@ def main():
         stem = "s%02d" % fi
         loader = Loader()
         loader.map_prefix("http://localhost:1234/", os.path.join(args.suite, "remotes"))
-        comp = ValidatorCompiler(loader, prefix="%s_v" % stem)
+        comp = ValidatorCompiler(loader, prefix="%s__" % stem)
         names = []
         for ci, case in enumerate(cases):
             uri = "https://tablium.invalid/suite/%s/%d.json" % (fname, ci)

@@ -145,7 +145,7 @@ class GoldenShape(unittest.TestCase):
 
     def test_order_source(self):
         c = self.read("order", "c")
-        self.assertIn('/* ^ORD-[0-9]{6}$ */\nstatic bool order__v_rx0(const char *s, size_t n)', c)  # simple pattern: C, no regex engine
+        self.assertIn('/* ^ORD-[0-9]{6}$ */\nstatic bool order__rx0(const char *s, size_t n)', c)  # simple pattern: C, no regex engine
         self.assertIn("x >= 1.0L", c)       # minimum 1
         self.assertIn("x <= 1000.0L", c)    # maximum 1000
         self.assertIn("x > 0.0L", c)        # exclusiveMinimum 0

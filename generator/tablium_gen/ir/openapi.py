@@ -92,7 +92,7 @@ class ServiceBuilder:
         self.name = cnames.snake(name or (svc if isinstance(svc, str) else None) or
                                  os.path.basename(path).rsplit(".", 1)[0])
         self.prefix = self.name + "_"
-        self.vcomp = ValidatorCompiler(loader, prefix="%s__v" % self.name)
+        self.vcomp = ValidatorCompiler(loader, prefix="%s__" % self.name)
         self.types = TypeBuilder(loader, self.vcomp, prefix=self.prefix)
         self.fnames = cnames.Namer(reserved=set(cnames.C_KEYWORDS))
         self.ops = []

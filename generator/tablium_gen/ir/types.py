@@ -6,7 +6,7 @@ with no single static C type (mixed types, maps, free-form) is carried as `json_
 """
 import json
 
-from ..errors import GenError
+from ..errors import Diagnostic, GenError
 from . import cnames
 
 
@@ -217,4 +217,10 @@ class TypeBuilder:
             kb = json.dumps(pname, ensure_ascii=False).encode("utf-8") + b":"
             f.keylit = cstr_bytes(kb)
             f.keylen = len(kb)
+            if f.keylen > 0xffff:
+                raise GenError([Diagnostic(nt.where.split("#")[0], "", "property name of %d "
+                                           "bytes: the codec's limit is 65,000" % f.len)])
+            f.cflags = " | ".join(x for x, on in (("TB_CF_REQUIRED", f.required),
+                                                  ("TB_CF_NULLABLE", nullable),
+                                                  ("TB_CF_ARRAY", ct.kind == "array")) if on) or "0"
             nt.fields.append(f)

@@ -6,6 +6,7 @@ the dynamic-scope tables. Every decision about the generated C (names, literals,
 taken here; the templates only print it.
 """
 import json
+import os
 import math
 
 from ..errors import Diagnostic, GenError
@@ -162,6 +163,46 @@ def nul_check():
     return Check("nul", msg=cmsg("must not contain NUL characters (U+0000)"))
 
 
+# OpenAPI containers shortened in validator names (a name says where its schema is, briefly)
+_LOC_SHORT = [
+    (("components", "schemas"), []),
+    (("requestBody", "content", None, "schema"), ["body"]),
+    (("content", None, "schema"), ["content"]),
+    (("$defs",), ["defs"]),
+    (("definitions",), ["defs"]),
+]
+MAX_NAME = 96
+
+
+def location_name(info):
+    """The C name part of a schema's location: `Wallet_properties_amount` for
+    #/components/schemas/Wallet/properties/amount, the file's stem for a file's root."""
+    if info is None:
+        return "schema"
+    segs = [x.replace("~1", "/").replace("~0", "~") for x in info.pointer.split("/") if x]
+    out = []
+    i = 0
+    while i < len(segs):
+        for pat, repl in _LOC_SHORT:
+            if len(segs) - i >= len(pat) and all(p is None or p == segs[i + k]
+                                                  for k, p in enumerate(pat)):
+                out += repl
+                i += len(pat)
+                break
+        else:
+            out.append(segs[i])
+            i += 1
+    if not segs or segs[0] not in ("components", "paths", "webhooks"):
+        # a schema file: its stem says which one (several files share a unit)
+        stem = os.path.basename(info.file or "schema")
+        out.insert(0, stem.rsplit(".", 1)[0] if stem.endswith((".json", ".yaml", ".yml"))
+                   else stem)
+    name = "_".join(cnames.snake(x).strip("_") or "x" for x in out)
+    if len(name) > MAX_NAME:
+        name = name[:MAX_NAME].rstrip("_")
+    return name
+
+
 class ValidatorCompiler:
     """Compiles schema nodes into a ValidatorUnit. `loader` resolves references; `prefix`
     names the static functions; `dialect` is "2020-12" or "oas30" (OpenAPI 3.0 nullable and
@@ -170,6 +211,7 @@ class ValidatorCompiler:
     def __init__(self, loader, prefix="v"):
         self.loader = loader
         self.prefix = prefix
+        self.fnames = cnames.Namer()
         self.unit = ValidatorUnit()
         self.memo = {}
         self.res_ids = {}
@@ -316,7 +358,7 @@ class ValidatorCompiler:
         key = ("m", pattern)
         if key in self.regex_ids:
             return self.regex_ids[key]
-        name = "%s_rx%d" % (self.prefix, len(self.unit.matchers))
+        name = "%srx%d" % (self.prefix, len(self.unit.matchers))
         # One byte per character, one bit per distinct class: a table lookup per character
         # instead of a chain of range tests (branch-predictor friendly on random input).
         classes = list(dict.fromkeys(chars for chars, _, _ in atoms))
@@ -382,7 +424,7 @@ class ValidatorCompiler:
 
     def compile(self, node):
         info = self.loader.info(node)
-        name = "%s%d" % (self.prefix, len(self.unit.funcs))
+        name = self.fnames.take(self.prefix + "schema_" + location_name(info))
         where = "%s#%s" % (cnames.short_path(info.file) if info and info.file else "?",
                            info.pointer if info else "")
         f = VFunc(name, where.replace("*/", "*\\/"),
@@ -591,7 +633,7 @@ class ValidatorCompiler:
         obj.iterate = bool(obj.props or obj.patterns or obj.additional is not None
                            or obj.names is not None)
         if obj.props and obj.iterate:
-            km = KeyMatcher("km%s_%d" % (self.prefix, len(self.unit.keymatchers)),
+            km = KeyMatcher("%skeys%d" % (self.prefix, len(self.unit.keymatchers)),
                             [p.name for p in obj.props])
             self.unit.keymatchers.append(km)
             obj.matcher = km.name

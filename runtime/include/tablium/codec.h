@@ -1,0 +1,134 @@
+/*
+ * tablium: the table-driven codec behind generated types.
+ *
+ * tablium-gen describes every generated struct with a tb_codec_type: one tb_codec_field row per
+ * member (JSON name, kind, offsetof the value and of its has_/n_/_is_null companions, the
+ * sub-type) and the compiled JSON Schema validator of the type. Decoding (jansson value or JSON
+ * text -> struct), writing (struct -> JSON text) and to_json (struct -> jansson) all run here,
+ * from that one table, the way protobuf-c runs from its field descriptors. Generated code keeps
+ * the tables and one-line typed wrappers (T_parse, T_serialize, ...); service code calls those.
+ *
+ * The descriptors are read-only data: every function here is thread-safe.
+ */
+#ifndef TABLIUM_CODEC_H
+#define TABLIUM_CODEC_H
+
+#include "tablium/arena.h"
+#include "tablium/buf.h"
+#include "tablium/error.h"
+#include "tablium/validate.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** The generated compiled validators' signature: true when j is valid (errors go to c). */
+typedef bool (*tb_vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
+
+/** The C representation of a value (of each item, for an array field). */
+typedef enum tb_codec_kind {
+    TB_CK_STRING = 1, /* char *, NUL-terminated, arena-owned; NULL writes null */
+    TB_CK_INTEGER,    /* int64_t */
+    TB_CK_NUMBER,     /* double */
+    TB_CK_BOOLEAN,    /* bool */
+    TB_CK_ENUM,       /* a generated C enum (int-sized), 0..count-1; sub: tb_codec_enum */
+    TB_CK_STRUCT,     /* a generated struct held by value; sub: tb_codec_type */
+    TB_CK_JSON,       /* json_t * held by the arena; NULL writes null */
+} tb_codec_kind;
+
+/* tb_codec_field.flags */
+#define TB_CF_REQUIRED 0x1u /* no has_ companion: decoding fails when the member is absent */
+#define TB_CF_NULLABLE 0x2u /* a bool <name>_is_null companion at null_off */
+#define TB_CF_ARRAY 0x4u    /* items pointer at off, size_t count at n_off */
+
+typedef struct tb_codec_str {
+    const char *s;
+    size_t n;
+} tb_codec_str;
+
+/** A string enum: values[i] is the JSON string of the C constant i. */
+typedef struct tb_codec_enum {
+    const char *name; /* the C type, for messages */
+    size_t count;
+    const tb_codec_str *values;
+} tb_codec_enum;
+
+typedef struct tb_codec_field {
+    const char *name;  /* JSON member name (UTF-8) */
+    const char *key;   /* the member name as JSON text followed by ':' (what the writer emits) */
+    uint16_t name_len; /* bytes of name */
+    uint16_t key_len;  /* bytes of key */
+    uint8_t kind;      /* tb_codec_kind of the value, or of each item with TB_CF_ARRAY */
+    uint8_t flags;     /* TB_CF_* */
+    uint32_t off;      /* offsetof the value (TB_CF_ARRAY: of the items pointer) */
+    uint32_t has_off;  /* offsetof bool has_<name> (optional members) */
+    uint32_t null_off; /* offsetof bool <name>_is_null (TB_CF_NULLABLE) */
+    uint32_t n_off;    /* offsetof size_t n_<name> (TB_CF_ARRAY) */
+    const void *sub;   /* tb_codec_type (TB_CK_STRUCT), tb_codec_enum (TB_CK_ENUM), else NULL */
+} tb_codec_field;
+
+typedef struct tb_codec_type {
+    const char *name; /* the C type, for messages */
+    size_t size;      /* sizeof the struct */
+    size_t nfields;
+    const tb_codec_field *fields;
+    tb_vfn validate; /* the schema's compiled validator; NULL: every value is valid */
+} tb_codec_type;
+
+/* ---- enums ---- */
+
+/** The JSON string of constant v, or NULL for a value outside the enum. */
+static inline const char *tb_codec_enum_name(const tb_codec_enum *e, int v)
+{
+    return (unsigned)v < e->count ? e->values[v].s : NULL;
+}
+
+/** The constant whose JSON string is s[0..len), or -1. */
+int tb_codec_enum_find(const tb_codec_enum *e, const char *s, size_t len);
+
+/* ---- structs ---- */
+
+/** Decodes a jansson value that already passed t->validate into *out (zeroed first).
+ *  Strings are copied into the arena, free-form values held by it. Returns 0, TB_ENOMEM, or
+ *  TB_EVALIDATION when j does not have the struct's shape (a value that was not validated). */
+int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *out);
+
+/** Appends *v as compact JSON text. Out of memory is left in b->oom. */
+void tb_codec_write(const tb_codec_type *t, const void *v, tb_buf *b);
+
+/** *v as a new jansson value (caller owns; json_decref), or NULL on out of memory. */
+json_t *tb_codec_to_json(const tb_codec_type *t, const void *v);
+
+/** Validates j against t's schema: 0, or TB_EVALIDATION with err's details (JSON paths). */
+int tb_codec_validate(const tb_codec_type *t, const json_t *j, unsigned flags, tb_error *err);
+
+/** Validates j (all errors) and decodes it. */
+int tb_codec_from_json(const tb_codec_type *t, const json_t *j, tb_arena *a, void *out,
+                       tb_error *err);
+
+/** Parses JSON text buf[0..len), validates and decodes it: 0, TB_EPARSE, TB_EVALIDATION or
+ *  TB_ENOMEM with err set. */
+int tb_codec_parse(const tb_codec_type *t, const char *buf, size_t len, tb_arena *a, void *out,
+                   tb_error *err);
+
+/** Appends *v as JSON text to out: 0 or TB_ENOMEM. */
+int tb_codec_serialize(const tb_codec_type *t, const void *v, tb_buf *out);
+
+/* ---- single values (parameters, bodies that are not structs) ---- */
+
+/** Decodes one value of `kind` (sub as in tb_codec_field) into *dst. */
+int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *a, void *dst);
+/** Appends one value of `kind` at v as JSON text. */
+void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b);
+/** One value of `kind` at v as a new jansson value, or NULL on out of memory. */
+json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v);
+
+/** Runs a compiled validator over j as a whole validation (NULL fn: valid):
+ *  0, or TB_EVALIDATION with err's details. */
+int tb_validate_with(tb_vfn fn, const json_t *j, unsigned flags, tb_error *err);
+
+/** A validator that refuses every value (the schema `false`). */
+bool tb_v_never(const json_t *j, tb_vctx *c, tb_eval *ev);
+
+#endif

@@ -1,0 +1,333 @@
+/*
+ * tablium: the table-driven codec of generated types (tablium/codec.h).
+ */
+#include "tablium/codec.h"
+
+#include "tablium/json.h"
+
+#include <string.h>
+
+static size_t item_size(int kind, const void *sub)
+{
+    switch (kind) {
+    case TB_CK_STRING:
+        return sizeof(char *);
+    case TB_CK_INTEGER:
+        return sizeof(int64_t);
+    case TB_CK_NUMBER:
+        return sizeof(double);
+    case TB_CK_BOOLEAN:
+        return sizeof(bool);
+    case TB_CK_ENUM:
+        return sizeof(int);
+    case TB_CK_STRUCT:
+        return ((const tb_codec_type *)sub)->size;
+    default:
+        return sizeof(json_t *);
+    }
+}
+
+int tb_codec_enum_find(const tb_codec_enum *e, const char *s, size_t len)
+{
+    for (size_t i = 0; i < e->count; i++)
+        if (e->values[i].n == len && memcmp(e->values[i].s, s, len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---- decode ---- */
+
+int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *a, void *dst)
+{
+    switch (kind) {
+    case TB_CK_STRING: {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        char *s = tb_arena_strndup(a, json_string_value(x), json_string_length(x));
+        if (!s)
+            return TB_ENOMEM;
+        *(char **)dst = s;
+        return 0;
+    }
+    case TB_CK_INTEGER:
+        if (json_is_integer(x))
+            *(int64_t *)dst = (int64_t)json_integer_value(x);
+        else if (json_is_real(x))
+            *(int64_t *)dst = (int64_t)json_real_value(x);
+        else
+            return TB_EVALIDATION;
+        return 0;
+    case TB_CK_NUMBER:
+        if (!json_is_number(x))
+            return TB_EVALIDATION;
+        *(double *)dst = json_number_value(x);
+        return 0;
+    case TB_CK_BOOLEAN:
+        if (!json_is_boolean(x))
+            return TB_EVALIDATION;
+        *(bool *)dst = json_is_true(x);
+        return 0;
+    case TB_CK_ENUM: {
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        int v = tb_codec_enum_find(sub, json_string_value(x), json_string_length(x));
+        if (v < 0)
+            return TB_EVALIDATION;
+        *(int *)dst = v;
+        return 0;
+    }
+    case TB_CK_STRUCT:
+        return tb_codec_decode(sub, x, a, dst);
+    case TB_CK_JSON:
+        /* the struct keeps a reference (json_t's refcount changes behind const) */
+        if (tb_arena_hold_json(a, (json_t *)x))
+            return TB_ENOMEM;
+        *(json_t **)dst = (json_t *)x;
+        return 0;
+    default:
+        return TB_EINVAL;
+    }
+}
+
+static int decode_array(const tb_codec_field *f, const json_t *x, tb_arena *a, char *base)
+{
+    if (!json_is_array(x))
+        return TB_EVALIDATION;
+    size_t n = json_array_size(x);
+    size_t sz = item_size(f->kind, f->sub);
+    char *items = tb_arena_calloc(a, n ? n : 1, sz);
+    if (!items)
+        return TB_ENOMEM;
+    *(void **)(base + f->off) = items;
+    *(size_t *)(base + f->n_off) = n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = tb_codec_value_decode(f->kind, f->sub, json_array_get(x, i), a, items + i * sz);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *out)
+{
+    char *base = out;
+    memset(out, 0, t->size);
+    if (!json_is_object(j))
+        return TB_EVALIDATION;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        const json_t *x = json_object_getn(j, f->name, f->name_len);
+        if (!x) {
+            if (f->flags & TB_CF_REQUIRED)
+                return TB_EVALIDATION;
+            continue;
+        }
+        if (!(f->flags & TB_CF_REQUIRED))
+            *(bool *)(base + f->has_off) = true;
+        if ((f->flags & TB_CF_NULLABLE) && json_is_null(x)) {
+            *(bool *)(base + f->null_off) = true;
+            continue;
+        }
+        int rc = (f->flags & TB_CF_ARRAY) ? decode_array(f, x, a, base)
+                                          : tb_codec_value_decode(f->kind, f->sub, x, a, base + f->off);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- write ---- */
+
+void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
+{
+    switch (kind) {
+    case TB_CK_STRING: {
+        const char *s = *(char *const *)v;
+        if (s)
+            tb_buf_json_string(b, s, strlen(s));
+        else
+            tb_buf_append(b, "null", 4);
+        return;
+    }
+    case TB_CK_INTEGER:
+        tb_buf_json_int(b, *(const int64_t *)v);
+        return;
+    case TB_CK_NUMBER:
+        tb_buf_json_double(b, *(const double *)v);
+        return;
+    case TB_CK_BOOLEAN:
+        if (*(const bool *)v)
+            tb_buf_append(b, "true", 4);
+        else
+            tb_buf_append(b, "false", 5);
+        return;
+    case TB_CK_ENUM: {
+        const tb_codec_enum *e = sub;
+        int x = *(const int *)v;
+        if ((unsigned)x < e->count)
+            tb_buf_json_string(b, e->values[x].s, e->values[x].n);
+        else
+            tb_buf_append(b, "null", 4);
+        return;
+    }
+    case TB_CK_STRUCT:
+        tb_codec_write(sub, v, b);
+        return;
+    default: {
+        const json_t *j = *(json_t *const *)v;
+        if (j)
+            tb_buf_json_value(b, j);
+        else
+            tb_buf_append(b, "null", 4);
+        return;
+    }
+    }
+}
+
+void tb_codec_write(const tb_codec_type *t, const void *v, tb_buf *b)
+{
+    const char *base = v;
+    char sep = '{';
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(base + f->has_off))
+            continue;
+        tb_buf_putc(b, sep);
+        sep = ',';
+        tb_buf_append(b, f->key, f->key_len);
+        if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(base + f->null_off)) {
+            tb_buf_append(b, "null", 4);
+        } else if (f->flags & TB_CF_ARRAY) {
+            const char *items = *(char *const *)(base + f->off);
+            size_t n = *(const size_t *)(base + f->n_off);
+            size_t sz = item_size(f->kind, f->sub);
+            tb_buf_putc(b, '[');
+            for (size_t k = 0; k < n; k++) {
+                if (k)
+                    tb_buf_putc(b, ',');
+                tb_codec_value_write(f->kind, f->sub, items + k * sz, b);
+            }
+            tb_buf_putc(b, ']');
+        } else {
+            tb_codec_value_write(f->kind, f->sub, base + f->off, b);
+        }
+    }
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+int tb_codec_serialize(const tb_codec_type *t, const void *v, tb_buf *out)
+{
+    tb_codec_write(t, v, out);
+    return out->oom ? TB_ENOMEM : 0;
+}
+
+/* ---- to_json ---- */
+
+json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v)
+{
+    switch (kind) {
+    case TB_CK_STRING: {
+        const char *s = *(char *const *)v;
+        return s ? json_string(s) : json_null();
+    }
+    case TB_CK_INTEGER:
+        return json_integer((json_int_t) * (const int64_t *)v);
+    case TB_CK_NUMBER:
+        return json_real(*(const double *)v);
+    case TB_CK_BOOLEAN:
+        return json_boolean(*(const bool *)v);
+    case TB_CK_ENUM: {
+        const char *s = tb_codec_enum_name(sub, *(const int *)v);
+        return s ? json_string(s) : json_null();
+    }
+    case TB_CK_STRUCT:
+        return tb_codec_to_json(sub, v);
+    default: {
+        json_t *j = *(json_t *const *)v;
+        return j ? json_incref(j) : json_null();
+    }
+    }
+}
+
+json_t *tb_codec_to_json(const tb_codec_type *t, const void *v)
+{
+    const char *base = v;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(base + f->has_off))
+            continue;
+        json_t *x;
+        if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(base + f->null_off)) {
+            x = json_null();
+        } else if (f->flags & TB_CF_ARRAY) {
+            const char *items = *(char *const *)(base + f->off);
+            size_t n = *(const size_t *)(base + f->n_off);
+            size_t sz = item_size(f->kind, f->sub);
+            x = json_array();
+            for (size_t k = 0; x && k < n; k++) {
+                if (json_array_append_new(x, tb_codec_value_to_json(f->kind, f->sub, items + k * sz))) {
+                    json_decref(x);
+                    x = NULL;
+                }
+            }
+        } else {
+            x = tb_codec_value_to_json(f->kind, f->sub, base + f->off);
+        }
+        if (!x || json_object_setn_new_nocheck(o, f->name, f->name_len, x)) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* ---- validation ---- */
+
+bool tb_v_never(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    (void)j;
+    (void)ev;
+    tb_v_fail(c, "false", "no value is allowed here");
+    return false;
+}
+
+int tb_validate_with(tb_vfn fn, const json_t *j, unsigned flags, tb_error *err)
+{
+    tb_vctx c;
+    tb_vctx_init(&c, err, flags);
+    bool ok = fn ? fn(j, &c, NULL) : true;
+    return tb_vctx_finish(&c, ok);
+}
+
+int tb_codec_validate(const tb_codec_type *t, const json_t *j, unsigned flags, tb_error *err)
+{
+    return tb_validate_with(t->validate, j, flags, err);
+}
+
+int tb_codec_from_json(const tb_codec_type *t, const json_t *j, tb_arena *a, void *out,
+                       tb_error *err)
+{
+    int rc = tb_codec_validate(t, j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = tb_codec_decode(t, j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "%s: %s", t->name, tb_strerror(rc));
+    return 0;
+}
+
+int tb_codec_parse(const tb_codec_type *t, const char *buf, size_t len, tb_arena *a, void *out,
+                   tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = tb_codec_from_json(t, j, a, out, err);
+    json_decref(j);
+    return rc;
+}
