@@ -3,7 +3,7 @@
 
 #include "tablium/codec.h"
 #include "tablium/json.h"
-#include "tablium/log.h"
+#include "tablium/op.h"
 #include "tablium/token.h"
 #include "tablium/validate.h"
 
@@ -3294,1888 +3294,251 @@ json_t *auth_error_response_to_json(const auth_error_response *v)
 }
 
 /* ======== GET /health ======== */
+static const tb_op_status auth_get_health__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_health_resp, s200), 0, &auth_health__desc, auth__schema_health_response},
+    {503, TB_RS_ERROR, 0, 0, offsetof(auth_get_health_resp, s503), 0, NULL, auth__schema_error_response},
+};
+static const tb_op auth_get_health__op = {
+    "auth_get_health", "GET", "/health", "getHealth",
+    sizeof(auth_get_health_req), sizeof(auth_get_health_resp),
+    NULL, 0,
+    NULL,
+    auth_get_health__statuses, 2,
+    NULL, 0,
+    NULL, 0, 0,
+};
 
 int auth_get_health__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_health_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_get_health__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_health_response(j, c, NULL);
-        break;
-    case 503:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_get_health: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_get_health__op, ctx, hr, req, res);
 }
 
 int auth_get_health__write(tb_ctx *ctx, const auth_get_health_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &auth_health__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 503:
-        rc = tb_http_res_error(res, ctx, 503, &resp->s503);
-        break;
-    default:
-        tb_log_error(ctx, "auth_get_health: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_get_health__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_get_health__dec_s200(const json_t *x, tb_arena *a, auth_get_health_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_health__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_get_health__decode(tb_ctx *ctx, const tb_client_res *r, auth_get_health_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_health_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = auth_get_health__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /health: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 503:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s503);
-        if (rc) {
-            tb_error_set(err, rc, "GET /health: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_get_health__op, ctx, resp, res);
 }
 
 int auth_get_health_call(auth_client *cl, tb_ctx *ctx, const auth_get_health_req *req, auth_get_health_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getHealth";
-    call.route = "/health";
-    tb_buf_append(&u, "/health", 7);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_get_health: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_get_health__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_get_health__op, ctx, req, out, err);
 }
 
 /* ======== POST /auth/register ======== */
-
-static int auth_register_account__dec_body(const json_t *x, tb_arena *a, auth_register_account_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_register_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_body auth_register_account__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_register_account_req, body), 0, 0, &auth_register_request__desc, auth__schema_register_request,
+};
+static const tb_op_status auth_register_account__statuses[] = {
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_register_account_resp, s201), 0, &auth_account__desc, auth__schema_account_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s400), 0, NULL, auth__schema_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s409), 0, NULL, auth__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, auth__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, auth__schema_error_response},
+};
+static const tb_op auth_register_account__op = {
+    "auth_register_account", "POST", "/auth/register", "registerAccount",
+    sizeof(auth_register_account_req), sizeof(auth_register_account_resp),
+    NULL, 0,
+    &auth_register_account__body,
+    auth_register_account__statuses, 5,
+    NULL, 0,
+    NULL, 0, 0,
+};
 
 int auth_register_account__parse(tb_ctx *ctx, const tb_http_req *hr, auth_register_account_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = auth__schema_register_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = auth_register_account__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_register_account__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 201:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_account_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 409:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_register_account: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_register_account__op, ctx, hr, req, res);
 }
 
 int auth_register_account__write(tb_ctx *ctx, const auth_register_account_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 201:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &auth_account__desc, &resp->s201, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 409:
-        rc = tb_http_res_error(res, ctx, 409, &resp->s409);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    default:
-        tb_log_error(ctx, "auth_register_account: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_register_account__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_register_account__dec_s201(const json_t *x, tb_arena *a, auth_register_account_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_account__desc, x, a, &out->s201);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_register_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_register_account_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 201:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_account_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = auth_register_account__dec_s201(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/register: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/register: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 409:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/register: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/register: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/register: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/register: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_register_account__op, ctx, resp, res);
 }
 
 int auth_register_account_call(auth_client *cl, tb_ctx *ctx, const auth_register_account_req *req, auth_register_account_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "registerAccount";
-    call.route = "/auth/register";
-    tb_buf_append(&u, "/auth/register", 14);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_register_account: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &auth_register_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "auth_register_account: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_register_account__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_register_account__op, ctx, req, out, err);
 }
 
 /* ======== GET /auth/accounts/{userId} ======== */
 
-static int auth_get_account__dec_user_id(const json_t *x, tb_arena *a, auth_get_account_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param auth_get_account__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(auth_get_account_req, user_id), 0, 0, NULL,
+     NULL, auth__schema_uuid},
+};
+static const tb_op_status auth_get_account__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_account_resp, s200), 0, &auth_account__desc, auth__schema_account_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s400), 0, NULL, auth__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s404), 0, NULL, auth__schema_error_response},
+};
+static const tb_op auth_get_account__op = {
+    "auth_get_account", "GET", "/auth/accounts/{userId}", "getAccount",
+    sizeof(auth_get_account_req), sizeof(auth_get_account_resp),
+    auth_get_account__params, 1,
+    NULL,
+    auth_get_account__statuses, 3,
+    NULL, 0,
+    NULL, 0, 0,
+};
 
 int auth_get_account__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_account_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = auth__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = auth_get_account__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_get_account__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_account_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_get_account: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_get_account__op, ctx, hr, req, res);
 }
 
 int auth_get_account__write(tb_ctx *ctx, const auth_get_account_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &auth_account__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    default:
-        tb_log_error(ctx, "auth_get_account: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_get_account__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_get_account__dec_s200(const json_t *x, tb_arena *a, auth_get_account_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_account__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_get_account__decode(tb_ctx *ctx, const tb_client_res *r, auth_get_account_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_account_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = auth_get_account__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /auth/accounts/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /auth/accounts/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "GET /auth/accounts/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /auth/accounts/{userId}: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_get_account__op, ctx, resp, res);
 }
 
 int auth_get_account_call(auth_client *cl, tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getAccount";
-    call.route = "/auth/accounts/{userId}";
-    tb_buf_append(&u, "/auth/accounts/", 15);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_get_account: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_get_account__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_get_account__op, ctx, req, out, err);
 }
 
 /* ======== POST /auth/login ======== */
-
-static int auth_login__dec_body(const json_t *x, tb_arena *a, auth_login_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_login_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_body auth_login__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_login_req, body), 0, 0, &auth_login_request__desc, auth__schema_login_request,
+};
+static const tb_op_status auth_login__statuses[] = {
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_login_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s400), 0, NULL, auth__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s401), 0, NULL, auth__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s413), 0, NULL, auth__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s415), 0, NULL, auth__schema_error_response},
+    {429, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s429), 0, NULL, auth__schema_error_response},
+};
+static const tb_op_header auth_login__headers[] = {
+    {"Cache-Control", offsetof(auth_login_resp, headers.cache_control)},
+    {"Pragma", offsetof(auth_login_resp, headers.pragma)},
+    {"Retry-After", offsetof(auth_login_resp, headers.retry_after)},
+};
+static const tb_op auth_login__op = {
+    "auth_login", "POST", "/auth/login", "login",
+    sizeof(auth_login_req), sizeof(auth_login_resp),
+    NULL, 0,
+    &auth_login__body,
+    auth_login__statuses, 6,
+    auth_login__headers, 3,
+    NULL, 0, 0,
+};
 
 int auth_login__parse(tb_ctx *ctx, const tb_http_req *hr, auth_login_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = auth__schema_login_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = auth_login__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_login__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_token_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 429:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_login: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_login__op, ctx, hr, req, res);
 }
 
 int auth_login__write(tb_ctx *ctx, const auth_login_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_codec_value_write(TB_CK_STRUCT, &auth_token_response__desc, &resp->s200, b);
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    case 429:
-        rc = tb_http_res_error(res, ctx, 429, &resp->s429);
-        break;
-    default:
-        tb_log_error(ctx, "auth_login: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
-        return TB_EINVAL;
-    if (resp->headers.pragma && tb_http_res_header(res, "Pragma", resp->headers.pragma))
-        return TB_EINVAL;
-    if (resp->headers.retry_after && tb_http_res_header(res, "Retry-After", resp->headers.retry_after))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_login__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_login__dec_s200(const json_t *x, tb_arena *a, auth_login_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_token_response__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_login__decode(tb_ctx *ctx, const tb_client_res *r, auth_login_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_token_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = j;
-            rc = auth_login__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 429:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s429);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/login: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/login: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
-    out->headers.pragma = tb_client_res_header(r, "Pragma");
-    out->headers.retry_after = tb_client_res_header(r, "Retry-After");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_login__op, ctx, resp, res);
 }
 
 int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "login";
-    call.route = "/auth/login";
-    tb_buf_append(&u, "/auth/login", 11);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_login: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &auth_login_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "auth_login: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_login__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_login__op, ctx, req, out, err);
 }
 
 /* ======== POST /oauth/token ======== */
-
-static int auth_issue_token__dec_body(const json_t *x, tb_arena *a, auth_issue_token_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_token_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_body auth_issue_token__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_issue_token_req, body), 0, 0, &auth_token_request__desc, auth__schema_token_request,
+};
+static const tb_op_status auth_issue_token__statuses[] = {
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s400), 0, NULL, auth__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s401), 0, NULL, auth__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s413), 0, NULL, auth__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s415), 0, NULL, auth__schema_error_response},
+};
+static const tb_op_header auth_issue_token__headers[] = {
+    {"Cache-Control", offsetof(auth_issue_token_resp, headers.cache_control)},
+    {"Pragma", offsetof(auth_issue_token_resp, headers.pragma)},
+};
+static const tb_op auth_issue_token__op = {
+    "auth_issue_token", "POST", "/oauth/token", "issueToken",
+    sizeof(auth_issue_token_req), sizeof(auth_issue_token_resp),
+    NULL, 0,
+    &auth_issue_token__body,
+    auth_issue_token__statuses, 5,
+    auth_issue_token__headers, 2,
+    NULL, 0, 0,
+};
 
 int auth_issue_token__parse(tb_ctx *ctx, const tb_http_req *hr, auth_issue_token_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = auth__schema_token_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = auth_issue_token__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_issue_token__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_token_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_issue_token: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_issue_token__op, ctx, hr, req, res);
 }
 
 int auth_issue_token__write(tb_ctx *ctx, const auth_issue_token_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_codec_value_write(TB_CK_STRUCT, &auth_token_response__desc, &resp->s200, b);
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    default:
-        tb_log_error(ctx, "auth_issue_token: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
-        return TB_EINVAL;
-    if (resp->headers.pragma && tb_http_res_header(res, "Pragma", resp->headers.pragma))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_issue_token__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_issue_token__dec_s200(const json_t *x, tb_arena *a, auth_issue_token_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_token_response__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_issue_token__decode(tb_ctx *ctx, const tb_client_res *r, auth_issue_token_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_token_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = j;
-            rc = auth_issue_token__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /oauth/token: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /oauth/token: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
-    out->headers.pragma = tb_client_res_header(r, "Pragma");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_issue_token__op, ctx, resp, res);
 }
 
 int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "issueToken";
-    call.route = "/oauth/token";
-    tb_buf_append(&u, "/oauth/token", 12);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_issue_token: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &auth_token_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "auth_issue_token: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_issue_token__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_issue_token__op, ctx, req, out, err);
 }
 
 /* ======== GET /.well-known/jwks.json ======== */
+static const tb_op_status auth_get_jwks__statuses[] = {
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_get_jwks_resp, s200), 0, &auth_jwk_set__desc, auth__schema_jwk_set},
+};
+static const tb_op_header auth_get_jwks__headers[] = {
+    {"Cache-Control", offsetof(auth_get_jwks_resp, headers.cache_control)},
+};
+static const tb_op auth_get_jwks__op = {
+    "auth_get_jwks", "GET", "/.well-known/jwks.json", "getJwks",
+    sizeof(auth_get_jwks_req), sizeof(auth_get_jwks_resp),
+    NULL, 0,
+    NULL,
+    auth_get_jwks__statuses, 1,
+    auth_get_jwks__headers, 1,
+    NULL, 0, 0,
+};
 
 int auth_get_jwks__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_jwks_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_get_jwks__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_jwk_set(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_get_jwks: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_get_jwks__op, ctx, hr, req, res);
 }
 
 int auth_get_jwks__write(tb_ctx *ctx, const auth_get_jwks_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_codec_value_write(TB_CK_STRUCT, &auth_jwk_set__desc, &resp->s200, b);
-        break;
-    default:
-        tb_log_error(ctx, "auth_get_jwks: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.cache_control && tb_http_res_header(res, "Cache-Control", resp->headers.cache_control))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_get_jwks__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_get_jwks__dec_s200(const json_t *x, tb_arena *a, auth_get_jwks_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_jwk_set__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_get_jwks__decode(tb_ctx *ctx, const tb_client_res *r, auth_get_jwks_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /.well-known/jwks.json: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_jwk_set(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /.well-known/jwks.json: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = j;
-            rc = auth_get_jwks__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /.well-known/jwks.json: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /.well-known/jwks.json: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.cache_control = tb_client_res_header(r, "Cache-Control");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_get_jwks__op, ctx, resp, res);
 }
 
 int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getJwks";
-    call.route = "/.well-known/jwks.json";
-    tb_buf_append(&u, "/.well-known/jwks.json", 22);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_get_jwks: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_get_jwks__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_get_jwks__op, ctx, req, out, err);
 }
 
 /* ======== POST /auth/keys/rotate ======== */
+static const tb_op_status auth_rotate_signing_key__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_rotate_signing_key_resp, s200), 0, &auth_rotation__desc, auth__schema_rotation_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s401), 0, NULL, auth__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s403), 0, NULL, auth__schema_error_response},
+};
+static const tb_op auth_rotate_signing_key__op = {
+    "auth_rotate_signing_key", "POST", "/auth/keys/rotate", "rotateSigningKey",
+    sizeof(auth_rotate_signing_key_req), sizeof(auth_rotate_signing_key_resp),
+    NULL, 0,
+    NULL,
+    auth_rotate_signing_key__statuses, 3,
+    NULL, 0,
+    NULL, 0, 0,
+};
 
 int auth_rotate_signing_key__parse(tb_ctx *ctx, const tb_http_req *hr, auth_rotate_signing_key_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int auth_rotate_signing_key__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_rotation_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && auth__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "auth_rotate_signing_key: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&auth_rotate_signing_key__op, ctx, hr, req, res);
 }
 
 int auth_rotate_signing_key__write(tb_ctx *ctx, const auth_rotate_signing_key_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &auth_rotation__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    default:
-        tb_log_error(ctx, "auth_rotate_signing_key: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return auth_rotate_signing_key__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int auth_rotate_signing_key__dec_s200(const json_t *x, tb_arena *a, auth_rotate_signing_key_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &auth_rotation__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int auth_rotate_signing_key__decode(tb_ctx *ctx, const tb_client_res *r, auth_rotate_signing_key_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_rotation_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = auth_rotate_signing_key__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/keys/rotate: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/keys/rotate: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = auth__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "POST /auth/keys/rotate: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /auth/keys/rotate: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&auth_rotate_signing_key__op, ctx, resp, res);
 }
 
 int auth_rotate_signing_key_call(auth_client *cl, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "rotateSigningKey";
-    call.route = "/auth/keys/rotate";
-    tb_buf_append(&u, "/auth/keys/rotate", 17);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "auth_rotate_signing_key: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    rc = tb_client_send(cl->http, ctx, &call, &r, err);
-    if (rc == 0)
-        rc = auth_rotate_signing_key__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &auth_rotate_signing_key__op, ctx, req, out, err);
 }
 
 /* ======== client object ======== */
@@ -5222,127 +3585,37 @@ tb_client *auth_client_http(auth_client *c)
 
 /* ======== examples ======== */
 
-static int auth__example_0(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_health_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_1(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_register_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_2(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_account_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_3(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_4(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_login_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_5(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_token_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_6(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_token_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_7(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_token_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_8(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_jwk_set(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int auth__example_9(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = auth__schema_rotation_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
 const tb_api_example auth_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
-     auth__example_0},
+     auth__schema_health_response},
     {"registerAccount", "request body", "example",
      "{\"email\":\"ada@example.com\",\"username\":\"ada_l\",\"password\":\"correct horse battery staple\",\"displayName\":\"Ada\"}",
-     auth__example_1},
+     auth__schema_register_request},
     {"registerAccount", "response 201", "example",
      "{\"data\":{\"userId\":\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\",\"email\":\"ada@example.com\",\"username\":\"ada_l\",\"registeredAt\":\"2026-11-24T10:00:00Z\",\"eventId\":\"0b6f3b7e-93a1-4f1e-9a55-3e0a4c1f2b11\"}}",
-     auth__example_2},
+     auth__schema_account_response},
     {"getAccount", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     auth__example_3},
+     auth__schema_uuid},
     {"login", "request body", "example",
      "{\"username\":\"ada_l\",\"password\":\"correct horse battery staple\"}",
-     auth__example_4},
+     auth__schema_login_request},
     {"login", "response 200", "example",
      "{\"access_token\":\"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1In0.c2ln\",\"token_type\":\"Bearer\",\"expires_in\":900,\"scope\":\"user\"}",
-     auth__example_5},
+     auth__schema_token_response},
     {"issueToken", "request body", "example",
      "{\"grant_type\":\"client_credentials\",\"client_id\":\"user\",\"client_secret\":\"s3cret-of-the-user-service\",\"scope\":\"wallet.read\"}",
-     auth__example_6},
+     auth__schema_token_request},
     {"issueToken", "response 200", "example",
      "{\"access_token\":\"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1In0.c2ln\",\"token_type\":\"Bearer\",\"expires_in\":900,\"scope\":\"user\"}",
-     auth__example_7},
+     auth__schema_token_response},
     {"getJwks", "response 200", "example",
      "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"3f1b2c4d5e6f708192a3b4c5d6e7f801\",\"use\":\"sig\",\"alg\":\"ES256\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}",
-     auth__example_8},
+     auth__schema_jwk_set},
     {"rotateSigningKey", "response 200", "example",
      "{\"data\":{\"kid\":\"3f1b2c4d5e6f708192a3b4c5d6e7f801\",\"alg\":\"ES256\",\"createdAt\":\"2026-11-24T10:00:00Z\",\"activeFrom\":\"2026-11-24T10:00:30Z\",\"previousRetiresAt\":\"2026-11-24T10:16:30Z\"}}",
-     auth__example_9},
+     auth__schema_rotation_response},
     {NULL, NULL, NULL, NULL, NULL},
 };
 const size_t auth_n_examples = 10;

@@ -3,7 +3,7 @@
 
 #include "tablium/codec.h"
 #include "tablium/json.h"
-#include "tablium/log.h"
+#include "tablium/op.h"
 #include "tablium/token.h"
 #include "tablium/validate.h"
 
@@ -2759,2603 +2759,298 @@ json_t *user_error_response_to_json(const user_error_response *v)
 }
 
 /* ======== GET /health ======== */
+static const tb_op_status user_get_health__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &user_health__desc, user__schema_health_response},
+    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, user__schema_error_response},
+};
+static const tb_op user_get_health__op = {
+    "user_get_health", "GET", "/health", "getHealth",
+    sizeof(user_get_health_req), sizeof(user_get_health_resp),
+    NULL, 0,
+    NULL,
+    user_get_health__statuses, 2,
+    NULL, 0,
+    NULL, 5000, 0,
+};
 
 int user_get_health__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_health_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_get_health__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_health_response(j, c, NULL);
-        break;
-    case 503:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_get_health: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_get_health__op, ctx, hr, req, res);
 }
 
 int user_get_health__write(tb_ctx *ctx, const user_get_health_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &user_health__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 503:
-        rc = tb_http_res_error(res, ctx, 503, &resp->s503);
-        break;
-    default:
-        tb_log_error(ctx, "user_get_health: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_get_health__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_get_health__dec_s200(const json_t *x, tb_arena *a, user_get_health_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_health__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_get_health__decode(tb_ctx *ctx, const tb_client_res *r, user_get_health_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_health_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_get_health__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /health: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 503:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s503);
-        if (rc) {
-            tb_error_set(err, rc, "GET /health: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_get_health__op, ctx, resp, res);
 }
 
 int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getHealth";
-    call.route = "/health";
-    tb_buf_append(&u, "/health", 7);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_get_health: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_get_health__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_get_health__op, ctx, req, out, err);
 }
 
 /* ======== POST /users ======== */
-
-static int user_create_user__dec_body(const json_t *x, tb_arena *a, user_create_user_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_create_user_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_body user_create_user__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_create_user_req, body), 0, 0, &user_create_user_request__desc, user__schema_create_user_request,
+};
+static const tb_op_status user_create_user__statuses[] = {
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, user__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, user__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, user__schema_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, user__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, user__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, user__schema_error_response},
+};
+static const tb_op_header user_create_user__headers[] = {
+    {"WWW-Authenticate", offsetof(user_create_user_resp, headers.www_authenticate)},
+    {"Location", offsetof(user_create_user_resp, headers.location)},
+};
+static const tb_op user_create_user__op = {
+    "user_create_user", "POST", "/users", "createUser",
+    sizeof(user_create_user_req), sizeof(user_create_user_resp),
+    NULL, 0,
+    &user_create_user__body,
+    user_create_user__statuses, 7,
+    user_create_user__headers, 2,
+    NULL, 5000, 0,
+};
 
 int user_create_user__parse(tb_ctx *ctx, const tb_http_req *hr, user_create_user_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = user__schema_create_user_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = user_create_user__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_create_user__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 201:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_user_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 409:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_create_user: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_create_user__op, ctx, hr, req, res);
 }
 
 int user_create_user__write(tb_ctx *ctx, const user_create_user_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 201:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &user_user__desc, &resp->s201, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 409:
-        rc = tb_http_res_error(res, ctx, 409, &resp->s409);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    default:
-        tb_log_error(ctx, "user_create_user: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (resp->headers.location && tb_http_res_header(res, "Location", resp->headers.location))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_create_user__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_create_user__dec_s201(const json_t *x, tb_arena *a, user_create_user_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_user__desc, x, a, &out->s201);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_create_user__decode(tb_ctx *ctx, const tb_client_res *r, user_create_user_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 201:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_user_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_create_user__dec_s201(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 409:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /users: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-    out->headers.location = tb_client_res_header(r, "Location");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_create_user__op, ctx, resp, res);
 }
 
 int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "createUser";
-    call.route = "/users";
-    tb_buf_append(&u, "/users", 6);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_create_user: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &user_create_user_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "user_create_user: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_create_user__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_create_user__op, ctx, req, out, err);
 }
 
 /* ======== GET /users/{userId} ======== */
 
-static int user_get_user__dec_user_id(const json_t *x, tb_arena *a, user_get_user_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param user_get_user__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(user_get_user_req, user_id), 0, 0, NULL,
+     NULL, user__schema_uuid},
+};
+static const tb_op_status user_get_user__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_user_resp, s200), 0, &user_user__desc, user__schema_user_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, user__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, user__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, user__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, user__schema_error_response},
+};
+static const tb_op_header user_get_user__headers[] = {
+    {"WWW-Authenticate", offsetof(user_get_user_resp, headers.www_authenticate)},
+};
+static const tb_op user_get_user__op = {
+    "user_get_user", "GET", "/users/{userId}", "getUser",
+    sizeof(user_get_user_req), sizeof(user_get_user_resp),
+    user_get_user__params, 1,
+    NULL,
+    user_get_user__statuses, 5,
+    user_get_user__headers, 1,
+    NULL, 5000, 0,
+};
 
 int user_get_user__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_user_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = user__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = user_get_user__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_get_user__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_user_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_get_user: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_get_user__op, ctx, hr, req, res);
 }
 
 int user_get_user__write(tb_ctx *ctx, const user_get_user_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &user_user__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    default:
-        tb_log_error(ctx, "user_get_user: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_get_user__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_get_user__dec_s200(const json_t *x, tb_arena *a, user_get_user_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_user__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_get_user__decode(tb_ctx *ctx, const tb_client_res *r, user_get_user_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_user_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_get_user__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_get_user__op, ctx, resp, res);
 }
 
 int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getUser";
-    call.route = "/users/{userId}";
-    tb_buf_append(&u, "/users/", 7);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_get_user: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_get_user__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_get_user__op, ctx, req, out, err);
 }
 
 /* ======== GET /users/{userId}/profile ======== */
 
-static int user_get_profile__dec_user_id(const json_t *x, tb_arena *a, user_get_profile_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param user_get_profile__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(user_get_profile_req, user_id), 0, 0, NULL,
+     NULL, user__schema_uuid},
+};
+static const tb_op_status user_get_profile__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, user__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, user__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, user__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, user__schema_error_response},
+};
+static const tb_op_header user_get_profile__headers[] = {
+    {"WWW-Authenticate", offsetof(user_get_profile_resp, headers.www_authenticate)},
+};
+static const tb_op user_get_profile__op = {
+    "user_get_profile", "GET", "/users/{userId}/profile", "getProfile",
+    sizeof(user_get_profile_req), sizeof(user_get_profile_resp),
+    user_get_profile__params, 1,
+    NULL,
+    user_get_profile__statuses, 5,
+    user_get_profile__headers, 1,
+    NULL, 5000, 0,
+};
 
 int user_get_profile__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_profile_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = user__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = user_get_profile__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_get_profile__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_profile_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_get_profile: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_get_profile__op, ctx, hr, req, res);
 }
 
 int user_get_profile__write(tb_ctx *ctx, const user_get_profile_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &user_profile__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    default:
-        tb_log_error(ctx, "user_get_profile: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_get_profile__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_get_profile__dec_s200(const json_t *x, tb_arena *a, user_get_profile_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_profile__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_get_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_get_profile_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_profile_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_get_profile__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/profile: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_get_profile__op, ctx, resp, res);
 }
 
 int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getProfile";
-    call.route = "/users/{userId}/profile";
-    tb_buf_append(&u, "/users/", 7);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    tb_buf_append(&u, "/profile", 8);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_get_profile: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_get_profile__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_get_profile__op, ctx, req, out, err);
 }
 
 /* ======== PATCH /users/{userId}/profile ======== */
 
-static int user_update_profile__dec_user_id(const json_t *x, tb_arena *a, user_update_profile_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_update_profile__dec_body(const json_t *x, tb_arena *a, user_update_profile_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_update_profile_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param user_update_profile__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(user_update_profile_req, user_id), 0, 0, NULL,
+     NULL, user__schema_uuid},
+};
+static const tb_op_body user_update_profile__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_update_profile_req, body), 0, 0, &user_update_profile_request__desc, user__schema_update_profile_request,
+};
+static const tb_op_status user_update_profile__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, user__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, user__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, user__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, user__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, user__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, user__schema_error_response},
+};
+static const tb_op_header user_update_profile__headers[] = {
+    {"WWW-Authenticate", offsetof(user_update_profile_resp, headers.www_authenticate)},
+};
+static const tb_op user_update_profile__op = {
+    "user_update_profile", "PATCH", "/users/{userId}/profile", "updateProfile",
+    sizeof(user_update_profile_req), sizeof(user_update_profile_resp),
+    user_update_profile__params, 1,
+    &user_update_profile__body,
+    user_update_profile__statuses, 7,
+    user_update_profile__headers, 1,
+    NULL, 5000, 0,
+};
 
 int user_update_profile__parse(tb_ctx *ctx, const tb_http_req *hr, user_update_profile_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = user__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = user_update_profile__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = user__schema_update_profile_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = user_update_profile__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_update_profile__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_profile_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_update_profile: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_update_profile__op, ctx, hr, req, res);
 }
 
 int user_update_profile__write(tb_ctx *ctx, const user_update_profile_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &user_profile__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    default:
-        tb_log_error(ctx, "user_update_profile: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_update_profile__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_update_profile__dec_s200(const json_t *x, tb_arena *a, user_update_profile_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_profile__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_update_profile__decode(tb_ctx *ctx, const tb_client_res *r, user_update_profile_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_profile_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_update_profile__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "PATCH /users/{userId}/profile: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "PATCH /users/{userId}/profile: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_update_profile__op, ctx, resp, res);
 }
 
 int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_profile_req *req, user_update_profile_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "PATCH";
-    call.operation_id = "updateProfile";
-    call.route = "/users/{userId}/profile";
-    tb_buf_append(&u, "/users/", 7);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    tb_buf_append(&u, "/profile", 8);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_update_profile: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &user_update_profile_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "user_update_profile: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_update_profile__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_update_profile__op, ctx, req, out, err);
 }
 
 /* ======== GET /users/{userId}/wallets ======== */
 
-static int user_get_user_wallets__dec_user_id(const json_t *x, tb_arena *a, user_get_user_wallets_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param user_get_user_wallets__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(user_get_user_wallets_req, user_id), 0, 0, NULL,
+     NULL, user__schema_uuid},
+};
+static const tb_op_status user_get_user_wallets__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(user_get_user_wallets_resp, s200.items), offsetof(user_get_user_wallets_resp, s200.n), &user_wallet__desc, user__schema_wallet_list_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, user__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, user__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, user__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, user__schema_error_response},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, user__schema_error_response},
+};
+static const tb_op_header user_get_user_wallets__headers[] = {
+    {"WWW-Authenticate", offsetof(user_get_user_wallets_resp, headers.www_authenticate)},
+};
+static const tb_op user_get_user_wallets__op = {
+    "user_get_user_wallets", "GET", "/users/{userId}/wallets", "getUserWallets",
+    sizeof(user_get_user_wallets_req), sizeof(user_get_user_wallets_resp),
+    user_get_user_wallets__params, 1,
+    NULL,
+    user_get_user_wallets__statuses, 6,
+    user_get_user_wallets__headers, 1,
+    NULL, 5000, 0,
+};
 
 int user_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_user_wallets_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = user__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = user_get_user_wallets__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_get_user_wallets__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_wallet_list_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 502:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_get_user_wallets: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_get_user_wallets__op, ctx, hr, req, res);
 }
 
 int user_get_user_wallets__write(tb_ctx *ctx, const user_get_user_wallets_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_buf_putc(b, '[');
-        for (size_t i = 0; i < resp->s200.n; i++) {
-            if (i)
-                tb_buf_putc(b, ',');
-            tb_codec_value_write(TB_CK_STRUCT, &user_wallet__desc, &resp->s200.items[i], b);
-        }
-        tb_buf_putc(b, ']');
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    case 502:
-        rc = tb_http_res_error(res, ctx, 502, &resp->s502);
-        break;
-    default:
-        tb_log_error(ctx, "user_get_user_wallets: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_get_user_wallets__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_get_user_wallets__dec_s200(const json_t *x, tb_arena *a, user_get_user_wallets_resp *out)
-{
-    (void)a;
-    if (!json_is_array(x))
-        return TB_EVALIDATION;
-    {
-        size_t cnt = json_array_size(x);
-        out->s200.items = tb_arena_calloc(a, cnt ? cnt : 1, sizeof *out->s200.items);
-        if (!out->s200.items)
-            return TB_ENOMEM;
-        out->s200.n = cnt;
-        for (size_t i = 0; i < cnt; i++) {
-            json_t *y = json_array_get(x, i);
-            {
-                int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_wallet__desc, y, a, &out->s200.items[i]);
-                if (rc)
-                    return rc;
-            }
-        }
-    }
-    return 0;
-}
-
-static int user_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, user_get_user_wallets_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_wallet_list_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_get_user_wallets__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 502:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s502);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_get_user_wallets__op, ctx, resp, res);
 }
 
 int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user_wallets_req *req, user_get_user_wallets_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getUserWallets";
-    call.route = "/users/{userId}/wallets";
-    tb_buf_append(&u, "/users/", 7);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    tb_buf_append(&u, "/wallets", 8);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_get_user_wallets: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_get_user_wallets__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_get_user_wallets__op, ctx, req, out, err);
 }
 
 /* ======== POST /users/{userId}/wallets ======== */
 
-static int user_open_wallet__dec_user_id(const json_t *x, tb_arena *a, user_open_wallet_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_open_wallet__dec_body(const json_t *x, tb_arena *a, user_open_wallet_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_open_wallet_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param user_open_wallet__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(user_open_wallet_req, user_id), 0, 0, NULL,
+     NULL, user__schema_uuid},
+};
+static const tb_op_body user_open_wallet__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_open_wallet_req, body), 0, 0, &user_open_wallet_request__desc, user__schema_open_wallet_request,
+};
+static const tb_op_status user_open_wallet__statuses[] = {
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, user__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, user__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, user__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, user__schema_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, user__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, user__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, user__schema_error_response},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, user__schema_error_response},
+};
+static const tb_op_header user_open_wallet__headers[] = {
+    {"WWW-Authenticate", offsetof(user_open_wallet_resp, headers.www_authenticate)},
+};
+static const tb_op user_open_wallet__op = {
+    "user_open_wallet", "POST", "/users/{userId}/wallets", "openWallet",
+    sizeof(user_open_wallet_req), sizeof(user_open_wallet_resp),
+    user_open_wallet__params, 1,
+    &user_open_wallet__body,
+    user_open_wallet__statuses, 9,
+    user_open_wallet__headers, 1,
+    NULL, 5000, 0,
+};
 
 int user_open_wallet__parse(tb_ctx *ctx, const tb_http_req *hr, user_open_wallet_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = user__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = user_open_wallet__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = user__schema_open_wallet_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = user_open_wallet__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int user_open_wallet__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 201:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_wallet_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 409:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    case 502:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && user__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "user_open_wallet: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&user_open_wallet__op, ctx, hr, req, res);
 }
 
 int user_open_wallet__write(tb_ctx *ctx, const user_open_wallet_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 201:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &user_wallet__desc, &resp->s201, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    case 409:
-        rc = tb_http_res_error(res, ctx, 409, &resp->s409);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    case 502:
-        rc = tb_http_res_error(res, ctx, 502, &resp->s502);
-        break;
-    default:
-        tb_log_error(ctx, "user_open_wallet: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return user_open_wallet__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int user_open_wallet__dec_s201(const json_t *x, tb_arena *a, user_open_wallet_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &user_wallet__desc, x, a, &out->s201);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int user_open_wallet__decode(tb_ctx *ctx, const tb_client_res *r, user_open_wallet_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 201:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_wallet_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = user_open_wallet__dec_s201(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 409:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 502:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = user__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s502);
-        if (rc) {
-            tb_error_set(err, rc, "POST /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /users/{userId}/wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&user_open_wallet__op, ctx, resp, res);
 }
 
 int user_open_wallet_call(user_client *cl, tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "openWallet";
-    call.route = "/users/{userId}/wallets";
-    tb_buf_append(&u, "/users/", 7);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    tb_buf_append(&u, "/wallets", 8);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "user_open_wallet: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &user_open_wallet_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "user_open_wallet: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = user_open_wallet__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &user_open_wallet__op, ctx, req, out, err);
 }
 
 /* ======== client object ======== */
@@ -5402,139 +3097,40 @@ tb_client *user_client_http(user_client *c)
 
 /* ======== examples ======== */
 
-static int user__example_0(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_health_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_1(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_create_user_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_2(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_user_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_3(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_4(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_5(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_6(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_update_profile_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_7(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_update_profile_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_8(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_9(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int user__example_10(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = user__schema_open_wallet_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
 const tb_api_example user_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
-     user__example_0},
+     user__schema_health_response},
     {"createUser", "request body", "example",
      "{\"username\":\"ada_l\",\"email\":\"ada@example.com\",\"displayName\":\"Ada\"}",
-     user__example_1},
+     user__schema_create_user_request},
     {"createUser", "response 201", "example",
      "{\"data\":{\"id\":\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\",\"username\":\"ada_l\",\"email\":\"ada@example.com\",\"createdAt\":\"2026-11-24T10:00:00Z\"}}",
-     user__example_2},
+     user__schema_user_response},
     {"getUser", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__example_3},
+     user__schema_uuid},
     {"getProfile", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__example_4},
+     user__schema_uuid},
     {"updateProfile", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__example_5},
+     user__schema_uuid},
     {"updateProfile", "request body", "rename",
      "{\"displayName\":\"Countess Ada\"}",
-     user__example_6},
+     user__schema_update_profile_request},
     {"updateProfile", "request body", "clearBio",
      "{\"bio\":null,\"country\":\"GB\"}",
-     user__example_7},
+     user__schema_update_profile_request},
     {"getUserWallets", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__example_8},
+     user__schema_uuid},
     {"openWallet", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__example_9},
+     user__schema_uuid},
     {"openWallet", "request body", "example",
      "{\"currency\":\"CHP\"}",
-     user__example_10},
+     user__schema_open_wallet_request},
     {NULL, NULL, NULL, NULL, NULL},
 };
 const size_t user_n_examples = 11;

@@ -3,7 +3,7 @@
 
 #include "tablium/codec.h"
 #include "tablium/json.h"
-#include "tablium/log.h"
+#include "tablium/op.h"
 #include "tablium/token.h"
 #include "tablium/validate.h"
 
@@ -2662,2432 +2662,272 @@ json_t *wallet_error_response_to_json(const wallet_error_response *v)
 }
 
 /* ======== GET /health ======== */
+static const tb_op_status wallet_get_health__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_health_resp, s200), 0, &wallet_health__desc, wallet__schema_health_response},
+    {503, TB_RS_ERROR, 0, 0, offsetof(wallet_get_health_resp, s503), 0, NULL, wallet__schema_error_response},
+};
+static const tb_retry_policy wallet_get_health__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+static const tb_op wallet_get_health__op = {
+    "wallet_get_health", "GET", "/health", "getHealth",
+    sizeof(wallet_get_health_req), sizeof(wallet_get_health_resp),
+    NULL, 0,
+    NULL,
+    wallet_get_health__statuses, 2,
+    NULL, 0,
+    &wallet_get_health__retry, 5000, 0,
+};
 
 int wallet_get_health__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_get_health_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int wallet_get_health__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_health_response(j, c, NULL);
-        break;
-    case 503:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "wallet_get_health: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&wallet_get_health__op, ctx, hr, req, res);
 }
 
 int wallet_get_health__write(tb_ctx *ctx, const wallet_get_health_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_health__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 503:
-        rc = tb_http_res_error(res, ctx, 503, &resp->s503);
-        break;
-    default:
-        tb_log_error(ctx, "wallet_get_health: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return wallet_get_health__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int wallet_get_health__dec_s200(const json_t *x, tb_arena *a, wallet_get_health_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_health__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_get_health__decode(tb_ctx *ctx, const tb_client_res *r, wallet_get_health_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_health_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = wallet_get_health__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /health: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 503:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s503);
-        if (rc) {
-            tb_error_set(err, rc, "GET /health: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /health: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&wallet_get_health__op, ctx, resp, res);
 }
 
 int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getHealth";
-    call.route = "/health";
-    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
-        call.retry = &retry;
-    }
-    tb_buf_append(&u, "/health", 7);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "wallet_get_health: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = wallet_get_health__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &wallet_get_health__op, ctx, req, out, err);
 }
 
 /* ======== POST /wallets ======== */
-
-static int wallet_create_wallet__dec_body(const json_t *x, tb_arena *a, wallet_create_wallet_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_create_wallet_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_body wallet_create_wallet__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(wallet_create_wallet_req, body), 0, 0, &wallet_create_wallet_request__desc, wallet__schema_create_wallet_request,
+};
+static const tb_op_status wallet_create_wallet__statuses[] = {
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_wallet_resp, s201), 0, &wallet_wallet__desc, wallet__schema_wallet_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s400), 0, NULL, wallet__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s401), 0, NULL, wallet__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s403), 0, NULL, wallet__schema_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s409), 0, NULL, wallet__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s413), 0, NULL, wallet__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s415), 0, NULL, wallet__schema_error_response},
+};
+static const tb_op_header wallet_create_wallet__headers[] = {
+    {"WWW-Authenticate", offsetof(wallet_create_wallet_resp, headers.www_authenticate)},
+    {"Location", offsetof(wallet_create_wallet_resp, headers.location)},
+};
+static const tb_retry_policy wallet_create_wallet__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+static const tb_op wallet_create_wallet__op = {
+    "wallet_create_wallet", "POST", "/wallets", "createWallet",
+    sizeof(wallet_create_wallet_req), sizeof(wallet_create_wallet_resp),
+    NULL, 0,
+    &wallet_create_wallet__body,
+    wallet_create_wallet__statuses, 7,
+    wallet_create_wallet__headers, 2,
+    &wallet_create_wallet__retry, 5000, 0,
+};
 
 int wallet_create_wallet__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_create_wallet_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = wallet__schema_create_wallet_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = wallet_create_wallet__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int wallet_create_wallet__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 201:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_wallet_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 409:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "wallet_create_wallet: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&wallet_create_wallet__op, ctx, hr, req, res);
 }
 
 int wallet_create_wallet__write(tb_ctx *ctx, const wallet_create_wallet_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 201:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_wallet__desc, &resp->s201, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 409:
-        rc = tb_http_res_error(res, ctx, 409, &resp->s409);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    default:
-        tb_log_error(ctx, "wallet_create_wallet: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (resp->headers.location && tb_http_res_header(res, "Location", resp->headers.location))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return wallet_create_wallet__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int wallet_create_wallet__dec_s201(const json_t *x, tb_arena *a, wallet_create_wallet_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_wallet__desc, x, a, &out->s201);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_create_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet_create_wallet_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 201:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_wallet_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = wallet_create_wallet__dec_s201(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 409:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-    out->headers.location = tb_client_res_header(r, "Location");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&wallet_create_wallet__op, ctx, resp, res);
 }
 
 int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_wallet_req *req, wallet_create_wallet_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "createWallet";
-    call.route = "/wallets";
-    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
-        call.retry = &retry;
-    }
-    tb_buf_append(&u, "/wallets", 8);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "wallet_create_wallet: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_create_wallet_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "wallet_create_wallet: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = wallet_create_wallet__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &wallet_create_wallet__op, ctx, req, out, err);
 }
 
 /* ======== GET /wallets/{walletId} ======== */
 
-static int wallet_get_wallet__dec_wallet_id(const json_t *x, tb_arena *a, wallet_get_wallet_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->wallet_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param wallet_get_wallet__params[] = {
+    {"walletId", "walletId=", 8, 9, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(wallet_get_wallet_req, wallet_id), 0, 0, NULL,
+     NULL, wallet__schema_uuid},
+};
+static const tb_op_status wallet_get_wallet__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_wallet_resp, s200), 0, &wallet_wallet__desc, wallet__schema_wallet_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s400), 0, NULL, wallet__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s401), 0, NULL, wallet__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s403), 0, NULL, wallet__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s404), 0, NULL, wallet__schema_error_response},
+};
+static const tb_op_header wallet_get_wallet__headers[] = {
+    {"WWW-Authenticate", offsetof(wallet_get_wallet_resp, headers.www_authenticate)},
+};
+static const tb_retry_policy wallet_get_wallet__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+static const tb_op wallet_get_wallet__op = {
+    "wallet_get_wallet", "GET", "/wallets/{walletId}", "getWallet",
+    sizeof(wallet_get_wallet_req), sizeof(wallet_get_wallet_resp),
+    wallet_get_wallet__params, 1,
+    NULL,
+    wallet_get_wallet__statuses, 5,
+    wallet_get_wallet__headers, 1,
+    &wallet_get_wallet__retry, 5000, 0,
+};
 
 int wallet_get_wallet__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_get_wallet_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "walletId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "walletId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "walletId", 8);
-            bool r = wallet__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_get_wallet__dec_wallet_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "walletId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int wallet_get_wallet__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_wallet_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "wallet_get_wallet: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&wallet_get_wallet__op, ctx, hr, req, res);
 }
 
 int wallet_get_wallet__write(tb_ctx *ctx, const wallet_get_wallet_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_wallet__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    default:
-        tb_log_error(ctx, "wallet_get_wallet: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return wallet_get_wallet__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int wallet_get_wallet__dec_s200(const json_t *x, tb_arena *a, wallet_get_wallet_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_wallet__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_get_wallet__decode(tb_ctx *ctx, const tb_client_res *r, wallet_get_wallet_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_wallet_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = wallet_get_wallet__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&wallet_get_wallet__op, ctx, resp, res);
 }
 
 int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getWallet";
-    call.route = "/wallets/{walletId}";
-    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
-        call.retry = &retry;
-    }
-    tb_buf_append(&u, "/wallets/", 9);
-    if (req->wallet_id)
-        tb_url_encode(&u, req->wallet_id, strlen(req->wallet_id), false);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "wallet_get_wallet: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = wallet_get_wallet__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &wallet_get_wallet__op, ctx, req, out, err);
 }
 
 /* ======== GET /users/{userId}/wallets ======== */
 
-static int wallet_get_user_wallets__dec_user_id(const json_t *x, tb_arena *a, wallet_get_user_wallets_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->user_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_get_user_wallets__dec_currency(const json_t *x, tb_arena *a, wallet_get_user_wallets_req *req)
-{
-    (void)a;
-    if (!json_is_array(x))
-        return TB_EVALIDATION;
-    {
-        size_t cnt = json_array_size(x);
-        req->currency = tb_arena_calloc(a, cnt ? cnt : 1, sizeof *req->currency);
-        if (!req->currency)
-            return TB_ENOMEM;
-        req->n_currency = cnt;
-        for (size_t i = 0; i < cnt; i++) {
-            json_t *y = json_array_get(x, i);
-            {
-                int rc = tb_codec_value_decode(TB_CK_STRING, NULL, y, a, &req->currency[i]);
-                if (rc)
-                    return rc;
-            }
-        }
-    }
-    return 0;
-}
+static const tb_op_param wallet_get_user_wallets__params[] = {
+    {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(wallet_get_user_wallets_req, user_id), 0, 0, NULL,
+     NULL, wallet__schema_uuid},
+    {"currency", "currency=", 8, 9, TB_IN_QUERY, TB_STYLE_FORM, TB_CK_STRING, TB_CF_ARRAY | TB_PF_EXPLODE, TB_PARAM_STRING, 0,
+     offsetof(wallet_get_user_wallets_req, currency), offsetof(wallet_get_user_wallets_req, has_currency), offsetof(wallet_get_user_wallets_req, n_currency), NULL,
+     NULL, wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema},
+};
+static const tb_op_status wallet_get_user_wallets__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(wallet_get_user_wallets_resp, s200.items), offsetof(wallet_get_user_wallets_resp, s200.n), &wallet_wallet__desc, wallet__schema_wallet_list_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s400), 0, NULL, wallet__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s401), 0, NULL, wallet__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s403), 0, NULL, wallet__schema_error_response},
+};
+static const tb_op_header wallet_get_user_wallets__headers[] = {
+    {"WWW-Authenticate", offsetof(wallet_get_user_wallets_resp, headers.www_authenticate)},
+};
+static const tb_retry_policy wallet_get_user_wallets__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+static const tb_op wallet_get_user_wallets__op = {
+    "wallet_get_user_wallets", "GET", "/users/{userId}/wallets", "getUserWallets",
+    sizeof(wallet_get_user_wallets_req), sizeof(wallet_get_user_wallets_resp),
+    wallet_get_user_wallets__params, 2,
+    NULL,
+    wallet_get_user_wallets__statuses, 4,
+    wallet_get_user_wallets__headers, 1,
+    &wallet_get_user_wallets__retry, 5000, 0,
+};
 
 int wallet_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_get_user_wallets_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "userId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "userId", 6);
-            bool r = wallet__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_get_user_wallets__dec_user_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "userId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    { /* query "currency" */
-        const char *vals[64];
-        size_t nv = tb_http_req_query_all(hr, "currency", vals, 64);
-        bool bad = nv > 64;
-        const char *raw = nv ? vals[0] : NULL;
-        tb_v_push_key(c, "query", 5);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "currency", "maxItems", "has more than 64 values"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json_list(vals, nv, TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "currency", 8);
-            bool r = wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_get_user_wallets__dec_currency(j, a, req);
-                req->has_currency = true;
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int wallet_get_user_wallets__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_wallet_list_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "wallet_get_user_wallets: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&wallet_get_user_wallets__op, ctx, hr, req, res);
 }
 
 int wallet_get_user_wallets__write(tb_ctx *ctx, const wallet_get_user_wallets_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_buf_putc(b, '[');
-        for (size_t i = 0; i < resp->s200.n; i++) {
-            if (i)
-                tb_buf_putc(b, ',');
-            tb_codec_value_write(TB_CK_STRUCT, &wallet_wallet__desc, &resp->s200.items[i], b);
-        }
-        tb_buf_putc(b, ']');
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    default:
-        tb_log_error(ctx, "wallet_get_user_wallets: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return wallet_get_user_wallets__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int wallet_get_user_wallets__dec_s200(const json_t *x, tb_arena *a, wallet_get_user_wallets_resp *out)
-{
-    (void)a;
-    if (!json_is_array(x))
-        return TB_EVALIDATION;
-    {
-        size_t cnt = json_array_size(x);
-        out->s200.items = tb_arena_calloc(a, cnt ? cnt : 1, sizeof *out->s200.items);
-        if (!out->s200.items)
-            return TB_ENOMEM;
-        out->s200.n = cnt;
-        for (size_t i = 0; i < cnt; i++) {
-            json_t *y = json_array_get(x, i);
-            {
-                int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_wallet__desc, y, a, &out->s200.items[i]);
-                if (rc)
-                    return rc;
-            }
-        }
-    }
-    return 0;
-}
-
-static int wallet_get_user_wallets__decode(tb_ctx *ctx, const tb_client_res *r, wallet_get_user_wallets_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_wallet_list_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = wallet_get_user_wallets__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "GET /users/{userId}/wallets: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /users/{userId}/wallets: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&wallet_get_user_wallets__op, ctx, resp, res);
 }
 
 int wallet_get_user_wallets_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "getUserWallets";
-    call.route = "/users/{userId}/wallets";
-    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
-        call.retry = &retry;
-    }
-    tb_buf_append(&u, "/users/", 7);
-    if (req->user_id)
-        tb_url_encode(&u, req->user_id, strlen(req->user_id), false);
-    tb_buf_append(&u, "/wallets", 8);
-    if (req->has_currency) {
-        for (size_t i = 0; i < req->n_currency; i++) {
-            tb_buf_putc(&u, sep);
-            sep = '&';
-            tb_buf_append(&u, "currency=", 9);
-            if (req->currency[i])
-                tb_url_encode(&u, req->currency[i], strlen(req->currency[i]), true);
-        }
-    }
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "wallet_get_user_wallets: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = wallet_get_user_wallets__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &wallet_get_user_wallets__op, ctx, req, out, err);
 }
 
 /* ======== GET /wallets/{walletId}/transactions ======== */
+static int64_t const wallet_list_transactions__default_limit = 20;
 
-static int wallet_list_transactions__dec_wallet_id(const json_t *x, tb_arena *a, wallet_list_transactions_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->wallet_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_list_transactions__dec_limit(const json_t *x, tb_arena *a, wallet_list_transactions_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_INTEGER, NULL, x, a, &req->limit);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_list_transactions__dec_cursor(const json_t *x, tb_arena *a, wallet_list_transactions_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->cursor);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_list_transactions__dec_type(const json_t *x, tb_arena *a, wallet_list_transactions_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_ENUM, &wallet_transaction_type__enum, x, a, &req->type);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param wallet_list_transactions__params[] = {
+    {"walletId", "walletId=", 8, 9, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(wallet_list_transactions_req, wallet_id), 0, 0, NULL,
+     NULL, wallet__schema_uuid},
+    {"limit", "limit=", 5, 6, TB_IN_QUERY, TB_STYLE_FORM, TB_CK_INTEGER, 0, TB_PARAM_INTEGER, 0,
+     offsetof(wallet_list_transactions_req, limit), offsetof(wallet_list_transactions_req, has_limit), 0, NULL,
+     &wallet_list_transactions__default_limit, wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema},
+    {"cursor", "cursor=", 6, 7, TB_IN_QUERY, TB_STYLE_FORM, TB_CK_STRING, 0, TB_PARAM_STRING, 0,
+     offsetof(wallet_list_transactions_req, cursor), offsetof(wallet_list_transactions_req, has_cursor), 0, NULL,
+     NULL, wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema},
+    {"type", "type=", 4, 5, TB_IN_QUERY, TB_STYLE_FORM, TB_CK_ENUM, 0, TB_PARAM_STRING, 0,
+     offsetof(wallet_list_transactions_req, type), offsetof(wallet_list_transactions_req, has_type), 0, &wallet_transaction_type__enum,
+     NULL, wallet__schema_transaction_type},
+};
+static const tb_op_status wallet_list_transactions__statuses[] = {
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_list_transactions_resp, s200), 0, &wallet_transaction_page__desc, wallet__schema_transaction_page_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s400), 0, NULL, wallet__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s401), 0, NULL, wallet__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s403), 0, NULL, wallet__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s404), 0, NULL, wallet__schema_error_response},
+};
+static const tb_op_header wallet_list_transactions__headers[] = {
+    {"WWW-Authenticate", offsetof(wallet_list_transactions_resp, headers.www_authenticate)},
+};
+static const tb_retry_policy wallet_list_transactions__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
+static const tb_op wallet_list_transactions__op = {
+    "wallet_list_transactions", "GET", "/wallets/{walletId}/transactions", "listTransactions",
+    sizeof(wallet_list_transactions_req), sizeof(wallet_list_transactions_resp),
+    wallet_list_transactions__params, 4,
+    NULL,
+    wallet_list_transactions__statuses, 5,
+    wallet_list_transactions__headers, 1,
+    &wallet_list_transactions__retry, 5000, 0,
+};
 
 int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_list_transactions_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "walletId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "walletId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "walletId", 8);
-            bool r = wallet__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_list_transactions__dec_wallet_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "walletId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    { /* query "limit" */
-        bool bad = false;
-        const char *raw = tb_http_req_query(hr, "limit", NULL);
-        tb_v_push_key(c, "query", 5);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "limit", "maxItems", "has more than 64 values"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_INTEGER);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "limit", 5);
-            bool r = wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_list_transactions__dec_limit(j, a, req);
-                req->has_limit = true;
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            req->limit = 20;
-        }
-        tb_v_pop(c);
-    }
-    { /* query "cursor" */
-        bool bad = false;
-        const char *raw = tb_http_req_query(hr, "cursor", NULL);
-        tb_v_push_key(c, "query", 5);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "cursor", "maxItems", "has more than 64 values"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "cursor", 6);
-            bool r = wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_list_transactions__dec_cursor(j, a, req);
-                req->has_cursor = true;
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        }
-        tb_v_pop(c);
-    }
-    { /* query "type" */
-        bool bad = false;
-        const char *raw = tb_http_req_query(hr, "type", NULL);
-        tb_v_push_key(c, "query", 5);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "type", "maxItems", "has more than 64 values"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "type", 4);
-            bool r = wallet__schema_transaction_type(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_list_transactions__dec_type(j, a, req);
-                req->has_type = true;
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        }
-        tb_v_pop(c);
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int wallet_list_transactions__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 200:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_transaction_page_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "wallet_list_transactions: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&wallet_list_transactions__op, ctx, hr, req, res);
 }
 
 int wallet_list_transactions__write(tb_ctx *ctx, const wallet_list_transactions_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 200:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_transaction_page__desc, &resp->s200, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    default:
-        tb_log_error(ctx, "wallet_list_transactions: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return wallet_list_transactions__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int wallet_list_transactions__dec_s200(const json_t *x, tb_arena *a, wallet_list_transactions_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_transaction_page__desc, x, a, &out->s200);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_list_transactions__decode(tb_ctx *ctx, const tb_client_res *r, wallet_list_transactions_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 200:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_transaction_page_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = wallet_list_transactions__dec_s200(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "GET /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "GET /wallets/{walletId}/transactions: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&wallet_list_transactions__op, ctx, resp, res);
 }
 
 int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "GET";
-    call.operation_id = "listTransactions";
-    call.route = "/wallets/{walletId}/transactions";
-    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
-        call.retry = &retry;
-    }
-    tb_buf_append(&u, "/wallets/", 9);
-    if (req->wallet_id)
-        tb_url_encode(&u, req->wallet_id, strlen(req->wallet_id), false);
-    tb_buf_append(&u, "/transactions", 13);
-    if (req->has_limit) {
-        tb_buf_putc(&u, sep);
-        sep = '&';
-        tb_buf_append(&u, "limit=", 6);
-        tb_param_format_int(&u, (long long)req->limit);
-    }
-    if (req->has_cursor) {
-        tb_buf_putc(&u, sep);
-        sep = '&';
-        tb_buf_append(&u, "cursor=", 7);
-        if (req->cursor)
-            tb_url_encode(&u, req->cursor, strlen(req->cursor), true);
-    }
-    if (req->has_type) {
-        tb_buf_putc(&u, sep);
-        sep = '&';
-        tb_buf_append(&u, "type=", 5);
-        {
-            const char *s = wallet_transaction_type_to_string(req->type);
-            if (s)
-                tb_url_encode(&u, s, strlen(s), true);
-        }
-    }
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "wallet_list_transactions: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = wallet_list_transactions__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &wallet_list_transactions__op, ctx, req, out, err);
 }
 
 /* ======== POST /wallets/{walletId}/transactions ======== */
 
-static int wallet_create_transaction__dec_wallet_id(const json_t *x, tb_arena *a, wallet_create_transaction_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->wallet_id);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_create_transaction__dec_idempotency_key(const json_t *x, tb_arena *a, wallet_create_transaction_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRING, NULL, x, a, &req->idempotency_key);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_create_transaction__dec_body(const json_t *x, tb_arena *a, wallet_create_transaction_req *req)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_create_transaction_request__desc, x, a, &req->body);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
+static const tb_op_param wallet_create_transaction__params[] = {
+    {"walletId", "walletId=", 8, 9, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
+     offsetof(wallet_create_transaction_req, wallet_id), 0, 0, NULL,
+     NULL, wallet__schema_uuid},
+    {"Idempotency-Key", "Idempotency-Key=", 15, 16, TB_IN_HEADER, TB_STYLE_SIMPLE, TB_CK_STRING, 0, TB_PARAM_STRING, 0,
+     offsetof(wallet_create_transaction_req, idempotency_key), offsetof(wallet_create_transaction_req, has_idempotency_key), 0, NULL,
+     NULL, wallet__schema_components_parameters_idempotency_key_schema},
+};
+static const tb_op_body wallet_create_transaction__body = {
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(wallet_create_transaction_req, body), 0, 0, &wallet_create_transaction_request__desc, wallet__schema_create_transaction_request,
+};
+static const tb_op_status wallet_create_transaction__statuses[] = {
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_transaction_resp, s201), 0, &wallet_transaction__desc, wallet__schema_transaction_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s400), 0, NULL, wallet__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s401), 0, NULL, wallet__schema_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s403), 0, NULL, wallet__schema_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s404), 0, NULL, wallet__schema_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s409), 0, NULL, wallet__schema_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s413), 0, NULL, wallet__schema_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s415), 0, NULL, wallet__schema_error_response},
+    {422, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s422), 0, NULL, wallet__schema_error_response},
+};
+static const tb_op_header wallet_create_transaction__headers[] = {
+    {"WWW-Authenticate", offsetof(wallet_create_transaction_resp, headers.www_authenticate)},
+    {"Idempotent-Replayed", offsetof(wallet_create_transaction_resp, headers.idempotent_replayed)},
+};
+static const tb_retry_policy wallet_create_transaction__retry = {3, 50, 1000, 2.0, 2000, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try 2000 ms, on connect-failure, reset, timeout, 429, gateway-error */
+static const tb_op wallet_create_transaction__op = {
+    "wallet_create_transaction", "POST", "/wallets/{walletId}/transactions", "createTransaction",
+    sizeof(wallet_create_transaction_req), sizeof(wallet_create_transaction_resp),
+    wallet_create_transaction__params, 2,
+    &wallet_create_transaction__body,
+    wallet_create_transaction__statuses, 9,
+    wallet_create_transaction__headers, 2,
+    &wallet_create_transaction__retry, 5000, TB_OPF_IDEMPOTENT,
+};
 
 int wallet_create_transaction__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_create_transaction_req *req, tb_http_res *res)
 {
-    tb_arena *a = ctx->arena;
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    int rc = 0;
-    (void)a;
-    (void)hr;
-    memset(req, 0, sizeof *req);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    { /* path "walletId" */
-        bool bad = false;
-        const char *raw = tb_http_pct_decode(a, hr->params[0].p, hr->params[0].n, &bad);
-        if (!raw && !bad) {
-            rc = TB_ENOMEM;
-            goto out;
-        }
-        tb_v_push_key(c, "path", 4);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "walletId", "encoding", "has a malformed percent-encoding"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "walletId", 8);
-            bool r = wallet__schema_uuid(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_create_transaction__dec_wallet_id(j, a, req);
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        } else {
-            ok = false;
-            if (!tb_v_fail_member(c, "walletId", "required", "is required"))
-                goto fail;
-        }
-        tb_v_pop(c);
-    }
-    { /* header "Idempotency-Key" */
-        bool bad = false;
-        const char *raw = tb_http_req_header(hr, "Idempotency-Key");
-        tb_v_push_key(c, "header", 6);
-        if (bad) {
-            ok = false;
-            if (!tb_v_fail_member(c, "Idempotency-Key", "maxItems", "has more than 64 values"))
-                goto fail;
-        } else if (raw) {
-            json_t *j = tb_param_json(raw, strlen(raw), TB_PARAM_STRING);
-            if (!j) {
-                rc = TB_ENOMEM;
-                goto out;
-            }
-            tb_v_push_key(c, "Idempotency-Key", 15);
-            bool r = wallet__schema_components_parameters_idempotency_key_schema(j, c, NULL);
-            tb_v_pop(c);
-            if (r && ok) {
-                rc = wallet_create_transaction__dec_idempotency_key(j, a, req);
-                req->has_idempotency_key = true;
-            }
-            json_decref(j);
-            if (rc)
-                goto out;
-            if (!r) {
-                ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    goto fail;
-            }
-        }
-        tb_v_pop(c);
-    }
-    if (hr->body_len) {
-        tb_error perr = TB_ERROR_INIT;
-        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
-        if (!j) {
-            rc = perr.code == TB_ENOMEM ? TB_ENOMEM : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
-            tb_error_deinit(&perr);
-            if (rc == 0)
-                rc = 1;
-            goto out;
-        }
-        tb_error_deinit(&perr);
-        tb_v_push_key(c, "body", 4);
-        bool r = wallet__schema_create_transaction_request(j, c, NULL);
-        tb_v_pop(c);
-        if (r && ok) {
-            rc = wallet_create_transaction__dec_body(j, a, req);
-        }
-        json_decref(j);
-        if (rc)
-            goto out;
-        if (!r)
-            ok = false;
-    } else {
-        ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
-    }
-    goto done;
-fail:
-    c->npath = 0;
-done:
-    if (tb_vctx_finish(c, ok)) {
-        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
-        if (rc == 0)
-            rc = 1;
-    }
-out:
-    tb_error_deinit(&err);
-    return rc;
-}
-
-/* Validates a response body against the schema of its status (debug and tests). */
-static int wallet_create_transaction__check(tb_ctx *ctx, int status, const char *body, size_t len)
-{
-    tb_error err = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    json_t *j = NULL;
-    (void)body;
-    (void)len;
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    switch (status) {
-    case 201:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_transaction_response(j, c, NULL);
-        break;
-    case 400:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 401:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 403:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 404:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 409:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 413:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 415:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    case 422:
-        j = tb_json_loadb(body, len, &err);
-        ok = j && wallet__schema_error_response(j, c, NULL);
-        break;
-    default:
-        tb_error_deinit(&err);
-        return 0; /* no content to check */
-    }
-    int rc = j ? tb_vctx_finish(c, ok) : TB_EPARSE;
-    if (rc) {
-        tb_log_error(ctx, "wallet_create_transaction: the %d response does not match the spec: %s%s%s%s",
-                     status, err.message, err.n_details ? " (" : "",
-                     err.n_details ? err.details[0].path : "", err.n_details ? ")" : "");
-        rc = TB_EVALIDATION;
-    }
-    json_decref(j);
-    tb_error_deinit(&err);
-    return rc;
+    return tb_op_parse(&wallet_create_transaction__op, ctx, hr, req, res);
 }
 
 int wallet_create_transaction__write(tb_ctx *ctx, const wallet_create_transaction_resp *resp, tb_http_res *res)
 {
-    tb_buf *b = &res->body;
-    int rc = 0;
-    tb_buf_reset(b);
-    switch (resp->status) {
-    case 201:
-        tb_buf_append(b, "{\"data\":", 8);
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_transaction__desc, &resp->s201, b);
-        tb_buf_putc(b, '}');
-        break;
-    case 400:
-        rc = tb_http_res_error(res, ctx, 400, &resp->s400);
-        break;
-    case 401:
-        rc = tb_http_res_error(res, ctx, 401, &resp->s401);
-        break;
-    case 403:
-        rc = tb_http_res_error(res, ctx, 403, &resp->s403);
-        break;
-    case 404:
-        rc = tb_http_res_error(res, ctx, 404, &resp->s404);
-        break;
-    case 409:
-        rc = tb_http_res_error(res, ctx, 409, &resp->s409);
-        break;
-    case 413:
-        rc = tb_http_res_error(res, ctx, 413, &resp->s413);
-        break;
-    case 415:
-        rc = tb_http_res_error(res, ctx, 415, &resp->s415);
-        break;
-    case 422:
-        rc = tb_http_res_error(res, ctx, 422, &resp->s422);
-        break;
-    default:
-        tb_log_error(ctx, "wallet_create_transaction: the handler answered status %d, which the spec does not declare",
-                     resp->status);
-        return TB_ESTATE;
-    }
-    if (rc)
-        return rc;
-    res->status = resp->status;
-    if (resp->headers.www_authenticate && tb_http_res_header(res, "WWW-Authenticate", resp->headers.www_authenticate))
-        return TB_EINVAL;
-    if (resp->headers.idempotent_replayed && tb_http_res_header(res, "Idempotent-Replayed", resp->headers.idempotent_replayed))
-        return TB_EINVAL;
-    if (b->oom)
-        return TB_ENOMEM;
-    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
-        return wallet_create_transaction__check(ctx, res->status, b->data ? b->data : "", b->len);
-    return 0;
-}
-
-/* ---- client ---- */
-
-static int wallet_create_transaction__dec_s201(const json_t *x, tb_arena *a, wallet_create_transaction_resp *out)
-{
-    (void)a;
-    {
-        int rc = tb_codec_value_decode(TB_CK_STRUCT, &wallet_transaction__desc, x, a, &out->s201);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static int wallet_create_transaction__decode(tb_ctx *ctx, const tb_client_res *r, wallet_create_transaction_resp *out, tb_error *err)
-{
-    tb_arena *a = ctx->arena;
-    json_t *j = NULL;
-    int rc = 0;
-    tb_error verr = TB_ERROR_INIT;
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    bool ok = true;
-    (void)a;
-    (void)c;
-    (void)ok;
-    memset(out, 0, sizeof *out);
-    out->status = r->status;
-    switch (r->status) {
-    case 201:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_transaction_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        {
-            const json_t *x = json_object_get(j, "data");
-            rc = wallet_create_transaction__dec_s201(x, a, out);
-        }
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 400:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s400);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 401:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s401);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 403:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s403);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 404:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s404);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 409:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s409);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 413:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s413);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 415:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s415);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    case 422:
-        j = tb_json_loadb(r->body, r->body_len, &verr);
-        if (!j) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response is not JSON: %s", r->status, verr.message);
-            goto out;
-        }
-        tb_vctx_init(c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-        ok = wallet__schema_error_response(j, c, NULL);
-        if (tb_vctx_finish(c, ok)) {
-            rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: the %d response does not match the spec: %s", r->status, verr.message);
-            tb_error_add_details(err, &verr);
-            goto out;
-        }
-        rc = tb_api_error_decode(json_object_get(j, "error"), a, &out->s422);
-        if (rc) {
-            tb_error_set(err, rc, "POST /wallets/{walletId}/transactions: decoding the %d response: %s", r->status, tb_strerror(rc));
-            goto out;
-        }
-        break;
-    default:
-        rc = tb_error_set(err, TB_EUPSTREAM, "POST /wallets/{walletId}/transactions: status %d is not declared by the spec: %.200s", r->status, r->body);
-        goto out;
-    }
-    out->headers.www_authenticate = tb_client_res_header(r, "WWW-Authenticate");
-    out->headers.idempotent_replayed = tb_client_res_header(r, "Idempotent-Replayed");
-out:
-    json_decref(j);
-    tb_error_deinit(&verr);
-    return rc;
+    return tb_op_write(&wallet_create_transaction__op, ctx, resp, res);
 }
 
 int wallet_create_transaction_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *out, tb_error *err)
 {
-    tb_arena *a = ctx->arena;
-    tb_buf u = TB_BUF_INIT;
-    tb_buf body = TB_BUF_INIT;
-    tb_client_call call;
-    tb_client_res r;
-    int rc;
-    char sep = '?';
-    (void)a;
-    (void)req;
-    (void)sep;
-    memset(&call, 0, sizeof call);
-    call.method = "POST";
-    call.operation_id = "createTransaction";
-    call.route = "/wallets/{walletId}/transactions";
-    { /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try 2000 ms, on connect-failure, reset, timeout, 429, gateway-error */
-        static const tb_retry_policy retry = {3, 50, 1000, 2.0, 2000, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR};
-        call.retry = &retry;
-    }
-    tb_buf_append(&u, "/wallets/", 9);
-    if (req->wallet_id)
-        tb_url_encode(&u, req->wallet_id, strlen(req->wallet_id), false);
-    tb_buf_append(&u, "/transactions", 13);
-    if (u.oom) {
-        rc = tb_error_set(err, TB_ENOMEM, "wallet_create_transaction: out of memory");
-        goto out;
-    }
-    call.path = u.data;
-    tb_buf ck = TB_BUF_INIT;
-    if (req->has_idempotency_key) {
-        tb_buf hv = TB_BUF_INIT;
-        if (req->idempotency_key)
-            tb_buf_puts(&hv, req->idempotency_key);
-        rc = hv.oom ? TB_ENOMEM : tb_client_call_header(&call, a, "Idempotency-Key", hv.data ? hv.data : "");
-        tb_buf_deinit(&hv);
-        if (rc) {
-            tb_buf_deinit(&ck);
-            tb_error_set(err, rc, "wallet_create_transaction: header Idempotency-Key: %s", tb_strerror(rc));
-            goto out;
-        }
-    }
-    rc = ck.oom ? TB_ENOMEM : ck.len ? tb_client_call_header(&call, a, "Cookie", ck.data) : 0;
-    tb_buf_deinit(&ck);
-    if (rc) {
-        tb_error_set(err, rc, "wallet_create_transaction: cookies: %s", tb_strerror(rc));
-        goto out;
-    }
-    {
-        tb_buf *b = &body;
-        tb_codec_value_write(TB_CK_STRUCT, &wallet_create_transaction_request__desc, &req->body, b);
-        if (b->oom) {
-            rc = tb_error_set(err, TB_ENOMEM, "wallet_create_transaction: out of memory");
-            goto out;
-        }
-        call.body = b->data;
-        call.body_len = b->len;
-    }
-    { /* x-tablium-idempotent: a key of its own unless the caller set one, so retries are safe */
-        bool keyed = false;
-        for (size_t i = 0; i < call.n_headers; i++)
-            keyed |= strncasecmp(call.headers[i], "Idempotency-Key:", 16) == 0;
-        if (!keyed) {
-            char key[33];
-            tb_request_id_new(key);
-            rc = tb_client_call_header(&call, a, "Idempotency-Key", key);
-            if (rc) {
-                tb_error_set(err, rc, "wallet_create_transaction: Idempotency-Key: %s", tb_strerror(rc));
-                goto out;
-            }
-        }
-    }
-    { /* x-tablium-timeout: 5000 ms at most, within the ctx's own deadline */
-        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + 5000;
-        if (!saved || due < saved)
-            ctx->deadline_ms = due;
-        rc = tb_client_send(cl->http, ctx, &call, &r, err);
-        ctx->deadline_ms = saved;
-    }
-    if (rc == 0)
-        rc = wallet_create_transaction__decode(ctx, &r, out, err);
-out:
-    tb_buf_deinit(&u);
-    tb_buf_deinit(&body);
-    return rc;
+    return tb_op_call(cl->http, &wallet_create_transaction__op, ctx, req, out, err);
 }
 
 /* ======== client object ======== */
@@ -5134,187 +2974,52 @@ tb_client *wallet_client_http(wallet_client *c)
 
 /* ======== examples ======== */
 
-static int wallet__example_0(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_health_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_1(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_create_wallet_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_2(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_wallet_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_3(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_error_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_4(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_5(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_error_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_6(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_7(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_error_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_8(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_9(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_error_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_10(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_uuid(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_11(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_components_parameters_idempotency_key_schema(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_12(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_create_transaction_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_13(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_create_transaction_request(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
-static int wallet__example_14(const json_t *j, tb_error *err)
-{
-    tb_vctx vc;
-    tb_vctx *c = &vc;
-    tb_vctx_init(c, err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
-    bool ok = wallet__schema_error_response(j, c, NULL);
-    return tb_vctx_finish(c, ok);
-}
-
 const tb_api_example wallet_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
-     wallet__example_0},
+     wallet__schema_health_response},
     {"createWallet", "request body", "example",
      "{\"userId\":\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\",\"currency\":\"CHP\"}",
-     wallet__example_1},
+     wallet__schema_create_wallet_request},
     {"createWallet", "response 201", "example",
      "{\"data\":{\"id\":\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\",\"userId\":\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\",\"currency\":\"CHP\",\"balance\":0,\"createdAt\":\"2026-11-24T10:00:00Z\"}}",
-     wallet__example_2},
+     wallet__schema_wallet_response},
     {"createWallet", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__example_3},
+     wallet__schema_error_response},
     {"getWallet", "parameter path walletId", "example",
      "\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\"",
-     wallet__example_4},
+     wallet__schema_uuid},
     {"getWallet", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__example_5},
+     wallet__schema_error_response},
     {"getUserWallets", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     wallet__example_6},
+     wallet__schema_uuid},
     {"getUserWallets", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__example_7},
+     wallet__schema_error_response},
     {"listTransactions", "parameter path walletId", "example",
      "\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\"",
-     wallet__example_8},
+     wallet__schema_uuid},
     {"listTransactions", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__example_9},
+     wallet__schema_error_response},
     {"createTransaction", "parameter path walletId", "example",
      "\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\"",
-     wallet__example_10},
+     wallet__schema_uuid},
     {"createTransaction", "parameter header Idempotency-Key", "example",
      "\"7c1e9b2a-retry-safe\"",
-     wallet__example_11},
+     wallet__schema_components_parameters_idempotency_key_schema},
     {"createTransaction", "request body", "credit",
      "{\"type\":\"credit\",\"amount\":500,\"reference\":\"deposit-1\"}",
-     wallet__example_12},
+     wallet__schema_create_transaction_request},
     {"createTransaction", "request body", "debit",
      "{\"type\":\"debit\",\"amount\":25}",
-     wallet__example_13},
+     wallet__schema_create_transaction_request},
     {"createTransaction", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__example_14},
+     wallet__schema_error_response},
     {NULL, NULL, NULL, NULL, NULL},
 };
 const size_t wallet_n_examples = 15;

@@ -160,3 +160,8 @@ int tb_api_error_decode(const json_t *error, tb_arena *a, tb_api_error *out)
     }
     return oom ? TB_ENOMEM : 0;
 }
+
+int tb_api_example_validate(const tb_api_example *ex, const json_t *j, tb_error *err)
+{
+    return tb_validate_with(ex->schema, j, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, err);
+}

@@ -391,7 +391,7 @@ START_TEST(every_example_matches_its_schema)
         json_t *j = json_loads(ex->json, JSON_DECODE_ANY, NULL);
         ck_assert_ptr_nonnull(j);
         tb_error err = TB_ERROR_INIT;
-        ck_assert_msg(ex->validate(j, &err) == 0, "%s %s %s: %s", ex->operation_id, ex->where,
+        ck_assert_msg(tb_api_example_validate(ex, j, &err) == 0, "%s %s %s: %s", ex->operation_id, ex->where,
                       ex->name, err.message);
         tb_error_deinit(&err);
         json_decref(j);

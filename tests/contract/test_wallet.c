@@ -416,7 +416,7 @@ START_TEST(every_example_matches_its_schema)
         json_t *j = json_loads(ex->json, JSON_DECODE_ANY, NULL);
         ck_assert_ptr_nonnull(j);
         tb_error err = TB_ERROR_INIT;
-        int rc = ex->validate(j, &err);
+        int rc = tb_api_example_validate(ex, j, &err);
         ck_assert_msg(rc == 0, "%s %s %s: %s", ex->operation_id, ex->where, ex->name,
                       err.n_details ? err.details[0].message : err.message);
         tb_error_deinit(&err);

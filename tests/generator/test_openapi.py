@@ -456,13 +456,12 @@ class Policies(OpenApiCase):
         self.assertIn('tb_server_set_op_timeout(srv, "pay", 800);', srv)
         self.assertNotIn('tb_server_set_op_timeout(srv, "look"', srv)
         c = self.read("till.c")
-        self.assertIn('tb_client_call_header(&call, a, "Idempotency-Key", key)', c)
-        self.assertEqual(c.count("Idempotency-Key\", key"), 1)  # POST /pay only
-        self.assertIn("x-tablium-timeout: 800 ms at most", c)
-        self.assertIn("x-tablium-timeout: 5000 ms at most", c)  # /look: the default
+        # the operation tables (tablium/op.h): retry policy, client timeout, idempotency key
+        self.assertIn("&till_pay__retry, 800, TB_OPF_IDEMPOTENT,", c)  # POST /pay only
+        self.assertIn("&till_look__retry, 5000, 0,", c)  # /look: the default timeout
         # /pay: its own fields over the top level's, over gRPC's defaults
-        self.assertIn("retry = {4, 20, 1000, 3.0, 300, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
-        self.assertIn("retry = {4, 20, 1000, 2.0, 0, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
+        self.assertIn("till_pay__retry = {4, 20, 1000, 3.0, 300, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
+        self.assertIn("till_look__retry = {4, 20, 1000, 2.0, 0, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
         for cfile in ("till.c", "till_server.c"):
             rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
             self.assertEqual(rc, 0, out)

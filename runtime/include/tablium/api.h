@@ -7,6 +7,7 @@
 #define TABLIUM_API_H
 
 #include "tablium/arena.h"
+#include "tablium/codec.h"
 #include "tablium/error.h"
 #include "tablium/http.h"
 
@@ -51,8 +52,11 @@ typedef struct tb_api_example {
     const char *where; /* "request body", "response 201", "parameter query limit" */
     const char *name;  /* "example" or the key under "examples" */
     const char *json;  /* the value as compact JSON */
-    /** Validates a value against the schema of that place (all errors, formats asserted). */
-    int (*validate)(const json_t *j, tb_error *err);
+    tb_vfn schema;     /* the compiled schema of that place (NULL: any value) */
 } tb_api_example;
+
+/** Validates a value against the schema of the example's place (all errors, formats
+ *  asserted): 0, or TB_EVALIDATION with err's details. */
+int tb_api_example_validate(const tb_api_example *ex, const json_t *j, tb_error *err);
 
 #endif

@@ -1,0 +1,560 @@
+/*
+ * tablium: the table-driven operation layer (tablium/op.h): request parsing and response
+ * writing of generated servers, the calls of generated clients.
+ */
+#include "tablium/op.h"
+
+#include "tablium/api.h"
+#include "tablium/json.h"
+#include "tablium/log.h"
+
+#include <string.h>
+#include <strings.h>
+
+#define AT(base, off, T) ((T *)((char *)(base) + (off)))
+#define CAT(base, off, T) ((const T *)((const char *)(base) + (off)))
+
+static const char *const IN_NAMES[] = {"path", "query", "header", "cookie"};
+
+static size_t value_size(int kind, const void *sub)
+{
+    switch (kind) {
+    case TB_CK_STRING:
+        return sizeof(char *);
+    case TB_CK_INTEGER:
+        return sizeof(int64_t);
+    case TB_CK_NUMBER:
+        return sizeof(double);
+    case TB_CK_BOOLEAN:
+        return sizeof(bool);
+    case TB_CK_ENUM:
+        return sizeof(int);
+    case TB_CK_STRUCT:
+        return ((const tb_codec_type *)sub)->size;
+    default:
+        return sizeof(json_t *);
+    }
+}
+
+/* Decodes a value, or an array of values (items + count), into base. */
+static int decode_member(int kind, unsigned flags, const void *sub, const json_t *x, tb_arena *a,
+                         void *base, uint32_t off, uint32_t n_off)
+{
+    if (!(flags & TB_CF_ARRAY))
+        return tb_codec_value_decode(kind, sub, x, a, AT(base, off, char));
+    if (!json_is_array(x))
+        return TB_EVALIDATION;
+    size_t n = json_array_size(x), sz = value_size(kind, sub);
+    char *items = tb_arena_calloc(a, n ? n : 1, sz);
+    if (!items)
+        return TB_ENOMEM;
+    *AT(base, off, void *) = items;
+    *AT(base, n_off, size_t) = n;
+    for (size_t i = 0; i < n; i++) {
+        int rc = tb_codec_value_decode(kind, sub, json_array_get(x, i), a, items + i * sz);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void write_member(int kind, unsigned flags, const void *sub, const void *base, uint32_t off,
+                         uint32_t n_off, tb_buf *b)
+{
+    if (!(flags & TB_CF_ARRAY)) {
+        tb_codec_value_write(kind, sub, CAT(base, off, char), b);
+        return;
+    }
+    const char *items = *CAT(base, off, char *);
+    size_t n = *CAT(base, n_off, size_t), sz = value_size(kind, sub);
+    tb_buf_putc(b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            tb_buf_putc(b, ',');
+        tb_codec_value_write(kind, sub, items + i * sz, b);
+    }
+    tb_buf_putc(b, ']');
+}
+
+static bool run_validator(tb_vfn fn, const json_t *j, tb_vctx *c)
+{
+    return fn ? fn(j, c, NULL) : true;
+}
+
+/* ---- server: parse ---- */
+
+/* One parameter: its raw text to JSON, validated and decoded. false when parsing must stop
+ * (then *rc is set: an internal failure, or 0 to answer the violations so far). */
+static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr, void *req,
+                        tb_vctx *c, bool *ok, int *rc)
+{
+    tb_arena *a = ctx->arena;
+    const char *vals[64];
+    size_t nv = 0;
+    bool bad = false;
+    const char *raw = NULL;
+    bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY;
+    switch (p->in) {
+    case TB_IN_PATH:
+        raw = tb_http_pct_decode(a, hr->params[p->index].p, hr->params[p->index].n, &bad);
+        if (!raw && !bad) {
+            *rc = TB_ENOMEM;
+            return false;
+        }
+        break;
+    case TB_IN_QUERY:
+        if (list) {
+            nv = tb_http_req_query_all(hr, p->name, vals, 64);
+            bad = nv > 64;
+            raw = nv ? vals[0] : NULL;
+        } else {
+            raw = tb_http_req_query(hr, p->name, NULL);
+        }
+        break;
+    case TB_IN_HEADER:
+        raw = tb_http_req_header(hr, p->name);
+        break;
+    default:
+        raw = tb_http_req_cookie(hr, p->name);
+        break;
+    }
+    tb_v_push_key(c, IN_NAMES[p->in], strlen(IN_NAMES[p->in]));
+    if (bad) {
+        *ok = false;
+        bool go = p->in == TB_IN_PATH
+                      ? tb_v_fail_member(c, p->name, "encoding", "has a malformed percent-encoding")
+                      : tb_v_fail_member(c, p->name, "maxItems", "has more than 64 values");
+        if (!go)
+            return false;
+    } else if (raw) {
+        json_t *j;
+        if (list)
+            j = tb_param_json_list(vals, nv, p->text);
+        else if (p->flags & TB_CF_ARRAY)
+            j = tb_param_json_split(raw, strlen(raw), ',', p->text);
+        else
+            j = tb_param_json(raw, strlen(raw), p->text);
+        if (!j) {
+            *rc = TB_ENOMEM;
+            return false;
+        }
+        tb_v_push_key(c, p->name, p->name_len);
+        bool r = run_validator(p->validate, j, c);
+        tb_v_pop(c);
+        if (r && *ok) {
+            *rc = decode_member(p->kind, p->flags, p->sub, j, a, req, p->off, p->n_off);
+            if (!(p->flags & TB_CF_REQUIRED))
+                *AT(req, p->has_off, bool) = true;
+        }
+        json_decref(j);
+        if (*rc)
+            return false;
+        if (!r) {
+            *ok = false;
+            if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
+                return false;
+        }
+    } else if (p->flags & TB_CF_REQUIRED) {
+        *ok = false;
+        if (!tb_v_fail_member(c, p->name, "required", "is required"))
+            return false;
+    } else if (p->dflt) {
+        memcpy(AT(req, p->off, char), p->dflt, value_size(p->kind, p->sub));
+    }
+    tb_v_pop(c);
+    return true;
+}
+
+int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, tb_http_res *res)
+{
+    tb_arena *a = ctx->arena;
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx vc;
+    tb_vctx *c = &vc;
+    bool ok = true;
+    int rc = 0;
+    memset(req, 0, op->req_size);
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    for (size_t i = 0; i < op->nparams; i++) {
+        if (!parse_param(&op->params[i], ctx, hr, req, c, &ok, &rc)) {
+            if (rc)
+                goto out;
+            c->npath = 0;
+            goto done;
+        }
+    }
+    const tb_op_body *bd = op->body;
+    if (bd && hr->body_len) {
+        tb_error perr = TB_ERROR_INIT;
+        json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
+        if (!j) {
+            rc = perr.code == TB_ENOMEM ? TB_ENOMEM
+                                        : tb_http_res_error_from(res, ctx, 400, "malformed_json", &perr);
+            tb_error_deinit(&perr);
+            if (rc == 0)
+                rc = 1;
+            goto out;
+        }
+        tb_error_deinit(&perr);
+        tb_v_push_key(c, "body", 4);
+        bool r = run_validator(bd->validate, j, c);
+        tb_v_pop(c);
+        if (r && ok) {
+            rc = decode_member(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
+            if (!(bd->flags & TB_CF_REQUIRED))
+                *AT(req, bd->has_off, bool) = true;
+        }
+        json_decref(j);
+        if (rc)
+            goto out;
+        if (!r)
+            ok = false;
+    } else if (bd && (bd->flags & TB_CF_REQUIRED)) {
+        ok = false;
+        tb_v_fail_member(c, "body", "required", "a JSON body is required");
+    }
+done:
+    if (tb_vctx_finish(c, ok)) {
+        rc = tb_http_res_error_from(res, ctx, 400, "validation_failed", &err);
+        if (rc == 0)
+            rc = 1;
+    }
+out:
+    tb_error_deinit(&err);
+    return rc;
+}
+
+/* ---- server: write ---- */
+
+static const tb_op_status *status_row(const tb_op *op, int code)
+{
+    const tb_op_status *dflt = NULL;
+    for (size_t i = 0; i < op->nstatuses; i++) {
+        if (op->statuses[i].code == code)
+            return &op->statuses[i];
+        if (op->statuses[i].code == 0)
+            dflt = &op->statuses[i];
+    }
+    return dflt;
+}
+
+/* Validates a response body against the schema of its status (debug and tests). */
+static int check_response(const tb_op *op, const tb_op_status *s, tb_ctx *ctx, int status,
+                          const char *body, size_t len)
+{
+    if (s->shape == TB_RS_NONE || !s->validate)
+        return 0; /* no content to check */
+    tb_error err = TB_ERROR_INIT;
+    tb_vctx c;
+    tb_vctx_init(&c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    json_t *j = tb_json_loadb(body, len, &err);
+    bool ok = j && s->validate(j, &c, NULL);
+    int rc = j ? tb_vctx_finish(&c, ok) : TB_EPARSE;
+    if (rc) {
+        tb_log_error(ctx, "%s: the %d response does not match the spec: %s%s%s%s", op->name, status,
+                     err.message, err.n_details ? " (" : "", err.n_details ? err.details[0].path : "",
+                     err.n_details ? ")" : "");
+        rc = TB_EVALIDATION;
+    }
+    json_decref(j);
+    tb_error_deinit(&err);
+    return rc;
+}
+
+int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res)
+{
+    tb_buf *b = &res->body;
+    int status = *(const int *)resp;
+    int rc = 0;
+    tb_buf_reset(b);
+    const tb_op_status *s = status_row(op, status);
+    if (!s) {
+        tb_log_error(ctx, "%s: the handler answered status %d, which the spec does not declare",
+                     op->name, status);
+        return TB_ESTATE;
+    }
+    if (s->code == 0 && (status < 100 || status > 599))
+        return TB_ESTATE;
+    switch (s->shape) {
+    case TB_RS_DATA:
+        tb_buf_append(b, "{\"data\":", 8);
+        write_member(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
+        tb_buf_putc(b, '}');
+        break;
+    case TB_RS_ERROR:
+        rc = tb_http_res_error(res, ctx, status, CAT(resp, s->off, tb_api_error));
+        break;
+    case TB_RS_RAW:
+        write_member(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
+        break;
+    default:
+        break;
+    }
+    if (rc)
+        return rc;
+    res->status = status;
+    for (size_t i = 0; i < op->nheaders; i++) {
+        const char *v = *CAT(resp, op->headers[i].off, const char *);
+        if (v && tb_http_res_header(res, op->headers[i].name, v))
+            return TB_EINVAL;
+    }
+    if (b->oom)
+        return TB_ENOMEM;
+    if (ctx->flags & TB_CTX_VALIDATE_RESPONSES)
+        return check_response(op, s, ctx, status, b->data ? b->data : "", b->len);
+    return 0;
+}
+
+/* ---- client ---- */
+
+static int decode_answer(const tb_op *op, tb_ctx *ctx, const tb_client_res *r, void *out,
+                         tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    json_t *j = NULL;
+    int rc = 0;
+    tb_error verr = TB_ERROR_INIT;
+    memset(out, 0, op->resp_size);
+    *(int *)out = r->status;
+    const tb_op_status *s = status_row(op, r->status);
+    if (!s)
+        return tb_error_set(err, TB_EUPSTREAM, "%s %s: status %d is not declared by the spec: %.200s",
+                            op->method, op->route, r->status, r->body);
+    if (s->shape != TB_RS_NONE) {
+        j = tb_json_loadb(r->body, r->body_len, &verr);
+        if (!j) {
+            rc = tb_error_set(err, TB_EUPSTREAM, "%s %s: the %d response is not JSON: %s", op->method,
+                              op->route, r->status, verr.message);
+            goto out;
+        }
+        if (s->validate) {
+            tb_vctx c;
+            tb_vctx_init(&c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+            bool ok = s->validate(j, &c, NULL);
+            if (tb_vctx_finish(&c, ok)) {
+                rc = tb_error_set(err, TB_EUPSTREAM, "%s %s: the %d response does not match the spec: %s",
+                                  op->method, op->route, r->status, verr.message);
+                tb_error_add_details(err, &verr);
+                goto out;
+            }
+        }
+        if (s->shape == TB_RS_ERROR)
+            rc = tb_api_error_decode(json_object_get(j, "error"), a, AT(out, s->off, tb_api_error));
+        else
+            rc = decode_member(s->kind, s->flags, s->sub,
+                               s->shape == TB_RS_DATA ? json_object_get(j, "data") : j, a, out, s->off,
+                               s->n_off);
+        if (rc) {
+            tb_error_set(err, rc, "%s %s: decoding the %d response: %s", op->method, op->route,
+                         r->status, tb_strerror(rc));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < op->nheaders; i++)
+        *AT(out, op->headers[i].off, const char *) = tb_client_res_header(r, op->headers[i].name);
+out:
+    json_decref(j);
+    tb_error_deinit(&verr);
+    return rc;
+}
+
+/* Appends the text of one value: percent-encoded for a path or query (`query`: '+' and '&'
+ * rules of a query), or as is (headers). */
+static void emit_value(const tb_op_param *p, const char *v, tb_buf *b, int mode)
+{
+    const char *s = NULL;
+    switch (p->kind) {
+    case TB_CK_STRING:
+        s = *(char *const *)v;
+        break;
+    case TB_CK_INTEGER:
+        tb_param_format_int(b, (long long)*(const int64_t *)v);
+        return;
+    case TB_CK_NUMBER:
+        tb_param_format_double(b, *(const double *)v);
+        return;
+    case TB_CK_BOOLEAN:
+        tb_buf_puts(b, *(const bool *)v ? "true" : "false");
+        return;
+    case TB_CK_ENUM:
+        s = tb_codec_enum_name(p->sub, *(const int *)v);
+        break;
+    default:
+        return;
+    }
+    if (!s)
+        return;
+    if (mode == TB_IN_HEADER)
+        tb_buf_puts(b, s);
+    else
+        tb_url_encode(b, s, strlen(s), mode == TB_IN_QUERY);
+}
+
+/* A whole parameter (a value, or items separated by ','). */
+static void emit_param(const tb_op_param *p, const void *req, tb_buf *b, int mode)
+{
+    if (!(p->flags & TB_CF_ARRAY)) {
+        emit_value(p, CAT(req, p->off, char), b, mode);
+        return;
+    }
+    const char *items = *CAT(req, p->off, char *);
+    size_t n = *CAT(req, p->n_off, size_t), sz = value_size(p->kind, p->sub);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            tb_buf_putc(b, ',');
+        emit_value(p, items + i * sz, b, mode);
+    }
+}
+
+static bool present(const tb_op_param *p, const void *req)
+{
+    return (p->flags & TB_CF_REQUIRED) || *CAT(req, p->has_off, bool);
+}
+
+static const tb_op_param *path_param(const tb_op *op, const char *name, size_t n)
+{
+    for (size_t i = 0; i < op->nparams; i++)
+        if (op->params[i].in == TB_IN_PATH && op->params[i].name_len == n &&
+            memcmp(op->params[i].name, name, n) == 0)
+            return &op->params[i];
+    return NULL;
+}
+
+/* The request target: the path template with its parameters, then the query. */
+static void build_target(const tb_op *op, const void *req, tb_buf *u)
+{
+    const char *t = op->route;
+    while (*t) {
+        const char *open = strchr(t, '{');
+        const char *close = open ? strchr(open, '}') : NULL;
+        const tb_op_param *p = close ? path_param(op, open + 1, (size_t)(close - open - 1)) : NULL;
+        if (!p) {
+            tb_buf_append(u, t, open ? (size_t)(open - t + 1) : strlen(t));
+            t = open ? open + 1 : t + strlen(t);
+            continue;
+        }
+        tb_buf_append(u, t, (size_t)(open - t));
+        emit_param(p, req, u, TB_IN_PATH);
+        t = close + 1;
+    }
+    char sep = '?';
+    for (size_t i = 0; i < op->nparams; i++) {
+        const tb_op_param *p = &op->params[i];
+        if (p->in != TB_IN_QUERY || !present(p, req))
+            continue;
+        if ((p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE)) {
+            const char *items = *CAT(req, p->off, char *);
+            size_t n = *CAT(req, p->n_off, size_t), sz = value_size(p->kind, p->sub);
+            for (size_t k = 0; k < n; k++) {
+                tb_buf_putc(u, sep);
+                sep = '&';
+                tb_buf_append(u, p->qname, p->qname_len);
+                emit_value(p, items + k * sz, u, TB_IN_QUERY);
+            }
+        } else {
+            tb_buf_putc(u, sep);
+            sep = '&';
+            tb_buf_append(u, p->qname, p->qname_len);
+            emit_param(p, req, u, TB_IN_QUERY);
+        }
+    }
+}
+
+/* Header and cookie parameters as header lines of the call. */
+static int add_headers(const tb_op *op, const void *req, tb_client_call *call, tb_arena *a,
+                       tb_error *err)
+{
+    tb_buf ck = TB_BUF_INIT;
+    int rc = 0;
+    for (size_t i = 0; i < op->nparams && rc == 0; i++) {
+        const tb_op_param *p = &op->params[i];
+        if ((p->in != TB_IN_HEADER && p->in != TB_IN_COOKIE) || !present(p, req))
+            continue;
+        if (p->in == TB_IN_HEADER) {
+            tb_buf hv = TB_BUF_INIT;
+            emit_param(p, req, &hv, TB_IN_HEADER);
+            rc = hv.oom ? TB_ENOMEM : tb_client_call_header(call, a, p->name, hv.data ? hv.data : "");
+            tb_buf_deinit(&hv);
+            if (rc)
+                tb_error_set(err, rc, "%s: header %s: %s", op->name, p->name, tb_strerror(rc));
+        } else {
+            if (ck.len)
+                tb_buf_append(&ck, "; ", 2);
+            tb_buf_append(&ck, p->qname, p->qname_len);
+            emit_param(p, req, &ck, TB_IN_PATH);
+        }
+    }
+    if (rc == 0 && (ck.len || ck.oom)) {
+        rc = ck.oom ? TB_ENOMEM : tb_client_call_header(call, a, "Cookie", ck.data);
+        if (rc)
+            tb_error_set(err, rc, "%s: cookies: %s", op->name, tb_strerror(rc));
+    }
+    tb_buf_deinit(&ck);
+    return rc;
+}
+
+int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, void *out,
+               tb_error *err)
+{
+    tb_arena *a = ctx->arena;
+    tb_buf u = TB_BUF_INIT;
+    tb_buf body = TB_BUF_INIT;
+    tb_client_call call;
+    tb_client_res r;
+    int rc;
+    memset(&call, 0, sizeof call);
+    call.method = op->method;
+    call.operation_id = op->operation_id;
+    call.route = op->route;
+    call.retry = op->retry;
+    build_target(op, req, &u);
+    if (u.oom) {
+        rc = tb_error_set(err, TB_ENOMEM, "%s: out of memory", op->name);
+        goto out;
+    }
+    call.path = u.data;
+    rc = add_headers(op, req, &call, a, err);
+    if (rc)
+        goto out;
+    const tb_op_body *bd = op->body;
+    if (bd && ((bd->flags & TB_CF_REQUIRED) || *CAT(req, bd->has_off, bool))) {
+        write_member(bd->kind, bd->flags, bd->sub, req, bd->off, bd->n_off, &body);
+        if (body.oom) {
+            rc = tb_error_set(err, TB_ENOMEM, "%s: out of memory", op->name);
+            goto out;
+        }
+        call.body = body.data;
+        call.body_len = body.len;
+    }
+    if (op->flags & TB_OPF_IDEMPOTENT) {
+        /* x-tablium-idempotent: a key of its own unless the caller set one, so retries are safe */
+        bool keyed = false;
+        for (size_t i = 0; i < call.n_headers; i++)
+            keyed |= strncasecmp(call.headers[i], "Idempotency-Key:", 16) == 0;
+        if (!keyed) {
+            char key[33];
+            tb_request_id_new(key);
+            rc = tb_client_call_header(&call, a, "Idempotency-Key", key);
+            if (rc) {
+                tb_error_set(err, rc, "%s: Idempotency-Key: %s", op->name, tb_strerror(rc));
+                goto out;
+            }
+        }
+    }
+    if (op->timeout_ms) {
+        /* x-tablium-timeout: so long at most, within the ctx's own deadline */
+        int64_t saved = ctx->deadline_ms, due = tb_clock_ms() + op->timeout_ms;
+        if (!saved || due < saved)
+            ctx->deadline_ms = due;
+        rc = tb_client_send(http, ctx, &call, &r, err);
+        ctx->deadline_ms = saved;
+    } else {
+        rc = tb_client_send(http, ctx, &call, &r, err);
+    }
+    if (rc == 0)
+        rc = decode_answer(op, ctx, &r, out, err);
+out:
+    tb_buf_deinit(&u);
+    tb_buf_deinit(&body);
+    return rc;
+}

@@ -1,0 +1,124 @@
+/*
+ * tablium: the table-driven operation layer behind generated services and clients.
+ *
+ * tablium-gen describes every OpenAPI operation with a tb_op: parameter rows (where, name,
+ * style, kind, offsetof the member and its has_/n_ companions, default, validator), the request
+ * body, status rows (code, shape, offsetof the union member, validator) and response headers.
+ * Request parsing and response writing on the server, and the whole call on the client, run
+ * here from those tables; generated code keeps the route trie, the tables and one-line typed
+ * wrappers (<op>__parse, <op>__write, <op>_call).
+ *
+ * The tables are read-only data: every function here is thread-safe.
+ */
+#ifndef TABLIUM_OP_H
+#define TABLIUM_OP_H
+
+#include "tablium/client.h"
+#include "tablium/codec.h"
+#include "tablium/ctx.h"
+#include "tablium/http.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* tb_op_param.in */
+enum { TB_IN_PATH, TB_IN_QUERY, TB_IN_HEADER, TB_IN_COOKIE };
+
+/* tb_op_param.style (OpenAPI 3 parameter styles) */
+enum { TB_STYLE_FORM, TB_STYLE_SIMPLE };
+
+/* tb_op_param.flags, besides TB_CF_REQUIRED and TB_CF_ARRAY (tablium/codec.h) */
+#define TB_PF_EXPLODE 0x10u /* an array in the query as repeated name=value pairs */
+
+typedef struct tb_op_param {
+    const char *name;   /* as in the spec */
+    const char *qname;  /* the name percent-encoded and followed by '=' (query, cookie) */
+    uint16_t name_len;  /* bytes of name */
+    uint16_t qname_len; /* bytes of qname */
+    uint8_t in;         /* TB_IN_* */
+    uint8_t style;      /* TB_STYLE_* */
+    uint8_t kind;       /* tb_codec_kind of the value, or of each item with TB_CF_ARRAY */
+    uint8_t flags;      /* TB_CF_REQUIRED, TB_CF_ARRAY, TB_PF_EXPLODE */
+    uint8_t text;       /* tb_param_kind: how the text of a value becomes JSON */
+    uint8_t index;      /* path parameters: the position of its {segment} */
+    uint32_t off;       /* offsetof the member in the request (TB_CF_ARRAY: the items pointer) */
+    uint32_t has_off;   /* offsetof bool has_<name> (optional parameters) */
+    uint32_t n_off;     /* offsetof size_t n_<name> (TB_CF_ARRAY) */
+    const void *sub;    /* tb_codec_enum for TB_CK_ENUM */
+    const void *dflt;   /* the schema's default (the member's C type), or NULL */
+    tb_vfn validate;    /* the parameter's schema; NULL: any value */
+} tb_op_param;
+
+typedef struct tb_op_body {
+    uint8_t kind;     /* tb_codec_kind of the body, or of each item with TB_CF_ARRAY */
+    uint8_t flags;    /* TB_CF_REQUIRED, TB_CF_ARRAY */
+    uint32_t off;     /* offsetof body */
+    uint32_t has_off; /* offsetof has_body (optional bodies) */
+    uint32_t n_off;   /* offsetof n_body (TB_CF_ARRAY) */
+    const void *sub;  /* tb_codec_type / tb_codec_enum */
+    tb_vfn validate;
+} tb_op_body;
+
+/* tb_op_status.shape: what the body of that status holds */
+enum {
+    TB_RS_NONE,  /* no content */
+    TB_RS_DATA,  /* {"data": value}: the value in the member */
+    TB_RS_ERROR, /* {"error": {...}}: a tb_api_error member */
+    TB_RS_RAW,   /* the value itself */
+};
+
+typedef struct tb_op_status {
+    int code;         /* HTTP status; 0 for the spec's "default" */
+    uint8_t shape;    /* TB_RS_* */
+    uint8_t kind;     /* tb_codec_kind of the value (TB_RS_DATA, TB_RS_RAW) */
+    uint8_t flags;    /* TB_CF_ARRAY */
+    uint32_t off;     /* offsetof the union member (TB_CF_ARRAY: its items pointer) */
+    uint32_t n_off;   /* offsetof its item count (TB_CF_ARRAY) */
+    const void *sub;  /* tb_codec_type / tb_codec_enum */
+    tb_vfn validate;  /* the body's schema; NULL: not checked */
+} tb_op_status;
+
+typedef struct tb_op_header {
+    const char *name; /* response header the spec declares */
+    uint32_t off;     /* offsetof its const char * in the response's headers */
+} tb_op_header;
+
+/* tb_op.flags */
+#define TB_OPF_IDEMPOTENT 0x1u /* x-tablium-idempotent: clients send an Idempotency-Key */
+
+typedef struct tb_op {
+    const char *name;         /* the C name of the operation, for messages */
+    const char *method;       /* "GET", "POST", ... */
+    const char *route;        /* the path template, "/wallets/{walletId}" */
+    const char *operation_id; /* the spec's operationId (or the derived name) */
+    size_t req_size;
+    size_t resp_size; /* the response struct begins with `int status` */
+    const tb_op_param *params;
+    size_t nparams;
+    const tb_op_body *body; /* NULL: no JSON request body */
+    const tb_op_status *statuses; /* by code; the default (code 0) last */
+    size_t nstatuses;
+    const tb_op_header *headers;
+    size_t nheaders;
+    const tb_retry_policy *retry; /* x-tablium-retry, or NULL */
+    int timeout_ms;               /* x-tablium-timeout of client calls, 0: none */
+    unsigned flags;               /* TB_OPF_* */
+} tb_op;
+
+/** Server: parses and validates a request into *req (zeroed first). 0 when the handler may run;
+ *  1 when res already holds the answer (400 with every violation's JSON path and rule); or a
+ *  TB_E... code for an internal failure. */
+int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, tb_http_res *res);
+
+/** Server: writes the handler's response (status, body, declared headers) into res. TB_ESTATE
+ *  when the status is not one the spec declares; with TB_CTX_VALIDATE_RESPONSES the body is
+ *  checked against its schema (TB_EVALIDATION, logged, when it does not match). */
+int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res);
+
+/** Client: sends *req to the service behind http and decodes the answer into *out (memory in
+ *  ctx->arena). 0 when the service answered a status the spec declares (out->status), else
+ *  TB_ECONN / TB_ETIMEDOUT / TB_EUPSTREAM / ... with err saying why. */
+int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, void *out,
+               tb_error *err);
+
+#endif
