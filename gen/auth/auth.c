@@ -4,7 +4,7 @@
 #include "tablium/codec.h"
 #include "tablium/json.h"
 #include "tablium/op.h"
-#include "tablium/token.h"
+#include "tablium/service.h"
 #include "tablium/validate.h"
 
 #include <stddef.h>
@@ -447,18 +447,12 @@ static int auth__keys14(const char *k, size_t n)
 static bool auth__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!auth__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
@@ -466,7 +460,6 @@ static bool auth__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -475,24 +468,17 @@ out:
 static bool auth__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -501,18 +487,12 @@ out:
 static bool auth__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 12 && tb_utf8_len(s, n) < 3)
             TB_V_FAIL("minLength", "must have at least 3 characters");
@@ -523,7 +503,6 @@ static bool auth__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -535,11 +514,7 @@ static bool auth__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -548,40 +523,23 @@ static bool auth__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys0(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* status */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_health_properties_status(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_health_properties_status, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("status", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -592,16 +550,11 @@ out:
 static bool auth__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "ok", 2)))
         TB_V_FAIL("enum", "must be one of [\"ok\"]");
-    goto out;
 out:
     return ok;
 }
@@ -613,11 +566,7 @@ static bool auth__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *e
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -626,40 +575,23 @@ static bool auth__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *e
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys1(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_health(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_health, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -673,11 +605,7 @@ static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -686,63 +614,29 @@ static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys2(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* email */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_register_request_properties_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_register_request_properties_email, v);
                 break;
             case 1: /* username */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_username, v);
                 break;
             case 2: /* password */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_register_request_properties_password(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_register_request_properties_password, v);
                 break;
             case 3: /* displayName */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_register_request_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_register_request_properties_display_name, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -752,7 +646,6 @@ static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("password", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -763,18 +656,12 @@ out:
 static bool auth__schema_register_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 254 && tb_utf8_len(s, n) > 254)
             TB_V_FAIL("maxLength", "must have at most 254 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
@@ -782,7 +669,6 @@ static bool auth__schema_register_request_properties_email(const json_t *j, tb_v
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -791,18 +677,12 @@ out:
 static bool auth__schema_register_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 32 && tb_utf8_len(s, n) < 8)
             TB_V_FAIL("minLength", "must have at least 8 characters");
@@ -811,7 +691,6 @@ static bool auth__schema_register_request_properties_password(const json_t *j, t
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -820,18 +699,12 @@ out:
 static bool auth__schema_register_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -840,7 +713,6 @@ static bool auth__schema_register_request_properties_display_name(const json_t *
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -852,11 +724,7 @@ static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -865,73 +733,33 @@ static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys3(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_uuid, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_account_properties_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_account_properties_email, v);
                 break;
             case 2: /* username */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_username, v);
                 break;
             case 3: /* registeredAt */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
                 break;
             case 4: /* eventId */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_uuid, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -943,7 +771,6 @@ static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("registeredAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -954,24 +781,17 @@ out:
 static bool auth__schema_account_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -983,11 +803,7 @@ static bool auth__schema_account_response(const json_t *j, tb_vctx *c, tb_eval *
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -996,40 +812,23 @@ static bool auth__schema_account_response(const json_t *j, tb_vctx *c, tb_eval *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys4(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_account(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_account, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1043,11 +842,7 @@ static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1056,44 +851,22 @@ static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys5(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* username */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_login_request_properties_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_login_request_properties_username, v);
                 break;
             case 1: /* password */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_login_request_properties_password(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_login_request_properties_password, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1101,7 +874,6 @@ static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("password", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1112,18 +884,12 @@ out:
 static bool auth__schema_login_request_properties_username(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1132,7 +898,6 @@ static bool auth__schema_login_request_properties_username(const json_t *j, tb_v
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1141,18 +906,12 @@ out:
 static bool auth__schema_login_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1161,7 +920,6 @@ static bool auth__schema_login_request_properties_password(const json_t *j, tb_v
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1173,11 +931,7 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1186,63 +940,29 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys6(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* grant_type */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_request_properties_grant_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_grant_type, v);
                 break;
             case 1: /* client_id */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_request_properties_client_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_client_id, v);
                 break;
             case 2: /* client_secret */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_request_properties_client_secret(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_client_secret, v);
                 break;
             case 3: /* scope */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_request_properties_scope(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_scope, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1252,7 +972,6 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("client_secret", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1263,18 +982,12 @@ out:
 static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1283,7 +996,6 @@ static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1292,18 +1004,12 @@ out:
 static bool auth__schema_token_request_properties_client_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1312,7 +1018,6 @@ static bool auth__schema_token_request_properties_client_id(const json_t *j, tb_
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1321,18 +1026,12 @@ out:
 static bool auth__schema_token_request_properties_client_secret(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1341,7 +1040,6 @@ static bool auth__schema_token_request_properties_client_secret(const json_t *j,
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1350,24 +1048,17 @@ out:
 static bool auth__schema_token_request_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 1024 && tb_utf8_len(s, n) > 1024)
             TB_V_FAIL("maxLength", "must have at most 1024 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1379,11 +1070,7 @@ static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1392,63 +1079,29 @@ static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys7(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* access_token */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_response_properties_access_token(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_access_token, v);
                 break;
             case 1: /* token_type */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_response_properties_token_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_token_type, v);
                 break;
             case 2: /* expires_in */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_response_properties_expires_in(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_expires_in, v);
                 break;
             case 3: /* scope */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_token_response_properties_scope(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1458,7 +1111,6 @@ static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("expires_in", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1469,25 +1121,18 @@ out:
 static bool auth__schema_token_response_properties_access_token(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1496,16 +1141,11 @@ out:
 static bool auth__schema_token_response_properties_token_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "Bearer", 6)))
         TB_V_FAIL("enum", "must be one of [\"Bearer\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1514,11 +1154,7 @@ out:
 static bool auth__schema_token_response_properties_expires_in(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1526,7 +1162,6 @@ static bool auth__schema_token_response_properties_expires_in(const json_t *j, t
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1535,16 +1170,11 @@ out:
 static bool auth__schema_token_response_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1556,11 +1186,7 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1569,109 +1195,45 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys8(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* kty */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_kty(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_kty, v);
                 break;
             case 1: /* kid */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_kid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_kid, v);
                 break;
             case 2: /* use */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_use(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_use, v);
                 break;
             case 3: /* alg */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_alg(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_alg, v);
                 break;
             case 4: /* crv */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_crv(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_crv, v);
                 break;
             case 5: /* x */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_x(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x, v);
                 break;
             case 6: /* y */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_y(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_y, v);
                 break;
             case 7: /* n */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_n(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_n, v);
                 break;
             case 8: /* e */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_properties_e(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_e, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1683,7 +1245,6 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("alg", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1694,16 +1255,11 @@ out:
 static bool auth__schema_jwk_properties_kty(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "RSA", 3) || tb_json_str_eq(j, "EC", 2) || tb_json_str_eq(j, "OKP", 3)))
         TB_V_FAIL("enum", "must be one of [\"RSA\", \"EC\", \"OKP\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1712,25 +1268,18 @@ out:
 static bool auth__schema_jwk_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1739,16 +1288,11 @@ out:
 static bool auth__schema_jwk_properties_use(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "sig", 3)))
         TB_V_FAIL("enum", "must be one of [\"sig\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1757,16 +1301,11 @@ out:
 static bool auth__schema_jwk_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
         TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1775,16 +1314,11 @@ out:
 static bool auth__schema_jwk_properties_crv(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "P-256", 5) || tb_json_str_eq(j, "Ed25519", 7)))
         TB_V_FAIL("enum", "must be one of [\"P-256\", \"Ed25519\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1793,16 +1327,11 @@ out:
 static bool auth__schema_jwk_properties_x(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1811,16 +1340,11 @@ out:
 static bool auth__schema_jwk_properties_y(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1829,16 +1353,11 @@ out:
 static bool auth__schema_jwk_properties_n(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1847,16 +1366,11 @@ out:
 static bool auth__schema_jwk_properties_e(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1868,11 +1382,7 @@ static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1881,40 +1391,23 @@ static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys9(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* keys */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_jwk_set_properties_keys(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_set_properties_keys, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("keys", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1928,27 +1421,15 @@ static bool auth__schema_jwk_set_properties_keys(const json_t *j, tb_vctx *c, tb
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = auth__schema_jwk(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), auth__schema_jwk, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1962,11 +1443,7 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1975,73 +1452,33 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys10(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* kid */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_rotation_properties_kid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_rotation_properties_kid, v);
                 break;
             case 1: /* alg */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_rotation_properties_alg(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_rotation_properties_alg, v);
                 break;
             case 2: /* createdAt */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
                 break;
             case 3: /* activeFrom */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
                 break;
             case 4: /* previousRetiresAt */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2053,7 +1490,6 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("activeFrom", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2064,16 +1500,11 @@ out:
 static bool auth__schema_rotation_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2082,16 +1513,11 @@ out:
 static bool auth__schema_rotation_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
         TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
-    goto out;
 out:
     return ok;
 }
@@ -2103,11 +1529,7 @@ static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2116,40 +1538,23 @@ static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys11(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_rotation(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_rotation, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2163,11 +1568,7 @@ static bool auth__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2176,54 +1577,26 @@ static bool auth__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys12(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* path */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_detail_properties_path(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_detail_properties_path, v);
                 break;
             case 1: /* rule */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_detail_properties_rule(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_detail_properties_rule, v);
                 break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_detail_properties_message(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_detail_properties_message, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2233,7 +1606,6 @@ static bool auth__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("message", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2244,16 +1616,11 @@ out:
 static bool auth__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2262,16 +1629,11 @@ out:
 static bool auth__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2280,16 +1642,11 @@ out:
 static bool auth__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2301,11 +1658,7 @@ static bool auth__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2314,72 +1667,32 @@ static bool auth__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys13(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* code */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_properties_code(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_code, v);
                 break;
             case 1: /* message */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_properties_message(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_message, v);
                 break;
             case 2: /* requestId */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_properties_request_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_request_id, v);
                 break;
             case 3: /* details */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_properties_details(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_details, v);
                 break;
             case 4: /* detailsOmitted */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error_properties_details_omitted(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_details_omitted, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2389,7 +1702,6 @@ static bool auth__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("requestId", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2400,16 +1712,11 @@ out:
 static bool auth__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2418,16 +1725,11 @@ out:
 static bool auth__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2436,16 +1738,11 @@ out:
 static bool auth__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2457,29 +1754,17 @@ static bool auth__schema_error_properties_details(const json_t *j, tb_vctx *c, t
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n > 100)
             TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = auth__schema_error_detail(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), auth__schema_error_detail, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2490,11 +1775,7 @@ out:
 static bool auth__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2502,7 +1783,6 @@ static bool auth__schema_error_properties_details_omitted(const json_t *j, tb_vc
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2514,11 +1794,7 @@ static bool auth__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2527,40 +1803,23 @@ static bool auth__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = auth__keys14(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* error */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = auth__schema_error(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("error", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3298,7 +2557,8 @@ static const tb_op_status auth_get_health__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_health_resp, s200), 0, &auth_health__desc, auth__schema_health_response},
     {503, TB_RS_ERROR, 0, 0, offsetof(auth_get_health_resp, s503), 0, NULL, auth__schema_error_response},
 };
-static const tb_op auth_get_health__op = {
+/* the operation table; auth_server.c serves it, auth_get_health_call calls it */
+const tb_op auth_get_health__op = {
     "auth_get_health", "GET", "/health", "getHealth",
     sizeof(auth_get_health_req), sizeof(auth_get_health_resp),
     NULL, 0,
@@ -3307,16 +2567,6 @@ static const tb_op auth_get_health__op = {
     NULL, 0,
     NULL, 0, 0,
 };
-
-int auth_get_health__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_health_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_get_health__op, ctx, hr, req, res);
-}
-
-int auth_get_health__write(tb_ctx *ctx, const auth_get_health_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_get_health__op, ctx, resp, res);
-}
 
 int auth_get_health_call(auth_client *cl, tb_ctx *ctx, const auth_get_health_req *req, auth_get_health_resp *out, tb_error *err)
 {
@@ -3334,7 +2584,8 @@ static const tb_op_status auth_register_account__statuses[] = {
     {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, auth__schema_error_response},
     {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, auth__schema_error_response},
 };
-static const tb_op auth_register_account__op = {
+/* the operation table; auth_server.c serves it, auth_register_account_call calls it */
+const tb_op auth_register_account__op = {
     "auth_register_account", "POST", "/auth/register", "registerAccount",
     sizeof(auth_register_account_req), sizeof(auth_register_account_resp),
     NULL, 0,
@@ -3343,16 +2594,6 @@ static const tb_op auth_register_account__op = {
     NULL, 0,
     NULL, 0, 0,
 };
-
-int auth_register_account__parse(tb_ctx *ctx, const tb_http_req *hr, auth_register_account_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_register_account__op, ctx, hr, req, res);
-}
-
-int auth_register_account__write(tb_ctx *ctx, const auth_register_account_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_register_account__op, ctx, resp, res);
-}
 
 int auth_register_account_call(auth_client *cl, tb_ctx *ctx, const auth_register_account_req *req, auth_register_account_resp *out, tb_error *err)
 {
@@ -3371,7 +2612,8 @@ static const tb_op_status auth_get_account__statuses[] = {
     {400, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s400), 0, NULL, auth__schema_error_response},
     {404, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s404), 0, NULL, auth__schema_error_response},
 };
-static const tb_op auth_get_account__op = {
+/* the operation table; auth_server.c serves it, auth_get_account_call calls it */
+const tb_op auth_get_account__op = {
     "auth_get_account", "GET", "/auth/accounts/{userId}", "getAccount",
     sizeof(auth_get_account_req), sizeof(auth_get_account_resp),
     auth_get_account__params, 1,
@@ -3380,16 +2622,6 @@ static const tb_op auth_get_account__op = {
     NULL, 0,
     NULL, 0, 0,
 };
-
-int auth_get_account__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_account_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_get_account__op, ctx, hr, req, res);
-}
-
-int auth_get_account__write(tb_ctx *ctx, const auth_get_account_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_get_account__op, ctx, resp, res);
-}
 
 int auth_get_account_call(auth_client *cl, tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *out, tb_error *err)
 {
@@ -3413,7 +2645,8 @@ static const tb_op_header auth_login__headers[] = {
     {"Pragma", offsetof(auth_login_resp, headers.pragma)},
     {"Retry-After", offsetof(auth_login_resp, headers.retry_after)},
 };
-static const tb_op auth_login__op = {
+/* the operation table; auth_server.c serves it, auth_login_call calls it */
+const tb_op auth_login__op = {
     "auth_login", "POST", "/auth/login", "login",
     sizeof(auth_login_req), sizeof(auth_login_resp),
     NULL, 0,
@@ -3422,16 +2655,6 @@ static const tb_op auth_login__op = {
     auth_login__headers, 3,
     NULL, 0, 0,
 };
-
-int auth_login__parse(tb_ctx *ctx, const tb_http_req *hr, auth_login_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_login__op, ctx, hr, req, res);
-}
-
-int auth_login__write(tb_ctx *ctx, const auth_login_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_login__op, ctx, resp, res);
-}
 
 int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err)
 {
@@ -3453,7 +2676,8 @@ static const tb_op_header auth_issue_token__headers[] = {
     {"Cache-Control", offsetof(auth_issue_token_resp, headers.cache_control)},
     {"Pragma", offsetof(auth_issue_token_resp, headers.pragma)},
 };
-static const tb_op auth_issue_token__op = {
+/* the operation table; auth_server.c serves it, auth_issue_token_call calls it */
+const tb_op auth_issue_token__op = {
     "auth_issue_token", "POST", "/oauth/token", "issueToken",
     sizeof(auth_issue_token_req), sizeof(auth_issue_token_resp),
     NULL, 0,
@@ -3462,16 +2686,6 @@ static const tb_op auth_issue_token__op = {
     auth_issue_token__headers, 2,
     NULL, 0, 0,
 };
-
-int auth_issue_token__parse(tb_ctx *ctx, const tb_http_req *hr, auth_issue_token_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_issue_token__op, ctx, hr, req, res);
-}
-
-int auth_issue_token__write(tb_ctx *ctx, const auth_issue_token_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_issue_token__op, ctx, resp, res);
-}
 
 int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err)
 {
@@ -3485,7 +2699,8 @@ static const tb_op_status auth_get_jwks__statuses[] = {
 static const tb_op_header auth_get_jwks__headers[] = {
     {"Cache-Control", offsetof(auth_get_jwks_resp, headers.cache_control)},
 };
-static const tb_op auth_get_jwks__op = {
+/* the operation table; auth_server.c serves it, auth_get_jwks_call calls it */
+const tb_op auth_get_jwks__op = {
     "auth_get_jwks", "GET", "/.well-known/jwks.json", "getJwks",
     sizeof(auth_get_jwks_req), sizeof(auth_get_jwks_resp),
     NULL, 0,
@@ -3494,16 +2709,6 @@ static const tb_op auth_get_jwks__op = {
     auth_get_jwks__headers, 1,
     NULL, 0, 0,
 };
-
-int auth_get_jwks__parse(tb_ctx *ctx, const tb_http_req *hr, auth_get_jwks_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_get_jwks__op, ctx, hr, req, res);
-}
-
-int auth_get_jwks__write(tb_ctx *ctx, const auth_get_jwks_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_get_jwks__op, ctx, resp, res);
-}
 
 int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *out, tb_error *err)
 {
@@ -3516,7 +2721,8 @@ static const tb_op_status auth_rotate_signing_key__statuses[] = {
     {401, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s401), 0, NULL, auth__schema_error_response},
     {403, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s403), 0, NULL, auth__schema_error_response},
 };
-static const tb_op auth_rotate_signing_key__op = {
+/* the operation table; auth_server.c serves it, auth_rotate_signing_key_call calls it */
+const tb_op auth_rotate_signing_key__op = {
     "auth_rotate_signing_key", "POST", "/auth/keys/rotate", "rotateSigningKey",
     sizeof(auth_rotate_signing_key_req), sizeof(auth_rotate_signing_key_resp),
     NULL, 0,
@@ -3525,16 +2731,6 @@ static const tb_op auth_rotate_signing_key__op = {
     NULL, 0,
     NULL, 0, 0,
 };
-
-int auth_rotate_signing_key__parse(tb_ctx *ctx, const tb_http_req *hr, auth_rotate_signing_key_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&auth_rotate_signing_key__op, ctx, hr, req, res);
-}
-
-int auth_rotate_signing_key__write(tb_ctx *ctx, const auth_rotate_signing_key_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&auth_rotate_signing_key__op, ctx, resp, res);
-}
 
 int auth_rotate_signing_key_call(auth_client *cl, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err)
 {
@@ -3550,19 +2746,7 @@ auth_client *auth_client_new(const char *base_url, const tb_client_opts *opts, t
         tb_error_set(err, TB_ENOMEM, "auth_client_new: out of memory");
         return NULL;
     }
-    /* named after the upstream, so TB_AUTH_* tunes it and logs say which */
-    tb_client_opts named = TB_CLIENT_OPTS_INIT;
-    if (opts)
-        named = *opts;
-    if (!named.name)
-        named.name = "auth";
-    /* the service's own token (tablium/token.h) on every call, unless the caller set hooks */
-    const tb_client_hook *token = tb_service_token_hook();
-    if (!named.n_hooks && token) {
-        named.hooks = token;
-        named.n_hooks = 1;
-    }
-    c->http = tb_client_new(base_url, &named, err);
+    c->http = tb_service_client_new("auth", base_url, opts, err);
     if (!c->http) {
         free(c);
         return NULL;

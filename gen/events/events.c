@@ -830,11 +830,7 @@ static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -843,94 +839,42 @@ static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys1(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* type */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_type, v);
                 break;
             case 2: /* version */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_version(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_version, v);
                 break;
             case 3: /* timestamp */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             case 4: /* producer */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_producer(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_producer, v);
                 break;
             case 5: /* data */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_data(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_data, v);
                 break;
             case 6: /* metadata */
                 seen |= UINT64_C(1) << 6;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_metadata(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -948,7 +892,6 @@ static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 6)))
             TB_V_FAIL_MEMBER("metadata", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -959,18 +902,12 @@ out:
 static bool events__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!events__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
@@ -978,7 +915,6 @@ static bool events__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval 
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -987,18 +923,12 @@ out:
 static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
         if (tb_regex_search(&RE[0], s, n) != 1)
@@ -1006,7 +936,6 @@ static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c,
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1015,24 +944,17 @@ out:
 static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (tb_regex_search(&RE[1], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1041,18 +963,12 @@ out:
 static bool events__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 80 && tb_utf8_len(s, n) < 20)
             TB_V_FAIL("minLength", "must have at least 20 characters");
@@ -1063,7 +979,6 @@ static bool events__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1072,18 +987,12 @@ out:
 static bool events__schema_envelope_properties_producer(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1092,7 +1001,6 @@ static bool events__schema_envelope_properties_producer(const json_t *j, tb_vctx
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1101,14 +1009,9 @@ out:
 static bool events__schema_envelope_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
-    goto out;
 out:
     return ok;
 }
@@ -1120,11 +1023,7 @@ static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1133,66 +1032,32 @@ static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys0(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* correlationId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_metadata_properties_correlation_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_correlation_id, v);
                 break;
             case 1: /* traceId */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_metadata_properties_trace_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_trace_id, v);
                 break;
             case 2: /* traceparent */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_metadata_properties_traceparent(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_traceparent, v);
                 break;
             case 3: /* causationId */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_metadata_properties_causation_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_causation_id, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_envelope_properties_metadata_additional_properties(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_additional_properties, v);
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("correlationId", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1203,18 +1068,12 @@ out:
 static bool events__schema_envelope_properties_metadata_properties_correlation_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1223,7 +1082,6 @@ static bool events__schema_envelope_properties_metadata_properties_correlation_i
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1232,24 +1090,17 @@ out:
 static bool events__schema_envelope_properties_metadata_properties_trace_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!events__rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-f]{32}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1258,24 +1109,17 @@ out:
 static bool events__schema_envelope_properties_metadata_properties_traceparent(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!events__rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1284,24 +1128,17 @@ out:
 static bool events__schema_envelope_properties_metadata_properties_causation_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1310,22 +1147,15 @@ out:
 static bool events__schema_envelope_properties_metadata_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 1024 && tb_utf8_len(s, n) > 1024)
             TB_V_FAIL("maxLength", "must have at most 1024 characters");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1337,11 +1167,7 @@ static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eva
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1350,84 +1176,38 @@ static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys3(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* outcome */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_completed_v1_properties_outcome(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_outcome, v);
                 break;
             case 2: /* winnerId */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_completed_v1_properties_winner_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_winner_id, v);
                 break;
             case 3: /* scores */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_completed_v1_properties_scores(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_scores, v);
                 break;
             case 4: /* durationMs */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_completed_v1_properties_duration_ms(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_duration_ms, v);
                 break;
             case 5: /* completedAt */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1443,7 +1223,6 @@ static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eva
         if (!(seen & (UINT64_C(1) << 5)))
             TB_V_FAIL_MEMBER("completedAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1454,16 +1233,11 @@ out:
 static bool events__schema_game_completed_v1_properties_outcome(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "win", 3) || tb_json_str_eq(j, "draw", 4) || tb_json_str_eq(j, "abandoned", 9) || tb_json_str_eq(j, "timeout", 7)))
         TB_V_FAIL("enum", "must be one of [\"win\", \"draw\", \"abandoned\", \"timeout\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1472,24 +1246,17 @@ out:
 static bool events__schema_game_completed_v1_properties_winner_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
             TB_V_FAIL("format", "must be a valid uuid");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1501,27 +1268,15 @@ static bool events__schema_game_completed_v1_properties_scores(const json_t *j, 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = events__schema_game_completed_v1_properties_scores_items(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), events__schema_game_completed_v1_properties_scores_items, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1535,11 +1290,7 @@ static bool events__schema_game_completed_v1_properties_scores_items(const json_
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1548,44 +1299,22 @@ static bool events__schema_game_completed_v1_properties_scores_items(const json_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys2(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* playerId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* score */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_completed_v1_properties_scores_items_properties_score(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_scores_items_properties_score, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1593,7 +1322,6 @@ static bool events__schema_game_completed_v1_properties_scores_items(const json_
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("score", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1604,14 +1332,9 @@ out:
 static bool events__schema_game_completed_v1_properties_scores_items_properties_score(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
-    goto out;
 out:
     return ok;
 }
@@ -1620,11 +1343,7 @@ out:
 static bool events__schema_game_completed_v1_properties_duration_ms(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1632,7 +1351,6 @@ static bool events__schema_game_completed_v1_properties_duration_ms(const json_t
         if (!(x >= 0.0L))
             TB_V_FAIL("minimum", "must be >= 0");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1644,11 +1362,7 @@ static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1657,93 +1371,41 @@ static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys6(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* gameType */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_created_v1_properties_game_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_game_type, v);
                 break;
             case 2: /* createdBy */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 3: /* players */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_created_v1_properties_players(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_players, v);
                 break;
             case 4: /* settings */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_created_v1_properties_settings(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings, v);
                 break;
             case 5: /* stake */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_created_v1_properties_stake(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_stake, v);
                 break;
             case 6: /* createdAt */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1759,7 +1421,6 @@ static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval 
         if (!(seen & (UINT64_C(1) << 5)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1770,16 +1431,11 @@ out:
 static bool events__schema_game_created_v1_properties_game_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "chess", 5) || tb_json_str_eq(j, "checkers", 8) || tb_json_str_eq(j, "tictactoe", 9) || tb_json_str_eq(j, "connect4", 8)))
         TB_V_FAIL("enum", "must be one of [\"chess\", \"checkers\", \"tictactoe\", \"connect4\"]");
-    goto out;
 out:
     return ok;
 }
@@ -1791,16 +1447,11 @@ static bool events__schema_game_created_v1_properties_players(const json_t *j, t
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n < 1)
             TB_V_FAIL("minItems", "must have at least 1 items");
         if (n > 8)
@@ -1808,16 +1459,9 @@ static bool events__schema_game_created_v1_properties_players(const json_t *j, t
         if (!tb_json_unique(j))
             TB_V_FAIL("uniqueItems", "must not contain duplicate items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = events__schema_types_defs_uuid(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), events__schema_types_defs_uuid, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1831,11 +1475,7 @@ static bool events__schema_game_created_v1_properties_settings(const json_t *j, 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1844,44 +1484,22 @@ static bool events__schema_game_created_v1_properties_settings(const json_t *j, 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys4(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* timeControlSeconds */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_created_v1_properties_settings_properties_time_control_seconds(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings_properties_time_control_seconds, v);
                 break;
             case 1: /* rated */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_created_v1_properties_settings_properties_rated(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings_properties_rated, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1889,7 +1507,6 @@ static bool events__schema_game_created_v1_properties_settings(const json_t *j, 
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("rated", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1900,11 +1517,7 @@ out:
 static bool events__schema_game_created_v1_properties_settings_properties_time_control_seconds(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1914,7 +1527,6 @@ static bool events__schema_game_created_v1_properties_settings_properties_time_c
         if (!(x <= 86400.0L))
             TB_V_FAIL("maximum", "must be <= 86400");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1923,14 +1535,9 @@ out:
 static bool events__schema_game_created_v1_properties_settings_properties_rated(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_boolean(j)))
         TB_V_FAIL("type", "must be boolean");
-    goto out;
 out:
     return ok;
 }
@@ -1942,11 +1549,7 @@ static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1955,44 +1558,22 @@ static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys5(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* amount */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
                 break;
             case 1: /* currency */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2000,7 +1581,6 @@ static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("currency", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2011,11 +1591,7 @@ out:
 static bool events__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2025,7 +1601,6 @@ static bool events__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eva
         if (!(x <= 9007199254740991.0L))
             TB_V_FAIL("maximum", "must be <= 9007199254740991");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2034,24 +1609,17 @@ out:
 static bool events__schema_types_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!events__rx3(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2063,11 +1631,7 @@ static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eva
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2076,83 +1640,37 @@ static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys8(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* playerId */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 2: /* moveNumber */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_move_made_v1_properties_move_number(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_number, v);
                 break;
             case 3: /* move */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_move_made_v1_properties_move(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move, v);
                 break;
             case 4: /* stateVersion */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_move_made_v1_properties_state_version(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_state_version, v);
                 break;
             case 5: /* madeAt */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2166,7 +1684,6 @@ static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eva
         if (!(seen & (UINT64_C(1) << 4)))
             TB_V_FAIL_MEMBER("madeAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2177,11 +1694,7 @@ out:
 static bool events__schema_game_move_made_v1_properties_move_number(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2189,7 +1702,6 @@ static bool events__schema_game_move_made_v1_properties_move_number(const json_t
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2201,11 +1713,7 @@ static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2214,58 +1722,29 @@ static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys7(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* notation */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_move_made_v1_properties_move_properties_notation(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_notation, v);
                 break;
             case 1: /* from */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_move_made_v1_properties_move_properties_from(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from, v);
                 break;
             case 2: /* to */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_move_made_v1_properties_move_properties_to(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_to, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("notation", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2276,18 +1755,12 @@ out:
 static bool events__schema_game_move_made_v1_properties_move_properties_notation(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -2296,7 +1769,6 @@ static bool events__schema_game_move_made_v1_properties_move_properties_notation
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2305,24 +1777,17 @@ out:
 static bool events__schema_game_move_made_v1_properties_move_properties_from(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 8 && tb_utf8_len(s, n) > 8)
             TB_V_FAIL("maxLength", "must have at most 8 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2331,24 +1796,17 @@ out:
 static bool events__schema_game_move_made_v1_properties_move_properties_to(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 8 && tb_utf8_len(s, n) > 8)
             TB_V_FAIL("maxLength", "must have at most 8 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2357,11 +1815,7 @@ out:
 static bool events__schema_game_move_made_v1_properties_state_version(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2369,7 +1823,6 @@ static bool events__schema_game_move_made_v1_properties_state_version(const json
         if (!(x >= 0.0L))
             TB_V_FAIL("minimum", "must be >= 0");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2381,11 +1834,7 @@ static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2394,64 +1843,30 @@ static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys9(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* players */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_game_started_v1_properties_players(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_started_v1_properties_players, v);
                 break;
             case 2: /* firstTurn */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 3: /* startedAt */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2463,7 +1878,6 @@ static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval 
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("startedAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2477,16 +1891,11 @@ static bool events__schema_game_started_v1_properties_players(const json_t *j, t
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n < 2)
             TB_V_FAIL("minItems", "must have at least 2 items");
         if (n > 8)
@@ -2494,16 +1903,9 @@ static bool events__schema_game_started_v1_properties_players(const json_t *j, t
         if (!tb_json_unique(j))
             TB_V_FAIL("uniqueItems", "must not contain duplicate items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = events__schema_types_defs_uuid(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), events__schema_types_defs_uuid, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2517,11 +1919,7 @@ static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2530,54 +1928,26 @@ static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys11(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* achievements */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_achievements_earned_v1_properties_achievements(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_achievements_earned_v1_properties_achievements, v);
                 break;
             case 2: /* earnedAt */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2587,7 +1957,6 @@ static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx 
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("earnedAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2601,31 +1970,19 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements(c
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n < 1)
             TB_V_FAIL("minItems", "must have at least 1 items");
         if (n > 100)
             TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = events__schema_user_achievements_earned_v1_properties_achievements_items(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), events__schema_user_achievements_earned_v1_properties_achievements_items, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2639,11 +1996,7 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements_i
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2652,54 +2005,26 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements_i
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys10(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_achievements_earned_v1_properties_achievements_items_properties_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_achievements_earned_v1_properties_achievements_items_properties_id, v);
                 break;
             case 1: /* name */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_achievements_earned_v1_properties_achievements_items_properties_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_achievements_earned_v1_properties_achievements_items_properties_name, v);
                 break;
             case 2: /* points */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_achievements_earned_v1_properties_achievements_items_properties_points(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_achievements_earned_v1_properties_achievements_items_properties_points, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2709,7 +2034,6 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements_i
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("points", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2720,24 +2044,17 @@ out:
 static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!events__rx4(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[a-z0-9_.-]{1,64}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2746,18 +2063,12 @@ out:
 static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -2766,7 +2077,6 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements_i
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2775,11 +2085,7 @@ out:
 static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_points(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2789,7 +2095,6 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements_i
         if (!(x <= 100000.0L))
             TB_V_FAIL("maximum", "must be <= 100000");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2801,11 +2106,7 @@ static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2814,54 +2115,26 @@ static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys13(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* changes */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_profile_updated_v1_properties_changes(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes, v);
                 break;
             case 2: /* updatedAt */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2871,7 +2144,6 @@ static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, 
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("updatedAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2885,11 +2157,7 @@ static bool events__schema_user_profile_updated_v1_properties_changes(const json
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2899,64 +2167,29 @@ static bool events__schema_user_profile_updated_v1_properties_changes(const json
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys12(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* displayName */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_profile_updated_v1_properties_changes_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_display_name, v);
                 break;
             case 1: /* avatarUrl */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url, v);
                 break;
             case 2: /* bio */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_profile_updated_v1_properties_changes_properties_bio(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_bio, v);
                 break;
             case 3: /* country */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_profile_updated_v1_properties_changes_properties_country(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_country, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2967,18 +2200,12 @@ out:
 static bool events__schema_user_profile_updated_v1_properties_changes_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -2987,7 +2214,6 @@ static bool events__schema_user_profile_updated_v1_properties_changes_properties
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2996,18 +2222,12 @@ out:
 static bool events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 2048 && tb_utf8_len(s, n) > 2048)
             TB_V_FAIL("maxLength", "must have at most 2048 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uri(s, n))
@@ -3015,7 +2235,6 @@ static bool events__schema_user_profile_updated_v1_properties_changes_properties
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3024,24 +2243,17 @@ out:
 static bool events__schema_user_profile_updated_v1_properties_changes_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3050,24 +2262,17 @@ out:
 static bool events__schema_user_profile_updated_v1_properties_changes_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!events__rx5(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3079,11 +2284,7 @@ static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -3092,73 +2293,33 @@ static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys14(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_email, v);
                 break;
             case 2: /* username */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_username, v);
                 break;
             case 3: /* displayName */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_registered_v1_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_registered_v1_properties_display_name, v);
                 break;
             case 4: /* registeredAt */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -3170,7 +2331,6 @@ static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_ev
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("registeredAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3181,18 +2341,12 @@ out:
 static bool events__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 12 && tb_utf8_len(s, n) < 3)
             TB_V_FAIL("minLength", "must have at least 3 characters");
@@ -3203,7 +2357,6 @@ static bool events__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3212,18 +2365,12 @@ out:
 static bool events__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 12 && tb_utf8_len(s, n) < 3)
             TB_V_FAIL("minLength", "must have at least 3 characters");
@@ -3234,7 +2381,6 @@ static bool events__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_e
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3243,18 +2389,12 @@ out:
 static bool events__schema_user_registered_v1_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -3263,7 +2403,6 @@ static bool events__schema_user_registered_v1_properties_display_name(const json
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3275,11 +2414,7 @@ static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -3288,94 +2423,42 @@ static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys15(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_email, v);
                 break;
             case 2: /* username */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_username, v);
                 break;
             case 3: /* displayName */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_registered_v2_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_registered_v2_properties_display_name, v);
                 break;
             case 4: /* locale */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_registered_v2_properties_locale(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_registered_v2_properties_locale, v);
                 break;
             case 5: /* marketingOptIn */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_user_registered_v2_properties_marketing_opt_in(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_registered_v2_properties_marketing_opt_in, v);
                 break;
             case 6: /* registeredAt */
                 seen |= UINT64_C(1) << 6;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -3393,7 +2476,6 @@ static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_ev
         if (!(seen & (UINT64_C(1) << 6)))
             TB_V_FAIL_MEMBER("registeredAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3404,18 +2486,12 @@ out:
 static bool events__schema_user_registered_v2_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -3424,7 +2500,6 @@ static bool events__schema_user_registered_v2_properties_display_name(const json
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3433,24 +2508,17 @@ out:
 static bool events__schema_user_registered_v2_properties_locale(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (tb_regex_search(&RE[2], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z]{2}(-[A-Z]{2})\?$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3459,14 +2527,9 @@ out:
 static bool events__schema_user_registered_v2_properties_marketing_opt_in(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_boolean(j)))
         TB_V_FAIL("type", "must be boolean");
-    goto out;
 out:
     return ok;
 }
@@ -3478,11 +2541,7 @@ static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -3491,93 +2550,41 @@ static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys16(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* walletId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* userId */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 2: /* currency */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
                 break;
             case 3: /* previousBalance */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
                 break;
             case 4: /* balance */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
                 break;
             case 5: /* transactionId */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 6: /* updatedAt */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -3593,7 +2600,6 @@ static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c
         if (!(seen & (UINT64_C(1) << 5)))
             TB_V_FAIL_MEMBER("updatedAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3607,11 +2613,7 @@ static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eva
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -3620,64 +2622,30 @@ static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys17(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* walletId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* userId */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 2: /* currency */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
                 break;
             case 3: /* createdAt */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -3689,7 +2657,6 @@ static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eva
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3703,11 +2670,7 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -3716,122 +2679,52 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = events__keys18(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* transactionId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 1: /* walletId */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 2: /* userId */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
                 break;
             case 3: /* type */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_wallet_transaction_created_v1_properties_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_wallet_transaction_created_v1_properties_type, v);
                 break;
             case 4: /* amount */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_wallet_transaction_created_v1_properties_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_wallet_transaction_created_v1_properties_amount, v);
                 break;
             case 5: /* currency */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
                 break;
             case 6: /* balanceAfter */
                 seen |= UINT64_C(1) << 6;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
                 break;
             case 7: /* reference */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_wallet_transaction_created_v1_properties_reference(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_wallet_transaction_created_v1_properties_reference, v);
                 break;
             case 8: /* idempotencyKey */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_wallet_transaction_created_v1_properties_idempotency_key(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_wallet_transaction_created_v1_properties_idempotency_key, v);
                 break;
             case 9: /* createdAt */
                 seen |= UINT64_C(1) << 7;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = events__schema_types_defs_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -3851,7 +2744,6 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
         if (!(seen & (UINT64_C(1) << 7)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3862,16 +2754,11 @@ out:
 static bool events__schema_wallet_transaction_created_v1_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "credit", 6) || tb_json_str_eq(j, "debit", 5)))
         TB_V_FAIL("enum", "must be one of [\"credit\", \"debit\"]");
-    goto out;
 out:
     return ok;
 }
@@ -3884,10 +2771,6 @@ static bool events__schema_wallet_transaction_created_v1_properties_amount(const
         return false;
     int np = c->npath;
     tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -3897,7 +2780,6 @@ static bool events__schema_wallet_transaction_created_v1_properties_amount(const
     }
     if (!events__schema_types_defs_amount(j, c, E))
         TB_V_FAILED();
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -3908,24 +2790,17 @@ out:
 static bool events__schema_wallet_transaction_created_v1_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 256 && tb_utf8_len(s, n) > 256)
             TB_V_FAIL("maxLength", "must have at most 256 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -3934,18 +2809,12 @@ out:
 static bool events__schema_wallet_transaction_created_v1_properties_idempotency_key(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -3954,7 +2823,6 @@ static bool events__schema_wallet_transaction_created_v1_properties_idempotency_
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }

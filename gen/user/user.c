@@ -4,7 +4,7 @@
 #include "tablium/codec.h"
 #include "tablium/json.h"
 #include "tablium/op.h"
-#include "tablium/token.h"
+#include "tablium/service.h"
 #include "tablium/validate.h"
 
 #include <stddef.h>
@@ -467,18 +467,12 @@ static int user__keys14(const char *k, size_t n)
 static bool user__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!user__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
@@ -486,7 +480,6 @@ static bool user__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -495,24 +488,17 @@ out:
 static bool user__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -521,18 +507,12 @@ out:
 static bool user__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 12 && tb_utf8_len(s, n) < 3)
             TB_V_FAIL("minLength", "must have at least 3 characters");
@@ -543,7 +523,6 @@ static bool user__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -555,11 +534,7 @@ static bool user__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -568,40 +543,23 @@ static bool user__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys0(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* status */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_health_properties_status(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_health_properties_status, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("status", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -612,16 +570,11 @@ out:
 static bool user__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "ok", 2)))
         TB_V_FAIL("enum", "must be one of [\"ok\"]");
-    goto out;
 out:
     return ok;
 }
@@ -633,11 +586,7 @@ static bool user__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *e
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -646,40 +595,23 @@ static bool user__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *e
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys1(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_health(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_health, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -693,11 +625,7 @@ static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eva
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -706,53 +634,25 @@ static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys2(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* username */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_username, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_create_user_request_properties_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_create_user_request_properties_email, v);
                 break;
             case 2: /* displayName */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_create_user_request_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_create_user_request_properties_display_name, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -760,7 +660,6 @@ static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eva
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("email", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -771,18 +670,12 @@ out:
 static bool user__schema_create_user_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 254 && tb_utf8_len(s, n) > 254)
             TB_V_FAIL("maxLength", "must have at most 254 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
@@ -790,7 +683,6 @@ static bool user__schema_create_user_request_properties_email(const json_t *j, t
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -799,18 +691,12 @@ out:
 static bool user__schema_create_user_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -819,7 +705,6 @@ static bool user__schema_create_user_request_properties_display_name(const json_
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -831,11 +716,7 @@ static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -844,64 +725,30 @@ static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys3(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_uuid, v);
                 break;
             case 1: /* username */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_username(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_username, v);
                 break;
             case 2: /* email */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_user_properties_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_user_properties_email, v);
                 break;
             case 3: /* createdAt */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -913,7 +760,6 @@ static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 3)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -924,24 +770,17 @@ out:
 static bool user__schema_user_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -953,11 +792,7 @@ static bool user__schema_user_response(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -966,40 +801,23 @@ static bool user__schema_user_response(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys4(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_user(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_user, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1013,11 +831,7 @@ static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1026,83 +840,37 @@ static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys5(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_uuid, v);
                 break;
             case 1: /* displayName */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_profile_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_display_name, v);
                 break;
             case 2: /* bio */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_profile_properties_bio(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_bio, v);
                 break;
             case 3: /* country */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_profile_properties_country(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_country, v);
                 break;
             case 4: /* gamesPlayed */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_profile_properties_games_played(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_games_played, v);
                 break;
             case 5: /* updatedAt */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1116,7 +884,6 @@ static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 4)))
             TB_V_FAIL_MEMBER("updatedAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1127,24 +894,17 @@ out:
 static bool user__schema_profile_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 64 && tb_utf8_len(s, n) > 64)
             TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1153,24 +913,17 @@ out:
 static bool user__schema_profile_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1179,24 +932,17 @@ out:
 static bool user__schema_profile_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!user__rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1205,11 +951,7 @@ out:
 static bool user__schema_profile_properties_games_played(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1217,7 +959,6 @@ static bool user__schema_profile_properties_games_played(const json_t *j, tb_vct
         if (!(x >= 0.0L))
             TB_V_FAIL("minimum", "must be >= 0");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1229,11 +970,7 @@ static bool user__schema_profile_response(const json_t *j, tb_vctx *c, tb_eval *
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1242,40 +979,23 @@ static bool user__schema_profile_response(const json_t *j, tb_vctx *c, tb_eval *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys6(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_profile(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1289,11 +1009,7 @@ static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1303,55 +1019,26 @@ static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys7(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* displayName */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_update_profile_request_properties_display_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_update_profile_request_properties_display_name, v);
                 break;
             case 1: /* bio */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_update_profile_request_properties_bio(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_update_profile_request_properties_bio, v);
                 break;
             case 2: /* country */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_update_profile_request_properties_country(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_update_profile_request_properties_country, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1362,18 +1049,12 @@ out:
 static bool user__schema_update_profile_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -1382,7 +1063,6 @@ static bool user__schema_update_profile_request_properties_display_name(const js
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1391,24 +1071,17 @@ out:
 static bool user__schema_update_profile_request_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 500 && tb_utf8_len(s, n) > 500)
             TB_V_FAIL("maxLength", "must have at most 500 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1417,24 +1090,17 @@ out:
 static bool user__schema_update_profile_request_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!user__rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1446,11 +1112,7 @@ static bool user__schema_open_wallet_request(const json_t *j, tb_vctx *c, tb_eva
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1459,40 +1121,23 @@ static bool user__schema_open_wallet_request(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys8(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* currency */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_open_wallet_request_properties_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_open_wallet_request_properties_currency, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("currency", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1503,24 +1148,17 @@ out:
 static bool user__schema_open_wallet_request_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!user__rx3(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1532,11 +1170,7 @@ static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1545,54 +1179,26 @@ static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys9(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_uuid, v);
                 break;
             case 1: /* currency */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_wallet_properties_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_wallet_properties_currency, v);
                 break;
             case 2: /* balance */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_wallet_properties_balance(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_wallet_properties_balance, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1602,7 +1208,6 @@ static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("balance", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1613,16 +1218,11 @@ out:
 static bool user__schema_wallet_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1631,11 +1231,7 @@ out:
 static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1643,7 +1239,6 @@ static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, 
         if (!(x >= 0.0L))
             TB_V_FAIL("minimum", "must be >= 0");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1655,11 +1250,7 @@ static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *e
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1668,40 +1259,23 @@ static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *e
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys10(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_wallet(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_wallet, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1715,11 +1289,7 @@ static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1728,40 +1298,23 @@ static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys11(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_wallet_list_response_properties_data(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_wallet_list_response_properties_data, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1775,27 +1328,15 @@ static bool user__schema_wallet_list_response_properties_data(const json_t *j, t
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = user__schema_wallet(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), user__schema_wallet, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1809,11 +1350,7 @@ static bool user__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1822,54 +1359,26 @@ static bool user__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys12(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* path */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_detail_properties_path(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_detail_properties_path, v);
                 break;
             case 1: /* rule */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_detail_properties_rule(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_detail_properties_rule, v);
                 break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_detail_properties_message(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_detail_properties_message, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1879,7 +1388,6 @@ static bool user__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("message", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1890,16 +1398,11 @@ out:
 static bool user__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1908,16 +1411,11 @@ out:
 static bool user__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1926,16 +1424,11 @@ out:
 static bool user__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1947,11 +1440,7 @@ static bool user__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1960,72 +1449,32 @@ static bool user__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys13(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* code */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_properties_code(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_code, v);
                 break;
             case 1: /* message */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_properties_message(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_message, v);
                 break;
             case 2: /* requestId */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_properties_request_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_request_id, v);
                 break;
             case 3: /* details */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_properties_details(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_details, v);
                 break;
             case 4: /* detailsOmitted */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error_properties_details_omitted(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_details_omitted, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -2035,7 +1484,6 @@ static bool user__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("requestId", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2046,16 +1494,11 @@ out:
 static bool user__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2064,16 +1507,11 @@ out:
 static bool user__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2082,16 +1520,11 @@ out:
 static bool user__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2103,29 +1536,17 @@ static bool user__schema_error_properties_details(const json_t *j, tb_vctx *c, t
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n > 100)
             TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = user__schema_error_detail(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), user__schema_error_detail, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2136,11 +1557,7 @@ out:
 static bool user__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2148,7 +1565,6 @@ static bool user__schema_error_properties_details_omitted(const json_t *j, tb_vc
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2160,11 +1576,7 @@ static bool user__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2173,40 +1585,23 @@ static bool user__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = user__keys14(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* error */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = user__schema_error(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("error", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2763,7 +2158,8 @@ static const tb_op_status user_get_health__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &user_health__desc, user__schema_health_response},
     {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, user__schema_error_response},
 };
-static const tb_op user_get_health__op = {
+/* the operation table; user_server.c serves it, user_get_health_call calls it */
+const tb_op user_get_health__op = {
     "user_get_health", "GET", "/health", "getHealth",
     sizeof(user_get_health_req), sizeof(user_get_health_resp),
     NULL, 0,
@@ -2772,16 +2168,6 @@ static const tb_op user_get_health__op = {
     NULL, 0,
     NULL, 5000, 0,
 };
-
-int user_get_health__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_health_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_get_health__op, ctx, hr, req, res);
-}
-
-int user_get_health__write(tb_ctx *ctx, const user_get_health_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_get_health__op, ctx, resp, res);
-}
 
 int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *out, tb_error *err)
 {
@@ -2805,7 +2191,8 @@ static const tb_op_header user_create_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_create_user_resp, headers.www_authenticate)},
     {"Location", offsetof(user_create_user_resp, headers.location)},
 };
-static const tb_op user_create_user__op = {
+/* the operation table; user_server.c serves it, user_create_user_call calls it */
+const tb_op user_create_user__op = {
     "user_create_user", "POST", "/users", "createUser",
     sizeof(user_create_user_req), sizeof(user_create_user_resp),
     NULL, 0,
@@ -2814,16 +2201,6 @@ static const tb_op user_create_user__op = {
     user_create_user__headers, 2,
     NULL, 5000, 0,
 };
-
-int user_create_user__parse(tb_ctx *ctx, const tb_http_req *hr, user_create_user_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_create_user__op, ctx, hr, req, res);
-}
-
-int user_create_user__write(tb_ctx *ctx, const user_create_user_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_create_user__op, ctx, resp, res);
-}
 
 int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *out, tb_error *err)
 {
@@ -2847,7 +2224,8 @@ static const tb_op_status user_get_user__statuses[] = {
 static const tb_op_header user_get_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_resp, headers.www_authenticate)},
 };
-static const tb_op user_get_user__op = {
+/* the operation table; user_server.c serves it, user_get_user_call calls it */
+const tb_op user_get_user__op = {
     "user_get_user", "GET", "/users/{userId}", "getUser",
     sizeof(user_get_user_req), sizeof(user_get_user_resp),
     user_get_user__params, 1,
@@ -2856,16 +2234,6 @@ static const tb_op user_get_user__op = {
     user_get_user__headers, 1,
     NULL, 5000, 0,
 };
-
-int user_get_user__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_user_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_get_user__op, ctx, hr, req, res);
-}
-
-int user_get_user__write(tb_ctx *ctx, const user_get_user_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_get_user__op, ctx, resp, res);
-}
 
 int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *out, tb_error *err)
 {
@@ -2889,7 +2257,8 @@ static const tb_op_status user_get_profile__statuses[] = {
 static const tb_op_header user_get_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_profile_resp, headers.www_authenticate)},
 };
-static const tb_op user_get_profile__op = {
+/* the operation table; user_server.c serves it, user_get_profile_call calls it */
+const tb_op user_get_profile__op = {
     "user_get_profile", "GET", "/users/{userId}/profile", "getProfile",
     sizeof(user_get_profile_req), sizeof(user_get_profile_resp),
     user_get_profile__params, 1,
@@ -2898,16 +2267,6 @@ static const tb_op user_get_profile__op = {
     user_get_profile__headers, 1,
     NULL, 5000, 0,
 };
-
-int user_get_profile__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_profile_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_get_profile__op, ctx, hr, req, res);
-}
-
-int user_get_profile__write(tb_ctx *ctx, const user_get_profile_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_get_profile__op, ctx, resp, res);
-}
 
 int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *out, tb_error *err)
 {
@@ -2936,7 +2295,8 @@ static const tb_op_status user_update_profile__statuses[] = {
 static const tb_op_header user_update_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_update_profile_resp, headers.www_authenticate)},
 };
-static const tb_op user_update_profile__op = {
+/* the operation table; user_server.c serves it, user_update_profile_call calls it */
+const tb_op user_update_profile__op = {
     "user_update_profile", "PATCH", "/users/{userId}/profile", "updateProfile",
     sizeof(user_update_profile_req), sizeof(user_update_profile_resp),
     user_update_profile__params, 1,
@@ -2945,16 +2305,6 @@ static const tb_op user_update_profile__op = {
     user_update_profile__headers, 1,
     NULL, 5000, 0,
 };
-
-int user_update_profile__parse(tb_ctx *ctx, const tb_http_req *hr, user_update_profile_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_update_profile__op, ctx, hr, req, res);
-}
-
-int user_update_profile__write(tb_ctx *ctx, const user_update_profile_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_update_profile__op, ctx, resp, res);
-}
 
 int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_profile_req *req, user_update_profile_resp *out, tb_error *err)
 {
@@ -2979,7 +2329,8 @@ static const tb_op_status user_get_user_wallets__statuses[] = {
 static const tb_op_header user_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_wallets_resp, headers.www_authenticate)},
 };
-static const tb_op user_get_user_wallets__op = {
+/* the operation table; user_server.c serves it, user_get_user_wallets_call calls it */
+const tb_op user_get_user_wallets__op = {
     "user_get_user_wallets", "GET", "/users/{userId}/wallets", "getUserWallets",
     sizeof(user_get_user_wallets_req), sizeof(user_get_user_wallets_resp),
     user_get_user_wallets__params, 1,
@@ -2988,16 +2339,6 @@ static const tb_op user_get_user_wallets__op = {
     user_get_user_wallets__headers, 1,
     NULL, 5000, 0,
 };
-
-int user_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, user_get_user_wallets_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_get_user_wallets__op, ctx, hr, req, res);
-}
-
-int user_get_user_wallets__write(tb_ctx *ctx, const user_get_user_wallets_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_get_user_wallets__op, ctx, resp, res);
-}
 
 int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user_wallets_req *req, user_get_user_wallets_resp *out, tb_error *err)
 {
@@ -3028,7 +2369,8 @@ static const tb_op_status user_open_wallet__statuses[] = {
 static const tb_op_header user_open_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(user_open_wallet_resp, headers.www_authenticate)},
 };
-static const tb_op user_open_wallet__op = {
+/* the operation table; user_server.c serves it, user_open_wallet_call calls it */
+const tb_op user_open_wallet__op = {
     "user_open_wallet", "POST", "/users/{userId}/wallets", "openWallet",
     sizeof(user_open_wallet_req), sizeof(user_open_wallet_resp),
     user_open_wallet__params, 1,
@@ -3037,16 +2379,6 @@ static const tb_op user_open_wallet__op = {
     user_open_wallet__headers, 1,
     NULL, 5000, 0,
 };
-
-int user_open_wallet__parse(tb_ctx *ctx, const tb_http_req *hr, user_open_wallet_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&user_open_wallet__op, ctx, hr, req, res);
-}
-
-int user_open_wallet__write(tb_ctx *ctx, const user_open_wallet_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&user_open_wallet__op, ctx, resp, res);
-}
 
 int user_open_wallet_call(user_client *cl, tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *out, tb_error *err)
 {
@@ -3062,19 +2394,7 @@ user_client *user_client_new(const char *base_url, const tb_client_opts *opts, t
         tb_error_set(err, TB_ENOMEM, "user_client_new: out of memory");
         return NULL;
     }
-    /* named after the upstream, so TB_USER_* tunes it and logs say which */
-    tb_client_opts named = TB_CLIENT_OPTS_INIT;
-    if (opts)
-        named = *opts;
-    if (!named.name)
-        named.name = "user";
-    /* the service's own token (tablium/token.h) on every call, unless the caller set hooks */
-    const tb_client_hook *token = tb_service_token_hook();
-    if (!named.n_hooks && token) {
-        named.hooks = token;
-        named.n_hooks = 1;
-    }
-    c->http = tb_client_new(base_url, &named, err);
+    c->http = tb_service_client_new("user", base_url, opts, err);
     if (!c->http) {
         free(c);
         return NULL;

@@ -4,7 +4,7 @@
 #include "tablium/codec.h"
 #include "tablium/json.h"
 #include "tablium/op.h"
-#include "tablium/token.h"
+#include "tablium/service.h"
 #include "tablium/validate.h"
 
 #include <stddef.h>
@@ -450,18 +450,12 @@ static int wallet__keys13(const char *k, size_t n)
 static bool wallet__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!wallet__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
@@ -469,7 +463,6 @@ static bool wallet__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -478,24 +471,17 @@ out:
 static bool wallet__schema_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!wallet__rx1(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -504,11 +490,7 @@ out:
 static bool wallet__schema_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -518,7 +500,6 @@ static bool wallet__schema_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(x <= 9007199254740991.0L))
             TB_V_FAIL("maximum", "must be <= 9007199254740991");
     }
-    goto out;
 out:
     return ok;
 }
@@ -527,24 +508,17 @@ out:
 static bool wallet__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -553,16 +527,11 @@ out:
 static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "credit", 6) || tb_json_str_eq(j, "debit", 5)))
         TB_V_FAIL("enum", "must be one of [\"credit\", \"debit\"]");
-    goto out;
 out:
     return ok;
 }
@@ -574,11 +543,7 @@ static bool wallet__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -587,40 +552,23 @@ static bool wallet__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys0(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* status */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_health_properties_status(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_health_properties_status, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("status", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -631,16 +579,11 @@ out:
 static bool wallet__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "ok", 2)))
         TB_V_FAIL("enum", "must be one of [\"ok\"]");
-    goto out;
 out:
     return ok;
 }
@@ -652,11 +595,7 @@ static bool wallet__schema_health_response(const json_t *j, tb_vctx *c, tb_eval 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -665,40 +604,23 @@ static bool wallet__schema_health_response(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys1(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_health(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_health, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -712,11 +634,7 @@ static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -725,44 +643,22 @@ static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys2(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
                 break;
             case 1: /* currency */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_currency, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -770,7 +666,6 @@ static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("currency", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -784,11 +679,7 @@ static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -797,74 +688,34 @@ static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys3(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
                 break;
             case 1: /* userId */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
                 break;
             case 2: /* currency */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_currency, v);
                 break;
             case 3: /* balance */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_amount, v);
                 break;
             case 4: /* createdAt */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -878,7 +729,6 @@ static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 4)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -892,11 +742,7 @@ static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -905,40 +751,23 @@ static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys4(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_wallet(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_wallet, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -952,11 +781,7 @@ static bool wallet__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -965,40 +790,23 @@ static bool wallet__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys5(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_wallet_list_response_properties_data(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_wallet_list_response_properties_data, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1012,27 +820,15 @@ static bool wallet__schema_wallet_list_response_properties_data(const json_t *j,
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = wallet__schema_wallet(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_wallet, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1046,11 +842,7 @@ static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1059,53 +851,25 @@ static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys6(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* type */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_type, v);
                 break;
             case 1: /* amount */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_create_transaction_request_properties_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_create_transaction_request_properties_amount, v);
                 break;
             case 2: /* reference */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_create_transaction_request_properties_reference(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_create_transaction_request_properties_reference, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1113,7 +877,6 @@ static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("amount", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1124,11 +887,7 @@ out:
 static bool wallet__schema_create_transaction_request_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1138,7 +897,6 @@ static bool wallet__schema_create_transaction_request_properties_amount(const js
         if (!(x <= 1000000000000.0L))
             TB_V_FAIL("maximum", "must be <= 1000000000000");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1147,24 +905,17 @@ out:
 static bool wallet__schema_create_transaction_request_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1176,11 +927,7 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1189,93 +936,41 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys7(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
                 break;
             case 1: /* walletId */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_uuid(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
                 break;
             case 2: /* type */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_type(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_type, v);
                 break;
             case 3: /* amount */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_properties_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_properties_amount, v);
                 break;
             case 4: /* balanceAfter */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_amount(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_amount, v);
                 break;
             case 5: /* reference */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_properties_reference(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_properties_reference, v);
                 break;
             case 6: /* createdAt */
                 seen |= UINT64_C(1) << 5;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_timestamp(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_timestamp, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1291,7 +986,6 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 5)))
             TB_V_FAIL_MEMBER("createdAt", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1302,11 +996,7 @@ out:
 static bool wallet__schema_transaction_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1314,7 +1004,6 @@ static bool wallet__schema_transaction_properties_amount(const json_t *j, tb_vct
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1323,24 +1012,17 @@ out:
 static bool wallet__schema_transaction_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1352,11 +1034,7 @@ static bool wallet__schema_transaction_response(const json_t *j, tb_vctx *c, tb_
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1365,40 +1043,23 @@ static bool wallet__schema_transaction_response(const json_t *j, tb_vctx *c, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys8(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1412,11 +1073,7 @@ static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1425,44 +1082,22 @@ static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys9(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* items */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_page_properties_items(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_page_properties_items, v);
                 break;
             case 1: /* nextCursor */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_page_properties_next_cursor(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_page_properties_next_cursor, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1470,7 +1105,6 @@ static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("nextCursor", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1484,27 +1118,15 @@ static bool wallet__schema_transaction_page_properties_items(const json_t *j, tb
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = wallet__schema_transaction(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_transaction, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1515,16 +1137,11 @@ out:
 static bool wallet__schema_transaction_page_properties_next_cursor(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1536,11 +1153,7 @@ static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1549,40 +1162,23 @@ static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys10(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* data */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_transaction_page(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_page, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1596,11 +1192,7 @@ static bool wallet__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1609,54 +1201,26 @@ static bool wallet__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys11(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* path */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_detail_properties_path(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_detail_properties_path, v);
                 break;
             case 1: /* rule */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_detail_properties_rule(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_detail_properties_rule, v);
                 break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_detail_properties_message(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_detail_properties_message, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1666,7 +1230,6 @@ static bool wallet__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("message", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1677,16 +1240,11 @@ out:
 static bool wallet__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1695,16 +1253,11 @@ out:
 static bool wallet__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1713,16 +1266,11 @@ out:
 static bool wallet__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1734,11 +1282,7 @@ static bool wallet__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1747,72 +1291,32 @@ static bool wallet__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys12(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* code */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_properties_code(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_code, v);
                 break;
             case 1: /* message */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_properties_message(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_message, v);
                 break;
             case 2: /* requestId */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_properties_request_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_request_id, v);
                 break;
             case 3: /* details */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_properties_details(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_details, v);
                 break;
             case 4: /* detailsOmitted */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error_properties_details_omitted(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_details_omitted, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1822,7 +1326,6 @@ static bool wallet__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 2)))
             TB_V_FAIL_MEMBER("requestId", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1833,16 +1336,11 @@ out:
 static bool wallet__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1851,16 +1349,11 @@ out:
 static bool wallet__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1869,16 +1362,11 @@ out:
 static bool wallet__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -1890,29 +1378,17 @@ static bool wallet__schema_error_properties_details(const json_t *j, tb_vctx *c,
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n > 100)
             TB_V_FAIL("maxItems", "must have at most 100 items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = wallet__schema_error_detail(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_error_detail, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -1923,11 +1399,7 @@ out:
 static bool wallet__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -1935,7 +1407,6 @@ static bool wallet__schema_error_properties_details_omitted(const json_t *j, tb_
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
     }
-    goto out;
 out:
     return ok;
 }
@@ -1947,11 +1418,7 @@ static bool wallet__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1960,40 +1427,23 @@ static bool wallet__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = wallet__keys13(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* error */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = wallet__schema_error(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("error", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2007,29 +1457,17 @@ static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(c
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n > 16)
             TB_V_FAIL("maxItems", "must have at most 16 items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = wallet__schema_currency(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_currency, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -2040,11 +1478,7 @@ out:
 static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -2054,7 +1488,6 @@ static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0
         if (!(x <= 100.0L))
             TB_V_FAIL("maximum", "must be <= 100");
     }
-    goto out;
 out:
     return ok;
 }
@@ -2063,24 +1496,17 @@ out:
 static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!wallet__rx2(s, n))
             TB_V_FAIL("pattern", "must match pattern ^[0-9]{1,19}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2089,18 +1515,12 @@ out:
 static bool wallet__schema_components_parameters_idempotency_key_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
@@ -2111,7 +1531,6 @@ static bool wallet__schema_components_parameters_idempotency_key_schema(const js
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -2667,7 +2086,8 @@ static const tb_op_status wallet_get_health__statuses[] = {
     {503, TB_RS_ERROR, 0, 0, offsetof(wallet_get_health_resp, s503), 0, NULL, wallet__schema_error_response},
 };
 static const tb_retry_policy wallet_get_health__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-static const tb_op wallet_get_health__op = {
+/* the operation table; wallet_server.c serves it, wallet_get_health_call calls it */
+const tb_op wallet_get_health__op = {
     "wallet_get_health", "GET", "/health", "getHealth",
     sizeof(wallet_get_health_req), sizeof(wallet_get_health_resp),
     NULL, 0,
@@ -2676,16 +2096,6 @@ static const tb_op wallet_get_health__op = {
     NULL, 0,
     &wallet_get_health__retry, 5000, 0,
 };
-
-int wallet_get_health__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_get_health_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&wallet_get_health__op, ctx, hr, req, res);
-}
-
-int wallet_get_health__write(tb_ctx *ctx, const wallet_get_health_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&wallet_get_health__op, ctx, resp, res);
-}
 
 int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *out, tb_error *err)
 {
@@ -2710,7 +2120,8 @@ static const tb_op_header wallet_create_wallet__headers[] = {
     {"Location", offsetof(wallet_create_wallet_resp, headers.location)},
 };
 static const tb_retry_policy wallet_create_wallet__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-static const tb_op wallet_create_wallet__op = {
+/* the operation table; wallet_server.c serves it, wallet_create_wallet_call calls it */
+const tb_op wallet_create_wallet__op = {
     "wallet_create_wallet", "POST", "/wallets", "createWallet",
     sizeof(wallet_create_wallet_req), sizeof(wallet_create_wallet_resp),
     NULL, 0,
@@ -2719,16 +2130,6 @@ static const tb_op wallet_create_wallet__op = {
     wallet_create_wallet__headers, 2,
     &wallet_create_wallet__retry, 5000, 0,
 };
-
-int wallet_create_wallet__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_create_wallet_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&wallet_create_wallet__op, ctx, hr, req, res);
-}
-
-int wallet_create_wallet__write(tb_ctx *ctx, const wallet_create_wallet_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&wallet_create_wallet__op, ctx, resp, res);
-}
 
 int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_wallet_req *req, wallet_create_wallet_resp *out, tb_error *err)
 {
@@ -2753,7 +2154,8 @@ static const tb_op_header wallet_get_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_get_wallet_resp, headers.www_authenticate)},
 };
 static const tb_retry_policy wallet_get_wallet__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-static const tb_op wallet_get_wallet__op = {
+/* the operation table; wallet_server.c serves it, wallet_get_wallet_call calls it */
+const tb_op wallet_get_wallet__op = {
     "wallet_get_wallet", "GET", "/wallets/{walletId}", "getWallet",
     sizeof(wallet_get_wallet_req), sizeof(wallet_get_wallet_resp),
     wallet_get_wallet__params, 1,
@@ -2762,16 +2164,6 @@ static const tb_op wallet_get_wallet__op = {
     wallet_get_wallet__headers, 1,
     &wallet_get_wallet__retry, 5000, 0,
 };
-
-int wallet_get_wallet__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_get_wallet_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&wallet_get_wallet__op, ctx, hr, req, res);
-}
-
-int wallet_get_wallet__write(tb_ctx *ctx, const wallet_get_wallet_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&wallet_get_wallet__op, ctx, resp, res);
-}
 
 int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *out, tb_error *err)
 {
@@ -2798,7 +2190,8 @@ static const tb_op_header wallet_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_get_user_wallets_resp, headers.www_authenticate)},
 };
 static const tb_retry_policy wallet_get_user_wallets__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-static const tb_op wallet_get_user_wallets__op = {
+/* the operation table; wallet_server.c serves it, wallet_get_user_wallets_call calls it */
+const tb_op wallet_get_user_wallets__op = {
     "wallet_get_user_wallets", "GET", "/users/{userId}/wallets", "getUserWallets",
     sizeof(wallet_get_user_wallets_req), sizeof(wallet_get_user_wallets_resp),
     wallet_get_user_wallets__params, 2,
@@ -2807,16 +2200,6 @@ static const tb_op wallet_get_user_wallets__op = {
     wallet_get_user_wallets__headers, 1,
     &wallet_get_user_wallets__retry, 5000, 0,
 };
-
-int wallet_get_user_wallets__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_get_user_wallets_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&wallet_get_user_wallets__op, ctx, hr, req, res);
-}
-
-int wallet_get_user_wallets__write(tb_ctx *ctx, const wallet_get_user_wallets_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&wallet_get_user_wallets__op, ctx, resp, res);
-}
 
 int wallet_get_user_wallets_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *out, tb_error *err)
 {
@@ -2851,7 +2234,8 @@ static const tb_op_header wallet_list_transactions__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_list_transactions_resp, headers.www_authenticate)},
 };
 static const tb_retry_policy wallet_list_transactions__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
-static const tb_op wallet_list_transactions__op = {
+/* the operation table; wallet_server.c serves it, wallet_list_transactions_call calls it */
+const tb_op wallet_list_transactions__op = {
     "wallet_list_transactions", "GET", "/wallets/{walletId}/transactions", "listTransactions",
     sizeof(wallet_list_transactions_req), sizeof(wallet_list_transactions_resp),
     wallet_list_transactions__params, 4,
@@ -2860,16 +2244,6 @@ static const tb_op wallet_list_transactions__op = {
     wallet_list_transactions__headers, 1,
     &wallet_list_transactions__retry, 5000, 0,
 };
-
-int wallet_list_transactions__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_list_transactions_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&wallet_list_transactions__op, ctx, hr, req, res);
-}
-
-int wallet_list_transactions__write(tb_ctx *ctx, const wallet_list_transactions_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&wallet_list_transactions__op, ctx, resp, res);
-}
 
 int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *out, tb_error *err)
 {
@@ -2905,7 +2279,8 @@ static const tb_op_header wallet_create_transaction__headers[] = {
     {"Idempotent-Replayed", offsetof(wallet_create_transaction_resp, headers.idempotent_replayed)},
 };
 static const tb_retry_policy wallet_create_transaction__retry = {3, 50, 1000, 2.0, 2000, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try 2000 ms, on connect-failure, reset, timeout, 429, gateway-error */
-static const tb_op wallet_create_transaction__op = {
+/* the operation table; wallet_server.c serves it, wallet_create_transaction_call calls it */
+const tb_op wallet_create_transaction__op = {
     "wallet_create_transaction", "POST", "/wallets/{walletId}/transactions", "createTransaction",
     sizeof(wallet_create_transaction_req), sizeof(wallet_create_transaction_resp),
     wallet_create_transaction__params, 2,
@@ -2914,16 +2289,6 @@ static const tb_op wallet_create_transaction__op = {
     wallet_create_transaction__headers, 2,
     &wallet_create_transaction__retry, 5000, TB_OPF_IDEMPOTENT,
 };
-
-int wallet_create_transaction__parse(tb_ctx *ctx, const tb_http_req *hr, wallet_create_transaction_req *req, tb_http_res *res)
-{
-    return tb_op_parse(&wallet_create_transaction__op, ctx, hr, req, res);
-}
-
-int wallet_create_transaction__write(tb_ctx *ctx, const wallet_create_transaction_resp *resp, tb_http_res *res)
-{
-    return tb_op_write(&wallet_create_transaction__op, ctx, resp, res);
-}
 
 int wallet_create_transaction_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *out, tb_error *err)
 {
@@ -2939,19 +2304,7 @@ wallet_client *wallet_client_new(const char *base_url, const tb_client_opts *opt
         tb_error_set(err, TB_ENOMEM, "wallet_client_new: out of memory");
         return NULL;
     }
-    /* named after the upstream, so TB_WALLET_* tunes it and logs say which */
-    tb_client_opts named = TB_CLIENT_OPTS_INIT;
-    if (opts)
-        named = *opts;
-    if (!named.name)
-        named.name = "wallet";
-    /* the service's own token (tablium/token.h) on every call, unless the caller set hooks */
-    const tb_client_hook *token = tb_service_token_hook();
-    if (!named.n_hooks && token) {
-        named.hooks = token;
-        named.n_hooks = 1;
-    }
-    c->http = tb_client_new(base_url, &named, err);
+    c->http = tb_service_client_new("wallet", base_url, opts, err);
     if (!c->http) {
         free(c);
         return NULL;

@@ -305,6 +305,30 @@ int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res
     return 0;
 }
 
+/* ---- server: one request ---- */
+
+int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *sec, size_t nsec,
+                tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    int rc;
+    if (sec) {
+        rc = tb_http_authorize(ctx, hr, res, sec, nsec);
+        if (rc)
+            return rc > 0 ? 0 : rc;
+    }
+    void *req = tb_arena_alloc(ctx->arena, op->req_size);
+    void *resp = tb_arena_calloc(ctx->arena, 1, op->resp_size);
+    if (!req || !resp)
+        return TB_ENOMEM;
+    rc = tb_op_parse(op, ctx, hr, req, res);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    rc = handle(ctx, req, resp);
+    if (rc)
+        return rc;
+    return tb_op_write(op, ctx, resp, res);
+}
+
 /* ---- client ---- */
 
 static int decode_answer(const tb_op *op, tb_ctx *ctx, const tb_client_res *r, void *out,

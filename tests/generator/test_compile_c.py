@@ -152,6 +152,22 @@ class GoldenFixturesCompile(CompileCase):
                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
                     self.assertEqual(p.returncode, 0, p.stdout.decode())
 
+    def test_generated_header_refuses_another_runtime_abi(self):
+        name, rel_input = support.FIXTURES[0]
+        support.generate(name, rel_input, self.tmp)
+        outdir = os.path.join(self.tmp, name)
+        tu = support.write_file(os.path.join(outdir, "guard.c"), '#include "%s.h"\n' % name)
+        rc, out = support.compile_c(tu, outdir)
+        self.assertEqual(rc, 0, out)
+        # the same header against a runtime whose tablium/version.h says another ABI
+        fake = os.path.join(self.tmp, "other-runtime", "tablium")
+        os.makedirs(fake)
+        support.write_file(os.path.join(fake, "version.h"),
+                           "#define TB_VERSION \"9.9.9\"\n#define TB_GEN_ABI 999\n")
+        rc, out = support.compile_c(tu, outdir, extra=["-I", os.path.dirname(fake)])
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("regenerate it with the tablium-gen of this runtime", out)
+
 
 class UserSchemasCompile(CompileCase):
     def test_project_with_cross_file_refs(self):

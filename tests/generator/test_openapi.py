@@ -391,9 +391,9 @@ class Security(OpenApiCase):
         self.assertIn('{"key", TB_SEC_API_KEY_HEADER, "X-API-Key"},', srv)
         self.assertIn('{"oauth", TB_SEC_OAUTH2, NULL},', srv)
         # the default applies to /read, `security: []` opens /open, /write has two alternatives
-        self.assertIn("tb_http_authorize(ctx, hr, res, vault_get_read__security, 1)", srv)
+        self.assertIn("tb_op_serve(&vault_get_read__op, vault_get_read__handle, vault_get_read__security, 1, ctx, hr, res)", srv)
         self.assertNotIn("vault_get_open__security", srv)
-        self.assertIn("tb_http_authorize(ctx, hr, res, vault_post_write__security, 2)", srv)
+        self.assertIn("tb_op_serve(&vault_post_write__op, vault_post_write__handle, vault_post_write__security, 2, ctx, hr, res)", srv)
         self.assertIn('vault_post_write__scopes_0_0[] = {"vault.write", "vault.audit"};', srv)
         self.assertIn("{&vault__schemes[1], NULL, 0},", srv)
         self.assertIn("{vault_post_write__sec_1, 2},", srv)
@@ -449,12 +449,12 @@ class Policies(OpenApiCase):
         rc, err = self.gen(POLICIES, "till.yaml")
         self.assertEqual(rc, 0, err)
         srv = self.read("till_server.c")
-        self.assertIn("opts.request_timeout_ms = 5000;", srv)
-        self.assertIn('opts.policy.rate_limit = "100/1000ms";', srv)
-        self.assertIn("tb_rate_limit l = {10u, 30000ull, 4u};", srv)
-        self.assertIn('getenv("TB_RATE_LIMIT_TILL_PAY")', srv)
-        self.assertIn('tb_server_set_op_timeout(srv, "pay", 800);', srv)
-        self.assertNotIn('tb_server_set_op_timeout(srv, "look"', srv)
+        # the service description tb_service_main runs (tablium/service.h)
+        self.assertIn("    5000, /* x-tablium-timeout", srv)
+        self.assertIn('    "100/1000ms", 0, /* x-tablium-rate-limit', srv)  # burst: the limit
+        self.assertIn('{"pay", "TB_RATE_LIMIT_TILL_PAY", {10u, 30000ull, 4u}, 800},', srv)
+        self.assertNotIn('{"look", "TB_RATE_LIMIT', srv)
+        self.assertIn("till__policies, 1,", srv)
         c = self.read("till.c")
         # the operation tables (tablium/op.h): retry policy, client timeout, idempotency key
         self.assertIn("&till_pay__retry, 800, TB_OPF_IDEMPOTENT,", c)  # POST /pay only

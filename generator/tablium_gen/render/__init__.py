@@ -14,8 +14,13 @@ def env():
         _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True,
                                   lstrip_blocks=True, keep_trailing_newline=True,
                                   undefined=jinja2.StrictUndefined, autoescape=False)
+        from .tidy import tidy_function
+        _env.filters["tidy"] = tidy_function
     return _env
 
 
 def render(template, **ctx):
+    from .. import GEN_ABI, VERSION
+    ctx.setdefault("gen_abi", GEN_ABI)
+    ctx.setdefault("gen_version", VERSION)
     return env().get_template(template).render(**ctx)

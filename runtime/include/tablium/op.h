@@ -115,6 +115,14 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
  *  checked against its schema (TB_EVALIDATION, logged, when it does not match). */
 int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res);
 
+/** A handler with its request and response types erased (generated per operation). */
+typedef int (*tb_op_handler)(tb_ctx *ctx, const void *req, void *resp);
+
+/** Server: one request to an operation: its security (any of the nsec alternatives, none when
+ *  sec is NULL), parse, the handler, write. What a tb_http_op's invoke does. */
+int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *sec, size_t nsec,
+                tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res);
+
 /** Client: sends *req to the service behind http and decodes the answer into *out (memory in
  *  ctx->arena). 0 when the service answered a status the spec declares (out->status), else
  *  TB_ECONN / TB_ETIMEDOUT / TB_EUPSTREAM / ... with err saying why. */

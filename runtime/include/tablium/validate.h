@@ -194,6 +194,26 @@ static inline bool tb_vconst_eq(const json_t *j, tb_vconst *k)
         if (c->quiet || !(c->flags & TB_VALIDATE_ALL_ERRORS))             \
             goto out;                                                     \
     } while (0)
+/** Applies subschema fn to a child instance: `push` puts the child's key or index on the path
+ *  (e.g. tb_v_push_key(c, k, kl)); a failure is TB_V_FAILED(). */
+#define TB_V_CHILD(push, fn, inst)       \
+    do {                                 \
+        push;                            \
+        bool r_ = fn(inst, c, NULL);     \
+        tb_v_pop(c);                     \
+        if (!r_)                         \
+            TB_V_FAILED();               \
+    } while (0)
+/** A child instance where the schema is false: a violation of `rule` at its path. */
+#define TB_V_CHILD_REFUSED(push, rule)                   \
+    do {                                                 \
+        push;                                            \
+        ok = false;                                      \
+        bool go_ = tb_v_fail(c, rule, "is not allowed"); \
+        tb_v_pop(c);                                     \
+        if (!go_)                                        \
+            goto out;                                    \
+    } while (0)
 
 /** Releases the process-wide state of this module for the calling thread (regex match data).
  *  Optional; threads release it on exit anyway. */

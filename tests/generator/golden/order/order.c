@@ -150,11 +150,7 @@ static bool order__schema_order(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -163,110 +159,46 @@ static bool order__schema_order(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = order__keys2(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* orderId */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_order_id(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_order_id, v);
                 break;
             case 1: /* quantity */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_quantity(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_quantity, v);
                 break;
             case 2: /* note */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_note(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_note, v);
                 break;
             case 3: /* status */
                 seen |= UINT64_C(1) << 2;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_status(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_status, v);
                 break;
             case 4: /* lines */
                 seen |= UINT64_C(1) << 3;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_lines(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_lines, v);
                 break;
             case 5: /* tags */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_tags(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_tags, v);
                 break;
             case 6: /* customer */
                 seen |= UINT64_C(1) << 4;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_defs_customer(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_defs_customer, v);
                 break;
             case 7: /* gift */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_gift(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_gift, v);
                 break;
             case 8: /* extra */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_extra(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_extra, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -280,7 +212,6 @@ static bool order__schema_order(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 4)))
             TB_V_FAIL_MEMBER("customer", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -291,24 +222,17 @@ out:
 static bool order__schema_order_properties_order_id(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!order__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^ORD-[0-9]{6}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -317,11 +241,7 @@ out:
 static bool order__schema_order_properties_quantity(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -331,7 +251,6 @@ static bool order__schema_order_properties_quantity(const json_t *j, tb_vctx *c,
         if (!(x <= 1000.0L))
             TB_V_FAIL("maximum", "must be <= 1000");
     }
-    goto out;
 out:
     return ok;
 }
@@ -340,24 +259,17 @@ out:
 static bool order__schema_order_properties_note(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (n > 200 && tb_utf8_len(s, n) > 200)
             TB_V_FAIL("maxLength", "must have at most 200 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -366,16 +278,11 @@ out:
 static bool order__schema_order_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "pending", 7) || tb_json_str_eq(j, "paid", 4) || tb_json_str_eq(j, "shipped", 7) || tb_json_str_eq(j, "cancelled", 9)))
         TB_V_FAIL("enum", "must be one of [\"pending\", \"paid\", \"shipped\", \"cancelled\"]");
-    goto out;
 out:
     return ok;
 }
@@ -387,29 +294,17 @@ static bool order__schema_order_properties_lines(const json_t *j, tb_vctx *c, tb
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n < 1)
             TB_V_FAIL("minItems", "must have at least 1 items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = order__schema_order_properties_lines_items(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), order__schema_order_properties_lines_items, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -423,11 +318,7 @@ static bool order__schema_order_properties_lines_items(const json_t *j, tb_vctx 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -436,53 +327,25 @@ static bool order__schema_order_properties_lines_items(const json_t *j, tb_vctx 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = order__keys0(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* sku */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_lines_items_properties_sku(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_lines_items_properties_sku, v);
                 break;
             case 1: /* price */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_properties_lines_items_properties_price(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_properties_lines_items_properties_price, v);
                 break;
             case 2: /* currency */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_defs_currency(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_defs_currency, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -490,7 +353,6 @@ static bool order__schema_order_properties_lines_items(const json_t *j, tb_vctx 
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("price", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -501,25 +363,18 @@ out:
 static bool order__schema_order_properties_lines_items_properties_sku(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -528,11 +383,7 @@ out:
 static bool order__schema_order_properties_lines_items_properties_price(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_number(j)))
         TB_V_FAIL("type", "must be number");
     if (json_is_number(j)) {
@@ -540,7 +391,6 @@ static bool order__schema_order_properties_lines_items_properties_price(const js
         if (!(x > 0.0L))
             TB_V_FAIL("exclusiveMinimum", "must be > 0");
     }
-    goto out;
 out:
     return ok;
 }
@@ -549,16 +399,11 @@ out:
 static bool order__schema_order_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "EUR", 3) || tb_json_str_eq(j, "USD", 3) || tb_json_str_eq(j, "GBP", 3)))
         TB_V_FAIL("enum", "must be one of [\"EUR\", \"USD\", \"GBP\"]");
-    goto out;
 out:
     return ok;
 }
@@ -570,29 +415,17 @@ static bool order__schema_order_properties_tags(const json_t *j, tb_vctx *c, tb_
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (!tb_json_unique(j))
             TB_V_FAIL("uniqueItems", "must not contain duplicate items");
         for (size_t i = 0; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                bool r = order__schema_order_properties_tags_items(json_array_get(j, i), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, i), order__schema_order_properties_tags_items, json_array_get(j, i));
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -603,16 +436,11 @@ out:
 static bool order__schema_order_properties_tags_items(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -624,11 +452,7 @@ static bool order__schema_order_defs_customer(const json_t *j, tb_vctx *c, tb_ev
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -637,30 +461,16 @@ static bool order__schema_order_defs_customer(const json_t *j, tb_vctx *c, tb_ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = order__keys1(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
             case 0: /* email */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_defs_customer_properties_email(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_defs_customer_properties_email, v);
                 break;
             case 1: /* vip */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = order__schema_order_defs_customer_properties_vip(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), order__schema_order_defs_customer_properties_vip, v);
                 break;
             default:
                 break;
@@ -669,7 +479,6 @@ static bool order__schema_order_defs_customer(const json_t *j, tb_vctx *c, tb_ev
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("email", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -680,24 +489,17 @@ out:
 static bool order__schema_order_defs_customer_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -706,14 +508,9 @@ out:
 static bool order__schema_order_defs_customer_properties_vip(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_boolean(j) || json_is_null(j)))
         TB_V_FAIL("type", "must be boolean or null");
-    goto out;
 out:
     return ok;
 }
@@ -722,14 +519,9 @@ out:
 static bool order__schema_order_properties_gift(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_boolean(j)))
         TB_V_FAIL("type", "must be boolean");
-    goto out;
 out:
     return ok;
 }
@@ -738,13 +530,9 @@ out:
 static bool order__schema_order_properties_extra(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
     (void)j;
     (void)c;
-    goto out;
-out:
     return ok;
 }
 

@@ -89,11 +89,7 @@ static bool palette__schema_palette(const json_t *j, tb_vctx *c, tb_eval *ev)
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -102,49 +98,23 @@ static bool palette__schema_palette(const json_t *j, tb_vctx *c, tb_eval *ev)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = palette__keys0(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
             case 0: /* name */
                 seen |= UINT64_C(1) << 0;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = palette__schema_palette_properties_name(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_name, v);
                 break;
             case 1: /* kind */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = palette__schema_palette_properties_kind(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_kind, v);
                 break;
             case 2: /* colours */
                 seen |= UINT64_C(1) << 1;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = palette__schema_palette_properties_colours(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_colours, v);
                 break;
             case 3: /* created */
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = palette__schema_palette_properties_created(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_created, v);
                 break;
             default:
                 break;
@@ -155,7 +125,6 @@ static bool palette__schema_palette(const json_t *j, tb_vctx *c, tb_eval *ev)
         if (!(seen & (UINT64_C(1) << 1)))
             TB_V_FAIL_MEMBER("colours", "required", "is required");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -166,24 +135,17 @@ out:
 static bool palette__schema_palette_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (tb_regex_search(&RE[0], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[\\p{Letter} _-]+$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -192,14 +154,9 @@ out:
 static bool palette__schema_palette_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_str_eq(j, "palette", 7)))
         TB_V_FAIL("const", "must be equal to \"palette\"");
-    goto out;
 out:
     return ok;
 }
@@ -211,11 +168,7 @@ static bool palette__schema_palette_properties_colours(const json_t *j, tb_vctx 
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -225,34 +178,17 @@ static bool palette__schema_palette_properties_colours(const json_t *j, tb_vctx 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            (void)v;
-            (void)kl;
             int m = -1;
             bool matched = m >= 0;
-            (void)matched;
             if (tb_regex_search(&RE[1], k, kl) == 1) { /* ^[a-z]+$ */
                 matched = true;
-                {
-                    tb_v_push_key(c, k, kl);
-                    bool r = palette__schema_palette_defs_colour(v, c, NULL);
-                    tb_v_pop(c);
-                    if (!r)
-                        TB_V_FAILED();
-                }
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_defs_colour, v);
             }
             if (!matched) {
-                {
-                    tb_v_push_key(c, k, kl);
-                    ok = false;
-                    bool go = tb_v_fail(c, "additionalProperties", "is not allowed");
-                    tb_v_pop(c);
-                    if (!go)
-                        goto out;
-                }
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -267,10 +203,6 @@ static bool palette__schema_palette_defs_colour(const json_t *j, tb_vctx *c, tb_
         return false;
     int np = c->npath;
     tb_eval *E = ev;
-    (void)E;
-    (void)ev;
-    (void)j;
-    (void)c;
     {
         int cnt = 0;
         tb_eval keep;
@@ -307,7 +239,6 @@ static bool palette__schema_palette_defs_colour(const json_t *j, tb_vctx *c, tb_
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -318,22 +249,15 @@ out:
 static bool palette__schema_palette_defs_colour_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if (!palette__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^#[0-9a-fA-F]{6}$");
     }
-    goto out;
 out:
     return ok;
 }
@@ -345,55 +269,24 @@ static bool palette__schema_palette_defs_colour_one_of_1(const json_t *j, tb_vct
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
-        (void)n;
         if (n > 0) {
-            {
-                tb_v_push_index(c, 0);
-                bool r = palette__schema_palette_defs_colour_one_of_1_prefix_items_0(json_array_get(j, 0), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, 0), palette__schema_palette_defs_colour_one_of_1_prefix_items_0, json_array_get(j, 0));
         }
         if (n > 1) {
-            {
-                tb_v_push_index(c, 1);
-                bool r = palette__schema_palette_defs_colour_one_of_1_prefix_items_1(json_array_get(j, 1), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, 1), palette__schema_palette_defs_colour_one_of_1_prefix_items_1, json_array_get(j, 1));
         }
         if (n > 2) {
-            {
-                tb_v_push_index(c, 2);
-                bool r = palette__schema_palette_defs_colour_one_of_1_prefix_items_2(json_array_get(j, 2), c, NULL);
-                tb_v_pop(c);
-                if (!r)
-                    TB_V_FAILED();
-            }
+            TB_V_CHILD(tb_v_push_index(c, 2), palette__schema_palette_defs_colour_one_of_1_prefix_items_2, json_array_get(j, 2));
         }
         for (size_t i = 3; i < n; i++) {
-            {
-                tb_v_push_index(c, i);
-                ok = false;
-                bool go = tb_v_fail(c, "items", "is not allowed");
-                tb_v_pop(c);
-                if (!go)
-                    goto out;
-            }
+            TB_V_CHILD_REFUSED(tb_v_push_index(c, i), "items");
         }
     }
-    goto out;
 out:
     c->npath = np;
     tb_v_leave(c);
@@ -404,11 +297,7 @@ out:
 static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_0(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -418,7 +307,6 @@ static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_0(const js
         if (!(x <= 255.0L))
             TB_V_FAIL("maximum", "must be <= 255");
     }
-    goto out;
 out:
     return ok;
 }
@@ -427,11 +315,7 @@ out:
 static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_1(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -441,7 +325,6 @@ static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_1(const js
         if (!(x <= 255.0L))
             TB_V_FAIL("maximum", "must be <= 255");
     }
-    goto out;
 out:
     return ok;
 }
@@ -450,11 +333,7 @@ out:
 static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_2(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -464,7 +343,6 @@ static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_2(const js
         if (!(x <= 255.0L))
             TB_V_FAIL("maximum", "must be <= 255");
     }
-    goto out;
 out:
     return ok;
 }
@@ -473,24 +351,17 @@ out:
 static bool palette__schema_palette_properties_created(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        (void)s;
-        (void)n;
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
             TB_V_FAIL("format", "must be a valid date-time");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-    goto out;
 out:
     return ok;
 }
@@ -499,16 +370,11 @@ out:
 static bool palette__schema_palette_defs_shade(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
-    tb_eval *E = ev;
-    (void)E;
     (void)ev;
-    (void)j;
-    (void)c;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "light", 5) || tb_json_str_eq(j, "dark", 4)))
         TB_V_FAIL("enum", "must be one of [\"light\", \"dark\"]");
-    goto out;
 out:
     return ok;
 }
