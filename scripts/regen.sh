@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gen}
 GEN="/usr/bin/python3 generator/tablium-gen"
+$GEN schemas schemas/common -o "$OUT/common"
 $GEN schemas schemas/events -o "$OUT/events"
 for spec in openapi/*.yaml; do
   name=$(basename "$spec" .yaml)

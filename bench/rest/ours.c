@@ -32,7 +32,7 @@ int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_
     (void)ctx;
     (void)req;
     resp->status = WALLET_GET_HEALTH_200;
-    resp->s200.status = WALLET_HEALTH_STATUS_OK;
+    resp->s200.status = COMMON_HEALTH_STATUS_OK;
     return 0;
 }
 

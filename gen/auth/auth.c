@@ -20,12 +20,6 @@ struct auth_client {
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool auth__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__schema_register_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__schema_register_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -62,128 +56,6 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__schema_rotation_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__schema_rotation_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-
-/* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
-static bool auth__rx0(const char *s, size_t n)
-{
-    static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    if (n != 36)
-        return false;
-    size_t i = 0;
-    for (size_t e = i + 8; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    return true;
-}
-
-/* ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ */
-static bool auth__rx1(const char *s, size_t n)
-{
-    static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    if (n < 1)
-        return false;
-    size_t i = 0;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    return true;
-}
-
-static int auth__keys0(const char *k, size_t n)
-{
-    switch (n) {
-    case 6:
-        if (memcmp(k, "status", 6) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int auth__keys1(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
 
 static int auth__keys2(const char *k, size_t n)
 {
@@ -387,217 +259,6 @@ static int auth__keys11(const char *k, size_t n)
     }
 }
 
-static int auth__keys12(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "path", 4) == 0)
-            return 0;
-        if (memcmp(k, "rule", 4) == 0)
-            return 1;
-        return -1;
-    case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 2;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int auth__keys13(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "code", 4) == 0)
-            return 0;
-        return -1;
-    case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 1;
-        if (memcmp(k, "details", 7) == 0)
-            return 3;
-        return -1;
-    case 9:
-        if (memcmp(k, "requestId", 9) == 0)
-            return 2;
-        return -1;
-    case 14:
-        if (memcmp(k, "detailsOmitted", 14) == 0)
-            return 4;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int auth__keys14(const char *k, size_t n)
-{
-    switch (n) {
-    case 5:
-        if (memcmp(k, "error", 5) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-/* openapi/auth.yaml#/components/schemas/Uuid */
-static bool auth__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!auth__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
-            TB_V_FAIL("format", "must be a valid uuid");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Timestamp */
-static bool auth__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
-            TB_V_FAIL("format", "must be a valid date-time");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Username */
-static bool auth__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 12 && tb_utf8_len(s, n) < 3)
-            TB_V_FAIL("minLength", "must have at least 3 characters");
-        if (n > 32 && tb_utf8_len(s, n) > 32)
-            TB_V_FAIL("maxLength", "must have at most 32 characters");
-        if (!auth__rx1(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Health */
-static bool auth__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys0(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* status */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_health_properties_status, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("status", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Health/properties/status */
-static bool auth__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "ok", 2)))
-        TB_V_FAIL("enum", "must be one of [\"ok\"]");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/HealthResponse */
-static bool auth__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys1(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* data */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_health, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("data", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/RegisterRequest */
 static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -623,7 +284,7 @@ static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *
                 break;
             case 1: /* username */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_username, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_username, v);
                 break;
             case 2: /* password */
                 seen |= UINT64_C(1) << 2;
@@ -738,7 +399,7 @@ static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
@@ -746,14 +407,14 @@ static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev)
                 break;
             case 2: /* username */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_username, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_username, v);
                 break;
             case 3: /* registeredAt */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             case 4: /* eventId */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             default:
                 break;
@@ -1465,14 +1126,14 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev)
                 break;
             case 2: /* createdAt */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             case 3: /* activeFrom */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             case 4: /* previousRetiresAt */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1559,373 +1220,6 @@ out:
     c->npath = np;
     tb_v_leave(c);
     return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/ErrorDetail */
-static bool auth__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys12(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* path */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_detail_properties_path, v);
-                break;
-            case 1: /* rule */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_detail_properties_rule, v);
-                break;
-            case 2: /* message */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_detail_properties_message, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("path", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("rule", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("message", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/ErrorDetail/properties/path */
-static bool auth__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/ErrorDetail/properties/rule */
-static bool auth__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/ErrorDetail/properties/message */
-static bool auth__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Error */
-static bool auth__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys13(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* code */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_code, v);
-                break;
-            case 1: /* message */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_message, v);
-                break;
-            case 2: /* requestId */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_request_id, v);
-                break;
-            case 3: /* details */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_details, v);
-                break;
-            case 4: /* detailsOmitted */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error_properties_details_omitted, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("code", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("message", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("requestId", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Error/properties/code */
-static bool auth__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Error/properties/message */
-static bool auth__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Error/properties/requestId */
-static bool auth__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
-static bool auth__schema_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n > 100)
-            TB_V_FAIL("maxItems", "must have at most 100 items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), auth__schema_error_detail, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
-static bool auth__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/ErrorResponse */
-static bool auth__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys14(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* error */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_error, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("error", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-int auth_uuid_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_uuid, j, flags, err);
-}
-
-int auth_timestamp_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_timestamp, j, flags, err);
-}
-
-int auth_username_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_username, j, flags, err);
-}
-
-static const tb_codec_str auth_health_status__values[] = {
-    {"ok", 2},
-};
-static const tb_codec_enum auth_health_status__enum = {"auth_health_status", 1, auth_health_status__values};
-_Static_assert(sizeof(auth_health_status) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_health_status_to_string(auth_health_status v)
-{
-    return tb_codec_enum_name(&auth_health_status__enum, (int)v);
-}
-
-int auth_health_status_from_string(const char *s, size_t len, auth_health_status *out)
-{
-    int v = tb_codec_enum_find(&auth_health_status__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_health_status)v;
-    return 0;
-}
-
-int auth_health_status_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_health_properties_status, j, flags, err);
-}
-
-static const tb_codec_field auth_health__fields[] = {
-    {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(auth_health, status), 0, 0, 0, &auth_health_status__enum},
-};
-static const tb_codec_type auth_health__desc = {"auth_health", sizeof(auth_health), 1, auth_health__fields, auth__schema_health};
-
-int auth_health_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_health, j, flags, err);
-}
-
-int auth_health_from_json(const json_t *j, tb_arena *a, auth_health *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_health__desc, j, a, out, err);
-}
-
-int auth_health_parse(const char *buf, size_t len, tb_arena *a, auth_health *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_health__desc, buf, len, a, out, err);
-}
-
-int auth_health_serialize(const auth_health *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_health__desc, v, out);
-}
-
-json_t *auth_health_to_json(const auth_health *v)
-{
-    return tb_codec_to_json(&auth_health__desc, v);
-}
-
-static const tb_codec_field auth_health_response__fields[] = {
-    {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(auth_health_response, data), 0, 0, 0, &auth_health__desc},
-};
-static const tb_codec_type auth_health_response__desc = {"auth_health_response", sizeof(auth_health_response), 1, auth_health_response__fields, auth__schema_health_response};
-
-int auth_health_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_health_response, j, flags, err);
-}
-
-int auth_health_response_from_json(const json_t *j, tb_arena *a, auth_health_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_health_response__desc, j, a, out, err);
-}
-
-int auth_health_response_parse(const char *buf, size_t len, tb_arena *a, auth_health_response *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_health_response__desc, buf, len, a, out, err);
-}
-
-int auth_health_response_serialize(const auth_health_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_health_response__desc, v, out);
-}
-
-json_t *auth_health_response_to_json(const auth_health_response *v)
-{
-    return tb_codec_to_json(&auth_health_response__desc, v);
 }
 
 static const tb_codec_field auth_register_request__fields[] = {
@@ -2447,115 +1741,10 @@ json_t *auth_rotation_response_to_json(const auth_rotation_response *v)
     return tb_codec_to_json(&auth_rotation_response__desc, v);
 }
 
-static const tb_codec_field auth_error_detail__fields[] = {
-    {"path", "\"path\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_error_detail, path), 0, 0, 0, NULL},
-    {"rule", "\"rule\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_error_detail, rule), 0, 0, 0, NULL},
-    {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_error_detail, message), 0, 0, 0, NULL},
-};
-static const tb_codec_type auth_error_detail__desc = {"auth_error_detail", sizeof(auth_error_detail), 3, auth_error_detail__fields, auth__schema_error_detail};
-
-int auth_error_detail_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_error_detail, j, flags, err);
-}
-
-int auth_error_detail_from_json(const json_t *j, tb_arena *a, auth_error_detail *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_error_detail__desc, j, a, out, err);
-}
-
-int auth_error_detail_parse(const char *buf, size_t len, tb_arena *a, auth_error_detail *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_error_detail__desc, buf, len, a, out, err);
-}
-
-int auth_error_detail_serialize(const auth_error_detail *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_error_detail__desc, v, out);
-}
-
-json_t *auth_error_detail_to_json(const auth_error_detail *v)
-{
-    return tb_codec_to_json(&auth_error_detail__desc, v);
-}
-
-static const tb_codec_field auth_error__fields[] = {
-    {"code", "\"code\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_error, code), 0, 0, 0, NULL},
-    {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_error, message), 0, 0, 0, NULL},
-    {"requestId", "\"requestId\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_error, request_id), 0, 0, 0, NULL},
-    {"details", "\"details\":", 7, 10, TB_CK_STRUCT, TB_CF_ARRAY,
-     offsetof(auth_error, details), offsetof(auth_error, has_details), 0, offsetof(auth_error, n_details), &auth_error_detail__desc},
-    {"detailsOmitted", "\"detailsOmitted\":", 14, 17, TB_CK_INTEGER, 0,
-     offsetof(auth_error, details_omitted), offsetof(auth_error, has_details_omitted), 0, 0, NULL},
-};
-static const tb_codec_type auth_error__desc = {"auth_error", sizeof(auth_error), 5, auth_error__fields, auth__schema_error};
-
-int auth_error_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_error, j, flags, err);
-}
-
-int auth_error_from_json(const json_t *j, tb_arena *a, auth_error *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_error__desc, j, a, out, err);
-}
-
-int auth_error_parse(const char *buf, size_t len, tb_arena *a, auth_error *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_error__desc, buf, len, a, out, err);
-}
-
-int auth_error_serialize(const auth_error *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_error__desc, v, out);
-}
-
-json_t *auth_error_to_json(const auth_error *v)
-{
-    return tb_codec_to_json(&auth_error__desc, v);
-}
-
-static const tb_codec_field auth_error_response__fields[] = {
-    {"error", "\"error\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(auth_error_response, error), 0, 0, 0, &auth_error__desc},
-};
-static const tb_codec_type auth_error_response__desc = {"auth_error_response", sizeof(auth_error_response), 1, auth_error_response__fields, auth__schema_error_response};
-
-int auth_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_error_response, j, flags, err);
-}
-
-int auth_error_response_from_json(const json_t *j, tb_arena *a, auth_error_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_error_response__desc, j, a, out, err);
-}
-
-int auth_error_response_parse(const char *buf, size_t len, tb_arena *a, auth_error_response *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_error_response__desc, buf, len, a, out, err);
-}
-
-int auth_error_response_serialize(const auth_error_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_error_response__desc, v, out);
-}
-
-json_t *auth_error_response_to_json(const auth_error_response *v)
-{
-    return tb_codec_to_json(&auth_error_response__desc, v);
-}
-
 /* ======== GET /health ======== */
 static const tb_op_status auth_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_health_resp, s200), 0, &auth_health__desc, auth__schema_health_response},
-    {503, TB_RS_ERROR, 0, 0, offsetof(auth_get_health_resp, s503), 0, NULL, auth__schema_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response},
+    {503, TB_RS_ERROR, 0, 0, offsetof(auth_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response},
 };
 /* the operation table; auth_server.c serves it, auth_get_health_call calls it */
 const tb_op auth_get_health__op = {
@@ -2579,10 +1768,10 @@ static const tb_op_body auth_register_account__body = {
 };
 static const tb_op_status auth_register_account__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_register_account_resp, s201), 0, &auth_account__desc, auth__schema_account_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s400), 0, NULL, auth__schema_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s409), 0, NULL, auth__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, auth__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, auth__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s409), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, common__schema_api_defs_error_response},
 };
 /* the operation table; auth_server.c serves it, auth_register_account_call calls it */
 const tb_op auth_register_account__op = {
@@ -2605,12 +1794,12 @@ int auth_register_account_call(auth_client *cl, tb_ctx *ctx, const auth_register
 static const tb_op_param auth_get_account__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(auth_get_account_req, user_id), 0, 0, NULL,
-     NULL, auth__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status auth_get_account__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_account_resp, s200), 0, &auth_account__desc, auth__schema_account_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s400), 0, NULL, auth__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s404), 0, NULL, auth__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s404), 0, NULL, common__schema_api_defs_error_response},
 };
 /* the operation table; auth_server.c serves it, auth_get_account_call calls it */
 const tb_op auth_get_account__op = {
@@ -2634,11 +1823,11 @@ static const tb_op_body auth_login__body = {
 };
 static const tb_op_status auth_login__statuses[] = {
     {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_login_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s400), 0, NULL, auth__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s401), 0, NULL, auth__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s413), 0, NULL, auth__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s415), 0, NULL, auth__schema_error_response},
-    {429, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s429), 0, NULL, auth__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s415), 0, NULL, common__schema_api_defs_error_response},
+    {429, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s429), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header auth_login__headers[] = {
     {"Cache-Control", offsetof(auth_login_resp, headers.cache_control)},
@@ -2667,10 +1856,10 @@ static const tb_op_body auth_issue_token__body = {
 };
 static const tb_op_status auth_issue_token__statuses[] = {
     {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s400), 0, NULL, auth__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s401), 0, NULL, auth__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s413), 0, NULL, auth__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s415), 0, NULL, auth__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s415), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header auth_issue_token__headers[] = {
     {"Cache-Control", offsetof(auth_issue_token_resp, headers.cache_control)},
@@ -2718,8 +1907,8 @@ int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *re
 /* ======== POST /auth/keys/rotate ======== */
 static const tb_op_status auth_rotate_signing_key__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_rotate_signing_key_resp, s200), 0, &auth_rotation__desc, auth__schema_rotation_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s401), 0, NULL, auth__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s403), 0, NULL, auth__schema_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s403), 0, NULL, common__schema_api_defs_error_response},
 };
 /* the operation table; auth_server.c serves it, auth_rotate_signing_key_call calls it */
 const tb_op auth_rotate_signing_key__op = {
@@ -2772,7 +1961,7 @@ tb_client *auth_client_http(auth_client *c)
 const tb_api_example auth_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
-     auth__schema_health_response},
+     common__schema_api_defs_health_response},
     {"registerAccount", "request body", "example",
      "{\"email\":\"ada@example.com\",\"username\":\"ada_l\",\"password\":\"correct horse battery staple\",\"displayName\":\"Ada\"}",
      auth__schema_register_request},
@@ -2781,7 +1970,7 @@ const tb_api_example auth_examples[] = {
      auth__schema_account_response},
     {"getAccount", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     auth__schema_uuid},
+     common__schema_types_defs_uuid},
     {"login", "request body", "example",
      "{\"username\":\"ada_l\",\"password\":\"correct horse battery staple\"}",
      auth__schema_login_request},

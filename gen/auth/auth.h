@@ -14,6 +14,7 @@
 #include "tablium/ctx.h"
 #include "tablium/error.h"
 #include "tablium/http.h"
+#include "common/common.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -46,46 +47,6 @@ extern "C" {
  * Types: optional members have has_<name>, nullable ones <name>_is_null, arrays <name> +
  * n_<name>; 0, false and "" are values like any other.
  */
-
-/* ---- auth_uuid: openapi/auth.yaml#/components/schemas/Uuid ---- */
-int auth_uuid_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- auth_timestamp: openapi/auth.yaml#/components/schemas/Timestamp ---- */
-int auth_timestamp_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- auth_username: openapi/auth.yaml#/components/schemas/Username ---- */
-int auth_username_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- auth_health_status: openapi/auth.yaml#/components/schemas/Health/properties/status ---- */
-typedef enum auth_health_status {
-    AUTH_HEALTH_STATUS_OK = 0, /* "ok" */
-} auth_health_status;
-#define AUTH_HEALTH_STATUS__COUNT 1
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_health_status_to_string(auth_health_status v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_health_status_from_string(const char *s, size_t len, auth_health_status *out);
-int auth_health_status_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- auth_health: openapi/auth.yaml#/components/schemas/Health ---- */
-typedef struct auth_health {
-    auth_health_status status; /* "status", required */
-} auth_health;
-int auth_health_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_health_parse(const char *buf, size_t len, tb_arena *a, auth_health *out, tb_error *err);
-int auth_health_from_json(const json_t *j, tb_arena *a, auth_health *out, tb_error *err);
-int auth_health_serialize(const auth_health *v, tb_buf *out);
-json_t *auth_health_to_json(const auth_health *v);
-
-/* ---- auth_health_response: openapi/auth.yaml#/components/schemas/HealthResponse ---- */
-typedef struct auth_health_response {
-    auth_health data; /* "data", required */
-} auth_health_response;
-int auth_health_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_health_response_parse(const char *buf, size_t len, tb_arena *a, auth_health_response *out, tb_error *err);
-int auth_health_response_from_json(const json_t *j, tb_arena *a, auth_health_response *out, tb_error *err);
-int auth_health_response_serialize(const auth_health_response *v, tb_buf *out);
-json_t *auth_health_response_to_json(const auth_health_response *v);
 
 /* ---- auth_register_request: openapi/auth.yaml#/components/schemas/RegisterRequest ---- */
 typedef struct auth_register_request {
@@ -305,47 +266,6 @@ int auth_rotation_response_from_json(const json_t *j, tb_arena *a, auth_rotation
 int auth_rotation_response_serialize(const auth_rotation_response *v, tb_buf *out);
 json_t *auth_rotation_response_to_json(const auth_rotation_response *v);
 
-/* ---- auth_error_detail: openapi/auth.yaml#/components/schemas/ErrorDetail ---- */
-typedef struct auth_error_detail {
-    char *path; /* "path", required */
-    char *rule; /* "rule", required */
-    char *message; /* "message", required */
-} auth_error_detail;
-int auth_error_detail_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_error_detail_parse(const char *buf, size_t len, tb_arena *a, auth_error_detail *out, tb_error *err);
-int auth_error_detail_from_json(const json_t *j, tb_arena *a, auth_error_detail *out, tb_error *err);
-int auth_error_detail_serialize(const auth_error_detail *v, tb_buf *out);
-json_t *auth_error_detail_to_json(const auth_error_detail *v);
-
-/* ---- auth_error: openapi/auth.yaml#/components/schemas/Error ---- */
-typedef struct auth_error {
-    char *code; /* "code", required */
-    char *message; /* "message", required */
-    char *request_id; /* "requestId", required */
-    /** The first violations (100 at most, fewer when their text is long). */
-    bool has_details;
-    size_t n_details;
-    auth_error_detail *details; /* "details" */
-    /** How many more violations there were than details lists (absent when none were left out). */
-    bool has_details_omitted;
-    int64_t details_omitted; /* "detailsOmitted" */
-} auth_error;
-int auth_error_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_error_parse(const char *buf, size_t len, tb_arena *a, auth_error *out, tb_error *err);
-int auth_error_from_json(const json_t *j, tb_arena *a, auth_error *out, tb_error *err);
-int auth_error_serialize(const auth_error *v, tb_buf *out);
-json_t *auth_error_to_json(const auth_error *v);
-
-/* ---- auth_error_response: openapi/auth.yaml#/components/schemas/ErrorResponse ---- */
-typedef struct auth_error_response {
-    auth_error error; /* "error", required */
-} auth_error_response;
-int auth_error_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_error_response_parse(const char *buf, size_t len, tb_arena *a, auth_error_response *out, tb_error *err);
-int auth_error_response_from_json(const json_t *j, tb_arena *a, auth_error_response *out, tb_error *err);
-int auth_error_response_serialize(const auth_error_response *v, tb_buf *out);
-json_t *auth_error_response_to_json(const auth_error_response *v);
-
 /* ======== GET /health (getHealth) ======== */
 /* Liveness and readiness of the service. */
 
@@ -364,7 +284,7 @@ typedef struct auth_get_health_resp {
     int status;
     union {
         /* 200: The service is up and its database answers. */
-        auth_health s200;
+        common_health s200;
         /* 503: The service cannot serve requests right now. */
         tb_api_error s503;
         char none_; /* statuses without content */

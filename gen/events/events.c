@@ -14,10 +14,8 @@
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_envelope_properties_producer(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_envelope_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -40,8 +38,6 @@ static bool events__schema_game_created_v1_properties_settings(const json_t *j, 
 static bool events__schema_game_created_v1_properties_settings_properties_time_control_seconds(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_game_created_v1_properties_settings_properties_rated(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_types_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_game_move_made_v1_properties_move_number(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -64,8 +60,6 @@ static bool events__schema_user_profile_updated_v1_properties_changes_properties
 static bool events__schema_user_profile_updated_v1_properties_changes_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_user_profile_updated_v1_properties_changes_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_user_registered_v1_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool events__schema_user_registered_v2_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -844,7 +838,7 @@ static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* type */
                 seen |= UINT64_C(1) << 1;
@@ -856,7 +850,7 @@ static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev)
                 break;
             case 3: /* timestamp */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             case 4: /* producer */
                 seen |= UINT64_C(1) << 4;
@@ -898,27 +892,6 @@ out:
     return ok;
 }
 
-/* schemas/common/types.json#/$defs/uuid: A UUID in its canonical 8-4-4-4-12 text form. */
-static bool events__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!events__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
-            TB_V_FAIL("format", "must be a valid uuid");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* schemas/events/envelope.json#/properties/type: Event type, e.g. user.registered. */
 static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -952,30 +925,6 @@ static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx 
         size_t n = json_string_length(j);
         if (tb_regex_search(&RE[1], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/common/types.json#/$defs/timestamp: An RFC 3339 date-time with a time zone, e.g. 2026-11-24T10:00:00Z. */
-static bool events__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 80 && tb_utf8_len(s, n) < 20)
-            TB_V_FAIL("minLength", "must have at least 20 characters");
-        if (n > 40 && tb_utf8_len(s, n) > 40)
-            TB_V_FAIL("maxLength", "must have at most 40 characters");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
-            TB_V_FAIL("format", "must be a valid date-time");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -1181,7 +1130,7 @@ static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eva
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* outcome */
                 seen |= UINT64_C(1) << 1;
@@ -1201,7 +1150,7 @@ static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eva
                 break;
             case 5: /* completedAt */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1304,7 +1253,7 @@ static bool events__schema_game_completed_v1_properties_scores_items(const json_
             switch (m) {
             case 0: /* playerId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* score */
                 seen |= UINT64_C(1) << 1;
@@ -1376,7 +1325,7 @@ static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval 
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* gameType */
                 seen |= UINT64_C(1) << 1;
@@ -1384,7 +1333,7 @@ static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval 
                 break;
             case 2: /* createdBy */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 3: /* players */
                 seen |= UINT64_C(1) << 3;
@@ -1399,7 +1348,7 @@ static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval 
                 break;
             case 6: /* createdAt */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1459,7 +1408,7 @@ static bool events__schema_game_created_v1_properties_players(const json_t *j, t
         if (!tb_json_unique(j))
             TB_V_FAIL("uniqueItems", "must not contain duplicate items");
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), events__schema_types_defs_uuid, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_uuid, json_array_get(j, i));
         }
     }
 out:
@@ -1563,11 +1512,11 @@ static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_
             switch (m) {
             case 0: /* amount */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 1: /* currency */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
                 break;
             default:
                 break;
@@ -1584,43 +1533,6 @@ static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/common/types.json#/$defs/amount: An amount in minor units (cents, chips): integers only, never floating point. */
-static bool events__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 9007199254740991.0L))
-            TB_V_FAIL("maximum", "must be <= 9007199254740991");
-    }
-out:
-    return ok;
-}
-
-/* schemas/common/types.json#/$defs/currency: ISO 4217 currency code, or a platform code such as CHP (chips). */
-static bool events__schema_types_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!events__rx3(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 
@@ -1645,11 +1557,11 @@ static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eva
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* playerId */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 2: /* moveNumber */
                 seen |= UINT64_C(1) << 2;
@@ -1664,7 +1576,7 @@ static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eva
                 break;
             case 5: /* madeAt */
                 seen |= UINT64_C(1) << 4;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1848,7 +1760,7 @@ static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval 
             switch (m) {
             case 0: /* gameId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* players */
                 seen |= UINT64_C(1) << 1;
@@ -1856,11 +1768,11 @@ static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval 
                 break;
             case 2: /* firstTurn */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 3: /* startedAt */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1903,7 +1815,7 @@ static bool events__schema_game_started_v1_properties_players(const json_t *j, t
         if (!tb_json_unique(j))
             TB_V_FAIL("uniqueItems", "must not contain duplicate items");
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), events__schema_types_defs_uuid, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_uuid, json_array_get(j, i));
         }
     }
 out:
@@ -1933,7 +1845,7 @@ static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx 
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* achievements */
                 seen |= UINT64_C(1) << 1;
@@ -1941,7 +1853,7 @@ static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx 
                 break;
             case 2: /* earnedAt */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2120,7 +2032,7 @@ static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, 
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* changes */
                 seen |= UINT64_C(1) << 1;
@@ -2128,7 +2040,7 @@ static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, 
                 break;
             case 2: /* updatedAt */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2298,22 +2210,22 @@ static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_ev
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_email, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_email, v);
                 break;
             case 2: /* username */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_username, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_username, v);
                 break;
             case 3: /* displayName */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_registered_v1_properties_display_name, v);
                 break;
             case 4: /* registeredAt */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2334,54 +2246,6 @@ static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_ev
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/common/types.json#/$defs/email */
-static bool events__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 12 && tb_utf8_len(s, n) < 3)
-            TB_V_FAIL("minLength", "must have at least 3 characters");
-        if (n > 254 && tb_utf8_len(s, n) > 254)
-            TB_V_FAIL("maxLength", "must have at most 254 characters");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
-            TB_V_FAIL("format", "must be a valid email");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/common/types.json#/$defs/username */
-static bool events__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 12 && tb_utf8_len(s, n) < 3)
-            TB_V_FAIL("minLength", "must have at least 3 characters");
-        if (n > 32 && tb_utf8_len(s, n) > 32)
-            TB_V_FAIL("maxLength", "must have at most 32 characters");
-        if (!events__rx6(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 
@@ -2428,15 +2292,15 @@ static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_ev
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_email, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_email, v);
                 break;
             case 2: /* username */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_username, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_username, v);
                 break;
             case 3: /* displayName */
                 seen |= UINT64_C(1) << 3;
@@ -2452,7 +2316,7 @@ static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_ev
                 break;
             case 6: /* registeredAt */
                 seen |= UINT64_C(1) << 6;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2555,30 +2419,30 @@ static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c
             switch (m) {
             case 0: /* walletId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* userId */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 2: /* currency */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
                 break;
             case 3: /* previousBalance */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 4: /* balance */
                 seen |= UINT64_C(1) << 4;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 5: /* transactionId */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 6: /* updatedAt */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2627,19 +2491,19 @@ static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eva
             switch (m) {
             case 0: /* walletId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* userId */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 2: /* currency */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
                 break;
             case 3: /* createdAt */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2684,15 +2548,15 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
             switch (m) {
             case 0: /* transactionId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* walletId */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 2: /* userId */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 3: /* type */
                 seen |= UINT64_C(1) << 3;
@@ -2704,11 +2568,11 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
                 break;
             case 5: /* currency */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_currency, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
                 break;
             case 6: /* balanceAfter */
                 seen |= UINT64_C(1) << 6;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_amount, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 7: /* reference */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_wallet_transaction_created_v1_properties_reference, v);
@@ -2718,7 +2582,7 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
                 break;
             case 9: /* createdAt */
                 seen |= UINT64_C(1) << 7;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_types_defs_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -2778,7 +2642,7 @@ static bool events__schema_wallet_transaction_created_v1_properties_amount(const
         if (!(x > 0.0L))
             TB_V_FAIL("exclusiveMinimum", "must be > 0");
     }
-    if (!events__schema_types_defs_amount(j, c, E))
+    if (!common__schema_types_defs_amount(j, c, E))
         TB_V_FAILED();
 out:
     c->npath = np;

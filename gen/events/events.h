@@ -9,8 +9,11 @@
 
 #include "tablium/arena.h"
 #include "tablium/buf.h"
+#include "tablium/codec.h"
 #include "tablium/error.h"
+#include "tablium/http.h"
 #include "tablium/events.h"
+#include "common/common.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -20,12 +20,6 @@ struct user_client {
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool user__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__schema_create_user_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__schema_create_user_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -50,104 +44,6 @@ static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, 
 static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool user__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-
-/* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
-static bool user__rx0(const char *s, size_t n)
-{
-    static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    if (n != 36)
-        return false;
-    size_t i = 0;
-    for (size_t e = i + 8; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    return true;
-}
-
-/* ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ */
-static bool user__rx1(const char *s, size_t n)
-{
-    static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    if (n < 1)
-        return false;
-    size_t i = 0;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    return true;
-}
 
 /* ^[A-Z]{2}$ */
 static bool user__rx2(const char *s, size_t n)
@@ -207,30 +103,6 @@ static bool user__rx3(const char *s, size_t n)
         if (!(cls[(unsigned char)s[i]] & 1))
             return false;
     return true;
-}
-
-static int user__keys0(const char *k, size_t n)
-{
-    switch (n) {
-    case 6:
-        if (memcmp(k, "status", 6) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys1(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
 }
 
 static int user__keys2(const char *k, size_t n)
@@ -407,217 +279,6 @@ static int user__keys11(const char *k, size_t n)
     }
 }
 
-static int user__keys12(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "path", 4) == 0)
-            return 0;
-        if (memcmp(k, "rule", 4) == 0)
-            return 1;
-        return -1;
-    case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 2;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys13(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "code", 4) == 0)
-            return 0;
-        return -1;
-    case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 1;
-        if (memcmp(k, "details", 7) == 0)
-            return 3;
-        return -1;
-    case 9:
-        if (memcmp(k, "requestId", 9) == 0)
-            return 2;
-        return -1;
-    case 14:
-        if (memcmp(k, "detailsOmitted", 14) == 0)
-            return 4;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys14(const char *k, size_t n)
-{
-    switch (n) {
-    case 5:
-        if (memcmp(k, "error", 5) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-/* openapi/user.yaml#/components/schemas/Uuid */
-static bool user__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!user__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
-            TB_V_FAIL("format", "must be a valid uuid");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Timestamp */
-static bool user__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
-            TB_V_FAIL("format", "must be a valid date-time");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Username */
-static bool user__schema_username(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 12 && tb_utf8_len(s, n) < 3)
-            TB_V_FAIL("minLength", "must have at least 3 characters");
-        if (n > 32 && tb_utf8_len(s, n) > 32)
-            TB_V_FAIL("maxLength", "must have at most 32 characters");
-        if (!user__rx1(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Za-z0-9_][A-Za-z0-9_.-]*$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Health */
-static bool user__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys0(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* status */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_health_properties_status, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("status", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Health/properties/status */
-static bool user__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "ok", 2)))
-        TB_V_FAIL("enum", "must be one of [\"ok\"]");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/HealthResponse */
-static bool user__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys1(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* data */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_health, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("data", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/CreateUserRequest */
 static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -639,7 +300,7 @@ static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eva
             switch (m) {
             case 0: /* username */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_username, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_username, v);
                 break;
             case 1: /* email */
                 seen |= UINT64_C(1) << 1;
@@ -730,11 +391,11 @@ static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* username */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_username, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_username, v);
                 break;
             case 2: /* email */
                 seen |= UINT64_C(1) << 2;
@@ -742,7 +403,7 @@ static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev)
                 break;
             case 3: /* createdAt */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -845,7 +506,7 @@ static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* displayName */
                 seen |= UINT64_C(1) << 1;
@@ -864,7 +525,7 @@ static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev)
                 break;
             case 5: /* updatedAt */
                 seen |= UINT64_C(1) << 4;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1184,7 +845,7 @@ static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* currency */
                 seen |= UINT64_C(1) << 1;
@@ -1341,373 +1002,6 @@ out:
     c->npath = np;
     tb_v_leave(c);
     return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/ErrorDetail */
-static bool user__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys12(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* path */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_detail_properties_path, v);
-                break;
-            case 1: /* rule */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_detail_properties_rule, v);
-                break;
-            case 2: /* message */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_detail_properties_message, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("path", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("rule", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("message", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/ErrorDetail/properties/path */
-static bool user__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/ErrorDetail/properties/rule */
-static bool user__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/ErrorDetail/properties/message */
-static bool user__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Error */
-static bool user__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys13(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* code */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_code, v);
-                break;
-            case 1: /* message */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_message, v);
-                break;
-            case 2: /* requestId */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_request_id, v);
-                break;
-            case 3: /* details */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_details, v);
-                break;
-            case 4: /* detailsOmitted */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error_properties_details_omitted, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("code", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("message", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("requestId", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Error/properties/code */
-static bool user__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Error/properties/message */
-static bool user__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Error/properties/requestId */
-static bool user__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
-static bool user__schema_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n > 100)
-            TB_V_FAIL("maxItems", "must have at most 100 items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), user__schema_error_detail, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
-static bool user__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/ErrorResponse */
-static bool user__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys14(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* error */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_error, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("error", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-int user_uuid_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_uuid, j, flags, err);
-}
-
-int user_timestamp_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_timestamp, j, flags, err);
-}
-
-int user_username_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_username, j, flags, err);
-}
-
-static const tb_codec_str user_health_status__values[] = {
-    {"ok", 2},
-};
-static const tb_codec_enum user_health_status__enum = {"user_health_status", 1, user_health_status__values};
-_Static_assert(sizeof(user_health_status) == sizeof(int), "a generated enum is int-sized");
-
-const char *user_health_status_to_string(user_health_status v)
-{
-    return tb_codec_enum_name(&user_health_status__enum, (int)v);
-}
-
-int user_health_status_from_string(const char *s, size_t len, user_health_status *out)
-{
-    int v = tb_codec_enum_find(&user_health_status__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (user_health_status)v;
-    return 0;
-}
-
-int user_health_status_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_health_properties_status, j, flags, err);
-}
-
-static const tb_codec_field user_health__fields[] = {
-    {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(user_health, status), 0, 0, 0, &user_health_status__enum},
-};
-static const tb_codec_type user_health__desc = {"user_health", sizeof(user_health), 1, user_health__fields, user__schema_health};
-
-int user_health_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_health, j, flags, err);
-}
-
-int user_health_from_json(const json_t *j, tb_arena *a, user_health *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_health__desc, j, a, out, err);
-}
-
-int user_health_parse(const char *buf, size_t len, tb_arena *a, user_health *out, tb_error *err)
-{
-    return tb_codec_parse(&user_health__desc, buf, len, a, out, err);
-}
-
-int user_health_serialize(const user_health *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_health__desc, v, out);
-}
-
-json_t *user_health_to_json(const user_health *v)
-{
-    return tb_codec_to_json(&user_health__desc, v);
-}
-
-static const tb_codec_field user_health_response__fields[] = {
-    {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(user_health_response, data), 0, 0, 0, &user_health__desc},
-};
-static const tb_codec_type user_health_response__desc = {"user_health_response", sizeof(user_health_response), 1, user_health_response__fields, user__schema_health_response};
-
-int user_health_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_health_response, j, flags, err);
-}
-
-int user_health_response_from_json(const json_t *j, tb_arena *a, user_health_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_health_response__desc, j, a, out, err);
-}
-
-int user_health_response_parse(const char *buf, size_t len, tb_arena *a, user_health_response *out, tb_error *err)
-{
-    return tb_codec_parse(&user_health_response__desc, buf, len, a, out, err);
-}
-
-int user_health_response_serialize(const user_health_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_health_response__desc, v, out);
-}
-
-json_t *user_health_response_to_json(const user_health_response *v)
-{
-    return tb_codec_to_json(&user_health_response__desc, v);
 }
 
 static const tb_codec_field user_create_user_request__fields[] = {
@@ -2048,115 +1342,10 @@ json_t *user_wallet_list_response_to_json(const user_wallet_list_response *v)
     return tb_codec_to_json(&user_wallet_list_response__desc, v);
 }
 
-static const tb_codec_field user_error_detail__fields[] = {
-    {"path", "\"path\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_error_detail, path), 0, 0, 0, NULL},
-    {"rule", "\"rule\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_error_detail, rule), 0, 0, 0, NULL},
-    {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_error_detail, message), 0, 0, 0, NULL},
-};
-static const tb_codec_type user_error_detail__desc = {"user_error_detail", sizeof(user_error_detail), 3, user_error_detail__fields, user__schema_error_detail};
-
-int user_error_detail_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_error_detail, j, flags, err);
-}
-
-int user_error_detail_from_json(const json_t *j, tb_arena *a, user_error_detail *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_error_detail__desc, j, a, out, err);
-}
-
-int user_error_detail_parse(const char *buf, size_t len, tb_arena *a, user_error_detail *out, tb_error *err)
-{
-    return tb_codec_parse(&user_error_detail__desc, buf, len, a, out, err);
-}
-
-int user_error_detail_serialize(const user_error_detail *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_error_detail__desc, v, out);
-}
-
-json_t *user_error_detail_to_json(const user_error_detail *v)
-{
-    return tb_codec_to_json(&user_error_detail__desc, v);
-}
-
-static const tb_codec_field user_error__fields[] = {
-    {"code", "\"code\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_error, code), 0, 0, 0, NULL},
-    {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_error, message), 0, 0, 0, NULL},
-    {"requestId", "\"requestId\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_error, request_id), 0, 0, 0, NULL},
-    {"details", "\"details\":", 7, 10, TB_CK_STRUCT, TB_CF_ARRAY,
-     offsetof(user_error, details), offsetof(user_error, has_details), 0, offsetof(user_error, n_details), &user_error_detail__desc},
-    {"detailsOmitted", "\"detailsOmitted\":", 14, 17, TB_CK_INTEGER, 0,
-     offsetof(user_error, details_omitted), offsetof(user_error, has_details_omitted), 0, 0, NULL},
-};
-static const tb_codec_type user_error__desc = {"user_error", sizeof(user_error), 5, user_error__fields, user__schema_error};
-
-int user_error_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_error, j, flags, err);
-}
-
-int user_error_from_json(const json_t *j, tb_arena *a, user_error *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_error__desc, j, a, out, err);
-}
-
-int user_error_parse(const char *buf, size_t len, tb_arena *a, user_error *out, tb_error *err)
-{
-    return tb_codec_parse(&user_error__desc, buf, len, a, out, err);
-}
-
-int user_error_serialize(const user_error *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_error__desc, v, out);
-}
-
-json_t *user_error_to_json(const user_error *v)
-{
-    return tb_codec_to_json(&user_error__desc, v);
-}
-
-static const tb_codec_field user_error_response__fields[] = {
-    {"error", "\"error\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(user_error_response, error), 0, 0, 0, &user_error__desc},
-};
-static const tb_codec_type user_error_response__desc = {"user_error_response", sizeof(user_error_response), 1, user_error_response__fields, user__schema_error_response};
-
-int user_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_error_response, j, flags, err);
-}
-
-int user_error_response_from_json(const json_t *j, tb_arena *a, user_error_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_error_response__desc, j, a, out, err);
-}
-
-int user_error_response_parse(const char *buf, size_t len, tb_arena *a, user_error_response *out, tb_error *err)
-{
-    return tb_codec_parse(&user_error_response__desc, buf, len, a, out, err);
-}
-
-int user_error_response_serialize(const user_error_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_error_response__desc, v, out);
-}
-
-json_t *user_error_response_to_json(const user_error_response *v)
-{
-    return tb_codec_to_json(&user_error_response__desc, v);
-}
-
 /* ======== GET /health ======== */
 static const tb_op_status user_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &user_health__desc, user__schema_health_response},
-    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, user__schema_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response},
+    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response},
 };
 /* the operation table; user_server.c serves it, user_get_health_call calls it */
 const tb_op user_get_health__op = {
@@ -2180,12 +1369,12 @@ static const tb_op_body user_create_user__body = {
 };
 static const tb_op_status user_create_user__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, user__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, user__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, user__schema_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, user__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, user__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, user__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header user_create_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_create_user_resp, headers.www_authenticate)},
@@ -2212,14 +1401,14 @@ int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_r
 static const tb_op_param user_get_user__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(user_get_user_req, user_id), 0, 0, NULL,
-     NULL, user__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_user__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_user_resp, s200), 0, &user_user__desc, user__schema_user_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, user__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, user__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, user__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, user__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header user_get_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_resp, headers.www_authenticate)},
@@ -2245,14 +1434,14 @@ int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *re
 static const tb_op_param user_get_profile__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(user_get_profile_req, user_id), 0, 0, NULL,
-     NULL, user__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_profile__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, user__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, user__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, user__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, user__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header user_get_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_profile_resp, headers.www_authenticate)},
@@ -2278,19 +1467,19 @@ int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_r
 static const tb_op_param user_update_profile__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(user_update_profile_req, user_id), 0, 0, NULL,
-     NULL, user__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_body user_update_profile__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_update_profile_req, body), 0, 0, &user_update_profile_request__desc, user__schema_update_profile_request,
 };
 static const tb_op_status user_update_profile__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, user__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, user__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, user__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, user__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, user__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, user__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header user_update_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_update_profile_resp, headers.www_authenticate)},
@@ -2316,15 +1505,15 @@ int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_pro
 static const tb_op_param user_get_user_wallets__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(user_get_user_wallets_req, user_id), 0, 0, NULL,
-     NULL, user__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_user_wallets__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(user_get_user_wallets_resp, s200.items), offsetof(user_get_user_wallets_resp, s200.n), &user_wallet__desc, user__schema_wallet_list_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, user__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, user__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, user__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, user__schema_error_response},
-    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, user__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, common__schema_api_defs_error_response},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header user_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_wallets_resp, headers.www_authenticate)},
@@ -2350,21 +1539,21 @@ int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user
 static const tb_op_param user_open_wallet__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(user_open_wallet_req, user_id), 0, 0, NULL,
-     NULL, user__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_body user_open_wallet__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_open_wallet_req, body), 0, 0, &user_open_wallet_request__desc, user__schema_open_wallet_request,
 };
 static const tb_op_status user_open_wallet__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, user__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, user__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, user__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, user__schema_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, user__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, user__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, user__schema_error_response},
-    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, user__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header user_open_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(user_open_wallet_resp, headers.www_authenticate)},
@@ -2420,7 +1609,7 @@ tb_client *user_client_http(user_client *c)
 const tb_api_example user_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
-     user__schema_health_response},
+     common__schema_api_defs_health_response},
     {"createUser", "request body", "example",
      "{\"username\":\"ada_l\",\"email\":\"ada@example.com\",\"displayName\":\"Ada\"}",
      user__schema_create_user_request},
@@ -2429,13 +1618,13 @@ const tb_api_example user_examples[] = {
      user__schema_user_response},
     {"getUser", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__schema_uuid},
+     common__schema_types_defs_uuid},
     {"getProfile", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__schema_uuid},
+     common__schema_types_defs_uuid},
     {"updateProfile", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__schema_uuid},
+     common__schema_types_defs_uuid},
     {"updateProfile", "request body", "rename",
      "{\"displayName\":\"Countess Ada\"}",
      user__schema_update_profile_request},
@@ -2444,10 +1633,10 @@ const tb_api_example user_examples[] = {
      user__schema_update_profile_request},
     {"getUserWallets", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__schema_uuid},
+     common__schema_types_defs_uuid},
     {"openWallet", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     user__schema_uuid},
+     common__schema_types_defs_uuid},
     {"openWallet", "request body", "example",
      "{\"currency\":\"CHP\"}",
      user__schema_open_wallet_request},

@@ -15,6 +15,7 @@
 #include "tablium/error.h"
 #include "tablium/http.h"
 #include "wallet/wallet.h"
+#include "common/common.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -47,46 +48,6 @@ extern "C" {
  * Types: optional members have has_<name>, nullable ones <name>_is_null, arrays <name> +
  * n_<name>; 0, false and "" are values like any other.
  */
-
-/* ---- user_uuid: openapi/user.yaml#/components/schemas/Uuid ---- */
-int user_uuid_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- user_timestamp: openapi/user.yaml#/components/schemas/Timestamp ---- */
-int user_timestamp_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- user_username: openapi/user.yaml#/components/schemas/Username ---- */
-int user_username_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- user_health_status: openapi/user.yaml#/components/schemas/Health/properties/status ---- */
-typedef enum user_health_status {
-    USER_HEALTH_STATUS_OK = 0, /* "ok" */
-} user_health_status;
-#define USER_HEALTH_STATUS__COUNT 1
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *user_health_status_to_string(user_health_status v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int user_health_status_from_string(const char *s, size_t len, user_health_status *out);
-int user_health_status_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- user_health: openapi/user.yaml#/components/schemas/Health ---- */
-typedef struct user_health {
-    user_health_status status; /* "status", required */
-} user_health;
-int user_health_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_health_parse(const char *buf, size_t len, tb_arena *a, user_health *out, tb_error *err);
-int user_health_from_json(const json_t *j, tb_arena *a, user_health *out, tb_error *err);
-int user_health_serialize(const user_health *v, tb_buf *out);
-json_t *user_health_to_json(const user_health *v);
-
-/* ---- user_health_response: openapi/user.yaml#/components/schemas/HealthResponse ---- */
-typedef struct user_health_response {
-    user_health data; /* "data", required */
-} user_health_response;
-int user_health_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_health_response_parse(const char *buf, size_t len, tb_arena *a, user_health_response *out, tb_error *err);
-int user_health_response_from_json(const json_t *j, tb_arena *a, user_health_response *out, tb_error *err);
-int user_health_response_serialize(const user_health_response *v, tb_buf *out);
-json_t *user_health_response_to_json(const user_health_response *v);
 
 /* ---- user_create_user_request: openapi/user.yaml#/components/schemas/CreateUserRequest ---- */
 typedef struct user_create_user_request {
@@ -212,47 +173,6 @@ int user_wallet_list_response_from_json(const json_t *j, tb_arena *a, user_walle
 int user_wallet_list_response_serialize(const user_wallet_list_response *v, tb_buf *out);
 json_t *user_wallet_list_response_to_json(const user_wallet_list_response *v);
 
-/* ---- user_error_detail: openapi/user.yaml#/components/schemas/ErrorDetail ---- */
-typedef struct user_error_detail {
-    char *path; /* "path", required */
-    char *rule; /* "rule", required */
-    char *message; /* "message", required */
-} user_error_detail;
-int user_error_detail_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_error_detail_parse(const char *buf, size_t len, tb_arena *a, user_error_detail *out, tb_error *err);
-int user_error_detail_from_json(const json_t *j, tb_arena *a, user_error_detail *out, tb_error *err);
-int user_error_detail_serialize(const user_error_detail *v, tb_buf *out);
-json_t *user_error_detail_to_json(const user_error_detail *v);
-
-/* ---- user_error: openapi/user.yaml#/components/schemas/Error ---- */
-typedef struct user_error {
-    char *code; /* "code", required */
-    char *message; /* "message", required */
-    char *request_id; /* "requestId", required */
-    /** The first violations (100 at most, fewer when their text is long). */
-    bool has_details;
-    size_t n_details;
-    user_error_detail *details; /* "details" */
-    /** How many more violations there were than details lists (absent when none were left out). */
-    bool has_details_omitted;
-    int64_t details_omitted; /* "detailsOmitted" */
-} user_error;
-int user_error_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_error_parse(const char *buf, size_t len, tb_arena *a, user_error *out, tb_error *err);
-int user_error_from_json(const json_t *j, tb_arena *a, user_error *out, tb_error *err);
-int user_error_serialize(const user_error *v, tb_buf *out);
-json_t *user_error_to_json(const user_error *v);
-
-/* ---- user_error_response: openapi/user.yaml#/components/schemas/ErrorResponse ---- */
-typedef struct user_error_response {
-    user_error error; /* "error", required */
-} user_error_response;
-int user_error_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_error_response_parse(const char *buf, size_t len, tb_arena *a, user_error_response *out, tb_error *err);
-int user_error_response_from_json(const json_t *j, tb_arena *a, user_error_response *out, tb_error *err);
-int user_error_response_serialize(const user_error_response *v, tb_buf *out);
-json_t *user_error_response_to_json(const user_error_response *v);
-
 /* ======== GET /health (getHealth) ======== */
 /* Liveness and readiness of the service. */
 
@@ -271,7 +191,7 @@ typedef struct user_get_health_resp {
     int status;
     union {
         /* 200: The service is up and its database answers. */
-        user_health s200;
+        common_health s200;
         /* 503: The service cannot serve requests right now. */
         tb_api_error s503;
         char none_; /* statuses without content */

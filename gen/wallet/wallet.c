@@ -20,14 +20,7 @@ struct wallet_client {
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool wallet__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_currency(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_amount(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev);
@@ -44,105 +37,10 @@ static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval
 static bool wallet__schema_transaction_page_properties_items(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_transaction_page_properties_next_cursor(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
 static bool wallet__schema_components_parameters_idempotency_key_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
-
-/* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
-static bool wallet__rx0(const char *s, size_t n)
-{
-    static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    if (n != 36)
-        return false;
-    size_t i = 0;
-    for (size_t e = i + 8; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (size_t e = i + 4; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    for (size_t e = i + 1; i < e; i++)
-        if (!(cls[(unsigned char)s[i]] & 2))
-            return false;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    return true;
-}
-
-/* ^[A-Z]{3}$ */
-static bool wallet__rx1(const char *s, size_t n)
-{
-    static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    };
-    if (n != 3)
-        return false;
-    size_t i = 0;
-    for (; i < n; i++)
-        if (!(cls[(unsigned char)s[i]] & 1))
-            return false;
-    return true;
-}
 
 /* ^[0-9]{1,19}$ */
 static bool wallet__rx2(const char *s, size_t n)
@@ -202,30 +100,6 @@ static bool wallet__rx3(const char *s, size_t n)
         if (!(cls[(unsigned char)s[i]] & 1))
             return false;
     return true;
-}
-
-static int wallet__keys0(const char *k, size_t n)
-{
-    switch (n) {
-    case 6:
-        if (memcmp(k, "status", 6) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys1(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
 }
 
 static int wallet__keys2(const char *k, size_t n)
@@ -390,139 +264,6 @@ static int wallet__keys10(const char *k, size_t n)
     }
 }
 
-static int wallet__keys11(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "path", 4) == 0)
-            return 0;
-        if (memcmp(k, "rule", 4) == 0)
-            return 1;
-        return -1;
-    case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 2;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys12(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        if (memcmp(k, "code", 4) == 0)
-            return 0;
-        return -1;
-    case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 1;
-        if (memcmp(k, "details", 7) == 0)
-            return 3;
-        return -1;
-    case 9:
-        if (memcmp(k, "requestId", 9) == 0)
-            return 2;
-        return -1;
-    case 14:
-        if (memcmp(k, "detailsOmitted", 14) == 0)
-            return 4;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys13(const char *k, size_t n)
-{
-    switch (n) {
-    case 5:
-        if (memcmp(k, "error", 5) == 0)
-            return 0;
-        return -1;
-    default:
-        return -1;
-    }
-}
-
-/* openapi/wallet.yaml#/components/schemas/Uuid */
-static bool wallet__schema_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!wallet__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
-            TB_V_FAIL("format", "must be a valid uuid");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Currency: ISO 4217 code, or CHP for platform chips. */
-static bool wallet__schema_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!wallet__rx1(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Amount: Minor units (cents, chips). */
-static bool wallet__schema_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 9007199254740991.0L))
-            TB_V_FAIL("maximum", "must be <= 9007199254740991");
-    }
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Timestamp */
-static bool wallet__schema_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date_time(s, n))
-            TB_V_FAIL("format", "must be a valid date-time");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/wallet.yaml#/components/schemas/TransactionType */
 static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -533,97 +274,6 @@ static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval
     if (!(tb_json_str_eq(j, "credit", 6) || tb_json_str_eq(j, "debit", 5)))
         TB_V_FAIL("enum", "must be one of [\"credit\", \"debit\"]");
 out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Health */
-static bool wallet__schema_health(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys0(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* status */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_health_properties_status, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("status", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Health/properties/status */
-static bool wallet__schema_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "ok", 2)))
-        TB_V_FAIL("enum", "must be one of [\"ok\"]");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/HealthResponse */
-static bool wallet__schema_health_response(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys1(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* data */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_health, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("data", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
@@ -648,11 +298,11 @@ static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb
             switch (m) {
             case 0: /* userId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* currency */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_currency, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
                 break;
             default:
                 break;
@@ -693,23 +343,23 @@ static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* userId */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 2: /* currency */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_currency, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
                 break;
             case 3: /* balance */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_amount, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 4: /* createdAt */
                 seen |= UINT64_C(1) << 4;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -941,11 +591,11 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev)
             switch (m) {
             case 0: /* id */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 1: /* walletId */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
             case 2: /* type */
                 seen |= UINT64_C(1) << 2;
@@ -957,14 +607,14 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev)
                 break;
             case 4: /* balanceAfter */
                 seen |= UINT64_C(1) << 4;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_amount, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 5: /* reference */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_properties_reference, v);
                 break;
             case 6: /* createdAt */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_timestamp, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
                 break;
             default:
                 break;
@@ -1185,271 +835,6 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/ErrorDetail */
-static bool wallet__schema_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys11(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* path */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_detail_properties_path, v);
-                break;
-            case 1: /* rule */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_detail_properties_rule, v);
-                break;
-            case 2: /* message */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_detail_properties_message, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("path", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("rule", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("message", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/ErrorDetail/properties/path: JSON pointer into the request, e.g. /body/amount or /query/limit. */
-static bool wallet__schema_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/ErrorDetail/properties/rule: The schema rule that failed, e.g. minimum, required, type. */
-static bool wallet__schema_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/ErrorDetail/properties/message */
-static bool wallet__schema_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Error */
-static bool wallet__schema_error(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys12(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* code */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_code, v);
-                break;
-            case 1: /* message */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_message, v);
-                break;
-            case 2: /* requestId */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_request_id, v);
-                break;
-            case 3: /* details */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_details, v);
-                break;
-            case 4: /* detailsOmitted */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error_properties_details_omitted, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("code", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("message", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("requestId", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Error/properties/code: Machine-readable, e.g. not_found, validation_failed, insufficient_funds. */
-static bool wallet__schema_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Error/properties/message */
-static bool wallet__schema_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Error/properties/requestId */
-static bool wallet__schema_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
-static bool wallet__schema_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n > 100)
-            TB_V_FAIL("maxItems", "must have at most 100 items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_error_detail, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
-static bool wallet__schema_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/ErrorResponse */
-static bool wallet__schema_error_response(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys13(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* error */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_error, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("error", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* openapi/wallet.yaml#/paths/~1users~1{userId}~1wallets/get/parameters/1/schema */
 static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -1465,7 +850,7 @@ static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(c
         if (n > 16)
             TB_V_FAIL("maxItems", "must have at most 16 items");
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_currency, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_currency, json_array_get(j, i));
         }
     }
 out:
@@ -1535,26 +920,6 @@ out:
     return ok;
 }
 
-int wallet_uuid_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_uuid, j, flags, err);
-}
-
-int wallet_currency_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_currency, j, flags, err);
-}
-
-int wallet_amount_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_amount, j, flags, err);
-}
-
-int wallet_timestamp_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_timestamp, j, flags, err);
-}
-
 static const tb_codec_str wallet_transaction_type__values[] = {
     {"credit", 6},
     {"debit", 5},
@@ -1579,93 +944,6 @@ int wallet_transaction_type_from_string(const char *s, size_t len, wallet_transa
 int wallet_transaction_type_validate(const json_t *j, unsigned flags, tb_error *err)
 {
     return tb_validate_with(wallet__schema_transaction_type, j, flags, err);
-}
-
-static const tb_codec_str wallet_health_status__values[] = {
-    {"ok", 2},
-};
-static const tb_codec_enum wallet_health_status__enum = {"wallet_health_status", 1, wallet_health_status__values};
-_Static_assert(sizeof(wallet_health_status) == sizeof(int), "a generated enum is int-sized");
-
-const char *wallet_health_status_to_string(wallet_health_status v)
-{
-    return tb_codec_enum_name(&wallet_health_status__enum, (int)v);
-}
-
-int wallet_health_status_from_string(const char *s, size_t len, wallet_health_status *out)
-{
-    int v = tb_codec_enum_find(&wallet_health_status__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (wallet_health_status)v;
-    return 0;
-}
-
-int wallet_health_status_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_health_properties_status, j, flags, err);
-}
-
-static const tb_codec_field wallet_health__fields[] = {
-    {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(wallet_health, status), 0, 0, 0, &wallet_health_status__enum},
-};
-static const tb_codec_type wallet_health__desc = {"wallet_health", sizeof(wallet_health), 1, wallet_health__fields, wallet__schema_health};
-
-int wallet_health_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_health, j, flags, err);
-}
-
-int wallet_health_from_json(const json_t *j, tb_arena *a, wallet_health *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_health__desc, j, a, out, err);
-}
-
-int wallet_health_parse(const char *buf, size_t len, tb_arena *a, wallet_health *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_health__desc, buf, len, a, out, err);
-}
-
-int wallet_health_serialize(const wallet_health *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_health__desc, v, out);
-}
-
-json_t *wallet_health_to_json(const wallet_health *v)
-{
-    return tb_codec_to_json(&wallet_health__desc, v);
-}
-
-static const tb_codec_field wallet_health_response__fields[] = {
-    {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(wallet_health_response, data), 0, 0, 0, &wallet_health__desc},
-};
-static const tb_codec_type wallet_health_response__desc = {"wallet_health_response", sizeof(wallet_health_response), 1, wallet_health_response__fields, wallet__schema_health_response};
-
-int wallet_health_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_health_response, j, flags, err);
-}
-
-int wallet_health_response_from_json(const json_t *j, tb_arena *a, wallet_health_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_health_response__desc, j, a, out, err);
-}
-
-int wallet_health_response_parse(const char *buf, size_t len, tb_arena *a, wallet_health_response *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_health_response__desc, buf, len, a, out, err);
-}
-
-int wallet_health_response_serialize(const wallet_health_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_health_response__desc, v, out);
-}
-
-json_t *wallet_health_response_to_json(const wallet_health_response *v)
-{
-    return tb_codec_to_json(&wallet_health_response__desc, v);
 }
 
 static const tb_codec_field wallet_create_wallet_request__fields[] = {
@@ -1975,115 +1253,10 @@ json_t *wallet_transaction_page_response_to_json(const wallet_transaction_page_r
     return tb_codec_to_json(&wallet_transaction_page_response__desc, v);
 }
 
-static const tb_codec_field wallet_error_detail__fields[] = {
-    {"path", "\"path\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_error_detail, path), 0, 0, 0, NULL},
-    {"rule", "\"rule\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_error_detail, rule), 0, 0, 0, NULL},
-    {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_error_detail, message), 0, 0, 0, NULL},
-};
-static const tb_codec_type wallet_error_detail__desc = {"wallet_error_detail", sizeof(wallet_error_detail), 3, wallet_error_detail__fields, wallet__schema_error_detail};
-
-int wallet_error_detail_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_error_detail, j, flags, err);
-}
-
-int wallet_error_detail_from_json(const json_t *j, tb_arena *a, wallet_error_detail *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_error_detail__desc, j, a, out, err);
-}
-
-int wallet_error_detail_parse(const char *buf, size_t len, tb_arena *a, wallet_error_detail *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_error_detail__desc, buf, len, a, out, err);
-}
-
-int wallet_error_detail_serialize(const wallet_error_detail *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_error_detail__desc, v, out);
-}
-
-json_t *wallet_error_detail_to_json(const wallet_error_detail *v)
-{
-    return tb_codec_to_json(&wallet_error_detail__desc, v);
-}
-
-static const tb_codec_field wallet_error__fields[] = {
-    {"code", "\"code\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_error, code), 0, 0, 0, NULL},
-    {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_error, message), 0, 0, 0, NULL},
-    {"requestId", "\"requestId\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_error, request_id), 0, 0, 0, NULL},
-    {"details", "\"details\":", 7, 10, TB_CK_STRUCT, TB_CF_ARRAY,
-     offsetof(wallet_error, details), offsetof(wallet_error, has_details), 0, offsetof(wallet_error, n_details), &wallet_error_detail__desc},
-    {"detailsOmitted", "\"detailsOmitted\":", 14, 17, TB_CK_INTEGER, 0,
-     offsetof(wallet_error, details_omitted), offsetof(wallet_error, has_details_omitted), 0, 0, NULL},
-};
-static const tb_codec_type wallet_error__desc = {"wallet_error", sizeof(wallet_error), 5, wallet_error__fields, wallet__schema_error};
-
-int wallet_error_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_error, j, flags, err);
-}
-
-int wallet_error_from_json(const json_t *j, tb_arena *a, wallet_error *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_error__desc, j, a, out, err);
-}
-
-int wallet_error_parse(const char *buf, size_t len, tb_arena *a, wallet_error *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_error__desc, buf, len, a, out, err);
-}
-
-int wallet_error_serialize(const wallet_error *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_error__desc, v, out);
-}
-
-json_t *wallet_error_to_json(const wallet_error *v)
-{
-    return tb_codec_to_json(&wallet_error__desc, v);
-}
-
-static const tb_codec_field wallet_error_response__fields[] = {
-    {"error", "\"error\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(wallet_error_response, error), 0, 0, 0, &wallet_error__desc},
-};
-static const tb_codec_type wallet_error_response__desc = {"wallet_error_response", sizeof(wallet_error_response), 1, wallet_error_response__fields, wallet__schema_error_response};
-
-int wallet_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_error_response, j, flags, err);
-}
-
-int wallet_error_response_from_json(const json_t *j, tb_arena *a, wallet_error_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_error_response__desc, j, a, out, err);
-}
-
-int wallet_error_response_parse(const char *buf, size_t len, tb_arena *a, wallet_error_response *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_error_response__desc, buf, len, a, out, err);
-}
-
-int wallet_error_response_serialize(const wallet_error_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_error_response__desc, v, out);
-}
-
-json_t *wallet_error_response_to_json(const wallet_error_response *v)
-{
-    return tb_codec_to_json(&wallet_error_response__desc, v);
-}
-
 /* ======== GET /health ======== */
 static const tb_op_status wallet_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_health_resp, s200), 0, &wallet_health__desc, wallet__schema_health_response},
-    {503, TB_RS_ERROR, 0, 0, offsetof(wallet_get_health_resp, s503), 0, NULL, wallet__schema_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response},
+    {503, TB_RS_ERROR, 0, 0, offsetof(wallet_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_retry_policy wallet_get_health__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
 /* the operation table; wallet_server.c serves it, wallet_get_health_call calls it */
@@ -2108,12 +1281,12 @@ static const tb_op_body wallet_create_wallet__body = {
 };
 static const tb_op_status wallet_create_wallet__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_wallet_resp, s201), 0, &wallet_wallet__desc, wallet__schema_wallet_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s400), 0, NULL, wallet__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s401), 0, NULL, wallet__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s403), 0, NULL, wallet__schema_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s409), 0, NULL, wallet__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s413), 0, NULL, wallet__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s415), 0, NULL, wallet__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header wallet_create_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_create_wallet_resp, headers.www_authenticate)},
@@ -2141,14 +1314,14 @@ int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_creat
 static const tb_op_param wallet_get_wallet__params[] = {
     {"walletId", "walletId=", 8, 9, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(wallet_get_wallet_req, wallet_id), 0, 0, NULL,
-     NULL, wallet__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status wallet_get_wallet__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_wallet_resp, s200), 0, &wallet_wallet__desc, wallet__schema_wallet_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s400), 0, NULL, wallet__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s401), 0, NULL, wallet__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s403), 0, NULL, wallet__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s404), 0, NULL, wallet__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header wallet_get_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_get_wallet_resp, headers.www_authenticate)},
@@ -2175,16 +1348,16 @@ int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wall
 static const tb_op_param wallet_get_user_wallets__params[] = {
     {"userId", "userId=", 6, 7, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(wallet_get_user_wallets_req, user_id), 0, 0, NULL,
-     NULL, wallet__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
     {"currency", "currency=", 8, 9, TB_IN_QUERY, TB_STYLE_FORM, TB_CK_STRING, TB_CF_ARRAY | TB_PF_EXPLODE, TB_PARAM_STRING, 0,
      offsetof(wallet_get_user_wallets_req, currency), offsetof(wallet_get_user_wallets_req, has_currency), offsetof(wallet_get_user_wallets_req, n_currency), NULL,
      NULL, wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema},
 };
 static const tb_op_status wallet_get_user_wallets__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(wallet_get_user_wallets_resp, s200.items), offsetof(wallet_get_user_wallets_resp, s200.n), &wallet_wallet__desc, wallet__schema_wallet_list_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s400), 0, NULL, wallet__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s401), 0, NULL, wallet__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s403), 0, NULL, wallet__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header wallet_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_get_user_wallets_resp, headers.www_authenticate)},
@@ -2212,7 +1385,7 @@ static int64_t const wallet_list_transactions__default_limit = 20;
 static const tb_op_param wallet_list_transactions__params[] = {
     {"walletId", "walletId=", 8, 9, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(wallet_list_transactions_req, wallet_id), 0, 0, NULL,
-     NULL, wallet__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
     {"limit", "limit=", 5, 6, TB_IN_QUERY, TB_STYLE_FORM, TB_CK_INTEGER, 0, TB_PARAM_INTEGER, 0,
      offsetof(wallet_list_transactions_req, limit), offsetof(wallet_list_transactions_req, has_limit), 0, NULL,
      &wallet_list_transactions__default_limit, wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema},
@@ -2225,10 +1398,10 @@ static const tb_op_param wallet_list_transactions__params[] = {
 };
 static const tb_op_status wallet_list_transactions__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_list_transactions_resp, s200), 0, &wallet_transaction_page__desc, wallet__schema_transaction_page_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s400), 0, NULL, wallet__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s401), 0, NULL, wallet__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s403), 0, NULL, wallet__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s404), 0, NULL, wallet__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s404), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header wallet_list_transactions__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_list_transactions_resp, headers.www_authenticate)},
@@ -2255,7 +1428,7 @@ int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_l
 static const tb_op_param wallet_create_transaction__params[] = {
     {"walletId", "walletId=", 8, 9, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRING, TB_CF_REQUIRED, TB_PARAM_STRING, 0,
      offsetof(wallet_create_transaction_req, wallet_id), 0, 0, NULL,
-     NULL, wallet__schema_uuid},
+     NULL, common__schema_types_defs_uuid},
     {"Idempotency-Key", "Idempotency-Key=", 15, 16, TB_IN_HEADER, TB_STYLE_SIMPLE, TB_CK_STRING, 0, TB_PARAM_STRING, 0,
      offsetof(wallet_create_transaction_req, idempotency_key), offsetof(wallet_create_transaction_req, has_idempotency_key), 0, NULL,
      NULL, wallet__schema_components_parameters_idempotency_key_schema},
@@ -2265,14 +1438,14 @@ static const tb_op_body wallet_create_transaction__body = {
 };
 static const tb_op_status wallet_create_transaction__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_transaction_resp, s201), 0, &wallet_transaction__desc, wallet__schema_transaction_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s400), 0, NULL, wallet__schema_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s401), 0, NULL, wallet__schema_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s403), 0, NULL, wallet__schema_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s404), 0, NULL, wallet__schema_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s409), 0, NULL, wallet__schema_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s413), 0, NULL, wallet__schema_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s415), 0, NULL, wallet__schema_error_response},
-    {422, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s422), 0, NULL, wallet__schema_error_response},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s400), 0, NULL, common__schema_api_defs_error_response},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s401), 0, NULL, common__schema_api_defs_error_response},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s403), 0, NULL, common__schema_api_defs_error_response},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s404), 0, NULL, common__schema_api_defs_error_response},
+    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s409), 0, NULL, common__schema_api_defs_error_response},
+    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s413), 0, NULL, common__schema_api_defs_error_response},
+    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s415), 0, NULL, common__schema_api_defs_error_response},
+    {422, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s422), 0, NULL, common__schema_api_defs_error_response},
 };
 static const tb_op_header wallet_create_transaction__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_create_transaction_resp, headers.www_authenticate)},
@@ -2330,7 +1503,7 @@ tb_client *wallet_client_http(wallet_client *c)
 const tb_api_example wallet_examples[] = {
     {"getHealth", "response 200", "example",
      "{\"data\":{\"status\":\"ok\"}}",
-     wallet__schema_health_response},
+     common__schema_api_defs_health_response},
     {"createWallet", "request body", "example",
      "{\"userId\":\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\",\"currency\":\"CHP\"}",
      wallet__schema_create_wallet_request},
@@ -2339,28 +1512,28 @@ const tb_api_example wallet_examples[] = {
      wallet__schema_wallet_response},
     {"createWallet", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__schema_error_response},
+     common__schema_api_defs_error_response},
     {"getWallet", "parameter path walletId", "example",
      "\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\"",
-     wallet__schema_uuid},
+     common__schema_types_defs_uuid},
     {"getWallet", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__schema_error_response},
+     common__schema_api_defs_error_response},
     {"getUserWallets", "parameter path userId", "example",
      "\"6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34\"",
-     wallet__schema_uuid},
+     common__schema_types_defs_uuid},
     {"getUserWallets", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__schema_error_response},
+     common__schema_api_defs_error_response},
     {"listTransactions", "parameter path walletId", "example",
      "\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\"",
-     wallet__schema_uuid},
+     common__schema_types_defs_uuid},
     {"listTransactions", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__schema_error_response},
+     common__schema_api_defs_error_response},
     {"createTransaction", "parameter path walletId", "example",
      "\"0b9d4c8e-1f2a-4e3b-8c7d-6a5f4e3d2c1b\"",
-     wallet__schema_uuid},
+     common__schema_types_defs_uuid},
     {"createTransaction", "parameter header Idempotency-Key", "example",
      "\"7c1e9b2a-retry-safe\"",
      wallet__schema_components_parameters_idempotency_key_schema},
@@ -2372,7 +1545,7 @@ const tb_api_example wallet_examples[] = {
      wallet__schema_create_transaction_request},
     {"createTransaction", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/amount\",\"rule\":\"minimum\",\"message\":\"must be >= 1\"}]}}",
-     wallet__schema_error_response},
+     common__schema_api_defs_error_response},
     {NULL, NULL, NULL, NULL, NULL},
 };
 const size_t wallet_n_examples = 15;

@@ -14,6 +14,7 @@
 #include "tablium/ctx.h"
 #include "tablium/error.h"
 #include "tablium/http.h"
+#include "common/common.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -47,18 +48,6 @@ extern "C" {
  * n_<name>; 0, false and "" are values like any other.
  */
 
-/* ---- wallet_uuid: openapi/wallet.yaml#/components/schemas/Uuid ---- */
-int wallet_uuid_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- wallet_currency: openapi/wallet.yaml#/components/schemas/Currency ---- */
-int wallet_currency_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- wallet_amount: openapi/wallet.yaml#/components/schemas/Amount ---- */
-int wallet_amount_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- wallet_timestamp: openapi/wallet.yaml#/components/schemas/Timestamp ---- */
-int wallet_timestamp_validate(const json_t *j, unsigned flags, tb_error *err);
-
 /* ---- wallet_transaction_type: openapi/wallet.yaml#/components/schemas/TransactionType ---- */
 typedef enum wallet_transaction_type {
     WALLET_TRANSACTION_TYPE_CREDIT = 0, /* "credit" */
@@ -70,37 +59,6 @@ const char *wallet_transaction_type_to_string(wallet_transaction_type v);
 /** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
 int wallet_transaction_type_from_string(const char *s, size_t len, wallet_transaction_type *out);
 int wallet_transaction_type_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- wallet_health_status: openapi/wallet.yaml#/components/schemas/Health/properties/status ---- */
-typedef enum wallet_health_status {
-    WALLET_HEALTH_STATUS_OK = 0, /* "ok" */
-} wallet_health_status;
-#define WALLET_HEALTH_STATUS__COUNT 1
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *wallet_health_status_to_string(wallet_health_status v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int wallet_health_status_from_string(const char *s, size_t len, wallet_health_status *out);
-int wallet_health_status_validate(const json_t *j, unsigned flags, tb_error *err);
-
-/* ---- wallet_health: openapi/wallet.yaml#/components/schemas/Health ---- */
-typedef struct wallet_health {
-    wallet_health_status status; /* "status", required */
-} wallet_health;
-int wallet_health_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_health_parse(const char *buf, size_t len, tb_arena *a, wallet_health *out, tb_error *err);
-int wallet_health_from_json(const json_t *j, tb_arena *a, wallet_health *out, tb_error *err);
-int wallet_health_serialize(const wallet_health *v, tb_buf *out);
-json_t *wallet_health_to_json(const wallet_health *v);
-
-/* ---- wallet_health_response: openapi/wallet.yaml#/components/schemas/HealthResponse ---- */
-typedef struct wallet_health_response {
-    wallet_health data; /* "data", required */
-} wallet_health_response;
-int wallet_health_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_health_response_parse(const char *buf, size_t len, tb_arena *a, wallet_health_response *out, tb_error *err);
-int wallet_health_response_from_json(const json_t *j, tb_arena *a, wallet_health_response *out, tb_error *err);
-int wallet_health_response_serialize(const wallet_health_response *v, tb_buf *out);
-json_t *wallet_health_response_to_json(const wallet_health_response *v);
 
 /* ---- wallet_create_wallet_request: openapi/wallet.yaml#/components/schemas/CreateWalletRequest ---- */
 typedef struct wallet_create_wallet_request {
@@ -214,50 +172,6 @@ int wallet_transaction_page_response_from_json(const json_t *j, tb_arena *a, wal
 int wallet_transaction_page_response_serialize(const wallet_transaction_page_response *v, tb_buf *out);
 json_t *wallet_transaction_page_response_to_json(const wallet_transaction_page_response *v);
 
-/* ---- wallet_error_detail: openapi/wallet.yaml#/components/schemas/ErrorDetail ---- */
-typedef struct wallet_error_detail {
-    /** JSON pointer into the request, e.g. /body/amount or /query/limit. */
-    char *path; /* "path", required */
-    /** The schema rule that failed, e.g. minimum, required, type. */
-    char *rule; /* "rule", required */
-    char *message; /* "message", required */
-} wallet_error_detail;
-int wallet_error_detail_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_error_detail_parse(const char *buf, size_t len, tb_arena *a, wallet_error_detail *out, tb_error *err);
-int wallet_error_detail_from_json(const json_t *j, tb_arena *a, wallet_error_detail *out, tb_error *err);
-int wallet_error_detail_serialize(const wallet_error_detail *v, tb_buf *out);
-json_t *wallet_error_detail_to_json(const wallet_error_detail *v);
-
-/* ---- wallet_error: openapi/wallet.yaml#/components/schemas/Error ---- */
-typedef struct wallet_error {
-    /** Machine-readable, e.g. not_found, validation_failed, insufficient_funds. */
-    char *code; /* "code", required */
-    char *message; /* "message", required */
-    char *request_id; /* "requestId", required */
-    /** The first violations (100 at most, fewer when their text is long). */
-    bool has_details;
-    size_t n_details;
-    wallet_error_detail *details; /* "details" */
-    /** How many more violations there were than details lists (absent when none were left out). */
-    bool has_details_omitted;
-    int64_t details_omitted; /* "detailsOmitted" */
-} wallet_error;
-int wallet_error_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_error_parse(const char *buf, size_t len, tb_arena *a, wallet_error *out, tb_error *err);
-int wallet_error_from_json(const json_t *j, tb_arena *a, wallet_error *out, tb_error *err);
-int wallet_error_serialize(const wallet_error *v, tb_buf *out);
-json_t *wallet_error_to_json(const wallet_error *v);
-
-/* ---- wallet_error_response: openapi/wallet.yaml#/components/schemas/ErrorResponse ---- */
-typedef struct wallet_error_response {
-    wallet_error error; /* "error", required */
-} wallet_error_response;
-int wallet_error_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_error_response_parse(const char *buf, size_t len, tb_arena *a, wallet_error_response *out, tb_error *err);
-int wallet_error_response_from_json(const json_t *j, tb_arena *a, wallet_error_response *out, tb_error *err);
-int wallet_error_response_serialize(const wallet_error_response *v, tb_buf *out);
-json_t *wallet_error_response_to_json(const wallet_error_response *v);
-
 /* ======== GET /health (getHealth) ======== */
 /* Liveness and readiness of the service. */
 
@@ -276,7 +190,7 @@ typedef struct wallet_get_health_resp {
     int status;
     union {
         /* 200: The service is up and its database answers. */
-        wallet_health s200;
+        common_health s200;
         /* 503: The service cannot serve requests right now. */
         tb_api_error s503;
         char none_; /* statuses without content */

@@ -33,8 +33,8 @@ def expand(paths):
 def compile_schemas(paths, name, dialect="2020-12"):
     """Compiles schema files into (header text, source text). Raises GenError."""
     loader = Loader(dialect=dialect)
-    vcomp = ValidatorCompiler(loader, prefix="%s__" % name)
-    types = TypeBuilder(loader, vcomp)
+    vcomp = ValidatorCompiler(loader, prefix="%s__" % name, unit=name)
+    types = TypeBuilder(loader, vcomp, unit=name)
     files = expand(paths)
     if not files:
         raise GenError([])
@@ -45,7 +45,12 @@ def compile_schemas(paths, name, dialect="2020-12"):
         if isinstance(root, dict) and isinstance(root.get("x-tablium-name"), str):
             stem = root["x-tablium-name"]
         where = cnames.short_path(path)
-        nt = types.named(root, stem, where)
+        if loader.unit_of(path) and isinstance(root, dict) and not [
+                k for k in root if not k.startswith(("$", "x-")) and k not in (
+                    "title", "description")]:
+            nt = None  # a shared file that only holds $defs: no type of its own
+        else:
+            nt = types.named(root, stem, where)
         if stem == "event_envelope":
             envelope = nt
         ev = event_of(root, nt, path, where, diags)
@@ -68,6 +73,8 @@ def compile_schemas(paths, name, dialect="2020-12"):
     by_cname = {t.cname: t for t in types.types}
     for ev in events:
         ev.attach_struct_check(by_cname[ev.cname], checks)
+    vcomp.prune_matchers("\n".join(ln for f in checks.funcs for ln in f.lines))
+    unit.externals = sorted(set(unit.externals) | {t.external for t in types.types if t.external})
     source = " ".join(cnames.short_path(p) for p in paths)
     header = "%s.h" % name
     ctx = dict(source=source, types=types.types, unit=unit, header=header, events=events,

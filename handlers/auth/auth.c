@@ -109,7 +109,7 @@ int auth_get_health(tb_ctx *ctx, const auth_get_health_req *req, auth_get_health
         return 0;
     }
     resp->status = AUTH_GET_HEALTH_200;
-    resp->s200.status = AUTH_HEALTH_STATUS_OK;
+    resp->s200.status = COMMON_HEALTH_STATUS_OK;
     return 0;
 }
 

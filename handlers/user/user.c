@@ -206,7 +206,7 @@ static int user_get_health_locked(tb_ctx *ctx, const user_get_health_req *req, u
         return 0;
     }
     resp->status = USER_GET_HEALTH_200;
-    resp->s200.status = USER_HEALTH_STATUS_OK;
+    resp->s200.status = COMMON_HEALTH_STATUS_OK;
     return 0;
 }
 

@@ -253,7 +253,7 @@ static int wallet_get_health_locked(tb_ctx *ctx, const wallet_get_health_req *re
         return 0;
     }
     resp->status = WALLET_GET_HEALTH_200;
-    resp->s200.status = WALLET_HEALTH_STATUS_OK;
+    resp->s200.status = COMMON_HEALTH_STATUS_OK;
     return 0;
 }
 

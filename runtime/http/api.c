@@ -1,4 +1,5 @@
 #include "tablium/api.h"
+#include "tablium/validate.h"
 
 #include <errno.h>
 #include <inttypes.h>

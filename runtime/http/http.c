@@ -1,3 +1,4 @@
+#include "tablium/api.h"
 #include "tablium/http.h"
 
 #include "internal.h"
@@ -158,18 +159,15 @@ static void put_string(tb_buf *b, const char *s)
     tb_buf_json_string(b, s, strlen(s));
 }
 
-/* The error envelope; `omitted` details were dropped before e was made (tb_error's cap). */
-static int write_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e,
-                       size_t omitted)
+/* The error object {code, message, requestId, details, detailsOmitted}; `omitted` details were
+ * dropped before e was made (tb_error's cap). */
+static void write_error_object(tb_buf *b, size_t base, const tb_api_error *e, const char *code,
+                               const char *message, const char *rid, size_t omitted)
 {
-    tb_buf *b = &res->body;
-    tb_buf_reset(b);
-    res->status = status;
-    tb_buf_puts(b, "{\"error\":{\"code\":");
-    put_string(b, e && e->code ? e->code : "error");
+    tb_buf_puts(b, "{\"code\":");
+    put_string(b, e && e->code ? e->code : code);
     tb_buf_puts(b, ",\"message\":");
-    put_string(b, e && e->message ? e->message : tb_http_reason(status));
-    const char *rid = ctx && ctx->request_id ? ctx->request_id : e ? e->request_id : NULL;
+    put_string(b, e && e->message ? e->message : message);
     if (rid) {
         tb_buf_puts(b, ",\"requestId\":");
         put_string(b, rid);
@@ -178,7 +176,7 @@ static int write_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb
         tb_buf_puts(b, ",\"details\":[");
         size_t i = 0;
         for (; i < e->n_details && i < TB_ERROR_MAX_DETAILS; i++) {
-            if (b->len >= TB_HTTP_ERROR_DETAILS_MAX_BYTES)
+            if (b->len - base >= TB_HTTP_ERROR_DETAILS_MAX_BYTES)
                 break;
             const tb_error_detail *d = &e->details[i];
             tb_buf_puts(b, i ? ",{\"path\":" : "{\"path\":");
@@ -196,7 +194,25 @@ static int write_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb
         tb_buf_puts(b, ",\"detailsOmitted\":");
         tb_buf_json_int(b, (int64_t)omitted);
     }
-    tb_buf_puts(b, "}}");
+    tb_buf_putc(b, '}');
+}
+
+void tb_api_error_write(tb_buf *b, const tb_api_error *e)
+{
+    write_error_object(b, b->len, e, "error", "", e ? e->request_id : NULL, 0);
+}
+
+/* The error envelope. */
+static int write_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e,
+                       size_t omitted)
+{
+    tb_buf *b = &res->body;
+    tb_buf_reset(b);
+    res->status = status;
+    tb_buf_puts(b, "{\"error\":");
+    const char *rid = ctx && ctx->request_id ? ctx->request_id : e ? e->request_id : NULL;
+    write_error_object(b, 0, e, "error", tb_http_reason(status), rid, omitted);
+    tb_buf_putc(b, '}');
     return b->oom ? TB_ENOMEM : 0;
 }
 

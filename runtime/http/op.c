@@ -7,6 +7,7 @@
 #include "tablium/api.h"
 #include "tablium/json.h"
 #include "tablium/log.h"
+#include "tablium/validate.h"
 
 #include <string.h>
 #include <strings.h>
@@ -16,26 +17,6 @@
 
 static const char *const IN_NAMES[] = {"path", "query", "header", "cookie"};
 
-static size_t value_size(int kind, const void *sub)
-{
-    switch (kind) {
-    case TB_CK_STRING:
-        return sizeof(char *);
-    case TB_CK_INTEGER:
-        return sizeof(int64_t);
-    case TB_CK_NUMBER:
-        return sizeof(double);
-    case TB_CK_BOOLEAN:
-        return sizeof(bool);
-    case TB_CK_ENUM:
-        return sizeof(int);
-    case TB_CK_STRUCT:
-        return ((const tb_codec_type *)sub)->size;
-    default:
-        return sizeof(json_t *);
-    }
-}
-
 /* Decodes a value, or an array of values (items + count), into base. */
 static int decode_member(int kind, unsigned flags, const void *sub, const json_t *x, tb_arena *a,
                          void *base, uint32_t off, uint32_t n_off)
@@ -44,7 +25,7 @@ static int decode_member(int kind, unsigned flags, const void *sub, const json_t
         return tb_codec_value_decode(kind, sub, x, a, AT(base, off, char));
     if (!json_is_array(x))
         return TB_EVALIDATION;
-    size_t n = json_array_size(x), sz = value_size(kind, sub);
+    size_t n = json_array_size(x), sz = tb_codec_value_size(kind, sub);
     char *items = tb_arena_calloc(a, n ? n : 1, sz);
     if (!items)
         return TB_ENOMEM;
@@ -66,7 +47,7 @@ static void write_member(int kind, unsigned flags, const void *sub, const void *
         return;
     }
     const char *items = *CAT(base, off, char *);
-    size_t n = *CAT(base, n_off, size_t), sz = value_size(kind, sub);
+    size_t n = *CAT(base, n_off, size_t), sz = tb_codec_value_size(kind, sub);
     tb_buf_putc(b, '[');
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -159,7 +140,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         if (!tb_v_fail_member(c, p->name, "required", "is required"))
             return false;
     } else if (p->dflt) {
-        memcpy(AT(req, p->off, char), p->dflt, value_size(p->kind, p->sub));
+        memcpy(AT(req, p->off, char), p->dflt, tb_codec_value_size(p->kind, p->sub));
     }
     tb_v_pop(c);
     return true;
@@ -422,7 +403,7 @@ static void emit_param(const tb_op_param *p, const void *req, tb_buf *b, int mod
         return;
     }
     const char *items = *CAT(req, p->off, char *);
-    size_t n = *CAT(req, p->n_off, size_t), sz = value_size(p->kind, p->sub);
+    size_t n = *CAT(req, p->n_off, size_t), sz = tb_codec_value_size(p->kind, p->sub);
     for (size_t i = 0; i < n; i++) {
         if (i)
             tb_buf_putc(b, ',');
@@ -468,7 +449,7 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
             continue;
         if ((p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE)) {
             const char *items = *CAT(req, p->off, char *);
-            size_t n = *CAT(req, p->n_off, size_t), sz = value_size(p->kind, p->sub);
+            size_t n = *CAT(req, p->n_off, size_t), sz = tb_codec_value_size(p->kind, p->sub);
             for (size_t k = 0; k < n; k++) {
                 tb_buf_putc(u, sep);
                 sep = '&';

@@ -3,11 +3,14 @@
  */
 #include "tablium/codec.h"
 
+#include "tablium/api.h"
+#include "tablium/http.h"
 #include "tablium/json.h"
+#include "tablium/validate.h"
 
 #include <string.h>
 
-static size_t item_size(int kind, const void *sub)
+size_t tb_codec_value_size(int kind, const void *sub)
 {
     switch (kind) {
     case TB_CK_STRING:
@@ -22,6 +25,8 @@ static size_t item_size(int kind, const void *sub)
         return sizeof(int);
     case TB_CK_STRUCT:
         return ((const tb_codec_type *)sub)->size;
+    case TB_CK_API_ERROR:
+        return sizeof(tb_api_error);
     default:
         return sizeof(json_t *);
     }
@@ -78,6 +83,8 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
     }
     case TB_CK_STRUCT:
         return tb_codec_decode(sub, x, a, dst);
+    case TB_CK_API_ERROR:
+        return tb_api_error_decode(x, a, dst);
     case TB_CK_JSON:
         /* the struct keeps a reference (json_t's refcount changes behind const) */
         if (tb_arena_hold_json(a, (json_t *)x))
@@ -94,7 +101,7 @@ static int decode_array(const tb_codec_field *f, const json_t *x, tb_arena *a, c
     if (!json_is_array(x))
         return TB_EVALIDATION;
     size_t n = json_array_size(x);
-    size_t sz = item_size(f->kind, f->sub);
+    size_t sz = tb_codec_value_size(f->kind, f->sub);
     char *items = tb_arena_calloc(a, n ? n : 1, sz);
     if (!items)
         return TB_ENOMEM;
@@ -173,6 +180,9 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
     case TB_CK_STRUCT:
         tb_codec_write(sub, v, b);
         return;
+    case TB_CK_API_ERROR:
+        tb_api_error_write(b, v);
+        return;
     default: {
         const json_t *j = *(json_t *const *)v;
         if (j)
@@ -200,7 +210,7 @@ void tb_codec_write(const tb_codec_type *t, const void *v, tb_buf *b)
         } else if (f->flags & TB_CF_ARRAY) {
             const char *items = *(char *const *)(base + f->off);
             size_t n = *(const size_t *)(base + f->n_off);
-            size_t sz = item_size(f->kind, f->sub);
+            size_t sz = tb_codec_value_size(f->kind, f->sub);
             tb_buf_putc(b, '[');
             for (size_t k = 0; k < n; k++) {
                 if (k)
@@ -244,6 +254,13 @@ json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v)
     }
     case TB_CK_STRUCT:
         return tb_codec_to_json(sub, v);
+    case TB_CK_API_ERROR: {
+        tb_buf b = TB_BUF_INIT;
+        tb_api_error_write(&b, v);
+        json_t *j = b.oom ? NULL : json_loadb(b.data, b.len, 0, NULL);
+        tb_buf_deinit(&b);
+        return j;
+    }
     default: {
         json_t *j = *(json_t *const *)v;
         return j ? json_incref(j) : json_null();
@@ -267,7 +284,7 @@ json_t *tb_codec_to_json(const tb_codec_type *t, const void *v)
         } else if (f->flags & TB_CF_ARRAY) {
             const char *items = *(char *const *)(base + f->off);
             size_t n = *(const size_t *)(base + f->n_off);
-            size_t sz = item_size(f->kind, f->sub);
+            size_t sz = tb_codec_value_size(f->kind, f->sub);
             x = json_array();
             for (size_t k = 0; x && k < n; k++) {
                 if (json_array_append_new(x, tb_codec_value_to_json(f->kind, f->sub, items + k * sz))) {

@@ -86,7 +86,7 @@ START_TEST(health_answers_ok_through_the_client)
     wallet_get_health_resp out;
     ck_assert_int_eq(wallet_get_health_call(wc, &ctx, &req, &out, NULL), 0);
     ck_assert_int_eq(out.status, 200);
-    ck_assert_int_eq(out.s200.status, WALLET_HEALTH_STATUS_OK);
+    ck_assert_int_eq(out.s200.status, COMMON_HEALTH_STATUS_OK);
 }
 END_TEST
 
@@ -610,7 +610,7 @@ static void assert_capped_details(const th_resp *r, int n_keys)
     ck_assert_uint_eq(json_array_size(json_object_get(e, "details")), 100);
     ck_assert_int_eq(json_integer_value(json_object_get(e, "detailsOmitted")), n_keys - 100);
     tb_error verr = TB_ERROR_INIT;
-    ck_assert_msg(wallet_error_response_validate(r->json, TB_VALIDATE_ALL_ERRORS, &verr) == 0,
+    ck_assert_msg(common_error_response_validate(r->json, TB_VALIDATE_ALL_ERRORS, &verr) == 0,
                   "the error body fails the spec: %s", verr.message);
     tb_error_deinit(&verr);
 }

@@ -169,6 +169,64 @@ class GoldenFixturesCompile(CompileCase):
         self.assertIn("regenerate it with the tablium-gen of this runtime", out)
 
 
+SHARED_TYPES = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "x-tablium-unit": "shared",
+    "$defs": {
+        "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "Money": {"type": "object", "required": ["amount", "code"],
+                  "properties": {"amount": {"type": "integer", "minimum": 0},
+                                 "code": {"$ref": "#/$defs/code"},
+                                 "kind": {"enum": ["cash", "card"]}},
+                  "additionalProperties": False},
+    },
+}
+
+
+class SharedUnits(CompileCase):
+    """Schema files marked x-tablium-unit are generated once, into that unit; other units call
+    its validators and use its types and descriptors instead of generating them again."""
+
+    def test_a_shared_unit_is_generated_once_and_referred_to(self):
+        proj = os.path.join(self.tmp, "shared-project")
+        support.write_file(os.path.join(proj, "shared", "money.json"),
+                           json.dumps(SHARED_TYPES, indent=2))
+        support.write_file(os.path.join(proj, "app", "order.json"), json.dumps({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object", "required": ["total"],
+            "properties": {"total": {"$ref": "../shared/money.json#/$defs/Money"},
+                           "refunds": {"type": "array",
+                                       "items": {"$ref": "../shared/money.json#/$defs/Money"}},
+                           "currency": {"$ref": "../shared/money.json#/$defs/code"}}}))
+        with support.cwd(proj):
+            for unit in ("shared", "app"):
+                rc, err = support.run_cli(["schemas", unit, "-o", os.path.join("out", unit)])
+                self.assertEqual(rc, 0, err)
+        out = os.path.join(proj, "out")
+        shared_c = open(os.path.join(out, "shared", "shared.c")).read()
+        shared_h = open(os.path.join(out, "shared", "shared.h")).read()
+        app_c = open(os.path.join(out, "app", "app.c")).read()
+        app_h = open(os.path.join(out, "app", "app.h")).read()
+        # the shared unit exports its entries' validators and descriptors, unprefixed by app
+        self.assertIn("bool shared__schema_money_defs_money(const json_t *j, struct tb_vctx *c",
+                      shared_h)
+        self.assertIn("extern const tb_codec_type shared_money__desc;", shared_h)
+        self.assertIn("\nconst tb_codec_type shared_money__desc = ", shared_c)
+        self.assertIn("} shared_money;", shared_h)
+        # app includes it and generates none of it again
+        self.assertIn('#include "shared/shared.h"', app_h)
+        self.assertNotIn("} shared_money;", app_h)
+        self.assertNotIn("bool shared__schema_", app_c)
+        self.assertNotIn("shared_money__fields", app_c)
+        self.assertIn("shared__schema_money_defs_money, v)", app_c)
+        self.assertIn("&shared_money__desc", app_c)
+        self.assertIn("shared_money total;", app_h)
+        for unit in ("shared", "app"):
+            rc, text = support.compile_c(os.path.join(out, unit, unit + ".c"), out)
+            self.assertEqual(rc, 0, text)
+            self.assertEqual(text.strip(), "", text)
+
+
 class UserSchemasCompile(CompileCase):
     def test_project_with_cross_file_refs(self):
         out = self.gen_user({

@@ -4,6 +4,7 @@
  * text, and the refusals of values that do not have the struct's shape. */
 #include "tablium/codec.h"
 #include "tablium/json.h"
+#include "tablium/validate.h"
 
 #include <check.h>
 #include <stddef.h>

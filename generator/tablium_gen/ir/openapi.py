@@ -92,8 +92,8 @@ class ServiceBuilder:
         self.name = cnames.snake(name or (svc if isinstance(svc, str) else None) or
                                  os.path.basename(path).rsplit(".", 1)[0])
         self.prefix = self.name + "_"
-        self.vcomp = ValidatorCompiler(loader, prefix="%s__" % self.name)
-        self.types = TypeBuilder(loader, self.vcomp, prefix=self.prefix)
+        self.vcomp = ValidatorCompiler(loader, prefix="%s__" % self.name, unit=self.name)
+        self.types = TypeBuilder(loader, self.vcomp, prefix=self.prefix, unit=self.name)
         self.fnames = cnames.Namer(reserved=set(cnames.C_KEYWORDS))
         self.ops = []
         self.examples = []
@@ -396,6 +396,9 @@ class ServiceBuilder:
             raise GenError(self.errors)
         self.routes = self.build_routes()
         self.unit = self.vcomp.finish()
+        self.vcomp.prune_matchers()
+        self.unit.externals = sorted(set(self.unit.externals) |
+                                     {t.external for t in self.types.types if t.external})
         deps = self.root.get("x-tablium-depends") or []
         self.deps = [cnames.snake(d) for d in deps if isinstance(d, str)]
         # servers[0]: the documented default URL of the service (clients) and its default port

@@ -22,7 +22,7 @@ class CType:
     def decl(self):
         return {
             "string": "char *", "integer": "int64_t ", "number": "double ",
-            "boolean": "bool ", "json": "json_t *",
+            "boolean": "bool ", "json": "json_t *", "apierror": "tb_api_error ",
         }.get(self.kind) or (self.ref.cname + " " if self.kind in ("enum", "struct") else None)
 
 
@@ -50,6 +50,8 @@ class NamedType:
         self.validator = None  # Sub of the validator function
         self.public = True  # declared with full API (parse/validate/...)
         self.deps = []
+        self.exported = False  # of this unit's shared schema files: descriptors are extern
+        self.external = None   # of another shared unit's files: that unit emits it
 
 
 def _types_of(node):
@@ -69,10 +71,11 @@ uint8_t uint16_t uint32_t uint64_t tb_arena tb_buf tb_error tb_vctx tb_eval""".s
 
 
 class TypeBuilder:
-    def __init__(self, loader, vcomp, prefix=""):
+    def __init__(self, loader, vcomp, prefix="", unit=None):
         self.loader = loader
         self.vcomp = vcomp
         self.prefix = prefix
+        self.unit = unit  # this unit's name (schema files marked x-tablium-unit)
         self.namer = cnames.Namer(reserved=RESERVED_TYPE_NAMES)
         self.consts = cnames.Namer()  # enum constants share one C namespace
         self.by_node = {}
@@ -85,7 +88,23 @@ class TypeBuilder:
         `prefixed`: name already carries the prefix (hints built from another type's name)."""
         if id(node) in self.by_node:
             return self.by_node[id(node)]
-        cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
+        target = self._deref(node)
+        if target is not node and isinstance(target, dict):
+            tinfo = self.loader.info(target)
+            if tinfo is not None and self.loader.unit_of(tinfo.file):
+                # a name for a shared unit's schema ($ref only): that type itself
+                nt = self.named(target, tinfo.pointer.rsplit("/", 1)[-1] or name,
+                                "%s#%s" % (cnames.short_path(tinfo.file), tinfo.pointer),
+                                public=public)
+                self.by_node[id(node)] = nt
+                return nt
+        info = self.loader.info(node)
+        shared = self.loader.unit_of(info.file) if info else None
+        if shared and not prefixed:
+            # a shared unit's type has one name everywhere: <unit>_<name>
+            cname = self.namer.take(shared + "_" + cnames.snake(name))
+        else:
+            cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
         kind = self._kind(node)
         if kind not in ("struct", "enum"):
             nt = NamedType("alias", cname, node, where)
@@ -98,8 +117,11 @@ class TypeBuilder:
         if isinstance(node, dict) and isinstance(node.get("description"), str):
             from .validators import comment_safe
             nt.description = comment_safe(node["description"])
+        nt.exported = shared is not None and shared == self.unit
+        nt.external = shared if shared is not None and shared != self.unit else None
         self.by_node[id(node)] = nt
-        nt.validator = self.vcomp.add_entry(cname, node)
+        # another unit's type keeps its validator there (this one only calls it)
+        nt.validator = self.vcomp.sub(node) if nt.external else self.vcomp.add_entry(cname, node)
         if kind == "struct":
             self._building.add(id(node))
             self._fill_struct(nt, node)
@@ -131,6 +153,8 @@ class TypeBuilder:
         node = self._deref(node)
         if not isinstance(node, dict):
             return "json"
+        if node.get("x-tablium-c-type") == "tb_api_error":
+            return "apierror"  # the error object of the envelope: the runtime's own type
         types = [t for t in _types_of(node) if t != "null"]
         enum = node.get("enum")
         if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum) and (
@@ -147,6 +171,8 @@ class TypeBuilder:
     def ctype(self, node, name_hint):
         target = self._deref(node)
         kind = self._kind(node)
+        if kind == "apierror":
+            return CType("apierror")
         if kind in ("string", "integer", "number", "boolean"):
             if kind == "string":
                 self.vcomp.no_nul(target)  # a char *: U+0000 would cut it

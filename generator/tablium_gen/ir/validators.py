@@ -7,6 +7,7 @@ taken here; the templates only print it.
 """
 import json
 import os
+import re
 import math
 
 from ..errors import Diagnostic, GenError
@@ -59,6 +60,8 @@ class VFunc:
         self.has_uneval = False
         self.calls = False
         self.description = None
+        self.exported = False  # an entry of the unit's shared schema files: extern, declared
+        self.external = None   # compiled (for its IR) but emitted by that shared unit
 
 
 class KeyMatcher:
@@ -86,6 +89,7 @@ class ValidatorUnit:
         self.uses_dynamic = False
         self.uses_uneval = False  # annotations are tracked only when some schema needs them
         self.entries = []   # (public name, Sub)
+        self.externals = []  # shared units whose functions this unit calls
 
 
 def _subs_of(obj):
@@ -208,9 +212,10 @@ class ValidatorCompiler:
     names the static functions; `dialect` is "2020-12" or "oas30" (OpenAPI 3.0 nullable and
     boolean exclusiveMinimum/Maximum)."""
 
-    def __init__(self, loader, prefix="v"):
+    def __init__(self, loader, prefix="v", unit=None):
         self.loader = loader
         self.prefix = prefix
+        self.unit_name = unit  # this unit's name, for schema files marked x-tablium-unit
         self.fnames = cnames.Namer()
         self.unit = ValidatorUnit()
         self.memo = {}
@@ -306,13 +311,25 @@ class ValidatorCompiler:
             if f.name in seen:
                 continue
             seen.add(f.name)
+            if f.external:
+                continue  # its unit emits it and what it calls
             for s in _subs_of(f.checks):
                 if s.func.name not in seen:
                     stack.append(s.func)
-        self.unit.funcs = [f for f in self.unit.funcs if f.name in seen]
+        self.unit.externals = sorted({f.external for f in self.unit.funcs
+                                      if f.name in seen and f.external})
+        self.unit.funcs = [f for f in self.unit.funcs if f.name in seen and not f.external]
         used_km = {c.matcher for f in self.unit.funcs for c in f.checks
                    if c.kind == "object" and c.matcher}
         self.unit.keymatchers = [k for k in self.unit.keymatchers if k.name in used_km]
+
+    def prune_matchers(self, extra_text=""):
+        """Drops the pattern matchers no emitted function calls (nor extra_text, the struct
+        checks' C, mentions): those of schemas another unit emits."""
+        used = {c.matcher for f in self.unit.funcs for c in f.checks
+                if c.kind == "string" and c.matcher}
+        self.unit.matchers = [m for m in self.unit.matchers
+                              if m[0] in used or re.search(r"\b%s\b" % m[0], extra_text)]
 
     def _by_name(self, name):
         for f in self.unit.funcs:
@@ -424,13 +441,25 @@ class ValidatorCompiler:
 
     def compile(self, node):
         info = self.loader.info(node)
-        name = self.fnames.take(self.prefix + "schema_" + location_name(info))
+        shared = self.loader.unit_of(info.file) if info else None
+        entry = shared is not None and re.match(r"^(/\$defs/[^/]+)?$", info.pointer)
+        if entry:
+            # an entry of a shared unit's file: one name in every unit
+            name = "%s__schema_%s" % (shared, location_name(info))
+            if name in self.fnames.used and shared == self.unit_name:
+                self.err(node, "", "two schemas of unit %s have the C name %s" % (shared, name))
+            self.fnames.used.add(name)
+        else:
+            name = self.fnames.take(self.prefix + "schema_" + location_name(info))
         where = "%s#%s" % (cnames.short_path(info.file) if info and info.file else "?",
                            info.pointer if info else "")
         f = VFunc(name, where.replace("*/", "*\\/"),
                   self.resource_id(info.resource) if info else 0)
         if isinstance(node.get("description"), str):
             f.description = node["description"].replace("*/", "*\\/")
+        if entry:
+            f.exported = shared == self.unit_name
+            f.external = None if f.exported else shared
         self.memo[id(node)] = f
         self.unit.funcs.append(f)
         dialect = info.dialect if info else "2020-12"

@@ -212,6 +212,13 @@ class Loader:
                     self.index(sub, base, resource, file,
                                "%s/%s/%s" % (pointer, kw, U.pointer_escape(k)), dialect)
 
+    def unit_of(self, file):
+        """The shared unit a schema file belongs to (its root's "x-tablium-unit"), or None:
+        such a file is generated once, into that unit, and other units refer to it."""
+        doc = self.files.get(os.path.abspath(file)) if file else None
+        u = doc.get("x-tablium-unit") if isinstance(doc, dict) else None
+        return u if isinstance(u, str) and u else None
+
     def info(self, node):
         return self.infos.get(id(node))
 

@@ -46,6 +46,10 @@ int tb_param_format_double(tb_buf *b, double v);
  */
 int tb_api_error_decode(const json_t *error, tb_arena *a, tb_api_error *out);
 
+/** Appends e as the error object of the envelope ({code, message, requestId, details}), as
+ *  the error responses carry it. */
+void tb_api_error_write(tb_buf *b, const tb_api_error *e);
+
 /** An example from a spec, with the validator of the place it belongs to. */
 typedef struct tb_api_example {
     const char *operation_id;

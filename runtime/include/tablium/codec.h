@@ -16,15 +16,17 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/error.h"
-#include "tablium/validate.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+struct tb_vctx; /* tablium/validate.h: not included, so that C++ can include this header */
+struct tb_eval;
+
 /** The generated compiled validators' signature: true when j is valid (errors go to c). */
-typedef bool (*tb_vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
+typedef bool (*tb_vfn)(const json_t *j, struct tb_vctx *c, struct tb_eval *ev);
 
 /** The C representation of a value (of each item, for an array field). */
 typedef enum tb_codec_kind {
@@ -35,6 +37,7 @@ typedef enum tb_codec_kind {
     TB_CK_ENUM,       /* a generated C enum (int-sized), 0..count-1; sub: tb_codec_enum */
     TB_CK_STRUCT,     /* a generated struct held by value; sub: tb_codec_type */
     TB_CK_JSON,       /* json_t * held by the arena; NULL writes null */
+    TB_CK_API_ERROR,  /* tb_api_error (tablium/http.h): the error object of the envelope */
 } tb_codec_kind;
 
 /* tb_codec_field.flags */
@@ -117,6 +120,8 @@ int tb_codec_serialize(const tb_codec_type *t, const void *v, tb_buf *out);
 
 /* ---- single values (parameters, bodies that are not structs) ---- */
 
+/** The C size of one value of `kind` (an array's item). */
+size_t tb_codec_value_size(int kind, const void *sub);
 /** Decodes one value of `kind` (sub as in tb_codec_field) into *dst. */
 int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *a, void *dst);
 /** Appends one value of `kind` at v as JSON text. */
@@ -129,6 +134,6 @@ json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v);
 int tb_validate_with(tb_vfn fn, const json_t *j, unsigned flags, tb_error *err);
 
 /** A validator that refuses every value (the schema `false`). */
-bool tb_v_never(const json_t *j, tb_vctx *c, tb_eval *ev);
+bool tb_v_never(const json_t *j, struct tb_vctx *c, struct tb_eval *ev);
 
 #endif

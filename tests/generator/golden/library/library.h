@@ -9,7 +9,9 @@
 
 #include "tablium/arena.h"
 #include "tablium/buf.h"
+#include "tablium/codec.h"
 #include "tablium/error.h"
+#include "tablium/http.h"
 
 #include <jansson.h>
 #include <stdbool.h>
