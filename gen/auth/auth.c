@@ -1233,31 +1233,7 @@ static const tb_codec_field auth_register_request__fields[] = {
      offsetof(auth_register_request, display_name), offsetof(auth_register_request, has_display_name), 0, 0, NULL},
 };
 static const tb_codec_type auth_register_request__desc = {"auth_register_request", sizeof(auth_register_request), 4, auth_register_request__fields, auth__schema_register_request};
-
-int auth_register_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_register_request, j, flags, err);
-}
-
-int auth_register_request_from_json(const json_t *j, tb_arena *a, auth_register_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_register_request__desc, j, a, out, err);
-}
-
-int auth_register_request_parse(const char *buf, size_t len, tb_arena *a, auth_register_request *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_register_request__desc, buf, len, a, out, err);
-}
-
-int auth_register_request_serialize(const auth_register_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_register_request__desc, v, out);
-}
-
-json_t *auth_register_request_to_json(const auth_register_request *v)
-{
-    return tb_codec_to_json(&auth_register_request__desc, v);
-}
+TB_CODEC_DEFINE(auth_register_request)
 
 static const tb_codec_field auth_account__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1272,62 +1248,14 @@ static const tb_codec_field auth_account__fields[] = {
      offsetof(auth_account, event_id), offsetof(auth_account, has_event_id), 0, 0, NULL},
 };
 static const tb_codec_type auth_account__desc = {"auth_account", sizeof(auth_account), 5, auth_account__fields, auth__schema_account};
-
-int auth_account_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_account, j, flags, err);
-}
-
-int auth_account_from_json(const json_t *j, tb_arena *a, auth_account *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_account__desc, j, a, out, err);
-}
-
-int auth_account_parse(const char *buf, size_t len, tb_arena *a, auth_account *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_account__desc, buf, len, a, out, err);
-}
-
-int auth_account_serialize(const auth_account *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_account__desc, v, out);
-}
-
-json_t *auth_account_to_json(const auth_account *v)
-{
-    return tb_codec_to_json(&auth_account__desc, v);
-}
+TB_CODEC_DEFINE(auth_account)
 
 static const tb_codec_field auth_account_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(auth_account_response, data), 0, 0, 0, &auth_account__desc},
 };
 static const tb_codec_type auth_account_response__desc = {"auth_account_response", sizeof(auth_account_response), 1, auth_account_response__fields, auth__schema_account_response};
-
-int auth_account_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_account_response, j, flags, err);
-}
-
-int auth_account_response_from_json(const json_t *j, tb_arena *a, auth_account_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_account_response__desc, j, a, out, err);
-}
-
-int auth_account_response_parse(const char *buf, size_t len, tb_arena *a, auth_account_response *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_account_response__desc, buf, len, a, out, err);
-}
-
-int auth_account_response_serialize(const auth_account_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_account_response__desc, v, out);
-}
-
-json_t *auth_account_response_to_json(const auth_account_response *v)
-{
-    return tb_codec_to_json(&auth_account_response__desc, v);
-}
+TB_CODEC_DEFINE(auth_account_response)
 
 static const tb_codec_field auth_login_request__fields[] = {
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1336,31 +1264,7 @@ static const tb_codec_field auth_login_request__fields[] = {
      offsetof(auth_login_request, password), 0, 0, 0, NULL},
 };
 static const tb_codec_type auth_login_request__desc = {"auth_login_request", sizeof(auth_login_request), 2, auth_login_request__fields, auth__schema_login_request};
-
-int auth_login_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_login_request, j, flags, err);
-}
-
-int auth_login_request_from_json(const json_t *j, tb_arena *a, auth_login_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_login_request__desc, j, a, out, err);
-}
-
-int auth_login_request_parse(const char *buf, size_t len, tb_arena *a, auth_login_request *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_login_request__desc, buf, len, a, out, err);
-}
-
-int auth_login_request_serialize(const auth_login_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_login_request__desc, v, out);
-}
-
-json_t *auth_login_request_to_json(const auth_login_request *v)
-{
-    return tb_codec_to_json(&auth_login_request__desc, v);
-}
+TB_CODEC_DEFINE(auth_login_request)
 
 static const tb_codec_field auth_token_request__fields[] = {
     {"grant_type", "\"grant_type\":", 10, 13, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1373,56 +1277,14 @@ static const tb_codec_field auth_token_request__fields[] = {
      offsetof(auth_token_request, scope), offsetof(auth_token_request, has_scope), 0, 0, NULL},
 };
 static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request};
-
-int auth_token_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_token_request, j, flags, err);
-}
-
-int auth_token_request_from_json(const json_t *j, tb_arena *a, auth_token_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_token_request__desc, j, a, out, err);
-}
-
-int auth_token_request_parse(const char *buf, size_t len, tb_arena *a, auth_token_request *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_token_request__desc, buf, len, a, out, err);
-}
-
-int auth_token_request_serialize(const auth_token_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_token_request__desc, v, out);
-}
-
-json_t *auth_token_request_to_json(const auth_token_request *v)
-{
-    return tb_codec_to_json(&auth_token_request__desc, v);
-}
+TB_CODEC_DEFINE(auth_token_request)
 
 static const tb_codec_str auth_token_response_token_type__values[] = {
     {"Bearer", 6},
 };
 static const tb_codec_enum auth_token_response_token_type__enum = {"auth_token_response_token_type", 1, auth_token_response_token_type__values};
-_Static_assert(sizeof(auth_token_response_token_type) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_token_response_token_type_to_string(auth_token_response_token_type v)
-{
-    return tb_codec_enum_name(&auth_token_response_token_type__enum, (int)v);
-}
-
-int auth_token_response_token_type_from_string(const char *s, size_t len, auth_token_response_token_type *out)
-{
-    int v = tb_codec_enum_find(&auth_token_response_token_type__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_token_response_token_type)v;
-    return 0;
-}
-
-int auth_token_response_token_type_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_token_response_properties_token_type, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(auth_token_response_token_type)
+TB_VALIDATE_DEFINE(auth_token_response_token_type, auth__schema_token_response_properties_token_type)
 
 static const tb_codec_field auth_token_response__fields[] = {
     {"access_token", "\"access_token\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1435,31 +1297,7 @@ static const tb_codec_field auth_token_response__fields[] = {
      offsetof(auth_token_response, scope), offsetof(auth_token_response, has_scope), 0, 0, NULL},
 };
 static const tb_codec_type auth_token_response__desc = {"auth_token_response", sizeof(auth_token_response), 4, auth_token_response__fields, auth__schema_token_response};
-
-int auth_token_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_token_response, j, flags, err);
-}
-
-int auth_token_response_from_json(const json_t *j, tb_arena *a, auth_token_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_token_response__desc, j, a, out, err);
-}
-
-int auth_token_response_parse(const char *buf, size_t len, tb_arena *a, auth_token_response *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_token_response__desc, buf, len, a, out, err);
-}
-
-int auth_token_response_serialize(const auth_token_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_token_response__desc, v, out);
-}
-
-json_t *auth_token_response_to_json(const auth_token_response *v)
-{
-    return tb_codec_to_json(&auth_token_response__desc, v);
-}
+TB_CODEC_DEFINE(auth_token_response)
 
 static const tb_codec_str auth_jwk_kty__values[] = {
     {"RSA", 3},
@@ -1467,51 +1305,15 @@ static const tb_codec_str auth_jwk_kty__values[] = {
     {"OKP", 3},
 };
 static const tb_codec_enum auth_jwk_kty__enum = {"auth_jwk_kty", 3, auth_jwk_kty__values};
-_Static_assert(sizeof(auth_jwk_kty) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_jwk_kty_to_string(auth_jwk_kty v)
-{
-    return tb_codec_enum_name(&auth_jwk_kty__enum, (int)v);
-}
-
-int auth_jwk_kty_from_string(const char *s, size_t len, auth_jwk_kty *out)
-{
-    int v = tb_codec_enum_find(&auth_jwk_kty__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_jwk_kty)v;
-    return 0;
-}
-
-int auth_jwk_kty_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_jwk_properties_kty, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(auth_jwk_kty)
+TB_VALIDATE_DEFINE(auth_jwk_kty, auth__schema_jwk_properties_kty)
 
 static const tb_codec_str auth_jwk_use__values[] = {
     {"sig", 3},
 };
 static const tb_codec_enum auth_jwk_use__enum = {"auth_jwk_use", 1, auth_jwk_use__values};
-_Static_assert(sizeof(auth_jwk_use) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_jwk_use_to_string(auth_jwk_use v)
-{
-    return tb_codec_enum_name(&auth_jwk_use__enum, (int)v);
-}
-
-int auth_jwk_use_from_string(const char *s, size_t len, auth_jwk_use *out)
-{
-    int v = tb_codec_enum_find(&auth_jwk_use__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_jwk_use)v;
-    return 0;
-}
-
-int auth_jwk_use_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_jwk_properties_use, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(auth_jwk_use)
+TB_VALIDATE_DEFINE(auth_jwk_use, auth__schema_jwk_properties_use)
 
 static const tb_codec_str auth_jwk_alg__values[] = {
     {"RS256", 5},
@@ -1519,52 +1321,16 @@ static const tb_codec_str auth_jwk_alg__values[] = {
     {"EdDSA", 5},
 };
 static const tb_codec_enum auth_jwk_alg__enum = {"auth_jwk_alg", 3, auth_jwk_alg__values};
-_Static_assert(sizeof(auth_jwk_alg) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_jwk_alg_to_string(auth_jwk_alg v)
-{
-    return tb_codec_enum_name(&auth_jwk_alg__enum, (int)v);
-}
-
-int auth_jwk_alg_from_string(const char *s, size_t len, auth_jwk_alg *out)
-{
-    int v = tb_codec_enum_find(&auth_jwk_alg__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_jwk_alg)v;
-    return 0;
-}
-
-int auth_jwk_alg_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_jwk_properties_alg, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(auth_jwk_alg)
+TB_VALIDATE_DEFINE(auth_jwk_alg, auth__schema_jwk_properties_alg)
 
 static const tb_codec_str auth_jwk_crv__values[] = {
     {"P-256", 5},
     {"Ed25519", 7},
 };
 static const tb_codec_enum auth_jwk_crv__enum = {"auth_jwk_crv", 2, auth_jwk_crv__values};
-_Static_assert(sizeof(auth_jwk_crv) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_jwk_crv_to_string(auth_jwk_crv v)
-{
-    return tb_codec_enum_name(&auth_jwk_crv__enum, (int)v);
-}
-
-int auth_jwk_crv_from_string(const char *s, size_t len, auth_jwk_crv *out)
-{
-    int v = tb_codec_enum_find(&auth_jwk_crv__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_jwk_crv)v;
-    return 0;
-}
-
-int auth_jwk_crv_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_jwk_properties_crv, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(auth_jwk_crv)
+TB_VALIDATE_DEFINE(auth_jwk_crv, auth__schema_jwk_properties_crv)
 
 static const tb_codec_field auth_jwk__fields[] = {
     {"kty", "\"kty\":", 3, 6, TB_CK_ENUM, TB_CF_REQUIRED,
@@ -1587,62 +1353,14 @@ static const tb_codec_field auth_jwk__fields[] = {
      offsetof(auth_jwk, e), offsetof(auth_jwk, has_e), 0, 0, NULL},
 };
 static const tb_codec_type auth_jwk__desc = {"auth_jwk", sizeof(auth_jwk), 9, auth_jwk__fields, auth__schema_jwk};
-
-int auth_jwk_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_jwk, j, flags, err);
-}
-
-int auth_jwk_from_json(const json_t *j, tb_arena *a, auth_jwk *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_jwk__desc, j, a, out, err);
-}
-
-int auth_jwk_parse(const char *buf, size_t len, tb_arena *a, auth_jwk *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_jwk__desc, buf, len, a, out, err);
-}
-
-int auth_jwk_serialize(const auth_jwk *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_jwk__desc, v, out);
-}
-
-json_t *auth_jwk_to_json(const auth_jwk *v)
-{
-    return tb_codec_to_json(&auth_jwk__desc, v);
-}
+TB_CODEC_DEFINE(auth_jwk)
 
 static const tb_codec_field auth_jwk_set__fields[] = {
     {"keys", "\"keys\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(auth_jwk_set, keys), 0, 0, offsetof(auth_jwk_set, n_keys), &auth_jwk__desc},
 };
 static const tb_codec_type auth_jwk_set__desc = {"auth_jwk_set", sizeof(auth_jwk_set), 1, auth_jwk_set__fields, auth__schema_jwk_set};
-
-int auth_jwk_set_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_jwk_set, j, flags, err);
-}
-
-int auth_jwk_set_from_json(const json_t *j, tb_arena *a, auth_jwk_set *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_jwk_set__desc, j, a, out, err);
-}
-
-int auth_jwk_set_parse(const char *buf, size_t len, tb_arena *a, auth_jwk_set *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_jwk_set__desc, buf, len, a, out, err);
-}
-
-int auth_jwk_set_serialize(const auth_jwk_set *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_jwk_set__desc, v, out);
-}
-
-json_t *auth_jwk_set_to_json(const auth_jwk_set *v)
-{
-    return tb_codec_to_json(&auth_jwk_set__desc, v);
-}
+TB_CODEC_DEFINE(auth_jwk_set)
 
 static const tb_codec_str auth_rotation_alg__values[] = {
     {"RS256", 5},
@@ -1650,26 +1368,8 @@ static const tb_codec_str auth_rotation_alg__values[] = {
     {"EdDSA", 5},
 };
 static const tb_codec_enum auth_rotation_alg__enum = {"auth_rotation_alg", 3, auth_rotation_alg__values};
-_Static_assert(sizeof(auth_rotation_alg) == sizeof(int), "a generated enum is int-sized");
-
-const char *auth_rotation_alg_to_string(auth_rotation_alg v)
-{
-    return tb_codec_enum_name(&auth_rotation_alg__enum, (int)v);
-}
-
-int auth_rotation_alg_from_string(const char *s, size_t len, auth_rotation_alg *out)
-{
-    int v = tb_codec_enum_find(&auth_rotation_alg__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (auth_rotation_alg)v;
-    return 0;
-}
-
-int auth_rotation_alg_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_rotation_properties_alg, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(auth_rotation_alg)
+TB_VALIDATE_DEFINE(auth_rotation_alg, auth__schema_rotation_properties_alg)
 
 static const tb_codec_field auth_rotation__fields[] = {
     {"kid", "\"kid\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1684,62 +1384,14 @@ static const tb_codec_field auth_rotation__fields[] = {
      offsetof(auth_rotation, previous_retires_at), offsetof(auth_rotation, has_previous_retires_at), 0, 0, NULL},
 };
 static const tb_codec_type auth_rotation__desc = {"auth_rotation", sizeof(auth_rotation), 5, auth_rotation__fields, auth__schema_rotation};
-
-int auth_rotation_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_rotation, j, flags, err);
-}
-
-int auth_rotation_from_json(const json_t *j, tb_arena *a, auth_rotation *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_rotation__desc, j, a, out, err);
-}
-
-int auth_rotation_parse(const char *buf, size_t len, tb_arena *a, auth_rotation *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_rotation__desc, buf, len, a, out, err);
-}
-
-int auth_rotation_serialize(const auth_rotation *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_rotation__desc, v, out);
-}
-
-json_t *auth_rotation_to_json(const auth_rotation *v)
-{
-    return tb_codec_to_json(&auth_rotation__desc, v);
-}
+TB_CODEC_DEFINE(auth_rotation)
 
 static const tb_codec_field auth_rotation_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(auth_rotation_response, data), 0, 0, 0, &auth_rotation__desc},
 };
 static const tb_codec_type auth_rotation_response__desc = {"auth_rotation_response", sizeof(auth_rotation_response), 1, auth_rotation_response__fields, auth__schema_rotation_response};
-
-int auth_rotation_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(auth__schema_rotation_response, j, flags, err);
-}
-
-int auth_rotation_response_from_json(const json_t *j, tb_arena *a, auth_rotation_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&auth_rotation_response__desc, j, a, out, err);
-}
-
-int auth_rotation_response_parse(const char *buf, size_t len, tb_arena *a, auth_rotation_response *out, tb_error *err)
-{
-    return tb_codec_parse(&auth_rotation_response__desc, buf, len, a, out, err);
-}
-
-int auth_rotation_response_serialize(const auth_rotation_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&auth_rotation_response__desc, v, out);
-}
-
-json_t *auth_rotation_response_to_json(const auth_rotation_response *v)
-{
-    return tb_codec_to_json(&auth_rotation_response__desc, v);
-}
+TB_CODEC_DEFINE(auth_rotation_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status auth_get_health__statuses[] = {

@@ -11,6 +11,7 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/client.h"
+#include "tablium/codec.h"
 #include "tablium/ctx.h"
 #include "tablium/error.h"
 #include "tablium/http.h"
@@ -56,11 +57,7 @@ typedef struct auth_register_request {
     bool has_display_name;
     char *display_name; /* "displayName" */
 } auth_register_request;
-int auth_register_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_register_request_parse(const char *buf, size_t len, tb_arena *a, auth_register_request *out, tb_error *err);
-int auth_register_request_from_json(const json_t *j, tb_arena *a, auth_register_request *out, tb_error *err);
-int auth_register_request_serialize(const auth_register_request *v, tb_buf *out);
-json_t *auth_register_request_to_json(const auth_register_request *v);
+TB_CODEC_DECLARE(auth_register_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_account: openapi/auth.yaml#/components/schemas/Account ---- */
 typedef struct auth_account {
@@ -71,21 +68,13 @@ typedef struct auth_account {
     bool has_event_id;
     char *event_id; /* "eventId" */
 } auth_account;
-int auth_account_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_account_parse(const char *buf, size_t len, tb_arena *a, auth_account *out, tb_error *err);
-int auth_account_from_json(const json_t *j, tb_arena *a, auth_account *out, tb_error *err);
-int auth_account_serialize(const auth_account *v, tb_buf *out);
-json_t *auth_account_to_json(const auth_account *v);
+TB_CODEC_DECLARE(auth_account); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_account_response: openapi/auth.yaml#/components/schemas/AccountResponse ---- */
 typedef struct auth_account_response {
     auth_account data; /* "data", required */
 } auth_account_response;
-int auth_account_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_account_response_parse(const char *buf, size_t len, tb_arena *a, auth_account_response *out, tb_error *err);
-int auth_account_response_from_json(const json_t *j, tb_arena *a, auth_account_response *out, tb_error *err);
-int auth_account_response_serialize(const auth_account_response *v, tb_buf *out);
-json_t *auth_account_response_to_json(const auth_account_response *v);
+TB_CODEC_DECLARE(auth_account_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_login_request: openapi/auth.yaml#/components/schemas/LoginRequest ---- */
 typedef struct auth_login_request {
@@ -93,11 +82,7 @@ typedef struct auth_login_request {
     char *username; /* "username", required */
     char *password; /* "password", required */
 } auth_login_request;
-int auth_login_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_login_request_parse(const char *buf, size_t len, tb_arena *a, auth_login_request *out, tb_error *err);
-int auth_login_request_from_json(const json_t *j, tb_arena *a, auth_login_request *out, tb_error *err);
-int auth_login_request_serialize(const auth_login_request *v, tb_buf *out);
-json_t *auth_login_request_to_json(const auth_login_request *v);
+TB_CODEC_DECLARE(auth_login_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_token_request: openapi/auth.yaml#/components/schemas/TokenRequest ---- */
 typedef struct auth_token_request {
@@ -109,21 +94,14 @@ typedef struct auth_token_request {
     bool has_scope;
     char *scope; /* "scope" */
 } auth_token_request;
-int auth_token_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_token_request_parse(const char *buf, size_t len, tb_arena *a, auth_token_request *out, tb_error *err);
-int auth_token_request_from_json(const json_t *j, tb_arena *a, auth_token_request *out, tb_error *err);
-int auth_token_request_serialize(const auth_token_request *v, tb_buf *out);
-json_t *auth_token_request_to_json(const auth_token_request *v);
+TB_CODEC_DECLARE(auth_token_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_token_response_token_type: openapi/auth.yaml#/components/schemas/TokenResponse/properties/token_type ---- */
 typedef enum auth_token_response_token_type {
     AUTH_TOKEN_RESPONSE_TOKEN_TYPE_BEARER = 0, /* "Bearer" */
 } auth_token_response_token_type;
 #define AUTH_TOKEN_RESPONSE_TOKEN_TYPE__COUNT 1
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_token_response_token_type_to_string(auth_token_response_token_type v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_token_response_token_type_from_string(const char *s, size_t len, auth_token_response_token_type *out);
+TB_CODEC_ENUM_DECLARE(auth_token_response_token_type); /* _to_string, _from_string */
 int auth_token_response_token_type_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- auth_token_response: openapi/auth.yaml#/components/schemas/TokenResponse ---- */
@@ -137,11 +115,7 @@ typedef struct auth_token_response {
     bool has_scope;
     char *scope; /* "scope" */
 } auth_token_response;
-int auth_token_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_token_response_parse(const char *buf, size_t len, tb_arena *a, auth_token_response *out, tb_error *err);
-int auth_token_response_from_json(const json_t *j, tb_arena *a, auth_token_response *out, tb_error *err);
-int auth_token_response_serialize(const auth_token_response *v, tb_buf *out);
-json_t *auth_token_response_to_json(const auth_token_response *v);
+TB_CODEC_DECLARE(auth_token_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_jwk_kty: openapi/auth.yaml#/components/schemas/Jwk/properties/kty ---- */
 typedef enum auth_jwk_kty {
@@ -150,10 +124,7 @@ typedef enum auth_jwk_kty {
     AUTH_JWK_KTY_OKP = 2, /* "OKP" */
 } auth_jwk_kty;
 #define AUTH_JWK_KTY__COUNT 3
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_jwk_kty_to_string(auth_jwk_kty v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_jwk_kty_from_string(const char *s, size_t len, auth_jwk_kty *out);
+TB_CODEC_ENUM_DECLARE(auth_jwk_kty); /* _to_string, _from_string */
 int auth_jwk_kty_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- auth_jwk_use: openapi/auth.yaml#/components/schemas/Jwk/properties/use ---- */
@@ -161,10 +132,7 @@ typedef enum auth_jwk_use {
     AUTH_JWK_USE_SIG = 0, /* "sig" */
 } auth_jwk_use;
 #define AUTH_JWK_USE__COUNT 1
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_jwk_use_to_string(auth_jwk_use v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_jwk_use_from_string(const char *s, size_t len, auth_jwk_use *out);
+TB_CODEC_ENUM_DECLARE(auth_jwk_use); /* _to_string, _from_string */
 int auth_jwk_use_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- auth_jwk_alg: openapi/auth.yaml#/components/schemas/Jwk/properties/alg ---- */
@@ -174,10 +142,7 @@ typedef enum auth_jwk_alg {
     AUTH_JWK_ALG_ED_DSA = 2, /* "EdDSA" */
 } auth_jwk_alg;
 #define AUTH_JWK_ALG__COUNT 3
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_jwk_alg_to_string(auth_jwk_alg v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_jwk_alg_from_string(const char *s, size_t len, auth_jwk_alg *out);
+TB_CODEC_ENUM_DECLARE(auth_jwk_alg); /* _to_string, _from_string */
 int auth_jwk_alg_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- auth_jwk_crv: openapi/auth.yaml#/components/schemas/Jwk/properties/crv ---- */
@@ -186,10 +151,7 @@ typedef enum auth_jwk_crv {
     AUTH_JWK_CRV_ED25519 = 1, /* "Ed25519" */
 } auth_jwk_crv;
 #define AUTH_JWK_CRV__COUNT 2
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_jwk_crv_to_string(auth_jwk_crv v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_jwk_crv_from_string(const char *s, size_t len, auth_jwk_crv *out);
+TB_CODEC_ENUM_DECLARE(auth_jwk_crv); /* _to_string, _from_string */
 int auth_jwk_crv_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- auth_jwk: openapi/auth.yaml#/components/schemas/Jwk ---- */
@@ -210,22 +172,14 @@ typedef struct auth_jwk {
     bool has_e;
     char *e; /* "e" */
 } auth_jwk;
-int auth_jwk_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_jwk_parse(const char *buf, size_t len, tb_arena *a, auth_jwk *out, tb_error *err);
-int auth_jwk_from_json(const json_t *j, tb_arena *a, auth_jwk *out, tb_error *err);
-int auth_jwk_serialize(const auth_jwk *v, tb_buf *out);
-json_t *auth_jwk_to_json(const auth_jwk *v);
+TB_CODEC_DECLARE(auth_jwk); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_jwk_set: openapi/auth.yaml#/components/schemas/JwkSet ---- */
 typedef struct auth_jwk_set {
     size_t n_keys;
     auth_jwk *keys; /* "keys", required */
 } auth_jwk_set;
-int auth_jwk_set_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_jwk_set_parse(const char *buf, size_t len, tb_arena *a, auth_jwk_set *out, tb_error *err);
-int auth_jwk_set_from_json(const json_t *j, tb_arena *a, auth_jwk_set *out, tb_error *err);
-int auth_jwk_set_serialize(const auth_jwk_set *v, tb_buf *out);
-json_t *auth_jwk_set_to_json(const auth_jwk_set *v);
+TB_CODEC_DECLARE(auth_jwk_set); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_rotation_alg: openapi/auth.yaml#/components/schemas/Rotation/properties/alg ---- */
 typedef enum auth_rotation_alg {
@@ -234,10 +188,7 @@ typedef enum auth_rotation_alg {
     AUTH_ROTATION_ALG_ED_DSA = 2, /* "EdDSA" */
 } auth_rotation_alg;
 #define AUTH_ROTATION_ALG__COUNT 3
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *auth_rotation_alg_to_string(auth_rotation_alg v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int auth_rotation_alg_from_string(const char *s, size_t len, auth_rotation_alg *out);
+TB_CODEC_ENUM_DECLARE(auth_rotation_alg); /* _to_string, _from_string */
 int auth_rotation_alg_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- auth_rotation: openapi/auth.yaml#/components/schemas/Rotation ---- */
@@ -250,21 +201,13 @@ typedef struct auth_rotation {
     bool has_previous_retires_at;
     char *previous_retires_at; /* "previousRetiresAt" */
 } auth_rotation;
-int auth_rotation_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_rotation_parse(const char *buf, size_t len, tb_arena *a, auth_rotation *out, tb_error *err);
-int auth_rotation_from_json(const json_t *j, tb_arena *a, auth_rotation *out, tb_error *err);
-int auth_rotation_serialize(const auth_rotation *v, tb_buf *out);
-json_t *auth_rotation_to_json(const auth_rotation *v);
+TB_CODEC_DECLARE(auth_rotation); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_rotation_response: openapi/auth.yaml#/components/schemas/RotationResponse ---- */
 typedef struct auth_rotation_response {
     auth_rotation data; /* "data", required */
 } auth_rotation_response;
-int auth_rotation_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int auth_rotation_response_parse(const char *buf, size_t len, tb_arena *a, auth_rotation_response *out, tb_error *err);
-int auth_rotation_response_from_json(const json_t *j, tb_arena *a, auth_rotation_response *out, tb_error *err);
-int auth_rotation_response_serialize(const auth_rotation_response *v, tb_buf *out);
-json_t *auth_rotation_response_to_json(const auth_rotation_response *v);
+TB_CODEC_DECLARE(auth_rotation_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ======== GET /health (getHealth) ======== */
 /* Liveness and readiness of the service. */

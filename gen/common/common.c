@@ -718,181 +718,39 @@ static const tb_codec_field common_error_detail__fields[] = {
      offsetof(common_error_detail, message), 0, 0, 0, NULL},
 };
 const tb_codec_type common_error_detail__desc = {"common_error_detail", sizeof(common_error_detail), 3, common_error_detail__fields, common__schema_api_defs_error_detail};
-
-int common_error_detail_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_api_defs_error_detail, j, flags, err);
-}
-
-int common_error_detail_from_json(const json_t *j, tb_arena *a, common_error_detail *out, tb_error *err)
-{
-    return tb_codec_from_json(&common_error_detail__desc, j, a, out, err);
-}
-
-int common_error_detail_parse(const char *buf, size_t len, tb_arena *a, common_error_detail *out, tb_error *err)
-{
-    return tb_codec_parse(&common_error_detail__desc, buf, len, a, out, err);
-}
-
-int common_error_detail_serialize(const common_error_detail *v, tb_buf *out)
-{
-    return tb_codec_serialize(&common_error_detail__desc, v, out);
-}
-
-json_t *common_error_detail_to_json(const common_error_detail *v)
-{
-    return tb_codec_to_json(&common_error_detail__desc, v);
-}
-
-int common_error_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_api_defs_error, j, flags, err);
-}
+TB_CODEC_DEFINE(common_error_detail)
+TB_VALIDATE_DEFINE(common_error, common__schema_api_defs_error)
 
 static const tb_codec_field common_error_response__fields[] = {
     {"error", "\"error\":", 5, 8, TB_CK_API_ERROR, TB_CF_REQUIRED,
      offsetof(common_error_response, error), 0, 0, 0, NULL},
 };
 const tb_codec_type common_error_response__desc = {"common_error_response", sizeof(common_error_response), 1, common_error_response__fields, common__schema_api_defs_error_response};
-
-int common_error_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_api_defs_error_response, j, flags, err);
-}
-
-int common_error_response_from_json(const json_t *j, tb_arena *a, common_error_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&common_error_response__desc, j, a, out, err);
-}
-
-int common_error_response_parse(const char *buf, size_t len, tb_arena *a, common_error_response *out, tb_error *err)
-{
-    return tb_codec_parse(&common_error_response__desc, buf, len, a, out, err);
-}
-
-int common_error_response_serialize(const common_error_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&common_error_response__desc, v, out);
-}
-
-json_t *common_error_response_to_json(const common_error_response *v)
-{
-    return tb_codec_to_json(&common_error_response__desc, v);
-}
+TB_CODEC_DEFINE(common_error_response)
 
 static const tb_codec_str common_health_status__values[] = {
     {"ok", 2},
 };
 const tb_codec_enum common_health_status__enum = {"common_health_status", 1, common_health_status__values};
-_Static_assert(sizeof(common_health_status) == sizeof(int), "a generated enum is int-sized");
-
-const char *common_health_status_to_string(common_health_status v)
-{
-    return tb_codec_enum_name(&common_health_status__enum, (int)v);
-}
-
-int common_health_status_from_string(const char *s, size_t len, common_health_status *out)
-{
-    int v = tb_codec_enum_find(&common_health_status__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (common_health_status)v;
-    return 0;
-}
-
-int common_health_status_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_api_defs_health_properties_status, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(common_health_status)
+TB_VALIDATE_DEFINE(common_health_status, common__schema_api_defs_health_properties_status)
 
 static const tb_codec_field common_health__fields[] = {
     {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
      offsetof(common_health, status), 0, 0, 0, &common_health_status__enum},
 };
 const tb_codec_type common_health__desc = {"common_health", sizeof(common_health), 1, common_health__fields, common__schema_api_defs_health};
-
-int common_health_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_api_defs_health, j, flags, err);
-}
-
-int common_health_from_json(const json_t *j, tb_arena *a, common_health *out, tb_error *err)
-{
-    return tb_codec_from_json(&common_health__desc, j, a, out, err);
-}
-
-int common_health_parse(const char *buf, size_t len, tb_arena *a, common_health *out, tb_error *err)
-{
-    return tb_codec_parse(&common_health__desc, buf, len, a, out, err);
-}
-
-int common_health_serialize(const common_health *v, tb_buf *out)
-{
-    return tb_codec_serialize(&common_health__desc, v, out);
-}
-
-json_t *common_health_to_json(const common_health *v)
-{
-    return tb_codec_to_json(&common_health__desc, v);
-}
+TB_CODEC_DEFINE(common_health)
 
 static const tb_codec_field common_health_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(common_health_response, data), 0, 0, 0, &common_health__desc},
 };
 const tb_codec_type common_health_response__desc = {"common_health_response", sizeof(common_health_response), 1, common_health_response__fields, common__schema_api_defs_health_response};
-
-int common_health_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_api_defs_health_response, j, flags, err);
-}
-
-int common_health_response_from_json(const json_t *j, tb_arena *a, common_health_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&common_health_response__desc, j, a, out, err);
-}
-
-int common_health_response_parse(const char *buf, size_t len, tb_arena *a, common_health_response *out, tb_error *err)
-{
-    return tb_codec_parse(&common_health_response__desc, buf, len, a, out, err);
-}
-
-int common_health_response_serialize(const common_health_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&common_health_response__desc, v, out);
-}
-
-json_t *common_health_response_to_json(const common_health_response *v)
-{
-    return tb_codec_to_json(&common_health_response__desc, v);
-}
-
-int common_uuid_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_types_defs_uuid, j, flags, err);
-}
-
-int common_timestamp_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_types_defs_timestamp, j, flags, err);
-}
-
-int common_currency_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_types_defs_currency, j, flags, err);
-}
-
-int common_amount_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_types_defs_amount, j, flags, err);
-}
-
-int common_username_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_types_defs_username, j, flags, err);
-}
-
-int common_email_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(common__schema_types_defs_email, j, flags, err);
-}
+TB_CODEC_DEFINE(common_health_response)
+TB_VALIDATE_DEFINE(common_uuid, common__schema_types_defs_uuid)
+TB_VALIDATE_DEFINE(common_timestamp, common__schema_types_defs_timestamp)
+TB_VALIDATE_DEFINE(common_currency, common__schema_types_defs_currency)
+TB_VALIDATE_DEFINE(common_amount, common__schema_types_defs_amount)
+TB_VALIDATE_DEFINE(common_username, common__schema_types_defs_username)
+TB_VALIDATE_DEFINE(common_email, common__schema_types_defs_email)

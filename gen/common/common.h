@@ -46,11 +46,7 @@ typedef struct common_error_detail {
     char *rule; /* "rule", required */
     char *message; /* "message", required */
 } common_error_detail;
-int common_error_detail_validate(const json_t *j, unsigned flags, tb_error *err);
-int common_error_detail_parse(const char *buf, size_t len, tb_arena *a, common_error_detail *out, tb_error *err);
-int common_error_detail_from_json(const json_t *j, tb_arena *a, common_error_detail *out, tb_error *err);
-int common_error_detail_serialize(const common_error_detail *v, tb_buf *out);
-json_t *common_error_detail_to_json(const common_error_detail *v);
+TB_CODEC_DECLARE(common_error_detail); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- common_error: schemas/common/api.json#/$defs/Error ---- */
 int common_error_validate(const json_t *j, unsigned flags, tb_error *err);
@@ -59,42 +55,27 @@ int common_error_validate(const json_t *j, unsigned flags, tb_error *err);
 typedef struct common_error_response {
     tb_api_error error; /* "error", required */
 } common_error_response;
-int common_error_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int common_error_response_parse(const char *buf, size_t len, tb_arena *a, common_error_response *out, tb_error *err);
-int common_error_response_from_json(const json_t *j, tb_arena *a, common_error_response *out, tb_error *err);
-int common_error_response_serialize(const common_error_response *v, tb_buf *out);
-json_t *common_error_response_to_json(const common_error_response *v);
+TB_CODEC_DECLARE(common_error_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- common_health_status: schemas/common/api.json#/$defs/Health/properties/status ---- */
 typedef enum common_health_status {
     COMMON_HEALTH_STATUS_OK = 0, /* "ok" */
 } common_health_status;
 #define COMMON_HEALTH_STATUS__COUNT 1
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *common_health_status_to_string(common_health_status v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int common_health_status_from_string(const char *s, size_t len, common_health_status *out);
+TB_CODEC_ENUM_DECLARE(common_health_status); /* _to_string, _from_string */
 int common_health_status_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- common_health: schemas/common/api.json#/$defs/Health ---- */
 typedef struct common_health {
     common_health_status status; /* "status", required */
 } common_health;
-int common_health_validate(const json_t *j, unsigned flags, tb_error *err);
-int common_health_parse(const char *buf, size_t len, tb_arena *a, common_health *out, tb_error *err);
-int common_health_from_json(const json_t *j, tb_arena *a, common_health *out, tb_error *err);
-int common_health_serialize(const common_health *v, tb_buf *out);
-json_t *common_health_to_json(const common_health *v);
+TB_CODEC_DECLARE(common_health); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- common_health_response: schemas/common/api.json#/$defs/HealthResponse ---- */
 typedef struct common_health_response {
     common_health data; /* "data", required */
 } common_health_response;
-int common_health_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int common_health_response_parse(const char *buf, size_t len, tb_arena *a, common_health_response *out, tb_error *err);
-int common_health_response_from_json(const json_t *j, tb_arena *a, common_health_response *out, tb_error *err);
-int common_health_response_serialize(const common_health_response *v, tb_buf *out);
-json_t *common_health_response_to_json(const common_health_response *v);
+TB_CODEC_DECLARE(common_health_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- common_uuid: schemas/common/types.json#/$defs/uuid ---- */
 int common_uuid_validate(const json_t *j, unsigned flags, tb_error *err);

@@ -2702,31 +2702,7 @@ static const tb_codec_field event_envelope_metadata__fields[] = {
      offsetof(event_envelope_metadata, causation_id), offsetof(event_envelope_metadata, has_causation_id), 0, 0, NULL},
 };
 static const tb_codec_type event_envelope_metadata__desc = {"event_envelope_metadata", sizeof(event_envelope_metadata), 4, event_envelope_metadata__fields, events__schema_envelope_properties_metadata};
-
-int event_envelope_metadata_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_envelope_properties_metadata, j, flags, err);
-}
-
-int event_envelope_metadata_from_json(const json_t *j, tb_arena *a, event_envelope_metadata *out, tb_error *err)
-{
-    return tb_codec_from_json(&event_envelope_metadata__desc, j, a, out, err);
-}
-
-int event_envelope_metadata_parse(const char *buf, size_t len, tb_arena *a, event_envelope_metadata *out, tb_error *err)
-{
-    return tb_codec_parse(&event_envelope_metadata__desc, buf, len, a, out, err);
-}
-
-int event_envelope_metadata_serialize(const event_envelope_metadata *v, tb_buf *out)
-{
-    return tb_codec_serialize(&event_envelope_metadata__desc, v, out);
-}
-
-json_t *event_envelope_metadata_to_json(const event_envelope_metadata *v)
-{
-    return tb_codec_to_json(&event_envelope_metadata__desc, v);
-}
+TB_CODEC_DEFINE(event_envelope_metadata)
 
 static const tb_codec_field event_envelope__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
@@ -2745,31 +2721,7 @@ static const tb_codec_field event_envelope__fields[] = {
      offsetof(event_envelope, metadata), 0, 0, 0, &event_envelope_metadata__desc},
 };
 static const tb_codec_type event_envelope__desc = {"event_envelope", sizeof(event_envelope), 7, event_envelope__fields, events__schema_envelope};
-
-int event_envelope_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_envelope, j, flags, err);
-}
-
-int event_envelope_from_json(const json_t *j, tb_arena *a, event_envelope *out, tb_error *err)
-{
-    return tb_codec_from_json(&event_envelope__desc, j, a, out, err);
-}
-
-int event_envelope_parse(const char *buf, size_t len, tb_arena *a, event_envelope *out, tb_error *err)
-{
-    return tb_codec_parse(&event_envelope__desc, buf, len, a, out, err);
-}
-
-int event_envelope_serialize(const event_envelope *v, tb_buf *out)
-{
-    return tb_codec_serialize(&event_envelope__desc, v, out);
-}
-
-json_t *event_envelope_to_json(const event_envelope *v)
-{
-    return tb_codec_to_json(&event_envelope__desc, v);
-}
+TB_CODEC_DEFINE(event_envelope)
 
 static const tb_codec_str game_completed_v1_outcome__values[] = {
     {"win", 3},
@@ -2778,26 +2730,8 @@ static const tb_codec_str game_completed_v1_outcome__values[] = {
     {"timeout", 7},
 };
 static const tb_codec_enum game_completed_v1_outcome__enum = {"game_completed_v1_outcome", 4, game_completed_v1_outcome__values};
-_Static_assert(sizeof(game_completed_v1_outcome) == sizeof(int), "a generated enum is int-sized");
-
-const char *game_completed_v1_outcome_to_string(game_completed_v1_outcome v)
-{
-    return tb_codec_enum_name(&game_completed_v1_outcome__enum, (int)v);
-}
-
-int game_completed_v1_outcome_from_string(const char *s, size_t len, game_completed_v1_outcome *out)
-{
-    int v = tb_codec_enum_find(&game_completed_v1_outcome__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (game_completed_v1_outcome)v;
-    return 0;
-}
-
-int game_completed_v1_outcome_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_completed_v1_properties_outcome, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(game_completed_v1_outcome)
+TB_VALIDATE_DEFINE(game_completed_v1_outcome, events__schema_game_completed_v1_properties_outcome)
 
 static const tb_codec_field game_completed_v1_scores_item__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
@@ -2806,31 +2740,7 @@ static const tb_codec_field game_completed_v1_scores_item__fields[] = {
      offsetof(game_completed_v1_scores_item, score), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_completed_v1_scores_item__desc = {"game_completed_v1_scores_item", sizeof(game_completed_v1_scores_item), 2, game_completed_v1_scores_item__fields, events__schema_game_completed_v1_properties_scores_items};
-
-int game_completed_v1_scores_item_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_completed_v1_properties_scores_items, j, flags, err);
-}
-
-int game_completed_v1_scores_item_from_json(const json_t *j, tb_arena *a, game_completed_v1_scores_item *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_completed_v1_scores_item__desc, j, a, out, err);
-}
-
-int game_completed_v1_scores_item_parse(const char *buf, size_t len, tb_arena *a, game_completed_v1_scores_item *out, tb_error *err)
-{
-    return tb_codec_parse(&game_completed_v1_scores_item__desc, buf, len, a, out, err);
-}
-
-int game_completed_v1_scores_item_serialize(const game_completed_v1_scores_item *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_completed_v1_scores_item__desc, v, out);
-}
-
-json_t *game_completed_v1_scores_item_to_json(const game_completed_v1_scores_item *v)
-{
-    return tb_codec_to_json(&game_completed_v1_scores_item__desc, v);
-}
+TB_CODEC_DEFINE(game_completed_v1_scores_item)
 
 static const tb_codec_field game_completed_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -2847,31 +2757,7 @@ static const tb_codec_field game_completed_v1__fields[] = {
      offsetof(game_completed_v1, completed_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_completed_v1__desc = {"game_completed_v1", sizeof(game_completed_v1), 6, game_completed_v1__fields, events__schema_game_completed_v1};
-
-int game_completed_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_completed_v1, j, flags, err);
-}
-
-int game_completed_v1_from_json(const json_t *j, tb_arena *a, game_completed_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_completed_v1__desc, j, a, out, err);
-}
-
-int game_completed_v1_parse(const char *buf, size_t len, tb_arena *a, game_completed_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&game_completed_v1__desc, buf, len, a, out, err);
-}
-
-int game_completed_v1_serialize(const game_completed_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_completed_v1__desc, v, out);
-}
-
-json_t *game_completed_v1_to_json(const game_completed_v1 *v)
-{
-    return tb_codec_to_json(&game_completed_v1__desc, v);
-}
+TB_CODEC_DEFINE(game_completed_v1)
 
 static const tb_codec_str game_created_v1_game_type__values[] = {
     {"chess", 5},
@@ -2880,26 +2766,8 @@ static const tb_codec_str game_created_v1_game_type__values[] = {
     {"connect4", 8},
 };
 static const tb_codec_enum game_created_v1_game_type__enum = {"game_created_v1_game_type", 4, game_created_v1_game_type__values};
-_Static_assert(sizeof(game_created_v1_game_type) == sizeof(int), "a generated enum is int-sized");
-
-const char *game_created_v1_game_type_to_string(game_created_v1_game_type v)
-{
-    return tb_codec_enum_name(&game_created_v1_game_type__enum, (int)v);
-}
-
-int game_created_v1_game_type_from_string(const char *s, size_t len, game_created_v1_game_type *out)
-{
-    int v = tb_codec_enum_find(&game_created_v1_game_type__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (game_created_v1_game_type)v;
-    return 0;
-}
-
-int game_created_v1_game_type_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_created_v1_properties_game_type, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(game_created_v1_game_type)
+TB_VALIDATE_DEFINE(game_created_v1_game_type, events__schema_game_created_v1_properties_game_type)
 
 static const tb_codec_field game_created_v1_settings__fields[] = {
     {"timeControlSeconds", "\"timeControlSeconds\":", 18, 21, TB_CK_INTEGER, TB_CF_REQUIRED,
@@ -2908,31 +2776,7 @@ static const tb_codec_field game_created_v1_settings__fields[] = {
      offsetof(game_created_v1_settings, rated), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_created_v1_settings__desc = {"game_created_v1_settings", sizeof(game_created_v1_settings), 2, game_created_v1_settings__fields, events__schema_game_created_v1_properties_settings};
-
-int game_created_v1_settings_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_created_v1_properties_settings, j, flags, err);
-}
-
-int game_created_v1_settings_from_json(const json_t *j, tb_arena *a, game_created_v1_settings *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_created_v1_settings__desc, j, a, out, err);
-}
-
-int game_created_v1_settings_parse(const char *buf, size_t len, tb_arena *a, game_created_v1_settings *out, tb_error *err)
-{
-    return tb_codec_parse(&game_created_v1_settings__desc, buf, len, a, out, err);
-}
-
-int game_created_v1_settings_serialize(const game_created_v1_settings *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_created_v1_settings__desc, v, out);
-}
-
-json_t *game_created_v1_settings_to_json(const game_created_v1_settings *v)
-{
-    return tb_codec_to_json(&game_created_v1_settings__desc, v);
-}
+TB_CODEC_DEFINE(game_created_v1_settings)
 
 static const tb_codec_field game_created_v1_stake__fields[] = {
     {"amount", "\"amount\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
@@ -2941,31 +2785,7 @@ static const tb_codec_field game_created_v1_stake__fields[] = {
      offsetof(game_created_v1_stake, currency), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_created_v1_stake__desc = {"game_created_v1_stake", sizeof(game_created_v1_stake), 2, game_created_v1_stake__fields, events__schema_game_created_v1_properties_stake};
-
-int game_created_v1_stake_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_created_v1_properties_stake, j, flags, err);
-}
-
-int game_created_v1_stake_from_json(const json_t *j, tb_arena *a, game_created_v1_stake *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_created_v1_stake__desc, j, a, out, err);
-}
-
-int game_created_v1_stake_parse(const char *buf, size_t len, tb_arena *a, game_created_v1_stake *out, tb_error *err)
-{
-    return tb_codec_parse(&game_created_v1_stake__desc, buf, len, a, out, err);
-}
-
-int game_created_v1_stake_serialize(const game_created_v1_stake *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_created_v1_stake__desc, v, out);
-}
-
-json_t *game_created_v1_stake_to_json(const game_created_v1_stake *v)
-{
-    return tb_codec_to_json(&game_created_v1_stake__desc, v);
-}
+TB_CODEC_DEFINE(game_created_v1_stake)
 
 static const tb_codec_field game_created_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -2984,31 +2804,7 @@ static const tb_codec_field game_created_v1__fields[] = {
      offsetof(game_created_v1, created_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_created_v1__desc = {"game_created_v1", sizeof(game_created_v1), 7, game_created_v1__fields, events__schema_game_created_v1};
-
-int game_created_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_created_v1, j, flags, err);
-}
-
-int game_created_v1_from_json(const json_t *j, tb_arena *a, game_created_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_created_v1__desc, j, a, out, err);
-}
-
-int game_created_v1_parse(const char *buf, size_t len, tb_arena *a, game_created_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&game_created_v1__desc, buf, len, a, out, err);
-}
-
-int game_created_v1_serialize(const game_created_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_created_v1__desc, v, out);
-}
-
-json_t *game_created_v1_to_json(const game_created_v1 *v)
-{
-    return tb_codec_to_json(&game_created_v1__desc, v);
-}
+TB_CODEC_DEFINE(game_created_v1)
 
 static const tb_codec_field game_move_made_v1_move__fields[] = {
     {"notation", "\"notation\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3019,31 +2815,7 @@ static const tb_codec_field game_move_made_v1_move__fields[] = {
      offsetof(game_move_made_v1_move, to), offsetof(game_move_made_v1_move, has_to), 0, 0, NULL},
 };
 static const tb_codec_type game_move_made_v1_move__desc = {"game_move_made_v1_move", sizeof(game_move_made_v1_move), 3, game_move_made_v1_move__fields, events__schema_game_move_made_v1_properties_move};
-
-int game_move_made_v1_move_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_move_made_v1_properties_move, j, flags, err);
-}
-
-int game_move_made_v1_move_from_json(const json_t *j, tb_arena *a, game_move_made_v1_move *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_move_made_v1_move__desc, j, a, out, err);
-}
-
-int game_move_made_v1_move_parse(const char *buf, size_t len, tb_arena *a, game_move_made_v1_move *out, tb_error *err)
-{
-    return tb_codec_parse(&game_move_made_v1_move__desc, buf, len, a, out, err);
-}
-
-int game_move_made_v1_move_serialize(const game_move_made_v1_move *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_move_made_v1_move__desc, v, out);
-}
-
-json_t *game_move_made_v1_move_to_json(const game_move_made_v1_move *v)
-{
-    return tb_codec_to_json(&game_move_made_v1_move__desc, v);
-}
+TB_CODEC_DEFINE(game_move_made_v1_move)
 
 static const tb_codec_field game_move_made_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3060,31 +2832,7 @@ static const tb_codec_field game_move_made_v1__fields[] = {
      offsetof(game_move_made_v1, made_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_move_made_v1__desc = {"game_move_made_v1", sizeof(game_move_made_v1), 6, game_move_made_v1__fields, events__schema_game_move_made_v1};
-
-int game_move_made_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_move_made_v1, j, flags, err);
-}
-
-int game_move_made_v1_from_json(const json_t *j, tb_arena *a, game_move_made_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_move_made_v1__desc, j, a, out, err);
-}
-
-int game_move_made_v1_parse(const char *buf, size_t len, tb_arena *a, game_move_made_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&game_move_made_v1__desc, buf, len, a, out, err);
-}
-
-int game_move_made_v1_serialize(const game_move_made_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_move_made_v1__desc, v, out);
-}
-
-json_t *game_move_made_v1_to_json(const game_move_made_v1 *v)
-{
-    return tb_codec_to_json(&game_move_made_v1__desc, v);
-}
+TB_CODEC_DEFINE(game_move_made_v1)
 
 static const tb_codec_field game_started_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3097,31 +2845,7 @@ static const tb_codec_field game_started_v1__fields[] = {
      offsetof(game_started_v1, started_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type game_started_v1__desc = {"game_started_v1", sizeof(game_started_v1), 4, game_started_v1__fields, events__schema_game_started_v1};
-
-int game_started_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_game_started_v1, j, flags, err);
-}
-
-int game_started_v1_from_json(const json_t *j, tb_arena *a, game_started_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&game_started_v1__desc, j, a, out, err);
-}
-
-int game_started_v1_parse(const char *buf, size_t len, tb_arena *a, game_started_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&game_started_v1__desc, buf, len, a, out, err);
-}
-
-int game_started_v1_serialize(const game_started_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&game_started_v1__desc, v, out);
-}
-
-json_t *game_started_v1_to_json(const game_started_v1 *v)
-{
-    return tb_codec_to_json(&game_started_v1__desc, v);
-}
+TB_CODEC_DEFINE(game_started_v1)
 
 static const tb_codec_field user_achievements_earned_v1_achievements_item__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3132,31 +2856,7 @@ static const tb_codec_field user_achievements_earned_v1_achievements_item__field
      offsetof(user_achievements_earned_v1_achievements_item, points), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_achievements_earned_v1_achievements_item__desc = {"user_achievements_earned_v1_achievements_item", sizeof(user_achievements_earned_v1_achievements_item), 3, user_achievements_earned_v1_achievements_item__fields, events__schema_user_achievements_earned_v1_properties_achievements_items};
-
-int user_achievements_earned_v1_achievements_item_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_user_achievements_earned_v1_properties_achievements_items, j, flags, err);
-}
-
-int user_achievements_earned_v1_achievements_item_from_json(const json_t *j, tb_arena *a, user_achievements_earned_v1_achievements_item *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_achievements_earned_v1_achievements_item__desc, j, a, out, err);
-}
-
-int user_achievements_earned_v1_achievements_item_parse(const char *buf, size_t len, tb_arena *a, user_achievements_earned_v1_achievements_item *out, tb_error *err)
-{
-    return tb_codec_parse(&user_achievements_earned_v1_achievements_item__desc, buf, len, a, out, err);
-}
-
-int user_achievements_earned_v1_achievements_item_serialize(const user_achievements_earned_v1_achievements_item *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_achievements_earned_v1_achievements_item__desc, v, out);
-}
-
-json_t *user_achievements_earned_v1_achievements_item_to_json(const user_achievements_earned_v1_achievements_item *v)
-{
-    return tb_codec_to_json(&user_achievements_earned_v1_achievements_item__desc, v);
-}
+TB_CODEC_DEFINE(user_achievements_earned_v1_achievements_item)
 
 static const tb_codec_field user_achievements_earned_v1__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3167,31 +2867,7 @@ static const tb_codec_field user_achievements_earned_v1__fields[] = {
      offsetof(user_achievements_earned_v1, earned_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_achievements_earned_v1__desc = {"user_achievements_earned_v1", sizeof(user_achievements_earned_v1), 3, user_achievements_earned_v1__fields, events__schema_user_achievements_earned_v1};
-
-int user_achievements_earned_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_user_achievements_earned_v1, j, flags, err);
-}
-
-int user_achievements_earned_v1_from_json(const json_t *j, tb_arena *a, user_achievements_earned_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_achievements_earned_v1__desc, j, a, out, err);
-}
-
-int user_achievements_earned_v1_parse(const char *buf, size_t len, tb_arena *a, user_achievements_earned_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&user_achievements_earned_v1__desc, buf, len, a, out, err);
-}
-
-int user_achievements_earned_v1_serialize(const user_achievements_earned_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_achievements_earned_v1__desc, v, out);
-}
-
-json_t *user_achievements_earned_v1_to_json(const user_achievements_earned_v1 *v)
-{
-    return tb_codec_to_json(&user_achievements_earned_v1__desc, v);
-}
+TB_CODEC_DEFINE(user_achievements_earned_v1)
 
 static const tb_codec_field user_profile_updated_v1_changes__fields[] = {
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
@@ -3204,31 +2880,7 @@ static const tb_codec_field user_profile_updated_v1_changes__fields[] = {
      offsetof(user_profile_updated_v1_changes, country), offsetof(user_profile_updated_v1_changes, has_country), 0, 0, NULL},
 };
 static const tb_codec_type user_profile_updated_v1_changes__desc = {"user_profile_updated_v1_changes", sizeof(user_profile_updated_v1_changes), 4, user_profile_updated_v1_changes__fields, events__schema_user_profile_updated_v1_properties_changes};
-
-int user_profile_updated_v1_changes_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_user_profile_updated_v1_properties_changes, j, flags, err);
-}
-
-int user_profile_updated_v1_changes_from_json(const json_t *j, tb_arena *a, user_profile_updated_v1_changes *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_profile_updated_v1_changes__desc, j, a, out, err);
-}
-
-int user_profile_updated_v1_changes_parse(const char *buf, size_t len, tb_arena *a, user_profile_updated_v1_changes *out, tb_error *err)
-{
-    return tb_codec_parse(&user_profile_updated_v1_changes__desc, buf, len, a, out, err);
-}
-
-int user_profile_updated_v1_changes_serialize(const user_profile_updated_v1_changes *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_profile_updated_v1_changes__desc, v, out);
-}
-
-json_t *user_profile_updated_v1_changes_to_json(const user_profile_updated_v1_changes *v)
-{
-    return tb_codec_to_json(&user_profile_updated_v1_changes__desc, v);
-}
+TB_CODEC_DEFINE(user_profile_updated_v1_changes)
 
 static const tb_codec_field user_profile_updated_v1__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3239,31 +2891,7 @@ static const tb_codec_field user_profile_updated_v1__fields[] = {
      offsetof(user_profile_updated_v1, updated_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_profile_updated_v1__desc = {"user_profile_updated_v1", sizeof(user_profile_updated_v1), 3, user_profile_updated_v1__fields, events__schema_user_profile_updated_v1};
-
-int user_profile_updated_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_user_profile_updated_v1, j, flags, err);
-}
-
-int user_profile_updated_v1_from_json(const json_t *j, tb_arena *a, user_profile_updated_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_profile_updated_v1__desc, j, a, out, err);
-}
-
-int user_profile_updated_v1_parse(const char *buf, size_t len, tb_arena *a, user_profile_updated_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&user_profile_updated_v1__desc, buf, len, a, out, err);
-}
-
-int user_profile_updated_v1_serialize(const user_profile_updated_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_profile_updated_v1__desc, v, out);
-}
-
-json_t *user_profile_updated_v1_to_json(const user_profile_updated_v1 *v)
-{
-    return tb_codec_to_json(&user_profile_updated_v1__desc, v);
-}
+TB_CODEC_DEFINE(user_profile_updated_v1)
 
 static const tb_codec_field user_registered_v1__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3278,31 +2906,7 @@ static const tb_codec_field user_registered_v1__fields[] = {
      offsetof(user_registered_v1, registered_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_registered_v1__desc = {"user_registered_v1", sizeof(user_registered_v1), 5, user_registered_v1__fields, events__schema_user_registered_v1};
-
-int user_registered_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_user_registered_v1, j, flags, err);
-}
-
-int user_registered_v1_from_json(const json_t *j, tb_arena *a, user_registered_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_registered_v1__desc, j, a, out, err);
-}
-
-int user_registered_v1_parse(const char *buf, size_t len, tb_arena *a, user_registered_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&user_registered_v1__desc, buf, len, a, out, err);
-}
-
-int user_registered_v1_serialize(const user_registered_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_registered_v1__desc, v, out);
-}
-
-json_t *user_registered_v1_to_json(const user_registered_v1 *v)
-{
-    return tb_codec_to_json(&user_registered_v1__desc, v);
-}
+TB_CODEC_DEFINE(user_registered_v1)
 
 static const tb_codec_field user_registered_v2__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3321,31 +2925,7 @@ static const tb_codec_field user_registered_v2__fields[] = {
      offsetof(user_registered_v2, registered_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_registered_v2__desc = {"user_registered_v2", sizeof(user_registered_v2), 7, user_registered_v2__fields, events__schema_user_registered_v2};
-
-int user_registered_v2_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_user_registered_v2, j, flags, err);
-}
-
-int user_registered_v2_from_json(const json_t *j, tb_arena *a, user_registered_v2 *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_registered_v2__desc, j, a, out, err);
-}
-
-int user_registered_v2_parse(const char *buf, size_t len, tb_arena *a, user_registered_v2 *out, tb_error *err)
-{
-    return tb_codec_parse(&user_registered_v2__desc, buf, len, a, out, err);
-}
-
-int user_registered_v2_serialize(const user_registered_v2 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_registered_v2__desc, v, out);
-}
-
-json_t *user_registered_v2_to_json(const user_registered_v2 *v)
-{
-    return tb_codec_to_json(&user_registered_v2__desc, v);
-}
+TB_CODEC_DEFINE(user_registered_v2)
 
 static const tb_codec_field wallet_balance_updated_v1__fields[] = {
     {"walletId", "\"walletId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3364,31 +2944,7 @@ static const tb_codec_field wallet_balance_updated_v1__fields[] = {
      offsetof(wallet_balance_updated_v1, updated_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type wallet_balance_updated_v1__desc = {"wallet_balance_updated_v1", sizeof(wallet_balance_updated_v1), 7, wallet_balance_updated_v1__fields, events__schema_wallet_balance_updated_v1};
-
-int wallet_balance_updated_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_wallet_balance_updated_v1, j, flags, err);
-}
-
-int wallet_balance_updated_v1_from_json(const json_t *j, tb_arena *a, wallet_balance_updated_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_balance_updated_v1__desc, j, a, out, err);
-}
-
-int wallet_balance_updated_v1_parse(const char *buf, size_t len, tb_arena *a, wallet_balance_updated_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_balance_updated_v1__desc, buf, len, a, out, err);
-}
-
-int wallet_balance_updated_v1_serialize(const wallet_balance_updated_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_balance_updated_v1__desc, v, out);
-}
-
-json_t *wallet_balance_updated_v1_to_json(const wallet_balance_updated_v1 *v)
-{
-    return tb_codec_to_json(&wallet_balance_updated_v1__desc, v);
-}
+TB_CODEC_DEFINE(wallet_balance_updated_v1)
 
 static const tb_codec_field wallet_created_v1__fields[] = {
     {"walletId", "\"walletId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3401,57 +2957,15 @@ static const tb_codec_field wallet_created_v1__fields[] = {
      offsetof(wallet_created_v1, created_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type wallet_created_v1__desc = {"wallet_created_v1", sizeof(wallet_created_v1), 4, wallet_created_v1__fields, events__schema_wallet_created_v1};
-
-int wallet_created_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_wallet_created_v1, j, flags, err);
-}
-
-int wallet_created_v1_from_json(const json_t *j, tb_arena *a, wallet_created_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_created_v1__desc, j, a, out, err);
-}
-
-int wallet_created_v1_parse(const char *buf, size_t len, tb_arena *a, wallet_created_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_created_v1__desc, buf, len, a, out, err);
-}
-
-int wallet_created_v1_serialize(const wallet_created_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_created_v1__desc, v, out);
-}
-
-json_t *wallet_created_v1_to_json(const wallet_created_v1 *v)
-{
-    return tb_codec_to_json(&wallet_created_v1__desc, v);
-}
+TB_CODEC_DEFINE(wallet_created_v1)
 
 static const tb_codec_str wallet_transaction_created_v1_type__values[] = {
     {"credit", 6},
     {"debit", 5},
 };
 static const tb_codec_enum wallet_transaction_created_v1_type__enum = {"wallet_transaction_created_v1_type", 2, wallet_transaction_created_v1_type__values};
-_Static_assert(sizeof(wallet_transaction_created_v1_type) == sizeof(int), "a generated enum is int-sized");
-
-const char *wallet_transaction_created_v1_type_to_string(wallet_transaction_created_v1_type v)
-{
-    return tb_codec_enum_name(&wallet_transaction_created_v1_type__enum, (int)v);
-}
-
-int wallet_transaction_created_v1_type_from_string(const char *s, size_t len, wallet_transaction_created_v1_type *out)
-{
-    int v = tb_codec_enum_find(&wallet_transaction_created_v1_type__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (wallet_transaction_created_v1_type)v;
-    return 0;
-}
-
-int wallet_transaction_created_v1_type_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_wallet_transaction_created_v1_properties_type, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(wallet_transaction_created_v1_type)
+TB_VALIDATE_DEFINE(wallet_transaction_created_v1_type, events__schema_wallet_transaction_created_v1_properties_type)
 
 static const tb_codec_field wallet_transaction_created_v1__fields[] = {
     {"transactionId", "\"transactionId\":", 13, 16, TB_CK_STRING, TB_CF_REQUIRED,
@@ -3476,77 +2990,50 @@ static const tb_codec_field wallet_transaction_created_v1__fields[] = {
      offsetof(wallet_transaction_created_v1, created_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type wallet_transaction_created_v1__desc = {"wallet_transaction_created_v1", sizeof(wallet_transaction_created_v1), 10, wallet_transaction_created_v1__fields, events__schema_wallet_transaction_created_v1};
-
-int wallet_transaction_created_v1_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(events__schema_wallet_transaction_created_v1, j, flags, err);
-}
-
-int wallet_transaction_created_v1_from_json(const json_t *j, tb_arena *a, wallet_transaction_created_v1 *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_transaction_created_v1__desc, j, a, out, err);
-}
-
-int wallet_transaction_created_v1_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_created_v1 *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_transaction_created_v1__desc, buf, len, a, out, err);
-}
-
-int wallet_transaction_created_v1_serialize(const wallet_transaction_created_v1 *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_transaction_created_v1__desc, v, out);
-}
-
-json_t *wallet_transaction_created_v1_to_json(const wallet_transaction_created_v1 *v)
-{
-    return tb_codec_to_json(&wallet_transaction_created_v1__desc, v);
-}
+TB_CODEC_DEFINE(wallet_transaction_created_v1)
 
 /* ---- struct checks: true only when the struct's JSON is valid for the schema ---- */
-static bool events__sc1(const game_completed_v1_scores_item *v) __attribute__((unused));
-static bool events__sc0(const game_completed_v1 *v) __attribute__((unused));
-static bool events__sc3(const game_created_v1_settings *v) __attribute__((unused));
-static bool events__sc4(const game_created_v1_stake *v) __attribute__((unused));
-static bool events__sc2(const game_created_v1 *v) __attribute__((unused));
-static bool events__sc6(const game_move_made_v1_move *v) __attribute__((unused));
-static bool events__sc5(const game_move_made_v1 *v) __attribute__((unused));
-static bool events__sc7(const game_started_v1 *v) __attribute__((unused));
-static bool events__sc9(const user_achievements_earned_v1_achievements_item *v) __attribute__((unused));
-static bool events__sc8(const user_achievements_earned_v1 *v) __attribute__((unused));
-static bool events__sc11(const user_profile_updated_v1_changes *v) __attribute__((unused));
-static bool events__sc10(const user_profile_updated_v1 *v) __attribute__((unused));
-static bool events__sc12(const user_registered_v1 *v) __attribute__((unused));
-static bool events__sc13(const user_registered_v2 *v) __attribute__((unused));
-static bool events__sc14(const wallet_balance_updated_v1 *v) __attribute__((unused));
-static bool events__sc15(const wallet_created_v1 *v) __attribute__((unused));
-static bool events__sc16(const wallet_transaction_created_v1 *v) __attribute__((unused));
+static bool events__sc1(const void *vp) __attribute__((unused));
+static bool events__sc0(const void *vp) __attribute__((unused));
+static bool events__sc3(const void *vp) __attribute__((unused));
+static bool events__sc4(const void *vp) __attribute__((unused));
+static bool events__sc2(const void *vp) __attribute__((unused));
+static bool events__sc6(const void *vp) __attribute__((unused));
+static bool events__sc5(const void *vp) __attribute__((unused));
+static bool events__sc7(const void *vp) __attribute__((unused));
+static bool events__sc9(const void *vp) __attribute__((unused));
+static bool events__sc8(const void *vp) __attribute__((unused));
+static bool events__sc11(const void *vp) __attribute__((unused));
+static bool events__sc10(const void *vp) __attribute__((unused));
+static bool events__sc12(const void *vp) __attribute__((unused));
+static bool events__sc13(const void *vp) __attribute__((unused));
+static bool events__sc14(const void *vp) __attribute__((unused));
+static bool events__sc15(const void *vp) __attribute__((unused));
+static bool events__sc16(const void *vp) __attribute__((unused));
 
-static bool events__sc1(const game_completed_v1_scores_item *v)
+static bool events__sc1(const void *vp)
 {
+    const game_completed_v1_scores_item *v = vp;
     {
-        const char *s = v->player_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->player_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
         if (!tb_format_uuid(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc0(const game_completed_v1 *v)
+static bool events__sc0(const void *vp)
 {
+    const game_completed_v1 *v = vp;
     {
-        const char *s = v->game_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->game_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3558,11 +3045,9 @@ static bool events__sc0(const game_completed_v1 *v)
     if (v->winner_id_is_null)
         return false;
     {
-        const char *s = v->winner_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->winner_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!tb_format_uuid(s, sn))
             return false;
@@ -3580,11 +3065,9 @@ static bool events__sc0(const game_completed_v1 *v)
             return false;
     }
     {
-        const char *s = v->completed_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->completed_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -3593,12 +3076,12 @@ static bool events__sc0(const game_completed_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc3(const game_created_v1_settings *v)
+static bool events__sc3(const void *vp)
 {
+    const game_created_v1_settings *v = vp;
     {
         long double x = (long double)(v->time_control_seconds);
         if (!(x >= 0.0L))
@@ -3606,12 +3089,12 @@ static bool events__sc3(const game_created_v1_settings *v)
         if (!(x <= 86400.0L))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc4(const game_created_v1_stake *v)
+static bool events__sc4(const void *vp)
 {
+    const game_created_v1_stake *v = vp;
     {
         long double x = (long double)(v->amount);
         if (!(x >= 0.0L))
@@ -3620,27 +3103,23 @@ static bool events__sc4(const game_created_v1_stake *v)
             return false;
     }
     {
-        const char *s = v->currency;
+        size_t sn;
+        const char *s = tb_sc_string(v->currency, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx3(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc2(const game_created_v1 *v)
+static bool events__sc2(const void *vp)
 {
+    const game_created_v1 *v = vp;
     {
-        const char *s = v->game_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->game_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3650,11 +3129,9 @@ static bool events__sc2(const game_created_v1 *v)
     if (game_created_v1_game_type_to_string(v->game_type) == NULL)
         return false;
     {
-        const char *s = v->created_by;
+        size_t sn;
+        const char *s = tb_sc_string(v->created_by, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3673,11 +3150,9 @@ static bool events__sc2(const game_created_v1 *v)
             return false;
         for (size_t i = 0; i < an; i++) {
             {
-                const char *s = v->players[i];
+                size_t sn;
+                const char *s = tb_sc_string(v->players[i], &sn);
                 if (s == NULL)
-                    return false;
-                size_t sn = strlen(s);
-                if (!tb_utf8_valid(s, sn))
                     return false;
                 if (!events__rx0(s, sn))
                     return false;
@@ -3693,11 +3168,9 @@ static bool events__sc2(const game_created_v1 *v)
             return false;
     }
     {
-        const char *s = v->created_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->created_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -3706,18 +3179,16 @@ static bool events__sc2(const game_created_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc6(const game_move_made_v1_move *v)
+static bool events__sc6(const void *vp)
 {
+    const game_move_made_v1_move *v = vp;
     {
-        const char *s = v->notation;
+        size_t sn;
+        const char *s = tb_sc_string(v->notation, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 4 && tb_utf8_len(s, sn) < 1)
             return false;
@@ -3726,11 +3197,9 @@ static bool events__sc6(const game_move_made_v1_move *v)
     }
     if (v->has_from) {
         {
-            const char *s = v->from;
+            size_t sn;
+            const char *s = tb_sc_string(v->from, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn > 8 && tb_utf8_len(s, sn) > 8)
                 return false;
@@ -3738,28 +3207,24 @@ static bool events__sc6(const game_move_made_v1_move *v)
     }
     if (v->has_to) {
         {
-            const char *s = v->to;
+            size_t sn;
+            const char *s = tb_sc_string(v->to, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn > 8 && tb_utf8_len(s, sn) > 8)
                 return false;
         }
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc5(const game_move_made_v1 *v)
+static bool events__sc5(const void *vp)
 {
+    const game_move_made_v1 *v = vp;
     {
-        const char *s = v->game_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->game_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3767,11 +3232,9 @@ static bool events__sc5(const game_move_made_v1 *v)
             return false;
     }
     {
-        const char *s = v->player_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->player_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3793,11 +3256,9 @@ static bool events__sc5(const game_move_made_v1 *v)
         }
     }
     {
-        const char *s = v->made_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->made_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -3806,18 +3267,16 @@ static bool events__sc5(const game_move_made_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc7(const game_started_v1 *v)
+static bool events__sc7(const void *vp)
 {
+    const game_started_v1 *v = vp;
     {
-        const char *s = v->game_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->game_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3836,11 +3295,9 @@ static bool events__sc7(const game_started_v1 *v)
             return false;
         for (size_t i = 0; i < an; i++) {
             {
-                const char *s = v->players[i];
+                size_t sn;
+                const char *s = tb_sc_string(v->players[i], &sn);
                 if (s == NULL)
-                    return false;
-                size_t sn = strlen(s);
-                if (!tb_utf8_valid(s, sn))
                     return false;
                 if (!events__rx0(s, sn))
                     return false;
@@ -3850,11 +3307,9 @@ static bool events__sc7(const game_started_v1 *v)
         }
     }
     {
-        const char *s = v->first_turn;
+        size_t sn;
+        const char *s = tb_sc_string(v->first_turn, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3862,11 +3317,9 @@ static bool events__sc7(const game_started_v1 *v)
             return false;
     }
     {
-        const char *s = v->started_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->started_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -3875,28 +3328,24 @@ static bool events__sc7(const game_started_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc9(const user_achievements_earned_v1_achievements_item *v)
+static bool events__sc9(const void *vp)
 {
+    const user_achievements_earned_v1_achievements_item *v = vp;
     {
-        const char *s = v->id;
+        size_t sn;
+        const char *s = tb_sc_string(v->id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx4(s, sn))
             return false;
     }
     {
-        const char *s = v->name;
+        size_t sn;
+        const char *s = tb_sc_string(v->name, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 4 && tb_utf8_len(s, sn) < 1)
             return false;
@@ -3910,18 +3359,16 @@ static bool events__sc9(const user_achievements_earned_v1_achievements_item *v)
         if (!(x <= 100000.0L))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc8(const user_achievements_earned_v1 *v)
+static bool events__sc8(const void *vp)
 {
+    const user_achievements_earned_v1 *v = vp;
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -3940,11 +3387,9 @@ static bool events__sc8(const user_achievements_earned_v1 *v)
         }
     }
     {
-        const char *s = v->earned_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->earned_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -3953,12 +3398,12 @@ static bool events__sc8(const user_achievements_earned_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc11(const user_profile_updated_v1_changes *v)
+static bool events__sc11(const void *vp)
 {
+    const user_profile_updated_v1_changes *v = vp;
     {
         size_t np = 0 + (size_t)v->has_display_name + (size_t)v->has_avatar_url + (size_t)v->has_bio + (size_t)v->has_country;
         if (np < 1)
@@ -3966,11 +3411,9 @@ static bool events__sc11(const user_profile_updated_v1_changes *v)
     }
     if (v->has_display_name) {
         {
-            const char *s = v->display_name;
+            size_t sn;
+            const char *s = tb_sc_string(v->display_name, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn < 4 && tb_utf8_len(s, sn) < 1)
                 return false;
@@ -3982,11 +3425,9 @@ static bool events__sc11(const user_profile_updated_v1_changes *v)
         if (v->avatar_url_is_null)
             return false;
         {
-            const char *s = v->avatar_url;
+            size_t sn;
+            const char *s = tb_sc_string(v->avatar_url, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn > 2048 && tb_utf8_len(s, sn) > 2048)
                 return false;
@@ -3996,11 +3437,9 @@ static bool events__sc11(const user_profile_updated_v1_changes *v)
     }
     if (v->has_bio) {
         {
-            const char *s = v->bio;
+            size_t sn;
+            const char *s = tb_sc_string(v->bio, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn > 500 && tb_utf8_len(s, sn) > 500)
                 return false;
@@ -4008,28 +3447,24 @@ static bool events__sc11(const user_profile_updated_v1_changes *v)
     }
     if (v->has_country) {
         {
-            const char *s = v->country;
+            size_t sn;
+            const char *s = tb_sc_string(v->country, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (!events__rx5(s, sn))
                 return false;
         }
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc10(const user_profile_updated_v1 *v)
+static bool events__sc10(const void *vp)
 {
+    const user_profile_updated_v1 *v = vp;
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4039,11 +3474,9 @@ static bool events__sc10(const user_profile_updated_v1 *v)
     if (!events__sc11(&v->changes))
         return false;
     {
-        const char *s = v->updated_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->updated_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -4052,18 +3485,16 @@ static bool events__sc10(const user_profile_updated_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc12(const user_registered_v1 *v)
+static bool events__sc12(const void *vp)
 {
+    const user_registered_v1 *v = vp;
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4071,11 +3502,9 @@ static bool events__sc12(const user_registered_v1 *v)
             return false;
     }
     {
-        const char *s = v->email;
+        size_t sn;
+        const char *s = tb_sc_string(v->email, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 12 && tb_utf8_len(s, sn) < 3)
             return false;
@@ -4085,11 +3514,9 @@ static bool events__sc12(const user_registered_v1 *v)
             return false;
     }
     {
-        const char *s = v->username;
+        size_t sn;
+        const char *s = tb_sc_string(v->username, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 12 && tb_utf8_len(s, sn) < 3)
             return false;
@@ -4100,11 +3527,9 @@ static bool events__sc12(const user_registered_v1 *v)
     }
     if (v->has_display_name) {
         {
-            const char *s = v->display_name;
+            size_t sn;
+            const char *s = tb_sc_string(v->display_name, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn < 4 && tb_utf8_len(s, sn) < 1)
                 return false;
@@ -4113,11 +3538,9 @@ static bool events__sc12(const user_registered_v1 *v)
         }
     }
     {
-        const char *s = v->registered_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->registered_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -4126,18 +3549,16 @@ static bool events__sc12(const user_registered_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc13(const user_registered_v2 *v)
+static bool events__sc13(const void *vp)
 {
+    const user_registered_v2 *v = vp;
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4145,11 +3566,9 @@ static bool events__sc13(const user_registered_v2 *v)
             return false;
     }
     {
-        const char *s = v->email;
+        size_t sn;
+        const char *s = tb_sc_string(v->email, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 12 && tb_utf8_len(s, sn) < 3)
             return false;
@@ -4159,11 +3578,9 @@ static bool events__sc13(const user_registered_v2 *v)
             return false;
     }
     {
-        const char *s = v->username;
+        size_t sn;
+        const char *s = tb_sc_string(v->username, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 12 && tb_utf8_len(s, sn) < 3)
             return false;
@@ -4173,11 +3590,9 @@ static bool events__sc13(const user_registered_v2 *v)
             return false;
     }
     {
-        const char *s = v->display_name;
+        size_t sn;
+        const char *s = tb_sc_string(v->display_name, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 4 && tb_utf8_len(s, sn) < 1)
             return false;
@@ -4185,21 +3600,17 @@ static bool events__sc13(const user_registered_v2 *v)
             return false;
     }
     {
-        const char *s = v->locale;
+        size_t sn;
+        const char *s = tb_sc_string(v->locale, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (tb_regex_search(&RE[2], s, sn) != 1)
             return false;
     }
     {
-        const char *s = v->registered_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->registered_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -4208,18 +3619,16 @@ static bool events__sc13(const user_registered_v2 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc14(const wallet_balance_updated_v1 *v)
+static bool events__sc14(const void *vp)
 {
+    const wallet_balance_updated_v1 *v = vp;
     {
-        const char *s = v->wallet_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->wallet_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4227,11 +3636,9 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
             return false;
     }
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4239,11 +3646,9 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
             return false;
     }
     {
-        const char *s = v->currency;
+        size_t sn;
+        const char *s = tb_sc_string(v->currency, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx3(s, sn))
             return false;
@@ -4264,11 +3669,9 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
     }
     if (v->has_transaction_id) {
         {
-            const char *s = v->transaction_id;
+            size_t sn;
+            const char *s = tb_sc_string(v->transaction_id, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (!events__rx0(s, sn))
                 return false;
@@ -4277,11 +3680,9 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
         }
     }
     {
-        const char *s = v->updated_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->updated_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -4290,18 +3691,16 @@ static bool events__sc14(const wallet_balance_updated_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc15(const wallet_created_v1 *v)
+static bool events__sc15(const void *vp)
 {
+    const wallet_created_v1 *v = vp;
     {
-        const char *s = v->wallet_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->wallet_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4309,11 +3708,9 @@ static bool events__sc15(const wallet_created_v1 *v)
             return false;
     }
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4321,21 +3718,17 @@ static bool events__sc15(const wallet_created_v1 *v)
             return false;
     }
     {
-        const char *s = v->currency;
+        size_t sn;
+        const char *s = tb_sc_string(v->currency, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx3(s, sn))
             return false;
     }
     {
-        const char *s = v->created_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->created_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -4344,18 +3737,16 @@ static bool events__sc15(const wallet_created_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
-static bool events__sc16(const wallet_transaction_created_v1 *v)
+static bool events__sc16(const void *vp)
 {
+    const wallet_transaction_created_v1 *v = vp;
     {
-        const char *s = v->transaction_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->transaction_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4363,11 +3754,9 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
             return false;
     }
     {
-        const char *s = v->wallet_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->wallet_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4375,11 +3764,9 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
             return false;
     }
     {
-        const char *s = v->user_id;
+        size_t sn;
+        const char *s = tb_sc_string(v->user_id, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx0(s, sn))
             return false;
@@ -4401,11 +3788,9 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
             return false;
     }
     {
-        const char *s = v->currency;
+        size_t sn;
+        const char *s = tb_sc_string(v->currency, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (!events__rx3(s, sn))
             return false;
@@ -4419,11 +3804,9 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
     }
     if (v->has_reference) {
         {
-            const char *s = v->reference;
+            size_t sn;
+            const char *s = tb_sc_string(v->reference, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn > 256 && tb_utf8_len(s, sn) > 256)
                 return false;
@@ -4431,11 +3814,9 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
     }
     if (v->has_idempotency_key) {
         {
-            const char *s = v->idempotency_key;
+            size_t sn;
+            const char *s = tb_sc_string(v->idempotency_key, &sn);
             if (s == NULL)
-                return false;
-            size_t sn = strlen(s);
-            if (!tb_utf8_valid(s, sn))
                 return false;
             if (sn < 4 && tb_utf8_len(s, sn) < 1)
                 return false;
@@ -4444,11 +3825,9 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
         }
     }
     {
-        const char *s = v->created_at;
+        size_t sn;
+        const char *s = tb_sc_string(v->created_at, &sn);
         if (s == NULL)
-            return false;
-        size_t sn = strlen(s);
-        if (!tb_utf8_valid(s, sn))
             return false;
         if (sn < 80 && tb_utf8_len(s, sn) < 20)
             return false;
@@ -4457,793 +3836,168 @@ static bool events__sc16(const wallet_transaction_created_v1 *v)
         if (!tb_format_date_time(s, sn))
             return false;
     }
-    (void)v;
     return true;
 }
 
 /* ---- events ---- */
-
-const tb_event_type game_completed_v1_event = {
-    "game.completed", "1.0", TB_TRANSPORT_RABBITMQ,
-"gameId", "game-engine",
-    "schemas/events/game.completed.v1.json", game_completed_v1_validate, event_envelope_validate,
-};
 
 bool game_completed_v1__fast_valid(const game_completed_v1 *data)
 {
     return events__sc0(data);
 }
 
-static void game_completed_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&game_completed_v1__desc, data, b);
-}
-
-int game_completed_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err)
-{
-    if (data && events__sc0(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked(bus, ctx, &game_completed_v1_event,
-            game_completed_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = game_completed_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &game_completed_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_completed_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_completed_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc0(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked_async(bus, ctx, &game_completed_v1_event,
-            game_completed_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = game_completed_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &game_completed_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_completed_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_completed_v1 *data, tb_error *err)
-{
-    json_t *j = game_completed_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.completed: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &game_completed_v1_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int game_completed_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    game_completed_v1 data;
-    int rc = tb_codec_decode(&game_completed_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "game.completed 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((game_completed_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int game_completed_v1_subscribe(tb_bus *bus, game_completed_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &game_completed_v1_event, game_completed_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type game_created_v1_event = {
-    "game.created", "1.0", TB_TRANSPORT_RABBITMQ,
-"gameId", "game-engine",
-    "schemas/events/game.created.v1.json", game_created_v1_validate, event_envelope_validate,
+const tb_event_type game_completed_v1_event = {
+    "game.completed", "1.0", TB_TRANSPORT_RABBITMQ,
+    "gameId", "game-engine",
+    "schemas/events/game.completed.v1.json", game_completed_v1_validate, event_envelope_validate,
+    &game_completed_v1__desc, events__sc0,
+    TB_CK_STRING, offsetof(game_completed_v1, game_id),
 };
+TB_EVENT_DEFINE(game_completed_v1)
+TB_EVENT_OUTBOX_DEFINE(game_completed_v1)
 
 bool game_created_v1__fast_valid(const game_created_v1 *data)
 {
     return events__sc2(data);
 }
 
-static void game_created_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&game_created_v1__desc, data, b);
-}
-
-int game_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err)
-{
-    if (data && events__sc2(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked(bus, ctx, &game_created_v1_event,
-            game_created_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = game_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &game_created_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_created_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc2(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked_async(bus, ctx, &game_created_v1_event,
-            game_created_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = game_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &game_created_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_created_v1 *data, tb_error *err)
-{
-    json_t *j = game_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.created: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &game_created_v1_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int game_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    game_created_v1 data;
-    int rc = tb_codec_decode(&game_created_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "game.created 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((game_created_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int game_created_v1_subscribe(tb_bus *bus, game_created_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &game_created_v1_event, game_created_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type game_move_made_v1_event = {
-    "game.move.made", "1.0", TB_TRANSPORT_REDIS,
-"gameId", "game-engine",
-    "schemas/events/game.move.made.v1.json", game_move_made_v1_validate, event_envelope_validate,
+const tb_event_type game_created_v1_event = {
+    "game.created", "1.0", TB_TRANSPORT_RABBITMQ,
+    "gameId", "game-engine",
+    "schemas/events/game.created.v1.json", game_created_v1_validate, event_envelope_validate,
+    &game_created_v1__desc, events__sc2,
+    TB_CK_STRING, offsetof(game_created_v1, game_id),
 };
+TB_EVENT_DEFINE(game_created_v1)
+TB_EVENT_OUTBOX_DEFINE(game_created_v1)
 
 bool game_move_made_v1__fast_valid(const game_move_made_v1 *data)
 {
     return events__sc5(data);
 }
 
-static void game_move_made_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&game_move_made_v1__desc, data, b);
-}
-
-int game_move_made_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data, tb_error *err)
-{
-    if (data && events__sc5(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked(bus, ctx, &game_move_made_v1_event,
-            game_move_made_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = game_move_made_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.move.made: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &game_move_made_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_move_made_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_move_made_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc5(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked_async(bus, ctx, &game_move_made_v1_event,
-            game_move_made_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = game_move_made_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.move.made: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &game_move_made_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int game_move_made_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    game_move_made_v1 data;
-    int rc = tb_codec_decode(&game_move_made_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "game.move.made 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((game_move_made_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int game_move_made_v1_subscribe(tb_bus *bus, game_move_made_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &game_move_made_v1_event, game_move_made_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type game_started_v1_event = {
-    "game.started", "1.0", TB_TRANSPORT_RABBITMQ,
-"gameId", "game-engine",
-    "schemas/events/game.started.v1.json", game_started_v1_validate, event_envelope_validate,
+const tb_event_type game_move_made_v1_event = {
+    "game.move.made", "1.0", TB_TRANSPORT_REDIS,
+    "gameId", "game-engine",
+    "schemas/events/game.move.made.v1.json", game_move_made_v1_validate, event_envelope_validate,
+    &game_move_made_v1__desc, events__sc5,
+    TB_CK_STRING, offsetof(game_move_made_v1, game_id),
 };
+TB_EVENT_DEFINE(game_move_made_v1)
 
 bool game_started_v1__fast_valid(const game_started_v1 *data)
 {
     return events__sc7(data);
 }
 
-static void game_started_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&game_started_v1__desc, data, b);
-}
-
-int game_started_v1_publish(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err)
-{
-    if (data && events__sc7(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked(bus, ctx, &game_started_v1_event,
-            game_started_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = game_started_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &game_started_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_started_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const game_started_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc7(data)) {
-        const char *key = data->game_id;
-        return tb_bus_publish_checked_async(bus, ctx, &game_started_v1_event,
-            game_started_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = game_started_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &game_started_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int game_started_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const game_started_v1 *data, tb_error *err)
-{
-    json_t *j = game_started_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "game.started: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &game_started_v1_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int game_started_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    game_started_v1 data;
-    int rc = tb_codec_decode(&game_started_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "game.started 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((game_started_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int game_started_v1_subscribe(tb_bus *bus, game_started_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &game_started_v1_event, game_started_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type user_achievements_earned_v1_event = {
-    "user.achievements.earned", "1.0", TB_TRANSPORT_REDIS,
-"userId", "user-service",
-    "schemas/events/user.achievements.earned.v1.json", user_achievements_earned_v1_validate, event_envelope_validate,
+const tb_event_type game_started_v1_event = {
+    "game.started", "1.0", TB_TRANSPORT_RABBITMQ,
+    "gameId", "game-engine",
+    "schemas/events/game.started.v1.json", game_started_v1_validate, event_envelope_validate,
+    &game_started_v1__desc, events__sc7,
+    TB_CK_STRING, offsetof(game_started_v1, game_id),
 };
+TB_EVENT_DEFINE(game_started_v1)
+TB_EVENT_OUTBOX_DEFINE(game_started_v1)
 
 bool user_achievements_earned_v1__fast_valid(const user_achievements_earned_v1 *data)
 {
     return events__sc8(data);
 }
 
-static void user_achievements_earned_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&user_achievements_earned_v1__desc, data, b);
-}
-
-int user_achievements_earned_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data, tb_error *err)
-{
-    if (data && events__sc8(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked(bus, ctx, &user_achievements_earned_v1_event,
-            user_achievements_earned_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = user_achievements_earned_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.achievements.earned: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &user_achievements_earned_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int user_achievements_earned_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_achievements_earned_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc8(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked_async(bus, ctx, &user_achievements_earned_v1_event,
-            user_achievements_earned_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = user_achievements_earned_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.achievements.earned: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &user_achievements_earned_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int user_achievements_earned_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    user_achievements_earned_v1 data;
-    int rc = tb_codec_decode(&user_achievements_earned_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "user.achievements.earned 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((user_achievements_earned_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int user_achievements_earned_v1_subscribe(tb_bus *bus, user_achievements_earned_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &user_achievements_earned_v1_event, user_achievements_earned_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type user_profile_updated_v1_event = {
-    "user.profile.updated", "1.0", TB_TRANSPORT_REDIS,
-"userId", "user-service",
-    "schemas/events/user.profile.updated.v1.json", user_profile_updated_v1_validate, event_envelope_validate,
+const tb_event_type user_achievements_earned_v1_event = {
+    "user.achievements.earned", "1.0", TB_TRANSPORT_REDIS,
+    "userId", "user-service",
+    "schemas/events/user.achievements.earned.v1.json", user_achievements_earned_v1_validate, event_envelope_validate,
+    &user_achievements_earned_v1__desc, events__sc8,
+    TB_CK_STRING, offsetof(user_achievements_earned_v1, user_id),
 };
+TB_EVENT_DEFINE(user_achievements_earned_v1)
 
 bool user_profile_updated_v1__fast_valid(const user_profile_updated_v1 *data)
 {
     return events__sc10(data);
 }
 
-static void user_profile_updated_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&user_profile_updated_v1__desc, data, b);
-}
-
-int user_profile_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data, tb_error *err)
-{
-    if (data && events__sc10(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked(bus, ctx, &user_profile_updated_v1_event,
-            user_profile_updated_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = user_profile_updated_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.profile.updated: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &user_profile_updated_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int user_profile_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_profile_updated_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc10(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked_async(bus, ctx, &user_profile_updated_v1_event,
-            user_profile_updated_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = user_profile_updated_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.profile.updated: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &user_profile_updated_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int user_profile_updated_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    user_profile_updated_v1 data;
-    int rc = tb_codec_decode(&user_profile_updated_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "user.profile.updated 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((user_profile_updated_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int user_profile_updated_v1_subscribe(tb_bus *bus, user_profile_updated_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &user_profile_updated_v1_event, user_profile_updated_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type user_registered_v1_event = {
-    "user.registered", "1.0", TB_TRANSPORT_RABBITMQ,
-"userId", "auth-service",
-    "schemas/events/user.registered.v1.json", user_registered_v1_validate, event_envelope_validate,
+const tb_event_type user_profile_updated_v1_event = {
+    "user.profile.updated", "1.0", TB_TRANSPORT_REDIS,
+    "userId", "user-service",
+    "schemas/events/user.profile.updated.v1.json", user_profile_updated_v1_validate, event_envelope_validate,
+    &user_profile_updated_v1__desc, events__sc10,
+    TB_CK_STRING, offsetof(user_profile_updated_v1, user_id),
 };
+TB_EVENT_DEFINE(user_profile_updated_v1)
 
 bool user_registered_v1__fast_valid(const user_registered_v1 *data)
 {
     return events__sc12(data);
 }
 
-static void user_registered_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&user_registered_v1__desc, data, b);
-}
-
-int user_registered_v1_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err)
-{
-    if (data && events__sc12(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked(bus, ctx, &user_registered_v1_event,
-            user_registered_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = user_registered_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &user_registered_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int user_registered_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc12(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked_async(bus, ctx, &user_registered_v1_event,
-            user_registered_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = user_registered_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &user_registered_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int user_registered_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registered_v1 *data, tb_error *err)
-{
-    json_t *j = user_registered_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &user_registered_v1_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int user_registered_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    user_registered_v1 data;
-    int rc = tb_codec_decode(&user_registered_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "user.registered 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((user_registered_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int user_registered_v1_subscribe(tb_bus *bus, user_registered_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &user_registered_v1_event, user_registered_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type user_registered_v2_event = {
-    "user.registered", "2.0", TB_TRANSPORT_RABBITMQ,
-"userId", "auth-service",
-    "schemas/events/user.registered.v2.json", user_registered_v2_validate, event_envelope_validate,
+const tb_event_type user_registered_v1_event = {
+    "user.registered", "1.0", TB_TRANSPORT_RABBITMQ,
+    "userId", "auth-service",
+    "schemas/events/user.registered.v1.json", user_registered_v1_validate, event_envelope_validate,
+    &user_registered_v1__desc, events__sc12,
+    TB_CK_STRING, offsetof(user_registered_v1, user_id),
 };
+TB_EVENT_DEFINE(user_registered_v1)
+TB_EVENT_OUTBOX_DEFINE(user_registered_v1)
 
 bool user_registered_v2__fast_valid(const user_registered_v2 *data)
 {
     return events__sc13(data);
 }
 
-static void user_registered_v2__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&user_registered_v2__desc, data, b);
-}
-
-int user_registered_v2_publish(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err)
-{
-    if (data && events__sc13(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked(bus, ctx, &user_registered_v2_event,
-            user_registered_v2__write_data, data, key, NULL, err);
-    }
-    json_t *j = user_registered_v2_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &user_registered_v2_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int user_registered_v2_publish_async(tb_bus *bus, const tb_ctx *ctx, const user_registered_v2 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc13(data)) {
-        const char *key = data->user_id;
-        return tb_bus_publish_checked_async(bus, ctx, &user_registered_v2_event,
-            user_registered_v2__write_data, data, key, done, user, err);
-    }
-    json_t *j = user_registered_v2_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &user_registered_v2_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int user_registered_v2_outbox(sqlite3 *db, const tb_ctx *ctx, const user_registered_v2 *data, tb_error *err)
-{
-    json_t *j = user_registered_v2_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "user.registered: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &user_registered_v2_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int user_registered_v2__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    user_registered_v2 data;
-    int rc = tb_codec_decode(&user_registered_v2__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "user.registered 2.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((user_registered_v2_handler)fn)(ctx, ev, &data, user);
-}
-
-int user_registered_v2_subscribe(tb_bus *bus, user_registered_v2_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &user_registered_v2_event, user_registered_v2__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type wallet_balance_updated_v1_event = {
-    "wallet.balance.updated", "1.0", TB_TRANSPORT_REDIS,
-"walletId", "wallet-service",
-    "schemas/events/wallet.balance.updated.v1.json", wallet_balance_updated_v1_validate, event_envelope_validate,
+const tb_event_type user_registered_v2_event = {
+    "user.registered", "2.0", TB_TRANSPORT_RABBITMQ,
+    "userId", "auth-service",
+    "schemas/events/user.registered.v2.json", user_registered_v2_validate, event_envelope_validate,
+    &user_registered_v2__desc, events__sc13,
+    TB_CK_STRING, offsetof(user_registered_v2, user_id),
 };
+TB_EVENT_DEFINE(user_registered_v2)
+TB_EVENT_OUTBOX_DEFINE(user_registered_v2)
 
 bool wallet_balance_updated_v1__fast_valid(const wallet_balance_updated_v1 *data)
 {
     return events__sc14(data);
 }
 
-static void wallet_balance_updated_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&wallet_balance_updated_v1__desc, data, b);
-}
-
-int wallet_balance_updated_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data, tb_error *err)
-{
-    if (data && events__sc14(data)) {
-        const char *key = data->wallet_id;
-        return tb_bus_publish_checked(bus, ctx, &wallet_balance_updated_v1_event,
-            wallet_balance_updated_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = wallet_balance_updated_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.balance.updated: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &wallet_balance_updated_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int wallet_balance_updated_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_balance_updated_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc14(data)) {
-        const char *key = data->wallet_id;
-        return tb_bus_publish_checked_async(bus, ctx, &wallet_balance_updated_v1_event,
-            wallet_balance_updated_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = wallet_balance_updated_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.balance.updated: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &wallet_balance_updated_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int wallet_balance_updated_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    wallet_balance_updated_v1 data;
-    int rc = tb_codec_decode(&wallet_balance_updated_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "wallet.balance.updated 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((wallet_balance_updated_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int wallet_balance_updated_v1_subscribe(tb_bus *bus, wallet_balance_updated_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &wallet_balance_updated_v1_event, wallet_balance_updated_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type wallet_created_v1_event = {
-    "wallet.created", "1.0", TB_TRANSPORT_RABBITMQ,
-"walletId", "wallet-service",
-    "schemas/events/wallet.created.v1.json", wallet_created_v1_validate, event_envelope_validate,
+const tb_event_type wallet_balance_updated_v1_event = {
+    "wallet.balance.updated", "1.0", TB_TRANSPORT_REDIS,
+    "walletId", "wallet-service",
+    "schemas/events/wallet.balance.updated.v1.json", wallet_balance_updated_v1_validate, event_envelope_validate,
+    &wallet_balance_updated_v1__desc, events__sc14,
+    TB_CK_STRING, offsetof(wallet_balance_updated_v1, wallet_id),
 };
+TB_EVENT_DEFINE(wallet_balance_updated_v1)
 
 bool wallet_created_v1__fast_valid(const wallet_created_v1 *data)
 {
     return events__sc15(data);
 }
 
-static void wallet_created_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&wallet_created_v1__desc, data, b);
-}
-
-int wallet_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err)
-{
-    if (data && events__sc15(data)) {
-        const char *key = data->wallet_id;
-        return tb_bus_publish_checked(bus, ctx, &wallet_created_v1_event,
-            wallet_created_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = wallet_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &wallet_created_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int wallet_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_created_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc15(data)) {
-        const char *key = data->wallet_id;
-        return tb_bus_publish_checked_async(bus, ctx, &wallet_created_v1_event,
-            wallet_created_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = wallet_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &wallet_created_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int wallet_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_created_v1 *data, tb_error *err)
-{
-    json_t *j = wallet_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.created: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &wallet_created_v1_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int wallet_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    wallet_created_v1 data;
-    int rc = tb_codec_decode(&wallet_created_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "wallet.created 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((wallet_created_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int wallet_created_v1_subscribe(tb_bus *bus, wallet_created_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &wallet_created_v1_event, wallet_created_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
-
-const tb_event_type wallet_transaction_created_v1_event = {
-    "wallet.transaction.created", "1.0", TB_TRANSPORT_RABBITMQ,
-"walletId", "wallet-service",
-    "schemas/events/wallet.transaction.created.v1.json", wallet_transaction_created_v1_validate, event_envelope_validate,
+const tb_event_type wallet_created_v1_event = {
+    "wallet.created", "1.0", TB_TRANSPORT_RABBITMQ,
+    "walletId", "wallet-service",
+    "schemas/events/wallet.created.v1.json", wallet_created_v1_validate, event_envelope_validate,
+    &wallet_created_v1__desc, events__sc15,
+    TB_CK_STRING, offsetof(wallet_created_v1, wallet_id),
 };
+TB_EVENT_DEFINE(wallet_created_v1)
+TB_EVENT_OUTBOX_DEFINE(wallet_created_v1)
 
 bool wallet_transaction_created_v1__fast_valid(const wallet_transaction_created_v1 *data)
 {
     return events__sc16(data);
 }
 
-static void wallet_transaction_created_v1__write_data(const void *data, tb_buf *b)
-{
-    tb_codec_write(&wallet_transaction_created_v1__desc, data, b);
-}
-
-int wallet_transaction_created_v1_publish(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err)
-{
-    if (data && events__sc16(data)) {
-        const char *key = data->wallet_id;
-        return tb_bus_publish_checked(bus, ctx, &wallet_transaction_created_v1_event,
-            wallet_transaction_created_v1__write_data, data, key, NULL, err);
-    }
-    json_t *j = wallet_transaction_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
-    int rc = tb_bus_publish_json(bus, ctx, &wallet_transaction_created_v1_event, j, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-int wallet_transaction_created_v1_publish_async(tb_bus *bus, const tb_ctx *ctx, const wallet_transaction_created_v1 *data,
-    tb_publish_fn done, void *user, tb_error *err)
-{
-    if (data && events__sc16(data)) {
-        const char *key = data->wallet_id;
-        return tb_bus_publish_checked_async(bus, ctx, &wallet_transaction_created_v1_event,
-            wallet_transaction_created_v1__write_data, data, key, done, user, err);
-    }
-    json_t *j = wallet_transaction_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
-    int rc = tb_bus_publish_json_async(bus, ctx, &wallet_transaction_created_v1_event, j, done, user, err);
-    json_decref(j);
-    return rc;
-}
-
-int wallet_transaction_created_v1_outbox(sqlite3 *db, const tb_ctx *ctx, const wallet_transaction_created_v1 *data, tb_error *err)
-{
-    json_t *j = wallet_transaction_created_v1_to_json(data);
-    if (j == NULL)
-        return tb_error_set(err, TB_ENOMEM, "wallet.transaction.created: out of memory");
-    int rc = tb_outbox_add_json(db, ctx, &wallet_transaction_created_v1_event, j, NULL, NULL, err);
-    json_decref(j);
-    return rc;
-}
-
-/* The bus validated ev->data against this schema before calling: decode only. */
-static int wallet_transaction_created_v1__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)
-{
-    wallet_transaction_created_v1 data;
-    int rc = tb_codec_decode(&wallet_transaction_created_v1__desc, ev->data, ctx->arena, &data);
-    if (rc != 0) {
-        tb_event_set_reason(ev, "wallet.transaction.created 1.0: cannot decode data: %s", tb_strerror(rc));
-        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
-    }
-    return ((wallet_transaction_created_v1_handler)fn)(ctx, ev, &data, user);
-}
-
-int wallet_transaction_created_v1_subscribe(tb_bus *bus, wallet_transaction_created_v1_handler handler, void *user, tb_error *err)
-{
-    return tb_bus_subscribe_typed(bus, &wallet_transaction_created_v1_event, wallet_transaction_created_v1__invoke,
-                                  (void (*)(void))handler, user, err);
-}
+const tb_event_type wallet_transaction_created_v1_event = {
+    "wallet.transaction.created", "1.0", TB_TRANSPORT_RABBITMQ,
+    "walletId", "wallet-service",
+    "schemas/events/wallet.transaction.created.v1.json", wallet_transaction_created_v1_validate, event_envelope_validate,
+    &wallet_transaction_created_v1__desc, events__sc16,
+    TB_CK_STRING, offsetof(wallet_transaction_created_v1, wallet_id),
+};
+TB_EVENT_DEFINE(wallet_transaction_created_v1)
+TB_EVENT_OUTBOX_DEFINE(wallet_transaction_created_v1)

@@ -55,11 +55,7 @@ typedef struct event_envelope_metadata {
     bool has_causation_id;
     char *causation_id; /* "causationId" */
 } event_envelope_metadata;
-int event_envelope_metadata_validate(const json_t *j, unsigned flags, tb_error *err);
-int event_envelope_metadata_parse(const char *buf, size_t len, tb_arena *a, event_envelope_metadata *out, tb_error *err);
-int event_envelope_metadata_from_json(const json_t *j, tb_arena *a, event_envelope_metadata *out, tb_error *err);
-int event_envelope_metadata_serialize(const event_envelope_metadata *v, tb_buf *out);
-json_t *event_envelope_metadata_to_json(const event_envelope_metadata *v);
+TB_CODEC_DECLARE(event_envelope_metadata); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- event_envelope: schemas/events/envelope.json ---- */
 /** The standard envelope of every Tablium event; `data` follows the schema of the event's type and version. */
@@ -79,11 +75,7 @@ typedef struct event_envelope {
     /** Correlation and tracing. */
     event_envelope_metadata metadata; /* "metadata", required */
 } event_envelope;
-int event_envelope_validate(const json_t *j, unsigned flags, tb_error *err);
-int event_envelope_parse(const char *buf, size_t len, tb_arena *a, event_envelope *out, tb_error *err);
-int event_envelope_from_json(const json_t *j, tb_arena *a, event_envelope *out, tb_error *err);
-int event_envelope_serialize(const event_envelope *v, tb_buf *out);
-json_t *event_envelope_to_json(const event_envelope *v);
+TB_CODEC_DECLARE(event_envelope); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_completed_v1_outcome: schemas/events/game.completed.v1.json#/properties/outcome ---- */
 typedef enum game_completed_v1_outcome {
@@ -93,10 +85,7 @@ typedef enum game_completed_v1_outcome {
     GAME_COMPLETED_V1_OUTCOME_TIMEOUT = 3, /* "timeout" */
 } game_completed_v1_outcome;
 #define GAME_COMPLETED_V1_OUTCOME__COUNT 4
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *game_completed_v1_outcome_to_string(game_completed_v1_outcome v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int game_completed_v1_outcome_from_string(const char *s, size_t len, game_completed_v1_outcome *out);
+TB_CODEC_ENUM_DECLARE(game_completed_v1_outcome); /* _to_string, _from_string */
 int game_completed_v1_outcome_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- game_completed_v1_scores_item: schemas/events/game.completed.v1.json#/properties/scores/items ---- */
@@ -104,11 +93,7 @@ typedef struct game_completed_v1_scores_item {
     char *player_id; /* "playerId", required */
     int64_t score; /* "score", required */
 } game_completed_v1_scores_item;
-int game_completed_v1_scores_item_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_completed_v1_scores_item_parse(const char *buf, size_t len, tb_arena *a, game_completed_v1_scores_item *out, tb_error *err);
-int game_completed_v1_scores_item_from_json(const json_t *j, tb_arena *a, game_completed_v1_scores_item *out, tb_error *err);
-int game_completed_v1_scores_item_serialize(const game_completed_v1_scores_item *v, tb_buf *out);
-json_t *game_completed_v1_scores_item_to_json(const game_completed_v1_scores_item *v);
+TB_CODEC_DECLARE(game_completed_v1_scores_item); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_completed_v1: schemas/events/game.completed.v1.json ---- */
 /** A game ended. */
@@ -123,11 +108,7 @@ typedef struct game_completed_v1 {
     int64_t duration_ms; /* "durationMs", required */
     char *completed_at; /* "completedAt", required */
 } game_completed_v1;
-int game_completed_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_completed_v1_parse(const char *buf, size_t len, tb_arena *a, game_completed_v1 *out, tb_error *err);
-int game_completed_v1_from_json(const json_t *j, tb_arena *a, game_completed_v1 *out, tb_error *err);
-int game_completed_v1_serialize(const game_completed_v1 *v, tb_buf *out);
-json_t *game_completed_v1_to_json(const game_completed_v1 *v);
+TB_CODEC_DECLARE(game_completed_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_created_v1_game_type: schemas/events/game.created.v1.json#/properties/gameType ---- */
 typedef enum game_created_v1_game_type {
@@ -137,10 +118,7 @@ typedef enum game_created_v1_game_type {
     GAME_CREATED_V1_GAME_TYPE_CONNECT4 = 3, /* "connect4" */
 } game_created_v1_game_type;
 #define GAME_CREATED_V1_GAME_TYPE__COUNT 4
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *game_created_v1_game_type_to_string(game_created_v1_game_type v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int game_created_v1_game_type_from_string(const char *s, size_t len, game_created_v1_game_type *out);
+TB_CODEC_ENUM_DECLARE(game_created_v1_game_type); /* _to_string, _from_string */
 int game_created_v1_game_type_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- game_created_v1_settings: schemas/events/game.created.v1.json#/properties/settings ---- */
@@ -148,22 +126,14 @@ typedef struct game_created_v1_settings {
     int64_t time_control_seconds; /* "timeControlSeconds", required */
     bool rated; /* "rated", required */
 } game_created_v1_settings;
-int game_created_v1_settings_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_created_v1_settings_parse(const char *buf, size_t len, tb_arena *a, game_created_v1_settings *out, tb_error *err);
-int game_created_v1_settings_from_json(const json_t *j, tb_arena *a, game_created_v1_settings *out, tb_error *err);
-int game_created_v1_settings_serialize(const game_created_v1_settings *v, tb_buf *out);
-json_t *game_created_v1_settings_to_json(const game_created_v1_settings *v);
+TB_CODEC_DECLARE(game_created_v1_settings); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_created_v1_stake: schemas/events/game.created.v1.json#/properties/stake ---- */
 typedef struct game_created_v1_stake {
     int64_t amount; /* "amount", required */
     char *currency; /* "currency", required */
 } game_created_v1_stake;
-int game_created_v1_stake_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_created_v1_stake_parse(const char *buf, size_t len, tb_arena *a, game_created_v1_stake *out, tb_error *err);
-int game_created_v1_stake_from_json(const json_t *j, tb_arena *a, game_created_v1_stake *out, tb_error *err);
-int game_created_v1_stake_serialize(const game_created_v1_stake *v, tb_buf *out);
-json_t *game_created_v1_stake_to_json(const game_created_v1_stake *v);
+TB_CODEC_DECLARE(game_created_v1_stake); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_created_v1: schemas/events/game.created.v1.json ---- */
 /** A game was created and waits for players. */
@@ -178,11 +148,7 @@ typedef struct game_created_v1 {
     game_created_v1_stake stake; /* "stake" */
     char *created_at; /* "createdAt", required */
 } game_created_v1;
-int game_created_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_created_v1_parse(const char *buf, size_t len, tb_arena *a, game_created_v1 *out, tb_error *err);
-int game_created_v1_from_json(const json_t *j, tb_arena *a, game_created_v1 *out, tb_error *err);
-int game_created_v1_serialize(const game_created_v1 *v, tb_buf *out);
-json_t *game_created_v1_to_json(const game_created_v1 *v);
+TB_CODEC_DECLARE(game_created_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_move_made_v1_move: schemas/events/game.move.made.v1.json#/properties/move ---- */
 typedef struct game_move_made_v1_move {
@@ -193,11 +159,7 @@ typedef struct game_move_made_v1_move {
     bool has_to;
     char *to; /* "to" */
 } game_move_made_v1_move;
-int game_move_made_v1_move_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_move_made_v1_move_parse(const char *buf, size_t len, tb_arena *a, game_move_made_v1_move *out, tb_error *err);
-int game_move_made_v1_move_from_json(const json_t *j, tb_arena *a, game_move_made_v1_move *out, tb_error *err);
-int game_move_made_v1_move_serialize(const game_move_made_v1_move *v, tb_buf *out);
-json_t *game_move_made_v1_move_to_json(const game_move_made_v1_move *v);
+TB_CODEC_DECLARE(game_move_made_v1_move); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_move_made_v1: schemas/events/game.move.made.v1.json ---- */
 /** A player made a move; moveNumber orders the moves of one game. */
@@ -210,11 +172,7 @@ typedef struct game_move_made_v1 {
     int64_t state_version; /* "stateVersion" */
     char *made_at; /* "madeAt", required */
 } game_move_made_v1;
-int game_move_made_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_move_made_v1_parse(const char *buf, size_t len, tb_arena *a, game_move_made_v1 *out, tb_error *err);
-int game_move_made_v1_from_json(const json_t *j, tb_arena *a, game_move_made_v1 *out, tb_error *err);
-int game_move_made_v1_serialize(const game_move_made_v1 *v, tb_buf *out);
-json_t *game_move_made_v1_to_json(const game_move_made_v1 *v);
+TB_CODEC_DECLARE(game_move_made_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- game_started_v1: schemas/events/game.started.v1.json ---- */
 /** All players joined; the game began. */
@@ -225,11 +183,7 @@ typedef struct game_started_v1 {
     char *first_turn; /* "firstTurn", required */
     char *started_at; /* "startedAt", required */
 } game_started_v1;
-int game_started_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int game_started_v1_parse(const char *buf, size_t len, tb_arena *a, game_started_v1 *out, tb_error *err);
-int game_started_v1_from_json(const json_t *j, tb_arena *a, game_started_v1 *out, tb_error *err);
-int game_started_v1_serialize(const game_started_v1 *v, tb_buf *out);
-json_t *game_started_v1_to_json(const game_started_v1 *v);
+TB_CODEC_DECLARE(game_started_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_achievements_earned_v1_achievements_item: schemas/events/user.achievements.earned.v1.json#/properties/achievements/items ---- */
 typedef struct user_achievements_earned_v1_achievements_item {
@@ -237,11 +191,7 @@ typedef struct user_achievements_earned_v1_achievements_item {
     char *name; /* "name", required */
     int64_t points; /* "points", required */
 } user_achievements_earned_v1_achievements_item;
-int user_achievements_earned_v1_achievements_item_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_achievements_earned_v1_achievements_item_parse(const char *buf, size_t len, tb_arena *a, user_achievements_earned_v1_achievements_item *out, tb_error *err);
-int user_achievements_earned_v1_achievements_item_from_json(const json_t *j, tb_arena *a, user_achievements_earned_v1_achievements_item *out, tb_error *err);
-int user_achievements_earned_v1_achievements_item_serialize(const user_achievements_earned_v1_achievements_item *v, tb_buf *out);
-json_t *user_achievements_earned_v1_achievements_item_to_json(const user_achievements_earned_v1_achievements_item *v);
+TB_CODEC_DECLARE(user_achievements_earned_v1_achievements_item); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_achievements_earned_v1: schemas/events/user.achievements.earned.v1.json ---- */
 /** A user earned one or more achievements. */
@@ -251,11 +201,7 @@ typedef struct user_achievements_earned_v1 {
     user_achievements_earned_v1_achievements_item *achievements; /* "achievements", required */
     char *earned_at; /* "earnedAt", required */
 } user_achievements_earned_v1;
-int user_achievements_earned_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_achievements_earned_v1_parse(const char *buf, size_t len, tb_arena *a, user_achievements_earned_v1 *out, tb_error *err);
-int user_achievements_earned_v1_from_json(const json_t *j, tb_arena *a, user_achievements_earned_v1 *out, tb_error *err);
-int user_achievements_earned_v1_serialize(const user_achievements_earned_v1 *v, tb_buf *out);
-json_t *user_achievements_earned_v1_to_json(const user_achievements_earned_v1 *v);
+TB_CODEC_DECLARE(user_achievements_earned_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_profile_updated_v1_changes: schemas/events/user.profile.updated.v1.json#/properties/changes ---- */
 typedef struct user_profile_updated_v1_changes {
@@ -270,11 +216,7 @@ typedef struct user_profile_updated_v1_changes {
     bool has_country;
     char *country; /* "country" */
 } user_profile_updated_v1_changes;
-int user_profile_updated_v1_changes_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_profile_updated_v1_changes_parse(const char *buf, size_t len, tb_arena *a, user_profile_updated_v1_changes *out, tb_error *err);
-int user_profile_updated_v1_changes_from_json(const json_t *j, tb_arena *a, user_profile_updated_v1_changes *out, tb_error *err);
-int user_profile_updated_v1_changes_serialize(const user_profile_updated_v1_changes *v, tb_buf *out);
-json_t *user_profile_updated_v1_changes_to_json(const user_profile_updated_v1_changes *v);
+TB_CODEC_DECLARE(user_profile_updated_v1_changes); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_profile_updated_v1: schemas/events/user.profile.updated.v1.json ---- */
 /** A user's profile changed; only the changed fields are present in changes. */
@@ -283,11 +225,7 @@ typedef struct user_profile_updated_v1 {
     user_profile_updated_v1_changes changes; /* "changes", required */
     char *updated_at; /* "updatedAt", required */
 } user_profile_updated_v1;
-int user_profile_updated_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_profile_updated_v1_parse(const char *buf, size_t len, tb_arena *a, user_profile_updated_v1 *out, tb_error *err);
-int user_profile_updated_v1_from_json(const json_t *j, tb_arena *a, user_profile_updated_v1 *out, tb_error *err);
-int user_profile_updated_v1_serialize(const user_profile_updated_v1 *v, tb_buf *out);
-json_t *user_profile_updated_v1_to_json(const user_profile_updated_v1 *v);
+TB_CODEC_DECLARE(user_profile_updated_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_registered_v1: schemas/events/user.registered.v1.json ---- */
 /** A user account was created (Auth service). The User service creates the profile. */
@@ -299,11 +237,7 @@ typedef struct user_registered_v1 {
     char *display_name; /* "displayName" */
     char *registered_at; /* "registeredAt", required */
 } user_registered_v1;
-int user_registered_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_registered_v1_parse(const char *buf, size_t len, tb_arena *a, user_registered_v1 *out, tb_error *err);
-int user_registered_v1_from_json(const json_t *j, tb_arena *a, user_registered_v1 *out, tb_error *err);
-int user_registered_v1_serialize(const user_registered_v1 *v, tb_buf *out);
-json_t *user_registered_v1_to_json(const user_registered_v1 *v);
+TB_CODEC_DECLARE(user_registered_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_registered_v2: schemas/events/user.registered.v2.json ---- */
 /** A user account was created (Auth service), with locale and marketing consent. */
@@ -317,11 +251,7 @@ typedef struct user_registered_v2 {
     bool marketing_opt_in; /* "marketingOptIn", required */
     char *registered_at; /* "registeredAt", required */
 } user_registered_v2;
-int user_registered_v2_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_registered_v2_parse(const char *buf, size_t len, tb_arena *a, user_registered_v2 *out, tb_error *err);
-int user_registered_v2_from_json(const json_t *j, tb_arena *a, user_registered_v2 *out, tb_error *err);
-int user_registered_v2_serialize(const user_registered_v2 *v, tb_buf *out);
-json_t *user_registered_v2_to_json(const user_registered_v2 *v);
+TB_CODEC_DECLARE(user_registered_v2); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_balance_updated_v1: schemas/events/wallet.balance.updated.v1.json ---- */
 /** A wallet's balance changed. */
@@ -335,11 +265,7 @@ typedef struct wallet_balance_updated_v1 {
     char *transaction_id; /* "transactionId" */
     char *updated_at; /* "updatedAt", required */
 } wallet_balance_updated_v1;
-int wallet_balance_updated_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_balance_updated_v1_parse(const char *buf, size_t len, tb_arena *a, wallet_balance_updated_v1 *out, tb_error *err);
-int wallet_balance_updated_v1_from_json(const json_t *j, tb_arena *a, wallet_balance_updated_v1 *out, tb_error *err);
-int wallet_balance_updated_v1_serialize(const wallet_balance_updated_v1 *v, tb_buf *out);
-json_t *wallet_balance_updated_v1_to_json(const wallet_balance_updated_v1 *v);
+TB_CODEC_DECLARE(wallet_balance_updated_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_created_v1: schemas/events/wallet.created.v1.json ---- */
 /** A wallet was opened for a user. */
@@ -349,11 +275,7 @@ typedef struct wallet_created_v1 {
     char *currency; /* "currency", required */
     char *created_at; /* "createdAt", required */
 } wallet_created_v1;
-int wallet_created_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_created_v1_parse(const char *buf, size_t len, tb_arena *a, wallet_created_v1 *out, tb_error *err);
-int wallet_created_v1_from_json(const json_t *j, tb_arena *a, wallet_created_v1 *out, tb_error *err);
-int wallet_created_v1_serialize(const wallet_created_v1 *v, tb_buf *out);
-json_t *wallet_created_v1_to_json(const wallet_created_v1 *v);
+TB_CODEC_DECLARE(wallet_created_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_transaction_created_v1_type: schemas/events/wallet.transaction.created.v1.json#/properties/type ---- */
 typedef enum wallet_transaction_created_v1_type {
@@ -361,10 +283,7 @@ typedef enum wallet_transaction_created_v1_type {
     WALLET_TRANSACTION_CREATED_V1_TYPE_DEBIT = 1, /* "debit" */
 } wallet_transaction_created_v1_type;
 #define WALLET_TRANSACTION_CREATED_V1_TYPE__COUNT 2
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *wallet_transaction_created_v1_type_to_string(wallet_transaction_created_v1_type v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int wallet_transaction_created_v1_type_from_string(const char *s, size_t len, wallet_transaction_created_v1_type *out);
+TB_CODEC_ENUM_DECLARE(wallet_transaction_created_v1_type); /* _to_string, _from_string */
 int wallet_transaction_created_v1_type_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- wallet_transaction_created_v1: schemas/events/wallet.transaction.created.v1.json ---- */
@@ -384,11 +303,7 @@ typedef struct wallet_transaction_created_v1 {
     char *idempotency_key; /* "idempotencyKey" */
     char *created_at; /* "createdAt", required */
 } wallet_transaction_created_v1;
-int wallet_transaction_created_v1_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_transaction_created_v1_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_created_v1 *out, tb_error *err);
-int wallet_transaction_created_v1_from_json(const json_t *j, tb_arena *a, wallet_transaction_created_v1 *out, tb_error *err);
-int wallet_transaction_created_v1_serialize(const wallet_transaction_created_v1 *v, tb_buf *out);
-json_t *wallet_transaction_created_v1_to_json(const wallet_transaction_created_v1 *v);
+TB_CODEC_DECLARE(wallet_transaction_created_v1); /* _validate, _parse, _from_json, _serialize, _to_json */
 /*
  * Events. For every event type E declared by a schema's x-tablium-event (see tablium/events.h):
  *   E_event                                the tb_event_type: type, version, transport, key

@@ -1013,31 +1013,7 @@ static const tb_codec_field user_create_user_request__fields[] = {
      offsetof(user_create_user_request, display_name), offsetof(user_create_user_request, has_display_name), 0, 0, NULL},
 };
 static const tb_codec_type user_create_user_request__desc = {"user_create_user_request", sizeof(user_create_user_request), 3, user_create_user_request__fields, user__schema_create_user_request};
-
-int user_create_user_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_create_user_request, j, flags, err);
-}
-
-int user_create_user_request_from_json(const json_t *j, tb_arena *a, user_create_user_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_create_user_request__desc, j, a, out, err);
-}
-
-int user_create_user_request_parse(const char *buf, size_t len, tb_arena *a, user_create_user_request *out, tb_error *err)
-{
-    return tb_codec_parse(&user_create_user_request__desc, buf, len, a, out, err);
-}
-
-int user_create_user_request_serialize(const user_create_user_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_create_user_request__desc, v, out);
-}
-
-json_t *user_create_user_request_to_json(const user_create_user_request *v)
-{
-    return tb_codec_to_json(&user_create_user_request__desc, v);
-}
+TB_CODEC_DEFINE(user_create_user_request)
 
 static const tb_codec_field user_user__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1050,62 +1026,14 @@ static const tb_codec_field user_user__fields[] = {
      offsetof(user_user, created_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_user__desc = {"user_user", sizeof(user_user), 4, user_user__fields, user__schema_user};
-
-int user_user_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_user, j, flags, err);
-}
-
-int user_user_from_json(const json_t *j, tb_arena *a, user_user *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_user__desc, j, a, out, err);
-}
-
-int user_user_parse(const char *buf, size_t len, tb_arena *a, user_user *out, tb_error *err)
-{
-    return tb_codec_parse(&user_user__desc, buf, len, a, out, err);
-}
-
-int user_user_serialize(const user_user *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_user__desc, v, out);
-}
-
-json_t *user_user_to_json(const user_user *v)
-{
-    return tb_codec_to_json(&user_user__desc, v);
-}
+TB_CODEC_DEFINE(user_user)
 
 static const tb_codec_field user_user_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(user_user_response, data), 0, 0, 0, &user_user__desc},
 };
 static const tb_codec_type user_user_response__desc = {"user_user_response", sizeof(user_user_response), 1, user_user_response__fields, user__schema_user_response};
-
-int user_user_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_user_response, j, flags, err);
-}
-
-int user_user_response_from_json(const json_t *j, tb_arena *a, user_user_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_user_response__desc, j, a, out, err);
-}
-
-int user_user_response_parse(const char *buf, size_t len, tb_arena *a, user_user_response *out, tb_error *err)
-{
-    return tb_codec_parse(&user_user_response__desc, buf, len, a, out, err);
-}
-
-int user_user_response_serialize(const user_user_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_user_response__desc, v, out);
-}
-
-json_t *user_user_response_to_json(const user_user_response *v)
-{
-    return tb_codec_to_json(&user_user_response__desc, v);
-}
+TB_CODEC_DEFINE(user_user_response)
 
 static const tb_codec_field user_profile__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1122,62 +1050,14 @@ static const tb_codec_field user_profile__fields[] = {
      offsetof(user_profile, updated_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_profile__desc = {"user_profile", sizeof(user_profile), 6, user_profile__fields, user__schema_profile};
-
-int user_profile_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_profile, j, flags, err);
-}
-
-int user_profile_from_json(const json_t *j, tb_arena *a, user_profile *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_profile__desc, j, a, out, err);
-}
-
-int user_profile_parse(const char *buf, size_t len, tb_arena *a, user_profile *out, tb_error *err)
-{
-    return tb_codec_parse(&user_profile__desc, buf, len, a, out, err);
-}
-
-int user_profile_serialize(const user_profile *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_profile__desc, v, out);
-}
-
-json_t *user_profile_to_json(const user_profile *v)
-{
-    return tb_codec_to_json(&user_profile__desc, v);
-}
+TB_CODEC_DEFINE(user_profile)
 
 static const tb_codec_field user_profile_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(user_profile_response, data), 0, 0, 0, &user_profile__desc},
 };
 static const tb_codec_type user_profile_response__desc = {"user_profile_response", sizeof(user_profile_response), 1, user_profile_response__fields, user__schema_profile_response};
-
-int user_profile_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_profile_response, j, flags, err);
-}
-
-int user_profile_response_from_json(const json_t *j, tb_arena *a, user_profile_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_profile_response__desc, j, a, out, err);
-}
-
-int user_profile_response_parse(const char *buf, size_t len, tb_arena *a, user_profile_response *out, tb_error *err)
-{
-    return tb_codec_parse(&user_profile_response__desc, buf, len, a, out, err);
-}
-
-int user_profile_response_serialize(const user_profile_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_profile_response__desc, v, out);
-}
-
-json_t *user_profile_response_to_json(const user_profile_response *v)
-{
-    return tb_codec_to_json(&user_profile_response__desc, v);
-}
+TB_CODEC_DEFINE(user_profile_response)
 
 static const tb_codec_field user_update_profile_request__fields[] = {
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
@@ -1188,62 +1068,14 @@ static const tb_codec_field user_update_profile_request__fields[] = {
      offsetof(user_update_profile_request, country), offsetof(user_update_profile_request, has_country), offsetof(user_update_profile_request, country_is_null), 0, NULL},
 };
 static const tb_codec_type user_update_profile_request__desc = {"user_update_profile_request", sizeof(user_update_profile_request), 3, user_update_profile_request__fields, user__schema_update_profile_request};
-
-int user_update_profile_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_update_profile_request, j, flags, err);
-}
-
-int user_update_profile_request_from_json(const json_t *j, tb_arena *a, user_update_profile_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_update_profile_request__desc, j, a, out, err);
-}
-
-int user_update_profile_request_parse(const char *buf, size_t len, tb_arena *a, user_update_profile_request *out, tb_error *err)
-{
-    return tb_codec_parse(&user_update_profile_request__desc, buf, len, a, out, err);
-}
-
-int user_update_profile_request_serialize(const user_update_profile_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_update_profile_request__desc, v, out);
-}
-
-json_t *user_update_profile_request_to_json(const user_update_profile_request *v)
-{
-    return tb_codec_to_json(&user_update_profile_request__desc, v);
-}
+TB_CODEC_DEFINE(user_update_profile_request)
 
 static const tb_codec_field user_open_wallet_request__fields[] = {
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(user_open_wallet_request, currency), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_open_wallet_request__desc = {"user_open_wallet_request", sizeof(user_open_wallet_request), 1, user_open_wallet_request__fields, user__schema_open_wallet_request};
-
-int user_open_wallet_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_open_wallet_request, j, flags, err);
-}
-
-int user_open_wallet_request_from_json(const json_t *j, tb_arena *a, user_open_wallet_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_open_wallet_request__desc, j, a, out, err);
-}
-
-int user_open_wallet_request_parse(const char *buf, size_t len, tb_arena *a, user_open_wallet_request *out, tb_error *err)
-{
-    return tb_codec_parse(&user_open_wallet_request__desc, buf, len, a, out, err);
-}
-
-int user_open_wallet_request_serialize(const user_open_wallet_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_open_wallet_request__desc, v, out);
-}
-
-json_t *user_open_wallet_request_to_json(const user_open_wallet_request *v)
-{
-    return tb_codec_to_json(&user_open_wallet_request__desc, v);
-}
+TB_CODEC_DEFINE(user_open_wallet_request)
 
 static const tb_codec_field user_wallet__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1254,93 +1086,21 @@ static const tb_codec_field user_wallet__fields[] = {
      offsetof(user_wallet, balance), 0, 0, 0, NULL},
 };
 static const tb_codec_type user_wallet__desc = {"user_wallet", sizeof(user_wallet), 3, user_wallet__fields, user__schema_wallet};
-
-int user_wallet_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_wallet, j, flags, err);
-}
-
-int user_wallet_from_json(const json_t *j, tb_arena *a, user_wallet *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_wallet__desc, j, a, out, err);
-}
-
-int user_wallet_parse(const char *buf, size_t len, tb_arena *a, user_wallet *out, tb_error *err)
-{
-    return tb_codec_parse(&user_wallet__desc, buf, len, a, out, err);
-}
-
-int user_wallet_serialize(const user_wallet *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_wallet__desc, v, out);
-}
-
-json_t *user_wallet_to_json(const user_wallet *v)
-{
-    return tb_codec_to_json(&user_wallet__desc, v);
-}
+TB_CODEC_DEFINE(user_wallet)
 
 static const tb_codec_field user_wallet_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(user_wallet_response, data), 0, 0, 0, &user_wallet__desc},
 };
 static const tb_codec_type user_wallet_response__desc = {"user_wallet_response", sizeof(user_wallet_response), 1, user_wallet_response__fields, user__schema_wallet_response};
-
-int user_wallet_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_wallet_response, j, flags, err);
-}
-
-int user_wallet_response_from_json(const json_t *j, tb_arena *a, user_wallet_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_wallet_response__desc, j, a, out, err);
-}
-
-int user_wallet_response_parse(const char *buf, size_t len, tb_arena *a, user_wallet_response *out, tb_error *err)
-{
-    return tb_codec_parse(&user_wallet_response__desc, buf, len, a, out, err);
-}
-
-int user_wallet_response_serialize(const user_wallet_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_wallet_response__desc, v, out);
-}
-
-json_t *user_wallet_response_to_json(const user_wallet_response *v)
-{
-    return tb_codec_to_json(&user_wallet_response__desc, v);
-}
+TB_CODEC_DEFINE(user_wallet_response)
 
 static const tb_codec_field user_wallet_list_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(user_wallet_list_response, data), 0, 0, offsetof(user_wallet_list_response, n_data), &user_wallet__desc},
 };
 static const tb_codec_type user_wallet_list_response__desc = {"user_wallet_list_response", sizeof(user_wallet_list_response), 1, user_wallet_list_response__fields, user__schema_wallet_list_response};
-
-int user_wallet_list_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(user__schema_wallet_list_response, j, flags, err);
-}
-
-int user_wallet_list_response_from_json(const json_t *j, tb_arena *a, user_wallet_list_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&user_wallet_list_response__desc, j, a, out, err);
-}
-
-int user_wallet_list_response_parse(const char *buf, size_t len, tb_arena *a, user_wallet_list_response *out, tb_error *err)
-{
-    return tb_codec_parse(&user_wallet_list_response__desc, buf, len, a, out, err);
-}
-
-int user_wallet_list_response_serialize(const user_wallet_list_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&user_wallet_list_response__desc, v, out);
-}
-
-json_t *user_wallet_list_response_to_json(const user_wallet_list_response *v)
-{
-    return tb_codec_to_json(&user_wallet_list_response__desc, v);
-}
+TB_CODEC_DEFINE(user_wallet_list_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status user_get_health__statuses[] = {

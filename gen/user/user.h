@@ -11,6 +11,7 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/client.h"
+#include "tablium/codec.h"
 #include "tablium/ctx.h"
 #include "tablium/error.h"
 #include "tablium/http.h"
@@ -56,11 +57,7 @@ typedef struct user_create_user_request {
     bool has_display_name;
     char *display_name; /* "displayName" */
 } user_create_user_request;
-int user_create_user_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_create_user_request_parse(const char *buf, size_t len, tb_arena *a, user_create_user_request *out, tb_error *err);
-int user_create_user_request_from_json(const json_t *j, tb_arena *a, user_create_user_request *out, tb_error *err);
-int user_create_user_request_serialize(const user_create_user_request *v, tb_buf *out);
-json_t *user_create_user_request_to_json(const user_create_user_request *v);
+TB_CODEC_DECLARE(user_create_user_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_user: openapi/user.yaml#/components/schemas/User ---- */
 typedef struct user_user {
@@ -69,21 +66,13 @@ typedef struct user_user {
     char *email; /* "email", required */
     char *created_at; /* "createdAt", required */
 } user_user;
-int user_user_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_user_parse(const char *buf, size_t len, tb_arena *a, user_user *out, tb_error *err);
-int user_user_from_json(const json_t *j, tb_arena *a, user_user *out, tb_error *err);
-int user_user_serialize(const user_user *v, tb_buf *out);
-json_t *user_user_to_json(const user_user *v);
+TB_CODEC_DECLARE(user_user); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_user_response: openapi/user.yaml#/components/schemas/UserResponse ---- */
 typedef struct user_user_response {
     user_user data; /* "data", required */
 } user_user_response;
-int user_user_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_user_response_parse(const char *buf, size_t len, tb_arena *a, user_user_response *out, tb_error *err);
-int user_user_response_from_json(const json_t *j, tb_arena *a, user_user_response *out, tb_error *err);
-int user_user_response_serialize(const user_user_response *v, tb_buf *out);
-json_t *user_user_response_to_json(const user_user_response *v);
+TB_CODEC_DECLARE(user_user_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_profile: openapi/user.yaml#/components/schemas/Profile ---- */
 typedef struct user_profile {
@@ -97,21 +86,13 @@ typedef struct user_profile {
     int64_t games_played; /* "gamesPlayed" */
     char *updated_at; /* "updatedAt", required */
 } user_profile;
-int user_profile_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_profile_parse(const char *buf, size_t len, tb_arena *a, user_profile *out, tb_error *err);
-int user_profile_from_json(const json_t *j, tb_arena *a, user_profile *out, tb_error *err);
-int user_profile_serialize(const user_profile *v, tb_buf *out);
-json_t *user_profile_to_json(const user_profile *v);
+TB_CODEC_DECLARE(user_profile); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_profile_response: openapi/user.yaml#/components/schemas/ProfileResponse ---- */
 typedef struct user_profile_response {
     user_profile data; /* "data", required */
 } user_profile_response;
-int user_profile_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_profile_response_parse(const char *buf, size_t len, tb_arena *a, user_profile_response *out, tb_error *err);
-int user_profile_response_from_json(const json_t *j, tb_arena *a, user_profile_response *out, tb_error *err);
-int user_profile_response_serialize(const user_profile_response *v, tb_buf *out);
-json_t *user_profile_response_to_json(const user_profile_response *v);
+TB_CODEC_DECLARE(user_profile_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_update_profile_request: openapi/user.yaml#/components/schemas/UpdateProfileRequest ---- */
 typedef struct user_update_profile_request {
@@ -124,21 +105,13 @@ typedef struct user_update_profile_request {
     bool country_is_null;
     char *country; /* "country" */
 } user_update_profile_request;
-int user_update_profile_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_update_profile_request_parse(const char *buf, size_t len, tb_arena *a, user_update_profile_request *out, tb_error *err);
-int user_update_profile_request_from_json(const json_t *j, tb_arena *a, user_update_profile_request *out, tb_error *err);
-int user_update_profile_request_serialize(const user_update_profile_request *v, tb_buf *out);
-json_t *user_update_profile_request_to_json(const user_update_profile_request *v);
+TB_CODEC_DECLARE(user_update_profile_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_open_wallet_request: openapi/user.yaml#/components/schemas/OpenWalletRequest ---- */
 typedef struct user_open_wallet_request {
     char *currency; /* "currency", required */
 } user_open_wallet_request;
-int user_open_wallet_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_open_wallet_request_parse(const char *buf, size_t len, tb_arena *a, user_open_wallet_request *out, tb_error *err);
-int user_open_wallet_request_from_json(const json_t *j, tb_arena *a, user_open_wallet_request *out, tb_error *err);
-int user_open_wallet_request_serialize(const user_open_wallet_request *v, tb_buf *out);
-json_t *user_open_wallet_request_to_json(const user_open_wallet_request *v);
+TB_CODEC_DECLARE(user_open_wallet_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_wallet: openapi/user.yaml#/components/schemas/Wallet ---- */
 typedef struct user_wallet {
@@ -146,32 +119,20 @@ typedef struct user_wallet {
     char *currency; /* "currency", required */
     int64_t balance; /* "balance", required */
 } user_wallet;
-int user_wallet_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_wallet_parse(const char *buf, size_t len, tb_arena *a, user_wallet *out, tb_error *err);
-int user_wallet_from_json(const json_t *j, tb_arena *a, user_wallet *out, tb_error *err);
-int user_wallet_serialize(const user_wallet *v, tb_buf *out);
-json_t *user_wallet_to_json(const user_wallet *v);
+TB_CODEC_DECLARE(user_wallet); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_wallet_response: openapi/user.yaml#/components/schemas/WalletResponse ---- */
 typedef struct user_wallet_response {
     user_wallet data; /* "data", required */
 } user_wallet_response;
-int user_wallet_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_wallet_response_parse(const char *buf, size_t len, tb_arena *a, user_wallet_response *out, tb_error *err);
-int user_wallet_response_from_json(const json_t *j, tb_arena *a, user_wallet_response *out, tb_error *err);
-int user_wallet_response_serialize(const user_wallet_response *v, tb_buf *out);
-json_t *user_wallet_response_to_json(const user_wallet_response *v);
+TB_CODEC_DECLARE(user_wallet_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- user_wallet_list_response: openapi/user.yaml#/components/schemas/WalletListResponse ---- */
 typedef struct user_wallet_list_response {
     size_t n_data;
     user_wallet *data; /* "data", required */
 } user_wallet_list_response;
-int user_wallet_list_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int user_wallet_list_response_parse(const char *buf, size_t len, tb_arena *a, user_wallet_list_response *out, tb_error *err);
-int user_wallet_list_response_from_json(const json_t *j, tb_arena *a, user_wallet_list_response *out, tb_error *err);
-int user_wallet_list_response_serialize(const user_wallet_list_response *v, tb_buf *out);
-json_t *user_wallet_list_response_to_json(const user_wallet_list_response *v);
+TB_CODEC_DECLARE(user_wallet_list_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ======== GET /health (getHealth) ======== */
 /* Liveness and readiness of the service. */

@@ -925,26 +925,8 @@ static const tb_codec_str wallet_transaction_type__values[] = {
     {"debit", 5},
 };
 static const tb_codec_enum wallet_transaction_type__enum = {"wallet_transaction_type", 2, wallet_transaction_type__values};
-_Static_assert(sizeof(wallet_transaction_type) == sizeof(int), "a generated enum is int-sized");
-
-const char *wallet_transaction_type_to_string(wallet_transaction_type v)
-{
-    return tb_codec_enum_name(&wallet_transaction_type__enum, (int)v);
-}
-
-int wallet_transaction_type_from_string(const char *s, size_t len, wallet_transaction_type *out)
-{
-    int v = tb_codec_enum_find(&wallet_transaction_type__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (wallet_transaction_type)v;
-    return 0;
-}
-
-int wallet_transaction_type_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_transaction_type, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(wallet_transaction_type)
+TB_VALIDATE_DEFINE(wallet_transaction_type, wallet__schema_transaction_type)
 
 static const tb_codec_field wallet_create_wallet_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
@@ -953,31 +935,7 @@ static const tb_codec_field wallet_create_wallet_request__fields[] = {
      offsetof(wallet_create_wallet_request, currency), 0, 0, 0, NULL},
 };
 static const tb_codec_type wallet_create_wallet_request__desc = {"wallet_create_wallet_request", sizeof(wallet_create_wallet_request), 2, wallet_create_wallet_request__fields, wallet__schema_create_wallet_request};
-
-int wallet_create_wallet_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_create_wallet_request, j, flags, err);
-}
-
-int wallet_create_wallet_request_from_json(const json_t *j, tb_arena *a, wallet_create_wallet_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_create_wallet_request__desc, j, a, out, err);
-}
-
-int wallet_create_wallet_request_parse(const char *buf, size_t len, tb_arena *a, wallet_create_wallet_request *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_create_wallet_request__desc, buf, len, a, out, err);
-}
-
-int wallet_create_wallet_request_serialize(const wallet_create_wallet_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_create_wallet_request__desc, v, out);
-}
-
-json_t *wallet_create_wallet_request_to_json(const wallet_create_wallet_request *v)
-{
-    return tb_codec_to_json(&wallet_create_wallet_request__desc, v);
-}
+TB_CODEC_DEFINE(wallet_create_wallet_request)
 
 static const tb_codec_field wallet_wallet__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
@@ -992,93 +950,21 @@ static const tb_codec_field wallet_wallet__fields[] = {
      offsetof(wallet_wallet, created_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type wallet_wallet__desc = {"wallet_wallet", sizeof(wallet_wallet), 5, wallet_wallet__fields, wallet__schema_wallet};
-
-int wallet_wallet_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_wallet, j, flags, err);
-}
-
-int wallet_wallet_from_json(const json_t *j, tb_arena *a, wallet_wallet *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_wallet__desc, j, a, out, err);
-}
-
-int wallet_wallet_parse(const char *buf, size_t len, tb_arena *a, wallet_wallet *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_wallet__desc, buf, len, a, out, err);
-}
-
-int wallet_wallet_serialize(const wallet_wallet *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_wallet__desc, v, out);
-}
-
-json_t *wallet_wallet_to_json(const wallet_wallet *v)
-{
-    return tb_codec_to_json(&wallet_wallet__desc, v);
-}
+TB_CODEC_DEFINE(wallet_wallet)
 
 static const tb_codec_field wallet_wallet_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(wallet_wallet_response, data), 0, 0, 0, &wallet_wallet__desc},
 };
 static const tb_codec_type wallet_wallet_response__desc = {"wallet_wallet_response", sizeof(wallet_wallet_response), 1, wallet_wallet_response__fields, wallet__schema_wallet_response};
-
-int wallet_wallet_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_wallet_response, j, flags, err);
-}
-
-int wallet_wallet_response_from_json(const json_t *j, tb_arena *a, wallet_wallet_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_wallet_response__desc, j, a, out, err);
-}
-
-int wallet_wallet_response_parse(const char *buf, size_t len, tb_arena *a, wallet_wallet_response *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_wallet_response__desc, buf, len, a, out, err);
-}
-
-int wallet_wallet_response_serialize(const wallet_wallet_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_wallet_response__desc, v, out);
-}
-
-json_t *wallet_wallet_response_to_json(const wallet_wallet_response *v)
-{
-    return tb_codec_to_json(&wallet_wallet_response__desc, v);
-}
+TB_CODEC_DEFINE(wallet_wallet_response)
 
 static const tb_codec_field wallet_wallet_list_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(wallet_wallet_list_response, data), 0, 0, offsetof(wallet_wallet_list_response, n_data), &wallet_wallet__desc},
 };
 static const tb_codec_type wallet_wallet_list_response__desc = {"wallet_wallet_list_response", sizeof(wallet_wallet_list_response), 1, wallet_wallet_list_response__fields, wallet__schema_wallet_list_response};
-
-int wallet_wallet_list_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_wallet_list_response, j, flags, err);
-}
-
-int wallet_wallet_list_response_from_json(const json_t *j, tb_arena *a, wallet_wallet_list_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_wallet_list_response__desc, j, a, out, err);
-}
-
-int wallet_wallet_list_response_parse(const char *buf, size_t len, tb_arena *a, wallet_wallet_list_response *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_wallet_list_response__desc, buf, len, a, out, err);
-}
-
-int wallet_wallet_list_response_serialize(const wallet_wallet_list_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_wallet_list_response__desc, v, out);
-}
-
-json_t *wallet_wallet_list_response_to_json(const wallet_wallet_list_response *v)
-{
-    return tb_codec_to_json(&wallet_wallet_list_response__desc, v);
-}
+TB_CODEC_DEFINE(wallet_wallet_list_response)
 
 static const tb_codec_field wallet_create_transaction_request__fields[] = {
     {"type", "\"type\":", 4, 7, TB_CK_ENUM, TB_CF_REQUIRED,
@@ -1089,31 +975,7 @@ static const tb_codec_field wallet_create_transaction_request__fields[] = {
      offsetof(wallet_create_transaction_request, reference), offsetof(wallet_create_transaction_request, has_reference), 0, 0, NULL},
 };
 static const tb_codec_type wallet_create_transaction_request__desc = {"wallet_create_transaction_request", sizeof(wallet_create_transaction_request), 3, wallet_create_transaction_request__fields, wallet__schema_create_transaction_request};
-
-int wallet_create_transaction_request_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_create_transaction_request, j, flags, err);
-}
-
-int wallet_create_transaction_request_from_json(const json_t *j, tb_arena *a, wallet_create_transaction_request *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_create_transaction_request__desc, j, a, out, err);
-}
-
-int wallet_create_transaction_request_parse(const char *buf, size_t len, tb_arena *a, wallet_create_transaction_request *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_create_transaction_request__desc, buf, len, a, out, err);
-}
-
-int wallet_create_transaction_request_serialize(const wallet_create_transaction_request *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_create_transaction_request__desc, v, out);
-}
-
-json_t *wallet_create_transaction_request_to_json(const wallet_create_transaction_request *v)
-{
-    return tb_codec_to_json(&wallet_create_transaction_request__desc, v);
-}
+TB_CODEC_DEFINE(wallet_create_transaction_request)
 
 static const tb_codec_field wallet_transaction__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1132,62 +994,14 @@ static const tb_codec_field wallet_transaction__fields[] = {
      offsetof(wallet_transaction, created_at), 0, 0, 0, NULL},
 };
 static const tb_codec_type wallet_transaction__desc = {"wallet_transaction", sizeof(wallet_transaction), 7, wallet_transaction__fields, wallet__schema_transaction};
-
-int wallet_transaction_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_transaction, j, flags, err);
-}
-
-int wallet_transaction_from_json(const json_t *j, tb_arena *a, wallet_transaction *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_transaction__desc, j, a, out, err);
-}
-
-int wallet_transaction_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_transaction__desc, buf, len, a, out, err);
-}
-
-int wallet_transaction_serialize(const wallet_transaction *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_transaction__desc, v, out);
-}
-
-json_t *wallet_transaction_to_json(const wallet_transaction *v)
-{
-    return tb_codec_to_json(&wallet_transaction__desc, v);
-}
+TB_CODEC_DEFINE(wallet_transaction)
 
 static const tb_codec_field wallet_transaction_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(wallet_transaction_response, data), 0, 0, 0, &wallet_transaction__desc},
 };
 static const tb_codec_type wallet_transaction_response__desc = {"wallet_transaction_response", sizeof(wallet_transaction_response), 1, wallet_transaction_response__fields, wallet__schema_transaction_response};
-
-int wallet_transaction_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_transaction_response, j, flags, err);
-}
-
-int wallet_transaction_response_from_json(const json_t *j, tb_arena *a, wallet_transaction_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_transaction_response__desc, j, a, out, err);
-}
-
-int wallet_transaction_response_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_response *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_transaction_response__desc, buf, len, a, out, err);
-}
-
-int wallet_transaction_response_serialize(const wallet_transaction_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_transaction_response__desc, v, out);
-}
-
-json_t *wallet_transaction_response_to_json(const wallet_transaction_response *v)
-{
-    return tb_codec_to_json(&wallet_transaction_response__desc, v);
-}
+TB_CODEC_DEFINE(wallet_transaction_response)
 
 static const tb_codec_field wallet_transaction_page__fields[] = {
     {"items", "\"items\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
@@ -1196,62 +1010,14 @@ static const tb_codec_field wallet_transaction_page__fields[] = {
      offsetof(wallet_transaction_page, next_cursor), 0, offsetof(wallet_transaction_page, next_cursor_is_null), 0, NULL},
 };
 static const tb_codec_type wallet_transaction_page__desc = {"wallet_transaction_page", sizeof(wallet_transaction_page), 2, wallet_transaction_page__fields, wallet__schema_transaction_page};
-
-int wallet_transaction_page_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_transaction_page, j, flags, err);
-}
-
-int wallet_transaction_page_from_json(const json_t *j, tb_arena *a, wallet_transaction_page *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_transaction_page__desc, j, a, out, err);
-}
-
-int wallet_transaction_page_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_page *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_transaction_page__desc, buf, len, a, out, err);
-}
-
-int wallet_transaction_page_serialize(const wallet_transaction_page *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_transaction_page__desc, v, out);
-}
-
-json_t *wallet_transaction_page_to_json(const wallet_transaction_page *v)
-{
-    return tb_codec_to_json(&wallet_transaction_page__desc, v);
-}
+TB_CODEC_DEFINE(wallet_transaction_page)
 
 static const tb_codec_field wallet_transaction_page_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(wallet_transaction_page_response, data), 0, 0, 0, &wallet_transaction_page__desc},
 };
 static const tb_codec_type wallet_transaction_page_response__desc = {"wallet_transaction_page_response", sizeof(wallet_transaction_page_response), 1, wallet_transaction_page_response__fields, wallet__schema_transaction_page_response};
-
-int wallet_transaction_page_response_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(wallet__schema_transaction_page_response, j, flags, err);
-}
-
-int wallet_transaction_page_response_from_json(const json_t *j, tb_arena *a, wallet_transaction_page_response *out, tb_error *err)
-{
-    return tb_codec_from_json(&wallet_transaction_page_response__desc, j, a, out, err);
-}
-
-int wallet_transaction_page_response_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_page_response *out, tb_error *err)
-{
-    return tb_codec_parse(&wallet_transaction_page_response__desc, buf, len, a, out, err);
-}
-
-int wallet_transaction_page_response_serialize(const wallet_transaction_page_response *v, tb_buf *out)
-{
-    return tb_codec_serialize(&wallet_transaction_page_response__desc, v, out);
-}
-
-json_t *wallet_transaction_page_response_to_json(const wallet_transaction_page_response *v)
-{
-    return tb_codec_to_json(&wallet_transaction_page_response__desc, v);
-}
+TB_CODEC_DEFINE(wallet_transaction_page_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status wallet_get_health__statuses[] = {

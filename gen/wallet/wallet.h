@@ -11,6 +11,7 @@
 #include "tablium/arena.h"
 #include "tablium/buf.h"
 #include "tablium/client.h"
+#include "tablium/codec.h"
 #include "tablium/ctx.h"
 #include "tablium/error.h"
 #include "tablium/http.h"
@@ -54,10 +55,7 @@ typedef enum wallet_transaction_type {
     WALLET_TRANSACTION_TYPE_DEBIT = 1, /* "debit" */
 } wallet_transaction_type;
 #define WALLET_TRANSACTION_TYPE__COUNT 2
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *wallet_transaction_type_to_string(wallet_transaction_type v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int wallet_transaction_type_from_string(const char *s, size_t len, wallet_transaction_type *out);
+TB_CODEC_ENUM_DECLARE(wallet_transaction_type); /* _to_string, _from_string */
 int wallet_transaction_type_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- wallet_create_wallet_request: openapi/wallet.yaml#/components/schemas/CreateWalletRequest ---- */
@@ -65,11 +63,7 @@ typedef struct wallet_create_wallet_request {
     char *user_id; /* "userId", required */
     char *currency; /* "currency", required */
 } wallet_create_wallet_request;
-int wallet_create_wallet_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_create_wallet_request_parse(const char *buf, size_t len, tb_arena *a, wallet_create_wallet_request *out, tb_error *err);
-int wallet_create_wallet_request_from_json(const json_t *j, tb_arena *a, wallet_create_wallet_request *out, tb_error *err);
-int wallet_create_wallet_request_serialize(const wallet_create_wallet_request *v, tb_buf *out);
-json_t *wallet_create_wallet_request_to_json(const wallet_create_wallet_request *v);
+TB_CODEC_DECLARE(wallet_create_wallet_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_wallet: openapi/wallet.yaml#/components/schemas/Wallet ---- */
 typedef struct wallet_wallet {
@@ -79,32 +73,20 @@ typedef struct wallet_wallet {
     int64_t balance; /* "balance", required */
     char *created_at; /* "createdAt", required */
 } wallet_wallet;
-int wallet_wallet_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_wallet_parse(const char *buf, size_t len, tb_arena *a, wallet_wallet *out, tb_error *err);
-int wallet_wallet_from_json(const json_t *j, tb_arena *a, wallet_wallet *out, tb_error *err);
-int wallet_wallet_serialize(const wallet_wallet *v, tb_buf *out);
-json_t *wallet_wallet_to_json(const wallet_wallet *v);
+TB_CODEC_DECLARE(wallet_wallet); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_wallet_response: openapi/wallet.yaml#/components/schemas/WalletResponse ---- */
 typedef struct wallet_wallet_response {
     wallet_wallet data; /* "data", required */
 } wallet_wallet_response;
-int wallet_wallet_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_wallet_response_parse(const char *buf, size_t len, tb_arena *a, wallet_wallet_response *out, tb_error *err);
-int wallet_wallet_response_from_json(const json_t *j, tb_arena *a, wallet_wallet_response *out, tb_error *err);
-int wallet_wallet_response_serialize(const wallet_wallet_response *v, tb_buf *out);
-json_t *wallet_wallet_response_to_json(const wallet_wallet_response *v);
+TB_CODEC_DECLARE(wallet_wallet_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_wallet_list_response: openapi/wallet.yaml#/components/schemas/WalletListResponse ---- */
 typedef struct wallet_wallet_list_response {
     size_t n_data;
     wallet_wallet *data; /* "data", required */
 } wallet_wallet_list_response;
-int wallet_wallet_list_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_wallet_list_response_parse(const char *buf, size_t len, tb_arena *a, wallet_wallet_list_response *out, tb_error *err);
-int wallet_wallet_list_response_from_json(const json_t *j, tb_arena *a, wallet_wallet_list_response *out, tb_error *err);
-int wallet_wallet_list_response_serialize(const wallet_wallet_list_response *v, tb_buf *out);
-json_t *wallet_wallet_list_response_to_json(const wallet_wallet_list_response *v);
+TB_CODEC_DECLARE(wallet_wallet_list_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_create_transaction_request: openapi/wallet.yaml#/components/schemas/CreateTransactionRequest ---- */
 typedef struct wallet_create_transaction_request {
@@ -115,11 +97,7 @@ typedef struct wallet_create_transaction_request {
     bool has_reference;
     char *reference; /* "reference" */
 } wallet_create_transaction_request;
-int wallet_create_transaction_request_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_create_transaction_request_parse(const char *buf, size_t len, tb_arena *a, wallet_create_transaction_request *out, tb_error *err);
-int wallet_create_transaction_request_from_json(const json_t *j, tb_arena *a, wallet_create_transaction_request *out, tb_error *err);
-int wallet_create_transaction_request_serialize(const wallet_create_transaction_request *v, tb_buf *out);
-json_t *wallet_create_transaction_request_to_json(const wallet_create_transaction_request *v);
+TB_CODEC_DECLARE(wallet_create_transaction_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_transaction: openapi/wallet.yaml#/components/schemas/Transaction ---- */
 typedef struct wallet_transaction {
@@ -132,21 +110,13 @@ typedef struct wallet_transaction {
     char *reference; /* "reference" */
     char *created_at; /* "createdAt", required */
 } wallet_transaction;
-int wallet_transaction_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_transaction_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction *out, tb_error *err);
-int wallet_transaction_from_json(const json_t *j, tb_arena *a, wallet_transaction *out, tb_error *err);
-int wallet_transaction_serialize(const wallet_transaction *v, tb_buf *out);
-json_t *wallet_transaction_to_json(const wallet_transaction *v);
+TB_CODEC_DECLARE(wallet_transaction); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_transaction_response: openapi/wallet.yaml#/components/schemas/TransactionResponse ---- */
 typedef struct wallet_transaction_response {
     wallet_transaction data; /* "data", required */
 } wallet_transaction_response;
-int wallet_transaction_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_transaction_response_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_response *out, tb_error *err);
-int wallet_transaction_response_from_json(const json_t *j, tb_arena *a, wallet_transaction_response *out, tb_error *err);
-int wallet_transaction_response_serialize(const wallet_transaction_response *v, tb_buf *out);
-json_t *wallet_transaction_response_to_json(const wallet_transaction_response *v);
+TB_CODEC_DECLARE(wallet_transaction_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_transaction_page: openapi/wallet.yaml#/components/schemas/TransactionPage ---- */
 typedef struct wallet_transaction_page {
@@ -156,21 +126,13 @@ typedef struct wallet_transaction_page {
     bool next_cursor_is_null;
     char *next_cursor; /* "nextCursor", required */
 } wallet_transaction_page;
-int wallet_transaction_page_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_transaction_page_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_page *out, tb_error *err);
-int wallet_transaction_page_from_json(const json_t *j, tb_arena *a, wallet_transaction_page *out, tb_error *err);
-int wallet_transaction_page_serialize(const wallet_transaction_page *v, tb_buf *out);
-json_t *wallet_transaction_page_to_json(const wallet_transaction_page *v);
+TB_CODEC_DECLARE(wallet_transaction_page); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- wallet_transaction_page_response: openapi/wallet.yaml#/components/schemas/TransactionPageResponse ---- */
 typedef struct wallet_transaction_page_response {
     wallet_transaction_page data; /* "data", required */
 } wallet_transaction_page_response;
-int wallet_transaction_page_response_validate(const json_t *j, unsigned flags, tb_error *err);
-int wallet_transaction_page_response_parse(const char *buf, size_t len, tb_arena *a, wallet_transaction_page_response *out, tb_error *err);
-int wallet_transaction_page_response_from_json(const json_t *j, tb_arena *a, wallet_transaction_page_response *out, tb_error *err);
-int wallet_transaction_page_response_serialize(const wallet_transaction_page_response *v, tb_buf *out);
-json_t *wallet_transaction_page_response_to_json(const wallet_transaction_page_response *v);
+TB_CODEC_DECLARE(wallet_transaction_page_response); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ======== GET /health (getHealth) ======== */
 /* Liveness and readiness of the service. */

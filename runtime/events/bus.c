@@ -13,6 +13,7 @@
 #include "../json/tb_fastjson.h"
 #include "tablium/arena.h"
 #include "tablium/buf.h"
+#include "tablium/codec.h"
 #include "tablium/evstore.h"
 #include "tablium/http.h"
 #include "tablium/ids.h"
@@ -378,10 +379,13 @@ static int build_envelope_checked(const tb_ctx *ctx, const tb_event_type *t,
                                   tb_event_write_fn write, const void *data, const char *key,
                                   const char *producer, tb_buf *b, env_ids *ids, tb_error *err)
 {
-    if (t == NULL || write == NULL || data == NULL)
+    if (t == NULL || (write == NULL && t->data_type == NULL) || data == NULL)
         return tb_error_set(err, TB_EINVAL, "publish: missing event type or data");
     envelope_head(ctx, t, key, producer, b, ids);
-    write(data, b);
+    if (write)
+        write(data, b);
+    else
+        tb_codec_write(t->data_type, data, b);
     return envelope_tail(b, ids, err);
 }
 
@@ -805,6 +809,77 @@ int tb_bus_publish_checked(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *
                            char *id_out, tb_error *err)
 {
     return publish_checked(bus, ctx, t, write, data, key, true, id_out, NULL, NULL, err);
+}
+
+/* ---- generated typed events ---- */
+
+/* The fast path: data its struct check found valid, with the key member's text in keybuf. */
+static bool typed_fast(const tb_event_type *t, const void *data, char *keybuf, size_t cap,
+                       const char **key)
+{
+    if (!t->fast_valid || !t->fast_valid(data))
+        return false;
+    *key = NULL;
+    if (t->key_kind == TB_CK_STRING) {
+        *key = *(char *const *)((const char *)data + t->key_off);
+    } else if (t->key_kind == TB_CK_INTEGER) {
+        snprintf(keybuf, cap, "%lld", (long long)*(const int64_t *)((const char *)data + t->key_off));
+        *key = keybuf;
+    }
+    return true;
+}
+
+static int typed_publish(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, const void *data,
+                         bool sync, tb_publish_fn done, void *user, tb_error *err)
+{
+    if (t == NULL || t->data_type == NULL || data == NULL)
+        return tb_error_set(err, TB_EINVAL, "publish: missing event type or data");
+    char keybuf[24];
+    const char *key;
+    if (typed_fast(t, data, keybuf, sizeof keybuf, &key))
+        return publish_checked(bus, ctx, t, NULL, data, key, sync, NULL, done, user, err);
+    json_t *j = tb_codec_to_json(t->data_type, data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "%s: out of memory", t->type);
+    int rc = publish_json(bus, ctx, t, j, sync, NULL, done, user, err);
+    json_decref(j);
+    return rc;
+}
+
+int tb_event_publish(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, const void *data,
+                     tb_error *err)
+{
+    return typed_publish(bus, ctx, t, data, true, NULL, NULL, err);
+}
+
+int tb_event_publish_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                           const void *data, tb_publish_fn done, void *user, tb_error *err)
+{
+    return typed_publish(bus, ctx, t, data, false, done, user, err);
+}
+
+int tb_event_outbox(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, const void *data,
+                    tb_error *err)
+{
+    if (t == NULL || t->data_type == NULL || data == NULL)
+        return tb_error_set(err, TB_EINVAL, "outbox: missing event type or data");
+    json_t *j = tb_codec_to_json(t->data_type, data);
+    if (j == NULL)
+        return tb_error_set(err, TB_ENOMEM, "%s: out of memory", t->type);
+    int rc = tb_outbox_add_json(db, ctx, t, j, NULL, NULL, err);
+    json_decref(j);
+    return rc;
+}
+
+int tb_event_decode(tb_ctx *ctx, const tb_event *ev, const tb_event_type *t, void *out)
+{
+    int rc = tb_codec_decode(t->data_type, ev->data, ctx->arena, out);
+    if (rc != 0) {
+        tb_event_set_reason(ev, "%s %s: cannot decode data: %s", t->type, t->version,
+                            tb_strerror(rc));
+        return rc == TB_ENOMEM ? TB_EVENT_RETRY : TB_EVENT_DEAD;
+    }
+    return 0;
 }
 
 int tb_bus_flush(tb_bus *bus, int timeout_ms)

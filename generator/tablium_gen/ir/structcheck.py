@@ -88,11 +88,9 @@ class StructChecks:
             # reports both.
             out.append(ind + "{")
             i2 = ind + "    "
-            out.append(i2 + "const char *s = %s;" % expr)
+            out.append(i2 + "size_t sn;")
+            out.append(i2 + "const char *s = tb_sc_string(%s, &sn);" % expr)
             out.append(i2 + "if (s == NULL)")
-            out.append(i2 + "    return false;")
-            out.append(i2 + "size_t sn = strlen(s);")
-            out.append(i2 + "if (!tb_utf8_valid(s, sn))")
             out.append(i2 + "    return false;")
             self._apply(ct, sub, "s", out, 0, i2)
             out.append(ind + "}")

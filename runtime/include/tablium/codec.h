@@ -118,6 +118,81 @@ int tb_codec_parse(const tb_codec_type *t, const char *buf, size_t len, tb_arena
 /** Appends *v as JSON text to out: 0 or TB_ENOMEM. */
 int tb_codec_serialize(const tb_codec_type *t, const void *v, tb_buf *out);
 
+/* ---- the typed API of generated types ---- */
+
+/**
+ * TB_CODEC_DECLARE(T) declares, in a generated header, the functions of struct type T:
+ *   int T_validate(const json_t *j, unsigned flags, tb_error *err);
+ *   int T_parse(const char *buf, size_t len, tb_arena *a, T *out, tb_error *err);
+ *   int T_from_json(const json_t *j, tb_arena *a, T *out, tb_error *err);
+ *   int T_serialize(const T *v, tb_buf *out);
+ *   json_t *T_to_json(const T *v);
+ * TB_CODEC_DEFINE(T) defines them, in the generated .c, over T's descriptor T__desc: each is a
+ * one-line call into this module (tb_codec_validate, tb_codec_parse, ...).
+ */
+#define TB_CODEC_DECLARE(T)                                                                    \
+    int T##_validate(const json_t *j, unsigned flags, tb_error *err);                          \
+    int T##_parse(const char *buf, size_t len, tb_arena *a, T *out, tb_error *err);             \
+    int T##_from_json(const json_t *j, tb_arena *a, T *out, tb_error *err);                    \
+    int T##_serialize(const T *v, tb_buf *out);                                                \
+    json_t *T##_to_json(const T *v)
+
+#define TB_CODEC_DEFINE(T)                                                                     \
+    int T##_validate(const json_t *j, unsigned flags, tb_error *err)                           \
+    {                                                                                          \
+        return tb_codec_validate(&T##__desc, j, flags, err);                                   \
+    }                                                                                          \
+    int T##_parse(const char *buf, size_t len, tb_arena *a, T *out, tb_error *err)              \
+    {                                                                                          \
+        return tb_codec_parse(&T##__desc, buf, len, a, out, err);                              \
+    }                                                                                          \
+    int T##_from_json(const json_t *j, tb_arena *a, T *out, tb_error *err)                     \
+    {                                                                                          \
+        return tb_codec_from_json(&T##__desc, j, a, out, err);                                 \
+    }                                                                                          \
+    int T##_serialize(const T *v, tb_buf *out)                                                 \
+    {                                                                                          \
+        return tb_codec_serialize(&T##__desc, v, out);                                         \
+    }                                                                                          \
+    json_t *T##_to_json(const T *v)                                                            \
+    {                                                                                          \
+        return tb_codec_to_json(&T##__desc, v);                                                \
+    }
+
+/**
+ * TB_CODEC_ENUM_DECLARE(T) declares the functions of string enum T:
+ *   const char *T_to_string(T v);   the JSON string of v; NULL for a value outside the enum
+ *   int T_from_string(const char *s, size_t len, T *out);   0, or TB_EINVAL when s[0..len) is
+ *                                                            not one of the values
+ * TB_CODEC_ENUM_DEFINE(T) defines them over T__enum.
+ */
+#define TB_CODEC_ENUM_DECLARE(T)                                                               \
+    const char *T##_to_string(T v);                                                            \
+    int T##_from_string(const char *s, size_t len, T *out)
+
+#define TB_CODEC_ENUM_DEFINE(T)                                                                \
+    _Static_assert(sizeof(T) == sizeof(int), "a generated enum is int-sized");                 \
+    const char *T##_to_string(T v)                                                             \
+    {                                                                                          \
+        return tb_codec_enum_name(&T##__enum, (int)v);                                         \
+    }                                                                                          \
+    int T##_from_string(const char *s, size_t len, T *out)                                     \
+    {                                                                                          \
+        int v = tb_codec_enum_find(&T##__enum, s, len);                                        \
+        if (v < 0)                                                                             \
+            return TB_EINVAL;                                                                  \
+        *out = (T)v;                                                                           \
+        return 0;                                                                              \
+    }
+
+/** Defines T_validate(j, flags, err) of a type without a struct (an alias or an enum) over its
+ *  compiled validator fn (NULL: every value is valid). */
+#define TB_VALIDATE_DEFINE(T, fn)                                                              \
+    int T##_validate(const json_t *j, unsigned flags, tb_error *err)                           \
+    {                                                                                          \
+        return tb_validate_with(fn, j, flags, err);                                            \
+    }
+
 /* ---- single values (parameters, bodies that are not structs) ---- */
 
 /** The C size of one value of `kind` (an array's item). */

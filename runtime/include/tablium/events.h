@@ -66,6 +66,13 @@ typedef struct tb_event_type {
     int (*validate)(const json_t *data, unsigned flags, tb_error *err);
     /** Validates a whole envelope. */
     int (*validate_envelope)(const json_t *envelope, unsigned flags, tb_error *err);
+    /* Generated typed events (tb_event_publish & co.; NULL/0 for hand-made types): */
+    const struct tb_codec_type *data_type; /* the data's C struct (tablium/codec.h) */
+    /** Its struct check: true only when the struct's JSON is valid for the schema (the
+     *  publishers then write it straight from the struct); NULL: always the JSON path. */
+    bool (*fast_valid)(const void *data);
+    int key_kind;   /* the key member's tb_codec_kind (TB_CK_STRING, TB_CK_INTEGER), 0: none */
+    size_t key_off; /* offsetof the key member in the data struct */
 } tb_event_type;
 
 /** What a handler answers. A negative TB_E code counts as TB_EVENT_RETRY. */
@@ -202,6 +209,46 @@ int tb_bus_publish_checked(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *
 int tb_bus_publish_checked_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
                                  tb_event_write_fn write, const void *data, const char *key,
                                  tb_publish_fn done, void *user, tb_error *err);
+/* ---- generated typed events (what E_publish, E_subscribe, ... call) ---- */
+
+/** Publishes the C struct `data` of generated event type t: written straight from the struct
+ *  when t's struct check passes, else validated as JSON (errors with JSON paths). As
+ *  tb_bus_publish_json otherwise. */
+int tb_event_publish(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t, const void *data,
+                     tb_error *err);
+/** Same without waiting, as tb_bus_publish_json_async. */
+int tb_event_publish_async(tb_bus *bus, const tb_ctx *ctx, const tb_event_type *t,
+                           const void *data, tb_publish_fn done, void *user, tb_error *err);
+/** Decodes a delivered event's data (validated by the bus) into out: 0, or the handler's answer
+ *  when it cannot (TB_EVENT_RETRY out of memory, else TB_EVENT_DEAD, with the reason set). */
+int tb_event_decode(tb_ctx *ctx, const tb_event *ev, const tb_event_type *t, void *out);
+
+/** Defines E_publish, E_publish_async and E_subscribe of generated event type E (declared by
+ *  the generated header) over E_event. */
+#define TB_EVENT_DEFINE(E)                                                                     \
+    int E##_publish(tb_bus *bus, const tb_ctx *ctx, const E *data, tb_error *err)              \
+    {                                                                                          \
+        return tb_event_publish(bus, ctx, &E##_event, data, err);                              \
+    }                                                                                          \
+    int E##_publish_async(tb_bus *bus, const tb_ctx *ctx, const E *data, tb_publish_fn done,   \
+                          void *user, tb_error *err)                                           \
+    {                                                                                          \
+        return tb_event_publish_async(bus, ctx, &E##_event, data, done, user, err);            \
+    }                                                                                          \
+    static int E##__invoke(tb_ctx *ctx, const tb_event *ev, void (*fn)(void), void *user)      \
+    {                                                                                          \
+        E data;                                                                                \
+        int rc = tb_event_decode(ctx, ev, &E##_event, &data);                                  \
+        if (rc)                                                                                \
+            return rc;                                                                         \
+        return ((E##_handler)fn)(ctx, ev, &data, user);                                        \
+    }                                                                                          \
+    int E##_subscribe(tb_bus *bus, E##_handler handler, void *user, tb_error *err)             \
+    {                                                                                          \
+        return tb_bus_subscribe_typed(bus, &E##_event, E##__invoke, (void (*)(void))handler,   \
+                                      user, err);                                              \
+    }
+
 /** Waits until every publish so far is confirmed or failed; 0 or TB_ETIMEDOUT. */
 int tb_bus_flush(tb_bus *bus, int timeout_ms);
 
@@ -215,6 +262,17 @@ int tb_bus_flush(tb_bus *bus, int timeout_ms);
  */
 int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, json_t *data,
                        const char *producer, char *id_out, tb_error *err);
+/** The outbox of generated durable event type t: its C struct `data` as tb_outbox_add_json. */
+int tb_event_outbox(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, const void *data,
+                    tb_error *err);
+
+/** Defines E_outbox of generated durable event type E over E_event. */
+#define TB_EVENT_OUTBOX_DEFINE(E)                                                              \
+    int E##_outbox(sqlite3 *db, const tb_ctx *ctx, const E *data, tb_error *err)               \
+    {                                                                                          \
+        return tb_event_outbox(db, ctx, &E##_event, data, err);                                \
+    }
+
 /** Starts relaying the outbox of the database file `path` (NULL: the service's own,
  *  tb_store_path(opts.service)) on its own connection: rows are published in order, deleted
  *  once confirmed, kept and retried when not. Rows left by a crash are relayed at once. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Flags of the generated <type>_validate functions. */
 #define TB_VALIDATE_ALL_ERRORS 0x1u /* report every violation (default: stop at the first) */
@@ -134,6 +135,16 @@ size_t tb_utf8_len(const char *s, size_t n);
  *  as jansson requires of a string? */
 bool tb_utf8_valid(const char *s, size_t n);
 /** Is j a string equal to s[0..n)? */
+/** For generated struct checks: s with its length in *n when s is a writable string (not NULL,
+ *  valid UTF-8), else NULL. */
+static inline const char *tb_sc_string(const char *s, size_t *n)
+{
+    if (s == NULL)
+        return NULL;
+    *n = strlen(s);
+    return tb_utf8_valid(s, *n) ? s : NULL;
+}
+
 static inline bool tb_json_str_eq(const json_t *j, const char *s, size_t n)
 {
     return json_is_string(j) && json_string_length(j) == n &&

@@ -388,26 +388,8 @@ static const tb_codec_str genre__values[] = {
     {"poetry", 6},
 };
 static const tb_codec_enum genre__enum = {"genre", 3, genre__values};
-_Static_assert(sizeof(genre) == sizeof(int), "a generated enum is int-sized");
-
-const char *genre_to_string(genre v)
-{
-    return tb_codec_enum_name(&genre__enum, (int)v);
-}
-
-int genre_from_string(const char *s, size_t len, genre *out)
-{
-    int v = tb_codec_enum_find(&genre__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (genre)v;
-    return 0;
-}
-
-int genre_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(library__schema_author_defs_genre, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(genre)
+TB_VALIDATE_DEFINE(genre, library__schema_author_defs_genre)
 
 static const tb_codec_field author__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
@@ -418,31 +400,7 @@ static const tb_codec_field author__fields[] = {
      offsetof(author, genres), offsetof(author, has_genres), 0, offsetof(author, n_genres), &genre__enum},
 };
 static const tb_codec_type author__desc = {"author", sizeof(author), 3, author__fields, library__schema_author};
-
-int author_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(library__schema_author, j, flags, err);
-}
-
-int author_from_json(const json_t *j, tb_arena *a, author *out, tb_error *err)
-{
-    return tb_codec_from_json(&author__desc, j, a, out, err);
-}
-
-int author_parse(const char *buf, size_t len, tb_arena *a, author *out, tb_error *err)
-{
-    return tb_codec_parse(&author__desc, buf, len, a, out, err);
-}
-
-int author_serialize(const author *v, tb_buf *out)
-{
-    return tb_codec_serialize(&author__desc, v, out);
-}
-
-json_t *author_to_json(const author *v)
-{
-    return tb_codec_to_json(&author__desc, v);
-}
+TB_CODEC_DEFINE(author)
 
 static const tb_codec_field book__fields[] = {
     {"isbn", "\"isbn\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
@@ -459,28 +417,4 @@ static const tb_codec_field book__fields[] = {
      offsetof(book, genre), offsetof(book, has_genre), 0, 0, &genre__enum},
 };
 static const tb_codec_type book__desc = {"book", sizeof(book), 6, book__fields, library__schema_book};
-
-int book_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(library__schema_book, j, flags, err);
-}
-
-int book_from_json(const json_t *j, tb_arena *a, book *out, tb_error *err)
-{
-    return tb_codec_from_json(&book__desc, j, a, out, err);
-}
-
-int book_parse(const char *buf, size_t len, tb_arena *a, book *out, tb_error *err)
-{
-    return tb_codec_parse(&book__desc, buf, len, a, out, err);
-}
-
-int book_serialize(const book *v, tb_buf *out)
-{
-    return tb_codec_serialize(&book__desc, v, out);
-}
-
-json_t *book_to_json(const book *v)
-{
-    return tb_codec_to_json(&book__desc, v);
-}
+TB_CODEC_DEFINE(book)

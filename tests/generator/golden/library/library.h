@@ -45,10 +45,7 @@ typedef enum genre {
     GENRE_POETRY = 2, /* "poetry" */
 } genre;
 #define GENRE__COUNT 3
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *genre_to_string(genre v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int genre_from_string(const char *s, size_t len, genre *out);
+TB_CODEC_ENUM_DECLARE(genre); /* _to_string, _from_string */
 int genre_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- author: tests/generator/fixtures/library/author.json ---- */
@@ -61,11 +58,7 @@ typedef struct author {
     size_t n_genres;
     genre *genres; /* "genres" */
 } author;
-int author_validate(const json_t *j, unsigned flags, tb_error *err);
-int author_parse(const char *buf, size_t len, tb_arena *a, author *out, tb_error *err);
-int author_from_json(const json_t *j, tb_arena *a, author *out, tb_error *err);
-int author_serialize(const author *v, tb_buf *out);
-json_t *author_to_json(const author *v);
+TB_CODEC_DECLARE(author); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- book: tests/generator/fixtures/library/book.json ---- */
 /** A book (golden fixture: relative $refs to a sibling file, nullable integer). */
@@ -82,11 +75,7 @@ typedef struct book {
     bool has_genre;
     genre genre; /* "genre" */
 } book;
-int book_validate(const json_t *j, unsigned flags, tb_error *err);
-int book_parse(const char *buf, size_t len, tb_arena *a, book *out, tb_error *err);
-int book_from_json(const json_t *j, tb_arena *a, book *out, tb_error *err);
-int book_serialize(const book *v, tb_buf *out);
-json_t *book_to_json(const book *v);
+TB_CODEC_DECLARE(book); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 #ifdef __cplusplus
 }

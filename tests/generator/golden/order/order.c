@@ -543,26 +543,8 @@ static const tb_codec_str order_status__values[] = {
     {"cancelled", 9},
 };
 static const tb_codec_enum order_status__enum = {"order_status", 4, order_status__values};
-_Static_assert(sizeof(order_status) == sizeof(int), "a generated enum is int-sized");
-
-const char *order_status_to_string(order_status v)
-{
-    return tb_codec_enum_name(&order_status__enum, (int)v);
-}
-
-int order_status_from_string(const char *s, size_t len, order_status *out)
-{
-    int v = tb_codec_enum_find(&order_status__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (order_status)v;
-    return 0;
-}
-
-int order_status_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(order__schema_order_properties_status, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(order_status)
+TB_VALIDATE_DEFINE(order_status, order__schema_order_properties_status)
 
 static const tb_codec_str currency__values[] = {
     {"EUR", 3},
@@ -570,26 +552,8 @@ static const tb_codec_str currency__values[] = {
     {"GBP", 3},
 };
 static const tb_codec_enum currency__enum = {"currency", 3, currency__values};
-_Static_assert(sizeof(currency) == sizeof(int), "a generated enum is int-sized");
-
-const char *currency_to_string(currency v)
-{
-    return tb_codec_enum_name(&currency__enum, (int)v);
-}
-
-int currency_from_string(const char *s, size_t len, currency *out)
-{
-    int v = tb_codec_enum_find(&currency__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (currency)v;
-    return 0;
-}
-
-int currency_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(order__schema_order_defs_currency, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(currency)
+TB_VALIDATE_DEFINE(currency, order__schema_order_defs_currency)
 
 static const tb_codec_field order_lines_item__fields[] = {
     {"sku", "\"sku\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED,
@@ -600,31 +564,7 @@ static const tb_codec_field order_lines_item__fields[] = {
      offsetof(order_lines_item, currency), offsetof(order_lines_item, has_currency), 0, 0, &currency__enum},
 };
 static const tb_codec_type order_lines_item__desc = {"order_lines_item", sizeof(order_lines_item), 3, order_lines_item__fields, order__schema_order_properties_lines_items};
-
-int order_lines_item_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(order__schema_order_properties_lines_items, j, flags, err);
-}
-
-int order_lines_item_from_json(const json_t *j, tb_arena *a, order_lines_item *out, tb_error *err)
-{
-    return tb_codec_from_json(&order_lines_item__desc, j, a, out, err);
-}
-
-int order_lines_item_parse(const char *buf, size_t len, tb_arena *a, order_lines_item *out, tb_error *err)
-{
-    return tb_codec_parse(&order_lines_item__desc, buf, len, a, out, err);
-}
-
-int order_lines_item_serialize(const order_lines_item *v, tb_buf *out)
-{
-    return tb_codec_serialize(&order_lines_item__desc, v, out);
-}
-
-json_t *order_lines_item_to_json(const order_lines_item *v)
-{
-    return tb_codec_to_json(&order_lines_item__desc, v);
-}
+TB_CODEC_DEFINE(order_lines_item)
 
 static const tb_codec_field customer__fields[] = {
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
@@ -633,31 +573,7 @@ static const tb_codec_field customer__fields[] = {
      offsetof(customer, vip), offsetof(customer, has_vip), offsetof(customer, vip_is_null), 0, NULL},
 };
 static const tb_codec_type customer__desc = {"customer", sizeof(customer), 2, customer__fields, order__schema_order_defs_customer};
-
-int customer_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(order__schema_order_defs_customer, j, flags, err);
-}
-
-int customer_from_json(const json_t *j, tb_arena *a, customer *out, tb_error *err)
-{
-    return tb_codec_from_json(&customer__desc, j, a, out, err);
-}
-
-int customer_parse(const char *buf, size_t len, tb_arena *a, customer *out, tb_error *err)
-{
-    return tb_codec_parse(&customer__desc, buf, len, a, out, err);
-}
-
-int customer_serialize(const customer *v, tb_buf *out)
-{
-    return tb_codec_serialize(&customer__desc, v, out);
-}
-
-json_t *customer_to_json(const customer *v)
-{
-    return tb_codec_to_json(&customer__desc, v);
-}
+TB_CODEC_DEFINE(customer)
 
 static const tb_codec_field order__fields[] = {
     {"orderId", "\"orderId\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
@@ -680,28 +596,4 @@ static const tb_codec_field order__fields[] = {
      offsetof(order, extra), offsetof(order, has_extra), 0, 0, NULL},
 };
 static const tb_codec_type order__desc = {"order", sizeof(order), 9, order__fields, order__schema_order};
-
-int order_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(order__schema_order, j, flags, err);
-}
-
-int order_from_json(const json_t *j, tb_arena *a, order *out, tb_error *err)
-{
-    return tb_codec_from_json(&order__desc, j, a, out, err);
-}
-
-int order_parse(const char *buf, size_t len, tb_arena *a, order *out, tb_error *err)
-{
-    return tb_codec_parse(&order__desc, buf, len, a, out, err);
-}
-
-int order_serialize(const order *v, tb_buf *out)
-{
-    return tb_codec_serialize(&order__desc, v, out);
-}
-
-json_t *order_to_json(const order *v)
-{
-    return tb_codec_to_json(&order__desc, v);
-}
+TB_CODEC_DEFINE(order)

@@ -46,10 +46,7 @@ typedef enum order_status {
     ORDER_STATUS_CANCELLED = 3, /* "cancelled" */
 } order_status;
 #define ORDER_STATUS__COUNT 4
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *order_status_to_string(order_status v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int order_status_from_string(const char *s, size_t len, order_status *out);
+TB_CODEC_ENUM_DECLARE(order_status); /* _to_string, _from_string */
 int order_status_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- currency: tests/generator/fixtures/order.json#/$defs/currency ---- */
@@ -60,10 +57,7 @@ typedef enum currency {
     CURRENCY_GBP = 2, /* "GBP" */
 } currency;
 #define CURRENCY__COUNT 3
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *currency_to_string(currency v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int currency_from_string(const char *s, size_t len, currency *out);
+TB_CODEC_ENUM_DECLARE(currency); /* _to_string, _from_string */
 int currency_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- order_lines_item: tests/generator/fixtures/order.json#/properties/lines/items ---- */
@@ -73,11 +67,7 @@ typedef struct order_lines_item {
     bool has_currency;
     currency currency; /* "currency" */
 } order_lines_item;
-int order_lines_item_validate(const json_t *j, unsigned flags, tb_error *err);
-int order_lines_item_parse(const char *buf, size_t len, tb_arena *a, order_lines_item *out, tb_error *err);
-int order_lines_item_from_json(const json_t *j, tb_arena *a, order_lines_item *out, tb_error *err);
-int order_lines_item_serialize(const order_lines_item *v, tb_buf *out);
-json_t *order_lines_item_to_json(const order_lines_item *v);
+TB_CODEC_DECLARE(order_lines_item); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- customer: tests/generator/fixtures/order.json#/$defs/customer ---- */
 typedef struct customer {
@@ -86,11 +76,7 @@ typedef struct customer {
     bool vip_is_null;
     bool vip; /* "vip" */
 } customer;
-int customer_validate(const json_t *j, unsigned flags, tb_error *err);
-int customer_parse(const char *buf, size_t len, tb_arena *a, customer *out, tb_error *err);
-int customer_from_json(const json_t *j, tb_arena *a, customer *out, tb_error *err);
-int customer_serialize(const customer *v, tb_buf *out);
-json_t *customer_to_json(const customer *v);
+TB_CODEC_DECLARE(customer); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- order: tests/generator/fixtures/order.json ---- */
 /** A customer order (golden fixture: required, optional, nullable, enum, arrays, $defs). */
@@ -114,11 +100,7 @@ typedef struct order {
     bool has_extra;
     json_t *extra; /* "extra" */
 } order;
-int order_validate(const json_t *j, unsigned flags, tb_error *err);
-int order_parse(const char *buf, size_t len, tb_arena *a, order *out, tb_error *err);
-int order_from_json(const json_t *j, tb_arena *a, order *out, tb_error *err);
-int order_serialize(const order *v, tb_buf *out);
-json_t *order_to_json(const order *v);
+TB_CODEC_DECLARE(order); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 #ifdef __cplusplus
 }

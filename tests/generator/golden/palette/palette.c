@@ -390,59 +390,13 @@ static const tb_codec_field palette__fields[] = {
      offsetof(palette, created), offsetof(palette, has_created), 0, 0, NULL},
 };
 static const tb_codec_type palette__desc = {"palette", sizeof(palette), 4, palette__fields, palette__schema_palette};
-
-int palette_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(palette__schema_palette, j, flags, err);
-}
-
-int palette_from_json(const json_t *j, tb_arena *a, palette *out, tb_error *err)
-{
-    return tb_codec_from_json(&palette__desc, j, a, out, err);
-}
-
-int palette_parse(const char *buf, size_t len, tb_arena *a, palette *out, tb_error *err)
-{
-    return tb_codec_parse(&palette__desc, buf, len, a, out, err);
-}
-
-int palette_serialize(const palette *v, tb_buf *out)
-{
-    return tb_codec_serialize(&palette__desc, v, out);
-}
-
-json_t *palette_to_json(const palette *v)
-{
-    return tb_codec_to_json(&palette__desc, v);
-}
-
-int colour_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(palette__schema_palette_defs_colour, j, flags, err);
-}
+TB_CODEC_DEFINE(palette)
+TB_VALIDATE_DEFINE(colour, palette__schema_palette_defs_colour)
 
 static const tb_codec_str shade__values[] = {
     {"light", 5},
     {"dark", 4},
 };
 static const tb_codec_enum shade__enum = {"shade", 2, shade__values};
-_Static_assert(sizeof(shade) == sizeof(int), "a generated enum is int-sized");
-
-const char *shade_to_string(shade v)
-{
-    return tb_codec_enum_name(&shade__enum, (int)v);
-}
-
-int shade_from_string(const char *s, size_t len, shade *out)
-{
-    int v = tb_codec_enum_find(&shade__enum, s, len);
-    if (v < 0)
-        return TB_EINVAL;
-    *out = (shade)v;
-    return 0;
-}
-
-int shade_validate(const json_t *j, unsigned flags, tb_error *err)
-{
-    return tb_validate_with(palette__schema_palette_defs_shade, j, flags, err);
-}
+TB_CODEC_ENUM_DEFINE(shade)
+TB_VALIDATE_DEFINE(shade, palette__schema_palette_defs_shade)

@@ -48,11 +48,7 @@ typedef struct palette {
     bool has_created;
     char *created; /* "created" */
 } palette;
-int palette_validate(const json_t *j, unsigned flags, tb_error *err);
-int palette_parse(const char *buf, size_t len, tb_arena *a, palette *out, tb_error *err);
-int palette_from_json(const json_t *j, tb_arena *a, palette *out, tb_error *err);
-int palette_serialize(const palette *v, tb_buf *out);
-json_t *palette_to_json(const palette *v);
+TB_CODEC_DECLARE(palette); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- colour: tests/generator/fixtures/palette.yaml#/$defs/colour ---- */
 int colour_validate(const json_t *j, unsigned flags, tb_error *err);
@@ -63,10 +59,7 @@ typedef enum shade {
     SHADE_DARK = 1, /* "dark" */
 } shade;
 #define SHADE__COUNT 2
-/** The JSON string of v; NULL for a value outside the enum. */
-const char *shade_to_string(shade v);
-/** Looks s[0..len) up; 0, or TB_EINVAL when it is not one of the values. */
-int shade_from_string(const char *s, size_t len, shade *out);
+TB_CODEC_ENUM_DECLARE(shade); /* _to_string, _from_string */
 int shade_validate(const json_t *j, unsigned flags, tb_error *err);
 
 #ifdef __cplusplus
