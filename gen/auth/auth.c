@@ -20,50 +20,12 @@ struct auth_client {
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_register_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_register_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_register_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_account_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_account_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_login_request_properties_username(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_login_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_request_properties_client_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_request_properties_client_secret(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_request_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_response_properties_access_token(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_response_properties_token_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_response_properties_expires_in(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_token_response_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_kty(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_use(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_crv(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_x(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_y(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_n(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_properties_e(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_jwk_set_properties_keys(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_rotation_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_rotation_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static int auth__keys2(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "email", 5) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "email", 5) == 0 ? 0 : -1;
     case 8:
         if (memcmp(k, "username", 8) == 0)
             return 1;
@@ -71,9 +33,7 @@ static int auth__keys2(const char *k, size_t n)
             return 2;
         return -1;
     case 11:
-        if (memcmp(k, "displayName", 11) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "displayName", 11) == 0 ? 3 : -1;
     default:
         return -1;
     }
@@ -83,25 +43,15 @@ static int auth__keys3(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "email", 5) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "email", 5) == 0 ? 1 : -1;
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     case 7:
-        if (memcmp(k, "eventId", 7) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "eventId", 7) == 0 ? 4 : -1;
     case 8:
-        if (memcmp(k, "username", 8) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "username", 8) == 0 ? 2 : -1;
     case 12:
-        if (memcmp(k, "registeredAt", 12) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "registeredAt", 12) == 0 ? 3 : -1;
     default:
         return -1;
     }
@@ -111,9 +61,7 @@ static int auth__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -137,21 +85,13 @@ static int auth__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "scope", 5) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "scope", 5) == 0 ? 3 : -1;
     case 9:
-        if (memcmp(k, "client_id", 9) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "client_id", 9) == 0 ? 1 : -1;
     case 10:
-        if (memcmp(k, "grant_type", 10) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "grant_type", 10) == 0 ? 0 : -1;
     case 13:
-        if (memcmp(k, "client_secret", 13) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "client_secret", 13) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -161,9 +101,7 @@ static int auth__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "scope", 5) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "scope", 5) == 0 ? 3 : -1;
     case 10:
         if (memcmp(k, "token_type", 10) == 0)
             return 1;
@@ -171,9 +109,7 @@ static int auth__keys7(const char *k, size_t n)
             return 2;
         return -1;
     case 12:
-        if (memcmp(k, "access_token", 12) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "access_token", 12) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -213,9 +149,7 @@ static int auth__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "keys", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "keys", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -231,17 +165,11 @@ static int auth__keys10(const char *k, size_t n)
             return 1;
         return -1;
     case 9:
-        if (memcmp(k, "createdAt", 9) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "createdAt", 9) == 0 ? 2 : -1;
     case 10:
-        if (memcmp(k, "activeFrom", 10) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "activeFrom", 10) == 0 ? 3 : -1;
     case 17:
-        if (memcmp(k, "previousRetiresAt", 17) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "previousRetiresAt", 17) == 0 ? 4 : -1;
     default:
         return -1;
     }
@@ -251,22 +179,81 @@ static int auth__keys11(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
 }
 
+/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/email */
+static bool auth__schema_register_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 254 && tb_utf8_len(s, n) > 254)
+            TB_V_FAIL("maxLength", "must have at most 254 characters");
+        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
+            TB_V_FAIL("format", "must be a valid email");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/password */
+static bool auth__schema_register_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 32 && tb_utf8_len(s, n) < 8)
+            TB_V_FAIL("minLength", "must have at least 8 characters");
+        if (n > 256 && tb_utf8_len(s, n) > 256)
+            TB_V_FAIL("maxLength", "must have at most 256 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/displayName */
+static bool auth__schema_register_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
 /* openapi/auth.yaml#/components/schemas/RegisterRequest */
-static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_register_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -313,18 +300,15 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/email */
-static bool auth__schema_register_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/Account/properties/email */
+static bool auth__schema_account_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        if (n > 254 && tb_utf8_len(s, n) > 254)
-            TB_V_FAIL("maxLength", "must have at most 254 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
@@ -334,58 +318,13 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/password */
-static bool auth__schema_register_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 32 && tb_utf8_len(s, n) < 8)
-            TB_V_FAIL("minLength", "must have at least 8 characters");
-        if (n > 256 && tb_utf8_len(s, n) > 256)
-            TB_V_FAIL("maxLength", "must have at most 256 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/displayName */
-static bool auth__schema_register_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/Account */
-static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_account(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -438,33 +377,13 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Account/properties/email */
-static bool auth__schema_account_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
-            TB_V_FAIL("format", "must be a valid email");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/AccountResponse */
-static bool auth__schema_account_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_account_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -496,14 +415,55 @@ out:
     return ok;
 }
 
+/* openapi/auth.yaml#/components/schemas/LoginRequest/properties/username: The account's username or email. */
+static bool auth__schema_login_request_properties_username(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 254 && tb_utf8_len(s, n) > 254)
+            TB_V_FAIL("maxLength", "must have at most 254 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/LoginRequest/properties/password */
+static bool auth__schema_login_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 256 && tb_utf8_len(s, n) > 256)
+            TB_V_FAIL("maxLength", "must have at most 256 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
 /* openapi/auth.yaml#/components/schemas/LoginRequest */
-static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -541,11 +501,10 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/LoginRequest/properties/username: The account's username or email. */
-static bool auth__schema_login_request_properties_username(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/grant_type: client_credentials (anything else is unsupported_grant_type). */
+static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -554,8 +513,8 @@ static bool auth__schema_login_request_properties_username(const json_t *j, tb_v
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 254 && tb_utf8_len(s, n) > 254)
-            TB_V_FAIL("maxLength", "must have at most 254 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -563,11 +522,10 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/LoginRequest/properties/password */
-static bool auth__schema_login_request_properties_password(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/client_id */
+static bool auth__schema_token_request_properties_client_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -576,8 +534,47 @@ static bool auth__schema_login_request_properties_password(const json_t *j, tb_v
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 256 && tb_utf8_len(s, n) > 256)
-            TB_V_FAIL("maxLength", "must have at most 256 characters");
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/client_secret */
+static bool auth__schema_token_request_properties_client_secret(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 512 && tb_utf8_len(s, n) > 512)
+            TB_V_FAIL("maxLength", "must have at most 512 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/scope: Space-separated scopes requested (RFC 6749 section 3.3). */
+static bool auth__schema_token_request_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 1024 && tb_utf8_len(s, n) > 1024)
+            TB_V_FAIL("maxLength", "must have at most 1024 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -586,13 +583,12 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/TokenRequest */
-static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -639,11 +635,10 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/grant_type: client_credentials (anything else is unsupported_grant_type). */
-static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/access_token: A compact JWS (RFC 7515) with kid in its header. */
+static bool auth__schema_token_response_properties_access_token(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -652,8 +647,6 @@ static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -661,63 +654,39 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/client_id */
-static bool auth__schema_token_request_properties_client_id(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/token_type */
+static bool auth__schema_token_response_properties_token_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    if (!(tb_json_str_eq(j, "Bearer", 6)))
+        TB_V_FAIL("enum", "must be one of [\"Bearer\"]");
 out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/client_secret */
-static bool auth__schema_token_request_properties_client_secret(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/expires_in: Seconds until the token expires. */
+static bool auth__schema_token_response_properties_expires_in(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 512 && tb_utf8_len(s, n) > 512)
-            TB_V_FAIL("maxLength", "must have at most 512 characters");
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
     }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/scope: Space-separated scopes requested (RFC 6749 section 3.3). */
-static bool auth__schema_token_request_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope: The granted scopes, space-separated. */
+static bool auth__schema_token_response_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 1024 && tb_utf8_len(s, n) > 1024)
-            TB_V_FAIL("maxLength", "must have at most 1024 characters");
-    }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
@@ -725,13 +694,12 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/TokenResponse */
-static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -778,11 +746,22 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/access_token: A compact JWS (RFC 7515) with kid in its header. */
-static bool auth__schema_token_response_properties_access_token(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/kty */
+static bool auth__schema_jwk_properties_kty(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "RSA", 3) || tb_json_str_eq(j, "EC", 2) || tb_json_str_eq(j, "OKP", 3)))
+        TB_V_FAIL("enum", "must be one of [\"RSA\", \"EC\", \"OKP\"]");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/kid */
+static bool auth__schema_jwk_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -798,40 +777,82 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/token_type */
-static bool auth__schema_token_response_properties_token_type(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/use */
+static bool auth__schema_jwk_properties_use(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "Bearer", 6)))
-        TB_V_FAIL("enum", "must be one of [\"Bearer\"]");
+    if (!(tb_json_str_eq(j, "sig", 3)))
+        TB_V_FAIL("enum", "must be one of [\"sig\"]");
 out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/expires_in: Seconds until the token expires. */
-static bool auth__schema_token_response_properties_expires_in(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/alg */
+static bool auth__schema_jwk_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
+        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
 out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope: The granted scopes, space-separated. */
-static bool auth__schema_token_response_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/crv */
+static bool auth__schema_jwk_properties_crv(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "P-256", 5) || tb_json_str_eq(j, "Ed25519", 7)))
+        TB_V_FAIL("enum", "must be one of [\"P-256\", \"Ed25519\"]");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/x */
+static bool auth__schema_jwk_properties_x(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/y */
+static bool auth__schema_jwk_properties_y(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/n */
+static bool auth__schema_jwk_properties_n(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/e */
+static bool auth__schema_jwk_properties_e(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
@@ -841,13 +862,12 @@ out:
 }
 
 /* openapi/auth.yaml#/components/schemas/Jwk: A public signing key (RFC 7517, RFC 7518 section 6, RFC 8037). */
-static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -912,138 +932,34 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/kty */
-static bool auth__schema_jwk_properties_kty(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "RSA", 3) || tb_json_str_eq(j, "EC", 2) || tb_json_str_eq(j, "OKP", 3)))
-        TB_V_FAIL("enum", "must be one of [\"RSA\", \"EC\", \"OKP\"]");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/kid */
-static bool auth__schema_jwk_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/use */
-static bool auth__schema_jwk_properties_use(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "sig", 3)))
-        TB_V_FAIL("enum", "must be one of [\"sig\"]");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/alg */
-static bool auth__schema_jwk_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
-        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/crv */
-static bool auth__schema_jwk_properties_crv(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "P-256", 5) || tb_json_str_eq(j, "Ed25519", 7)))
-        TB_V_FAIL("enum", "must be one of [\"P-256\", \"Ed25519\"]");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/x */
-static bool auth__schema_jwk_properties_x(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/y */
-static bool auth__schema_jwk_properties_y(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/n */
-static bool auth__schema_jwk_properties_n(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/e */
-static bool auth__schema_jwk_properties_e(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/JwkSet */
-static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/JwkSet/properties/keys */
+static bool auth__schema_jwk_set_properties_keys(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), auth__schema_jwk, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/JwkSet */
+static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1075,36 +991,37 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/JwkSet/properties/keys */
-static bool auth__schema_jwk_set_properties_keys(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/auth.yaml#/components/schemas/Rotation/properties/kid: The new key's kid. */
+static bool auth__schema_rotation_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), auth__schema_jwk, json_array_get(j, i));
-        }
-    }
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
-    c->npath = np;
-    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/Rotation/properties/alg */
+static bool auth__schema_rotation_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
+        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
+out:
     return ok;
 }
 
 /* openapi/auth.yaml#/components/schemas/Rotation */
-static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1157,40 +1074,13 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Rotation/properties/kid: The new key's kid. */
-static bool auth__schema_rotation_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Rotation/properties/alg */
-static bool auth__schema_rotation_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
-        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/RotationResponse */
-static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {

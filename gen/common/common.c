@@ -11,47 +11,15 @@
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-bool common__schema_api_defs_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_api_defs_error(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_api_defs_error_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_api_defs_health(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool common__schema_api_defs_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_api_defs_health_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_types_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_eval *ev);
-bool common__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$ */
 static bool common__rx0(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [45] = 2,
+        [48] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        [65] = 1, 1, 1, 1, 1, 1,
+        [97] = 1, 1, 1, 1, 1, 1,
     };
     if (n != 36)
         return false;
@@ -90,22 +58,8 @@ static bool common__rx0(const char *s, size_t n)
 static bool common__rx1(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [65] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n != 3)
         return false;
@@ -120,22 +74,13 @@ static bool common__rx1(const char *s, size_t n)
 static bool common__rx2(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [45] = 2, 2,
+        [48] = 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        [65] = 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        [95] = 3,
+        [97] = 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
     };
     if (n < 1)
         return false;
@@ -159,9 +104,7 @@ static int common__keys0(const char *k, size_t n)
             return 1;
         return -1;
     case 7:
-        if (memcmp(k, "message", 7) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "message", 7) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -171,9 +114,7 @@ static int common__keys1(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "code", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "code", 4) == 0 ? 0 : -1;
     case 7:
         if (memcmp(k, "message", 7) == 0)
             return 1;
@@ -181,13 +122,9 @@ static int common__keys1(const char *k, size_t n)
             return 3;
         return -1;
     case 9:
-        if (memcmp(k, "requestId", 9) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "requestId", 9) == 0 ? 2 : -1;
     case 14:
-        if (memcmp(k, "detailsOmitted", 14) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "detailsOmitted", 14) == 0 ? 4 : -1;
     default:
         return -1;
     }
@@ -197,9 +134,7 @@ static int common__keys2(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "error", 5) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "error", 5) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -209,9 +144,7 @@ static int common__keys3(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "status", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "status", 6) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -221,22 +154,55 @@ static int common__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
 }
 
+/* schemas/common/api.json#/$defs/ErrorDetail/properties/path: JSON pointer into the request, e.g. /body/amount or /query/limit. */
+static bool common__schema_api_defs_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/common/api.json#/$defs/ErrorDetail/properties/rule: The schema rule that failed, e.g. minimum, required, type. */
+static bool common__schema_api_defs_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/common/api.json#/$defs/ErrorDetail/properties/message */
+static bool common__schema_api_defs_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
 /* schemas/common/api.json#/$defs/ErrorDetail */
-bool common__schema_api_defs_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_api_defs_error_detail(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -280,53 +246,81 @@ out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/ErrorDetail/properties/path: JSON pointer into the request, e.g. /body/amount or /query/limit. */
-static bool common__schema_api_defs_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/common/api.json#/$defs/Error/properties/code: Machine-readable, e.g. not_found, validation_failed, insufficient_funds. */
+static bool common__schema_api_defs_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/ErrorDetail/properties/rule: The schema rule that failed, e.g. minimum, required, type. */
-static bool common__schema_api_defs_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/common/api.json#/$defs/Error/properties/message */
+static bool common__schema_api_defs_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/ErrorDetail/properties/message */
-static bool common__schema_api_defs_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/common/api.json#/$defs/Error/properties/requestId */
+static bool common__schema_api_defs_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/Error: The error object of the envelope; C code holds it as the runtime's tb_api_error. */
-bool common__schema_api_defs_error(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/common/api.json#/$defs/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
+static bool common__schema_api_defs_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        if (n > 100)
+            TB_V_FAIL("maxItems", "must have at most 100 items");
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), common__schema_api_defs_error_detail, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* schemas/common/api.json#/$defs/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
+static bool common__schema_api_defs_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+    }
+out:
+    return ok;
+}
+
+/* schemas/common/api.json#/$defs/Error: The error object of the envelope; C code holds it as the runtime's tb_api_error. */
+bool common__schema_api_defs_error(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -376,87 +370,13 @@ out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/Error/properties/code: Machine-readable, e.g. not_found, validation_failed, insufficient_funds. */
-static bool common__schema_api_defs_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/Error/properties/message */
-static bool common__schema_api_defs_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/Error/properties/requestId */
-static bool common__schema_api_defs_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/Error/properties/details: The first violations (100 at most, fewer when their text is long). */
-static bool common__schema_api_defs_error_properties_details(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n > 100)
-            TB_V_FAIL("maxItems", "must have at most 100 items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), common__schema_api_defs_error_detail, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/Error/properties/detailsOmitted: How many more violations there were than details lists (absent when none were left out). */
-static bool common__schema_api_defs_error_properties_details_omitted(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
 /* schemas/common/api.json#/$defs/ErrorResponse */
-bool common__schema_api_defs_error_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_api_defs_error_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -488,14 +408,25 @@ out:
     return ok;
 }
 
+/* schemas/common/api.json#/$defs/Health/properties/status */
+static bool common__schema_api_defs_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "ok", 2)))
+        TB_V_FAIL("enum", "must be one of [\"ok\"]");
+out:
+    return ok;
+}
+
 /* schemas/common/api.json#/$defs/Health */
-bool common__schema_api_defs_health(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_api_defs_health(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -527,27 +458,13 @@ out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/Health/properties/status */
-static bool common__schema_api_defs_health_properties_status(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "ok", 2)))
-        TB_V_FAIL("enum", "must be one of [\"ok\"]");
-out:
-    return ok;
-}
-
 /* schemas/common/api.json#/$defs/HealthResponse */
-bool common__schema_api_defs_health_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_api_defs_health_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -580,10 +497,9 @@ out:
 }
 
 /* schemas/common/types.json#/$defs/uuid: A UUID in its canonical 8-4-4-4-12 text form. */
-bool common__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_types_defs_uuid(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -601,10 +517,9 @@ out:
 }
 
 /* schemas/common/types.json#/$defs/timestamp: An RFC 3339 date-time with a time zone, e.g. 2026-11-24T10:00:00Z. */
-bool common__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_types_defs_timestamp(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -625,10 +540,9 @@ out:
 }
 
 /* schemas/common/types.json#/$defs/currency: ISO 4217 currency code, or a platform code such as CHP (chips). */
-bool common__schema_types_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_types_defs_currency(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -644,10 +558,9 @@ out:
 }
 
 /* schemas/common/types.json#/$defs/amount: An amount in minor units (cents, chips): integers only, never floating point. */
-bool common__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_types_defs_amount(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -662,10 +575,9 @@ out:
 }
 
 /* schemas/common/types.json#/$defs/username */
-bool common__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_types_defs_username(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -686,10 +598,9 @@ out:
 }
 
 /* schemas/common/types.json#/$defs/email */
-bool common__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval *ev)
+bool common__schema_types_defs_email(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {

@@ -13,65 +13,6 @@
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_producer(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_metadata_properties_correlation_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_metadata_properties_trace_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_metadata_properties_traceparent(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_metadata_properties_causation_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_envelope_properties_metadata_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1_properties_outcome(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1_properties_winner_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1_properties_scores(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1_properties_scores_items(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1_properties_scores_items_properties_score(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_completed_v1_properties_duration_ms(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1_properties_game_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1_properties_players(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1_properties_settings(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1_properties_settings_properties_time_control_seconds(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1_properties_settings_properties_rated(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1_properties_move_number(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1_properties_move_properties_notation(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1_properties_move_properties_from(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1_properties_move_properties_to(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_move_made_v1_properties_state_version(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_game_started_v1_properties_players(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_achievements_earned_v1_properties_achievements(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_points(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_profile_updated_v1_properties_changes(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_registered_v1_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_registered_v2_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_registered_v2_properties_locale(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_user_registered_v2_properties_marketing_opt_in(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_transaction_created_v1_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_transaction_created_v1_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_transaction_created_v1_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool events__schema_wallet_transaction_created_v1_properties_idempotency_key(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static tb_regex RE[3] = {
     TB_REGEX("^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$"), /* ^[a-z][a-z0-9]*(\.[a-z][a-z0-9_]*)+$ */
@@ -83,22 +24,10 @@ static tb_regex RE[3] = {
 static bool events__rx0(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [45] = 2,
+        [48] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        [65] = 1, 1, 1, 1, 1, 1,
+        [97] = 1, 1, 1, 1, 1, 1,
     };
     if (n != 36)
         return false;
@@ -137,22 +66,8 @@ static bool events__rx0(const char *s, size_t n)
 static bool events__rx1(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [48] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        [97] = 1, 1, 1, 1, 1, 1,
     };
     if (n != 32)
         return false;
@@ -167,22 +82,9 @@ static bool events__rx1(const char *s, size_t n)
 static bool events__rx2(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0,
-        5, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [45] = 2,
+        [48] = 5, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        [97] = 4, 4, 4, 4, 4, 4,
     };
     if (n != 55)
         return false;
@@ -218,22 +120,8 @@ static bool events__rx2(const char *s, size_t n)
 static bool events__rx3(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [65] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n != 3)
         return false;
@@ -248,22 +136,11 @@ static bool events__rx3(const char *s, size_t n)
 static bool events__rx4(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [45] = 1, 1,
+        [48] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        [95] = 1,
+        [97] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n < 1 || n > 64)
         return false;
@@ -278,22 +155,8 @@ static bool events__rx4(const char *s, size_t n)
 static bool events__rx5(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [65] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n != 2)
         return false;
@@ -308,22 +171,13 @@ static bool events__rx5(const char *s, size_t n)
 static bool events__rx6(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
-        3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [45] = 2, 2,
+        [48] = 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        [65] = 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        [95] = 3,
+        [97] = 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+        3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
     };
     if (n < 1)
         return false;
@@ -341,9 +195,7 @@ static int events__keys0(const char *k, size_t n)
 {
     switch (n) {
     case 7:
-        if (memcmp(k, "traceId", 7) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "traceId", 7) == 0 ? 1 : -1;
     case 11:
         if (memcmp(k, "traceparent", 11) == 0)
             return 2;
@@ -351,9 +203,7 @@ static int events__keys0(const char *k, size_t n)
             return 3;
         return -1;
     case 13:
-        if (memcmp(k, "correlationId", 13) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "correlationId", 13) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -363,9 +213,7 @@ static int events__keys1(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "id", 2) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
     case 4:
         if (memcmp(k, "type", 4) == 0)
             return 1;
@@ -373,9 +221,7 @@ static int events__keys1(const char *k, size_t n)
             return 5;
         return -1;
     case 7:
-        if (memcmp(k, "version", 7) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "version", 7) == 0 ? 2 : -1;
     case 8:
         if (memcmp(k, "producer", 8) == 0)
             return 4;
@@ -383,9 +229,7 @@ static int events__keys1(const char *k, size_t n)
             return 6;
         return -1;
     case 9:
-        if (memcmp(k, "timestamp", 9) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "timestamp", 9) == 0 ? 3 : -1;
     default:
         return -1;
     }
@@ -395,13 +239,9 @@ static int events__keys2(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "score", 5) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "score", 5) == 0 ? 1 : -1;
     case 8:
-        if (memcmp(k, "playerId", 8) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "playerId", 8) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -417,21 +257,13 @@ static int events__keys3(const char *k, size_t n)
             return 3;
         return -1;
     case 7:
-        if (memcmp(k, "outcome", 7) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "outcome", 7) == 0 ? 1 : -1;
     case 8:
-        if (memcmp(k, "winnerId", 8) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "winnerId", 8) == 0 ? 2 : -1;
     case 10:
-        if (memcmp(k, "durationMs", 10) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "durationMs", 10) == 0 ? 4 : -1;
     case 11:
-        if (memcmp(k, "completedAt", 11) == 0)
-            return 5;
-        return -1;
+        return memcmp(k, "completedAt", 11) == 0 ? 5 : -1;
     default:
         return -1;
     }
@@ -441,13 +273,9 @@ static int events__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "rated", 5) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "rated", 5) == 0 ? 1 : -1;
     case 18:
-        if (memcmp(k, "timeControlSeconds", 18) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "timeControlSeconds", 18) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -457,13 +285,9 @@ static int events__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "amount", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "amount", 6) == 0 ? 0 : -1;
     case 8:
-        if (memcmp(k, "currency", 8) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "currency", 8) == 0 ? 1 : -1;
     default:
         return -1;
     }
@@ -473,17 +297,11 @@ static int events__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "stake", 5) == 0)
-            return 5;
-        return -1;
+        return memcmp(k, "stake", 5) == 0 ? 5 : -1;
     case 6:
-        if (memcmp(k, "gameId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "gameId", 6) == 0 ? 0 : -1;
     case 7:
-        if (memcmp(k, "players", 7) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "players", 7) == 0 ? 3 : -1;
     case 8:
         if (memcmp(k, "gameType", 8) == 0)
             return 1;
@@ -505,17 +323,11 @@ static int events__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "to", 2) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "to", 2) == 0 ? 2 : -1;
     case 4:
-        if (memcmp(k, "from", 4) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "from", 4) == 0 ? 1 : -1;
     case 8:
-        if (memcmp(k, "notation", 8) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "notation", 8) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -525,9 +337,7 @@ static int events__keys8(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "move", 4) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "move", 4) == 0 ? 3 : -1;
     case 6:
         if (memcmp(k, "gameId", 6) == 0)
             return 0;
@@ -535,17 +345,11 @@ static int events__keys8(const char *k, size_t n)
             return 5;
         return -1;
     case 8:
-        if (memcmp(k, "playerId", 8) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "playerId", 8) == 0 ? 1 : -1;
     case 10:
-        if (memcmp(k, "moveNumber", 10) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "moveNumber", 10) == 0 ? 2 : -1;
     case 12:
-        if (memcmp(k, "stateVersion", 12) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "stateVersion", 12) == 0 ? 4 : -1;
     default:
         return -1;
     }
@@ -555,13 +359,9 @@ static int events__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "gameId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "gameId", 6) == 0 ? 0 : -1;
     case 7:
-        if (memcmp(k, "players", 7) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "players", 7) == 0 ? 1 : -1;
     case 9:
         if (memcmp(k, "firstTurn", 9) == 0)
             return 2;
@@ -577,17 +377,11 @@ static int events__keys10(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "id", 2) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
     case 4:
-        if (memcmp(k, "name", 4) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "name", 4) == 0 ? 1 : -1;
     case 6:
-        if (memcmp(k, "points", 6) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "points", 6) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -597,17 +391,11 @@ static int events__keys11(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     case 8:
-        if (memcmp(k, "earnedAt", 8) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "earnedAt", 8) == 0 ? 2 : -1;
     case 12:
-        if (memcmp(k, "achievements", 12) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "achievements", 12) == 0 ? 1 : -1;
     default:
         return -1;
     }
@@ -617,21 +405,13 @@ static int events__keys12(const char *k, size_t n)
 {
     switch (n) {
     case 3:
-        if (memcmp(k, "bio", 3) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "bio", 3) == 0 ? 2 : -1;
     case 7:
-        if (memcmp(k, "country", 7) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "country", 7) == 0 ? 3 : -1;
     case 9:
-        if (memcmp(k, "avatarUrl", 9) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "avatarUrl", 9) == 0 ? 1 : -1;
     case 11:
-        if (memcmp(k, "displayName", 11) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "displayName", 11) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -641,17 +421,11 @@ static int events__keys13(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     case 7:
-        if (memcmp(k, "changes", 7) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "changes", 7) == 0 ? 1 : -1;
     case 9:
-        if (memcmp(k, "updatedAt", 9) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "updatedAt", 9) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -661,25 +435,15 @@ static int events__keys14(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "email", 5) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "email", 5) == 0 ? 1 : -1;
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     case 8:
-        if (memcmp(k, "username", 8) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "username", 8) == 0 ? 2 : -1;
     case 11:
-        if (memcmp(k, "displayName", 11) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "displayName", 11) == 0 ? 3 : -1;
     case 12:
-        if (memcmp(k, "registeredAt", 12) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "registeredAt", 12) == 0 ? 4 : -1;
     default:
         return -1;
     }
@@ -689,9 +453,7 @@ static int events__keys15(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "email", 5) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "email", 5) == 0 ? 1 : -1;
     case 6:
         if (memcmp(k, "userId", 6) == 0)
             return 0;
@@ -699,21 +461,13 @@ static int events__keys15(const char *k, size_t n)
             return 4;
         return -1;
     case 8:
-        if (memcmp(k, "username", 8) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "username", 8) == 0 ? 2 : -1;
     case 11:
-        if (memcmp(k, "displayName", 11) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "displayName", 11) == 0 ? 3 : -1;
     case 12:
-        if (memcmp(k, "registeredAt", 12) == 0)
-            return 6;
-        return -1;
+        return memcmp(k, "registeredAt", 12) == 0 ? 6 : -1;
     case 14:
-        if (memcmp(k, "marketingOptIn", 14) == 0)
-            return 5;
-        return -1;
+        return memcmp(k, "marketingOptIn", 14) == 0 ? 5 : -1;
     default:
         return -1;
     }
@@ -723,13 +477,9 @@ static int events__keys16(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 1 : -1;
     case 7:
-        if (memcmp(k, "balance", 7) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "balance", 7) == 0 ? 4 : -1;
     case 8:
         if (memcmp(k, "walletId", 8) == 0)
             return 0;
@@ -737,17 +487,11 @@ static int events__keys16(const char *k, size_t n)
             return 2;
         return -1;
     case 9:
-        if (memcmp(k, "updatedAt", 9) == 0)
-            return 6;
-        return -1;
+        return memcmp(k, "updatedAt", 9) == 0 ? 6 : -1;
     case 13:
-        if (memcmp(k, "transactionId", 13) == 0)
-            return 5;
-        return -1;
+        return memcmp(k, "transactionId", 13) == 0 ? 5 : -1;
     case 15:
-        if (memcmp(k, "previousBalance", 15) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "previousBalance", 15) == 0 ? 3 : -1;
     default:
         return -1;
     }
@@ -757,9 +501,7 @@ static int events__keys17(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 1 : -1;
     case 8:
         if (memcmp(k, "walletId", 8) == 0)
             return 0;
@@ -767,9 +509,7 @@ static int events__keys17(const char *k, size_t n)
             return 2;
         return -1;
     case 9:
-        if (memcmp(k, "createdAt", 9) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "createdAt", 9) == 0 ? 3 : -1;
     default:
         return -1;
     }
@@ -779,9 +519,7 @@ static int events__keys18(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "type", 4) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "type", 4) == 0 ? 3 : -1;
     case 6:
         if (memcmp(k, "userId", 6) == 0)
             return 2;
@@ -801,30 +539,230 @@ static int events__keys18(const char *k, size_t n)
             return 9;
         return -1;
     case 12:
-        if (memcmp(k, "balanceAfter", 12) == 0)
-            return 6;
-        return -1;
+        return memcmp(k, "balanceAfter", 12) == 0 ? 6 : -1;
     case 13:
-        if (memcmp(k, "transactionId", 13) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "transactionId", 13) == 0 ? 0 : -1;
     case 14:
-        if (memcmp(k, "idempotencyKey", 14) == 0)
-            return 8;
-        return -1;
+        return memcmp(k, "idempotencyKey", 14) == 0 ? 8 : -1;
     default:
         return -1;
     }
 }
 
-/* schemas/events/envelope.json#: The standard envelope of every Tablium event; `data` follows the schema of the event's type and version. */
-static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/envelope.json#/properties/type: Event type, e.g. user.registered. */
+static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+        if (tb_regex_search(&RE[0], s, n) != 1)
+            TB_V_FAIL("pattern", "must match pattern ^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/version: Schema version of data, major.minor, e.g. 1.0. */
+static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (tb_regex_search(&RE[1], s, n) != 1)
+            TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/producer: Name of the producing service, e.g. auth-service. */
+static bool events__schema_envelope_properties_producer(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/data: The payload, validated against the schema of type and version. */
+static bool events__schema_envelope_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/metadata/properties/correlationId: Id shared by every message of one business flow (the X-Request-ID that started it). */
+static bool events__schema_envelope_properties_metadata_properties_correlation_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/metadata/properties/traceId: W3C trace id of the producer's span. */
+static bool events__schema_envelope_properties_metadata_properties_trace_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!events__rx1(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^[0-9a-f]{32}$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/metadata/properties/traceparent: W3C traceparent of the producer's span, so the consumer's span can be its child. */
+static bool events__schema_envelope_properties_metadata_properties_traceparent(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!events__rx2(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/metadata/properties/causationId: Id of the event or request that caused this one. */
+static bool events__schema_envelope_properties_metadata_properties_causation_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/metadata/additionalProperties */
+static bool events__schema_envelope_properties_metadata_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 1024 && tb_utf8_len(s, n) > 1024)
+            TB_V_FAIL("maxLength", "must have at most 1024 characters");
+    }
+out:
+    return ok;
+}
+
+/* schemas/events/envelope.json#/properties/metadata: Correlation and tracing. */
+static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = events__keys0(k, kl);
+            bool matched = m >= 0;
+            switch (m) {
+            case 0: /* correlationId */
+                seen |= UINT64_C(1) << 0;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_correlation_id, v);
+                break;
+            case 1: /* traceId */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_trace_id, v);
+                break;
+            case 2: /* traceparent */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_traceparent, v);
+                break;
+            case 3: /* causationId */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_causation_id, v);
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_additional_properties, v);
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("correlationId", "required", "is required");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* schemas/events/envelope.json#: The standard envelope of every Tablium event; `data` follows the schema of the event's type and version. */
+static bool events__schema_envelope(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -892,20 +830,29 @@ out:
     return ok;
 }
 
-/* schemas/events/envelope.json#/properties/type: Event type, e.g. user.registered. */
-static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.completed.v1.json#/properties/outcome */
+static bool events__schema_game_completed_v1_properties_outcome(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "win", 3) || tb_json_str_eq(j, "draw", 4) || tb_json_str_eq(j, "abandoned", 9) || tb_json_str_eq(j, "timeout", 7)))
+        TB_V_FAIL("enum", "must be one of [\"win\", \"draw\", \"abandoned\", \"timeout\"]");
+out:
+    return ok;
+}
+
+/* schemas/events/game.completed.v1.json#/properties/winnerId: null for a draw. */
+static bool events__schema_game_completed_v1_properties_winner_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
-        if (tb_regex_search(&RE[0], s, n) != 1)
-            TB_V_FAIL("pattern", "must match pattern ^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$");
+        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
+            TB_V_FAIL("format", "must be a valid uuid");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -913,66 +860,23 @@ out:
     return ok;
 }
 
-/* schemas/events/envelope.json#/properties/version: Schema version of data, major.minor, e.g. 1.0. */
-static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.completed.v1.json#/properties/scores/items/properties/score */
+static bool events__schema_game_completed_v1_properties_scores_items_properties_score(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (tb_regex_search(&RE[1], s, n) != 1)
-            TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
 out:
     return ok;
 }
 
-/* schemas/events/envelope.json#/properties/producer: Name of the producing service, e.g. auth-service. */
-static bool events__schema_envelope_properties_producer(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/envelope.json#/properties/data: The payload, validated against the schema of type and version. */
-static bool events__schema_envelope_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-out:
-    return ok;
-}
-
-/* schemas/events/envelope.json#/properties/metadata: Correlation and tracing. */
-static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.completed.v1.json#/properties/scores/items */
+static bool events__schema_game_completed_v1_properties_scores_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -981,31 +885,28 @@ static bool events__schema_envelope_properties_metadata(const json_t *j, tb_vctx
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys0(k, kl);
+            int m = events__keys2(k, kl);
             bool matched = m >= 0;
             switch (m) {
-            case 0: /* correlationId */
+            case 0: /* playerId */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_correlation_id, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
                 break;
-            case 1: /* traceId */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_trace_id, v);
-                break;
-            case 2: /* traceparent */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_traceparent, v);
-                break;
-            case 3: /* causationId */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_properties_causation_id, v);
+            case 1: /* score */
+                seen |= UINT64_C(1) << 1;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_scores_items_properties_score, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_envelope_properties_metadata_additional_properties, v);
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("correlationId", "required", "is required");
+            TB_V_FAIL_MEMBER("playerId", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("score", "required", "is required");
     }
 out:
     c->npath = np;
@@ -1013,110 +914,49 @@ out:
     return ok;
 }
 
-/* schemas/events/envelope.json#/properties/metadata/properties/correlationId: Id shared by every message of one business flow (the X-Request-ID that started it). */
-static bool events__schema_envelope_properties_metadata_properties_correlation_id(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.completed.v1.json#/properties/scores */
+static bool events__schema_game_completed_v1_properties_scores(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), events__schema_game_completed_v1_properties_scores_items, json_array_get(j, i));
+        }
     }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
+    c->npath = np;
+    tb_v_leave(c);
     return ok;
 }
 
-/* schemas/events/envelope.json#/properties/metadata/properties/traceId: W3C trace id of the producer's span. */
-static bool events__schema_envelope_properties_metadata_properties_trace_id(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.completed.v1.json#/properties/durationMs */
+static bool events__schema_game_completed_v1_properties_duration_ms(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!events__rx1(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[0-9a-f]{32}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/envelope.json#/properties/metadata/properties/traceparent: W3C traceparent of the producer's span, so the consumer's span can be its child. */
-static bool events__schema_envelope_properties_metadata_properties_traceparent(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!events__rx2(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/envelope.json#/properties/metadata/properties/causationId: Id of the event or request that caused this one. */
-static bool events__schema_envelope_properties_metadata_properties_causation_id(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/envelope.json#/properties/metadata/additionalProperties */
-static bool events__schema_envelope_properties_metadata_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 1024 && tb_utf8_len(s, n) > 1024)
-            TB_V_FAIL("maxLength", "must have at most 1024 characters");
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
     }
 out:
     return ok;
 }
 
 /* schemas/events/game.completed.v1.json#: A game ended. */
-static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_game_completed_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1178,52 +1018,37 @@ out:
     return ok;
 }
 
-/* schemas/events/game.completed.v1.json#/properties/outcome */
-static bool events__schema_game_completed_v1_properties_outcome(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.created.v1.json#/properties/gameType */
+static bool events__schema_game_created_v1_properties_game_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "win", 3) || tb_json_str_eq(j, "draw", 4) || tb_json_str_eq(j, "abandoned", 9) || tb_json_str_eq(j, "timeout", 7)))
-        TB_V_FAIL("enum", "must be one of [\"win\", \"draw\", \"abandoned\", \"timeout\"]");
+    if (!(tb_json_str_eq(j, "chess", 5) || tb_json_str_eq(j, "checkers", 8) || tb_json_str_eq(j, "tictactoe", 9) || tb_json_str_eq(j, "connect4", 8)))
+        TB_V_FAIL("enum", "must be one of [\"chess\", \"checkers\", \"tictactoe\", \"connect4\"]");
 out:
     return ok;
 }
 
-/* schemas/events/game.completed.v1.json#/properties/winnerId: null for a draw. */
-static bool events__schema_game_completed_v1_properties_winner_id(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
-            TB_V_FAIL("format", "must be a valid uuid");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/game.completed.v1.json#/properties/scores */
-static bool events__schema_game_completed_v1_properties_scores(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.created.v1.json#/properties/players */
+static bool events__schema_game_created_v1_properties_players(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
+        if (n < 1)
+            TB_V_FAIL("minItems", "must have at least 1 items");
+        if (n > 8)
+            TB_V_FAIL("maxItems", "must have at most 8 items");
+        if (!tb_json_unique(j))
+            TB_V_FAIL("uniqueItems", "must not contain duplicate items");
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), events__schema_game_completed_v1_properties_scores_items, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_uuid, json_array_get(j, i));
         }
     }
 out:
@@ -1232,14 +1057,40 @@ out:
     return ok;
 }
 
-/* schemas/events/game.completed.v1.json#/properties/scores/items */
-static bool events__schema_game_completed_v1_properties_scores_items(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.created.v1.json#/properties/settings/properties/timeControlSeconds */
+static bool events__schema_game_created_v1_properties_settings_properties_time_control_seconds(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+        if (!(x <= 86400.0L))
+            TB_V_FAIL("maximum", "must be <= 86400");
+    }
+out:
+    return ok;
+}
+
+/* schemas/events/game.created.v1.json#/properties/settings/properties/rated */
+static bool events__schema_game_created_v1_properties_settings_properties_rated(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_boolean(j)))
+        TB_V_FAIL("type", "must be boolean");
+out:
+    return ok;
+}
+
+/* schemas/events/game.created.v1.json#/properties/settings */
+static bool events__schema_game_created_v1_properties_settings(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1248,16 +1099,16 @@ static bool events__schema_game_completed_v1_properties_scores_items(const json_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys2(k, kl);
+            int m = events__keys4(k, kl);
             bool matched = m >= 0;
             switch (m) {
-            case 0: /* playerId */
+            case 0: /* timeControlSeconds */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings_properties_time_control_seconds, v);
                 break;
-            case 1: /* score */
+            case 1: /* rated */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_completed_v1_properties_scores_items_properties_score, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings_properties_rated, v);
                 break;
             default:
                 break;
@@ -1267,9 +1118,9 @@ static bool events__schema_game_completed_v1_properties_scores_items(const json_
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("playerId", "required", "is required");
+            TB_V_FAIL_MEMBER("timeControlSeconds", "required", "is required");
         if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("score", "required", "is required");
+            TB_V_FAIL_MEMBER("rated", "required", "is required");
     }
 out:
     c->npath = np;
@@ -1277,41 +1128,57 @@ out:
     return ok;
 }
 
-/* schemas/events/game.completed.v1.json#/properties/scores/items/properties/score */
-static bool events__schema_game_completed_v1_properties_scores_items_properties_score(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* schemas/events/game.completed.v1.json#/properties/durationMs */
-static bool events__schema_game_completed_v1_properties_duration_ms(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-    }
-out:
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#: A game was created and waits for players. */
-static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.created.v1.json#/properties/stake */
+static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = events__keys5(k, kl);
+            bool matched = m >= 0;
+            switch (m) {
+            case 0: /* amount */
+                seen |= UINT64_C(1) << 0;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
+                break;
+            case 1: /* currency */
+                seen |= UINT64_C(1) << 1;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("amount", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("currency", "required", "is required");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* schemas/events/game.created.v1.json#: A game was created and waits for players. */
+static bool events__schema_game_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1376,55 +1243,85 @@ out:
     return ok;
 }
 
-/* schemas/events/game.created.v1.json#/properties/gameType */
-static bool events__schema_game_created_v1_properties_game_type(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.move.made.v1.json#/properties/moveNumber */
+static bool events__schema_game_move_made_v1_properties_move_number(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "chess", 5) || tb_json_str_eq(j, "checkers", 8) || tb_json_str_eq(j, "tictactoe", 9) || tb_json_str_eq(j, "connect4", 8)))
-        TB_V_FAIL("enum", "must be one of [\"chess\", \"checkers\", \"tictactoe\", \"connect4\"]");
-out:
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#/properties/players */
-static bool events__schema_game_created_v1_properties_players(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n < 1)
-            TB_V_FAIL("minItems", "must have at least 1 items");
-        if (n > 8)
-            TB_V_FAIL("maxItems", "must have at most 8 items");
-        if (!tb_json_unique(j))
-            TB_V_FAIL("uniqueItems", "must not contain duplicate items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_uuid, json_array_get(j, i));
-        }
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
     }
 out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
-/* schemas/events/game.created.v1.json#/properties/settings */
-static bool events__schema_game_created_v1_properties_settings(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.move.made.v1.json#/properties/move/properties/notation: Move in the game's notation, e.g. e2e4. */
+static bool events__schema_game_move_made_v1_properties_move_properties_notation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 32 && tb_utf8_len(s, n) > 32)
+            TB_V_FAIL("maxLength", "must have at most 32 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/game.move.made.v1.json#/properties/move/properties/from */
+static bool events__schema_game_move_made_v1_properties_move_properties_from(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 8 && tb_utf8_len(s, n) > 8)
+            TB_V_FAIL("maxLength", "must have at most 8 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/game.move.made.v1.json#/properties/move/properties/to */
+static bool events__schema_game_move_made_v1_properties_move_properties_to(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 8 && tb_utf8_len(s, n) > 8)
+            TB_V_FAIL("maxLength", "must have at most 8 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/game.move.made.v1.json#/properties/move */
+static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1433,16 +1330,18 @@ static bool events__schema_game_created_v1_properties_settings(const json_t *j, 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys4(k, kl);
+            int m = events__keys7(k, kl);
             bool matched = m >= 0;
             switch (m) {
-            case 0: /* timeControlSeconds */
+            case 0: /* notation */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings_properties_time_control_seconds, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_notation, v);
                 break;
-            case 1: /* rated */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_created_v1_properties_settings_properties_rated, v);
+            case 1: /* from */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from, v);
+                break;
+            case 2: /* to */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_to, v);
                 break;
             default:
                 break;
@@ -1452,9 +1351,7 @@ static bool events__schema_game_created_v1_properties_settings(const json_t *j, 
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("timeControlSeconds", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("rated", "required", "is required");
+            TB_V_FAIL_MEMBER("notation", "required", "is required");
     }
 out:
     c->npath = np;
@@ -1462,88 +1359,28 @@ out:
     return ok;
 }
 
-/* schemas/events/game.created.v1.json#/properties/settings/properties/timeControlSeconds */
-static bool events__schema_game_created_v1_properties_settings_properties_time_control_seconds(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.move.made.v1.json#/properties/stateVersion */
+static bool events__schema_game_move_made_v1_properties_state_version(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
         long double x = tb_json_num(j);
         if (!(x >= 0.0L))
             TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 86400.0L))
-            TB_V_FAIL("maximum", "must be <= 86400");
     }
 out:
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#/properties/settings/properties/rated */
-static bool events__schema_game_created_v1_properties_settings_properties_rated(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_boolean(j)))
-        TB_V_FAIL("type", "must be boolean");
-out:
-    return ok;
-}
-
-/* schemas/events/game.created.v1.json#/properties/stake */
-static bool events__schema_game_created_v1_properties_stake(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys5(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* amount */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
-                break;
-            case 1: /* currency */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_currency, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("amount", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("currency", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
 /* schemas/events/game.move.made.v1.json#: A player made a move; moveNumber orders the moves of one game. */
-static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_game_move_made_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1602,60 +1439,26 @@ out:
     return ok;
 }
 
-/* schemas/events/game.move.made.v1.json#/properties/moveNumber */
-static bool events__schema_game_move_made_v1_properties_move_number(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/move */
-static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/game.started.v1.json#/properties/players */
+static bool events__schema_game_started_v1_properties_players(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys7(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* notation */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_notation, v);
-                break;
-            case 1: /* from */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from, v);
-                break;
-            case 2: /* to */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_to, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        if (n < 2)
+            TB_V_FAIL("minItems", "must have at least 2 items");
+        if (n > 8)
+            TB_V_FAIL("maxItems", "must have at most 8 items");
+        if (!tb_json_unique(j))
+            TB_V_FAIL("uniqueItems", "must not contain duplicate items");
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_uuid, json_array_get(j, i));
         }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("notation", "required", "is required");
     }
 out:
     c->npath = np;
@@ -1663,90 +1466,13 @@ out:
     return ok;
 }
 
-/* schemas/events/game.move.made.v1.json#/properties/move/properties/notation: Move in the game's notation, e.g. e2e4. */
-static bool events__schema_game_move_made_v1_properties_move_properties_notation(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 32 && tb_utf8_len(s, n) > 32)
-            TB_V_FAIL("maxLength", "must have at most 32 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/move/properties/from */
-static bool events__schema_game_move_made_v1_properties_move_properties_from(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 8 && tb_utf8_len(s, n) > 8)
-            TB_V_FAIL("maxLength", "must have at most 8 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/move/properties/to */
-static bool events__schema_game_move_made_v1_properties_move_properties_to(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 8 && tb_utf8_len(s, n) > 8)
-            TB_V_FAIL("maxLength", "must have at most 8 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/stateVersion */
-static bool events__schema_game_move_made_v1_properties_state_version(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-    }
-out:
-    return ok;
-}
-
 /* schemas/events/game.started.v1.json#: All players joined; the game began. */
-static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_game_started_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1796,119 +1522,69 @@ out:
     return ok;
 }
 
-/* schemas/events/game.started.v1.json#/properties/players */
-static bool events__schema_game_started_v1_properties_players(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items/properties/id */
+static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n < 2)
-            TB_V_FAIL("minItems", "must have at least 2 items");
-        if (n > 8)
-            TB_V_FAIL("maxItems", "must have at most 8 items");
-        if (!tb_json_unique(j))
-            TB_V_FAIL("uniqueItems", "must not contain duplicate items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), common__schema_types_defs_uuid, json_array_get(j, i));
-        }
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!events__rx4(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^[a-z0-9_.-]{1,64}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
-/* schemas/events/user.achievements.earned.v1.json#: A user earned one or more achievements. */
-static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items/properties/name */
+static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys11(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* userId */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
-                break;
-            case 1: /* achievements */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_achievements_earned_v1_properties_achievements, v);
-                break;
-            case 2: /* earnedAt */
-                seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("userId", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("achievements", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("earnedAt", "required", "is required");
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
-/* schemas/events/user.achievements.earned.v1.json#/properties/achievements */
-static bool events__schema_user_achievements_earned_v1_properties_achievements(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items/properties/points */
+static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_points(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n < 1)
-            TB_V_FAIL("minItems", "must have at least 1 items");
-        if (n > 100)
-            TB_V_FAIL("maxItems", "must have at most 100 items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), events__schema_user_achievements_earned_v1_properties_achievements_items, json_array_get(j, i));
-        }
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+        if (!(x <= 100000.0L))
+            TB_V_FAIL("maximum", "must be <= 100000");
     }
 out:
-    c->npath = np;
-    tb_v_leave(c);
     return ok;
 }
 
 /* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items */
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_user_achievements_earned_v1_properties_achievements_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -1952,30 +1628,85 @@ out:
     return ok;
 }
 
-/* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items/properties/id */
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.achievements.earned.v1.json#/properties/achievements */
+static bool events__schema_user_achievements_earned_v1_properties_achievements(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!events__rx4(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[a-z0-9_.-]{1,64}$");
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        if (n < 1)
+            TB_V_FAIL("minItems", "must have at least 1 items");
+        if (n > 100)
+            TB_V_FAIL("maxItems", "must have at most 100 items");
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), events__schema_user_achievements_earned_v1_properties_achievements_items, json_array_get(j, i));
+        }
     }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
+    c->npath = np;
+    tb_v_leave(c);
     return ok;
 }
 
-/* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items/properties/name */
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.achievements.earned.v1.json#: A user earned one or more achievements. */
+static bool events__schema_user_achievements_earned_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = events__keys11(k, kl);
+            bool matched = m >= 0;
+            switch (m) {
+            case 0: /* userId */
+                seen |= UINT64_C(1) << 0;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
+                break;
+            case 1: /* achievements */
+                seen |= UINT64_C(1) << 1;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_achievements_earned_v1_properties_achievements, v);
+                break;
+            case 2: /* earnedAt */
+                seen |= UINT64_C(1) << 2;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_timestamp, v);
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("userId", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("achievements", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 2)))
+            TB_V_FAIL_MEMBER("earnedAt", "required", "is required");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/displayName */
+static bool events__schema_user_profile_updated_v1_properties_changes_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -1984,8 +1715,8 @@ static bool events__schema_user_achievements_earned_v1_properties_achievements_i
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -1993,32 +1724,114 @@ out:
     return ok;
 }
 
-/* schemas/events/user.achievements.earned.v1.json#/properties/achievements/items/properties/points */
-static bool events__schema_user_achievements_earned_v1_properties_achievements_items_properties_points(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/avatarUrl: null removes the avatar. */
+static bool events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 100000.0L))
-            TB_V_FAIL("maximum", "must be <= 100000");
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 2048 && tb_utf8_len(s, n) > 2048)
+            TB_V_FAIL("maxLength", "must have at most 2048 characters");
+        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uri(s, n))
+            TB_V_FAIL("format", "must be a valid uri");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
 
-/* schemas/events/user.profile.updated.v1.json#: A user's profile changed; only the changed fields are present in changes. */
-static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/bio */
+static bool events__schema_user_profile_updated_v1_properties_changes_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 500 && tb_utf8_len(s, n) > 500)
+            TB_V_FAIL("maxLength", "must have at most 500 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/country */
+static bool events__schema_user_profile_updated_v1_properties_changes_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!events__rx5(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/user.profile.updated.v1.json#/properties/changes */
+static bool events__schema_user_profile_updated_v1_properties_changes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        if (json_object_size(j) < 1)
+            TB_V_FAIL("minProperties", "must have at least 1 properties");
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = events__keys12(k, kl);
+            bool matched = m >= 0;
+            switch (m) {
+            case 0: /* displayName */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_display_name, v);
+                break;
+            case 1: /* avatarUrl */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url, v);
+                break;
+            case 2: /* bio */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_bio, v);
+                break;
+            case 3: /* country */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_country, v);
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
+            }
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* schemas/events/user.profile.updated.v1.json#: A user's profile changed; only the changed fields are present in changes. */
+static bool events__schema_user_profile_updated_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2062,57 +1875,10 @@ out:
     return ok;
 }
 
-/* schemas/events/user.profile.updated.v1.json#/properties/changes */
-static bool events__schema_user_profile_updated_v1_properties_changes(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.registered.v1.json#/properties/displayName */
+static bool events__schema_user_registered_v1_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        if (json_object_size(j) < 1)
-            TB_V_FAIL("minProperties", "must have at least 1 properties");
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = events__keys12(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* displayName */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_display_name, v);
-                break;
-            case 1: /* avatarUrl */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url, v);
-                break;
-            case 2: /* bio */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_bio, v);
-                break;
-            case 3: /* country */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_user_profile_updated_v1_properties_changes_properties_country, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/displayName */
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -2130,73 +1896,13 @@ out:
     return ok;
 }
 
-/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/avatarUrl: null removes the avatar. */
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_avatar_url(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 2048 && tb_utf8_len(s, n) > 2048)
-            TB_V_FAIL("maxLength", "must have at most 2048 characters");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uri(s, n))
-            TB_V_FAIL("format", "must be a valid uri");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/bio */
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 500 && tb_utf8_len(s, n) > 500)
-            TB_V_FAIL("maxLength", "must have at most 500 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/user.profile.updated.v1.json#/properties/changes/properties/country */
-static bool events__schema_user_profile_updated_v1_properties_changes_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!events__rx5(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* schemas/events/user.registered.v1.json#: A user account was created (Auth service). The User service creates the profile. */
-static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_user_registered_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2249,11 +1955,10 @@ out:
     return ok;
 }
 
-/* schemas/events/user.registered.v1.json#/properties/displayName */
-static bool events__schema_user_registered_v1_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/user.registered.v2.json#/properties/displayName */
+static bool events__schema_user_registered_v2_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -2271,14 +1976,41 @@ out:
     return ok;
 }
 
+/* schemas/events/user.registered.v2.json#/properties/locale: BCP 47 language tag, e.g. en-GB. */
+static bool events__schema_user_registered_v2_properties_locale(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (tb_regex_search(&RE[2], s, n) != 1)
+            TB_V_FAIL("pattern", "must match pattern ^[a-z]{2}(-[A-Z]{2})\?$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/user.registered.v2.json#/properties/marketingOptIn */
+static bool events__schema_user_registered_v2_properties_marketing_opt_in(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_boolean(j)))
+        TB_V_FAIL("type", "must be boolean");
+out:
+    return ok;
+}
+
 /* schemas/events/user.registered.v2.json#: A user account was created (Auth service), with locale and marketing consent. */
-static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_user_registered_v2(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2346,66 +2078,13 @@ out:
     return ok;
 }
 
-/* schemas/events/user.registered.v2.json#/properties/displayName */
-static bool events__schema_user_registered_v2_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/user.registered.v2.json#/properties/locale: BCP 47 language tag, e.g. en-GB. */
-static bool events__schema_user_registered_v2_properties_locale(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (tb_regex_search(&RE[2], s, n) != 1)
-            TB_V_FAIL("pattern", "must match pattern ^[a-z]{2}(-[A-Z]{2})\?$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/user.registered.v2.json#/properties/marketingOptIn */
-static bool events__schema_user_registered_v2_properties_marketing_opt_in(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_boolean(j)))
-        TB_V_FAIL("type", "must be boolean");
-out:
-    return ok;
-}
-
 /* schemas/events/wallet.balance.updated.v1.json#: A wallet's balance changed. */
-static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_wallet_balance_updated_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2471,13 +2150,12 @@ out:
 }
 
 /* schemas/events/wallet.created.v1.json#: A wallet was opened for a user. */
-static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool events__schema_wallet_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2527,14 +2205,87 @@ out:
     return ok;
 }
 
-/* schemas/events/wallet.transaction.created.v1.json#: A credit or debit was applied to a wallet; wallet balances are a projection of these events. */
-static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* schemas/events/wallet.transaction.created.v1.json#/properties/type */
+static bool events__schema_wallet_transaction_created_v1_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "credit", 6) || tb_json_str_eq(j, "debit", 5)))
+        TB_V_FAIL("enum", "must be one of [\"credit\", \"debit\"]");
+out:
+    return ok;
+}
+
+/* schemas/events/wallet.transaction.created.v1.json#/properties/amount: Amount in minor units, > 0; type gives the direction. */
+static bool events__schema_wallet_transaction_created_v1_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    tb_eval *E = ev;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x > 0.0L))
+            TB_V_FAIL("exclusiveMinimum", "must be > 0");
+    }
+    if (!common__schema_types_defs_amount(j, c, E))
+        TB_V_FAILED();
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* schemas/events/wallet.transaction.created.v1.json#/properties/reference */
+static bool events__schema_wallet_transaction_created_v1_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 256 && tb_utf8_len(s, n) > 256)
+            TB_V_FAIL("maxLength", "must have at most 256 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/wallet.transaction.created.v1.json#/properties/idempotencyKey */
+static bool events__schema_wallet_transaction_created_v1_properties_idempotency_key(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* schemas/events/wallet.transaction.created.v1.json#: A credit or debit was applied to a wallet; wallet balances are a projection of these events. */
+static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -2611,83 +2362,6 @@ static bool events__schema_wallet_transaction_created_v1(const json_t *j, tb_vct
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/type */
-static bool events__schema_wallet_transaction_created_v1_properties_type(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "credit", 6) || tb_json_str_eq(j, "debit", 5)))
-        TB_V_FAIL("enum", "must be one of [\"credit\", \"debit\"]");
-out:
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/amount: Amount in minor units, > 0; type gives the direction. */
-static bool events__schema_wallet_transaction_created_v1_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    tb_eval *E = ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x > 0.0L))
-            TB_V_FAIL("exclusiveMinimum", "must be > 0");
-    }
-    if (!common__schema_types_defs_amount(j, c, E))
-        TB_V_FAILED();
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/reference */
-static bool events__schema_wallet_transaction_created_v1_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 256 && tb_utf8_len(s, n) > 256)
-            TB_V_FAIL("maxLength", "must have at most 256 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/wallet.transaction.created.v1.json#/properties/idempotencyKey */
-static bool events__schema_wallet_transaction_created_v1_properties_idempotency_key(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 

@@ -20,51 +20,13 @@ struct user_client {
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_create_user_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_create_user_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_user_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_user_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_profile_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_profile_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_profile_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_profile_properties_games_played(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_profile_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_update_profile_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_update_profile_request_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_update_profile_request_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_open_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_open_wallet_request_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_wallet_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool user__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[A-Z]{2}$ */
 static bool user__rx2(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [65] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n != 2)
         return false;
@@ -79,22 +41,8 @@ static bool user__rx2(const char *s, size_t n)
 static bool user__rx3(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [65] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n != 3)
         return false;
@@ -109,17 +57,11 @@ static int user__keys2(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "email", 5) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "email", 5) == 0 ? 1 : -1;
     case 8:
-        if (memcmp(k, "username", 8) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "username", 8) == 0 ? 0 : -1;
     case 11:
-        if (memcmp(k, "displayName", 11) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "displayName", 11) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -129,21 +71,13 @@ static int user__keys3(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "id", 2) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
     case 5:
-        if (memcmp(k, "email", 5) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "email", 5) == 0 ? 2 : -1;
     case 8:
-        if (memcmp(k, "username", 8) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "username", 8) == 0 ? 1 : -1;
     case 9:
-        if (memcmp(k, "createdAt", 9) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "createdAt", 9) == 0 ? 3 : -1;
     default:
         return -1;
     }
@@ -153,9 +87,7 @@ static int user__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -165,21 +97,13 @@ static int user__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 3:
-        if (memcmp(k, "bio", 3) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "bio", 3) == 0 ? 2 : -1;
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     case 7:
-        if (memcmp(k, "country", 7) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "country", 7) == 0 ? 3 : -1;
     case 9:
-        if (memcmp(k, "updatedAt", 9) == 0)
-            return 5;
-        return -1;
+        return memcmp(k, "updatedAt", 9) == 0 ? 5 : -1;
     case 11:
         if (memcmp(k, "displayName", 11) == 0)
             return 1;
@@ -195,9 +119,7 @@ static int user__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -207,17 +129,11 @@ static int user__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 3:
-        if (memcmp(k, "bio", 3) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "bio", 3) == 0 ? 1 : -1;
     case 7:
-        if (memcmp(k, "country", 7) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "country", 7) == 0 ? 2 : -1;
     case 11:
-        if (memcmp(k, "displayName", 11) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "displayName", 11) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -227,9 +143,7 @@ static int user__keys8(const char *k, size_t n)
 {
     switch (n) {
     case 8:
-        if (memcmp(k, "currency", 8) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "currency", 8) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -239,17 +153,11 @@ static int user__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "id", 2) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
     case 7:
-        if (memcmp(k, "balance", 7) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "balance", 7) == 0 ? 2 : -1;
     case 8:
-        if (memcmp(k, "currency", 8) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "currency", 8) == 0 ? 1 : -1;
     default:
         return -1;
     }
@@ -259,9 +167,7 @@ static int user__keys10(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -271,22 +177,60 @@ static int user__keys11(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
 }
 
+/* openapi/user.yaml#/components/schemas/CreateUserRequest/properties/email */
+static bool user__schema_create_user_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 254 && tb_utf8_len(s, n) > 254)
+            TB_V_FAIL("maxLength", "must have at most 254 characters");
+        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
+            TB_V_FAIL("format", "must be a valid email");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/CreateUserRequest/properties/displayName */
+static bool user__schema_create_user_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
 /* openapi/user.yaml#/components/schemas/CreateUserRequest */
-static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_create_user_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -327,18 +271,15 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/CreateUserRequest/properties/email */
-static bool user__schema_create_user_request_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/user.yaml#/components/schemas/User/properties/email */
+static bool user__schema_user_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        if (n > 254 && tb_utf8_len(s, n) > 254)
-            TB_V_FAIL("maxLength", "must have at most 254 characters");
         if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
             TB_V_FAIL("format", "must be a valid email");
     }
@@ -348,36 +289,13 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/CreateUserRequest/properties/displayName */
-static bool user__schema_create_user_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/User */
-static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_user(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -427,33 +345,13 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/User/properties/email */
-static bool user__schema_user_properties_email(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_email(s, n))
-            TB_V_FAIL("format", "must be a valid email");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/UserResponse */
-static bool user__schema_user_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_user_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -485,14 +383,82 @@ out:
     return ok;
 }
 
+/* openapi/user.yaml#/components/schemas/Profile/properties/displayName */
+static bool user__schema_profile_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/Profile/properties/bio */
+static bool user__schema_profile_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 500 && tb_utf8_len(s, n) > 500)
+            TB_V_FAIL("maxLength", "must have at most 500 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/Profile/properties/country */
+static bool user__schema_profile_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!user__rx2(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/Profile/properties/gamesPlayed */
+static bool user__schema_profile_properties_games_played(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+    }
+out:
+    return ok;
+}
+
 /* openapi/user.yaml#/components/schemas/Profile */
-static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -551,87 +517,13 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Profile/properties/displayName */
-static bool user__schema_profile_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Profile/properties/bio */
-static bool user__schema_profile_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 500 && tb_utf8_len(s, n) > 500)
-            TB_V_FAIL("maxLength", "must have at most 500 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Profile/properties/country */
-static bool user__schema_profile_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!user__rx2(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Profile/properties/gamesPlayed */
-static bool user__schema_profile_properties_games_played(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-    }
-out:
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/ProfileResponse */
-static bool user__schema_profile_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_profile_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -663,14 +555,70 @@ out:
     return ok;
 }
 
+/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/displayName */
+static bool user__schema_update_profile_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 64 && tb_utf8_len(s, n) > 64)
+            TB_V_FAIL("maxLength", "must have at most 64 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/bio */
+static bool user__schema_update_profile_request_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 500 && tb_utf8_len(s, n) > 500)
+            TB_V_FAIL("maxLength", "must have at most 500 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/country */
+static bool user__schema_update_profile_request_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!user__rx2(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
 /* openapi/user.yaml#/components/schemas/UpdateProfileRequest */
-static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -706,59 +654,17 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/displayName */
-static bool user__schema_update_profile_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/user.yaml#/components/schemas/OpenWalletRequest/properties/currency */
+static bool user__schema_open_wallet_request_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/bio */
-static bool user__schema_update_profile_request_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 500 && tb_utf8_len(s, n) > 500)
-            TB_V_FAIL("maxLength", "must have at most 500 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/country */
-static bool user__schema_update_profile_request_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!user__rx2(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
+        if (!user__rx3(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -767,13 +673,12 @@ out:
 }
 
 /* openapi/user.yaml#/components/schemas/OpenWalletRequest */
-static bool user__schema_open_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_open_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -805,33 +710,40 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/OpenWalletRequest/properties/currency */
-static bool user__schema_open_wallet_request_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/user.yaml#/components/schemas/Wallet/properties/currency */
+static bool user__schema_wallet_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!user__rx3(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{3}$");
-    }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
 
+/* openapi/user.yaml#/components/schemas/Wallet/properties/balance */
+static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+    }
+out:
+    return ok;
+}
+
 /* openapi/user.yaml#/components/schemas/Wallet */
-static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -875,43 +787,13 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Wallet/properties/currency */
-static bool user__schema_wallet_properties_currency(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/Wallet/properties/balance */
-static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-    }
-out:
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/WalletResponse */
-static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -943,14 +825,34 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/WalletListResponse */
-static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/user.yaml#/components/schemas/WalletListResponse/properties/data */
+static bool user__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), user__schema_wallet, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/user.yaml#/components/schemas/WalletListResponse */
+static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -975,28 +877,6 @@ static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_ev
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("data", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/WalletListResponse/properties/data */
-static bool user__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), user__schema_wallet, json_array_get(j, i));
-        }
     }
 out:
     c->npath = np;

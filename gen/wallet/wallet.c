@@ -20,48 +20,12 @@ struct wallet_client {
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_create_transaction_request_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_create_transaction_request_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_page_properties_items(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_page_properties_next_cursor(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool wallet__schema_components_parameters_idempotency_key_schema(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^[0-9]{1,19}$ */
 static bool wallet__rx2(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [48] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n < 1 || n > 19)
         return false;
@@ -76,22 +40,12 @@ static bool wallet__rx2(const char *s, size_t n)
 static bool wallet__rx3(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        [33] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     };
     if (n < 1)
         return false;
@@ -106,13 +60,9 @@ static int wallet__keys2(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     case 8:
-        if (memcmp(k, "currency", 8) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "currency", 8) == 0 ? 1 : -1;
     default:
         return -1;
     }
@@ -122,25 +72,15 @@ static int wallet__keys3(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "id", 2) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
     case 6:
-        if (memcmp(k, "userId", 6) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "userId", 6) == 0 ? 1 : -1;
     case 7:
-        if (memcmp(k, "balance", 7) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "balance", 7) == 0 ? 3 : -1;
     case 8:
-        if (memcmp(k, "currency", 8) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "currency", 8) == 0 ? 2 : -1;
     case 9:
-        if (memcmp(k, "createdAt", 9) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "createdAt", 9) == 0 ? 4 : -1;
     default:
         return -1;
     }
@@ -150,9 +90,7 @@ static int wallet__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -162,9 +100,7 @@ static int wallet__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -174,17 +110,11 @@ static int wallet__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "type", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "type", 4) == 0 ? 0 : -1;
     case 6:
-        if (memcmp(k, "amount", 6) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "amount", 6) == 0 ? 1 : -1;
     case 9:
-        if (memcmp(k, "reference", 9) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "reference", 9) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -194,21 +124,13 @@ static int wallet__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 2:
-        if (memcmp(k, "id", 2) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
     case 4:
-        if (memcmp(k, "type", 4) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "type", 4) == 0 ? 2 : -1;
     case 6:
-        if (memcmp(k, "amount", 6) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "amount", 6) == 0 ? 3 : -1;
     case 8:
-        if (memcmp(k, "walletId", 8) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "walletId", 8) == 0 ? 1 : -1;
     case 9:
         if (memcmp(k, "reference", 9) == 0)
             return 5;
@@ -216,9 +138,7 @@ static int wallet__keys7(const char *k, size_t n)
             return 6;
         return -1;
     case 12:
-        if (memcmp(k, "balanceAfter", 12) == 0)
-            return 4;
-        return -1;
+        return memcmp(k, "balanceAfter", 12) == 0 ? 4 : -1;
     default:
         return -1;
     }
@@ -228,9 +148,7 @@ static int wallet__keys8(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -240,13 +158,9 @@ static int wallet__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 5:
-        if (memcmp(k, "items", 5) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "items", 5) == 0 ? 0 : -1;
     case 10:
-        if (memcmp(k, "nextCursor", 10) == 0)
-            return 1;
-        return -1;
+        return memcmp(k, "nextCursor", 10) == 0 ? 1 : -1;
     default:
         return -1;
     }
@@ -256,19 +170,16 @@ static int wallet__keys10(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "data", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
 }
 
 /* openapi/wallet.yaml#/components/schemas/TransactionType */
-static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_transaction_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "credit", 6) || tb_json_str_eq(j, "debit", 5)))
@@ -278,13 +189,12 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/schemas/CreateWalletRequest */
-static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_create_wallet_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -323,13 +233,12 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/schemas/Wallet */
-static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -386,13 +295,12 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/schemas/WalletResponse */
-static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -424,14 +332,34 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/WalletListResponse */
-static bool wallet__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/wallet.yaml#/components/schemas/WalletListResponse/properties/data */
+static bool wallet__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_wallet, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/wallet.yaml#/components/schemas/WalletListResponse */
+static bool wallet__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -463,36 +391,48 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/WalletListResponse/properties/data */
-static bool wallet__schema_wallet_list_response_properties_data(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest/properties/amount: Minor units, at least 1. */
+static bool wallet__schema_create_transaction_request_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_wallet, json_array_get(j, i));
-        }
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+        if (!(x <= 1000000000000.0L))
+            TB_V_FAIL("maximum", "must be <= 1000000000000");
     }
 out:
-    c->npath = np;
-    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest/properties/reference: The caller's reference (a game id, a payment id). */
+static bool wallet__schema_create_transaction_request_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (n > 128 && tb_utf8_len(s, n) > 128)
+            TB_V_FAIL("maxLength", "must have at most 128 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
     return ok;
 }
 
 /* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest */
-static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -533,29 +473,25 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest/properties/amount: Minor units, at least 1. */
-static bool wallet__schema_create_transaction_request_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/wallet.yaml#/components/schemas/Transaction/properties/amount */
+static bool wallet__schema_transaction_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
         long double x = tb_json_num(j);
         if (!(x >= 1.0L))
             TB_V_FAIL("minimum", "must be >= 1");
-        if (!(x <= 1000000000000.0L))
-            TB_V_FAIL("maximum", "must be <= 1000000000000");
     }
 out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest/properties/reference: The caller's reference (a game id, a payment id). */
-static bool wallet__schema_create_transaction_request_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/wallet.yaml#/components/schemas/Transaction/properties/reference */
+static bool wallet__schema_transaction_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -571,13 +507,12 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/schemas/Transaction */
-static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -642,49 +577,13 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/Transaction/properties/amount */
-static bool wallet__schema_transaction_properties_amount(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/Transaction/properties/reference */
-static bool wallet__schema_transaction_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/wallet.yaml#/components/schemas/TransactionResponse */
-static bool wallet__schema_transaction_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_transaction_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -716,14 +615,46 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/TransactionPage */
-static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* openapi/wallet.yaml#/components/schemas/TransactionPage/properties/items */
+static bool wallet__schema_transaction_page_properties_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_transaction, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/wallet.yaml#/components/schemas/TransactionPage/properties/nextCursor: Pass as cursor for the next page; null on the last page. */
+static bool wallet__schema_transaction_page_properties_next_cursor(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/wallet.yaml#/components/schemas/TransactionPage */
+static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -761,49 +692,13 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/TransactionPage/properties/items */
-static bool wallet__schema_transaction_page_properties_items(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), wallet__schema_transaction, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/wallet.yaml#/components/schemas/TransactionPage/properties/nextCursor: Pass as cursor for the next page; null on the last page. */
-static bool wallet__schema_transaction_page_properties_next_cursor(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/wallet.yaml#/components/schemas/TransactionPageResponse */
-static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -836,13 +731,12 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1users~1{userId}~1wallets/get/parameters/1/schema */
-static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
@@ -860,10 +754,9 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/0/schema */
-static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(tb_json_is_integer(j)))
         TB_V_FAIL("type", "must be integer");
     if (json_is_number(j)) {
@@ -878,10 +771,9 @@ out:
 }
 
 /* openapi/wallet.yaml#/paths/~1wallets~1{walletId}~1transactions/get/parameters/1/schema */
-static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_paths_wallets_wallet_id_transactions_get_parameters_1_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -897,10 +789,9 @@ out:
 }
 
 /* openapi/wallet.yaml#/components/parameters/IdempotencyKey/schema */
-static bool wallet__schema_components_parameters_idempotency_key_schema(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool wallet__schema_components_parameters_idempotency_key_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {

@@ -319,9 +319,49 @@ class ValidatorCompiler:
         self.unit.externals = sorted({f.external for f in self.unit.funcs
                                       if f.name in seen and f.external})
         self.unit.funcs = [f for f in self.unit.funcs if f.name in seen and not f.external]
+        self._order()
         used_km = {c.matcher for f in self.unit.funcs for c in f.checks
                    if c.kind == "object" and c.matcher}
         self.unit.keymatchers = [k for k in self.unit.keymatchers if k.name in used_km]
+
+    def _order(self):
+        """Functions in call order (callees first), so that only recursive ones and those the
+        $dynamicRef tables name need a prototype (f.proto)."""
+        emitted = {f.name: f for f in self.unit.funcs}
+        state = {}  # name -> 1 visiting, 2 done
+        order = []
+        for f in self.unit.funcs:
+            f.proto = False
+        for _, rows in self.unit.dyn_tables:
+            for _, fn in rows:
+                if fn in emitted:
+                    emitted[fn].proto = True
+
+        def visit(root):
+            stack = [(root, iter(_subs_of(root.checks)))]
+            state[root.name] = 1
+            while stack:
+                f, it = stack[-1]
+                for sub in it:
+                    g = emitted.get(sub.func.name)
+                    if g is None:
+                        continue  # another unit's (declared by its header)
+                    st = state.get(g.name)
+                    if st == 1:
+                        g.proto = True  # a cycle: called before it is defined
+                    elif st is None:
+                        state[g.name] = 1
+                        stack.append((g, iter(_subs_of(g.checks))))
+                        break
+                else:
+                    stack.pop()
+                    state[f.name] = 2
+                    order.append(f)
+
+        for f in self.unit.funcs:
+            if f.name not in state:
+                visit(f)
+        self.unit.funcs = order
 
     def prune_matchers(self, extra_text=""):
         """Drops the pattern matchers no emitted function calls (nor extra_text, the struct
@@ -385,7 +425,20 @@ class ValidatorCompiler:
         for bit, chars in enumerate(classes):
             for ch in chars:
                 table[ord(ch)] |= 1 << bit
-        rows = [", ".join("%d" % v for v in table[i:i + 16]) for i in range(0, 256, 16)]
+        # the non-zero runs of the 256-entry class table, each from its index (zeros implied)
+        rows = []
+        i = 0
+        while i < 256:
+            if not table[i]:
+                i += 1
+                continue
+            j = i
+            while j < 256 and table[j]:
+                j += 1
+            for k in range(i, j, 16):
+                vals = ", ".join("%d" % v for v in table[k:min(k + 16, j)])
+                rows.append(("[%d] = " % k if k == i else "") + vals)
+            i = j
         fixed = [(1 << classes.index(chars), lo) for chars, lo, hi in atoms[:-1]]
         lchars, llo, lhi = atoms[-1]
         nfixed = sum(cnt for _, cnt in fixed)

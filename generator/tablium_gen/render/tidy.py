@@ -13,6 +13,15 @@ _VOID = re.compile(r"^(\s*)\(void\)(\w+);\s*$")
 _LABEL = re.compile(r"^\w+:\s*$")
 
 
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|/\*.*?\*/')
+
+
+def _code(line):
+    """The line without string and character literals and comments (a name in a message or a
+    schema's text is no use of a variable)."""
+    return _STRINGS.sub('""', line)
+
+
 def _indent(line):
     return len(line) - len(line.lstrip(" "))
 
@@ -38,7 +47,7 @@ def _uses(lines, lo, hi, skip, name):
     for k in range(lo, hi + 1):
         if k == skip:
             continue
-        ln = lines[k]
+        ln = _code(lines[k])
         if name == "c" and "TB_V_" in ln:
             return True  # the TB_V_* macros use c (and ok)
         if not word.search(ln):
@@ -59,7 +68,7 @@ def tidy_function(text):
     for i, ln in enumerate(lines):
         if ln.strip() == "tb_eval *E = ev;":
             lo, hi = _scope(lines, i)
-            users = [k for k in range(lo, hi + 1) if k != i and re.search(r"\bE\b", lines[k])
+            users = [k for k in range(lo, hi + 1) if k != i and re.search(r"\bE\b", _code(lines[k]))
                      and lines[k].strip() != "(void)E;"]
             if not users:
                 lines = [x for k, x in enumerate(lines)
@@ -76,6 +85,13 @@ def tidy_function(text):
             if _uses(lines, lo, hi, i, m.group(2)):
                 del lines[i]
                 changed = True
+                break
+    # a validator that ignores its annotations: the parameter says so, not a (void) line
+    if "    (void)ev;" in lines:
+        for i, ln in enumerate(lines):
+            if ln.endswith("tb_eval *ev)") and not ln.startswith(" "):
+                lines[i] = ln[:-1] + " TB_UNUSED)"
+                lines.remove("    (void)ev;")
                 break
     out = []
     for i, ln in enumerate(lines):

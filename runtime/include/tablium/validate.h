@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/** Marks a parameter of a generated function that its schema does not need. */
+#define TB_UNUSED __attribute__((unused))
+
 /* Flags of the generated <type>_validate functions. */
 #define TB_VALIDATE_ALL_ERRORS 0x1u /* report every violation (default: stop at the first) */
 #define TB_VALIDATE_FORMATS 0x2u    /* assert "format" (default: annotation only) */

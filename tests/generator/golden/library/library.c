@@ -11,38 +11,12 @@
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool library__schema_author(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_author_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_author_properties_born(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_author_properties_genres(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_author_defs_genre(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_book(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_book_properties_isbn(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_book_properties_title(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_book_properties_authors(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_book_properties_published(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool library__schema_book_properties_pages(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 /* ^97[89][0-9]{10}$ */
 static bool library__rx0(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        8, 8, 8, 8, 8, 8, 8, 10, 12, 13, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [48] = 8, 8, 8, 8, 8, 8, 8, 10, 12, 13,
     };
     if (n != 13)
         return false;
@@ -72,9 +46,7 @@ static int library__keys0(const char *k, size_t n)
             return 1;
         return -1;
     case 6:
-        if (memcmp(k, "genres", 6) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "genres", 6) == 0 ? 2 : -1;
     default:
         return -1;
     }
@@ -84,9 +56,7 @@ static int library__keys1(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        if (memcmp(k, "isbn", 4) == 0)
-            return 0;
-        return -1;
+        return memcmp(k, "isbn", 4) == 0 ? 0 : -1;
     case 5:
         if (memcmp(k, "title", 5) == 0)
             return 1;
@@ -96,26 +66,88 @@ static int library__keys1(const char *k, size_t n)
             return 5;
         return -1;
     case 7:
-        if (memcmp(k, "authors", 7) == 0)
-            return 2;
-        return -1;
+        return memcmp(k, "authors", 7) == 0 ? 2 : -1;
     case 9:
-        if (memcmp(k, "published", 9) == 0)
-            return 3;
-        return -1;
+        return memcmp(k, "published", 9) == 0 ? 3 : -1;
     default:
         return -1;
     }
 }
 
-/* tests/generator/fixtures/library/author.json#: An author (golden fixture: a file referenced by a sibling through its https $id). */
-static bool library__schema_author(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/library/author.json#/properties/name */
+static bool library__schema_author_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/library/author.json#/properties/born */
+static bool library__schema_author_properties_born(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= -3000.0L))
+            TB_V_FAIL("minimum", "must be >= -3000");
+    }
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/library/author.json#/$defs/genre */
+static bool library__schema_author_defs_genre(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (!(tb_json_str_eq(j, "fiction", 7) || tb_json_str_eq(j, "non-fiction", 11) || tb_json_str_eq(j, "poetry", 6)))
+        TB_V_FAIL("enum", "must be one of [\"fiction\", \"non-fiction\", \"poetry\"]");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/library/author.json#/properties/genres */
+static bool library__schema_author_properties_genres(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), library__schema_author_defs_genre, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/library/author.json#: An author (golden fixture: a file referenced by a sibling through its https $id). */
+static bool library__schema_author(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -151,11 +183,28 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/library/author.json#/properties/name */
-static bool library__schema_author_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/library/book.json#/properties/isbn */
+static bool library__schema_book_properties_isbn(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!library__rx0(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^97[89][0-9]{10}$");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/library/book.json#/properties/title */
+static bool library__schema_book_properties_title(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -164,6 +213,8 @@ static bool library__schema_author_properties_name(const json_t *j, tb_vctx *c, 
         /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
         if (n < 4 && tb_utf8_len(s, n) < 1)
             TB_V_FAIL("minLength", "must have at least 1 characters");
+        if (n > 300 && tb_utf8_len(s, n) > 300)
+            TB_V_FAIL("maxLength", "must have at most 300 characters");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
         TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
@@ -171,36 +222,21 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/library/author.json#/properties/born */
-static bool library__schema_author_properties_born(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= -3000.0L))
-            TB_V_FAIL("minimum", "must be >= -3000");
-    }
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/library/author.json#/properties/genres */
-static bool library__schema_author_properties_genres(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/library/book.json#/properties/authors */
+static bool library__schema_book_properties_authors(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_array(j)))
         TB_V_FAIL("type", "must be array");
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
+        if (n < 1)
+            TB_V_FAIL("minItems", "must have at least 1 items");
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), library__schema_author_defs_genre, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), library__schema_author, json_array_get(j, i));
         }
     }
 out:
@@ -209,27 +245,46 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/library/author.json#/$defs/genre */
-static bool library__schema_author_defs_genre(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/library/book.json#/properties/published */
+static bool library__schema_book_properties_published(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "fiction", 7) || tb_json_str_eq(j, "non-fiction", 11) || tb_json_str_eq(j, "poetry", 6)))
-        TB_V_FAIL("enum", "must be one of [\"fiction\", \"non-fiction\", \"poetry\"]");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date(s, n))
+            TB_V_FAIL("format", "must be a valid date");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/library/book.json#/properties/pages */
+static bool library__schema_book_properties_pages(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be integer or null");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 1.0L))
+            TB_V_FAIL("minimum", "must be >= 1");
+    }
 out:
     return ok;
 }
 
 /* tests/generator/fixtures/library/book.json#: A book (golden fixture: relative $refs to a sibling file, nullable integer). */
-static bool library__schema_book(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool library__schema_book(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
     if (json_is_object(j)) {
@@ -279,106 +334,6 @@ static bool library__schema_book(const json_t *j, tb_vctx *c, tb_eval *ev)
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* tests/generator/fixtures/library/book.json#/properties/isbn */
-static bool library__schema_book_properties_isbn(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!library__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^97[89][0-9]{10}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/library/book.json#/properties/title */
-static bool library__schema_book_properties_title(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 300 && tb_utf8_len(s, n) > 300)
-            TB_V_FAIL("maxLength", "must have at most 300 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/library/book.json#/properties/authors */
-static bool library__schema_book_properties_authors(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n < 1)
-            TB_V_FAIL("minItems", "must have at least 1 items");
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), library__schema_author, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* tests/generator/fixtures/library/book.json#/properties/published */
-static bool library__schema_book_properties_published(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_date(s, n))
-            TB_V_FAIL("format", "must be a valid date");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/library/book.json#/properties/pages */
-static bool library__schema_book_properties_pages(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be integer or null");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
     return ok;
 }
 

@@ -11,18 +11,6 @@
 
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
-static bool palette__schema_palette(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_properties_colours(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_colour(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_colour_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_colour_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_0(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_1(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_2(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_properties_created(const json_t *j, tb_vctx *c, tb_eval *ev);
-static bool palette__schema_palette_defs_shade(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static tb_regex RE[2] = {
     TB_REGEX("^[\\p{L} _-]+$"), /* ^[\p{Letter} _-]+$ */
@@ -33,22 +21,10 @@ static tb_regex RE[2] = {
 static bool palette__rx0(const char *s, size_t n)
 {
     static const unsigned char cls[256] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,
-        0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        [35] = 1,
+        [48] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+        [65] = 2, 2, 2, 2, 2, 2,
+        [97] = 2, 2, 2, 2, 2, 2,
     };
     if (n != 7)
         return false;
@@ -82,60 +58,10 @@ static int palette__keys0(const char *k, size_t n)
     }
 }
 
-/* tests/generator/fixtures/palette.yaml#: A named set of colours. */
-static bool palette__schema_palette(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = palette__keys0(k, kl);
-            bool matched = m >= 0;
-            (void)matched;
-            switch (m) {
-            case 0: /* name */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_name, v);
-                break;
-            case 1: /* kind */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_kind, v);
-                break;
-            case 2: /* colours */
-                seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_colours, v);
-                break;
-            case 3: /* created */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_created, v);
-                break;
-            default:
-                break;
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("name", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("colours", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* tests/generator/fixtures/palette.yaml#/properties/name */
-static bool palette__schema_palette_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool palette__schema_palette_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -151,42 +77,104 @@ out:
 }
 
 /* tests/generator/fixtures/palette.yaml#/properties/kind */
-static bool palette__schema_palette_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool palette__schema_palette_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(tb_json_str_eq(j, "palette", 7)))
         TB_V_FAIL("const", "must be equal to \"palette\"");
 out:
     return ok;
 }
 
-/* tests/generator/fixtures/palette.yaml#/properties/colours */
-static bool palette__schema_palette_properties_colours(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/0 */
+static bool palette__schema_palette_defs_colour_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        if (!palette__rx0(s, n))
+            TB_V_FAIL("pattern", "must match pattern ^#[0-9a-fA-F]{6}$");
+    }
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/0 */
+static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+        if (!(x <= 255.0L))
+            TB_V_FAIL("maximum", "must be <= 255");
+    }
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/1 */
+static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+        if (!(x <= 255.0L))
+            TB_V_FAIL("maximum", "must be <= 255");
+    }
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/2 */
+static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_2(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+    if (json_is_number(j)) {
+        long double x = tb_json_num(j);
+        if (!(x >= 0.0L))
+            TB_V_FAIL("minimum", "must be >= 0");
+        if (!(x <= 255.0L))
+            TB_V_FAIL("maximum", "must be <= 255");
+    }
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1 */
+static bool palette__schema_palette_defs_colour_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        if (json_object_size(j) < 1)
-            TB_V_FAIL("minProperties", "must have at least 1 properties");
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = -1;
-            bool matched = m >= 0;
-            if (tb_regex_search(&RE[1], k, kl) == 1) { /* ^[a-z]+$ */
-                matched = true;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_defs_colour, v);
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        if (n > 0) {
+            TB_V_CHILD(tb_v_push_index(c, 0), palette__schema_palette_defs_colour_one_of_1_prefix_items_0, json_array_get(j, 0));
+        }
+        if (n > 1) {
+            TB_V_CHILD(tb_v_push_index(c, 1), palette__schema_palette_defs_colour_one_of_1_prefix_items_1, json_array_get(j, 1));
+        }
+        if (n > 2) {
+            TB_V_CHILD(tb_v_push_index(c, 2), palette__schema_palette_defs_colour_one_of_1_prefix_items_2, json_array_get(j, 2));
+        }
+        for (size_t i = 3; i < n; i++) {
+            TB_V_CHILD_REFUSED(tb_v_push_index(c, i), "items");
         }
     }
 out:
@@ -245,46 +233,31 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/0 */
-static bool palette__schema_palette_defs_colour_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!palette__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^#[0-9a-fA-F]{6}$");
-    }
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1 */
-static bool palette__schema_palette_defs_colour_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/palette.yaml#/properties/colours */
+static bool palette__schema_palette_properties_colours(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!tb_v_enter(c))
         return false;
     int np = c->npath;
-    (void)ev;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        if (n > 0) {
-            TB_V_CHILD(tb_v_push_index(c, 0), palette__schema_palette_defs_colour_one_of_1_prefix_items_0, json_array_get(j, 0));
-        }
-        if (n > 1) {
-            TB_V_CHILD(tb_v_push_index(c, 1), palette__schema_palette_defs_colour_one_of_1_prefix_items_1, json_array_get(j, 1));
-        }
-        if (n > 2) {
-            TB_V_CHILD(tb_v_push_index(c, 2), palette__schema_palette_defs_colour_one_of_1_prefix_items_2, json_array_get(j, 2));
-        }
-        for (size_t i = 3; i < n; i++) {
-            TB_V_CHILD_REFUSED(tb_v_push_index(c, i), "items");
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        if (json_object_size(j) < 1)
+            TB_V_FAIL("minProperties", "must have at least 1 properties");
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = -1;
+            bool matched = m >= 0;
+            if (tb_regex_search(&RE[1], k, kl) == 1) { /* ^[a-z]+$ */
+                matched = true;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_defs_colour, v);
+            }
+            if (!matched) {
+                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
+            }
         }
     }
 out:
@@ -293,65 +266,10 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/0 */
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_0(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 255.0L))
-            TB_V_FAIL("maximum", "must be <= 255");
-    }
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/1 */
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_1(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 255.0L))
-            TB_V_FAIL("maximum", "must be <= 255");
-    }
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/2 */
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_2(const json_t *j, tb_vctx *c, tb_eval *ev)
-{
-    bool ok = true;
-    (void)ev;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 255.0L))
-            TB_V_FAIL("maximum", "must be <= 255");
-    }
-out:
-    return ok;
-}
-
 /* tests/generator/fixtures/palette.yaml#/properties/created */
-static bool palette__schema_palette_properties_created(const json_t *j, tb_vctx *c, tb_eval *ev)
+static bool palette__schema_palette_properties_created(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (json_is_string(j)) {
@@ -366,11 +284,58 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/palette.yaml#/$defs/shade */
-static bool palette__schema_palette_defs_shade(const json_t *j, tb_vctx *c, tb_eval *ev)
+/* tests/generator/fixtures/palette.yaml#: A named set of colours. */
+static bool palette__schema_palette(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
-    (void)ev;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = palette__keys0(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* name */
+                seen |= UINT64_C(1) << 0;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_name, v);
+                break;
+            case 1: /* kind */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_kind, v);
+                break;
+            case 2: /* colours */
+                seen |= UINT64_C(1) << 1;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_colours, v);
+                break;
+            case 3: /* created */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_properties_created, v);
+                break;
+            default:
+                break;
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("name", "required", "is required");
+        if (!(seen & (UINT64_C(1) << 1)))
+            TB_V_FAIL_MEMBER("colours", "required", "is required");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/palette.yaml#/$defs/shade */
+static bool palette__schema_palette_defs_shade(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
     if (!(json_is_string(j)))
         TB_V_FAIL("type", "must be string");
     if (!(tb_json_str_eq(j, "light", 5) || tb_json_str_eq(j, "dark", 4)))
