@@ -293,6 +293,7 @@ const tb_http_api auth_api = {
     auth__match,
     auth__routes,
     7,
+    NULL, /* servers[0]'s path */
 };
 
 /* x-tablium-rate-limit (TB_RATE_LIMIT_<OP> wins; "off": none) and x-tablium-timeout per operation */

@@ -257,6 +257,7 @@ const tb_http_api user_api = {
     user__match,
     user__routes,
     5,
+    NULL, /* servers[0]'s path */
 };
 
 /* x-tablium-depends: a client of each, in user_deps (ctx->deps) */

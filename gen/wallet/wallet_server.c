@@ -261,6 +261,7 @@ const tb_http_api wallet_api = {
     wallet__match,
     wallet__routes,
     5,
+    NULL, /* servers[0]'s path */
 };
 
 static const tb_service_def wallet__service = {

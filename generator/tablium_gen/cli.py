@@ -91,6 +91,8 @@ def compile_openapi(path, name=None):
     header = "%s.h" % svc.name
     ctx = dict(source=cnames.short_path(path), svc=svc, types=svc.types.types, unit=svc.unit,
                header=header, guard="TB_GEN_%s_H" % cnames.upper(svc.name))
+    for w in svc.warnings:
+        print(w, file=sys.stderr)
     return svc.name, {
         header: render("service.h.j2", **ctx),
         svc.name + ".c": render("service.c.j2", **ctx),

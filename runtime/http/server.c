@@ -1222,7 +1222,24 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
         return;
     }
 
-    int ri = api->match(req->path, req->path_len, req->params, &req->n_params);
+    const char *path = req->path;
+    size_t path_len = req->path_len;
+    if (api->base_path && api->base_path[0]) {
+        /* servers[0]'s path: routes are mounted under it */
+        size_t bl = strlen(api->base_path);
+        if (path_len < bl || memcmp(path, api->base_path, bl) != 0 ||
+            (path_len > bl && path[bl] != '/')) {
+            answer_error(res, ctx, 404, "not_found", "no resource at this path");
+            return;
+        }
+        path += bl;
+        path_len -= bl;
+        if (path_len == 0) {
+            path = "/";
+            path_len = 1;
+        }
+    }
+    int ri = api->match(path, path_len, req->params, &req->n_params);
     if (ri < 0 || (size_t)ri >= api->n_routes) {
         answer_error(res, ctx, 404, "not_found", "no resource at this path");
         return;

@@ -488,3 +488,97 @@ class Policies(OpenApiCase):
             rc, err = self.gen(POLICIES.replace(old, new), "till.yaml")
             self.assertEqual(rc, 1, err)
             self.assertIn(pointer, err)
+
+
+LINTED = """\
+openapi: 3.1.0
+info: {title: Lint, version: '1'}
+x-tablium-service: lint
+paths:
+  /pets:
+    post:
+      operationId: addPet
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Dog'}
+      responses: {'204': {description: added}}
+  /dogs:
+    post:
+      operationId: addPet
+      responses: {'204': {description: added}}
+components:
+  schemas:
+    Pet:
+      type: object
+      properties: {name: {type: string}}
+      additionalProperties: false
+    Dog:
+      allOf:
+        - $ref: '#/components/schemas/Pet'
+        - type: object
+          properties: {bark: {type: boolean}}
+    Cat:
+      type: object
+      required: [name, lives]
+      properties: {name: {type: string}}
+      additionalProperties: false
+"""
+
+
+class Lint(OpenApiCase):
+    def test_unsatisfiable_schemas_and_duplicate_operation_ids_are_warned(self):
+        rc, err = self.gen(LINTED, "lint.yaml")
+        self.assertEqual(rc, 0, err)  # warnings: the spec still compiles
+        self.assertIn("lint.yaml: #/components/schemas/Dog/allOf/0: warning: allof-closed: "
+                      "additionalProperties: false here refuses 'bark', which a sibling branch "
+                      "declares", err)
+        self.assertIn("lint.yaml: #/components/schemas/Cat/required: warning: "
+                      "required-undeclared: 'lives' is required but not in properties", err)
+        self.assertIn("lint.yaml: #/paths/~1dogs/post/operationId: warning: "
+                      "duplicate-operationId: operationId 'addPet' is also "
+                      "/paths/~1pets/post/operationId", err)
+        self.assertNotIn("components/schemas/Pet", err)  # closed but alone: fine
+
+    def test_the_platform_specs_lint_clean(self):
+        for spec in ("auth", "user", "wallet"):
+            with support.cwd(support.REPO):
+                rc, err = support.run_cli(["openapi", "openapi/%s.yaml" % spec, "-o",
+                                           os.path.join(self.out, spec)])
+            self.assertEqual(rc, 0, err)
+            self.assertNotIn("warning", err, spec)
+
+
+class Servers(OpenApiCase):
+    def test_base_path_variables_and_default_port_of_servers_0(self):
+        text = POLICIES.replace("x-tablium-service: till\n", """x-tablium-service: till
+servers:
+  - url: 'https://{host}:{port}/{version}/'
+    variables:
+      host: {default: api.example.com}
+      port: {default: '8443'}
+      version: {default: v2, enum: [v1, v2]}
+""")
+        rc, err = self.gen(text, "till.yaml")
+        self.assertEqual(rc, 0, err)
+        h, srv = self.read("till.h"), self.read("till_server.c")
+        # clients append operation paths to it; the server listens on its port under its path
+        self.assertIn('#define TILL_DEFAULT_URL "https://api.example.com:8443/v2"', h)
+        self.assertIn("    8443, /* servers[0] of the spec */", srv)
+        self.assertIn('    "/v2", /* servers[0]\'s path */', srv)
+
+    def test_a_relative_server_url_is_a_base_path_only(self):
+        text = POLICIES.replace("x-tablium-service: till\n",
+                                "x-tablium-service: till\nservers: [{url: /api/v1}]\n")
+        rc, err = self.gen(text, "till.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("TILL_DEFAULT_URL", self.read("till.h"))
+        self.assertIn('    "/api/v1", /* servers[0]\'s path */', self.read("till_server.c"))
+
+    def test_a_variable_without_default_is_an_error(self):
+        text = POLICIES.replace("x-tablium-service: till\n",
+                                "x-tablium-service: till\nservers: [{url: 'https://{host}/'}]\n")
+        rc, err = self.gen(text, "till.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("#/servers/0/url: error: server variable {host} has no default", err)

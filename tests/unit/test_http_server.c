@@ -170,6 +170,7 @@ static const tb_http_api test_api = {
     test_match,
     test_routes,
     sizeof test_routes / sizeof test_routes[0],
+    NULL,
 };
 
 /* ---- middlewares ---- */
@@ -927,6 +928,37 @@ static tb_server *start_private(bool access_log)
     return s;
 }
 
+/* servers[0] with a path ("https://host/v2"): every route is mounted under it */
+START_TEST(routes_are_mounted_under_the_base_path_of_servers_0)
+{
+    char shared_url[64];
+    memcpy(shared_url, base_url, sizeof shared_url);
+    static tb_http_api v2_api;
+    v2_api = test_api;
+    v2_api.base_path = "/v2";
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    o.threads = 2;
+    tb_server *s = tb_server_new(&v2_api, &o, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(tb_server_start(s, NULL), 0);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", (unsigned)tb_server_port(s));
+    reply r = {0};
+    send_req(NULL, "/v2/items/42", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "data.id"), "42");
+    send_req(NULL, "/items/42", NULL, NULL, &r); /* outside the base path */
+    assert_error(&r, 404, "not_found");
+    send_req(NULL, "/v2items/42", NULL, NULL, &r); /* a prefix of a segment is not the path */
+    assert_error(&r, 404, "not_found");
+    send_req(NULL, "/health/live", NULL, NULL, &r); /* the runtime's own stay at the root */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(tb_server_stop(s), 0);
+    tb_server_free(s);
+    reply_clear(&r);
+    memcpy(base_url, shared_url, sizeof shared_url);
+}
+END_TEST
+
 START_TEST(stop_lets_in_flight_request_finish_then_refuses_connections)
 {
     char shared_url[64];
@@ -1116,6 +1148,7 @@ int main(void)
     tcase_add_test(server, get_returns_data_envelope_with_json_type_and_request_id);
     tcase_add_test(server, raw_path_param_reaches_op_encoded_and_decodes_there);
     tcase_add_test(server, unknown_path_is_404_not_found);
+    tcase_add_test(server, routes_are_mounted_under_the_base_path_of_servers_0);
     tcase_add_test(server, wrong_method_is_405_with_allow_listing_route_methods);
     tcase_add_test(server, post_json_body_is_created_with_json_media_types);
     tcase_add_test(server, body_over_limit_by_content_length_is_413_at_once);

@@ -404,18 +404,45 @@ class ServiceBuilder:
         # servers[0]: the documented default URL of the service (clients) and its default port
         self.default_url = None
         self.default_port = 0
+        self.base_path = None
         servers = self.root.get("servers")
         if isinstance(servers, list) and servers and isinstance(servers[0], dict):
-            u = servers[0].get("url")
-            m = re.match(r"^(https?)://([^/:]+)(?::(\d+))?/?$", u) if isinstance(u, str) else None
-            if m:
-                self.default_url = cstr(u.rstrip("/"))
-                self.default_port = int(m.group(3) or (443 if m.group(1) == "https" else 80))
+            self.server_url(servers[0])
         info = self.root.get("info") or {}
         self.title = cstr(str(info.get("title", self.name)))
         self.version = cstr(str(info.get("version", "")))
         self.description = _c_comment(info.get("description"))
+        if self.errors:
+            raise GenError(self.errors)
+        from .lint import Linter
+        self.warnings = Linter(self.loader, self.root, self.path).run()
         return self
+
+    def server_url(self, server):
+        """servers[0]: its variables replaced by their defaults, the documented default URL of
+        the service (clients), its default port, and the base path routes are mounted under."""
+        u = server.get("url")
+        if not isinstance(u, str):
+            return
+        variables = server.get("variables") if isinstance(server.get("variables"), dict) else {}
+
+        def var(m):
+            v = variables.get(m.group(1))
+            d = v.get("default") if isinstance(v, dict) else None
+            if not isinstance(d, str):
+                self.err("/servers/0/url", "server variable {%s} has no default" % m.group(1))
+                return ""
+            return d
+        u = re.sub(r"\{([^}]+)\}", var, u)
+        m = re.match(r"^(?:(https?)://([^/:?#]+)(?::(\d+))?)?(/[^?#]*)?$", u)
+        if not m:
+            return  # another scheme, or a relative URL like "v1": no default URL, no base path
+        if m.group(1):
+            self.default_url = cstr(u.rstrip("/"))
+            self.default_port = int(m.group(3) or (443 if m.group(1) == "https" else 80))
+        base = (m.group(4) or "").rstrip("/")
+        if base:
+            self.base_path = cstr(base)
 
     def op_name(self, tmpl, method, node):
         oid = node.get("operationId")
@@ -436,9 +463,11 @@ class ServiceBuilder:
         op = Operation()
         op.operation_id, base = self.op_name(tmpl, method, node)
         cname = self.fnames.take(self.prefix + base)
-        for suffix in ("_req", "_resp", "_call", "_status"):
+        for suffix in ("", "_req", "_resp", "_call", "_status"):
+            # the handler is named cname: a schema of the same spelling keeps the type name
             if cname + suffix in self.types.namer.used:
                 cname = self.fnames.take(cname + "_op")
+                break
         self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
         op.cname = cname
         op.id_lit = cstr(op.operation_id or base)

@@ -194,8 +194,14 @@ class TypeBuilder:
             return CType(kind, ref=nt)
         if kind == "array":
             items = target.get("items")
+            if id(target) in self._building:
+                return CType("json")  # an array that contains itself: carried as JSON
             if isinstance(items, dict) and "prefixItems" not in target:
-                item = self.ctype(items, name_hint + "_item")
+                self._building.add(id(target))
+                try:
+                    item = self.ctype(items, name_hint + "_item")
+                finally:
+                    self._building.discard(id(target))
                 if item.kind != "array":
                     return CType("array", item=item)
             return CType("json")

@@ -166,6 +166,9 @@ typedef struct tb_http_api {
     /** routes[i][method]: index into ops, or -1 when route i has no such method (405). */
     const int16_t (*routes)[TB_HTTP_N_METHODS];
     size_t n_routes;
+    /** The path of the spec's servers[0] ("/v2"), under which every route is mounted; NULL or
+     *  "" for none. A path outside it is 404. (/metrics and /health/... stay at the root.) */
+    const char *base_path;
 } tb_http_api;
 
 /* ---- middleware ---- */
