@@ -94,7 +94,7 @@ int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *re
 
 int main(int argc, char **argv)
 {
-#ifdef tb_http_authorize /* bench_rest_noauth (noauth.c) */
+#ifdef tb_op_serve /* bench_rest_noauth (noauth.c) */
     fputs("bench_rest_noauth: authorization is OFF (a benchmark reference only)\n", stderr);
 #endif
     return wallet_service_main(argc, argv);

@@ -984,8 +984,8 @@ TB_CODEC_DEFINE(user_wallet_list_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status user_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response},
-    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL},
+    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 /* the operation table; user_server.c serves it, user_get_health_call calls it */
 const tb_op user_get_health__op = {
@@ -1006,15 +1006,16 @@ int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req
 /* ======== POST /users ======== */
 static const tb_op_body user_create_user__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_create_user_req, body), 0, 0, &user_create_user_request__desc, user__schema_create_user_request,
+    TB_MEDIA_JSON, "application/json",
 };
 static const tb_op_status user_create_user__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, common__schema_api_defs_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, common__schema_api_defs_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, common__schema_api_defs_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, common__schema_api_defs_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, common__schema_api_defs_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, common__schema_api_defs_error_response},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response, NULL},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 static const tb_op_header user_create_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_create_user_resp, headers.www_authenticate)},
@@ -1044,11 +1045,11 @@ static const tb_op_param user_get_user__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_user__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_user_resp, s200), 0, &user_user__desc, user__schema_user_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, common__schema_api_defs_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, common__schema_api_defs_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, common__schema_api_defs_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, common__schema_api_defs_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_user_resp, s200), 0, &user_user__desc, user__schema_user_response, NULL},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 static const tb_op_header user_get_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_resp, headers.www_authenticate)},
@@ -1077,11 +1078,11 @@ static const tb_op_param user_get_profile__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_profile__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 static const tb_op_header user_get_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_profile_resp, headers.www_authenticate)},
@@ -1111,15 +1112,16 @@ static const tb_op_param user_update_profile__params[] = {
 };
 static const tb_op_body user_update_profile__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_update_profile_req, body), 0, 0, &user_update_profile_request__desc, user__schema_update_profile_request,
+    TB_MEDIA_JSON, "application/json",
 };
 static const tb_op_status user_update_profile__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, common__schema_api_defs_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, common__schema_api_defs_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 static const tb_op_header user_update_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_update_profile_resp, headers.www_authenticate)},
@@ -1148,12 +1150,12 @@ static const tb_op_param user_get_user_wallets__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_user_wallets__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(user_get_user_wallets_resp, s200.items), offsetof(user_get_user_wallets_resp, s200.n), &user_wallet__desc, user__schema_wallet_list_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, common__schema_api_defs_error_response},
-    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, common__schema_api_defs_error_response},
+    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(user_get_user_wallets_resp, s200.items), offsetof(user_get_user_wallets_resp, s200.n), &user_wallet__desc, user__schema_wallet_list_response, NULL},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 static const tb_op_header user_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_wallets_resp, headers.www_authenticate)},
@@ -1183,17 +1185,18 @@ static const tb_op_param user_open_wallet__params[] = {
 };
 static const tb_op_body user_open_wallet__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_open_wallet_req, body), 0, 0, &user_open_wallet_request__desc, user__schema_open_wallet_request,
+    TB_MEDIA_JSON, "application/json",
 };
 static const tb_op_status user_open_wallet__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response},
-    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response},
-    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, common__schema_api_defs_error_response},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response, NULL},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, common__schema_api_defs_error_response, NULL},
 };
 static const tb_op_header user_open_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(user_open_wallet_resp, headers.www_authenticate)},

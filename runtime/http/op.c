@@ -5,10 +5,12 @@
 #include "tablium/op.h"
 
 #include "tablium/api.h"
+#include "tablium/client.h"
 #include "tablium/json.h"
 #include "tablium/log.h"
 #include "tablium/validate.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -60,6 +62,105 @@ static void write_member(int kind, unsigned flags, const void *sub, const void *
 static bool run_validator(tb_vfn fn, const json_t *j, tb_vctx *c)
 {
     return fn ? fn(j, c, NULL) : true;
+}
+
+/* A request's Content-Type (parameters allowed) against a media type or range of the spec
+ * (type/sub, type/ followed by *, or the full wildcard). */
+static bool media_matches(const char *ct, const char *range)
+{
+    if (!range || strcmp(range, "*/*") == 0)
+        return true;
+    if (!ct)
+        return false;
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    size_t rn = strlen(range);
+    if (rn >= 2 && range[rn - 1] == '*' && range[rn - 2] == '/')
+        return n >= rn - 1 && strncasecmp(ct, range, rn - 1) == 0;
+    return n == rn && strncasecmp(ct, range, n) == 0;
+}
+
+/* What to send as Content-Type for bytes of declared type `range`. */
+static const char *concrete_type(const tb_bytes *b, const char *range)
+{
+    if (b->type && *b->type)
+        return b->type;
+    if (!range || strchr(range, '*'))
+        return "application/octet-stream";
+    return range;
+}
+
+static int text_kind(int kind)
+{
+    switch (kind) {
+    case TB_CK_INTEGER:
+        return TB_PARAM_INTEGER;
+    case TB_CK_NUMBER:
+        return TB_PARAM_NUMBER;
+    case TB_CK_BOOLEAN:
+        return TB_PARAM_BOOLEAN;
+    default:
+        return TB_PARAM_STRING;
+    }
+}
+
+/* An application/x-www-form-urlencoded body as a JSON object: each member typed by its field in
+ * t (repeated names make an array for an array field), unknown names kept as strings so that the
+ * schema judges them. NULL on out of memory; *bad when an escape is malformed. */
+static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_arena *a, bool *bad)
+{
+    json_t *o = json_object();
+    const char *end = p + n;
+    while (o && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *kend = eq ? eq : stop;
+        char *raw = tb_arena_strndup(a, p, (size_t)(stop - p));
+        if (!raw) {
+            json_decref(o);
+            return NULL;
+        }
+        for (char *x = raw; *x; x++)
+            if (*x == '+')
+                *x = ' ';
+        size_t kl = (size_t)(kend - p);
+        char *key = tb_http_pct_decode(a, raw, kl, bad);
+        char *val = eq ? tb_http_pct_decode(a, raw + kl + 1, strlen(raw + kl + 1), bad)
+                       : tb_arena_strdup(a, "");
+        p = amp ? amp + 1 : end;
+        if (*bad)
+            continue;
+        if (!key || !val) {
+            json_decref(o);
+            return NULL;
+        }
+        const tb_codec_field *f = NULL;
+        for (size_t i = 0; t && i < t->nfields && !f; i++)
+            if (strcmp(t->fields[i].name, key) == 0)
+                f = &t->fields[i];
+        json_t *v = tb_param_json(val, strlen(val), f ? text_kind(f->kind) : TB_PARAM_STRING);
+        if (!v) {
+            json_decref(o);
+            return NULL;
+        }
+        if (f && (f->flags & TB_CF_ARRAY)) {
+            json_t *arr = json_object_get(o, key);
+            if (!arr) {
+                arr = json_array();
+                if (!arr || json_object_set_new(o, key, arr)) {
+                    json_decref(v);
+                    json_decref(o);
+                    return NULL;
+                }
+            }
+            json_array_append_new(arr, v);
+        } else {
+            json_object_set_new(o, key, v); /* the last of repeated names counts */
+        }
+    }
+    return o;
 }
 
 /* ---- server: parse ---- */
@@ -165,7 +266,53 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         }
     }
     const tb_op_body *bd = op->body;
-    if (bd && hr->body_len) {
+    /* an empty body with its Content-Type is a body (zero bytes are data) */
+    if (bd && bd->media != TB_MEDIA_JSON && (hr->body_len || hr->content_type)) {
+        if (!media_matches(hr->content_type, bd->content_type)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the request body must be %s", bd->content_type);
+            tb_api_error e = {"unsupported_media_type", msg, NULL, NULL, 0};
+            rc = tb_http_res_error(res, ctx, 415, &e);
+            if (rc == 0)
+                rc = 1;
+            goto out;
+        }
+        json_t *j = NULL;
+        bool bad = false;
+        if (bd->media == TB_MEDIA_BYTES) {
+            tb_bytes *b = AT(req, bd->off, tb_bytes);
+            b->data = hr->body;
+            b->len = hr->body_len;
+            b->type = hr->content_type;
+            /* a text body against its string schema (maxLength, pattern...) */
+            if (bd->validate && tb_utf8_valid(hr->body, hr->body_len))
+                j = json_stringn(hr->body, hr->body_len);
+        } else {
+            j = form_json(bd->sub, hr->body, hr->body_len, a, &bad);
+            if (!j && !bad) {
+                rc = TB_ENOMEM;
+                goto out;
+            }
+        }
+        bool r = true;
+        tb_v_push_key(c, "body", 4);
+        if (bad) {
+            r = false;
+            tb_v_fail(c, "encoding", "has a malformed percent-encoding");
+        } else if (j) {
+            r = run_validator(bd->validate, j, c);
+        }
+        tb_v_pop(c);
+        if (r && ok && bd->media == TB_MEDIA_FORM)
+            rc = decode_member(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
+        if (r && !(bd->flags & TB_CF_REQUIRED))
+            *AT(req, bd->has_off, bool) = true;
+        json_decref(j);
+        if (rc)
+            goto out;
+        if (!r)
+            ok = false;
+    } else if (bd && bd->media == TB_MEDIA_JSON && hr->body_len) {
         tb_error perr = TB_ERROR_INIT;
         json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
         if (!j) {
@@ -192,7 +339,8 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
             ok = false;
     } else if (bd && (bd->flags & TB_CF_REQUIRED)) {
         ok = false;
-        tb_v_fail_member(c, "body", "required", "a JSON body is required");
+        tb_v_fail_member(c, "body", "required", bd->media == TB_MEDIA_JSON ? "a JSON body is required"
+                                                                           : "a body is required");
     }
 done:
     if (tb_vctx_finish(c, ok)) {
@@ -223,8 +371,8 @@ static const tb_op_status *status_row(const tb_op *op, int code)
 static int check_response(const tb_op *op, const tb_op_status *s, tb_ctx *ctx, int status,
                           const char *body, size_t len)
 {
-    if (s->shape == TB_RS_NONE || !s->validate)
-        return 0; /* no content to check */
+    if (s->shape == TB_RS_NONE || s->shape == TB_RS_BYTES || !s->validate)
+        return 0; /* no JSON to check */
     tb_error err = TB_ERROR_INIT;
     tb_vctx c;
     tb_vctx_init(&c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
@@ -268,6 +416,13 @@ int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res
     case TB_RS_RAW:
         write_member(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
         break;
+    case TB_RS_BYTES: {
+        const tb_bytes *x = CAT(resp, s->off, tb_bytes);
+        if (x->len)
+            tb_buf_append(b, x->data, x->len);
+        rc = tb_http_res_header(res, "Content-Type", concrete_type(x, s->content_type));
+        break;
+    }
     default:
         break;
     }
@@ -325,7 +480,12 @@ static int decode_answer(const tb_op *op, tb_ctx *ctx, const tb_client_res *r, v
     if (!s)
         return tb_error_set(err, TB_EUPSTREAM, "%s %s: status %d is not declared by the spec: %.200s",
                             op->method, op->route, r->status, r->body);
-    if (s->shape != TB_RS_NONE) {
+    if (s->shape == TB_RS_BYTES) {
+        tb_bytes *x = AT(out, s->off, tb_bytes);
+        x->data = r->body;
+        x->len = r->body_len;
+        x->type = tb_client_res_header(r, "Content-Type");
+    } else if (s->shape != TB_RS_NONE) {
         j = tb_json_loadb(r->body, r->body_len, &verr);
         if (!j) {
             rc = tb_error_set(err, TB_EUPSTREAM, "%s %s: the %d response is not JSON: %s", op->method,
@@ -498,6 +658,70 @@ static int add_headers(const tb_op *op, const void *req, tb_client_call *call, t
     return rc;
 }
 
+/* One form value (query-style percent-encoding). */
+static void form_value(const tb_codec_field *f, const char *v, tb_buf *b)
+{
+    switch (f->kind) {
+    case TB_CK_STRING: {
+        const char *s = *(char *const *)v;
+        if (s)
+            tb_url_encode(b, s, strlen(s), true);
+        return;
+    }
+    case TB_CK_INTEGER:
+        tb_param_format_int(b, (long long)*(const int64_t *)v);
+        return;
+    case TB_CK_NUMBER:
+        tb_param_format_double(b, *(const double *)v);
+        return;
+    case TB_CK_BOOLEAN:
+        tb_buf_puts(b, *(const bool *)v ? "true" : "false");
+        return;
+    case TB_CK_ENUM: {
+        const char *s = tb_codec_enum_name(f->sub, *(const int *)v);
+        if (s)
+            tb_url_encode(b, s, strlen(s), true);
+        return;
+    }
+    default: { /* an object or free-form member: its JSON text */
+        tb_buf j = TB_BUF_INIT;
+        tb_codec_value_write(f->kind, f->sub, v, &j);
+        if (j.len)
+            tb_url_encode(b, j.data, j.len, true);
+        tb_buf_deinit(&j);
+        return;
+    }
+    }
+}
+
+/* A struct as application/x-www-form-urlencoded (arrays as repeated names). */
+static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
+{
+    bool first = true;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+            continue;
+        if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
+            continue; /* a form has no null */
+        size_t n = 1, sz = 0;
+        const char *items = v + f->off;
+        if (f->flags & TB_CF_ARRAY) {
+            n = *(const size_t *)(v + f->n_off);
+            items = *(char *const *)(v + f->off);
+            sz = tb_codec_value_size(f->kind, f->sub);
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (!first)
+                tb_buf_putc(b, '&');
+            first = false;
+            tb_url_encode(b, f->name, f->name_len, true);
+            tb_buf_putc(b, '=');
+            form_value(f, items + k * sz, b);
+        }
+    }
+}
+
 int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, void *out,
                tb_error *err)
 {
@@ -523,13 +747,36 @@ int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, v
         goto out;
     const tb_op_body *bd = op->body;
     if (bd && ((bd->flags & TB_CF_REQUIRED) || *CAT(req, bd->has_off, bool))) {
-        write_member(bd->kind, bd->flags, bd->sub, req, bd->off, bd->n_off, &body);
-        if (body.oom) {
+        const char *ct = NULL;
+        if (bd->media == TB_MEDIA_BYTES) {
+            const tb_bytes *x = CAT(req, bd->off, tb_bytes);
+            tb_buf_append(&body, x->data ? x->data : "", x->len);
+            ct = concrete_type(x, bd->content_type);
+        } else if (bd->media == TB_MEDIA_FORM) {
+            form_write(bd->sub, CAT(req, bd->off, char), &body);
+            ct = "application/x-www-form-urlencoded";
+        } else {
+            write_member(bd->kind, bd->flags, bd->sub, req, bd->off, bd->n_off, &body);
+        }
+        if (body.oom || (ct && (rc = tb_client_call_header(&call, a, "Content-Type", ct)))) {
             rc = tb_error_set(err, TB_ENOMEM, "%s: out of memory", op->name);
             goto out;
         }
-        call.body = body.data;
+        call.body = body.data ? body.data : "";
         call.body_len = body.len;
+    }
+    for (size_t i = 0; i < op->nstatuses; i++) {
+        if (op->statuses[i].shape == TB_RS_BYTES && op->statuses[i].code / 100 == 2) {
+            /* a success that is not JSON: say which type is wanted */
+            char accept[200];
+            snprintf(accept, sizeof accept, "%s, application/json;q=0.5",
+                     op->statuses[i].content_type ? op->statuses[i].content_type : "*/*");
+            if ((rc = tb_client_call_header(&call, a, "Accept", accept))) {
+                tb_error_set(err, rc, "%s: Accept: %s", op->name, tb_strerror(rc));
+                goto out;
+            }
+            break;
+        }
     }
     if (op->flags & TB_OPF_IDEMPOTENT) {
         /* x-tablium-idempotent: a key of its own unless the caller set one, so retries are safe */

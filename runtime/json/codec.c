@@ -27,6 +27,8 @@ size_t tb_codec_value_size(int kind, const void *sub)
         return ((const tb_codec_type *)sub)->size;
     case TB_CK_API_ERROR:
         return sizeof(tb_api_error);
+    case TB_CK_BYTES:
+        return sizeof(tb_bytes);
     default:
         return sizeof(json_t *);
     }
@@ -85,6 +87,15 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
         return tb_codec_decode(sub, x, a, dst);
     case TB_CK_API_ERROR:
         return tb_api_error_decode(x, a, dst);
+    case TB_CK_BYTES: { /* in JSON: a string */
+        if (!json_is_string(x))
+            return TB_EVALIDATION;
+        tb_bytes *b = dst;
+        b->len = json_string_length(x);
+        b->data = tb_arena_strndup(a, json_string_value(x), b->len);
+        b->type = NULL;
+        return b->data ? 0 : TB_ENOMEM;
+    }
     case TB_CK_JSON:
         /* the struct keeps a reference (json_t's refcount changes behind const) */
         if (tb_arena_hold_json(a, (json_t *)x))
@@ -183,6 +194,11 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
     case TB_CK_API_ERROR:
         tb_api_error_write(b, v);
         return;
+    case TB_CK_BYTES: {
+        const tb_bytes *x = v;
+        tb_buf_json_string(b, x->data ? x->data : "", x->data ? x->len : 0);
+        return;
+    }
     default: {
         const json_t *j = *(json_t *const *)v;
         if (j)
@@ -254,6 +270,10 @@ json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v)
     }
     case TB_CK_STRUCT:
         return tb_codec_to_json(sub, v);
+    case TB_CK_BYTES: {
+        const tb_bytes *x = v;
+        return json_stringn(x->data ? x->data : "", x->data ? x->len : 0);
+    }
     case TB_CK_API_ERROR: {
         tb_buf b = TB_BUF_INIT;
         tb_api_error_write(&b, v);

@@ -302,13 +302,22 @@ class Errors(OpenApiCase):
       responses: {'200': {description: ok}}
 """), "only scalar, enum and array schemas are supported")
 
-    def test_non_json_body(self):
+    def test_multipart_body(self):
         self.assertFails(self.minimal("""\
   /a:
     post:
-      requestBody: {content: {text/plain: {schema: {type: string}}}}
+      requestBody: {content: {multipart/form-data: {schema: {type: object}}}}
       responses: {'200': {description: ok}}
-"""), "/paths/~1a/post/requestBody/content", "only application/json content is supported")
+"""), "/paths/~1a/post/requestBody/content", "multipart/form-data bodies are not supported yet")
+
+    def test_form_body_needs_an_object(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    post:
+      requestBody: {content: {application/x-www-form-urlencoded: {schema: {type: string}}}}
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a/post/requestBody/content/application~1x-www-form-urlencoded/schema",
+            "a form body (application/x-www-form-urlencoded) needs an object schema")
 
     def test_ambiguous_paths(self):
         self.assertFails(self.minimal("""\
@@ -582,3 +591,86 @@ servers:
         rc, err = self.gen(text, "till.yaml")
         self.assertEqual(rc, 1, err)
         self.assertIn("#/servers/0/url: error: server variable {host} has no default", err)
+
+
+MEDIA = """\
+openapi: 3.0.3
+info: {title: Media, version: '1'}
+x-tablium-service: media
+paths:
+  /blobs/{name}:
+    put:
+      operationId: putBlob
+      parameters:
+        - {name: name, in: path, required: true, schema: {type: string}}
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema: {type: string, format: binary}
+      responses:
+        '200':
+          description: the picture
+          content:
+            image/*:
+              schema: {type: string, format: binary}
+        '404':
+          description: none
+          content:
+            text/plain:
+              schema: {type: string}
+  /forms:
+    post:
+      operationId: postForm
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [name]
+              properties:
+                name: {type: string}
+                count: {type: integer}
+                tags: {type: array, items: {type: string}}
+      responses:
+        '204': {description: taken}
+  /files:
+    post:
+      operationId: postFile
+      requestBody:
+        content:
+          multipart/form-data:
+            schema: {type: object, properties: {file: {type: string, format: binary}}}
+      responses:
+        '204': {description: taken}
+"""
+
+
+class Media(OpenApiCase):
+    def test_bytes_and_form_bodies_become_table_rows(self):
+        rc, err = self.gen(MEDIA.replace("  /files:", "  /files-not-yet:")
+                           .replace("multipart/form-data", "application/octet-stream"), "media.yaml")
+        self.assertEqual(rc, 0, err)
+        h, c = self.read("media.h"), self.read("media.c")
+        self.assertIn("tb_bytes body; /* application/octet-stream, required */", h)
+        self.assertIn("tb_bytes s200;", h)
+        self.assertIn("tb_bytes s404;", h)
+        self.assertIn("media_post_form_body body; /* application/x-www-form-urlencoded */", h)
+        self.assertIn('TB_MEDIA_BYTES, "application/octet-stream",', c)
+        self.assertIn('TB_MEDIA_FORM, "application/x-www-form-urlencoded",', c)
+        self.assertIn('{200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(media_put_blob_resp, s200), 0, '
+                      'NULL, NULL, "image/*"},', c)
+        self.assertIn('TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(media_put_blob_resp, s404), 0, '
+                      'NULL, NULL, "text/plain"},', c)
+        # only JSON bodies get the server's JSON content-type check
+        self.assertIn('{"putBlob", TB_HTTP_PUT, "/blobs/{name}", 0, ', self.read("media_server.c"))
+        for cfile in ("media.c", "media_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out.strip(), "", out)
+
+    def test_multipart_is_refused_with_its_pointer(self):
+        rc, err = self.gen(MEDIA, "media.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("#/paths/~1files/post/requestBody/content: error: multipart/form-data "
+                      "bodies are not supported yet", err)

@@ -542,9 +542,10 @@ class ServiceBuilder:
             op.responses.append(rr)
         op.responses.sort(key=lambda r: (r.code == 0, r.code))
         op.default = next((r for r in op.responses if r.code == 0), None)
-        op.flags = " | ".join(f for f, on in (("TB_OP_BODY", op.body is not None),
+        json_body = op.body is not None and op.body.media == "json"
+        op.flags = " | ".join(f for f, on in (("TB_OP_BODY", json_body),
                                                ("TB_OP_BODY_REQUIRED",
-                                                op.body is not None and op.body.required),
+                                                json_body and op.body.required),
                                                ("TB_OP_SECURED", op.security is not None))
                               if on) or "0"
         op.upper = cnames.upper(op.cname)
@@ -643,18 +644,30 @@ class ServiceBuilder:
                     out.append((k, v["value"]))
         return out
 
-    def json_media(self, content, ptr):
-        """The application/json (or +json) media type object of a content map, or None."""
-        if not isinstance(content, dict):
+    def pick_media(self, content, ptr, request):
+        """(kind, media type, media object) of a content map, or None: JSON (application/json
+        or a +json type) first, then (requests) application/x-www-form-urlencoded, then bytes
+        of any other type (octet-stream, text, images, ranges like image/x or the wildcard)."""
+        if not isinstance(content, dict) or not content:
             return None
+        picks = {}
         for mt, media in content.items():
             base = mt.split(";")[0].strip().lower()
+            media = media if isinstance(media, dict) else {}
             if base == "application/json" or (base.startswith("application/") and
                                               base.endswith("+json")):
-                return media if isinstance(media, dict) else {}
-        if content:
-            self.err(ptr, "only application/json content is supported (got %s)"
-                     % ", ".join(sorted(content)))
+                picks.setdefault("json", (mt, media))
+            elif base == "application/x-www-form-urlencoded" and request:
+                picks.setdefault("form", (mt, media))
+            elif base.startswith("multipart/") and request:
+                picks.setdefault("multipart", (mt, media))
+            else:
+                picks.setdefault("bytes", (mt, media))
+        for kind in ("json", "form", "bytes"):
+            if kind in picks:
+                return (kind,) + picks[kind]
+        self.err(ptr, "%s bodies are not supported yet (the JSON, form and byte types are)"
+                 % picks["multipart"][0])
         return None
 
     def body(self, op, rb, ptr):
@@ -663,14 +676,25 @@ class ServiceBuilder:
         rb, ptr = self.deref(rb, ptr)
         if not isinstance(rb, dict):
             return None
-        media = self.json_media(rb.get("content"), ptr + "/content")
-        if media is None:
+        picked = self.pick_media(rb.get("content"), ptr + "/content", True)
+        if picked is None:
             return None
+        kind, mt, media = picked
         b = Body()
         b.required = bool(rb.get("required"))
+        b.media = kind
+        b.media_type = mt.split(";")[0].strip().replace("/*", "/ *").replace("*/", "* /")
+        b.media_lit = cstr(mt.split(";")[0].strip())
         schema = media.get("schema", {})
-        self.schema_at(schema, ptr + "/content/application~1json/schema")
-        b.ctype = self.types.ctype(schema, op.cname + "_body")
+        sptr = "%s/content/%s/schema" % (ptr, pointer_escape(mt))
+        self.schema_at(schema, sptr)
+        if kind == "bytes":
+            b.ctype = CType("bytes")
+        else:
+            b.ctype = self.types.ctype(schema, op.cname + "_body")
+            if kind == "form" and b.ctype.kind != "struct":
+                self.err(sptr, "a form body (%s) needs an object schema with properties" % mt)
+                return None
         b.validator = self.validator(schema, op.cname + "__body")
         b.description = _c_comment(rb.get("description"))
         for ename, ev in self.examples_in(media):
@@ -703,13 +727,19 @@ class ServiceBuilder:
             h, _ = self.deref(h, rptr + "/headers/" + pointer_escape(hname))
             hh.description = _c_comment(h.get("description")) if isinstance(h, dict) else None
             rr.headers.append(hh)
-        media = self.json_media(r.get("content"), rptr + "/content")
+        picked = self.pick_media(r.get("content"), rptr + "/content", False)
+        media = picked[2] if picked else None
         rr.kind = "none"
         rr.validator = None
         rr.ctype = None
-        if media is not None and "schema" in media:
+        rr.media_lit = "NULL"
+        if picked and picked[0] == "bytes":
+            rr.kind = "bytes"
+            rr.ctype = CType("bytes")
+            rr.media_lit = cstr(picked[1].split(";")[0].strip())
+        elif media is not None and "schema" in media:
             schema = media["schema"]
-            self.schema_at(schema, rptr + "/content/application~1json/schema")
+            self.schema_at(schema, "%s/content/%s/schema" % (rptr, pointer_escape(picked[1])))
             rr.validator = self.validator(schema, "%s__r%s" % (op.cname, status))
             target = self.types._deref(schema)
             props = target.get("properties") if isinstance(target, dict) else None

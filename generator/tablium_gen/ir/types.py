@@ -23,6 +23,7 @@ class CType:
         return {
             "string": "char *", "integer": "int64_t ", "number": "double ",
             "boolean": "bool ", "json": "json_t *", "apierror": "tb_api_error ",
+            "bytes": "tb_bytes ",
         }.get(self.kind) or (self.ref.cname + " " if self.kind in ("enum", "struct") else None)
 
 

@@ -124,7 +124,8 @@ def cstr_bytes(b):
 
 def comment_safe(s):
     """Text that can sit inside a C block comment."""
-    return s.replace("*/", "*\\/").replace("\0", "\\u0000").replace("\n", " ")
+    return (s.replace("*/", "*\\/").replace("/*", "/\\*").replace("\0", "\\u0000")
+            .replace("\n", " "))
 
 
 def cstr(s):
@@ -506,10 +507,10 @@ class ValidatorCompiler:
             name = self.fnames.take(self.prefix + "schema_" + location_name(info))
         where = "%s#%s" % (cnames.short_path(info.file) if info and info.file else "?",
                            info.pointer if info else "")
-        f = VFunc(name, where.replace("*/", "*\\/"),
+        f = VFunc(name, comment_safe(where),
                   self.resource_id(info.resource) if info else 0)
         if isinstance(node.get("description"), str):
-            f.description = node["description"].replace("*/", "*\\/")
+            f.description = comment_safe(node["description"])
         if entry:
             f.exported = shared == self.unit_name
             f.external = None if f.exported else shared

@@ -38,7 +38,17 @@ typedef enum tb_codec_kind {
     TB_CK_STRUCT,     /* a generated struct held by value; sub: tb_codec_type */
     TB_CK_JSON,       /* json_t * held by the arena; NULL writes null */
     TB_CK_API_ERROR,  /* tb_api_error (tablium/http.h): the error object of the envelope */
+    TB_CK_BYTES,      /* tb_bytes: a body that is not JSON (octet-stream, text, images...) */
 } tb_codec_kind;
+
+/** Bytes of a body that is not JSON, with their media type. In a request the runtime fills it
+ *  (data borrowed from the request, type its Content-Type); in a response the handler does
+ *  (data from ctx->arena or static; type NULL: the type the spec declares). */
+typedef struct tb_bytes {
+    const char *data;
+    size_t len;
+    const char *type;
+} tb_bytes;
 
 /* tb_codec_field.flags */
 #define TB_CF_REQUIRED 0x1u /* no has_ companion: decoding fails when the member is absent */

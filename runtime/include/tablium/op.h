@@ -49,6 +49,15 @@ typedef struct tb_op_param {
     tb_vfn validate;    /* the parameter's schema; NULL: any value */
 } tb_op_param;
 
+/* tb_op_body.media: how the request body is read */
+enum {
+    TB_MEDIA_JSON,  /* application/json and +json types: parsed, validated, decoded */
+    TB_MEDIA_FORM,  /* application/x-www-form-urlencoded: name=value pairs as the members of
+                       the body's struct, typed by their schema, then validated like JSON */
+    TB_MEDIA_BYTES, /* anything else (octet-stream, text, images, a range like image/x): the
+                       bytes as they came, in a tb_bytes */
+};
+
 typedef struct tb_op_body {
     uint8_t kind;     /* tb_codec_kind of the body, or of each item with TB_CF_ARRAY */
     uint8_t flags;    /* TB_CF_REQUIRED, TB_CF_ARRAY */
@@ -57,6 +66,8 @@ typedef struct tb_op_body {
     uint32_t n_off;   /* offsetof n_body (TB_CF_ARRAY) */
     const void *sub;  /* tb_codec_type / tb_codec_enum */
     tb_vfn validate;
+    uint8_t media;            /* TB_MEDIA_* */
+    const char *content_type; /* the spec's media type or range ("image/x", "x/x" with *) */
 } tb_op_body;
 
 /* tb_op_status.shape: what the body of that status holds */
@@ -65,6 +76,7 @@ enum {
     TB_RS_DATA,  /* {"data": value}: the value in the member */
     TB_RS_ERROR, /* {"error": {...}}: a tb_api_error member */
     TB_RS_RAW,   /* the value itself */
+    TB_RS_BYTES, /* a body that is not JSON: a tb_bytes member, sent as it is */
 };
 
 typedef struct tb_op_status {
@@ -76,6 +88,7 @@ typedef struct tb_op_status {
     uint32_t n_off;   /* offsetof its item count (TB_CF_ARRAY) */
     const void *sub;  /* tb_codec_type / tb_codec_enum */
     tb_vfn validate;  /* the body's schema; NULL: not checked */
+    const char *content_type; /* TB_RS_BYTES: the spec's media type (or range) */
 } tb_op_status;
 
 typedef struct tb_op_header {
