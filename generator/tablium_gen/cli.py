@@ -91,8 +91,14 @@ def compile_openapi(path, name=None):
     header = "%s.h" % svc.name
     ctx = dict(source=cnames.short_path(path), svc=svc, types=svc.types.types, unit=svc.unit,
                header=header, guard="TB_GEN_%s_H" % cnames.upper(svc.name))
-    for w in svc.warnings:
-        print(w, file=sys.stderr)
+    from .load.loader import WARNINGS
+    seen = set()
+    for w in WARNINGS + svc.warnings:
+        key = (os.path.abspath(w.file) if w.file else None, w.pointer, w.reason)
+        if key not in seen:  # a file read twice warns once
+            seen.add(key)
+            print(w, file=sys.stderr)
+    del WARNINGS[:]
     return svc.name, {
         header: render("service.h.j2", **ctx),
         svc.name + ".c": render("service.c.j2", **ctx),

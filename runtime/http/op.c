@@ -355,16 +355,20 @@ out:
 
 /* ---- server: write ---- */
 
+/* The row of a status: its own, else its range's (2XX: code 2), else the default (code 0). */
 static const tb_op_status *status_row(const tb_op *op, int code)
 {
-    const tb_op_status *dflt = NULL;
+    const tb_op_status *range = NULL, *dflt = NULL;
     for (size_t i = 0; i < op->nstatuses; i++) {
-        if (op->statuses[i].code == code)
+        int c = op->statuses[i].code;
+        if (c == code)
             return &op->statuses[i];
-        if (op->statuses[i].code == 0)
+        if (c == 0)
             dflt = &op->statuses[i];
+        else if (c < 10 && code >= 100 && code / 100 == c)
+            range = &op->statuses[i];
     }
-    return dflt;
+    return range ? range : dflt;
 }
 
 /* Validates a response body against the schema of its status (debug and tests). */
@@ -402,8 +406,8 @@ int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res
                      op->name, status);
         return TB_ESTATE;
     }
-    if (s->code == 0 && (status < 100 || status > 599))
-        return TB_ESTATE;
+    if (s->code < 10 && (status < 100 || status > 599))
+        return TB_ESTATE; /* the default or a range: still an HTTP status */
     switch (s->shape) {
     case TB_RS_DATA:
         tb_buf_append(b, "{\"data\":", 8);
@@ -544,6 +548,21 @@ static void emit_value(const tb_op_param *p, const char *v, tb_buf *b, int mode)
     case TB_CK_ENUM:
         s = tb_codec_enum_name(p->sub, *(const int *)v);
         break;
+    case TB_CK_JSON: { /* free-form: a string as it is, anything else as its JSON text */
+        const json_t *j = *(json_t *const *)v;
+        if (json_is_string(j)) {
+            s = json_string_value(j);
+        } else if (j && !json_is_null(j)) {
+            tb_buf t = TB_BUF_INIT;
+            tb_buf_json_value(&t, j);
+            if (t.len && mode == TB_IN_HEADER)
+                tb_buf_append(b, t.data, t.len);
+            else if (t.len)
+                tb_url_encode(b, t.data, t.len, mode == TB_IN_QUERY);
+            tb_buf_deinit(&t);
+        }
+        break;
+    }
     default:
         return;
     }

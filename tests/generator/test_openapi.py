@@ -300,7 +300,7 @@ class Errors(OpenApiCase):
     get:
       parameters: [{name: f, in: query, schema: {type: object, properties: {a: {type: string}}}}]
       responses: {'200': {description: ok}}
-"""), "only scalar, enum and array schemas are supported")
+"""), "only scalar, enum, array and free-form schemas are supported yet")
 
     def test_multipart_body(self):
         self.assertFails(self.minimal("""\
@@ -674,3 +674,43 @@ class Media(OpenApiCase):
         self.assertEqual(rc, 1, err)
         self.assertIn("#/paths/~1files/post/requestBody/content: error: multipart/form-data "
                       "bodies are not supported yet", err)
+
+
+RANGES = """\
+openapi: 3.0.3
+info: {title: Ranges, version: '1'}
+x-tablium-service: ranges
+paths:
+  /r:
+    get:
+      operationId: getR
+      parameters:
+        - {name: any, in: query, schema: {}}
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {type: object, properties: {a: {type: string}}}}}}
+        '4XX': {description: any client error, content: {text/plain: {schema: {type: string}}}}
+components:
+  schemas:
+    Maybe:
+      type: object
+      properties:
+        v: {type: [string, null]}
+"""
+
+
+class Ranges(OpenApiCase):
+    def test_status_ranges_free_form_parameters_and_unquoted_null(self):
+        rc, err = self.gen(RANGES.replace("openapi: 3.0.3", "openapi: 3.1.0"), "ranges.yaml")
+        self.assertEqual(rc, 0, err)
+        h, c = self.read("ranges.h"), self.read("ranges.c")
+        self.assertIn("tb_bytes s4xx;", h)  # the range's member; the handler sets the status
+        self.assertNotIn("RANGES_GET_R_4 ", h)
+        self.assertIn('{4, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(ranges_get_r_resp, s4xx), 0, '
+                      'NULL, NULL, "text/plain"},', c)
+        self.assertIn("json_t *any; /* query \"any\" */", h)  # free-form: JSON
+        self.assertIn("#/components/schemas/Maybe/properties/v/type: warning: yaml-null-type", err)
+        self.assertIn("bool v_is_null;", h)
+        for cfile in ("ranges.c", "ranges_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out.strip(), "", out)

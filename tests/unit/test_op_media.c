@@ -32,6 +32,7 @@ typedef struct blob_resp {
     int status;
     union {
         tb_bytes s200;
+        tb_bytes s4xx;
         char none_;
     };
 } blob_resp;
@@ -43,10 +44,11 @@ static const tb_op_param blob_params[] = {
 static const tb_op_body blob_body = {TB_CK_BYTES, TB_CF_REQUIRED, offsetof(blob_req, body), 0, 0,
                                      NULL, NULL, TB_MEDIA_BYTES, "application/octet-stream"};
 static const tb_op_status blob_statuses[] = {
+    {4, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s4xx), 0, NULL, NULL, "text/plain"},
     {200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s200), 0, NULL, NULL, "image/*"},
 };
 static const tb_op blob_op = {"put_blob", "PUT", "/blobs/{name}", "putBlob", sizeof(blob_req),
-                              sizeof(blob_resp), blob_params, 1, &blob_body, blob_statuses, 1,
+                              sizeof(blob_resp), blob_params, 1, &blob_body, blob_statuses, 2,
                               NULL, 0, NULL, 0, 0};
 
 /* answers the bytes reversed, as image/png when the name says png, else the declared range's
@@ -55,6 +57,12 @@ static int put_blob(tb_ctx *ctx, const void *reqp, void *respp)
 {
     const blob_req *req = reqp;
     blob_resp *resp = respp;
+    if (strcmp(req->name, "teapot") == 0) { /* a status of the 4XX range */
+        resp->status = 418;
+        resp->s4xx.data = "short and stout";
+        resp->s4xx.len = 15;
+        return 0;
+    }
     char *out = tb_arena_alloc(ctx->arena, req->body.len + 1);
     for (size_t i = 0; i < req->body.len; i++)
         out[i] = req->body.data[req->body.len - 1 - i];
@@ -212,6 +220,14 @@ START_TEST(bytes_go_and_come_back_as_they_are_with_their_types)
     req.name = "raw";
     ck_assert_int_eq(tb_op_call(cl, &blob_op, &ctx, &req, &out, &err), 0);
     ck_assert_str_eq(out.s200.type, "application/octet-stream");
+    /* a status the spec declares by its range (4XX), with the range's type */
+    req.name = "teapot";
+    ck_assert_int_eq(tb_op_call(cl, &blob_op, &ctx, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 418);
+    ck_assert_uint_eq(out.s4xx.len, 15);
+    ck_assert_int_eq(memcmp(out.s4xx.data, "short and stout", 15), 0);
+    ck_assert_str_eq(out.s4xx.type, "text/plain");
+    req.name = "raw";
     /* an empty body is still a body */
     req.body.len = 0;
     ck_assert_int_eq(tb_op_call(cl, &blob_op, &ctx, &req, &out, &err), 0);

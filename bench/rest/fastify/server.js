@@ -29,23 +29,38 @@ const CREATED_AT = '2026-11-24T10:00:00Z'
 const BALANCE = 1000
 const SCHEMA_MISMATCH = 'the request does not match the schema'
 
-// The spec's component schemas as Fastify shared schemas: '#/components/schemas/X' -> 'X#'.
+// The spec's component schemas as Fastify shared schemas: '#/components/schemas/X' -> 'X#';
+// the shared files they $ref (../schemas/common/*.json) as schemas of their own $id.
 function loadSchemas (file) {
   const spec = yaml.load(fs.readFileSync(file, 'utf8'))
-  const rewrite = (node) => {
-    if (Array.isArray(node)) return node.map(rewrite)
+  const files = new Map() // path -> the shared file's $id
+  const shared = []
+  const rewrite = (node, base) => {
+    if (Array.isArray(node)) return node.map((x) => rewrite(x, base))
     if (node === null || typeof node !== 'object') return node
     const out = {}
     for (const [k, v] of Object.entries(node)) {
+      if (k === '$schema' || k.startsWith('x-')) continue // Fastify's Ajv: its own dialect, strict
       if (k === '$ref' && typeof v === 'string' && v.startsWith('#/components/schemas/')) {
         out[k] = v.slice('#/components/schemas/'.length) + '#'
+      } else if (k === '$ref' && typeof v === 'string' && !v.startsWith('#')) {
+        const [rel, frag] = v.split('#')
+        const target = path.resolve(base, rel)
+        if (!files.has(target)) {
+          const doc = JSON.parse(fs.readFileSync(target, 'utf8'))
+          files.set(target, doc.$id)
+          shared.push(rewrite(doc, path.dirname(target)))
+        }
+        out[k] = files.get(target) + '#' + (frag || '')
       } else {
-        out[k] = rewrite(v)
+        out[k] = rewrite(v, base)
       }
     }
     return out
   }
-  return Object.entries(spec.components.schemas).map(([name, s]) => ({ $id: name, ...rewrite(s) }))
+  const dir = path.dirname(file)
+  const own = Object.entries(spec.components.schemas).map(([name, s]) => ({ $id: name, ...rewrite(s, dir) }))
+  return shared.concat(own)
 }
 
 const RID_OK = /^[!-~]{1,128}$/

@@ -592,15 +592,17 @@ class ServiceBuilder:
         p.kind = ct.kind
         if ct.kind == "array":
             item = ct.item
-            if item.kind not in SCALAR_KIND:
-                self.err(pptr + "/schema", "array parameters need scalar items")
+            if item.kind not in SCALAR_KIND and item.kind != "json":
+                self.err(pptr + "/schema", "array parameters need scalar or free-form items")
                 return None
-            p.item_kind = SCALAR_KIND[item.kind]
+            p.item_kind = SCALAR_KIND.get(item.kind, "TB_PARAM_STRING")
         elif ct.kind in SCALAR_KIND:
             p.item_kind = SCALAR_KIND[ct.kind]
+        elif ct.kind == "json":
+            p.item_kind = "TB_PARAM_STRING"  # free-form ({}): the text, as a JSON string
         else:
-            self.err(pptr + "/schema", "parameter %r: only scalar, enum and array schemas are "
-                     "supported (got %s)" % (p.name, kind))
+            self.err(pptr + "/schema", "parameter %r: only scalar, enum, array and free-form "
+                     "schemas are supported yet (got %s)" % (p.name, kind))
             return None
         p.ctype = ct
         p.cname = TypeBuilder._field_name(fnamer, cnames.snake(p.name), not p.required, False,
@@ -712,9 +714,14 @@ class ServiceBuilder:
         elif re.match(r"^[1-5][0-9][0-9]$", status):
             rr.code = int(status)
             rr.member = "s" + status
+        elif re.match(r"^[1-5][xX][xX]$", status):
+            rr.code = int(status[0])  # a range: 1..5 in the status table
+            rr.member = "s%sxx" % status[0]
         else:
-            self.err(ptr, "response status %r is not supported (use NNN or default)" % status)
+            self.err(ptr, "response status %r is not an HTTP status, a range like 2XX, or "
+                     "default" % status)
             return None
+        rr.range = 0 < rr.code < 10
         rr.description = _c_comment(r.get("description"))
         rr.headers = []
         hdrs = r.get("headers") or {}

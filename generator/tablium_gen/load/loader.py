@@ -53,12 +53,34 @@ def _str_keys(obj):
     return obj
 
 
+# warnings of parse_text (file, pointer, reason), printed by the command line
+WARNINGS = []
+
+
+def _yaml_null_types(node, ptr, file):
+    """`type: [string, null]` in YAML is a JSON null, not the type name "null" that was meant
+    (JSON Schema wants the string): read as "null", with a warning."""
+    if isinstance(node, dict):
+        t = node.get("type")
+        if isinstance(t, list) and None in t and all(x is None or isinstance(x, str) for x in t):
+            node["type"] = ["null" if x is None else x for x in t]
+            WARNINGS.append(Diagnostic(file, ptr + "/type", "yaml-null-type: an unquoted null in a "
+                                       "type list is read as 'null' (quote it)", severity="warning"))
+        for k, v in node.items():
+            _yaml_null_types(v, "%s/%s" % (ptr, str(k).replace("~", "~0").replace("/", "~1")), file)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _yaml_null_types(v, "%s/%d" % (ptr, i), file)
+
+
 def parse_text(text, file):
     """Parses JSON or YAML text; raises GenError with line and column on a syntax error."""
     is_yaml = file is not None and file.endswith((".yaml", ".yml"))
     if is_yaml:
         try:
-            return _str_keys(yaml.load(text, Loader=_YamlLoader))
+            doc = _str_keys(yaml.load(text, Loader=_YamlLoader))
+            _yaml_null_types(doc, "", file)
+            return doc
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = mark.line + 1 if mark else None

@@ -80,7 +80,7 @@ enum {
 };
 
 typedef struct tb_op_status {
-    int code;         /* HTTP status; 0 for the spec's "default" */
+    int code;         /* HTTP status; 1..5 for a range (2XX), 0 for the spec's "default" */
     uint8_t shape;    /* TB_RS_* */
     uint8_t kind;     /* tb_codec_kind of the value (TB_RS_DATA, TB_RS_RAW) */
     uint8_t flags;    /* TB_CF_ARRAY */
