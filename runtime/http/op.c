@@ -165,6 +165,82 @@ static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_are
 
 /* ---- server: parse ---- */
 
+/* The separator of an array parameter's items in one text. */
+static char item_sep(const tb_op_param *p)
+{
+    return p->style == TB_STYLE_SPACE_DELIMITED ? ' ' : p->style == TB_STYLE_PIPE_DELIMITED ? '|' : ',';
+}
+
+/* An object query parameter spread over the query (deepObject obj[k]=v, or form with explode:
+ * k=v): a JSON object of the members present, each typed by its field; NULL when none is
+ * there (*oom on out of memory). */
+static json_t *object_from_query(const tb_op_param *p, const tb_http_req *hr, bool *oom)
+{
+    const tb_codec_type *t = p->sub;
+    json_t *o = NULL;
+    char name[256];
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (p->style == TB_STYLE_DEEP_OBJECT)
+            snprintf(name, sizeof name, "%s[%s]", p->name, f->name);
+        else
+            snprintf(name, sizeof name, "%s", f->name);
+        const char *v = tb_http_req_query(hr, name, NULL);
+        if (!v)
+            continue;
+        if (!o && !(o = json_object())) {
+            *oom = true;
+            return NULL;
+        }
+        json_t *x = tb_param_json(v, strlen(v), text_kind(f->kind));
+        if (!x || json_object_set_new(o, f->name, x)) {
+            *oom = true;
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* An object parameter in one text: "k,v,k,v" (form and simple), or "k=v,k=v" (simple with
+ * explode). Members typed by their fields; NULL on out of memory. */
+static json_t *object_from_text(const tb_op_param *p, const char *raw)
+{
+    const tb_codec_type *t = p->sub;
+    bool pairs = p->style == TB_STYLE_SIMPLE && (p->flags & TB_PF_EXPLODE);
+    json_t *o = json_object();
+    const char *s = raw;
+    while (o && *s) {
+        const char *end = s + strcspn(s, ",");
+        const char *k = s, *v;
+        size_t kl, vl;
+        if (pairs) {
+            const char *eq = memchr(s, '=', (size_t)(end - s));
+            kl = eq ? (size_t)(eq - s) : (size_t)(end - s);
+            v = eq ? eq + 1 : end;
+            vl = (size_t)(end - v);
+            s = *end ? end + 1 : end;
+        } else {
+            kl = (size_t)(end - s);
+            s = *end ? end + 1 : end;
+            const char *vend = s + strcspn(s, ",");
+            v = s;
+            vl = (size_t)(vend - s);
+            s = *vend ? vend + 1 : vend;
+        }
+        const tb_codec_field *f = NULL;
+        for (size_t i = 0; i < t->nfields && !f; i++)
+            if (t->fields[i].name_len == kl && memcmp(t->fields[i].name, k, kl) == 0)
+                f = &t->fields[i];
+        json_t *x = tb_param_json(v, vl, f ? text_kind(f->kind) : TB_PARAM_STRING);
+        if (!x || json_object_setn_new(o, k, kl, x)) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
 /* One parameter: its raw text to JSON, validated and decoded. false when parsing must stop
  * (then *rc is set: an internal failure, or 0 to answer the violations so far). */
 static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr, void *req,
@@ -175,6 +251,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
     size_t nv = 0;
     bool bad = false;
     const char *raw = NULL;
+    json_t *spread = NULL; /* an object parameter read from several query names */
     bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY;
     switch (p->in) {
     case TB_IN_PATH:
@@ -185,7 +262,16 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         }
         break;
     case TB_IN_QUERY:
-        if (list) {
+        if (p->kind == TB_CK_STRUCT &&
+            (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
+            bool oom = false;
+            spread = object_from_query(p, hr, &oom);
+            if (oom) {
+                *rc = TB_ENOMEM;
+                return false;
+            }
+            raw = spread ? "" : NULL;
+        } else if (list) {
             nv = tb_http_req_query_all(hr, p->name, vals, 64);
             bad = nv > 64;
             raw = nv ? vals[0] : NULL;
@@ -210,10 +296,14 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             return false;
     } else if (raw) {
         json_t *j;
-        if (list)
+        if (spread)
+            j = spread;
+        else if (p->kind == TB_CK_STRUCT)
+            j = object_from_text(p, raw);
+        else if (list)
             j = tb_param_json_list(vals, nv, p->text);
         else if (p->flags & TB_CF_ARRAY)
-            j = tb_param_json_split(raw, strlen(raw), ',', p->text);
+            j = tb_param_json_split(raw, strlen(raw), item_sep(p), p->text);
         else
             j = tb_param_json(raw, strlen(raw), p->text);
         if (!j) {
@@ -574,18 +664,53 @@ static void emit_value(const tb_op_param *p, const char *v, tb_buf *b, int mode)
         tb_url_encode(b, s, strlen(s), mode == TB_IN_QUERY);
 }
 
-/* A whole parameter (a value, or items separated by ','). */
+/* The members of an object parameter present in v, as text: "k,v,k,v", or with `pairs`
+ * "k=v,k=v". */
+static void emit_object(const tb_op_param *p, const char *v, tb_buf *b, int mode, bool pairs)
+{
+    const tb_codec_type *t = p->sub;
+    bool first = true;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+            continue;
+        if (!first)
+            tb_buf_putc(b, ',');
+        first = false;
+        if (mode == TB_IN_HEADER)
+            tb_buf_append(b, f->name, f->name_len);
+        else
+            tb_url_encode(b, f->name, f->name_len, mode == TB_IN_QUERY);
+        tb_buf_putc(b, pairs ? '=' : ',');
+        tb_op_param fp = *p; /* the member's kind, for emit_value */
+        fp.kind = f->kind;
+        fp.sub = f->sub;
+        emit_value(&fp, v + f->off, b, mode);
+    }
+}
+
+/* A whole parameter (a value, an object, or items separated by the style's separator). */
 static void emit_param(const tb_op_param *p, const void *req, tb_buf *b, int mode)
 {
+    if (p->kind == TB_CK_STRUCT) {
+        emit_object(p, CAT(req, p->off, char), b, mode,
+                    p->style == TB_STYLE_SIMPLE && (p->flags & TB_PF_EXPLODE));
+        return;
+    }
     if (!(p->flags & TB_CF_ARRAY)) {
         emit_value(p, CAT(req, p->off, char), b, mode);
         return;
     }
     const char *items = *CAT(req, p->off, char *);
     size_t n = *CAT(req, p->n_off, size_t), sz = tb_codec_value_size(p->kind, p->sub);
+    char sep = item_sep(p);
     for (size_t i = 0; i < n; i++) {
-        if (i)
-            tb_buf_putc(b, ',');
+        if (i && sep == ' ')
+            tb_buf_puts(b, mode == TB_IN_HEADER ? " " : "%20");
+        else if (i && sep == '|')
+            tb_buf_puts(b, mode == TB_IN_HEADER ? "|" : "%7C");
+        else if (i)
+            tb_buf_putc(b, sep);
         emit_value(p, items + i * sz, b, mode);
     }
 }
@@ -626,7 +751,32 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
         const tb_op_param *p = &op->params[i];
         if (p->in != TB_IN_QUERY || !present(p, req))
             continue;
-        if ((p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE)) {
+        if (p->kind == TB_CK_STRUCT &&
+            (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
+            /* each member under its own name: obj[k]=v, or k=v */
+            const tb_codec_type *ot = p->sub;
+            const char *v = CAT(req, p->off, char);
+            for (size_t k = 0; k < ot->nfields; k++) {
+                const tb_codec_field *f = &ot->fields[k];
+                if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+                    continue;
+                tb_buf_putc(u, sep);
+                sep = '&';
+                if (p->style == TB_STYLE_DEEP_OBJECT) {
+                    tb_url_encode(u, p->name, p->name_len, true);
+                    tb_buf_puts(u, "%5B");
+                    tb_url_encode(u, f->name, f->name_len, true);
+                    tb_buf_puts(u, "%5D=");
+                } else {
+                    tb_url_encode(u, f->name, f->name_len, true);
+                    tb_buf_putc(u, '=');
+                }
+                tb_op_param fp = *p;
+                fp.kind = f->kind;
+                fp.sub = f->sub;
+                emit_value(&fp, v + f->off, u, TB_IN_QUERY);
+            }
+        } else if ((p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE)) {
             const char *items = *CAT(req, p->off, char *);
             size_t n = *CAT(req, p->n_off, size_t), sz = tb_codec_value_size(p->kind, p->sub);
             for (size_t k = 0; k < n; k++) {

@@ -290,17 +290,25 @@ class Errors(OpenApiCase):
         self.assertFails(self.minimal("""\
   /a:
     get:
-      parameters: [{name: f, in: query, style: deepObject, schema: {type: object}}]
+      parameters: [{name: f, in: query, style: matrix, schema: {type: string}}]
       responses: {'200': {description: ok}}
-"""), "/paths/~1a/get/parameters/0/style", "style 'deepObject' is not supported")
+"""), "/paths/~1a/get/parameters/0/style", "style 'matrix' is not supported in the query")
 
-    def test_object_parameter(self):
+    def test_deep_object_needs_properties(self):
         self.assertFails(self.minimal("""\
   /a:
     get:
-      parameters: [{name: f, in: query, schema: {type: object, properties: {a: {type: string}}}}]
+      parameters: [{name: f, in: query, style: deepObject, schema: {type: object}}]
       responses: {'200': {description: ok}}
-"""), "only scalar, enum, array and free-form schemas are supported yet")
+"""), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects with properties")
+
+    def test_object_parameter_members_must_be_scalars(self):
+        self.assertFails(self.minimal("""\
+  /a:
+    get:
+      parameters: [{name: f, in: query, schema: {type: object, properties: {a: {type: array, items: {type: string}}}}}]
+      responses: {'200': {description: ok}}
+"""), "object parameter 'f': members must be scalars or enums (not 'a')")
 
     def test_multipart_body(self):
         self.assertFails(self.minimal("""\
@@ -714,3 +722,51 @@ class Ranges(OpenApiCase):
             rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
             self.assertEqual(rc, 0, out)
             self.assertEqual(out.strip(), "", out)
+
+
+STYLES = """\
+openapi: 3.0.3
+info: {title: Styles, version: '1'}
+x-tablium-service: styles
+paths:
+  /s/{at}:
+    get:
+      operationId: search
+      parameters:
+        - {name: at, in: path, required: true, style: simple, explode: true,
+           schema: {type: object, required: [x], properties: {x: {type: integer}, y: {type: integer}}}}
+        - {name: tags, in: query, style: spaceDelimited, explode: false,
+           schema: {type: array, items: {type: string}}}
+        - {name: ids, in: query, style: pipeDelimited, explode: false,
+           schema: {type: array, items: {type: integer}}}
+        - {name: filter, in: query, style: deepObject, explode: true,
+           schema: {type: object, properties: {color: {type: string}, min: {type: integer}}}}
+      responses: {'204': {description: ok}}
+"""
+
+
+class Styles(OpenApiCase):
+    def test_parameter_styles_and_object_parameters_are_rows(self):
+        rc, err = self.gen(STYLES, "styles.yaml")
+        self.assertEqual(rc, 0, err)
+        c = self.read("styles.c")
+        for row in ('{"at", "at=", 2, 3, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_STRUCT, '
+                    'TB_CF_REQUIRED | TB_PF_EXPLODE,',
+                    'TB_IN_QUERY, TB_STYLE_SPACE_DELIMITED, TB_CK_STRING, TB_CF_ARRAY,',
+                    'TB_IN_QUERY, TB_STYLE_PIPE_DELIMITED, TB_CK_INTEGER, TB_CF_ARRAY,',
+                    'TB_IN_QUERY, TB_STYLE_DEEP_OBJECT, TB_CK_STRUCT, TB_PF_EXPLODE,'):
+            self.assertIn(row, c)
+        for cfile in ("styles.c", "styles_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out.strip(), "", out)
+
+    def test_a_style_for_the_wrong_shape_is_an_error(self):
+        rc, err = self.gen(STYLES.replace("style: deepObject", "style: pipeDelimited"),
+                           "styles.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("/parameters/3/style: error: style pipeDelimited is for arrays", err)
+        rc, err = self.gen(STYLES.replace("in: path, required: true, style: simple",
+                                          "in: path, required: true, style: label"), "styles.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("style 'label' is not supported in the path (simple are)", err)

@@ -7,10 +7,12 @@
  *                       name for an array), JSON out: spaces, '+', '&' and UTF-8 survive; a
  *                       member of the wrong type is a 400 naming /body/<member>
  *   wrong Content-Type  415 naming the expected type */
+#include "tablium/api.h"
 #include "tablium/client.h"
 #include "tablium/codec.h"
 #include "tablium/ctx.h"
 #include "tablium/http.h"
+#include "tablium/json.h"
 #include "tablium/op.h"
 #include "tablium/validate.h"
 
@@ -138,6 +140,102 @@ static int post_form(tb_ctx *ctx, const void *reqp, void *respp)
     return 0;
 }
 
+/* ---- GET /search: parameter styles ---- */
+
+typedef struct filter {
+    bool has_color;
+    char *color;
+    bool has_min;
+    int64_t min;
+} filter;
+static const tb_codec_field filter_fields[] = {
+    {"color", "\"color\":", 5, 8, TB_CK_STRING, 0, offsetof(filter, color),
+     offsetof(filter, has_color), 0, 0, NULL},
+    {"min", "\"min\":", 3, 6, TB_CK_INTEGER, 0, offsetof(filter, min), offsetof(filter, has_min),
+     0, 0, NULL},
+};
+static const tb_codec_type filter_type = {"filter", sizeof(filter), 2, filter_fields, NULL};
+
+typedef struct pt {
+    int64_t x;
+    int64_t y;
+} pt;
+static const tb_codec_field pt_fields[] = {
+    {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, x), 0, 0, 0, NULL},
+    {"y", "\"y\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, y), 0, 0, 0, NULL},
+};
+static const tb_codec_type pt_type = {"pt", sizeof(pt), 2, pt_fields, NULL};
+
+typedef struct search_req {
+    bool has_tags;
+    size_t n_tags;
+    char **tags;
+    bool has_ids;
+    size_t n_ids;
+    int64_t *ids;
+    bool has_filter;
+    filter filter;
+    bool has_point;
+    pt point;
+} search_req;
+
+typedef struct search_resp {
+    int status;
+    union {
+        json_t *s200;
+        char none_;
+    };
+} search_resp;
+
+static const tb_op_param search_params[] = {
+    {"tags", "tags=", 4, 5, TB_IN_QUERY, TB_STYLE_SPACE_DELIMITED, TB_CK_STRING, TB_CF_ARRAY,
+     TB_PARAM_STRING, 0, offsetof(search_req, tags), offsetof(search_req, has_tags),
+     offsetof(search_req, n_tags), NULL, NULL, NULL},
+    {"ids", "ids=", 3, 4, TB_IN_QUERY, TB_STYLE_PIPE_DELIMITED, TB_CK_INTEGER, TB_CF_ARRAY,
+     TB_PARAM_INTEGER, 0, offsetof(search_req, ids), offsetof(search_req, has_ids),
+     offsetof(search_req, n_ids), NULL, NULL, NULL},
+    {"filter", "filter=", 6, 7, TB_IN_QUERY, TB_STYLE_DEEP_OBJECT, TB_CK_STRUCT, TB_PF_EXPLODE,
+     TB_PARAM_STRING, 0, offsetof(search_req, filter), offsetof(search_req, has_filter), 0,
+     &filter_type, NULL, NULL},
+    {"X-Point", "X-Point=", 7, 8, TB_IN_HEADER, TB_STYLE_SIMPLE, TB_CK_STRUCT, TB_PF_EXPLODE,
+     TB_PARAM_STRING, 0, offsetof(search_req, point), offsetof(search_req, has_point), 0,
+     &pt_type, NULL, NULL},
+};
+static const tb_op_status search_statuses[] = {
+    {200, TB_RS_RAW, TB_CK_JSON, 0, offsetof(search_resp, s200), 0, NULL, NULL, NULL},
+};
+static const tb_op search_op = {"search", "GET", "/search", "search", sizeof(search_req),
+                                sizeof(search_resp), search_params, 4, NULL, search_statuses, 1,
+                                NULL, 0, NULL, 0, 0};
+
+/* answers what it received, as JSON */
+static int search(tb_ctx *ctx, const void *reqp, void *respp)
+{
+    const search_req *req = reqp;
+    search_resp *resp = respp;
+    json_t *o = json_object(), *tags = json_array(), *ids = json_array();
+    for (size_t i = 0; i < req->n_tags; i++)
+        json_array_append_new(tags, json_string(req->tags[i]));
+    for (size_t i = 0; i < req->n_ids; i++)
+        json_array_append_new(ids, json_integer(req->ids[i]));
+    json_object_set_new(o, "tags", tags);
+    json_object_set_new(o, "ids", ids);
+    if (req->has_filter)
+        json_object_set_new(o, "filter", tb_codec_to_json(&filter_type, &req->filter));
+    if (req->has_point)
+        json_object_set_new(o, "point", tb_codec_to_json(&pt_type, &req->point));
+    tb_arena_hold_json(ctx->arena, o);
+    json_decref(o);
+    resp->status = 200;
+    resp->s200 = o;
+    return 0;
+}
+
+static int search_invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    return tb_op_serve(&search_op, search, NULL, 0, ctx, hr, res);
+}
+
 /* ---- the server ---- */
 
 static int blob_invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
@@ -153,11 +251,13 @@ static int form_invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 static const tb_http_op ops[] = {
     {"putBlob", TB_HTTP_PUT, "/blobs/{name}", 0, blob_invoke},
     {"postForm", TB_HTTP_POST, "/forms", 0, form_invoke},
+    {"search", TB_HTTP_GET, "/search", 0, search_invoke},
 };
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
 static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {-1, 0, -1, -1, -1, -1, -1, -1},
     {-1, -1, 1, -1, -1, -1, -1, -1},
+    {2, -1, -1, -1, -1, -1, -1, -1},
 };
 
 static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
@@ -171,10 +271,12 @@ static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
     }
     if (n == 6 && memcmp(p, "/forms", 6) == 0)
         return 1;
+    if (n == 7 && memcmp(p, "/search", 7) == 0)
+        return 2;
     return -1;
 }
 
-static const tb_http_api api = {"media", "Media", "1.0", ops, 2, match, routes, 2, NULL};
+static const tb_http_api api = {"media", "Media", "1.0", ops, 3, match, routes, 3, NULL};
 
 static tb_server *srv;
 static tb_client *cl;
@@ -308,6 +410,59 @@ START_TEST(a_wrong_member_type_names_its_path_and_a_wrong_media_type_is_415)
 }
 END_TEST
 
+static long raw_get(const char *path_query, const char *header, char *out, size_t cap)
+{
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", base, path_query);
+    struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
+    FILE *f = fmemopen(out, cap, "w");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    fclose(f);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+START_TEST(parameter_styles_arrays_and_objects_both_ways)
+{
+    /* as another client writes them: spaceDelimited, pipeDelimited, deepObject, simple+explode */
+    char out[2048];
+    memset(out, 0, sizeof out);
+    long st = raw_get("/search?tags=a%20b%20c&ids=1%7C22%7C333&filter%5Bcolor%5D=red&filter%5Bmin%5D=3",
+                      "X-Point: x=4,y=-5", out, sizeof out - 1);
+    ck_assert_int_eq(st, 200);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    json_t *want = json_loads("{\"tags\":[\"a\",\"b\",\"c\"],\"ids\":[1,22,333],"
+                              "\"filter\":{\"color\":\"red\",\"min\":3},\"point\":{\"x\":4,\"y\":-5}}",
+                              0, NULL);
+    ck_assert_msg(json_equal(j, want), "%s", out);
+    json_decref(j);
+
+    /* and as tb_op_call writes them */
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx ctx;
+    tb_ctx_init(&ctx, a, "rid-search");
+    char *tags[] = {"a", "b", "c"};
+    int64_t ids[] = {1, 22, 333};
+    search_req req = {true, 3, tags, true, 3, ids, true, {true, "red", true, 3}, true, {4, -5}};
+    search_resp r;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(tb_op_call(cl, &search_op, &ctx, &req, &r, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(json_equal(r.s200, want), "client round trip");
+    json_decref(want);
+    tb_error_deinit(&err);
+    tb_arena_free(a);
+}
+END_TEST
+
 int main(void)
 {
     if (tb_global_init())
@@ -319,6 +474,7 @@ int main(void)
     tcase_add_test(tc, bytes_go_and_come_back_as_they_are_with_their_types);
     tcase_add_test(tc, form_members_are_typed_and_round_trip);
     tcase_add_test(tc, a_wrong_member_type_names_its_path_and_a_wrong_media_type_is_415);
+    tcase_add_test(tc, parameter_styles_arrays_and_objects_both_ways);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -584,13 +584,31 @@ class ServiceBuilder:
         self.schema_at(schema, pptr + "/schema")
         p.style = pp.get("style") or ("form" if p.in_ in ("query", "cookie") else "simple")
         p.explode = pp.get("explode", p.style == "form")
-        if p.style not in ("form", "simple"):
-            self.err(pptr + "/style", "style %r is not supported (form and simple are)" % p.style)
+        styles = {"query": ("form", "spaceDelimited", "pipeDelimited", "deepObject"),
+                  "path": ("simple",), "header": ("simple",), "cookie": ("form",)}[p.in_]
+        if p.style not in styles:
+            self.err(pptr + "/style", "style %r is not supported in the %s (%s are)"
+                     % (p.style, p.in_, ", ".join(styles)))
             return None
         kind = self.types._kind(schema)
         ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
         p.kind = ct.kind
-        if ct.kind == "array":
+        if p.style in ("spaceDelimited", "pipeDelimited") and ct.kind != "array":
+            self.err(pptr + "/style", "style %s is for arrays" % p.style)
+            return None
+        if p.style == "deepObject" and ct.kind != "struct":
+            self.err(pptr + "/style", "style deepObject is for objects with properties")
+            return None
+        if ct.kind == "struct" and p.in_ != "cookie":
+            # an object: its members are scalars, each typed by its own schema
+            bad = [f.json_name for f in ct.ref.fields
+                   if f.ctype.kind not in SCALAR_KIND or f.nullable]
+            if bad:
+                self.err(pptr + "/schema", "object parameter %r: members must be scalars or enums "
+                         "(not %s)" % (p.name, ", ".join(repr(x) for x in bad[:3])))
+                return None
+            p.item_kind = "TB_PARAM_STRING"
+        elif ct.kind == "array":
             item = ct.item
             if item.kind not in SCALAR_KIND and item.kind != "json":
                 self.err(pptr + "/schema", "array parameters need scalar or free-form items")

@@ -25,7 +25,14 @@
 enum { TB_IN_PATH, TB_IN_QUERY, TB_IN_HEADER, TB_IN_COOKIE };
 
 /* tb_op_param.style (OpenAPI 3 parameter styles) */
-enum { TB_STYLE_FORM, TB_STYLE_SIMPLE };
+enum {
+    TB_STYLE_FORM,            /* query, cookie: a=1&a=2 (explode) or a=1,2; an object's members
+                                 as their own names (explode) or obj=k,v,k,v */
+    TB_STYLE_SIMPLE,          /* path, header: 1,2; an object k,v,k,v or k=v,k=v (explode) */
+    TB_STYLE_SPACE_DELIMITED, /* query arrays: a=1%202 */
+    TB_STYLE_PIPE_DELIMITED,  /* query arrays: a=1|2 */
+    TB_STYLE_DEEP_OBJECT,     /* query objects: obj[k]=v */
+};
 
 /* tb_op_param.flags, besides TB_CF_REQUIRED and TB_CF_ARRAY (tablium/codec.h) */
 #define TB_PF_EXPLODE 0x10u /* an array in the query as repeated name=value pairs */
@@ -44,7 +51,7 @@ typedef struct tb_op_param {
     uint32_t off;       /* offsetof the member in the request (TB_CF_ARRAY: the items pointer) */
     uint32_t has_off;   /* offsetof bool has_<name> (optional parameters) */
     uint32_t n_off;     /* offsetof size_t n_<name> (TB_CF_ARRAY) */
-    const void *sub;    /* tb_codec_enum for TB_CK_ENUM */
+    const void *sub;    /* tb_codec_enum for TB_CK_ENUM, tb_codec_type for an object */
     const void *dflt;   /* the schema's default (the member's C type), or NULL */
     tb_vfn validate;    /* the parameter's schema; NULL: any value */
 } tb_op_param;
