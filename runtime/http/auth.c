@@ -3,7 +3,8 @@
  * operation's `security` to tb_http_authorize as alternatives (any one may pass) of
  * requirements (all must pass): HTTP bearer JWTs and OAuth2 / OpenID Connect tokens verified
  * with the server's tb_jwt_verifier, scopes checked against the token's `scope` / `scp`, and
- * API keys in a header, the query or a cookie checked against TB_API_KEYS_<SCHEME>.
+ * API keys in a header, the query or a cookie checked against TB_API_KEYS_<SCHEME>, and HTTP
+ * Basic credentials against TB_BASIC_USERS_<SCHEME> ("user:sha256-of-password" entries).
  *
  * Missing or invalid credentials: 401 with WWW-Authenticate (RFC 6750 for bearer schemes);
  * valid credentials without the scopes: 403 insufficient_scope. The handler finds the verified
@@ -11,6 +12,7 @@
  */
 #include "tablium/http.h"
 #include "tablium/metrics.h"
+#include "tablium/json.h"
 #include "tablium/jwt.h"
 #include "tablium/log.h"
 
@@ -18,9 +20,12 @@
 
 #include <ctype.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* What one request presented, worked out once however many alternatives look at it. */
 typedef struct presented {
@@ -28,6 +33,7 @@ typedef struct presented {
     int bearer_rc;            /* 0: verified; else a TB_JWT_E... code */
     tb_jwt_claims *claims;    /* verified claims (owned until handed to the arena) */
     char why[256];            /* the verifier's message when it refused */
+    char basic_user[128];     /* the user a Basic scheme accepted */
 } presented;
 
 static void free_claims(void *p)
@@ -99,11 +105,83 @@ static bool api_key_ok(const tb_security_scheme *s, const char *key)
     return ok;
 }
 
+/* The name of scheme s as an environment variable suffix: upper-cased, others '_'. */
+static void scheme_var(char *var, size_t cap, const char *prefix, const tb_security_scheme *s)
+{
+    size_t n = (size_t)snprintf(var, cap, "%s", prefix);
+    for (const char *p = s->name; *p && n < cap - 1; p++)
+        var[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    var[n] = '\0';
+}
+
+/* HTTP Basic (RFC 7617): "Authorization: Basic base64(user:password)" against
+ * TB_BASIC_USERS_<SCHEME>, comma-separated "user:hex(SHA-256(password))" entries (no password
+ * is kept in the clear). The digest is compared in constant time. */
+static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presented *pr,
+                     bool *given)
+{
+    const char *h = tb_http_req_header(req, "Authorization");
+    *given = h && strncasecmp(h, "Basic ", 6) == 0;
+    if (!*given)
+        return false;
+    const char *b64 = h + 6;
+    while (*b64 == ' ')
+        b64++;
+    size_t bl = strlen(b64);
+    if (bl == 0 || bl > 1024 || bl % 4)
+        return false;
+    unsigned char dec[800];
+    int dl = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)bl);
+    if (dl < 0)
+        return false;
+    while (bl && b64[bl - 1] == '=') { /* EVP_DecodeBlock counts the padding as zero bytes */
+        bl--;
+        dl--;
+    }
+    const unsigned char *colon = memchr(dec, ':', (size_t)dl);
+    if (!colon || colon == dec || memchr(dec, '\0', (size_t)dl))
+        return false;
+    size_t ul = (size_t)(colon - dec);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(colon + 1, (size_t)dl - ul - 1, digest);
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    char var[160];
+    scheme_var(var, sizeof var, "TB_BASIC_USERS_", s);
+    const char *users = getenv(var);
+    bool ok = false;
+    for (const char *p = users ? users : ""; *p;) {
+        size_t l = strcspn(p, ",");
+        const char *c = memchr(p, ':', l);
+        if (c && (size_t)(c - p) == ul && memcmp(p, dec, ul) == 0 &&
+            l - ul - 1 == 2 * SHA256_DIGEST_LENGTH)
+            ok |= CRYPTO_memcmp(c + 1, hex, 2 * SHA256_DIGEST_LENGTH) == 0;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    if (ok && ul < sizeof pr->basic_user) {
+        memcpy(pr->basic_user, dec, ul);
+        pr->basic_user[ul] = '\0';
+    } else {
+        ok = false; /* a user name too long to be one of ours */
+    }
+    OPENSSL_cleanse(dec, sizeof dec);
+    return ok;
+}
+
 /* 0: the requirement passes; 401 or 403 with *code the reason (a TB_JWT_E... code). */
 static int check_req(const tb_http_req *req, tb_jwt_verifier *v, const tb_security_req *r,
                      presented *pr, int *code, const char **missing_scope)
 {
     const tb_security_scheme *s = r->scheme;
+    if (s->kind == TB_SEC_HTTP_BASIC) {
+        bool given = false;
+        bool ok = basic_ok(req, s, pr, &given);
+        *code = given ? TB_JWT_EARG : TB_JWT_EMISSING;
+        return ok ? 0 : 401;
+    }
     if (s->kind == TB_SEC_API_KEY_HEADER || s->kind == TB_SEC_API_KEY_QUERY ||
         s->kind == TB_SEC_API_KEY_COOKIE) {
         const char *key = api_key_value(req, s);
@@ -145,6 +223,16 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
             status = check_req(req, v, &alts[a].reqs[i], &pr, &code, &miss);
         }
         if (status == 0) {
+            if (!pr.claims && pr.basic_user[0]) {
+                /* a Basic user: the handler (and a rate limit per identity) sees it as `sub` */
+                json_t *c = json_pack("{s:s}", "sub", pr.basic_user);
+                if (!c || tb_arena_hold_json(ctx->arena, c)) {
+                    json_decref(c);
+                    return TB_ENOMEM;
+                }
+                json_decref(c);
+                ctx->claims = c;
+            }
             if (pr.claims) {
                 if (tb_arena_on_free(ctx->arena, free_claims, pr.claims) != 0) {
                     tb_jwt_claims_free(pr.claims);
@@ -173,12 +261,19 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
     const char *realm = ctx->service ? ctx->service : "tablium";
     char chal[400];
     size_t cl = 0;
+    bool basic = false;
+    for (size_t a = 0; a < n; a++)
+        for (size_t i = 0; i < alts[a].n; i++)
+            basic |= alts[a].reqs[i].scheme->kind == TB_SEC_HTTP_BASIC;
     if (bearer)
         cl = tb_jwt_www_authenticate(chal, sizeof chal, realm, best_code,
                                      best_code == TB_JWT_EARG ? NULL : pr.why[0] ? pr.why
                                                                                         : NULL,
                                      scope);
-    if (!bearer || best_code == TB_JWT_EARG)
+    if (basic)
+        cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sBasic realm=\"%s\", charset=\"UTF-8\"",
+                               cl ? ", " : "", realm);
+    if ((!bearer && !basic) || (best_code == TB_JWT_EARG && !basic))
         cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sApiKey realm=\"%s\"",
                                cl ? ", " : "", realm);
     const char *hv = tb_arena_strndup(ctx->arena, chal, cl < sizeof chal ? cl : sizeof chal - 1);
@@ -194,7 +289,7 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         snprintf(msg, sizeof msg, "credentials are required");
     } else if (best_code == TB_JWT_EARG) {
         e.code = "unauthorized";
-        snprintf(msg, sizeof msg, "the API key is not valid");
+        snprintf(msg, sizeof msg, basic ? "the credentials are not valid" : "the API key is not valid");
     } else {
         e.code = tb_jwt_err_name(best_code);
         snprintf(msg, sizeof msg, "%s", pr.why[0] ? pr.why : tb_jwt_strerror(best_code));

@@ -28,7 +28,10 @@ static const tb_security_scheme schemes[] = {
     {"bearer", TB_SEC_HTTP_BEARER, NULL},
     {"key", TB_SEC_API_KEY_HEADER, "X-API-Key"},
     {"oauth", TB_SEC_OAUTH2, NULL},
+    {"users", TB_SEC_HTTP_BASIC, NULL},
 };
+static const tb_security_req basic_sec_0[] = {{&schemes[3], NULL, 0}};
+static const tb_security_alt basic_security[] = {{basic_sec_0, 1}};
 static const tb_security_req read_sec_0[] = {{&schemes[0], NULL, 0}};
 static const tb_security_alt read_security[] = {{read_sec_0, 1}};
 static const char *const write_scopes_0_0[] = {"vault.write"};
@@ -71,10 +74,19 @@ static int write_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return answer(ctx, res);
 }
 
+static int basic_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    int rc = tb_http_authorize(ctx, req, res, basic_security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return answer(ctx, res);
+}
+
 static const tb_http_op ops[] = {
     {"open", TB_HTTP_GET, "/open", 0, open_op},
     {"read", TB_HTTP_GET, "/read", 0, read_op},
     {"write", TB_HTTP_POST, "/write", 0, write_op},
+    {"basic", TB_HTTP_GET, "/basic", 0, basic_op},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
@@ -82,17 +94,18 @@ static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {0, -1, -1, -1, -1, -1, -1, -1},
     {1, -1, -1, -1, -1, -1, -1, -1},
     {-1, -1, 2, -1, -1, -1, -1, -1},
+    {3, -1, -1, -1, -1, -1, -1, -1},
 };
 
 static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
 {
     (void)params;
     *n_params = 0;
-    static const char *const paths[] = {"/open", "/read", "/write"};
-    return tht_match(paths, 3, path, len);
+    static const char *const paths[] = {"/open", "/read", "/write", "/basic"};
+    return tht_match(paths, 4, path, len);
 }
 
-static const tb_http_api api = {"vault", "Vault", "1.0", ops, 3, match, routes, 3, NULL};
+static const tb_http_api api = {"vault", "Vault", "1.0", ops, 4, match, routes, 4, NULL};
 
 /* ---- fixture: the server, a signing key and another ---- */
 
@@ -124,6 +137,10 @@ static void setup(void)
     ck_assert_int_eq(tb_server_start(srv, &err), 0);
     tb_error_deinit(&err);
     setenv("TB_API_KEYS_KEY", "k-one,k-two", 1);
+    /* users of the Basic scheme "users": name and hex(SHA-256(password)), no password in clear */
+    setenv("TB_BASIC_USERS_USERS",
+           "bob:0000000000000000000000000000000000000000000000000000000000000000,"
+           "alice:d8870cdbda1852c5fc5201eb96b2617da49ed730239f6ec5c26a446d2e5d1532", 1);
 }
 
 static void teardown(void)
@@ -195,6 +212,41 @@ static void expect_sub(reply *r, const char *sub)
         ck_assert(json_is_null(s));
     json_decref(j);
 }
+
+/* HTTP Basic (RFC 7617) against TB_BASIC_USERS_USERS: "user:hex(SHA-256(password))" */
+static long basic_call(const char *authorization, reply *r)
+{
+    char url[128], h[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/basic", (unsigned)tb_server_port(srv));
+    struct curl_slist *hl = NULL;
+    if (authorization) {
+        snprintf(h, sizeof h, "Authorization: %s", authorization);
+        hl = curl_slist_append(hl, h);
+    }
+    tht_request(NULL, "GET", url, 0, hl, r);
+    curl_slist_free_all(hl);
+    return r->status;
+}
+
+START_TEST(http_basic_checks_the_password_digest_and_names_the_user)
+{
+    /* TB_BASIC_USERS_USERS (setup): alice's password is "s3cret: pass" (a colon in it) */
+    reply r = {0};
+    basic_call("Basic YWxpY2U6czNjcmV0OiBwYXNz", &r); /* alice:s3cret: pass */
+    expect_sub(&r, "alice");
+    basic_call("basic   YWxpY2U6czNjcmV0OiBwYXNz", &r); /* the scheme is case-insensitive */
+    expect_sub(&r, "alice");
+    basic_call("Basic YWxpY2U6d3Jvbmc=", &r); /* alice:wrong */
+    expect_error(&r, 401, "unauthorized", "Basic realm=");
+    basic_call("Basic bWFsbG9yeTpzM2NyZXQ6IHBhc3M=", &r); /* an unknown user, right password */
+    expect_error(&r, 401, "unauthorized", "Basic realm=");
+    basic_call("Basic !!!!", &r); /* not base64 */
+    expect_error(&r, 401, "unauthorized", NULL);
+    basic_call(NULL, &r);
+    expect_error(&r, 401, "unauthorized", "Basic realm=");
+    ck_assert_msg(strstr(r.body, "credentials are required"), "%s", r.body);
+}
+END_TEST
 
 START_TEST(an_open_operation_needs_nothing)
 {
@@ -338,6 +390,7 @@ int main(void)
     TCase *tc = tcase_create("auth");
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, an_open_operation_needs_nothing);
+    tcase_add_test(tc, http_basic_checks_the_password_digest_and_names_the_user);
     tcase_add_test(tc, a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims);
     tcase_add_test(tc, a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn);
     tcase_add_test(tc, secured_operations_are_rate_limited_by_the_tokens_sub);

@@ -169,6 +169,8 @@ class ServiceBuilder:
             sch.param_lit = "NULL"
             if t == "http" and str(node.get("scheme", "")).lower() == "bearer":
                 sch.kind = "TB_SEC_HTTP_BEARER"
+            elif t == "http" and str(node.get("scheme", "")).lower() == "basic":
+                sch.kind = "TB_SEC_HTTP_BASIC"  # users from TB_BASIC_USERS_<SCHEME>
             elif t == "apiKey":
                 where = node.get("in")
                 kinds = {"header": "TB_SEC_API_KEY_HEADER", "query": "TB_SEC_API_KEY_QUERY",
@@ -185,8 +187,8 @@ class ServiceBuilder:
             elif t == "openIdConnect":
                 sch.kind = "TB_SEC_OPENID"
             elif t == "http":
-                self.err(ptr + "/scheme", "HTTP scheme %r is not supported (bearer is: a JWT)"
-                         % node.get("scheme"))
+                self.err(ptr + "/scheme", "HTTP scheme %r is not supported (bearer, a JWT, and "
+                         "basic are)" % node.get("scheme"))
                 continue
             else:
                 self.err(ptr + "/type", "security scheme type %r is not supported (http bearer, "
