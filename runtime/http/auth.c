@@ -84,11 +84,8 @@ static const char *api_key_value(const tb_http_req *req, const tb_security_schem
  * Every configured key is compared in constant time. */
 static bool api_key_ok(const tb_security_scheme *s, const char *key)
 {
-    char var[160] = "TB_API_KEYS_";
-    size_t n = strlen(var);
-    for (const char *p = s->name; *p && n < sizeof var - 1; p++)
-        var[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-    var[n] = '\0';
+    char var[160];
+    tb__env_name(var, sizeof var, "TB_API_KEYS_", s->name);
     const char *keys = getenv(var);
     if (!keys || !key || !*key)
         return false;
@@ -103,15 +100,6 @@ static bool api_key_ok(const tb_security_scheme *s, const char *key)
             p++;
     }
     return ok;
-}
-
-/* The name of scheme s as an environment variable suffix: upper-cased, others '_'. */
-static void scheme_var(char *var, size_t cap, const char *prefix, const tb_security_scheme *s)
-{
-    size_t n = (size_t)snprintf(var, cap, "%s", prefix);
-    for (const char *p = s->name; *p && n < cap - 1; p++)
-        var[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-    var[n] = '\0';
 }
 
 /* HTTP Basic (RFC 7617): "Authorization: Basic base64(user:password)" against
@@ -148,7 +136,7 @@ static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presen
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
         snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     char var[160];
-    scheme_var(var, sizeof var, "TB_BASIC_USERS_", s);
+    tb__env_name(var, sizeof var, "TB_BASIC_USERS_", s->name);
     const char *users = getenv(var);
     bool ok = false;
     for (const char *p = users ? users : ""; *p;) {

@@ -19,12 +19,26 @@ static inline int tb__hexval(char c)
 #include "tablium/error.h"
 #include "tablium/http.h"
 
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+
+/* prefix then name upper-cased, any other character '_': the name of an environment variable
+ * ("TB_API_KEYS_" + "my-key" -> TB_API_KEYS_MY_KEY), cut to fit cap. Returns its length. */
+static inline size_t tb__env_name(char *out, size_t cap, const char *prefix, const char *name)
+{
+    size_t n = 0;
+    for (const char *p = prefix ? prefix : ""; *p && n + 1 < cap; p++)
+        out[n++] = *p;
+    for (const char *p = name ? name : ""; *p && n + 1 < cap; p++)
+        out[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    out[n] = '\0';
+    return n;
+}
 
 struct MHD_Daemon;
 typedef struct tb__door tb__door;

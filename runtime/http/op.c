@@ -19,46 +19,6 @@
 
 static const char *const IN_NAMES[] = {"path", "query", "header", "cookie"};
 
-/* Decodes a value, or an array of values (items + count), into base. */
-static int decode_member(int kind, unsigned flags, const void *sub, const json_t *x, tb_arena *a,
-                         void *base, uint32_t off, uint32_t n_off)
-{
-    if (!(flags & TB_CF_ARRAY))
-        return tb_codec_value_decode(kind, sub, x, a, AT(base, off, char));
-    if (!json_is_array(x))
-        return TB_EVALIDATION;
-    size_t n = json_array_size(x), sz = tb_codec_value_size(kind, sub);
-    char *items = tb_arena_calloc(a, n ? n : 1, sz);
-    if (!items)
-        return TB_ENOMEM;
-    *AT(base, off, void *) = items;
-    *AT(base, n_off, size_t) = n;
-    for (size_t i = 0; i < n; i++) {
-        int rc = tb_codec_value_decode(kind, sub, json_array_get(x, i), a, items + i * sz);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-static void write_member(int kind, unsigned flags, const void *sub, const void *base, uint32_t off,
-                         uint32_t n_off, tb_buf *b)
-{
-    if (!(flags & TB_CF_ARRAY)) {
-        tb_codec_value_write(kind, sub, CAT(base, off, char), b);
-        return;
-    }
-    const char *items = *CAT(base, off, char *);
-    size_t n = *CAT(base, n_off, size_t), sz = tb_codec_value_size(kind, sub);
-    tb_buf_putc(b, '[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            tb_buf_putc(b, ',');
-        tb_codec_value_write(kind, sub, items + i * sz, b);
-    }
-    tb_buf_putc(b, ']');
-}
-
 static bool run_validator(tb_vfn fn, const json_t *j, tb_vctx *c)
 {
     return fn ? fn(j, c, NULL) : true;
@@ -314,7 +274,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         bool r = run_validator(p->validate, j, c);
         tb_v_pop(c);
         if (r && *ok) {
-            *rc = decode_member(p->kind, p->flags, p->sub, j, a, req, p->off, p->n_off);
+            *rc = tb_codec_member_decode(p->kind, p->flags, p->sub, j, a, req, p->off, p->n_off);
             if (!(p->flags & TB_CF_REQUIRED))
                 *AT(req, p->has_off, bool) = true;
         }
@@ -394,7 +354,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         }
         tb_v_pop(c);
         if (r && ok && bd->media == TB_MEDIA_FORM)
-            rc = decode_member(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
+            rc = tb_codec_member_decode(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
         if (r && !(bd->flags & TB_CF_REQUIRED))
             *AT(req, bd->has_off, bool) = true;
         json_decref(j);
@@ -418,7 +378,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         bool r = run_validator(bd->validate, j, c);
         tb_v_pop(c);
         if (r && ok) {
-            rc = decode_member(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
+            rc = tb_codec_member_decode(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
             if (!(bd->flags & TB_CF_REQUIRED))
                 *AT(req, bd->has_off, bool) = true;
         }
@@ -501,14 +461,14 @@ int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res
     switch (s->shape) {
     case TB_RS_DATA:
         tb_buf_append(b, "{\"data\":", 8);
-        write_member(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
+        tb_codec_member_write(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
         tb_buf_putc(b, '}');
         break;
     case TB_RS_ERROR:
         rc = tb_http_res_error(res, ctx, status, CAT(resp, s->off, tb_api_error));
         break;
     case TB_RS_RAW:
-        write_member(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
+        tb_codec_member_write(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
         break;
     case TB_RS_BYTES: {
         const tb_bytes *x = CAT(resp, s->off, tb_bytes);
@@ -600,7 +560,7 @@ static int decode_answer(const tb_op *op, tb_ctx *ctx, const tb_client_res *r, v
         if (s->shape == TB_RS_ERROR)
             rc = tb_api_error_decode(json_object_get(j, "error"), a, AT(out, s->off, tb_api_error));
         else
-            rc = decode_member(s->kind, s->flags, s->sub,
+            rc = tb_codec_member_decode(s->kind, s->flags, s->sub,
                                s->shape == TB_RS_DATA ? json_object_get(j, "data") : j, a, out, s->off,
                                s->n_off);
         if (rc) {
@@ -664,6 +624,21 @@ static void emit_value(const tb_op_param *p, const char *v, tb_buf *b, int mode)
         tb_url_encode(b, s, strlen(s), mode == TB_IN_QUERY);
 }
 
+static bool field_present(const tb_codec_field *f, const char *v)
+{
+    return (f->flags & TB_CF_REQUIRED) || *(const bool *)(v + f->has_off);
+}
+
+/* One member of an object parameter (a scalar or enum field of p's struct at v). */
+static void emit_member(const tb_op_param *p, const tb_codec_field *f, const char *v, tb_buf *b,
+                        int mode)
+{
+    tb_op_param fp = *p;
+    fp.kind = f->kind;
+    fp.sub = f->sub;
+    emit_value(&fp, v + f->off, b, mode);
+}
+
 /* The members of an object parameter present in v, as text: "k,v,k,v", or with `pairs`
  * "k=v,k=v". */
 static void emit_object(const tb_op_param *p, const char *v, tb_buf *b, int mode, bool pairs)
@@ -672,7 +647,7 @@ static void emit_object(const tb_op_param *p, const char *v, tb_buf *b, int mode
     bool first = true;
     for (size_t i = 0; i < t->nfields; i++) {
         const tb_codec_field *f = &t->fields[i];
-        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+        if (!field_present(f, v))
             continue;
         if (!first)
             tb_buf_putc(b, ',');
@@ -682,10 +657,7 @@ static void emit_object(const tb_op_param *p, const char *v, tb_buf *b, int mode
         else
             tb_url_encode(b, f->name, f->name_len, mode == TB_IN_QUERY);
         tb_buf_putc(b, pairs ? '=' : ',');
-        tb_op_param fp = *p; /* the member's kind, for emit_value */
-        fp.kind = f->kind;
-        fp.sub = f->sub;
-        emit_value(&fp, v + f->off, b, mode);
+        emit_member(p, f, v, b, mode);
     }
 }
 
@@ -758,7 +730,7 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
             const char *v = CAT(req, p->off, char);
             for (size_t k = 0; k < ot->nfields; k++) {
                 const tb_codec_field *f = &ot->fields[k];
-                if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+                if (!field_present(f, v))
                     continue;
                 tb_buf_putc(u, sep);
                 sep = '&';
@@ -771,10 +743,7 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
                     tb_url_encode(u, f->name, f->name_len, true);
                     tb_buf_putc(u, '=');
                 }
-                tb_op_param fp = *p;
-                fp.kind = f->kind;
-                fp.sub = f->sub;
-                emit_value(&fp, v + f->off, u, TB_IN_QUERY);
+                emit_member(p, f, v, u, TB_IN_QUERY);
             }
         } else if ((p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE)) {
             const char *items = *CAT(req, p->off, char *);
@@ -869,7 +838,7 @@ static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
     bool first = true;
     for (size_t i = 0; i < t->nfields; i++) {
         const tb_codec_field *f = &t->fields[i];
-        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+        if (!field_present(f, v))
             continue;
         if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
             continue; /* a form has no null */
@@ -925,7 +894,7 @@ int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, v
             form_write(bd->sub, CAT(req, bd->off, char), &body);
             ct = "application/x-www-form-urlencoded";
         } else {
-            write_member(bd->kind, bd->flags, bd->sub, req, bd->off, bd->n_off, &body);
+            tb_codec_member_write(bd->kind, bd->flags, bd->sub, req, bd->off, bd->n_off, &body);
         }
         if (body.oom || (ct && (rc = tb_client_call_header(&call, a, "Content-Type", ct)))) {
             rc = tb_error_set(err, TB_ENOMEM, "%s: out of memory", op->name);

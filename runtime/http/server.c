@@ -238,9 +238,7 @@ static unsigned long long env_ull(const char *name, unsigned long long max, bool
 void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
 {
     char name[128];
-    size_t n = 0;
-    for (const char *p = service_name ? service_name : ""; *p && n < sizeof name - 8; p++)
-        name[n++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    size_t n = tb__env_name(name, sizeof name - 8, NULL, service_name);
 
     bool ok;
     const char *v;

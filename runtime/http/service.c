@@ -8,7 +8,8 @@
 #include "tablium/token.h"
 #include "tablium/trace.h"
 
-#include <ctype.h>
+#include "internal.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -64,24 +65,16 @@ static int upstream_ready(void *user, char *why, size_t cap)
     return TB_EOPEN;
 }
 
-static void upper(char *out, size_t cap, const char *s)
-{
-    size_t i = 0;
-    for (; s[i] && i + 1 < cap; i++)
-        out[i] = (char)toupper((unsigned char)s[i]);
-    out[i] = '\0';
-}
-
 static void usage(const tb_service_def *d, const char *argv0)
 {
     char up[64];
-    upper(up, sizeof up, d->name);
+    tb__env_name(up, sizeof up, NULL, d->name);
     printf("usage: %s\nServes the %s service (%s).\n"
            "Environment: %s_HOST/HOST, %s_PORT/PORT, TB_THREADS, TB_MAX_BODY,\n"
            "TB_VALIDATE_RESPONSES, TB_ACCESS_LOG, TB_LOG_LEVEL",
            argv0, d->name, d->source, up, up);
     for (size_t i = 0; i < d->n_deps; i++) {
-        upper(up, sizeof up, d->deps[i].name);
+        tb__env_name(up, sizeof up, NULL, d->deps[i].name);
         printf(", %s_SERVICE_URL", up);
     }
     printf(".\n");

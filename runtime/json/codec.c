@@ -107,19 +107,22 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
     }
 }
 
-static int decode_array(const tb_codec_field *f, const json_t *x, tb_arena *a, char *base)
+int tb_codec_member_decode(int kind, unsigned flags, const void *sub, const json_t *x,
+                           tb_arena *a, void *base, uint32_t off, uint32_t n_off)
 {
+    char *p = base;
+    if (!(flags & TB_CF_ARRAY))
+        return tb_codec_value_decode(kind, sub, x, a, p + off);
     if (!json_is_array(x))
         return TB_EVALIDATION;
-    size_t n = json_array_size(x);
-    size_t sz = tb_codec_value_size(f->kind, f->sub);
+    size_t n = json_array_size(x), sz = tb_codec_value_size(kind, sub);
     char *items = tb_arena_calloc(a, n ? n : 1, sz);
     if (!items)
         return TB_ENOMEM;
-    *(void **)(base + f->off) = items;
-    *(size_t *)(base + f->n_off) = n;
+    *(void **)(p + off) = items;
+    *(size_t *)(p + n_off) = n;
     for (size_t i = 0; i < n; i++) {
-        int rc = tb_codec_value_decode(f->kind, f->sub, json_array_get(x, i), a, items + i * sz);
+        int rc = tb_codec_value_decode(kind, sub, json_array_get(x, i), a, items + i * sz);
         if (rc)
             return rc;
     }
@@ -146,8 +149,7 @@ int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *
             *(bool *)(base + f->null_off) = true;
             continue;
         }
-        int rc = (f->flags & TB_CF_ARRAY) ? decode_array(f, x, a, base)
-                                          : tb_codec_value_decode(f->kind, f->sub, x, a, base + f->off);
+        int rc = tb_codec_member_decode(f->kind, f->flags, f->sub, x, a, base, f->off, f->n_off);
         if (rc)
             return rc;
     }
@@ -210,6 +212,25 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
     }
 }
 
+void tb_codec_member_write(int kind, unsigned flags, const void *sub, const void *base,
+                           uint32_t off, uint32_t n_off, tb_buf *b)
+{
+    const char *p = base;
+    if (!(flags & TB_CF_ARRAY)) {
+        tb_codec_value_write(kind, sub, p + off, b);
+        return;
+    }
+    const char *items = *(char *const *)(p + off);
+    size_t n = *(const size_t *)(p + n_off), sz = tb_codec_value_size(kind, sub);
+    tb_buf_putc(b, '[');
+    for (size_t k = 0; k < n; k++) {
+        if (k)
+            tb_buf_putc(b, ',');
+        tb_codec_value_write(kind, sub, items + k * sz, b);
+    }
+    tb_buf_putc(b, ']');
+}
+
 void tb_codec_write(const tb_codec_type *t, const void *v, tb_buf *b)
 {
     const char *base = v;
@@ -223,19 +244,8 @@ void tb_codec_write(const tb_codec_type *t, const void *v, tb_buf *b)
         tb_buf_append(b, f->key, f->key_len);
         if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(base + f->null_off)) {
             tb_buf_append(b, "null", 4);
-        } else if (f->flags & TB_CF_ARRAY) {
-            const char *items = *(char *const *)(base + f->off);
-            size_t n = *(const size_t *)(base + f->n_off);
-            size_t sz = tb_codec_value_size(f->kind, f->sub);
-            tb_buf_putc(b, '[');
-            for (size_t k = 0; k < n; k++) {
-                if (k)
-                    tb_buf_putc(b, ',');
-                tb_codec_value_write(f->kind, f->sub, items + k * sz, b);
-            }
-            tb_buf_putc(b, ']');
         } else {
-            tb_codec_value_write(f->kind, f->sub, base + f->off, b);
+            tb_codec_member_write(f->kind, f->flags, f->sub, base, f->off, f->n_off, b);
         }
     }
     if (sep == '{')

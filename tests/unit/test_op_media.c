@@ -361,64 +361,20 @@ START_TEST(form_members_are_typed_and_round_trip)
 }
 END_TEST
 
-static long raw_post(const char *path, const char *ct, const char *body, char *out, size_t cap)
-{
-    CURL *c = curl_easy_init();
-    char url[128];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    struct curl_slist *h = NULL;
-    char line[128];
-    snprintf(line, sizeof line, "Content-Type: %s", ct);
-    h = curl_slist_append(h, line);
-    FILE *f = fmemopen(out, cap, "w");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    fclose(f);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return status;
-}
-
-START_TEST(a_wrong_member_type_names_its_path_and_a_wrong_media_type_is_415)
-{
-    char out[2048];
-    memset(out, 0, sizeof out);
-    long st = raw_post("/forms", "application/x-www-form-urlencoded", "name=x&count=many", out,
-                       sizeof out - 1);
-    ck_assert_int_eq(st, 400);
-    ck_assert_msg(strstr(out, "\"path\":\"/body/count\"") && strstr(out, "\"rule\":\"type\""), "%s",
-                  out);
-    memset(out, 0, sizeof out);
-    st = raw_post("/forms", "application/x-www-form-urlencoded; charset=utf-8",
-                  "name=a+b%2Bc&tags=x&tags=y", out, sizeof out - 1);
-    ck_assert_int_eq(st, 200); /* '+' is a space, %2B a plus; a repeated name an array */
-    ck_assert_msg(strstr(out, "\"name\":\"a b+c\"") && strstr(out, "\"tags\":[\"x\",\"y\"]"), "%s",
-                  out);
-    memset(out, 0, sizeof out);
-    st = raw_post("/forms", "application/json", "{\"name\":\"x\"}", out, sizeof out - 1);
-    ck_assert_int_eq(st, 415);
-    ck_assert_msg(strstr(out, "application/x-www-form-urlencoded"), "%s", out);
-    memset(out, 0, sizeof out);
-    st = raw_post("/forms", "application/x-www-form-urlencoded", "name=%zz", out, sizeof out - 1);
-    ck_assert_int_eq(st, 400);
-    ck_assert_msg(strstr(out, "\"rule\":\"encoding\""), "%s", out);
-}
-END_TEST
-
-static long raw_get(const char *path_query, const char *header, char *out, size_t cap)
+/* One request as another client writes it: an optional header line and body (POST). */
+static long raw(const char *path_query, const char *header, const char *body, char *out,
+                size_t cap)
 {
     CURL *c = curl_easy_init();
     char url[256];
     snprintf(url, sizeof url, "%s%s", base, path_query);
     struct curl_slist *h = header ? curl_slist_append(NULL, header) : NULL;
-    FILE *f = fmemopen(out, cap, "w");
+    memset(out, 0, cap);
+    FILE *f = fmemopen(out, cap - 1, "w");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
     long status = 0;
@@ -429,13 +385,41 @@ static long raw_get(const char *path_query, const char *header, char *out, size_
     return status;
 }
 
+static long raw_post(const char *path, const char *ct, const char *body, char *out, size_t cap)
+{
+    char line[128];
+    snprintf(line, sizeof line, "Content-Type: %s", ct);
+    return raw(path, line, body, out, cap);
+}
+
+START_TEST(a_wrong_member_type_names_its_path_and_a_wrong_media_type_is_415)
+{
+    char out[2048];
+    long st = raw_post("/forms", "application/x-www-form-urlencoded", "name=x&count=many", out,
+                       sizeof out - 1);
+    ck_assert_int_eq(st, 400);
+    ck_assert_msg(strstr(out, "\"path\":\"/body/count\"") && strstr(out, "\"rule\":\"type\""), "%s",
+                  out);
+    st = raw_post("/forms", "application/x-www-form-urlencoded; charset=utf-8",
+                  "name=a+b%2Bc&tags=x&tags=y", out, sizeof out);
+    ck_assert_int_eq(st, 200); /* '+' is a space, %2B a plus; a repeated name an array */
+    ck_assert_msg(strstr(out, "\"name\":\"a b+c\"") && strstr(out, "\"tags\":[\"x\",\"y\"]"), "%s",
+                  out);
+    st = raw_post("/forms", "application/json", "{\"name\":\"x\"}", out, sizeof out);
+    ck_assert_int_eq(st, 415);
+    ck_assert_msg(strstr(out, "application/x-www-form-urlencoded"), "%s", out);
+    st = raw_post("/forms", "application/x-www-form-urlencoded", "name=%zz", out, sizeof out);
+    ck_assert_int_eq(st, 400);
+    ck_assert_msg(strstr(out, "\"rule\":\"encoding\""), "%s", out);
+}
+END_TEST
+
 START_TEST(parameter_styles_arrays_and_objects_both_ways)
 {
     /* as another client writes them: spaceDelimited, pipeDelimited, deepObject, simple+explode */
     char out[2048];
-    memset(out, 0, sizeof out);
-    long st = raw_get("/search?tags=a%20b%20c&ids=1%7C22%7C333&filter%5Bcolor%5D=red&filter%5Bmin%5D=3",
-                      "X-Point: x=4,y=-5", out, sizeof out - 1);
+    long st = raw("/search?tags=a%20b%20c&ids=1%7C22%7C333&filter%5Bcolor%5D=red&filter%5Bmin%5D=3",
+                  "X-Point: x=4,y=-5", NULL, out, sizeof out);
     ck_assert_int_eq(st, 200);
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_ptr_nonnull(j);

@@ -214,6 +214,14 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b);
 /** One value of `kind` at v as a new jansson value, or NULL on out of memory. */
 json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v);
 
+/** A value or, with TB_CF_ARRAY in flags, an array (items pointer at off, count at n_off) of
+ *  `kind` in the struct at base: decoded from x / appended as JSON text. What a field row, a
+ *  parameter, a body or a response member of the generated tables holds. */
+int tb_codec_member_decode(int kind, unsigned flags, const void *sub, const json_t *x,
+                           tb_arena *a, void *base, uint32_t off, uint32_t n_off);
+void tb_codec_member_write(int kind, unsigned flags, const void *sub, const void *base,
+                           uint32_t off, uint32_t n_off, tb_buf *b);
+
 /** Runs a compiled validator over j as a whole validation (NULL fn: valid):
  *  0, or TB_EVALIDATION with err's details. */
 int tb_validate_with(tb_vfn fn, const json_t *j, unsigned flags, tb_error *err);
