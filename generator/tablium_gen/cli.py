@@ -76,6 +76,7 @@ def compile_schemas(paths, name, dialect="2020-12"):
     vcomp.prune_matchers("\n".join(ln for f in checks.funcs for ln in f.lines))
     unit.externals = sorted(set(unit.externals) | {t.external for t in types.types if t.external})
     source = " ".join(cnames.short_path(p) for p in paths)
+    note_free_form(types, source)
     header = "%s.h" % name
     ctx = dict(source=source, types=types.types, unit=unit, header=header, events=events,
                envelope=envelope, struct_checks=checks.funcs,
@@ -99,11 +100,24 @@ def compile_openapi(path, name=None):
             seen.add(key)
             print(w, file=sys.stderr)
     del WARNINGS[:]
+    note_free_form(svc.types, cnames.short_path(path))
     return svc.name, {
         header: render("service.h.j2", **ctx),
         svc.name + ".c": render("service.c.j2", **ctx),
         svc.name + "_server.c": render("service_server.c.j2", **ctx),
     }
+
+
+def note_free_form(types, what):
+    """Says where a value has no static C type (carried as json_t *), so that a spec author sees
+    what the generated code leaves to jansson."""
+    if not types.free_form:
+        return
+    items = sorted(types.free_form.items())
+    shown = "; ".join("%s (%s)" % kv for kv in items[:5])
+    more = " and %d more" % (len(items) - 5) if len(items) > 5 else ""
+    print("tablium-gen: note: %s: %d value%s without a static C type, carried as json_t *: %s%s"
+          % (what, len(items), "" if len(items) == 1 else "s", shown, more), file=sys.stderr)
 
 
 def report(e, what):

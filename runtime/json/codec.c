@@ -29,9 +29,47 @@ size_t tb_codec_value_size(int kind, const void *sub)
         return sizeof(tb_api_error);
     case TB_CK_BYTES:
         return sizeof(tb_bytes);
+    case TB_CK_UNION:
+        return ((const tb_codec_union *)sub)->size;
+    case TB_CK_MAP:
+        return sizeof(tb_map);
+    case TB_CK_LIST:
+        return sizeof(tb_list);
     default:
         return sizeof(json_t *);
     }
+}
+
+/* ---- unions ---- */
+
+static bool quietly_valid(tb_vfn fn, const json_t *x)
+{
+    if (!fn)
+        return true;
+    tb_vctx c;
+    tb_vctx_init(&c, NULL, 0);
+    c.quiet = 1;
+    return fn(x, &c, NULL);
+}
+
+int tb_codec_union_choose(const tb_codec_union *u, const json_t *x)
+{
+    if (u->discriminator && json_is_object(x)) {
+        const json_t *d = json_object_getn(x, u->discriminator, u->disc_len);
+        if (json_is_string(d)) {
+            const char *s = json_string_value(d);
+            size_t n = json_string_length(d);
+            for (size_t i = 0; i < u->nbranches; i++)
+                for (size_t k = 0; k < u->branches[i].ntags; k++)
+                    if (u->branches[i].tags[k].n == n && memcmp(u->branches[i].tags[k].s, s, n) == 0)
+                        return (int)i;
+        }
+    }
+    unsigned t = TB_J(json_typeof(x));
+    for (size_t i = 0; i < u->nbranches; i++)
+        if ((u->branches[i].jtypes & t) && quietly_valid(u->branches[i].validate, x))
+            return (int)i;
+    return -1;
 }
 
 int tb_codec_enum_find(const tb_codec_enum *e, const char *s, size_t len)
@@ -96,6 +134,58 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
         b->type = NULL;
         return b->data ? 0 : TB_ENOMEM;
     }
+    case TB_CK_UNION: {
+        const tb_codec_union *u = sub;
+        memset(dst, 0, u->size);
+        int i = tb_codec_union_choose(u, x);
+        if (i < 0)
+            return TB_EVALIDATION;
+        const tb_codec_branch *br = &u->branches[i];
+        *(int *)dst = i + 1;
+        return tb_codec_member_decode(br->kind, br->flags, br->sub, x, a, dst, br->off, br->n_off);
+    }
+    case TB_CK_MAP: {
+        const tb_codec_map *m = sub;
+        tb_map *out = dst;
+        out->items = NULL;
+        out->n = 0;
+        if (!json_is_object(x))
+            return TB_EVALIDATION;
+        size_t n = json_object_size(x);
+        char *items = tb_arena_calloc(a, n ? n : 1, m->entry_size);
+        if (!items)
+            return TB_ENOMEM;
+        size_t i = 0;
+        for (void *it = json_object_iter((json_t *)x); it && i < n;
+             it = json_object_iter_next((json_t *)x, it), i++) {
+            char *e = items + i * m->entry_size;
+            const char *k = json_object_iter_key(it);
+            size_t kl = json_object_iter_key_len(it);
+            if (memchr(k, '\0', kl))
+                return TB_EVALIDATION; /* a key with U+0000 cannot be a C string */
+            char *key = tb_arena_strndup(a, k, kl);
+            if (!key)
+                return TB_ENOMEM;
+            *(char **)e = key;
+            const json_t *v = json_object_iter_value(it);
+            if ((m->flags & TB_CF_NULLABLE) && json_is_null(v)) {
+                *(bool *)(e + m->null_off) = true;
+                continue;
+            }
+            int rc = tb_codec_member_decode(m->kind, m->flags & (TB_CF_ARRAY | TB_CF_POINTER),
+                                            m->sub, v, a, e, m->off, m->n_off);
+            if (rc)
+                return rc;
+        }
+        out->items = items;
+        out->n = i;
+        return 0;
+    }
+    case TB_CK_LIST: {
+        const tb_codec_list *l = sub;
+        return tb_codec_member_decode(l->kind, TB_CF_ARRAY | l->flags, l->sub, x, a, dst,
+                                      offsetof(tb_list, items), offsetof(tb_list, n));
+    }
     case TB_CK_JSON:
         /* the struct keeps a reference (json_t's refcount changes behind const) */
         if (tb_arena_hold_json(a, (json_t *)x))
@@ -111,6 +201,19 @@ int tb_codec_member_decode(int kind, unsigned flags, const void *sub, const json
                            tb_arena *a, void *base, uint32_t off, uint32_t n_off)
 {
     char *p = base;
+    if (flags & TB_CF_POINTER) {
+        void *v = NULL;
+        if (!json_is_null(x) || kind == TB_CK_JSON) {
+            v = tb_arena_calloc(a, 1, tb_codec_value_size(kind, sub));
+            if (!v)
+                return TB_ENOMEM;
+            int rc = tb_codec_value_decode(kind, sub, x, a, v);
+            if (rc)
+                return rc;
+        }
+        *(void **)(p + off) = v;
+        return 0;
+    }
     if (!(flags & TB_CF_ARRAY))
         return tb_codec_value_decode(kind, sub, x, a, p + off);
     if (!json_is_array(x))
@@ -201,6 +304,44 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
         tb_buf_json_string(b, x->data ? x->data : "", x->data ? x->len : 0);
         return;
     }
+    case TB_CK_UNION: {
+        const tb_codec_union *u = sub;
+        int k = *(const int *)v;
+        if (k < 1 || (size_t)k > u->nbranches) {
+            tb_buf_append(b, "null", 4);
+            return;
+        }
+        const tb_codec_branch *br = &u->branches[k - 1];
+        tb_codec_member_write(br->kind, br->flags, br->sub, v, br->off, br->n_off, b);
+        return;
+    }
+    case TB_CK_LIST: {
+        const tb_codec_list *l = sub;
+        tb_codec_member_write(l->kind, TB_CF_ARRAY | l->flags, l->sub, v, offsetof(tb_list, items),
+                              offsetof(tb_list, n), b);
+        return;
+    }
+    case TB_CK_MAP: {
+        const tb_codec_map *m = sub;
+        const tb_map *x = v;
+        const char *items = x->items;
+        tb_buf_putc(b, '{');
+        for (size_t i = 0; i < x->n; i++) {
+            const char *e = items + i * m->entry_size;
+            const char *key = *(char *const *)e;
+            if (i)
+                tb_buf_putc(b, ',');
+            tb_buf_json_string(b, key ? key : "", key ? strlen(key) : 0);
+            tb_buf_putc(b, ':');
+            if ((m->flags & TB_CF_NULLABLE) && *(const bool *)(e + m->null_off))
+                tb_buf_append(b, "null", 4);
+            else
+                tb_codec_member_write(m->kind, m->flags & (TB_CF_ARRAY | TB_CF_POINTER), m->sub, e,
+                                      m->off, m->n_off, b);
+        }
+        tb_buf_putc(b, '}');
+        return;
+    }
     default: {
         const json_t *j = *(json_t *const *)v;
         if (j)
@@ -216,6 +357,14 @@ void tb_codec_member_write(int kind, unsigned flags, const void *sub, const void
                            uint32_t off, uint32_t n_off, tb_buf *b)
 {
     const char *p = base;
+    if (flags & TB_CF_POINTER) {
+        const void *x = *(const void *const *)(p + off);
+        if (x)
+            tb_codec_value_write(kind, sub, x, b);
+        else
+            tb_buf_append(b, "null", 4);
+        return;
+    }
     if (!(flags & TB_CF_ARRAY)) {
         tb_codec_value_write(kind, sub, p + off, b);
         return;
@@ -284,18 +433,54 @@ json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v)
         const tb_bytes *x = v;
         return json_stringn(x->data ? x->data : "", x->data ? x->len : 0);
     }
-    case TB_CK_API_ERROR: {
+    case TB_CK_API_ERROR:
+    case TB_CK_MAP: { /* through the writer: one code path for the text */
         tb_buf b = TB_BUF_INIT;
-        tb_api_error_write(&b, v);
-        json_t *j = b.oom ? NULL : json_loadb(b.data, b.len, 0, NULL);
+        tb_codec_value_write(kind, sub, v, &b);
+        json_t *j = b.oom ? NULL : json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         tb_buf_deinit(&b);
         return j;
+    }
+    case TB_CK_LIST: {
+        const tb_codec_list *l = sub;
+        return tb_codec_member_to_json(l->kind, TB_CF_ARRAY | l->flags, l->sub, v,
+                                       offsetof(tb_list, items), offsetof(tb_list, n));
+    }
+    case TB_CK_UNION: {
+        const tb_codec_union *u = sub;
+        int k = *(const int *)v;
+        if (k < 1 || (size_t)k > u->nbranches)
+            return json_null();
+        const tb_codec_branch *br = &u->branches[k - 1];
+        return tb_codec_member_to_json(br->kind, br->flags, br->sub, v, br->off, br->n_off);
     }
     default: {
         json_t *j = *(json_t *const *)v;
         return j ? json_incref(j) : json_null();
     }
     }
+}
+
+json_t *tb_codec_member_to_json(int kind, unsigned flags, const void *sub, const void *base,
+                                uint32_t off, uint32_t n_off)
+{
+    const char *p = base;
+    if (flags & TB_CF_POINTER) {
+        const void *x = *(const void *const *)(p + off);
+        return x ? tb_codec_value_to_json(kind, sub, x) : json_null();
+    }
+    if (!(flags & TB_CF_ARRAY))
+        return tb_codec_value_to_json(kind, sub, p + off);
+    const char *items = *(char *const *)(p + off);
+    size_t n = *(const size_t *)(p + n_off), sz = tb_codec_value_size(kind, sub);
+    json_t *x = json_array();
+    for (size_t k = 0; x && k < n; k++) {
+        if (json_array_append_new(x, tb_codec_value_to_json(kind, sub, items + k * sz))) {
+            json_decref(x);
+            x = NULL;
+        }
+    }
+    return x;
 }
 
 json_t *tb_codec_to_json(const tb_codec_type *t, const void *v)
@@ -309,22 +494,10 @@ json_t *tb_codec_to_json(const tb_codec_type *t, const void *v)
         if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(base + f->has_off))
             continue;
         json_t *x;
-        if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(base + f->null_off)) {
+        if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(base + f->null_off))
             x = json_null();
-        } else if (f->flags & TB_CF_ARRAY) {
-            const char *items = *(char *const *)(base + f->off);
-            size_t n = *(const size_t *)(base + f->n_off);
-            size_t sz = tb_codec_value_size(f->kind, f->sub);
-            x = json_array();
-            for (size_t k = 0; x && k < n; k++) {
-                if (json_array_append_new(x, tb_codec_value_to_json(f->kind, f->sub, items + k * sz))) {
-                    json_decref(x);
-                    x = NULL;
-                }
-            }
-        } else {
-            x = tb_codec_value_to_json(f->kind, f->sub, base + f->off);
-        }
+        else
+            x = tb_codec_member_to_json(f->kind, f->flags, f->sub, base, f->off, f->n_off);
         if (!x || json_object_setn_new_nocheck(o, f->name, f->name_len, x)) {
             json_decref(o);
             return NULL;
@@ -375,6 +548,57 @@ int tb_codec_parse(const tb_codec_type *t, const char *buf, size_t len, tb_arena
     if (!j)
         return TB_EPARSE;
     int rc = tb_codec_from_json(t, j, a, out, err);
+    json_decref(j);
+    return rc;
+}
+
+static tb_vfn value_validator(int kind, const void *sub)
+{
+    switch (kind) {
+    case TB_CK_STRUCT:
+        return ((const tb_codec_type *)sub)->validate;
+    case TB_CK_UNION:
+        return ((const tb_codec_union *)sub)->validate;
+    case TB_CK_MAP:
+        return ((const tb_codec_map *)sub)->validate;
+    default:
+        return NULL;
+    }
+}
+
+static const char *value_name(int kind, const void *sub)
+{
+    switch (kind) {
+    case TB_CK_STRUCT:
+        return ((const tb_codec_type *)sub)->name;
+    case TB_CK_UNION:
+        return ((const tb_codec_union *)sub)->name;
+    case TB_CK_MAP:
+        return ((const tb_codec_map *)sub)->name;
+    default:
+        return "value";
+    }
+}
+
+int tb_codec_value_from_json(int kind, const void *sub, const json_t *j, tb_arena *a, void *out,
+                             tb_error *err)
+{
+    int rc = tb_validate_with(value_validator(kind, sub), j, TB_VALIDATE_ALL_ERRORS, err);
+    if (rc)
+        return rc;
+    rc = tb_codec_value_decode(kind, sub, j, a, out);
+    if (rc)
+        return tb_error_set(err, rc, "%s: %s", value_name(kind, sub), tb_strerror(rc));
+    return 0;
+}
+
+int tb_codec_value_parse(int kind, const void *sub, const char *buf, size_t len, tb_arena *a,
+                         void *out, tb_error *err)
+{
+    json_t *j = tb_json_loadb(buf, len, err);
+    if (!j)
+        return TB_EPARSE;
+    int rc = tb_codec_value_from_json(kind, sub, j, a, out, err);
     json_decref(j);
     return rc;
 }

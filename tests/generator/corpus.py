@@ -138,9 +138,31 @@ def run_spec(rel, corpus, timeout):
                     time.monotonic() - t0
             if rc != 0 or cout.strip():
                 return rel, "compile-error", gcc_first_error(cout, n), time.monotonic() - t0
+        STATS[rel] = type_stats(out, err)
         return rel, "pass", "", time.monotonic() - t0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+STATS = {}  # spec -> Counter of the C types its header declares
+
+
+def type_stats(out, err):
+    """What the generated header declares: structs, tagged unions, maps, enums, and the values
+    the generator said it carries as json_t * (its "note:" line)."""
+    c = collections.Counter()
+    for n in os.listdir(out):
+        if n.endswith(".h"):
+            with open(os.path.join(out, n), encoding="utf-8") as f:
+                text = f.read()
+            c["unions"] += len(re.findall(r"^    \w+_kind kind;$", text, re.M))
+            c["maps"] += len(re.findall(r"_entry \*items;$", text, re.M))
+            c["structs"] += len(re.findall(r"^typedef struct \w+ \{$", text, re.M))
+            c["enums"] += len(re.findall(r"^#define \w+__COUNT ", text, re.M))
+    m = re.search(r"(\d+) values? without a static C type", err)
+    c["free"] += int(m.group(1)) if m else 0
+    c["structs"] -= c["unions"] + 2 * c["maps"]  # unions and maps (and map entries) are structs
+    return c
 
 
 def compile_c(cfile, include_dir, timeout):
@@ -292,6 +314,10 @@ def main(argv=None):
             print("now passing (add to expected-pass.txt): %s" % " ".join(new))
 
     print("openapi-corpus: %d passed, %d failed" % (len(passing), len(results) - len(passing)))
+    tot = sum(STATS.values(), collections.Counter())
+    print("openapi-corpus types: %d structs, %d tagged unions, %d maps, %d enums; %d values "
+          "carried as json_t *" % (tot["structs"], tot["unions"], tot["maps"], tot["enums"],
+                                   tot["free"]))
     print_failures(results)
     print("(%d specs, %d ref-only skipped, %.1fs with -j %d)"
           % (len(results), len(ref_only), elapsed, args.jobs))

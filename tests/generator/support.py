@@ -32,6 +32,7 @@ FIXTURES = [
     ("order", "tests/generator/fixtures/order.json"),
     ("palette", "tests/generator/fixtures/palette.yaml"),
     ("library", "tests/generator/fixtures/library"),
+    ("shapes", "tests/generator/fixtures/shapes.yaml"),
 ]
 
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wshadow",

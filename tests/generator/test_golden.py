@@ -152,10 +152,32 @@ class GoldenShape(unittest.TestCase):
         self.assertIn("tb_format_email", c)
         self.assertIn("tb_json_unique(j)", c)
 
+    def test_shapes(self):
+        h = self.read("shapes", "h")
+        c = self.read("shapes", "c")
+        # a discriminated oneOf: a tagged union whose table lists each branch's values
+        self.assertIn("typedef enum shape_kind {", h)
+        self.assertIn("        circle circle; /* SHAPE_CIRCLE */", h)
+        self.assertIn('static const tb_codec_str shape__circle_tags[] = {{"circle", 6}, {"round", 5}};', c)
+        self.assertIn('TB_V_FAIL_MEMBER("kind", "discriminator", "must be one of \\"circle\\", '
+                      '\\"round\\", \\"square\\", \\"polygon\\"");', c)
+        # a list of types and an anyOf: unions chosen by validation
+        self.assertIn("        int64_t integer; /* ID_INTEGER */", h)
+        self.assertIn("        size_object object; /* SIZE_OBJECT */", h)
+        # allOf merged: the parts' members in one struct
+        self.assertRegex(h, r"typedef struct layer \{\n    char \*name;.*\n(.*\n)*    bool visible;")
+        # maps and lists
+        self.assertIn("typedef struct shapes_layers_entry {\n    char *key;\n    layer value;", h)
+        self.assertIn("    polygon_points_item *points;", h)
+        # a recursive member is a pointer
+        self.assertIn("    node *next; /* \"next\" */", h)
+        self.assertIn("TB_CF_POINTER", c)
+
     def test_palette(self):
         h = self.read("palette", "h")
         c = self.read("palette", "c")
-        self.assertIn("int colour_validate(const json_t *j, unsigned flags, tb_error *err);", h)
+        self.assertIn("TB_CODEC_DECLARE(colour);", h)  # a oneOf: a tagged union
+        self.assertIn("typedef enum colour_kind {", h)
         self.assertIn("typedef enum shade {", h)
         self.assertIn('TB_REGEX("^[\\\\p{L} _-]+$"), /* ^[\\p{Letter} _-]+$ */', c)
         self.assertIn("tb_format_date_time", c)

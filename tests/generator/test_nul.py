@@ -28,7 +28,8 @@ SCHEMA = """{
     "name": {"type": "string"},
     "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}},
     "code": {"$ref": "#/$defs/code"},
-    "any": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+    "any": {"type": "array", "prefixItems": [{"type": "string"}]},
+    "either": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
     "count": {"type": "integer"}
   },
   "$defs": {"code": {"type": "string", "pattern": "^[a-z]+$"}}
@@ -66,7 +67,8 @@ class NulRule(unittest.TestCase):
     def test_strings_that_become_c_strings_refuse_nul(self):
         fns = self.generated()
         for where in ("rec.json#/properties/name", "rec.json#/properties/tags/items",
-                      "rec.json#/$defs/code"):
+                      "rec.json#/$defs/code",
+                      "rec.json#/properties/either/oneOf/0"):  # a union's char * member
             self.assertIn(where, fns)
             self.assertIn(NUL_FAIL, fns[where], where)
 

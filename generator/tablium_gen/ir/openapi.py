@@ -594,6 +594,9 @@ class ServiceBuilder:
             return None
         kind = self.types._kind(schema)
         ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
+        if ct.kind in ("union", "map") or (ct.kind == "array" and ct.item.kind in (
+                "list", "union", "map")):
+            ct = CType("json")  # in a parameter: its JSON text (or form members), validated
         p.kind = ct.kind
         if p.style in ("spaceDelimited", "pipeDelimited") and ct.kind != "array":
             self.err(pptr + "/style", "style %s is for arrays" % p.style)

@@ -81,6 +81,8 @@ class StructChecks:
 
     def _value(self, ct, sub, expr, out, ind):
         """Checks the C value `expr` of CType ct against sub; `return false` on doubt."""
+        if getattr(ct, "pointer", False):
+            raise Ineligible()  # a recursive member (a pointer)
         if sub.kind == "true" and ct.kind not in ("string", "number", "array", "struct"):
             return
         if ct.kind == "string":

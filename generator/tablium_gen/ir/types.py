@@ -1,8 +1,10 @@
-"""IR of C types for named schemas: structs with presence flags, enums, arrays, scalars.
+"""IR of C types for named schemas: structs with presence flags, enums, arrays, scalars,
+tagged unions (oneOf/anyOf, several types), maps (additionalProperties) and merged allOf.
 
 A named schema is the root of a schema file (named by `x-tablium-name`, else the file name) or an
-entry of its `$defs`. Inline objects become nested named structs (<parent>_<field>). A schema
-with no single static C type (mixed types, maps, free-form) is carried as `json_t *`.
+entry of its `$defs`. Inline objects become nested named structs (<parent>_<field>). A member
+whose type contains itself is a pointer. A schema with no static C type (free-form `{}`, an
+object without properties) is carried as `json_t *`; the builder counts those (`free_form`).
 """
 import json
 
@@ -13,18 +15,37 @@ from . import cnames
 class CType:
     """kind: string | integer | number | boolean | json | enum | struct | array."""
 
-    def __init__(self, kind, ref=None, item=None):
+    def __init__(self, kind, ref=None, item=None, pointer=False):
         self.kind = kind
-        self.ref = ref    # NamedType for enum/struct
+        self.ref = ref    # NamedType for enum/struct/union/map
         self.item = item  # CType for array
+        self.pointer = pointer  # a recursive reference: held by pointer (NULL when absent)
 
     @property
     def decl(self):
+        if self.kind in ("enum", "struct", "union", "map", "list"):
+            return self.ref.cname + (" *" if self.pointer else " ")
         return {
             "string": "char *", "integer": "int64_t ", "number": "double ",
             "boolean": "bool ", "json": "json_t *", "apierror": "tb_api_error ",
             "bytes": "tb_bytes ",
-        }.get(self.kind) or (self.ref.cname + " " if self.kind in ("enum", "struct") else None)
+        }.get(self.kind)
+
+    @property
+    def flags(self):
+        """TB_CF_* of a member of this type (without REQUIRED/NULLABLE)."""
+        return [x for x, on in (("TB_CF_ARRAY", self.kind == "array"),
+                                ("TB_CF_POINTER", self.pointer)) if on]
+
+    @property
+    def item_flags(self):
+        """TB_CF_* of a list's items."""
+        return " | ".join(x for x, on in (("TB_CF_POINTER", self.pointer),) if on) or "0"
+
+    @property
+    def value(self):
+        """The CType of one value (an array's item)."""
+        return self.item if self.kind == "array" else self
 
 
 class Field:
@@ -39,9 +60,22 @@ class Field:
         self.len = None
 
 
+class Branch:
+    """One alternative of a union: a member of its anonymous C union."""
+
+    def __init__(self, cname, const, ctype, validator, jtypes, title):
+        self.cname = cname
+        self.const = const  # the kind constant
+        self.ctype = ctype
+        self.validator = validator  # Sub of the branch's schema
+        self.jtypes = jtypes  # JSON type names the branch can match
+        self.tags = []  # discriminator values: (C literal, byte length)
+        self.title = title
+
+
 class NamedType:
     def __init__(self, kind, cname, node, where):
-        self.kind = kind  # struct | enum
+        self.kind = kind  # struct | enum | union | map | alias
         self.cname = cname
         self.node = node
         self.where = where
@@ -53,6 +87,25 @@ class NamedType:
         self.deps = []
         self.exported = False  # of this unit's shared schema files: descriptors are extern
         self.external = None   # of another shared unit's files: that unit emits it
+        self.branches = []     # union: Branch
+        self.disc = None       # union: (C literal, length) of the discriminator property
+        self.value = None      # map: CType of the values
+        self.value_nullable = False
+        self.forward = False   # referenced before its definition (recursive types)
+
+
+ANNOTATIONS = {"$ref", "description", "title", "$comment", "examples", "example", "default",
+               "readOnly", "writeOnly", "deprecated", "externalDocs", "xml", "nullable",
+               "discriminator"}
+JMASK = {"null": ["JSON_NULL"], "boolean": ["JSON_TRUE", "JSON_FALSE"],
+         "integer": ["JSON_INTEGER", "JSON_REAL"], "number": ["JSON_INTEGER", "JSON_REAL"],
+         "string": ["JSON_STRING"], "array": ["JSON_ARRAY"], "object": ["JSON_OBJECT"]}
+JSON_TYPES = ("null", "boolean", "integer", "number", "string", "array", "object")
+# JSON types (jansson json_type bits) a value of each C kind comes from
+KIND_JTYPES = {"string": ["string"], "integer": ["integer"], "number": ["integer", "number"],
+               "boolean": ["boolean"], "enum": ["string"], "struct": ["object"],
+               "map": ["object"], "array": ["array"], "apierror": ["object"],
+               "bytes": ["string"]}
 
 
 def _types_of(node):
@@ -82,6 +135,7 @@ class TypeBuilder:
         self.by_node = {}
         self.types = []  # in dependency order (dependencies first)
         self._building = set()
+        self.free_form = {}  # where a value has no static C type (json_t *) -> why
 
     def named(self, node, name, where, public=True, prefixed=False):
         """Registers `node` as a named type. Returns the NamedType, or None for schemas whose C
@@ -107,14 +161,14 @@ class TypeBuilder:
         else:
             cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
         kind = self._kind(node)
-        if kind not in ("struct", "enum"):
+        if kind not in ("struct", "enum", "union", "map"):
             nt = NamedType("alias", cname, node, where)
             nt.ctype = self.ctype(node, cname)
         else:
             nt = NamedType(kind, cname, node, where)
         from .validators import comment_safe
         nt.where = comment_safe(where)
-        nt.public = public or kind in ("struct", "enum")
+        nt.public = public or kind in ("struct", "enum", "union", "map")
         if isinstance(node, dict) and isinstance(node.get("description"), str):
             from .validators import comment_safe
             nt.description = comment_safe(node["description"])
@@ -123,10 +177,13 @@ class TypeBuilder:
         self.by_node[id(node)] = nt
         # another unit's type keeps its validator there (this one only calls it)
         nt.validator = self.vcomp.sub(node) if nt.external else self.vcomp.add_entry(cname, node)
-        if kind == "struct":
+        if kind in ("struct", "union", "map"):
             self._building.add(id(node))
-            self._fill_struct(nt, node)
-            self._building.discard(id(node))
+            try:
+                {"struct": self._fill_struct, "union": self._fill_union,
+                 "map": self._fill_map}[kind](nt, node)
+            finally:
+                self._building.discard(id(node))
         elif kind == "enum":
             from .validators import cstr, comment_safe
             for v in node["enum"]:
@@ -137,18 +194,104 @@ class TypeBuilder:
         return nt
 
     def _deref(self, node):
+        """The schema that decides node's C type: through `$ref`s and one-branch `allOf`s
+        that only add annotations (description, nullable, ...)."""
         seen = 0
-        while isinstance(node, dict) and isinstance(node.get("$ref"), str) and len(
-                [k for k in node if k not in ("$ref", "description", "title", "$comment",
-                                              "examples", "example", "default")]) == 0:
-            try:
-                node = self.loader.resolve(node["$ref"], node)
-            except GenError:
-                return True  # reported by the validator compiler; no static type
-            seen += 1
-            if seen > 32:
+        while isinstance(node, dict) and seen <= 32:
+            extra = [k for k in node if k not in ANNOTATIONS and not k.startswith("x-")]
+            if isinstance(node.get("$ref"), str) and not extra:
+                try:
+                    node = self.loader.resolve(node["$ref"], node)
+                except GenError:
+                    return True  # reported by the validator compiler; no static type
+            elif (extra == ["allOf"] and isinstance(node["allOf"], list)
+                  and len(node["allOf"]) == 1 and "$ref" not in node):
+                node = node["allOf"][0]
+            else:
                 break
+            seen += 1
         return node
+
+    def _nullable(self, node):
+        """A member that may be null (type [T, "null"], OpenAPI 3.0 nullable, or a oneOf
+        branch {type: null}), looking through the same $refs and allOfs as _deref."""
+        seen = 0
+        while isinstance(node, dict) and seen <= 32:
+            types = _types_of(node)
+            if node.get("nullable") is True or ("null" in types and len(types) == 2):
+                return True
+            nxt = self._deref_once(node)
+            if nxt is node:
+                    return self._non_null_alt(node) is not None
+            node = nxt
+            seen += 1
+        return False
+
+    def _deref_once(self, node):
+        extra = [k for k in node if k not in ANNOTATIONS and not k.startswith("x-")]
+        if isinstance(node.get("$ref"), str) and not extra:
+            try:
+                return self.loader.resolve(node["$ref"], node)
+            except GenError:
+                return node
+        if (extra == ["allOf"] and isinstance(node["allOf"], list) and len(node["allOf"]) == 1
+                and "$ref" not in node):
+            return node["allOf"][0]
+        return node
+
+    @staticmethod
+    def _alts(node):
+        """The alternatives of a node that is only a oneOf/anyOf (a union), else None."""
+        alts = node.get("oneOf") if isinstance(node.get("oneOf"), list) else node.get("anyOf")
+        types = [t for t in _types_of(node) if t != "null"]
+        if (isinstance(alts, list) and alts and not isinstance(node.get("properties"), dict)
+                and types in ([], ["object"]) and "allOf" not in node):
+            return alts
+        return None
+
+    def _non_null_alt(self, node):
+        """Of a oneOf/anyOf of [T, {type: null}] (a nullable T), T; else None."""
+        alts = self._alts(node)
+        if isinstance(alts, list) and len(alts) == 2:
+            rest = [a for a in alts if not (isinstance(a, dict) and _types_of(a) == ["null"])]
+            if len(rest) == 1:
+                return rest[0]
+        return None
+
+    def _parts(self, node, depth=0):
+        """The object schemas an allOf node is made of (itself and its branches, recursively),
+        or None when a part is not an object schema (then the merge has no struct)."""
+        node = self._deref(node)
+        if node is True or node == {}:
+            return []
+        if not isinstance(node, dict) or depth > 32:
+            return None
+        types = [t for t in _types_of(node) if t != "null"]
+        if types not in ([], ["object"]) or any(k in node for k in ("oneOf", "anyOf", "enum",
+                                                                    "const", "not")):
+            return None
+        out = [node]
+        if "allOf" in node:
+            if not isinstance(node["allOf"], list):
+                return None
+            for b in node["allOf"]:
+                sub = self._parts(b, depth + 1)
+                if sub is None:
+                    return None
+                out.extend(sub)
+        return out
+
+    def _merged(self, node):
+        """(properties {name: [schemas]}, required set) of an object schema and its allOf."""
+        props = {}
+        required = set()
+        for part in self._parts(node) or [node]:
+            if isinstance(part.get("properties"), dict):
+                for k, v in part["properties"].items():
+                    props.setdefault(k, []).append(v)
+            if isinstance(part.get("required"), list):
+                required.update(r for r in part["required"] if isinstance(r, str))
+        return props, required
 
     def _kind(self, node):
         node = self._deref(node)
@@ -161,16 +304,37 @@ class TypeBuilder:
         if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum) and (
                 types in ([], ["string"])):
             return "enum"
+        if isinstance(node.get("allOf"), list) and not any(k in node for k in ("oneOf", "anyOf")):
+            parts = self._parts(node)
+            if parts is not None:
+                return "struct" if self._merged(node)[0] else "json"
+            if not isinstance(node.get("properties"), dict) and not types:
+                return "json"  # an allOf of non-object parts: validated, no C type
+        if self._alts(node) is not None:
+            nn = self._non_null_alt(node)
+            if nn is not None:
+                return self._kind(nn)  # [T, null]: a nullable T
+            return "union"
         if types == ["object"] or (not types and isinstance(node.get("properties"), dict)):
             if isinstance(node.get("properties"), dict) and node["properties"]:
                 return "struct"
+            ap = node.get("additionalProperties")
+            if isinstance(ap, dict) and ap and not node.get("patternProperties"):
+                return "map"
             return "json"
         if len(types) == 1:
             return types[0]
+        if len(types) > 1 and all(t in JSON_TYPES for t in types) and not any(
+                k in node for k in ("oneOf", "anyOf", "allOf")):
+            return "union"  # several types: one branch per type
         return "json"
 
     def ctype(self, node, name_hint):
         target = self._deref(node)
+        if isinstance(target, dict):
+            nn = self._non_null_alt(target)
+            if nn is not None:
+                return self.ctype(nn, name_hint)  # oneOf [T, null]: T, nullable
         kind = self._kind(node)
         if kind == "apierror":
             return CType("apierror")
@@ -178,9 +342,12 @@ class TypeBuilder:
             if kind == "string":
                 self.vcomp.no_nul(target)  # a char *: U+0000 would cut it
             return CType(kind)
-        if kind in ("struct", "enum"):
+        if kind in ("struct", "enum", "union", "map"):
             if id(target) in self._building:
-                return CType("json")  # recursive type: carried as JSON
+                # a type that contains itself: this member is a pointer
+                nt = self.by_node[id(target)]
+                nt.forward = True  # named before it is complete: declared first
+                return CType(kind, ref=nt, pointer=True)
             nt = self.by_node.get(id(target))
             if nt is None:
                 info = self.loader.info(target)
@@ -203,10 +370,37 @@ class TypeBuilder:
                     item = self.ctype(items, name_hint + "_item")
                 finally:
                     self._building.discard(id(target))
-                if item.kind != "array":
-                    return CType("array", item=item)
+                if item.kind == "array":
+                    item = CType("list", ref=self._list(item, name_hint + "_item"))
+                if item.pointer:  # items are held in the array: no pointer needed
+                    item = CType(item.kind, ref=item.ref)
+                return CType("array", item=item)
+            self._free(node, "a tuple (prefixItems)" if "prefixItems" in target
+                       else "an array without items")
             return CType("json")
+        if not isinstance(target, dict) or not [k for k in target if k not in ANNOTATIONS
+                                                and not k.startswith("x-")]:
+            why = "free-form"
+        elif kind == "json" and "object" in _types_of(target):
+            why = "an object without properties"
+        else:
+            why = "no single static type"
+        self._free(node, why)
         return CType("json")
+
+    def _list(self, arr, hint):
+        """A named list type for an array that is an item of another array."""
+        nt = NamedType("list", self.namer.take(hint), None, "")
+        nt.item = arr.item
+        nt.public = False
+        nt.validator = None
+        self.types.append(nt)
+        return nt
+
+    def _free(self, node, why):
+        info = self.loader.info(node) if isinstance(node, dict) else None
+        self.free_form.setdefault("%s#%s" % (cnames.short_path(info.file), info.pointer)
+                                  if info else "?", why)
 
     @staticmethod
     def _field_name(fnamer, want, optional, nullable, array):
@@ -224,18 +418,34 @@ class TypeBuilder:
             base = "%s_%d" % (want, i)
             i += 1
 
+    def _pick(self, nt, pname, schemas):
+        """Of the schemas one property has in the parts of an allOf, the one that decides its C
+        type: the first with a static type; two different static types cannot both match."""
+        best = None
+        for sch in schemas:
+            k = self._kind(sch)
+            if k == "json":
+                continue
+            if best is None:
+                best = (sch, k)
+            elif k != best[1]:
+                if {k, best[1]} == {"integer", "number"}:
+                    best = (sch, "integer") if k == "integer" else best
+                    continue
+                raise GenError([Diagnostic(nt.where.split("#")[0], nt.where.partition("#")[2],
+                                           "allOf: property %r is %s in one part and %s in "
+                                           "another: no value can match both"
+                                           % (pname, best[1], k))])
+        return best[0] if best else schemas[0]
+
     def _fill_struct(self, nt, node):
         node = self._deref(node)
-        required = node.get("required") if isinstance(node.get("required"), list) else []
+        props, required = self._merged(node)
         fnamer = cnames.Namer(reserved={"n"})
         from .validators import cstr_bytes, comment_safe
-        for pname, pnode in node["properties"].items():
-            nullable = False
-            if isinstance(pnode, dict):
-                d = self._deref(pnode)
-                if isinstance(d, dict):
-                    nullable = "null" in _types_of(d) and len(_types_of(d)) == 2 or (
-                        d.get("nullable") is True)
+        for pname, schemas in props.items():
+            pnode = self._pick(nt, pname, schemas) if len(schemas) > 1 else schemas[0]
+            nullable = self._nullable(pnode)
             is_array = self._kind(pnode) == "array"
             fname = self._field_name(fnamer, cnames.snake(pname), pname not in required,
                                      nullable, is_array)
@@ -253,7 +463,72 @@ class TypeBuilder:
             if f.keylen > 0xffff:
                 raise GenError([Diagnostic(nt.where.split("#")[0], "", "property name of %d "
                                            "bytes: the codec's limit is 65,000" % f.len)])
-            f.cflags = " | ".join(x for x, on in (("TB_CF_REQUIRED", f.required),
-                                                  ("TB_CF_NULLABLE", nullable),
-                                                  ("TB_CF_ARRAY", ct.kind == "array")) if on) or "0"
+            f.cflags = " | ".join([x for x, on in (("TB_CF_REQUIRED", f.required),
+                                                   ("TB_CF_NULLABLE", nullable)) if on]
+                                  + ct.flags) or "0"
             nt.fields.append(f)
+
+    def _fill_union(self, nt, node):
+        from .validators import cstr_bytes, comment_safe
+        node = self._deref(node)
+        nt.none_const = self.consts.take(nt.cname.upper() + "_NONE")
+        bnamer = cnames.Namer(reserved={"kind", "n"})
+        alts = node.get("oneOf") if isinstance(node.get("oneOf"), list) else node.get("anyOf")
+        kw = "oneOf" if isinstance(node.get("oneOf"), list) else "anyOf"
+        if not isinstance(alts, list):  # several types: one branch per type
+            kw = None
+            alts = [{"type": t} for t in _types_of(node) if t != "null"]
+        for i, alt in enumerate(alts):
+            target = self._deref(alt)
+            info = self.loader.info(target) if isinstance(target, dict) else None
+            if isinstance(alt, dict) and isinstance(alt.get("$ref"), str):
+                want = cnames.snake(alt["$ref"].rsplit("/", 1)[-1])
+            elif isinstance(target, dict) and isinstance(target.get("title"), str):
+                want = cnames.snake(target["title"])
+            else:
+                k = self._kind(alt)
+                want = {"struct": "object", "map": "object", "union": "alt", "json": "value",
+                        "enum": "string", "apierror": "error"}.get(k, k)
+            bname = bnamer.take(want)
+            if kw is not None and info is None and isinstance(alt, dict):
+                self.vcomp.child(node, "%s/%d" % (kw, i), alt)  # indexes an inline branch
+            if kw is None:
+                ct = CType(alt["type"]) if alt["type"] in ("string", "integer", "number",
+                                                           "boolean") else CType("json")
+                if ct.kind == "string":
+                    self.vcomp.no_nul(node)
+                sub = None
+            else:
+                ct = self.ctype(alt, nt.cname + "_" + bname)
+                sub = self.vcomp.keep(alt)
+            if isinstance(alt, dict) and _types_of(self._deref(alt) if isinstance(
+                    self._deref(alt), dict) else {}) == ["null"]:
+                jt = ["null"]
+            elif ct.kind == "json" or ct.kind == "union":
+                jt = list(JSON_TYPES)
+            else:
+                jt = KIND_JTYPES.get(ct.kind, list(JSON_TYPES))
+            b = Branch(bname, self.consts.take(nt.cname.upper() + "_" + bname.upper().lstrip("_")),
+                       ct, sub, jt, alt.get("$ref", "").rsplit("/", 1)[-1]
+                       if isinstance(alt, dict) else "")
+            b.cflags = " | ".join(ct.flags) or "0"
+            b.jmask = " | ".join("TB_J(%s)" % x for t in jt for x in JMASK[t])
+            nt.branches.append(b)
+        nt.kw = kw or "type: %s" % json.dumps([t for t in _types_of(node) if t != "null"])
+        disc = self.vcomp.discriminator(node) if kw else None
+        if disc is not None:
+            pb = disc[0].encode("utf-8")
+            nt.disc = (cstr_bytes(pb), len(pb))
+            nt.disc_name = comment_safe(json.dumps(disc[0], ensure_ascii=False))
+            for value, i in disc[1]:
+                vb = value.encode("utf-8")
+                nt.branches[i].tags.append((cstr_bytes(vb), len(vb)))
+
+    def _fill_map(self, nt, node):
+        node = self._deref(node)
+        nt.entry_cname = self.namer.take(nt.cname + "_entry")
+        ap = node["additionalProperties"]
+        nt.value_nullable = self._nullable(ap)
+        nt.value = self.ctype(ap, nt.cname + "_value")
+        nt.vflags = " | ".join(([("TB_CF_NULLABLE")] if nt.value_nullable else [])
+                               + nt.value.flags) or "0"

@@ -89,6 +89,7 @@ class ValidatorUnit:
         self.uses_dynamic = False
         self.uses_uneval = False  # annotations are tracked only when some schema needs them
         self.entries = []   # (public name, Sub)
+        self.kept = []      # Subs the codec tables name (union branches): kept, not emitted
         self.externals = []  # shared units whose functions this unit calls
 
 
@@ -234,6 +235,65 @@ class ValidatorCompiler:
         self.unit.entries.append((public_name, sub))
         return sub
 
+    def keep(self, node):
+        """A Sub for `node` that stays valid after finish() (codec tables call it)."""
+        sub = self.sub(node)
+        if sub is not None:
+            self.unit.kept.append(sub)
+        return sub
+
+    def discriminator(self, node):
+        """The OpenAPI discriminator of a oneOf/anyOf node: (property name, [(value, branch
+        index)]) with the mapping's values first, then each $ref branch's schema name (the
+        implicit mapping); None without one. Mapping entries that name no branch are errors."""
+        d = node.get("discriminator") if isinstance(node, dict) else None
+        kw = "oneOf" if isinstance(node.get("oneOf"), list) else (
+            "anyOf" if isinstance(node.get("anyOf"), list) else None)
+        if not isinstance(d, dict) or kw is None or not isinstance(d.get("propertyName"), str):
+            return None
+        branches = node[kw]
+
+        def final(x):
+            for _ in range(64):
+                if isinstance(x, dict) and isinstance(x.get("$ref"), str):
+                    x = self.loader.resolve(x["$ref"], x)
+                else:
+                    break
+            return x
+
+        try:
+            targets = [final(b) for b in branches]
+        except GenError:
+            return None
+        tags = []
+        mapped = set()
+        mapping = d.get("mapping") if isinstance(d.get("mapping"), dict) else {}
+        for value, ref in mapping.items():
+            if not isinstance(ref, str):
+                self.err(node, "discriminator/mapping", "mapping values must be strings")
+                continue
+            if "#" not in ref and "/" not in ref and "." not in ref:
+                ref = "#/components/schemas/" + ref  # a bare schema name
+            try:
+                t = final(self.loader.resolve(ref, node))
+            except GenError as e:
+                self.errors.extend(e.diags)
+                continue
+            idx = next((i for i, x in enumerate(targets) if x is t), None)
+            if idx is None:
+                self.err(node, "discriminator/mapping/" + value.replace("~", "~0").replace("/", "~1"),
+                         "%s names a schema that is not one of the %s branches" % (ref, kw))
+                continue
+            tags.append((value, idx))
+            mapped.add(idx)
+        for i, b in enumerate(branches):
+            if i in mapped or not isinstance(b, dict) or not isinstance(b.get("$ref"), str):
+                continue
+            name = b["$ref"].rsplit("/", 1)[-1]
+            if name and name not in mapping:
+                tags.append((name, i))
+        return d["propertyName"], tags
+
     def no_nul(self, node):
         """The strings `node` accepts become C strings (char *), which end at the first NUL: a
         U+0000 would silently cut them, so it is refused (rule "nul"). The generated code's
@@ -301,11 +361,14 @@ class ValidatorCompiler:
             rewrite(f.checks)
         for _, sub in self.unit.entries:
             retarget(sub)
+        for sub in self.unit.kept:
+            retarget(sub)
 
     def _prune(self):
         """Drops functions no entry point can reach (left by schemas that failed to compile)."""
         seen = set()
         stack = [s.func for _, s in self.unit.entries if s.kind == "fn"]
+        stack += [s.func for s in self.unit.kept if s.kind == "fn"]
         stack += [self._by_name(fn) for _, rows in self.unit.dyn_tables for _, fn in rows]
         while stack:
             f = stack.pop()
@@ -759,6 +822,23 @@ class ValidatorCompiler:
                     self.err(n, kw, "%s must be a non-empty array of schemas" % kw)
                     continue
                 subs = [self.child(n, "%s/%d" % (kw, i), s) for i, s in enumerate(v)]
+                disc = self.discriminator(n) if kw in ("oneOf", "anyOf") else None
+                if disc is not None and disc[1]:
+                    # the value names its branch: only that one is checked, and an unknown or
+                    # missing value is one error at the property naming the allowed values
+                    prop, tags = disc
+                    allowed = ", ".join(json.dumps(t, ensure_ascii=False) for t, _ in tags)
+                    pb = prop.encode("utf-8")
+                    checks.append(Check(
+                        "discriminator", lit=cstr_bytes(pb), len=len(pb), member=cstr(prop),
+                        tags=[(cstr_bytes(t.encode("utf-8")), len(t.encode("utf-8")), subs[i])
+                              for t, i in tags],
+                        missing=cmsg("the discriminator %s is required (one of %s)"
+                                     % (json.dumps(prop, ensure_ascii=False), allowed)),
+                        unknown=cmsg("must be one of %s" % allowed),
+                        notobj=cmsg("must be an object with the discriminator %s"
+                                    % json.dumps(prop, ensure_ascii=False))))
+                    continue
                 msg = {"allOf": "must match all schemas in allOf",
                        "anyOf": "must match at least one schema in anyOf",
                        "oneOf": "must match exactly one schema in oneOf"}[kw]
@@ -789,5 +869,6 @@ class ValidatorCompiler:
         if id(node) in self.nul_nodes:
             checks.append(nul_check())
         f.calls = any(c.kind in ("array", "object", "ref", "dynref", "allOf", "anyOf", "oneOf",
+                                 "discriminator",
                                  "not", "if", "uneval_items", "uneval_props") for c in checks)
         return f

@@ -39,6 +39,9 @@ typedef enum tb_codec_kind {
     TB_CK_JSON,       /* json_t * held by the arena; NULL writes null */
     TB_CK_API_ERROR,  /* tb_api_error (tablium/http.h): the error object of the envelope */
     TB_CK_BYTES,      /* tb_bytes: a body that is not JSON (octet-stream, text, images...) */
+    TB_CK_UNION,      /* a generated tagged union (oneOf/anyOf); sub: tb_codec_union */
+    TB_CK_MAP,        /* a generated map (additionalProperties); sub: tb_codec_map */
+    TB_CK_LIST,       /* an array held as a value (an item of an array); sub: tb_codec_list */
 } tb_codec_kind;
 
 /** Bytes of a body that is not JSON, with their media type. In a request the runtime fills it
@@ -54,6 +57,7 @@ typedef struct tb_bytes {
 #define TB_CF_REQUIRED 0x1u /* no has_ companion: decoding fails when the member is absent */
 #define TB_CF_NULLABLE 0x2u /* a bool <name>_is_null companion at null_off */
 #define TB_CF_ARRAY 0x4u    /* items pointer at off, size_t count at n_off */
+#define TB_CF_POINTER 0x8u  /* a pointer to the value at off (recursive types): NULL when absent */
 
 typedef struct tb_codec_str {
     const char *s;
@@ -88,6 +92,71 @@ typedef struct tb_codec_type {
     const tb_codec_field *fields;
     tb_vfn validate; /* the schema's compiled validator; NULL: every value is valid */
 } tb_codec_type;
+
+/** The bit of a jansson json_type in tb_codec_branch.jtypes. */
+#define TB_J(t) (1u << (t))
+
+/** One alternative of a tagged union: a member of the union's anonymous C union. */
+typedef struct tb_codec_branch {
+    const char *name;           /* the member's C name (and the kind constant's suffix) */
+    uint8_t kind;               /* tb_codec_kind of the member (of each item with TB_CF_ARRAY) */
+    uint8_t flags;              /* TB_CF_ARRAY, TB_CF_POINTER */
+    uint16_t jtypes;            /* JSON types the branch can match: 1 << json_type */
+    uint32_t off;               /* offsetof the member */
+    uint32_t n_off;             /* offsetof its count (TB_CF_ARRAY) */
+    const void *sub;            /* as tb_codec_field.sub */
+    tb_vfn validate;            /* the branch's schema (chooses it without a discriminator) */
+    size_t ntags;               /* discriminator values that choose this branch */
+    const tb_codec_str *tags;
+} tb_codec_branch;
+
+/** A oneOf/anyOf as a C tagged union: `int kind` (0: none, i + 1: branches[i]) at offset 0,
+ *  then an anonymous union of the branches' members. The branch of a value is the one its
+ *  discriminator names (OpenAPI discriminator: propertyName + mapping), else the first whose
+ *  schema the value matches. */
+typedef struct tb_codec_union {
+    const char *name;          /* the C type, for messages */
+    size_t size;               /* sizeof the struct */
+    const char *discriminator; /* the discriminator's property name, or NULL */
+    size_t disc_len;
+    size_t nbranches;
+    const tb_codec_branch *branches;
+    tb_vfn validate; /* the whole schema */
+} tb_codec_union;
+
+/** What every generated map looks like: entries in document order. */
+typedef struct tb_map {
+    void *items;
+    size_t n;
+} tb_map;
+
+/** What every generated list looks like: an array that is itself a value (arrays of arrays). */
+typedef struct tb_list {
+    void *items;
+    size_t n;
+} tb_list;
+
+/** The items of a list: struct { T *items; size_t n; }. */
+typedef struct tb_codec_list {
+    const char *name; /* the C type, for messages */
+    uint8_t kind;     /* tb_codec_kind of each item */
+    uint8_t flags;    /* TB_CF_POINTER */
+    const void *sub;
+} tb_codec_list;
+
+/** An object whose members all have one schema (additionalProperties) as a C map: a struct
+ *  { T_entry *items; size_t n; } whose entries are { char *key; <value member> }. */
+typedef struct tb_codec_map {
+    const char *name;  /* the C type, for messages */
+    size_t entry_size; /* sizeof one entry */
+    uint8_t kind;      /* tb_codec_kind of the value (of each item with TB_CF_ARRAY) */
+    uint8_t flags;     /* TB_CF_ARRAY, TB_CF_NULLABLE (a bool value_is_null at null_off) */
+    uint32_t off;      /* offsetof the value in the entry */
+    uint32_t n_off;    /* offsetof its count (TB_CF_ARRAY) */
+    uint32_t null_off; /* offsetof value_is_null (TB_CF_NULLABLE) */
+    const void *sub;
+    tb_vfn validate; /* the whole schema */
+} tb_codec_map;
 
 /* ---- enums ---- */
 
@@ -195,6 +264,33 @@ int tb_codec_serialize(const tb_codec_type *t, const void *v, tb_buf *out);
         return 0;                                                                              \
     }
 
+/** TB_CODEC_VALUE_DECLARE(T) / _DEFINE(T, KIND, SUB): the same functions as TB_CODEC_DECLARE
+ *  for a generated union (KIND TB_CK_UNION, SUB &T__union) or map (TB_CK_MAP, &T__map). */
+#define TB_CODEC_VALUE_DECLARE(T) TB_CODEC_DECLARE(T)
+
+#define TB_CODEC_VALUE_DEFINE(T, KIND, SUB, VFN)                                               \
+    int T##_validate(const json_t *j, unsigned flags, tb_error *err)                           \
+    {                                                                                          \
+        return tb_validate_with(VFN, j, flags, err);                                           \
+    }                                                                                          \
+    int T##_parse(const char *buf, size_t len, tb_arena *a, T *out, tb_error *err)              \
+    {                                                                                          \
+        return tb_codec_value_parse(KIND, SUB, buf, len, a, out, err);                         \
+    }                                                                                          \
+    int T##_from_json(const json_t *j, tb_arena *a, T *out, tb_error *err)                     \
+    {                                                                                          \
+        return tb_codec_value_from_json(KIND, SUB, j, a, out, err);                            \
+    }                                                                                          \
+    int T##_serialize(const T *v, tb_buf *out)                                                 \
+    {                                                                                          \
+        tb_codec_value_write(KIND, SUB, v, out);                                               \
+        return out->oom ? TB_ENOMEM : 0;                                                       \
+    }                                                                                          \
+    json_t *T##_to_json(const T *v)                                                            \
+    {                                                                                          \
+        return tb_codec_value_to_json(KIND, SUB, v);                                           \
+    }
+
 /** Defines T_validate(j, flags, err) of a type without a struct (an alias or an enum) over its
  *  compiled validator fn (NULL: every value is valid). */
 #define TB_VALIDATE_DEFINE(T, fn)                                                              \
@@ -215,12 +311,25 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b);
 json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v);
 
 /** A value or, with TB_CF_ARRAY in flags, an array (items pointer at off, count at n_off) of
- *  `kind` in the struct at base: decoded from x / appended as JSON text. What a field row, a
- *  parameter, a body or a response member of the generated tables holds. */
+ *  `kind` (with TB_CF_POINTER, a pointer to the value) in the struct at base: decoded from x /
+ *  appended as JSON text / a new jansson value. What a field row, a parameter, a body or a
+ *  response member of the generated tables holds. */
 int tb_codec_member_decode(int kind, unsigned flags, const void *sub, const json_t *x,
                            tb_arena *a, void *base, uint32_t off, uint32_t n_off);
 void tb_codec_member_write(int kind, unsigned flags, const void *sub, const void *base,
                            uint32_t off, uint32_t n_off, tb_buf *b);
+json_t *tb_codec_member_to_json(int kind, unsigned flags, const void *sub, const void *base,
+                                uint32_t off, uint32_t n_off);
+
+/** The branch a value of the union takes (after validation): its index, or -1. */
+int tb_codec_union_choose(const tb_codec_union *u, const json_t *x);
+
+/** Validates j (all errors) against a union's or a map's schema and decodes it into *out;
+ *  appends *v as JSON text. The typed API of generated unions and maps (TB_CODEC_VALUE_DEFINE). */
+int tb_codec_value_from_json(int kind, const void *sub, const json_t *j, tb_arena *a, void *out,
+                             tb_error *err);
+int tb_codec_value_parse(int kind, const void *sub, const char *buf, size_t len, tb_arena *a,
+                         void *out, tb_error *err);
 
 /** Runs a compiled validator over j as a whole validation (NULL fn: valid):
  *  0, or TB_EVALIDATION with err's details. */

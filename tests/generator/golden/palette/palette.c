@@ -98,6 +98,8 @@ static bool palette__schema_palette_defs_colour_one_of_0(const json_t *j, tb_vct
         if (!palette__rx0(s, n))
             TB_V_FAIL("pattern", "must match pattern ^#[0-9a-fA-F]{6}$");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
@@ -356,7 +358,15 @@ static const tb_codec_field palette__fields[] = {
 };
 static const tb_codec_type palette__desc = {"palette", sizeof(palette), 4, palette__fields, palette__schema_palette};
 TB_CODEC_DEFINE(palette)
-TB_VALIDATE_DEFINE(colour, palette__schema_palette_defs_colour)
+
+static const tb_codec_branch colour__branches[] = {
+    {"string", TB_CK_STRING, 0, TB_J(JSON_STRING), offsetof(colour, string), 0,
+     NULL, palette__schema_palette_defs_colour_one_of_0, 0, NULL},
+    {"array", TB_CK_JSON, 0, TB_J(JSON_NULL) | TB_J(JSON_TRUE) | TB_J(JSON_FALSE) | TB_J(JSON_INTEGER) | TB_J(JSON_REAL) | TB_J(JSON_INTEGER) | TB_J(JSON_REAL) | TB_J(JSON_STRING) | TB_J(JSON_ARRAY) | TB_J(JSON_OBJECT), offsetof(colour, array), 0,
+     NULL, palette__schema_palette_defs_colour_one_of_1, 0, NULL},
+};
+static const tb_codec_union colour__union = {"colour", sizeof(colour), NULL, 0, 2, colour__branches, palette__schema_palette_defs_colour};
+TB_CODEC_VALUE_DEFINE(colour, TB_CK_UNION, &colour__union, palette__schema_palette_defs_colour)
 
 static const tb_codec_str shade__values[] = {
     {"light", 5},
