@@ -1297,6 +1297,7 @@ const tb_op auth_get_health__op = {
     auth_get_health__statuses, 2,
     NULL, 0,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_get_health_call(auth_client *cl, tb_ctx *ctx, const auth_get_health_req *req, auth_get_health_resp *out, tb_error *err)
@@ -1325,6 +1326,7 @@ const tb_op auth_register_account__op = {
     auth_register_account__statuses, 5,
     NULL, 0,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_register_account_call(auth_client *cl, tb_ctx *ctx, const auth_register_account_req *req, auth_register_account_resp *out, tb_error *err)
@@ -1353,6 +1355,7 @@ const tb_op auth_get_account__op = {
     auth_get_account__statuses, 3,
     NULL, 0,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_get_account_call(auth_client *cl, tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *out, tb_error *err)
@@ -1387,6 +1390,7 @@ const tb_op auth_login__op = {
     auth_login__statuses, 6,
     auth_login__headers, 3,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err)
@@ -1419,6 +1423,7 @@ const tb_op auth_issue_token__op = {
     auth_issue_token__statuses, 5,
     auth_issue_token__headers, 2,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err)
@@ -1442,6 +1447,7 @@ const tb_op auth_get_jwks__op = {
     auth_get_jwks__statuses, 1,
     auth_get_jwks__headers, 1,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *out, tb_error *err)
@@ -1464,6 +1470,7 @@ const tb_op auth_rotate_signing_key__op = {
     auth_rotate_signing_key__statuses, 3,
     NULL, 0,
     NULL, 0, 0,
+    NULL, 0,
 };
 
 int auth_rotate_signing_key_call(auth_client *cl, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err)

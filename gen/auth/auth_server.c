@@ -294,6 +294,7 @@ const tb_http_api auth_api = {
     auth__routes,
     7,
     NULL, /* servers[0]'s path */
+    NULL, 0,
 };
 
 /* x-tablium-rate-limit (TB_RATE_LIMIT_<OP> wins; "off": none) and x-tablium-timeout per operation */

@@ -996,6 +996,7 @@ const tb_op user_get_health__op = {
     user_get_health__statuses, 2,
     NULL, 0,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *out, tb_error *err)
@@ -1030,6 +1031,7 @@ const tb_op user_create_user__op = {
     user_create_user__statuses, 7,
     user_create_user__headers, 2,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *out, tb_error *err)
@@ -1063,6 +1065,7 @@ const tb_op user_get_user__op = {
     user_get_user__statuses, 5,
     user_get_user__headers, 1,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *out, tb_error *err)
@@ -1096,6 +1099,7 @@ const tb_op user_get_profile__op = {
     user_get_profile__statuses, 5,
     user_get_profile__headers, 1,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *out, tb_error *err)
@@ -1135,6 +1139,7 @@ const tb_op user_update_profile__op = {
     user_update_profile__statuses, 7,
     user_update_profile__headers, 1,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_profile_req *req, user_update_profile_resp *out, tb_error *err)
@@ -1169,6 +1174,7 @@ const tb_op user_get_user_wallets__op = {
     user_get_user_wallets__statuses, 6,
     user_get_user_wallets__headers, 1,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user_wallets_req *req, user_get_user_wallets_resp *out, tb_error *err)
@@ -1210,6 +1216,7 @@ const tb_op user_open_wallet__op = {
     user_open_wallet__statuses, 9,
     user_open_wallet__headers, 1,
     NULL, 5000, 0,
+    NULL, 0,
 };
 
 int user_open_wallet_call(user_client *cl, tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *out, tb_error *err)

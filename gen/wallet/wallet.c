@@ -925,6 +925,7 @@ const tb_op wallet_get_health__op = {
     wallet_get_health__statuses, 2,
     NULL, 0,
     &wallet_get_health__retry, 5000, 0,
+    NULL, 0,
 };
 
 int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *out, tb_error *err)
@@ -960,6 +961,7 @@ const tb_op wallet_create_wallet__op = {
     wallet_create_wallet__statuses, 7,
     wallet_create_wallet__headers, 2,
     &wallet_create_wallet__retry, 5000, 0,
+    NULL, 0,
 };
 
 int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_wallet_req *req, wallet_create_wallet_resp *out, tb_error *err)
@@ -994,6 +996,7 @@ const tb_op wallet_get_wallet__op = {
     wallet_get_wallet__statuses, 5,
     wallet_get_wallet__headers, 1,
     &wallet_get_wallet__retry, 5000, 0,
+    NULL, 0,
 };
 
 int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *out, tb_error *err)
@@ -1030,6 +1033,7 @@ const tb_op wallet_get_user_wallets__op = {
     wallet_get_user_wallets__statuses, 4,
     wallet_get_user_wallets__headers, 1,
     &wallet_get_user_wallets__retry, 5000, 0,
+    NULL, 0,
 };
 
 int wallet_get_user_wallets_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *out, tb_error *err)
@@ -1074,6 +1078,7 @@ const tb_op wallet_list_transactions__op = {
     wallet_list_transactions__statuses, 5,
     wallet_list_transactions__headers, 1,
     &wallet_list_transactions__retry, 5000, 0,
+    NULL, 0,
 };
 
 int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *out, tb_error *err)
@@ -1120,6 +1125,7 @@ const tb_op wallet_create_transaction__op = {
     wallet_create_transaction__statuses, 9,
     wallet_create_transaction__headers, 2,
     &wallet_create_transaction__retry, 5000, TB_OPF_IDEMPOTENT,
+    NULL, 0,
 };
 
 int wallet_create_transaction_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *out, tb_error *err)

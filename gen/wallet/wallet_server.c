@@ -262,6 +262,7 @@ const tb_http_api wallet_api = {
     wallet__routes,
     5,
     NULL, /* servers[0]'s path */
+    NULL, 0,
 };
 
 static const tb_service_def wallet__service = {

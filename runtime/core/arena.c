@@ -3,6 +3,8 @@
 #include "tablium/error.h"
 
 #include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,26 @@ char *tb_arena_strndup(tb_arena *a, const char *s, size_t len)
 char *tb_arena_strdup(tb_arena *a, const char *s)
 {
     return s ? tb_arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+char *tb_arena_printf(tb_arena *a, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    if ((size_t)n < sizeof small)
+        return tb_arena_strndup(a, small, (size_t)n);
+    char *s = tb_arena_alloc(a, (size_t)n + 1);
+    if (!s)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
 }
 
 int tb_arena_on_free(tb_arena *a, void (*fn)(void *), void *p)

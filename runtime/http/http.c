@@ -202,13 +202,121 @@ void tb_api_error_write(tb_buf *b, const tb_api_error *e)
     write_error_object(b, b->len, e, "error", "", e ? e->request_id : NULL, 0);
 }
 
-/* The error envelope. */
+const tb_err_shape *tb_err_shape_for(const tb_err_shape *rows, size_t n, int status)
+{
+    const tb_err_shape *range = NULL, *dflt = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].status == status)
+            return &rows[i];
+        if (rows[i].status >= 1 && rows[i].status <= 5 && rows[i].status == status / 100)
+            range = &rows[i];
+        else if (rows[i].status == 0)
+            dflt = &rows[i];
+    }
+    return range ? range : dflt;
+}
+
+static void member(tb_buf *b, char *sep, const char *name)
+{
+    tb_buf_putc(b, *sep);
+    *sep = ',';
+    put_string(b, name);
+    tb_buf_putc(b, ':');
+}
+
+/* An error in a shape the spec declares (tb_err_shape). */
+static void write_shaped(tb_buf *b, const tb_err_shape *sh, int status, const tb_api_error *e,
+                         const char *rid, size_t omitted)
+{
+    char sep = '{';
+    const char *code = e && e->code ? e->code : "error";
+    const char *message = e && e->message ? e->message : tb_http_reason(status);
+    if (sh->type) {
+        member(b, &sep, sh->type);
+        tb_buf_puts(b, "\"about:blank\"");
+    }
+    if (sh->title) {
+        member(b, &sep, sh->title);
+        put_string(b, tb_http_reason(status));
+    }
+    if (sh->status_m) {
+        member(b, &sep, sh->status_m);
+        tb_buf_json_int(b, status);
+    }
+    if (sh->code) {
+        member(b, &sep, sh->code);
+        if (sh->code_is_status)
+            tb_buf_json_int(b, status);
+        else
+            put_string(b, code);
+    }
+    if (sh->message) {
+        member(b, &sep, sh->message);
+        put_string(b, message);
+    }
+    if (sh->request_id && rid) {
+        member(b, &sep, sh->request_id);
+        put_string(b, rid);
+    }
+    if (sh->details && e && e->n_details > 0 && e->details) {
+        member(b, &sep, sh->details);
+        size_t base = b->len;
+        tb_buf_putc(b, '[');
+        for (size_t i = 0; i < e->n_details && i < TB_ERROR_MAX_DETAILS; i++) {
+            if (b->len - base >= TB_HTTP_ERROR_DETAILS_MAX_BYTES)
+                break;
+            const tb_error_detail *d = &e->details[i];
+            if (i)
+                tb_buf_putc(b, ',');
+            if (sh->style == TB_ERR_PROBLEM) {
+                /* RFC 9457 section 3's example: a JSON pointer as a URI fragment */
+                tb_buf_puts(b, "{\"pointer\":");
+                size_t n = strlen(d->path ? d->path : "");
+                char small[600];
+                if (n + 2 <= sizeof small) {
+                    small[0] = '#';
+                    memcpy(small + 1, d->path ? d->path : "", n + 1);
+                    put_string(b, small);
+                } else {
+                    put_string(b, d->path);
+                }
+                tb_buf_puts(b, ",\"detail\":");
+                put_string(b, d->message);
+            } else {
+                tb_buf_puts(b, "{\"path\":");
+                put_string(b, d->path);
+                tb_buf_puts(b, ",\"message\":");
+                put_string(b, d->message);
+            }
+            tb_buf_puts(b, ",\"rule\":");
+            put_string(b, d->rule);
+            tb_buf_putc(b, '}');
+        }
+        tb_buf_putc(b, ']');
+    }
+    (void)omitted;
+    if (sep == '{')
+        tb_buf_putc(b, '{');
+    tb_buf_putc(b, '}');
+}
+
+/* The error envelope, or the shape the spec declares for this status. */
 static int write_error(tb_http_res *res, const tb_ctx *ctx, int status, const tb_api_error *e,
                        size_t omitted)
 {
     tb_buf *b = &res->body;
     tb_buf_reset(b);
     res->status = status;
+    const tb_err_shape *sh = res->err_shapes
+                                 ? tb_err_shape_for(res->err_shapes, res->n_err_shapes, status)
+                                 : NULL;
+    if (sh && sh->style != TB_ERR_ENVELOPE) {
+        const char *rid = ctx && ctx->request_id ? ctx->request_id : e ? e->request_id : NULL;
+        write_shaped(b, sh, status, e, rid, omitted);
+        if (sh->content_type)
+            tb_http_res_header(res, "Content-Type", sh->content_type);
+        return b->oom ? TB_ENOMEM : 0;
+    }
     tb_buf_puts(b, "{\"error\":");
     const char *rid = ctx && ctx->request_id ? ctx->request_id : e ? e->request_id : NULL;
     write_error_object(b, 0, e, "error", tb_http_reason(status), rid, omitted);

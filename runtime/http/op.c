@@ -501,6 +501,10 @@ int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *se
                 tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 {
     int rc;
+    if (op->err_shapes) { /* the runtime's errors from here on take the operation's shapes */
+        res->err_shapes = op->err_shapes;
+        res->n_err_shapes = op->n_err_shapes;
+    }
     if (sec) {
         rc = tb_http_authorize(ctx, hr, res, sec, nsec);
         if (rc)

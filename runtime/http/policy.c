@@ -17,14 +17,20 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <hiredis/hiredis.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- CIDR lists ---- */
 
@@ -164,7 +170,7 @@ struct tb__policy {
     char *redis_host;
     int redis_port;
     pthread_mutex_t redis_lock;
-    redisContext *redis; /* one connection, serialised: a limit check is one round trip */
+    int redis_fd; /* one connection (-1: none), serialised: a limit check is one round trip */
     int64_t redis_retry_at;
     unsigned long long redis_failures;
     /* faults */
@@ -278,23 +284,149 @@ static const char gcra_lua[] =
     "redis.call('SET', KEYS[1], tostring(nxt), 'PX', math.ceil(nxt - now) + 1000) "
     "return {1, 0, math.ceil(nxt - now)}";
 
-static redisContext *redis_conn(tb__policy *p, int64_t now)
+/* A minimal RESP2 client (https://redis.io/docs/latest/develop/reference/protocol-spec/) for
+ * the one command this needs: EVAL answering an array of integers. libtablium's HTTP side then
+ * links no Redis library (the event transports, in libtablium_bus, use hiredis). Every socket
+ * operation is bounded by RESP_TIMEOUT_MS. */
+#define RESP_TIMEOUT_MS 200
+
+static int resp_connect(const char *host, int port)
 {
-    if (p->redis)
-        return p->redis;
-    if (now < p->redis_retry_at)
-        return NULL;
-    struct timeval tv = {0, 200 * 1000};
-    redisContext *c = redisConnectWithTimeout(p->redis_host, p->redis_port, tv);
-    if (!c || c->err) {
-        if (c)
-            redisFree(c);
-        p->redis_retry_at = now + 1000;
-        return NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, ps, &hints, &res) != 0)
+        return -1;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            continue;
+        int rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (rc != 0 && errno == EINPROGRESS) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            int soerr = 0;
+            socklen_t sl = sizeof soerr;
+            rc = poll(&pf, 1, RESP_TIMEOUT_MS) == 1 &&
+                         getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0
+                     ? 0
+                     : -1;
+        }
+        if (rc != 0) {
+            close(fd);
+            fd = -1;
+        }
     }
-    redisSetTimeout(c, tv);
-    p->redis = c;
-    return c;
+    freeaddrinfo(res);
+    if (fd < 0)
+        return -1;
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    struct timeval tv = {0, RESP_TIMEOUT_MS * 1000};
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+typedef struct resp_reader {
+    int fd;
+    char buf[512];
+    size_t len, off;
+} resp_reader;
+
+/* the next CRLF-terminated line (without CRLF) into line[cap]; false on I/O error or a line
+ * longer than the buffer */
+static bool resp_line(resp_reader *r, char *line, size_t cap)
+{
+    for (;;) {
+        char *crlf = r->len > r->off ? memmem(r->buf + r->off, r->len - r->off, "\r\n", 2) : NULL;
+        if (crlf) {
+            size_t n = (size_t)(crlf - (r->buf + r->off));
+            if (n >= cap)
+                return false;
+            memcpy(line, r->buf + r->off, n);
+            line[n] = '\0';
+            r->off += n + 2;
+            return true;
+        }
+        if (r->off > 0) {
+            memmove(r->buf, r->buf + r->off, r->len - r->off);
+            r->len -= r->off;
+            r->off = 0;
+        }
+        if (r->len == sizeof r->buf)
+            return false;
+        ssize_t k = recv(r->fd, r->buf + r->len, sizeof r->buf - r->len, 0);
+        if (k <= 0)
+            return false;
+        r->len += (size_t)k;
+    }
+}
+
+/* Sends argv as a RESP array and reads a reply that must be an array of n integers.
+ * 0: ints filled; 1: Redis answered an error (in msg); -1: I/O or protocol failure (close). */
+static int resp_call_ints(int fd, int argc, const char **argv, const size_t *lens, long long *ints,
+                          size_t n, char *msg, size_t msgcap)
+{
+    size_t total = 16;
+    for (int i = 0; i < argc; i++)
+        total += lens[i] + 32;
+    char *out = malloc(total);
+    if (!out)
+        return -1;
+    size_t o = (size_t)snprintf(out, total, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        o += (size_t)snprintf(out + o, total - o, "$%zu\r\n", lens[i]);
+        memcpy(out + o, argv[i], lens[i]);
+        o += lens[i];
+        out[o++] = '\r';
+        out[o++] = '\n';
+    }
+    for (size_t sent = 0; sent < o;) {
+        ssize_t k = send(fd, out + sent, o - sent, MSG_NOSIGNAL);
+        if (k <= 0) {
+            free(out);
+            return -1;
+        }
+        sent += (size_t)k;
+    }
+    free(out);
+    resp_reader r = {.fd = fd};
+    char line[256];
+    if (!resp_line(&r, line, sizeof line))
+        return -1;
+    if (line[0] == '-') {
+        snprintf(msg, msgcap, "%s", line + 1);
+        return 1;
+    }
+    if (line[0] != '*' || strtoll(line + 1, NULL, 10) != (long long)n)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!resp_line(&r, line, sizeof line) || line[0] != ':')
+            return -1;
+        char *end;
+        errno = 0;
+        ints[i] = strtoll(line + 1, &end, 10);
+        if (errno || *end)
+            return -1;
+    }
+    return 0;
+}
+
+static int redis_conn(tb__policy *p, int64_t now)
+{
+    if (p->redis_fd >= 0)
+        return p->redis_fd;
+    if (now < p->redis_retry_at)
+        return -1;
+    p->redis_fd = resp_connect(p->redis_host, p->redis_port);
+    if (p->redis_fd < 0)
+        p->redis_retry_at = now + 1000;
+    return p->redis_fd;
 }
 
 static int shared_check(tb__policy *p, const tb_rate_limit *l, const char *key, size_t klen,
@@ -303,32 +435,31 @@ static int shared_check(tb__policy *p, const tb_rate_limit *l, const char *key, 
     double t = (double)l->period_ms / (double)l->limit;
     unsigned burst = l->burst ? l->burst : l->limit;
     double tol = t * (double)(burst - 1);
-    char ts[48], tols[48];
+    char ts[48], tols[48], msg[256] = "unreachable";
     snprintf(ts, sizeof ts, "%.6f", t);
     snprintf(tols, sizeof tols, "%.6f", tol);
     out->limit = l->limit;
     out->period_ms = l->period_ms;
     pthread_mutex_lock(&p->redis_lock);
-    redisContext *c = redis_conn(p, now);
-    redisReply *r = NULL;
-    if (c) {
+    int fd = redis_conn(p, now);
+    long long v[3];
+    int rc = -1;
+    if (fd >= 0) {
         const char *argv[] = {"EVAL", gcra_lua, "1", key, ts, tols};
         size_t lens[] = {4, sizeof gcra_lua - 1, 1, klen, strlen(ts), strlen(tols)};
-        r = redisCommandArgv(c, 6, argv, lens);
-        if (!r || c->err) {
-            redisFree(c);
-            p->redis = NULL;
+        rc = resp_call_ints(fd, 6, argv, lens, v, 3, msg, sizeof msg);
+        if (rc < 0) {
+            close(fd);
+            p->redis_fd = -1;
             p->redis_retry_at = now + 1000;
+            snprintf(msg, sizeof msg, "%s", "connection lost or timed out");
         }
     }
-    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
-    if (ok) {
-        long long allowed = r->element[0]->integer, retry = r->element[1]->integer,
-                  ahead = r->element[2]->integer;
-        out->allowed = allowed == 1;
-        out->retry_after_ms = retry;
-        out->reset_ms = ahead;
-        double left = out->allowed ? (tol + t - (double)ahead) / t : 0;
+    if (rc == 0) {
+        out->allowed = v[0] == 1;
+        out->retry_after_ms = v[1];
+        out->reset_ms = v[2];
+        double left = out->allowed ? (tol + t - (double)v[2]) / t : 0;
         out->remaining = left > 0 ? (unsigned)left : 0;
     } else {
         /* Redis unreachable or wrong: fail open (as Envoy's rate limit service does by
@@ -336,14 +467,11 @@ static int shared_check(tb__policy *p, const tb_rate_limit *l, const char *key, 
         unsigned long long n = ++p->redis_failures;
         if (n == 1 || n % 1000 == 0)
             tb_log_warn(NULL, "rate limit: Redis %s:%d failed (%s); allowing (%llu so far)",
-                        p->redis_host, p->redis_port,
-                        r && r->type == REDIS_REPLY_ERROR ? r->str : "unreachable", n);
+                        p->redis_host, p->redis_port, msg, n);
         out->allowed = true;
         out->remaining = l->limit;
         out->retry_after_ms = out->reset_ms = 0;
     }
-    if (r)
-        freeReplyObject(r);
     pthread_mutex_unlock(&p->redis_lock);
     return 0;
 }
@@ -407,6 +535,7 @@ tb__policy *tb__policy_new(size_t n_ops, tb_error *err)
     for (size_t i = 0; i < RL_STRIPES; i++)
         pthread_mutex_init(&p->stripes[i].lock, NULL);
     pthread_mutex_init(&p->redis_lock, NULL);
+    p->redis_fd = -1;
     return p;
 }
 
@@ -494,8 +623,8 @@ void tb__policy_free(tb__policy *p)
         }
         pthread_mutex_destroy(&p->stripes[s].lock);
     }
-    if (p->redis)
-        redisFree(p->redis);
+    if (p->redis_fd >= 0)
+        close(p->redis_fd);
     pthread_mutex_destroy(&p->redis_lock);
     free(p->redis_host);
     free(p->stripes);

@@ -1368,6 +1368,8 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     memset(&ctx, 0, sizeof ctx);
     memset(&req, 0, sizeof req);
     memset(&res, 0, sizeof res);
+    res.err_shapes = s->api->err_shapes;
+    res.n_err_shapes = s->api->n_err_shapes;
     res.body = c->out;
     tb_buf_reset(&res.body);
     const tb_http_op *op = NULL;

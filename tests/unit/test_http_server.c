@@ -171,6 +171,8 @@ static const tb_http_api test_api = {
     test_routes,
     sizeof test_routes / sizeof test_routes[0],
     NULL,
+    NULL,
+    0,
 };
 
 /* ---- middlewares ---- */

@@ -51,7 +51,7 @@ static const tb_op_status blob_statuses[] = {
 };
 static const tb_op blob_op = {"put_blob", "PUT", "/blobs/{name}", "putBlob", sizeof(blob_req),
                               sizeof(blob_resp), blob_params, 1, &blob_body, blob_statuses, 2,
-                              NULL, 0, NULL, 0, 0};
+                              NULL, 0, NULL, 0, 0, NULL, 0};
 
 /* answers the bytes reversed, as image/png when the name says png, else the declared range's
  * fallback */
@@ -128,7 +128,7 @@ static const tb_op_status form_statuses[] = {
 };
 static const tb_op form_op = {"post_form", "POST", "/forms", "postForm", sizeof(form_req),
                               sizeof(form_resp), NULL, 0, &form_body, form_statuses, 1,
-                              NULL, 0, NULL, 0, 0};
+                              NULL, 0, NULL, 0, 0, NULL, 0};
 
 static int post_form(tb_ctx *ctx, const void *reqp, void *respp)
 {
@@ -206,7 +206,7 @@ static const tb_op_status search_statuses[] = {
 };
 static const tb_op search_op = {"search", "GET", "/search", "search", sizeof(search_req),
                                 sizeof(search_resp), search_params, 4, NULL, search_statuses, 1,
-                                NULL, 0, NULL, 0, 0};
+                                NULL, 0, NULL, 0, 0, NULL, 0};
 
 /* answers what it received, as JSON */
 static int search(tb_ctx *ctx, const void *reqp, void *respp)
@@ -276,7 +276,7 @@ static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
     return -1;
 }
 
-static const tb_http_api api = {"media", "Media", "1.0", ops, 3, match, routes, 3, NULL};
+static const tb_http_api api = {"media", "Media", "1.0", ops, 3, match, routes, 3, NULL, NULL, 0};
 
 static tb_server *srv;
 static tb_client *cl;

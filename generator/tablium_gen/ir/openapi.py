@@ -30,6 +30,29 @@ SCALAR_KIND = {"string": "TB_PARAM_STRING", "integer": "TB_PARAM_INTEGER",
                "enum": "TB_PARAM_STRING"}
 
 
+
+class ErrShape:
+    """A tb_err_shape row: how the runtime writes its own errors for a status."""
+
+    def __init__(self, style):
+        self.style = style
+        self.content_type = None
+        self.code_is_status = False
+        self.type = self.title = self.status_m = self.code = None
+        self.message = self.details = self.request_id = None
+
+    def key(self):
+        return (self.style, self.content_type, self.code_is_status, self.type, self.title,
+                self.status_m, self.code, self.message, self.details, self.request_id)
+
+    def c(self, status):
+        def lit(x):
+            return cstr(x) if x else "NULL"
+        return "{%d, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s}" % (
+            status, self.style, 1 if self.code_is_status else 0, lit(self.content_type),
+            lit(self.type), lit(self.title), lit(self.status_m), lit(self.code),
+            lit(self.message), lit(self.details), lit(self.request_id))
+
 class Param:
     pass
 
@@ -69,6 +92,7 @@ class ServiceBuilder:
         self.loader = loader
         self.where = cnames.short_path(path)
         self.errors = []
+        self.own_warnings = []
         try:
             with open(path, encoding="utf-8") as f:
                 peek = parse_text(f.read(), path)
@@ -416,9 +440,36 @@ class ServiceBuilder:
         self.description = _c_comment(info.get("description"))
         if self.errors:
             raise GenError(self.errors)
+        self.error_shapes()
         from .lint import Linter
-        self.warnings = Linter(self.loader, self.root, self.path).run()
+        self.warnings = self.own_warnings + Linter(self.loader, self.root, self.path).run()
         return self
+
+    def warn(self, pointer, code, reason):
+        self.own_warnings.append(Diagnostic(self.path, pointer, "%s: %s" % (code, reason),
+                                            severity="warning"))
+
+    def error_shapes(self):
+        """Per operation, the tb_err_shape rows of its error statuses (when one is not tablium's
+        envelope); for the API (errors outside an operation: 404, 405, 413), the shape most
+        operations give their default / 4XX / 400 answer."""
+        votes = {}
+        for op in self.ops:
+            rows = [(r.code, r.errshape) for r in op.responses if r.errshape is not None]
+            op.err_rows = []
+            if any(sh.style != "TB_ERR_ENVELOPE" for _, sh in rows):
+                # exact statuses first, then classes, then the default (tb_err_shape_for)
+                rows.sort(key=lambda cs: (cs[0] < 10, -cs[0]))
+                op.err_rows = [sh.c(code) for code, sh in rows]
+            for code, sh in rows:
+                if code in (0, 4, 400):
+                    votes.setdefault(sh.key(), [sh, 0])[1] += 1
+                    break
+        self.api_err_rows = []
+        if votes:
+            sh, n = max(votes.values(), key=lambda v: v[1])
+            if sh.style != "TB_ERR_ENVELOPE" and n * 2 >= len(self.ops):
+                self.api_err_rows = [sh.c(0)]
 
     def server_url(self, server):
         """servers[0]: its variables replaced by their defaults, the documented default URL of
@@ -791,7 +842,90 @@ class ServiceBuilder:
             rr.ctype = CType("json")
         if rr.kind in ("data", "raw") and rr.ctype.kind == "array" and rr.ctype.item.kind == "array":
             rr.ctype = CType("json")
+        rr.errshape = None
+        if rr.code == 0 or rr.code >= 400 or rr.code in (4, 5):
+            if rr.kind == "error":
+                rr.errshape = ErrShape("TB_ERR_ENVELOPE")
+            elif rr.kind == "raw" and media is not None and "schema" in media:
+                rr.errshape = self.error_shape(media["schema"], picked[1])
+                if rr.errshape is None:
+                    self.warn(rptr, "error-shape", "the runtime's own errors with status %s "
+                              "(400 validation, 401, 404, 413, 415, 429, 500...) cannot take "
+                              "this schema's shape: they keep tablium's envelope" % status)
         return rr
+
+    # ---- the runtime's errors in the spec's shapes ----
+
+    def error_shape(self, schema, media_type):
+        """How the runtime renders its own errors where the spec declares `schema`: an ErrShape
+        (RFC 9457 problem details, or a flat {code, message} object), or None when its
+        required members are not ones the runtime can fill."""
+        tb = self.types
+        target = tb._deref(schema)
+        if not isinstance(target, dict) or tb._kind(target) != "struct":
+            return None
+        props, required = tb._merged(target)
+        parts = tb._parts(target) or [target]
+        closed = any(p.get("additionalProperties") is False or
+                     p.get("unevaluatedProperties") is False for p in parts)
+
+        def types_of(name):
+            d = tb._deref(props[name][0]) if props[name] else {}
+            t = d.get("type") if isinstance(d, dict) else None
+            return [t] if isinstance(t, str) else (t if isinstance(t, list) else [])
+
+        def pick(cands, want):
+            for c in cands:
+                if c in props:
+                    ts = types_of(c)
+                    if not ts or any(t in want for t in ts):
+                        return c
+            return None
+
+        sh = ErrShape("TB_ERR_FLAT")
+        problem = media_type.split(";")[0].strip().lower().endswith("problem+json") or len(
+            set(props) & {"type", "title", "status", "detail", "instance"}) >= 2
+        if problem:
+            sh.style = "TB_ERR_PROBLEM"
+            sh.content_type = "application/problem+json" if media_type.split(";")[0].strip(
+            ).lower().endswith("problem+json") else None
+            for slot, name, want in (("type", "type", ("string",)), ("title", "title", ("string",)),
+                                     ("status_m", "status", ("integer", "number")),
+                                     ("message", "detail", ("string",))):
+                if (name in props and pick([name], want)) or (name not in props and not closed):
+                    setattr(sh, slot, name)
+            sh.code = pick(["code"], ("string",))
+            sh.details = pick(["errors", "invalid_params", "invalidParams"], ("array",))
+        else:
+            code = pick(["code", "errorCode", "error_code"], ("string",))
+            if code is None:
+                code = pick(["code", "errorCode", "error_code", "status", "statusCode"],
+                            ("integer", "number"))
+                sh.code_is_status = code is not None
+            sh.code = code
+            sh.message = pick(["message", "msg", "detail", "error", "description",
+                               "error_description", "title", "reason"], ("string",))
+            sh.details = pick(["details", "errors"], ("array",))
+            if sh.code is None and sh.message is None:
+                return None
+        sh.request_id = pick(["requestId", "request_id", "traceId", "trace_id"], ("string",))
+        written = {x for x in (sh.type, sh.title, sh.status_m, sh.code, sh.message, sh.details,
+                               sh.request_id) if x}
+        if not set(required) <= written:
+            return None
+        if sh.details:  # its items must take our members
+            d = tb._deref(props[sh.details][0])
+            items = tb._deref(d.get("items")) if isinstance(d, dict) else None
+            keys = {"pointer", "detail", "rule"} if sh.style == "TB_ERR_PROBLEM" else {
+                "path", "rule", "message"}
+            if isinstance(items, dict):
+                iprops, ireq = tb._merged(items)
+                iclosed = items.get("additionalProperties") is False
+                if not set(ireq) <= keys or (iclosed and not keys <= set(iprops)):
+                    if sh.details in required:
+                        return None
+                    sh.details = None
+        return sh
 
     # ---- routing ----
 

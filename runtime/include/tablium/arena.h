@@ -26,6 +26,8 @@ void *tb_arena_calloc(tb_arena *a, size_t n, size_t size);
 char *tb_arena_strndup(tb_arena *a, const char *s, size_t len);
 /** NUL-terminated copy of s. NULL when s is NULL or out of memory. */
 char *tb_arena_strdup(tb_arena *a, const char *s);
+/** A string formatted as by printf, in the arena. NULL when out of memory. */
+char *tb_arena_printf(tb_arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Registers fn(p) to run when the arena is reset or freed (e.g. json_decref of a value the
  *  arena's objects borrow). Returns 0 or TB_ENOMEM (then fn is not called, caller cleans up). */
 int tb_arena_on_free(tb_arena *a, void (*fn)(void *), void *p);

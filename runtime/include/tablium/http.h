@@ -94,11 +94,44 @@ char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad);
 #define TB_HTTP_MAX_RES_HEADERS 16
 
 /** Response under construction. `body` is the JSON text sent as application/json. */
+/**
+ * The shape of the runtime's own errors (400 validation, 401, 404, 405, 413, 415, 429, 500...)
+ * for a status whose error schema in the spec is not tablium's envelope ({"error": {...}}):
+ * RFC 9457 problem details, or a spec's own flat object ({code, message}). tablium-gen derives
+ * the rows from the declared schemas; the members the schema does not declare are not written.
+ */
+#define TB_ERR_ENVELOPE 0 /* tablium's {"error": {...}} (a row that overrides a class/default) */
+#define TB_ERR_PROBLEM 1 /* RFC 9457: details as {"pointer": "#/body/x", "detail", "rule"} */
+#define TB_ERR_FLAT 2    /* details as {"path", "rule", "message"} */
+
+typedef struct tb_err_shape {
+    int16_t status;           /* an exact status; 1..5 a class (4XX); 0 the spec's default */
+    uint8_t style;            /* TB_ERR_* */
+    uint8_t code_is_status;   /* the code member holds the HTTP status (an integer) */
+    const char *content_type; /* "application/problem+json"; NULL: application/json */
+    /* member names; NULL: not written */
+    const char *type;       /* "about:blank" (RFC 9457) */
+    const char *title;      /* the status's reason phrase */
+    const char *status_m;   /* the HTTP status */
+    const char *code;       /* tablium's code ("validation_failed"), or the status */
+    const char *message;    /* the message */
+    const char *details;    /* the violations */
+    const char *request_id; /* X-Request-ID */
+} tb_err_shape;
+
+/** The shape of errors with `status` among rows[0..n) (exact, then class, then default), or
+ *  NULL for tablium's envelope. */
+const tb_err_shape *tb_err_shape_for(const tb_err_shape *rows, size_t n, int status);
+
 typedef struct tb_http_res {
     int status;
     tb_buf body;
     const char *headers[TB_HTTP_MAX_RES_HEADERS][2]; /* name, value: arena or static strings */
     size_t n_headers;
+    /* the shape of the runtime's own errors in this response (the operation's, else the
+     * API's); NULL: tablium's envelope */
+    const tb_err_shape *err_shapes;
+    size_t n_err_shapes;
 } tb_http_res;
 
 /** Adds a response header (strings must outlive the request: static or ctx->arena).
@@ -169,6 +202,10 @@ typedef struct tb_http_api {
     /** The path of the spec's servers[0] ("/v2"), under which every route is mounted; NULL or
      *  "" for none. A path outside it is 404. (/metrics and /health/... stay at the root.) */
     const char *base_path;
+    /** The shapes of the runtime's errors outside an operation (404, 405, 413...): the spec's
+     *  most common error schema, when it is not tablium's envelope. NULL: the envelope. */
+    const tb_err_shape *err_shapes;
+    size_t n_err_shapes;
 } tb_http_api;
 
 /* ---- middleware ---- */

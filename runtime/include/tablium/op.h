@@ -123,6 +123,8 @@ typedef struct tb_op {
     const tb_retry_policy *retry; /* x-tablium-retry, or NULL */
     int timeout_ms;               /* x-tablium-timeout of client calls, 0: none */
     unsigned flags;               /* TB_OPF_* */
+    const tb_err_shape *err_shapes; /* the runtime's errors in the spec's shapes, or NULL */
+    size_t n_err_shapes;
 } tb_op;
 
 /** Server: parses and validates a request into *req (zeroed first). 0 when the handler may run;

@@ -1,0 +1,294 @@
+/* The runtime's own errors in the shapes a spec declares (tests/specs/problems.yaml, generated at
+ * build time by tablium_add_service), over real HTTP, read back by the generated client:
+ *   RFC 9457 problem details (application/problem+json) for createOrder/getOrder/createPet:
+ *     400 validation (errors[] with "#/body/..." pointers and rules), malformed JSON, 415, a
+ *     handler failure (500, the default response), an unknown discriminator value;
+ *   a flat {code, message} object (additionalProperties: false) for createItem's 4XX;
+ *   404 and 405 outside any operation in the spec's usual shape (problem details). */
+#include "problems/problems.h"
+
+#include "tablium/ctx.h"
+#include "tablium/http.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- the handlers ---- */
+
+int problems_service_init(void **state, tb_error *err)
+{
+    (void)err;
+    *state = NULL;
+    return 0;
+}
+
+void problems_service_fini(void *state)
+{
+    (void)state;
+}
+
+int problems_create_order(tb_ctx *ctx, const problems_create_order_req *req,
+                          problems_create_order_resp *resp)
+{
+    (void)ctx;
+    if (strcmp(req->body.item, "boom") == 0)
+        return TB_EINVAL; /* a handler failure: the runtime answers 500 */
+    resp->status = 201;
+    resp->s201 = req->body;
+    resp->s201.has_id = true;
+    resp->s201.id = 7;
+    return 0;
+}
+
+int problems_get_order(tb_ctx *ctx, const problems_get_order_req *req,
+                       problems_get_order_resp *resp)
+{
+    (void)ctx;
+    if (req->id != 7) { /* the handler's own problem, through the default response */
+        resp->status = 404;
+        resp->sdefault.title = "Not Found";
+        resp->sdefault.status = 404;
+        resp->sdefault.has_detail = true;
+        resp->sdefault.detail = "no such order";
+        return 0;
+    }
+    resp->status = 200;
+    resp->s200.item = "tea";
+    resp->s200.quantity = 2;
+    return 0;
+}
+
+int problems_create_item(tb_ctx *ctx, const problems_create_item_req *req,
+                         problems_create_item_resp *resp)
+{
+    (void)ctx;
+    (void)req;
+    resp->status = 201;
+    return 0;
+}
+
+int problems_create_pet(tb_ctx *ctx, const problems_create_pet_req *req,
+                        problems_create_pet_resp *resp)
+{
+    (void)ctx;
+    resp->status = 201;
+    resp->s201 = req->body;
+    return 0;
+}
+
+/* ---- fixture ---- */
+
+static tb_server *srv;
+static problems_client *cl;
+static char base[128];
+static tb_arena *A;
+static tb_ctx ctx;
+
+static void setup(void)
+{
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    o.threads = 2;
+    o.host = "127.0.0.1";
+    srv = tb_server_new(&problems_api, &o, NULL);
+    ck_assert_ptr_nonnull(srv);
+    ck_assert_int_eq(tb_server_start(srv, NULL), 0);
+    snprintf(base, sizeof base, "http://127.0.0.1:%u/api", (unsigned)tb_server_port(srv));
+    tb_error err = TB_ERROR_INIT;
+    cl = problems_client_new(base, NULL, &err);
+    ck_assert_msg(cl != NULL, "%s", err.message);
+    A = tb_arena_new(0);
+    tb_ctx_init(&ctx, A, "rid-problems");
+}
+
+static void teardown(void)
+{
+    tb_arena_free(A);
+    problems_client_free(cl);
+    tb_server_stop(srv);
+    tb_server_free(srv);
+}
+
+/* One request as another client writes it; the answer's body and Content-Type. */
+static long raw(const char *method, const char *path, const char *ct, const char *body, char *out,
+                size_t cap, char *ctype, size_t ctcap)
+{
+    CURL *c = curl_easy_init();
+    char url[256], line[128];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(line, sizeof line, "Content-Type: %s", ct ? ct : "application/json");
+    struct curl_slist *h = curl_slist_append(NULL, line);
+    memset(out, 0, cap);
+    FILE *f = fmemopen(out, cap - 1, "w");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    char *t = NULL;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &t);
+    snprintf(ctype, ctcap, "%s", t ? t : "");
+    fclose(f);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* ---- tests ---- */
+
+START_TEST(validation_errors_are_problem_details_the_client_reads)
+{
+    problems_create_order_req req = {{false, 0, "tea", 0}};
+    problems_create_order_resp out;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(problems_create_order_call(cl, &ctx, &req, &out, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(out.status, 400);
+    ck_assert_str_eq(out.s400.title, "Bad Request");
+    ck_assert_int_eq(out.s400.status, 400);
+    ck_assert(out.s400.has_code);
+    ck_assert_str_eq(out.s400.code, "validation_failed");
+    ck_assert(out.s400.has_errors);
+    ck_assert_uint_eq(out.s400.n_errors, 1);
+    ck_assert_str_eq(out.s400.errors[0].pointer, "#/body/quantity");
+    ck_assert(out.s400.errors[0].has_rule);
+    ck_assert_str_eq(out.s400.errors[0].rule, "minimum");
+    ck_assert(out.s400.has_type);
+    ck_assert_str_eq(out.s400.type, "about:blank");
+
+    /* the valid call still works */
+    req.body.quantity = 3;
+    ck_assert_msg(problems_create_order_call(cl, &ctx, &req, &out, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(out.status, 201);
+    ck_assert_int_eq(out.s201.id, 7);
+
+    /* a handler failure: 500 in the default response's shape */
+    req.body.item = "boom";
+    ck_assert_msg(problems_create_order_call(cl, &ctx, &req, &out, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(out.status, 500);
+    ck_assert_int_eq(out.sdefault.status, 500);
+    ck_assert_str_eq(out.sdefault.title, "Internal Server Error");
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(malformed_json_and_media_type_as_problems)
+{
+    char out[4096], ct[128];
+    long st = raw("POST", "/orders", NULL, "{\"item\":", out, sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 400);
+    ck_assert_str_eq(ct, "application/problem+json");
+    ck_assert_msg(strstr(out, "\"status\":400") && strstr(out, "\"code\":\"malformed_json\"") &&
+                      strstr(out, "\"detail\":\"malformed JSON at line 1"),
+                  "%s", out);
+    st = raw("POST", "/orders", "text/plain", "tea", out, sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 415);
+    ck_assert_str_eq(ct, "application/problem+json");
+    ck_assert_msg(strstr(out, "\"status\":415") && strstr(out, "\"title\":\"Unsupported Media Type\""),
+                  "%s", out);
+    ck_assert_ptr_null(strstr(out, "\"error\":")); /* not tablium's envelope */
+}
+END_TEST
+
+START_TEST(outside_any_operation_the_usual_shape)
+{
+    char out[4096], ct[128];
+    long st = raw("GET", "/nowhere", NULL, NULL, out, sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 404);
+    ck_assert_str_eq(ct, "application/problem+json");
+    ck_assert_msg(strstr(out, "\"status\":404") && strstr(out, "\"title\":\"Not Found\""), "%s", out);
+    st = raw("DELETE", "/orders", NULL, NULL, out, sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 405);
+    ck_assert_msg(strstr(out, "\"status\":405"), "%s", out);
+    /* a handler's own problem is its own */
+    problems_get_order_req g = {9};
+    problems_get_order_resp gr;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_int_eq(problems_get_order_call(cl, &ctx, &g, &gr, &err), 0);
+    ck_assert_int_eq(gr.status, 404);
+    ck_assert_str_eq(gr.sdefault.detail, "no such order");
+    /* a path parameter out of its range: the runtime's 400, in the default's shape */
+    g.id = 0;
+    ck_assert_int_eq(problems_get_order_call(cl, &ctx, &g, &gr, &err), 0);
+    ck_assert_int_eq(gr.status, 400);
+    ck_assert_int_eq(gr.sdefault.status, 400);
+    ck_assert_str_eq(gr.sdefault.errors[0].pointer, "#/path/id");
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(a_flat_code_message_object)
+{
+    char out[4096], ct[128];
+    long st = raw("POST", "/legacy/items", NULL, "{\"name\":\"\"}", out, sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 400);
+    ck_assert_str_eq(ct, "application/json");
+    /* closed (additionalProperties: false): exactly its two members */
+    ck_assert_str_eq(out, "{\"code\":400,\"message\":\"the request does not match its schema\"}");
+    problems_create_item_req req = {{""}};
+    problems_create_item_resp r;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(problems_create_item_call(cl, &ctx, &req, &r, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_int_eq(r.s4xx.code, 400);
+    ck_assert_str_eq(r.s4xx.message, "the request does not match its schema");
+    tb_error_deinit(&err);
+}
+END_TEST
+
+START_TEST(an_unknown_discriminator_value_as_a_problem)
+{
+    problems_create_pet_req req;
+    memset(&req, 0, sizeof req);
+    req.body.kind = PROBLEMS_PET_CAT;
+    req.body.cat.kind = "bird";
+    req.body.cat.lives = 3;
+    problems_create_pet_resp out;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(problems_create_pet_call(cl, &ctx, &req, &out, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(out.status, 400);
+    ck_assert_uint_eq(out.s400.n_errors, 1);
+    ck_assert_str_eq(out.s400.errors[0].pointer, "#/body/kind");
+    ck_assert_str_eq(out.s400.errors[0].rule, "discriminator");
+    ck_assert_str_eq(out.s400.errors[0].detail, "must be one of \"Cat\", \"Dog\"");
+    /* a known one: its branch's errors only */
+    req.body.cat.kind = "Cat";
+    req.body.cat.lives = 12;
+    ck_assert_int_eq(problems_create_pet_call(cl, &ctx, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 400);
+    ck_assert_uint_eq(out.s400.n_errors, 1);
+    ck_assert_str_eq(out.s400.errors[0].pointer, "#/body/lives");
+    ck_assert_str_eq(out.s400.errors[0].rule, "maximum");
+    req.body.cat.lives = 9;
+    ck_assert_int_eq(problems_create_pet_call(cl, &ctx, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 201);
+    ck_assert_int_eq(out.s201.kind, PROBLEMS_PET_CAT);
+    ck_assert_int_eq(out.s201.cat.lives, 9);
+    tb_error_deinit(&err);
+}
+END_TEST
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    Suite *s = suite_create("problems");
+    TCase *tc = tcase_create("shapes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, validation_errors_are_problem_details_the_client_reads);
+    tcase_add_test(tc, malformed_json_and_media_type_as_problems);
+    tcase_add_test(tc, outside_any_operation_the_usual_shape);
+    tcase_add_test(tc, a_flat_code_message_object);
+    tcase_add_test(tc, an_unknown_discriminator_value_as_a_problem);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
