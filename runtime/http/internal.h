@@ -124,6 +124,26 @@ int tb__policy_rate(tb__policy *p, size_t op, const char *op_id, const char *ide
                     tb_rate_result *out);
 int tb__policy_fault(const tb__policy *p, const char *op_id);
 
+/* ---- multipart.c: multipart/form-data ---- */
+typedef struct tb__part {
+    const char *name;     /* the form field's name */
+    const char *filename; /* NULL when the part is not a file */
+    const char *type;     /* its Content-Type, or NULL */
+    const char *data;     /* borrowed from the body */
+    size_t len;
+} tb__part;
+/* The parts of a multipart body whose Content-Type (with its boundary) is content_type, in the
+ * arena: 0; -1 with *why when the body is malformed; TB_ENOMEM. */
+int tb__multipart_parse(const char *content_type, const char *body, size_t len, tb_arena *a,
+                        tb__part **out, size_t *n_out, const char **why);
+#define TB__BOUNDARY_LEN 32
+/* A fresh random boundary ("tablium-" and 24 hex digits), NUL-terminated. */
+void tb__multipart_boundary(char out[TB__BOUNDARY_LEN + 1]);
+/* Appends one part (filename and type may be NULL), then the close delimiter. */
+void tb__multipart_part(tb_buf *b, const char *boundary, const char *name, const char *filename,
+                        const char *type, const char *data, size_t len);
+void tb__multipart_close(tb_buf *b, const char *boundary);
+
 void tb__framing_init(tb__framing *f, bool http10);
 bool tb__framing_field(tb__framing *f, const char *name, size_t nn, const char *v, size_t vn);
 bool tb__framing_end(tb__framing *f);

@@ -10,6 +10,8 @@
 #include "tablium/log.h"
 #include "tablium/validate.h"
 
+#include "internal.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -123,6 +125,79 @@ static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_are
     return o;
 }
 
+/* A multipart/form-data body as a JSON object, like form_json: scalar parts typed by their
+ * field, files (tb_bytes fields) as strings holding their bytes, structured fields parsed as
+ * JSON. NULL on out of memory; *bad (with *why) when a part does not parse. */
+static json_t *multipart_json(const tb_codec_type *t, const tb__part *parts, size_t n,
+                              bool *bad, const char **why, const char **where)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < n && !*bad; i++) {
+        const tb__part *pt = &parts[i];
+        const tb_codec_field *f = NULL;
+        for (size_t k = 0; t && k < t->nfields && !f; k++)
+            if (strcmp(t->fields[k].name, pt->name) == 0)
+                f = &t->fields[k];
+        json_t *v;
+        int kind = f ? f->kind : TB_CK_STRING;
+        if (kind == TB_CK_BYTES) {
+            v = json_stringn_nocheck(pt->data, pt->len);
+        } else if (kind == TB_CK_STRUCT || kind == TB_CK_JSON || kind == TB_CK_UNION ||
+                   kind == TB_CK_MAP || kind == TB_CK_LIST) {
+            v = json_loadb(pt->data, pt->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            if (!v) {
+                *bad = true;
+                *why = "is not JSON (a part holding an object or a free-form value)";
+                *where = pt->name;
+                break;
+            }
+        } else {
+            v = tb_param_json(pt->data, pt->len, text_kind(kind));
+        }
+        if (!v) {
+            json_decref(o);
+            return NULL;
+        }
+        if (f && (f->flags & TB_CF_ARRAY)) {
+            json_t *arr = json_object_get(o, pt->name);
+            if (!arr) {
+                arr = json_array();
+                if (!arr || json_object_set_new(o, pt->name, arr)) {
+                    json_decref(v);
+                    json_decref(o);
+                    return NULL;
+                }
+            }
+            json_array_append_new(arr, v);
+        } else {
+            json_object_set_new(o, pt->name, v); /* the last of repeated names counts */
+        }
+    }
+    return o;
+}
+
+/* The files of a decoded multipart body take their part's Content-Type. */
+static void multipart_types(const tb_codec_type *t, const tb__part *parts, size_t n, char *obj)
+{
+    for (size_t k = 0; k < t->nfields; k++) {
+        const tb_codec_field *f = &t->fields[k];
+        if (f->kind != TB_CK_BYTES || (f->flags & TB_CF_POINTER))
+            continue;
+        size_t seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(parts[i].name, f->name) != 0)
+                continue;
+            if (f->flags & TB_CF_ARRAY) {
+                if (seen < *(size_t *)(obj + f->n_off))
+                    (*(tb_bytes **)(obj + f->off))[seen].type = parts[i].type;
+            } else {
+                ((tb_bytes *)(obj + f->off))->type = parts[i].type; /* the last one counts */
+            }
+            seen++;
+        }
+    }
+}
+
 /* ---- server: parse ---- */
 
 /* The separator of an array parameter's items in one text. */
@@ -160,6 +235,43 @@ static json_t *object_from_query(const tb_op_param *p, const tb_http_req *hr, bo
         }
     }
     return o;
+}
+
+typedef struct map_query {
+    const tb_op_param *p;
+    json_t *o;
+    bool oom;
+} map_query;
+
+static void map_query_one(void *arg, const char *name, const char *value)
+{
+    map_query *m = arg;
+    const tb_op_param *p = m->p;
+    size_t nl = strlen(name);
+    if (m->oom || nl < (size_t)p->name_len + 2 || memcmp(name, p->name, p->name_len) != 0 ||
+        name[p->name_len] != '[' || name[nl - 1] != ']')
+        return;
+    const tb_codec_map *mp = p->sub;
+    json_t *x = tb_param_json(value, strlen(value), text_kind(mp->kind));
+    if (!m->o)
+        m->o = json_object();
+    if (!x || !m->o ||
+        json_object_setn_new_nocheck(m->o, name + p->name_len + 1, nl - p->name_len - 2, x))
+        m->oom = true;
+}
+
+/* A map parameter in deepObject style (obj[k]=v for any k): a JSON object of the values, each
+ * typed by the map's value kind; NULL when none is there. */
+static json_t *map_from_query(const tb_op_param *p, const tb_http_req *hr, bool *oom)
+{
+    map_query m = {p, NULL, false};
+    tb_http_req_query_each(hr, map_query_one, &m);
+    if (m.oom) {
+        json_decref(m.o);
+        *oom = true;
+        return NULL;
+    }
+    return m.o;
 }
 
 /* An object parameter in one text: "k,v,k,v" (form and simple), or "k=v,k=v" (simple with
@@ -212,7 +324,8 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
     bool bad = false;
     const char *raw = NULL;
     json_t *spread = NULL; /* an object parameter read from several query names */
-    bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY;
+    bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY &&
+                !(p->flags & TB_PF_CONTENT);
     switch (p->in) {
     case TB_IN_PATH:
         raw = tb_http_pct_decode(a, hr->params[p->index].p, hr->params[p->index].n, &bad);
@@ -222,10 +335,18 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         }
         break;
     case TB_IN_QUERY:
-        if (p->kind == TB_CK_STRUCT &&
+        if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
             (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
             bool oom = false;
             spread = object_from_query(p, hr, &oom);
+            if (oom) {
+                *rc = TB_ENOMEM;
+                return false;
+            }
+            raw = spread ? "" : NULL;
+        } else if (p->kind == TB_CK_MAP && p->style == TB_STYLE_DEEP_OBJECT) {
+            bool oom = false;
+            spread = map_from_query(p, hr, &oom);
             if (oom) {
                 *rc = TB_ENOMEM;
                 return false;
@@ -254,6 +375,32 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
                       : tb_v_fail_member(c, p->name, "maxItems", "has more than 64 values");
         if (!go)
             return false;
+    } else if (raw && (p->flags & TB_PF_CONTENT)) {
+        /* content: application/json: the whole value is JSON text of the schema */
+        json_t *j = json_loadb(raw, strlen(raw), JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        if (!j) {
+            *ok = false;
+            if (!tb_v_fail_member(c, p->name, "json", "is not JSON (its content is application/json)"))
+                return false;
+        } else {
+            tb_v_push_key(c, p->name, p->name_len);
+            bool r = run_validator(p->validate, j, c);
+            tb_v_pop(c);
+            if (r && *ok) {
+                *rc = tb_codec_member_decode(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER),
+                                             p->sub, j, a, req, p->off, p->n_off);
+                if (!(p->flags & TB_CF_REQUIRED))
+                    *AT(req, p->has_off, bool) = true;
+            }
+            json_decref(j);
+            if (*rc)
+                return false;
+            if (!r) {
+                *ok = false;
+                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
+                    return false;
+            }
+        }
     } else if (raw) {
         json_t *j;
         if (spread)
@@ -329,7 +476,26 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         }
         json_t *j = NULL;
         bool bad = false;
-        if (bd->media == TB_MEDIA_BYTES) {
+        const char *why = "has a malformed percent-encoding", *where = NULL;
+        tb__part *parts = NULL;
+        size_t nparts = 0;
+        if (bd->media == TB_MEDIA_MULTIPART) {
+            int prc = tb__multipart_parse(hr->content_type, hr->body, hr->body_len, a, &parts,
+                                          &nparts, &why);
+            if (prc > 0) {
+                rc = prc;
+                goto out;
+            }
+            if (prc < 0) {
+                bad = true;
+            } else {
+                j = multipart_json(bd->sub, parts, nparts, &bad, &why, &where);
+                if (!j && !bad) {
+                    rc = TB_ENOMEM;
+                    goto out;
+                }
+            }
+        } else if (bd->media == TB_MEDIA_BYTES) {
             tb_bytes *b = AT(req, bd->off, tb_bytes);
             b->data = hr->body;
             b->len = hr->body_len;
@@ -348,13 +514,19 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         tb_v_push_key(c, "body", 4);
         if (bad) {
             r = false;
-            tb_v_fail(c, "encoding", "has a malformed percent-encoding");
+            if (where)
+                tb_v_fail_member(c, where, "json", "%s", why);
+            else
+                tb_v_fail(c, bd->media == TB_MEDIA_MULTIPART ? "multipart" : "encoding", "%s", why);
         } else if (j) {
             r = run_validator(bd->validate, j, c);
         }
         tb_v_pop(c);
-        if (r && ok && bd->media == TB_MEDIA_FORM)
+        if (r && ok && (bd->media == TB_MEDIA_FORM || bd->media == TB_MEDIA_MULTIPART)) {
             rc = tb_codec_member_decode(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
+            if (!rc && bd->media == TB_MEDIA_MULTIPART && bd->kind == TB_CK_STRUCT)
+                multipart_types(bd->sub, parts, nparts, AT(req, bd->off, char));
+        }
         if (r && !(bd->flags & TB_CF_REQUIRED))
             *AT(req, bd->has_off, bool) = true;
         json_decref(j);
@@ -668,6 +840,19 @@ static void emit_object(const tb_op_param *p, const char *v, tb_buf *b, int mode
 /* A whole parameter (a value, an object, or items separated by the style's separator). */
 static void emit_param(const tb_op_param *p, const void *req, tb_buf *b, int mode)
 {
+    if (p->flags & TB_PF_CONTENT) { /* its JSON text, percent-encoded outside headers */
+        tb_buf t = TB_BUF_INIT;
+        tb_codec_member_write(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER), p->sub, req,
+                              p->off, p->n_off, &t);
+        if (t.len && mode == TB_IN_HEADER)
+            tb_buf_append(b, t.data, t.len);
+        else if (t.len)
+            tb_url_encode(b, t.data, t.len, mode == TB_IN_QUERY);
+        if (t.oom)
+            b->oom = true;
+        tb_buf_deinit(&t);
+        return;
+    }
     if (p->kind == TB_CK_STRUCT) {
         emit_object(p, CAT(req, p->off, char), b, mode,
                     p->style == TB_STYLE_SIMPLE && (p->flags & TB_PF_EXPLODE));
@@ -727,7 +912,7 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
         const tb_op_param *p = &op->params[i];
         if (p->in != TB_IN_QUERY || !present(p, req))
             continue;
-        if (p->kind == TB_CK_STRUCT &&
+        if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
             (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
             /* each member under its own name: obj[k]=v, or k=v */
             const tb_codec_type *ot = p->sub;
@@ -748,6 +933,24 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
                     tb_buf_putc(u, '=');
                 }
                 emit_member(p, f, v, u, TB_IN_QUERY);
+            }
+        } else if (p->kind == TB_CK_MAP && p->style == TB_STYLE_DEEP_OBJECT) {
+            /* a map: obj[key]=value per entry */
+            const tb_codec_map *mp = p->sub;
+            const tb_map *m = CAT(req, p->off, tb_map);
+            tb_op_param vp = *p;
+            vp.kind = mp->kind;
+            vp.sub = mp->sub;
+            for (size_t k = 0; k < m->n; k++) {
+                const char *e = (const char *)m->items + k * mp->entry_size;
+                const char *key = *(char *const *)e;
+                tb_buf_putc(u, sep);
+                sep = '&';
+                tb_url_encode(u, p->name, p->name_len, true);
+                tb_buf_puts(u, "%5B");
+                tb_url_encode(u, key ? key : "", key ? strlen(key) : 0, true);
+                tb_buf_puts(u, "%5D=");
+                emit_value(&vp, e + mp->off, u, TB_IN_QUERY);
             }
         } else if ((p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE)) {
             const char *items = *CAT(req, p->off, char *);
@@ -864,6 +1067,84 @@ static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
     }
 }
 
+/* One value of a multipart member as its part's data (text for scalars, JSON for the rest). */
+static void part_value(const tb_codec_field *f, const char *v, tb_buf *tmp)
+{
+    const char *s;
+    switch (f->kind) {
+    case TB_CK_STRING:
+        s = *(char *const *)v;
+        if (s)
+            tb_buf_puts(tmp, s);
+        break;
+    case TB_CK_ENUM:
+        s = tb_codec_enum_name(f->sub, *(const int *)v);
+        if (s)
+            tb_buf_puts(tmp, s);
+        break;
+    case TB_CK_INTEGER:
+    case TB_CK_NUMBER:
+    case TB_CK_BOOLEAN:
+        form_value(f, v, tmp); /* digits and true/false: nothing to escape */
+        break;
+    default:
+        tb_codec_value_write(f->kind, f->sub, v, tmp);
+    }
+}
+
+/* Writes the body's members as parts; true when a part's data holds the boundary (the caller
+ * then draws another). */
+static bool multipart_write(const tb_op_body *bd, const char *v, const char *boundary, tb_buf *b)
+{
+    bool collides = false;
+    size_t bl = strlen(boundary);
+    const tb_codec_type *t = bd->sub;
+    tb_buf tmp = TB_BUF_INIT;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (!(f->flags & TB_CF_REQUIRED) && !*(const bool *)(v + f->has_off))
+            continue;
+        if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
+            continue; /* a form has no null */
+        const char *declared = bd->part_types ? bd->part_types[i] : NULL;
+        size_t n = 1, sz = tb_codec_value_size(f->kind, f->sub);
+        const char *items = v + f->off;
+        if (f->flags & TB_CF_ARRAY) {
+            n = *(const size_t *)(v + f->n_off);
+            items = *(char *const *)(v + f->off);
+        }
+        for (size_t k = 0; k < n; k++) {
+            const char *x = items + k * sz;
+            if (f->kind == TB_CK_BYTES) {
+                const tb_bytes *y = (const tb_bytes *)x;
+                const char *type = y->type && *y->type ? y->type
+                                   : declared          ? declared
+                                                       : "application/octet-stream";
+                if (y->data && memmem(y->data, y->len, boundary, bl))
+                    collides = true;
+                tb__multipart_part(b, boundary, f->name, f->name, type, y->data ? y->data : "",
+                                   y->data ? y->len : 0);
+                continue;
+            }
+            tb_buf_reset(&tmp);
+            part_value(f, x, &tmp);
+            bool scalar = f->kind == TB_CK_STRING || f->kind == TB_CK_INTEGER ||
+                          f->kind == TB_CK_NUMBER || f->kind == TB_CK_BOOLEAN ||
+                          f->kind == TB_CK_ENUM;
+            if (tmp.len && memmem(tmp.data, tmp.len, boundary, bl))
+                collides = true;
+            tb__multipart_part(b, boundary, f->name, NULL,
+                               declared ? declared : scalar ? NULL : "application/json",
+                               tmp.data ? tmp.data : "", tmp.len);
+        }
+    }
+    if (tmp.oom)
+        b->oom = true;
+    tb_buf_deinit(&tmp);
+    tb__multipart_close(b, boundary);
+    return collides;
+}
+
 int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, void *out,
                tb_error *err)
 {
@@ -897,6 +1178,15 @@ int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, v
         } else if (bd->media == TB_MEDIA_FORM) {
             form_write(bd->sub, CAT(req, bd->off, char), &body);
             ct = "application/x-www-form-urlencoded";
+        } else if (bd->media == TB_MEDIA_MULTIPART) {
+            char boundary[TB__BOUNDARY_LEN + 1];
+            for (int tries = 0;; tries++) { /* a boundary that no part holds */
+                tb__multipart_boundary(boundary);
+                tb_buf_reset(&body);
+                if (!multipart_write(bd, CAT(req, bd->off, char), boundary, &body) || tries == 8)
+                    break;
+            }
+            ct = tb_arena_printf(a, "multipart/form-data; boundary=%s", boundary);
         } else {
             tb_codec_member_write(bd->kind, bd->flags, bd->sub, req, bd->off, bd->n_off, &body);
         }

@@ -449,9 +449,11 @@ static int shared_check(tb__policy *p, const tb_rate_limit *l, const char *key, 
         size_t lens[] = {4, sizeof gcra_lua - 1, 1, klen, strlen(ts), strlen(tols)};
         rc = resp_call_ints(fd, 6, argv, lens, v, 3, msg, sizeof msg);
         if (rc < 0) {
+            /* a lost or slow connection: the next check connects again at once (only a failed
+             * connect backs off for a second), so one slow reply fails open once, not for a
+             * second's worth of requests */
             close(fd);
             p->redis_fd = -1;
-            p->redis_retry_at = now + 1000;
             snprintf(msg, sizeof msg, "%s", "connection lost or timed out");
         }
     }

@@ -210,10 +210,58 @@ size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char 
     return f.n;
 }
 
+typedef struct query_each {
+    tb__conn *c;
+    void (*fn)(void *arg, const char *name, const char *value);
+    void *arg;
+} query_each;
+
+static enum MHD_Result query_each_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    (void)kind;
+    query_each *q = cls;
+    const char *k = key ? query_value(q->c, key) : NULL;
+    const char *v = value ? query_value(q->c, value) : "";
+    if (k && v)
+        q->fn(q->arg, k, v);
+    return MHD_YES;
+}
+
+void tb_http_req_query_each(const tb_http_req *r,
+                            void (*fn)(void *arg, const char *name, const char *value), void *arg)
+{
+    tb__conn *c = r->impl;
+    query_each q = {c, fn, arg};
+    MHD_get_connection_values(c->mhd, MHD_GET_ARGUMENT_KIND, query_each_iter, &q);
+}
+
+/* The Cookie header read here rather than by libmicrohttpd, whose parser (0.9.75) stops a
+ * value at a comma: OpenAPI's form style puts objects and arrays in one cookie as k,v,k,v.
+ * Pairs are separated by ';', a value may be quoted (RFC 6265 section 4.2.1). */
 const char *tb_http_req_cookie(const tb_http_req *r, const char *name)
 {
     const tb__conn *c = r->impl;
-    return MHD_lookup_connection_value(c->mhd, MHD_COOKIE_KIND, name);
+    const char *h = MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+    size_t nl = strlen(name);
+    for (const char *p = h; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ';')
+            p++;
+        const char *end = p + strcspn(p, ";");
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
+            const char *v = eq + 1, *ve = end;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (ve - v >= 2 && v[0] == '"' && ve[-1] == '"') {
+                v++;
+                ve--;
+            }
+            return c->arena ? tb_arena_strndup(c->arena, v, (size_t)(ve - v)) : NULL;
+        }
+        p = end;
+    }
+    return NULL;
 }
 
 /* ---- options ---- */

@@ -300,7 +300,7 @@ class Errors(OpenApiCase):
     get:
       parameters: [{name: f, in: query, style: deepObject, schema: {type: object}}]
       responses: {'200': {description: ok}}
-"""), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects with properties")
+"""), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects (with properties, or additionalProperties of a scalar type)")
 
     def test_object_parameter_members_must_be_scalars(self):
         self.assertFails(self.minimal("""\
@@ -316,7 +316,8 @@ class Errors(OpenApiCase):
     post:
       requestBody: {content: {multipart/form-data: {schema: {type: object}}}}
       responses: {'200': {description: ok}}
-"""), "/paths/~1a/post/requestBody/content", "multipart/form-data bodies are not supported yet")
+"""), "/paths/~1a/post/requestBody/content/multipart~1form-data/schema",
+            "a form body (multipart/form-data) needs an object schema with properties")
 
     def test_form_body_needs_an_object(self):
         self.assertFails(self.minimal("""\
@@ -683,11 +684,16 @@ class Media(OpenApiCase):
             self.assertEqual(rc, 0, out)
             self.assertEqual(out.strip(), "", out)
 
-    def test_multipart_is_refused_with_its_pointer(self):
+    def test_multipart_parts_are_members_and_files_are_bytes(self):
         rc, err = self.gen(MEDIA, "media.yaml")
-        self.assertEqual(rc, 1, err)
-        self.assertIn("#/paths/~1files/post/requestBody/content: error: multipart/form-data "
-                      "bodies are not supported yet", err)
+        self.assertEqual(rc, 0, err)
+        h, c = self.read("media.h"), self.read("media.c")
+        self.assertIn("tb_bytes file; /* \"file\" */", h)
+        self.assertIn('TB_MEDIA_MULTIPART, "multipart/form-data", NULL,', c)
+        for cfile in ("media.c", "media_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out.strip(), "", out)
 
 
 RANGES = """\

@@ -92,7 +92,6 @@ class ServiceBuilder:
         self.loader = loader
         self.where = cnames.short_path(path)
         self.errors = []
-        self.own_warnings = []
         try:
             with open(path, encoding="utf-8") as f:
                 peek = parse_text(f.read(), path)
@@ -110,6 +109,8 @@ class ServiceBuilder:
                                       "unsupported OpenAPI version %r (3.0.x and 3.1.x are)" % ver))
         loader.dialect = self.dialect
         self.root = loader.load_file(path)
+        self.own_warnings = []
+        self.tuple_items(self.root, "")
         info = self.loader.info(self.root)
         self.base = info.base
         svc = self.root.get("x-tablium-service")
@@ -445,6 +446,30 @@ class ServiceBuilder:
         self.warnings = self.own_warnings + Linter(self.loader, self.root, self.path).run()
         return self
 
+    SKIP_TUPLE = ("example", "examples", "default", "enum", "const")
+
+    def tuple_items(self, node, ptr):
+        """`items: [schemas]` is draft-04's tuple form, which OpenAPI 3.x does not allow (items
+        is one schema there). Specs written that way mean a tuple: read as prefixItems (and
+        additionalItems as items), with a warning."""
+        if isinstance(node, dict):
+            it = node.get("items")
+            if isinstance(it, list) and it and all(isinstance(x, (dict, bool)) for x in it) \
+                    and "prefixItems" not in node:
+                node["prefixItems"] = it
+                if "additionalItems" in node:
+                    node["items"] = node.pop("additionalItems")
+                else:
+                    del node["items"]
+                self.warn(ptr + "/items", "items-array", "items as an array is the draft-04 "
+                          "tuple form, not OpenAPI 3.x: read as prefixItems")
+            for k, v in list(node.items()):
+                if k not in self.SKIP_TUPLE:
+                    self.tuple_items(v, "%s/%s" % (ptr, pointer_escape(str(k))))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                self.tuple_items(v, "%s/%d" % (ptr, i))
+
     def warn(self, pointer, code, reason):
         self.own_warnings.append(Diagnostic(self.path, pointer, "%s: %s" % (code, reason),
                                             severity="warning"))
@@ -617,6 +642,29 @@ class ServiceBuilder:
             op.url_parts.append({"lit": cstr(lit), "len": len(lit.encode("utf-8"))})
         self.ops.append(op)
 
+    def content_param(self, op, p, pp, schema, fnamer):
+        """A parameter whose value is JSON text (content: application/json): any type."""
+        ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
+        if ct.kind == "array" and ct.item.kind == "bytes":
+            ct = CType("array", item=CType("string"))
+        elif ct.kind == "bytes":
+            ct = CType("string")
+        p.kind = ct.kind
+        p.item_kind = "TB_PARAM_STRING"
+        p.ctype = ct
+        p.cname = TypeBuilder._field_name(fnamer, cnames.snake(p.name), not p.required, False,
+                                          ct.kind == "array")
+        p.lit = cstr(p.name)
+        q = _pct(p.name) + "="
+        p.qlit = cstr(q)
+        p.qlen = len(q)
+        p.in_lit = cstr(p.in_)
+        p.len = len(p.name.encode("utf-8"))
+        p.description = _c_comment(pp.get("description"))
+        p.validator = self.validator(schema, "%s__%s_%s" % (op.cname, p.in_, cnames.snake(p.name)))
+        p.default = None
+        return p
+
     def param(self, op, pp, pptr, fnamer):
         p = Param()
         p.name = pp.get("name")
@@ -629,14 +677,23 @@ class ServiceBuilder:
             return None  # OpenAPI: ignored
         p.required = bool(pp.get("required")) or p.in_ == "path"
         schema = pp.get("schema")
-        if schema is None and isinstance(pp.get("content"), dict):
-            self.err(pptr, "parameters with 'content' are not supported; use 'schema'")
-            return None
+        p.content = False
+        sptr = pptr + "/schema"
+        if schema is None and isinstance(pp.get("content"), dict) and pp["content"]:
+            # `content`: one media type; a JSON one means the value is JSON text of its schema
+            mt, media = next(iter(pp["content"].items()))
+            media = media if isinstance(media, dict) else {}
+            base = mt.split(";")[0].strip().lower()
+            schema = media.get("schema", {})
+            sptr = "%s/content/%s/schema" % (pptr, pointer_escape(mt))
+            p.content = base == "application/json" or base.endswith("+json")
         if schema is None:
             schema = {}
-        self.schema_at(schema, pptr + "/schema")
+        self.schema_at(schema, sptr)
         p.style = pp.get("style") or ("form" if p.in_ in ("query", "cookie") else "simple")
-        p.explode = pp.get("explode", p.style == "form")
+        p.explode = pp.get("explode", p.style == "form") and not p.content
+        if p.content:
+            return self.content_param(op, p, pp, schema, fnamer)
         styles = {"query": ("form", "spaceDelimited", "pipeDelimited", "deepObject"),
                   "path": ("simple",), "header": ("simple",), "cookie": ("form",)}[p.in_]
         if p.style not in styles:
@@ -645,17 +702,29 @@ class ServiceBuilder:
             return None
         kind = self.types._kind(schema)
         ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
-        if ct.kind in ("union", "map") or (ct.kind == "array" and ct.item.kind in (
+        deep_map = (ct.kind == "map" and p.style == "deepObject" and p.in_ == "query"
+                    and ct.ref.value.kind in SCALAR_KIND and not ct.ref.value_nullable)
+        if deep_map:
+            pass  # obj[key]=value for any key: a typed map
+        elif ct.kind in ("union", "map") or (ct.kind == "array" and ct.item.kind in (
                 "list", "union", "map")):
             ct = CType("json")  # in a parameter: its JSON text (or form members), validated
+        elif ct.kind == "bytes":
+            ct = CType("string")  # format: binary in a parameter: its text
+        elif ct.kind == "array" and ct.item.kind == "bytes":
+            ct = CType("array", item=CType("string"))
         p.kind = ct.kind
         if p.style in ("spaceDelimited", "pipeDelimited") and ct.kind != "array":
             self.err(pptr + "/style", "style %s is for arrays" % p.style)
             return None
-        if p.style == "deepObject" and ct.kind != "struct":
-            self.err(pptr + "/style", "style deepObject is for objects with properties")
+        if p.style == "deepObject" and ct.kind not in ("struct", "map"):
+            self.err(pptr + "/style", "style deepObject is for objects (with properties, or "
+                     "additionalProperties of a scalar type)")
             return None
-        if ct.kind == "struct" and p.in_ != "cookie":
+        if ct.kind == "struct" and p.in_ == "cookie" and p.explode:
+            self.err(pptr + "/explode", "an object cookie is one cookie (k,v,k,v): explode: false")
+            return None
+        if ct.kind == "struct":
             # an object: its members are scalars, each typed by its own schema
             bad = [f.json_name for f in ct.ref.fields
                    if f.ctype.kind not in SCALAR_KIND or f.nullable]
@@ -674,6 +743,8 @@ class ServiceBuilder:
             p.item_kind = SCALAR_KIND[ct.kind]
         elif ct.kind == "json":
             p.item_kind = "TB_PARAM_STRING"  # free-form ({}): the text, as a JSON string
+        elif ct.kind == "map":
+            p.item_kind = "TB_PARAM_STRING"  # deepObject: each value typed by the map's
         else:
             self.err(pptr + "/schema", "parameter %r: only scalar, enum, array and free-form "
                      "schemas are supported yet (got %s)" % (p.name, kind))
@@ -739,11 +810,9 @@ class ServiceBuilder:
                 picks.setdefault("multipart", (mt, media))
             else:
                 picks.setdefault("bytes", (mt, media))
-        for kind in ("json", "form", "bytes"):
+        for kind in ("json", "form", "multipart", "bytes"):
             if kind in picks:
                 return (kind,) + picks[kind]
-        self.err(ptr, "%s bodies are not supported yet (the JSON, form and byte types are)"
-                 % picks["multipart"][0])
         return None
 
     def body(self, op, rb, ptr):
@@ -768,9 +837,22 @@ class ServiceBuilder:
             b.ctype = CType("bytes")
         else:
             b.ctype = self.types.ctype(schema, op.cname + "_body")
-            if kind == "form" and b.ctype.kind != "struct":
+            if kind in ("form", "multipart") and b.ctype.kind != "struct":
                 self.err(sptr, "a form body (%s) needs an object schema with properties" % mt)
                 return None
+        b.part_types = None
+        enc = media.get("encoding")
+        if kind == "multipart" and isinstance(enc, dict) and enc:
+            # the encoding object's contentType per member (the first of a list)
+            names = [f.json_name for f in b.ctype.ref.fields]
+            types = []
+            for n in names:
+                e = enc.get(n)
+                ct = e.get("contentType") if isinstance(e, dict) else None
+                ct = ct.split(",")[0].strip() if isinstance(ct, str) and ct.strip() else None
+                types.append(cstr(ct) if ct and "*" not in ct else "NULL")
+            if any(t != "NULL" for t in types):
+                b.part_types = types
         b.validator = self.validator(schema, op.cname + "__body")
         b.description = _c_comment(rb.get("description"))
         for ename, ev in self.examples_in(media):

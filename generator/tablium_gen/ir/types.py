@@ -322,6 +322,9 @@ class TypeBuilder:
             if isinstance(ap, dict) and ap and not node.get("patternProperties"):
                 return "map"
             return "json"
+        if types == ["string"] and (node.get("format") == "binary" or (
+                isinstance(node.get("contentMediaType"), str) and "contentEncoding" not in node)):
+            return "bytes"  # a file: its bytes and media type (tb_bytes), NULs included
         if len(types) == 1:
             return types[0]
         if len(types) > 1 and all(t in JSON_TYPES for t in types) and not any(
@@ -338,6 +341,8 @@ class TypeBuilder:
         kind = self._kind(node)
         if kind == "apierror":
             return CType("apierror")
+        if kind == "bytes":
+            return CType("bytes")
         if kind in ("string", "integer", "number", "boolean"):
             if kind == "string":
                 self.vcomp.no_nul(target)  # a char *: U+0000 would cut it

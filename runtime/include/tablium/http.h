@@ -78,6 +78,9 @@ const char *tb_http_req_header(const tb_http_req *r, const char *name);
 /** First value of a query parameter (percent-decoded), or NULL. `*present` (may be NULL) tells
  *  a parameter given without value ("?flag") from an absent one. */
 const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present);
+/** Calls fn(arg, name, value) for every query parameter (percent-decoded), in order. */
+void tb_http_req_query_each(const tb_http_req *r,
+                            void (*fn)(void *arg, const char *name, const char *value), void *arg);
 /** Every value of a repeated query parameter (?id=1&id=2), in order, into vals[0..max).
  *  Returns how many there are (may be more than max). */
 size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char **vals,

@@ -36,6 +36,7 @@ enum {
 
 /* tb_op_param.flags, besides TB_CF_REQUIRED and TB_CF_ARRAY (tablium/codec.h) */
 #define TB_PF_EXPLODE 0x10u /* an array in the query as repeated name=value pairs */
+#define TB_PF_CONTENT 0x20u /* `content: application/json`: the value is JSON text (any type) */
 
 typedef struct tb_op_param {
     const char *name;   /* as in the spec */
@@ -63,6 +64,10 @@ enum {
                        the body's struct, typed by their schema, then validated like JSON */
     TB_MEDIA_BYTES, /* anything else (octet-stream, text, images, a range like image/x): the
                        bytes as they came, in a tb_bytes */
+    TB_MEDIA_MULTIPART, /* multipart/form-data: one part per member of the body's struct (a
+                           repeated name for an array), scalars typed by their schema, files
+                           as tb_bytes with their part's type, objects as JSON parts; then
+                           validated like JSON */
 };
 
 typedef struct tb_op_body {
@@ -75,6 +80,8 @@ typedef struct tb_op_body {
     tb_vfn validate;
     uint8_t media;            /* TB_MEDIA_* */
     const char *content_type; /* the spec's media type or range ("image/x", "x/x" with *) */
+    const char *const *part_types; /* TB_MEDIA_MULTIPART: per member of the body's struct, the
+                                      encoding's contentType (or NULL); NULL: none declared */
 } tb_op_body;
 
 /* tb_op_status.shape: what the body of that status holds */
