@@ -4,7 +4,8 @@
  * requirements (all must pass): HTTP bearer JWTs and OAuth2 / OpenID Connect tokens verified
  * with the server's tb_jwt_verifier, scopes checked against the token's `scope` / `scp`, and
  * API keys in a header, the query or a cookie checked against TB_API_KEYS_<SCHEME>, and HTTP
- * Basic credentials against TB_BASIC_USERS_<SCHEME> ("user:sha256-of-password" entries).
+ * Basic credentials against TB_BASIC_USERS_<SCHEME> ("user:sha256-of-password" entries), and
+ * HTTP Digest (RFC 7616) against TB_DIGEST_USERS_<SCHEME> ("user:hex(SHA-256(user:realm:pw))").
  *
  * Missing or invalid credentials: 401 with WWW-Authenticate (RFC 6750 for bearer schemes);
  * valid credentials without the scopes: 403 insufficient_scope. The handler finds the verified
@@ -19,13 +20,17 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
 
 /* What one request presented, worked out once however many alternatives look at it. */
 typedef struct presented {
@@ -33,7 +38,8 @@ typedef struct presented {
     int bearer_rc;            /* 0: verified; else a TB_JWT_E... code */
     tb_jwt_claims *claims;    /* verified claims (owned until handed to the arena) */
     char why[256];            /* the verifier's message when it refused */
-    char basic_user[128];     /* the user a Basic scheme accepted */
+    char basic_user[128];     /* the user a Basic or Digest scheme accepted */
+    bool digest_stale;        /* a Digest answer to one of our nonces, but an expired one */
 } presented;
 
 static void free_claims(void *p)
@@ -159,11 +165,196 @@ static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presen
     return ok;
 }
 
+/* ---- HTTP Digest (RFC 7616) ---- */
+
+#define DIGEST_NONCE_TTL_MS 300000 /* a nonce is good for 5 minutes (then stale=true) */
+
+static unsigned char digest_secret[32];
+static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
+
+static void digest_init(void)
+{
+    if (getrandom(digest_secret, sizeof digest_secret, 0) != (ssize_t)sizeof digest_secret) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        memcpy(digest_secret, &ts, sizeof ts < sizeof digest_secret ? sizeof ts : sizeof digest_secret);
+    }
+}
+
+static void hex_of(const unsigned char *d, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A nonce: the time it was made and an HMAC of it under the process's secret, so that the
+ * server keeps no state: "<ms hex>.<hmac hex>". */
+static void digest_nonce(int64_t ms, char out[96])
+{
+    pthread_once(&digest_once, digest_init);
+    char t[24];
+    int tl = snprintf(t, sizeof t, "%llx", (unsigned long long)ms);
+    unsigned char mac[SHA256_DIGEST_LENGTH];
+    unsigned int ml = 0;
+    HMAC(EVP_sha256(), digest_secret, sizeof digest_secret, (const unsigned char *)t, (size_t)tl,
+         mac, &ml);
+    memcpy(out, t, (size_t)tl);
+    out[tl] = '.';
+    hex_of(mac, 16, out + tl + 1);
+}
+
+/* 1: a nonce of ours and fresh; 0: ours but stale; -1: not ours */
+static int digest_nonce_check(const char *n)
+{
+    const char *dot = strchr(n, '.');
+    if (!dot || dot == n || dot - n > 16)
+        return -1;
+    char *end;
+    unsigned long long ms = strtoull(n, &end, 16);
+    if (end != dot)
+        return -1;
+    char want[96];
+    digest_nonce((int64_t)ms, want);
+    if (strlen(n) != strlen(want) || CRYPTO_memcmp(n, want, strlen(want)) != 0)
+        return -1;
+    return wall_ms() - (int64_t)ms <= DIGEST_NONCE_TTL_MS ? 1 : 0;
+}
+
+/* The value of one auth-param of a Digest header, quoted or not, into out[cap] (unescaped). */
+static bool digest_param(const char *h, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = h;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *k = p;
+        while (*p && *p != '=' && *p != ',' && *p != ' ')
+            p++;
+        size_t kl = (size_t)(p - k);
+        while (*p == ' ')
+            p++;
+        if (*p != '=')
+            continue;
+        p++;
+        while (*p == ' ')
+            p++;
+        size_t o = 0;
+        bool full = false;
+        if (*p == '"') {
+            p++;
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1])
+                    p++;
+                if (o + 1 < cap)
+                    out[o++] = *p;
+                else
+                    full = true;
+                p++;
+            }
+            if (*p == '"')
+                p++;
+        } else {
+            while (*p && *p != ',' && *p != ' ') {
+                if (o + 1 < cap)
+                    out[o++] = *p;
+                else
+                    full = true;
+                p++;
+            }
+        }
+        out[o] = '\0';
+        if (kl == nl && strncasecmp(k, name, nl) == 0)
+            return !full;
+    }
+    return false;
+}
+
+static void sha256_hex(const char *s, size_t n, char out[2 * SHA256_DIGEST_LENGTH + 1])
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)s, n, d);
+    hex_of(d, sizeof d, out);
+}
+
+/* "Authorization: Digest username=..., realm, nonce, uri, response, qop=auth, nc, cnonce,
+ * algorithm=SHA-256" for the realm (the service's name) against TB_DIGEST_USERS_<SCHEME>. */
+static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const char *realm,
+                      presented *pr, bool *given)
+{
+    const char *h = tb_http_req_header(req, "Authorization");
+    *given = h && strncasecmp(h, "Digest ", 7) == 0;
+    if (!*given)
+        return false;
+    h += 7;
+    char user[128], rlm[128], nonce[96], uri[1024], resp[80], qop[16], nc[16], cnonce[128],
+        alg[32];
+    if (!digest_param(h, "username", user, sizeof user) || !digest_param(h, "realm", rlm, sizeof rlm) ||
+        !digest_param(h, "nonce", nonce, sizeof nonce) || !digest_param(h, "uri", uri, sizeof uri) ||
+        !digest_param(h, "response", resp, sizeof resp) || !digest_param(h, "qop", qop, sizeof qop) ||
+        !digest_param(h, "nc", nc, sizeof nc) || !digest_param(h, "cnonce", cnonce, sizeof cnonce))
+        return false;
+    if (!digest_param(h, "algorithm", alg, sizeof alg) || strcasecmp(alg, "SHA-256") != 0 ||
+        strcmp(qop, "auth") != 0 || strcmp(rlm, realm) != 0)
+        return false;
+    int fresh = digest_nonce_check(nonce);
+    if (fresh <= 0) {
+        pr->digest_stale = fresh == 0;
+        return false;
+    }
+    /* the uri names this request's path */
+    size_t ul = strcspn(uri, "?");
+    if (ul != req->path_len || memcmp(uri, req->path, ul) != 0)
+        return false;
+    char var[160];
+    tb__env_name(var, sizeof var, "TB_DIGEST_USERS_", s->name);
+    const char *users = getenv(var);
+    const char *ha1 = NULL;
+    size_t nl = strlen(user);
+    for (const char *p = users ? users : ""; *p && !ha1;) {
+        size_t l = strcspn(p, ",");
+        if (l == nl + 1 + 2 * SHA256_DIGEST_LENGTH && memcmp(p, user, nl) == 0 && p[nl] == ':')
+            ha1 = p + nl + 1;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    if (!ha1)
+        return false;
+    char ha2[2 * SHA256_DIGEST_LENGTH + 1], want[2 * SHA256_DIGEST_LENGTH + 1], buf[1400];
+    int n = snprintf(buf, sizeof buf, "%s:%s", tb_http_method_name(req->method), uri);
+    sha256_hex(buf, (size_t)n, ha2);
+    n = snprintf(buf, sizeof buf, "%.*s:%s:%s:%s:%s:%s", 2 * SHA256_DIGEST_LENGTH, ha1, nonce, nc,
+                 cnonce, qop, ha2);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return false;
+    sha256_hex(buf, (size_t)n, want);
+    if (strlen(resp) != 2 * SHA256_DIGEST_LENGTH ||
+        CRYPTO_memcmp(resp, want, 2 * SHA256_DIGEST_LENGTH) != 0)
+        return false;
+    if (nl < sizeof pr->basic_user)
+        memcpy(pr->basic_user, user, nl + 1);
+    return true;
+}
+
 /* 0: the requirement passes; 401 or 403 with *code the reason (a TB_JWT_E... code). */
 static int check_req(const tb_http_req *req, tb_jwt_verifier *v, const tb_security_req *r,
-                     presented *pr, int *code, const char **missing_scope)
+                     presented *pr, int *code, const char **missing_scope, const char *realm)
 {
     const tb_security_scheme *s = r->scheme;
+    if (s->kind == TB_SEC_HTTP_DIGEST) {
+        bool given = false;
+        bool ok = digest_ok(req, s, realm, pr, &given);
+        *code = given ? TB_JWT_EARG : TB_JWT_EMISSING;
+        return ok ? 0 : 401;
+    }
     if (s->kind == TB_SEC_HTTP_BASIC) {
         bool given = false;
         bool ok = basic_ok(req, s, pr, &given);
@@ -208,7 +399,8 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         for (size_t i = 0; i < alts[a].n && status == 0; i++) {
             tb_security_kind k = alts[a].reqs[i].scheme->kind;
             bearer |= k == TB_SEC_HTTP_BEARER || k == TB_SEC_OAUTH2 || k == TB_SEC_OPENID;
-            status = check_req(req, v, &alts[a].reqs[i], &pr, &code, &miss);
+            status = check_req(req, v, &alts[a].reqs[i], &pr, &code, &miss,
+                               ctx->service ? ctx->service : "tablium");
         }
         if (status == 0) {
             if (!pr.claims && pr.basic_user[0]) {
@@ -247,12 +439,14 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         return 1;
 
     const char *realm = ctx->service ? ctx->service : "tablium";
-    char chal[400];
+    char chal[600];
     size_t cl = 0;
-    bool basic = false;
+    bool basic = false, digest = false;
     for (size_t a = 0; a < n; a++)
-        for (size_t i = 0; i < alts[a].n; i++)
+        for (size_t i = 0; i < alts[a].n; i++) {
             basic |= alts[a].reqs[i].scheme->kind == TB_SEC_HTTP_BASIC;
+            digest |= alts[a].reqs[i].scheme->kind == TB_SEC_HTTP_DIGEST;
+        }
     if (bearer)
         cl = tb_jwt_www_authenticate(chal, sizeof chal, realm, best_code,
                                      best_code == TB_JWT_EARG ? NULL : pr.why[0] ? pr.why
@@ -261,7 +455,15 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
     if (basic)
         cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sBasic realm=\"%s\", charset=\"UTF-8\"",
                                cl ? ", " : "", realm);
-    if ((!bearer && !basic) || (best_code == TB_JWT_EARG && !basic))
+    if (digest) {
+        char nonce[96];
+        digest_nonce(wall_ms(), nonce);
+        cl += (size_t)snprintf(chal + cl, sizeof chal - cl,
+                               "%sDigest realm=\"%s\", qop=\"auth\", algorithm=SHA-256, "
+                               "nonce=\"%s\"%s",
+                               cl ? ", " : "", realm, nonce, pr.digest_stale ? ", stale=true" : "");
+    }
+    if ((!bearer && !basic && !digest) || (best_code == TB_JWT_EARG && !basic && !digest))
         cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sApiKey realm=\"%s\"",
                                cl ? ", " : "", realm);
     const char *hv = tb_arena_strndup(ctx->arena, chal, cl < sizeof chal ? cl : sizeof chal - 1);
@@ -277,7 +479,8 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         snprintf(msg, sizeof msg, "credentials are required");
     } else if (best_code == TB_JWT_EARG) {
         e.code = "unauthorized";
-        snprintf(msg, sizeof msg, basic ? "the credentials are not valid" : "the API key is not valid");
+        snprintf(msg, sizeof msg,
+                 basic || digest ? "the credentials are not valid" : "the API key is not valid");
     } else {
         e.code = tb_jwt_err_name(best_code);
         snprintf(msg, sizeof msg, "%s", pr.why[0] ? pr.why : tb_jwt_strerror(best_code));

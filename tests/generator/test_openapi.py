@@ -426,11 +426,17 @@ class Security(OpenApiCase):
         self.assertIn("/paths/~1write/post/security/1/nokey", err)
         self.assertIn("no security scheme 'nokey'", err)
         text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
-                              "{type: http, scheme: digest}")
+                              "{type: http, scheme: negotiate}")
         rc, err = self.gen(text, "vault.yaml")
         self.assertEqual(rc, 1, err)
         self.assertIn("/components/securitySchemes/bearer/scheme", err)
-        self.assertIn("HTTP scheme 'digest' is not supported", err)
+        self.assertIn("HTTP scheme 'negotiate' is not supported", err)
+        # digest is (users from TB_DIGEST_USERS_<SCHEME>)
+        text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
+                              "{type: http, scheme: digest}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('{"bearer", TB_SEC_HTTP_DIGEST, NULL},', self.read("vault_server.c"))
         # basic is (users from TB_BASIC_USERS_<SCHEME>)
         text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
                               "{type: http, scheme: Basic}")
@@ -564,6 +570,74 @@ class Lint(OpenApiCase):
                       "duplicate-operationId: operationId 'addPet' is also "
                       "/paths/~1pets/post/operationId", err)
         self.assertNotIn("components/schemas/Pet", err)  # closed but alone: fine
+
+    def test_examples_are_judged_by_an_independent_validator(self):
+        text = """\
+openapi: 3.0.3
+info: {title: Ex, version: '1'}
+paths:
+  /pets:
+    post:
+      operationId: addPet
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, maximum: 10}, example: 50}
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Pet'}
+            examples:
+              good: {value: {name: Rex, age: 3, tag: null}}
+              bad: {value: {name: Rex, age: -1}}
+      responses: {'204': {description: ok}}
+components:
+  schemas:
+    Pet:
+      type: object
+      required: [name]
+      properties:
+        name: {type: string, example: Rex}
+        age: {type: integer, minimum: 0, example: 'three'}
+        tag: {type: string, nullable: true}
+"""
+        rc, err = self.gen(text, "ex.yaml")
+        self.assertEqual(rc, 0, err)  # warnings only
+        self.assertIn("#/paths/~1pets/post/parameters/0/example: warning: example-invalid: the "
+                      "example does not match its schema: the value: 50 is greater than the "
+                      "maximum of 10", err)
+        self.assertIn("#/paths/~1pets/post/requestBody/content/application~1json/examples/bad/"
+                      "value: warning: example-invalid: the example does not match its schema: "
+                      "/age: -1 is less than the minimum of 0", err)
+        self.assertIn("#/components/schemas/Pet/properties/age/example: warning: example-invalid",
+                      err)
+        self.assertNotIn("examples/good", err)  # nullable: null is fine in 3.0
+        self.assertNotIn("properties/name/example", err)
+
+    def test_objects_in_other_files_are_followed(self):
+        os.makedirs(os.path.join(self.tmp, "paths"), exist_ok=True)
+        with open(os.path.join(self.tmp, "paths", "pets.yaml"), "w") as f:
+            f.write("""\
+get:
+  operationId: listPets
+  responses:
+    '200':
+      description: ok
+      content:
+        application/json:
+          schema: {$ref: '../ext.yaml#/components/schemas/Pet'}
+""")
+        text = """\
+openapi: 3.1.0
+info: {title: Ext, version: '1'}
+paths:
+  /pets: {$ref: './paths/pets.yaml'}
+components:
+  schemas:
+    Pet: {type: object, properties: {name: {type: string}}}
+"""
+        rc, err = self.gen(text, "ext.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("ext_list_pets_call", self.read("ext.h"))
+        self.assertIn("ext_pet s200;", self.read("ext.h"))
 
     def test_the_platform_specs_lint_clean(self):
         for spec in ("auth", "user", "wallet"):

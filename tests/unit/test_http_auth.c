@@ -29,7 +29,10 @@ static const tb_security_scheme schemes[] = {
     {"key", TB_SEC_API_KEY_HEADER, "X-API-Key"},
     {"oauth", TB_SEC_OAUTH2, NULL},
     {"users", TB_SEC_HTTP_BASIC, NULL},
+    {"staff", TB_SEC_HTTP_DIGEST, NULL},
 };
+static const tb_security_req digest_sec_0[] = {{&schemes[4], NULL, 0}};
+static const tb_security_alt digest_security[] = {{digest_sec_0, 1}};
 static const tb_security_req basic_sec_0[] = {{&schemes[3], NULL, 0}};
 static const tb_security_alt basic_security[] = {{basic_sec_0, 1}};
 static const tb_security_req read_sec_0[] = {{&schemes[0], NULL, 0}};
@@ -82,11 +85,20 @@ static int basic_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return answer(ctx, res);
 }
 
+static int digest_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    int rc = tb_http_authorize(ctx, req, res, digest_security, 1);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return answer(ctx, res);
+}
+
 static const tb_http_op ops[] = {
     {"open", TB_HTTP_GET, "/open", 0, open_op},
     {"read", TB_HTTP_GET, "/read", 0, read_op},
     {"write", TB_HTTP_POST, "/write", 0, write_op},
     {"basic", TB_HTTP_GET, "/basic", 0, basic_op},
+    {"digest", TB_HTTP_GET, "/digest", 0, digest_op},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
@@ -95,17 +107,18 @@ static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {1, -1, -1, -1, -1, -1, -1, -1},
     {-1, -1, 2, -1, -1, -1, -1, -1},
     {3, -1, -1, -1, -1, -1, -1, -1},
+    {4, -1, -1, -1, -1, -1, -1, -1},
 };
 
 static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
 {
     (void)params;
     *n_params = 0;
-    static const char *const paths[] = {"/open", "/read", "/write", "/basic"};
-    return tht_match(paths, 4, path, len);
+    static const char *const paths[] = {"/open", "/read", "/write", "/basic", "/digest"};
+    return tht_match(paths, 5, path, len);
 }
 
-static const tb_http_api api = {"vault", "Vault", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0};
+static const tb_http_api api = {"vault", "Vault", "1.0", ops, 5, match, routes, 5, NULL, NULL, 0};
 
 /* ---- fixture: the server, a signing key and another ---- */
 
@@ -141,6 +154,10 @@ static void setup(void)
     setenv("TB_BASIC_USERS_USERS",
            "bob:0000000000000000000000000000000000000000000000000000000000000000,"
            "alice:d8870cdbda1852c5fc5201eb96b2617da49ed730239f6ec5c26a446d2e5d1532", 1);
+    /* users of the Digest scheme "staff": name and hex(SHA-256(user:realm:password)), the
+     * realm being the service's name */
+    setenv("TB_DIGEST_USERS_STAFF",
+           "carol:bb39adaa6aa49ec7a9faca6d1b3469ab10e5b7fad8632f0e65b7f1c36001d14a", 1);
 }
 
 static void teardown(void)
@@ -227,6 +244,56 @@ static long basic_call(const char *authorization, reply *r)
     curl_slist_free_all(hl);
     return r->status;
 }
+
+/* HTTP Digest (RFC 7616) as libcurl does it: the challenge, then the answer (SHA-256) */
+static long digest_call(const char *userpwd, char *www, size_t wcap, reply *r)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/digest", (unsigned)tb_server_port(srv));
+    CURL *c = curl_easy_init();
+    if (userpwd) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_DIGEST);
+        curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
+    }
+    tht_request(c, "GET", url, 0, NULL, r);
+    if (www) {
+        struct curl_header *h = NULL;
+        www[0] = '\0';
+        if (curl_easy_header(c, "WWW-Authenticate", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+            snprintf(www, wcap, "%s", h->value);
+    }
+    curl_easy_cleanup(c);
+    return r->status;
+}
+
+START_TEST(http_digest_as_libcurl_answers_it)
+{
+    reply r = {0};
+    char www[600];
+    digest_call("carol:pa55 word", NULL, 0, &r);
+    expect_sub(&r, "carol");
+    digest_call("carol:wrong", www, sizeof www, &r);
+    expect_error(&r, 401, "unauthorized", "Digest realm=\"vault\"");
+    digest_call("mallory:pa55 word", NULL, 0, &r);
+    ck_assert_int_eq(r.status, 401);
+    digest_call(NULL, www, sizeof www, &r);
+    expect_error(&r, 401, "unauthorized", NULL);
+    ck_assert_msg(strstr(www, "Digest realm=\"vault\"") && strstr(www, "algorithm=SHA-256") &&
+                      strstr(www, "qop=\"auth\"") && strstr(www, "nonce=\""),
+                  "%s", www);
+    /* a nonce that is not ours, and a replayed answer for another path */
+    reply q = {0};
+    char url[128], h[600];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/digest", (unsigned)tb_server_port(srv));
+    snprintf(h, sizeof h, "Authorization: Digest username=\"carol\", realm=\"vault\", "
+                          "nonce=\"1.00\", uri=\"/digest\", algorithm=SHA-256, qop=auth, "
+                          "nc=00000001, cnonce=\"x\", response=\"%064d\"", 0);
+    struct curl_slist *hl = curl_slist_append(NULL, h);
+    tht_request(NULL, "GET", url, 0, hl, &q);
+    curl_slist_free_all(hl);
+    ck_assert_int_eq(q.status, 401);
+}
+END_TEST
 
 START_TEST(http_basic_checks_the_password_digest_and_names_the_user)
 {
@@ -391,6 +458,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, an_open_operation_needs_nothing);
     tcase_add_test(tc, http_basic_checks_the_password_digest_and_names_the_user);
+    tcase_add_test(tc, http_digest_as_libcurl_answers_it);
     tcase_add_test(tc, a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims);
     tcase_add_test(tc, a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn);
     tcase_add_test(tc, secured_operations_are_rate_limited_by_the_tokens_sub);

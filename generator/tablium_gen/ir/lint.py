@@ -9,7 +9,13 @@ file and JSON pointer, printed by tablium-gen and listed by `--lint` runs.
                      additionalProperties is false: no object can validate
   duplicate-operationId  two operations share an operationId: clients and handlers of the second
                      get another name than the spec's
+  example-invalid    an example (of a schema, a parameter or a media type) that its own schema
+                     refuses, as an independent validator (python3-jsonschema) judges it: the
+                     contract tests that replay examples would fail on it
 """
+import copy
+import json
+import os
 from ..errors import Diagnostic
 from ..load.uri import pointer_escape
 
@@ -49,7 +55,88 @@ class Linter:
     def run(self):
         self.walk(self.root, "")
         self.operation_ids()
+        self.examples()
         return self.warnings
+
+    # ---- examples, judged by python3-jsonschema (when installed) ----
+
+    def examples(self):
+        try:
+            import jsonschema
+        except ImportError:
+            return
+        ver = str(self.root.get("openapi", "")) if isinstance(self.root, dict) else ""
+        oas30 = ver.startswith("3.0")
+        doc = copy.deepcopy(self.root)
+        if oas30:
+            _oas30_to_draft4(doc)
+        cls = jsonschema.Draft4Validator if oas30 else jsonschema.Draft202012Validator
+        base = "file://" + os.path.abspath(self.file)
+
+        def load(uri):
+            from ..load.loader import parse_text
+            path = uri[len("file://"):].split("#")[0]
+            with open(path, encoding="utf-8") as f:
+                d = parse_text(f.read(), path)
+            if oas30:
+                _oas30_to_draft4(d)
+            return d
+
+        resolver = jsonschema.RefResolver(base, doc, handlers={"file": load})
+        found = []
+        self._find_examples(doc, "", found)
+        for schema, value, ptr in found[:500]:
+            try:
+                v = cls(schema, resolver=resolver)
+                err = jsonschema.exceptions.best_match(v.iter_errors(value))
+            except Exception:  # an unresolvable $ref or a bad schema: the compiler reports it
+                continue
+            if err is not None:
+                at = "/" + "/".join(str(x) for x in err.absolute_path)
+                self.warn(ptr, "example-invalid", "the example does not match its schema: %s: "
+                          "%s" % (at if at != "/" else "the value", err.message[:200]))
+
+    MAPS = ("properties", "patternProperties", "$defs", "definitions", "schemas", "paths",
+            "responses", "parameters", "headers", "content", "callbacks", "securitySchemes",
+            "requestBodies", "links", "mapping", "variables", "encoding")
+
+    def _find_examples(self, node, ptr, out, depth=0, in_map=False):
+        """(schema, example, pointer) of every example; in_map: node is a name -> object map
+        (its keys are names, not keywords)."""
+        if depth > 64:
+            return
+        if isinstance(node, list):
+            for i, x in enumerate(node):
+                self._find_examples(x, "%s/%d" % (ptr, i), out, depth + 1)
+            return
+        if not isinstance(node, dict):
+            return
+        if not in_map:
+            sch = node.get("schema")
+            if isinstance(sch, (dict, bool)):
+                # a parameter, header or media type: example, or examples {name: {value}}
+                if "example" in node:
+                    out.append((sch, node["example"], ptr + "/example"))
+                ex = node.get("examples")
+                if isinstance(ex, dict):
+                    for name, e in ex.items():
+                        if isinstance(e, dict) and "value" in e:
+                            out.append((sch, e["value"], "%s/examples/%s/value"
+                                        % (ptr, pointer_escape(str(name)))))
+            elif any(k in node for k in ("type", "properties", "$ref", "allOf", "oneOf",
+                                         "anyOf", "items", "enum")):
+                # a schema: example (3.0) or examples [..] (3.1)
+                if "example" in node:
+                    out.append((node, node["example"], ptr + "/example"))
+                ex = node.get("examples")
+                if isinstance(ex, list):
+                    for i, e in enumerate(ex):
+                        out.append((node, e, "%s/examples/%d" % (ptr, i)))
+        for k, v in node.items():
+            if not in_map and k in ("example", "examples", "default", "enum", "const"):
+                continue
+            self._find_examples(v, "%s/%s" % (ptr, pointer_escape(str(k))), out, depth + 1,
+                                in_map=not in_map and k in self.MAPS)
 
     def walk(self, node, ptr):
         if isinstance(node, list):
@@ -117,3 +204,21 @@ class Linter:
                               "operationId %r is also %s" % (oid, seen[oid]))
                 else:
                     seen[oid] = ptr
+
+def _oas30_to_draft4(node):
+    """OpenAPI 3.0's schema dialect as draft 4: nullable: true adds "null" to the type."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True:
+            t = node.get("type")
+            if isinstance(t, str):
+                node["type"] = [t, "null"]
+            elif isinstance(t, list) and "null" not in t:
+                node["type"] = t + ["null"]
+            if isinstance(node.get("enum"), list) and None not in node["enum"]:
+                node["enum"] = node["enum"] + [None]
+        for k, v in node.items():
+            if k not in ("example", "examples", "default", "enum", "const"):
+                _oas30_to_draft4(v)
+    elif isinstance(node, list):
+        for v in node:
+            _oas30_to_draft4(v)

@@ -92,6 +92,7 @@ class ServiceBuilder:
         self.loader = loader
         self.where = cnames.short_path(path)
         self.errors = []
+        self.foreign = {}  # id(object of another file) -> (its file's info, its pointer)
         try:
             with open(path, encoding="utf-8") as f:
                 peek = parse_text(f.read(), path)
@@ -134,12 +135,16 @@ class ServiceBuilder:
         seen = 0
         while isinstance(node, dict) and isinstance(node.get("$ref"), str):
             ref = node["$ref"]
-            if not ref.startswith("#"):
-                self.err(pointer + "/$ref", "only local $refs are supported here (got %r)" % ref)
-                return None, pointer
+            # relative to the document the $ref is in (another file's objects may $ref their
+            # own file, or back into the spec)
+            at = node if self.loader.info(node) is not None else self.root
             try:
-                pointer = ref[1:]
-                node = self.loader.resolve(ref, self.root)
+                node = self.loader.resolve(ref, at)
+                info = self.loader.info(node) if isinstance(node, dict) else None
+                if info is not None and info.file != self.loader.info(self.root).file:
+                    self._adopt(node, info)
+                pointer = info.pointer if info is not None and info.file == self.loader.info(
+                    self.root).file else (ref[1:] if ref.startswith("#") else ref)
             except GenError as e:
                 self.errors.extend(e.diags)
                 return None, pointer
@@ -149,11 +154,31 @@ class ServiceBuilder:
                 return None, pointer
         return node, pointer
 
+    def _adopt(self, node, info, pointer=None, depth=0):
+        """Objects of another file (reached by a $ref to a path item, a response...): their
+        inline schemas resolve $refs against that file, not the spec."""
+        if depth > 64:
+            return
+        pointer = info.pointer if pointer is None else pointer
+        if isinstance(node, dict):
+            self.foreign[id(node)] = (info, pointer)
+            for k, v in node.items():
+                self._adopt(v, info, "%s/%s" % (pointer, pointer_escape(str(k))), depth + 1)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                self._adopt(v, info, "%s/%d" % (pointer, i), depth + 1)
+
     def schema_at(self, node, pointer):
-        """Indexes an inline schema so $refs inside it resolve against the spec."""
+        """Indexes an inline schema so $refs inside it resolve against the spec (or, for a
+        schema of another file's object, against that file)."""
         if isinstance(node, dict) and self.loader.info(node) is None:
-            self.loader.index(node, self.base, self.base, self.loader.info(self.root).file,
-                              pointer, self.dialect)
+            f = self.foreign.get(id(node))
+            if f is not None:
+                info, fptr = f
+                self.loader.index(node, info.base, info.resource, info.file, fptr, self.dialect)
+            else:
+                self.loader.index(node, self.base, self.base, self.loader.info(self.root).file,
+                                  pointer, self.dialect)
         return node
 
     def validator(self, node, hint):
@@ -196,6 +221,8 @@ class ServiceBuilder:
                 sch.kind = "TB_SEC_HTTP_BEARER"
             elif t == "http" and str(node.get("scheme", "")).lower() == "basic":
                 sch.kind = "TB_SEC_HTTP_BASIC"  # users from TB_BASIC_USERS_<SCHEME>
+            elif t == "http" and str(node.get("scheme", "")).lower() == "digest":
+                sch.kind = "TB_SEC_HTTP_DIGEST"  # users from TB_DIGEST_USERS_<SCHEME>
             elif t == "apiKey":
                 where = node.get("in")
                 kinds = {"header": "TB_SEC_API_KEY_HEADER", "query": "TB_SEC_API_KEY_QUERY",
@@ -212,8 +239,8 @@ class ServiceBuilder:
             elif t == "openIdConnect":
                 sch.kind = "TB_SEC_OPENID"
             elif t == "http":
-                self.err(ptr + "/scheme", "HTTP scheme %r is not supported (bearer, a JWT, and "
-                         "basic are)" % node.get("scheme"))
+                self.err(ptr + "/scheme", "HTTP scheme %r is not supported (bearer, a JWT, "
+                         "basic and digest are)" % node.get("scheme"))
                 continue
             else:
                 self.err(ptr + "/type", "security scheme type %r is not supported (http bearer, "

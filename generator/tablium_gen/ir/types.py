@@ -304,6 +304,14 @@ class TypeBuilder:
         if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum) and (
                 types in ([], ["string"])):
             return "enum"
+        if not types and "const" in node:
+            # a constant has the type of its value
+            c = node["const"]
+            types = ["boolean" if isinstance(c, bool) else "integer" if isinstance(c, int)
+                     else "number" if isinstance(c, float) else "string" if isinstance(c, str)
+                     else "json"]
+            if types == ["json"]:
+                return "json"
         if isinstance(node.get("allOf"), list) and not any(k in node for k in ("oneOf", "anyOf")):
             parts = self._parts(node)
             if parts is not None:

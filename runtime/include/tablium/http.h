@@ -242,6 +242,7 @@ typedef enum tb_security_kind {
     TB_SEC_OAUTH2,         /* type: oauth2: a bearer JWT whose scope/scp carries the scopes */
     TB_SEC_OPENID,         /* type: openIdConnect: the same */
     TB_SEC_HTTP_BASIC,     /* type: http, scheme: basic: user and password (RFC 7617) */
+    TB_SEC_HTTP_DIGEST,    /* type: http, scheme: digest (RFC 7616: SHA-256, qop=auth) */
 } tb_security_kind;
 
 typedef struct tb_security_scheme {

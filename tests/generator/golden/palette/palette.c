@@ -82,6 +82,8 @@ static bool palette__schema_palette_properties_kind(const json_t *j, tb_vctx *c,
     bool ok = true;
     if (!(tb_json_str_eq(j, "palette", 7)))
         TB_V_FAIL("const", "must be equal to \"palette\"");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
@@ -349,7 +351,7 @@ out:
 static const tb_codec_field palette__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(palette, name), 0, 0, 0, NULL},
-    {"kind", "\"kind\":", 4, 7, TB_CK_JSON, 0,
+    {"kind", "\"kind\":", 4, 7, TB_CK_STRING, 0,
      offsetof(palette, kind), offsetof(palette, has_kind), 0, 0, NULL},
     {"colours", "\"colours\":", 7, 10, TB_CK_JSON, TB_CF_REQUIRED,
      offsetof(palette, colours), 0, 0, 0, NULL},

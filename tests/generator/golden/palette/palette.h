@@ -43,7 +43,7 @@ extern "C" {
 typedef struct palette {
     char *name; /* "name", required */
     bool has_kind;
-    json_t *kind; /* "kind" */
+    char *kind; /* "kind" */
     json_t *colours; /* "colours", required */
     bool has_created;
     char *created; /* "created" */
