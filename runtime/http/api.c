@@ -75,6 +75,19 @@ json_t *tb_param_json(const char *s, size_t len, tb_param_kind kind)
         if (len == 5 && memcmp(s, "false", 5) == 0)
             return json_false();
         break;
+    case TB_PARAM_ANY: {
+        json_int_t v;
+        double d;
+        if (parse_int(s, len, &v))
+            return json_integer(v);
+        if (parse_num(s, len, &d))
+            return json_real(d);
+        if (len == 4 && memcmp(s, "true", 4) == 0)
+            return json_true();
+        if (len == 5 && memcmp(s, "false", 5) == 0)
+            return json_false();
+        break;
+    }
     case TB_PARAM_STRING:
         break;
     }

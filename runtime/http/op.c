@@ -53,6 +53,13 @@ static const char *concrete_type(const tb_bytes *b, const char *range)
     return range;
 }
 
+/* a value that travels as JSON text in a form field or a part */
+static bool structured(int kind)
+{
+    return kind == TB_CK_STRUCT || kind == TB_CK_JSON || kind == TB_CK_UNION || kind == TB_CK_MAP ||
+           kind == TB_CK_LIST;
+}
+
 static int text_kind(int kind)
 {
     switch (kind) {
@@ -102,7 +109,11 @@ static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_are
         for (size_t i = 0; t && i < t->nfields && !f; i++)
             if (strcmp(t->fields[i].name, key) == 0)
                 f = &t->fields[i];
-        json_t *v = tb_param_json(val, strlen(val), f ? text_kind(f->kind) : TB_PARAM_STRING);
+        json_t *v = NULL;
+        if (f && structured(f->kind)) /* an object member: its JSON text (as the client sends) */
+            v = json_loads(val, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
+        if (!v)
+            v = tb_param_json(val, strlen(val), f ? text_kind(f->kind) : TB_PARAM_STRING);
         if (!v) {
             json_decref(o);
             return NULL;
@@ -142,8 +153,7 @@ static json_t *multipart_json(const tb_codec_type *t, const tb__part *parts, siz
         int kind = f ? f->kind : TB_CK_STRING;
         if (kind == TB_CK_BYTES) {
             v = json_stringn_nocheck(pt->data, pt->len);
-        } else if (kind == TB_CK_STRUCT || kind == TB_CK_JSON || kind == TB_CK_UNION ||
-                   kind == TB_CK_MAP || kind == TB_CK_LIST) {
+        } else if (structured(kind)) {
             v = json_loadb(pt->data, pt->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
             if (!v) {
                 *bad = true;
@@ -365,6 +375,12 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         break;
     default:
         raw = tb_http_req_cookie(hr, p->name);
+        if (raw && strchr(raw, '%')) { /* clients percent-encode what a cookie cannot hold */
+            bool malformed = false;
+            const char *d = tb_http_pct_decode(a, raw, strlen(raw), &malformed);
+            if (d && !malformed)
+                raw = d;
+        }
         break;
     }
     tb_v_push_key(c, IN_NAMES[p->in], strlen(IN_NAMES[p->in]));

@@ -52,6 +52,21 @@ static bool quietly_valid(tb_vfn fn, const json_t *x)
     return fn(x, &c, NULL);
 }
 
+/* Whether writing branch br must add the discriminator: a struct branch without a member of
+ * that name (the discriminator lives only in the union's schema), whose tag is known. */
+static bool union_adds_tag(const tb_codec_union *u, const tb_codec_branch *br)
+{
+    if (!u->discriminator || br->kind != TB_CK_STRUCT || br->ntags == 0 ||
+        (br->flags & TB_CF_ARRAY))
+        return false;
+    const tb_codec_type *t = br->sub;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (t->fields[i].name_len == u->disc_len &&
+            memcmp(t->fields[i].name, u->discriminator, u->disc_len) == 0)
+            return false;
+    return true;
+}
+
 int tb_codec_union_choose(const tb_codec_union *u, const json_t *x)
 {
     if (u->discriminator && json_is_object(x)) {
@@ -312,6 +327,27 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
             return;
         }
         const tb_codec_branch *br = &u->branches[k - 1];
+        if (union_adds_tag(u, br)) {
+            /* the branch's struct has no member for the discriminator: the tag goes first */
+            size_t at = b->len;
+            tb_codec_member_write(br->kind, br->flags, br->sub, v, br->off, br->n_off, b);
+            if (b->oom || b->len <= at || b->data[at] != '{')
+                return;
+            tb_buf t = TB_BUF_INIT;
+            tb_buf_putc(&t, '{');
+            tb_buf_json_string(&t, u->discriminator, u->disc_len);
+            tb_buf_putc(&t, ':');
+            tb_buf_json_string(&t, br->tags[0].s, br->tags[0].n);
+            if (b->len - at > 2)
+                tb_buf_putc(&t, ',');
+            tb_buf_append(&t, b->data + at + 1, b->len - at - 1);
+            b->len = at;
+            tb_buf_append(b, t.data, t.len);
+            if (t.oom)
+                b->oom = true;
+            tb_buf_deinit(&t);
+            return;
+        }
         tb_codec_member_write(br->kind, br->flags, br->sub, v, br->off, br->n_off, b);
         return;
     }
@@ -452,7 +488,14 @@ json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v)
         if (k < 1 || (size_t)k > u->nbranches)
             return json_null();
         const tb_codec_branch *br = &u->branches[k - 1];
-        return tb_codec_member_to_json(br->kind, br->flags, br->sub, v, br->off, br->n_off);
+        json_t *j = tb_codec_member_to_json(br->kind, br->flags, br->sub, v, br->off, br->n_off);
+        if (j && json_is_object(j) && union_adds_tag(u, br) &&
+            json_object_setn_new_nocheck(j, u->discriminator, u->disc_len,
+                                         json_stringn(br->tags[0].s, br->tags[0].n))) {
+            json_decref(j);
+            return NULL;
+        }
+        return j;
     }
     default: {
         json_t *j = *(json_t *const *)v;

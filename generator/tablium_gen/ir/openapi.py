@@ -719,6 +719,7 @@ class ServiceBuilder:
         self.schema_at(schema, sptr)
         p.style = pp.get("style") or ("form" if p.in_ in ("query", "cookie") else "simple")
         p.explode = pp.get("explode", p.style == "form") and not p.content
+        p.schema = schema
         if p.content:
             return self.content_param(op, p, pp, schema, fnamer)
         styles = {"query": ("form", "spaceDelimited", "pipeDelimited", "deepObject"),
@@ -731,6 +732,8 @@ class ServiceBuilder:
         ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
         deep_map = (ct.kind == "map" and p.style == "deepObject" and p.in_ == "query"
                     and ct.ref.value.kind in SCALAR_KIND and not ct.ref.value_nullable)
+        scalar_union = ct.kind == "union" and all(
+            b.ctype.kind in SCALAR_KIND for b in ct.ref.branches)
         if deep_map:
             pass  # obj[key]=value for any key: a typed map
         elif ct.kind in ("union", "map") or (ct.kind == "array" and ct.item.kind in (
@@ -769,7 +772,8 @@ class ServiceBuilder:
         elif ct.kind in SCALAR_KIND:
             p.item_kind = SCALAR_KIND[ct.kind]
         elif ct.kind == "json":
-            p.item_kind = "TB_PARAM_STRING"  # free-form ({}): the text, as a JSON string
+            # free-form ({}): the text, as a JSON string; a union of scalars: typed by its look
+            p.item_kind = "TB_PARAM_ANY" if scalar_union else "TB_PARAM_STRING"
         elif ct.kind == "map":
             p.item_kind = "TB_PARAM_STRING"  # deepObject: each value typed by the map's
         else:
@@ -880,7 +884,15 @@ class ServiceBuilder:
                 types.append(cstr(ct) if ct and "*" not in ct else "NULL")
             if any(t != "NULL" for t in types):
                 b.part_types = types
-        b.validator = self.validator(schema, op.cname + "__body")
+        b.schema = schema
+        b.examples = [v for _, v in self.examples_in(media)]
+        if kind == "bytes" and self.types._kind(schema) not in ("string", "bytes", "enum"):
+            # bytes of any type under a schema for something else (an object under */*): the
+            # schema describes what the bytes encode, which the runtime does not parse
+            from .validators import Sub
+            b.validator = Sub("true")
+        else:
+            b.validator = self.validator(schema, op.cname + "__body")
         b.description = _c_comment(rb.get("description"))
         for ename, ev in self.examples_in(media):
             self.example_of(op, "request body", ename, ev, b.validator)
@@ -939,7 +951,8 @@ class ServiceBuilder:
                 rr.kind = "data"
                 self.schema_at(props["data"], "")
                 rr.ctype = self.types.ctype(props["data"], op.cname + "_" + rr.member)
-            elif isinstance(props, dict) and "error" in props:
+            elif isinstance(props, dict) and "error" in props and self._error_object(
+                    props["error"]):
                 rr.kind = "error"
             else:
                 rr.kind = "raw"
@@ -951,6 +964,8 @@ class ServiceBuilder:
             rr.ctype = CType("json")
         if rr.kind in ("data", "raw") and rr.ctype.kind == "array" and rr.ctype.item.kind == "array":
             rr.ctype = CType("json")
+        rr.schema = media.get("schema") if isinstance(media, dict) else None
+        rr.examples = [v for _, v in self.examples_in(media)] if isinstance(media, dict) else []
         rr.errshape = None
         if rr.code == 0 or rr.code >= 400 or rr.code in (4, 5):
             if rr.kind == "error":
@@ -962,6 +977,17 @@ class ServiceBuilder:
                               "(400 validation, 401, 404, 413, 415, 429, 500...) cannot take "
                               "this schema's shape: they keep tablium's envelope" % status)
         return rr
+
+    def _error_object(self, node):
+        """Whether an `error` member is tablium's error object (an object), not, say, a
+        message string."""
+        t = self.types._deref(node)
+        if not isinstance(t, dict):
+            return False
+        types = t.get("type")
+        types = [types] if isinstance(types, str) else types or []
+        return "object" in types or isinstance(t.get("properties"), dict) or \
+            t.get("x-tablium-c-type") == "tb_api_error"
 
     # ---- the runtime's errors in the spec's shapes ----
 

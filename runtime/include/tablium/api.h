@@ -21,6 +21,7 @@ typedef enum tb_param_kind {
     TB_PARAM_INTEGER,
     TB_PARAM_NUMBER,
     TB_PARAM_BOOLEAN,
+    TB_PARAM_ANY, /* a union of scalar types: an integer, a number, true/false, else a string */
 } tb_param_kind;
 
 /**

@@ -1,0 +1,758 @@
+#!/usr/bin/python3
+"""Contract round trips of OpenAPI specs through real HTTP: for every operation of each spec, a
+request (parameters and body) and an answer of its first success status, taken from the spec's
+examples when it has them, else made from the schemas and checked by an independent validator
+(Debian's python3-jsonschema). A generated C program serves the spec with the generated server
+and calls every operation with the generated client (tb_op_call): the handler checks that each
+parameter and the body arrived as sent, answers with the example, and the client checks that
+the answer arrived as sent. Both sides run the generated codecs and validators, and the server
+validates its answers (TB_VALIDATE_RESPONSES).
+
+    tests/generator/roundtrip.py --build BUILD_DIR [SPEC...]
+
+Without specs: the corpus specs listed in tests/generator/corpus/roundtrip.txt plus
+tests/specs/*.yaml. Prints `corpus-roundtrip: N operations round-tripped ...`.
+"""
+import argparse
+import concurrent.futures
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import support  # noqa: E402
+
+sys.path.insert(0, os.path.join(support.REPO, "generator"))
+from tablium_gen.errors import GenError  # noqa: E402
+from tablium_gen.ir.openapi import build_service  # noqa: E402
+from tablium_gen.load.loader import Loader, parse_text  # noqa: E402
+
+LIST = os.path.join(HERE, "corpus", "roundtrip.txt")
+LIBS = ["-ljansson", "-lpcre2-8", "-lmicrohttpd", "-lcurl", "-lsqlite3", "-lcrypto",
+        "-lpthread", "-lm"]
+
+
+class Skip(Exception):
+    pass
+
+
+# ---- instances made from schemas ----
+
+FORMATS = {"date-time": "2024-01-02T03:04:05Z", "date": "2024-01-02", "time": "03:04:05Z",
+           "email": "ada@example.com", "uuid": "123e4567-e89b-42d3-a456-426614174000",
+           "uri": "https://example.com/x", "uri-reference": "/x", "hostname": "example.com",
+           "ipv4": "192.0.2.1", "ipv6": "2001:db8::1", "byte": "cm91bmR0cmlw",
+           "binary": "round trip bytes", "duration": "P1D", "password": "s3cret"}
+
+
+class Maker:
+    def __init__(self, loader, validator):
+        self.loader = loader
+        self.valid = validator  # (schema, value) -> bool
+
+    def deref(self, node):
+        for _ in range(32):
+            if isinstance(node, dict) and isinstance(node.get("$ref"), str):
+                node = self.loader.resolve(node["$ref"], node)
+            else:
+                break
+        return node
+
+    def make(self, node, depth=0, want=None):
+        """A value of `node`; `want` a value for the discriminator property (name, value)."""
+        node = self.deref(node)
+        if node is True or node == {} or node is None:
+            return "any"
+        if node is False:
+            raise Skip("a schema that refuses everything")
+        if depth > 12:
+            raise Skip("too deep")
+        if "const" in node:
+            return copy.deepcopy(node["const"])
+        if isinstance(node.get("enum"), list) and node["enum"]:
+            vals = [v for v in node["enum"] if v is not None] or node["enum"]
+            return copy.deepcopy(vals[0])
+        if isinstance(node.get("examples"), list) and node["examples"] and depth > 0:
+            if self.valid(node, node["examples"][0]):
+                return copy.deepcopy(node["examples"][0])
+        if "example" in node and depth > 0 and self.valid(node, node["example"]):
+            return copy.deepcopy(node["example"])
+        alts = node.get("oneOf") or node.get("anyOf")
+        if isinstance(alts, list) and alts:
+            return self.alternative(node, alts, depth)
+        if isinstance(node.get("allOf"), list):
+            out = None
+            for part in node["allOf"]:
+                v = self.make(part, depth + 1)
+                if isinstance(v, dict) and isinstance(out, dict):
+                    out.update(v)
+                elif out is None:
+                    out = v
+            rest = {k: v for k, v in node.items() if k != "allOf"}
+            if rest.get("properties") or rest.get("type"):
+                v = self.make(rest, depth + 1)
+                if isinstance(v, dict) and isinstance(out, dict):
+                    out.update(v)
+            return out
+        t = node.get("type")
+        types = [t] if isinstance(t, str) else [x for x in (t or []) if x != "null"] or (
+            ["object"] if "properties" in node else ["string"])
+        t = types[0] if types else "string"
+        if node.get("nullable") is True or (isinstance(node.get("type"), list) and
+                                            node["type"] == ["null"]):
+            if t == "null":
+                return None
+        if t == "object":
+            return self.obj(node, depth)
+        if t == "array":
+            return self.arr(node, depth)
+        if t == "string":
+            return self.string(node)
+        if t == "integer":
+            return self.number(node, True)
+        if t == "number":
+            return self.number(node, False)
+        if t == "boolean":
+            return True
+        if t == "null":
+            return None
+        raise Skip("type %r" % t)
+
+    def alternative(self, node, alts, depth):
+        disc = node.get("discriminator")
+        if isinstance(disc, dict) and isinstance(disc.get("propertyName"), str):
+            prop = disc["propertyName"]
+            mapping = disc.get("mapping") if isinstance(disc.get("mapping"), dict) else {}
+            for i, alt in enumerate(alts):
+                tag = None
+                for k, ref in mapping.items():
+                    try:
+                        r = ref if "#" in ref or "/" in ref else "#/components/schemas/" + ref
+                        if self.deref(self.loader.resolve(r, node)) is self.deref(alt):
+                            tag = k
+                            break
+                    except Exception:
+                        pass
+                if tag is None and isinstance(alt, dict) and isinstance(alt.get("$ref"), str):
+                    tag = alt["$ref"].rsplit("/", 1)[-1]
+                if tag is None:
+                    continue
+                v = self.make(alt, depth + 1)
+                if isinstance(v, dict):
+                    v[prop] = tag
+                    return v
+        for alt in alts:  # the first that the whole schema takes
+            try:
+                v = self.make(alt, depth + 1)
+            except Skip:
+                continue
+            if self.valid(node, v):
+                return v
+        raise Skip("no alternative of a oneOf/anyOf makes a valid value")
+
+    def obj(self, node, depth):
+        out = {}
+        props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+        req = node.get("required") if isinstance(node.get("required"), list) else []
+        for k, v in props.items():
+            if k in req or depth < 3:
+                d = self.deref(v)
+                if isinstance(d, dict) and (d.get("readOnly") is True or
+                                            d.get("writeOnly") is True) and k not in req:
+                    continue
+                try:
+                    out[k] = self.make(v, depth + 1)
+                except Skip:
+                    if k in req:
+                        raise
+        ap = node.get("additionalProperties")
+        if isinstance(ap, dict) and ap and not props and depth < 4:
+            out["key1"] = self.make(ap, depth + 1)
+        for k in req:
+            if k not in out:
+                out[k] = "text"
+        mn = node.get("minProperties")
+        i = 0
+        while isinstance(mn, int) and len(out) < mn and i < 32:
+            out["extra%d" % i] = "text"
+            i += 1
+        return out
+
+    def arr(self, node, depth):
+        prefix = node.get("prefixItems")
+        items = node.get("items")
+        out = []
+        if isinstance(prefix, list):
+            out = [self.make(p, depth + 1) for p in prefix]
+        elif isinstance(items, (dict, bool)) and items is not False:
+            out = [self.make(items, depth + 1)]
+        mn = node.get("minItems") if isinstance(node.get("minItems"), int) else 0
+        while len(out) < mn and isinstance(items, dict):
+            v = self.make(items, depth + 1)
+            if node.get("uniqueItems") and v in out:
+                raise Skip("unique items")
+            out.append(v)
+        mx = node.get("maxItems")
+        if isinstance(mx, int):
+            out = out[:mx]
+        return out
+
+    def string(self, node):
+        f = node.get("format")
+        s = FORMATS.get(f, "text") if isinstance(f, str) else "text"
+        mn = node.get("minLength") if isinstance(node.get("minLength"), int) else 0
+        mx = node.get("maxLength") if isinstance(node.get("maxLength"), int) else None
+        if len(s) < mn:
+            s = s + "x" * (mn - len(s))
+        if mx is not None and len(s) > mx:
+            s = s[:mx]
+        pat = node.get("pattern")
+        if isinstance(pat, str) and not self.valid(node, s):
+            for cand in ("a", "abc", "A1", "1", "123", "a-b", "a_b", "x@y.z", "AB12",
+                         "2024-01-02", "abc123", "ABC"):
+                c = cand + "x" * max(0, mn - len(cand))
+                if self.valid(node, c):
+                    return c
+            raise Skip("pattern %r" % pat)
+        return s
+
+    def number(self, node, integer):
+        lo = node.get("minimum")
+        hi = node.get("maximum")
+        xlo = node.get("exclusiveMinimum")
+        xhi = node.get("exclusiveMaximum")
+        v = 1 if integer else 1.5
+        if isinstance(xlo, (int, float)) and not isinstance(xlo, bool):
+            lo = xlo + (1 if integer else 0.5)
+        elif xlo is True and isinstance(lo, (int, float)):
+            lo = lo + (1 if integer else 0.5)
+        if isinstance(xhi, (int, float)) and not isinstance(xhi, bool):
+            hi = xhi - (1 if integer else 0.5)
+        elif xhi is True and isinstance(hi, (int, float)):
+            hi = hi - (1 if integer else 0.5)
+        if isinstance(lo, (int, float)) and v < lo:
+            v = lo
+        if isinstance(hi, (int, float)) and v > hi:
+            v = hi
+        m = node.get("multipleOf")
+        if isinstance(m, (int, float)) and m > 0:
+            v = m * max(1, round(v / m))
+        if integer:
+            v = int(v)
+        return v
+
+
+# ---- one spec ----
+
+def _discriminated_any_of(node):
+    """A oneOf with a discriminator is judged as tablium judges it: the value's branch (named by
+    the discriminator) must match, not only that branch; anyOf is the closest JSON Schema."""
+    if isinstance(node, dict):
+        if isinstance(node.get("discriminator"), dict) and isinstance(node.get("oneOf"), list):
+            node["anyOf"] = node.pop("oneOf")
+        for v in node.values():
+            _discriminated_any_of(v)
+    elif isinstance(node, list):
+        for v in node:
+            _discriminated_any_of(v)
+
+
+def c_str(s):
+    b = s.encode("utf-8")
+    out = []
+    for ch in b:
+        c = chr(ch)
+        if c in '"\\':
+            out.append("\\" + c)
+        elif 32 <= ch < 127:
+            out.append(c)
+        else:
+            out.append("\\%03o" % ch)
+    return '"' + "".join(out) + '"'
+
+
+def jtext(v):
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+def plan(spec):
+    """(svc, cases, skipped{reason: n}) of one spec."""
+    loader = Loader()
+    svc = build_service(spec, loader, None)
+    try:
+        import jsonschema
+    except ImportError:
+        raise SystemExit("roundtrip: needs python3-jsonschema (scripts/deps.sh installs it)")
+    with open(spec, encoding="utf-8") as f:
+        doc = parse_text(f.read(), spec)
+    oas30 = str(doc.get("openapi", "")).startswith("3.0")
+    from tablium_gen.ir.lint import _oas30_to_draft4
+    tdoc = copy.deepcopy(doc)
+    if oas30:
+        _oas30_to_draft4(tdoc)
+    _discriminated_any_of(tdoc)
+    cls = jsonschema.Draft4Validator if oas30 else jsonschema.Draft202012Validator
+    base = "file://" + os.path.abspath(spec)
+
+    def load(uri):
+        path = uri[len("file://"):].split("#")[0]
+        with open(path, encoding="utf-8") as f:
+            d = parse_text(f.read(), path)
+        if oas30:
+            _oas30_to_draft4(d)
+        _discriminated_any_of(d)
+        return d
+
+    resolver = jsonschema.RefResolver(base, tdoc, handlers={"file": load})
+    # the same schema node in the transformed copy: by its JSON pointer in the spec
+    def twin(node):
+        info = loader.info(node) if isinstance(node, dict) else None
+        if info is None or os.path.abspath(info.file) != os.path.abspath(spec):
+            return node
+        cur = tdoc
+        for tok in [t for t in info.pointer.split("/")[1:]]:
+            tok = tok.replace("~1", "/").replace("~0", "~")
+            if isinstance(cur, list):
+                cur = cur[int(tok)]
+            else:
+                cur = cur[tok]
+        return cur
+
+    def valid(schema, value):
+        try:
+            v = cls(twin(schema) if isinstance(schema, dict) else schema, resolver=resolver)
+            return not any(True for _ in v.iter_errors(value))
+        except Exception:
+            return False
+
+    maker = Maker(loader, valid)
+    cases, skipped = [], {}
+
+    def skip(op, why):
+        why = why if len(why) <= 48 else why[:45] + "..."
+        skipped[why] = skipped.get(why, 0) + 1
+        op.rt = None
+
+    for op in svc.ops:
+        op.rt = None
+        if op.security:
+            skip(op, "secured")
+            continue
+        try:
+            params = []
+            for i, p in enumerate(op.params):
+                if not p.required:
+                    continue
+                v = maker.make(p.schema, 1)
+                if p.ctype.kind == "json" and not p.content and isinstance(v, (dict, list)):
+                    v = "text"  # a free-form parameter travels as its text
+                if not valid(p.schema, v):
+                    raise Skip("no valid value for a parameter")
+                params.append((i, v))
+            body = None
+            if op.body is not None:
+                if op.body.media == "bytes":
+                    body = "round trip body"
+                else:
+                    exs = [e for e in op.body.examples if valid(op.body.schema, e)]
+                    body = exs[0] if exs else maker.make(op.body.schema)
+                    if not valid(op.body.schema, body):
+                        raise Skip("no valid request body")
+            rr = next((r for r in op.responses if (200 <= r.code < 300 or r.code == 2)
+                       and r.kind in ("data", "raw", "none", "bytes")), None)
+            if rr is None:
+                raise Skip("no success answer")
+            status = rr.code if rr.code >= 100 else 200
+            resp = None
+            if rr.kind in ("data", "raw") and rr.schema is not None:
+                sch = rr.schema
+                target = maker.deref(sch)
+                if rr.kind == "data":
+                    sch = target["properties"]["data"]
+                    exs = [e.get("data") for e in rr.examples if isinstance(e, dict)
+                           and "data" in e and valid(rr.schema, e)]
+                else:
+                    exs = [e for e in rr.examples if valid(sch, e)]
+                resp = exs[0] if exs else maker.make(sch)
+                whole = {"data": resp} if rr.kind == "data" else resp
+                if not valid(rr.schema, whole):
+                    raise Skip("no valid answer")
+            elif rr.kind in ("data", "raw"):
+                resp = "any"  # a media type without a schema
+        except (Skip, GenError, KeyError, TypeError) as e:
+            skip(op, str(e) if isinstance(e, Skip) else "schema not followed")
+            continue
+        op.rt = {"params": params, "body": body, "status": status, "resp": resp,
+                 "bytes": rr.kind == "bytes", "body_bytes": op.body is not None and
+                 op.body.media == "bytes"}
+        cases.append(op)
+    return svc, cases, skipped
+
+
+HARNESS_HEAD = r"""/* Generated by tests/generator/roundtrip.py for %(spec)s: round trips through real HTTP. */
+#include "%(name)s.h"
+
+#include "tablium/client.h"
+#include "tablium/codec.h"
+#include "tablium/ctx.h"
+#include "tablium/http.h"
+#include "tablium/json.h"
+#include "tablium/op.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rt_param {
+    int idx;
+    const char *json;
+} rt_param;
+
+typedef struct rt_case {
+    const char *name;
+    const tb_op *op;
+    const rt_param *params;
+    size_t nparams;
+    const char *body; /* JSON text, or the bytes of a bytes body; NULL: none */
+    int body_bytes;
+    int status;
+    const char *resp; /* JSON text; NULL: none */
+    int bytes;
+} rt_case;
+
+static _Atomic int failures;
+
+static int same(const json_t *a, const json_t *b)
+{
+    if (json_is_number(a) && json_is_number(b))
+        return fabs(json_number_value(a) - json_number_value(b)) <=
+               1e-9 * fmax(1.0, fabs(json_number_value(a)));
+    if (json_is_object(a) && json_is_object(b)) {
+        if (json_object_size(a) != json_object_size(b))
+            return 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)a, k, v) {
+            if (!same(v, json_object_get(b, k)))
+                return 0;
+        }
+        return 1;
+    }
+    if (json_is_array(a) && json_is_array(b)) {
+        if (json_array_size(a) != json_array_size(b))
+            return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!same(json_array_get(a, i), json_array_get(b, i)))
+                return 0;
+        return 1;
+    }
+    return json_equal(a, b);
+}
+
+static void compare(const char *name, const char *what, const char *want, const char *got,
+                    size_t n)
+{
+    json_t *a = json_loads(want, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    json_t *b = json_loadb(got, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    if (!a || !b || !same(a, b)) {
+        failures++;
+        printf("roundtrip: %%s: %%s: sent %%s, got %%.*s\n", name, what, want, (int)n, got);
+    }
+    json_decref(a);
+    json_decref(b);
+}
+
+static const tb_op_status *status_row(const tb_op *op, int status)
+{
+    const tb_op_status *range = NULL, *dflt = NULL;
+    for (size_t i = 0; i < op->nstatuses; i++) {
+        const tb_op_status *s = &op->statuses[i];
+        if (s->code == status)
+            return s;
+        if (s->code >= 1 && s->code <= 5 && s->code == status / 100)
+            range = s;
+        if (s->code == 0)
+            dflt = s;
+    }
+    return range ? range : dflt;
+}
+
+static const rt_case cases[];
+
+/* the server side: every parameter and the body as sent, then the answer */
+static int rt_handle(int i, tb_ctx *ctx, const void *req, void *resp)
+{
+    const rt_case *c = &cases[i];
+    const tb_op *op = c->op;
+    const char *r = req;
+    for (size_t k = 0; k < c->nparams; k++) {
+        const tb_op_param *p = &op->params[c->params[k].idx];
+        tb_buf b = TB_BUF_INIT;
+        tb_codec_member_write(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER), p->sub, r,
+                              p->off, p->n_off, &b);
+        char what[160];
+        snprintf(what, sizeof what, "parameter %%s", p->name);
+        compare(c->name, what, c->params[k].json, b.data ? b.data : "", b.len);
+        tb_buf_deinit(&b);
+    }
+    if (c->body) {
+        const tb_op_body *bd = op->body;
+        if (c->body_bytes) {
+            const tb_bytes *x = (const tb_bytes *)(r + bd->off);
+            if (x->len != strlen(c->body) || memcmp(x->data, c->body, x->len) != 0) {
+                failures++;
+                printf("roundtrip: %%s: the bytes body differs\n", c->name);
+            }
+        } else {
+            tb_buf b = TB_BUF_INIT;
+            tb_codec_member_write(bd->kind, bd->flags & (TB_CF_ARRAY | TB_CF_POINTER), bd->sub, r,
+                                  bd->off, bd->n_off, &b);
+            compare(c->name, "request body", c->body, b.data ? b.data : "", b.len);
+            tb_buf_deinit(&b);
+        }
+    }
+    *(int *)resp = c->status;
+    const tb_op_status *st = status_row(op, c->status);
+    if (!st)
+        return TB_EINVAL;
+    if (c->bytes) {
+        tb_bytes *x = (tb_bytes *)((char *)resp + st->off);
+        x->data = "round trip answer";
+        x->len = 17;
+        x->type = NULL;
+    } else if (c->resp && (st->shape == TB_RS_DATA || st->shape == TB_RS_RAW)) {
+        json_t *j = json_loads(c->resp, JSON_DECODE_ANY, NULL);
+        int rc = j ? tb_codec_member_decode(st->kind, st->flags, st->sub, j, ctx->arena, resp,
+                                            st->off, st->n_off)
+                   : TB_EPARSE;
+        json_decref(j);
+        if (rc) {
+            failures++;
+            printf("roundtrip: %%s: the answer does not decode (%%d)\n", c->name, rc);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int %(name)s_service_init(void **state, tb_error *err)
+{
+    (void)err;
+    *state = NULL;
+    return 0;
+}
+
+void %(name)s_service_fini(void *state)
+{
+    (void)state;
+}
+"""
+
+HARNESS_MAIN = r"""
+int main(void)
+{
+    setenv("TB_VALIDATE_RESPONSES", "1", 1);
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    o.threads = 2;
+    o.host = "127.0.0.1";
+    o.access_log = false;
+    tb_error err = TB_ERROR_INIT;
+    tb_server *srv = tb_server_new(&%(name)s_api, &o, &err);
+    if (!srv || tb_server_start(srv, &err) != 0) {
+        printf("roundtrip: %(name)s: server: %%s\n", err.message);
+        return 2;
+    }
+    char base[256];
+    snprintf(base, sizeof base, "http://127.0.0.1:%%u%%s", (unsigned)tb_server_port(srv),
+             %(name)s_api.base_path ? %(name)s_api.base_path : "");
+    tb_client *cl = tb_client_new(base, NULL, &err);
+    size_t n = %(ncases)d;
+    for (size_t i = 0; i < n && cl; i++) {
+        const rt_case *c = &cases[i];
+        const tb_op *op = c->op;
+        tb_arena *a = tb_arena_new(0);
+        tb_ctx ctx;
+        tb_ctx_init(&ctx, a, "roundtrip");
+        char *req = tb_arena_calloc(a, 1, op->req_size);
+        char *resp = tb_arena_calloc(a, 1, op->resp_size);
+        for (size_t k = 0; k < c->nparams; k++) {
+            const tb_op_param *p = &op->params[c->params[k].idx];
+            json_t *j = json_loads(c->params[k].json, JSON_DECODE_ANY, NULL);
+            tb_codec_member_decode(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER), p->sub, j,
+                                   a, req, p->off, p->n_off);
+            json_decref(j);
+        }
+        if (c->body) {
+            const tb_op_body *bd = op->body;
+            if (c->body_bytes) {
+                tb_bytes *x = (tb_bytes *)(req + bd->off);
+                x->data = c->body;
+                x->len = strlen(c->body);
+            } else {
+                json_t *j = json_loads(c->body, JSON_DECODE_ANY, NULL);
+                tb_codec_member_decode(bd->kind, bd->flags & (TB_CF_ARRAY | TB_CF_POINTER), bd->sub,
+                                       j, a, req, bd->off, bd->n_off);
+                json_decref(j);
+            }
+            if (!(bd->flags & TB_CF_REQUIRED))
+                *(bool *)(req + bd->has_off) = true;
+        }
+        int rc = tb_op_call(cl, op, &ctx, req, resp, &err);
+        if (rc) {
+            failures++;
+            printf("roundtrip: %%s: call failed: %%s\n", c->name, err.message);
+        } else if (*(int *)resp != c->status) {
+            failures++;
+            printf("roundtrip: %%s: status %%d, want %%d\n", c->name, *(int *)resp, c->status);
+        } else {
+            const tb_op_status *st = status_row(op, c->status);
+            if (c->bytes) {
+                const tb_bytes *x = (const tb_bytes *)(resp + st->off);
+                if (x->len != 17 || memcmp(x->data, "round trip answer", 17) != 0) {
+                    failures++;
+                    printf("roundtrip: %%s: the bytes answer differs\n", c->name);
+                }
+            } else if (c->resp && st && (st->shape == TB_RS_DATA || st->shape == TB_RS_RAW)) {
+                tb_buf b = TB_BUF_INIT;
+                tb_codec_member_write(st->kind, st->flags, st->sub, resp, st->off, st->n_off, &b);
+                compare(c->name, "answer", c->resp, b.data ? b.data : "", b.len);
+                tb_buf_deinit(&b);
+            }
+        }
+        tb_arena_free(a);
+    }
+    tb_client_free(cl);
+    tb_server_stop(srv);
+    tb_server_free(srv);
+    tb_error_deinit(&err);
+    printf("roundtrip %(name)s: %%zu operations, %%d failed\n", n, failures);
+    return failures ? 1 : 0;
+}
+"""
+
+
+def harness(spec, svc, cases):
+    name = svc.name
+    out = [HARNESS_HEAD % {"spec": os.path.basename(spec), "name": name}]
+    for op in svc.ops:
+        out.append("extern const tb_op %s__op;\n" % op.cname)
+    idx = {op.cname: i for i, op in enumerate(cases)}
+    for op in cases:
+        rt = op.rt
+        if rt["params"]:
+            out.append("static const rt_param %s__rt[] = {%s};\n" % (op.cname, ", ".join(
+                "{%d, %s}" % (i, c_str(jtext(v))) for i, v in rt["params"])))
+    out.append("static const rt_case cases[] = {\n")
+    for op in cases:
+        rt = op.rt
+        body = rt["body"]
+        btext = "NULL" if body is None else c_str(body if rt["body_bytes"] else jtext(body))
+        out.append("    {%s, &%s__op, %s, %d, %s, %d, %d, %s, %d},\n" % (
+            c_str(op.cname), op.cname, ("%s__rt" % op.cname) if rt["params"] else "NULL",
+            len(rt["params"]), btext, 1 if rt["body_bytes"] else 0, rt["status"],
+            "NULL" if rt["resp"] is None else c_str(jtext(rt["resp"])), 1 if rt["bytes"] else 0))
+    if not cases:
+        out.append("    {NULL, NULL, NULL, 0, NULL, 0, 0, NULL, 0},\n")
+    out.append("};\n\n")
+    for op in svc.ops:
+        body = ("    return rt_handle(%d, ctx, req, resp);" % idx[op.cname]) if op.cname in idx \
+            else "    (void)ctx;\n    (void)req;\n    (void)resp;\n    return TB_EINVAL;"
+        out.append("int %s(tb_ctx *ctx, const %s_req *req, %s_resp *resp)\n{\n%s\n}\n\n"
+                   % (op.cname, op.cname, op.cname, body))
+    out.append(HARNESS_MAIN % {"name": name, "ncases": len(cases)})
+    return "".join(out)
+
+
+def run_spec(spec, build, keep):
+    tmp = tempfile.mkdtemp(prefix="tablium-roundtrip-")
+    try:
+        try:
+            svc, cases, skipped = plan(spec)
+        except GenError as e:
+            return spec, None, 0, {}, "generator: %s" % e
+        out = os.path.join(tmp, "gen")
+        p = subprocess.run([support.PYTHON, support.GEN_SCRIPT, "openapi", spec, "-o", out],
+                           cwd=support.REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if p.returncode:
+            return spec, None, 0, skipped, p.stderr.decode()[:500]
+        hc = os.path.join(tmp, "harness.c")
+        with open(hc, "w", encoding="utf-8") as f:
+            f.write(harness(spec, svc, cases))
+        exe = os.path.join(tmp, "rt")
+        cmd = ["gcc", "-std=gnu11", "-D_GNU_SOURCE", "-O0", "-w", "-I", out, "-I",
+               os.path.join(support.REPO, "runtime", "include"), hc,
+               os.path.join(out, svc.name + ".c"), os.path.join(out, svc.name + "_server.c"),
+               os.path.join(build, "libtablium.a"), "-o", exe] + LIBS
+        c = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if c.returncode:
+            return spec, None, len(cases), skipped, "gcc: " + c.stdout.decode()[:1500]
+        r = subprocess.run([exe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        text = r.stdout.decode("utf-8", "replace")
+        fails = [ln for ln in text.splitlines() if ln.startswith("roundtrip: ")]
+        if r.returncode not in (0, 1):
+            fails.append("exit %d: %s" % (r.returncode, text[-500:]))
+        return spec, fails, len(cases), skipped, None
+    finally:
+        if keep:
+            print("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True, help="the build folder holding libtablium.a")
+    ap.add_argument("--keep", action="store_true", help="keep the generated harnesses")
+    ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("specs", nargs="*")
+    args = ap.parse_args(argv)
+    specs = args.specs
+    if not specs:
+        corpus = os.path.join(os.environ.get("TB_SHARED", os.path.join(support.REPO, "..",
+                                                                       "shared")),
+                              "testdata", "openapi")
+        with open(LIST, encoding="utf-8") as f:
+            specs = [os.path.join(corpus, ln.strip()) for ln in f
+                     if ln.strip() and not ln.startswith("#")]
+        specs += sorted(os.path.join(support.REPO, "tests", "specs", n)
+                        for n in os.listdir(os.path.join(support.REPO, "tests", "specs"))
+                        if n.endswith((".yaml", ".yml", ".json")))
+    total_ops = total_failed = 0
+    skipped_all = {}
+    bad = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
+        results = list(ex.map(lambda s: run_spec(s, os.path.abspath(args.build), args.keep),
+                              specs))
+    for spec, fails, n, skipped, err in results:
+        rel = os.path.relpath(spec, support.REPO)
+        for k, v in skipped.items():
+            skipped_all[k] = skipped_all.get(k, 0) + v
+        if err:
+            bad.append("%s: %s" % (rel, err))
+            continue
+        total_ops += n
+        if fails:
+            total_failed += len(fails)
+            for ln in fails:
+                print("%s: %s" % (rel, ln))
+    for b in bad:
+        print("roundtrip: %s" % b)
+    sk = sum(skipped_all.values())
+    print("corpus-roundtrip: %d operations round-tripped over HTTP in %d specs, %d failed; %d "
+          "skipped (%s)" % (total_ops, len(specs) - len(bad), total_failed, sk,
+                            ", ".join("%s %d" % kv for kv in sorted(skipped_all.items(),
+                                                                     key=lambda kv: -kv[1]))
+                            or "none"))
+    return 1 if total_failed or bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
