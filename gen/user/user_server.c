@@ -259,6 +259,7 @@ const tb_http_api user_api = {
     5,
     NULL, /* servers[0]'s path */
     NULL, 0,
+    NULL, 0,
 };
 
 /* x-tablium-depends: a client of each, in user_deps (ctx->deps) */

@@ -263,6 +263,7 @@ const tb_http_api wallet_api = {
     5,
     NULL, /* servers[0]'s path */
     NULL, 0,
+    NULL, 0,
 };
 
 static const tb_service_def wallet__service = {

@@ -148,7 +148,7 @@ def main(argv=None):
     sp.add_argument("--name", help="base name of the .h/.c (default: OUTDIR's name)")
     sp.add_argument("--dialect", choices=("2020-12", "oas30"), default="2020-12",
                     help="JSON Schema 2020-12 (default) or the OpenAPI 3.0 schema dialect")
-    op = sub.add_parser("openapi", help="OpenAPI 3.0/3.1 spec -> C types, server, client")
+    op = sub.add_parser("openapi", help="OpenAPI 3.0/3.1/3.2 spec -> C types, server, client")
     op.add_argument("spec", metavar="SPEC")
     op.add_argument("-o", "--out", required=True, metavar="OUTDIR",
                     help="folder for NAME.h, NAME.c and NAME_server.c")

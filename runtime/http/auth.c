@@ -329,7 +329,9 @@ static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const
     if (!ha1)
         return false;
     char ha2[2 * SHA256_DIGEST_LENGTH + 1], want[2 * SHA256_DIGEST_LENGTH + 1], buf[1400];
-    int n = snprintf(buf, sizeof buf, "%s:%s", tb_http_method_name(req->method), uri);
+    const char *mname = tb_http_method_name(req->method);
+    int n = snprintf(buf, sizeof buf, "%s:%s", mname ? mname : req->method_name ? req->method_name : "",
+                     uri);
     sha256_hex(buf, (size_t)n, ha2);
     n = snprintf(buf, sizeof buf, "%.*s:%s:%s:%s:%s:%s", 2 * SHA256_DIGEST_LENGTH, ha1, nonce, nc,
                  cnonce, qop, ha2);

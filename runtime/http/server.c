@@ -998,9 +998,11 @@ static void answer_error(tb_http_res *res, tb_ctx *ctx, int status, const char *
     tb_http_res_error(res, ctx, status, &e);
 }
 
-static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const int16_t *row)
+static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const tb_http_api *api,
+                       int ri)
 {
-    char allow[96];
+    const int16_t *row = api->routes[ri];
+    char allow[256];
     size_t n = 0;
     for (int m = 0; m < TB_HTTP_N_METHODS; m++) {
         bool has = row[m] >= 0 || (m == TB_HTTP_HEAD && row[TB_HTTP_GET] >= 0);
@@ -1009,6 +1011,12 @@ static void answer_405(tb__conn *c, tb_http_res *res, tb_ctx *ctx, const int16_t
         n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
                               tb_http_method_name(m));
     }
+    for (size_t i = 0; i < api->n_xops && n < sizeof allow; i++)
+        if (api->xops[i].route == ri)
+            n += (size_t)snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
+                                  api->xops[i].method);
+    if (n >= sizeof allow)
+        n = sizeof allow - 1;
     const char *v = tb_arena_strndup(c->arena, allow, n);
     if (v)
         tb_http_res_header(res, "Allow", v);
@@ -1294,8 +1302,11 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     int oi = req->method >= 0 ? row[req->method] : -1;
     if (oi < 0 && req->method == TB_HTTP_HEAD)
         oi = row[TB_HTTP_GET]; /* HEAD is GET without the body (libmicrohttpd drops it) */
+    for (size_t i = 0; oi < 0 && req->method < 0 && req->method_name && i < api->n_xops; i++)
+        if (api->xops[i].route == ri && strcmp(api->xops[i].method, req->method_name) == 0)
+            oi = api->xops[i].op; /* QUERY, LINK...: OpenAPI 3.2 */
     if (oi < 0 || (size_t)oi >= api->n_ops) {
-        answer_405(c, res, ctx, row);
+        answer_405(c, res, ctx, api, ri);
         return;
     }
     const tb_http_op *op = &api->ops[oi];
@@ -1423,6 +1434,7 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     const tb_http_op *op = NULL;
 
     req.method = tb_http_method_parse(method, strlen(method));
+    req.method_name = method;
     req.path = url;
     req.path_len = strlen(url);
     if (c->phase == CONN_READING && c->body.len > 0) {

@@ -648,6 +648,37 @@ components:
             self.assertNotIn("warning", err, spec)
 
 
+class Methods32(OpenApiCase):
+    def test_query_and_additional_operations_are_routed_by_name(self):
+        with open(os.path.join(support.REPO, "tests", "specs", "methods.yaml"),
+                  encoding="utf-8") as f:
+            rc, err = self.gen(f.read(), "methods.yaml")
+        self.assertEqual(rc, 0, err)
+        srv = self.read("methods_server.c")
+        self.assertIn('{0, 0, "QUERY"},', srv)
+        self.assertIn('{1, 2, "LINK"},', srv)
+        self.assertIn('{"linkItem", -1, "/items/{id}",', srv)
+        self.assertIn('"methods_search_items", "QUERY", "/search", "searchItems",',
+                      self.read("methods.c"))
+        for cfile in ("methods.c", "methods_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(out.strip(), "", out)
+
+    def test_a_fixed_method_in_additional_operations_is_refused(self):
+        rc, err = self.gen("""\
+openapi: 3.2.0
+info: {title: M, version: '1'}
+paths:
+  /a:
+    additionalOperations:
+      GET: {responses: {'200': {description: ok}}}
+""", "m.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("#/paths/~1a/additionalOperations/GET: error: GET belongs in the path "
+                      "item's own field", err)
+
+
 class Servers(OpenApiCase):
     def test_base_path_variables_and_default_port_of_servers_0(self):
         text = POLICIES.replace("x-tablium-service: till\n", """x-tablium-service: till

@@ -120,7 +120,14 @@ static int slow_item(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return put_data(res, 200, json_pack("{s:b}", "slow", ctx != NULL));
 }
 
-enum { OP_GET_ITEM, OP_CREATE_ITEM, OP_LIST_ITEMS, OP_FAIL, OP_SLOW };
+/* LINK /items/{id} (OpenAPI 3.2 additionalOperations): answers the method it was called with */
+static int link_item(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    (void)ctx;
+    return put_data(res, 200, json_pack("{s:s}", "method", req->method_name));
+}
+
+enum { OP_GET_ITEM, OP_CREATE_ITEM, OP_LIST_ITEMS, OP_FAIL, OP_SLOW, OP_LINK_ITEM };
 
 static const tb_http_op test_ops[] = {
     {"getItem", TB_HTTP_GET, "/items/{id}", 0, get_item},
@@ -128,7 +135,11 @@ static const tb_http_op test_ops[] = {
     {"listItems", TB_HTTP_GET, "/items", 0, list_items},
     {"failItem", TB_HTTP_GET, "/fail", 0, fail_item},
     {"slowItem", TB_HTTP_GET, "/slow", 0, slow_item},
+    {"linkItem", -1, "/items/{id}", 0, link_item},
 };
+
+/* another method, routed by its name */
+static const tb_http_xop test_xops[] = {{0, OP_LINK_ITEM, "LINK"}};
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
 static const int16_t test_routes[][TB_HTTP_N_METHODS] = {
@@ -173,6 +184,8 @@ static const tb_http_api test_api = {
     NULL,
     NULL,
     0,
+    test_xops,
+    1,
 };
 
 /* ---- middlewares ---- */
@@ -650,7 +663,13 @@ START_TEST(wrong_method_is_405_with_allow_listing_route_methods)
     send_req("DELETE", "/items/1", NULL, NULL, &r);
     assert_error(&r, 405, "method_not_allowed");
     char v[128];
-    ck_assert_str_eq(header(&r, "Allow", v, sizeof v), "GET, HEAD");
+    ck_assert_str_eq(header(&r, "Allow", v, sizeof v), "GET, HEAD, LINK");
+    /* a method outside the fixed eight, routed by name (case-sensitive) */
+    send_req("LINK", "/items/1", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strstr(r.body, "\"method\":\"LINK\""), "%s", r.body);
+    send_req("link", "/items/1", NULL, NULL, &r);
+    assert_error(&r, 405, "method_not_allowed");
     send_req("PUT", "/items", NULL, NULL, &r);
     assert_error(&r, 405, "method_not_allowed");
     ck_assert_str_eq(header(&r, "Allow", v, sizeof v), "GET, POST, HEAD");

@@ -103,11 +103,12 @@ class ServiceBuilder:
         ver = peek["openapi"]
         if re.match(r"^3\.0\.\d+", ver):
             self.dialect = "oas30"
-        elif re.match(r"^3\.1\.\d+", ver):
+        elif re.match(r"^3\.[12]\.\d+", ver):
             self.dialect = "2020-12"
         else:
             raise GenError(Diagnostic(path, "/openapi",
-                                      "unsupported OpenAPI version %r (3.0.x and 3.1.x are)" % ver))
+                                      "unsupported OpenAPI version %r (3.0.x, 3.1.x and 3.2.x "
+                                      "are)" % ver))
         loader.dialect = self.dialect
         self.root = loader.load_file(path)
         self.own_warnings = []
@@ -446,6 +447,20 @@ class ServiceBuilder:
             for m in METHODS:
                 if m in item:
                     self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr)
+            # OpenAPI 3.2: the QUERY method, and methods of any name
+            if "query" in item:
+                self.operation(tmpl, "QUERY", item["query"], common, ptr + "/query", iptr)
+            extra = item.get("additionalOperations")
+            if isinstance(extra, dict):
+                for m, node in extra.items():
+                    xptr = "%s/additionalOperations/%s" % (ptr, pointer_escape(m))
+                    if not re.match(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", m):
+                        self.err(xptr, "%r is not an HTTP method name (a token)" % m)
+                    elif m.lower() in METHODS or m.lower() == "query":
+                        self.err(xptr, "%s belongs in the path item's own field, not in "
+                                 "additionalOperations" % m)
+                    else:
+                        self.operation(tmpl, m, node, common, xptr, iptr)
         if self.errors:
             raise GenError(self.errors)
         self.routes = self.build_routes()
@@ -576,8 +591,12 @@ class ServiceBuilder:
         self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
         op.cname = cname
         op.id_lit = cstr(op.operation_id or base)
-        op.method = method.upper()
-        op.method_enum = METHOD_ENUM[method]
+        if method in METHOD_ENUM:
+            op.method = method.upper()
+            op.method_enum = METHOD_ENUM[method]
+        else:  # another method (OpenAPI 3.2): sent as written, routed by tb_http_xop
+            op.method = method
+            op.method_enum = "-1"
         op.path = tmpl
         op.path_lit = cstr(tmpl)
         op.timeout_ms = self.timeout_ext(node, ptr)
@@ -1072,16 +1091,21 @@ class ServiceBuilder:
             if rt is None:
                 rt = {"path": op.path, "ops": {}, "index": len(routes)}
                 routes[op.path] = rt
-            rt["ops"][op.method_enum] = op
+            if op.method_enum != "-1":
+                rt["ops"][op.method_enum] = op
         for i, op in enumerate(self.ops):
             op.index = i
         order = sorted(routes.values(), key=lambda r: r["index"])
+        self.xops = []
         for rt in order:
             rt["cells"] = []
             for m in METHODS:
                 op = rt["ops"].get(METHOD_ENUM[m])
                 rt["cells"].append(str(op.index) if op else "-1")
             rt["lit"] = cstr(rt["path"])
+        for op in self.ops:
+            if op.method_enum == "-1":
+                self.xops.append((routes[op.path]["index"], op.index, cstr(op.method)))
         # trie of segments: literal children, one parameter child
         nodes = [{"lits": {}, "param": None, "route": None}]
         for rt in order:

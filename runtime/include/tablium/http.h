@@ -62,7 +62,7 @@ typedef struct tb_str {
 
 /** One incoming request. Everything is borrowed and valid during the request. */
 typedef struct tb_http_req {
-    int method;               /* tb_http_method */
+    int method;               /* tb_http_method; -1 for another method (tb_http_xop) */
     const char *path;         /* the raw (still percent-encoded) path, without the query */
     size_t path_len;
     tb_str params[TB_HTTP_MAX_PATH_PARAMS]; /* raw path parameters, in template order */
@@ -71,6 +71,7 @@ typedef struct tb_http_req {
     size_t body_len;
     const char *content_type; /* Content-Type header or NULL */
     void *impl;               /* runtime internals (the connection) */
+    const char *method_name;  /* the method as sent ("GET", "QUERY", "LINK"...) */
 } tb_http_req;
 
 /** First value of a request header (case-insensitive name), or NULL. */
@@ -181,7 +182,7 @@ int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, cons
 
 typedef struct tb_http_op {
     const char *operation_id; /* "getUserWallets" */
-    int method;               /* tb_http_method */
+    int method;               /* tb_http_method; -1 for another method (tb_http_xop) */
     const char *path;         /* template, "/users/{userId}/wallets" */
     unsigned flags;           /* TB_OP_* */
     /** Parses and validates the request, calls the handler, serializes the response into res.
@@ -189,6 +190,14 @@ typedef struct tb_http_op {
      *  internal failure (the runtime then answers 500 and logs it). */
     int (*invoke)(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res);
 } tb_http_op;
+
+/** An operation whose method is not one of the TB_HTTP_N_METHODS (OpenAPI 3.2's `query` and
+ *  `additionalOperations`: QUERY, LINK, ...): route index, method name (case-sensitive), op. */
+typedef struct tb_http_xop {
+    int16_t route;
+    int16_t op;
+    const char *method;
+} tb_http_xop;
 
 typedef struct tb_http_api {
     const char *name;    /* service name, "wallet" */
@@ -209,6 +218,9 @@ typedef struct tb_http_api {
      *  most common error schema, when it is not tablium's envelope. NULL: the envelope. */
     const tb_err_shape *err_shapes;
     size_t n_err_shapes;
+    /** Operations of other methods (OpenAPI 3.2), or NULL. */
+    const tb_http_xop *xops;
+    size_t n_xops;
 } tb_http_api;
 
 /* ---- middleware ---- */
