@@ -43,6 +43,23 @@ static bool media_matches(const char *ct, const char *range)
     return n == rn && strncasecmp(ct, range, n) == 0;
 }
 
+/* Whether a Content-Type is what a body of `media` (declared type `range`) takes: JSON takes
+ * application/json and the +json types. */
+static bool body_media_matches(int media, const char *ct, const char *range)
+{
+    if (media != TB_MEDIA_JSON)
+        return media_matches(ct, range);
+    if (!ct)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return true;
+    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
+           memchr(ct + 12, '/', n - 12) == NULL && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
 /* What to send as Content-Type for bytes of declared type `range`. */
 static const char *concrete_type(const tb_bytes *b, const char *range)
 {
@@ -479,11 +496,36 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         }
     }
     const tb_op_body *bd = op->body;
+    /* the body's media type: its own, or one of its alternatives by Content-Type */
+    int media = bd ? bd->media : TB_MEDIA_JSON;
+    const char *want = bd ? bd->content_type : NULL;
+    if (bd && bd->nalts && hr->content_type && !body_media_matches(media, hr->content_type, want)) {
+        for (size_t i = 0; i < bd->nalts; i++) {
+            if (body_media_matches(bd->alts[i].media, hr->content_type, bd->alts[i].content_type)) {
+                media = bd->alts[i].media;
+                want = bd->alts[i].content_type;
+                break;
+            }
+        }
+    }
+    if (bd && bd->nalts && hr->body_len && !body_media_matches(media, hr->content_type, want)) {
+        char msg[400];
+        size_t n = (size_t)snprintf(msg, sizeof msg, "the request body must be %s",
+                                    bd->content_type);
+        for (size_t i = 0; i < bd->nalts && n < sizeof msg; i++)
+            n += (size_t)snprintf(msg + n, sizeof msg - n, "%s%s",
+                                  i + 1 == bd->nalts ? " or " : ", ", bd->alts[i].content_type);
+        tb_api_error e = {"unsupported_media_type", msg, NULL, NULL, 0};
+        rc = tb_http_res_error(res, ctx, 415, &e);
+        if (rc == 0)
+            rc = 1;
+        goto out;
+    }
     /* an empty body with its Content-Type is a body (zero bytes are data) */
-    if (bd && bd->media != TB_MEDIA_JSON && (hr->body_len || hr->content_type)) {
-        if (!media_matches(hr->content_type, bd->content_type)) {
+    if (bd && media != TB_MEDIA_JSON && (hr->body_len || hr->content_type)) {
+        if (!media_matches(hr->content_type, want)) {
             char msg[160];
-            snprintf(msg, sizeof msg, "the request body must be %s", bd->content_type);
+            snprintf(msg, sizeof msg, "the request body must be %s", want);
             tb_api_error e = {"unsupported_media_type", msg, NULL, NULL, 0};
             rc = tb_http_res_error(res, ctx, 415, &e);
             if (rc == 0)
@@ -495,7 +537,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         const char *why = "has a malformed percent-encoding", *where = NULL;
         tb__part *parts = NULL;
         size_t nparts = 0;
-        if (bd->media == TB_MEDIA_MULTIPART) {
+        if (media == TB_MEDIA_MULTIPART) {
             int prc = tb__multipart_parse(hr->content_type, hr->body, hr->body_len, a, &parts,
                                           &nparts, &why);
             if (prc > 0) {
@@ -511,7 +553,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
                     goto out;
                 }
             }
-        } else if (bd->media == TB_MEDIA_BYTES) {
+        } else if (media == TB_MEDIA_BYTES) {
             tb_bytes *b = AT(req, bd->off, tb_bytes);
             b->data = hr->body;
             b->len = hr->body_len;
@@ -533,14 +575,14 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
             if (where)
                 tb_v_fail_member(c, where, "json", "%s", why);
             else
-                tb_v_fail(c, bd->media == TB_MEDIA_MULTIPART ? "multipart" : "encoding", "%s", why);
+                tb_v_fail(c, media == TB_MEDIA_MULTIPART ? "multipart" : "encoding", "%s", why);
         } else if (j) {
             r = run_validator(bd->validate, j, c);
         }
         tb_v_pop(c);
-        if (r && ok && (bd->media == TB_MEDIA_FORM || bd->media == TB_MEDIA_MULTIPART)) {
+        if (r && ok && (media == TB_MEDIA_FORM || media == TB_MEDIA_MULTIPART)) {
             rc = tb_codec_member_decode(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
-            if (!rc && bd->media == TB_MEDIA_MULTIPART && bd->kind == TB_CK_STRUCT)
+            if (!rc && media == TB_MEDIA_MULTIPART && bd->kind == TB_CK_STRUCT)
                 multipart_types(bd->sub, parts, nparts, AT(req, bd->off, char));
         }
         if (r && !(bd->flags & TB_CF_REQUIRED))
@@ -550,7 +592,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
             goto out;
         if (!r)
             ok = false;
-    } else if (bd && bd->media == TB_MEDIA_JSON && hr->body_len) {
+    } else if (bd && media == TB_MEDIA_JSON && hr->body_len) {
         tb_error perr = TB_ERROR_INIT;
         json_t *j = tb_json_loadb(hr->body, hr->body_len, &perr);
         if (!j) {
@@ -577,7 +619,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
             ok = false;
     } else if (bd && (bd->flags & TB_CF_REQUIRED)) {
         ok = false;
-        tb_v_fail_member(c, "body", "required", bd->media == TB_MEDIA_JSON ? "a JSON body is required"
+        tb_v_fail_member(c, "body", "required", media == TB_MEDIA_JSON ? "a JSON body is required"
                                                                            : "a body is required");
     }
 done:

@@ -33,7 +33,11 @@ FIXTURES = [
     ("palette", "tests/generator/fixtures/palette.yaml"),
     ("library", "tests/generator/fixtures/library"),
     ("shapes", "tests/generator/fixtures/shapes.yaml"),
+    # an OpenAPI spec (tablium-gen openapi): multipart with part types, a body in three media
+    # types, content / cookie-object / deepObject-map parameters
+    ("uploads", "tests/specs/uploads.yaml"),
 ]
+OPENAPI_FIXTURES = {"uploads"}
 
 CFLAGS = ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wshadow",
           "-Wstrict-prototypes", "-Wmissing-prototypes"]
@@ -62,12 +66,19 @@ def run_cli(args):
     return rc, err.getvalue()
 
 
+def cli_args(name, rel_input, outdir):
+    """tablium-gen's arguments for golden fixture `name`."""
+    if name in OPENAPI_FIXTURES:
+        return ["openapi", rel_input, "-o", outdir, "--name", name]
+    return ["schemas", rel_input, "-o", outdir]
+
+
 def generate(name, rel_input, outroot):
     """Generates golden fixture `name` into outroot/name (cwd = repository root).
     Returns {file name: bytes} of what was written."""
     outdir = os.path.join(outroot, name)
     with cwd(REPO):
-        rc, err = run_cli(["schemas", rel_input, "-o", outdir])
+        rc, err = run_cli(cli_args(name, rel_input, outdir))
     if rc != 0:
         raise AssertionError("tablium-gen failed on %s (exit %r):\n%s" % (rel_input, rc, err))
     return read_tree(outdir)
@@ -82,8 +93,11 @@ def read_tree(folder):
 
 
 def golden_files(name):
-    return {"%s.h" % name: os.path.join(GOLDEN_DIR, name, "%s.h" % name),
-            "%s.c" % name: os.path.join(GOLDEN_DIR, name, "%s.c" % name)}
+    files = {"%s.h" % name: os.path.join(GOLDEN_DIR, name, "%s.h" % name),
+             "%s.c" % name: os.path.join(GOLDEN_DIR, name, "%s.c" % name)}
+    if name in OPENAPI_FIXTURES:
+        files["%s_server.c" % name] = os.path.join(GOLDEN_DIR, name, "%s_server.c" % name)
+    return files
 
 
 def unified_diff(expected, actual, expected_name, actual_name, limit=200):

@@ -84,7 +84,7 @@ class Golden(unittest.TestCase):
         second = support.generate(name, rel_input, self.tmp)
         self.assertEqual(first, second)
         self.assertEqual(sorted(os.listdir(os.path.join(self.tmp, name))),
-                         [name + ".c", name + ".h"])  # no .tmp files left behind
+                         sorted(support.golden_files(name)))  # no .tmp files left behind
 
     def test_deterministic_across_processes(self):
         """The real tablium-gen script, under different hash seeds, gives the same bytes as the
@@ -95,8 +95,9 @@ class Golden(unittest.TestCase):
                 for seed in ("0", "12345"):
                     env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONDONTWRITEBYTECODE="1")
                     out = os.path.join(self.tmp, "seed" + seed, name)
-                    p = subprocess.run([support.PYTHON, support.GEN_SCRIPT, "schemas", rel_input,
-                                        "-o", out], cwd=support.REPO, env=env,
+                    p = subprocess.run([support.PYTHON, support.GEN_SCRIPT] +
+                                       support.cli_args(name, rel_input, out), cwd=support.REPO,
+                                       env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        timeout=60)
                     self.assertEqual(p.returncode, 0, p.stderr.decode())
@@ -172,6 +173,24 @@ class GoldenShape(unittest.TestCase):
         # a recursive member is a pointer
         self.assertIn("    node *next; /* \"next\" */", h)
         self.assertIn("TB_CF_POINTER", c)
+
+    def test_uploads_openapi(self):
+        h = self.read("uploads", "h")
+        c = self.read("uploads", "c")
+        # multipart: files are tb_bytes, the encoding's contentType per member
+        self.assertIn("    tb_bytes file; /* \"file\", required */", h)
+        self.assertIn('static const char *const uploads_upload__part_types[] = {NULL, NULL, NULL, '
+                      'NULL, "image/png", NULL};', c)
+        self.assertIn('TB_MEDIA_MULTIPART, "multipart/form-data", uploads_upload__part_types,', c)
+        # one body in three media types
+        self.assertIn('static const uploads_create_note__media[]'.replace(
+            "static const ", "static const tb_op_media "), c)
+        self.assertIn('{TB_MEDIA_FORM, "application/x-www-form-urlencoded"}, '
+                      '{TB_MEDIA_MULTIPART, "multipart/form-data"}', c)
+        # parameters: content (JSON text), a deepObject map, an object cookie
+        self.assertIn("TB_CF_REQUIRED | TB_PF_CONTENT", c)
+        self.assertIn("TB_STYLE_DEEP_OBJECT, TB_CK_MAP,", c)
+        self.assertIn('{"prefs", "prefs=", 5, 6, TB_IN_COOKIE, TB_STYLE_FORM, TB_CK_STRUCT,', c)
 
     def test_palette(self):
         h = self.read("palette", "h")

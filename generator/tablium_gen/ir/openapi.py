@@ -666,7 +666,8 @@ class ServiceBuilder:
             op.responses.append(rr)
         op.responses.sort(key=lambda r: (r.code == 0, r.code))
         op.default = next((r for r in op.responses if r.code == 0), None)
-        json_body = op.body is not None and op.body.media == "json"
+        # the server's own check that a JSON body is JSON (tb_op_parse reads alternatives)
+        json_body = op.body is not None and op.body.media == "json" and not op.body.alts
         op.flags = " | ".join(f for f, on in (("TB_OP_BODY", json_body),
                                                ("TB_OP_BODY_REQUIRED",
                                                 json_body and op.body.required),
@@ -890,6 +891,25 @@ class ServiceBuilder:
             if kind in ("form", "multipart") and b.ctype.kind != "struct":
                 self.err(sptr, "a form body (%s) needs an object schema with properties" % mt)
                 return None
+        # other media types of the same schema: the server reads them too, by Content-Type
+        b.alts = []
+        if kind in ("json", "form", "multipart") and b.ctype.kind == "struct":
+            mine = self.types._deref(schema)
+            for mt2, m2 in (rb.get("content") or {}).items():
+                if mt2 == mt or not isinstance(m2, dict):
+                    continue
+                base2 = mt2.split(";")[0].strip().lower()
+                k2 = ("json" if base2 == "application/json" or (
+                    base2.startswith("application/") and base2.endswith("+json")) else
+                      "form" if base2 == "application/x-www-form-urlencoded" else
+                      "multipart" if base2 == "multipart/form-data" else None)
+                other = m2.get("schema", {})
+                self.schema_at(other, "%s/content/%s/schema" % (ptr, pointer_escape(mt2)))
+                same = self.types._deref(other) is mine or json.dumps(
+                    other, sort_keys=True, default=str) == json.dumps(schema, sort_keys=True,
+                                                                       default=str)
+                if k2 and k2 != kind and same and k2 not in [a[0] for a in b.alts]:
+                    b.alts.append((k2, cstr(mt2.split(";")[0].strip())))
         b.part_types = None
         enc = media.get("encoding")
         if kind == "multipart" and isinstance(enc, dict) and enc:

@@ -70,6 +70,13 @@ enum {
                            validated like JSON */
 };
 
+/** Another media type a request body may come in (the same schema): the server reads it by
+ *  its Content-Type; clients send the body's first media type. */
+typedef struct tb_op_media {
+    uint8_t media;            /* TB_MEDIA_JSON, _FORM or _MULTIPART */
+    const char *content_type; /* "application/x-www-form-urlencoded" ... */
+} tb_op_media;
+
 typedef struct tb_op_body {
     uint8_t kind;     /* tb_codec_kind of the body, or of each item with TB_CF_ARRAY */
     uint8_t flags;    /* TB_CF_REQUIRED, TB_CF_ARRAY */
@@ -82,6 +89,8 @@ typedef struct tb_op_body {
     const char *content_type; /* the spec's media type or range ("image/x", "x/x" with *) */
     const char *const *part_types; /* TB_MEDIA_MULTIPART: per member of the body's struct, the
                                       encoding's contentType (or NULL); NULL: none declared */
+    const tb_op_media *alts; /* other media types of the same body, or NULL */
+    size_t nalts;
 } tb_op_body;
 
 /* tb_op_status.shape: what the body of that status holds */
