@@ -1285,8 +1285,8 @@ TB_CODEC_DEFINE(auth_rotation_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status auth_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL},
-    {503, TB_RS_ERROR, 0, 0, offsetof(auth_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL, NULL, 0},
+    {503, TB_RS_ERROR, 0, 0, offsetof(auth_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 /* the operation table; auth_server.c serves it, auth_get_health_call calls it */
 const tb_op auth_get_health__op = {
@@ -1312,11 +1312,11 @@ static const tb_op_body auth_register_account__body = {
     NULL, 0,
 };
 static const tb_op_status auth_register_account__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_register_account_resp, s201), 0, &auth_account__desc, auth__schema_account_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {409, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_register_account_resp, s201), 0, &auth_account__desc, auth__schema_account_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {409, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 /* the operation table; auth_server.c serves it, auth_register_account_call calls it */
 const tb_op auth_register_account__op = {
@@ -1343,9 +1343,9 @@ static const tb_op_param auth_get_account__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status auth_get_account__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_account_resp, s200), 0, &auth_account__desc, auth__schema_account_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_get_account_resp, s200), 0, &auth_account__desc, auth__schema_account_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(auth_get_account_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 /* the operation table; auth_server.c serves it, auth_get_account_call calls it */
 const tb_op auth_get_account__op = {
@@ -1371,12 +1371,12 @@ static const tb_op_body auth_login__body = {
     NULL, 0,
 };
 static const tb_op_status auth_login__statuses[] = {
-    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_login_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {429, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s429), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_login_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {429, TB_RS_ERROR, 0, 0, offsetof(auth_login_resp, s429), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header auth_login__headers[] = {
     {"Cache-Control", offsetof(auth_login_resp, headers.cache_control)},
@@ -1407,11 +1407,11 @@ static const tb_op_body auth_issue_token__body = {
     NULL, 0,
 };
 static const tb_op_status auth_issue_token__statuses[] = {
-    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header auth_issue_token__headers[] = {
     {"Cache-Control", offsetof(auth_issue_token_resp, headers.cache_control)},
@@ -1436,7 +1436,7 @@ int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_r
 
 /* ======== GET /.well-known/jwks.json ======== */
 static const tb_op_status auth_get_jwks__statuses[] = {
-    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_get_jwks_resp, s200), 0, &auth_jwk_set__desc, auth__schema_jwk_set, NULL},
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_get_jwks_resp, s200), 0, &auth_jwk_set__desc, auth__schema_jwk_set, NULL, NULL, 0},
 };
 static const tb_op_header auth_get_jwks__headers[] = {
     {"Cache-Control", offsetof(auth_get_jwks_resp, headers.cache_control)},
@@ -1460,9 +1460,9 @@ int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *re
 
 /* ======== POST /auth/keys/rotate ======== */
 static const tb_op_status auth_rotate_signing_key__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_rotate_signing_key_resp, s200), 0, &auth_rotation__desc, auth__schema_rotation_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_rotate_signing_key_resp, s200), 0, &auth_rotation__desc, auth__schema_rotation_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(auth_rotate_signing_key_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 /* the operation table; auth_server.c serves it, auth_rotate_signing_key_call calls it */
 const tb_op auth_rotate_signing_key__op = {

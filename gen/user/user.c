@@ -984,8 +984,8 @@ TB_CODEC_DEFINE(user_wallet_list_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status user_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL},
-    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL, NULL, 0},
+    {503, TB_RS_ERROR, 0, 0, offsetof(user_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 /* the operation table; user_server.c serves it, user_get_health_call calls it */
 const tb_op user_get_health__op = {
@@ -1011,13 +1011,13 @@ static const tb_op_body user_create_user__body = {
     NULL, 0,
 };
 static const tb_op_status user_create_user__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_create_user_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header user_create_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_create_user_resp, headers.www_authenticate)},
@@ -1048,11 +1048,11 @@ static const tb_op_param user_get_user__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_user__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_user_resp, s200), 0, &user_user__desc, user__schema_user_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_user_resp, s200), 0, &user_user__desc, user__schema_user_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header user_get_user__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_resp, headers.www_authenticate)},
@@ -1082,11 +1082,11 @@ static const tb_op_param user_get_profile__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_profile__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_get_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header user_get_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_profile_resp, headers.www_authenticate)},
@@ -1121,13 +1121,13 @@ static const tb_op_body user_update_profile__body = {
     NULL, 0,
 };
 static const tb_op_status user_update_profile__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_update_profile_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header user_update_profile__headers[] = {
     {"WWW-Authenticate", offsetof(user_update_profile_resp, headers.www_authenticate)},
@@ -1157,12 +1157,12 @@ static const tb_op_param user_get_user_wallets__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status user_get_user_wallets__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(user_get_user_wallets_resp, s200.items), offsetof(user_get_user_wallets_resp, s200.n), &user_wallet__desc, user__schema_wallet_list_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(user_get_user_wallets_resp, s200.items), offsetof(user_get_user_wallets_resp, s200.n), &user_wallet__desc, user__schema_wallet_list_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_get_user_wallets_resp, s502), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header user_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(user_get_user_wallets_resp, headers.www_authenticate)},
@@ -1197,15 +1197,15 @@ static const tb_op_body user_open_wallet__body = {
     NULL, 0,
 };
 static const tb_op_status user_open_wallet__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {409, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {502, TB_RS_ERROR, 0, 0, offsetof(user_open_wallet_resp, s502), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header user_open_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(user_open_wallet_resp, headers.www_authenticate)},

@@ -912,8 +912,8 @@ TB_CODEC_DEFINE(wallet_transaction_page_response)
 
 /* ======== GET /health ======== */
 static const tb_op_status wallet_get_health__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL},
-    {503, TB_RS_ERROR, 0, 0, offsetof(wallet_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_health_resp, s200), 0, &common_health__desc, common__schema_api_defs_health_response, NULL, NULL, 0},
+    {503, TB_RS_ERROR, 0, 0, offsetof(wallet_get_health_resp, s503), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_retry_policy wallet_get_health__retry = {3, 50, 1000, 2.0, 0, TB_RETRY_ON_CONNECT_FAILURE | TB_RETRY_ON_RESET | TB_RETRY_ON_TIMEOUT | TB_RETRY_ON_429 | TB_RETRY_ON_GATEWAY_ERROR}; /* x-tablium-retry: 3 attempts, backoff 50..1000 ms x2, per try the call's budget, on connect-failure, reset, timeout, 429, gateway-error */
 /* the operation table; wallet_server.c serves it, wallet_get_health_call calls it */
@@ -940,13 +940,13 @@ static const tb_op_body wallet_create_wallet__body = {
     NULL, 0,
 };
 static const tb_op_status wallet_create_wallet__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_wallet_resp, s201), 0, &wallet_wallet__desc, wallet__schema_wallet_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_wallet_resp, s201), 0, &wallet_wallet__desc, wallet__schema_wallet_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_wallet_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header wallet_create_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_create_wallet_resp, headers.www_authenticate)},
@@ -978,11 +978,11 @@ static const tb_op_param wallet_get_wallet__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_status wallet_get_wallet__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_wallet_resp, s200), 0, &wallet_wallet__desc, wallet__schema_wallet_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_get_wallet_resp, s200), 0, &wallet_wallet__desc, wallet__schema_wallet_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_get_wallet_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header wallet_get_wallet__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_get_wallet_resp, headers.www_authenticate)},
@@ -1016,10 +1016,10 @@ static const tb_op_param wallet_get_user_wallets__params[] = {
      NULL, wallet__schema_paths_users_user_id_wallets_get_parameters_1_schema},
 };
 static const tb_op_status wallet_get_user_wallets__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(wallet_get_user_wallets_resp, s200.items), offsetof(wallet_get_user_wallets_resp, s200.n), &wallet_wallet__desc, wallet__schema_wallet_list_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, TB_CF_ARRAY, offsetof(wallet_get_user_wallets_resp, s200.items), offsetof(wallet_get_user_wallets_resp, s200.n), &wallet_wallet__desc, wallet__schema_wallet_list_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_get_user_wallets_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header wallet_get_user_wallets__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_get_user_wallets_resp, headers.www_authenticate)},
@@ -1060,11 +1060,11 @@ static const tb_op_param wallet_list_transactions__params[] = {
      NULL, wallet__schema_transaction_type},
 };
 static const tb_op_status wallet_list_transactions__statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_list_transactions_resp, s200), 0, &wallet_transaction_page__desc, wallet__schema_transaction_page_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_list_transactions_resp, s200), 0, &wallet_transaction_page__desc, wallet__schema_transaction_page_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_list_transactions_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header wallet_list_transactions__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_list_transactions_resp, headers.www_authenticate)},
@@ -1103,15 +1103,15 @@ static const tb_op_body wallet_create_transaction__body = {
     NULL, 0,
 };
 static const tb_op_status wallet_create_transaction__statuses[] = {
-    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_transaction_resp, s201), 0, &wallet_transaction__desc, wallet__schema_transaction_response, NULL},
-    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL},
-    {422, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s422), 0, NULL, common__schema_api_defs_error_response, NULL},
+    {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_transaction_resp, s201), 0, &wallet_transaction__desc, wallet__schema_transaction_response, NULL, NULL, 0},
+    {400, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {401, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {403, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s403), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {404, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s404), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {409, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {413, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {415, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {422, TB_RS_ERROR, 0, 0, offsetof(wallet_create_transaction_resp, s422), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
 };
 static const tb_op_header wallet_create_transaction__headers[] = {
     {"WWW-Authenticate", offsetof(wallet_create_transaction_resp, headers.www_authenticate)},

@@ -674,7 +674,76 @@ static int check_response(const tb_op *op, const tb_op_status *s, tb_ctx *ctx, i
     return rc;
 }
 
+/* The quality Accept gives media type t (RFC 9110 12.5.1): the most specific matching range's
+ * q, -1 when no range matches. */
+static double accept_q(const char *accept, const char *t)
+{
+    size_t tn = strcspn(t, ";"), slash = strcspn(t, "/");
+    double best = -1;
+    int best_spec = -1;
+    for (const char *p = accept; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p + strcspn(p, ",");
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *re = semi ? semi : end;
+        while (re > p && (re[-1] == ' ' || re[-1] == '\t'))
+            re--;
+        size_t rn = (size_t)(re - p);
+        int spec = -1;
+        if (rn == 3 && memcmp(p, "*/*", 3) == 0)
+            spec = 0;
+        else if (rn >= 2 && p[rn - 1] == '*' && p[rn - 2] == '/' && rn - 1 == slash + 1 &&
+                 strncasecmp(p, t, slash + 1) == 0)
+            spec = 1;
+        else if (rn == tn && strncasecmp(p, t, tn) == 0)
+            spec = 2;
+        if (spec > best_spec) {
+            double q = 1;
+            for (const char *a = semi; a && a < end; a = memchr(a + 1, ';', (size_t)(end - a - 1))) {
+                const char *v = a + 1;
+                while (*v == ' ')
+                    v++;
+                if ((v[0] == 'q' || v[0] == 'Q') && v[1] == '=')
+                    q = strtod(v + 2, NULL);
+            }
+            best = q;
+            best_spec = spec;
+        }
+        p = end;
+    }
+    return best;
+}
+
+/* Of the declared type and the alternatives (concrete types only), the best by Accept; the
+ * declared one when Accept is absent or names none of them (tablium answers anyway, as RFC
+ * 9110 allows, rather than 406). */
+static const char *negotiate(const char *declared, const char *const *alts, size_t n,
+                             const char *accept)
+{
+    const char *pick = declared && !strchr(declared, '*') ? declared : NULL;
+    if (!accept || !*accept)
+        return pick;
+    double bq = pick ? accept_q(accept, pick) : -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strchr(alts[i], '*'))
+            continue;
+        double q = accept_q(accept, alts[i]);
+        if (q > bq) {
+            bq = q;
+            pick = alts[i];
+        }
+    }
+    return pick;
+}
+
 int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res)
+{
+    return tb_op_write_for(op, ctx, resp, NULL, res);
+}
+
+int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const char *accept,
+                    tb_http_res *res)
 {
     tb_buf *b = &res->body;
     int status = *(const int *)resp;
@@ -690,21 +759,31 @@ int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res
         return TB_ESTATE; /* the default or a range: still an HTTP status */
     switch (s->shape) {
     case TB_RS_DATA:
-        tb_buf_append(b, "{\"data\":", 8);
+    case TB_RS_RAW: {
+        if (s->shape == TB_RS_DATA)
+            tb_buf_append(b, "{\"data\":", 8);
         tb_codec_member_write(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
-        tb_buf_putc(b, '}');
+        if (s->shape == TB_RS_DATA)
+            tb_buf_putc(b, '}');
+        /* a JSON type of the spec's own (+json), chosen by Accept among the declared ones */
+        const char *ct = s->content_type || s->nalt
+                             ? negotiate(s->content_type, s->alt_types, s->nalt, accept)
+                             : NULL;
+        if (ct)
+            rc = tb_http_res_header(res, "Content-Type", ct);
         break;
+    }
     case TB_RS_ERROR:
         rc = tb_http_res_error(res, ctx, status, CAT(resp, s->off, tb_api_error));
-        break;
-    case TB_RS_RAW:
-        tb_codec_member_write(s->kind, s->flags, s->sub, resp, s->off, s->n_off, b);
         break;
     case TB_RS_BYTES: {
         const tb_bytes *x = CAT(resp, s->off, tb_bytes);
         if (x->len)
             tb_buf_append(b, x->data, x->len);
-        rc = tb_http_res_header(res, "Content-Type", concrete_type(x, s->content_type));
+        const char *ct = x->type && *x->type ? x->type
+                         : s->nalt ? negotiate(s->content_type, s->alt_types, s->nalt, accept)
+                                   : NULL;
+        rc = tb_http_res_header(res, "Content-Type", ct ? ct : concrete_type(x, s->content_type));
         break;
     }
     default:
@@ -750,7 +829,7 @@ int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *se
     rc = handle(ctx, req, resp);
     if (rc)
         return rc;
-    return tb_op_write(op, ctx, resp, res);
+    return tb_op_write_for(op, ctx, resp, tb_http_req_header(hr, "Accept"), res);
 }
 
 /* ---- client ---- */

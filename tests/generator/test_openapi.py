@@ -779,9 +779,9 @@ class Media(OpenApiCase):
         self.assertIn('TB_MEDIA_BYTES, "application/octet-stream",', c)
         self.assertIn('TB_MEDIA_FORM, "application/x-www-form-urlencoded",', c)
         self.assertIn('{200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(media_put_blob_resp, s200), 0, '
-                      'NULL, NULL, "image/*"},', c)
+                      'NULL, NULL, "image/*", NULL, 0},', c)
         self.assertIn('TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(media_put_blob_resp, s404), 0, '
-                      'NULL, NULL, "text/plain"},', c)
+                      'NULL, NULL, "text/plain", NULL, 0},', c)
         # only JSON bodies get the server's JSON content-type check
         self.assertIn('{"putBlob", TB_HTTP_PUT, "/blobs/{name}", 0, ', self.read("media_server.c"))
         for cfile in ("media.c", "media_server.c"):
@@ -831,7 +831,7 @@ class Ranges(OpenApiCase):
         self.assertIn("tb_bytes s4xx;", h)  # the range's member; the handler sets the status
         self.assertNotIn("RANGES_GET_R_4 ", h)
         self.assertIn('{4, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(ranges_get_r_resp, s4xx), 0, '
-                      'NULL, NULL, "text/plain"},', c)
+                      'NULL, NULL, "text/plain", NULL, 0},', c)
         self.assertIn("json_t *any; /* query \"any\" */", h)  # free-form: JSON
         self.assertIn("#/components/schemas/Maybe/properties/v/type: warning: yaml-null-type", err)
         self.assertIn("bool v_is_null;", h)

@@ -46,8 +46,8 @@ static const tb_op_param blob_params[] = {
 static const tb_op_body blob_body = {TB_CK_BYTES, TB_CF_REQUIRED, offsetof(blob_req, body), 0, 0,
                                      NULL, NULL, TB_MEDIA_BYTES, "application/octet-stream", NULL, NULL, 0};
 static const tb_op_status blob_statuses[] = {
-    {4, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s4xx), 0, NULL, NULL, "text/plain"},
-    {200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s200), 0, NULL, NULL, "image/*"},
+    {4, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s4xx), 0, NULL, NULL, "text/plain", NULL, 0},
+    {200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s200), 0, NULL, NULL, "image/*", NULL, 0},
 };
 static const tb_op blob_op = {"put_blob", "PUT", "/blobs/{name}", "putBlob", sizeof(blob_req),
                               sizeof(blob_resp), blob_params, 1, &blob_body, blob_statuses, 2,
@@ -124,7 +124,7 @@ static const tb_op_body form_body = {TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(form
                                      &form_type, form_schema, TB_MEDIA_FORM,
                                      "application/x-www-form-urlencoded", NULL, NULL, 0};
 static const tb_op_status form_statuses[] = {
-    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(form_resp, s200), 0, &form_type, NULL, NULL},
+    {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(form_resp, s200), 0, &form_type, NULL, NULL, NULL, 0},
 };
 static const tb_op form_op = {"post_form", "POST", "/forms", "postForm", sizeof(form_req),
                               sizeof(form_resp), NULL, 0, &form_body, form_statuses, 1,
@@ -202,7 +202,7 @@ static const tb_op_param search_params[] = {
      &pt_type, NULL, NULL},
 };
 static const tb_op_status search_statuses[] = {
-    {200, TB_RS_RAW, TB_CK_JSON, 0, offsetof(search_resp, s200), 0, NULL, NULL, NULL},
+    {200, TB_RS_RAW, TB_CK_JSON, 0, offsetof(search_resp, s200), 0, NULL, NULL, NULL, NULL, 0},
 };
 static const tb_op search_op = {"search", "GET", "/search", "search", sizeof(search_req),
                                 sizeof(search_resp), search_params, 4, NULL, search_statuses, 1,

@@ -96,6 +96,28 @@ int uploads_create_note(tb_ctx *ctx, const uploads_create_note_req *req,
     return 0;
 }
 
+int uploads_get_note(tb_ctx *ctx, const uploads_get_note_req *req, uploads_get_note_resp *resp)
+{
+    (void)ctx;
+    resp->status = 200;
+    resp->s200.title = "hello";
+    resp->s200.has_stars = true;
+    resp->s200.stars = req->id > 5 ? 5 : req->id;
+    return 0;
+}
+
+int uploads_get_note_image(tb_ctx *ctx, const uploads_get_note_image_req *req,
+                           uploads_get_note_image_resp *resp)
+{
+    (void)ctx;
+    (void)req;
+    resp->status = 200;
+    resp->s200.data = "IMG";
+    resp->s200.len = 3;
+    resp->s200.type = NULL; /* the one the client's Accept prefers */
+    return 0;
+}
+
 static tb_server *srv;
 static uploads_client *cl;
 static char base[128];
@@ -484,6 +506,63 @@ START_TEST(one_body_in_several_media_types)
 }
 END_TEST
 
+/* GET path with an Accept header (NULL: none): status, Content-Type into ct */
+static long get_accept(const char *path, const char *accept, char *ct, size_t cap)
+{
+    CURL *c = curl_easy_init();
+    char url[256], line[256];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    struct curl_slist *h = NULL;
+    if (accept) {
+        snprintf(line, sizeof line, "Accept: %s", accept);
+        h = curl_slist_append(NULL, line);
+    }
+    char sink[1024];
+    FILE *f = fmemopen(sink, sizeof sink, "w");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    long status = 0;
+    char *t = NULL;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &t);
+    snprintf(ct, cap, "%s", t ? t : "");
+    fclose(f);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+START_TEST(answers_in_the_media_type_accept_prefers)
+{
+    char ct[128];
+    ck_assert_int_eq(get_accept("/notes/3", NULL, ct, sizeof ct), 200);
+    ck_assert_str_eq(ct, "application/json");
+    ck_assert_int_eq(get_accept("/notes/3", "application/vnd.notes.v1+json", ct, sizeof ct), 200);
+    ck_assert_str_eq(ct, "application/vnd.notes.v1+json");
+    ck_assert_int_eq(get_accept("/notes/3",
+                                "application/json;q=0.5, application/vnd.notes.v1+json;q=0.9",
+                                ct, sizeof ct),
+                     200);
+    ck_assert_str_eq(ct, "application/vnd.notes.v1+json");
+    ck_assert_int_eq(get_accept("/notes/3", "application/*;q=0.2, application/json", ct, sizeof ct),
+                     200);
+    ck_assert_str_eq(ct, "application/json");
+    /* nothing acceptable: the declared type anyway, not 406 */
+    ck_assert_int_eq(get_accept("/notes/3", "text/html", ct, sizeof ct), 200);
+    ck_assert_str_eq(ct, "application/json");
+    /* bytes: the handler left the type to the client's Accept */
+    ck_assert_int_eq(get_accept("/notes/3/image", "image/jpeg", ct, sizeof ct), 200);
+    ck_assert_str_eq(ct, "image/jpeg");
+    ck_assert_int_eq(get_accept("/notes/3/image", NULL, ct, sizeof ct), 200);
+    ck_assert_str_eq(ct, "image/png");
+    ck_assert_int_eq(get_accept("/notes/3/image", "image/png;q=0.1, image/*;q=0.5", ct, sizeof ct),
+                     200);
+    ck_assert_str_eq(ct, "image/jpeg"); /* the image range (0.5) outranks png's own 0.1 */
+}
+END_TEST
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -498,6 +577,7 @@ int main(void)
     tcase_add_test(tc, content_cookie_and_deep_object_parameters_both_ways);
     tcase_add_test(tc, parameters_as_other_clients_write_them_and_their_errors);
     tcase_add_test(tc, one_body_in_several_media_types);
+    tcase_add_test(tc, answers_in_the_media_type_accept_prefers);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1003,6 +1003,27 @@ class ServiceBuilder:
             rr.ctype = CType("json")
         if rr.kind in ("data", "raw") and rr.ctype.kind == "array" and rr.ctype.item.kind == "array":
             rr.ctype = CType("json")
+        # the other media types of this answer: sent instead when the request's Accept prefers
+        # them (the same schema for JSON types; any other byte type for bytes)
+        rr.alts = []
+        rr.json_lit = "NULL"
+        if picked:
+            mine = media.get("schema") if isinstance(media, dict) else None
+            for mt2, m2 in (r.get("content") or {}).items():
+                if mt2 == picked[1] or not isinstance(m2, dict):
+                    continue
+                base2 = mt2.split(";")[0].strip().lower()
+                j2 = base2 == "application/json" or (base2.startswith("application/") and
+                                                     base2.endswith("+json"))
+                if rr.kind == "bytes" and not j2:
+                    rr.alts.append(cstr(mt2.split(";")[0].strip()))
+                elif rr.kind in ("data", "raw") and j2 and mine is not None and json.dumps(
+                        m2.get("schema"), sort_keys=True, default=str) == json.dumps(
+                        mine, sort_keys=True, default=str):
+                    rr.alts.append(cstr(mt2.split(";")[0].strip()))
+            base1 = picked[1].split(";")[0].strip()
+            if rr.kind in ("data", "raw") and (rr.alts or base1.lower() != "application/json"):
+                rr.json_lit = cstr(base1)
         rr.schema = media.get("schema") if isinstance(media, dict) else None
         rr.examples = [v for _, v in self.examples_in(media)] if isinstance(media, dict) else []
         rr.errshape = None

@@ -111,7 +111,11 @@ typedef struct tb_op_status {
     uint32_t n_off;   /* offsetof its item count (TB_CF_ARRAY) */
     const void *sub;  /* tb_codec_type / tb_codec_enum */
     tb_vfn validate;  /* the body's schema; NULL: not checked */
-    const char *content_type; /* TB_RS_BYTES: the spec's media type (or range) */
+    const char *content_type; /* TB_RS_BYTES: the spec's media type (or range); else the
+                                 declared JSON type when it is not plain application/json */
+    const char *const *alt_types; /* other media types of the same answer, or NULL: the one
+                                     sent is the best of all by the request's Accept */
+    size_t nalt;
 } tb_op_status;
 
 typedef struct tb_op_header {
@@ -147,6 +151,11 @@ typedef struct tb_op {
  *  1 when res already holds the answer (400 with every violation's JSON path and rule); or a
  *  TB_E... code for an internal failure. */
 int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, tb_http_res *res);
+
+/** Server: like tb_op_write, with the request's Accept header (may be NULL) choosing among the
+ *  status's declared media types. */
+int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const char *accept,
+                    tb_http_res *res);
 
 /** Server: writes the handler's response (status, body, declared headers) into res. TB_ESTATE
  *  when the status is not one the spec declares; with TB_CTX_VALIDATE_RESPONSES the body is

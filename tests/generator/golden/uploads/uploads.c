@@ -1054,6 +1054,26 @@ out:
     return ok;
 }
 
+/* tests/specs/uploads.yaml#/paths/~1notes~1{id}/get/parameters/0/schema */
+static bool uploads__schema_paths_notes_id_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+out:
+    return ok;
+}
+
+/* tests/specs/uploads.yaml#/paths/~1notes~1{id}~1image/get/parameters/0/schema */
+static bool uploads__schema_paths_notes_id_image_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+out:
+    return ok;
+}
+
 static const tb_codec_field uploads_note__fields[] = {
     {"title", "\"title\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(uploads_note, title), 0, 0, 0, NULL},
@@ -1168,7 +1188,7 @@ static const tb_op_body uploads_upload__body = {
     NULL, 0,
 };
 static const tb_op_status uploads_upload__statuses[] = {
-    {201, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_upload_resp, s201), 0, &uploads_receipt__desc, uploads__schema_receipt, NULL},
+    {201, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_upload_resp, s201), 0, &uploads_receipt__desc, uploads__schema_receipt, NULL, NULL, 0},
 };
 /* the operation table; uploads_server.c serves it, uploads_upload_call calls it */
 const tb_op uploads_upload__op = {
@@ -1207,7 +1227,7 @@ static const tb_op_param uploads_lookup__params[] = {
      NULL, uploads__schema_paths_lookup_key_get_parameters_3_schema},
 };
 static const tb_op_status uploads_lookup__statuses[] = {
-    {200, TB_RS_RAW, TB_CK_JSON, 0, offsetof(uploads_lookup_resp, s200), 0, NULL, uploads__schema_paths_lookup_key_get_responses_200_content, NULL},
+    {200, TB_RS_RAW, TB_CK_JSON, 0, offsetof(uploads_lookup_resp, s200), 0, NULL, uploads__schema_paths_lookup_key_get_responses_200_content, NULL, NULL, 0},
 };
 /* the operation table; uploads_server.c serves it, uploads_lookup_call calls it */
 const tb_op uploads_lookup__op = {
@@ -1235,7 +1255,7 @@ static const tb_op_body uploads_create_note__body = {
     uploads_create_note__media, 2,
 };
 static const tb_op_status uploads_create_note__statuses[] = {
-    {201, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_create_note_resp, s201), 0, &uploads_note__desc, uploads__schema_note, NULL},
+    {201, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_create_note_resp, s201), 0, &uploads_note__desc, uploads__schema_note, NULL, NULL, 0},
 };
 /* the operation table; uploads_server.c serves it, uploads_create_note_call calls it */
 const tb_op uploads_create_note__op = {
@@ -1252,6 +1272,62 @@ const tb_op uploads_create_note__op = {
 int uploads_create_note_call(uploads_client *cl, tb_ctx *ctx, const uploads_create_note_req *req, uploads_create_note_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &uploads_create_note__op, ctx, req, out, err);
+}
+
+/* ======== GET /notes/{id} ======== */
+
+static const tb_op_param uploads_get_note__params[] = {
+    {"id", "id=", 2, 3, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_INTEGER, TB_CF_REQUIRED, TB_PARAM_INTEGER, 0,
+     offsetof(uploads_get_note_req, id), 0, 0, NULL,
+     NULL, uploads__schema_paths_notes_id_get_parameters_0_schema},
+};
+static const char *const uploads_get_note__s200_types[] = {"application/vnd.notes.v1+json"};
+static const tb_op_status uploads_get_note__statuses[] = {
+    {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_get_note_resp, s200), 0, &uploads_note__desc, uploads__schema_note, "application/json", uploads_get_note__s200_types, 1},
+};
+/* the operation table; uploads_server.c serves it, uploads_get_note_call calls it */
+const tb_op uploads_get_note__op = {
+    "uploads_get_note", "GET", "/notes/{id}", "getNote",
+    sizeof(uploads_get_note_req), sizeof(uploads_get_note_resp),
+    uploads_get_note__params, 1,
+    NULL,
+    uploads_get_note__statuses, 1,
+    NULL, 0,
+    NULL, 0, 0,
+    NULL, 0,
+};
+
+int uploads_get_note_call(uploads_client *cl, tb_ctx *ctx, const uploads_get_note_req *req, uploads_get_note_resp *out, tb_error *err)
+{
+    return tb_op_call(cl->http, &uploads_get_note__op, ctx, req, out, err);
+}
+
+/* ======== GET /notes/{id}/image ======== */
+
+static const tb_op_param uploads_get_note_image__params[] = {
+    {"id", "id=", 2, 3, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_INTEGER, TB_CF_REQUIRED, TB_PARAM_INTEGER, 0,
+     offsetof(uploads_get_note_image_req, id), 0, 0, NULL,
+     NULL, uploads__schema_paths_notes_id_image_get_parameters_0_schema},
+};
+static const char *const uploads_get_note_image__s200_types[] = {"image/jpeg"};
+static const tb_op_status uploads_get_note_image__statuses[] = {
+    {200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(uploads_get_note_image_resp, s200), 0, NULL, NULL, "image/png", uploads_get_note_image__s200_types, 1},
+};
+/* the operation table; uploads_server.c serves it, uploads_get_note_image_call calls it */
+const tb_op uploads_get_note_image__op = {
+    "uploads_get_note_image", "GET", "/notes/{id}/image", "getNoteImage",
+    sizeof(uploads_get_note_image_req), sizeof(uploads_get_note_image_resp),
+    uploads_get_note_image__params, 1,
+    NULL,
+    uploads_get_note_image__statuses, 1,
+    NULL, 0,
+    NULL, 0, 0,
+    NULL, 0,
+};
+
+int uploads_get_note_image_call(uploads_client *cl, tb_ctx *ctx, const uploads_get_note_image_req *req, uploads_get_note_image_resp *out, tb_error *err)
+{
+    return tb_op_call(cl->http, &uploads_get_note_image__op, ctx, req, out, err);
 }
 
 /* ======== client object ======== */

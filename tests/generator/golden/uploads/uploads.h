@@ -246,6 +246,54 @@ typedef struct uploads_create_note_resp {
 /** Handler Implemented by the service. */
 int uploads_create_note(tb_ctx *ctx, const uploads_create_note_req *req, uploads_create_note_resp *resp);
 
+/* ======== GET /notes/{id} (getNote) ======== */
+
+typedef struct uploads_get_note_req {
+    int64_t id; /* path "id", required */
+} uploads_get_note_req;
+
+/* Statuses of uploads_get_note_resp. */
+enum {
+    UPLOADS_GET_NOTE_200 = 200,
+};
+
+typedef struct uploads_get_note_resp {
+    /** HTTP status: one of UPLOADS_GET_NOTE_*. */
+    int status;
+    union {
+        /* 200: The note, in the JSON type the client's Accept prefers. */
+        uploads_note s200;
+        char none_; /* statuses without content */
+    };
+} uploads_get_note_resp;
+
+/** Handler Implemented by the service. */
+int uploads_get_note(tb_ctx *ctx, const uploads_get_note_req *req, uploads_get_note_resp *resp);
+
+/* ======== GET /notes/{id}/image (getNoteImage) ======== */
+
+typedef struct uploads_get_note_image_req {
+    int64_t id; /* path "id", required */
+} uploads_get_note_image_req;
+
+/* Statuses of uploads_get_note_image_resp. */
+enum {
+    UPLOADS_GET_NOTE_IMAGE_200 = 200,
+};
+
+typedef struct uploads_get_note_image_resp {
+    /** HTTP status: one of UPLOADS_GET_NOTE_IMAGE_*. */
+    int status;
+    union {
+        /* 200: The note drawn, as PNG or JPEG by Accept. */
+        tb_bytes s200;
+        char none_; /* statuses without content */
+    };
+} uploads_get_note_image_resp;
+
+/** Handler Implemented by the service. */
+int uploads_get_note_image(tb_ctx *ctx, const uploads_get_note_image_req *req, uploads_get_note_image_resp *resp);
+
 /* ======== client ======== */
 
 typedef struct uploads_client uploads_client;
@@ -264,6 +312,10 @@ int uploads_upload_call(uploads_client *c, tb_ctx *ctx, const uploads_upload_req
 int uploads_lookup_call(uploads_client *c, tb_ctx *ctx, const uploads_lookup_req *req, uploads_lookup_resp *out, tb_error *err);
 /** POST /notes. */
 int uploads_create_note_call(uploads_client *c, tb_ctx *ctx, const uploads_create_note_req *req, uploads_create_note_resp *out, tb_error *err);
+/** GET /notes/{id}. */
+int uploads_get_note_call(uploads_client *c, tb_ctx *ctx, const uploads_get_note_req *req, uploads_get_note_resp *out, tb_error *err);
+/** GET /notes/{id}/image. */
+int uploads_get_note_image_call(uploads_client *c, tb_ctx *ctx, const uploads_get_note_image_req *req, uploads_get_note_image_resp *out, tb_error *err);
 
 /* ======== server ======== */
 

@@ -14,6 +14,8 @@
 extern const tb_op uploads_upload__op;
 extern const tb_op uploads_lookup__op;
 extern const tb_op uploads_create_note__op;
+extern const tb_op uploads_get_note__op;
+extern const tb_op uploads_get_note_image__op;
 
 static int uploads_upload__handle(tb_ctx *ctx, const void *req, void *resp)
 {
@@ -45,10 +47,32 @@ static int uploads_create_note__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_ht
     return tb_op_serve(&uploads_create_note__op, uploads_create_note__handle, NULL, 0, ctx, hr, res);
 }
 
+static int uploads_get_note__handle(tb_ctx *ctx, const void *req, void *resp)
+{
+    return uploads_get_note(ctx, req, resp);
+}
+
+static int uploads_get_note__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    return tb_op_serve(&uploads_get_note__op, uploads_get_note__handle, NULL, 0, ctx, hr, res);
+}
+
+static int uploads_get_note_image__handle(tb_ctx *ctx, const void *req, void *resp)
+{
+    return uploads_get_note_image(ctx, req, resp);
+}
+
+static int uploads_get_note_image__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
+{
+    return tb_op_serve(&uploads_get_note_image__op, uploads_get_note_image__handle, NULL, 0, ctx, hr, res);
+}
+
 static const tb_http_op uploads__ops[] = {
     {"upload", TB_HTTP_POST, "/uploads", 0, uploads_upload__invoke},
     {"lookup", TB_HTTP_GET, "/lookup/{key}", 0, uploads_lookup__invoke},
     {"createNote", TB_HTTP_POST, "/notes", 0, uploads_create_note__invoke},
+    {"getNote", TB_HTTP_GET, "/notes/{id}", 0, uploads_get_note__invoke},
+    {"getNoteImage", TB_HTTP_GET, "/notes/{id}/image", 0, uploads_get_note_image__invoke},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */
@@ -56,19 +80,21 @@ static const int16_t uploads__routes[][TB_HTTP_N_METHODS] = {
     {-1, -1, 0, -1, -1, -1, -1, -1}, /* /uploads */
     {1, -1, -1, -1, -1, -1, -1, -1}, /* /lookup/{key} */
     {-1, -1, 2, -1, -1, -1, -1, -1}, /* /notes */
+    {3, -1, -1, -1, -1, -1, -1, -1}, /* /notes/{id} */
+    {4, -1, -1, -1, -1, -1, -1, -1}, /* /notes/{id}/image */
 };
 
 /* A segment trie of the path templates: literal segments first, then a {parameter}. */
 static int uploads__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
-    tb_str seg[3];
+    tb_str seg[4];
     size_t ns = 0, i = 0, k = 0, start = 1;
     tb_str s;
     if (n == 0 || p[0] != '/')
         return -1;
     for (size_t x = 1; n > 1 && x <= n; x++) {
         if (x == n || p[x] == '/') {
-            if (ns == 2)
+            if (ns == 3)
                 return -1;
             seg[ns].p = p + start;
             seg[ns].n = x - start;
@@ -125,6 +151,29 @@ n4:
         *n_params = k;
         return 2;
     }
+    s = seg[i++];
+    if (s.n == 0 || k == TB_HTTP_MAX_PATH_PARAMS)
+        return -1;
+    params[k++] = s;
+    goto n5;
+n5:
+    if (i == ns) {
+        *n_params = k;
+        return 3;
+    }
+    s = seg[i++];
+    switch (s.n) {
+    case 5:
+        if (memcmp(s.p, "image", 5) == 0)
+            goto n6;
+        break;
+    }
+    return -1;
+n6:
+    if (i == ns) {
+        *n_params = k;
+        return 4;
+    }
     return -1;
 }
 
@@ -133,10 +182,10 @@ const tb_http_api uploads_api = {
     "Uploads",
     "1",
     uploads__ops,
-    3,
+    5,
     uploads__match,
     uploads__routes,
-    3,
+    5,
     NULL, /* servers[0]'s path */
     NULL, 0,
     NULL, 0,
