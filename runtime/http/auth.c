@@ -108,6 +108,12 @@ static bool api_key_ok(const tb_security_scheme *s, const char *key)
     return ok;
 }
 
+static void hex_of(const unsigned char *d, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
 /* HTTP Basic (RFC 7617): "Authorization: Basic base64(user:password)" against
  * TB_BASIC_USERS_<SCHEME>, comma-separated "user:hex(SHA-256(password))" entries (no password
  * is kept in the clear). The digest is compared in constant time. */
@@ -139,8 +145,7 @@ static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presen
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256(colon + 1, (size_t)dl - ul - 1, digest);
     char hex[2 * SHA256_DIGEST_LENGTH + 1];
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    hex_of(digest, SHA256_DIGEST_LENGTH, hex);
     char var[160];
     tb__env_name(var, sizeof var, "TB_BASIC_USERS_", s->name);
     const char *users = getenv(var);
@@ -179,12 +184,6 @@ static void digest_init(void)
         clock_gettime(CLOCK_REALTIME, &ts);
         memcpy(digest_secret, &ts, sizeof ts < sizeof digest_secret ? sizeof ts : sizeof digest_secret);
     }
-}
-
-static void hex_of(const unsigned char *d, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 static int64_t wall_ms(void)

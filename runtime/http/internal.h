@@ -124,6 +124,9 @@ int tb__policy_rate(tb__policy *p, size_t op, const char *op_id, const char *ide
                     tb_rate_result *out);
 int tb__policy_fault(const tb__policy *p, const char *op_id);
 
+/* application/json or an application/...+json type (server.c) */
+bool tb__is_json_media_type(const char *ct);
+
 /* ---- multipart.c: multipart/form-data ---- */
 typedef struct tb__part {
     const char *name;     /* the form field's name */

@@ -44,20 +44,10 @@ static bool media_matches(const char *ct, const char *range)
 }
 
 /* Whether a Content-Type is what a body of `media` (declared type `range`) takes: JSON takes
- * application/json and the +json types. */
+ * application/json and the +json types (tb__is_json_media_type, as the server's own check). */
 static bool body_media_matches(int media, const char *ct, const char *range)
 {
-    if (media != TB_MEDIA_JSON)
-        return media_matches(ct, range);
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    size_t n = strcspn(ct, "; \t");
-    if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
-        return true;
-    return n > 17 && strncasecmp(ct, "application/", 12) == 0 &&
-           memchr(ct + 12, '/', n - 12) == NULL && strncasecmp(ct + n - 5, "+json", 5) == 0;
+    return media == TB_MEDIA_JSON ? tb__is_json_media_type(ct) : media_matches(ct, range);
 }
 
 /* What to send as Content-Type for bytes of declared type `range`. */
@@ -89,6 +79,23 @@ static int text_kind(int kind)
     default:
         return TB_PARAM_STRING;
     }
+}
+
+/* Sets member `key` of a form-like body object to v (owned): appended to an array for an array
+ * field, else replacing (the last of repeated names counts). false on out of memory. */
+static bool put_field(json_t *o, const tb_codec_field *f, const char *key, json_t *v)
+{
+    if (!(f && (f->flags & TB_CF_ARRAY)))
+        return json_object_set_new(o, key, v) == 0;
+    json_t *arr = json_object_get(o, key);
+    if (!arr) {
+        arr = json_array();
+        if (!arr || json_object_set_new(o, key, arr)) {
+            json_decref(v);
+            return false;
+        }
+    }
+    return json_array_append_new(arr, v) == 0;
 }
 
 /* An application/x-www-form-urlencoded body as a JSON object: each member typed by its field in
@@ -131,23 +138,9 @@ static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_are
             v = json_loads(val, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
         if (!v)
             v = tb_param_json(val, strlen(val), f ? text_kind(f->kind) : TB_PARAM_STRING);
-        if (!v) {
+        if (!v || !put_field(o, f, key, v)) {
             json_decref(o);
             return NULL;
-        }
-        if (f && (f->flags & TB_CF_ARRAY)) {
-            json_t *arr = json_object_get(o, key);
-            if (!arr) {
-                arr = json_array();
-                if (!arr || json_object_set_new(o, key, arr)) {
-                    json_decref(v);
-                    json_decref(o);
-                    return NULL;
-                }
-            }
-            json_array_append_new(arr, v);
-        } else {
-            json_object_set_new(o, key, v); /* the last of repeated names counts */
         }
     }
     return o;
@@ -181,23 +174,9 @@ static json_t *multipart_json(const tb_codec_type *t, const tb__part *parts, siz
         } else {
             v = tb_param_json(pt->data, pt->len, text_kind(kind));
         }
-        if (!v) {
+        if (!v || !put_field(o, f, pt->name, v)) {
             json_decref(o);
             return NULL;
-        }
-        if (f && (f->flags & TB_CF_ARRAY)) {
-            json_t *arr = json_object_get(o, pt->name);
-            if (!arr) {
-                arr = json_array();
-                if (!arr || json_object_set_new(o, pt->name, arr)) {
-                    json_decref(v);
-                    json_decref(o);
-                    return NULL;
-                }
-            }
-            json_array_append_new(arr, v);
-        } else {
-            json_object_set_new(o, pt->name, v); /* the last of repeated names counts */
         }
     }
     return o;
@@ -719,9 +698,10 @@ static double accept_q(const char *accept, const char *t)
  * declared one when Accept is absent or names none of them (tablium answers anyway, as RFC
  * 9110 allows, rather than 406). */
 static const char *negotiate(const char *declared, const char *const *alts, size_t n,
-                             const char *accept)
+                             const tb_http_req *hr)
 {
     const char *pick = declared && !strchr(declared, '*') ? declared : NULL;
+    const char *accept = hr ? tb_http_req_header(hr, "Accept") : NULL; /* only when it matters */
     if (!accept || !*accept)
         return pick;
     double bq = pick ? accept_q(accept, pick) : -1;
@@ -742,7 +722,7 @@ int tb_op_write(const tb_op *op, tb_ctx *ctx, const void *resp, tb_http_res *res
     return tb_op_write_for(op, ctx, resp, NULL, res);
 }
 
-int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const char *accept,
+int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const tb_http_req *hr,
                     tb_http_res *res)
 {
     tb_buf *b = &res->body;
@@ -766,9 +746,8 @@ int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const char *
         if (s->shape == TB_RS_DATA)
             tb_buf_putc(b, '}');
         /* a JSON type of the spec's own (+json), chosen by Accept among the declared ones */
-        const char *ct = s->content_type || s->nalt
-                             ? negotiate(s->content_type, s->alt_types, s->nalt, accept)
-                             : NULL;
+        const char *ct = s->nalt ? negotiate(s->content_type, s->alt_types, s->nalt, hr)
+                                 : s->content_type;
         if (ct)
             rc = tb_http_res_header(res, "Content-Type", ct);
         break;
@@ -781,7 +760,7 @@ int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const char *
         if (x->len)
             tb_buf_append(b, x->data, x->len);
         const char *ct = x->type && *x->type ? x->type
-                         : s->nalt ? negotiate(s->content_type, s->alt_types, s->nalt, accept)
+                         : s->nalt ? negotiate(s->content_type, s->alt_types, s->nalt, hr)
                                    : NULL;
         rc = tb_http_res_header(res, "Content-Type", ct ? ct : concrete_type(x, s->content_type));
         break;
@@ -829,7 +808,7 @@ int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *se
     rc = handle(ctx, req, resp);
     if (rc)
         return rc;
-    return tb_op_write_for(op, ctx, resp, tb_http_req_header(hr, "Accept"), res);
+    return tb_op_write_for(op, ctx, resp, hr, res);
 }
 
 /* ---- client ---- */

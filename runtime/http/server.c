@@ -963,7 +963,7 @@ static bool valid_request_id(const char *v)
     return n > 0;
 }
 
-static bool is_json_media_type(const char *ct)
+bool tb__is_json_media_type(const char *ct)
 {
     if (!ct)
         return false;
@@ -1336,7 +1336,7 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
         return;
     }
 
-    if ((op->flags & TB_OP_BODY) && req->body_len > 0 && !is_json_media_type(req->content_type)) {
+    if ((op->flags & TB_OP_BODY) && req->body_len > 0 && !tb__is_json_media_type(req->content_type)) {
         answer_error(res, ctx, 415, "unsupported_media_type",
                      "the request body must be application/json");
         return;

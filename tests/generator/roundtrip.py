@@ -18,7 +18,6 @@ import concurrent.futures
 import copy
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -291,25 +290,9 @@ def plan(spec):
         raise SystemExit("roundtrip: needs python3-jsonschema (scripts/deps.sh installs it)")
     with open(spec, encoding="utf-8") as f:
         doc = parse_text(f.read(), spec)
-    oas30 = str(doc.get("openapi", "")).startswith("3.0")
-    from tablium_gen.ir.lint import _oas30_to_draft4
-    tdoc = copy.deepcopy(doc)
-    if oas30:
-        _oas30_to_draft4(tdoc)
-    _discriminated_any_of(tdoc)
-    cls = jsonschema.Draft4Validator if oas30 else jsonschema.Draft202012Validator
-    base = "file://" + os.path.abspath(spec)
+    from tablium_gen.ir.lint import independent_validator
+    cls, resolver, tdoc = independent_validator(jsonschema, spec, doc, _discriminated_any_of)
 
-    def load(uri):
-        path = uri[len("file://"):].split("#")[0]
-        with open(path, encoding="utf-8") as f:
-            d = parse_text(f.read(), path)
-        if oas30:
-            _oas30_to_draft4(d)
-        _discriminated_any_of(d)
-        return d
-
-    resolver = jsonschema.RefResolver(base, tdoc, handlers={"file": load})
     # the same schema node in the transformed copy: by its JSON pointer in the spec
     def twin(node):
         info = loader.info(node) if isinstance(node, dict) else None

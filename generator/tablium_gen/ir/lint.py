@@ -14,7 +14,6 @@ file and JSON pointer, printed by tablium-gen and listed by `--lint` runs.
                      contract tests that replay examples would fail on it
 """
 import copy
-import json
 import os
 from ..errors import Diagnostic
 from ..load.uri import pointer_escape
@@ -65,24 +64,7 @@ class Linter:
             import jsonschema
         except ImportError:
             return
-        ver = str(self.root.get("openapi", "")) if isinstance(self.root, dict) else ""
-        oas30 = ver.startswith("3.0")
-        doc = copy.deepcopy(self.root)
-        if oas30:
-            _oas30_to_draft4(doc)
-        cls = jsonschema.Draft4Validator if oas30 else jsonschema.Draft202012Validator
-        base = "file://" + os.path.abspath(self.file)
-
-        def load(uri):
-            from ..load.loader import parse_text
-            path = uri[len("file://"):].split("#")[0]
-            with open(path, encoding="utf-8") as f:
-                d = parse_text(f.read(), path)
-            if oas30:
-                _oas30_to_draft4(d)
-            return d
-
-        resolver = jsonschema.RefResolver(base, doc, handlers={"file": load})
+        cls, resolver, doc = independent_validator(jsonschema, self.file, self.root)
         found = []
         self._find_examples(doc, "", found)
         for schema, value, ptr in found[:500]:
@@ -204,6 +186,33 @@ class Linter:
                               "operationId %r is also %s" % (oid, seen[oid]))
                 else:
                     seen[oid] = ptr
+
+def independent_validator(jsonschema, path, root, extra=None):
+    """python3-jsonschema set up for an OpenAPI document: (validator class, resolver, the
+    document as that validator reads it). OpenAPI 3.0 schemas become draft 4 (nullable ->
+    "null" in type); `extra(doc)` transforms every document further; $refs to other files load
+    them the same way."""
+    from ..load.loader import parse_text
+    oas30 = isinstance(root, dict) and str(root.get("openapi", "")).startswith("3.0")
+
+    def prepare(d):
+        if oas30:
+            _oas30_to_draft4(d)
+        if extra:
+            extra(d)
+        return d
+
+    def load(uri):
+        file = uri[len("file://"):].split("#")[0]
+        with open(file, encoding="utf-8") as f:
+            return prepare(parse_text(f.read(), file))
+
+    doc = prepare(copy.deepcopy(root))
+    cls = jsonschema.Draft4Validator if oas30 else jsonschema.Draft202012Validator
+    resolver = jsonschema.RefResolver("file://" + os.path.abspath(path), doc,
+                                      handlers={"file": load})
+    return cls, resolver, doc
+
 
 def _oas30_to_draft4(node):
     """OpenAPI 3.0's schema dialect as draft 4: nullable: true adds "null" to the type."""

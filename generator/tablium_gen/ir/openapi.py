@@ -77,6 +77,12 @@ class Example:
     pass
 
 
+def is_json_type(base):
+    """application/json or a +json type (a lower-case media type without parameters)."""
+    return base == "application/json" or (base.startswith("application/") and
+                                          base.endswith("+json"))
+
+
 def _pct(s):
     from urllib.parse import quote
     return quote(s, safe="-._~")
@@ -698,6 +704,11 @@ class ServiceBuilder:
             ct = CType("string")
         p.kind = ct.kind
         p.item_kind = "TB_PARAM_STRING"
+        p.default = None
+        return self.param_common(op, p, pp, schema, ct, fnamer)
+
+    def param_common(self, op, p, pp, schema, ct, fnamer):
+        """The member name, literals and validator every parameter has."""
         p.ctype = ct
         p.cname = TypeBuilder._field_name(fnamer, cnames.snake(p.name), not p.required, False,
                                           ct.kind == "array")
@@ -709,7 +720,6 @@ class ServiceBuilder:
         p.len = len(p.name.encode("utf-8"))
         p.description = _c_comment(pp.get("description"))
         p.validator = self.validator(schema, "%s__%s_%s" % (op.cname, p.in_, cnames.snake(p.name)))
-        p.default = None
         return p
 
     def param(self, op, pp, pptr, fnamer):
@@ -733,7 +743,7 @@ class ServiceBuilder:
             base = mt.split(";")[0].strip().lower()
             schema = media.get("schema", {})
             sptr = "%s/content/%s/schema" % (pptr, pointer_escape(mt))
-            p.content = base == "application/json" or base.endswith("+json")
+            p.content = is_json_type(base)
         if schema is None:
             schema = {}
         self.schema_at(schema, sptr)
@@ -800,17 +810,7 @@ class ServiceBuilder:
             self.err(pptr + "/schema", "parameter %r: only scalar, enum, array and free-form "
                      "schemas are supported yet (got %s)" % (p.name, kind))
             return None
-        p.ctype = ct
-        p.cname = TypeBuilder._field_name(fnamer, cnames.snake(p.name), not p.required, False,
-                                          ct.kind == "array")
-        p.lit = cstr(p.name)
-        q = _pct(p.name) + "="
-        p.qlit = cstr(q)
-        p.qlen = len(q)
-        p.in_lit = cstr(p.in_)
-        p.len = len(p.name.encode("utf-8"))
-        p.description = _c_comment(pp.get("description"))
-        p.validator = self.validator(schema, "%s__%s_%s" % (op.cname, p.in_, cnames.snake(p.name)))
+        self.param_common(op, p, pp, schema, ct, fnamer)
         d = schema.get("default") if isinstance(schema, dict) else None
         p.default = None
         if d is not None and not p.required:
@@ -852,8 +852,7 @@ class ServiceBuilder:
         for mt, media in content.items():
             base = mt.split(";")[0].strip().lower()
             media = media if isinstance(media, dict) else {}
-            if base == "application/json" or (base.startswith("application/") and
-                                              base.endswith("+json")):
+            if is_json_type(base):
                 picks.setdefault("json", (mt, media))
             elif base == "application/x-www-form-urlencoded" and request:
                 picks.setdefault("form", (mt, media))
@@ -899,8 +898,7 @@ class ServiceBuilder:
                 if mt2 == mt or not isinstance(m2, dict):
                     continue
                 base2 = mt2.split(";")[0].strip().lower()
-                k2 = ("json" if base2 == "application/json" or (
-                    base2.startswith("application/") and base2.endswith("+json")) else
+                k2 = ("json" if is_json_type(base2) else
                       "form" if base2 == "application/x-www-form-urlencoded" else
                       "multipart" if base2 == "multipart/form-data" else None)
                 other = m2.get("schema", {})
@@ -1013,8 +1011,7 @@ class ServiceBuilder:
                 if mt2 == picked[1] or not isinstance(m2, dict):
                     continue
                 base2 = mt2.split(";")[0].strip().lower()
-                j2 = base2 == "application/json" or (base2.startswith("application/") and
-                                                     base2.endswith("+json"))
+                j2 = is_json_type(base2)
                 if rr.kind == "bytes" and not j2:
                     rr.alts.append(cstr(mt2.split(";")[0].strip()))
                 elif rr.kind in ("data", "raw") and j2 and mine is not None and json.dumps(

@@ -195,21 +195,17 @@ class TypeBuilder:
 
     def _deref(self, node):
         """The schema that decides node's C type: through `$ref`s and one-branch `allOf`s
-        that only add annotations (description, nullable, ...)."""
-        seen = 0
-        while isinstance(node, dict) and seen <= 32:
-            extra = [k for k in node if k not in ANNOTATIONS and not k.startswith("x-")]
-            if isinstance(node.get("$ref"), str) and not extra:
-                try:
-                    node = self.loader.resolve(node["$ref"], node)
-                except GenError:
-                    return True  # reported by the validator compiler; no static type
-            elif (extra == ["allOf"] and isinstance(node["allOf"], list)
-                  and len(node["allOf"]) == 1 and "$ref" not in node):
-                node = node["allOf"][0]
-            else:
+        that only add annotations (description, nullable, ...). True when a $ref does not
+        resolve (the validator compiler reports it; no static type)."""
+        for _ in range(33):
+            if not isinstance(node, dict):
                 break
-            seen += 1
+            nxt = self._deref_once(node)
+            if nxt is None:
+                return True
+            if nxt is node:
+                break
+            node = nxt
         return node
 
     def _nullable(self, node):
@@ -222,18 +218,20 @@ class TypeBuilder:
                 return True
             nxt = self._deref_once(node)
             if nxt is node:
-                    return self._non_null_alt(node) is not None
-            node = nxt
+                return self._non_null_alt(node) is not None
+            node = nxt  # None (an unresolved $ref) ends the walk
             seen += 1
         return False
 
     def _deref_once(self, node):
+        """One step of _deref: the target of a $ref or of a one-branch allOf that only adds
+        annotations; node itself when neither; None when the $ref does not resolve."""
         extra = [k for k in node if k not in ANNOTATIONS and not k.startswith("x-")]
         if isinstance(node.get("$ref"), str) and not extra:
             try:
                 return self.loader.resolve(node["$ref"], node)
             except GenError:
-                return node
+                return None
         if (extra == ["allOf"] and isinstance(node["allOf"], list) and len(node["allOf"]) == 1
                 and "$ref" not in node):
             return node["allOf"][0]

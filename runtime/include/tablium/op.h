@@ -152,9 +152,9 @@ typedef struct tb_op {
  *  TB_E... code for an internal failure. */
 int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, tb_http_res *res);
 
-/** Server: like tb_op_write, with the request's Accept header (may be NULL) choosing among the
- *  status's declared media types. */
-int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const char *accept,
+/** Server: like tb_op_write, with the request's Accept header (hr may be NULL) choosing among
+ *  the status's declared media types. */
+int tb_op_write_for(const tb_op *op, tb_ctx *ctx, const void *resp, const tb_http_req *hr,
                     tb_http_res *res);
 
 /** Server: writes the handler's response (status, body, declared headers) into res. TB_ESTATE
