@@ -42,13 +42,13 @@ test-generator: deps
 # Suites that need brokers get a private Redis and RabbitMQ (scripts/with-brokers.sh).
 test-fast: build
 	@cd $(BUILD) && bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
-	@grep -h '^jsonschema-suite:\|^http-slow:\|^rate-limit:\|^auth-negative:\|^key-rotation:\|^trace-context:\|^otlp-export:\|^prometheus:\|^promtool:\|^trace-chain:\|^trace-export:\|^breaker:\|^metrics:\|^health:\|^install-example:\|^corpus-roundtrip:' \
+	@grep -h '^jsonschema-suite:\|^http-slow:\|^rate-limit:\|^auth-negative:\|^key-rotation:\|^trace-context:\|^otlp-export:\|^prometheus:\|^promtool:\|^trace-chain:\|^trace-export:\|^breaker:\|^metrics:\|^health:\|^install-example:\|^corpus-roundtrip:\|^realtime-protocol:\|^realtime-rooms:\|^realtime-cluster:\|^# realtime-memory:' \
 	  $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-asan: build-asan
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
-	@grep -h '^jsonschema-suite: [0-9]' $(ASAN)/Testing/Temporary/LastTest.log | sed 's/^/asan: /' || true
+	@grep -h '^jsonschema-suite: [0-9]\|^realtime-[a-z]*: [0-9]' $(ASAN)/Testing/Temporary/LastTest.log | sed 's/^/asan: /' || true
 
 # The whole suite: generated code fresh, generator tests, the C suites, then the C suites again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.

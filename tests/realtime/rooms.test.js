@@ -1,0 +1,270 @@
+// The realtime API beyond the conformance server, through the official socket.io-client against
+// tests/realtime/rooms_server.c: rooms and broadcasts, server emits with acks, disconnect
+// reasons, middleware and JWT on the handshake, namespace patterns, per-socket data, the
+// slow-client policy and posts from another thread.
+// Env: SIO_URL (http://127.0.0.1:PORT), TB_TEST_JWT_SECRET (the server's HS256 secret).
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert');
+const crypto = require('node:crypto');
+const { io } = require('socket.io-client');
+const WebSocket = require('ws');
+
+const URL = process.env.SIO_URL;
+const SECRET = process.env.TB_TEST_JWT_SECRET;
+const T = { timeout: 10000 };
+
+function jwt(claims, secret = SECRET) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = b64({ alg: 'HS256', typ: 'JWT' });
+  const body = b64(claims);
+  const sig = crypto.createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+const now = () => Math.floor(Date.now() / 1000);
+
+function connect(path = '/', opts = {}) {
+  const s = io(URL + path, { forceNew: true, transports: ['websocket'], reconnection: false, ...opts });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`connect ${path} timed out`)), 5000);
+    s.once('connect', () => { clearTimeout(timer); resolve(s); });
+    s.once('connect_error', (e) => { clearTimeout(timer); s.close(); reject(e); });
+  });
+}
+const call = (s, ev, ...args) => s.timeout(5000).emitWithAck(ev, ...args);
+function next(s, ev, ms = 3000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${ev} within ${ms} ms`)), ms);
+    s.once(ev, (...a) => { clearTimeout(timer); resolve(a); });
+  });
+}
+// Collects every `ev` a socket receives until settle() (a round trip through the server, so
+// anything broadcast before it has arrived: the server writes in order).
+function recorder(s, ev) {
+  const got = [];
+  s.on(ev, (...a) => got.push(a));
+  return { got, settle: async () => { await call(s, 'count', 'x'); return got; } };
+}
+const closeAll = (...ss) => ss.forEach((s) => s && s.close());
+
+test('a room broadcast reaches its members once, minus the sender, minus excepted rooms', T, async () => {
+  const [a, b, c, d] = await Promise.all([connect(), connect(), connect(), connect('/', { transports: ['polling'] })]);
+  try {
+    for (const [s, r] of [[a, 'r1'], [b, 'r1'], [c, 'r2'], [d, 'r1'], [d, 'r2'], [a, 'r2']])
+      assert.strictEqual(await call(s, 'join', r), true);
+    const rec = [a, b, c, d].map((s) => recorder(s, 'hi'));
+    assert.strictEqual(await call(a, 'say', { to: ['r1'], event: 'hi', args: [1] }), 0);
+    assert.strictEqual(await call(a, 'say', { to: ['r1', 'r2'], self: true, event: 'hi', args: [2] }), 0);
+    assert.strictEqual(await call(b, 'say', { to: [], except: ['r2'], self: true, event: 'hi', args: [3] }), 0);
+    assert.strictEqual(await call(c, 'say', { to: [b.id], event: 'hi', args: [4, 'only b'] }), 0);
+    const got = await Promise.all(rec.map((r) => r.settle()));
+    assert.deepStrictEqual(got[0], [[2]]); // a: not its own r1 message; r1+r2 once with self
+    assert.deepStrictEqual(got[1], [[1], [2], [3], [4, 'only b']]);
+    assert.deepStrictEqual(got[2], [[2]]); // c is in r2: excepted from 3
+    assert.deepStrictEqual(got[3], [[1], [2]]); // d (polling) is in r1 and r2: once each
+    assert.deepStrictEqual(await call(a, 'count', 'r1'), { room: 3, nsp: 4 });
+  } finally { closeAll(a, b, c, d); }
+});
+
+test('leaving a room stops its broadcasts; an emptied room is gone', T, async () => {
+  const [a, b] = await Promise.all([connect(), connect()]);
+  try {
+    await call(b, 'join', 'lobby');
+    assert.deepStrictEqual((await call(a, 'count', 'lobby')).room, 1);
+    const rec = recorder(b, 'news');
+    await call(a, 'say', { to: ['lobby'], event: 'news', args: ['first'] });
+    assert.strictEqual(await call(b, 'leave', 'lobby'), true);
+    await call(a, 'say', { to: ['lobby'], event: 'news', args: ['second'] });
+    assert.deepStrictEqual(await rec.settle(), [['first']]);
+    assert.deepStrictEqual((await call(a, 'count', 'lobby')).room, 0);
+    // every socket is in the room of its own id
+    assert.deepStrictEqual((await call(a, 'count', a.id)).room, 1);
+  } finally { closeAll(a, b); }
+});
+
+test('binary arguments are broadcast byte for byte', T, async () => {
+  const [a, b] = await Promise.all([connect(), connect('/', { transports: ['polling'] })]);
+  try {
+    await call(b, 'join', 'bin');
+    const bytes = crypto.randomBytes(3000);
+    const p = next(b, 'blob');
+    await call(a, 'say', { to: ['bin'], event: 'blob', args: [{ payload: bytes, n: 1 }, bytes.subarray(0, 5)] });
+    const [obj, small] = await p;
+    assert.ok(Buffer.from(obj.payload).equals(bytes));
+    assert.strictEqual(obj.n, 1);
+    assert.ok(Buffer.from(small).equals(bytes.subarray(0, 5)));
+  } finally { closeAll(a, b); }
+});
+
+test('a server emit with an ack gets the answer, or a timeout when none comes', T, async () => {
+  const a = await connect();
+  try {
+    a.once('question', (q, cb) => { assert.strictEqual(q, 'what is 6 x 7?'); cb(42, 'sure'); });
+    let p = next(a, 'asked');
+    a.emit('ask', 2000);
+    assert.deepStrictEqual((await p)[0], { status: 'ok', args: [42, 'sure'] });
+    a.once('question', () => {}); // never answers
+    p = next(a, 'asked');
+    const t0 = Date.now();
+    a.emit('ask', 300);
+    assert.deepStrictEqual((await p)[0], { status: 'TB_ETIMEDOUT' });
+    assert.ok(Date.now() - t0 >= 250, 'not before the timeout');
+  } finally { a.close(); }
+});
+
+test('disconnect reasons reach the client and the server handler', T, async () => {
+  const watcher = await connect();
+  try {
+    await call(watcher, 'join', 'watchers');
+    const reasons = recorder(watcher, 'left');
+    const a = await connect();
+    const ids = [a.id];
+    const aDisc = next(a, 'disconnect');
+    a.emit('kick', false);
+    assert.strictEqual((await aDisc)[0], 'io server disconnect');
+    const b = await connect();
+    ids.push(b.id);
+    const bDisc = next(b, 'disconnect');
+    b.emit('kick', true);
+    assert.strictEqual((await bDisc)[0], 'io server disconnect');
+    const c = await connect();
+    ids.push(c.id);
+    c.disconnect();
+    const d = await connect();
+    ids.push(d.id);
+    d.io.engine.close();
+    await new Promise((r) => setTimeout(r, 200));
+    const got = (await reasons.settle()).map(([x]) => x);
+    assert.deepStrictEqual(got.map((x) => x.id), ids);
+    assert.deepStrictEqual(got.map((x) => x.reason),
+      ['server namespace disconnect', 'server namespace disconnect', 'client namespace disconnect', 'transport close']);
+    closeAll(a, b, c, d);
+  } finally { watcher.close(); }
+});
+
+test('middleware refuses with CONNECT_ERROR and its data', T, async () => {
+  await assert.rejects(connect('/', { auth: { banned: true } }), (e) => {
+    assert.strictEqual(e.message, 'banned');
+    assert.deepStrictEqual(e.data, { until: 'forever' });
+    return true;
+  });
+  const ok = await connect('/', { auth: { banned: false } });
+  ok.close();
+});
+
+test('JWT on the handshake: verified claims, or "Authentication error" with the reason', T, async () => {
+  const good = jwt({ sub: 'user-7', iss: 'tablium-test', exp: now() + 60 });
+  for (const transports of [['websocket'], ['polling']]) {
+    const s = await connect('/games', { auth: { token: good }, transports });
+    const me = await call(s, 'whoami');
+    assert.strictEqual(me.sub, 'user-7');
+    assert.strictEqual(me.nsp, '/games');
+    assert.strictEqual(me.transport, transports[0]);
+    s.close();
+  }
+  const bearer = await connect('/games', { auth: { token: 'Bearer ' + good } });
+  bearer.close();
+  const cases = [
+    [{}, 'missing_token'],
+    [{ token: 'not.a.jwt' }, null],
+    [{ token: jwt({ sub: 'u', iss: 'tablium-test', exp: now() + 60 }, 'other-secret') }, null],
+    [{ token: jwt({ sub: 'u', iss: 'tablium-test', exp: now() - 3600 }) }, null],
+    [{ token: jwt({ sub: 'u', iss: 'someone-else', exp: now() + 60 }) }, null],
+    [{ token: 42 }, 'missing_token'],
+  ];
+  const reasons = new Set();
+  for (const [auth, reason] of cases) {
+    await assert.rejects(connect('/games', { auth }), (e) => {
+      assert.strictEqual(e.message, 'Authentication error');
+      assert.strictEqual(typeof e.data.reason, 'string');
+      if (reason) assert.strictEqual(e.data.reason, reason);
+      reasons.add(e.data.reason);
+      return true;
+    });
+  }
+  assert.ok(reasons.size >= 4, `distinct reasons: ${[...reasons]}`);
+  // the root namespace does not need a token, and the refusal did not spoil the server
+  const root = await connect('/');
+  assert.strictEqual((await call(root, 'whoami')).sub, null);
+  root.close();
+});
+
+test('namespace patterns: matching names connect, others are invalid', T, async () => {
+  const s = io(URL + '/dyn-42', { forceNew: true, transports: ['websocket'], reconnection: false });
+  try {
+    const [name] = await next(s, 'hello');
+    assert.strictEqual(name, '/dyn-42');
+    const me = await call(s, 'whoami');
+    assert.strictEqual(me.nsp, '/dyn-42');
+    assert.strictEqual(me.connects, 1); // per-socket data set on connect
+  } finally { s.close(); }
+  await assert.rejects(connect('/other'), (e) => e.message === 'Invalid namespace');
+});
+
+test('a post from another thread broadcasts on the loop', T, async () => {
+  const [a, b] = await Promise.all([connect(), connect('/', { transports: ['polling'] })]);
+  try {
+    const pa = next(a, 'posted');
+    const pb = next(b, 'posted');
+    a.emit('post', 'from a thread');
+    assert.deepStrictEqual(await pa, ['from a thread']);
+    assert.deepStrictEqual(await pb, ['from a thread']);
+  } finally { closeAll(a, b); }
+});
+
+// A raw WebSocket client that stops reading: the server's queue for it grows past max_buffered
+// (256 KB in rooms_server.c).
+async function stalledClient(floodArgs) {
+  const u = URL.replace('http', 'ws') + '/socket.io/?EIO=4&transport=websocket';
+  const ws = new WebSocket(u);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const connected = new Promise((resolve) => ws.on('message', (m) => { if (String(m).startsWith('40')) resolve(); }));
+  ws.send('40');
+  await connected;
+  ws._socket.pause();
+  ws.send('42' + JSON.stringify(['flood', ...floodArgs]));
+  return ws;
+}
+
+test('a client that stops reading: volatile packets are dropped, others disconnect it', T, async () => {
+  const observer = await connect();
+  try {
+    const before = await call(observer, 'stats');
+    const vol = await stalledClient([300, 65536, true]);
+    let st;
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      st = await call(observer, 'stats');
+      if (st.dropped_volatile > before.dropped_volatile) break;
+    }
+    assert.ok(st.dropped_volatile > before.dropped_volatile, 'volatile packets were dropped');
+    assert.strictEqual(st.slow_disconnects, before.slow_disconnects, 'and nobody was disconnected');
+    vol.terminate();
+
+    const slow = await stalledClient([300, 65536, false]);
+    const closed = new Promise((resolve) => slow.once('close', resolve));
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      st = await call(observer, 'stats');
+      if (st.slow_disconnects > before.slow_disconnects) break;
+    }
+    assert.strictEqual(st.slow_disconnects, before.slow_disconnects + 1, 'the slow client was disconnected');
+    slow._socket.resume();
+    await closed;
+    // the server is still fine
+    assert.ok((await call(observer, 'stats')).sessions >= 1);
+  } finally { observer.close(); }
+});
+
+test('memory per session is reported and bounded', T, async () => {
+  const many = await Promise.all(Array.from({ length: 50 }, () => connect()));
+  try {
+    const st = await call(many[0], 'stats');
+    assert.ok(st.sessions >= 50);
+    if (process.env.TB_RT_SANITIZED !== '1') { // ASan's allocator is not mallinfo2's
+      assert.ok(st.bytes_per_session > 0, 'reported');
+      assert.ok(st.bytes_per_session < 64 * 1024, `bounded: ${st.bytes_per_session} B`);
+    }
+    console.log(`realtime-memory: ${st.bytes_per_session} bytes per session with ${st.sessions} sessions`);
+  } finally { closeAll(...many); }
+});
