@@ -7,6 +7,7 @@ from . import VERSION
 from .errors import Diagnostic, GenError
 from .ir import cnames
 from .ir.events import check_unique, event_of
+from .ir.realtime import is_namespace_file, namespace_of, ts_module
 from .ir.structcheck import StructChecks
 from .ir.types import TypeBuilder
 from .ir.validators import ValidatorCompiler
@@ -30,8 +31,9 @@ def expand(paths):
     return files
 
 
-def compile_schemas(paths, name, dialect="2020-12"):
-    """Compiles schema files into (header text, source text). Raises GenError."""
+def compile_schemas(paths, name, dialect="2020-12", extra=None):
+    """Compiles schema files into (header text, source text). Raises GenError. `extra` (a dict),
+    when given, receives other files to write: NAME.ts for realtime namespaces."""
     loader = Loader(dialect=dialect)
     vcomp = ValidatorCompiler(loader, prefix="%s__" % name, unit=name)
     types = TypeBuilder(loader, vcomp, unit=name)
@@ -39,12 +41,26 @@ def compile_schemas(paths, name, dialect="2020-12"):
     if not files:
         raise GenError([])
     events, event_paths, diags, envelope = [], [], [], None
+    namespaces = []
     for path in files:
         root = loader.load_file(path)
         stem = os.path.basename(path).rsplit(".", 1)[0]
         if isinstance(root, dict) and isinstance(root.get("x-tablium-name"), str):
             stem = root["x-tablium-name"]
         where = cnames.short_path(path)
+        if is_namespace_file(root):
+            # a realtime namespace: its $defs are its types, named <namespace>_<def>
+            x = root["x-tablium-namespace"]
+            nsname = x.get("name") if isinstance(x, dict) else None
+            base = ("root" if nsname == "/" else cnames.snake(str(nsname).strip("/")))
+            defs = root.get("$defs")
+            if isinstance(defs, dict):
+                for dname, d in defs.items():
+                    types.named(d, "%s_%s" % (base, dname), "%s#/$defs/%s" % (where, dname))
+            ns = namespace_of(root, path, where, types, diags)
+            if ns is not None:
+                namespaces.append(ns)
+            continue
         if loader.unit_of(path) and isinstance(root, dict) and not [
                 k for k in root if not k.startswith(("$", "x-")) and k not in (
                     "title", "description")]:
@@ -79,8 +95,10 @@ def compile_schemas(paths, name, dialect="2020-12"):
     note_free_form(types, source)
     header = "%s.h" % name
     ctx = dict(source=source, types=types.types, unit=unit, header=header, events=events,
-               envelope=envelope, struct_checks=checks.funcs,
+               envelope=envelope, struct_checks=checks.funcs, namespaces=namespaces,
                guard="TB_GEN_%s_H" % cnames.upper(name))
+    if namespaces and extra is not None:
+        extra[name + ".ts"] = ts_module(namespaces, types, source) + "\n"
     return render("schemas.h.j2", **ctx), render("schemas.c.j2", **ctx)
 
 
@@ -167,7 +185,8 @@ def main(argv=None):
     if args.cmd == "schemas":
         name = cnames.snake(args.name or os.path.basename(os.path.normpath(args.out)))
         try:
-            h, c = compile_schemas(args.inputs, name, args.dialect)
+            extra = {}
+            h, c = compile_schemas(args.inputs, name, args.dialect, extra)
         except GenError as e:
             if not e.diags:
                 print("tablium-gen: no schema files in %s" % " ".join(args.inputs),
@@ -178,5 +197,7 @@ def main(argv=None):
             return 1
         write(os.path.join(args.out, name + ".h"), h)
         write(os.path.join(args.out, name + ".c"), c)
+        for fname, text in extra.items():
+            write(os.path.join(args.out, fname), text)
         return 0
     return 2

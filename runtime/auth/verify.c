@@ -1,6 +1,7 @@
 /* JWT verifier: token structure, key selection with JWKS refetch, claim rules, verified-token
  * cache. */
 #include "jwt_internal.h"
+#include "tablium/log.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -914,4 +915,56 @@ int tb_jwt_verify(tb_jwt_verifier *v, const char *token, size_t len, tb_jwt_clai
     else
         tb_jwt_claims_free(c);
     return 0;
+}
+
+static bool env_uint(const char *name, unsigned long max, int *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || n > max) {
+        tb_log_warn(NULL, "ignoring %s=%s: not a number in 0..%lu", name, v, max);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+static const char *env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+int tb_jwt_verifier_from_env(tb_jwt_verifier **out, tb_error *err)
+{
+    *out = NULL;
+    const char *url = env_set("TB_JWT_JWKS_URL"), *file = env_set("TB_JWT_JWKS_FILE"),
+               *json = env_set("TB_JWT_JWKS"), *secret = env_set("TB_JWT_SECRET");
+    if (!url && !file && !json && !secret)
+        return 0;
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_url = url;
+    o.jwks_file = file;
+    o.jwks_json = json;
+    o.issuer = env_set("TB_JWT_ISSUER");
+    o.audience = env_set("TB_JWT_AUDIENCE");
+    env_uint("TB_JWT_LEEWAY_S", 3600, &o.leeway_s);
+    env_uint("TB_JWT_REFETCH_S", 86400, &o.refetch_interval_s);
+    tb_jwt_key *key = NULL;
+    if (secret) {
+        const char *an = env_set("TB_JWT_ALG");
+        int rc = tb_jwt_key_from_secret(secret, strlen(secret), tb_jwt_alg_parse(an ? an : "HS256"),
+                                        NULL, &key, err);
+        if (rc != 0)
+            return rc;
+        o.keys = &key;
+        o.n_keys = 1;
+    }
+    int rc = tb_jwt_verifier_new(&o, out, err);
+    tb_jwt_key_free(key);
+    return rc;
 }

@@ -389,45 +389,12 @@ static bool resolve_validation(int opt)
 
 /* ---- lifecycle ---- */
 
-/* A verifier from TB_JWT_*: keys from a JWKS URL, file or text, or a shared secret. None of
- * them set: no verifier (secured operations then answer 401 and log why). */
+/* A verifier from TB_JWT_* (tb_jwt_verifier_from_env). None set: no verifier (secured
+ * operations then answer 401 and log why). */
 static int verifier_from_env(tb_server *s, tb_error *err)
 {
-    const char *url = getenv("TB_JWT_JWKS_URL"), *file = getenv("TB_JWT_JWKS_FILE"),
-               *json = getenv("TB_JWT_JWKS"), *secret = getenv("TB_JWT_SECRET");
-    url = url && *url ? url : NULL;
-    file = file && *file ? file : NULL;
-    json = json && *json ? json : NULL;
-    secret = secret && *secret ? secret : NULL;
-    if (!url && !file && !json && !secret)
-        return 0;
-    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
-    o.jwks_url = url;
-    o.jwks_file = file;
-    o.jwks_json = json;
-    const char *iss = getenv("TB_JWT_ISSUER"), *aud = getenv("TB_JWT_AUDIENCE");
-    o.issuer = iss && *iss ? iss : NULL;
-    o.audience = aud && *aud ? aud : NULL;
-    bool ok;
-    unsigned long long leeway = env_ull("TB_JWT_LEEWAY_S", 3600, &ok);
-    if (ok)
-        o.leeway_s = (int)leeway;
-    unsigned long long refetch = env_ull("TB_JWT_REFETCH_S", 86400, &ok);
-    if (ok)
-        o.refetch_interval_s = (int)refetch;
-    tb_jwt_key *key = NULL;
-    if (secret) {
-        const char *an = getenv("TB_JWT_ALG");
-        tb_jwt_alg alg = tb_jwt_alg_parse(an && *an ? an : "HS256");
-        int rc = tb_jwt_key_from_secret(secret, strlen(secret), alg, NULL, &key, err);
-        if (rc != 0)
-            return rc;
-        o.keys = &key;
-        o.n_keys = 1;
-    }
-    int rc = tb_jwt_verifier_new(&o, &s->own_verifier, err);
-    tb_jwt_key_free(key);
-    if (rc == 0)
+    int rc = tb_jwt_verifier_from_env(&s->own_verifier, err);
+    if (rc == 0 && s->own_verifier)
         s->verifier = s->own_verifier;
     return rc;
 }

@@ -259,6 +259,13 @@ struct tb_rt_nsp {
     void *server_emit_ud;
 };
 
+typedef struct job {
+    struct job *next;
+    void (*work)(void *);
+    void (*done)(tb_rt_server *, void *);
+    void *ud;
+} job;
+
 typedef struct post_item {
     struct post_item *next;
     void (*fn)(tb_rt_server *, void *);
@@ -282,6 +289,13 @@ struct tb_rt_server {
     int depth;
     uint64_t epoch;
     tb_rt__adapter *adapter;
+    /* offload: worker threads */
+    pthread_mutex_t job_mu;
+    pthread_cond_t job_cv;
+    job *jobs, *jobs_tail;
+    pthread_t *workers;
+    int nworkers;
+    bool jobs_stop;
     pthread_mutex_t post_mu;
     post_item *posts, *posts_tail;
     size_t heap_base;
@@ -1168,6 +1182,37 @@ const char *tb_rt_socket_transport(const tb_rt_socket *s)
     return s->sess->transport == T_WS ? "websocket" : "polling";
 }
 
+int tb_rt_refuse(tb_rt_socket *s, const tb_rt_event *ev, const char *error_event, const char *code,
+                 const char *message, const tb_error *err)
+{
+    if (!s || !ev || !error_event || !code || !message)
+        return TB_EINVAL;
+    json_t *details = json_array();
+    for (size_t i = 0; err && details && i < err->n_details; i++)
+        json_array_append_new(details,
+                              json_pack("{s:s,s:s,s:s}", "path", err->details[i].path ?: "", "rule",
+                                        err->details[i].rule ?: "", "message",
+                                        err->details[i].message ?: ""));
+    json_t *body = json_pack("{s:s,s:s,s:s,s:o}", "code", code, "message", message, "event",
+                             ev->name ? ev->name : "", "details", details ? details : json_array());
+    if (!body)
+        return TB_ENOMEM;
+    if (err && err->n_omitted)
+        json_object_set_new(body, "omitted", json_integer((json_int_t)err->n_omitted));
+    json_t *args = json_pack("[O]", body);
+    int rc = args ? tb_rt_socket_emit(s, error_event, args, NULL, 0) : TB_ENOMEM;
+    json_decref(args);
+    if (ev->ack_id >= 0 && !s->gone) {
+        json_t *ack = json_pack("[{s:O}]", "error", body);
+        int r = ack ? tb_rt_ack(s, ev, ack, NULL, 0) : TB_ENOMEM;
+        json_decref(ack);
+        if (rc == 0)
+            rc = r;
+    }
+    json_decref(body);
+    return rc;
+}
+
 const tb_rt_bin *tb_rt_bin_of(const tb_rt_event *ev, const json_t *v)
 {
     if (!json_is_object(v) || !json_is_true(json_object_get(v, "_placeholder")))
@@ -1690,6 +1735,10 @@ void tb_rt_nsp_on_server_emit(tb_rt_nsp *nsp, tb_rt_server_emit_fn fn, void *ud)
     nsp->server_emit = fn;
     nsp->server_emit_ud = ud;
 }
+tb_rt_socket *tb_rt_nsp_socket(tb_rt_nsp *nsp, const char *id)
+{
+    return nsp && id ? tb_rt__socket_find(nsp, id) : NULL;
+}
 tb_rt_socket *tb_rt__socket_find(tb_rt_nsp *nsp, const char *id)
 {
     room *r = hmap_get(&nsp->rooms, id); /* every socket is in the room of its id */
@@ -1807,6 +1856,15 @@ static int on_http(tb_rt_server *srv, struct lws *wsi, pss *p, const char *path)
     pss_reset(p);
     bool raw = false;
     if (endpoint_of(srv, path, &raw) != 0) {
+        /* health for load balancers and orchestrators: the loop answers, so it is live */
+        if (strcmp(path, "/health") == 0 || strcmp(path, "/health/live") == 0 ||
+            strcmp(path, "/health/ready") == 0) {
+            char body[128];
+            int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"sessions\":%llu}",
+                             (unsigned long long)atomic_load(&srv->st.sessions));
+            http_answer(wsi, p, 200, "application/json", body, (size_t)n, false);
+            return 0;
+        }
         http_answer(wsi, p, 404, "text/plain", "Not Found", 9, true);
         return 0;
     }
@@ -2339,6 +2397,8 @@ int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *er
     srv->host = strdup(opts->host ? opts->host : "127.0.0.1");
     srv->cors = dup_or_null(opts->cors_origin);
     pthread_mutex_init(&srv->post_mu, NULL);
+    pthread_mutex_init(&srv->job_mu, NULL);
+    pthread_cond_init(&srv->job_cv, NULL);
     if (!srv->path || !srv->host || (opts->eio_path && !srv->eio_path) ||
         (opts->cors_origin && !srv->cors)) {
         tb_rt_server_free(srv);
@@ -2427,6 +2487,74 @@ int tb_rt_server_post(tb_rt_server *srv, void (*fn)(tb_rt_server *srv, void *ud)
     return 0;
 }
 
+static void job_done(tb_rt_server *srv, void *ud)
+{
+    job *j = ud;
+    j->done(srv, j->ud);
+    free(j);
+}
+
+static void *worker_main(void *arg)
+{
+    tb_rt_server *srv = arg;
+    pthread_mutex_lock(&srv->job_mu);
+    for (;;) {
+        while (!srv->jobs && !srv->jobs_stop)
+            pthread_cond_wait(&srv->job_cv, &srv->job_mu);
+        if (!srv->jobs)
+            break; /* stopping, and nothing left */
+        job *j = srv->jobs;
+        srv->jobs = j->next;
+        if (!srv->jobs)
+            srv->jobs_tail = NULL;
+        pthread_mutex_unlock(&srv->job_mu);
+        j->work(j->ud);
+        if (tb_rt_server_post(srv, job_done, j) != 0) {
+            j->done(srv, j->ud); /* out of memory: better late on this thread than never */
+            free(j);
+        }
+        pthread_mutex_lock(&srv->job_mu);
+    }
+    pthread_mutex_unlock(&srv->job_mu);
+    return NULL;
+}
+
+int tb_rt_server_offload(tb_rt_server *srv, void (*work)(void *ud),
+                         void (*done)(tb_rt_server *srv, void *ud), void *ud)
+{
+    if (!srv || !work || !done)
+        return TB_EINVAL;
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return TB_ENOMEM;
+    j->work = work;
+    j->done = done;
+    j->ud = ud;
+    pthread_mutex_lock(&srv->job_mu);
+    if (!srv->workers) {
+        const char *env = getenv("TB_RT_WORKERS");
+        int n = env ? atoi(env) : 4;
+        n = n < 1 ? 1 : n > 64 ? 64 : n;
+        srv->workers = calloc((size_t)n, sizeof *srv->workers);
+        for (int i = 0; srv->workers && i < n; i++)
+            if (pthread_create(&srv->workers[i], NULL, worker_main, srv) == 0)
+                srv->nworkers++;
+    }
+    if (!srv->nworkers) {
+        pthread_mutex_unlock(&srv->job_mu);
+        free(j);
+        return TB_ENOMEM;
+    }
+    if (srv->jobs_tail)
+        srv->jobs_tail->next = j;
+    else
+        srv->jobs = j;
+    srv->jobs_tail = j;
+    pthread_cond_signal(&srv->job_cv);
+    pthread_mutex_unlock(&srv->job_mu);
+    return 0;
+}
+
 #define LOAD(f) atomic_load_explicit(&srv->st.f, memory_order_relaxed)
 void tb_rt_server_stats(tb_rt_server *srv, tb_rt_stats *out)
 {
@@ -2460,7 +2588,17 @@ void tb_rt_server_free(tb_rt_server *srv)
 {
     if (!srv)
         return;
-    tb_rt__adapter_stop(srv->adapter); /* its thread posts to the loop: it stops first */
+    /* the workers and the adapter post to the loop: they stop first (workers finish their jobs) */
+    pthread_mutex_lock(&srv->job_mu);
+    srv->jobs_stop = true;
+    pthread_cond_broadcast(&srv->job_cv);
+    pthread_mutex_unlock(&srv->job_mu);
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i], NULL);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+    tb_rt__adapter_stop(srv->adapter);
     if (srv->started) {
         atomic_store(&srv->stop, true);
         lws_cancel_service(srv->ctx);
@@ -2508,6 +2646,8 @@ void tb_rt_server_free(tb_rt_server *srv)
         free(it);
     }
     pthread_mutex_destroy(&srv->post_mu);
+    pthread_mutex_destroy(&srv->job_mu);
+    pthread_cond_destroy(&srv->job_cv);
     free(srv->path);
     free(srv->eio_path);
     free(srv->host);

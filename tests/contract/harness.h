@@ -31,7 +31,7 @@ typedef struct th_service {
  * service token (SERVICE_AUTH_TOKEN); th_http and the test's generated clients send it too. */
 #define TH_JWT_ISSUER "tablium-auth"
 #define TH_JWT_AUDIENCE "tablium"
-#define TH_ALL_SCOPES "wallet.read wallet.write user.read user.write"
+#define TH_ALL_SCOPES "wallet.read wallet.write user.read user.write game.read game.write"
 /** Sets the environment up (once; th_start, th_http and th_client_opts call it). */
 void th_auth_init(void);
 /** A token for sub with scope (NULL: none), valid ttl_s from now (negative: expired), signed

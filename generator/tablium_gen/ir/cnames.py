@@ -52,3 +52,8 @@ def short_path(path):
     if ap.startswith(cwd + os.sep):
         return os.path.relpath(ap, cwd)
     return os.path.basename(ap)
+
+
+def pascal(name):
+    """games_join_game -> GamesJoinGame (TypeScript type names)."""
+    return "".join(p[:1].upper() + p[1:] for p in snake(name).split("_") if p)

@@ -266,6 +266,13 @@ typedef struct tb_jwt_verifier_opts {
  * Caller owns *out; free with tb_jwt_verifier_free. Not thread-safe with itself; then any.
  */
 int tb_jwt_verifier_new(const tb_jwt_verifier_opts *opts, tb_jwt_verifier **out, tb_error *err);
+/**
+ * The verifier the environment describes, as every tablium service configures it: keys from
+ * TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS (a JWK Set text) and/or TB_JWT_SECRET (with
+ * TB_JWT_ALG, default HS256); TB_JWT_ISSUER, TB_JWT_AUDIENCE, TB_JWT_LEEWAY_S, TB_JWT_REFETCH_S.
+ * *out is NULL (and 0 returned) when no key source is set. Caller owns; tb_jwt_verifier_free.
+ */
+int tb_jwt_verifier_from_env(tb_jwt_verifier **out, tb_error *err);
 /** Frees the verifier (claims handed out stay valid). NULL-safe. No verification may run. */
 void tb_jwt_verifier_free(tb_jwt_verifier *v);
 

@@ -12,8 +12,9 @@
  *   tb_rt_server_free(srv);             // stops, closes every connection
  *
  * Transports: WebSocket and HTTP long-polling with the upgrade, on one port and path
- * (`/socket.io/` by default), as the official socket.io-client expects. An optional raw Engine.IO
- * path (tb_rt_options.eio_path) hands whole Engine.IO messages to a callback.
+ * (`/socket.io/` by default), as the official socket.io-client expects. The same port answers
+ * GET /health, /health/live and /health/ready ({"status":"ok","sessions":N}). An optional raw
+ * Engine.IO path (tb_rt_options.eio_path) hands whole Engine.IO messages to a callback.
  *
  * Values: an event's arguments are a jansson array. Binary arguments travel as attachments: in
  * the array they are placeholders `{"_placeholder":true,"num":N}` and their bytes are
@@ -160,6 +161,14 @@ void tb_rt_server_free(tb_rt_server *srv);
 int tb_rt_server_port(const tb_rt_server *srv);
 /** Runs fn(srv, ud) on the loop thread soon. Any thread. */
 int tb_rt_server_post(tb_rt_server *srv, void (*fn)(tb_rt_server *srv, void *ud), void *ud);
+/**
+ * Runs work(ud) on one of the server's worker threads (started on first use; TB_RT_WORKERS, default
+ * 4), then done(srv, ud) on the loop thread. For handlers that must block, e.g. to call another
+ * service: the loop keeps serving meanwhile. A socket seen in the handler may be gone by the time
+ * done runs: keep its id and look it up again (tb_rt_nsp_socket). Loop thread or any thread.
+ */
+int tb_rt_server_offload(tb_rt_server *srv, void (*work)(void *ud),
+                         void (*done)(tb_rt_server *srv, void *ud), void *ud);
 /** Counters (any thread; a consistent-enough snapshot). */
 void tb_rt_server_stats(tb_rt_server *srv, tb_rt_stats *out);
 /** Bytes of heap the server holds per open session on average (sessions, sockets, rooms, queues
@@ -235,6 +244,8 @@ size_t tb_rt_room_count(const tb_rt_nsp *nsp, const char *room);
 /* ---- sockets ---- */
 
 const char *tb_rt_socket_id(const tb_rt_socket *s);
+/** The connected socket of this namespace with this id, or NULL (gone, or another node's). */
+tb_rt_socket *tb_rt_nsp_socket(tb_rt_nsp *nsp, const char *id);
 tb_rt_nsp *tb_rt_socket_nsp(const tb_rt_socket *s);
 /** The CONNECT payload (borrowed; an empty object when none was sent). */
 const json_t *tb_rt_socket_auth(const tb_rt_socket *s);
@@ -265,6 +276,17 @@ int tb_rt_ack(tb_rt_socket *s, const tb_rt_event *ev, const json_t *args, const 
  *  close_link also closes the whole Engine.IO link. The socket is freed after on_disconnect:
  *  do not use it afterwards. */
 void tb_rt_socket_disconnect(tb_rt_socket *s, bool close_link);
+
+/**
+ * Refuses a received event: sends `error_event` to this socket only with
+ *   {"code": code, "message": message, "event": ev->name,
+ *    "details": [{"path": "/column", "rule": "maximum", "message": "..."}]}
+ * (details from err, which may be NULL), and, when the client waits for an ack, acks with
+ * [{"error": <the same object>}] so that emitWithAck does not wait for its timeout. The generated
+ * handlers of schemas/realtime call it for payloads that fail their schema.
+ */
+int tb_rt_refuse(tb_rt_socket *s, const tb_rt_event *ev, const char *error_event, const char *code,
+                 const char *message, const tb_error *err);
 
 /** The attachment a placeholder value stands for, or NULL when `v` is not a valid placeholder of
  *  this event. */

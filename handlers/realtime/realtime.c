@@ -1,0 +1,360 @@
+/*
+ * The Realtime service's handlers: namespace /games (schemas/realtime/games.json).
+ *
+ *   join-game {gameId}    the game is fetched from Game State (and joined there when it waits for
+ *                         a second player and the user is not in it); the socket joins the room
+ *                         game:<id>; the others in the room get user-joined; when the join
+ *                         started the game, the room gets game-updated; the ack carries the game.
+ *   game-move {gameId, column, expectedVersion?}
+ *                         Game State applies the move (the player is the token's subject); the
+ *                         room gets game-updated with the state, the last move and a timestamp;
+ *                         the ack carries the game. A move Game State refuses goes back to the
+ *                         sender only, as the error event with Game State's code.
+ *   leave-game {gameId}   leaves the room.
+ *
+ * The user is the `sub` claim of the token the handshake carried (tb_rt_nsp_use_jwt). Calls to
+ * Game State block, so they run on the server's workers (tb_rt_server_offload): the loop keeps
+ * serving, and the result comes back to the loop, where the socket is looked up again by id.
+ */
+#include "realtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "game_state/game_state.h"
+#include "realtime/realtime.h"
+#include "tablium/buf.h"
+#include "tablium/ctx.h"
+#include "tablium/ids.h"
+#include "tablium/jwt.h"
+#include "tablium/log.h"
+
+struct rt_app {
+    tb_rt_server *srv;
+    tb_rt_nsp *games;
+    game_state_client *gs;
+    games_handlers handlers;
+};
+
+typedef enum { OP_JOIN, OP_MOVE } op_kind;
+
+typedef struct op {
+    rt_app *app;
+    op_kind kind;
+    char sid[32];
+    char event[16];
+    int64_t ack_id;
+    char game_id[64];
+    char user[256];
+    int64_t column, expected_version;
+    bool has_expected;
+    /* the result */
+    const char *code; /* NULL: done */
+    char message[256];
+    json_t *game;      /* the realtime schema's game_state */
+    json_t *last_move; /* or NULL */
+    bool started;      /* the join started the game */
+} op;
+
+/* ---- Game State's game -> the realtime schema's game_state ---- */
+
+static json_t *state_of(const game_state_game *g)
+{
+    json_t *full = game_state_game_to_json(g);
+    if (!full)
+        return NULL;
+    /* the realtime state: the members its schema declares */
+    static const char *const keep[] = {"id",   "status", "players", "board",
+                                       "turn", "winner", "moves",   "version"};
+    json_t *st = json_object();
+    for (size_t i = 0; st && i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(full, keep[i]);
+        json_object_set(st, keep[i], v ? v : json_null());
+    }
+    json_decref(full);
+    return st;
+}
+
+static void fail(op *o, const char *code, const char *what, const char *detail)
+{
+    o->code = code;
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_puts(&b, what);
+    if (detail && *detail)
+        tb_buf_printf(&b, " (%.160s)", detail);
+    snprintf(o->message, sizeof o->message, "%.255s", b.oom || !b.data ? what : b.data);
+    tb_buf_deinit(&b);
+}
+
+/* An error answer of Game State: its code, upper-cased (version_conflict -> VERSION_CONFLICT). */
+static void fail_api(op *o, const tb_api_error *e, int status)
+{
+    static char codes[8][48];
+    static int next;
+    char *c = codes[__atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) & 7];
+    snprintf(c, sizeof codes[0], "%s", e && e->code ? e->code : "UPSTREAM_ERROR");
+    for (char *p = c; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    o->code = c;
+    snprintf(o->message, sizeof o->message, "%s",
+             e && e->message ? e->message : "the Game State service refused");
+    (void)status;
+}
+
+static void call_failed(op *o, int rc, const tb_error *err)
+{
+    fail(o, "UPSTREAM_UNAVAILABLE", "the Game State service cannot answer now",
+         err && err->message[0] ? err->message : tb_strerror(rc));
+}
+
+static bool has_player(const game_state_game *g, const char *user)
+{
+    for (size_t i = 0; i < g->n_players; i++)
+        if (strcmp(g->players[i], user) == 0)
+            return true;
+    return false;
+}
+
+/* On a worker: the calls to Game State. */
+static void work(void *ud)
+{
+    op *o = ud;
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx ctx;
+    char rid[33];
+    tb_request_id_new(rid);
+    tb_ctx_init(&ctx, a, rid);
+    tb_error err = TB_ERROR_INIT;
+    if (!a) {
+        fail(o, "INTERNAL", "out of memory", NULL);
+        return;
+    }
+    if (o->kind == OP_JOIN) {
+        game_state_get_game_req req = {.game_id = o->game_id};
+        game_state_get_game_resp resp;
+        int rc = game_state_get_game_call(o->app->gs, &ctx, &req, &resp, &err);
+        if (rc != 0) {
+            call_failed(o, rc, &err);
+        } else if (resp.status != GAME_STATE_GET_GAME_200) {
+            fail_api(o, &resp.s404, resp.status);
+        } else if (resp.s200.status == GAME_STATE_GAME_STATUS_WAITING &&
+                   !has_player(&resp.s200, o->user)) {
+            game_state_join_game_req jreq = {.game_id = o->game_id};
+            jreq.body.user_id = o->user;
+            game_state_join_game_resp jresp;
+            rc = game_state_join_game_call(o->app->gs, &ctx, &jreq, &jresp, &err);
+            if (rc != 0)
+                call_failed(o, rc, &err);
+            else if (jresp.status != 200)
+                fail_api(o, &jresp.s409, jresp.status);
+            else {
+                o->game = state_of(&jresp.s200);
+                o->started = jresp.s200.status == GAME_STATE_GAME_STATUS_ACTIVE;
+            }
+        } else {
+            o->game = state_of(&resp.s200);
+        }
+    } else {
+        game_state_make_move_req req = {.game_id = o->game_id};
+        req.body.player_id = o->user;
+        req.body.column = o->column;
+        game_state_get_game_resp cur;
+        if (!o->has_expected) {
+            /* no version given: the one the game has now (the move still races fairly: Game
+             * State refuses it if another move lands first) */
+            game_state_get_game_req g = {.game_id = o->game_id};
+            int rc = game_state_get_game_call(o->app->gs, &ctx, &g, &cur, &err);
+            if (rc != 0) {
+                call_failed(o, rc, &err);
+                goto done;
+            }
+            if (cur.status != 200) {
+                fail_api(o, &cur.s404, cur.status);
+                goto done;
+            }
+            o->expected_version = cur.s200.version;
+        }
+        req.body.expected_version = o->expected_version;
+        game_state_make_move_resp resp;
+        int rc = game_state_make_move_call(o->app->gs, &ctx, &req, &resp, &err);
+        if (rc != 0) {
+            call_failed(o, rc, &err);
+        } else if (resp.status != GAME_STATE_MAKE_MOVE_200) {
+            fail_api(o, &resp.s409, resp.status); /* every error status is a tb_api_error */
+        } else {
+            o->game = state_of(&resp.s200);
+            if (!resp.s200.last_move_is_null) {
+                json_t *full = game_state_game_to_json(&resp.s200);
+                o->last_move = json_incref(json_object_get(full, "lastMove"));
+                json_decref(full);
+            }
+        }
+    }
+done:
+    tb_error_deinit(&err);
+    tb_arena_free(a);
+}
+
+static void now_rfc3339(char out[25])
+{
+    tb_time_rfc3339(out);
+}
+
+/* Back on the loop: answer the sender, tell the room. */
+static void done(tb_rt_server *srv, void *ud)
+{
+    (void)srv;
+    op *o = ud;
+    rt_app *app = o->app;
+    tb_rt_socket *s = tb_rt_nsp_socket(app->games, o->sid);
+    tb_rt_event ev = {o->event, NULL, NULL, 0, o->ack_id};
+    char room[96];
+    snprintf(room, sizeof room, "game:%s", o->game_id);
+    const char *rooms[] = {room};
+    char ts[25];
+    now_rfc3339(ts);
+    if (o->code) {
+        if (s)
+            tb_rt_refuse(s, &ev, "error", o->code, o->message, NULL);
+        goto out;
+    }
+    tb_arena *a = tb_arena_new(0);
+    tb_error err = TB_ERROR_INIT;
+    games_game_ack ack;
+    json_t *ackj = json_pack("{s:O}", "game", o->game);
+    bool ok = a && ackj && games_game_ack_from_json(ackj, a, &ack, &err) == 0;
+    if (!ok)
+        tb_log_error(NULL,
+                     "realtime: the game from Game State does not fit the realtime schema: %s",
+                     err.message);
+    if (o->kind == OP_JOIN) {
+        if (s) {
+            tb_rt_socket_join(s, room);
+            games_user_joined uj = {.game_id = o->game_id, .user_id = o->user, .timestamp = ts};
+            tb_rt_to to = {rooms, 1, NULL, 0, s, 0};
+            games_broadcast_user_joined(app->games, &to, &uj);
+        }
+    }
+    if ((o->kind == OP_MOVE || o->started) && ok) {
+        json_t *upj = json_pack("{s:s,s:O,s:O?,s:s}", "gameId", o->game_id, "state", o->game,
+                                "lastMove", o->last_move, "timestamp", ts);
+        games_game_updated typed;
+        if (upj && games_game_updated_from_json(upj, a, &typed, &err) == 0) {
+            tb_rt_to to = {rooms, 1, NULL, 0, NULL, 0};
+            games_broadcast_game_updated(app->games, &to, &typed);
+        }
+        json_decref(upj);
+    }
+    if (s && ok && o->kind == OP_JOIN)
+        games_ack_join_game(s, &ev, &ack);
+    else if (s && ok)
+        games_ack_game_move(s, &ev, &ack);
+    else if (s)
+        tb_rt_refuse(s, &ev, "error", "INTERNAL", "the game could not be represented", NULL);
+    json_decref(ackj);
+    tb_error_deinit(&err);
+    tb_arena_free(a);
+out:
+    json_decref(o->game);
+    json_decref(o->last_move);
+    free(o);
+}
+
+static op *op_new(rt_app *app, tb_rt_socket *s, const tb_rt_event *ev, op_kind kind,
+                  const char *game_id)
+{
+    const tb_jwt_claims *c = tb_rt_socket_claims(s);
+    const char *sub = c ? tb_jwt_claims_sub(c) : NULL;
+    if (!sub) {
+        tb_rt_refuse(s, ev, "error", "UNAUTHENTICATED", "the handshake's token has no subject",
+                     NULL);
+        return NULL;
+    }
+    op *o = calloc(1, sizeof *o);
+    if (!o) {
+        tb_rt_refuse(s, ev, "error", "INTERNAL", "out of memory", NULL);
+        return NULL;
+    }
+    o->app = app;
+    o->kind = kind;
+    o->ack_id = ev->ack_id;
+    snprintf(o->sid, sizeof o->sid, "%s", tb_rt_socket_id(s));
+    snprintf(o->event, sizeof o->event, "%s", ev->name);
+    snprintf(o->game_id, sizeof o->game_id, "%s", game_id);
+    snprintf(o->user, sizeof o->user, "%s", sub);
+    return o;
+}
+
+static void offload(rt_app *app, tb_rt_socket *s, const tb_rt_event *ev, op *o)
+{
+    if (tb_rt_server_offload(app->srv, work, done, o) != 0) {
+        tb_rt_refuse(s, ev, "error", "INTERNAL", "cannot start the call", NULL);
+        free(o);
+    }
+}
+
+static void on_join_game(tb_rt_socket *s, const games_join_game *p, const tb_rt_event *ev, void *ud)
+{
+    op *o = op_new(ud, s, ev, OP_JOIN, p->game_id);
+    if (o)
+        offload(ud, s, ev, o);
+}
+
+static void on_game_move(tb_rt_socket *s, const games_game_move *p, const tb_rt_event *ev, void *ud)
+{
+    op *o = op_new(ud, s, ev, OP_MOVE, p->game_id);
+    if (!o)
+        return;
+    o->column = p->column;
+    o->has_expected = p->has_expected_version;
+    o->expected_version = p->has_expected_version ? p->expected_version : 0;
+    offload(ud, s, ev, o);
+}
+
+static void on_leave_game(tb_rt_socket *s, const games_leave_game *p, const tb_rt_event *ev,
+                          void *ud)
+{
+    (void)ev;
+    (void)ud;
+    char room[96];
+    snprintf(room, sizeof room, "game:%s", p->game_id);
+    tb_rt_socket_leave(s, room);
+}
+
+int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_state_url,
+               rt_app **out, tb_error *err)
+{
+    rt_app *app = calloc(1, sizeof *app);
+    if (!app)
+        return TB_ENOMEM;
+    app->srv = srv;
+    app->gs = game_state_client_new(game_state_url, NULL, err);
+    if (!app->gs) {
+        free(app);
+        return TB_EINVAL;
+    }
+    app->games = tb_rt_server_of(srv, games_namespace);
+    if (verifier)
+        tb_rt_nsp_use_jwt(app->games, verifier);
+    app->handlers.join_game = on_join_game;
+    app->handlers.game_move = on_game_move;
+    app->handlers.leave_game = on_leave_game;
+    app->handlers.ud = app;
+    int rc = games_on(app->games, &app->handlers);
+    if (rc != 0) {
+        rt_app_free(app);
+        return rc;
+    }
+    *out = app;
+    return 0;
+}
+
+void rt_app_free(rt_app *app)
+{
+    if (!app)
+        return;
+    game_state_client_free(app->gs);
+    free(app);
+}
