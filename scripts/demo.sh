@@ -62,7 +62,7 @@ export AUTH_SERVICE_URL=http://127.0.0.1:$APORT
 # over that URL, and Wallet limits each caller (the token's sub) to 40 requests a minute. User
 # gets its service token from Auth with client credentials; so does the REST demo client, which
 # acts as a gateway would (client "gateway": read and write users and wallets).
-AUTH_CLIENTS="user:user-secret:wallet.read wallet.write,demo:demo-secret:wallet.read,gateway:gateway-secret:user.read user.write wallet.read wallet.write"
+AUTH_CLIENTS="user:user-secret:wallet.read wallet.write,demo:demo-secret:wallet.read,gateway:gateway-secret:user.read user.write wallet.read wallet.write game.read game.write,game_state:game-state-secret:user.read,realtime:realtime-secret:game.read game.write"
 export TB_SERVICE_CLIENT_ID=user TB_SERVICE_CLIENT_SECRET=user-secret
 echo "== starting wallet_service on :$WPORT, user_service on :$UPORT, auth_service on :$APORT (logs in $DATA)"
 AUTH_CLIENTS=$AUTH_CLIENTS AUTH_PORT=$APORT AUTH_DB=$DATA/auth.db "$BUILD/auth_service" \
@@ -167,6 +167,46 @@ curl -sS "$WALLET_SERVICE_URL/metrics" | grep -E '^http_server_requests_total|^t
 echo "   (scrape it with Prometheus; alert rules in deploy/prometheus/alerts.yml)"
 echo "== GET $USER_SERVICE_URL/health/ready"
 echo "   $(curl -sS "$USER_SERVICE_URL/health/ready")"
+# ---- realtime: two players on Socket.IO play Connect Four through Realtime -> Game State ----
+echo
+GPORT=$(free_port); RPORT=$(free_port)
+export GAME_STATE_SERVICE_URL=http://127.0.0.1:$GPORT
+echo "== starting game_state_service on :$GPORT and realtime_service (Socket.IO, /games) on :$RPORT"
+TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-auth \
+  TB_JWT_AUDIENCE=tablium TB_SERVICE_CLIENT_ID=game_state TB_SERVICE_CLIENT_SECRET=game-state-secret \
+  GAME_STATE_PORT=$GPORT GAME_STATE_DB=$DATA/game_state.db "$BUILD/game_state_service" \
+  2>"$DATA/game_state.log" & PIDS+=($!)
+TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-auth \
+  TB_JWT_AUDIENCE=tablium TB_SERVICE_CLIENT_ID=realtime TB_SERVICE_CLIENT_SECRET=realtime-secret \
+  REALTIME_PORT=$RPORT "$BUILD/realtime_service" 2>"$DATA/realtime.log" & PIDS+=($!)
+wait_health "$GAME_STATE_SERVICE_URL"
+wait_health "http://127.0.0.1:$RPORT"
+curl -sS -o /dev/null -H 'Content-Type: application/json' \
+  -d '{"email":"alan@example.com","username":"alan_t","password":"correct horse battery","displayName":"Alan Turing"}' \
+  "$AUTH_SERVICE_URL/auth/register"
+login() {
+  curl -sS -H 'Content-Type: application/json' -d "{\"username\":\"$1\",\"password\":\"correct horse battery\"}" \
+    "$AUTH_SERVICE_URL/auth/login" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+TOKEN_A=$(login grace_h); TOKEN_B=$(login alan_t)
+sub() { /usr/bin/python3 -c 'import base64,json,sys; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"="*(-len(p)%4)))["sub"])' "$1"; }
+USER_A=$(sub "$TOKEN_A"); USER_B=$(sub "$TOKEN_B")
+for _ in $(seq 100); do # alan's profile comes from user.registered
+  curl -fsS -o /dev/null -H "Authorization: Bearer $GW_TOKEN" "$USER_SERVICE_URL/users/$USER_B/profile" && break
+  sleep 0.05
+done
+GAME=$(curl -sS -H "Authorization: Bearer $GW_TOKEN" -H 'Content-Type: application/json' \
+  -d "{\"userId\":\"$USER_A\"}" "$GAME_STATE_SERVICE_URL/games" |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["id"])')
+echo "== POST $GAME_STATE_SERVICE_URL/games -> game $GAME; the players (tests/realtime/players.js) on socket.io-client:"
+[ -d tests/realtime/node_modules/socket.io-client ] ||
+  (cd tests/realtime && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd tests/realtime && RT_URL=http://127.0.0.1:$RPORT GAME_ID=$GAME USER_A=$USER_A USER_B=$USER_B \
+  TOKEN_A=$TOKEN_A TOKEN_B=$TOKEN_B TOKEN_C=$TOKEN_A node players.js --demo) | sed 's/^/   /'
+echo "== GET $GAME_STATE_SERVICE_URL/games/$GAME  (the authoritative state)"
+curl -sS -H "Authorization: Bearer $GW_TOKEN" "$GAME_STATE_SERVICE_URL/games/$GAME" |
+  /usr/bin/python3 -c 'import json,sys; g=json.load(sys.stdin)["data"]; print("   status %s, winner %s, %d moves, version %d" % (g["status"], g["winner"], g["moves"], g["version"]))'
+
 echo
 echo "== stopping the services (SIGTERM: finish in-flight requests, exit 0)"
 for p in "${PIDS[@]}"; do kill -TERM "$p"; done

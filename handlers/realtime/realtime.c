@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events/events.h"
 #include "game_state/game_state.h"
 #include "realtime/realtime.h"
 #include "tablium/buf.h"
@@ -35,6 +36,8 @@ struct rt_app {
     tb_rt_nsp *games;
     game_state_client *gs;
     games_handlers handlers;
+    tb_bus *bus;  /* game events to relay; NULL when events are off */
+    json_t *seen; /* game id -> the last version broadcast (loop thread only) */
 };
 
 typedef enum { OP_JOIN, OP_MOVE } op_kind;
@@ -202,6 +205,19 @@ static void now_rfc3339(char out[25])
     tb_time_rfc3339(out);
 }
 
+/* True when the room already got this version of the game (from a move made here, or relayed
+ * from the bus); records it otherwise. Loop thread. */
+static bool already_broadcast(rt_app *app, const char *game_id, json_int_t version)
+{
+    json_t *v = json_object_get(app->seen, game_id);
+    if (v && json_integer_value(v) >= version)
+        return true;
+    if (json_object_size(app->seen) >= 10000)
+        json_object_clear(app->seen); /* bounded: an old game's record is only an optimisation */
+    json_object_set_new(app->seen, game_id, json_integer(version));
+    return false;
+}
+
 /* Back on the loop: answer the sender, tell the room. */
 static void done(tb_rt_server *srv, void *ud)
 {
@@ -237,7 +253,9 @@ static void done(tb_rt_server *srv, void *ud)
             games_broadcast_user_joined(app->games, &to, &uj);
         }
     }
-    if ((o->kind == OP_MOVE || o->started) && ok) {
+    if ((o->kind == OP_MOVE || o->started) && ok &&
+        !already_broadcast(app, o->game_id,
+                           json_integer_value(json_object_get(o->game, "version")))) {
         json_t *upj = json_pack("{s:s,s:O,s:O?,s:s}", "gameId", o->game_id, "state", o->game,
                                 "lastMove", o->last_move, "timestamp", ts);
         games_game_updated typed;
@@ -260,6 +278,118 @@ out:
     json_decref(o->game);
     json_decref(o->last_move);
     free(o);
+}
+
+/* ---- relay: game events from the bus (moves made elsewhere: the Game Engine, REST) ---- */
+
+typedef struct relay {
+    rt_app *app;
+    char game_id[64];
+    json_t *game, *last_move;
+    bool local;
+} relay;
+
+static void relay_on_loop(tb_rt_server *srv, void *ud)
+{
+    (void)srv;
+    relay *r = ud;
+    json_int_t version = json_integer_value(json_object_get(r->game, "version"));
+    if (!already_broadcast(r->app, r->game_id, version)) {
+        char room[96], ts[25];
+        snprintf(room, sizeof room, "game:%s", r->game_id);
+        tb_time_rfc3339(ts);
+        const char *rooms[] = {room};
+        tb_arena *a = tb_arena_new(0);
+        tb_error err = TB_ERROR_INIT;
+        json_t *upj = json_pack("{s:s,s:O,s:O?,s:s}", "gameId", r->game_id, "state", r->game,
+                                "lastMove", r->last_move, "timestamp", ts);
+        games_game_updated typed;
+        if (a && upj && games_game_updated_from_json(upj, a, &typed, &err) == 0) {
+            /* light events reach every node: each tells its own sockets */
+            tb_rt_to to = {rooms, 1, NULL, 0, NULL, r->local ? TB_RT_LOCAL : 0};
+            games_broadcast_game_updated(r->app->games, &to, &typed);
+        } else {
+            tb_log_warn(NULL, "realtime: not relaying game %s: %s", r->game_id, err.message);
+        }
+        json_decref(upj);
+        tb_error_deinit(&err);
+        tb_arena_free(a);
+    }
+    json_decref(r->game);
+    json_decref(r->last_move);
+    free(r);
+}
+
+/* On a bus worker (it may block): the game's state now, then to the loop. */
+static int relay_game(rt_app *app, tb_ctx *ctx, const char *game_id, bool local)
+{
+    game_state_get_game_req req = {.game_id = (char *)game_id};
+    game_state_get_game_resp resp;
+    tb_error err = TB_ERROR_INIT;
+    int rc = game_state_get_game_call(app->gs, ctx, &req, &resp, &err);
+    tb_error_deinit(&err);
+    if (rc != 0)
+        return TB_EVENT_RETRY; /* Game State is away: the bus tries again later */
+    if (resp.status != 200)
+        return TB_EVENT_ACK; /* no such game: nothing to tell */
+    relay *r = calloc(1, sizeof *r);
+    if (!r)
+        return TB_EVENT_RETRY;
+    r->app = app;
+    r->local = local;
+    snprintf(r->game_id, sizeof r->game_id, "%s", game_id);
+    r->game = state_of(&resp.s200);
+    if (!resp.s200.last_move_is_null) {
+        json_t *full = game_state_game_to_json(&resp.s200);
+        r->last_move = json_incref(json_object_get(full, "lastMove"));
+        json_decref(full);
+    }
+    if (!r->game || tb_rt_server_post(app->srv, relay_on_loop, r) != 0) {
+        json_decref(r->game);
+        json_decref(r->last_move);
+        free(r);
+        return TB_EVENT_RETRY;
+    }
+    return TB_EVENT_ACK;
+}
+
+static int on_move_made(tb_ctx *ctx, const tb_event *ev, const game_move_made_v1 *d, void *ud)
+{
+    (void)ev;
+    return relay_game(ud, ctx, d->game_id, true);
+}
+
+static int on_started(tb_ctx *ctx, const tb_event *ev, const game_started_v1 *d, void *ud)
+{
+    (void)ev;
+    return relay_game(ud, ctx, d->game_id, false);
+}
+
+static int on_completed(tb_ctx *ctx, const tb_event *ev, const game_completed_v1 *d, void *ud)
+{
+    (void)ev;
+    return relay_game(ud, ctx, d->game_id, false);
+}
+
+static int relay_start(rt_app *app, tb_error *err)
+{
+    const char *redis = getenv("TB_REDIS_URL"), *amqp = getenv("TB_AMQP_URL");
+    bool light = redis && *redis, durable = amqp && *amqp;
+    if (!light && !durable) {
+        tb_log_info(NULL, "realtime: TB_REDIS_URL and TB_AMQP_URL unset: not relaying game events");
+        return 0;
+    }
+    tb_bus_opts bo = {.service = "realtime", .light_parallel = true};
+    int rc = (app->bus = tb_bus_new(&bo, err)) ? 0 : TB_ENOMEM;
+    if (rc == 0 && light)
+        rc = game_move_made_v1_subscribe(app->bus, on_move_made, app, err);
+    if (rc == 0 && durable)
+        rc = game_started_v1_subscribe(app->bus, on_started, app, err);
+    if (rc == 0 && durable)
+        rc = game_completed_v1_subscribe(app->bus, on_completed, app, err);
+    if (rc == 0)
+        rc = tb_bus_start(app->bus, err);
+    return rc;
 }
 
 static op *op_new(rt_app *app, tb_rt_socket *s, const tb_rt_event *ev, op_kind kind,
@@ -330,8 +460,10 @@ int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_st
     if (!app)
         return TB_ENOMEM;
     app->srv = srv;
+    app->seen = json_object();
     app->gs = game_state_client_new(game_state_url, NULL, err);
-    if (!app->gs) {
+    if (!app->gs || !app->seen) {
+        json_decref(app->seen);
         free(app);
         return TB_EINVAL;
     }
@@ -343,6 +475,8 @@ int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_st
     app->handlers.leave_game = on_leave_game;
     app->handlers.ud = app;
     int rc = games_on(app->games, &app->handlers);
+    if (rc == 0)
+        rc = relay_start(app, err);
     if (rc != 0) {
         rt_app_free(app);
         return rc;
@@ -351,10 +485,20 @@ int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_st
     return 0;
 }
 
+void rt_app_stop(rt_app *app)
+{
+    if (!app)
+        return;
+    tb_bus_free(app->bus); /* its handlers post to the server */
+    app->bus = NULL;
+}
+
 void rt_app_free(rt_app *app)
 {
     if (!app)
         return;
+    rt_app_stop(app);
     game_state_client_free(app->gs);
+    json_decref(app->seen);
     free(app);
 }

@@ -299,6 +299,7 @@ struct tb_rt_server {
     pthread_mutex_t post_mu;
     post_item *posts, *posts_tail;
     size_t heap_base;
+    bool direct_write; /* TB_RT_DIRECT_WRITE=0 turns off writing outside the writable callback */
     struct {
         atomic_uint_fast64_t sessions, sockets, websocket, packets_out, packets_in,
             dropped_volatile, slow_disconnects, protocol_errors, refused, buffered_bytes,
@@ -526,8 +527,28 @@ static void poll_flush(session *s, bool noop)
 static void session_kick(session *s)
 {
     if (s->transport == T_WS && !s->upgrading) {
-        if (s->ws)
-            lws_callback_on_writable(s->ws);
+        if (!s->ws)
+            return;
+        /* A frame alone in the queue of a link with nothing buffered goes out now: waiting for
+         * the writable callback costs two epoll_ctl calls and a wake-up per delivery. Partial
+         * sends stay safe: libwebsockets keeps the rest and asks for writable itself, and the
+         * next frames then wait in the queue (lws_partial_buffered). */
+        pss *p = lws_wsi_user(s->ws);
+        if (s->srv->direct_write && s->qn == 1 && p && !p->ctrl_len && !p->closing &&
+            !lws_partial_buffered(s->ws)) {
+            frame *f = queue_pop(s);
+            int n = lws_write(s->ws, FRAME_DATA(f), f->len,
+                              f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+            frame_unref(f);
+            if (n < 0) {
+                p->closing = 1;
+                lws_callback_on_writable(s->ws);
+            } else if (s->state == S_CLOSING) {
+                lws_callback_on_writable(s->ws); /* flushed: the writable callback closes it */
+            }
+            return;
+        }
+        lws_callback_on_writable(s->ws);
     } else if (s->get && s->qn && !s->upgrading) {
         poll_flush(s, false);
     }
@@ -2436,6 +2457,8 @@ int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *er
     srv->port = srv->vh ? lws_get_vhost_listen_port(srv->vh) : opts->port;
     struct mallinfo2 mi = mallinfo2();
     srv->heap_base = mi.uordblks;
+    const char *dw = getenv("TB_RT_DIRECT_WRITE");
+    srv->direct_write = !(dw && strcmp(dw, "0") == 0);
     *out = srv;
     return 0;
 }

@@ -9,6 +9,7 @@
  *   SERVICE_AUTH_TOKEN or AUTH_SERVICE_URL + TB_SERVICE_CLIENT_ID/_SECRET
  *                             this service's own token for Game State (tablium/token.h)
  *   REDIS_URL                 redis://host:port: share rooms with other Realtime nodes
+ *   TB_REDIS_URL, TB_AMQP_URL the event bus: game events relayed to the rooms
  *   TB_RT_PING_INTERVAL_MS, TB_RT_PING_TIMEOUT_MS   heartbeat (25000 / 20000)
  * Stops on SIGTERM or SIGINT (exit 0).
  */
@@ -92,6 +93,7 @@ int main(void)
                 tb_rt_server_port(srv), gs_url, redis ? ", Redis adapter on" : "");
     int sig;
     sigwait(&sigs, &sig);
+    rt_app_stop(app); /* the relay posts to the server: it stops first */
     tb_rt_server_free(srv);
     rt_app_free(app);
     free(gs_url);

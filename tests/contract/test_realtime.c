@@ -21,6 +21,7 @@
 static th_service user_svc = {.name = "user", .prism_port = -1};
 static th_service gs_svc = {.name = "game_state", .prism_port = -1};
 static th_service rt_svc = {.name = "realtime", .prism_port = -1};
+static const char *gs_env[4];
 static game_state_client *gc;
 static user_client *uc;
 static tb_arena *arena;
@@ -123,10 +124,58 @@ START_TEST(game_state_down_is_a_refusal_to_the_sender_not_a_hang)
     ck_assert_int_eq(pclose(p), 0);
     ck_assert_msg(strstr(out, "\"code\":\"UPSTREAM_UNAVAILABLE\""), "%s", out);
     printf("realtime-service: Game State down: %s", out);
-    static char genv[120];
-    snprintf(genv, sizeof genv, "USER_SERVICE_URL=%s", user_svc.direct);
-    const char *env[] = {genv, NULL};
-    th_start(&gs_svc, env); /* same port and data */
+    th_start(&gs_svc, gs_env); /* same port, data and environment */
+}
+END_TEST
+
+/* A move made without Realtime (here over Game State's REST API): Game State publishes
+ * game.move.made on Redis, Realtime relays it as game-updated to the game's room. */
+START_TEST(moves_made_elsewhere_are_relayed_from_the_bus_to_the_room)
+{
+    if (!getenv("TB_TEST_REDIS_URL")) {
+        printf("realtime-service: relay not checked (no TB_TEST_REDIS_URL)\n");
+        return;
+    }
+    const char *a = make_user(), *b = make_user();
+    const char *game = create_game(a);
+    game_state_join_game_req jreq = {.game_id = (char *)game, .body = {.user_id = (char *)b}};
+    game_state_join_game_resp jresp;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_int_eq(game_state_join_game_call(gc, &ctx, &jreq, &jresp, &err), 0);
+    ck_assert_int_eq(jresp.status, 200);
+    char *token = th_token(a, NULL, 600, NULL);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd tests/realtime && RT_URL=%s TOKEN=%s GAME=%s timeout 30 node -e '"
+             "const {io}=require(\"socket.io-client\");"
+             "const s=io(process.env.RT_URL+\"/games\",{forceNew:true,transports:[\"websocket\"],"
+             "reconnection:false,auth:{token:process.env.TOKEN}});"
+             "s.on(\"game-updated\",u=>{console.log(\"updated\",u.state.version,"
+             "u.lastMove&&u.lastMove.column,u.lastMove&&u.lastMove.playerId);"
+             "if(u.state.version>=3){s.close();process.exit(0)}});"
+             "s.on(\"connect\",async()=>{const r=await s.timeout(10000).emitWithAck(\"join-game\","
+             "{gameId:process.env.GAME});console.log(\"joined\",r.game.version)});"
+             "setTimeout(()=>{console.log(\"no relay\");process.exit(1)},15000)' 2>&1",
+             rt_svc.direct, token, game);
+    free(token);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char line[512];
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, p));
+    ck_assert_msg(strncmp(line, "joined 2", 8) == 0, "%s", line);
+    game_state_make_move_req mreq = {
+        .game_id = (char *)game,
+        .body = {.player_id = (char *)a, .column = 3, .expected_version = 2}};
+    game_state_make_move_resp mresp;
+    ck_assert_int_eq(game_state_make_move_call(gc, &ctx, &mreq, &mresp, &err), 0);
+    ck_assert_int_eq(mresp.status, 200);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, p));
+    char want[160];
+    snprintf(want, sizeof want, "updated 3 3 %s", a);
+    ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s (want %s)", line, want);
+    ck_assert_int_eq(pclose(p), 0);
+    printf("realtime-service: a move made over REST reached the room through the bus\n");
+    tb_error_deinit(&err);
 }
 END_TEST
 
@@ -148,11 +197,18 @@ static void setup(void)
     snprintf(wenv, sizeof wenv, "WALLET_SERVICE_URL=http://127.0.0.1:%d", th_free_port());
     const char *uenv[] = {wenv, NULL};
     th_start(&user_svc, uenv);
+    /* the event bus, when the shared brokers are there: Game State publishes, Realtime relays */
+    static char redis_env[300], amqp_env[300];
+    const char *redis = getenv("TB_TEST_REDIS_URL"), *amqp = getenv("TB_TEST_AMQP_URL");
+    snprintf(redis_env, sizeof redis_env, "TB_REDIS_URL=%s", redis ? redis : "");
+    snprintf(amqp_env, sizeof amqp_env, "TB_AMQP_URL=%s", amqp ? amqp : "");
     snprintf(genv, sizeof genv, "USER_SERVICE_URL=%s", user_svc.direct);
-    const char *genvs[] = {genv, NULL};
-    th_start(&gs_svc, genvs);
+    gs_env[0] = genv;
+    gs_env[1] = redis_env;
+    gs_env[2] = amqp_env;
+    th_start(&gs_svc, gs_env);
     snprintf(renv, sizeof renv, "GAME_STATE_SERVICE_URL=%s", gs_svc.direct);
-    const char *renvs[] = {renv, NULL};
+    const char *renvs[] = {renv, redis_env, amqp_env, NULL};
     th_start(&rt_svc, renvs);
     arena = tb_arena_new(0);
     tb_ctx_init(&ctx, arena, NULL);
@@ -183,6 +239,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, two_players_play_a_game_to_the_end_through_socket_io);
     tcase_add_test(tc, game_state_down_is_a_refusal_to_the_sender_not_a_hang);
+    tcase_add_test(tc, moves_made_elsewhere_are_relayed_from_the_bus_to_the_room);
     tcase_add_test(tc, sigterm_stops_the_service_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

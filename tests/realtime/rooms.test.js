@@ -268,3 +268,36 @@ test('memory per session is reported and bounded', T, async () => {
     console.log(`realtime-memory: ${st.bytes_per_session} bytes per session with ${st.sessions} sessions`);
   } finally { closeAll(...many); }
 });
+
+test('1,000 clients connecting at once all get in, and all leave without a trace', { timeout: 60000 }, async () => {
+  const observer = await connect();
+  try {
+    const before = await call(observer, 'stats');
+    const u = URL.replace('http', 'ws') + '/socket.io/?EIO=4&transport=websocket';
+    const open = () => new Promise((resolve, reject) => {
+      const ws = new WebSocket(u, { perMessageDeflate: false });
+      ws.on('message', (m) => {
+        const s = String(m);
+        if (s[0] === '0') ws.send('40');
+        else if (s.startsWith('40')) resolve(ws);
+        else if (s === '2') ws.send('3');
+      });
+      ws.once('error', reject);
+    });
+    const t0 = Date.now();
+    const all = await Promise.all(Array.from({ length: 1000 }, open)); // no waves: all at once
+    const ms = Date.now() - t0;
+    const during = await call(observer, 'stats');
+    assert.ok(during.sockets >= before.sockets + 1000, `1000 sockets connected (${during.sockets})`);
+    console.log(`realtime-burst-connect: 1000 clients connected at once in ${ms} ms`);
+    for (const ws of all) ws.terminate();
+    let after;
+    for (let i = 0; i < 100; i++) {
+      after = await call(observer, 'stats');
+      if (after.sessions === before.sessions) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.strictEqual(after.sessions, before.sessions, 'every session closed');
+    assert.strictEqual(after.sockets, before.sockets, 'every socket gone');
+  } finally { observer.close(); }
+});
