@@ -178,7 +178,7 @@ TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-au
   2>"$DATA/game_state.log" & PIDS+=($!)
 TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-auth \
   TB_JWT_AUDIENCE=tablium TB_SERVICE_CLIENT_ID=realtime TB_SERVICE_CLIENT_SECRET=realtime-secret \
-  REALTIME_PORT=$RPORT "$BUILD/realtime_service" 2>"$DATA/realtime.log" & PIDS+=($!)
+  REALTIME_PORT=$RPORT TB_DATA_DIR=$DATA "$BUILD/realtime_service" 2>"$DATA/realtime.log" & PIDS+=($!)
 wait_health "$GAME_STATE_SERVICE_URL"
 wait_health "http://127.0.0.1:$RPORT"
 curl -sS -o /dev/null -H 'Content-Type: application/json' \

@@ -37,6 +37,9 @@ bool tb_rt__room_exists(tb_rt_nsp *nsp, const char *room, size_t len);
 int tb_rt__adapter_publish(tb_rt__adapter *a, tb_rt_nsp *nsp, const tb_rt_to *to, const char *event,
                            const json_t *args, const tb_rt_bin *bins, size_t nbins);
 void tb_rt__adapter_nsp_added(tb_rt__adapter *a, tb_rt_nsp *nsp);
+/** A room got its first member / lost its last (targeted mode subscribes to its channel). */
+void tb_rt__adapter_room_added(tb_rt__adapter *a, tb_rt_nsp *nsp, const char *room);
+void tb_rt__adapter_room_removed(tb_rt__adapter *a, tb_rt_nsp *nsp, const char *room);
 int tb_rt__adapter_start(tb_rt__adapter *a);
 /** Stops the adapter's thread (NULL-safe); then tb_rt__adapter_free. */
 void tb_rt__adapter_stop(tb_rt__adapter *a);

@@ -53,13 +53,13 @@ typedef struct msg {
     size_t channel_len;
     char *data;
     size_t len;
-    int sub; /* inbound: index of the subscription it came through */
 } msg;
 
 typedef struct subscription {
     char *name; /* channel or pattern */
-    char *nsp;  /* the namespace it serves */
     bool pattern;
+    bool active; /* wanted now (a room that emptied is unsubscribed) */
+    bool sent;   /* subscribed on the current connection */
 } subscription;
 
 struct tb_rt__adapter {
@@ -77,6 +77,9 @@ struct tb_rt__adapter {
     size_t out_bytes;
     subscription *subs; /* every subscription; the thread (re)sends them */
     size_t nsubs, capsubs;
+    json_t *sub_index; /* name -> index in subs */
+    bool subs_dirty;   /* some subscription to send or withdraw */
+    bool targeted;     /* per-room channels instead of one pattern per namespace */
 };
 
 /* ---------------------------------------------------------------- queueing (any thread) */
@@ -148,49 +151,102 @@ static void glob_escape(tb_buf *b, const char *s)
     }
 }
 
-static int add_sub(tb_rt__adapter *a, const char *name, const char *nsp, bool pattern)
+/* Wants (or, active false, no longer wants) a subscription; the thread sends the change. */
+static int set_sub(tb_rt__adapter *a, const char *name, bool pattern, bool active)
 {
     pthread_mutex_lock(&a->mu);
+    json_t *ix = json_object_get(a->sub_index, name);
+    if (ix) {
+        subscription *s = &a->subs[json_integer_value(ix)];
+        if (s->active != active) {
+            s->active = active;
+            a->subs_dirty = true;
+        }
+        pthread_mutex_unlock(&a->mu);
+        wake(a);
+        return 0;
+    }
+    if (!active) {
+        pthread_mutex_unlock(&a->mu);
+        return 0;
+    }
     if (a->nsubs == a->capsubs) {
         size_t nc = a->capsubs ? a->capsubs * 2 : 8;
-        subscription *s = realloc(a->subs, nc * sizeof *s);
-        if (!s) {
+        subscription *ns = realloc(a->subs, nc * sizeof *ns);
+        if (!ns) {
             pthread_mutex_unlock(&a->mu);
             return TB_ENOMEM;
         }
-        a->subs = s;
+        a->subs = ns;
         a->capsubs = nc;
     }
-    subscription *s = &a->subs[a->nsubs];
-    s->name = strdup(name);
-    s->nsp = strdup(nsp);
-    s->pattern = pattern;
-    if (!s->name || !s->nsp) {
-        free(s->name);
-        free(s->nsp);
+    subscription *sb = &a->subs[a->nsubs];
+    memset(sb, 0, sizeof *sb);
+    sb->name = strdup(name);
+    sb->pattern = pattern;
+    sb->active = true;
+    if (!sb->name ||
+        json_object_set_new(a->sub_index, name, json_integer((json_int_t)a->nsubs)) != 0) {
+        free(sb->name);
         pthread_mutex_unlock(&a->mu);
         return TB_ENOMEM;
     }
     a->nsubs++;
+    a->subs_dirty = true;
     pthread_mutex_unlock(&a->mu);
     wake(a);
     return 0;
+}
+
+static void room_channel(tb_buf *b, tb_rt__adapter *a, tb_rt_nsp *nsp, const char *room)
+{
+    tb_buf_printf(b, "%s#%s#", a->key, tb_rt_nsp_name(nsp));
+    if (room)
+        tb_buf_printf(b, "%s#", room);
+}
+
+void tb_rt__adapter_room_added(tb_rt__adapter *a, tb_rt_nsp *nsp, const char *room)
+{
+    if (!a->targeted)
+        return;
+    tb_buf b = TB_BUF_INIT;
+    room_channel(&b, a, nsp, room);
+    if (!b.oom)
+        set_sub(a, b.data, false, true);
+    tb_buf_deinit(&b);
+}
+
+void tb_rt__adapter_room_removed(tb_rt__adapter *a, tb_rt_nsp *nsp, const char *room)
+{
+    if (!a->targeted)
+        return;
+    tb_buf b = TB_BUF_INIT;
+    room_channel(&b, a, nsp, room);
+    if (!b.oom)
+        set_sub(a, b.data, false, false);
+    tb_buf_deinit(&b);
 }
 
 void tb_rt__adapter_nsp_added(tb_rt__adapter *a, tb_rt_nsp *nsp)
 {
     const char *name = tb_rt_nsp_name(nsp);
     tb_buf b = TB_BUF_INIT;
-    tb_buf_puts(&b, a->key);
-    tb_buf_putc(&b, '#');
-    glob_escape(&b, name);
-    tb_buf_puts(&b, "#*");
-    if (!b.oom)
-        add_sub(a, b.data, name, true);
+    if (a->targeted) { /* broadcasts to everyone; rooms come and go (room_added) */
+        room_channel(&b, a, nsp, NULL);
+        if (!b.oom)
+            set_sub(a, b.data, false, true);
+    } else {
+        tb_buf_puts(&b, a->key);
+        tb_buf_putc(&b, '#');
+        glob_escape(&b, name);
+        tb_buf_puts(&b, "#*");
+        if (!b.oom)
+            set_sub(a, b.data, true, true);
+    }
     tb_buf_reset(&b);
     tb_buf_printf(&b, "%s-request#%s#", a->key, name);
     if (!b.oom)
-        add_sub(a, b.data, name, false);
+        set_sub(a, b.data, false, true);
     tb_buf_deinit(&b);
 }
 
@@ -205,8 +261,8 @@ static void pack_strs(msgpack_packer *pk, const char *const *v, size_t n, const 
         tb_rt__mp_pack_str(pk, extra);
 }
 
-int tb_rt__adapter_publish(tb_rt__adapter *a, tb_rt_nsp *nsp, const tb_rt_to *to, const char *event,
-                           const json_t *args, const tb_rt_bin *bins, size_t nbins)
+static int publish_one(tb_rt__adapter *a, tb_rt_nsp *nsp, const tb_rt_to *to, const char *event,
+                       const json_t *args, const tb_rt_bin *bins, size_t nbins)
 {
     const char *name = tb_rt_nsp_name(nsp);
     msgpack_sbuffer sb;
@@ -251,6 +307,32 @@ int tb_rt__adapter_publish(tb_rt__adapter *a, tb_rt_nsp *nsp, const tb_rt_to *to
         rc = TB_EINVAL;
     }
     msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int tb_rt__adapter_publish(tb_rt__adapter *a, tb_rt_nsp *nsp, const tb_rt_to *to, const char *event,
+                           const json_t *args, const tb_rt_bin *bins, size_t nbins)
+{
+    if (!a->targeted || !to || to->nrooms <= 1)
+        return publish_one(a, nsp, to, event, args, bins, nbins);
+    /* targeted: each room on its own channel, where only its holders listen; a socket in two
+     * of the rooms gets the message once: the i-th copy excepts the rooms before it */
+    const char **except = malloc((to->nexcept + to->nrooms) * sizeof *except);
+    if (!except)
+        return TB_ENOMEM;
+    for (size_t i = 0; i < to->nexcept; i++)
+        except[i] = to->except[i];
+    int rc = 0;
+    for (size_t i = 0; i < to->nrooms && rc == 0; i++) {
+        tb_rt_to one = *to;
+        one.rooms = &to->rooms[i];
+        one.nrooms = 1;
+        one.except = except;
+        one.nexcept = to->nexcept + i;
+        rc = publish_one(a, nsp, &one, event, args, bins, nbins);
+        except[to->nexcept + i] = to->rooms[i];
+    }
+    free(except);
     return rc;
 }
 
@@ -738,6 +820,31 @@ typedef struct batch {
     msg *head;
 } batch;
 
+/* The namespace a channel belongs to: <key>#<nsp>#... (broadcast) or <key>-request#<nsp>#. */
+static tb_rt_nsp *channel_nsp(tb_rt__adapter *a, tb_rt_server *srv, const msg *m, bool *request)
+{
+    size_t klen = strlen(a->key);
+    const char *c = m->channel;
+    size_t off;
+    if (m->channel_len > klen + 9 && memcmp(c, a->key, klen) == 0 &&
+        memcmp(c + klen, "-request#", 9) == 0) {
+        *request = true;
+        off = klen + 9;
+    } else if (m->channel_len > klen + 1 && memcmp(c, a->key, klen) == 0 && c[klen] == '#') {
+        *request = false;
+        off = klen + 1;
+    } else {
+        return NULL;
+    }
+    for (tb_rt_nsp *n = tb_rt__nsp_first(srv); n; n = tb_rt__nsp_next(n)) {
+        size_t nl = strlen(tb_rt_nsp_name(n));
+        if (m->channel_len > off + nl && memcmp(c + off, tb_rt_nsp_name(n), nl) == 0 &&
+            c[off + nl] == '#' && (!*request || m->channel_len == off + nl + 1))
+            return n;
+    }
+    return NULL;
+}
+
 static void deliver(tb_rt_server *srv, void *ud)
 {
     batch *b = ud;
@@ -746,16 +853,13 @@ static void deliver(tb_rt_server *srv, void *ud)
         nx = m->next;
         tb_rt__stat_add(srv, TB_RT__ST_RECEIVED, 1);
         tb_rt__stat_add(srv, TB_RT__ST_BYTES_IN, m->len + m->channel_len);
-        pthread_mutex_lock(&a->mu);
-        subscription s =
-            m->sub >= 0 && (size_t)m->sub < a->nsubs ? a->subs[m->sub] : (subscription){0};
-        pthread_mutex_unlock(&a->mu);
-        tb_rt_nsp *nsp = s.nsp ? tb_rt__nsp_find(srv, s.nsp, strlen(s.nsp)) : NULL;
+        bool request = false;
+        tb_rt_nsp *nsp = channel_nsp(a, srv, m, &request);
         if (nsp) {
-            if (s.pattern)
-                on_broadcast(a, nsp, m);
-            else
+            if (request)
                 on_request(a, nsp, m);
+            else
+                on_broadcast(a, nsp, m);
         }
         msg_free(m);
     }
@@ -763,20 +867,6 @@ static void deliver(tb_rt_server *srv, void *ud)
 }
 
 /* ---------------------------------------------------------------- the thread */
-
-static int find_sub(tb_rt__adapter *a, const char *name, size_t len, bool pattern)
-{
-    int found = -1;
-    pthread_mutex_lock(&a->mu);
-    for (size_t i = 0; i < a->nsubs; i++)
-        if (a->subs[i].pattern == pattern && strlen(a->subs[i].name) == len &&
-            memcmp(a->subs[i].name, name, len) == 0) {
-            found = (int)i;
-            break;
-        }
-    pthread_mutex_unlock(&a->mu);
-    return found;
-}
 
 static redisContext *connect_redis(tb_rt__adapter *a)
 {
@@ -817,7 +907,8 @@ static void *adapter_main(void *arg)
 {
     tb_rt__adapter *a = arg;
     redisContext *sub = NULL, *pub = NULL;
-    size_t subs_sent = 0, pub_pending = 0;
+    size_t pub_pending = 0;
+    bool subs_ok = false; /* every wanted subscription sent on this connection */
     unsigned backoff = 50;
     bool ever = false;
     while (!atomic_load(&a->stop)) {
@@ -838,15 +929,29 @@ static void *adapter_main(void *arg)
                 tb_rt__stat_add(a->srv, TB_RT__ST_RECONNECTS, 1);
             ever = true;
             backoff = 50;
-            subs_sent = 0;
             pub_pending = 0;
+            pthread_mutex_lock(&a->mu);
+            for (size_t i = 0; i < a->nsubs; i++)
+                a->subs[i].sent = false;
+            a->subs_dirty = true;
+            pthread_mutex_unlock(&a->mu);
         }
         /* subscriptions not yet sent on this connection */
         pthread_mutex_lock(&a->mu);
-        size_t nsubs = a->nsubs;
-        for (; subs_sent < nsubs; subs_sent++)
-            redisAppendCommand(sub, a->subs[subs_sent].pattern ? "PSUBSCRIBE %s" : "SUBSCRIBE %s",
-                               a->subs[subs_sent].name);
+        if (a->subs_dirty) {
+            for (size_t i = 0; i < a->nsubs; i++) {
+                subscription *sb = &a->subs[i];
+                if (sb->active && !sb->sent)
+                    redisAppendCommand(sub, sb->pattern ? "PSUBSCRIBE %s" : "SUBSCRIBE %s",
+                                       sb->name);
+                else if (!sb->active && sb->sent)
+                    redisAppendCommand(sub, sb->pattern ? "PUNSUBSCRIBE %s" : "UNSUBSCRIBE %s",
+                                       sb->name);
+                sb->sent = sb->active;
+            }
+            a->subs_dirty = false;
+            subs_ok = false;
+        }
         msg *out = a->out;
         a->out = a->out_tail = NULL;
         a->out_bytes = 0;
@@ -919,18 +1024,15 @@ static void *adapter_main(void *arg)
                         bool pm = strcmp(kind, "pmessage") == 0 && r->elements == 4;
                         bool mm = strcmp(kind, "message") == 0;
                         if (strcmp(kind, "psubscribe") == 0 || strcmp(kind, "subscribe") == 0) {
-                            pthread_mutex_lock(&a->mu);
-                            bool all = subs_sent == a->nsubs;
-                            pthread_mutex_unlock(&a->mu);
-                            if (all)
+                            if (!subs_ok) {
+                                subs_ok = true;
                                 atomic_store(&a->ready, true);
+                            }
                         } else if (pm || mm) {
-                            redisReply *via = r->element[1];
                             redisReply *ch = r->element[pm ? 2 : 1];
                             redisReply *data = r->element[pm ? 3 : 2];
                             msg *m = msg_new(ch->str, ch->len, data->str, data->len);
                             if (m) {
-                                m->sub = find_sub(a, via->str, via->len, pm);
                                 if (!b && (b = calloc(1, sizeof *b)))
                                     tail = &b->head;
                                 if (b) {
@@ -1005,9 +1107,11 @@ int tb_rt_server_use_redis(tb_rt_server *srv, const tb_rt_redis_options *opts, t
     a->key = strdup(opts->key ? opts->key : "socket.io");
     a->port = opts->port ? opts->port : 6379;
     a->max_queued = opts->max_queued ? opts->max_queued : 16u << 20;
+    a->targeted = opts->targeted;
+    a->sub_index = json_object();
     a->wake[0] = a->wake[1] = -1;
     pthread_mutex_init(&a->mu, NULL);
-    if (!a->host || !a->key || pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (!a->host || !a->key || !a->sub_index || pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         tb_rt__adapter_free(a);
         tb_error_set(err, TB_ENOMEM, "realtime: cannot set up the Redis adapter");
         return TB_ENOMEM;
@@ -1060,11 +1164,10 @@ void tb_rt__adapter_free(tb_rt__adapter *a)
         msg_free(a->out);
         a->out = nx;
     }
-    for (size_t i = 0; i < a->nsubs; i++) {
+    for (size_t i = 0; i < a->nsubs; i++)
         free(a->subs[i].name);
-        free(a->subs[i].nsp);
-    }
     free(a->subs);
+    json_decref(a->sub_index);
     if (a->wake[0] >= 0)
         close(a->wake[0]);
     if (a->wake[1] >= 0)

@@ -762,6 +762,8 @@ static room *room_get(tb_rt_nsp *nsp, const char *name, bool create)
         free(r);
         return NULL;
     }
+    if (nsp->srv->adapter)
+        tb_rt__adapter_room_added(nsp->srv->adapter, nsp, r->name);
     return r;
 }
 
@@ -769,6 +771,8 @@ static void room_maybe_free(tb_rt_nsp *nsp, room *r)
 {
     if (r->n)
         return;
+    if (nsp->srv->adapter)
+        tb_rt__adapter_room_removed(nsp->srv->adapter, nsp, r->name);
     hmap_del(&nsp->rooms, r->name);
     free(r->m);
     free(r->name);

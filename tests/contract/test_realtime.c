@@ -208,7 +208,10 @@ static void setup(void)
     gs_env[2] = amqp_env;
     th_start(&gs_svc, gs_env);
     snprintf(renv, sizeof renv, "GAME_STATE_SERVICE_URL=%s", gs_svc.direct);
-    const char *renvs[] = {renv, redis_env, amqp_env, NULL};
+    static char data_env[300]; /* the bus's dedupe log goes there, not in the working folder */
+    th_tmpdir(rt_svc.dir, sizeof rt_svc.dir);
+    snprintf(data_env, sizeof data_env, "TB_DATA_DIR=%s", rt_svc.dir);
+    const char *renvs[] = {renv, redis_env, amqp_env, data_env, NULL};
     th_start(&rt_svc, renvs);
     arena = tb_arena_new(0);
     tb_ctx_init(&ctx, arena, NULL);

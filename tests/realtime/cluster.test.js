@@ -38,10 +38,10 @@ async function waitPort(port, proc, ms = 10000) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-async function startNode(name, cmd, args) {
+async function startNode(name, cmd, args, extraEnv = {}) {
   const port = await freePort();
   const proc = spawn(cmd, args, {
-    env: { ...process.env, PORT: String(port), REDIS_URL: REDIS, NODE_NAME: name, TB_TEST_JWT_SECRET: SECRET },
+    env: { ...process.env, PORT: String(port), REDIS_URL: REDIS, NODE_NAME: name, TB_TEST_JWT_SECRET: SECRET, ...extraEnv },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   await waitPort(port, proc);
@@ -76,17 +76,19 @@ test.before(async () => {
   await Promise.all([
     startNode('c1', SERVER, []),
     startNode('c2', SERVER, []),
+    startNode('c3', SERVER, [], { REDIS_TARGETED: '1' }), // targeted mode: per-room channels
     startNode('node', process.execPath, [path.join(__dirname, 'node-node.js')]),
   ]);
   // ready when the Node node's allRooms sees a room joined on each C node
-  const [p, q, n] = await Promise.all([connect('c1'), connect('c2'), connect('node')]);
+  const [p, q, r, n] = await Promise.all([connect('c1'), connect('c2'), connect('c3'), connect('node')]);
   await call(p, 'join', 'ready-c1');
   await call(q, 'join', 'ready-c2');
+  await call(r, 'join', 'ready-c3');
   await until(async () => {
     const rooms = await call(n, 'all-rooms');
-    return rooms.includes('ready-c1') && rooms.includes('ready-c2');
+    return rooms.includes('ready-c1') && rooms.includes('ready-c2') && rooms.includes('ready-c3');
   }, 'every node subscribed', 10000);
-  closeAll(p, q, n);
+  closeAll(p, q, r, n);
 });
 
 test.after(async () => {
@@ -194,7 +196,7 @@ test('server-side emits both ways, with acknowledgements from the C nodes', T, a
   try {
     const answers = await call(n, 'server-emit-ack');
     assert.ok(Array.isArray(answers), JSON.stringify(answers));
-    assert.deepStrictEqual(answers.map((x) => x.node).sort(), ['c1', 'c2']);
+    assert.deepStrictEqual(answers.map((x) => x.node).sort(), ['c1', 'c2', 'c3']);
     for (const x of answers) assert.deepStrictEqual(x.got, ['hello', 1]);
     assert.strictEqual(await call(a, 'server-emit', 'from-c1', { n: 2 }), 0);
     await until(async () => JSON.stringify(await call(n, 'last-server-emit')) === JSON.stringify(['from-c1', { n: 2 }]), 'node got it');
@@ -211,4 +213,54 @@ test('a broadcast with acks from Node.js collects the C clients\' answers', T, a
     }
     assert.deepStrictEqual(await call(n, 'broadcast-ack', 'quiz'), ['yes-c1', 'yes-c2', 'yes-node']);
   } finally { closeAll(a, b, n); }
+});
+
+test('targeted mode: a node receives only the rooms it holds, and delivers each message once', T, async () => {
+  const [a, b, t, t2, n] = await Promise.all([connect('c1'), connect('c2'), connect('c3'), connect('c3'), connect('node')]);
+  try {
+    await call(t, 'join', 'held');
+    await call(n, 'join', 'held');
+    await call(n, 'join', 'elsewhere');
+    // the targeted node subscribes as rooms appear: wait until a message to 'held' arrives
+    const gotT = recorder(t, 'ev');
+    const gotN = recorder(n, 'ev');
+    let probes = 0;
+    await until(async () => {
+      await call(a, 'say', { to: ['held'], event: 'ev', args: ['probe'] });
+      probes++;
+      await new Promise((r) => setTimeout(r, 30));
+      return gotT.length > 0;
+    }, 'c3 subscribed to held');
+    await until(() => gotN.length === probes, 'node got the probes');
+    gotT.length = 0;
+    gotN.length = 0;
+    const before = { c2: await call(b, 'stats'), c3: await call(t, 'stats') };
+    const blob = 'x'.repeat(1000);
+    for (let i = 0; i < 50; i++) await call(a, 'say', { to: ['elsewhere'], event: 'ev', args: ['far', blob] });
+    await until(() => gotN.length === 50, 'node got the 50 messages to elsewhere');
+    await new Promise((r) => setTimeout(r, 150));
+    const after = { c2: await call(b, 'stats'), c3: await call(t, 'stats') };
+    const pattern = after.c2.adapter_bytes_in - before.c2.adapter_bytes_in;
+    const targeted = after.c3.adapter_bytes_in - before.c3.adapter_bytes_in;
+    console.log(`realtime-targeted: 50 broadcasts of 1 KB to a room a node does not hold: ${targeted} bytes received by the targeted node vs ${pattern} by a pattern node`);
+    assert.ok(pattern >= 50 * 1000, `the pattern node received them all (${pattern} B)`);
+    assert.ok(targeted < 5000, `the targeted node received (almost) nothing (${targeted} B: requests only)`);
+    assert.deepStrictEqual(gotT, [], 'and delivered nothing');
+    // a broadcast to two rooms from the targeted node: the node's socket (in both) gets it once
+    await call(t2, 'say', { to: ['held', 'elsewhere'], event: 'ev', args: ['two rooms'] });
+    await until(() => gotN.filter((x) => x[0] === 'two rooms').length >= 1 && gotT.length >= 1, 'two-room delivery');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.strictEqual(gotN.filter((x) => x[0] === 'two rooms').length, 1, 'once, not once per room');
+    assert.strictEqual(gotT.filter((x) => x[0] === 'two rooms').length, 1);
+    // a two-room broadcast from a pattern node (one message on the namespace channel) reaches it
+    await call(a, 'say', { to: ['held', 'elsewhere'], event: 'ev', args: ['from c1'] });
+    await until(() => gotT.some((x) => x[0] === 'from c1'), 'the targeted node hears the namespace channel');
+    // leaving the room withdraws the subscription
+    await call(t, 'leave', 'held');
+    const b3 = (await call(t, 'stats')).adapter_bytes_in;
+    for (let i = 0; i < 20; i++) await call(a, 'say', { to: ['held'], event: 'ev', args: ['gone', blob] });
+    await until(() => gotN.filter((x) => x[0] === 'gone').length === 20, 'node got them');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.ok((await call(t, 'stats')).adapter_bytes_in - b3 < 5000, 'unsubscribed once the room emptied');
+  } finally { closeAll(a, b, t, t2, n); }
 });

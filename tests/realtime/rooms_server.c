@@ -134,7 +134,10 @@ static void on_stats(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
     tb_rt_stats st;
     tb_rt_server_stats(srv, &st);
     ack_value(s, ev,
-              json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "sessions", (json_int_t)st.sessions,
+              json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "adapter_received",
+                        (json_int_t)st.adapter_received, "adapter_bytes_in",
+                        (json_int_t)st.adapter_bytes_in, "adapter_published",
+                        (json_int_t)st.adapter_published, "sessions", (json_int_t)st.sessions,
                         "sockets", (json_int_t)st.sockets, "websocket", (json_int_t)st.websocket,
                         "dropped_volatile", (json_int_t)st.dropped_volatile, "slow_disconnects",
                         (json_int_t)st.slow_disconnects, "protocol_errors",
@@ -327,6 +330,7 @@ int main(void)
         }
         ro.host = host;
         ro.port = rport;
+        ro.targeted = getenv("REDIS_TARGETED") && strcmp(getenv("REDIS_TARGETED"), "1") == 0;
         if (tb_rt_server_use_redis(srv, &ro, &err) != 0) {
             fprintf(stderr, "rooms_server: %s\n", err.message);
             return 1;

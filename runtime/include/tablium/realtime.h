@@ -189,11 +189,19 @@ typedef struct tb_rt_redis_options {
     int port;          /**< default 6379 */
     const char *key;   /**< channel prefix, default "socket.io" (the npm adapter's `key`) */
     size_t max_queued; /**< bytes of broadcasts kept while Redis is unreachable; 16 MB */
+    /** Targeted mode: this node SUBSCRIBEs to `<key>#<nsp>#<room>#` only for the rooms it has
+     *  members in (and `<key>#<nsp>#` for broadcasts to everyone), instead of PSUBSCRIBE
+     *  `<key>#<nsp>#*`, so a node receives only what its sockets need and adding nodes adds
+     *  capacity. A broadcast to several rooms is published once per room, each copy excepting
+     *  the rooms before it (a socket in two of them gets it once). Node.js nodes (the npm
+     *  adapter's pattern) still receive everything and deliver it correctly; what they publish
+     *  to several rooms at once, on `<key>#<nsp>#`, reaches targeted nodes too. */
+    bool targeted;
 } tb_rt_redis_options;
 
 #define TB_RT_REDIS_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        "127.0.0.1", 6379, "socket.io", 16u << 20                                                  \
+        "127.0.0.1", 6379, "socket.io", 16u << 20, false                                           \
     }
 
 /** Attaches the Redis adapter. Before tb_rt_server_start. Namespaces created later are added
