@@ -64,9 +64,11 @@ test-referee: build
 test-fuzz: deps
 	@bash tests/fuzz/run.sh
 
-# A bounded valgrind run of wallet_service under wrk load (no errors, no leaks, exit 0).
+# Bounded valgrind runs: wallet_service under wrk load, the realtime server under the rooms
+# suite (no errors, no leaks, exit 0).
 test-valgrind: build
 	@bash tests/contract/valgrind.sh $(BUILD)
+	@bash tests/realtime/valgrind.sh $(BUILD)
 
 # The public OpenAPI corpus (../shared/testdata/openapi) through the generator and the C compiler:
 # prints openapi-corpus: N passed, N failed; fails when a spec of tests/generator/corpus/

@@ -11,6 +11,7 @@
 #
 #   REALTIME_TESTS="rooms.test.js"  the suites to run (default: the three protocol suites)
 #   REALTIME_LABEL=realtime-rooms   the summary line's name
+#   REALTIME_PATTERN="rooms|JWT"    only the tests whose names match (node --test-name-pattern)
 #   a server command of "-": start no server (the suites start their own, cluster.test.js)
 set -u
 LABEL="${REALTIME_LABEL:-realtime-protocol}"
@@ -103,7 +104,7 @@ TAP="$WORK/tap.txt"
 (
   cd "$HERE" &&
     SIO_URL="http://127.0.0.1:$PORT" timeout 110 node --test --test-concurrency=1 --test-reporter=tap \
-      $TESTS
+      ${REALTIME_PATTERN:+--test-name-pattern="$REALTIME_PATTERN"} $TESTS
 ) >"$TAP" 2>&1
 TEST_RC=$?
 cat "$TAP"

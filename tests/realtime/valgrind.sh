@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# A bounded valgrind run of the realtime server: rt_rooms_server under memcheck while the rooms
+# suite (socket.io-client: rooms, broadcasts, server acks, disconnect reasons, middleware and
+# JWT refusals, namespace patterns, posts from another thread) runs against it, then SIGTERM.
+# Fails on any memcheck error or leak (definite, indirect, possible) or a non-zero exit (run.sh
+# checks the server's exit status). Prints "valgrind-realtime: clean ..." when it is.
+#   bash tests/realtime/valgrind.sh [BUILD_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build}
+LOG=$(mktemp "${TMPDIR:-/tmp}/tb-vg-rt.XXXXXX")
+trap 'rm -f "$LOG"' EXIT
+# the slow-client, memory and 1,000-client cases measure timing and allocator figures that
+# valgrind's own allocator and pace change: they run in the ASan suite instead
+set +e
+REALTIME_TESTS=rooms.test.js REALTIME_LABEL=valgrind-realtime \
+  REALTIME_PATTERN='room|binary|ack|disconnect|middleware|JWT|pattern|post' \
+  TB_TEST_JWT_SECRET=0123456789abcdef0123456789abcdef-rooms TB_RT_SANITIZED=1 \
+  bash tests/realtime/run.sh valgrind --quiet --leak-check=full \
+  --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+  --error-exitcode=9 --log-file="$LOG" "$BUILD/tests/realtime/rt_rooms_server" >"$LOG.out" 2>&1
+rc=$?
+set -e
+summary=$(grep '^valgrind-realtime:' "$LOG.out" | tail -1)
+if [ "$rc" -ne 0 ] || [ -s "$LOG" ]; then
+  tail -40 "$LOG.out" >&2
+  echo "--- valgrind ---" >&2
+  cat "$LOG" >&2
+  rm -f "$LOG.out"
+  echo "valgrind-realtime: FAILED ($summary)"
+  exit 1
+fi
+rm -f "$LOG.out"
+echo "valgrind-realtime: clean (no errors, no leaks, exit 0); ${summary#valgrind-realtime: }"
