@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # bench realtime: tablium's Socket.IO server (bench_realtime_ours, ours.c) against socket.io 4.8
-# on Node.js (node-server.js) with the same clients, in one run (driver.js: raw WebSocket clients,
-# lighter than socket.io-client):
+# on Node.js (node-server.js) with the same clients, in one run. The paced run's clients are
+# bench_realtime_loadc (loadc.c: libwebsockets clients in one C thread); the burst and idle runs'
+# are driver.js (raw WebSocket clients on Node.js, lighter than socket.io-client):
 #   realtime-cpu    RT_CLIENTS (1000) sockets in one room, RT_RATE (100) broadcasts a second for
 #                   RT_SECONDS (5): the server's CPU (utime + stime) per delivery; goal <= 0.25x.
 #                   Also the user-space share alone: on loopback the sender's send() also runs
 #                   the receiver's TCP path, most of a delivery's cost for both servers
 #   realtime-p99    the same run's emit-to-delivery p99 (and p50); goal: under 10 ms for ours.
-#                   The driver (one Node.js process, 100,000 messages a second) shares the two
-#                   cores: its own queueing is part of the figure
+#                   The C load client shares the two cores with the server: its own scheduling
+#                   is part of the figure (a Node.js client taking 100,000 messages a second
+#                   queued, and its queueing was most of the p99)
 #   realtime-burst  RT_BURST (200) broadcasts back to back to the same room: deliveries/s until the
 #                   last arrives (bounded by the one-process Node client: a comparison of what
 #                   the servers sustain, not a ceiling of ours)
@@ -23,7 +25,9 @@ BUILD=${1:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 CLIENTS=${RT_CLIENTS:-1000} RATE=${RT_RATE:-100} SECONDS_=${RT_SECONDS:-5}
 BURST=${RT_BURST:-200} IDLE=${RT_IDLE:-19000}
-[ -x "$BUILD/bench/realtime/bench_realtime_ours" ] || cmake --build "$BUILD" --target bench_realtime_ours >/dev/null
+LOADC=$BUILD/bench/realtime/bench_realtime_loadc
+[ -x "$BUILD/bench/realtime/bench_realtime_ours" ] && [ -x "$LOADC" ] ||
+  cmake --build "$BUILD" --target bench_realtime_ours bench_realtime_loadc >/dev/null
 [ -d "$HERE/node_modules/socket.io" ] || (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tb-bench-rt.XXXXXX")
 SPID=
@@ -57,7 +61,7 @@ measure() { # NAME CMD... -> $WORK/NAME.{paced,burst,idle}
   local name=$1
   shift
   start "$name" "$@"
-  drv paced "http://127.0.0.1:$PORT" "$CLIENTS" "$RATE" "$SECONDS_" >"$WORK/$name.paced"
+  SERVER_PID=$SPID "$LOADC" 127.0.0.1 "$PORT" "$CLIENTS" "$RATE" "$SECONDS_" >"$WORK/$name.paced"
   drv burst "http://127.0.0.1:$PORT" "$CLIENTS" "$BURST" >"$WORK/$name.burst"
   stop
   start "$name" "$@"
