@@ -526,7 +526,7 @@ static void on_broadcast(tb_rt__adapter *a, tb_rt_nsp *nsp, const msg *m)
                        (const char *const *)except.v,
                        except.n,
                        NULL,
-                       TB_RT_LOCAL};
+                       TB_RT_LOCAL | TB_RT__REMOTE};
         if (vol && vol->type == MSGPACK_OBJECT_BOOLEAN && vol->via.boolean)
             to.flags |= TB_RT_VOLATILE;
         tb_rt_broadcast(nsp, &to, event, args, bins, nbins);

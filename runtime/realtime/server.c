@@ -222,6 +222,9 @@ struct tb_rt_socket {
     int64_t next_ack;
     pending_ack *acks;
     bool gone;
+    bool recovered; /* a recovered session */
+    bool persisted; /* recovery: its session is in Redis (rooms are written as they change) */
+    char pid[24];   /* recovery: the private session id ("" without recovery) */
 };
 
 typedef struct handler {
@@ -266,6 +269,26 @@ typedef struct job {
     void *ud;
 } job;
 
+/* A CONNECT waiting for Redis to answer whether its session can be recovered. */
+typedef struct restoring {
+    struct restoring *next;
+    char sess_sid[24]; /* its Engine.IO session, looked up again when Redis answers */
+    tb_rt_socket *so;  /* the socket, not yet in its namespace */
+    uint64_t cap_from; /* the first capture it needs */
+} restoring;
+
+/* While a recovery is in flight, what is delivered meanwhile is kept, so that the socket also
+ * gets what was sent to its rooms between Redis' answer and its arrival on the loop. */
+typedef struct capture {
+    struct capture *next;
+    uint64_t seq, n; /* n: the packet's recovery number (0: not stored) */
+    tb_rt_nsp *nsp;
+    struct frame *f[TB_SIO_MAX_ATTACHMENTS + 1];
+    size_t nf;
+    char **rooms, **except;
+    size_t nrooms, nexcept;
+} capture;
+
 typedef struct post_item {
     struct post_item *next;
     void (*fn)(tb_rt_server *, void *);
@@ -289,6 +312,11 @@ struct tb_rt_server {
     int depth;
     uint64_t epoch;
     tb_rt__adapter *adapter;
+    tb_rt__rec *rec; /* connection state recovery, or NULL */
+    restoring *restores;
+    capture *caps, **caps_tail;
+    uint64_t cap_seq;
+    lws_sorted_usec_list_t sul_refresh;
     /* offload: worker threads */
     pthread_mutex_t job_mu;
     pthread_cond_t job_cv;
@@ -304,7 +332,7 @@ struct tb_rt_server {
         atomic_uint_fast64_t sessions, sockets, websocket, packets_out, packets_in,
             dropped_volatile, slow_disconnects, protocol_errors, refused, buffered_bytes,
             adapter_published, adapter_received, adapter_bytes_in, adapter_dropped,
-            adapter_reconnects;
+            adapter_reconnects, recovered, not_recovered;
     } st;
 };
 
@@ -341,6 +369,12 @@ typedef struct pss {
 
 static void session_close(session *s, const char *reason, bool flush);
 static void socket_drop(tb_rt_socket *s, const char *reason, bool tell_client);
+static void finish_connect(session *s, tb_rt_socket *so, const tb_rt__rec_session *res,
+                           uint64_t cap_from);
+static int restore_start(session *s, tb_rt_socket *so);
+static void persist(tb_rt_socket *so);
+static void replay(tb_rt_socket *so, const tb_rt__rec_session *res, uint64_t cap_from);
+static void session_after_drop(tb_rt_socket *so, const char *reason);
 static int session_push(session *s, frame *f);
 
 /* ---------------------------------------------------------------- ids */
@@ -355,15 +389,6 @@ static void new_id(char out[24])
     for (size_t i = 0; i < 20; i++)
         out[i] = A[r[i] & 63];
     out[20] = '\0';
-}
-
-static void set_data_json(tb_buf *b, const char *k1, const char *v1)
-{
-    tb_buf_putc(b, '{');
-    tb_buf_json_string(b, k1, strlen(k1));
-    tb_buf_putc(b, ':');
-    tb_buf_json_string(b, v1, strlen(v1));
-    tb_buf_putc(b, '}');
 }
 
 /* ---------------------------------------------------------------- HTTP answers */
@@ -812,6 +837,8 @@ int tb_rt_socket_join(tb_rt_socket *s, const char *room_name)
     s->rooms[s->nrooms] = (sroom){r, r->n};
     r->n++;
     s->nrooms++;
+    if (s->persisted)
+        persist(s);
     return 0;
 }
 
@@ -839,6 +866,8 @@ int tb_rt_socket_leave(tb_rt_socket *s, const char *room_name)
     for (uint32_t i = 0; i < s->nrooms; i++)
         if (strcmp(s->rooms[i].r->name, room_name) == 0) {
             leave_slot(s, i);
+            if (s->persisted)
+                persist(s);
             return 0;
         }
     return 0;
@@ -924,13 +953,13 @@ static int push_frames(session *s, frame **f, size_t n)
     return rc;
 }
 
-int tb_rt_socket_emit(tb_rt_socket *s, const char *event, const json_t *args, const tb_rt_bin *bins,
-                      size_t nbins)
+static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socket *one,
+                           const char *event, const json_t *args, const tb_rt_bin *bins,
+                           size_t nbins);
+
+static int emit_now(tb_rt_socket *s, const char *event, const json_t *args, const tb_rt_bin *bins,
+                    size_t nbins)
 {
-    if (!s || !event)
-        return TB_EINVAL;
-    if (s->gone)
-        return TB_ESTATE;
     frame *f[TB_SIO_MAX_ATTACHMENTS + 1];
     size_t n;
     int rc = encode_packet(s->nsp, TB_SIO_EVENT, -1, event, args, bins, nbins, f, &n);
@@ -940,6 +969,18 @@ int tb_rt_socket_emit(tb_rt_socket *s, const char *event, const json_t *args, co
     for (size_t i = 0; i < n; i++)
         frame_unref(f[i]);
     return rc;
+}
+
+int tb_rt_socket_emit(tb_rt_socket *s, const char *event, const json_t *args, const tb_rt_bin *bins,
+                      size_t nbins)
+{
+    if (!s || !event)
+        return TB_EINVAL;
+    if (s->gone)
+        return TB_ESTATE;
+    if (s->nsp->srv->rec) /* stored in the socket's own room first, as socket.io does */
+        return store_then_send(s->nsp, NULL, s, event, args, bins, nbins);
+    return emit_now(s, event, args, bins, nbins);
 }
 
 static void ack_unlink(pending_ack *a)
@@ -1060,31 +1101,248 @@ tb_rt_socket **tb_rt__select(tb_rt_nsp *nsp, const tb_rt_to *to, size_t *nout)
     return list;
 }
 
-int tb_rt_broadcast(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
-                    const tb_rt_bin *bins, size_t nbins)
+static char **strv_dup(const char *const *v, size_t n, const char *extra)
 {
-    if (!nsp || !event || nsp->match)
-        return TB_EINVAL;
+    char **out = calloc(n + 2, sizeof *out);
+    bool ok = out != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (out[i] = strdup(v[i])) != NULL;
+    if (ok && extra)
+        ok = (out[n] = strdup(extra)) != NULL;
+    if (!ok && out) {
+        for (size_t i = 0; i <= n; i++)
+            free(out[i]);
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void capture_free(capture *c)
+{
+    for (size_t i = 0; i < c->nf; i++)
+        frame_unref(c->f[i]);
+    strv_free(c->rooms);
+    strv_free(c->except);
+    free(c);
+}
+
+/* Keeps a delivered packet for the recoveries in flight. */
+static void capture_add(tb_rt_nsp *nsp, const tb_rt_to *to, uint64_t n, frame **f, size_t nf)
+{
+    tb_rt_server *srv = nsp->srv;
+    capture *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->seq = srv->cap_seq++;
+    c->n = n;
+    c->nsp = nsp;
+    c->nrooms = to ? to->nrooms : 0;
+    c->nexcept = (to ? to->nexcept : 0) + (to && to->except_socket ? 1 : 0);
+    c->rooms = strv_dup(to ? (const char *const *)to->rooms : NULL, to ? to->nrooms : 0, NULL);
+    c->except = strv_dup(to ? (const char *const *)to->except : NULL, to ? to->nexcept : 0,
+                         to && to->except_socket ? to->except_socket->id : NULL);
+    if (!c->rooms || !c->except) {
+        capture_free(c);
+        return;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        f[i]->refs++;
+        c->f[c->nf++] = f[i];
+    }
+    if (!srv->caps)
+        srv->caps_tail = &srv->caps;
+    *srv->caps_tail = c;
+    srv->caps_tail = &c->next;
+}
+
+/* Drops the captures no recovery in flight needs. */
+static void captures_trim(tb_rt_server *srv)
+{
+    uint64_t keep = UINT64_MAX;
+    for (restoring *r = srv->restores; r; r = r->next)
+        if (r->cap_from < keep)
+            keep = r->cap_from;
+    while (srv->caps && srv->caps->seq < keep) {
+        capture *c = srv->caps;
+        srv->caps = c->next;
+        capture_free(c);
+    }
+    if (!srv->caps)
+        srv->caps_tail = &srv->caps;
+}
+
+/* The number in an offset "<epoch>:<n>" (the last argument of a stored packet), else 0. */
+static uint64_t offset_number(const char *s, size_t len)
+{
+    const char *colon = s ? memrchr(s, ':', len) : NULL;
+    if (!colon || colon == s || (size_t)(s + len - colon) < 2)
+        return 0;
+    uint64_t n = 0;
+    for (const char *p = colon + 1; p < s + len; p++) {
+        if (*p < '0' || *p > '9' || n > UINT64_MAX / 10 - 10)
+            return 0;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    return n;
+}
+
+/* Delivers now; n: the packet's recovery number when stored (0: none, or read from the last
+ * argument of a packet from another node). */
+static int broadcast_now(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
+                         const tb_rt_bin *bins, size_t nbins, uint64_t n)
+{
     frame *f[TB_SIO_MAX_ATTACHMENTS + 1];
-    size_t n;
-    int rc = encode_packet(nsp, TB_SIO_EVENT, -1, event, args, bins, nbins, f, &n);
+    size_t nf;
+    int rc = encode_packet(nsp, TB_SIO_EVENT, -1, event, args, bins, nbins, f, &nf);
     if (rc != 0)
         return rc;
     if (to && (to->flags & TB_RT_VOLATILE))
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < nf; i++)
             f[i]->vol = 1;
     if (nsp->srv->adapter && !(to && (to->flags & TB_RT_LOCAL)))
         rc = tb_rt__adapter_publish(nsp->srv->adapter, nsp, to, event, args, bins, nbins);
+    if (nsp->srv->restores) {
+        json_t *last = json_array_get(args, json_array_size(args) - 1);
+        if (!n && to && (to->flags & TB_RT__REMOTE) && json_is_string(last))
+            n = offset_number(json_string_value(last), json_string_length(last));
+        capture_add(nsp, to, n, f, nf);
+    }
     /* recipients first (a push may close a slow client's link and change the rooms) */
     size_t nl;
     tb_rt_socket **list = tb_rt__select(nsp, to, &nl);
     for (size_t i = 0; i < nl; i++)
         if (!list[i]->gone)
-            push_frames(list[i]->sess, f, n);
+            push_frames(list[i]->sess, f, nf);
     free(list);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < nf; i++)
         frame_unref(f[i]);
     return rc;
+}
+
+/* A packet on its way to Redis (recovery): delivered when stored, with its offset. */
+typedef struct stored_job {
+    tb_rt_nsp *nsp; /* namespaces live as long as the server */
+    char *event;
+    json_t *args;
+    tb_rt_bin bins[TB_SIO_MAX_ATTACHMENTS];
+    size_t nbins;
+    char **rooms, **except;
+    size_t nrooms, nexcept;
+    unsigned flags;
+    char one[24]; /* an emit to this socket only */
+} stored_job;
+
+static void stored_job_free(stored_job *j)
+{
+    free(j->event);
+    json_decref(j->args);
+    for (size_t i = 0; i < j->nbins; i++)
+        free((void *)j->bins[i].data);
+    strv_free(j->rooms);
+    strv_free(j->except);
+    free(j);
+}
+
+static void on_stored(tb_rt_server *srv, const char *offset, size_t len, void *ud)
+{
+    stored_job *j = ud;
+    uint64_t n = 0;
+    if (offset && json_array_append_new(j->args, json_stringn(offset, len)) == 0)
+        n = offset_number(offset, len);
+    srv->depth++;
+    if (j->one[0]) {
+        tb_rt_socket *s = tb_rt__socket_find(j->nsp, j->one);
+        if (s && !s->gone)
+            emit_now(s, j->event, j->args, j->bins, j->nbins);
+    } else {
+        tb_rt_to to = {(const char *const *)j->rooms,
+                       j->nrooms,
+                       (const char *const *)j->except,
+                       j->nexcept,
+                       NULL,
+                       j->flags};
+        broadcast_now(j->nsp, &to, j->event, j->args, j->bins, j->nbins, n);
+    }
+    srv->depth--;
+    reap(srv);
+    stored_job_free(j);
+}
+
+/* Recovery: stores the packet in Redis (rooms' streams), then sends it with its offset. The
+ * socket `one` (an emit to one socket) is kept by id: it may be gone by then. */
+static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socket *one,
+                           const char *event, const json_t *args, const tb_rt_bin *bins,
+                           size_t nbins)
+{
+    if (nbins > TB_SIO_MAX_ATTACHMENTS || (args && !json_is_array(args)))
+        return TB_EINVAL;
+    stored_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return TB_ENOMEM;
+    j->nsp = nsp;
+    j->event = strdup(event);
+    j->args = args ? json_deep_copy(args) : json_array();
+    bool ok = j->event && j->args;
+    for (size_t i = 0; ok && i < nbins; i++) {
+        void *d = malloc(bins[i].len ? bins[i].len : 1);
+        ok = d != NULL;
+        if (ok) {
+            memcpy(d, bins[i].data, bins[i].len);
+            j->bins[j->nbins].data = d;
+            j->bins[j->nbins++].len = bins[i].len;
+        }
+    }
+    const char *one_room = one ? one->id : NULL;
+    if (one)
+        snprintf(j->one, sizeof j->one, "%s", one->id);
+    j->nrooms = one ? 1 : to ? to->nrooms : 0;
+    j->nexcept = (to ? to->nexcept : 0) + (to && to->except_socket ? 1 : 0);
+    j->flags = to ? to->flags : 0;
+    j->rooms = one ? strv_dup(&one_room, 1, NULL)
+                   : strv_dup(to ? (const char *const *)to->rooms : NULL, j->nrooms, NULL);
+    j->except = strv_dup(to ? (const char *const *)to->except : NULL, to ? to->nexcept : 0,
+                         to && to->except_socket ? to->except_socket->id : NULL);
+    tb_buf data = TB_BUF_INIT, pkt = TB_BUF_INIT;
+    int rc = ok && j->rooms && j->except ? tb_rt__sio_event_json(&data, event, j->args) : TB_ENOMEM;
+    if (rc == 0 && (data.oom || data.len < 2))
+        rc = TB_ENOMEM;
+    if (rc == 0) { /* the text without its closing ']': Redis appends the offset */
+        tb_rt__sio_encode(&pkt, nbins ? TB_SIO_BINARY_EVENT : TB_SIO_EVENT, (unsigned)nbins,
+                          nsp->name, -1, data.data, data.len - 1);
+        rc = pkt.oom ? TB_ENOMEM : 0;
+    }
+    if (rc == 0)
+        rc = tb_rt__rec_store(nsp->srv->rec, nsp->name, (const char *const *)j->rooms, j->nrooms,
+                              (const char *const *)j->except, j->nexcept, pkt.data, pkt.len,
+                              j->bins, j->nbins, on_stored, j);
+    tb_buf_deinit(&data);
+    tb_buf_deinit(&pkt);
+    if (rc != 0)
+        stored_job_free(j);
+    return rc;
+}
+
+static bool recoverable(const tb_rt_nsp *nsp, const tb_rt_to *to)
+{
+    return nsp->srv->rec && !(to && (to->flags & (TB_RT_VOLATILE | TB_RT__REMOTE)));
+}
+
+int tb_rt_broadcast(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
+                    const tb_rt_bin *bins, size_t nbins)
+{
+    if (!nsp || !event || nsp->match)
+        return TB_EINVAL;
+    if (recoverable(nsp, to))
+        return store_then_send(nsp, to, NULL, event, args, bins, nbins);
+    return broadcast_now(nsp, to, event, args, bins, nbins, 0);
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -1117,6 +1375,10 @@ static void socket_drop(tb_rt_socket *s, const char *reason, bool tell_client)
         s->next->prev = s->prev;
     nsp->nsocks--;
     ST_SUB(srv, sockets, 1);
+    if (s->persisted) {
+        s->persisted = false; /* leaving its rooms now does not change its session */
+        session_after_drop(s, reason);
+    }
     while (s->nrooms)
         leave_slot(s, s->nrooms - 1);
     tb_rt_nsp *h = nsp->pattern ? nsp->pattern : nsp;
@@ -1430,7 +1692,11 @@ static void on_connect_packet(session *s, tb_rt__sio_packet *p)
     }
     memcpy(name, p->nsp, p->nsp_len);
     name[p->nsp_len] = '\0';
-    if (sock_of(s, p->nsp, p->nsp_len)) {
+    bool restoring_here = false;
+    for (restoring *r = srv->restores; r; r = r->next)
+        if (strcmp(r->sess_sid, s->sid) == 0 && strcmp(r->so->nsp->name, name) == 0)
+            restoring_here = true;
+    if (restoring_here || sock_of(s, p->nsp, p->nsp_len)) {
         protocol_error(s, "CONNECT to a namespace already joined");
         return;
     }
@@ -1474,6 +1740,19 @@ static void on_connect_packet(session *s, tb_rt__sio_packet *p)
             return;
         }
     }
+    if (srv->rec && restore_start(s, so) == 0)
+        return; /* Redis answers whether the session comes back: restore_done */
+    finish_connect(s, so, NULL, 0);
+}
+
+/* Puts a socket that passed its middlewares in its namespace and tells the client; res: the
+ * session it recovers (NULL: a new one); cap_from: the captures to look at (recovery). */
+static void finish_connect(session *s, tb_rt_socket *so, const tb_rt__rec_session *res,
+                           uint64_t cap_from)
+{
+    tb_rt_server *srv = s->srv;
+    tb_rt_nsp *nsp = so->nsp;
+    tb_rt_nsp *h = nsp->pattern ? nsp->pattern : nsp;
     if (s->nsocks == s->capsocks) {
         size_t nc = s->capsocks ? s->capsocks * 2 : 2;
         tb_rt_socket **a = realloc(s->socks, nc * sizeof *a);
@@ -1494,17 +1773,201 @@ static void on_connect_packet(session *s, tb_rt__sio_packet *p)
     so->gone = false;
     ST_ADD(srv, sockets, 1);
     tb_rt_socket_join(so, so->id);
+    size_t ri;
+    json_t *rv;
+    if (res)
+        json_array_foreach(res->rooms, ri, rv)
+        {
+            if (json_is_string(rv))
+                tb_rt_socket_join(so, json_string_value(rv));
+        }
     lws_sul_cancel(&s->sul_connect);
 
     tb_buf d = TB_BUF_INIT, b = TB_BUF_INIT;
-    set_data_json(&d, "sid", so->id);
+    tb_buf_puts(&d, "{\"sid\":");
+    tb_buf_json_string(&d, so->id, strlen(so->id));
+    if (srv->rec) {
+        tb_buf_puts(&d, ",\"pid\":");
+        tb_buf_json_string(&d, so->pid, strlen(so->pid));
+    }
+    tb_buf_putc(&d, '}');
     tb_rt__sio_encode(&b, TB_SIO_CONNECT, 0, nsp->name, -1, d.data, d.len);
     if (!b.oom && !d.oom)
         session_send_text(s, b.data, b.len);
     tb_buf_deinit(&d);
     tb_buf_deinit(&b);
+    if (res) /* what it missed, then what came while Redis answered */
+        replay(so, res, cap_from);
+    if (srv->rec && !so->gone) {
+        so->persisted = true;
+        persist(so);
+    }
     if (h->on_connect && !so->gone)
         h->on_connect(so, h->on_connect_ud);
+}
+
+/* ---------------------------------------------------------------- recovery */
+
+static void persist(tb_rt_socket *so)
+{
+    const char **rooms = malloc((so->nrooms + 1) * sizeof *rooms);
+    if (!rooms)
+        return;
+    for (uint32_t i = 0; i < so->nrooms; i++)
+        rooms[i] = so->rooms[i].r->name;
+    tb_rt__rec_persist(so->nsp->srv->rec, so->pid, so->id, so->nsp->name, rooms, so->nrooms,
+                       so->claims ? tb_jwt_claims_sub(so->claims) : NULL);
+    free(rooms);
+}
+
+static bool capture_reaches(const capture *c, const tb_rt_socket *so)
+{
+    for (size_t i = 0; i < c->nexcept; i++)
+        if (tb_rt_socket_in(so, c->except[i]))
+            return false;
+    if (!c->nrooms)
+        return true;
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (tb_rt_socket_in(so, c->rooms[i]))
+            return true;
+    return false;
+}
+
+static void replay(tb_rt_socket *so, const tb_rt__rec_session *res, uint64_t cap_from)
+{
+    tb_rt_server *srv = so->nsp->srv;
+    const char *off = json_string_value(json_object_get(so->auth, "offset"));
+    uint64_t last = off ? offset_number(off, strlen(off)) : 0;
+    for (size_t i = 0; i < res->npackets && !so->gone; i++) {
+        const tb_rt__rec_packet *p = &res->packets[i];
+        frame *f[TB_RT__REC_MAX_BINS + 1];
+        size_t nf = 0;
+        bool ok = (f[nf] = frame_new(p->text, p->len, false)) != NULL;
+        if (ok)
+            nf++;
+        for (size_t k = 0; ok && k < p->nbins; k++)
+            if ((ok = (f[nf] = frame_new(p->bins[k].data, p->bins[k].len, true)) != NULL))
+                nf++;
+        if (ok)
+            push_frames(so->sess, f, nf);
+        for (size_t k = 0; k < nf; k++)
+            frame_unref(f[k]);
+        if (p->n > last)
+            last = p->n;
+    }
+    for (capture *c = srv->caps; c && !so->gone; c = c->next)
+        if (c->seq >= cap_from && c->nsp == so->nsp && (c->n == 0 || c->n > last) &&
+            capture_reaches(c, so))
+            push_frames(so->sess, c->f, c->nf);
+}
+
+static bool pid_ok(const char *pid)
+{
+    size_t n = pid ? strlen(pid) : 0;
+    return n > 0 && n < 24 &&
+           strspn(pid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
+static void restore_done(tb_rt_server *srv, const tb_rt__rec_session *res, void *ud)
+{
+    restoring *rs = ud;
+    for (restoring **pp = &srv->restores; *pp; pp = &(*pp)->next)
+        if (*pp == rs) {
+            *pp = rs->next;
+            break;
+        }
+    tb_rt_socket *so = rs->so;
+    session *s = hmap_get(&srv->sids, rs->sess_sid);
+    srv->depth++;
+    if (!s || s->state != S_OPEN) {
+        socket_free(so);
+    } else if (res->ok && !tb_rt__socket_find(so->nsp, res->sid)) {
+        snprintf(so->id, sizeof so->id, "%s", res->sid);
+        so->recovered = true;
+        ST_ADD(srv, recovered, 1);
+        finish_connect(s, so, res, rs->cap_from);
+    } else {
+        if (tb_log_enabled(TB_LOG_DEBUG))
+            tb_log_debug(NULL, "realtime: session not recovered: %s",
+                         res->ok ? "its socket is still connected here" : res->why);
+        ST_ADD(srv, not_recovered, 1);
+        new_id(so->pid);
+        finish_connect(s, so, NULL, 0);
+    }
+    free(rs);
+    captures_trim(srv);
+    srv->depth--;
+    reap(srv);
+}
+
+/* A CONNECT with a pid: asks Redis for the session. 0 when asked (restore_done follows); else
+ * the socket connects as a new session, with a new pid. */
+static int restore_start(session *s, tb_rt_socket *so)
+{
+    tb_rt_server *srv = s->srv;
+    const char *pid = json_string_value(json_object_get(so->auth, "pid"));
+    const char *off = json_string_value(json_object_get(so->auth, "offset"));
+    if (!pid_ok(pid)) {
+        new_id(so->pid);
+        return TB_ENOTFOUND;
+    }
+    snprintf(so->pid, sizeof so->pid, "%s", pid);
+    restoring *rs = calloc(1, sizeof *rs);
+    if (!rs) {
+        new_id(so->pid);
+        return TB_ENOMEM;
+    }
+    snprintf(rs->sess_sid, sizeof rs->sess_sid, "%s", s->sid);
+    rs->so = so;
+    rs->cap_from = srv->cap_seq;
+    int rc =
+        tb_rt__rec_restore(srv->rec, so->nsp->name, pid, off,
+                           so->claims ? tb_jwt_claims_sub(so->claims) : NULL, restore_done, rs);
+    if (rc != 0) {
+        free(rs);
+        new_id(so->pid);
+        ST_ADD(srv, not_recovered, 1);
+        return rc;
+    }
+    rs->next = srv->restores;
+    srv->restores = rs;
+    return 0;
+}
+
+/* Every refresh period: the sessions of connected sockets live on (max_disconnection after this
+ * node would stop refreshing them). */
+static void on_refresh(lws_sorted_usec_list_t *sul)
+{
+    tb_rt_server *srv = lws_container_of(sul, tb_rt_server, sul_refresh);
+    unsigned ttl =
+        tb_rt__rec_options(srv->rec)->max_disconnection_ms + tb_rt__rec_refresh_ms(srv->rec);
+    for (tb_rt_nsp *n = srv->nsps; n; n = n->next)
+        for (tb_rt_socket *so = n->socks; so; so = so->next)
+            if (so->persisted)
+                tb_rt__rec_expire(srv->rec, so->pid, ttl);
+    lws_sul_schedule(srv->ctx, 0, &srv->sul_refresh, on_refresh,
+                     (lws_usec_t)tb_rt__rec_refresh_ms(srv->rec) * 1000);
+}
+
+/* The session after its socket went: kept max_disconnection for the reasons socket.io recovers
+ * from, else deleted. */
+static void session_after_drop(tb_rt_socket *so, const char *reason)
+{
+    static const char *const keep[] = {"transport close", "transport error",
+                                       "ping timeout",    "server shutting down",
+                                       "forced close",    "forced server close"};
+    bool recoverable_reason = false;
+    for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+        if (strcmp(reason, keep[i]) == 0)
+            recoverable_reason = true;
+    tb_rt__rec_expire(
+        so->nsp->srv->rec, so->pid,
+        recoverable_reason ? tb_rt__rec_options(so->nsp->srv->rec)->max_disconnection_ms : 0);
+}
+
+bool tb_rt_socket_recovered(const tb_rt_socket *s)
+{
+    return s && s->recovered;
 }
 
 static void dispatch(session *s, tb_rt__sio_packet *p, const tb_rt_bin *bins, unsigned nbins)
@@ -1716,6 +2179,14 @@ tb_rt__adapter *tb_rt__server_adapter(tb_rt_server *srv)
 void tb_rt__server_set_adapter(tb_rt_server *srv, tb_rt__adapter *a)
 {
     srv->adapter = a;
+}
+tb_rt__rec *tb_rt__server_rec(tb_rt_server *srv)
+{
+    return srv->rec;
+}
+void tb_rt__server_set_rec(tb_rt_server *srv, tb_rt__rec *r)
+{
+    srv->rec = r;
 }
 void tb_rt__stat_add(tb_rt_server *srv, int which, uint64_t v)
 {
@@ -2482,6 +2953,12 @@ int tb_rt_server_start(tb_rt_server *srv)
         return TB_EINVAL;
     if (srv->adapter && tb_rt__adapter_start(srv->adapter) != 0)
         return TB_ENOMEM;
+    if (srv->rec) {
+        if (tb_rt__rec_start(srv->rec) != 0)
+            return TB_ENOMEM;
+        lws_sul_schedule(srv->ctx, 0, &srv->sul_refresh, on_refresh,
+                         (lws_usec_t)tb_rt__rec_refresh_ms(srv->rec) * 1000);
+    }
     if (pthread_create(&srv->thread, NULL, loop_main, srv) != 0)
         return TB_ENOMEM;
     srv->started = true;
@@ -2600,6 +3077,10 @@ void tb_rt_server_stats(tb_rt_server *srv, tb_rt_stats *out)
     out->adapter_bytes_in = LOAD(adapter_bytes_in);
     out->adapter_dropped = LOAD(adapter_dropped);
     out->adapter_reconnects = LOAD(adapter_reconnects);
+    out->recovered = LOAD(recovered);
+    out->not_recovered = LOAD(not_recovered);
+    uint64_t restored, refused;
+    tb_rt__rec_stats(srv->rec, &out->recovery_stored, &out->recovery_failed, &restored, &refused);
 }
 
 size_t tb_rt_server_bytes_per_session(tb_rt_server *srv)
@@ -2609,6 +3090,24 @@ size_t tb_rt_server_bytes_per_session(tb_rt_server *srv)
     if (!n || mi.uordblks < srv->heap_base)
         return 0;
     return (mi.uordblks - srv->heap_base) / n;
+}
+
+static void run_posts(tb_rt_server *srv)
+{
+    for (;;) {
+        pthread_mutex_lock(&srv->post_mu);
+        post_item *it = srv->posts;
+        srv->posts = srv->posts_tail = NULL;
+        pthread_mutex_unlock(&srv->post_mu);
+        if (!it)
+            break;
+        while (it) {
+            post_item *nx = it->next;
+            it->fn(srv, it->ud);
+            free(it);
+            it = nx;
+        }
+    }
 }
 
 void tb_rt_server_free(tb_rt_server *srv)
@@ -2633,22 +3132,19 @@ void tb_rt_server_free(tb_rt_server *srv)
     }
     /* the loop is stopped: this thread owns everything now; what was posted still runs */
     srv->depth++;
-    for (;;) {
-        pthread_mutex_lock(&srv->post_mu);
-        post_item *it = srv->posts;
-        srv->posts = srv->posts_tail = NULL;
-        pthread_mutex_unlock(&srv->post_mu);
-        if (!it)
-            break;
-        while (it) {
-            post_item *nx = it->next;
-            it->fn(srv, it->ud);
-            free(it);
-            it = nx;
-        }
-    }
+    run_posts(srv);
     while (srv->sessions)
         session_close(srv->sessions, "server shutting down", false);
+    /* recovery: the sessions just closed are kept in Redis; then what it answered runs */
+    tb_rt__rec_stop(srv->rec);
+    run_posts(srv);
+    while (srv->restores) {
+        restoring *r = srv->restores;
+        srv->restores = r->next;
+        socket_free(r->so);
+        free(r);
+    }
+    captures_trim(srv);
     srv->depth--;
     if (srv->ctx)
         lws_context_destroy(srv->ctx);
@@ -2666,6 +3162,8 @@ void tb_rt_server_free(tb_rt_server *srv)
     }
     tb_rt__adapter_free(srv->adapter);
     srv->adapter = NULL;
+    tb_rt__rec_free(srv->rec);
+    srv->rec = NULL;
     hmap_free(&srv->sids);
     while (srv->posts) {
         post_item *it = srv->posts;

@@ -6,6 +6,8 @@
  *   TB_TEST_JWT_SECRET  HS256 secret of the tokens /games accepts (issuer "tablium-test")
  *   REDIS_URL           redis://host:port: join the cluster through the Redis adapter
  *   NODE_NAME           this node's name in whoami (cluster tests)
+ *   RECOVERY_MS         connection state recovery in the Redis of REDIS_URL, sessions kept this
+ *                       long (recovery tests); RECOVERY_KEY its key prefix, RECOVERY_MAX_MISSED
  */
 #include <pthread.h>
 #include <signal.h>
@@ -122,10 +124,10 @@ static void on_whoami(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
     const tb_jwt_claims *c = tb_rt_socket_claims(s);
     int *joins = tb_rt_socket_data(s);
     ack_value(s, ev,
-              json_pack("{s:s,s:s,s:s?,s:s,s:i,s:s}", "id", tb_rt_socket_id(s), "transport",
+              json_pack("{s:s,s:s,s:s?,s:s,s:i,s:s,s:b}", "id", tb_rt_socket_id(s), "transport",
                         tb_rt_socket_transport(s), "sub", c ? tb_jwt_claims_sub(c) : NULL, "nsp",
                         tb_rt_nsp_name(tb_rt_socket_nsp(s)), "connects", joins ? *joins : -1,
-                        "node", node_name));
+                        "node", node_name, "recovered", tb_rt_socket_recovered(s)));
 }
 
 static void on_stats(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
@@ -134,7 +136,9 @@ static void on_stats(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
     tb_rt_stats st;
     tb_rt_server_stats(srv, &st);
     ack_value(s, ev,
-              json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "adapter_received",
+              json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "recovered",
+                        (json_int_t)st.recovered, "not_recovered", (json_int_t)st.not_recovered,
+                        "recovery_stored", (json_int_t)st.recovery_stored, "adapter_received",
                         (json_int_t)st.adapter_received, "adapter_bytes_in",
                         (json_int_t)st.adapter_bytes_in, "adapter_published",
                         (json_int_t)st.adapter_published, "sessions", (json_int_t)st.sessions,
@@ -334,6 +338,20 @@ int main(void)
         if (tb_rt_server_use_redis(srv, &ro, &err) != 0) {
             fprintf(stderr, "rooms_server: %s\n", err.message);
             return 1;
+        }
+        if (getenv("RECOVERY_MS")) {
+            tb_rt_recovery_options rc = TB_RT_RECOVERY_OPTIONS_INIT;
+            rc.host = host;
+            rc.port = rport;
+            rc.max_disconnection_ms = (unsigned)atoi(getenv("RECOVERY_MS"));
+            if (getenv("RECOVERY_KEY"))
+                rc.key = getenv("RECOVERY_KEY");
+            if (getenv("RECOVERY_MAX_MISSED"))
+                rc.max_missed = (size_t)atoi(getenv("RECOVERY_MAX_MISSED"));
+            if (tb_rt_server_use_recovery(srv, &rc, &err) != 0) {
+                fprintf(stderr, "rooms_server: %s\n", err.message);
+                return 1;
+            }
         }
     }
     tb_rt_nsp *root = tb_rt_server_of(srv, "/");

@@ -145,6 +145,10 @@ typedef struct tb_rt_stats {
     uint64_t adapter_dropped;    /**< messages not delivered (malformed, or the outbound queue
                                       full while Redis was unreachable) */
     uint64_t adapter_reconnects; /**< Redis connections re-established */
+    uint64_t recovery_stored;    /**< packets stored for connection state recovery */
+    uint64_t recovery_failed;    /**< packets sent without an offset (Redis unreachable) */
+    uint64_t recovered;          /**< sockets recovered (same id, rooms, missed packets) */
+    uint64_t not_recovered;      /**< recoveries asked for and refused (expired, epoch...) */
 } tb_rt_stats;
 
 /* ---- server ---- */
@@ -219,6 +223,46 @@ void tb_rt_nsp_on_server_emit(tb_rt_nsp *nsp, tb_rt_server_emit_fn fn, void *ud)
 /** Sends event with args (an array or NULL, borrowed) to the other nodes' server-side listeners
  *  (Node.js: `io.on(event, ...)`), without ack. TB_ESTATE without an adapter. */
 int tb_rt_nsp_server_emit(tb_rt_nsp *nsp, const char *event, const json_t *args);
+
+/* ---- connection state recovery ---- */
+
+/**
+ * Connection state recovery, Socket.IO 4.6's `connectionStateRecovery`, kept in Redis so that it
+ * works on any node, also after the serving node was killed: a client that lost its link comes
+ * back (socket.io-client sends its `pid` and the offset of the last packet it received) within
+ * max_disconnection_ms and gets the same socket id, its rooms and the packets sent to them
+ * meanwhile, and `socket.recovered` is true. Otherwise it gets a new session, and
+ * `socket.recovered` is false (session expired, missed more than max_missed, Redis lost its
+ * data: a new epoch).
+ *
+ * Which packets: events without an acknowledgement and not volatile, broadcast or emitted to
+ * one socket; each carries its offset as a last argument (as with socket.io, listeners see it).
+ * With recovery on, such a packet goes out once Redis has stored it (about one Redis round
+ * trip later); while Redis is unreachable it goes out at once without an offset.
+ * Differences from socket.io: the middlewares run again on a recovery (a JWT is checked, and a
+ * session is recovered only for the same `sub`); a client that had received no packet yet is
+ * recovered too (from the session's start). Packets that two nodes broadcast within a Redis
+ * round trip of each other may reach a client in the other order, and a recovery then replays
+ * the later-numbered one again.
+ */
+typedef struct tb_rt_recovery_options {
+    const char *host;              /**< Redis; default "127.0.0.1" */
+    int port;                      /**< default 6379 */
+    const char *key;               /**< key prefix, default "socket.io" (keys "<key>:rec:...") */
+    unsigned max_disconnection_ms; /**< default 120000 (socket.io's 2 minutes) */
+    size_t max_missed;             /**< more missed packets than this: not recovered; 1000 */
+    size_t stream_max;             /**< packets kept per room (approximately); 10000 */
+} tb_rt_recovery_options;
+
+#define TB_RT_RECOVERY_OPTIONS_INIT                                                                \
+    {                                                                                              \
+        "127.0.0.1", 6379, "socket.io", 120000, 1000, 10000                                        \
+    }
+
+/** Turns recovery on for every namespace. Before tb_rt_server_start. */
+int tb_rt_server_use_recovery(tb_rt_server *srv, const tb_rt_recovery_options *opts, tb_error *err);
+/** True when this socket is a recovered session (socket.io's `socket.recovered`). */
+bool tb_rt_socket_recovered(const tb_rt_socket *s);
 
 /* ---- namespaces ---- */
 
