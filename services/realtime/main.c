@@ -9,6 +9,8 @@
  *   SERVICE_AUTH_TOKEN or AUTH_SERVICE_URL + TB_SERVICE_CLIENT_ID/_SECRET
  *                             this service's own token for Game State (tablium/token.h)
  *   REDIS_URL                 redis://host:port: share rooms with other Realtime nodes
+ *   TB_RT_RECOVERY_MS         with REDIS_URL: connection state recovery, sessions kept this long
+ *                             after a disconnect (socket.io's maxDisconnectionDuration; 0: off)
  *   TB_REDIS_URL, TB_AMQP_URL the event bus: game events relayed to the rooms
  *   TB_RT_PING_INTERVAL_MS, TB_RT_PING_TIMEOUT_MS   heartbeat (25000 / 20000)
  * Stops on SIGTERM or SIGINT (exit 0).
@@ -77,6 +79,17 @@ int main(void)
         if (tb_rt_server_use_redis(srv, &ro, &err) != 0) {
             fprintf(stderr, "realtime: %s\n", err.message);
             return 1;
+        }
+        int rec_ms = env_int("TB_RT_RECOVERY_MS", 0);
+        if (rec_ms > 0) {
+            tb_rt_recovery_options rc = TB_RT_RECOVERY_OPTIONS_INIT;
+            rc.host = host;
+            rc.port = ro.port;
+            rc.max_disconnection_ms = (unsigned)rec_ms;
+            if (tb_rt_server_use_recovery(srv, &rc, &err) != 0) {
+                fprintf(stderr, "realtime: %s\n", err.message);
+                return 1;
+            }
         }
     }
     char *gs_url = tb_service_url("game_state", GAME_STATE_DEFAULT_URL);

@@ -179,6 +179,51 @@ START_TEST(moves_made_elsewhere_are_relayed_from_the_bus_to_the_room)
 }
 END_TEST
 
+/* Connection state recovery (TB_RT_RECOVERY_MS, sessions in Redis): a spectator whose link drops
+ * while the players move is recovered with the game-updated events it missed
+ * (tests/realtime/recovering-spectator.js), on a second Realtime service with recovery on. */
+START_TEST(a_spectator_that_lost_its_link_recovers_the_moves_it_missed)
+{
+    const char *redis = getenv("TB_TEST_REDIS_URL");
+    if (!redis) {
+        printf("realtime-service: recovery not checked (no TB_TEST_REDIS_URL)\n");
+        return;
+    }
+    th_service rec = {.name = "realtime", .prism_port = -1};
+    static char genv[120], renv[300], data_env[300];
+    snprintf(genv, sizeof genv, "GAME_STATE_SERVICE_URL=%s", gs_svc.direct);
+    snprintf(renv, sizeof renv, "REDIS_URL=%s", redis);
+    th_tmpdir(rec.dir, sizeof rec.dir);
+    snprintf(data_env, sizeof data_env, "TB_DATA_DIR=%s", rec.dir);
+    const char *env[] = {genv, renv, data_env, "TB_RT_RECOVERY_MS=10000", NULL};
+    th_start(&rec, env);
+    const char *a = make_user(), *b = make_user(), *c = make_user();
+    const char *game = create_game(a);
+    char *ta = th_token(a, NULL, 600, NULL), *tbk = th_token(b, NULL, 600, NULL),
+         *tc = th_token(c, NULL, 600, NULL);
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "cd tests/realtime && RT_URL=%s GAME_ID=%s TOKEN_A=%s TOKEN_B=%s TOKEN_C=%s "
+             "timeout 60 node recovering-spectator.js 2>&1",
+             rec.direct, game, ta, tbk, tc);
+    free(ta);
+    free(tbk);
+    free(tc);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "recovering-spectator.js failed:\n%s\nlog: %s", out, rec.log);
+    const char *line = strstr(out, "realtime-service: ");
+    ck_assert_ptr_nonnull(line);
+    printf("%.*s\n", (int)strcspn(line, "\n"), line);
+    ck_assert_int_eq(th_stop(&rec), 0);
+    th_cleanup(&rec);
+}
+END_TEST
+
 START_TEST(sigterm_stops_the_service_cleanly)
 {
     th_service s = {.name = "realtime", .prism_port = -1};
@@ -243,6 +288,7 @@ int main(void)
     tcase_add_test(tc, two_players_play_a_game_to_the_end_through_socket_io);
     tcase_add_test(tc, game_state_down_is_a_refusal_to_the_sender_not_a_hang);
     tcase_add_test(tc, moves_made_elsewhere_are_relayed_from_the_bus_to_the_room);
+    tcase_add_test(tc, a_spectator_that_lost_its_link_recovers_the_moves_it_missed);
     tcase_add_test(tc, sigterm_stops_the_service_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
