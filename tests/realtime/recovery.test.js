@@ -97,7 +97,7 @@ function recorder(s, ev) {
 async function until(pred, what, ms = 5000) {
   const t0 = Date.now();
   while (!(await pred())) {
-    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms: ${what}`);
+    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms: ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -255,9 +255,10 @@ test('not recovered: expired session, too many missed packets, a new epoch, a di
   // and what recovers afterwards still works with the new epoch
   const again = await connect('b', { reconnectionDelay: 200, reconnectionDelayMax: 200 });
   await call(again, 'join', 'g3');
-  await call(other, 'say', { to: ['g3'], event: 'tick', args: ['before'] });
   const ticks = recorder(again, 'tick');
-  await until(() => ticks.length === 1, 'a tick before');
+  await call(other, 'say', { to: ['g3'], event: 'tick', args: ['before'] });
+  await until(() => ticks.length === 1, () => `a tick before (got ${JSON.stringify(ticks)})`);
+  assert.deepStrictEqual(payload(ticks[0]), ['before'], 'stored in the new epoch: it has an offset');
   const agone = once(again, 'disconnect');
   again.io.engine.close();
   await agone;
