@@ -7,6 +7,10 @@
  *                                          (a span's own id; parentSpanId does not match; links
  *                                          also carry one, and the benchmarked server spans have
  *                                          none)
+ *   POST /v1/traces   (OTLP/HTTP protobuf) -> 200 (an empty ExportTraceServiceResponse); counts
+ *                                          the spans by walking the message (resource_spans ->
+ *                                          scope_spans -> spans); a body that is not protobuf
+ *                                          counts in bad
  *   GET  /stats                          -> 200 "requests R spans S bytes B bad X\n"
  *   anything else                        -> 404 (counted in bad)
  *
@@ -79,6 +83,79 @@ static long long count_spans_parsed(const char *p, size_t n)
     }
     json_decref(j);
     return c;
+}
+
+static bool rd_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned sh = 0; *i < n && sh <= 63; sh += 7) {
+        uint8_t c = p[(*i)++];
+        *v |= (uint64_t)(c & 0x7F) << sh;
+        if (!(c & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Protobuf: the next field of p[*i..n): its key (number << 3 | wire type), and for a
+ * length-delimited one its bytes' offset and length. false at the end, or when broken (*bad). */
+static bool pb_next(const uint8_t *p, size_t n, size_t *i, uint64_t *key, size_t *off, size_t *len,
+                    bool *bad)
+{
+    uint64_t x;
+    if (*i >= n)
+        return false;
+    if (!rd_varint(p, n, i, key))
+        goto broken;
+    switch (*key & 7) {
+    case 0:
+        if (!rd_varint(p, n, i, &x))
+            goto broken;
+        return true;
+    case 1:
+    case 5: {
+        size_t w = (*key & 7) == 1 ? 8 : 4;
+        if (n - *i < w)
+            goto broken;
+        *i += w;
+        return true;
+    }
+    case 2:
+        if (!rd_varint(p, n, i, &x) || x > n - *i)
+            goto broken;
+        *off = *i;
+        *len = (size_t)x;
+        *i += (size_t)x;
+        return true;
+    default: break;
+    }
+broken:
+    *bad = true;
+    return false;
+}
+
+/* Spans in an ExportTraceServiceRequest, or -1 when the body is not one. */
+static long long count_spans_protobuf(const uint8_t *p, size_t n)
+{
+    long long c = 0;
+    bool bad = false;
+    uint64_t f;
+    size_t i = 0, off, len;
+    while (pb_next(p, n, &i, &f, &off, &len, &bad)) {
+        if (f != (1u << 3 | 2)) /* resource_spans */
+            continue;
+        const uint8_t *rs = p + off;
+        size_t rn = len, j = 0, off2, len2;
+        while (pb_next(rs, rn, &j, &f, &off2, &len2, &bad)) {
+            if (f != (2u << 3 | 2)) /* scope_spans */
+                continue;
+            const uint8_t *ss = rs + off2;
+            size_t k = 0, off3, len3;
+            while (pb_next(ss, len2, &k, &f, &off3, &len3, &bad))
+                c += f == (2u << 3 | 2); /* spans */
+        }
+    }
+    return bad ? -1 : c;
 }
 
 static enum MHD_Result answer(struct MHD_Connection *mc, unsigned status, const char *type,
@@ -156,9 +233,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         atomic_fetch_add(&n_bad, 1);
         return answer(mc, 413, "text/plain", "too large\n");
     }
+    if (ct && strncasecmp(ct, "application/x-protobuf", 22) == 0) {
+        long long c = count_spans_protobuf((const uint8_t *)u->data, u->data ? u->len : 0);
+        if (c < 0) {
+            atomic_fetch_add(&n_bad, 1);
+            return answer(mc, 400, "text/plain", "not an ExportTraceServiceRequest\n");
+        }
+        atomic_fetch_add(&n_requests, 1);
+        atomic_fetch_add(&n_spans, (uint64_t)c);
+        atomic_fetch_add(&n_bytes, u->len);
+        return answer(mc, 200, "application/x-protobuf", "");
+    }
     if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
         atomic_fetch_add(&n_bad, 1);
-        return answer(mc, 415, "text/plain", "OTLP/HTTP JSON only\n");
+        return answer(mc, 415, "text/plain", "OTLP/HTTP JSON or protobuf only\n");
     }
     uint64_t spans = count_span_ids(u->data ? u->data : "", u->len);
     bool expect = false;

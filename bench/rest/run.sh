@@ -66,6 +66,8 @@
 #               traceparent, so 100%) and exported as OTLP/HTTP JSON to bench_otlp_sink
 #               (otlpsink.c: a collector stand-in that answers 200 {} and counts the spans; it
 #               runs on the same 2 CPUs as the server and wrk), metrics on (the default);
+#               OTEL_EXPORTER_OTLP_PROTOCOL=BENCH_OTLP_PROTOCOL (http/protobuf, the runtime's
+#               default; http/json for the JSON encoding: about 0.1x lower here);
 #               OTEL_BSP_* are the SDK's defaults unless set by the caller (passed through)
 #   unobserved  OTEL_SDK_DISABLED=true and TB_METRICS=off: nothing recorded
 #   metrics     OTEL_SDK_DISABLED=true, metrics on: splits the two costs
@@ -95,7 +97,7 @@
 # and BENCH_THREADS (2) for wrk and bench_openloop, BENCH_OL_RUNS (7), BENCH_OL_SECONDS (2),
 # BENCH_OL_FRACTION (0.4) and BENCH_OL_RATE (unset) for the fixed-rate latency runs,
 # BENCH_POLICIES (1), BENCH_RATE_LIMIT (1000000/1s), BENCH_CLIENT_THREADS (16),
-# BENCH_OBSERVE (1) the tracing and metrics rows, BENCH_SPAN_LOSS (0.03),
+# BENCH_OBSERVE (1) the tracing and metrics rows, BENCH_SPAN_LOSS (0.03), BENCH_OTLP_PROTOCOL,
 # BENCH_BASE (1): 0 leaves out bare, ours, fastify, rest-get and the fixed-rate runs (to run the
 # BENCH_OBSERVE rows alone; needs BENCH_POLICIES=0),
 # BENCH_ENFORCE=1 fails when a goal is missed.
@@ -159,6 +161,7 @@ RATE_LIMIT=${BENCH_RATE_LIMIT:-1000000/1s}
 CLIENT_THREADS=${BENCH_CLIENT_THREADS:-16}
 int_at_least BENCH_CLIENT_THREADS "$CLIENT_THREADS" 1
 OBSERVE=${BENCH_OBSERVE:-1}
+OTLP_PROTOCOL=${BENCH_OTLP_PROTOCOL:-http/protobuf}
 BASE=${BENCH_BASE:-1}
 SPAN_LOSS=${BENCH_SPAN_LOSS:-0.03}
 for knob in POLICIES:"$POLICIES" OBSERVE:"$OBSERVE" BASE:"$BASE"; do
@@ -348,7 +351,7 @@ start_server() {
     rs256 | es256) cmd=("$OURS") vars+=(TB_JWT_JWKS_FILE="$KEYS/jwks.json") ;;
     noauth) cmd=("$NOAUTH") ;;
     ratelimit) cmd=("$NOAUTH") vars+=(TB_RATE_LIMIT="$RATE_LIMIT") ;;
-    observed) cmd=("$OURS") vars+=(TB_JWT_SECRET="$JWT_SECRET"
+    observed) cmd=("$OURS") vars+=(TB_JWT_SECRET="$JWT_SECRET" OTEL_EXPORTER_OTLP_PROTOCOL="$OTLP_PROTOCOL"
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="$SINK_URL/v1/traces" OTEL_TRACES_SAMPLER=parentbased_always_on) ;;
     unobserved) cmd=("$OURS") vars+=(TB_JWT_SECRET="$JWT_SECRET" OTEL_SDK_DISABLED=true TB_METRICS=off) ;;
     metrics) cmd=("$OURS") vars+=(TB_JWT_SECRET="$JWT_SECRET" OTEL_SDK_DISABLED=true) ;;

@@ -1,13 +1,14 @@
 /*
- * tablium: the OTLP/HTTP JSON span exporter (trace.h, "the export pipeline").
+ * tablium: the OTLP/HTTP span exporter (trace.h, "the export pipeline"): http/protobuf (the
+ * default, as the OpenTelemetry spec says) or http/json (OTEL_EXPORTER_OTLP_PROTOCOL).
  *
  * tb_span_end hands a sampled span to tb__otlp_enqueue, which puts the pointer into a bounded
  * lock-free ring and returns: the span's thread never waits for the exporter or for I/O, and a
  * span that finds the ring full is dropped and counted. One background thread,
  * started at the first span, takes batches out (OTEL_BSP_MAX_EXPORT_BATCH_SIZE when that many
  * wait, else whatever waits after OTEL_BSP_SCHEDULE_DELAY, at once on tb_trace_flush), writes
- * them as OTLP JSON with tb_buf and POSTs them with a curl handle of its own (not tb_client,
- * which makes spans itself), then frees them.
+ * them as OTLP protobuf or JSON with tb_buf and POSTs them with a curl handle of its own (not
+ * tb_client, which makes spans itself), then frees them.
  *
  * Retries: connection errors, timeouts, 429, 502, 503 and 504, with exponential backoff and
  * jitter or the server's Retry-After, within the export timeout and at most TB__TRIES tries;
@@ -15,6 +16,8 @@
  * partialSuccess.rejectedSpans counts those as dropped.
  */
 #include "internal.h"
+
+#include "../json/tb_utf8.h"
 
 #include "tablium/buf.h"
 #include "tablium/client.h"
@@ -55,7 +58,8 @@ typedef struct kv {
 } kv;
 
 static struct {
-    bool enabled; /* an endpoint, OTEL_TRACES_EXPORTER otlp, OTEL_SDK_DISABLED not true */
+    bool enabled;  /* an endpoint, OTEL_TRACES_EXPORTER otlp, OTEL_SDK_DISABLED not true */
+    bool protobuf; /* OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf (the default) or http/json */
     char *url;
     struct curl_slist *headers;
     long timeout_ms; /* one batch, all its tries; 0 = no limit */
@@ -287,10 +291,11 @@ static void warn_if_unsupported(void)
     const char *name;
     const char *p =
         env_sig("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &name);
-    if (p && strcasecmp(p, "http/json") != 0)
+    cfg.protobuf = !(p && strcasecmp(p, "http/json") == 0);
+    if (p && strcasecmp(p, "http/json") != 0 && strcasecmp(p, "http/protobuf") != 0)
         tb_log_warn(NULL,
-                    "%s=%s: tablium exports OTLP as http/json only (a collector's "
-                    "OTLP/HTTP receiver takes it on the same port as http/protobuf)",
+                    "%s=%s: tablium exports OTLP over HTTP only (http/protobuf or http/json): "
+                    "using http/protobuf",
                     name, p);
     const char *c =
         env_sig("OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", &name);
@@ -951,13 +956,404 @@ static void put_head(tb_buf *b)
             "\",\"version\":\"" TB__SDK_VERSION "\"},\"spans\":[");
 }
 
+/* ---- OTLP/HTTP protobuf (OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf) ----
+ *
+ * The same ExportTraceServiceRequest in the binary encoding of opentelemetry-proto: ids as raw
+ * bytes, times as fixed64, default values left out. About a third of the JSON's size and cheaper
+ * to write (no hex, no decimal strings, no escaping). A nested message is written in place and
+ * its length put in front of it afterwards (a memmove of the message, small but for the batch,
+ * whose two lengths go in a gap left before the first span). Strings are UTF-8 as proto3 wants:
+ * a byte that starts no valid sequence becomes U+FFFD, as in the JSON. */
+
+enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
+
+static size_t pb_varint_to(uint8_t *o, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        o[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    o[n++] = (uint8_t)v;
+    return n;
+}
+
+static void pb_varint(tb_buf *b, uint64_t v)
+{
+    if (tb_buf_reserve(b, 10))
+        return;
+    b->len += pb_varint_to((uint8_t *)b->data + b->len, v);
+}
+
+static void pb_tag(tb_buf *b, unsigned field, unsigned wt)
+{
+    pb_varint(b, (uint64_t)field << 3 | wt);
+}
+
+static void pb_bytes(tb_buf *b, unsigned field, const void *p, size_t n)
+{
+    pb_tag(b, field, PB_LEN);
+    pb_varint(b, n);
+    tb_buf_append(b, p, n);
+}
+
+/* A string field, also when empty (a KeyValue's value must say it is a string). */
+static void pb_str(tb_buf *b, unsigned field, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t i = 0;
+    while (i < n && p[i] < 0x80)
+        i++;
+    if (i == n) {
+        pb_bytes(b, field, s, n);
+        return;
+    }
+    pb_tag(b, field, PB_LEN);
+    size_t body = b->len;
+    for (const unsigned char *c = p; c < end;) {
+        size_t k = tb__utf8_seq(c, end);
+        if (k) {
+            tb_buf_append(b, c, k);
+            c += k;
+        } else {
+            tb_buf_append(b, "\xEF\xBF\xBD", 3);
+            c++;
+        }
+    }
+    if (b->oom)
+        return;
+    /* the length goes between the tag and the text */
+    size_t len = b->len - body;
+    uint8_t hdr[10];
+    size_t h = pb_varint_to(hdr, len);
+    if (tb_buf_reserve(b, h))
+        return;
+    memmove(b->data + body + h, b->data + body, len);
+    memcpy(b->data + body, hdr, h);
+    b->len += h;
+}
+
+/* Ends the nested message written since `start` as field `field`: its tag and length go in
+ * front of it. */
+static void pb_close(tb_buf *b, size_t start, unsigned field)
+{
+    if (b->oom)
+        return;
+    size_t len = b->len - start;
+    uint8_t hdr[20];
+    size_t h = pb_varint_to(hdr, (uint64_t)field << 3 | PB_LEN);
+    h += pb_varint_to(hdr + h, len);
+    if (tb_buf_reserve(b, h))
+        return;
+    memmove(b->data + start + h, b->data + start, len);
+    memcpy(b->data + start, hdr, h);
+    b->len += h;
+}
+
+static void pb_kv_str(tb_buf *b, unsigned field, const char *key, const char *val)
+{
+    size_t pair = b->len;
+    pb_str(b, 1, key);
+    size_t any = b->len;
+    pb_str(b, 1, val); /* AnyValue.string_value */
+    pb_close(b, any, 2);
+    pb_close(b, pair, field);
+}
+
+/* One Span message, as field 2 of ScopeSpans. The hot part of the export, so written with a
+ * plain pointer into room reserved once for the span's largest possible encoding (every
+ * string as if each byte became U+FFFD), and each nested message's length put in one byte
+ * first and moved over in the rare case it needs more. */
+
+static inline uint8_t *w_varint(uint8_t *o, uint64_t v)
+{
+    while (v >= 0x80) {
+        *o++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (uint8_t)v;
+    return o;
+}
+
+static inline uint8_t *w_key(uint8_t *o, unsigned field, unsigned wt)
+{
+    return w_varint(o, (uint64_t)field << 3 | wt);
+}
+
+static inline uint8_t *w_bytes(uint8_t *o, unsigned field, const void *p, size_t n)
+{
+    o = w_varint(w_key(o, field, PB_LEN), n);
+    memcpy(o, p, n);
+    return o + n;
+}
+
+static inline uint8_t *w_fixed(uint8_t *o, unsigned field, uint64_t v, unsigned bytes)
+{
+    o = w_key(o, field, bytes == 8 ? PB_I64 : PB_I32);
+    for (unsigned i = 0; i < bytes; i++)
+        *o++ = (uint8_t)(v >> (8 * i));
+    return o;
+}
+
+/* A string field of n bytes: as is when valid UTF-8, else each bad byte as U+FFFD. */
+static uint8_t *w_str(uint8_t *o, unsigned field, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t i = 0;
+    while (i < n && p[i] < 0x80)
+        i++;
+    if (i == n)
+        return w_bytes(o, field, s, n);
+    size_t clean = i;
+    for (const unsigned char *c = p + i; c < end;) {
+        size_t k = tb__utf8_seq(c, end);
+        clean += k ? k : 3;
+        c += k ? k : 1;
+    }
+    o = w_varint(w_key(o, field, PB_LEN), clean);
+    memcpy(o, p, i);
+    o += i;
+    for (const unsigned char *c = p + i; c < end;) {
+        size_t k = tb__utf8_seq(c, end);
+        if (k) {
+            memcpy(o, c, k);
+            o += k;
+            c += k;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            c++;
+        }
+    }
+    return o;
+}
+
+/* A nested message: its key and a one-byte length slot; returns where its body starts. */
+static inline uint8_t *w_open(uint8_t *o, unsigned field)
+{
+    return w_key(o, field, PB_LEN) + 1;
+}
+
+/* Ends the message whose body started at body and ends at o; returns the new end. */
+static inline uint8_t *w_close(uint8_t *body, uint8_t *o)
+{
+    size_t len = (size_t)(o - body);
+    if (len < 0x80) {
+        body[-1] = (uint8_t)len;
+        return o;
+    }
+    uint8_t hdr[10];
+    size_t k = pb_varint_to(hdr, len);
+    memmove(body + k - 1, body, len);
+    memcpy(body - 1, hdr, k);
+    return o + k - 1;
+}
+
+static uint8_t *w_kv_str(uint8_t *o, unsigned field, const char *key, const char *val,
+                         size_t val_len)
+{
+    uint8_t *pair = w_open(o, field);
+    o = w_str(pair, 1, key, strlen(key));
+    uint8_t *any = w_open(o, 2);
+    o = w_str(any, 1, val, val_len);
+    return w_close(pair, w_close(any, o));
+}
+
+/* The largest encoding of n string bytes: 3 bytes each (U+FFFD), a key and a length. */
+#define W_STR_MAX(n) (3 * (n) + 16)
+#define W_MSG_MAX 16 /* a nested message's key, length and what its move may add */
+
+static void pb_span(tb_buf *b, const tb_span *s)
+{
+    size_t n_attrs = s->n_attrs < TB_SPAN_MAX_ATTRS ? s->n_attrs : TB_SPAN_MAX_ATTRS;
+    size_t n_events = s->n_events < TB_SPAN_MAX_EVENTS ? s->n_events : TB_SPAN_MAX_EVENTS;
+    size_t n_links = s->n_links < TB_SPAN_MAX_LINKS ? s->n_links : TB_SPAN_MAX_LINKS;
+    size_t name_len = strnlen(s->name, sizeof s->name);
+    size_t ts_len = strnlen(s->tracestate, sizeof s->tracestate);
+    size_t sv_len[TB_SPAN_MAX_ATTRS];
+    size_t max = W_MSG_MAX + 18 + 10 + 10 + W_STR_MAX(ts_len) + W_STR_MAX(name_len) + 11 + 18 + 11 +
+                 W_MSG_MAX + 11 + 6;
+    for (size_t i = 0; i < n_attrs; i++) {
+        const tb_span_attr *a = &s->attrs[i];
+        if (!a->key)
+            continue;
+        sv_len[i] =
+            a->type == TB_ATTR_STRING || a->type > TB_ATTR_BOOL ? (a->v.s ? strlen(a->v.s) : 0) : 0;
+        max += 2 * W_MSG_MAX + W_STR_MAX(strlen(a->key)) + W_STR_MAX(sv_len[i]) + 11;
+    }
+    for (size_t i = 0; i < n_events; i++) {
+        const tb_span_event *e = &s->events[i];
+        max += W_MSG_MAX + 9 + W_STR_MAX(strlen(e->name ? e->name : ""));
+        if (e->type)
+            max += 2 * W_MSG_MAX + W_STR_MAX(sizeof "exception.type") + W_STR_MAX(strlen(e->type));
+        if (e->message)
+            max += 2 * W_MSG_MAX + W_STR_MAX(sizeof "exception.message") +
+                   W_STR_MAX(strlen(e->message));
+    }
+    max += n_links * (W_MSG_MAX + 18 + 10 + 5);
+    size_t status_len = s->status_message ? strlen(s->status_message) : 0;
+    max += W_STR_MAX(status_len);
+    if (tb_buf_reserve(b, max))
+        return;
+
+    uint8_t *o0 = (uint8_t *)b->data + b->len;
+    uint8_t *span = w_open(o0, 2), *o = span;
+    o = w_bytes(o, 1, s->sc.trace_id, 16);
+    o = w_bytes(o, 2, s->sc.span_id, 8);
+    if (ts_len)
+        o = w_str(o, 3, s->tracestate, ts_len);
+    if (s->has_parent)
+        o = w_bytes(o, 4, s->parent_span_id, 8);
+    o = w_str(o, 5, s->name, name_len);
+    int kind = s->kind >= TB_SPAN_INTERNAL && s->kind <= TB_SPAN_CONSUMER ? (int)s->kind : 0;
+    if (kind)
+        o = w_varint(w_key(o, 6, PB_VARINT), (uint64_t)kind);
+    o = w_fixed(o, 7, s->start_unix_nano, 8);
+    o = w_fixed(o, 8, s->end_unix_nano, 8);
+    for (size_t i = 0; i < n_attrs; i++) {
+        const tb_span_attr *a = &s->attrs[i];
+        if (!a->key)
+            continue;
+        uint8_t *pair = w_open(o, 9);
+        o = w_str(pair, 1, a->key, strlen(a->key));
+        uint8_t *any = w_open(o, 2);
+        switch (a->type) { /* AnyValue: a oneof, so set even when 0 / false */
+        case TB_ATTR_INT:
+            /* int64: two's complement, 10 bytes when negative */
+            o = w_varint(w_key(any, 3, PB_VARINT), (uint64_t)a->v.i);
+            break;
+        case TB_ATTR_DOUBLE: {
+            uint64_t bits;
+            memcpy(&bits, &a->v.d, sizeof bits);
+            o = w_fixed(any, 4, bits, 8);
+            break;
+        }
+        case TB_ATTR_BOOL: o = w_varint(w_key(any, 2, PB_VARINT), a->v.b ? 1 : 0); break;
+        case TB_ATTR_STRING:
+        default: o = w_str(any, 1, a->v.s ? a->v.s : "", sv_len[i]); break;
+        }
+        o = w_close(pair, w_close(any, o));
+    }
+    if (s->dropped_attrs)
+        o = w_varint(w_key(o, 10, PB_VARINT), s->dropped_attrs);
+    for (size_t i = 0; i < n_events; i++) {
+        const tb_span_event *e = &s->events[i];
+        uint8_t *ev = w_open(o, 11);
+        o = w_fixed(ev, 1, e->time_unix_nano, 8);
+        o = w_str(o, 2, e->name ? e->name : "", e->name ? strlen(e->name) : 0);
+        if (e->type)
+            o = w_kv_str(o, 3, "exception.type", e->type, strlen(e->type));
+        if (e->message)
+            o = w_kv_str(o, 3, "exception.message", e->message, strlen(e->message));
+        o = w_close(ev, o);
+    }
+    for (size_t i = 0; i < n_links; i++) {
+        uint8_t *ln = w_open(o, 13);
+        o = w_bytes(ln, 1, s->links[i].trace_id, 16);
+        o = w_bytes(o, 2, s->links[i].span_id, 8);
+        o = w_fixed(o, 6, s->links[i].flags, 4);
+        o = w_close(ln, o);
+    }
+    int code = s->status == TB_STATUS_OK ? 1 : s->status == TB_STATUS_ERROR ? 2 : 0;
+    uint8_t *st = w_open(o, 15);
+    o = st;
+    if (code == 2 && status_len)
+        o = w_str(o, 2, s->status_message, status_len);
+    if (code)
+        o = w_varint(w_key(o, 3, PB_VARINT), (uint64_t)code);
+    o = w_close(st, o);
+    o = w_fixed(o, 16, s->sc.flags, 4);
+    o = w_close(span, o);
+    b->len += (size_t)(o - o0);
+}
+
+/* The Resource (field 1 of ResourceSpans) and the InstrumentationScope (field 1 of ScopeSpans),
+ * made once: what put_head says in JSON. */
+static void pb_head(tb_buf *res, tb_buf *scope)
+{
+    pb_kv_str(res, 1, "service.name", tb__trace_service_name());
+    static const char *const sdk[][2] = {
+        {"telemetry.sdk.name", TB__SDK_NAME},
+        {"telemetry.sdk.language", "c"},
+        {"telemetry.sdk.version", TB__SDK_VERSION},
+    };
+    for (size_t i = 0; i < sizeof sdk / sizeof sdk[0]; i++) {
+        bool overridden = false;
+        for (size_t j = 0; j < cfg.n_res && !overridden; j++)
+            overridden = strcmp(cfg.res[j].key, sdk[i][0]) == 0;
+        if (!overridden)
+            pb_kv_str(res, 1, sdk[i][0], sdk[i][1]);
+    }
+    for (size_t j = 0; j < cfg.n_res; j++)
+        if (strcmp(cfg.res[j].key, "service.name") != 0)
+            pb_kv_str(res, 1, cfg.res[j].key, cfg.res[j].val);
+    pb_close(res, 0, 1);
+    pb_str(scope, 1, TB__SDK_NAME);
+    pb_str(scope, 2, TB__SDK_VERSION);
+    pb_close(scope, 0, 1);
+}
+
+/* A field of a protobuf message in p[0..n): a varint's value or a length-delimited field's
+ * bytes (the first such field of that number). false when absent or the message is broken. */
+static bool pb_find(const uint8_t *p, size_t n, unsigned field, uint64_t *v, const uint8_t **data,
+                    size_t *len)
+{
+    const uint8_t *end = p + n;
+    while (p < end) {
+        uint64_t key = 0, x = 0;
+        for (unsigned sh = 0;; sh += 7) {
+            if (p >= end || sh > 63)
+                return false;
+            key |= (uint64_t)(*p & 0x7F) << sh;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        unsigned wt = (unsigned)(key & 7);
+        if (wt == PB_I64 || wt == PB_I32) {
+            size_t k = wt == PB_I64 ? 8 : 4;
+            if ((size_t)(end - p) < k)
+                return false;
+            p += k;
+            continue;
+        }
+        if (wt != PB_VARINT && wt != PB_LEN)
+            return false;
+        for (unsigned sh = 0;; sh += 7) {
+            if (p >= end || sh > 63)
+                return false;
+            x |= (uint64_t)(*p & 0x7F) << sh;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        if (wt == PB_LEN && x > (uint64_t)(end - p))
+            return false;
+        if ((key >> 3) == field) {
+            if (wt == PB_VARINT && v)
+                *v = x;
+            if (wt == PB_LEN && data) {
+                *data = p;
+                *len = (size_t)x;
+            }
+            return true;
+        }
+        if (wt == PB_LEN)
+            p += x;
+    }
+    return false;
+}
+
 /* ---- the exporter thread ---- */
 
 typedef struct exporter {
     CURL *curl;
-    tb_buf head;         /* put_head's text, made once */
-    tb_buf body;         /* the request */
-    tb_buf resp;         /* the response body, up to TB__RESPONSE_MAX */
+    tb_buf head;                     /* put_head's text, made once */
+    tb_buf body;                     /* the request */
+    tb_buf resp;                     /* the response body, up to TB__RESPONSE_MAX */
+    tb_buf pb_res, pb_scope, pb_pre; /* protobuf: the Resource and the scope, made once; the
+                                        lengths and both, in front of a batch's spans */
+    const char *send;                /* what is POSTed: in body, from the request's start */
+    size_t send_len;
     long retry_after_ms; /* -1: none in the last response */
     char errbuf[CURL_ERROR_SIZE];
     uint64_t rng;
@@ -1073,8 +1469,8 @@ static long post(exporter *x, struct curl_slist *headers, long timeout_ms, CURLc
     x->retry_after_ms = -1;
     x->errbuf[0] = '\0';
     curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, x->body.data);
-    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
+    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, x->send);
+    curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->send_len);
     curl_easy_setopt(x->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     *cc = curl_easy_perform(x->curl);
     atomic_fetch_add_explicit(&n_requests, 1, memory_order_relaxed);
@@ -1107,20 +1503,36 @@ static uint64_t rng_next(exporter *x)
     return x->rng;
 }
 
-/* What a 2xx says: partialSuccess.rejectedSpans (an int64, a string in JSON) are dropped. */
+/* What a 2xx says: partialSuccess.rejectedSpans (an int64, a string in JSON) are dropped. The
+ * answer is in the request's encoding (a collector may still answer JSON "{}" to protobuf). */
 static void on_success(exporter *x, size_t n)
 {
     uint64_t rejected = 0;
     const char *msg = NULL;
-    json_t *j = x->resp.len ? json_loadb(x->resp.data, x->resp.len, 0, NULL) : NULL;
-    json_t *ps = j ? json_object_get(j, "partialSuccess") : NULL;
-    if (ps) {
-        json_t *r = json_object_get(ps, "rejectedSpans");
-        if (json_is_string(r))
-            rejected = strtoull(json_string_value(r), NULL, 10);
-        else if (json_is_integer(r) && json_integer_value(r) > 0)
-            rejected = (uint64_t)json_integer_value(r);
-        msg = json_string_value(json_object_get(ps, "errorMessage"));
+    char pb_msg[256];
+    json_t *j = NULL;
+    if (cfg.protobuf && x->resp.len && x->resp.data[0] != '{') {
+        const uint8_t *ps, *m;
+        size_t ps_len, m_len;
+        if (pb_find((const uint8_t *)x->resp.data, x->resp.len, 1, NULL, &ps, &ps_len)) {
+            pb_find(ps, ps_len, 1, &rejected, NULL, NULL);
+            if (pb_find(ps, ps_len, 2, NULL, &m, &m_len)) {
+                snprintf(pb_msg, sizeof pb_msg, "%.*s", (int)(m_len < 255 ? m_len : 255),
+                         (const char *)m);
+                msg = pb_msg;
+            }
+        }
+    } else {
+        j = x->resp.len ? json_loadb(x->resp.data, x->resp.len, 0, NULL) : NULL;
+        json_t *ps = j ? json_object_get(j, "partialSuccess") : NULL;
+        if (ps) {
+            json_t *r = json_object_get(ps, "rejectedSpans");
+            if (json_is_string(r))
+                rejected = strtoull(json_string_value(r), NULL, 10);
+            else if (json_is_integer(r) && json_integer_value(r) > 0)
+                rejected = (uint64_t)json_integer_value(r);
+            msg = json_string_value(json_object_get(ps, "errorMessage"));
+        }
     }
     if (rejected > n)
         rejected = n;
@@ -1133,7 +1545,8 @@ static void on_success(exporter *x, size_t n)
     json_decref(j);
 }
 
-static void export_batch(exporter *x, tb_span **spans, size_t n)
+/* The request for n spans in x->body, x->send / x->send_len set. */
+static void make_json(exporter *x, tb_span **spans, size_t n)
 {
     if (!x->head.len)
         put_head(&x->head);
@@ -1145,16 +1558,66 @@ static void export_batch(exporter *x, tb_span **spans, size_t n)
         put_span(&x->body, spans[i]);
     }
     PUTL(&x->body, "]}]}]}");
-    if (x->body.oom || x->head.oom || (!x->curl && !(x->curl = make_curl(x)))) {
+    x->send = x->body.data;
+    x->send_len = x->body.len;
+}
+
+/* ExportTraceServiceRequest { resource_spans = 1: ResourceSpans { resource = 1, scope_spans = 2:
+ * ScopeSpans { scope = 1, spans = 2... } } }: the spans go after a gap that then takes the rest. */
+static void make_protobuf(exporter *x, tb_span **spans, size_t n)
+{
+    if (!x->pb_res.len)
+        pb_head(&x->pb_res, &x->pb_scope);
+    size_t gap = x->pb_res.len + x->pb_scope.len + 2 * 11;
+    tb_buf_reset(&x->body);
+    if (tb_buf_reserve(&x->body, gap))
+        return;
+    x->body.len = gap;
+    for (size_t i = 0; i < n; i++)
+        pb_span(&x->body, spans[i]);
+    uint64_t ss_len = x->pb_scope.len + (x->body.len - gap);
+    uint8_t ss_hdr[11];
+    size_t ss_h = pb_varint_to(ss_hdr, 2 << 3 | PB_LEN);
+    ss_h += pb_varint_to(ss_hdr + ss_h, ss_len);
+    uint64_t rs_len = x->pb_res.len + ss_h + ss_len;
+    tb_buf *pre = &x->pb_pre;
+    tb_buf_reset(pre);
+    pb_tag(pre, 1, PB_LEN);
+    pb_varint(pre, rs_len);
+    tb_buf_append(pre, x->pb_res.data, x->pb_res.len);
+    tb_buf_append(pre, ss_hdr, ss_h);
+    tb_buf_append(pre, x->pb_scope.data, x->pb_scope.len);
+    if (pre->oom || x->body.oom || pre->len > gap)
+        return;
+    memcpy(x->body.data + gap - pre->len, pre->data, pre->len);
+    x->send = x->body.data + gap - pre->len;
+    x->send_len = x->body.len - (gap - pre->len);
+}
+
+static void export_batch(exporter *x, tb_span **spans, size_t n)
+{
+    x->send = NULL;
+    if (cfg.protobuf)
+        make_protobuf(x, spans, n);
+    else
+        make_json(x, spans, n);
+    if (!x->send || x->body.oom || x->head.oom || x->pb_pre.oom || x->pb_res.oom ||
+        x->pb_scope.oom || (!x->curl && !(x->curl = make_curl(x)))) {
         atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
         warn_limited(W_OOM, "trace export: %zu spans dropped (%s)", n,
                      x->curl ? "no memory for the request" : "no curl handle");
         if (x->head.oom)
             tb_buf_reset(&x->head);
+        if (x->pb_res.oom || x->pb_scope.oom) {
+            tb_buf_reset(&x->pb_res);
+            tb_buf_reset(&x->pb_scope);
+        }
         return;
     }
     /* Content-Type, no "Expect: 100-continue" (a wasted round trip), then the user's. */
-    struct curl_slist ct[2] = {{(char *)"Content-Type: application/json", &ct[1]},
+    struct curl_slist ct[2] = {{cfg.protobuf ? (char *)"Content-Type: application/x-protobuf"
+                                             : (char *)"Content-Type: application/json",
+                                &ct[1]},
                                {(char *)"Expect:", cfg.headers}};
 
     uint64_t t0 = mono_ns();
@@ -1182,9 +1645,21 @@ static void export_batch(exporter *x, tb_span **spans, size_t n)
         bool retry =
             status == 0 || status == 429 || status == 502 || status == 503 || status == 504;
         if (!retry) {
+            size_t rl = x->resp.len;
             tb_buf_putc(&x->resp, '\0');
+            const char *why = x->resp.len ? x->resp.data : "";
+            char pb_msg[256];
+            const uint8_t *m;
+            size_t m_len;
+            /* a protobuf answer is a google.rpc.Status: its message is field 2 */
+            if (cfg.protobuf && rl && x->resp.data[0] != '{' &&
+                pb_find((const uint8_t *)x->resp.data, rl, 2, NULL, &m, &m_len)) {
+                snprintf(pb_msg, sizeof pb_msg, "%.*s", (int)(m_len < 255 ? m_len : 255),
+                         (const char *)m);
+                why = pb_msg;
+            }
             warn_limited(W_REJECTED, "trace export: %s answered %ld, %zu spans dropped: %.200s",
-                         cfg.url, status, n, x->resp.len ? x->resp.data : "");
+                         cfg.url, status, n, why);
             atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
             return;
         }
@@ -1215,7 +1690,13 @@ static void export_batch(exporter *x, tb_span **spans, size_t n)
 
 static void *exporter_main(void *arg)
 {
-    exporter x = {.head = TB_BUF_INIT, .body = TB_BUF_INIT, .resp = TB_BUF_INIT, .batch = arg};
+    exporter x = {.head = TB_BUF_INIT,
+                  .body = TB_BUF_INIT,
+                  .resp = TB_BUF_INIT,
+                  .pb_res = TB_BUF_INIT,
+                  .pb_scope = TB_BUF_INIT,
+                  .pb_pre = TB_BUF_INIT,
+                  .batch = arg};
     pthread_setname_np(pthread_self(), "tb-otlp");
     x.rng = mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     uint64_t delay = (uint64_t)cfg.delay_ms * 1000000u;
@@ -1280,6 +1761,9 @@ out:
     tb_buf_deinit(&x.head);
     tb_buf_deinit(&x.body);
     tb_buf_deinit(&x.resp);
+    tb_buf_deinit(&x.pb_res);
+    tb_buf_deinit(&x.pb_scope);
+    tb_buf_deinit(&x.pb_pre);
     free(x.batch);
     return NULL;
 }

@@ -1,10 +1,14 @@
 /*
- * The OTLP/HTTP JSON exporter (runtime/trace/otlp.c) against an independent receiver:
+ * The OTLP/HTTP exporter (runtime/trace/otlp.c) against an independent receiver:
  * tests/trace/otlp-decoder/receiver.js decodes each request with the protobufjs code that
  * @opentelemetry/otlp-transformer generated from the official opentelemetry-proto, strictly
  * (unknown fields, mistyped values and bad ids are errors), and records what it understood.
  * Spans are made with the public API (tb_span_start_with ... tb_span_end), exported by the real
  * exporter thread, and every assertion is on what the receiver decoded or on tb_trace_stats.
+ *
+ * `otlp_test [PROTOCOL]`: every test with PROTOCOL, http/protobuf (the default: no
+ * OTEL_EXPORTER_OTLP_PROTOCOL set) or http/json (OTEL_EXPORTER_OTLP_PROTOCOL=http/json); ctest
+ * runs both.
  *
  * Each test runs in its own forked process (the exporter reads its OTEL_* configuration once
  * per process), against the one receiver main() starts. Figures (enqueue times, exporter CPU)
@@ -34,6 +38,8 @@
 #endif
 
 static int recv_port;
+static const char *protocol = "http/protobuf"; /* argv[1] */
+static bool protobuf;
 static char decoder_name[160];
 static char figures_path[64];
 
@@ -215,6 +221,8 @@ static void setup_env(void)
     snprintf(url, sizeof url, "http://127.0.0.1:%d", recv_port);
     setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
     setenv("OTEL_BSP_SCHEDULE_DELAY", "60000", 1); /* exports on full batches and flushes only */
+    if (!protobuf) /* http/protobuf is the default: the protobuf run sets nothing */
+        setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
     control("{\"reset\":true}");
 }
 
@@ -293,6 +301,7 @@ START_TEST(exported_spans_decode_with_ids_kinds_attributes_status_events_links)
     tb_span_set_bool(srv, "cache.hit", true);
     tb_span_set_bool(srv, "cache.stale", false);
     tb_span_set_str(srv, "quoted", "a\"b\\c\nd\te \xc3\xa9 \xf0\x9f\x98\x80 \x01");
+    tb_span_set_str(srv, "not.utf8", "bad \xff\xc3( end"); /* each bad byte: U+FFFD */
     tb_span_set_status(srv, TB_STATUS_ERROR, "upstream said \"no\"");
     tb_span_record_error(srv, "TimeoutError", "wallet took 2s");
     tb_span_context linked = {.flags = TB_TRACE_FLAG_SAMPLED | TB_TRACE_FLAG_RANDOM};
@@ -330,7 +339,8 @@ START_TEST(exported_spans_decode_with_ids_kinds_attributes_status_events_links)
 
     /* the request */
     json_t *req = json_array_get(json_object_get(r, "requests"), 0);
-    ck_assert_str_eq(jstr(req, "contentType"), "application/json");
+    ck_assert_str_eq(jstr(req, "contentType"),
+                     protobuf ? "application/x-protobuf" : "application/json");
     ck_assert_msg(strncmp(jstr(req, "userAgent"), "tablium-otlp/", 13) == 0, "%s",
                   jstr(req, "userAgent"));
     json_t *hdrs = json_object_get(req, "headers");
@@ -367,6 +377,7 @@ START_TEST(exported_spans_decode_with_ids_kinds_attributes_status_events_links)
     ck_assert(json_is_false(json_object_get(attr(at, "cache.stale"), "boolValue")));
     ck_assert_str_eq(attr_str(at, "quoted", "stringValue"),
                      "a\"b\\c\nd\te \xc3\xa9 \xf0\x9f\x98\x80 \x01");
+    ck_assert_str_eq(attr_str(at, "not.utf8", "stringValue"), "bad \xef\xbf\xbd\xef\xbf\xbd( end");
     json_t *st = json_object_get(s, "status");
     ck_assert_int_eq(json_integer_value(json_object_get(st, "code")), 2);
     ck_assert_str_eq(jstr(st, "message"), "upstream said \"no\"");
@@ -547,9 +558,9 @@ START_TEST(exporter_cpu_per_span_with_server_spans)
     size_t i;
     json_array_foreach(json_object_get(r, "requests"), i, q) bytes +=
         json_integer_value(json_object_get(q, "bytes"));
-    printf("otlp cost: %d server spans in %zu requests, %.0f bytes of JSON a span, exporter "
+    printf("otlp cost (%s): %d server spans in %zu requests, %.0f bytes a span, exporter "
            "thread CPU %.0f ns a span (%.0f ns in the first round)\n",
-           ROUNDS * PER, json_array_size(json_object_get(r, "requests")),
+           protocol, ROUNDS * PER, json_array_size(json_object_get(r, "requests")),
            (double)bytes / (ROUNDS * PER), (cpu - cpu0) / ((ROUNDS - 1) * PER), cpu0 / PER);
     if (cpu > 0 && cpu0 > 0)
         figure("cpu_per_span", (cpu - cpu0) / ((ROUNDS - 1) * PER));
@@ -847,6 +858,29 @@ START_TEST(the_traces_endpoint_is_used_as_is_and_wins)
 }
 END_TEST
 
+/* The traces variable wins over the generic one; a protocol tablium does not speak (grpc) is
+ * warned about and http/protobuf used. */
+START_TEST(the_traces_protocol_wins_and_grpc_falls_back_to_http_protobuf)
+{
+    setup_env();
+    if (protobuf) {
+        setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+        setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", 1);
+    } else {
+        setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+        setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/JSON", 1);
+    }
+    end_root("protocol", NULL);
+    ck_assert_int_eq(tb_trace_flush(15000), 0);
+    json_t *r = received();
+    ck_assert_int_eq(n_spans(r), 1);
+    ck_assert_str_eq(jstr(json_array_get(json_object_get(r, "requests"), 0), "contentType"),
+                     protobuf ? "application/x-protobuf" : "application/json");
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
 START_TEST(a_base_endpoint_with_a_slash_gets_v1_traces_once)
 {
     setup_env();
@@ -985,8 +1019,17 @@ static FILE *start_receiver(void)
     return recv_port > 0 ? p : NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) {
+        protocol = argv[1];
+        if (strcmp(protocol, "http/protobuf") == 0) {
+            protobuf = true;
+        } else if (strcmp(protocol, "http/json") != 0) {
+            fprintf(stderr, "usage: otlp_test [http/json|http/protobuf]\n");
+            return 2;
+        }
+    }
     if (ensure_node_modules() != 0) {
         fprintf(stderr, "otlp_test: npm ci --prefix " OTLP_DECODER_DIR " failed\n");
         return 1;
@@ -1020,6 +1063,7 @@ int main(void)
     tcase_add_test(tc, a_hanging_collector_fills_the_queue_then_drops_exactly_the_overflow);
     tcase_add_test(tc, shutdown_with_a_hanging_collector_returns_and_counts_the_loss);
     tcase_add_test(tc, the_traces_endpoint_is_used_as_is_and_wins);
+    tcase_add_test(tc, the_traces_protocol_wins_and_grpc_falls_back_to_http_protobuf);
     tcase_add_test(tc, a_base_endpoint_with_a_slash_gets_v1_traces_once);
     tcase_add_test(tc, service_name_falls_back_to_resource_attributes_then_the_default);
     tcase_add_test(tc, service_name_is_the_default_service_when_the_environment_names_none);
@@ -1054,11 +1098,11 @@ int main(void)
     if (system(cmd) != 0)
         fprintf(stderr, "otlp_test: the receiver did not take quit\n");
     pclose(recv);
-    printf("otlp-export: %.0f spans decoded by %s (%.0f decode errors), %.0f dropped when the "
+    printf("otlp-export: %s: %.0f spans decoded by %s (%.0f decode errors), %.0f dropped when the "
            "collector was down, %.0f ns exporter CPU per span (server spans, batches of 512); "
            "max tb_span_end %.0f ns with the collector down, %.0f ns with it hanging and the "
            "queue full (the first span, which starts the exporter thread: %.0f ns)\n",
-           total_spans, decoder_name, total_errors, figure_get("down_dropped"),
+           protocol, total_spans, decoder_name, total_errors, figure_get("down_dropped"),
            figure_get("cpu_per_span"), figure_get("down_max_end_ns"), figure_get("hang_max_end_ns"),
            figure_get("first_end_ns"));
     unlink(figures_path);

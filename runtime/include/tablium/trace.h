@@ -28,8 +28,10 @@
  *   OTEL_BSP_MAX_EXPORT_BATCH_SIZE     spans per request (default 512)
  *   OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY   TLS to the
  *                                      collector (PEM files)
- *   OTEL_EXPORTER_OTLP_PROTOCOL        only http/json is spoken (another value: a warning);
- *                                      OTEL_EXPORTER_OTLP_COMPRESSION: none (gzip: a warning)
+ *   OTEL_EXPORTER_OTLP_PROTOCOL        http/protobuf (default, as the OTel spec says) or
+ *                                      http/json (/ _TRACES_PROTOCOL; grpc: a warning, then
+ *                                      http/protobuf); OTEL_EXPORTER_OTLP_COMPRESSION: none
+ *                                      (gzip: a warning)
  * With no endpoint set at all nothing is exported (spans still get ids and reach the logs).
  */
 #ifndef TABLIUM_TRACE_H

@@ -6,7 +6,14 @@
  *
  *   node receiver.js        listens on 127.0.0.1 (a free port) and prints {"port": N}
  *
- * POST /v1/traces  an ExportTraceServiceRequest in OTLP JSON. Decoding follows the OTLP spec's
+ * POST /v1/traces  an ExportTraceServiceRequest in OTLP JSON (application/json) or protobuf
+ *                  (application/x-protobuf). Protobuf is decoded by the generated decode and
+ *                  verify, and must be the canonical encoding of what it decodes to: encoding
+ *                  the decoded message again gives the same bytes (so an unknown field, a field
+ *                  out of order, a non-minimal varint or invalid UTF-8 in a string is an error);
+ *                  ids must have their length and not be all zero. The answer is in the
+ *                  request's encoding (an ExportTraceServiceResponse, or a google.rpc.Status for
+ *                  errors), as OTLP/HTTP says. JSON: decoding follows the OTLP spec's
  *                  JSON mapping: traceId/spanId/parentSpanId are hex (checked: lowercase, 16 and
  *                  8 bytes, not all zero), enums integers, int64 decimal strings, lowerCamelCase
  *                  keys. The object then goes through the generated fromObject and verify, is
@@ -36,6 +43,7 @@ const pkg = require(path.join(__dirname, 'node_modules/@opentelemetry/otlp-trans
 const pb = require('protobufjs/minimal');
 
 const ExportTraceServiceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+const ExportTraceServiceResponse = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse;
 const DECODER = `${pkg.name}@${pkg.version} (protobufjs ${require('protobufjs/package.json').version})`;
 
 if (!pb.util.Long) {
@@ -152,6 +160,48 @@ function decode(text) {
   return hexIds(ExportTraceServiceRequest.toObject(back, { longs: String, bytes: String, arrays: true }));
 }
 
+/* Protobuf ids (base64 after toObject) must have their length and not be all zero. */
+function checkIds(v, where) {
+  if (Array.isArray(v)) return v.forEach((e, i) => checkIds(e, `${where}[${i}]`));
+  if (v === null || typeof v !== 'object') return;
+  for (const [k, e] of Object.entries(v)) {
+    if (k in ID_BYTES && typeof e === 'string') {
+      const b = Buffer.from(e, 'base64');
+      if (k === 'parentSpanId' && b.length === 0) continue;
+      if (b.length !== ID_BYTES[k]) fail(`${where}.${k}: ${b.length} bytes, not ${ID_BYTES[k]}`);
+      if (b.every((x) => x === 0)) fail(`${where}.${k}: all zero (an invalid id)`);
+    } else {
+      checkIds(e, `${where}.${k}`);
+    }
+  }
+}
+
+/* The decoded ExportTraceServiceRequest from protobuf bytes (plain object, ids hex). */
+function decodeProtobuf(buf) {
+  let msg;
+  try {
+    msg = ExportTraceServiceRequest.decode(buf);
+  } catch (e) {
+    fail(`protobuf decode: ${e.message}`);
+  }
+  const bad = ExportTraceServiceRequest.verify(msg);
+  if (bad) fail(`verify: ${bad}`);
+  const again = Buffer.from(ExportTraceServiceRequest.encode(msg).finish());
+  if (!again.equals(buf)) {
+    let i = 0;
+    while (i < buf.length && i < again.length && buf[i] === again[i]) i++;
+    fail(`protobuf: not the canonical encoding of what it decodes to (an unknown field, a field out of order, a non-minimal varint or invalid UTF-8): ${buf.length} bytes, ${again.length} when encoded again, first difference at byte ${i}`);
+  }
+  const obj = ExportTraceServiceRequest.toObject(msg, { longs: String, bytes: String, arrays: true });
+  checkIds(obj, '$');
+  return hexIds(obj);
+}
+
+/* google.rpc.Status { code = 1, message = 2 } */
+function rpcStatus(code, message) {
+  return Buffer.from(pb.Writer.create().uint32(8).int32(code).uint32(18).string(message).finish());
+}
+
 const state = { requests: [], spans: [], errors: [], held: [], plan: [], dflt: { ok: true } };
 /* across resets: what this receiver decoded in all (for the test's summary) */
 const totals = { requests: 0, spans: 0, errors: 0 };
@@ -171,17 +221,25 @@ function answer(res, req, idx, decoded, action) {
     state.held.push({ res, req, idx, decoded });
     return;
   }
+  const proto = state.requests[idx].protobuf;
   if (action.status && (action.status < 200 || action.status >= 300)) {
-    const headers = { 'Content-Type': 'application/json' };
+    const headers = { 'Content-Type': proto ? 'application/x-protobuf' : 'application/json' };
     if (action.retryAfter !== undefined) headers['Retry-After'] = String(action.retryAfter);
     record(req, idx, decoded, action.status);
     res.writeHead(action.status, headers);
-    res.end(JSON.stringify({ code: 14, message: `test receiver answers ${action.status}` }));
+    const message = `test receiver answers ${action.status}`;
+    res.end(proto ? rpcStatus(14, message) : JSON.stringify({ code: 14, message }));
     return;
   }
   record(req, idx, decoded, 200);
-  res.writeHead(200, { 'Content-Type': 'application/json' });
-  res.end(JSON.stringify(action.partial ? { partialSuccess: action.partial } : {}));
+  const body = action.partial ? { partialSuccess: action.partial } : {};
+  if (proto) {
+    res.writeHead(200, { 'Content-Type': 'application/x-protobuf' });
+    res.end(Buffer.from(ExportTraceServiceResponse.encode(ExportTraceServiceResponse.fromObject(body)).finish()));
+  } else {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
 }
 
 function readBody(req) {
@@ -206,18 +264,19 @@ const server = http.createServer(async (req, res) => {
     state.requests.push(entry);
     let decoded = null;
     try {
-      if (!/^application\/json\s*(;|$)/i.test(entry.contentType))
-        fail(`Content-Type "${entry.contentType}" is not application/json`);
-      decoded = decode(body.toString('utf8'));
+      entry.protobuf = /^application\/x-protobuf\s*(;|$)/i.test(entry.contentType);
+      if (!entry.protobuf && !/^application\/json\s*(;|$)/i.test(entry.contentType))
+        fail(`Content-Type "${entry.contentType}" is neither application/json nor application/x-protobuf`);
+      decoded = entry.protobuf ? decodeProtobuf(body) : decode(body.toString('utf8'));
       for (const rs of decoded.resourceSpans || [])
         for (const ss of rs.scopeSpans || []) entry.spans += (ss.spans || []).length;
     } catch (e) {
       if (!(e instanceof DecodeError)) throw e;
-      state.errors.push({ req: idx, error: e.message, body: body.toString('utf8').slice(0, 2000) });
+      state.errors.push({ req: idx, error: e.message, body: entry.protobuf ? body.toString('base64').slice(0, 2000) : body.toString('utf8').slice(0, 2000) });
       totals.errors++;
       entry.status = 400;
-      res.writeHead(400, { 'Content-Type': 'application/json' });
-      res.end(JSON.stringify({ code: 3, message: e.message }));
+      res.writeHead(400, { 'Content-Type': entry.protobuf ? 'application/x-protobuf' : 'application/json' });
+      res.end(entry.protobuf ? rpcStatus(3, e.message) : JSON.stringify({ code: 3, message: e.message }));
       return;
     }
     totals.requests++;
