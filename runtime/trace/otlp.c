@@ -925,12 +925,13 @@ static void put_span(tb_buf *b, const tb_span *s)
     PUTL(b, "}}");
 }
 
-/* Everything before the first span: the resource and the scope. Made at the first export, so
- * the service's default name (set before its first span) is in. */
-static void put_head(tb_buf *b)
+/* The resource's attributes, in order: service.name, the SDK's own (unless OTEL_RESOURCE_ATTRIBUTES
+ * sets them) and OTEL_RESOURCE_ATTRIBUTES's (but service.name, which OTEL_SERVICE_NAME or the
+ * attribute itself already gave). The one list both encodings write. */
+typedef void (*attr_fn)(void *ud, const char *key, const char *val);
+static void resource_attrs(attr_fn fn, void *ud)
 {
-    PUTL(b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
-    put_kv_str(b, "service.name", tb__trace_service_name());
+    fn(ud, "service.name", tb__trace_service_name());
     static const char *const sdk[][2] = {
         {"telemetry.sdk.name", TB__SDK_NAME},
         /* semconv's list of languages has no C; a custom value is what it allows then */
@@ -941,17 +942,28 @@ static void put_head(tb_buf *b)
         bool overridden = false;
         for (size_t j = 0; j < cfg.n_res && !overridden; j++)
             overridden = strcmp(cfg.res[j].key, sdk[i][0]) == 0;
-        if (!overridden) {
-            tb_buf_putc(b, ',');
-            put_kv_str(b, sdk[i][0], sdk[i][1]);
-        }
+        if (!overridden)
+            fn(ud, sdk[i][0], sdk[i][1]);
     }
-    for (size_t j = 0; j < cfg.n_res; j++) {
-        if (strcmp(cfg.res[j].key, "service.name") == 0)
-            continue;
+    for (size_t j = 0; j < cfg.n_res; j++)
+        if (strcmp(cfg.res[j].key, "service.name") != 0)
+            fn(ud, cfg.res[j].key, cfg.res[j].val);
+}
+
+static void json_attr(void *ud, const char *key, const char *val)
+{
+    tb_buf *b = ud;
+    if (b->len && b->data[b->len - 1] != '[')
         tb_buf_putc(b, ',');
-        put_kv_str(b, cfg.res[j].key, cfg.res[j].val);
-    }
+    put_kv_str(b, key, val);
+}
+
+/* Everything before the first span: the resource and the scope. Made at the first export, so
+ * the service's default name (set before its first span) is in. */
+static void put_head(tb_buf *b)
+{
+    PUTL(b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    resource_attrs(json_attr, b);
     PUTL(b, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"" TB__SDK_NAME
             "\",\"version\":\"" TB__SDK_VERSION "\"},\"spans\":[");
 }
@@ -960,9 +972,9 @@ static void put_head(tb_buf *b)
  *
  * The same ExportTraceServiceRequest in the binary encoding of opentelemetry-proto: ids as raw
  * bytes, times as fixed64, default values left out. About a third of the JSON's size and cheaper
- * to write (no hex, no decimal strings, no escaping). A nested message is written in place and
- * its length put in front of it afterwards (a memmove of the message, small but for the batch,
- * whose two lengths go in a gap left before the first span). Strings are UTF-8 as proto3 wants:
+ * to write (no hex, no decimal strings, no escaping). A nested message is written in place
+ * behind a one-byte length slot, moved over only when its length needs more; the batch's two
+ * outer lengths and the resource go in a gap left before the first span. Strings are UTF-8 as proto3 wants:
  * a byte that starts no valid sequence becomes U+FFFD, as in the JSON. */
 
 enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
@@ -976,89 +988,6 @@ static size_t pb_varint_to(uint8_t *o, uint64_t v)
     }
     o[n++] = (uint8_t)v;
     return n;
-}
-
-static void pb_varint(tb_buf *b, uint64_t v)
-{
-    if (tb_buf_reserve(b, 10))
-        return;
-    b->len += pb_varint_to((uint8_t *)b->data + b->len, v);
-}
-
-static void pb_tag(tb_buf *b, unsigned field, unsigned wt)
-{
-    pb_varint(b, (uint64_t)field << 3 | wt);
-}
-
-static void pb_bytes(tb_buf *b, unsigned field, const void *p, size_t n)
-{
-    pb_tag(b, field, PB_LEN);
-    pb_varint(b, n);
-    tb_buf_append(b, p, n);
-}
-
-/* A string field, also when empty (a KeyValue's value must say it is a string). */
-static void pb_str(tb_buf *b, unsigned field, const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    size_t i = 0;
-    while (i < n && p[i] < 0x80)
-        i++;
-    if (i == n) {
-        pb_bytes(b, field, s, n);
-        return;
-    }
-    pb_tag(b, field, PB_LEN);
-    size_t body = b->len;
-    for (const unsigned char *c = p; c < end;) {
-        size_t k = tb__utf8_seq(c, end);
-        if (k) {
-            tb_buf_append(b, c, k);
-            c += k;
-        } else {
-            tb_buf_append(b, "\xEF\xBF\xBD", 3);
-            c++;
-        }
-    }
-    if (b->oom)
-        return;
-    /* the length goes between the tag and the text */
-    size_t len = b->len - body;
-    uint8_t hdr[10];
-    size_t h = pb_varint_to(hdr, len);
-    if (tb_buf_reserve(b, h))
-        return;
-    memmove(b->data + body + h, b->data + body, len);
-    memcpy(b->data + body, hdr, h);
-    b->len += h;
-}
-
-/* Ends the nested message written since `start` as field `field`: its tag and length go in
- * front of it. */
-static void pb_close(tb_buf *b, size_t start, unsigned field)
-{
-    if (b->oom)
-        return;
-    size_t len = b->len - start;
-    uint8_t hdr[20];
-    size_t h = pb_varint_to(hdr, (uint64_t)field << 3 | PB_LEN);
-    h += pb_varint_to(hdr + h, len);
-    if (tb_buf_reserve(b, h))
-        return;
-    memmove(b->data + start + h, b->data + start, len);
-    memcpy(b->data + start, hdr, h);
-    b->len += h;
-}
-
-static void pb_kv_str(tb_buf *b, unsigned field, const char *key, const char *val)
-{
-    size_t pair = b->len;
-    pb_str(b, 1, key);
-    size_t any = b->len;
-    pb_str(b, 1, val); /* AnyValue.string_value */
-    pb_close(b, any, 2);
-    pb_close(b, pair, field);
 }
 
 /* One Span message, as field 2 of ScopeSpans. The hot part of the export, so written with a
@@ -1171,7 +1100,7 @@ static void pb_span(tb_buf *b, const tb_span *s)
     size_t n_links = s->n_links < TB_SPAN_MAX_LINKS ? s->n_links : TB_SPAN_MAX_LINKS;
     size_t name_len = strnlen(s->name, sizeof s->name);
     size_t ts_len = strnlen(s->tracestate, sizeof s->tracestate);
-    size_t sv_len[TB_SPAN_MAX_ATTRS];
+    size_t key_len[TB_SPAN_MAX_ATTRS], sv_len[TB_SPAN_MAX_ATTRS];
     size_t max = W_MSG_MAX + 18 + 10 + 10 + W_STR_MAX(ts_len) + W_STR_MAX(name_len) + 11 + 18 + 11 +
                  W_MSG_MAX + 11 + 6;
     for (size_t i = 0; i < n_attrs; i++) {
@@ -1180,7 +1109,8 @@ static void pb_span(tb_buf *b, const tb_span *s)
             continue;
         sv_len[i] =
             a->type == TB_ATTR_STRING || a->type > TB_ATTR_BOOL ? (a->v.s ? strlen(a->v.s) : 0) : 0;
-        max += 2 * W_MSG_MAX + W_STR_MAX(strlen(a->key)) + W_STR_MAX(sv_len[i]) + 11;
+        key_len[i] = strlen(a->key);
+        max += 2 * W_MSG_MAX + W_STR_MAX(key_len[i]) + W_STR_MAX(sv_len[i]) + 11;
     }
     for (size_t i = 0; i < n_events; i++) {
         const tb_span_event *e = &s->events[i];
@@ -1216,7 +1146,7 @@ static void pb_span(tb_buf *b, const tb_span *s)
         if (!a->key)
             continue;
         uint8_t *pair = w_open(o, 9);
-        o = w_str(pair, 1, a->key, strlen(a->key));
+        o = w_str(pair, 1, a->key, key_len[i]);
         uint8_t *any = w_open(o, 2);
         switch (a->type) { /* AnyValue: a oneof, so set even when 0 / false */
         case TB_ATTR_INT:
@@ -1270,28 +1200,32 @@ static void pb_span(tb_buf *b, const tb_span *s)
 
 /* The Resource (field 1 of ResourceSpans) and the InstrumentationScope (field 1 of ScopeSpans),
  * made once: what put_head says in JSON. */
+static void attr_bound(void *ud, const char *key, const char *val)
+{
+    *(size_t *)ud += 2 * W_MSG_MAX + W_STR_MAX(strlen(key)) + W_STR_MAX(strlen(val));
+}
+
+static void pb_attr(void *ud, const char *key, const char *val)
+{
+    uint8_t **o = ud;
+    *o = w_kv_str(*o, 1, key, val, strlen(val));
+}
+
 static void pb_head(tb_buf *res, tb_buf *scope)
 {
-    pb_kv_str(res, 1, "service.name", tb__trace_service_name());
-    static const char *const sdk[][2] = {
-        {"telemetry.sdk.name", TB__SDK_NAME},
-        {"telemetry.sdk.language", "c"},
-        {"telemetry.sdk.version", TB__SDK_VERSION},
-    };
-    for (size_t i = 0; i < sizeof sdk / sizeof sdk[0]; i++) {
-        bool overridden = false;
-        for (size_t j = 0; j < cfg.n_res && !overridden; j++)
-            overridden = strcmp(cfg.res[j].key, sdk[i][0]) == 0;
-        if (!overridden)
-            pb_kv_str(res, 1, sdk[i][0], sdk[i][1]);
-    }
-    for (size_t j = 0; j < cfg.n_res; j++)
-        if (strcmp(cfg.res[j].key, "service.name") != 0)
-            pb_kv_str(res, 1, cfg.res[j].key, cfg.res[j].val);
-    pb_close(res, 0, 1);
-    pb_str(scope, 1, TB__SDK_NAME);
-    pb_str(scope, 2, TB__SDK_VERSION);
-    pb_close(scope, 0, 1);
+    size_t max = W_MSG_MAX;
+    resource_attrs(attr_bound, &max);
+    if (tb_buf_reserve(res, max) ||
+        tb_buf_reserve(scope, W_MSG_MAX + W_STR_MAX(sizeof TB__SDK_NAME TB__SDK_VERSION)))
+        return;
+    uint8_t *o0 = (uint8_t *)res->data, *body = w_open(o0, 1), *o = body;
+    resource_attrs(pb_attr, &o);
+    res->len = (size_t)(w_close(body, o) - o0);
+    o0 = (uint8_t *)scope->data;
+    body = w_open(o0, 1);
+    o = w_str(body, 1, TB__SDK_NAME, strlen(TB__SDK_NAME));
+    o = w_str(o, 2, TB__SDK_VERSION, strlen(TB__SDK_VERSION));
+    scope->len = (size_t)(w_close(body, o) - o0);
 }
 
 /* A field of a protobuf message in p[0..n): a varint's value or a length-delimited field's
@@ -1350,8 +1284,7 @@ typedef struct exporter {
     tb_buf head;                     /* put_head's text, made once */
     tb_buf body;                     /* the request */
     tb_buf resp;                     /* the response body, up to TB__RESPONSE_MAX */
-    tb_buf pb_res, pb_scope, pb_pre; /* protobuf: the Resource and the scope, made once; the
-                                        lengths and both, in front of a batch's spans */
+    tb_buf pb_res, pb_scope;         /* protobuf: the Resource and the scope, made once */
     const char *send;                /* what is POSTed: in body, from the request's start */
     size_t send_len;
     long retry_after_ms; /* -1: none in the last response */
@@ -1575,23 +1508,24 @@ static void make_protobuf(exporter *x, tb_span **spans, size_t n)
     x->body.len = gap;
     for (size_t i = 0; i < n; i++)
         pb_span(&x->body, spans[i]);
+    if (x->body.oom)
+        return;
     uint64_t ss_len = x->pb_scope.len + (x->body.len - gap);
-    uint8_t ss_hdr[11];
+    uint8_t ss_hdr[11], rs_hdr[11];
     size_t ss_h = pb_varint_to(ss_hdr, 2 << 3 | PB_LEN);
     ss_h += pb_varint_to(ss_hdr + ss_h, ss_len);
     uint64_t rs_len = x->pb_res.len + ss_h + ss_len;
-    tb_buf *pre = &x->pb_pre;
-    tb_buf_reset(pre);
-    pb_tag(pre, 1, PB_LEN);
-    pb_varint(pre, rs_len);
-    tb_buf_append(pre, x->pb_res.data, x->pb_res.len);
-    tb_buf_append(pre, ss_hdr, ss_h);
-    tb_buf_append(pre, x->pb_scope.data, x->pb_scope.len);
-    if (pre->oom || x->body.oom || pre->len > gap)
-        return;
-    memcpy(x->body.data + gap - pre->len, pre->data, pre->len);
-    x->send = x->body.data + gap - pre->len;
-    x->send_len = x->body.len - (gap - pre->len);
+    size_t rs_h = pb_varint_to(rs_hdr, 1 << 3 | PB_LEN);
+    rs_h += pb_varint_to(rs_hdr + rs_h, rs_len);
+    /* written backwards from the first span: the scope, the ScopeSpans' key and length, the
+     * resource, the ResourceSpans' */
+    char *p = x->body.data + gap;
+    memcpy(p -= x->pb_scope.len, x->pb_scope.data, x->pb_scope.len);
+    memcpy(p -= ss_h, ss_hdr, ss_h);
+    memcpy(p -= x->pb_res.len, x->pb_res.data, x->pb_res.len);
+    memcpy(p -= rs_h, rs_hdr, rs_h);
+    x->send = p;
+    x->send_len = x->body.len - (size_t)(p - x->body.data);
 }
 
 static void export_batch(exporter *x, tb_span **spans, size_t n)
@@ -1601,7 +1535,7 @@ static void export_batch(exporter *x, tb_span **spans, size_t n)
         make_protobuf(x, spans, n);
     else
         make_json(x, spans, n);
-    if (!x->send || x->body.oom || x->head.oom || x->pb_pre.oom || x->pb_res.oom ||
+    if (!x->send || x->body.oom || x->head.oom || x->pb_res.oom ||
         x->pb_scope.oom || (!x->curl && !(x->curl = make_curl(x)))) {
         atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
         warn_limited(W_OOM, "trace export: %zu spans dropped (%s)", n,
@@ -1695,7 +1629,6 @@ static void *exporter_main(void *arg)
                   .resp = TB_BUF_INIT,
                   .pb_res = TB_BUF_INIT,
                   .pb_scope = TB_BUF_INIT,
-                  .pb_pre = TB_BUF_INIT,
                   .batch = arg};
     pthread_setname_np(pthread_self(), "tb-otlp");
     x.rng = mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
@@ -1763,7 +1696,6 @@ out:
     tb_buf_deinit(&x.resp);
     tb_buf_deinit(&x.pb_res);
     tb_buf_deinit(&x.pb_scope);
-    tb_buf_deinit(&x.pb_pre);
     free(x.batch);
     return NULL;
 }

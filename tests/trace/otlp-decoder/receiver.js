@@ -59,27 +59,24 @@ function fail(msg) {
   throw new DecodeError(msg);
 }
 
-/* OTLP JSON's hex ids become bytes (what the generated fromObject takes for a bytes field). */
-function idsToBytes(v, where) {
-  if (Array.isArray(v)) return v.map((e, i) => idsToBytes(e, `${where}[${i}]`));
-  if (v === null || typeof v !== 'object') return v;
+/* A copy of v with every id field (a string under traceId, spanId or parentSpanId) replaced by
+ * onId(key, value, where) and every other leaf by onLeaf(leaf). */
+function mapIds(v, where, onId, onLeaf = (x) => x) {
+  if (Array.isArray(v)) return v.map((e, i) => mapIds(e, `${where}[${i}]`, onId, onLeaf));
+  if (v === null || typeof v !== 'object') return onLeaf(v);
   const o = {};
-  for (const [k, e] of Object.entries(v)) {
-    if (k in ID_BYTES && typeof e === 'string') {
-      const n = ID_BYTES[k];
-      if (k === 'parentSpanId' && e === '') {
-        o[k] = Buffer.alloc(0);
-        continue;
-      }
-      if (!new RegExp(`^[0-9a-f]{${2 * n}}$`).test(e))
-        fail(`${where}.${k}: "${e}" is not ${2 * n} lowercase hex digits`);
-      if (/^0+$/.test(e)) fail(`${where}.${k}: all zero (an invalid id)`);
-      o[k] = Buffer.from(e, 'hex');
-    } else {
-      o[k] = idsToBytes(e, `${where}.${k}`);
-    }
-  }
+  for (const [k, e] of Object.entries(v))
+    o[k] = k in ID_BYTES && typeof e === 'string' ? onId(k, e, `${where}.${k}`) : mapIds(e, `${where}.${k}`, onId, onLeaf);
   return o;
+}
+
+/* OTLP JSON's hex ids become bytes (what the generated fromObject takes for a bytes field). */
+function hexToBytes(k, e, where) {
+  const n = ID_BYTES[k];
+  if (k === 'parentSpanId' && e === '') return Buffer.alloc(0);
+  if (!new RegExp(`^[0-9a-f]{${2 * n}}$`).test(e)) fail(`${where}: "${e}" is not ${2 * n} lowercase hex digits`);
+  if (/^0+$/.test(e)) fail(`${where}: all zero (an invalid id)`);
+  return Buffer.from(e, 'hex');
 }
 
 const SPECIAL_DOUBLES = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
@@ -124,16 +121,11 @@ function sameAsDecoded(inp, out, where, key) {
   if (inp !== out) fail(`${where}: ${JSON.stringify(inp)} decodes as ${JSON.stringify(out)}`);
 }
 
-/* For the record: ids back to hex, NaN and the infinities as proto3 JSON writes them. */
-function hexIds(v) {
-  if (Array.isArray(v)) return v.map(hexIds);
-  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
-  if (v === null || typeof v !== 'object') return v;
-  const o = {};
-  for (const [k, e] of Object.entries(v))
-    o[k] = k in ID_BYTES && typeof e === 'string' ? Buffer.from(e, 'base64').toString('hex') : hexIds(e);
-  return o;
-}
+/* For the record: ids (base64 after toObject) back to hex, NaN and the infinities as proto3 JSON
+ * writes them. */
+const b64ToHex = (k, e) => Buffer.from(e, 'base64').toString('hex');
+const nonFinite = (x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x);
+const hexIds = (v) => mapIds(v, '$', b64ToHex, nonFinite);
 
 /* The decoded ExportTraceServiceRequest (plain object, ids hex), or a DecodeError. */
 function decode(text) {
@@ -144,7 +136,7 @@ function decode(text) {
     fail(`not JSON: ${e.message}`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('not a JSON object');
-  const obj = idsToBytes(json, '$');
+  const obj = mapIds(json, '$', hexToBytes);
   let msg;
   try {
     msg = ExportTraceServiceRequest.fromObject(obj);
@@ -160,20 +152,14 @@ function decode(text) {
   return hexIds(ExportTraceServiceRequest.toObject(back, { longs: String, bytes: String, arrays: true }));
 }
 
-/* Protobuf ids (base64 after toObject) must have their length and not be all zero. */
-function checkIds(v, where) {
-  if (Array.isArray(v)) return v.forEach((e, i) => checkIds(e, `${where}[${i}]`));
-  if (v === null || typeof v !== 'object') return;
-  for (const [k, e] of Object.entries(v)) {
-    if (k in ID_BYTES && typeof e === 'string') {
-      const b = Buffer.from(e, 'base64');
-      if (k === 'parentSpanId' && b.length === 0) continue;
-      if (b.length !== ID_BYTES[k]) fail(`${where}.${k}: ${b.length} bytes, not ${ID_BYTES[k]}`);
-      if (b.every((x) => x === 0)) fail(`${where}.${k}: all zero (an invalid id)`);
-    } else {
-      checkIds(e, `${where}.${k}`);
-    }
-  }
+/* Protobuf ids (base64 after toObject) must have their length and not be all zero; they come
+ * back as hex. */
+function checkedHex(k, e, where) {
+  const b = Buffer.from(e, 'base64');
+  if (k === 'parentSpanId' && b.length === 0) return '';
+  if (b.length !== ID_BYTES[k]) fail(`${where}: ${b.length} bytes, not ${ID_BYTES[k]}`);
+  if (b.every((x) => x === 0)) fail(`${where}: all zero (an invalid id)`);
+  return b.toString('hex');
 }
 
 /* The decoded ExportTraceServiceRequest from protobuf bytes (plain object, ids hex). */
@@ -193,8 +179,7 @@ function decodeProtobuf(buf) {
     fail(`protobuf: not the canonical encoding of what it decodes to (an unknown field, a field out of order, a non-minimal varint or invalid UTF-8): ${buf.length} bytes, ${again.length} when encoded again, first difference at byte ${i}`);
   }
   const obj = ExportTraceServiceRequest.toObject(msg, { longs: String, bytes: String, arrays: true });
-  checkIds(obj, '$');
-  return hexIds(obj);
+  return mapIds(obj, '$', checkedHex, nonFinite);
 }
 
 /* google.rpc.Status { code = 1, message = 2 } */
