@@ -63,11 +63,11 @@
 # the same rounds (BENCH_OBSERVE=0 leaves them out); all three are bench_rest_ours with the HS256
 # token:
 #   observed    every request traced (OTEL_TRACES_SAMPLER=parentbased_always_on: wrk sends no
-#               traceparent, so 100%) and exported as OTLP/HTTP JSON to bench_otlp_sink
+#               traceparent, so 100%) and exported over OTLP/HTTP to bench_otlp_sink
 #               (otlpsink.c: a collector stand-in that answers 200 {} and counts the spans; it
 #               runs on the same 2 CPUs as the server and wrk), metrics on (the default);
 #               OTEL_EXPORTER_OTLP_PROTOCOL=BENCH_OTLP_PROTOCOL (http/protobuf, the runtime's
-#               default; http/json for the JSON encoding: about 0.1x lower here);
+#               default; http/json for the JSON encoding);
 #               OTEL_BSP_* are the SDK's defaults unless set by the caller (passed through)
 #   unobserved  OTEL_SDK_DISABLED=true and TB_METRICS=off: nothing recorded
 #   metrics     OTEL_SDK_DISABLED=true, metrics on: splits the two costs
@@ -82,6 +82,9 @@
 # divided by the spans the sink received meanwhile is the exporter's cost per span; the sink's
 # own is reported alongside.
 #   bench rest-post-observed: OBS req/s vs rest-post-unobserved UNOBS req/s = RATIOx (goal 0.95x)
+#   bench rest-post-observed-paired: the median over the rounds of observed / unobserved in the
+#     same round (report only: one fast or slow phase of this VM moves a best-of by 10-20%,
+#     the rows of one round run a few seconds apart)
 #   bench rest-post-metrics: MET req/s vs rest-post-unobserved UNOBS req/s = RATIOx (report only)
 #   bench rest-post-tracing: OBS req/s vs rest-post-metrics MET req/s = RATIOx (report only)
 #   (each with its -cpu line)
@@ -911,6 +914,18 @@ policy_line() {
     "report only: CPU per $per, lower is better"
 }
 
+# paired_line NAME ROUTE A B: the median over the rounds of A's req/s / B's in the same round
+paired_line() {
+  awk -v r="$2" -v a="$3" -v b="$4" '$1 == r && $2 == a { x[$3] = $4 } $1 == r && $2 == b { y[$3] = $4 }
+    END { n = 0; for (k in x) if ((k in y) && y[k] > 0) v[++n] = x[k] / y[k]
+      if (!n) exit
+      for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+      m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      s = ""; for (i = 1; i <= n; i++) s = s sprintf("%s%.2f", i > 1 ? " " : "", v[i])
+      printf "bench %s: %.2f ratio vs same-round %s 1.00 ratio = %.2fx (goal report only: the median of %d" \
+        " rounds%s %s / %s req/s: %s)\n", name, m, b, m, n, "'"'"'", a, b, s }' name="$1" "$RESULTS"
+}
+
 # obs_summary: the span accounting and the exporter's cost, over all observed runs
 obs_summary() {
   local req got dropped lost ens espans kns o m
@@ -961,6 +976,7 @@ if [ ${#VARIANTS[@]} -gt 0 ] || [ ${#CLIENT_MODES[@]} -gt 0 ]; then
   if [[ " ${VARIANTS[*]} " == *" unobserved "* ]]; then
     policy_line rest-post-observed rest-post observed rest-post-unobserved rest-post unobserved \
       req/s "${GOAL_OBSERVED}x"
+    paired_line rest-post-observed-paired rest-post observed unobserved
     policy_line rest-post-metrics rest-post metrics rest-post-unobserved rest-post unobserved \
       req/s "report only: metrics alone"
     policy_line rest-post-tracing rest-post observed rest-post-metrics rest-post metrics \

@@ -10,11 +10,10 @@
  *  counts read one after another. */
 void tb__trace_counts(uint64_t *started, uint64_t *sampled);
 
-/** Hands an ended, sampled span to the exporter (otlp.c). true: the exporter owns it now and
- *  frees it with tb__span_free after export; false: not taken (the queue is full, export is off
- *  or shut down; the drop is already counted when it is full), the caller frees it. Never
- *  blocks. */
-bool tb__otlp_enqueue(tb_span *s);
+/** Hands an ended, sampled span to the exporter (otlp.c): encoded at once, so the caller frees
+ *  the span either way. true: queued; false: not (the queue is full or no memory, both counted
+ *  as dropped, or export is off or shut down). Never blocks. */
+bool tb__otlp_enqueue(const tb_span *s);
 
 /** True when spans are exported (an endpoint is configured, the exporter is otlp, the SDK is
  *  not disabled). Without it spans are not recorded, only propagated (otlp.c). */

@@ -478,8 +478,8 @@ void tb_span_end(tb_span *s)
     s->end_unix_nano = tb_unix_nano();
     span_cache *c = my_cache();
     count(c, c ? &c->sampled : NULL, &gone_sampled);
-    if (!tb__otlp_enqueue(s))
-        tb__span_free(s);
+    tb__otlp_enqueue(s);
+    tb__span_free(s);
 }
 
 /* ---- recording ---- */
@@ -505,10 +505,17 @@ static tb_span_attr *attr_slot(tb_span *s, const char *key)
 void tb_span_set_strn(tb_span *s, const char *key, const char *v, size_t n)
 {
     size_t before = s ? s->n_attrs : 0;
+    if (!v)
+        n = 0;
+    if (n > UINT32_MAX) { /* far beyond any collector's limit: not recorded */
+        if (s && s != &noop_span && s->sampled)
+            s->dropped_attrs++;
+        return;
+    }
     tb_span_attr *a = attr_slot(s, key);
     if (!a)
         return;
-    const char *copy = span_strdup(s, v ? v : "", v ? n : 0);
+    const char *copy = span_strdup(s, v ? v : "", n);
     if (!copy) { /* no room for the value: the attribute keeps its old value or is dropped */
         if (s->n_attrs > before)
             s->n_attrs--;
@@ -516,6 +523,7 @@ void tb_span_set_strn(tb_span *s, const char *key, const char *v, size_t n)
         return;
     }
     a->type = TB_ATTR_STRING;
+    a->len = (uint32_t)n;
     a->v.s = copy;
 }
 

@@ -488,6 +488,62 @@ START_TEST(a_thousand_spans_go_in_requests_of_at_most_the_batch_size)
 }
 END_TEST
 
+/* Spans are encoded where they end into chunks of 64 KB their thread fills one after another;
+ * a span too large for a chunk gets a block of its own. Small spans across several chunks and
+ * two large ones among them all arrive whole. */
+START_TEST(large_spans_and_spans_across_chunks_arrive_whole)
+{
+    setup_env();
+    enum { N = 600, BIG = 100000, MID = 20000 };
+    char *big = malloc(BIG + 1), *mid = malloc(MID + 1);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_nonnull(mid);
+    for (int i = 0; i < BIG; i++)
+        big[i] = (char)('a' + i % 26);
+    big[BIG] = '\0';
+    for (int i = 0; i < MID; i++)
+        mid[i] = (char)('0' + i % 10);
+    mid[MID] = '\0';
+    uint8_t ids[N][8], big_id[8], mid_id[8];
+    for (int i = 0; i < N; i++) {
+        if (i == N / 3 || i == 2 * N / 3) {
+            tb_span *s = tb_span_start_with("large", TB_SPAN_INTERNAL, NULL, NULL);
+            tb_span_set_str(s, "large.value", i == N / 3 ? big : mid);
+            memcpy(i == N / 3 ? big_id : mid_id, s->sc.span_id, 8);
+            tb_span_end(s);
+        }
+        tb_span *s = tb_span_start_with("small", TB_SPAN_INTERNAL, NULL, NULL);
+        tb_span_set_int(s, "small.index", i);
+        tb_span_set_str(s, "small.note", "a few bytes so that a span takes about 150");
+        memcpy(ids[i], s->sc.span_id, 8);
+        tb_span_end(s);
+    }
+    ck_assert_int_eq(tb_trace_flush(30000), 0);
+    json_t *r = received();
+    ck_assert_int_eq(n_spans(r), N + 2);
+    for (int i = 0; i < N; i++) {
+        json_t *sp = json_object_get(span_by_id(r, ids[i]), "span");
+        ck_assert_str_eq(jstr(sp, "name"), "small");
+        json_t *at = json_object_get(sp, "attributes");
+        char want[16];
+        snprintf(want, sizeof want, "%d", i);
+        ck_assert_str_eq(attr_str(at, "small.index", "intValue"), want);
+    }
+    json_t *at = json_object_get(json_object_get(span_by_id(r, big_id), "span"), "attributes");
+    ck_assert_str_eq(attr_str(at, "large.value", "stringValue"), big);
+    at = json_object_get(json_object_get(span_by_id(r, mid_id), "span"), "attributes");
+    ck_assert_str_eq(attr_str(at, "large.value", "stringValue"), mid);
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.spans_exported, N + 2);
+    ck_assert_uint_eq(st.spans_dropped, 0);
+    json_decref(r);
+    free(big);
+    free(mid);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
 START_TEST(the_schedule_delay_exports_without_a_flush)
 {
     setup_env();
@@ -1051,6 +1107,7 @@ int main(int argc, char **argv)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, exported_spans_decode_with_ids_kinds_attributes_status_events_links);
     tcase_add_test(tc, a_thousand_spans_go_in_requests_of_at_most_the_batch_size);
+    tcase_add_test(tc, large_spans_and_spans_across_chunks_arrive_whole);
     tcase_add_test(tc, the_schedule_delay_exports_without_a_flush);
     tcase_add_test(tc, shutdown_delivers_everything_queued_then_takes_no_more);
     tcase_add_test(tc, exporter_cpu_per_span_with_server_spans);

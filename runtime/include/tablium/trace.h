@@ -116,6 +116,7 @@ typedef enum tb_attr_type {
 typedef struct tb_span_attr {
     const char *key;
     tb_attr_type type;
+    uint32_t len; /* a string value's length in bytes (it may hold NULs: tb_span_set_strn) */
     union {
         const char *s;
         int64_t i;
