@@ -4,10 +4,11 @@
  * libmicrohttpd (MHD_add_connection). The same thread cuts connections that libmicrohttpd owns
  * once their deadline passes.
  *
- * Why in front of libmicrohttpd (0.9.75): its timeout is an idle timeout that every byte
- * resets, so a client trickling a header byte a second holds a connection forever; past its
- * connection limit it closes new sockets without a word; a malformed Content-Length gets its
- * status line and headers written twice; a garbage request line is closed silently. Here a
+ * Why in front of libmicrohttpd: its timeout is an idle timeout that every byte resets, so a
+ * client trickling a header byte a second holds a connection forever; past its connection
+ * limit it closes new sockets without a word; its own refusals are short HTML pages, not the
+ * JSON error envelope; a garbage request line is closed silently (0.9.75 also wrote the head of
+ * its answer to a malformed Content-Length twice: scripts/deps.sh brings 1.0.1). Here a
  * head that is not complete in header_timeout_ms is cut, the connection caps answer 503/429
  * with Retry-After, and framing that a proxy could read differently is refused with 400, 501
  * or 505 before any handler runs.

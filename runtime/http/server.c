@@ -705,8 +705,11 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             c = NULL;
         }
         tb_server *s = cls;
+        /* Each answer is read before the next call: libmicrohttpd 1.0 returns some of them in
+         * one scratch union per connection, which the next call overwrites. */
         const union MHD_ConnectionInfo *fi =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int fd = fi ? fi->connect_fd : -1;
         const union MHD_ConnectionInfo *ai =
             MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const struct sockaddr *sa = ai ? ai->client_addr : NULL;
@@ -715,7 +718,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
             c->mhd = mc;
             tb_buf init = TB_BUF_INIT;
             c->body = c->out = c->scratch = init;
-            tb__door_track(s->door, &c->door, fi ? fi->connect_fd : -1, sa);
+            tb__door_track(s->door, &c->door, fd, sa);
             if (s->tls_ca) {
                 /* Before the handshake, which runs on the first read: a client certificate
                  * is required and verified against tls_client_ca_file, so a client without

@@ -310,9 +310,9 @@ static bool check_json(int status, const char *body, size_t n, const uint8_t *re
 static bool check_reply(const uint8_t *req, size_t req_n, const reply *r)
 {
     const char *p = r->p, *end = r->p + r->n;
-    /* libmicrohttpd 0.9.75 writes its own error head for a later pipelined request into the
+    /* libmicrohttpd 0.9.75 wrote its own error head for a later pipelined request into the
      * stream (twice, or over the previous response's body, its status line lost): a broken
-     * reply holding that head is the known dup-head defect, not a new one */
+     * reply holding such a head is reported as dup-head (gone with 1.0.1, scripts/deps.sh) */
     bool mhd_head = memfind(r->p, r->n, "GMT\r\nConnection: close\r\nContent-Length: ") != NULL;
 #define NOT_HTTP(what)                                                                         \
     do {                                                                                       \

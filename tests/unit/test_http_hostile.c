@@ -296,7 +296,9 @@ START_TEST(ambiguous_or_broken_framing_is_refused_with_one_answer_and_closed)
 END_TEST
 
 /* The first head of a connection is checked before libmicrohttpd reads it; later ones on a
- * kept-alive connection are checked on their way to the route. */
+ * kept-alive connection are checked on their way to the route, or by libmicrohttpd 1.0 itself:
+ * it refuses a transfer coding other than chunked with 400 and close before any route (RFC
+ * 9112 says SHOULD 501, which the door answers for a connection's first head). */
 START_TEST(framing_is_checked_on_later_requests_of_a_kept_alive_connection)
 {
     tb_server *s = start_default();
@@ -306,9 +308,16 @@ START_TEST(framing_is_checked_on_later_requests_of_a_kept_alive_connection)
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}",
+        /* libmicrohttpd 0.9.75 wrote its own 400's head twice for these (issue 12); 1.0 answers
+         * once: 400, and 413 for a length past 2^64 - 1 */
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: -1\r\n\r\n{}",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 18446744073709551616\r\n\r\n{}",
     };
-    static const char *const want[] = {"HTTP/1.1 400 ", "HTTP/1.1 400 ", "HTTP/1.1 501 "};
-    for (int i = 0; i < 3; i++) {
+    static const char *const want[] = {"HTTP/1.1 400 ", "HTTP/1.1 400 ", "HTTP/1.1 400 ",
+                                       "HTTP/1.1 400 ", "HTTP/1.1 413 "};
+    for (int i = 0; i < 5; i++) {
         int fd = dial_from(s, 1);
         char req[512];
         int n = snprintf(req, sizeof req, "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n%s", bad[i]);
@@ -318,8 +327,10 @@ START_TEST(framing_is_checked_on_later_requests_of_a_kept_alive_connection)
         read_until_close(fd, buf, sizeof buf, 5000, &closed);
         close(fd);
         ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "%s", buf);
+        /* the first answer whole: its body right after its head, then the second head */
+        ck_assert_msg(strstr(buf, "\r\n\r\n{\"data\":{\"pong\":true}}HTTP/1.1 ") != NULL, "%s", buf);
         const char *second = strstr(buf + 1, "HTTP/1.1 ");
-        ck_assert_msg(second && strncmp(second, want[i], strlen(want[i])) == 0, "%s", buf);
+        ck_assert_msg(second && strncmp(second, want[i], strlen(want[i])) == 0, "case %d: %s", i, buf);
         ck_assert_msg(count_of(buf, "HTTP/1.1 ") == 2, "case %d: %s", i, buf);
         ck_assert_msg(closed, "kept open after %s", second);
         ck_assert_ptr_nonnull(strstr(second, "Connection: close"));
