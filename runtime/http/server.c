@@ -875,9 +875,17 @@ static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
     if (sp->sampled) {
         tb_server *s = c->srv;
         const char *m = req->method >= 0 ? method : "_OTHER";
-        if (op) {
-            char name[128];
-            snprintf(name, sizeof name, "%s %s", m, op->path);
+        if (op) { /* "METHOD /route", cut to the span's name room (no printf: every request) */
+            char name[sizeof sp->name];
+            size_t ml = strlen(m), pl = strlen(op->path);
+            if (ml > sizeof name - 2)
+                ml = sizeof name - 2;
+            if (pl > sizeof name - 2 - ml)
+                pl = sizeof name - 2 - ml;
+            memcpy(name, m, ml);
+            name[ml] = ' ';
+            memcpy(name + ml + 1, op->path, pl);
+            name[ml + 1 + pl] = '\0';
             tb_span_set_name(sp, name);
             tb_span_set_str(sp, "http.route", op->path);
             tb_span_set_str(sp, "tablium.operation_id", op->operation_id);
@@ -906,7 +914,9 @@ static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
             if (!end)
                 end = host + strlen(host);
             tb_span_set_strn(sp, "server.address", h, (size_t)(end - h));
-            long pn = port ? strtol(port, NULL, 10) : 0;
+            long pn = 0; /* digits only, as strtol would read them, without its cost */
+            for (const char *d = port; d && *d >= '0' && *d <= '9' && pn < 65536; d++)
+                pn = pn * 10 + (*d - '0');
             if (pn > 0 && pn < 65536)
                 tb_span_set_int(sp, "server.port", pn);
         }

@@ -736,6 +736,23 @@ static const char *span_service(const json_t *sp)
     return "";
 }
 
+/* Attribute `key` of a received span as text (a string value, or an int64's decimal string),
+ * "" when absent. */
+static const char *span_attr(const json_t *sp, const char *key)
+{
+    const json_t *in = json_object_get(sp, "span") ? json_object_get(sp, "span") : sp;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(in, "attributes"), i, a) {
+        if (strcmp(sstr(a, "key"), key) != 0)
+            continue;
+        const json_t *v = json_object_get(a, "value");
+        const char *s = json_string_value(json_object_get(v, "stringValue"));
+        return s ? s : sstr(v, "intValue");
+    }
+    return "";
+}
+
 /* The span of trace `trace` named `name` (kind k), or NULL. */
 static const json_t *find_span(const json_t *spans, const char *trace, const char *name, int k)
 {
@@ -828,6 +845,15 @@ START_TEST(one_trace_from_a_registration_through_user_to_wallet)
     ck_assert_msg(srv && prod && cons && cli && wsrv,
                   "spans missing: server %p producer %p consumer %p client %p wallet %p", srv,
                   prod, cons, cli, wsrv);
+    /* the server span's HTTP attributes (semantic conventions) */
+    char port[16];
+    snprintf(port, sizeof port, "%d", auth.port);
+    ck_assert_str_eq(span_attr(srv, "http.route"), "/auth/register");
+    ck_assert_str_eq(span_attr(srv, "http.request.method"), "POST");
+    ck_assert_str_eq(span_attr(srv, "http.response.status_code"), "201");
+    ck_assert_str_eq(span_attr(srv, "url.path"), "/auth/register");
+    ck_assert_str_eq(span_attr(srv, "server.address"), "127.0.0.1");
+    ck_assert_str_eq(span_attr(srv, "server.port"), port);
     /* parents: server <- producer <- consumer <- client <- wallet's server */
     ck_assert_str_eq(sstr(prod, "parentSpanId"), sstr(srv, "spanId"));
     ck_assert_str_eq(sstr(cons, "parentSpanId"), sstr(prod, "spanId"));
