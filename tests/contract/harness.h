@@ -58,6 +58,11 @@ void th_kill(th_service *svc);
 bool th_wait_exit(th_service *svc, int timeout_ms, int *status);
 /** Removes the data folder. */
 void th_cleanup(th_service *svc);
+/** A process the test started itself (not through th_start): killed when the test program
+ *  exits, as th_start's are, so a failed assertion leaves it no more than a service; untrack
+ *  it once it is stopped. */
+void th_track(pid_t pid);
+void th_untrack(pid_t pid);
 /** For a fixture's teardown, where Check (CK_FORK=no) ignores a failed assertion: stops svc
  *  (named name in the message); an exit status other than 0 is printed with the log's path,
  *  the folder is kept and th_teardown_failures() counts it; else the folder is removed. */

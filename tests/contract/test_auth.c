@@ -683,6 +683,7 @@ static pid_t start_receiver(int *port)
         execlp("node", "node", "tests/trace/otlp-decoder/receiver.js", (char *)NULL);
         _exit(127);
     }
+    th_track(pid); /* killed at exit if an assertion fails before the test stops it */
     close(fds[1]);
     char buf[128] = "";
     size_t n = 0;
@@ -892,6 +893,7 @@ START_TEST(one_trace_from_a_registration_through_user_to_wallet)
     th_cleanup(&wallet);
     kill(rpid, SIGTERM);
     waitpid(rpid, NULL, 0);
+    th_untrack(rpid);
 }
 END_TEST
 
