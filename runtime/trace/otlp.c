@@ -1029,17 +1029,6 @@ static void put_head(tb_buf *b)
 
 enum { PB_VARINT = 0, PB_I64 = 1, PB_LEN = 2, PB_I32 = 5 };
 
-static size_t pb_varint_to(uint8_t *o, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        o[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    o[n++] = (uint8_t)v;
-    return n;
-}
-
 /* One Span message, as field 2 of ScopeSpans. The hot part of the export, so written with a
  * plain pointer into room reserved once for the span's largest possible encoding (every
  * string as if each byte became U+FFFD), and each nested message's length put in one byte
@@ -1125,7 +1114,7 @@ static inline uint8_t *w_close_slot(uint8_t *body, uint8_t *o, size_t slot)
 {
     size_t len = (size_t)(o - body);
     uint8_t hdr[10];
-    size_t k = pb_varint_to(hdr, len);
+    size_t k = (size_t)(w_varint(hdr, len) - hdr);
     if (k != slot)
         memmove(body + k - slot, body, len);
     memcpy(body - slot, hdr, k);
@@ -1293,19 +1282,30 @@ static void pb_head(tb_buf *res, tb_buf *scope)
 
 /* A field of a protobuf message in p[0..n): a varint's value or a length-delimited field's
  * bytes (the first such field of that number). false when absent or the message is broken. */
+/* Reads a varint at *p (before end) into *v and moves *p past it; false when it is cut short or
+ * longer than ten bytes. */
+static bool pb_varint_read(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned sh = 0;; sh += 7) {
+        if (*p >= end || sh > 63)
+            return false;
+        x |= (uint64_t)(**p & 0x7F) << sh;
+        if (!(*(*p)++ & 0x80))
+            break;
+    }
+    *v = x;
+    return true;
+}
+
 static bool pb_find(const uint8_t *p, size_t n, unsigned field, uint64_t *v, const uint8_t **data,
                     size_t *len)
 {
     const uint8_t *end = p + n;
     while (p < end) {
-        uint64_t key = 0, x = 0;
-        for (unsigned sh = 0;; sh += 7) {
-            if (p >= end || sh > 63)
-                return false;
-            key |= (uint64_t)(*p & 0x7F) << sh;
-            if (!(*p++ & 0x80))
-                break;
-        }
+        uint64_t key, x;
+        if (!pb_varint_read(&p, end, &key))
+            return false;
         unsigned wt = (unsigned)(key & 7);
         if (wt == PB_I64 || wt == PB_I32) {
             size_t k = wt == PB_I64 ? 8 : 4;
@@ -1316,13 +1316,8 @@ static bool pb_find(const uint8_t *p, size_t n, unsigned field, uint64_t *v, con
         }
         if (wt != PB_VARINT && wt != PB_LEN)
             return false;
-        for (unsigned sh = 0;; sh += 7) {
-            if (p >= end || sh > 63)
-                return false;
-            x |= (uint64_t)(*p & 0x7F) << sh;
-            if (!(*p++ & 0x80))
-                break;
-        }
+        if (!pb_varint_read(&p, end, &x))
+            return false;
         if (wt == PB_LEN && x > (uint64_t)(end - p))
             return false;
         if ((key >> 3) == field) {
@@ -1713,11 +1708,9 @@ static void make_protobuf(exporter *x, enc_span **spans, size_t n)
         return;
     uint64_t ss_len = x->pb_scope.len + (x->body.len - gap);
     uint8_t ss_hdr[11], rs_hdr[11];
-    size_t ss_h = pb_varint_to(ss_hdr, 2 << 3 | PB_LEN);
-    ss_h += pb_varint_to(ss_hdr + ss_h, ss_len);
+    size_t ss_h = (size_t)(w_varint(w_key(ss_hdr, 2, PB_LEN), ss_len) - ss_hdr);
     uint64_t rs_len = x->pb_res.len + ss_h + ss_len;
-    size_t rs_h = pb_varint_to(rs_hdr, 1 << 3 | PB_LEN);
-    rs_h += pb_varint_to(rs_hdr + rs_h, rs_len);
+    size_t rs_h = (size_t)(w_varint(w_key(rs_hdr, 1, PB_LEN), rs_len) - rs_hdr);
     /* written backwards from the first span: the scope, the ScopeSpans' key and length, the
      * resource, the ResourceSpans' */
     char *p = x->body.data + gap;

@@ -127,6 +127,19 @@ const b64ToHex = (k, e) => Buffer.from(e, 'base64').toString('hex');
 const nonFinite = (x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x);
 const hexIds = (v) => mapIds(v, '$', b64ToHex, nonFinite);
 
+/* The message make() builds, checked by the generated verify; its errors become DecodeErrors. */
+function verified(make, what) {
+  let msg;
+  try {
+    msg = make();
+  } catch (e) {
+    fail(`${what}: ${e.message}`);
+  }
+  const bad = ExportTraceServiceRequest.verify(msg);
+  if (bad) fail(`verify: ${bad}`);
+  return msg;
+}
+
 /* The decoded ExportTraceServiceRequest (plain object, ids hex), or a DecodeError. */
 function decode(text) {
   let json;
@@ -136,15 +149,7 @@ function decode(text) {
     fail(`not JSON: ${e.message}`);
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('not a JSON object');
-  const obj = mapIds(json, '$', hexToBytes);
-  let msg;
-  try {
-    msg = ExportTraceServiceRequest.fromObject(obj);
-  } catch (e) {
-    fail(`fromObject: ${e.message}`);
-  }
-  const bad = ExportTraceServiceRequest.verify(msg);
-  if (bad) fail(`verify: ${bad}`);
+  const msg = verified(() => ExportTraceServiceRequest.fromObject(mapIds(json, '$', hexToBytes)), 'fromObject');
   const wire = ExportTraceServiceRequest.encode(msg).finish();
   const back = ExportTraceServiceRequest.decode(wire);
   const full = ExportTraceServiceRequest.toObject(back, { longs: String, bytes: String, defaults: true, arrays: true });
@@ -164,14 +169,7 @@ function checkedHex(k, e, where) {
 
 /* The decoded ExportTraceServiceRequest from protobuf bytes (plain object, ids hex). */
 function decodeProtobuf(buf) {
-  let msg;
-  try {
-    msg = ExportTraceServiceRequest.decode(buf);
-  } catch (e) {
-    fail(`protobuf decode: ${e.message}`);
-  }
-  const bad = ExportTraceServiceRequest.verify(msg);
-  if (bad) fail(`verify: ${bad}`);
+  const msg = verified(() => ExportTraceServiceRequest.decode(buf), 'protobuf decode');
   const again = Buffer.from(ExportTraceServiceRequest.encode(msg).finish());
   if (!again.equals(buf)) {
     let i = 0;
