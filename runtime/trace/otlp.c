@@ -4,9 +4,9 @@
  *
  * tb_span_end hands a sampled span to tb__otlp_enqueue, which encodes it at once (OTLP protobuf
  * or JSON, while the span is still in its thread's cache: the span itself goes straight back to
- * its thread) and puts the encoded bytes into a bounded lock-free ring and returns: the span's
- * thread never waits for the exporter or for I/O, and a span that finds the ring full is
- * dropped and counted. One background thread, started at the first span, takes batches out
+ * its thread) and puts the encoded bytes into its thread's bounded ring ("the queues") and
+ * returns: the span's thread never waits for the exporter or for I/O, and a span that finds
+ * its ring full is dropped and counted. One background thread, started at the first span, takes batches out
  * (OTEL_BSP_MAX_EXPORT_BATCH_SIZE when that many wait, else whatever waits after
  * OTEL_BSP_SCHEDULE_DELAY, at once on tb_trace_flush), joins them into one request with the
  * resource and scope in front and POSTs it with a curl handle of its own (not tb_client, which
@@ -443,22 +443,32 @@ const char *tb__trace_service_name(void)
     return cfg.unknown_service ? cfg.unknown_service : "unknown_service";
 }
 
-/* ---- the queue ----
+/* ---- the queues ----
  *
- * A bounded ring of span pointers that many threads fill and the exporter empties (Vyukov's
- * bounded queue: a cell's sequence number says whose turn it is). A span's thread claims a
- * position with one compare-and-swap and never takes a lock, so it cannot wait behind the
- * exporter, or behind another thread descheduled in a critical section. The mutex is the
- * exporter's: it sleeps under it, and a span's thread takes it only to wake it (when the first
- * span arrives or a batch is ready, and only while it sleeps).
+ * Each thread that ends sampled spans has a bounded ring of its own (tring) that only it fills
+ * and only the exporter empties: a span's thread writes its span pointer and moves its own
+ * tail, it never takes a lock and never writes a cache line another thread writes, so it
+ * cannot wait behind the exporter or behind another thread. (One ring shared by all threads
+ * cost a request 0.3 us in the bench/rest server: its tail's cache line went back and forth
+ * between the two request threads at every span.) Each ring holds OTEL_BSP_MAX_QUEUE_SIZE
+ * spans; a span ended while its thread's ring is full is dropped and counted.
  *
- * That claim is the only atomic read-modify-write of an enqueue. Shutdown closes the ring by
- * setting CLOSED in the tail, so a claim either happened before the close (and shutdown waits
- * for its span) or fails on the changed tail. The ring is therefore kept after shutdown (until
- * a fork's child drops it): a span's thread that read the tail before the close may still read
- * a cell. Spans queued = the tail (plus what a fork's parent had queued). */
-
-#define CLOSED (1ull << 63) /* in q.tail: shut down, nothing more is taken */
+ * The mutex is the exporter's: it sleeps under it, and a span's thread takes it only to wake
+ * it (when a span arrives and it waits for one, or when its ring holds a batch), to make its
+ * ring, and when it ends. The rings are a list (newest first): a thread adds its ring under the
+ * mutex; the exporter walks the list without it (it is the only one that removes a ring: an
+ * ended thread's, once empty, under the mutex); everything else that walks it holds the mutex.
+ *
+ * A span's thread publishes a span with a plain store of its tail: no locked instruction,
+ * which would wait for the span's bytes to reach its cache first (they are written into lines
+ * the exporter read last). The price is a race it can lose, rarely, both ways:
+ * - the wake-up: a span's thread may miss that the exporter just went to sleep wanting what
+ *   it now has; the next span wakes it, and the exporter never sleeps longer than
+ *   OTEL_BSP_SCHEDULE_DELAY, so a batch is late at worst, never lost;
+ * - shutdown: a span ended at the very moment of tb_trace_shutdown may land in its ring after
+ *   the final drain; it is counted dropped when its thread ends (the ring is kept until then).
+ * Spans queued = the tails (plus those of freed rings, plus what a fork's parent had
+ * queued). */
 
 /* An ended span in the export's encoding: a Span message with its key and length (protobuf),
  * or a JSON object. Written into a chunk its thread fills span after span (ch), or for a very
@@ -480,36 +490,45 @@ static struct {
     size_t n;
 } spare = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+typedef struct tring tring;
+struct tring {
+    _Alignas(64) _Atomic uint64_t tail; /* its thread's: spans put in */
+    uint64_t head_seen;                 /* its thread's last look at head */
+    _Alignas(64) _Atomic uint64_t head; /* the exporter's: spans taken */
+    _Alignas(64) tring *next;           /* set before the ring is in the list, then constant */
+    bool ended;      /* under q.mu: its thread ended; the exporter frees it once empty */
+    uint64_t mark;   /* under q.mu: the tail a flush waits for */
+    enc_span *slot[]; /* cfg.queue_max */
+};
 
-typedef struct cell {
-    _Atomic uint64_t seq; /* pos: free for position pos; pos+1: holds position pos's span */
-    enc_span *span;
-} cell;
-
+/* The span threads read the first line of fields (seldom written); the rest is under mu. */
 static struct {
-    cell *ring;            /* cfg.queue_max cells, made when the exporter starts */
-    _Atomic uint64_t tail; /* positions claimed: spans ever accepted; | CLOSED once shut down */
-    _Atomic uint64_t head; /* positions taken by the exporter */
-    atomic_bool started;
-    _Atomic uint64_t wake_at; /* the exporter sleeps until this many spans wait; max: awake */
+    _Atomic(tring *) rings;
+    atomic_bool started, closed; /* closed: shut down, nothing more is taken */
+    _Atomic uint64_t wake_at; /* the exporter sleeps until a ring holds this many; max: awake */
     /* under mu */
-    pthread_mutex_t mu;
+    _Alignas(64) pthread_mutex_t mu;
     pthread_cond_t wake; /* the exporter sleeps here */
     pthread_cond_t idle; /* flushes wait here for finished batches */
     bool asleep, shutting, stopping, stopped;
     pthread_t thread;
-    uint64_t finished; /* positions taken and then exported or dropped */
-    uint64_t flush_to; /* take at once while head < flush_to */
+    uint64_t retired;              /* the tails of the rings freed */
+    uint64_t flush_req, flush_done; /* flushes asked for / done: all marks reached */
 } q = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake_at = UINT64_MAX};
 static atomic_bool q_abort; /* stop: the transfer under way gives up */
 
 static _Atomic uint64_t n_dropped, n_exported, n_requests, n_failures;
 static uint64_t queued_before_fork; /* spans the parent had queued, in a fork's child */
 
-/* Positions claimed (the tail without CLOSED). */
-static uint64_t tail_pos(void)
+static uint64_t ring_tail(tring *r)
 {
-    return atomic_load(&q.tail) & ~CLOSED;
+    return atomic_load_explicit(&r->tail, memory_order_acquire);
+}
+
+/* Spans waiting in a ring (the exporter's view: its own head). */
+static uint64_t ring_len(tring *r)
+{
+    return ring_tail(r) - atomic_load_explicit(&r->head, memory_order_relaxed);
 }
 
 static void queue_init_sync(void)
@@ -535,38 +554,41 @@ static struct timespec ts_of(uint64_t ns)
     return ts;
 }
 
-/* The span at position pos once its thread has stored it; NULL before. */
-static enc_span *cell_take(uint64_t pos)
+/* Frees what a ring holds (the exporter stopped, or not there); the count. */
+static uint64_t ring_drain(tring *r)
 {
-    cell *c = &q.ring[pos % cfg.queue_max];
-    if (atomic_load_explicit(&c->seq, memory_order_acquire) != pos + 1)
-        return NULL;
-    enc_span *s = c->span;
-    atomic_store_explicit(&c->seq, pos + cfg.queue_max, memory_order_release);
-    return s;
+    uint64_t tail = ring_tail(r), head = atomic_load(&r->head);
+    for (uint64_t pos = head; pos < tail; pos++)
+        enc_free(r->slot[pos % cfg.queue_max]);
+    atomic_store(&r->head, tail);
+    return tail - head;
 }
 
-/* Frees what the ring holds (the ring closed, or no other thread left); the count. A claimed
- * position whose span is not stored yet is waited for: its thread is between its claim and its
- * store. */
-static uint64_t ring_drain(bool wait)
+/* Under q.mu, with the exporter not running or from the exporter: frees the rings whose
+ * threads ended and that are empty. */
+static void rings_reap(void)
 {
-    uint64_t n = 0, tail = tail_pos();
-    for (uint64_t pos = atomic_load(&q.head); q.ring && pos < tail; pos++) {
-        enc_span *s;
-        while (!(s = cell_take(pos)) && wait)
-            sched_yield();
-        if (s) {
-            enc_free(s);
-            n++;
+    tring *prev = NULL;
+    for (tring *r = atomic_load(&q.rings), *next; r; r = next) {
+        next = r->next;
+        if (r->ended && ring_len(r) == 0) {
+            if (prev)
+                prev->next = next;
+            else
+                atomic_store(&q.rings, next);
+            q.retired += ring_tail(r);
+            free(r);
+        } else {
+            prev = r;
         }
     }
-    atomic_store(&q.head, tail);
-    return n;
 }
 
-/* A fork copies the ring but not the thread: the child drops the copies it got and starts
- * its own exporter at its first span. */
+/* This thread's ring; made at its first span when `make` (NULL when shut down or no memory). */
+static tring *ring_mine(bool make);
+
+/* A fork copies the rings but not the threads: the child drops what they hold and keeps only
+ * its own thread's ring (emptied); it starts its own exporter at its first span. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&q.mu);
@@ -584,52 +606,98 @@ static void fork_child(void)
     pthread_mutex_init(&spare.mu, NULL);
     pthread_mutex_init(&q.mu, NULL);
     queue_init_sync();
-    if (atomic_load(&q.started) && !q.stopped)
-        ring_drain(false); /* a span another thread was storing is lost with that thread */
-    free(q.ring);
-    q.ring = NULL;
-    queued_before_fork += tail_pos();
-    atomic_store(&q.tail, 0);
-    atomic_store(&q.head, 0);
+    tring *mine = ring_mine(false);
+    uint64_t queued = q.retired;
+    for (tring *r = atomic_load(&q.rings), *next; r; r = next) {
+        next = r->next;
+        queued += ring_tail(r);
+        if (!q.stopped)
+            ring_drain(r); /* a span another thread was storing is lost with that thread */
+        if (r != mine)
+            free(r);
+    }
+    queued_before_fork += queued;
+    if (mine) {
+        mine->next = NULL;
+        atomic_store(&mine->tail, 0);
+        atomic_store(&mine->head, 0);
+        mine->head_seen = 0;
+    }
+    atomic_store(&q.rings, mine);
+    q.retired = 0;
     atomic_store(&q.started, false);
+    atomic_store(&q.closed, false);
     atomic_store(&q.wake_at, UINT64_MAX);
     q.asleep = q.shutting = q.stopping = q.stopped = false;
-    q.finished = q.flush_to = 0;
+    q.flush_req = q.flush_done = 0;
     atomic_store(&q_abort, false);
 }
 
 static void *exporter_main(void *arg);
 
-/* Makes the ring and starts the exporter, once (per process). */
+/* Starts the exporter, once (per process). */
 static bool start_exporter(void)
 {
     bool ok = true;
     pthread_mutex_lock(&q.mu);
     if (!atomic_load_explicit(&q.started, memory_order_acquire) && !q.shutting) {
         ok = false;
-        cell *ring = calloc(cfg.queue_max, sizeof *ring);
         enc_span **batch = malloc(cfg.batch_max * sizeof *batch);
-        if (ring && batch) {
-            for (size_t i = 0; i < cfg.queue_max; i++)
-                atomic_init(&ring[i].seq, i);
-            q.ring = ring;
+        if (batch) {
             int rc = pthread_create(&q.thread, NULL, exporter_main, batch);
             if (rc == 0) {
                 atomic_store_explicit(&q.started, true, memory_order_release);
                 ok = true;
-                ring = NULL;
                 batch = NULL;
             } else {
                 tb_log_warn(NULL, "trace export: cannot start the exporter thread (%s)",
                             strerror(rc));
-                q.ring = NULL;
             }
         }
-        free(ring);
         free(batch);
     }
     pthread_mutex_unlock(&q.mu);
     return ok && atomic_load(&q.started);
+}
+
+enum { W_DOWN, W_REJECTED, W_PARTIAL, W_OOM, W__N };
+static void warn_limited(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A new ring in the list, or NULL (shut down, or no memory: the span is counted dropped). */
+static tring *ring_new(void)
+{
+    size_t size = (sizeof(tring) + cfg.queue_max * sizeof(enc_span *) + 63) & ~(size_t)63;
+    tring *r = aligned_alloc(64, size);
+    if (!r) {
+        atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
+        warn_limited(W_OOM, "trace export: a span dropped (no memory for its thread's queue)");
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    pthread_mutex_lock(&q.mu);
+    if (q.shutting) {
+        pthread_mutex_unlock(&q.mu);
+        free(r);
+        return NULL;
+    }
+    r->next = atomic_load(&q.rings);
+    atomic_store_explicit(&q.rings, r, memory_order_release);
+    pthread_mutex_unlock(&q.mu);
+    return r;
+}
+
+/* Its thread ended: the ring goes now when nothing can take from it any more, else the
+ * exporter frees it once empty. */
+static void ring_end(tring *r)
+{
+    pthread_mutex_lock(&q.mu);
+    r->ended = true;
+    if (q.stopped || !atomic_load(&q.started)) {
+        uint64_t late = ring_drain(r); /* ended while tb_trace_shutdown drained: see above */
+        atomic_fetch_add_explicit(&n_dropped, late, memory_order_relaxed);
+        rings_reap();
+    }
+    pthread_mutex_unlock(&q.mu);
 }
 
 bool tb__otlp_enabled(void)
@@ -640,8 +708,6 @@ bool tb__otlp_enabled(void)
 
 static enc_span *encode_span(const tb_span *s);
 static void enc_thread_done(void);
-enum { W_DOWN, W_REJECTED, W_PARTIAL, W_OOM, W__N };
-static void warn_limited(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 bool tb__otlp_enqueue(const tb_span *span)
 {
@@ -652,51 +718,42 @@ bool tb__otlp_enqueue(const tb_span *span)
         return false;
     if (!atomic_load_explicit(&q.started, memory_order_acquire) && !start_exporter())
         return false;
-    if (atomic_load_explicit(&q.tail, memory_order_relaxed) & CLOSED)
+    tring *r = ring_mine(true);
+    if (!r)
+        return false; /* shut down, or no memory for a ring (counted there) */
+    if (atomic_load_explicit(&q.closed, memory_order_relaxed))
         return false; /* shut down: not worth encoding */
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed); /* ours */
+    if (pos - r->head_seen >= cfg.queue_max) {
+        r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (pos - r->head_seen >= cfg.queue_max) { /* full */
+            atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
+            return false;
+        }
+    }
     enc_span *s = encode_span(span);
     if (!s) {
         atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
         warn_limited(W_OOM, "trace export: a span dropped (no memory to encode it)");
         return false;
     }
-    uint64_t pos = atomic_load_explicit(&q.tail, memory_order_relaxed);
-    cell *c;
-    for (;;) {
-        if (pos & CLOSED) {
-            enc_free(s);
-            return false;
+    r->slot[pos % cfg.queue_max] = s;
+    atomic_store_explicit(&r->tail, pos + 1, memory_order_release);
+    /* Wake the exporter when it sleeps and now has what it waits for (see "the queues" for
+     * the race). The head seen may be old (the ring then looks fuller): it is looked at again
+     * before taking the lock. */
+    uint64_t want = atomic_load_explicit(&q.wake_at, memory_order_relaxed);
+    if (pos + 1 - r->head_seen >= want) {
+        r->head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (pos + 1 - r->head_seen >= want) {
+            pthread_mutex_lock(&q.mu);
+            if (q.asleep) {
+                q.asleep = false;
+                atomic_store_explicit(&q.wake_at, UINT64_MAX, memory_order_relaxed);
+                pthread_cond_signal(&q.wake);
+            }
+            pthread_mutex_unlock(&q.mu);
         }
-        c = &q.ring[pos % cfg.queue_max];
-        uint64_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-        int64_t dif = (int64_t)(seq - pos);
-        if (dif == 0) {
-            /* seq_cst: pairs with the exporter's store of wake_at and load of the tail */
-            if (atomic_compare_exchange_weak_explicit(&q.tail, &pos, pos + 1, memory_order_seq_cst,
-                                                      memory_order_relaxed))
-                break;
-        } else if (dif < 0) { /* the cell still holds the span of a lap ago: full */
-            atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
-            enc_free(s);
-            return false;
-        } else {
-            pos = atomic_load_explicit(&q.tail, memory_order_relaxed);
-        }
-    }
-    c->span = s;
-    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
-    /* Wake the exporter when it sleeps and now has what it waits for. The claim above and this
-     * load are seq_cst, as are the exporter's store of wake_at and its load of the tail: either
-     * it sees this span, or this sees its wake_at. */
-    uint64_t len = pos + 1 - atomic_load_explicit(&q.head, memory_order_relaxed);
-    if (len >= atomic_load_explicit(&q.wake_at, memory_order_seq_cst)) {
-        pthread_mutex_lock(&q.mu);
-        if (q.asleep) {
-            q.asleep = false;
-            atomic_store_explicit(&q.wake_at, UINT64_MAX, memory_order_relaxed);
-            pthread_cond_signal(&q.wake);
-        }
-        pthread_mutex_unlock(&q.mu);
     }
     return true;
 }
@@ -707,31 +764,38 @@ void tb_trace_stats_get(tb_trace_stats *out)
         return;
     memset(out, 0, sizeof *out);
     tb__trace_counts(&out->spans_started, &out->spans_sampled);
-    out->spans_queued = queued_before_fork + tail_pos();
     out->spans_dropped = atomic_load_explicit(&n_dropped, memory_order_relaxed);
     out->spans_exported = atomic_load_explicit(&n_exported, memory_order_relaxed);
     out->export_requests = atomic_load_explicit(&n_requests, memory_order_relaxed);
     out->export_failures = atomic_load_explicit(&n_failures, memory_order_relaxed);
-    uint64_t head = atomic_load(&q.head), tail = tail_pos();
-    out->queue_len = tail > head ? (size_t)(tail - head) : 0;
+    pthread_mutex_lock(&q.mu);
+    uint64_t queued = queued_before_fork + q.retired, len = 0;
+    for (tring *r = atomic_load(&q.rings); r; r = r->next) {
+        queued += ring_tail(r);
+        len += ring_len(r);
+    }
+    pthread_mutex_unlock(&q.mu);
+    out->spans_queued = queued;
+    out->queue_len = (size_t)len;
 }
 
-/* Under q.mu: has the exporter take everything up to `target` at once, and waits (until the
- * deadline) for it to finish with it. */
-static bool wait_finished(uint64_t target, uint64_t deadline)
+/* Under q.mu: has the exporter take, at once, every span in the rings now, and waits (until
+ * the deadline) for it to finish with them. */
+static bool wait_finished(uint64_t deadline)
 {
-    if (q.flush_to < target)
-        q.flush_to = target;
+    for (tring *r = atomic_load(&q.rings); r; r = r->next)
+        r->mark = ring_tail(r);
+    uint64_t gen = ++q.flush_req;
     if (q.asleep) {
         q.asleep = false;
         atomic_store(&q.wake_at, UINT64_MAX);
         pthread_cond_signal(&q.wake);
     }
     struct timespec ts = ts_of(deadline);
-    while (q.finished < target && !q.stopped)
+    while (q.flush_done < gen && !q.stopped)
         if (pthread_cond_timedwait(&q.idle, &q.mu, &ts) == ETIMEDOUT)
             break;
-    return q.finished >= target || q.stopped;
+    return q.flush_done >= gen || q.stopped;
 }
 
 int tb_trace_flush(long timeout_ms)
@@ -741,7 +805,7 @@ int tb_trace_flush(long timeout_ms)
         return 0;
     uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     pthread_mutex_lock(&q.mu);
-    bool done = wait_finished(tail_pos(), deadline);
+    bool done = wait_finished(deadline);
     pthread_mutex_unlock(&q.mu);
     return done ? 0 : TB_ETIMEDOUT;
 }
@@ -756,14 +820,13 @@ void tb_trace_shutdown(long timeout_ms)
         return;
     }
     q.shutting = true;
-    /* spans ended from now on are not taken; those claimed before are in the final tail */
-    uint64_t tail = atomic_fetch_or(&q.tail, CLOSED) & ~CLOSED;
+    atomic_store(&q.closed, true); /* spans ended from now on are not taken */
     if (!atomic_load(&q.started)) {
         q.stopped = true;
         pthread_mutex_unlock(&q.mu);
         return;
     }
-    wait_finished(tail, deadline);
+    wait_finished(deadline);
     q.stopping = true;
     atomic_store(&q_abort, true);
     pthread_cond_signal(&q.wake);
@@ -771,8 +834,10 @@ void tb_trace_shutdown(long timeout_ms)
     pthread_join(q.thread, NULL);
 
     pthread_mutex_lock(&q.mu);
-    uint64_t left = ring_drain(true); /* the ring stays: see "the queue" */
-    q.finished = tail;
+    uint64_t left = 0;
+    for (tring *r = atomic_load(&q.rings); r; r = r->next)
+        left += ring_drain(r); /* the rings stay: see "the queues" */
+    rings_reap();
     q.stopped = true;
     pthread_cond_broadcast(&q.idle);
     pthread_mutex_unlock(&q.mu);
@@ -1345,15 +1410,18 @@ static bool pb_find(const uint8_t *p, size_t n, unsigned field, uint64_t *v, con
 #define CHUNK_SIZE (64 * 1024)
 #define CHUNK_BIAS ((size_t)1 << 40)
 
+/* refs has a cache line of its own: the exporter takes one back per span, and the owning
+ * thread's counters (in its enc_thread) must not share that line. */
 struct chunk {
-    _Atomic size_t refs;
-    size_t used, spans; /* the owning thread's */
-    _Alignas(16) char data[];
+    _Alignas(64) _Atomic size_t refs;
+    _Alignas(64) char data[];
 };
 
 typedef struct enc_thread {
     tb_buf scratch;
     chunk *cur;
+    size_t used, spans; /* in cur */
+    tring *ring;
 } enc_thread;
 
 static pthread_key_t enc_key;
@@ -1380,18 +1448,18 @@ static chunk *chunk_new(void)
     if (spare.n)
         c = spare.v[--spare.n];
     pthread_mutex_unlock(&spare.mu);
-    if (!c && !(c = malloc(CHUNK_SIZE)))
+    if (!c && !(c = aligned_alloc(64, CHUNK_SIZE)))
         return NULL;
     atomic_init(&c->refs, CHUNK_BIAS);
-    c->used = c->spans = 0;
     return c;
 }
 
 /* The thread moves on from its chunk: its bias becomes the count of spans still out. */
-static void chunk_release(chunk *c)
+static void chunk_release(enc_thread *t)
 {
-    if (c)
-        chunk_unref(c, CHUNK_BIAS - c->spans);
+    if (t->cur)
+        chunk_unref(t->cur, CHUNK_BIAS - t->spans);
+    t->cur = NULL;
 }
 
 static void enc_free(enc_span *e)
@@ -1406,7 +1474,9 @@ static void enc_thread_free(void *p)
 {
     enc_thread *t = p;
     tb_buf_deinit(&t->scratch);
-    chunk_release(t->cur);
+    chunk_release(t);
+    if (t->ring)
+        ring_end(t->ring);
     free(t);
 }
 
@@ -1426,7 +1496,7 @@ static void enc_thread_done(void)
     }
 }
 
-static enc_span *encode_span(const tb_span *s)
+static enc_thread *enc_thread_get(void)
 {
     enc_thread *t = enc_mine;
     if (!t) {
@@ -1437,6 +1507,28 @@ static enc_span *encode_span(const tb_span *s)
         (void)pthread_setspecific(enc_key, t);
         enc_mine = t;
     }
+    return t;
+}
+
+static tring *ring_mine(bool make)
+{
+    if (!make)
+        return enc_mine ? enc_mine->ring : NULL;
+    enc_thread *t = enc_mine ? enc_mine : enc_thread_get();
+    if (!t) {
+        atomic_fetch_add_explicit(&n_dropped, 1, memory_order_relaxed);
+        return NULL;
+    }
+    if (!t->ring)
+        t->ring = ring_new();
+    return t->ring;
+}
+
+static enc_span *encode_span(const tb_span *s)
+{
+    enc_thread *t = enc_thread_get();
+    if (!t)
+        return NULL;
     tb_buf *b = &t->scratch;
     tb_buf_reset(b);
     if (cfg.protobuf)
@@ -1453,16 +1545,16 @@ static enc_span *encode_span(const tb_span *s)
         e->ch = NULL;
     } else {
         chunk *c = t->cur;
-        if (!c || c->used + need > CHUNK_SIZE - sizeof *c) {
-            chunk_release(c);
-            t->cur = NULL;
+        if (!c || t->used + need > CHUNK_SIZE - sizeof *c) {
+            chunk_release(t);
             if (!(c = chunk_new()))
                 return NULL;
             t->cur = c;
+            t->used = t->spans = 0;
         }
-        e = (enc_span *)(c->data + c->used);
-        c->used += need;
-        c->spans++;
+        e = (enc_span *)(c->data + t->used);
+        t->used += need;
+        t->spans++;
         e->ch = c;
     }
     e->len = b->len;
@@ -1831,27 +1923,46 @@ static void *exporter_main(void *arg)
     pthread_mutex_lock(&q.mu);
     uint64_t t0 = mono_ns(); /* the schedule delay runs from here */
     for (;;) {
-        uint64_t head = atomic_load_explicit(&q.head, memory_order_relaxed); /* ours alone */
+        size_t nrings;
         for (;;) {
             if (q.stopping)
                 goto out;
-            uint64_t len = tail_pos() - head;
-            if (len >= cfg.batch_max || (len && head < q.flush_to) ||
+            rings_reap();
+            uint64_t len = 0, most = 0;
+            bool reached = true; /* every ring's head at its flush mark */
+            nrings = 0;
+            for (tring *r = atomic_load(&q.rings); r; r = r->next) {
+                uint64_t l = ring_len(r);
+                len += l;
+                most = l > most ? l : most;
+                reached = reached && atomic_load_explicit(&r->head, memory_order_relaxed) >= r->mark;
+                nrings++;
+            }
+            /* a ring's share of a batch: the exporter takes one when a ring holds its share
+             * (what a ring's thread can see) or all of them hold a batch */
+            uint64_t share = (cfg.batch_max + nrings - 1) / (nrings ? nrings : 1);
+            bool flushing = q.flush_done < q.flush_req;
+            if (flushing && reached) {
+                q.flush_done = q.flush_req;
+                pthread_cond_broadcast(&q.idle);
+                flushing = false;
+            }
+            if (len >= cfg.batch_max || most >= share || (len && flushing) ||
                 (len && mono_ns() >= t0 + delay))
                 break;
-            /* Sleep until a span arrives (empty), or the delay passes or a batch fills. The
-             * seq_cst store and load pair with tb__otlp_enqueue's claim and load of wake_at:
-             * a span added meanwhile is seen here, or its thread sees wake_at and wakes us. */
-            uint64_t want = len ? cfg.batch_max : 1;
+            /* Sleep until a span arrives (empty), or a ring holds its share of a batch, or the
+             * delay passes: never longer, since a span's thread can miss, rarely, that we went
+             * to sleep (see "the queues"). */
+            uint64_t want = len ? share : 1;
             q.asleep = true;
             atomic_store_explicit(&q.wake_at, want, memory_order_seq_cst);
-            if ((atomic_load_explicit(&q.tail, memory_order_seq_cst) & ~CLOSED) - head < want) {
-                if (len) {
-                    struct timespec ts = ts_of(t0 + delay);
-                    pthread_cond_timedwait(&q.wake, &q.mu, &ts);
-                } else {
-                    pthread_cond_wait(&q.wake, &q.mu);
-                }
+            bool ready = false;
+            for (tring *r = atomic_load(&q.rings); r && !ready; r = r->next)
+                ready = ring_len(r) >= want;
+            if (!ready) {
+                uint64_t idle = delay > 1000000000u ? delay : 1000000000u; /* empty: >= 1 s */
+                struct timespec ts = ts_of(len ? t0 + delay : mono_ns() + idle);
+                pthread_cond_timedwait(&q.wake, &q.mu, &ts);
             }
             q.asleep = false;
             atomic_store_explicit(&q.wake_at, UINT64_MAX, memory_order_relaxed);
@@ -1859,27 +1970,32 @@ static void *exporter_main(void *arg)
                 t0 = mono_ns();
         }
         pthread_mutex_unlock(&q.mu);
+        /* A share of the batch from each ring first, then the rest from whichever has more:
+         * a busy thread cannot keep a quiet one's spans waiting. */
         size_t n = 0;
-        enc_span *s;
-        while (n < cfg.batch_max && (s = cell_take(head))) {
-            x.batch[n++] = s;
-            head++;
+        uint64_t share = (cfg.batch_max + nrings - 1) / (nrings ? nrings : 1);
+        for (int pass = 0; pass < 2; pass++) {
+            for (tring *r = atomic_load_explicit(&q.rings, memory_order_acquire);
+                 r && n < cfg.batch_max; r = r->next) {
+                uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed); /* ours */
+                uint64_t k = ring_tail(r) - head;
+                if (k > cfg.batch_max - n)
+                    k = cfg.batch_max - n;
+                if (pass == 0 && k > share)
+                    k = share;
+                for (uint64_t i = 0; i < k; i++)
+                    x.batch[n++] = r->slot[(head + i) % cfg.queue_max];
+                atomic_store_explicit(&r->head, head + k, memory_order_release);
+            }
         }
-        atomic_store_explicit(&q.head, head, memory_order_release);
         if (n) {
             export_batch(&x, x.batch, n);
             for (size_t i = 0; i < n; i++)
                 enc_free(x.batch[i]);
-        } else { /* the next position is claimed, its span not yet stored: a moment */
-            struct timespec ts = {0, 50000};
-            nanosleep(&ts, NULL);
         }
         pthread_mutex_lock(&q.mu);
-        if (n) {
-            q.finished += n;
-            pthread_cond_broadcast(&q.idle);
+        if (n)
             t0 = mono_ns();
-        }
     }
 out:
     pthread_mutex_unlock(&q.mu);

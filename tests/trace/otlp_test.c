@@ -884,6 +884,57 @@ START_TEST(a_hanging_collector_fills_the_queue_then_drops_exactly_the_overflow)
 }
 END_TEST
 
+static void *end_thirty(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 30; i++)
+        end_root("from a thread that ends", NULL);
+    return NULL;
+}
+
+/* Each thread has a queue of its own (OTEL_BSP_MAX_QUEUE_SIZE spans): a full one drops only
+ * its own thread's spans; a thread that ends with spans queued still has them exported. */
+START_TEST(each_thread_queues_its_own_spans_and_an_ended_threads_still_go_out)
+{
+    setup_env();
+    setenv("OTEL_BSP_MAX_QUEUE_SIZE", "20", 1);
+    setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "5", 1);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "60000", 1);
+    control("{\"default\":{\"hang\":true}}");
+    for (int i = 0; i < 5; i++)
+        end_root("first batch", NULL);
+    json_t *r = wait_received(-1, 1); /* the exporter is stuck in that request */
+    json_decref(r);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) /* 30 spans each: 20 queued, 10 dropped, per thread */
+        ck_assert_int_eq(pthread_create(&th[i], NULL, end_thirty, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) /* this thread's queue is empty: these go in */
+        end_root("main thread", NULL);
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.queue_len, 43);
+    ck_assert_uint_eq(st.spans_dropped, 20);
+    ck_assert_uint_eq(st.spans_queued, 48);
+
+    control("{\"default\":{\"ok\":true},\"release\":true}");
+    ck_assert_int_eq(tb_trace_flush(20000), 0);
+    r = received();
+    ck_assert_int_eq(n_spans(r), 48);
+    size_t i, ended = 0;
+    json_t *e;
+    json_array_foreach(json_object_get(r, "spans"), i, e)
+        ended += strcmp(jstr(json_object_get(e, "span"), "name"), "from a thread that ends") == 0;
+    ck_assert_uint_eq(ended, 40);
+    json_decref(r);
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.spans_exported, 48);
+    ck_assert_uint_eq(st.queue_len, 0);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
 START_TEST(shutdown_with_a_hanging_collector_returns_and_counts_the_loss)
 {
     setup_env();
@@ -1133,6 +1184,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, partial_success_counts_the_rejected_spans_as_dropped);
     tcase_add_test(tc, collector_down_drops_and_counts_and_never_blocks_the_span);
     tcase_add_test(tc, a_hanging_collector_fills_the_queue_then_drops_exactly_the_overflow);
+    tcase_add_test(tc, each_thread_queues_its_own_spans_and_an_ended_threads_still_go_out);
     tcase_add_test(tc, shutdown_with_a_hanging_collector_returns_and_counts_the_loss);
     tcase_add_test(tc, the_traces_endpoint_is_used_as_is_and_wins);
     tcase_add_test(tc, the_traces_protocol_wins_and_grpc_falls_back_to_http_protobuf);

@@ -23,8 +23,10 @@
  *   OTEL_EXPORTER_OTLP_HEADERS / _TRACES_HEADERS   k=v,... extra request headers
  *   OTEL_EXPORTER_OTLP_TIMEOUT / _TRACES_TIMEOUT   per export request, ms (default 10000)
  *   OTEL_BSP_SCHEDULE_DELAY            ms between exports (default 5000; also when a batch fills)
- *   OTEL_BSP_MAX_QUEUE_SIZE            ended spans waiting for export (default 2048); a span
- *                                      ended while it is full is dropped and counted
+ *   OTEL_BSP_MAX_QUEUE_SIZE            ended spans waiting for export, per thread that ends
+ *                                      spans (default 2048; each thread has a queue of its
+ *                                      own); a span ended while its thread's is full is
+ *                                      dropped and counted
  *   OTEL_BSP_MAX_EXPORT_BATCH_SIZE     spans per request (default 512)
  *   OTEL_EXPORTER_OTLP_(TRACES_)CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY   TLS to the
  *                                      collector (PEM files)
