@@ -36,7 +36,8 @@ extern "C" {
  *   T_to_json(v)                   v as a new jansson value (caller owns; json_decref); NULL on OOM.
  * Memory: every pointer inside a parsed T (strings, arrays, nested values, json_t fields) lives in
  * the arena `a` passed to parse/from_json; release it all with tb_arena_reset/tb_arena_free.
- * Optional members have has_<name>; nullable ones <name>_is_null; arrays are <name> + n_<name>.
+ * Optional members have has_<name>; nullable ones <name>_is_null; arrays are <name> + n_<name>
+ * (items that may be null are pointers, NULL for null).
  * Thread-safety: all functions are reentrant; shared tables are initialised once, thread-safely.
  */
 

@@ -1032,7 +1032,7 @@ static const tb_codec_field game_state_cell_position__fields[] = {
 static const tb_codec_type game_state_cell_position__desc = {"game_state_cell_position", sizeof(game_state_cell_position), 2, game_state_cell_position__fields, game_state__schema_cell_position};
 TB_CODEC_DEFINE(game_state_cell_position)
 
-static const tb_codec_list game_state_game_board_item__list = {"game_state_game_board_item", TB_CK_JSON, 0, NULL};
+static const tb_codec_list game_state_game_board_item__list __attribute__((unused)) = {"game_state_game_board_item", TB_CK_JSON, 0, NULL};
 
 static const tb_codec_field game_state_game_last_move__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,

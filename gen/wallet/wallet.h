@@ -46,7 +46,8 @@ extern "C" {
  * its schema); err says which. Response memory lives in ctx->arena.
  *
  * Types: optional members have has_<name>, nullable ones <name>_is_null, arrays <name> +
- * n_<name>; 0, false and "" are values like any other.
+ * n_<name> (items that may be null are pointers, NULL for null); 0, false and "" are values like
+ * any other.
  */
 
 /* ---- wallet_transaction_type: openapi/wallet.yaml#/components/schemas/TransactionType ---- */

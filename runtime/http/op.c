@@ -18,6 +18,8 @@
 
 #define AT(base, off, T) ((T *)((char *)(base) + (off)))
 #define CAT(base, off, T) ((const T *)((const char *)(base) + (off)))
+/* the bits of a parameter's flags that say how its value is held (not TB_PF_*) */
+#define CODEC_FLAGS (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL)
 
 static const char *const IN_NAMES[] = {"path", "query", "header", "cookie"};
 
@@ -187,8 +189,8 @@ static void multipart_types(const tb_codec_type *t, const tb__part *parts, size_
 {
     for (size_t k = 0; k < t->nfields; k++) {
         const tb_codec_field *f = &t->fields[k];
-        if (f->kind != TB_CK_BYTES || (f->flags & TB_CF_POINTER))
-            continue;
+        if (f->kind != TB_CK_BYTES || (f->flags & (TB_CF_POINTER | TB_CF_ITEM_NULL)))
+            continue; /* (a file of a nullable-items array keeps the declared type) */
         size_t seen = 0;
         for (size_t i = 0; i < n; i++) {
             if (strcmp(parts[i].name, f->name) != 0)
@@ -399,8 +401,8 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             bool r = run_validator(p->validate, j, c);
             tb_v_pop(c);
             if (r && *ok) {
-                *rc = tb_codec_member_decode(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER),
-                                             p->sub, j, a, req, p->off, p->n_off);
+                *rc = tb_codec_member_decode(p->kind, p->flags & CODEC_FLAGS, p->sub, j, a, req,
+                                             p->off, p->n_off);
                 if (!(p->flags & TB_CF_REQUIRED))
                     *AT(req, p->has_off, bool) = true;
             }
@@ -958,8 +960,7 @@ static void emit_param(const tb_op_param *p, const void *req, tb_buf *b, int mod
 {
     if (p->flags & TB_PF_CONTENT) { /* its JSON text, percent-encoded outside headers */
         tb_buf t = TB_BUF_INIT;
-        tb_codec_member_write(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER), p->sub, req,
-                              p->off, p->n_off, &t);
+        tb_codec_member_write(p->kind, p->flags & CODEC_FLAGS, p->sub, req, p->off, p->n_off, &t);
         if (t.len && mode == TB_IN_HEADER)
             tb_buf_append(b, t.data, t.len);
         else if (t.len)
@@ -1165,20 +1166,24 @@ static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
             continue;
         if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
             continue; /* a form has no null */
-        size_t n = 1, sz = 0;
+        size_t n = 1;
         const char *items = v + f->off;
         if (f->flags & TB_CF_ARRAY) {
             n = *(const size_t *)(v + f->n_off);
             items = *(char *const *)(v + f->off);
-            sz = tb_codec_value_size(f->kind, f->sub);
         }
         for (size_t k = 0; k < n; k++) {
+            const char *x = items;
+            if (f->flags & TB_CF_ARRAY)
+                x = tb_codec_item(f->kind, f->flags, f->sub, items, k);
+            if (!x)
+                continue; /* a null item: a form has no null */
             if (!first)
                 tb_buf_putc(b, '&');
             first = false;
             tb_url_encode(b, f->name, f->name_len, true);
             tb_buf_putc(b, '=');
-            form_value(f, items + k * sz, b);
+            form_value(f, x, b);
         }
     }
 }
@@ -1223,14 +1228,18 @@ static bool multipart_write(const tb_op_body *bd, const char *v, const char *bou
         if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
             continue; /* a form has no null */
         const char *declared = bd->part_types ? bd->part_types[i] : NULL;
-        size_t n = 1, sz = tb_codec_value_size(f->kind, f->sub);
+        size_t n = 1;
         const char *items = v + f->off;
         if (f->flags & TB_CF_ARRAY) {
             n = *(const size_t *)(v + f->n_off);
             items = *(char *const *)(v + f->off);
         }
         for (size_t k = 0; k < n; k++) {
-            const char *x = items + k * sz;
+            const char *x = items;
+            if (f->flags & TB_CF_ARRAY)
+                x = tb_codec_item(f->kind, f->flags, f->sub, items, k);
+            if (!x)
+                continue; /* a null item: a form has no null */
             if (f->kind == TB_CK_BYTES) {
                 const tb_bytes *y = (const tb_bytes *)x;
                 const char *type = y->type && *y->type ? y->type

@@ -40,6 +40,24 @@ size_t tb_codec_value_size(int kind, const void *sub)
     }
 }
 
+/* A map value's own flags (its TB_CF_NULLABLE is the entry's value_is_null) */
+#define MAP_VALUE_FLAGS (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL)
+
+/* The bytes of one item of an array: with TB_CF_ITEM_NULL a pointer (a string's own char *). */
+static size_t item_size(int kind, unsigned flags, const void *sub)
+{
+    return (flags & TB_CF_ITEM_NULL) ? sizeof(void *) : tb_codec_value_size(kind, sub);
+}
+
+const void *tb_codec_item(int kind, unsigned flags, const void *sub, const void *items, size_t k)
+{
+    const char *slot = (const char *)items + k * item_size(kind, flags, sub);
+    if (!(flags & TB_CF_ITEM_NULL))
+        return slot;
+    const void *v = *(const void *const *)slot;
+    return !v ? NULL : kind == TB_CK_STRING ? slot : v;
+}
+
 /* ---- unions ---- */
 
 static bool quietly_valid(tb_vfn fn, const json_t *x)
@@ -187,8 +205,8 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
                 *(bool *)(e + m->null_off) = true;
                 continue;
             }
-            int rc = tb_codec_member_decode(m->kind, m->flags & (TB_CF_ARRAY | TB_CF_POINTER),
-                                            m->sub, v, a, e, m->off, m->n_off);
+            int rc = tb_codec_member_decode(m->kind, m->flags & MAP_VALUE_FLAGS, m->sub, v, a, e,
+                                            m->off, m->n_off);
             if (rc)
                 return rc;
         }
@@ -233,14 +251,25 @@ int tb_codec_member_decode(int kind, unsigned flags, const void *sub, const json
         return tb_codec_value_decode(kind, sub, x, a, p + off);
     if (!json_is_array(x))
         return TB_EVALIDATION;
-    size_t n = json_array_size(x), sz = tb_codec_value_size(kind, sub);
+    size_t n = json_array_size(x), sz = item_size(kind, flags, sub);
     char *items = tb_arena_calloc(a, n ? n : 1, sz);
     if (!items)
         return TB_ENOMEM;
     *(void **)(p + off) = items;
     *(size_t *)(p + n_off) = n;
     for (size_t i = 0; i < n; i++) {
-        int rc = tb_codec_value_decode(kind, sub, json_array_get(x, i), a, items + i * sz);
+        const json_t *y = json_array_get(x, i);
+        char *slot = items + i * sz;
+        if ((flags & TB_CF_ITEM_NULL) && json_is_null(y))
+            continue; /* NULL */
+        if ((flags & TB_CF_ITEM_NULL) && kind != TB_CK_STRING) {
+            void *v = tb_arena_calloc(a, 1, tb_codec_value_size(kind, sub));
+            if (!v)
+                return TB_ENOMEM;
+            *(void **)slot = v;
+            slot = v;
+        }
+        int rc = tb_codec_value_decode(kind, sub, y, a, slot);
         if (rc)
             return rc;
     }
@@ -372,8 +401,8 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
             if ((m->flags & TB_CF_NULLABLE) && *(const bool *)(e + m->null_off))
                 tb_buf_append(b, "null", 4);
             else
-                tb_codec_member_write(m->kind, m->flags & (TB_CF_ARRAY | TB_CF_POINTER), m->sub, e,
-                                      m->off, m->n_off, b);
+                tb_codec_member_write(m->kind, m->flags & MAP_VALUE_FLAGS, m->sub, e, m->off,
+                                      m->n_off, b);
         }
         tb_buf_putc(b, '}');
         return;
@@ -406,12 +435,16 @@ void tb_codec_member_write(int kind, unsigned flags, const void *sub, const void
         return;
     }
     const char *items = *(char *const *)(p + off);
-    size_t n = *(const size_t *)(p + n_off), sz = tb_codec_value_size(kind, sub);
+    size_t n = *(const size_t *)(p + n_off);
     tb_buf_putc(b, '[');
     for (size_t k = 0; k < n; k++) {
         if (k)
             tb_buf_putc(b, ',');
-        tb_codec_value_write(kind, sub, items + k * sz, b);
+        const void *x = tb_codec_item(kind, flags, sub, items, k);
+        if (x)
+            tb_codec_value_write(kind, sub, x, b);
+        else
+            tb_buf_append(b, "null", 4);
     }
     tb_buf_putc(b, ']');
 }
@@ -515,10 +548,11 @@ json_t *tb_codec_member_to_json(int kind, unsigned flags, const void *sub, const
     if (!(flags & TB_CF_ARRAY))
         return tb_codec_value_to_json(kind, sub, p + off);
     const char *items = *(char *const *)(p + off);
-    size_t n = *(const size_t *)(p + n_off), sz = tb_codec_value_size(kind, sub);
+    size_t n = *(const size_t *)(p + n_off);
     json_t *x = json_array();
     for (size_t k = 0; x && k < n; k++) {
-        if (json_array_append_new(x, tb_codec_value_to_json(kind, sub, items + k * sz))) {
+        const void *y = tb_codec_item(kind, flags, sub, items, k);
+        if (json_array_append_new(x, y ? tb_codec_value_to_json(kind, sub, y) : json_null())) {
             json_decref(x);
             x = NULL;
         }

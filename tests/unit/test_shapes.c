@@ -5,7 +5,9 @@
  *   values; a known one reports its own branch's errors only);
  *   an anyOf chosen by validation, a list of types, a nullable oneOf;
  *   an allOf merged into one struct; maps (additionalProperties) in document order;
- *   a recursive tree held by pointers; arrays of arrays.
+ *   a recursive tree held by pointers; arrays of arrays; arrays whose items may be null (each
+ *   item a pointer, NULL for null; a string item its own char *), a named array of them among
+ *   them (its list type is the one the member that $refs it uses).
  * Every value goes JSON -> C -> JSON and compares equal (jansson's json_equal), both through the
  * writer (T_serialize) and through T_to_json. */
 #include "shapes.h"
@@ -210,6 +212,72 @@ START_TEST(recursive_tree)
 }
 END_TEST
 
+START_TEST(items_that_may_be_null)
+{
+    shapes d = parse_ok("{\"shapes\":[],\"grid\":[[1.5,null],[null],[]],"
+                        "\"marks\":[null,\"a\",\"\"],\"scores\":[1,null,-3],"
+                        "\"owners\":[null,{\"name\":\"n\"}]}");
+    ck_assert_uint_eq(d.n_grid, 3);
+    ck_assert_uint_eq(d.grid[0].n, 2);
+    ck_assert_ptr_nonnull(d.grid[0].items[0]);
+    ck_assert(*d.grid[0].items[0] == 1.5);
+    ck_assert_ptr_null(d.grid[0].items[1]);
+    ck_assert_uint_eq(d.grid[1].n, 1);
+    ck_assert_ptr_null(d.grid[1].items[0]);
+    ck_assert_uint_eq(d.grid[2].n, 0);
+    ck_assert_uint_eq(d.n_marks, 3);
+    ck_assert_ptr_null(d.marks[0]);
+    ck_assert_str_eq(d.marks[1], "a");
+    ck_assert_str_eq(d.marks[2], ""); /* "" is a value, not null */
+    ck_assert_uint_eq(d.n_scores, 3);
+    ck_assert_int_eq(*d.scores[0], 1);
+    ck_assert_ptr_null(d.scores[1]);
+    ck_assert_int_eq(*d.scores[2], -3);
+    ck_assert_uint_eq(d.n_owners, 2);
+    ck_assert_ptr_null(d.owners[0]);
+    ck_assert_str_eq(d.owners[1]->name, "n");
+    /* null only where the schema allows it: the rule and the item's path */
+    char path[512], rule[64], msg[512];
+    parse_bad("{\"shapes\":[],\"scores\":[1,\"x\"]}", path, rule, msg);
+    ck_assert_str_eq(path, "/scores/1");
+    ck_assert_str_eq(rule, "type");
+    parse_bad("{\"shapes\":[null]}", path, rule, msg);
+    ck_assert_str_eq(path, "/shapes/0");
+    /* built in C and written */
+    double half = 0.5;
+    double *row0[] = {NULL, &half};
+    shapes_grid_item grid[] = {{row0, 2}};
+    char *marks[] = {"m", NULL};
+    int64_t seven = 7;
+    int64_t *scores[] = {NULL, &seven};
+    named who = {.name = "w"};
+    named *owners[] = {&who, NULL};
+    shapes w;
+    memset(&w, 0, sizeof w);
+    w.has_grid = w.has_marks = w.has_scores = w.has_owners = true;
+    w.grid = grid;
+    w.n_grid = 1;
+    w.marks = marks;
+    w.n_marks = 2;
+    w.scores = scores;
+    w.n_scores = 2;
+    w.owners = owners;
+    w.n_owners = 2;
+    const char *want = "{\"shapes\":[],\"grid\":[[null,0.5]],\"marks\":[\"m\",null],"
+                       "\"scores\":[null,7],\"owners\":[{\"name\":\"w\"},null]}";
+    tb_buf b = TB_BUF_INIT;
+    ck_assert_int_eq(shapes_serialize(&w, &b), 0);
+    json_t *got = json_loadb(b.data, b.len, 0, NULL), *exp = json_loads(want, 0, NULL);
+    ck_assert_msg(got && json_equal(got, exp), "wrote %.*s", (int)b.len, b.data);
+    json_t *tj = shapes_to_json(&w);
+    ck_assert(tj && json_equal(tj, exp));
+    json_decref(tj);
+    json_decref(got);
+    json_decref(exp);
+    tb_buf_deinit(&b);
+}
+END_TEST
+
 START_TEST(built_in_c_and_written)
 {
     node leaf = {.value = 9};
@@ -270,6 +338,7 @@ int main(void)
     tcase_add_test(tc, nullable_one_of);
     tcase_add_test(tc, merged_all_of_and_maps);
     tcase_add_test(tc, recursive_tree);
+    tcase_add_test(tc, items_that_may_be_null);
     tcase_add_test(tc, built_in_c_and_written);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -709,6 +709,9 @@ class ServiceBuilder:
 
     def param_common(self, op, p, pp, schema, ct, fnamer):
         """The member name, literals and validator every parameter has."""
+        if ct.kind == "array" and ct.null_items and not p.content:
+            # no null in a path, query, header or cookie value: plain items
+            ct = CType("array", item=CType(ct.item.kind, ref=ct.item.ref))
         p.ctype = ct
         p.cname = TypeBuilder._field_name(fnamer, cnames.snake(p.name), not p.required, False,
                                           ct.kind == "array")

@@ -15,32 +15,33 @@ from . import cnames
 class CType:
     """kind: string | integer | number | boolean | json | enum | struct | array."""
 
-    def __init__(self, kind, ref=None, item=None, pointer=False):
+    def __init__(self, kind, ref=None, item=None, pointer=False, null_items=False):
         self.kind = kind
         self.ref = ref    # NamedType for enum/struct/union/map
         self.item = item  # CType for array
-        self.pointer = pointer  # a recursive reference: held by pointer (NULL when absent)
+        # a recursive reference, or an array item that may be null: held by pointer (NULL when
+        # absent or null)
+        self.pointer = pointer
+        self.null_items = null_items  # array: items may be null (T **items; char ** for strings)
 
     @property
     def decl(self):
         if self.kind in ("enum", "struct", "union", "map", "list"):
             return self.ref.cname + (" *" if self.pointer else " ")
-        return {
+        base = {
             "string": "char *", "integer": "int64_t ", "number": "double ",
             "boolean": "bool ", "json": "json_t *", "apierror": "tb_api_error ",
             "bytes": "tb_bytes ",
         }.get(self.kind)
+        return base + "*" if self.pointer and base else base
 
     @property
     def flags(self):
         """TB_CF_* of a member of this type (without REQUIRED/NULLABLE)."""
         return [x for x, on in (("TB_CF_ARRAY", self.kind == "array"),
-                                ("TB_CF_POINTER", self.pointer)) if on]
+                                ("TB_CF_POINTER", self.pointer),
+                                ("TB_CF_ITEM_NULL", self.null_items)) if on]
 
-    @property
-    def item_flags(self):
-        """TB_CF_* of a list's items."""
-        return " | ".join(x for x, on in (("TB_CF_POINTER", self.pointer),) if on) or "0"
 
     @property
     def value(self):
@@ -133,6 +134,7 @@ class TypeBuilder:
         self.namer = cnames.Namer(reserved=RESERVED_TYPE_NAMES)
         self.consts = cnames.Namer()  # enum constants share one C namespace
         self.by_node = {}
+        self.lists = {}  # id(array schema that is an item of another array) -> its list type
         self.types = []  # in dependency order (dependencies first)
         self._building = set()
         self.free_form = {}  # where a value has no static C type (json_t *) -> why
@@ -382,10 +384,16 @@ class TypeBuilder:
                 finally:
                     self._building.discard(id(target))
                 if item.kind == "array":
-                    item = CType("list", ref=self._list(item, name_hint + "_item"))
+                    item = CType("list", ref=self._list(item, self._deref(items),
+                                                        name_hint + "_item"))
                 if item.pointer:  # items are held in the array: no pointer needed
                     item = CType(item.kind, ref=item.ref)
-                return CType("array", item=item)
+                # items that may be null: pointers, NULL for null (a string is one already;
+                # JSON has its own null)
+                null_items = item.kind != "json" and self._nullable(items)
+                if null_items and item.kind != "string":
+                    item = CType(item.kind, ref=item.ref, pointer=True)
+                return CType("array", item=item, null_items=null_items)
             self._free(node, "a tuple (prefixItems)" if "prefixItems" in target
                        else "an array without items")
             return CType("json")
@@ -399,10 +407,15 @@ class TypeBuilder:
         self._free(node, why)
         return CType("json")
 
-    def _list(self, arr, hint):
-        """A named list type for an array that is an item of another array."""
+    def _list(self, arr, node, hint):
+        """The named list type of `node`, an array schema that is an item of another array: one
+        per schema, however many arrays (a named array and the members that $ref it) hold it."""
+        if id(node) in self.lists:
+            return self.lists[id(node)]
         nt = NamedType("list", self.namer.take(hint), None, "")
+        self.lists[id(node)] = nt
         nt.item = arr.item
+        nt.null_items = arr.null_items
         nt.public = False
         nt.validator = None
         self.types.append(nt)

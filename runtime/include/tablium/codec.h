@@ -58,6 +58,13 @@ typedef struct tb_bytes {
 #define TB_CF_NULLABLE 0x2u /* a bool <name>_is_null companion at null_off */
 #define TB_CF_ARRAY 0x4u    /* items pointer at off, size_t count at n_off */
 #define TB_CF_POINTER 0x8u  /* a pointer to the value at off (recursive types): NULL when absent */
+/* with TB_CF_ARRAY: an item may be null (OpenAPI `nullable` / type [T, "null"] items), so each item
+ * is a pointer to its value, NULL for null (T **items); a string's item is its own char *, NULL for
+ * null (char **items as without the flag). 0x40: op.h's TB_PF_* take 0x10 and 0x20. */
+#define TB_CF_ITEM_NULL 0x40u
+/** Of an array with `flags` and `kind` items at `items`, item k's value, or NULL for a null item
+ *  (TB_CF_ITEM_NULL). */
+const void *tb_codec_item(int kind, unsigned flags, const void *sub, const void *items, size_t k);
 
 typedef struct tb_codec_str {
     const char *s;
@@ -100,7 +107,7 @@ typedef struct tb_codec_type {
 typedef struct tb_codec_branch {
     const char *name;           /* the member's C name (and the kind constant's suffix) */
     uint8_t kind;               /* tb_codec_kind of the member (of each item with TB_CF_ARRAY) */
-    uint8_t flags;              /* TB_CF_ARRAY, TB_CF_POINTER */
+    uint8_t flags;              /* TB_CF_ARRAY, TB_CF_POINTER, TB_CF_ITEM_NULL */
     uint16_t jtypes;            /* JSON types the branch can match: 1 << json_type */
     uint32_t off;               /* offsetof the member */
     uint32_t n_off;             /* offsetof its count (TB_CF_ARRAY) */
@@ -140,7 +147,7 @@ typedef struct tb_list {
 typedef struct tb_codec_list {
     const char *name; /* the C type, for messages */
     uint8_t kind;     /* tb_codec_kind of each item */
-    uint8_t flags;    /* TB_CF_POINTER */
+    uint8_t flags;    /* TB_CF_ITEM_NULL */
     const void *sub;
 } tb_codec_list;
 
@@ -150,7 +157,7 @@ typedef struct tb_codec_map {
     const char *name;  /* the C type, for messages */
     size_t entry_size; /* sizeof one entry */
     uint8_t kind;      /* tb_codec_kind of the value (of each item with TB_CF_ARRAY) */
-    uint8_t flags;     /* TB_CF_ARRAY, TB_CF_NULLABLE (a bool value_is_null at null_off) */
+    uint8_t flags;     /* TB_CF_ARRAY, TB_CF_ITEM_NULL, TB_CF_NULLABLE (value_is_null) */
     uint32_t off;      /* offsetof the value in the entry */
     uint32_t n_off;    /* offsetof its count (TB_CF_ARRAY) */
     uint32_t null_off; /* offsetof value_is_null (TB_CF_NULLABLE) */

@@ -117,14 +117,24 @@ static int shapes__keys7(const char *k, size_t n)
             return 5;
         if (memcmp(k, "root", 4) == 0)
             return 6;
+        if (memcmp(k, "grid", 4) == 0)
+            return 7;
         return -1;
     case 5:
-        return memcmp(k, "label", 5) == 0 ? 3 : -1;
+        if (memcmp(k, "label", 5) == 0)
+            return 3;
+        if (memcmp(k, "marks", 5) == 0)
+            return 8;
+        return -1;
     case 6:
         if (memcmp(k, "shapes", 6) == 0)
             return 0;
         if (memcmp(k, "layers", 6) == 0)
             return 4;
+        if (memcmp(k, "scores", 6) == 0)
+            return 9;
+        if (memcmp(k, "owners", 6) == 0)
+            return 10;
         return -1;
     default:
         return -1;
@@ -954,6 +964,203 @@ out:
     return ok;
 }
 
+/* tests/generator/fixtures/shapes.yaml#/$defs/grid/items/items */
+static bool shapes__schema_shapes_defs_grid_items_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_number(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be number or null");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/$defs/grid/items */
+static bool shapes__schema_shapes_defs_grid_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_defs_grid_items_items, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/$defs/grid */
+static bool shapes__schema_shapes_defs_grid(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_defs_grid_items, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/marks/items */
+static bool shapes__schema_shapes_properties_marks_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or null");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/marks */
+static bool shapes__schema_shapes_properties_marks(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_properties_marks_items, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/scores/items */
+static bool shapes__schema_shapes_properties_scores_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be integer or null");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/scores */
+static bool shapes__schema_shapes_properties_scores(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_properties_scores_items, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/owners/items/oneOf/1 */
+static bool shapes__schema_shapes_properties_owners_items_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_null(j)))
+        TB_V_FAIL("type", "must be null");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/owners/items */
+static bool shapes__schema_shapes_properties_owners_items(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    {
+        int cnt = 0;
+        tb_eval keep;
+        tb_eval_init(&keep);
+        c->quiet++;
+        if (cnt < 2) {
+            if (E) {
+                tb_eval t;
+                tb_eval_init(&t);
+                if (shapes__schema_shapes_defs_named(j, c, &t) && ++cnt == 1)
+                    tb_eval_merge(&keep, &t);
+                tb_eval_deinit(&t);
+            } else if (shapes__schema_shapes_defs_named(j, c, NULL)) {
+                cnt++;
+            }
+        }
+        if (cnt < 2) {
+            if (E) {
+                tb_eval t;
+                tb_eval_init(&t);
+                if (shapes__schema_shapes_properties_owners_items_one_of_1(j, c, &t) && ++cnt == 1)
+                    tb_eval_merge(&keep, &t);
+                tb_eval_deinit(&t);
+            } else if (shapes__schema_shapes_properties_owners_items_one_of_1(j, c, NULL)) {
+                cnt++;
+            }
+        }
+        c->quiet--;
+        if (cnt == 1)
+            tb_eval_merge(E, &keep);
+        tb_eval_deinit(&keep);
+        if (cnt == 0)
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt > 1)
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/owners */
+static bool shapes__schema_shapes_properties_owners(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_properties_owners_items, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
 /* tests/generator/fixtures/shapes.yaml# */
 static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -995,6 +1202,18 @@ static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
             case 6: /* root */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_node, v);
                 break;
+            case 7: /* grid */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_grid, v);
+                break;
+            case 8: /* marks */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_marks, v);
+                break;
+            case 9: /* scores */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_scores, v);
+                break;
+            case 10: /* owners */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_owners, v);
+                break;
             default:
                 break;
             }
@@ -1028,7 +1247,7 @@ static const tb_codec_field square__fields[] = {
 static const tb_codec_type square__desc = {"square", sizeof(square), 2, square__fields, shapes__schema_shapes_defs_square};
 TB_CODEC_DEFINE(square)
 
-static const tb_codec_list polygon_points_item__list = {"polygon_points_item", TB_CK_NUMBER, 0, NULL};
+static const tb_codec_list polygon_points_item__list __attribute__((unused)) = {"polygon_points_item", TB_CK_NUMBER, 0, NULL};
 
 static const tb_codec_field polygon__fields[] = {
     {"kind", "\"kind\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1121,6 +1340,17 @@ static const tb_codec_field node__fields[] = {
 static const tb_codec_type node__desc = {"node", sizeof(node), 3, node__fields, shapes__schema_shapes_defs_node};
 TB_CODEC_DEFINE(node)
 
+static const tb_codec_list shapes_grid_item__list __attribute__((unused)) = {"shapes_grid_item", TB_CK_NUMBER, TB_CF_ITEM_NULL, NULL};
+
+static const tb_codec_field named__fields[] = {
+    {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
+     offsetof(named, name), 0, 0, 0, NULL},
+    {"note", "\"note\":", 4, 7, TB_CK_STRING, 0,
+     offsetof(named, note), offsetof(named, has_note), 0, 0, NULL},
+};
+static const tb_codec_type named__desc = {"named", sizeof(named), 2, named__fields, shapes__schema_shapes_defs_named};
+TB_CODEC_DEFINE(named)
+
 static const tb_codec_field shapes__fields[] = {
     {"shapes", "\"shapes\":", 6, 9, TB_CK_UNION, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(shapes, shapes), 0, 0, offsetof(shapes, n_shapes), &shape__union},
@@ -1136,15 +1366,15 @@ static const tb_codec_field shapes__fields[] = {
      offsetof(shapes, tags), offsetof(shapes, has_tags), 0, 0, &shapes_tags__map},
     {"root", "\"root\":", 4, 7, TB_CK_STRUCT, 0,
      offsetof(shapes, root), offsetof(shapes, has_root), 0, 0, &node__desc},
+    {"grid", "\"grid\":", 4, 7, TB_CK_LIST, TB_CF_ARRAY,
+     offsetof(shapes, grid), offsetof(shapes, has_grid), 0, offsetof(shapes, n_grid), &shapes_grid_item__list},
+    {"marks", "\"marks\":", 5, 8, TB_CK_STRING, TB_CF_ARRAY | TB_CF_ITEM_NULL,
+     offsetof(shapes, marks), offsetof(shapes, has_marks), 0, offsetof(shapes, n_marks), NULL},
+    {"scores", "\"scores\":", 6, 9, TB_CK_INTEGER, TB_CF_ARRAY | TB_CF_ITEM_NULL,
+     offsetof(shapes, scores), offsetof(shapes, has_scores), 0, offsetof(shapes, n_scores), NULL},
+    {"owners", "\"owners\":", 6, 9, TB_CK_STRUCT, TB_CF_ARRAY | TB_CF_ITEM_NULL,
+     offsetof(shapes, owners), offsetof(shapes, has_owners), 0, offsetof(shapes, n_owners), &named__desc},
 };
-static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 7, shapes__fields, shapes__schema_shapes};
+static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 11, shapes__fields, shapes__schema_shapes};
 TB_CODEC_DEFINE(shapes)
-
-static const tb_codec_field named__fields[] = {
-    {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(named, name), 0, 0, 0, NULL},
-    {"note", "\"note\":", 4, 7, TB_CK_STRING, 0,
-     offsetof(named, note), offsetof(named, has_note), 0, 0, NULL},
-};
-static const tb_codec_type named__desc = {"named", sizeof(named), 2, named__fields, shapes__schema_shapes_defs_named};
-TB_CODEC_DEFINE(named)
+TB_VALIDATE_DEFINE(grid, shapes__schema_shapes_defs_grid)

@@ -34,7 +34,8 @@ extern "C" {
  *   T_to_json(v)                   v as a new jansson value (caller owns; json_decref); NULL on OOM.
  * Memory: every pointer inside a parsed T (strings, arrays, nested values, json_t fields) lives in
  * the arena `a` passed to parse/from_json; release it all with tb_arena_reset/tb_arena_free.
- * Optional members have has_<name>; nullable ones <name>_is_null; arrays are <name> + n_<name>.
+ * Optional members have has_<name>; nullable ones <name>_is_null; arrays are <name> + n_<name>
+ * (items that may be null are pointers, NULL for null).
  * Thread-safety: all functions are reentrant; shared tables are initialised once, thread-safely.
  */
 
@@ -184,6 +185,20 @@ typedef struct node {
 } node;
 TB_CODEC_DECLARE(node); /* _validate, _parse, _from_json, _serialize, _to_json */
 
+/** An array inside an array. */
+typedef struct shapes_grid_item {
+    double **items;
+    size_t n;
+} shapes_grid_item;
+
+/* ---- named: tests/generator/fixtures/shapes.yaml#/$defs/named ---- */
+typedef struct named {
+    char *name; /* "name", required */
+    bool has_note;
+    char *note; /* "note" */
+} named;
+TB_CODEC_DECLARE(named); /* _validate, _parse, _from_json, _serialize, _to_json */
+
 /* ---- shapes: tests/generator/fixtures/shapes.yaml ---- */
 typedef struct shapes {
     size_t n_shapes;
@@ -201,16 +216,23 @@ typedef struct shapes {
     shapes_tags tags; /* "tags" */
     bool has_root;
     node root; /* "root" */
+    bool has_grid;
+    size_t n_grid;
+    shapes_grid_item *grid; /* "grid" */
+    bool has_marks;
+    size_t n_marks;
+    char **marks; /* "marks" */
+    bool has_scores;
+    size_t n_scores;
+    int64_t **scores; /* "scores" */
+    bool has_owners;
+    size_t n_owners;
+    named **owners; /* "owners" */
 } shapes;
 TB_CODEC_DECLARE(shapes); /* _validate, _parse, _from_json, _serialize, _to_json */
 
-/* ---- named: tests/generator/fixtures/shapes.yaml#/$defs/named ---- */
-typedef struct named {
-    char *name; /* "name", required */
-    bool has_note;
-    char *note; /* "note" */
-} named;
-TB_CODEC_DECLARE(named); /* _validate, _parse, _from_json, _serialize, _to_json */
+/* ---- grid: tests/generator/fixtures/shapes.yaml#/$defs/grid ---- */
+int grid_validate(const json_t *j, unsigned flags, tb_error *err);
 
 #ifdef __cplusplus
 }
