@@ -1020,6 +1020,13 @@ static const tb_codec_str game_state_mark__values[] = {
 static const tb_codec_enum game_state_mark__enum = {"game_state_mark", 2, game_state_mark__values};
 TB_CODEC_ENUM_DEFINE(game_state_mark)
 TB_VALIDATE_DEFINE(game_state_mark, game_state__schema_mark)
+
+static const tb_codec_str game_state_cell__values[] = {
+    {"X", 1},
+    {"O", 1},
+};
+static const tb_codec_enum game_state_cell__enum = {"game_state_cell", 2, game_state_cell__values};
+TB_CODEC_ENUM_DEFINE(game_state_cell)
 TB_VALIDATE_DEFINE(game_state_cell, game_state__schema_cell)
 TB_VALIDATE_DEFINE(game_state_board_row, game_state__schema_board_row)
 
@@ -1032,7 +1039,7 @@ static const tb_codec_field game_state_cell_position__fields[] = {
 static const tb_codec_type game_state_cell_position__desc = {"game_state_cell_position", sizeof(game_state_cell_position), 2, game_state_cell_position__fields, game_state__schema_cell_position};
 TB_CODEC_DEFINE(game_state_cell_position)
 
-static const tb_codec_list game_state_game_board_item__list __attribute__((unused)) = {"game_state_game_board_item", TB_CK_JSON, 0, NULL};
+static const tb_codec_list game_state_game_board_item__list __attribute__((unused)) = {"game_state_game_board_item", TB_CK_ENUM, TB_CF_ITEM_NULL, &game_state_cell__enum};
 
 static const tb_codec_field game_state_game_last_move__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,

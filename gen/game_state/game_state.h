@@ -74,6 +74,13 @@ TB_CODEC_ENUM_DECLARE(game_state_mark); /* _to_string, _from_string */
 int game_state_mark_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- game_state_cell: openapi/game_state.yaml#/components/schemas/Cell ---- */
+/** An empty cell (null) or the mark of the disc in it ("X" or "O"). */
+typedef enum game_state_cell {
+    GAME_STATE_CELL_X = 0, /* "X" */
+    GAME_STATE_CELL_O = 1, /* "O" */
+} game_state_cell;
+#define GAME_STATE_CELL__COUNT 2
+TB_CODEC_ENUM_DECLARE(game_state_cell); /* _to_string, _from_string */
 int game_state_cell_validate(const json_t *j, unsigned flags, tb_error *err);
 
 /* ---- game_state_board_row: openapi/game_state.yaml#/components/schemas/BoardRow ---- */
@@ -88,7 +95,7 @@ TB_CODEC_DECLARE(game_state_cell_position); /* _validate, _parse, _from_json, _s
 
 /** An array inside an array. */
 typedef struct game_state_game_board_item {
-    json_t **items;
+    game_state_cell **items;
     size_t n;
 } game_state_game_board_item;
 

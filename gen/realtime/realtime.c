@@ -1175,7 +1175,15 @@ static const tb_codec_enum games_game_state_status__enum = {"games_game_state_st
 TB_CODEC_ENUM_DEFINE(games_game_state_status)
 TB_VALIDATE_DEFINE(games_game_state_status, realtime__schema_games_defs_game_state_properties_status)
 
-static const tb_codec_list games_game_state_board_item__list __attribute__((unused)) = {"games_game_state_board_item", TB_CK_JSON, 0, NULL};
+static const tb_codec_str games_game_state_board_item_item__values[] = {
+    {"X", 1},
+    {"O", 1},
+};
+static const tb_codec_enum games_game_state_board_item_item__enum = {"games_game_state_board_item_item", 2, games_game_state_board_item_item__values};
+TB_CODEC_ENUM_DEFINE(games_game_state_board_item_item)
+TB_VALIDATE_DEFINE(games_game_state_board_item_item, realtime__schema_games_defs_game_state_properties_board_items_items)
+
+static const tb_codec_list games_game_state_board_item__list __attribute__((unused)) = {"games_game_state_board_item", TB_CK_ENUM, TB_CF_ITEM_NULL, &games_game_state_board_item_item__enum};
 
 static const tb_codec_field games_game_state__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,

@@ -94,9 +94,18 @@ typedef enum games_game_state_status {
 TB_CODEC_ENUM_DECLARE(games_game_state_status); /* _to_string, _from_string */
 int games_game_state_status_validate(const json_t *j, unsigned flags, tb_error *err);
 
+/* ---- games_game_state_board_item_item: schemas/realtime/games.json#/$defs/game_state/properties/board/items/items ---- */
+typedef enum games_game_state_board_item_item {
+    GAMES_GAME_STATE_BOARD_ITEM_ITEM_X = 0, /* "X" */
+    GAMES_GAME_STATE_BOARD_ITEM_ITEM_O = 1, /* "O" */
+} games_game_state_board_item_item;
+#define GAMES_GAME_STATE_BOARD_ITEM_ITEM__COUNT 2
+TB_CODEC_ENUM_DECLARE(games_game_state_board_item_item); /* _to_string, _from_string */
+int games_game_state_board_item_item_validate(const json_t *j, unsigned flags, tb_error *err);
+
 /** An array inside an array. */
 typedef struct games_game_state_board_item {
-    json_t **items;
+    games_game_state_board_item_item **items;
     size_t n;
 } games_game_state_board_item;
 

@@ -240,23 +240,21 @@ static int to_game(tb_ctx *ctx, const game_row *g, game_state_game *out)
     if (!out->players[0] || (g->has_o && !out->players[1]))
         return TB_ENOMEM;
 
-    /* the board: a cell is JSON null, "X" or "O" (the arena holds the two strings) */
-    json_t *x = json_string("X"), *o = json_string("O");
-    int rc = x && o && tb_arena_hold_json(a, x) == 0 && tb_arena_hold_json(a, o) == 0 ? 0
-                                                                                      : TB_ENOMEM;
-    json_decref(x);
-    json_decref(o);
+    /* the board: a cell is NULL (JSON null) or points at its mark (the arena holds the two) */
+    game_state_cell *mark = tb_arena_calloc(a, 2, sizeof *mark);
     out->n_board = C4_ROWS;
     out->board = tb_arena_calloc(a, C4_ROWS, sizeof *out->board);
-    if (rc || !out->board)
+    if (!mark || !out->board)
         return TB_ENOMEM;
+    mark[0] = GAME_STATE_CELL_X;
+    mark[1] = GAME_STATE_CELL_O;
     for (int r = 0; r < C4_ROWS; r++) {
-        json_t **cells = tb_arena_calloc(a, C4_COLS, sizeof *cells);
+        game_state_cell **cells = tb_arena_calloc(a, C4_COLS, sizeof *cells);
         if (!cells)
             return TB_ENOMEM;
         for (int c = 0; c < C4_COLS; c++) {
             int m = g->board.cell[r][c];
-            cells[c] = m == C4_X ? x : m == C4_O ? o : json_null();
+            cells[c] = m == C4_X ? &mark[0] : m == C4_O ? &mark[1] : NULL;
         }
         out->board[r].items = cells;
         out->board[r].n = C4_COLS;

@@ -130,11 +130,12 @@ static const char *cell(const game_state_game *g, int row, int col)
 {
     ck_assert_uint_eq(g->n_board, 6);
     ck_assert_uint_eq(g->board[row].n, 7);
-    json_t *v = g->board[row].items[col];
-    if (json_is_null(v))
+    const game_state_cell *v = g->board[row].items[col]; /* NULL: null */
+    if (!v)
         return NULL;
-    ck_assert_msg(json_is_string(v), "cell (%d,%d) is neither null nor a string", row, col);
-    return json_string_value(v);
+    ck_assert_msg(*v == GAME_STATE_CELL_X || *v == GAME_STATE_CELL_O, "cell (%d,%d) is %d", row,
+                  col, (int)*v);
+    return game_state_cell_to_string(*v);
 }
 
 /* The board as 42 characters (".XO", row 0 first), for comparing whole boards. */

@@ -236,6 +236,15 @@ START_TEST(items_that_may_be_null)
     ck_assert_uint_eq(d.n_owners, 2);
     ck_assert_ptr_null(d.owners[0]);
     ck_assert_str_eq(d.owners[1]->name, "n");
+    /* an enum whose values include null: a C enum, nullable; its items pointers */
+    shapes e = parse_ok("{\"shapes\":[],\"corner\":null,\"corners\":[\"ne\",null,\"nw\"]}");
+    ck_assert(e.has_corner && e.corner_is_null);
+    ck_assert_uint_eq(e.n_corners, 3);
+    ck_assert_int_eq(*e.corners[0], COMPASS_NE);
+    ck_assert_ptr_null(e.corners[1]);
+    ck_assert_int_eq(*e.corners[2], COMPASS_NW);
+    e = parse_ok("{\"shapes\":[],\"corner\":\"nw\"}");
+    ck_assert(e.has_corner && !e.corner_is_null && e.corner == COMPASS_NW);
     /* null only where the schema allows it: the rule and the item's path */
     char path[512], rule[64], msg[512];
     parse_bad("{\"shapes\":[],\"scores\":[1,\"x\"]}", path, rule, msg);
@@ -243,6 +252,9 @@ START_TEST(items_that_may_be_null)
     ck_assert_str_eq(rule, "type");
     parse_bad("{\"shapes\":[null]}", path, rule, msg);
     ck_assert_str_eq(path, "/shapes/0");
+    parse_bad("{\"shapes\":[],\"corners\":[\"se\"]}", path, rule, msg);
+    ck_assert_str_eq(path, "/corners/0");
+    ck_assert_str_eq(rule, "enum");
     /* built in C and written */
     double half = 0.5;
     double *row0[] = {NULL, &half};

@@ -188,7 +188,7 @@ class TypeBuilder:
                 self._building.discard(id(node))
         elif kind == "enum":
             from .validators import cstr, comment_safe
-            for v in node["enum"]:
+            for v in [v for v in node["enum"] if v is not None]:  # null: the *_is_null / NULL
                 const = self.consts.take(cname.upper() + "_" + cnames.upper(v))
                 nt.values.append((v, const, cstr(v), len(v.encode("utf-8")),
                                   comment_safe(json.dumps(v, ensure_ascii=False))))
@@ -218,6 +218,9 @@ class TypeBuilder:
             types = _types_of(node)
             if node.get("nullable") is True or ("null" in types and len(types) == 2):
                 return True
+            if (isinstance(node.get("enum"), list) and None in node["enum"]
+                    and self._kind(node) == "enum"):
+                return True  # an enum whose values include null
             nxt = self._deref_once(node)
             if nxt is node:
                 return self._non_null_alt(node) is not None
@@ -301,9 +304,9 @@ class TypeBuilder:
             return "apierror"  # the error object of the envelope: the runtime's own type
         types = [t for t in _types_of(node) if t != "null"]
         enum = node.get("enum")
-        if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum) and (
-                types in ([], ["string"])):
-            return "enum"
+        strs = [v for v in enum if v is not None] if isinstance(enum, list) else []
+        if strs and all(isinstance(v, str) for v in strs) and types in ([], ["string"]):
+            return "enum"  # null among the values (OpenAPI 3.0's nullable enum): a nullable one
         if not types and "const" in node:
             # a constant has the type of its value
             c = node["const"]

@@ -133,9 +133,13 @@ static int shapes__keys7(const char *k, size_t n)
             return 4;
         if (memcmp(k, "scores", 6) == 0)
             return 9;
-        if (memcmp(k, "owners", 6) == 0)
+        if (memcmp(k, "corner", 6) == 0)
             return 10;
+        if (memcmp(k, "owners", 6) == 0)
+            return 12;
         return -1;
+    case 7:
+        return memcmp(k, "corners", 7) == 0 ? 11 : -1;
     default:
         return -1;
     }
@@ -1080,6 +1084,37 @@ out:
     return ok;
 }
 
+/* tests/generator/fixtures/shapes.yaml#/$defs/compass */
+static bool shapes__schema_shapes_defs_compass(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_str_eq(j, "nw", 2) || tb_json_str_eq(j, "ne", 2) || json_is_null(j)))
+        TB_V_FAIL("enum", "must be one of [\"nw\", \"ne\", null]");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/corners */
+static bool shapes__schema_shapes_properties_corners(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_defs_compass, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
 /* tests/generator/fixtures/shapes.yaml#/properties/owners/items/oneOf/1 */
 static bool shapes__schema_shapes_properties_owners_items_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -1211,7 +1246,13 @@ static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
             case 9: /* scores */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_scores, v);
                 break;
-            case 10: /* owners */
+            case 10: /* corner */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_compass, v);
+                break;
+            case 11: /* corners */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_corners, v);
+                break;
+            case 12: /* owners */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_owners, v);
                 break;
             default:
@@ -1342,6 +1383,14 @@ TB_CODEC_DEFINE(node)
 
 static const tb_codec_list shapes_grid_item__list __attribute__((unused)) = {"shapes_grid_item", TB_CK_NUMBER, TB_CF_ITEM_NULL, NULL};
 
+static const tb_codec_str compass__values[] = {
+    {"nw", 2},
+    {"ne", 2},
+};
+static const tb_codec_enum compass__enum = {"compass", 2, compass__values};
+TB_CODEC_ENUM_DEFINE(compass)
+TB_VALIDATE_DEFINE(compass, shapes__schema_shapes_defs_compass)
+
 static const tb_codec_field named__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(named, name), 0, 0, 0, NULL},
@@ -1372,9 +1421,13 @@ static const tb_codec_field shapes__fields[] = {
      offsetof(shapes, marks), offsetof(shapes, has_marks), 0, offsetof(shapes, n_marks), NULL},
     {"scores", "\"scores\":", 6, 9, TB_CK_INTEGER, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, scores), offsetof(shapes, has_scores), 0, offsetof(shapes, n_scores), NULL},
+    {"corner", "\"corner\":", 6, 9, TB_CK_ENUM, TB_CF_NULLABLE,
+     offsetof(shapes, corner), offsetof(shapes, has_corner), offsetof(shapes, corner_is_null), 0, &compass__enum},
+    {"corners", "\"corners\":", 7, 10, TB_CK_ENUM, TB_CF_ARRAY | TB_CF_ITEM_NULL,
+     offsetof(shapes, corners), offsetof(shapes, has_corners), 0, offsetof(shapes, n_corners), &compass__enum},
     {"owners", "\"owners\":", 6, 9, TB_CK_STRUCT, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, owners), offsetof(shapes, has_owners), 0, offsetof(shapes, n_owners), &named__desc},
 };
-static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 11, shapes__fields, shapes__schema_shapes};
+static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 13, shapes__fields, shapes__schema_shapes};
 TB_CODEC_DEFINE(shapes)
 TB_VALIDATE_DEFINE(grid, shapes__schema_shapes_defs_grid)

@@ -191,6 +191,15 @@ typedef struct shapes_grid_item {
     size_t n;
 } shapes_grid_item;
 
+/* ---- compass: tests/generator/fixtures/shapes.yaml#/$defs/compass ---- */
+typedef enum compass {
+    COMPASS_NW = 0, /* "nw" */
+    COMPASS_NE = 1, /* "ne" */
+} compass;
+#define COMPASS__COUNT 2
+TB_CODEC_ENUM_DECLARE(compass); /* _to_string, _from_string */
+int compass_validate(const json_t *j, unsigned flags, tb_error *err);
+
 /* ---- named: tests/generator/fixtures/shapes.yaml#/$defs/named ---- */
 typedef struct named {
     char *name; /* "name", required */
@@ -225,6 +234,12 @@ typedef struct shapes {
     bool has_scores;
     size_t n_scores;
     int64_t **scores; /* "scores" */
+    bool has_corner;
+    bool corner_is_null;
+    compass corner; /* "corner" */
+    bool has_corners;
+    size_t n_corners;
+    compass **corners; /* "corners" */
     bool has_owners;
     size_t n_owners;
     named **owners; /* "owners" */
