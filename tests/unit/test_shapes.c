@@ -237,14 +237,14 @@ START_TEST(items_that_may_be_null)
     ck_assert_ptr_null(d.owners[0]);
     ck_assert_str_eq(d.owners[1]->name, "n");
     /* an enum whose values include null: a C enum, nullable; its items pointers */
-    shapes e = parse_ok("{\"shapes\":[],\"corner\":null,\"corners\":[\"ne\",null,\"nw\"]}");
-    ck_assert(e.has_corner && e.corner_is_null);
+    shapes e = parse_ok("{\"shapes\":[],\"compass\":null,\"corners\":[\"ne\",null,\"nw\"]}");
+    ck_assert(e.has_compass && e.compass_is_null);
     ck_assert_uint_eq(e.n_corners, 3);
     ck_assert_int_eq(*e.corners[0], COMPASS_NE);
     ck_assert_ptr_null(e.corners[1]);
     ck_assert_int_eq(*e.corners[2], COMPASS_NW);
-    e = parse_ok("{\"shapes\":[],\"corner\":\"nw\"}");
-    ck_assert(e.has_corner && !e.corner_is_null && e.corner == COMPASS_NW);
+    e = parse_ok("{\"shapes\":[],\"compass\":\"nw\"}");
+    ck_assert(e.has_compass && !e.compass_is_null && e.compass == COMPASS_NW);
     /* null only where the schema allows it: the rule and the item's path */
     char path[512], rule[64], msg[512];
     parse_bad("{\"shapes\":[],\"scores\":[1,\"x\"]}", path, rule, msg);

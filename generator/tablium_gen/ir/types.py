@@ -23,11 +23,15 @@ class CType:
         # absent or null)
         self.pointer = pointer
         self.null_items = null_items  # array: items may be null (T **items; char ** for strings)
+        # declared with its tag (`enum T` / `struct T`): the struct holding it has a member named
+        # T, which hides the typedef name in C++ for the rest of the struct
+        self.elaborate = False
 
     @property
     def decl(self):
         if self.kind in ("enum", "struct", "union", "map", "list"):
-            return self.ref.cname + (" *" if self.pointer else " ")
+            tag = ("enum " if self.kind == "enum" else "struct ") if self.elaborate else ""
+            return tag + self.ref.cname + (" *" if self.pointer else " ")
         base = {
             "string": "char *", "integer": "int64_t ", "number": "double ",
             "boolean": "bool ", "json": "json_t *", "apierror": "tb_api_error ",
@@ -469,6 +473,7 @@ class TypeBuilder:
         node = self._deref(node)
         props, required = self._merged(node)
         fnamer = cnames.Namer(reserved={"n"})
+        members = set()
         from .validators import cstr_bytes, comment_safe
         for pname, schemas in props.items():
             pnode = self._pick(nt, pname, schemas) if len(schemas) > 1 else schemas[0]
@@ -477,6 +482,10 @@ class TypeBuilder:
             fname = self._field_name(fnamer, cnames.snake(pname), pname not in required,
                                      nullable, is_array)
             ct = self.ctype(pnode, nt.cname + "_" + fname)
+            vt = ct.item if ct.kind == "array" else ct
+            if vt.ref is not None and vt.ref.cname in members | {fname}:
+                vt.elaborate = True
+            members.add(fname)
             desc = pnode.get("description") if isinstance(pnode, dict) else None
             f = Field(pname, fname, ct, pname in required, nullable,
                       comment_safe(desc) if isinstance(desc, str) else None)

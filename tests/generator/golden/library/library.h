@@ -74,7 +74,7 @@ typedef struct book {
     bool pages_is_null;
     int64_t pages; /* "pages" */
     bool has_genre;
-    genre genre; /* "genre" */
+    enum genre genre; /* "genre" */
 } book;
 TB_CODEC_DECLARE(book); /* _validate, _parse, _from_json, _serialize, _to_json */
 

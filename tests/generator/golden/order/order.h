@@ -66,7 +66,7 @@ typedef struct order_lines_item {
     char *sku; /* "sku", required */
     double price; /* "price", required */
     bool has_currency;
-    currency currency; /* "currency" */
+    enum currency currency; /* "currency" */
 } order_lines_item;
 TB_CODEC_DECLARE(order_lines_item); /* _validate, _parse, _from_json, _serialize, _to_json */
 
@@ -95,7 +95,7 @@ typedef struct order {
     bool has_tags;
     size_t n_tags;
     char **tags; /* "tags" */
-    customer customer; /* "customer", required */
+    struct customer customer; /* "customer", required */
     bool has_gift;
     bool gift; /* "gift" */
     bool has_extra;

@@ -133,13 +133,15 @@ static int shapes__keys7(const char *k, size_t n)
             return 4;
         if (memcmp(k, "scores", 6) == 0)
             return 9;
-        if (memcmp(k, "corner", 6) == 0)
-            return 10;
         if (memcmp(k, "owners", 6) == 0)
             return 12;
         return -1;
     case 7:
-        return memcmp(k, "corners", 7) == 0 ? 11 : -1;
+        if (memcmp(k, "compass", 7) == 0)
+            return 10;
+        if (memcmp(k, "corners", 7) == 0)
+            return 11;
+        return -1;
     default:
         return -1;
     }
@@ -1246,7 +1248,7 @@ static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
             case 9: /* scores */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_scores, v);
                 break;
-            case 10: /* corner */
+            case 10: /* compass */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_compass, v);
                 break;
             case 11: /* corners */
@@ -1421,8 +1423,8 @@ static const tb_codec_field shapes__fields[] = {
      offsetof(shapes, marks), offsetof(shapes, has_marks), 0, offsetof(shapes, n_marks), NULL},
     {"scores", "\"scores\":", 6, 9, TB_CK_INTEGER, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, scores), offsetof(shapes, has_scores), 0, offsetof(shapes, n_scores), NULL},
-    {"corner", "\"corner\":", 6, 9, TB_CK_ENUM, TB_CF_NULLABLE,
-     offsetof(shapes, corner), offsetof(shapes, has_corner), offsetof(shapes, corner_is_null), 0, &compass__enum},
+    {"compass", "\"compass\":", 7, 10, TB_CK_ENUM, TB_CF_NULLABLE,
+     offsetof(shapes, compass), offsetof(shapes, has_compass), offsetof(shapes, compass_is_null), 0, &compass__enum},
     {"corners", "\"corners\":", 7, 10, TB_CK_ENUM, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, corners), offsetof(shapes, has_corners), 0, offsetof(shapes, n_corners), &compass__enum},
     {"owners", "\"owners\":", 6, 9, TB_CK_STRUCT, TB_CF_ARRAY | TB_CF_ITEM_NULL,

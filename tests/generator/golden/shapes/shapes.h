@@ -213,9 +213,9 @@ typedef struct shapes {
     size_t n_shapes;
     shape *shapes; /* "shapes", required */
     bool has_size;
-    size size; /* "size" */
+    struct size size; /* "size" */
     bool has_id;
-    id id; /* "id" */
+    struct id id; /* "id" */
     bool has_label;
     bool label_is_null;
     char *label; /* "label" */
@@ -234,12 +234,12 @@ typedef struct shapes {
     bool has_scores;
     size_t n_scores;
     int64_t **scores; /* "scores" */
-    bool has_corner;
-    bool corner_is_null;
-    compass corner; /* "corner" */
+    bool has_compass;
+    bool compass_is_null;
+    enum compass compass; /* "compass" */
     bool has_corners;
     size_t n_corners;
-    compass **corners; /* "corners" */
+    enum compass **corners; /* "corners" */
     bool has_owners;
     size_t n_owners;
     named **owners; /* "owners" */
