@@ -18,8 +18,6 @@
 
 #define AT(base, off, T) ((T *)((char *)(base) + (off)))
 #define CAT(base, off, T) ((const T *)((const char *)(base) + (off)))
-/* the bits of a parameter's flags that say how its value is held (not TB_PF_*) */
-#define CODEC_FLAGS (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL)
 
 static const char *const IN_NAMES[] = {"path", "query", "header", "cookie"};
 
@@ -401,7 +399,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             bool r = run_validator(p->validate, j, c);
             tb_v_pop(c);
             if (r && *ok) {
-                *rc = tb_codec_member_decode(p->kind, p->flags & CODEC_FLAGS, p->sub, j, a, req,
+                *rc = tb_codec_member_decode(p->kind, p->flags & TB_CF_HOLDING, p->sub, j, a, req,
                                              p->off, p->n_off);
                 if (!(p->flags & TB_CF_REQUIRED))
                     *AT(req, p->has_off, bool) = true;
@@ -960,7 +958,7 @@ static void emit_param(const tb_op_param *p, const void *req, tb_buf *b, int mod
 {
     if (p->flags & TB_PF_CONTENT) { /* its JSON text, percent-encoded outside headers */
         tb_buf t = TB_BUF_INIT;
-        tb_codec_member_write(p->kind, p->flags & CODEC_FLAGS, p->sub, req, p->off, p->n_off, &t);
+        tb_codec_member_write(p->kind, p->flags & TB_CF_HOLDING, p->sub, req, p->off, p->n_off, &t);
         if (t.len && mode == TB_IN_HEADER)
             tb_buf_append(b, t.data, t.len);
         else if (t.len)
@@ -1173,9 +1171,7 @@ static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
             items = *(char *const *)(v + f->off);
         }
         for (size_t k = 0; k < n; k++) {
-            const char *x = items;
-            if (f->flags & TB_CF_ARRAY)
-                x = tb_codec_item(f->kind, f->flags, f->sub, items, k);
+            const char *x = tb_codec_item(f->kind, f->flags, f->sub, items, k); /* k 0: a scalar */
             if (!x)
                 continue; /* a null item: a form has no null */
             if (!first)
@@ -1235,9 +1231,7 @@ static bool multipart_write(const tb_op_body *bd, const char *v, const char *bou
             items = *(char *const *)(v + f->off);
         }
         for (size_t k = 0; k < n; k++) {
-            const char *x = items;
-            if (f->flags & TB_CF_ARRAY)
-                x = tb_codec_item(f->kind, f->flags, f->sub, items, k);
+            const char *x = tb_codec_item(f->kind, f->flags, f->sub, items, k); /* k 0: a scalar */
             if (!x)
                 continue; /* a null item: a form has no null */
             if (f->kind == TB_CK_BYTES) {

@@ -40,22 +40,24 @@ size_t tb_codec_value_size(int kind, const void *sub)
     }
 }
 
-/* A map value's own flags (its TB_CF_NULLABLE is the entry's value_is_null) */
-#define MAP_VALUE_FLAGS (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL)
-
 /* The bytes of one item of an array: with TB_CF_ITEM_NULL a pointer (a string's own char *). */
 static size_t item_size(int kind, unsigned flags, const void *sub)
 {
     return (flags & TB_CF_ITEM_NULL) ? sizeof(void *) : tb_codec_value_size(kind, sub);
 }
 
-const void *tb_codec_item(int kind, unsigned flags, const void *sub, const void *items, size_t k)
+/* The value an item's slot holds, NULL for a null item. */
+static inline const void *item_value(int kind, unsigned flags, const char *slot)
 {
-    const char *slot = (const char *)items + k * item_size(kind, flags, sub);
     if (!(flags & TB_CF_ITEM_NULL))
         return slot;
     const void *v = *(const void *const *)slot;
     return !v ? NULL : kind == TB_CK_STRING ? slot : v;
+}
+
+const void *tb_codec_item(int kind, unsigned flags, const void *sub, const void *items, size_t k)
+{
+    return item_value(kind, flags, (const char *)items + k * item_size(kind, flags, sub));
 }
 
 /* ---- unions ---- */
@@ -205,7 +207,7 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
                 *(bool *)(e + m->null_off) = true;
                 continue;
             }
-            int rc = tb_codec_member_decode(m->kind, m->flags & MAP_VALUE_FLAGS, m->sub, v, a, e,
+            int rc = tb_codec_member_decode(m->kind, m->flags & TB_CF_HOLDING, m->sub, v, a, e,
                                             m->off, m->n_off);
             if (rc)
                 return rc;
@@ -401,7 +403,7 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
             if ((m->flags & TB_CF_NULLABLE) && *(const bool *)(e + m->null_off))
                 tb_buf_append(b, "null", 4);
             else
-                tb_codec_member_write(m->kind, m->flags & MAP_VALUE_FLAGS, m->sub, e, m->off,
+                tb_codec_member_write(m->kind, m->flags & TB_CF_HOLDING, m->sub, e, m->off,
                                       m->n_off, b);
         }
         tb_buf_putc(b, '}');
@@ -435,12 +437,12 @@ void tb_codec_member_write(int kind, unsigned flags, const void *sub, const void
         return;
     }
     const char *items = *(char *const *)(p + off);
-    size_t n = *(const size_t *)(p + n_off);
+    size_t n = *(const size_t *)(p + n_off), sz = item_size(kind, flags, sub);
     tb_buf_putc(b, '[');
     for (size_t k = 0; k < n; k++) {
         if (k)
             tb_buf_putc(b, ',');
-        const void *x = tb_codec_item(kind, flags, sub, items, k);
+        const void *x = item_value(kind, flags, items + k * sz);
         if (x)
             tb_codec_value_write(kind, sub, x, b);
         else
@@ -548,10 +550,10 @@ json_t *tb_codec_member_to_json(int kind, unsigned flags, const void *sub, const
     if (!(flags & TB_CF_ARRAY))
         return tb_codec_value_to_json(kind, sub, p + off);
     const char *items = *(char *const *)(p + off);
-    size_t n = *(const size_t *)(p + n_off);
+    size_t n = *(const size_t *)(p + n_off), sz = item_size(kind, flags, sub);
     json_t *x = json_array();
     for (size_t k = 0; x && k < n; k++) {
-        const void *y = tb_codec_item(kind, flags, sub, items, k);
+        const void *y = item_value(kind, flags, items + k * sz);
         if (json_array_append_new(x, y ? tb_codec_value_to_json(kind, sub, y) : json_null())) {
             json_decref(x);
             x = NULL;

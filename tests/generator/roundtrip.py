@@ -479,7 +479,7 @@ static int rt_handle(int i, tb_ctx *ctx, const void *req, void *resp)
     for (size_t k = 0; k < c->nparams; k++) {
         const tb_op_param *p = &op->params[c->params[k].idx];
         tb_buf b = TB_BUF_INIT;
-        tb_codec_member_write(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL), p->sub, r,
+        tb_codec_member_write(p->kind, p->flags & TB_CF_HOLDING, p->sub, r,
                               p->off, p->n_off, &b);
         char what[160];
         snprintf(what, sizeof what, "parameter %%s", p->name);
@@ -496,7 +496,7 @@ static int rt_handle(int i, tb_ctx *ctx, const void *req, void *resp)
             }
         } else {
             tb_buf b = TB_BUF_INIT;
-            tb_codec_member_write(bd->kind, bd->flags & (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL), bd->sub, r,
+            tb_codec_member_write(bd->kind, bd->flags & TB_CF_HOLDING, bd->sub, r,
                                   bd->off, bd->n_off, &b);
             compare(c->name, "request body", c->body, b.data ? b.data : "", b.len);
             tb_buf_deinit(&b);
@@ -569,7 +569,7 @@ int main(void)
         for (size_t k = 0; k < c->nparams; k++) {
             const tb_op_param *p = &op->params[c->params[k].idx];
             json_t *j = json_loads(c->params[k].json, JSON_DECODE_ANY, NULL);
-            tb_codec_member_decode(p->kind, p->flags & (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL), p->sub, j,
+            tb_codec_member_decode(p->kind, p->flags & TB_CF_HOLDING, p->sub, j,
                                    a, req, p->off, p->n_off);
             json_decref(j);
         }
@@ -581,7 +581,7 @@ int main(void)
                 x->len = strlen(c->body);
             } else {
                 json_t *j = json_loads(c->body, JSON_DECODE_ANY, NULL);
-                tb_codec_member_decode(bd->kind, bd->flags & (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL), bd->sub,
+                tb_codec_member_decode(bd->kind, bd->flags & TB_CF_HOLDING, bd->sub,
                                        j, a, req, bd->off, bd->n_off);
                 json_decref(j);
             }

@@ -62,8 +62,11 @@ typedef struct tb_bytes {
  * is a pointer to its value, NULL for null (T **items); a string's item is its own char *, NULL for
  * null (char **items as without the flag). 0x40: op.h's TB_PF_* take 0x10 and 0x20. */
 #define TB_CF_ITEM_NULL 0x40u
+/* the flags that say how a value is held (what tb_codec_member_* read; not REQUIRED/NULLABLE,
+ * nor a parameter's TB_PF_*) */
+#define TB_CF_HOLDING (TB_CF_ARRAY | TB_CF_POINTER | TB_CF_ITEM_NULL)
 /** Of an array with `flags` and `kind` items at `items`, item k's value, or NULL for a null item
- *  (TB_CF_ITEM_NULL). */
+ *  (TB_CF_ITEM_NULL). Of a member that is not an array (k = 0), the value at `items` itself. */
 const void *tb_codec_item(int kind, unsigned flags, const void *sub, const void *items, size_t k);
 
 typedef struct tb_codec_str {
