@@ -14,6 +14,8 @@
 #   realtime-burst  RT_BURST (200) broadcasts back to back to the same room: deliveries/s until the
 #                   last arrives (bounded by the one-process Node client: a comparison of what
 #                   the servers sustain, not a ceiling of ours)
+#   realtime-*-loops  the paced and burst runs again with RT_LOOPS (default: one per CPU) event
+#                   loops (TB_RT_LOOPS)
 #   realtime-idle   RT_IDLE (19000) idle connected sockets: the server's RSS growth per socket;
 #                   goal <= 10 KB (19000: this machine allows 20000 open files per process)
 #   bash bench/realtime/run.sh [BUILD_DIR]
@@ -92,10 +94,16 @@ measure() { # NAME CMD... -> $WORK/NAME.{paced,burst,idle}
 
 measure ours "$BUILD/bench/realtime/bench_realtime_ours"
 measure node node "$HERE/node-server.js"
+# ours again with several event loops (TB_RT_LOOPS; RT_LOOPS, default one per CPU): paced and burst
+LOOPS=${RT_LOOPS:-$(nproc)}
+start loops env TB_RT_LOOPS="$LOOPS" "$BUILD/bench/realtime/bench_realtime_ours"
+SERVER_PID=$SPID "$LOADC" 127.0.0.1 "$PORT" "$CLIENTS" "$RATE" "$SECONDS_" >"$WORK/loops.paced"
+drv burst "http://127.0.0.1:$PORT" "$CLIENTS" "$BURST" >"$WORK/loops.burst"
+stop
 
-/usr/bin/python3 - "$WORK" "$CLIENTS" "$RATE" "$SECONDS_" <<'PY'
+/usr/bin/python3 - "$WORK" "$CLIENTS" "$RATE" "$SECONDS_" "$LOOPS" <<'PY'
 import json, sys
-w, clients, rate, secs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+w, clients, rate, secs, loops = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 r = {n: {k: json.load(open("%s/%s.%s" % (w, n, k))) for k in ("paced", "burst", "idle")}
      for n in ("ours", "node")}
 for n, label in (("ours", "tablium"), ("node", "socket.io 4.8")):
@@ -129,6 +137,20 @@ bo, bt = r["ours"]["burst"]["rate"], r["node"]["burst"]["rate"]
 print("bench realtime-burst: %.0f deliveries/s vs socket.io %.0f deliveries/s = %.2fx (goal 1.00x)"
       % (bo, bt, bo / bt))
 ko, kt = kb("ours"), kb("node")
+lp, lb = (json.load(open("%s/loops.%s" % (w, k))) for k in ("paced", "burst"))
+print("realtime tablium %s loops paced: %d/%d deliveries, p50 %.2f ms, p99 %.2f ms, max %.1f ms, CPU %.2f s; "
+      "burst: %d/%d in %.2f s (%.0f/s, CPU %.2f s)"
+      % (loops, lp["deliveries"], lp["expected"], lp["p50"], lp["p99"], lp["max"], lp["cpuSeconds"],
+         lb["deliveries"], lb["expected"], lb["seconds"], lb["rate"], lb["cpuSeconds"]))
+if lp["deliveries"] < lp["expected"] or lb["deliveries"] < lb["expected"]:
+    print("realtime tablium %s loops: LOST DELIVERIES" % loops)
+lu = lp["cpuSeconds"] * 1e6 / max(1, lp["deliveries"])
+print("bench realtime-cpu-loops: %.3f us/delivery (%s loops) vs socket.io %.3f us/delivery = %.2fx (goal 0.25x)"
+      % (lu, loops, t, lu / t if t else float("nan")))
+print("bench realtime-p99-loops: %.2f ms (%s loops) vs socket.io %.2f ms = %.2fx (goal 1.00x; and under 10 ms: %s)"
+      % (lp["p99"], loops, pt, lp["p99"] / pt, "met" if lp["p99"] < 10 else "NOT met"))
+print("bench realtime-burst-loops: %.0f deliveries/s (%s loops) vs socket.io %.0f deliveries/s = %.2fx (goal 1.00x)"
+      % (lb["rate"], loops, bt, lb["rate"] / bt))
 print("bench realtime-idle: %.2f KB/socket vs socket.io %.2f KB/socket = %.2fx (goal 0.25x; and at most 10 KB: %s)"
       % (ko, kt, ko / kt, "met" if ko <= 10 else "NOT met"))
 PY

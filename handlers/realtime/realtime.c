@@ -18,6 +18,7 @@
  */
 #include "realtime.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,8 @@ struct rt_app {
     game_state_client *gs;
     games_handlers handlers;
     tb_bus *bus;  /* game events to relay; NULL when events are off */
-    json_t *seen; /* game id -> the last version broadcast (loop thread only) */
+    json_t *seen; /* game id -> the last version broadcast */
+    pthread_mutex_t seen_mu; /* seen: the server's loops (TB_RT_LOOPS) share it */
 };
 
 typedef enum { OP_JOIN, OP_MOVE } op_kind;
@@ -206,16 +208,19 @@ static void now_rfc3339(char out[25])
 }
 
 /* True when the room already got this version of the game (from a move made here, or relayed
- * from the bus); records it otherwise. Loop thread. */
+ * from the bus); records it otherwise. Any loop. */
 static bool already_broadcast(rt_app *app, const char *game_id, json_int_t version)
 {
+    pthread_mutex_lock(&app->seen_mu);
     json_t *v = json_object_get(app->seen, game_id);
-    if (v && json_integer_value(v) >= version)
-        return true;
-    if (json_object_size(app->seen) >= 10000)
-        json_object_clear(app->seen); /* bounded: an old game's record is only an optimisation */
-    json_object_set_new(app->seen, game_id, json_integer(version));
-    return false;
+    bool seen = v && json_integer_value(v) >= version;
+    if (!seen) {
+        if (json_object_size(app->seen) >= 10000)
+            json_object_clear(app->seen); /* bounded: an old game's record is only an optimisation */
+        json_object_set_new(app->seen, game_id, json_integer(version));
+    }
+    pthread_mutex_unlock(&app->seen_mu);
+    return seen;
 }
 
 /* Back on the loop: answer the sender, tell the room. */
@@ -461,6 +466,7 @@ int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_st
         return TB_ENOMEM;
     app->srv = srv;
     app->seen = json_object();
+    pthread_mutex_init(&app->seen_mu, NULL);
     app->gs = game_state_client_new(game_state_url, NULL, err);
     if (!app->gs || !app->seen) {
         json_decref(app->seen);
@@ -500,5 +506,6 @@ void rt_app_free(rt_app *app)
     rt_app_stop(app);
     game_state_client_free(app->gs);
     json_decref(app->seen);
+    pthread_mutex_destroy(&app->seen_mu);
     free(app);
 }

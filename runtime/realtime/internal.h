@@ -11,6 +11,10 @@ typedef struct tb_rt__rec tb_rt__rec;
 #define TB_RT__REMOTE 0x100u
 
 /* server.c */
+/** Several event loops (tb_rt_options.loops > 1): the server handed out is the first loop's;
+ *  each loop is a tb_rt_server of its own (shard), sharing the namespaces' handlers. */
+unsigned tb_rt__nshards(const tb_rt_server *srv);
+tb_rt_server *tb_rt__shard(tb_rt_server *srv, unsigned i);
 struct lws_context *tb_rt__server_lws(tb_rt_server *srv);
 tb_rt__adapter *tb_rt__server_adapter(tb_rt_server *srv);
 void tb_rt__server_set_adapter(tb_rt_server *srv, tb_rt__adapter *a);
@@ -38,6 +42,16 @@ tb_rt_socket *tb_rt__socket_find(tb_rt_nsp *nsp, const char *id);
 void tb_rt__socket_rooms(const tb_rt_socket *s, void (*fn)(const char *room, void *ud), void *ud);
 void tb_rt__nsp_rooms(tb_rt_nsp *nsp, void (*fn)(const char *room, void *ud), void *ud);
 bool tb_rt__room_exists(tb_rt_nsp *nsp, const char *room, size_t len);
+
+/* acceptor.c: the listening socket of a server with several loops; route(fd, head, len) gets
+ * each connection with the first bytes it sent (peeked: still to be read), on its thread. */
+typedef struct tb_rt__acceptor tb_rt__acceptor;
+typedef void (*tb_rt__route_fn)(int fd, const char *head, size_t len, void *ud);
+int tb_rt__acceptor_listen(const char *host, int port, tb_rt__acceptor **out, int *bound,
+                           tb_error *err);
+int tb_rt__acceptor_start(tb_rt__acceptor *a, tb_rt__route_fn route, void *ud);
+/** Stops the thread, closes the listening socket and what still waits. NULL-safe. */
+void tb_rt__acceptor_free(tb_rt__acceptor *a);
 
 /* redis_adapter.c */
 int tb_rt__adapter_publish(tb_rt__adapter *a, tb_rt_nsp *nsp, const tb_rt_to *to, const char *event,

@@ -675,7 +675,8 @@ static void *rec_main(void *arg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
-int tb_rt_server_use_recovery(tb_rt_server *srv, const tb_rt_recovery_options *opts, tb_error *err)
+static int use_recovery_one(tb_rt_server *srv, const tb_rt_recovery_options *opts,
+                            tb_error *err)
 {
     tb_rt_recovery_options def = TB_RT_RECOVERY_OPTIONS_INIT;
     if (!opts)
@@ -768,4 +769,17 @@ void tb_rt__rec_stats(tb_rt__rec *r, uint64_t *stored, uint64_t *failed, uint64_
     *failed = r ? atomic_load(&r->failed) : 0;
     *restored = r ? atomic_load(&r->restored) : 0;
     *refused = r ? atomic_load(&r->refused) : 0;
+}
+
+/* Several loops: each keeps its sessions in the same Redis keys (any loop, or node, can recover
+ * any session). */
+int tb_rt_server_use_recovery(tb_rt_server *srv, const tb_rt_recovery_options *opts, tb_error *err)
+{
+    unsigned n = srv ? tb_rt__nshards(srv) : 1;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = use_recovery_one(srv ? tb_rt__shard(srv, i) : NULL, opts, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }

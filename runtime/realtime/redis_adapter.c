@@ -1090,7 +1090,7 @@ static void *adapter_main(void *arg)
 
 /* ---------------------------------------------------------------- lifecycle */
 
-int tb_rt_server_use_redis(tb_rt_server *srv, const tb_rt_redis_options *opts, tb_error *err)
+static int use_redis_one(tb_rt_server *srv, const tb_rt_redis_options *opts, tb_error *err)
 {
     tb_rt_redis_options def = TB_RT_REDIS_OPTIONS_INIT;
     if (!opts)
@@ -1130,10 +1130,29 @@ int tb_rt_server_use_redis(tb_rt_server *srv, const tb_rt_redis_options *opts, t
     return 0;
 }
 
+/* Several loops: each is a node of its own (its uid, its subscriptions, its heartbeats), as the
+ * workers of a Node.js cluster are; the sibling loops get one another's broadcasts through
+ * Redis like any other node's. */
+int tb_rt_server_use_redis(tb_rt_server *srv, const tb_rt_redis_options *opts, tb_error *err)
+{
+    unsigned n = srv ? tb_rt__nshards(srv) : 1;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = use_redis_one(srv ? tb_rt__shard(srv, i) : NULL, opts, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 bool tb_rt_server_adapter_ready(tb_rt_server *srv)
 {
-    tb_rt__adapter *a = tb_rt__server_adapter(srv);
-    return a && atomic_load(&a->ready);
+    unsigned n = srv ? tb_rt__nshards(srv) : 0;
+    for (unsigned i = 0; i < n; i++) {
+        tb_rt__adapter *a = tb_rt__server_adapter(tb_rt__shard(srv, i));
+        if (!a || !atomic_load(&a->ready))
+            return false;
+    }
+    return n > 0;
 }
 
 int tb_rt__adapter_start(tb_rt__adapter *a)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "packet.h"
@@ -238,6 +239,19 @@ typedef struct mware {
     void *ud;
 } mware;
 
+/* Members of a room on every loop (several loops: tb_rt_room_count). */
+typedef struct rcount {
+    char *name;
+    size_t n;
+} rcount;
+
+/* A namespace on every loop. */
+typedef struct nsp_group {
+    pthread_mutex_t mu; /* counts: each loop updates it as its sockets join and leave rooms */
+    hmap counts;        /* room name -> rcount */
+    tb_rt_nsp *twins[]; /* by loop index */
+} nsp_group;
+
 struct tb_rt_nsp {
     tb_rt_nsp *next; /* srv->nsps */
     tb_rt_server *srv;
@@ -256,8 +270,11 @@ struct tb_rt_nsp {
     tb_rt_disconnect_fn on_disconnect;
     void *on_disconnect_ud;
     tb_rt_socket *socks;
-    size_t nsocks;
+    atomic_size_t nsocks; /* read by the other loops (tb_rt_nsp_count) */
     hmap rooms;
+    /* several loops: the same namespace on each loop (owned by the first loop's namespace);
+     * NULL for a namespace a pattern created on one loop */
+    struct nsp_group *grp;
     tb_rt_server_emit_fn server_emit;
     void *server_emit_ud;
 };
@@ -267,6 +284,7 @@ typedef struct job {
     void (*work)(void *);
     void (*done)(tb_rt_server *, void *);
     void *ud;
+    tb_rt_server *home; /* the loop done runs on */
 } job;
 
 /* A CONNECT waiting for Redis to answer whether its session can be recovered. */
@@ -327,6 +345,13 @@ struct tb_rt_server {
     pthread_mutex_t post_mu;
     post_item *posts, *posts_tail;
     size_t heap_base;
+    /* several loops (tb_rt_options.loops > 1): each is a tb_rt_server of its own */
+    tb_rt_server *primary;     /* the first loop (the handle users hold); itself when alone */
+    tb_rt_server **shards;     /* the first loop: every loop, itself first; NULL when alone */
+    unsigned nshards, shard;   /* loops in all (on the first loop); this loop's index */
+    tb_rt__acceptor *acceptor; /* the first loop, with several: the listening socket */
+    atomic_uint rr;            /* round robin among equally loaded loops */
+    atomic_bool dying;         /* the first loop: tearing down, loops no longer post to others */
     bool direct_write; /* TB_RT_DIRECT_WRITE=0 turns off writing outside the writable callback */
     struct {
         atomic_uint_fast64_t sessions, sockets, websocket, packets_out, packets_in,
@@ -367,6 +392,43 @@ typedef struct pss {
     char acrh[256];
 } pss;
 
+/* ---------------------------------------------------------------- several loops */
+
+/* The loop running on this thread (NULL on any other thread). */
+static _Thread_local tb_rt_server *tl_loop;
+
+static tb_rt_nsp *nsp_find(tb_rt_server *srv, const char *name, size_t len);
+
+/* The calling loop when srv is one of its group: handlers hold the first loop's server, and
+ * what they do belongs to the loop they run on. */
+static tb_rt_server *srv_here(tb_rt_server *srv)
+{
+    tb_rt_server *me = tl_loop;
+    return me && srv && me->primary == srv->primary ? me : srv;
+}
+
+/* The calling loop's namespace of this name (each loop has its own sockets and rooms), or NULL
+ * when this loop has none (a namespace a pattern created on another loop). */
+static tb_rt_nsp *nsp_here(tb_rt_nsp *nsp)
+{
+    tb_rt_server *me = tl_loop;
+    if (!me || me == nsp->srv || me->primary != nsp->srv->primary)
+        return nsp;
+    if (nsp->grp)
+        return nsp->grp->twins[me->shard];
+    return nsp->match ? NULL : nsp_find(me, nsp->name, strlen(nsp->name));
+}
+
+unsigned tb_rt__nshards(const tb_rt_server *srv)
+{
+    return srv->primary->nshards;
+}
+
+tb_rt_server *tb_rt__shard(tb_rt_server *srv, unsigned i)
+{
+    return srv->primary->shards ? srv->primary->shards[i] : srv;
+}
+
 static void session_close(session *s, const char *reason, bool flush);
 static void socket_drop(tb_rt_socket *s, const char *reason, bool tell_client);
 static void finish_connect(session *s, tb_rt_socket *so, const tb_rt__rec_session *res,
@@ -379,9 +441,11 @@ static int session_push(session *s, frame *f);
 
 /* ---------------------------------------------------------------- ids */
 
+static const char ID_CHARS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 static void new_id(char out[24])
 {
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *A = ID_CHARS;
     unsigned char r[20];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
         for (size_t i = 0; i < sizeof r; i++)
@@ -462,6 +526,12 @@ static int http_writeable(struct lws *wsi, pss *p)
         }
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &q, end))
+            return -1;
+        /* several loops: the next request may be another session's, on another loop; the
+         * acceptor routes each new connection to the loop of its sid */
+        if (srv->primary->nshards > 1)
+            p->close_after = 1;
+        if (p->close_after && add_header(wsi, "connection:", "close", &q, end))
             return -1;
         if (lws_finalize_write_http_header(wsi, start, &q, end))
             return -1;
@@ -670,9 +740,11 @@ static session *session_new(tb_rt_server *srv, int transport, bool raw)
     s->srv = srv;
     s->transport = (uint8_t)transport;
     s->raw = raw;
-    do
+    do {
         new_id(s->sid);
-    while (hmap_get(&srv->sids, s->sid));
+        if (srv->primary->nshards > 1) /* its loop, for the acceptor to route its requests */
+            s->sid[0] = ID_CHARS[srv->shard];
+    } while (hmap_get(&srv->sids, s->sid));
     if (hmap_put(&srv->sids, s->sid, s) != 0) {
         free(s);
         return NULL;
@@ -775,6 +847,31 @@ static void session_close(session *s, const char *reason, bool flush)
 
 /* ---------------------------------------------------------------- rooms */
 
+/* Several loops: a member more (+1) or fewer (-1) in a room, for tb_rt_room_count. */
+static void room_counted(tb_rt_nsp *nsp, const char *name, int d)
+{
+    nsp_group *g = nsp->grp;
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->mu);
+    rcount *c = hmap_get(&g->counts, name);
+    if (!c && d > 0 && (c = calloc(1, sizeof *c)) != NULL) {
+        if (!(c->name = strdup(name)) || hmap_put(&g->counts, c->name, c) != 0) {
+            free(c->name);
+            free(c);
+            c = NULL; /* out of memory: the count is low, nothing else */
+        }
+    }
+    if (c && (d > 0 || c->n > 0))
+        c->n += (size_t)(ssize_t)d;
+    if (c && c->n == 0) {
+        hmap_del(&g->counts, c->name);
+        free(c->name);
+        free(c);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
 static room *room_get(tb_rt_nsp *nsp, const char *name, bool create)
 {
     room *r = hmap_get(&nsp->rooms, name);
@@ -837,6 +934,7 @@ int tb_rt_socket_join(tb_rt_socket *s, const char *room_name)
     s->rooms[s->nrooms] = (sroom){r, r->n};
     r->n++;
     s->nrooms++;
+    room_counted(s->nsp, room_name, +1);
     if (s->persisted)
         persist(s);
     return 0;
@@ -856,6 +954,7 @@ static void leave_slot(tb_rt_socket *s, uint32_t slot)
         sroom *moved = &s->rooms[slot];
         moved->r->m[moved->idx].slot = slot;
     }
+    room_counted(s->nsp, r->name, -1);
     room_maybe_free(s->nsp, r);
 }
 
@@ -883,14 +982,27 @@ bool tb_rt_socket_in(const tb_rt_socket *s, const char *room_name)
 
 size_t tb_rt_room_count(const tb_rt_nsp *nsp, const char *room_name)
 {
+    if (nsp->grp) {
+        pthread_mutex_lock(&nsp->grp->mu);
+        rcount *c = hmap_get(&nsp->grp->counts, room_name);
+        size_t n = c ? c->n : 0;
+        pthread_mutex_unlock(&nsp->grp->mu);
+        return n;
+    }
     room *r = hmap_get(&nsp->rooms, room_name);
     return r ? r->n : 0;
 }
 
 size_t tb_rt_nsp_count(const tb_rt_nsp *nsp)
 {
-    return nsp->nsocks;
+    if (!nsp->grp)
+        return nsp->nsocks;
+    size_t n = 0;
+    for (unsigned i = 0; i < nsp->srv->primary->nshards; i++)
+        n += nsp->grp->twins[i]->nsocks;
+    return n;
 }
+
 
 /* ---------------------------------------------------------------- sending */
 
@@ -1194,6 +1306,9 @@ static uint64_t offset_number(const char *s, size_t len)
     return n;
 }
 
+static void forward(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
+                    const tb_rt_bin *bins, size_t nbins, uint64_t n);
+
 /* Delivers now; n: the packet's recovery number when stored (0: none, or read from the last
  * argument of a packet from another node). */
 static int broadcast_now(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
@@ -1209,6 +1324,11 @@ static int broadcast_now(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, 
             f[i]->vol = 1;
     if (nsp->srv->adapter && !(to && (to->flags & TB_RT_LOCAL)))
         rc = tb_rt__adapter_publish(nsp->srv->adapter, nsp, to, event, args, bins, nbins);
+    /* the other loops of this process: through Redis when each is a node of the adapter, else
+     * (or for a local broadcast) directly; never what came from another loop or node */
+    if (nsp->srv->primary->nshards > 1 && !(to && (to->flags & TB_RT__REMOTE)) &&
+        (!nsp->srv->adapter || (to && (to->flags & TB_RT_LOCAL))))
+        forward(nsp, to, event, args, bins, nbins, n);
     if (nsp->srv->restores) {
         json_t *last = json_array_get(args, json_array_size(args) - 1);
         if (!n && to && (to->flags & TB_RT__REMOTE) && json_is_string(last))
@@ -1227,9 +1347,12 @@ static int broadcast_now(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, 
     return rc;
 }
 
-/* A packet on its way to Redis (recovery): delivered when stored, with its offset. */
+/* A packet on its way to Redis (recovery): delivered when stored, with its offset. Also a
+ * broadcast on its way to another loop (nsp_name, n). */
 typedef struct stored_job {
     tb_rt_nsp *nsp; /* namespaces live as long as the server */
+    char *nsp_name; /* to another loop: its namespace of this name */
+    uint64_t n;     /* to another loop: the recovery number */
     char *event;
     json_t *args;
     tb_rt_bin bins[TB_SIO_MAX_ATTACHMENTS];
@@ -1242,6 +1365,7 @@ typedef struct stored_job {
 
 static void stored_job_free(stored_job *j)
 {
+    free(j->nsp_name);
     free(j->event);
     json_decref(j->args);
     for (size_t i = 0; i < j->nbins; i++)
@@ -1276,17 +1400,16 @@ static void on_stored(tb_rt_server *srv, const char *offset, size_t len, void *u
     stored_job_free(j);
 }
 
-/* Recovery: stores the packet in Redis (rooms' streams), then sends it with its offset. The
- * socket `one` (an emit to one socket) is kept by id: it may be gone by then. */
-static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socket *one,
+/* A copy of a packet and where it goes, to send later or on another thread (the socket `one`,
+ * an emit to one socket, by id: it may be gone by then; the excepted socket among the except
+ * rooms). NULL when out of memory. */
+static stored_job *job_new(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socket *one,
                            const char *event, const json_t *args, const tb_rt_bin *bins,
                            size_t nbins)
 {
-    if (nbins > TB_SIO_MAX_ATTACHMENTS || (args && !json_is_array(args)))
-        return TB_EINVAL;
     stored_job *j = calloc(1, sizeof *j);
     if (!j)
-        return TB_ENOMEM;
+        return NULL;
     j->nsp = nsp;
     j->event = strdup(event);
     j->args = args ? json_deep_copy(args) : json_array();
@@ -1310,8 +1433,69 @@ static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socke
                    : strv_dup(to ? (const char *const *)to->rooms : NULL, j->nrooms, NULL);
     j->except = strv_dup(to ? (const char *const *)to->except : NULL, to ? to->nexcept : 0,
                          to && to->except_socket ? to->except_socket->id : NULL);
+    if (!ok || !j->rooms || !j->except) {
+        stored_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+static void on_forwarded(tb_rt_server *srv, void *ud)
+{
+    stored_job *j = ud;
+    tb_rt_nsp *nsp = nsp_find(srv, j->nsp_name, strlen(j->nsp_name));
+    if (nsp) { /* else no socket ever joined it on this loop */
+        tb_rt_to to = {(const char *const *)j->rooms,
+                       j->nrooms,
+                       (const char *const *)j->except,
+                       j->nexcept,
+                       NULL,
+                       j->flags | TB_RT_LOCAL | TB_RT__REMOTE};
+        srv->depth++;
+        broadcast_now(nsp, &to, j->event, j->args, j->bins, j->nbins, j->n);
+        srv->depth--;
+        reap(srv);
+    }
+    stored_job_free(j);
+}
+
+/* Hands a broadcast to the other loops, each its own copy (in order: a loop's posts run in the
+ * order they were made). */
+static void forward(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
+                    const tb_rt_bin *bins, size_t nbins, uint64_t n)
+{
+    tb_rt_server *first = nsp->srv->primary;
+    if (atomic_load(&first->dying))
+        return;
+    for (unsigned i = 0; i < first->nshards; i++) {
+        tb_rt_server *other = first->shards[i];
+        if (other == nsp->srv)
+            continue;
+        stored_job *j = job_new(nsp, to, NULL, event, args, bins, nbins);
+        if (j && (j->nsp_name = strdup(nsp->name)) != NULL) {
+            j->n = n;
+            if (tb_rt_server_post(other, on_forwarded, j) == 0)
+                continue;
+        }
+        if (j)
+            stored_job_free(j);
+        tb_log_warn(NULL, "realtime: out of memory forwarding a broadcast to loop %u", i);
+    }
+}
+
+/* Recovery: stores the packet in Redis (rooms' streams), then sends it with its offset. The
+ * socket `one` (an emit to one socket) is kept by id: it may be gone by then. */
+static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socket *one,
+                           const char *event, const json_t *args, const tb_rt_bin *bins,
+                           size_t nbins)
+{
+    if (nbins > TB_SIO_MAX_ATTACHMENTS || (args && !json_is_array(args)))
+        return TB_EINVAL;
+    stored_job *j = job_new(nsp, to, one, event, args, bins, nbins);
+    if (!j)
+        return TB_ENOMEM;
     tb_buf data = TB_BUF_INIT, pkt = TB_BUF_INIT;
-    int rc = ok && j->rooms && j->except ? tb_rt__sio_event_json(&data, event, j->args) : TB_ENOMEM;
+    int rc = tb_rt__sio_event_json(&data, event, j->args);
     if (rc == 0 && (data.oom || data.len < 2))
         rc = TB_ENOMEM;
     if (rc == 0) { /* the text without its closing ']': Redis appends the offset */
@@ -1335,11 +1519,23 @@ static bool recoverable(const tb_rt_nsp *nsp, const tb_rt_to *to)
     return nsp->srv->rec && !(to && (to->flags & (TB_RT_VOLATILE | TB_RT__REMOTE)));
 }
 
+static tb_rt_nsp *nsp_new(tb_rt_server *srv, const char *name);
+
 int tb_rt_broadcast(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
                     const tb_rt_bin *bins, size_t nbins)
 {
     if (!nsp || !event || nsp->match)
         return TB_EINVAL;
+    tb_rt_nsp *here = nsp_here(nsp);
+    if (!here) { /* a namespace a pattern made on another loop: this loop gets it too */
+        here = nsp_new(tl_loop, nsp->name);
+        if (!here)
+            return TB_ENOMEM;
+        here->pattern = nsp->pattern && nsp->pattern->grp
+                            ? nsp->pattern->grp->twins[tl_loop->shard]
+                            : NULL;
+    }
+    nsp = here;
     if (recoverable(nsp, to))
         return store_then_send(nsp, to, NULL, event, args, bins, nbins);
     return broadcast_now(nsp, to, event, args, bins, nbins, 0);
@@ -1540,6 +1736,7 @@ tb_rt_nsp *tb_rt_server_of(tb_rt_server *srv, const char *name)
 {
     if (!srv || !name || name[0] != '/')
         return NULL;
+    srv = srv_here(srv);
     tb_rt_nsp *n = nsp_find(srv, name, strlen(name));
     return n ? n : nsp_new(srv, name);
 }
@@ -2145,8 +2342,42 @@ static int on_eio_packet(int type, const unsigned char *data, size_t len, bool b
     return s->state == S_OPEN ? 0 : 1;
 }
 
+typedef struct eio_later {
+    char sid[24];
+    bool binary;
+    size_t len;
+    unsigned char data[];
+} eio_later;
+
+static void on_eio_later(tb_rt_server *srv, void *ud)
+{
+    eio_later *e = ud;
+    tb_rt_eio_send(srv, e->sid, e->data, e->len, e->binary);
+    free(e);
+}
+
 int tb_rt_eio_send(tb_rt_server *srv, const char *sid, const void *data, size_t len, bool binary)
 {
+    srv = srv_here(srv);
+    if (srv->primary->nshards > 1 && sid[0]) { /* another loop's session: sent from its loop */
+        const char *at = strchr(ID_CHARS, sid[0]);
+        unsigned k = at ? (unsigned)(at - ID_CHARS) : 0;
+        if (k < srv->primary->nshards && k != srv->shard) {
+            if (strlen(sid) >= sizeof((eio_later *)0)->sid)
+                return TB_ENOTFOUND;
+            eio_later *e = malloc(sizeof *e + len + 1);
+            if (!e)
+                return TB_ENOMEM;
+            snprintf(e->sid, sizeof e->sid, "%s", sid);
+            e->binary = binary;
+            e->len = len;
+            memcpy(e->data, data, len);
+            int rc = tb_rt_server_post(srv->primary->shards[k], on_eio_later, e);
+            if (rc != 0)
+                free(e);
+            return rc;
+        }
+    }
     session *s = hmap_get(&srv->sids, sid);
     if (!s || s->state != S_OPEN)
         return TB_ENOTFOUND;
@@ -2233,6 +2464,7 @@ void tb_rt_nsp_on_server_emit(tb_rt_nsp *nsp, tb_rt_server_emit_fn fn, void *ud)
 }
 tb_rt_socket *tb_rt_nsp_socket(tb_rt_nsp *nsp, const char *id)
 {
+    nsp = nsp ? nsp_here(nsp) : NULL;
     return nsp && id ? tb_rt__socket_find(nsp, id) : NULL;
 }
 tb_rt_socket *tb_rt__socket_find(tb_rt_nsp *nsp, const char *id)
@@ -2356,8 +2588,10 @@ static int on_http(tb_rt_server *srv, struct lws *wsi, pss *p, const char *path)
         if (strcmp(path, "/health") == 0 || strcmp(path, "/health/live") == 0 ||
             strcmp(path, "/health/ready") == 0) {
             char body[128];
+            tb_rt_stats st;
+            tb_rt_server_stats(srv->primary, &st);
             int n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"sessions\":%llu}",
-                             (unsigned long long)atomic_load(&srv->st.sessions));
+                             (unsigned long long)st.sessions);
             http_answer(wsi, p, 200, "application/json", body, (size_t)n, false);
             return 0;
         }
@@ -2870,23 +3104,10 @@ static void lws_log_to_tablium(int level, const char *line)
     tb_log_warn(NULL, "libwebsockets: %.*s", (int)n, line);
 }
 
-int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *err)
+/* One loop's server: its copy of the options, its libwebsockets context (listening on the port,
+ * or, with several loops, adopting what the acceptor hands it). */
+static int server_init(tb_rt_server *srv, const tb_rt_options *opts, bool listen, tb_error *err)
 {
-    tb_rt_options def = TB_RT_OPTIONS_INIT;
-    tb_rt_server *srv = NULL;
-    *out = NULL;
-    if (!opts)
-        opts = &def;
-    if (!opts->path || opts->path[0] != '/' || opts->max_payload == 0 ||
-        opts->ping_interval_ms == 0 || opts->ping_timeout_ms == 0) {
-        tb_error_set(err, TB_EINVAL,
-                     "realtime: path must start with '/', and max_payload, "
-                     "ping_interval_ms and ping_timeout_ms must be > 0");
-        return TB_EINVAL;
-    }
-    srv = calloc(1, sizeof *srv);
-    if (!srv)
-        return TB_ENOMEM;
     srv->o = *opts;
     srv->path = strdup(opts->path);
     srv->eio_path = dup_or_null(opts->eio_path);
@@ -2896,23 +3117,22 @@ int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *er
     pthread_mutex_init(&srv->job_mu, NULL);
     pthread_cond_init(&srv->job_cv, NULL);
     if (!srv->path || !srv->host || (opts->eio_path && !srv->eio_path) ||
-        (opts->cors_origin && !srv->cors)) {
-        tb_rt_server_free(srv);
+        (opts->cors_origin && !srv->cors))
         return TB_ENOMEM;
-    }
     if (!srv->o.max_connections)
         srv->o.max_connections = 65536;
     if (!srv->o.max_buffered)
         srv->o.max_buffered = 4u << 20;
     if (!srv->o.connect_timeout_ms)
         srv->o.connect_timeout_ms = 45000;
-    tb_rt_server_of(srv, "/");
+    if (!tb_rt_server_of(srv, "/"))
+        return TB_ENOMEM;
 
     lws_set_log_level(LLL_ERR, lws_log_to_tablium);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = opts->port;
-    info.iface = srv->host;
+    info.port = listen ? opts->port : CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.iface = listen ? srv->host : NULL;
     info.protocols = protocols;
     info.user = srv;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
@@ -2925,15 +3145,76 @@ int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *er
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
         tb_error_set(err, TB_EIO, "realtime: cannot listen on %s:%d", srv->host, opts->port);
-        tb_rt_server_free(srv);
         return TB_EIO;
     }
     srv->vh = lws_get_vhost_by_name(srv->ctx, "default");
-    srv->port = srv->vh ? lws_get_vhost_listen_port(srv->vh) : opts->port;
-    struct mallinfo2 mi = mallinfo2();
-    srv->heap_base = mi.uordblks;
+    if (listen)
+        srv->port = srv->vh ? lws_get_vhost_listen_port(srv->vh) : opts->port;
     const char *dw = getenv("TB_RT_DIRECT_WRITE");
     srv->direct_write = !(dw && strcmp(dw, "0") == 0);
+    return 0;
+}
+
+/* tb_rt_options.loops, else TB_RT_LOOPS ("auto": one per CPU), else 1; at most 64 (the first
+ * character of a sid names its loop). */
+static unsigned loops_wanted(const tb_rt_options *opts)
+{
+    long n = opts->loops;
+    const char *env = getenv("TB_RT_LOOPS");
+    if (!n && env && *env)
+        n = strcmp(env, "auto") == 0 ? sysconf(_SC_NPROCESSORS_ONLN) : strtol(env, NULL, 10);
+    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *err)
+{
+    tb_rt_options def = TB_RT_OPTIONS_INIT;
+    *out = NULL;
+    if (!opts)
+        opts = &def;
+    if (!opts->path || opts->path[0] != '/' || opts->max_payload == 0 ||
+        opts->ping_interval_ms == 0 || opts->ping_timeout_ms == 0) {
+        tb_error_set(err, TB_EINVAL,
+                     "realtime: path must start with '/', and max_payload, "
+                     "ping_interval_ms and ping_timeout_ms must be > 0");
+        return TB_EINVAL;
+    }
+    tb_rt_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return TB_ENOMEM;
+    srv->primary = srv;
+    srv->nshards = loops_wanted(opts);
+    int rc = 0;
+    if (srv->nshards > 1) {
+        rc = tb_rt__acceptor_listen(opts->host ? opts->host : "127.0.0.1", opts->port,
+                                    &srv->acceptor, &srv->port, err);
+        srv->shards = rc == 0 ? calloc(srv->nshards, sizeof *srv->shards) : NULL;
+        if (rc == 0 && !srv->shards)
+            rc = TB_ENOMEM;
+        if (rc != 0)
+            srv->nshards = 1;
+        else
+            srv->shards[0] = srv;
+        for (unsigned i = 1; rc == 0 && i < srv->nshards; i++) {
+            tb_rt_server *sh = calloc(1, sizeof *sh);
+            if (!sh) {
+                rc = TB_ENOMEM;
+                break;
+            }
+            sh->primary = srv;
+            sh->shard = i;
+            srv->shards[i] = sh;
+            rc = server_init(sh, opts, false, err);
+        }
+    }
+    if (rc == 0)
+        rc = server_init(srv, opts, srv->nshards == 1, err);
+    if (rc != 0) {
+        tb_rt_server_free(srv);
+        return rc;
+    }
+    struct mallinfo2 mi = mallinfo2();
+    srv->heap_base = mi.uordblks;
     *out = srv;
     return 0;
 }
@@ -2941,27 +3222,143 @@ int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *er
 static void *loop_main(void *arg)
 {
     tb_rt_server *srv = arg;
+    tl_loop = srv;
     while (!atomic_load(&srv->stop))
         if (lws_service(srv->ctx, 0) < 0)
             break;
+    tl_loop = NULL;
     return NULL;
+}
+
+/* ---------------------------------------------------------------- several loops */
+
+/* A connection from the acceptor, on the loop it was routed to. */
+static void adopt(tb_rt_server *srv, void *ud)
+{
+    int fd = (int)(intptr_t)ud;
+    if (atomic_load(&srv->stop))
+        close(fd);
+    else if (!lws_adopt_socket_vhost(srv->vh, fd)) /* it closed fd */
+        tb_log_warn(NULL, "realtime: loop %u could not take a connection", srv->shard);
+}
+
+/* The loop a request line names by its sid (the sid's first character), else n. */
+static unsigned sid_loop(const char *head, size_t len, unsigned n)
+{
+    const char *end = memchr(head, '\n', len);
+    if (!end)
+        end = head + len;
+    for (const char *p = head; p + 5 < end; p++)
+        if ((p[0] == '?' || p[0] == '&') && memcmp(p + 1, "sid=", 4) == 0) {
+            const char *at = p[5] ? strchr(ID_CHARS, p[5]) : NULL;
+            unsigned k = at ? (unsigned)(at - ID_CHARS) : n;
+            return k < n ? k : n;
+        }
+    return n;
+}
+
+/* The acceptor's choice: the loop of the sid, else the loop with the fewest sessions (from a
+ * rotating start, so a burst of new connections is spread). */
+static void route(int fd, const char *head, size_t len, void *ud)
+{
+    tb_rt_server *first = ud;
+    unsigned n = first->nshards, k = sid_loop(head, len, n);
+    if (k == n) {
+        unsigned start = atomic_fetch_add(&first->rr, 1) % n;
+        uint64_t best = UINT64_MAX;
+        for (unsigned i = 0; i < n; i++) {
+            unsigned j = (start + i) % n;
+            uint64_t load = atomic_load_explicit(&first->shards[j]->st.sessions,
+                                                 memory_order_relaxed);
+            if (load < best) {
+                best = load;
+                k = j;
+            }
+        }
+    }
+    if (tb_rt_server_post(first->shards[k], adopt, (void *)(intptr_t)fd) != 0)
+        close(fd);
+}
+
+/* Before the loops start: every loop gets the namespaces, patterns and handlers registered on
+ * the first one, in the same order. */
+static int clone_namespaces(tb_rt_server *srv)
+{
+    size_t count = 0;
+    for (tb_rt_nsp *p = srv->nsps; p; p = p->next)
+        count++;
+    tb_rt_nsp **list = calloc(count ? count : 1, sizeof *list);
+    if (!list)
+        return TB_ENOMEM;
+    size_t k = count;
+    for (tb_rt_nsp *p = srv->nsps; p; p = p->next)
+        list[--k] = p; /* oldest first */
+    int rc = 0;
+    for (size_t x = 0; rc == 0 && x < count; x++) {
+        tb_rt_nsp *p = list[x];
+        if (p->grp)
+            continue;
+        if (!(p->grp = calloc(1, sizeof *p->grp + srv->nshards * sizeof(tb_rt_nsp *)))) {
+            rc = TB_ENOMEM;
+            break;
+        }
+        pthread_mutex_init(&p->grp->mu, NULL);
+        p->grp->twins[0] = p;
+        for (unsigned i = 1; i < srv->nshards; i++) {
+            tb_rt_server *sh = srv->shards[i];
+            tb_rt_nsp *t = p->match ? NULL : nsp_find(sh, p->name, strlen(p->name));
+            if (!t && !(t = nsp_new(sh, p->name))) {
+                rc = TB_ENOMEM;
+                break;
+            }
+            t->match = p->match;
+            t->match_ud = p->match_ud;
+            t->pattern = p->pattern && p->pattern->grp ? p->pattern->grp->twins[i] : NULL;
+            t->any = p->any;
+            t->any_ud = p->any_ud;
+            t->on_connect = p->on_connect;
+            t->on_connect_ud = p->on_connect_ud;
+            t->on_disconnect = p->on_disconnect;
+            t->on_disconnect_ud = p->on_disconnect_ud;
+            t->server_emit = p->server_emit;
+            t->server_emit_ud = p->server_emit_ud;
+            for (size_t m = 0; rc == 0 && m < p->nmw; m++)
+                rc = tb_rt_nsp_use(t, p->mw[m].fn, p->mw[m].ud);
+            for (size_t h = 0; rc == 0 && h < p->nh; h++)
+                rc = tb_rt_nsp_on(t, p->h[h].name, p->h[h].fn, p->h[h].ud);
+            t->grp = p->grp;
+            p->grp->twins[i] = t;
+        }
+    }
+    free(list);
+    return rc;
 }
 
 int tb_rt_server_start(tb_rt_server *srv)
 {
-    if (!srv || srv->started)
+    if (!srv || srv->started || srv->primary != srv)
         return TB_EINVAL;
-    if (srv->adapter && tb_rt__adapter_start(srv->adapter) != 0)
+    if (srv->nshards > 1 && clone_namespaces(srv) != 0)
         return TB_ENOMEM;
-    if (srv->rec) {
-        if (tb_rt__rec_start(srv->rec) != 0)
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        tb_rt_server *sh = tb_rt__shard(srv, i);
+        if (sh->adapter && tb_rt__adapter_start(sh->adapter) != 0)
             return TB_ENOMEM;
-        lws_sul_schedule(srv->ctx, 0, &srv->sul_refresh, on_refresh,
-                         (lws_usec_t)tb_rt__rec_refresh_ms(srv->rec) * 1000);
+        if (sh->rec) {
+            if (tb_rt__rec_start(sh->rec) != 0)
+                return TB_ENOMEM;
+            lws_sul_schedule(sh->ctx, 0, &sh->sul_refresh, on_refresh,
+                             (lws_usec_t)tb_rt__rec_refresh_ms(sh->rec) * 1000);
+        }
     }
-    if (pthread_create(&srv->thread, NULL, loop_main, srv) != 0)
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        tb_rt_server *sh = tb_rt__shard(srv, i);
+        if (pthread_create(&sh->thread, NULL, loop_main, sh) != 0)
+            return TB_ENOMEM;
+        sh->started = true;
+    }
+    if (srv->acceptor && tb_rt__acceptor_start(srv->acceptor, route, srv) != 0)
         return TB_ENOMEM;
-    srv->started = true;
     return 0;
 }
 
@@ -3013,8 +3410,8 @@ static void *worker_main(void *arg)
             srv->jobs_tail = NULL;
         pthread_mutex_unlock(&srv->job_mu);
         j->work(j->ud);
-        if (tb_rt_server_post(srv, job_done, j) != 0) {
-            j->done(srv, j->ud); /* out of memory: better late on this thread than never */
+        if (tb_rt_server_post(j->home, job_done, j) != 0) {
+            j->done(j->home, j->ud); /* out of memory: better late on this thread than never */
             free(j);
         }
         pthread_mutex_lock(&srv->job_mu);
@@ -3034,6 +3431,8 @@ int tb_rt_server_offload(tb_rt_server *srv, void (*work)(void *ud),
     j->work = work;
     j->done = done;
     j->ud = ud;
+    j->home = srv_here(srv); /* done runs on the loop that asked, where its sockets are */
+    srv = srv->primary;      /* one pool of workers for every loop */
     pthread_mutex_lock(&srv->job_mu);
     if (!srv->workers) {
         const char *env = getenv("TB_RT_WORKERS");
@@ -3059,37 +3458,48 @@ int tb_rt_server_offload(tb_rt_server *srv, void (*work)(void *ud),
     return 0;
 }
 
-#define LOAD(f) atomic_load_explicit(&srv->st.f, memory_order_relaxed)
+/* Every loop's counters, summed. */
 void tb_rt_server_stats(tb_rt_server *srv, tb_rt_stats *out)
 {
-    out->sessions = LOAD(sessions);
-    out->sockets = LOAD(sockets);
-    out->websocket = LOAD(websocket);
-    out->packets_out = LOAD(packets_out);
-    out->packets_in = LOAD(packets_in);
-    out->dropped_volatile = LOAD(dropped_volatile);
-    out->slow_disconnects = LOAD(slow_disconnects);
-    out->protocol_errors = LOAD(protocol_errors);
-    out->refused = LOAD(refused);
-    out->buffered_bytes = LOAD(buffered_bytes);
-    out->adapter_published = LOAD(adapter_published);
-    out->adapter_received = LOAD(adapter_received);
-    out->adapter_bytes_in = LOAD(adapter_bytes_in);
-    out->adapter_dropped = LOAD(adapter_dropped);
-    out->adapter_reconnects = LOAD(adapter_reconnects);
-    out->recovered = LOAD(recovered);
-    out->not_recovered = LOAD(not_recovered);
-    uint64_t restored, refused;
-    tb_rt__rec_stats(srv->rec, &out->recovery_stored, &out->recovery_failed, &restored, &refused);
+    memset(out, 0, sizeof *out);
+    srv = srv->primary;
+    for (unsigned i = 0; i < srv->nshards; i++) {
+        tb_rt_server *sh = tb_rt__shard(srv, i);
+#define ADD(f) out->f += atomic_load_explicit(&sh->st.f, memory_order_relaxed)
+        ADD(sessions);
+        ADD(sockets);
+        ADD(websocket);
+        ADD(packets_out);
+        ADD(packets_in);
+        ADD(dropped_volatile);
+        ADD(slow_disconnects);
+        ADD(protocol_errors);
+        ADD(refused);
+        ADD(buffered_bytes);
+        ADD(adapter_published);
+        ADD(adapter_received);
+        ADD(adapter_bytes_in);
+        ADD(adapter_dropped);
+        ADD(adapter_reconnects);
+        ADD(recovered);
+        ADD(not_recovered);
+#undef ADD
+        uint64_t stored = 0, failed = 0, restored, refused;
+        tb_rt__rec_stats(sh->rec, &stored, &failed, &restored, &refused);
+        out->recovery_stored += stored;
+        out->recovery_failed += failed;
+    }
 }
 
 size_t tb_rt_server_bytes_per_session(tb_rt_server *srv)
 {
-    uint64_t n = LOAD(sessions);
+    tb_rt_stats st;
+    tb_rt_server_stats(srv, &st);
     struct mallinfo2 mi = mallinfo2();
-    if (!n || mi.uordblks < srv->heap_base)
+    srv = srv->primary;
+    if (!st.sessions || mi.uordblks < srv->heap_base)
         return 0;
-    return (mi.uordblks - srv->heap_base) / n;
+    return (mi.uordblks - srv->heap_base) / st.sessions;
 }
 
 static void run_posts(tb_rt_server *srv)
@@ -3110,27 +3520,12 @@ static void run_posts(tb_rt_server *srv)
     }
 }
 
-void tb_rt_server_free(tb_rt_server *srv)
+/* One loop's teardown, its thread stopped: this thread owns it now (and runs its handlers as
+ * that loop). */
+static void shard_free(tb_rt_server *srv)
 {
-    if (!srv)
-        return;
-    /* the workers and the adapter post to the loop: they stop first (workers finish their jobs) */
-    pthread_mutex_lock(&srv->job_mu);
-    srv->jobs_stop = true;
-    pthread_cond_broadcast(&srv->job_cv);
-    pthread_mutex_unlock(&srv->job_mu);
-    for (int i = 0; i < srv->nworkers; i++)
-        pthread_join(srv->workers[i], NULL);
-    free(srv->workers);
-    srv->workers = NULL;
-    srv->nworkers = 0;
-    tb_rt__adapter_stop(srv->adapter);
-    if (srv->started) {
-        atomic_store(&srv->stop, true);
-        lws_cancel_service(srv->ctx);
-        pthread_join(srv->thread, NULL);
-    }
-    /* the loop is stopped: this thread owns everything now; what was posted still runs */
+    tl_loop = srv;
+    /* what was posted still runs */
     srv->depth++;
     run_posts(srv);
     while (srv->sessions)
@@ -3149,6 +3544,7 @@ void tb_rt_server_free(tb_rt_server *srv)
     if (srv->ctx)
         lws_context_destroy(srv->ctx);
     reap(srv);
+    tl_loop = NULL;
     while (srv->nsps) {
         tb_rt_nsp *n = srv->nsps;
         srv->nsps = n->next;
@@ -3158,6 +3554,17 @@ void tb_rt_server_free(tb_rt_server *srv)
         free(n->mw);
         hmap_free(&n->rooms);
         free(n->name);
+        if (n->grp && n->grp->twins[0] == n) { /* the first loop's owns the group */
+            for (size_t b = 0; b < n->grp->counts.nb; b++)
+                for (hent *e = n->grp->counts.b[b]; e; e = e->next) {
+                    rcount *c = e->val;
+                    free(c->name);
+                    free(c);
+                }
+            hmap_free(&n->grp->counts);
+            pthread_mutex_destroy(&n->grp->mu);
+            free(n->grp);
+        }
         free(n);
     }
     tb_rt__adapter_free(srv->adapter);
@@ -3178,4 +3585,49 @@ void tb_rt_server_free(tb_rt_server *srv)
     free(srv->host);
     free(srv->cors);
     free(srv);
+}
+
+void tb_rt_server_free(tb_rt_server *srv)
+{
+    if (!srv || srv->primary != srv)
+        return;
+    /* no new connections; then the workers and the adapters, which post to the loops, stop
+     * (workers finish their jobs); then the loops */
+    tb_rt__acceptor_free(srv->acceptor);
+    srv->acceptor = NULL;
+    pthread_mutex_lock(&srv->job_mu);
+    srv->jobs_stop = true;
+    pthread_cond_broadcast(&srv->job_cv);
+    pthread_mutex_unlock(&srv->job_mu);
+    for (int i = 0; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i], NULL);
+    free(srv->workers);
+    srv->workers = NULL;
+    srv->nworkers = 0;
+    unsigned n = srv->nshards;
+    for (unsigned i = 0; i < n; i++) {
+        tb_rt_server *sh = tb_rt__shard(srv, i);
+        if (sh)
+            tb_rt__adapter_stop(sh->adapter);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        tb_rt_server *sh = tb_rt__shard(srv, i);
+        if (sh) {
+            atomic_store(&sh->stop, true);
+            if (sh->ctx)
+                lws_cancel_service(sh->ctx);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        tb_rt_server *sh = tb_rt__shard(srv, i);
+        if (sh && sh->started)
+            pthread_join(sh->thread, NULL);
+    }
+    atomic_store(&srv->dying, true);
+    tb_rt_server **shards = srv->shards;
+    for (unsigned i = n; i-- > 1;)
+        if (shards[i])
+            shard_free(shards[i]);
+    free(shards);
+    shard_free(srv);
 }

@@ -13,6 +13,7 @@
  *                             after a disconnect (socket.io's maxDisconnectionDuration; 0: off)
  *   TB_REDIS_URL, TB_AMQP_URL the event bus: game events relayed to the rooms
  *   TB_RT_PING_INTERVAL_MS, TB_RT_PING_TIMEOUT_MS   heartbeat (25000 / 20000)
+ *   TB_RT_LOOPS               event loop threads (default: one per CPU)
  * Stops on SIGTERM or SIGINT (exit 0).
  */
 #include <pthread.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../handlers/realtime/realtime.h"
 #include "game_state/game_state.h"
@@ -62,6 +64,8 @@ int main(void)
         o.host = getenv("REALTIME_HOST");
     o.ping_interval_ms = (unsigned)env_int("TB_RT_PING_INTERVAL_MS", 25000);
     o.ping_timeout_ms = (unsigned)env_int("TB_RT_PING_TIMEOUT_MS", 20000);
+    if (!getenv("TB_RT_LOOPS")) /* else the library reads it */
+        o.loops = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     tb_rt_server *srv;
     if (tb_rt_server_new(&o, &srv, &err) != 0) {
         fprintf(stderr, "realtime: %s\n", err.message);

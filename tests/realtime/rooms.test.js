@@ -301,3 +301,61 @@ test('1,000 clients connecting at once all get in, and all leave without a trace
     assert.strictEqual(after.sockets, before.sockets, 'every socket gone');
   } finally { observer.close(); }
 });
+
+// Several event loops (TB_RT_LOOPS > 1, the realtime_*_loops tests): new sessions are spread over
+// the loops (a sid's first character names its loop), the requests of a polling session reach
+// its loop on every new connection, and rooms, broadcasts and counts span the loops.
+const LOOPS = Number(process.env.TB_RT_LOOPS || 1);
+test('several loops: sessions spread over the loops, and rooms and broadcasts span them',
+  { ...T, skip: LOOPS < 2 ? 'TB_RT_LOOPS is not > 1' : false }, async () => {
+    const ss = await Promise.all([0, 1, 2, 3, 4, 5].map((i) =>
+      connect('/', i % 2 ? { transports: ['polling'] } : {})));
+    try {
+      const loops = new Set(ss.map((s) => s.io.engine.id[0]));
+      assert.strictEqual(loops.size, Math.min(LOOPS, ss.length), [...loops].join(''));
+      for (const s of ss) assert.strictEqual(await call(s, 'join', 'all-loops'), true);
+      assert.deepStrictEqual(await call(ss[0], 'count', 'all-loops'), { room: 6, nsp: 6 });
+      const rec = ss.map((s) => recorder(s, 'everywhere'));
+      // from every loop to the room, the sender excepted
+      for (const [i, s] of ss.entries())
+        assert.strictEqual(await call(s, 'say', { to: ['all-loops'], event: 'everywhere', args: [i] }), 0);
+      // a polling session keeps its loop across many requests (each on a new connection)
+      for (let k = 0; k < 20; k++) assert.strictEqual(await call(ss[1], 'join', `p${k}`), true);
+      const got = await Promise.all(rec.map((r) => r.settle()));
+      for (const [i, g] of got.entries())
+        assert.deepStrictEqual(g.map((a) => a[0]).sort(), [0, 1, 2, 3, 4, 5].filter((j) => j !== i), `socket ${i}`);
+      ss[0].close();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepStrictEqual(await call(ss[1], 'count', 'all-loops'), { room: 5, nsp: 5 });
+    } finally { closeAll(...ss); }
+  });
+
+test('several loops: a kept-alive connection carrying two sessions\' polls reaches each one\'s loop',
+  { ...T, skip: LOOPS < 2 ? 'TB_RT_LOOPS is not > 1' : false }, async () => {
+    const http = require('node:http');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 }); // as a browser reuses one
+    const req = (method, query, body) => new Promise((resolve, reject) => {
+      const r = http.request(`${URL}/socket.io/?EIO=4&transport=polling${query}`, { method, agent }, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => { data += c; });
+        res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection, data }));
+      });
+      r.on('error', reject);
+      r.end(body);
+    });
+    try {
+      const sids = [];
+      for (let i = 0; i < 4; i++) sids.push(JSON.parse((await req('GET', '')).data.slice(1)).sid);
+      assert.ok(new Set(sids.map((s) => s[0])).size >= 2, sids.join(' '));
+      for (const sid of sids) {
+        const post = await req('POST', `&sid=${sid}`, '40');
+        assert.deepStrictEqual([post.status, post.data, post.connection], [200, 'ok', 'close'], sid);
+      }
+      for (const sid of sids) {
+        const get = await req('GET', `&sid=${sid}`);
+        assert.strictEqual(get.status, 200, `${sid}: ${get.data}`);
+        assert.match(get.data, /^40\{"sid":"/, sid);
+      }
+    } finally { agent.destroy(); }
+  });

@@ -7,7 +7,7 @@
  *   tb_rt_server_new(&o, &srv, NULL);
  *   tb_rt_nsp *games = tb_rt_server_of(srv, "/games");
  *   tb_rt_nsp_on(games, "join-game", on_join, NULL);
- *   tb_rt_server_start(srv);            // one event loop thread
+ *   tb_rt_server_start(srv);            // o.loops event loop threads (default 1)
  *   ...
  *   tb_rt_server_free(srv);             // stops, closes every connection
  *
@@ -24,6 +24,25 @@
  * Threads: every callback runs on the server's loop thread, and every function here must be
  * called on that thread (from a callback), except tb_rt_server_new/start/free, tb_rt_server_post
  * (any thread: runs a function on the loop) and tb_rt_server_stats.
+ *
+ * Several loops (tb_rt_options.loops or TB_RT_LOOPS > 1; one per core scales a node across its
+ * CPUs): each loop thread serves its own share of the connections, with its own sessions,
+ * sockets and rooms; one acceptor thread hands each new connection to the loop of the session
+ * its request names (the sid: the long-polling requests and the upgrade of a session reach its
+ * loop, as @socket.io/sticky does for Node.js workers), a new session to the least busy loop.
+ * What changes for the application:
+ *   - handlers run on several threads at once: what they share must be thread-safe;
+ *   - register namespaces, middleware and handlers before tb_rt_server_start (every loop gets
+ *     them); the tb_rt_nsp of tb_rt_server_of may be used from any loop's callbacks (it stands
+ *     for that loop's part of the namespace);
+ *   - tb_rt_broadcast reaches the sockets of every loop (through the Redis adapter when there
+ *     is one: each loop is then a node of its own, as each worker of a Node.js cluster is);
+ *     tb_rt_nsp_count and tb_rt_room_count count every loop's sockets; tb_rt_nsp_socket finds
+ *     the calling loop's only (a socket's callbacks run on its loop);
+ *   - tb_rt_server_offload's done runs on the loop that called it; tb_rt_server_post runs on
+ *     the first loop;
+ *   - a long-polling answer closes its connection (`Connection: close`): a kept-alive connection
+ *     could carry another session's next request to the wrong loop. WebSockets are unaffected.
  *
  * Errors: 0 or a negative TB_E* code (tablium/error.h).
  */
@@ -65,12 +84,15 @@ typedef struct tb_rt_options {
     void (*on_eio_message)(tb_rt_server *srv, const char *sid, const void *data, size_t len,
                            bool binary, void *ud);
     void *eio_ud;
+    /** Event loop threads. 0: the environment's TB_RT_LOOPS (a number, or "auto" for one per
+     *  CPU), else 1. With several, see "Several loops" above. At most 64. */
+    unsigned loops;
 } tb_rt_options;
 
 #define TB_RT_OPTIONS_INIT                                                                         \
     {                                                                                              \
         "127.0.0.1", 0, "/socket.io/", NULL, 25000, 20000, 45000, 1000000, 4u << 20, 65536, NULL,  \
-            NULL, NULL                                                                             \
+            NULL, NULL, 0                                                                          \
     }
 
 /** One binary attachment (borrowed bytes). */
