@@ -206,23 +206,32 @@ static void on_server_emit_event(tb_rt_socket *s, const tb_rt_event *ev, void *u
               json_integer(tb_rt_nsp_server_emit(tb_rt_socket_nsp(s), "ping-cluster", ev->args)));
 }
 
-/* what another node's serverSideEmit gets from this node: remembered, and answered */
+/* what another node's serverSideEmit gets from this node: remembered, and answered (under a
+ * mutex: with several loops, each loop's adapter calls this) */
 static json_t *last_server_emit;
+static pthread_mutex_t last_mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *on_server_emit(tb_rt_nsp *nsp, const char *event, const json_t *args, void *ud)
 {
     (void)nsp;
     (void)ud;
     if (strcmp(event, "ping-cluster") != 0)
         return NULL;
-    json_decref(last_server_emit);
-    last_server_emit = json_deep_copy(args);
+    json_t *copy = json_deep_copy(args);
+    pthread_mutex_lock(&last_mu);
+    json_t *old = last_server_emit;
+    last_server_emit = copy;
+    pthread_mutex_unlock(&last_mu);
+    json_decref(old);
     return json_pack("{s:s,s:O}", "node", node_name, "got", (json_t *)args);
 }
 
 static void on_last_server_emit(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
 {
     (void)ud;
-    ack_value(s, ev, last_server_emit ? json_incref(last_server_emit) : json_null());
+    pthread_mutex_lock(&last_mu);
+    json_t *v = last_server_emit ? json_deep_copy(last_server_emit) : json_null();
+    pthread_mutex_unlock(&last_mu);
+    ack_value(s, ev, v);
 }
 
 static void count_connect(tb_rt_socket *s, void *ud)
