@@ -46,6 +46,8 @@ struct tb_rt__acceptor {
     void *ud;
     pending *p;
     size_t np, cap;
+    int64_t paused_until; /* out of descriptors: the listening socket rests until then */
+    uint64_t pauses;
 };
 
 static int64_t now_ms(void)
@@ -137,9 +139,16 @@ static void on_accept(tb_rt__acceptor *a)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno == EMFILE || errno == ENFILE)
-                tb_log_warn(NULL, "realtime: accept: %s", strerror(errno));
-            return; /* EAGAIN, or out of descriptors: the backlog waits */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the listening socket stays readable: rest it a while rather than spin; the
+                 * backlog waits (and overflows into the clients' retries) */
+                if (a->pauses++ % 100 == 0)
+                    tb_log_warn(NULL, "realtime: accept: %s (pausing new connections for 100 ms)",
+                                strerror(errno));
+                epoll_ctl(a->ep, EPOLL_CTL_DEL, a->lfd, NULL);
+                a->paused_until = now_ms() + 100;
+            }
+            return; /* EAGAIN, or out of descriptors */
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -168,7 +177,7 @@ static void *acceptor_main(void *arg)
     tb_rt__acceptor *a = arg;
     struct epoll_event evs[64];
     for (;;) {
-        int n = epoll_wait(a->ep, evs, 64, a->np ? 500 : -1);
+        int n = epoll_wait(a->ep, evs, 64, a->np ? 500 : a->paused_until ? 100 : -1);
         if (n < 0 && errno != EINTR)
             break;
         for (int k = 0; k < n; k++) {
@@ -186,6 +195,11 @@ static void *acceptor_main(void *arg)
                 }
         }
         int64_t t = now_ms();
+        if (a->paused_until && a->paused_until <= t) {
+            struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)a->lfd};
+            if (epoll_ctl(a->ep, EPOLL_CTL_ADD, a->lfd, &ev) == 0)
+                a->paused_until = 0;
+        }
         for (size_t i = 0; i < a->np;) {
             if (a->p[i].deadline <= t) {
                 int fd = a->p[i].fd;
