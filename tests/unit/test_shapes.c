@@ -290,6 +290,54 @@ START_TEST(items_that_may_be_null)
 }
 END_TEST
 
+START_TEST(unions_that_may_be_null)
+{
+    /* several types and null; a oneOf with a null branch among others: nullable unions */
+    shapes d = parse_ok("{\"shapes\":[],\"reading\":null,\"readings\":[3,\"a\",null]}");
+    ck_assert(d.has_reading && d.reading_is_null);
+    ck_assert_uint_eq(d.n_readings, 3);
+    ck_assert_int_eq(d.readings[0]->kind, SHAPES_READINGS_ITEM_INTEGER);
+    ck_assert_int_eq(d.readings[0]->integer, 3);
+    ck_assert_int_eq(d.readings[1]->kind, SHAPES_READINGS_ITEM_STRING);
+    ck_assert_str_eq(d.readings[1]->string, "a");
+    ck_assert_ptr_null(d.readings[2]);
+    d = parse_ok("{\"shapes\":[],\"reading\":\"x\"}");
+    ck_assert(d.has_reading && !d.reading_is_null && d.reading.kind == SHAPES_READING_STRING);
+    ck_assert_str_eq(d.reading.string, "x");
+    d = parse_ok("{\"shapes\":[],\"reading\":-4}");
+    ck_assert(!d.reading_is_null && d.reading.kind == SHAPES_READING_INTEGER);
+    ck_assert_int_eq(d.reading.integer, -4);
+    /* null is no licence for other values: the rule and the path */
+    char path[512], rule[64], msg[512];
+    parse_bad("{\"shapes\":[],\"reading\":1.5}", path, rule, msg);
+    ck_assert_str_eq(path, "/reading");
+    ck_assert_str_eq(rule, "type");
+    parse_bad("{\"shapes\":[],\"readings\":[1,\"\"]}", path, rule, msg);
+    ck_assert_str_eq(path, "/readings/1");
+    ck_assert_str_eq(rule, "oneOf");
+    /* built in C and written */
+    shapes w;
+    memset(&w, 0, sizeof w);
+    w.has_reading = w.reading_is_null = true;
+    shapes_readings_item two = {.kind = SHAPES_READINGS_ITEM_INTEGER, .integer = 2};
+    shapes_readings_item *items[] = {NULL, &two};
+    w.has_readings = true;
+    w.readings = items;
+    w.n_readings = 2;
+    json_t *exp = json_loads("{\"shapes\":[],\"reading\":null,\"readings\":[null,2]}", 0, NULL);
+    tb_buf b = TB_BUF_INIT;
+    ck_assert_int_eq(shapes_serialize(&w, &b), 0);
+    json_t *got = json_loadb(b.data, b.len, 0, NULL);
+    ck_assert_msg(got && json_equal(got, exp), "wrote %.*s", (int)b.len, b.data);
+    json_t *tj = shapes_to_json(&w);
+    ck_assert(tj && json_equal(tj, exp));
+    json_decref(tj);
+    json_decref(got);
+    json_decref(exp);
+    tb_buf_deinit(&b);
+}
+END_TEST
+
 START_TEST(built_in_c_and_written)
 {
     node leaf = {.value = 9};
@@ -351,6 +399,7 @@ int main(void)
     tcase_add_test(tc, merged_all_of_and_maps);
     tcase_add_test(tc, recursive_tree);
     tcase_add_test(tc, items_that_may_be_null);
+    tcase_add_test(tc, unions_that_may_be_null);
     tcase_add_test(tc, built_in_c_and_written);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

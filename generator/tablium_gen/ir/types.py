@@ -220,14 +220,14 @@ class TypeBuilder:
         seen = 0
         while isinstance(node, dict) and seen <= 32:
             types = _types_of(node)
-            if node.get("nullable") is True or ("null" in types and len(types) == 2):
-                return True
+            if node.get("nullable") is True or ("null" in types and len(types) >= 2):
+                return True  # [T, "null"], or several types and null: a nullable union
             if (isinstance(node.get("enum"), list) and None in node["enum"]
                     and self._kind(node) == "enum"):
                 return True  # an enum whose values include null
             nxt = self._deref_once(node)
             if nxt is node:
-                return self._non_null_alt(node) is not None
+                return self._non_null_alt(node) is not None or self._null_alt(node)
             node = nxt  # None (an unresolved $ref) ends the walk
             seen += 1
         return False
@@ -255,6 +255,18 @@ class TypeBuilder:
                 and types in ([], ["object"]) and "allOf" not in node):
             return alts
         return None
+
+    @staticmethod
+    def _is_null_schema(alt):
+        return isinstance(alt, dict) and _types_of(alt) == ["null"] and not any(
+            k in alt for k in ("$ref", "oneOf", "anyOf", "allOf"))
+
+    def _null_alt(self, node):
+        """True for a oneOf/anyOf of several alternatives, one of them {type: null}: a nullable
+        union of the others (null is its _is_null / a NULL item, not a branch)."""
+        alts = self._alts(node)
+        return isinstance(alts, list) and len(alts) > 2 and any(
+            self._is_null_schema(a) for a in alts)
 
     def _non_null_alt(self, node):
         """Of a oneOf/anyOf of [T, {type: null}] (a nullable T), T; else None."""
@@ -514,6 +526,8 @@ class TypeBuilder:
         if not isinstance(alts, list):  # several types: one branch per type
             kw = None
             alts = [{"type": t} for t in _types_of(node) if t != "null"]
+        elif self._null_alt(node):  # null is the union's own _is_null / NULL, not a branch
+            alts = [a for a in alts if not self._is_null_schema(a)]
         for i, alt in enumerate(alts):
             target = self._deref(alt)
             info = self.loader.info(target) if isinstance(target, dict) else None
@@ -551,6 +565,8 @@ class TypeBuilder:
             b.jmask = " | ".join("TB_J(%s)" % x for t in jt for x in JMASK[t])
             nt.branches.append(b)
         nt.kw = kw or "type: %s" % json.dumps([t for t in _types_of(node) if t != "null"])
+        if "null" in _types_of(node) or self._null_alt(node):
+            nt.kw += " or null (the member's _is_null, a NULL item)"
         disc = self.vcomp.discriminator(node) if kw else None
         if disc is not None:
             pb = disc[0].encode("utf-8")

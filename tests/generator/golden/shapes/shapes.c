@@ -141,7 +141,11 @@ static int shapes__keys7(const char *k, size_t n)
             return 10;
         if (memcmp(k, "corners", 7) == 0)
             return 11;
+        if (memcmp(k, "reading", 7) == 0)
+            return 13;
         return -1;
+    case 8:
+        return memcmp(k, "readings", 8) == 0 ? 14 : -1;
     default:
         return -1;
     }
@@ -1198,6 +1202,139 @@ out:
     return ok;
 }
 
+/* tests/generator/fixtures/shapes.yaml#/properties/reading */
+static bool shapes__schema_shapes_properties_reading(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j) || tb_json_is_integer(j) || json_is_null(j)))
+        TB_V_FAIL("type", "must be string or integer or null");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/0 */
+static bool shapes__schema_shapes_properties_readings_items_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/1 */
+static bool shapes__schema_shapes_properties_readings_items_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = json_string_length(j);
+        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
+        if (n < 4 && tb_utf8_len(s, n) < 1)
+            TB_V_FAIL("minLength", "must have at least 1 characters");
+    }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/2 */
+static bool shapes__schema_shapes_properties_readings_items_one_of_2(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_null(j)))
+        TB_V_FAIL("type", "must be null");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/readings/items */
+static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_vctx *c, tb_eval *ev)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    tb_eval *E = ev;
+    {
+        int cnt = 0;
+        tb_eval keep;
+        tb_eval_init(&keep);
+        c->quiet++;
+        if (cnt < 2) {
+            if (E) {
+                tb_eval t;
+                tb_eval_init(&t);
+                if (shapes__schema_shapes_properties_readings_items_one_of_0(j, c, &t) && ++cnt == 1)
+                    tb_eval_merge(&keep, &t);
+                tb_eval_deinit(&t);
+            } else if (shapes__schema_shapes_properties_readings_items_one_of_0(j, c, NULL)) {
+                cnt++;
+            }
+        }
+        if (cnt < 2) {
+            if (E) {
+                tb_eval t;
+                tb_eval_init(&t);
+                if (shapes__schema_shapes_properties_readings_items_one_of_1(j, c, &t) && ++cnt == 1)
+                    tb_eval_merge(&keep, &t);
+                tb_eval_deinit(&t);
+            } else if (shapes__schema_shapes_properties_readings_items_one_of_1(j, c, NULL)) {
+                cnt++;
+            }
+        }
+        if (cnt < 2) {
+            if (E) {
+                tb_eval t;
+                tb_eval_init(&t);
+                if (shapes__schema_shapes_properties_readings_items_one_of_2(j, c, &t) && ++cnt == 1)
+                    tb_eval_merge(&keep, &t);
+                tb_eval_deinit(&t);
+            } else if (shapes__schema_shapes_properties_readings_items_one_of_2(j, c, NULL)) {
+                cnt++;
+            }
+        }
+        c->quiet--;
+        if (cnt == 1)
+            tb_eval_merge(E, &keep);
+        tb_eval_deinit(&keep);
+        if (cnt == 0)
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt > 1)
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/readings */
+static bool shapes__schema_shapes_properties_readings(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_properties_readings_items, json_array_get(j, i));
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
 /* tests/generator/fixtures/shapes.yaml# */
 static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -1256,6 +1393,12 @@ static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
                 break;
             case 12: /* owners */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_owners, v);
+                break;
+            case 13: /* reading */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_reading, v);
+                break;
+            case 14: /* readings */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_readings, v);
                 break;
             default:
                 break;
@@ -1402,6 +1545,24 @@ static const tb_codec_field named__fields[] = {
 static const tb_codec_type named__desc = {"named", sizeof(named), 2, named__fields, shapes__schema_shapes_defs_named};
 TB_CODEC_DEFINE(named)
 
+static const tb_codec_branch shapes_reading__branches[] = {
+    {"string", TB_CK_STRING, 0, TB_J(JSON_STRING), offsetof(shapes_reading, string), 0,
+     NULL, NULL, 0, NULL},
+    {"integer", TB_CK_INTEGER, 0, TB_J(JSON_INTEGER) | TB_J(JSON_REAL), offsetof(shapes_reading, integer), 0,
+     NULL, NULL, 0, NULL},
+};
+static const tb_codec_union shapes_reading__union = {"shapes_reading", sizeof(shapes_reading), NULL, 0, 2, shapes_reading__branches, shapes__schema_shapes_properties_reading};
+TB_CODEC_VALUE_DEFINE(shapes_reading, TB_CK_UNION, &shapes_reading__union, shapes__schema_shapes_properties_reading)
+
+static const tb_codec_branch shapes_readings_item__branches[] = {
+    {"integer", TB_CK_INTEGER, 0, TB_J(JSON_INTEGER) | TB_J(JSON_REAL), offsetof(shapes_readings_item, integer), 0,
+     NULL, shapes__schema_shapes_properties_readings_items_one_of_0, 0, NULL},
+    {"string", TB_CK_STRING, 0, TB_J(JSON_STRING), offsetof(shapes_readings_item, string), 0,
+     NULL, shapes__schema_shapes_properties_readings_items_one_of_1, 0, NULL},
+};
+static const tb_codec_union shapes_readings_item__union = {"shapes_readings_item", sizeof(shapes_readings_item), NULL, 0, 2, shapes_readings_item__branches, shapes__schema_shapes_properties_readings_items};
+TB_CODEC_VALUE_DEFINE(shapes_readings_item, TB_CK_UNION, &shapes_readings_item__union, shapes__schema_shapes_properties_readings_items)
+
 static const tb_codec_field shapes__fields[] = {
     {"shapes", "\"shapes\":", 6, 9, TB_CK_UNION, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(shapes, shapes), 0, 0, offsetof(shapes, n_shapes), &shape__union},
@@ -1429,7 +1590,11 @@ static const tb_codec_field shapes__fields[] = {
      offsetof(shapes, corners), offsetof(shapes, has_corners), 0, offsetof(shapes, n_corners), &compass__enum},
     {"owners", "\"owners\":", 6, 9, TB_CK_STRUCT, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, owners), offsetof(shapes, has_owners), 0, offsetof(shapes, n_owners), &named__desc},
+    {"reading", "\"reading\":", 7, 10, TB_CK_UNION, TB_CF_NULLABLE,
+     offsetof(shapes, reading), offsetof(shapes, has_reading), offsetof(shapes, reading_is_null), 0, &shapes_reading__union},
+    {"readings", "\"readings\":", 8, 11, TB_CK_UNION, TB_CF_ARRAY | TB_CF_ITEM_NULL,
+     offsetof(shapes, readings), offsetof(shapes, has_readings), 0, offsetof(shapes, n_readings), &shapes_readings_item__union},
 };
-static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 13, shapes__fields, shapes__schema_shapes};
+static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 15, shapes__fields, shapes__schema_shapes};
 TB_CODEC_DEFINE(shapes)
 TB_VALIDATE_DEFINE(grid, shapes__schema_shapes_defs_grid)

@@ -208,6 +208,38 @@ typedef struct named {
 } named;
 TB_CODEC_DECLARE(named); /* _validate, _parse, _from_json, _serialize, _to_json */
 
+/* ---- shapes_reading: tests/generator/fixtures/shapes.yaml#/properties/reading ---- */
+typedef enum shapes_reading_kind {
+    SHAPES_READING_NONE = 0, /* no value */
+    SHAPES_READING_STRING = 1,
+    SHAPES_READING_INTEGER = 2,
+} shapes_reading_kind;
+/** type: ["string", "integer"] or null (the member's _is_null, a NULL item): `kind` says which member holds the value. */
+typedef struct shapes_reading {
+    shapes_reading_kind kind;
+    union {
+        char *string; /* SHAPES_READING_STRING */
+        int64_t integer; /* SHAPES_READING_INTEGER */
+    };
+} shapes_reading;
+TB_CODEC_DECLARE(shapes_reading); /* _validate, _parse, _from_json, _serialize, _to_json */
+
+/* ---- shapes_readings_item: tests/generator/fixtures/shapes.yaml#/properties/readings/items ---- */
+typedef enum shapes_readings_item_kind {
+    SHAPES_READINGS_ITEM_NONE = 0, /* no value */
+    SHAPES_READINGS_ITEM_INTEGER = 1,
+    SHAPES_READINGS_ITEM_STRING = 2,
+} shapes_readings_item_kind;
+/** oneOf or null (the member's _is_null, a NULL item): `kind` says which member holds the value. */
+typedef struct shapes_readings_item {
+    shapes_readings_item_kind kind;
+    union {
+        int64_t integer; /* SHAPES_READINGS_ITEM_INTEGER */
+        char *string; /* SHAPES_READINGS_ITEM_STRING */
+    };
+} shapes_readings_item;
+TB_CODEC_DECLARE(shapes_readings_item); /* _validate, _parse, _from_json, _serialize, _to_json */
+
 /* ---- shapes: tests/generator/fixtures/shapes.yaml ---- */
 typedef struct shapes {
     size_t n_shapes;
@@ -243,6 +275,12 @@ typedef struct shapes {
     bool has_owners;
     size_t n_owners;
     named **owners; /* "owners" */
+    bool has_reading;
+    bool reading_is_null;
+    shapes_reading reading; /* "reading" */
+    bool has_readings;
+    size_t n_readings;
+    shapes_readings_item **readings; /* "readings" */
 } shapes;
 TB_CODEC_DECLARE(shapes); /* _validate, _parse, _from_json, _serialize, _to_json */
 
