@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -287,6 +288,14 @@ typedef struct job {
     tb_rt_server *home; /* the loop done runs on */
 } job;
 
+/* Recovery: a session of this process that no CONNECT may recover (see pid_* below). */
+typedef struct pid_state {
+    char pid[24];
+    bool live;                   /* its socket is connected, on one of the loops */
+    int64_t ended_ms;            /* else: when it ended on purpose (monotonic) */
+    struct pid_state *next_ended; /* the first loop's ended queue, oldest first */
+} pid_state;
+
 /* A CONNECT waiting for Redis to answer whether its session can be recovered. */
 typedef struct restoring {
     struct restoring *next;
@@ -352,6 +361,10 @@ struct tb_rt_server {
     tb_rt__acceptor *acceptor; /* the first loop, with several: the listening socket */
     atomic_uint rr;            /* round robin among equally loaded loops */
     atomic_bool dying;         /* the first loop: tearing down, loops no longer post to others */
+    /* recovery, on the first loop for every loop: the pids no CONNECT may recover */
+    pthread_mutex_t pid_mu;
+    hmap pids; /* pid -> pid_state */
+    pid_state *ended, **ended_tail;
     bool direct_write; /* TB_RT_DIRECT_WRITE=0 turns off writing outside the writable callback */
     struct {
         atomic_uint_fast64_t sessions, sockets, websocket, packets_out, packets_in,
@@ -437,6 +450,7 @@ static int restore_start(session *s, tb_rt_socket *so);
 static void persist(tb_rt_socket *so);
 static void replay(tb_rt_socket *so, const tb_rt__rec_session *res, uint64_t cap_from);
 static void session_after_drop(tb_rt_socket *so, const char *reason);
+static void pid_live(tb_rt_server *srv, const char *pid);
 static int session_push(session *s, frame *f);
 
 /* ---------------------------------------------------------------- ids */
@@ -1997,6 +2011,7 @@ static void finish_connect(session *s, tb_rt_socket *so, const tb_rt__rec_sessio
         replay(so, res, cap_from);
     if (srv->rec && !so->gone) {
         so->persisted = true;
+        pid_live(srv, so->pid);
         persist(so);
     }
     if (h->on_connect && !so->gone)
@@ -2004,6 +2019,91 @@ static void finish_connect(session *s, tb_rt_socket *so, const tb_rt__rec_sessio
 }
 
 /* ---------------------------------------------------------------- recovery */
+
+/* Which sessions a CONNECT may not recover, whatever Redis says: one whose socket is still
+ * connected here (socket.io keeps a session only once its socket is gone; recovering it would
+ * give two sockets one id), and one that ended on purpose (a client's disconnect()) until its
+ * deletion has surely reached Redis. Each loop talks to Redis over a connection of its own, so
+ * the deletion the old socket's loop sent can reach Redis after the recovery another loop sent
+ * for the client's next connection. Kept on the first loop, under a mutex, for every loop. */
+#define PID_ENDED_KEEP_MS 10000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Under pid_mu: forgets sessions ended on purpose long enough ago. */
+static void pid_prune(tb_rt_server *first, int64_t now)
+{
+    while (first->ended && now - first->ended->ended_ms > PID_ENDED_KEEP_MS) {
+        pid_state *e = first->ended;
+        if (!(first->ended = e->next_ended))
+            first->ended_tail = &first->ended;
+        hmap_del(&first->pids, e->pid);
+        free(e);
+    }
+}
+
+static void pid_live(tb_rt_server *srv, const char *pid)
+{
+    tb_rt_server *first = srv->primary;
+    pthread_mutex_lock(&first->pid_mu);
+    pid_prune(first, mono_ms());
+    pid_state *e = hmap_get(&first->pids, pid);
+    if (!e && (e = calloc(1, sizeof *e)) != NULL) {
+        snprintf(e->pid, sizeof e->pid, "%s", pid);
+        e->live = true;
+        if (hmap_put(&first->pids, e->pid, e) != 0)
+            free(e);
+    }
+    pthread_mutex_unlock(&first->pid_mu);
+}
+
+/* Its socket is gone: forgotten (recoverable), or kept a while as ended on purpose. */
+static void pid_gone(tb_rt_server *srv, const char *pid, bool recoverable)
+{
+    tb_rt_server *first = srv->primary;
+    pthread_mutex_lock(&first->pid_mu);
+    int64_t now = mono_ms();
+    pid_prune(first, now);
+    pid_state *e = hmap_get(&first->pids, pid);
+    if (e && e->live) {
+        if (recoverable) {
+            hmap_del(&first->pids, e->pid);
+            free(e);
+        } else {
+            e->live = false;
+            e->ended_ms = now;
+            *first->ended_tail = e;
+            first->ended_tail = &e->next_ended;
+        }
+    }
+    pthread_mutex_unlock(&first->pid_mu);
+}
+
+/* Why the session cannot be recovered here, or NULL. */
+static const char *pid_refused(tb_rt_server *srv, const char *pid)
+{
+    tb_rt_server *first = srv->primary;
+    pthread_mutex_lock(&first->pid_mu);
+    pid_prune(first, mono_ms());
+    const pid_state *e = hmap_get(&first->pids, pid);
+    const char *why = !e ? NULL : e->live ? "its socket is still connected" : "it ended on purpose";
+    pthread_mutex_unlock(&first->pid_mu);
+    return why;
+}
+
+static void pid_free_all(tb_rt_server *first)
+{
+    for (size_t b = 0; b < first->pids.nb; b++)
+        for (hent *e = first->pids.b[b]; e; e = e->next)
+            free(e->val);
+    hmap_free(&first->pids);
+    pthread_mutex_destroy(&first->pid_mu);
+}
 
 static void persist(tb_rt_socket *so)
 {
@@ -2076,9 +2176,11 @@ static void restore_done(tb_rt_server *srv, const tb_rt__rec_session *res, void 
     tb_rt_socket *so = rs->so;
     session *s = hmap_get(&srv->sids, rs->sess_sid);
     srv->depth++;
+    /* the session may have ended (or been found connected) while Redis answered */
+    const char *refused = res->ok ? pid_refused(srv, so->pid) : NULL;
     if (!s || s->state != S_OPEN) {
         socket_free(so);
-    } else if (res->ok && !tb_rt__socket_find(so->nsp, res->sid)) {
+    } else if (res->ok && !refused && !tb_rt__socket_find(so->nsp, res->sid)) {
         snprintf(so->id, sizeof so->id, "%s", res->sid);
         so->recovered = true;
         ST_ADD(srv, recovered, 1);
@@ -2086,7 +2188,9 @@ static void restore_done(tb_rt_server *srv, const tb_rt__rec_session *res, void 
     } else {
         if (tb_log_enabled(TB_LOG_DEBUG))
             tb_log_debug(NULL, "realtime: session not recovered: %s",
-                         res->ok ? "its socket is still connected here" : res->why);
+                         !res->ok ? res->why
+                         : refused ? refused
+                                   : "its socket is still connected here");
         ST_ADD(srv, not_recovered, 1);
         new_id(so->pid);
         finish_connect(s, so, NULL, 0);
@@ -2107,6 +2211,14 @@ static int restore_start(session *s, tb_rt_socket *so)
     if (!pid_ok(pid)) {
         new_id(so->pid);
         return TB_ENOTFOUND;
+    }
+    const char *why = pid_refused(srv, pid);
+    if (why) {
+        if (tb_log_enabled(TB_LOG_DEBUG))
+            tb_log_debug(NULL, "realtime: session not recovered: %s", why);
+        new_id(so->pid);
+        ST_ADD(srv, not_recovered, 1);
+        return TB_ECONFLICT;
     }
     snprintf(so->pid, sizeof so->pid, "%s", pid);
     restoring *rs = calloc(1, sizeof *rs);
@@ -2157,6 +2269,7 @@ static void session_after_drop(tb_rt_socket *so, const char *reason)
     for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
         if (strcmp(reason, keep[i]) == 0)
             recoverable_reason = true;
+    pid_gone(so->nsp->srv, so->pid, recoverable_reason);
     tb_rt__rec_expire(
         so->nsp->srv->rec, so->pid,
         recoverable_reason ? tb_rt__rec_options(so->nsp->srv->rec)->max_disconnection_ms : 0);
@@ -3183,6 +3296,8 @@ int tb_rt_server_new(const tb_rt_options *opts, tb_rt_server **out, tb_error *er
     if (!srv)
         return TB_ENOMEM;
     srv->primary = srv;
+    pthread_mutex_init(&srv->pid_mu, NULL);
+    srv->ended_tail = &srv->ended;
     srv->nshards = loops_wanted(opts);
     int rc = 0;
     if (srv->nshards > 1) {
@@ -3580,6 +3695,8 @@ static void shard_free(tb_rt_server *srv)
     pthread_mutex_destroy(&srv->post_mu);
     pthread_mutex_destroy(&srv->job_mu);
     pthread_cond_destroy(&srv->job_cv);
+    if (srv->primary == srv)
+        pid_free_all(srv);
     free(srv->path);
     free(srv->eio_path);
     free(srv->host);

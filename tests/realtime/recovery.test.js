@@ -13,6 +13,7 @@ const net = require('node:net');
 const crypto = require('node:crypto');
 const { spawn } = require('node:child_process');
 const { io } = require('socket.io-client');
+const WebSocket = require('ws');
 const { createClient } = require('redis');
 
 const SERVER = process.env.TB_RT_ROOMS_SERVER;
@@ -206,6 +207,40 @@ test('a transport close on a live node recovers too', T, async () => {
   await until(() => ticks.length === 5, 'five missed ticks');
   assert.deepStrictEqual(ticks.map(payload).map((a) => a[0]), [0, 1, 2, 3, 4]);
   c.close();
+  other.close();
+});
+
+// A CONNECT naming a session whose socket is still connected (or just left on purpose) gets a
+// new session: socket.io keeps a session only once its socket is gone, and recovering a live one
+// would give two sockets one id. With several loops the connections land on different loops, each
+// with its own Redis connection, so this is decided in the process, not by Redis alone.
+test('a session still connected, or ended on purpose, is not taken by another connection naming it', T, async () => {
+  const victim = await connect('b');
+  const other = await connect('b', { reconnection: false });
+  await call(victim, 'join', 'g5');
+  const ticks = recorder(victim, 'tick');
+  await call(other, 'say', { to: ['g5'], event: 'tick', args: [1] });
+  await until(() => ticks.length === 1, 'a tick');
+  const auth = JSON.stringify({ pid: victim._pid, offset: victim._lastOffset }); // what it would send back
+  assert.ok(victim._pid && victim._lastOffset, 'the client holds a pid and an offset');
+  const claim = () => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${nodes.b.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('no CONNECT answer')); }, 5000);
+    ws.on('message', (m) => {
+      const t = String(m);
+      if (t[0] === '0') ws.send(`40${auth}`);
+      else if (t.startsWith('40')) { clearTimeout(timer); ws.close(); resolve(JSON.parse(t.slice(2)).sid); }
+    });
+    ws.once('error', reject);
+  });
+  // several at once: with several loops, some land on a loop other than the victim's
+  const sids = await Promise.all(Array.from({ length: 4 }, claim));
+  for (const sid of sids) assert.notStrictEqual(sid, victim.id, 'a live session is not recovered');
+  assert.strictEqual((await call(other, 'count', 'g5')).room, 1, 'the room holds the victim alone');
+  // ended on purpose: its next CONNECT, wherever it lands, is a new session
+  victim.disconnect();
+  const again = await Promise.all(Array.from({ length: 4 }, claim));
+  for (const sid of again) assert.notStrictEqual(sid, victim.id, 'a session ended on purpose is not recovered');
   other.close();
 });
 
