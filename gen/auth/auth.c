@@ -1122,7 +1122,7 @@ static const tb_codec_field auth_register_request__fields[] = {
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
      offsetof(auth_register_request, display_name), offsetof(auth_register_request, has_display_name), 0, 0, NULL},
 };
-static const tb_codec_type auth_register_request__desc = {"auth_register_request", sizeof(auth_register_request), 4, auth_register_request__fields, auth__schema_register_request};
+static const tb_codec_type auth_register_request__desc = {"auth_register_request", sizeof(auth_register_request), 4, auth_register_request__fields, auth__schema_register_request, NULL, 0};
 TB_CODEC_DEFINE(auth_register_request)
 
 static const tb_codec_field auth_account__fields[] = {
@@ -1137,14 +1137,14 @@ static const tb_codec_field auth_account__fields[] = {
     {"eventId", "\"eventId\":", 7, 10, TB_CK_STRING, 0,
      offsetof(auth_account, event_id), offsetof(auth_account, has_event_id), 0, 0, NULL},
 };
-static const tb_codec_type auth_account__desc = {"auth_account", sizeof(auth_account), 5, auth_account__fields, auth__schema_account};
+static const tb_codec_type auth_account__desc = {"auth_account", sizeof(auth_account), 5, auth_account__fields, auth__schema_account, NULL, 0};
 TB_CODEC_DEFINE(auth_account)
 
 static const tb_codec_field auth_account_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(auth_account_response, data), 0, 0, 0, &auth_account__desc},
 };
-static const tb_codec_type auth_account_response__desc = {"auth_account_response", sizeof(auth_account_response), 1, auth_account_response__fields, auth__schema_account_response};
+static const tb_codec_type auth_account_response__desc = {"auth_account_response", sizeof(auth_account_response), 1, auth_account_response__fields, auth__schema_account_response, NULL, 0};
 TB_CODEC_DEFINE(auth_account_response)
 
 static const tb_codec_field auth_login_request__fields[] = {
@@ -1153,7 +1153,7 @@ static const tb_codec_field auth_login_request__fields[] = {
     {"password", "\"password\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(auth_login_request, password), 0, 0, 0, NULL},
 };
-static const tb_codec_type auth_login_request__desc = {"auth_login_request", sizeof(auth_login_request), 2, auth_login_request__fields, auth__schema_login_request};
+static const tb_codec_type auth_login_request__desc = {"auth_login_request", sizeof(auth_login_request), 2, auth_login_request__fields, auth__schema_login_request, NULL, 0};
 TB_CODEC_DEFINE(auth_login_request)
 
 static const tb_codec_field auth_token_request__fields[] = {
@@ -1166,7 +1166,7 @@ static const tb_codec_field auth_token_request__fields[] = {
     {"scope", "\"scope\":", 5, 8, TB_CK_STRING, 0,
      offsetof(auth_token_request, scope), offsetof(auth_token_request, has_scope), 0, 0, NULL},
 };
-static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request};
+static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request, NULL, 0};
 TB_CODEC_DEFINE(auth_token_request)
 
 static const tb_codec_str auth_token_response_token_type__values[] = {
@@ -1186,7 +1186,7 @@ static const tb_codec_field auth_token_response__fields[] = {
     {"scope", "\"scope\":", 5, 8, TB_CK_STRING, 0,
      offsetof(auth_token_response, scope), offsetof(auth_token_response, has_scope), 0, 0, NULL},
 };
-static const tb_codec_type auth_token_response__desc = {"auth_token_response", sizeof(auth_token_response), 4, auth_token_response__fields, auth__schema_token_response};
+static const tb_codec_type auth_token_response__desc = {"auth_token_response", sizeof(auth_token_response), 4, auth_token_response__fields, auth__schema_token_response, NULL, 0};
 TB_CODEC_DEFINE(auth_token_response)
 
 static const tb_codec_str auth_jwk_kty__values[] = {
@@ -1242,14 +1242,14 @@ static const tb_codec_field auth_jwk__fields[] = {
     {"e", "\"e\":", 1, 4, TB_CK_STRING, 0,
      offsetof(auth_jwk, e), offsetof(auth_jwk, has_e), 0, 0, NULL},
 };
-static const tb_codec_type auth_jwk__desc = {"auth_jwk", sizeof(auth_jwk), 9, auth_jwk__fields, auth__schema_jwk};
+static const tb_codec_type auth_jwk__desc = {"auth_jwk", sizeof(auth_jwk), 9, auth_jwk__fields, auth__schema_jwk, NULL, 0};
 TB_CODEC_DEFINE(auth_jwk)
 
 static const tb_codec_field auth_jwk_set__fields[] = {
     {"keys", "\"keys\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(auth_jwk_set, keys), 0, 0, offsetof(auth_jwk_set, n_keys), &auth_jwk__desc},
 };
-static const tb_codec_type auth_jwk_set__desc = {"auth_jwk_set", sizeof(auth_jwk_set), 1, auth_jwk_set__fields, auth__schema_jwk_set};
+static const tb_codec_type auth_jwk_set__desc = {"auth_jwk_set", sizeof(auth_jwk_set), 1, auth_jwk_set__fields, auth__schema_jwk_set, NULL, 0};
 TB_CODEC_DEFINE(auth_jwk_set)
 
 static const tb_codec_str auth_rotation_alg__values[] = {
@@ -1273,14 +1273,14 @@ static const tb_codec_field auth_rotation__fields[] = {
     {"previousRetiresAt", "\"previousRetiresAt\":", 17, 20, TB_CK_STRING, 0,
      offsetof(auth_rotation, previous_retires_at), offsetof(auth_rotation, has_previous_retires_at), 0, 0, NULL},
 };
-static const tb_codec_type auth_rotation__desc = {"auth_rotation", sizeof(auth_rotation), 5, auth_rotation__fields, auth__schema_rotation};
+static const tb_codec_type auth_rotation__desc = {"auth_rotation", sizeof(auth_rotation), 5, auth_rotation__fields, auth__schema_rotation, NULL, 0};
 TB_CODEC_DEFINE(auth_rotation)
 
 static const tb_codec_field auth_rotation_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(auth_rotation_response, data), 0, 0, 0, &auth_rotation__desc},
 };
-static const tb_codec_type auth_rotation_response__desc = {"auth_rotation_response", sizeof(auth_rotation_response), 1, auth_rotation_response__fields, auth__schema_rotation_response};
+static const tb_codec_type auth_rotation_response__desc = {"auth_rotation_response", sizeof(auth_rotation_response), 1, auth_rotation_response__fields, auth__schema_rotation_response, NULL, 0};
 TB_CODEC_DEFINE(auth_rotation_response)
 
 /* ======== GET /health ======== */

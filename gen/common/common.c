@@ -628,7 +628,7 @@ static const tb_codec_field common_error_detail__fields[] = {
     {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(common_error_detail, message), 0, 0, 0, NULL},
 };
-const tb_codec_type common_error_detail__desc = {"common_error_detail", sizeof(common_error_detail), 3, common_error_detail__fields, common__schema_api_defs_error_detail};
+const tb_codec_type common_error_detail__desc = {"common_error_detail", sizeof(common_error_detail), 3, common_error_detail__fields, common__schema_api_defs_error_detail, NULL, 0};
 TB_CODEC_DEFINE(common_error_detail)
 TB_VALIDATE_DEFINE(common_error, common__schema_api_defs_error)
 
@@ -636,7 +636,7 @@ static const tb_codec_field common_error_response__fields[] = {
     {"error", "\"error\":", 5, 8, TB_CK_API_ERROR, TB_CF_REQUIRED,
      offsetof(common_error_response, error), 0, 0, 0, NULL},
 };
-const tb_codec_type common_error_response__desc = {"common_error_response", sizeof(common_error_response), 1, common_error_response__fields, common__schema_api_defs_error_response};
+const tb_codec_type common_error_response__desc = {"common_error_response", sizeof(common_error_response), 1, common_error_response__fields, common__schema_api_defs_error_response, NULL, 0};
 TB_CODEC_DEFINE(common_error_response)
 
 static const tb_codec_str common_health_status__values[] = {
@@ -650,14 +650,14 @@ static const tb_codec_field common_health__fields[] = {
     {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
      offsetof(common_health, status), 0, 0, 0, &common_health_status__enum},
 };
-const tb_codec_type common_health__desc = {"common_health", sizeof(common_health), 1, common_health__fields, common__schema_api_defs_health};
+const tb_codec_type common_health__desc = {"common_health", sizeof(common_health), 1, common_health__fields, common__schema_api_defs_health, NULL, 0};
 TB_CODEC_DEFINE(common_health)
 
 static const tb_codec_field common_health_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(common_health_response, data), 0, 0, 0, &common_health__desc},
 };
-const tb_codec_type common_health_response__desc = {"common_health_response", sizeof(common_health_response), 1, common_health_response__fields, common__schema_api_defs_health_response};
+const tb_codec_type common_health_response__desc = {"common_health_response", sizeof(common_health_response), 1, common_health_response__fields, common__schema_api_defs_health_response, NULL, 0};
 TB_CODEC_DEFINE(common_health_response)
 TB_VALIDATE_DEFINE(common_uuid, common__schema_types_defs_uuid)
 TB_VALIDATE_DEFINE(common_timestamp, common__schema_types_defs_timestamp)

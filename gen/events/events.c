@@ -705,6 +705,8 @@ static bool events__schema_envelope_properties_metadata_additional_properties(co
         if (n > 1024 && tb_utf8_len(s, n) > 1024)
             TB_V_FAIL("maxLength", "must have at most 1024 characters");
     }
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
 out:
     return ok;
 }
@@ -2365,6 +2367,8 @@ out:
     return ok;
 }
 
+static const tb_codec_map event_envelope_metadata_additional__map = {"event_envelope_metadata_additional", sizeof(event_envelope_metadata_additional_entry), TB_CK_STRING, 0, offsetof(event_envelope_metadata_additional_entry, value), 0, 0, NULL, NULL};
+
 static const tb_codec_field event_envelope_metadata__fields[] = {
     {"correlationId", "\"correlationId\":", 13, 16, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(event_envelope_metadata, correlation_id), 0, 0, 0, NULL},
@@ -2375,7 +2379,7 @@ static const tb_codec_field event_envelope_metadata__fields[] = {
     {"causationId", "\"causationId\":", 11, 14, TB_CK_STRING, 0,
      offsetof(event_envelope_metadata, causation_id), offsetof(event_envelope_metadata, has_causation_id), 0, 0, NULL},
 };
-static const tb_codec_type event_envelope_metadata__desc = {"event_envelope_metadata", sizeof(event_envelope_metadata), 4, event_envelope_metadata__fields, events__schema_envelope_properties_metadata};
+static const tb_codec_type event_envelope_metadata__desc = {"event_envelope_metadata", sizeof(event_envelope_metadata), 4, event_envelope_metadata__fields, events__schema_envelope_properties_metadata, &event_envelope_metadata_additional__map, offsetof(event_envelope_metadata, additional_properties)};
 TB_CODEC_DEFINE(event_envelope_metadata)
 
 static const tb_codec_field event_envelope__fields[] = {
@@ -2394,7 +2398,7 @@ static const tb_codec_field event_envelope__fields[] = {
     {"metadata", "\"metadata\":", 8, 11, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(event_envelope, metadata), 0, 0, 0, &event_envelope_metadata__desc},
 };
-static const tb_codec_type event_envelope__desc = {"event_envelope", sizeof(event_envelope), 7, event_envelope__fields, events__schema_envelope};
+static const tb_codec_type event_envelope__desc = {"event_envelope", sizeof(event_envelope), 7, event_envelope__fields, events__schema_envelope, NULL, 0};
 TB_CODEC_DEFINE(event_envelope)
 
 static const tb_codec_str game_completed_v1_outcome__values[] = {
@@ -2413,7 +2417,7 @@ static const tb_codec_field game_completed_v1_scores_item__fields[] = {
     {"score", "\"score\":", 5, 8, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(game_completed_v1_scores_item, score), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_completed_v1_scores_item__desc = {"game_completed_v1_scores_item", sizeof(game_completed_v1_scores_item), 2, game_completed_v1_scores_item__fields, events__schema_game_completed_v1_properties_scores_items};
+static const tb_codec_type game_completed_v1_scores_item__desc = {"game_completed_v1_scores_item", sizeof(game_completed_v1_scores_item), 2, game_completed_v1_scores_item__fields, events__schema_game_completed_v1_properties_scores_items, NULL, 0};
 TB_CODEC_DEFINE(game_completed_v1_scores_item)
 
 static const tb_codec_field game_completed_v1__fields[] = {
@@ -2430,7 +2434,7 @@ static const tb_codec_field game_completed_v1__fields[] = {
     {"completedAt", "\"completedAt\":", 11, 14, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_completed_v1, completed_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_completed_v1__desc = {"game_completed_v1", sizeof(game_completed_v1), 6, game_completed_v1__fields, events__schema_game_completed_v1};
+static const tb_codec_type game_completed_v1__desc = {"game_completed_v1", sizeof(game_completed_v1), 6, game_completed_v1__fields, events__schema_game_completed_v1, NULL, 0};
 TB_CODEC_DEFINE(game_completed_v1)
 
 static const tb_codec_str game_created_v1_game_type__values[] = {
@@ -2449,7 +2453,7 @@ static const tb_codec_field game_created_v1_settings__fields[] = {
     {"rated", "\"rated\":", 5, 8, TB_CK_BOOLEAN, TB_CF_REQUIRED,
      offsetof(game_created_v1_settings, rated), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_created_v1_settings__desc = {"game_created_v1_settings", sizeof(game_created_v1_settings), 2, game_created_v1_settings__fields, events__schema_game_created_v1_properties_settings};
+static const tb_codec_type game_created_v1_settings__desc = {"game_created_v1_settings", sizeof(game_created_v1_settings), 2, game_created_v1_settings__fields, events__schema_game_created_v1_properties_settings, NULL, 0};
 TB_CODEC_DEFINE(game_created_v1_settings)
 
 static const tb_codec_field game_created_v1_stake__fields[] = {
@@ -2458,7 +2462,7 @@ static const tb_codec_field game_created_v1_stake__fields[] = {
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_created_v1_stake, currency), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_created_v1_stake__desc = {"game_created_v1_stake", sizeof(game_created_v1_stake), 2, game_created_v1_stake__fields, events__schema_game_created_v1_properties_stake};
+static const tb_codec_type game_created_v1_stake__desc = {"game_created_v1_stake", sizeof(game_created_v1_stake), 2, game_created_v1_stake__fields, events__schema_game_created_v1_properties_stake, NULL, 0};
 TB_CODEC_DEFINE(game_created_v1_stake)
 
 static const tb_codec_field game_created_v1__fields[] = {
@@ -2477,7 +2481,7 @@ static const tb_codec_field game_created_v1__fields[] = {
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_created_v1, created_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_created_v1__desc = {"game_created_v1", sizeof(game_created_v1), 7, game_created_v1__fields, events__schema_game_created_v1};
+static const tb_codec_type game_created_v1__desc = {"game_created_v1", sizeof(game_created_v1), 7, game_created_v1__fields, events__schema_game_created_v1, NULL, 0};
 TB_CODEC_DEFINE(game_created_v1)
 
 static const tb_codec_field game_move_made_v1_move__fields[] = {
@@ -2488,7 +2492,7 @@ static const tb_codec_field game_move_made_v1_move__fields[] = {
     {"to", "\"to\":", 2, 5, TB_CK_STRING, 0,
      offsetof(game_move_made_v1_move, to), offsetof(game_move_made_v1_move, has_to), 0, 0, NULL},
 };
-static const tb_codec_type game_move_made_v1_move__desc = {"game_move_made_v1_move", sizeof(game_move_made_v1_move), 3, game_move_made_v1_move__fields, events__schema_game_move_made_v1_properties_move};
+static const tb_codec_type game_move_made_v1_move__desc = {"game_move_made_v1_move", sizeof(game_move_made_v1_move), 3, game_move_made_v1_move__fields, events__schema_game_move_made_v1_properties_move, NULL, 0};
 TB_CODEC_DEFINE(game_move_made_v1_move)
 
 static const tb_codec_field game_move_made_v1__fields[] = {
@@ -2505,7 +2509,7 @@ static const tb_codec_field game_move_made_v1__fields[] = {
     {"madeAt", "\"madeAt\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_move_made_v1, made_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_move_made_v1__desc = {"game_move_made_v1", sizeof(game_move_made_v1), 6, game_move_made_v1__fields, events__schema_game_move_made_v1};
+static const tb_codec_type game_move_made_v1__desc = {"game_move_made_v1", sizeof(game_move_made_v1), 6, game_move_made_v1__fields, events__schema_game_move_made_v1, NULL, 0};
 TB_CODEC_DEFINE(game_move_made_v1)
 
 static const tb_codec_field game_started_v1__fields[] = {
@@ -2518,7 +2522,7 @@ static const tb_codec_field game_started_v1__fields[] = {
     {"startedAt", "\"startedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_started_v1, started_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_started_v1__desc = {"game_started_v1", sizeof(game_started_v1), 4, game_started_v1__fields, events__schema_game_started_v1};
+static const tb_codec_type game_started_v1__desc = {"game_started_v1", sizeof(game_started_v1), 4, game_started_v1__fields, events__schema_game_started_v1, NULL, 0};
 TB_CODEC_DEFINE(game_started_v1)
 
 static const tb_codec_field user_achievements_earned_v1_achievements_item__fields[] = {
@@ -2529,7 +2533,7 @@ static const tb_codec_field user_achievements_earned_v1_achievements_item__field
     {"points", "\"points\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(user_achievements_earned_v1_achievements_item, points), 0, 0, 0, NULL},
 };
-static const tb_codec_type user_achievements_earned_v1_achievements_item__desc = {"user_achievements_earned_v1_achievements_item", sizeof(user_achievements_earned_v1_achievements_item), 3, user_achievements_earned_v1_achievements_item__fields, events__schema_user_achievements_earned_v1_properties_achievements_items};
+static const tb_codec_type user_achievements_earned_v1_achievements_item__desc = {"user_achievements_earned_v1_achievements_item", sizeof(user_achievements_earned_v1_achievements_item), 3, user_achievements_earned_v1_achievements_item__fields, events__schema_user_achievements_earned_v1_properties_achievements_items, NULL, 0};
 TB_CODEC_DEFINE(user_achievements_earned_v1_achievements_item)
 
 static const tb_codec_field user_achievements_earned_v1__fields[] = {
@@ -2540,7 +2544,7 @@ static const tb_codec_field user_achievements_earned_v1__fields[] = {
     {"earnedAt", "\"earnedAt\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(user_achievements_earned_v1, earned_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type user_achievements_earned_v1__desc = {"user_achievements_earned_v1", sizeof(user_achievements_earned_v1), 3, user_achievements_earned_v1__fields, events__schema_user_achievements_earned_v1};
+static const tb_codec_type user_achievements_earned_v1__desc = {"user_achievements_earned_v1", sizeof(user_achievements_earned_v1), 3, user_achievements_earned_v1__fields, events__schema_user_achievements_earned_v1, NULL, 0};
 TB_CODEC_DEFINE(user_achievements_earned_v1)
 
 static const tb_codec_field user_profile_updated_v1_changes__fields[] = {
@@ -2553,7 +2557,7 @@ static const tb_codec_field user_profile_updated_v1_changes__fields[] = {
     {"country", "\"country\":", 7, 10, TB_CK_STRING, 0,
      offsetof(user_profile_updated_v1_changes, country), offsetof(user_profile_updated_v1_changes, has_country), 0, 0, NULL},
 };
-static const tb_codec_type user_profile_updated_v1_changes__desc = {"user_profile_updated_v1_changes", sizeof(user_profile_updated_v1_changes), 4, user_profile_updated_v1_changes__fields, events__schema_user_profile_updated_v1_properties_changes};
+static const tb_codec_type user_profile_updated_v1_changes__desc = {"user_profile_updated_v1_changes", sizeof(user_profile_updated_v1_changes), 4, user_profile_updated_v1_changes__fields, events__schema_user_profile_updated_v1_properties_changes, NULL, 0};
 TB_CODEC_DEFINE(user_profile_updated_v1_changes)
 
 static const tb_codec_field user_profile_updated_v1__fields[] = {
@@ -2564,7 +2568,7 @@ static const tb_codec_field user_profile_updated_v1__fields[] = {
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(user_profile_updated_v1, updated_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type user_profile_updated_v1__desc = {"user_profile_updated_v1", sizeof(user_profile_updated_v1), 3, user_profile_updated_v1__fields, events__schema_user_profile_updated_v1};
+static const tb_codec_type user_profile_updated_v1__desc = {"user_profile_updated_v1", sizeof(user_profile_updated_v1), 3, user_profile_updated_v1__fields, events__schema_user_profile_updated_v1, NULL, 0};
 TB_CODEC_DEFINE(user_profile_updated_v1)
 
 static const tb_codec_field user_registered_v1__fields[] = {
@@ -2579,7 +2583,7 @@ static const tb_codec_field user_registered_v1__fields[] = {
     {"registeredAt", "\"registeredAt\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(user_registered_v1, registered_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type user_registered_v1__desc = {"user_registered_v1", sizeof(user_registered_v1), 5, user_registered_v1__fields, events__schema_user_registered_v1};
+static const tb_codec_type user_registered_v1__desc = {"user_registered_v1", sizeof(user_registered_v1), 5, user_registered_v1__fields, events__schema_user_registered_v1, NULL, 0};
 TB_CODEC_DEFINE(user_registered_v1)
 
 static const tb_codec_field user_registered_v2__fields[] = {
@@ -2598,7 +2602,7 @@ static const tb_codec_field user_registered_v2__fields[] = {
     {"registeredAt", "\"registeredAt\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(user_registered_v2, registered_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type user_registered_v2__desc = {"user_registered_v2", sizeof(user_registered_v2), 7, user_registered_v2__fields, events__schema_user_registered_v2};
+static const tb_codec_type user_registered_v2__desc = {"user_registered_v2", sizeof(user_registered_v2), 7, user_registered_v2__fields, events__schema_user_registered_v2, NULL, 0};
 TB_CODEC_DEFINE(user_registered_v2)
 
 static const tb_codec_field wallet_balance_updated_v1__fields[] = {
@@ -2617,7 +2621,7 @@ static const tb_codec_field wallet_balance_updated_v1__fields[] = {
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(wallet_balance_updated_v1, updated_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type wallet_balance_updated_v1__desc = {"wallet_balance_updated_v1", sizeof(wallet_balance_updated_v1), 7, wallet_balance_updated_v1__fields, events__schema_wallet_balance_updated_v1};
+static const tb_codec_type wallet_balance_updated_v1__desc = {"wallet_balance_updated_v1", sizeof(wallet_balance_updated_v1), 7, wallet_balance_updated_v1__fields, events__schema_wallet_balance_updated_v1, NULL, 0};
 TB_CODEC_DEFINE(wallet_balance_updated_v1)
 
 static const tb_codec_field wallet_created_v1__fields[] = {
@@ -2630,7 +2634,7 @@ static const tb_codec_field wallet_created_v1__fields[] = {
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(wallet_created_v1, created_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type wallet_created_v1__desc = {"wallet_created_v1", sizeof(wallet_created_v1), 4, wallet_created_v1__fields, events__schema_wallet_created_v1};
+static const tb_codec_type wallet_created_v1__desc = {"wallet_created_v1", sizeof(wallet_created_v1), 4, wallet_created_v1__fields, events__schema_wallet_created_v1, NULL, 0};
 TB_CODEC_DEFINE(wallet_created_v1)
 
 static const tb_codec_str wallet_transaction_created_v1_type__values[] = {
@@ -2663,7 +2667,7 @@ static const tb_codec_field wallet_transaction_created_v1__fields[] = {
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(wallet_transaction_created_v1, created_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type wallet_transaction_created_v1__desc = {"wallet_transaction_created_v1", sizeof(wallet_transaction_created_v1), 10, wallet_transaction_created_v1__fields, events__schema_wallet_transaction_created_v1};
+static const tb_codec_type wallet_transaction_created_v1__desc = {"wallet_transaction_created_v1", sizeof(wallet_transaction_created_v1), 10, wallet_transaction_created_v1__fields, events__schema_wallet_transaction_created_v1, NULL, 0};
 TB_CODEC_DEFINE(wallet_transaction_created_v1)
 
 /* ---- struct checks: true only when the struct's JSON is valid for the schema ---- */

@@ -41,6 +41,16 @@ extern "C" {
  * Thread-safety: all functions are reentrant; shared tables are initialised once, thread-safely.
  */
 
+typedef struct event_envelope_metadata_additional_entry {
+    char *key;
+    char *value;
+} event_envelope_metadata_additional_entry;
+/** A JSON object as its members in document order (additionalProperties). */
+typedef struct event_envelope_metadata_additional {
+    event_envelope_metadata_additional_entry *items;
+    size_t n;
+} event_envelope_metadata_additional;
+
 /* ---- event_envelope_metadata: schemas/events/envelope.json#/properties/metadata ---- */
 /** Correlation and tracing. */
 typedef struct event_envelope_metadata {
@@ -55,6 +65,8 @@ typedef struct event_envelope_metadata {
     /** Id of the event or request that caused this one. */
     bool has_causation_id;
     char *causation_id; /* "causationId" */
+    /** the members that are not properties (additionalProperties), in document order */
+    event_envelope_metadata_additional additional_properties;
 } event_envelope_metadata;
 TB_CODEC_DECLARE(event_envelope_metadata); /* _validate, _parse, _from_json, _serialize, _to_json */
 

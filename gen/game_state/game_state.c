@@ -1036,7 +1036,7 @@ static const tb_codec_field game_state_cell_position__fields[] = {
     {"column", "\"column\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(game_state_cell_position, column), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_cell_position__desc = {"game_state_cell_position", sizeof(game_state_cell_position), 2, game_state_cell_position__fields, game_state__schema_cell_position};
+static const tb_codec_type game_state_cell_position__desc = {"game_state_cell_position", sizeof(game_state_cell_position), 2, game_state_cell_position__fields, game_state__schema_cell_position, NULL, 0};
 TB_CODEC_DEFINE(game_state_cell_position)
 
 static const tb_codec_list game_state_game_board_item__list __attribute__((unused)) = {"game_state_game_board_item", TB_CK_ENUM, TB_CF_ITEM_NULL, &game_state_cell__enum};
@@ -1053,7 +1053,7 @@ static const tb_codec_field game_state_game_last_move__fields[] = {
     {"moveNumber", "\"moveNumber\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(game_state_game_last_move, move_number), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_game_last_move__desc = {"game_state_game_last_move", sizeof(game_state_game_last_move), 5, game_state_game_last_move__fields, game_state__schema_game_properties_last_move};
+static const tb_codec_type game_state_game_last_move__desc = {"game_state_game_last_move", sizeof(game_state_game_last_move), 5, game_state_game_last_move__fields, game_state__schema_game_properties_last_move, NULL, 0};
 TB_CODEC_DEFINE(game_state_game_last_move)
 
 static const tb_codec_field game_state_game__fields[] = {
@@ -1082,35 +1082,35 @@ static const tb_codec_field game_state_game__fields[] = {
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_state_game, updated_at), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_game__desc = {"game_state_game", sizeof(game_state_game), 12, game_state_game__fields, game_state__schema_game};
+static const tb_codec_type game_state_game__desc = {"game_state_game", sizeof(game_state_game), 12, game_state_game__fields, game_state__schema_game, NULL, 0};
 TB_CODEC_DEFINE(game_state_game)
 
 static const tb_codec_field game_state_game_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(game_state_game_response, data), 0, 0, 0, &game_state_game__desc},
 };
-static const tb_codec_type game_state_game_response__desc = {"game_state_game_response", sizeof(game_state_game_response), 1, game_state_game_response__fields, game_state__schema_game_response};
+static const tb_codec_type game_state_game_response__desc = {"game_state_game_response", sizeof(game_state_game_response), 1, game_state_game_response__fields, game_state__schema_game_response, NULL, 0};
 TB_CODEC_DEFINE(game_state_game_response)
 
 static const tb_codec_field game_state_game_list_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(game_state_game_list_response, data), 0, 0, offsetof(game_state_game_list_response, n_data), &game_state_game__desc},
 };
-static const tb_codec_type game_state_game_list_response__desc = {"game_state_game_list_response", sizeof(game_state_game_list_response), 1, game_state_game_list_response__fields, game_state__schema_game_list_response};
+static const tb_codec_type game_state_game_list_response__desc = {"game_state_game_list_response", sizeof(game_state_game_list_response), 1, game_state_game_list_response__fields, game_state__schema_game_list_response, NULL, 0};
 TB_CODEC_DEFINE(game_state_game_list_response)
 
 static const tb_codec_field game_state_create_game_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_state_create_game_request, user_id), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_create_game_request__desc = {"game_state_create_game_request", sizeof(game_state_create_game_request), 1, game_state_create_game_request__fields, game_state__schema_create_game_request};
+static const tb_codec_type game_state_create_game_request__desc = {"game_state_create_game_request", sizeof(game_state_create_game_request), 1, game_state_create_game_request__fields, game_state__schema_create_game_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_create_game_request)
 
 static const tb_codec_field game_state_join_game_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_state_join_game_request, user_id), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_join_game_request__desc = {"game_state_join_game_request", sizeof(game_state_join_game_request), 1, game_state_join_game_request__fields, game_state__schema_join_game_request};
+static const tb_codec_type game_state_join_game_request__desc = {"game_state_join_game_request", sizeof(game_state_join_game_request), 1, game_state_join_game_request__fields, game_state__schema_join_game_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_join_game_request)
 
 static const tb_codec_field game_state_move_request__fields[] = {
@@ -1121,7 +1121,7 @@ static const tb_codec_field game_state_move_request__fields[] = {
     {"expectedVersion", "\"expectedVersion\":", 15, 18, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(game_state_move_request, expected_version), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_move_request__desc = {"game_state_move_request", sizeof(game_state_move_request), 3, game_state_move_request__fields, game_state__schema_move_request};
+static const tb_codec_type game_state_move_request__desc = {"game_state_move_request", sizeof(game_state_move_request), 3, game_state_move_request__fields, game_state__schema_move_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_move_request)
 
 /* ======== GET /health ======== */

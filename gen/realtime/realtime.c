@@ -1121,14 +1121,14 @@ static const tb_codec_field games_join_game__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(games_join_game, game_id), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_join_game__desc = {"games_join_game", sizeof(games_join_game), 1, games_join_game__fields, realtime__schema_games_defs_join_game};
+static const tb_codec_type games_join_game__desc = {"games_join_game", sizeof(games_join_game), 1, games_join_game__fields, realtime__schema_games_defs_join_game, NULL, 0};
 TB_CODEC_DEFINE(games_join_game)
 
 static const tb_codec_field games_leave_game__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(games_leave_game, game_id), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_leave_game__desc = {"games_leave_game", sizeof(games_leave_game), 1, games_leave_game__fields, realtime__schema_games_defs_leave_game};
+static const tb_codec_type games_leave_game__desc = {"games_leave_game", sizeof(games_leave_game), 1, games_leave_game__fields, realtime__schema_games_defs_leave_game, NULL, 0};
 TB_CODEC_DEFINE(games_leave_game)
 
 static const tb_codec_field games_game_move__fields[] = {
@@ -1139,7 +1139,7 @@ static const tb_codec_field games_game_move__fields[] = {
     {"expectedVersion", "\"expectedVersion\":", 15, 18, TB_CK_INTEGER, 0,
      offsetof(games_game_move, expected_version), offsetof(games_game_move, has_expected_version), 0, 0, NULL},
 };
-static const tb_codec_type games_game_move__desc = {"games_game_move", sizeof(games_game_move), 3, games_game_move__fields, realtime__schema_games_defs_game_move};
+static const tb_codec_type games_game_move__desc = {"games_game_move", sizeof(games_game_move), 3, games_game_move__fields, realtime__schema_games_defs_game_move, NULL, 0};
 TB_CODEC_DEFINE(games_game_move)
 
 static const tb_codec_str games_last_move_mark__values[] = {
@@ -1162,7 +1162,7 @@ static const tb_codec_field games_last_move__fields[] = {
     {"moveNumber", "\"moveNumber\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(games_last_move, move_number), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_last_move__desc = {"games_last_move", sizeof(games_last_move), 5, games_last_move__fields, realtime__schema_games_defs_last_move};
+static const tb_codec_type games_last_move__desc = {"games_last_move", sizeof(games_last_move), 5, games_last_move__fields, realtime__schema_games_defs_last_move, NULL, 0};
 TB_CODEC_DEFINE(games_last_move)
 
 static const tb_codec_str games_game_state_status__values[] = {
@@ -1203,14 +1203,14 @@ static const tb_codec_field games_game_state__fields[] = {
     {"version", "\"version\":", 7, 10, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(games_game_state, version), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_game_state__desc = {"games_game_state", sizeof(games_game_state), 8, games_game_state__fields, realtime__schema_games_defs_game_state};
+static const tb_codec_type games_game_state__desc = {"games_game_state", sizeof(games_game_state), 8, games_game_state__fields, realtime__schema_games_defs_game_state, NULL, 0};
 TB_CODEC_DEFINE(games_game_state)
 
 static const tb_codec_field games_game_ack__fields[] = {
     {"game", "\"game\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
      offsetof(games_game_ack, game), 0, 0, 0, &games_game_state__desc},
 };
-static const tb_codec_type games_game_ack__desc = {"games_game_ack", sizeof(games_game_ack), 1, games_game_ack__fields, realtime__schema_games_defs_game_ack};
+static const tb_codec_type games_game_ack__desc = {"games_game_ack", sizeof(games_game_ack), 1, games_game_ack__fields, realtime__schema_games_defs_game_ack, NULL, 0};
 TB_CODEC_DEFINE(games_game_ack)
 
 static const tb_codec_field games_user_joined__fields[] = {
@@ -1221,7 +1221,7 @@ static const tb_codec_field games_user_joined__fields[] = {
     {"timestamp", "\"timestamp\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(games_user_joined, timestamp), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_user_joined__desc = {"games_user_joined", sizeof(games_user_joined), 3, games_user_joined__fields, realtime__schema_games_defs_user_joined};
+static const tb_codec_type games_user_joined__desc = {"games_user_joined", sizeof(games_user_joined), 3, games_user_joined__fields, realtime__schema_games_defs_user_joined, NULL, 0};
 TB_CODEC_DEFINE(games_user_joined)
 
 static const tb_codec_field games_game_updated__fields[] = {
@@ -1234,7 +1234,7 @@ static const tb_codec_field games_game_updated__fields[] = {
     {"timestamp", "\"timestamp\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(games_game_updated, timestamp), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_game_updated__desc = {"games_game_updated", sizeof(games_game_updated), 4, games_game_updated__fields, realtime__schema_games_defs_game_updated};
+static const tb_codec_type games_game_updated__desc = {"games_game_updated", sizeof(games_game_updated), 4, games_game_updated__fields, realtime__schema_games_defs_game_updated, NULL, 0};
 TB_CODEC_DEFINE(games_game_updated)
 
 static const tb_codec_field games_realtime_error_details_item__fields[] = {
@@ -1245,7 +1245,7 @@ static const tb_codec_field games_realtime_error_details_item__fields[] = {
     {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(games_realtime_error_details_item, message), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_realtime_error_details_item__desc = {"games_realtime_error_details_item", sizeof(games_realtime_error_details_item), 3, games_realtime_error_details_item__fields, realtime__schema_games_defs_realtime_error_properties_details_items};
+static const tb_codec_type games_realtime_error_details_item__desc = {"games_realtime_error_details_item", sizeof(games_realtime_error_details_item), 3, games_realtime_error_details_item__fields, realtime__schema_games_defs_realtime_error_properties_details_items, NULL, 0};
 TB_CODEC_DEFINE(games_realtime_error_details_item)
 
 static const tb_codec_field games_realtime_error__fields[] = {
@@ -1260,7 +1260,7 @@ static const tb_codec_field games_realtime_error__fields[] = {
     {"omitted", "\"omitted\":", 7, 10, TB_CK_INTEGER, 0,
      offsetof(games_realtime_error, omitted), offsetof(games_realtime_error, has_omitted), 0, 0, NULL},
 };
-static const tb_codec_type games_realtime_error__desc = {"games_realtime_error", sizeof(games_realtime_error), 5, games_realtime_error__fields, realtime__schema_games_defs_realtime_error};
+static const tb_codec_type games_realtime_error__desc = {"games_realtime_error", sizeof(games_realtime_error), 5, games_realtime_error__fields, realtime__schema_games_defs_realtime_error, NULL, 0};
 TB_CODEC_DEFINE(games_realtime_error)
 
 /* ---- namespace /games: schemas/realtime/games.json ---- */

@@ -278,12 +278,47 @@ int tb_codec_member_decode(int kind, unsigned flags, const void *sub, const json
     return 0;
 }
 
+/* True when key[0..len) is one of t's properties. */
+static bool is_property(const tb_codec_type *t, const char *key, size_t len)
+{
+    for (size_t i = 0; i < t->nfields; i++)
+        if (t->fields[i].name_len == len && memcmp(t->fields[i].name, key, len) == 0)
+            return true;
+    return false;
+}
+
+/* The members of j that are not t's properties, into t's rest map. */
+static int decode_rest(const tb_codec_type *t, const json_t *j, tb_arena *a, char *base,
+                       size_t nprops)
+{
+    if (json_object_size(j) == nprops) /* only properties: the map stays empty */
+        return 0;
+    json_t *rest = json_object();
+    if (!rest)
+        return TB_ENOMEM;
+    int rc = 0;
+    for (void *it = json_object_iter((json_t *)j); it && rc == 0;
+         it = json_object_iter_next((json_t *)j, it)) {
+        const char *k = json_object_iter_key(it);
+        size_t kl = json_object_iter_key_len(it);
+        /* a key with U+0000 cannot be a C string: left out, as it was before rest maps */
+        if (!is_property(t, k, kl) && !memchr(k, '\0', kl) &&
+            json_object_setn_nocheck(rest, k, kl, json_object_iter_value(it)))
+            rc = TB_ENOMEM;
+    }
+    if (rc == 0) /* values are shared with j (the arena holds what it keeps), keys copied */
+        rc = tb_codec_value_decode(TB_CK_MAP, t->rest, rest, a, base + t->rest_off);
+    json_decref(rest);
+    return rc;
+}
+
 int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *out)
 {
     char *base = out;
     memset(out, 0, t->size);
     if (!json_is_object(j))
         return TB_EVALIDATION;
+    size_t nprops = 0;
     for (size_t i = 0; i < t->nfields; i++) {
         const tb_codec_field *f = &t->fields[i];
         const json_t *x = json_object_getn(j, f->name, f->name_len);
@@ -292,6 +327,7 @@ int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *
                 return TB_EVALIDATION;
             continue;
         }
+        nprops++;
         if (!(f->flags & TB_CF_REQUIRED))
             *(bool *)(base + f->has_off) = true;
         if ((f->flags & TB_CF_NULLABLE) && json_is_null(x)) {
@@ -302,10 +338,34 @@ int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *
         if (rc)
             return rc;
     }
-    return 0;
+    return t->rest ? decode_rest(t, j, a, base, nprops) : 0;
 }
 
 /* ---- write ---- */
+
+/* A map's entries as members of an object being written: each after *sep (then ','); a key
+ * that is one of `skip`'s properties is left out (an object's rest map cannot repeat them). */
+static void write_entries(const tb_codec_map *m, const tb_map *x, const tb_codec_type *skip,
+                          char *sep, tb_buf *b)
+{
+    const char *items = x->items;
+    for (size_t i = 0; i < x->n; i++) {
+        const char *e = items + i * m->entry_size;
+        const char *key = *(char *const *)e;
+        size_t kl = key ? strlen(key) : 0;
+        if (skip && is_property(skip, key ? key : "", kl))
+            continue;
+        tb_buf_putc(b, *sep);
+        *sep = ',';
+        tb_buf_json_string(b, key ? key : "", kl);
+        tb_buf_putc(b, ':');
+        if ((m->flags & TB_CF_NULLABLE) && *(const bool *)(e + m->null_off))
+            tb_buf_append(b, "null", 4);
+        else
+            tb_codec_member_write(m->kind, m->flags & TB_CF_HOLDING, m->sub, e, m->off, m->n_off,
+                                  b);
+    }
+}
 
 void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
 {
@@ -389,23 +449,10 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
         return;
     }
     case TB_CK_MAP: {
-        const tb_codec_map *m = sub;
-        const tb_map *x = v;
-        const char *items = x->items;
-        tb_buf_putc(b, '{');
-        for (size_t i = 0; i < x->n; i++) {
-            const char *e = items + i * m->entry_size;
-            const char *key = *(char *const *)e;
-            if (i)
-                tb_buf_putc(b, ',');
-            tb_buf_json_string(b, key ? key : "", key ? strlen(key) : 0);
-            tb_buf_putc(b, ':');
-            if ((m->flags & TB_CF_NULLABLE) && *(const bool *)(e + m->null_off))
-                tb_buf_append(b, "null", 4);
-            else
-                tb_codec_member_write(m->kind, m->flags & TB_CF_HOLDING, m->sub, e, m->off,
-                                      m->n_off, b);
-        }
+        char sep = '{';
+        write_entries(sub, v, NULL, &sep, b);
+        if (sep == '{')
+            tb_buf_putc(b, '{');
         tb_buf_putc(b, '}');
         return;
     }
@@ -468,6 +515,8 @@ void tb_codec_write(const tb_codec_type *t, const void *v, tb_buf *b)
             tb_codec_member_write(f->kind, f->flags, f->sub, base, f->off, f->n_off, b);
         }
     }
+    if (t->rest)
+        write_entries(t->rest, (const tb_map *)(base + t->rest_off), t, &sep, b);
     if (sep == '{')
         tb_buf_putc(b, '{');
     tb_buf_putc(b, '}');
@@ -581,6 +630,15 @@ json_t *tb_codec_to_json(const tb_codec_type *t, const void *v)
             json_decref(o);
             return NULL;
         }
+    }
+    if (t->rest) { /* the members that are not properties, after them */
+        json_t *r = tb_codec_value_to_json(TB_CK_MAP, t->rest, base + t->rest_off);
+        if (!r || json_object_update_missing(o, r)) {
+            json_decref(r);
+            json_decref(o);
+            return NULL;
+        }
+        json_decref(r);
     }
     return o;
 }

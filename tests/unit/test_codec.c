@@ -23,7 +23,7 @@ static const tb_codec_field point_fields[] = {
     {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(point, x), 0, 0, 0, NULL},
     {"y", "\"y\":", 1, 4, TB_CK_NUMBER, 0, offsetof(point, y), offsetof(point, has_y), 0, 0, NULL},
 };
-static const tb_codec_type point_type = {"point", sizeof(point), 2, point_fields, NULL};
+static const tb_codec_type point_type = {"point", sizeof(point), 2, point_fields, NULL, NULL, 0};
 
 typedef struct shape {
     char *name;
@@ -59,7 +59,7 @@ static const tb_codec_field shape_fields[] = {
     {"extra", "\"extra\":", 5, 8, TB_CK_JSON, 0, offsetof(shape, extra), offsetof(shape, has_extra),
      0, 0, NULL},
 };
-static const tb_codec_type shape_type = {"shape", sizeof(shape), 8, shape_fields, NULL};
+static const tb_codec_type shape_type = {"shape", sizeof(shape), 8, shape_fields, NULL, NULL, 0};
 
 static const char FULL[] =
     "{\"name\":\"tri\\u00e9\",\"note\":null,\"color\":\"green\",\"filled\":true,"
@@ -178,7 +178,8 @@ static bool only_small_x(const json_t *j, tb_vctx *c, tb_eval *ev)
 
 START_TEST(parse_validates_first)
 {
-    static const tb_codec_type checked = {"point", sizeof(point), 2, point_fields, only_small_x};
+    static const tb_codec_type checked = {"point",      sizeof(point), 2, point_fields,
+                                          only_small_x, NULL,          0};
     tb_arena *a = tb_arena_new(0);
     point p;
     tb_error err = TB_ERROR_INIT;

@@ -93,7 +93,7 @@ static const tb_codec_field form_fields[] = {
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY, offsetof(form, tags),
      offsetof(form, has_tags), 0, offsetof(form, n_tags), NULL},
 };
-static const tb_codec_type form_type = {"form", sizeof(form), 3, form_fields, NULL};
+static const tb_codec_type form_type = {"form", sizeof(form), 3, form_fields, NULL, NULL, 0};
 
 /* the schema: count an integer */
 static bool form_schema(const json_t *j, struct tb_vctx *c, struct tb_eval *ev)
@@ -154,7 +154,7 @@ static const tb_codec_field filter_fields[] = {
     {"min", "\"min\":", 3, 6, TB_CK_INTEGER, 0, offsetof(filter, min), offsetof(filter, has_min),
      0, 0, NULL},
 };
-static const tb_codec_type filter_type = {"filter", sizeof(filter), 2, filter_fields, NULL};
+static const tb_codec_type filter_type = {"filter", sizeof(filter), 2, filter_fields, NULL, NULL, 0};
 
 typedef struct pt {
     int64_t x;
@@ -164,7 +164,7 @@ static const tb_codec_field pt_fields[] = {
     {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, x), 0, 0, 0, NULL},
     {"y", "\"y\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, y), 0, 0, 0, NULL},
 };
-static const tb_codec_type pt_type = {"pt", sizeof(pt), 2, pt_fields, NULL};
+static const tb_codec_type pt_type = {"pt", sizeof(pt), 2, pt_fields, NULL, NULL, 0};
 
 typedef struct search_req {
     bool has_tags;

@@ -338,6 +338,57 @@ START_TEST(unions_that_may_be_null)
 }
 END_TEST
 
+START_TEST(members_beyond_the_properties)
+{
+    /* properties and additionalProperties: the other members are kept, in document order */
+    shapes d = parse_ok("{\"shapes\":[],\"meta\":{\"zeta\":1,\"author\":\"a\",\"alpha\":-2},"
+                        "\"extra\":{\"id\":7,\"any\":[1,{\"q\":null}],\"s\":\"x\"}}");
+    ck_assert(d.has_meta && d.meta.has_author);
+    ck_assert_str_eq(d.meta.author, "a");
+    ck_assert_uint_eq(d.meta.additional_properties.n, 2);
+    ck_assert_str_eq(d.meta.additional_properties.items[0].key, "zeta");
+    ck_assert_int_eq(d.meta.additional_properties.items[0].value, 1);
+    ck_assert_str_eq(d.meta.additional_properties.items[1].key, "alpha");
+    ck_assert_int_eq(d.meta.additional_properties.items[1].value, -2);
+    ck_assert(d.extra.has_id && d.extra.id == 7);
+    ck_assert_uint_eq(d.extra.additional_properties.n, 2);
+    ck_assert_str_eq(d.extra.additional_properties.items[0].key, "any");
+    ck_assert(json_is_array(d.extra.additional_properties.items[0].value));
+    ck_assert_str_eq(json_string_value(d.extra.additional_properties.items[1].value), "x");
+    d = parse_ok("{\"shapes\":[],\"meta\":{}}");
+    ck_assert_uint_eq(d.meta.additional_properties.n, 0);
+    /* the additional members' schema still decides: the rule and the path */
+    char path[512], rule[64], msg[512];
+    parse_bad("{\"shapes\":[],\"meta\":{\"author\":\"a\",\"n\":\"x\"}}", path, rule, msg);
+    ck_assert_str_eq(path, "/meta/n");
+    ck_assert_str_eq(rule, "type");
+    /* built in C and written: after the properties; an entry named like a property is left
+     * out (the property is the member) */
+    shapes_meta_additional_entry more[] = {{"b", 2}, {"author", 9}, {"c", 3}};
+    shapes w;
+    memset(&w, 0, sizeof w);
+    w.has_meta = true;
+    w.meta.has_author = true;
+    w.meta.author = "me";
+    w.meta.additional_properties.items = more;
+    w.meta.additional_properties.n = 3;
+    json_t *exp = json_loads("{\"shapes\":[],\"meta\":{\"author\":\"me\",\"b\":2,\"c\":3}}", 0,
+                             NULL);
+    tb_buf b = TB_BUF_INIT;
+    ck_assert_int_eq(shapes_serialize(&w, &b), 0);
+    ck_assert_msg(strstr(b.data, "{\"author\":\"me\",\"b\":2,\"c\":3}") != NULL, "wrote %.*s",
+                  (int)b.len, b.data);
+    json_t *got = json_loadb(b.data, b.len, 0, NULL);
+    ck_assert_msg(got && json_equal(got, exp), "wrote %.*s", (int)b.len, b.data);
+    json_t *tj = shapes_to_json(&w);
+    ck_assert(tj && json_equal(tj, exp));
+    json_decref(tj);
+    json_decref(got);
+    json_decref(exp);
+    tb_buf_deinit(&b);
+}
+END_TEST
+
 START_TEST(built_in_c_and_written)
 {
     node leaf = {.value = 9};
@@ -400,6 +451,7 @@ int main(void)
     tcase_add_test(tc, recursive_tree);
     tcase_add_test(tc, items_that_may_be_null);
     tcase_add_test(tc, unions_that_may_be_null);
+    tcase_add_test(tc, members_beyond_the_properties);
     tcase_add_test(tc, built_in_c_and_written);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

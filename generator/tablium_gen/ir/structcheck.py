@@ -257,6 +257,8 @@ class StructChecks:
             raise Ineligible()
 
     def _object(self, nt, k, out, ind):
+        if nt.rest is not None:
+            raise Ineligible()  # its extra members: the JSON path checks them
         if k.patterns or k.names is not None or k.dep_required or k.dep_schemas:
             raise Ineligible()
         if k.min is not None or k.max is not None:

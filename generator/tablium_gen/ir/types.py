@@ -97,6 +97,8 @@ class NamedType:
         self.value = None      # map: CType of the values
         self.value_nullable = False
         self.forward = False   # referenced before its definition (recursive types)
+        self.rest = None       # struct: the map type of the members that are not properties
+        self.rest_name = None  # struct: its member's name
 
 
 ANNOTATIONS = {"$ref", "description", "title", "$comment", "examples", "example", "default",
@@ -515,6 +517,29 @@ class TypeBuilder:
                                                    ("TB_CF_NULLABLE", nullable)) if on]
                                   + ct.flags) or "0"
             nt.fields.append(f)
+        self._fill_rest(nt, node, fnamer)
+
+    def _fill_rest(self, nt, node, fnamer):
+        """Properties and additionalProperties (a schema, or true): the other members are kept
+        in a map member, in document order, so that nothing the schema allows is lost between
+        the JSON and the struct. Not with patternProperties (a member may belong to a pattern)
+        nor for a merged allOf (whose parts each say what is additional)."""
+        ap = node.get("additionalProperties")
+        if not (ap is True or isinstance(ap, dict)) or "patternProperties" in node or \
+                "allOf" in node:
+            return
+        mt = NamedType("map", self.namer.take(nt.cname + "_additional"), None, "")
+        mt.public = False
+        mt.validator = None  # the struct's validator has checked them
+        mt.entry_cname = self.namer.take(mt.cname + "_entry")
+        free = ap is True or not [k for k in ap if k not in ANNOTATIONS and not k.startswith("x-")]
+        mt.value_nullable = not free and self._nullable(ap)
+        mt.value = CType("json") if free else self.ctype(ap, mt.cname + "_value")
+        mt.vflags = " | ".join((["TB_CF_NULLABLE"] if mt.value_nullable else [])
+                               + mt.value.flags) or "0"
+        self.types.append(mt)
+        nt.rest = mt
+        nt.rest_name = self._field_name(fnamer, "additional_properties", False, False, False)
 
     def _fill_union(self, nt, node):
         from .validators import cstr_bytes, comment_safe

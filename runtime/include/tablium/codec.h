@@ -101,6 +101,10 @@ typedef struct tb_codec_type {
     size_t nfields;
     const tb_codec_field *fields;
     tb_vfn validate; /* the schema's compiled validator; NULL: every value is valid */
+    /* an object with properties and additionalProperties: the members that are not properties,
+     * kept in document order in a map (tb_map) at rest_off; NULL when they are not kept */
+    const struct tb_codec_map *rest;
+    uint32_t rest_off;
 } tb_codec_type;
 
 /** The bit of a jansson json_type in tb_codec_branch.jtypes. */

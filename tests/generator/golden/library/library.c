@@ -354,7 +354,7 @@ static const tb_codec_field author__fields[] = {
     {"genres", "\"genres\":", 6, 9, TB_CK_ENUM, TB_CF_ARRAY,
      offsetof(author, genres), offsetof(author, has_genres), 0, offsetof(author, n_genres), &genre__enum},
 };
-static const tb_codec_type author__desc = {"author", sizeof(author), 3, author__fields, library__schema_author};
+static const tb_codec_type author__desc = {"author", sizeof(author), 3, author__fields, library__schema_author, NULL, 0};
 TB_CODEC_DEFINE(author)
 
 static const tb_codec_field book__fields[] = {
@@ -371,5 +371,5 @@ static const tb_codec_field book__fields[] = {
     {"genre", "\"genre\":", 5, 8, TB_CK_ENUM, 0,
      offsetof(book, genre), offsetof(book, has_genre), 0, 0, &genre__enum},
 };
-static const tb_codec_type book__desc = {"book", sizeof(book), 6, book__fields, library__schema_book};
+static const tb_codec_type book__desc = {"book", sizeof(book), 6, book__fields, library__schema_book, NULL, 0};
 TB_CODEC_DEFINE(book)

@@ -504,7 +504,7 @@ static const tb_codec_field order_lines_item__fields[] = {
     {"currency", "\"currency\":", 8, 11, TB_CK_ENUM, 0,
      offsetof(order_lines_item, currency), offsetof(order_lines_item, has_currency), 0, 0, &currency__enum},
 };
-static const tb_codec_type order_lines_item__desc = {"order_lines_item", sizeof(order_lines_item), 3, order_lines_item__fields, order__schema_order_properties_lines_items};
+static const tb_codec_type order_lines_item__desc = {"order_lines_item", sizeof(order_lines_item), 3, order_lines_item__fields, order__schema_order_properties_lines_items, NULL, 0};
 TB_CODEC_DEFINE(order_lines_item)
 
 static const tb_codec_field customer__fields[] = {
@@ -513,7 +513,7 @@ static const tb_codec_field customer__fields[] = {
     {"vip", "\"vip\":", 3, 6, TB_CK_BOOLEAN, TB_CF_NULLABLE,
      offsetof(customer, vip), offsetof(customer, has_vip), offsetof(customer, vip_is_null), 0, NULL},
 };
-static const tb_codec_type customer__desc = {"customer", sizeof(customer), 2, customer__fields, order__schema_order_defs_customer};
+static const tb_codec_type customer__desc = {"customer", sizeof(customer), 2, customer__fields, order__schema_order_defs_customer, NULL, 0};
 TB_CODEC_DEFINE(customer)
 
 static const tb_codec_field order__fields[] = {
@@ -536,5 +536,5 @@ static const tb_codec_field order__fields[] = {
     {"extra", "\"extra\":", 5, 8, TB_CK_JSON, 0,
      offsetof(order, extra), offsetof(order, has_extra), 0, 0, NULL},
 };
-static const tb_codec_type order__desc = {"order", sizeof(order), 9, order__fields, order__schema_order};
+static const tb_codec_type order__desc = {"order", sizeof(order), 9, order__fields, order__schema_order, NULL, 0};
 TB_CODEC_DEFINE(order)

@@ -358,7 +358,7 @@ static const tb_codec_field palette__fields[] = {
     {"created", "\"created\":", 7, 10, TB_CK_STRING, 0,
      offsetof(palette, created), offsetof(palette, has_created), 0, 0, NULL},
 };
-static const tb_codec_type palette__desc = {"palette", sizeof(palette), 4, palette__fields, palette__schema_palette};
+static const tb_codec_type palette__desc = {"palette", sizeof(palette), 4, palette__fields, palette__schema_palette, NULL, 0};
 TB_CODEC_DEFINE(palette)
 
 static const tb_codec_branch colour__branches[] = {

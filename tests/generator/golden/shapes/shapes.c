@@ -108,6 +108,26 @@ static int shapes__keys6(const char *k, size_t n)
 static int shapes__keys7(const char *k, size_t n)
 {
     switch (n) {
+    case 6:
+        return memcmp(k, "author", 6) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
+static int shapes__keys8(const char *k, size_t n)
+{
+    switch (n) {
+    case 2:
+        return memcmp(k, "id", 2) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
+static int shapes__keys9(const char *k, size_t n)
+{
+    switch (n) {
     case 2:
         return memcmp(k, "id", 2) == 0 ? 2 : -1;
     case 4:
@@ -119,12 +139,16 @@ static int shapes__keys7(const char *k, size_t n)
             return 6;
         if (memcmp(k, "grid", 4) == 0)
             return 7;
+        if (memcmp(k, "meta", 4) == 0)
+            return 13;
         return -1;
     case 5:
         if (memcmp(k, "label", 5) == 0)
             return 3;
         if (memcmp(k, "marks", 5) == 0)
             return 8;
+        if (memcmp(k, "extra", 5) == 0)
+            return 14;
         return -1;
     case 6:
         if (memcmp(k, "shapes", 6) == 0)
@@ -142,10 +166,10 @@ static int shapes__keys7(const char *k, size_t n)
         if (memcmp(k, "corners", 7) == 0)
             return 11;
         if (memcmp(k, "reading", 7) == 0)
-            return 13;
+            return 15;
         return -1;
     case 8:
-        return memcmp(k, "readings", 8) == 0 ? 14 : -1;
+        return memcmp(k, "readings", 8) == 0 ? 16 : -1;
     default:
         return -1;
     }
@@ -1202,6 +1226,105 @@ out:
     return ok;
 }
 
+/* tests/generator/fixtures/shapes.yaml#/properties/meta/properties/author */
+static bool shapes__schema_shapes_properties_meta_properties_author(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/meta/additionalProperties */
+static bool shapes__schema_shapes_properties_meta_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/meta */
+static bool shapes__schema_shapes_properties_meta(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = shapes__keys7(k, kl);
+            bool matched = m >= 0;
+            switch (m) {
+            case 0: /* author */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_meta_properties_author, v);
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_meta_additional_properties, v);
+            }
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/extra/properties/id */
+static bool shapes__schema_shapes_properties_extra_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(tb_json_is_integer(j)))
+        TB_V_FAIL("type", "must be integer");
+out:
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/properties/extra */
+static bool shapes__schema_shapes_properties_extra(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = shapes__keys8(k, kl);
+            bool matched = m >= 0;
+            switch (m) {
+            case 0: /* id */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_extra_properties_id, v);
+                break;
+            default:
+                break;
+            }
+            if (!matched) {
+            }
+        }
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
 /* tests/generator/fixtures/shapes.yaml#/properties/reading */
 static bool shapes__schema_shapes_properties_reading(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -1350,7 +1473,7 @@ static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = shapes__keys7(k, kl);
+            int m = shapes__keys9(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
@@ -1394,10 +1517,16 @@ static bool shapes__schema_shapes(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
             case 12: /* owners */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_owners, v);
                 break;
-            case 13: /* reading */
+            case 13: /* meta */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_meta, v);
+                break;
+            case 14: /* extra */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_extra, v);
+                break;
+            case 15: /* reading */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_reading, v);
                 break;
-            case 14: /* readings */
+            case 16: /* readings */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_readings, v);
                 break;
             default:
@@ -1421,7 +1550,7 @@ static const tb_codec_field circle__fields[] = {
     {"radius", "\"radius\":", 6, 9, TB_CK_NUMBER, TB_CF_REQUIRED,
      offsetof(circle, radius), 0, 0, 0, NULL},
 };
-static const tb_codec_type circle__desc = {"circle", sizeof(circle), 2, circle__fields, shapes__schema_shapes_defs_circle};
+static const tb_codec_type circle__desc = {"circle", sizeof(circle), 2, circle__fields, shapes__schema_shapes_defs_circle, NULL, 0};
 TB_CODEC_DEFINE(circle)
 
 static const tb_codec_field square__fields[] = {
@@ -1430,7 +1559,7 @@ static const tb_codec_field square__fields[] = {
     {"side", "\"side\":", 4, 7, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(square, side), 0, 0, 0, NULL},
 };
-static const tb_codec_type square__desc = {"square", sizeof(square), 2, square__fields, shapes__schema_shapes_defs_square};
+static const tb_codec_type square__desc = {"square", sizeof(square), 2, square__fields, shapes__schema_shapes_defs_square, NULL, 0};
 TB_CODEC_DEFINE(square)
 
 static const tb_codec_list polygon_points_item__list __attribute__((unused)) = {"polygon_points_item", TB_CK_NUMBER, 0, NULL};
@@ -1441,7 +1570,7 @@ static const tb_codec_field polygon__fields[] = {
     {"points", "\"points\":", 6, 9, TB_CK_LIST, TB_CF_REQUIRED | TB_CF_ARRAY,
      offsetof(polygon, points), 0, 0, offsetof(polygon, n_points), &polygon_points_item__list},
 };
-static const tb_codec_type polygon__desc = {"polygon", sizeof(polygon), 2, polygon__fields, shapes__schema_shapes_defs_polygon};
+static const tb_codec_type polygon__desc = {"polygon", sizeof(polygon), 2, polygon__fields, shapes__schema_shapes_defs_polygon, NULL, 0};
 TB_CODEC_DEFINE(polygon)
 
 static const tb_codec_str shape__circle_tags[] = {{"circle", 6}, {"round", 5}};
@@ -1473,7 +1602,7 @@ static const tb_codec_field size_object__fields[] = {
     {"height", "\"height\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
      offsetof(size_object, height), 0, 0, 0, NULL},
 };
-static const tb_codec_type size_object__desc = {"size_object", sizeof(size_object), 2, size_object__fields, shapes__schema_shapes_defs_size_any_of_2};
+static const tb_codec_type size_object__desc = {"size_object", sizeof(size_object), 2, size_object__fields, shapes__schema_shapes_defs_size_any_of_2, NULL, 0};
 TB_CODEC_DEFINE(size_object)
 
 static const tb_codec_branch size__branches[] = {
@@ -1506,7 +1635,7 @@ static const tb_codec_field layer__fields[] = {
     {"opacity", "\"opacity\":", 7, 10, TB_CK_NUMBER, 0,
      offsetof(layer, opacity), offsetof(layer, has_opacity), 0, 0, NULL},
 };
-static const tb_codec_type layer__desc = {"layer", sizeof(layer), 4, layer__fields, shapes__schema_shapes_defs_layer};
+static const tb_codec_type layer__desc = {"layer", sizeof(layer), 4, layer__fields, shapes__schema_shapes_defs_layer, NULL, 0};
 TB_CODEC_DEFINE(layer)
 
 static const tb_codec_map shapes_layers__map = {"shapes_layers", sizeof(shapes_layers_entry), TB_CK_STRUCT, 0, offsetof(shapes_layers_entry, value), 0, 0, &layer__desc, shapes__schema_shapes_properties_layers};
@@ -1523,7 +1652,7 @@ static const tb_codec_field node__fields[] = {
     {"children", "\"children\":", 8, 11, TB_CK_STRUCT, TB_CF_ARRAY,
      offsetof(node, children), offsetof(node, has_children), 0, offsetof(node, n_children), &node__desc},
 };
-static const tb_codec_type node__desc = {"node", sizeof(node), 3, node__fields, shapes__schema_shapes_defs_node};
+static const tb_codec_type node__desc = {"node", sizeof(node), 3, node__fields, shapes__schema_shapes_defs_node, NULL, 0};
 TB_CODEC_DEFINE(node)
 
 static const tb_codec_list shapes_grid_item__list __attribute__((unused)) = {"shapes_grid_item", TB_CK_NUMBER, TB_CF_ITEM_NULL, NULL};
@@ -1542,8 +1671,26 @@ static const tb_codec_field named__fields[] = {
     {"note", "\"note\":", 4, 7, TB_CK_STRING, 0,
      offsetof(named, note), offsetof(named, has_note), 0, 0, NULL},
 };
-static const tb_codec_type named__desc = {"named", sizeof(named), 2, named__fields, shapes__schema_shapes_defs_named};
+static const tb_codec_type named__desc = {"named", sizeof(named), 2, named__fields, shapes__schema_shapes_defs_named, NULL, 0};
 TB_CODEC_DEFINE(named)
+
+static const tb_codec_map shapes_meta_additional__map = {"shapes_meta_additional", sizeof(shapes_meta_additional_entry), TB_CK_INTEGER, 0, offsetof(shapes_meta_additional_entry, value), 0, 0, NULL, NULL};
+
+static const tb_codec_field shapes_meta__fields[] = {
+    {"author", "\"author\":", 6, 9, TB_CK_STRING, 0,
+     offsetof(shapes_meta, author), offsetof(shapes_meta, has_author), 0, 0, NULL},
+};
+static const tb_codec_type shapes_meta__desc = {"shapes_meta", sizeof(shapes_meta), 1, shapes_meta__fields, shapes__schema_shapes_properties_meta, &shapes_meta_additional__map, offsetof(shapes_meta, additional_properties)};
+TB_CODEC_DEFINE(shapes_meta)
+
+static const tb_codec_map shapes_extra_additional__map = {"shapes_extra_additional", sizeof(shapes_extra_additional_entry), TB_CK_JSON, 0, offsetof(shapes_extra_additional_entry, value), 0, 0, NULL, NULL};
+
+static const tb_codec_field shapes_extra__fields[] = {
+    {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0,
+     offsetof(shapes_extra, id), offsetof(shapes_extra, has_id), 0, 0, NULL},
+};
+static const tb_codec_type shapes_extra__desc = {"shapes_extra", sizeof(shapes_extra), 1, shapes_extra__fields, shapes__schema_shapes_properties_extra, &shapes_extra_additional__map, offsetof(shapes_extra, additional_properties)};
+TB_CODEC_DEFINE(shapes_extra)
 
 static const tb_codec_branch shapes_reading__branches[] = {
     {"string", TB_CK_STRING, 0, TB_J(JSON_STRING), offsetof(shapes_reading, string), 0,
@@ -1590,11 +1737,15 @@ static const tb_codec_field shapes__fields[] = {
      offsetof(shapes, corners), offsetof(shapes, has_corners), 0, offsetof(shapes, n_corners), &compass__enum},
     {"owners", "\"owners\":", 6, 9, TB_CK_STRUCT, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, owners), offsetof(shapes, has_owners), 0, offsetof(shapes, n_owners), &named__desc},
+    {"meta", "\"meta\":", 4, 7, TB_CK_STRUCT, 0,
+     offsetof(shapes, meta), offsetof(shapes, has_meta), 0, 0, &shapes_meta__desc},
+    {"extra", "\"extra\":", 5, 8, TB_CK_STRUCT, 0,
+     offsetof(shapes, extra), offsetof(shapes, has_extra), 0, 0, &shapes_extra__desc},
     {"reading", "\"reading\":", 7, 10, TB_CK_UNION, TB_CF_NULLABLE,
      offsetof(shapes, reading), offsetof(shapes, has_reading), offsetof(shapes, reading_is_null), 0, &shapes_reading__union},
     {"readings", "\"readings\":", 8, 11, TB_CK_UNION, TB_CF_ARRAY | TB_CF_ITEM_NULL,
      offsetof(shapes, readings), offsetof(shapes, has_readings), 0, offsetof(shapes, n_readings), &shapes_readings_item__union},
 };
-static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 15, shapes__fields, shapes__schema_shapes};
+static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 17, shapes__fields, shapes__schema_shapes, NULL, 0};
 TB_CODEC_DEFINE(shapes)
 TB_VALIDATE_DEFINE(grid, shapes__schema_shapes_defs_grid)

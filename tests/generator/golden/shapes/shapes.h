@@ -208,6 +208,44 @@ typedef struct named {
 } named;
 TB_CODEC_DECLARE(named); /* _validate, _parse, _from_json, _serialize, _to_json */
 
+typedef struct shapes_meta_additional_entry {
+    char *key;
+    int64_t value;
+} shapes_meta_additional_entry;
+/** A JSON object as its members in document order (additionalProperties). */
+typedef struct shapes_meta_additional {
+    shapes_meta_additional_entry *items;
+    size_t n;
+} shapes_meta_additional;
+
+/* ---- shapes_meta: tests/generator/fixtures/shapes.yaml#/properties/meta ---- */
+typedef struct shapes_meta {
+    bool has_author;
+    char *author; /* "author" */
+    /** the members that are not properties (additionalProperties), in document order */
+    shapes_meta_additional additional_properties;
+} shapes_meta;
+TB_CODEC_DECLARE(shapes_meta); /* _validate, _parse, _from_json, _serialize, _to_json */
+
+typedef struct shapes_extra_additional_entry {
+    char *key;
+    json_t *value;
+} shapes_extra_additional_entry;
+/** A JSON object as its members in document order (additionalProperties). */
+typedef struct shapes_extra_additional {
+    shapes_extra_additional_entry *items;
+    size_t n;
+} shapes_extra_additional;
+
+/* ---- shapes_extra: tests/generator/fixtures/shapes.yaml#/properties/extra ---- */
+typedef struct shapes_extra {
+    bool has_id;
+    int64_t id; /* "id" */
+    /** the members that are not properties (additionalProperties), in document order */
+    shapes_extra_additional additional_properties;
+} shapes_extra;
+TB_CODEC_DECLARE(shapes_extra); /* _validate, _parse, _from_json, _serialize, _to_json */
+
 /* ---- shapes_reading: tests/generator/fixtures/shapes.yaml#/properties/reading ---- */
 typedef enum shapes_reading_kind {
     SHAPES_READING_NONE = 0, /* no value */
@@ -275,6 +313,10 @@ typedef struct shapes {
     bool has_owners;
     size_t n_owners;
     named **owners; /* "owners" */
+    bool has_meta;
+    shapes_meta meta; /* "meta" */
+    bool has_extra;
+    shapes_extra extra; /* "extra" */
     bool has_reading;
     bool reading_is_null;
     shapes_reading reading; /* "reading" */

@@ -1080,7 +1080,7 @@ static const tb_codec_field uploads_note__fields[] = {
     {"stars", "\"stars\":", 5, 8, TB_CK_INTEGER, 0,
      offsetof(uploads_note, stars), offsetof(uploads_note, has_stars), 0, 0, NULL},
 };
-static const tb_codec_type uploads_note__desc = {"uploads_note", sizeof(uploads_note), 2, uploads_note__fields, uploads__schema_note};
+static const tb_codec_type uploads_note__desc = {"uploads_note", sizeof(uploads_note), 2, uploads_note__fields, uploads__schema_note, NULL, 0};
 TB_CODEC_DEFINE(uploads_note)
 
 static const tb_codec_field uploads_key__fields[] = {
@@ -1089,7 +1089,7 @@ static const tb_codec_field uploads_key__fields[] = {
     {"region", "\"region\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(uploads_key, region), 0, 0, 0, NULL},
 };
-static const tb_codec_type uploads_key__desc = {"uploads_key", sizeof(uploads_key), 2, uploads_key__fields, uploads__schema_key};
+static const tb_codec_type uploads_key__desc = {"uploads_key", sizeof(uploads_key), 2, uploads_key__fields, uploads__schema_key, NULL, 0};
 TB_CODEC_DEFINE(uploads_key)
 
 static const tb_codec_field uploads_receipt__fields[] = {
@@ -1112,7 +1112,7 @@ static const tb_codec_field uploads_receipt__fields[] = {
     {"thumbs", "\"thumbs\":", 6, 9, TB_CK_STRING, TB_CF_ARRAY,
      offsetof(uploads_receipt, thumbs), offsetof(uploads_receipt, has_thumbs), 0, offsetof(uploads_receipt, n_thumbs), NULL},
 };
-static const tb_codec_type uploads_receipt__desc = {"uploads_receipt", sizeof(uploads_receipt), 9, uploads_receipt__fields, uploads__schema_receipt};
+static const tb_codec_type uploads_receipt__desc = {"uploads_receipt", sizeof(uploads_receipt), 9, uploads_receipt__fields, uploads__schema_receipt, NULL, 0};
 TB_CODEC_DEFINE(uploads_receipt)
 
 static const tb_codec_field uploads_upload_body_meta__fields[] = {
@@ -1121,7 +1121,7 @@ static const tb_codec_field uploads_upload_body_meta__fields[] = {
     {"year", "\"year\":", 4, 7, TB_CK_INTEGER, 0,
      offsetof(uploads_upload_body_meta, year), offsetof(uploads_upload_body_meta, has_year), 0, 0, NULL},
 };
-static const tb_codec_type uploads_upload_body_meta__desc = {"uploads_upload_body_meta", sizeof(uploads_upload_body_meta), 2, uploads_upload_body_meta__fields, uploads__schema_paths_uploads_post_body_properties_meta};
+static const tb_codec_type uploads_upload_body_meta__desc = {"uploads_upload_body_meta", sizeof(uploads_upload_body_meta), 2, uploads_upload_body_meta__fields, uploads__schema_paths_uploads_post_body_properties_meta, NULL, 0};
 TB_CODEC_DEFINE(uploads_upload_body_meta)
 
 static const tb_codec_field uploads_upload_body__fields[] = {
@@ -1138,7 +1138,7 @@ static const tb_codec_field uploads_upload_body__fields[] = {
     {"thumbs", "\"thumbs\":", 6, 9, TB_CK_BYTES, TB_CF_ARRAY,
      offsetof(uploads_upload_body, thumbs), offsetof(uploads_upload_body, has_thumbs), 0, offsetof(uploads_upload_body, n_thumbs), NULL},
 };
-static const tb_codec_type uploads_upload_body__desc = {"uploads_upload_body", sizeof(uploads_upload_body), 6, uploads_upload_body__fields, uploads__schema_paths_uploads_post_body};
+static const tb_codec_type uploads_upload_body__desc = {"uploads_upload_body", sizeof(uploads_upload_body), 6, uploads_upload_body__fields, uploads__schema_paths_uploads_post_body, NULL, 0};
 TB_CODEC_DEFINE(uploads_upload_body)
 
 static const tb_codec_field uploads_lookup_filter__fields[] = {
@@ -1147,7 +1147,7 @@ static const tb_codec_field uploads_lookup_filter__fields[] = {
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY,
      offsetof(uploads_lookup_filter, tags), offsetof(uploads_lookup_filter, has_tags), 0, offsetof(uploads_lookup_filter, n_tags), NULL},
 };
-static const tb_codec_type uploads_lookup_filter__desc = {"uploads_lookup_filter", sizeof(uploads_lookup_filter), 2, uploads_lookup_filter__fields, uploads__schema_paths_lookup_key_get_parameters_1_content};
+static const tb_codec_type uploads_lookup_filter__desc = {"uploads_lookup_filter", sizeof(uploads_lookup_filter), 2, uploads_lookup_filter__fields, uploads__schema_paths_lookup_key_get_parameters_1_content, NULL, 0};
 TB_CODEC_DEFINE(uploads_lookup_filter)
 
 static const tb_codec_branch uploads_lookup_x_shape__branches[] = {
@@ -1173,7 +1173,7 @@ static const tb_codec_field uploads_lookup_prefs__fields[] = {
     {"size", "\"size\":", 4, 7, TB_CK_INTEGER, 0,
      offsetof(uploads_lookup_prefs, size), offsetof(uploads_lookup_prefs, has_size), 0, 0, NULL},
 };
-static const tb_codec_type uploads_lookup_prefs__desc = {"uploads_lookup_prefs", sizeof(uploads_lookup_prefs), 2, uploads_lookup_prefs__fields, uploads__schema_paths_lookup_key_get_parameters_3_schema};
+static const tb_codec_type uploads_lookup_prefs__desc = {"uploads_lookup_prefs", sizeof(uploads_lookup_prefs), 2, uploads_lookup_prefs__fields, uploads__schema_paths_lookup_key_get_parameters_3_schema, NULL, 0};
 TB_CODEC_DEFINE(uploads_lookup_prefs)
 
 static const tb_codec_map uploads_lookup_labels__map = {"uploads_lookup_labels", sizeof(uploads_lookup_labels_entry), TB_CK_INTEGER, 0, offsetof(uploads_lookup_labels_entry, value), 0, 0, NULL, uploads__schema_paths_lookup_key_get_parameters_4_schema};
