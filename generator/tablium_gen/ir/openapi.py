@@ -1002,8 +1002,6 @@ class ServiceBuilder:
         elif media is not None:
             rr.kind = "raw"
             rr.ctype = CType("json")
-        if rr.kind in ("data", "raw") and rr.ctype.kind == "array" and rr.ctype.item.kind == "array":
-            rr.ctype = CType("json")
         # the other media types of this answer: sent instead when the request's Accept prefers
         # them (the same schema for JSON types; any other byte type for bytes)
         rr.alts = []
