@@ -612,6 +612,39 @@ components:
         self.assertNotIn("examples/good", err)  # nullable: null is fine in 3.0
         self.assertNotIn("properties/name/example", err)
 
+    def test_nullable_beside_allof_oneof_or_ref_lets_examples_be_null(self):
+        # OpenAPI 3.0 says nullable counts beside type only; common practice puts it beside
+        # allOf: [$ref] too, and tablium's validators and C types honour it there: so does the lint
+        text = """\
+openapi: 3.0.3
+info: {title: Nul, version: '1'}
+paths:
+  /a:
+    post:
+      operationId: postA
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Holder'}
+            examples:
+              nulls: {value: {pet: null, other: null}}
+              bad: {value: {pet: 'x', other: null}}
+      responses: {'204': {description: ok}}
+components:
+  schemas:
+    Pet: {type: object, required: [name], properties: {name: {type: string}}}
+    Holder:
+      type: object
+      properties:
+        pet: {nullable: true, allOf: [{$ref: '#/components/schemas/Pet'}]}
+        other: {nullable: true, oneOf: [{$ref: '#/components/schemas/Pet'}, {type: integer}]}
+"""
+        rc, err = self.gen(text, "nul.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("examples/nulls", err)
+        self.assertIn("examples/bad/value: warning: example-invalid: the example does not match "
+                      "its schema: /pet: ", err)
+
     def test_objects_in_other_files_are_followed(self):
         os.makedirs(os.path.join(self.tmp, "paths"), exist_ok=True)
         with open(os.path.join(self.tmp, "paths", "pets.yaml"), "w") as f:

@@ -215,8 +215,17 @@ def independent_validator(jsonschema, path, root, extra=None):
 
 
 def _oas30_to_draft4(node):
-    """OpenAPI 3.0's schema dialect as draft 4: nullable: true adds "null" to the type."""
+    """OpenAPI 3.0's schema dialect as draft 4: nullable: true adds "null" to the type; beside
+    allOf, oneOf, anyOf or $ref without a type (common practice, which tablium's validators and
+    C types honour too) it makes the schema {"anyOf": [{"type": "null"}, the schema]}."""
     if isinstance(node, dict):
+        if node.get("nullable") is True and "type" not in node and any(
+                k in node for k in ("allOf", "oneOf", "anyOf", "$ref")):
+            rest = {k: v for k, v in node.items() if k != "nullable"}
+            node.clear()
+            node["anyOf"] = [{"type": "null"}, rest]
+            _oas30_to_draft4(rest)
+            return
         if node.get("nullable") is True:
             t = node.get("type")
             if isinstance(t, str):
