@@ -486,6 +486,14 @@ class TypeBuilder:
     def _fill_struct(self, nt, node):
         node = self._deref(node)
         props, required = self._merged(node)
+        # a required name no properties declare (required: [name] beside properties that lack
+        # it) is a member all the same: its schema is additionalProperties' (when a schema), else
+        # any value (json_t *). Without it, a valid value lost a member it must have.
+        ap = node.get("additionalProperties")
+        for r in sorted(required - set(props)):
+            if ap is not False:
+                props[r] = [ap if isinstance(ap, dict) and "patternProperties" not in node
+                            else {}]
         fnamer = cnames.Namer(reserved={"n"})
         members = set()
         from .validators import cstr_bytes, comment_safe
