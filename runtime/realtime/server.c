@@ -2176,11 +2176,11 @@ static void restore_done(tb_rt_server *srv, const tb_rt__rec_session *res, void 
     tb_rt_socket *so = rs->so;
     session *s = hmap_get(&srv->sids, rs->sess_sid);
     srv->depth++;
-    /* the session may have ended (or been found connected) while Redis answered */
+    /* the session may have ended, or another CONNECT recovered it, while Redis answered */
     const char *refused = res->ok ? pid_refused(srv, so->pid) : NULL;
     if (!s || s->state != S_OPEN) {
         socket_free(so);
-    } else if (res->ok && !refused && !tb_rt__socket_find(so->nsp, res->sid)) {
+    } else if (res->ok && !refused) {
         snprintf(so->id, sizeof so->id, "%s", res->sid);
         so->recovered = true;
         ST_ADD(srv, recovered, 1);
@@ -2188,9 +2188,7 @@ static void restore_done(tb_rt_server *srv, const tb_rt__rec_session *res, void 
     } else {
         if (tb_log_enabled(TB_LOG_DEBUG))
             tb_log_debug(NULL, "realtime: session not recovered: %s",
-                         !res->ok ? res->why
-                         : refused ? refused
-                                   : "its socket is still connected here");
+                         refused ? refused : res->why);
         ST_ADD(srv, not_recovered, 1);
         new_id(so->pid);
         finish_connect(s, so, NULL, 0);

@@ -33,6 +33,23 @@ static void teardown(void)
     tb_arena_free(A);
 }
 
+/* both writers (serialize and to_json) give the JSON value of text */
+static void writes_as(const shapes *d, const char *text)
+{
+    json_t *want = json_loads(text, 0, NULL);
+    ck_assert_ptr_nonnull(want);
+    tb_buf b = TB_BUF_INIT;
+    ck_assert_int_eq(shapes_serialize(d, &b), 0);
+    json_t *got = json_loadb(b.data, b.len, 0, NULL);
+    ck_assert_msg(got && json_equal(want, got), "want %s, wrote %.*s", text, (int)b.len, b.data);
+    json_t *tj = shapes_to_json(d);
+    ck_assert_msg(tj && json_equal(want, tj), "to_json: want %s", text);
+    json_decref(tj);
+    json_decref(got);
+    json_decref(want);
+    tb_buf_deinit(&b);
+}
+
 /* parses text as a drawing (must succeed) and checks both ways back to JSON */
 static shapes parse_ok(const char *text)
 {
@@ -41,20 +58,7 @@ static shapes parse_ok(const char *text)
     int rc = shapes_parse(text, strlen(text), A, &d, &err);
     ck_assert_msg(rc == 0, "%s: %s", text, err.message);
     tb_error_deinit(&err);
-
-    json_t *want = json_loads(text, 0, NULL);
-    ck_assert_ptr_nonnull(want);
-    tb_buf b = TB_BUF_INIT;
-    ck_assert_int_eq(shapes_serialize(&d, &b), 0);
-    json_t *got = json_loadb(b.data, b.len, 0, NULL);
-    ck_assert_msg(got && json_equal(want, got), "round trip of %s gave %.*s", text, (int)b.len,
-                  b.data);
-    json_t *tj = shapes_to_json(&d);
-    ck_assert_msg(tj && json_equal(want, tj), "to_json of %s differs", text);
-    json_decref(tj);
-    json_decref(got);
-    json_decref(want);
-    tb_buf_deinit(&b);
+    writes_as(&d, text);
     return d;
 }
 
@@ -275,18 +279,8 @@ START_TEST(items_that_may_be_null)
     w.n_scores = 2;
     w.owners = owners;
     w.n_owners = 2;
-    const char *want = "{\"shapes\":[],\"grid\":[[null,0.5]],\"marks\":[\"m\",null],"
-                       "\"scores\":[null,7],\"owners\":[{\"name\":\"w\"},null]}";
-    tb_buf b = TB_BUF_INIT;
-    ck_assert_int_eq(shapes_serialize(&w, &b), 0);
-    json_t *got = json_loadb(b.data, b.len, 0, NULL), *exp = json_loads(want, 0, NULL);
-    ck_assert_msg(got && json_equal(got, exp), "wrote %.*s", (int)b.len, b.data);
-    json_t *tj = shapes_to_json(&w);
-    ck_assert(tj && json_equal(tj, exp));
-    json_decref(tj);
-    json_decref(got);
-    json_decref(exp);
-    tb_buf_deinit(&b);
+    writes_as(&w, "{\"shapes\":[],\"grid\":[[null,0.5]],\"marks\":[\"m\",null],"
+                  "\"scores\":[null,7],\"owners\":[{\"name\":\"w\"},null]}");
 }
 END_TEST
 
@@ -324,17 +318,7 @@ START_TEST(unions_that_may_be_null)
     w.has_readings = true;
     w.readings = items;
     w.n_readings = 2;
-    json_t *exp = json_loads("{\"shapes\":[],\"reading\":null,\"readings\":[null,2]}", 0, NULL);
-    tb_buf b = TB_BUF_INIT;
-    ck_assert_int_eq(shapes_serialize(&w, &b), 0);
-    json_t *got = json_loadb(b.data, b.len, 0, NULL);
-    ck_assert_msg(got && json_equal(got, exp), "wrote %.*s", (int)b.len, b.data);
-    json_t *tj = shapes_to_json(&w);
-    ck_assert(tj && json_equal(tj, exp));
-    json_decref(tj);
-    json_decref(got);
-    json_decref(exp);
-    tb_buf_deinit(&b);
+    writes_as(&w, "{\"shapes\":[],\"reading\":null,\"readings\":[null,2]}");
 }
 END_TEST
 
@@ -372,20 +356,12 @@ START_TEST(members_beyond_the_properties)
     w.meta.author = "me";
     w.meta.additional_properties.items = more;
     w.meta.additional_properties.n = 3;
-    json_t *exp = json_loads("{\"shapes\":[],\"meta\":{\"author\":\"me\",\"b\":2,\"c\":3}}", 0,
-                             NULL);
     tb_buf b = TB_BUF_INIT;
     ck_assert_int_eq(shapes_serialize(&w, &b), 0);
     ck_assert_msg(strstr(b.data, "{\"author\":\"me\",\"b\":2,\"c\":3}") != NULL, "wrote %.*s",
                   (int)b.len, b.data);
-    json_t *got = json_loadb(b.data, b.len, 0, NULL);
-    ck_assert_msg(got && json_equal(got, exp), "wrote %.*s", (int)b.len, b.data);
-    json_t *tj = shapes_to_json(&w);
-    ck_assert(tj && json_equal(tj, exp));
-    json_decref(tj);
-    json_decref(got);
-    json_decref(exp);
     tb_buf_deinit(&b);
+    writes_as(&w, "{\"shapes\":[],\"meta\":{\"author\":\"me\",\"b\":2,\"c\":3}}");
 }
 END_TEST
 
