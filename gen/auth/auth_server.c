@@ -124,7 +124,8 @@ static const int16_t auth__routes[][TB_HTTP_N_METHODS] = {
     {-1, -1, 6, -1, -1, -1, -1, -1}, /* /auth/keys/rotate */
 };
 
-/* A segment trie of the path templates: literal segments first, then a {parameter}. */
+/* A segment trie of the path templates: literal segments first, then segments that mix
+ * literals and parameters, then a {parameter}. */
 static int auth__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];

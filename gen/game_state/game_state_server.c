@@ -146,7 +146,8 @@ static const int16_t game_state__routes[][TB_HTTP_N_METHODS] = {
     {-1, -1, 5, -1, -1, -1, -1, -1}, /* /games/{gameId}/moves */
 };
 
-/* A segment trie of the path templates: literal segments first, then a {parameter}. */
+/* A segment trie of the path templates: literal segments first, then segments that mix
+ * literals and parameters, then a {parameter}. */
 static int game_state__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];

@@ -167,7 +167,8 @@ static const int16_t user__routes[][TB_HTTP_N_METHODS] = {
     {5, -1, 6, -1, -1, -1, -1, -1}, /* /users/{userId}/wallets */
 };
 
-/* A segment trie of the path templates: literal segments first, then a {parameter}. */
+/* A segment trie of the path templates: literal segments first, then segments that mix
+ * literals and parameters, then a {parameter}. */
 static int user__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];

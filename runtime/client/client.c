@@ -645,10 +645,22 @@ static bool is_token(const char *s)
     return true;
 }
 
+/* Headers that frame the message: libcurl writes them from the request itself. */
+static bool is_framing(const char *name)
+{
+    static const char *const framing[] = {"Content-Length", "Transfer-Encoding", "Connection",
+                                          "Host", "TE", "Trailer", "Upgrade", "Keep-Alive",
+                                          "Proxy-Connection"};
+    for (size_t i = 0; i < sizeof framing / sizeof framing[0]; i++)
+        if (strcasecmp(name, framing[i]) == 0)
+            return true;
+    return false;
+}
+
 int tb_client_call_header(tb_client_call *call, tb_arena *a, const char *name, const char *value)
 {
-    if (!call || !a || !is_token(name) || !value || strpbrk(value, "\r\n") ||
-        call->n_headers >= TB__MAX_EXTRA)
+    if (!call || !a || !is_token(name) || is_framing(name) || !value ||
+        strpbrk(value, "\r\n") || call->n_headers >= TB__MAX_EXTRA)
         return TB_EINVAL;
     size_t n = strlen(name), m = strlen(value);
     char *line = tb_arena_alloc(a, n + 2 + m + 1);

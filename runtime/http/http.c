@@ -86,6 +86,60 @@ const char *tb_http_reason(int status)
     return "Unknown";
 }
 
+static const char *find_lit(const char *p, size_t n, const char *lit, size_t ln)
+{
+    if (ln == 0 || ln > n)
+        return ln == 0 ? p : NULL;
+    for (const char *end = p + n - ln + 1; p < end;) {
+        const char *c = memchr(p, lit[0], (size_t)(end - p));
+        if (!c)
+            return NULL;
+        if (memcmp(c, lit, ln) == 0)
+            return c;
+        p = c + 1;
+    }
+    return NULL;
+}
+
+int tb_http_segment_match(tb_str seg, const tb_http_seg_piece *pc, size_t npc, tb_str *out,
+                          size_t max_out)
+{
+    const char *p = seg.p, *end = seg.p + seg.n;
+    size_t k = 0;
+    /* a literal at the end is anchored there: take it off first */
+    if (npc > 0 && pc[npc - 1].lit) {
+        size_t ln = pc[npc - 1].n;
+        if (ln > seg.n || memcmp(end - ln, pc[npc - 1].lit, ln) != 0)
+            return -1;
+        end -= ln;
+        npc--;
+    }
+    for (size_t i = 0; i < npc; i++) {
+        if (pc[i].lit) {
+            size_t ln = pc[i].n;
+            if (ln > (size_t)(end - p) || memcmp(p, pc[i].lit, ln) != 0)
+                return -1;
+            p += ln;
+            continue;
+        }
+        if (p >= end || k == max_out)
+            return -1;
+        const char *stop = end;
+        if (i + 1 < npc) { /* the next piece is a literal: its first occurrence a byte on */
+            if (!pc[i + 1].lit)
+                return -1;
+            stop = find_lit(p + 1, (size_t)(end - p - 1), pc[i + 1].lit, pc[i + 1].n);
+            if (!stop)
+                return -1;
+        }
+        out[k].p = p;
+        out[k].n = (size_t)(stop - p);
+        k++;
+        p = stop;
+    }
+    return p == end ? (int)k : -1;
+}
+
 char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad)
 {
     if (bad)

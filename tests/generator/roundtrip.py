@@ -425,7 +425,10 @@ def plan(spec):
                        and r.kind in ("data", "raw", "none", "bytes")), None)
             if rr is None:
                 raise Skip("no success answer")
-            status = rr.code if rr.code >= 100 else 200
+            # a range (2XX) answers with a code no other response names: 200 may be its own
+            named = {r.code for r in op.responses}
+            status = rr.code if rr.code >= 100 else next(
+                c for c in range(rr.code * 100, rr.code * 100 + 100) if c not in named)
             resp = None
             if rr.kind in ("data", "raw") and rr.schema is not None:
                 sch = rr.schema

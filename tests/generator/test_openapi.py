@@ -340,6 +340,32 @@ class Errors(OpenApiCase):
       responses: {'200': {description: ok}}
 """), "matches the same requests as another path")
 
+    def test_adjacent_path_parameters_in_one_segment(self):
+        self.assertFails(self.minimal("""\
+  /a/{x}{y}.json:
+    get:
+      parameters:
+        - {name: x, in: path, required: true, schema: {type: string}}
+        - {name: y, in: path, required: true, schema: {type: string}}
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a~1{x}{y}.json", "segment {x}{y}.json has two parameters with nothing between")
+
+    def test_mixed_segments_with_the_same_pieces_are_ambiguous(self):
+        self.assertFails(self.minimal("""\
+  /a/{x}.{y}:
+    get:
+      parameters:
+        - {name: x, in: path, required: true, schema: {type: string}}
+        - {name: y, in: path, required: true, schema: {type: string}}
+      responses: {'200': {description: ok}}
+  /a/{p}.{q}:
+    get:
+      parameters:
+        - {name: p, in: path, required: true, schema: {type: string}}
+        - {name: q, in: path, required: true, schema: {type: string}}
+      responses: {'200': {description: ok}}
+"""), "matches the same requests as another path")
+
     def test_no_responses(self):
         self.assertFails(self.minimal("""\
   /a:

@@ -412,6 +412,11 @@ START_TEST(call_header_refuses_injection_bad_names_and_overflow)
     ck_assert_int_eq(tb_client_call_header(&call, a, "X A", "v"), TB_EINVAL);
     ck_assert_int_eq(tb_client_call_header(&call, a, "X:A", "v"), TB_EINVAL);
     ck_assert_int_eq(tb_client_call_header(&call, a, "", "v"), TB_EINVAL);
+    /* framing is libcurl's: a Content-Length of its own made a GET wait for a body */
+    ck_assert_int_eq(tb_client_call_header(&call, a, "content-length", "1"), TB_EINVAL);
+    ck_assert_int_eq(tb_client_call_header(&call, a, "Transfer-Encoding", "chunked"), TB_EINVAL);
+    ck_assert_int_eq(tb_client_call_header(&call, a, "Host", "evil.example"), TB_EINVAL);
+    ck_assert_int_eq(tb_client_call_header(&call, a, "Connection", "close"), TB_EINVAL);
     ck_assert_uint_eq(call.n_headers, 0);
     for (int i = 0; i < 16; i++)
         ck_assert_int_eq(tb_client_call_header(&call, a, "X-N", "v"), 0);

@@ -447,6 +447,61 @@ START_TEST(pct_decode_rejects_bad_escapes_and_nul_keeps_plus)
 }
 END_TEST
 
+/* matches seg against pieces ("" strings stand for parameters); the parameters joined by '|' */
+static const char *seg_match(const char *seg, const char *const *pc, size_t npc, size_t max_out)
+{
+    static char got[256];
+    tb_http_seg_piece pieces[8];
+    tb_str out[8];
+    for (size_t i = 0; i < npc; i++) {
+        pieces[i].lit = pc[i][0] ? pc[i] : NULL;
+        pieces[i].n = strlen(pc[i]);
+    }
+    tb_str s = {seg, strlen(seg)};
+    int n = tb_http_segment_match(s, pieces, npc, out, max_out);
+    if (n < 0)
+        return NULL;
+    got[0] = '\0';
+    for (int i = 0; i < n; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", i ? "|" : "",
+                 (int)out[i].n, out[i].p);
+    return got;
+}
+
+START_TEST(segment_match_splits_mixed_segments_lazily_and_anchors_a_trailing_literal)
+{
+    const char *ext[] = {"", ".", ""};          /* {stem}.{ext} */
+    const char *cancel[] = {"", ":cancel"};     /* {name}:cancel */
+    const char *mix[] = {"", "1234", "", "-", "", "!", ""}; /* {foo}1234{bar}-{baz}!{kek} */
+    const char *pre[] = {"v", "", ".json"};     /* v{n}.json */
+    ck_assert_str_eq(seg_match("report.txt", ext, 3, 8), "report|txt");
+    /* the first '.' ends the stem (path-to-regexp's lazy rule); the rest is the ext */
+    ck_assert_str_eq(seg_match("a.tar.gz", ext, 3, 8), "a|tar.gz");
+    /* a parameter takes at least one byte: a leading '.' belongs to the stem */
+    ck_assert_str_eq(seg_match(".b.c", ext, 3, 8), ".b|c");
+    ck_assert_ptr_null(seg_match("report.", ext, 3, 8));
+    ck_assert_ptr_null(seg_match("report", ext, 3, 8));
+    ck_assert_ptr_null(seg_match("", ext, 3, 8));
+    ck_assert_str_eq(seg_match("job42:cancel", cancel, 2, 8), "job42");
+    /* the trailing literal is anchored at the end, whatever comes before */
+    ck_assert_str_eq(seg_match("a:cancel:cancel", cancel, 2, 8), "a:cancel");
+    ck_assert_ptr_null(seg_match(":cancel", cancel, 2, 8));
+    ck_assert_ptr_null(seg_match("job42:cancelx", cancel, 2, 8));
+    ck_assert_ptr_null(seg_match("job42", cancel, 2, 8));
+    ck_assert_str_eq(seg_match("ab1234cd-true!-7", mix, 7, 8), "ab|cd|true|-7");
+    ck_assert_str_eq(seg_match("a12341234b-c!d", mix, 7, 8), "a|1234b|c|d");
+    ck_assert_ptr_null(seg_match("ab1234cd-true", mix, 7, 8));
+    ck_assert_ptr_null(seg_match("ab1234-true!1", mix, 7, 8)); /* bar would be empty... */
+    /* ...unless a later '-' gives it a byte */
+    ck_assert_str_eq(seg_match("ab1234--x!1", mix, 7, 8), "ab|-|x|1");
+    ck_assert_ptr_null(seg_match("ab1234cd-true!1", mix, 7, 3)); /* more than max_out */
+    ck_assert_str_eq(seg_match("v12.json", pre, 3, 8), "12");
+    ck_assert_ptr_null(seg_match("w12.json", pre, 3, 8));
+    ck_assert_ptr_null(seg_match("v.json", pre, 3, 8));
+    ck_assert_ptr_null(seg_match("v", pre, 3, 8));
+}
+END_TEST
+
 START_TEST(res_error_writes_envelope_without_details_when_none)
 {
     tb_arena *a = tb_arena_new(0);
@@ -1158,6 +1213,7 @@ int main(void)
     TCase *pure = tcase_create("http");
     tcase_add_test(pure, methods_and_reasons_round_trip);
     tcase_add_test(pure, pct_decode_rejects_bad_escapes_and_nul_keeps_plus);
+    tcase_add_test(pure, segment_match_splits_mixed_segments_lazily_and_anchors_a_trailing_literal);
     tcase_add_test(pure, res_error_writes_envelope_without_details_when_none);
     tcase_add_test(pure, res_error_from_maps_validation_parse_and_other_errors);
     tcase_add_test(pure, log_writes_one_json_object_per_line_filtered_by_level);

@@ -25,6 +25,10 @@ from .validators import ValidatorCompiler, comment_safe, cstr
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 METHOD_ENUM = {m: "TB_HTTP_" + m.upper() for m in METHODS}
 PARAM_IN = ("path", "query", "header", "cookie")
+# headers that frame the message (RFC 9110/9112): the HTTP stack writes them, never a parameter;
+# a Content-Length parameter of 1 on a GET made the client announce a body it never sent
+FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection", "host", "te", "trailer",
+                   "upgrade", "keep-alive", "proxy-connection")
 SCALAR_KIND = {"string": "TB_PARAM_STRING", "integer": "TB_PARAM_INTEGER",
                "number": "TB_PARAM_NUMBER", "boolean": "TB_PARAM_BOOLEAN",
                "enum": "TB_PARAM_STRING"}
@@ -735,6 +739,10 @@ class ServiceBuilder:
             return None
         if p.in_ == "header" and p.name.lower() in ("accept", "content-type", "authorization"):
             return None  # OpenAPI: ignored
+        if p.in_ == "header" and p.name.lower() in FRAMING_HEADERS:
+            self.warn(pptr, "framing-header", "header parameter %s frames the message: the "
+                      "HTTP stack sets it, so it is ignored as a parameter" % p.name)
+            return None
         p.required = bool(pp.get("required")) or p.in_ == "path"
         schema = pp.get("schema")
         p.content = False
@@ -963,6 +971,11 @@ class ServiceBuilder:
         for hname, h in hdrs.items():
             if hname.lower() in ("content-type", "x-request-id"):
                 continue
+            if hname.lower() in FRAMING_HEADERS:
+                self.warn(rptr + "/headers/" + pointer_escape(hname), "framing-header",
+                          "response header %s frames the message: the HTTP stack sets it, so "
+                          "it is not a member a handler sets" % hname)
+                continue
             hh = Param()
             hh.name = hname
             hh.lit = cstr(hname)
@@ -1145,31 +1158,52 @@ class ServiceBuilder:
         for op in self.ops:
             if op.method_enum == "-1":
                 self.xops.append((routes[op.path]["index"], op.index, cstr(op.method)))
-        # trie of segments: literal children, one parameter child
-        nodes = [{"lits": {}, "param": None, "route": None}]
+        # trie of segments: literal children, segments that mix literals and parameters
+        # ({stem}.{ext}, {name}:cancel), one parameter child
+        def node():
+            nodes.append({"lits": {}, "mixed": {}, "param": None, "route": None})
+            return len(nodes) - 1
+        nodes = []
+        node()
         for rt in order:
             n = 0
             segs = rt["path"].strip("/").split("/") if rt["path"] != "/" else []
             for seg in segs:
-                if seg.startswith("{") and seg.endswith("}"):
+                if re.fullmatch(r"\{[^{}/]+\}", seg):
                     if nodes[n]["param"] is None:
-                        nodes.append({"lits": {}, "param": None, "route": None})
-                        nodes[n]["param"] = len(nodes) - 1
+                        nodes[n]["param"] = node()
                     n = nodes[n]["param"]
-                else:
-                    if "{" in seg:
+                elif re.search(r"\{[^{}/]+\}", seg):
+                    pieces = tuple(None if x.startswith("{") else x
+                                   for x in re.split(r"(\{[^{}/]+\})", seg) if x)
+                    if any(a is None and b is None for a, b in zip(pieces, pieces[1:])):
                         self.err("/paths/" + pointer_escape(rt["path"]),
-                                 "a segment must be a literal or one whole {parameter}")
+                                 "segment %s has two parameters with nothing between them: "
+                                 "no request could tell where one ends" % seg)
                         raise GenError(self.errors)
+                    if pieces not in nodes[n]["mixed"]:
+                        nodes[n]["mixed"][pieces] = node()
+                    n = nodes[n]["mixed"][pieces]
+                else:
                     if seg not in nodes[n]["lits"]:
-                        nodes.append({"lits": {}, "param": None, "route": None})
-                        nodes[n]["lits"][seg] = len(nodes) - 1
+                        nodes[n]["lits"][seg] = node()
                     n = nodes[n]["lits"][seg]
             if nodes[n]["route"] is not None:
                 self.err("/paths/" + pointer_escape(rt["path"]),
                          "path %s matches the same requests as another path" % rt["path"])
                 raise GenError(self.errors)
             nodes[n]["route"] = rt["index"]
+        self.seg_templates = []
+        for nd in nodes:
+            # the template with the most literal bytes first, then in the spec's order
+            ms = sorted(enumerate(nd["mixed"].items()),
+                        key=lambda e: (-sum(len(x.encode("utf-8")) for x in e[1][0] if x), e[0]))
+            nd["mixed_list"] = []
+            for _, (pieces, child) in ms:
+                self.seg_templates.append(
+                    ["{%s, %d}" % (cstr(x), len(x.encode("utf-8"))) if x else "{NULL, 0}"
+                     for x in pieces])
+                nd["mixed_list"].append((len(self.seg_templates) - 1, len(pieces), child))
         for nd in nodes:
             by_len = {}
             for seg, child in sorted(nd["lits"].items()):

@@ -671,7 +671,11 @@ class ValidatorCompiler:
         pat = want("pattern", str, "a string (ECMA-262 regular expression)")
         fmt = want("format", str, "a string")
         matcher = self.matcher(pat) if pat is not None else None
-        if minl is not None or maxl is not None or pat is not None or (fmt in FORMATS):
+        # beside an enum or const, a format adds nothing but a refusal of values the schema
+        # lists itself (ogen's sample.json: format time, enum ["15:04:05", ...] without the
+        # RFC 3339 offset): the listed values win
+        fmt_fn = FORMATS.get(fmt) if "enum" not in n and "const" not in n else None
+        if minl is not None or maxl is not None or pat is not None or fmt_fn:
             checks.append(Check(
                 "string", min=minl, max=maxl,
                 min_msg=cmsg("must have at least %s characters" % minl),
@@ -679,7 +683,7 @@ class ValidatorCompiler:
                 matcher=matcher,
                 regex=self.regex(n, "pattern", pat) if pat is not None and not matcher else None,
                 regex_msg=cmsg("must match pattern %s" % pat) if pat is not None else None,
-                format_fn=FORMATS.get(fmt),
+                format_fn=fmt_fn,
                 format_msg=cmsg("must be a valid %s" % fmt) if fmt else None))
 
         # -- arrays --

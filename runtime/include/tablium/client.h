@@ -75,7 +75,9 @@ typedef struct tb_client_call {
 } tb_client_call;
 
 /** Adds a "Name: value" header line built in `a` (an empty value is sent as an empty header).
- *  0, TB_ENOMEM or TB_EINVAL (too many, name not an HTTP token, CR/LF in value). */
+ *  0, TB_ENOMEM or TB_EINVAL (too many, name not an HTTP token, CR/LF in value, or a header
+ *  that frames the message: Content-Length, Transfer-Encoding, Connection, Host, TE, Trailer,
+ *  Upgrade, Keep-Alive, Proxy-Connection, which the HTTP stack writes itself). */
 int tb_client_call_header(tb_client_call *call, tb_arena *a, const char *name, const char *value);
 
 /** A response. Body and headers live in the arena of the ctx passed to tb_client_send. When the

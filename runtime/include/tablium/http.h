@@ -58,6 +58,25 @@ typedef struct tb_str {
 
 #define TB_HTTP_MAX_PATH_PARAMS 16
 
+/** One piece of a path segment template that mixes literals and parameters
+ *  (`{stem}.{ext}`, `{name}:cancel`): a literal (lit, n) or, with lit NULL, a parameter. */
+typedef struct tb_http_seg_piece {
+    const char *lit;
+    size_t n;
+} tb_http_seg_piece;
+
+/**
+ * Matches one raw path segment against such a template (what the generated matchers call).
+ * Each parameter takes at least one byte and ends at the first occurrence of the literal after
+ * it (path-to-regexp's lazy rule); when the template ends with a literal, the segment must end
+ * with it and the last parameter runs up to it. Two parameters never stand side by side (the
+ * generator refuses that template). Linear in the segment: no backtracking.
+ * Writes the parameters, in order, to out[0..max_out) and returns how many; -1 when the segment
+ * does not match or has more parameters than max_out.
+ */
+int tb_http_segment_match(tb_str seg, const tb_http_seg_piece *pieces, size_t n_pieces,
+                          tb_str *out, size_t max_out);
+
 /* ---- the request as the generated code sees it ---- */
 
 /** One incoming request. Everything is borrowed and valid during the request. */

@@ -84,7 +84,8 @@ static const int16_t uploads__routes[][TB_HTTP_N_METHODS] = {
     {4, -1, -1, -1, -1, -1, -1, -1}, /* /notes/{id}/image */
 };
 
-/* A segment trie of the path templates: literal segments first, then a {parameter}. */
+/* A segment trie of the path templates: literal segments first, then segments that mix
+ * literals and parameters, then a {parameter}. */
 static int uploads__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];
