@@ -304,6 +304,10 @@ const server = http.createServer(async (req, res) => {
 });
 
 server.keepAliveTimeout = 60000;
+// Started by otlp_test through popen: never outlive it. When the test dies before its "quit",
+// this process is handed to another parent; it notices within half a second and exits.
+const parent = process.ppid;
+setInterval(() => { if (process.ppid !== parent) process.exit(3); }, 500).unref();
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(JSON.stringify({ port: server.address().port, decoder: DECODER }) + '\n');
 });
