@@ -143,6 +143,7 @@ static int auth__match(const char *p, size_t n, tb_str *params, size_t *n_params
             start = x + 1;
         }
     }
+    (void)seg;
     (void)s;
     (void)params;
     if (i == ns) {

@@ -165,6 +165,7 @@ static int wallet__match(const char *p, size_t n, tb_str *params, size_t *n_para
             start = x + 1;
         }
     }
+    (void)seg;
     (void)s;
     (void)params;
     if (i == ns) {

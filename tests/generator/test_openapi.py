@@ -848,6 +848,42 @@ class Media(OpenApiCase):
             self.assertEqual(rc, 0, out)
             self.assertEqual(out.strip(), "", out)
 
+    def test_names_the_service_uses_itself_and_a_name_that_starts_with_a_digit(self):
+        # found on APIs.guru specs: schemas Api and Client redefined 1forge_api / _client, a
+        # file 1forge.com.json gave macros 1FORGE_COM_..., an unused security scheme left its
+        # table unused, and a spec whose only path is / never read its segments (-Werror)
+        rc, err = self.gen("""\
+openapi: 3.0.3
+info: {title: Names, version: '1'}
+components:
+  securitySchemes:
+    key: {type: apiKey, in: header, name: X-Key}
+  schemas:
+    Api: {type: object, properties: {a: {type: string}}}
+    Client: {type: object, properties: {c: {type: string}}}
+    Server: {type: object, properties: {s: {type: string}}}
+paths:
+  /:
+    get:
+      operationId: api
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Api'}}}}
+    post:
+      operationId: client
+      requestBody: {content: {application/json: {schema: {$ref: '#/components/schemas/Client'}}}}
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Server'}}}}
+""", "1forge.com.yaml")
+        self.assertEqual(rc, 0, err)
+        h = self.read("_1forge_com.h")
+        self.assertIn("_1FORGE_COM_API_2_OP_200 = 200,", h)
+        self.assertIn("typedef struct _1forge_com_client_2 {", h)
+        self.assertIn("extern const tb_http_api _1forge_com_api;", h)
+        for cfile in ("_1forge_com.c", "_1forge_com_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))
+            self.assertEqual(out.strip(), "", out)
+
     def test_multipart_parts_are_members_and_files_are_bytes(self):
         rc, err = self.gen(MEDIA, "media.yaml")
         self.assertEqual(rc, 0, err)

@@ -23,7 +23,8 @@ def snake(name):
 
 
 def upper(name):
-    return snake(name).upper().lstrip("_") or "X"
+    s = snake(name).upper().lstrip("_") or "X"
+    return "_" + s if s[0].isdigit() else s  # '1forge' -> _1FORGE, not 1FORGE
 
 
 class Namer:

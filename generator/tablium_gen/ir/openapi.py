@@ -25,6 +25,9 @@ from .validators import ValidatorCompiler, comment_safe, cstr
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 METHOD_ENUM = {m: "TB_HTTP_" + m.upper() for m in METHODS}
 PARAM_IN = ("path", "query", "header", "cookie")
+# what the service templates name NAME_<x> (a schema called Api or Client was a redefinition)
+SERVICE_SYMBOLS = set("""api client client_free client_http client_new deps deps_of examples
+n_examples server service service_fini service_init service_main""".split())
 # headers that frame the message (RFC 9110/9112): the HTTP stack writes them, never a parameter;
 # a Content-Length parameter of 1 on a GET made the client announce a body it never sent
 FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection", "host", "te", "trailer",
@@ -131,7 +134,10 @@ class ServiceBuilder:
         self.prefix = self.name + "_"
         self.vcomp = ValidatorCompiler(loader, prefix="%s__" % self.name, unit=self.name)
         self.types = TypeBuilder(loader, self.vcomp, prefix=self.prefix, unit=self.name)
-        self.fnames = cnames.Namer(reserved=set(cnames.C_KEYWORDS))
+        # the service's own symbols (NAME_api, NAME_client...): no type or operation takes them
+        own = {self.prefix + x for x in SERVICE_SYMBOLS}
+        self.types.namer.used |= own
+        self.fnames = cnames.Namer(reserved=set(cnames.C_KEYWORDS) | own)
         self.ops = []
         self.examples = []
         self.vnames = cnames.Namer()
@@ -1137,14 +1143,29 @@ class ServiceBuilder:
 
     def build_routes(self):
         """Routes (one per path template) and the segment trie the matcher is generated from."""
+        # Paths of one shape (parameters by position, not by name) share a route when their
+        # methods differ: /carts/{cartId}/items GET beside /carts/{quoteId}/items POST, as
+        # specs generated from code often have. The same method twice cannot be routed.
         routes = {}
         for op in self.ops:
-            rt = routes.get(op.path)
+            shape = re.sub(r"\{[^{}/]+\}", "{}", op.path)
+            rt = routes.get(shape)
             if rt is None:
-                rt = {"path": op.path, "ops": {}, "index": len(routes)}
-                routes[op.path] = rt
+                rt = {"path": op.path, "ops": {}, "xm": set(), "index": len(routes)}
+                routes[shape] = rt
+            key = op.method_enum if op.method_enum != "-1" else op.method
+            if key in rt["ops"] or key in rt["xm"]:
+                other = rt["ops"].get(key)
+                self.err("/paths/" + pointer_escape(op.path),
+                         "path %s matches the same requests as another path%s" % (
+                             op.path, " (%s, also %s)" % (other.path, op.method.upper())
+                             if other is not None and other.path != op.path else ""))
+                raise GenError(self.errors)
             if op.method_enum != "-1":
-                rt["ops"][op.method_enum] = op
+                rt["ops"][key] = op
+            else:
+                rt["xm"].add(key)
+            op.shape = shape
         for i, op in enumerate(self.ops):
             op.index = i
         order = sorted(routes.values(), key=lambda r: r["index"])
@@ -1157,7 +1178,7 @@ class ServiceBuilder:
             rt["lit"] = cstr(rt["path"])
         for op in self.ops:
             if op.method_enum == "-1":
-                self.xops.append((routes[op.path]["index"], op.index, cstr(op.method)))
+                self.xops.append((routes[op.shape]["index"], op.index, cstr(op.method)))
         # trie of segments: literal children, segments that mix literals and parameters
         # ({stem}.{ext}, {name}:cancel), one parameter child
         def node():
@@ -1167,7 +1188,8 @@ class ServiceBuilder:
         node()
         for rt in order:
             n = 0
-            segs = rt["path"].strip("/").split("/") if rt["path"] != "/" else []
+            # "/a/" is not "/a": its last segment is the empty one
+            segs = rt["path"][1:].split("/") if rt["path"] != "/" else []
             for seg in segs:
                 if re.fullmatch(r"\{[^{}/]+\}", seg):
                     if nodes[n]["param"] is None:
@@ -1211,7 +1233,7 @@ class ServiceBuilder:
                 by_len.setdefault(len(b), []).append((cstr(seg), len(b), child))
             nd["by_len"] = sorted(by_len.items())
         self.trie = nodes
-        self.max_segments = max([len(r["path"].strip("/").split("/")) for r in order] or [1])
+        self.max_segments = max([len(r["path"][1:].split("/")) for r in order] or [1])
         return order
 
 

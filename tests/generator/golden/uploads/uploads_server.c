@@ -103,6 +103,7 @@ static int uploads__match(const char *p, size_t n, tb_str *params, size_t *n_par
             start = x + 1;
         }
     }
+    (void)seg;
     (void)s;
     (void)params;
     if (i == ns) {
