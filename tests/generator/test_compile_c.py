@@ -290,6 +290,23 @@ class UserSchemasCompile(CompileCase):
                 self.assertCompiles(self.gen_user({"s/rec.json": {
                     "type": "object", "properties": props}}, "members_" + tag))
 
+    def test_regression_allof_parts_narrow_a_member(self):
+        # Regression (fixed): a member that is a string in one allOf part and an enum of strings
+        # in another (ix-api's problem type), or a union with a string branch in one and a string
+        # in another (GitHub's created_at), was refused as "no value can match both"; the
+        # narrower one is the member's type
+        out = self.gen_user({"s/rec.json": {"allOf": [
+            {"type": "object", "properties": {"t": {"type": "string"},
+                                              "at": {"oneOf": [{"type": "integer"},
+                                                               {"type": "string"}]}}},
+            {"type": "object", "properties": {"t": {"enum": ["a", "b"]},
+                                              "at": {"type": "string"}}}]}}, "narrow")
+        self.assertCompiles(out)
+        with open(os.path.join(out, "narrow.h"), encoding="utf-8") as f:
+            h = f.read()
+        self.assertRegex(h, r"rec_t t;")
+        self.assertIn("char *at;", h)
+
     def test_regression_enum_constants_collide_across_enums(self):
         # Regression (fixed): enum constants are <TYPE>_<VALUE>, de-duplicated only within one enum: $defs
         # "foo" = ["bar_baz"] and "foo_bar" = ["baz"] both declare FOO_BAR_BAZ.

@@ -218,6 +218,30 @@ class EcmaSemantics(unittest.TestCase):
     def test_literal_bracket_in_class(self):
         self.check([("^[[]$", "[", True), ("^[a[:b]+$", "a[:b", True), ("^[a[:b]+$", "c", False)])
 
+    def test_java_posix_classes_are_ascii_classes(self):
+        # \p{Alnum}, \p{XDigit}... (Java's, in AWS specs) were refused by PCRE2 ("unknown
+        # property"): they are PCRE2's ASCII [:name:] classes, negated by \P
+        self.check([
+            (r"^\p{XDigit}{2}$", "aF", True), (r"^\p{XDigit}$", "g", False),
+            (r"^[\-\p{Alnum}_:.]+$", "node-1:a.b", True), (r"^[\p{Alnum}]$", "\u00e9", False),
+            (r"^\P{Alnum}$", "-", True), (r"^\P{Alnum}$", "a", False),
+            (r"^[^\P{Digit}]$", "7", True), (r"^\p{Punct}$", "!", True),
+            (r"^\p{IsLetter}+$", "\u00e9t\u00e9", True), (r"^[\p{all}]$", "\n", True),
+        ])
+
+    def test_surrogates_in_a_class_stand_for_characters_beyond_the_bmp(self):
+        # AWS's UriString: [\u0020-\uD7FF\uE000-\uFFFD\uD800\uDBFF-\uDC00\uDFFF\r\n\t]* (the
+        # XML characters, supplementary ones as surrogate pairs) was refused ("disallowed
+        # Unicode code point")
+        xml = r"^[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDBFF-\uDC00\uDFFF\r\n\t]*$"
+        self.check([
+            (xml, "a b\U0001F600\u00e9", True), (xml, "\x01", False), (xml, "\ufffe", False),
+            (r"^[\uD800-\uDFFF]+$", "\U0001F600\U00010000", True),
+            (r"^[\uD800-\uDFFF]$", "a", False), (r"^[^\uD800-\uDFFF]$", "\U0001F600", False),
+            (r"^[\u0000-\uFFFF]*$", "a\U0001F600", True),
+            (r"a\uD800", "a\U00010000", False),  # a lone half outside a class matches nothing
+        ])
+
     # --- known generator bugs (see the final report of these tests) ---
 
     @unittest.expectedFailure

@@ -28,6 +28,36 @@ _GC_LONG = {
 }
 
 
+# Java's POSIX class names (\p{Alnum}, \p{XDigit}...), common in specs generated from Java (AWS):
+# not ECMA-262, which refuses them with the u flag and reads "\p" as "p" without it. Their
+# Java meaning is ASCII-only, as PCRE2's [:name:] classes are without UCP.
+_POSIX = {"Lower": "lower", "Upper": "upper", "ASCII": "ascii", "Alpha": "alpha",
+          "Digit": "digit", "Alnum": "alnum", "Punct": "punct", "Graph": "graph",
+          "Print": "print", "Blank": "blank", "Cntrl": "cntrl", "XDigit": "xdigit",
+          "Space": "space"}
+# Java's Is-prefixed spellings of categories
+_JAVA_IS = {"IsLetter": "L", "IsAlphabetic": "L", "IsDigit": "Nd", "IsUppercase": "Lu",
+            "IsLowercase": "Ll", "IsWhite_Space": "Z", "IsPunctuation": "P"}
+_SURROGATES = (0xD800, 0xDFFF)
+_SUPPLEMENTARY = "\\x{10000}-\\x{10FFFF}"
+
+
+def _class_range(lo, hi):
+    """The members of an ECMA class range lo-hi (code units) in PCRE2's UTF terms: surrogates
+    are halves of characters beyond U+FFFF (a class of them, repeated, matches those), which
+    a UTF-8 string holds whole."""
+    parts = []
+    if lo < _SURROGATES[0]:
+        parts.append("\\x{%X}" % lo if hi == lo else
+                     "\\x{%X}-\\x{%X}" % (lo, min(hi, _SURROGATES[0] - 1)))
+    if hi >= _SURROGATES[0] and lo <= _SURROGATES[1]:
+        parts.append(_SUPPLEMENTARY)
+    if hi > _SURROGATES[1]:
+        lo2 = max(lo, _SURROGATES[1] + 1)
+        parts.append("\\x{%X}" % lo2 if hi == lo2 else "\\x{%X}-\\x{%X}" % (lo2, hi))
+    return "".join(parts)
+
+
 def _property(name):
     for prefix in ("General_Category=", "gc=", "Script=", "sc=", "Script_Extensions=", "scx="):
         if name.startswith(prefix):
@@ -66,6 +96,20 @@ def ecma_to_pcre2(p):
                         out.append("\\x{%X}" % cp)
                         i += 12
                         continue
+                    if in_class:
+                        # a range lo-hi, or one member: surrogates become what they halve
+                        hi, k = cp, i + 6
+                        if (p.startswith("-\\u", k) and len(p) >= k + 7 and
+                                all(h in "0123456789abcdefABCDEF" for h in p[k + 3:k + 7])):
+                            hi, k = int(p[k + 3:k + 7], 16), k + 7
+                        if (hi >= cp and hi >= _SURROGATES[0] and cp <= _SURROGATES[1]):
+                            out.append(_class_range(cp, hi))
+                            i = k
+                            continue
+                    elif _SURROGATES[0] <= cp <= _SURROGATES[1]:
+                        out.append("(?!)")  # a lone half of a character: no UTF-8 string has it
+                        i += 6
+                        continue
                     out.append("\\x{%s}" % hexd)
                     i += 6
                     continue
@@ -76,7 +120,14 @@ def ecma_to_pcre2(p):
                 j = p.find("}", i + 3)
                 if j < 0:
                     raise ValueError("unterminated \\%s{" % d)
-                out.append("\\%s{%s}" % (d, _property(p[i + 3:j])))
+                name = p[i + 3:j]
+                if name in _POSIX:
+                    cls = "[:%s%s:]" % ("^" if d == "P" else "", _POSIX[name])
+                    out.append(cls if in_class else "[" + cls + "]")
+                elif name == "all" and d == "p":
+                    out.append("\\x{0}-\\x{10FFFF}" if in_class else "[\\s\\S]")
+                else:
+                    out.append("\\%s{%s}" % (d, _JAVA_IS.get(name) or _property(name)))
                 i = j + 1
                 continue
             if d == "s":

@@ -463,6 +463,21 @@ class TypeBuilder:
             base = "%s_%d" % (want, i)
             i += 1
 
+    @staticmethod
+    def _compat(kind):
+        """Kinds of a union branch whose values a member of this kind can hold."""
+        return {"enum": {"enum", "string"}, "integer": {"integer", "number"}}.get(kind, {kind})
+
+    def _branch_kinds(self, node):
+        """The kinds of a union's branches (oneOf/anyOf alternatives, or its several types)."""
+        node = self._deref(node)
+        if not isinstance(node, dict):
+            return set()
+        alts = self._alts(node)
+        if alts is not None:
+            return {self._kind(a) for a in alts}
+        return {t for t in _types_of(node) if t != "null"}
+
     def _pick(self, nt, pname, schemas):
         """Of the schemas one property has in the parts of an allOf, the one that decides its C
         type: the first with a static type; two different static types cannot both match."""
@@ -476,6 +491,18 @@ class TypeBuilder:
             elif k != best[1]:
                 if {k, best[1]} == {"integer", "number"}:
                     best = (sch, "integer") if k == "integer" else best
+                    continue
+                # the narrower of the two: an enum of strings narrows a string (ix-api's
+                # problem type); a scalar narrows a union with a branch of its kind (GitHub's
+                # created_at: oneOf [integer, string] in one part, string in another). The
+                # allOf's validator still checks every part.
+                if {k, best[1]} == {"enum", "string"}:
+                    best = (sch, k) if k == "enum" else best
+                    continue
+                if best[1] == "union" and self._branch_kinds(best[0]) & self._compat(k):
+                    best = (sch, k)
+                    continue
+                if k == "union" and self._branch_kinds(sch) & self._compat(best[1]):
                     continue
                 raise GenError([Diagnostic(nt.where.split("#")[0], nt.where.partition("#")[2],
                                            "allOf: property %r is %s in one part and %s in "
