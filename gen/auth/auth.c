@@ -789,7 +789,7 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/alg */
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/alg, openapi/auth.yaml#/components/schemas/Rotation/properties/alg */
 static bool auth__schema_jwk_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -813,44 +813,8 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/x */
-static bool auth__schema_jwk_properties_x(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/y */
-static bool auth__schema_jwk_properties_y(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/n */
-static bool auth__schema_jwk_properties_n(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/e */
-static bool auth__schema_jwk_properties_e(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+/* openapi/auth.yaml#/components/schemas/Jwk/properties/x, openapi/auth.yaml#/components/schemas/Jwk/properties/y, openapi/auth.yaml#/components/schemas/Jwk/properties/n, openapi/auth.yaml#/components/schemas/Jwk/properties/e */
+static bool auth__schema_jwk_properties_x_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -899,16 +863,16 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_crv, v);
                 break;
             case 5: /* x */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
                 break;
             case 6: /* y */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_y, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
                 break;
             case 7: /* n */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_n, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
                 break;
             case 8: /* e */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_e, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
                 break;
             default:
                 break;
@@ -1003,18 +967,6 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Rotation/properties/alg */
-static bool auth__schema_rotation_properties_alg(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (!(tb_json_str_eq(j, "RS256", 5) || tb_json_str_eq(j, "ES256", 5) || tb_json_str_eq(j, "EdDSA", 5)))
-        TB_V_FAIL("enum", "must be one of [\"RS256\", \"ES256\", \"EdDSA\"]");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/Rotation */
 static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -1039,7 +991,7 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
                 break;
             case 1: /* alg */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_rotation_properties_alg, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_alg, v);
                 break;
             case 2: /* createdAt */
                 seen |= UINT64_C(1) << 2;
@@ -1259,7 +1211,7 @@ static const tb_codec_str auth_rotation_alg__values[] = {
 };
 static const tb_codec_enum auth_rotation_alg__enum = {"auth_rotation_alg", 3, auth_rotation_alg__values};
 TB_CODEC_ENUM_DEFINE(auth_rotation_alg)
-TB_VALIDATE_DEFINE(auth_rotation_alg, auth__schema_rotation_properties_alg)
+TB_VALIDATE_DEFINE(auth_rotation_alg, auth__schema_jwk_properties_alg)
 
 static const tb_codec_field auth_rotation__fields[] = {
     {"kid", "\"kid\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED,

@@ -1281,26 +1281,8 @@ out:
     return ok;
 }
 
-/* schemas/events/game.move.made.v1.json#/properties/move/properties/from */
-static bool events__schema_game_move_made_v1_properties_move_properties_from(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 8 && tb_utf8_len(s, n) > 8)
-            TB_V_FAIL("maxLength", "must have at most 8 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/events/game.move.made.v1.json#/properties/move/properties/to */
-static bool events__schema_game_move_made_v1_properties_move_properties_to(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+/* schemas/events/game.move.made.v1.json#/properties/move/properties/from, schemas/events/game.move.made.v1.json#/properties/move/properties/to */
+static bool events__schema_game_move_made_v1_properties_move_properties_from_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -1340,10 +1322,10 @@ static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb
                 TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_notation, v);
                 break;
             case 1: /* from */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from_cstr, v);
                 break;
             case 2: /* to */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_to, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from_cstr, v);
                 break;
             default:
                 break;

@@ -187,16 +187,6 @@ static int game_state__keys11(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        return memcmp(k, "userId", 6) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int game_state__keys12(const char *k, size_t n)
-{
-    switch (n) {
-    case 6:
         return memcmp(k, "column", 6) == 0 ? 1 : -1;
     case 8:
         return memcmp(k, "playerId", 8) == 0 ? 0 : -1;
@@ -283,7 +273,7 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/CellPosition/properties/column */
+/* openapi/game_state.yaml#/components/schemas/CellPosition/properties/column, openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/column */
 static bool game_state__schema_cell_position_properties_column(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -476,23 +466,6 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/column */
-static bool game_state__schema_game_properties_last_move_properties_column(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 6.0L))
-            TB_V_FAIL("maximum", "must be <= 6");
-    }
-out:
-    return ok;
-}
-
 /* openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/row: The row the disc landed in. */
 static bool game_state__schema_game_properties_last_move_properties_row(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -555,7 +528,7 @@ static bool game_state__schema_game_properties_last_move(const json_t *j, tb_vct
                 break;
             case 2: /* column */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_game_properties_last_move_properties_column, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_cell_position_properties_column, v);
                 break;
             case 3: /* row */
                 seen |= UINT64_C(1) << 3;
@@ -805,7 +778,7 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/CreateGameRequest */
+/* openapi/game_state.yaml#/components/schemas/CreateGameRequest, openapi/game_state.yaml#/components/schemas/JoinGameRequest */
 static bool game_state__schema_create_game_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -821,44 +794,6 @@ static bool game_state__schema_create_game_request(const json_t *j, tb_vctx *c, 
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             int m = game_state__keys10(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* userId */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("userId", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/game_state.yaml#/components/schemas/JoinGameRequest */
-static bool game_state__schema_join_game_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = game_state__keys11(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* userId */
@@ -928,7 +863,7 @@ static bool game_state__schema_move_request(const json_t *j, tb_vctx *c, tb_eval
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = game_state__keys12(k, kl);
+            int m = game_state__keys11(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* playerId */
@@ -1110,7 +1045,7 @@ static const tb_codec_field game_state_join_game_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(game_state_join_game_request, user_id), 0, 0, 0, NULL},
 };
-static const tb_codec_type game_state_join_game_request__desc = {"game_state_join_game_request", sizeof(game_state_join_game_request), 1, game_state_join_game_request__fields, game_state__schema_join_game_request, NULL, 0};
+static const tb_codec_type game_state_join_game_request__desc = {"game_state_join_game_request", sizeof(game_state_join_game_request), 1, game_state_join_game_request__fields, game_state__schema_create_game_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_join_game_request)
 
 static const tb_codec_field game_state_move_request__fields[] = {
@@ -1272,7 +1207,7 @@ static const tb_op_param game_state_join_game__params[] = {
      NULL, common__schema_types_defs_uuid},
 };
 static const tb_op_body game_state_join_game__body = {
-    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(game_state_join_game_req, body), 0, 0, &game_state_join_game_request__desc, game_state__schema_join_game_request,
+    TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(game_state_join_game_req, body), 0, 0, &game_state_join_game_request__desc, game_state__schema_create_game_request,
     TB_MEDIA_JSON, "application/json", NULL,
     NULL, 0,
 };
@@ -1419,7 +1354,7 @@ const tb_api_example game_state_examples[] = {
      common__schema_types_defs_uuid},
     {"joinGame", "request body", "example",
      "{\"userId\":\"2d7e4f1a-8b9c-4d3e-a1f2-3b4c5d6e7f80\"}",
-     game_state__schema_join_game_request},
+     game_state__schema_create_game_request},
     {"joinGame", "response 400", "example",
      "{\"error\":{\"code\":\"validation_failed\",\"message\":\"the request does not match the schema\",\"requestId\":\"5f0c6e2b9a8d4c3e8f7a6b5c4d3e2f1a\",\"details\":[{\"path\":\"/body/column\",\"rule\":\"maximum\",\"message\":\"must be <= 6\"}]}}",
      common__schema_api_defs_error_response},

@@ -26,16 +26,6 @@ static int realtime__keys1(const char *k, size_t n)
 {
     switch (n) {
     case 6:
-        return memcmp(k, "gameId", 6) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int realtime__keys2(const char *k, size_t n)
-{
-    switch (n) {
-    case 6:
         if (memcmp(k, "gameId", 6) == 0)
             return 0;
         if (memcmp(k, "column", 6) == 0)
@@ -48,7 +38,7 @@ static int realtime__keys2(const char *k, size_t n)
     }
 }
 
-static int realtime__keys3(const char *k, size_t n)
+static int realtime__keys2(const char *k, size_t n)
 {
     switch (n) {
     case 3:
@@ -66,7 +56,7 @@ static int realtime__keys3(const char *k, size_t n)
     }
 }
 
-static int realtime__keys4(const char *k, size_t n)
+static int realtime__keys3(const char *k, size_t n)
 {
     switch (n) {
     case 2:
@@ -96,7 +86,7 @@ static int realtime__keys4(const char *k, size_t n)
     }
 }
 
-static int realtime__keys5(const char *k, size_t n)
+static int realtime__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 4:
@@ -106,7 +96,7 @@ static int realtime__keys5(const char *k, size_t n)
     }
 }
 
-static int realtime__keys6(const char *k, size_t n)
+static int realtime__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 6:
@@ -122,7 +112,7 @@ static int realtime__keys6(const char *k, size_t n)
     }
 }
 
-static int realtime__keys7(const char *k, size_t n)
+static int realtime__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 5:
@@ -138,7 +128,7 @@ static int realtime__keys7(const char *k, size_t n)
     }
 }
 
-static int realtime__keys8(const char *k, size_t n)
+static int realtime__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 4:
@@ -154,7 +144,7 @@ static int realtime__keys8(const char *k, size_t n)
     }
 }
 
-static int realtime__keys9(const char *k, size_t n)
+static int realtime__keys8(const char *k, size_t n)
 {
     switch (n) {
     case 4:
@@ -174,7 +164,7 @@ static int realtime__keys9(const char *k, size_t n)
     }
 }
 
-/* schemas/realtime/games.json#/$defs/join_game */
+/* schemas/realtime/games.json#/$defs/join_game, schemas/realtime/games.json#/$defs/leave_game */
 static bool realtime__schema_games_defs_join_game(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -190,44 +180,6 @@ static bool realtime__schema_games_defs_join_game(const json_t *j, tb_vctx *c, t
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             int m = realtime__keys0(k, kl);
-            bool matched = m >= 0;
-            switch (m) {
-            case 0: /* gameId */
-                seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_uuid, v);
-                break;
-            default:
-                break;
-            }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
-        }
-        if (!(seen & (UINT64_C(1) << 0)))
-            TB_V_FAIL_MEMBER("gameId", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/leave_game */
-static bool realtime__schema_games_defs_leave_game(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    if (!(json_is_object(j)))
-        TB_V_FAIL("type", "must be object");
-    if (json_is_object(j)) {
-        uint64_t seen = 0;
-        const char *k;
-        size_t kl;
-        json_t *v;
-        json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* gameId */
@@ -297,7 +249,7 @@ static bool realtime__schema_games_defs_game_move(const json_t *j, tb_vctx *c, t
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys2(k, kl);
+            int m = realtime__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* gameId */
@@ -405,7 +357,7 @@ static bool realtime__schema_games_defs_last_move(const json_t *j, tb_vctx *c, t
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys3(k, kl);
+            int m = realtime__keys2(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* playerId */
@@ -618,7 +570,7 @@ static bool realtime__schema_games_defs_game_state(const json_t *j, tb_vctx *c, 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys4(k, kl);
+            int m = realtime__keys3(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
@@ -696,7 +648,7 @@ static bool realtime__schema_games_defs_game_ack(const json_t *j, tb_vctx *c, tb
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys5(k, kl);
+            int m = realtime__keys4(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* game */
@@ -753,7 +705,7 @@ static bool realtime__schema_games_defs_user_joined(const json_t *j, tb_vctx *c,
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys6(k, kl);
+            int m = realtime__keys5(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* gameId */
@@ -863,7 +815,7 @@ static bool realtime__schema_games_defs_game_updated(const json_t *j, tb_vctx *c
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys7(k, kl);
+            int m = realtime__keys6(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* gameId */
@@ -904,68 +856,8 @@ out:
     return ok;
 }
 
-/* schemas/realtime/games.json#/$defs/realtime_error/properties/code */
-static bool realtime__schema_games_defs_realtime_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/realtime_error/properties/message */
-static bool realtime__schema_games_defs_realtime_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/realtime_error/properties/event */
-static bool realtime__schema_games_defs_realtime_error_properties_event(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/realtime_error/properties/details/items/properties/path */
-static bool realtime__schema_games_defs_realtime_error_properties_details_items_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/realtime_error/properties/details/items/properties/rule */
-static bool realtime__schema_games_defs_realtime_error_properties_details_items_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/realtime_error/properties/details/items/properties/message */
-static bool realtime__schema_games_defs_realtime_error_properties_details_items_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+/* schemas/realtime/games.json#/$defs/realtime_error/properties/code, schemas/realtime/games.json#/$defs/realtime_error/properties/message, schemas/realtime/games.json#/$defs/realtime_error/properties/event, schemas/realtime/games.json#/$defs/realtime_error/properties/details/items/properties/path and 2 more */
+static bool realtime__schema_games_defs_realtime_error_properties_code_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -991,21 +883,21 @@ static bool realtime__schema_games_defs_realtime_error_properties_details_items(
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys8(k, kl);
+            int m = realtime__keys7(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
             case 0: /* path */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_details_items_properties_path, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
                 break;
             case 1: /* rule */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_details_items_properties_rule, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
                 break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_details_items_properties_message, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
                 break;
             default:
                 break;
@@ -1075,21 +967,21 @@ static bool realtime__schema_games_defs_realtime_error(const json_t *j, tb_vctx 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = realtime__keys9(k, kl);
+            int m = realtime__keys8(k, kl);
             bool matched = m >= 0;
             (void)matched;
             switch (m) {
             case 0: /* code */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
                 break;
             case 1: /* message */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_message, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
                 break;
             case 2: /* event */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_event, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
                 break;
             case 3: /* details */
                 seen |= UINT64_C(1) << 3;
@@ -1128,7 +1020,7 @@ static const tb_codec_field games_leave_game__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(games_leave_game, game_id), 0, 0, 0, NULL},
 };
-static const tb_codec_type games_leave_game__desc = {"games_leave_game", sizeof(games_leave_game), 1, games_leave_game__fields, realtime__schema_games_defs_leave_game, NULL, 0};
+static const tb_codec_type games_leave_game__desc = {"games_leave_game", sizeof(games_leave_game), 1, games_leave_game__fields, realtime__schema_games_defs_join_game, NULL, 0};
 TB_CODEC_DEFINE(games_leave_game)
 
 static const tb_codec_field games_game_move__fields[] = {

@@ -437,7 +437,7 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Profile/properties/gamesPlayed */
+/* openapi/user.yaml#/components/schemas/Profile/properties/gamesPlayed, openapi/user.yaml#/components/schemas/Wallet/properties/balance */
 static bool user__schema_profile_properties_games_played(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -722,21 +722,6 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Wallet/properties/balance */
-static bool user__schema_wallet_properties_balance(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-    }
-out:
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/Wallet */
 static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -765,7 +750,7 @@ static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUS
                 break;
             case 2: /* balance */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_wallet_properties_balance, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_games_played, v);
                 break;
             default:
                 break;

@@ -42,9 +42,11 @@ NUL_FAIL = 'TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");'
 def functions(c_text):
     """{schema location comment: body} of each generated validator function."""
     out = {}
-    for m in re.finditer(r"/\* (rec\.json#[^ :*]*)[^\n]*\*/\nstatic bool \w+\([^)]*\)\n\{\n"
-                         r"(.*?)\n\}\n", c_text, re.S):
-        out[m.group(1)] = m.group(2)
+    # one function serves identical schemas: its comment lists them ("a, b and 3 more")
+    for m in re.finditer(r"/\* (rec\.json#[^:*]*?)(?: and \d+ more)?(?::[^\n]*)? \*/\n"
+                         r"static bool \w+\([^)]*\)\n\{\n(.*?)\n\}\n", c_text, re.S):
+        for where in m.group(1).split(", "):
+            out[where] = m.group(2)
     return out
 
 

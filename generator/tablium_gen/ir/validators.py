@@ -60,6 +60,9 @@ class VFunc:
         self.has_uneval = False
         self.calls = False
         self.description = None
+        self.shared = False  # other schema objects of the same content call it too
+        self.users = [where]  # where the schema objects that call it are
+        self.nul = False  # it has the NUL rule (no_nul)
         self.exported = False  # an entry of the unit's shared schema files: extern, declared
         self.external = None   # compiled (for its IR) but emitted by that shared unit
 
@@ -227,6 +230,13 @@ class ValidatorCompiler:
         self.dyn_used = {}  # anchor name -> table name
         self.errors = []
         self.nul_nodes = {}  # id -> node: strings that become C strings (no_nul)
+        # schema objects of the same content (and base URI, resource, dialect) share one
+        # function: specs that inline one schema in many places (GitHub's repeats its pull
+        # request schema in every webhook: 43,000 schema objects, 6,600 distinct) compile each
+        # once
+        self.by_content = {}
+        self.subs_of_node = {}  # id(node) -> the Subs handed out for it (no_nul may retarget)
+        self.nul_copies = {}  # name of a shared function -> its copy with the NUL rule
 
     # ---- public ----
 
@@ -302,8 +312,31 @@ class ValidatorCompiler:
             return
         self.nul_nodes[id(node)] = node
         f = self.memo.get(id(node))
-        if f is not None:
+        if f is None:
+            return
+        if not f.shared:
             f.checks.append(nul_check())
+            f.nul = True
+            return
+        # others share f and may hold NULs: this schema gets a copy with the rule
+        info = self.loader.info(node)
+        where = comment_safe("%s#%s" % (cnames.short_path(info.file) if info.file else "?",
+                                        info.pointer)) if info else f.where
+        if where in f.users:  # the comment names a schema that calls it
+            f.users.remove(where)
+            f.where = f.users[0] if f.users else f.where
+        g = self.nul_copies.get(f.name)
+        if g is None:
+            g = VFunc(self.fnames.take(f.name + "_cstr"), where, f.resource)
+            g.checks = list(f.checks) + [nul_check()]
+            g.has_uneval, g.calls, g.description, g.nul = f.has_uneval, f.calls, f.description, True
+            self.unit.funcs.append(g)
+            self.nul_copies[f.name] = g
+        elif where not in g.users:
+            g.users.append(where)
+        self.memo[id(node)] = g
+        for sub in self.subs_of_node.get(id(node), ()):
+            sub.func = g
 
     def finish(self):
         """Completes the dynamic-scope tables (compiling what they name) and returns the unit."""
@@ -325,6 +358,10 @@ class ValidatorCompiler:
                 if anchor == name and res in self.res_ids:
                     rows.append((self.res_ids[res], self.memo[id(node)].name))
             self.unit.dyn_tables.append((table, sorted(rows)))
+        for f in self.unit.funcs:
+            if len(f.users) > 1:  # the comment says every place that calls it (a few)
+                more = len(f.users) - 4
+                f.where = ", ".join(f.users[:4]) + (" and %d more" % more if more > 0 else "")
         self.unit.uses_dynamic = bool(self.dyn_used)
         if not self.unit.uses_dynamic:
             self._skip_ref_only()
@@ -541,8 +578,33 @@ class ValidatorCompiler:
             return None
         f = self.memo.get(id(node))
         if f is None:
-            f = self.compile(node)
-        return Sub("fn", f)
+            key = self.content_key(node)
+            f = self.by_content.get(key) if key is not None else None
+            if f is not None and not (f.nul and id(node) not in self.nul_nodes):
+                f.shared = True
+                self.memo[id(node)] = f
+                info = self.loader.info(node)
+                f.users.append(comment_safe("%s#%s" % (
+                    cnames.short_path(info.file) if info.file else "?", info.pointer)))
+            else:
+                f = self.compile(node)
+                if key is not None and not f.exported and f.external is None:
+                    self.by_content.setdefault(key, f)
+        sub = Sub("fn", f)
+        self.subs_of_node.setdefault(id(node), []).append(sub)
+        return sub
+
+    def content_key(self, node):
+        """What decides the function a schema object compiles to: its content, where its $refs
+        resolve from (base URI, resource), its dialect. None: not shared."""
+        info = self.loader.info(node)
+        if info is None:
+            return None
+        try:
+            text = json.dumps(node, sort_keys=True, separators=(",", ":"), default=repr)
+        except (TypeError, ValueError, RecursionError):
+            return None
+        return (info.file, info.base, info.resource, info.dialect, text)
 
     def child(self, node, kw, value, what="a schema"):
         if isinstance(value, bool) or isinstance(value, dict):
@@ -872,6 +934,7 @@ class ValidatorCompiler:
             f.has_uneval = True
         if id(node) in self.nul_nodes:
             checks.append(nul_check())
+            f.nul = True
         f.calls = any(c.kind in ("array", "object", "ref", "dynref", "allOf", "anyOf", "oneOf",
                                  "discriminator",
                                  "not", "if", "uneval_items", "uneval_props") for c in checks)

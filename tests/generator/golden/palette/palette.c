@@ -106,42 +106,8 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/0 */
+/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/0, tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/1, tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/2 */
 static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 255.0L))
-            TB_V_FAIL("maximum", "must be <= 255");
-    }
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/1 */
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 255.0L))
-            TB_V_FAIL("maximum", "must be <= 255");
-    }
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/palette.yaml#/$defs/colour/oneOf/1/prefixItems/2 */
-static bool palette__schema_palette_defs_colour_one_of_1_prefix_items_2(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(tb_json_is_integer(j)))
@@ -172,10 +138,10 @@ static bool palette__schema_palette_defs_colour_one_of_1(const json_t *j, tb_vct
             TB_V_CHILD(tb_v_push_index(c, 0), palette__schema_palette_defs_colour_one_of_1_prefix_items_0, json_array_get(j, 0));
         }
         if (n > 1) {
-            TB_V_CHILD(tb_v_push_index(c, 1), palette__schema_palette_defs_colour_one_of_1_prefix_items_1, json_array_get(j, 1));
+            TB_V_CHILD(tb_v_push_index(c, 1), palette__schema_palette_defs_colour_one_of_1_prefix_items_0, json_array_get(j, 1));
         }
         if (n > 2) {
-            TB_V_CHILD(tb_v_push_index(c, 2), palette__schema_palette_defs_colour_one_of_1_prefix_items_2, json_array_get(j, 2));
+            TB_V_CHILD(tb_v_push_index(c, 2), palette__schema_palette_defs_colour_one_of_1_prefix_items_0, json_array_get(j, 2));
         }
         for (size_t i = 3; i < n; i++) {
             TB_V_CHILD_REFUSED(tb_v_push_index(c, i), "items");

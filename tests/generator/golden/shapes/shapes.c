@@ -175,8 +175,8 @@ static int shapes__keys9(const char *k, size_t n)
     }
 }
 
-/* tests/generator/fixtures/shapes.yaml#/$defs/circle/properties/kind */
-static bool shapes__schema_shapes_defs_circle_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+/* tests/generator/fixtures/shapes.yaml#/$defs/circle/properties/kind, tests/generator/fixtures/shapes.yaml#/$defs/square/properties/kind, tests/generator/fixtures/shapes.yaml#/$defs/polygon/properties/kind, tests/generator/fixtures/shapes.yaml#/$defs/named/properties/name and 3 more */
+static bool shapes__schema_shapes_defs_circle_properties_kind_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -223,7 +223,7 @@ static bool shapes__schema_shapes_defs_circle(const json_t *j, tb_vctx *c, tb_ev
             switch (m) {
             case 0: /* kind */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
                 break;
             case 1: /* radius */
                 seen |= UINT64_C(1) << 1;
@@ -241,18 +241,6 @@ static bool shapes__schema_shapes_defs_circle(const json_t *j, tb_vctx *c, tb_ev
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/$defs/square/properties/kind */
-static bool shapes__schema_shapes_defs_square_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 
@@ -292,7 +280,7 @@ static bool shapes__schema_shapes_defs_square(const json_t *j, tb_vctx *c, tb_ev
             switch (m) {
             case 0: /* kind */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_square_properties_kind, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
                 break;
             case 1: /* side */
                 seen |= UINT64_C(1) << 1;
@@ -310,18 +298,6 @@ static bool shapes__schema_shapes_defs_square(const json_t *j, tb_vctx *c, tb_ev
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/$defs/polygon/properties/kind */
-static bool shapes__schema_shapes_defs_polygon_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 
@@ -400,7 +376,7 @@ static bool shapes__schema_shapes_defs_polygon(const json_t *j, tb_vctx *c, tb_e
             switch (m) {
             case 0: /* kind */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_polygon_properties_kind, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
                 break;
             case 1: /* points */
                 seen |= UINT64_C(1) << 1;
@@ -505,18 +481,8 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/$defs/size/anyOf/2/properties/width */
+/* tests/generator/fixtures/shapes.yaml#/$defs/size/anyOf/2/properties/width, tests/generator/fixtures/shapes.yaml#/$defs/size/anyOf/2/properties/height, tests/generator/fixtures/shapes.yaml#/$defs/node/properties/value, tests/generator/fixtures/shapes.yaml#/properties/meta/additionalProperties and 2 more */
 static bool shapes__schema_shapes_defs_size_any_of_2_properties_width(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/$defs/size/anyOf/2/properties/height */
-static bool shapes__schema_shapes_defs_size_any_of_2_properties_height(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(tb_json_is_integer(j)))
@@ -550,7 +516,7 @@ static bool shapes__schema_shapes_defs_size_any_of_2(const json_t *j, tb_vctx *c
                 break;
             case 1: /* height */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_size_any_of_2_properties_height, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_size_any_of_2_properties_width, v);
                 break;
             default:
                 break;
@@ -633,8 +599,8 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/properties/label/oneOf/0 */
-static bool shapes__schema_shapes_properties_label_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+/* tests/generator/fixtures/shapes.yaml#/properties/label/oneOf/0, tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/1 */
+static bool shapes__schema_shapes_properties_label_one_of_0_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -652,7 +618,7 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/properties/label/oneOf/1 */
+/* tests/generator/fixtures/shapes.yaml#/properties/label/oneOf/1, tests/generator/fixtures/shapes.yaml#/properties/owners/items/oneOf/1, tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/2 */
 static bool shapes__schema_shapes_properties_label_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -679,10 +645,10 @@ static bool shapes__schema_shapes_properties_label(const json_t *j, tb_vctx *c, 
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_label_one_of_0(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_label_one_of_0(j, c, NULL)) {
+            } else if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -712,30 +678,6 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/$defs/named/properties/name */
-static bool shapes__schema_shapes_defs_named_properties_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/$defs/named/properties/note */
-static bool shapes__schema_shapes_defs_named_properties_note(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* tests/generator/fixtures/shapes.yaml#/$defs/named */
 static bool shapes__schema_shapes_defs_named(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -757,10 +699,10 @@ static bool shapes__schema_shapes_defs_named(const json_t *j, tb_vctx *c, tb_eva
             switch (m) {
             case 0: /* name */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_named_properties_name, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
                 break;
             case 1: /* note */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_named_properties_note, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
                 break;
             default:
                 break;
@@ -886,18 +828,6 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/properties/tags/additionalProperties */
-static bool shapes__schema_shapes_properties_tags_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* tests/generator/fixtures/shapes.yaml#/properties/tags */
 static bool shapes__schema_shapes_properties_tags(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -915,23 +845,13 @@ static bool shapes__schema_shapes_properties_tags(const json_t *j, tb_vctx *c, t
             int m = -1;
             bool matched = m >= 0;
             if (!matched) {
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_tags_additional_properties, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
             }
         }
     }
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/$defs/node/properties/value */
-static bool shapes__schema_shapes_defs_node_properties_value(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
     return ok;
 }
 
@@ -977,7 +897,7 @@ static bool shapes__schema_shapes_defs_node(const json_t *j, tb_vctx *c, tb_eval
             switch (m) {
             case 0: /* value */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_node_properties_value, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_size_any_of_2_properties_width, v);
                 break;
             case 1: /* next */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_node, v);
@@ -1145,16 +1065,6 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/properties/owners/items/oneOf/1 */
-static bool shapes__schema_shapes_properties_owners_items_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_null(j)))
-        TB_V_FAIL("type", "must be null");
-out:
-    return ok;
-}
-
 /* tests/generator/fixtures/shapes.yaml#/properties/owners/items */
 static bool shapes__schema_shapes_properties_owners_items(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -1183,10 +1093,10 @@ static bool shapes__schema_shapes_properties_owners_items(const json_t *j, tb_vc
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_owners_items_one_of_1(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_properties_label_one_of_1(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_owners_items_one_of_1(j, c, NULL)) {
+            } else if (shapes__schema_shapes_properties_label_one_of_1(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -1226,28 +1136,6 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/properties/meta/properties/author */
-static bool shapes__schema_shapes_properties_meta_properties_author(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/properties/meta/additionalProperties */
-static bool shapes__schema_shapes_properties_meta_additional_properties(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
 /* tests/generator/fixtures/shapes.yaml#/properties/meta */
 static bool shapes__schema_shapes_properties_meta(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -1266,29 +1154,19 @@ static bool shapes__schema_shapes_properties_meta(const json_t *j, tb_vctx *c, t
             bool matched = m >= 0;
             switch (m) {
             case 0: /* author */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_meta_properties_author, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
                 break;
             default:
                 break;
             }
             if (!matched) {
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_meta_additional_properties, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_size_any_of_2_properties_width, v);
             }
         }
     }
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/properties/extra/properties/id */
-static bool shapes__schema_shapes_properties_extra_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
     return ok;
 }
 
@@ -1310,7 +1188,7 @@ static bool shapes__schema_shapes_properties_extra(const json_t *j, tb_vctx *c, 
             bool matched = m >= 0;
             switch (m) {
             case 0: /* id */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_properties_extra_properties_id, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_size_any_of_2_properties_width, v);
                 break;
             default:
                 break;
@@ -1337,45 +1215,6 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/0 */
-static bool shapes__schema_shapes_properties_readings_items_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/1 */
-static bool shapes__schema_shapes_properties_readings_items_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/2 */
-static bool shapes__schema_shapes_properties_readings_items_one_of_2(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_null(j)))
-        TB_V_FAIL("type", "must be null");
-out:
-    return ok;
-}
-
 /* tests/generator/fixtures/shapes.yaml#/properties/readings/items */
 static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
@@ -1393,10 +1232,10 @@ static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_readings_items_one_of_0(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_defs_size_any_of_2_properties_width(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_readings_items_one_of_0(j, c, NULL)) {
+            } else if (shapes__schema_shapes_defs_size_any_of_2_properties_width(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -1404,10 +1243,10 @@ static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_readings_items_one_of_1(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_readings_items_one_of_1(j, c, NULL)) {
+            } else if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -1415,10 +1254,10 @@ static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_readings_items_one_of_2(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_properties_label_one_of_1(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_readings_items_one_of_2(j, c, NULL)) {
+            } else if (shapes__schema_shapes_properties_label_one_of_1(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -1703,9 +1542,9 @@ TB_CODEC_VALUE_DEFINE(shapes_reading, TB_CK_UNION, &shapes_reading__union, shape
 
 static const tb_codec_branch shapes_readings_item__branches[] = {
     {"integer", TB_CK_INTEGER, 0, TB_J(JSON_INTEGER) | TB_J(JSON_REAL), offsetof(shapes_readings_item, integer), 0,
-     NULL, shapes__schema_shapes_properties_readings_items_one_of_0, 0, NULL},
+     NULL, shapes__schema_shapes_defs_size_any_of_2_properties_width, 0, NULL},
     {"string", TB_CK_STRING, 0, TB_J(JSON_STRING), offsetof(shapes_readings_item, string), 0,
-     NULL, shapes__schema_shapes_properties_readings_items_one_of_1, 0, NULL},
+     NULL, shapes__schema_shapes_properties_label_one_of_0_cstr, 0, NULL},
 };
 static const tb_codec_union shapes_readings_item__union = {"shapes_readings_item", sizeof(shapes_readings_item), NULL, 0, 2, shapes_readings_item__branches, shapes__schema_shapes_properties_readings_items};
 TB_CODEC_VALUE_DEFINE(shapes_readings_item, TB_CK_UNION, &shapes_readings_item__union, shapes__schema_shapes_properties_readings_items)

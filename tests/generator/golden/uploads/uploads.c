@@ -232,7 +232,7 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Key/properties/id */
+/* tests/specs/uploads.yaml#/components/schemas/Key/properties/id, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/count, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/year, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_size and 6 more */
 static bool uploads__schema_key_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -308,16 +308,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/count */
-static bool uploads__schema_receipt_properties_count(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/tags/items */
 static bool uploads__schema_receipt_properties_tags_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -330,7 +320,7 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/tags */
+/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/tags, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/thumbs, tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema/properties/tags */
 static bool uploads__schema_receipt_properties_tags(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -363,26 +353,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/year */
-static bool uploads__schema_receipt_properties_year(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_size */
-static bool uploads__schema_receipt_properties_file_size(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_type */
 static bool uploads__schema_receipt_properties_file_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -395,17 +365,7 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_head/items */
-static bool uploads__schema_receipt_properties_file_head_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_head */
+/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_head, tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/2/content/application~1json/schema/oneOf/1 */
 static bool uploads__schema_receipt_properties_file_head(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -417,40 +377,7 @@ static bool uploads__schema_receipt_properties_file_head(const json_t *j, tb_vct
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_receipt_properties_file_head_items, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/thumbs/items */
-static bool uploads__schema_receipt_properties_thumbs_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/thumbs */
-static bool uploads__schema_receipt_properties_thumbs(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_receipt_properties_thumbs_items, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_key_properties_id, json_array_get(j, i));
         }
     }
 out:
@@ -483,7 +410,7 @@ static bool uploads__schema_receipt(const json_t *j, tb_vctx *c, tb_eval *ev TB_
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_title, v);
                 break;
             case 1: /* count */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_count, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
                 break;
             case 2: /* tags */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_tags, v);
@@ -492,11 +419,11 @@ static bool uploads__schema_receipt(const json_t *j, tb_vctx *c, tb_eval *ev TB_
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_author, v);
                 break;
             case 4: /* year */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_year, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
                 break;
             case 5: /* file_size */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_file_size, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
                 break;
             case 6: /* file_type */
                 seen |= UINT64_C(1) << 2;
@@ -507,7 +434,7 @@ static bool uploads__schema_receipt(const json_t *j, tb_vctx *c, tb_eval *ev TB_
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_file_head, v);
                 break;
             case 8: /* thumbs */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_thumbs, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_tags, v);
                 break;
             default:
                 break;
@@ -549,7 +476,7 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/paths/~1uploads/post/requestBody/content/multipart~1form-data/schema/properties/count */
+/* tests/specs/uploads.yaml#/paths/~1uploads/post/requestBody/content/multipart~1form-data/schema/properties/count, tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema/properties/min */
 static bool uploads__schema_paths_uploads_post_body_properties_count(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -615,16 +542,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/paths/~1uploads/post/requestBody/content/multipart~1form-data/schema/properties/meta/properties/year */
-static bool uploads__schema_paths_uploads_post_body_properties_meta_properties_year(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/paths/~1uploads/post/requestBody/content/multipart~1form-data/schema/properties/meta */
 static bool uploads__schema_paths_uploads_post_body_properties_meta(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -649,7 +566,7 @@ static bool uploads__schema_paths_uploads_post_body_properties_meta(const json_t
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_uploads_post_body_properties_meta_properties_author, v);
                 break;
             case 1: /* year */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_uploads_post_body_properties_meta_properties_year, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
                 break;
             default:
                 break;
@@ -767,54 +684,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema/properties/min */
-static bool uploads__schema_paths_lookup_key_get_parameters_1_content_properties_min(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-    }
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema/properties/tags/items */
-static bool uploads__schema_paths_lookup_key_get_parameters_1_content_properties_tags_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema/properties/tags */
-static bool uploads__schema_paths_lookup_key_get_parameters_1_content_properties_tags(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_paths_lookup_key_get_parameters_1_content_properties_tags_items, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema */
 static bool uploads__schema_paths_lookup_key_get_parameters_1_content(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -836,10 +705,10 @@ static bool uploads__schema_paths_lookup_key_get_parameters_1_content(const json
             switch (m) {
             case 0: /* min */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_lookup_key_get_parameters_1_content_properties_min, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_uploads_post_body_properties_count, v);
                 break;
             case 1: /* tags */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_lookup_key_get_parameters_1_content_properties_tags, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_tags, v);
                 break;
             default:
                 break;
@@ -847,47 +716,6 @@ static bool uploads__schema_paths_lookup_key_get_parameters_1_content(const json
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("min", "required", "is required");
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/2/content/application~1json/schema/oneOf/0 */
-static bool uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/2/content/application~1json/schema/oneOf/1/items */
-static bool uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_1_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/2/content/application~1json/schema/oneOf/1 */
-static bool uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_1(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_1_items, json_array_get(j, i));
-        }
     }
 out:
     c->npath = np;
@@ -912,10 +740,10 @@ static bool uploads__schema_paths_lookup_key_get_parameters_2_content(const json
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_0(j, c, &t) && ++cnt == 1)
+                if (uploads__schema_key_properties_id(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_0(j, c, NULL)) {
+            } else if (uploads__schema_key_properties_id(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -923,10 +751,10 @@ static bool uploads__schema_paths_lookup_key_get_parameters_2_content(const json
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_1(j, c, &t) && ++cnt == 1)
+                if (uploads__schema_receipt_properties_file_head(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_1(j, c, NULL)) {
+            } else if (uploads__schema_receipt_properties_file_head(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -957,16 +785,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/3/schema/properties/size */
-static bool uploads__schema_paths_lookup_key_get_parameters_3_schema_properties_size(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/3/schema */
 static bool uploads__schema_paths_lookup_key_get_parameters_3_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -989,7 +807,7 @@ static bool uploads__schema_paths_lookup_key_get_parameters_3_schema(const json_
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_lookup_key_get_parameters_3_schema_properties_theme, v);
                 break;
             case 1: /* size */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_lookup_key_get_parameters_3_schema_properties_size, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
                 break;
             default:
                 break;
@@ -1050,26 +868,6 @@ static bool uploads__schema_paths_lookup_key_get_responses_200_content(const jso
     bool ok = true;
     if (!(json_is_object(j)))
         TB_V_FAIL("type", "must be object");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1notes~1{id}/get/parameters/0/schema */
-static bool uploads__schema_paths_notes_id_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/paths/~1notes~1{id}~1image/get/parameters/0/schema */
-static bool uploads__schema_paths_notes_id_image_get_parameters_0_schema(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
 out:
     return ok;
 }
@@ -1152,9 +950,9 @@ TB_CODEC_DEFINE(uploads_lookup_filter)
 
 static const tb_codec_branch uploads_lookup_x_shape__branches[] = {
     {"integer", TB_CK_INTEGER, 0, TB_J(JSON_INTEGER) | TB_J(JSON_REAL), offsetof(uploads_lookup_x_shape, integer), 0,
-     NULL, uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_0, 0, NULL},
+     NULL, uploads__schema_key_properties_id, 0, NULL},
     {"array", TB_CK_INTEGER, TB_CF_ARRAY, TB_J(JSON_ARRAY), offsetof(uploads_lookup_x_shape, array), offsetof(uploads_lookup_x_shape, n_array),
-     NULL, uploads__schema_paths_lookup_key_get_parameters_2_content_one_of_1, 0, NULL},
+     NULL, uploads__schema_receipt_properties_file_head, 0, NULL},
 };
 static const tb_codec_union uploads_lookup_x_shape__union = {"uploads_lookup_x_shape", sizeof(uploads_lookup_x_shape), NULL, 0, 2, uploads_lookup_x_shape__branches, uploads__schema_paths_lookup_key_get_parameters_2_content};
 TB_CODEC_VALUE_DEFINE(uploads_lookup_x_shape, TB_CK_UNION, &uploads_lookup_x_shape__union, uploads__schema_paths_lookup_key_get_parameters_2_content)
@@ -1279,7 +1077,7 @@ int uploads_create_note_call(uploads_client *cl, tb_ctx *ctx, const uploads_crea
 static const tb_op_param uploads_get_note__params[] = {
     {"id", "id=", 2, 3, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_INTEGER, TB_CF_REQUIRED, TB_PARAM_INTEGER, 0,
      offsetof(uploads_get_note_req, id), 0, 0, NULL,
-     NULL, uploads__schema_paths_notes_id_get_parameters_0_schema},
+     NULL, uploads__schema_key_properties_id},
 };
 static const char *const uploads_get_note__s200_types[] = {"application/vnd.notes.v1+json"};
 static const tb_op_status uploads_get_note__statuses[] = {
@@ -1307,7 +1105,7 @@ int uploads_get_note_call(uploads_client *cl, tb_ctx *ctx, const uploads_get_not
 static const tb_op_param uploads_get_note_image__params[] = {
     {"id", "id=", 2, 3, TB_IN_PATH, TB_STYLE_SIMPLE, TB_CK_INTEGER, TB_CF_REQUIRED, TB_PARAM_INTEGER, 0,
      offsetof(uploads_get_note_image_req, id), 0, 0, NULL,
-     NULL, uploads__schema_paths_notes_id_image_get_parameters_0_schema},
+     NULL, uploads__schema_key_properties_id},
 };
 static const char *const uploads_get_note_image__s200_types[] = {"image/jpeg"};
 static const tb_op_status uploads_get_note_image__statuses[] = {
