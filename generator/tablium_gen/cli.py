@@ -92,6 +92,8 @@ def compile_schemas(paths, name, dialect="2020-12", extra=None):
     vcomp.prune_matchers("\n".join(ln for f in checks.funcs for ln in f.lines))
     unit.externals = sorted(set(unit.externals) | {t.external for t in types.types if t.external})
     source = " ".join(cnames.short_path(p) for p in paths)
+    for w in types.warnings:
+        print(w, file=sys.stderr)
     note_free_form(types, source)
     header = "%s.h" % name
     ctx = dict(source=source, types=types.types, unit=unit, header=header, events=events,

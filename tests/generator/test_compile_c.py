@@ -307,6 +307,23 @@ class UserSchemasCompile(CompileCase):
         self.assertRegex(h, r"rec_t t;")
         self.assertIn("char *at;", h)
 
+    def test_allof_parts_that_contradict_warn_and_the_member_is_any_value(self):
+        # SendGrid: last_event_time integer in one allOf part, string in the other: a warning
+        # (allof-conflict, as allof-closed), not a refusal of the whole spec
+        proj = os.path.join(self.tmp, "project-conflict")
+        support.write_file(os.path.join(proj, "s", "rec.json"), json.dumps({"allOf": [
+            {"type": "object", "properties": {"at": {"type": "integer"}}},
+            {"type": "object", "properties": {"at": {"type": "string"}}}]}))
+        with support.cwd(proj):
+            rc, err = support.run_cli(["schemas", "s", "-o", os.path.join("out", "conflict")])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: allof-conflict: property 'at' is integer in one part and "
+                      "string in another", err)
+        out = os.path.join(proj, "out", "conflict")
+        self.assertCompiles(out)
+        with open(os.path.join(out, "conflict.h"), encoding="utf-8") as f:
+            self.assertIn("json_t *at;", f.read())
+
     def test_regression_enum_constants_collide_across_enums(self):
         # Regression (fixed): enum constants are <TYPE>_<VALUE>, de-duplicated only within one enum: $defs
         # "foo" = ["bar_baz"] and "foo_bar" = ["baz"] both declare FOO_BAR_BAZ.

@@ -862,7 +862,24 @@ components:
     Api: {type: object, properties: {a: {type: string}}}
     Client: {type: object, properties: {c: {type: string}}}
     Server: {type: object, properties: {s: {type: string}}}
+    Intent: {type: object, properties: {i: {type: string}}}
+    Thing: {type: object, properties: {t: {type: string}}}
 paths:
+  /intents:
+    get:
+      operationId: listIntents
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Intent'}}}}
+  /intents/validate:
+    post:
+      operationId: Intent_Validate
+      responses:
+        '204': {description: ok}
+  /things/validate:
+    post:
+      operationId: Thing_Validate
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Thing'}}}}
   /:
     get:
       operationId: api
@@ -879,6 +896,11 @@ paths:
         self.assertIn("_1FORGE_COM_API_2_OP_200 = 200,", h)
         self.assertIn("typedef struct _1forge_com_client_2 {", h)
         self.assertIn("extern const tb_http_api _1forge_com_api;", h)
+        # an operation named like a type's function (Azure's ProtectionIntent_Validate beside
+        # ProtectionIntent): the type keeps its name and its functions
+        self.assertIn("int _1forge_com_intent_validate_op(tb_ctx *ctx", h)
+        self.assertIn("int _1forge_com_thing_validate_op(tb_ctx *ctx", h)
+        self.assertIn("TB_CODEC_DECLARE(_1forge_com_thing);", h)
         for cfile in ("_1forge_com.c", "_1forge_com_server.c"):
             rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
             self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))

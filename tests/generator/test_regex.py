@@ -227,6 +227,8 @@ class EcmaSemantics(unittest.TestCase):
             (r"^\P{Alnum}$", "-", True), (r"^\P{Alnum}$", "a", False),
             (r"^[^\P{Digit}]$", "7", True), (r"^\p{Punct}$", "!", True),
             (r"^\p{IsLetter}+$", "\u00e9t\u00e9", True), (r"^[\p{all}]$", "\n", True),
+            # \p without { is ECMA's identity escape: a p (AWS's over-escaped \p\{L\})
+            (r"^[\p\{L\}]\+$", "L+", True), (r"^\p\{$", "p{", True),
         ])
 
     def test_surrogates_in_a_class_stand_for_characters_beyond_the_bmp(self):

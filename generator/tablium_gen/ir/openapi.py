@@ -19,7 +19,7 @@ from ..errors import Diagnostic, GenError
 from ..load.loader import parse_text
 from ..load.uri import pointer_escape
 from . import cnames
-from .types import CType, TypeBuilder
+from .types import TYPE_SUFFIXES, CType, TypeBuilder
 from .validators import ValidatorCompiler, comment_safe, cstr
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -501,7 +501,8 @@ class ServiceBuilder:
             raise GenError(self.errors)
         self.error_shapes()
         from .lint import Linter
-        self.warnings = self.own_warnings + Linter(self.loader, self.root, self.path).run()
+        self.warnings = (self.own_warnings + self.types.warnings +
+                         Linter(self.loader, self.root, self.path).run())
         return self
 
     SKIP_TUPLE = ("example", "examples", "default", "enum", "const")
@@ -599,12 +600,17 @@ class ServiceBuilder:
         op = Operation()
         op.operation_id, base = self.op_name(tmpl, method, node)
         cname = self.fnames.take(self.prefix + base)
+        def clashes(n):  # a type's name, or one of a type's functions (T_validate...)
+            used = self.types.namer.used
+            return n in used or any(n.endswith(x) and n[:-len(x)] in used for x in TYPE_SUFFIXES)
+
         for suffix in ("", "_req", "_resp", "_call", "_status"):
             # the handler is named cname: a schema of the same spelling keeps the type name
-            if cname + suffix in self.types.namer.used:
+            if clashes(cname + suffix):
                 cname = self.fnames.take(cname + "_op")
                 break
         self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
+        self.types.avoid.update({cname + s for s in ("", "_req", "_resp", "_call", "_status")})
         op.cname = cname
         op.id_lit = cstr(op.operation_id or base)
         if method in METHOD_ENUM:

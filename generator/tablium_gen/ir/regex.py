@@ -130,6 +130,10 @@ def ecma_to_pcre2(p):
                     out.append("\\%s{%s}" % (d, _JAVA_IS.get(name) or _property(name)))
                 i = j + 1
                 continue
+            if d in "pP":
+                out.append(d)  # without {: ECMA's identity escape (AWS's \\p\\{L\\}), a letter
+                i += 2
+                continue
             if d == "s":
                 out.append(_ECMA_SPACE if in_class else "[" + _ECMA_SPACE + "]")
                 i += 2

@@ -131,6 +131,10 @@ matched seen sep dpush out err buf len flags rc json_t size_t bool int8_t int16_
 uint8_t uint16_t uint32_t uint64_t tb_arena tb_buf tb_error tb_vctx tb_eval""".split())
 
 
+# what a type T declares besides T: T_validate... (TB_CODEC_DECLARE), T_kind (unions)
+TYPE_SUFFIXES = ("_validate", "_parse", "_from_json", "_serialize", "_to_json", "_kind")
+
+
 class TypeBuilder:
     def __init__(self, loader, vcomp, prefix="", unit=None):
         self.loader = loader
@@ -138,6 +142,8 @@ class TypeBuilder:
         self.prefix = prefix
         self.unit = unit  # this unit's name (schema files marked x-tablium-unit)
         self.namer = cnames.Namer(reserved=RESERVED_TYPE_NAMES)
+        self.avoid = set()  # names others took that a type's functions must not take
+        self.warnings = []  # Diagnostics (severity warning) about schemas
         self.consts = cnames.Namer()  # enum constants share one C namespace
         self.by_node = {}
         self.lists = {}  # id(array schema that is an item of another array) -> its list type
@@ -168,6 +174,10 @@ class TypeBuilder:
             cname = self.namer.take(shared + "_" + cnames.snake(name))
         else:
             cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
+        while any(cname + x in self.avoid for x in TYPE_SUFFIXES):
+            # its functions would be an operation's names (ProtectionIntent beside an
+            # operation ProtectionIntent_Validate)
+            cname = self.namer.take(cname + "_t")
         kind = self._kind(node)
         if kind not in ("struct", "enum", "union", "map"):
             nt = NamedType("alias", cname, node, where)
@@ -504,10 +514,17 @@ class TypeBuilder:
                     continue
                 if k == "union" and self._branch_kinds(sch) & self._compat(best[1]):
                     continue
-                raise GenError([Diagnostic(nt.where.split("#")[0], nt.where.partition("#")[2],
-                                           "allOf: property %r is %s in one part and %s in "
-                                           "another: no value can match both"
-                                           % (pname, best[1], k))])
+                # no value can match both: the schema never validates (a mistake of the
+                # spec, like SendGrid's last_event_time, integer in one part and string in
+                # the other); the rest of the spec still generates, the member is any value
+                # (json_t *) and validation refuses every value, as the schema says
+                self.warnings.append(Diagnostic(
+                    nt.where.split("#")[0], nt.where.partition("#")[2],
+                    "allof-conflict: property %r is %s in one part and %s in another: no value "
+                    "can match both, so no value of this schema is valid" % (pname, best[1], k),
+                    severity="warning"))
+                self._free(schemas[0], "allOf parts that contradict each other")
+                return {}
         return best[0] if best else schemas[0]
 
     def _fill_struct(self, nt, node):
