@@ -898,6 +898,22 @@ class ServiceBuilder:
         if picked is None:
             return None
         kind, mt, media = picked
+        if kind in ("form", "multipart") and self.types._kind(self.schema_at(
+                media.get("schema", {}), "%s/content/%s/schema" % (ptr, pointer_escape(mt)))) \
+                != "struct":
+            # a form of no object with properties (Swagger 2's file, {type: string, format:
+            # binary}; a oneOf of forms): the body's bytes, as for any other media type. The
+            # spec's other media type when it lists one (octet-stream beside multipart).
+            others = [(m, v) for m, v in rb["content"].items() if m != mt and isinstance(
+                v, dict) and not is_json_type(m.split(";")[0].strip().lower()) and not (
+                m.lower().startswith(("multipart/", "application/x-www-form-urlencoded")))]
+            self.warn("%s/content/%s/schema" % (ptr, pointer_escape(mt)), "form-not-object",
+                      "a %s body whose schema is not an object with properties reaches the "
+                      "handler as its bytes (tb_bytes)%s" % (
+                          mt, ", sent as %s" % others[0][0] if others else ""))
+            if others:
+                mt, media = others[0]
+            kind = "bytes"
         b = Body()
         b.required = bool(rb.get("required"))
         b.media = kind
