@@ -298,9 +298,9 @@ class Errors(OpenApiCase):
         self.assertFails(self.minimal("""\
   /a:
     get:
-      parameters: [{name: f, in: query, style: deepObject, schema: {type: object}}]
+      parameters: [{name: f, in: query, style: deepObject, schema: {type: array, items: {type: string}}}]
       responses: {'200': {description: ok}}
-"""), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects (with properties, or additionalProperties of a scalar type)")
+"""), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects (with properties, additionalProperties of a scalar type, or free-form)")
 
     def test_object_parameter_members_must_be_scalars(self):
         self.assertFails(self.minimal("""\

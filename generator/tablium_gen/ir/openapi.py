@@ -782,7 +782,18 @@ class ServiceBuilder:
                      % (p.style, p.in_, ", ".join(styles)))
             return None
         kind = self.types._kind(schema)
-        ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
+        tgt = self.types._deref(schema)
+        if (p.style == "deepObject" and p.in_ == "query" and kind == "json"
+                and isinstance(tgt, dict) and tgt.get("type", "object") == "object"
+                and not tgt.get("properties") and not tgt.get("patternProperties")
+                and tgt.get("additionalProperties", True) in (True, {})):
+            # a free-form object (Impala's start[lte]=...&start[gte]=...): any key, each value
+            # its text, a map of strings; still validated by its own schema
+            ct = self.types.ctype(self.schema_at(
+                {"type": "object", "additionalProperties": {"type": "string"}}, pptr + "/schema"),
+                op.cname + "_" + cnames.snake(p.name))
+        else:
+            ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
         deep_map = (ct.kind == "map" and p.style == "deepObject" and p.in_ == "query"
                     and ct.ref.value.kind in SCALAR_KIND and not ct.ref.value_nullable)
         scalar_union = ct.kind == "union" and all(
@@ -801,8 +812,8 @@ class ServiceBuilder:
             self.err(pptr + "/style", "style %s is for arrays" % p.style)
             return None
         if p.style == "deepObject" and ct.kind not in ("struct", "map"):
-            self.err(pptr + "/style", "style deepObject is for objects (with properties, or "
-                     "additionalProperties of a scalar type)")
+            self.err(pptr + "/style", "style deepObject is for objects (with properties, "
+                     "additionalProperties of a scalar type, or free-form)")
             return None
         if ct.kind == "struct" and p.in_ == "cookie" and p.explode:
             self.err(pptr + "/explode", "an object cookie is one cookie (k,v,k,v): explode: false")
