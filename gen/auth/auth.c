@@ -21,6 +21,16 @@ struct auth_client {
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 
+static int auth__keys1(const char *k, size_t n)
+{
+    switch (n) {
+    case 4:
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
 static int auth__keys2(const char *k, size_t n)
 {
     switch (n) {
@@ -60,16 +70,6 @@ static int auth__keys3(const char *k, size_t n)
 static int auth__keys4(const char *k, size_t n)
 {
     switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int auth__keys5(const char *k, size_t n)
-{
-    switch (n) {
     case 8:
         if (memcmp(k, "username", 8) == 0)
             return 0;
@@ -81,7 +81,7 @@ static int auth__keys5(const char *k, size_t n)
     }
 }
 
-static int auth__keys6(const char *k, size_t n)
+static int auth__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 5:
@@ -97,7 +97,7 @@ static int auth__keys6(const char *k, size_t n)
     }
 }
 
-static int auth__keys7(const char *k, size_t n)
+static int auth__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 5:
@@ -115,7 +115,7 @@ static int auth__keys7(const char *k, size_t n)
     }
 }
 
-static int auth__keys8(const char *k, size_t n)
+static int auth__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 1:
@@ -145,7 +145,7 @@ static int auth__keys8(const char *k, size_t n)
     }
 }
 
-static int auth__keys9(const char *k, size_t n)
+static int auth__keys8(const char *k, size_t n)
 {
     switch (n) {
     case 4:
@@ -155,7 +155,7 @@ static int auth__keys9(const char *k, size_t n)
     }
 }
 
-static int auth__keys10(const char *k, size_t n)
+static int auth__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 3:
@@ -170,16 +170,6 @@ static int auth__keys10(const char *k, size_t n)
         return memcmp(k, "activeFrom", 10) == 0 ? 3 : -1;
     case 17:
         return memcmp(k, "previousRetiresAt", 17) == 0 ? 4 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int auth__keys11(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -226,7 +216,7 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/displayName */
+/* openapi/auth.yaml#/components/schemas/RegisterRequest/properties/displayName, openapi/auth.yaml#/components/schemas/TokenRequest/properties/grant_type */
 static bool auth__schema_register_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -392,7 +382,7 @@ static bool auth__schema_account_response(const json_t *j, tb_vctx *c, tb_eval *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys4(k, kl);
+            int m = auth__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -472,7 +462,7 @@ static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys5(k, kl);
+            int m = auth__keys4(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* username */
@@ -498,27 +488,6 @@ static bool auth__schema_login_request(const json_t *j, tb_vctx *c, tb_eval *ev 
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* openapi/auth.yaml#/components/schemas/TokenRequest/properties/grant_type: client_credentials (anything else is unsupported_grant_type). */
-static bool auth__schema_token_request_properties_grant_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 
@@ -597,12 +566,12 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys6(k, kl);
+            int m = auth__keys5(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* grant_type */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_grant_type, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_register_request_properties_display_name, v);
                 break;
             case 1: /* client_id */
                 seen |= UINT64_C(1) << 1;
@@ -635,7 +604,7 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/access_token: A compact JWS (RFC 7515) with kid in its header. */
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/access_token, openapi/auth.yaml#/components/schemas/Jwk/properties/kid: A compact JWS (RFC 7515) with kid in its header. */
 static bool auth__schema_token_response_properties_access_token(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -681,7 +650,7 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope: The granted scopes, space-separated. */
+/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope, openapi/auth.yaml#/components/schemas/Jwk/properties/x, openapi/auth.yaml#/components/schemas/Jwk/properties/y, openapi/auth.yaml#/components/schemas/Jwk/properties/n and 2 more: The granted scopes, space-separated. */
 static bool auth__schema_token_response_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -708,7 +677,7 @@ static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys7(k, kl);
+            int m = auth__keys6(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* access_token */
@@ -758,25 +727,6 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/kid */
-static bool auth__schema_jwk_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/Jwk/properties/use */
 static bool auth__schema_jwk_properties_use(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -813,18 +763,6 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Jwk/properties/x, openapi/auth.yaml#/components/schemas/Jwk/properties/y, openapi/auth.yaml#/components/schemas/Jwk/properties/n, openapi/auth.yaml#/components/schemas/Jwk/properties/e */
-static bool auth__schema_jwk_properties_x_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/Jwk: A public signing key (RFC 7517, RFC 7518 section 6, RFC 8037). */
 static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -840,7 +778,7 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys8(k, kl);
+            int m = auth__keys7(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* kty */
@@ -849,7 +787,7 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
                 break;
             case 1: /* kid */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_kid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_access_token, v);
                 break;
             case 2: /* use */
                 seen |= UINT64_C(1) << 2;
@@ -863,16 +801,16 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_crv, v);
                 break;
             case 5: /* x */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
                 break;
             case 6: /* y */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
                 break;
             case 7: /* n */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
                 break;
             case 8: /* e */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_x_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
                 break;
             default:
                 break;
@@ -932,7 +870,7 @@ static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNU
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys9(k, kl);
+            int m = auth__keys8(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* keys */
@@ -955,18 +893,6 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/Rotation/properties/kid: The new key's kid. */
-static bool auth__schema_rotation_properties_kid(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/Rotation */
 static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -982,12 +908,12 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys10(k, kl);
+            int m = auth__keys9(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* kid */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_rotation_properties_kid, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
                 break;
             case 1: /* alg */
                 seen |= UINT64_C(1) << 1;
@@ -1041,7 +967,7 @@ static bool auth__schema_rotation_response(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys11(k, kl);
+            int m = auth__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */

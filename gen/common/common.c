@@ -160,32 +160,8 @@ static int common__keys4(const char *k, size_t n)
     }
 }
 
-/* schemas/common/api.json#/$defs/ErrorDetail/properties/path: JSON pointer into the request, e.g. /body/amount or /query/limit. */
+/* schemas/common/api.json#/$defs/ErrorDetail/properties/path, schemas/common/api.json#/$defs/ErrorDetail/properties/rule, schemas/common/api.json#/$defs/ErrorDetail/properties/message: JSON pointer into the request, e.g. /body/amount or /query/limit. */
 static bool common__schema_api_defs_error_detail_properties_path(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/ErrorDetail/properties/rule: The schema rule that failed, e.g. minimum, required, type. */
-static bool common__schema_api_defs_error_detail_properties_rule(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/ErrorDetail/properties/message */
-static bool common__schema_api_defs_error_detail_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -220,11 +196,11 @@ bool common__schema_api_defs_error_detail(const json_t *j, tb_vctx *c, tb_eval *
                 break;
             case 1: /* rule */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_detail_properties_rule, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_detail_properties_path, v);
                 break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_detail_properties_message, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_detail_properties_path, v);
                 break;
             default:
                 break;
@@ -246,28 +222,8 @@ out:
     return ok;
 }
 
-/* schemas/common/api.json#/$defs/Error/properties/code: Machine-readable, e.g. not_found, validation_failed, insufficient_funds. */
+/* schemas/common/api.json#/$defs/Error/properties/code, schemas/common/api.json#/$defs/Error/properties/message, schemas/common/api.json#/$defs/Error/properties/requestId: Machine-readable, e.g. not_found, validation_failed, insufficient_funds. */
 static bool common__schema_api_defs_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/Error/properties/message */
-static bool common__schema_api_defs_error_properties_message(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-out:
-    return ok;
-}
-
-/* schemas/common/api.json#/$defs/Error/properties/requestId */
-static bool common__schema_api_defs_error_properties_request_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -338,11 +294,11 @@ bool common__schema_api_defs_error(const json_t *j, tb_vctx *c, tb_eval *ev TB_U
                 break;
             case 1: /* message */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_properties_message, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_properties_code, v);
                 break;
             case 2: /* requestId */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_properties_request_id, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_properties_code, v);
                 break;
             case 3: /* details */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_api_defs_error_properties_details, v);

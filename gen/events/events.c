@@ -1282,7 +1282,7 @@ out:
 }
 
 /* schemas/events/game.move.made.v1.json#/properties/move/properties/from, schemas/events/game.move.made.v1.json#/properties/move/properties/to */
-static bool events__schema_game_move_made_v1_properties_move_properties_from_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+static bool events__schema_game_move_made_v1_properties_move_properties_from(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -1322,10 +1322,10 @@ static bool events__schema_game_move_made_v1_properties_move(const json_t *j, tb
                 TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_notation, v);
                 break;
             case 1: /* from */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from, v);
                 break;
             case 2: /* to */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), events__schema_game_move_made_v1_properties_move_properties_from, v);
                 break;
             default:
                 break;

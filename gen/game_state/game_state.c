@@ -83,6 +83,16 @@ static bool game_state__rx1(const char *s, size_t n)
     return true;
 }
 
+static int game_state__keys1(const char *k, size_t n)
+{
+    switch (n) {
+    case 4:
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
 static int game_state__keys5(const char *k, size_t n)
 {
     switch (n) {
@@ -156,26 +166,6 @@ static int game_state__keys7(const char *k, size_t n)
 static int game_state__keys8(const char *k, size_t n)
 {
     switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int game_state__keys9(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int game_state__keys10(const char *k, size_t n)
-{
-    switch (n) {
     case 6:
         return memcmp(k, "userId", 6) == 0 ? 0 : -1;
     default:
@@ -183,7 +173,7 @@ static int game_state__keys10(const char *k, size_t n)
     }
 }
 
-static int game_state__keys11(const char *k, size_t n)
+static int game_state__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 6:
@@ -256,7 +246,7 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/CellPosition/properties/row */
+/* openapi/game_state.yaml#/components/schemas/CellPosition/properties/row, openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/row */
 static bool game_state__schema_cell_position_properties_row(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -273,7 +263,7 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/CellPosition/properties/column, openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/column */
+/* openapi/game_state.yaml#/components/schemas/CellPosition/properties/column, openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/column, openapi/game_state.yaml#/components/schemas/MoveRequest/properties/column */
 static bool game_state__schema_cell_position_properties_column(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -384,28 +374,8 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/Game/properties/turn: The user id of the player to move; null unless the game is active. */
+/* openapi/game_state.yaml#/components/schemas/Game/properties/turn, openapi/game_state.yaml#/components/schemas/Game/properties/winner: The user id of the player to move; null unless the game is active. */
 static bool game_state__schema_game_properties_turn(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!game_state__rx0(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
-        if ((c->flags & TB_VALIDATE_FORMATS) && !tb_format_uuid(s, n))
-            TB_V_FAIL("format", "must be a valid uuid");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/game_state.yaml#/components/schemas/Game/properties/winner: The user id of the winner; null unless the game is won. */
-static bool game_state__schema_game_properties_winner(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j) || json_is_null(j)))
@@ -466,23 +436,6 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/row: The row the disc landed in. */
-static bool game_state__schema_game_properties_last_move_properties_row(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 5.0L))
-            TB_V_FAIL("maximum", "must be <= 5");
-    }
-out:
-    return ok;
-}
-
 /* openapi/game_state.yaml#/components/schemas/Game/properties/lastMove/properties/moveNumber: 1 for the game's first move. */
 static bool game_state__schema_game_properties_last_move_properties_move_number(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -532,7 +485,7 @@ static bool game_state__schema_game_properties_last_move(const json_t *j, tb_vct
                 break;
             case 3: /* row */
                 seen |= UINT64_C(1) << 3;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_game_properties_last_move_properties_row, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_cell_position_properties_row, v);
                 break;
             case 4: /* moveNumber */
                 seen |= UINT64_C(1) << 4;
@@ -562,7 +515,7 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/Game/properties/version: One more with every change (1 when created, 2 when started, then one per move). */
+/* openapi/game_state.yaml#/components/schemas/Game/properties/version, openapi/game_state.yaml#/components/schemas/MoveRequest/properties/expectedVersion: One more with every change (1 when created, 2 when started, then one per move). */
 static bool game_state__schema_game_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -617,7 +570,7 @@ static bool game_state__schema_game(const json_t *j, tb_vctx *c, tb_eval *ev TB_
                 break;
             case 5: /* winner */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_game_properties_winner, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_game_properties_turn, v);
                 break;
             case 6: /* winningCells */
                 seen |= UINT64_C(1) << 6;
@@ -696,7 +649,7 @@ static bool game_state__schema_game_response(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = game_state__keys8(k, kl);
+            int m = game_state__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -755,7 +708,7 @@ static bool game_state__schema_game_list_response(const json_t *j, tb_vctx *c, t
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = game_state__keys9(k, kl);
+            int m = game_state__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -793,7 +746,7 @@ static bool game_state__schema_create_game_request(const json_t *j, tb_vctx *c, 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = game_state__keys10(k, kl);
+            int m = game_state__keys8(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* userId */
@@ -816,38 +769,6 @@ out:
     return ok;
 }
 
-/* openapi/game_state.yaml#/components/schemas/MoveRequest/properties/column: The column to drop the disc into, 0 (left) to 6 (right). */
-static bool game_state__schema_move_request_properties_column(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 6.0L))
-            TB_V_FAIL("maximum", "must be <= 6");
-    }
-out:
-    return ok;
-}
-
-/* openapi/game_state.yaml#/components/schemas/MoveRequest/properties/expectedVersion: The game's version the player saw; the move applies only at that version. */
-static bool game_state__schema_move_request_properties_expected_version(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
-    }
-out:
-    return ok;
-}
-
 /* openapi/game_state.yaml#/components/schemas/MoveRequest */
 static bool game_state__schema_move_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -863,7 +784,7 @@ static bool game_state__schema_move_request(const json_t *j, tb_vctx *c, tb_eval
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = game_state__keys11(k, kl);
+            int m = game_state__keys9(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* playerId */
@@ -872,11 +793,11 @@ static bool game_state__schema_move_request(const json_t *j, tb_vctx *c, tb_eval
                 break;
             case 1: /* column */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_move_request_properties_column, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_cell_position_properties_column, v);
                 break;
             case 2: /* expectedVersion */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_move_request_properties_expected_version, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), game_state__schema_game_properties_version, v);
                 break;
             default:
                 break;

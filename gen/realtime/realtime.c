@@ -202,7 +202,7 @@ out:
     return ok;
 }
 
-/* schemas/realtime/games.json#/$defs/game_move/properties/column: 0 (left) to 6 (right). */
+/* schemas/realtime/games.json#/$defs/game_move/properties/column, schemas/realtime/games.json#/$defs/last_move/properties/column: 0 (left) to 6 (right). */
 static bool realtime__schema_games_defs_game_move_properties_column(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -219,7 +219,7 @@ out:
     return ok;
 }
 
-/* schemas/realtime/games.json#/$defs/game_move/properties/expectedVersion: The game version the player saw; the move applies only at that version (else VERSION_CONFLICT). */
+/* schemas/realtime/games.json#/$defs/game_move/properties/expectedVersion, schemas/realtime/games.json#/$defs/game_state/properties/version: The game version the player saw; the move applies only at that version (else VERSION_CONFLICT). */
 static bool realtime__schema_games_defs_game_move_properties_expected_version(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -291,23 +291,6 @@ out:
     return ok;
 }
 
-/* schemas/realtime/games.json#/$defs/last_move/properties/column */
-static bool realtime__schema_games_defs_last_move_properties_column(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 0.0L))
-            TB_V_FAIL("minimum", "must be >= 0");
-        if (!(x <= 6.0L))
-            TB_V_FAIL("maximum", "must be <= 6");
-    }
-out:
-    return ok;
-}
-
 /* schemas/realtime/games.json#/$defs/last_move/properties/row */
 static bool realtime__schema_games_defs_last_move_properties_row(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -370,7 +353,7 @@ static bool realtime__schema_games_defs_last_move(const json_t *j, tb_vctx *c, t
                 break;
             case 2: /* column */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_last_move_properties_column, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_game_move_properties_column, v);
                 break;
             case 3: /* row */
                 seen |= UINT64_C(1) << 3;
@@ -499,20 +482,8 @@ out:
     return ok;
 }
 
-/* schemas/realtime/games.json#/$defs/game_state/properties/turn: The user id to move; null unless active. */
+/* schemas/realtime/games.json#/$defs/game_state/properties/turn, schemas/realtime/games.json#/$defs/game_state/properties/winner: The user id to move; null unless active. */
 static bool realtime__schema_games_defs_game_state_properties_turn(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/game_state/properties/winner: The winner's user id; null unless won. */
-static bool realtime__schema_games_defs_game_state_properties_winner(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j) || json_is_null(j)))
@@ -535,21 +506,6 @@ static bool realtime__schema_games_defs_game_state_properties_moves(const json_t
             TB_V_FAIL("minimum", "must be >= 0");
         if (!(x <= 42.0L))
             TB_V_FAIL("maximum", "must be <= 42");
-    }
-out:
-    return ok;
-}
-
-/* schemas/realtime/games.json#/$defs/game_state/properties/version */
-static bool realtime__schema_games_defs_game_state_properties_version(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(tb_json_is_integer(j)))
-        TB_V_FAIL("type", "must be integer");
-    if (json_is_number(j)) {
-        long double x = tb_json_num(j);
-        if (!(x >= 1.0L))
-            TB_V_FAIL("minimum", "must be >= 1");
     }
 out:
     return ok;
@@ -596,7 +552,7 @@ static bool realtime__schema_games_defs_game_state(const json_t *j, tb_vctx *c, 
                 break;
             case 5: /* winner */
                 seen |= UINT64_C(1) << 5;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_game_state_properties_winner, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_game_state_properties_turn, v);
                 break;
             case 6: /* moves */
                 seen |= UINT64_C(1) << 6;
@@ -604,7 +560,7 @@ static bool realtime__schema_games_defs_game_state(const json_t *j, tb_vctx *c, 
                 break;
             case 7: /* version */
                 seen |= UINT64_C(1) << 7;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_game_state_properties_version, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_game_move_properties_expected_version, v);
                 break;
             default:
                 break;
@@ -857,7 +813,7 @@ out:
 }
 
 /* schemas/realtime/games.json#/$defs/realtime_error/properties/code, schemas/realtime/games.json#/$defs/realtime_error/properties/message, schemas/realtime/games.json#/$defs/realtime_error/properties/event, schemas/realtime/games.json#/$defs/realtime_error/properties/details/items/properties/path and 2 more */
-static bool realtime__schema_games_defs_realtime_error_properties_code_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+static bool realtime__schema_games_defs_realtime_error_properties_code(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -889,15 +845,15 @@ static bool realtime__schema_games_defs_realtime_error_properties_details_items(
             switch (m) {
             case 0: /* path */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
                 break;
             case 1: /* rule */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
                 break;
             case 2: /* message */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
                 break;
             default:
                 break;
@@ -973,15 +929,15 @@ static bool realtime__schema_games_defs_realtime_error(const json_t *j, tb_vctx 
             switch (m) {
             case 0: /* code */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
                 break;
             case 1: /* message */
                 seen |= UINT64_C(1) << 1;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
                 break;
             case 2: /* event */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), realtime__schema_games_defs_realtime_error_properties_code, v);
                 break;
             case 3: /* details */
                 seen |= UINT64_C(1) << 3;

@@ -53,6 +53,16 @@ static bool user__rx3(const char *s, size_t n)
     return true;
 }
 
+static int user__keys1(const char *k, size_t n)
+{
+    switch (n) {
+    case 4:
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
 static int user__keys2(const char *k, size_t n)
 {
     switch (n) {
@@ -86,16 +96,6 @@ static int user__keys3(const char *k, size_t n)
 static int user__keys4(const char *k, size_t n)
 {
     switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys5(const char *k, size_t n)
-{
-    switch (n) {
     case 3:
         return memcmp(k, "bio", 3) == 0 ? 2 : -1;
     case 6:
@@ -115,17 +115,7 @@ static int user__keys5(const char *k, size_t n)
     }
 }
 
-static int user__keys6(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys7(const char *k, size_t n)
+static int user__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 3:
@@ -139,7 +129,7 @@ static int user__keys7(const char *k, size_t n)
     }
 }
 
-static int user__keys8(const char *k, size_t n)
+static int user__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 8:
@@ -149,7 +139,7 @@ static int user__keys8(const char *k, size_t n)
     }
 }
 
-static int user__keys9(const char *k, size_t n)
+static int user__keys7(const char *k, size_t n)
 {
     switch (n) {
     case 2:
@@ -158,26 +148,6 @@ static int user__keys9(const char *k, size_t n)
         return memcmp(k, "balance", 7) == 0 ? 2 : -1;
     case 8:
         return memcmp(k, "currency", 8) == 0 ? 1 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys10(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int user__keys11(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -203,7 +173,7 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/CreateUserRequest/properties/displayName */
+/* openapi/user.yaml#/components/schemas/CreateUserRequest/properties/displayName, openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/displayName */
 static bool user__schema_create_user_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -360,7 +330,7 @@ static bool user__schema_user_response(const json_t *j, tb_vctx *c, tb_eval *ev 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys4(k, kl);
+            int m = user__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -401,7 +371,7 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Profile/properties/bio */
+/* openapi/user.yaml#/components/schemas/Profile/properties/bio, openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/bio */
 static bool user__schema_profile_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -419,7 +389,7 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/Profile/properties/country */
+/* openapi/user.yaml#/components/schemas/Profile/properties/country, openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/country */
 static bool user__schema_profile_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -467,7 +437,7 @@ static bool user__schema_profile(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNU
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys5(k, kl);
+            int m = user__keys4(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* userId */
@@ -532,7 +502,7 @@ static bool user__schema_profile_response(const json_t *j, tb_vctx *c, tb_eval *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys6(k, kl);
+            int m = user__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -555,63 +525,6 @@ out:
     return ok;
 }
 
-/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/displayName */
-static bool user__schema_update_profile_request_properties_display_name(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        /* code points: a UTF-8 string of n bytes has at least n/4 of them, at most n */
-        if (n < 4 && tb_utf8_len(s, n) < 1)
-            TB_V_FAIL("minLength", "must have at least 1 characters");
-        if (n > 64 && tb_utf8_len(s, n) > 64)
-            TB_V_FAIL("maxLength", "must have at most 64 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/bio */
-static bool user__schema_update_profile_request_properties_bio(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 500 && tb_utf8_len(s, n) > 500)
-            TB_V_FAIL("maxLength", "must have at most 500 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* openapi/user.yaml#/components/schemas/UpdateProfileRequest/properties/country */
-static bool user__schema_update_profile_request_properties_country(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j) || json_is_null(j)))
-        TB_V_FAIL("type", "must be string or null");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (!user__rx2(s, n))
-            TB_V_FAIL("pattern", "must match pattern ^[A-Z]{2}$");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/user.yaml#/components/schemas/UpdateProfileRequest */
 static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -628,17 +541,17 @@ static bool user__schema_update_profile_request(const json_t *j, tb_vctx *c, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys7(k, kl);
+            int m = user__keys5(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* displayName */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_update_profile_request_properties_display_name, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_create_user_request_properties_display_name, v);
                 break;
             case 1: /* bio */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_update_profile_request_properties_bio, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_bio, v);
                 break;
             case 2: /* country */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_update_profile_request_properties_country, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), user__schema_profile_properties_country, v);
                 break;
             default:
                 break;
@@ -687,7 +600,7 @@ static bool user__schema_open_wallet_request(const json_t *j, tb_vctx *c, tb_eva
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys8(k, kl);
+            int m = user__keys6(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* currency */
@@ -737,7 +650,7 @@ static bool user__schema_wallet(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUS
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys9(k, kl);
+            int m = user__keys7(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* id */
@@ -787,7 +700,7 @@ static bool user__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval *e
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys10(k, kl);
+            int m = user__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -846,7 +759,7 @@ static bool user__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = user__keys11(k, kl);
+            int m = user__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */

@@ -56,6 +56,16 @@ static bool wallet__rx3(const char *s, size_t n)
     return true;
 }
 
+static int wallet__keys1(const char *k, size_t n)
+{
+    switch (n) {
+    case 4:
+        return memcmp(k, "data", 4) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
 static int wallet__keys2(const char *k, size_t n)
 {
     switch (n) {
@@ -90,26 +100,6 @@ static int wallet__keys4(const char *k, size_t n)
 {
     switch (n) {
     case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys5(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys6(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
         return memcmp(k, "type", 4) == 0 ? 0 : -1;
     case 6:
         return memcmp(k, "amount", 6) == 0 ? 1 : -1;
@@ -120,7 +110,7 @@ static int wallet__keys6(const char *k, size_t n)
     }
 }
 
-static int wallet__keys7(const char *k, size_t n)
+static int wallet__keys5(const char *k, size_t n)
 {
     switch (n) {
     case 2:
@@ -144,33 +134,13 @@ static int wallet__keys7(const char *k, size_t n)
     }
 }
 
-static int wallet__keys8(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys9(const char *k, size_t n)
+static int wallet__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 5:
         return memcmp(k, "items", 5) == 0 ? 0 : -1;
     case 10:
         return memcmp(k, "nextCursor", 10) == 0 ? 1 : -1;
-    default:
-        return -1;
-    }
-}
-
-static int wallet__keys10(const char *k, size_t n)
-{
-    switch (n) {
-    case 4:
-        return memcmp(k, "data", 4) == 0 ? 0 : -1;
     default:
         return -1;
     }
@@ -309,7 +279,7 @@ static bool wallet__schema_wallet_response(const json_t *j, tb_vctx *c, tb_eval 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys4(k, kl);
+            int m = wallet__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -368,7 +338,7 @@ static bool wallet__schema_wallet_list_response(const json_t *j, tb_vctx *c, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys5(k, kl);
+            int m = wallet__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -408,7 +378,7 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest/properties/reference: The caller's reference (a game id, a payment id). */
+/* openapi/wallet.yaml#/components/schemas/CreateTransactionRequest/properties/reference, openapi/wallet.yaml#/components/schemas/Transaction/properties/reference: The caller's reference (a game id, a payment id). */
 static bool wallet__schema_create_transaction_request_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -441,7 +411,7 @@ static bool wallet__schema_create_transaction_request(const json_t *j, tb_vctx *
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys6(k, kl);
+            int m = wallet__keys4(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* type */
@@ -488,24 +458,6 @@ out:
     return ok;
 }
 
-/* openapi/wallet.yaml#/components/schemas/Transaction/properties/reference */
-static bool wallet__schema_transaction_properties_reference(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
-        if (n > 128 && tb_utf8_len(s, n) > 128)
-            TB_V_FAIL("maxLength", "must have at most 128 characters");
-    }
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/wallet.yaml#/components/schemas/Transaction */
 static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -521,7 +473,7 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev 
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys7(k, kl);
+            int m = wallet__keys5(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* id */
@@ -545,7 +497,7 @@ static bool wallet__schema_transaction(const json_t *j, tb_vctx *c, tb_eval *ev 
                 TB_V_CHILD(tb_v_push_key(c, k, kl), common__schema_types_defs_amount, v);
                 break;
             case 5: /* reference */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_transaction_properties_reference, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), wallet__schema_create_transaction_request_properties_reference, v);
                 break;
             case 6: /* createdAt */
                 seen |= UINT64_C(1) << 5;
@@ -592,7 +544,7 @@ static bool wallet__schema_transaction_response(const json_t *j, tb_vctx *c, tb_
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys8(k, kl);
+            int m = wallet__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */
@@ -663,7 +615,7 @@ static bool wallet__schema_transaction_page(const json_t *j, tb_vctx *c, tb_eval
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys9(k, kl);
+            int m = wallet__keys6(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* items */
@@ -707,7 +659,7 @@ static bool wallet__schema_transaction_page_response(const json_t *j, tb_vctx *c
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = wallet__keys10(k, kl);
+            int m = wallet__keys1(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* data */

@@ -74,6 +74,22 @@ class NulRule(unittest.TestCase):
             self.assertIn(where, fns)
             self.assertIn(NUL_FAIL, fns[where], where)
 
+    def test_identical_schemas_keep_their_own_rule(self):
+        # the same object schema as a JSON value's item (first) and as a typed member (then):
+        # the typed one's name is a C string and refuses NUL, the JSON value's keeps the
+        # standard meaning. (Sharing the function of the first made the second lose the rule.)
+        obj = {"type": "object", "properties": {"name": {"type": "string"}}}
+        support.write_file(os.path.join(self.tmp, "rec.json"), json.dumps({
+            "type": "object",
+            "properties": {"loose": {"type": "array", "prefixItems": [obj]}, "typed": obj}}))
+        with support.cwd(self.tmp):
+            rc, err = support.run_cli(["schemas", "rec.json", "-o", os.path.join("out", "rec")])
+        self.assertEqual(rc, 0, err)
+        with open(os.path.join(self.tmp, "out", "rec", "rec.c"), encoding="utf-8") as f:
+            fns = functions(f.read())
+        self.assertIn(NUL_FAIL, fns["rec.json#/properties/typed/properties/name"])
+        self.assertNotIn(NUL_FAIL, fns["rec.json#/properties/loose/prefixItems/0/properties/name"])
+
     def test_json_values_and_non_strings_keep_standard_semantics(self):
         fns = self.generated()
         self.assertIn("rec.json#/properties/any", fns)

@@ -60,9 +60,7 @@ class VFunc:
         self.has_uneval = False
         self.calls = False
         self.description = None
-        self.shared = False  # other schema objects of the same content call it too
-        self.users = [where]  # where the schema objects that call it are
-        self.nul = False  # it has the NUL rule (no_nul)
+        self.users = [where]  # where the schemas it validates are (several once merged)
         self.exported = False  # an entry of the unit's shared schema files: extern, declared
         self.external = None   # compiled (for its IR) but emitted by that shared unit
 
@@ -230,13 +228,7 @@ class ValidatorCompiler:
         self.dyn_used = {}  # anchor name -> table name
         self.errors = []
         self.nul_nodes = {}  # id -> node: strings that become C strings (no_nul)
-        # schema objects of the same content (and base URI, resource, dialect) share one
-        # function: specs that inline one schema in many places (GitHub's repeats its pull
-        # request schema in every webhook: 43,000 schema objects, 6,600 distinct) compile each
-        # once
-        self.by_content = {}
-        self.subs_of_node = {}  # id(node) -> the Subs handed out for it (no_nul may retarget)
-        self.nul_copies = {}  # name of a shared function -> its copy with the NUL rule
+        self.km_by_keys = {}  # property lists -> their KeyMatcher (one per list)
 
     # ---- public ----
 
@@ -312,31 +304,8 @@ class ValidatorCompiler:
             return
         self.nul_nodes[id(node)] = node
         f = self.memo.get(id(node))
-        if f is None:
-            return
-        if not f.shared:
+        if f is not None:
             f.checks.append(nul_check())
-            f.nul = True
-            return
-        # others share f and may hold NULs: this schema gets a copy with the rule
-        info = self.loader.info(node)
-        where = comment_safe("%s#%s" % (cnames.short_path(info.file) if info.file else "?",
-                                        info.pointer)) if info else f.where
-        if where in f.users:  # the comment names a schema that calls it
-            f.users.remove(where)
-            f.where = f.users[0] if f.users else f.where
-        g = self.nul_copies.get(f.name)
-        if g is None:
-            g = VFunc(self.fnames.take(f.name + "_cstr"), where, f.resource)
-            g.checks = list(f.checks) + [nul_check()]
-            g.has_uneval, g.calls, g.description, g.nul = f.has_uneval, f.calls, f.description, True
-            self.unit.funcs.append(g)
-            self.nul_copies[f.name] = g
-        elif where not in g.users:
-            g.users.append(where)
-        self.memo[id(node)] = g
-        for sub in self.subs_of_node.get(id(node), ()):
-            sub.func = g
 
     def finish(self):
         """Completes the dynamic-scope tables (compiling what they name) and returns the unit."""
@@ -358,13 +327,10 @@ class ValidatorCompiler:
                 if anchor == name and res in self.res_ids:
                     rows.append((self.res_ids[res], self.memo[id(node)].name))
             self.unit.dyn_tables.append((table, sorted(rows)))
-        for f in self.unit.funcs:
-            if len(f.users) > 1:  # the comment says every place that calls it (a few)
-                more = len(f.users) - 4
-                f.where = ", ".join(f.users[:4]) + (" and %d more" % more if more > 0 else "")
         self.unit.uses_dynamic = bool(self.dyn_used)
         if not self.unit.uses_dynamic:
             self._skip_ref_only()
+            self._merge_identical()
         self._prune()
         self.unit.uses_uneval = any(f.has_uneval for f in self.unit.funcs)
         return self.unit
@@ -400,6 +366,90 @@ class ValidatorCompiler:
             retarget(sub)
         for sub in self.unit.kept:
             retarget(sub)
+
+    def _merge_identical(self):
+        """Functions with the same checks (their callees compared by what they merged into)
+        become one: a spec that inlines one schema in many places (GitHub's repeats its pull
+        request schema in every webhook: 43,000 schema objects, 6,600 distinct) gets one
+        function for each. Decided on the compiled checks, so whatever made two schemas differ
+        (a NUL rule one of them needs, a $ref resolved from another base) keeps them apart. The
+        function's comment lists where its schemas are. Not with $dynamicRef (its tables name
+        functions), as _skip_ref_only."""
+        funcs = {f.name: f for f in self.unit.funcs}
+        canon = {}  # name -> the function it merged into (itself when first of its kind)
+        by_key = {}
+        state = {}
+
+        def key(obj):
+            if isinstance(obj, Sub):
+                if obj.kind != "fn":
+                    return ("s", obj.kind)
+                g = canon.get(obj.func.name)
+                return ("f", (g or obj.func).name)  # not settled yet (a cycle): itself
+            if isinstance(obj, Check):
+                return ("c",) + tuple((k, key(v)) for k, v in sorted(obj.__dict__.items()))
+            if isinstance(obj, (list, tuple)):
+                return tuple(key(x) for x in obj)
+            if isinstance(obj, dict):
+                return tuple(sorted((k, key(v)) for k, v in obj.items()))
+            return (type(obj).__name__, repr(obj))
+
+        def settle(f):
+            if f.exported or f.external:
+                canon[f.name] = f  # a public name: kept as it is
+                return
+            k = (f.resource, f.has_uneval, f.calls, key(f.checks))
+            g = by_key.get(k)
+            if g is None:
+                by_key[k] = f
+                canon[f.name] = f
+            else:
+                canon[f.name] = g
+                g.users.extend(u for u in f.users if u not in g.users)
+
+        # callees first, so that a caller's key names what its callees merged into
+        for root in list(self.unit.funcs):
+            if root.name in state:
+                continue
+            state[root.name] = 1
+            stack = [(root, iter(_subs_of(root.checks)))]
+            while stack:
+                f, it = stack[-1]
+                for sub in it:
+                    g = funcs.get(sub.func.name)
+                    if g is not None and g.name not in state:
+                        state[g.name] = 1
+                        stack.append((g, iter(_subs_of(g.checks))))
+                        break
+                else:
+                    stack.pop()
+                    settle(f)
+
+        def rewrite(obj):
+            if isinstance(obj, Sub):
+                if obj.kind == "fn" and obj.func.name in canon:
+                    obj.func = canon[obj.func.name]
+            elif isinstance(obj, (list, tuple)):
+                for x in obj:
+                    rewrite(x)
+            elif isinstance(obj, dict):
+                for x in obj.values():
+                    rewrite(x)
+            elif isinstance(obj, Check):
+                for v in obj.__dict__.values():
+                    rewrite(v)
+
+        for f in self.unit.funcs:
+            rewrite(f.checks)
+        for _, sub in self.unit.entries:
+            rewrite(sub)
+        for sub in self.unit.kept:
+            rewrite(sub)
+        self.unit.funcs = [f for f in self.unit.funcs if canon.get(f.name, f) is f]
+        for f in self.unit.funcs:
+            if len(f.users) > 1:  # the comment says where its schemas are (a few)
+                more = len(f.users) - 4
+                f.where = ", ".join(f.users[:4]) + (" and %d more" % more if more > 0 else "")
 
     def _prune(self):
         """Drops functions no entry point can reach (left by schemas that failed to compile)."""
@@ -578,33 +628,8 @@ class ValidatorCompiler:
             return None
         f = self.memo.get(id(node))
         if f is None:
-            key = self.content_key(node)
-            f = self.by_content.get(key) if key is not None else None
-            if f is not None and not (f.nul and id(node) not in self.nul_nodes):
-                f.shared = True
-                self.memo[id(node)] = f
-                info = self.loader.info(node)
-                f.users.append(comment_safe("%s#%s" % (
-                    cnames.short_path(info.file) if info.file else "?", info.pointer)))
-            else:
-                f = self.compile(node)
-                if key is not None and not f.exported and f.external is None:
-                    self.by_content.setdefault(key, f)
-        sub = Sub("fn", f)
-        self.subs_of_node.setdefault(id(node), []).append(sub)
-        return sub
-
-    def content_key(self, node):
-        """What decides the function a schema object compiles to: its content, where its $refs
-        resolve from (base URI, resource), its dialect. None: not shared."""
-        info = self.loader.info(node)
-        if info is None:
-            return None
-        try:
-            text = json.dumps(node, sort_keys=True, separators=(",", ":"), default=repr)
-        except (TypeError, ValueError, RecursionError):
-            return None
-        return (info.file, info.base, info.resource, info.dialect, text)
+            f = self.compile(node)
+        return Sub("fn", f)
 
     def child(self, node, kw, value, what="a schema"):
         if isinstance(value, bool) or isinstance(value, dict):
@@ -845,9 +870,13 @@ class ValidatorCompiler:
         obj.iterate = bool(obj.props or obj.patterns or obj.additional is not None
                            or obj.names is not None)
         if obj.props and obj.iterate:
-            km = KeyMatcher("%skeys%d" % (self.prefix, len(self.unit.keymatchers)),
-                            [p.name for p in obj.props])
-            self.unit.keymatchers.append(km)
+            keys = tuple(p.name for p in obj.props)
+            km = self.km_by_keys.get(keys)
+            if km is None:
+                km = KeyMatcher("%skeys%d" % (self.prefix, len(self.unit.keymatchers)),
+                                list(keys))
+                self.unit.keymatchers.append(km)
+                self.km_by_keys[keys] = km
             obj.matcher = km.name
         obj.nbits = nbits
         if (obj.iterate or obj.required or obj.min is not None or obj.max is not None
@@ -934,7 +963,6 @@ class ValidatorCompiler:
             f.has_uneval = True
         if id(node) in self.nul_nodes:
             checks.append(nul_check())
-            f.nul = True
         f.calls = any(c.kind in ("array", "object", "ref", "dynref", "allOf", "anyOf", "oneOf",
                                  "discriminator",
                                  "not", "if", "uneval_items", "uneval_props") for c in checks)

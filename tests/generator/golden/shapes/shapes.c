@@ -176,7 +176,7 @@ static int shapes__keys9(const char *k, size_t n)
 }
 
 /* tests/generator/fixtures/shapes.yaml#/$defs/circle/properties/kind, tests/generator/fixtures/shapes.yaml#/$defs/square/properties/kind, tests/generator/fixtures/shapes.yaml#/$defs/polygon/properties/kind, tests/generator/fixtures/shapes.yaml#/$defs/named/properties/name and 3 more */
-static bool shapes__schema_shapes_defs_circle_properties_kind_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+static bool shapes__schema_shapes_defs_circle_properties_kind(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -223,7 +223,7 @@ static bool shapes__schema_shapes_defs_circle(const json_t *j, tb_vctx *c, tb_ev
             switch (m) {
             case 0: /* kind */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
                 break;
             case 1: /* radius */
                 seen |= UINT64_C(1) << 1;
@@ -280,7 +280,7 @@ static bool shapes__schema_shapes_defs_square(const json_t *j, tb_vctx *c, tb_ev
             switch (m) {
             case 0: /* kind */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
                 break;
             case 1: /* side */
                 seen |= UINT64_C(1) << 1;
@@ -376,7 +376,7 @@ static bool shapes__schema_shapes_defs_polygon(const json_t *j, tb_vctx *c, tb_e
             switch (m) {
             case 0: /* kind */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
                 break;
             case 1: /* points */
                 seen |= UINT64_C(1) << 1;
@@ -600,7 +600,7 @@ out:
 }
 
 /* tests/generator/fixtures/shapes.yaml#/properties/label/oneOf/0, tests/generator/fixtures/shapes.yaml#/properties/readings/items/oneOf/1 */
-static bool shapes__schema_shapes_properties_label_one_of_0_cstr(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+static bool shapes__schema_shapes_properties_label_one_of_0(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
     if (!(json_is_string(j)))
@@ -645,10 +645,10 @@ static bool shapes__schema_shapes_properties_label(const json_t *j, tb_vctx *c, 
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_properties_label_one_of_0(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, NULL)) {
+            } else if (shapes__schema_shapes_properties_label_one_of_0(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -699,10 +699,10 @@ static bool shapes__schema_shapes_defs_named(const json_t *j, tb_vctx *c, tb_eva
             switch (m) {
             case 0: /* name */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
                 break;
             case 1: /* note */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
                 break;
             default:
                 break;
@@ -845,7 +845,7 @@ static bool shapes__schema_shapes_properties_tags(const json_t *j, tb_vctx *c, t
             int m = -1;
             bool matched = m >= 0;
             if (!matched) {
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
             }
         }
     }
@@ -1154,7 +1154,7 @@ static bool shapes__schema_shapes_properties_meta(const json_t *j, tb_vctx *c, t
             bool matched = m >= 0;
             switch (m) {
             case 0: /* author */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind_cstr, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), shapes__schema_shapes_defs_circle_properties_kind, v);
                 break;
             default:
                 break;
@@ -1243,10 +1243,10 @@ static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_
             if (E) {
                 tb_eval t;
                 tb_eval_init(&t);
-                if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, &t) && ++cnt == 1)
+                if (shapes__schema_shapes_properties_label_one_of_0(j, c, &t) && ++cnt == 1)
                     tb_eval_merge(&keep, &t);
                 tb_eval_deinit(&t);
-            } else if (shapes__schema_shapes_properties_label_one_of_0_cstr(j, c, NULL)) {
+            } else if (shapes__schema_shapes_properties_label_one_of_0(j, c, NULL)) {
                 cnt++;
             }
         }
@@ -1544,7 +1544,7 @@ static const tb_codec_branch shapes_readings_item__branches[] = {
     {"integer", TB_CK_INTEGER, 0, TB_J(JSON_INTEGER) | TB_J(JSON_REAL), offsetof(shapes_readings_item, integer), 0,
      NULL, shapes__schema_shapes_defs_size_any_of_2_properties_width, 0, NULL},
     {"string", TB_CK_STRING, 0, TB_J(JSON_STRING), offsetof(shapes_readings_item, string), 0,
-     NULL, shapes__schema_shapes_properties_label_one_of_0_cstr, 0, NULL},
+     NULL, shapes__schema_shapes_properties_label_one_of_0, 0, NULL},
 };
 static const tb_codec_union shapes_readings_item__union = {"shapes_readings_item", sizeof(shapes_readings_item), NULL, 0, 2, shapes_readings_item__branches, shapes__schema_shapes_properties_readings_items};
 TB_CODEC_VALUE_DEFINE(shapes_readings_item, TB_CK_UNION, &shapes_readings_item__union, shapes__schema_shapes_properties_readings_items)

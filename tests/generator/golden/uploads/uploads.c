@@ -232,7 +232,7 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Key/properties/id, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/count, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/year, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_size and 6 more */
+/* tests/specs/uploads.yaml#/components/schemas/Key/properties/id, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/count, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/year, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_size and 7 more */
 static bool uploads__schema_key_properties_id(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -242,7 +242,7 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Key/properties/region */
+/* tests/specs/uploads.yaml#/components/schemas/Key/properties/region, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/title, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/tags/items, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/author and 4 more */
 static bool uploads__schema_key_properties_region(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -296,30 +296,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/title */
-static bool uploads__schema_receipt_properties_title(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/tags/items */
-static bool uploads__schema_receipt_properties_tags_items(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/tags, tests/specs/uploads.yaml#/components/schemas/Receipt/properties/thumbs, tests/specs/uploads.yaml#/paths/~1lookup~1{key}/get/parameters/1/content/application~1json/schema/properties/tags */
 static bool uploads__schema_receipt_properties_tags(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -332,36 +308,12 @@ static bool uploads__schema_receipt_properties_tags(const json_t *j, tb_vctx *c,
     if (json_is_array(j)) {
         size_t n = json_array_size(j);
         for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_receipt_properties_tags_items, json_array_get(j, i));
+            TB_V_CHILD(tb_v_push_index(c, i), uploads__schema_key_properties_region, json_array_get(j, i));
         }
     }
 out:
     c->npath = np;
     tb_v_leave(c);
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/author */
-static bool uploads__schema_receipt_properties_author(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
-/* tests/specs/uploads.yaml#/components/schemas/Receipt/properties/file_type */
-static bool uploads__schema_receipt_properties_file_type(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
     return ok;
 }
 
@@ -407,7 +359,7 @@ static bool uploads__schema_receipt(const json_t *j, tb_vctx *c, tb_eval *ev TB_
             switch (m) {
             case 0: /* title */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_title, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_region, v);
                 break;
             case 1: /* count */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
@@ -416,7 +368,7 @@ static bool uploads__schema_receipt(const json_t *j, tb_vctx *c, tb_eval *ev TB_
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_tags, v);
                 break;
             case 3: /* author */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_author, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_region, v);
                 break;
             case 4: /* year */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
@@ -427,7 +379,7 @@ static bool uploads__schema_receipt(const json_t *j, tb_vctx *c, tb_eval *ev TB_
                 break;
             case 6: /* file_type */
                 seen |= UINT64_C(1) << 2;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_receipt_properties_file_type, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_region, v);
                 break;
             case 7: /* file_head */
                 seen |= UINT64_C(1) << 3;
@@ -530,18 +482,6 @@ out:
     return ok;
 }
 
-/* tests/specs/uploads.yaml#/paths/~1uploads/post/requestBody/content/multipart~1form-data/schema/properties/meta/properties/author */
-static bool uploads__schema_paths_uploads_post_body_properties_meta_properties_author(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* tests/specs/uploads.yaml#/paths/~1uploads/post/requestBody/content/multipart~1form-data/schema/properties/meta */
 static bool uploads__schema_paths_uploads_post_body_properties_meta(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -563,7 +503,7 @@ static bool uploads__schema_paths_uploads_post_body_properties_meta(const json_t
             switch (m) {
             case 0: /* author */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_paths_uploads_post_body_properties_meta_properties_author, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_region, v);
                 break;
             case 1: /* year */
                 TB_V_CHILD(tb_v_push_key(c, k, kl), uploads__schema_key_properties_id, v);
