@@ -324,6 +324,14 @@ class UserSchemasCompile(CompileCase):
         with open(os.path.join(out, "conflict.h"), encoding="utf-8") as f:
             self.assertIn("json_t *at;", f.read())
 
+    def test_regression_simple_pattern_from_zero_compiles_warning_free(self):
+        # Regression (fixed): ^[a-zA-Z0-9]{0,4096}$ matched without a regex engine checked
+        # "n < 0 ||" on a size_t: -Wtype-limits under -Wextra -Werror (AGCO, AWS resiliencehub)
+        self.assertCompiles(self.gen_user({"s/rec.json": {
+            "type": "object", "properties": {"v": {"type": "string",
+                                                   "pattern": "^[a-zA-Z0-9]{0,4096}$"}}}},
+            "zero_min"))
+
     def test_regression_enum_constants_collide_across_enums(self):
         # Regression (fixed): enum constants are <TYPE>_<VALUE>, de-duplicated only within one enum: $defs
         # "foo" = ["bar_baz"] and "foo_bar" = ["baz"] both declare FOO_BAR_BAZ.

@@ -907,6 +907,14 @@ paths:
       operationId: Intent_Validate
       responses:
         '204': {description: ok}
+  /sip:
+    post:
+      operationId: CreateSip
+      responses: {'204': {description: ok}}
+  /sip/call:
+    post:
+      operationId: CreateSipCall
+      responses: {'204': {description: ok}}
   /things/validate:
     post:
       operationId: Thing_Validate
@@ -933,6 +941,10 @@ paths:
         self.assertIn("int _1forge_com_intent_validate_op(tb_ctx *ctx", h)
         self.assertIn("int _1forge_com_thing_validate_op(tb_ctx *ctx", h)
         self.assertIn("TB_CODEC_DECLARE(_1forge_com_thing);", h)
+        # CreateSip's client is create_sip_call: CreateSipCall's handler takes another name
+        # (AWS Chime's CreateSipMediaApplication beside CreateSipMediaApplicationCall)
+        self.assertIn("int _1forge_com_create_sip_call(_1forge_com_client *c", h)
+        self.assertIn("int _1forge_com_create_sip_call_2(tb_ctx *ctx", h)
         for cfile in ("_1forge_com.c", "_1forge_com_server.c"):
             rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
             self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))

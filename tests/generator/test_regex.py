@@ -231,6 +231,17 @@ class EcmaSemantics(unittest.TestCase):
             (r"^[\p\{L\}]\+$", "L+", True), (r"^\p\{$", "p{", True),
         ])
 
+    def test_a_dash_beside_a_class_escape_in_a_class_is_a_dash(self):
+        # ECMA Annex B: [\w-.] is word characters, '-' and '.'; PCRE2 refused it ("invalid
+        # range"), and [\s-_] (our \s expanded) was "range out of order" (AWS's patterns)
+        self.check([
+            (r"^[\w-.+]+@[\w-.+]+$", "a-b.c@d-e", True), (r"^[\w-.]+$", "a,b", False),
+            (r"^[a-zA-Z\d-_/]+$", "a-_/1", True), (r"^[a-zA-Z\d-_/]+$", "a.b", False),
+            (r"^[0-9\s-_()]+$", "1 -_(2)", True), (r"^[0-9\s-_()]+$", "a", False),
+            (r"^[a-\d]+$", "a-1", True), (r"^[a-\d]+$", "b", False),
+            (r"^[\p{L}-.]+$", "\u00e9-.", True),
+        ])
+
     def test_surrogates_in_a_class_stand_for_characters_beyond_the_bmp(self):
         # AWS's UriString: [\u0020-\uD7FF\uE000-\uFFFD\uD800\uDBFF-\uDC00\uDFFF\r\n\t]* (the
         # XML characters, supplementary ones as surrogate pairs) was refused ("disallowed

@@ -28,6 +28,8 @@ PARAM_IN = ("path", "query", "header", "cookie")
 # what the service templates name NAME_<x> (a schema called Api or Client was a redefinition)
 SERVICE_SYMBOLS = set("""api client client_free client_http client_new deps deps_of examples
 n_examples server service service_fini service_init service_main""".split())
+# what an operation named N declares besides N (the handler)
+OP_SUFFIXES = ("", "_req", "_resp", "_call", "_status")
 # headers that frame the message (RFC 9110/9112): the HTTP stack writes them, never a parameter;
 # a Content-Length parameter of 1 on a GET made the client announce a body it never sent
 FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection", "host", "te", "trailer",
@@ -599,16 +601,18 @@ class ServiceBuilder:
             return
         op = Operation()
         op.operation_id, base = self.op_name(tmpl, method, node)
-        cname = self.fnames.take(self.prefix + base)
         def clashes(n):  # a type's name, or one of a type's functions (T_validate...)
             used = self.types.namer.used
             return n in used or any(n.endswith(x) and n[:-len(x)] in used for x in TYPE_SUFFIXES)
 
-        for suffix in ("", "_req", "_resp", "_call", "_status"):
-            # the handler is named cname: a schema of the same spelling keeps the type name
-            if clashes(cname + suffix):
-                cname = self.fnames.take(cname + "_op")
-                break
+        # the handler is named cname, its client cname_call, its structs cname_req/_resp: none
+        # may be a type's name (the type keeps it) nor another operation's (CreateX beside
+        # CreateXCall: x_call was both the first's client and the second's handler)
+        cname = self.fnames.take(self.prefix + base)
+        while any(clashes(cname + x) or (x and cname + x in self.fnames.used)
+                  for x in OP_SUFFIXES):
+            cname = self.fnames.take(cname + "_op")
+        self.fnames.used.update(cname + x for x in OP_SUFFIXES)
         self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
         self.types.avoid.update({cname + s for s in ("", "_req", "_resp", "_call", "_status")})
         op.cname = cname

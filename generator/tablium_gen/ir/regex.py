@@ -65,8 +65,20 @@ def _property(name):
     return _GC_LONG.get(name, name)
 
 
+_CLASS_ESCAPES = "dDwWsSpP"
+
+
 def ecma_to_pcre2(p):
     out = []
+
+    def literal_dash_after(i):
+        """ECMA (Annex B): a '-' beside a class escape in a class is a '-' ([\\w-.], AWS's), a
+        range in PCRE2 (an error). The index after it, once written as \\-."""
+        if in_class and i + 1 < n and p[i] == "-" and p[i + 1] != "]":
+            out.append("\\-")
+            return i + 1
+        return i
+
     i = 0
     n = len(p)
     in_class = False
@@ -128,7 +140,7 @@ def ecma_to_pcre2(p):
                     out.append("\\x{0}-\\x{10FFFF}" if in_class else "[\\s\\S]")
                 else:
                     out.append("\\%s{%s}" % (d, _JAVA_IS.get(name) or _property(name)))
-                i = j + 1
+                i = literal_dash_after(j + 1)
                 continue
             if d in "pP":
                 out.append(d)  # without {: ECMA's identity escape (AWS's \\p\\{L\\}), a letter
@@ -136,14 +148,18 @@ def ecma_to_pcre2(p):
                 continue
             if d == "s":
                 out.append(_ECMA_SPACE if in_class else "[" + _ECMA_SPACE + "]")
-                i += 2
+                i = literal_dash_after(i + 2)
                 continue
             if d == "S" and not in_class:
                 out.append("[^" + _ECMA_SPACE + "]")
                 i += 2
                 continue
             out.append(p[i:i + 2])
-            i += 2
+            i = literal_dash_after(i + 2) if d in _CLASS_ESCAPES else i + 2
+            continue
+        if in_class and c == "-" and i + 2 < n and p[i + 1] == "\\" and p[i + 2] in _CLASS_ESCAPES:
+            out.append("\\-")  # before a class escape: a '-' too
+            i += 1
             continue
         if not in_class and c == "[":
             if p.startswith("[^]", i):
