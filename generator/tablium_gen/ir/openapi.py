@@ -807,6 +807,18 @@ class ServiceBuilder:
         elif ct.kind in ("union", "map") or (ct.kind == "array" and ct.item.kind in (
                 "list", "union", "map")):
             ct = CType("json")  # in a parameter: its JSON text (or form members), validated
+        elif (ct.kind == "array" and ct.item.kind in ("struct", "apierror")) or (
+                ct.kind == "struct" and any(f.ctype.kind not in SCALAR_KIND or f.nullable
+                                            for f in ct.ref.fields)):
+            # objects in an array, or an object with members that are not scalars: OpenAPI
+            # gives them no serialization (AWS's query protocol writes Attributes.entry.1.key=
+            # ...); carried as JSON text, as a content: application/json parameter is
+            self.warn(pptr + "/schema", "param-json", "parameter %s: OpenAPI defines no "
+                      "serialization for %s: it is sent and read as JSON text" % (
+                          p.name, "an array of objects" if ct.kind == "array" else
+                          "an object whose members are not all scalars"))
+            p.content, p.explode = True, False
+            return self.content_param(op, p, pp, schema, fnamer)
         elif ct.kind == "bytes":
             ct = CType("string")  # format: binary in a parameter: its text
         elif ct.kind == "array" and ct.item.kind == "bytes":
