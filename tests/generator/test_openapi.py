@@ -302,6 +302,15 @@ class Errors(OpenApiCase):
       responses: {'200': {description: ok}}
 """), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects (with properties, additionalProperties of a scalar type, or free-form)")
 
+    def test_a_query_string_in_a_path(self):
+        self.assertFails(self.minimal("""\
+  /uploads?convert={convert}:
+    post:
+      parameters: [{name: convert, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+"""), "/paths/~1uploads?convert={convert}", "a path holds no query string ('?convert={convert}'): "
+            "its parameters are declared in: query")
+
     def test_ambiguous_paths(self):
         self.assertFails(self.minimal("""\
   /a/{x}:

@@ -461,6 +461,11 @@ class ServiceBuilder:
             if not tmpl.startswith("/"):
                 self.err(ptr, "a path must start with '/'")
                 continue
+            if "?" in tmpl:
+                # ClickSend's /uploads?convert={convert} (its parameters declared in: path)
+                self.err(ptr, "a path holds no query string (%r): its parameters are declared "
+                         "in: query" % tmpl[tmpl.index("?"):])
+                continue
             common = item.get("parameters") or []
             for m in METHODS:
                 if m in item:
