@@ -1209,12 +1209,19 @@ class ServiceBuilder:
                 routes[shape] = rt
             key = op.method_enum if op.method_enum != "-1" else op.method
             if key in rt["ops"] or key in rt["xm"]:
+                # the same method on paths no request can tell apart (Google's /v1/{name} and
+                # /v1/{parent}, both GET): the client calls both; the server routes the
+                # requests to the first, and says so
                 other = rt["ops"].get(key)
-                self.err("/paths/" + pointer_escape(op.path),
-                         "path %s matches the same requests as another path%s" % (
-                             op.path, " (%s, also %s)" % (other.path, op.method.upper())
-                             if other is not None and other.path != op.path else ""))
-                raise GenError(self.errors)
+                self.warn("/paths/" + pointer_escape(op.path), "route-shadowed",
+                          "%s %s matches the same requests as %s %s: the server routes them to "
+                          "%s; %s's handler is never called (its client calls work)" % (
+                              op.method.upper(), op.path, op.method.upper(),
+                              other.path if other is not None else op.path,
+                              other.operation_id or other.cname if other is not None else "the "
+                              "first", op.operation_id or op.cname))
+                op.shape = shape
+                continue
             if op.method_enum != "-1":
                 rt["ops"][key] = op
             else:
