@@ -309,7 +309,7 @@ class Errors(OpenApiCase):
       parameters: [{name: convert, in: path, required: true, schema: {type: string}}]
       responses: {'200': {description: ok}}
 """), "/paths/~1uploads?convert={convert}", "a path holds no query string ('?convert={convert}'): "
-            "its parameters are declared in: query")
+            "query parameters are declared with in: query")
 
     def test_adjacent_path_parameters_in_one_segment(self):
         self.assertFails(self.minimal("""\

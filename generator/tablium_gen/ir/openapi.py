@@ -462,9 +462,12 @@ class ServiceBuilder:
                 self.err(ptr, "a path must start with '/'")
                 continue
             if "?" in tmpl:
-                # ClickSend's /uploads?convert={convert} (its parameters declared in: path)
-                self.err(ptr, "a path holds no query string (%r): its parameters are declared "
-                         "in: query" % tmpl[tmpl.index("?"):])
+                # ClickSend's /uploads?convert={convert} (its parameters declared in: path),
+                # Flickr's /rest?method=flickr.x (operations told apart by a query value): the
+                # server routes by the path alone and the client adds the query itself, so
+                # neither could work
+                self.err(ptr, "a path holds no query string (%r): query parameters are "
+                         "declared with in: query" % tmpl[tmpl.index("?"):])
                 continue
             common = item.get("parameters") or []
             for m in METHODS:
