@@ -86,21 +86,6 @@ const char *tb_http_reason(int status)
     return "Unknown";
 }
 
-static const char *find_lit(const char *p, size_t n, const char *lit, size_t ln)
-{
-    if (ln == 0 || ln > n)
-        return ln == 0 ? p : NULL;
-    for (const char *end = p + n - ln + 1; p < end;) {
-        const char *c = memchr(p, lit[0], (size_t)(end - p));
-        if (!c)
-            return NULL;
-        if (memcmp(c, lit, ln) == 0)
-            return c;
-        p = c + 1;
-    }
-    return NULL;
-}
-
 int tb_http_segment_match(tb_str seg, const tb_http_seg_piece *pc, size_t npc, tb_str *out,
                           size_t max_out)
 {
@@ -128,7 +113,7 @@ int tb_http_segment_match(tb_str seg, const tb_http_seg_piece *pc, size_t npc, t
         if (i + 1 < npc) { /* the next piece is a literal: its first occurrence a byte on */
             if (!pc[i + 1].lit)
                 return -1;
-            stop = find_lit(p + 1, (size_t)(end - p - 1), pc[i + 1].lit, pc[i + 1].n);
+            stop = memmem(p + 1, (size_t)(end - p - 1), pc[i + 1].lit, pc[i + 1].n);
             if (!stop)
                 return -1;
         }

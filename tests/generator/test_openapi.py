@@ -157,6 +157,13 @@ class OpenApiCase(unittest.TestCase):
         with open(os.path.join(self.out, fname), encoding="utf-8") as f:
             return f.read()
 
+    def assertServiceCompiles(self, name):
+        """NAME.c and NAME_server.c compile with the project's flags, without a diagnostic."""
+        for cfile in (name + ".c", name + "_server.c"):
+            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
+            self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))
+            self.assertEqual(out.strip(), "", out)
+
 
 class Generates(OpenApiCase):
     def check_version(self, version):
@@ -192,10 +199,7 @@ class Generates(OpenApiCase):
         self.assertIn("if (memcmp(s.p, \"items\", 5) == 0)", srv)  # the trie
         self.assertNotIn("strcmp(path", srv)
         self.assertIn("/* /items/{sku}/parts/{n} */", srv)
-        for cfile in ("shop.c", "shop_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("shop")
 
     def test_openapi_30(self):
         if not support.gcc():
@@ -473,10 +477,7 @@ class Policies(OpenApiCase):
         # /pay: its own fields over the top level's, over gRPC's defaults
         self.assertIn("till_pay__retry = {4, 20, 1000, 3.0, 300, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
         self.assertIn("till_look__retry = {4, 20, 1000, 2.0, 0, TB_RETRY_ON_RESET | TB_RETRY_ON_503}", c)
-        for cfile in ("till.c", "till_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("till")
 
     def test_bad_policy_values_name_their_pointer(self):
         for old, new, pointer in (
@@ -674,10 +675,7 @@ class Methods32(OpenApiCase):
         self.assertIn('{"linkItem", -1, "/items/{id}",', srv)
         self.assertIn('"methods_search_items", "QUERY", "/search", "searchItems",',
                       self.read("methods.c"))
-        for cfile in ("methods.c", "methods_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("methods")
 
     def test_a_fixed_method_in_additional_operations_is_refused(self):
         rc, err = self.gen("""\
@@ -798,10 +796,7 @@ class Media(OpenApiCase):
                       'NULL, NULL, "text/plain", NULL, 0},', c)
         # only JSON bodies get the server's JSON content-type check
         self.assertIn('{"putBlob", TB_HTTP_PUT, "/blobs/{name}", 0, ', self.read("media_server.c"))
-        for cfile in ("media.c", "media_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("media")
 
     def test_parameters_openapi_cannot_serialize_are_json_text(self):
         # an array of objects (AWS's query protocol, Visma's sortings) or an object with an
@@ -824,10 +819,7 @@ paths:
                       "read as JSON text", err)
         self.assertIn("param-json: parameter f: OpenAPI defines no serialization for an object "
                       "whose members are not all scalars", err)
-        for cfile in ("pj.c", "pj_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("pj")
 
     def test_paths_no_request_can_tell_apart_are_routed_to_the_first(self):
         # Google's /v1/{name} and /v1/{parent}, both GET: refused before, so not even the client
@@ -867,10 +859,7 @@ paths:
                 self.assertIn("warning: route-shadowed: " + shadowed, err)
                 srv = self.read("amb_server.c")
                 self.assertEqual(srv.count("}, /* /a/{"), 1, srv)  # one route
-                for cfile in ("amb.c", "amb_server.c"):
-                    rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-                    self.assertEqual(rc, 0, out)
-                    self.assertEqual(out.strip(), "", out)
+                self.assertServiceCompiles("amb")
 
     def test_a_form_body_of_no_object_is_its_bytes(self):
         # Swagger 2's file parameter converted (multipart with {type: string, format: binary}),
@@ -917,10 +906,7 @@ paths:
         self.assertIn("tb_bytes body; /* multipart/form-data */", h)
         self.assertIn("tb_bytes body; /* application/octet-stream */", h)
         self.assertIn("tb_bytes body; /* application/x-www-form-urlencoded */", h)
-        for cfile in ("forms.c", "forms_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("forms")
 
     def test_names_the_service_uses_itself_and_a_name_that_starts_with_a_digit(self):
         # found on APIs.guru specs: schemas Api and Client redefined 1forge_api / _client, a
@@ -987,10 +973,7 @@ paths:
         # (AWS Chime's CreateSipMediaApplication beside CreateSipMediaApplicationCall)
         self.assertIn("int _1forge_com_create_sip_call(_1forge_com_client *c", h)
         self.assertIn("int _1forge_com_create_sip_call_2(tb_ctx *ctx", h)
-        for cfile in ("_1forge_com.c", "_1forge_com_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, "%s does not compile:\n%s" % (cfile, out))
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("_1forge_com")
 
     def test_multipart_parts_are_members_and_files_are_bytes(self):
         rc, err = self.gen(MEDIA, "media.yaml")
@@ -998,10 +981,7 @@ paths:
         h, c = self.read("media.h"), self.read("media.c")
         self.assertIn("tb_bytes file; /* \"file\" */", h)
         self.assertIn('TB_MEDIA_MULTIPART, "multipart/form-data", NULL,', c)
-        for cfile in ("media.c", "media_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("media")
 
 
 RANGES = """\
@@ -1038,10 +1018,7 @@ class Ranges(OpenApiCase):
         self.assertIn("json_t *any; /* query \"any\" */", h)  # free-form: JSON
         self.assertIn("#/components/schemas/Maybe/properties/v/type: warning: yaml-null-type", err)
         self.assertIn("bool v_is_null;", h)
-        for cfile in ("ranges.c", "ranges_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("ranges")
 
 
 STYLES = """\
@@ -1076,10 +1053,7 @@ class Styles(OpenApiCase):
                     'TB_IN_QUERY, TB_STYLE_PIPE_DELIMITED, TB_CK_INTEGER, TB_CF_ARRAY,',
                     'TB_IN_QUERY, TB_STYLE_DEEP_OBJECT, TB_CK_STRUCT, TB_PF_EXPLODE,'):
             self.assertIn(row, c)
-        for cfile in ("styles.c", "styles_server.c"):
-            rc, out = support.compile_c(os.path.join(self.out, cfile), self.out)
-            self.assertEqual(rc, 0, out)
-            self.assertEqual(out.strip(), "", out)
+        self.assertServiceCompiles("styles")
 
     def test_a_style_for_the_wrong_shape_is_an_error(self):
         rc, err = self.gen(STYLES.replace("style: deepObject", "style: pipeDelimited"),

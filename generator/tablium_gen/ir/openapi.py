@@ -622,7 +622,7 @@ class ServiceBuilder:
             cname = self.fnames.take(cname + "_op")
         self.fnames.used.update(cname + x for x in OP_SUFFIXES)
         self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
-        self.types.avoid.update({cname + s for s in ("", "_req", "_resp", "_call", "_status")})
+        self.types.avoid.update(cname + x for x in OP_SUFFIXES)
         op.cname = cname
         op.id_lit = cstr(op.operation_id or base)
         if method in METHOD_ENUM:
@@ -908,16 +908,8 @@ class ServiceBuilder:
             return None
         picks = {}
         for mt, media in content.items():
-            base = mt.split(";")[0].strip().lower()
-            media = media if isinstance(media, dict) else {}
-            if is_json_type(base):
-                picks.setdefault("json", (mt, media))
-            elif base == "application/x-www-form-urlencoded" and request:
-                picks.setdefault("form", (mt, media))
-            elif base.startswith("multipart/") and request:
-                picks.setdefault("multipart", (mt, media))
-            else:
-                picks.setdefault("bytes", (mt, media))
+            picks.setdefault(media_kind(mt, request), (mt, media if isinstance(media, dict)
+                                                       else {}))
         for kind in ("json", "form", "multipart", "bytes"):
             if kind in picks:
                 return (kind,) + picks[kind]
@@ -933,30 +925,28 @@ class ServiceBuilder:
         if picked is None:
             return None
         kind, mt, media = picked
-        if kind in ("form", "multipart") and self.types._kind(self.schema_at(
-                media.get("schema", {}), "%s/content/%s/schema" % (ptr, pointer_escape(mt)))) \
-                != "struct":
+        sptr = "%s/content/%s/schema" % (ptr, pointer_escape(mt))
+        schema = self.schema_at(media.get("schema", {}), sptr)
+        if kind in ("form", "multipart") and self.types._kind(schema) != "struct":
             # a form of no object with properties (Swagger 2's file, {type: string, format:
             # binary}; a oneOf of forms): the body's bytes, as for any other media type. The
             # spec's other media type when it lists one (octet-stream beside multipart).
-            others = [(m, v) for m, v in rb["content"].items() if m != mt and isinstance(
-                v, dict) and not is_json_type(m.split(";")[0].strip().lower()) and not (
-                m.lower().startswith(("multipart/", "application/x-www-form-urlencoded")))]
-            self.warn("%s/content/%s/schema" % (ptr, pointer_escape(mt)), "form-not-object",
+            others = [(m, v) for m, v in rb["content"].items()
+                      if isinstance(v, dict) and media_kind(m, True) == "bytes"]
+            self.warn(sptr, "form-not-object",
                       "a %s body whose schema is not an object with properties reaches the "
                       "handler as its bytes (tb_bytes)%s" % (
                           mt, ", sent as %s" % others[0][0] if others else ""))
             if others:
                 mt, media = others[0]
+                sptr = "%s/content/%s/schema" % (ptr, pointer_escape(mt))
+                schema = self.schema_at(media.get("schema", {}), sptr)
             kind = "bytes"
         b = Body()
         b.required = bool(rb.get("required"))
         b.media = kind
         b.media_type = mt.split(";")[0].strip().replace("/*", "/ *").replace("*/", "* /")
         b.media_lit = cstr(mt.split(";")[0].strip())
-        schema = media.get("schema", {})
-        sptr = "%s/content/%s/schema" % (ptr, pointer_escape(mt))
-        self.schema_at(schema, sptr)
         if kind == "bytes":
             b.ctype = CType("bytes")
         else:
@@ -1299,6 +1289,19 @@ class ServiceBuilder:
         self.trie = nodes
         self.max_segments = max([len(r["path"][1:].split("/")) for r in order] or [1])
         return order
+
+
+def media_kind(mt, request):
+    """How a body of media type mt is read: json (application/json, +json types), form and
+    multipart (requests only), else bytes."""
+    base = mt.split(";")[0].strip().lower()
+    if is_json_type(base):
+        return "json"
+    if request and base == "application/x-www-form-urlencoded":
+        return "form"
+    if request and base.startswith("multipart/"):
+        return "multipart"
+    return "bytes"
 
 
 def build_service(path, loader, name=None):

@@ -350,22 +350,17 @@ class ValidatorCompiler:
             t = target(sub)
             sub.kind, sub.func = t.kind, t.func
 
-        def rewrite(obj):
-            if isinstance(obj, Sub):
-                retarget(obj)
-            elif isinstance(obj, (list, tuple)):
-                for x in obj:
-                    rewrite(x)
-            elif isinstance(obj, Check):
-                for v in obj.__dict__.values():
-                    rewrite(v)
+        for sub in self._unit_subs():
+            retarget(sub)
 
+    def _unit_subs(self):
+        """Every function Sub of the unit: in its functions' checks, its entries, the kept."""
         for f in self.unit.funcs:
-            rewrite(f.checks)
+            yield from _subs_of(f.checks)
         for _, sub in self.unit.entries:
-            retarget(sub)
+            yield from _subs_of(sub)
         for sub in self.unit.kept:
-            retarget(sub)
+            yield from _subs_of(sub)
 
     def _merge_identical(self):
         """Functions with the same checks (their callees compared by what they merged into)
@@ -375,10 +370,8 @@ class ValidatorCompiler:
         (a NUL rule one of them needs, a $ref resolved from another base) keeps them apart. The
         function's comment lists where its schemas are. Not with $dynamicRef (its tables name
         functions), as _skip_ref_only."""
-        funcs = {f.name: f for f in self.unit.funcs}
         canon = {}  # name -> the function it merged into (itself when first of its kind)
         by_key = {}
-        state = {}
 
         def key(obj):
             if isinstance(obj, Sub):
@@ -394,57 +387,18 @@ class ValidatorCompiler:
                 return tuple(sorted((k, key(v)) for k, v in obj.items()))
             return (type(obj).__name__, repr(obj))
 
-        def settle(f):
+        self._order()  # callees first, so that a caller's key names what its callees became
+        for f in self.unit.funcs:
             if f.exported or f.external:
                 canon[f.name] = f  # a public name: kept as it is
-                return
-            k = (f.resource, f.has_uneval, f.calls, key(f.checks))
-            g = by_key.get(k)
-            if g is None:
-                by_key[k] = f
-                canon[f.name] = f
-            else:
-                canon[f.name] = g
-                g.users.extend(u for u in f.users if u not in g.users)
-
-        # callees first, so that a caller's key names what its callees merged into
-        for root in list(self.unit.funcs):
-            if root.name in state:
                 continue
-            state[root.name] = 1
-            stack = [(root, iter(_subs_of(root.checks)))]
-            while stack:
-                f, it = stack[-1]
-                for sub in it:
-                    g = funcs.get(sub.func.name)
-                    if g is not None and g.name not in state:
-                        state[g.name] = 1
-                        stack.append((g, iter(_subs_of(g.checks))))
-                        break
-                else:
-                    stack.pop()
-                    settle(f)
-
-        def rewrite(obj):
-            if isinstance(obj, Sub):
-                if obj.kind == "fn" and obj.func.name in canon:
-                    obj.func = canon[obj.func.name]
-            elif isinstance(obj, (list, tuple)):
-                for x in obj:
-                    rewrite(x)
-            elif isinstance(obj, dict):
-                for x in obj.values():
-                    rewrite(x)
-            elif isinstance(obj, Check):
-                for v in obj.__dict__.values():
-                    rewrite(v)
-
-        for f in self.unit.funcs:
-            rewrite(f.checks)
-        for _, sub in self.unit.entries:
-            rewrite(sub)
-        for sub in self.unit.kept:
-            rewrite(sub)
+            k = (f.resource, f.has_uneval, f.calls, key(f.checks))
+            g = by_key.setdefault(k, f)
+            canon[f.name] = g
+            if g is not f:
+                g.users.extend(u for u in f.users if u not in g.users)
+        for sub in self._unit_subs():
+            sub.func = canon.get(sub.func.name, sub.func)
         self.unit.funcs = [f for f in self.unit.funcs if canon.get(f.name, f) is f]
         for f in self.unit.funcs:
             if len(f.users) > 1:  # the comment says where its schemas are (a few)

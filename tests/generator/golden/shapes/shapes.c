@@ -12,6 +12,7 @@
 typedef bool (*tb__vfn)(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static bool shapes__schema_shapes_defs_node(const json_t *j, tb_vctx *c, tb_eval *ev);
+static bool shapes__schema_shapes_defs_node_properties_children(const json_t *j, tb_vctx *c, tb_eval *ev);
 
 static int shapes__keys0(const char *k, size_t n)
 {
@@ -855,27 +856,6 @@ out:
     return ok;
 }
 
-/* tests/generator/fixtures/shapes.yaml#/$defs/node/properties/children */
-static bool shapes__schema_shapes_defs_node_properties_children(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!tb_v_enter(c))
-        return false;
-    int np = c->npath;
-    if (!(json_is_array(j)))
-        TB_V_FAIL("type", "must be array");
-    if (json_is_array(j)) {
-        size_t n = json_array_size(j);
-        for (size_t i = 0; i < n; i++) {
-            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_defs_node, json_array_get(j, i));
-        }
-    }
-out:
-    c->npath = np;
-    tb_v_leave(c);
-    return ok;
-}
-
 /* tests/generator/fixtures/shapes.yaml#/$defs/node */
 static bool shapes__schema_shapes_defs_node(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -911,6 +891,27 @@ static bool shapes__schema_shapes_defs_node(const json_t *j, tb_vctx *c, tb_eval
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("value", "required", "is required");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* tests/generator/fixtures/shapes.yaml#/$defs/node/properties/children */
+static bool shapes__schema_shapes_defs_node_properties_children(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_array(j)))
+        TB_V_FAIL("type", "must be array");
+    if (json_is_array(j)) {
+        size_t n = json_array_size(j);
+        for (size_t i = 0; i < n; i++) {
+            TB_V_CHILD(tb_v_push_index(c, i), shapes__schema_shapes_defs_node, json_array_get(j, i));
+        }
     }
 out:
     c->npath = np;
