@@ -3,7 +3,12 @@
 #define TB_TRACE_INTERNAL_H
 #include "tablium/trace.h"
 
+#include "tablium/buf.h"
+
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
 
 /** Spans started and ended sampled so far, for tb_trace_stats (trace.c; the exporter keeps the
  *  rest). Exact once the threads making spans are quiet; while they run, a sum of per-thread
@@ -29,5 +34,32 @@ bool tb__trace_disabled(void);
  *  OTEL_RESOURCE_ATTRIBUTES, else tb_trace_set_default_service's name, else
  *  "unknown_service:<executable>" (otlp.c). */
 const char *tb__trace_service_name(void);
+
+/** The exporter's HTTP/1.1 client for http:// collectors (h1.c): one kept-alive connection. */
+typedef struct tb__h1 {
+    int fd; /* -1: not connected */
+    char host[256], port[8];
+    char authority[300]; /* the Host header */
+    char target[2048];   /* path and query */
+    long retry_after_ms; /* the last answer's Retry-After, -1: none */
+    bool location;       /* the last answer had a Location (a redirect: libcurl's job) */
+    bool aborted;        /* the last post gave up because *abort was set */
+    char err[256];       /* why the last post has no status */
+} tb__h1;
+
+/** Takes url when this client can serve it: http://, no userinfo, no proxy variable set
+ *  (http_proxy, HTTP_PROXY, all_proxy, ALL_PROXY). false: use libcurl. */
+bool tb__h1_init(tb__h1 *c, const char *url);
+
+/** POSTs head (request line and headers, ending with the blank line) and the body pieces; the
+ *  answer's body goes to resp (up to resp_max bytes). The status, or 0 with c->err set (no
+ *  connection, a write or read error, deadline (monotonic ns) passed, *abort set). */
+long tb__h1_post(tb__h1 *c, const char *head, size_t head_len, const struct iovec *body, int n_body,
+                 tb_buf *resp, size_t resp_max, uint64_t deadline, atomic_bool *abort);
+
+void tb__h1_close(tb__h1 *c);
+
+/** A Retry-After value (delay-seconds or an HTTP-date) in ms, at most an hour; -1: neither. */
+long tb__h1_retry_after(const char *v);
 
 #endif

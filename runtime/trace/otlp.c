@@ -9,8 +9,11 @@
  * its ring full is dropped and counted. One background thread, started at the first span, takes batches out
  * (OTEL_BSP_MAX_EXPORT_BATCH_SIZE when that many wait, else whatever waits after
  * OTEL_BSP_SCHEDULE_DELAY, at once on tb_trace_flush), joins them into one request with the
- * resource and scope in front and POSTs it with a curl handle of its own (not tb_client, which
- * makes spans itself), then frees them. Encoding at the end costs the span's thread a little
+ * resource and scope in front and POSTs it (not with tb_client, which makes spans itself), then
+ * frees them. An http:// collector gets the request from the built-in HTTP/1.1 client (h1.c):
+ * one sendmsg of the head and the encoded spans where they lie, then one read of the answer;
+ * https, a proxy from the environment, a redirect or TB_OTLP_HTTP_CLIENT=libcurl take a curl
+ * handle of the exporter's own, the body joined first. Encoding at the end costs the span's thread a little
  * and saves the exporter most of its cost: reading a span another core wrote, long enough ago
  * to be out of its caches, was most of the export's CPU (1.1 us of a server span's; the encoded
  * bytes are one contiguous read).
@@ -71,6 +74,7 @@ static struct {
     long delay_ms;
     size_t queue_max, batch_max;
     char *ca_file, *client_cert, *client_key;
+    bool libcurl; /* TB_OTLP_HTTP_CLIENT=libcurl: never the built-in HTTP/1.1 client */
     char *service_name;     /* OTEL_SERVICE_NAME */
     char *res_service_name; /* service.name in OTEL_RESOURCE_ATTRIBUTES */
     char *unknown_service;  /* "unknown_service:<executable>" */
@@ -414,6 +418,10 @@ static void read_config(void)
                                       "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", &name));
     cfg.client_key = xstrdup(
         env_sig("OTEL_EXPORTER_OTLP_CLIENT_KEY", "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", &name));
+    const char *hc = env("TB_OTLP_HTTP_CLIENT");
+    cfg.libcurl = hc && strcasecmp(hc, "libcurl") == 0;
+    if (hc && !cfg.libcurl && strcasecmp(hc, "builtin") != 0)
+        tb_log_warn(NULL, "TB_OTLP_HTTP_CLIENT=%s is neither builtin nor libcurl: builtin", hc);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -1570,6 +1578,13 @@ static enc_span *encode_span(const tb_span *s)
 
 typedef struct exporter {
     CURL *curl;
+    tb__h1 h1;          /* the built-in client, while direct */
+    bool direct;        /* http:// without a proxy: h1, not curl (until a redirect) */
+    tb_buf req_head;    /* direct: the request's head up to "Content-Length: " */
+    size_t req_head_fixed;
+    struct iovec *iov;  /* direct: the body's pieces, where they lie */
+    int n_iov;
+    uint8_t pb_hdr[2][11]; /* direct protobuf: the ResourceSpans' and ScopeSpans' key+length */
     tb_buf head;                     /* put_head's text, made once */
     tb_buf body;                     /* the request */
     tb_buf resp;                     /* the response body, up to TB__RESPONSE_MAX */
@@ -1627,18 +1642,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         size_t vl = len - 12 < sizeof v - 1 ? len - 12 : sizeof v - 1;
         memcpy(v, p + 12, vl);
         v[vl] = '\0';
-        char *s = v + strspn(v, " \t"), *end;
-        s[strcspn(s, "\r\n")] = '\0';
-        long secs = strtol(s, &end, 10);
-        if (end != s && *end == '\0' && secs >= 0) {
-            x->retry_after_ms = secs > 3600 ? 3600000 : secs * 1000;
-        } else {
-            time_t at = curl_getdate(s, NULL); /* an HTTP-date */
-            if (at >= 0) {
-                time_t now = time(NULL);
-                x->retry_after_ms = at > now ? (long)(at - now > 3600 ? 3600 : at - now) * 1000 : 0;
-            }
-        }
+        char *sv = v + strspn(v, " \t");
+        sv[strcspn(sv, "\r\n")] = '\0';
+        long ms = tb__h1_retry_after(sv);
+        if (ms >= 0)
+            x->retry_after_ms = ms;
     }
     return len;
 }
@@ -1683,8 +1691,8 @@ static CURL *make_curl(exporter *x)
     return c;
 }
 
-/* One POST of x->body. Returns the HTTP status, or 0 with *cc set when there was none. */
-static long post(exporter *x, struct curl_slist *headers, long timeout_ms, CURLcode *cc)
+/* One POST of x->send with libcurl. The HTTP status, or 0 with *cc set when there was none. */
+static long post_curl(exporter *x, struct curl_slist *headers, long timeout_ms, CURLcode *cc)
 {
     tb_buf_reset(&x->resp);
     x->retry_after_ms = -1;
@@ -1699,6 +1707,108 @@ static long post(exporter *x, struct curl_slist *headers, long timeout_ms, CURLc
         return 0;
     long status = 0;
     curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &status);
+    return status;
+}
+
+/* Direct: the request's head up to the Content-Length value, made once. The user's headers
+ * (OTEL_EXPORTER_OTLP_HEADERS) replace ours of the same name, as with libcurl; none may
+ * change the framing or break a line. */
+static void make_req_head(exporter *x)
+{
+    tb_buf *b = &x->req_head;
+    bool user_host = false, user_agent = false;
+    for (struct curl_slist *h = cfg.headers; h; h = h->next) {
+        user_host |= strncasecmp(h->data, "Host:", 5) == 0;
+        user_agent |= strncasecmp(h->data, "User-Agent:", 11) == 0;
+    }
+    tb_buf_printf(b, "POST %s HTTP/1.1\r\n", x->h1.target);
+    if (!user_host)
+        tb_buf_printf(b, "Host: %s\r\n", x->h1.authority);
+    if (!user_agent)
+        PUTL(b, "User-Agent: " TB__USER_AGENT "\r\n");
+    PUTL(b, "Accept: */*\r\n");
+    if (cfg.protobuf)
+        PUTL(b, "Content-Type: application/x-protobuf\r\n");
+    else
+        PUTL(b, "Content-Type: application/json\r\n");
+    for (struct curl_slist *h = cfg.headers; h; h = h->next) {
+        const char *l = h->data;
+        bool framing = strncasecmp(l, "Content-Length:", 15) == 0 ||
+                       strncasecmp(l, "Transfer-Encoding:", 18) == 0 ||
+                       strncasecmp(l, "Connection:", 11) == 0 ||
+                       strncasecmp(l, "Expect:", 7) == 0;
+        bool bad = false;
+        for (const char *c = l; *c; c++)
+            bad |= *c == '\r' || *c == '\n';
+        if (!framing && !bad) {
+            tb_buf_puts(b, l);
+            PUTL(b, "\r\n");
+        }
+    }
+    PUTL(b, "Content-Length: ");
+    x->req_head_fixed = b->len;
+}
+
+/* Direct: the body as pieces pointing at the encoded spans (no copy); its length. */
+static size_t make_iov(exporter *x, enc_span **spans, size_t n)
+{
+    static const char comma = ',', tail[] = "]}]}]}";
+    struct iovec *v = x->iov;
+    int k = 0;
+    size_t len = 0;
+    if (cfg.protobuf) {
+        if (!x->pb_res.len)
+            pb_head(&x->pb_res, &x->pb_scope);
+        for (size_t i = 0; i < n; i++)
+            len += spans[i]->len;
+        uint64_t ss_len = x->pb_scope.len + len;
+        size_t ss_h = (size_t)(w_varint(w_key(x->pb_hdr[1], 2, PB_LEN), ss_len) - x->pb_hdr[1]);
+        uint64_t rs_len = x->pb_res.len + ss_h + ss_len;
+        size_t rs_h = (size_t)(w_varint(w_key(x->pb_hdr[0], 1, PB_LEN), rs_len) - x->pb_hdr[0]);
+        v[k++] = (struct iovec){x->pb_hdr[0], rs_h};
+        v[k++] = (struct iovec){x->pb_res.data, x->pb_res.len};
+        v[k++] = (struct iovec){x->pb_hdr[1], ss_h};
+        v[k++] = (struct iovec){x->pb_scope.data, x->pb_scope.len};
+        for (size_t i = 0; i < n; i++)
+            v[k++] = (struct iovec){spans[i]->data, spans[i]->len};
+        x->n_iov = k;
+        return rs_h + (size_t)rs_len;
+    }
+    if (!x->head.len)
+        put_head(&x->head);
+    v[k++] = (struct iovec){x->head.data, x->head.len};
+    len = x->head.len;
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            v[k++] = (struct iovec){(void *)&comma, 1};
+            len++;
+        }
+        v[k++] = (struct iovec){spans[i]->data, spans[i]->len};
+        len += spans[i]->len;
+    }
+    v[k++] = (struct iovec){(void *)tail, sizeof tail - 1};
+    x->n_iov = k;
+    return len + sizeof tail - 1;
+}
+
+/* One POST with the built-in client. The status, or 0 with x->errbuf set. */
+static long post_direct(exporter *x, size_t body_len, uint64_t deadline, bool *aborted)
+{
+    x->req_head.len = x->req_head_fixed;
+    tb_buf_printf(&x->req_head, "%zu\r\n\r\n", body_len);
+    long status = 0;
+    if (x->req_head.oom) {
+        snprintf(x->errbuf, sizeof x->errbuf, "no memory for the request");
+        x->h1.retry_after_ms = -1;
+        x->h1.aborted = false;
+    } else {
+        status = tb__h1_post(&x->h1, x->req_head.data, x->req_head.len, x->iov, x->n_iov,
+                             &x->resp, TB__RESPONSE_MAX, deadline, &q_abort);
+        atomic_fetch_add_explicit(&n_requests, 1, memory_order_relaxed);
+        snprintf(x->errbuf, sizeof x->errbuf, "%s", status ? "" : x->h1.err);
+    }
+    x->retry_after_ms = x->h1.retry_after_ms;
+    *aborted = x->h1.aborted;
     return status;
 }
 
@@ -1814,15 +1924,16 @@ static void make_protobuf(exporter *x, enc_span **spans, size_t n)
     x->send_len = x->body.len - (size_t)(p - x->body.data);
 }
 
-static void export_batch(exporter *x, enc_span **spans, size_t n)
+/* libcurl's request for n spans: the body in x->body, the handle made. false: dropped. */
+static bool prepare_curl(exporter *x, enc_span **spans, size_t n)
 {
     x->send = NULL;
     if (cfg.protobuf)
         make_protobuf(x, spans, n);
     else
         make_json(x, spans, n);
-    if (!x->send || x->body.oom || x->head.oom || x->pb_res.oom ||
-        x->pb_scope.oom || (!x->curl && !(x->curl = make_curl(x)))) {
+    if (!x->send || x->body.oom || x->head.oom || x->pb_res.oom || x->pb_scope.oom ||
+        (!x->curl && !(x->curl = make_curl(x)))) {
         atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
         warn_limited(W_OOM, "trace export: %zu spans dropped (%s)", n,
                      x->curl ? "no memory for the request" : "no curl handle");
@@ -1832,6 +1943,25 @@ static void export_batch(exporter *x, enc_span **spans, size_t n)
             tb_buf_reset(&x->pb_res);
             tb_buf_reset(&x->pb_scope);
         }
+        return false;
+    }
+    return true;
+}
+
+static void export_batch(exporter *x, enc_span **spans, size_t n)
+{
+    size_t body_len = 0;
+    if (x->direct) {
+        body_len = make_iov(x, spans, n);
+        if (x->head.oom || x->pb_res.oom || x->pb_scope.oom) {
+            atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
+            warn_limited(W_OOM, "trace export: %zu spans dropped (no memory for the request)", n);
+            tb_buf_reset(&x->head);
+            tb_buf_reset(&x->pb_res);
+            tb_buf_reset(&x->pb_scope);
+            return;
+        }
+    } else if (!prepare_curl(x, spans, n)) {
         return;
     }
     /* Content-Type, no "Expect: 100-continue" (a wasted round trip), then the user's. */
@@ -1853,14 +1983,32 @@ static void export_batch(exporter *x, enc_span **spans, size_t n)
                                            : (long)((deadline - now) / 1000000u);
         if (deadline != UINT64_MAX && left < 1)
             left = 1;
-        status = post(x, ct, left, &cc);
+        bool aborted = false;
+        if (x->direct) {
+            status = post_direct(x, body_len, deadline, &aborted);
+            if (status >= 300 && status < 400 && x->h1.location) {
+                /* a redirect: libcurl follows it, for this batch and the ones after */
+                tb_log_info(NULL,
+                            "trace export: %s answered %ld with a Location: following it with "
+                            "libcurl from now on",
+                            cfg.url, status);
+                x->direct = false;
+                tb__h1_close(&x->h1);
+                if (!prepare_curl(x, spans, n))
+                    return;
+                continue;
+            }
+        } else {
+            status = post_curl(x, ct, left, &cc);
+            aborted = cc == CURLE_ABORTED_BY_CALLBACK;
+        }
         tries++;
         if (status >= 200 && status < 300) {
             on_success(x, n);
             return;
         }
         atomic_fetch_add_explicit(&n_failures, 1, memory_order_relaxed);
-        if (cc == CURLE_ABORTED_BY_CALLBACK)
+        if (aborted)
             break; /* shutting down */
         bool retry =
             status == 0 || status == 429 || status == 502 || status == 503 || status == 504;
@@ -1915,10 +2063,18 @@ static void *exporter_main(void *arg)
                   .resp = TB_BUF_INIT,
                   .pb_res = TB_BUF_INIT,
                   .pb_scope = TB_BUF_INIT,
+                  .req_head = TB_BUF_INIT,
                   .batch = arg};
     pthread_setname_np(pthread_self(), "tb-otlp");
     x.rng = mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     uint64_t delay = (uint64_t)cfg.delay_ms * 1000000u;
+    /* the built-in client for http://; a JSON body has at most 2n + 1 pieces */
+    x.direct = !cfg.libcurl && tb__h1_init(&x.h1, cfg.url) &&
+               (x.iov = malloc((2 * cfg.batch_max + 8) * sizeof *x.iov));
+    if (x.direct)
+        make_req_head(&x);
+    else
+        x.h1.fd = -1;
 
     pthread_mutex_lock(&q.mu);
     uint64_t t0 = mono_ns(); /* the schedule delay runs from here */
@@ -2001,6 +2157,9 @@ out:
     pthread_mutex_unlock(&q.mu);
     if (x.curl)
         curl_easy_cleanup(x.curl);
+    tb__h1_close(&x.h1);
+    free(x.iov);
+    tb_buf_deinit(&x.req_head);
     tb_buf_deinit(&x.head);
     tb_buf_deinit(&x.body);
     tb_buf_deinit(&x.resp);

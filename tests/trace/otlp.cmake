@@ -8,6 +8,9 @@ target_compile_definitions(otlp_test PRIVATE
 target_link_libraries(otlp_test PRIVATE tablium PkgConfig::CHECK)
 add_test(NAME trace_otlp COMMAND otlp_test http/json)
 add_test(NAME trace_otlp_protobuf COMMAND otlp_test http/protobuf)
+# the same with libcurl, which the exporter uses for https, proxies and redirects
+add_test(NAME trace_otlp_libcurl COMMAND otlp_test http/protobuf)
+set_tests_properties(trace_otlp_libcurl PROPERTIES ENVIRONMENT TB_OTLP_HTTP_CLIENT=libcurl)
 # otlp_decoder: contract_auth installs and runs the same receiver; one `npm ci` at a time
-set_tests_properties(trace_otlp trace_otlp_protobuf PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 600
+set_tests_properties(trace_otlp trace_otlp_protobuf trace_otlp_libcurl PROPERTIES WORKING_DIRECTORY ${CMAKE_SOURCE_DIR} TIMEOUT 600
   RESOURCE_LOCK otlp_decoder)

@@ -803,6 +803,118 @@ START_TEST(partial_success_counts_the_rejected_spans_as_dropped)
 }
 END_TEST
 
+/* The answers a collector may give on HTTP/1.1: read whole however they are framed, the
+ * connection kept while the collector keeps it. */
+static json_int_t req_int(json_t *r, size_t i, const char *key)
+{
+    return json_integer_value(json_object_get(json_array_get(json_object_get(r, "requests"), i), key));
+}
+
+static void export_one_batch(const char *name)
+{
+    end_root(name, NULL);
+    ck_assert_int_eq(tb_trace_flush(10000), 0);
+}
+
+START_TEST(chunked_and_closing_answers_are_read_whole_and_a_kept_connection_is_reused)
+{
+    setup_env();
+    /* a chunked partialSuccess (its count only arrives if the pieces are joined), a
+     * Connection: close, then two plain answers */
+    control("{\"plan\":[{\"chunked\":true,\"partial\":{\"rejectedSpans\":\"1\","
+            "\"errorMessage\":\"in pieces\"}},{\"close\":true},{\"ok\":true}]}");
+    for (int i = 0; i < 4; i++)
+        export_one_batch("framing");
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.export_requests, 4);
+    ck_assert_uint_eq(st.export_failures, 0);
+    ck_assert_uint_eq(st.spans_dropped, 1); /* the chunked answer's rejectedSpans */
+    ck_assert_uint_eq(st.spans_exported, 3);
+    json_t *r = received();
+    ck_assert_int_eq(json_array_size(json_object_get(r, "requests")), 4);
+    /* the first two on one connection; the close asks for a new one, which then stays */
+    ck_assert_int_eq(req_int(r, 1, "conn"), req_int(r, 0, "conn"));
+    ck_assert_int_ne(req_int(r, 2, "conn"), req_int(r, 1, "conn"));
+    ck_assert_int_eq(req_int(r, 3, "conn"), req_int(r, 2, "conn"));
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
+START_TEST(a_connection_the_collector_closed_while_idle_is_replaced_without_a_failure)
+{
+    setup_env();
+    export_one_batch("before");
+    control("{\"closeIdle\":true}"); /* the exporter's connection waits for its next request */
+    usleep(200 * 1000);
+    export_one_batch("after");
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.export_requests, 2);
+    ck_assert_uint_eq(st.export_failures, 0);
+    ck_assert_uint_eq(st.spans_exported, 2);
+    json_t *r = received();
+    ck_assert_int_eq(n_spans(r), 2);
+    ck_assert_int_ne(req_int(r, 1, "conn"), req_int(r, 0, "conn"));
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
+START_TEST(a_connection_dropped_without_an_answer_is_retried)
+{
+    setup_env();
+    control("{\"plan\":[{\"drop\":true}]}");
+    uint8_t id[8];
+    end_root("dropped-once", id);
+    ck_assert_int_eq(tb_trace_flush(10000), 0);
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.export_requests, 2);
+    ck_assert_uint_eq(st.export_failures, 1);
+    ck_assert_uint_eq(st.spans_exported, 1);
+    ck_assert_uint_eq(st.spans_dropped, 0);
+    json_t *r = received();
+    ck_assert_int_eq(n_spans(r), 1);
+    span_by_id(r, id);
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
+START_TEST(a_redirect_is_followed_with_the_same_body)
+{
+    setup_env();
+    control("{\"default\":{\"redirect\":\"/moved/v1/traces\"}}");
+    uint8_t ids[3][8];
+    for (int i = 0; i < 3; i++)
+        end_root("redirected", ids[i]);
+    ck_assert_int_eq(tb_trace_flush(10000), 0);
+    export_one_batch("after-the-redirect");
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.export_failures, 0);
+    ck_assert_uint_eq(st.spans_exported, 4);
+    ck_assert_uint_eq(st.spans_dropped, 0);
+    json_t *r = received();
+    json_t *reqs = json_object_get(r, "requests"), *q;
+    size_t i, moved = 0;
+    json_array_foreach(reqs, i, q)
+    {
+        bool at_moved = strcmp(jstr(q, "path"), "/moved/v1/traces") == 0;
+        ck_assert_int_eq(json_integer_value(json_object_get(q, "status")), at_moved ? 200 : 307);
+        moved += at_moved;
+    }
+    ck_assert_int_eq(moved, 2); /* each batch once, where the redirect pointed */
+    ck_assert_int_eq(n_spans(r), 4);
+    for (int k = 0; k < 3; k++)
+        span_by_id(r, ids[k]);
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
 START_TEST(collector_down_drops_and_counts_and_never_blocks_the_span)
 {
     setup_env();
@@ -1182,6 +1294,10 @@ int main(int argc, char **argv)
     tcase_add_test(tc, retryable_answers_are_retried_with_backoff_and_retry_after);
     tcase_add_test(tc, a_400_drops_the_batch_without_retrying);
     tcase_add_test(tc, partial_success_counts_the_rejected_spans_as_dropped);
+    tcase_add_test(tc, chunked_and_closing_answers_are_read_whole_and_a_kept_connection_is_reused);
+    tcase_add_test(tc, a_connection_the_collector_closed_while_idle_is_replaced_without_a_failure);
+    tcase_add_test(tc, a_connection_dropped_without_an_answer_is_retried);
+    tcase_add_test(tc, a_redirect_is_followed_with_the_same_body);
     tcase_add_test(tc, collector_down_drops_and_counts_and_never_blocks_the_span);
     tcase_add_test(tc, a_hanging_collector_fills_the_queue_then_drops_exactly_the_overflow);
     tcase_add_test(tc, each_thread_queues_its_own_spans_and_an_ended_threads_still_go_out);

@@ -22,6 +22,7 @@
  *                  value (an int64 as a JSON number, an enum by name, a string where a number
  *                  goes) or two members of a oneof is an error. Errors answer 400 and are
  *                  recorded. How it answers otherwise is set through /control.
+ * Each request records the connection it came on ("conn", counted from 1 since start).
  * GET  /received   {"requests": [...], "spans": [...], "errors": [...], "held": n, "totals":
  *                  {...}}: since the last reset, but totals (decoded requests, accepted spans,
  *                  errors) since start. Spans are in the decoded message's own shape (toObject,
@@ -31,7 +32,13 @@
  *                  {"plan": [action...]}  answers for the next requests, in order, then
  *                  {"default": action}  for the rest. action: {"status": 503, "retryAfter":
  *                  "1"} | {"hang": true} (no answer until released) | {"partial":
- *                  {"rejectedSpans": "2", "errorMessage": "..."}} | {"ok": true}
+ *                  {"rejectedSpans": "2", "errorMessage": "..."}} | {"ok": true}; with
+ *                  "chunked": true the answer's body goes in pieces (Transfer-Encoding:
+ *                  chunked), with "close": true it says Connection: close and closes;
+ *                  {"drop": true} closes the connection without answering; {"redirect":
+ *                  "/moved/v1/traces"} answers 307 with that Location (POST /moved/v1/traces
+ *                  is taken as /v1/traces is, and always answered {"ok": true})
+ *                  {"closeIdle": true}  closes the connections that wait for a request
  *                  {"release": true}  answers the held requests with the default action
  *                  {"quit": true}
  */
@@ -204,6 +211,17 @@ function answer(res, req, idx, decoded, action) {
     state.held.push({ res, req, idx, decoded });
     return;
   }
+  if (action.drop) {
+    record(req, idx, decoded, 0);
+    req.socket.destroy();
+    return;
+  }
+  if (action.redirect) {
+    record(req, idx, decoded, 307);
+    res.writeHead(307, { Location: action.redirect, 'Content-Length': '0' });
+    res.end();
+    return;
+  }
   const proto = state.requests[idx].protobuf;
   if (action.status && (action.status < 200 || action.status >= 300)) {
     const headers = { 'Content-Type': proto ? 'application/x-protobuf' : 'application/json' };
@@ -216,12 +234,19 @@ function answer(res, req, idx, decoded, action) {
   }
   record(req, idx, decoded, 200);
   const body = action.partial ? { partialSuccess: action.partial } : {};
-  if (proto) {
-    res.writeHead(200, { 'Content-Type': 'application/x-protobuf' });
-    res.end(Buffer.from(ExportTraceServiceResponse.encode(ExportTraceServiceResponse.fromObject(body)).finish()));
+  const bytes = proto
+    ? Buffer.from(ExportTraceServiceResponse.encode(ExportTraceServiceResponse.fromObject(body)).finish())
+    : Buffer.from(JSON.stringify(body));
+  const headers = { 'Content-Type': proto ? 'application/x-protobuf' : 'application/json' };
+  if (action.close) headers.Connection = 'close';
+  if (!action.chunked) headers['Content-Length'] = String(bytes.length);
+  res.writeHead(200, headers);
+  if (action.chunked) {
+    // Node frames writes without a Content-Length as chunks: one per byte
+    for (let i = 0; i < bytes.length; i++) res.write(bytes.subarray(i, i + 1));
+    res.end();
   } else {
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(JSON.stringify(body));
+    res.end(bytes);
   }
 }
 
@@ -237,10 +262,10 @@ function readBody(req) {
 const server = http.createServer(async (req, res) => {
   const body = await readBody(req);
   const url = req.url.split('?')[0];
-  if (req.method === 'POST' && url === '/v1/traces') {
+  if (req.method === 'POST' && (url === '/v1/traces' || url === '/moved/v1/traces')) {
     const idx = state.requests.length;
     const entry = {
-      i: idx, t_ms: Number(process.hrtime.bigint() / 1000000n), bytes: body.length,
+      i: idx, conn: req.socket.tbConn, path: url, t_ms: Number(process.hrtime.bigint() / 1000000n), bytes: body.length,
       contentType: req.headers['content-type'] || '', userAgent: req.headers['user-agent'] || '',
       headers: req.headers, spans: 0, status: 0,
     };
@@ -263,7 +288,8 @@ const server = http.createServer(async (req, res) => {
       return;
     }
     totals.requests++;
-    answer(res, req, idx, decoded, state.plan.length ? state.plan.shift() : state.dflt);
+    if (url === '/moved/v1/traces') answer(res, req, idx, decoded, { ok: true });
+    else answer(res, req, idx, decoded, state.plan.length ? state.plan.shift() : state.dflt);
     return;
   }
   if (req.method === 'GET' && url === '/received') {
@@ -285,6 +311,7 @@ const server = http.createServer(async (req, res) => {
     if (c.reset) Object.assign(state, { requests: [], spans: [], errors: [], plan: [], dflt: { ok: true } });
     if (c.plan) state.plan = c.plan.slice();
     if (c.default) state.dflt = c.default;
+    if (c.closeIdle) server.closeIdleConnections();
     if (c.release) {
       const held = state.held;
       state.held = [];
@@ -304,6 +331,8 @@ const server = http.createServer(async (req, res) => {
 });
 
 server.keepAliveTimeout = 60000;
+let conns = 0;
+server.on('connection', (sock) => { sock.tbConn = ++conns; });
 // Started by otlp_test through popen: never outlive it. When the test dies before its "quit",
 // this process is handed to another parent; it notices within half a second and exits.
 const parent = process.ppid;
