@@ -207,6 +207,8 @@ static const char *OTEL_VARS[] = {
     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
     "OTEL_BSP_SCHEDULE_DELAY",
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
@@ -915,6 +917,55 @@ START_TEST(a_redirect_is_followed_with_the_same_body)
 }
 END_TEST
 
+START_TEST(gzip_compression_sends_a_smaller_body_that_decodes_the_same)
+{
+    setup_env();
+    setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip", 1);
+    enum { N = 300 };
+    static uint8_t ids[N][8];
+    for (int i = 0; i < N; i++)
+        end_root("compressed", ids[i]);
+    ck_assert_int_eq(tb_trace_flush(10000), 0);
+    tb_trace_stats st;
+    tb_trace_stats_get(&st);
+    ck_assert_uint_eq(st.spans_exported, N);
+    ck_assert_uint_eq(st.export_failures, 0);
+    json_t *r = received();
+    ck_assert_int_eq(n_spans(r), N);
+    for (int i = 0; i < N; i++)
+        span_by_id(r, ids[i]);
+    json_t *reqs = json_object_get(r, "requests"), *q;
+    size_t i;
+    json_int_t wire = 0, bytes = 0;
+    json_array_foreach(reqs, i, q)
+    {
+        ck_assert_str_eq(jstr(q, "encoding"), "gzip");
+        wire += json_integer_value(json_object_get(q, "wireBytes"));
+        bytes += json_integer_value(json_object_get(q, "bytes"));
+    }
+    /* bare spans are mostly random ids: about 2x in protobuf, 4-5x in JSON */
+    ck_assert_msg(wire * 4 < bytes * 3, "gzip: %lld bytes sent for %lld", (long long)wire,
+                  (long long)bytes);
+    figure("gzip_wire", (double)wire);
+    figure("gzip_bytes", (double)bytes);
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
+START_TEST(an_unknown_compression_sends_uncompressed)
+{
+    setup_env();
+    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", 1);
+    export_one_batch("plain");
+    json_t *r = received();
+    ck_assert_int_eq(n_spans(r), 1);
+    ck_assert_str_eq(jstr(json_array_get(json_object_get(r, "requests"), 0), "encoding"), "");
+    json_decref(r);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
 START_TEST(collector_down_drops_and_counts_and_never_blocks_the_span)
 {
     setup_env();
@@ -1298,6 +1349,8 @@ int main(int argc, char **argv)
     tcase_add_test(tc, a_connection_the_collector_closed_while_idle_is_replaced_without_a_failure);
     tcase_add_test(tc, a_connection_dropped_without_an_answer_is_retried);
     tcase_add_test(tc, a_redirect_is_followed_with_the_same_body);
+    tcase_add_test(tc, gzip_compression_sends_a_smaller_body_that_decodes_the_same);
+    tcase_add_test(tc, an_unknown_compression_sends_uncompressed);
     tcase_add_test(tc, collector_down_drops_and_counts_and_never_blocks_the_span);
     tcase_add_test(tc, a_hanging_collector_fills_the_queue_then_drops_exactly_the_overflow);
     tcase_add_test(tc, each_thread_queues_its_own_spans_and_an_ended_threads_still_go_out);
@@ -1338,6 +1391,10 @@ int main(int argc, char **argv)
     if (system(cmd) != 0)
         fprintf(stderr, "otlp_test: the receiver did not take quit\n");
     pclose(recv);
+    if (figure_get("gzip_wire") > 0)
+        printf("otlp-export: %s gzip: %.0f bytes sent for %.0f (%.1fx smaller)\n", protocol,
+               figure_get("gzip_wire"), figure_get("gzip_bytes"),
+               figure_get("gzip_bytes") / figure_get("gzip_wire"));
     printf("otlp-export: %s: %.0f spans decoded by %s (%.0f decode errors), %.0f dropped when the "
            "collector was down, %.0f ns exporter thread CPU + %.0f ns on the span's thread "
            "(recording, encoding) per span (server spans, batches of 512); "

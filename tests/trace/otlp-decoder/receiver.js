@@ -22,7 +22,9 @@
  *                  value (an int64 as a JSON number, an enum by name, a string where a number
  *                  goes) or two members of a oneof is an error. Errors answer 400 and are
  *                  recorded. How it answers otherwise is set through /control.
- * Each request records the connection it came on ("conn", counted from 1 since start).
+ * Each request records the connection it came on ("conn", counted from 1 since start), its
+ * Content-Encoding ("encoding"; a gzip body is gunzipped before decoding, "bytes" is then the
+ * decompressed size and "wireBytes" what came).
  * GET  /received   {"requests": [...], "spans": [...], "errors": [...], "held": n, "totals":
  *                  {...}}: since the last reset, but totals (decoded requests, accepted spans,
  *                  errors) since start. Spans are in the decoded message's own shape (toObject,
@@ -43,6 +45,7 @@
  *                  {"quit": true}
  */
 const http = require('http');
+const zlib = require('zlib');
 const path = require('path');
 
 const root = require(path.join(__dirname, 'node_modules/@opentelemetry/otlp-transformer/build/src/generated/root.js'));
@@ -260,12 +263,22 @@ function readBody(req) {
 }
 
 const server = http.createServer(async (req, res) => {
-  const body = await readBody(req);
+  let body = await readBody(req);
+  const wireBytes = body.length;
+  const encoding = req.headers['content-encoding'] || '';
+  let inflateError = null;
+  if (/^gzip$/i.test(encoding)) {
+    try {
+      body = zlib.gunzipSync(body);
+    } catch (e) {
+      inflateError = e.message;
+    }
+  }
   const url = req.url.split('?')[0];
   if (req.method === 'POST' && (url === '/v1/traces' || url === '/moved/v1/traces')) {
     const idx = state.requests.length;
     const entry = {
-      i: idx, conn: req.socket.tbConn, path: url, t_ms: Number(process.hrtime.bigint() / 1000000n), bytes: body.length,
+      i: idx, conn: req.socket.tbConn, path: url, encoding, wireBytes, t_ms: Number(process.hrtime.bigint() / 1000000n), bytes: body.length,
       contentType: req.headers['content-type'] || '', userAgent: req.headers['user-agent'] || '',
       headers: req.headers, spans: 0, status: 0,
     };
@@ -273,6 +286,8 @@ const server = http.createServer(async (req, res) => {
     let decoded = null;
     try {
       entry.protobuf = /^application\/x-protobuf\s*(;|$)/i.test(entry.contentType);
+      if (inflateError) fail(`Content-Encoding ${encoding}: ${inflateError}`);
+      if (encoding && !/^gzip$/i.test(encoding)) fail(`Content-Encoding "${encoding}" is not gzip`);
       if (!entry.protobuf && !/^application\/json\s*(;|$)/i.test(entry.contentType))
         fail(`Content-Type "${entry.contentType}" is neither application/json nor application/x-protobuf`);
       decoded = entry.protobuf ? decodeProtobuf(body) : decode(body.toString('utf8'));
