@@ -40,13 +40,6 @@
 #define H1_HEAD_MAX (16 * 1024) /* an answer's status line and headers */
 #define H1_SLICE_MS 100         /* how often a wait looks at the abort flag */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void fail(tb__h1 *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(tb__h1 *c, const char *fmt, ...)
 {
@@ -140,7 +133,7 @@ static int wait_fd(tb__h1 *c, short events, uint64_t deadline, atomic_bool *abor
     for (;;) {
         if (abort && atomic_load_explicit(abort, memory_order_relaxed))
             return -1;
-        uint64_t now = now_ns();
+        uint64_t now = tb__mono_ns();
         if (now >= deadline)
             return 0;
         uint64_t left_ms = (deadline - now + 999999u) / 1000000u;

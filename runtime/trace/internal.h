@@ -9,6 +9,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
+
+/** CLOCK_MONOTONIC in nanoseconds (the exporter's deadlines and waits). */
+static inline uint64_t tb__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /** Spans started and ended sampled so far, for tb_trace_stats (trace.c; the exporter keeps the
  *  rest). Exact once the threads making spans are quiet; while they run, a sum of per-thread

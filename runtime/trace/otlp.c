@@ -553,13 +553,6 @@ static void queue_init_sync(void)
     pthread_condattr_destroy(&ca);
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static struct timespec ts_of(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
@@ -815,7 +808,7 @@ int tb_trace_flush(long timeout_ms)
     pthread_once(&cfg_once, read_config);
     if (!cfg.enabled || !atomic_load(&q.started))
         return 0;
-    uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    uint64_t deadline = tb__mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     pthread_mutex_lock(&q.mu);
     bool done = wait_finished(deadline);
     pthread_mutex_unlock(&q.mu);
@@ -825,7 +818,7 @@ int tb_trace_flush(long timeout_ms)
 void tb_trace_shutdown(long timeout_ms)
 {
     pthread_once(&cfg_once, read_config);
-    uint64_t deadline = mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    uint64_t deadline = tb__mono_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     pthread_mutex_lock(&q.mu);
     if (q.shutting) {
         pthread_mutex_unlock(&q.mu);
@@ -1610,7 +1603,7 @@ static void warn_limited(int kind, const char *fmt, ...)
 {
     static _Atomic uint64_t last[W__N];
     static _Atomic uint64_t quiet[W__N];
-    uint64_t now = mono_ns(), prev = atomic_load(&last[kind]);
+    uint64_t now = tb__mono_ns(), prev = atomic_load(&last[kind]);
     if (prev && now - prev < TB__WARN_EVERY_NS) {
         atomic_fetch_add(&quiet[kind], 1);
         return;
@@ -1824,10 +1817,10 @@ static long post_direct(exporter *x, size_t body_len, uint64_t deadline, bool *a
 /* Waits ms, or less when the exporter is stopped. true when it was stopped. */
 static bool pause_ms(long ms)
 {
-    uint64_t until = mono_ns() + (uint64_t)ms * 1000000u;
+    uint64_t until = tb__mono_ns() + (uint64_t)ms * 1000000u;
     struct timespec ts = ts_of(until);
     pthread_mutex_lock(&q.mu);
-    while (!q.stopping && mono_ns() < until)
+    while (!q.stopping && tb__mono_ns() < until)
         if (pthread_cond_timedwait(&q.wake, &q.mu, &ts) == ETIMEDOUT)
             break;
     bool stop = q.stopping;
@@ -2037,13 +2030,13 @@ static void export_batch(exporter *x, enc_span **spans, size_t n)
                                {(char *)"Expect:", cfg.gzip ? &ct[2] : cfg.headers},
                                {(char *)"Content-Encoding: gzip", cfg.headers}};
 
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = tb__mono_ns();
     uint64_t deadline = cfg.timeout_ms ? t0 + (uint64_t)cfg.timeout_ms * 1000000u : UINT64_MAX;
     long status = 0;
     CURLcode cc = CURLE_OK;
     int tries = 0;
     for (;;) {
-        uint64_t now = mono_ns();
+        uint64_t now = tb__mono_ns();
         /* signed: a pause that overshot the deadline must not wrap into "no timeout" */
         long left = deadline == UINT64_MAX ? 0
                     : now >= deadline      ? 1
@@ -2109,7 +2102,7 @@ static void export_batch(exporter *x, enc_span **spans, size_t n)
                 base = TB__BACKOFF_MAX_MS;
             wait = base / 2 + (long)(rng_next(x) % (uint64_t)(base / 2 + 1));
         }
-        if (deadline != UINT64_MAX && mono_ns() + (uint64_t)wait * 1000000u >= deadline)
+        if (deadline != UINT64_MAX && tb__mono_ns() + (uint64_t)wait * 1000000u >= deadline)
             break;
         if (pause_ms(wait))
             break;
@@ -2134,7 +2127,7 @@ static void *exporter_main(void *arg)
                   .gz = TB_BUF_INIT,
                   .batch = arg};
     pthread_setname_np(pthread_self(), "tb-otlp");
-    x.rng = mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+    x.rng = tb__mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     uint64_t delay = (uint64_t)cfg.delay_ms * 1000000u;
     /* the built-in client for http://; a JSON body has at most 2n + 1 pieces */
     x.direct = !cfg.libcurl && tb__h1_init(&x.h1, cfg.url) &&
@@ -2145,7 +2138,7 @@ static void *exporter_main(void *arg)
         x.h1.fd = -1;
 
     pthread_mutex_lock(&q.mu);
-    uint64_t t0 = mono_ns(); /* the schedule delay runs from here */
+    uint64_t t0 = tb__mono_ns(); /* the schedule delay runs from here */
     for (;;) {
         size_t nrings;
         for (;;) {
@@ -2172,7 +2165,7 @@ static void *exporter_main(void *arg)
                 flushing = false;
             }
             if (len >= cfg.batch_max || most >= share || (len && flushing) ||
-                (len && mono_ns() >= t0 + delay))
+                (len && tb__mono_ns() >= t0 + delay))
                 break;
             /* Sleep until a span arrives (empty), or a ring holds its share of a batch, or the
              * delay passes: never longer, since a span's thread can miss, rarely, that we went
@@ -2185,13 +2178,13 @@ static void *exporter_main(void *arg)
                 ready = ring_len(r) >= want;
             if (!ready) {
                 uint64_t idle = delay > 1000000000u ? delay : 1000000000u; /* empty: >= 1 s */
-                struct timespec ts = ts_of(len ? t0 + delay : mono_ns() + idle);
+                struct timespec ts = ts_of(len ? t0 + delay : tb__mono_ns() + idle);
                 pthread_cond_timedwait(&q.wake, &q.mu, &ts);
             }
             q.asleep = false;
             atomic_store_explicit(&q.wake_at, UINT64_MAX, memory_order_relaxed);
             if (!len)
-                t0 = mono_ns();
+                t0 = tb__mono_ns();
         }
         pthread_mutex_unlock(&q.mu);
         /* A share of the batch from each ring first, then the rest from whichever has more:
@@ -2219,7 +2212,7 @@ static void *exporter_main(void *arg)
         }
         pthread_mutex_lock(&q.mu);
         if (n)
-            t0 = mono_ns();
+            t0 = tb__mono_ns();
     }
 out:
     pthread_mutex_unlock(&q.mu);
