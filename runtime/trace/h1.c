@@ -353,7 +353,7 @@ static int need_line(tb__h1 *c, rd *r, char **s, uint64_t deadline, atomic_bool 
     return 1;
 }
 
-static long retry_after(const char *v)
+long tb__h1_retry_after(const char *v)
 {
     char *end;
     long secs = strtol(v, &end, 10);
@@ -364,11 +364,6 @@ static long retry_after(const char *v)
         return -1;
     time_t now = time(NULL);
     return at > now ? (long)(at - now > 3600 ? 3600 : at - now) * 1000 : 0;
-}
-
-long tb__h1_retry_after(const char *v)
-{
-    return retry_after(v);
 }
 
 /* One request and its answer on the open connection. The status, or 0 (err set). */
@@ -433,7 +428,7 @@ static long exchange(tb__h1 *c, struct iovec *iov, int n, tb_buf *resp, size_t m
                 else if (strcasestr(v, "keep-alive"))
                     keep_alive = true;
             } else if (strcasecmp(s, "Retry-After") == 0) {
-                c->retry_after_ms = retry_after(v);
+                c->retry_after_ms = tb__h1_retry_after(v);
             } else if (strcasecmp(s, "Location") == 0) {
                 c->location = true;
             }

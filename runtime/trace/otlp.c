@@ -13,10 +13,11 @@
  * frees them. An http:// collector gets the request from the built-in HTTP/1.1 client (h1.c):
  * one sendmsg of the head and the encoded spans where they lie, then one read of the answer;
  * https, a proxy from the environment, a redirect or TB_OTLP_HTTP_CLIENT=libcurl take a curl
- * handle of the exporter's own, the body joined first. Encoding at the end costs the span's thread a little
- * and saves the exporter most of its cost: reading a span another core wrote, long enough ago
- * to be out of its caches, was most of the export's CPU (1.1 us of a server span's; the encoded
- * bytes are one contiguous read).
+ * handle of the exporter's own, the body joined first (OTEL_EXPORTER_OTLP_COMPRESSION=gzip:
+ * compressed first, either way). Encoding at the end costs the span's thread a little and
+ * saves the exporter most of its cost: reading a span another core wrote, long enough ago to be
+ * out of its caches, was most of the export's CPU (1.1 us of a server span's; the encoded bytes
+ * are one contiguous read).
  *
  * Retries: connection errors, timeouts, 429, 502, 503 and 504, with exponential backoff and
  * jitter or the server's Retry-After, within the export timeout and at most TB__TRIES tries;
