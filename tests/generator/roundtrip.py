@@ -37,7 +37,7 @@ from tablium_gen.ir.openapi import build_service  # noqa: E402
 from tablium_gen.load.loader import Loader, parse_text  # noqa: E402
 
 LIST = os.path.join(HERE, "corpus", "roundtrip.txt")
-LIBS = ["-ljansson", "-lpcre2-8", "-lmicrohttpd", "-lcurl", "-lsqlite3", "-lcrypto",
+LIBS = ["-ljansson", "-lpcre2-8", "-lmicrohttpd", "-lcurl", "-lz", "-lsqlite3", "-lcrypto",
         "-lpthread", "-lm"]
 
 
@@ -287,7 +287,8 @@ def jtext(v):
 # Secured operations are round-tripped with credentials the server is configured to accept
 # (the environment the runtime reads): a JWT signed with TB_JWT_SECRET for bearer, OAuth2 and
 # OpenID Connect schemes (carrying the scopes asked for), TB_API_KEYS_<SCHEME> keys in a header
-# or a cookie, TB_BASIC_USERS_<SCHEME> for HTTP Basic. Digest and query keys are skipped.
+# or a cookie, TB_BASIC_USERS_<SCHEME> for HTTP Basic, TB_HTTP_AUTH_<SCHEME> for other HTTP
+# schemes ("Authorization: <scheme> <value>"). Digest and query keys are skipped.
 RT_SECRET = "roundtrip-hs256-secret-0123456789abcdef"
 
 
@@ -327,6 +328,12 @@ def credentials(op):
                     auth = "basic"
                     env[env_name("TB_BASIC_USERS_", sch.name)] = "rt:" + hashlib.sha256(
                         b"rt-pass").hexdigest()
+                elif k == "TB_SEC_HTTP_OTHER":
+                    if auth is not None:
+                        raise Skip("two schemes in Authorization")
+                    value = "rt-" + hashlib.sha256(sch.name.encode()).hexdigest()[:16]
+                    auth = "%s %s" % (json.loads(sch.param_lit), value)
+                    env[env_name("TB_HTTP_AUTH_", sch.name)] = value
                 elif k in ("TB_SEC_API_KEY_HEADER", "TB_SEC_API_KEY_COOKIE"):
                     name = json.loads(sch.param_lit)
                     key = "rt-key-" + hashlib.sha256(sch.name.encode()).hexdigest()[:12]
@@ -346,6 +353,8 @@ def credentials(op):
             env["TB_JWT_SECRET"] = RT_SECRET
         elif auth == "basic":
             headers.append("Authorization: Basic " + base64.b64encode(b"rt:rt-pass").decode())
+        elif auth is not None:
+            headers.append("Authorization: " + auth)
         if cookies:
             headers.append("Cookie: " + "; ".join(cookies))
         return headers, env
