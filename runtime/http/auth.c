@@ -5,7 +5,10 @@
  * with the server's tb_jwt_verifier, scopes checked against the token's `scope` / `scp`, and
  * API keys in a header, the query or a cookie checked against TB_API_KEYS_<SCHEME>, and HTTP
  * Basic credentials against TB_BASIC_USERS_<SCHEME> ("user:sha256-of-password" entries), and
- * HTTP Digest (RFC 7616) against TB_DIGEST_USERS_<SCHEME> ("user:hex(SHA-256(user:realm:pw))").
+ * HTTP Digest (RFC 7616) against TB_DIGEST_USERS_<SCHEME> ("user:hex(SHA-256(user:realm:pw))"),
+ * and any other HTTP scheme ("Authorization: <scheme> <credentials>") with the server's
+ * tb_server_set_http_auth function, else (or when it passes) against TB_HTTP_AUTH_<SCHEME>,
+ * else refused.
  *
  * Missing or invalid credentials: 401 with WWW-Authenticate (RFC 6750 for bearer schemes);
  * valid credentials without the scopes: 403 insufficient_scope. The handler finds the verified
@@ -86,12 +89,12 @@ static const char *api_key_value(const tb_http_req *req, const tb_security_schem
     }
 }
 
-/* TB_API_KEYS_<SCHEME> (scheme name upper-cased, other characters '_'): comma-separated keys.
- * Every configured key is compared in constant time. */
-static bool api_key_ok(const tb_security_scheme *s, const char *key)
+/* <PREFIX><SCHEME> (scheme name upper-cased, other characters '_'): comma-separated values,
+ * each compared with key in constant time. */
+static bool listed(const char *prefix, const tb_security_scheme *s, const char *key)
 {
     char var[160];
-    tb__env_name(var, sizeof var, "TB_API_KEYS_", s->name);
+    tb__env_name(var, sizeof var, prefix, s->name);
     const char *keys = getenv(var);
     if (!keys || !key || !*key)
         return false;
@@ -345,11 +348,39 @@ static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const
     return true;
 }
 
+/* Another HTTP scheme: "Authorization: <scheme> <credentials>", checked by the server's
+ * function, else (or when it passes, returning < 0) against TB_HTTP_AUTH_<SCHEME>. */
+static bool other_ok(tb_ctx *ctx, const tb_http_req *req, const tb_security_scheme *s,
+                     bool *given)
+{
+    const char *h = tb_http_req_header(req, "Authorization");
+    size_t sl = s->param ? strlen(s->param) : 0;
+    *given = h && sl && strncasecmp(h, s->param, sl) == 0 && (h[sl] == ' ' || h[sl] == '\t');
+    if (!*given)
+        return false;
+    const char *cred = h + sl;
+    while (*cred == ' ' || *cred == '\t')
+        cred++;
+    if (!*cred)
+        return false;
+    void *ud;
+    tb_http_auth_fn fn = tb__req_http_auth(req, &ud);
+    int rc = fn ? fn(ud, ctx, s, cred, strlen(cred)) : -1;
+    return rc < 0 ? listed("TB_HTTP_AUTH_", s, cred) : rc == 0;
+}
+
 /* 0: the requirement passes; 401 or 403 with *code the reason (a TB_JWT_E... code). */
-static int check_req(const tb_http_req *req, tb_jwt_verifier *v, const tb_security_req *r,
-                     presented *pr, int *code, const char **missing_scope, const char *realm)
+static int check_req(tb_ctx *ctx, const tb_http_req *req, tb_jwt_verifier *v,
+                     const tb_security_req *r, presented *pr, int *code,
+                     const char **missing_scope, const char *realm)
 {
     const tb_security_scheme *s = r->scheme;
+    if (s->kind == TB_SEC_HTTP_OTHER) {
+        bool given = false;
+        bool ok = other_ok(ctx, req, s, &given);
+        *code = given ? TB_JWT_EARG : TB_JWT_EMISSING;
+        return ok ? 0 : 401;
+    }
     if (s->kind == TB_SEC_HTTP_DIGEST) {
         bool given = false;
         bool ok = digest_ok(req, s, realm, pr, &given);
@@ -366,7 +397,7 @@ static int check_req(const tb_http_req *req, tb_jwt_verifier *v, const tb_securi
         s->kind == TB_SEC_API_KEY_COOKIE) {
         const char *key = api_key_value(req, s);
         *code = key ? TB_JWT_EARG : TB_JWT_EMISSING;
-        return api_key_ok(s, key) ? 0 : 401;
+        return listed("TB_API_KEYS_", s, key) ? 0 : 401;
     }
     int rc = check_bearer(req, v, pr);
     if (rc) {
@@ -400,7 +431,7 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         for (size_t i = 0; i < alts[a].n && status == 0; i++) {
             tb_security_kind k = alts[a].reqs[i].scheme->kind;
             bearer |= k == TB_SEC_HTTP_BEARER || k == TB_SEC_OAUTH2 || k == TB_SEC_OPENID;
-            status = check_req(req, v, &alts[a].reqs[i], &pr, &code, &miss,
+            status = check_req(ctx, req, v, &alts[a].reqs[i], &pr, &code, &miss,
                                ctx->service ? ctx->service : "tablium");
         }
         if (status == 0) {
@@ -442,11 +473,13 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
     const char *realm = ctx->service ? ctx->service : "tablium";
     char chal[600];
     size_t cl = 0;
-    bool basic = false, digest = false;
+    bool basic = false, digest = false, other = false;
     for (size_t a = 0; a < n; a++)
         for (size_t i = 0; i < alts[a].n; i++) {
-            basic |= alts[a].reqs[i].scheme->kind == TB_SEC_HTTP_BASIC;
-            digest |= alts[a].reqs[i].scheme->kind == TB_SEC_HTTP_DIGEST;
+            const tb_security_scheme *sc = alts[a].reqs[i].scheme;
+            basic |= sc->kind == TB_SEC_HTTP_BASIC;
+            digest |= sc->kind == TB_SEC_HTTP_DIGEST;
+            other |= sc->kind == TB_SEC_HTTP_OTHER;
         }
     if (bearer)
         cl = tb_jwt_www_authenticate(chal, sizeof chal, realm, best_code,
@@ -464,7 +497,25 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
                                "nonce=\"%s\"%s",
                                cl ? ", " : "", realm, nonce, pr.digest_stale ? ", stale=true" : "");
     }
-    if ((!bearer && !basic && !digest) || (best_code == TB_JWT_EARG && !basic && !digest))
+    /* each other scheme's challenge once */
+    const char *said[16];
+    size_t n_said = 0;
+    for (size_t a = 0; a < n && other; a++)
+        for (size_t i = 0; i < alts[a].n; i++) {
+            const tb_security_scheme *sc = alts[a].reqs[i].scheme;
+            if (sc->kind != TB_SEC_HTTP_OTHER || !sc->param || cl >= sizeof chal)
+                continue;
+            size_t k = 0;
+            while (k < n_said && strcasecmp(said[k], sc->param) != 0)
+                k++;
+            if (k < n_said || n_said == sizeof said / sizeof said[0])
+                continue;
+            said[n_said++] = sc->param;
+            cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%s%s realm=\"%s\"",
+                                   cl ? ", " : "", sc->param, realm);
+        }
+    if ((!bearer && !basic && !digest && !other) ||
+        (best_code == TB_JWT_EARG && !basic && !digest && !other))
         cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sApiKey realm=\"%s\"",
                                cl ? ", " : "", realm);
     const char *hv = tb_arena_strndup(ctx->arena, chal, cl < sizeof chal ? cl : sizeof chal - 1);
@@ -481,7 +532,8 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
     } else if (best_code == TB_JWT_EARG) {
         e.code = "unauthorized";
         snprintf(msg, sizeof msg,
-                 basic || digest ? "the credentials are not valid" : "the API key is not valid");
+                 basic || digest || other ? "the credentials are not valid"
+                                          : "the API key is not valid");
     } else {
         e.code = tb_jwt_err_name(best_code);
         snprintf(msg, sizeof msg, "%s", pr.why[0] ? pr.why : tb_jwt_strerror(best_code));

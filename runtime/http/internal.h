@@ -102,6 +102,8 @@ typedef struct tb__framing {
 } tb__framing;
 /* The server's verifier of the request's connection (server.c), for auth.c. */
 struct tb_jwt_verifier *tb__req_verifier(const tb_http_req *r);
+/** The server's tb_server_set_http_auth function (and its ud), or NULL. */
+tb_http_auth_fn tb__req_http_auth(const tb_http_req *r, void **ud);
 /* The rate limit of a secured operation, checked once tb_http_authorize has set ctx->claims
  * (the identity is then the token's sub). true: go on; false: res holds the 429. */
 bool tb__rate_after_auth(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res);

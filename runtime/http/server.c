@@ -60,6 +60,8 @@ struct tb_server {
     tb_server_stats last_stats; /* the door's counters when it last stopped */
     tb__policy *policy;         /* allowlist, rate limits, fault injection (policy.c) */
     tb_jwt_verifier *verifier;  /* bearer tokens of secured operations (auth.c) */
+    tb_http_auth_fn http_auth;  /* TB_SEC_HTTP_OTHER schemes (auth.c) */
+    void *http_auth_ud;
     tb_jwt_verifier *own_verifier; /* the one made from TB_JWT_*, freed with the server */
     atomic_ullong refused_in_flight, refused_addr, rate_limited, deadline_expired;
     /* HTTPS: the PEM texts read by tb_server_new (NULL: plain HTTP), and for mutual TLS the
@@ -562,6 +564,19 @@ tb_jwt_verifier *tb__req_verifier(const tb_http_req *r)
 {
     const tb__conn *c = r->impl;
     return c && c->srv ? c->srv->verifier : NULL;
+}
+
+void tb_server_set_http_auth(tb_server *s, tb_http_auth_fn fn, void *ud)
+{
+    s->http_auth = fn;
+    s->http_auth_ud = ud;
+}
+
+tb_http_auth_fn tb__req_http_auth(const tb_http_req *r, void **ud)
+{
+    const tb__conn *c = r->impl;
+    *ud = c && c->srv ? c->srv->http_auth_ud : NULL;
+    return c && c->srv ? c->srv->http_auth : NULL;
 }
 
 tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_error *err)

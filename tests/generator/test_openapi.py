@@ -404,18 +404,26 @@ class Security(OpenApiCase):
         self.assertEqual(rc, 0, out)
         self.assertEqual(out.strip(), "", out)
 
-    def test_unknown_scheme_and_unsupported_types_are_spec_errors(self):
+    def test_unknown_scheme_and_unsupported_types_are_spec_errors_other_http_schemes_are_not(self):
         text = SECURE.replace("{key: [], bearer: []}", "{nokey: []}")
         rc, err = self.gen(text, "vault.yaml")
         self.assertEqual(rc, 1, err)
         self.assertIn("/paths/~1write/post/security/1/nokey", err)
         self.assertIn("no security scheme 'nokey'", err)
+        # any other HTTP scheme (Kerberos' Negotiate) is the server's check to make
+        # (tb_server_set_http_auth, else TB_HTTP_AUTH_<SCHEME>); its name goes along as written
         text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
-                              "{type: http, scheme: negotiate}")
+                              "{type: http, scheme: Negotiate}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('{"bearer", TB_SEC_HTTP_OTHER, "Negotiate"},', self.read("vault_server.c"))
+        # a scheme that is no HTTP token is an error
+        text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
+                              "{type: http, scheme: 'two words'}")
         rc, err = self.gen(text, "vault.yaml")
         self.assertEqual(rc, 1, err)
         self.assertIn("/components/securitySchemes/bearer/scheme", err)
-        self.assertIn("HTTP scheme 'negotiate' is not supported", err)
+        self.assertIn("RFC 9110 token): got 'two words'", err)
         # digest is (users from TB_DIGEST_USERS_<SCHEME>)
         text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
                               "{type: http, scheme: digest}")

@@ -9,6 +9,7 @@
  * Tokens are signed here with an ES256 key; the verifier knows its public half only.
  */
 #include "tablium/http.h"
+#include "tablium/json.h"
 #include "tablium/jwt.h"
 #include "tablium/log.h"
 
@@ -30,7 +31,12 @@ static const tb_security_scheme schemes[] = {
     {"oauth", TB_SEC_OAUTH2, NULL},
     {"users", TB_SEC_HTTP_BASIC, NULL},
     {"staff", TB_SEC_HTTP_DIGEST, NULL},
+    {"kerberos", TB_SEC_HTTP_OTHER, "Negotiate"}, /* checked by the server's function */
+    {"vendor-token", TB_SEC_HTTP_OTHER, "Token"},  /* by TB_HTTP_AUTH_VENDOR_TOKEN */
 };
+static const tb_security_req other_sec_0[] = {{&schemes[5], NULL, 0}};
+static const tb_security_req other_sec_1[] = {{&schemes[6], NULL, 0}};
+static const tb_security_alt other_security[] = {{other_sec_0, 1}, {other_sec_1, 1}};
 static const tb_security_req digest_sec_0[] = {{&schemes[4], NULL, 0}};
 static const tb_security_alt digest_security[] = {{digest_sec_0, 1}};
 static const tb_security_req basic_sec_0[] = {{&schemes[3], NULL, 0}};
@@ -93,12 +99,40 @@ static int digest_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return answer(ctx, res);
 }
 
+static int other_op(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    int rc = tb_http_authorize(ctx, req, res, other_security, 2);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    return answer(ctx, res);
+}
+
+/* tb_server_set_http_auth's function: Negotiate accepts one ticket and names its user; Token is
+ * left to TB_HTTP_AUTH_VENDOR_TOKEN */
+static int check_other(void *ud, tb_ctx *ctx, const tb_security_scheme *scheme,
+                       const char *credentials, size_t len)
+{
+    ck_assert_ptr_eq(ud, &schemes);
+    if (strcmp(scheme->param, "Token") == 0)
+        return -1;
+    ck_assert_str_eq(scheme->name, "kerberos");
+    ck_assert_uint_eq(len, strlen(credentials));
+    if (strcmp(credentials, "YIIGhgYJKoZIhvcSAQICAQBuggZ1") != 0)
+        return 1;
+    json_t *c = json_pack("{s:s}", "sub", "alice@EXAMPLE.ORG");
+    ck_assert_int_eq(tb_arena_hold_json(ctx->arena, c), 0);
+    json_decref(c);
+    ctx->claims = c;
+    return 0;
+}
+
 static const tb_http_op ops[] = {
     {"open", TB_HTTP_GET, "/open", 0, open_op},
     {"read", TB_HTTP_GET, "/read", 0, read_op},
     {"write", TB_HTTP_POST, "/write", 0, write_op},
     {"basic", TB_HTTP_GET, "/basic", 0, basic_op},
     {"digest", TB_HTTP_GET, "/digest", 0, digest_op},
+    {"other", TB_HTTP_GET, "/other", 0, other_op},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
@@ -108,17 +142,18 @@ static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {-1, -1, 2, -1, -1, -1, -1, -1},
     {3, -1, -1, -1, -1, -1, -1, -1},
     {4, -1, -1, -1, -1, -1, -1, -1},
+    {5, -1, -1, -1, -1, -1, -1, -1},
 };
 
 static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
 {
     (void)params;
     *n_params = 0;
-    static const char *const paths[] = {"/open", "/read", "/write", "/basic", "/digest"};
-    return tht_match(paths, 5, path, len);
+    static const char *const paths[] = {"/open", "/read", "/write", "/basic", "/digest", "/other"};
+    return tht_match(paths, 6, path, len);
 }
 
-static const tb_http_api api = {"vault", "Vault", "1.0", ops, 5, match, routes, 5, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"vault", "Vault", "1.0", ops, 6, match, routes, 6, NULL, NULL, 0, NULL, 0};
 
 /* ---- fixture: the server, a signing key and another ---- */
 
@@ -147,9 +182,11 @@ static void setup(void)
     srv = tb_server_new(&api, &so, &err);
     ck_assert_ptr_nonnull(srv);
     tb_server_set_jwt_verifier(srv, ver);
+    tb_server_set_http_auth(srv, check_other, (void *)&schemes);
     ck_assert_int_eq(tb_server_start(srv, &err), 0);
     tb_error_deinit(&err);
     setenv("TB_API_KEYS_KEY", "k-one,k-two", 1);
+    setenv("TB_HTTP_AUTH_VENDOR_TOKEN", "tok-1,tok-2", 1);
     /* users of the Basic scheme "users": name and hex(SHA-256(password)), no password in clear */
     setenv("TB_BASIC_USERS_USERS",
            "bob:0000000000000000000000000000000000000000000000000000000000000000,"
@@ -315,6 +352,51 @@ START_TEST(http_basic_checks_the_password_digest_and_names_the_user)
 }
 END_TEST
 
+START_TEST(other_http_schemes_go_to_the_servers_function_then_the_environment)
+{
+    reply r = {0};
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/other", (unsigned)tb_server_port(srv));
+    static const struct {
+        const char *authorization;
+        long status;
+        const char *what; /* 200: the sub (NULL: none, a token names nobody); 401: the message */
+    } cases[] = {
+        {"Negotiate YIIGhgYJKoZIhvcSAQICAQBuggZ1", 200, "alice@EXAMPLE.ORG"},
+        {"negotiate   YIIGhgYJKoZIhvcSAQICAQBuggZ1", 200, "alice@EXAMPLE.ORG"}, /* any case */
+        {"Negotiate forged", 401, "the credentials are not valid"},
+        {"Token tok-2", 200, NULL},
+        {"TOKEN tok-1", 200, NULL},
+        {"Token tok-3", 401, "the credentials are not valid"},
+        {"Token", 401, "credentials are required"},        /* no credentials */
+        {"Tokenx tok-1", 401, "credentials are required"}, /* another scheme */
+        {"Bearer tok-1", 401, "credentials are required"},
+        {NULL, 401, "credentials are required"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char h[256];
+        struct curl_slist *hl = NULL;
+        if (cases[i].authorization) {
+            snprintf(h, sizeof h, "Authorization: %s", cases[i].authorization);
+            hl = curl_slist_append(hl, h);
+        }
+        tht_request(NULL, "GET", url, 0, hl, &r);
+        curl_slist_free_all(hl);
+        ck_assert_msg(r.status == cases[i].status, "%s: %ld %s",
+                      cases[i].authorization ? cases[i].authorization : "(none)", r.status, r.body);
+        if (r.status == 200) {
+            expect_sub(&r, cases[i].what);
+        } else {
+            /* both schemes are offered, and never an ApiKey */
+            expect_error(&r, 401, "unauthorized", "Negotiate realm=\"vault\", Token realm=");
+            ck_assert_ptr_null(strcasestr(r.headers, "ApiKey"));
+            ck_assert_msg(strstr(r.body, cases[i].what), "%s: %s", cases[i].authorization,
+                          r.body);
+        }
+    }
+}
+END_TEST
+
 START_TEST(an_open_operation_needs_nothing)
 {
     reply r;
@@ -457,6 +539,7 @@ int main(void)
     TCase *tc = tcase_create("auth");
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, an_open_operation_needs_nothing);
+    tcase_add_test(tc, other_http_schemes_go_to_the_servers_function_then_the_environment);
     tcase_add_test(tc, http_basic_checks_the_password_digest_and_names_the_user);
     tcase_add_test(tc, http_digest_as_libcurl_answers_it);
     tcase_add_test(tc, a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims);

@@ -22,6 +22,9 @@ from . import cnames
 from .types import TYPE_SUFFIXES, CType, TypeBuilder
 from .validators import ValidatorCompiler, comment_safe, cstr
 
+# an HTTP authentication scheme name (RFC 9110 token)
+HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 METHOD_ENUM = {m: "TB_HTTP_" + m.upper() for m in METHODS}
 PARAM_IN = ("path", "query", "header", "cookie")
@@ -258,9 +261,16 @@ class ServiceBuilder:
             elif t == "openIdConnect":
                 sch.kind = "TB_SEC_OPENID"
             elif t == "http":
-                self.err(ptr + "/scheme", "HTTP scheme %r is not supported (bearer, a JWT, "
-                         "basic and digest are)" % node.get("scheme"))
-                continue
+                # Negotiate, OAuth, a vendor's Token...: "Authorization: <scheme> <credentials>",
+                # checked by tb_server_set_http_auth's function or TB_HTTP_AUTH_<SCHEME>
+                token = node.get("scheme")
+                if not isinstance(token, str) or not HTTP_TOKEN.fullmatch(token):
+                    self.err(ptr + "/scheme", "an http security scheme needs a 'scheme' that is "
+                             "an HTTP authentication scheme name (RFC 9110 token): got %r"
+                             % token)
+                    continue
+                sch.kind = "TB_SEC_HTTP_OTHER"
+                sch.param_lit = cstr(token)
             else:
                 self.err(ptr + "/type", "security scheme type %r is not supported (http bearer, "
                                         "apiKey, oauth2 and openIdConnect are)" % t)

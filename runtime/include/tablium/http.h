@@ -274,12 +274,15 @@ typedef enum tb_security_kind {
     TB_SEC_OPENID,         /* type: openIdConnect: the same */
     TB_SEC_HTTP_BASIC,     /* type: http, scheme: basic: user and password (RFC 7617) */
     TB_SEC_HTTP_DIGEST,    /* type: http, scheme: digest (RFC 7616: SHA-256, qop=auth) */
+    TB_SEC_HTTP_OTHER,     /* type: http, any other scheme (negotiate, token, AWS4-HMAC-SHA256):
+                              "Authorization: <param> <credentials>", see tb_server_set_http_auth */
 } tb_security_kind;
 
 typedef struct tb_security_scheme {
     const char *name;  /* the components.securitySchemes key */
     tb_security_kind kind;
-    const char *param; /* apiKey: the header, query or cookie name */
+    const char *param; /* apiKey: the header, query or cookie name; TB_SEC_HTTP_OTHER: the
+                          scheme as the spec writes it (matched without regard to case) */
 } tb_security_scheme;
 
 /** One requirement: the scheme, and the scopes the token must all carry. */
@@ -488,6 +491,21 @@ void tb_server_stats_get(const tb_server *s, tb_server_stats *out);
 /** The verifier of bearer tokens (borrowed: must outlive the server), replacing one made from
  *  the environment. Before start. */
 void tb_server_set_jwt_verifier(tb_server *s, struct tb_jwt_verifier *v);
+
+/** Checks the credentials of an HTTP authentication scheme tablium does not know itself
+ *  (TB_SEC_HTTP_OTHER: Kerberos' Negotiate, OAuth 1's OAuth, a vendor's Token): `credentials`
+ *  is what follows "<scheme> " in Authorization (len bytes, NUL-terminated). Return 0 to
+ *  accept (it may set ctx->claims to a JSON object held by ctx->arena, which the handler then
+ *  sees), a positive value to refuse (401), a negative one to leave the scheme to
+ *  TB_HTTP_AUTH_<SCHEME> (below). Runs on the request's thread. */
+typedef int (*tb_http_auth_fn)(void *ud, tb_ctx *ctx, const tb_security_scheme *scheme,
+                               const char *credentials, size_t len);
+/** Sets that check (NULL: none). Without one (or when it passes), a scheme's credentials are
+ *  checked against
+ *  TB_HTTP_AUTH_<SCHEME> (its components.securitySchemes name upper-cased, other characters
+ *  '_'): comma-separated accepted values, compared in constant time; without that either,
+ *  every request is refused (401), never let through. Before start. */
+void tb_server_set_http_auth(tb_server *s, tb_http_auth_fn fn, void *ud);
 /** The budget of one operation (by operationId), in ms, over request_timeout_ms (0: that
  *  again); the caller's X-Request-Timeout-Ms still shortens it. Before start. 0 or TB_EINVAL. */
 int tb_server_set_op_timeout(tb_server *s, const char *operation_id, unsigned ms);
