@@ -267,11 +267,11 @@ static void expect_sub(reply *r, const char *sub)
     json_decref(j);
 }
 
-/* HTTP Basic (RFC 7617) against TB_BASIC_USERS_USERS: "user:hex(SHA-256(password))" */
-static long basic_call(const char *authorization, reply *r)
+/* GET path with an Authorization header (NULL: none) */
+static long auth_call(const char *path, const char *authorization, reply *r)
 {
     char url[128], h[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/basic", (unsigned)tb_server_port(srv));
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)tb_server_port(srv), path);
     struct curl_slist *hl = NULL;
     if (authorization) {
         snprintf(h, sizeof h, "Authorization: %s", authorization);
@@ -280,6 +280,12 @@ static long basic_call(const char *authorization, reply *r)
     tht_request(NULL, "GET", url, 0, hl, r);
     curl_slist_free_all(hl);
     return r->status;
+}
+
+/* HTTP Basic (RFC 7617) against TB_BASIC_USERS_USERS: "user:hex(SHA-256(password))" */
+static long basic_call(const char *authorization, reply *r)
+{
+    return auth_call("/basic", authorization, r);
 }
 
 /* HTTP Digest (RFC 7616) as libcurl does it: the challenge, then the answer (SHA-256) */
@@ -355,8 +361,6 @@ END_TEST
 START_TEST(other_http_schemes_go_to_the_servers_function_then_the_environment)
 {
     reply r = {0};
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/other", (unsigned)tb_server_port(srv));
     static const struct {
         const char *authorization;
         long status;
@@ -374,14 +378,7 @@ START_TEST(other_http_schemes_go_to_the_servers_function_then_the_environment)
         {NULL, 401, "credentials are required"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char h[256];
-        struct curl_slist *hl = NULL;
-        if (cases[i].authorization) {
-            snprintf(h, sizeof h, "Authorization: %s", cases[i].authorization);
-            hl = curl_slist_append(hl, h);
-        }
-        tht_request(NULL, "GET", url, 0, hl, &r);
-        curl_slist_free_all(hl);
+        auth_call("/other", cases[i].authorization, &r);
         ck_assert_msg(r.status == cases[i].status, "%s: %ld %s",
                       cases[i].authorization ? cases[i].authorization : "(none)", r.status, r.body);
         if (r.status == 200) {
