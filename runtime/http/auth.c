@@ -111,6 +111,21 @@ static bool listed(const char *prefix, const tb_security_scheme *s, const char *
     return ok;
 }
 
+/* The credentials after "<scheme> " in Authorization (the scheme without regard to case, then
+ * spaces or tabs), "" when there are none; NULL when the header names another scheme or is
+ * absent. */
+static const char *auth_credentials(const tb_http_req *req, const char *scheme)
+{
+    const char *h = tb_http_req_header(req, "Authorization");
+    size_t sl = scheme ? strlen(scheme) : 0;
+    if (!h || !sl || strncasecmp(h, scheme, sl) != 0 || (h[sl] != ' ' && h[sl] != '\t'))
+        return NULL;
+    h += sl;
+    while (*h == ' ' || *h == '\t')
+        h++;
+    return h;
+}
+
 static void hex_of(const unsigned char *d, size_t n, char *out)
 {
     for (size_t i = 0; i < n; i++)
@@ -123,13 +138,10 @@ static void hex_of(const unsigned char *d, size_t n, char *out)
 static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presented *pr,
                      bool *given)
 {
-    const char *h = tb_http_req_header(req, "Authorization");
-    *given = h && strncasecmp(h, "Basic ", 6) == 0;
+    const char *b64 = auth_credentials(req, "Basic");
+    *given = b64 != NULL;
     if (!*given)
         return false;
-    const char *b64 = h + 6;
-    while (*b64 == ' ')
-        b64++;
     size_t bl = strlen(b64);
     if (bl == 0 || bl > 1024 || bl % 4)
         return false;
@@ -291,11 +303,10 @@ static void sha256_hex(const char *s, size_t n, char out[2 * SHA256_DIGEST_LENGT
 static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const char *realm,
                       presented *pr, bool *given)
 {
-    const char *h = tb_http_req_header(req, "Authorization");
-    *given = h && strncasecmp(h, "Digest ", 7) == 0;
+    const char *h = auth_credentials(req, "Digest");
+    *given = h != NULL;
     if (!*given)
         return false;
-    h += 7;
     char user[128], rlm[128], nonce[96], uri[1024], resp[80], qop[16], nc[16], cnonce[128],
         alg[32];
     if (!digest_param(h, "username", user, sizeof user) || !digest_param(h, "realm", rlm, sizeof rlm) ||
@@ -353,15 +364,9 @@ static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const
 static bool other_ok(tb_ctx *ctx, const tb_http_req *req, const tb_security_scheme *s,
                      bool *given)
 {
-    const char *h = tb_http_req_header(req, "Authorization");
-    size_t sl = s->param ? strlen(s->param) : 0;
-    *given = h && sl && strncasecmp(h, s->param, sl) == 0 && (h[sl] == ' ' || h[sl] == '\t');
-    if (!*given)
-        return false;
-    const char *cred = h + sl;
-    while (*cred == ' ' || *cred == '\t')
-        cred++;
-    if (!*cred)
+    const char *cred = auth_credentials(req, s->param);
+    *given = cred != NULL;
+    if (!cred || !*cred)
         return false;
     void *ud;
     tb_http_auth_fn fn = tb__req_http_auth(req, &ud);

@@ -1580,17 +1580,17 @@ typedef struct exporter {
     bool direct;        /* http:// without a proxy: h1, not curl (until a redirect) */
     tb_buf req_head;    /* direct: the request's head up to "Content-Length: " */
     size_t req_head_fixed;
-    struct iovec *iov;  /* direct: the body's pieces, where they lie */
+    struct iovec *iov;  /* the body's pieces, where they lie (make_iov) */
     int n_iov;
-    uint8_t pb_hdr[2][11]; /* direct protobuf: the ResourceSpans' and ScopeSpans' key+length */
+    uint8_t pb_hdr[2][11]; /* protobuf: the ResourceSpans' and ScopeSpans' key+length */
     z_stream zs;           /* gzip: made at the first batch, reset for each */
     bool zs_ready;
     tb_buf gz;             /* gzip: the compressed body */
     tb_buf head;                     /* put_head's text, made once */
-    tb_buf body;                     /* the request */
+    tb_buf body;                     /* libcurl: the pieces joined */
     tb_buf resp;                     /* the response body, up to TB__RESPONSE_MAX */
     tb_buf pb_res, pb_scope;         /* protobuf: the Resource and the scope, made once */
-    const char *send;                /* what is POSTed: in body, from the request's start */
+    const char *send;                /* libcurl: what is POSTed (body, or the one piece) */
     size_t send_len;
     long retry_after_ms; /* -1: none in the last response */
     char errbuf[CURL_ERROR_SIZE];
@@ -1752,7 +1752,7 @@ static void make_req_head(exporter *x)
     x->req_head_fixed = b->len;
 }
 
-/* Direct: the body as pieces pointing at the encoded spans (no copy); its length. */
+/* The body as pieces pointing at the encoded spans (no copy); its length. */
 static size_t make_iov(exporter *x, enc_span **spans, size_t n)
 {
     static const char comma = ',', tail[] = "]}]}]}";
@@ -1879,54 +1879,6 @@ static void on_success(exporter *x, size_t n)
     json_decref(j);
 }
 
-/* The request for n spans in x->body, x->send / x->send_len set. */
-static void make_json(exporter *x, enc_span **spans, size_t n)
-{
-    if (!x->head.len)
-        put_head(&x->head);
-    tb_buf_reset(&x->body);
-    tb_buf_append(&x->body, x->head.data, x->head.len);
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            tb_buf_putc(&x->body, ',');
-        tb_buf_append(&x->body, spans[i]->data, spans[i]->len);
-    }
-    PUTL(&x->body, "]}]}]}");
-    x->send = x->body.data;
-    x->send_len = x->body.len;
-}
-
-/* ExportTraceServiceRequest { resource_spans = 1: ResourceSpans { resource = 1, scope_spans = 2:
- * ScopeSpans { scope = 1, spans = 2... } } }: the spans go after a gap that then takes the rest. */
-static void make_protobuf(exporter *x, enc_span **spans, size_t n)
-{
-    if (!x->pb_res.len)
-        pb_head(&x->pb_res, &x->pb_scope);
-    size_t gap = x->pb_res.len + x->pb_scope.len + 2 * 11;
-    tb_buf_reset(&x->body);
-    if (tb_buf_reserve(&x->body, gap))
-        return;
-    x->body.len = gap;
-    for (size_t i = 0; i < n; i++)
-        tb_buf_append(&x->body, spans[i]->data, spans[i]->len);
-    if (x->body.oom)
-        return;
-    uint64_t ss_len = x->pb_scope.len + (x->body.len - gap);
-    uint8_t ss_hdr[11], rs_hdr[11];
-    size_t ss_h = (size_t)(w_varint(w_key(ss_hdr, 2, PB_LEN), ss_len) - ss_hdr);
-    uint64_t rs_len = x->pb_res.len + ss_h + ss_len;
-    size_t rs_h = (size_t)(w_varint(w_key(rs_hdr, 1, PB_LEN), rs_len) - rs_hdr);
-    /* written backwards from the first span: the scope, the ScopeSpans' key and length, the
-     * resource, the ResourceSpans' */
-    char *p = x->body.data + gap;
-    memcpy(p -= x->pb_scope.len, x->pb_scope.data, x->pb_scope.len);
-    memcpy(p -= ss_h, ss_hdr, ss_h);
-    memcpy(p -= x->pb_res.len, x->pb_res.data, x->pb_res.len);
-    memcpy(p -= rs_h, rs_hdr, rs_h);
-    x->send = p;
-    x->send_len = x->body.len - (size_t)(p - x->body.data);
-}
-
 /* OTEL_EXPORTER_OTLP_COMPRESSION=gzip: the n pieces of a body into x->gz, one gzip member.
  * Level 1: spans are repetitive (the same keys, ids of one alphabet), so it takes most of what
  * a higher level would, at a fraction of the CPU. false: no memory. */
@@ -1962,67 +1914,54 @@ static bool gzip_body(exporter *x, const struct iovec *v, int n)
     return true;
 }
 
-/* libcurl's request for n spans: the body in x->body, the handle made. false: dropped. */
-static bool prepare_curl(exporter *x, enc_span **spans, size_t n)
+/* libcurl's request: the body's pieces joined (libcurl takes one buffer; a compressed body is
+ * one piece already), the handle made. false: the n spans are dropped. */
+static bool prepare_curl(exporter *x, size_t n)
 {
-    x->send = NULL;
-    if (cfg.protobuf)
-        make_protobuf(x, spans, n);
-    else
-        make_json(x, spans, n);
-    if (!x->send || x->body.oom || x->head.oom || x->pb_res.oom || x->pb_scope.oom ||
-        (!x->curl && !(x->curl = make_curl(x)))) {
+    tb_buf_reset(&x->body);
+    if (x->n_iov == 1) {
+        x->send = x->iov[0].iov_base;
+        x->send_len = x->iov[0].iov_len;
+    } else {
+        for (int i = 0; i < x->n_iov; i++)
+            tb_buf_append(&x->body, x->iov[i].iov_base, x->iov[i].iov_len);
+        x->send = x->body.data;
+        x->send_len = x->body.len;
+    }
+    if (x->body.oom || (!x->curl && !(x->curl = make_curl(x)))) {
         atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
         warn_limited(W_OOM, "trace export: %zu spans dropped (%s)", n,
                      x->curl ? "no memory for the request" : "no curl handle");
-        if (x->head.oom)
-            tb_buf_reset(&x->head);
-        if (x->pb_res.oom || x->pb_scope.oom) {
-            tb_buf_reset(&x->pb_res);
-            tb_buf_reset(&x->pb_scope);
-        }
         return false;
-    }
-    if (cfg.gzip) {
-        struct iovec v = {(void *)x->send, x->send_len};
-        if (!gzip_body(x, &v, 1)) {
-            atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
-            warn_limited(W_OOM, "trace export: %zu spans dropped (no memory to compress them)", n);
-            return false;
-        }
-        x->send = x->gz.data;
-        x->send_len = x->gz.len;
     }
     return true;
 }
 
 static void export_batch(exporter *x, enc_span **spans, size_t n)
 {
-    size_t body_len = 0;
-    if (x->direct) {
-        body_len = make_iov(x, spans, n);
-        if (x->head.oom || x->pb_res.oom || x->pb_scope.oom) {
-            atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
-            warn_limited(W_OOM, "trace export: %zu spans dropped (no memory for the request)", n);
-            tb_buf_reset(&x->head);
-            tb_buf_reset(&x->pb_res);
-            tb_buf_reset(&x->pb_scope);
-            return;
-        }
-        if (cfg.gzip) {
-            if (!gzip_body(x, x->iov, x->n_iov)) {
-                atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
-                warn_limited(W_OOM, "trace export: %zu spans dropped (no memory to compress them)",
-                             n);
-                return;
-            }
-            x->iov[0] = (struct iovec){x->gz.data, x->gz.len};
-            x->n_iov = 1;
-            body_len = x->gz.len;
-        }
-    } else if (!prepare_curl(x, spans, n)) {
+    /* the body as pieces where they lie: sent as they are, or compressed, or joined for
+     * libcurl */
+    size_t body_len = x->iov ? make_iov(x, spans, n) : 0;
+    if (!x->iov || x->head.oom || x->pb_res.oom || x->pb_scope.oom) {
+        atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
+        warn_limited(W_OOM, "trace export: %zu spans dropped (no memory for the request)", n);
+        tb_buf_reset(&x->head);
+        tb_buf_reset(&x->pb_res);
+        tb_buf_reset(&x->pb_scope);
         return;
     }
+    if (cfg.gzip) {
+        if (!gzip_body(x, x->iov, x->n_iov)) {
+            atomic_fetch_add_explicit(&n_dropped, n, memory_order_relaxed);
+            warn_limited(W_OOM, "trace export: %zu spans dropped (no memory to compress them)", n);
+            return;
+        }
+        x->iov[0] = (struct iovec){x->gz.data, x->gz.len};
+        x->n_iov = 1;
+        body_len = x->gz.len;
+    }
+    if (!x->direct && !prepare_curl(x, n))
+        return;
     /* Content-Type, no "Expect: 100-continue" (a wasted round trip), the encoding, then the
      * user's. */
     struct curl_slist ct[3] = {{cfg.protobuf ? (char *)"Content-Type: application/x-protobuf"
@@ -2055,7 +1994,7 @@ static void export_batch(exporter *x, enc_span **spans, size_t n)
                             cfg.url, status);
                 x->direct = false;
                 tb__h1_close(&x->h1);
-                if (!prepare_curl(x, spans, n))
+                if (!prepare_curl(x, n))
                     return;
                 continue;
             }
@@ -2130,9 +2069,9 @@ static void *exporter_main(void *arg)
     pthread_setname_np(pthread_self(), "tb-otlp");
     x.rng = tb__mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     uint64_t delay = (uint64_t)cfg.delay_ms * 1000000u;
-    /* the built-in client for http://; a JSON body has at most 2n + 1 pieces */
-    x.direct = !cfg.libcurl && tb__h1_init(&x.h1, cfg.url) &&
-               (x.iov = malloc((2 * cfg.batch_max + 8) * sizeof *x.iov));
+    /* a body's pieces (a JSON one has at most 2n + 2); the built-in client for http:// */
+    x.iov = malloc((2 * cfg.batch_max + 8) * sizeof *x.iov);
+    x.direct = !cfg.libcurl && tb__h1_init(&x.h1, cfg.url);
     if (x.direct)
         make_req_head(&x);
     else
