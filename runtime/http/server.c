@@ -5,6 +5,7 @@
 #include "tablium/trace.h"
 
 #include "internal.h"
+#include "../trace/tb_span_put.h"
 
 #include <ctype.h>
 #include <dlfcn.h>
@@ -876,7 +877,8 @@ static void start_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ct
     }
 }
 
-/* Ends the server span with OpenTelemetry's HTTP server attributes. */
+/* Ends the server span with OpenTelemetry's HTTP server attributes: put in one call, by
+ * reference (every value lives until tb_span_end below, which encodes the span). */
 static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
                             const tb_http_req *req, const tb_http_op *op, const char *method,
                             int status)
@@ -887,8 +889,15 @@ static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
         return;
     if (c->runtime_path)
         sp->sampled = false; /* probes and scrapes: not worth a span each */
+    char code[16];
     if (sp->sampled) {
         tb_server *s = c->srv;
+        tb_span_attr at[12];
+        size_t n = 0;
+#define PUT_STRN(k, val, l)                                                                        \
+    at[n++] = (tb_span_attr){.key = (k), .type = TB_ATTR_STRING, .len = (uint32_t)(l), .v.s = (val)}
+#define PUT_STR(k, val) PUT_STRN(k, val, strlen(val))
+#define PUT_INT(k, val) at[n++] = (tb_span_attr){.key = (k), .type = TB_ATTR_INT, .v.i = (val)}
         const char *m = req->method >= 0 ? method : "_OTHER";
         if (op) { /* "METHOD /route", cut to the span's name room (no printf: every request) */
             char name[sizeof sp->name];
@@ -902,18 +911,19 @@ static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
             memcpy(name + ml + 1, op->path, pl);
             name[ml + 1 + pl] = '\0';
             tb_span_set_name(sp, name);
-            tb_span_set_str(sp, "http.route", op->path);
-            tb_span_set_str(sp, "tablium.operation_id", op->operation_id);
+            PUT_STR("http.route", op->path);
+            PUT_STR("tablium.operation_id", op->operation_id);
         } else {
             tb_span_set_name(sp, m);
         }
-        tb_span_set_str(sp, "http.request.method", m);
+        PUT_STR("http.request.method", m);
         if (req->method < 0)
-            tb_span_set_str(sp, "http.request.method_original", method);
-        tb_span_set_strn(sp, "url.path", req->path, req->path_len);
-        tb_span_set_str(sp, "url.scheme", s->tls_cert ? "https" : "http");
-        tb_span_set_str(sp, "network.protocol.version", "1.1");
-        tb_span_set_int(sp, "http.response.status_code", status);
+            PUT_STR("http.request.method_original", method);
+        if (req->path_len <= UINT32_MAX)
+            PUT_STRN("url.path", req->path, req->path_len);
+        PUT_STR("url.scheme", s->tls_cert ? "https" : "http");
+        PUT_STR("network.protocol.version", "1.1");
+        PUT_INT("http.response.status_code", status);
         const char *host = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Host");
         if (host) { /* name[:port], [v6][:port] */
             const char *h = host, *end = NULL, *port = NULL;
@@ -928,22 +938,25 @@ static void end_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ctx,
             }
             if (!end)
                 end = host + strlen(host);
-            tb_span_set_strn(sp, "server.address", h, (size_t)(end - h));
+            PUT_STRN("server.address", h, end - h);
             long pn = 0; /* digits only, as strtol would read them, without its cost */
             for (const char *d = port; d && *d >= '0' && *d <= '9' && pn < 65536; d++)
                 pn = pn * 10 + (*d - '0');
             if (pn > 0 && pn < 65536)
-                tb_span_set_int(sp, "server.port", pn);
+                PUT_INT("server.port", pn);
         }
         const char *ua = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "User-Agent");
         if (ua)
-            tb_span_set_str(sp, "user_agent.original", ua);
+            PUT_STR("user_agent.original", ua);
         if (status >= 500) {
-            char code[16];
             snprintf(code, sizeof code, "%d", status);
-            tb_span_set_str(sp, "error.type", code);
+            PUT_STR("error.type", code);
             tb_span_set_status(sp, TB_STATUS_ERROR, NULL);
         }
+#undef PUT_STRN
+#undef PUT_STR
+#undef PUT_INT
+        tb__span_put(sp, at, n);
     }
     tb_span_end(sp);
 }

@@ -7,6 +7,7 @@
  * the exporter (otlp.c); the rest are freed at once.
  */
 #include "internal.h"
+#include "tb_span_put.h"
 
 #include "tablium/ctx.h"
 #include "tablium/log.h"
@@ -500,6 +501,30 @@ static tb_span_attr *attr_slot(tb_span *s, const char *key)
     tb_span_attr *a = &s->attrs[s->n_attrs++];
     a->key = key;
     return a;
+}
+
+void tb__span_put(tb_span *s, const tb_span_attr *attrs, size_t n)
+{
+    if (!s || s == &noop_span || !s->sampled)
+        return;
+    size_t before = s->n_attrs; /* only these can share a key with attrs */
+    for (size_t j = 0; j < n; j++) {
+        const char *key = attrs[j].key;
+        tb_span_attr *a = NULL;
+        for (size_t i = 0; i < before && !a; i++) {
+            const char *k = s->attrs[i].key;
+            if (k == key || (k[0] == key[0] && strcmp(k, key) == 0))
+                a = &s->attrs[i];
+        }
+        if (!a) {
+            if (s->n_attrs == TB_SPAN_MAX_ATTRS) {
+                s->dropped_attrs++;
+                continue;
+            }
+            a = &s->attrs[s->n_attrs++];
+        }
+        *a = attrs[j];
+    }
 }
 
 void tb_span_set_strn(tb_span *s, const char *key, const char *v, size_t n)

@@ -17,6 +17,8 @@
 #include "tablium/client.h"
 #include "tablium/trace.h"
 
+#include "../../runtime/trace/tb_span_put.h"
+
 #include <check.h>
 #include <curl/curl.h>
 #include <dirent.h>
@@ -542,6 +544,52 @@ START_TEST(large_spans_and_spans_across_chunks_arrive_whole)
     json_decref(r);
     free(big);
     free(mid);
+    tb_trace_shutdown(5000);
+}
+END_TEST
+
+/* The runtime's own attributes (tb__span_put, as a server span ends): by reference, a key a
+ * handler set before takes the runtime's value once (no duplicate key on the wire), the
+ * handler's other attributes stay, and those past the limit are dropped and counted. */
+START_TEST(runtime_attributes_replace_a_handlers_key_once_and_overflow_is_counted)
+{
+    setup_env();
+    tb_span *s = tb_span_start_with("put", TB_SPAN_SERVER, NULL, NULL);
+    tb_span_set_str(s, "url.scheme", "set-by-the-handler");
+    tb_span_set_int(s, "app.items", 3);
+    uint8_t id[8];
+    memcpy(id, s->sc.span_id, 8);
+    char path[] = "/rooms/7", keys[TB_SPAN_MAX_ATTRS][16];
+    tb_span_attr at[TB_SPAN_MAX_ATTRS + 2];
+    size_t n = 0;
+    at[n++] = (tb_span_attr){.key = "url.scheme", .type = TB_ATTR_STRING, .len = 4, .v.s = "http"};
+    at[n++] = (tb_span_attr){.key = "url.path", .type = TB_ATTR_STRING, .len = 8, .v.s = path};
+    at[n++] = (tb_span_attr){.key = "http.response.status_code", .type = TB_ATTR_INT, .v.i = 404};
+    while (n < sizeof at / sizeof at[0]) { /* 26 for 24 places, 2 taken, 1 replacing: 3 over */
+        char *k = keys[n - 3];
+        snprintf(k, sizeof keys[0], "fill.%zu", n);
+        at[n++] = (tb_span_attr){.key = k, .type = TB_ATTR_BOOL, .v.b = true};
+    }
+    tb__span_put(s, at, n);
+    ck_assert_uint_eq(s->n_attrs, TB_SPAN_MAX_ATTRS);
+    ck_assert_uint_eq(s->dropped_attrs, n + 1 - TB_SPAN_MAX_ATTRS); /* url.scheme replaced */
+    tb_span_end(s);
+    ck_assert_int_eq(tb_trace_flush(10000), 0);
+    json_t *r = received();
+    json_t *sp = json_object_get(span_by_id(r, id), "span");
+    json_t *ats = json_object_get(sp, "attributes");
+    ck_assert_str_eq(attr_str(ats, "url.scheme", "stringValue"), "http");
+    ck_assert_str_eq(attr_str(ats, "url.path", "stringValue"), "/rooms/7");
+    ck_assert_str_eq(attr_str(ats, "http.response.status_code", "intValue"), "404");
+    ck_assert_str_eq(attr_str(ats, "app.items", "intValue"), "3");
+    size_t schemes = 0, i;
+    json_t *a;
+    json_array_foreach(ats, i, a) schemes += strcmp(jstr(a, "key"), "url.scheme") == 0;
+    ck_assert_uint_eq(schemes, 1);
+    ck_assert_uint_eq(json_array_size(ats), TB_SPAN_MAX_ATTRS);
+    ck_assert_int_eq(json_integer_value(json_object_get(sp, "droppedAttributesCount")),
+                     (json_int_t)(n + 1 - TB_SPAN_MAX_ATTRS));
+    json_decref(r);
     tb_trace_shutdown(5000);
 }
 END_TEST
@@ -1337,6 +1385,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, exported_spans_decode_with_ids_kinds_attributes_status_events_links);
     tcase_add_test(tc, a_thousand_spans_go_in_requests_of_at_most_the_batch_size);
     tcase_add_test(tc, large_spans_and_spans_across_chunks_arrive_whole);
+    tcase_add_test(tc, runtime_attributes_replace_a_handlers_key_once_and_overflow_is_counted);
     tcase_add_test(tc, the_schedule_delay_exports_without_a_flush);
     tcase_add_test(tc, shutdown_delivers_everything_queued_then_takes_no_more);
     tcase_add_test(tc, exporter_cpu_per_span_with_server_spans);
