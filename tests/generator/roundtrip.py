@@ -384,8 +384,10 @@ def plan(spec):
             tok = tok.replace("~1", "/").replace("~0", "~")
             if isinstance(cur, list):
                 cur = cur[int(tok)]
-            else:
+            elif isinstance(cur, dict) and tok in cur:
                 cur = cur[tok]
+            else:  # made by the generator (a path's query pair), in no document
+                return node
         return cur
 
     def valid(schema, value):

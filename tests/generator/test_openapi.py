@@ -306,14 +306,36 @@ class Errors(OpenApiCase):
       responses: {'200': {description: ok}}
 """), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects (with properties, additionalProperties of a scalar type, or free-form)")
 
-    def test_a_query_string_in_a_path(self):
-        self.assertFails(self.minimal("""\
-  /uploads?convert={convert}:
+    def test_a_query_string_in_a_path_is_read_as_query_parameters(self):
+        # the path is the route; {param} pairs are query parameters wherever declared (or
+        # nowhere), fixed pairs required parameters of one value (tests/specs/query_in_path.yaml
+        # round-trips them over HTTP)
+        rc, err = self.gen(self.minimal("""\
+  /uploads?convert={convert}&mode=fast%20lane&ref={ref}:
     post:
       parameters: [{name: convert, in: path, required: true, schema: {type: string}}]
       responses: {'200': {description: ok}}
-"""), "/paths/~1uploads?convert={convert}", "a path holds no query string ('?convert={convert}'): "
-            "query parameters are declared with in: query")
+"""))
+        self.assertEqual(rc, 0, err)
+        self.assertIn("#/paths/~1uploads?convert={convert}&mode=fast%20lane&ref={ref}: warning: "
+                      "query-in-path: the path '/uploads?convert={convert}&mode=fast%20lane&"
+                      "ref={ref}' holds a query string: routed as /uploads", err)
+        self.assertIn("{ref} of the path's query string is not declared: a required string "
+                      "query parameter ref", err)
+        server = self.read("shop_server.c") + self.read("shop.c")
+        self.assertIn('"/uploads"', server)
+        self.assertNotIn('"/uploads?', server)
+        for name in ("convert", "mode", "ref"):
+            self.assertIn('"%s="' % name, server)  # each a query parameter now
+        self.assertIn('"fast lane"', server)  # the fixed value, its only one
+
+    def test_an_unreadable_query_string_in_a_path(self):
+        self.assertFails(self.minimal("""\
+  /numbers?{search}=1:
+    get:
+      responses: {'200': {description: ok}}
+"""), "/paths/~1numbers?{search}=1", "the query string '?{search}=1' of a path is read as "
+            "name={param} or name=value pairs, not '{search}=1'")
 
     def test_adjacent_path_parameters_in_one_segment(self):
         self.assertFails(self.minimal("""\

@@ -14,6 +14,7 @@ Conventions (documented in README "Writing a service"):
 import json
 import os
 import re
+import urllib.parse
 
 from ..errors import Diagnostic, GenError
 from ..load.loader import parse_text
@@ -471,21 +472,20 @@ class ServiceBuilder:
             if not tmpl.startswith("/"):
                 self.err(ptr, "a path must start with '/'")
                 continue
+            query = None
             if "?" in tmpl:
-                # ClickSend's /uploads?convert={convert} (its parameters declared in: path),
-                # Flickr's /rest?method=flickr.x (operations told apart by a query value): the
-                # server routes by the path alone and the client adds the query itself, so
-                # neither could work
-                self.err(ptr, "a path holds no query string (%r): query parameters are "
-                         "declared with in: query" % tmpl[tmpl.index("?"):])
-                continue
+                tmpl, query = self.path_query(tmpl, ptr)
+                if query is None:
+                    continue
+            common = item.get("parameters") or []
             common = item.get("parameters") or []
             for m in METHODS:
                 if m in item:
-                    self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr)
+                    self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr, query)
             # OpenAPI 3.2: the QUERY method, and methods of any name
             if "query" in item:
-                self.operation(tmpl, "QUERY", item["query"], common, ptr + "/query", iptr)
+                self.operation(tmpl, "QUERY", item["query"], common, ptr + "/query", iptr,
+                               query)
             extra = item.get("additionalOperations")
             if isinstance(extra, dict):
                 for m, node in extra.items():
@@ -496,7 +496,7 @@ class ServiceBuilder:
                         self.err(xptr, "%s belongs in the path item's own field, not in "
                                  "additionalOperations" % m)
                     else:
-                        self.operation(tmpl, m, node, common, xptr, iptr)
+                        self.operation(tmpl, m, node, common, xptr, iptr, query)
         if self.errors:
             raise GenError(self.errors)
         self.routes = self.build_routes()
@@ -613,7 +613,7 @@ class ServiceBuilder:
                 parts.append(seg)
         return None, cnames.snake("_".join(parts))
 
-    def operation(self, tmpl, method, node, common, ptr, iptr):
+    def operation(self, tmpl, method, node, common, ptr, iptr, query=None):
         if not isinstance(node, dict):
             self.err(ptr, "an operation must be an object")
             return
@@ -668,6 +668,8 @@ class ServiceBuilder:
                     continue
                 key = (pp.get("name"), pp.get("in"))
                 plist[key] = (pp, pptr)
+        if query:
+            self.query_in_path(query, plist, ptr)
         op.params = []
         fnamer = cnames.Namer(reserved={"body", "has_body", "n"})
         seg_names = re.findall(r"\{([^}/]+)\}", tmpl)
@@ -732,6 +734,61 @@ class ServiceBuilder:
         if lit:
             op.url_parts.append({"lit": cstr(lit), "len": len(lit.encode("utf-8"))})
         self.ops.append(op)
+
+    def path_query(self, tmpl, ptr):
+        """A path key with a query string (ClickSend's /uploads?convert={convert}, Medium's
+        /search/articles?query={query}, FreeTV's /services?funcs=X&mobile=1): the path alone is
+        the route, each `name={var}` is the query parameter var (declared in: query, or in:
+        path as most such specs do), each `name=value` a required query parameter that must be
+        exactly that value. Returns the path and the pairs, (path, None) when the query string
+        cannot be read."""
+        path, _, q = tmpl.partition("?")
+        pairs = []
+        for piece in q.split("&") if q else []:
+            name, eq, value = piece.partition("=")
+            if not name or not eq or "{" in name or "}" in name:
+                self.err(ptr, "the query string %r of a path is read as name={param} or "
+                         "name=value pairs, not %r" % ("?" + q, piece))
+                return path, None
+            m = re.fullmatch(r"\{([^{}]+)\}", value)
+            if m:
+                pairs.append((name, m.group(1), None))
+            elif "{" in value or "}" in value:
+                self.err(ptr, "the query string %r of a path: %r is neither {param} nor a "
+                         "fixed value" % ("?" + q, piece))
+                return path, None
+            else:
+                pairs.append((name, None, urllib.parse.unquote(value)))
+        if not pairs:
+            self.err(ptr, "the path %r ends in an empty query string" % tmpl)
+            return path, None
+        self.warn(ptr, "query-in-path", "the path %r holds a query string: routed as %s, its "
+                  "pairs read as query parameters" % (tmpl, path))
+        return path, pairs
+
+    def query_in_path(self, pairs, plist, ptr):
+        """Makes plist's parameters agree with a path's query pairs (path_query): a {var}
+        declared in: path moves to the query (one declared nowhere is a string); a fixed
+        value becomes a required query parameter whose only value it is."""
+        for name, var, value in pairs:
+            if var is not None:
+                found = plist.pop((var, "path"), None) or plist.pop((var, "query"), None)
+                if found is None:  # the query string is its declaration: a string
+                    self.warn(ptr, "query-in-path", "{%s} of the path's query string is not "
+                              "declared: a required string query parameter %s" % (var, name))
+                    found = ({"name": name, "in": "query", "schema": {"type": "string"}}, ptr)
+                pp, pptr = found
+                pp = dict(pp, name=name, required=True)
+                pp["in"] = "query"
+                if pp.get("style") not in (None, "form"):
+                    del pp["style"]
+                plist[(name, "query")] = (pp, pptr)
+            elif (name, "query") not in plist:
+                plist[(name, "query")] = ({"name": name, "in": "query", "required": True,
+                                           "description": "%s=%s, fixed by the path" % (
+                                               name, value),
+                                           "schema": {"type": "string", "enum": [value]}},
+                                          ptr)
 
     def content_param(self, op, p, pp, schema, fnamer):
         """A parameter whose value is JSON text (content: application/json): any type."""
