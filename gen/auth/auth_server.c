@@ -298,6 +298,7 @@ const tb_http_api auth_api = {
     NULL, /* servers[0]'s path */
     NULL, 0,
     NULL, 0,
+    NULL, 0,
 };
 
 /* x-tablium-rate-limit (TB_RATE_LIMIT_<OP> wins; "off": none) and x-tablium-timeout per operation */

@@ -243,6 +243,7 @@ const tb_http_api game_state_api = {
     NULL, /* servers[0]'s path */
     NULL, 0,
     NULL, 0,
+    NULL, 0,
 };
 
 /* x-tablium-depends: a client of each, in game_state_deps (ctx->deps) */

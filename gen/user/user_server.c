@@ -262,6 +262,7 @@ const tb_http_api user_api = {
     NULL, /* servers[0]'s path */
     NULL, 0,
     NULL, 0,
+    NULL, 0,
 };
 
 /* x-tablium-depends: a client of each, in user_deps (ctx->deps) */

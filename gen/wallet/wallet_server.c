@@ -266,6 +266,7 @@ const tb_http_api wallet_api = {
     NULL, /* servers[0]'s path */
     NULL, 0,
     NULL, 0,
+    NULL, 0,
 };
 
 static const tb_service_def wallet__service = {

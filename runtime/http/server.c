@@ -583,9 +583,19 @@ tb_http_auth_fn tb__req_http_auth(const tb_http_req *r, void **ud)
 tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_error *err)
 {
     tb_server *s = NULL;
-    if (!api || !api->match || !api->routes || (api->n_ops && !api->ops)) {
+    if (!api || !api->match || !api->routes || (api->n_ops && !api->ops) ||
+        (api->n_qops && !api->qops)) {
         tb_error_set(err, TB_EINVAL, "the service description is incomplete");
         return NULL;
+    }
+    for (size_t i = 0; i < api->n_qops; i++) {
+        const tb_http_qop *q = &api->qops[i];
+        if (q->route < 0 || (size_t)q->route >= api->n_routes || q->op < 0 ||
+            (size_t)q->op >= api->n_ops || q->method < 0 || q->method >= TB_HTTP_N_METHODS ||
+            (q->n && (!q->names || !q->values))) {
+            tb_error_set(err, TB_EINVAL, "the service description's query routes are invalid");
+            return NULL;
+        }
     }
     tb_server_opts defaults = TB_SERVER_OPTS_INIT;
     s = calloc(1, sizeof *s);
@@ -875,6 +885,26 @@ static void start_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ct
         tb_traceparent_encode(&sp->sc, c->tp);
         ctx->traceparent = c->tp;
     }
+}
+
+/* Operations that share route ri and method m, told apart by their query (tb_http_qop): the
+ * first whose query fits, else oi (the routes table's). */
+static int route_by_query(const tb_http_api *api, int ri, int m, const tb_http_req *req, int oi)
+{
+    for (size_t i = 0; i < api->n_qops; i++) {
+        const tb_http_qop *q = &api->qops[i];
+        if (q->route != ri || q->method != m)
+            continue;
+        bool fits = true;
+        for (size_t k = 0; k < q->n && fits; k++) {
+            bool present = false;
+            const char *v = tb_http_req_query(req, q->names[k], &present);
+            fits = present && (!q->values[k] || (v && strcmp(v, q->values[k]) == 0));
+        }
+        if (fits)
+            return q->op;
+    }
+    return oi;
 }
 
 /* Ends the server span with OpenTelemetry's HTTP server attributes: put in one call, by
@@ -1310,6 +1340,8 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     int oi = req->method >= 0 ? row[req->method] : -1;
     if (oi < 0 && req->method == TB_HTTP_HEAD)
         oi = row[TB_HTTP_GET]; /* HEAD is GET without the body (libmicrohttpd drops it) */
+    if (oi >= 0 && api->n_qops)
+        oi = route_by_query(api, ri, row[req->method] >= 0 ? req->method : TB_HTTP_GET, req, oi);
     for (size_t i = 0; oi < 0 && req->method < 0 && req->method_name && i < api->n_xops; i++)
         if (api->xops[i].route == ri && strcmp(api->xops[i].method, req->method_name) == 0)
             oi = api->xops[i].op; /* QUERY, LINK...: OpenAPI 3.2 */

@@ -891,6 +891,57 @@ paths:
                 self.assertEqual(srv.count("}, /* /a/{"), 1, srv)  # one route
                 self.assertServiceCompiles("amb")
 
+    def test_paths_told_apart_by_their_query_get_query_routes(self):
+        # /b/{x} beside /b/{y}?full=true and /b/{z} needing ?q: each reachable, the most
+        # demanding tried first (tests/specs/query_in_path.yaml routes such requests over HTTP);
+        # one needing what another tried before it needs is never reached: route-shadowed
+        rc, err = self.gen("""\
+openapi: 3.0.3
+info: {title: t, version: '1'}
+paths:
+  /b/{x}:
+    get:
+      operationId: plain
+      parameters: [{name: x, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /b/{y}?full=true:
+    get:
+      operationId: full
+      parameters: [{name: y, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /b/{z}:
+    get:
+      operationId: search
+      parameters:
+        - {name: z, in: path, required: true, schema: {type: string}}
+        - {name: q, in: query, required: true, schema: {type: string}}
+      responses: {'200': {description: ok}}
+  /b/{w}?full=true&again=1:
+    get:
+      operationId: fuller
+      parameters: [{name: w, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /b/{v}?full=true:
+    get:
+      operationId: twin
+      parameters: [{name: v, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+""", "qr.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: route-shadowed: GET /b/{v} matches the same requests as GET /b/{y} "
+                      "with the same query: the server routes them to full; twin's handler is "
+                      "never called", err)
+        self.assertEqual(err.count("route-shadowed"), 1, err)
+        srv = self.read("qr_server.c")
+        rows = re.findall(r"\{0, TB_HTTP_GET, (\d+), (\d+), qr__qn(\d+), qr__qv(\d+)\}, /\* (\w+) \*/",
+                          srv)
+        self.assertEqual([(r[4], int(r[1])) for r in rows],
+                         [("qr_fuller", 2), ("qr_full", 1), ("qr_search", 1), ("qr_plain", 0)], srv)
+        self.assertIn('qr__qn0[] = {"again", "full"};', srv)
+        self.assertIn('qr__qv0[] = {"1", "true"};', srv)
+        self.assertIn('qr__qv2[] = {NULL};', srv)  # search: q present, any value
+        self.assertServiceCompiles("qr")
+
     def test_a_form_body_of_no_object_is_its_bytes(self):
         # Swagger 2's file parameter converted (multipart with {type: string, format: binary}),
         # a oneOf of forms (PeerTube's OAuth token): refused before; the bytes now, warned

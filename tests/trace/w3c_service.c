@@ -174,7 +174,7 @@ static int w3c_match(const char *path, size_t len, tb_str *params, size_t *n_par
 }
 
 static const tb_http_api w3c_api = {
-    "w3c", "W3C Trace Context test service", "1.0", w3c_ops, 1, w3c_match, w3c_routes, 1, NULL, NULL, 0, NULL, 0,
+    "w3c", "W3C Trace Context test service", "1.0", w3c_ops, 1, w3c_match, w3c_routes, 1, NULL, NULL, 0, NULL, 0, NULL, 0,
 };
 
 int main(void)

@@ -153,7 +153,7 @@ static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
     return tht_match(paths, 6, path, len);
 }
 
-static const tb_http_api api = {"vault", "Vault", "1.0", ops, 6, match, routes, 6, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"vault", "Vault", "1.0", ops, 6, match, routes, 6, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 /* ---- fixture: the server, a signing key and another ---- */
 
@@ -466,7 +466,7 @@ static const tb_http_op sec_ops[] = {
     {"read", TB_HTTP_GET, "/read", TB_OP_SECURED, read_op},
     {"write", TB_HTTP_POST, "/write", TB_OP_SECURED, write_op},
 };
-static const tb_http_api sec_api = {"vault", "Vault", "1.0", sec_ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0};
+static const tb_http_api sec_api = {"vault", "Vault", "1.0", sec_ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 static char *token_for(const tb_jwt_key *k, const char *sub)
 {

@@ -88,7 +88,7 @@ static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
     return -1;
 }
 
-static const tb_http_api api = {"hostile", "Hostile", "1.0", ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"hostile", "Hostile", "1.0", ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 static tb_server *start(tb_server_opts *o)
 {

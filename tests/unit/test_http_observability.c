@@ -116,10 +116,10 @@ static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
     return tht_match(paths, 4, path, len);
 }
 
-static const tb_http_api front_api = {"front", "Front", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0};
-static const tb_http_api back_api = {"back", "Back", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0};
-static const tb_http_api obs_api = {"obs", "Obs", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0};
-static const tb_http_api met_api = {"met", "Met", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0};
+static const tb_http_api front_api = {"front", "Front", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0, NULL, 0};
+static const tb_http_api back_api = {"back", "Back", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0, NULL, 0};
+static const tb_http_api obs_api = {"obs", "Obs", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0, NULL, 0};
+static const tb_http_api met_api = {"met", "Met", "1.0", ops, 4, match, routes, 4, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 static tb_server *start(const tb_http_api *api, tb_server_opts *o)
 {

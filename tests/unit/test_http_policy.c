@@ -74,7 +74,7 @@ static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
     return tht_match(paths, 2, path, len);
 }
 
-static const tb_http_api api = {"policy", "Policy", "1.0", ops, 2, match, routes, 2, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"policy", "Policy", "1.0", ops, 2, match, routes, 2, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 static tb_server *start(tb_server_opts *o)
 {

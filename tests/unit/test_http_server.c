@@ -186,6 +186,8 @@ static const tb_http_api test_api = {
     0,
     test_xops,
     1,
+    NULL,
+    0,
 };
 
 /* ---- middlewares ---- */
@@ -1185,6 +1187,21 @@ START_TEST(new_rejects_incomplete_api_and_start_reports_bind_failure)
     tb_http_api empty = {0};
     ck_assert_ptr_null(tb_server_new(&empty, NULL, &err));
     ck_assert_int_eq(err.code, TB_EINVAL);
+    /* a query route to an operation or route the service does not have */
+    static const char *const qn[] = {"method"}, *const qv[] = {"x"};
+    const tb_http_qop bad_op[] = {{0, TB_HTTP_GET, 99, 1, qn, qv}};
+    const tb_http_qop bad_route[] = {{99, TB_HTTP_GET, 0, 1, qn, qv}};
+    const tb_http_qop no_names[] = {{0, TB_HTTP_GET, 0, 1, NULL, qv}};
+    const tb_http_qop *bad[] = {bad_op, bad_route, no_names};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tb_http_api a = test_api;
+        a.qops = bad[i];
+        a.n_qops = 1;
+        tb_error_deinit(&err);
+        ck_assert_ptr_null(tb_server_new(&a, NULL, &err));
+        ck_assert_int_eq(err.code, TB_EINVAL);
+        ck_assert_str_eq(err.message, "the service description's query routes are invalid");
+    }
     tb_server_opts o = TB_SERVER_OPTS_INIT;
     o.port = tb_server_port(srv); /* already taken by the shared server */
     tb_server *s = tb_server_new(&test_api, &o, &err);

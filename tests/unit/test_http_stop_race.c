@@ -76,7 +76,7 @@ static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
     return n == 5 && memcmp(p, "/ping", 5) == 0 ? 0 : -1;
 }
 
-static const tb_http_api api = {"race", "Race", "1.0", ops, 1, match, routes, 1, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"race", "Race", "1.0", ops, 1, match, routes, 1, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 /* A keep-alive connection that has had one answered request. */
 static int connect_and_ping(uint16_t port)

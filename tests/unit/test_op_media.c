@@ -276,7 +276,7 @@ static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
     return -1;
 }
 
-static const tb_http_api api = {"media", "Media", "1.0", ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"media", "Media", "1.0", ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 static tb_server *srv;
 static tb_client *cl;

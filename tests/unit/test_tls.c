@@ -44,7 +44,7 @@ static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
     return len == 5 && memcmp(path, "/ping", 5) == 0 ? 0 : -1;
 }
 
-static const tb_http_api api = {"tlstest", "TLS test", "1.0", ops, 1, match, routes, 1, NULL, NULL, 0, NULL, 0};
+static const tb_http_api api = {"tlstest", "TLS test", "1.0", ops, 1, match, routes, 1, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 /* ---- certificates ---- */
 

@@ -668,6 +668,7 @@ class ServiceBuilder:
                     continue
                 key = (pp.get("name"), pp.get("in"))
                 plist[key] = (pp, pptr)
+        op.query_fixed = [(name, value) for name, var, value in query or () if var is None]
         if query:
             self.query_in_path(query, plist, ptr)
         op.params = []
@@ -1255,6 +1256,44 @@ class ServiceBuilder:
 
     # ---- routing ----
 
+    def query_routes(self, order):
+        """Operations of one route and method (paths no request path tells apart) are told apart
+        by their query where they can be: each needs its path key's fixed query values and its
+        required query parameters; tried the most demanding first (the first that fits wins, the
+        spec's first takes the rest). One that needs what an operation tried before it needs
+        is never reached: a route-shadowed warning, as when nothing tells them apart."""
+        qops = []
+        for rt in order:
+            for key, group in sorted((rt.get("groups") or {}).items()):
+                def needs(op):
+                    fixed = dict(op.query_fixed)
+                    names = {p.name for p in op.params if p.in_ == "query" and p.required}
+                    return tuple(sorted((n, fixed.get(n)) for n in names | set(fixed)))
+                tried = sorted(group, key=lambda op: (-len(op.query_fixed), -len(needs(op)),
+                                                      group.index(op)))
+                kept = []
+                for op in tried:
+                    mine = set(needs(op))
+                    before = next((o for o, n in kept if set(n) <= mine), None)
+                    if before is not None:
+                        self.warn("/paths/" + pointer_escape(op.path), "route-shadowed",
+                                  "%s %s matches the same requests as %s %s%s: the server "
+                                  "routes them to %s; %s's handler is never called (its client "
+                                  "calls work)" % (
+                                      op.method, op.path, before.method, before.path,
+                                      "" if not needs(before) else " with the same query",
+                                      before.operation_id or before.cname,
+                                      op.operation_id or op.cname))
+                        continue
+                    kept.append((op, needs(op)))
+                if len(kept) < 2:
+                    continue
+                for op, n in kept:
+                    qops.append({"route": rt["index"], "method": key, "op": op,
+                                 "names": [cstr(x) for x, _ in n],
+                                 "vals": [cstr(v) if v is not None else "NULL" for _, v in n]})
+        return qops
+
     def build_routes(self):
         """Routes (one per path template) and the segment trie the matcher is generated from."""
         # Paths of one shape (parameters by position, not by name) share a route when their
@@ -1268,28 +1307,25 @@ class ServiceBuilder:
                 rt = {"path": op.path, "ops": {}, "xm": set(), "index": len(routes)}
                 routes[shape] = rt
             key = op.method_enum if op.method_enum != "-1" else op.method
-            if key in rt["ops"] or key in rt["xm"]:
-                # the same method on paths no request can tell apart (Google's /v1/{name} and
-                # /v1/{parent}, both GET): the client calls both; the server routes the
-                # requests to the first, and says so
-                other = rt["ops"].get(key)
+            op.shape = shape
+            if key in rt["ops"] and op.method_enum != "-1":
+                rt.setdefault("groups", {}).setdefault(key, [rt["ops"][key]]).append(op)
+                continue
+            if key in rt["xm"]:
                 self.warn("/paths/" + pointer_escape(op.path), "route-shadowed",
-                          "%s %s matches the same requests as %s %s: the server routes them to "
-                          "%s; %s's handler is never called (its client calls work)" % (
-                              op.method.upper(), op.path, op.method.upper(),
-                              other.path if other is not None else op.path,
-                              other.operation_id or other.cname if other is not None else "the "
-                              "first", op.operation_id or op.cname))
-                op.shape = shape
+                          "%s %s matches the same requests as another %s of the same path: the "
+                          "server routes them to the first; %s's handler is never called (its "
+                          "client calls work)" % (op.method, op.path, op.method,
+                                                  op.operation_id or op.cname))
                 continue
             if op.method_enum != "-1":
                 rt["ops"][key] = op
             else:
                 rt["xm"].add(key)
-            op.shape = shape
         for i, op in enumerate(self.ops):
             op.index = i
         order = sorted(routes.values(), key=lambda r: r["index"])
+        self.qops = self.query_routes(order)
         self.xops = []
         for rt in order:
             rt["cells"] = []

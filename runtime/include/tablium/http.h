@@ -218,6 +218,20 @@ typedef struct tb_http_xop {
     const char *method;
 } tb_http_xop;
 
+/** An operation sharing its route and method with others, told apart by the query (a path key's
+ *  query string, /rest?method=x beside /rest?method=y, or required query parameters that
+ *  differ): it takes the request when each names[i] is in the query, with exactly values[i]
+ *  unless that is NULL. Entries of one route and method are tried in order, the first that
+ *  fits wins; when none fits, the routes table's operation takes the request. */
+typedef struct tb_http_qop {
+    int16_t route;
+    int16_t method; /* tb_http_method */
+    int16_t op;
+    uint16_t n;
+    const char *const *names;
+    const char *const *values;
+} tb_http_qop;
+
 typedef struct tb_http_api {
     const char *name;    /* service name, "wallet" */
     const char *title;   /* info.title */
@@ -240,6 +254,9 @@ typedef struct tb_http_api {
     /** Operations of other methods (OpenAPI 3.2), or NULL. */
     const tb_http_xop *xops;
     size_t n_xops;
+    /** Operations told apart by their query on a shared route and method, or NULL. */
+    const tb_http_qop *qops;
+    size_t n_qops;
 } tb_http_api;
 
 /* ---- middleware ---- */

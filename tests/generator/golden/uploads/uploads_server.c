@@ -191,6 +191,7 @@ const tb_http_api uploads_api = {
     NULL, /* servers[0]'s path */
     NULL, 0,
     NULL, 0,
+    NULL, 0,
 };
 
 static const tb_service_def uploads__service = {
