@@ -43,6 +43,7 @@ typedef struct presented {
     char why[256];            /* the verifier's message when it refused */
     char basic_user[128];     /* the user a Basic or Digest scheme accepted */
     bool digest_stale;        /* a Digest answer to one of our nonces, but an expired one */
+    const char *cert_sub;     /* a mutualTLS scheme passed: the client certificate's CN */
 } presented;
 
 static void free_claims(void *p)
@@ -380,6 +381,10 @@ static int check_req(tb_ctx *ctx, const tb_http_req *req, tb_jwt_verifier *v,
                      const char **missing_scope, const char *realm)
 {
     const tb_security_scheme *s = r->scheme;
+    if (s->kind == TB_SEC_MUTUAL_TLS) {
+        *code = TB_JWT_EMISSING;
+        return tb__req_client_cert(req, &pr->cert_sub) ? 0 : 401;
+    }
     if (s->kind == TB_SEC_HTTP_OTHER) {
         bool given = false;
         bool ok = other_ok(ctx, req, s, &given);
@@ -440,9 +445,11 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
                                ctx->service ? ctx->service : "tablium");
         }
         if (status == 0) {
-            if (!pr.claims && pr.basic_user[0]) {
-                /* a Basic user: the handler (and a rate limit per identity) sees it as `sub` */
-                json_t *c = json_pack("{s:s}", "sub", pr.basic_user);
+            const char *who = pr.basic_user[0] ? pr.basic_user : pr.cert_sub;
+            if (!pr.claims && who && *who) {
+                /* a Basic user or a client certificate's CN: the handler (and a rate limit per
+                 * identity) sees it as `sub` */
+                json_t *c = json_pack("{s:s}", "sub", who);
                 if (!c || tb_arena_hold_json(ctx->arena, c)) {
                     json_decref(c);
                     return TB_ENOMEM;
@@ -478,10 +485,11 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
     const char *realm = ctx->service ? ctx->service : "tablium";
     char chal[600];
     size_t cl = 0;
-    bool basic = false, digest = false, other = false;
+    bool basic = false, digest = false, other = false, mtls_only = true;
     for (size_t a = 0; a < n; a++)
         for (size_t i = 0; i < alts[a].n; i++) {
             const tb_security_scheme *sc = alts[a].reqs[i].scheme;
+            mtls_only &= sc->kind == TB_SEC_MUTUAL_TLS;
             basic |= sc->kind == TB_SEC_HTTP_BASIC;
             digest |= sc->kind == TB_SEC_HTTP_DIGEST;
             other |= sc->kind == TB_SEC_HTTP_OTHER;
@@ -519,11 +527,13 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
             cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%s%s realm=\"%s\"",
                                    cl ? ", " : "", sc->param, realm);
         }
-    if ((!bearer && !basic && !digest && !other) ||
-        (best_code == TB_JWT_EARG && !basic && !digest && !other))
+    /* a client certificate has no HTTP challenge: none when that is all it takes */
+    if (!mtls_only && ((!bearer && !basic && !digest && !other) ||
+                       (best_code == TB_JWT_EARG && !basic && !digest && !other)))
         cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sApiKey realm=\"%s\"",
                                cl ? ", " : "", realm);
-    const char *hv = tb_arena_strndup(ctx->arena, chal, cl < sizeof chal ? cl : sizeof chal - 1);
+    const char *hv =
+        cl ? tb_arena_strndup(ctx->arena, chal, cl < sizeof chal ? cl : sizeof chal - 1) : NULL;
     if (hv)
         tb_http_res_header(res, "WWW-Authenticate", hv);
     char msg[256];
@@ -531,6 +541,9 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
     if (best == 403) {
         e.code = "insufficient_scope";
         snprintf(msg, sizeof msg, "the token lacks the scope %s", scope ? scope : "required");
+    } else if (best_code == TB_JWT_EMISSING && mtls_only) {
+        e.code = "unauthorized";
+        snprintf(msg, sizeof msg, "a client certificate (mutual TLS) is required");
     } else if (best_code == TB_JWT_EMISSING) {
         e.code = "unauthorized";
         snprintf(msg, sizeof msg, "credentials are required");

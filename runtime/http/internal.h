@@ -102,6 +102,9 @@ typedef struct tb__framing {
 } tb__framing;
 /* The server's verifier of the request's connection (server.c), for auth.c. */
 struct tb_jwt_verifier *tb__req_verifier(const tb_http_req *r);
+/** Whether the request's connection presented a client certificate that verified against the
+ *  server's tls_client_ca_file (mutualTLS security); *sub: its subject's CN. */
+bool tb__req_client_cert(const tb_http_req *r, const char **sub);
 /** The server's tb_server_set_http_auth function (and its ud), or NULL. */
 tb_http_auth_fn tb__req_http_auth(const tb_http_req *r, void **ud);
 /* The rate limit of a secured operation, checked once tb_http_authorize has set ctx->claims

@@ -41,6 +41,12 @@
 /* A connection keeps its buffers between requests unless one grew past this. */
 #define TB__KEEP_BUF (64u * 1024u)
 
+/* GnuTLS's gnutls_datum_t (looked up, not linked: see tls_require) */
+typedef struct tb__datum {
+    unsigned char *data;
+    unsigned int size;
+} tb__datum;
+
 struct tb_server {
     const tb_http_api *api;
     tb_server_opts opts;
@@ -70,6 +76,9 @@ struct tb_server {
     char *tls_cert, *tls_key, *tls_ca, *tls_prio;
     void (*tls_require)(void *session, int req);
     void (*tls_verify)(void *session, const char *hostname, unsigned flags);
+    /* GnuTLS, for mutualTLS security: the peer's certificates (DER) and their verification */
+    const tb__datum *(*tls_peers)(void *session, unsigned *n);
+    int (*tls_verify_peers)(void *session, unsigned *status);
     const char *metrics_path; /* NULL: not served */
     atomic_bool draining;     /* /health/ready answers 503 */
     struct {
@@ -113,6 +122,8 @@ typedef struct tb__conn {
     char rid[33];
     char tp[TB_TRACEPARENT_LEN + 1];   /* the server span's traceparent (ctx.traceparent) */
     char tstate[TB_TRACESTATE_MAX + 1]; /* the incoming tracestate, normalized */
+    signed char cert;  /* the client certificate: 0 not looked at, 1 valid, -1 none or not */
+    char cert_sub[128]; /* its subject's CN (else the whole subject) */
 } tb__conn;
 
 static const char internal_body[] =
@@ -372,6 +383,15 @@ void tb_server_opts_from_env(tb_server_opts *o, const char *service_name)
         o->tls_client_ca_file = v;
     if ((v = getenv("TB_TLS_PRIORITIES")) && *v)
         o->tls_priorities = v;
+    if ((v = getenv("TB_TLS_VERIFY_CLIENT")) && *v) {
+        if (strcasecmp(v, "optional") == 0)
+            o->tls_client_optional = true;
+        else if (strcasecmp(v, "on") == 0)
+            o->tls_client_optional = false;
+        else
+            tb_log_warn(NULL, "TB_TLS_VERIFY_CLIENT=%s: want on or optional (keeping %s)", v,
+                        o->tls_client_optional ? "optional" : "on");
+    }
 }
 
 static bool resolve_validation(int opt)
@@ -514,7 +534,9 @@ static int tls_load(tb_server *s, const tb_server_opts *o, tb_error *err)
          * dependency), so they are looked up there rather than linked. */
         *(void **)&s->tls_require = dlsym(RTLD_DEFAULT, "gnutls_certificate_server_set_request");
         *(void **)&s->tls_verify = dlsym(RTLD_DEFAULT, "gnutls_session_set_verify_cert");
-        if (!s->tls_require || !s->tls_verify) {
+        *(void **)&s->tls_peers = dlsym(RTLD_DEFAULT, "gnutls_certificate_get_peers");
+        *(void **)&s->tls_verify_peers = dlsym(RTLD_DEFAULT, "gnutls_certificate_verify_peers2");
+        if (!s->tls_require || !s->tls_verify || !s->tls_peers || !s->tls_verify_peers) {
             rc = tb_error_set(err, TB_EINVAL, "mutual TLS needs GnuTLS >= 3.4.6 under "
                               "libmicrohttpd: gnutls_session_set_verify_cert not found");
             goto fail;
@@ -565,6 +587,40 @@ tb_jwt_verifier *tb__req_verifier(const tb_http_req *r)
 {
     const tb__conn *c = r->impl;
     return c && c->srv ? c->srv->verifier : NULL;
+}
+
+bool tb__req_client_cert(const tb_http_req *r, const char **sub)
+{
+    tb__conn *c = r->impl;
+    *sub = NULL;
+    if (!c || !c->srv || !c->srv->tls_ca)
+        return false; /* no TLS, or no client CA: no certificate was asked for */
+    if (c->cert == 0) {
+        c->cert = -1;
+        tb_server *s = c->srv;
+        const union MHD_ConnectionInfo *ti =
+            MHD_get_connection_info(c->mhd, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        unsigned n = 0, status = ~0u;
+        const tb__datum *peers = ti && ti->tls_session ? s->tls_peers(ti->tls_session, &n) : NULL;
+        /* required: the handshake verified it; optional: verified here, once per connection */
+        if (peers && n &&
+            (!s->opts.tls_client_optional ||
+             (s->tls_verify_peers(ti->tls_session, &status) == 0 && status == 0))) {
+            const unsigned char *der = peers[0].data;
+            X509 *x = d2i_X509(NULL, &der, (long)peers[0].size);
+            if (x) {
+                X509_NAME *nm = X509_get_subject_name(x);
+                if (X509_NAME_get_text_by_NID(nm, NID_commonName, c->cert_sub,
+                                              (int)sizeof c->cert_sub) <= 0)
+                    X509_NAME_oneline(nm, c->cert_sub, (int)sizeof c->cert_sub);
+                X509_free(x);
+                c->cert = 1;
+            }
+        }
+    }
+    if (c->cert == 1)
+        *sub = c->cert_sub;
+    return c->cert == 1;
 }
 
 void tb_server_set_http_auth(tb_server *s, tb_http_auth_fn fn, void *ud)
@@ -752,7 +808,10 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                  * never reaching the access handler. */
                 const union MHD_ConnectionInfo *ti =
                     MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-                if (ti && ti->tls_session) {
+                if (ti && ti->tls_session && s->opts.tls_client_optional) {
+                    /* asked for, checked when an operation's security needs it */
+                    s->tls_require(ti->tls_session, 1 /* GNUTLS_CERT_REQUEST */);
+                } else if (ti && ti->tls_session) {
                     s->tls_require(ti->tls_session, 2 /* GNUTLS_CERT_REQUIRE */);
                     s->tls_verify(ti->tls_session, NULL, 0);
                 } else {

@@ -462,6 +462,19 @@ class Security(OpenApiCase):
         rc, err = self.gen(text, "vault.yaml")
         self.assertEqual(rc, 1, err)
         self.assertIn("an apiKey scheme needs 'in'", err)
+        # mutualTLS (OpenAPI 3.1) is the connection's client certificate (test_tls serves it)
+        text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
+                              "{type: mutualTLS}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('{"bearer", TB_SEC_MUTUAL_TLS, NULL},', self.read("vault_server.c"))
+        self.assertServiceCompiles("vault")
+        text = SECURE.replace("{type: http, scheme: bearer, bearerFormat: JWT}",
+                              "{type: x509}")
+        rc, err = self.gen(text, "vault.yaml")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("security scheme type 'x509' is not supported (http, apiKey, oauth2, "
+                      "openIdConnect and mutualTLS are)", err)
 
 
 POLICIES = """\

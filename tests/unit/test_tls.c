@@ -34,17 +34,56 @@ static int ping(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return 0;
 }
 
-static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping}};
-static const int16_t routes[][TB_HTTP_N_METHODS] = {{0, -1, -1, -1, -1, -1, -1, -1}};
+/* GET /who: security mutualTLS (OpenAPI 3.1), answers the identity it saw as `sub`;
+ * GET /either: mutualTLS or an API key (X-API-Key, TB_API_KEYS_KEY) */
+static const tb_security_scheme schemes[] = {{"mtls", TB_SEC_MUTUAL_TLS, NULL},
+                                             {"key", TB_SEC_API_KEY_HEADER, "X-API-Key"}};
+static const tb_security_req mtls_req[] = {{&schemes[0], NULL, 0}};
+static const tb_security_req key_req[] = {{&schemes[1], NULL, 0}};
+static const tb_security_alt mtls_only[] = {{mtls_req, 1}};
+static const tb_security_alt mtls_or_key[] = {{mtls_req, 1}, {key_req, 1}};
+
+static int secured(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
+                   const tb_security_alt *alts, size_t n)
+{
+    int rc = tb_http_authorize(ctx, req, res, alts, n);
+    if (rc)
+        return rc > 0 ? 0 : rc;
+    const char *sub = ctx->claims ? json_string_value(json_object_get(ctx->claims, "sub")) : NULL;
+    res->status = 200;
+    tb_buf_printf(&res->body, "{\"data\":{\"sub\":\"%s\"}}", sub ? sub : "");
+    return 0;
+}
+
+static int who(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    return secured(ctx, req, res, mtls_only, 1);
+}
+
+static int either(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
+{
+    return secured(ctx, req, res, mtls_or_key, 2);
+}
+
+static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping},
+                                 {"who", TB_HTTP_GET, "/who", TB_OP_SECURED, who},
+                                 {"either", TB_HTTP_GET, "/either", TB_OP_SECURED, either}};
+static const int16_t routes[][TB_HTTP_N_METHODS] = {{0, -1, -1, -1, -1, -1, -1, -1},
+                                                    {1, -1, -1, -1, -1, -1, -1, -1},
+                                                    {2, -1, -1, -1, -1, -1, -1, -1}};
 
 static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
 {
     (void)params;
     *n_params = 0;
-    return len == 5 && memcmp(path, "/ping", 5) == 0 ? 0 : -1;
+    if (len == 5 && memcmp(path, "/ping", 5) == 0)
+        return 0;
+    if (len == 4 && memcmp(path, "/who", 4) == 0)
+        return 1;
+    return len == 7 && memcmp(path, "/either", 7) == 0 ? 2 : -1;
 }
 
-static const tb_http_api api = {"tlstest", "TLS test", "1.0", ops, 1, match, routes, 1, NULL, NULL, 0, NULL, 0, NULL, 0};
+static const tb_http_api api = {"tlstest", "TLS test", "1.0", ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0, NULL, 0};
 
 /* ---- certificates ---- */
 
@@ -155,9 +194,19 @@ typedef struct call_out {
     char body[256];
 } call_out;
 
+static call_out get_path(const char *scheme, const char *host, const tb_server *s,
+                         const char *ca, const char *cert, const char *path_, const char *hdr);
+
 /* GET /ping on scheme://host:port with the given client options (name "tlstest"). */
 static call_out get_ping(const char *scheme, const char *host, const tb_server *s,
                          const char *ca, const char *cert)
+{
+    return get_path(scheme, host, s, ca, cert, "/ping", NULL);
+}
+
+/* GET path_, with the header hdr ("Name: value") when not NULL. */
+static call_out get_path(const char *scheme, const char *host, const tb_server *s,
+                         const char *ca, const char *cert, const char *path_, const char *hdr)
 {
     char url[128];
     snprintf(url, sizeof url, "%s://%s:%u", scheme, host, (unsigned)tb_server_port(s));
@@ -178,7 +227,9 @@ static call_out get_ping(const char *scheme, const char *host, const tb_server *
     tb_arena *a = tb_arena_new(0);
     tb_ctx ctx;
     tb_ctx_init(&ctx, a, NULL);
-    tb_client_call call = {.method = "GET", .path = "/ping"};
+    tb_client_call call = {.method = "GET", .path = path_};
+    if (hdr)
+        call.headers[call.n_headers++] = hdr;
     tb_client_res res;
     call_out out;
     memset(&out, 0, sizeof out);
@@ -347,6 +398,61 @@ START_TEST(mutual_tls_refuses_clients_without_a_certificate_of_the_ca)
 }
 END_TEST
 
+/* OpenAPI 3.1's mutualTLS security: with the client CA required, every connection has a
+ * verified certificate and its CN is the handler's `sub`; with TB_TLS_VERIFY_CLIENT=optional
+ * a connection without one (or with one of another CA) is let in and gets 401 from operations
+ * that need it, while another alternative (an API key) still works. */
+START_TEST(mutual_tls_security_names_the_certificate_and_optional_mode_answers_401)
+{
+    tb_server *s = start_tls("server.crt", "ca.crt", NULL);
+    call_out r = get_path("https", "127.0.0.1", s, "ca.crt", "client.crt", "/who", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 200, "required, with a certificate: %d %s", r.status,
+                  r.msg);
+    ck_assert_str_eq(r.body, "{\"data\":{\"sub\":\"client\"}}");
+    tb_server_free(s);
+
+    setenv("TB_TLS_VERIFY_CLIENT", "optional", 1);
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    tb_server_opts_from_env(&o, "tlstest");
+    unsetenv("TB_TLS_VERIFY_CLIENT");
+    ck_assert(o.tls_client_optional);
+    s = start_tls("server.crt", "ca.crt", &o);
+    r = get_path("https", "127.0.0.1", s, "ca.crt", "client.crt", "/who", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 200, "optional, with a certificate: %d %s", r.status,
+                  r.msg);
+    ck_assert_str_eq(r.body, "{\"data\":{\"sub\":\"client\"}}");
+    r = get_path("https", "127.0.0.1", s, "ca.crt", NULL, "/ping", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 200, "optional, no certificate, open operation: %d %s",
+                  r.status, r.msg);
+    r = get_path("https", "127.0.0.1", s, "ca.crt", NULL, "/who", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 401, "optional, no certificate: %d %s", r.status,
+                  r.msg);
+    ck_assert_msg(strstr(r.body, "\"code\":\"unauthorized\"") &&
+                      strstr(r.body, "a client certificate (mutual TLS) is required"),
+                  "%s", r.body);
+    /* a certificate of another CA is presented but proves nothing */
+    r = get_path("https", "127.0.0.1", s, "ca.crt", "stranger.crt", "/who", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 401, "optional, foreign certificate: %d %s", r.status,
+                  r.msg);
+    setenv("TB_API_KEYS_KEY", "k-123", 1);
+    r = get_path("https", "127.0.0.1", s, "ca.crt", NULL, "/either", "X-API-Key: k-123");
+    ck_assert_msg(r.rc == 0 && r.status == 200, "the other alternative: %d %s", r.status, r.body);
+    r = get_path("https", "127.0.0.1", s, "ca.crt", NULL, "/either", "X-API-Key: wrong");
+    ck_assert_msg(r.rc == 0 && r.status == 401, "a wrong key and no certificate: %d", r.status);
+    r = get_path("https", "127.0.0.1", s, "ca.crt", "client.crt", "/either", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 200, "the certificate alternative: %d", r.status);
+    ck_assert_str_eq(r.body, "{\"data\":{\"sub\":\"client\"}}");
+    unsetenv("TB_API_KEYS_KEY");
+    tb_server_free(s);
+
+    /* without a client CA no certificate is asked for: the operation cannot be reached */
+    s = start_tls("server.crt", NULL, NULL);
+    r = get_path("https", "127.0.0.1", s, "ca.crt", "client.crt", "/who", NULL);
+    ck_assert_msg(r.rc == 0 && r.status == 401, "no client CA: %d %s", r.status, r.msg);
+    tb_server_free(s);
+}
+END_TEST
+
 START_TEST(bad_tls_files_fail_tb_server_new_naming_the_file)
 {
     static const struct {
@@ -460,6 +566,7 @@ int main(void)
     tcase_add_test(tc, wrong_ca_expired_certificate_and_host_name_mismatch_fail_verification);
     tcase_add_test(tc, plain_http_to_the_tls_port_gets_a_plain_400_quickly);
     tcase_add_test(tc, mutual_tls_refuses_clients_without_a_certificate_of_the_ca);
+    tcase_add_test(tc, mutual_tls_security_names_the_certificate_and_optional_mode_answers_401);
     tcase_add_test(tc, bad_tls_files_fail_tb_server_new_naming_the_file);
     tcase_add_test(tc, silent_tls_client_after_its_handshake_is_cut_at_the_header_deadline);
     tcase_add_test(tc, the_tls_connection_cap_closes_extra_connections_and_counts_them);

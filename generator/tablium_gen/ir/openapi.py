@@ -261,6 +261,9 @@ class ServiceBuilder:
                 sch.kind = "TB_SEC_OAUTH2"
             elif t == "openIdConnect":
                 sch.kind = "TB_SEC_OPENID"
+            elif t == "mutualTLS":
+                # OpenAPI 3.1: the client certificate of the connection (TB_TLS_CLIENT_CA_FILE)
+                sch.kind = "TB_SEC_MUTUAL_TLS"
             elif t == "http":
                 # Negotiate, OAuth, a vendor's Token...: "Authorization: <scheme> <credentials>",
                 # checked by tb_server_set_http_auth's function or TB_HTTP_AUTH_<SCHEME>
@@ -273,8 +276,8 @@ class ServiceBuilder:
                 sch.kind = "TB_SEC_HTTP_OTHER"
                 sch.param_lit = cstr(token)
             else:
-                self.err(ptr + "/type", "security scheme type %r is not supported (http bearer, "
-                                        "apiKey, oauth2 and openIdConnect are)" % t)
+                self.err(ptr + "/type", "security scheme type %r is not supported (http, apiKey, "
+                                        "oauth2, openIdConnect and mutualTLS are)" % t)
                 continue
             sch.index = len(self.scheme_list)
             self.schemes[name] = sch

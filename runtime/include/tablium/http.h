@@ -293,6 +293,8 @@ typedef enum tb_security_kind {
     TB_SEC_HTTP_DIGEST,    /* type: http, scheme: digest (RFC 7616: SHA-256, qop=auth) */
     TB_SEC_HTTP_OTHER,     /* type: http, any other scheme (negotiate, token, AWS4-HMAC-SHA256):
                               "Authorization: <param> <credentials>", see tb_server_set_http_auth */
+    TB_SEC_MUTUAL_TLS,     /* type: mutualTLS (OpenAPI 3.1): the connection's client certificate,
+                              verified against tls_client_ca_file; its subject's CN is `sub` */
 } tb_security_kind;
 
 typedef struct tb_security_scheme {
@@ -411,6 +413,11 @@ typedef struct tb_server_opts {
      * serving this long before it stops accepting, so load balancers see it leave first. The
      * grace period for in-flight requests follows. Default 0. */
     unsigned drain_delay_ms;
+    /* With tls_client_ca_file: false (the default) every connection must present a client
+     * certificate of that CA (the handshake fails otherwise); true (TB_TLS_VERIFY_CLIENT=
+     * optional, nginx's word) one is asked for, not required, and operations whose security
+     * names a mutualTLS scheme answer 401 to a connection without a valid one. */
+    bool tls_client_optional;
 } tb_server_opts;
 
 /* TLS 1.3 and 1.2 only, and in 1.2 only forward-secret (ECDHE) AEAD suites: Mozilla's
@@ -422,7 +429,7 @@ typedef struct tb_server_opts {
 
 #define TB_SERVER_OPTS_INIT                                                                     \
     {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0, 1024, 0,             \
-     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL, NULL, 0}
+     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL, NULL, 0, false}
 
 /** What the front door refused or cut since start (tb_server_stats). */
 typedef struct tb_server_stats {
