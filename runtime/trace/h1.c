@@ -15,7 +15,9 @@
  * Content-Length, chunked, or until close; its body kept up to a limit (the rest read and
  * dropped, so the connection stays usable); Retry-After (seconds or an HTTP-date) and Location
  * reported. Every wait is a poll bounded by the deadline and woken every 100 ms to look at the
- * abort flag.
+ * abort flag; so is the collector's name lookup, which runs in glibc's own thread
+ * (getaddrinfo_a) because a DNS server that never answers holds getaddrinfo for 10 s or more
+ * (resolv.conf's timeout times attempts), past any export timeout and tb_trace_shutdown's.
  */
 #include "internal.h"
 
@@ -146,14 +148,93 @@ static int wait_fd(tb__h1 *c, short events, uint64_t deadline, atomic_bool *abor
     }
 }
 
-static bool open_conn(tb__h1 *c, uint64_t deadline, atomic_bool *abort)
+/* A lookup in glibc's thread: its request, and what it reads, live as long as it runs. */
+typedef struct h1_lookup {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char host[256], port[8];
+} h1_lookup;
+
+/* The addresses of c->host: an address as is; a name through a lookup waited for within the
+ * deadline and the abort flag. A lookup still running when the wait ends stays in c->lookup
+ * and the next connect waits for it (a new one for the same name would queue behind it). */
+static bool resolve(tb__h1 *c, uint64_t deadline, atomic_bool *abort, struct addrinfo **res)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res = NULL;
-    int gai = getaddrinfo(c->host, c->port, &hints, &res);
-    if (gai) {
-        fail(c, "could not resolve host %s: %s", c->host, gai_strerror(gai));
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_ADDRCONFIG | AI_NUMERICHOST | AI_NUMERICSERV};
+    *res = NULL;
+    if (!c->lookup && getaddrinfo(c->host, c->port, &hints, res) == 0)
+        return true; /* 127.0.0.1, [::1]: nothing to look up */
+    h1_lookup *l = c->lookup;
+    if (!l) {
+        if (!(l = calloc(1, sizeof *l))) {
+            fail(c, "could not resolve host %s: out of memory", c->host);
+            return false;
+        }
+        memcpy(l->host, c->host, sizeof l->host);
+        memcpy(l->port, c->port, sizeof l->port);
+        l->hints = (struct addrinfo){.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+        l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+        struct gaicb *list[1] = {&l->cb};
+        int rc = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+        if (rc) {
+            free(l);
+            fail(c, "could not resolve host %s: %s", c->host, gai_strerror(rc));
+            return false;
+        }
+        c->lookup = l;
+    }
+    while (gai_error(&l->cb) == EAI_INPROGRESS) {
+        if (abort && atomic_load_explicit(abort, memory_order_relaxed)) {
+            fail(c, "aborted while resolving %s", c->host);
+            c->aborted = true;
+            return false;
+        }
+        uint64_t now = tb__mono_ns();
+        if (now >= deadline) {
+            fail(c, "resolving %s timed out (the lookup goes on for the next try)", c->host);
+            return false;
+        }
+        uint64_t left = deadline - now, slice = (uint64_t)H1_SLICE_MS * 1000000u;
+        if (left > slice)
+            left = slice;
+        struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
+        const struct gaicb *wl[1] = {&l->cb};
+        gai_suspend(wl, 1, &ts); /* EAI_AGAIN: the slice passed; EAI_INTR: a signal */
+    }
+    int e = gai_error(&l->cb);
+    *res = l->cb.ar_result;
+    c->lookup = NULL;
+    free(l);
+    if (e) {
+        if (*res)
+            freeaddrinfo(*res);
+        *res = NULL;
+        fail(c, "could not resolve host %s: %s", c->host, gai_strerror(e));
         return false;
     }
+    return true;
+}
+
+void tb__h1_free(tb__h1 *c)
+{
+    tb__h1_close(c);
+    h1_lookup *l = c->lookup;
+    c->lookup = NULL;
+    if (!l)
+        return;
+    if (gai_error(&l->cb) == EAI_INPROGRESS && gai_cancel(&l->cb) == EAI_NOTCANCELED)
+        return; /* glibc's thread still writes into it: left to it (one small block) */
+    if (l->cb.ar_result)
+        freeaddrinfo(l->cb.ar_result);
+    free(l);
+}
+
+static bool open_conn(tb__h1 *c, uint64_t deadline, atomic_bool *abort)
+{
+    struct addrinfo *res = NULL;
+    if (!resolve(c, deadline, abort, &res))
+        return false;
     int last = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd =

@@ -54,6 +54,7 @@ typedef struct tb__h1 {
     bool location;       /* the last answer had a Location (a redirect: libcurl's job) */
     bool aborted;        /* the last post gave up because *abort was set */
     char err[256];       /* why the last post has no status */
+    void *lookup;        /* a name lookup that outlived its wait (h1.c), or NULL */
 } tb__h1;
 
 /** Takes url when this client can serve it: http://, no userinfo, no proxy variable set
@@ -66,7 +67,12 @@ bool tb__h1_init(tb__h1 *c, const char *url);
 long tb__h1_post(tb__h1 *c, const char *head, size_t head_len, const struct iovec *body, int n_body,
                  tb_buf *resp, size_t resp_max, uint64_t deadline, atomic_bool *abort);
 
+/** Closes the connection (the client stays usable). */
 void tb__h1_close(tb__h1 *c);
+
+/** Closes the connection and gives up a name lookup still running (its memory stays with
+ *  glibc's lookup thread when that cannot be cancelled). The client is done with. */
+void tb__h1_free(tb__h1 *c);
 
 /** A Retry-After value (delay-seconds or an HTTP-date) in ms, at most an hour; -1: neither. */
 long tb__h1_retry_after(const char *v);

@@ -2158,7 +2158,7 @@ out:
     pthread_mutex_unlock(&q.mu);
     if (x.curl)
         curl_easy_cleanup(x.curl);
-    tb__h1_close(&x.h1);
+    tb__h1_free(&x.h1);
     free(x.iov);
     tb_buf_deinit(&x.req_head);
     tb_buf_deinit(&x.gz);
