@@ -538,7 +538,9 @@ static int tls_load(tb_server *s, const tb_server_opts *o, tb_error *err)
         *(void **)&s->tls_verify_peers = dlsym(RTLD_DEFAULT, "gnutls_certificate_verify_peers2");
         if (!s->tls_require || !s->tls_verify || !s->tls_peers || !s->tls_verify_peers) {
             rc = tb_error_set(err, TB_EINVAL, "mutual TLS needs GnuTLS >= 3.4.6 under "
-                              "libmicrohttpd: gnutls_session_set_verify_cert not found");
+                              "libmicrohttpd: gnutls_session_set_verify_cert, "
+                              "gnutls_certificate_get_peers or "
+                              "gnutls_certificate_verify_peers2 not found");
             goto fail;
         }
     }
@@ -613,6 +615,9 @@ bool tb__req_client_cert(const tb_http_req *r, const char **sub)
                 if (X509_NAME_get_text_by_NID(nm, NID_commonName, c->cert_sub,
                                               (int)sizeof c->cert_sub) <= 0)
                     X509_NAME_oneline(nm, c->cert_sub, (int)sizeof c->cert_sub);
+                for (char *p = c->cert_sub; *p; p++) /* raw bytes: printable ASCII for `sub` */
+                    if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+                        *p = '?';
                 X509_free(x);
                 c->cert = 1;
             }

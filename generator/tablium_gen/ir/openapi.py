@@ -481,7 +481,6 @@ class ServiceBuilder:
                 if query is None:
                     continue
             common = item.get("parameters") or []
-            common = item.get("parameters") or []
             for m in METHODS:
                 if m in item:
                     self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr, query)
@@ -1279,7 +1278,7 @@ class ServiceBuilder:
                     mine = set(needs(op))
                     before = next((o for o, n in kept if set(n) <= mine), None)
                     if before is not None:
-                        self.warn("/paths/" + pointer_escape(op.path), "route-shadowed",
+                        self.warn(op.ptr, "route-shadowed",
                                   "%s %s matches the same requests as %s %s%s: the server "
                                   "routes them to %s; %s's handler is never called (its client "
                                   "calls work)" % (
@@ -1315,7 +1314,7 @@ class ServiceBuilder:
                 rt.setdefault("groups", {}).setdefault(key, [rt["ops"][key]]).append(op)
                 continue
             if key in rt["xm"]:
-                self.warn("/paths/" + pointer_escape(op.path), "route-shadowed",
+                self.warn(op.ptr, "route-shadowed",
                           "%s %s matches the same requests as another %s of the same path: the "
                           "server routes them to the first; %s's handler is never called (its "
                           "client calls work)" % (op.method, op.path, op.method,
