@@ -125,7 +125,8 @@ static const int16_t auth__routes[][TB_HTTP_N_METHODS] = {
 };
 
 /* A segment trie of the path templates: literal segments first, then segments that mix
- * literals and parameters, then a {parameter}. */
+ * literals and parameters, then a {parameter}. A choice whose subtree fails gives way to the
+ * node's next one (the stack bt), so any template that matches the whole path is found. */
 static int auth__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];
@@ -147,72 +148,77 @@ static int auth__match(const char *p, size_t n, tb_str *params, size_t *n_params
     (void)s;
     (void)params;
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 4:
-        if (memcmp(s.p, "auth", 4) == 0)
+        if (memcmp(s.p, "auth", 4) == 0) {
             goto n2;
+        }
         break;
     case 5:
-        if (memcmp(s.p, "oauth", 5) == 0)
+        if (memcmp(s.p, "oauth", 5) == 0) {
             goto n7;
+        }
         break;
     case 6:
-        if (memcmp(s.p, "health", 6) == 0)
+        if (memcmp(s.p, "health", 6) == 0) {
             goto n1;
+        }
         break;
     case 11:
-        if (memcmp(s.p, ".well-known", 11) == 0)
+        if (memcmp(s.p, ".well-known", 11) == 0) {
             goto n9;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n1:
     if (i == ns) {
         *n_params = k;
         return 0;
     }
-    return -1;
+    goto fail;
 n2:
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 4:
-        if (memcmp(s.p, "keys", 4) == 0)
+        if (memcmp(s.p, "keys", 4) == 0) {
             goto n11;
+        }
         break;
     case 5:
-        if (memcmp(s.p, "login", 5) == 0)
+        if (memcmp(s.p, "login", 5) == 0) {
             goto n6;
+        }
         break;
     case 8:
-        if (memcmp(s.p, "accounts", 8) == 0)
+        if (memcmp(s.p, "accounts", 8) == 0) {
             goto n4;
-        if (memcmp(s.p, "register", 8) == 0)
+        }
+        if (memcmp(s.p, "register", 8) == 0) {
             goto n3;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n3:
     if (i == ns) {
         *n_params = k;
         return 1;
     }
-    return -1;
+    goto fail;
 n4:
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     if (s.n == 0 || k == TB_HTTP_MAX_PATH_PARAMS)
-        return -1;
+        goto fail;
     params[k++] = s;
     goto n5;
 n5:
@@ -220,69 +226,71 @@ n5:
         *n_params = k;
         return 2;
     }
-    return -1;
+    goto fail;
 n6:
     if (i == ns) {
         *n_params = k;
         return 3;
     }
-    return -1;
+    goto fail;
 n7:
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 5:
-        if (memcmp(s.p, "token", 5) == 0)
+        if (memcmp(s.p, "token", 5) == 0) {
             goto n8;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n8:
     if (i == ns) {
         *n_params = k;
         return 4;
     }
-    return -1;
+    goto fail;
 n9:
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 9:
-        if (memcmp(s.p, "jwks.json", 9) == 0)
+        if (memcmp(s.p, "jwks.json", 9) == 0) {
             goto n10;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n10:
     if (i == ns) {
         *n_params = k;
         return 5;
     }
-    return -1;
+    goto fail;
 n11:
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 6:
-        if (memcmp(s.p, "rotate", 6) == 0)
+        if (memcmp(s.p, "rotate", 6) == 0) {
             goto n12;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n12:
     if (i == ns) {
         *n_params = k;
         return 6;
     }
+    goto fail;
+fail:
     return -1;
 }
 

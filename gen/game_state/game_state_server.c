@@ -147,7 +147,8 @@ static const int16_t game_state__routes[][TB_HTTP_N_METHODS] = {
 };
 
 /* A segment trie of the path templates: literal segments first, then segments that mix
- * literals and parameters, then a {parameter}. */
+ * literals and parameters, then a {parameter}. A choice whose subtree fails gives way to the
+ * node's next one (the stack bt), so any template that matches the whole path is found. */
 static int game_state__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];
@@ -169,27 +170,28 @@ static int game_state__match(const char *p, size_t n, tb_str *params, size_t *n_
     (void)s;
     (void)params;
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 5:
-        if (memcmp(s.p, "games", 5) == 0)
+        if (memcmp(s.p, "games", 5) == 0) {
             goto n2;
+        }
         break;
     case 6:
-        if (memcmp(s.p, "health", 6) == 0)
+        if (memcmp(s.p, "health", 6) == 0) {
             goto n1;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n1:
     if (i == ns) {
         *n_params = k;
         return 0;
     }
-    return -1;
+    goto fail;
 n2:
     if (i == ns) {
         *n_params = k;
@@ -197,7 +199,7 @@ n2:
     }
     s = seg[i++];
     if (s.n == 0 || k == TB_HTTP_MAX_PATH_PARAMS)
-        return -1;
+        goto fail;
     params[k++] = s;
     goto n3;
 n3:
@@ -208,26 +210,30 @@ n3:
     s = seg[i++];
     switch (s.n) {
     case 4:
-        if (memcmp(s.p, "join", 4) == 0)
+        if (memcmp(s.p, "join", 4) == 0) {
             goto n4;
+        }
         break;
     case 5:
-        if (memcmp(s.p, "moves", 5) == 0)
+        if (memcmp(s.p, "moves", 5) == 0) {
             goto n5;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n4:
     if (i == ns) {
         *n_params = k;
         return 3;
     }
-    return -1;
+    goto fail;
 n5:
     if (i == ns) {
         *n_params = k;
         return 4;
     }
+    goto fail;
+fail:
     return -1;
 }
 

@@ -1391,6 +1391,26 @@ class ServiceBuilder:
                 b = seg.encode("utf-8")
                 by_len.setdefault(len(b), []).append((cstr(seg), len(b), child))
             nd["by_len"] = sorted(by_len.items())
+        # Backtracking: a segment that matched a literal (or a mixed template) whose subtree
+        # then fails goes on to the node's next choice, as if the literal had not matched
+        # (/a/_repository/x.rpm under /a/_repository and /a/{package}/{file}). Each choice that
+        # can be resumed gets a number; the matcher stacks (resume, segment, parameters).
+        self.resumes = 0
+        for nd in nodes:
+            steps = len(nd["mixed_list"]) + (nd["param"] is not None)
+            rid = [None] * steps  # the resume number of step j, where something comes back
+            def target(j):
+                if j >= steps:
+                    return None
+                if rid[j] is None:
+                    rid[j] = self.resumes
+                    self.resumes += 1
+                return rid[j]
+            nd["lit_resume"] = target(0) if nd["lits"] else None
+            nexts = [target(j + 1) for j in range(len(nd["mixed_list"]))]
+            nd["mixed_list"] = [(t, np_, child, rid[j], nexts[j])
+                                for j, (t, np_, child) in enumerate(nd["mixed_list"])]
+            nd["param_resume"] = rid[steps - 1] if nd["param"] is not None else None
         self.trie = nodes
         self.max_segments = max([len(r["path"][1:].split("/")) for r in order] or [1])
         return order

@@ -85,7 +85,8 @@ static const int16_t uploads__routes[][TB_HTTP_N_METHODS] = {
 };
 
 /* A segment trie of the path templates: literal segments first, then segments that mix
- * literals and parameters, then a {parameter}. */
+ * literals and parameters, then a {parameter}. A choice whose subtree fails gives way to the
+ * node's next one (the stack bt), so any template that matches the whole path is found. */
 static int uploads__match(const char *p, size_t n, tb_str *params, size_t *n_params)
 {
     tb_str seg[4];
@@ -107,39 +108,40 @@ static int uploads__match(const char *p, size_t n, tb_str *params, size_t *n_par
     (void)s;
     (void)params;
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     switch (s.n) {
     case 5:
-        if (memcmp(s.p, "notes", 5) == 0)
+        if (memcmp(s.p, "notes", 5) == 0) {
             goto n4;
+        }
         break;
     case 6:
-        if (memcmp(s.p, "lookup", 6) == 0)
+        if (memcmp(s.p, "lookup", 6) == 0) {
             goto n2;
+        }
         break;
     case 7:
-        if (memcmp(s.p, "uploads", 7) == 0)
+        if (memcmp(s.p, "uploads", 7) == 0) {
             goto n1;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n1:
     if (i == ns) {
         *n_params = k;
         return 0;
     }
-    return -1;
+    goto fail;
 n2:
     if (i == ns) {
-        *n_params = k;
-        return -1;
+        goto fail;
     }
     s = seg[i++];
     if (s.n == 0 || k == TB_HTTP_MAX_PATH_PARAMS)
-        return -1;
+        goto fail;
     params[k++] = s;
     goto n3;
 n3:
@@ -147,7 +149,7 @@ n3:
         *n_params = k;
         return 1;
     }
-    return -1;
+    goto fail;
 n4:
     if (i == ns) {
         *n_params = k;
@@ -155,7 +157,7 @@ n4:
     }
     s = seg[i++];
     if (s.n == 0 || k == TB_HTTP_MAX_PATH_PARAMS)
-        return -1;
+        goto fail;
     params[k++] = s;
     goto n5;
 n5:
@@ -166,16 +168,19 @@ n5:
     s = seg[i++];
     switch (s.n) {
     case 5:
-        if (memcmp(s.p, "image", 5) == 0)
+        if (memcmp(s.p, "image", 5) == 0) {
             goto n6;
+        }
         break;
     }
-    return -1;
+    goto fail;
 n6:
     if (i == ns) {
         *n_params = k;
         return 4;
     }
+    goto fail;
+fail:
     return -1;
 }
 
