@@ -955,6 +955,33 @@ paths:
         self.assertIn('qr__qv2[] = {NULL};', srv)  # search: q present, any value
         self.assertServiceCompiles("qr")
 
+    def test_members_named_like_keywords_of_gnu_c_and_c23_compile_in_those_dialects(self):
+        # SendGrid's mail body has a member "asm": a keyword in gcc's default gnu17 (not in
+        # c11, the project's flags), as typeof is; linux and unix are predefined macros there;
+        # alignas, constexpr, nullptr... are C23's keywords
+        names = ["asm", "typeof", "linux", "unix", "alignas", "constexpr", "nullptr",
+                 "static_assert", "thread_local"]
+        props = ", ".join("%s: {type: string}" % n for n in names)
+        rc, err = self.gen("""\
+openapi: 3.0.3
+info: {title: t, version: '1'}
+paths:
+  /mail:
+    post:
+      operationId: send
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object, properties: {%s}}
+      responses: {'204': {description: sent}}
+""" % props, "kw.yaml")
+        self.assertEqual(rc, 0, err)
+        for std in ("-std=gnu17", "-std=c2x"):
+            for cfile in ("kw.c", "kw_server.c"):
+                rc, out = support.compile_c(os.path.join(self.out, cfile), self.out, [std])
+                self.assertEqual(rc, 0, "%s %s:\n%s" % (std, cfile, out))
+        self.assertIn("asm_;", self.read("kw.h"))
+
     def test_a_form_body_of_no_object_is_its_bytes(self):
         # Swagger 2's file parameter converted (multipart with {type: string, format: binary}),
         # a oneOf of forms (PeerTube's OAuth token): refused before; the bytes now, warned

@@ -6,6 +6,11 @@ C_KEYWORDS = set("""auto break case char const continue default do double else e
 for goto if inline int long register restrict return short signed sizeof static struct switch
 typedef union unsigned void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic
 _Generic _Noreturn _Static_assert _Thread_local bool true false NULL errno""".split())
+# Not keywords of C11, but of the dialects users compile with: GNU C's asm and typeof (gcc's
+# default, -std=gnu17), C23's new keywords, and the macros gcc predefines in GNU modes (a member
+# named linux would read `1`). SendGrid's mail body has a member "asm".
+C_KEYWORDS |= set("""asm typeof typeof_unqual alignas alignof constexpr nullptr static_assert
+thread_local unix linux i386""".split())
 
 
 def snake(name):
