@@ -1105,7 +1105,14 @@ class ServiceBuilder:
             h, _ = self.deref(h, rptr + "/headers/" + pointer_escape(hname))
             hh.description = _c_comment(h.get("description")) if isinstance(h, dict) else None
             rr.headers.append(hh)
-        picked = self.pick_media(r.get("content"), rptr + "/content", False)
+        content = r.get("content")
+        if rr.code in (204, 205, 304) and content:
+            # RFC 9110: these carry no content (PeerTube's feeds declare JSON and XML for 204);
+            # a server never sends it and a client could never read it
+            self.warn(rptr + "/content", "no-content-status", "a %d response has no content "
+                      "(RFC 9110): its content is ignored" % rr.code)
+            content = None
+        picked = self.pick_media(content, rptr + "/content", False)
         media = picked[2] if picked else None
         rr.kind = "none"
         rr.validator = None
