@@ -1106,11 +1106,13 @@ class ServiceBuilder:
             hh.description = _c_comment(h.get("description")) if isinstance(h, dict) else None
             rr.headers.append(hh)
         content = r.get("content")
-        if rr.code in (204, 205, 304) and content:
-            # RFC 9110: these carry no content (PeerTube's feeds declare JSON and XML for 204);
-            # a server never sends it and a client could never read it
-            self.warn(rptr + "/content", "no-content-status", "a %d response has no content "
-                      "(RFC 9110): its content is ignored" % rr.code)
+        if (rr.code in (204, 205, 304) or op.method == "HEAD") and content:
+            # RFC 9110: these carry no content (PeerTube's feeds declare JSON and XML for 204,
+            # Jellyfin's HEAD operations their GET's image or playlist); a server never sends
+            # it and a client could never read it
+            self.warn(rptr + "/content", "no-content-status", "%s has no content (RFC 9110): "
+                      "its content is ignored" % ("a response to HEAD" if op.method == "HEAD"
+                                                  else "a %d response" % rr.code))
             content = None
         picked = self.pick_media(content, rptr + "/content", False)
         media = picked[2] if picked else None
