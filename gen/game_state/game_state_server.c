@@ -169,6 +169,8 @@ static int game_state__match(const char *p, size_t n, tb_str *params, size_t *n_
     (void)seg;
     (void)s;
     (void)params;
+    (void)k; /* a service without operations reads neither */
+    (void)n_params;
     if (i == ns) {
         goto fail;
     }

@@ -190,6 +190,8 @@ static int user__match(const char *p, size_t n, tb_str *params, size_t *n_params
     (void)seg;
     (void)s;
     (void)params;
+    (void)k; /* a service without operations reads neither */
+    (void)n_params;
     if (i == ns) {
         goto fail;
     }

@@ -169,6 +169,8 @@ static int wallet__match(const char *p, size_t n, tb_str *params, size_t *n_para
     (void)seg;
     (void)s;
     (void)params;
+    (void)k; /* a service without operations reads neither */
+    (void)n_params;
     if (i == ns) {
         goto fail;
     }

@@ -955,6 +955,12 @@ paths:
         self.assertIn('qr__qv2[] = {NULL};', srv)  # search: q present, any value
         self.assertServiceCompiles("qr")
 
+    def test_a_spec_without_operations_compiles(self):
+        # Zenoti's spec declares no paths: its matcher reads neither parameters nor their count
+        rc, err = self.gen("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n", "none.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertServiceCompiles("none")
+
     def test_members_named_like_keywords_of_gnu_c_and_c23_compile_in_those_dialects(self):
         # SendGrid's mail body has a member "asm": a keyword in gcc's default gnu17 (not in
         # c11, the project's flags), as typeof is; linux and unix are predefined macros there;
