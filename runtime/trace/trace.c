@@ -485,13 +485,18 @@ void tb_span_end(tb_span *s)
 
 /* ---- recording ---- */
 
+/* Keys are mostly the same static strings: the pointer first, then the text. */
+static inline bool same_key(const char *k, const char *key)
+{
+    return k == key || (k[0] == key[0] && strcmp(k, key) == 0);
+}
+
 static tb_span_attr *attr_slot(tb_span *s, const char *key)
 {
     if (!s || s == &noop_span || !s->sampled || !key)
         return NULL;
     for (size_t i = 0; i < s->n_attrs; i++) {
-        const char *k = s->attrs[i].key; /* keys are mostly the same static strings */
-        if (k == key || (k[0] == key[0] && strcmp(k, key) == 0))
+        if (same_key(s->attrs[i].key, key))
             return &s->attrs[i]; /* a key set twice keeps the last value */
     }
     if (s->n_attrs == TB_SPAN_MAX_ATTRS) {
@@ -511,11 +516,9 @@ void tb__span_put(tb_span *s, const tb_span_attr *attrs, size_t n)
     for (size_t j = 0; j < n; j++) {
         const char *key = attrs[j].key;
         tb_span_attr *a = NULL;
-        for (size_t i = 0; i < before && !a; i++) {
-            const char *k = s->attrs[i].key;
-            if (k == key || (k[0] == key[0] && strcmp(k, key) == 0))
+        for (size_t i = 0; i < before && !a; i++)
+            if (same_key(s->attrs[i].key, key))
                 a = &s->attrs[i];
-        }
         if (!a) {
             if (s->n_attrs == TB_SPAN_MAX_ATTRS) {
                 s->dropped_attrs++;

@@ -1276,15 +1276,16 @@ class ServiceBuilder:
         qops = []
         for rt in order:
             for key, group in sorted((rt.get("groups") or {}).items()):
-                def needs(op):
+                needs = {}  # op -> its (name, value or None) conditions, sorted
+                for op in group:
                     fixed = dict(op.query_fixed)
                     names = {p.name for p in op.params if p.in_ == "query" and p.required}
-                    return tuple(sorted((n, fixed.get(n)) for n in names | set(fixed)))
-                tried = sorted(group, key=lambda op: (-len(op.query_fixed), -len(needs(op)),
+                    needs[op] = tuple(sorted((n, fixed.get(n)) for n in names | set(fixed)))
+                tried = sorted(group, key=lambda op: (-len(op.query_fixed), -len(needs[op]),
                                                       group.index(op)))
                 kept = []
                 for op in tried:
-                    mine = set(needs(op))
+                    mine = set(needs[op])
                     before = next((o for o, n in kept if set(n) <= mine), None)
                     if before is not None:
                         self.warn(op.ptr, "route-shadowed",
@@ -1292,11 +1293,11 @@ class ServiceBuilder:
                                   "routes them to %s; %s's handler is never called (its client "
                                   "calls work)" % (
                                       op.method, op.path, before.method, before.path,
-                                      "" if not needs(before) else " with the same query",
+                                      "" if not needs[before] else " with the same query",
                                       before.operation_id or before.cname,
                                       op.operation_id or op.cname))
                         continue
-                    kept.append((op, needs(op)))
+                    kept.append((op, needs[op]))
                 if len(kept) < 2:
                     continue
                 for op, n in kept:
