@@ -653,7 +653,8 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
         const tb_http_qop *q = &api->qops[i];
         if (q->route < 0 || (size_t)q->route >= api->n_routes || q->op < 0 ||
             (size_t)q->op >= api->n_ops || q->method < 0 || q->method >= TB_HTTP_N_METHODS ||
-            (q->n && (!q->names || !q->values))) {
+            (q->n && (!q->names || !q->values)) ||
+            (q->n_headers && (!q->hnames || !q->hvalues)) || (q->n_media && !q->media)) {
             tb_error_set(err, TB_EINVAL, "the service description's query routes are invalid");
             return NULL;
         }
@@ -951,10 +952,71 @@ static void start_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ct
     }
 }
 
-/* Operations that share route ri and method m, told apart by their query (tb_http_qop): the
- * first whose query fits, else oi (the routes table's). */
+/* Whether a request of Content-Type ct (NULL: none) fits one of a qop's media types. */
+static bool qop_media_fits(const tb_http_qop *q, const char *ct)
+{
+    size_t n = 0;
+    if (ct) {
+        while (*ct == ' ' || *ct == '\t')
+            ct++;
+        n = strcspn(ct, "; \t");
+    }
+    for (size_t i = 0; i < q->n_media; i++) {
+        const char *m = q->media[i];
+        size_t mn = m ? strlen(m) : 0;
+        if (!m)
+            continue;
+        if (!ct || !n) {
+            if (!mn)
+                return true;
+        } else if (mn == 16 && memcmp(m, "application/json", 16) == 0) {
+            if (tb__is_json_media_type(ct))
+                return true;
+        } else if (mn >= 2 && m[mn - 1] == '*' && m[mn - 2] == '/') {
+            if (n >= mn && strncasecmp(ct, m, mn - 1) == 0)
+                return true;
+        } else if (mn && n == mn && strncasecmp(ct, m, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The values a request's query and headers hold for the names qops ask about, each looked up
+ * once per request (AWS's /#Action=... groups hold hundreds of operations asking about the
+ * same one or two names). */
+typedef struct qop_seen {
+    const char *name;
+    const char *value;
+    bool present, header;
+} qop_seen;
+
+static const char *qop_lookup(const tb_http_req *req, qop_seen *seen, size_t *n_seen, size_t cap,
+                              const char *name, bool header, bool *present)
+{
+    for (size_t i = 0; i < *n_seen; i++)
+        if (seen[i].header == header && (seen[i].name == name || strcmp(seen[i].name, name) == 0)) {
+            *present = seen[i].present;
+            return seen[i].value;
+        }
+    const char *v;
+    if (header) {
+        v = tb_http_req_header(req, name);
+        *present = v != NULL;
+    } else {
+        v = tb_http_req_query(req, name, present);
+    }
+    if (*n_seen < cap)
+        seen[(*n_seen)++] = (qop_seen){name, v, *present, header};
+    return v;
+}
+
+/* Operations that share route ri and method m, told apart by what they need of the request
+ * (tb_http_qop): the first that fits, else oi (the routes table's). */
 static int route_by_query(const tb_http_api *api, int ri, int m, const tb_http_req *req, int oi)
 {
+    qop_seen seen[8];
+    size_t n_seen = 0;
     for (size_t i = 0; i < api->n_qops; i++) {
         const tb_http_qop *q = &api->qops[i];
         if (q->route != ri || q->method != m)
@@ -962,9 +1024,16 @@ static int route_by_query(const tb_http_api *api, int ri, int m, const tb_http_r
         bool fits = true;
         for (size_t k = 0; k < q->n && fits; k++) {
             bool present = false;
-            const char *v = tb_http_req_query(req, q->names[k], &present);
+            const char *v = qop_lookup(req, seen, &n_seen, 8, q->names[k], false, &present);
             fits = present && (!q->values[k] || (v && strcmp(v, q->values[k]) == 0));
         }
+        for (size_t k = 0; k < q->n_headers && fits; k++) {
+            bool present = false;
+            const char *v = qop_lookup(req, seen, &n_seen, 8, q->hnames[k], true, &present);
+            fits = present && (!q->hvalues[k] || (v && strcmp(v, q->hvalues[k]) == 0));
+        }
+        if (fits && q->n_media)
+            fits = qop_media_fits(q, req->content_type);
         if (fits)
             return q->op;
     }

@@ -344,7 +344,11 @@ def credentials(op):
                     env[env_name("TB_API_KEYS_", sch.name)] = key
                     if k == "TB_SEC_API_KEY_COOKIE":
                         cookies.append("%s=%s" % (name, key))
-                    elif name.lower() in ("authorization", "cookie"):
+                    elif name.lower() == "authorization":  # AWS's hmac: the whole header
+                        if auth is not None:
+                            raise Skip("two schemes in Authorization")
+                        auth = key
+                    elif name.lower() == "cookie":
                         raise Skip("a key in %s" % name)
                     else:
                         headers.append("%s: %s" % (name, key))
@@ -413,6 +417,8 @@ def plan(spec):
     for op in svc.ops:
         op.rt = None
         try:
+            if getattr(op, "shadowed", False):  # the generator said so: never reached
+                raise Skip("route-shadowed")
             headers = []
             if op.security:
                 headers, cenv = credentials(op)

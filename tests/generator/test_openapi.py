@@ -942,11 +942,11 @@ paths:
 """, "qr.yaml")
         self.assertEqual(rc, 0, err)
         self.assertIn("warning: route-shadowed: GET /b/{v} matches the same requests as GET /b/{y} "
-                      "with the same query: the server routes them to full; twin's handler is "
+                      "with the same query, headers and media type: the server routes them to full; twin's handler is "
                       "never called", err)
         self.assertEqual(err.count("route-shadowed"), 1, err)
         srv = self.read("qr_server.c")
-        rows = re.findall(r"\{0, TB_HTTP_GET, (\d+), (\d+), qr__qn(\d+), qr__qv(\d+)\}, /\* (\w+) \*/",
+        rows = re.findall(r"\{0, TB_HTTP_GET, (\d+), (\d+), qr__qn(\d+), qr__qv(\d+), 0, NULL, NULL, 0, NULL\}, /\* (\w+) \*/",
                           srv)
         self.assertEqual([(r[4], int(r[1])) for r in rows],
                          [("qr_fuller", 2), ("qr_full", 1), ("qr_search", 1), ("qr_plain", 0)], srv)
@@ -954,6 +954,68 @@ paths:
         self.assertIn('qr__qv0[] = {"1", "true"};', srv)
         self.assertIn('qr__qv2[] = {NULL};', srv)  # search: q present, any value
         self.assertServiceCompiles("qr")
+
+    def test_a_fragment_in_a_path_names_an_overload_told_apart_by_what_it_needs(self):
+        # APIs.guru's AWS, Azure and Box specs: the fragment is never sent; the path before it
+        # is the route, its operations told apart by required header and query values and by
+        # media type (tests/specs/fragment.yaml routes such requests over HTTP); an overload
+        # that needs nothing another does not is route-shadowed
+        rc, err = self.gen("""\
+openapi: 3.0.3
+info: {title: t, version: '1'}
+paths:
+  /#X-Amz-Target=Svc.Create:
+    post:
+      parameters: [{name: X-Amz-Target, in: header, required: true, schema: {type: string, enum: [Svc.Create]}}]
+      responses: {'200': {description: ok}}
+  /#X-Amz-Target=Svc.Get:
+    post:
+      operationId: get
+      parameters: [{name: X-Amz-Target, in: header, required: true, schema: {const: Svc.Get}}]
+      responses: {'200': {description: ok}}
+  /detect:
+    post:
+      operationId: byUrl
+      requestBody: {required: true, content: {application/json: {schema: {type: object}}}}
+      responses: {'200': {description: ok}}
+  /detect#overload=stream:
+    post:
+      operationId: byStream
+      requestBody: {content: {image/*: {schema: {type: string, format: binary}}}}
+      responses: {'200': {description: ok}}
+  /{roleId}:
+    get:
+      operationId: getRole
+      parameters: [{name: roleId, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+  /{roleId}#disambiguation_dummy:
+    get:
+      operationId: getRoleById
+      parameters: [{name: roleId, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+""", "fr.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("#/paths/~1#X-Amz-Target=Svc.Create: warning: path-fragment: the path "
+                      "'/#X-Amz-Target=Svc.Create' ends in a fragment, which no request carries: "
+                      "routed as /,", err)
+        self.assertIn("warning: route-shadowed: GET /{roleId} matches the same requests as GET "
+                      "/{roleId}: the server routes them to getRole; getRoleById's handler is "
+                      "never called", err)
+        self.assertEqual(err.count("route-shadowed"), 1, err)
+        srv = self.read("fr_server.c")
+        self.assertNotIn("#", "".join(re.findall(r'"/[^"]*"', srv)))  # no route keeps it
+        # no operationId: named by method, path and fragment
+        self.assertIn("fr_post_x_amz_target_svc_create__handle", srv)
+        self.assertIn('fr__hn0[] = {"x-amz-target"};', srv)
+        self.assertIn('fr__hv0[] = {"Svc.Create"};', srv)
+        self.assertIn('fr__hv1[] = {"Svc.Get"};', srv)  # const, as an enum of one
+        # media: the JSON overload, then the image one whose body may be absent
+        self.assertIn('fr__qm2[] = {"application/json"};', srv)
+        self.assertIn('fr__qm3[] = {"", "image/*"};', srv)
+        client = self.read("fr.c")
+        self.assertIn('"fr_by_stream", "POST", "/detect",', client)  # sends the path alone
+        self.assertNotIn('"/detect#', client)
+        self.assertServiceCompiles("fr")
 
     def test_a_spec_without_operations_compiles(self):
         # Zenoti's spec declares no paths: its matcher reads neither parameters nor their count

@@ -1189,10 +1189,12 @@ START_TEST(new_rejects_incomplete_api_and_start_reports_bind_failure)
     ck_assert_int_eq(err.code, TB_EINVAL);
     /* a query route to an operation or route the service does not have */
     static const char *const qn[] = {"method"}, *const qv[] = {"x"};
-    const tb_http_qop bad_op[] = {{0, TB_HTTP_GET, 99, 1, qn, qv}};
-    const tb_http_qop bad_route[] = {{99, TB_HTTP_GET, 0, 1, qn, qv}};
-    const tb_http_qop no_names[] = {{0, TB_HTTP_GET, 0, 1, NULL, qv}};
-    const tb_http_qop *bad[] = {bad_op, bad_route, no_names};
+    const tb_http_qop bad_op[] = {{0, TB_HTTP_GET, 99, 1, qn, qv, 0, NULL, NULL, 0, NULL}};
+    const tb_http_qop bad_route[] = {{99, TB_HTTP_GET, 0, 1, qn, qv, 0, NULL, NULL, 0, NULL}};
+    const tb_http_qop no_names[] = {{0, TB_HTTP_GET, 0, 1, NULL, qv, 0, NULL, NULL, 0, NULL}};
+    const tb_http_qop no_headers[] = {{0, TB_HTTP_GET, 0, 1, qn, qv, 1, NULL, NULL, 0, NULL}};
+    const tb_http_qop no_media[] = {{0, TB_HTTP_GET, 0, 1, qn, qv, 0, NULL, NULL, 2, NULL}};
+    const tb_http_qop *bad[] = {bad_op, bad_route, no_names, no_headers, no_media};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tb_http_api a = test_api;
         a.qops = bad[i];

@@ -475,6 +475,9 @@ class ServiceBuilder:
             if not tmpl.startswith("/"):
                 self.err(ptr, "a path must start with '/'")
                 continue
+            label = None
+            if "#" in tmpl:
+                tmpl, label = self.path_fragment(tmpl, ptr)
             query = None
             if "?" in tmpl:
                 tmpl, query = self.path_query(tmpl, ptr)
@@ -483,11 +486,11 @@ class ServiceBuilder:
             common = item.get("parameters") or []
             for m in METHODS:
                 if m in item:
-                    self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr, query)
+                    self.operation(tmpl, m, item[m], common, ptr + "/" + m, iptr, query, label)
             # OpenAPI 3.2: the QUERY method, and methods of any name
             if "query" in item:
                 self.operation(tmpl, "QUERY", item["query"], common, ptr + "/query", iptr,
-                               query)
+                               query, label)
             extra = item.get("additionalOperations")
             if isinstance(extra, dict):
                 for m, node in extra.items():
@@ -498,7 +501,7 @@ class ServiceBuilder:
                         self.err(xptr, "%s belongs in the path item's own field, not in "
                                  "additionalOperations" % m)
                     else:
-                        self.operation(tmpl, m, node, common, xptr, iptr, query)
+                        self.operation(tmpl, m, node, common, xptr, iptr, query, label)
         if self.errors:
             raise GenError(self.errors)
         self.routes = self.build_routes()
@@ -603,7 +606,7 @@ class ServiceBuilder:
         if base:
             self.base_path = cstr(base)
 
-    def op_name(self, tmpl, method, node):
+    def op_name(self, tmpl, method, node, label=None):
         oid = node.get("operationId")
         if isinstance(oid, str) and oid:
             return oid, cnames.snake(oid)
@@ -613,14 +616,16 @@ class ServiceBuilder:
                 parts.append("by_" + seg[1:-1])
             elif seg:
                 parts.append(seg)
+        if label:  # the path's fragment names the overload: /files/{id}#add_shared_link
+            parts.append(label)
         return None, cnames.snake("_".join(parts))
 
-    def operation(self, tmpl, method, node, common, ptr, iptr, query=None):
+    def operation(self, tmpl, method, node, common, ptr, iptr, query=None, label=None):
         if not isinstance(node, dict):
             self.err(ptr, "an operation must be an object")
             return
         op = Operation()
-        op.operation_id, base = self.op_name(tmpl, method, node)
+        op.operation_id, base = self.op_name(tmpl, method, node, label)
         def clashes(n):  # a type's name, or one of a type's functions (T_validate...)
             used = self.types.namer.used
             return n in used or any(n.endswith(x) and n[:-len(x)] in used for x in TYPE_SUFFIXES)
@@ -737,6 +742,20 @@ class ServiceBuilder:
         if lit:
             op.url_parts.append({"lit": cstr(lit), "len": len(lit.encode("utf-8"))})
         self.ops.append(op)
+
+    def path_fragment(self, tmpl, ptr):
+        """A path key with a fragment, which no request carries: APIs.guru's AWS specs
+        (/#X-Amz-Target=Svc.Op, /#Action=AssumeRole, /tags#resourceArn&tagKeys), Azure's
+        overloads (/detect#overload=stream, /{roleId}#disambiguation_dummy), Box's
+        /files/{file_id}#add_shared_link. The fragment only names the overload: the path before
+        it is the route, and operations of one path and method are told apart by what they
+        need of a request (required query and header parameters, a value where the schema
+        allows only one, the request's media type; query_routes). Returns (path, fragment)."""
+        path, _, frag = tmpl.partition("#")
+        self.warn(ptr, "path-fragment", "the path %r ends in a fragment, which no request "
+                  "carries: routed as %s, told apart from the path's other operations by their "
+                  "required query and header values and media types" % (tmpl, path))
+        return path, frag
 
     def path_query(self, tmpl, ptr):
         """A path key with a query string (ClickSend's /uploads?convert={convert}, Medium's
@@ -1017,6 +1036,7 @@ class ServiceBuilder:
         b.media = kind
         b.media_type = mt.split(";")[0].strip().replace("/*", "/ *").replace("*/", "* /")
         b.media_lit = cstr(mt.split(";")[0].strip())
+        b.media_types = [m.split(";")[0].strip().lower() for m in rb["content"]]
         if kind == "bytes":
             b.ctype = CType("bytes")
         else:
@@ -1267,33 +1287,91 @@ class ServiceBuilder:
 
     # ---- routing ----
 
+    def one_value(self, schema):
+        """The only value a parameter's schema allows (an enum of one, a const), as its text in
+        a request, or None."""
+        s = self.types._deref(schema) if isinstance(schema, dict) else None
+        if not isinstance(s, dict):
+            return None
+        vals = [s["const"]] if "const" in s else s.get("enum")
+        if not isinstance(vals, list) or len(vals) != 1:
+            return None
+        v = vals[0]
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (str, int)):
+            return str(v)
+        return None
+
+    @staticmethod
+    def media_of(op):
+        """The request media types op takes (lower case, no parameters; "" for no body when its
+        body is optional), or None for any (no body declared, or */*)."""
+        b = op.body
+        if b is None or not getattr(b, "media_types", None) or "*/*" in b.media_types:
+            return None
+        return tuple(sorted(set(b.media_types) | (set() if b.required else {""})))
+
+    @staticmethod
+    def media_covers(mine, other):
+        """Whether every request of media types `other` fits media types `mine` (None: any)."""
+        if mine is None:
+            return True
+        if other is None:
+            return False
+        def fits(t):
+            return t in mine or ("/" in t and t.split("/")[0] + "/*" in mine) or (
+                is_json_type(t) and "application/json" in mine)
+        return all(fits(t) for t in other)
+
     def query_routes(self, order):
-        """Operations of one route and method (paths no request path tells apart) are told apart
-        by their query where they can be: each needs its path key's fixed query values and its
-        required query parameters; tried the most demanding first (the first that fits wins, the
-        spec's first takes the rest). One that needs what an operation tried before it needs
-        is never reached: a route-shadowed warning, as when nothing tells them apart."""
+        """Operations of one route and method (paths no request path tells apart: a query string
+        or a fragment in their path keys) are told apart by what they need of a request where
+        they can be: the path key's fixed query values, their required query and header
+        parameters (with the one value their schema allows, if so), and, when the group's
+        operations differ in it, the media type of the request's body. Tried the most demanding
+        first (the first that fits wins, the spec's first takes the rest). One that needs what
+        an operation tried before it needs is never reached: a route-shadowed warning, as when
+        nothing tells them apart."""
         qops = []
         for rt in order:
             for key, group in sorted((rt.get("groups") or {}).items()):
-                needs = {}  # op -> its (name, value or None) conditions, sorted
+                needs = {}  # op -> its (in, name, value or None) conditions, sorted
                 for op in group:
                     fixed = dict(op.query_fixed)
-                    names = {p.name for p in op.params if p.in_ == "query" and p.required}
-                    needs[op] = tuple(sorted((n, fixed.get(n)) for n in names | set(fixed)))
-                tried = sorted(group, key=lambda op: (-len(op.query_fixed), -len(needs[op]),
-                                                      group.index(op)))
+                    conds = set()
+                    for p in op.params:
+                        if p.in_ not in ("query", "header") or not p.required:
+                            continue
+                        v = fixed.pop(p.name, None) if p.in_ == "query" else None
+                        if v is None:
+                            v = self.one_value(p.schema)
+                        conds.add((p.in_, p.name.lower() if p.in_ == "header" else p.name, v))
+                    conds |= {("query", n, v) for n, v in fixed.items()}
+                    needs[op] = tuple(sorted(conds, key=lambda c: (c[0], c[1], c[2] or "")))
+                medias = {op: self.media_of(op) for op in group}
+                if len(set(medias.values())) < 2:
+                    medias = dict.fromkeys(group)  # the same for all: nothing to tell apart
+                def needs_cover(mine, other):  # a request meeting other meets mine too
+                    return all(any(c[:2] == o[:2] and c[2] in (None, o[2]) for o in other)
+                               for c in mine)
+                def valued(op):
+                    return sum(1 for c in needs[op] if c[2] is not None)
+                tried = sorted(group, key=lambda op: (-valued(op), -len(needs[op]),
+                                                      medias[op] is None, group.index(op)))
                 kept = []
                 for op in tried:
-                    mine = set(needs[op])
-                    before = next((o for o, n in kept if set(n) <= mine), None)
+                    before = next((o for o, n in kept if needs_cover(n, needs[op]) and
+                                   self.media_covers(medias[o], medias[op])), None)
                     if before is not None:
+                        op.shadowed = True
                         self.warn(op.ptr, "route-shadowed",
                                   "%s %s matches the same requests as %s %s%s: the server "
                                   "routes them to %s; %s's handler is never called (its client "
                                   "calls work)" % (
                                       op.method, op.path, before.method, before.path,
-                                      "" if not needs[before] else " with the same query",
+                                      "" if not needs[before] and medias[before] is None
+                                      else " with the same query, headers and media type",
                                       before.operation_id or before.cname,
                                       op.operation_id or op.cname))
                         continue
@@ -1301,9 +1379,14 @@ class ServiceBuilder:
                 if len(kept) < 2:
                     continue
                 for op, n in kept:
+                    q = [c for c in n if c[0] == "query"]
+                    h = [c for c in n if c[0] == "header"]
                     qops.append({"route": rt["index"], "method": key, "op": op,
-                                 "names": [cstr(x) for x, _ in n],
-                                 "vals": [cstr(v) if v is not None else "NULL" for _, v in n]})
+                                 "names": [cstr(x) for _, x, _ in q],
+                                 "vals": [cstr(v) if v is not None else "NULL" for _, _, v in q],
+                                 "hnames": [cstr(x) for _, x, _ in h],
+                                 "hvals": [cstr(v) if v is not None else "NULL" for _, _, v in h],
+                                 "media": [cstr(t) for t in medias[op] or ()]})
         return qops
 
     def build_routes(self):
@@ -1324,6 +1407,7 @@ class ServiceBuilder:
                 rt.setdefault("groups", {}).setdefault(key, [rt["ops"][key]]).append(op)
                 continue
             if key in rt["xm"]:
+                op.shadowed = True
                 self.warn(op.ptr, "route-shadowed",
                           "%s %s matches the same requests as another %s of the same path: the "
                           "server routes them to the first; %s's handler is never called (its "

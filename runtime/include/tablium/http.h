@@ -218,11 +218,15 @@ typedef struct tb_http_xop {
     const char *method;
 } tb_http_xop;
 
-/** An operation sharing its route and method with others, told apart by the query (a path key's
- *  query string, /rest?method=x beside /rest?method=y, or required query parameters that
- *  differ): it takes the request when each names[i] is in the query, with exactly values[i]
- *  unless that is NULL. Entries of one route and method are tried in order, the first that
- *  fits wins; when none fits, the routes table's operation takes the request. */
+/** An operation sharing its route and method with others, told apart by what it needs of a
+ *  request (path keys no request path tells apart: a query string, /rest?method=x beside
+ *  /rest?method=y, or a fragment, AWS's /#X-Amz-Target=Svc.Op, Azure's /detect#overload=stream):
+ *  it takes the request when each names[i] is in the query and each hnames[i] (lower case) is a
+ *  header, with exactly values[i] / hvalues[i] unless that is NULL, and, when n_media is not 0,
+ *  the request's Content-Type is one of media[] ("type/subtype", "type/ *", "application/json"
+ *  for any JSON type, "" for a request without Content-Type). Entries of one route and method
+ *  are tried in order, the first that fits wins; when none fits, the routes table's operation
+ *  takes the request. */
 typedef struct tb_http_qop {
     int16_t route;
     int16_t method; /* tb_http_method */
@@ -230,6 +234,11 @@ typedef struct tb_http_qop {
     uint16_t n;
     const char *const *names;
     const char *const *values;
+    uint16_t n_headers;
+    const char *const *hnames;
+    const char *const *hvalues;
+    uint16_t n_media;
+    const char *const *media;
 } tb_http_qop;
 
 typedef struct tb_http_api {
