@@ -1017,6 +1017,29 @@ paths:
         self.assertNotIn('"/detect#', client)
         self.assertServiceCompiles("fr")
 
+    def test_literal_path_characters_a_request_encodes_are_matched_encoded(self):
+        # the server matches the raw path and the client sends these bytes: a space, '#'
+        # before more of the path (Mastercard), letters beyond ASCII, a lone '%'; an escape
+        # the spec wrote stays (tests/specs/fragment.yaml routes such requests over HTTP)
+        rc, err = self.gen("""\
+openapi: 3.0.3
+info: {title: t, version: '1'}
+paths:
+  /send/#env/my files/caf\u00e9/{id}/50%/a%2Fb:
+    get:
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses: {'200': {description: ok}}
+""", "lit.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("holds '#' before more of the path: read as a character of its segment",
+                      err)
+        client = self.read("lit.c")
+        self.assertIn('"/send/%23env/my%20files/caf%C3%A9/{id}/50%25/a%2Fb"', client)
+        srv = self.read("lit_server.c")
+        self.assertIn('"%23env"', srv)
+        self.assertIn('"caf%C3%A9"', srv)
+        self.assertServiceCompiles("lit")
+
     def test_a_spec_without_operations_compiles(self):
         # Zenoti's spec declares no paths: its matcher reads neither parameters nor their count
         rc, err = self.gen("openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {}\n", "none.yaml")

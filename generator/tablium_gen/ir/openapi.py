@@ -101,6 +101,21 @@ def _pct(s):
     return quote(s, safe="-._~")
 
 
+def _encode_path_literals(tmpl):
+    """A path template whose literal text is as a request carries it (RFC 3986 pchar): a
+    space, '#', non-ASCII letters and the like percent-encoded (UTF-8), a '%' not starting an
+    escape too; the server matches the raw path and the client sends these bytes."""
+    from urllib.parse import quote
+    out = []
+    for piece in re.split(r"(\{[^{}]*\})", tmpl):
+        if piece.startswith("{") and piece.endswith("}"):
+            out.append(piece)
+        else:
+            piece = re.sub(r"%(?![0-9A-Fa-f]{2})", "%25", piece)
+            out.append(quote(piece, safe="/!$&'()*+,;=:@-._~%"))
+    return "".join(out)
+
+
 def _c_comment(s):
     return comment_safe(s.strip()) if isinstance(s, str) and s.strip() else None
 
@@ -483,6 +498,7 @@ class ServiceBuilder:
                 tmpl, query = self.path_query(tmpl, ptr)
                 if query is None:
                     continue
+            tmpl = _encode_path_literals(tmpl)
             common = item.get("parameters") or []
             for m in METHODS:
                 if m in item:
@@ -752,6 +768,12 @@ class ServiceBuilder:
         need of a request (required query and header parameters, a value where the schema
         allows only one, the request's media type; query_routes). Returns (path, fragment)."""
         path, _, frag = tmpl.partition("#")
+        if "/" in frag or "{" in frag or "}" in frag:
+            # not a label: a '#' inside the path (Mastercard's /send/#env/v1/partners/{id}),
+            # kept as a literal character of its segment (a request sends it as %23)
+            self.warn(ptr, "path-fragment", "the path %r holds '#' before more of the path: "
+                      "read as a character of its segment" % tmpl)
+            return tmpl, None
         self.warn(ptr, "path-fragment", "the path %r ends in a fragment, which no request "
                   "carries: routed as %s, told apart from the path's other operations by their "
                   "required query and header values and media types" % (tmpl, path))
