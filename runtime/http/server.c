@@ -52,6 +52,7 @@ struct tb_server {
     tb_server_opts opts;
     char *host;
     bool validate;
+    bool qops_sorted; /* api->qops by route and method: bisected */
     void *state;
     void *deps;
     tb_middleware mw[TB__MAX_MIDDLEWARES];
@@ -641,6 +642,17 @@ tb_http_auth_fn tb__req_http_auth(const tb_http_req *r, void **ud)
     return c && c->srv ? c->srv->http_auth : NULL;
 }
 
+/* Whether qops are sorted by route, then method (as the generator writes them). */
+static bool qops_sorted(const tb_http_api *api)
+{
+    for (size_t i = 1; i < api->n_qops; i++) {
+        const tb_http_qop *a = &api->qops[i - 1], *b = &api->qops[i];
+        if (a->route > b->route || (a->route == b->route && a->method > b->method))
+            return false;
+    }
+    return true;
+}
+
 tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_error *err)
 {
     tb_server *s = NULL;
@@ -666,6 +678,7 @@ tb_server *tb_server_new(const tb_http_api *api, const tb_server_opts *opts, tb_
     s->wake_fd = -1;
     s->listen_fd = -1;
     s->api = api;
+    s->qops_sorted = qops_sorted(api);
     s->opts = opts ? *opts : defaults;
     s->host = strdup(s->opts.host && *s->opts.host ? s->opts.host : defaults.host);
     if (!s->host)
@@ -1012,15 +1025,31 @@ static const char *qop_lookup(const tb_http_req *req, qop_seen *seen, size_t *n_
 }
 
 /* Operations that share route ri and method m, told apart by what they need of the request
- * (tb_http_qop): the first that fits, else oi (the routes table's). */
-static int route_by_query(const tb_http_api *api, int ri, int m, const tb_http_req *req, int oi)
+ * (tb_http_qop): the first that fits, else oi (the routes table's). sorted: the entries are
+ * sorted by route and method (qops_sorted), so the first of ri and m is found by bisection. */
+static int route_by_query(const tb_http_api *api, bool sorted, int ri, int m,
+                          const tb_http_req *req, int oi)
 {
     qop_seen seen[8];
-    size_t n_seen = 0;
-    for (size_t i = 0; i < api->n_qops; i++) {
+    size_t n_seen = 0, i = 0;
+    if (sorted) {
+        size_t hi = api->n_qops;
+        while (i < hi) {
+            size_t mid = i + (hi - i) / 2;
+            const tb_http_qop *q = &api->qops[mid];
+            if (q->route < ri || (q->route == ri && q->method < m))
+                i = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    for (; i < api->n_qops; i++) {
         const tb_http_qop *q = &api->qops[i];
-        if (q->route != ri || q->method != m)
+        if (q->route != ri || q->method != m) {
+            if (sorted)
+                break;
             continue;
+        }
         bool fits = true;
         for (size_t k = 0; k < q->n && fits; k++) {
             bool present = false;
@@ -1474,7 +1503,8 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     if (oi < 0 && req->method == TB_HTTP_HEAD)
         oi = row[TB_HTTP_GET]; /* HEAD is GET without the body (libmicrohttpd drops it) */
     if (oi >= 0 && api->n_qops)
-        oi = route_by_query(api, ri, row[req->method] >= 0 ? req->method : TB_HTTP_GET, req, oi);
+        oi = route_by_query(api, s->qops_sorted, ri,
+                            row[req->method] >= 0 ? req->method : TB_HTTP_GET, req, oi);
     for (size_t i = 0; oi < 0 && req->method < 0 && req->method_name && i < api->n_xops; i++)
         if (api->xops[i].route == ri && strcmp(api->xops[i].method, req->method_name) == 0)
             oi = api->xops[i].op; /* QUERY, LINK...: OpenAPI 3.2 */

@@ -1037,6 +1037,70 @@ START_TEST(routes_are_mounted_under_the_base_path_of_servers_0)
 }
 END_TEST
 
+/* Operations sharing a route and method, told apart by a header's value and the body's media
+ * type (tb_http_qop; AWS's X-Amz-Target, Azure's #overload=stream): the same entries sorted by
+ * route and method (bisected) and not (read in full) route alike. */
+static const char *const qop_hn[] = {"x-kind"}, *const qop_hv[] = {"list"};
+static const char *const qop_qn[] = {"ids"}, *const qop_qv[] = {NULL};
+static const char *const qop_media[] = {"text/*", ""};
+#define QOP_TEXT {1, TB_HTTP_POST, OP_LINK_ITEM, 0, NULL, NULL, 0, NULL, NULL, 2, qop_media}
+#define QOP_KIND {2, TB_HTTP_GET, OP_LIST_ITEMS, 1, qop_qn, qop_qv, 1, qop_hn, qop_hv, 0, NULL}
+
+static void check_qop_routing(const tb_http_qop *qops, size_t n)
+{
+    char shared_url[64];
+    memcpy(shared_url, base_url, sizeof shared_url);
+    static tb_http_api q_api;
+    q_api = test_api;
+    q_api.qops = qops;
+    q_api.n_qops = n;
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    o.threads = 2;
+    tb_server *s = tb_server_new(&q_api, &o, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(tb_server_start(s, NULL), 0);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", (unsigned)tb_server_port(s));
+    reply r = {0};
+    struct curl_slist *kind = curl_slist_append(NULL, "X-Kind: list");
+    struct curl_slist *other = curl_slist_append(NULL, "X-Kind: lists");
+    struct curl_slist *text = curl_slist_append(NULL, "Content-Type: text/plain; charset=utf-8");
+    struct curl_slist *json = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *none = curl_slist_append(NULL, "Content-Type:");
+    send_req(NULL, "/fail?ids", NULL, kind, &r); /* the header's value and the query: list */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(r.json, "data"), "ids"));
+    send_req(NULL, "/fail?ids", NULL, other, &r); /* another value: the route's own */
+    assert_error(&r, 500, "internal");
+    send_req(NULL, "/fail", NULL, kind, &r); /* the query parameter missing */
+    assert_error(&r, 500, "internal");
+    send_req("POST", "/items", "plain words", text, &r); /* text/plain: text/ * */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "data.method"), "POST");
+    send_req("POST", "/items", "", none, &r); /* no body, no Content-Type: "" */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "data.method"), "POST");
+    send_req("POST", "/items", "{\"name\":\"x\"}", json, &r); /* JSON: the route's own */
+    ck_assert_int_eq(r.status, 201);
+    curl_slist_free_all(kind);
+    curl_slist_free_all(other);
+    curl_slist_free_all(text);
+    curl_slist_free_all(json);
+    curl_slist_free_all(none);
+    ck_assert_int_eq(tb_server_stop(s), 0);
+    tb_server_free(s);
+    reply_clear(&r);
+    memcpy(base_url, shared_url, sizeof shared_url);
+}
+
+START_TEST(operations_of_one_route_are_told_apart_by_headers_and_media_types)
+{
+    const tb_http_qop sorted[] = {QOP_TEXT, QOP_KIND};
+    const tb_http_qop unsorted[] = {QOP_KIND, QOP_TEXT};
+    check_qop_routing(sorted, 2);
+    check_qop_routing(unsorted, 2);
+}
+END_TEST
+
 START_TEST(stop_lets_in_flight_request_finish_then_refuses_connections)
 {
     char shared_url[64];
@@ -1245,6 +1309,7 @@ int main(void)
     tcase_add_test(server, raw_path_param_reaches_op_encoded_and_decodes_there);
     tcase_add_test(server, unknown_path_is_404_not_found);
     tcase_add_test(server, routes_are_mounted_under_the_base_path_of_servers_0);
+    tcase_add_test(server, operations_of_one_route_are_told_apart_by_headers_and_media_types);
     tcase_add_test(server, wrong_method_is_405_with_allow_listing_route_methods);
     tcase_add_test(server, post_json_body_is_created_with_json_media_types);
     tcase_add_test(server, body_over_limit_by_content_length_is_413_at_once);

@@ -1357,7 +1357,10 @@ class ServiceBuilder:
         nothing tells them apart."""
         qops = []
         for rt in order:
-            for key, group in sorted((rt.get("groups") or {}).items()):
+            # by the method's number: the runtime finds a route's entries by binary search
+            for key, group in sorted((rt.get("groups") or {}).items(),
+                                     key=lambda kv: [METHOD_ENUM[m] for m in METHODS].index(
+                                         kv[0])):
                 needs = {}  # op -> its (in, name, value or None) conditions, sorted
                 for op in group:
                     fixed = dict(op.query_fixed)

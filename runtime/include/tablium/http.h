@@ -226,7 +226,8 @@ typedef struct tb_http_xop {
  *  the request's Content-Type is one of media[] ("type/subtype", "type/ *", "application/json"
  *  for any JSON type, "" for a request without Content-Type). Entries of one route and method
  *  are tried in order, the first that fits wins; when none fits, the routes table's operation
- *  takes the request. */
+ *  takes the request. The generator sorts them by route, then method: the server then finds a
+ *  request's entries by binary search (else it reads them all). */
 typedef struct tb_http_qop {
     int16_t route;
     int16_t method; /* tb_http_method */
