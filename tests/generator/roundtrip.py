@@ -71,6 +71,40 @@ class Maker:
                 break
         return node
 
+    def declared(self, node, value, depth=0):
+        """An example as the typed structs carry it: members its schema does not declare
+        (no additionalProperties given: JSON Schema allows them, a typed struct has no place for
+        them) left out, where the schema's properties (with its allOf's) say which are declared.
+        A oneOf/anyOf, patternProperties or additionalProperties keeps the value whole."""
+        node = self.deref(node)
+        if not isinstance(node, dict) or depth > 24:
+            return value
+        if isinstance(value, list) and isinstance(node.get("items"), dict):
+            return [self.declared(node["items"], v, depth + 1) for v in value]
+        if not isinstance(value, dict):
+            return value
+        props, open_ = {}, False
+        todo = [node]
+        while todo:
+            n = self.deref(todo.pop())
+            if not isinstance(n, dict):
+                open_ = True
+                continue
+            if any(k in n for k in ("oneOf", "anyOf", "patternProperties",
+                                    "additionalProperties", "unevaluatedProperties", "not",
+                                    "if", "discriminator")):
+                open_ = True
+            for k, v in (n.get("properties") or {}).items():
+                props.setdefault(k, v)
+            for k in n.get("required") or []:  # required, if not described: kept as it is
+                if isinstance(k, str):
+                    props.setdefault(k, {})
+            todo.extend(x for x in n.get("allOf") or [])
+        if open_ or not props:
+            return value
+        return {k: self.declared(props[k], v, depth + 1) for k, v in value.items()
+                if k in props}
+
     def make(self, node, depth=0, want=None):
         """A value of `node`; `want` a value for the discriminator property (name, value)."""
         node = self.deref(node)
@@ -439,7 +473,8 @@ def plan(spec):
                     body = "round trip body"
                 else:
                     exs = [e for e in op.body.examples if valid(op.body.schema, e)]
-                    body = exs[0] if exs else maker.make(op.body.schema)
+                    body = maker.declared(op.body.schema, exs[0]) if exs else maker.make(
+                        op.body.schema)
                     if not valid(op.body.schema, body):
                         raise Skip("no valid request body")
             rr = next((r for r in op.responses if (200 <= r.code < 300 or r.code == 2)
@@ -460,7 +495,7 @@ def plan(spec):
                            and "data" in e and valid(rr.schema, e)]
                 else:
                     exs = [e for e in rr.examples if valid(sch, e)]
-                resp = exs[0] if exs else maker.make(sch)
+                resp = maker.declared(sch, exs[0]) if exs else maker.make(sch)
                 whole = {"data": resp} if rr.kind == "data" else resp
                 if not valid(rr.schema, whole):
                     raise Skip("no valid answer")
