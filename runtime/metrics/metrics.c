@@ -3,6 +3,7 @@
 #include "tablium/error.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,9 +17,19 @@
 #define MAX_SERIES_LIMIT 100000
 #define OVERFLOW_VALUE "other"
 
+/* Counters and histograms are striped: each thread adds to its own stripe of cells (a cache
+ * line or more apart), a read sums the stripes. Two server threads adding to one shared
+ * counter took 330 ns a request each, bouncing its cache line; 28 ns alone. */
+#define STRIPES 8
+#define LINE_WORDS 8 /* 64-byte cache lines */
+
 struct tb_metric {
-    /* counter: the count; gauge and histogram sum: a double's bits */
+    /* gauge: a double's bits (counters and histograms: cells) */
     _Atomic uint64_t v;
+    /* counter: cells[s * stride] the count of stripe s; histogram: cells[s * stride + i] the
+     * count of bucket i (n_bounds + 1, the last is +Inf, not cumulative), then the sum's bits */
+    _Atomic uint64_t *cells;
+    uint32_t stride;
     uint8_t type;
     bool hidden; /* collect function removed: left out of the output (reg->mu) */
     uint32_t key_len;
@@ -26,8 +37,7 @@ struct tb_metric {
     tb_metric_family *fam;
     tb_metric_fn fn; /* reg->mu */
     void *user;
-    char *key;                  /* the label values, each NUL-terminated, back to back */
-    _Atomic uint64_t buckets[]; /* histogram: n_bounds + 1 (the last is +Inf), not cumulative */
+    char *key; /* the label values, each NUL-terminated, back to back */
 };
 
 struct tb_metric_family {
@@ -195,12 +205,26 @@ static tb_metric *table_find(tb_metric_family *f, const key_view *k, size_t *slo
 
 static tb_metric *series_new(tb_metric_family *f, const key_view *k)
 {
-    size_t nb = f->type == TB_METRIC_HISTOGRAM ? f->n_bounds + 1 : 0;
-    tb_metric *m = calloc(1, sizeof *m + nb * sizeof m->buckets[0]);
+    size_t words = f->type == TB_METRIC_HISTOGRAM ? f->n_bounds + 2
+                   : f->type == TB_METRIC_COUNTER     ? 1
+                                                      : 0;
+    tb_metric *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    if (words) {
+        m->stride = (uint32_t)((words + LINE_WORDS - 1) / LINE_WORDS * LINE_WORDS);
+        size_t bytes = (size_t)STRIPES * m->stride * sizeof *m->cells;
+        m->cells = aligned_alloc(LINE_WORDS * sizeof *m->cells, bytes);
+        if (!m->cells) {
+            free(m);
+            return NULL;
+        }
+        for (size_t i = 0; i < (size_t)STRIPES * m->stride; i++)
+            atomic_init(&m->cells[i], 0); /* 0 is also the bits of 0.0 */
+    }
     m->key = malloc(k->total ? k->total : 1);
     if (!m->key) {
+        free(m->cells);
         free(m);
         return NULL;
     }
@@ -214,8 +238,6 @@ static tb_metric *series_new(tb_metric_family *f, const key_view *k)
     m->type = (uint8_t)f->type;
     m->fam = f;
     atomic_init(&m->v, 0); /* 0 is also the bits of 0.0 */
-    for (size_t i = 0; i < nb; i++)
-        atomic_init(&m->buckets[i], 0);
     return m;
 }
 
@@ -223,6 +245,7 @@ static void series_free(tb_metric *m)
 {
     if (m) {
         free(m->key);
+        free(m->cells);
         free(m);
     }
 }
@@ -542,10 +565,32 @@ tb_metric *tb_metric_get(tb_metric_family *f, const char *const *values)
 
 /* ---- updates ---- */
 
+static _Atomic unsigned next_stripe;
+static _Thread_local unsigned my_stripe = UINT_MAX;
+
+/* The calling thread's stripe: the threads take them in turn. */
+static inline size_t stripe(void)
+{
+    if (my_stripe == UINT_MAX)
+        my_stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % STRIPES;
+    return my_stripe;
+}
+
+/* The sum over the stripes of cell j, a count or (dbl) a double's bits. */
+static uint64_t cells_sum(const tb_metric *m, size_t j)
+{
+    uint64_t n = 0;
+    for (size_t s = 0; s < STRIPES; s++)
+        n += atomic_load_explicit(&m->cells[s * m->stride + j], memory_order_relaxed);
+    return n;
+}
+
+static double cells_dsum(const tb_metric *m, size_t j);
+
 void tb_metric_add(tb_metric *m, uint64_t n)
 {
     if (m && m->type == TB_METRIC_COUNTER)
-        atomic_fetch_add_explicit(&m->v, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&m->cells[stripe() * m->stride], n, memory_order_relaxed);
 }
 
 void tb_metric_set(tb_metric *m, double v)
@@ -576,15 +621,24 @@ void tb_metric_observe(tb_metric *m, double v)
     size_t i = 0;
     while (i < f->n_bounds && v > f->bounds[i])
         i++;
-    atomic_fetch_add_explicit(&m->buckets[i], 1, memory_order_relaxed);
-    add_double(&m->v, v);
+    _Atomic uint64_t *c = &m->cells[stripe() * m->stride];
+    atomic_fetch_add_explicit(&c[i], 1, memory_order_relaxed);
+    add_double(&c[f->n_bounds + 1], v);
+}
+
+static double cells_dsum(const tb_metric *m, size_t j)
+{
+    double d = 0;
+    for (size_t s = 0; s < STRIPES; s++)
+        d += u2d(atomic_load_explicit(&m->cells[s * m->stride + j], memory_order_relaxed));
+    return d;
 }
 
 static uint64_t hist_count(const tb_metric *m)
 {
     uint64_t n = 0;
     for (size_t i = 0; i <= m->fam->n_bounds; i++)
-        n += atomic_load_explicit(&((tb_metric *)m)->buckets[i], memory_order_relaxed);
+        n += cells_sum(m, i);
     return n;
 }
 
@@ -592,8 +646,11 @@ double tb_metric_value(const tb_metric *m)
 {
     if (!m)
         return 0;
-    uint64_t v = atomic_load_explicit(&((tb_metric *)m)->v, memory_order_relaxed);
-    return m->type == TB_METRIC_COUNTER ? (double)v : u2d(v);
+    if (m->type == TB_METRIC_COUNTER)
+        return (double)cells_sum(m, 0);
+    if (m->type == TB_METRIC_HISTOGRAM)
+        return cells_dsum(m, m->fam->n_bounds + 1);
+    return u2d(atomic_load_explicit(&((tb_metric *)m)->v, memory_order_relaxed));
 }
 
 uint64_t tb_metric_count(const tb_metric *m)
@@ -603,7 +660,7 @@ uint64_t tb_metric_count(const tb_metric *m)
     if (m->type == TB_METRIC_HISTOGRAM)
         return hist_count(m);
     if (m->type == TB_METRIC_COUNTER)
-        return atomic_load_explicit(&((tb_metric *)m)->v, memory_order_relaxed);
+        return cells_sum(m, 0);
     return (uint64_t)tb_metric_value(m);
 }
 
@@ -792,9 +849,7 @@ static int render_family(tb_metric_family *f, tb_buf *b)
             if (m->fn)
                 put_double(b, m->fn(m->user));
             else if (f->type == TB_METRIC_COUNTER)
-                tb_buf_printf(
-                    b, "%llu",
-                    (unsigned long long)atomic_load_explicit(&m->v, memory_order_relaxed));
+                tb_buf_printf(b, "%llu", (unsigned long long)cells_sum(m, 0));
             else
                 put_double(b, u2d(atomic_load_explicit(&m->v, memory_order_relaxed)));
             tb_buf_putc(b, '\n');
@@ -805,7 +860,7 @@ static int render_family(tb_metric_family *f, tb_buf *b)
         uint64_t cum = 0;
         char le[40];
         for (size_t j = 0; j <= f->n_bounds; j++) {
-            cum += atomic_load_explicit(&m->buckets[j], memory_order_relaxed);
+            cum += cells_sum(m, j);
             if (j < f->n_bounds) {
                 tb_buf tmp = TB_BUF_INIT;
                 put_double(&tmp, f->bounds[j]);
@@ -819,7 +874,7 @@ static int render_family(tb_metric_family *f, tb_buf *b)
         }
         put_series(b, f, m, "_sum", NULL);
         tb_buf_putc(b, ' ');
-        put_double(b, u2d(atomic_load_explicit(&m->v, memory_order_relaxed)));
+        put_double(b, cells_dsum(m, f->n_bounds + 1));
         tb_buf_putc(b, '\n');
         put_series(b, f, m, "_count", NULL);
         tb_buf_printf(b, " %llu\n", (unsigned long long)cum);

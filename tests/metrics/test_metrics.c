@@ -256,7 +256,7 @@ START_TEST(registration_is_idempotent_and_checks_names)
 }
 END_TEST
 
-enum { THREADS = 8, ROUNDS = 20000, KEYS = 50 };
+enum { THREADS = 12, ROUNDS = 20000, KEYS = 50 }; /* more threads than stripes: some share one */
 static tb_metric_family *conc_c, *conc_h, *conc_g;
 
 static void *hammer(void *arg)
