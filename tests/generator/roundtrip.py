@@ -432,9 +432,16 @@ def plan(spec):
                 return node
         return cur
 
+    # formats too (those python3-jsonschema checks by itself as tablium does: date, email, ipv4,
+    # ipv6, uuid; its time and regex follow other rules):
+    # an example of the wrong format (vehicle-enquiry's date-time under format: date) is not
+    # sent as a valid value, which the server would rightly refuse
+    formats = jsonschema.FormatChecker(formats=("date", "email", "ipv4", "ipv6", "uuid"))
+
     def valid(schema, value):
         try:
-            v = cls(twin(schema) if isinstance(schema, dict) else schema, resolver=resolver)
+            v = cls(twin(schema) if isinstance(schema, dict) else schema, resolver=resolver,
+                    format_checker=formats)
             return not any(True for _ in v.iter_errors(value))
         except Exception:
             return False
