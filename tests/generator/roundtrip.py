@@ -128,6 +128,14 @@ class Maker:
         if isinstance(alts, list) and alts:
             return self.alternative(node, alts, depth)
         if isinstance(node.get("allOf"), list):
+            merged = self.merged_object(node)
+            if merged is not None:  # one object of every part's members (and requirements)
+                try:
+                    v = self.obj(merged, depth)
+                except Skip:
+                    v = None
+                if v is not None and self.valid(node, v):
+                    return v
             out = None
             for part in node["allOf"]:
                 v = self.make(part, depth + 1)
@@ -164,6 +172,30 @@ class Maker:
         if t == "null":
             return None
         raise Skip("type %r" % t)
+
+    def merged_object(self, node):
+        """An allOf of objects as one object schema: the properties and required members of
+        its parts and of itself (a member required by one part, described by another, as
+        Box's User--Mini's login); None when a part is anything but a plain object (a oneOf, a
+        string...)."""
+        props, req = {}, []
+        todo = [node]
+        seen = 0
+        while todo and seen < 64:
+            n = self.deref(todo.pop(0))
+            seen += 1
+            if not isinstance(n, dict):
+                return None
+            if any(k in n for k in ("oneOf", "anyOf", "enum", "const")) or (
+                    n.get("type") not in (None, "object")):
+                return None
+            for k, v in (n.get("properties") or {}).items():
+                props.setdefault(k, v)
+            req += [k for k in n.get("required") or [] if isinstance(k, str) and k not in req]
+            todo.extend(n.get("allOf") or [])
+        if not props or todo:
+            return None
+        return {"type": "object", "properties": props, "required": req}
 
     def alternative(self, node, alts, depth):
         disc = node.get("discriminator")
@@ -293,10 +325,19 @@ class Maker:
 
 def _discriminated_any_of(node):
     """A oneOf with a discriminator is judged as tablium judges it: the value's branch (named by
-    the discriminator) must match, not only that branch; anyOf is the closest JSON Schema."""
+    the discriminator) must match, not only that branch; anyOf is the closest JSON Schema. (And
+    a member named $id is judged through patternProperties, below.)"""
     if isinstance(node, dict):
         if isinstance(node.get("discriminator"), dict) and isinstance(node.get("oneOf"), list):
             node["anyOf"] = node.pop("oneOf")
+        props = node.get("properties")
+        if isinstance(props, dict) and isinstance(props.get("$id"), dict):
+            # a member named $id (Box's files): python3-jsonschema's resolver takes the
+            # properties map for a schema and its member for an $id (TypeError: unhashable); a
+            # patternProperties of that one name judges the member the same
+            pp = node.setdefault("patternProperties", {})
+            if isinstance(pp, dict):
+                pp["^\\$id$"] = props.pop("$id")
         for v in node.values():
             _discriminated_any_of(v)
     elif isinstance(node, list):
