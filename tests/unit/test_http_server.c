@@ -1006,6 +1006,18 @@ static tb_server *start_private(bool access_log)
     return s;
 }
 
+/* A server of api on a free port, base_url pointing at it (the caller keeps the shared one). */
+static tb_server *start_with(const tb_http_api *api)
+{
+    tb_server_opts o = TB_SERVER_OPTS_INIT;
+    o.threads = 2;
+    tb_server *s = tb_server_new(api, &o, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(tb_server_start(s, NULL), 0);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", (unsigned)tb_server_port(s));
+    return s;
+}
+
 /* servers[0] with a path ("https://host/v2"): every route is mounted under it */
 START_TEST(routes_are_mounted_under_the_base_path_of_servers_0)
 {
@@ -1014,12 +1026,7 @@ START_TEST(routes_are_mounted_under_the_base_path_of_servers_0)
     static tb_http_api v2_api;
     v2_api = test_api;
     v2_api.base_path = "/v2";
-    tb_server_opts o = TB_SERVER_OPTS_INIT;
-    o.threads = 2;
-    tb_server *s = tb_server_new(&v2_api, &o, NULL);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(tb_server_start(s, NULL), 0);
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", (unsigned)tb_server_port(s));
+    tb_server *s = start_with(&v2_api);
     reply r = {0};
     send_req(NULL, "/v2/items/42", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 200);
@@ -1054,12 +1061,7 @@ static void check_qop_routing(const tb_http_qop *qops, size_t n)
     q_api = test_api;
     q_api.qops = qops;
     q_api.n_qops = n;
-    tb_server_opts o = TB_SERVER_OPTS_INIT;
-    o.threads = 2;
-    tb_server *s = tb_server_new(&q_api, &o, NULL);
-    ck_assert_ptr_nonnull(s);
-    ck_assert_int_eq(tb_server_start(s, NULL), 0);
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", (unsigned)tb_server_port(s));
+    tb_server *s = start_with(&q_api);
     reply r = {0};
     struct curl_slist *kind = curl_slist_append(NULL, "X-Kind: list");
     struct curl_slist *other = curl_slist_append(NULL, "X-Kind: lists");
