@@ -58,6 +58,89 @@ FORMATS = {"date-time": "2024-01-02T03:04:05Z", "date": "2024-01-02", "time": "0
            "binary": "round trip bytes", "duration": "P1D", "password": "s3cret"}
 
 
+def pattern_samples(pat, min_len=0):
+    """Strings a pattern describes, made from Python's parse of it (ARNs, UUIDs, ids with
+    fixed prefixes): each repeat at its least (once more for a minimum length), the first
+    branch and the first character of each class. Empty when Python's re cannot read it (\\p{L}
+    and other ECMA-262 spellings): the candidates tried before remain."""
+    try:
+        import re._parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse
+    try:
+        tree = sre_parse.parse(pat)
+    except Exception:
+        return []
+    C = sre_parse
+    cats = {C.CATEGORY_DIGIT: "0", C.CATEGORY_WORD: "a", C.CATEGORY_SPACE: " ",
+            C.CATEGORY_NOT_DIGIT: "a", C.CATEGORY_NOT_WORD: "-", C.CATEGORY_NOT_SPACE: "a"}
+
+    def one_of_class(items):
+        neg = any(op == C.NEGATE for op, _ in items)
+        if neg:
+            bad = set()
+            for op, av in items:
+                if op == C.LITERAL:
+                    bad.add(chr(av))
+                elif op == C.RANGE:
+                    bad.update(chr(x) for x in range(av[0], min(av[1], 0x7f) + 1))
+            return next((c for c in "ab0-_xyz" if c not in bad), None)
+        for op, av in items:
+            if op == C.LITERAL:
+                return chr(av)
+            if op == C.RANGE:
+                return chr(av[0])
+            if op == C.CATEGORY:
+                return cats.get(av)
+        return None
+
+    def gen(seq, extra, depth=0):
+        out = []
+        if depth > 40:
+            raise ValueError("too deep")
+        for op, av in seq:
+            if op == C.LITERAL:
+                out.append(chr(av))
+            elif op == C.NOT_LITERAL:
+                out.append("a" if chr(av) != "a" else "b")
+            elif op == C.ANY:
+                out.append("a")
+            elif op == C.IN:
+                c = one_of_class(av)
+                if c is None:
+                    raise ValueError("class")
+                out.append(c)
+            elif op in (C.MAX_REPEAT, C.MIN_REPEAT):
+                lo, hi, sub = av
+                n = lo if not extra else max(lo, 1)
+                if hi is not C.MAXREPEAT:
+                    n = min(n, hi)
+                out.append(gen(sub, extra, depth + 1) * n)
+            elif op == C.SUBPATTERN:
+                out.append(gen(av[-1], extra, depth + 1))
+            elif op == C.BRANCH:
+                out.append(gen(av[1][0], extra, depth + 1))
+            elif op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+                continue
+            elif op == C.GROUPREF:
+                raise ValueError("backreference")
+            else:
+                raise ValueError(str(op))
+        return "".join(out)
+
+    outs = []
+    for extra in (False, True):
+        try:
+            v = gen(tree, extra)
+        except (ValueError, TypeError, IndexError):
+            continue
+        if len(v) < min_len:
+            v += "x" * (min_len - len(v))
+        if v not in outs:
+            outs.append(v)
+    return outs
+
+
 class Maker:
     def __init__(self, loader, validator):
         self.loader = loader
@@ -290,6 +373,9 @@ class Maker:
             for cand in ("a", "abc", "A1", "1", "123", "a-b", "a_b", "x@y.z", "AB12",
                          "2024-01-02", "abc123", "ABC"):
                 c = cand + "x" * max(0, mn - len(cand))
+                if self.valid(node, c):
+                    return c
+            for c in pattern_samples(pat, mn):  # strings the pattern itself describes
                 if self.valid(node, c):
                     return c
             raise Skip("pattern %r" % pat)
