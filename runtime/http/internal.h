@@ -131,6 +131,9 @@ int tb__policy_fault(const tb__policy *p, const char *op_id);
 
 /* application/json or an application/...+json type (server.c) */
 bool tb__is_json_media_type(const char *ct);
+/* Whether Content-Type ct (its media type, parameters ignored, case-insensitive) is of range:
+ * "type/subtype", "type/ *" or "* / *" (NULL range: any; NULL ct fits only those) (op.c) */
+bool tb__media_matches(const char *ct, const char *range);
 
 /* ---- multipart.c: multipart/form-data ---- */
 typedef struct tb__part {

@@ -28,7 +28,7 @@ static bool run_validator(tb_vfn fn, const json_t *j, tb_vctx *c)
 
 /* A request's Content-Type (parameters allowed) against a media type or range of the spec
  * (type/sub, type/ followed by *, or the full wildcard). */
-static bool media_matches(const char *ct, const char *range)
+bool tb__media_matches(const char *ct, const char *range)
 {
     if (!range || strcmp(range, "*/*") == 0)
         return true;
@@ -47,7 +47,7 @@ static bool media_matches(const char *ct, const char *range)
  * application/json and the +json types (tb__is_json_media_type, as the server's own check). */
 static bool body_media_matches(int media, const char *ct, const char *range)
 {
-    return media == TB_MEDIA_JSON ? tb__is_json_media_type(ct) : media_matches(ct, range);
+    return media == TB_MEDIA_JSON ? tb__is_json_media_type(ct) : tb__media_matches(ct, range);
 }
 
 /* What to send as Content-Type for bytes of declared type `range`. */
@@ -502,7 +502,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
     }
     /* an empty body with its Content-Type is a body (zero bytes are data) */
     if (bd && media != TB_MEDIA_JSON && (hr->body_len || hr->content_type)) {
-        if (!media_matches(hr->content_type, want)) {
+        if (!tb__media_matches(hr->content_type, want)) {
             char msg[160];
             snprintf(msg, sizeof msg, "the request body must be %s", want);
             tb_api_error e = {"unsupported_media_type", msg, NULL, NULL, 0};

@@ -965,32 +965,20 @@ static void start_server_span(tb__conn *c, struct MHD_Connection *mc, tb_ctx *ct
     }
 }
 
-/* Whether a request of Content-Type ct (NULL: none) fits one of a qop's media types. */
+/* Whether a request of Content-Type ct (NULL or empty: none) fits one of a qop's media types:
+ * "" a request without one, "application/json" any JSON type (as the server's own check),
+ * else tb__media_matches (op.c reads bodies by the same rule). */
 static bool qop_media_fits(const tb_http_qop *q, const char *ct)
 {
-    size_t n = 0;
-    if (ct) {
-        while (*ct == ' ' || *ct == '\t')
-            ct++;
-        n = strcspn(ct, "; \t");
-    }
+    bool none = !ct || !*ct;
     for (size_t i = 0; i < q->n_media; i++) {
         const char *m = q->media[i];
-        size_t mn = m ? strlen(m) : 0;
         if (!m)
             continue;
-        if (!ct || !n) {
-            if (!mn)
-                return true;
-        } else if (mn == 16 && memcmp(m, "application/json", 16) == 0) {
-            if (tb__is_json_media_type(ct))
-                return true;
-        } else if (mn >= 2 && m[mn - 1] == '*' && m[mn - 2] == '/') {
-            if (n >= mn && strncasecmp(ct, m, mn - 1) == 0)
-                return true;
-        } else if (mn && n == mn && strncasecmp(ct, m, n) == 0) {
+        if (!*m ? none
+                : !none && (strcmp(m, "application/json") == 0 ? tb__is_json_media_type(ct)
+                                                               : tb__media_matches(ct, m)))
             return true;
-        }
     }
     return false;
 }

@@ -28,6 +28,7 @@ HTTP_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 METHOD_ENUM = {m: "TB_HTTP_" + m.upper() for m in METHODS}
+METHOD_NUMBER = {METHOD_ENUM[m]: i for i, m in enumerate(METHODS)}  # tb_http_method's values
 PARAM_IN = ("path", "query", "header", "cookie")
 # what the service templates name NAME_<x> (a schema called Api or Client was a redefinition)
 SERVICE_SYMBOLS = set("""api client client_free client_http client_new deps deps_of examples
@@ -1330,7 +1331,7 @@ class ServiceBuilder:
         """The request media types op takes (lower case, no parameters; "" for no body when its
         body is optional), or None for any (no body declared, or */*)."""
         b = op.body
-        if b is None or not getattr(b, "media_types", None) or "*/*" in b.media_types:
+        if b is None or "*/*" in b.media_types:
             return None
         return tuple(sorted(set(b.media_types) | (set() if b.required else {""})))
 
@@ -1359,8 +1360,7 @@ class ServiceBuilder:
         for rt in order:
             # by the method's number: the runtime finds a route's entries by binary search
             for key, group in sorted((rt.get("groups") or {}).items(),
-                                     key=lambda kv: [METHOD_ENUM[m] for m in METHODS].index(
-                                         kv[0])):
+                                     key=lambda kv: METHOD_NUMBER[kv[0]]):
                 needs = {}  # op -> its (in, name, value or None) conditions, sorted
                 for op in group:
                     fixed = dict(op.query_fixed)
