@@ -36,10 +36,15 @@ function(tablium_add_service name)
   # the spec and the files it may $ref
   file(GLOB_RECURSE spec_files CONFIGURE_DEPENDS "${specdir}/*.json" "${specdir}/*.yaml"
        "${specdir}/*.yml")
+  # and, in a source tree, the generator's code and templates beside the script (a changed
+  # generator regenerates; an installed one changes only with its package)
+  get_filename_component(gendir "${TABLIUM_GEN}" DIRECTORY)
+  file(GLOB_RECURSE gen_files CONFIGURE_DEPENDS "${gendir}/tablium_gen/*.py"
+       "${gendir}/tablium_gen/*.j2")
   add_custom_command(
     OUTPUT "${out}/${name}.h" "${out}/${name}.c" "${out}/${name}_server.c"
     COMMAND "${TABLIUM_GEN}" openapi "${spec}" -o "${out}" --name "${name}"
-    DEPENDS "${spec}" ${spec_files} "${TABLIUM_GEN}"
+    DEPENDS "${spec}" ${spec_files} "${TABLIUM_GEN}" ${gen_files}
     WORKING_DIRECTORY "${CMAKE_CURRENT_SOURCE_DIR}"
     COMMENT "tablium-gen openapi ${S_SPEC} -> ${name}"
     VERBATIM)

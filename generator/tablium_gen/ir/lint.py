@@ -17,6 +17,7 @@ import copy
 import os
 from ..errors import Diagnostic
 from ..load.uri import pointer_escape
+from .polymorph import DEFAULT
 
 
 def _props(node):
@@ -198,6 +199,7 @@ def independent_validator(jsonschema, path, root, extra=None):
     def prepare(d):
         if oas30:
             _oas30_to_draft4(d)
+        _by_tag(d)
         if extra:
             extra(d)
         return d
@@ -212,6 +214,35 @@ def independent_validator(jsonschema, path, root, extra=None):
     resolver = jsonschema.RefResolver("file://" + os.path.abspath(path), doc,
                                       handlers={"file": load})
     return cls, resolver, doc
+
+
+def _by_tag(node, depth=0):
+    """The unions polymorph.rewrite makes of allOf hierarchies, judged as tablium judges them:
+    the discriminator's value names the one branch the value must match (a subtype matches its
+    base too, so oneOf would refuse every value); a value without one, or with one no branch is
+    tagged with, is judged against the default (base) branch."""
+    if depth > 200:
+        return
+    if isinstance(node, dict):
+        d = node.get("discriminator")
+        if (isinstance(node.get(DEFAULT), str) and isinstance(node.get("oneOf"), list)
+                and isinstance(d, dict) and isinstance(d.get("mapping"), dict)):
+            prop, mapping = d.get("propertyName"), d["mapping"]
+            node.pop("oneOf")
+            # (anyOf of guarded branches: draft 4, OpenAPI 3.0's dialect here, has no if/then)
+            rules = [{"required": [prop], "properties": {prop: {"enum": [tag]}},
+                      "allOf": [{"$ref": ref}]} for tag, ref in mapping.items()]
+            # no value or another: the base (which may require one)
+            rules.append({"properties": {prop: {"not": {"enum": list(mapping)}}},
+                          "allOf": [{"$ref": node[DEFAULT]}]})
+            node["type"] = "object"
+            node["anyOf"] = rules
+        for k, v in node.items():
+            if k not in ("example", "examples", "default", "enum", "const"):
+                _by_tag(v, depth + 1)
+    elif isinstance(node, list):
+        for v in node:
+            _by_tag(v, depth + 1)
 
 
 def _oas30_to_draft4(node):

@@ -19,7 +19,7 @@ import urllib.parse
 from ..errors import Diagnostic, GenError
 from ..load.loader import parse_text
 from ..load.uri import pointer_escape
-from . import cnames
+from . import cnames, polymorph
 from .types import TYPE_SUFFIXES, CType, TypeBuilder
 from .validators import ValidatorCompiler, comment_safe, cstr
 
@@ -145,7 +145,7 @@ class ServiceBuilder:
                                       "unsupported OpenAPI version %r (3.0.x, 3.1.x and 3.2.x "
                                       "are)" % ver))
         loader.dialect = self.dialect
-        self.root = loader.load_file(path)
+        self.root = loader.load_file(path, prepare=polymorph.rewrite)
         self.own_warnings = []
         self.tuple_items(self.root, "")
         info = self.loader.info(self.root)

@@ -75,6 +75,7 @@ class Branch:
         self.validator = validator  # Sub of the branch's schema
         self.jtypes = jtypes  # JSON type names the branch can match
         self.tags = []  # discriminator values: (C literal, byte length)
+        self.tag_note = ""  # the values, for the kind constant's comment
         self.title = title
 
 
@@ -174,11 +175,14 @@ class TypeBuilder:
             cname = self.namer.take(shared + "_" + cnames.snake(name))
         else:
             cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
-        while any(cname + x in self.avoid for x in TYPE_SUFFIXES):
-            # its functions would be an operation's names (ProtectionIntent beside an
-            # operation ProtectionIntent_Validate)
-            cname = self.namer.take(cname + "_t")
         kind = self._kind(node)
+        while any(cname + x in self.avoid for x in TYPE_SUFFIXES) or (
+                kind == "union" and cname + "_kind" in self.namer.used):
+            # its functions would be an operation's names (ProtectionIntent beside an
+            # operation ProtectionIntent_Validate), or a union's kind enum another type's name
+            cname = self.namer.take(cname + "_t")
+        if kind == "union":
+            self.namer.used.add(cname + "_kind")  # a member's enum named later takes another
         if kind not in ("struct", "enum", "union", "map"):
             nt = NamedType("alias", cname, node, where)
             nt.ctype = self.ctype(node, cname)
@@ -649,9 +653,19 @@ class TypeBuilder:
             pb = disc[0].encode("utf-8")
             nt.disc = (cstr_bytes(pb), len(pb))
             nt.disc_name = comment_safe(json.dumps(disc[0], ensure_ascii=False))
+            notes = {}
             for value, i in disc[1]:
                 vb = value.encode("utf-8")
                 nt.branches[i].tags.append((cstr_bytes(vb), len(vb)))
+                notes.setdefault(i, []).append(json.dumps(value, ensure_ascii=False))
+            fallback = self.vcomp.discriminator_default(node)
+            if fallback is not None:
+                notes.setdefault(fallback, []).append("any other value")
+            for i, vals in notes.items():
+                note = ", ".join(vals)
+                if len(note) > 120:
+                    note = note[:117] + "..."
+                nt.branches[i].tag_note = comment_safe(note)
 
     def _fill_map(self, nt, node):
         node = self._deref(node)

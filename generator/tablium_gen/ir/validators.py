@@ -12,7 +12,7 @@ import math
 
 from ..errors import Diagnostic, GenError
 from ..load.uri import pointer_escape
-from . import cnames
+from . import cnames, polymorph
 from .regex import check_pcre2, ecma_to_pcre2, simple_matcher
 
 TYPES = ("null", "boolean", "object", "array", "number", "string", "integer")
@@ -288,13 +288,27 @@ class ValidatorCompiler:
                 continue
             tags.append((value, idx))
             mapped.add(idx)
+        fallback = self.discriminator_default(node)
         for i, b in enumerate(branches):
-            if i in mapped or not isinstance(b, dict) or not isinstance(b.get("$ref"), str):
+            if (i in mapped or i == fallback or not isinstance(b, dict)
+                    or not isinstance(b.get("$ref"), str)):
                 continue
             name = b["$ref"].rsplit("/", 1)[-1]
             if name and name not in mapping:
                 tags.append((name, i))
         return d["propertyName"], tags
+
+    @staticmethod
+    def discriminator_default(node):
+        """The branch (index) a discriminated union reads a value no branch is tagged with
+        against, or None (the value is refused): set on the unions polymorph.rewrite makes of
+        allOf hierarchies, whose base takes the values no subtype names."""
+        ref = node.get(polymorph.DEFAULT) if isinstance(node, dict) else None
+        kw = "oneOf" if isinstance(node.get("oneOf"), list) else "anyOf"
+        if not isinstance(ref, str) or not isinstance(node.get(kw), list):
+            return None
+        return next((i for i, b in enumerate(node[kw])
+                     if isinstance(b, dict) and b.get("$ref") == ref), None)
 
     def no_nul(self, node):
         """The strings `node` accepts become C strings (char *), which end at the first NUL: a
@@ -876,6 +890,7 @@ class ValidatorCompiler:
                     # the value names its branch: only that one is checked, and an unknown or
                     # missing value is one error at the property naming the allowed values
                     prop, tags = disc
+                    fb = self.discriminator_default(n)  # the base of an allOf hierarchy
                     allowed = ", ".join(json.dumps(t, ensure_ascii=False) for t, _ in tags)
                     pb = prop.encode("utf-8")
                     checks.append(Check(
@@ -885,6 +900,7 @@ class ValidatorCompiler:
                         missing=cmsg("the discriminator %s is required (one of %s)"
                                      % (json.dumps(prop, ensure_ascii=False), allowed)),
                         unknown=cmsg("must be one of %s" % allowed),
+                        fallback=None if fb is None else subs[fb],
                         notobj=cmsg("must be an object with the discriminator %s"
                                     % json.dumps(prop, ensure_ascii=False))))
                     continue

@@ -115,7 +115,9 @@ class Loader:
         """Retrieve URIs under `prefix` from files under `directory` (e.g. test suite remotes)."""
         self.mappings.append((prefix, directory, suffix))
 
-    def load_file(self, path, dialect=None):
+    def load_file(self, path, dialect=None, prepare=None):
+        """Loads and indexes a file (once, however often asked). `prepare(doc)` may rewrite the
+        document in place before it is indexed."""
         path = os.path.abspath(path)
         if path in self.files:
             return self.files[path]
@@ -126,6 +128,8 @@ class Loader:
         except OSError as e:
             raise GenError(Diagnostic(path, None, "cannot read: %s" % e.strerror))
         doc = parse_text(text, path)
+        if prepare is not None:
+            prepare(doc)
         self._map_id_to_folder(doc, path)
         self.files[path] = doc
         return self.add_document(doc, uri, path, dialect)

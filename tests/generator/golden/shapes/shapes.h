@@ -73,9 +73,9 @@ TB_CODEC_DECLARE(polygon); /* _validate, _parse, _from_json, _serialize, _to_jso
 /* ---- shape: tests/generator/fixtures/shapes.yaml#/$defs/shape ---- */
 typedef enum shape_kind {
     SHAPE_NONE = 0, /* no value */
-    SHAPE_CIRCLE = 1,
-    SHAPE_SQUARE = 2,
-    SHAPE_POLYGON = 3,
+    SHAPE_CIRCLE = 1, /* "kind": "circle", "round" */
+    SHAPE_SQUARE = 2, /* "kind": "square" */
+    SHAPE_POLYGON = 3, /* "kind": "polygon" */
 } shape_kind;
 /** oneOf: `kind` says which member holds the value (chosen by the discriminator "kind"). */
 typedef struct shape {
