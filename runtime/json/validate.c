@@ -330,12 +330,21 @@ bool tb_utf8_valid(const char *str, size_t n)
 
 /* ---- shared tables ---- */
 
+/* Each thread's match data and match context (the limits), made on first use. */
+typedef struct regex_tls {
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+} regex_tls;
+
 static pthread_key_t md_key;
 static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 
 static void md_free(void *p)
 {
-    pcre2_match_data_free(p);
+    regex_tls *t = p;
+    pcre2_match_data_free(t->md);
+    pcre2_match_context_free(t->mc);
+    free(t);
 }
 
 static void md_init(void)
@@ -343,24 +352,32 @@ static void md_init(void)
     pthread_key_create(&md_key, md_free);
 }
 
-static pcre2_match_data *thread_match_data(void)
+static regex_tls *thread_regex(void)
 {
     pthread_once(&md_once, md_init);
-    pcre2_match_data *md = pthread_getspecific(md_key);
-    if (!md) {
-        md = pcre2_match_data_create(1, NULL);
-        if (md)
-            pthread_setspecific(md_key, md);
+    regex_tls *t = pthread_getspecific(md_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t)
+            return NULL;
+        t->md = pcre2_match_data_create(1, NULL);
+        t->mc = pcre2_match_context_create(NULL);
+        if (!t->md || !t->mc) {
+            md_free(t);
+            return NULL;
+        }
+        pcre2_set_match_limit(t->mc, TB_REGEX_MATCH_LIMIT);
+        pthread_setspecific(md_key, t);
     }
-    return md;
+    return t;
 }
 
 void tb_validate_thread_cleanup(void)
 {
     pthread_once(&md_once, md_init);
-    pcre2_match_data *md = pthread_getspecific(md_key);
-    if (md) {
-        pcre2_match_data_free(md);
+    regex_tls *t = pthread_getspecific(md_key);
+    if (t) {
+        md_free(t);
         pthread_setspecific(md_key, NULL);
     }
 }
@@ -382,14 +399,22 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
             code = expected;
         }
     }
-    pcre2_match_data *md = thread_match_data();
-    if (!md)
+    regex_tls *t = thread_regex();
+    if (!t)
         return TB_ENOMEM;
     /* Subjects come from jansson, which only holds valid UTF-8. */
-    int rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, PCRE2_NO_UTF_CHECK, md, NULL);
+    int rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, PCRE2_NO_UTF_CHECK, t->md, t->mc);
+    if (rc == PCRE2_ERROR_JIT_STACKLIMIT) /* a long subject ((\w+\s?)* on 20 KB): the
+                                            interpreter keeps its backtracking on the heap */
+        rc = pcre2_match(code, (PCRE2_SPTR)s, n, 0, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, t->md,
+                         t->mc);
     if (rc >= 0)
         return 1;
-    return rc == PCRE2_ERROR_NOMATCH ? 0 : TB_EINVAL;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    /* the match limit (a pattern that backtracks without end on this subject), or another
+       failure: no match was found, and the check fails closed */
+    return rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ? TB_ETOOBIG : TB_EINVAL;
 }
 
 const json_t *tb_vconst_get(tb_vconst *k)

@@ -637,6 +637,33 @@ components:
         self.assertNotIn("examples/good", err)  # nullable: null is fine in 3.0
         self.assertNotIn("properties/name/example", err)
 
+    def test_patterns_of_examples_are_matched_within_a_limit(self):
+        # Regression (fixed): beezup's URL pattern nests two stars; Python's re backtracked on
+        # its example for over ten minutes and generation never ended. Patterns are judged by
+        # PCRE2 within the runtime's match limit: a clear mismatch still warns, a subject the
+        # limit cannot decide passes
+        url = r"^(https?:\/\/)?([\da-z\.-]+)\.([a-z\.]{2,6})([\/\w \.-]*)*\/?$"
+        text = """\
+openapi: 3.0.3
+info: {title: Pat, version: '1'}
+paths: {}
+components:
+  schemas:
+    Site:
+      type: object
+      properties:
+        url: {type: string, pattern: '%s', example: 'http://example.com/%s!'}
+        code: {type: string, pattern: '^[A-Z]{3}$', example: 'abc'}
+        ok: {type: string, pattern: '^[A-Z]{3}$', example: 'ABC'}
+""" % (url, "a " * 40)
+        rc, err = self.gen(text, "pat.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("#/components/schemas/Site/properties/code/example: warning: "
+                      "example-invalid: the example does not match its schema: the value: 'abc' "
+                      "does not match '^[A-Z]{3}$'", err)
+        self.assertNotIn("properties/url", err)
+        self.assertNotIn("properties/ok", err)
+
     def test_nullable_beside_allof_oneof_or_ref_lets_examples_be_null(self):
         # OpenAPI 3.0 says nullable counts beside type only; common practice puts it beside
         # allOf: [$ref] too, and tablium's validators and C types honour it there: so does the lint

@@ -65,7 +65,8 @@ class Linter:
             import jsonschema
         except ImportError:
             return
-        cls, resolver, doc = independent_validator(jsonschema, self.file, self.root)
+        cls, resolver, doc = independent_validator(jsonschema, self.file, self.root,
+                                                   bounded_patterns=True)
         found = []
         self._find_examples(doc, "", found)
         for schema, value, ptr in found[:500]:
@@ -188,11 +189,14 @@ class Linter:
                 else:
                     seen[oid] = ptr
 
-def independent_validator(jsonschema, path, root, extra=None):
+def independent_validator(jsonschema, path, root, extra=None, bounded_patterns=False):
     """python3-jsonschema set up for an OpenAPI document: (validator class, resolver, the
     document as that validator reads it). OpenAPI 3.0 schemas become draft 4 (nullable ->
     "null" in type); `extra(doc)` transforms every document further; $refs to other files load
-    them the same way."""
+    them the same way. `bounded_patterns`: `pattern` is matched by PCRE2 within the runtime's
+    match limit (a pattern it cannot judge passes), not by Python's unbounded re: generation
+    must not hang on a spec's catastrophic pattern (beezup's URL pattern took over 10 minutes
+    on its own example)."""
     from ..load.loader import parse_text
     oas30 = isinstance(root, dict) and str(root.get("openapi", "")).startswith("3.0")
 
@@ -211,6 +215,16 @@ def independent_validator(jsonschema, path, root, extra=None):
 
     doc = prepare(copy.deepcopy(root))
     cls = jsonschema.Draft4Validator if oas30 else jsonschema.Draft202012Validator
+    if bounded_patterns:
+        from .regex import pcre2_search
+
+        def pattern(validator, patrn, instance, schema):
+            if validator.is_type(instance, "string") and isinstance(patrn, str) and \
+                    pcre2_search(patrn, instance) is False:
+                yield jsonschema.exceptions.ValidationError(
+                    "%r does not match %r" % (instance, patrn))
+
+        cls = jsonschema.validators.extend(cls, {"pattern": pattern})
     resolver = jsonschema.RefResolver("file://" + os.path.abspath(path), doc,
                                       handlers={"file": load})
     return cls, resolver, doc

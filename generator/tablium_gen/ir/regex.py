@@ -216,6 +216,60 @@ def _lib():
 
 PCRE2_UTF = 0x00080000
 PCRE2_DOLLAR_ENDONLY = 0x00000010
+PCRE2_ERROR_NOMATCH = -1
+MATCH_LIMIT = 1000000  # as the runtime's TB_REGEX_MATCH_LIMIT
+
+_compiled = {}
+
+
+def _match_fns(lib):
+    if not hasattr(lib, "_tb_match"):
+        lib.pcre2_match_data_create_from_pattern_8.restype = ctypes.c_void_p
+        lib.pcre2_match_data_create_from_pattern_8.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pcre2_match_context_create_8.restype = ctypes.c_void_p
+        lib.pcre2_match_context_create_8.argtypes = [ctypes.c_void_p]
+        lib.pcre2_set_match_limit_8.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        lib.pcre2_match_8.restype = ctypes.c_int
+        lib.pcre2_match_8.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                      ctypes.c_size_t, ctypes.c_uint32, ctypes.c_void_p,
+                                      ctypes.c_void_p]
+        mc = lib.pcre2_match_context_create_8(None)
+        lib.pcre2_set_match_limit_8(mc, MATCH_LIMIT)
+        lib._tb_match = mc
+    return lib._tb_match
+
+
+def pcre2_search(pattern, subject):
+    """Whether an ECMA-262 `pattern` finds a match in `subject`, as the runtime's PCRE2 judges
+    it, within the runtime's match limit: True, False, or None when it cannot say (the limit ran
+    out, the pattern does not compile, PCRE2 is not here). Python's re backtracks without a
+    limit: a spec's nested stars on a long example would stop generation for hours."""
+    lib = _lib()
+    if not lib:
+        return None
+    mc = _match_fns(lib)
+    ent = _compiled.get(pattern)
+    if ent is None:
+        try:
+            b = ecma_to_pcre2(pattern).encode("utf-8")
+        except Exception:
+            b = None
+        code = md = None
+        if b is not None:
+            err = ctypes.c_int(0)
+            off = ctypes.c_size_t(0)
+            code = lib.pcre2_compile_8(b, len(b), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
+                                       ctypes.byref(err), ctypes.byref(off), None)
+            md = lib.pcre2_match_data_create_from_pattern_8(code, None) if code else None
+        ent = _compiled[pattern] = (code, md)
+    code, md = ent
+    if not code or not md:
+        return None
+    subj = subject.encode("utf-8", "surrogatepass")
+    rc = lib.pcre2_match_8(code, subj, len(subj), 0, 0, md, mc)
+    if rc >= 0:
+        return True
+    return False if rc == PCRE2_ERROR_NOMATCH else None
 
 
 def check_pcre2(pattern):
