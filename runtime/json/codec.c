@@ -67,7 +67,7 @@ static bool quietly_valid(tb_vfn fn, const json_t *x)
     if (!fn)
         return true;
     tb_vctx c;
-    tb_vctx_init(&c, NULL, 0);
+    tb__vctx_init_nested(&c, NULL, 0); /* part of the parse's validation: its regex budget */
     c.quiet = 1;
     return fn(x, &c, NULL);
 }

@@ -11,7 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags)
+/* Matches of this thread's current validation that ran out of the match limit (see
+ * TB_REGEX_EXHAUSTED_MAX): reset by each tb_vctx_init, not by the quiet checks a decode makes of
+ * a union's branches (tb__vctx_init_nested). */
+static __thread unsigned tl_regex_exhausted;
+
+void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags)
 {
     c->err = err;
     c->flags = flags;
@@ -22,6 +27,12 @@ void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags)
     c->ndyn = 0;
     if (err)
         tb_error_reset(err);
+}
+
+void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags)
+{
+    tl_regex_exhausted = 0;
+    tb__vctx_init_nested(c, err, flags);
 }
 
 int tb_vctx_finish(tb_vctx *c, bool valid)
@@ -399,6 +410,8 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
             code = expected;
         }
     }
+    if (tl_regex_exhausted >= TB_REGEX_EXHAUSTED_MAX)
+        return TB_ETOOBIG; /* this validation spent its budget on hostile subjects */
     regex_tls *t = thread_regex();
     if (!t)
         return TB_ENOMEM;
@@ -414,7 +427,11 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
         return 0;
     /* the match limit (a pattern that backtracks without end on this subject), or another
        failure: no match was found, and the check fails closed */
-    return rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ? TB_ETOOBIG : TB_EINVAL;
+    if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
+        tl_regex_exhausted++;
+        return TB_ETOOBIG;
+    }
+    return TB_EINVAL;
 }
 
 const json_t *tb_vconst_get(tb_vconst *k)

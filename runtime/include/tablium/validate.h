@@ -48,6 +48,9 @@ typedef struct tb_vctx {
 } tb_vctx;
 
 void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags);
+/** tb_vctx_init for a check that is part of a validation already under way (a decode's quiet
+ *  choice of a union branch): it shares that validation's regex budget. */
+void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags);
 /** Ends a validation: sets err's code and summary when violations were recorded.
  *  Returns 0 when `valid`, else TB_EVALIDATION. */
 int tb_vctx_finish(tb_vctx *c, bool valid);
@@ -170,6 +173,12 @@ typedef struct tb_regex {
  *  pattern) then costs about 1 ms of CPU per string with the JIT instead of 25 ms, and the
  *  check fails closed; ordinary patterns need a few steps per character. */
 #define TB_REGEX_MATCH_LIMIT 1000000
+/** Matches that may run out of that limit in one validation (from tb_vctx_init, which every
+ *  request, response and T_validate / T_parse starts with); after them every further `pattern`
+ *  of that validation counts as no match at once. A 1 MB body of 40,000 hostile strings then
+ *  costs a few milliseconds, not 40 s. (`not: {pattern}` over such a subject passes: a
+ *  pattern the limit cannot decide is treated as not matching.) */
+#define TB_REGEX_EXHAUSTED_MAX 4
 /** 1 when s[0..n) contains a match, 0 when not, TB_ETOOBIG when the match limit ran out before
  *  an answer (a validator counts it as no match), TB_EINVAL when the pattern does not compile.
  *  A subject too long for the JIT's stack is matched again by the interpreter.
