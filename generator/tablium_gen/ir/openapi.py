@@ -1180,7 +1180,9 @@ class ServiceBuilder:
                 self.schema_at(props["data"], "")
                 rr.ctype = self.types.ctype(props["data"], op.cname + "_" + rr.member)
             elif isinstance(props, dict) and "error" in props and self._error_object(
-                    props["error"]):
+                    props["error"]) and not (100 <= rr.code < 400 or rr.code in (1, 2, 3)):
+                # (not an answer that succeeded: Google's long-running Operation carries an
+                # `error` object beside name, done and response, and is a 200's whole body)
                 rr.kind = "error"
             else:
                 rr.kind = "raw"
