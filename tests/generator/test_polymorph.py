@@ -80,7 +80,9 @@ class Rewrite(unittest.TestCase):
             "type": "object", "properties": {
                 "annotated": {"allOf": [{"$ref": R + "Pet"}], "description": "any pet"},
                 "extended": {"allOf": [{"$ref": R + "Pet"}, {"required": ["x"]}]},
-                "plain": {"$ref": R + "Pet"}}}}}}}}}
+                "plain": {"$ref": R + "Pet"},
+                "default": {"allOf": [{"$ref": R + "Pet"}, {"required": ["y"]}]}},
+            "example": {"allOf": [{"$ref": R + "Pet"}, {}]}}}}}}}}
         d = doc({"Pet": base(), "Cat": sub("Pet")}, paths)
         polymorph.rewrite(d)
         props = d["paths"]["/p"]["post"]["requestBody"]["content"]["application/json"][
@@ -88,6 +90,10 @@ class Rewrite(unittest.TestCase):
         self.assertEqual(props["annotated"]["allOf"], [{"$ref": R + "Pet"}])  # still any pet
         self.assertEqual(props["extended"]["allOf"][0], {"$ref": R + "Pet__base"})
         self.assertEqual(props["plain"], {"$ref": R + "Pet"})
+        # a property named like a keyword is a schema; an example is an instance, left alone
+        self.assertEqual(props["default"]["allOf"][0], {"$ref": R + "Pet__base"})
+        self.assertEqual(d["paths"]["/p"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"]["example"]["allOf"][0], {"$ref": R + "Pet"})
 
     def test_nested_hierarchies(self):
         # Azure: an intermediate type with its own discriminator (the same property) under a

@@ -27,6 +27,10 @@ from urllib.parse import quote, unquote
 
 PREFIX = "#/components/schemas/"
 DEFAULT = "x-tablium-discriminator-default"
+VALUES = ("example", "examples", "default", "enum", "const")
+NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "schemas", "paths",
+             "responses", "parameters", "headers", "content", "callbacks", "requestBodies",
+             "dependentSchemas", "encoding", "links", "securitySchemes")
 
 
 def _name_of(ref):
@@ -152,9 +156,9 @@ def rewrite(doc):
     return sorted(made)
 
 
-def _redirect(node, made, schemas, in_schemas=False, depth=0):
+def _redirect(node, made, schemas, in_schemas=False, depth=0, key=None):
     """Points allOf references to a rewritten base at its __base copy: the subtype extends the
-    base's members, not the union of its subtypes."""
+    base's members, not the union of its subtypes. `key`: the member `node` is the value of."""
     if depth > 200:
         return
     if isinstance(node, dict):
@@ -167,13 +171,12 @@ def _redirect(node, made, schemas, in_schemas=False, depth=0):
                     if n in made:
                         lst[i] = dict(b)
                         lst[i]["$ref"] = _ref_to(made[n])
+        named = key in NAME_MAPS  # its keys are names (a property called "default"...)
         for k, v in node.items():
-            if node is schemas:
-                # a component schema itself: its own allOf extends (in_schemas), its nested
-                # schemas are ordinary
-                _redirect(v, made, schemas, True, depth + 1)
-            else:
-                _redirect(v, made, schemas, False, depth + 1)
+            if k in VALUES and not named:
+                continue  # instances, not schemas
+            # a component schema itself extends by its allOf (in_schemas); nested ones do not
+            _redirect(v, made, schemas, node is schemas, depth + 1, k)
     elif isinstance(node, list):
         for v in node:
-            _redirect(v, made, schemas, False, depth + 1)
+            _redirect(v, made, schemas, False, depth + 1, None)
