@@ -1143,6 +1143,12 @@ static void form_value(const tb_codec_field *f, const char *v, tb_buf *b)
             tb_url_encode(b, s, strlen(s), true);
         return;
     }
+    case TB_CK_BYTES: { /* format: binary: the bytes themselves, not a JSON string of them */
+        const tb_bytes *y = (const tb_bytes *)v;
+        if (y->data)
+            tb_url_encode(b, y->data, y->len, true);
+        return;
+    }
     default: { /* an object or free-form member: its JSON text */
         tb_buf j = TB_BUF_INIT;
         tb_codec_value_write(f->kind, f->sub, v, &j);
