@@ -351,6 +351,16 @@ class Maker:
             if k not in out:
                 out[k] = "text"
         mn = node.get("minProperties")
+        # declared members first (deep down, optional ones were left out): a struct keeps them,
+        # where an undeclared extra would be dropped and the object fall below its minimum
+        for k, v in props.items():
+            if not isinstance(mn, int) or len(out) >= mn:
+                break
+            if k not in out:
+                try:
+                    out[k] = self.make(v, depth + 1)
+                except Skip:
+                    pass
         i = 0
         while isinstance(mn, int) and len(out) < mn and i < 32:
             out["extra%d" % i] = "text"
@@ -426,23 +436,41 @@ class Maker:
 
 # ---- one spec ----
 
-def _discriminated_any_of(node):
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "schemas",
+               "dependentSchemas")
+
+
+def _discriminated_any_of(node, is_map=False):
     """A oneOf with a discriminator is judged as tablium judges it: the value's branch (named by
     the discriminator) must match, not only that branch; anyOf is the closest JSON Schema. (And
-    a member named $id is judged through patternProperties, below.)"""
+    properties without a type are an object's, and a member named $id is judged through
+    patternProperties, below.) `is_map`: node maps names to schemas (Azure's resources have a
+    property called properties: that map is no schema)."""
     if isinstance(node, dict):
-        if isinstance(node.get("discriminator"), dict) and isinstance(node.get("oneOf"), list):
-            node["anyOf"] = node.pop("oneOf")
-        props = node.get("properties")
-        if isinstance(props, dict) and isinstance(props.get("$id"), dict):
-            # a member named $id (Box's files): python3-jsonschema's resolver takes the
-            # properties map for a schema and its member for an $id (TypeError: unhashable); a
-            # patternProperties of that one name judges the member the same
-            pp = node.setdefault("patternProperties", {})
-            if isinstance(pp, dict):
-                pp["^\\$id$"] = props.pop("$id")
-        for v in node.values():
-            _discriminated_any_of(v)
+        if not is_map:
+            if isinstance(node.get("discriminator"), dict) and isinstance(node.get("oneOf"),
+                                                                          list):
+                node["anyOf"] = node.pop("oneOf")
+            props = node.get("properties")
+            if isinstance(props, dict) and props and "type" not in node and not any(
+                    k in node for k in ("oneOf", "anyOf", "allOf", "not", "enum", "const")):
+                # properties without a type: tablium's C type is a struct, which holds an
+                # object only (mailscript's and Azure mysql's string examples are not sent)
+                node["type"] = "object"
+            if isinstance(props, dict) and isinstance(props.get("$id"), dict):
+                # a member named $id (Box's files): python3-jsonschema's resolver takes the
+                # properties map for a schema and its member for an $id (TypeError:
+                # unhashable); a patternProperties of that one name judges the member the same
+                pp = node.setdefault("patternProperties", {})
+                if isinstance(pp, dict):
+                    pp["^\\$id$"] = props.pop("$id")
+        for k, v in list(node.items()):
+            if is_map:
+                _discriminated_any_of(v)
+            elif k in SCHEMA_MAPS:
+                _discriminated_any_of(v, True)
+            elif k not in ("example", "examples", "default", "enum", "const"):
+                _discriminated_any_of(v)
     elif isinstance(node, list):
         for v in node:
             _discriminated_any_of(v)
