@@ -38,8 +38,8 @@ import support  # noqa: E402
 sys.path.insert(0, os.path.join(support.REPO, "generator"))
 from tablium_gen.errors import GenError  # noqa: E402
 from tablium_gen.ir.openapi import build_service  # noqa: E402
-from tablium_gen.ir.polymorph import DEFAULT as DISC_DEFAULT  # noqa: E402
-from tablium_gen.load.loader import Loader, parse_text  # noqa: E402
+from tablium_gen.ir import polymorph  # noqa: E402
+from tablium_gen.load.loader import INSTANCE_KEYS, NAME_MAPS, Loader, parse_text  # noqa: E402
 
 LIST = os.path.join(HERE, "corpus", "roundtrip.txt")
 AG_LIST = os.path.join(HERE, "corpus", "apis-guru-roundtrip.txt")
@@ -150,6 +150,7 @@ class Maker:
     def __init__(self, loader, validator):
         self.loader = loader
         self.valid = validator  # (schema, value) -> bool
+        self.turn = -1  # the subtype the last value of an allOf hierarchy took
 
     def deref(self, node):
         for _ in range(32):
@@ -291,11 +292,11 @@ class Maker:
             prop = disc["propertyName"]
             mapping = disc.get("mapping") if isinstance(disc.get("mapping"), dict) else {}
             order = list(alts)
-            if isinstance(node.get(DISC_DEFAULT), str) and len(alts) > 1:
+            if isinstance(node.get(polymorph.DEFAULT), str) and len(alts) > 1:
                 # an allOf hierarchy made a union (polymorph.rewrite): its base comes first;
                 # each value takes the next subtype in turn, the base last, so that the
                 # subtypes' own members travel
-                self.turn = getattr(self, "turn", -1) + 1
+                self.turn += 1
                 k = 1 + self.turn % (len(alts) - 1)
                 order = alts[k:] + alts[1:k] + alts[:1]
             for alt in order:
@@ -436,10 +437,6 @@ class Maker:
 
 # ---- one spec ----
 
-SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "schemas",
-               "dependentSchemas")
-
-
 def _discriminated_any_of(node, is_map=False):
     """A oneOf with a discriminator is judged as tablium judges it: the value's branch (named by
     the discriminator) must match, not only that branch; anyOf is the closest JSON Schema. (And
@@ -467,9 +464,9 @@ def _discriminated_any_of(node, is_map=False):
         for k, v in list(node.items()):
             if is_map:
                 _discriminated_any_of(v)
-            elif k in SCHEMA_MAPS:
+            elif k in NAME_MAPS:
                 _discriminated_any_of(v, True)
-            elif k not in ("example", "examples", "default", "enum", "const"):
+            elif k not in INSTANCE_KEYS:
                 _discriminated_any_of(v)
     elif isinstance(node, list):
         for v in node:
@@ -585,6 +582,9 @@ def plan(spec):
         raise SystemExit("roundtrip: needs python3-jsonschema (scripts/deps.sh installs it)")
     with open(spec, encoding="utf-8") as f:
         doc = parse_text(f.read(), spec)
+    # as the generator reads it (the same pointers for twin(), allOf hierarchies made unions,
+    # which the independent validator judges by tag)
+    polymorph.rewrite(doc)
     from tablium_gen.ir.lint import independent_validator
     cls, resolver, tdoc = independent_validator(jsonschema, spec, doc, _discriminated_any_of)
 

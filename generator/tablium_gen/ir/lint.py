@@ -16,6 +16,7 @@ file and JSON pointer, printed by tablium-gen and listed by `--lint` runs.
 import copy
 import os
 from ..errors import Diagnostic
+from ..load.loader import INSTANCE_KEYS, NAME_MAPS
 from ..load.uri import pointer_escape
 from .polymorph import DEFAULT
 
@@ -80,9 +81,7 @@ class Linter:
                 self.warn(ptr, "example-invalid", "the example does not match its schema: %s: "
                           "%s" % (at if at != "/" else "the value", err.message[:200]))
 
-    MAPS = ("properties", "patternProperties", "$defs", "definitions", "schemas", "paths",
-            "responses", "parameters", "headers", "content", "callbacks", "securitySchemes",
-            "requestBodies", "links", "mapping", "variables", "encoding")
+    MAPS = NAME_MAPS
 
     def _find_examples(self, node, ptr, out, depth=0, in_map=False):
         """(schema, example, pointer) of every example; in_map: node is a name -> object map
@@ -117,7 +116,7 @@ class Linter:
                     for i, e in enumerate(ex):
                         out.append((node, e, "%s/examples/%d" % (ptr, i)))
         for k, v in node.items():
-            if not in_map and k in ("example", "examples", "default", "enum", "const"):
+            if not in_map and k in INSTANCE_KEYS:
                 continue
             self._find_examples(v, "%s/%s" % (ptr, pointer_escape(str(k))), out, depth + 1,
                                 in_map=not in_map and k in self.MAPS)
@@ -132,7 +131,7 @@ class Linter:
         self._seen.add(id(node))
         self.schema(node, ptr)
         for k, v in node.items():
-            if k in ("example", "examples", "default", "enum", "const"):
+            if k in INSTANCE_KEYS:
                 continue  # data, not schemas
             self.walk(v, "%s/%s" % (ptr, pointer_escape(str(k))))
 
@@ -252,7 +251,7 @@ def _by_tag(node, depth=0):
             node["type"] = "object"
             node["anyOf"] = rules
         for k, v in node.items():
-            if k not in ("example", "examples", "default", "enum", "const"):
+            if k not in INSTANCE_KEYS:
                 _by_tag(v, depth + 1)
     elif isinstance(node, list):
         for v in node:
@@ -280,7 +279,7 @@ def _oas30_to_draft4(node):
             if isinstance(node.get("enum"), list) and None not in node["enum"]:
                 node["enum"] = node["enum"] + [None]
         for k, v in node.items():
-            if k not in ("example", "examples", "default", "enum", "const"):
+            if k not in INSTANCE_KEYS:
                 _oas30_to_draft4(v)
     elif isinstance(node, list):
         for v in node:

@@ -17,7 +17,7 @@ import re
 import urllib.parse
 
 from ..errors import Diagnostic, GenError
-from ..load.loader import parse_text
+from ..load.loader import INSTANCE_KEYS, parse_text
 from ..load.uri import pointer_escape
 from . import cnames, polymorph
 from .types import TYPE_SUFFIXES, CType, TypeBuilder
@@ -547,7 +547,7 @@ class ServiceBuilder:
                          Linter(self.loader, self.root, self.path).run())
         return self
 
-    SKIP_TUPLE = ("example", "examples", "default", "enum", "const")
+    SKIP_TUPLE = INSTANCE_KEYS
 
     def tuple_items(self, node, ptr):
         """`items: [schemas]` is draft-04's tuple form, which OpenAPI 3.x does not allow (items

@@ -25,12 +25,10 @@ the usual way to annotate a reference) still means any subtype and keeps pointin
 
 from urllib.parse import quote, unquote
 
+from ..load.loader import INSTANCE_KEYS, NAME_MAPS
+
 PREFIX = "#/components/schemas/"
 DEFAULT = "x-tablium-discriminator-default"
-VALUES = ("example", "examples", "default", "enum", "const")
-NAME_MAPS = ("properties", "patternProperties", "$defs", "definitions", "schemas", "paths",
-             "responses", "parameters", "headers", "content", "callbacks", "requestBodies",
-             "dependentSchemas", "encoding", "links", "securitySchemes")
 
 
 def _name_of(ref):
@@ -173,7 +171,7 @@ def _redirect(node, made, schemas, in_schemas=False, depth=0, key=None):
                         lst[i]["$ref"] = _ref_to(made[n])
         named = key in NAME_MAPS  # its keys are names (a property called "default"...)
         for k, v in node.items():
-            if k in VALUES and not named:
+            if k in INSTANCE_KEYS and not named:
                 continue  # instances, not schemas
             # a component schema itself extends by its allOf (in_schemas); nested ones do not
             _redirect(v, made, schemas, node is schemas, depth + 1, k)

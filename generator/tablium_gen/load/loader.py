@@ -22,6 +22,13 @@ SCHEMA_ONE = ("items", "contains", "additionalProperties", "propertyNames", "if"
               "else", "not", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
 SCHEMA_ARRAY = ("prefixItems", "allOf", "anyOf", "oneOf")
 SCHEMA_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+# Members whose values are instances (JSON values), not schemas: walks over a document skip them.
+INSTANCE_KEYS = ("example", "examples", "default", "enum", "const")
+# Members of a schema or an OpenAPI object whose keys are names (a property called "default",
+# a path, a media type), not keywords: walks read their values, never their keys.
+NAME_MAPS = SCHEMA_MAP + ("schemas", "paths", "responses", "parameters", "headers", "content",
+                          "callbacks", "securitySchemes", "requestBodies", "links", "mapping",
+                          "variables", "encoding")
 
 
 class NodeInfo:
