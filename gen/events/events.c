@@ -560,7 +560,7 @@ static bool events__schema_envelope_properties_type(const json_t *j, tb_vctx *c,
         size_t n = json_string_length(j);
         if (n > 128 && tb_utf8_len(s, n) > 128)
             TB_V_FAIL("maxLength", "must have at most 128 characters");
-        if (tb_regex_search(&RE[0], s, n) != 1)
+        if (tb_v_regex(c, &RE[0], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z][a-z0-9]*(\\.[a-z][a-z0-9_]*)+$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
@@ -578,7 +578,7 @@ static bool events__schema_envelope_properties_version(const json_t *j, tb_vctx 
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        if (tb_regex_search(&RE[1], s, n) != 1)
+        if (tb_v_regex(c, &RE[1], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[0-9]+\\.[0-9]+$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
@@ -1969,7 +1969,7 @@ static bool events__schema_user_registered_v2_properties_locale(const json_t *j,
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        if (tb_regex_search(&RE[2], s, n) != 1)
+        if (tb_v_regex(c, &RE[2], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[a-z]{2}(-[A-Z]{2})\?$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))

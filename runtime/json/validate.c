@@ -15,6 +15,11 @@
  * TB_REGEX_EXHAUSTED_MAX): reset by each tb_vctx_init, not by the quiet checks a decode makes of
  * a union's branches (tb__vctx_init_nested). */
 static __thread unsigned tl_regex_exhausted;
+/* Whether a pattern of this thread's current validation could not be decided (the limit or the
+ * budget ran out), and where (tb_v_regex records the instance path; "" when unknown): the
+ * validation then fails in tb_vctx_finish, whatever not/anyOf/oneOf/if made of the "no match". */
+static __thread bool tl_regex_undecided;
+static __thread char tl_undecided_path[256];
 
 void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags)
 {
@@ -32,11 +37,23 @@ void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags)
 void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags)
 {
     tl_regex_exhausted = 0;
+    tl_regex_undecided = false;
+    tl_undecided_path[0] = '\0';
     tb__vctx_init_nested(c, err, flags);
 }
 
 int tb_vctx_finish(tb_vctx *c, bool valid)
 {
+    if (valid && tl_regex_undecided) {
+        /* Passing may have hung on a "no match" the limit forced (not: {pattern}, a oneOf
+           branch, a patternProperties key): fail closed. */
+        valid = false;
+        c->nerrors++;
+        if (c->err)
+            tb_error_add_detail(c->err, tl_undecided_path, "pattern",
+                                "too costly to match: the pattern ran out of its match limit "
+                                "(TB_REGEX_MATCH_LIMIT) on this value");
+    }
     if (valid)
         return 0;
     if (c->err) {
@@ -410,8 +427,10 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
             code = expected;
         }
     }
-    if (tl_regex_exhausted >= TB_REGEX_EXHAUSTED_MAX)
+    if (tl_regex_exhausted >= TB_REGEX_EXHAUSTED_MAX) {
+        tl_regex_undecided = true;
         return TB_ETOOBIG; /* this validation spent its budget on hostile subjects */
+    }
     regex_tls *t = thread_regex();
     if (!t)
         return TB_ENOMEM;
@@ -429,9 +448,19 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
        failure: no match was found, and the check fails closed */
     if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
         tl_regex_exhausted++;
+        tl_regex_undecided = true;
         return TB_ETOOBIG;
     }
     return TB_EINVAL;
+}
+
+int tb_v_regex(tb_vctx *c, tb_regex *re, const char *s, size_t n)
+{
+    bool before = tl_regex_undecided;
+    int rc = tb_regex_search(re, s, n);
+    if (rc == TB_ETOOBIG && !before)
+        render_path(c, NULL, tl_undecided_path, sizeof tl_undecided_path);
+    return rc;
 }
 
 const json_t *tb_vconst_get(tb_vconst *k)

@@ -6,7 +6,12 @@
  *   one validation spends at most TB_REGEX_EXHAUSTED_MAX such matches, then every pattern of
  *   it fails at once, until the next validation starts;
  *   a long ordinary subject that outgrows the JIT's stack is matched by the interpreter rather
- *   than refused. */
+ *   than refused;
+ *   a validation in which a pattern went undecided fails even where the forced "no match" would
+ *   have let the value pass (not, a oneOf branch, a patternProperties key: tests/specs/
+ *   patterns.yaml, generated at build time), naming the value's path and the rule. */
+#include "patterns/patterns.h"
+
 #include "tablium/error.h"
 #include "tablium/validate.h"
 
@@ -80,6 +85,51 @@ START_TEST(a_long_subject_outgrows_the_jit_stack)
 }
 END_TEST
 
+/* the hostile subject of the tests above, as a JSON string */
+#define HOSTILE "http://example.com/a a a a a a a a a !"
+
+/* text validated by fn: 0, or TB_EVALIDATION with its first detail at path by rule */
+static void judged(int (*fn)(const json_t *, unsigned, tb_error *), const char *text, int want,
+                   const char *path, const char *rule)
+{
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    ck_assert_ptr_nonnull(j);
+    tb_error err = TB_ERROR_INIT;
+    int rc = fn(j, TB_VALIDATE_ALL_ERRORS, &err);
+    ck_assert_msg(rc == want, "%s: rc %d, want %d (%s)", text, rc, want, err.message);
+    if (want) {
+        ck_assert_uint_ge(err.n_details, 1);
+        ck_assert_str_eq(err.details[0].path, path);
+        ck_assert_str_eq(err.details[0].rule, rule);
+    }
+    tb_error_deinit(&err);
+    json_decref(j);
+}
+
+START_TEST(an_undecided_pattern_never_lets_a_value_pass)
+{
+    /* not: {pattern}: text passes, a URL is refused by `not`, the hostile subject (which the
+       pattern cannot refuse in time) is refused too */
+    judged(patterns_not_url_validate, "\"hello\"", 0, NULL, NULL);
+    judged(patterns_not_url_validate, "\"http://example.com/a\"", TB_EVALIDATION, "", "not");
+    judged(patterns_not_url_validate, "\"" HOSTILE "\"", TB_EVALIDATION, "", "pattern");
+    /* oneOf [URL, short text]: the hostile subject would count as text only */
+    judged(patterns_url_or_text_validate, "\"hello\"", 0, NULL, NULL);
+    judged(patterns_url_or_text_validate, "\"" HOSTILE "\"", TB_EVALIDATION, "", "pattern");
+    /* a key the pattern cannot decide is not left to additionalProperties */
+    judged(patterns_labels_validate, "{\"http://example.com/a\": 3, \"note\": \"x\"}", 0, NULL,
+           NULL);
+    judged(patterns_labels_validate, "{\"http://example.com/a\": \"x\"}", TB_EVALIDATION,
+           "/http:~1~1example.com~1a", "type");
+    judged(patterns_labels_validate, "{\"" HOSTILE "\": \"x\"}", TB_EVALIDATION, "", "pattern");
+    /* nested: the path names the member */
+    judged(patterns_checked_validate, "{\"link\": \"ok\", \"text\": \"" HOSTILE "\"}",
+           TB_EVALIDATION, "/text", "pattern");
+    /* each validation starts decided again */
+    judged(patterns_checked_validate, "{\"link\": \"ok\", \"text\": \"fine\"}", 0, NULL, NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("regex");
@@ -87,6 +137,7 @@ int main(void)
     tcase_add_test(tc, backtracking_stops_at_the_match_limit);
     tcase_add_test(tc, one_validation_spends_a_bounded_budget);
     tcase_add_test(tc, a_long_subject_outgrows_the_jit_stack);
+    tcase_add_test(tc, an_undecided_pattern_never_lets_a_value_pass);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

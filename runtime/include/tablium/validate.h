@@ -176,14 +176,19 @@ typedef struct tb_regex {
 /** Matches that may run out of that limit in one validation (from tb_vctx_init, which every
  *  request, response and T_validate / T_parse starts with); after them every further `pattern`
  *  of that validation counts as no match at once. A 1 MB body of 40,000 hostile strings then
- *  costs a few milliseconds, not 40 s. (`not: {pattern}` over such a subject passes: a
- *  pattern the limit cannot decide is treated as not matching.) */
+ *  costs a few milliseconds, not 40 s.
+ *  A validation in which any pattern went undecided fails (tb_vctx_finish, rule "pattern" at
+ *  the first such value), even where the forced "no match" would have let it pass: under
+ *  `not`, in a oneOf or anyOf branch, an `if`, or as a patternProperties key. */
 #define TB_REGEX_EXHAUSTED_MAX 4
 /** 1 when s[0..n) contains a match, 0 when not, TB_ETOOBIG when the match limit ran out before
  *  an answer (a validator counts it as no match), TB_EINVAL when the pattern does not compile.
  *  A subject too long for the JIT's stack is matched again by the interpreter.
  *  s must be valid UTF-8 (strings and keys from jansson always are). */
 int tb_regex_search(tb_regex *re, const char *s, size_t n);
+/** tb_regex_search inside a validation (what generated validators call): the first subject the
+ *  limit cannot decide also names its instance path in the failure tb_vctx_finish reports. */
+int tb_v_regex(tb_vctx *c, tb_regex *re, const char *s, size_t n);
 
 /** A JSON constant (enum, const), parsed on first use. */
 typedef struct tb_vconst {

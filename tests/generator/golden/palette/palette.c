@@ -67,7 +67,7 @@ static bool palette__schema_palette_properties_name(const json_t *j, tb_vctx *c,
     if (json_is_string(j)) {
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
-        if (tb_regex_search(&RE[0], s, n) != 1)
+        if (tb_v_regex(c, &RE[0], s, n) != 1)
             TB_V_FAIL("pattern", "must match pattern ^[\\p{Letter} _-]+$");
     }
     if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
@@ -221,7 +221,7 @@ static bool palette__schema_palette_properties_colours(const json_t *j, tb_vctx 
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             int m = -1;
             bool matched = m >= 0;
-            if (tb_regex_search(&RE[1], k, kl) == 1) { /* ^[a-z]+$ */
+            if (tb_v_regex(c, &RE[1], k, kl) == 1) { /* ^[a-z]+$ */
                 matched = true;
                 TB_V_CHILD(tb_v_push_key(c, k, kl), palette__schema_palette_defs_colour, v);
             }
