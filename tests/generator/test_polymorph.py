@@ -31,6 +31,18 @@ def sub(parent, **props):
 
 
 class Rewrite(unittest.TestCase):
+    def test_opting_out_keeps_the_literal_reading(self):
+        for d in (doc({"Pet": base(**{"x-tablium-polymorphic": False}), "Cat": sub("Pet"),
+                       "Box": base(), "Crate": sub("Box")}),
+                  dict(doc({"Pet": base(), "Cat": sub("Pet")}), **{"x-tablium-polymorphic": False})):
+            before = copy.deepcopy(d)
+            made = polymorph.rewrite(d)
+            kept = d["components"]["schemas"]["Pet"]
+            self.assertEqual(kept, before["components"]["schemas"]["Pet"])
+            self.assertEqual(d["components"]["schemas"]["Cat"]["allOf"][0]["$ref"], R + "Pet")
+            self.assertNotIn("Pet", made)
+            self.assertEqual(made, ["Box"] if "Box" in before["components"]["schemas"] else [])
+
     def test_base_becomes_union_of_its_subtypes_and_itself(self):
         d = doc({"Pet": base(description="a pet"), "Cat": sub("Pet", claws={"type": "boolean"}),
                  "Dog": sub("Pet"), "Lion": sub("Cat")})

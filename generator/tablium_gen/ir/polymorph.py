@@ -19,6 +19,10 @@ first branch and also takes the values no subtype is tagged with
 (`x-tablium-discriminator-default`): plain JSON Schema reads such a value against `Base`, and a
 service that adds a subtype must not break its clients' decoding.
 
+`x-tablium-polymorphic: false` on a base, or at the document's root for all of them, keeps the
+literal reading (the base one struct, the discriminator ignored): the types a spec had before
+tablium read hierarchies, for handlers written against them.
+
 A single-member allOf outside components/schemas (`{allOf: [{$ref: Base}], description: ...}`,
 the usual way to annotate a reference) still means any subtype and keeps pointing at the union.
 """
@@ -29,6 +33,7 @@ from ..load.loader import INSTANCE_KEYS, NAME_MAPS
 
 PREFIX = "#/components/schemas/"
 DEFAULT = "x-tablium-discriminator-default"
+OPT = "x-tablium-polymorphic"
 
 
 def _name_of(ref):
@@ -64,6 +69,8 @@ def _allof_parents(node):
 def rewrite(doc):
     """Rewrites `doc` (an OpenAPI document, before indexing) in place. Returns the names of the
     bases made unions."""
+    if isinstance(doc, dict) and doc.get(OPT) is False:
+        return []
     comps = doc.get("components") if isinstance(doc, dict) else None
     schemas = comps.get("schemas") if isinstance(comps, dict) else None
     if not isinstance(schemas, dict):
@@ -76,7 +83,7 @@ def rewrite(doc):
     made = {}  # base name -> its __base name
     plans = []
     for name, node in list(schemas.items()):
-        if not _is_base(node) or name not in children:
+        if not _is_base(node) or name not in children or node.get(OPT) is False:
             continue
         # every schema that extends the base, directly or through another subtype
         desc, todo, seen = [], list(children[name]), {name}
