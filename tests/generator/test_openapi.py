@@ -627,6 +627,82 @@ components:
         self.assertServiceCompiles("lro")
 
 
+class RefSiblings(OpenApiCase):
+    def test_keywords_beside_a_ref_are_ignored_in_openapi_3_0(self):
+        # Regression (fixed): OpenAPI 3.0's Reference Object ignores its other members, but
+        # tablium applied them: britbox's {$ref: ItvChangeEmailRequest, type: string} body
+        # refused every request (an object that is a string), and {$ref: Name, maxLength: 2}
+        # or {$ref: Obj, type: object} left a json_t * where the $ref's type belongs (bunq:
+        # 991 such values, 135 now). Annotations (description, readOnly, nullable...) stay.
+        text = """\
+openapi: 3.0.3
+info: {title: Sib, version: '1'}
+paths:
+  /x:
+    post:
+      operationId: send
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: '#/components/schemas/Req', type: string}}}
+      responses: {'204': {description: ok}}
+components:
+  schemas:
+    Req:
+      type: object
+      properties:
+        a: {$ref: '#/components/schemas/Name', maxLength: 2}
+        b: {$ref: '#/components/schemas/Name', nullable: true, description: kept}
+        c: {$ref: '#/components/schemas/Obj', type: object}
+    Name: {type: string}
+    Obj: {type: object, properties: {z: {type: integer}}}
+"""
+        rc, err = self.gen(text, "sib.yaml")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: ref-siblings: 3 $refs carry other keywords (maxLength, type), "
+                      "which OpenAPI 3.0 ignores beside a $ref: ignored", err)
+        h = self.read("sib.h")
+        self.assertRegex(h, r"typedef struct sib_req \{\n    bool has_a;\n    char \*a;.*\n"
+                            r"    /\*\* kept \*/\n    bool has_b;\n    bool b_is_null;\n"
+                            r"    char \*b;.*\n    bool has_c;\n    sib_obj c;")
+        c = self.read("sib.c")
+        self.assertNotIn("maxLength", c)
+        self.assertServiceCompiles("sib")
+
+
+class TypeNames(OpenApiCase):
+    def test_a_type_named_like_another_types_function_takes_another_name(self):
+        # Regression (fixed): Twilio's studio.v2.flow_validate beside studio.v2.flow: the
+        # type's name was the other's flow_validate function ("redeclared as different kind
+        # of symbol"), in either order of the schemas
+        for order in (("Flow", "FlowValidate"), ("FlowValidate", "Flow")):
+            schemas = "\n".join("    %s: {type: object, properties: {sid: {type: string}}}" % n
+                                for n in order)
+            text = """\
+openapi: 3.0.3
+info: {title: Names, version: '1'}
+paths:
+  /f:
+    get:
+      operationId: getFlow
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Flow'}}}}
+    post:
+      operationId: validateFlow
+      responses:
+        '200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/FlowValidate'}}}}
+components:
+  schemas:
+%s
+""" % schemas
+            rc, err = self.gen(text, "names.yaml")
+            self.assertEqual(rc, 0, err)
+            h = self.read("names.h")
+            self.assertEqual(len(re.findall(r"TB_CODEC_DECLARE\((names_flow\w*)\)", h)), 2)
+            self.assertIn("TB_CODEC_DECLARE(names_flow%s);" % ("" if order[0] == "Flow" else "_t"),
+                          h)
+            self.assertServiceCompiles("names")
+
+
 class Lint(OpenApiCase):
     def test_unsatisfiable_schemas_and_duplicate_operation_ids_are_warned(self):
         rc, err = self.gen(LINTED, "lint.yaml")

@@ -542,10 +542,27 @@ class ServiceBuilder:
         if self.errors:
             raise GenError(self.errors)
         self.error_shapes()
+        self.ref_siblings_warning()
         from .lint import Linter
         self.warnings = (self.own_warnings + self.types.warnings +
                          Linter(self.loader, self.root, self.path).run())
         return self
+
+    def ref_siblings_warning(self):
+        """One warning for the keywords an OpenAPI 3.0 spec wrote beside its schemas' $refs,
+        which the loader dropped (load/loader.py REF_KEEPS), as OpenAPI 3.0 says."""
+        dropped = self.loader.ref_siblings
+        if not dropped:
+            return
+        keys = sorted({k for _, _, ks in dropped for k in ks})
+        file, ptr, ks = dropped[0]
+        where = "" if os.path.abspath(file) == os.path.abspath(self.path) else " (in %s)" % file
+        self.own_warnings.append(Diagnostic(
+            self.path, ptr + where,
+            "ref-siblings: %d $ref%s carr%s other keywords (%s), which OpenAPI 3.0 ignores "
+            "beside a $ref: ignored (wrap them as allOf: [{$ref: ...}, {...}] to apply them)"
+            % (len(dropped), "" if len(dropped) == 1 else "s",
+               "ies" if len(dropped) == 1 else "y", ", ".join(keys)), severity="warning"))
 
     SKIP_TUPLE = INSTANCE_KEYS
 

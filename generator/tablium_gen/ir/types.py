@@ -176,13 +176,15 @@ class TypeBuilder:
         else:
             cname = self.namer.take(("" if prefixed else self.prefix) + cnames.snake(name))
         kind = self._kind(node)
-        while any(cname + x in self.avoid for x in TYPE_SUFFIXES) or (
-                kind == "union" and cname + "_kind" in self.namer.used):
+        while any(cname + x in self.avoid for x in TYPE_SUFFIXES) or any(
+                cname + x in self.namer.used for x in TYPE_SUFFIXES
+                if kind == "union" or x != "_kind"):
             # its functions would be an operation's names (ProtectionIntent beside an
-            # operation ProtectionIntent_Validate), or a union's kind enum another type's name
+            # operation ProtectionIntent_Validate) or another type's (Twilio's flow_validate
+            # beside flow), or a union's kind enum another type's name
             cname = self.namer.take(cname + "_t")
-        if kind == "union":
-            self.namer.used.add(cname + "_kind")  # a member's enum named later takes another
+        # what it declares besides itself: a type named later takes another name
+        self.namer.used.update(cname + x for x in TYPE_SUFFIXES if kind == "union" or x != "_kind")
         if kind not in ("struct", "enum", "union", "map"):
             nt = NamedType("alias", cname, node, where)
             nt.ctype = self.ctype(node, cname)

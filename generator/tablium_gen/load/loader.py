@@ -30,6 +30,14 @@ NAME_MAPS = SCHEMA_MAP + ("schemas", "paths", "responses", "parameters", "header
                           "callbacks", "securitySchemes", "requestBodies", "links", "mapping",
                           "variables", "encoding")
 
+# What a schema's $ref may keep beside it in OpenAPI 3.0, whose Reference Object's other members
+# "SHALL be ignored": annotations, which change no value's validity (docs, read/write-only,
+# examples, OpenAPI's nullable and discriminator) and x- extensions. A `type: string` beside a
+# $ref to an object (britbox's request bodies) otherwise makes a schema no value meets.
+REF_KEEPS = frozenset(("$ref", "description", "summary", "title", "$comment", "example",
+                       "examples", "default", "readOnly", "writeOnly", "deprecated",
+                       "externalDocs", "xml", "nullable", "discriminator"))
+
 
 class NodeInfo:
     __slots__ = ("file", "pointer", "base", "resource", "dialect")
@@ -115,6 +123,7 @@ class Loader:
         self._keep = []       # keeps documents alive (ids stay unique)
         self.files = {}       # absolute path -> document, however it was reached
         self.mappings = [(META_PREFIX, META_DIR, ".json")]
+        self.ref_siblings = []  # (file, pointer, [keys]) dropped beside an OpenAPI 3.0 $ref
 
     # ---- documents ----
 
@@ -223,6 +232,12 @@ class Loader:
             base = resource = U.defrag(U.join(base, sid))[0]
             self.resources.setdefault(base, node)
         self.infos[id(node)] = NodeInfo(file, pointer, base, resource, dialect)
+        if dialect == "oas30" and isinstance(node.get("$ref"), str):
+            dropped = [k for k in node if k not in REF_KEEPS and not str(k).startswith("x-")]
+            if dropped:
+                self.ref_siblings.append((file, pointer, dropped))
+                for k in dropped:
+                    del node[k]
         anchor = node.get("$anchor")
         if isinstance(anchor, str):
             self.anchors[(resource, anchor)] = node
