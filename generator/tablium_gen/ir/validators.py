@@ -659,6 +659,12 @@ class ValidatorCompiler:
                 return None  # always satisfied
             return int(v)
 
+        # -- OpenAPI 3.0's nullable beside $ref, allOf, oneOf or anyOf and no type: null is
+        #    allowed (common practice, which the C types' <name>_is_null honour too) --
+        if dialect == "oas30" and n.get("nullable") is True and "type" not in n and any(
+                k in n for k in ("$ref", "allOf", "oneOf", "anyOf")):
+            checks.append(Check("nullok"))
+
         # -- type, const, enum --
         t = n.get("type")
         if "type" in n:
