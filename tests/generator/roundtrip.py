@@ -48,6 +48,18 @@ LIBS = ["-ljansson", "-lpcre2-8", "-lmicrohttpd", "-lcurl", "-lz", "-lsqlite3", 
 
 
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
+# RFC 3986's characters (unreserved, reserved, percent-encoded), one fragment at most; a URI
+# (format: uri) starts with a scheme, a reference (uri-reference) need not. Stricter than the
+# grammar in places (which only means fewer examples are sent), never looser.
+_URI_CHARS = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?\[\]]|%[0-9A-Fa-f]{2})*"
+URI_REF = re.compile(r"^%s(?:#%s)?\Z" % (_URI_CHARS, _URI_CHARS))
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:%s(?:#%s)?\Z" % (_URI_CHARS, _URI_CHARS))
+
+
+def both(a, b):
+    """The schema of a property two parts of an allOf declare: a value meets both."""
+    return a if a is b else {"allOf": (a["allOf"] if isinstance(a, dict) and list(a) == ["allOf"]
+                                       else [a]) + [b]}
 
 
 class Skip(Exception):
@@ -184,7 +196,7 @@ class Maker:
                                     "if", "discriminator")):
                 open_ = True
             for k, v in (n.get("properties") or {}).items():
-                props.setdefault(k, v)
+                props[k] = both(props[k], v) if k in props else v
             for k in n.get("required") or []:  # required, if not described: kept as it is
                 if isinstance(k, str):
                     props.setdefault(k, {})
@@ -279,7 +291,7 @@ class Maker:
                     n.get("type") not in (None, "object")):
                 return None
             for k, v in (n.get("properties") or {}).items():
-                props.setdefault(k, v)
+                props[k] = both(props[k], v) if k in props else v
             req += [k for k in n.get("required") or [] if isinstance(k, str) and k not in req]
             todo.extend(n.get("allOf") or [])
         if not props or todo:
@@ -617,6 +629,17 @@ def plan(spec):
     def _date_time(v):
         return not isinstance(v, str) or DATE_TIME.match(v) is not None
 
+    # uri and uri-reference need rfc3987, which Debian's package does without: RFC 3986's
+    # characters and scheme here, so that Asana's "asana.com" under format: uri is not sent as
+    # a valid answer
+    @formats.checks("uri")
+    def _uri(v):
+        return not isinstance(v, str) or URI.match(v) is not None
+
+    @formats.checks("uri-reference")
+    def _uri_reference(v):
+        return not isinstance(v, str) or URI_REF.match(v) is not None
+
     def valid(schema, value):
         try:
             v = cls(twin(schema) if isinstance(schema, dict) else schema, resolver=resolver,
@@ -650,6 +673,14 @@ def plan(spec):
                 if not p.required:
                     continue
                 v = maker.make(p.schema, 1)
+                if p.in_ == "path" and v == "":
+                    # an empty segment ("/jobs/") is no value of "/jobs/{state}" to a router
+                    # (tablium's, Express's): another value the enum allows (PeerTube's states)
+                    e = maker.deref(p.schema)
+                    e = e.get("enum") if isinstance(e, dict) else None
+                    v = next((x for x in e or () if isinstance(x, str) and x), "")
+                    if v == "":
+                        raise Skip("an empty path segment")
                 if p.ctype.kind == "json" and not p.content and isinstance(v, (dict, list)):
                     v = "text"  # a free-form parameter travels as its text
                 if not valid(p.schema, v):

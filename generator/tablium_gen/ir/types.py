@@ -151,6 +151,7 @@ class TypeBuilder:
         self.types = []  # in dependency order (dependencies first)
         self._building = set()
         self.free_form = {}  # where a value has no static C type (json_t *) -> why
+        self._merges = {}  # ids of the objects one property is in allOf parts -> their allOf
 
     def named(self, node, name, where, public=True, prefixed=False):
         """Registers `node` as a named type. Returns the NamedType, or None for schemas whose C
@@ -531,7 +532,33 @@ class TypeBuilder:
                     severity="warning"))
                 self._free(schemas[0], "allOf parts that contradict each other")
                 return {}
+        if best and best[1] == "struct":
+            # objects of different schemas (PeerTube's VideoDetails: account is an
+            # AccountSummary in Video and an Account in its own part): a value is both, so
+            # the member is the struct of both parts' members, not the first's alone (which
+            # dropped Account's own members on the way through)
+            objs, seen = [], set()
+            for sch in schemas:
+                t = self._deref(sch)
+                if self._kind(sch) == "struct" and id(t) not in seen:
+                    seen.add(id(t))
+                    objs.append(sch)
+            if len(objs) > 1:
+                return self._merge_of(objs)
         return best[0] if best else schemas[0]
+
+    def _merge_of(self, objs):
+        """{allOf: objs}, one per set of schemas, indexed where the first of them is."""
+        key = tuple(id(self._deref(o)) for o in objs)
+        got = self._merges.get(key)
+        if got is None:
+            got = {"allOf": list(objs)}
+            info = self.loader.info(objs[0]) or self.loader.info(self._deref(objs[0]))
+            if info is not None:
+                self.loader.index(got, info.base, info.resource, info.file, info.pointer,
+                                  info.dialect)
+            self._merges[key] = got
+        return got
 
     def _fill_struct(self, nt, node):
         node = self._deref(node)
