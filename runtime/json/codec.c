@@ -87,6 +87,23 @@ static bool union_adds_tag(const tb_codec_union *u, const tb_codec_branch *br)
     return true;
 }
 
+/* Of object x's members, how many a value of branch br keeps: a struct its fields' (all of them
+ * when it keeps the rest in a map), a map or any value all. */
+static size_t kept_members(const tb_codec_branch *br, const json_t *x)
+{
+    size_t n = json_object_size(x);
+    if (br->kind != TB_CK_STRUCT || (br->flags & TB_CF_ARRAY))
+        return n;
+    const tb_codec_type *t = br->sub;
+    if (t->rest)
+        return n;
+    size_t k = 0;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (json_object_getn(x, t->fields[i].name, t->fields[i].name_len))
+            k++;
+    return k;
+}
+
 int tb_codec_union_choose(const tb_codec_union *u, const json_t *x)
 {
     if (u->discriminator && json_is_object(x)) {
@@ -101,10 +118,26 @@ int tb_codec_union_choose(const tb_codec_union *u, const json_t *x)
         }
     }
     unsigned t = TB_J(json_typeof(x));
-    for (size_t i = 0; i < u->nbranches; i++)
-        if ((u->branches[i].jtypes & t) && quietly_valid(u->branches[i].validate, x))
+    size_t all = json_is_object(x) ? json_object_size(x) : 0;
+    int best = -1;
+    size_t best_kept = 0;
+    for (size_t i = 0; i < u->nbranches; i++) {
+        if (!(u->branches[i].jtypes & t) || !quietly_valid(u->branches[i].validate, x))
+            continue;
+        if (!json_is_object(x) || u->discriminator)
+            return (int)i; /* a tag no branch has: the first (an allOf hierarchy's base) */
+        /* an object several branches match (open objects of anyOf without a discriminator:
+           GitHub's protection rules share id, node_id and type): the first that keeps all of
+           its members, else the one that keeps the most, not merely the first */
+        size_t k = kept_members(&u->branches[i], x);
+        if (k == all)
             return (int)i;
-    return -1;
+        if (best < 0 || k > best_kept) {
+            best = (int)i;
+            best_kept = k;
+        }
+    }
+    return best;
 }
 
 int tb_codec_enum_find(const tb_codec_enum *e, const char *s, size_t len)

@@ -214,6 +214,52 @@ START_TEST(enum_lookup)
 }
 END_TEST
 
+/* An anyOf of open objects without a discriminator (GitHub's protection rules): every branch
+   matches (no validators here), so the branch is the first that keeps all of an object's
+   members, else the one that keeps the most; a value that is not an object takes the first. */
+START_TEST(union_of_open_objects_keeps_the_most)
+{
+    static const tb_codec_field timer_f[] = {
+        {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0, 0, 0, 0, 0, NULL},
+        {"wait", "\"wait\":", 4, 7, TB_CK_INTEGER, 0, 8, 0, 0, 0, NULL},
+    };
+    static const tb_codec_field review_f[] = {
+        {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0, 0, 0, 0, 0, NULL},
+        {"reviewers", "\"reviewers\":", 9, 12, TB_CK_JSON, 0, 8, 0, 0, 0, NULL},
+        {"note", "\"note\":", 4, 7, TB_CK_STRING, 0, 16, 0, 0, 0, NULL},
+    };
+    static const tb_codec_type timer = {"timer", 16, 2, timer_f, NULL, NULL, 0};
+    static const tb_codec_type review = {"review", 24, 3, review_f, NULL, NULL, 0};
+    static const tb_codec_branch br[] = {
+        {"timer", TB_CK_STRUCT, 0, TB_J(JSON_OBJECT), 8, 0, &timer, NULL, 0, NULL},
+        {"review", TB_CK_STRUCT, 0, TB_J(JSON_OBJECT), 8, 0, &review, NULL, 0, NULL},
+        {"any", TB_CK_JSON, 0, TB_J(JSON_OBJECT) | TB_J(JSON_INTEGER), 8, 0, NULL, NULL, 0, NULL},
+    };
+    static const tb_codec_union rule = {"rule", 32, NULL, 0, 3, br, NULL};
+    static const struct {
+        const char *json;
+        int branch;
+    } cases[] = {
+        {"{\"id\": 1, \"wait\": 30}", 0},                       /* the first keeps it all */
+        {"{\"id\": 1}", 0},                                      /* so do all: the first */
+        {"{\"id\": 2, \"reviewers\": []}", 1},                  /* not the first it matches */
+        {"{\"id\": 2, \"reviewers\": [], \"note\": \"n\", \"wait\": 5}", 2}, /* any value */
+        {"7", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *x = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+        ck_assert_ptr_nonnull(x);
+        ck_assert_msg(tb_codec_union_choose(&rule, x) == cases[i].branch, "%s", cases[i].json);
+        json_decref(x);
+    }
+    /* without the any-value branch: the one that keeps the most (review keeps 3 of 4) */
+    static const tb_codec_union two = {"rule", 32, NULL, 0, 2, br, NULL};
+    json_t *x = load("{\"id\": 2, \"reviewers\": [], \"note\": \"n\", \"wait\": 5}");
+    ck_assert_int_eq(tb_codec_union_choose(&two, x), 1);
+    json_decref(x);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codec");
@@ -223,6 +269,7 @@ int main(void)
     tcase_add_test(tc, values_of_the_wrong_shape_are_refused);
     tcase_add_test(tc, parse_validates_first);
     tcase_add_test(tc, enum_lookup);
+    tcase_add_test(tc, union_of_open_objects_keeps_the_most);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -127,7 +127,9 @@ typedef struct tb_codec_branch {
 /** A oneOf/anyOf as a C tagged union: `int kind` (0: none, i + 1: branches[i]) at offset 0,
  *  then an anonymous union of the branches' members. The branch of a value is the one its
  *  discriminator names (OpenAPI discriminator: propertyName + mapping), else the first whose
- *  schema the value matches. */
+ *  schema the value matches; without a discriminator, of an object that several match, the
+ *  first that keeps all of its members, else the one that keeps the most (a struct drops
+ *  members it does not declare). */
 typedef struct tb_codec_union {
     const char *name;          /* the C type, for messages */
     size_t size;               /* sizeof the struct */
