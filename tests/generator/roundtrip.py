@@ -184,7 +184,7 @@ class Maker:
             return [self.declared(node["items"], v, depth + 1) for v in value]
         if not isinstance(value, dict):
             return value
-        props, open_ = {}, False
+        props, open_, extra = {}, False, False
         todo = [node]
         while todo:
             n = self.deref(todo.pop())
@@ -192,9 +192,10 @@ class Maker:
                 open_ = True
                 continue
             if any(k in n for k in ("oneOf", "anyOf", "patternProperties",
-                                    "additionalProperties", "unevaluatedProperties", "not",
-                                    "if", "discriminator")):
+                                    "unevaluatedProperties", "not", "if", "discriminator")):
                 open_ = True
+            if n.get("additionalProperties", False) is not False:
+                extra = True  # kept (a map beside the members); false: there are none
             for k, v in (n.get("properties") or {}).items():
                 props[k] = both(props[k], v) if k in props else v
             for k in n.get("required") or []:  # required, if not described: kept as it is
@@ -203,8 +204,8 @@ class Maker:
             todo.extend(x for x in n.get("allOf") or [])
         if open_ or not props:
             return value
-        return {k: self.declared(props[k], v, depth + 1) for k, v in value.items()
-                if k in props}
+        return {k: self.declared(props[k], v, depth + 1) if k in props else v
+                for k, v in value.items() if k in props or extra}
 
     def make(self, node, depth=0, want=None):
         """A value of `node`; `want` a value for the discriminator property (name, value)."""

@@ -607,11 +607,19 @@ class TypeBuilder:
     def _fill_rest(self, nt, node, fnamer):
         """Properties and additionalProperties (a schema, or true): the other members are kept
         in a map member, in document order, so that nothing the schema allows is lost between
-        the JSON and the struct. Not with patternProperties (a member may belong to a pattern)
-        nor for a merged allOf (whose parts each say what is additional)."""
+        the JSON and the struct. Not with patternProperties (a member may belong to a pattern).
+        A merged allOf keeps them, as any value, when its parts that say what is additional all
+        allow some (Plaid's answers: additionalProperties: true beside the allOf, or in a part);
+        each part's own schema for them is the validator's to check."""
         ap = node.get("additionalProperties")
-        if not (ap is True or isinstance(ap, dict)) or "patternProperties" in node or \
-                "allOf" in node:
+        if "allOf" in node:
+            parts = self._parts(node) or []
+            aps = [p["additionalProperties"] for p in parts if "additionalProperties" in p]
+            if not aps or any(not (a is True or isinstance(a, dict)) for a in aps) or any(
+                    "patternProperties" in p for p in parts):
+                return
+            ap = True
+        elif not (ap is True or isinstance(ap, dict)) or "patternProperties" in node:
             return
         mt = NamedType("map", self.namer.take(nt.cname + "_additional"), None, "")
         mt.public = False
