@@ -221,11 +221,13 @@ class Maker:
         if isinstance(node.get("enum"), list) and node["enum"]:
             vals = [v for v in node["enum"] if v is not None] or node["enum"]
             return copy.deepcopy(vals[0])
+        # a schema's own example, as the typed structs carry it (Telnyx's examples name members
+        # their schemas never declare: report_frequency_seconds beside report_frequency_secs)
         if isinstance(node.get("examples"), list) and node["examples"] and depth > 0:
             if self.valid(node, node["examples"][0]):
-                return copy.deepcopy(node["examples"][0])
+                return self.declared(node, copy.deepcopy(node["examples"][0]))
         if "example" in node and depth > 0 and self.valid(node, node["example"]):
-            return copy.deepcopy(node["example"])
+            return self.declared(node, copy.deepcopy(node["example"]))
         alts = node.get("oneOf") or node.get("anyOf")
         if isinstance(alts, list) and alts:
             return self.alternative(node, alts, depth)
