@@ -184,7 +184,7 @@ class Maker:
             return [self.declared(node["items"], v, depth + 1) for v in value]
         if not isinstance(value, dict):
             return value
-        props, open_, extra = {}, False, False
+        props, open_, extra, ap = {}, False, False, None
         todo = [node]
         while todo:
             n = self.deref(todo.pop())
@@ -196,15 +196,18 @@ class Maker:
                 open_ = True
             if n.get("additionalProperties", False) is not False:
                 extra = True  # kept (a map beside the members); false: there are none
+                if isinstance(n["additionalProperties"], dict) and ap is None:
+                    ap = n["additionalProperties"]  # a map's values: judged by their schema
             for k, v in (n.get("properties") or {}).items():
                 props[k] = both(props[k], v) if k in props else v
             for k in n.get("required") or []:  # required, if not described: kept as it is
                 if isinstance(k, str):
                     props.setdefault(k, {})
             todo.extend(x for x in n.get("allOf") or [])
-        if open_ or not props:
+        if open_ or (not props and ap is None):
             return value
-        return {k: self.declared(props[k], v, depth + 1) if k in props else v
+        return {k: self.declared(props[k], v, depth + 1) if k in props else
+                self.declared(ap, v, depth + 1) if ap is not None else v
                 for k, v in value.items() if k in props or extra}
 
     def make(self, node, depth=0, want=None):
