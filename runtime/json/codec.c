@@ -8,6 +8,8 @@
 #include "tablium/json.h"
 #include "tablium/validate.h"
 
+#include "tb_vctx.h"
+
 #include <string.h>
 
 size_t tb_codec_value_size(int kind, const void *sub)

@@ -1,6 +1,7 @@
 #include "tablium/validate.h"
 
 #include "tb_utf8.h"
+#include "tb_vctx.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>

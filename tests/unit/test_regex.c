@@ -14,6 +14,7 @@
 
 #include "tablium/error.h"
 #include "tablium/validate.h"
+#include "tb_vctx.h" /* runtime/json: tb__vctx_init_nested */
 
 #include <check.h>
 #include <stdlib.h>

@@ -48,9 +48,6 @@ typedef struct tb_vctx {
 } tb_vctx;
 
 void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags);
-/** tb_vctx_init for a check that is part of a validation already under way (a decode's quiet
- *  choice of a union branch): it shares that validation's regex budget. */
-void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags);
 /** Ends a validation: sets err's code and summary when violations were recorded.
  *  Returns 0 when `valid`, else TB_EVALIDATION. */
 int tb_vctx_finish(tb_vctx *c, bool valid);
