@@ -88,6 +88,13 @@ json_t *tb_param_json(const char *s, size_t len, tb_param_kind kind)
             return json_false();
         break;
     }
+    case TB_PARAM_JSON:
+        if (len && (s[0] == '{' || s[0] == '[')) {
+            json_t *j = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+            if (j)
+                return j;
+        }
+        break;
     case TB_PARAM_STRING:
         break;
     }

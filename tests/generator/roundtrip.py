@@ -687,8 +687,9 @@ def plan(spec):
                     v = next((x for x in e or () if isinstance(x, str) and x), "")
                     if v == "":
                         raise Skip("an empty path segment")
-                if p.ctype.kind == "json" and not p.content and isinstance(v, (dict, list)):
-                    v = "text"  # a free-form parameter travels as its text
+                if (p.ctype.kind == "json" and not p.content and isinstance(v, list)
+                        and p.item_kind != "TB_PARAM_JSON"):
+                    v = "text"  # a union of scalars travels as one text
                 if not valid(p.schema, v):
                     raise Skip("no valid value for a parameter")
                 params.append((i, v))

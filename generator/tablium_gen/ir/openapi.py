@@ -985,12 +985,15 @@ class ServiceBuilder:
             if item.kind not in SCALAR_KIND and item.kind != "json":
                 self.err(pptr + "/schema", "array parameters need scalar or free-form items")
                 return None
-            p.item_kind = SCALAR_KIND.get(item.kind, "TB_PARAM_STRING")
+            # free-form items: an object or array travels as its JSON text (mastodon's
+            # timeline[]), which the server reads back
+            p.item_kind = SCALAR_KIND.get(item.kind, "TB_PARAM_JSON")
         elif ct.kind in SCALAR_KIND:
             p.item_kind = SCALAR_KIND[ct.kind]
         elif ct.kind == "json":
-            # free-form ({}): the text, as a JSON string; a union of scalars: typed by its look
-            p.item_kind = "TB_PARAM_ANY" if scalar_union else "TB_PARAM_STRING"
+            # free-form ({}): an object or array as its JSON text, else the text as a string; a
+            # union of scalars: typed by its look
+            p.item_kind = "TB_PARAM_ANY" if scalar_union else "TB_PARAM_JSON"
         elif ct.kind == "map":
             p.item_kind = "TB_PARAM_STRING"  # deepObject: each value typed by the map's
         else:

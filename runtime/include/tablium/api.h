@@ -22,11 +22,14 @@ typedef enum tb_param_kind {
     TB_PARAM_NUMBER,
     TB_PARAM_BOOLEAN,
     TB_PARAM_ANY, /* a union of scalar types: an integer, a number, true/false, else a string */
+    TB_PARAM_JSON, /* free-form: the JSON text of an object or array is that value (as clients
+                      send one), anything else a string */
 } tb_param_kind;
 
 /**
  * The JSON value of one parameter text s[0..len): an integer for a plain decimal integer
- * (TB_PARAM_INTEGER), a number (TB_PARAM_NUMBER), true/false (TB_PARAM_BOOLEAN), else a string.
+ * (TB_PARAM_INTEGER), a number (TB_PARAM_NUMBER), true/false (TB_PARAM_BOOLEAN), the object
+ * or array a JSON text starting with { or [ holds (TB_PARAM_JSON), else a string.
  * A text that does not convert stays a string, so the schema's "type" rule reports it with the
  * parameter's path. New reference (caller owns; json_decref); NULL on OOM.
  */
