@@ -120,17 +120,19 @@ int tb_codec_union_choose(const tb_codec_union *u, const json_t *x)
         }
     }
     unsigned t = TB_J(json_typeof(x));
-    size_t all = json_is_object(x) ? json_object_size(x) : 0;
+    /* an object several branches match (open objects of anyOf without a discriminator: GitHub's
+       protection rules share id, node_id and type): the first that keeps all of its members,
+       else the one that keeps the most, not merely the first; anything else (and a tag no branch
+       has: an allOf hierarchy's base) the first */
+    bool fit = json_is_object(x) && !u->discriminator;
+    size_t all = fit ? json_object_size(x) : 0;
     int best = -1;
     size_t best_kept = 0;
     for (size_t i = 0; i < u->nbranches; i++) {
         if (!(u->branches[i].jtypes & t) || !quietly_valid(u->branches[i].validate, x))
             continue;
-        if (!json_is_object(x) || u->discriminator)
-            return (int)i; /* a tag no branch has: the first (an allOf hierarchy's base) */
-        /* an object several branches match (open objects of anyOf without a discriminator:
-           GitHub's protection rules share id, node_id and type): the first that keeps all of
-           its members, else the one that keeps the most, not merely the first */
+        if (!fit)
+            return (int)i;
         size_t k = kept_members(&u->branches[i], x);
         if (k == all)
             return (int)i;

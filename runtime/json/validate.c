@@ -14,12 +14,10 @@
 
 /* Matches of this thread's current validation that ran out of the match limit (see
  * TB_REGEX_EXHAUSTED_MAX): reset by each tb_vctx_init, not by the quiet checks a decode makes of
- * a union's branches (tb__vctx_init_nested). */
+ * a union's branches (tb__vctx_init_nested). While it is not 0 a pattern went undecided, and the
+ * validation fails in tb_vctx_finish whatever not/anyOf/oneOf/if made of the "no match", at the
+ * path of the first such value (tb_v_regex records it; "" when unknown). */
 static __thread unsigned tl_regex_exhausted;
-/* Whether a pattern of this thread's current validation could not be decided (the limit or the
- * budget ran out), and where (tb_v_regex records the instance path; "" when unknown): the
- * validation then fails in tb_vctx_finish, whatever not/anyOf/oneOf/if made of the "no match". */
-static __thread bool tl_regex_undecided;
 static __thread char tl_undecided_path[256];
 
 void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags)
@@ -38,14 +36,13 @@ void tb__vctx_init_nested(tb_vctx *c, tb_error *err, unsigned flags)
 void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags)
 {
     tl_regex_exhausted = 0;
-    tl_regex_undecided = false;
     tl_undecided_path[0] = '\0';
     tb__vctx_init_nested(c, err, flags);
 }
 
 int tb_vctx_finish(tb_vctx *c, bool valid)
 {
-    if (valid && tl_regex_undecided) {
+    if (valid && tl_regex_exhausted) {
         /* Passing may have hung on a "no match" the limit forced (not: {pattern}, a oneOf
            branch, a patternProperties key): fail closed. */
         valid = false;
@@ -428,10 +425,8 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
             code = expected;
         }
     }
-    if (tl_regex_exhausted >= TB_REGEX_EXHAUSTED_MAX) {
-        tl_regex_undecided = true;
+    if (tl_regex_exhausted >= TB_REGEX_EXHAUSTED_MAX)
         return TB_ETOOBIG; /* this validation spent its budget on hostile subjects */
-    }
     regex_tls *t = thread_regex();
     if (!t)
         return TB_ENOMEM;
@@ -449,7 +444,6 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
        failure: no match was found, and the check fails closed */
     if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
         tl_regex_exhausted++;
-        tl_regex_undecided = true;
         return TB_ETOOBIG;
     }
     return TB_EINVAL;
@@ -457,9 +451,9 @@ int tb_regex_search(tb_regex *re, const char *s, size_t n)
 
 int tb_v_regex(tb_vctx *c, tb_regex *re, const char *s, size_t n)
 {
-    bool before = tl_regex_undecided;
+    bool first = tl_regex_exhausted == 0;
     int rc = tb_regex_search(re, s, n);
-    if (rc == TB_ETOOBIG && !before)
+    if (rc == TB_ETOOBIG && first)
         render_path(c, NULL, tl_undecided_path, sizeof tl_undecided_path);
     return rc;
 }

@@ -172,11 +172,34 @@ class Maker:
                 break
         return node
 
+    def parts(self, node, limit=64):
+        """node and its allOf parts, recursively, each through its $refs, breadth first; None
+        past `limit` parts (an allOf cycle)."""
+        out, todo = [], [node]
+        while todo:
+            if len(out) >= limit:
+                return None
+            n = self.deref(todo.pop(0))
+            out.append(n)
+            if isinstance(n, dict):
+                todo.extend(n.get("allOf") or [])
+        return out
+
+    @staticmethod
+    def members(parts):
+        """The properties of every part: a name two parts declare has both schemas."""
+        props = {}
+        for n in parts:
+            for k, v in (n.get("properties") or {}).items():
+                props[k] = both(props[k], v) if k in props else v
+        return props
+
     def declared(self, node, value, depth=0):
         """An example as the typed structs carry it: members its schema does not declare
         (no additionalProperties given: JSON Schema allows them, a typed struct has no place for
-        them) left out, where the schema's properties (with its allOf's) say which are declared.
-        A oneOf/anyOf, patternProperties or additionalProperties keeps the value whole."""
+        them) left out, where the schema's properties (with its allOf's) say which are declared;
+        members additionalProperties keeps, judged by its schema. A oneOf/anyOf or
+        patternProperties keeps the value whole."""
         node = self.deref(node)
         if not isinstance(node, dict) or depth > 24:
             return value
@@ -184,27 +207,22 @@ class Maker:
             return [self.declared(node["items"], v, depth + 1) for v in value]
         if not isinstance(value, dict):
             return value
-        props, open_, extra, ap = {}, False, False, None
-        todo = [node]
-        while todo:
-            n = self.deref(todo.pop())
-            if not isinstance(n, dict):
-                open_ = True
-                continue
-            if any(k in n for k in ("oneOf", "anyOf", "patternProperties",
-                                    "unevaluatedProperties", "not", "if", "discriminator")):
-                open_ = True
+        parts = self.parts(node)
+        if parts is None or not all(isinstance(n, dict) for n in parts) or any(
+                k in n for n in parts for k in ("oneOf", "anyOf", "patternProperties",
+                                                "unevaluatedProperties", "not", "if",
+                                                "discriminator")):
+            return value
+        props, extra, ap = self.members(parts), False, None
+        for n in parts:
             if n.get("additionalProperties", False) is not False:
                 extra = True  # kept (a map beside the members); false: there are none
                 if isinstance(n["additionalProperties"], dict) and ap is None:
                     ap = n["additionalProperties"]  # a map's values: judged by their schema
-            for k, v in (n.get("properties") or {}).items():
-                props[k] = both(props[k], v) if k in props else v
             for k in n.get("required") or []:  # required, if not described: kept as it is
                 if isinstance(k, str):
                     props.setdefault(k, {})
-            todo.extend(x for x in n.get("allOf") or [])
-        if open_ or (not props and ap is None):
+        if not props and ap is None:
             return value
         return {k: self.declared(props[k], v, depth + 1) if k in props else
                 self.declared(ap, v, depth + 1) if ap is not None else v
@@ -285,23 +303,17 @@ class Maker:
         its parts and of itself (a member required by one part, described by another, as
         Box's User--Mini's login); None when a part is anything but a plain object (a oneOf, a
         string...)."""
-        props, req = {}, []
-        todo = [node]
-        seen = 0
-        while todo and seen < 64:
-            n = self.deref(todo.pop(0))
-            seen += 1
-            if not isinstance(n, dict):
-                return None
-            if any(k in n for k in ("oneOf", "anyOf", "enum", "const")) or (
-                    n.get("type") not in (None, "object")):
-                return None
-            for k, v in (n.get("properties") or {}).items():
-                props[k] = both(props[k], v) if k in props else v
-            req += [k for k in n.get("required") or [] if isinstance(k, str) and k not in req]
-            todo.extend(n.get("allOf") or [])
-        if not props or todo:
+        parts = self.parts(node)
+        if parts is None or any(not isinstance(n, dict) or any(
+                k in n for k in ("oneOf", "anyOf", "enum", "const")) or
+                n.get("type") not in (None, "object") for n in parts):
             return None
+        props = self.members(parts)
+        if not props:
+            return None
+        req = []
+        for n in parts:
+            req += [k for k in n.get("required") or [] if isinstance(k, str) and k not in req]
         return {"type": "object", "properties": props, "required": req}
 
     def alternative(self, node, alts, depth):
@@ -704,9 +716,9 @@ def plan(spec):
                     if not valid(op.body.schema, body):
                         raise Skip("no valid request body")
             ok = ("data", "raw", "none", "bytes")
-            rr = next((r for r in op.responses if (200 <= r.code < 300 or r.code == 2)
-                       and r.kind in ok), None)
-            if rr is None and not any(200 <= r.code < 300 or r.code == 2 for r in op.responses):
+            succeeds = [r for r in op.responses if 200 <= r.code < 300 or r.code == 2]
+            rr = next((r for r in succeeds if r.kind in ok), None)
+            if rr is None and not succeeds:
                 # no success declared, only `default` (Reverb's every operation): the default
                 # answers with a 200 the handler sets, as the spec's authors' server did
                 rr = next((r for r in op.responses if r.code == 0 and r.kind in ok), None)

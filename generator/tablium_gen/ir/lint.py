@@ -81,8 +81,6 @@ class Linter:
                 self.warn(ptr, "example-invalid", "the example does not match its schema: %s: "
                           "%s" % (at if at != "/" else "the value", err.message[:200]))
 
-    MAPS = NAME_MAPS
-
     def _find_examples(self, node, ptr, out, depth=0, in_map=False):
         """(schema, example, pointer) of every example; in_map: node is a name -> object map
         (its keys are names, not keywords)."""
@@ -119,7 +117,7 @@ class Linter:
             if not in_map and k in INSTANCE_KEYS:
                 continue
             self._find_examples(v, "%s/%s" % (ptr, pointer_escape(str(k))), out, depth + 1,
-                                in_map=not in_map and k in self.MAPS)
+                                in_map=not in_map and k in NAME_MAPS)
 
     def walk(self, node, ptr):
         if isinstance(node, list):

@@ -564,8 +564,6 @@ class ServiceBuilder:
             % (len(dropped), "" if len(dropped) == 1 else "s",
                "ies" if len(dropped) == 1 else "y", ", ".join(keys)), severity="warning"))
 
-    SKIP_TUPLE = INSTANCE_KEYS
-
     def tuple_items(self, node, ptr):
         """`items: [schemas]` is draft-04's tuple form, which OpenAPI 3.x does not allow (items
         is one schema there). Specs written that way mean a tuple: read as prefixItems (and
@@ -582,7 +580,7 @@ class ServiceBuilder:
                 self.warn(ptr + "/items", "items-array", "items as an array is the draft-04 "
                           "tuple form, not OpenAPI 3.x: read as prefixItems")
             for k, v in list(node.items()):
-                if k not in self.SKIP_TUPLE:
+                if k not in INSTANCE_KEYS:
                     self.tuple_items(v, "%s/%s" % (ptr, pointer_escape(str(k))))
         elif isinstance(node, list):
             for i, v in enumerate(node):
@@ -1151,6 +1149,8 @@ class ServiceBuilder:
                      "default" % status)
             return None
         rr.range = 0 < rr.code < 10
+        # an error answer: default, 4XX, 5XX (what may carry tablium's error envelope)
+        rr.failure = rr.code == 0 or rr.code >= 400 or rr.code in (4, 5)
         rr.description = _c_comment(r.get("description"))
         rr.headers = []
         hdrs = r.get("headers") or {}
@@ -1200,7 +1200,7 @@ class ServiceBuilder:
                 self.schema_at(props["data"], "")
                 rr.ctype = self.types.ctype(props["data"], op.cname + "_" + rr.member)
             elif isinstance(props, dict) and "error" in props and self._error_object(
-                    props["error"]) and not (100 <= rr.code < 400 or rr.code in (1, 2, 3)):
+                    props["error"]) and rr.failure:
                 # (not an answer that succeeded: Google's long-running Operation carries an
                 # `error` object beside name, done and response, and is a 200's whole body)
                 rr.kind = "error"
@@ -1235,7 +1235,7 @@ class ServiceBuilder:
         rr.schema = media.get("schema") if isinstance(media, dict) else None
         rr.examples = [v for _, v in self.examples_in(media)] if isinstance(media, dict) else []
         rr.errshape = None
-        if rr.code == 0 or rr.code >= 400 or rr.code in (4, 5):
+        if rr.failure:
             if rr.kind == "error":
                 rr.errshape = ErrShape("TB_ERR_ENVELOPE")
             elif rr.kind == "raw" and media is not None and "schema" in media:

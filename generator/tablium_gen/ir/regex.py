@@ -208,6 +208,16 @@ def _lib():
             lib.pcre2_code_free_8.argtypes = [ctypes.c_void_p]
             lib.pcre2_get_error_message_8.argtypes = [ctypes.c_int, ctypes.c_char_p,
                                                       ctypes.c_size_t]
+            lib.pcre2_match_data_create_from_pattern_8.restype = ctypes.c_void_p
+            lib.pcre2_match_data_create_from_pattern_8.argtypes = [ctypes.c_void_p,
+                                                                   ctypes.c_void_p]
+            lib.pcre2_match_context_create_8.restype = ctypes.c_void_p
+            lib.pcre2_match_context_create_8.argtypes = [ctypes.c_void_p]
+            lib.pcre2_set_match_limit_8.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+            lib.pcre2_match_8.restype = ctypes.c_int
+            lib.pcre2_match_8.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                          ctypes.c_size_t, ctypes.c_uint32, ctypes.c_void_p,
+                                          ctypes.c_void_p]
             _pcre = lib
         except OSError:
             _pcre = False
@@ -219,24 +229,17 @@ PCRE2_DOLLAR_ENDONLY = 0x00000010
 PCRE2_ERROR_NOMATCH = -1
 MATCH_LIMIT = 1000000  # as the runtime's TB_REGEX_MATCH_LIMIT
 
-_compiled = {}
+_compiled = {}  # ECMA pattern -> (code, match data), or (None, None) when it does not compile
+_context = None  # the match context with the runtime's limit, made once
 
 
-def _match_fns(lib):
-    if not hasattr(lib, "_tb_match"):
-        lib.pcre2_match_data_create_from_pattern_8.restype = ctypes.c_void_p
-        lib.pcre2_match_data_create_from_pattern_8.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        lib.pcre2_match_context_create_8.restype = ctypes.c_void_p
-        lib.pcre2_match_context_create_8.argtypes = [ctypes.c_void_p]
-        lib.pcre2_set_match_limit_8.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.pcre2_match_8.restype = ctypes.c_int
-        lib.pcre2_match_8.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                                      ctypes.c_size_t, ctypes.c_uint32, ctypes.c_void_p,
-                                      ctypes.c_void_p]
-        mc = lib.pcre2_match_context_create_8(None)
-        lib.pcre2_set_match_limit_8(mc, MATCH_LIMIT)
-        lib._tb_match = mc
-    return lib._tb_match
+def _compile(lib, b):
+    """pcre2_compile with the runtime's options: (code or None, error code, error offset)."""
+    err = ctypes.c_int(0)
+    off = ctypes.c_size_t(0)
+    code = lib.pcre2_compile_8(b, len(b), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, ctypes.byref(err),
+                               ctypes.byref(off), None)
+    return code, err.value, off.value
 
 
 def pcre2_search(pattern, subject):
@@ -244,29 +247,26 @@ def pcre2_search(pattern, subject):
     it, within the runtime's match limit: True, False, or None when it cannot say (the limit ran
     out, the pattern does not compile, PCRE2 is not here). Python's re backtracks without a
     limit: a spec's nested stars on a long example would stop generation for hours."""
+    global _context
     lib = _lib()
     if not lib:
         return None
-    mc = _match_fns(lib)
+    if _context is None:
+        _context = lib.pcre2_match_context_create_8(None)
+        lib.pcre2_set_match_limit_8(_context, MATCH_LIMIT)
     ent = _compiled.get(pattern)
     if ent is None:
         try:
-            b = ecma_to_pcre2(pattern).encode("utf-8")
+            code = _compile(lib, ecma_to_pcre2(pattern).encode("utf-8"))[0]
         except Exception:
-            b = None
-        code = md = None
-        if b is not None:
-            err = ctypes.c_int(0)
-            off = ctypes.c_size_t(0)
-            code = lib.pcre2_compile_8(b, len(b), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY,
-                                       ctypes.byref(err), ctypes.byref(off), None)
-            md = lib.pcre2_match_data_create_from_pattern_8(code, None) if code else None
+            code = None
+        md = lib.pcre2_match_data_create_from_pattern_8(code, None) if code else None
         ent = _compiled[pattern] = (code, md)
     code, md = ent
     if not code or not md:
         return None
     subj = subject.encode("utf-8", "surrogatepass")
-    rc = lib.pcre2_match_8(code, subj, len(subj), 0, 0, md, mc)
+    rc = lib.pcre2_match_8(code, subj, len(subj), 0, 0, md, _context)
     if rc >= 0:
         return True
     return False if rc == PCRE2_ERROR_NOMATCH else None
@@ -277,17 +277,13 @@ def check_pcre2(pattern):
     lib = _lib()
     if not lib:
         return None
-    b = pattern.encode("utf-8")
-    err = ctypes.c_int(0)
-    off = ctypes.c_size_t(0)
-    code = lib.pcre2_compile_8(b, len(b), PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, ctypes.byref(err),
-                               ctypes.byref(off), None)
+    code, err, off = _compile(lib, pattern.encode("utf-8"))
     if code:
         lib.pcre2_code_free_8(code)
         return None
     buf = ctypes.create_string_buffer(256)
-    lib.pcre2_get_error_message_8(err.value, buf, 256)
-    return "%s at offset %d" % (buf.value.decode(), off.value)
+    lib.pcre2_get_error_message_8(err, buf, 256)
+    return "%s at offset %d" % (buf.value.decode(), off)
 
 
 def simple_matcher(p):
