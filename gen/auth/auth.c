@@ -1187,7 +1187,7 @@ int auth_get_health_call(auth_client *cl, tb_ctx *ctx, const auth_get_health_req
 static const tb_op_body auth_register_account__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_register_account_req, body), 0, 0, &auth_register_request__desc, auth__schema_register_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status auth_register_account__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_register_account_resp, s201), 0, &auth_account__desc, auth__schema_account_response, NULL, NULL, 0},
@@ -1246,7 +1246,7 @@ int auth_get_account_call(auth_client *cl, tb_ctx *ctx, const auth_get_account_r
 static const tb_op_body auth_login__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_login_req, body), 0, 0, &auth_login_request__desc, auth__schema_login_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status auth_login__statuses[] = {
     {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_login_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL, NULL, 0},
@@ -1282,7 +1282,7 @@ int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, aut
 static const tb_op_body auth_issue_token__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_issue_token_req, body), 0, 0, &auth_token_request__desc, auth__schema_token_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status auth_issue_token__statuses[] = {
     {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL, NULL, 0},

@@ -1052,7 +1052,7 @@ static const tb_op_param game_state_create_game__params[] = {
 static const tb_op_body game_state_create_game__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(game_state_create_game_req, body), 0, 0, &game_state_create_game_request__desc, game_state__schema_create_game_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status game_state_create_game__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(game_state_create_game_resp, s201), 0, &game_state_game__desc, game_state__schema_game_response, NULL, NULL, 0},
@@ -1130,7 +1130,7 @@ static const tb_op_param game_state_join_game__params[] = {
 static const tb_op_body game_state_join_game__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(game_state_join_game_req, body), 0, 0, &game_state_join_game_request__desc, game_state__schema_create_game_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status game_state_join_game__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(game_state_join_game_resp, s200), 0, &game_state_game__desc, game_state__schema_game_response, NULL, NULL, 0},
@@ -1174,7 +1174,7 @@ static const tb_op_param game_state_make_move__params[] = {
 static const tb_op_body game_state_make_move__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(game_state_make_move_req, body), 0, 0, &game_state_move_request__desc, game_state__schema_move_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status game_state_make_move__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(game_state_make_move_resp, s200), 0, &game_state_game__desc, game_state__schema_game_response, NULL, NULL, 0},

@@ -906,7 +906,7 @@ int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req
 static const tb_op_body user_create_user__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_create_user_req, body), 0, 0, &user_create_user_request__desc, user__schema_create_user_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status user_create_user__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_create_user_resp, s201), 0, &user_user__desc, user__schema_user_response, NULL, NULL, 0},
@@ -1016,7 +1016,7 @@ static const tb_op_param user_update_profile__params[] = {
 static const tb_op_body user_update_profile__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_update_profile_req, body), 0, 0, &user_update_profile_request__desc, user__schema_update_profile_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status user_update_profile__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_update_profile_resp, s200), 0, &user_profile__desc, user__schema_profile_response, NULL, NULL, 0},
@@ -1092,7 +1092,7 @@ static const tb_op_param user_open_wallet__params[] = {
 static const tb_op_body user_open_wallet__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_open_wallet_req, body), 0, 0, &user_open_wallet_request__desc, user__schema_open_wallet_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status user_open_wallet__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(user_open_wallet_resp, s201), 0, &user_wallet__desc, user__schema_wallet_response, NULL, NULL, 0},

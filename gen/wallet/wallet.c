@@ -889,7 +889,7 @@ int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_heal
 static const tb_op_body wallet_create_wallet__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(wallet_create_wallet_req, body), 0, 0, &wallet_create_wallet_request__desc, wallet__schema_create_wallet_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status wallet_create_wallet__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_wallet_resp, s201), 0, &wallet_wallet__desc, wallet__schema_wallet_response, NULL, NULL, 0},
@@ -1052,7 +1052,7 @@ static const tb_op_param wallet_create_transaction__params[] = {
 static const tb_op_body wallet_create_transaction__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(wallet_create_transaction_req, body), 0, 0, &wallet_create_transaction_request__desc, wallet__schema_create_transaction_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status wallet_create_transaction__statuses[] = {
     {201, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(wallet_create_transaction_resp, s201), 0, &wallet_transaction__desc, wallet__schema_transaction_response, NULL, NULL, 0},

@@ -159,4 +159,21 @@ void tb__framing_init(tb__framing *f, bool http10);
 bool tb__framing_field(tb__framing *f, const char *name, size_t nn, const char *v, size_t vn);
 bool tb__framing_end(tb__framing *f);
 
+
+/* ---- brackets.c: the bracket form of a structured query or form value (qs, Rails) ---- */
+#include "tablium/buf.h"
+#include <jansson.h>
+#define TB_BRACKETS_DEPTH 16 /* name[a][b]...: at most this many brackets (the message says 16) */
+/* Adds the pair name=value to the tree at *root (leaves strings, members objects) when name is
+ * the parameter pname[0..plen) or one of its bracketed members: 0; 1 when it is another's; 2
+ * with *why when malformed; TB_ENOMEM. */
+int tb__brackets_add(json_t **root, const char *pname, size_t plen, const char *name,
+                     const char *value, const char **why);
+/* The tree typed as a member of `kind` (flags: TB_CF_ARRAY...) described by sub: texts become
+ * the kinds the descriptors say, numbered members arrays. A new reference; NULL on out of
+ * memory. */
+json_t *tb__brackets_typed(const json_t *tree, int kind, unsigned flags, const void *sub);
+/* Appends v as name[k][0]=text pairs, each after *sep (then '&'; 0 for none yet). */
+void tb__brackets_write(tb_buf *u, char *sep, const char *name, size_t nlen, const json_t *v);
+
 #endif

@@ -98,12 +98,40 @@ static bool put_field(json_t *o, const tb_codec_field *f, const char *key, json_
     return json_array_append_new(arr, v) == 0;
 }
 
-/* An application/x-www-form-urlencoded body as a JSON object: each member typed by its field in
- * t (repeated names make an array for an array field), unknown names kept as strings so that the
- * schema judges them. NULL on out of memory; *bad when an escape is malformed. */
-static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_arena *a, bool *bad)
+/* A form pair that belongs to a member in the bracket form (bd->deep: its encoding says
+ * deepObject): added to that member's tree. 1 when no such member takes it, else as
+ * tb__brackets_add (2: *why and *where say what is malformed). */
+static int form_bracket(const tb_op_body *bd, json_t **trees, const char *key, const char *val,
+                        const char **why, const char **where)
 {
+    const tb_codec_type *t = bd->sub;
+    int r = 1;
+    for (size_t i = 0; i < t->nfields && r == 1; i++) {
+        if (!bd->deep[i])
+            continue;
+        r = tb__brackets_add(&trees[i], t->fields[i].name, t->fields[i].name_len, key, val, why);
+        if (r == 2)
+            *where = t->fields[i].name;
+    }
+    return r;
+}
+
+/* An application/x-www-form-urlencoded body as a JSON object: each member typed by its field in
+ * the body's struct (repeated names make an array for an array field; members in the bracket
+ * form, bd->deep, from all their name[key][0]=value pairs), unknown names kept as strings so
+ * that the schema judges them. NULL on out of memory; *bad when an escape is malformed, or a
+ * bracket name (then *why, and *where the member). */
+static json_t *form_json(const tb_op_body *bd, const char *p, size_t n, tb_arena *a, bool *bad,
+                         const char **why, const char **where)
+{
+    const tb_codec_type *t = bd->sub;
     json_t *o = json_object();
+    json_t **trees = bd->deep && t && t->nfields ? tb_arena_calloc(a, t->nfields, sizeof *trees)
+                                                 : NULL;
+    if (bd->deep && t && t->nfields && !trees) {
+        json_decref(o);
+        return NULL;
+    }
     const char *end = p + n;
     while (o && p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -127,7 +155,18 @@ static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_are
             continue;
         if (!key || !val) {
             json_decref(o);
-            return NULL;
+            o = NULL;
+            break;
+        }
+        int br = trees ? form_bracket(bd, trees, key, val, why, where) : 1;
+        if (br == 2)
+            *bad = true;
+        if (br != 1) {
+            if (br == TB_ENOMEM) {
+                json_decref(o);
+                o = NULL;
+            }
+            continue;
         }
         const tb_codec_field *f = NULL;
         for (size_t i = 0; t && i < t->nfields && !f; i++)
@@ -140,8 +179,19 @@ static json_t *form_json(const tb_codec_type *t, const char *p, size_t n, tb_are
             v = tb_param_json(val, strlen(val), f ? text_kind(f->kind) : TB_PARAM_STRING);
         if (!v || !put_field(o, f, key, v)) {
             json_decref(o);
-            return NULL;
+            o = NULL;
         }
+    }
+    for (size_t i = 0; trees && i < t->nfields; i++) {
+        if (!trees[i])
+            continue;
+        const tb_codec_field *f = &t->fields[i];
+        json_t *v = o ? tb__brackets_typed(trees[i], f->kind, f->flags, f->sub) : NULL;
+        if (o && (!v || json_object_set_new(o, f->name, v))) {
+            json_decref(o);
+            o = NULL;
+        }
+        json_decref(trees[i]);
     }
     return o;
 }
@@ -280,6 +330,39 @@ static json_t *map_from_query(const tb_op_param *p, const tb_http_req *hr, bool 
     return m.o;
 }
 
+typedef struct bracket_query {
+    const tb_op_param *p;
+    json_t *tree;
+    int rc; /* 0, 2 (malformed: why) or TB_ENOMEM: the first that is not 0 */
+    const char *why;
+} bracket_query;
+
+static void bracket_one(void *arg, const char *name, const char *value)
+{
+    bracket_query *q = arg;
+    if (q->rc == 0) {
+        int r = tb__brackets_add(&q->tree, q->p->name, q->p->name_len, name, value, &q->why);
+        q->rc = r == 1 ? 0 : r;
+    }
+}
+
+/* A parameter in the bracket form (deepObject beyond a flat object: name[k][0]=v), typed by
+ * its descriptors; NULL when none of its names is there, or with *rc set (TB_ENOMEM, or 2 and
+ * *why when malformed). */
+static json_t *brackets_from_query(const tb_op_param *p, const tb_http_req *hr, int *rc,
+                                   const char **why)
+{
+    bracket_query q = {p, NULL, 0, NULL};
+    tb_http_req_query_each(hr, bracket_one, &q);
+    json_t *j = NULL;
+    if (q.rc == 0 && q.tree && !(j = tb__brackets_typed(q.tree, p->kind, p->flags, p->sub)))
+        q.rc = TB_ENOMEM;
+    json_decref(q.tree);
+    *rc = q.rc;
+    *why = q.why;
+    return j;
+}
+
 /* An object parameter in one text: "k,v,k,v" (form and simple), or "k=v,k=v" (simple with
  * explode). Members typed by their fields; NULL on out of memory. */
 static json_t *object_from_text(const tb_op_param *p, const char *raw)
@@ -328,7 +411,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
     const char *vals[64];
     size_t nv = 0;
     bool bad = false;
-    const char *raw = NULL;
+    const char *raw = NULL, *why = NULL;
     json_t *spread = NULL; /* an object parameter read from several query names */
     bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY &&
                 !(p->flags & TB_PF_CONTENT);
@@ -341,7 +424,16 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         }
         break;
     case TB_IN_QUERY:
-        if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
+        if (p->flags & TB_PF_BRACKETS) {
+            int brc;
+            spread = brackets_from_query(p, hr, &brc, &why);
+            if (brc == TB_ENOMEM) {
+                *rc = TB_ENOMEM;
+                return false;
+            }
+            bad = brc != 0;
+            raw = spread ? "" : NULL;
+        } else if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
             (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
             bool oom = false;
             spread = object_from_query(p, hr, &oom);
@@ -382,9 +474,10 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
     tb_v_push_key(c, IN_NAMES[p->in], strlen(IN_NAMES[p->in]));
     if (bad) {
         *ok = false;
-        bool go = p->in == TB_IN_PATH
-                      ? tb_v_fail_member(c, p->name, "encoding", "has a malformed percent-encoding")
-                      : tb_v_fail_member(c, p->name, "maxItems", "has more than 64 values");
+        bool go = p->in == TB_IN_PATH ? tb_v_fail_member(c, p->name, "encoding",
+                                                         "has a malformed percent-encoding")
+                  : why ? tb_v_fail_member(c, p->name, "style", why)
+                        : tb_v_fail_member(c, p->name, "maxItems", "has more than 64 values");
         if (!go)
             return false;
     } else if (raw && (p->flags & TB_PF_CONTENT)) {
@@ -541,7 +634,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
             if (bd->validate && tb_utf8_valid(hr->body, hr->body_len))
                 j = json_stringn(hr->body, hr->body_len);
         } else {
-            j = form_json(bd->sub, hr->body, hr->body_len, a, &bad);
+            j = form_json(bd, hr->body, hr->body_len, a, &bad, &why, &where);
             if (!j && !bad) {
                 rc = TB_ENOMEM;
                 goto out;
@@ -552,7 +645,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         if (bad) {
             r = false;
             if (where)
-                tb_v_fail_member(c, where, "json", "%s", why);
+                tb_v_fail_member(c, where, media == TB_MEDIA_FORM ? "style" : "json", "%s", why);
             else
                 tb_v_fail(c, media == TB_MEDIA_MULTIPART ? "multipart" : "encoding", "%s", why);
         } else if (j) {
@@ -1027,7 +1120,16 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
         const tb_op_param *p = &op->params[i];
         if (p->in != TB_IN_QUERY || !present(p, req))
             continue;
-        if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
+        if (p->flags & TB_PF_BRACKETS) {
+            /* name[k][0]=v: from the value's JSON */
+            json_t *j = tb_codec_member_to_json(p->kind, p->flags & TB_CF_HOLDING, p->sub, req,
+                                                p->off, p->n_off);
+            if (!j)
+                u->oom = true;
+            else
+                tb__brackets_write(u, &sep, p->name, p->name_len, j);
+            json_decref(j);
+        } else if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
             (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
             /* each member under its own name: obj[k]=v, or k=v */
             const tb_codec_type *ot = p->sub;
@@ -1160,16 +1262,28 @@ static void form_value(const tb_codec_field *f, const char *v, tb_buf *b)
     }
 }
 
-/* A struct as application/x-www-form-urlencoded (arrays as repeated names). */
-static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
+/* A struct as application/x-www-form-urlencoded (arrays as repeated names; the members whose
+ * encoding says deepObject, bd->deep, in the bracket form). */
+static void form_write(const tb_op_body *bd, const char *v, tb_buf *b)
 {
-    bool first = true;
+    const tb_codec_type *t = bd->sub;
+    char sep = 0;
     for (size_t i = 0; i < t->nfields; i++) {
         const tb_codec_field *f = &t->fields[i];
         if (!field_present(f, v))
             continue;
         if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
             continue; /* a form has no null */
+        if (bd->deep && bd->deep[i]) {
+            json_t *j = tb_codec_member_to_json(f->kind, f->flags & TB_CF_HOLDING, f->sub, v,
+                                                f->off, f->n_off);
+            if (!j)
+                b->oom = true;
+            else
+                tb__brackets_write(b, &sep, f->name, f->name_len, j);
+            json_decref(j);
+            continue;
+        }
         size_t n = 1;
         const char *items = v + f->off;
         if (f->flags & TB_CF_ARRAY) {
@@ -1180,9 +1294,9 @@ static void form_write(const tb_codec_type *t, const char *v, tb_buf *b)
             const char *x = tb_codec_item(f->kind, f->flags, f->sub, items, k); /* k 0: a scalar */
             if (!x)
                 continue; /* a null item: a form has no null */
-            if (!first)
-                tb_buf_putc(b, '&');
-            first = false;
+            if (sep)
+                tb_buf_putc(b, sep);
+            sep = '&';
             tb_url_encode(b, f->name, f->name_len, true);
             tb_buf_putc(b, '=');
             form_value(f, x, b);
@@ -1301,7 +1415,7 @@ int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, v
             tb_buf_append(&body, x->data ? x->data : "", x->len);
             ct = concrete_type(x, bd->content_type);
         } else if (bd->media == TB_MEDIA_FORM) {
-            form_write(bd->sub, CAT(req, bd->off, char), &body);
+            form_write(bd, CAT(req, bd->off, char), &body);
             ct = "application/x-www-form-urlencoded";
         } else if (bd->media == TB_MEDIA_MULTIPART) {
             char boundary[TB__BOUNDARY_LEN + 1];

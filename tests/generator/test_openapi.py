@@ -298,13 +298,32 @@ class Errors(OpenApiCase):
       responses: {'200': {description: ok}}
 """), "/paths/~1a/get/parameters/0/style", "style 'matrix' is not supported in the query")
 
-    def test_deep_object_needs_properties(self):
-        self.assertFails(self.minimal("""\
+    def test_deep_object_beyond_a_flat_object_is_the_bracket_form(self):
+        # Stripe's expand[0]= and created[gt]= (tests/unit/test_deep_object.c checks the wire
+        # against qs): typed as they are, flagged for the bracket form; a flat object and a map
+        # of scalars keep obj[k]=v; a form body's deepObject members are marked
+        rc, err = self.gen(self.minimal("""\
   /a:
-    get:
-      parameters: [{name: f, in: query, style: deepObject, schema: {type: array, items: {type: string}}}]
+    post:
+      parameters:
+        - {name: expand, in: query, style: deepObject, schema: {type: array, items: {type: string}}}
+        - {name: created, in: query, style: deepObject, schema: {anyOf: [{type: integer}, {type: object, properties: {gt: {type: integer}}}]}}
+        - {name: flat, in: query, style: deepObject, schema: {type: object, properties: {a: {type: integer}}}}
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema: {type: object, properties: {email: {type: string}, tags: {type: array, items: {type: string}}, meta: {type: object, additionalProperties: {type: string}}}}
+            encoding: {tags: {style: deepObject}, email: {style: deepObject}}
       responses: {'200': {description: ok}}
-"""), "/paths/~1a/get/parameters/0/style", "style deepObject is for objects (with properties, additionalProperties of a scalar type, or free-form)")
+"""))
+        self.assertEqual(rc, 0, err)
+        c, h = self.read("shop.c"), self.read("shop.h")
+        self.assertIn("TB_CK_STRING, TB_CF_ARRAY | TB_PF_BRACKETS,", c)
+        self.assertIn("TB_CK_UNION, TB_PF_BRACKETS,", c)
+        self.assertRegex(c, r'"flat", [^\n]*TB_STYLE_DEEP_OBJECT, TB_CK_STRUCT, 0,')
+        self.assertIn("char **expand;", h)
+        self.assertIn("__deep[] = {0, 1, 0};", c)  # email is a scalar, meta has no encoding
+        self.assertServiceCompiles("shop")
 
     def test_a_query_string_in_a_path_is_read_as_query_parameters(self):
         # the path is the route; {param} pairs are query parameters wherever declared (or

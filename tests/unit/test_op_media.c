@@ -44,7 +44,7 @@ static const tb_op_param blob_params[] = {
      offsetof(blob_req, name), 0, 0, NULL, NULL, NULL},
 };
 static const tb_op_body blob_body = {TB_CK_BYTES, TB_CF_REQUIRED, offsetof(blob_req, body), 0, 0,
-                                     NULL, NULL, TB_MEDIA_BYTES, "application/octet-stream", NULL, NULL, 0};
+                                     NULL, NULL, TB_MEDIA_BYTES, "application/octet-stream", NULL, NULL, 0, NULL};
 static const tb_op_status blob_statuses[] = {
     {4, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s4xx), 0, NULL, NULL, "text/plain", NULL, 0},
     {200, TB_RS_BYTES, TB_CK_BYTES, 0, offsetof(blob_resp, s200), 0, NULL, NULL, "image/*", NULL, 0},
@@ -122,7 +122,7 @@ typedef struct form_resp {
 
 static const tb_op_body form_body = {TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(form_req, body), 0, 0,
                                      &form_type, form_schema, TB_MEDIA_FORM,
-                                     "application/x-www-form-urlencoded", NULL, NULL, 0};
+                                     "application/x-www-form-urlencoded", NULL, NULL, 0, NULL};
 static const tb_op_status form_statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(form_resp, s200), 0, &form_type, NULL, NULL, NULL, 0},
 };

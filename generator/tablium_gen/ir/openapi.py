@@ -862,6 +862,11 @@ class ServiceBuilder:
         p.default = None
         return self.param_common(op, p, pp, schema, ct, fnamer)
 
+    def bracket_param(self, op, p, pp, schema, fnamer):
+        """A deepObject parameter that is not a flat object: name[key][0]=value, any type."""
+        p.brackets, p.explode = True, False
+        return self.content_param(op, p, pp, schema, fnamer)
+
     def param_common(self, op, p, pp, schema, ct, fnamer):
         """The member name, literals and validator every parameter has."""
         if ct.kind == "array" and ct.null_items and not p.content:
@@ -896,7 +901,7 @@ class ServiceBuilder:
             return None
         p.required = bool(pp.get("required")) or p.in_ == "path"
         schema = pp.get("schema")
-        p.content = False
+        p.content = p.brackets = False
         sptr = pptr + "/schema"
         if schema is None and isinstance(pp.get("content"), dict) and pp["content"]:
             # `content`: one media type; a JSON one means the value is JSON text of its schema
@@ -935,6 +940,12 @@ class ServiceBuilder:
             ct = self.types.ctype(schema, op.cname + "_" + cnames.snake(p.name))
         deep_map = (ct.kind == "map" and p.style == "deepObject" and p.in_ == "query"
                     and ct.ref.value.kind in SCALAR_KIND and not ct.ref.value_nullable)
+        flat = ct.kind == "struct" and not any(f.ctype.kind not in SCALAR_KIND or f.nullable
+                                                for f in ct.ref.fields)
+        if p.style == "deepObject" and p.in_ == "query" and not deep_map and not flat:
+            # anything else in deepObject (arrays, nested objects, unions: Stripe's expand[0]=,
+            # created[gt]=): the bracket form qs and Rails read and write, typed as it is
+            return self.bracket_param(op, p, pp, schema, fnamer)
         scalar_union = ct.kind == "union" and all(
             b.ctype.kind in SCALAR_KIND for b in ct.ref.branches)
         if deep_map:
@@ -961,10 +972,6 @@ class ServiceBuilder:
         p.kind = ct.kind
         if p.style in ("spaceDelimited", "pipeDelimited") and ct.kind != "array":
             self.err(pptr + "/style", "style %s is for arrays" % p.style)
-            return None
-        if p.style == "deepObject" and ct.kind not in ("struct", "map"):
-            self.err(pptr + "/style", "style deepObject is for objects (with properties, "
-                     "additionalProperties of a scalar type, or free-form)")
             return None
         if ct.kind == "struct" and p.in_ == "cookie" and p.explode:
             self.err(pptr + "/explode", "an object cookie is one cookie (k,v,k,v): explode: false")
@@ -1103,6 +1110,19 @@ class ServiceBuilder:
                                                                        default=str)
                 if k2 and k2 != kind and same and k2 not in [a[0] for a in b.alts]:
                     b.alts.append((k2, cstr(mt2.split(";")[0].strip())))
+        b.deep = None
+        form = next((m for t, m in (rb.get("content") or {}).items() if isinstance(m, dict) and
+                     t.split(";")[0].strip().lower() == "application/x-www-form-urlencoded"), None)
+        fenc = form.get("encoding") if form else None
+        if b.ctype.kind == "struct" and isinstance(fenc, dict) and (
+                kind == "form" or "form" in [a[0] for a in b.alts]):
+            # members whose encoding says deepObject travel in the bracket form qs and Rails
+            # read (Stripe's metadata[key]=, expand[0]=, items[0][price]=), not as JSON text
+            deep = [int(isinstance(fenc.get(f.json_name), dict)
+                        and fenc[f.json_name].get("style") == "deepObject"
+                        and f.ctype.kind not in SCALAR_KIND) for f in b.ctype.ref.fields]
+            if any(deep):
+                b.deep = deep
         b.part_types = None
         enc = media.get("encoding")
         if kind == "multipart" and isinstance(enc, dict) and enc:

@@ -60,7 +60,7 @@ typedef struct tb_bytes {
 #define TB_CF_POINTER 0x8u  /* a pointer to the value at off (recursive types): NULL when absent */
 /* with TB_CF_ARRAY: an item may be null (OpenAPI `nullable` / type [T, "null"] items), so each item
  * is a pointer to its value, NULL for null (T **items); a string's item is its own char *, NULL for
- * null (char **items as without the flag). 0x40: op.h's TB_PF_* take 0x10 and 0x20. */
+ * null (char **items as without the flag). 0x40: op.h's TB_PF_* take 0x10, 0x20 and 0x80. */
 #define TB_CF_ITEM_NULL 0x40u
 /* the flags that say how a value is held (what tb_codec_member_* read; not REQUIRED/NULLABLE,
  * nor a parameter's TB_PF_*) */

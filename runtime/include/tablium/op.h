@@ -37,6 +37,9 @@ enum {
 /* tb_op_param.flags, besides TB_CF_REQUIRED and TB_CF_ARRAY (tablium/codec.h) */
 #define TB_PF_EXPLODE 0x10u /* an array in the query as repeated name=value pairs */
 #define TB_PF_CONTENT 0x20u /* `content: application/json`: the value is JSON text (any type) */
+/* style deepObject beyond a flat object (arrays, nested objects, unions: Stripe's expand[0]=x,
+ * created[gt]=1): the bracket form qs and Rails read and write, name[key][0]=value */
+#define TB_PF_BRACKETS 0x80u
 
 typedef struct tb_op_param {
     const char *name;   /* as in the spec */
@@ -46,7 +49,7 @@ typedef struct tb_op_param {
     uint8_t in;         /* TB_IN_* */
     uint8_t style;      /* TB_STYLE_* */
     uint8_t kind;       /* tb_codec_kind of the value, or of each item with TB_CF_ARRAY */
-    uint8_t flags;      /* TB_CF_REQUIRED, TB_CF_ARRAY, TB_PF_EXPLODE */
+    uint8_t flags;      /* TB_CF_REQUIRED, TB_CF_ARRAY, TB_PF_* */
     uint8_t text;       /* tb_param_kind: how the text of a value becomes JSON */
     uint8_t index;      /* path parameters: the position of its {segment} */
     uint32_t off;       /* offsetof the member in the request (TB_CF_ARRAY: the items pointer) */
@@ -91,6 +94,10 @@ typedef struct tb_op_body {
                                       encoding's contentType (or NULL); NULL: none declared */
     const tb_op_media *alts; /* other media types of the same body, or NULL */
     size_t nalts;
+    /* TB_MEDIA_FORM (or a form among alts): per member of the body's struct, 1 when its
+       encoding says style deepObject, the bracket form name[key][0]=value (Stripe's bodies);
+       NULL: none does (objects then travel as their JSON text) */
+    const uint8_t *deep;
 } tb_op_body;
 
 /* tb_op_status.shape: what the body of that status holds */

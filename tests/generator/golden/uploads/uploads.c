@@ -923,7 +923,7 @@ static const char *const uploads_upload__part_types[] = {NULL, NULL, NULL, NULL,
 static const tb_op_body uploads_upload__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(uploads_upload_req, body), 0, 0, &uploads_upload_body__desc, uploads__schema_paths_uploads_post_body,
     TB_MEDIA_MULTIPART, "multipart/form-data", uploads_upload__part_types,
-    NULL, 0,
+    NULL, 0, NULL,
 };
 static const tb_op_status uploads_upload__statuses[] = {
     {201, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_upload_resp, s201), 0, &uploads_receipt__desc, uploads__schema_receipt, NULL, NULL, 0},
@@ -990,7 +990,7 @@ static const tb_op_media uploads_create_note__media[] = {{TB_MEDIA_FORM, "applic
 static const tb_op_body uploads_create_note__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(uploads_create_note_req, body), 0, 0, &uploads_note__desc, uploads__schema_note,
     TB_MEDIA_JSON, "application/json", NULL,
-    uploads_create_note__media, 2,
+    uploads_create_note__media, 2, NULL,
 };
 static const tb_op_status uploads_create_note__statuses[] = {
     {201, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(uploads_create_note_resp, s201), 0, &uploads_note__desc, uploads__schema_note, NULL, NULL, 0},
