@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan, into build-fuzz/) and runs fuzz_http, then
-# fuzz_sio (the Socket.IO packet parsers, TB_FUZZ_SIO_SECONDS, default 20), each for a
+# fuzz_sio (the Socket.IO packet parsers, TB_FUZZ_SIO_SECONDS, default 20) and fuzz_brackets
+# (the bracket form of deepObject values, TB_FUZZ_BRACKETS_SECONDS, default 15), each for a
 # fixed budget: TB_FUZZ_SECONDS (default 60) of fuzzing, TB_FUZZ_TIMEOUT (default 10) seconds at
 # most per input. The working corpus is a temporary copy of tests/fuzz/corpus, so the committed
 # seeds are never rewritten. Each target ends with one line:
-#   fuzz-http: N execs, N corpus units, 0 crashes   (fuzz-sio: the same)
+#   fuzz-http: N execs, N corpus units, 0 crashes   (fuzz-sio, fuzz-brackets: the same)
 # and exits non-zero on any crash, sanitizer report, leak, timeout or broken invariant, with
 # the input saved under tests/fuzz/findings/ (its path printed). Codes listed in
 # tests/fuzz/known-findings are counted instead of failing (see that file).
@@ -35,7 +36,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   CC=$CC cmake -S "$HERE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug >"$TMP/configure.log" 2>&1 || {
     cat "$TMP/configure.log" >&2; exit 1; }
 fi
-for t in fuzz_http fuzz_sio; do
+for t in fuzz_http fuzz_sio fuzz_brackets; do
   cmake --build "$BUILD" -j "$JOBS" --target $t >>"$TMP/build.log" 2>&1 || {
     cat "$TMP/build.log" >&2; exit 1; }
 done
@@ -88,4 +89,6 @@ run_target() {
 status=0
 run_target fuzz_http fuzz-http "$SECS" "$HERE/corpus" 8192 -dict="$HERE/http.dict" "$@" || status=1
 run_target fuzz_sio fuzz-sio "${TB_FUZZ_SIO_SECONDS:-20}" "$HERE/corpus-sio" 4096 "$@" || status=1
+run_target fuzz_brackets fuzz-brackets "${TB_FUZZ_BRACKETS_SECONDS:-15}" "$HERE/corpus-brackets" 2048 \
+  "$@" || status=1
 exit $status
