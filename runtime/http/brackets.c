@@ -60,7 +60,8 @@ int tb__brackets_add(json_t **root, const char *pname, size_t plen, const char *
         lens[nseg++] = (size_t)(close - s - 1);
         s = close + 1;
     }
-    json_t *leaf = json_string(value);
+    /* texts and keys as they came: one that is not UTF-8 is the validator's to refuse */
+    json_t *leaf = json_stringn_nocheck(value, strlen(value));
     if (!leaf)
         return TB_ENOMEM;
     if (nseg == 0) {
@@ -87,8 +88,11 @@ int tb__brackets_add(json_t **root, const char *pname, size_t plen, const char *
         char idx[24];
         const char *k = segs[i];
         size_t kl = lens[i];
-        if (kl == 0) { /* name[]: the next item */
-            kl = (size_t)snprintf(idx, sizeof idx, "%zu", json_object_size(at));
+        if (kl == 0) { /* name[]: the next item, after any numbered one already there */
+            size_t n = json_object_size(at);
+            do
+                kl = (size_t)snprintf(idx, sizeof idx, "%zu", n++);
+            while (json_object_getn(at, idx, kl));
             k = idx;
         }
         json_t *next = json_object_getn(at, k, kl);
@@ -98,11 +102,11 @@ int tb__brackets_add(json_t **root, const char *pname, size_t plen, const char *
                 *why = "has both a value (name=) and members (name[...]=)";
                 return 2;
             }
-            return json_object_setn_new(at, k, kl, leaf) ? TB_ENOMEM : 0;
+            return json_object_setn_new_nocheck(at, k, kl, leaf) ? TB_ENOMEM : 0;
         }
         if (!next) {
             next = json_object();
-            if (!next || json_object_setn_new(at, k, kl, next)) {
+            if (!next || json_object_setn_new_nocheck(at, k, kl, next)) {
                 json_decref(leaf);
                 return TB_ENOMEM;
             }

@@ -158,6 +158,11 @@ static json_t *form_json(const tb_op_body *bd, const char *p, size_t n, tb_arena
             o = NULL;
             break;
         }
+        if (!tb_utf8_valid(key, strlen(key))) { /* a member name is text: else 400, not lost */
+            *bad = true;
+            *why = "has a member name that is not UTF-8";
+            continue;
+        }
         int br = trees ? form_bracket(bd, trees, key, val, why, where) : 1;
         if (br == 2)
             *bad = true;
@@ -205,6 +210,11 @@ static json_t *multipart_json(const tb_codec_type *t, const tb__part *parts, siz
     json_t *o = json_object();
     for (size_t i = 0; o && i < n && !*bad; i++) {
         const tb__part *pt = &parts[i];
+        if (!tb_utf8_valid(pt->name, strlen(pt->name))) { /* a member name is text */
+            *bad = true;
+            *why = "has a part whose name is not UTF-8";
+            break;
+        }
         const tb_codec_field *f = NULL;
         for (size_t k = 0; t && k < t->nfields && !f; k++)
             if (strcmp(t->fields[k].name, pt->name) == 0)

@@ -91,6 +91,7 @@ static void one(const tb_op_param *p, const char *q, size_t n)
     tb_arena *a = tb_arena_new(0);
     json_t *tree = NULL;
     int rc = tree_of(p, q, n, a, &tree);
+    check(rc != TB_ENOMEM, "reading the pairs failed (out of memory: a 500 to the client)");
     if (rc == 0 && tree) {
         json_t *j = tb__brackets_typed(tree, p->kind, p->flags, p->sub);
         check(j != NULL, "typing a tree failed (out of memory?)");
@@ -106,6 +107,7 @@ static void one(const tb_op_param *p, const char *q, size_t n)
             check(!w.oom, "writing ran out of memory");
             json_t *back = NULL;
             int rc2 = tree_of(p, w.data ? w.data : "", w.len, a, &back);
+            check(rc2 != TB_ENOMEM, "reading back failed (out of memory)");
             if (!key_with_bracket(j)) {
                 check(rc2 == 0, "what tablium writes does not read back");
                 json_t *j2 = back ? tb__brackets_typed(back, p->kind, p->flags, p->sub) : NULL;

@@ -378,6 +378,21 @@ START_TEST(raw_brackets_and_empty_indexes)
     ck_assert_int_eq(get("/charges?when=1&expand[10]=k&expand[2]=c&expand[9]=j", body, sizeof body),
                      200);
     assert_json_eq("indexes", seen, "{\"when\":1,\"expand\":[\"c\",\"j\",\"k\"]}");
+    /* name[] after numbered items takes the next free index; nothing is overwritten */
+    ck_assert_int_eq(get("/charges?when=1&expand[1]=b&expand[]=c&expand[0]=a", body, sizeof body),
+                     200);
+    assert_json_eq("appended", seen, "{\"when\":1,\"expand\":[\"a\",\"b\",\"c\"]}");
+    /* bytes that are not UTF-8, in a value and in a key, pass as in any other parameter (the
+       handler gets them); never a 500 */
+    ck_assert_int_eq(get("/charges?when=1&expand[0]=%FF", body, sizeof body), 200);
+    ck_assert_int_eq(get("/invoices/upcoming?items[0][price]=p&customer_details[metadata][%FF]=v",
+                         body, sizeof body),
+                     200);
+    /* a form member name that is not UTF-8: 400 (it was a 500: jansson refused the key) */
+    long st = send_form("/customers", "email=a&%FF=1", body, sizeof body);
+    ck_assert_msg(st == 400 && strstr(body, "\"path\":\"/body\",\"rule\":\"encoding\""),
+                  "a form key that is not UTF-8: %ld %s", st, body);
+    ck_assert_int_eq(send_form("/customers", "email=a&metadata[%FE]=2", body, sizeof body), 400);
 }
 END_TEST
 
@@ -396,6 +411,7 @@ START_TEST(malformed_forms_are_refused_by_name_and_rule)
         {"/charges?when=1&created[a][b][c][d][e][f][g][h][i][j][k][l][m][n][o][p][q]=1",
          "nested deeper"},
         {"/charges?expand[0]=a", "\"rule\":\"required\""},
+
         {"/customers email=a&metadata=x&metadata[k]=v", "\"path\":\"/body/metadata\",\"rule\":\"style\""},
         {"/customers email=a&address[city=x", "\"path\":\"/body/address\",\"rule\":\"style\""},
         {"/customers email=a&tax_ids[0][type]=vat", "\"path\":\"/body/tax_ids/0/value\",\"rule\":\"required\""},

@@ -328,6 +328,14 @@ START_TEST(malformed_multipart_and_wrong_media_type)
                               sizeof out),
                      400);
     ck_assert_msg(strstr(out, "\"path\":\"/body/evil\""), "%s", out);
+    /* a part name that is not UTF-8: 400 (it was a 500: the JSON object refused the key) */
+    const char *latin1 = "--b1\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n"
+                         "--b1\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc\r\n"
+                         "--b1\r\nContent-Disposition: form-data; name=\"\xe9\"\r\n\r\n1\r\n--b1--\r\n";
+    ck_assert_int_eq(raw_post("multipart/form-data; boundary=b1", latin1, strlen(latin1), out,
+                              sizeof out),
+                     400);
+    ck_assert_msg(strstr(out, "\"rule\":\"multipart\"") && strstr(out, "not UTF-8"), "%s", out);
 }
 END_TEST
 
