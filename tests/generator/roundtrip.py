@@ -503,6 +503,18 @@ def _discriminated_any_of(node, is_map=False):
             _discriminated_any_of(v)
 
 
+def bracketable(v):
+    """What the bracket form (deepObject beyond a flat object: name[key][0]=value) carries of
+    v: null, empty objects and empty arrays have no pairs, so they are not sent (nor are
+    members and items that hold only those)."""
+    if isinstance(v, dict):
+        out = {k: bracketable(x) for k, x in v.items()}
+        return {k: x for k, x in out.items() if x not in (None, {}, [])}
+    if isinstance(v, list):
+        return [x for x in (bracketable(x) for x in v) if x not in (None, {}, [])]
+    return v
+
+
 def c_str(s):
     b = s.encode("utf-8")
     out = []
@@ -702,6 +714,8 @@ def plan(spec):
                 if (p.ctype.kind == "json" and not p.content and isinstance(v, list)
                         and p.item_kind != "TB_PARAM_JSON"):
                     v = "text"  # a union of scalars travels as one text
+                if getattr(p, "brackets", False):
+                    v = bracketable(v)
                 if not valid(p.schema, v):
                     raise Skip("no valid value for a parameter")
                 params.append((i, v))
@@ -713,6 +727,12 @@ def plan(spec):
                     exs = [e for e in op.body.examples if valid(op.body.schema, e)]
                     body = maker.declared(op.body.schema, exs[0]) if exs else maker.make(
                         op.body.schema)
+                    if op.body.deep and op.body.media == "form" and isinstance(body, dict):
+                        deep = {f.json_name for f, d in zip(op.body.ctype.ref.fields,
+                                                            op.body.deep) if d}
+                        body = {k: bracketable(v) if k in deep else v for k, v in body.items()}
+                        body = {k: v for k, v in body.items()
+                                if k not in deep or v not in (None, {}, [])}
                     if not valid(op.body.schema, body):
                         raise Skip("no valid request body")
             ok = ("data", "raw", "none", "bytes")

@@ -646,6 +646,51 @@ components:
         self.assertServiceCompiles("lro")
 
 
+class DataBesideOtherMembers(OpenApiCase):
+    def test_a_list_with_data_and_more_is_its_own_type(self):
+        # Regression (fixed): any answer with a required `data` was tablium's success envelope,
+        # so Stripe's lists {data, has_more, object, url} lost has_more (the handler could not
+        # set it, a client dropped it): 935 answers in 52 APIs.guru specs. Only `data` alone is
+        # the envelope
+        text = """\
+openapi: 3.0.3
+info: {title: Pages, version: '1'}
+paths:
+  /v1/customers:
+    get:
+      operationId: listCustomers
+      responses:
+        '200':
+          description: a page
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [data, has_more]
+                properties:
+                  data: {type: array, items: {type: string}}
+                  has_more: {type: boolean}
+                  url: {type: string}
+  /v1/customers/{id}:
+    get:
+      operationId: getCustomer
+      parameters: [{name: id, in: path, required: true, schema: {type: string}}]
+      responses:
+        '200':
+          description: tablium's envelope
+          content:
+            application/json:
+              schema: {type: object, required: [data], properties: {data: {type: string}}}
+"""
+        rc, err = self.gen(text, "pages.yaml")
+        self.assertEqual(rc, 0, err)
+        h = self.read("pages.h")
+        self.assertIn("        pages_list_customers_s200 s200;", h)
+        self.assertRegex(h, r"typedef struct pages_list_customers_s200 \{\n(.*\n)*    bool has_more;")
+        self.assertIn("        char *s200;", h)  # data alone: the envelope still
+        self.assertServiceCompiles("pages")
+
+
 class RefSiblings(OpenApiCase):
     def test_keywords_beside_a_ref_are_ignored_in_openapi_3_0(self):
         # Regression (fixed): OpenAPI 3.0's Reference Object ignores its other members, but

@@ -5,8 +5,9 @@ is compiled by the same ValidatorCompiler and TypeBuilder as plain JSON Schemas,
 decoding and response encoding reuse the generated validators and codecs.
 
 Conventions (documented in README "Writing a service"):
-- A response schema that is an object with a required `data` member is the success envelope:
-  the handler fills the type of `data`, the runtime writes `{"data": ...}`.
+- A response schema that is an object whose one property is a required `data` is the success
+  envelope: the handler fills the type of `data`, the runtime writes `{"data": ...}`. With other
+  properties beside `data` (a page's has_more, JSON:API's meta) it is the whole body.
 - A response schema with an `error` member (and no `data`) is the error envelope: the handler
   fills a tb_api_error, the runtime writes `{"error": {code, message, requestId, details}}`.
 - Any other schema is the whole body (kind "raw"); no content is kind "none".
@@ -1214,8 +1215,11 @@ class ServiceBuilder:
             target = self.types._deref(schema)
             props = target.get("properties") if isinstance(target, dict) else None
             req = target.get("required") if isinstance(target, dict) else None
-            if isinstance(props, dict) and "data" in props and isinstance(req, list) and \
-                    "data" in req:
+            if isinstance(props, dict) and list(props) == ["data"] and isinstance(req, list) \
+                    and "data" in req:
+                # tablium's envelope: `data` and nothing else. A list with has_more, url and
+                # object beside its data (Stripe's), or JSON:API's data, meta and links, is the
+                # answer's whole body, every member the handler's and the client's
                 rr.kind = "data"
                 self.schema_at(props["data"], "")
                 rr.ctype = self.types.ctype(props["data"], op.cname + "_" + rr.member)
