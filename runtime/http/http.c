@@ -270,6 +270,11 @@ static void write_shaped(tb_buf *b, const tb_err_shape *sh, int status, const tb
     char sep = '{';
     const char *code = e && e->code ? e->code : "error";
     const char *message = e && e->message ? e->message : tb_http_reason(status);
+    if (sh->wrap) {
+        tb_buf_putc(b, '{');
+        put_string(b, sh->wrap);
+        tb_buf_putc(b, ':');
+    }
     if (sh->type) {
         member(b, &sep, sh->type);
         tb_buf_puts(b, "\"about:blank\"");
@@ -337,6 +342,8 @@ static void write_shaped(tb_buf *b, const tb_err_shape *sh, int status, const tb
     if (sep == '{')
         tb_buf_putc(b, '{');
     tb_buf_putc(b, '}');
+    if (sh->wrap)
+        tb_buf_putc(b, '}');
 }
 
 /* The error envelope, or the shape the spec declares for this status. */

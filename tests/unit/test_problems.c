@@ -78,6 +78,40 @@ int problems_create_pet(tb_ctx *ctx, const problems_create_pet_req *req,
     return 0;
 }
 
+int problems_create_charge(tb_ctx *ctx, const problems_create_charge_req *req,
+                           problems_create_charge_resp *resp)
+{
+    (void)ctx;
+    if (req->body.amount > 1000) { /* the handler's own error, every member of Stripe's */
+        resp->status = 402;
+        resp->s402.error.type = PROBLEMS_STRIPE_ERROR_ERROR_TYPE_CARD_ERROR;
+        resp->s402.error.has_code = true;
+        resp->s402.error.code = "card_declined";
+        resp->s402.error.has_decline_code = true;
+        resp->s402.error.decline_code = "insufficient_funds";
+        resp->s402.error.has_param = true;
+        resp->s402.error.param = "amount";
+        return 0;
+    }
+    resp->status = 200;
+    return 0;
+}
+
+int problems_get_thing(tb_ctx *ctx, const problems_get_thing_req *req,
+                       problems_get_thing_resp *resp)
+{
+    (void)ctx;
+    resp->status = 404; /* Google's error: an integer code, a status string */
+    resp->sdefault.has_error = true;
+    resp->sdefault.error.has_code = true;
+    resp->sdefault.error.code = 404;
+    resp->sdefault.error.has_status = true;
+    resp->sdefault.error.status = "NOT_FOUND";
+    resp->sdefault.error.has_message = true;
+    resp->sdefault.error.message = req->id == 7 ? "thing 7 is gone" : "no such thing";
+    return 0;
+}
+
 /* ---- fixture ---- */
 
 static tb_server *srv;
@@ -272,6 +306,41 @@ START_TEST(an_unknown_discriminator_value_as_a_problem)
 }
 END_TEST
 
+/* An error object under "error" that is not tablium's envelope is the answer's own type: a
+ * Stripe error keeps type, param and decline_code (a tb_api_error dropped them), Google's keeps
+ * its integer code and status; the runtime's own errors take Google's shape under "error". */
+START_TEST(error_objects_that_are_not_the_envelope_keep_every_member)
+{
+    problems_create_charge_req req = {{5000}};
+    problems_create_charge_resp out;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(problems_create_charge_call(cl, &ctx, &req, &out, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(out.status, 402);
+    ck_assert_int_eq(out.s402.error.type, PROBLEMS_STRIPE_ERROR_ERROR_TYPE_CARD_ERROR);
+    ck_assert_str_eq(out.s402.error.decline_code, "insufficient_funds");
+    ck_assert_str_eq(out.s402.error.param, "amount");
+    ck_assert_str_eq(out.s402.error.code, "card_declined");
+
+    problems_get_thing_req g = {7};
+    problems_get_thing_resp gr;
+    ck_assert_msg(problems_get_thing_call(cl, &ctx, &g, &gr, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(gr.status, 404);
+    ck_assert_int_eq(gr.sdefault.error.code, 404);
+    ck_assert_str_eq(gr.sdefault.error.status, "NOT_FOUND");
+    ck_assert_str_eq(gr.sdefault.error.message, "thing 7 is gone");
+    /* the runtime's 400: Google's shape, the status as the code; the client reads it */
+    char body[4096], ct[128];
+    ck_assert_int_eq(raw("GET", "/things/0", NULL, NULL, body, sizeof body, ct, sizeof ct), 400);
+    ck_assert_msg(strncmp(body, "{\"error\":{\"code\":400,\"message\":", 29) == 0, "%s", body);
+    g.id = 0;
+    ck_assert_msg(problems_get_thing_call(cl, &ctx, &g, &gr, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(gr.status, 400);
+    ck_assert_int_eq(gr.sdefault.error.code, 400);
+    ck_assert_str_eq(gr.sdefault.error.message, "the request does not match its schema");
+    tb_error_deinit(&err);
+}
+END_TEST
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -284,6 +353,7 @@ int main(void)
     tcase_add_test(tc, outside_any_operation_the_usual_shape);
     tcase_add_test(tc, a_flat_code_message_object);
     tcase_add_test(tc, an_unknown_discriminator_value_as_a_problem);
+    tcase_add_test(tc, error_objects_that_are_not_the_envelope_keep_every_member);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

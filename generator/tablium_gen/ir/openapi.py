@@ -55,18 +55,24 @@ class ErrShape:
         self.code_is_status = False
         self.type = self.title = self.status_m = self.code = None
         self.message = self.details = self.request_id = None
+        self.wrap = None  # the member the object sits under ({"error": {...}})
 
     def key(self):
         return (self.style, self.content_type, self.code_is_status, self.type, self.title,
-                self.status_m, self.code, self.message, self.details, self.request_id)
+                self.status_m, self.code, self.message, self.details, self.request_id,
+                self.wrap)
 
     def c(self, status):
         def lit(x):
             return cstr(x) if x else "NULL"
-        return "{%d, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s}" % (
+        return "{%d, %s, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s}" % (
             status, self.style, 1 if self.code_is_status else 0, lit(self.content_type),
             lit(self.type), lit(self.title), lit(self.status_m), lit(self.code),
-            lit(self.message), lit(self.details), lit(self.request_id))
+            lit(self.message), lit(self.details), lit(self.request_id), lit(self.wrap))
+
+# the members of tablium's error object (schemas/common/api.json's Error; a tb_api_error)
+ENVELOPE_ERROR = {"code", "message", "requestId", "details", "detailsOmitted"}
+
 
 class Param:
     pass
@@ -148,6 +154,7 @@ class ServiceBuilder:
         loader.dialect = self.dialect
         self.root = loader.load_file(path, prepare=polymorph.rewrite)
         self.own_warnings = []
+        self.shapeless = {}  # error schemas the runtime's errors cannot take: one warning each
         self.tuple_items(self.root, "")
         info = self.loader.info(self.root)
         self.base = info.base
@@ -543,6 +550,12 @@ class ServiceBuilder:
         if self.errors:
             raise GenError(self.errors)
         self.error_shapes()
+        for (rptr, status, n) in self.shapeless.values():
+            self.warn(rptr, "error-shape", "the runtime's own errors with status %s (400 "
+                      "validation, 401, 404, 413, 415, 429, 500...) cannot take this schema's "
+                      "shape: they keep tablium's envelope%s" % (
+                          status, " (so do %d other answers with this schema)" % (n - 1)
+                          if n > 1 else ""))
         self.ref_siblings_warning()
         from .lint import Linter
         self.warnings = (self.own_warnings + self.types.warnings +
@@ -1224,7 +1237,7 @@ class ServiceBuilder:
                 self.schema_at(props["data"], "")
                 rr.ctype = self.types.ctype(props["data"], op.cname + "_" + rr.member)
             elif isinstance(props, dict) and "error" in props and self._error_object(
-                    props["error"]) and rr.failure:
+                    props["error"]) and rr.failure and self._envelope_error(props):
                 # (not an answer that succeeded: Google's long-running Operation carries an
                 # `error` object beside name, done and response, and is a 200's whole body)
                 rr.kind = "error"
@@ -1264,11 +1277,34 @@ class ServiceBuilder:
                 rr.errshape = ErrShape("TB_ERR_ENVELOPE")
             elif rr.kind == "raw" and media is not None and "schema" in media:
                 rr.errshape = self.error_shape(media["schema"], picked[1])
-                if rr.errshape is None:
-                    self.warn(rptr, "error-shape", "the runtime's own errors with status %s "
-                              "(400 validation, 401, 404, 413, 415, 429, 500...) cannot take "
-                              "this schema's shape: they keep tablium's envelope" % status)
+                if rr.errshape is None:  # warned once per schema (Stripe: 452 answers, one)
+                    key = id(self.types._deref(media["schema"]))
+                    seen = self.shapeless.setdefault(key, [rptr, status, 0])
+                    seen[2] += 1
         return rr
+
+    def _envelope_error(self, props):
+        """Whether an answer {error: {...}} is tablium's error envelope, which a tb_api_error
+        holds whole: `error` alone, its members among code, message, requestId, details and
+        detailsOmitted, code and message strings. Else (Stripe's error.type, param and
+        decline_code, Google's integer code and status) it is the answer's own type, so that
+        neither a handler nor a client loses a member."""
+        if set(props) != {"error"}:
+            return False
+        e = self.types._deref(props["error"])
+        if not isinstance(e, dict):
+            return False
+        if e.get("x-tablium-c-type") == "tb_api_error":
+            return True
+        eprops, _ = self.types._merged(e)
+        if not set(eprops) <= ENVELOPE_ERROR:
+            return False
+        for name in ("code", "message"):
+            d = self.types._deref(eprops[name][0]) if eprops.get(name) else {}
+            t = d.get("type") if isinstance(d, dict) else None
+            if t is not None and t != "string" and not (isinstance(t, list) and "string" in t):
+                return False
+        return True
 
     def _error_object(self, node):
         """Whether an `error` member is tablium's error object (an object), not, say, a
@@ -1283,7 +1319,7 @@ class ServiceBuilder:
 
     # ---- the runtime's errors in the spec's shapes ----
 
-    def error_shape(self, schema, media_type):
+    def error_shape(self, schema, media_type, wrapped=False):
         """How the runtime renders its own errors where the spec declares `schema`: an ErrShape
         (RFC 9457 problem details, or a flat {code, message} object), or None when its
         required members are not ones the runtime can fill."""
@@ -1292,6 +1328,14 @@ class ServiceBuilder:
         if not isinstance(target, dict) or tb._kind(target) != "struct":
             return None
         props, required = tb._merged(target)
+        if "error" in props and props["error"] and set(required) <= {"error"} and \
+                self._error_object(props["error"][0]) and not wrapped:
+            # {"error": {...}} that is not tablium's envelope (Google's {code: 400, message,
+            # status}): the shape of the object inside, under "error"
+            sh = self.error_shape(props["error"][0], media_type, wrapped=True)
+            if sh is not None:
+                sh.wrap = "error"
+            return sh
         parts = tb._parts(target) or [target]
         closed = any(p.get("additionalProperties") is False or
                      p.get("unevaluatedProperties") is False for p in parts)

@@ -120,8 +120,9 @@ char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad);
 /**
  * The shape of the runtime's own errors (400 validation, 401, 404, 405, 413, 415, 429, 500...)
  * for a status whose error schema in the spec is not tablium's envelope ({"error": {...}}):
- * RFC 9457 problem details, or a spec's own flat object ({code, message}). tablium-gen derives
- * the rows from the declared schemas; the members the schema does not declare are not written.
+ * RFC 9457 problem details, or a spec's own flat object ({code, message}), either one maybe
+ * under a member of its own (`wrap`). tablium-gen derives the rows from the declared schemas;
+ * the members the schema does not declare are not written.
  */
 #define TB_ERR_ENVELOPE 0 /* tablium's {"error": {...}} (a row that overrides a class/default) */
 #define TB_ERR_PROBLEM 1 /* RFC 9457: details as {"pointer": "#/body/x", "detail", "rule"} */
@@ -140,6 +141,9 @@ typedef struct tb_err_shape {
     const char *message;    /* the message */
     const char *details;    /* the violations */
     const char *request_id; /* X-Request-ID */
+    /* the object above sits under this member of the body ({"error": {"code": 400, ...}}:
+       Google's and Stripe's), or NULL: it is the body */
+    const char *wrap;
 } tb_err_shape;
 
 /** The shape of errors with `status` among rows[0..n) (exact, then class, then default), or
