@@ -214,16 +214,6 @@ static json_t *untyped(const json_t *node)
     return out;
 }
 
-static bool quietly_valid(tb_vfn fn, const json_t *x)
-{
-    if (!fn)
-        return true;
-    tb_vctx c;
-    tb__vctx_init_nested(&c, NULL, 0); /* part of the parse's validation: its regex budget */
-    c.quiet = 1;
-    return fn(x, &c, NULL);
-}
-
 static bool scalar_kind(int kind)
 {
     return kind == TB_CK_STRING || kind == TB_CK_INTEGER || kind == TB_CK_NUMBER ||
@@ -247,7 +237,7 @@ static json_t *typed_union(const json_t *node, const tb_codec_union *u, int dept
             json_decref(fallback);
             return NULL;
         }
-        if ((b->jtypes & TB_J(json_typeof(x))) && quietly_valid(b->validate, x)) {
+        if ((b->jtypes & TB_J(json_typeof(x))) && tb__quietly_valid(b->validate, x)) {
             json_decref(fallback);
             return x;
         }
@@ -386,4 +376,16 @@ void tb__brackets_write(tb_buf *u, char *sep, const char *name, size_t nlen, con
     if (nm.oom)
         u->oom = true;
     tb_buf_deinit(&nm);
+}
+
+void tb__brackets_write_member(tb_buf *u, char *sep, const char *name, size_t nlen, int kind,
+                               unsigned flags, const void *sub, const void *base, uint32_t off,
+                               uint32_t n_off)
+{
+    json_t *j = tb_codec_member_to_json(kind, flags & TB_CF_HOLDING, sub, base, off, n_off);
+    if (!j)
+        u->oom = true;
+    else
+        tb__brackets_write(u, sep, name, nlen, j);
+    json_decref(j);
 }

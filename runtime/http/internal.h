@@ -175,5 +175,9 @@ int tb__brackets_add(json_t **root, const char *pname, size_t plen, const char *
 json_t *tb__brackets_typed(const json_t *tree, int kind, unsigned flags, const void *sub);
 /* Appends v as name[k][0]=text pairs, each after *sep (then '&'; 0 for none yet). */
 void tb__brackets_write(tb_buf *u, char *sep, const char *name, size_t nlen, const json_t *v);
+/* The same of a member (tb_codec_member_to_json's kind, flags, sub at base + off). */
+void tb__brackets_write_member(tb_buf *u, char *sep, const char *name, size_t nlen, int kind,
+                               unsigned flags, const void *sub, const void *base, uint32_t off,
+                               uint32_t n_off);
 
 #endif

@@ -1130,15 +1130,9 @@ static void build_target(const tb_op *op, const void *req, tb_buf *u)
         const tb_op_param *p = &op->params[i];
         if (p->in != TB_IN_QUERY || !present(p, req))
             continue;
-        if (p->flags & TB_PF_BRACKETS) {
-            /* name[k][0]=v: from the value's JSON */
-            json_t *j = tb_codec_member_to_json(p->kind, p->flags & TB_CF_HOLDING, p->sub, req,
-                                                p->off, p->n_off);
-            if (!j)
-                u->oom = true;
-            else
-                tb__brackets_write(u, &sep, p->name, p->name_len, j);
-            json_decref(j);
+        if (p->flags & TB_PF_BRACKETS) { /* name[k][0]=v */
+            tb__brackets_write_member(u, &sep, p->name, p->name_len, p->kind, p->flags, p->sub,
+                                      req, p->off, p->n_off);
         } else if (p->kind == TB_CK_STRUCT && !(p->flags & TB_PF_CONTENT) &&
             (p->style == TB_STYLE_DEEP_OBJECT || (p->flags & TB_PF_EXPLODE))) {
             /* each member under its own name: obj[k]=v, or k=v */
@@ -1285,13 +1279,8 @@ static void form_write(const tb_op_body *bd, const char *v, tb_buf *b)
         if ((f->flags & TB_CF_NULLABLE) && *(const bool *)(v + f->null_off))
             continue; /* a form has no null */
         if (bd->deep && bd->deep[i]) {
-            json_t *j = tb_codec_member_to_json(f->kind, f->flags & TB_CF_HOLDING, f->sub, v,
-                                                f->off, f->n_off);
-            if (!j)
-                b->oom = true;
-            else
-                tb__brackets_write(b, &sep, f->name, f->name_len, j);
-            json_decref(j);
+            tb__brackets_write_member(b, &sep, f->name, f->name_len, f->kind, f->flags, f->sub, v,
+                                      f->off, f->n_off);
             continue;
         }
         size_t n = 1;

@@ -64,7 +64,7 @@ const void *tb_codec_item(int kind, unsigned flags, const void *sub, const void 
 
 /* ---- unions ---- */
 
-static bool quietly_valid(tb_vfn fn, const json_t *x)
+bool tb__quietly_valid(tb_vfn fn, const json_t *x)
 {
     if (!fn)
         return true;
@@ -129,7 +129,7 @@ int tb_codec_union_choose(const tb_codec_union *u, const json_t *x)
     int best = -1;
     size_t best_kept = 0;
     for (size_t i = 0; i < u->nbranches; i++) {
-        if (!(u->branches[i].jtypes & t) || !quietly_valid(u->branches[i].validate, x))
+        if (!(u->branches[i].jtypes & t) || !tb__quietly_valid(u->branches[i].validate, x))
             continue;
         if (!fit)
             return (int)i;
