@@ -169,8 +169,12 @@ static const int16_t user__routes[][TB_HTTP_N_METHODS] = {
 
 /* A segment trie of the path templates: literal segments first, then segments that mix
  * literals and parameters, then a {parameter}. A choice whose subtree fails gives way to the
- * node's next one (the stack bt), so any template that matches the whole path is found. */
-static int user__match(const char *p, size_t n, tb_str *params, size_t *n_params)
+ * node's next one (the stack bt), so any template that matches the whole path is found; so
+ * does a template without an operation of the request's method, when one further on has it
+ * (GET /groups/statuses reaches GET /groups/{id} when /groups/statuses has only PATCH, as
+ * Express routes), else the first template that matched answers (405). */
+static int user__match(const char *p, size_t n, int method, tb_str *params,
+                                 size_t *n_params)
 {
     tb_str seg[4];
     size_t ns = 0, i = 0, k = 0, start = 1;
@@ -192,6 +196,7 @@ static int user__match(const char *p, size_t n, tb_str *params, size_t *n_params
     (void)params;
     (void)k; /* a service without operations reads neither */
     (void)n_params;
+    (void)method;
     if (i == ns) {
         goto fail;
     }

@@ -8,4 +8,4 @@ Three stages, each usable alone:
 
 VERSION = "0.1.0"
 # TB_GEN_ABI of the runtime the generated code is written for (runtime/include/tablium/version.h)
-GEN_ABI = 4
+GEN_ABI = 5

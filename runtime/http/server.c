@@ -1397,7 +1397,7 @@ static bool runtime_endpoint(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http
         return false;
     tb_str params[TB_HTTP_MAX_PATH_PARAMS];
     size_t np;
-    if (s->api->match(req->path, req->path_len, params, &np) >= 0)
+    if (s->api->match(req->path, req->path_len, -1, params, &np) >= 0)
         return false; /* the spec's own */
     c->runtime_path = true;
     if (metrics) {
@@ -1481,7 +1481,7 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
             path_len = 1;
         }
     }
-    int ri = api->match(path, path_len, req->params, &req->n_params);
+    int ri = api->match(path, path_len, req->method, req->params, &req->n_params);
     if (ri < 0 || (size_t)ri >= api->n_routes) {
         answer_error(res, ctx, 404, "not_found", "no resource at this path");
         return;

@@ -166,8 +166,9 @@ static const int16_t w3c_routes[][TB_HTTP_N_METHODS] = {
     {-1, -1, 0, -1, -1, -1, -1, -1},
 };
 
-static int w3c_match(const char *path, size_t len, tb_str *params, size_t *n_params)
+static int w3c_match(const char *path, size_t len, int method, tb_str *params, size_t *n_params)
 {
+    (void)method; /* one operation per path here */
     (void)params;
     *n_params = 0;
     return len == 5 && memcmp(path, "/test", 5) == 0 ? 0 : -1;

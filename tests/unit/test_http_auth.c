@@ -145,8 +145,9 @@ static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {5, -1, -1, -1, -1, -1, -1, -1},
 };
 
-static int match(const char *path, size_t len, tb_str *params, size_t *n_params)
+static int match(const char *path, size_t len, int method, tb_str *params, size_t *n_params)
 {
+    (void)method; /* one operation per path here */
     (void)params;
     *n_params = 0;
     static const char *const paths[] = {"/open", "/read", "/write", "/basic", "/digest", "/other"};

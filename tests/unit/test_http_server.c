@@ -154,8 +154,9 @@ static bool path_is(const char *p, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(p, lit, n) == 0;
 }
 
-static int test_match(const char *path, size_t len, tb_str *params, size_t *n_params)
+static int test_match(const char *path, size_t len, int method, tb_str *params, size_t *n_params)
 {
+    (void)method; /* one operation per path here */
     *n_params = 0;
     if (path_is(path, len, "/items"))
         return 1;

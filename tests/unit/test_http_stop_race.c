@@ -69,8 +69,9 @@ static int ping(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping}};
 static const int16_t routes[][TB_HTTP_N_METHODS] = {{0, -1, -1, -1, -1, -1, -1, -1}};
 
-static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
+static int match(const char *p, size_t n, int method, tb_str *params, size_t *n_params)
 {
+    (void)method; /* one operation per path here */
     (void)params;
     *n_params = 0;
     return n == 5 && memcmp(p, "/ping", 5) == 0 ? 0 : -1;

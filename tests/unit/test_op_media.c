@@ -260,8 +260,9 @@ static const int16_t routes[][TB_HTTP_N_METHODS] = {
     {2, -1, -1, -1, -1, -1, -1, -1},
 };
 
-static int match(const char *p, size_t n, tb_str *params, size_t *n_params)
+static int match(const char *p, size_t n, int method, tb_str *params, size_t *n_params)
 {
+    (void)method; /* one operation per path here */
     *n_params = 0;
     if (n > 7 && memcmp(p, "/blobs/", 7) == 0 && !memchr(p + 7, '/', n - 7)) {
         params[0].p = p + 7;

@@ -112,6 +112,15 @@ int problems_get_thing(tb_ctx *ctx, const problems_get_thing_req *req,
     return 0;
 }
 
+int problems_touch_latest(tb_ctx *ctx, const problems_touch_latest_req *req,
+                          problems_touch_latest_resp *resp)
+{
+    (void)ctx;
+    (void)req;
+    resp->status = 204;
+    return 0;
+}
+
 /* ---- fixture ---- */
 
 static tb_server *srv;
@@ -341,6 +350,24 @@ START_TEST(error_objects_that_are_not_the_envelope_keep_every_member)
 }
 END_TEST
 
+/* A concrete path without the request's method gives way to a templated one with it, as
+ * Express routes: GET /things/latest is getThing's (whose id must be an integer: 400 in its
+ * shape), not a 405 of POST /things/latest; a method no template has is still a 405. */
+START_TEST(a_concrete_path_without_the_method_gives_way)
+{
+    char body[4096], ct[128];
+    ck_assert_int_eq(raw("GET", "/things/latest", NULL, NULL, body, sizeof body, ct, sizeof ct),
+                     400);
+    ck_assert_msg(strstr(body, "{\"error\":{\"code\":400,") == body, "%s", body);
+    ck_assert_int_eq(raw("POST", "/things/latest", NULL, NULL, body, sizeof body, ct, sizeof ct),
+                     204);
+    ck_assert_int_eq(raw("DELETE", "/things/latest", NULL, NULL, body, sizeof body, ct, sizeof ct),
+                     405);
+    ck_assert_int_eq(raw("GET", "/things/12", NULL, NULL, body, sizeof body, ct, sizeof ct), 404);
+    ck_assert_msg(strstr(body, "no such thing"), "%s", body);
+}
+END_TEST
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -354,6 +381,7 @@ int main(void)
     tcase_add_test(tc, a_flat_code_message_object);
     tcase_add_test(tc, an_unknown_discriminator_value_as_a_problem);
     tcase_add_test(tc, error_objects_that_are_not_the_envelope_keep_every_member);
+    tcase_add_test(tc, a_concrete_path_without_the_method_gives_way);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

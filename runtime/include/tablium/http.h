@@ -253,8 +253,11 @@ typedef struct tb_http_api {
     const tb_http_op *ops;
     size_t n_ops;
     /** The generated matcher: route index of path[0..len) (raw) with its parameters in
-     *  params[0..*n_params), or -1 when no path template matches. No linear scan of compares. */
-    int (*match)(const char *path, size_t len, tb_str *params, size_t *n_params);
+     *  params[0..*n_params), or -1 when no path template matches. No linear scan of compares.
+     *  Of the templates that match, the first with an operation for `method` (TB_HTTP_*; -1:
+     *  any), else the first: a concrete path without the method gives way to a templated one
+     *  with it, as Express routes. */
+    int (*match)(const char *path, size_t len, int method, tb_str *params, size_t *n_params);
     /** routes[i][method]: index into ops, or -1 when route i has no such method (405). */
     const int16_t (*routes)[TB_HTTP_N_METHODS];
     size_t n_routes;

@@ -11,6 +11,6 @@
 /** The contract between tablium-gen's output and this runtime. tablium-gen writes the value it
  *  targets into every generated header; a mismatch is an #error. Raised whenever a table
  *  layout or a function generated code calls changes. */
-#define TB_GEN_ABI 4
+#define TB_GEN_ABI 5
 
 #endif
