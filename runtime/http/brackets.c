@@ -204,9 +204,11 @@ static json_t *untyped(const json_t *node)
     const char *k;
     size_t kl;
     json_t *v;
+    if (!out)
+        return NULL;
     json_object_keylen_foreach((json_t *)node, k, kl, v) {
-        json_t *x = untyped(v);
-        if (!out || !x || json_object_setn_new_nocheck(out, k, kl, x)) {
+        json_t *x = untyped(v); /* (set_new takes x even when it fails) */
+        if (!x || json_object_setn_new_nocheck(out, k, kl, x)) {
             json_decref(out);
             return NULL;
         }
@@ -286,6 +288,8 @@ static json_t *typed(const json_t *node, int kind, unsigned flags, const void *s
         const char *k;
         size_t kl;
         json_t *v;
+        if (!out)
+            return NULL;
         json_object_keylen_foreach((json_t *)node, k, kl, v) {
             const tb_codec_field *f = NULL;
             for (size_t i = 0; t && i < t->nfields && !f; i++)
@@ -294,7 +298,7 @@ static json_t *typed(const json_t *node, int kind, unsigned flags, const void *s
             json_t *x = f   ? typed(v, f->kind, f->flags & TB_CF_HOLDING, f->sub, depth + 1)
                         : m ? typed(v, m->kind, m->flags & TB_CF_HOLDING, m->sub, depth + 1)
                             : untyped(v);
-            if (!out || !x || json_object_setn_new_nocheck(out, k, kl, x)) {
+            if (!x || json_object_setn_new_nocheck(out, k, kl, x)) {
                 json_decref(out);
                 return NULL;
             }
