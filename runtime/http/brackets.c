@@ -193,6 +193,9 @@ static json_t *typed_items(const json_t *node, int kind, unsigned flags, const v
     return out;
 }
 
+static json_t *members(const json_t *node, const tb_codec_type *t, const tb_codec_map *m,
+                       int depth);
+
 /* A node nothing describes: texts stay texts, numbered members an array. */
 static json_t *untyped(const json_t *node)
 {
@@ -200,20 +203,7 @@ static json_t *untyped(const json_t *node)
         return json_copy((json_t *)node);
     if (arrayish(node))
         return typed_items(node, TB_CK_JSON, 0, NULL, 0);
-    json_t *out = json_object();
-    const char *k;
-    size_t kl;
-    json_t *v;
-    if (!out)
-        return NULL;
-    json_object_keylen_foreach((json_t *)node, k, kl, v) {
-        json_t *x = untyped(v); /* (set_new takes x even when it fails) */
-        if (!x || json_object_setn_new_nocheck(out, k, kl, x)) {
-            json_decref(out);
-            return NULL;
-        }
-    }
-    return out;
+    return members(node, NULL, NULL, 0);
 }
 
 static bool scalar_kind(int kind)
@@ -279,36 +269,44 @@ static json_t *typed(const json_t *node, int kind, unsigned flags, const void *s
     case TB_CK_UNION:
         return typed_union(node, sub, depth);
     case TB_CK_STRUCT:
-    case TB_CK_MAP: {
-        if (text)
-            break;
-        const tb_codec_type *t = kind == TB_CK_STRUCT ? sub : NULL;
-        const tb_codec_map *m = kind == TB_CK_MAP ? sub : t->rest;
-        json_t *out = json_object();
-        const char *k;
-        size_t kl;
-        json_t *v;
-        if (!out)
-            return NULL;
-        json_object_keylen_foreach((json_t *)node, k, kl, v) {
-            const tb_codec_field *f = NULL;
-            for (size_t i = 0; t && i < t->nfields && !f; i++)
-                if (t->fields[i].name_len == kl && memcmp(t->fields[i].name, k, kl) == 0)
-                    f = &t->fields[i];
-            json_t *x = f   ? typed(v, f->kind, f->flags & TB_CF_HOLDING, f->sub, depth + 1)
-                        : m ? typed(v, m->kind, m->flags & TB_CF_HOLDING, m->sub, depth + 1)
-                            : untyped(v);
-            if (!x || json_object_setn_new_nocheck(out, k, kl, x)) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        return out;
-    }
+        if (!text)
+            return members(node, sub, ((const tb_codec_type *)sub)->rest, depth);
+        break;
+    case TB_CK_MAP:
+        if (!text)
+            return members(node, NULL, sub, depth);
+        break;
     default: /* strings, enums, free-form values: as they came */
         break;
     }
     return untyped(node);
+}
+
+/* An object node's members: each typed by its field of t, else by the map m (a struct's
+ * additional members, or a map's values), else untyped. */
+static json_t *members(const json_t *node, const tb_codec_type *t, const tb_codec_map *m,
+                       int depth)
+{
+    json_t *out = json_object();
+    const char *k;
+    size_t kl;
+    json_t *v;
+    if (!out)
+        return NULL;
+    json_object_keylen_foreach((json_t *)node, k, kl, v) {
+        const tb_codec_field *f = NULL;
+        for (size_t i = 0; t && i < t->nfields && !f; i++)
+            if (t->fields[i].name_len == kl && memcmp(t->fields[i].name, k, kl) == 0)
+                f = &t->fields[i];
+        json_t *x = f   ? typed(v, f->kind, f->flags & TB_CF_HOLDING, f->sub, depth + 1)
+                    : m ? typed(v, m->kind, m->flags & TB_CF_HOLDING, m->sub, depth + 1)
+                        : untyped(v);
+        if (!x || json_object_setn_new_nocheck(out, k, kl, x)) { /* set_new takes x */
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 json_t *tb__brackets_typed(const json_t *tree, int kind, unsigned flags, const void *sub)
