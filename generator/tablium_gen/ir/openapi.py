@@ -8,8 +8,12 @@ Conventions (documented in README "Writing a service"):
 - A response schema that is an object whose one property is a required `data` is the success
   envelope: the handler fills the type of `data`, the runtime writes `{"data": ...}`. With other
   properties beside `data` (a page's has_more, JSON:API's meta) it is the whole body.
-- A response schema with an `error` member (and no `data`) is the error envelope: the handler
-  fills a tb_api_error, the runtime writes `{"error": {code, message, requestId, details}}`.
+- A failure answer (default, 4XX, 5XX) whose schema is `{error: {...}}`, the inner object's
+  members among code, message, requestId, details and detailsOmitted with code and message
+  strings, is the error envelope: the handler fills a tb_api_error, the runtime writes
+  `{"error": {code, message, requestId, details}}`. Any other error object (Stripe's `type`,
+  Google's integer `code`) is the answer's own type, and the runtime's own errors take its
+  shape where they can (see error_shape and error_shapes).
 - Any other schema is the whole body (kind "raw"); no content is kind "none".
 """
 import json
