@@ -60,7 +60,7 @@ int tb__brackets_add(json_t **root, const char *pname, size_t plen, const char *
         lens[nseg++] = (size_t)(close - s - 1);
         s = close + 1;
     }
-    /* texts and keys as they came: one that is not UTF-8 is the validator's to refuse */
+    /* texts and keys as they came: op.c refuses one that is not UTF-8 (rule encoding) */
     json_t *leaf = json_stringn_nocheck(value, strlen(value));
     if (!leaf)
         return TB_ENOMEM;

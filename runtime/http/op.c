@@ -81,6 +81,44 @@ static int text_kind(int kind)
     }
 }
 
+/* Whether every text in j (strings and member names) is UTF-8. Parameters and form members
+ * are JSON Schema strings once decoded, which are Unicode text: a handler that answers one
+ * must be able to write it as JSON. */
+static bool texts_utf8(const json_t *j)
+{
+    if (json_is_string(j))
+        return tb_utf8_valid(json_string_value(j), json_string_length(j));
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (!texts_utf8(json_array_get(j, i)))
+                return false;
+    } else if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)j, k, v)
+            if (!tb_utf8_valid(k, strlen(k)) || !texts_utf8(v))
+                return false;
+    }
+    return true;
+}
+
+/* The first member of a form or multipart body object whose text is not UTF-8 (a tb_bytes
+ * field, a file, holds bytes and is not text), or NULL. */
+static const char *member_not_utf8(const tb_codec_type *t, const json_t *o)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)o, k, v) {
+        const tb_codec_field *f = NULL;
+        for (size_t i = 0; t && i < t->nfields && !f; i++)
+            if (strcmp(t->fields[i].name, k) == 0)
+                f = &t->fields[i];
+        if (!(f && f->kind == TB_CK_BYTES) && !texts_utf8(v))
+            return k;
+    }
+    return NULL;
+}
+
 /* Sets member `key` of a form-like body object to v (owned): appended to an array for an array
  * field, else replacing (the last of repeated names counts). false on out of memory. */
 static bool put_field(json_t *o, const tb_codec_field *f, const char *key, json_t *v)
@@ -404,7 +442,7 @@ static json_t *object_from_text(const tb_op_param *p, const char *raw)
             if (t->fields[i].name_len == kl && memcmp(t->fields[i].name, k, kl) == 0)
                 f = &t->fields[i];
         json_t *x = tb_param_json(v, vl, f ? text_kind(f->kind) : TB_PARAM_STRING);
-        if (!x || json_object_setn_new(o, k, kl, x)) {
+        if (!x || json_object_setn_new_nocheck(o, k, kl, x)) { /* keys judged by texts_utf8 */
             json_decref(o);
             return NULL;
         }
@@ -532,21 +570,29 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             *rc = TB_ENOMEM;
             return false;
         }
-        tb_v_push_key(c, p->name, p->name_len);
-        bool r = run_validator(p->validate, j, c);
-        tb_v_pop(c);
-        if (r && *ok) {
-            *rc = tb_codec_member_decode(p->kind, p->flags, p->sub, j, a, req, p->off, p->n_off);
-            if (!(p->flags & TB_CF_REQUIRED))
-                *AT(req, p->has_off, bool) = true;
-        }
-        json_decref(j);
-        if (*rc)
-            return false;
-        if (!r) {
+        if (p->kind != TB_CK_BYTES && !texts_utf8(j)) {
+            json_decref(j);
             *ok = false;
-            if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
+            if (!tb_v_fail_member(c, p->name, "encoding", "is not UTF-8 text once percent-decoded"))
                 return false;
+        } else {
+            tb_v_push_key(c, p->name, p->name_len);
+            bool r = run_validator(p->validate, j, c);
+            tb_v_pop(c);
+            if (r && *ok) {
+                *rc = tb_codec_member_decode(p->kind, p->flags, p->sub, j, a, req, p->off,
+                                             p->n_off);
+                if (!(p->flags & TB_CF_REQUIRED))
+                    *AT(req, p->has_off, bool) = true;
+            }
+            json_decref(j);
+            if (*rc)
+                return false;
+            if (!r) {
+                *ok = false;
+                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
+                    return false;
+            }
         }
     } else if (p->flags & TB_CF_REQUIRED) {
         *ok = false;
@@ -651,6 +697,9 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
             }
         }
         bool r = true;
+        const char *not_text = j && json_is_object(j) && media != TB_MEDIA_BYTES
+                                   ? member_not_utf8(bd->kind == TB_CK_STRUCT ? bd->sub : NULL, j)
+                                   : NULL;
         tb_v_push_key(c, "body", 4);
         if (bad) {
             r = false;
@@ -658,6 +707,11 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
                 tb_v_fail_member(c, where, media == TB_MEDIA_FORM ? "style" : "json", "%s", why);
             else
                 tb_v_fail(c, media == TB_MEDIA_MULTIPART ? "multipart" : "encoding", "%s", why);
+        } else if (not_text) {
+            r = false;
+            tb_v_fail_member(c, not_text, "encoding", "%s",
+                             media == TB_MEDIA_MULTIPART ? "is not UTF-8 text (a part that is not a file)"
+                                                         : "is not UTF-8 text once percent-decoded");
         } else if (j) {
             r = run_validator(bd->validate, j, c);
         }
