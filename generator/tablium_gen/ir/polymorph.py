@@ -24,12 +24,15 @@ literal reading (the base one struct, the discriminator ignored): the types a sp
 tablium read hierarchies, for handlers written against them.
 
 A single-member allOf outside components/schemas (`{allOf: [{$ref: Base}], description: ...}`,
-the usual way to annotate a reference) still means any subtype and keeps pointing at the union.
+the usual way to annotate a reference), or one whose other members only annotate
+(`{allOf: [{$ref: Base}, {description: ...}]}`, AWS's way), still means any subtype and keeps
+pointing at the union.
 """
 
 from urllib.parse import quote, unquote
 
 from ..load.loader import INSTANCE_KEYS, NAME_MAPS
+from .types import annotation_only
 
 PREFIX = "#/components/schemas/"
 DEFAULT = "x-tablium-discriminator-default"
@@ -169,7 +172,10 @@ def _redirect(node, made, schemas, in_schemas=False, depth=0, key=None):
     if isinstance(node, dict):
         lst = node.get("allOf")
         if isinstance(lst, list):
-            extends = in_schemas or len(lst) > 1 or isinstance(node.get("properties"), dict)
+            # branches that only annotate ({description: ...}, as AWS writes every member)
+            # extend nothing: {allOf: [{$ref: Base}, {description}]} is any Base, as with one
+            kept = [b for b in lst if not annotation_only(b)]
+            extends = in_schemas or len(kept) > 1 or isinstance(node.get("properties"), dict)
             if extends:
                 for i, b in enumerate(lst):
                     n = _name_of(b.get("$ref")) if isinstance(b, dict) else None
