@@ -1441,6 +1441,24 @@ class ServiceBuilder:
                 is_json_type(t) and "application/json" in mine)
         return all(fits(t) for t in other)
 
+    @staticmethod
+    def spread_names(p):
+        """For a query parameter a request carries under other names than its own (an object
+        with form explode, k=v; deepObject, name[k]=v; the bracket form), the names every such
+        request has: its required members' (none for a map or the bracket form, whose names are
+        not known). None for a parameter sent under its own name."""
+        if p.in_ != "query" or p.content:
+            return None
+        if p.brackets:
+            return []
+        kind = p.ctype.kind
+        if kind not in ("struct", "map") or not (p.style == "deepObject" or p.explode):
+            return None
+        if kind == "map":
+            return []
+        return [p.name + "[" + f.json_name + "]" if p.style == "deepObject" else f.json_name
+                for f in p.ctype.ref.fields if f.required]
+
     def query_routes(self, order):
         """Operations of one route and method (paths no request path tells apart: a query string
         or a fragment in their path keys) are told apart by what they need of a request where
@@ -1461,6 +1479,10 @@ class ServiceBuilder:
                     conds = set()
                     for p in op.params:
                         if p.in_ not in ("query", "header") or not p.required:
+                            continue
+                        spread = self.spread_names(p)
+                        if spread is not None:  # an object spread over the query
+                            conds |= {("query", n, fixed.pop(n, None)) for n in spread}
                             continue
                         v = fixed.pop(p.name, None) if p.in_ == "query" else None
                         if v is None:
