@@ -119,6 +119,21 @@ static const char *member_not_utf8(const tb_codec_type *t, const json_t *o)
     return NULL;
 }
 
+/* A decode that failed for another reason than memory: the validator let through a value the
+ * C types cannot hold (a schema without `type` whose properties made it a struct, given a
+ * string; a union none of whose branches takes it). As far as the service can tell it is the
+ * request's to mend: a violation named at /<in>/<name> (400), never a 500. Returns rc, or 0
+ * once it is recorded (*r false). */
+static int unheld(tb_vctx *c, const char *name, int rc, bool *r)
+{
+    if (rc == 0 || rc == TB_ENOMEM)
+        return rc;
+    *r = false;
+    tb_v_fail_member(c, name, "type", "holds a value its schema allows but the service's types "
+                                      "cannot (an object where the schema names no type...)");
+    return 0;
+}
+
 /* Sets member `key` of a form-like body object to v (owned): appended to an array for an array
  * field, else replacing (the last of repeated names counts). false on out of memory. */
 static bool put_field(json_t *o, const tb_codec_field *f, const char *key, json_t *v)
@@ -185,10 +200,16 @@ static json_t *form_json(const tb_op_body *bd, const char *p, size_t n, tb_arena
             if (*x == '+')
                 *x = ' ';
         size_t kl = (size_t)(kend - p);
-        char *key = tb_http_pct_decode(a, raw, kl, bad);
-        char *val = eq ? tb_http_pct_decode(a, raw + kl + 1, strlen(raw + kl + 1), bad)
+        /* each its own flag: tb_http_pct_decode clears the one it is given, so one shared flag
+         * forgot a malformed name when its value decoded (a 500: the name NULL read as out of
+         * memory), and a malformed pair when a later pair decoded (the member silently lost) */
+        bool kbad = false, vbad = false;
+        char *key = tb_http_pct_decode(a, raw, kl, &kbad);
+        char *val = eq ? tb_http_pct_decode(a, raw + kl + 1, strlen(raw + kl + 1), &vbad)
                        : tb_arena_strdup(a, "");
         p = amp ? amp + 1 : end;
+        if (kbad || vbad)
+            *bad = true;
         if (*bad)
             continue;
         if (!key || !val) {
@@ -542,6 +563,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             if (r && *ok) {
                 *rc = tb_codec_member_decode(p->kind, p->flags & TB_CF_HOLDING, p->sub, j, a, req,
                                              p->off, p->n_off);
+                *rc = unheld(c, p->name, *rc, &r);
                 if (!(p->flags & TB_CF_REQUIRED))
                     *AT(req, p->has_off, bool) = true;
             }
@@ -582,6 +604,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             if (r && *ok) {
                 *rc = tb_codec_member_decode(p->kind, p->flags, p->sub, j, a, req, p->off,
                                              p->n_off);
+                *rc = unheld(c, p->name, *rc, &r);
                 if (!(p->flags & TB_CF_REQUIRED))
                     *AT(req, p->has_off, bool) = true;
             }
@@ -718,7 +741,8 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         tb_v_pop(c);
         if (r && ok && (media == TB_MEDIA_FORM || media == TB_MEDIA_MULTIPART)) {
             rc = tb_codec_member_decode(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
-            if (!rc && media == TB_MEDIA_MULTIPART && bd->kind == TB_CK_STRUCT)
+            rc = unheld(c, "body", rc, &r);
+            if (r && !rc && media == TB_MEDIA_MULTIPART && bd->kind == TB_CK_STRUCT)
                 multipart_types(bd->sub, parts, nparts, AT(req, bd->off, char));
         }
         if (r && !(bd->flags & TB_CF_REQUIRED))
@@ -745,6 +769,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         tb_v_pop(c);
         if (r && ok) {
             rc = tb_codec_member_decode(bd->kind, bd->flags, bd->sub, j, a, req, bd->off, bd->n_off);
+            rc = unheld(c, "body", rc, &r);
             if (!(bd->flags & TB_CF_REQUIRED))
                 *AT(req, bd->has_off, bool) = true;
         }

@@ -396,6 +396,9 @@ START_TEST(raw_brackets_and_empty_indexes)
     ck_assert_msg(st == 400 && strstr(body, "\"path\":\"/body\",\"rule\":\"encoding\""),
                   "a form key that is not UTF-8: %ld %s", st, body);
     ck_assert_int_eq(send_form("/customers", "email=a&metadata[%FE]=2", body, sizeof body), 400);
+    /* a byte inside a percent-escape of a bracket name: a malformed escape, 400 */
+    st = send_form("/customers", "email=a&metadata%5\xff" "Bk%5D=1", body, sizeof body);
+    ck_assert_msg(st == 400, "a broken escape in a bracket name: %ld %s", st, body);
 }
 END_TEST
 

@@ -421,6 +421,14 @@ START_TEST(a_wrong_member_type_names_its_path_and_a_wrong_media_type_is_415)
     st = raw_post("/forms", "application/x-www-form-urlencoded", "name=%zz", out, sizeof out);
     ck_assert_int_eq(st, 400);
     ck_assert_msg(strstr(out, "\"rule\":\"encoding\""), "%s", out);
+    /* a malformed pair before good ones is still refused (it was silently dropped: 200
+       without count), and so is a malformed name before a good value (it was a 500) */
+    st = raw_post("/forms", "application/x-www-form-urlencoded", "name=x&count=%zz&tags=y", out,
+                  sizeof out);
+    ck_assert_msg(st == 400 && strstr(out, "\"rule\":\"encoding\""), "%ld %s", st, out);
+    st = raw_post("/forms", "application/x-www-form-urlencoded", "name=x&co%zzunt=1", out,
+                  sizeof out);
+    ck_assert_msg(st == 400 && strstr(out, "\"rule\":\"encoding\""), "%ld %s", st, out);
 }
 END_TEST
 
