@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import concurrent.futures
 import copy
+import datetime
 import json
 import os
 import re
@@ -682,7 +683,15 @@ def plan(spec):
     # offset) is not sent as a valid value
     @formats.checks("date-time")
     def _date_time(v):
-        return not isinstance(v, str) or DATE_TIME.match(v) is not None
+        if not isinstance(v, str):
+            return True
+        if DATE_TIME.match(v) is None:
+            return False
+        try:  # a day the month has (Azure billing's 2018-02-30), hours to 23, minutes to 59
+            datetime.date(int(v[0:4]), int(v[5:7]), int(v[8:10]))
+            return int(v[11:13]) <= 23 and int(v[14:16]) <= 59 and int(v[17:19]) <= 60
+        except ValueError:
+            return False
 
     # uri and uri-reference need rfc3987, which Debian's package does without: RFC 3986's
     # characters and scheme here, so that Asana's "asana.com" under format: uri is not sent as
