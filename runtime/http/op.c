@@ -471,6 +471,32 @@ static json_t *object_from_text(const tb_op_param *p, const char *raw)
     return o;
 }
 
+/* A parameter's value as JSON (j, released here): validated at /<in>/<name>, and decoded into
+ * req (with these codec flags) while every parameter so far was valid. false when parsing must
+ * stop, as parse_param. */
+static bool judge_param(const tb_op_param *p, unsigned flags, json_t *j, tb_arena *a, void *req,
+                        tb_vctx *c, bool *ok, int *rc)
+{
+    tb_v_push_key(c, p->name, p->name_len);
+    bool r = run_validator(p->validate, j, c);
+    tb_v_pop(c);
+    if (r && *ok) {
+        *rc = tb_codec_member_decode(p->kind, flags, p->sub, j, a, req, p->off, p->n_off);
+        *rc = unheld(c, p->name, *rc, &r);
+        if (!(p->flags & TB_CF_REQUIRED))
+            *AT(req, p->has_off, bool) = true;
+    }
+    json_decref(j);
+    if (*rc)
+        return false;
+    if (!r) {
+        *ok = false;
+        if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
+            return false;
+    }
+    return true;
+}
+
 /* One parameter: its raw text to JSON, validated and decoded. false when parsing must stop
  * (then *rc is set: an internal failure, or 0 to answer the violations so far). */
 static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr, void *req,
@@ -556,25 +582,8 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             *ok = false;
             if (!tb_v_fail_member(c, p->name, "json", "is not JSON (its content is application/json)"))
                 return false;
-        } else {
-            tb_v_push_key(c, p->name, p->name_len);
-            bool r = run_validator(p->validate, j, c);
-            tb_v_pop(c);
-            if (r && *ok) {
-                *rc = tb_codec_member_decode(p->kind, p->flags & TB_CF_HOLDING, p->sub, j, a, req,
-                                             p->off, p->n_off);
-                *rc = unheld(c, p->name, *rc, &r);
-                if (!(p->flags & TB_CF_REQUIRED))
-                    *AT(req, p->has_off, bool) = true;
-            }
-            json_decref(j);
-            if (*rc)
-                return false;
-            if (!r) {
-                *ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    return false;
-            }
+        } else if (!judge_param(p, p->flags & TB_CF_HOLDING, j, a, req, c, ok, rc)) {
+            return false;
         }
     } else if (raw) {
         json_t *j;
@@ -597,25 +606,8 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             *ok = false;
             if (!tb_v_fail_member(c, p->name, "encoding", "is not UTF-8 text once percent-decoded"))
                 return false;
-        } else {
-            tb_v_push_key(c, p->name, p->name_len);
-            bool r = run_validator(p->validate, j, c);
-            tb_v_pop(c);
-            if (r && *ok) {
-                *rc = tb_codec_member_decode(p->kind, p->flags, p->sub, j, a, req, p->off,
-                                             p->n_off);
-                *rc = unheld(c, p->name, *rc, &r);
-                if (!(p->flags & TB_CF_REQUIRED))
-                    *AT(req, p->has_off, bool) = true;
-            }
-            json_decref(j);
-            if (*rc)
-                return false;
-            if (!r) {
-                *ok = false;
-                if (!(c->flags & TB_VALIDATE_ALL_ERRORS))
-                    return false;
-            }
+        } else if (!judge_param(p, p->flags, j, a, req, c, ok, rc)) {
+            return false;
         }
     } else if (p->flags & TB_CF_REQUIRED) {
         *ok = false;
