@@ -120,8 +120,8 @@ static const char *member_not_utf8(const tb_codec_type *t, const json_t *o)
 }
 
 /* A decode that failed for another reason than memory: the validator let through a value the
- * C types cannot hold (a schema without `type` whose properties made it a struct, given a
- * string; a union none of whose branches takes it). As far as the service can tell it is the
+ * C types cannot hold (an integer beyond int64_t, 1e19; a schema without `type` whose
+ * properties made it a struct, given a string; a union none of whose branches takes it). As far as the service can tell it is the
  * request's to mend: a violation named at /<in>/<name> (400), never a 500. Returns rc, or 0
  * once it is recorded (*r false). */
 static int unheld(tb_vctx *c, const char *name, int rc, bool *r)
@@ -130,7 +130,8 @@ static int unheld(tb_vctx *c, const char *name, int rc, bool *r)
         return rc;
     *r = false;
     tb_v_fail_member(c, name, "type", "holds a value its schema allows but the service's types "
-                                      "cannot (an object where the schema names no type...)");
+                                      "cannot (an integer beyond 64 bits, an object where the "
+                                      "schema names no type...)");
     return 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "tb_vctx.h"
 
+#include <math.h>
 #include <string.h>
 
 size_t tb_codec_value_size(int kind, const void *sub)
@@ -167,12 +168,19 @@ int tb_codec_value_decode(int kind, const void *sub, const json_t *x, tb_arena *
         return 0;
     }
     case TB_CK_INTEGER:
-        if (json_is_integer(x))
+        if (json_is_integer(x)) {
             *(int64_t *)dst = (int64_t)json_integer_value(x);
-        else if (json_is_real(x))
-            *(int64_t *)dst = (int64_t)json_real_value(x);
-        else
+        } else if (json_is_real(x)) {
+            /* 1.0 and 1e3 are integers to JSON Schema; 1e19 is one too, and beyond int64_t:
+             * converting it would be undefined (x86 gives INT64_MIN, a negative amount). What
+             * the type cannot hold is refused (the server answers 400), never wrapped. */
+            double v = json_real_value(x);
+            if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0) || floor(v) != v)
+                return TB_EVALIDATION;
+            *(int64_t *)dst = (int64_t)v;
+        } else {
             return TB_EVALIDATION;
+        }
         return 0;
     case TB_CK_NUMBER:
         if (!json_is_number(x))

@@ -1237,16 +1237,19 @@ static void h_send_form(const char *b, void *arg, const char *what)
  * and beside an unknown member. */
 static void h_json(h_ctx *h, json_t *root, json_t *node, int *budget)
 {
-    static json_t *repl[8];
+    enum { NREPL = 10 };
+    static json_t *repl[NREPL];
     if (!repl[0]) {
         repl[0] = json_stringn("a\0b", 3); /* a NUL inside a text */
         repl[1] = json_integer(INT64_MAX);
-        repl[2] = json_real(1.7976931348623157e308);
+        repl[2] = json_real(1.7976931348623157e308); /* an integer to JSON Schema, too */
         repl[3] = json_null();
         repl[4] = json_object();
         repl[5] = json_array();
         repl[6] = json_string(h_long);
         repl[7] = json_true();
+        repl[8] = json_real(1e19); /* an integer beyond int64_t */
+        repl[9] = json_real(-0.5);
     }
     if (*budget <= 0)
         return;
@@ -1264,7 +1267,7 @@ static void h_json(h_ctx *h, json_t *root, json_t *node, int *budget)
             if ((*budget)-- <= 0)
                 break;
             v = json_incref(json_object_get(node, keys[i]));
-            for (size_t r = 0; r < 8; r++) {
+            for (size_t r = 0; r < NREPL; r++) {
                 json_object_set(node, keys[i], repl[r]);
                 char *b = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
                 h_send(h->c, h->x, h->x->path, h->x->hdrs, h->x->nh, b, strlen(b), "body member");
@@ -1287,7 +1290,7 @@ static void h_json(h_ctx *h, json_t *root, json_t *node, int *budget)
         json_object_del(node, "zz_hostile");
     } else if (json_is_array(node) && json_array_size(node)) {
         json_t *v = json_incref(json_array_get(node, 0));
-        for (size_t r = 0; r < 8 && (*budget)-- > 0; r++) {
+        for (size_t r = 0; r < NREPL && (*budget)-- > 0; r++) {
             json_array_set(node, 0, repl[r]);
             char *b = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
             h_send(h->c, h->x, h->x->path, h->x->hdrs, h->x->nh, b, strlen(b), "body item");

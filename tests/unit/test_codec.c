@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 typedef enum color { COLOR_RED, COLOR_GREEN } color;
@@ -164,6 +165,39 @@ START_TEST(values_of_the_wrong_shape_are_refused)
 }
 END_TEST
 
+START_TEST(integers_beyond_64_bits_are_refused_not_wrapped)
+{
+    /* JSON Schema counts 1.0, 1e3 and 1e19 as integers; an int64_t holds the first two only.
+     * (int64_t)1e19 is undefined: it gave INT64_MIN, a huge amount turned negative. */
+    static const struct {
+        double v;
+        int rc;
+        int64_t want;
+    } cases[] = {
+        {1.0, 0, 1},
+        {1e3, 0, 1000},
+        {-9223372036854775808.0, 0, INT64_MIN},
+        {9.2233720368547748e18, 0, 9223372036854774784LL},
+        {9223372036854775808.0, TB_EVALIDATION, 0},
+        {1e19, TB_EVALIDATION, 0},
+        {-1e19, TB_EVALIDATION, 0},
+        {1.7976931348623157e308, TB_EVALIDATION, 0},
+        {0.5, TB_EVALIDATION, 0},
+    };
+    tb_arena *a = tb_arena_new(0);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *j = json_real(cases[i].v);
+        int64_t got = 7;
+        int rc = tb_codec_value_decode(TB_CK_INTEGER, NULL, j, a, &got);
+        ck_assert_msg(rc == cases[i].rc, "%.17g: rc %d", cases[i].v, rc);
+        if (rc == 0)
+            ck_assert_msg(got == cases[i].want, "%.17g: %lld", cases[i].v, (long long)got);
+        json_decref(j);
+    }
+    tb_arena_free(a);
+}
+END_TEST
+
 static bool only_small_x(const json_t *j, tb_vctx *c, tb_eval *ev)
 {
     (void)ev;
@@ -267,6 +301,7 @@ int main(void)
     tcase_add_test(tc, decode_every_kind);
     tcase_add_test(tc, absent_optional_members_are_not_written);
     tcase_add_test(tc, values_of_the_wrong_shape_are_refused);
+    tcase_add_test(tc, integers_beyond_64_bits_are_refused_not_wrapped);
     tcase_add_test(tc, parse_validates_first);
     tcase_add_test(tc, enum_lookup);
     tcase_add_test(tc, union_of_open_objects_keeps_the_most);
