@@ -48,7 +48,7 @@ test-fast: build
 test-asan: build-asan
 	@cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
-	@grep -h '^jsonschema-suite: [0-9]\|^realtime-[a-z]*: [0-9]' $(ASAN)/Testing/Temporary/LastTest.log | sed 's/^/asan: /' || true
+	@grep -h '^jsonschema-suite: [0-9]\|^realtime-[a-z]*: [0-9]\|^corpus-hostile: [0-9]' $(ASAN)/Testing/Temporary/LastTest.log | sed 's/^/asan: /' || true
 
 # The whole suite: generated code fresh, generator tests, the C suites, then the C suites again
 # under AddressSanitizer + UndefinedBehaviorSanitizer.

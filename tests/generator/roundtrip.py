@@ -1770,7 +1770,11 @@ def harness(spec, svc, cases, env):
 HOSTILE = []  # (requests, operations, answers) per spec of a --hostile run
 
 
-def run_spec(spec, build, keep, hostile=False):
+SANITIZE = ["-fsanitize=address,undefined,float-cast-overflow", "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=undefined,float-cast-overflow", "-g"]
+
+
+def run_spec(spec, build, keep, hostile=False, sanitize=False):
     tmp = tempfile.mkdtemp(prefix="tablium-roundtrip-")
     try:
         try:
@@ -1786,20 +1790,28 @@ def run_spec(spec, build, keep, hostile=False):
         with open(hc, "w", encoding="utf-8") as f:
             f.write(harness(spec, svc, cases, env))
         exe = os.path.join(tmp, "rt")
-        cmd = ["gcc", "-std=gnu11", "-D_GNU_SOURCE", "-O0", "-w", "-I", out, "-I",
+        cmd = ["gcc", "-std=gnu11", "-D_GNU_SOURCE", "-O0", "-w"] + (SANITIZE if sanitize else []) + [
+               "-I", out, "-I",
                os.path.join(support.REPO, "runtime", "include"), hc,
                os.path.join(out, svc.name + ".c"), os.path.join(out, svc.name + "_server.c"),
                os.path.join(build, "libtablium.a"), "-o", exe] + LIBS
         c = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if c.returncode:
             return spec, None, len(cases), skipped, "gcc: " + c.stdout.decode()[:1500]
-        env = dict(os.environ, RT_HOSTILE="1") if hostile else None
+        env = dict(os.environ, RT_HOSTILE="1" if hostile else "0")
+        if sanitize:
+            env.update(ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
+                       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
         r = subprocess.run([exe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=600 if hostile else 120, env=env)
+                           timeout=900 if hostile else 120, env=env)
         text = r.stdout.decode("utf-8", "replace")
         fails = [ln for ln in text.splitlines() if ln.startswith("roundtrip: ")]
-        if r.returncode not in (0, 1):
-            fails.append("exit %d: %s" % (r.returncode, text[-500:]))
+        finished = re.search(r"^roundtrip \S+: \d+ operations", text, re.M) and (
+            not hostile or re.search(r"^hostile \S+: ", text, re.M))
+        if r.returncode not in (0, 1) or not finished:
+            # a sanitizer's report ends the program with exit 1 too: what did not finish failed
+            fails.append("roundtrip: the harness did not finish (exit %d): %s" % (
+                r.returncode, text[-1500:]))
         m = re.search(r"^hostile \S+: (\d+) requests to (\d+) operations, \d+ failed; "
                       r"(\d+) answers", text, re.M)
         if hostile:
@@ -1822,6 +1834,10 @@ def main(argv=None):
                     help="the specs of corpus/apis-guru-roundtrip.txt")
     ap.add_argument("--hostile", action="store_true",
                     help="then each request mutated one place at a time (RT_HOSTILE=1): no 5xx")
+    ap.add_argument("--sanitize", action="store_true",
+                    help="build the harnesses with ASan + UBSan (--build: a -DTB_SANITIZE=ON "
+                         "build, whose libtablium.a is instrumented too)")
+    ap.add_argument("--local", action="store_true", help="tests/specs/*.yaml only")
     ap.add_argument("specs", nargs="*")
     args = ap.parse_args(argv)
     specs = args.specs
@@ -1834,6 +1850,10 @@ def main(argv=None):
         with open(AG_LIST, encoding="utf-8") as f:
             specs = [os.path.join(apis_guru.API, ln.strip()) for ln in f
                      if ln.strip() and not ln.startswith("#")]
+    elif not specs and args.local:
+        specs = sorted(os.path.join(support.REPO, "tests", "specs", n)
+                       for n in os.listdir(os.path.join(support.REPO, "tests", "specs"))
+                       if n.endswith((".yaml", ".yml", ".json")))
     elif not specs:
         corpus = os.path.join(os.environ.get("TB_SHARED", os.path.join(support.REPO, "..",
                                                                        "shared")),
@@ -1849,7 +1869,7 @@ def main(argv=None):
     bad = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
         results = list(ex.map(lambda s: run_spec(s, os.path.abspath(args.build), args.keep,
-                                                 args.hostile), specs))
+                                                 args.hostile, args.sanitize), specs))
     for spec, fails, n, skipped, err in results:
         rel = os.path.relpath(spec, support.REPO)
         for k, v in skipped.items():
@@ -1872,7 +1892,7 @@ def main(argv=None):
                             or "none"))
     if args.hostile:
         hostile_fails = sum(1 for _, fails, _, _, _ in results for ln in fails or ()
-                            if re.search(r": hostile[ :]", ln))
+                            if re.search(r": hostile[ :]|did not finish", ln))
         print("%s-hostile: %d mutated requests to %d operations in %d specs and %d mutated "
               "answers to their clients; %d failed (a 5xx, a broken answer, what a handler "
               "cannot answer, a client that accepted an undeclared status)" % (
