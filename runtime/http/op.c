@@ -121,9 +121,9 @@ static const char *member_not_utf8(const tb_codec_type *t, const json_t *o)
 
 /* A decode that failed for another reason than memory: the validator let through a value the
  * C types cannot hold (an integer beyond int64_t, 1e19; a schema without `type` whose
- * properties made it a struct, given a string; a union none of whose branches takes it). As far as the service can tell it is the
- * request's to mend: a violation named at /<in>/<name> (400), never a 500. Returns rc, or 0
- * once it is recorded (*r false). */
+ * properties made it a struct, given a string; a union none of whose branches takes it). As
+ * far as the service can tell it is the request's to mend: a violation named at /<in>/<name>
+ * (400), never a 500. Returns rc, or 0 once it is recorded (*r false). */
 static int unheld(tb_vctx *c, const char *name, int rc, bool *r)
 {
     if (rc == 0 || rc == TB_ENOMEM)
@@ -726,8 +726,9 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
         } else if (not_text) {
             r = false;
             tb_v_fail_member(c, not_text, "encoding", "%s",
-                             media == TB_MEDIA_MULTIPART ? "is not UTF-8 text (a part that is not a file)"
-                                                         : "is not UTF-8 text once percent-decoded");
+                             media == TB_MEDIA_MULTIPART
+                                 ? "is not UTF-8 text (a part that is not a file)"
+                                 : "is not UTF-8 text once percent-decoded");
         } else if (j) {
             r = run_validator(bd->validate, j, c);
         }

@@ -480,7 +480,8 @@ START_TEST(text_that_is_not_utf8_is_a_400_naming_where)
         {"/search", "X-Point: x=4,y=5,\xff=1", NULL, NULL, "/header/X-Point"},
         {"/blobs/a%ED%A0%80b", NULL, "application/octet-stream", "x", "/path/name"},
         {"/forms", NULL, "application/x-www-form-urlencoded", "name=%FF", "/body/name"},
-        {"/forms", NULL, "application/x-www-form-urlencoded", "name=a&tags=b&tags=%FE", "/body/tags"},
+        {"/forms", NULL, "application/x-www-form-urlencoded", "name=a&tags=b&tags=%FE",
+         "/body/tags"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char ct[128];

@@ -338,13 +338,15 @@ START_TEST(malformed_multipart_and_wrong_media_type)
     ck_assert_msg(strstr(out, "\"rule\":\"multipart\"") && strstr(out, "not UTF-8"), "%s", out);
     /* a text part that is not UTF-8: 400 naming it; the file beside it holds bytes, any bytes */
     const char *text = "--b1\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n\xe9t\xe9\r\n"
-                       "--b1\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n\xff\r\n--b1--\r\n";
+                       "--b1\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n\xff\r\n"
+                       "--b1--\r\n";
     ck_assert_int_eq(raw_post("multipart/form-data; boundary=b1", text, strlen(text), out,
                               sizeof out),
                      400);
     ck_assert_msg(strstr(out, "\"path\":\"/body/title\",\"rule\":\"encoding\""), "%s", out);
     const char *file = "--b1\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n"
-                       "--b1\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n\xff\xfe\r\n--b1--\r\n";
+                       "--b1\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n\xff\xfe\r\n"
+                       "--b1--\r\n";
     ck_assert_int_eq(raw_post("multipart/form-data; boundary=b1", file, strlen(file), out,
                               sizeof out),
                      201);
