@@ -1372,6 +1372,58 @@ static void h_json(h_ctx *h, json_t *root, json_t *node, int *budget)
     }
 }
 
+/* Each part of a multipart body (up to 8): its content replaced (bytes that are not UTF-8,
+ * nothing, a NUL, JSON cut short, a huge number, 9 KB) and its name made not UTF-8. */
+static void h_parts(const rt_case *c, rt_sent *x, const char *ct)
+{
+    const char *bp = strstr(ct, "boundary=");
+    if (!bp)
+        return;
+    char delim[200];
+    bp += 9;
+    size_t bl = strcspn(bp, "; \r\n");
+    if (*bp == '"') {
+        bp++;
+        bl = strcspn(bp, "\"");
+    }
+    snprintf(delim, sizeof delim, "--%%.*s", (int)bl, bp);
+    static const char *const pv[] = {"\xff\xfe", "", "a\0b", "{\"a\":", "1e999", NULL};
+    static const size_t pl[] = {2, 0, 3, 5, 5, 0};
+    char *body = x->body, *end = x->body + x->body_len;
+    char *part = memmem(body, x->body_len, delim, strlen(delim));
+    for (int k = 0; part && k < 8; k++) {
+        char *next = memmem(part + strlen(delim), (size_t)(end - part - strlen(delim)), delim,
+                            strlen(delim));
+        char *content = memmem(part, (size_t)((next ? next : end) - part), "\r\n\r\n", 4);
+        if (!next || !content)
+            break;
+        content += 4;
+        char *cend = next - 2; /* the CR LF before the delimiter */
+        for (size_t v = 0; v < sizeof pv / sizeof pv[0] && cend >= content; v++) {
+            const char *r = pv[v] ? pv[v] : h_long;
+            size_t rl = pv[v] ? pl[v] : strlen(h_long);
+            size_t n = (size_t)(content - body) + rl + (size_t)(end - cend);
+            char *b = malloc(n);
+            memcpy(b, body, (size_t)(content - body));
+            memcpy(b + (content - body), r, rl);
+            memcpy(b + (content - body) + rl, cend, (size_t)(end - cend));
+            h_send(c, x, x->path, x->hdrs, x->nh, b, n, "multipart part content");
+            free(b);
+        }
+        char *name = memmem(part, (size_t)(content - part), "name=\"", 6);
+        if (name) { /* a name that is not UTF-8 */
+            size_t at = (size_t)(name + 6 - body);
+            char *b = malloc(x->body_len + 1);
+            memcpy(b, body, at);
+            b[at] = (char)0xff;
+            memcpy(b + at + 1, body + at, x->body_len - at);
+            h_send(c, x, x->path, x->hdrs, x->nh, b, x->body_len + 1, "multipart part name");
+            free(b);
+        }
+        part = next;
+    }
+}
+
 static void hostile_case(const rt_case *c, rt_sent *x)
 {
     h_ctx h = {c, x, h_emit_request, NULL};
@@ -1436,6 +1488,8 @@ static void hostile_case(const rt_case *c, rt_sent *x)
             ct = x->hdrs[k] + 13;
     if (ct && strstr(ct, "x-www-form-urlencoded")) {
         h_pairs(x->body, h_send_form, &h);
+    } else if (ct && strstr(ct, "multipart/form-data")) {
+        h_parts(c, x, ct);
     } else if (!ct || strstr(ct, "json")) {
         json_t *root = json_loadb(x->body, x->body_len, JSON_DECODE_ANY, NULL);
         int budget = 12;
