@@ -350,7 +350,10 @@ class Maker:
                     continue
                 if isinstance(v, dict):
                     v[prop] = tag
-                    if self.valid(node, v):  # (a tag the property's own enum refuses: next)
+                    # the branch the tag names must take it (tablium's reading, beside anyOf
+                    # too): a tag the branch's own enum refuses (exavault's implicit "Share"
+                    # where Share's type is ["share"]) tries the next branch
+                    if self.valid(alt, v) and self.valid(node, v):
                         return v
         for alt in alts:  # the first that the whole schema takes
             try:
