@@ -1507,6 +1507,7 @@ static void hostile_case(const rt_case *c, rt_sent *x)
  * thread to a second client. The generated client must return, never crash or hang, and a
  * call that returns 0 has a status the spec declares. ---- */
 
+static int answers_too; /* RT_HOSTILE=1; 2: the requests only */
 static int r_fd = -1;
 static char *r_answer;
 static size_t r_answer_len;
@@ -1668,6 +1669,8 @@ static void hostile_pass(size_t n)
     }
     curl_easy_cleanup(h_curl);
     /* the answers: a responder on a free port, a client without retries or breaker */
+    if (!answers_too)
+        goto done;
     r_fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {0};
     sa.sin_family = AF_INET;
@@ -1705,6 +1708,7 @@ static void hostile_pass(size_t n)
         failures++;
         printf("roundtrip: hostile answers: no responder\n");
     }
+done:
     printf("hostile %(name)s: %%ld requests to %%zu operations, %%ld failed; %%ld answers, "
            "%%ld failed\n", h_requests, ops, h_bad, a_answers, a_bad);
 }
@@ -1733,8 +1737,9 @@ int main(void)
     tb_client *cl = tb_client_new(base, &co, &err);
     size_t n = %(ncases)d;
     const char *hv = getenv("RT_HOSTILE");
-    if (hv && strcmp(hv, "1") == 0)
+    if (hv && (strcmp(hv, "1") == 0 || strcmp(hv, "2") == 0))
         sent = calloc(n + 1, sizeof *sent);
+    answers_too = hv && strcmp(hv, "1") == 0;
     snprintf(h_base, sizeof h_base, "%%s", base);
     for (size_t i = 0; i < n && cl; i++) {
         const rt_case *c = &cases[i];
@@ -1855,7 +1860,7 @@ def run_spec(spec, build, keep, hostile=False, sanitize=False):
         c = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if c.returncode:
             return spec, None, len(cases), skipped, "gcc: " + c.stdout.decode()[:1500]
-        env = dict(os.environ, RT_HOSTILE="1" if hostile else "0")
+        env = dict(os.environ, RT_HOSTILE={"all": "1", "requests": "2"}.get(hostile, "0"))
         if sanitize:
             env.update(ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
                        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
@@ -1890,7 +1895,10 @@ def main(argv=None):
     ap.add_argument("--apis-guru", action="store_true",
                     help="the specs of corpus/apis-guru-roundtrip.txt")
     ap.add_argument("--hostile", action="store_true",
-                    help="then each request mutated one place at a time (RT_HOSTILE=1): no 5xx")
+                    help="then each request and each answer mutated one place at a time "
+                         "(RT_HOSTILE=1)")
+    ap.add_argument("--hostile-requests", action="store_true",
+                    help="the same for the requests only (RT_HOSTILE=2)")
     ap.add_argument("--sanitize", action="store_true",
                     help="build the harnesses with ASan + UBSan (--build: a -DTB_SANITIZE=ON "
                          "build, whose libtablium.a is instrumented too)")
@@ -1924,9 +1932,11 @@ def main(argv=None):
     total_ops = total_failed = 0
     skipped_all = {}
     bad = []
+    hostile = "all" if args.hostile else "requests" if args.hostile_requests else None
+    args.hostile = hostile
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
         results = list(ex.map(lambda s: run_spec(s, os.path.abspath(args.build), args.keep,
-                                                 args.hostile, args.sanitize), specs))
+                                                 hostile, args.sanitize), specs))
     for spec, fails, n, skipped, err in results:
         rel = os.path.relpath(spec, support.REPO)
         for k, v in skipped.items():
