@@ -81,6 +81,15 @@ static int text_kind(int kind)
     }
 }
 
+/* The field of struct type t (may be NULL) named name, or NULL. */
+static const tb_codec_field *field_named(const tb_codec_type *t, const char *name)
+{
+    for (size_t i = 0; t && i < t->nfields; i++)
+        if (strcmp(t->fields[i].name, name) == 0)
+            return &t->fields[i];
+    return NULL;
+}
+
 /* Whether every text in j (strings and member names) is UTF-8. Parameters and form members
  * are JSON Schema strings once decoded, which are Unicode text: a handler that answers one
  * must be able to write it as JSON. */
@@ -109,10 +118,7 @@ static const char *member_not_utf8(const tb_codec_type *t, const json_t *o)
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)o, k, v) {
-        const tb_codec_field *f = NULL;
-        for (size_t i = 0; t && i < t->nfields && !f; i++)
-            if (strcmp(t->fields[i].name, k) == 0)
-                f = &t->fields[i];
+        const tb_codec_field *f = field_named(t, k);
         if (!(f && f->kind == TB_CK_BYTES) && !texts_utf8(v))
             return k;
     }
@@ -233,10 +239,7 @@ static json_t *form_json(const tb_op_body *bd, const char *p, size_t n, tb_arena
             }
             continue;
         }
-        const tb_codec_field *f = NULL;
-        for (size_t i = 0; t && i < t->nfields && !f; i++)
-            if (strcmp(t->fields[i].name, key) == 0)
-                f = &t->fields[i];
+        const tb_codec_field *f = field_named(t, key);
         json_t *v = NULL;
         if (f && structured(f->kind)) /* an object member: its JSON text (as the client sends) */
             v = json_loads(val, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
@@ -275,10 +278,7 @@ static json_t *multipart_json(const tb_codec_type *t, const tb__part *parts, siz
             *why = "has a part whose name is not UTF-8";
             break;
         }
-        const tb_codec_field *f = NULL;
-        for (size_t k = 0; t && k < t->nfields && !f; k++)
-            if (strcmp(t->fields[k].name, pt->name) == 0)
-                f = &t->fields[k];
+        const tb_codec_field *f = field_named(t, pt->name);
         json_t *v;
         int kind = f ? f->kind : TB_CK_STRING;
         if (kind == TB_CK_BYTES) {
