@@ -1279,7 +1279,6 @@ struct h_ctx {
     /* what h_json does with each mutated JSON text: send it as the request's body, or serve
      * it as the answer */
     void (*emit)(h_ctx *h, const char *json, size_t len, const char *what);
-    void *arg;
 };
 
 static void h_emit_request(h_ctx *h, const char *b, size_t n, const char *what)
@@ -1429,7 +1428,7 @@ static void h_parts(const rt_case *c, rt_sent *x, const char *ct)
 
 static void hostile_case(const rt_case *c, rt_sent *x)
 {
-    h_ctx h = {c, x, h_emit_request, NULL};
+    h_ctx h = {c, x, h_emit_request};
     static char path[65536];
     /* the query's values */
     const char *qm = strchr(x->path, '?');
@@ -1648,7 +1647,7 @@ static void hostile_answers(const rt_case *c, rt_sent *x)
     /* each member and item, as for requests */
     json_t *root = len ? json_loadb(body, len, JSON_DECODE_ANY, NULL) : NULL;
     if (root) {
-        h_ctx h = {c, x, a_emit, NULL};
+        h_ctx h = {c, x, a_emit};
         int budget = 12;
         h_json(&h, root, root, &budget);
         json_decref(root);

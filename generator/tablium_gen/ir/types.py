@@ -273,10 +273,8 @@ class TypeBuilder:
             # one branch, or one beside branches that only annotate it: AWS writes every
             # member as {allOf: [{$ref: T}, {description: ...}]} (134,000 in 353 APIs.guru specs)
             kept = [b for b in node["allOf"] if not annotation_only(b)]
-            if len(node["allOf"]) == 1:
-                return node["allOf"][0]
-            if len(kept) == 1:
-                return kept[0]
+            if len(node["allOf"]) == 1 or len(kept) == 1:
+                return (kept or node["allOf"])[0]
         return node
 
     @staticmethod
