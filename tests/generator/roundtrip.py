@@ -318,6 +318,15 @@ class Maker:
         return {"type": "object", "properties": props, "required": req}
 
     def alternative(self, node, alts, depth):
+        if isinstance(node.get("properties"), dict) or isinstance(node.get("allOf"), list):
+            # members beside the oneOf/anyOf: each alternative's value has them too (the
+            # generator's spread unions: Vercel's domains, ShipEngine's rate requests)
+            kw = "oneOf" if node.get("oneOf") else "anyOf"
+            shared = {k: v for k, v in node.items()
+                      if k not in (kw, "discriminator", polymorph.DEFAULT)}
+            whole = {id(a): {"allOf": [shared, a]} for a in alts}
+        else:
+            whole = {id(a): a for a in alts}
         disc = node.get("discriminator")
         if isinstance(disc, dict) and isinstance(disc.get("propertyName"), str):
             prop = disc["propertyName"]
@@ -345,7 +354,7 @@ class Maker:
                 if tag is None:
                     continue
                 try:
-                    v = self.make(alt, depth + 1)
+                    v = self.make(whole[id(alt)], depth + 1)
                 except Skip:
                     continue
                 if isinstance(v, dict):
@@ -353,11 +362,11 @@ class Maker:
                     # the branch the tag names must take it (tablium's reading, beside anyOf
                     # too): a tag the branch's own enum refuses (exavault's implicit "Share"
                     # where Share's type is ["share"]) tries the next branch
-                    if self.valid(alt, v) and self.valid(node, v):
+                    if self.valid(whole[id(alt)], v) and self.valid(node, v):
                         return v
         for alt in alts:  # the first that the whole schema takes
             try:
-                v = self.make(alt, depth + 1)
+                v = self.make(whole[id(alt)], depth + 1)
             except Skip:
                 continue
             if self.valid(node, v):

@@ -793,6 +793,67 @@ components:
         self.assertServiceCompiles("aws")
 
 
+class SharedMembers(OpenApiCase):
+    def test_members_beside_a_oneof_go_into_each_branch(self):
+        # Regression (fixed): properties (or an allOf) beside a oneOf/anyOf whose branches
+        # declare members of their own were typed as a struct of the shared members alone, so
+        # the branches' members were dropped on the way through (Vercel's POST /v5/domains: a
+        # client sent {"method": "move-in"} without the name it was given). Each branch is
+        # now a struct of the shared members and its own; branches that only list required
+        # members keep the one struct. tests/specs/shared_members.yaml round-trips them.
+        text = """\
+openapi: 3.0.3
+info: {title: Shared, version: '1'}
+paths:
+  /x:
+    post:
+      operationId: send
+      requestBody:
+        required: true
+        content: {application/json: {schema: {$ref: '#/components/schemas/Req'}}}
+      responses: {'204': {description: ok}}
+components:
+  schemas:
+    Req:
+      type: object
+      properties:
+        domain: {$ref: '#/components/schemas/Domain'}
+        rates: {$ref: '#/components/schemas/Rates'}
+        gist: {$ref: '#/components/schemas/Gist'}
+    Domain:
+      properties: {method: {type: string}}
+      required: [method]
+      oneOf:
+        - {type: object, properties: {token: {type: string}}}
+        - {type: object, properties: {authCode: {type: string}}}
+    Rates:
+      allOf: [{type: object, properties: {carrier: {type: string}}}]
+      anyOf:
+        - {$ref: '#/components/schemas/ById'}
+        - {type: object, properties: {weight: {type: integer}}}
+    ById: {type: object, properties: {id: {type: string}}}
+    Gist:
+      type: object
+      properties: {description: {type: string}, files: {type: string}}
+      anyOf: [{required: [description]}, {required: [files]}]
+"""
+        rc, err = self.gen(text, "shared.yaml")
+        self.assertEqual(rc, 0, err)
+        h = self.read("shared.h")
+        self.assertRegex(h, r"typedef struct shared_domain_object \{\n    char \*method;.*\n"
+                            r"    bool has_token;\n    char \*token;")
+        self.assertRegex(h, r"typedef struct shared_domain_object_2 \{\n    char \*method;.*\n"
+                            r"    bool has_auth_code;\n    char \*auth_code;")
+        self.assertIn("oneOf, each branch with the members beside it", h)
+        self.assertRegex(h, r"typedef struct shared_rates_by_id \{\n    bool has_carrier;\n"
+                            r"    char \*carrier;.*\n    bool has_id;\n    char \*id;")
+        self.assertRegex(h, r"typedef struct shared_rates_object \{\n    bool has_carrier;\n"
+                            r"    char \*carrier;.*\n    bool has_weight;\n    int64_t weight;")
+        self.assertRegex(h, r"typedef struct shared_gist \{\n    bool has_description;\n"
+                            r"    char \*description;.*\n    bool has_files;")
+        self.assertServiceCompiles("shared")
+
+
 class TypeNames(OpenApiCase):
     def test_a_type_named_like_another_types_function_takes_another_name(self):
         # Regression (fixed): Twilio's studio.v2.flow_validate beside studio.v2.flow: the

@@ -161,6 +161,7 @@ class TypeBuilder:
         self._building = set()
         self.free_form = {}  # where a value has no static C type (json_t *) -> why
         self._merges = {}  # ids of the objects one property is in allOf parts -> their allOf
+        self._spreads = {}  # id(node) -> (node, its spread branches or None)
 
     def named(self, node, name, where, public=True, prefixed=False):
         """Registers `node` as a named type. Returns the NamedType, or None for schemas whose C
@@ -277,15 +278,60 @@ class TypeBuilder:
                 return (kept or node["allOf"])[0]
         return node
 
-    @staticmethod
-    def _alts(node):
-        """The alternatives of a node that is only a oneOf/anyOf (a union), else None."""
-        alts = node.get("oneOf") if isinstance(node.get("oneOf"), list) else node.get("anyOf")
+    def _alts(self, node):
+        """The alternatives of a oneOf/anyOf node that is a union, else None: the node's own
+        when it is only a oneOf/anyOf, the spread ones (_spread) when members beside it are
+        shared by branches that add their own."""
+        kw = "oneOf" if isinstance(node.get("oneOf"), list) else "anyOf"
+        alts = node.get(kw)
         types = [t for t in _types_of(node) if t != "null"]
-        if (isinstance(alts, list) and alts and not isinstance(node.get("properties"), dict)
-                and types in ([], ["object"]) and "allOf" not in node):
+        if not (isinstance(alts, list) and alts and types in ([], ["object"])):
+            return None
+        if not isinstance(node.get("properties"), dict) and "allOf" not in node:
             return alts
-        return None
+        return self._spread(node, kw)
+
+    # what the shared part of a spread union leaves to the node's own validator
+    SPREAD_DROPS = ("oneOf", "anyOf", "discriminator", "unevaluatedProperties", "$id", "$anchor",
+                    "$dynamicAnchor", "$schema", "$defs", "definitions")
+
+    def _spread(self, node, kw):
+        """Of {properties: P, required: R, oneOf: [B1..Bn]} (or allOf beside the oneOf/anyOf)
+        whose branches declare members P lacks (Vercel's domains, Jira's context variables,
+        ShipEngine's rate requests), the branches {allOf: [{P, R}, Bi}]: a value is the shared
+        members and one branch's, so each branch's struct holds both. Read as a struct of P
+        alone, the branches' members were dropped on the way through (a client sent
+        {"method": ...} without the name it was given). None when the branches add no members
+        (GitHub's anyOf of `required` lists), which keeps the struct of P; the node's own
+        validator checks the oneOf either way."""
+        if id(node) in self._spreads:
+            return self._spreads[id(node)][1]
+        self._spreads[id(node)] = (node, None)  # a branch that contains the node: not spread
+        shared = {k: v for k, v in node.items() if k not in self.SPREAD_DROPS}
+        if kw == "anyOf" and "oneOf" in node:
+            shared["oneOf"] = node["oneOf"]
+        info = self.loader.info(node)
+        if info is None or any(self._is_null_schema(a) for a in node[kw]):
+            return None
+        self.loader.index(shared, info.base, info.resource, info.file, info.pointer, info.dialect)
+        if self._parts(shared) is None:
+            return None
+        own = set(self._merged(shared)[0])
+        if not any(self._parts(a) is not None and set(self._merged(a)[0]) - own
+                   for a in node[kw]):
+            return None
+        out = []
+        for i, alt in enumerate(node[kw]):
+            wrap = {"allOf": [shared, alt]}
+            ainfo = self.loader.info(alt)
+            if ainfo is None:  # an inline branch the validator compiler has not indexed yet
+                self.vcomp.child(node, "%s/%d" % (kw, i), alt)
+                ainfo = self.loader.info(alt)
+            self.loader.index(wrap, ainfo.base, ainfo.resource, ainfo.file, ainfo.pointer,
+                              ainfo.dialect)
+            out.append(wrap)
+        self._spreads[id(node)] = (node, out)
+        return out
 
     @staticmethod
     def _is_null_schema(alt):
@@ -651,14 +697,19 @@ class TypeBuilder:
         node = self._deref(node)
         nt.none_const = self.consts.take(nt.cname.upper() + "_NONE")
         bnamer = cnames.Namer(reserved={"kind", "n"})
-        alts = node.get("oneOf") if isinstance(node.get("oneOf"), list) else node.get("anyOf")
         kw = "oneOf" if isinstance(node.get("oneOf"), list) else "anyOf"
-        if not isinstance(alts, list):  # several types: one branch per type
+        # the branches as typed (spread ones carry the members beside the oneOf), and as written
+        # (their names)
+        alts = self._alts(node) if isinstance(node.get(kw), list) else None
+        spread = alts is not None and alts is not node[kw]
+        if alts is None:  # several types: one branch per type
             kw = None
-            alts = [{"type": t} for t in _types_of(node) if t != "null"]
+            alts = written = [{"type": t} for t in _types_of(node) if t != "null"]
         elif self._null_alt(node):  # null is the union's own _is_null / NULL, not a branch
-            alts = [a for a in alts if not self._is_null_schema(a)]
-        for i, alt in enumerate(alts):
+            alts = written = [a for a in alts if not self._is_null_schema(a)]
+        else:
+            written = node[kw]
+        for i, (typed, alt) in enumerate(zip(alts, written)):
             target = self._deref(alt)
             info = self.loader.info(target) if isinstance(target, dict) else None
             if isinstance(alt, dict) and isinstance(alt.get("$ref"), str):
@@ -679,10 +730,10 @@ class TypeBuilder:
                     self.vcomp.no_nul(node)
                 sub = None
             else:
-                ct = self.ctype(alt, nt.cname + "_" + bname)
-                sub = self.vcomp.keep(alt)
-            if isinstance(alt, dict) and _types_of(self._deref(alt) if isinstance(
-                    self._deref(alt), dict) else {}) == ["null"]:
+                ct = self.ctype(typed, nt.cname + "_" + bname)
+                sub = self.vcomp.keep(typed)
+            if isinstance(typed, dict) and _types_of(self._deref(typed) if isinstance(
+                    self._deref(typed), dict) else {}) == ["null"]:
                 jt = ["null"]
             elif ct.kind == "json" or ct.kind == "union":
                 jt = list(JSON_TYPES)
@@ -695,6 +746,8 @@ class TypeBuilder:
             b.jmask = " | ".join("TB_J(%s)" % x for t in jt for x in JMASK[t])
             nt.branches.append(b)
         nt.kw = kw or "type: %s" % json.dumps([t for t in _types_of(node) if t != "null"])
+        if spread:
+            nt.kw += ", each branch with the members beside it"
         if "null" in _types_of(node) or self._null_alt(node):
             nt.kw += " or null (the member's _is_null, a NULL item)"
         disc = self.vcomp.discriminator(node) if kw else None
