@@ -665,19 +665,26 @@ class TypeBuilder:
     def _fill_rest(self, nt, node, fnamer):
         """Properties and additionalProperties (a schema, or true): the other members are kept
         in a map member, in document order, so that nothing the schema allows is lost between
-        the JSON and the struct. Not with patternProperties (a member may belong to a pattern).
+        the JSON and the struct. With patternProperties they are kept as any value (a member
+        may belong to a pattern, or to several): the validator has checked each against its
+        schemas, and additionalProperties: false leaves the members a pattern takes.
         A merged allOf keeps them, as any value, when its parts that say what is additional all
         allow some (Plaid's answers: additionalProperties: true beside the allOf, or in a part);
         each part's own schema for them is the validator's to check."""
+        def allows(n):
+            a = n.get("additionalProperties")
+            return a is True or isinstance(a, dict) or bool(n.get("patternProperties"))
+
         ap = node.get("additionalProperties")
         if "allOf" in node:
             parts = self._parts(node) or []
-            aps = [p["additionalProperties"] for p in parts if "additionalProperties" in p]
-            if not aps or any(not (a is True or isinstance(a, dict)) for a in aps) or any(
-                    "patternProperties" in p for p in parts):
+            says = [p for p in parts if "additionalProperties" in p or "patternProperties" in p]
+            if not says or not all(allows(p) for p in says):
                 return
             ap = True
-        elif not (ap is True or isinstance(ap, dict)) or "patternProperties" in node:
+        elif node.get("patternProperties"):
+            ap = True
+        elif not (ap is True or isinstance(ap, dict)):
             return
         mt = NamedType("map", self.namer.take(nt.cname + "_additional"), None, "")
         mt.public = False
