@@ -26,8 +26,13 @@
  * The scripts run in Redis (EVALSHA), each a single atomic step. They name keys of their own
  * beyond KEYS: standalone Redis (or one shard), not Redis Cluster.
  *
- * One thread owns the connection (hiredis, blocking, pipelined): it sends what the loop queued,
- * reads the replies in order and hands them back to the loop in order (tb_rt_server_post). While
+ * One thread owns the connection (hiredis, blocking, pipelined): it sends what the loops queued,
+ * reads the replies in order and hands each back to the loop that asked, in order
+ * (tb_rt_server_post). The loops of a server share it, the first loop's: packets get their
+ * numbers in the order the loops stored them, so a packet stored after another (a move's
+ * update after the previous move's ack) is replayed after it, whichever loops sent them. With
+ * a connection per loop, two loops' stores raced to Redis and a recovered client could get the
+ * later one first. While
  * Redis is unreachable every request fails at once (a packet goes out without an offset, a
  * recovery fails): recovery never holds up delivery.
  */
@@ -129,7 +134,7 @@ typedef struct rcmd {
     tb_rt__rec_stored_fn stored;
     tb_rt__rec_restored_fn restored;
     void *ud;
-    /* C_RESTORE: what the loop needs to filter the entries */
+    struct tb_rt__rec *origin; /* the loop's recovery that queued it: its answer goes there */
 } rcmd;
 
 typedef struct batch {
@@ -139,6 +144,9 @@ typedef struct batch {
 
 struct tb_rt__rec {
     tb_rt_server *srv;
+    struct tb_rt__rec *conn; /* whose thread, queue and connection carry the commands: the
+                                first loop's (itself there) */
+    atomic_size_t pending;   /* its commands queued and not yet handed back */
     tb_rt_recovery_options o;
     char *host, *prefix;
     char candidate[16]; /* this node's epoch, used if Redis has none */
@@ -233,15 +241,18 @@ static void wake(tb_rt__rec *r)
 
 static int enqueue(tb_rt__rec *r, rcmd *c)
 {
-    pthread_mutex_lock(&r->mu);
-    if (r->q_tail)
-        r->q_tail->next = c;
+    tb_rt__rec *q = r->conn;
+    c->origin = r;
+    atomic_fetch_add(&r->pending, 1);
+    pthread_mutex_lock(&q->mu);
+    if (q->q_tail)
+        q->q_tail->next = c;
     else
-        r->q = c;
-    r->q_tail = c;
-    r->nq++;
-    pthread_mutex_unlock(&r->mu);
-    wake(r);
+        q->q = c;
+    q->q_tail = c;
+    q->nq++;
+    pthread_mutex_unlock(&q->mu);
+    wake(q);
     return 0;
 }
 
@@ -582,24 +593,34 @@ static redisContext *connect_redis(tb_rt__rec *r)
     return c;
 }
 
-static void post_batch(tb_rt__rec *r, rcmd *head)
+/* Hands the answers back: each run of commands of one loop to that loop, in order. */
+static void post_batch(rcmd *head)
 {
-    if (!head)
-        return;
-    batch *b = malloc(sizeof *b);
-    if (b) {
-        b->r = r;
-        b->head = head;
-    }
-    if (!b || tb_rt_server_post(r->srv, deliver, b) != 0) {
-        /* out of memory: the answers are lost (a restore's socket waits for its link to go) */
-        tb_log_warn(NULL, "realtime recovery: out of memory; Redis answers dropped");
-        free(b);
-        while (head) {
-            rcmd *nx = head->next;
-            cmd_free(head);
-            head = nx;
+    while (head) {
+        tb_rt__rec *r = head->origin;
+        rcmd *last = head;
+        size_t n = 1;
+        for (; last->next && last->next->origin == r; last = last->next)
+            n++;
+        rcmd *rest = last->next;
+        last->next = NULL;
+        batch *b = malloc(sizeof *b);
+        if (b) {
+            b->r = r;
+            b->head = head;
         }
+        if (!b || tb_rt_server_post(r->srv, deliver, b) != 0) {
+            /* out of memory: the answers are lost (a restore's socket waits for its link to go) */
+            tb_log_warn(NULL, "realtime recovery: out of memory; Redis answers dropped");
+            free(b);
+            while (head) {
+                rcmd *nx = head->next;
+                cmd_free(head);
+                head = nx;
+            }
+        }
+        atomic_fetch_sub(&r->pending, n); /* after the post: a loop that waits then runs it */
+        head = rest;
     }
 }
 
@@ -666,7 +687,7 @@ static void *rec_main(void *arg)
             }
         }
         /* without a connection every command fails now: nothing waits for Redis */
-        post_batch(r, work);
+        post_batch(work);
     }
     if (c)
         redisFree(c);
@@ -676,7 +697,7 @@ static void *rec_main(void *arg)
 /* ---------------------------------------------------------------- lifecycle */
 
 static int use_recovery_one(tb_rt_server *srv, const tb_rt_recovery_options *opts,
-                            tb_error *err)
+                            tb_rt__rec *conn, tb_error *err)
 {
     tb_rt_recovery_options def = TB_RT_RECOVERY_OPTIONS_INIT;
     if (!opts)
@@ -689,6 +710,7 @@ static int use_recovery_one(tb_rt_server *srv, const tb_rt_recovery_options *opt
     if (!r)
         return TB_ENOMEM;
     r->srv = srv;
+    r->conn = conn ? conn : r;
     r->o = *opts;
     if (!r->o.port)
         r->o.port = 6379;
@@ -726,6 +748,8 @@ static int use_recovery_one(tb_rt_server *srv, const tb_rt_recovery_options *opt
 
 int tb_rt__rec_start(tb_rt__rec *r)
 {
+    if (r->conn != r)
+        return 0; /* the first loop's thread carries its commands */
     if (pthread_create(&r->thread, NULL, rec_main, r) != 0)
         return TB_ENOMEM;
     r->started = true;
@@ -734,6 +758,14 @@ int tb_rt__rec_start(tb_rt__rec *r)
 
 void tb_rt__rec_stop(tb_rt__rec *r)
 {
+    if (r && r->conn != r) {
+        /* its commands are the first loop's thread's, which outlives this loop: their answers
+           are posted to this loop before it goes (each batch ends, answered or failed, within
+           the connection's timeouts) */
+        while (atomic_load(&r->pending) && r->conn->started)
+            usleep(1000);
+        return;
+    }
     if (!r || !r->started)
         return;
     atomic_store(&r->stop, true); /* the thread sends what is queued, then ends */
@@ -772,12 +804,13 @@ void tb_rt__rec_stats(tb_rt__rec *r, uint64_t *stored, uint64_t *failed, uint64_
 }
 
 /* Several loops: each keeps its sessions in the same Redis keys (any loop, or node, can recover
- * any session). */
+ * any session), through the first loop's connection (see the top of this file). */
 int tb_rt_server_use_recovery(tb_rt_server *srv, const tb_rt_recovery_options *opts, tb_error *err)
 {
     unsigned n = srv ? tb_rt__nshards(srv) : 1;
     for (unsigned i = 0; i < n; i++) {
-        int rc = use_recovery_one(srv ? tb_rt__shard(srv, i) : NULL, opts, err);
+        int rc = use_recovery_one(srv ? tb_rt__shard(srv, i) : NULL, opts,
+                                  i ? tb_rt__server_rec(tb_rt__shard(srv, 0)) : NULL, err);
         if (rc != 0)
             return rc;
     }
