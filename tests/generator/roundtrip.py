@@ -152,10 +152,12 @@ def pattern_samples(pat, min_len=0):
             v = gen(tree, extra)
         except (ValueError, TypeError, IndexError):
             continue
-        if len(v) < min_len:
-            v += "x" * (min_len - len(v))
-        if v not in outs:
-            outs.append(v)
+        # shorter than the minimum: lengthened by x, or by its own last character (redshift's
+        # account ids: ^[0-9]+$, exactly 12 long)
+        for w in ([v + "x" * (min_len - len(v)), v + v[-1:] * (min_len - len(v))]
+                  if len(v) < min_len else [v]):
+            if w not in outs:
+                outs.append(w)
     return outs
 
 
