@@ -241,7 +241,10 @@ int tb_rt__sio_decode(const char *s, size_t len, tb_rt__sio_packet *out, const c
         out->data = NULL;
         return -1;
     }
-    if (out->nattach > 0 && tb_rt__sio_check_placeholders(out->data, out->nattach) < 0) {
+    /* a binary packet's placeholders name its attachments (with none, none may appear: the
+     * reference parser refuses it too) */
+    if ((out->nattach > 0 || out->type == TB_SIO_BINARY_EVENT || out->type == TB_SIO_BINARY_ACK) &&
+        tb_rt__sio_check_placeholders(out->data, out->nattach) < 0) {
         json_decref(out->data);
         out->data = NULL;
         *why = "illegal attachments";

@@ -1020,12 +1020,26 @@ size_t tb_rt_nsp_count(const tb_rt_nsp *nsp)
 
 /* ---------------------------------------------------------------- sending */
 
+/* What an emit, broadcast or ack may send: not a name Socket.IO reserves (the client would take
+ * the packet for its own and drop the link, as the reference server refuses to emit them), args
+ * an array, and with attachments every placeholder naming one of them. TB_EINVAL, else 0. */
+static int outbound_ok(const char *event, const json_t *args, size_t nbins)
+{
+    if (event && tb_rt__sio_reserved(event, strlen(event)))
+        return TB_EINVAL;
+    if (nbins > TB_SIO_MAX_ATTACHMENTS || (args && !json_is_array(args)))
+        return TB_EINVAL;
+    if (nbins && args && tb_rt__sio_check_placeholders(args, (unsigned)nbins) < 0)
+        return TB_EINVAL;
+    return 0;
+}
+
 /* Encodes an EVENT or ACK packet into frames: the text frame, then one frame per attachment. */
 static int encode_packet(tb_rt_nsp *nsp, int type, int64_t ack_id, const char *event,
                          const json_t *args, const tb_rt_bin *bins, size_t nbins, frame **out,
                          size_t *nout)
 {
-    if (nbins > TB_SIO_MAX_ATTACHMENTS || (args && !json_is_array(args)))
+    if (outbound_ok(event, args, nbins))
         return TB_EINVAL;
     tb_buf data = TB_BUF_INIT, pkt = TB_BUF_INIT;
     int rc;
@@ -1100,7 +1114,7 @@ static int emit_now(tb_rt_socket *s, const char *event, const json_t *args, cons
 int tb_rt_socket_emit(tb_rt_socket *s, const char *event, const json_t *args, const tb_rt_bin *bins,
                       size_t nbins)
 {
-    if (!s || !event)
+    if (!s || !event || outbound_ok(event, args, nbins))
         return TB_EINVAL;
     if (s->gone)
         return TB_ESTATE;
@@ -1538,7 +1552,7 @@ static tb_rt_nsp *nsp_new(tb_rt_server *srv, const char *name);
 int tb_rt_broadcast(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
                     const tb_rt_bin *bins, size_t nbins)
 {
-    if (!nsp || !event || nsp->match)
+    if (!nsp || !event || nsp->match || outbound_ok(event, args, nbins))
         return TB_EINVAL;
     tb_rt_nsp *here = nsp_here(nsp);
     if (!here) { /* a namespace a pattern made on another loop: this loop gets it too */

@@ -96,6 +96,25 @@ test('binary arguments are broadcast byte for byte', T, async () => {
   } finally { closeAll(a, b); }
 });
 
+test('what a client would take for a protocol error is refused by the API, and nothing is sent', T, async () => {
+  // socket.io's server throws on its reserved names; a placeholder naming no attachment is what
+  // the client's parser refuses ("illegal attachments"): either would drop every recipient
+  const [a, b] = await Promise.all([connect(), connect()]);
+  try {
+    const seen = [];
+    for (const s of [a, b]) s.onAny((ev) => seen.push(ev));
+    const disconnected = [];
+    for (const s of [a, b]) s.on('disconnect', (r) => disconnected.push(r));
+    assert.deepStrictEqual(await call(a, 'misuse'),
+      ['TB_EINVAL', 'TB_EINVAL', 'TB_EINVAL', 'TB_EINVAL', 'TB_EINVAL', 'TB_EINVAL']);
+    await call(a, 'say', { to: [], self: true, event: 'after', args: [1] });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepStrictEqual(disconnected, []);
+    assert.ok(a.connected && b.connected);
+    assert.deepStrictEqual(seen.sort(), ['after', 'after']);
+  } finally { closeAll(a, b); }
+});
+
 test('a server emit with an ack gets the answer, or a timeout when none comes', T, async () => {
   const a = await connect();
   try {

@@ -112,6 +112,33 @@ static void on_ask(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
     json_decref(q);
 }
 
+/* misuse: what the API refuses to send, each call's result by name: emits and a broadcast of a
+ * reserved name, a placeholder naming no attachment, args that are not an array */
+static void on_misuse(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
+{
+    (void)ud;
+    static const unsigned char byte = 7;
+    tb_rt_bin bin = {&byte, 1};
+    json_t *args = json_pack("[s]", "x");
+    json_t *stray = json_pack("[{s:b,s:i}]", "_placeholder", 1, "num", 1);
+    json_t *obj = json_object();
+    int rc[6] = {
+        tb_rt_socket_emit(s, "connect", args, NULL, 0),
+        tb_rt_socket_emit(s, "disconnect", args, NULL, 0),
+        tb_rt_socket_emit_ack(s, "newListener", args, NULL, 0, 1000, asked, NULL),
+        tb_rt_broadcast(tb_rt_socket_nsp(s), NULL, "connect_error", args, NULL, 0),
+        tb_rt_socket_emit(s, "blob", stray, &bin, 1),
+        tb_rt_socket_emit(s, "blob", obj, NULL, 0),
+    };
+    json_t *names = json_array();
+    for (size_t i = 0; i < 6; i++)
+        json_array_append_new(names, json_string(rc[i] ? tb_err_name(rc[i]) : "ok"));
+    json_decref(args);
+    json_decref(stray);
+    json_decref(obj);
+    ack_value(s, ev, names);
+}
+
 static void on_kick(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
 {
     (void)ud;
@@ -284,6 +311,7 @@ static void wire(tb_rt_nsp *nsp)
     tb_rt_nsp_on(nsp, "count", on_count, NULL);
     tb_rt_nsp_on(nsp, "ask", on_ask, NULL);
     tb_rt_nsp_on(nsp, "kick", on_kick, NULL);
+    tb_rt_nsp_on(nsp, "misuse", on_misuse, NULL);
     tb_rt_nsp_on(nsp, "whoami", on_whoami, NULL);
     tb_rt_nsp_on(nsp, "stats", on_stats, NULL);
     tb_rt_nsp_on(nsp, "flood", on_flood, NULL);

@@ -85,6 +85,14 @@ START_TEST(binary_packets_count_and_check_their_attachments)
     json_decref(p.data);
     ck_assert_int_ne(decode("51-[\"up\",{\"_placeholder\":true,\"num\":1}]", &p, &why), 0);
     ck_assert_str_eq(why, "illegal attachments");
+    /* no attachments: a placeholder names none (the reference parser closes the link too); an
+     * object like one in a plain EVENT is data */
+    ck_assert_int_ne(decode("50-[\"up\",{\"_placeholder\":true,\"num\":0}]", &p, &why), 0);
+    ck_assert_str_eq(why, "illegal attachments");
+    ck_assert_int_eq(decode("50-[\"up\",1]", &p, &why), 0);
+    json_decref(p.data);
+    ck_assert_int_eq(decode("2[\"up\",{\"_placeholder\":true,\"num\":0}]", &p, &why), 0);
+    json_decref(p.data);
     ck_assert_int_ne(decode("5[\"up\"]", &p, &why), 0);
     ck_assert_int_ne(decode("511-[\"up\"]", &p, &why), 0);
     ck_assert_str_eq(why, "too many attachments");

@@ -63,7 +63,8 @@ struct tb_jwt_verifier;
 struct tb_jwt_claims;
 
 /** Server options. Start from TB_RT_OPTIONS_INIT; every field has the reference server's
- *  default. */
+ *  default but cors_origin: socket.io sends no CORS headers unless told, this server reflects
+ *  the Origin (set "" for socket.io's behaviour, or the one origin browsers may come from). */
 typedef struct tb_rt_options {
     const char *host;            /**< address to bind; default "127.0.0.1" */
     int port;                    /**< 0: any free port (tb_rt_server_port tells which) */
@@ -308,7 +309,11 @@ int tb_rt_nsp_on(tb_rt_nsp *nsp, const char *name, tb_rt_event_fn fn, void *ud);
 /** The handler of events with no handler of their own. */
 void tb_rt_nsp_on_any(tb_rt_nsp *nsp, tb_rt_event_fn fn, void *ud);
 /** Emits to rooms of the namespace (to = NULL: every socket). args: an array or NULL (borrowed).
- *  The packet is encoded once and shared by every recipient. */
+ *  The packet is encoded once and shared by every recipient.
+ *  Here and in every emit and ack: TB_EINVAL, nothing sent, for a name Socket.IO reserves
+ *  (connect, connect_error, disconnect, disconnecting, newListener, removeListener: the
+ *  reference server throws), args that are not an array, or with attachments a placeholder
+ *  `{"_placeholder":true,"num":N}` whose N names none of them. */
 int tb_rt_broadcast(tb_rt_nsp *nsp, const tb_rt_to *to, const char *event, const json_t *args,
                     const tb_rt_bin *bins, size_t nbins);
 /** Sockets of the namespace now, and members of a room (0 when it does not exist). */
