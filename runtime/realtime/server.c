@@ -340,6 +340,8 @@ struct tb_rt_server {
     uint64_t epoch;
     tb_rt__adapter *adapter;
     tb_rt__rec *rec; /* connection state recovery, or NULL */
+    uint64_t stores_sent, stores_done; /* packets this loop sent Redis to store, and answered */
+    struct held *held, **held_tail;    /* packets waiting for stores in flight (send_frames) */
     restoring *restores;
     capture *caps, **caps_tail;
     uint64_t cap_seq;
@@ -1093,6 +1095,64 @@ static int push_frames(session *s, frame **f, size_t n)
     return rc;
 }
 
+/* With recovery a stored packet goes out once Redis answers, a round trip later. A packet to a
+ * socket that is not stored (an ack, an emit with an ack) made meanwhile is held behind the
+ * stores this loop has in flight, and sent once the last of them is answered (answers come back
+ * in order), so a socket gets packets in the order they were made, as socket.io's in-memory
+ * store gives. The socket is kept by id: it may be gone by then. */
+typedef struct held {
+    struct held *next;
+    uint64_t after; /* stores_sent when it was held */
+    tb_rt_nsp *nsp;
+    char sid[24];
+    size_t n;
+    frame *f[TB_SIO_MAX_ATTACHMENTS + 1];
+} held;
+
+static void held_free(held *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        frame_unref(h->f[i]);
+    free(h);
+}
+
+static int send_frames(tb_rt_socket *s, frame **f, size_t n)
+{
+    tb_rt_server *srv = s->nsp->srv;
+    if (srv->stores_done == srv->stores_sent && !srv->held)
+        return push_frames(s->sess, f, n);
+    held *h = calloc(1, sizeof *h);
+    if (!h)
+        return TB_ENOMEM;
+    h->after = srv->stores_sent;
+    h->nsp = s->nsp;
+    snprintf(h->sid, sizeof h->sid, "%s", s->id);
+    for (size_t i = 0; i < n; i++) {
+        f[i]->refs++;
+        h->f[h->n++] = f[i];
+    }
+    if (!srv->held)
+        srv->held_tail = &srv->held;
+    *srv->held_tail = h;
+    srv->held_tail = &h->next;
+    return 0;
+}
+
+/* Sends what no store in flight holds back any more (every one when all is true: teardown). */
+static void held_release(tb_rt_server *srv, bool all)
+{
+    while (srv->held && (all || srv->held->after <= srv->stores_done)) {
+        held *h = srv->held;
+        srv->held = h->next;
+        tb_rt_socket *s = all ? NULL : tb_rt__socket_find(h->nsp, h->sid);
+        if (s && !s->gone)
+            push_frames(s->sess, h->f, h->n);
+        held_free(h);
+    }
+    if (!srv->held)
+        srv->held_tail = &srv->held;
+}
+
 static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socket *one,
                            const char *event, const json_t *args, const tb_rt_bin *bins,
                            size_t nbins);
@@ -1172,7 +1232,7 @@ int tb_rt_socket_emit_ack(tb_rt_socket *s, const char *event, const json_t *args
     s->acks = a;
     lws_sul_schedule(s->nsp->srv->ctx, 0, &a->sul, on_ack_timeout,
                      (lws_usec_t)(timeout_ms ? timeout_ms : 10000) * 1000);
-    rc = push_frames(s->sess, f, n);
+    rc = send_frames(s, f, n);
     for (size_t i = 0; i < n; i++)
         frame_unref(f[i]);
     if (rc != 0 && !s->gone) {
@@ -1195,7 +1255,7 @@ int tb_rt_ack(tb_rt_socket *s, const tb_rt_event *ev, const json_t *args, const 
     int rc = encode_packet(s->nsp, TB_SIO_ACK, ev->ack_id, NULL, args, bins, nbins, f, &n);
     if (rc != 0)
         return rc;
-    rc = push_frames(s->sess, f, n);
+    rc = send_frames(s, f, n);
     for (size_t i = 0; i < n; i++)
         frame_unref(f[i]);
     return rc;
@@ -1423,6 +1483,8 @@ static void on_stored(tb_rt_server *srv, const char *offset, size_t len, void *u
                        j->flags};
         broadcast_now(j->nsp, &to, j->event, j->args, j->bins, j->nbins, n);
     }
+    srv->stores_done++;
+    held_release(srv, false);
     srv->depth--;
     reap(srv);
     stored_job_free(j);
@@ -1539,6 +1601,8 @@ static int store_then_send(tb_rt_nsp *nsp, const tb_rt_to *to, const tb_rt_socke
     tb_buf_deinit(&pkt);
     if (rc != 0)
         stored_job_free(j);
+    else
+        nsp->srv->stores_sent++;
     return rc;
 }
 
@@ -3660,6 +3724,7 @@ static void shard_free(tb_rt_server *srv)
     /* recovery: the sessions just closed are kept in Redis; then what it answered runs */
     tb_rt__rec_stop(srv->rec);
     run_posts(srv);
+    held_release(srv, true);
     while (srv->restores) {
         restoring *r = srv->restores;
         srv->restores = r->next;

@@ -210,6 +210,32 @@ test('a transport close on a live node recovers too', T, async () => {
   other.close();
 });
 
+// With recovery, a stored packet goes out once Redis has it, a round trip later; what the same
+// handler sends after it (its ack, a server emit asking for an ack) waits for it, so the client
+// sees them in the order they were sent, as with socket.io (whose store is in memory).
+test('a packet sent after a stored one (an ack, an emit with an ack) reaches the socket after it', T, async () => {
+  const c = await connect('b');
+  await call(c, 'join', 'ord');
+  const seen = [];
+  c.on('news', (n) => seen.push(`news ${n}`));
+  c.on('question', (q, answer) => { seen.push('question'); answer(42); });
+  for (let i = 0; i < 20; i++) {
+    await c.timeout(8000).emitWithAck('say', { to: ['ord'], self: true, event: 'news', args: [i] });
+    seen.push(`ack ${i}`);
+  }
+  const want = [];
+  for (let i = 0; i < 20; i++) want.push(`news ${i}`, `ack ${i}`);
+  assert.deepStrictEqual(seen, want);
+  seen.length = 0;
+  // a stored emit to the socket, then a server emit with an ack, from one handler
+  const asked = once(c, 'asked');
+  c.emit('ask', 2000, 'news');
+  const [res] = await asked;
+  assert.strictEqual(res.status, 'ok');
+  assert.deepStrictEqual(seen.slice(0, 2), ['news first', 'question']);
+  c.close();
+});
+
 // A CONNECT naming a session whose socket is still connected (or just left on purpose) gets a
 // new session: socket.io keeps a session only once its socket is gone, and recovering a live one
 // would give two sockets one id. With several loops the connections land on different loops, each
@@ -402,8 +428,8 @@ test('the session and room streams are in Redis with bounded lifetimes', T, asyn
   const c = await connect('b');
   await call(c, 'join', 'g4');
   const other = await connect('b', { reconnection: false });
+  const ticks = recorder(c, 'tick'); // before the say: the tick may arrive before its ack
   await call(other, 'say', { to: ['g4'], event: 'tick', args: [1] });
-  const ticks = recorder(c, 'tick');
   await until(() => ticks.length === 1, 'a tick');
   const stream = `${KEY}:rec:r:/#g4`;
   assert.strictEqual(await redis.type(stream), 'stream');

@@ -102,11 +102,18 @@ static void asked(tb_rt_socket *s, int status, const json_t *args, const tb_rt_b
     json_decref(res);
 }
 
-/* ask(timeout_ms): the server asks the client "question" and reports the answer as "asked" */
+/* ask(timeout_ms[, before]): the server asks the client "question" and reports the answer as
+ * "asked"; with `before`, it first emits that event ("first") to the socket */
 static void on_ask(tb_rt_socket *s, const tb_rt_event *ev, void *ud)
 {
     (void)ud;
     json_int_t ms = json_integer_value(json_array_get(ev->args, 0));
+    const char *before = json_string_value(json_array_get(ev->args, 1));
+    if (before) {
+        json_t *first = json_pack("[s]", "first");
+        tb_rt_socket_emit(s, before, first, NULL, 0);
+        json_decref(first);
+    }
     json_t *q = json_pack("[s]", "what is 6 x 7?");
     tb_rt_socket_emit_ack(s, "question", q, NULL, 0, ms > 0 ? (unsigned)ms : 1000, asked, NULL);
     json_decref(q);
