@@ -32,9 +32,10 @@ extern "C" {
  * Accounts and credentials. Registering an account publishes user.registered (1.0) over RabbitMQ through the transactional outbox: the account row and the event are written in one SQLite transaction and the event is relayed after the commit, so the User service creates the profile exactly when the account exists.  Auth is also the platform's token issuer: user tokens (`POST /auth/login`) and service tokens (OAuth2 client credentials, `POST /oauth/token`), signed JWTs (RFC 7519) whose public keys are published at `/.well-known/jwks.json` (RFC 7517). Signing keys live in the service's database and rotate without a restart (`POST /auth/keys/rotate`, or every AUTH_KEY_ROTATE_S seconds): a new key is published before it signs, and an old key stays published until every token it signed has expired. Every token carries `kid`.
  *
  * Server side: the service implements one handler per operation (below, "Handler") plus
- * auth_service_init/_fini; gen/auth/auth_server.c routes requests to them.
- * A handler gets a validated, typed request and fills a typed response: set resp->status to one
- * of the operation's statuses and fill the union member of that status (s200, s404, ...).
+ * auth_service_init/_fini; auth_server.c, generated beside this header, routes
+ * requests to them. A handler gets a validated, typed request and fills a typed response: set
+ * resp->status to one of the operation's statuses and fill the member of that status (s200,
+ * s404, ...).
  * Memory: allocate from ctx->arena; it is released after the response is sent. Return 0, or a
  * TB_E... code for an internal failure (the caller then gets 500 "internal", details only in
  * the log).
@@ -224,15 +225,13 @@ enum {
 };
 
 typedef struct auth_get_health_resp {
-    /** HTTP status: one of AUTH_GET_HEALTH_*. */
+    /** HTTP status: one of AUTH_GET_HEALTH_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The service is up and its database answers. */
-        common_health s200;
-        /* 503: The service cannot serve requests right now. */
-        tb_api_error s503;
-        char none_; /* statuses without content */
-    };
+    /* 200: The service is up and its database answers. */
+    common_health s200;
+    /* 503: The service cannot serve requests right now. */
+    tb_api_error s503;
 } auth_get_health_resp;
 
 /** Handler: Liveness and readiness of the service. Implemented by the service. */
@@ -255,21 +254,19 @@ enum {
 };
 
 typedef struct auth_register_account_resp {
-    /** HTTP status: one of AUTH_REGISTER_ACCOUNT_*. */
+    /** HTTP status: one of AUTH_REGISTER_ACCOUNT_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The new account; user.registered is on its way. */
-        auth_account s201;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 409: The email or username is already registered. */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        char none_; /* statuses without content */
-    };
+    /* 201: The new account; user.registered is on its way. */
+    auth_account s201;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 409: The email or username is already registered. */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
 } auth_register_account_resp;
 
 /** Handler: Registers an account; publishes user.registered. Implemented by the service. */
@@ -291,17 +288,15 @@ enum {
 };
 
 typedef struct auth_get_account_resp {
-    /** HTTP status: one of AUTH_GET_ACCOUNT_*. */
+    /** HTTP status: one of AUTH_GET_ACCOUNT_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The account. */
-        auth_account s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        char none_; /* statuses without content */
-    };
+    /* 200: The account. */
+    auth_account s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 404: No such resource. */
+    tb_api_error s404;
 } auth_get_account_resp;
 
 /** Handler: One account (without its credentials). Implemented by the service. */
@@ -325,23 +320,21 @@ enum {
 };
 
 typedef struct auth_login_resp {
-    /** HTTP status: one of AUTH_LOGIN_*. */
+    /** HTTP status: one of AUTH_LOGIN_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
-        auth_token_response s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: Unknown account or wrong password (invalid_credentials; the same answer for both). */
-        tb_api_error s401;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        /* 429: Too many attempts from this client; Retry-After says when to try again. */
-        tb_api_error s429;
-        char none_; /* statuses without content */
-    };
+    /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
+    auth_token_response s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: Unknown account or wrong password (invalid_credentials; the same answer for both). */
+    tb_api_error s401;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
+    /* 429: Too many attempts from this client; Retry-After says when to try again. */
+    tb_api_error s429;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
@@ -370,21 +363,19 @@ enum {
 };
 
 typedef struct auth_issue_token_resp {
-    /** HTTP status: one of AUTH_ISSUE_TOKEN_*. */
+    /** HTTP status: one of AUTH_ISSUE_TOKEN_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
-        auth_token_response s200;
-        /* 400: A body that fails its schema (validation_failed), a grant type other than client_credentials (unsupported_grant_type) or a scope the client may not have (invalid_scope). */
-        tb_api_error s400;
-        /* 401: Unknown client or wrong secret (invalid_client). */
-        tb_api_error s401;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        char none_; /* statuses without content */
-    };
+    /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
+    auth_token_response s200;
+    /* 400: A body that fails its schema (validation_failed), a grant type other than client_credentials (unsupported_grant_type) or a scope the client may not have (invalid_scope). */
+    tb_api_error s400;
+    /* 401: Unknown client or wrong secret (invalid_client). */
+    tb_api_error s401;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
@@ -408,13 +399,11 @@ enum {
 };
 
 typedef struct auth_get_jwks_resp {
-    /** HTTP status: one of AUTH_GET_JWKS_*. */
+    /** HTTP status: one of AUTH_GET_JWKS_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The JWK Set (a bare RFC 7517 document, not the data envelope). */
-        auth_jwk_set s200;
-        char none_; /* statuses without content */
-    };
+    /* 200: The JWK Set (a bare RFC 7517 document, not the data envelope). */
+    auth_jwk_set s200;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *cache_control; /* "Cache-Control": How long the set may be cached (`public, max-age=60`). */
@@ -439,17 +428,15 @@ enum {
 };
 
 typedef struct auth_rotate_signing_key_resp {
-    /** HTTP status: one of AUTH_ROTATE_SIGNING_KEY_*. */
+    /** HTTP status: one of AUTH_ROTATE_SIGNING_KEY_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The new key. */
-        auth_rotation s200;
-        /* 401: No token, or one that does not verify. */
-        tb_api_error s401;
-        /* 403: A token without the scope auth.keys.rotate. */
-        tb_api_error s403;
-        char none_; /* statuses without content */
-    };
+    /* 200: The new key. */
+    auth_rotation s200;
+    /* 401: No token, or one that does not verify. */
+    tb_api_error s401;
+    /* 403: A token without the scope auth.keys.rotate. */
+    tb_api_error s403;
 } auth_rotate_signing_key_resp;
 
 /** Handler: Starts a signing key rotation (a new key, published now, signing soon). Implemented by the service. */

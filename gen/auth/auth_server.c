@@ -329,6 +329,7 @@ static const tb_service_def auth__service = {
     NULL, 0, 0,
     auth__policies, 1,
     auth_service_init, auth_service_fini,
+    TB_VALIDATE_RESPONSES_DEFAULT, /* responses validated unless this file is built with NDEBUG */
 };
 
 int auth_service_main(int argc, char **argv)

@@ -33,9 +33,10 @@ extern "C" {
  * The authoritative state of Connect Four games: 7 columns by 6 rows, two players who drop discs in turn; four in a row (horizontally, vertically or diagonally) wins, a full board without four is a draw.  The creator of a game plays "X" and moves first; the player who joins plays "O". The board is 6 rows of 7 cells, row 0 at the top and row 5 at the bottom (where a disc dropped into an empty column lands); a cell is null (empty), "X" or "O". Columns are numbered 0 to 6 from the left.  Every change of a game adds one to its version (1 when created, 2 when the second player joins, then one per move). A move names the version its player saw (`expectedVersion`): a move made against another version changes nothing and is 409 `version_conflict`, the game's current version in the error's details (`{path: /body/expectedVersion, rule: currentVersion, message: "<the version as decimal digits>"}`).  Players are users of the User service: creating and joining a game asks it (its generated client, USER_SERVICE_URL) whether the user exists. When it cannot answer, the call is 502 `upstream_failed` (`upstream_unavailable` while calls to it are paused by the circuit breaker), as the User service does when Wallet is down.  Events (schemas/events, producer "game-state-service"): game.created, game.started and game.completed over RabbitMQ through the transactional outbox (written in the transaction that changes the game); game.move.made over Redis after the commit (at-most-once, like wallet.balance.updated), its `move.notation` the column ("3") and `move.to` the cell it filled ("r5c3": row 5, column 3). game.completed scores 2 for the winner and 0 for the loser, 1 each for a draw.
  *
  * Server side: the service implements one handler per operation (below, "Handler") plus
- * game_state_service_init/_fini; gen/game_state/game_state_server.c routes requests to them.
- * A handler gets a validated, typed request and fills a typed response: set resp->status to one
- * of the operation's statuses and fill the union member of that status (s200, s404, ...).
+ * game_state_service_init/_fini; game_state_server.c, generated beside this header, routes
+ * requests to them. A handler gets a validated, typed request and fills a typed response: set
+ * resp->status to one of the operation's statuses and fill the member of that status (s200,
+ * s404, ...).
  * Memory: allocate from ctx->arena; it is released after the response is sent. Return 0, or a
  * TB_E... code for an internal failure (the caller then gets 500 "internal", details only in
  * the log).
@@ -193,15 +194,13 @@ enum {
 };
 
 typedef struct game_state_get_health_resp {
-    /** HTTP status: one of GAME_STATE_GET_HEALTH_*. */
+    /** HTTP status: one of GAME_STATE_GET_HEALTH_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The service is up and its database answers. */
-        common_health s200;
-        /* 503: The service cannot serve requests right now. */
-        tb_api_error s503;
-        char none_; /* statuses without content */
-    };
+    /* 200: The service is up and its database answers. */
+    common_health s200;
+    /* 503: The service cannot serve requests right now. */
+    tb_api_error s503;
 } game_state_get_health_resp;
 
 /** Handler: Liveness and readiness of the service. Implemented by the service. */
@@ -231,22 +230,20 @@ enum {
 };
 
 typedef struct game_state_list_games_resp {
-    /** HTTP status: one of GAME_STATE_LIST_GAMES_*. */
+    /** HTTP status: one of GAME_STATE_LIST_GAMES_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The games, newest first. */
-        struct {
-            size_t n;
-            game_state_game *items;
-        } s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        char none_; /* statuses without content */
-    };
+    /* 200: The games, newest first. */
+    struct {
+        size_t n;
+        game_state_game *items;
+    } s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -279,27 +276,25 @@ enum {
 };
 
 typedef struct game_state_create_game_resp {
-    /** HTTP status: one of GAME_STATE_CREATE_GAME_*. */
+    /** HTTP status: one of GAME_STATE_CREATE_GAME_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The new game (or, replayed, the game the same Idempotency-Key created). */
-        game_state_game s201;
-        /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        /* 422: Well-formed but against the rules: `column_full`, `not_a_player` (playerId does not play in this game), `unknown_player` (the User service does not know the user), `idempotency_key_reused` (the Idempotency-Key was used for a different request). */
-        tb_api_error s422;
-        /* 502: The User service failed or answered outside its contract (`upstream_failed`, `upstream_unavailable` while its circuit breaker is open). */
-        tb_api_error s502;
-        char none_; /* statuses without content */
-    };
+    /* 201: The new game (or, replayed, the game the same Idempotency-Key created). */
+    game_state_game s201;
+    /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
+    /* 422: Well-formed but against the rules: `column_full`, `not_a_player` (playerId does not play in this game), `unknown_player` (the User service does not know the user), `idempotency_key_reused` (the Idempotency-Key was used for a different request). */
+    tb_api_error s422;
+    /* 502: The User service failed or answered outside its contract (`upstream_failed`, `upstream_unavailable` while its circuit breaker is open). */
+    tb_api_error s502;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -329,21 +324,19 @@ enum {
 };
 
 typedef struct game_state_get_game_resp {
-    /** HTTP status: one of GAME_STATE_GET_GAME_*. */
+    /** HTTP status: one of GAME_STATE_GET_GAME_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The game. */
-        game_state_game s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such game (`not_found`). */
-        tb_api_error s404;
-        char none_; /* statuses without content */
-    };
+    /* 200: The game. */
+    game_state_game s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such game (`not_found`). */
+    tb_api_error s404;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -377,31 +370,29 @@ enum {
 };
 
 typedef struct game_state_join_game_resp {
-    /** HTTP status: one of GAME_STATE_JOIN_GAME_*. */
+    /** HTTP status: one of GAME_STATE_JOIN_GAME_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The game, now active. */
-        game_state_game s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such game (`not_found`). */
-        tb_api_error s404;
-        /* 409: The request conflicts with the game's current state: `version_conflict` (expectedVersion is not the game's version, which the details carry), `game_not_active` (waiting for its second player, or over), `not_your_turn`, `already_joined`, `game_full`. */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        /* 422: Well-formed but against the rules: `column_full`, `not_a_player` (playerId does not play in this game), `unknown_player` (the User service does not know the user), `idempotency_key_reused` (the Idempotency-Key was used for a different request). */
-        tb_api_error s422;
-        /* 502: The User service failed or answered outside its contract (`upstream_failed`, `upstream_unavailable` while its circuit breaker is open). */
-        tb_api_error s502;
-        char none_; /* statuses without content */
-    };
+    /* 200: The game, now active. */
+    game_state_game s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such game (`not_found`). */
+    tb_api_error s404;
+    /* 409: The request conflicts with the game's current state: `version_conflict` (expectedVersion is not the game's version, which the details carry), `game_not_active` (waiting for its second player, or over), `not_your_turn`, `already_joined`, `game_full`. */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
+    /* 422: Well-formed but against the rules: `column_full`, `not_a_player` (playerId does not play in this game), `unknown_player` (the User service does not know the user), `idempotency_key_reused` (the Idempotency-Key was used for a different request). */
+    tb_api_error s422;
+    /* 502: The User service failed or answered outside its contract (`upstream_failed`, `upstream_unavailable` while its circuit breaker is open). */
+    tb_api_error s502;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -434,29 +425,27 @@ enum {
 };
 
 typedef struct game_state_make_move_resp {
-    /** HTTP status: one of GAME_STATE_MAKE_MOVE_*. */
+    /** HTTP status: one of GAME_STATE_MAKE_MOVE_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The game after the move. */
-        game_state_game s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such game (`not_found`). */
-        tb_api_error s404;
-        /* 409: The request conflicts with the game's current state: `version_conflict` (expectedVersion is not the game's version, which the details carry), `game_not_active` (waiting for its second player, or over), `not_your_turn`, `already_joined`, `game_full`. */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        /* 422: Well-formed but against the rules: `column_full`, `not_a_player` (playerId does not play in this game), `unknown_player` (the User service does not know the user), `idempotency_key_reused` (the Idempotency-Key was used for a different request). */
-        tb_api_error s422;
-        char none_; /* statuses without content */
-    };
+    /* 200: The game after the move. */
+    game_state_game s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema (a column outside 0..6). */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such game (`not_found`). */
+    tb_api_error s404;
+    /* 409: The request conflicts with the game's current state: `version_conflict` (expectedVersion is not the game's version, which the details carry), `game_not_active` (waiting for its second player, or over), `not_your_turn`, `already_joined`, `game_full`. */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
+    /* 422: Well-formed but against the rules: `column_full`, `not_a_player` (playerId does not play in this game), `unknown_player` (the User service does not know the user), `idempotency_key_reused` (the Idempotency-Key was used for a different request). */
+    tb_api_error s422;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */

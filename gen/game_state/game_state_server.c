@@ -277,6 +277,7 @@ static const tb_service_def game_state__service = {
     game_state__deps, 1, sizeof(game_state_deps),
     NULL, 0,
     game_state_service_init, game_state_service_fini,
+    TB_VALIDATE_RESPONSES_DEFAULT, /* responses validated unless this file is built with NDEBUG */
 };
 
 int game_state_service_main(int argc, char **argv)

@@ -33,9 +33,10 @@ extern "C" {
  * Users and their profiles. The User service calls the Wallet service (its generated WalletServiceClient, WALLET_SERVICE_URL) to show and open a user's wallets.
  *
  * Server side: the service implements one handler per operation (below, "Handler") plus
- * user_service_init/_fini; gen/user/user_server.c routes requests to them.
- * A handler gets a validated, typed request and fills a typed response: set resp->status to one
- * of the operation's statuses and fill the union member of that status (s200, s404, ...).
+ * user_service_init/_fini; user_server.c, generated beside this header, routes
+ * requests to them. A handler gets a validated, typed request and fills a typed response: set
+ * resp->status to one of the operation's statuses and fill the member of that status (s200,
+ * s404, ...).
  * Memory: allocate from ctx->arena; it is released after the response is sent. Return 0, or a
  * TB_E... code for an internal failure (the caller then gets 500 "internal", details only in
  * the log).
@@ -149,15 +150,13 @@ enum {
 };
 
 typedef struct user_get_health_resp {
-    /** HTTP status: one of USER_GET_HEALTH_*. */
+    /** HTTP status: one of USER_GET_HEALTH_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The service is up and its database answers. */
-        common_health s200;
-        /* 503: The service cannot serve requests right now. */
-        tb_api_error s503;
-        char none_; /* statuses without content */
-    };
+    /* 200: The service is up and its database answers. */
+    common_health s200;
+    /* 503: The service cannot serve requests right now. */
+    tb_api_error s503;
 } user_get_health_resp;
 
 /** Handler: Liveness and readiness of the service. Implemented by the service. */
@@ -182,25 +181,23 @@ enum {
 };
 
 typedef struct user_create_user_resp {
-    /** HTTP status: one of USER_CREATE_USER_*. */
+    /** HTTP status: one of USER_CREATE_USER_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The new user. */
-        user_user s201;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        char none_; /* statuses without content */
-    };
+    /* 201: The new user. */
+    user_user s201;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -229,21 +226,19 @@ enum {
 };
 
 typedef struct user_get_user_resp {
-    /** HTTP status: one of USER_GET_USER_*. */
+    /** HTTP status: one of USER_GET_USER_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The user. */
-        user_user s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        char none_; /* statuses without content */
-    };
+    /* 200: The user. */
+    user_user s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -271,21 +266,19 @@ enum {
 };
 
 typedef struct user_get_profile_resp {
-    /** HTTP status: one of USER_GET_PROFILE_*. */
+    /** HTTP status: one of USER_GET_PROFILE_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The profile. */
-        user_profile s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        char none_; /* statuses without content */
-    };
+    /* 200: The profile. */
+    user_profile s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -316,25 +309,23 @@ enum {
 };
 
 typedef struct user_update_profile_resp {
-    /** HTTP status: one of USER_UPDATE_PROFILE_*. */
+    /** HTTP status: one of USER_UPDATE_PROFILE_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The updated profile. */
-        user_profile s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        char none_; /* statuses without content */
-    };
+    /* 200: The updated profile. */
+    user_profile s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -363,26 +354,24 @@ enum {
 };
 
 typedef struct user_get_user_wallets_resp {
-    /** HTTP status: one of USER_GET_USER_WALLETS_*. */
+    /** HTTP status: one of USER_GET_USER_WALLETS_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The user's wallets. */
-        struct {
-            size_t n;
-            user_wallet *items;
-        } s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        /* 502: The Wallet service failed or answered outside its contract. */
-        tb_api_error s502;
-        char none_; /* statuses without content */
-    };
+    /* 200: The user's wallets. */
+    struct {
+        size_t n;
+        user_wallet *items;
+    } s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
+    /* 502: The Wallet service failed or answered outside its contract. */
+    tb_api_error s502;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -415,29 +404,27 @@ enum {
 };
 
 typedef struct user_open_wallet_resp {
-    /** HTTP status: one of USER_OPEN_WALLET_*. */
+    /** HTTP status: one of USER_OPEN_WALLET_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The new wallet. */
-        user_wallet s201;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        /* 502: The Wallet service failed or answered outside its contract. */
-        tb_api_error s502;
-        char none_; /* statuses without content */
-    };
+    /* 201: The new wallet. */
+    user_wallet s201;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
+    /* 409: The request conflicts with the current state (a taken username, an existing wallet). */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
+    /* 502: The Wallet service failed or answered outside its contract. */
+    tb_api_error s502;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */

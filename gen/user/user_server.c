@@ -296,6 +296,7 @@ static const tb_service_def user__service = {
     user__deps, 1, sizeof(user_deps),
     NULL, 0,
     user_service_init, user_service_fini,
+    TB_VALIDATE_RESPONSES_DEFAULT, /* responses validated unless this file is built with NDEBUG */
 };
 
 int user_service_main(int argc, char **argv)

@@ -32,9 +32,10 @@ extern "C" {
  * Wallets and their transactions. Amounts are integers in minor units (cents, chips); a balance never goes below zero. Posting a transaction with an Idempotency-Key makes a retry safe: the same key returns the first result and applies nothing twice.
  *
  * Server side: the service implements one handler per operation (below, "Handler") plus
- * wallet_service_init/_fini; gen/wallet/wallet_server.c routes requests to them.
- * A handler gets a validated, typed request and fills a typed response: set resp->status to one
- * of the operation's statuses and fill the union member of that status (s200, s404, ...).
+ * wallet_service_init/_fini; wallet_server.c, generated beside this header, routes
+ * requests to them. A handler gets a validated, typed request and fills a typed response: set
+ * resp->status to one of the operation's statuses and fill the member of that status (s200,
+ * s404, ...).
  * Memory: allocate from ctx->arena; it is released after the response is sent. Return 0, or a
  * TB_E... code for an internal failure (the caller then gets 500 "internal", details only in
  * the log).
@@ -149,15 +150,13 @@ enum {
 };
 
 typedef struct wallet_get_health_resp {
-    /** HTTP status: one of WALLET_GET_HEALTH_*. */
+    /** HTTP status: one of WALLET_GET_HEALTH_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The service is up and its database answers. */
-        common_health s200;
-        /* 503: The service cannot serve requests right now. */
-        tb_api_error s503;
-        char none_; /* statuses without content */
-    };
+    /* 200: The service is up and its database answers. */
+    common_health s200;
+    /* 503: The service cannot serve requests right now. */
+    tb_api_error s503;
 } wallet_get_health_resp;
 
 /** Handler: Liveness and readiness of the service. Implemented by the service. */
@@ -182,25 +181,23 @@ enum {
 };
 
 typedef struct wallet_create_wallet_resp {
-    /** HTTP status: one of WALLET_CREATE_WALLET_*. */
+    /** HTTP status: one of WALLET_CREATE_WALLET_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The new wallet. */
-        wallet_wallet s201;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        char none_; /* statuses without content */
-    };
+    /* 201: The new wallet. */
+    wallet_wallet s201;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -229,21 +226,19 @@ enum {
 };
 
 typedef struct wallet_get_wallet_resp {
-    /** HTTP status: one of WALLET_GET_WALLET_*. */
+    /** HTTP status: one of WALLET_GET_WALLET_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The wallet. */
-        wallet_wallet s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        char none_; /* statuses without content */
-    };
+    /* 200: The wallet. */
+    wallet_wallet s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -274,22 +269,20 @@ enum {
 };
 
 typedef struct wallet_get_user_wallets_resp {
-    /** HTTP status: one of WALLET_GET_USER_WALLETS_*. */
+    /** HTTP status: one of WALLET_GET_USER_WALLETS_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The user's wallets, oldest first. */
-        struct {
-            size_t n;
-            wallet_wallet *items;
-        } s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        char none_; /* statuses without content */
-    };
+    /* 200: The user's wallets, oldest first. */
+    struct {
+        size_t n;
+        wallet_wallet *items;
+    } s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -326,21 +319,19 @@ enum {
 };
 
 typedef struct wallet_list_transactions_resp {
-    /** HTTP status: one of WALLET_LIST_TRANSACTIONS_*. */
+    /** HTTP status: one of WALLET_LIST_TRANSACTIONS_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: One page of transactions. */
-        wallet_transaction_page s200;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        char none_; /* statuses without content */
-    };
+    /* 200: One page of transactions. */
+    wallet_transaction_page s200;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */
@@ -376,29 +367,27 @@ enum {
 };
 
 typedef struct wallet_create_transaction_resp {
-    /** HTTP status: one of WALLET_CREATE_TRANSACTION_*. */
+    /** HTTP status: one of WALLET_CREATE_TRANSACTION_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The transaction was applied. */
-        wallet_transaction s201;
-        /* 400: Malformed JSON, a parameter or body that fails its schema. */
-        tb_api_error s400;
-        /* 401: No token, or one that is not valid (expired, forged, another audience). */
-        tb_api_error s401;
-        /* 403: A valid token without the scope the operation needs. */
-        tb_api_error s403;
-        /* 404: No such resource. */
-        tb_api_error s404;
-        /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
-        tb_api_error s409;
-        /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-        tb_api_error s413;
-        /* 415: The body is not application/json. */
-        tb_api_error s415;
-        /* 422: The Idempotency-Key was already used for a different request. */
-        tb_api_error s422;
-        char none_; /* statuses without content */
-    };
+    /* 201: The transaction was applied. */
+    wallet_transaction s201;
+    /* 400: Malformed JSON, a parameter or body that fails its schema. */
+    tb_api_error s400;
+    /* 401: No token, or one that is not valid (expired, forged, another audience). */
+    tb_api_error s401;
+    /* 403: A valid token without the scope the operation needs. */
+    tb_api_error s403;
+    /* 404: No such resource. */
+    tb_api_error s404;
+    /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
+    tb_api_error s409;
+    /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
+    tb_api_error s413;
+    /* 415: The body is not application/json. */
+    tb_api_error s415;
+    /* 422: The Idempotency-Key was already used for a different request. */
+    tb_api_error s422;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *www_authenticate; /* "WWW-Authenticate": The bearer challenge (RFC 6750). */

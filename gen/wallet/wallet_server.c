@@ -289,6 +289,7 @@ static const tb_service_def wallet__service = {
     NULL, 0, 0,
     NULL, 0,
     wallet_service_init, wallet_service_fini,
+    TB_VALIDATE_RESPONSES_DEFAULT, /* responses validated unless this file is built with NDEBUG */
 };
 
 int wallet_service_main(int argc, char **argv)

@@ -1465,6 +1465,7 @@ int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, v
     tb_client_call call;
     tb_client_res r;
     int rc;
+    memset(out, 0, op->resp_size); /* status 0 and no member when the call fails before an answer */
     memset(&call, 0, sizeof call);
     call.method = op->method;
     call.operation_id = op->operation_id;

@@ -404,11 +404,7 @@ static bool resolve_validation(int opt)
         return true;
     if (v && strcmp(v, "0") == 0)
         return false;
-#ifdef NDEBUG
-    return false;
-#else
-    return true;
-#endif
+    return opt == -2; /* TB_VALIDATE_RESPONSES_DEFAULT of a debug build */
 }
 
 /* ---- lifecycle ---- */

@@ -129,6 +129,8 @@ int tb_service_main(const tb_service_def *d, int argc, char **argv)
         tb_log_error(NULL, "%s: libcurl initialisation failed", d->name);
         return 1;
     }
+    if (d->validate_responses)
+        opts.validate_responses = d->validate_responses; /* the service's build decides */
     if (d->default_port)
         opts.port = d->default_port; /* servers[0] of the spec */
     if (d->request_timeout_ms)

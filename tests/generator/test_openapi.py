@@ -640,12 +640,12 @@ components:
         rc, err = self.gen(text, "lro.yaml")
         self.assertEqual(rc, 0, err)
         h = self.read("lro.h")
-        self.assertIn("        lro_operation s200;", h)
+        self.assertIn("\n    lro_operation s200;", h)
         self.assertRegex(h, r"typedef struct lro_operation \{\n(.*\n)*    bool done;")
         # the default {error: Status} is Google's own type too (stop 36): Status's code is an
         # integer, which tablium's envelope (a tb_api_error, code a string) cannot hold; the
         # runtime's own errors take its shape under "error", the status as the code
-        self.assertIn("        lro_failure sdefault;", h)
+        self.assertIn("\n    lro_failure sdefault;", h)
         self.assertIn('{0, TB_ERR_FLAT, 1, NULL, NULL, NULL, NULL, "code", "message", NULL, '
                       'NULL, "error"}', self.read("lro_server.c"))
         self.assertServiceCompiles("lro")
@@ -690,9 +690,9 @@ paths:
         rc, err = self.gen(text, "pages.yaml")
         self.assertEqual(rc, 0, err)
         h = self.read("pages.h")
-        self.assertIn("        pages_list_customers_s200 s200;", h)
+        self.assertIn("\n    pages_list_customers_s200 s200;", h)
         self.assertRegex(h, r"typedef struct pages_list_customers_s200 \{\n(.*\n)*    bool has_more;")
-        self.assertIn("        char *s200;", h)  # data alone: the envelope still
+        self.assertIn("\n    char *s200;", h)  # data alone: the envelope still
         self.assertServiceCompiles("pages")
 
 

@@ -4,7 +4,10 @@
  *     400 validation (errors[] with "#/body/..." pointers and rules), malformed JSON, 415, a
  *     handler failure (500, the default response), an unknown discriminator value;
  *   a flat {code, message} object (additionalProperties: false) for createItem's 4XX;
- *   404 and 405 outside any operation in the spec's usual shape (problem details). */
+ *   404 and 405 outside any operation in the spec's usual shape (problem details).
+ * Built as a debug build of a service is, whatever the build type of libtablium: NDEBUG unset
+ * where TB_SERVER_OPTS_INIT is expanded, so responses are validated by default. */
+#undef NDEBUG
 #include "problems/problems.h"
 
 #include "tablium/ctx.h"
@@ -13,6 +16,7 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- the handlers ---- */
@@ -39,6 +43,8 @@ int problems_create_order(tb_ctx *ctx, const problems_create_order_req *req,
     resp->s201 = req->body;
     resp->s201.has_id = true;
     resp->s201.id = 7;
+    if (strcmp(req->body.item, "slip") == 0)
+        resp->status = 200; /* a handler's slip: 200 is the default response, s201 is filled */
     return 0;
 }
 
@@ -46,7 +52,7 @@ int problems_get_order(tb_ctx *ctx, const problems_get_order_req *req,
                        problems_get_order_resp *resp)
 {
     (void)ctx;
-    if (req->id != 7) { /* the handler's own problem, through the default response */
+    if (req->id != 7 && req->id != 8) { /* the handler's own problem, through the default response */
         resp->status = 404;
         resp->sdefault.title = "Not Found";
         resp->sdefault.status = 404;
@@ -55,7 +61,7 @@ int problems_get_order(tb_ctx *ctx, const problems_get_order_req *req,
         return 0;
     }
     resp->status = 200;
-    resp->s200.item = "tea";
+    resp->s200.item = req->id == 8 ? NULL : "tea"; /* 8: the answer misses its required item */
     resp->s200.quantity = 2;
     return 0;
 }
@@ -219,6 +225,36 @@ START_TEST(validation_errors_are_problem_details_the_client_reads)
 }
 END_TEST
 
+/* A status whose member the handler did not fill: each status has its own member, so the
+ * default's is read as the empty value it is (never s201's bytes taken for a Problem: with the
+ * members overlapping, has_id and id read as has_type and a type pointer, 7, and the server
+ * crashed), and the server goes on. */
+START_TEST(a_status_without_its_member_is_not_read_from_another)
+{
+    char out[4096], ct[128];
+    long st = raw("POST", "/orders", NULL, "{\"item\":\"slip\",\"quantity\":2}", out, sizeof out,
+                  ct, sizeof ct);
+    ck_assert_msg(st == 200 || st == 500, "%ld %s", st, out);
+    ck_assert_msg(!strstr(out, "slip"), "%s", out);
+    st = raw("POST", "/orders", NULL, "{\"item\":\"tea\",\"quantity\":2}", out, sizeof out, ct,
+             sizeof ct);
+    ck_assert_int_eq(st, 201);
+    ck_assert_msg(strstr(out, "\"id\":7"), "%s", out);
+}
+END_TEST
+
+/* The service's own build decides whether responses are validated by default (NDEBUG unset
+ * here, set in libtablium's RelWithDebInfo build): an answer outside the spec is a 500. */
+START_TEST(a_debug_build_validates_its_responses)
+{
+    char out[4096], ct[128];
+    ck_assert_int_eq(raw("GET", "/orders/7", NULL, NULL, out, sizeof out, ct, sizeof ct), 200);
+    long st = raw("GET", "/orders/8", NULL, NULL, out, sizeof out, ct, sizeof ct);
+    ck_assert_msg(st == 500, "%ld %s", st, out);
+    ck_assert_str_eq(ct, "application/problem+json");
+}
+END_TEST
+
 START_TEST(malformed_json_and_media_type_as_problems)
 {
     char out[4096], ct[128];
@@ -371,12 +407,15 @@ END_TEST
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
+    unsetenv("TB_VALIDATE_RESPONSES"); /* the build's default is what is tested */
     Suite *s = suite_create("problems");
     TCase *tc = tcase_create("shapes");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, validation_errors_are_problem_details_the_client_reads);
     tcase_add_test(tc, malformed_json_and_media_type_as_problems);
+    tcase_add_test(tc, a_status_without_its_member_is_not_read_from_another);
+    tcase_add_test(tc, a_debug_build_validates_its_responses);
     tcase_add_test(tc, outside_any_operation_the_usual_shape);
     tcase_add_test(tc, a_flat_code_message_object);
     tcase_add_test(tc, an_unknown_discriminator_value_as_a_problem);

@@ -550,6 +550,8 @@ class ServiceBuilder:
         info = self.root.get("info") or {}
         self.title = cstr(str(info.get("title", self.name)))
         self.version = cstr(str(info.get("version", "")))
+        self.heading = comment_safe(("%s %s" % (info.get("title", self.name),
+                                                info.get("version", ""))).strip())
         self.description = _c_comment(info.get("description"))
         if self.errors:
             raise GenError(self.errors)

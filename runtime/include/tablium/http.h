@@ -393,7 +393,9 @@ typedef struct tb_server_opts {
     unsigned conn_timeout_s;   /* idle keep-alive connections closed after this; default 60 */
     unsigned shutdown_grace_ms; /* in-flight requests get this long on stop; default 10000 */
     /** Validate every response against its spec before sending (500 when it does not match):
-     *  1 on, 0 off, -1 default = on in debug builds (NDEBUG unset) or when TB_VALIDATE_RESPONSES=1. */
+     *  1 on, 0 off; else TB_VALIDATE_RESPONSES (1 or 0) decides, and without it -2 is on and -1
+     *  off. TB_SERVER_OPTS_INIT sets TB_VALIDATE_RESPONSES_DEFAULT: on in debug builds, that is
+     *  unless NDEBUG is defined where the macro is expanded (your build's, not libtablium's). */
     int validate_responses;
     bool access_log;           /* one info line per request; default true */
     /* Slow and greedy clients. A request's head must be complete this long after the
@@ -444,8 +446,16 @@ typedef struct tb_server_opts {
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+CHACHA20-POLY1305:+AES-256-GCM:"   \
     "+AES-128-GCM:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
+/** tb_server_opts.validate_responses by default: -2 (on) in a debug build of the code that
+ *  expands it, -1 (off) under NDEBUG; TB_VALIDATE_RESPONSES=1 or 0 wins over either. */
+#ifdef NDEBUG
+#define TB_VALIDATE_RESPONSES_DEFAULT (-1)
+#else
+#define TB_VALIDATE_RESPONSES_DEFAULT (-2)
+#endif
+
 #define TB_SERVER_OPTS_INIT                                                                     \
-    {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, -1, true, 10000, 30000, 0, 0, 1024, 0,             \
+    {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, TB_VALIDATE_RESPONSES_DEFAULT, true, 10000, 30000, 0, 0, 1024, 0,             \
      {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL, NULL, 0, false}
 
 /** What the front door refused or cut since start (tb_server_stats). */

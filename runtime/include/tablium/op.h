@@ -179,7 +179,8 @@ int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *se
 
 /** Client: sends *req to the service behind http and decodes the answer into *out (memory in
  *  ctx->arena). 0 when the service answered a status the spec declares (out->status), else
- *  TB_ECONN / TB_ETIMEDOUT / TB_EUPSTREAM / ... with err saying why. */
+ *  TB_ECONN / TB_ETIMEDOUT / TB_EUPSTREAM / ... with err saying why; *out is zeroed first, so a
+ *  call that fails before an answer leaves status 0. */
 int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, void *out,
                tb_error *err);
 

@@ -44,6 +44,9 @@ typedef struct tb_service_def {
     size_t n_policies;
     int (*init)(void **state, tb_error *err);
     void (*fini)(void *state);
+    /** TB_VALIDATE_RESPONSES_DEFAULT where the service is built (its generated _server.c), so
+     *  that a debug build of the service validates its responses; 0: libtablium's default. */
+    int validate_responses;
 } tb_service_def;
 
 /**

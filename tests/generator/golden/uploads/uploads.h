@@ -29,9 +29,10 @@ extern "C" {
  * uploads: Uploads 1
  *
  * Server side: the service implements one handler per operation (below, "Handler") plus
- * uploads_service_init/_fini; gen/uploads/uploads_server.c routes requests to them.
- * A handler gets a validated, typed request and fills a typed response: set resp->status to one
- * of the operation's statuses and fill the union member of that status (s200, s404, ...).
+ * uploads_service_init/_fini; uploads_server.c, generated beside this header, routes
+ * requests to them. A handler gets a validated, typed request and fills a typed response: set
+ * resp->status to one of the operation's statuses and fill the member of that status (s200,
+ * s404, ...).
  * Memory: allocate from ctx->arena; it is released after the response is sent. Return 0, or a
  * TB_E... code for an internal failure (the caller then gets 500 "internal", details only in
  * the log).
@@ -179,16 +180,14 @@ enum {
 };
 
 typedef struct uploads_upload_resp {
-    /** HTTP status: one of UPLOADS_UPLOAD_*. */
+    /** HTTP status: one of UPLOADS_UPLOAD_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: What arrived. */
-        uploads_receipt s201;
-        char none_; /* statuses without content */
-    };
+    /* 201: What arrived. */
+    uploads_receipt s201;
 } uploads_upload_resp;
 
-/** Handler Implemented by the service. */
+/** Handler. Implemented by the service. */
 int uploads_upload(tb_ctx *ctx, const uploads_upload_req *req, uploads_upload_resp *resp);
 
 /* ======== GET /lookup/{key} (lookup) ======== */
@@ -211,16 +210,14 @@ enum {
 };
 
 typedef struct uploads_lookup_resp {
-    /** HTTP status: one of UPLOADS_LOOKUP_*. */
+    /** HTTP status: one of UPLOADS_LOOKUP_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: What arrived, as JSON text. */
-        json_t *s200;
-        char none_; /* statuses without content */
-    };
+    /* 200: What arrived, as JSON text. */
+    json_t *s200;
 } uploads_lookup_resp;
 
-/** Handler Implemented by the service. */
+/** Handler. Implemented by the service. */
 int uploads_lookup(tb_ctx *ctx, const uploads_lookup_req *req, uploads_lookup_resp *resp);
 
 /* ======== POST /notes (createNote) ======== */
@@ -235,16 +232,14 @@ enum {
 };
 
 typedef struct uploads_create_note_resp {
-    /** HTTP status: one of UPLOADS_CREATE_NOTE_*. */
+    /** HTTP status: one of UPLOADS_CREATE_NOTE_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 201: The note, as it arrived. */
-        uploads_note s201;
-        char none_; /* statuses without content */
-    };
+    /* 201: The note, as it arrived. */
+    uploads_note s201;
 } uploads_create_note_resp;
 
-/** Handler Implemented by the service. */
+/** Handler. Implemented by the service. */
 int uploads_create_note(tb_ctx *ctx, const uploads_create_note_req *req, uploads_create_note_resp *resp);
 
 /* ======== GET /notes/{id} (getNote) ======== */
@@ -259,16 +254,14 @@ enum {
 };
 
 typedef struct uploads_get_note_resp {
-    /** HTTP status: one of UPLOADS_GET_NOTE_*. */
+    /** HTTP status: one of UPLOADS_GET_NOTE_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The note, in the JSON type the client's Accept prefers. */
-        uploads_note s200;
-        char none_; /* statuses without content */
-    };
+    /* 200: The note, in the JSON type the client's Accept prefers. */
+    uploads_note s200;
 } uploads_get_note_resp;
 
-/** Handler Implemented by the service. */
+/** Handler. Implemented by the service. */
 int uploads_get_note(tb_ctx *ctx, const uploads_get_note_req *req, uploads_get_note_resp *resp);
 
 /* ======== GET /notes/{id}/image (getNoteImage) ======== */
@@ -283,16 +276,14 @@ enum {
 };
 
 typedef struct uploads_get_note_image_resp {
-    /** HTTP status: one of UPLOADS_GET_NOTE_IMAGE_*. */
+    /** HTTP status: one of UPLOADS_GET_NOTE_IMAGE_*.
+     *  Each status has its own member (none overlap): the one status names is sent. */
     int status;
-    union {
-        /* 200: The note drawn, as PNG or JPEG by Accept. */
-        tb_bytes s200;
-        char none_; /* statuses without content */
-    };
+    /* 200: The note drawn, as PNG or JPEG by Accept. */
+    tb_bytes s200;
 } uploads_get_note_image_resp;
 
-/** Handler Implemented by the service. */
+/** Handler. Implemented by the service. */
 int uploads_get_note_image(tb_ctx *ctx, const uploads_get_note_image_req *req, uploads_get_note_image_resp *resp);
 
 /* ======== client ======== */

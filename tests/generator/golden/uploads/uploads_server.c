@@ -214,6 +214,7 @@ static const tb_service_def uploads__service = {
     NULL, 0, 0,
     NULL, 0,
     uploads_service_init, uploads_service_fini,
+    TB_VALIDATE_RESPONSES_DEFAULT, /* responses validated unless this file is built with NDEBUG */
 };
 
 int uploads_service_main(int argc, char **argv)
