@@ -264,6 +264,16 @@ START_TEST(malformed_json_and_media_type_as_problems)
     ck_assert_msg(strstr(out, "\"status\":400") && strstr(out, "\"code\":\"malformed_json\"") &&
                       strstr(out, "\"detail\":\"malformed JSON at line 1"),
                   "%s", out);
+    /* format: int32 is a range (the OpenAPI Format Registry's), refused at its path */
+    st = raw("POST", "/orders", NULL, "{\"item\":\"tea\",\"quantity\":2147483648}", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 400);
+    ck_assert_msg(strstr(out, "\"pointer\":\"#/body/quantity\"") && strstr(out, "\"rule\":\"format\"") &&
+                      strstr(out, "must be a valid int32 (-2147483648 to 2147483647)"),
+                  "%s", out);
+    st = raw("POST", "/orders", NULL, "{\"item\":\"tea\",\"quantity\":2147483647}", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_msg(st == 201 && strstr(out, "\"quantity\":2147483647"), "%ld %s", st, out);
     st = raw("POST", "/orders", "text/plain", "tea", out, sizeof out, ct, sizeof ct);
     ck_assert_int_eq(st, 415);
     ck_assert_str_eq(ct, "application/problem+json");

@@ -176,10 +176,13 @@ class StructChecks:
                 return
             if k.mult is not None:
                 raise Ineligible()
-            if k.limits:
+            tests = [test for _rule, test, _msg in k.limits]
+            if getattr(k, "fmt_range", None):
+                tests.append(k.fmt_range[0])  # formats are asserted where this runs, as below
+            if tests:
                 out.append(ind + "{")
                 out.append(ind + "    long double x = (long double)(%s);" % x)
-                for _rule, test, _msg in k.limits:
+                for test in tests:
                     out.append(ind + "    if (!(%s))" % test)
                     out.append(ind + "        return false;")
                 out.append(ind + "}")

@@ -31,6 +31,13 @@ FORMATS = {
     "ipv6": "tb_format_ipv6", "uri": "tb_format_uri", "uri-reference": "tb_format_uri_reference",
     "hostname": "tb_format_hostname",
 }
+# the OpenAPI Format Registry's integer formats: ranges, asserted as the string formats are
+INT_FORMATS = {
+    "int8": (-2 ** 7, 2 ** 7 - 1), "uint8": (0, 2 ** 8 - 1),
+    "int16": (-2 ** 15, 2 ** 15 - 1), "uint16": (0, 2 ** 16 - 1),
+    "int32": (-2 ** 31, 2 ** 31 - 1), "uint32": (0, 2 ** 32 - 1),
+    "uint64": (0, 2 ** 64 - 1),
+}
 
 
 class Sub:
@@ -721,11 +728,17 @@ class ValidatorCompiler:
         if mult is not None and mult <= 0:
             self.err(n, "multipleOf", "multipleOf must be > 0, got %s" % short_json(mult))
             mult = None
-        if num or mult is not None:
+        rng = INT_FORMATS.get(n.get("format")) if isinstance(n.get("format"), str) else None
+        fmt_range = None
+        if rng is not None and "enum" not in n and "const" not in n:
+            fmt_range = ("x >= %s && x <= %s" % (num_literal(rng[0]), num_literal(rng[1])),
+                         cmsg("must be a valid %s (%d to %d)" % (n["format"], rng[0], rng[1])))
+        if num or mult is not None or fmt_range:
             checks.append(Check("number", limits=num,
                                 mult=repr(float(mult)) if mult is not None else None,
                                 mult_msg=cmsg("must be a multiple of %s" % num_text(mult))
-                                if mult is not None else None))
+                                if mult is not None else None,
+                                fmt_range=fmt_range))
 
         # -- strings --
         minl, maxl = nonneg("minLength"), nonneg("maxLength")
