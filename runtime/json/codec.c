@@ -11,6 +11,7 @@
 #include "tb_vctx.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t tb_codec_value_size(int kind, const void *sub)
@@ -88,6 +89,53 @@ static bool union_adds_tag(const tb_codec_union *u, const tb_codec_branch *br)
             memcmp(t->fields[i].name, u->discriminator, u->disc_len) == 0)
             return false;
     return true;
+}
+
+/* A branch's struct whose own discriminator member the caller left unset (a NULL string, an
+ * optional member without has_), filled with the tag `kind` names: a copy the caller frees, so
+ * that setting `kind` is enough (the tag is one of the branch's; its first, as union_adds_tag
+ * writes). NULL when the member is set (its value is written as it is), or there is none. */
+static void *with_tag(const tb_codec_union *u, const tb_codec_branch *br, const void *v)
+{
+    if (!u->discriminator || br->kind != TB_CK_STRUCT || br->ntags == 0 ||
+        (br->flags & TB_CF_HOLDING))
+        return NULL;
+    const tb_codec_type *t = br->sub;
+    const char *base = (const char *)v + br->off;
+    for (size_t i = 0; i < t->nfields; i++) {
+        const tb_codec_field *f = &t->fields[i];
+        if (f->name_len != u->disc_len || memcmp(f->name, u->discriminator, u->disc_len) != 0)
+            continue;
+        if ((f->flags & TB_CF_HOLDING) || (f->kind != TB_CK_STRING && f->kind != TB_CK_ENUM))
+            return NULL;
+        bool has = (f->flags & TB_CF_REQUIRED) || *(const bool *)(base + f->has_off);
+        if (has && (f->kind != TB_CK_STRING || *(char *const *)(base + f->off)))
+            return NULL;
+        int e = -1;
+        if (f->kind == TB_CK_ENUM) {
+            const tb_codec_enum *en = f->sub;
+            for (size_t k = 0; e < 0 && k < en->count; k++)
+                if (en->values[k].n == br->tags[0].n &&
+                    memcmp(en->values[k].s, br->tags[0].s, br->tags[0].n) == 0)
+                    e = (int)k;
+            if (e < 0)
+                return NULL;
+        }
+        char *copy = malloc(t->size);
+        if (!copy)
+            return NULL;
+        memcpy(copy, base, t->size);
+        if (f->kind == TB_CK_STRING)
+            *(const char **)(copy + f->off) = br->tags[0].s;
+        else
+            *(int *)(copy + f->off) = e;
+        if (!(f->flags & TB_CF_REQUIRED))
+            *(bool *)(copy + f->has_off) = true;
+        if (f->flags & TB_CF_NULLABLE)
+            *(bool *)(copy + f->null_off) = false;
+        return copy;
+    }
+    return NULL;
 }
 
 /* Of object x's members, how many a value of branch br keeps: a struct its fields' (all of them
@@ -484,6 +532,12 @@ void tb_codec_value_write(int kind, const void *sub, const void *v, tb_buf *b)
             tb_buf_deinit(&t);
             return;
         }
+        void *tagged = with_tag(u, br, v);
+        if (tagged) {
+            tb_codec_write(br->sub, tagged, b);
+            free(tagged);
+            return;
+        }
         tb_codec_member_write(br->kind, br->flags, br->sub, v, br->off, br->n_off, b);
         return;
     }
@@ -617,6 +671,12 @@ json_t *tb_codec_value_to_json(int kind, const void *sub, const void *v)
         if (k < 1 || (size_t)k > u->nbranches)
             return json_null();
         const tb_codec_branch *br = &u->branches[k - 1];
+        void *tagged = with_tag(u, br, v);
+        if (tagged) {
+            json_t *j = tb_codec_to_json(br->sub, tagged);
+            free(tagged);
+            return j;
+        }
         json_t *j = tb_codec_member_to_json(br->kind, br->flags, br->sub, v, br->off, br->n_off);
         if (j && json_is_object(j) && union_adds_tag(u, br) &&
             json_object_setn_new_nocheck(j, u->discriminator, u->disc_len,

@@ -98,6 +98,32 @@ START_TEST(discriminated_union)
 }
 END_TEST
 
+/* A value made in C: `kind` is enough, the branch's own discriminator member may stay unset
+ * (the tag its kind names is written); one set is written as it is ("round", an alias). */
+START_TEST(kind_alone_writes_the_discriminator)
+{
+    shape s[3];
+    memset(s, 0, sizeof s);
+    s[0].kind = SHAPE_SQUARE;
+    s[0].square.side = 3;
+    s[1].kind = SHAPE_CIRCLE;
+    s[1].circle.radius = 1.5;
+    s[2].kind = SHAPE_CIRCLE;
+    s[2].circle.kind = "round";
+    s[2].circle.radius = 2.5;
+    shapes d;
+    memset(&d, 0, sizeof d);
+    d.shapes = s;
+    d.n_shapes = 3;
+    writes_as(&d, "{\"shapes\":[{\"kind\":\"square\",\"side\":3},"
+                  "{\"kind\":\"circle\",\"radius\":1.5},{\"kind\":\"round\",\"radius\":2.5}]}");
+    ck_assert_ptr_null(s[0].square.kind); /* the caller's value is not changed */
+    json_t *j = shapes_to_json(&d);
+    ck_assert_int_eq(shapes_validate(j, TB_VALIDATE_FORMATS, NULL), 0);
+    json_decref(j);
+}
+END_TEST
+
 START_TEST(discriminator_errors_name_the_property_or_the_branch)
 {
     char path[512], rule[64], msg[512];
@@ -420,6 +446,7 @@ int main(void)
     TCase *tc = tcase_create("composition");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, discriminated_union);
+    tcase_add_test(tc, kind_alone_writes_the_discriminator);
     tcase_add_test(tc, discriminator_errors_name_the_property_or_the_branch);
     tcase_add_test(tc, union_chosen_by_validation);
     tcase_add_test(tc, nullable_one_of);
