@@ -631,6 +631,12 @@ class ServiceBuilder:
             sh, n = max(votes.values(), key=lambda v: v[1])
             if sh.style != "TB_ERR_ENVELOPE" and n * 2 >= len(self.ops):
                 self.api_err_rows = [sh.c(0)]
+        # an operation whose own error answers say nothing of a 400 (a 404 alone): the runtime's
+        # other errors (400 validation, 413, 415...) take the API's usual shape, not the envelope
+        for op in self.ops:
+            codes = [r.code for r in op.responses if r.errshape is not None]
+            if op.err_rows and self.api_err_rows and not any(c in (0, 4, 400) for c in codes):
+                op.err_rows = op.err_rows + self.api_err_rows
 
     def server_url(self, server):
         """servers[0]: its variables replaced by their defaults, the documented default URL of
