@@ -78,8 +78,14 @@ export interface GamesLastMove {
   moveNumber: number;
 }
 
-/** What the server answers an event it refuses (its ack, too, as {error}). */
+/** What the server answers an event it refuses (its ack, too, as {error}), in any
+ *  namespace; <Namespace>Refusal says which payload one namespace sends. */
 export interface RealtimeRefusal {
+  error: GamesRealtimeError;
+}
+
+/** /games: what the server answers an event it refuses. */
+export interface GamesRefusal {
   error: GamesRealtimeError;
 }
 

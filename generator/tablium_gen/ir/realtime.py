@@ -237,12 +237,21 @@ def ts_module(namespaces, types, source):
         out.append("export interface %s %s" % (ts_name(nt), ts_object(types._deref(nt.node),
                                                                        types, 0)))
         out.append("")
-    out.append("/** What the server answers an event it refuses (its ack, too, as {error}). */")
+    errs = []  # each namespace's refusal payload, once
+    for ns in namespaces:
+        t = ts_name(ns.error_event.payload) if ns.error_event else "unknown"
+        if t not in errs:
+            errs.append(t)
+    out.append("/** What the server answers an event it refuses (its ack, too, as {error}), in any")
+    out.append(" *  namespace; <Namespace>Refusal says which payload one namespace sends. */")
     out.append("export interface RealtimeRefusal {\n  error: %s;\n}" % (
-        ts_name(namespaces[0].error_event.payload) if namespaces and namespaces[0].error_event
-        else "unknown"))
+        " | ".join(errs) if errs else "unknown"))
     out.append("")
     for ns in namespaces:
+        out.append("/** %s: what the server answers an event it refuses. */" % ns.name)
+        out.append("export interface %sRefusal {\n  error: %s;\n}" % (
+            ns.ts, ts_name(ns.error_event.payload) if ns.error_event else "unknown"))
+        out.append("")
         out.append("/** %s: server -> client events. */" % ns.name)
         out.append("export interface %sServerToClientEvents {" % ns.ts)
         for e in ns.outgoing:
