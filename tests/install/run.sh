@@ -3,7 +3,9 @@
 # (cmake --install), build examples/greeter (its spec + handlers only) against it with
 # find_package(tablium) + tablium_add_service, run the service, call it through its generated
 # client, and check the installed tablium-gen, pkg-config files and that a service without events
-# links no broker library.
+# links no broker library; then a Socket.IO server (examples/sio_conformance) built against the
+# same prefix, with find_package's tablium::realtime and with pkg-config's tablium-realtime,
+# answers an Engine.IO handshake.
 #   tests/install/run.sh BUILD_DIR
 # Prints: install-example: ...
 set -euo pipefail
@@ -87,4 +89,40 @@ cc -o "$work/pc" "$work/pc.c" $(pkg-config --cflags --libs tablium) || fail "cc 
 [ "$("$work/pc")" = "pc-7" ] || fail "pkg-config program"
 pkg-config --exists tablium-bus || fail "tablium-bus.pc"
 
-echo "install-example: examples/greeter built against an installed prefix (find_package + tablium_add_service), 3 calls through its generated client ok, unknown discriminator 400, no broker library linked, pkg-config ok"
+# realtime: the conformance server out of the tree, with CMake (tablium::realtime) and pkg-config
+mkdir -p "$work/rt"
+cp "$repo/examples/sio_conformance/main.c" "$work/rt/main.c"
+cat >"$work/rt/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.16)
+project(rt C)
+find_package(tablium REQUIRED)
+add_executable(rt_server main.c)
+target_link_libraries(rt_server PRIVATE tablium::realtime)
+CM
+cmake -S "$work/rt" -B "$work/rt/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" >"$work/rt-configure.log" 2>&1 ||
+    { cat "$work/rt-configure.log" >&2; fail "configure the realtime example"; }
+cmake --build "$work/rt/build" >"$work/rt-build.log" 2>&1 ||
+    { cat "$work/rt-build.log" >&2; fail "build the realtime example with tablium::realtime"; }
+cc -Wall -Wextra -Werror -o "$work/rt/rt_pc" "$work/rt/main.c" \
+    $(pkg-config --cflags --libs tablium-realtime) || fail "cc with pkg-config tablium-realtime"
+for bin in "$work/rt/build/rt_server" "$work/rt/rt_pc"; do
+    port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    PORT=$port "$bin" >"$work/rt.log" 2>&1 &
+    pid=$!
+    open=
+    for _ in $(seq 1 100); do
+        open=$(curl -sf "http://127.0.0.1:$port/socket.io/?EIO=4&transport=polling" 2>/dev/null) && break
+        kill -0 "$pid" 2>/dev/null || { cat "$work/rt.log" >&2; fail "$bin exited"; }
+        sleep 0.1
+    done
+    case $open in
+        0\{\"sid\":*) ;;
+        *) cat "$work/rt.log" >&2; fail "$bin: Engine.IO handshake answered '$open'" ;;
+    esac
+    kill -TERM "$pid"
+    wait "$pid" || fail "$bin exited $? on SIGTERM"
+    pid=
+done
+
+echo "install-example: examples/greeter built against an installed prefix (find_package + tablium_add_service), 3 calls through its generated client ok, unknown discriminator 400, no broker library linked, pkg-config ok; a Socket.IO server built with tablium::realtime and with pkg-config tablium-realtime answered its handshake"
