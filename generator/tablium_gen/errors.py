@@ -25,7 +25,14 @@ class GenError(Exception):
     def __init__(self, diags):
         if isinstance(diags, Diagnostic):
             diags = [diags]
-        self.diags = list(diags)
+        # each once: a path's parameter checked for every operation of the path, a $ref reached
+        # twice, say the same thing at the same place
+        self.diags, seen = [], set()
+        for d in diags:
+            key = (d.file, d.pointer, d.severity, d.reason)
+            if key not in seen:
+                seen.add(key)
+                self.diags.append(d)
         super().__init__("\n".join(str(d) for d in self.diags))
 
 

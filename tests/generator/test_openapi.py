@@ -374,12 +374,42 @@ class Errors(OpenApiCase):
 """), "/paths/~1a/get/responses", "needs at least one response")
 
     def test_unresolvable_ref(self):
+        # said where the $ref is (it was said at "#/$ref", the document's root)
         self.assertFails(self.minimal("""\
   /a:
     get:
       parameters: [{$ref: '#/components/parameters/Nope'}]
       responses: {'200': {description: ok}}
-"""), "cannot resolve $ref", "Nope")
+"""), "#/paths/~1a/get/parameters/0/$ref: error: cannot resolve $ref", "Nope")
+
+    def test_a_mapping_to_no_schema_is_said_once_at_the_mapping(self):
+        err = self.assertFails(self.minimal("""\
+  /a:
+    post:
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Shape'}
+      responses: {'200': {description: ok}}
+components:
+  schemas:
+    Shape:
+      oneOf: [{$ref: '#/components/schemas/Circle'}]
+      discriminator: {propertyName: kind, mapping: {round: '#/components/schemas/Round'}}
+    Circle: {type: object, properties: {kind: {type: string}}}
+"""), "#/components/schemas/Shape/discriminator/mapping/round: error: cannot resolve $ref")
+        self.assertEqual(err.count("cannot resolve"), 1, err)
+
+    def test_a_path_parameter_error_is_said_once_for_all_its_operations(self):
+        err = self.assertFails(self.minimal("""\
+  /a/{x}:
+    parameters: [{name: y, in: path, required: true, schema: {type: string}}]
+    get:
+      responses: {'200': {description: ok}}
+    delete:
+      responses: {'200': {description: ok}}
+"""), "/paths/~1a~1{x}/parameters/0", "path parameter 'y' is not in the path /a/{x}")
+        self.assertEqual(err.count("path parameter 'y' is not in the path"), 1, err)
 
     def test_schema_error_names_the_pointer(self):
         err = self.assertFails(self.minimal("""\
@@ -651,6 +681,30 @@ components:
         self.assertServiceCompiles("lro")
 
 
+class RequiredUndeclared(OpenApiCase):
+    def test_the_note_names_where_a_required_member_no_property_declares_is(self):
+        # Regression: the note said "?" for it, and one "?" for all of them
+        rc, err = self.gen("""\
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /a:
+    post:
+      requestBody:
+        content: {application/json: {schema: {$ref: '#/components/schemas/Book'}}}
+      responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Note'}}}}}
+components:
+  schemas:
+    Book: {type: object, required: [title, edition], properties: {title: {type: string}}}
+    Note: {type: object, required: [text], properties: {id: {type: integer}}}
+""")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("2 values without a static C type", err)
+        self.assertIn("#/components/schemas/Book/required (edition, undeclared)", err)
+        self.assertIn("#/components/schemas/Note/required (text, undeclared)", err)
+        self.assertNotIn(": ? (", err)
+
+
 class DataBesideOtherMembers(OpenApiCase):
     def test_a_list_with_data_and_more_is_its_own_type(self):
         # Regression (fixed): any answer with a required `data` was tablium's success envelope,
@@ -912,6 +966,8 @@ paths:
       operationId: addPet
       parameters:
         - {name: limit, in: query, schema: {type: integer, maximum: 10}, example: 50}
+        - {name: size, in: query, schema: {type: integer, default: twenty}}
+        - {name: kind, in: query, schema: {type: string, enum: [cat, dog], default: cat}}
       requestBody:
         content:
           application/json:
@@ -942,6 +998,11 @@ components:
                       err)
         self.assertNotIn("examples/good", err)  # nullable: null is fine in 3.0
         self.assertNotIn("properties/name/example", err)
+        # defaults too: a word for an integer is said; a default in its enum is not
+        self.assertIn("#/paths/~1pets/post/parameters/1/schema/default: warning: default-invalid: "
+                      "the default does not match its schema: the value: 'twenty' is not of type "
+                      "'integer'", err)
+        self.assertNotIn("parameters/2/schema/default", err)
 
     def test_patterns_of_examples_are_matched_within_a_limit(self):
         # Regression (fixed): beezup's URL pattern nests two stars; Python's re backtracked on

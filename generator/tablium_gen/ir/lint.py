@@ -12,6 +12,9 @@ file and JSON pointer, printed by tablium-gen and listed by `--lint` runs.
   example-invalid    an example (of a schema, a parameter or a media type) that its own schema
                      refuses, as an independent validator (python3-jsonschema) judges it: the
                      contract tests that replay examples would fail on it
+  default-invalid    a schema's default that the schema refuses (a word for an integer, a value
+                     outside its enum): a parameter left out gets it, and a client or server
+                     that fills it in sends what the contract forbids
 """
 import copy
 import os
@@ -78,8 +81,9 @@ class Linter:
                 continue
             if err is not None:
                 at = "/" + "/".join(str(x) for x in err.absolute_path)
-                self.warn(ptr, "example-invalid", "the example does not match its schema: %s: "
-                          "%s" % (at if at != "/" else "the value", err.message[:200]))
+                what = "default" if ptr.endswith("/default") else "example"
+                self.warn(ptr, what + "-invalid", "the %s does not match its schema: %s: %s" % (
+                    what, at if at != "/" else "the value", err.message[:200]))
 
     def _find_examples(self, node, ptr, out, depth=0, in_map=False):
         """(schema, example, pointer) of every example; in_map: node is a name -> object map
@@ -106,9 +110,11 @@ class Linter:
                                         % (ptr, pointer_escape(str(name)))))
             elif any(k in node for k in ("type", "properties", "$ref", "allOf", "oneOf",
                                          "anyOf", "items", "enum")):
-                # a schema: example (3.0) or examples [..] (3.1)
+                # a schema: example (3.0) or examples [..] (3.1), and its default
                 if "example" in node:
                     out.append((node, node["example"], ptr + "/example"))
+                if "default" in node:
+                    out.append((node, node["default"], ptr + "/default"))
                 ex = node.get("examples")
                 if isinstance(ex, list):
                     for i, e in enumerate(ex):

@@ -197,6 +197,10 @@ class ServiceBuilder:
                 pointer = info.pointer if info is not None and info.file == self.loader.info(
                     self.root).file else (ref[1:] if ref.startswith("#") else ref)
             except GenError as e:
+                if at is self.root:  # said at the document's root: where the $ref is instead
+                    for d in e.diags:
+                        if d.pointer == "/$ref" and pointer:
+                            d.pointer = pointer + "/$ref"
                 self.errors.extend(e.diags)
                 return None, pointer
             seen += 1

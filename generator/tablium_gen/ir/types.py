@@ -160,6 +160,7 @@ class TypeBuilder:
         self.types = []  # in dependency order (dependencies first)
         self._building = set()
         self.free_form = {}  # where a value has no static C type (json_t *) -> why
+        self._where = {}  # id(a schema made here, in no document) -> where it stands for
         self._merges = {}  # ids of the objects one property is in allOf parts -> their allOf
         self._spreads = {}  # id(node) -> (node, its spread branches or None)
 
@@ -519,8 +520,9 @@ class TypeBuilder:
 
     def _free(self, node, why):
         info = self.loader.info(node) if isinstance(node, dict) else None
-        self.free_form.setdefault("%s#%s" % (cnames.short_path(info.file), info.pointer)
-                                  if info else "?", why)
+        where = ("%s#%s" % (cnames.short_path(info.file), info.pointer) if info
+                 else self._where.get(id(node), "?"))
+        self.free_form.setdefault(where, why)
 
     @staticmethod
     def _field_name(fnamer, want, optional, nullable, array):
@@ -629,6 +631,10 @@ class TypeBuilder:
             if ap is not False:
                 props[r] = [ap if isinstance(ap, dict) and "patternProperties" not in node
                             else {}]
+                info = self.loader.info(node)
+                if info is not None and props[r][0] == {}:  # where a note names it
+                    self._where[id(props[r][0])] = "%s#%s/required (%s, undeclared)" % (
+                        cnames.short_path(info.file), info.pointer, r)
         fnamer = cnames.Namer(reserved={"n"})
         members = set()
         from .validators import cstr_bytes, comment_safe

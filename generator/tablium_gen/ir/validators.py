@@ -279,18 +279,19 @@ class ValidatorCompiler:
         mapping = d.get("mapping") if isinstance(d.get("mapping"), dict) else {}
         for value, ref in mapping.items():
             if not isinstance(ref, str):
-                self.err(node, "discriminator/mapping", "mapping values must be strings")
+                self.err(node, ("discriminator", "mapping", value), "mapping values must be strings")
                 continue
             if "#" not in ref and "/" not in ref and "." not in ref:
                 ref = "#/components/schemas/" + ref  # a bare schema name
+            at = ("discriminator", "mapping", value)
             try:
                 t = final(self.loader.resolve(ref, node))
-            except GenError as e:
-                self.errors.extend(e.diags)
+            except GenError as e:  # said where the mapping names it, not at the schema's $ref
+                self.err(node, at, e.diags[0].reason if e.diags else "cannot resolve %s" % ref)
                 continue
             idx = next((i for i, x in enumerate(targets) if x is t), None)
             if idx is None:
-                self.err(node, "discriminator/mapping/" + value.replace("~", "~0").replace("/", "~1"),
+                self.err(node, at,
                          "%s names a schema that is not one of the %s branches" % (ref, kw))
                 continue
             tags.append((value, idx))
@@ -506,8 +507,10 @@ class ValidatorCompiler:
     # ---- helpers ----
 
     def err(self, node, kw, reason):
+        """An error at node's keyword kw (a tuple: a path of tokens under node)."""
         info = self.loader.info(node)
-        ptr = (info.pointer if info else "") + ("/" + pointer_escape(kw) if kw else "")
+        toks = kw if isinstance(kw, tuple) else (kw,) if kw else ()
+        ptr = (info.pointer if info else "") + "".join("/" + pointer_escape(k) for k in toks)
         self.errors.append(Diagnostic(info.file if info else None, ptr, reason))
 
     def resource_id(self, uri):
