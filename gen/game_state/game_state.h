@@ -218,7 +218,7 @@ typedef struct game_state_list_games_req {
     game_state_game_status status; /* query "status" */
     /** At most this many games. */
     bool has_limit;
-    int64_t limit; /* query "limit", default 20 */
+    int64_t limit; /* query "limit", default 20 (filled in when not sent: has_limit says whether it was) */
 } game_state_list_games_req;
 
 /* Statuses of game_state_list_games_resp. */

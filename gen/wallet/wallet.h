@@ -300,7 +300,7 @@ typedef struct wallet_list_transactions_req {
     char *wallet_id; /* path "walletId", required */
     /** Page size. */
     bool has_limit;
-    int64_t limit; /* query "limit", default 20 */
+    int64_t limit; /* query "limit", default 20 (filled in when not sent: has_limit says whether it was) */
     /** nextCursor of the previous page. */
     bool has_cursor;
     char *cursor; /* query "cursor" */

@@ -178,7 +178,8 @@ class Generates(OpenApiCase):
                              % (fn, fn, fn))
             self.assertIn("int %s_call(shop_client *c" % fn, h)
         # parameters with their C types, presence flags and defaults
-        self.assertIn("int64_t limit; /* query \"limit\", default 10 */", h)
+        self.assertIn("int64_t limit; /* query \"limit\", default 10 (filled in when not sent: "
+                      "has_limit says whether it was) */", h)
         self.assertIn("bool has_fresh;", h)
         self.assertIn("size_t n_tag;", h)
         self.assertIn("int64_t *ids;", h)
