@@ -270,6 +270,8 @@ struct tb_rt_nsp {
     void *on_connect_ud;
     tb_rt_disconnect_fn on_disconnect;
     void *on_disconnect_ud;
+    tb_rt_disconnect_fn on_disconnecting;
+    void *on_disconnecting_ud;
     tb_rt_socket *socks;
     atomic_size_t nsocks; /* read by the other loops (tb_rt_nsp_count) */
     hmap rooms;
@@ -988,6 +990,14 @@ int tb_rt_socket_leave(tb_rt_socket *s, const char *room_name)
     return 0;
 }
 
+size_t tb_rt_socket_rooms(const tb_rt_socket *s, const char **out, size_t max)
+{
+    size_t n = s ? s->nrooms : 0;
+    for (size_t i = 0; out && i < n && i < max; i++)
+        out[i] = s->rooms[i].r->name;
+    return n;
+}
+
 bool tb_rt_socket_in(const tb_rt_socket *s, const char *room_name)
 {
     for (uint32_t i = 0; s && i < s->nrooms; i++)
@@ -1667,9 +1677,11 @@ static void socket_drop(tb_rt_socket *s, const char *reason, bool tell_client)
         s->persisted = false; /* leaving its rooms now does not change its session */
         session_after_drop(s, reason);
     }
+    tb_rt_nsp *h = nsp->pattern ? nsp->pattern : nsp;
+    if (h->on_disconnecting) /* socket.io's "disconnecting": still in its rooms */
+        h->on_disconnecting(s, reason, h->on_disconnecting_ud);
     while (s->nrooms)
         leave_slot(s, s->nrooms - 1);
-    tb_rt_nsp *h = nsp->pattern ? nsp->pattern : nsp;
     if (h->on_disconnect)
         h->on_disconnect(s, reason, h->on_disconnect_ud);
     while (s->acks) {
@@ -1870,6 +1882,12 @@ void tb_rt_nsp_on_disconnect(tb_rt_nsp *nsp, tb_rt_disconnect_fn fn, void *ud)
 {
     nsp->on_disconnect = fn;
     nsp->on_disconnect_ud = ud;
+}
+
+void tb_rt_nsp_on_disconnecting(tb_rt_nsp *nsp, tb_rt_disconnect_fn fn, void *ud)
+{
+    nsp->on_disconnecting = fn;
+    nsp->on_disconnecting_ud = ud;
 }
 
 int tb_rt_nsp_on(tb_rt_nsp *nsp, const char *name, tb_rt_event_fn fn, void *ud)
@@ -3511,6 +3529,8 @@ static int clone_namespaces(tb_rt_server *srv)
             t->on_connect_ud = p->on_connect_ud;
             t->on_disconnect = p->on_disconnect;
             t->on_disconnect_ud = p->on_disconnect_ud;
+            t->on_disconnecting = p->on_disconnecting;
+            t->on_disconnecting_ud = p->on_disconnecting_ud;
             t->server_emit = p->server_emit;
             t->server_emit_ud = p->server_emit_ud;
             for (size_t m = 0; rc == 0 && m < p->nmw; m++)

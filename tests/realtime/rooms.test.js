@@ -157,8 +157,25 @@ test('disconnect reasons reach the client and the server handler', T, async () =
     assert.deepStrictEqual(got.map((x) => x.id), ids);
     assert.deepStrictEqual(got.map((x) => x.reason),
       ['server namespace disconnect', 'server namespace disconnect', 'client namespace disconnect', 'transport close']);
+    assert.deepStrictEqual(got.map((x) => x.rooms), [0, 0, 0, 0]); // on_disconnect: in no room
     closeAll(a, b, c, d);
   } finally { watcher.close(); }
+});
+
+test('on_disconnecting sees the rooms a socket is leaving, and can tell them', T, async () => {
+  const [stay, go] = await Promise.all([connect(), connect()]);
+  try {
+    await call(stay, 'join', 'lobby');
+    for (const r of ['lobby', 'table-1']) await call(go, 'join', r);
+    const gone = next(stay, 'gone-from');
+    const id = go.id;
+    go.disconnect();
+    const [info] = await gone;
+    assert.strictEqual(info.id, id);
+    assert.strictEqual(info.room, 'lobby');
+    assert.strictEqual(info.reason, 'client namespace disconnect');
+    assert.deepStrictEqual([...info.rooms].sort(), [id, 'lobby', 'table-1'].sort());
+  } finally { closeAll(stay, go); }
 });
 
 test('middleware refuses with CONNECT_ERROR and its data', T, async () => {

@@ -279,13 +279,35 @@ static void count_connect(tb_rt_socket *s, void *ud)
     json_decref(args);
 }
 
+/* before it leaves them: tell each room it is in (but its own) that it goes, with its rooms */
+static void on_disconnecting(tb_rt_socket *s, const char *reason, void *ud)
+{
+    (void)ud;
+    const char *names[16];
+    size_t n = tb_rt_socket_rooms(s, names, 16);
+    json_t *all = json_array();
+    for (size_t i = 0; i < n && i < 16; i++)
+        json_array_append_new(all, json_string(names[i]));
+    for (size_t i = 0; i < n && i < 16; i++) {
+        if (strcmp(names[i], tb_rt_socket_id(s)) == 0)
+            continue;
+        tb_rt_to to = {&names[i], 1, NULL, 0, s, 0};
+        json_t *args = json_pack("[{s:s,s:s,s:s,s:O}]", "id", tb_rt_socket_id(s), "room",
+                                 names[i], "reason", reason, "rooms", all);
+        tb_rt_broadcast(tb_rt_socket_nsp(s), &to, "gone-from", args, NULL, 0);
+        json_decref(args);
+    }
+    json_decref(all);
+}
+
 static void on_disconnect(tb_rt_socket *s, const char *reason, void *ud)
 {
     (void)ud;
-    /* tell the others in "watchers" why this socket left */
+    /* tell the others in "watchers" why this socket left (by now it is in no room) */
     const char *room = "watchers";
     tb_rt_to to = {&room, 1, NULL, 0, s, 0};
-    json_t *args = json_pack("[{s:s,s:s}]", "id", tb_rt_socket_id(s), "reason", reason);
+    json_t *args = json_pack("[{s:s,s:s,s:I}]", "id", tb_rt_socket_id(s), "reason", reason,
+                             "rooms", (json_int_t)tb_rt_socket_rooms(s, NULL, 0));
     tb_rt_broadcast(tb_rt_socket_nsp(s), &to, "left", args, NULL, 0);
     json_decref(args);
 }
@@ -312,6 +334,7 @@ static void wire(tb_rt_nsp *nsp)
 {
     tb_rt_nsp_on_connect(nsp, count_connect, NULL);
     tb_rt_nsp_on_disconnect(nsp, on_disconnect, NULL);
+    tb_rt_nsp_on_disconnecting(nsp, on_disconnecting, NULL);
     tb_rt_nsp_on(nsp, "join", on_join, NULL);
     tb_rt_nsp_on(nsp, "leave", on_leave, NULL);
     tb_rt_nsp_on(nsp, "say", on_say, NULL);

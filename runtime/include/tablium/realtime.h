@@ -304,6 +304,11 @@ int tb_rt_nsp_use(tb_rt_nsp *nsp, tb_rt_middleware_fn fn, void *ud);
 int tb_rt_nsp_use_jwt(tb_rt_nsp *nsp, struct tb_jwt_verifier *verifier);
 void tb_rt_nsp_on_connect(tb_rt_nsp *nsp, tb_rt_socket_fn fn, void *ud);
 void tb_rt_nsp_on_disconnect(tb_rt_nsp *nsp, tb_rt_disconnect_fn fn, void *ud);
+/** Socket.IO's "disconnecting": runs before on_disconnect, while the socket is still in its
+ *  rooms (tb_rt_socket_rooms, tb_rt_socket_in), so that a handler can tell them who left (a
+ *  broadcast from here reaches the others; the socket itself gets nothing more). By then
+ *  on_disconnect sees it in no room. */
+void tb_rt_nsp_on_disconnecting(tb_rt_nsp *nsp, tb_rt_disconnect_fn fn, void *ud);
 /** The handler of event `name` (copied). A second registration replaces the first. */
 int tb_rt_nsp_on(tb_rt_nsp *nsp, const char *name, tb_rt_event_fn fn, void *ud);
 /** The handler of events with no handler of their own. */
@@ -339,6 +344,9 @@ const char *tb_rt_socket_transport(const tb_rt_socket *s);
 int tb_rt_socket_join(tb_rt_socket *s, const char *room);
 int tb_rt_socket_leave(tb_rt_socket *s, const char *room);
 bool tb_rt_socket_in(const tb_rt_socket *s, const char *room);
+/** The rooms the socket is in (its own id among them): up to max names into out (borrowed,
+ *  valid until it joins or leaves one), and how many there are. */
+size_t tb_rt_socket_rooms(const tb_rt_socket *s, const char **out, size_t max);
 
 /** Emits to this socket only. args: array or NULL (borrowed). */
 int tb_rt_socket_emit(tb_rt_socket *s, const char *event, const json_t *args, const tb_rt_bin *bins,
