@@ -682,6 +682,24 @@ components:
         self.assertServiceCompiles("lro")
 
 
+class NameCollision(OpenApiCase):
+    def test_a_handler_renamed_for_a_collision_is_said(self):
+        rc, err = self.gen("""\
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /a:
+    get: {operationId: get-thing, responses: {'204': {description: ok}}}
+  /b:
+    get: {operationId: getThing, responses: {'204': {description: ok}}}
+""")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("#/paths/~1b/get: warning: name-collision: the handler shop_get_thing is "
+                      "taken (by another operation or a type): this operation's is "
+                      "shop_get_thing_2", err)
+        self.assertEqual(err.count("name-collision"), 1, err)
+
+
 class RequiredUndeclared(OpenApiCase):
     def test_the_note_names_where_a_required_member_no_property_declares_is(self):
         # Regression: the note said "?" for it, and one "?" for all of them

@@ -702,6 +702,13 @@ class ServiceBuilder:
         self.fnames.used.update(cname + x for x in OP_SUFFIXES)
         self.types.namer.used.update({cname + s for s in ("", "_req", "_resp")})
         self.types.avoid.update(cname + x for x in OP_SUFFIXES)
+        if cname != self.prefix + base:
+            # said, since the name depends on the order of the operations: adding one can
+            # rename another's handler
+            self.warn(ptr, "name-collision", "the handler %s is taken (by another operation or "
+                      "a type): this operation's is %s, which adding or moving operations may "
+                      "change; an operationId no other name takes keeps it" % (
+                          self.prefix + base, cname))
         op.cname = cname
         op.id_lit = cstr(op.operation_id or base)
         if method in METHOD_ENUM:
