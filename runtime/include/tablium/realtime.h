@@ -356,7 +356,9 @@ int tb_rt_socket_emit(tb_rt_socket *s, const char *event, const json_t *args, co
 int tb_rt_socket_emit_ack(tb_rt_socket *s, const char *event, const json_t *args,
                           const tb_rt_bin *bins, size_t nbins, unsigned timeout_ms, tb_rt_ack_fn cb,
                           void *ud);
-/** Acknowledges a received event (ev->ack_id >= 0); once per event. */
+/** Acknowledges a received event (ev->ack_id >= 0); once per event: the server does not keep
+ *  which acks it owes (a handler may ack later, from a copy of ev), so a second call sends a
+ *  second ACK, which socket.io-client ignores as it does an ack id it never sent. */
 int tb_rt_ack(tb_rt_socket *s, const tb_rt_event *ev, const json_t *args, const tb_rt_bin *bins,
               size_t nbins);
 /** Disconnects the socket from its namespace ("server namespace disconnect"); with
