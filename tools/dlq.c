@@ -2,7 +2,8 @@
  * tablium-dlq: inspect and replay a service's dead-letter queue (<service>.dlq on RabbitMQ).
  *
  *   tablium-dlq list SERVICE [--json]          one line per dead letter: position, event id,
- *                                              type, attempts, when, why
+ *                                              type, attempts, when, why (--json: also the
+ *                                              body, as "bodyBase64" when it is not UTF-8)
  *   tablium-dlq replay SERVICE --all           every dead letter back to SERVICE's queue
  *   tablium-dlq replay SERVICE ID [ID...]      only these event ids (the others stay)
  *
@@ -36,15 +37,50 @@ typedef struct pick_set {
     bool all;
 } pick_set;
 
-static void print_one(void *user, const tb_amqp_dead *d)
+/* A JSON string of s, or null when s is NULL or not UTF-8 (a dead letter may hold anything). */
+static json_t *text_or_null(const char *s)
+{
+    json_t *j = s ? json_string(s) : NULL;
+    return j ? j : json_null();
+}
+
+static char *base64(const unsigned char *p, size_t n)
+{
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    for (size_t i = 0; out && i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        *o++ = A[v >> 18 & 63];
+        *o++ = A[v >> 12 & 63];
+        *o++ = i + 1 < n ? A[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? A[v & 63] : '=';
+    }
+    if (out)
+        *o = '\0';
+    return out;
+}
+
+static void print_dead(void *user, const tb_amqp_dead *d)
 {
     bool json = *(bool *)user;
     const tb_amqp_delivery *m = d->msg;
     if (json) {
-        json_t *o = json_pack("{s:I, s:s?, s:s?, s:s?, s:i, s:s?, s:s?, s:s#}", "position",
-                              (json_int_t)d->index, "id", m->message_id, "type", m->type,
-                              "version", m->version, "attempt", m->attempt, "deadAt", d->dead_at,
-                              "reason", d->reason, "body", (const char *)m->body, (int)m->len);
+        /* every dead letter gets its line, whatever its bytes: a body that is not UTF-8 (the
+         * poison a DLQ is for) as base64 */
+        json_t *o = json_pack("{s:I, s:o, s:o, s:o, s:i, s:o, s:o}", "position",
+                              (json_int_t)d->index, "id", text_or_null(m->message_id), "type",
+                              text_or_null(m->type), "version", text_or_null(m->version),
+                              "attempt", m->attempt, "deadAt", text_or_null(d->dead_at),
+                              "reason", text_or_null(d->reason));
+        json_t *body = o ? json_stringn((const char *)m->body, m->len) : NULL;
+        if (o && body) {
+            json_object_set_new(o, "body", body);
+        } else if (o) {
+            char *b = base64((const unsigned char *)m->body, m->len);
+            json_object_set_new(o, "bodyBase64", b ? json_string(b) : json_null());
+            free(b);
+        }
         if (o) {
             char *s = json_dumps(o, JSON_COMPACT);
             if (s)
@@ -108,7 +144,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "list") == 0) {
         if (ps.n || ps.all)
             return usage();
-        long n = tb_amqp_dlq_list(&o, service, print_one, &json, &err);
+        long n = tb_amqp_dlq_list(&o, service, print_dead, &json, &err);
         if (n < 0) {
             fprintf(stderr, "tablium-dlq: %s\n", err.message);
             status = 1;
