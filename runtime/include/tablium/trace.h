@@ -1,5 +1,6 @@
 /*
- * tablium: W3C Trace Context and spans (OpenTelemetry's data model, exported as OTLP/HTTP JSON).
+ * tablium: W3C Trace Context and spans (OpenTelemetry's data model, exported over OTLP/HTTP,
+ * protobuf by default, JSON on request).
  *
  * Every hop carries a trace: the HTTP server continues the caller's `traceparent` (or starts a
  * trace), generated clients send theirs downstream, events carry it in the envelope and in the
@@ -33,7 +34,7 @@
  *   OTEL_EXPORTER_OTLP_PROTOCOL        http/protobuf (default, as the OTel spec says) or
  *                                      http/json (/ _TRACES_PROTOCOL; grpc: a warning, then
  *                                      http/protobuf); OTEL_EXPORTER_OTLP_COMPRESSION: none
- *                                      (gzip: a warning)
+ *                                      (default) or gzip (/ _TRACES_COMPRESSION)
  * With no endpoint set at all nothing is exported (spans still get ids and reach the logs).
  */
 #ifndef TABLIUM_TRACE_H
@@ -214,7 +215,9 @@ void tb_trace_stats_get(tb_trace_stats *out);
 void tb_trace_set_default_service(const char *name);
 
 /** Exports what is queued now and waits until it is sent or timeout_ms passes. 0 when the queue
- *  emptied, TB_ETIMEDOUT otherwise. Called by tb_server_stop and at exit. */
+ *  emptied, TB_ETIMEDOUT otherwise. tb_server_stop calls it; nothing does at exit: a program
+ *  that makes spans without a server (a publisher, a tool) calls tb_trace_shutdown (or this)
+ *  before it ends, or the spans still queued are lost. */
 int tb_trace_flush(long timeout_ms);
 
 /** Stops the exporter thread after a final flush (timeout_ms); later spans are dropped. */
