@@ -279,11 +279,12 @@ class ValidatorCompiler:
         mapping = d.get("mapping") if isinstance(d.get("mapping"), dict) else {}
         for value, ref in mapping.items():
             if not isinstance(ref, str):
-                self.err(node, ("discriminator", "mapping", value), "mapping values must be strings")
+                self.err(node, ("discriminator", "mapping", str(value)),
+                         "mapping values must be strings")
                 continue
             if "#" not in ref and "/" not in ref and "." not in ref:
                 ref = "#/components/schemas/" + ref  # a bare schema name
-            at = ("discriminator", "mapping", value)
+            at = ("discriminator", "mapping", str(value))  # YAML may make a key a number
             try:
                 t = final(self.loader.resolve(ref, node))
             except GenError as e:  # said where the mapping names it, not at the schema's $ref

@@ -455,8 +455,9 @@ typedef struct tb_server_opts {
 #endif
 
 #define TB_SERVER_OPTS_INIT                                                                     \
-    {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, TB_VALIDATE_RESPONSES_DEFAULT, true, 10000, 30000, 0, 0, 1024, 0,             \
-     {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL, NULL, 0, false}
+    {"127.0.0.1", 0, 0, 1u << 20, 60, 10000, TB_VALIDATE_RESPONSES_DEFAULT, true, 10000, 30000,  \
+     0, 0, 1024, 0, {NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL}, NULL, NULL, NULL, NULL, NULL, 0,  \
+     false}
 
 /** What the front door refused or cut since start (tb_server_stats). */
 typedef struct tb_server_stats {
