@@ -526,6 +526,19 @@ static bool wait_dlq(const char *queue, long want)
     return false;
 }
 
+/* `tablium-dlq list SVC --exchange EX [more]`'s output into out (it must exit 0). */
+static void dlq_list(const char *svc, const char *ex, const char *more, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "TB_AMQP_URL='%s' %s/tablium-dlq list %s --exchange %s %s",
+             need("TB_TEST_AMQP_URL"), TB_BUILD_DIR, svc, ex, more);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t got = fread(out, 1, cap - 1, p);
+    out[got] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+}
+
 static void raw_publish(tb_amqp_pub *p, const char *key, const char *body)
 {
     char id[37];
@@ -572,14 +585,8 @@ START_TEST(foreign_and_garbage_messages_go_to_the_dlq_never_to_a_handler)
     ck_assert_int_eq(atomic_load(&s.n), 0);
     /* tablium-dlq list --json: a line for each, the body that is not UTF-8 as base64 (it was
      * left out, the others printed) */
-    char cmd[1024], out[8192] = "";
-    snprintf(cmd, sizeof cmd, "TB_AMQP_URL='%s' %s/tablium-dlq list %s --exchange %s --json",
-             need("TB_TEST_AMQP_URL"), TB_BUILD_DIR, svc, ex);
-    FILE *pp = popen(cmd, "r");
-    ck_assert_ptr_nonnull(pp);
-    size_t got = fread(out, 1, sizeof out - 1, pp);
-    out[got] = '\0';
-    ck_assert_int_eq(pclose(pp), 0);
+    char out[8192];
+    dlq_list(svc, ex, "--json", out, sizeof out);
     int lines = 0;
     for (const char *c = out; (c = strchr(c, '\n')) != NULL; c++)
         lines++;
@@ -720,14 +727,8 @@ static void poison(bool use_error_code)
     if (use_error_code) {
         ck_assert_int_eq(tb_amqp_dlq_replay(&co, svc, pick_all, NULL, &err), 1);
     } else { /* through the command-line tool, by event id */
-        char cmd[1024], out[4096] = "";
-        snprintf(cmd, sizeof cmd, "TB_AMQP_URL='%s' %s/tablium-dlq list %s --exchange %s",
-                 need("TB_TEST_AMQP_URL"), TB_BUILD_DIR, svc, ex);
-        FILE *p = popen(cmd, "r");
-        ck_assert_ptr_nonnull(p);
-        size_t got = fread(out, 1, sizeof out - 1, p);
-        out[got] = '\0';
-        ck_assert_int_eq(pclose(p), 0);
+        char cmd[1024], out[4096];
+        dlq_list(svc, ex, "", out, sizeof out);
         ck_assert_msg(strstr(out, "user.registered") && strstr(out, "attempt 3") &&
                           strstr(out, "profile store is read-only"),
                       "tablium-dlq list printed: %s", out);
