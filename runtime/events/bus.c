@@ -1372,8 +1372,16 @@ static tb_event_result run_handler(tb_bus *b, bus_worker *w, const bus_sub *s, b
             tb_span_set_str(sp, "messaging.message.id", be->ev.id);
         if (be->ev.correlation_id)
             tb_span_set_str(sp, "messaging.message.conversation_id", be->ev.correlation_id);
-        if (be->ev.type)
-            tb_span_set_str(sp, "messaging.destination.name", be->ev.type);
+        /* the destination as the producer's span names it: the exchange and the routing key on
+         * RabbitMQ, the channel on Redis (it was the event type, which matched neither) */
+        if (be->ev.type && redis) {
+            char channel[256];
+            snprintf(channel, sizeof channel, "%s:%s", b->exchange, be->ev.type);
+            tb_span_set_str(sp, "messaging.destination.name", channel);
+        } else if (be->ev.type) {
+            tb_span_set_str(sp, "messaging.destination.name", b->exchange);
+            tb_span_set_str(sp, "messaging.rabbitmq.destination.routing_key", be->ev.type);
+        }
         if (b->service)
             tb_span_set_str(sp, "messaging.consumer.group.name", b->service);
         if (be->ev.attempt > 1)

@@ -894,6 +894,14 @@ START_TEST(one_trace_from_a_registration_through_user_to_wallet)
     ck_assert_str_eq(span_service(cons), "user");
     ck_assert_str_eq(span_service(cli), "user");
     ck_assert_str_eq(span_service(wsrv), "wallet");
+    /* the consumer names the destination as a publisher does: the exchange (the services'
+     * default here), and the routing key (it named the event type, which is neither) */
+    ck_assert_str_eq(span_attr(cons, "messaging.system"), "rabbitmq");
+    ck_assert_str_eq(span_attr(cons, "messaging.destination.name"), "tablium.events");
+    ck_assert_str_eq(span_attr(cons, "messaging.rabbitmq.destination.routing_key"),
+                     "user.registered");
+    ck_assert_str_eq(span_attr(prod, "messaging.rabbitmq.destination.routing_key"),
+                     "user.registered");
     /* the same trace id in every service's log lines */
     char needle[64];
     snprintf(needle, sizeof needle, "\"traceId\":\"%s\"", trace);
