@@ -1319,6 +1319,7 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
                     root ? "invalid envelope: " : "",
                     root ? "(type) must be an object" : err.message);
         atomic_fetch_add(&b->invalid, 1);
+        atomic_fetch_add(&b->dead, 1);
         tb_metrics_event_consumed(b->service, "_invalid", "redis", "invalid");
         json_decref(root);
         tb_error_deinit(&err);
@@ -1602,6 +1603,16 @@ static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *b
         reason_from_error(be->reason, sizeof be->reason, "invalid envelope", "", &err);
         goto invalid;
     }
+    if (s == NULL && !known) {
+        /* routed here (a key or channel this service binds) under a type it does not read: a
+         * producer's mistake, kept in the DLQ with why rather than acked unseen */
+        const char *rk = durable && m->d ? m->d->routing_key : NULL;
+        snprintf(be->reason, sizeof be->reason,
+                 "invalid envelope: /type \"%.64s\" is not an event type %s reads%s%.64s%s",
+                 type ? type : "", b->service, rk ? " (routed as \"" : "", rk ? rk : "",
+                 rk ? "\")" : "");
+        goto invalid;
+    }
     if (s == NULL) {
         tb_log_debug(NULL, "event %s %s %s: no handler here for this version; skipped",
                      type ? type : "?", version ? version : "?", jstr(root, "id"));
@@ -1651,10 +1662,10 @@ invalid:
     atomic_fetch_add(&b->invalid, 1);
     atomic_fetch_add(&b->dead, 1);
     /* the type label only when the subscription knows it (a bounded set) */
-    tb_metrics_event_consumed(b->service, s ? s->type->type : "_unknown", transport_name(m),
+    tb_metrics_event_consumed(b->service, s ? s->type->type : "_invalid", transport_name(m),
                               "invalid");
     if (m->transport == TB_TRANSPORT_RABBITMQ)
-        tb_metrics_event_dead_lettered(b->service, s ? s->type->type : "_unknown", "rabbitmq");
+        tb_metrics_event_dead_lettered(b->service, s ? s->type->type : "_invalid", "rabbitmq");
     tb_log_warn(NULL, "event %s %s %s on %s %s: %s", jstr(root, "id") ? jstr(root, "id") : "?",
                 type ? type : "?", version ? version : "?", b->service, where, be->reason);
     settle(b, m, TB_EVENT_DEAD, be->reason);

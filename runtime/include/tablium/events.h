@@ -19,7 +19,8 @@
  *
  * Every event travels in the standard envelope (id, type, version, timestamp, producer, data,
  * metadata.correlationId/traceId/traceparent). A consumer reads the versions it subscribes to;
- * other versions of the same type are acked and counted as skipped.
+ * other versions of the same type are acked and counted as skipped; a type it does not read at
+ * all (sent under another type's routing key) is invalid, so dead-lettered.
  *
  * Consuming: a delivery is parsed and its envelope and data validated before any handler runs;
  * one that fails (a foreign producer, garbage bytes) goes straight to the DLQ with the errors
@@ -285,7 +286,7 @@ typedef struct tb_bus_stats {
     uint64_t publish_failed;
     uint64_t handled;         /* handlers that answered ACK */
     uint64_t retried;
-    uint64_t dead;            /* sent to the DLQ (or dropped when there is none) */
+    uint64_t dead;            /* sent to the DLQ (dropped on Redis or without one) */
     uint64_t invalid;         /* malformed or schema-failing deliveries */
     uint64_t duplicates;      /* redeliveries acked without the handler */
     uint64_t skipped;         /* versions nobody here reads */
