@@ -2250,6 +2250,10 @@ void tb_bus_free(tb_bus *b)
         tb_amqp_pub_flush(b->amqp_pub, b->publish_timeout_ms);
     tb_amqp_pub_free(b->amqp_pub);
     tb_redis_pub_free(b->redis_pub);
+    /* 4. the spans of what it sent and handled, as tb_server_stop does: a publisher without a
+     *    server has no other flush before it exits (bounded; nothing to wait for when tracing
+     *    is off or the queue is empty) */
+    tb_trace_flush(2000);
     if (b->marker) { /* its statement belongs to the dedupe db: finalize it under the db's lock */
         pthread_mutex_t *lock;
         dedupe_db(b, &lock);

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -670,6 +671,98 @@ START_TEST(garbage_on_a_redis_channel_is_dropped_with_a_log_line)
     tb_bus_free(prod);
     tb_bus_free(cons);
     tb_error_deinit(&err);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- spans at the end ---- */
+
+/* The requests one connection to a minimal OTLP/HTTP receiver carries, bodies appended to got:
+ * answered 200 {} each, until the peer closes. */
+typedef struct otlp_sink {
+    int lfd;
+    char got[1 << 16];
+    size_t len;
+    int posts;
+} otlp_sink;
+
+static void *otlp_sink_main(void *arg)
+{
+    otlp_sink *k = arg;
+    struct pollfd pf = {.fd = k->lfd, .events = POLLIN};
+    if (poll(&pf, 1, 20000) != 1) /* none came: the test says so */
+        return NULL;
+    int fd = accept(k->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[1 << 16];
+    size_t have = 0;
+    for (;;) {
+        char *end = have ? memmem(buf, have, "\r\n\r\n", 4) : NULL;
+        if (end) {
+            const char *cl = memmem(buf, (size_t)(end - buf), "Content-Length:", 15);
+            if (cl == NULL)
+                cl = memmem(buf, (size_t)(end - buf), "content-length:", 15);
+            size_t n = cl ? strtoul(cl + 15, NULL, 10) : 0, head = (size_t)(end - buf) + 4;
+            if (head + n > sizeof buf)
+                break;
+            if (have >= head + n) {
+                size_t room = sizeof k->got - 1 - k->len;
+                memcpy(k->got + k->len, buf + head, n < room ? n : room);
+                k->len += n < room ? n : room;
+                k->posts++;
+                static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                         "Content-Length: 2\r\n\r\n{}";
+                if (write(fd, ok, sizeof ok - 1) != (ssize_t)(sizeof ok - 1))
+                    break;
+                memmove(buf, buf + head + n, have - head - n);
+                have -= head + n;
+                continue;
+            }
+        }
+        ssize_t r = read(fd, buf + have, sizeof buf - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    close(fd);
+    return NULL;
+}
+
+START_TEST(a_publisher_without_a_server_exports_its_spans_when_the_bus_is_freed)
+{
+    char ex[64];
+    uniq(ex, sizeof ex, "ex");
+    data_dir();
+    otlp_sink *k = calloc(1, sizeof *k);
+    ck_assert_ptr_nonnull(k);
+    k->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(bind(k->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(k->lfd, 4), 0);
+    ck_assert_int_eq(getsockname(k->lfd, (struct sockaddr *)&sa, &sl), 0);
+    pid_t pid = fork(); /* the exporter reads OTEL_* once per process: a new program */
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
+        setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url, 1);
+        setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+        setenv("OTEL_BSP_SCHEDULE_DELAY", "600000", 1); /* only a flush sends */
+        execl("/proc/self/exe", "events_test_bus", "publish-and-free", ex, (char *)NULL);
+        _exit(4);
+    }
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, otlp_sink_main, k), 0);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "publisher: status %d", st);
+    pthread_join(th, NULL);
+    close(k->lfd);
+    k->got[k->len] = '\0';
+    ck_assert_msg(k->posts >= 1 && strstr(k->got, "\"send game.move.made\"") != NULL,
+                  "%d requests: %s", k->posts, k->got);
+    free(k);
 }
 END_TEST
 
@@ -1591,14 +1684,34 @@ START_TEST(a_consumer_killed_mid_stream_loses_and_repeats_nothing)
 }
 END_TEST
 
-int main(void)
+/* `events_test_bus publish-and-free EXCHANGE`: publishes one light event, frees the bus and
+ * exits 0, with no tb_trace_shutdown (for the test above). */
+static int publish_and_free(const char *ex)
 {
+    tb_error err = TB_ERROR_INIT;
+    tb_bus_opts o = {.service = "game-engine", .exchange = ex,
+                     .amqp_url = need("TB_TEST_AMQP_URL"), .redis_url = need("TB_TEST_REDIS_URL")};
+    tb_bus *prod = tb_bus_new(&o, &err);
+    game_move_made_v1 mv = a_move(UID1, 1);
+    int rc = prod ? game_move_made_v1_publish(prod, NULL, &mv, &err) : -1;
+    if (rc != 0)
+        fprintf(stderr, "publish-and-free: %s\n", err.message);
+    tb_bus_free(prod);
+    tb_error_deinit(&err);
+    return rc == 0 ? 0 : 3;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "publish-and-free") == 0)
+        return publish_and_free(argv[2]);
     setenv("TB_EVENTS_LAG_POLL_MS", "200", 1);
     Suite *s = suite_create("bus");
     TCase *tc = tcase_create("bus");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, rabbitmq_typed_round_trip_carries_the_envelope);
     tcase_add_test(tc, redis_typed_events_arrive_in_order);
+    tcase_add_test(tc, a_publisher_without_a_server_exports_its_spans_when_the_bus_is_freed);
     tcase_add_test(tc, redis_typed_events_spread_over_workers_keep_order_per_key);
     tcase_add_test(tc, a_handler_keeping_an_envelope_finds_it_unchanged);
     tcase_add_test(tc, invalid_data_is_refused_on_publish_with_every_error);

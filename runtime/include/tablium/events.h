@@ -314,7 +314,8 @@ void tb_bus_stats_get(tb_bus *bus, tb_bus_stats *out);
 int tb_bus_ready(tb_bus *bus, char *why, size_t cap);
 
 /** Stops consuming (unacked deliveries go back to the broker), finishes running handlers,
- *  flushes publishes (bounded), stops the relay and frees. NULL-safe. */
+ *  flushes publishes (bounded), stops the relay, flushes the spans queued for export
+ *  (tb_trace_flush, 2 s at most) and frees. NULL-safe. */
 void tb_bus_free(tb_bus *bus);
 
 /** Parses a W3C traceparent; 1 when valid (then trace_id[33] and span_id[17] are filled). */

@@ -215,9 +215,9 @@ void tb_trace_stats_get(tb_trace_stats *out);
 void tb_trace_set_default_service(const char *name);
 
 /** Exports what is queued now and waits until it is sent or timeout_ms passes. 0 when the queue
- *  emptied, TB_ETIMEDOUT otherwise. tb_server_stop calls it; nothing does at exit: a program
- *  that makes spans without a server (a publisher, a tool) calls tb_trace_shutdown (or this)
- *  before it ends, or the spans still queued are lost. */
+ *  emptied, TB_ETIMEDOUT otherwise. tb_server_stop and tb_bus_free call it (2 s at most);
+ *  nothing does at exit: a program that makes spans with neither (a tool calling services)
+ *  calls tb_trace_shutdown (or this) before it ends, or the spans still queued are lost. */
 int tb_trace_flush(long timeout_ms);
 
 /** Stops the exporter thread after a final flush (timeout_ms); later spans are dropped. */
