@@ -58,6 +58,7 @@ typedef struct bus_event {
     tb_event ev;
     char reason[BUS_REASON_MAX];
     char key_buf[32];
+    size_t body_len; /* the delivery's bytes */
 } bus_event;
 
 typedef struct seen_set seen_set;
@@ -664,20 +665,27 @@ static void on_wait_done(void *user, int rc)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Where an event of type travels and its size, as both its producer's and its consumer's span
+ * name them: the exchange and the routing key on RabbitMQ, the channel on Redis. */
+static void span_destination(const tb_bus *b, tb_span *sp, bool redis, const char *type,
+                             size_t len)
+{
+    if (redis) {
+        char channel[256];
+        snprintf(channel, sizeof channel, "%s:%s", b->exchange, type);
+        tb_span_set_str(sp, "messaging.destination.name", channel);
+    } else {
+        tb_span_set_str(sp, "messaging.destination.name", b->exchange);
+        tb_span_set_str(sp, "messaging.rabbitmq.destination.routing_key", type);
+    }
+    tb_span_set_int(sp, "messaging.message.body.size", (int64_t)len);
+}
+
 static int publish_bytes(tb_bus *b, const tb_event_type *t, const env_ids *ids, const char *body,
                          size_t len, tb_publish_fn done, void *user, tb_error *err)
 {
-    if (ids->span && ids->span->sampled) {
-        if (t->transport == TB_TRANSPORT_REDIS) {
-            char channel[256];
-            snprintf(channel, sizeof channel, "%s:%s", b->exchange, t->type);
-            tb_span_set_str(ids->span, "messaging.destination.name", channel);
-        } else {
-            tb_span_set_str(ids->span, "messaging.destination.name", b->exchange);
-            tb_span_set_str(ids->span, "messaging.rabbitmq.destination.routing_key", t->type);
-        }
-        tb_span_set_int(ids->span, "messaging.message.body.size", (int64_t)len);
-    }
+    if (ids->span && ids->span->sampled)
+        span_destination(b, ids->span, t->transport == TB_TRANSPORT_REDIS, t->type, len);
     if (t->transport == TB_TRANSPORT_REDIS) {
         tb_redis_pub *p = redis_pub(b, err);
         if (p == NULL)
@@ -931,6 +939,8 @@ int tb_outbox_add_json(sqlite3 *db, const tb_ctx *ctx, const tb_event_type *t, j
         tb_span_set_str(ids.span, "messaging.operation.type", "create");
         tb_span_set_str(ids.span, "messaging.operation.name", "outbox");
         tb_span_set_str(ids.span, "messaging.rabbitmq.destination.routing_key", t->type);
+        if (rc == 0) /* the exchange is the relay's, not known here */
+            tb_span_set_int(ids.span, "messaging.message.body.size", (int64_t)b.len);
     }
     if (rc == 0)
         rc = tb_outbox_put_keyed(db, ids.id, t->type, t->type, ids.key[0] ? ids.key : NULL,
@@ -1333,6 +1343,7 @@ static void on_redis(void *user, const char *channel, const void *body, size_t l
     }
     m->transport = TB_TRANSPORT_REDIS;
     m->root = root;
+    m->len = len;
     if (b->light_inline) { /* handled here, on the subscriber's thread, in channel order */
         const bus_sub *s = prepare(b, b->light, m, b->light->batch);
         if (s != NULL)
@@ -1373,16 +1384,8 @@ static tb_event_result run_handler(tb_bus *b, bus_worker *w, const bus_sub *s, b
             tb_span_set_str(sp, "messaging.message.id", be->ev.id);
         if (be->ev.correlation_id)
             tb_span_set_str(sp, "messaging.message.conversation_id", be->ev.correlation_id);
-        /* the destination as the producer's span names it: the exchange and the routing key on
-         * RabbitMQ, the channel on Redis (it was the event type, which matched neither) */
-        if (be->ev.type && redis) {
-            char channel[256];
-            snprintf(channel, sizeof channel, "%s:%s", b->exchange, be->ev.type);
-            tb_span_set_str(sp, "messaging.destination.name", channel);
-        } else if (be->ev.type) {
-            tb_span_set_str(sp, "messaging.destination.name", b->exchange);
-            tb_span_set_str(sp, "messaging.rabbitmq.destination.routing_key", be->ev.type);
-        }
+        if (be->ev.type)
+            span_destination(b, sp, redis, be->ev.type, be->body_len);
         if (b->service)
             tb_span_set_str(sp, "messaging.consumer.group.name", b->service);
         if (be->ev.attempt > 1)
@@ -1632,6 +1635,7 @@ static const bus_sub *prepare(tb_bus *b, bus_worker *w, bus_msg *m, bus_event *b
     }
     tb_error_deinit(&err);
     const json_t *meta = json_object_get(root, "metadata");
+    be->body_len = durable && m->d ? m->d->len : m->len;
     be->ev = (tb_event){
         .id = jstr(root, "id"),
         .type = type,

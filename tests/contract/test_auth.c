@@ -902,6 +902,10 @@ START_TEST(one_trace_from_a_registration_through_user_to_wallet)
                      "user.registered");
     ck_assert_str_eq(span_attr(prod, "messaging.rabbitmq.destination.routing_key"),
                      "user.registered");
+    /* and the size of what it received: what was sent */
+    ck_assert_int_gt(atoi(span_attr(prod, "messaging.message.body.size")), 100);
+    ck_assert_str_eq(span_attr(cons, "messaging.message.body.size"),
+                     span_attr(prod, "messaging.message.body.size"));
     /* the same trace id in every service's log lines */
     char needle[64];
     snprintf(needle, sizeof needle, "\"traceId\":\"%s\"", trace);
