@@ -14,6 +14,7 @@
  * 2 on bad usage, 3 when some requested ids were not found.
  */
 #include "tb_amqp.h"
+#include "tablium/buf.h"
 #include "tablium/error.h"
 
 #include <jansson.h>
@@ -44,23 +45,6 @@ static json_t *text_or_null(const char *s)
     return j ? j : json_null();
 }
 
-static char *base64(const unsigned char *p, size_t n)
-{
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    for (size_t i = 0; out && i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        *o++ = A[v >> 18 & 63];
-        *o++ = A[v >> 12 & 63];
-        *o++ = i + 1 < n ? A[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? A[v & 63] : '=';
-    }
-    if (out)
-        *o = '\0';
-    return out;
-}
-
 static void print_dead(void *user, const tb_amqp_dead *d)
 {
     bool json = *(bool *)user;
@@ -77,9 +61,11 @@ static void print_dead(void *user, const tb_amqp_dead *d)
         if (o && body) {
             json_object_set_new(o, "body", body);
         } else if (o) {
-            char *b = base64((const unsigned char *)m->body, m->len);
-            json_object_set_new(o, "bodyBase64", b ? json_string(b) : json_null());
-            free(b);
+            tb_buf b = TB_BUF_INIT;
+            tb_buf_base64(&b, m->body, m->len, false);
+            json_object_set_new(o, "bodyBase64",
+                                b.oom ? json_null() : json_stringn(b.data ? b.data : "", b.len));
+            tb_buf_deinit(&b);
         }
         if (o) {
             char *s = json_dumps(o, JSON_COMPACT);

@@ -10,6 +10,7 @@
  * jansson, and tested against an independent implementation (npm jose, tests/auth).
  */
 #include "jwt_internal.h"
+#include "tablium/buf.h"
 
 #include <ctype.h>
 #include <openssl/core_names.h>
@@ -224,30 +225,13 @@ int tb__b64url_decode(const char *s, size_t len, unsigned char **out, size_t *ou
 
 char *tb__b64url_encode(const unsigned char *in, size_t len)
 {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *out = malloc(len / 3 * 4 + 5);
-    if (!out)
+    tb_buf b = TB_BUF_INIT;
+    tb_buf_base64(&b, in, len, true);
+    if (b.oom) {
+        tb_buf_deinit(&b);
         return NULL;
-    size_t o = 0, i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = tab[(v >> 6) & 63];
-        out[o++] = tab[v & 63];
     }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = tab[v >> 18];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = tab[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    return out;
+    return tb_buf_steal(&b, NULL);
 }
 
 /* ---- signatures ---- */

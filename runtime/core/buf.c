@@ -215,3 +215,37 @@ char *tb_buf_steal(tb_buf *b, size_t *len)
     b->len = b->cap = 0;
     return d;
 }
+
+void tb_buf_base64(tb_buf *b, const void *data, size_t n, bool url)
+{
+    static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                      safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const char *A = url ? safe : std;
+    const unsigned char *p = data;
+    if (n > (SIZE_MAX - 1) / 4 * 3 - 3 || tb_buf_reserve(b, (n + 2) / 3 * 4 + 1) != 0) {
+        b->oom = true;
+        return;
+    }
+    char *o = b->data + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        *o++ = A[v >> 18];
+        *o++ = A[(v >> 12) & 63];
+        *o++ = A[(v >> 6) & 63];
+        *o++ = A[v & 63];
+    }
+    if (i < n) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
+        *o++ = A[v >> 18];
+        *o++ = A[(v >> 12) & 63];
+        if (i + 1 < n)
+            *o++ = A[(v >> 6) & 63];
+        else if (!url)
+            *o++ = '=';
+        if (!url)
+            *o++ = '=';
+    }
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}

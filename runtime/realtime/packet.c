@@ -7,32 +7,6 @@
 #include "tablium/error.h"
 #include "tablium/json.h"
 
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void tb_rt__base64_encode(tb_buf *b, const unsigned char *p, size_t n)
-{
-    if (tb_buf_reserve(b, (n + 2) / 3 * 4 + 1) != 0)
-        return;
-    char *o = b->data + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = B64[(v >> 6) & 63];
-        *o++ = B64[v & 63];
-    }
-    if (i < n) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0);
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = i + 1 < n ? B64[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = '\0';
-}
-
 static int b64val(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')

@@ -49,8 +49,6 @@ typedef int (*tb_rt__payload_fn)(int type, const unsigned char *data, size_t len
  */
 int tb_rt__payload_decode(const unsigned char *body, size_t len, tb_rt__payload_fn fn, void *ud);
 
-/** Standard base64 with padding. Appends to b. */
-void tb_rt__base64_encode(tb_buf *b, const unsigned char *p, size_t n);
 /** Decodes standard base64 (padding optional) into out (capacity >= n*3/4+3); returns the length,
  *  or -1 when the text is not base64. */
 long tb_rt__base64_decode(const char *s, size_t n, unsigned char *out);

@@ -621,7 +621,7 @@ static void poll_flush(session *s, bool noop)
             first = false;
             if (f->binary) {
                 tb_buf_putc(&b, 'b');
-                tb_rt__base64_encode(&b, FRAME_DATA(f), f->len);
+                tb_buf_base64(&b, FRAME_DATA(f), f->len, false);
             } else {
                 tb_buf_append(&b, FRAME_DATA(f), f->len);
             }

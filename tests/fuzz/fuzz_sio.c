@@ -57,7 +57,7 @@ static int on_packet(int type, const unsigned char *data, size_t len, int binary
     check(type >= 0 && type <= 6, "packet types are 0..6");
     if (binary) {
         tb_buf b = TB_BUF_INIT;
-        tb_rt__base64_encode(&b, data, len);
+        tb_buf_base64(&b, data, len, false);
         unsigned char *back = malloc(b.len / 4 * 3 + 3);
         long n = tb_rt__base64_decode(b.data ? b.data : "", b.len, back);
         check(n == (long)len && memcmp(back, data, len) == 0, "base64 round trip");

@@ -215,6 +215,28 @@ START_TEST(buf_escapes_json_strings)
 }
 END_TEST
 
+/* RFC 4648 section 10's vectors, padded; base64url (section 5) without padding, and its two
+ * letters where standard base64 has '+' and '/' */
+START_TEST(buf_base64_and_base64url)
+{
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar", "\xfb\xff\xbf"};
+    const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy", "+/+/"};
+    const char *url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy", "-_-_"};
+    for (int i = 0; i < 8; i++) {
+        tb_buf a = TB_BUF_INIT, b = TB_BUF_INIT;
+        tb_buf_puts(&a, "<");
+        tb_buf_base64(&a, in[i], strlen(in[i]), false);
+        tb_buf_base64(&b, in[i], strlen(in[i]), true);
+        ck_assert(!a.oom && !b.oom);
+        ck_assert_str_eq(a.data + 1, std[i]); /* appended */
+        ck_assert_uint_eq(a.len, 1 + strlen(std[i]));
+        ck_assert_str_eq(b.data ? b.data : "", url[i]);
+        tb_buf_deinit(&a);
+        tb_buf_deinit(&b);
+    }
+}
+END_TEST
+
 START_TEST(buf_numbers_round_trip)
 {
     tb_buf b = TB_BUF_INIT;
@@ -379,6 +401,7 @@ int main(void)
     tcase_add_test(tc, arena_holds_json_until_freed);
     tcase_add_test(tc, buf_escapes_json_strings);
     tcase_add_test(tc, buf_numbers_round_trip);
+    tcase_add_test(tc, buf_base64_and_base64url);
     tcase_add_test(tc, json_loadb_reports_line_and_column);
     tcase_add_test(tc, uuids_are_v4_and_distinct);
     tcase_add_test(tc, rfc3339_timestamps_are_utc_with_milliseconds);

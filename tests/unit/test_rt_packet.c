@@ -191,7 +191,7 @@ START_TEST(base64_matches_rfc4648_vectors)
     const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         tb_buf b = TB_BUF_INIT;
-        tb_rt__base64_encode(&b, (const unsigned char *)in[i], strlen(in[i]));
+        tb_buf_base64(&b, (const unsigned char *)in[i], strlen(in[i]), false);
         ck_assert_str_eq(b.data ? b.data : "", out[i]);
         unsigned char dec[16];
         long n = tb_rt__base64_decode(out[i], strlen(out[i]), dec);

@@ -35,6 +35,9 @@ void tb_buf_json_string(tb_buf *b, const char *s, size_t n);
 /** Appends a JSON number: integers exactly, doubles with the shortest round-trip form. */
 void tb_buf_json_int(tb_buf *b, int64_t v);
 void tb_buf_json_double(tb_buf *b, double v);
+/** Appends p[0..n) in base64 (RFC 4648 section 4, padded), or base64url (section 5) without
+ *  padding when url (JWT segments, JWK members). */
+void tb_buf_base64(tb_buf *b, const void *p, size_t n, bool url);
 /** Takes the data out of the buffer: caller owns; free with free(). The buffer is emptied. */
 char *tb_buf_steal(tb_buf *b, size_t *len);
 
