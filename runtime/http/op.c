@@ -433,16 +433,83 @@ static json_t *brackets_from_query(const tb_op_param *p, const tb_http_req *hr, 
     return j;
 }
 
-/* An object parameter in one text: "k,v,k,v" (form and simple), or "k=v,k=v" (simple with
- * explode). Members typed by their fields; NULL on out of memory. */
-static json_t *object_from_text(const tb_op_param *p, const char *raw)
+/*
+ * A list or an object in one text ("a,b,c", "k,v,k,v", "k=v,k=v") is split on its literal
+ * separators before it is percent-decoded, piece by piece, so that an escaped separator
+ * ("a%2Cb,c") stays in its item, as RFC 6570 (which OpenAPI's styles follow) and our client
+ * write it. It was decoded first, and "a%2Cb" became two items.
+ */
+typedef enum { DEC_NONE, DEC_LENIENT, DEC_STRICT } dec_mode;
+
+/* s[0..n) percent-decoded: DEC_STRICT (a path) fails on a malformed escape or %00 (*bad);
+ * DEC_LENIENT (a query, a cookie) keeps those as written, as the query's own decoding does.
+ * NULL on out of memory or when bad. */
+static const char *piece(tb_arena *a, const char *s, size_t n, dec_mode m, size_t *out_n,
+                         bool *bad)
+{
+    if (m == DEC_NONE || !memchr(s, '%', n)) {
+        *out_n = n;
+        return s;
+    }
+    if (m == DEC_STRICT) {
+        char *d = tb_http_pct_decode(a, s, n, bad);
+        *out_n = d ? strlen(d) : 0;
+        return d;
+    }
+    char *d = tb_arena_alloc(a, n + 1), *o = d;
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        int h, l;
+        if (s[i] == '%' && i + 2 < n && (h = tb__hexval(s[i + 1])) >= 0 &&
+            (l = tb__hexval(s[i + 2])) >= 0 && (h | l) != 0) {
+            *o++ = (char)(h << 4 | l);
+            i += 3;
+        } else {
+            *o++ = s[i++];
+        }
+    }
+    *o = '\0';
+    *out_n = (size_t)(o - d);
+    return d;
+}
+
+/* An array from a still-encoded text split on sep (a literal comma), each item decoded (m).
+ * NULL on out of memory, or when an item is malformed in a path (*bad). */
+static json_t *split_encoded(tb_arena *a, const char *s, size_t n, char sep, tb_param_kind kind,
+                             dec_mode m, bool *bad)
+{
+    json_t *arr = json_array();
+    if (!arr || n == 0)
+        return arr;
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != sep)
+            continue;
+        size_t dn;
+        const char *d = piece(a, s + start, i - start, m, &dn, bad);
+        if (!d || json_array_append_new(arr, tb_param_json(d, dn, kind))) {
+            json_decref(arr);
+            return NULL;
+        }
+        start = i + 1;
+    }
+    return arr;
+}
+
+/* An object parameter in one text s[0..n): "k,v,k,v" (form and simple), or "k=v,k=v" (simple
+ * with explode), keys and values decoded (m) once split. Members typed by their fields; NULL
+ * on out of memory, or when a piece is malformed in a path (*bad). */
+static json_t *object_from_text(const tb_op_param *p, tb_arena *a, const char *raw, size_t n,
+                                dec_mode m, bool *bad)
 {
     const tb_codec_type *t = p->sub;
     bool pairs = p->style == TB_STYLE_SIMPLE && (p->flags & TB_PF_EXPLODE);
     json_t *o = json_object();
-    const char *s = raw;
-    while (o && *s) {
-        const char *end = s + strcspn(s, ",");
+    const char *s = raw, *stop = raw + n;
+    while (o && s < stop) {
+        const char *end = memchr(s, ',', (size_t)(stop - s));
+        end = end ? end : stop;
         const char *k = s, *v;
         size_t kl, vl;
         if (pairs) {
@@ -450,14 +517,19 @@ static json_t *object_from_text(const tb_op_param *p, const char *raw)
             kl = eq ? (size_t)(eq - s) : (size_t)(end - s);
             v = eq ? eq + 1 : end;
             vl = (size_t)(end - v);
-            s = *end ? end + 1 : end;
+            s = end < stop ? end + 1 : end;
         } else {
             kl = (size_t)(end - s);
-            s = *end ? end + 1 : end;
-            const char *vend = s + strcspn(s, ",");
+            s = end < stop ? end + 1 : end;
+            const char *vend = memchr(s, ',', (size_t)(stop - s));
+            vend = vend ? vend : stop;
             v = s;
             vl = (size_t)(vend - s);
-            s = *vend ? vend + 1 : vend;
+            s = vend < stop ? vend + 1 : vend;
+        }
+        if (!(k = piece(a, k, kl, m, &kl, bad)) || !(v = piece(a, v, vl, m, &vl, bad))) {
+            json_decref(o);
+            return NULL;
         }
         const tb_codec_field *f = NULL;
         for (size_t i = 0; i < t->nfields && !f; i++)
@@ -511,8 +583,22 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
     json_t *spread = NULL; /* an object parameter read from several query names */
     bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY &&
                 !(p->flags & TB_PF_CONTENT);
+    /* a list or an object in one text, split before it is decoded (see piece): enc is that
+     * text, still encoded; raw then points at it too */
+    bool in_one = !(p->flags & TB_PF_CONTENT) && p->in != TB_IN_HEADER &&
+                  ((p->kind == TB_CK_STRUCT && p->style != TB_STYLE_DEEP_OBJECT &&
+                    !(p->in == TB_IN_QUERY && (p->flags & TB_PF_EXPLODE))) ||
+                   ((p->flags & TB_CF_ARRAY) && !list && item_sep(p) == ','));
+    const char *enc = NULL;
+    size_t enc_n = 0;
+    dec_mode dm = p->in == TB_IN_PATH ? DEC_STRICT : DEC_LENIENT;
     switch (p->in) {
     case TB_IN_PATH:
+        if (in_one) {
+            raw = enc = hr->params[p->index].p;
+            enc_n = hr->params[p->index].n;
+            break;
+        }
         raw = tb_http_pct_decode(a, hr->params[p->index].p, hr->params[p->index].n, &bad);
         if (!raw && !bad) {
             *rc = TB_ENOMEM;
@@ -550,6 +636,9 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             nv = tb_http_req_query_all(hr, p->name, vals, 64);
             bad = nv > 64;
             raw = nv ? vals[0] : NULL;
+        } else if (in_one) {
+            if ((raw = enc = tb_http_req_query_raw(hr, p->name)))
+                enc_n = strlen(enc);
         } else {
             raw = tb_http_req_query(hr, p->name, NULL);
         }
@@ -559,7 +648,10 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         break;
     default:
         raw = tb_http_req_cookie(hr, p->name);
-        if (raw && strchr(raw, '%')) { /* clients percent-encode what a cookie cannot hold */
+        if (raw && in_one) {
+            enc = raw;
+            enc_n = strlen(enc);
+        } else if (raw && strchr(raw, '%')) { /* clients percent-encode what a cookie cannot hold */
             bool malformed = false;
             const char *d = tb_http_pct_decode(a, raw, strlen(raw), &malformed);
             if (d && !malformed)
@@ -588,16 +680,28 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         }
     } else if (raw) {
         json_t *j;
+        bool malformed = false;
         if (spread)
             j = spread;
-        else if (p->kind == TB_CK_STRUCT)
-            j = object_from_text(p, raw);
+        else if (enc && p->kind == TB_CK_STRUCT)
+            j = object_from_text(p, a, enc, enc_n, dm, &malformed);
+        else if (p->kind == TB_CK_STRUCT) /* a header: nothing to decode */
+            j = object_from_text(p, a, raw, strlen(raw), DEC_NONE, NULL);
         else if (list)
             j = tb_param_json_list(vals, nv, p->text);
+        else if (enc)
+            j = split_encoded(a, enc, enc_n, item_sep(p), p->text, dm, &malformed);
         else if (p->flags & TB_CF_ARRAY)
             j = tb_param_json_split(raw, strlen(raw), item_sep(p), p->text);
         else
             j = tb_param_json(raw, strlen(raw), p->text);
+        if (!j && malformed) {
+            *ok = false;
+            if (!tb_v_fail_member(c, p->name, "encoding", "has a malformed percent-encoding"))
+                return false;
+            tb_v_pop(c);
+            return true;
+        }
         if (!j) {
             *rc = TB_ENOMEM;
             return false;

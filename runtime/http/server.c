@@ -182,6 +182,7 @@ typedef struct query_find {
     size_t n;
     bool all;
     bool found;
+    bool raw; /* as sent, percent-encoding and all */
     const char *first;
 } query_find;
 
@@ -194,7 +195,7 @@ static enum MHD_Result query_iter(void *cls, enum MHD_ValueKind kind, const char
         return MHD_YES;
     if (!f->all) {
         f->found = true;
-        f->first = query_value(f->c, value);
+        f->first = f->raw ? value : query_value(f->c, value);
         return MHD_NO;
     }
     if (f->n < f->max)
@@ -211,16 +212,23 @@ const char *tb_http_req_header(const tb_http_req *r, const char *name)
 
 const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present)
 {
-    query_find f = {r->impl, name, NULL, 0, 0, false, false, NULL};
+    query_find f = {r->impl, name, NULL, 0, 0, false, false, false, NULL};
     MHD_get_connection_values(f.c->mhd, MHD_GET_ARGUMENT_KIND, query_iter, &f);
     if (present)
         *present = f.found;
     return f.first;
 }
 
+const char *tb_http_req_query_raw(const tb_http_req *r, const char *name)
+{
+    query_find f = {r->impl, name, NULL, 0, 0, false, false, true, NULL};
+    MHD_get_connection_values(f.c->mhd, MHD_GET_ARGUMENT_KIND, query_iter, &f);
+    return f.first;
+}
+
 size_t tb_http_req_query_all(const tb_http_req *r, const char *name, const char **vals, size_t max)
 {
-    query_find f = {r->impl, name, vals, max, 0, true, false, NULL};
+    query_find f = {r->impl, name, vals, max, 0, true, false, false, NULL};
     MHD_get_connection_values(f.c->mhd, MHD_GET_ARGUMENT_KIND, query_iter, &f);
     return f.n;
 }

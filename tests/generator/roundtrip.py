@@ -555,6 +555,17 @@ def taken_by_concrete(op, ops, values):
     return False
 
 
+def with_comma(v):
+    """v with its made-up strings ("text", see Maker.string) given a comma."""
+    if v == "text":
+        return "te,xt"
+    if isinstance(v, list):
+        return [with_comma(x) for x in v]
+    if isinstance(v, dict):
+        return {k: with_comma(x) for k, x in v.items()}
+    return v
+
+
 def c_str(s):
     b = s.encode("utf-8")
     out = []
@@ -782,6 +793,11 @@ def plan(spec):
                     v = "text"  # a union of scalars travels as one text
                 if getattr(p, "brackets", False):
                     v = bracketable(v)
+                if p.in_ != "header" and not p.content:
+                    # a comma in the made-up strings: an escaped separator stays in its item
+                    # ("te%2Cxt,b" is two items; the server split after decoding, so three)
+                    c = with_comma(v)
+                    v = c if valid(p.schema, c) else v
                 if not valid(p.schema, v):
                     raise Skip("no valid value for a parameter")
                 params.append((i, v))

@@ -98,6 +98,9 @@ const char *tb_http_req_header(const tb_http_req *r, const char *name);
 /** First value of a query parameter (percent-decoded), or NULL. `*present` (may be NULL) tells
  *  a parameter given without value ("?flag") from an absent one. */
 const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present);
+/** First value of a query parameter as sent, still percent-encoded, or NULL (also for "?flag"):
+ *  for a list split on its literal separators before decoding ("a%2Cb,c" is two items). */
+const char *tb_http_req_query_raw(const tb_http_req *r, const char *name);
 /** Calls fn(arg, name, value) for every query parameter (percent-decoded), in order. */
 void tb_http_req_query_each(const tb_http_req *r,
                             void (*fn)(void *arg, const char *name, const char *value), void *arg);
