@@ -184,5 +184,9 @@ int tb_api_error_decode(const json_t *error, tb_arena *a, tb_api_error *out)
 
 int tb_api_example_validate(const tb_api_example *ex, const json_t *j, tb_error *err)
 {
-    return tb_validate_with(ex->schema, j, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS, err);
+    /* "response 201": a response's rules; "request body", "parameter ...": a request's */
+    unsigned dir = ex->where && strncmp(ex->where, "response", 8) == 0 ? TB_VALIDATE_RESPONSE
+                                                                       : TB_VALIDATE_REQUEST;
+    return tb_validate_with(ex->schema, j, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS | dir,
+                            err);
 }

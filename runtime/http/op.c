@@ -734,7 +734,7 @@ int tb_op_parse(const tb_op *op, tb_ctx *ctx, const tb_http_req *hr, void *req, 
     bool ok = true;
     int rc = 0;
     memset(req, 0, op->req_size);
-    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    tb_vctx_init(c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS | TB_VALIDATE_REQUEST);
     for (size_t i = 0; i < op->nparams; i++) {
         if (!parse_param(&op->params[i], ctx, hr, req, c, &ok, &rc)) {
             if (rc)
@@ -918,7 +918,7 @@ static int check_response(const tb_op *op, const tb_op_status *s, tb_ctx *ctx, i
         return 0; /* no JSON to check */
     tb_error err = TB_ERROR_INIT;
     tb_vctx c;
-    tb_vctx_init(&c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+    tb_vctx_init(&c, &err, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS | TB_VALIDATE_RESPONSE);
     json_t *j = tb_json_loadb(body, len, &err);
     bool ok = j && s->validate(j, &c, NULL);
     int rc = j ? tb_vctx_finish(&c, ok) : TB_EPARSE;
@@ -1120,7 +1120,8 @@ static int decode_answer(const tb_op *op, tb_ctx *ctx, const tb_client_res *r, v
         }
         if (s->validate) {
             tb_vctx c;
-            tb_vctx_init(&c, &verr, TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS);
+            tb_vctx_init(&c, &verr,
+                         TB_VALIDATE_ALL_ERRORS | TB_VALIDATE_FORMATS | TB_VALIDATE_RESPONSE);
             bool ok = s->validate(j, &c, NULL);
             if (tb_vctx_finish(&c, ok)) {
                 rc = tb_error_set(err, TB_EUPSTREAM, "%s %s: the %d response does not match the spec: %s",

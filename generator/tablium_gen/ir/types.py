@@ -63,6 +63,7 @@ class Field:
         self.description = description
         self.lit = None
         self.len = None
+        self.required_in = None  # "responses" (readOnly) or "requests" (writeOnly)
 
 
 class Branch:
@@ -637,12 +638,16 @@ class TypeBuilder:
                         cnames.short_path(info.file), info.pointer, r)
         fnamer = cnames.Namer(reserved={"n"})
         members = set()
-        from .validators import cstr_bytes, comment_safe
+        from .validators import cstr_bytes, comment_safe, access_mode
         for pname, schemas in props.items():
             pnode = self._pick(nt, pname, schemas) if len(schemas) > 1 else schemas[0]
             nullable = self._nullable(pnode)
             is_array = self._kind(pnode) == "array"
-            fname = self._field_name(fnamer, cnames.snake(pname), pname not in required,
+            # a readOnly (writeOnly) member is required in responses (requests) only: absent
+            # from the other side's values, it has its has_ flag
+            mode = next((m for m in (access_mode(self.loader, x) for x in schemas) if m), None)
+            is_required = pname in required and mode is None
+            fname = self._field_name(fnamer, cnames.snake(pname), not is_required,
                                      nullable, is_array)
             ct = self.ctype(pnode, nt.cname + "_" + fname)
             vt = ct.item if ct.kind == "array" else ct
@@ -650,8 +655,10 @@ class TypeBuilder:
                 vt.elaborate = True
             members.add(fname)
             desc = pnode.get("description") if isinstance(pnode, dict) else None
-            f = Field(pname, fname, ct, pname in required, nullable,
+            f = Field(pname, fname, ct, is_required, nullable,
                       comment_safe(desc) if isinstance(desc, str) else None)
+            if pname in required and mode:
+                f.required_in = "responses" if mode == "readOnly" else "requests"
             f.comment_name = comment_safe(json.dumps(pname, ensure_ascii=False))
             b = pname.encode("utf-8")
             f.lit = cstr_bytes(b)

@@ -137,6 +137,35 @@ def comment_safe(s):
             .replace("\n", " "))
 
 
+def access_mode(loader, node):
+    """"readOnly" or "writeOnly" when a property's schema says so (itself, or through its
+    $ref and allOf parts), else None. OpenAPI: a readOnly member's `required` applies to
+    responses only, a writeOnly one's to requests only (3.0.3, Schema Object; kept for 3.1,
+    whose JSON Schema makes both annotations, as tools do)."""
+    stack, seen = [node], 0
+    while stack and seen < 64:
+        x = stack.pop()
+        seen += 1
+        if not isinstance(x, dict):
+            continue
+        if x.get("readOnly") is True:
+            return "readOnly"
+        if x.get("writeOnly") is True:
+            return "writeOnly"
+        if isinstance(x.get("$ref"), str):
+            try:
+                stack.append(loader.resolve(x["$ref"], x))
+            except GenError:
+                pass  # reported where the $ref is compiled
+        if isinstance(x.get("allOf"), list):
+            stack.extend(x["allOf"])
+    return None
+
+
+# the validation flag under which a member's `required` does not apply
+UNLESS = {"readOnly": "TB_VALIDATE_REQUEST", "writeOnly": "TB_VALIDATE_RESPONSE"}
+
+
 def cstr(s):
     return cstr_bytes(s.encode("utf-8"))
 
@@ -820,8 +849,13 @@ class ValidatorCompiler:
         nbits = 0
         for r in dict.fromkeys(req):
             b = r.encode("utf-8")
+            mode = access_mode(self.loader, props.get(r))
             entry = Check("req", name=r, lit=cstr_bytes(b), len=len(b), bit=None,
-                          msg=cmsg("is required"))
+                          msg=cmsg("is required" if mode is None else
+                                   "is required (in %s: it is %s)" % (
+                                       "responses" if mode == "readOnly" else "requests",
+                                       mode)),
+                          unless=UNLESS.get(mode))
             i = prop_index.get(r)
             if i is not None and nbits < 64:
                 p = obj.props[i]

@@ -24,6 +24,12 @@
 /* Flags of the generated <type>_validate functions. */
 #define TB_VALIDATE_ALL_ERRORS 0x1u /* report every violation (default: stop at the first) */
 #define TB_VALIDATE_FORMATS 0x2u    /* assert "format" (default: annotation only) */
+/* OpenAPI's direction (neither: every `required` applies, as JSON Schema says): in a request a
+ * readOnly member's `required` does not apply, in a response a writeOnly one's (3.0.3, Schema
+ * Object). The server passes REQUEST for what it receives and RESPONSE for what it answers, the
+ * client RESPONSE for what it receives. */
+#define TB_VALIDATE_REQUEST 0x4u
+#define TB_VALIDATE_RESPONSE 0x8u
 
 /** Nesting deeper than this (instance depth or schema recursion) fails with rule "depth". */
 #define TB_VALIDATE_MAX_DEPTH 256
