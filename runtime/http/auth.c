@@ -429,6 +429,15 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
 {
     if (!alts || n == 0)
         return 0;
+    size_t lines = 0;
+    tb__req_header_lines(req, "Authorization", &lines);
+    if (lines > 1) { /* one credential (RFC 9110 11.6.2): which one a proxy checked is unknown */
+        tb_metrics_refused(ctx->service, "unauthorized");
+        tb_api_error e = {"invalid_request", "the Authorization header is sent more than once",
+                          ctx->request_id, NULL, 0};
+        int rc = tb_http_res_error(res, ctx, 400, &e);
+        return rc ? rc : 1;
+    }
     tb_jwt_verifier *v = tb__req_verifier(req);
     presented pr;
     memset(&pr, 0, sizeof pr);

@@ -100,6 +100,11 @@ typedef struct tb__framing {
     int status;      /* 0, or what refuses the request: 400, 501 */
     const char *why;
 } tb__framing;
+/* Every line of a request header (case-insensitive name), in order, joined with ", " as
+ * RFC 9110 section 5.3 combines them (arena of the connection): NULL when absent; *lines (may
+ * be NULL) how many lines there were. A list header (X-Forwarded-For) is read whole this way;
+ * a single-valued one (Authorization) sent twice is ambiguous. */
+const char *tb__req_header_lines(const tb_http_req *r, const char *name, size_t *lines);
 /* The server's verifier of the request's connection (server.c), for auth.c. */
 struct tb_jwt_verifier *tb__req_verifier(const tb_http_req *r);
 /** Whether the request's connection presented a client certificate that verified against the

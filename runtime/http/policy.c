@@ -641,14 +641,16 @@ void tb__policy_free(tb__policy *p)
 /* ---- per request ---- */
 
 /* The client: the peer, or the right-most X-Forwarded-For entry that is not a trusted proxy
- * when the peer is one (the entries a client wrote itself sit to the left). */
+ * when the peer is one (the entries a client wrote itself sit to the left). Every line of the
+ * header counts, in order: a proxy that adds its own line after the client's would otherwise
+ * leave the client's forged first line in charge. */
 void tb__policy_client_addr(const tb__policy *p, const struct sockaddr *peer,
                             const tb_http_req *req, unsigned char out[16])
 {
     tb__addr_v6(peer, out);
     if (p->proxies.n == 0 || !list_has(&p->proxies, out))
         return;
-    const char *xff = tb_http_req_header(req, "X-Forwarded-For");
+    const char *xff = tb__req_header_lines(req, "X-Forwarded-For", NULL);
     if (!xff)
         return;
     const char *end = xff + strlen(xff);

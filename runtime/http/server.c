@@ -210,6 +210,45 @@ const char *tb_http_req_header(const tb_http_req *r, const char *name)
     return MHD_lookup_connection_value(c->mhd, MHD_HEADER_KIND, name);
 }
 
+typedef struct header_lines {
+    tb__conn *c;
+    const char *name;
+    size_t n;
+    const char *first;
+    tb_buf all; /* from the second line on */
+} header_lines;
+
+static enum MHD_Result header_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    header_lines *h = cls;
+    if (!key || !value || strcasecmp(key, h->name) != 0)
+        return MHD_YES;
+    if (h->n++ == 0) {
+        h->first = value;
+    } else {
+        if (h->n == 2)
+            tb_buf_puts(&h->all, h->first);
+        tb_buf_puts(&h->all, ", ");
+        tb_buf_puts(&h->all, value);
+    }
+    return MHD_YES;
+}
+
+const char *tb__req_header_lines(const tb_http_req *r, const char *name, size_t *lines)
+{
+    header_lines h = {r->impl, name, 0, NULL, TB_BUF_INIT};
+    MHD_get_connection_values(h.c->mhd, MHD_HEADER_KIND, header_line, &h);
+    if (lines)
+        *lines = h.n;
+    const char *v = h.first;
+    if (h.n > 1)
+        v = h.all.oom ? NULL : tb_arena_strndup(h.c->arena, h.all.data, h.all.len);
+    tb_buf_deinit(&h.all);
+    return v;
+}
+
 const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present)
 {
     query_find f = {r->impl, name, NULL, 0, 0, false, false, false, NULL};

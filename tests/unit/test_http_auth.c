@@ -427,6 +427,16 @@ START_TEST(a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claim
     expect_error(&r, 401, "wrong_audience", "error=\"invalid_token\"");
     call("GET", "/read", "not.a.token", NULL, &r);
     expect_error(&r, 401, "bad_base64url", "WWW-Authenticate: Bearer");
+    /* two Authorization lines, a good one first: one credential is allowed (RFC 9110 11.6.2),
+     * and which of them a proxy checked is unknown (the first one was taken) */
+    char url[128], line[4096];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/read", (unsigned)tb_server_port(srv));
+    snprintf(line, sizeof line, "Authorization: Bearer %s", good);
+    struct curl_slist *two = curl_slist_append(NULL, line);
+    two = curl_slist_append(two, "Authorization: Bearer not.a.token");
+    tht_request(NULL, "GET", url, 0, two, &r);
+    curl_slist_free_all(two);
+    expect_error(&r, 400, "invalid_request", NULL);
     free(good);
     free(expired);
     free(forged);

@@ -146,9 +146,23 @@ START_TEST(allowlist_answers_403_and_believes_forwarded_for_only_from_trusted_pr
     ck_assert_int_eq(get(NULL, s, 3, "/ping", "X-Forwarded-For: 10.1.2.3, 192.0.2.9", &r), 403);
     ck_assert_int_eq(get(NULL, s, 3, "/ping", "X-Forwarded-For: 192.0.2.9, 10.1.2.3", &r), 200);
     ck_assert_int_eq(get(NULL, s, 3, "/ping", NULL, &r), 403); /* the proxy itself is not */
+    /* the same list in two lines (a proxy that adds a line of its own): one list, read from
+     * the right; the first line alone let the client's forged 10.1.2.3 in */
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/ping", (unsigned)tb_server_port(s));
+    struct curl_slist *two = curl_slist_append(NULL, "X-Forwarded-For: 10.1.2.3");
+    two = curl_slist_append(two, "X-Forwarded-For: 192.0.2.9");
+    tht_request(NULL, "GET", url, 3, two, &r);
+    ck_assert_int_eq(r.status, 403);
+    curl_slist_free_all(two);
+    two = curl_slist_append(NULL, "X-Forwarded-For: 192.0.2.9");
+    two = curl_slist_append(two, "X-Forwarded-For: 10.1.2.3");
+    tht_request(NULL, "GET", url, 3, two, &r);
+    ck_assert_int_eq(r.status, 200);
+    curl_slist_free_all(two);
     tb_server_stats st;
     tb_server_stats_get(s, &st);
-    ck_assert_uint_eq(st.refused_addr, 4);
+    ck_assert_uint_eq(st.refused_addr, 5);
     tb_server_free(s);
 
     tb_error err = TB_ERROR_INIT;
