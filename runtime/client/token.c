@@ -16,6 +16,7 @@
 
 typedef struct token_state {
     pthread_mutex_t lock;
+    pthread_cond_t renewed; /* a renewal ended (renewing went false) */
     bool on;
     char service[64];
     char *fixed;       /* SERVICE_AUTH_TOKEN */
@@ -31,8 +32,11 @@ typedef struct token_state {
 /* Under lock: token, renew_at, expires, next_try, renewing. The configuration (fixed, auth,
  * client_id, client_secret, scope, service) is set by tb_service_token_init before any client
  * exists and stays until tb_service_token_shutdown, so calls read it without the lock. */
-static token_state g = {PTHREAD_MUTEX_INITIALIZER, false, "", NULL, NULL, NULL,
-                        NULL, NULL, NULL, 0, 0, 0, false};
+static token_state g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, "", NULL,
+                        NULL, NULL, NULL, NULL, NULL, 0, 0, 0, false};
+
+/* How long a call waits for a renewal another call is making, at most (its deadline first). */
+#define WAIT_RENEWAL_MS 5000
 
 static const char *env(const char *name)
 {
@@ -140,6 +144,25 @@ int tb_service_token_init(const char *service, tb_error *err)
     return rc;
 }
 
+/* Under g.lock: waits while another call renews and there is no usable token, until the
+ * renewal ends or the call's deadline (WAIT_RENEWAL_MS at most). */
+static void wait_renewal(const tb_ctx *ctx)
+{
+    long left = tb_deadline_left_ms(ctx);
+    long ms = left >= 0 && left < WAIT_RENEWAL_MS ? left : WAIT_RENEWAL_MS;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (g.renewing && !(g.token && tb_clock_ms() < g.expires))
+        if (pthread_cond_timedwait(&g.renewed, &g.lock, &ts) != 0)
+            break;
+}
+
 static int before(void *self, tb_ctx *ctx, tb_client_call *call)
 {
     (void)self;
@@ -162,17 +185,22 @@ static int before(void *self, tb_ctx *ctx, tb_client_call *call)
             tb_error_deinit(&err);
             pthread_mutex_lock(&g.lock);
             g.renewing = false;
+            pthread_cond_broadcast(&g.renewed);
             pthread_mutex_unlock(&g.lock);
         }
         pthread_mutex_lock(&g.lock);
+        wait_renewal(ctx); /* the first token is on its way: sent without, the call would fail */
         bool valid = g.token && tb_clock_ms() < g.expires;
         tok = valid ? tb_arena_strdup(ctx->arena, g.token) : NULL; /* renewals free g.token */
         pthread_mutex_unlock(&g.lock);
         if (valid && !tok)
             return TB_ENOMEM;
     }
-    if (!tok)
-        return 0; /* sent without: the upstream answers 401, which says what is wrong */
+    if (!tok) { /* fail closed: never a call without the service's credentials */
+        tb_log_warn(ctx, "%s: %s %s refused: no service token (the token endpoint failed; the "
+                         "next call tries again)", g.service, call->method, call->path);
+        return TB_ESTATE;
+    }
     size_t n = strlen(tok);
     value = tb_arena_alloc(ctx->arena, n + 8);
     if (!value)
@@ -182,7 +210,33 @@ static int before(void *self, tb_ctx *ctx, tb_client_call *call)
     return tb_client_call_header(call, ctx->arena, "Authorization", value);
 }
 
-static const tb_client_hook hook = {"service-token", before, NULL, NULL};
+/* A 401 to a call made with the current fetched token: it was revoked or its key rotated out
+ * before its time, so the next call fetches another (after the usual second after a failure:
+ * a 401 loop does not hammer the token endpoint). */
+static void after(void *self, tb_ctx *ctx, const tb_client_call *call, int rc,
+                  const tb_client_res *res)
+{
+    (void)self;
+    (void)ctx;
+    if (rc != 0 || !res || res->status != 401 || g.fixed)
+        return;
+    const char *sent = NULL;
+    for (size_t i = 0; i < call->n_headers && !sent; i++)
+        if (strncasecmp(call->headers[i], "Authorization: Bearer ", 22) == 0)
+            sent = call->headers[i] + 22;
+    pthread_mutex_lock(&g.lock);
+    if (sent && g.token && strcmp(sent, g.token) == 0 && g.renew_at > 0) {
+        g.renew_at = 0;
+        int64_t now = tb_clock_ms();
+        if (g.next_try < now + 1000)
+            g.next_try = now + 1000;
+        tb_log_warn(ctx, "%s: %s %s answered 401 to the service token: a new one is fetched",
+                    g.service, call->method, call->path);
+    }
+    pthread_mutex_unlock(&g.lock);
+}
+
+static const tb_client_hook hook = {"service-token", before, after, NULL};
 
 const tb_client_hook *tb_service_token_hook(void)
 {

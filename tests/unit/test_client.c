@@ -1,5 +1,6 @@
 /* Unit tests of runtime/client: the libcurl client against a raw libmicrohttpd server. */
 #include "tablium/client.h"
+#include "tablium/token.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -31,6 +32,8 @@ static char srv_url[64];
 static atomic_int srv_connections;
 static atomic_int srv_requests;
 static atomic_int srv_stopping;
+static atomic_int token_fail;     /* /oauth/token answers 503 while set */
+static atomic_int token_requests; /* /oauth/token answers tok-<n> */
 static char *big_body;
 
 typedef struct req_state {
@@ -132,6 +135,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_add_response_header(r, "X-Echo-Test", "yes");
         return reply(conn, MHD_HTTP_OK, r);
     }
+    if (strcmp(url, "/oauth/token") == 0) {
+        if (atomic_load(&token_fail))
+            return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         MHD_create_response_from_buffer(2, (void *)"{}",
+                                                         MHD_RESPMEM_PERSISTENT));
+        char *text = malloc(96);
+        if (!text)
+            return MHD_NO;
+        snprintf(text, 96, "{\"access_token\":\"tok-%d\",\"expires_in\":3600}",
+                 atomic_fetch_add(&token_requests, 1) + 1);
+        return reply(conn, MHD_HTTP_OK,
+                     MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE));
+    }
+    if (strcmp(url, "/revoked") == 0)
+        return reply(conn, MHD_HTTP_UNAUTHORIZED,
+                     MHD_create_response_from_buffer(2, (void *)"{}", MHD_RESPMEM_PERSISTENT));
     if (strcmp(url, "/missing") == 0) {
         static const char body[] = "{\"error\":{\"code\":\"not_found\"}}";
         return reply(
@@ -694,6 +713,66 @@ START_TEST(before_hooks_add_headers_and_after_hooks_run_in_reverse)
 }
 END_TEST
 
+/* The service token (tablium/token.h) from client credentials at AUTH_SERVICE_URL/oauth/token:
+ * fails closed (a call without it was sent unauthenticated), and a 401 to it fetches another. */
+static const char *sent_authorization(tb_client *c, tb_ctx *ctx, int *rc)
+{
+    tb_client_call call = call_of("GET", "/echo", NULL);
+    tb_client_res res;
+    *rc = tb_client_send(c, ctx, &call, &res, NULL);
+    if (*rc)
+        return NULL;
+    json_t *j = echo_json(&res);
+    const char *v = echo_header(j, "authorization");
+    const char *out = v ? tb_arena_strdup(ctx->arena, v) : NULL;
+    json_decref(j);
+    return out;
+}
+
+START_TEST(the_service_token_fails_closed_and_a_401_fetches_another)
+{
+    setenv("AUTH_SERVICE_URL", srv_url, 1);
+    setenv("TB_SERVICE_CLIENT_ID", "game-engine", 1);
+    setenv("TB_SERVICE_CLIENT_SECRET", "s3cret", 1);
+    atomic_store(&token_fail, 1);
+    atomic_store(&token_requests, 0);
+    ck_assert_int_eq(tb_service_token_init("game-engine", NULL), 0); /* first fetch: 503 */
+    tb_client_opts opts = TB_CLIENT_OPTS_INIT;
+    opts.hooks = tb_service_token_hook();
+    opts.n_hooks = 1;
+    ck_assert_ptr_nonnull(opts.hooks);
+    tb_client *c = client_new(&opts);
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx ctx;
+    tb_ctx_init(&ctx, a, NULL);
+    int rc;
+    int before = atomic_load(&srv_requests);
+    ck_assert_ptr_null(sent_authorization(c, &ctx, &rc));
+    ck_assert_int_eq(rc, TB_ESTATE); /* refused: it went out without credentials */
+    ck_assert_int_eq(atomic_load(&srv_requests), before); /* nothing sent */
+    atomic_store(&token_fail, 0);
+    usleep(1100 * 1000); /* a failed fetch holds the next one back a second */
+    const char *auth = sent_authorization(c, &ctx, &rc);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(auth, "Bearer tok-1");
+    ck_assert_str_eq(sent_authorization(c, &ctx, &rc), "Bearer tok-1"); /* kept */
+    /* the upstream refuses it (revoked, its key rotated out): the next call gets another */
+    tb_client_call call = call_of("GET", "/revoked", NULL);
+    tb_client_res res;
+    ck_assert_int_eq(tb_client_send(c, &ctx, &call, &res, NULL), 0);
+    ck_assert_int_eq(res.status, 401);
+    usleep(1100 * 1000);
+    ck_assert_str_eq(sent_authorization(c, &ctx, &rc), "Bearer tok-2");
+    ck_assert_int_eq(atomic_load(&token_requests), 2);
+    tb_client_free(c);
+    tb_arena_free(a);
+    tb_service_token_shutdown();
+    unsetenv("AUTH_SERVICE_URL");
+    unsetenv("TB_SERVICE_CLIENT_ID");
+    unsetenv("TB_SERVICE_CLIENT_SECRET");
+}
+END_TEST
+
 START_TEST(refusing_hook_sends_nothing_and_returns_its_code)
 {
     hook_rec ra = {'A', 0, 99, 0}, rb = {'B', TB_ESTATE, 99, 0}, rc_ = {'C', 0, 99, 0};
@@ -857,6 +936,7 @@ int main(void)
     tcase_add_test(net, max_response_1mb_refuses_2mb_body_with_etoobig);
     tcase_add_test(net, before_hooks_add_headers_and_after_hooks_run_in_reverse);
     tcase_add_test(net, refusing_hook_sends_nothing_and_returns_its_code);
+    tcase_add_test(net, the_service_token_fails_closed_and_a_401_fetches_another);
     tcase_add_test(net, client_new_copies_base_url_trims_slash_and_rejects_bad_input);
     tcase_add_test(net, send_rejects_bad_path_and_method_or_header_injection);
     tcase_add_test(net, service_url_reads_env_then_fallback_then_default_and_trims_slash);

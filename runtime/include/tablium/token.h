@@ -9,7 +9,10 @@
  *                               before it expires (at 80% of its lifetime), in the calling
  *                               thread of the call that finds it due; a failed renewal keeps
  *                               the current token while it is valid and is retried at most
- *                               once a second.
+ *                               once a second. With no valid token a call fails closed
+ *                               (TB_ESTATE, never sent without it); calls wait for a first
+ *                               token another call is fetching (5 s or their deadline); a 401
+ *                               to the current token has the next call fetch another.
  * Neither set: no token (calls go out without Authorization).
  */
 #ifndef TABLIUM_TOKEN_H
