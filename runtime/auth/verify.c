@@ -68,7 +68,14 @@ const char *tb_jwt_claims_sub(const tb_jwt_claims *c)
 
 int64_t tb_jwt_claims_exp(const tb_jwt_claims *c)
 {
-    return c && c->has_exp ? (int64_t)c->exp : 0;
+    if (!c || !c->has_exp)
+        return 0;
+    /* a huge exp (1e300) is a valid number: clamped, not an out-of-range cast (undefined) */
+    if (c->exp >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (c->exp <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)c->exp;
 }
 
 const char *const *tb_jwt_claims_scopes(const tb_jwt_claims *c, size_t *n)

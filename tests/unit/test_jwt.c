@@ -763,6 +763,17 @@ START_TEST(test_claims_scopes_from_scope_or_scp)
         free(tok);
         json_decref(cls[i]);
     }
+    /* exp 1e300 is a valid NumericDate: its exp is clamped (the cast was undefined, and came
+     * out as INT64_MIN under x86-64) */
+    json_t *far = json_pack("{s:f}", "exp", 1e300);
+    char *tok = NULL;
+    tb_jwt_claims *c = NULL;
+    ck_assert_int_eq(tb_jwt_sign(k, far, NULL, &tok, NULL), 0);
+    ck_assert_int_eq(verify_str(v, tok, &c, NULL), 0);
+    ck_assert(tb_jwt_claims_exp(c) == INT64_MAX);
+    tb_jwt_claims_free(c);
+    free(tok);
+    json_decref(far);
     tb_jwt_verifier_free(v);
     tb_jwt_key_free(k);
 }

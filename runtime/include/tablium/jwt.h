@@ -208,7 +208,7 @@ const json_t *tb_jwt_claims_get(const tb_jwt_claims *c, const char *name);
 const char *tb_jwt_claims_string(const tb_jwt_claims *c, const char *name);
 /** `sub`, or NULL. Borrowed. */
 const char *tb_jwt_claims_sub(const tb_jwt_claims *c);
-/** `exp` (seconds since the epoch, fraction dropped), or 0 when absent. */
+/** `exp` (seconds since the epoch, fraction dropped, clamped to int64_t), or 0 when absent. */
 int64_t tb_jwt_claims_exp(const tb_jwt_claims *c);
 /** The scopes: `scope` split on spaces (RFC 8693), else `scp` as a string or an array of
  *  strings. Borrowed array of borrowed strings; *n gets the count (0: none, returns NULL). */
