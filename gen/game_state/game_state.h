@@ -37,9 +37,10 @@ extern "C" {
  * requests to them. A handler gets a validated, typed request and fills a typed response: set
  * resp->status to one of the operation's statuses and fill the member of that status (s200,
  * s404, ...).
- * Memory: allocate from ctx->arena; it is released after the response is sent. Return 0, or a
- * TB_E... code for an internal failure (the caller then gets 500 "internal", details only in
- * the log).
+ * Memory: allocate from ctx->arena; it is released after the response is sent. A json_t * you
+ * build for a response is a reference you own: hand it over with tb_arena_json(ctx->arena, j)
+ * (tablium/json.h), or it leaks. Return 0, or a TB_E... code for an internal failure (the
+ * caller then gets 500 "internal", details only in the log).
  *
  * Client side: game_state_client_new(url) and one <operation>_call per operation. A call
  * returns 0 when the service answered with a status the spec declares (out->status says which;

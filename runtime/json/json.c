@@ -35,6 +35,17 @@ int tb_arena_hold_json(tb_arena *a, json_t *j)
     return rc;
 }
 
+json_t *tb_arena_json(tb_arena *a, json_t *j)
+{
+    if (j == NULL)
+        return NULL;
+    if (tb_arena_on_free(a, decref, j) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 static int dump_cb(const char *buffer, size_t size, void *data)
 {
     tb_buf *b = data;

@@ -199,6 +199,13 @@ START_TEST(arena_holds_json_until_freed)
     json_decref(j);
     ck_assert_str_eq(json_string_value(j), "kept"); /* still alive: the arena holds it */
     tb_arena_free(a);                               /* ASan reports a leak if it did not drop it */
+    /* tb_arena_json takes the caller's reference (a handler's json_pack for a response) */
+    a = tb_arena_new(0);
+    json_t *k = tb_arena_json(a, json_pack("{s:i}", "n", 1));
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(k->refcount, 1); /* the arena's, no other */
+    ck_assert_ptr_null(tb_arena_json(a, NULL));
+    tb_arena_free(a); /* released here: a leak under ASan otherwise */
 }
 END_TEST
 

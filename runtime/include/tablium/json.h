@@ -22,6 +22,11 @@ json_t *tb_json_loadb(const char *buf, size_t len, tb_error *err);
 /** Keeps a reference to j until the arena is reset or freed. Returns 0 or TB_ENOMEM (then no
  *  reference is taken). */
 int tb_arena_hold_json(tb_arena *a, json_t *j);
+/** Hands j (a new reference: json_pack, json_object...) to the arena, which releases it when
+ *  reset or freed; returns j, or NULL when j is NULL or on out of memory (j released). For a
+ *  json_t * member of a response a handler builds:
+ *  `resp->s200.extra = tb_arena_json(ctx->arena, json_pack("{s:i}", "n", 1));` */
+json_t *tb_arena_json(tb_arena *a, json_t *j);
 
 /** Appends j as compact JSON text (what json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes).
  *  Returns 0, TB_ENOMEM, or TB_EINVAL when j is not JSON text (a string or key that is not
