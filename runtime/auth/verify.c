@@ -959,6 +959,10 @@ int tb_jwt_verifier_from_env(tb_jwt_verifier **out, tb_error *err)
     o.jwks_json = json;
     o.issuer = env_set("TB_JWT_ISSUER");
     o.audience = env_set("TB_JWT_AUDIENCE");
+    if (!o.audience) /* RFC 8725 3.9: a token for another service must not pass here */
+        tb_log_warn(NULL, "TB_JWT_AUDIENCE is unset: tokens issued for any audience (another "
+                          "service's included) are accepted; set it to the name this service's "
+                          "tokens carry in aud");
     env_uint("TB_JWT_LEEWAY_S", 3600, &o.leeway_s);
     env_uint("TB_JWT_REFETCH_S", 86400, &o.refetch_interval_s);
     tb_jwt_key *key = NULL;

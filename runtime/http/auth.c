@@ -568,7 +568,12 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
             tb_log_error(ctx, "a secured operation was called but no JWT keys are configured "
                               "(TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS or TB_JWT_SECRET)");
     }
+    /* no keys to verify with is the server's fault, not the token's: 503 (tb_jwt_http_status),
+     * which clients retry and monitoring counts as an outage, not a client error */
+    int status = best == 403 ? 403 : best_code == TB_JWT_ENOKEY ? 503 : 401;
+    if (status == 503)
+        tb_http_res_header(res, "Retry-After", "5");
     tb_metrics_refused(ctx->service, best == 403 ? "forbidden" : "unauthorized");
-    int rc = tb_http_res_error(res, ctx, best == 403 ? 403 : 401, &e);
+    int rc = tb_http_res_error(res, ctx, status, &e);
     return rc ? rc : 1;
 }

@@ -538,6 +538,31 @@ START_TEST(secured_operations_are_rate_limited_by_the_tokens_sub)
 }
 END_TEST
 
+/* A secured operation on a server with no keys to verify tokens with (no TB_JWT_*): the
+ * server's fault, so 503 with Retry-After, not a 401 that tells the client its token is bad. */
+START_TEST(a_server_without_keys_answers_503_to_a_token)
+{
+    tb_server *keyed = srv; /* the fixture's; this test runs its own */
+    tb_server_opts so = TB_SERVER_OPTS_INIT;
+    so.threads = 1;
+    so.access_log = false;
+    tb_error err = TB_ERROR_INIT;
+    srv = tb_server_new(&sec_api, &so, &err); /* TB_JWT_* unset: no verifier */
+    ck_assert_msg(srv != NULL, "%s", err.message);
+    ck_assert_int_eq(tb_server_start(srv, &err), 0);
+    char *alice = token_for(key, "alice");
+    reply r;
+    call("GET", "/read", alice, NULL, &r);
+    expect_error(&r, 503, "no_key", "Retry-After: 5");
+    call("GET", "/read", NULL, NULL, &r); /* no token at all: still the client's to give */
+    expect_error(&r, 401, "unauthorized", NULL);
+    free(alice);
+    tb_server_free(srv);
+    srv = keyed;
+    tb_error_deinit(&err);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -553,6 +578,7 @@ int main(void)
     tcase_add_test(tc, a_bearer_operation_answers_401_with_a_challenge_then_serves_the_claims);
     tcase_add_test(tc, a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn);
     tcase_add_test(tc, secured_operations_are_rate_limited_by_the_tokens_sub);
+    tcase_add_test(tc, a_server_without_keys_answers_503_to_a_token);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);
     srunner_run_all(sr, CK_NORMAL);
