@@ -187,6 +187,15 @@ struct tb_jwt_verifier {
     pthread_mutex_t fetch_lock; /* one fetch at a time */
     atomic_uint_fast64_t generation;
 
+    /* the rereading thread (file or URL sources): under lock */
+    pthread_t thread;
+    bool thread_on, stop, want; /* want: an unknown kid asked for a reread */
+    pthread_cond_t wake;        /* to the thread: want or stop */
+    pthread_cond_t reread;      /* from the thread: a reread ended (rereads counts them) */
+    uint64_t rereads;
+    int max_age_s;
+    int64_t last_load_ms;       /* monotonic */
+
     cache_shard *shards; /* NULL: no cache */
     EVP_MD *sha256;      /* fetched once: a fetch per token costs more than the hash */
 
@@ -439,13 +448,90 @@ fail:
     return rc;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timespec mono_at(int64_t ms)
+{
+    return (struct timespec){.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+}
+
+/* The rereading thread: the sources every max_age_s, and at once when a request asks (want). */
+static void *reread_main(void *arg)
+{
+    tb_jwt_verifier *v = arg;
+    pthread_mutex_lock(&v->lock);
+    while (!v->stop) {
+        if (!v->want) {
+            int64_t due = v->last_load_ms + (int64_t)v->max_age_s * 1000;
+            if (v->max_age_s == 0) {
+                pthread_cond_wait(&v->wake, &v->lock);
+                continue;
+            }
+            if (mono_ms() < due) {
+                struct timespec ts = mono_at(due);
+                pthread_cond_timedwait(&v->wake, &v->lock, &ts);
+                continue; /* woken, timed out or spurious: look again */
+            }
+        }
+        v->want = false;
+        pthread_mutex_unlock(&v->lock);
+        pthread_mutex_lock(&v->fetch_lock);
+        atomic_fetch_add(&v->n_fetch, 1);
+        (void)load_sources(v, NULL); /* on failure the current keys stay */
+        pthread_mutex_unlock(&v->fetch_lock);
+        pthread_mutex_lock(&v->lock);
+        v->last_load_ms = mono_ms();
+        v->rereads++;
+        pthread_cond_broadcast(&v->reread);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return NULL;
+}
+
+/* An unknown kid, with the rereading thread: asks it for a reread when the rate limit allows,
+ * and waits for the reread in flight at most min(fetch_timeout, 1 s), so a slow or hanging
+ * source does not hold the request (nor the other connections of its server thread) for the
+ * whole fetch. True when a reread ended meanwhile: the caller looks at the keys again. */
+static bool ask_reread(tb_jwt_verifier *v)
+{
+    pthread_mutex_lock(&v->lock);
+    int64_t now = now_s(v);
+    bool due = now - v->last_fetch >= v->refetch_interval_s ||
+               now < v->last_fetch; /* the clock went back */
+    if (due) {
+        v->last_fetch = now;
+        v->want = true;
+        pthread_cond_signal(&v->wake);
+    }
+    if (!due && !v->want) { /* none asked for and none waiting to start */
+        pthread_mutex_unlock(&v->lock);
+        return false;
+    }
+    uint64_t seen = v->rereads;
+    struct timespec ts =
+        mono_at(mono_ms() + (v->fetch_timeout_ms < 1000 ? v->fetch_timeout_ms : 1000));
+    while (v->rereads == seen && !v->stop)
+        if (pthread_cond_timedwait(&v->reread, &v->lock, &ts) == ETIMEDOUT)
+            break;
+    bool got = v->rereads != seen;
+    pthread_mutex_unlock(&v->lock);
+    return got;
+}
+
 /* Refetches when the rate limit allows; true when it did (whatever the outcome) or when
  * another thread installed new keys while this one waited for the fetch lock: either way the
- * caller looks at the keys again. */
+ * caller looks at the keys again. With the rereading thread, it asks that thread instead. */
 static bool maybe_refetch(tb_jwt_verifier *v)
 {
     if (!v->jwks_file && !v->jwks_url)
         return false;
+    if (v->thread_on) /* set before the verifier is shared, never changed while it is */
+        return ask_reread(v);
     uint_fast64_t loads = atomic_load(&v->n_loads);
     pthread_mutex_lock(&v->fetch_lock);
     if (atomic_load(&v->n_loads) != loads) {
@@ -489,6 +575,7 @@ int tb_jwt_verifier_reload(tb_jwt_verifier *v, tb_error *err)
     int64_t now = now_s(v);
     pthread_mutex_lock(&v->lock);
     v->last_fetch = now;
+    v->last_load_ms = mono_ms(); /* the thread's next periodic reread counts from here */
     pthread_mutex_unlock(&v->lock);
     atomic_fetch_add(&v->n_fetch, 1);
     int rc = load_sources(v, err);
@@ -516,7 +603,7 @@ int tb_jwt_verifier_new(const tb_jwt_verifier_opts *opts, tb_jwt_verifier **out,
     if (out)
         *out = NULL;
     if (!opts || !out || (opts->n_keys && !opts->keys) || opts->leeway_s < 0 ||
-        opts->refetch_interval_s < 0 || opts->max_token == 0)
+        opts->refetch_interval_s < 0 || opts->max_token == 0 || opts->jwks_max_age_s < 0)
         return tb_error_set(err, TB_JWT_EARG, "tb_jwt_verifier_new: bad options");
     if (!opts->jwks_json && !opts->jwks_file && !opts->jwks_url && !opts->n_keys)
         return tb_error_set(err, TB_JWT_EARG, "tb_jwt_verifier_new: no key source");
@@ -524,6 +611,13 @@ int tb_jwt_verifier_new(const tb_jwt_verifier_opts *opts, tb_jwt_verifier **out,
         return tb_error_set(err, TB_JWT_EINTERNAL, "out of memory");
     pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_init(&v->fetch_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&v->wake, &ca);
+    pthread_cond_init(&v->reread, &ca);
+    pthread_condattr_destroy(&ca);
+    v->max_age_s = opts->jwks_max_age_s;
     v->issuer = dup_opt(opts->issuer, &oom);
     v->audience = dup_opt(opts->audience, &oom);
     v->typ = dup_opt(opts->typ, &oom);
@@ -578,6 +672,9 @@ int tb_jwt_verifier_new(const tb_jwt_verifier_opts *opts, tb_jwt_verifier **out,
         if (rc) /* the first use fetches again, then the rate limit holds */
             v->last_fetch -= v->refetch_interval_s;
         rc = 0;
+        v->last_load_ms = mono_ms();
+        /* without the thread (it could not start), rereads happen on the request, as before */
+        v->thread_on = pthread_create(&v->thread, NULL, reread_main, v) == 0;
     }
     free(fixed);
     tb_jwks_free(inline_ks);
@@ -594,6 +691,16 @@ void tb_jwt_verifier_free(tb_jwt_verifier *v)
 {
     if (!v)
         return;
+    if (v->thread_on) {
+        pthread_mutex_lock(&v->lock);
+        v->stop = true;
+        pthread_cond_broadcast(&v->wake);
+        pthread_cond_broadcast(&v->reread);
+        pthread_mutex_unlock(&v->lock);
+        pthread_join(v->thread, NULL);
+    }
+    pthread_cond_destroy(&v->wake);
+    pthread_cond_destroy(&v->reread);
     cache_free(v);
     EVP_MD_free(v->sha256);
     tb_jwks_free(v->keys);
@@ -965,6 +1072,7 @@ int tb_jwt_verifier_from_env(tb_jwt_verifier **out, tb_error *err)
                           "tokens carry in aud");
     env_uint("TB_JWT_LEEWAY_S", 3600, &o.leeway_s);
     env_uint("TB_JWT_REFETCH_S", 86400, &o.refetch_interval_s);
+    env_uint("TB_JWT_JWKS_MAX_AGE_S", 86400 * 7, &o.jwks_max_age_s);
     tb_jwt_key *key = NULL;
     if (secret) {
         const char *an = env_set("TB_JWT_ALG");

@@ -570,6 +570,8 @@ END_TEST
 static char *served_jwks;
 static pthread_mutex_t served_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int served_count;
+static atomic_int served_slow_ms;   /* each answer waits this long first */
+static atomic_int served_in_flight; /* an answer is waiting */
 
 static enum MHD_Result serve_jwks(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
@@ -582,6 +584,11 @@ static enum MHD_Result serve_jwks(void *cls, struct MHD_Connection *conn, const 
     (void)data;
     (void)size;
     (void)state;
+    if (atomic_load(&served_slow_ms)) { /* a source that takes its time */
+        atomic_store(&served_in_flight, 1);
+        usleep((useconds_t)atomic_load(&served_slow_ms) * 1000);
+        atomic_store(&served_in_flight, 0);
+    }
     pthread_mutex_lock(&served_lock);
     char *body = strdup(served_jwks);
     pthread_mutex_unlock(&served_lock);
@@ -644,6 +651,77 @@ START_TEST(test_jwks_url_source_and_rotation)
     free(tb);
     free(served_jwks);
     served_jwks = NULL;
+    tb_jwt_key_free(a);
+    tb_jwt_key_free(b);
+}
+END_TEST
+
+/* The verifier's own thread rereads a source every jwks_max_age_s: a key removed from it stops
+ * being trusted (it stayed until an unknown kid came, forever for tokens without one). And an
+ * unknown kid waits for a slow source's reread at most a second: the reread goes on without
+ * it, the request is refused meanwhile, and the keys are there once it ends. */
+START_TEST(test_jwks_reread_every_max_age_and_a_slow_source_holds_no_request)
+{
+    tb_jwt_key *a = NULL, *b = NULL;
+    ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_ES256, "ma", &a, NULL), 0);
+    ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_ES256, "mb", &b, NULL), 0);
+    char path[] = "/tmp/tb_jwks_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char *s = jwks_of(&a, 1);
+    write_file(path, s);
+    free(s);
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_file = path;
+    o.jwks_max_age_s = 1;
+    tb_jwt_verifier *v = NULL;
+    ck_assert_int_eq(tb_jwt_verifier_new(&o, &v, NULL), 0);
+    int64_t now = (int64_t)time(NULL);
+    char *ta = sign_now(a, now);
+    ck_assert_int_eq(verify_str(v, ta, NULL, NULL), 0); /* and cached */
+    s = jwks_of(&b, 1); /* a withdrawn, no token with a new kid to tell the verifier */
+    write_file(path, s);
+    free(s);
+    int rc = 0;
+    for (int i = 0; i < 100 && (rc = verify_str(v, ta, NULL, NULL)) == 0; i++)
+        usleep(50 * 1000);
+    ck_assert_int_eq(rc, TB_JWT_EKID);
+    tb_jwt_verifier_free(v);
+    unlink(path);
+
+    served_jwks = jwks_of(&a, 1);
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                                            serve_jwks, NULL, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(d);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/jwks.json",
+             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    o = (tb_jwt_verifier_opts)TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_url = url;
+    o.refetch_interval_s = 0;
+    ck_assert_int_eq(tb_jwt_verifier_new(&o, &v, NULL), 0);
+    tb_jwt_key *ab[] = {a, b};
+    pthread_mutex_lock(&served_lock);
+    free(served_jwks);
+    served_jwks = jwks_of(ab, 2);
+    pthread_mutex_unlock(&served_lock);
+    atomic_store(&served_slow_ms, 3000);
+    char *tb = sign_now(b, now);
+    ck_assert_int_eq(verify_str(v, tb, NULL, NULL), TB_JWT_EKID);
+    ck_assert_int_eq(atomic_load(&served_in_flight), 1); /* refused before the reread ended */
+    for (int i = 0; i < 100 && atomic_load(&served_in_flight); i++)
+        usleep(50 * 1000);
+    atomic_store(&served_slow_ms, 0);
+    for (int i = 0; i < 100 && (rc = verify_str(v, tb, NULL, NULL)) != 0; i++)
+        usleep(20 * 1000);
+    ck_assert_int_eq(rc, 0); /* installed by the thread */
+    tb_jwt_verifier_free(v);
+    MHD_stop_daemon(d);
+    free(served_jwks);
+    served_jwks = NULL;
+    free(ta);
+    free(tb);
     tb_jwt_key_free(a);
     tb_jwt_key_free(b);
 }
@@ -827,6 +905,7 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, test_jwk_import_refuses_weak_or_bad_keys);
     tcase_add_test(tc, test_jwks_file_rotation_refetches_rate_limited);
     tcase_add_test(tc, test_jwks_url_source_and_rotation);
+    tcase_add_test(tc, test_jwks_reread_every_max_age_and_a_slow_source_holds_no_request);
     tcase_add_test(tc, test_verify_from_many_threads);
     tcase_add_test(tc, test_www_authenticate_and_bearer);
     tcase_add_test(tc, test_claims_scopes_from_scope_or_scp);

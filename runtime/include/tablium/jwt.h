@@ -12,7 +12,8 @@
  * directly), the claim rules (iss, aud, typ, required claims, leeway) and a cache of verified
  * tokens keyed by their SHA-256 digest, so a token costs one signature check until it expires.
  * An unknown `kid` refetches a file or URL source, at most once per refetch interval, so key
- * rotation works without restarts.
+ * rotation works without restarts; the source is also reread every jwks_max_age_s (300), so a
+ * key removed from it stops being trusted. The rereads run on a thread of the verifier's own.
  *
  * Errors: every call returns 0 or a negative code. The verification codes below (TB_JWT_E...)
  * are their own append-only table, below the TB_E... range; tb_jwt_err_name() gives the wire
@@ -250,12 +251,18 @@ typedef struct tb_jwt_verifier_opts {
                                0 disables the cache. 4096 */
     tb_jwt_clock_fn clock;  /* NULL: the system clock (time()) */
     void *clock_ctx;
+    /* A file or URL source is reread this often by a thread of its own (Envoy's
+     * cache_duration), so a key removed from the set stops being trusted; an unknown kid asks
+     * that thread for a reread at once (refetch_interval_s apart) and waits for it at most
+     * min(fetch_timeout_ms, 1000 ms), so a slow source never holds a request longer.
+     * Seconds; default 300; 0: only on an unknown kid. */
+    int jwks_max_age_s;
 } tb_jwt_verifier_opts;
 
 #define TB_JWT_VERIFIER_OPTS_INIT                                                                  \
     {                                                                                              \
         NULL, NULL, NULL, NULL, 0, TB_JWT_ALG_UNKNOWN, 0u, NULL, NULL, NULL, NULL, true, 60, 8192, \
-            10, 5000, 4096, NULL, NULL                                                             \
+            10, 5000, 4096, NULL, NULL, 300                                                        \
     }
 
 /**
