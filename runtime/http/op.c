@@ -332,6 +332,42 @@ static char item_sep(const tb_op_param *p)
     return p->style == TB_STYLE_SPACE_DELIMITED ? ' ' : p->style == TB_STYLE_PIPE_DELIMITED ? '|' : ',';
 }
 
+/* The members obj[k]=v of a deepObject parameter whose k is no field of its struct, as
+ * strings: additionalProperties (false, or a schema) then judges them at /query/obj/k; they
+ * were dropped unseen, so a misspelt filter (created[gtee]) passed as no filter at all. */
+typedef struct deep_extra {
+    const tb_op_param *p;
+    json_t *o;
+    bool oom;
+} deep_extra;
+
+static void deep_extra_one(void *arg, const char *name, const char *value)
+{
+    deep_extra *x = arg;
+    const tb_op_param *p = x->p;
+    size_t nl = strlen(name), pl = (size_t)p->name_len;
+    if (x->oom || nl < pl + 3 || memcmp(name, p->name, pl) != 0 || name[pl] != '[' ||
+        name[nl - 1] != ']')
+        return;
+    const char *k = name + pl + 1;
+    size_t kl = nl - pl - 2;
+    if (memchr(k, '[', kl) || memchr(k, ']', kl))
+        return; /* nested brackets: not this struct's members */
+    const tb_codec_type *t = p->sub;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (t->fields[i].name_len == kl && memcmp(t->fields[i].name, k, kl) == 0)
+            return;
+    if (!x->o && !(x->o = json_object())) {
+        x->oom = true;
+        return;
+    }
+    json_t *v = json_string(value);
+    if (!v)
+        v = json_stringn_nocheck(value, strlen(value)); /* not UTF-8: texts_utf8 reports it */
+    if (!v || json_object_setn_new_nocheck(x->o, k, kl, v))
+        x->oom = true;
+}
+
 /* An object query parameter spread over the query (deepObject obj[k]=v, or form with explode:
  * k=v): a JSON object of the members present, each typed by its field; NULL when none is
  * there (*oom on out of memory). */
@@ -356,6 +392,16 @@ static json_t *object_from_query(const tb_op_param *p, const tb_http_req *hr, bo
         json_t *x = tb_param_json(v, strlen(v), text_kind(f->kind));
         if (!x || json_object_set_new(o, f->name, x)) {
             *oom = true;
+            json_decref(o);
+            return NULL;
+        }
+    }
+    if (p->style == TB_STYLE_DEEP_OBJECT) { /* obj[k] of no field: the schema judges it */
+        deep_extra x = {p, o, false};
+        tb_http_req_query_each(hr, deep_extra_one, &x);
+        o = x.o;
+        *oom = x.oom;
+        if (x.oom) {
             json_decref(o);
             return NULL;
         }
