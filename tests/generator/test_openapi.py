@@ -700,6 +700,35 @@ paths:
         self.assertEqual(err.count("name-collision"), 1, err)
 
 
+class ErrorShapeWarning(OpenApiCase):
+    SPEC = """\
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /pay:
+    post:
+      operationId: pay
+      responses:
+        '204': {description: ok}
+        '%s':
+          description: declined
+          content:
+            application/json:
+              schema: {type: array, items: {type: string}}
+"""
+
+    def test_a_status_the_runtime_answers_is_warned_about(self):
+        rc, err = self.gen(self.SPEC % "4XX")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: error-shape: the runtime's own errors with status 4XX", err)
+
+    def test_a_status_only_a_handler_sends_is_not(self):
+        for status in ("402", "409", "422"):  # the runtime never answers them itself
+            rc, err = self.gen(self.SPEC % status)
+            self.assertEqual(rc, 0, err)
+            self.assertNotIn("error-shape", err)
+
+
 class RequiredUndeclared(OpenApiCase):
     def test_the_note_names_where_a_required_member_no_property_declares_is(self):
         # Regression: the note said "?" for it, and one "?" for all of them

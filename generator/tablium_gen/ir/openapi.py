@@ -50,6 +50,12 @@ SCALAR_KIND = {"string": "TB_PARAM_STRING", "integer": "TB_PARAM_INTEGER",
 
 
 
+
+# The error statuses the runtime answers by itself (validation, auth, routing, limits, policies,
+# deadlines, failures): an error schema of another status only ever carries a handler's answer.
+RUNTIME_ERROR_STATUSES = frozenset((400, 401, 403, 404, 405, 406, 408, 411, 413, 414, 415, 417,
+                                    429, 431, 500, 501, 503, 504))
+
 class ErrShape:
     """A tb_err_shape row: how the runtime writes its own errors for a status."""
 
@@ -1300,7 +1306,10 @@ class ServiceBuilder:
                 rr.errshape = ErrShape("TB_ERR_ENVELOPE")
             elif rr.kind == "raw" and media is not None and "schema" in media:
                 rr.errshape = self.error_shape(media["schema"], picked[1])
-                if rr.errshape is None:  # warned once per schema (Stripe: 452 answers, one)
+                # warned once per schema (Stripe: 452 answers, one); not for a status the
+                # runtime never answers itself (402, 409, 422...: only the handler sends them)
+                if rr.errshape is None and (rr.code in (0, 4, 5) or
+                                            rr.code in RUNTIME_ERROR_STATUSES):
                     key = id(self.types._deref(media["schema"]))
                     seen = self.shapeless.setdefault(key, [rptr, status, 0])
                     seen[2] += 1
