@@ -82,6 +82,16 @@ int problems_note_order(tb_ctx *ctx, const problems_note_order_req *req,
     return 0;
 }
 
+int problems_cancel_order(tb_ctx *ctx, const problems_cancel_order_req *req,
+                          problems_cancel_order_resp *resp)
+{
+    (void)ctx;
+    if (strcmp(req->body.reason, "boom") == 0)
+        return TB_EIO; /* a handler failure: 500 */
+    resp->status = 204;
+    return 0;
+}
+
 int problems_create_item(tb_ctx *ctx, const problems_create_item_req *req,
                          problems_create_item_resp *resp)
 {
@@ -319,6 +329,25 @@ START_TEST(malformed_json_and_media_type_as_problems)
 }
 END_TEST
 
+/* cancelOrder declares a 400 alone: a 415 and a 500 take that shape, not the envelope. */
+START_TEST(statuses_an_operation_does_not_declare_take_its_400_shape)
+{
+    char out[4096], ct[128];
+    long st = raw("POST", "/orders/7/cancel", "text/plain", "reason=x", out, sizeof out, ct,
+                  sizeof ct);
+    ck_assert_msg(st == 415, "%ld %s", st, out);
+    ck_assert_str_eq(ct, "application/problem+json");
+    ck_assert_msg(strstr(out, "\"status\":415") && !strstr(out, "\"error\":"), "%s", out);
+    st = raw("POST", "/orders/7/cancel", "application/x-www-form-urlencoded", "reason=boom", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_msg(st == 500, "%ld %s", st, out);
+    ck_assert_str_eq(ct, "application/problem+json");
+    st = raw("POST", "/orders/7/cancel", "application/x-www-form-urlencoded", "reason=late", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_msg(st == 204, "%ld %s", st, out);
+}
+END_TEST
+
 START_TEST(outside_any_operation_the_usual_shape)
 {
     char out[4096], ct[128];
@@ -464,6 +493,7 @@ int main(void)
     tcase_add_test(tc, a_debug_build_validates_its_responses);
     tcase_add_test(tc, an_operation_without_a_400_of_its_own_answers_it_in_the_apis_shape);
     tcase_add_test(tc, outside_any_operation_the_usual_shape);
+    tcase_add_test(tc, statuses_an_operation_does_not_declare_take_its_400_shape);
     tcase_add_test(tc, a_flat_code_message_object);
     tcase_add_test(tc, an_unknown_discriminator_value_as_a_problem);
     tcase_add_test(tc, error_objects_that_are_not_the_envelope_keep_every_member);

@@ -641,11 +641,18 @@ class ServiceBuilder:
             sh, n = max(votes.values(), key=lambda v: v[1])
             if sh.style != "TB_ERR_ENVELOPE" and n * 2 >= len(self.ops):
                 self.api_err_rows = [sh.c(0)]
-        # an operation whose own error answers say nothing of a 400 (a 404 alone): the runtime's
-        # other errors (400 validation, 413, 415...) take the API's usual shape, not the envelope
+        # the runtime's errors of a status an operation does not declare (a 415 or a 500 where
+        # it declares a 400 alone) take its own 400 (else 4XX) shape, as its validation errors
+        # do; an operation whose error answers say nothing of a 400 (a 404 alone) the API's
+        # usual shape: never the envelope beside a declared shape (a form operation's 415 was)
         for op in self.ops:
-            codes = [r.code for r in op.responses if r.errshape is not None]
-            if op.err_rows and self.api_err_rows and not any(c in (0, 4, 400) for c in codes):
+            rows = {r.code: r.errshape for r in op.responses if r.errshape is not None}
+            if not op.err_rows or 0 in rows:
+                continue
+            own = rows.get(400) or rows.get(4)
+            if own is not None and own.style != "TB_ERR_ENVELOPE":
+                op.err_rows = op.err_rows + [own.c(0)]
+            elif own is None and self.api_err_rows:
                 op.err_rows = op.err_rows + self.api_err_rows
 
     def server_url(self, server):
