@@ -13,10 +13,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+extern char **environ;
 
 tb_client *tb_service_client_new(const char *name, const char *base_url,
                                  const tb_client_opts *opts, tb_error *err)
@@ -97,6 +101,27 @@ static bool apply_policies(const tb_service_def *d, tb_server *srv)
         }
         if (p->timeout_ms)
             tb_server_set_op_timeout(srv, p->operation_id, p->timeout_ms);
+    }
+    /* a TB_RATE_LIMIT_<SERVICE>_<X> that names no operation with a limit would be ignored
+     * without a word (TB_RATE_LIMIT_SHOP_GETITEM for GET_ITEM): say so */
+    char prefix[128];
+    int pl = snprintf(prefix, sizeof prefix, "TB_RATE_LIMIT_");
+    for (const char *c = d->name; *c && pl < (int)sizeof prefix - 2; c++)
+        prefix[pl++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+    prefix[pl++] = '_';
+    prefix[pl] = '\0';
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, prefix, (size_t)pl) != 0)
+            continue;
+        size_t n = strcspn(*e, "=");
+        bool known = false;
+        for (size_t i = 0; i < d->n_policies && !known; i++)
+            known = d->policies[i].limit.limit && strlen(d->policies[i].env) == n &&
+                    strncmp(d->policies[i].env, *e, n) == 0;
+        if (!known)
+            tb_log_warn(NULL, "%s: %.*s names no operation with a rate limit (the name is the "
+                              "handler's, upper-cased: TB_RATE_LIMIT_SHOP_GET_ITEM); ignored",
+                        d->name, (int)n, *e);
     }
     return true;
 }

@@ -417,7 +417,9 @@ END_TEST
 START_TEST(login_attempts_are_rate_limited_as_the_spec_declares)
 {
     th_service s = {.name = "auth", .prism_port = -1};
-    const char *env[] = {amqp_env, "AUTH_PBKDF2_ITERATIONS=1000", NULL};
+    /* a misspelt override (no such operation) leaves the spec's limit, and says so */
+    const char *env[] = {amqp_env, "AUTH_PBKDF2_ITERATIONS=1000", "TB_RATE_LIMIT_AUTH_LOGINN=off",
+                         NULL};
     th_start(&s, env);
     char u[256];
     snprintf(u, sizeof u, "%s/auth/login", s.direct);
@@ -440,6 +442,7 @@ START_TEST(login_attempts_are_rate_limited_as_the_spec_declares)
     ck_assert_int_eq(other, 0);
     ck_assert_int_eq(refused, 1); /* 10 in the burst, the 11th refused */
     ck_assert_int_eq(th_stop(&s), 0);
+    ck_assert_int_eq(count_in_log(s.log, "TB_RATE_LIMIT_AUTH_LOGINN names no operation"), 1);
     th_cleanup(&s);
 }
 END_TEST
