@@ -5,7 +5,8 @@
  *                                              type, attempts, when, why (--json: also the
  *                                              body, as "bodyBase64" when it is not UTF-8)
  *   tablium-dlq replay SERVICE --all           every dead letter back to SERVICE's queue
- *   tablium-dlq replay SERVICE ID [ID...]      only these event ids (the others stay)
+ *   tablium-dlq replay SERVICE ID [ID...]      only these event ids (the others stay): the
+ *                                              AMQP message_id, else the envelope's id
  *
  * Options: --url URL (default $TB_AMQP_URL), --exchange NAME (default tablium.events).
  * Listing does not consume: the messages stay in the DLQ. A replayed message goes to the
@@ -45,15 +46,33 @@ static json_t *text_or_null(const char *s)
     return j ? j : json_null();
 }
 
+/* The event id of a dead letter: its AMQP message_id (our publishers set it), else the id of
+ * the envelope in its body (a producer that does not set message_id); NULL when neither. */
+static const char *event_id(const tb_amqp_delivery *m, char out[80])
+{
+    if (m->message_id)
+        return m->message_id;
+    json_t *j = json_loadb(m->body, m->len, 0, NULL);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    bool ok = id && strlen(id) < 80;
+    if (ok)
+        strcpy(out, id);
+    json_decref(j);
+    return ok ? out : NULL;
+}
+
 static void print_dead(void *user, const tb_amqp_dead *d)
 {
     bool json = *(bool *)user;
     const tb_amqp_delivery *m = d->msg;
+    char idbuf[80];
+    const char *eid = event_id(m, idbuf);
     if (json) {
         /* every dead letter gets its line, whatever its bytes: a body that is not UTF-8 (the
          * poison a DLQ is for) as base64 */
         json_t *o = json_pack("{s:I, s:o, s:o, s:o, s:i, s:o, s:o}", "position",
-                              (json_int_t)d->index, "id", text_or_null(m->message_id), "type",
+                              (json_int_t)d->index, "id", text_or_null(eid),
+                              "type",
                               text_or_null(m->type), "version", text_or_null(m->version),
                               "attempt", m->attempt, "deadAt", text_or_null(d->dead_at),
                               "reason", text_or_null(d->reason));
@@ -77,7 +96,7 @@ static void print_dead(void *user, const tb_amqp_dead *d)
         return;
     }
     printf("%llu\t%s\t%s\tattempt %d\t%s\t%s\n", (unsigned long long)d->index,
-           m->message_id ? m->message_id : "-", m->type ? m->type : "-", m->attempt,
+           eid ? eid : "-", m->type ? m->type : "-", m->attempt,
            d->dead_at ? d->dead_at : "-", d->reason ? d->reason : "-");
 }
 
@@ -86,8 +105,10 @@ static bool pick(void *user, const tb_amqp_dead *d)
     pick_set *p = user;
     if (p->all)
         return true;
+    char idbuf[80];
+    const char *id = event_id(d->msg, idbuf);
     for (size_t i = 0; i < p->n; i++)
-        if (d->msg->message_id && strcmp(p->ids[i], d->msg->message_id) == 0) {
+        if (id && strcmp(p->ids[i], id) == 0) {
             p->found[i] = true;
             return true;
         }
