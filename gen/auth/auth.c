@@ -992,57 +992,57 @@ out:
 
 static const tb_codec_field auth_register_request__fields[] = {
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_register_request, email), 0, 0, 0, NULL},
+     offsetof(auth_register_request, email), 0, 0, 0, NULL, NULL},
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_register_request, username), 0, 0, 0, NULL},
+     offsetof(auth_register_request, username), 0, 0, 0, NULL, NULL},
     {"password", "\"password\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_register_request, password), 0, 0, 0, NULL},
+     offsetof(auth_register_request, password), 0, 0, 0, NULL, NULL},
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(auth_register_request, display_name), offsetof(auth_register_request, has_display_name), 0, 0, NULL},
+     offsetof(auth_register_request, display_name), offsetof(auth_register_request, has_display_name), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_register_request__desc = {"auth_register_request", sizeof(auth_register_request), 4, auth_register_request__fields, auth__schema_register_request, NULL, 0};
 TB_CODEC_DEFINE(auth_register_request)
 
 static const tb_codec_field auth_account__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_account, user_id), 0, 0, 0, NULL},
+     offsetof(auth_account, user_id), 0, 0, 0, NULL, NULL},
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_account, email), 0, 0, 0, NULL},
+     offsetof(auth_account, email), 0, 0, 0, NULL, NULL},
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_account, username), 0, 0, 0, NULL},
+     offsetof(auth_account, username), 0, 0, 0, NULL, NULL},
     {"registeredAt", "\"registeredAt\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_account, registered_at), 0, 0, 0, NULL},
+     offsetof(auth_account, registered_at), 0, 0, 0, NULL, NULL},
     {"eventId", "\"eventId\":", 7, 10, TB_CK_STRING, 0,
-     offsetof(auth_account, event_id), offsetof(auth_account, has_event_id), 0, 0, NULL},
+     offsetof(auth_account, event_id), offsetof(auth_account, has_event_id), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_account__desc = {"auth_account", sizeof(auth_account), 5, auth_account__fields, auth__schema_account, NULL, 0};
 TB_CODEC_DEFINE(auth_account)
 
 static const tb_codec_field auth_account_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(auth_account_response, data), 0, 0, 0, &auth_account__desc},
+     offsetof(auth_account_response, data), 0, 0, 0, &auth_account__desc, NULL},
 };
 static const tb_codec_type auth_account_response__desc = {"auth_account_response", sizeof(auth_account_response), 1, auth_account_response__fields, auth__schema_account_response, NULL, 0};
 TB_CODEC_DEFINE(auth_account_response)
 
 static const tb_codec_field auth_login_request__fields[] = {
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_login_request, username), 0, 0, 0, NULL},
+     offsetof(auth_login_request, username), 0, 0, 0, NULL, NULL},
     {"password", "\"password\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_login_request, password), 0, 0, 0, NULL},
+     offsetof(auth_login_request, password), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_login_request__desc = {"auth_login_request", sizeof(auth_login_request), 2, auth_login_request__fields, auth__schema_login_request, NULL, 0};
 TB_CODEC_DEFINE(auth_login_request)
 
 static const tb_codec_field auth_token_request__fields[] = {
     {"grant_type", "\"grant_type\":", 10, 13, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_token_request, grant_type), 0, 0, 0, NULL},
+     offsetof(auth_token_request, grant_type), 0, 0, 0, NULL, NULL},
     {"client_id", "\"client_id\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_token_request, client_id), 0, 0, 0, NULL},
+     offsetof(auth_token_request, client_id), 0, 0, 0, NULL, NULL},
     {"client_secret", "\"client_secret\":", 13, 16, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_token_request, client_secret), 0, 0, 0, NULL},
+     offsetof(auth_token_request, client_secret), 0, 0, 0, NULL, NULL},
     {"scope", "\"scope\":", 5, 8, TB_CK_STRING, 0,
-     offsetof(auth_token_request, scope), offsetof(auth_token_request, has_scope), 0, 0, NULL},
+     offsetof(auth_token_request, scope), offsetof(auth_token_request, has_scope), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request, NULL, 0};
 TB_CODEC_DEFINE(auth_token_request)
@@ -1056,13 +1056,13 @@ TB_VALIDATE_DEFINE(auth_token_response_token_type, auth__schema_token_response_p
 
 static const tb_codec_field auth_token_response__fields[] = {
     {"access_token", "\"access_token\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_token_response, access_token), 0, 0, 0, NULL},
+     offsetof(auth_token_response, access_token), 0, 0, 0, NULL, NULL},
     {"token_type", "\"token_type\":", 10, 13, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(auth_token_response, token_type), 0, 0, 0, &auth_token_response_token_type__enum},
+     offsetof(auth_token_response, token_type), 0, 0, 0, &auth_token_response_token_type__enum, NULL},
     {"expires_in", "\"expires_in\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(auth_token_response, expires_in), 0, 0, 0, NULL},
+     offsetof(auth_token_response, expires_in), 0, 0, 0, NULL, NULL},
     {"scope", "\"scope\":", 5, 8, TB_CK_STRING, 0,
-     offsetof(auth_token_response, scope), offsetof(auth_token_response, has_scope), 0, 0, NULL},
+     offsetof(auth_token_response, scope), offsetof(auth_token_response, has_scope), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_token_response__desc = {"auth_token_response", sizeof(auth_token_response), 4, auth_token_response__fields, auth__schema_token_response, NULL, 0};
 TB_CODEC_DEFINE(auth_token_response)
@@ -1102,30 +1102,30 @@ TB_VALIDATE_DEFINE(auth_jwk_crv, auth__schema_jwk_properties_crv)
 
 static const tb_codec_field auth_jwk__fields[] = {
     {"kty", "\"kty\":", 3, 6, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(auth_jwk, kty), 0, 0, 0, &auth_jwk_kty__enum},
+     offsetof(auth_jwk, kty), 0, 0, 0, &auth_jwk_kty__enum, NULL},
     {"kid", "\"kid\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_jwk, kid), 0, 0, 0, NULL},
+     offsetof(auth_jwk, kid), 0, 0, 0, NULL, NULL},
     {"use", "\"use\":", 3, 6, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(auth_jwk, use), 0, 0, 0, &auth_jwk_use__enum},
+     offsetof(auth_jwk, use), 0, 0, 0, &auth_jwk_use__enum, NULL},
     {"alg", "\"alg\":", 3, 6, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(auth_jwk, alg), 0, 0, 0, &auth_jwk_alg__enum},
+     offsetof(auth_jwk, alg), 0, 0, 0, &auth_jwk_alg__enum, NULL},
     {"crv", "\"crv\":", 3, 6, TB_CK_ENUM, 0,
-     offsetof(auth_jwk, crv), offsetof(auth_jwk, has_crv), 0, 0, &auth_jwk_crv__enum},
+     offsetof(auth_jwk, crv), offsetof(auth_jwk, has_crv), 0, 0, &auth_jwk_crv__enum, NULL},
     {"x", "\"x\":", 1, 4, TB_CK_STRING, 0,
-     offsetof(auth_jwk, x), offsetof(auth_jwk, has_x), 0, 0, NULL},
+     offsetof(auth_jwk, x), offsetof(auth_jwk, has_x), 0, 0, NULL, NULL},
     {"y", "\"y\":", 1, 4, TB_CK_STRING, 0,
-     offsetof(auth_jwk, y), offsetof(auth_jwk, has_y), 0, 0, NULL},
+     offsetof(auth_jwk, y), offsetof(auth_jwk, has_y), 0, 0, NULL, NULL},
     {"n", "\"n\":", 1, 4, TB_CK_STRING, 0,
-     offsetof(auth_jwk, n_2), offsetof(auth_jwk, has_n_2), 0, 0, NULL},
+     offsetof(auth_jwk, n_2), offsetof(auth_jwk, has_n_2), 0, 0, NULL, NULL},
     {"e", "\"e\":", 1, 4, TB_CK_STRING, 0,
-     offsetof(auth_jwk, e), offsetof(auth_jwk, has_e), 0, 0, NULL},
+     offsetof(auth_jwk, e), offsetof(auth_jwk, has_e), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_jwk__desc = {"auth_jwk", sizeof(auth_jwk), 9, auth_jwk__fields, auth__schema_jwk, NULL, 0};
 TB_CODEC_DEFINE(auth_jwk)
 
 static const tb_codec_field auth_jwk_set__fields[] = {
     {"keys", "\"keys\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(auth_jwk_set, keys), 0, 0, offsetof(auth_jwk_set, n_keys), &auth_jwk__desc},
+     offsetof(auth_jwk_set, keys), 0, 0, offsetof(auth_jwk_set, n_keys), &auth_jwk__desc, NULL},
 };
 static const tb_codec_type auth_jwk_set__desc = {"auth_jwk_set", sizeof(auth_jwk_set), 1, auth_jwk_set__fields, auth__schema_jwk_set, NULL, 0};
 TB_CODEC_DEFINE(auth_jwk_set)
@@ -1141,22 +1141,22 @@ TB_VALIDATE_DEFINE(auth_rotation_alg, auth__schema_jwk_properties_alg)
 
 static const tb_codec_field auth_rotation__fields[] = {
     {"kid", "\"kid\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_rotation, kid), 0, 0, 0, NULL},
+     offsetof(auth_rotation, kid), 0, 0, 0, NULL, NULL},
     {"alg", "\"alg\":", 3, 6, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(auth_rotation, alg), 0, 0, 0, &auth_rotation_alg__enum},
+     offsetof(auth_rotation, alg), 0, 0, 0, &auth_rotation_alg__enum, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_rotation, created_at), 0, 0, 0, NULL},
+     offsetof(auth_rotation, created_at), 0, 0, 0, NULL, NULL},
     {"activeFrom", "\"activeFrom\":", 10, 13, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_rotation, active_from), 0, 0, 0, NULL},
+     offsetof(auth_rotation, active_from), 0, 0, 0, NULL, NULL},
     {"previousRetiresAt", "\"previousRetiresAt\":", 17, 20, TB_CK_STRING, 0,
-     offsetof(auth_rotation, previous_retires_at), offsetof(auth_rotation, has_previous_retires_at), 0, 0, NULL},
+     offsetof(auth_rotation, previous_retires_at), offsetof(auth_rotation, has_previous_retires_at), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_rotation__desc = {"auth_rotation", sizeof(auth_rotation), 5, auth_rotation__fields, auth__schema_rotation, NULL, 0};
 TB_CODEC_DEFINE(auth_rotation)
 
 static const tb_codec_field auth_rotation_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(auth_rotation_response, data), 0, 0, 0, &auth_rotation__desc},
+     offsetof(auth_rotation_response, data), 0, 0, 0, &auth_rotation__desc, NULL},
 };
 static const tb_codec_type auth_rotation_response__desc = {"auth_rotation_response", sizeof(auth_rotation_response), 1, auth_rotation_response__fields, auth__schema_rotation_response, NULL, 0};
 TB_CODEC_DEFINE(auth_rotation_response)

@@ -578,11 +578,11 @@ out:
 
 static const tb_codec_field common_error_detail__fields[] = {
     {"path", "\"path\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(common_error_detail, path), 0, 0, 0, NULL},
+     offsetof(common_error_detail, path), 0, 0, 0, NULL, NULL},
     {"rule", "\"rule\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(common_error_detail, rule), 0, 0, 0, NULL},
+     offsetof(common_error_detail, rule), 0, 0, 0, NULL, NULL},
     {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(common_error_detail, message), 0, 0, 0, NULL},
+     offsetof(common_error_detail, message), 0, 0, 0, NULL, NULL},
 };
 const tb_codec_type common_error_detail__desc = {"common_error_detail", sizeof(common_error_detail), 3, common_error_detail__fields, common__schema_api_defs_error_detail, NULL, 0};
 TB_CODEC_DEFINE(common_error_detail)
@@ -590,7 +590,7 @@ TB_VALIDATE_DEFINE(common_error, common__schema_api_defs_error)
 
 static const tb_codec_field common_error_response__fields[] = {
     {"error", "\"error\":", 5, 8, TB_CK_API_ERROR, TB_CF_REQUIRED,
-     offsetof(common_error_response, error), 0, 0, 0, NULL},
+     offsetof(common_error_response, error), 0, 0, 0, NULL, NULL},
 };
 const tb_codec_type common_error_response__desc = {"common_error_response", sizeof(common_error_response), 1, common_error_response__fields, common__schema_api_defs_error_response, NULL, 0};
 TB_CODEC_DEFINE(common_error_response)
@@ -604,14 +604,14 @@ TB_VALIDATE_DEFINE(common_health_status, common__schema_api_defs_health_properti
 
 static const tb_codec_field common_health__fields[] = {
     {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(common_health, status), 0, 0, 0, &common_health_status__enum},
+     offsetof(common_health, status), 0, 0, 0, &common_health_status__enum, NULL},
 };
 const tb_codec_type common_health__desc = {"common_health", sizeof(common_health), 1, common_health__fields, common__schema_api_defs_health, NULL, 0};
 TB_CODEC_DEFINE(common_health)
 
 static const tb_codec_field common_health_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(common_health_response, data), 0, 0, 0, &common_health__desc},
+     offsetof(common_health_response, data), 0, 0, 0, &common_health__desc, NULL},
 };
 const tb_codec_type common_health_response__desc = {"common_health_response", sizeof(common_health_response), 1, common_health_response__fields, common__schema_api_defs_health_response, NULL, 0};
 TB_CODEC_DEFINE(common_health_response)

@@ -2353,32 +2353,32 @@ static const tb_codec_map event_envelope_metadata_additional__map = {"event_enve
 
 static const tb_codec_field event_envelope_metadata__fields[] = {
     {"correlationId", "\"correlationId\":", 13, 16, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(event_envelope_metadata, correlation_id), 0, 0, 0, NULL},
+     offsetof(event_envelope_metadata, correlation_id), 0, 0, 0, NULL, NULL},
     {"traceId", "\"traceId\":", 7, 10, TB_CK_STRING, 0,
-     offsetof(event_envelope_metadata, trace_id), offsetof(event_envelope_metadata, has_trace_id), 0, 0, NULL},
+     offsetof(event_envelope_metadata, trace_id), offsetof(event_envelope_metadata, has_trace_id), 0, 0, NULL, NULL},
     {"traceparent", "\"traceparent\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(event_envelope_metadata, traceparent), offsetof(event_envelope_metadata, has_traceparent), 0, 0, NULL},
+     offsetof(event_envelope_metadata, traceparent), offsetof(event_envelope_metadata, has_traceparent), 0, 0, NULL, NULL},
     {"causationId", "\"causationId\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(event_envelope_metadata, causation_id), offsetof(event_envelope_metadata, has_causation_id), 0, 0, NULL},
+     offsetof(event_envelope_metadata, causation_id), offsetof(event_envelope_metadata, has_causation_id), 0, 0, NULL, NULL},
 };
 static const tb_codec_type event_envelope_metadata__desc = {"event_envelope_metadata", sizeof(event_envelope_metadata), 4, event_envelope_metadata__fields, events__schema_envelope_properties_metadata, &event_envelope_metadata_additional__map, offsetof(event_envelope_metadata, additional_properties)};
 TB_CODEC_DEFINE(event_envelope_metadata)
 
 static const tb_codec_field event_envelope__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(event_envelope, id), 0, 0, 0, NULL},
+     offsetof(event_envelope, id), 0, 0, 0, NULL, NULL},
     {"type", "\"type\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(event_envelope, type), 0, 0, 0, NULL},
+     offsetof(event_envelope, type), 0, 0, 0, NULL, NULL},
     {"version", "\"version\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(event_envelope, version), 0, 0, 0, NULL},
+     offsetof(event_envelope, version), 0, 0, 0, NULL, NULL},
     {"timestamp", "\"timestamp\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(event_envelope, timestamp), 0, 0, 0, NULL},
+     offsetof(event_envelope, timestamp), 0, 0, 0, NULL, NULL},
     {"producer", "\"producer\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(event_envelope, producer), 0, 0, 0, NULL},
+     offsetof(event_envelope, producer), 0, 0, 0, NULL, NULL},
     {"data", "\"data\":", 4, 7, TB_CK_JSON, TB_CF_REQUIRED,
-     offsetof(event_envelope, data), 0, 0, 0, NULL},
+     offsetof(event_envelope, data), 0, 0, 0, NULL, NULL},
     {"metadata", "\"metadata\":", 8, 11, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(event_envelope, metadata), 0, 0, 0, &event_envelope_metadata__desc},
+     offsetof(event_envelope, metadata), 0, 0, 0, &event_envelope_metadata__desc, NULL},
 };
 static const tb_codec_type event_envelope__desc = {"event_envelope", sizeof(event_envelope), 7, event_envelope__fields, events__schema_envelope, NULL, 0};
 TB_CODEC_DEFINE(event_envelope)
@@ -2395,26 +2395,26 @@ TB_VALIDATE_DEFINE(game_completed_v1_outcome, events__schema_game_completed_v1_p
 
 static const tb_codec_field game_completed_v1_scores_item__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_completed_v1_scores_item, player_id), 0, 0, 0, NULL},
+     offsetof(game_completed_v1_scores_item, player_id), 0, 0, 0, NULL, NULL},
     {"score", "\"score\":", 5, 8, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_completed_v1_scores_item, score), 0, 0, 0, NULL},
+     offsetof(game_completed_v1_scores_item, score), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_completed_v1_scores_item__desc = {"game_completed_v1_scores_item", sizeof(game_completed_v1_scores_item), 2, game_completed_v1_scores_item__fields, events__schema_game_completed_v1_properties_scores_items, NULL, 0};
 TB_CODEC_DEFINE(game_completed_v1_scores_item)
 
 static const tb_codec_field game_completed_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_completed_v1, game_id), 0, 0, 0, NULL},
+     offsetof(game_completed_v1, game_id), 0, 0, 0, NULL, NULL},
     {"outcome", "\"outcome\":", 7, 10, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(game_completed_v1, outcome), 0, 0, 0, &game_completed_v1_outcome__enum},
+     offsetof(game_completed_v1, outcome), 0, 0, 0, &game_completed_v1_outcome__enum, NULL},
     {"winnerId", "\"winnerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(game_completed_v1, winner_id), 0, offsetof(game_completed_v1, winner_id_is_null), 0, NULL},
+     offsetof(game_completed_v1, winner_id), 0, offsetof(game_completed_v1, winner_id_is_null), 0, NULL, NULL},
     {"scores", "\"scores\":", 6, 9, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(game_completed_v1, scores), 0, 0, offsetof(game_completed_v1, n_scores), &game_completed_v1_scores_item__desc},
+     offsetof(game_completed_v1, scores), 0, 0, offsetof(game_completed_v1, n_scores), &game_completed_v1_scores_item__desc, NULL},
     {"durationMs", "\"durationMs\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_completed_v1, duration_ms), 0, 0, 0, NULL},
+     offsetof(game_completed_v1, duration_ms), 0, 0, 0, NULL, NULL},
     {"completedAt", "\"completedAt\":", 11, 14, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_completed_v1, completed_at), 0, 0, 0, NULL},
+     offsetof(game_completed_v1, completed_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_completed_v1__desc = {"game_completed_v1", sizeof(game_completed_v1), 6, game_completed_v1__fields, events__schema_game_completed_v1, NULL, 0};
 TB_CODEC_DEFINE(game_completed_v1)
@@ -2431,190 +2431,190 @@ TB_VALIDATE_DEFINE(game_created_v1_game_type, events__schema_game_created_v1_pro
 
 static const tb_codec_field game_created_v1_settings__fields[] = {
     {"timeControlSeconds", "\"timeControlSeconds\":", 18, 21, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_created_v1_settings, time_control_seconds), 0, 0, 0, NULL},
+     offsetof(game_created_v1_settings, time_control_seconds), 0, 0, 0, NULL, NULL},
     {"rated", "\"rated\":", 5, 8, TB_CK_BOOLEAN, TB_CF_REQUIRED,
-     offsetof(game_created_v1_settings, rated), 0, 0, 0, NULL},
+     offsetof(game_created_v1_settings, rated), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_created_v1_settings__desc = {"game_created_v1_settings", sizeof(game_created_v1_settings), 2, game_created_v1_settings__fields, events__schema_game_created_v1_properties_settings, NULL, 0};
 TB_CODEC_DEFINE(game_created_v1_settings)
 
 static const tb_codec_field game_created_v1_stake__fields[] = {
     {"amount", "\"amount\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_created_v1_stake, amount), 0, 0, 0, NULL},
+     offsetof(game_created_v1_stake, amount), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_created_v1_stake, currency), 0, 0, 0, NULL},
+     offsetof(game_created_v1_stake, currency), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_created_v1_stake__desc = {"game_created_v1_stake", sizeof(game_created_v1_stake), 2, game_created_v1_stake__fields, events__schema_game_created_v1_properties_stake, NULL, 0};
 TB_CODEC_DEFINE(game_created_v1_stake)
 
 static const tb_codec_field game_created_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_created_v1, game_id), 0, 0, 0, NULL},
+     offsetof(game_created_v1, game_id), 0, 0, 0, NULL, NULL},
     {"gameType", "\"gameType\":", 8, 11, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(game_created_v1, game_type), 0, 0, 0, &game_created_v1_game_type__enum},
+     offsetof(game_created_v1, game_type), 0, 0, 0, &game_created_v1_game_type__enum, NULL},
     {"createdBy", "\"createdBy\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_created_v1, created_by), 0, 0, 0, NULL},
+     offsetof(game_created_v1, created_by), 0, 0, 0, NULL, NULL},
     {"players", "\"players\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(game_created_v1, players), 0, 0, offsetof(game_created_v1, n_players), NULL},
+     offsetof(game_created_v1, players), 0, 0, offsetof(game_created_v1, n_players), NULL, NULL},
     {"settings", "\"settings\":", 8, 11, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(game_created_v1, settings), 0, 0, 0, &game_created_v1_settings__desc},
+     offsetof(game_created_v1, settings), 0, 0, 0, &game_created_v1_settings__desc, NULL},
     {"stake", "\"stake\":", 5, 8, TB_CK_STRUCT, 0,
-     offsetof(game_created_v1, stake), offsetof(game_created_v1, has_stake), 0, 0, &game_created_v1_stake__desc},
+     offsetof(game_created_v1, stake), offsetof(game_created_v1, has_stake), 0, 0, &game_created_v1_stake__desc, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_created_v1, created_at), 0, 0, 0, NULL},
+     offsetof(game_created_v1, created_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_created_v1__desc = {"game_created_v1", sizeof(game_created_v1), 7, game_created_v1__fields, events__schema_game_created_v1, NULL, 0};
 TB_CODEC_DEFINE(game_created_v1)
 
 static const tb_codec_field game_move_made_v1_move__fields[] = {
     {"notation", "\"notation\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_move_made_v1_move, notation), 0, 0, 0, NULL},
+     offsetof(game_move_made_v1_move, notation), 0, 0, 0, NULL, NULL},
     {"from", "\"from\":", 4, 7, TB_CK_STRING, 0,
-     offsetof(game_move_made_v1_move, from), offsetof(game_move_made_v1_move, has_from), 0, 0, NULL},
+     offsetof(game_move_made_v1_move, from), offsetof(game_move_made_v1_move, has_from), 0, 0, NULL, NULL},
     {"to", "\"to\":", 2, 5, TB_CK_STRING, 0,
-     offsetof(game_move_made_v1_move, to), offsetof(game_move_made_v1_move, has_to), 0, 0, NULL},
+     offsetof(game_move_made_v1_move, to), offsetof(game_move_made_v1_move, has_to), 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_move_made_v1_move__desc = {"game_move_made_v1_move", sizeof(game_move_made_v1_move), 3, game_move_made_v1_move__fields, events__schema_game_move_made_v1_properties_move, NULL, 0};
 TB_CODEC_DEFINE(game_move_made_v1_move)
 
 static const tb_codec_field game_move_made_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_move_made_v1, game_id), 0, 0, 0, NULL},
+     offsetof(game_move_made_v1, game_id), 0, 0, 0, NULL, NULL},
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_move_made_v1, player_id), 0, 0, 0, NULL},
+     offsetof(game_move_made_v1, player_id), 0, 0, 0, NULL, NULL},
     {"moveNumber", "\"moveNumber\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_move_made_v1, move_number), 0, 0, 0, NULL},
+     offsetof(game_move_made_v1, move_number), 0, 0, 0, NULL, NULL},
     {"move", "\"move\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(game_move_made_v1, move), 0, 0, 0, &game_move_made_v1_move__desc},
+     offsetof(game_move_made_v1, move), 0, 0, 0, &game_move_made_v1_move__desc, NULL},
     {"stateVersion", "\"stateVersion\":", 12, 15, TB_CK_INTEGER, 0,
-     offsetof(game_move_made_v1, state_version), offsetof(game_move_made_v1, has_state_version), 0, 0, NULL},
+     offsetof(game_move_made_v1, state_version), offsetof(game_move_made_v1, has_state_version), 0, 0, NULL, NULL},
     {"madeAt", "\"madeAt\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_move_made_v1, made_at), 0, 0, 0, NULL},
+     offsetof(game_move_made_v1, made_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_move_made_v1__desc = {"game_move_made_v1", sizeof(game_move_made_v1), 6, game_move_made_v1__fields, events__schema_game_move_made_v1, NULL, 0};
 TB_CODEC_DEFINE(game_move_made_v1)
 
 static const tb_codec_field game_started_v1__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_started_v1, game_id), 0, 0, 0, NULL},
+     offsetof(game_started_v1, game_id), 0, 0, 0, NULL, NULL},
     {"players", "\"players\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(game_started_v1, players), 0, 0, offsetof(game_started_v1, n_players), NULL},
+     offsetof(game_started_v1, players), 0, 0, offsetof(game_started_v1, n_players), NULL, NULL},
     {"firstTurn", "\"firstTurn\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_started_v1, first_turn), 0, 0, 0, NULL},
+     offsetof(game_started_v1, first_turn), 0, 0, 0, NULL, NULL},
     {"startedAt", "\"startedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_started_v1, started_at), 0, 0, 0, NULL},
+     offsetof(game_started_v1, started_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_started_v1__desc = {"game_started_v1", sizeof(game_started_v1), 4, game_started_v1__fields, events__schema_game_started_v1, NULL, 0};
 TB_CODEC_DEFINE(game_started_v1)
 
 static const tb_codec_field user_achievements_earned_v1_achievements_item__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_achievements_earned_v1_achievements_item, id), 0, 0, 0, NULL},
+     offsetof(user_achievements_earned_v1_achievements_item, id), 0, 0, 0, NULL, NULL},
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_achievements_earned_v1_achievements_item, name), 0, 0, 0, NULL},
+     offsetof(user_achievements_earned_v1_achievements_item, name), 0, 0, 0, NULL, NULL},
     {"points", "\"points\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(user_achievements_earned_v1_achievements_item, points), 0, 0, 0, NULL},
+     offsetof(user_achievements_earned_v1_achievements_item, points), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_achievements_earned_v1_achievements_item__desc = {"user_achievements_earned_v1_achievements_item", sizeof(user_achievements_earned_v1_achievements_item), 3, user_achievements_earned_v1_achievements_item__fields, events__schema_user_achievements_earned_v1_properties_achievements_items, NULL, 0};
 TB_CODEC_DEFINE(user_achievements_earned_v1_achievements_item)
 
 static const tb_codec_field user_achievements_earned_v1__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_achievements_earned_v1, user_id), 0, 0, 0, NULL},
+     offsetof(user_achievements_earned_v1, user_id), 0, 0, 0, NULL, NULL},
     {"achievements", "\"achievements\":", 12, 15, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(user_achievements_earned_v1, achievements), 0, 0, offsetof(user_achievements_earned_v1, n_achievements), &user_achievements_earned_v1_achievements_item__desc},
+     offsetof(user_achievements_earned_v1, achievements), 0, 0, offsetof(user_achievements_earned_v1, n_achievements), &user_achievements_earned_v1_achievements_item__desc, NULL},
     {"earnedAt", "\"earnedAt\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_achievements_earned_v1, earned_at), 0, 0, 0, NULL},
+     offsetof(user_achievements_earned_v1, earned_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_achievements_earned_v1__desc = {"user_achievements_earned_v1", sizeof(user_achievements_earned_v1), 3, user_achievements_earned_v1__fields, events__schema_user_achievements_earned_v1, NULL, 0};
 TB_CODEC_DEFINE(user_achievements_earned_v1)
 
 static const tb_codec_field user_profile_updated_v1_changes__fields[] = {
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(user_profile_updated_v1_changes, display_name), offsetof(user_profile_updated_v1_changes, has_display_name), 0, 0, NULL},
+     offsetof(user_profile_updated_v1_changes, display_name), offsetof(user_profile_updated_v1_changes, has_display_name), 0, 0, NULL, NULL},
     {"avatarUrl", "\"avatarUrl\":", 9, 12, TB_CK_STRING, TB_CF_NULLABLE,
-     offsetof(user_profile_updated_v1_changes, avatar_url), offsetof(user_profile_updated_v1_changes, has_avatar_url), offsetof(user_profile_updated_v1_changes, avatar_url_is_null), 0, NULL},
+     offsetof(user_profile_updated_v1_changes, avatar_url), offsetof(user_profile_updated_v1_changes, has_avatar_url), offsetof(user_profile_updated_v1_changes, avatar_url_is_null), 0, NULL, NULL},
     {"bio", "\"bio\":", 3, 6, TB_CK_STRING, 0,
-     offsetof(user_profile_updated_v1_changes, bio), offsetof(user_profile_updated_v1_changes, has_bio), 0, 0, NULL},
+     offsetof(user_profile_updated_v1_changes, bio), offsetof(user_profile_updated_v1_changes, has_bio), 0, 0, NULL, NULL},
     {"country", "\"country\":", 7, 10, TB_CK_STRING, 0,
-     offsetof(user_profile_updated_v1_changes, country), offsetof(user_profile_updated_v1_changes, has_country), 0, 0, NULL},
+     offsetof(user_profile_updated_v1_changes, country), offsetof(user_profile_updated_v1_changes, has_country), 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_profile_updated_v1_changes__desc = {"user_profile_updated_v1_changes", sizeof(user_profile_updated_v1_changes), 4, user_profile_updated_v1_changes__fields, events__schema_user_profile_updated_v1_properties_changes, NULL, 0};
 TB_CODEC_DEFINE(user_profile_updated_v1_changes)
 
 static const tb_codec_field user_profile_updated_v1__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_profile_updated_v1, user_id), 0, 0, 0, NULL},
+     offsetof(user_profile_updated_v1, user_id), 0, 0, 0, NULL, NULL},
     {"changes", "\"changes\":", 7, 10, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(user_profile_updated_v1, changes), 0, 0, 0, &user_profile_updated_v1_changes__desc},
+     offsetof(user_profile_updated_v1, changes), 0, 0, 0, &user_profile_updated_v1_changes__desc, NULL},
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_profile_updated_v1, updated_at), 0, 0, 0, NULL},
+     offsetof(user_profile_updated_v1, updated_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_profile_updated_v1__desc = {"user_profile_updated_v1", sizeof(user_profile_updated_v1), 3, user_profile_updated_v1__fields, events__schema_user_profile_updated_v1, NULL, 0};
 TB_CODEC_DEFINE(user_profile_updated_v1)
 
 static const tb_codec_field user_registered_v1__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v1, user_id), 0, 0, 0, NULL},
+     offsetof(user_registered_v1, user_id), 0, 0, 0, NULL, NULL},
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v1, email), 0, 0, 0, NULL},
+     offsetof(user_registered_v1, email), 0, 0, 0, NULL, NULL},
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v1, username), 0, 0, 0, NULL},
+     offsetof(user_registered_v1, username), 0, 0, 0, NULL, NULL},
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(user_registered_v1, display_name), offsetof(user_registered_v1, has_display_name), 0, 0, NULL},
+     offsetof(user_registered_v1, display_name), offsetof(user_registered_v1, has_display_name), 0, 0, NULL, NULL},
     {"registeredAt", "\"registeredAt\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v1, registered_at), 0, 0, 0, NULL},
+     offsetof(user_registered_v1, registered_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_registered_v1__desc = {"user_registered_v1", sizeof(user_registered_v1), 5, user_registered_v1__fields, events__schema_user_registered_v1, NULL, 0};
 TB_CODEC_DEFINE(user_registered_v1)
 
 static const tb_codec_field user_registered_v2__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, user_id), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, user_id), 0, 0, 0, NULL, NULL},
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, email), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, email), 0, 0, 0, NULL, NULL},
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, username), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, username), 0, 0, 0, NULL, NULL},
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, display_name), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, display_name), 0, 0, 0, NULL, NULL},
     {"locale", "\"locale\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, locale), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, locale), 0, 0, 0, NULL, NULL},
     {"marketingOptIn", "\"marketingOptIn\":", 14, 17, TB_CK_BOOLEAN, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, marketing_opt_in), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, marketing_opt_in), 0, 0, 0, NULL, NULL},
     {"registeredAt", "\"registeredAt\":", 12, 15, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_registered_v2, registered_at), 0, 0, 0, NULL},
+     offsetof(user_registered_v2, registered_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_registered_v2__desc = {"user_registered_v2", sizeof(user_registered_v2), 7, user_registered_v2__fields, events__schema_user_registered_v2, NULL, 0};
 TB_CODEC_DEFINE(user_registered_v2)
 
 static const tb_codec_field wallet_balance_updated_v1__fields[] = {
     {"walletId", "\"walletId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_balance_updated_v1, wallet_id), 0, 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, wallet_id), 0, 0, 0, NULL, NULL},
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_balance_updated_v1, user_id), 0, 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, user_id), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_balance_updated_v1, currency), 0, 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, currency), 0, 0, 0, NULL, NULL},
     {"previousBalance", "\"previousBalance\":", 15, 18, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_balance_updated_v1, previous_balance), 0, 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, previous_balance), 0, 0, 0, NULL, NULL},
     {"balance", "\"balance\":", 7, 10, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_balance_updated_v1, balance), 0, 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, balance), 0, 0, 0, NULL, NULL},
     {"transactionId", "\"transactionId\":", 13, 16, TB_CK_STRING, 0,
-     offsetof(wallet_balance_updated_v1, transaction_id), offsetof(wallet_balance_updated_v1, has_transaction_id), 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, transaction_id), offsetof(wallet_balance_updated_v1, has_transaction_id), 0, 0, NULL, NULL},
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_balance_updated_v1, updated_at), 0, 0, 0, NULL},
+     offsetof(wallet_balance_updated_v1, updated_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_balance_updated_v1__desc = {"wallet_balance_updated_v1", sizeof(wallet_balance_updated_v1), 7, wallet_balance_updated_v1__fields, events__schema_wallet_balance_updated_v1, NULL, 0};
 TB_CODEC_DEFINE(wallet_balance_updated_v1)
 
 static const tb_codec_field wallet_created_v1__fields[] = {
     {"walletId", "\"walletId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_created_v1, wallet_id), 0, 0, 0, NULL},
+     offsetof(wallet_created_v1, wallet_id), 0, 0, 0, NULL, NULL},
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_created_v1, user_id), 0, 0, 0, NULL},
+     offsetof(wallet_created_v1, user_id), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_created_v1, currency), 0, 0, 0, NULL},
+     offsetof(wallet_created_v1, currency), 0, 0, 0, NULL, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_created_v1, created_at), 0, 0, 0, NULL},
+     offsetof(wallet_created_v1, created_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_created_v1__desc = {"wallet_created_v1", sizeof(wallet_created_v1), 4, wallet_created_v1__fields, events__schema_wallet_created_v1, NULL, 0};
 TB_CODEC_DEFINE(wallet_created_v1)
@@ -2629,25 +2629,25 @@ TB_VALIDATE_DEFINE(wallet_transaction_created_v1_type, events__schema_wallet_tra
 
 static const tb_codec_field wallet_transaction_created_v1__fields[] = {
     {"transactionId", "\"transactionId\":", 13, 16, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, transaction_id), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, transaction_id), 0, 0, 0, NULL, NULL},
     {"walletId", "\"walletId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, wallet_id), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, wallet_id), 0, 0, 0, NULL, NULL},
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, user_id), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, user_id), 0, 0, 0, NULL, NULL},
     {"type", "\"type\":", 4, 7, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, type), 0, 0, 0, &wallet_transaction_created_v1_type__enum},
+     offsetof(wallet_transaction_created_v1, type), 0, 0, 0, &wallet_transaction_created_v1_type__enum, NULL},
     {"amount", "\"amount\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, amount), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, amount), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, currency), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, currency), 0, 0, 0, NULL, NULL},
     {"balanceAfter", "\"balanceAfter\":", 12, 15, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, balance_after), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, balance_after), 0, 0, 0, NULL, NULL},
     {"reference", "\"reference\":", 9, 12, TB_CK_STRING, 0,
-     offsetof(wallet_transaction_created_v1, reference), offsetof(wallet_transaction_created_v1, has_reference), 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, reference), offsetof(wallet_transaction_created_v1, has_reference), 0, 0, NULL, NULL},
     {"idempotencyKey", "\"idempotencyKey\":", 14, 17, TB_CK_STRING, 0,
-     offsetof(wallet_transaction_created_v1, idempotency_key), offsetof(wallet_transaction_created_v1, has_idempotency_key), 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, idempotency_key), offsetof(wallet_transaction_created_v1, has_idempotency_key), 0, 0, NULL, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_created_v1, created_at), 0, 0, 0, NULL},
+     offsetof(wallet_transaction_created_v1, created_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_transaction_created_v1__desc = {"wallet_transaction_created_v1", sizeof(wallet_transaction_created_v1), 10, wallet_transaction_created_v1__fields, events__schema_wallet_transaction_created_v1, NULL, 0};
 TB_CODEC_DEFINE(wallet_transaction_created_v1)

@@ -888,9 +888,9 @@ TB_VALIDATE_DEFINE(game_state_board_row, game_state__schema_board_row)
 
 static const tb_codec_field game_state_cell_position__fields[] = {
     {"row", "\"row\":", 3, 6, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_cell_position, row), 0, 0, 0, NULL},
+     offsetof(game_state_cell_position, row), 0, 0, 0, NULL, NULL},
     {"column", "\"column\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_cell_position, column), 0, 0, 0, NULL},
+     offsetof(game_state_cell_position, column), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_state_cell_position__desc = {"game_state_cell_position", sizeof(game_state_cell_position), 2, game_state_cell_position__fields, game_state__schema_cell_position, NULL, 0};
 TB_CODEC_DEFINE(game_state_cell_position)
@@ -899,83 +899,83 @@ static const tb_codec_list game_state_game_board_item__list __attribute__((unuse
 
 static const tb_codec_field game_state_game_last_move__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_game_last_move, player_id), 0, 0, 0, NULL},
+     offsetof(game_state_game_last_move, player_id), 0, 0, 0, NULL, NULL},
     {"mark", "\"mark\":", 4, 7, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(game_state_game_last_move, mark), 0, 0, 0, &game_state_mark__enum},
+     offsetof(game_state_game_last_move, mark), 0, 0, 0, &game_state_mark__enum, NULL},
     {"column", "\"column\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_game_last_move, column), 0, 0, 0, NULL},
+     offsetof(game_state_game_last_move, column), 0, 0, 0, NULL, NULL},
     {"row", "\"row\":", 3, 6, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_game_last_move, row), 0, 0, 0, NULL},
+     offsetof(game_state_game_last_move, row), 0, 0, 0, NULL, NULL},
     {"moveNumber", "\"moveNumber\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_game_last_move, move_number), 0, 0, 0, NULL},
+     offsetof(game_state_game_last_move, move_number), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_state_game_last_move__desc = {"game_state_game_last_move", sizeof(game_state_game_last_move), 5, game_state_game_last_move__fields, game_state__schema_game_properties_last_move, NULL, 0};
 TB_CODEC_DEFINE(game_state_game_last_move)
 
 static const tb_codec_field game_state_game__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_game, id), 0, 0, 0, NULL},
+     offsetof(game_state_game, id), 0, 0, 0, NULL, NULL},
     {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(game_state_game, status), 0, 0, 0, &game_state_game_status__enum},
+     offsetof(game_state_game, status), 0, 0, 0, &game_state_game_status__enum, NULL},
     {"players", "\"players\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(game_state_game, players), 0, 0, offsetof(game_state_game, n_players), NULL},
+     offsetof(game_state_game, players), 0, 0, offsetof(game_state_game, n_players), NULL, NULL},
     {"board", "\"board\":", 5, 8, TB_CK_LIST, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(game_state_game, board), 0, 0, offsetof(game_state_game, n_board), &game_state_game_board_item__list},
+     offsetof(game_state_game, board), 0, 0, offsetof(game_state_game, n_board), &game_state_game_board_item__list, NULL},
     {"turn", "\"turn\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(game_state_game, turn), 0, offsetof(game_state_game, turn_is_null), 0, NULL},
+     offsetof(game_state_game, turn), 0, offsetof(game_state_game, turn_is_null), 0, NULL, NULL},
     {"winner", "\"winner\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(game_state_game, winner), 0, offsetof(game_state_game, winner_is_null), 0, NULL},
+     offsetof(game_state_game, winner), 0, offsetof(game_state_game, winner_is_null), 0, NULL, NULL},
     {"winningCells", "\"winningCells\":", 12, 15, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_NULLABLE | TB_CF_ARRAY,
-     offsetof(game_state_game, winning_cells), 0, offsetof(game_state_game, winning_cells_is_null), offsetof(game_state_game, n_winning_cells), &game_state_cell_position__desc},
+     offsetof(game_state_game, winning_cells), 0, offsetof(game_state_game, winning_cells_is_null), offsetof(game_state_game, n_winning_cells), &game_state_cell_position__desc, NULL},
     {"moves", "\"moves\":", 5, 8, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_game, moves), 0, 0, 0, NULL},
+     offsetof(game_state_game, moves), 0, 0, 0, NULL, NULL},
     {"lastMove", "\"lastMove\":", 8, 11, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(game_state_game, last_move), 0, offsetof(game_state_game, last_move_is_null), 0, &game_state_game_last_move__desc},
+     offsetof(game_state_game, last_move), 0, offsetof(game_state_game, last_move_is_null), 0, &game_state_game_last_move__desc, NULL},
     {"version", "\"version\":", 7, 10, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_game, version), 0, 0, 0, NULL},
+     offsetof(game_state_game, version), 0, 0, 0, NULL, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_game, created_at), 0, 0, 0, NULL},
+     offsetof(game_state_game, created_at), 0, 0, 0, NULL, NULL},
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_game, updated_at), 0, 0, 0, NULL},
+     offsetof(game_state_game, updated_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_state_game__desc = {"game_state_game", sizeof(game_state_game), 12, game_state_game__fields, game_state__schema_game, NULL, 0};
 TB_CODEC_DEFINE(game_state_game)
 
 static const tb_codec_field game_state_game_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(game_state_game_response, data), 0, 0, 0, &game_state_game__desc},
+     offsetof(game_state_game_response, data), 0, 0, 0, &game_state_game__desc, NULL},
 };
 static const tb_codec_type game_state_game_response__desc = {"game_state_game_response", sizeof(game_state_game_response), 1, game_state_game_response__fields, game_state__schema_game_response, NULL, 0};
 TB_CODEC_DEFINE(game_state_game_response)
 
 static const tb_codec_field game_state_game_list_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(game_state_game_list_response, data), 0, 0, offsetof(game_state_game_list_response, n_data), &game_state_game__desc},
+     offsetof(game_state_game_list_response, data), 0, 0, offsetof(game_state_game_list_response, n_data), &game_state_game__desc, NULL},
 };
 static const tb_codec_type game_state_game_list_response__desc = {"game_state_game_list_response", sizeof(game_state_game_list_response), 1, game_state_game_list_response__fields, game_state__schema_game_list_response, NULL, 0};
 TB_CODEC_DEFINE(game_state_game_list_response)
 
 static const tb_codec_field game_state_create_game_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_create_game_request, user_id), 0, 0, 0, NULL},
+     offsetof(game_state_create_game_request, user_id), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_state_create_game_request__desc = {"game_state_create_game_request", sizeof(game_state_create_game_request), 1, game_state_create_game_request__fields, game_state__schema_create_game_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_create_game_request)
 
 static const tb_codec_field game_state_join_game_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_join_game_request, user_id), 0, 0, 0, NULL},
+     offsetof(game_state_join_game_request, user_id), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_state_join_game_request__desc = {"game_state_join_game_request", sizeof(game_state_join_game_request), 1, game_state_join_game_request__fields, game_state__schema_create_game_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_join_game_request)
 
 static const tb_codec_field game_state_move_request__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(game_state_move_request, player_id), 0, 0, 0, NULL},
+     offsetof(game_state_move_request, player_id), 0, 0, 0, NULL, NULL},
     {"column", "\"column\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_move_request, column), 0, 0, 0, NULL},
+     offsetof(game_state_move_request, column), 0, 0, 0, NULL, NULL},
     {"expectedVersion", "\"expectedVersion\":", 15, 18, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(game_state_move_request, expected_version), 0, 0, 0, NULL},
+     offsetof(game_state_move_request, expected_version), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type game_state_move_request__desc = {"game_state_move_request", sizeof(game_state_move_request), 3, game_state_move_request__fields, game_state__schema_move_request, NULL, 0};
 TB_CODEC_DEFINE(game_state_move_request)

@@ -967,25 +967,25 @@ out:
 
 static const tb_codec_field games_join_game__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_join_game, game_id), 0, 0, 0, NULL},
+     offsetof(games_join_game, game_id), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_join_game__desc = {"games_join_game", sizeof(games_join_game), 1, games_join_game__fields, realtime__schema_games_defs_join_game, NULL, 0};
 TB_CODEC_DEFINE(games_join_game)
 
 static const tb_codec_field games_leave_game__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_leave_game, game_id), 0, 0, 0, NULL},
+     offsetof(games_leave_game, game_id), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_leave_game__desc = {"games_leave_game", sizeof(games_leave_game), 1, games_leave_game__fields, realtime__schema_games_defs_join_game, NULL, 0};
 TB_CODEC_DEFINE(games_leave_game)
 
 static const tb_codec_field games_game_move__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_game_move, game_id), 0, 0, 0, NULL},
+     offsetof(games_game_move, game_id), 0, 0, 0, NULL, NULL},
     {"column", "\"column\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(games_game_move, column), 0, 0, 0, NULL},
+     offsetof(games_game_move, column), 0, 0, 0, NULL, NULL},
     {"expectedVersion", "\"expectedVersion\":", 15, 18, TB_CK_INTEGER, 0,
-     offsetof(games_game_move, expected_version), offsetof(games_game_move, has_expected_version), 0, 0, NULL},
+     offsetof(games_game_move, expected_version), offsetof(games_game_move, has_expected_version), 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_game_move__desc = {"games_game_move", sizeof(games_game_move), 3, games_game_move__fields, realtime__schema_games_defs_game_move, NULL, 0};
 TB_CODEC_DEFINE(games_game_move)
@@ -1000,15 +1000,15 @@ TB_VALIDATE_DEFINE(games_last_move_mark, realtime__schema_games_defs_last_move_p
 
 static const tb_codec_field games_last_move__fields[] = {
     {"playerId", "\"playerId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_last_move, player_id), 0, 0, 0, NULL},
+     offsetof(games_last_move, player_id), 0, 0, 0, NULL, NULL},
     {"mark", "\"mark\":", 4, 7, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(games_last_move, mark), 0, 0, 0, &games_last_move_mark__enum},
+     offsetof(games_last_move, mark), 0, 0, 0, &games_last_move_mark__enum, NULL},
     {"column", "\"column\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(games_last_move, column), 0, 0, 0, NULL},
+     offsetof(games_last_move, column), 0, 0, 0, NULL, NULL},
     {"row", "\"row\":", 3, 6, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(games_last_move, row), 0, 0, 0, NULL},
+     offsetof(games_last_move, row), 0, 0, 0, NULL, NULL},
     {"moveNumber", "\"moveNumber\":", 10, 13, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(games_last_move, move_number), 0, 0, 0, NULL},
+     offsetof(games_last_move, move_number), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_last_move__desc = {"games_last_move", sizeof(games_last_move), 5, games_last_move__fields, realtime__schema_games_defs_last_move, NULL, 0};
 TB_CODEC_DEFINE(games_last_move)
@@ -1035,78 +1035,78 @@ static const tb_codec_list games_game_state_board_item__list __attribute__((unus
 
 static const tb_codec_field games_game_state__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_game_state, id), 0, 0, 0, NULL},
+     offsetof(games_game_state, id), 0, 0, 0, NULL, NULL},
     {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(games_game_state, status), 0, 0, 0, &games_game_state_status__enum},
+     offsetof(games_game_state, status), 0, 0, 0, &games_game_state_status__enum, NULL},
     {"players", "\"players\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(games_game_state, players), 0, 0, offsetof(games_game_state, n_players), NULL},
+     offsetof(games_game_state, players), 0, 0, offsetof(games_game_state, n_players), NULL, NULL},
     {"board", "\"board\":", 5, 8, TB_CK_LIST, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(games_game_state, board), 0, 0, offsetof(games_game_state, n_board), &games_game_state_board_item__list},
+     offsetof(games_game_state, board), 0, 0, offsetof(games_game_state, n_board), &games_game_state_board_item__list, NULL},
     {"turn", "\"turn\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(games_game_state, turn), 0, offsetof(games_game_state, turn_is_null), 0, NULL},
+     offsetof(games_game_state, turn), 0, offsetof(games_game_state, turn_is_null), 0, NULL, NULL},
     {"winner", "\"winner\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(games_game_state, winner), 0, offsetof(games_game_state, winner_is_null), 0, NULL},
+     offsetof(games_game_state, winner), 0, offsetof(games_game_state, winner_is_null), 0, NULL, NULL},
     {"moves", "\"moves\":", 5, 8, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(games_game_state, moves), 0, 0, 0, NULL},
+     offsetof(games_game_state, moves), 0, 0, 0, NULL, NULL},
     {"version", "\"version\":", 7, 10, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(games_game_state, version), 0, 0, 0, NULL},
+     offsetof(games_game_state, version), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_game_state__desc = {"games_game_state", sizeof(games_game_state), 8, games_game_state__fields, realtime__schema_games_defs_game_state, NULL, 0};
 TB_CODEC_DEFINE(games_game_state)
 
 static const tb_codec_field games_game_ack__fields[] = {
     {"game", "\"game\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(games_game_ack, game), 0, 0, 0, &games_game_state__desc},
+     offsetof(games_game_ack, game), 0, 0, 0, &games_game_state__desc, NULL},
 };
 static const tb_codec_type games_game_ack__desc = {"games_game_ack", sizeof(games_game_ack), 1, games_game_ack__fields, realtime__schema_games_defs_game_ack, NULL, 0};
 TB_CODEC_DEFINE(games_game_ack)
 
 static const tb_codec_field games_user_joined__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_user_joined, game_id), 0, 0, 0, NULL},
+     offsetof(games_user_joined, game_id), 0, 0, 0, NULL, NULL},
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_user_joined, user_id), 0, 0, 0, NULL},
+     offsetof(games_user_joined, user_id), 0, 0, 0, NULL, NULL},
     {"timestamp", "\"timestamp\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_user_joined, timestamp), 0, 0, 0, NULL},
+     offsetof(games_user_joined, timestamp), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_user_joined__desc = {"games_user_joined", sizeof(games_user_joined), 3, games_user_joined__fields, realtime__schema_games_defs_user_joined, NULL, 0};
 TB_CODEC_DEFINE(games_user_joined)
 
 static const tb_codec_field games_game_updated__fields[] = {
     {"gameId", "\"gameId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_game_updated, game_id), 0, 0, 0, NULL},
+     offsetof(games_game_updated, game_id), 0, 0, 0, NULL, NULL},
     {"state", "\"state\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(games_game_updated, state), 0, 0, 0, &games_game_state__desc},
+     offsetof(games_game_updated, state), 0, 0, 0, &games_game_state__desc, NULL},
     {"lastMove", "\"lastMove\":", 8, 11, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(games_game_updated, last_move), 0, offsetof(games_game_updated, last_move_is_null), 0, &games_last_move__desc},
+     offsetof(games_game_updated, last_move), 0, offsetof(games_game_updated, last_move_is_null), 0, &games_last_move__desc, NULL},
     {"timestamp", "\"timestamp\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_game_updated, timestamp), 0, 0, 0, NULL},
+     offsetof(games_game_updated, timestamp), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_game_updated__desc = {"games_game_updated", sizeof(games_game_updated), 4, games_game_updated__fields, realtime__schema_games_defs_game_updated, NULL, 0};
 TB_CODEC_DEFINE(games_game_updated)
 
 static const tb_codec_field games_realtime_error_details_item__fields[] = {
     {"path", "\"path\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_realtime_error_details_item, path), 0, 0, 0, NULL},
+     offsetof(games_realtime_error_details_item, path), 0, 0, 0, NULL, NULL},
     {"rule", "\"rule\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_realtime_error_details_item, rule), 0, 0, 0, NULL},
+     offsetof(games_realtime_error_details_item, rule), 0, 0, 0, NULL, NULL},
     {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_realtime_error_details_item, message), 0, 0, 0, NULL},
+     offsetof(games_realtime_error_details_item, message), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_realtime_error_details_item__desc = {"games_realtime_error_details_item", sizeof(games_realtime_error_details_item), 3, games_realtime_error_details_item__fields, realtime__schema_games_defs_realtime_error_properties_details_items, NULL, 0};
 TB_CODEC_DEFINE(games_realtime_error_details_item)
 
 static const tb_codec_field games_realtime_error__fields[] = {
     {"code", "\"code\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_realtime_error, code), 0, 0, 0, NULL},
+     offsetof(games_realtime_error, code), 0, 0, 0, NULL, NULL},
     {"message", "\"message\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_realtime_error, message), 0, 0, 0, NULL},
+     offsetof(games_realtime_error, message), 0, 0, 0, NULL, NULL},
     {"event", "\"event\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(games_realtime_error, event), 0, 0, 0, NULL},
+     offsetof(games_realtime_error, event), 0, 0, 0, NULL, NULL},
     {"details", "\"details\":", 7, 10, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(games_realtime_error, details), 0, 0, offsetof(games_realtime_error, n_details), &games_realtime_error_details_item__desc},
+     offsetof(games_realtime_error, details), 0, 0, offsetof(games_realtime_error, n_details), &games_realtime_error_details_item__desc, NULL},
     {"omitted", "\"omitted\":", 7, 10, TB_CK_INTEGER, 0,
-     offsetof(games_realtime_error, omitted), offsetof(games_realtime_error, has_omitted), 0, 0, NULL},
+     offsetof(games_realtime_error, omitted), offsetof(games_realtime_error, has_omitted), 0, 0, NULL, NULL},
 };
 static const tb_codec_type games_realtime_error__desc = {"games_realtime_error", sizeof(games_realtime_error), 5, games_realtime_error__fields, realtime__schema_games_defs_realtime_error, NULL, 0};
 TB_CODEC_DEFINE(games_realtime_error)

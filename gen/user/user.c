@@ -784,98 +784,98 @@ out:
 
 static const tb_codec_field user_create_user_request__fields[] = {
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_create_user_request, username), 0, 0, 0, NULL},
+     offsetof(user_create_user_request, username), 0, 0, 0, NULL, NULL},
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_create_user_request, email), 0, 0, 0, NULL},
+     offsetof(user_create_user_request, email), 0, 0, 0, NULL, NULL},
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(user_create_user_request, display_name), offsetof(user_create_user_request, has_display_name), 0, 0, NULL},
+     offsetof(user_create_user_request, display_name), offsetof(user_create_user_request, has_display_name), 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_create_user_request__desc = {"user_create_user_request", sizeof(user_create_user_request), 3, user_create_user_request__fields, user__schema_create_user_request, NULL, 0};
 TB_CODEC_DEFINE(user_create_user_request)
 
 static const tb_codec_field user_user__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_user, id), 0, 0, 0, NULL},
+     offsetof(user_user, id), 0, 0, 0, NULL, NULL},
     {"username", "\"username\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_user, username), 0, 0, 0, NULL},
+     offsetof(user_user, username), 0, 0, 0, NULL, NULL},
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_user, email), 0, 0, 0, NULL},
+     offsetof(user_user, email), 0, 0, 0, NULL, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_user, created_at), 0, 0, 0, NULL},
+     offsetof(user_user, created_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_user__desc = {"user_user", sizeof(user_user), 4, user_user__fields, user__schema_user, NULL, 0};
 TB_CODEC_DEFINE(user_user)
 
 static const tb_codec_field user_user_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(user_user_response, data), 0, 0, 0, &user_user__desc},
+     offsetof(user_user_response, data), 0, 0, 0, &user_user__desc, NULL},
 };
 static const tb_codec_type user_user_response__desc = {"user_user_response", sizeof(user_user_response), 1, user_user_response__fields, user__schema_user_response, NULL, 0};
 TB_CODEC_DEFINE(user_user_response)
 
 static const tb_codec_field user_profile__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_profile, user_id), 0, 0, 0, NULL},
+     offsetof(user_profile, user_id), 0, 0, 0, NULL, NULL},
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_profile, display_name), 0, 0, 0, NULL},
+     offsetof(user_profile, display_name), 0, 0, 0, NULL, NULL},
     {"bio", "\"bio\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(user_profile, bio), 0, offsetof(user_profile, bio_is_null), 0, NULL},
+     offsetof(user_profile, bio), 0, offsetof(user_profile, bio_is_null), 0, NULL, NULL},
     {"country", "\"country\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(user_profile, country), 0, offsetof(user_profile, country_is_null), 0, NULL},
+     offsetof(user_profile, country), 0, offsetof(user_profile, country_is_null), 0, NULL, NULL},
     {"gamesPlayed", "\"gamesPlayed\":", 11, 14, TB_CK_INTEGER, 0,
-     offsetof(user_profile, games_played), offsetof(user_profile, has_games_played), 0, 0, NULL},
+     offsetof(user_profile, games_played), offsetof(user_profile, has_games_played), 0, 0, NULL, NULL},
     {"updatedAt", "\"updatedAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_profile, updated_at), 0, 0, 0, NULL},
+     offsetof(user_profile, updated_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_profile__desc = {"user_profile", sizeof(user_profile), 6, user_profile__fields, user__schema_profile, NULL, 0};
 TB_CODEC_DEFINE(user_profile)
 
 static const tb_codec_field user_profile_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(user_profile_response, data), 0, 0, 0, &user_profile__desc},
+     offsetof(user_profile_response, data), 0, 0, 0, &user_profile__desc, NULL},
 };
 static const tb_codec_type user_profile_response__desc = {"user_profile_response", sizeof(user_profile_response), 1, user_profile_response__fields, user__schema_profile_response, NULL, 0};
 TB_CODEC_DEFINE(user_profile_response)
 
 static const tb_codec_field user_update_profile_request__fields[] = {
     {"displayName", "\"displayName\":", 11, 14, TB_CK_STRING, 0,
-     offsetof(user_update_profile_request, display_name), offsetof(user_update_profile_request, has_display_name), 0, 0, NULL},
+     offsetof(user_update_profile_request, display_name), offsetof(user_update_profile_request, has_display_name), 0, 0, NULL, NULL},
     {"bio", "\"bio\":", 3, 6, TB_CK_STRING, TB_CF_NULLABLE,
-     offsetof(user_update_profile_request, bio), offsetof(user_update_profile_request, has_bio), offsetof(user_update_profile_request, bio_is_null), 0, NULL},
+     offsetof(user_update_profile_request, bio), offsetof(user_update_profile_request, has_bio), offsetof(user_update_profile_request, bio_is_null), 0, NULL, NULL},
     {"country", "\"country\":", 7, 10, TB_CK_STRING, TB_CF_NULLABLE,
-     offsetof(user_update_profile_request, country), offsetof(user_update_profile_request, has_country), offsetof(user_update_profile_request, country_is_null), 0, NULL},
+     offsetof(user_update_profile_request, country), offsetof(user_update_profile_request, has_country), offsetof(user_update_profile_request, country_is_null), 0, NULL, NULL},
 };
 static const tb_codec_type user_update_profile_request__desc = {"user_update_profile_request", sizeof(user_update_profile_request), 3, user_update_profile_request__fields, user__schema_update_profile_request, NULL, 0};
 TB_CODEC_DEFINE(user_update_profile_request)
 
 static const tb_codec_field user_open_wallet_request__fields[] = {
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_open_wallet_request, currency), 0, 0, 0, NULL},
+     offsetof(user_open_wallet_request, currency), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_open_wallet_request__desc = {"user_open_wallet_request", sizeof(user_open_wallet_request), 1, user_open_wallet_request__fields, user__schema_open_wallet_request, NULL, 0};
 TB_CODEC_DEFINE(user_open_wallet_request)
 
 static const tb_codec_field user_wallet__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_wallet, id), 0, 0, 0, NULL},
+     offsetof(user_wallet, id), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(user_wallet, currency), 0, 0, 0, NULL},
+     offsetof(user_wallet, currency), 0, 0, 0, NULL, NULL},
     {"balance", "\"balance\":", 7, 10, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(user_wallet, balance), 0, 0, 0, NULL},
+     offsetof(user_wallet, balance), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type user_wallet__desc = {"user_wallet", sizeof(user_wallet), 3, user_wallet__fields, user__schema_wallet, NULL, 0};
 TB_CODEC_DEFINE(user_wallet)
 
 static const tb_codec_field user_wallet_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(user_wallet_response, data), 0, 0, 0, &user_wallet__desc},
+     offsetof(user_wallet_response, data), 0, 0, 0, &user_wallet__desc, NULL},
 };
 static const tb_codec_type user_wallet_response__desc = {"user_wallet_response", sizeof(user_wallet_response), 1, user_wallet_response__fields, user__schema_wallet_response, NULL, 0};
 TB_CODEC_DEFINE(user_wallet_response)
 
 static const tb_codec_field user_wallet_list_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(user_wallet_list_response, data), 0, 0, offsetof(user_wallet_list_response, n_data), &user_wallet__desc},
+     offsetof(user_wallet_list_response, data), 0, 0, offsetof(user_wallet_list_response, n_data), &user_wallet__desc, NULL},
 };
 static const tb_codec_type user_wallet_list_response__desc = {"user_wallet_list_response", sizeof(user_wallet_list_response), 1, user_wallet_list_response__fields, user__schema_wallet_list_response, NULL, 0};
 TB_CODEC_DEFINE(user_wallet_list_response)

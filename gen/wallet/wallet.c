@@ -773,91 +773,91 @@ TB_VALIDATE_DEFINE(wallet_transaction_type, wallet__schema_transaction_type)
 
 static const tb_codec_field wallet_create_wallet_request__fields[] = {
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_create_wallet_request, user_id), 0, 0, 0, NULL},
+     offsetof(wallet_create_wallet_request, user_id), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_create_wallet_request, currency), 0, 0, 0, NULL},
+     offsetof(wallet_create_wallet_request, currency), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_create_wallet_request__desc = {"wallet_create_wallet_request", sizeof(wallet_create_wallet_request), 2, wallet_create_wallet_request__fields, wallet__schema_create_wallet_request, NULL, 0};
 TB_CODEC_DEFINE(wallet_create_wallet_request)
 
 static const tb_codec_field wallet_wallet__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_wallet, id), 0, 0, 0, NULL},
+     offsetof(wallet_wallet, id), 0, 0, 0, NULL, NULL},
     {"userId", "\"userId\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_wallet, user_id), 0, 0, 0, NULL},
+     offsetof(wallet_wallet, user_id), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_wallet, currency), 0, 0, 0, NULL},
+     offsetof(wallet_wallet, currency), 0, 0, 0, NULL, NULL},
     {"balance", "\"balance\":", 7, 10, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_wallet, balance), 0, 0, 0, NULL},
+     offsetof(wallet_wallet, balance), 0, 0, 0, NULL, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_wallet, created_at), 0, 0, 0, NULL},
+     offsetof(wallet_wallet, created_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_wallet__desc = {"wallet_wallet", sizeof(wallet_wallet), 5, wallet_wallet__fields, wallet__schema_wallet, NULL, 0};
 TB_CODEC_DEFINE(wallet_wallet)
 
 static const tb_codec_field wallet_wallet_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(wallet_wallet_response, data), 0, 0, 0, &wallet_wallet__desc},
+     offsetof(wallet_wallet_response, data), 0, 0, 0, &wallet_wallet__desc, NULL},
 };
 static const tb_codec_type wallet_wallet_response__desc = {"wallet_wallet_response", sizeof(wallet_wallet_response), 1, wallet_wallet_response__fields, wallet__schema_wallet_response, NULL, 0};
 TB_CODEC_DEFINE(wallet_wallet_response)
 
 static const tb_codec_field wallet_wallet_list_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(wallet_wallet_list_response, data), 0, 0, offsetof(wallet_wallet_list_response, n_data), &wallet_wallet__desc},
+     offsetof(wallet_wallet_list_response, data), 0, 0, offsetof(wallet_wallet_list_response, n_data), &wallet_wallet__desc, NULL},
 };
 static const tb_codec_type wallet_wallet_list_response__desc = {"wallet_wallet_list_response", sizeof(wallet_wallet_list_response), 1, wallet_wallet_list_response__fields, wallet__schema_wallet_list_response, NULL, 0};
 TB_CODEC_DEFINE(wallet_wallet_list_response)
 
 static const tb_codec_field wallet_create_transaction_request__fields[] = {
     {"type", "\"type\":", 4, 7, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(wallet_create_transaction_request, type), 0, 0, 0, &wallet_transaction_type__enum},
+     offsetof(wallet_create_transaction_request, type), 0, 0, 0, &wallet_transaction_type__enum, NULL},
     {"amount", "\"amount\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_create_transaction_request, amount), 0, 0, 0, NULL},
+     offsetof(wallet_create_transaction_request, amount), 0, 0, 0, NULL, NULL},
     {"reference", "\"reference\":", 9, 12, TB_CK_STRING, 0,
-     offsetof(wallet_create_transaction_request, reference), offsetof(wallet_create_transaction_request, has_reference), 0, 0, NULL},
+     offsetof(wallet_create_transaction_request, reference), offsetof(wallet_create_transaction_request, has_reference), 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_create_transaction_request__desc = {"wallet_create_transaction_request", sizeof(wallet_create_transaction_request), 3, wallet_create_transaction_request__fields, wallet__schema_create_transaction_request, NULL, 0};
 TB_CODEC_DEFINE(wallet_create_transaction_request)
 
 static const tb_codec_field wallet_transaction__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction, id), 0, 0, 0, NULL},
+     offsetof(wallet_transaction, id), 0, 0, 0, NULL, NULL},
     {"walletId", "\"walletId\":", 8, 11, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction, wallet_id), 0, 0, 0, NULL},
+     offsetof(wallet_transaction, wallet_id), 0, 0, 0, NULL, NULL},
     {"type", "\"type\":", 4, 7, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(wallet_transaction, type), 0, 0, 0, &wallet_transaction_type__enum},
+     offsetof(wallet_transaction, type), 0, 0, 0, &wallet_transaction_type__enum, NULL},
     {"amount", "\"amount\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_transaction, amount), 0, 0, 0, NULL},
+     offsetof(wallet_transaction, amount), 0, 0, 0, NULL, NULL},
     {"balanceAfter", "\"balanceAfter\":", 12, 15, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(wallet_transaction, balance_after), 0, 0, 0, NULL},
+     offsetof(wallet_transaction, balance_after), 0, 0, 0, NULL, NULL},
     {"reference", "\"reference\":", 9, 12, TB_CK_STRING, 0,
-     offsetof(wallet_transaction, reference), offsetof(wallet_transaction, has_reference), 0, 0, NULL},
+     offsetof(wallet_transaction, reference), offsetof(wallet_transaction, has_reference), 0, 0, NULL, NULL},
     {"createdAt", "\"createdAt\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(wallet_transaction, created_at), 0, 0, 0, NULL},
+     offsetof(wallet_transaction, created_at), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type wallet_transaction__desc = {"wallet_transaction", sizeof(wallet_transaction), 7, wallet_transaction__fields, wallet__schema_transaction, NULL, 0};
 TB_CODEC_DEFINE(wallet_transaction)
 
 static const tb_codec_field wallet_transaction_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_response, data), 0, 0, 0, &wallet_transaction__desc},
+     offsetof(wallet_transaction_response, data), 0, 0, 0, &wallet_transaction__desc, NULL},
 };
 static const tb_codec_type wallet_transaction_response__desc = {"wallet_transaction_response", sizeof(wallet_transaction_response), 1, wallet_transaction_response__fields, wallet__schema_transaction_response, NULL, 0};
 TB_CODEC_DEFINE(wallet_transaction_response)
 
 static const tb_codec_field wallet_transaction_page__fields[] = {
     {"items", "\"items\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(wallet_transaction_page, items), 0, 0, offsetof(wallet_transaction_page, n_items), &wallet_transaction__desc},
+     offsetof(wallet_transaction_page, items), 0, 0, offsetof(wallet_transaction_page, n_items), &wallet_transaction__desc, NULL},
     {"nextCursor", "\"nextCursor\":", 10, 13, TB_CK_STRING, TB_CF_REQUIRED | TB_CF_NULLABLE,
-     offsetof(wallet_transaction_page, next_cursor), 0, offsetof(wallet_transaction_page, next_cursor_is_null), 0, NULL},
+     offsetof(wallet_transaction_page, next_cursor), 0, offsetof(wallet_transaction_page, next_cursor_is_null), 0, NULL, NULL},
 };
 static const tb_codec_type wallet_transaction_page__desc = {"wallet_transaction_page", sizeof(wallet_transaction_page), 2, wallet_transaction_page__fields, wallet__schema_transaction_page, NULL, 0};
 TB_CODEC_DEFINE(wallet_transaction_page)
 
 static const tb_codec_field wallet_transaction_page_response__fields[] = {
     {"data", "\"data\":", 4, 7, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(wallet_transaction_page_response, data), 0, 0, 0, &wallet_transaction_page__desc},
+     offsetof(wallet_transaction_page_response, data), 0, 0, 0, &wallet_transaction_page__desc, NULL},
 };
 static const tb_codec_type wallet_transaction_page_response__desc = {"wallet_transaction_page_response", sizeof(wallet_transaction_page_response), 1, wallet_transaction_page_response__fields, wallet__schema_transaction_page_response, NULL, 0};
 TB_CODEC_DEFINE(wallet_transaction_page_response)

@@ -418,6 +418,8 @@ int tb_codec_decode(const tb_codec_type *t, const json_t *j, tb_arena *a, void *
         if (!x) {
             if (f->flags & TB_CF_REQUIRED)
                 return TB_EVALIDATION;
+            if (f->dflt && !(f->flags & TB_CF_ARRAY)) /* what the spec says absent means */
+                memcpy(base + f->off, f->dflt, tb_codec_value_size(f->kind, f->sub));
             continue;
         }
         nprops++;

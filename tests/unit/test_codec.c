@@ -21,8 +21,8 @@ typedef struct point {
     double y;
 } point;
 static const tb_codec_field point_fields[] = {
-    {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(point, x), 0, 0, 0, NULL},
-    {"y", "\"y\":", 1, 4, TB_CK_NUMBER, 0, offsetof(point, y), offsetof(point, has_y), 0, 0, NULL},
+    {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(point, x), 0, 0, 0, NULL, NULL},
+    {"y", "\"y\":", 1, 4, TB_CK_NUMBER, 0, offsetof(point, y), offsetof(point, has_y), 0, 0, NULL, NULL},
 };
 static const tb_codec_type point_type = {"point", sizeof(point), 2, point_fields, NULL, NULL, 0};
 
@@ -44,21 +44,21 @@ typedef struct shape {
     json_t *extra;
 } shape;
 static const tb_codec_field shape_fields[] = {
-    {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED, offsetof(shape, name), 0, 0, 0, NULL},
+    {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED, offsetof(shape, name), 0, 0, 0, NULL, NULL},
     {"note", "\"note\":", 4, 7, TB_CK_STRING, TB_CF_NULLABLE, offsetof(shape, note),
-     offsetof(shape, has_note), offsetof(shape, note_is_null), 0, NULL},
+     offsetof(shape, has_note), offsetof(shape, note_is_null), 0, NULL, NULL},
     {"color", "\"color\":", 5, 8, TB_CK_ENUM, TB_CF_REQUIRED, offsetof(shape, color), 0, 0, 0,
-     &color_enum},
+     &color_enum, NULL},
     {"filled", "\"filled\":", 6, 9, TB_CK_BOOLEAN, 0, offsetof(shape, filled),
-     offsetof(shape, has_filled), 0, 0, NULL},
+     offsetof(shape, has_filled), 0, 0, NULL, NULL},
     {"points", "\"points\":", 6, 9, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(shape, points), 0, 0, offsetof(shape, n_points), &point_type},
+     offsetof(shape, points), 0, 0, offsetof(shape, n_points), &point_type, NULL},
     {"origin", "\"origin\":", 6, 9, TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(shape, origin), 0, 0, 0,
-     &point_type},
+     &point_type, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_ENUM, TB_CF_ARRAY, offsetof(shape, tags),
-     offsetof(shape, has_tags), 0, offsetof(shape, n_tags), &color_enum},
+     offsetof(shape, has_tags), 0, offsetof(shape, n_tags), &color_enum, NULL},
     {"extra", "\"extra\":", 5, 8, TB_CK_JSON, 0, offsetof(shape, extra), offsetof(shape, has_extra),
-     0, 0, NULL},
+     0, 0, NULL, NULL},
 };
 static const tb_codec_type shape_type = {"shape", sizeof(shape), 8, shape_fields, NULL, NULL, 0};
 
@@ -254,13 +254,13 @@ END_TEST
 START_TEST(union_of_open_objects_keeps_the_most)
 {
     static const tb_codec_field timer_f[] = {
-        {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0, 0, 0, 0, 0, NULL},
-        {"wait", "\"wait\":", 4, 7, TB_CK_INTEGER, 0, 8, 0, 0, 0, NULL},
+        {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0, 0, 0, 0, 0, NULL, NULL},
+        {"wait", "\"wait\":", 4, 7, TB_CK_INTEGER, 0, 8, 0, 0, 0, NULL, NULL},
     };
     static const tb_codec_field review_f[] = {
-        {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0, 0, 0, 0, 0, NULL},
-        {"reviewers", "\"reviewers\":", 9, 12, TB_CK_JSON, 0, 8, 0, 0, 0, NULL},
-        {"note", "\"note\":", 4, 7, TB_CK_STRING, 0, 16, 0, 0, 0, NULL},
+        {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0, 0, 0, 0, 0, NULL, NULL},
+        {"reviewers", "\"reviewers\":", 9, 12, TB_CK_JSON, 0, 8, 0, 0, 0, NULL, NULL},
+        {"note", "\"note\":", 4, 7, TB_CK_STRING, 0, 16, 0, 0, 0, NULL, NULL},
     };
     static const tb_codec_type timer = {"timer", 16, 2, timer_f, NULL, NULL, 0};
     static const tb_codec_type review = {"review", 24, 3, review_f, NULL, NULL, 0};

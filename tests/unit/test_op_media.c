@@ -87,11 +87,11 @@ typedef struct form {
 } form;
 
 static const tb_codec_field form_fields[] = {
-    {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED, offsetof(form, name), 0, 0, 0, NULL},
+    {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED, offsetof(form, name), 0, 0, 0, NULL, NULL},
     {"count", "\"count\":", 5, 8, TB_CK_INTEGER, 0, offsetof(form, count),
-     offsetof(form, has_count), 0, 0, NULL},
+     offsetof(form, has_count), 0, 0, NULL, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY, offsetof(form, tags),
-     offsetof(form, has_tags), 0, offsetof(form, n_tags), NULL},
+     offsetof(form, has_tags), 0, offsetof(form, n_tags), NULL, NULL},
 };
 static const tb_codec_type form_type = {"form", sizeof(form), 3, form_fields, NULL, NULL, 0};
 
@@ -150,9 +150,9 @@ typedef struct filter {
 } filter;
 static const tb_codec_field filter_fields[] = {
     {"color", "\"color\":", 5, 8, TB_CK_STRING, 0, offsetof(filter, color),
-     offsetof(filter, has_color), 0, 0, NULL},
+     offsetof(filter, has_color), 0, 0, NULL, NULL},
     {"min", "\"min\":", 3, 6, TB_CK_INTEGER, 0, offsetof(filter, min), offsetof(filter, has_min),
-     0, 0, NULL},
+     0, 0, NULL, NULL},
 };
 static const tb_codec_type filter_type = {"filter", sizeof(filter), 2, filter_fields, NULL, NULL, 0};
 
@@ -161,8 +161,8 @@ typedef struct pt {
     int64_t y;
 } pt;
 static const tb_codec_field pt_fields[] = {
-    {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, x), 0, 0, 0, NULL},
-    {"y", "\"y\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, y), 0, 0, 0, NULL},
+    {"x", "\"x\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, x), 0, 0, 0, NULL, NULL},
+    {"y", "\"y\":", 1, 4, TB_CK_INTEGER, TB_CF_REQUIRED, offsetof(pt, y), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type pt_type = {"pt", sizeof(pt), 2, pt_fields, NULL, NULL, 0};
 

@@ -7,6 +7,7 @@ whose type contains itself is a pointer. A schema with no static C type (free-fo
 object without properties) is carried as `json_t *`; the builder counts those (`free_form`).
 """
 import json
+import math
 
 from ..errors import Diagnostic, GenError
 from . import cnames
@@ -64,6 +65,7 @@ class Field:
         self.lit = None
         self.len = None
         self.required_in = None  # "responses" (readOnly) or "requests" (writeOnly)
+        self.default = None      # C literal of its default (filled in when absent)
 
 
 class Branch:
@@ -525,6 +527,30 @@ class TypeBuilder:
                  else self._where.get(id(node), "?"))
         self.free_form.setdefault(where, why)
 
+    def _default_literal(self, node, ct):
+        """The C literal of a scalar member's `default` (filled in when the member is absent;
+        has_ then says it was not sent), or None."""
+        node = self._deref(node)
+        d = node.get("default") if isinstance(node, dict) else None
+        if d is None:
+            return None
+        if ct.kind == "integer" and isinstance(d, int) and not isinstance(d, bool) \
+                and -2**63 <= d < 2**63:
+            return "INT64_C(%d)" % d
+        if ct.kind == "number" and isinstance(d, (int, float)) and not isinstance(d, bool) \
+                and math.isfinite(float(d)):
+            return repr(float(d))
+        if ct.kind == "boolean" and isinstance(d, bool):
+            return "true" if d else "false"
+        if ct.kind == "string" and isinstance(d, str) and "\0" not in d:
+            from .validators import cstr
+            return "(char *)" + cstr(d)
+        if ct.kind == "enum" and isinstance(d, str) and ct.ref is not None:
+            for v, const, _, _, _ in ct.ref.values:
+                if v == d:
+                    return const
+        return None
+
     @staticmethod
     def _field_name(fnamer, want, optional, nullable, array):
         """A member name whose companions (has_x, x_is_null, n_x) are free as well."""
@@ -659,6 +685,10 @@ class TypeBuilder:
                       comment_safe(desc) if isinstance(desc, str) else None)
             if pname in required and mode:
                 f.required_in = "responses" if mode == "readOnly" else "requests"
+            f.default = None if is_required else self._default_literal(pnode, ct)
+            if f.default:
+                f.default_text = comment_safe(json.dumps(self._deref(pnode)["default"],
+                                                         ensure_ascii=False))
             f.comment_name = comment_safe(json.dumps(pname, ensure_ascii=False))
             b = pname.encode("utf-8")
             f.lit = cstr_bytes(b)

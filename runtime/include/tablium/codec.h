@@ -93,6 +93,8 @@ typedef struct tb_codec_field {
     uint32_t null_off; /* offsetof bool <name>_is_null (TB_CF_NULLABLE) */
     uint32_t n_off;    /* offsetof size_t n_<name> (TB_CF_ARRAY) */
     const void *sub;   /* tb_codec_type (TB_CK_STRUCT), tb_codec_enum (TB_CK_ENUM), else NULL */
+    const void *dflt;  /* the schema's default, a value of the member's C type: written there
+                          when the member is absent (has_<name> stays false), else NULL */
 } tb_codec_field;
 
 typedef struct tb_codec_type {

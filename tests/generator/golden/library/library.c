@@ -348,28 +348,28 @@ TB_VALIDATE_DEFINE(genre, library__schema_author_defs_genre)
 
 static const tb_codec_field author__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(author, name), 0, 0, 0, NULL},
+     offsetof(author, name), 0, 0, 0, NULL, NULL},
     {"born", "\"born\":", 4, 7, TB_CK_INTEGER, 0,
-     offsetof(author, born), offsetof(author, has_born), 0, 0, NULL},
+     offsetof(author, born), offsetof(author, has_born), 0, 0, NULL, NULL},
     {"genres", "\"genres\":", 6, 9, TB_CK_ENUM, TB_CF_ARRAY,
-     offsetof(author, genres), offsetof(author, has_genres), 0, offsetof(author, n_genres), &genre__enum},
+     offsetof(author, genres), offsetof(author, has_genres), 0, offsetof(author, n_genres), &genre__enum, NULL},
 };
 static const tb_codec_type author__desc = {"author", sizeof(author), 3, author__fields, library__schema_author, NULL, 0};
 TB_CODEC_DEFINE(author)
 
 static const tb_codec_field book__fields[] = {
     {"isbn", "\"isbn\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(book, isbn), 0, 0, 0, NULL},
+     offsetof(book, isbn), 0, 0, 0, NULL, NULL},
     {"title", "\"title\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(book, title), 0, 0, 0, NULL},
+     offsetof(book, title), 0, 0, 0, NULL, NULL},
     {"authors", "\"authors\":", 7, 10, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(book, authors), 0, 0, offsetof(book, n_authors), &author__desc},
+     offsetof(book, authors), 0, 0, offsetof(book, n_authors), &author__desc, NULL},
     {"published", "\"published\":", 9, 12, TB_CK_STRING, 0,
-     offsetof(book, published), offsetof(book, has_published), 0, 0, NULL},
+     offsetof(book, published), offsetof(book, has_published), 0, 0, NULL, NULL},
     {"pages", "\"pages\":", 5, 8, TB_CK_INTEGER, TB_CF_NULLABLE,
-     offsetof(book, pages), offsetof(book, has_pages), offsetof(book, pages_is_null), 0, NULL},
+     offsetof(book, pages), offsetof(book, has_pages), offsetof(book, pages_is_null), 0, NULL, NULL},
     {"genre", "\"genre\":", 5, 8, TB_CK_ENUM, 0,
-     offsetof(book, genre), offsetof(book, has_genre), 0, 0, &genre__enum},
+     offsetof(book, genre), offsetof(book, has_genre), 0, 0, &genre__enum, NULL},
 };
 static const tb_codec_type book__desc = {"book", sizeof(book), 6, book__fields, library__schema_book, NULL, 0};
 TB_CODEC_DEFINE(book)

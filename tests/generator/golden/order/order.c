@@ -498,43 +498,43 @@ TB_VALIDATE_DEFINE(currency, order__schema_order_defs_currency)
 
 static const tb_codec_field order_lines_item__fields[] = {
     {"sku", "\"sku\":", 3, 6, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(order_lines_item, sku), 0, 0, 0, NULL},
+     offsetof(order_lines_item, sku), 0, 0, 0, NULL, NULL},
     {"price", "\"price\":", 5, 8, TB_CK_NUMBER, TB_CF_REQUIRED,
-     offsetof(order_lines_item, price), 0, 0, 0, NULL},
+     offsetof(order_lines_item, price), 0, 0, 0, NULL, NULL},
     {"currency", "\"currency\":", 8, 11, TB_CK_ENUM, 0,
-     offsetof(order_lines_item, currency), offsetof(order_lines_item, has_currency), 0, 0, &currency__enum},
+     offsetof(order_lines_item, currency), offsetof(order_lines_item, has_currency), 0, 0, &currency__enum, NULL},
 };
 static const tb_codec_type order_lines_item__desc = {"order_lines_item", sizeof(order_lines_item), 3, order_lines_item__fields, order__schema_order_properties_lines_items, NULL, 0};
 TB_CODEC_DEFINE(order_lines_item)
 
 static const tb_codec_field customer__fields[] = {
     {"email", "\"email\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(customer, email), 0, 0, 0, NULL},
+     offsetof(customer, email), 0, 0, 0, NULL, NULL},
     {"vip", "\"vip\":", 3, 6, TB_CK_BOOLEAN, TB_CF_NULLABLE,
-     offsetof(customer, vip), offsetof(customer, has_vip), offsetof(customer, vip_is_null), 0, NULL},
+     offsetof(customer, vip), offsetof(customer, has_vip), offsetof(customer, vip_is_null), 0, NULL, NULL},
 };
 static const tb_codec_type customer__desc = {"customer", sizeof(customer), 2, customer__fields, order__schema_order_defs_customer, NULL, 0};
 TB_CODEC_DEFINE(customer)
 
 static const tb_codec_field order__fields[] = {
     {"orderId", "\"orderId\":", 7, 10, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(order, order_id), 0, 0, 0, NULL},
+     offsetof(order, order_id), 0, 0, 0, NULL, NULL},
     {"quantity", "\"quantity\":", 8, 11, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(order, quantity), 0, 0, 0, NULL},
+     offsetof(order, quantity), 0, 0, 0, NULL, NULL},
     {"note", "\"note\":", 4, 7, TB_CK_STRING, TB_CF_NULLABLE,
-     offsetof(order, note), offsetof(order, has_note), offsetof(order, note_is_null), 0, NULL},
+     offsetof(order, note), offsetof(order, has_note), offsetof(order, note_is_null), 0, NULL, NULL},
     {"status", "\"status\":", 6, 9, TB_CK_ENUM, TB_CF_REQUIRED,
-     offsetof(order, status), 0, 0, 0, &order_status__enum},
+     offsetof(order, status), 0, 0, 0, &order_status__enum, NULL},
     {"lines", "\"lines\":", 5, 8, TB_CK_STRUCT, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(order, lines), 0, 0, offsetof(order, n_lines), &order_lines_item__desc},
+     offsetof(order, lines), 0, 0, offsetof(order, n_lines), &order_lines_item__desc, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY,
-     offsetof(order, tags), offsetof(order, has_tags), 0, offsetof(order, n_tags), NULL},
+     offsetof(order, tags), offsetof(order, has_tags), 0, offsetof(order, n_tags), NULL, NULL},
     {"customer", "\"customer\":", 8, 11, TB_CK_STRUCT, TB_CF_REQUIRED,
-     offsetof(order, customer), 0, 0, 0, &customer__desc},
+     offsetof(order, customer), 0, 0, 0, &customer__desc, NULL},
     {"gift", "\"gift\":", 4, 7, TB_CK_BOOLEAN, 0,
-     offsetof(order, gift), offsetof(order, has_gift), 0, 0, NULL},
+     offsetof(order, gift), offsetof(order, has_gift), 0, 0, NULL, NULL},
     {"extra", "\"extra\":", 5, 8, TB_CK_JSON, 0,
-     offsetof(order, extra), offsetof(order, has_extra), 0, 0, NULL},
+     offsetof(order, extra), offsetof(order, has_extra), 0, 0, NULL, NULL},
 };
 static const tb_codec_type order__desc = {"order", sizeof(order), 9, order__fields, order__schema_order, NULL, 0};
 TB_CODEC_DEFINE(order)

@@ -316,13 +316,13 @@ out:
 
 static const tb_codec_field palette__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(palette, name), 0, 0, 0, NULL},
+     offsetof(palette, name), 0, 0, 0, NULL, NULL},
     {"kind", "\"kind\":", 4, 7, TB_CK_STRING, 0,
-     offsetof(palette, kind), offsetof(palette, has_kind), 0, 0, NULL},
+     offsetof(palette, kind), offsetof(palette, has_kind), 0, 0, NULL, NULL},
     {"colours", "\"colours\":", 7, 10, TB_CK_JSON, TB_CF_REQUIRED,
-     offsetof(palette, colours), 0, 0, 0, NULL},
+     offsetof(palette, colours), 0, 0, 0, NULL, NULL},
     {"created", "\"created\":", 7, 10, TB_CK_STRING, 0,
-     offsetof(palette, created), offsetof(palette, has_created), 0, 0, NULL},
+     offsetof(palette, created), offsetof(palette, has_created), 0, 0, NULL, NULL},
 };
 static const tb_codec_type palette__desc = {"palette", sizeof(palette), 4, palette__fields, palette__schema_palette, NULL, 0};
 TB_CODEC_DEFINE(palette)

@@ -1386,18 +1386,18 @@ static const tb_codec_type node__desc;
 
 static const tb_codec_field circle__fields[] = {
     {"kind", "\"kind\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(circle, kind), 0, 0, 0, NULL},
+     offsetof(circle, kind), 0, 0, 0, NULL, NULL},
     {"radius", "\"radius\":", 6, 9, TB_CK_NUMBER, TB_CF_REQUIRED,
-     offsetof(circle, radius), 0, 0, 0, NULL},
+     offsetof(circle, radius), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type circle__desc = {"circle", sizeof(circle), 2, circle__fields, shapes__schema_shapes_defs_circle, NULL, 0};
 TB_CODEC_DEFINE(circle)
 
 static const tb_codec_field square__fields[] = {
     {"kind", "\"kind\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(square, kind), 0, 0, 0, NULL},
+     offsetof(square, kind), 0, 0, 0, NULL, NULL},
     {"side", "\"side\":", 4, 7, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(square, side), 0, 0, 0, NULL},
+     offsetof(square, side), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type square__desc = {"square", sizeof(square), 2, square__fields, shapes__schema_shapes_defs_square, NULL, 0};
 TB_CODEC_DEFINE(square)
@@ -1406,9 +1406,9 @@ static const tb_codec_list polygon_points_item__list __attribute__((unused)) = {
 
 static const tb_codec_field polygon__fields[] = {
     {"kind", "\"kind\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(polygon, kind), 0, 0, 0, NULL},
+     offsetof(polygon, kind), 0, 0, 0, NULL, NULL},
     {"points", "\"points\":", 6, 9, TB_CK_LIST, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(polygon, points), 0, 0, offsetof(polygon, n_points), &polygon_points_item__list},
+     offsetof(polygon, points), 0, 0, offsetof(polygon, n_points), &polygon_points_item__list, NULL},
 };
 static const tb_codec_type polygon__desc = {"polygon", sizeof(polygon), 2, polygon__fields, shapes__schema_shapes_defs_polygon, NULL, 0};
 TB_CODEC_DEFINE(polygon)
@@ -1438,9 +1438,9 @@ TB_VALIDATE_DEFINE(size_string, shapes__schema_shapes_defs_size_any_of_1)
 
 static const tb_codec_field size_object__fields[] = {
     {"width", "\"width\":", 5, 8, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(size_object, width), 0, 0, 0, NULL},
+     offsetof(size_object, width), 0, 0, 0, NULL, NULL},
     {"height", "\"height\":", 6, 9, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(size_object, height), 0, 0, 0, NULL},
+     offsetof(size_object, height), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type size_object__desc = {"size_object", sizeof(size_object), 2, size_object__fields, shapes__schema_shapes_defs_size_any_of_2, NULL, 0};
 TB_CODEC_DEFINE(size_object)
@@ -1467,13 +1467,13 @@ TB_CODEC_VALUE_DEFINE(id, TB_CK_UNION, &id__union, shapes__schema_shapes_defs_id
 
 static const tb_codec_field layer__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(layer, name), 0, 0, 0, NULL},
+     offsetof(layer, name), 0, 0, 0, NULL, NULL},
     {"note", "\"note\":", 4, 7, TB_CK_STRING, 0,
-     offsetof(layer, note), offsetof(layer, has_note), 0, 0, NULL},
+     offsetof(layer, note), offsetof(layer, has_note), 0, 0, NULL, NULL},
     {"visible", "\"visible\":", 7, 10, TB_CK_BOOLEAN, TB_CF_REQUIRED,
-     offsetof(layer, visible), 0, 0, 0, NULL},
+     offsetof(layer, visible), 0, 0, 0, NULL, NULL},
     {"opacity", "\"opacity\":", 7, 10, TB_CK_NUMBER, 0,
-     offsetof(layer, opacity), offsetof(layer, has_opacity), 0, 0, NULL},
+     offsetof(layer, opacity), offsetof(layer, has_opacity), 0, 0, NULL, NULL},
 };
 static const tb_codec_type layer__desc = {"layer", sizeof(layer), 4, layer__fields, shapes__schema_shapes_defs_layer, NULL, 0};
 TB_CODEC_DEFINE(layer)
@@ -1486,11 +1486,11 @@ TB_CODEC_VALUE_DEFINE(shapes_tags, TB_CK_MAP, &shapes_tags__map, shapes__schema_
 
 static const tb_codec_field node__fields[] = {
     {"value", "\"value\":", 5, 8, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(node, value), 0, 0, 0, NULL},
+     offsetof(node, value), 0, 0, 0, NULL, NULL},
     {"next", "\"next\":", 4, 7, TB_CK_STRUCT, TB_CF_POINTER,
-     offsetof(node, next), offsetof(node, has_next), 0, 0, &node__desc},
+     offsetof(node, next), offsetof(node, has_next), 0, 0, &node__desc, NULL},
     {"children", "\"children\":", 8, 11, TB_CK_STRUCT, TB_CF_ARRAY,
-     offsetof(node, children), offsetof(node, has_children), 0, offsetof(node, n_children), &node__desc},
+     offsetof(node, children), offsetof(node, has_children), 0, offsetof(node, n_children), &node__desc, NULL},
 };
 static const tb_codec_type node__desc = {"node", sizeof(node), 3, node__fields, shapes__schema_shapes_defs_node, NULL, 0};
 TB_CODEC_DEFINE(node)
@@ -1507,9 +1507,9 @@ TB_VALIDATE_DEFINE(compass, shapes__schema_shapes_defs_compass)
 
 static const tb_codec_field named__fields[] = {
     {"name", "\"name\":", 4, 7, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(named, name), 0, 0, 0, NULL},
+     offsetof(named, name), 0, 0, 0, NULL, NULL},
     {"note", "\"note\":", 4, 7, TB_CK_STRING, 0,
-     offsetof(named, note), offsetof(named, has_note), 0, 0, NULL},
+     offsetof(named, note), offsetof(named, has_note), 0, 0, NULL, NULL},
 };
 static const tb_codec_type named__desc = {"named", sizeof(named), 2, named__fields, shapes__schema_shapes_defs_named, NULL, 0};
 TB_CODEC_DEFINE(named)
@@ -1518,7 +1518,7 @@ static const tb_codec_map shapes_meta_additional__map = {"shapes_meta_additional
 
 static const tb_codec_field shapes_meta__fields[] = {
     {"author", "\"author\":", 6, 9, TB_CK_STRING, 0,
-     offsetof(shapes_meta, author), offsetof(shapes_meta, has_author), 0, 0, NULL},
+     offsetof(shapes_meta, author), offsetof(shapes_meta, has_author), 0, 0, NULL, NULL},
 };
 static const tb_codec_type shapes_meta__desc = {"shapes_meta", sizeof(shapes_meta), 1, shapes_meta__fields, shapes__schema_shapes_properties_meta, &shapes_meta_additional__map, offsetof(shapes_meta, additional_properties)};
 TB_CODEC_DEFINE(shapes_meta)
@@ -1527,7 +1527,7 @@ static const tb_codec_map shapes_extra_additional__map = {"shapes_extra_addition
 
 static const tb_codec_field shapes_extra__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_INTEGER, 0,
-     offsetof(shapes_extra, id), offsetof(shapes_extra, has_id), 0, 0, NULL},
+     offsetof(shapes_extra, id), offsetof(shapes_extra, has_id), 0, 0, NULL, NULL},
 };
 static const tb_codec_type shapes_extra__desc = {"shapes_extra", sizeof(shapes_extra), 1, shapes_extra__fields, shapes__schema_shapes_properties_extra, &shapes_extra_additional__map, offsetof(shapes_extra, additional_properties)};
 TB_CODEC_DEFINE(shapes_extra)
@@ -1552,39 +1552,39 @@ TB_CODEC_VALUE_DEFINE(shapes_readings_item, TB_CK_UNION, &shapes_readings_item__
 
 static const tb_codec_field shapes__fields[] = {
     {"shapes", "\"shapes\":", 6, 9, TB_CK_UNION, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(shapes, shapes), 0, 0, offsetof(shapes, n_shapes), &shape__union},
+     offsetof(shapes, shapes), 0, 0, offsetof(shapes, n_shapes), &shape__union, NULL},
     {"size", "\"size\":", 4, 7, TB_CK_UNION, 0,
-     offsetof(shapes, size), offsetof(shapes, has_size), 0, 0, &size__union},
+     offsetof(shapes, size), offsetof(shapes, has_size), 0, 0, &size__union, NULL},
     {"id", "\"id\":", 2, 5, TB_CK_UNION, 0,
-     offsetof(shapes, id), offsetof(shapes, has_id), 0, 0, &id__union},
+     offsetof(shapes, id), offsetof(shapes, has_id), 0, 0, &id__union, NULL},
     {"label", "\"label\":", 5, 8, TB_CK_STRING, TB_CF_NULLABLE,
-     offsetof(shapes, label), offsetof(shapes, has_label), offsetof(shapes, label_is_null), 0, NULL},
+     offsetof(shapes, label), offsetof(shapes, has_label), offsetof(shapes, label_is_null), 0, NULL, NULL},
     {"layers", "\"layers\":", 6, 9, TB_CK_MAP, 0,
-     offsetof(shapes, layers), offsetof(shapes, has_layers), 0, 0, &shapes_layers__map},
+     offsetof(shapes, layers), offsetof(shapes, has_layers), 0, 0, &shapes_layers__map, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_MAP, 0,
-     offsetof(shapes, tags), offsetof(shapes, has_tags), 0, 0, &shapes_tags__map},
+     offsetof(shapes, tags), offsetof(shapes, has_tags), 0, 0, &shapes_tags__map, NULL},
     {"root", "\"root\":", 4, 7, TB_CK_STRUCT, 0,
-     offsetof(shapes, root), offsetof(shapes, has_root), 0, 0, &node__desc},
+     offsetof(shapes, root), offsetof(shapes, has_root), 0, 0, &node__desc, NULL},
     {"grid", "\"grid\":", 4, 7, TB_CK_LIST, TB_CF_ARRAY,
-     offsetof(shapes, grid), offsetof(shapes, has_grid), 0, offsetof(shapes, n_grid), &shapes_grid_item__list},
+     offsetof(shapes, grid), offsetof(shapes, has_grid), 0, offsetof(shapes, n_grid), &shapes_grid_item__list, NULL},
     {"marks", "\"marks\":", 5, 8, TB_CK_STRING, TB_CF_ARRAY | TB_CF_ITEM_NULL,
-     offsetof(shapes, marks), offsetof(shapes, has_marks), 0, offsetof(shapes, n_marks), NULL},
+     offsetof(shapes, marks), offsetof(shapes, has_marks), 0, offsetof(shapes, n_marks), NULL, NULL},
     {"scores", "\"scores\":", 6, 9, TB_CK_INTEGER, TB_CF_ARRAY | TB_CF_ITEM_NULL,
-     offsetof(shapes, scores), offsetof(shapes, has_scores), 0, offsetof(shapes, n_scores), NULL},
+     offsetof(shapes, scores), offsetof(shapes, has_scores), 0, offsetof(shapes, n_scores), NULL, NULL},
     {"compass", "\"compass\":", 7, 10, TB_CK_ENUM, TB_CF_NULLABLE,
-     offsetof(shapes, compass), offsetof(shapes, has_compass), offsetof(shapes, compass_is_null), 0, &compass__enum},
+     offsetof(shapes, compass), offsetof(shapes, has_compass), offsetof(shapes, compass_is_null), 0, &compass__enum, NULL},
     {"corners", "\"corners\":", 7, 10, TB_CK_ENUM, TB_CF_ARRAY | TB_CF_ITEM_NULL,
-     offsetof(shapes, corners), offsetof(shapes, has_corners), 0, offsetof(shapes, n_corners), &compass__enum},
+     offsetof(shapes, corners), offsetof(shapes, has_corners), 0, offsetof(shapes, n_corners), &compass__enum, NULL},
     {"owners", "\"owners\":", 6, 9, TB_CK_STRUCT, TB_CF_ARRAY | TB_CF_ITEM_NULL,
-     offsetof(shapes, owners), offsetof(shapes, has_owners), 0, offsetof(shapes, n_owners), &named__desc},
+     offsetof(shapes, owners), offsetof(shapes, has_owners), 0, offsetof(shapes, n_owners), &named__desc, NULL},
     {"meta", "\"meta\":", 4, 7, TB_CK_STRUCT, 0,
-     offsetof(shapes, meta), offsetof(shapes, has_meta), 0, 0, &shapes_meta__desc},
+     offsetof(shapes, meta), offsetof(shapes, has_meta), 0, 0, &shapes_meta__desc, NULL},
     {"extra", "\"extra\":", 5, 8, TB_CK_STRUCT, 0,
-     offsetof(shapes, extra), offsetof(shapes, has_extra), 0, 0, &shapes_extra__desc},
+     offsetof(shapes, extra), offsetof(shapes, has_extra), 0, 0, &shapes_extra__desc, NULL},
     {"reading", "\"reading\":", 7, 10, TB_CK_UNION, TB_CF_NULLABLE,
-     offsetof(shapes, reading), offsetof(shapes, has_reading), offsetof(shapes, reading_is_null), 0, &shapes_reading__union},
+     offsetof(shapes, reading), offsetof(shapes, has_reading), offsetof(shapes, reading_is_null), 0, &shapes_reading__union, NULL},
     {"readings", "\"readings\":", 8, 11, TB_CK_UNION, TB_CF_ARRAY | TB_CF_ITEM_NULL,
-     offsetof(shapes, readings), offsetof(shapes, has_readings), 0, offsetof(shapes, n_readings), &shapes_readings_item__union},
+     offsetof(shapes, readings), offsetof(shapes, has_readings), 0, offsetof(shapes, n_readings), &shapes_readings_item__union, NULL},
 };
 static const tb_codec_type shapes__desc = {"shapes", sizeof(shapes), 17, shapes__fields, shapes__schema_shapes, NULL, 0};
 TB_CODEC_DEFINE(shapes)

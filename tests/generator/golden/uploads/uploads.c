@@ -814,76 +814,76 @@ out:
 
 static const tb_codec_field uploads_note__fields[] = {
     {"title", "\"title\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(uploads_note, title), 0, 0, 0, NULL},
+     offsetof(uploads_note, title), 0, 0, 0, NULL, NULL},
     {"stars", "\"stars\":", 5, 8, TB_CK_INTEGER, 0,
-     offsetof(uploads_note, stars), offsetof(uploads_note, has_stars), 0, 0, NULL},
+     offsetof(uploads_note, stars), offsetof(uploads_note, has_stars), 0, 0, NULL, NULL},
 };
 static const tb_codec_type uploads_note__desc = {"uploads_note", sizeof(uploads_note), 2, uploads_note__fields, uploads__schema_note, NULL, 0};
 TB_CODEC_DEFINE(uploads_note)
 
 static const tb_codec_field uploads_key__fields[] = {
     {"id", "\"id\":", 2, 5, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(uploads_key, id), 0, 0, 0, NULL},
+     offsetof(uploads_key, id), 0, 0, 0, NULL, NULL},
     {"region", "\"region\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(uploads_key, region), 0, 0, 0, NULL},
+     offsetof(uploads_key, region), 0, 0, 0, NULL, NULL},
 };
 static const tb_codec_type uploads_key__desc = {"uploads_key", sizeof(uploads_key), 2, uploads_key__fields, uploads__schema_key, NULL, 0};
 TB_CODEC_DEFINE(uploads_key)
 
 static const tb_codec_field uploads_receipt__fields[] = {
     {"title", "\"title\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(uploads_receipt, title), 0, 0, 0, NULL},
+     offsetof(uploads_receipt, title), 0, 0, 0, NULL, NULL},
     {"count", "\"count\":", 5, 8, TB_CK_INTEGER, 0,
-     offsetof(uploads_receipt, count), offsetof(uploads_receipt, has_count), 0, 0, NULL},
+     offsetof(uploads_receipt, count), offsetof(uploads_receipt, has_count), 0, 0, NULL, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY,
-     offsetof(uploads_receipt, tags), offsetof(uploads_receipt, has_tags), 0, offsetof(uploads_receipt, n_tags), NULL},
+     offsetof(uploads_receipt, tags), offsetof(uploads_receipt, has_tags), 0, offsetof(uploads_receipt, n_tags), NULL, NULL},
     {"author", "\"author\":", 6, 9, TB_CK_STRING, 0,
-     offsetof(uploads_receipt, author), offsetof(uploads_receipt, has_author), 0, 0, NULL},
+     offsetof(uploads_receipt, author), offsetof(uploads_receipt, has_author), 0, 0, NULL, NULL},
     {"year", "\"year\":", 4, 7, TB_CK_INTEGER, 0,
-     offsetof(uploads_receipt, year), offsetof(uploads_receipt, has_year), 0, 0, NULL},
+     offsetof(uploads_receipt, year), offsetof(uploads_receipt, has_year), 0, 0, NULL, NULL},
     {"file_size", "\"file_size\":", 9, 12, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(uploads_receipt, file_size), 0, 0, 0, NULL},
+     offsetof(uploads_receipt, file_size), 0, 0, 0, NULL, NULL},
     {"file_type", "\"file_type\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(uploads_receipt, file_type), 0, 0, 0, NULL},
+     offsetof(uploads_receipt, file_type), 0, 0, 0, NULL, NULL},
     {"file_head", "\"file_head\":", 9, 12, TB_CK_INTEGER, TB_CF_REQUIRED | TB_CF_ARRAY,
-     offsetof(uploads_receipt, file_head), 0, 0, offsetof(uploads_receipt, n_file_head), NULL},
+     offsetof(uploads_receipt, file_head), 0, 0, offsetof(uploads_receipt, n_file_head), NULL, NULL},
     {"thumbs", "\"thumbs\":", 6, 9, TB_CK_STRING, TB_CF_ARRAY,
-     offsetof(uploads_receipt, thumbs), offsetof(uploads_receipt, has_thumbs), 0, offsetof(uploads_receipt, n_thumbs), NULL},
+     offsetof(uploads_receipt, thumbs), offsetof(uploads_receipt, has_thumbs), 0, offsetof(uploads_receipt, n_thumbs), NULL, NULL},
 };
 static const tb_codec_type uploads_receipt__desc = {"uploads_receipt", sizeof(uploads_receipt), 9, uploads_receipt__fields, uploads__schema_receipt, NULL, 0};
 TB_CODEC_DEFINE(uploads_receipt)
 
 static const tb_codec_field uploads_upload_body_meta__fields[] = {
     {"author", "\"author\":", 6, 9, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(uploads_upload_body_meta, author), 0, 0, 0, NULL},
+     offsetof(uploads_upload_body_meta, author), 0, 0, 0, NULL, NULL},
     {"year", "\"year\":", 4, 7, TB_CK_INTEGER, 0,
-     offsetof(uploads_upload_body_meta, year), offsetof(uploads_upload_body_meta, has_year), 0, 0, NULL},
+     offsetof(uploads_upload_body_meta, year), offsetof(uploads_upload_body_meta, has_year), 0, 0, NULL, NULL},
 };
 static const tb_codec_type uploads_upload_body_meta__desc = {"uploads_upload_body_meta", sizeof(uploads_upload_body_meta), 2, uploads_upload_body_meta__fields, uploads__schema_paths_uploads_post_body_properties_meta, NULL, 0};
 TB_CODEC_DEFINE(uploads_upload_body_meta)
 
 static const tb_codec_field uploads_upload_body__fields[] = {
     {"title", "\"title\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(uploads_upload_body, title), 0, 0, 0, NULL},
+     offsetof(uploads_upload_body, title), 0, 0, 0, NULL, NULL},
     {"count", "\"count\":", 5, 8, TB_CK_INTEGER, 0,
-     offsetof(uploads_upload_body, count), offsetof(uploads_upload_body, has_count), 0, 0, NULL},
+     offsetof(uploads_upload_body, count), offsetof(uploads_upload_body, has_count), 0, 0, NULL, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY,
-     offsetof(uploads_upload_body, tags), offsetof(uploads_upload_body, has_tags), 0, offsetof(uploads_upload_body, n_tags), NULL},
+     offsetof(uploads_upload_body, tags), offsetof(uploads_upload_body, has_tags), 0, offsetof(uploads_upload_body, n_tags), NULL, NULL},
     {"meta", "\"meta\":", 4, 7, TB_CK_STRUCT, 0,
-     offsetof(uploads_upload_body, meta), offsetof(uploads_upload_body, has_meta), 0, 0, &uploads_upload_body_meta__desc},
+     offsetof(uploads_upload_body, meta), offsetof(uploads_upload_body, has_meta), 0, 0, &uploads_upload_body_meta__desc, NULL},
     {"file", "\"file\":", 4, 7, TB_CK_BYTES, TB_CF_REQUIRED,
-     offsetof(uploads_upload_body, file), 0, 0, 0, NULL},
+     offsetof(uploads_upload_body, file), 0, 0, 0, NULL, NULL},
     {"thumbs", "\"thumbs\":", 6, 9, TB_CK_BYTES, TB_CF_ARRAY,
-     offsetof(uploads_upload_body, thumbs), offsetof(uploads_upload_body, has_thumbs), 0, offsetof(uploads_upload_body, n_thumbs), NULL},
+     offsetof(uploads_upload_body, thumbs), offsetof(uploads_upload_body, has_thumbs), 0, offsetof(uploads_upload_body, n_thumbs), NULL, NULL},
 };
 static const tb_codec_type uploads_upload_body__desc = {"uploads_upload_body", sizeof(uploads_upload_body), 6, uploads_upload_body__fields, uploads__schema_paths_uploads_post_body, NULL, 0};
 TB_CODEC_DEFINE(uploads_upload_body)
 
 static const tb_codec_field uploads_lookup_filter__fields[] = {
     {"min", "\"min\":", 3, 6, TB_CK_INTEGER, TB_CF_REQUIRED,
-     offsetof(uploads_lookup_filter, min), 0, 0, 0, NULL},
+     offsetof(uploads_lookup_filter, min), 0, 0, 0, NULL, NULL},
     {"tags", "\"tags\":", 4, 7, TB_CK_STRING, TB_CF_ARRAY,
-     offsetof(uploads_lookup_filter, tags), offsetof(uploads_lookup_filter, has_tags), 0, offsetof(uploads_lookup_filter, n_tags), NULL},
+     offsetof(uploads_lookup_filter, tags), offsetof(uploads_lookup_filter, has_tags), 0, offsetof(uploads_lookup_filter, n_tags), NULL, NULL},
 };
 static const tb_codec_type uploads_lookup_filter__desc = {"uploads_lookup_filter", sizeof(uploads_lookup_filter), 2, uploads_lookup_filter__fields, uploads__schema_paths_lookup_key_get_parameters_1_content, NULL, 0};
 TB_CODEC_DEFINE(uploads_lookup_filter)
@@ -907,9 +907,9 @@ TB_VALIDATE_DEFINE(uploads_lookup_prefs_theme, uploads__schema_paths_lookup_key_
 
 static const tb_codec_field uploads_lookup_prefs__fields[] = {
     {"theme", "\"theme\":", 5, 8, TB_CK_ENUM, 0,
-     offsetof(uploads_lookup_prefs, theme), offsetof(uploads_lookup_prefs, has_theme), 0, 0, &uploads_lookup_prefs_theme__enum},
+     offsetof(uploads_lookup_prefs, theme), offsetof(uploads_lookup_prefs, has_theme), 0, 0, &uploads_lookup_prefs_theme__enum, NULL},
     {"size", "\"size\":", 4, 7, TB_CK_INTEGER, 0,
-     offsetof(uploads_lookup_prefs, size), offsetof(uploads_lookup_prefs, has_size), 0, 0, NULL},
+     offsetof(uploads_lookup_prefs, size), offsetof(uploads_lookup_prefs, has_size), 0, 0, NULL, NULL},
 };
 static const tb_codec_type uploads_lookup_prefs__desc = {"uploads_lookup_prefs", sizeof(uploads_lookup_prefs), 2, uploads_lookup_prefs__fields, uploads__schema_paths_lookup_key_get_parameters_3_schema, NULL, 0};
 TB_CODEC_DEFINE(uploads_lookup_prefs)
