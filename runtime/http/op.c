@@ -332,28 +332,34 @@ static char item_sep(const tb_op_param *p)
     return p->style == TB_STYLE_SPACE_DELIMITED ? ' ' : p->style == TB_STYLE_PIPE_DELIMITED ? '|' : ',';
 }
 
-/* The members obj[k]=v of a deepObject parameter whose k is no field of its struct, as
- * strings: additionalProperties (false, or a schema) then judges them at /query/obj/k; they
- * were dropped unseen, so a misspelt filter (created[gtee]) passed as no filter at all. */
-typedef struct deep_extra {
+/* The members k of a query name "<param>[k]" (NULL for another name), and the object a
+ * query_each pass builds of them. */
+static const char *member_key(const tb_op_param *p, const char *name, size_t *kl)
+{
+    size_t nl = strlen(name), pl = (size_t)p->name_len;
+    if (nl < pl + 2 || memcmp(name, p->name, pl) != 0 || name[pl] != '[' || name[nl - 1] != ']')
+        return NULL;
+    *kl = nl - pl - 2;
+    return name + pl + 1;
+}
+
+typedef struct query_members {
     const tb_op_param *p;
     json_t *o;
     bool oom;
-} deep_extra;
+} query_members;
 
+/* The members obj[k]=v of a deepObject parameter whose k is no field of its struct, as
+ * strings: additionalProperties (false, or a schema) then judges them at /query/obj/k; they
+ * were dropped unseen, so a misspelt filter (created[gtee]) passed as no filter at all. */
 static void deep_extra_one(void *arg, const char *name, const char *value)
 {
-    deep_extra *x = arg;
-    const tb_op_param *p = x->p;
-    size_t nl = strlen(name), pl = (size_t)p->name_len;
-    if (x->oom || nl < pl + 3 || memcmp(name, p->name, pl) != 0 || name[pl] != '[' ||
-        name[nl - 1] != ']')
-        return;
-    const char *k = name + pl + 1;
-    size_t kl = nl - pl - 2;
-    if (memchr(k, '[', kl) || memchr(k, ']', kl))
-        return; /* nested brackets: not this struct's members */
-    const tb_codec_type *t = p->sub;
+    query_members *x = arg;
+    size_t kl;
+    const char *k = x->oom ? NULL : member_key(x->p, name, &kl);
+    if (!k || kl == 0 || memchr(k, '[', kl) || memchr(k, ']', kl))
+        return; /* another name, or nested brackets: not this struct's members */
+    const tb_codec_type *t = x->p->sub;
     for (size_t i = 0; i < t->nfields; i++)
         if (t->fields[i].name_len == kl && memcmp(t->fields[i].name, k, kl) == 0)
             return;
@@ -397,7 +403,7 @@ static json_t *object_from_query(const tb_op_param *p, const tb_http_req *hr, bo
         }
     }
     if (p->style == TB_STYLE_DEEP_OBJECT) { /* obj[k] of no field: the schema judges it */
-        deep_extra x = {p, o, false};
+        query_members x = {p, o, false};
         tb_http_req_query_each(hr, deep_extra_one, &x);
         o = x.o;
         *oom = x.oom;
@@ -409,34 +415,30 @@ static json_t *object_from_query(const tb_op_param *p, const tb_http_req *hr, bo
     return o;
 }
 
-typedef struct map_query {
-    const tb_op_param *p;
-    json_t *o;
-    bool oom;
-} map_query;
-
 static void map_query_one(void *arg, const char *name, const char *value)
 {
-    map_query *m = arg;
-    const tb_op_param *p = m->p;
-    size_t nl = strlen(name);
-    if (m->oom || nl < (size_t)p->name_len + 2 || memcmp(name, p->name, p->name_len) != 0 ||
-        name[p->name_len] != '[' || name[nl - 1] != ']')
+    query_members *m = arg;
+    size_t kl;
+    const char *k = m->oom ? NULL : member_key(m->p, name, &kl);
+    if (!k)
         return;
-    const tb_codec_map *mp = p->sub;
+    const tb_codec_map *mp = m->p->sub;
     json_t *x = tb_param_json(value, strlen(value), text_kind(mp->kind));
     if (!m->o)
         m->o = json_object();
-    if (!x || !m->o ||
-        json_object_setn_new_nocheck(m->o, name + p->name_len + 1, nl - p->name_len - 2, x))
+    if (!x || !m->o) {
+        json_decref(x);
         m->oom = true;
+    } else if (json_object_setn_new_nocheck(m->o, k, kl, x)) {
+        m->oom = true;
+    }
 }
 
 /* A map parameter in deepObject style (obj[k]=v for any k): a JSON object of the values, each
  * typed by the map's value kind; NULL when none is there. */
 static json_t *map_from_query(const tb_op_param *p, const tb_http_req *hr, bool *oom)
 {
-    map_query m = {p, NULL, false};
+    query_members m = {p, NULL, false};
     tb_http_req_query_each(hr, map_query_one, &m);
     if (m.oom) {
         json_decref(m.o);
