@@ -195,7 +195,9 @@ int tb_rt__sio_decode(const char *s, size_t len, tb_rt__sio_packet *out, const c
         int64_t id = 0;
         size_t start = i;
         while (i < len && s[i] >= '0' && s[i] <= '9') {
-            if (i - start >= 15) {
+            /* socket.io-parser takes any run of digits; 18 fit an int64_t (past 2^53 the
+             * reference server's Number rounds them, so its ack would not match anyway) */
+            if (i - start >= 18) {
                 *why = "invalid ack id";
                 return -1;
             }
