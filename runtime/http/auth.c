@@ -503,11 +503,16 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
             digest |= sc->kind == TB_SEC_HTTP_DIGEST;
             other |= sc->kind == TB_SEC_HTTP_OTHER;
         }
-    if (bearer)
-        cl = tb_jwt_www_authenticate(chal, sizeof chal, realm, best_code,
-                                     best_code == TB_JWT_EARG ? NULL : pr.why[0] ? pr.why
-                                                                                        : NULL,
-                                     scope);
+    if (bearer) {
+        /* the Bearer challenge speaks of the bearer token alone: a bad API key or password
+         * (EARG) says nothing of one, and with no token sent it carries no error (RFC 6750
+         * 3.1); it said error="invalid_token", error_description="invalid argument" */
+        int bcode = best_code != TB_JWT_EARG ? best_code
+                    : pr.bearer_done         ? pr.bearer_rc
+                                             : TB_JWT_EMISSING;
+        cl = tb_jwt_www_authenticate(chal, sizeof chal, realm, bcode,
+                                     bcode != best_code || !pr.why[0] ? NULL : pr.why, scope);
+    }
     if (basic)
         cl += (size_t)snprintf(chal + cl, sizeof chal - cl, "%sBasic realm=\"%s\", charset=\"UTF-8\"",
                                cl ? ", " : "", realm);

@@ -465,6 +465,12 @@ START_TEST(a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn)
     expect_error(&r, 403, "insufficient_scope", NULL); /* the most telling failure */
     call("POST", "/write", NULL, NULL, &r);
     expect_error(&r, 401, "unauthorized", "Bearer realm=\"vault\"");
+    /* a wrong key and no token: the Bearer challenge names no token error (RFC 6750 3.1; it
+     * said error="invalid_token", error_description="invalid argument") */
+    call("POST", "/write", NULL, "k-nope", &r);
+    expect_error(&r, 401, "unauthorized", "Bearer realm=\"vault\"");
+    ck_assert_msg(!strstr(r.headers, "error=") && !strstr(r.headers, "invalid argument"), "%s",
+                  r.headers);
     free(plain);
     free(scoped);
 }
