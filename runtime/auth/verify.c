@@ -448,6 +448,16 @@ fail:
     return rc;
 }
 
+/* A reread: on failure the current keys stay, and a warning says why (a failed fetch was
+ * silent: requests only said they had no keys). */
+static void reread_sources(tb_jwt_verifier *v)
+{
+    tb_error err = TB_ERROR_INIT;
+    if (load_sources(v, &err) != 0)
+        tb_log_warn(NULL, "JWT keys not reread (the current ones stay): %s", err.message);
+    tb_error_deinit(&err);
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -482,7 +492,7 @@ static void *reread_main(void *arg)
         pthread_mutex_unlock(&v->lock);
         pthread_mutex_lock(&v->fetch_lock);
         atomic_fetch_add(&v->n_fetch, 1);
-        (void)load_sources(v, NULL); /* on failure the current keys stay */
+        reread_sources(v);
         pthread_mutex_unlock(&v->fetch_lock);
         pthread_mutex_lock(&v->lock);
         v->last_load_ms = mono_ms();
@@ -547,7 +557,7 @@ static bool maybe_refetch(tb_jwt_verifier *v)
     pthread_mutex_unlock(&v->lock);
     if (due) {
         atomic_fetch_add(&v->n_fetch, 1);
-        (void)load_sources(v, NULL); /* on failure the current keys stay */
+        reread_sources(v);
     }
     pthread_mutex_unlock(&v->fetch_lock);
     return due;

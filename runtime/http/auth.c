@@ -570,8 +570,10 @@ int tb_http_authorize(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res,
         e.code = tb_jwt_err_name(best_code);
         snprintf(msg, sizeof msg, "%s", pr.why[0] ? pr.why : tb_jwt_strerror(best_code));
         if (best_code == TB_JWT_ENOKEY)
-            tb_log_error(ctx, "a secured operation was called but no JWT keys are configured "
-                              "(TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS or TB_JWT_SECRET)");
+            tb_log_error(ctx, "a secured operation was called but no JWT keys are loaded: none "
+                              "is configured (TB_JWT_JWKS_URL, TB_JWT_JWKS_FILE, TB_JWT_JWKS or "
+                              "TB_JWT_SECRET), or the key set could not be read (see the "
+                              "warnings)");
     }
     /* no keys to verify with is the server's fault, not the token's: 503 (tb_jwt_http_status),
      * which clients retry and monitoring counts as an outage, not a client error */

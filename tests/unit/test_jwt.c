@@ -687,6 +687,28 @@ START_TEST(test_jwks_reread_every_max_age_and_a_slow_source_holds_no_request)
     for (int i = 0; i < 100 && (rc = verify_str(v, ta, NULL, NULL)) == 0; i++)
         usleep(50 * 1000);
     ck_assert_int_eq(rc, TB_JWT_EKID);
+    /* a set that cannot be read keeps the current keys, and a warning says why (it was
+     * silent): stderr to a file while the thread rereads it */
+    char logp[] = "/tmp/tb_jwks_log_XXXXXX";
+    int lfd = mkstemp(logp);
+    ck_assert_int_ge(lfd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(lfd, 2);
+    write_file(path, "{not json");
+    bool warned = false;
+    for (int i = 0; i < 100 && !warned; i++) {
+        usleep(50 * 1000);
+        char buf[4096] = {0};
+        ssize_t got = pread(lfd, buf, sizeof buf - 1, 0);
+        warned = got > 0 && strstr(buf, "JWT keys not reread (the current ones stay)");
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(lfd);
+    unlink(logp);
+    ck_assert_msg(warned, "no warning for an unreadable key set");
     tb_jwt_verifier_free(v);
     unlink(path);
 
