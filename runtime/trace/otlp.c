@@ -2052,7 +2052,8 @@ static void export_batch(exporter *x, enc_span **spans, size_t n)
         warn_limited(W_DOWN, "trace export: %s answered %ld after %d tries, %zu spans dropped",
                      cfg.url, status, tries, n);
     else
-        warn_limited(W_DOWN, "trace export: %s unreachable after %d tries (%s), %zu spans dropped",
+        warn_limited(W_DOWN, /* down, refusing, or too slow: the reason says which */
+                     "trace export: %s gave no answer in %d tries (%s), %zu spans dropped",
                      cfg.url, tries, x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc), n);
 }
 
