@@ -112,12 +112,9 @@ static bool listed(const char *prefix, const tb_security_scheme *s, const char *
     return ok;
 }
 
-/* The credentials after "<scheme> " in Authorization (the scheme without regard to case, then
- * spaces or tabs), "" when there are none; NULL when the header names another scheme or is
- * absent. */
-static const char *auth_credentials(const tb_http_req *req, const char *scheme)
+const char *tb_http_auth_credentials(const tb_http_req *req, const char *scheme)
 {
-    const char *h = tb_http_req_header(req, "Authorization");
+    const char *h = req ? tb_http_req_header(req, "Authorization") : NULL;
     size_t sl = scheme ? strlen(scheme) : 0;
     if (!h || !sl || strncasecmp(h, scheme, sl) != 0 || (h[sl] != ' ' && h[sl] != '\t'))
         return NULL;
@@ -125,6 +122,37 @@ static const char *auth_credentials(const tb_http_req *req, const char *scheme)
     while (*h == ' ' || *h == '\t')
         h++;
     return h;
+}
+
+const char *tb_ctx_header(const tb_ctx *ctx, const char *name)
+{
+    return ctx && ctx->http ? tb_http_req_header(ctx->http, name) : NULL;
+}
+
+bool tb_http_basic_decode(const char *b64, char *user, size_t ucap, char *pass, size_t pcap)
+{
+    size_t bl = b64 ? strlen(b64) : 0;
+    if (bl == 0 || bl > 1024 || bl % 4 || !ucap || !pcap)
+        return false;
+    unsigned char dec[800];
+    int dl = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)bl);
+    if (dl < 0)
+        return false;
+    while (bl && b64[bl - 1] == '=') { /* EVP_DecodeBlock counts the padding as zero bytes */
+        bl--;
+        dl--;
+    }
+    const unsigned char *colon = memchr(dec, ':', (size_t)dl);
+    size_t ul = colon ? (size_t)(colon - dec) : 0, pl = colon ? (size_t)dl - ul - 1 : 0;
+    bool ok = colon && !memchr(dec, '\0', (size_t)dl) && ul < ucap && pl < pcap;
+    if (ok) {
+        memcpy(user, dec, ul);
+        user[ul] = '\0';
+        memcpy(pass, colon + 1, pl);
+        pass[pl] = '\0';
+    }
+    OPENSSL_cleanse(dec, sizeof dec);
+    return ok;
 }
 
 static void hex_of(const unsigned char *d, size_t n, char *out)
@@ -139,27 +167,17 @@ static void hex_of(const unsigned char *d, size_t n, char *out)
 static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presented *pr,
                      bool *given)
 {
-    const char *b64 = auth_credentials(req, "Basic");
+    const char *b64 = tb_http_auth_credentials(req, "Basic");
     *given = b64 != NULL;
     if (!*given)
         return false;
-    size_t bl = strlen(b64);
-    if (bl == 0 || bl > 1024 || bl % 4)
+    char user[sizeof pr->basic_user], pass[800]; /* a user name too long is none of ours */
+    if (!tb_http_basic_decode(b64, user, sizeof user, pass, sizeof pass) || !user[0])
         return false;
-    unsigned char dec[800];
-    int dl = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)bl);
-    if (dl < 0)
-        return false;
-    while (bl && b64[bl - 1] == '=') { /* EVP_DecodeBlock counts the padding as zero bytes */
-        bl--;
-        dl--;
-    }
-    const unsigned char *colon = memchr(dec, ':', (size_t)dl);
-    if (!colon || colon == dec || memchr(dec, '\0', (size_t)dl))
-        return false;
-    size_t ul = (size_t)(colon - dec);
+    size_t ul = strlen(user);
     unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(colon + 1, (size_t)dl - ul - 1, digest);
+    SHA256((const unsigned char *)pass, strlen(pass), digest);
+    OPENSSL_cleanse(pass, sizeof pass);
     char hex[2 * SHA256_DIGEST_LENGTH + 1];
     hex_of(digest, SHA256_DIGEST_LENGTH, hex);
     char var[160];
@@ -169,20 +187,15 @@ static bool basic_ok(const tb_http_req *req, const tb_security_scheme *s, presen
     for (const char *p = users ? users : ""; *p;) {
         size_t l = strcspn(p, ",");
         const char *c = memchr(p, ':', l);
-        if (c && (size_t)(c - p) == ul && memcmp(p, dec, ul) == 0 &&
+        if (c && (size_t)(c - p) == ul && memcmp(p, user, ul) == 0 &&
             l - ul - 1 == 2 * SHA256_DIGEST_LENGTH)
             ok |= CRYPTO_memcmp(c + 1, hex, 2 * SHA256_DIGEST_LENGTH) == 0;
         p += l;
         if (*p == ',')
             p++;
     }
-    if (ok && ul < sizeof pr->basic_user) {
-        memcpy(pr->basic_user, dec, ul);
-        pr->basic_user[ul] = '\0';
-    } else {
-        ok = false; /* a user name too long to be one of ours */
-    }
-    OPENSSL_cleanse(dec, sizeof dec);
+    if (ok)
+        memcpy(pr->basic_user, user, ul + 1);
     return ok;
 }
 
@@ -304,7 +317,7 @@ static void sha256_hex(const char *s, size_t n, char out[2 * SHA256_DIGEST_LENGT
 static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const char *realm,
                       presented *pr, bool *given)
 {
-    const char *h = auth_credentials(req, "Digest");
+    const char *h = tb_http_auth_credentials(req, "Digest");
     *given = h != NULL;
     if (!*given)
         return false;
@@ -365,7 +378,7 @@ static bool digest_ok(const tb_http_req *req, const tb_security_scheme *s, const
 static bool other_ok(tb_ctx *ctx, const tb_http_req *req, const tb_security_scheme *s,
                      bool *given)
 {
-    const char *cred = auth_credentials(req, s->param);
+    const char *cred = tb_http_auth_credentials(req, s->param);
     *given = cred != NULL;
     if (!cred || !*cred)
         return false;

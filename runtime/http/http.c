@@ -270,6 +270,28 @@ static void write_shaped(tb_buf *b, const tb_err_shape *sh, int status, const tb
     char sep = '{';
     const char *code = e && e->code ? e->code : "error";
     const char *message = e && e->message ? e->message : tb_http_reason(status);
+    bool oauth = sh->style == TB_ERR_OAUTH;
+    char said[1024];
+    if (oauth || (!sh->details && e && e->n_details > 0 && e->details)) {
+        /* no member for the violations (or OAuth's code in the code member): the message
+         * says them, and tablium's code, so that the field and the rule are not lost */
+        int n = snprintf(said, sizeof said, "%s%s%s", oauth ? code : "", oauth ? ": " : "",
+                         message);
+        for (size_t i = 0; e && e->details && i < e->n_details && i < 3 && n > 0 &&
+                           (size_t)n < sizeof said;
+             i++) {
+            const tb_error_detail *d = &e->details[i];
+            n += snprintf(said + n, sizeof said - (size_t)n, "%s%s: %s (%s)", i ? "; " : ": ",
+                          d->path ? d->path : "", d->message ? d->message : "",
+                          d->rule ? d->rule : "");
+        }
+        if (e && e->n_details > 3 && n > 0 && (size_t)n < sizeof said)
+            snprintf(said + n, sizeof said - (size_t)n, "; and %zu more", e->n_details - 3);
+        message = said;
+    }
+    if (oauth)
+        code = status == 401 ? "invalid_client" : status == 503 ? "temporarily_unavailable"
+               : status >= 500 ? "server_error" : "invalid_request";
     if (sh->wrap) {
         tb_buf_putc(b, '{');
         put_string(b, sh->wrap);

@@ -1690,6 +1690,7 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     start_server_span(c, mc, &ctx, method);
     ctx.state = s->state;
     ctx.deps = s->deps;
+    ctx.http = &req;
     if (s->validate)
         ctx.flags |= TB_CTX_VALIDATE_RESPONSES;
 

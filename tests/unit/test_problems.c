@@ -92,6 +92,20 @@ int problems_cancel_order(tb_ctx *ctx, const problems_cancel_order_req *req,
     return 0;
 }
 
+int problems_issue_token(tb_ctx *ctx, const problems_issue_token_req *req,
+                         problems_issue_token_resp *resp)
+{
+    (void)ctx;
+    if (req->body.has_scope && strcmp(req->body.scope, "nope") == 0) {
+        resp->status = 401;
+        resp->s401.error = "invalid_client";
+        return 0;
+    }
+    resp->status = 200;
+    resp->s200.access_token = "t0k";
+    return 0;
+}
+
 int problems_create_item(tb_ctx *ctx, const problems_create_item_req *req,
                          problems_create_item_resp *resp)
 {
@@ -375,6 +389,36 @@ START_TEST(outside_any_operation_the_usual_shape)
 }
 END_TEST
 
+/* RFC 6749 5.2: the runtime's refusals put OAuth's code in `error` and its own code, message
+ * and violations in `error_description`; an OAuth client library reads them as it reads the
+ * handler's. */
+START_TEST(an_oauth_error_object)
+{
+    char out[4096], ct[128];
+    const char *form = "application/x-www-form-urlencoded";
+    long st = raw("POST", "/oauth/token", form, "scope=x", out, sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 400);
+    ck_assert_str_eq(out, "{\"error\":\"invalid_request\",\"error_description\":"
+                          "\"validation_failed: the request does not match its schema: "
+                          "/body/grant_type: is required (required)\"}");
+    st = raw("POST", "/oauth/token", form, "grant_type=password&scope=0123456789abcdefg", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 400);
+    ck_assert_msg(strstr(out, "/body/grant_type: ") && strstr(out, "(enum); /body/scope: ") &&
+                      strstr(out, "(maxLength)"),
+                  "%s", out);
+    st = raw("POST", "/oauth/token", "text/plain", "grant_type=client_credentials", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 415);
+    ck_assert_msg(strncmp(out, "{\"error\":\"invalid_request\",\"error_description\":"
+                               "\"unsupported_media_type: ", 72) == 0, "%s", out);
+    st = raw("POST", "/oauth/token", form, "grant_type=client_credentials&scope=nope", out,
+             sizeof out, ct, sizeof ct);
+    ck_assert_int_eq(st, 401);
+    ck_assert_str_eq(out, "{\"error\":\"invalid_client\"}");
+}
+END_TEST
+
 START_TEST(a_flat_code_message_object)
 {
     char out[4096], ct[128];
@@ -382,14 +426,17 @@ START_TEST(a_flat_code_message_object)
     ck_assert_int_eq(st, 400);
     ck_assert_str_eq(ct, "application/json");
     /* closed (additionalProperties: false): exactly its two members */
-    ck_assert_str_eq(out, "{\"code\":400,\"message\":\"the request does not match its schema\"}");
+    ck_assert_str_eq(out, "{\"code\":400,\"message\":\"the request does not match its schema: "
+                          "/body/name: must have at least 1 characters (minLength)\"}");
     problems_create_item_req req = {{""}};
     problems_create_item_resp r;
     tb_error err = TB_ERROR_INIT;
     ck_assert_msg(problems_create_item_call(cl, &ctx, &req, &r, &err) == 0, "%s", err.message);
     ck_assert_int_eq(r.status, 400);
     ck_assert_int_eq(r.s4xx.code, 400);
-    ck_assert_str_eq(r.s4xx.message, "the request does not match its schema");
+    /* no member for the violations: the message names them */
+    ck_assert_str_eq(r.s4xx.message, "the request does not match its schema: /body/name: must "
+                                     "have at least 1 characters (minLength)");
     tb_error_deinit(&err);
 }
 END_TEST
@@ -456,7 +503,8 @@ START_TEST(error_objects_that_are_not_the_envelope_keep_every_member)
     ck_assert_msg(problems_get_thing_call(cl, &ctx, &g, &gr, &err) == 0, "%s", err.message);
     ck_assert_int_eq(gr.status, 400);
     ck_assert_int_eq(gr.sdefault.error.code, 400);
-    ck_assert_str_eq(gr.sdefault.error.message, "the request does not match its schema");
+    ck_assert_str_eq(gr.sdefault.error.message,
+                     "the request does not match its schema: /path/id: must be >= 1 (minimum)");
     tb_error_deinit(&err);
 }
 END_TEST
@@ -498,6 +546,7 @@ int main(void)
     tcase_add_test(tc, an_unknown_discriminator_value_as_a_problem);
     tcase_add_test(tc, error_objects_that_are_not_the_envelope_keep_every_member);
     tcase_add_test(tc, a_concrete_path_without_the_method_gives_way);
+    tcase_add_test(tc, an_oauth_error_object);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

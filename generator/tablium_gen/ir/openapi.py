@@ -1406,6 +1406,12 @@ class ServiceBuilder:
                     setattr(sh, slot, name)
             sh.code = pick(["code"], ("string",))
             sh.details = pick(["errors", "invalid_params", "invalidParams"], ("array",))
+        elif "error_description" in props and pick(["error"], ("string",)) and \
+                pick(["error_description"], ("string",)):
+            # RFC 6749 section 5.2 ({"error": "invalid_request", "error_description"}): the
+            # runtime writes OAuth's code for the status and puts its own in the description
+            sh.style = "TB_ERR_OAUTH"
+            sh.code, sh.message = "error", "error_description"
         else:
             code = pick(["code", "errorCode", "error_code"], ("string",))
             if code is None:

@@ -47,6 +47,9 @@ typedef struct tb_ctx {
      *  an event; NULL outside them. Spans started with tb_span_start(ctx, ...) and outgoing
      *  calls and events are its children. Borrowed. */
     struct tb_span *span;
+    /** The HTTP request being served (tablium/http.h: tb_ctx_header reads its headers), NULL
+     *  outside a request. Borrowed. */
+    const struct tb_http_req *http;
 } tb_ctx;
 
 /** Generated code validates each response against its spec before sending it. */

@@ -95,6 +95,20 @@ typedef struct tb_http_req {
 
 /** First value of a request header (case-insensitive name), or NULL. */
 const char *tb_http_req_header(const tb_http_req *r, const char *name);
+/** First value of a header of the request ctx serves (case-insensitive name), or NULL (no such
+ *  header, or ctx serves no HTTP request): for a handler that reads a header its spec cannot
+ *  declare (Authorization, which OpenAPI ignores as a parameter). Borrowed: valid during the
+ *  request. */
+const char *tb_ctx_header(const tb_ctx *ctx, const char *name);
+/** Decodes the credentials of "Authorization: Basic <b64>" (RFC 7617; pass what follows the
+ *  scheme) into user[ucap] and pass[pcap], NUL-terminated, split at the first ':'. false when
+ *  b64 is not base64, has no ':', holds a NUL byte or does not fit. Neither part is
+ *  percent-decoded (RFC 6749 2.3.1 clients encode theirs: the caller decodes). */
+bool tb_http_basic_decode(const char *b64, char *user, size_t ucap, char *pass, size_t pcap);
+/** The credentials after "<scheme> " in the request's Authorization (the scheme without regard
+ *  to case, then spaces or tabs), "" when there are none; NULL when the header names another
+ *  scheme or is absent. */
+const char *tb_http_auth_credentials(const tb_http_req *req, const char *scheme);
 /** First value of a query parameter (percent-decoded), or NULL. `*present` (may be NULL) tells
  *  a parameter given without value ("?flag") from an absent one. */
 const char *tb_http_req_query(const tb_http_req *r, const char *name, bool *present);
@@ -130,6 +144,10 @@ char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad);
 #define TB_ERR_ENVELOPE 0 /* tablium's {"error": {...}} (a row that overrides a class/default) */
 #define TB_ERR_PROBLEM 1 /* RFC 9457: details as {"pointer": "#/body/x", "detail", "rule"} */
 #define TB_ERR_FLAT 2    /* details as {"path", "rule", "message"} */
+/* RFC 6749 5.2 ({"error", "error_description"}): the code member holds OAuth's code for the
+ * status (invalid_client for 401, server_error for 5xx, temporarily_unavailable for 503,
+ * invalid_request otherwise), the message member tablium's code, its message and violations */
+#define TB_ERR_OAUTH 3
 
 typedef struct tb_err_shape {
     int16_t status;           /* an exact status; 1..5 a class (4XX); 0 the spec's default */
