@@ -76,8 +76,7 @@ TB_JWT_JWKS_URL=$AUTH_SERVICE_URL/.well-known/jwks.json TB_JWT_ISSUER=tablium-au
   2>"$DATA/user.log" & PIDS+=($!)
 wait_health "$WALLET_SERVICE_URL"
 wait_health "$USER_SERVICE_URL"
-GW_TOKEN=$(curl -sS -H 'Content-Type: application/json' \
-  -d '{"grant_type":"client_credentials","client_id":"gateway","client_secret":"gateway-secret"}' \
+GW_TOKEN=$(curl -sS -u gateway:gateway-secret -d grant_type=client_credentials \
   "$AUTH_SERVICE_URL/oauth/token" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 # ---- events: Auth -> user.registered (outbox, RabbitMQ) -> User creates the profile ----
@@ -131,10 +130,8 @@ echo "== what the wallet service logged for request demo-0001 (it came through t
 grep '"requestId":"demo-0001"' "$DATA/wallet.log" | head -4 | sed 's/^/   /'
 # ---- auth: a token issued and used, a 401, a 403, a 429 ----
 echo
-echo "== POST $AUTH_SERVICE_URL/oauth/token  (client credentials: client demo, scope wallet.read)"
-TOK=$(curl -sS -H 'Content-Type: application/json' \
-  -d '{"grant_type":"client_credentials","client_id":"demo","client_secret":"demo-secret"}' \
-  "$AUTH_SERVICE_URL/oauth/token")
+echo "== POST $AUTH_SERVICE_URL/oauth/token  (RFC 6749 client credentials: curl -u demo:... -d grant_type=client_credentials)"
+TOK=$(curl -sS -u demo:demo-secret -d grant_type=client_credentials "$AUTH_SERVICE_URL/oauth/token")
 echo "   $(printf '%s' "$TOK" | cut -c1-60)..."
 TOKEN=$(printf '%s' "$TOK" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 WID=$(grep -o '"path":"/wallets/[0-9a-f-]*/transactions"' "$DATA/wallet.log" | head -1 | cut -d/ -f3)

@@ -9,7 +9,8 @@ PKGS=(
   build-essential pkg-config cmake
   libjansson-dev libgnutls28-dev libwebsockets-dev libhiredis-dev librabbitmq-dev libmsgpack-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev libpcre2-dev libsqlite3-dev check libsubunit-dev
-  python3 python3-jinja2 python3-yaml python3-aiohttp python3-jsonschema prometheus
+  python3 python3-jinja2 python3-yaml python3-aiohttp python3-jsonschema python3-requests-oauthlib
+  prometheus
   redis-server rabbitmq-server wrk nodejs curl openssl valgrind
   clang libclang-rt-14-dev
 )

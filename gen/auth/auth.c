@@ -101,6 +101,18 @@ static int auth__keys6(const char *k, size_t n)
 {
     switch (n) {
     case 5:
+        return memcmp(k, "error", 5) == 0 ? 0 : -1;
+    case 17:
+        return memcmp(k, "error_description", 17) == 0 ? 1 : -1;
+    default:
+        return -1;
+    }
+}
+
+static int auth__keys7(const char *k, size_t n)
+{
+    switch (n) {
+    case 5:
         return memcmp(k, "scope", 5) == 0 ? 3 : -1;
     case 10:
         if (memcmp(k, "token_type", 10) == 0)
@@ -115,7 +127,7 @@ static int auth__keys6(const char *k, size_t n)
     }
 }
 
-static int auth__keys7(const char *k, size_t n)
+static int auth__keys8(const char *k, size_t n)
 {
     switch (n) {
     case 1:
@@ -145,7 +157,7 @@ static int auth__keys7(const char *k, size_t n)
     }
 }
 
-static int auth__keys8(const char *k, size_t n)
+static int auth__keys9(const char *k, size_t n)
 {
     switch (n) {
     case 4:
@@ -155,7 +167,7 @@ static int auth__keys8(const char *k, size_t n)
     }
 }
 
-static int auth__keys9(const char *k, size_t n)
+static int auth__keys10(const char *k, size_t n)
 {
     switch (n) {
     case 3:
@@ -551,7 +563,7 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenRequest */
+/* openapi/auth.yaml#/components/schemas/TokenRequest: RFC 6749 4.4.2. client_id and client_secret go here (client_secret_post) or in an Authorization: Basic header (client_secret_basic). Members this server does not know are ignored (RFC 6749 3.2). */
 static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
     bool ok = true;
@@ -568,17 +580,16 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev 
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             int m = auth__keys5(k, kl);
             bool matched = m >= 0;
+            (void)matched;
             switch (m) {
             case 0: /* grant_type */
                 seen |= UINT64_C(1) << 0;
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_register_request_properties_display_name, v);
                 break;
             case 1: /* client_id */
-                seen |= UINT64_C(1) << 1;
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_client_id, v);
                 break;
             case 2: /* client_secret */
-                seen |= UINT64_C(1) << 2;
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_request_properties_client_secret, v);
                 break;
             case 3: /* scope */
@@ -587,16 +598,60 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev 
             default:
                 break;
             }
-            if (!matched) {
-                TB_V_CHILD_REFUSED(tb_v_push_key(c, k, kl), "additionalProperties");
-            }
         }
         if (!(seen & (UINT64_C(1) << 0)))
             TB_V_FAIL_MEMBER("grant_type", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 1)))
-            TB_V_FAIL_MEMBER("client_id", "required", "is required");
-        if (!(seen & (UINT64_C(1) << 2)))
-            TB_V_FAIL_MEMBER("client_secret", "required", "is required");
+    }
+out:
+    c->npath = np;
+    tb_v_leave(c);
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenError/properties/error, openapi/auth.yaml#/components/schemas/TokenError/properties/error_description, openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope, openapi/auth.yaml#/components/schemas/Jwk/properties/x and 4 more: invalid_request, invalid_client, unsupported_grant_type, invalid_scope; the runtime's own code (validation_failed, payload_too_large...) for what it refuses before the handler. */
+static bool auth__schema_token_error_properties_error(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!(json_is_string(j)))
+        TB_V_FAIL("type", "must be string");
+    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
+        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
+out:
+    return ok;
+}
+
+/* openapi/auth.yaml#/components/schemas/TokenError: An RFC 6749 section 5.2 error. */
+static bool auth__schema_token_error(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
+{
+    bool ok = true;
+    if (!tb_v_enter(c))
+        return false;
+    int np = c->npath;
+    if (!(json_is_object(j)))
+        TB_V_FAIL("type", "must be object");
+    if (json_is_object(j)) {
+        uint64_t seen = 0;
+        const char *k;
+        size_t kl;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, k, kl, v) {
+            int m = auth__keys6(k, kl);
+            bool matched = m >= 0;
+            (void)matched;
+            switch (m) {
+            case 0: /* error */
+                seen |= UINT64_C(1) << 0;
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
+                break;
+            case 1: /* error_description */
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
+                break;
+            default:
+                break;
+            }
+        }
+        if (!(seen & (UINT64_C(1) << 0)))
+            TB_V_FAIL_MEMBER("error", "required", "is required");
     }
 out:
     c->npath = np;
@@ -650,18 +705,6 @@ out:
     return ok;
 }
 
-/* openapi/auth.yaml#/components/schemas/TokenResponse/properties/scope, openapi/auth.yaml#/components/schemas/Jwk/properties/x, openapi/auth.yaml#/components/schemas/Jwk/properties/y, openapi/auth.yaml#/components/schemas/Jwk/properties/n and 2 more: The granted scopes, space-separated. */
-static bool auth__schema_token_response_properties_scope(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
-{
-    bool ok = true;
-    if (!(json_is_string(j)))
-        TB_V_FAIL("type", "must be string");
-    if (json_is_string(j) && memchr(json_string_value(j), '\0', json_string_length(j)))
-        TB_V_FAIL("nul", "must not contain NUL characters (U+0000)");
-out:
-    return ok;
-}
-
 /* openapi/auth.yaml#/components/schemas/TokenResponse */
 static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
 {
@@ -677,7 +720,7 @@ static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys6(k, kl);
+            int m = auth__keys7(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* access_token */
@@ -693,7 +736,7 @@ static bool auth__schema_token_response(const json_t *j, tb_vctx *c, tb_eval *ev
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_expires_in, v);
                 break;
             case 3: /* scope */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
                 break;
             default:
                 break;
@@ -778,7 +821,7 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys7(k, kl);
+            int m = auth__keys8(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* kty */
@@ -801,16 +844,16 @@ static bool auth__schema_jwk(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNUSED)
                 TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_jwk_properties_crv, v);
                 break;
             case 5: /* x */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
                 break;
             case 6: /* y */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
                 break;
             case 7: /* n */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
                 break;
             case 8: /* e */
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
                 break;
             default:
                 break;
@@ -870,7 +913,7 @@ static bool auth__schema_jwk_set(const json_t *j, tb_vctx *c, tb_eval *ev TB_UNU
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys8(k, kl);
+            int m = auth__keys9(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* keys */
@@ -908,12 +951,12 @@ static bool auth__schema_rotation(const json_t *j, tb_vctx *c, tb_eval *ev TB_UN
         size_t kl;
         json_t *v;
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
-            int m = auth__keys9(k, kl);
+            int m = auth__keys10(k, kl);
             bool matched = m >= 0;
             switch (m) {
             case 0: /* kid */
                 seen |= UINT64_C(1) << 0;
-                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_response_properties_scope, v);
+                TB_V_CHILD(tb_v_push_key(c, k, kl), auth__schema_token_error_properties_error, v);
                 break;
             case 1: /* alg */
                 seen |= UINT64_C(1) << 1;
@@ -1037,15 +1080,24 @@ TB_CODEC_DEFINE(auth_login_request)
 static const tb_codec_field auth_token_request__fields[] = {
     {"grant_type", "\"grant_type\":", 10, 13, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(auth_token_request, grant_type), 0, 0, 0, NULL, NULL},
-    {"client_id", "\"client_id\":", 9, 12, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_token_request, client_id), 0, 0, 0, NULL, NULL},
-    {"client_secret", "\"client_secret\":", 13, 16, TB_CK_STRING, TB_CF_REQUIRED,
-     offsetof(auth_token_request, client_secret), 0, 0, 0, NULL, NULL},
+    {"client_id", "\"client_id\":", 9, 12, TB_CK_STRING, 0,
+     offsetof(auth_token_request, client_id), offsetof(auth_token_request, has_client_id), 0, 0, NULL, NULL},
+    {"client_secret", "\"client_secret\":", 13, 16, TB_CK_STRING, 0,
+     offsetof(auth_token_request, client_secret), offsetof(auth_token_request, has_client_secret), 0, 0, NULL, NULL},
     {"scope", "\"scope\":", 5, 8, TB_CK_STRING, 0,
      offsetof(auth_token_request, scope), offsetof(auth_token_request, has_scope), 0, 0, NULL, NULL},
 };
 static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request, NULL, 0};
 TB_CODEC_DEFINE(auth_token_request)
+
+static const tb_codec_field auth_token_error__fields[] = {
+    {"error", "\"error\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
+     offsetof(auth_token_error, error), 0, 0, 0, NULL, NULL},
+    {"error_description", "\"error_description\":", 17, 20, TB_CK_STRING, 0,
+     offsetof(auth_token_error, error_description), offsetof(auth_token_error, has_error_description), 0, 0, NULL, NULL},
+};
+static const tb_codec_type auth_token_error__desc = {"auth_token_error", sizeof(auth_token_error), 2, auth_token_error__fields, auth__schema_token_error, NULL, 0};
+TB_CODEC_DEFINE(auth_token_error)
 
 static const tb_codec_str auth_token_response_token_type__values[] = {
     {"Bearer", 6},
@@ -1279,21 +1331,32 @@ int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, aut
 }
 
 /* ======== POST /oauth/token ======== */
+/* other media types of the body, read by their Content-Type */
+static const tb_op_media auth_issue_token__media[] = {{TB_MEDIA_FORM, "application/x-www-form-urlencoded"}};
 static const tb_op_body auth_issue_token__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_issue_token_req, body), 0, 0, &auth_token_request__desc, auth__schema_token_request,
     TB_MEDIA_JSON, "application/json", NULL,
-    NULL, 0, NULL,
+    auth_issue_token__media, 1, NULL,
 };
 static const tb_op_status auth_issue_token__statuses[] = {
     {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s200), 0, &auth_token_response__desc, auth__schema_token_response, NULL, NULL, 0},
-    {400, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s400), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
-    {401, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s401), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
-    {413, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
-    {415, TB_RS_ERROR, 0, 0, offsetof(auth_issue_token_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {400, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s400), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
+    {401, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s401), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
+    {413, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s413), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
+    {415, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s415), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
 };
 static const tb_op_header auth_issue_token__headers[] = {
     {"Cache-Control", offsetof(auth_issue_token_resp, headers.cache_control)},
     {"Pragma", offsetof(auth_issue_token_resp, headers.pragma)},
+    {"WWW-Authenticate", offsetof(auth_issue_token_resp, headers.www_authenticate)},
+};
+/* the runtime's own errors (400, 401, 415, 500...) in the shapes the spec declares */
+static const tb_err_shape auth_issue_token__errs[] = {
+    {415, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
+    {413, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
+    {401, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
+    {400, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
+    {0, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
 };
 /* the operation table; auth_server.c serves it, auth_issue_token_call calls it */
 const tb_op auth_issue_token__op = {
@@ -1302,9 +1365,9 @@ const tb_op auth_issue_token__op = {
     NULL, 0,
     &auth_issue_token__body,
     auth_issue_token__statuses, 5,
-    auth_issue_token__headers, 2,
+    auth_issue_token__headers, 3,
     NULL, 0, 0,
-    NULL, 0,
+    auth_issue_token__errs, 5,
 };
 
 int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err)

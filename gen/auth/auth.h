@@ -88,16 +88,29 @@ typedef struct auth_login_request {
 TB_CODEC_DECLARE(auth_login_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_token_request: openapi/auth.yaml#/components/schemas/TokenRequest ---- */
+/** RFC 6749 4.4.2. client_id and client_secret go here (client_secret_post) or in an Authorization: Basic header (client_secret_basic). Members this server does not know are ignored (RFC 6749 3.2). */
 typedef struct auth_token_request {
     /** client_credentials (anything else is unsupported_grant_type). */
     char *grant_type; /* "grant_type", required */
-    char *client_id; /* "client_id", required */
-    char *client_secret; /* "client_secret", required */
+    bool has_client_id;
+    char *client_id; /* "client_id" */
+    bool has_client_secret;
+    char *client_secret; /* "client_secret" */
     /** Space-separated scopes requested (RFC 6749 section 3.3). */
     bool has_scope;
     char *scope; /* "scope" */
 } auth_token_request;
 TB_CODEC_DECLARE(auth_token_request); /* _validate, _parse, _from_json, _serialize, _to_json */
+
+/* ---- auth_token_error: openapi/auth.yaml#/components/schemas/TokenError ---- */
+/** An RFC 6749 section 5.2 error. */
+typedef struct auth_token_error {
+    /** invalid_request, invalid_client, unsupported_grant_type, invalid_scope; the runtime's own code (validation_failed, payload_too_large...) for what it refuses before the handler. */
+    char *error; /* "error", required */
+    bool has_error_description;
+    char *error_description; /* "error_description" */
+} auth_token_error;
+TB_CODEC_DECLARE(auth_token_error); /* _validate, _parse, _from_json, _serialize, _to_json */
 
 /* ---- auth_token_response_token_type: openapi/auth.yaml#/components/schemas/TokenResponse/properties/token_type ---- */
 typedef enum auth_token_response_token_type {
@@ -369,18 +382,19 @@ typedef struct auth_issue_token_resp {
     int status;
     /* 200: The access token (RFC 6749 section 5.1; a bare object, not the data envelope). Never cached. */
     auth_token_response s200;
-    /* 400: A body that fails its schema (validation_failed), a grant type other than client_credentials (unsupported_grant_type) or a scope the client may not have (invalid_scope). */
-    tb_api_error s400;
-    /* 401: Unknown client or wrong secret (invalid_client). */
-    tb_api_error s401;
+    /* 400: invalid_request (a body that fails its schema: validation_failed; credentials both in Basic and in the body, or in neither), unsupported_grant_type (a grant type other than client_credentials) or invalid_scope (a scope the client may not have). */
+    auth_token_error s400;
+    /* 401: invalid_client: an unknown client or a wrong secret. With Basic credentials, a `WWW-Authenticate: Basic` challenge (RFC 6749 section 5.2). */
+    auth_token_error s401;
     /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
-    tb_api_error s413;
-    /* 415: The body is not application/json. */
-    tb_api_error s415;
+    auth_token_error s413;
+    /* 415: The body is neither form-urlencoded nor JSON. */
+    auth_token_error s415;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
         const char *pragma; /* "Pragma": no-cache (RFC 6749 section 5.1). */
+        const char *www_authenticate; /* "WWW-Authenticate": Basic realm="tablium-auth", when the client sent Basic credentials. */
     } headers;
 } auth_issue_token_resp;
 

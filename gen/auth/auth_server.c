@@ -108,7 +108,7 @@ static const tb_http_op auth__ops[] = {
     {"registerAccount", TB_HTTP_POST, "/auth/register", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_register_account__invoke},
     {"getAccount", TB_HTTP_GET, "/auth/accounts/{userId}", 0, auth_get_account__invoke},
     {"login", TB_HTTP_POST, "/auth/login", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_login__invoke},
-    {"issueToken", TB_HTTP_POST, "/oauth/token", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_issue_token__invoke},
+    {"issueToken", TB_HTTP_POST, "/oauth/token", 0, auth_issue_token__invoke},
     {"getJwks", TB_HTTP_GET, "/.well-known/jwks.json", 0, auth_get_jwks__invoke},
     {"rotateSigningKey", TB_HTTP_POST, "/auth/keys/rotate", TB_OP_SECURED, auth_rotate_signing_key__invoke},
 };

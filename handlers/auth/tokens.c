@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,29 +335,99 @@ static char *grant(tb_ctx *ctx, const auth_client_conf *c, const char *requested
     return out;
 }
 
+/* An RFC 6749 5.2 error into e: the code and a description formatted in the arena. */
+static void oauth_error(tb_ctx *ctx, auth_token_error *e, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void oauth_error(tb_ctx *ctx, auth_token_error *e, const char *code, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    e->error = (char *)code;
+    e->error_description = tb_arena_strdup(ctx->arena, msg);
+    e->has_error_description = e->error_description != NULL;
+}
+
+/* One part of client_secret_basic's credentials, form-urlencoded before base64 (RFC 6749
+ * 2.3.1: '+' is a space), decoded into the arena; NULL when malformed. */
+static char *form_decoded(tb_ctx *ctx, const char *raw)
+{
+    char *t = tb_arena_strdup(ctx->arena, raw);
+    if (!t)
+        return NULL;
+    for (char *p = t; *p; p++)
+        if (*p == '+')
+            *p = ' ';
+    return tb_http_pct_decode(ctx->arena, t, strlen(t), NULL);
+}
+
 int auth_issue_token(tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *resp)
 {
     auth_state *s = ctx->state;
     const auth_token_request *b = &req->body;
+    resp->headers.cache_control = "no-store"; /* RFC 6749 5.1, errors included */
+    resp->headers.pragma = "no-cache";
+    /* the client's credentials: HTTP Basic (client_secret_basic) or the body
+     * (client_secret_post), never both (RFC 6749 2.3.1); a client_id beside Basic that names
+     * the same client is what some libraries send, and is taken */
+    const char *basic = tb_http_auth_credentials(ctx->http, "Basic");
+    const char *id = b->has_client_id ? b->client_id : NULL;
+    const char *secret = b->has_client_secret ? b->client_secret : NULL;
+    if (basic) {
+        char u[400], pw[600];
+        char *du = NULL, *dp = NULL;
+        if (tb_http_basic_decode(basic, u, sizeof u, pw, sizeof pw)) {
+            du = form_decoded(ctx, u);
+            dp = form_decoded(ctx, pw);
+        }
+        OPENSSL_cleanse(pw, sizeof pw);
+        if (!du || !dp || !*du) {
+            resp->status = AUTH_ISSUE_TOKEN_401;
+            resp->headers.www_authenticate = "Basic realm=\"tablium-auth\"";
+            oauth_error(ctx, &resp->s401, "invalid_client",
+                        "the Basic credentials are not base64 of a form-encoded id:secret");
+            return 0;
+        }
+        if (secret || (id && strcmp(id, du) != 0)) {
+            resp->status = AUTH_ISSUE_TOKEN_400;
+            oauth_error(ctx, &resp->s400, "invalid_request",
+                        "the client authenticates once: Basic credentials or client_id and "
+                        "client_secret in the body, not both");
+            return 0;
+        }
+        id = du;
+        secret = dp;
+    } else if (!id || !secret) {
+        resp->status = AUTH_ISSUE_TOKEN_401; /* RFC 6749 5.2: no client authentication */
+        resp->headers.www_authenticate = "Basic realm=\"tablium-auth\"";
+        oauth_error(ctx, &resp->s401, "invalid_client",
+                    "no client credentials: send Authorization: Basic, or client_id and "
+                    "client_secret in the body");
+        return 0;
+    }
     if (strcmp(b->grant_type, "client_credentials") != 0) {
         resp->status = AUTH_ISSUE_TOKEN_400;
-        tb_api_error_set(&resp->s400, ctx, "unsupported_grant_type",
-                         "grant_type must be client_credentials");
+        oauth_error(ctx, &resp->s400, "unsupported_grant_type",
+                    "grant_type must be client_credentials");
         return 0;
     }
     const auth_client_conf *c = NULL;
     for (size_t i = 0; i < s->n_clients && !c; i++)
-        if (strcmp(s->clients[i].id, b->client_id) == 0)
+        if (strcmp(s->clients[i].id, id) == 0)
             c = &s->clients[i];
     unsigned char got[32];
     static const unsigned char none[32];
-    SHA256((const unsigned char *)b->client_secret, strlen(b->client_secret), got);
+    SHA256((const unsigned char *)secret, strlen(secret), got);
     bool ok = CRYPTO_memcmp(got, c ? c->secret_sha256 : none, sizeof got) == 0 && c;
     if (!ok) {
         tb_log_warn(ctx, "auth: token refused to client %.64s: unknown client or wrong secret",
-                    b->client_id);
+                    id);
         resp->status = AUTH_ISSUE_TOKEN_401;
-        tb_api_error_set(&resp->s401, ctx, "invalid_client", "unknown client or wrong secret");
+        if (basic)
+            resp->headers.www_authenticate = "Basic realm=\"tablium-auth\"";
+        oauth_error(ctx, &resp->s401, "invalid_client", "unknown client or wrong secret");
         return 0;
     }
     const char *bad = NULL;
@@ -366,8 +437,8 @@ int auth_issue_token(tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_to
         return TB_ENOMEM;
     if (!scope) {
         resp->status = AUTH_ISSUE_TOKEN_400;
-        tb_api_error_set(&resp->s400, ctx, "invalid_scope", "client %s may not have scope %.*s",
-                         c->id, (int)(bad_len > 100 ? 100 : bad_len), bad);
+        oauth_error(ctx, &resp->s400, "invalid_scope", "client %s may not have scope %.*s",
+                    c->id, (int)(bad_len > 100 ? 100 : bad_len), bad);
         return 0;
     }
     int rc = token_answer(ctx, s, c->id, scope, &resp->s200);
@@ -375,8 +446,6 @@ int auth_issue_token(tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_to
         return rc;
     tb_log_info(ctx, "auth: service token for %s (scope '%s')", c->id, scope);
     resp->status = AUTH_ISSUE_TOKEN_200;
-    resp->headers.cache_control = "no-store";
-    resp->headers.pragma = "no-cache";
     return 0;
 }
 

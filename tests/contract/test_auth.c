@@ -497,6 +497,24 @@ START_TEST(client_credentials_give_a_service_token_with_the_granted_scopes)
 }
 END_TEST
 
+/* r is an RFC 6749 5.2 error: status, {"error": code, "error_description": ... containing
+ * `says` (may be NULL)}, Cache-Control: no-store when the handler answered (not the runtime). */
+static void assert_oauth_error(const th_resp *r, long status, const char *code, const char *says)
+{
+    ck_assert_msg(r->status == status, "status %ld, want %ld: %s", r->status, status, r->body);
+    const char *e = json_string_value(json_object_get(r->json, "error"));
+    const char *d = json_string_value(json_object_get(r->json, "error_description"));
+    ck_assert_msg(e && strcmp(e, code) == 0, "want error %s: %s", code, r->body);
+    ck_assert_msg(d && (!says || strstr(d, says)), "want a description with '%s': %s",
+                  says ? says : "", r->body);
+    char cc[64];
+    if (strcmp(code, "invalid_request") != 0 || !says || !strstr(says, "validation_failed")) {
+        ck_assert_msg(th_header(r, "Cache-Control", cc, sizeof cc), "no Cache-Control: %s",
+                      r->headers);
+        ck_assert_str_eq(cc, "no-store");
+    }
+}
+
 START_TEST(bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope)
 {
     char u[256];
@@ -516,18 +534,108 @@ START_TEST(bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope)
          "invalid_client", 401},
         {"{\"grant_type\":\"password\",\"client_id\":\"user\",\"client_secret\":\"s3cret-user\"}",
          "unsupported_grant_type", 400},
+        {"{\"grant_type\":\"client_credentials\",\"client_id\":\"user\"}", "invalid_client", 401},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         th_resp r;
         th_http(&r, "POST", u, cases[i].body, NULL, NULL);
-        th_assert_error(&r, cases[i].status, cases[i].code, NULL, NULL);
+        assert_oauth_error(&r, cases[i].status, cases[i].code, NULL);
         th_resp_free(&r);
     }
+    /* the runtime's own refusals take the same shape, and still name the field and the rule */
     th_resp r;
-    th_http(&r, "POST", u, "{\"grant_type\":\"client_credentials\",\"client_id\":\"user\"}", NULL,
+    th_http(&r, "POST", u, "{\"client_id\":\"user\",\"client_secret\":\"s3cret-user\"}", NULL,
             NULL);
-    th_assert_error(&r, 400, "validation_failed", "/body/client_secret", "required");
+    assert_oauth_error(&r, 400, "invalid_request",
+                       "validation_failed: the request does not match its schema: "
+                       "/body/grant_type: ");
+    ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(r.json, "error_description")),
+                                 "(required)"));
     th_resp_free(&r);
+    th_http(&r, "POST", u, "grant_type=client_credentials", "text/plain", NULL);
+    ck_assert_int_eq(r.status, 415);
+    ck_assert_str_eq(json_string_value(json_object_get(r.json, "error")), "invalid_request");
+    th_resp_free(&r);
+}
+END_TEST
+
+/* RFC 6749 4.4 as OAuth2 client libraries speak it: a form body, the client authenticated by
+ * HTTP Basic of its form-encoded id and secret (2.3.1) or in the body, not both; parameters the
+ * server does not know ignored (3.2); an independent client (requests-oauthlib) gets a token
+ * that verifies, and reads the errors. */
+START_TEST(the_token_endpoint_speaks_rfc_6749_to_an_independent_client)
+{
+    tb_jwt_verifier *v = verifier_of(&auth_svc, 10);
+    char u[256];
+    snprintf(u, sizeof u, "%s/oauth/token", auth_svc.url);
+    const char *basic[] = {"Authorization: Basic dXNlcjpzM2NyZXQtdXNlcg==", NULL}; /* user:s3cret-user */
+    th_resp r;
+    th_http(&r, "POST", u, "grant_type=client_credentials&scope=wallet.read&audience=x",
+            "application/x-www-form-urlencoded", basic);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    const char *tok = json_string_value(json_object_get(r.json, "access_token"));
+    ck_assert_ptr_nonnull(tok);
+    tb_jwt_claims *c = verify_ok(v, tok);
+    ck_assert_str_eq(tb_jwt_claims_sub(c), "user");
+    ck_assert_str_eq(tb_jwt_claims_string(c, "scope"), "wallet.read");
+    tb_jwt_claims_free(c);
+    th_resp_free(&r);
+    /* client_secret_post in a form */
+    th_http(&r, "POST", u,
+            "grant_type=client_credentials&client_id=user&client_secret=s3cret-user",
+            "application/x-www-form-urlencoded", NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    th_resp_free(&r);
+    /* both methods at once: invalid_request; a wrong Basic secret: 401 with a Basic challenge */
+    th_http(&r, "POST", u, "grant_type=client_credentials&client_secret=s3cret-user",
+            "application/x-www-form-urlencoded", basic);
+    assert_oauth_error(&r, 400, "invalid_request", "not both");
+    th_resp_free(&r);
+    const char *wrong[] = {"Authorization: Basic dXNlcjpub3BlCg==", NULL};
+    th_http(&r, "POST", u, "grant_type=client_credentials", "application/x-www-form-urlencoded",
+            wrong);
+    assert_oauth_error(&r, 401, "invalid_client", "wrong secret");
+    char chal[128];
+    ck_assert(th_header(&r, "WWW-Authenticate", chal, sizeof chal));
+    ck_assert_ptr_nonnull(strstr(chal, "Basic"));
+    th_resp_free(&r);
+
+    /* requests-oauthlib, Basic then post, then two errors */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tests/auth/oauth_client.py '%s' user s3cret-user wallet.read", u);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, p)) {
+        json_t *j = json_loads(line, 0, NULL);
+        ck_assert_msg(j != NULL, "oauth_client.py: %s", line);
+        const char *kase = json_string_value(json_object_get(j, "case"));
+        ck_assert_ptr_nonnull(kase);
+        if (strcmp(kase, "basic") == 0 || strcmp(kase, "post") == 0) {
+            ck_assert_str_eq(json_string_value(json_object_get(j, "token_type")), "Bearer");
+            tb_jwt_claims *cl =
+                verify_ok(v, json_string_value(json_object_get(j, "access_token")));
+            ck_assert_str_eq(tb_jwt_claims_sub(cl), "user");
+            ck_assert_str_eq(tb_jwt_claims_string(cl, "scope"),
+                             kase[0] == 'b' ? "wallet.read" : "wallet.read wallet.write");
+            tb_jwt_claims_free(cl);
+        } else {
+            const char *want = strcmp(kase, "wrong-secret") == 0 ? "invalid_client"
+                                                                  : "invalid_scope";
+            const char *got = json_string_value(json_object_get(j, "error"));
+            ck_assert_msg(got && strcmp(got, want) == 0, "%s: %s", kase, line);
+        }
+        n++;
+        json_decref(j);
+    }
+    int st = pclose(p);
+    ck_assert_msg(st == 0 && n == 4, "oauth_client.py: exit %d after %d cases", st, n);
+    printf("oauth2-interop: requests-oauthlib got and verified 2 tokens (client_secret_basic, "
+           "client_secret_post) and read 2 RFC 6749 errors\n");
+    fflush(stdout);
+    tb_jwt_verifier_free(v);
 }
 END_TEST
 
@@ -994,6 +1102,7 @@ int main(void)
     tcase_add_test(tc, login_attempts_are_rate_limited_as_the_spec_declares);
     tcase_add_test(tc, client_credentials_give_a_service_token_with_the_granted_scopes);
     tcase_add_test(tc, bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope);
+    tcase_add_test(tc, the_token_endpoint_speaks_rfc_6749_to_an_independent_client);
     tcase_add_test(tc, rotation_keeps_old_tokens_valid_and_verifiers_refetch_the_new_kid);
     tcase_add_test(tc, a_restarted_auth_keeps_its_keys);
     tcase_add_test(tc, periodic_rotation_and_retired_keys_leave_the_jwks);

@@ -35,6 +35,9 @@ static atomic_int srv_stopping;
 static atomic_int token_fail;     /* /oauth/token answers 503 while set */
 static atomic_int token_requests; /* /oauth/token answers tok-<n> */
 static char *big_body;
+/* the last token request the mock saw: {url, method, body, headers} */
+static pthread_mutex_t token_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *token_seen;
 
 typedef struct req_state {
     char *body;
@@ -135,7 +138,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         MHD_add_response_header(r, "X-Echo-Test", "yes");
         return reply(conn, MHD_HTTP_OK, r);
     }
-    if (strcmp(url, "/oauth/token") == 0) {
+    size_t ul = strlen(url);
+    if (ul >= 6 && strcmp(url + ul - 6, "/token") == 0) { /* /oauth/token, Keycloak's ... */
+        json_t *seen = json_pack("{s:s, s:s, s:s%}", "url", url, "method", method, "body",
+                                 st->body ? st->body : "", st->len);
+        json_t *headers = json_object();
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header, headers);
+        json_object_set_new(seen, "headers", headers);
+        pthread_mutex_lock(&token_seen_lock);
+        json_decref(token_seen);
+        token_seen = seen;
+        pthread_mutex_unlock(&token_seen_lock);
+        if (atomic_load(&token_fail))
+            return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         MHD_create_response_from_buffer(2, (void *)"{}",
+                                                         MHD_RESPMEM_PERSISTENT));
+        if (strstr(url, "/slow/"))
+            for (int i = 0; i < 40 && !atomic_load(&srv_stopping); i++)
+                nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        if (strstr(url, "/refuse/")) {
+            static const char e[] = "{\"error\":\"invalid_client\",\"error_description\":"
+                                    "\"unknown client\"}";
+            return reply(conn, MHD_HTTP_UNAUTHORIZED,
+                         MHD_create_response_from_buffer(sizeof e - 1, (void *)e,
+                                                         MHD_RESPMEM_PERSISTENT));
+        }
         if (atomic_load(&token_fail))
             return reply(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                          MHD_create_response_from_buffer(2, (void *)"{}",
@@ -773,6 +800,132 @@ START_TEST(the_service_token_fails_closed_and_a_401_fetches_another)
 }
 END_TEST
 
+/* The last token request's member `what` ("body", "url") or header, copied into the arena. */
+static const char *token_request(tb_arena *a, const char *what, const char *header)
+{
+    pthread_mutex_lock(&token_seen_lock);
+    const json_t *j = header ? json_object_get(json_object_get(token_seen, "headers"), header)
+                             : json_object_get(token_seen, what);
+    const char *v = json_string_value(j);
+    const char *out = v ? tb_arena_strdup(a, v) : NULL;
+    pthread_mutex_unlock(&token_seen_lock);
+    return out;
+}
+
+static void token_env_clear(void)
+{
+    tb_service_token_shutdown();
+    unsetenv("AUTH_SERVICE_URL");
+    unsetenv("TB_SERVICE_TOKEN_URL");
+    unsetenv("TB_SERVICE_TOKEN_AUTH");
+    unsetenv("TB_SERVICE_TOKEN_AUDIENCE");
+    unsetenv("TB_SERVICE_SCOPE");
+    unsetenv("TB_SERVICE_CLIENT_ID");
+    unsetenv("TB_SERVICE_CLIENT_SECRET");
+}
+
+/* The token request is RFC 6749's (4.4.2): a form-urlencoded POST to TB_SERVICE_TOKEN_URL (any
+ * path: Keycloak's, Okta's), the client authenticated by HTTP Basic of the form-encoded id and
+ * secret (2.3.1, which every server must take) or, with TB_SERVICE_TOKEN_AUTH=
+ * client_secret_post, in the body; scope and audience sent when set. */
+START_TEST(the_token_request_is_rfc_6749s_at_any_token_url)
+{
+    token_env_clear();
+    atomic_store(&token_fail, 0);
+    tb_arena *a = tb_arena_new(0);
+    char url[160];
+    snprintf(url, sizeof url, "%s/realms/shop/protocol/openid-connect/token", srv_url);
+    setenv("TB_SERVICE_TOKEN_URL", url, 1);
+    setenv("TB_SERVICE_CLIENT_ID", "game engine:1", 1);
+    setenv("TB_SERVICE_CLIENT_SECRET", "p@ss w+rd/=", 1);
+    setenv("TB_SERVICE_SCOPE", "wallet.read wallet.write", 1);
+    setenv("TB_SERVICE_TOKEN_AUDIENCE", "https://api.example/", 1);
+    ck_assert_int_eq(tb_service_token_init("game-engine", NULL), 0);
+    ck_assert_str_eq(token_request(a, "url", NULL), "/realms/shop/protocol/openid-connect/token");
+    ck_assert_str_eq(token_request(a, "method", NULL), "POST");
+    ck_assert_str_eq(token_request(a, NULL, "content-type"), "application/x-www-form-urlencoded");
+    ck_assert_str_eq(token_request(a, "body", NULL),
+                     "grant_type=client_credentials&scope=wallet.read%20wallet.write"
+                     "&audience=https%3A%2F%2Fapi.example%2F");
+    /* base64("game%20engine%3A1:p%40ss%20w%2Brd%2F%3D") */
+    ck_assert_str_eq(token_request(a, NULL, "authorization"),
+                     "Basic Z2FtZSUyMGVuZ2luZSUzQTE6cCU0MHNzJTIwdyUyQnJkJTJGJTNE");
+    tb_service_token_shutdown();
+
+    setenv("TB_SERVICE_TOKEN_AUTH", "client_secret_post", 1);
+    unsetenv("TB_SERVICE_SCOPE");
+    unsetenv("TB_SERVICE_TOKEN_AUDIENCE");
+    ck_assert_int_eq(tb_service_token_init("game-engine", NULL), 0);
+    ck_assert_ptr_null(token_request(a, NULL, "authorization"));
+    ck_assert_str_eq(token_request(a, "body", NULL),
+                     "grant_type=client_credentials&client_id=game%20engine%3A1"
+                     "&client_secret=p%40ss%20w%2Brd%2F%3D");
+    tb_service_token_shutdown();
+
+    /* a bad method name is refused at start, as the client knobs are */
+    setenv("TB_SERVICE_TOKEN_AUTH", "basic", 1);
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_int_eq(tb_service_token_init("game-engine", &err), TB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "TB_SERVICE_TOKEN_AUTH"));
+    tb_error_deinit(&err);
+    tb_arena_free(a);
+    token_env_clear();
+}
+END_TEST
+
+/* The fetch a call makes lasts no longer than the call's deadline (it took 5 s before), and an
+ * RFC 6749 error answer fails the call closed, sending nothing. */
+START_TEST(a_token_fetch_keeps_to_the_calls_deadline)
+{
+    token_env_clear();
+    atomic_store(&token_fail, 0);
+    char url[160];
+    snprintf(url, sizeof url, "%s/refuse/token", srv_url);
+    setenv("TB_SERVICE_TOKEN_URL", url, 1);
+    setenv("TB_SERVICE_CLIENT_ID", "svc", 1);
+    setenv("TB_SERVICE_CLIENT_SECRET", "s3cret", 1);
+    ck_assert_int_eq(tb_service_token_init("svc", NULL), 0); /* 401 invalid_client: no token */
+    tb_client_opts opts = TB_CLIENT_OPTS_INIT;
+    opts.hooks = tb_service_token_hook();
+    opts.n_hooks = 1;
+    tb_client *c = client_new(&opts);
+    tb_arena *a = tb_arena_new(0);
+    tb_ctx ctx;
+    tb_ctx_init(&ctx, a, NULL);
+    int rc, before = atomic_load(&srv_requests);
+    ck_assert_ptr_null(sent_authorization(c, &ctx, &rc));
+    ck_assert_int_eq(rc, TB_ESTATE);
+    ck_assert_int_eq(atomic_load(&srv_requests), before); /* nothing sent */
+    tb_client_free(c);
+    tb_service_token_shutdown();
+
+    /* no token yet (the start fetch got a 503); the endpoint now answers after 2 s, and a
+     * call with 300 ms left fails in about that time, nothing sent */
+    snprintf(url, sizeof url, "%s/slow/token", srv_url);
+    setenv("TB_SERVICE_TOKEN_URL", url, 1);
+    atomic_store(&token_fail, 1);
+    ck_assert_int_eq(tb_service_token_init("svc", NULL), 0);
+    atomic_store(&token_fail, 0);
+    opts.hooks = tb_service_token_hook();
+    c = client_new(&opts);
+    usleep(1100 * 1000); /* a failed fetch holds the next one back a second */
+    before = atomic_load(&srv_requests);
+    int tokens = atomic_load(&token_requests);
+    ctx.deadline_ms = tb_deadline_in(300);
+    int64_t t0 = tb_clock_ms();
+    ck_assert_ptr_null(sent_authorization(c, &ctx, &rc));
+    int64_t took = tb_clock_ms() - t0;
+    ck_assert_msg(rc == TB_ESTATE || rc == TB_ETIMEDOUT, "rc %d", rc);
+    ck_assert_msg(took < 1500, "the call took %lld ms: the fetch outlived its deadline",
+                  (long long)took);
+    ck_assert_int_eq(atomic_load(&srv_requests), before + 1); /* the token request only */
+    ck_assert_int_eq(atomic_load(&token_requests), tokens);
+    tb_client_free(c);
+    tb_arena_free(a);
+    token_env_clear();
+}
+END_TEST
+
 START_TEST(refusing_hook_sends_nothing_and_returns_its_code)
 {
     hook_rec ra = {'A', 0, 99, 0}, rb = {'B', TB_ESTATE, 99, 0}, rc_ = {'C', 0, 99, 0};
@@ -937,6 +1090,8 @@ int main(void)
     tcase_add_test(net, before_hooks_add_headers_and_after_hooks_run_in_reverse);
     tcase_add_test(net, refusing_hook_sends_nothing_and_returns_its_code);
     tcase_add_test(net, the_service_token_fails_closed_and_a_401_fetches_another);
+    tcase_add_test(net, the_token_request_is_rfc_6749s_at_any_token_url);
+    tcase_add_test(net, a_token_fetch_keeps_to_the_calls_deadline);
     tcase_add_test(net, client_new_copies_base_url_trims_slash_and_rejects_bad_input);
     tcase_add_test(net, send_rejects_bad_path_and_method_or_header_injection);
     tcase_add_test(net, service_url_reads_env_then_fallback_then_default_and_trims_slash);
