@@ -324,9 +324,7 @@ static json_t *number(reader *r)
     }
     size_t n = (size_t)(p - start);
     char small[64];
-    if (n >= sizeof small && !real)
-        return NULL; /* long integers: jansson decides */
-    /* long reals are read here, so that keep_fraction sees every number's text */
+    /* long numbers are read here too, so that keep_fraction sees every number's text */
     char *buf = n < sizeof small ? small : malloc(n + 1);
     if (!buf)
         return NULL;
@@ -335,10 +333,16 @@ static json_t *number(reader *r)
     errno = 0;
     if (!real) {
         long long v = strtoll(buf, NULL, 10);
-        if (errno == ERANGE)
-            return NULL;
-        r->p = p;
-        return json_integer((json_int_t)v);
+        if (errno != ERANGE) {
+            if (buf != small)
+                free(buf);
+            r->p = p;
+            return json_integer((json_int_t)v);
+        }
+        /* an integer past int64 is valid JSON (jansson refuses it, "too big integer"): its
+         * nearest double, as JavaScript reads it; a `type: number` takes it, an integer member
+         * is refused by its range, naming the field */
+        errno = 0;
     }
     pthread_once(&g_c_locale_once, make_c_locale);
     double d = g_c_locale == (locale_t)0 ? NAN : strtod_l(buf, NULL, g_c_locale);

@@ -3,15 +3,18 @@
  *
  * tb_json_loadb tries it first. Any input it is not sure of gives NULL, and tb_json_loadb then
  * asks json_loadb, which decides and words the error. That covers malformed JSON, invalid UTF-8,
- * bad escapes, duplicate keys, integers beyond long long, real overflow, nesting deeper than
- * 2000 and out of memory.
+ * bad escapes, duplicate keys, real overflow, nesting deeper than 2000 and out of memory.
  *
  * So the result is always the one json_loadb(JSON_DECODE_ANY | JSON_REJECT_DUPLICATES |
- * JSON_ALLOW_NUL) gives, reached faster, with one exception: a number whose decimal text has a
- * fraction but whose nearest double is whole (0.99999999999999999999 -> 1.0) is read as the
- * double on the other side of it (0.9999999999999999), so that "type": "integer" refuses it
- * as JSON Schema says (up to 2^53; beyond it every double is whole). The differential tests in
- * tests/unit/test_fastjson.c hold it to that.
+ * JSON_ALLOW_NUL) gives, reached faster, with two exceptions:
+ * - a number whose decimal text has a fraction but whose nearest double is whole
+ *   (0.99999999999999999999 -> 1.0) is read as the double on the other side of it
+ *   (0.9999999999999999), so that "type": "integer" refuses it as JSON Schema says (up to 2^53;
+ *   beyond it every double is whole);
+ * - an integer beyond long long (valid JSON, which jansson refuses as "too big integer") is read
+ *   as its nearest double, as JavaScript reads it: a "type": "number" takes it, an integer
+ *   member is refused by its range.
+ * The differential tests in tests/unit/test_fastjson.c hold it to that.
  *
  * Where the time goes: jansson reads through a character stream with a callback per byte and
  * copies every string twice. This reader scans the buffer in place, and makes one copy per
