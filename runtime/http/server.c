@@ -1405,6 +1405,17 @@ static bool run_check(tb_buf *b, size_t i, const char *name, tb_ready_check_fn f
     return rc == 0;
 }
 
+static int jwt_ready(void *user, char *why, size_t cap)
+{
+    tb_jwks *ks = tb_jwt_verifier_keys(user);
+    size_t n = ks ? tb_jwks_count(ks) : 0;
+    tb_jwks_free(ks);
+    if (n == 0)
+        snprintf(why, cap, "no keys to verify tokens with (the key set is empty or failed to "
+                           "load; the verifier retries)");
+    return n ? 0 : -1;
+}
+
 static void ready_body(tb_server *s, tb_http_res *res)
 {
     tb_buf *b = &res->body;
@@ -1417,6 +1428,8 @@ static void ready_body(tb_server *s, tb_http_res *res)
     bool ok = true;
     size_t n = 0;
     tb_buf_puts(b, "{\"checks\":{");
+    if (s->verifier) /* tokens cannot be verified without keys: every secured request is a 503 */
+        ok &= run_check(b, n++, "jwt", jwt_ready, s->verifier);
     for (size_t i = 0; i < s->n_ready; i++)
         ok &= run_check(b, n++, s->ready[i].name, s->ready[i].fn, s->ready[i].user);
     /* the process-wide ones; the lock keeps tb_ready_check_remove from returning meanwhile */

@@ -569,6 +569,50 @@ START_TEST(a_server_without_keys_answers_503_to_a_token)
 }
 END_TEST
 
+/* A verifier whose key set is empty (a JWKS URL that did not answer at start): /health/ready
+ * says so with 503, so that a load balancer does not send it the requests it would refuse;
+ * ready again once keys arrive. */
+START_TEST(a_server_whose_key_set_is_empty_is_not_ready)
+{
+    tb_server *keyed = srv;
+    char path[] = "/tmp/tb-jwks-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "{\"keys\":[]}", 11), 11);
+    close(fd);
+    tb_jwt_verifier_opts vo = TB_JWT_VERIFIER_OPTS_INIT;
+    vo.jwks_file = path;
+    tb_jwt_verifier *v = NULL;
+    tb_error err = TB_ERROR_INIT;
+    ck_assert_msg(tb_jwt_verifier_new(&vo, &v, &err) == 0, "%s", err.message);
+    tb_server_opts so = TB_SERVER_OPTS_INIT;
+    so.threads = 1;
+    so.access_log = false;
+    srv = tb_server_new(&sec_api, &so, &err);
+    ck_assert_msg(srv != NULL, "%s", err.message);
+    tb_server_set_jwt_verifier(srv, v);
+    ck_assert_int_eq(tb_server_start(srv, &err), 0);
+    reply r;
+    call("GET", "/health/ready", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_msg(strstr(r.body, "\"jwt\":{\"status\":\"down\",\"reason\":\"no keys"), "%s",
+                  r.body);
+    /* the key appears in the set: ready */
+    json_t *set = json_pack("{s:[o]}", "keys", tb_jwt_key_to_jwk(key));
+    ck_assert_int_eq(json_dump_file(set, path, JSON_COMPACT), 0);
+    json_decref(set);
+    ck_assert_int_eq(tb_jwt_verifier_reload(v, &err), 0);
+    call("GET", "/health/ready", NULL, NULL, &r);
+    ck_assert_msg(r.status == 200 && strstr(r.body, "\"jwt\":{\"status\":\"up\"}"), "%s",
+                  r.body);
+    tb_server_free(srv);
+    tb_jwt_verifier_free(v);
+    unlink(path);
+    srv = keyed;
+    tb_error_deinit(&err);
+}
+END_TEST
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -585,6 +629,7 @@ int main(void)
     tcase_add_test(tc, a_token_without_the_scope_is_403_and_alternatives_are_tried_in_turn);
     tcase_add_test(tc, secured_operations_are_rate_limited_by_the_tokens_sub);
     tcase_add_test(tc, a_server_without_keys_answers_503_to_a_token);
+    tcase_add_test(tc, a_server_whose_key_set_is_empty_is_not_ready);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);
     srunner_run_all(sr, CK_NORMAL);
