@@ -167,7 +167,7 @@ typedef struct cache_shard {
 
 struct tb_jwt_verifier {
     /* configuration */
-    char *issuer, *audience, *typ, *jwks_file, *jwks_url;
+    char *issuer, *audience, *typ, *jwks_file, *jwks_url, *jwks_ca_file;
     char **required;
     size_t n_required;
     tb_jwt_alg jwks_alg;
@@ -195,6 +195,7 @@ struct tb_jwt_verifier {
     uint64_t rereads;
     int max_age_s;
     int64_t last_load_ms;       /* monotonic */
+    atomic_size_t last_skipped; /* the skipped-key counts last warned about */
 
     cache_shard *shards; /* NULL: no cache */
     EVP_MD *sha256;      /* fetched once: a fetch per token costs more than the hash */
@@ -359,6 +360,8 @@ static int fetch_url(const tb_jwt_verifier *v, fetch_buf *b, tb_error *err)
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, v->fetch_timeout_ms);
+    if (v->jwks_ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, v->jwks_ca_file);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
     CURLcode cc = curl_easy_perform(h);
@@ -398,16 +401,19 @@ static int load_sources(tb_jwt_verifier *v, tb_error *err)
     tb_jwt_key **all = NULL;
     fetch_buf b = {0};
     int rc = 0;
+    size_t skipped_file = 0, skipped_url = 0, secret_url = 0;
     if (v->jwks_file) {
         if ((rc = read_file(v->jwks_file, &b, err)) ||
-            (rc = tb_jwks_parse(b.data ? b.data : "", b.len, v->jwks_alg, &file_ks, NULL, err)))
+            (rc = tb_jwks_parse(b.data ? b.data : "", b.len, v->jwks_alg, &file_ks,
+                                &skipped_file, err)))
             goto fail;
         free(b.data);
         b = (fetch_buf){0};
     }
     if (v->jwks_url) {
         if ((rc = fetch_url(v, &b, err)) ||
-            (rc = tb_jwks_parse(b.data ? b.data : "", b.len, v->jwks_alg, &url_ks, NULL, err)))
+            (rc = tb_jwks_parse(b.data ? b.data : "", b.len, v->jwks_alg, &url_ks, &skipped_url,
+                                err)))
             goto fail;
     }
     size_t n = tb_jwks_count(v->fixed) + tb_jwks_count(file_ks) + tb_jwks_count(url_ks), at = 0;
@@ -417,8 +423,28 @@ static int load_sources(tb_jwt_verifier *v, tb_error *err)
     }
     const tb_jwks *parts[] = {v->fixed, file_ks, url_ks};
     for (size_t p = 0; p < 3; p++)
-        for (size_t i = 0; i < tb_jwks_count(parts[p]); i++)
+        for (size_t i = 0; i < tb_jwks_count(parts[p]); i++) {
+            if (p == 2 && !parts[p]->keys[i]->pkey) {
+                /* an HMAC secret served at a URL is public: anyone could sign with it */
+                secret_url++;
+                continue;
+            }
             all[at++] = tb_jwt_key_ref(parts[p]->keys[i]);
+        }
+    n = at;
+    /* said once per change, not at every reread */
+    size_t said = skipped_file << 20 | skipped_url << 10 | secret_url;
+    if (said != atomic_exchange(&v->last_skipped, said)) {
+        if (skipped_file || skipped_url)
+            tb_log_warn(NULL, "JWT key set %s: %zu key(s) skipped (an unknown kty or alg, use "
+                              "\"enc\", a bad member, RSA under 2048 bits)",
+                        skipped_file ? v->jwks_file : v->jwks_url, skipped_file + skipped_url);
+        if (secret_url)
+            tb_log_warn(NULL, "JWT key set %s: %zu symmetric (\"oct\") key(s) ignored: a key "
+                              "served at a URL is public, and an HMAC secret made public lets "
+                              "anyone sign tokens (give secrets with TB_JWT_SECRET or a file)",
+                        v->jwks_url, secret_url);
+    }
     if ((rc = tb__jwks_adopt(all, n, &ks))) {
         for (size_t i = 0; i < n; i++)
             tb_jwt_key_free(all[i]);
@@ -633,6 +659,7 @@ int tb_jwt_verifier_new(const tb_jwt_verifier_opts *opts, tb_jwt_verifier **out,
     v->typ = dup_opt(opts->typ, &oom);
     v->jwks_file = dup_opt(opts->jwks_file, &oom);
     v->jwks_url = dup_opt(opts->jwks_url, &oom);
+    v->jwks_ca_file = dup_opt(opts->jwks_ca_file, &oom);
     for (const char *const *r = opts->required_claims; r && *r; r++)
         v->n_required++;
     if (v->n_required && !(v->required = calloc(v->n_required, sizeof *v->required)))
@@ -722,6 +749,7 @@ void tb_jwt_verifier_free(tb_jwt_verifier *v)
     free(v->jwks_file);
     free(v->typ);
     free(v->audience);
+    free(v->jwks_ca_file);
     free(v->issuer);
     pthread_mutex_destroy(&v->fetch_lock);
     pthread_mutex_destroy(&v->lock);
@@ -823,6 +851,21 @@ static int check_times(const tb_jwt_verifier *v, const tb_jwt_claims *c, int64_t
     return 0;
 }
 
+/* Whether `got` is one of the comma-separated audiences `want`. */
+static bool audience_ok(const char *want, const char *got)
+{
+    size_t gl = strlen(got);
+    for (const char *p = want; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == gl && memcmp(p, got, l) == 0)
+            return true;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
 static int check_claims(const tb_jwt_verifier *v, const json_t *p, int64_t now, tb_error *err)
 {
     double exp = 0, nbf = 0, iat = 0, t = (double)now, leeway = v->leeway_s;
@@ -863,7 +906,7 @@ static int check_claims(const tb_jwt_verifier *v, const json_t *p, int64_t now, 
         if (!aud)
             return tb_error_set(err, TB_JWT_EMISSINGCLAIM, "aud is required");
         if (json_is_string(aud)) {
-            ok = strcmp(json_string_value(aud), v->audience) == 0;
+            ok = audience_ok(v->audience, json_string_value(aud));
         } else {
             size_t i;
             json_t *a;
@@ -871,11 +914,12 @@ static int check_claims(const tb_jwt_verifier *v, const json_t *p, int64_t now, 
             {
                 if (!json_is_string(a))
                     return tb_error_set(err, TB_JWT_EBADCLAIM, "aud holds a non-string");
-                ok = ok || strcmp(json_string_value(a), v->audience) == 0;
+                ok = ok || audience_ok(v->audience, json_string_value(a));
             }
         }
         if (!ok)
-            return tb_error_set(err, TB_JWT_EAUDIENCE, "aud must include %s", v->audience);
+            return tb_error_set(err, TB_JWT_EAUDIENCE, "aud must include %s%s",
+                                strchr(v->audience, ',') ? "one of " : "", v->audience);
     }
     for (size_t i = 0; i < v->n_required; i++)
         if (!json_object_get(p, v->required[i]))
@@ -1041,20 +1085,22 @@ int tb_jwt_verify(tb_jwt_verifier *v, const char *token, size_t len, tb_jwt_clai
     return 0;
 }
 
-static bool env_uint(const char *name, unsigned long max, int *out)
+/* A whole number in 0..max from the environment into *out (unset or empty: *out stays). A
+ * malformed value fails, naming the variable, as the client knobs do: a typo in a security
+ * setting must not quietly become its default. */
+static int env_uint(const char *name, unsigned long max, int *out, tb_error *err)
 {
     const char *v = getenv(name);
     if (!v || !*v)
-        return false;
+        return 0;
     char *end;
     errno = 0;
     unsigned long n = strtoul(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || n > max) {
-        tb_log_warn(NULL, "ignoring %s=%s: not a number in 0..%lu", name, v, max);
-        return false;
-    }
+    if (errno || end == v || *end || v[0] == '-' || n > max)
+        return tb_error_set(err, TB_JWT_EARG, "%s=%.64s: not a whole number in 0..%lu", name, v,
+                            max);
     *out = (int)n;
-    return true;
+    return 0;
 }
 
 static const char *env_set(const char *name)
@@ -1074,26 +1120,76 @@ int tb_jwt_verifier_from_env(tb_jwt_verifier **out, tb_error *err)
     o.jwks_url = url;
     o.jwks_file = file;
     o.jwks_json = json;
+    o.jwks_ca_file = env_set("TB_JWT_JWKS_CA_FILE");
     o.issuer = env_set("TB_JWT_ISSUER");
     o.audience = env_set("TB_JWT_AUDIENCE");
+    o.typ = env_set("TB_JWT_TYP");
+    int rc = 0;
+    if ((rc = env_uint("TB_JWT_LEEWAY_S", 3600, &o.leeway_s, err)) ||
+        (rc = env_uint("TB_JWT_REFETCH_S", 86400, &o.refetch_interval_s, err)) ||
+        (rc = env_uint("TB_JWT_JWKS_MAX_AGE_S", 86400 * 7, &o.jwks_max_age_s, err)))
+        return rc;
+    /* TB_JWT_ALGS: the algorithms accepted, comma-separated JOSE names (RFC 8725 3.1) */
+    const char *algs = env_set("TB_JWT_ALGS");
+    for (const char *p = algs; p && *p;) {
+        size_t l = strcspn(p, ",");
+        char name[16];
+        tb_jwt_alg a = TB_JWT_ALG_UNKNOWN;
+        if (l > 0 && l < sizeof name) {
+            memcpy(name, p, l);
+            name[l] = '\0';
+            a = tb_jwt_alg_parse(name);
+        }
+        if (a == TB_JWT_ALG_UNKNOWN)
+            return tb_error_set(err, TB_JWT_EARG, "TB_JWT_ALGS=%.64s: '%.*s' is not an algorithm "
+                                                  "(RS256, ES256, EdDSA, HS256...)",
+                                algs, (int)(l > 16 ? 16 : l), p);
+        o.alg_mask |= 1u << a;
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    /* TB_JWT_REQUIRED_CLAIMS: claims every token must carry, comma-separated */
+    char *req_text = NULL;
+    const char *req_list[17] = {NULL};
+    const char *req = env_set("TB_JWT_REQUIRED_CLAIMS");
+    if (req) {
+        if (!(req_text = strdup(req)))
+            return tb_error_set(err, TB_JWT_EINTERNAL, "out of memory");
+        size_t n = 0;
+        for (char *save = NULL, *t = strtok_r(req_text, ",", &save); t;
+             t = strtok_r(NULL, ",", &save)) {
+            if (n == 16) {
+                free(req_text);
+                return tb_error_set(err, TB_JWT_EARG, "TB_JWT_REQUIRED_CLAIMS: 16 claims at most");
+            }
+            req_list[n++] = t;
+        }
+        o.required_claims = req_list;
+    }
     if (!o.audience) /* RFC 8725 3.9: a token for another service must not pass here */
         tb_log_warn(NULL, "TB_JWT_AUDIENCE is unset: tokens issued for any audience (another "
                           "service's included) are accepted; set it to the name this service's "
                           "tokens carry in aud");
-    env_uint("TB_JWT_LEEWAY_S", 3600, &o.leeway_s);
-    env_uint("TB_JWT_REFETCH_S", 86400, &o.refetch_interval_s);
-    env_uint("TB_JWT_JWKS_MAX_AGE_S", 86400 * 7, &o.jwks_max_age_s);
     tb_jwt_key *key = NULL;
     if (secret) {
         const char *an = env_set("TB_JWT_ALG");
-        int rc = tb_jwt_key_from_secret(secret, strlen(secret), tb_jwt_alg_parse(an ? an : "HS256"),
-                                        NULL, &key, err);
-        if (rc != 0)
+        tb_jwt_alg alg = tb_jwt_alg_parse(an ? an : "HS256");
+        if (alg != TB_JWT_HS256 && alg != TB_JWT_HS384 && alg != TB_JWT_HS512) {
+            free(req_text);
+            return tb_error_set(err, TB_JWT_EARG, "TB_JWT_ALG=%.32s: a secret verifies HS256, "
+                                                  "HS384 or HS512", an);
+        }
+        rc = tb_jwt_key_from_secret(secret, strlen(secret), alg, NULL, &key, err);
+        if (rc != 0) {
+            free(req_text);
             return rc;
+        }
         o.keys = &key;
         o.n_keys = 1;
     }
-    int rc = tb_jwt_verifier_new(&o, out, err);
+    rc = tb_jwt_verifier_new(&o, out, err);
     tb_jwt_key_free(key);
+    free(req_text);
     return rc;
 }

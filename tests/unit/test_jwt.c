@@ -656,6 +656,138 @@ START_TEST(test_jwks_url_source_and_rotation)
 }
 END_TEST
 
+/* A symmetric ("oct") key in a set served at a URL is public: a token signed with it would be
+ * anyone's to forge. The URL source ignores it (a file or TB_JWT_SECRET still give secrets),
+ * and the verifier still takes the set's public keys. */
+START_TEST(test_a_url_key_set_never_lends_an_hmac_secret)
+{
+    int64_t now = 1700000000;
+    tb_jwt_key *rsa = NULL, *hs = NULL;
+    ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_RS256, "ra", &rsa, NULL), 0);
+    static const char secret[] = "a-secret-that-the-set-publishes-0123456789";
+    ck_assert_int_eq(tb_jwt_key_from_secret(secret, sizeof secret - 1, TB_JWT_HS256, "hs", &hs,
+                                            NULL),
+                     0);
+    char *pub = jwks_of(&rsa, 1);
+    json_t *set = json_loads(pub, 0, NULL);
+    free(pub);
+    /* base64url of the secret */
+    json_array_append_new(json_object_get(set, "keys"),
+                          json_pack("{s:s,s:s,s:s,s:s}", "kty", "oct", "kid", "hs", "alg",
+                                    "HS256", "k",
+                                    "YS1zZWNyZXQtdGhhdC10aGUtc2V0LXB1Ymxpc2hlcy0wMTIzNDU2Nzg5"));
+    served_jwks = json_dumps(set, JSON_COMPACT);
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                                            serve_jwks, NULL, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(d);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/jwks.json",
+             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_url = url;
+    o.clock = pinned_clock;
+    o.clock_ctx = &now;
+    tb_jwt_verifier *v = NULL;
+    ck_assert_int_eq(tb_jwt_verifier_new(&o, &v, NULL), 0);
+    char *forged = sign_now(hs, now), *good = sign_now(rsa, now);
+    ck_assert_int_eq(verify_str(v, good, NULL, NULL), 0);
+    ck_assert_int_ne(verify_str(v, forged, NULL, NULL), 0);
+    tb_jwks *ks = tb_jwt_verifier_keys(v);
+    ck_assert_uint_eq(tb_jwks_count(ks), 1);
+    tb_jwks_free(ks);
+    tb_jwt_verifier_free(v);
+    /* the same set from a file (the operator's own, not public) keeps its secret */
+    char path[] = "/tmp/tb-jwks-oct-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(json_dump_file(set, path, JSON_COMPACT), 0);
+    o.jwks_url = NULL;
+    o.jwks_file = path;
+    ck_assert_int_eq(tb_jwt_verifier_new(&o, &v, NULL), 0);
+    ck_assert_int_eq(verify_str(v, forged, NULL, NULL), 0);
+    tb_jwt_verifier_free(v);
+    unlink(path);
+    MHD_stop_daemon(d);
+    json_decref(set);
+    free(forged);
+    free(good);
+    free(served_jwks);
+    served_jwks = NULL;
+    tb_jwt_key_free(rsa);
+    tb_jwt_key_free(hs);
+}
+END_TEST
+
+/* TB_JWT_*: a malformed value fails at start naming the variable (it fell back to the default
+ * with a warning: TB_JWT_LEEWAY_S=1h became 60); TB_JWT_ALGS, TB_JWT_REQUIRED_CLAIMS and a list
+ * in TB_JWT_AUDIENCE take effect. */
+static int from_env(tb_jwt_verifier **v, tb_error *err)
+{
+    tb_error_reset(err);
+    return tb_jwt_verifier_from_env(v, err);
+}
+
+START_TEST(test_environment_knobs_fail_loudly_and_take_effect)
+{
+    static const char secret[] = "env-secret-0123456789abcdef0123456789";
+    setenv("TB_JWT_SECRET", secret, 1);
+    tb_jwt_verifier *v = NULL;
+    tb_error err = TB_ERROR_INIT;
+    const char *bad[][2] = {{"TB_JWT_LEEWAY_S", "1h"},
+                            {"TB_JWT_JWKS_MAX_AGE_S", "-5"},
+                            {"TB_JWT_ALGS", "RS256,XS1"},
+                            {"TB_JWT_ALG", "RS256"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv(bad[i][0], bad[i][1], 1);
+        ck_assert_int_eq(from_env(&v, &err), TB_JWT_EARG);
+        ck_assert_ptr_null(v);
+        ck_assert_msg(strstr(err.message, bad[i][0]), "%s", err.message);
+        unsetenv(bad[i][0]);
+    }
+    tb_jwt_key *k = NULL;
+    ck_assert_int_eq(tb_jwt_key_from_secret(secret, sizeof secret - 1, TB_JWT_HS256, NULL, &k,
+                                            NULL),
+                     0);
+    int64_t now = time(NULL);
+    json_t *cl = json_pack("{s:s,s:s,s:I}", "sub", "u", "aud", "billing", "exp",
+                           (json_int_t)now + 600);
+    char *tok = NULL;
+    ck_assert_int_eq(tb_jwt_sign(k, cl, NULL, &tok, NULL), 0);
+    json_decref(cl);
+    /* a list of audiences: one of them is enough */
+    setenv("TB_JWT_AUDIENCE", "wallet,billing", 1);
+    ck_assert_int_eq(from_env(&v, &err), 0);
+    ck_assert_int_eq(verify_str(v, tok, NULL, NULL), 0);
+    tb_jwt_verifier_free(v);
+    setenv("TB_JWT_AUDIENCE", "wallet,bill", 1);
+    ck_assert_int_eq(from_env(&v, &err), 0);
+    ck_assert_int_eq(verify_str(v, tok, NULL, NULL), TB_JWT_EAUDIENCE);
+    tb_jwt_verifier_free(v);
+    unsetenv("TB_JWT_AUDIENCE");
+    /* an allowlist without HS256 refuses the token */
+    setenv("TB_JWT_ALGS", "RS256,ES256", 1);
+    ck_assert_int_eq(from_env(&v, &err), 0);
+    ck_assert_int_ne(verify_str(v, tok, NULL, NULL), 0);
+    tb_jwt_verifier_free(v);
+    setenv("TB_JWT_ALGS", "HS256", 1);
+    ck_assert_int_eq(from_env(&v, &err), 0);
+    ck_assert_int_eq(verify_str(v, tok, NULL, NULL), 0);
+    tb_jwt_verifier_free(v);
+    unsetenv("TB_JWT_ALGS");
+    /* a required claim the token lacks */
+    setenv("TB_JWT_REQUIRED_CLAIMS", "sub,jti", 1);
+    ck_assert_int_eq(from_env(&v, &err), 0);
+    ck_assert_int_eq(verify_str(v, tok, NULL, NULL), TB_JWT_EMISSINGCLAIM);
+    tb_jwt_verifier_free(v);
+    unsetenv("TB_JWT_REQUIRED_CLAIMS");
+    unsetenv("TB_JWT_SECRET");
+    free(tok);
+    tb_jwt_key_free(k);
+    tb_error_deinit(&err);
+}
+END_TEST
+
 /* The verifier's own thread rereads a source every jwks_max_age_s: a key removed from it stops
  * being trusted (it stayed until an unknown kid came, forever for tokens without one). And an
  * unknown kid waits for a slow source's reread at most a second: the reread goes on without
@@ -927,6 +1059,8 @@ static Suite *jwt_suite(void)
     tcase_add_test(tc, test_jwk_import_refuses_weak_or_bad_keys);
     tcase_add_test(tc, test_jwks_file_rotation_refetches_rate_limited);
     tcase_add_test(tc, test_jwks_url_source_and_rotation);
+    tcase_add_test(tc, test_a_url_key_set_never_lends_an_hmac_secret);
+    tcase_add_test(tc, test_environment_knobs_fail_loudly_and_take_effect);
     tcase_add_test(tc, test_jwks_reread_every_max_age_and_a_slow_source_holds_no_request);
     tcase_add_test(tc, test_verify_from_many_threads);
     tcase_add_test(tc, test_www_authenticate_and_bearer);

@@ -236,7 +236,9 @@ typedef struct tb_jwt_verifier_opts {
 
     /* Claim rules. */
     const char *issuer;                 /* required `iss` when set */
-    const char *audience;               /* required in `aud` (string or array) when set */
+    const char *audience;               /* when set, `aud` (string or array) must hold one of
+                                           these: one or more, comma-separated (Envoy's
+                                           audiences list) */
     const char *typ;                    /* required header `typ` when set (case-insensitive, an
                                            "application/" prefix ignored, RFC 7515 §4.1.9) */
     const char *const *required_claims; /* NULL-terminated names that must be present */
@@ -257,12 +259,15 @@ typedef struct tb_jwt_verifier_opts {
      * min(fetch_timeout_ms, 1000 ms), so a slow source never holds a request longer.
      * Seconds; default 300; 0: only on an unknown kid. */
     int jwks_max_age_s;
+    /* CA certificates (a PEM file) that an https jwks_url's certificate must chain to, for an
+     * issuer behind a private CA; NULL: the system's store. */
+    const char *jwks_ca_file;
 } tb_jwt_verifier_opts;
 
 #define TB_JWT_VERIFIER_OPTS_INIT                                                                  \
     {                                                                                              \
         NULL, NULL, NULL, NULL, 0, TB_JWT_ALG_UNKNOWN, 0u, NULL, NULL, NULL, NULL, true, 60, 8192, \
-            10, 5000, 4096, NULL, NULL, 300                                                        \
+            10, 5000, 4096, NULL, NULL, 300, NULL                                                  \
     }
 
 /**
