@@ -10,17 +10,21 @@
  */
 #include "tablium/client.h"
 #include "tablium/http.h"
+#include "tablium/jwt.h"
 #include "tablium/log.h"
 
 #include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -328,6 +332,80 @@ START_TEST(client_with_the_test_ca_succeeds_and_env_knob_sets_the_ca)
 }
 END_TEST
 
+/* A JWK Set over https from an issuer behind a private CA: TB_JWT_JWKS_CA_FILE (the verifier's
+ * jwks_ca_file) names the CA its certificate chains to; without it the fetch is refused and
+ * the verifier has no keys. The server is OpenSSL's own (`openssl s_server -WWW`). */
+START_TEST(a_jwks_url_behind_a_private_ca_needs_its_ca_file)
+{
+    tb_jwt_key *k = NULL;
+    ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_ES256, "p1", &k, NULL), 0);
+    tb_jwks *ks = NULL;
+    ck_assert_int_eq(tb_jwks_new(&k, 1, &ks), 0);
+    json_t *set = tb_jwks_to_json(ks);
+    tb_jwks_free(ks);
+    ck_assert_int_eq(json_dump_file(set, path("jwks.json"), JSON_COMPACT), 0);
+    json_decref(set);
+    int fd = socket(AF_INET, SOCK_STREAM, 0); /* a free port */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    unsigned port = ntohs(a.sin_port);
+    close(fd);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char acc[32];
+        snprintf(acc, sizeof acc, "127.0.0.1:%u", port);
+        if (chdir(dir) != 0)
+            _exit(127);
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execlp("openssl", "openssl", "s_server", "-accept", acc, "-cert", "server.crt", "-key",
+               "server.key", "-WWW", "-quiet", (char *)NULL);
+        _exit(127);
+    }
+    char url[96];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/jwks.json", port);
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) { /* until it accepts */
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        up = connect(c, (struct sockaddr *)&a, sizeof a) == 0;
+        close(c);
+        if (!up)
+            usleep(50 * 1000);
+    }
+    ck_assert_msg(up, "openssl s_server did not start on %u", port);
+    tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
+    o.jwks_url = url;
+    o.jwks_max_age_s = 0;
+    o.fetch_timeout_ms = 3000;
+    tb_jwt_verifier *v = NULL;
+    ck_assert_int_eq(tb_jwt_verifier_new(&o, &v, NULL), 0); /* the system's CAs: refused */
+    ks = tb_jwt_verifier_keys(v);
+    ck_assert_uint_eq(tb_jwks_count(ks), 0);
+    tb_jwks_free(ks);
+    tb_jwt_verifier_free(v);
+    setenv("TB_JWT_JWKS_URL", url, 1);
+    setenv("TB_JWT_JWKS_CA_FILE", path("ca.crt"), 1);
+    setenv("TB_JWT_AUDIENCE", "tls-test", 1);
+    tb_error err = TB_ERROR_INIT;
+    int rc = tb_jwt_verifier_from_env(&v, &err);
+    unsetenv("TB_JWT_JWKS_URL");
+    unsetenv("TB_JWT_JWKS_CA_FILE");
+    unsetenv("TB_JWT_AUDIENCE");
+    ck_assert_msg(rc == 0, "%s", err.message);
+    ks = tb_jwt_verifier_keys(v);
+    ck_assert_uint_eq(tb_jwks_count(ks), 1);
+    tb_jwks_free(ks);
+    tb_jwt_verifier_free(v);
+    tb_error_deinit(&err);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    tb_jwt_key_free(k);
+}
+END_TEST
+
 START_TEST(wrong_ca_expired_certificate_and_host_name_mismatch_fail_verification)
 {
     tb_server *s = start_tls("server.crt", NULL, NULL);
@@ -571,6 +649,7 @@ int main(void)
     tcase_add_test(tc, bad_tls_files_fail_tb_server_new_naming_the_file);
     tcase_add_test(tc, silent_tls_client_after_its_handshake_is_cut_at_the_header_deadline);
     tcase_add_test(tc, the_tls_connection_cap_closes_extra_connections_and_counts_them);
+    tcase_add_test(tc, a_jwks_url_behind_a_private_ca_needs_its_ca_file);
     suite_add_tcase(suite, tc);
     SRunner *sr = srunner_create(suite);
     srunner_run_all(sr, CK_NORMAL);
