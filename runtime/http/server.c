@@ -1552,6 +1552,18 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     for (size_t i = 0; oi < 0 && req->method < 0 && req->method_name && i < api->n_xops; i++)
         if (api->xops[i].route == ri && strcmp(api->xops[i].method, req->method_name) == 0)
             oi = api->xops[i].op; /* QUERY, LINK...: OpenAPI 3.2 */
+    if (oi < 0 && req->method < 0 && req->method_name) {
+        /* RFC 9110 9.1: a method the service implements nowhere is 501; 405 says that it is
+         * known but not allowed on this resource */
+        bool known = false;
+        for (size_t i = 0; i < api->n_xops && !known; i++)
+            known = strcmp(api->xops[i].method, req->method_name) == 0;
+        if (!known) {
+            answer_error(res, ctx, 501, "not_implemented",
+                         "this service implements no such method");
+            return;
+        }
+    }
     if (oi < 0 || (size_t)oi >= api->n_ops) {
         answer_405(c, res, ctx, api, ri);
         return;

@@ -715,7 +715,7 @@ START_TEST(unknown_path_is_404_not_found)
 }
 END_TEST
 
-START_TEST(wrong_method_is_405_with_allow_listing_route_methods)
+START_TEST(wrong_method_is_405_with_allow_listing_route_methods_unknown_501)
 {
     reply r = {0};
     send_req("DELETE", "/items/1", NULL, NULL, &r);
@@ -726,13 +726,17 @@ START_TEST(wrong_method_is_405_with_allow_listing_route_methods)
     send_req("LINK", "/items/1", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert_msg(strstr(r.body, "\"method\":\"LINK\""), "%s", r.body);
+    /* a method the service implements nowhere (case counts: "link" is not LINK) is 501,
+     * RFC 9110 9.1; one it knows, on a resource without it, 405 */
     send_req("link", "/items/1", NULL, NULL, &r);
+    assert_error(&r, 501, "not_implemented");
+    send_req("LINK", "/items", NULL, NULL, &r);
     assert_error(&r, 405, "method_not_allowed");
     send_req("PUT", "/items", NULL, NULL, &r);
     assert_error(&r, 405, "method_not_allowed");
     ck_assert_str_eq(header(&r, "Allow", v, sizeof v), "GET, POST, HEAD");
     send_req("BREW", "/items", NULL, NULL, &r);
-    assert_error(&r, 405, "method_not_allowed");
+    assert_error(&r, 501, "not_implemented");
     reply_clear(&r);
 }
 END_TEST
@@ -1313,7 +1317,7 @@ int main(void)
     tcase_add_test(server, unknown_path_is_404_not_found);
     tcase_add_test(server, routes_are_mounted_under_the_base_path_of_servers_0);
     tcase_add_test(server, operations_of_one_route_are_told_apart_by_headers_and_media_types);
-    tcase_add_test(server, wrong_method_is_405_with_allow_listing_route_methods);
+    tcase_add_test(server, wrong_method_is_405_with_allow_listing_route_methods_unknown_501);
     tcase_add_test(server, post_json_body_is_created_with_json_media_types);
     tcase_add_test(server, body_over_limit_by_content_length_is_413_at_once);
     tcase_add_test(server, chunked_body_growing_over_limit_is_413);
