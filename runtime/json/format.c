@@ -1363,6 +1363,39 @@ bool tb_format_hostname(const char *s, size_t len)
 /* Lookup by name                                                                             */
 /* ------------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------------ */
+/* OpenAPI 3.0: byte (RFC 4648 base64)                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+bool tb_format_byte(const char *s, size_t len)
+{
+    if (s == NULL)
+        return false;
+    size_t n = len;
+    size_t pad = 0;
+    while (n > 0 && s[n - 1] == '=' && pad < 2) {
+        n--;
+        pad++;
+    }
+    if (pad && len % 4 != 0)
+        return false; /* padding pads to a multiple of four */
+    if (n % 4 == 1)
+        return false; /* one character holds 6 bits: no whole byte */
+    int alphabet = 0; /* 1 standard (+/), 2 URL-safe (-_) */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int kind = (c == '+' || c == '/') ? 1 : (c == '-' || c == '_') ? 2 : 0;
+        if (!kind && !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+            return false;
+        if (kind) {
+            if (alphabet && alphabet != kind)
+                return false;
+            alphabet = kind;
+        }
+    }
+    return true;
+}
+
 tb_format_fn tb_format_lookup(const char *name)
 {
     static const struct {
@@ -1379,6 +1412,7 @@ tb_format_fn tb_format_lookup(const char *name)
         {"uri", tb_format_uri},
         {"uri-reference", tb_format_uri_reference},
         {"hostname", tb_format_hostname},
+        {"byte", tb_format_byte},
     };
 
     if (name == NULL) {

@@ -373,6 +373,30 @@ START_TEST(edge_uuid)
 }
 END_TEST
 
+/* OpenAPI 3.0's byte: RFC 4648 base64, either alphabet, padded or not (what a client sends:
+ * Java's and Go's encoders pad, base64url in JWTs does not). */
+START_TEST(edge_byte)
+{
+    VALID(tb_format_byte, "");
+    VALID(tb_format_byte, "cm91bmR0cmlw");
+    VALID(tb_format_byte, "aGk=");
+    VALID(tb_format_byte, "aA==");
+    VALID(tb_format_byte, "aGk");
+    VALID(tb_format_byte, "aA");
+    VALID(tb_format_byte, "+/+/");
+    VALID(tb_format_byte, "-_-_");
+    INVALID(tb_format_byte, "a");       /* 6 bits: no byte */
+    INVALID(tb_format_byte, "aGk==");   /* padded past a multiple of four */
+    INVALID(tb_format_byte, "a===");
+    INVALID(tb_format_byte, "aG=k");    /* padding inside */
+    INVALID(tb_format_byte, "aGk ");
+    INVALID(tb_format_byte, "aG\nk");
+    INVALID(tb_format_byte, "+/-_");    /* two alphabets */
+    INVALID(tb_format_byte, "not base64!");
+    INVALID(tb_format_byte, "aGk\0");
+}
+END_TEST
+
 START_TEST(edge_ipv4)
 {
     VALID(tb_format_ipv4, "1.2.3.4");
@@ -501,6 +525,7 @@ START_TEST(edge_lookup)
     ck_assert(tb_format_lookup("uri") == tb_format_uri);
     ck_assert(tb_format_lookup("uri-reference") == tb_format_uri_reference);
     ck_assert(tb_format_lookup("hostname") == tb_format_hostname);
+    ck_assert(tb_format_lookup("byte") == tb_format_byte);
     ck_assert(tb_format_lookup("duration") == NULL);
     ck_assert(tb_format_lookup("Date-Time") == NULL);
     ck_assert(tb_format_lookup("") == NULL);
@@ -514,7 +539,7 @@ START_TEST(random_smoke)
     static const char alphabet[] = "09afxnAFXN:.-@[]/?#%T Zz+\"\\\0\x80\xc3\xbc";
     static const char *const names[] = {
         "date-time", "date", "time", "email", "uuid", "ipv4", "ipv6", "uri", "uri-reference",
-        "hostname",
+        "hostname", "byte",
     };
     uint32_t state = 12345;
     char buf[96];
@@ -560,6 +585,7 @@ static Suite *format_suite(void)
     tcase_add_test(edge, edge_time);
     tcase_add_test(edge, edge_email);
     tcase_add_test(edge, edge_uuid);
+    tcase_add_test(edge, edge_byte);
     tcase_add_test(edge, edge_ipv4);
     tcase_add_test(edge, edge_ipv6);
     tcase_add_test(edge, edge_uri);

@@ -29,7 +29,7 @@ FORMATS = {
     "date-time": "tb_format_date_time", "date": "tb_format_date", "time": "tb_format_time",
     "email": "tb_format_email", "uuid": "tb_format_uuid", "ipv4": "tb_format_ipv4",
     "ipv6": "tb_format_ipv6", "uri": "tb_format_uri", "uri-reference": "tb_format_uri_reference",
-    "hostname": "tb_format_hostname",
+    "hostname": "tb_format_hostname", "byte": "tb_format_byte",
 }
 # the OpenAPI Format Registry's integer formats: ranges, asserted as the string formats are
 INT_FORMATS = {

@@ -97,6 +97,14 @@ bool tb_format_uri_reference(const char *s, size_t len);
  */
 bool tb_format_hostname(const char *s, size_t len);
 
+/**
+ * "byte" (OpenAPI 3.0's base64-encoded characters, RFC 4648): the standard alphabet (section 4)
+ * or the URL-safe one (section 5), not mixed, padded to a multiple of four with '=' or not
+ * padded at all, and no length that leaves a single character over; no whitespace. The empty
+ * string is valid. Thread-safe, no allocation.
+ */
+bool tb_format_byte(const char *s, size_t len);
+
 /** Signature shared by all format validators above. */
 typedef bool (*tb_format_fn)(const char *s, size_t len);
 
