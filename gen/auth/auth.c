@@ -1247,6 +1247,10 @@ static const tb_op_status auth_register_account__statuses[] = {
     {409, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s409), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
     {413, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s413), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
     {415, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s415), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+    {429, TB_RS_ERROR, 0, 0, offsetof(auth_register_account_resp, s429), 0, NULL, common__schema_api_defs_error_response, NULL, NULL, 0},
+};
+static const tb_op_header auth_register_account__headers[] = {
+    {"Retry-After", offsetof(auth_register_account_resp, headers.retry_after)},
 };
 /* the operation table; auth_server.c serves it, auth_register_account_call calls it */
 const tb_op auth_register_account__op = {
@@ -1254,8 +1258,8 @@ const tb_op auth_register_account__op = {
     sizeof(auth_register_account_req), sizeof(auth_register_account_resp),
     NULL, 0,
     &auth_register_account__body,
-    auth_register_account__statuses, 5,
-    NULL, 0,
+    auth_register_account__statuses, 6,
+    auth_register_account__headers, 1,
     NULL, 0, 0,
     NULL, 0,
 };
@@ -1344,14 +1348,17 @@ static const tb_op_status auth_issue_token__statuses[] = {
     {401, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s401), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
     {413, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s413), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
     {415, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s415), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
+    {429, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_issue_token_resp, s429), 0, &auth_token_error__desc, auth__schema_token_error, NULL, NULL, 0},
 };
 static const tb_op_header auth_issue_token__headers[] = {
     {"Cache-Control", offsetof(auth_issue_token_resp, headers.cache_control)},
     {"Pragma", offsetof(auth_issue_token_resp, headers.pragma)},
     {"WWW-Authenticate", offsetof(auth_issue_token_resp, headers.www_authenticate)},
+    {"Retry-After", offsetof(auth_issue_token_resp, headers.retry_after)},
 };
 /* the runtime's own errors (400, 401, 415, 500...) in the shapes the spec declares */
 static const tb_err_shape auth_issue_token__errs[] = {
+    {429, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
     {415, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
     {413, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
     {401, TB_ERR_OAUTH, 0, NULL, NULL, NULL, NULL, "error", "error_description", NULL, NULL, NULL},
@@ -1364,10 +1371,10 @@ const tb_op auth_issue_token__op = {
     sizeof(auth_issue_token_req), sizeof(auth_issue_token_resp),
     NULL, 0,
     &auth_issue_token__body,
-    auth_issue_token__statuses, 5,
-    auth_issue_token__headers, 3,
+    auth_issue_token__statuses, 6,
+    auth_issue_token__headers, 4,
     NULL, 0, 0,
-    auth_issue_token__errs, 5,
+    auth_issue_token__errs, 6,
 };
 
 int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err)

@@ -265,6 +265,7 @@ enum {
     AUTH_REGISTER_ACCOUNT_409 = 409,
     AUTH_REGISTER_ACCOUNT_413 = 413,
     AUTH_REGISTER_ACCOUNT_415 = 415,
+    AUTH_REGISTER_ACCOUNT_429 = 429,
 };
 
 typedef struct auth_register_account_resp {
@@ -281,6 +282,12 @@ typedef struct auth_register_account_resp {
     tb_api_error s413;
     /* 415: The body is not application/json. */
     tb_api_error s415;
+    /* 429: Too many attempts from this client; Retry-After says when to try again. */
+    tb_api_error s429;
+    /** Response headers the spec declares: NULL = not sent. */
+    struct {
+        const char *retry_after; /* "Retry-After": Seconds until the next attempt is allowed. */
+    } headers;
 } auth_register_account_resp;
 
 /** Handler: Registers an account; publishes user.registered. Implemented by the service. */
@@ -374,6 +381,7 @@ enum {
     AUTH_ISSUE_TOKEN_401 = 401,
     AUTH_ISSUE_TOKEN_413 = 413,
     AUTH_ISSUE_TOKEN_415 = 415,
+    AUTH_ISSUE_TOKEN_429 = 429,
 };
 
 typedef struct auth_issue_token_resp {
@@ -390,11 +398,14 @@ typedef struct auth_issue_token_resp {
     auth_token_error s413;
     /* 415: The body is neither form-urlencoded nor JSON. */
     auth_token_error s415;
+    /* 429: Too many attempts from this client address (temporarily_unavailable); Retry-After says when to try again. */
+    auth_token_error s429;
     /** Response headers the spec declares: NULL = not sent. */
     struct {
         const char *cache_control; /* "Cache-Control": no-store (RFC 6749 section 5.1). */
         const char *pragma; /* "Pragma": no-cache (RFC 6749 section 5.1). */
         const char *www_authenticate; /* "WWW-Authenticate": Basic realm="tablium-auth", when the client sent Basic credentials. */
+        const char *retry_after; /* "Retry-After": Seconds until the next attempt is allowed. */
     } headers;
 } auth_issue_token_resp;
 

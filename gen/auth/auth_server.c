@@ -104,13 +104,13 @@ static int auth_rotate_signing_key__invoke(tb_ctx *ctx, const tb_http_req *hr, t
 }
 
 static const tb_http_op auth__ops[] = {
-    {"getHealth", TB_HTTP_GET, "/health", 0, auth_get_health__invoke},
-    {"registerAccount", TB_HTTP_POST, "/auth/register", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_register_account__invoke},
-    {"getAccount", TB_HTTP_GET, "/auth/accounts/{userId}", 0, auth_get_account__invoke},
-    {"login", TB_HTTP_POST, "/auth/login", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_login__invoke},
-    {"issueToken", TB_HTTP_POST, "/oauth/token", 0, auth_issue_token__invoke},
-    {"getJwks", TB_HTTP_GET, "/.well-known/jwks.json", 0, auth_get_jwks__invoke},
-    {"rotateSigningKey", TB_HTTP_POST, "/auth/keys/rotate", TB_OP_SECURED, auth_rotate_signing_key__invoke},
+    {"getHealth", TB_HTTP_GET, "/health", 0, auth_get_health__invoke, &auth_get_health__op},
+    {"registerAccount", TB_HTTP_POST, "/auth/register", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_register_account__invoke, &auth_register_account__op},
+    {"getAccount", TB_HTTP_GET, "/auth/accounts/{userId}", 0, auth_get_account__invoke, &auth_get_account__op},
+    {"login", TB_HTTP_POST, "/auth/login", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_login__invoke, &auth_login__op},
+    {"issueToken", TB_HTTP_POST, "/oauth/token", 0, auth_issue_token__invoke, &auth_issue_token__op},
+    {"getJwks", TB_HTTP_GET, "/.well-known/jwks.json", 0, auth_get_jwks__invoke, &auth_get_jwks__op},
+    {"rotateSigningKey", TB_HTTP_POST, "/auth/keys/rotate", TB_OP_SECURED, auth_rotate_signing_key__invoke, &auth_rotate_signing_key__op},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */
@@ -318,7 +318,9 @@ const tb_http_api auth_api = {
 
 /* x-tablium-rate-limit (TB_RATE_LIMIT_<OP> wins; "off": none) and x-tablium-timeout per operation */
 static const tb_service_op_policy auth__policies[] = {
+    {"registerAccount", "TB_RATE_LIMIT_AUTH_REGISTER_ACCOUNT", {20u, 60000ull, 10u}, 0},
     {"login", "TB_RATE_LIMIT_AUTH_LOGIN", {30u, 60000ull, 10u}, 0},
+    {"issueToken", "TB_RATE_LIMIT_AUTH_ISSUE_TOKEN", {60u, 60000ull, 20u}, 0},
 };
 
 static const tb_service_def auth__service = {
@@ -327,7 +329,7 @@ static const tb_service_def auth__service = {
     0, /* x-tablium-timeout (TB_REQUEST_TIMEOUT_MS wins) */
     NULL, 0, /* x-tablium-rate-limit (TB_RATE_LIMIT wins) */
     NULL, 0, 0,
-    auth__policies, 1,
+    auth__policies, 3,
     auth_service_init, auth_service_fini,
     TB_VALIDATE_RESPONSES_DEFAULT, /* responses validated unless this file is built with NDEBUG */
 };

@@ -290,8 +290,10 @@ static void write_shaped(tb_buf *b, const tb_err_shape *sh, int status, const tb
         message = said;
     }
     if (oauth)
-        code = status == 401 ? "invalid_client" : status == 503 ? "temporarily_unavailable"
-               : status >= 500 ? "server_error" : "invalid_request";
+        code = status == 401                   ? "invalid_client"
+               : status == 503 || status == 429 ? "temporarily_unavailable"
+               : status >= 500                  ? "server_error"
+                                                : "invalid_request";
     if (sh->wrap) {
         tb_buf_putc(b, '{');
         put_string(b, sh->wrap);

@@ -1,4 +1,5 @@
 #include "tablium/http.h"
+#include "tablium/op.h"
 #include "tablium/jwt.h"
 #include "tablium/log.h"
 #include "tablium/metrics.h"
@@ -1570,6 +1571,10 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
     }
     const tb_http_op *op = &api->ops[oi];
     *op_out = op;
+    if (op->op && op->op->err_shapes) { /* the runtime's answers from here on: its shapes */
+        res->err_shapes = op->op->err_shapes;
+        res->n_err_shapes = op->op->n_err_shapes;
+    }
 
     /* The caller's budget (TB_DEADLINE_HEADER, whole ms from when it sent the request) and the
      * server's own, from when the head arrived; past it the handler does not run. */

@@ -49,8 +49,10 @@ static const char *auth_env[] = {amqp_env,
                                  runtime_jwks_env,
                                  "TB_JWT_ISSUER=tablium-auth",
                                  "TB_JWT_AUDIENCE=tablium",
-                                 /* the spec's login limit (30/1m) has its own test */
+                                 /* the spec's limits have their own tests */
                                  "TB_RATE_LIMIT_AUTH_LOGIN=off",
+                                 "TB_RATE_LIMIT_AUTH_REGISTER_ACCOUNT=off",
+                                 "TB_RATE_LIMIT_AUTH_ISSUE_TOKEN=off",
                                  NULL};
 
 static void sleep_ms(int ms) { usleep((useconds_t)ms * 1000); }
@@ -443,6 +445,56 @@ START_TEST(login_attempts_are_rate_limited_as_the_spec_declares)
     ck_assert_int_eq(refused, 1); /* 10 in the burst, the 11th refused */
     ck_assert_int_eq(th_stop(&s), 0);
     ck_assert_int_eq(count_in_log(s.log, "TB_RATE_LIMIT_AUTH_LOGINN names no operation"), 1);
+    th_cleanup(&s);
+}
+END_TEST
+
+/* Registrations (20/1m, bursts of 10) and the token endpoint (60/1m, bursts of 20) are limited
+ * per address too: 60 guesses of a client secret in a few seconds all got their 401 and 60
+ * registrations all went through. The token endpoint's 429 is an RFC 6749 error. */
+START_TEST(registrations_and_client_secret_guesses_are_rate_limited)
+{
+    th_service s = {.name = "auth", .prism_port = -1};
+    const char *env[] = {amqp_env, "AUTH_PBKDF2_ITERATIONS=1000", "AUTH_CLIENTS=gw:s3cret-gw:*",
+                         NULL};
+    th_start(&s, env);
+    char u[256], body[256];
+    snprintf(u, sizeof u, "%s/oauth/token", s.direct);
+    int refused = 0, other = 0;
+    th_resp r;
+    for (int i = 0; i < 21; i++) {
+        th_http(&r, "POST", u, "grant_type=client_credentials&client_id=gw&client_secret=guess",
+                "application/x-www-form-urlencoded", NULL);
+        if (r.status == 429) {
+            refused++;
+            char ra[32];
+            ck_assert(th_header(&r, "Retry-After", ra, sizeof ra));
+            ck_assert_str_eq(json_string_value(json_object_get(r.json, "error")),
+                             "temporarily_unavailable");
+        } else {
+            other += r.status != 401;
+        }
+        th_resp_free(&r);
+    }
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_eq(refused, 1); /* 20 in the burst, the 21st refused */
+    snprintf(u, sizeof u, "%s/auth/register", s.direct);
+    refused = other = 0;
+    for (int i = 0; i < 11; i++) {
+        snprintf(body, sizeof body,
+                 "{\"email\":\"flood%d.%d@example.com\",\"username\":\"flood_%d_%d\","
+                 "\"password\":\"correct horse battery\"}",
+                 i, (int)getpid(), i, (int)getpid());
+        th_http(&r, "POST", u, body, NULL, NULL);
+        if (r.status == 429)
+            th_assert_error(&r, 429, "rate_limited", NULL, NULL), refused++;
+        else
+            other += r.status != 201;
+        th_resp_free(&r);
+    }
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_eq(refused, 1); /* 10 in the burst, the 11th refused */
+    ck_assert_int_eq(th_stop(&s), 0);
     th_cleanup(&s);
 }
 END_TEST
@@ -1100,6 +1152,7 @@ int main(void)
     tcase_add_test(tc, a_login_token_verifies_over_the_jwks_url_with_sub_and_scope);
     tcase_add_test(tc, wrong_password_and_unknown_account_are_the_same_401);
     tcase_add_test(tc, login_attempts_are_rate_limited_as_the_spec_declares);
+    tcase_add_test(tc, registrations_and_client_secret_guesses_are_rate_limited);
     tcase_add_test(tc, client_credentials_give_a_service_token_with_the_granted_scopes);
     tcase_add_test(tc, bad_clients_are_401_and_scopes_beyond_the_client_400_invalid_scope);
     tcase_add_test(tc, the_token_endpoint_speaks_rfc_6749_to_an_independent_client);

@@ -158,7 +158,7 @@ static int run_test(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 }
 
 static const tb_http_op w3c_ops[] = {
-    {"runTest", TB_HTTP_POST, "/test", TB_OP_BODY | TB_OP_BODY_REQUIRED, run_test},
+    {"runTest", TB_HTTP_POST, "/test", TB_OP_BODY | TB_OP_BODY_REQUIRED, run_test, NULL},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */

@@ -127,12 +127,12 @@ static int check_other(void *ud, tb_ctx *ctx, const tb_security_scheme *scheme,
 }
 
 static const tb_http_op ops[] = {
-    {"open", TB_HTTP_GET, "/open", 0, open_op},
-    {"read", TB_HTTP_GET, "/read", 0, read_op},
-    {"write", TB_HTTP_POST, "/write", 0, write_op},
-    {"basic", TB_HTTP_GET, "/basic", 0, basic_op},
-    {"digest", TB_HTTP_GET, "/digest", 0, digest_op},
-    {"other", TB_HTTP_GET, "/other", 0, other_op},
+    {"open", TB_HTTP_GET, "/open", 0, open_op, NULL},
+    {"read", TB_HTTP_GET, "/read", 0, read_op, NULL},
+    {"write", TB_HTTP_POST, "/write", 0, write_op, NULL},
+    {"basic", TB_HTTP_GET, "/basic", 0, basic_op, NULL},
+    {"digest", TB_HTTP_GET, "/digest", 0, digest_op, NULL},
+    {"other", TB_HTTP_GET, "/other", 0, other_op, NULL},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
@@ -479,9 +479,9 @@ END_TEST
 /* Secured operations (TB_OP_SECURED) are rate limited by the verified token's sub, checked
  * after the credentials: two callers behind one address each get their own budget. */
 static const tb_http_op sec_ops[] = {
-    {"open", TB_HTTP_GET, "/open", 0, open_op},
-    {"read", TB_HTTP_GET, "/read", TB_OP_SECURED, read_op},
-    {"write", TB_HTTP_POST, "/write", TB_OP_SECURED, write_op},
+    {"open", TB_HTTP_GET, "/open", 0, open_op, NULL},
+    {"read", TB_HTTP_GET, "/read", TB_OP_SECURED, read_op, NULL},
+    {"write", TB_HTTP_POST, "/write", TB_OP_SECURED, write_op, NULL},
 };
 static const tb_http_api sec_api = {"vault", "Vault", "1.0", sec_ops, 3, match, routes, 3, NULL, NULL, 0, NULL, 0, NULL, 0};
 

@@ -64,9 +64,9 @@ static int slow(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 }
 
 static const tb_http_op ops[] = {
-    {"ping", TB_HTTP_GET, "/ping", 0, ping},
-    {"echo", TB_HTTP_POST, "/echo", TB_OP_BODY | TB_OP_BODY_REQUIRED, echo},
-    {"slow", TB_HTTP_GET, "/slow", 0, slow},
+    {"ping", TB_HTTP_GET, "/ping", 0, ping, NULL},
+    {"echo", TB_HTTP_POST, "/echo", TB_OP_BODY | TB_OP_BODY_REQUIRED, echo, NULL},
+    {"slow", TB_HTTP_GET, "/slow", 0, slow, NULL},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */

@@ -94,10 +94,10 @@ static int boom(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 }
 
 static const tb_http_op ops[] = {
-    {"hop", TB_HTTP_GET, "/hop", 0, hop},
-    {"leaf", TB_HTTP_GET, "/leaf", 0, leaf},
-    {"ping", TB_HTTP_GET, "/ping", 0, ping},
-    {"boom", TB_HTTP_GET, "/boom", 0, boom},
+    {"hop", TB_HTTP_GET, "/hop", 0, hop, NULL},
+    {"leaf", TB_HTTP_GET, "/leaf", 0, leaf, NULL},
+    {"ping", TB_HTTP_GET, "/ping", 0, ping, NULL},
+    {"boom", TB_HTTP_GET, "/boom", 0, boom, NULL},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */

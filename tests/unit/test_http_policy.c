@@ -56,8 +56,8 @@ static int left(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 }
 
 static const tb_http_op ops[] = {
-    {"ping", TB_HTTP_GET, "/ping", 0, ping},
-    {"left", TB_HTTP_GET, "/left", 0, left},
+    {"ping", TB_HTTP_GET, "/ping", 0, ping, NULL},
+    {"left", TB_HTTP_GET, "/left", 0, left, NULL},
 };
 
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */

@@ -130,12 +130,12 @@ static int link_item(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
 enum { OP_GET_ITEM, OP_CREATE_ITEM, OP_LIST_ITEMS, OP_FAIL, OP_SLOW, OP_LINK_ITEM };
 
 static const tb_http_op test_ops[] = {
-    {"getItem", TB_HTTP_GET, "/items/{id}", 0, get_item},
-    {"createItem", TB_HTTP_POST, "/items", TB_OP_BODY | TB_OP_BODY_REQUIRED, create_item},
-    {"listItems", TB_HTTP_GET, "/items", 0, list_items},
-    {"failItem", TB_HTTP_GET, "/fail", 0, fail_item},
-    {"slowItem", TB_HTTP_GET, "/slow", 0, slow_item},
-    {"linkItem", -1, "/items/{id}", 0, link_item},
+    {"getItem", TB_HTTP_GET, "/items/{id}", 0, get_item, NULL},
+    {"createItem", TB_HTTP_POST, "/items", TB_OP_BODY | TB_OP_BODY_REQUIRED, create_item, NULL},
+    {"listItems", TB_HTTP_GET, "/items", 0, list_items, NULL},
+    {"failItem", TB_HTTP_GET, "/fail", 0, fail_item, NULL},
+    {"slowItem", TB_HTTP_GET, "/slow", 0, slow_item, NULL},
+    {"linkItem", -1, "/items/{id}", 0, link_item, NULL},
 };
 
 /* another method, routed by its name */

@@ -66,7 +66,7 @@ static int ping(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return res->body.oom ? TB_ENOMEM : 0;
 }
 
-static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping}};
+static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping, NULL}};
 static const int16_t routes[][TB_HTTP_N_METHODS] = {{0, -1, -1, -1, -1, -1, -1, -1}};
 
 static int match(const char *p, size_t n, int method, tb_str *params, size_t *n_params)

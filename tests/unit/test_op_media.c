@@ -249,9 +249,9 @@ static int form_invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_res *res)
 }
 
 static const tb_http_op ops[] = {
-    {"putBlob", TB_HTTP_PUT, "/blobs/{name}", 0, blob_invoke},
-    {"postForm", TB_HTTP_POST, "/forms", 0, form_invoke},
-    {"search", TB_HTTP_GET, "/search", 0, search_invoke},
+    {"putBlob", TB_HTTP_PUT, "/blobs/{name}", 0, blob_invoke, NULL},
+    {"postForm", TB_HTTP_POST, "/forms", 0, form_invoke, NULL},
+    {"search", TB_HTTP_GET, "/search", 0, search_invoke, NULL},
 };
 /* GET PUT POST DELETE OPTIONS HEAD PATCH TRACE */
 static const int16_t routes[][TB_HTTP_N_METHODS] = {

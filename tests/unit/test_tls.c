@@ -69,9 +69,9 @@ static int either(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res)
     return secured(ctx, req, res, mtls_or_key, 2);
 }
 
-static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping},
-                                 {"who", TB_HTTP_GET, "/who", TB_OP_SECURED, who},
-                                 {"either", TB_HTTP_GET, "/either", TB_OP_SECURED, either}};
+static const tb_http_op ops[] = {{"ping", TB_HTTP_GET, "/ping", 0, ping, NULL},
+                                 {"who", TB_HTTP_GET, "/who", TB_OP_SECURED, who, NULL},
+                                 {"either", TB_HTTP_GET, "/either", TB_OP_SECURED, either, NULL}};
 static const int16_t routes[][TB_HTTP_N_METHODS] = {{0, -1, -1, -1, -1, -1, -1, -1},
                                                     {1, -1, -1, -1, -1, -1, -1, -1},
                                                     {2, -1, -1, -1, -1, -1, -1, -1}};

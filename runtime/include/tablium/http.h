@@ -145,8 +145,8 @@ char *tb_http_pct_decode(tb_arena *a, const char *s, size_t len, bool *bad);
 #define TB_ERR_PROBLEM 1 /* RFC 9457: details as {"pointer": "#/body/x", "detail", "rule"} */
 #define TB_ERR_FLAT 2    /* details as {"path", "rule", "message"} */
 /* RFC 6749 5.2 ({"error", "error_description"}): the code member holds OAuth's code for the
- * status (invalid_client for 401, server_error for 5xx, temporarily_unavailable for 503,
- * invalid_request otherwise), the message member tablium's code, its message and violations */
+ * status (invalid_client for 401, server_error for 5xx, temporarily_unavailable for 503 and
+ * 429, invalid_request otherwise), the message member tablium's code, its message and violations */
 #define TB_ERR_OAUTH 3
 
 typedef struct tb_err_shape {
@@ -233,6 +233,9 @@ typedef struct tb_http_op {
      *  Returns 0 when res holds the response to send (any status), or a TB_E... code for an
      *  internal failure (the runtime then answers 500 and logs it). */
     int (*invoke)(tb_ctx *ctx, const tb_http_req *req, tb_http_res *res);
+    /** The generated operation (tablium/op.h), or NULL: the runtime's answers before invoke
+     *  (415, 429, 504...) take its error shapes. */
+    const struct tb_op *op;
 } tb_http_op;
 
 /** An operation whose method is not one of the TB_HTTP_N_METHODS (OpenAPI 3.2's `query` and

@@ -68,11 +68,11 @@ static int uploads_get_note_image__invoke(tb_ctx *ctx, const tb_http_req *hr, tb
 }
 
 static const tb_http_op uploads__ops[] = {
-    {"upload", TB_HTTP_POST, "/uploads", 0, uploads_upload__invoke},
-    {"lookup", TB_HTTP_GET, "/lookup/{key}", 0, uploads_lookup__invoke},
-    {"createNote", TB_HTTP_POST, "/notes", 0, uploads_create_note__invoke},
-    {"getNote", TB_HTTP_GET, "/notes/{id}", 0, uploads_get_note__invoke},
-    {"getNoteImage", TB_HTTP_GET, "/notes/{id}/image", 0, uploads_get_note_image__invoke},
+    {"upload", TB_HTTP_POST, "/uploads", 0, uploads_upload__invoke, &uploads_upload__op},
+    {"lookup", TB_HTTP_GET, "/lookup/{key}", 0, uploads_lookup__invoke, &uploads_lookup__op},
+    {"createNote", TB_HTTP_POST, "/notes", 0, uploads_create_note__invoke, &uploads_create_note__op},
+    {"getNote", TB_HTTP_GET, "/notes/{id}", 0, uploads_get_note__invoke, &uploads_get_note__op},
+    {"getNoteImage", TB_HTTP_GET, "/notes/{id}/image", 0, uploads_get_note_image__invoke, &uploads_get_note_image__op},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */
