@@ -580,7 +580,6 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev 
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             int m = auth__keys5(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* grant_type */
                 seen |= UINT64_C(1) << 0;
@@ -597,6 +596,8 @@ static bool auth__schema_token_request(const json_t *j, tb_vctx *c, tb_eval *ev 
                 break;
             default:
                 break;
+            }
+            if (!matched) {
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -637,7 +638,6 @@ static bool auth__schema_token_error(const json_t *j, tb_vctx *c, tb_eval *ev TB
         json_object_keylen_foreach((json_t *)j, k, kl, v) {
             int m = auth__keys6(k, kl);
             bool matched = m >= 0;
-            (void)matched;
             switch (m) {
             case 0: /* error */
                 seen |= UINT64_C(1) << 0;
@@ -648,6 +648,8 @@ static bool auth__schema_token_error(const json_t *j, tb_vctx *c, tb_eval *ev TB
                 break;
             default:
                 break;
+            }
+            if (!matched) {
             }
         }
         if (!(seen & (UINT64_C(1) << 0)))
@@ -1077,6 +1079,8 @@ static const tb_codec_field auth_login_request__fields[] = {
 static const tb_codec_type auth_login_request__desc = {"auth_login_request", sizeof(auth_login_request), 2, auth_login_request__fields, auth__schema_login_request, NULL, 0};
 TB_CODEC_DEFINE(auth_login_request)
 
+static const tb_codec_map auth_token_request_additional__map = {"auth_token_request_additional", sizeof(auth_token_request_additional_entry), TB_CK_JSON, 0, offsetof(auth_token_request_additional_entry, value), 0, 0, NULL, NULL};
+
 static const tb_codec_field auth_token_request__fields[] = {
     {"grant_type", "\"grant_type\":", 10, 13, TB_CK_STRING, TB_CF_REQUIRED,
      offsetof(auth_token_request, grant_type), 0, 0, 0, NULL, NULL},
@@ -1087,8 +1091,10 @@ static const tb_codec_field auth_token_request__fields[] = {
     {"scope", "\"scope\":", 5, 8, TB_CK_STRING, 0,
      offsetof(auth_token_request, scope), offsetof(auth_token_request, has_scope), 0, 0, NULL, NULL},
 };
-static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request, NULL, 0};
+static const tb_codec_type auth_token_request__desc = {"auth_token_request", sizeof(auth_token_request), 4, auth_token_request__fields, auth__schema_token_request, &auth_token_request_additional__map, offsetof(auth_token_request, additional_properties)};
 TB_CODEC_DEFINE(auth_token_request)
+
+static const tb_codec_map auth_token_error_additional__map = {"auth_token_error_additional", sizeof(auth_token_error_additional_entry), TB_CK_JSON, 0, offsetof(auth_token_error_additional_entry, value), 0, 0, NULL, NULL};
 
 static const tb_codec_field auth_token_error__fields[] = {
     {"error", "\"error\":", 5, 8, TB_CK_STRING, TB_CF_REQUIRED,
@@ -1096,7 +1102,7 @@ static const tb_codec_field auth_token_error__fields[] = {
     {"error_description", "\"error_description\":", 17, 20, TB_CK_STRING, 0,
      offsetof(auth_token_error, error_description), offsetof(auth_token_error, has_error_description), 0, 0, NULL, NULL},
 };
-static const tb_codec_type auth_token_error__desc = {"auth_token_error", sizeof(auth_token_error), 2, auth_token_error__fields, auth__schema_token_error, NULL, 0};
+static const tb_codec_type auth_token_error__desc = {"auth_token_error", sizeof(auth_token_error), 2, auth_token_error__fields, auth__schema_token_error, &auth_token_error_additional__map, offsetof(auth_token_error, additional_properties)};
 TB_CODEC_DEFINE(auth_token_error)
 
 static const tb_codec_str auth_token_response_token_type__values[] = {

@@ -87,6 +87,16 @@ typedef struct auth_login_request {
 } auth_login_request;
 TB_CODEC_DECLARE(auth_login_request); /* _validate, _parse, _from_json, _serialize, _to_json */
 
+typedef struct auth_token_request_additional_entry {
+    char *key;
+    json_t *value;
+} auth_token_request_additional_entry;
+/** A JSON object as its members in document order (additionalProperties). */
+typedef struct auth_token_request_additional {
+    auth_token_request_additional_entry *items;
+    size_t n;
+} auth_token_request_additional;
+
 /* ---- auth_token_request: openapi/auth.yaml#/components/schemas/TokenRequest ---- */
 /** RFC 6749 4.4.2. client_id and client_secret go here (client_secret_post) or in an Authorization: Basic header (client_secret_basic). Members this server does not know are ignored (RFC 6749 3.2). */
 typedef struct auth_token_request {
@@ -99,8 +109,20 @@ typedef struct auth_token_request {
     /** Space-separated scopes requested (RFC 6749 section 3.3). */
     bool has_scope;
     char *scope; /* "scope" */
+    /** the members that are not properties (additionalProperties), in document order */
+    auth_token_request_additional additional_properties;
 } auth_token_request;
 TB_CODEC_DECLARE(auth_token_request); /* _validate, _parse, _from_json, _serialize, _to_json */
+
+typedef struct auth_token_error_additional_entry {
+    char *key;
+    json_t *value;
+} auth_token_error_additional_entry;
+/** A JSON object as its members in document order (additionalProperties). */
+typedef struct auth_token_error_additional {
+    auth_token_error_additional_entry *items;
+    size_t n;
+} auth_token_error_additional;
 
 /* ---- auth_token_error: openapi/auth.yaml#/components/schemas/TokenError ---- */
 /** An RFC 6749 section 5.2 error. */
@@ -109,6 +131,8 @@ typedef struct auth_token_error {
     char *error; /* "error", required */
     bool has_error_description;
     char *error_description; /* "error_description" */
+    /** the members that are not properties (additionalProperties), in document order */
+    auth_token_error_additional additional_properties;
 } auth_token_error;
 TB_CODEC_DECLARE(auth_token_error); /* _validate, _parse, _from_json, _serialize, _to_json */
 
