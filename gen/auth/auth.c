@@ -1241,6 +1241,11 @@ int auth_get_health_call(auth_client *cl, tb_ctx *ctx, const auth_get_health_req
     return tb_op_call(cl->http, &auth_get_health__op, ctx, req, out, err);
 }
 
+const tb_api_error *auth_get_health_resp_error(const auth_get_health_resp *r)
+{
+    return tb_op_error(&auth_get_health__op, r);
+}
+
 /* ======== POST /auth/register ======== */
 static const tb_op_body auth_register_account__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(auth_register_account_req, body), 0, 0, &auth_register_request__desc, auth__schema_register_request,
@@ -1275,6 +1280,11 @@ int auth_register_account_call(auth_client *cl, tb_ctx *ctx, const auth_register
     return tb_op_call(cl->http, &auth_register_account__op, ctx, req, out, err);
 }
 
+const tb_api_error *auth_register_account_resp_error(const auth_register_account_resp *r)
+{
+    return tb_op_error(&auth_register_account__op, r);
+}
+
 /* ======== GET /auth/accounts/{userId} ======== */
 
 static const tb_op_param auth_get_account__params[] = {
@@ -1302,6 +1312,11 @@ const tb_op auth_get_account__op = {
 int auth_get_account_call(auth_client *cl, tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &auth_get_account__op, ctx, req, out, err);
+}
+
+const tb_api_error *auth_get_account_resp_error(const auth_get_account_resp *r)
+{
+    return tb_op_error(&auth_get_account__op, r);
 }
 
 /* ======== POST /auth/login ======== */
@@ -1338,6 +1353,11 @@ const tb_op auth_login__op = {
 int auth_login_call(auth_client *cl, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &auth_login__op, ctx, req, out, err);
+}
+
+const tb_api_error *auth_login_resp_error(const auth_login_resp *r)
+{
+    return tb_op_error(&auth_login__op, r);
 }
 
 /* ======== POST /oauth/token ======== */
@@ -1388,6 +1408,11 @@ int auth_issue_token_call(auth_client *cl, tb_ctx *ctx, const auth_issue_token_r
     return tb_op_call(cl->http, &auth_issue_token__op, ctx, req, out, err);
 }
 
+const tb_api_error *auth_issue_token_resp_error(const auth_issue_token_resp *r)
+{
+    return tb_op_error(&auth_issue_token__op, r);
+}
+
 /* ======== GET /.well-known/jwks.json ======== */
 static const tb_op_status auth_get_jwks__statuses[] = {
     {200, TB_RS_RAW, TB_CK_STRUCT, 0, offsetof(auth_get_jwks_resp, s200), 0, &auth_jwk_set__desc, auth__schema_jwk_set, NULL, NULL, 0},
@@ -1412,6 +1437,11 @@ int auth_get_jwks_call(auth_client *cl, tb_ctx *ctx, const auth_get_jwks_req *re
     return tb_op_call(cl->http, &auth_get_jwks__op, ctx, req, out, err);
 }
 
+const tb_api_error *auth_get_jwks_resp_error(const auth_get_jwks_resp *r)
+{
+    return tb_op_error(&auth_get_jwks__op, r);
+}
+
 /* ======== POST /auth/keys/rotate ======== */
 static const tb_op_status auth_rotate_signing_key__statuses[] = {
     {200, TB_RS_DATA, TB_CK_STRUCT, 0, offsetof(auth_rotate_signing_key_resp, s200), 0, &auth_rotation__desc, auth__schema_rotation_response, NULL, NULL, 0},
@@ -1433,6 +1463,11 @@ const tb_op auth_rotate_signing_key__op = {
 int auth_rotate_signing_key_call(auth_client *cl, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &auth_rotate_signing_key__op, ctx, req, out, err);
+}
+
+const tb_api_error *auth_rotate_signing_key_resp_error(const auth_rotate_signing_key_resp *r)
+{
+    return tb_op_error(&auth_rotate_signing_key__op, r);
 }
 
 /* ======== client object ======== */

@@ -510,18 +510,32 @@ void auth_client_free(auth_client *c);
 tb_client *auth_client_http(auth_client *c);
 /** GET /health. */
 int auth_get_health_call(auth_client *c, tb_ctx *ctx, const auth_get_health_req *req, auth_get_health_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_get_health_resp_error(const auth_get_health_resp *r);
 /** POST /auth/register. */
 int auth_register_account_call(auth_client *c, tb_ctx *ctx, const auth_register_account_req *req, auth_register_account_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_register_account_resp_error(const auth_register_account_resp *r);
 /** GET /auth/accounts/{userId}. */
 int auth_get_account_call(auth_client *c, tb_ctx *ctx, const auth_get_account_req *req, auth_get_account_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_get_account_resp_error(const auth_get_account_resp *r);
 /** POST /auth/login. */
 int auth_login_call(auth_client *c, tb_ctx *ctx, const auth_login_req *req, auth_login_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_login_resp_error(const auth_login_resp *r);
 /** POST /oauth/token. */
 int auth_issue_token_call(auth_client *c, tb_ctx *ctx, const auth_issue_token_req *req, auth_issue_token_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_issue_token_resp_error(const auth_issue_token_resp *r);
 /** GET /.well-known/jwks.json. */
 int auth_get_jwks_call(auth_client *c, tb_ctx *ctx, const auth_get_jwks_req *req, auth_get_jwks_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_get_jwks_resp_error(const auth_get_jwks_resp *r);
 /** POST /auth/keys/rotate. */
 int auth_rotate_signing_key_call(auth_client *c, tb_ctx *ctx, const auth_rotate_signing_key_req *req, auth_rotate_signing_key_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *auth_rotate_signing_key_resp_error(const auth_rotate_signing_key_resp *r);
 
 /* ======== server ======== */
 

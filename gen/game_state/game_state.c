@@ -1002,6 +1002,11 @@ int game_state_get_health_call(game_state_client *cl, tb_ctx *ctx, const game_st
     return tb_op_call(cl->http, &game_state_get_health__op, ctx, req, out, err);
 }
 
+const tb_api_error *game_state_get_health_resp_error(const game_state_get_health_resp *r)
+{
+    return tb_op_error(&game_state_get_health__op, r);
+}
+
 /* ======== GET /games ======== */
 static int64_t const game_state_list_games__default_limit = 20;
 
@@ -1040,6 +1045,11 @@ const tb_op game_state_list_games__op = {
 int game_state_list_games_call(game_state_client *cl, tb_ctx *ctx, const game_state_list_games_req *req, game_state_list_games_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &game_state_list_games__op, ctx, req, out, err);
+}
+
+const tb_api_error *game_state_list_games_resp_error(const game_state_list_games_resp *r)
+{
+    return tb_op_error(&game_state_list_games__op, r);
 }
 
 /* ======== POST /games ======== */
@@ -1086,6 +1096,11 @@ int game_state_create_game_call(game_state_client *cl, tb_ctx *ctx, const game_s
     return tb_op_call(cl->http, &game_state_create_game__op, ctx, req, out, err);
 }
 
+const tb_api_error *game_state_create_game_resp_error(const game_state_create_game_resp *r)
+{
+    return tb_op_error(&game_state_create_game__op, r);
+}
+
 /* ======== GET /games/{gameId} ======== */
 
 static const tb_op_param game_state_get_game__params[] = {
@@ -1118,6 +1133,11 @@ const tb_op game_state_get_game__op = {
 int game_state_get_game_call(game_state_client *cl, tb_ctx *ctx, const game_state_get_game_req *req, game_state_get_game_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &game_state_get_game__op, ctx, req, out, err);
+}
+
+const tb_api_error *game_state_get_game_resp_error(const game_state_get_game_resp *r)
+{
+    return tb_op_error(&game_state_get_game__op, r);
 }
 
 /* ======== POST /games/{gameId}/join ======== */
@@ -1164,6 +1184,11 @@ int game_state_join_game_call(game_state_client *cl, tb_ctx *ctx, const game_sta
     return tb_op_call(cl->http, &game_state_join_game__op, ctx, req, out, err);
 }
 
+const tb_api_error *game_state_join_game_resp_error(const game_state_join_game_resp *r)
+{
+    return tb_op_error(&game_state_join_game__op, r);
+}
+
 /* ======== POST /games/{gameId}/moves ======== */
 
 static const tb_op_param game_state_make_move__params[] = {
@@ -1205,6 +1230,11 @@ const tb_op game_state_make_move__op = {
 int game_state_make_move_call(game_state_client *cl, tb_ctx *ctx, const game_state_make_move_req *req, game_state_make_move_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &game_state_make_move__op, ctx, req, out, err);
+}
+
+const tb_api_error *game_state_make_move_resp_error(const game_state_make_move_resp *r)
+{
+    return tb_op_error(&game_state_make_move__op, r);
 }
 
 /* ======== client object ======== */

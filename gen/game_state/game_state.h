@@ -474,16 +474,28 @@ void game_state_client_free(game_state_client *c);
 tb_client *game_state_client_http(game_state_client *c);
 /** GET /health. */
 int game_state_get_health_call(game_state_client *c, tb_ctx *ctx, const game_state_get_health_req *req, game_state_get_health_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *game_state_get_health_resp_error(const game_state_get_health_resp *r);
 /** GET /games. */
 int game_state_list_games_call(game_state_client *c, tb_ctx *ctx, const game_state_list_games_req *req, game_state_list_games_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *game_state_list_games_resp_error(const game_state_list_games_resp *r);
 /** POST /games. */
 int game_state_create_game_call(game_state_client *c, tb_ctx *ctx, const game_state_create_game_req *req, game_state_create_game_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *game_state_create_game_resp_error(const game_state_create_game_resp *r);
 /** GET /games/{gameId}. */
 int game_state_get_game_call(game_state_client *c, tb_ctx *ctx, const game_state_get_game_req *req, game_state_get_game_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *game_state_get_game_resp_error(const game_state_get_game_resp *r);
 /** POST /games/{gameId}/join. */
 int game_state_join_game_call(game_state_client *c, tb_ctx *ctx, const game_state_join_game_req *req, game_state_join_game_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *game_state_join_game_resp_error(const game_state_join_game_resp *r);
 /** POST /games/{gameId}/moves. */
 int game_state_make_move_call(game_state_client *c, tb_ctx *ctx, const game_state_make_move_req *req, game_state_make_move_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *game_state_make_move_resp_error(const game_state_make_move_resp *r);
 
 /* ======== server ======== */
 

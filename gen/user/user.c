@@ -902,6 +902,11 @@ int user_get_health_call(user_client *cl, tb_ctx *ctx, const user_get_health_req
     return tb_op_call(cl->http, &user_get_health__op, ctx, req, out, err);
 }
 
+const tb_api_error *user_get_health_resp_error(const user_get_health_resp *r)
+{
+    return tb_op_error(&user_get_health__op, r);
+}
+
 /* ======== POST /users ======== */
 static const tb_op_body user_create_user__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(user_create_user_req, body), 0, 0, &user_create_user_request__desc, user__schema_create_user_request,
@@ -938,6 +943,11 @@ int user_create_user_call(user_client *cl, tb_ctx *ctx, const user_create_user_r
     return tb_op_call(cl->http, &user_create_user__op, ctx, req, out, err);
 }
 
+const tb_api_error *user_create_user_resp_error(const user_create_user_resp *r)
+{
+    return tb_op_error(&user_create_user__op, r);
+}
+
 /* ======== GET /users/{userId} ======== */
 
 static const tb_op_param user_get_user__params[] = {
@@ -972,6 +982,11 @@ int user_get_user_call(user_client *cl, tb_ctx *ctx, const user_get_user_req *re
     return tb_op_call(cl->http, &user_get_user__op, ctx, req, out, err);
 }
 
+const tb_api_error *user_get_user_resp_error(const user_get_user_resp *r)
+{
+    return tb_op_error(&user_get_user__op, r);
+}
+
 /* ======== GET /users/{userId}/profile ======== */
 
 static const tb_op_param user_get_profile__params[] = {
@@ -1004,6 +1019,11 @@ const tb_op user_get_profile__op = {
 int user_get_profile_call(user_client *cl, tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &user_get_profile__op, ctx, req, out, err);
+}
+
+const tb_api_error *user_get_profile_resp_error(const user_get_profile_resp *r)
+{
+    return tb_op_error(&user_get_profile__op, r);
 }
 
 /* ======== PATCH /users/{userId}/profile ======== */
@@ -1047,6 +1067,11 @@ int user_update_profile_call(user_client *cl, tb_ctx *ctx, const user_update_pro
     return tb_op_call(cl->http, &user_update_profile__op, ctx, req, out, err);
 }
 
+const tb_api_error *user_update_profile_resp_error(const user_update_profile_resp *r)
+{
+    return tb_op_error(&user_update_profile__op, r);
+}
+
 /* ======== GET /users/{userId}/wallets ======== */
 
 static const tb_op_param user_get_user_wallets__params[] = {
@@ -1080,6 +1105,11 @@ const tb_op user_get_user_wallets__op = {
 int user_get_user_wallets_call(user_client *cl, tb_ctx *ctx, const user_get_user_wallets_req *req, user_get_user_wallets_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &user_get_user_wallets__op, ctx, req, out, err);
+}
+
+const tb_api_error *user_get_user_wallets_resp_error(const user_get_user_wallets_resp *r)
+{
+    return tb_op_error(&user_get_user_wallets__op, r);
 }
 
 /* ======== POST /users/{userId}/wallets ======== */
@@ -1123,6 +1153,11 @@ const tb_op user_open_wallet__op = {
 int user_open_wallet_call(user_client *cl, tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &user_open_wallet__op, ctx, req, out, err);
+}
+
+const tb_api_error *user_open_wallet_resp_error(const user_open_wallet_resp *r)
+{
+    return tb_op_error(&user_open_wallet__op, r);
 }
 
 /* ======== client object ======== */

@@ -453,18 +453,32 @@ void user_client_free(user_client *c);
 tb_client *user_client_http(user_client *c);
 /** GET /health. */
 int user_get_health_call(user_client *c, tb_ctx *ctx, const user_get_health_req *req, user_get_health_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_get_health_resp_error(const user_get_health_resp *r);
 /** POST /users. */
 int user_create_user_call(user_client *c, tb_ctx *ctx, const user_create_user_req *req, user_create_user_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_create_user_resp_error(const user_create_user_resp *r);
 /** GET /users/{userId}. */
 int user_get_user_call(user_client *c, tb_ctx *ctx, const user_get_user_req *req, user_get_user_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_get_user_resp_error(const user_get_user_resp *r);
 /** GET /users/{userId}/profile. */
 int user_get_profile_call(user_client *c, tb_ctx *ctx, const user_get_profile_req *req, user_get_profile_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_get_profile_resp_error(const user_get_profile_resp *r);
 /** PATCH /users/{userId}/profile. */
 int user_update_profile_call(user_client *c, tb_ctx *ctx, const user_update_profile_req *req, user_update_profile_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_update_profile_resp_error(const user_update_profile_resp *r);
 /** GET /users/{userId}/wallets. */
 int user_get_user_wallets_call(user_client *c, tb_ctx *ctx, const user_get_user_wallets_req *req, user_get_user_wallets_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_get_user_wallets_resp_error(const user_get_user_wallets_resp *r);
 /** POST /users/{userId}/wallets. */
 int user_open_wallet_call(user_client *c, tb_ctx *ctx, const user_open_wallet_req *req, user_open_wallet_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *user_open_wallet_resp_error(const user_open_wallet_resp *r);
 
 /* ======== server ======== */
 

@@ -885,6 +885,11 @@ int wallet_get_health_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_heal
     return tb_op_call(cl->http, &wallet_get_health__op, ctx, req, out, err);
 }
 
+const tb_api_error *wallet_get_health_resp_error(const wallet_get_health_resp *r)
+{
+    return tb_op_error(&wallet_get_health__op, r);
+}
+
 /* ======== POST /wallets ======== */
 static const tb_op_body wallet_create_wallet__body = {
     TB_CK_STRUCT, TB_CF_REQUIRED, offsetof(wallet_create_wallet_req, body), 0, 0, &wallet_create_wallet_request__desc, wallet__schema_create_wallet_request,
@@ -922,6 +927,11 @@ int wallet_create_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_creat
     return tb_op_call(cl->http, &wallet_create_wallet__op, ctx, req, out, err);
 }
 
+const tb_api_error *wallet_create_wallet_resp_error(const wallet_create_wallet_resp *r)
+{
+    return tb_op_error(&wallet_create_wallet__op, r);
+}
+
 /* ======== GET /wallets/{walletId} ======== */
 
 static const tb_op_param wallet_get_wallet__params[] = {
@@ -955,6 +965,11 @@ const tb_op wallet_get_wallet__op = {
 int wallet_get_wallet_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &wallet_get_wallet__op, ctx, req, out, err);
+}
+
+const tb_api_error *wallet_get_wallet_resp_error(const wallet_get_wallet_resp *r)
+{
+    return tb_op_error(&wallet_get_wallet__op, r);
 }
 
 /* ======== GET /users/{userId}/wallets ======== */
@@ -992,6 +1007,11 @@ const tb_op wallet_get_user_wallets__op = {
 int wallet_get_user_wallets_call(wallet_client *cl, tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &wallet_get_user_wallets__op, ctx, req, out, err);
+}
+
+const tb_api_error *wallet_get_user_wallets_resp_error(const wallet_get_user_wallets_resp *r)
+{
+    return tb_op_error(&wallet_get_user_wallets__op, r);
 }
 
 /* ======== GET /wallets/{walletId}/transactions ======== */
@@ -1037,6 +1057,11 @@ const tb_op wallet_list_transactions__op = {
 int wallet_list_transactions_call(wallet_client *cl, tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &wallet_list_transactions__op, ctx, req, out, err);
+}
+
+const tb_api_error *wallet_list_transactions_resp_error(const wallet_list_transactions_resp *r)
+{
+    return tb_op_error(&wallet_list_transactions__op, r);
 }
 
 /* ======== POST /wallets/{walletId}/transactions ======== */
@@ -1085,6 +1110,11 @@ const tb_op wallet_create_transaction__op = {
 int wallet_create_transaction_call(wallet_client *cl, tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &wallet_create_transaction__op, ctx, req, out, err);
+}
+
+const tb_api_error *wallet_create_transaction_resp_error(const wallet_create_transaction_resp *r)
+{
+    return tb_op_error(&wallet_create_transaction__op, r);
 }
 
 /* ======== client object ======== */

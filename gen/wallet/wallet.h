@@ -417,16 +417,28 @@ void wallet_client_free(wallet_client *c);
 tb_client *wallet_client_http(wallet_client *c);
 /** GET /health. */
 int wallet_get_health_call(wallet_client *c, tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *wallet_get_health_resp_error(const wallet_get_health_resp *r);
 /** POST /wallets. */
 int wallet_create_wallet_call(wallet_client *c, tb_ctx *ctx, const wallet_create_wallet_req *req, wallet_create_wallet_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *wallet_create_wallet_resp_error(const wallet_create_wallet_resp *r);
 /** GET /wallets/{walletId}. */
 int wallet_get_wallet_call(wallet_client *c, tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *wallet_get_wallet_resp_error(const wallet_get_wallet_resp *r);
 /** GET /users/{userId}/wallets. */
 int wallet_get_user_wallets_call(wallet_client *c, tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *wallet_get_user_wallets_resp_error(const wallet_get_user_wallets_resp *r);
 /** GET /wallets/{walletId}/transactions. */
 int wallet_list_transactions_call(wallet_client *c, tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *wallet_list_transactions_resp_error(const wallet_list_transactions_resp *r);
 /** POST /wallets/{walletId}/transactions. */
 int wallet_create_transaction_call(wallet_client *c, tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *wallet_create_transaction_resp_error(const wallet_create_transaction_resp *r);
 
 /* ======== server ======== */
 

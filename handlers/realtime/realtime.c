@@ -57,6 +57,7 @@ typedef struct op {
     /* the result */
     const char *code; /* NULL: done */
     char message[256];
+    tb_error details; /* Game State's details of a refusal (a version_conflict's version) */
     json_t *game;      /* the realtime schema's game_state */
     json_t *last_move; /* or NULL */
     bool started;      /* the join started the game */
@@ -92,7 +93,8 @@ static void fail(op *o, const char *code, const char *what, const char *detail)
     tb_buf_deinit(&b);
 }
 
-/* An error answer of Game State: its code, upper-cased (version_conflict -> VERSION_CONFLICT). */
+/* An error answer of Game State (the tb_api_error of whichever status it is, or NULL): its
+ * code, upper-cased (version_conflict -> VERSION_CONFLICT), its message and its details. */
 static void fail_api(op *o, const tb_api_error *e, int status)
 {
     static char codes[8][48];
@@ -103,9 +105,13 @@ static void fail_api(op *o, const tb_api_error *e, int status)
         if (*p >= 'a' && *p <= 'z')
             *p = (char)(*p - 'a' + 'A');
     o->code = c;
-    snprintf(o->message, sizeof o->message, "%s",
-             e && e->message ? e->message : "the Game State service refused");
-    (void)status;
+    if (e && e->message)
+        snprintf(o->message, sizeof o->message, "%s", e->message);
+    else
+        snprintf(o->message, sizeof o->message, "the Game State service answered %d", status);
+    for (size_t i = 0; e && e->details && i < e->n_details; i++)
+        tb_error_add_detail(&o->details, e->details[i].path, e->details[i].rule,
+                            e->details[i].message);
 }
 
 static void call_failed(op *o, int rc, const tb_error *err)
@@ -143,7 +149,7 @@ static void work(void *ud)
         if (rc != 0) {
             call_failed(o, rc, &err);
         } else if (resp.status != GAME_STATE_GET_GAME_200) {
-            fail_api(o, &resp.s404, resp.status);
+            fail_api(o, game_state_get_game_resp_error(&resp), resp.status);
         } else if (resp.s200.status == GAME_STATE_GAME_STATUS_WAITING &&
                    !has_player(&resp.s200, o->user)) {
             game_state_join_game_req jreq = {.game_id = o->game_id};
@@ -153,7 +159,7 @@ static void work(void *ud)
             if (rc != 0)
                 call_failed(o, rc, &err);
             else if (jresp.status != 200)
-                fail_api(o, &jresp.s409, jresp.status);
+                fail_api(o, game_state_join_game_resp_error(&jresp), jresp.status);
             else {
                 o->game = state_of(&jresp.s200);
                 o->started = jresp.s200.status == GAME_STATE_GAME_STATUS_ACTIVE;
@@ -176,7 +182,7 @@ static void work(void *ud)
                 goto done;
             }
             if (cur.status != 200) {
-                fail_api(o, &cur.s404, cur.status);
+                fail_api(o, game_state_get_game_resp_error(&cur), cur.status);
                 goto done;
             }
             o->expected_version = cur.s200.version;
@@ -187,7 +193,7 @@ static void work(void *ud)
         if (rc != 0) {
             call_failed(o, rc, &err);
         } else if (resp.status != GAME_STATE_MAKE_MOVE_200) {
-            fail_api(o, &resp.s409, resp.status); /* every error status is a tb_api_error */
+            fail_api(o, game_state_make_move_resp_error(&resp), resp.status);
         } else {
             o->game = state_of(&resp.s200);
             if (!resp.s200.last_move_is_null) {
@@ -238,7 +244,7 @@ static void done(tb_rt_server *srv, void *ud)
     now_rfc3339(ts);
     if (o->code) {
         if (s)
-            tb_rt_refuse(s, &ev, "error", o->code, o->message, NULL);
+            tb_rt_refuse(s, &ev, "error", o->code, o->message, &o->details);
         goto out;
     }
     tb_arena *a = tb_arena_new(0);
@@ -282,6 +288,7 @@ static void done(tb_rt_server *srv, void *ud)
 out:
     json_decref(o->game);
     json_decref(o->last_move);
+    tb_error_deinit(&o->details);
     free(o);
 }
 
@@ -412,6 +419,7 @@ static op *op_new(rt_app *app, tb_rt_socket *s, const tb_rt_event *ev, op_kind k
         tb_rt_refuse(s, ev, "error", "INTERNAL", "out of memory", NULL);
         return NULL;
     }
+    tb_error_init(&o->details);
     o->app = app;
     o->kind = kind;
     o->ack_id = ev->ack_id;

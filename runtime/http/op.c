@@ -958,6 +958,15 @@ static const tb_op_status *status_row(const tb_op *op, int code)
     return range ? range : dflt;
 }
 
+const tb_api_error *tb_op_error(const tb_op *op, const void *resp)
+{
+    if (!op || !resp)
+        return NULL;
+    const tb_op_status *s = status_row(op, *(const int *)resp);
+    return s && s->shape == TB_RS_ERROR ? (const tb_api_error *)((const char *)resp + s->off)
+                                        : NULL;
+}
+
 /* Validates a response body against the schema of its status (debug and tests). */
 static int check_response(const tb_op *op, const tb_op_status *s, tb_ctx *ctx, int status,
                           const char *body, size_t len)

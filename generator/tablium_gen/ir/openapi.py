@@ -39,7 +39,7 @@ PARAM_IN = ("path", "query", "header", "cookie")
 SERVICE_SYMBOLS = set("""api client client_free client_http client_new deps deps_of examples
 n_examples server service service_fini service_init service_main""".split())
 # what an operation named N declares besides N (the handler)
-OP_SUFFIXES = ("", "_req", "_resp", "_call", "_status")
+OP_SUFFIXES = ("", "_req", "_resp", "_call", "_status", "_resp_error")
 # headers that frame the message (RFC 9110/9112): the HTTP stack writes them, never a parameter;
 # a Content-Length parameter of 1 on a GET made the client announce a body it never sent
 FRAMING_HEADERS = ("content-length", "transfer-encoding", "connection", "host", "te", "trailer",

@@ -184,4 +184,9 @@ int tb_op_serve(const tb_op *op, tb_op_handler handle, const tb_security_alt *se
 int tb_op_call(tb_client *http, const tb_op *op, tb_ctx *ctx, const void *req, void *out,
                tb_error *err);
 
+/** The error answer a response holds (`resp` begins with `int status`): the tb_api_error member
+ *  of its status (its own row, its range's, else the default), or NULL for a success and for a
+ *  status whose body is not the error envelope. Generated clients wrap it as <op>_resp_error. */
+const tb_api_error *tb_op_error(const tb_op *op, const void *resp);
+
 #endif

@@ -945,6 +945,11 @@ int uploads_upload_call(uploads_client *cl, tb_ctx *ctx, const uploads_upload_re
     return tb_op_call(cl->http, &uploads_upload__op, ctx, req, out, err);
 }
 
+const tb_api_error *uploads_upload_resp_error(const uploads_upload_resp *r)
+{
+    return tb_op_error(&uploads_upload__op, r);
+}
+
 /* ======== GET /lookup/{key} ======== */
 
 static const tb_op_param uploads_lookup__params[] = {
@@ -984,6 +989,11 @@ int uploads_lookup_call(uploads_client *cl, tb_ctx *ctx, const uploads_lookup_re
     return tb_op_call(cl->http, &uploads_lookup__op, ctx, req, out, err);
 }
 
+const tb_api_error *uploads_lookup_resp_error(const uploads_lookup_resp *r)
+{
+    return tb_op_error(&uploads_lookup__op, r);
+}
+
 /* ======== POST /notes ======== */
 /* other media types of the body, read by their Content-Type */
 static const tb_op_media uploads_create_note__media[] = {{TB_MEDIA_FORM, "application/x-www-form-urlencoded"}, {TB_MEDIA_MULTIPART, "multipart/form-data"}};
@@ -1010,6 +1020,11 @@ const tb_op uploads_create_note__op = {
 int uploads_create_note_call(uploads_client *cl, tb_ctx *ctx, const uploads_create_note_req *req, uploads_create_note_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &uploads_create_note__op, ctx, req, out, err);
+}
+
+const tb_api_error *uploads_create_note_resp_error(const uploads_create_note_resp *r)
+{
+    return tb_op_error(&uploads_create_note__op, r);
 }
 
 /* ======== GET /notes/{id} ======== */
@@ -1040,6 +1055,11 @@ int uploads_get_note_call(uploads_client *cl, tb_ctx *ctx, const uploads_get_not
     return tb_op_call(cl->http, &uploads_get_note__op, ctx, req, out, err);
 }
 
+const tb_api_error *uploads_get_note_resp_error(const uploads_get_note_resp *r)
+{
+    return tb_op_error(&uploads_get_note__op, r);
+}
+
 /* ======== GET /notes/{id}/image ======== */
 
 static const tb_op_param uploads_get_note_image__params[] = {
@@ -1066,6 +1086,11 @@ const tb_op uploads_get_note_image__op = {
 int uploads_get_note_image_call(uploads_client *cl, tb_ctx *ctx, const uploads_get_note_image_req *req, uploads_get_note_image_resp *out, tb_error *err)
 {
     return tb_op_call(cl->http, &uploads_get_note_image__op, ctx, req, out, err);
+}
+
+const tb_api_error *uploads_get_note_image_resp_error(const uploads_get_note_image_resp *r)
+{
+    return tb_op_error(&uploads_get_note_image__op, r);
 }
 
 /* ======== client object ======== */

@@ -301,14 +301,24 @@ void uploads_client_free(uploads_client *c);
 tb_client *uploads_client_http(uploads_client *c);
 /** POST /uploads. */
 int uploads_upload_call(uploads_client *c, tb_ctx *ctx, const uploads_upload_req *req, uploads_upload_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *uploads_upload_resp_error(const uploads_upload_resp *r);
 /** GET /lookup/{key}. */
 int uploads_lookup_call(uploads_client *c, tb_ctx *ctx, const uploads_lookup_req *req, uploads_lookup_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *uploads_lookup_resp_error(const uploads_lookup_resp *r);
 /** POST /notes. */
 int uploads_create_note_call(uploads_client *c, tb_ctx *ctx, const uploads_create_note_req *req, uploads_create_note_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *uploads_create_note_resp_error(const uploads_create_note_resp *r);
 /** GET /notes/{id}. */
 int uploads_get_note_call(uploads_client *c, tb_ctx *ctx, const uploads_get_note_req *req, uploads_get_note_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *uploads_get_note_resp_error(const uploads_get_note_resp *r);
 /** GET /notes/{id}/image. */
 int uploads_get_note_image_call(uploads_client *c, tb_ctx *ctx, const uploads_get_note_image_req *req, uploads_get_note_image_resp *out, tb_error *err);
+/** The error answer *r holds, whichever status carries it (tb_op_error), or NULL. */
+const tb_api_error *uploads_get_note_image_resp_error(const uploads_get_note_image_resp *r);
 
 /* ======== server ======== */
 
