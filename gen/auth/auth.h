@@ -300,7 +300,7 @@ typedef struct auth_register_account_resp {
     auth_account s201;
     /* 400: Malformed JSON, a parameter or body that fails its schema. */
     tb_api_error s400;
-    /* 409: The email or username is already registered. */
+    /* 409: The email or username is already registered (both compared without regard to case, so alice and Alice are one name). */
     tb_api_error s409;
     /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
     tb_api_error s413;

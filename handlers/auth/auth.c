@@ -29,9 +29,13 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS accounts ("
     "  id TEXT PRIMARY KEY,"
     "  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
-    "  username TEXT NOT NULL UNIQUE,"
+    "  username TEXT NOT NULL UNIQUE COLLATE NOCASE,"
     "  password_hash TEXT NOT NULL,"
-    "  registered_at TEXT NOT NULL);";
+    "  registered_at TEXT NOT NULL);"
+    /* alice, Alice and ALICE are one name (a database made before the column's collation was
+     * NOCASE gets it from this index) */
+    "CREATE UNIQUE INDEX IF NOT EXISTS accounts_username_nocase ON accounts "
+    "  (username COLLATE NOCASE);";
 
 int auth_service_init(void **state, tb_error *err)
 {

@@ -234,8 +234,8 @@ int auth_login(tb_ctx *ctx, const auth_login_req *req, auth_login_resp *resp)
     int rc = 0;
     pthread_mutex_lock(&s->mu);
     if (sqlite3_prepare_v2(s->db,
-                           "SELECT id, password_hash FROM accounts WHERE username = ?1 "
-                           "OR email = ?1 LIMIT 1",
+                           "SELECT id, password_hash FROM accounts WHERE username = ?1 COLLATE NOCASE "
+                           "OR email = ?1 COLLATE NOCASE LIMIT 1",
                            -1, &st, NULL) != SQLITE_OK) {
         tb_log_error(ctx, "auth: prepare login: %s", sqlite3_errmsg(s->db));
         rc = TB_EIO;

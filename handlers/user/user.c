@@ -27,9 +27,10 @@ typedef struct user_state {
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS users ("
     "  id TEXT PRIMARY KEY,"
-    "  username TEXT NOT NULL UNIQUE,"
+    "  username TEXT NOT NULL UNIQUE COLLATE NOCASE,"
     "  email TEXT NOT NULL,"
     "  created_at TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS users_username_nocase ON users (username COLLATE NOCASE);"
     "CREATE TABLE IF NOT EXISTS profiles ("
     "  user_id TEXT PRIMARY KEY REFERENCES users (id),"
     "  display_name TEXT NOT NULL,"

@@ -150,6 +150,21 @@ START_TEST(register_then_get_account_and_conflicts_are_409)
     ck_assert_int_eq(auth_register_account_call(ac, &ctx, &again, &o2, NULL), 0);
     ck_assert_int_eq(o2.status, 409);
     ck_assert_str_eq(o2.s409.code, "username_taken");
+    /* a username in another case is the same name (ada_x, Ada_X and ADA_X were three accounts) */
+    char cased[128];
+    snprintf(cased, sizeof cased, "%s", a.username);
+    for (char *p = cased; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 32);
+    again.body.username = cased;
+    ck_assert_int_eq(auth_register_account_call(ac, &ctx, &again, &o2, NULL), 0);
+    ck_assert_int_eq(o2.status, 409);
+    ck_assert_str_eq(o2.s409.code, "username_taken");
+    /* and the account logs in by it */
+    auth_login_req lr = {.body = {.username = cased, .password = "correct horse battery"}};
+    auth_login_resp lo;
+    ck_assert_int_eq(auth_login_call(ac, &ctx, &lr, &lo, NULL), 0);
+    ck_assert_int_eq(lo.status, 200);
     g.user_id = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
     ck_assert_int_eq(auth_get_account_call(ac, &ctx, &g, &out, NULL), 0);
     ck_assert_int_eq(out.status, 404);

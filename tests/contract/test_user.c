@@ -56,6 +56,16 @@ START_TEST(create_and_get_user_and_taken_username_409)
     ck_assert_int_eq(user_create_user_call(uc, &ctx, &again, &o2, NULL), 0);
     ck_assert_int_eq(o2.status, 409);
     ck_assert_str_eq(o2.s409.code, "username_taken");
+    /* the same name in other case is taken too, as Auth has it */
+    char cased[128];
+    snprintf(cased, sizeof cased, "%s", u.username);
+    for (char *p = cased; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 32);
+    again.body.username = cased;
+    ck_assert_int_eq(user_create_user_call(uc, &ctx, &again, &o2, NULL), 0);
+    ck_assert_int_eq(o2.status, 409);
+    ck_assert_str_eq(o2.s409.code, "username_taken");
 }
 END_TEST
 
