@@ -684,6 +684,21 @@ static int wallet_list_transactions_locked(tb_ctx *ctx, const wallet_list_transa
 
 /* ---- handlers: each runs with the state's connection to itself ---- */
 
+/* A UUID as stored: lower case (RFC 9562 6.5: case-insensitive on input). The spec's pattern
+ * takes upper case, and ids were compared byte for byte: an upper-cased user id opened a second
+ * wallet of one currency for the same user, and an upper-cased wallet id was a 404. */
+static char *canon_id(tb_ctx *ctx, char *id)
+{
+    bool upper = false;
+    for (const char *p = id; p && *p && !upper; p++)
+        upper = *p >= 'A' && *p <= 'Z';
+    char *c = upper ? tb_arena_strdup(ctx->arena, id) : id;
+    for (char *p = c; upper && p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return c ? c : id;
+}
+
 int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_health_resp *resp)
 {
     wallet_state *st = ctx->state;
@@ -693,45 +708,60 @@ int wallet_get_health(tb_ctx *ctx, const wallet_get_health_req *req, wallet_get_
     return rc;
 }
 
-int wallet_create_wallet(tb_ctx *ctx, const wallet_create_wallet_req *req, wallet_create_wallet_resp *resp)
+int wallet_create_wallet(tb_ctx *ctx, const wallet_create_wallet_req *in, wallet_create_wallet_resp *resp)
 {
     wallet_state *st = ctx->state;
+    wallet_create_wallet_req canon = *in;
+    canon.body.user_id = canon_id(ctx, canon.body.user_id);
+    const wallet_create_wallet_req *req = &canon;
     pthread_mutex_lock(&st->mu);
     int rc = wallet_create_wallet_locked(ctx, req, resp);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-int wallet_get_wallet(tb_ctx *ctx, const wallet_get_wallet_req *req, wallet_get_wallet_resp *resp)
+int wallet_get_wallet(tb_ctx *ctx, const wallet_get_wallet_req *in, wallet_get_wallet_resp *resp)
 {
     wallet_state *st = ctx->state;
+    wallet_get_wallet_req canon = *in;
+    canon.wallet_id = canon_id(ctx, canon.wallet_id);
+    const wallet_get_wallet_req *req = &canon;
     pthread_mutex_lock(&st->mu);
     int rc = wallet_get_wallet_locked(ctx, req, resp);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-int wallet_get_user_wallets(tb_ctx *ctx, const wallet_get_user_wallets_req *req, wallet_get_user_wallets_resp *resp)
+int wallet_get_user_wallets(tb_ctx *ctx, const wallet_get_user_wallets_req *in, wallet_get_user_wallets_resp *resp)
 {
     wallet_state *st = ctx->state;
+    wallet_get_user_wallets_req canon = *in;
+    canon.user_id = canon_id(ctx, canon.user_id);
+    const wallet_get_user_wallets_req *req = &canon;
     pthread_mutex_lock(&st->mu);
     int rc = wallet_get_user_wallets_locked(ctx, req, resp);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-int wallet_create_transaction(tb_ctx *ctx, const wallet_create_transaction_req *req, wallet_create_transaction_resp *resp)
+int wallet_create_transaction(tb_ctx *ctx, const wallet_create_transaction_req *in, wallet_create_transaction_resp *resp)
 {
     wallet_state *st = ctx->state;
+    wallet_create_transaction_req canon = *in;
+    canon.wallet_id = canon_id(ctx, canon.wallet_id);
+    const wallet_create_transaction_req *req = &canon;
     pthread_mutex_lock(&st->mu);
     int rc = wallet_create_transaction_locked(ctx, req, resp);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *req, wallet_list_transactions_resp *resp)
+int wallet_list_transactions(tb_ctx *ctx, const wallet_list_transactions_req *in, wallet_list_transactions_resp *resp)
 {
     wallet_state *st = ctx->state;
+    wallet_list_transactions_req canon = *in;
+    canon.wallet_id = canon_id(ctx, canon.wallet_id);
+    const wallet_list_transactions_req *req = &canon;
     pthread_mutex_lock(&st->mu);
     int rc = wallet_list_transactions_locked(ctx, req, resp);
     pthread_mutex_unlock(&st->mu);

@@ -234,6 +234,29 @@ START_TEST(create_wallet_returns_201_location_and_zero_balance)
     ck_assert_int_eq(out.status, 409);
     ck_assert_str_eq(out.s409.code, "wallet_exists");
     ck_assert_ptr_nonnull(out.s409.request_id);
+    /* the same user id in upper case is the same user (it opened a second CHP wallet), and
+     * the wallet's id in upper case finds it (it was a 404) */
+    char upper[37], wid[37];
+    for (int i = 0; i < 37; i++)
+        upper[i] = (char)(user[i] >= 'a' && user[i] <= 'f' ? user[i] - 32 : user[i]);
+    req.body.user_id = upper;
+    ck_assert_int_eq(wallet_create_wallet_call(wc, &ctx, &req, &out, &err), 0);
+    ck_assert_int_eq(out.status, 409);
+    ck_assert_str_eq(out.s409.code, "wallet_exists");
+    wallet_get_user_wallets_req ur = {.user_id = upper};
+    wallet_get_user_wallets_resp uo;
+    ck_assert_int_eq(wallet_get_user_wallets_call(wc, &ctx, &ur, &uo, &err), 0);
+    ck_assert_int_eq(uo.status, 200);
+    ck_assert_uint_eq(uo.s200.n, 1);
+    for (int i = 0; i < 37; i++)
+        wid[i] = (char)(uo.s200.items[0].id[i] >= 'a' && uo.s200.items[0].id[i] <= 'f'
+                            ? uo.s200.items[0].id[i] - 32
+                            : uo.s200.items[0].id[i]);
+    wallet_get_wallet_req gr = {.wallet_id = wid};
+    wallet_get_wallet_resp go;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &gr, &go, &err), 0);
+    ck_assert_int_eq(go.status, 200);
+    ck_assert_str_eq(go.s200.user_id, user); /* stored in lower case */
     tb_error_deinit(&err);
 }
 END_TEST
