@@ -381,7 +381,7 @@ typedef struct wallet_create_transaction_resp {
     tb_api_error s403;
     /* 404: No such resource. */
     tb_api_error s404;
-    /* 409: The request conflicts with the current state (insufficient funds, duplicate). */
+    /* 409: insufficient_funds or balance_limit: nothing was applied (a refusal stored under the request's Idempotency-Key is replayed with Idempotent-Replayed: true). */
     tb_api_error s409;
     /* 413: The body is larger than the service accepts (TB_MAX_BODY). */
     tb_api_error s413;

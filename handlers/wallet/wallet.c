@@ -54,7 +54,19 @@ static const char SCHEMA[] =
     "  created_at TEXT NOT NULL,"
     "  idem_key TEXT,"
     "  UNIQUE (wallet_id, idem_key));"
-    "CREATE INDEX IF NOT EXISTS transactions_wallet ON transactions (wallet_id, seq);";
+    "CREATE INDEX IF NOT EXISTS transactions_wallet ON transactions (wallet_id, seq);"
+    /* a refused request under its Idempotency-Key: replayed as it was (a declined debit stays
+     * declined under its key; before, a later retry with the key was applied) */
+    "CREATE TABLE IF NOT EXISTS refusals ("
+    "  wallet_id TEXT NOT NULL,"
+    "  idem_key TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  amount INTEGER NOT NULL,"
+    "  reference TEXT,"
+    "  code TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (wallet_id, idem_key));";
 
 /* ---- the balance projection, rebuilt from the events ---- */
 
@@ -479,6 +491,94 @@ static void replay(tb_ctx *ctx, const wallet_create_transaction_req *req, wallet
     }
 }
 
+/* A refusal stored under (wallet_id, key): answers the request as the first time (409 replayed)
+ * or, for a different request, 422. *found says whether there was one. */
+static int refusal_by_key(tb_ctx *ctx, const wallet_create_transaction_req *req, const char *key,
+                          wallet_create_transaction_resp *resp, bool *found)
+{
+    sqlite3 *db = db_of(ctx);
+    sqlite3_stmt *st = NULL;
+    *found = false;
+    if (sqlite3_prepare_v2(db, "SELECT type, amount, reference, code, message FROM refusals "
+                               "WHERE wallet_id = ? AND idem_key = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(ctx, db, "prepare select refusal");
+    sqlite3_bind_text(st, 1, req->wallet_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = 0;
+    if (rc == SQLITE_ROW) {
+        *found = true;
+        const wallet_create_transaction_request *b = &req->body;
+        const char *type = (const char *)sqlite3_column_text(st, 0);
+        const char *ref = (const char *)sqlite3_column_text(st, 2);
+        size_t ref_len = (size_t)sqlite3_column_bytes(st, 2);
+        bool same = type && strcmp(type, wallet_transaction_type_to_string(b->type)) == 0 &&
+                    sqlite3_column_int64(st, 1) == b->amount && (ref != NULL) == b->has_reference &&
+                    (!ref || (ref_len == strlen(b->reference) &&
+                              memcmp(ref, b->reference, ref_len) == 0));
+        if (same) {
+            char *code = tb_store_text(ctx->arena, st, 3), *msg = tb_store_text(ctx->arena, st, 4);
+            if (!code || !msg) {
+                out = TB_ENOMEM;
+            } else {
+                resp->status = WALLET_CREATE_TRANSACTION_409;
+                tb_api_error_set(&resp->s409, ctx, code, "%s", msg);
+                resp->headers.idempotent_replayed = "true";
+            }
+        } else {
+            resp->status = WALLET_CREATE_TRANSACTION_422;
+            tb_api_error_set(&resp->s422, ctx, "idempotency_key_reused",
+                             "Idempotency-Key %s was used for a different request", key);
+        }
+    } else if (rc != SQLITE_DONE) {
+        out = db_fail(ctx, db, "select refusal");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* Refuses the request with 409 `code`, stored under its Idempotency-Key when it has one (inside
+ * the open transaction, which this ends). */
+static int refuse(tb_ctx *ctx, const wallet_create_transaction_req *req, const char *key,
+                  wallet_create_transaction_resp *resp, const char *code, const char *msg)
+{
+    sqlite3 *db = db_of(ctx);
+    resp->status = WALLET_CREATE_TRANSACTION_409;
+    tb_api_error_set(&resp->s409, ctx, code, "%s", msg);
+    if (!key) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return 0;
+    }
+    const wallet_create_transaction_request *b = &req->body;
+    char now[25];
+    tb_time_rfc3339(now);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO refusals (wallet_id, idem_key, type, amount, "
+                               "reference, code, message, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        int rc = db_fail(ctx, db, "prepare insert refusal");
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    sqlite3_bind_text(st, 1, req->wallet_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, wallet_transaction_type_to_string(b->type), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, b->amount);
+    if (b->has_reference)
+        sqlite3_bind_text(st, 5, b->reference, (int)strlen(b->reference), SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, code, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, msg, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, now, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = db_fail(ctx, db, "store refusal");
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return 0;
+}
+
 static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_transaction_req *req,
                               wallet_create_transaction_resp *resp)
 {
@@ -501,6 +601,12 @@ static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_tra
             replay(ctx, req, t, ref_len, resp);
             return 0;
         }
+        if ((rc = refusal_by_key(ctx, req, key, resp, &found)) != 0)
+            goto rollback;
+        if (found) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return 0;
+        }
     }
     wallet_wallet w;
     if ((rc = load_wallet(ctx, req->wallet_id, &w, &found)) != 0)
@@ -514,21 +620,18 @@ static int wallet_create_transaction_locked(tb_ctx *ctx, const wallet_create_tra
     int64_t balance = w.balance;
     if (b->type == WALLET_TRANSACTION_TYPE_DEBIT) {
         if (b->amount > balance) {
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            resp->status = WALLET_CREATE_TRANSACTION_409;
-            tb_api_error_set(&resp->s409, ctx, "insufficient_funds",
-                             "a debit of %" PRId64 " exceeds the balance of %" PRId64, b->amount,
-                             balance);
-            return 0;
+            char msg[128];
+            snprintf(msg, sizeof msg, "a debit of %" PRId64 " exceeds the balance of %" PRId64,
+                     b->amount, balance);
+            return refuse(ctx, req, key, resp, "insufficient_funds", msg);
         }
         balance -= b->amount;
     } else {
         if (b->amount > INT64_C(9007199254740991) - balance) {
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            resp->status = WALLET_CREATE_TRANSACTION_409;
-            tb_api_error_set(&resp->s409, ctx, "balance_limit",
-                             "a credit of %" PRId64 " would exceed the largest balance", b->amount);
-            return 0;
+            char msg[128];
+            snprintf(msg, sizeof msg, "a credit of %" PRId64 " would exceed the largest balance",
+                     b->amount);
+            return refuse(ctx, req, key, resp, "balance_limit", msg);
         }
         balance += b->amount;
     }

@@ -368,6 +368,34 @@ START_TEST(idempotency_key_replays_the_first_result_and_refuses_a_different_requ
 }
 END_TEST
 
+/* A refusal is a first result too: a debit declined for lack of funds stays declined under its
+ * key, replayed, even once the funds are there (it was applied: "applies nothing twice" and
+ * "returns the first result" both broken); a new attempt takes a new key. */
+START_TEST(idempotency_key_replays_a_refusal)
+{
+    char user[37];
+    wallet_wallet w = make_wallet(new_uuid(user), "CHP");
+    wallet_create_transaction_resp a = post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 50, "k-dec", NULL);
+    ck_assert_int_eq(a.status, 409);
+    ck_assert_str_eq(a.s409.code, "insufficient_funds");
+    ck_assert_ptr_null(a.headers.idempotent_replayed);
+    ck_assert_int_eq(post_tx(w.id, WALLET_TRANSACTION_TYPE_CREDIT, 100, NULL, NULL).status, 201);
+    wallet_create_transaction_resp b = post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 50, "k-dec", NULL);
+    ck_assert_int_eq(b.status, 409);
+    ck_assert_str_eq(b.s409.code, "insufficient_funds");
+    ck_assert_str_eq(b.s409.message, a.s409.message);
+    ck_assert_str_eq(b.headers.idempotent_replayed, "true");
+    wallet_create_transaction_resp c = post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 60, "k-dec", NULL);
+    ck_assert_int_eq(c.status, 422);
+    ck_assert_str_eq(c.s422.code, "idempotency_key_reused");
+    ck_assert_int_eq(post_tx(w.id, WALLET_TRANSACTION_TYPE_DEBIT, 50, "k-new", NULL).status, 201);
+    wallet_get_wallet_req g = {.wallet_id = w.id};
+    wallet_get_wallet_resp gw;
+    ck_assert_int_eq(wallet_get_wallet_call(wc, &ctx, &g, &gw, NULL), 0);
+    ck_assert_int_eq(gw.s200.balance, 50);
+}
+END_TEST
+
 START_TEST(transactions_page_newest_first_with_cursor_and_type_filter)
 {
     char user[37];
@@ -1279,6 +1307,7 @@ int main(void)
     tcase_add_test(tc, credit_debit_and_never_below_zero);
     tcase_add_test(tc, empty_reference_is_sent_and_kept);
     tcase_add_test(tc, idempotency_key_replays_the_first_result_and_refuses_a_different_request);
+    tcase_add_test(tc, idempotency_key_replays_a_refusal);
     tcase_add_test(tc, transactions_page_newest_first_with_cursor_and_type_filter);
     tcase_add_test(tc, request_id_is_propagated_by_the_client);
     tcase_add_test(tc, client_reports_transport_failure_apart_from_answers);
