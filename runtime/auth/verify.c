@@ -1193,3 +1193,8 @@ int tb_jwt_verifier_from_env(tb_jwt_verifier **out, tb_error *err)
     free(req_text);
     return rc;
 }
+
+int tb_jwt_verifier_leeway_s(const tb_jwt_verifier *v)
+{
+    return v ? v->leeway_s : 0;
+}

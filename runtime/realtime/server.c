@@ -216,6 +216,7 @@ struct tb_rt_socket {
     tb_rt_nsp *nsp;
     json_t *auth;
     tb_jwt_claims *claims;
+    int64_t claims_until; /* wall-clock seconds: the handshake token's exp + leeway, 0: none */
     void *data;
     void (*release)(void *);
     sroom *rooms;
@@ -1940,6 +1941,8 @@ static int jwt_middleware(tb_rt_socket *s, const json_t *auth, tb_rt_refusal *ou
     }
     tb_jwt_claims_free(s->claims);
     s->claims = claims;
+    int64_t exp = tb_jwt_claims_exp(claims);
+    s->claims_until = exp > 0 ? exp + tb_jwt_verifier_leeway_s(v) : 0;
     return 0;
 }
 
@@ -2411,6 +2414,18 @@ static void dispatch(session *s, tb_rt__sio_packet *p, const tb_rt_bin *bins, un
         for (size_t i = 1; i < json_array_size(p->data); i++)
             json_array_append(args, json_array_get(p->data, i));
         tb_rt_event ev = {name, args, bins, nbins, p->ack_id};
+        if (so->claims_until && (int64_t)time(NULL) >= so->claims_until) {
+            /* the handshake's token has expired: the socket acts for nobody now (it moved
+             * discs for as long as it stayed open). The sender hears why, then the namespace
+             * disconnects it ("io server disconnect"): it connects again with a fresh token. */
+            ST_ADD(s->srv, refused, 1);
+            tb_rt_refuse(so, &ev, "error", "UNAUTHENTICATED",
+                         "the token of this connection has expired: connect again with a new one",
+                         NULL);
+            json_decref(args);
+            tb_rt_socket_disconnect(so, false);
+            return;
+        }
         tb_rt_nsp *h = so->nsp->pattern ? so->nsp->pattern : so->nsp;
         tb_rt_event_fn fn = h->any;
         void *ud = h->any_ud;

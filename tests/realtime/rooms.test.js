@@ -225,6 +225,26 @@ test('JWT on the handshake: verified claims, or "Authentication error" with the 
   root.close();
 });
 
+test('a socket whose handshake token expires acts for nobody: its next event is refused, then it is disconnected', { timeout: 15000 }, async () => {
+  const exp = now() + 2;
+  const s = await connect('/games', { auth: { token: jwt({ sub: 'user-9', iss: 'tablium-test', exp }) } });
+  const errors = recorder(s, 'error');
+  assert.strictEqual((await call(s, 'whoami')).sub, 'user-9');
+  // past exp + the verifier's leeway (1 s here): it went on acting as user-9 before
+  await new Promise((r) => setTimeout(r, Math.max(0, (exp + 1 - now()) * 1000) + 1200));
+  const gone = next(s, 'disconnect', 5000);
+  const res = await call(s, 'whoami');
+  assert.strictEqual(res.error && res.error.code, 'UNAUTHENTICATED', JSON.stringify(res));
+  assert.strictEqual(res.error.event, 'whoami');
+  const [reason] = await gone;
+  assert.strictEqual(reason, 'io server disconnect');
+  assert.strictEqual(errors.got.length, 1, 'the error event reached the sender');
+  // a fresh token connects again
+  const again = await connect('/games', { auth: { token: jwt({ sub: 'user-9', iss: 'tablium-test', exp: now() + 60 }) } });
+  assert.strictEqual((await call(again, 'whoami')).sub, 'user-9');
+  closeAll(s, again);
+});
+
 test('namespace patterns: matching names connect, others are invalid', T, async () => {
   const s = io(URL + '/dyn-42', { forceNew: true, transports: ['websocket'], reconnection: false });
   try {

@@ -380,6 +380,7 @@ int main(void)
     vo.keys = &key;
     vo.n_keys = 1;
     vo.issuer = "tablium-test";
+    vo.leeway_s = 1; /* an expiry test waits exp + leeway */
     if (tb_jwt_verifier_new(&vo, &verifier, &err) != 0) {
         fprintf(stderr, "rooms_server: %s\n", err.message);
         return 1;

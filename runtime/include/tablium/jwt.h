@@ -316,6 +316,9 @@ typedef struct tb_jwt_stats {
 /** Counters since _new. Thread-safe (a snapshot, each counter atomic). */
 void tb_jwt_verifier_stats(tb_jwt_verifier *v, tb_jwt_stats *out);
 
+/** The clock skew the verifier allows on exp/nbf/iat, in seconds (tb_jwt_verifier_opts). */
+int tb_jwt_verifier_leeway_s(const tb_jwt_verifier *v);
+
 /* ---- signing ---- */
 
 /**
