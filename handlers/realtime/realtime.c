@@ -39,6 +39,7 @@ struct rt_app {
     games_handlers handlers;
     tb_bus *bus;  /* game events to relay; NULL when events are off */
     json_t *seen; /* game id -> the last version broadcast */
+    char scope[64]; /* the scope a handshake token must carry, "" for none */
     pthread_mutex_t seen_mu; /* seen: the server's loops (TB_RT_LOOPS) share it */
 };
 
@@ -466,6 +467,19 @@ static void on_leave_game(tb_rt_socket *s, const games_leave_game *p, const tb_r
     tb_rt_socket_leave(s, room);
 }
 
+/* After the JWT middleware: the token carries app->scope, else "Authentication error". */
+static int require_scope(tb_rt_socket *s, const json_t *auth, tb_rt_refusal *out, void *ud)
+{
+    (void)auth;
+    rt_app *app = ud;
+    const tb_jwt_claims *c = tb_rt_socket_claims(s);
+    if (c && tb_jwt_claims_has_scope(c, app->scope))
+        return 0;
+    snprintf(out->message, sizeof out->message, "Authentication error");
+    out->data = json_pack("{s:s, s:s}", "reason", "insufficient_scope", "scope", app->scope);
+    return 1;
+}
+
 int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_state_url,
                rt_app **out, tb_error *err)
 {
@@ -482,8 +496,15 @@ int rt_app_new(tb_rt_server *srv, tb_jwt_verifier *verifier, const char *game_st
         return TB_EINVAL;
     }
     app->games = tb_rt_server_of(srv, games_namespace);
-    if (verifier)
+    if (verifier) {
         tb_rt_nsp_use_jwt(app->games, verifier);
+        /* a player's token: any token the issuer signs verified (a service's client-credentials
+         * token became a "player"); REALTIME_JWT_SCOPE, "user" unless set, "" for any */
+        const char *scope = getenv("REALTIME_JWT_SCOPE");
+        snprintf(app->scope, sizeof app->scope, "%s", scope ? scope : "user");
+        if (app->scope[0])
+            tb_rt_nsp_use(app->games, require_scope, app);
+    }
     app->handlers.join_game = on_join_game;
     app->handlers.game_move = on_game_move;
     app->handlers.leave_game = on_leave_game;

@@ -6,6 +6,8 @@
  *   GAME_STATE_SERVICE_URL    the Game State service (tb_service_url)
  *   TB_JWT_SECRET / TB_JWT_JWKS_FILE / TB_JWT_JWKS_URL / TB_JWT_JWKS, TB_JWT_ISSUER,
  *   TB_JWT_AUDIENCE           how handshake tokens are verified (as the REST services)
+ *   REALTIME_JWT_SCOPE        the scope a handshake token must carry ("user", a player's token
+ *                             from Auth's login, unless set; empty: any)
  *   SERVICE_AUTH_TOKEN or AUTH_SERVICE_URL + TB_SERVICE_CLIENT_ID/_SECRET
  *                             this service's own token for Game State (tablium/token.h)
  *   REDIS_URL                 redis://host:port: share rooms with other Realtime nodes

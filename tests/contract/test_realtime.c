@@ -58,14 +58,15 @@ static const char *create_game(const char *creator)
 static int players(const char *game, const char *a, const char *b, const char *c, char *out,
                    size_t cap)
 {
-    char *ta = th_token(a, NULL, 600, NULL), *tbk = th_token(b, NULL, 600, NULL),
-         *tc = th_token(c, NULL, 600, NULL);
-    char cmd[4096];
+    char *ta = th_token(a, "user", 600, NULL), *tbk = th_token(b, "user", 600, NULL),
+         *tc = th_token(c, "user", 600, NULL), *ts = th_token(a, "wallet.read", 600, NULL);
+    char cmd[6144];
     snprintf(cmd, sizeof cmd,
              "cd tests/realtime && ([ -d node_modules/socket.io-client ] || npm ci --no-audit "
              "--no-fund >&2) && RT_URL=%s GAME_ID=%s USER_A=%s USER_B=%s TOKEN_A=%s TOKEN_B=%s "
-             "TOKEN_C=%s timeout 120 node players.js 2>&1",
-             rt_svc.direct, game, a, b, ta, tbk, tc);
+             "TOKEN_C=%s TOKEN_SERVICE=%s timeout 120 node players.js 2>&1",
+             rt_svc.direct, game, a, b, ta, tbk, tc, ts);
+    free(ts);
     free(ta);
     free(tbk);
     free(tc);
@@ -102,7 +103,7 @@ END_TEST
 START_TEST(game_state_down_is_a_refusal_to_the_sender_not_a_hang)
 {
     const char *a = make_user();
-    char *token = th_token(a, NULL, 600, NULL);
+    char *token = th_token(a, "user", 600, NULL);
     th_kill(&gs_svc);
     char cmd[2048], out[4096];
     snprintf(cmd, sizeof cmd,
@@ -143,7 +144,7 @@ START_TEST(moves_made_elsewhere_are_relayed_from_the_bus_to_the_room)
     tb_error err = TB_ERROR_INIT;
     ck_assert_int_eq(game_state_join_game_call(gc, &ctx, &jreq, &jresp, &err), 0);
     ck_assert_int_eq(jresp.status, 200);
-    char *token = th_token(a, NULL, 600, NULL);
+    char *token = th_token(a, "user", 600, NULL);
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "cd tests/realtime && RT_URL=%s TOKEN=%s GAME=%s timeout 30 node -e '"
@@ -199,8 +200,8 @@ START_TEST(a_spectator_that_lost_its_link_recovers_the_moves_it_missed)
     th_start(&rec, env);
     const char *a = make_user(), *b = make_user(), *c = make_user();
     const char *game = create_game(a);
-    char *ta = th_token(a, NULL, 600, NULL), *tbk = th_token(b, NULL, 600, NULL),
-         *tc = th_token(c, NULL, 600, NULL);
+    char *ta = th_token(a, "user", 600, NULL), *tbk = th_token(b, "user", 600, NULL),
+         *tc = th_token(c, "user", 600, NULL);
     char cmd[4096], out[8192];
     snprintf(cmd, sizeof cmd,
              "cd tests/realtime && RT_URL=%s GAME_ID=%s TOKEN_A=%s TOKEN_B=%s TOKEN_C=%s "

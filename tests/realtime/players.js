@@ -49,6 +49,12 @@ async function main() {
     await assert.rejects(connect(bad), (e) => e.message === 'Authentication error' && typeof e.data.reason === 'string');
     checks++;
   }
+  // a valid token that is not a player's (a service's, without the "user" scope)
+  if (process.env.TOKEN_SERVICE) {
+    await assert.rejects(connect(process.env.TOKEN_SERVICE),
+      (e) => e.message === 'Authentication error' && e.data.reason === 'insufficient_scope');
+    checks++;
+  }
   const a = await connect(TOKEN_A);
   const b = await connect(TOKEN_B, ['polling', 'websocket']); // B starts on long-polling
   const c = await connect(TOKEN_C);
