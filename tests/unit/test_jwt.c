@@ -600,6 +600,17 @@ static enum MHD_Result serve_jwks(void *cls, struct MHD_Connection *conn, const 
     return rc;
 }
 
+/* Starts serve_jwks on a free port; url gets its address with `path`. */
+static struct MHD_Daemon *jwks_server(char *url, size_t cap, const char *path)
+{
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+                                            serve_jwks, NULL, MHD_OPTION_END);
+    ck_assert_ptr_nonnull(d);
+    snprintf(url, cap, "http://127.0.0.1:%u%s",
+             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port, path);
+    return d;
+}
+
 START_TEST(test_jwks_url_source_and_rotation)
 {
     int64_t now = 1700000000;
@@ -607,12 +618,8 @@ START_TEST(test_jwks_url_source_and_rotation)
     ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_RS256, "ra", &a, NULL), 0);
     ck_assert_int_eq(tb_jwt_key_generate(TB_JWT_PS256, "rb", &b, NULL), 0);
     served_jwks = jwks_of(&a, 1);
-    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                                            serve_jwks, NULL, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(d);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/.well-known/jwks.json",
-             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    struct MHD_Daemon *d = jwks_server(url, sizeof url, "/.well-known/jwks.json");
     tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
     o.jwks_url = url;
     o.clock = pinned_clock;
@@ -677,12 +684,8 @@ START_TEST(test_a_url_key_set_never_lends_an_hmac_secret)
                                     "HS256", "k",
                                     "YS1zZWNyZXQtdGhhdC10aGUtc2V0LXB1Ymxpc2hlcy0wMTIzNDU2Nzg5"));
     served_jwks = json_dumps(set, JSON_COMPACT);
-    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                                            serve_jwks, NULL, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(d);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/jwks.json",
-             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    struct MHD_Daemon *d = jwks_server(url, sizeof url, "/jwks.json");
     tb_jwt_verifier_opts o = TB_JWT_VERIFIER_OPTS_INIT;
     o.jwks_url = url;
     o.clock = pinned_clock;
@@ -845,12 +848,8 @@ START_TEST(test_jwks_reread_every_max_age_and_a_slow_source_holds_no_request)
     unlink(path);
 
     served_jwks = jwks_of(&a, 1);
-    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-                                            serve_jwks, NULL, MHD_OPTION_END);
-    ck_assert_ptr_nonnull(d);
     char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/jwks.json",
-             (unsigned)MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+    struct MHD_Daemon *d = jwks_server(url, sizeof url, "/jwks.json");
     o = (tb_jwt_verifier_opts)TB_JWT_VERIFIER_OPTS_INIT;
     o.jwks_url = url;
     o.refetch_interval_s = 0;
