@@ -745,8 +745,12 @@ static bool realtime__schema_games_defs_game_updated_properties_last_move(const 
         if (cnt == 1)
             tb_eval_merge(E, &keep);
         tb_eval_deinit(&keep);
-        if (cnt == 0)
-            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { realtime__schema_games_defs_last_move, realtime__schema_games_defs_game_updated_properties_last_move_one_of_1, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 2, why, sizeof why);
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf" "%s", why);
+        }
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }

@@ -125,6 +125,46 @@ static bool vfail(tb_vctx *c, const char *member, const char *rule, const char *
     return (c->flags & TB_VALIDATE_ALL_ERRORS) != 0;
 }
 
+void tb_v_why_none(tb_vctx *c, const json_t *j,
+                   bool (*const *fns)(const json_t *, struct tb_vctx *, struct tb_eval *),
+                   size_t n, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = '\0';
+    if (!c->err || c->quiet || (c->flags & TB_VALIDATE__EXPLAINING))
+        return;
+    size_t o = 0;
+    tb_error *saved = c->err;
+    size_t nerrors = c->nerrors;
+    unsigned flags = c->flags;
+    int npath = c->npath, depth = c->depth;
+    for (size_t i = 0; i < n && i < 3 && o + 1 < cap; i++) {
+        tb_error scratch = TB_ERROR_INIT;
+        if (fns[i]) {
+            c->err = &scratch;
+            c->flags = (flags & ~TB_VALIDATE_ALL_ERRORS) | TB_VALIDATE__EXPLAINING;
+            tb_eval t;
+            tb_eval_init(&t);
+            (void)fns[i](j, c, &t);
+            tb_eval_deinit(&t);
+            c->err = saved;
+            c->flags = flags;
+            c->nerrors = nerrors;
+            c->npath = npath;
+            c->depth = depth;
+        }
+        const tb_error_detail *d = scratch.n_details ? &scratch.details[0] : NULL;
+        int w = snprintf(out + o, cap - o, "; #%zu: %s%s%s (%s)", i, d ? d->path : "",
+                         d ? ": " : "", d ? d->message : "no value is allowed",
+                         d ? d->rule : "false");
+        o = w < 0 ? o : (size_t)w >= cap - o ? cap - 1 : o + (size_t)w;
+        tb_error_deinit(&scratch);
+    }
+    if (n > 3 && o + 1 < cap)
+        snprintf(out + o, cap - o, "; and %zu more", n - 3);
+}
+
 bool tb_v_fail(tb_vctx *c, const char *rule, const char *fmt, ...)
 {
     va_list ap;

@@ -335,6 +335,12 @@ START_TEST(unions_that_may_be_null)
     parse_bad("{\"shapes\":[],\"readings\":[1,\"\"]}", path, rule, msg);
     ck_assert_str_eq(path, "/readings/1");
     ck_assert_str_eq(rule, "oneOf");
+    /* and why no branch took it: each branch's first violation (it said only "must match
+     * exactly one schema in oneOf") */
+    ck_assert_msg(strstr(msg, "; #0: /readings/1: ") && strstr(msg, "(type)") &&
+                      strstr(msg, "; #1: /readings/1: must have at least 1 characters (minLength)") &&
+                      strstr(msg, "; #2: /readings/1: "),
+                  "%s", msg);
     /* built in C and written */
     shapes w;
     memset(&w, 0, sizeof w);

@@ -58,6 +58,10 @@ void tb_vctx_init(tb_vctx *c, tb_error *err, unsigned flags);
  *  Returns 0 when `valid`, else TB_EVALIDATION. */
 int tb_vctx_finish(tb_vctx *c, bool valid);
 
+/** Internal flag: the branches of an anyOf/oneOf that matched none are being run again to say
+ *  why (tb_v_why_none); a nested anyOf/oneOf does not explain itself. */
+#define TB_VALIDATE__EXPLAINING 0x40000000u
+
 /** Records a violation at the current instance path (unless quiet). Returns true when the
  *  caller should keep checking (all-errors mode and not quiet), false to return at once. */
 bool tb_v_fail(tb_vctx *c, const char *rule, const char *fmt, ...)
@@ -110,6 +114,15 @@ typedef struct tb_eval {
     size_t nbits;
     const char *small[8];
 } tb_eval;
+
+/** Why j matched none of an anyOf/oneOf's branches (fns[i] NULL: a `false` branch), for its
+ *  violation: appends "; #i: PATH: MESSAGE (RULE)" per branch (its first violation; three
+ *  branches at most) to out[cap] (NUL-terminated; "" when c records nothing). Run only on the
+ *  failure path: each branch is checked once more, recording into a scratch error. */
+void tb_v_why_none(tb_vctx *c, const json_t *j,
+                   bool (*const *fns)(const json_t *, struct tb_vctx *, struct tb_eval *),
+                   size_t n, char *out, size_t cap);
+
 
 void tb_eval_init(tb_eval *e);
 void tb_eval_deinit(tb_eval *e);

@@ -192,8 +192,12 @@ static bool palette__schema_palette_defs_colour(const json_t *j, tb_vctx *c, tb_
         if (cnt == 1)
             tb_eval_merge(E, &keep);
         tb_eval_deinit(&keep);
-        if (cnt == 0)
-            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { palette__schema_palette_defs_colour_one_of_0, palette__schema_palette_defs_colour_one_of_1, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 2, why, sizeof why);
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf" "%s", why);
+        }
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }

@@ -579,8 +579,12 @@ static bool shapes__schema_shapes_defs_size(const json_t *j, tb_vctx *c, tb_eval
             cnt++;
         }
         c->quiet--;
-        if (cnt == 0)
-            TB_V_FAIL("anyOf", "must match at least one schema in anyOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { shapes__schema_shapes_defs_size_any_of_0, shapes__schema_shapes_defs_size_any_of_1, shapes__schema_shapes_defs_size_any_of_2, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 3, why, sizeof why);
+            TB_V_FAIL("anyOf", "must match at least one schema in anyOf" "%s", why);
+        }
     }
 out:
     c->npath = np;
@@ -668,8 +672,12 @@ static bool shapes__schema_shapes_properties_label(const json_t *j, tb_vctx *c, 
         if (cnt == 1)
             tb_eval_merge(E, &keep);
         tb_eval_deinit(&keep);
-        if (cnt == 0)
-            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { shapes__schema_shapes_properties_label_one_of_0, shapes__schema_shapes_properties_label_one_of_1, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 2, why, sizeof why);
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf" "%s", why);
+        }
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }
@@ -1105,8 +1113,12 @@ static bool shapes__schema_shapes_properties_owners_items(const json_t *j, tb_vc
         if (cnt == 1)
             tb_eval_merge(E, &keep);
         tb_eval_deinit(&keep);
-        if (cnt == 0)
-            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { shapes__schema_shapes_defs_named, shapes__schema_shapes_properties_label_one_of_1, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 2, why, sizeof why);
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf" "%s", why);
+        }
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }
@@ -1266,8 +1278,12 @@ static bool shapes__schema_shapes_properties_readings_items(const json_t *j, tb_
         if (cnt == 1)
             tb_eval_merge(E, &keep);
         tb_eval_deinit(&keep);
-        if (cnt == 0)
-            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { shapes__schema_shapes_defs_size_any_of_2_properties_width, shapes__schema_shapes_properties_label_one_of_0, shapes__schema_shapes_properties_label_one_of_1, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 3, why, sizeof why);
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf" "%s", why);
+        }
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }

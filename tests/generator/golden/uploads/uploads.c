@@ -702,8 +702,12 @@ static bool uploads__schema_paths_lookup_key_get_parameters_2_content(const json
         if (cnt == 1)
             tb_eval_merge(E, &keep);
         tb_eval_deinit(&keep);
-        if (cnt == 0)
-            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf");
+        if (cnt == 0) {
+            static const tb__vfn alts[] = { uploads__schema_key_properties_id, uploads__schema_receipt_properties_file_head, };
+            char why[600];
+            tb_v_why_none(c, j, alts, 2, why, sizeof why);
+            TB_V_FAIL("oneOf", "must match exactly one schema in oneOf" "%s", why);
+        }
         if (cnt > 1)
             TB_V_FAIL("oneOf", "must match exactly one schema in oneOf, matches more than one");
     }
