@@ -729,6 +729,40 @@ paths:
             self.assertNotIn("error-shape", err)
 
 
+class UndeclaredScope(OpenApiCase):
+    SPEC = """\
+openapi: 3.0.3
+info: {title: t, version: '1'}
+components:
+  securitySchemes:
+    oauth:
+      type: oauth2
+      flows:
+        clientCredentials:
+          tokenUrl: https://auth.example/token
+          scopes: {wallet.read: read, wallet.write: write}
+paths:
+  /pay:
+    post:
+      operationId: pay
+      security: [{oauth: [%s]}]
+      responses:
+        '204': {description: ok}
+"""
+
+    def test_a_scope_no_flow_declares_is_warned_about(self):
+        # a typo (wallet.wirte) refused every call with 403 and nothing said why
+        rc, err = self.gen(self.SPEC % "wallet.wirte")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: undeclared-scope: scope 'wallet.wirte' is not among the scopes "
+                      "oauth2 scheme 'oauth' declares", err)
+
+    def test_declared_scopes_are_not(self):
+        rc, err = self.gen(self.SPEC % "wallet.read, wallet.write")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("undeclared-scope", err)
+
+
 class RequiredUndeclared(OpenApiCase):
     def test_the_note_names_where_a_required_member_no_property_declares_is(self):
         # Regression: the note said "?" for it, and one "?" for all of them

@@ -297,6 +297,14 @@ class ServiceBuilder:
                 sch.param_lit = cstr(node["name"])
             elif t == "oauth2":
                 sch.kind = "TB_SEC_OAUTH2"
+                # the scopes its flows declare: a requirement naming another is a typo that
+                # refuses every call (403), said at generation time
+                flows = node.get("flows")
+                sch.scopes = set()
+                for f in (flows.values() if isinstance(flows, dict) else []):
+                    sc = f.get("scopes") if isinstance(f, dict) else None
+                    if isinstance(sc, dict):
+                        sch.scopes.update(k for k in sc if isinstance(k, str))
             elif t == "openIdConnect":
                 sch.kind = "TB_SEC_OPENID"
             elif t == "mutualTLS":
@@ -344,6 +352,18 @@ class ServiceBuilder:
                 if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
                     self.err(rptr + "/" + pointer_escape(name), "scopes must be strings")
                     continue
+                declared = getattr(self.schemes[name], "scopes", None)
+                unknown = [x for x in scopes if declared is not None and x not in declared]
+                if unknown:
+                    self.warn(rptr + "/" + pointer_escape(name), "undeclared-scope",
+                              "scope%s %s %s not among the scopes oauth2 scheme %r declares in "
+                              "its flows (%s): a token cannot be granted %s, so every call "
+                              "is refused (403)" % (
+                                  "s" if len(unknown) > 1 else "",
+                                  ", ".join(repr(x) for x in unknown),
+                                  "are" if len(unknown) > 1 else "is", name,
+                                  ", ".join(sorted(declared)) or "none",
+                                  "them" if len(unknown) > 1 else "it"))
                 alt.append((self.schemes[name], [cstr(x) for x in scopes]))
             alts.append(alt)
         return alts
