@@ -110,7 +110,7 @@ static const tb_http_op auth__ops[] = {
     {"login", TB_HTTP_POST, "/auth/login", TB_OP_BODY | TB_OP_BODY_REQUIRED, auth_login__invoke, &auth_login__op},
     {"issueToken", TB_HTTP_POST, "/oauth/token", 0, auth_issue_token__invoke, &auth_issue_token__op},
     {"getJwks", TB_HTTP_GET, "/.well-known/jwks.json", 0, auth_get_jwks__invoke, &auth_get_jwks__op},
-    {"rotateSigningKey", TB_HTTP_POST, "/auth/keys/rotate", TB_OP_SECURED, auth_rotate_signing_key__invoke, &auth_rotate_signing_key__op},
+    {"rotateSigningKey", TB_HTTP_POST, "/auth/keys/rotate", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, auth_rotate_signing_key__invoke, &auth_rotate_signing_key__op},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */

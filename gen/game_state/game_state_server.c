@@ -130,11 +130,11 @@ static int game_state_make_move__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_h
 
 static const tb_http_op game_state__ops[] = {
     {"getHealth", TB_HTTP_GET, "/health", 0, game_state_get_health__invoke, &game_state_get_health__op},
-    {"listGames", TB_HTTP_GET, "/games", TB_OP_SECURED, game_state_list_games__invoke, &game_state_list_games__op},
-    {"createGame", TB_HTTP_POST, "/games", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, game_state_create_game__invoke, &game_state_create_game__op},
-    {"getGame", TB_HTTP_GET, "/games/{gameId}", TB_OP_SECURED, game_state_get_game__invoke, &game_state_get_game__op},
-    {"joinGame", TB_HTTP_POST, "/games/{gameId}/join", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, game_state_join_game__invoke, &game_state_join_game__op},
-    {"makeMove", TB_HTTP_POST, "/games/{gameId}/moves", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, game_state_make_move__invoke, &game_state_make_move__op},
+    {"listGames", TB_HTTP_GET, "/games", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, game_state_list_games__invoke, &game_state_list_games__op},
+    {"createGame", TB_HTTP_POST, "/games", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, game_state_create_game__invoke, &game_state_create_game__op},
+    {"getGame", TB_HTTP_GET, "/games/{gameId}", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, game_state_get_game__invoke, &game_state_get_game__op},
+    {"joinGame", TB_HTTP_POST, "/games/{gameId}/join", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, game_state_join_game__invoke, &game_state_join_game__op},
+    {"makeMove", TB_HTTP_POST, "/games/{gameId}/moves", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, game_state_make_move__invoke, &game_state_make_move__op},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */

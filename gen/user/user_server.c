@@ -150,12 +150,12 @@ static int user_open_wallet__invoke(tb_ctx *ctx, const tb_http_req *hr, tb_http_
 
 static const tb_http_op user__ops[] = {
     {"getHealth", TB_HTTP_GET, "/health", 0, user_get_health__invoke, &user_get_health__op},
-    {"createUser", TB_HTTP_POST, "/users", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, user_create_user__invoke, &user_create_user__op},
-    {"getUser", TB_HTTP_GET, "/users/{userId}", TB_OP_SECURED, user_get_user__invoke, &user_get_user__op},
-    {"getProfile", TB_HTTP_GET, "/users/{userId}/profile", TB_OP_SECURED, user_get_profile__invoke, &user_get_profile__op},
-    {"updateProfile", TB_HTTP_PATCH, "/users/{userId}/profile", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, user_update_profile__invoke, &user_update_profile__op},
-    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", TB_OP_SECURED, user_get_user_wallets__invoke, &user_get_user_wallets__op},
-    {"openWallet", TB_HTTP_POST, "/users/{userId}/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, user_open_wallet__invoke, &user_open_wallet__op},
+    {"createUser", TB_HTTP_POST, "/users", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, user_create_user__invoke, &user_create_user__op},
+    {"getUser", TB_HTTP_GET, "/users/{userId}", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, user_get_user__invoke, &user_get_user__op},
+    {"getProfile", TB_HTTP_GET, "/users/{userId}/profile", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, user_get_profile__invoke, &user_get_profile__op},
+    {"updateProfile", TB_HTTP_PATCH, "/users/{userId}/profile", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, user_update_profile__invoke, &user_update_profile__op},
+    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, user_get_user_wallets__invoke, &user_get_user_wallets__op},
+    {"openWallet", TB_HTTP_POST, "/users/{userId}/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, user_open_wallet__invoke, &user_open_wallet__op},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */

@@ -130,11 +130,11 @@ static int wallet_create_transaction__invoke(tb_ctx *ctx, const tb_http_req *hr,
 
 static const tb_http_op wallet__ops[] = {
     {"getHealth", TB_HTTP_GET, "/health", 0, wallet_get_health__invoke, &wallet_get_health__op},
-    {"createWallet", TB_HTTP_POST, "/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, wallet_create_wallet__invoke, &wallet_create_wallet__op},
-    {"getWallet", TB_HTTP_GET, "/wallets/{walletId}", TB_OP_SECURED, wallet_get_wallet__invoke, &wallet_get_wallet__op},
-    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", TB_OP_SECURED, wallet_get_user_wallets__invoke, &wallet_get_user_wallets__op},
-    {"listTransactions", TB_HTTP_GET, "/wallets/{walletId}/transactions", TB_OP_SECURED, wallet_list_transactions__invoke, &wallet_list_transactions__op},
-    {"createTransaction", TB_HTTP_POST, "/wallets/{walletId}/transactions", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED, wallet_create_transaction__invoke, &wallet_create_transaction__op},
+    {"createWallet", TB_HTTP_POST, "/wallets", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, wallet_create_wallet__invoke, &wallet_create_wallet__op},
+    {"getWallet", TB_HTTP_GET, "/wallets/{walletId}", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, wallet_get_wallet__invoke, &wallet_get_wallet__op},
+    {"getUserWallets", TB_HTTP_GET, "/users/{userId}/wallets", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, wallet_get_user_wallets__invoke, &wallet_get_user_wallets__op},
+    {"listTransactions", TB_HTTP_GET, "/wallets/{walletId}/transactions", TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, wallet_list_transactions__invoke, &wallet_list_transactions__op},
+    {"createTransaction", TB_HTTP_POST, "/wallets/{walletId}/transactions", TB_OP_BODY | TB_OP_BODY_REQUIRED | TB_OP_SECURED | TB_OP_NEEDS_AUTHORIZATION, wallet_create_transaction__invoke, &wallet_create_transaction__op},
 };
 
 /* Route i: operation index per method (GET PUT POST DELETE OPTIONS HEAD PATCH TRACE). */

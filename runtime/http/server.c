@@ -97,6 +97,7 @@ typedef enum conn_phase {
     CONN_TOO_BIG,
     CONN_NO_MEMORY,
     CONN_BAD_FRAMING,
+    CONN_NO_CREDENTIALS, /* answered at the head: a secured operation, no Authorization */
     CONN_ANSWERED,
 } conn_phase;
 
@@ -1600,12 +1601,14 @@ static void dispatch(tb__conn *c, tb_ctx *ctx, tb_http_req *req, tb_http_res *re
         return;
     }
 
-    if ((op->flags & TB_OP_BODY) && req->body_len > 0 && !tb__is_json_media_type(req->content_type)) {
+    bool no_body_read = c->phase == CONN_NO_CREDENTIALS; /* only its 401 to come */
+    if (!no_body_read && (op->flags & TB_OP_BODY) && req->body_len > 0 &&
+        !tb__is_json_media_type(req->content_type)) {
         answer_error(res, ctx, 415, "unsupported_media_type",
                      "the request body must be application/json");
         return;
     }
-    if ((op->flags & TB_OP_BODY_REQUIRED) && req->body_len == 0) {
+    if (!no_body_read && (op->flags & TB_OP_BODY_REQUIRED) && req->body_len == 0) {
         tb_error_detail d = {"/body", "required", "a JSON body is required"};
         tb_api_error e = {"validation_failed", "the request does not match its schema",
                           ctx->request_id, &d, 1};
@@ -1793,6 +1796,42 @@ static enum MHD_Result respond(tb__conn *c, struct MHD_Connection *mc, const cha
     return q;
 }
 
+/* At the head of a request with a body: whether its operation needs the Authorization header
+ * (TB_OP_NEEDS_AUTHORIZATION) and it has none, so that the answer is a 401 whatever the body. An
+ * operation told apart by its query or headers (tb_http_qop) is left to the usual path. */
+static bool needs_credentials_first(tb_server *s, struct MHD_Connection *mc, const char *url,
+                                    const char *method)
+{
+    const tb_http_api *api = s->api;
+    if (!url || !method || api->n_qops ||
+        MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))
+        return false;
+    int m = tb_http_method_parse(method, strlen(method));
+    if (m < 0)
+        return false;
+    const char *path = url;
+    size_t len = strlen(url);
+    if (api->base_path && api->base_path[0]) {
+        size_t bl = strlen(api->base_path);
+        if (len < bl || memcmp(path, api->base_path, bl) != 0 || (len > bl && path[bl] != '/'))
+            return false;
+        path += bl;
+        len -= bl;
+        if (len == 0) {
+            path = "/";
+            len = 1;
+        }
+    }
+    tb_str params[TB_HTTP_MAX_PATH_PARAMS];
+    size_t np = 0;
+    int ri = api->match(path, len, m, params, &np);
+    if (ri < 0 || (size_t)ri >= api->n_routes)
+        return false;
+    int oi = api->routes[ri][m];
+    return oi >= 0 && (size_t)oi < api->n_ops &&
+           (api->ops[oi].flags & TB_OP_NEEDS_AUTHORIZATION);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **req_cls)
@@ -1829,6 +1868,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *mc, const cha
         atomic_store(&c->door.reading_body, has_body);
         atomic_store(&c->door.deadline,
                      has_body ? (uint64_t)tb_clock_ms() + s->opts.body_timeout_ms : (uint64_t)0);
+        if (has_body && needs_credentials_first(s, mc, url, method)) {
+            /* a secured operation and no Authorization: its 401 now, not after reading (and
+             * buffering) a body nobody may send (a client waiting on Expect: 100-continue
+             * never sends it) */
+            c->phase = CONN_NO_CREDENTIALS;
+            return respond(c, mc, url, method);
+        }
         if (has_cl) {
             if (cl > s->opts.max_body) {
                 /* Answered before the body is read: libmicrohttpd closes the connection

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1062,7 +1063,8 @@ START_TEST(sigterm_with_a_body_still_trickling_exits_0)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s.port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    static const char head[] = "POST /wallets HTTP/1.1\r\nHost: x\r\n"
+    /* with an Authorization header (any): without one the head alone is answered, 401 */
+    static const char head[] = "POST /wallets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer x\r\n"
                                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
     ck_assert_int_eq(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
     struct timespec nap = {0, 300 * 1000 * 1000};
@@ -1079,6 +1081,42 @@ START_TEST(sigterm_with_a_body_still_trickling_exits_0)
     ck_assert_msg(exited, "wallet_service did not exit within 4 s of SIGTERM");
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
     th_cleanup(&s);
+}
+END_TEST
+
+/* A secured operation's request without an Authorization header is answered 401 as its head
+ * arrives: the body is never read nor buffered (it was: up to TB_MAX_BODY from anyone, and a
+ * client waiting on Expect: 100-continue got its 100 and sent it all before the 401). */
+START_TEST(no_credentials_is_a_401_before_the_body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)svc.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const char head[] =
+        "POST /wallets/6f1c2a9e-4b3d-4c8e-9a7f-0d2e5b8c1a34/transactions HTTP/1.1\r\n"
+        "Host: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n"
+        "Expect: 100-continue\r\n\r\n";
+    ck_assert_int_eq(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+    char got[4096];
+    size_t n = 0;
+    for (int i = 0; i < 30 && n < sizeof got - 1; i++) { /* 3 s at most; no body is sent */
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, got + n, sizeof got - 1 - n, 0);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        got[n] = '\0';
+        if (strstr(got, "\r\n\r\n") && strstr(got, "\"error\""))
+            break;
+    }
+    got[n] = '\0';
+    close(fd);
+    ck_assert_msg(strncmp(got, "HTTP/1.1 401", 12) == 0, "no 401 before the body: %s", got);
+    ck_assert_msg(!strstr(got, "100 Continue"), "the body was asked for: %s", got);
+    ck_assert_msg(strstr(got, "WWW-Authenticate: Bearer"), "%s", got);
 }
 END_TEST
 
@@ -1308,6 +1346,7 @@ int main(void)
     tcase_add_test(tc, empty_reference_is_sent_and_kept);
     tcase_add_test(tc, idempotency_key_replays_the_first_result_and_refuses_a_different_request);
     tcase_add_test(tc, idempotency_key_replays_a_refusal);
+    tcase_add_test(tc, no_credentials_is_a_401_before_the_body);
     tcase_add_test(tc, transactions_page_newest_first_with_cursor_and_type_filter);
     tcase_add_test(tc, request_id_is_propagated_by_the_client);
     tcase_add_test(tc, client_reports_transport_failure_apart_from_answers);

@@ -39,6 +39,9 @@ PARAM_IN = ("path", "query", "header", "cookie")
 SERVICE_SYMBOLS = set("""api client client_free client_http client_new deps deps_of examples
 n_examples server service service_fini service_init service_main""".split())
 # what an operation named N declares besides N (the handler)
+# security schemes whose credentials travel in the Authorization header
+AUTHORIZATION_KINDS = ("TB_SEC_HTTP_BEARER", "TB_SEC_HTTP_BASIC", "TB_SEC_HTTP_DIGEST",
+                       "TB_SEC_OAUTH2", "TB_SEC_OPENID", "TB_SEC_HTTP_OTHER")
 OP_SUFFIXES = ("", "_req", "_resp", "_call", "_status", "_resp_error")
 # headers that frame the message (RFC 9110/9112): the HTTP stack writes them, never a parameter;
 # a Content-Length parameter of 1 on a GET made the client announce a body it never sent
@@ -827,7 +830,12 @@ class ServiceBuilder:
         op.flags = " | ".join(f for f, on in (("TB_OP_BODY", json_body),
                                                ("TB_OP_BODY_REQUIRED",
                                                 json_body and op.body.required),
-                                               ("TB_OP_SECURED", op.security is not None))
+                                               ("TB_OP_SECURED", op.security is not None),
+                                               ("TB_OP_NEEDS_AUTHORIZATION",
+                                                op.security is not None and all(
+                                                    any(sch.kind in AUTHORIZATION_KINDS
+                                                        for sch, _ in alt)
+                                                    for alt in op.security)))
                               if on) or "0"
         op.upper = cnames.upper(op.cname)
         by_name = {p.name: p for p in op.params if p.in_ == "path"}

@@ -223,6 +223,9 @@ int tb_http_res_error_from(tb_http_res *res, const tb_ctx *ctx, int status, cons
 #define TB_OP_BODY_REQUIRED 0x2u /* ... and it is required */
 #define TB_OP_SECURED 0x4u       /* its invoke calls tb_http_authorize: rate limits by the
                                     verified `sub` are checked there, after the credentials */
+#define TB_OP_NEEDS_AUTHORIZATION 0x8u /* every security alternative needs the Authorization
+                                          header: a request without one is answered (401) as
+                                          its head arrives, its body never read */
 
 typedef struct tb_http_op {
     const char *operation_id; /* "getUserWallets" */
