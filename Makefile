@@ -42,7 +42,7 @@ test-generator: deps
 # Suites that need brokers get a private Redis and RabbitMQ (scripts/with-brokers.sh).
 test-fast: build
 	@cd $(BUILD) && bash $(CURDIR)/scripts/with-brokers.sh ctest --output-on-failure -j $(JOBS)
-	@grep -h '^jsonschema-suite:\|^http-slow:\|^rate-limit:\|^auth-negative:\|^key-rotation:\|^trace-context:\|^otlp-export:\|^prometheus:\|^promtool:\|^trace-chain:\|^trace-export:\|^breaker:\|^metrics:\|^health:\|^install-example:\|^corpus-roundtrip:\|^corpus-hostile:\|^apis-guru-roundtrip:\|^apis-guru-hostile:\|^realtime-protocol:\|^realtime-rooms:\|^realtime-cluster:\|^realtime-recovery:\|^realtime-protocol-loops:\|^realtime-rooms-loops:\|^realtime-recovery-loops:\|^realtime-fd-limit:\|^realtime-typescript:\|^realtime-service:\|^# realtime-memory:\|^# realtime-burst-connect:\|^# realtime-targeted:' \
+	@grep -h '^jsonschema-suite:\|^http-slow:\|^rate-limit:\|^auth-negative:\|^key-rotation:\|^oauth2-interop:\|^trace-context:\|^otlp-export:\|^prometheus:\|^promtool:\|^trace-chain:\|^trace-export:\|^breaker:\|^metrics:\|^health:\|^install-example:\|^corpus-roundtrip:\|^corpus-hostile:\|^apis-guru-roundtrip:\|^apis-guru-hostile:\|^realtime-protocol:\|^realtime-rooms:\|^realtime-cluster:\|^realtime-recovery:\|^realtime-protocol-loops:\|^realtime-rooms-loops:\|^realtime-recovery-loops:\|^realtime-fd-limit:\|^realtime-typescript:\|^realtime-service:\|^# realtime-memory:\|^# realtime-burst-connect:\|^# realtime-targeted:' \
 	  $(BUILD)/Testing/Temporary/LastTest.log || true
 
 test-asan: build-asan
