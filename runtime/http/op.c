@@ -626,7 +626,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
     tb_arena *a = ctx->arena;
     const char *vals[64];
     size_t nv = 0;
-    bool bad = false;
+    bool bad = false, repeated = false;
     const char *raw = NULL, *why = NULL;
     json_t *spread = NULL; /* an object parameter read from several query names */
     bool list = (p->flags & TB_CF_ARRAY) && (p->flags & TB_PF_EXPLODE) && p->in == TB_IN_QUERY &&
@@ -688,7 +688,15 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
             if ((raw = enc = tb_http_req_query_raw(hr, p->name)))
                 enc_n = strlen(enc);
         } else {
-            raw = tb_http_req_query(hr, p->name, NULL);
+            /* one value: given twice, which one counts is what HTTP parameter pollution plays
+             * on (proxies take the first, others the last): refused, not guessed */
+            const char *two[2];
+            size_t n = tb_http_req_query_all(hr, p->name, two, 2);
+            raw = n ? two[0] : NULL;
+            if (n > 1) {
+                bad = repeated = true;
+                why = "is given more than once (a parameter of one value is given once)";
+            }
         }
         break;
     case TB_IN_HEADER:
@@ -712,7 +720,7 @@ static bool parse_param(const tb_op_param *p, tb_ctx *ctx, const tb_http_req *hr
         *ok = false;
         bool go = p->in == TB_IN_PATH ? tb_v_fail_member(c, p->name, "encoding",
                                                          "has a malformed percent-encoding")
-                  : why ? tb_v_fail_member(c, p->name, "style", why)
+                  : why ? tb_v_fail_member(c, p->name, repeated ? "repeated" : "style", why)
                         : tb_v_fail_member(c, p->name, "maxItems", "has more than 64 values");
         if (!go)
             return false;

@@ -730,6 +730,13 @@ START_TEST(bad_parameters_are_400_naming_the_parameter)
     th_http(&r, "GET", u, NULL, NULL, NULL);
     th_assert_error(&r, 400, "validation_failed", "/query/limit", "maximum");
     th_resp_free(&r);
+    /* a parameter of one value given twice: refused, not the first taken silently (HTTP
+     * parameter pollution: a proxy that checks the last and a server that uses the first) */
+    snprintf(path, sizeof path, "/wallets/%s/transactions?limit=5&limit=100", w.id);
+    url(u, sizeof u, path);
+    th_http(&r, "GET", u, NULL, NULL, NULL);
+    th_assert_error(&r, 400, "validation_failed", "/query/limit", "repeated");
+    th_resp_free(&r);
     snprintf(path, sizeof path, "/wallets/%s/transactions", w.id);
     url(u, sizeof u, path);
     const char *hdr[] = {"Idempotency-Key: has spaces", NULL};
